@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Runs the compiled CLI; `npm run build` produces dist/.
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main', 'cli.js');
+if (!existsSync(cli)) {
+  console.error('bootbench: dist/main/cli.js is missing. Run `npm run build` in the project folder first.');
+  process.exit(2);
+}
+const { main } = await import(pathToFileURL(cli).href);
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,20 @@
+// The contract between the UDP services (DHCP, boot server, TFTP) and the network layer.
+// Services never create sockets themselves: they are given a factory, so tests can use
+// loopback sockets on port 0 and the host can use interface-scoped sockets.
+import type { Socket } from 'node:dgram';
+
+export interface UdpSocketOptions {
+  /** Port to bind; 0 = any (tests). */
+  port: number;
+  /**
+   * Bind to this local IPv4 address (default 0.0.0.0). A socket that must receive
+   * limited broadcasts (DHCP 67, 4011) binds 0.0.0.0 and relies on `interfaceName`.
+   */
+  address?: string;
+  /** Scope the socket to this NIC: receive only what arrived on it, send only through it. */
+  interfaceName?: string;
+  /** Allow sending to broadcast addresses. */
+  broadcast?: boolean;
+}
+
+export type UdpSocketFactory = (options: UdpSocketOptions) => Promise<Socket>;
