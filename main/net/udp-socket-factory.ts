@@ -15,6 +15,12 @@ export interface UdpSocketOptions {
   interfaceName?: string;
   /** Allow sending to broadcast addresses. */
   broadcast?: boolean;
+  /**
+   * Set SO_REUSEADDR (default false). Off so that a port already held by another DHCP/TFTP
+   * server fails with a clear "in use by X" error instead of being silently shared; only a
+   * client-side socket (e.g. a probe on 68 beside the OS's DHCP client) should turn it on.
+   */
+  reuseAddress?: boolean;
 }
 
 export type UdpSocketFactory = (options: UdpSocketOptions) => Promise<Socket>;

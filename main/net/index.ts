@@ -1,0 +1,29 @@
+// Public API of the network layer: NICs, interface-scoped UDP sockets, privileges,
+// port owners, Wake-on-LAN.
+export type { UdpSocketFactory, UdpSocketOptions } from './udp-socket-factory.js';
+export {
+  listInterfaces,
+  chooseLikelyBenchInterface,
+  resolveServeInterface,
+  broadcastAddressOf,
+  prefixLengthOf,
+  InterfaceChoiceError,
+  type NetInterface,
+  type InterfaceKind,
+  type Ipv4Address,
+  type InterfaceSources,
+} from './interfaces.js';
+export { createScopedUdpSocketFactory, openPlainSocket, type ScopedUdpSocketFactoryOptions } from './scoped-udp.js';
+export {
+  PortBindError,
+  DeviceBindError,
+  explainBindFailure,
+  explainDeviceBindFailure,
+  explainNodeBindError,
+  serviceNameForPort,
+  type PortBindReason,
+  type BindFailure,
+} from './bind-errors.js';
+export { findPortOwner, findPortOwners, describePortOwners, parseProcNetTable, type PortOwner, type PortProtocol } from './port-owner.js';
+export { checkPrivileges, privilegeFix, DEFAULT_SERVICE_PORTS, type PrivilegeReport, type PrivilegeProblem, type PortPermission } from './privileges.js';
+export { sendMagicPacket, buildMagicPacket, parseMac, WAKE_ON_LAN_PORT, type MagicPacketOptions } from './wake-on-lan.js';

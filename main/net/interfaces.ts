@@ -1,0 +1,246 @@
+// Network interfaces as the UI and `bootbench serve --interface` see them.
+//
+// On Linux the truth about a NIC lives in /sys/class/net/<name>: link state, carrier,
+// MTU, MAC, whether it is a radio and whether there is hardware behind it at all.
+// os.networkInterfaces() only reports addresses, and only for interfaces that are up and
+// running (libuv skips the rest), so a NIC with its cable unplugged would vanish from
+// the list; /sys keeps it visible with `up: false`.
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import os from 'node:os';
+
+export type InterfaceKind = 'wired' | 'wifi' | 'virtual' | 'loopback';
+
+export interface Ipv4Address {
+  address: string;
+  netmask: string;
+  prefixLength: number;
+}
+
+export interface NetInterface {
+  name: string;
+  /** Lower-case aa:bb:cc:dd:ee:ff; empty when the interface has none (loopback, tun). */
+  mac: string;
+  ipv4: Ipv4Address[];
+  ipv6: string[];
+  /** Link is usable: administratively up and carrier present. */
+  up: boolean;
+  kind: InterfaceKind;
+  mtu: number;
+}
+
+/** Where the facts come from; tests replace both with a fake /sys tree and fixed addresses. */
+export interface InterfaceSources {
+  platform?: NodeJS.Platform;
+  /** Defaults to /sys/class/net (Linux only). */
+  sysClassNet?: string;
+  /** Defaults to os.networkInterfaces(). */
+  addresses?: NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+}
+
+export function listInterfaces(sources: InterfaceSources = {}): NetInterface[] {
+  const platform = sources.platform ?? process.platform;
+  const addresses = sources.addresses ?? os.networkInterfaces();
+  const sysClassNet = sources.sysClassNet ?? '/sys/class/net';
+  if (platform === 'linux' && existsSync(sysClassNet)) return listLinuxInterfaces(sysClassNet, addresses);
+  return listFromAddresses(addresses, platform);
+}
+
+function listLinuxInterfaces(sysClassNet: string, addresses: NodeJS.Dict<os.NetworkInterfaceInfo[]>): NetInterface[] {
+  const names = readdirSync(sysClassNet).filter((name) => !name.startsWith('.') && name !== 'bonding_masters');
+  return names.sort(compareInterfaceNames).map((name) => {
+    const dir = join(sysClassNet, name);
+    const { ipv4, ipv6 } = splitAddresses(addresses[name] ?? []);
+    const mac = normaliseMac(readSysFile(dir, 'address') ?? '');
+    return {
+      name,
+      mac: mac === '00:00:00:00:00:00' ? '' : mac,
+      ipv4,
+      ipv6,
+      up: linkIsUp(readSysFile(dir, 'operstate'), readSysFile(dir, 'carrier')),
+      kind: classifyLinuxInterface(dir, name),
+      mtu: Number(readSysFile(dir, 'mtu') ?? 0) || 0,
+    };
+  });
+}
+
+/**
+ * operstate is RFC 2863 ifOperStatus. Loopback and some drivers (tun, older Wi-Fi
+ * drivers) never report it and say "unknown"; for those the carrier flag decides.
+ * Reading `carrier` fails with EINVAL while the interface is administratively down.
+ */
+export function linkIsUp(operstate: string | undefined, carrier: string | undefined): boolean {
+  if (operstate === 'up') return true;
+  if (operstate === 'unknown' || operstate === undefined) return carrier === '1';
+  return false;
+}
+
+/**
+ * ARPHRD_LOOPBACK (772) in `type` marks loopback; a `wireless` directory (wireless
+ * extensions) or a `phy80211` link (cfg80211) marks a radio; no `device` link means no
+ * bus device behind it: veth, bridge, tap, docker0, bond, vlan, wireguard...
+ */
+export function classifyLinuxInterface(dir: string, name: string): InterfaceKind {
+  if (readSysFile(dir, 'type') === '772' || name === 'lo') return 'loopback';
+  if (existsSync(join(dir, 'wireless')) || existsSync(join(dir, 'phy80211'))) return 'wifi';
+  if (!existsSync(join(dir, 'device'))) return 'virtual';
+  // Real /sys: virtual devices live under /sys/devices/virtual even if a driver links `device`.
+  try {
+    if (realpathSync(dir).includes('/devices/virtual/')) return 'virtual';
+  } catch { /* fake trees in tests are plain directories */ }
+  return 'wired';
+}
+
+function readSysFile(dir: string, file: string): string | undefined {
+  try {
+    return readFileSync(join(dir, file), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** macOS and Windows: os.networkInterfaces() is all there is; kinds are guessed from names. */
+function listFromAddresses(addresses: NodeJS.Dict<os.NetworkInterfaceInfo[]>, platform: NodeJS.Platform): NetInterface[] {
+  return Object.keys(addresses).sort(compareInterfaceNames).map((name) => {
+    const infos = addresses[name] ?? [];
+    const { ipv4, ipv6 } = splitAddresses(infos);
+    const mac = normaliseMac(infos.find((i) => i.mac && i.mac !== '00:00:00:00:00:00')?.mac ?? '');
+    const internal = infos.some((i) => i.internal);
+    return {
+      name,
+      mac,
+      ipv4,
+      ipv6,
+      // libuv lists only interfaces that are up and running.
+      up: true,
+      kind: internal ? 'loopback' : guessKindFromName(name, platform),
+      mtu: 0, // not reported by Node outside Linux
+    };
+  });
+}
+
+/** Best effort outside Linux: names are the only hint Node gives. */
+export function guessKindFromName(name: string, platform: NodeJS.Platform): InterfaceKind {
+  const n = name.toLowerCase();
+  if (/^(lo\d*|loopback)/.test(n)) return 'loopback';
+  if (platform === 'win32') {
+    if (/wi-?fi|wlan|wireless/.test(n)) return 'wifi';
+    if (/vethernet|virtual|vmware|virtualbox|hyper-v|vpn|tap|tun|loopback|bluetooth|wsl/.test(n)) return 'virtual';
+    return 'wired';
+  }
+  if (/^(wl|wlan|wifi)/.test(n)) return 'wifi';
+  // macOS: bridges, tunnels, AirDrop (awdl), low-latency WLAN (llw), VM and VPN adapters.
+  if (/^(bridge|utun|tun|tap|awdl|llw|gif|stf|anpi|ap\d|vmnet|vboxnet|docker|veth|br-|virbr|zt|tailscale|wg)/.test(n)) return 'virtual';
+  return 'wired';
+}
+
+function splitAddresses(infos: os.NetworkInterfaceInfo[]): { ipv4: Ipv4Address[]; ipv6: string[] } {
+  const ipv4: Ipv4Address[] = [];
+  const ipv6: string[] = [];
+  for (const info of infos) {
+    // Node 18.0-18.3 reported family as a number; accept both.
+    const family = String(info.family);
+    if (family === 'IPv4' || family === '4') {
+      ipv4.push({ address: info.address, netmask: info.netmask, prefixLength: prefixLengthOf(info.netmask) });
+    } else if (family === 'IPv6' || family === '6') {
+      ipv6.push(info.address);
+    }
+  }
+  return { ipv4, ipv6 };
+}
+
+export function prefixLengthOf(netmask: string): number {
+  return netmask.split('.').reduce((bits, octet) => bits + countBits(Number(octet) & 0xff), 0);
+}
+
+function countBits(n: number): number {
+  let bits = 0;
+  for (let v = n; v; v &= v - 1) bits++;
+  return bits;
+}
+
+/** Directed broadcast address of an IPv4 network (e.g. 192.0.2.255 for 192.0.2.1/24). */
+export function broadcastAddressOf(address: Ipv4Address): string {
+  const a = address.address.split('.').map(Number);
+  const m = address.netmask.split('.').map(Number);
+  return a.map((octet, i) => (octet | (~m[i]! & 0xff)) & 0xff).join('.');
+}
+
+function normaliseMac(mac: string): string {
+  return mac.toLowerCase();
+}
+
+/** eth0 before eth1 before eth10: natural order, so the UI list is stable and readable. */
+function compareInterfaceNames(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}
+
+/**
+ * The NIC a bench is most likely plugged into: wired, link up, with an IPv4 address.
+ * Wi-Fi only when nothing wired qualifies (PXE over Wi-Fi does not exist; a laptop on
+ * Wi-Fi is a hint the bench cable is not plugged in). Never loopback or virtual.
+ */
+export function chooseLikelyBenchInterface(list: NetInterface[]): NetInterface | undefined {
+  const usable = list.filter((nic) => nic.up && nic.ipv4.length > 0 && (nic.kind === 'wired' || nic.kind === 'wifi'));
+  return usable.find((nic) => nic.kind === 'wired') ?? usable[0];
+}
+
+/** Thrown by resolveServeInterface; the message is meant for the user as is. */
+export class InterfaceChoiceError extends Error {
+  override readonly name = 'InterfaceChoiceError';
+  constructor(message: string, readonly candidates: string[]) {
+    super(message);
+  }
+}
+
+/**
+ * The NIC `bootbench serve` runs on. With a name: that NIC, which must exist and carry
+ * an IPv4 address. Without: the only NIC that could serve, else an error asking for
+ * --interface, because answering DHCP on the wrong network (the office one) is the
+ * worst thing this program can do. Physical NICs are considered first; only when there
+ * is none (a lab namespace, a VM with veth/bridges only) are virtual ones.
+ */
+export function resolveServeInterface(name: string | undefined, list: NetInterface[] = listInterfaces()): NetInterface {
+  const describe = (nics: NetInterface[]) => nics.map(describeInterface).join(', ');
+  const withIpv4 = list.filter((nic) => nic.kind !== 'loopback' && nic.ipv4.length > 0);
+  if (name !== undefined) {
+    const nic = list.find((n) => n.name === name);
+    if (!nic) {
+      throw new InterfaceChoiceError(
+        `There is no network interface called "${name}". ` +
+          (list.length ? `Interfaces on this machine: ${describe(list)}.` : 'This machine reports no network interfaces.'),
+        list.map((n) => n.name),
+      );
+    }
+    if (nic.ipv4.length === 0) {
+      throw new InterfaceChoiceError(
+        `Interface ${name} has no IPv4 address, and PXE clients need one to reach our TFTP/HTTP server. ` +
+          `Give it a static address (e.g. \`sudo ip addr add 192.168.50.1/24 dev ${name}\` on Linux) and try again` +
+          (withIpv4.length ? `, or choose one of: ${describe(withIpv4)}.` : '.'),
+        withIpv4.map((n) => n.name),
+      );
+    }
+    return nic;
+  }
+  const physical = withIpv4.filter((nic) => nic.up && (nic.kind === 'wired' || nic.kind === 'wifi'));
+  const candidates = physical.length ? physical : withIpv4;
+  if (candidates.length === 1) return candidates[0]!;
+  if (candidates.length === 0) {
+    throw new InterfaceChoiceError(
+      'No network interface has an IPv4 address, so there is nothing to serve on. ' +
+        'Plug in the bench cable, give that NIC an address, then pass --interface NAME' +
+        (list.length ? ` (interfaces: ${describe(list)}).` : '.'),
+      [],
+    );
+  }
+  throw new InterfaceChoiceError(
+    `More than one NIC could serve: pass --interface NAME (one of ${describe(candidates)}). ` +
+      'Bootbench never guesses, so it does not answer DHCP on the wrong network.',
+    candidates.map((n) => n.name),
+  );
+}
+
+function describeInterface(nic: NetInterface): string {
+  const address = nic.ipv4[0] ? ` ${nic.ipv4[0].address}/${nic.ipv4[0].prefixLength}` : '';
+  return `${nic.name} (${nic.kind}${address}${nic.up ? '' : ', link down'})`;
+}
