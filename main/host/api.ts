@@ -1,0 +1,371 @@
+// The contract of preload/api.ts implemented on top of the service host and the store.
+// Both transports (Electron IPC in main/app, the WebSocket in main/web) hand every call
+// to `HostApi.handle` and forward what `connectApiEvents` emits; neither knows a call.
+//
+// This is the host's edge: every request is validated here (zod), every answer is an
+// envelope, and errors become plain-language messages, never stack traces.
+import { z } from 'zod';
+import type { BootEvent } from './events.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { diagnoseBoot, summarizeEvent } from './boot-diagnosis.js';
+import type {
+  ApiCallName,
+  ApiCalls,
+  ApiEnvelope,
+  ApiErrorCode,
+  ApiEvents,
+  AppInfo,
+  BootEntry,
+  CsvImportResult,
+  ImportFilesResult,
+  InterfacesList,
+  Machine,
+  MachineGroup,
+  MachineUpdate,
+  NetInterfaceInfo,
+  ServeMode,
+  ServeSettings,
+  ServicesStatus,
+  Timeline,
+  TransferOutcome,
+  TransferProtocol,
+  TransferRecord,
+  TransferRow,
+} from '../../preload/api.js';
+
+// ---------------------------------------------------------------------------------------
+// What the API needs from the rest of the host (ports). ServiceHost satisfies the first
+// one as is; the store is adapted in api-store.ts.
+
+export interface ApiServiceHost {
+  readonly bus: { subscribe(listener: (event: BootEvent) => void): () => void };
+  start(overrides?: { interfaceName?: string; mode?: ServeMode; pool?: { first: string; last: string }; force?: boolean }): Promise<ServicesStatus>;
+  stop(): Promise<ServicesStatus>;
+  status(): ServicesStatus;
+  config(): ServeSettings;
+  activeTransfers(): TransferRow[];
+}
+
+export interface ApiStore {
+  machines: {
+    list(): Machine[];
+    get(id: number): Machine | undefined;
+    findByMac(mac: string): Machine | undefined;
+    update(update: MachineUpdate): Machine;
+    groups(): MachineGroup[];
+    assignGroup(group: string, entryId: number | null): MachineGroup;
+    importCsv(csv: string): CsvImportResult;
+    exportCsv(): string;
+  };
+  entries: { list(): BootEntry[] };
+  /** Boot events, oldest first, at most `limit` (the most recent ones). */
+  timeline: { forMachine(id: number, limit: number): BootEvent[]; forMac(mac: string, limit: number): BootEvent[] };
+  transfers: { recent(limit: number): TransferRecord[] };
+}
+
+/** Library import (issue 7): detects what each file is and records boot entries. */
+export interface LibraryImporter {
+  /** Undefined when import works; else why it does not (shown in the UI, never faked). */
+  readonly unavailableReason?: string;
+  importFiles(paths: string[]): Promise<ImportFilesResult>;
+}
+
+/** Pending issue 7: refuses with the reason instead of pretending to import. */
+export const pendingLibraryImporter: LibraryImporter = {
+  unavailableReason: 'Adding files to the library (type, architecture and hash detection) arrives with issue 7; it is not built yet.',
+  async importFiles() {
+    throw new ApiError('pending', pendingLibraryImporter.unavailableReason!);
+  },
+};
+
+/** An error whose message is meant for the technician as is. */
+export class ApiError extends Error {
+  constructor(readonly code: ApiErrorCode, message: string) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export interface HostApiOptions {
+  host: ApiServiceHost;
+  store?: ApiStore;
+  library?: LibraryImporter;
+  listInterfaces: () => NetInterfaceInfo[];
+  shell: AppInfo['shell'];
+  version?: string;
+  fileDialogs?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------
+// Request schemas: the only shapes a call accepts. Unknown keys are refused so a typo in
+// a client shows up as an error instead of being silently ignored.
+
+const ipv4 = z.ipv4({ message: 'must be an IPv4 address such as 192.0.2.100' });
+const mac = z
+  .string()
+  .trim()
+  .regex(/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/, 'must be a MAC address such as 52:54:00:12:34:56')
+  .transform((s) => s.toLowerCase().replace(/-/g, ':'));
+const id = z.number().int().positive();
+const none = z.undefined().or(z.null()).or(z.object({}).strict()).transform(() => undefined);
+const boundedText = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`);
+
+const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], any> } = {
+  'app:info': none,
+  'services:status': none,
+  'services:settings': none,
+  'services:start': z
+    .object({
+      interfaceName: z.string().min(1).max(64).optional(),
+      mode: z.enum(['proxy', 'dhcp']).optional(),
+      pool: z.object({ first: ipv4, last: ipv4 }).strict().optional(),
+      force: z.boolean().optional(),
+    })
+    .strict(),
+  'services:stop': none,
+  'interfaces:list': none,
+  'machines:list': none,
+  'machines:update': z
+    .object({
+      id,
+      name: boundedText(128).optional(),
+      group: boundedText(64).optional(),
+      seat: boundedText(64).optional(),
+      entryId: id.nullable().optional(),
+      bootOnce: z.boolean().optional(),
+    })
+    .strict(),
+  'machines:groups': none,
+  'machines:assign-group': z.object({ group: boundedText(64).min(1, 'must not be empty'), entryId: id.nullable() }).strict(),
+  'machines:import-csv': z.object({ csv: z.string().max(5_000_000, 'is too large (5 MB at most)') }).strict(),
+  'machines:export-csv': none,
+  'entries:list': none,
+  'entries:import': z.object({ paths: z.array(z.string().min(1).max(4096)).min(1, 'needs at least one file').max(500) }).strict(),
+  'transfers:active': none,
+  'transfers:history': z.object({ limit: z.number().int().min(1).max(5000).optional() }).strict().or(none).transform((r) => r ?? {}),
+  'timeline:get': z
+    .object({ machineId: id.optional(), mac: mac.optional(), limit: z.number().int().min(1).max(5000).optional() })
+    .strict()
+    .refine((r) => r.machineId !== undefined || r.mac !== undefined, 'needs machineId or mac'),
+};
+
+function describeZodError(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const where = issue.path.length ? issue.path.join('.') : 'request';
+      return `${where} ${issue.message}`;
+    })
+    .join('; ');
+}
+
+// ---------------------------------------------------------------------------------------
+
+type Handlers = { [C in ApiCallName]: (request: ApiCalls[C]['request']) => ApiCalls[C]['response'] | Promise<ApiCalls[C]['response']> };
+
+export class HostApi {
+  private readonly handlers: Handlers;
+
+  constructor(private readonly options: HostApiOptions) {
+    const { host } = options;
+    const library = options.library ?? pendingLibraryImporter;
+    const store = (): ApiStore => {
+      if (!options.store) throw new ApiError('unavailable', 'The machine database is not open, so machines, entries and history are not available.');
+      return options.store;
+    };
+    this.handlers = {
+      'app:info': () => ({
+        version: options.version ?? '0.0.0',
+        shell: options.shell,
+        pending: library.unavailableReason ? [{ feature: 'library-import', reason: library.unavailableReason }] : [],
+        fileDialogs: options.fileDialogs ?? false,
+      }),
+      'services:status': () => host.status(),
+      'services:settings': () => {
+        const c = host.config();
+        return { interfaceName: c.interfaceName, mode: c.mode, pool: c.pool, root: c.root, httpPort: c.httpPort, boot: c.boot };
+      },
+      'services:start': async (request) => {
+        if (request.mode === 'dhcp' && !request.pool && !host.config().pool) {
+          throw new ApiError('invalid-request', 'Full DHCP mode needs a pool: the first and last address to hand out, e.g. 192.0.2.100 to 192.0.2.150.');
+        }
+        return host.start(request);
+      },
+      'services:stop': () => host.stop(),
+      'interfaces:list': () => this.interfaces(),
+      'machines:list': () => store().machines.list(),
+      'machines:update': (request) => {
+        if (!store().machines.get(request.id)) throw new ApiError('not-found', `There is no machine number ${request.id} (it may have been removed).`);
+        return store().machines.update(request);
+      },
+      'machines:groups': () => store().machines.groups(),
+      'machines:assign-group': (request) => store().machines.assignGroup(request.group, request.entryId),
+      'machines:import-csv': (request) => store().machines.importCsv(request.csv),
+      'machines:export-csv': () => ({ filename: `bootbench-machines-${new Date().toISOString().slice(0, 10)}.csv`, csv: store().machines.exportCsv() }),
+      'entries:list': () => store().entries.list(),
+      'entries:import': (request) => library.importFiles(request.paths),
+      'transfers:active': () => host.activeTransfers(),
+      'transfers:history': (request) => store().transfers.recent(request?.limit ?? 200),
+      'timeline:get': (request) => this.timeline(request.machineId, request.mac, request.limit ?? 200),
+    };
+  }
+
+  /** Validates and runs one call; never throws. */
+  async handle(call: string, request: unknown): Promise<ApiEnvelope<unknown>> {
+    if (!Object.hasOwn(this.handlers, call)) return { error: { code: 'unknown-call', message: `Unknown call "${call}".` } };
+    const name = call as ApiCallName;
+    const parsed = requestSchemas[name].safeParse(request);
+    if (!parsed.success) return { error: { code: 'invalid-request', message: `${call}: ${describeZodError(parsed.error)}` } };
+    try {
+      const handler = this.handlers[name] as (r: unknown) => unknown;
+      return { result: await handler(parsed.data) };
+    } catch (err) {
+      if (err instanceof ApiError) return { error: { code: err.code, message: err.message } };
+      // Host and store errors (ConfigError, InterfaceChoiceError, MachineInputError ...) are
+      // written for the user; anything else still says what failed rather than vanishing.
+      return { error: { code: 'failed', message: (err as Error)?.message || String(err) } };
+    }
+  }
+
+  private interfaces(): InterfacesList {
+    const interfaces = this.options.listInterfaces();
+    const configured = this.options.host.config().interfaceName;
+    const current = interfaces.find((n) => n.name === configured);
+    if (current) return { interfaces, suggested: { name: current.name, reason: 'the NIC the services were last started on' } };
+    return { interfaces, suggested: suggestBenchInterface(interfaces) };
+  }
+
+  private timeline(machineId: number | undefined, mac: string | undefined, limit: number): Timeline {
+    const store = this.options.store;
+    if (!store) throw new ApiError('unavailable', 'The machine database is not open, so there is no timeline to show.');
+    const machine = machineId !== undefined ? store.machines.get(machineId) : mac ? store.machines.findByMac(mac) : undefined;
+    if (machineId !== undefined && !machine) throw new ApiError('not-found', `There is no machine number ${machineId} (it may have been removed).`);
+    const events = machine ? store.timeline.forMachine(machine.id, limit) : store.timeline.forMac(mac!, limit);
+    const visible = events.filter((e) => e.type !== 'tftp.progress' && e.type !== 'http.progress');
+    return {
+      machineId: machine?.id,
+      mac: mac ?? machine?.macs[0],
+      machine,
+      events: visible.map(summarizeEvent),
+      diagnosis: diagnoseBoot(events),
+    };
+  }
+}
+
+/**
+ * The NIC most likely wired to the bench: wired with link and an address; failing that,
+ * the only non-loopback NIC with an address (a VM or a lab namespace has only virtual ones).
+ */
+export function suggestBenchInterface(interfaces: NetInterfaceInfo[]): InterfacesList['suggested'] {
+  const usable = interfaces.filter((n) => n.up && n.ipv4.length > 0 && n.kind !== 'loopback');
+  const wired = usable.filter((n) => n.kind === 'wired');
+  if (wired.length === 1) return { name: wired[0]!.name, reason: 'the only wired NIC with a link and an address' };
+  if (wired.length > 1) return { name: wired[0]!.name, reason: `one of ${wired.length} wired NICs with a link: check it is the bench one` };
+  if (usable.length === 1) return { name: usable[0]!.name, reason: `the only ${usable[0]!.kind} NIC with an address` };
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------
+// Pushed events. Progress is coalesced: one 'transfer:progress' snapshot per interval at
+// most, only while something changed, so a bench of 50 PCs costs a few messages a second.
+
+export type ApiEventSink = <E extends keyof ApiEvents>(event: E, payload: ApiEvents[E]) => void;
+
+export interface ApiEventOptions {
+  host: ApiServiceHost;
+  store?: ApiStore;
+  sink: ApiEventSink;
+  clock?: Clock;
+  /** Minimum time between two progress pushes (default 250 ms: four a second). */
+  intervalMs?: number;
+}
+
+const FINISHED: Record<string, TransferOutcome> = {
+  'tftp.done': 'done',
+  'http.done': 'done',
+  'tftp.failed': 'failed',
+  'http.failed': 'failed',
+  'tftp.aborted': 'aborted',
+  'tftp.probe': 'probe',
+  'tftp.refused': 'refused',
+  'http.refused': 'refused',
+};
+
+export function transferRecordFromEvent(event: BootEvent): TransferRecord | undefined {
+  const outcome = FINISHED[event.type];
+  if (!outcome) return undefined;
+  const protocol: TransferProtocol = event.type.startsWith('tftp.') ? 'tftp' : 'http';
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const reason = [event.reason, event.error, event.message].find((v): v is string => typeof v === 'string' && v !== '');
+  return {
+    id: typeof event.transferId === 'string' ? event.transferId : `${protocol}-${event.time}-${event.ip ?? ''}`,
+    mac: event.mac,
+    ip: event.ip,
+    file: String(event.file ?? event.filename ?? event.path ?? ''),
+    protocol,
+    size: num(event.size),
+    bytes: num(event.bytes) ?? 0,
+    outcome,
+    finishedAt: event.time,
+    durationMs: num(event.durationMs),
+    reason,
+  };
+}
+
+/** Subscribes to the host's bus and pushes contract events to `sink`; returns the unsubscribe. */
+export function connectApiEvents(options: ApiEventOptions): () => void {
+  const { host, store, sink } = options;
+  const clock = options.clock ?? systemClock;
+  const interval = options.intervalMs ?? 250;
+  let finished: TransferRecord[] = [];
+  const seenMacs = new Map<string, BootEvent>();
+  let dirty = false;
+  let timer: TimerHandle | undefined;
+  let lastFlush = -Infinity;
+
+  const flush = () => {
+    timer = undefined;
+    lastFlush = clock.now();
+    if (dirty) {
+      dirty = false;
+      const batch = finished;
+      finished = [];
+      sink('transfer:progress', { active: host.activeTransfers(), finished: batch });
+    }
+    const seen = [...seenMacs.values()];
+    seenMacs.clear();
+    for (const event of seen) {
+      const machine = store?.machines.findByMac(event.mac!);
+      if (machine) sink('machine:seen', machine);
+    }
+  };
+  const schedule = () => {
+    if (timer) return;
+    timer = clock.setTimeout(flush, Math.max(0, lastFlush + interval - clock.now()));
+  };
+
+  const unsubscribe = host.bus.subscribe((event) => {
+    if (event.type === 'service.state') {
+      const status = (event.status as ServicesStatus | undefined) ?? host.status();
+      sink('services:state', status);
+      return;
+    }
+    if (event.type.startsWith('tftp.') || event.type.startsWith('http.')) {
+      const record = transferRecordFromEvent(event);
+      if (record) finished.push(record);
+      dirty = true;
+      schedule();
+    }
+    // The store records the machine from the same event; looking it up at the next flush
+    // (not now) does not depend on which of us subscribed first.
+    if (event.type === 'dhcp.discover' && event.mac) {
+      seenMacs.set(event.mac, event);
+      schedule();
+    }
+    if (event.mac && event.type !== 'tftp.progress' && event.type !== 'http.progress') sink('timeline:event', summarizeEvent(event));
+  });
+  return () => {
+    unsubscribe();
+    if (timer) clock.clearTimeout(timer);
+    timer = undefined;
+  };
+}

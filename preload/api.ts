@@ -1,0 +1,405 @@
+// The one contract between the renderer and the service host.
+//
+// Every call the renderer can make and every event the host pushes is declared here,
+// once. Main (IPC handlers, the WebSocket server, the API implementation) and the
+// renderer import it type-only; the only runtime values are the name lists, which the
+// preload script and both servers use to refuse unknown channels.
+//
+// Two transports carry the same messages:
+//   Electron: ipcRenderer.invoke(call, request) -> ApiEnvelope; events on webContents.send
+//   Web mode: one WebSocket, JSON frames WireRequest / WireResponse / WirePush (below)
+// Keep this file free of imports: it is compiled into main, bundled into the sandboxed
+// preload and read by Vite for the renderer.
+
+// ---------------------------------------------------------------------------------------
+// Data shapes (plain JSON: they cross a process or network boundary)
+
+export type ServiceName = 'proxy-dhcp' | 'dhcp' | 'pxe' | 'tftp' | 'http';
+export type ServiceState = 'stopped' | 'starting' | 'running' | 'failed';
+export type ServeMode = 'proxy' | 'dhcp';
+export type BootClass = 'bios' | 'uefi32' | 'uefi64' | 'arm64' | 'http64' | 'httparm64';
+
+export interface ServiceStatus {
+  name: ServiceName;
+  port: number;
+  state: ServiceState;
+  /** Plain-language reason when `state` is 'failed'. */
+  error?: string;
+}
+
+export interface ServicesStatus {
+  running: boolean;
+  interfaceName?: string;
+  address?: string;
+  mode: ServeMode;
+  services: ServiceStatus[];
+  /** Problems in plain words, each with what to do about it. */
+  problems: string[];
+}
+
+export interface AddressRange {
+  first: string;
+  last: string;
+}
+
+/** What the Start screen sends; anything left out keeps the host's current setting. */
+export interface StartRequest {
+  interfaceName?: string;
+  mode?: ServeMode;
+  pool?: AddressRange;
+  /** Full DHCP: start even when another DHCP server answered the probe. */
+  force?: boolean;
+}
+
+/** The host's current serving settings, to fill the Start screen. */
+export interface ServeSettings {
+  interfaceName?: string;
+  mode: ServeMode;
+  pool?: AddressRange;
+  root: string;
+  httpPort: number;
+  boot: Partial<Record<BootClass, string>>;
+}
+
+export type InterfaceKind = 'wired' | 'wifi' | 'virtual' | 'loopback';
+
+export interface NetInterfaceInfo {
+  name: string;
+  mac: string;
+  ipv4: { address: string; prefixLength: number }[];
+  up: boolean;
+  kind: InterfaceKind;
+  mtu: number;
+}
+
+export interface InterfacesList {
+  interfaces: NetInterfaceInfo[];
+  /** The NIC most likely wired to the bench switch, with why, when one stands out. */
+  suggested?: { name: string; reason: string };
+}
+
+export interface Machine {
+  id: number;
+  /** Lower-case aa:bb:cc:dd:ee:ff; a machine may have several NICs. */
+  macs: string[];
+  uuid?: string;
+  name: string;
+  group: string;
+  seat?: string;
+  /** Boot entry assigned to this machine itself (else its group's, else the default). */
+  entryId?: number;
+  /** The assignment applies to the next complete boot only, then falls back. */
+  bootOnce: boolean;
+  /** Recorded automatically when it showed up; nobody has named it yet. */
+  discovered: boolean;
+  /** Firmware architecture last reported (DHCP option 93). */
+  arch?: string;
+  vendorClass?: string;
+  lastIp?: string;
+  firstSeen?: number;
+  lastSeen?: number;
+}
+
+export interface MachineUpdate {
+  id: number;
+  name?: string;
+  group?: string;
+  seat?: string;
+  /** null clears the assignment. */
+  entryId?: number | null;
+  bootOnce?: boolean;
+}
+
+export interface GroupAssignment {
+  group: string;
+  /** null clears the group's assignment. */
+  entryId: number | null;
+}
+
+export interface MachineGroup {
+  name: string;
+  entryId?: number;
+  /** Machines in the group. */
+  count: number;
+}
+
+export interface CsvImportResult {
+  added: number;
+  updated: number;
+  /** One line per refused row: row number and why. */
+  problems: string[];
+}
+
+export interface BootEntry {
+  id: number;
+  name: string;
+  /** nbp, kernel, iso, wim, ipxe-script ... (issue 7 detects it) */
+  kind: string;
+  /** Architectures it has files for. */
+  archs: string[];
+  /** Total size of its files. */
+  size?: number;
+  /** SHA-256 of its first file. */
+  sha256?: string;
+  files: { arch: string; role: string; path: string; size: number; sha256: string }[];
+}
+
+export interface ImportFilesRequest {
+  /** Paths on the host's file system (Electron gives them for dropped files). */
+  paths: string[];
+}
+
+export interface ImportFilesResult {
+  entries: BootEntry[];
+  problems: string[];
+}
+
+export type TransferProtocol = 'tftp' | 'http';
+
+/** One transfer in flight. */
+export interface TransferRow {
+  id: string;
+  mac?: string;
+  ip: string;
+  file: string;
+  protocol: TransferProtocol;
+  /** Total size when known (tsize / Content-Length). */
+  size?: number;
+  bytes: number;
+  /** Bytes per second, recent average. */
+  rate: number;
+  blksize?: number;
+  windowsize?: number;
+  retransmits: number;
+  startedAt: number;
+}
+
+export type TransferOutcome = 'done' | 'failed' | 'aborted' | 'probe' | 'refused';
+
+/** A transfer that ended. */
+export interface TransferRecord {
+  id: string;
+  mac?: string;
+  ip?: string;
+  file: string;
+  protocol: TransferProtocol;
+  size?: number;
+  bytes: number;
+  outcome: TransferOutcome;
+  finishedAt: number;
+  durationMs?: number;
+  /** Why it failed or was refused, in plain words. */
+  reason?: string;
+}
+
+export interface TimelineEntry {
+  time: number;
+  /** The host's event type, e.g. 'proxy.offer', 'tftp.done'. */
+  type: string;
+  mac?: string;
+  ip?: string;
+  /** One line in plain words, e.g. "TFTP sent ipxe.efi (1.0 MB) in 0.4 s". */
+  summary: string;
+  level: 'info' | 'warning' | 'problem';
+}
+
+export interface Diagnosis {
+  /** Where the boot got to, e.g. 'dhcp', 'boot-file', 'done'. */
+  stage: 'none' | 'dhcp' | 'offer' | 'boot-server' | 'boot-file' | 'kernel' | 'done' | 'failed';
+  level: 'ok' | 'warning' | 'problem' | 'unknown';
+  /** What happened, in plain words. */
+  message: string;
+  /** What to try next, when there is something to try. */
+  hint?: string;
+}
+
+/** A machine by id (all its MACs), or a MAC not recorded as a machine. */
+export interface TimelineRequest {
+  machineId?: number;
+  mac?: string;
+  /** Most recent N events (default 200). */
+  limit?: number;
+}
+
+export interface Timeline {
+  machineId?: number;
+  mac?: string;
+  machine?: Machine;
+  events: TimelineEntry[];
+  diagnosis: Diagnosis;
+}
+
+export interface AppInfo {
+  version: string;
+  /** Which shell runs the UI. */
+  shell: 'electron' | 'web';
+  /** Features that are not there yet, each with why (shown, never faked). */
+  pending: { feature: 'library-import'; reason: string }[];
+  /** Electron only: native file dialogs exist. */
+  fileDialogs: boolean;
+}
+
+export interface CsvExport {
+  filename: string;
+  csv: string;
+}
+
+// ---------------------------------------------------------------------------------------
+// Calls: name -> request and response. `void` request = the call takes no argument.
+
+export interface ApiCalls {
+  'app:info': { request: void; response: AppInfo };
+  'services:status': { request: void; response: ServicesStatus };
+  'services:settings': { request: void; response: ServeSettings };
+  'services:start': { request: StartRequest; response: ServicesStatus };
+  'services:stop': { request: void; response: ServicesStatus };
+  'interfaces:list': { request: void; response: InterfacesList };
+  'machines:list': { request: void; response: Machine[] };
+  'machines:update': { request: MachineUpdate; response: Machine };
+  'machines:groups': { request: void; response: MachineGroup[] };
+  'machines:assign-group': { request: GroupAssignment; response: MachineGroup };
+  'machines:import-csv': { request: { csv: string }; response: CsvImportResult };
+  'machines:export-csv': { request: void; response: CsvExport };
+  'entries:list': { request: void; response: BootEntry[] };
+  'entries:import': { request: ImportFilesRequest; response: ImportFilesResult };
+  'transfers:active': { request: void; response: TransferRow[] };
+  'transfers:history': { request: { limit?: number }; response: TransferRecord[] };
+  'timeline:get': { request: TimelineRequest; response: Timeline };
+}
+
+export type ApiCallName = keyof ApiCalls;
+export type ApiRequest<C extends ApiCallName> = ApiCalls[C]['request'];
+export type ApiResponse<C extends ApiCallName> = ApiCalls[C]['response'];
+/** Argument list of a call: none for `void` requests, else exactly one object. */
+export type ApiArgs<C extends ApiCallName> = ApiRequest<C> extends void ? [] : [ApiRequest<C>];
+
+export const API_CALL_NAMES = [
+  'app:info',
+  'services:status',
+  'services:settings',
+  'services:start',
+  'services:stop',
+  'interfaces:list',
+  'machines:list',
+  'machines:update',
+  'machines:groups',
+  'machines:assign-group',
+  'machines:import-csv',
+  'machines:export-csv',
+  'entries:list',
+  'entries:import',
+  'transfers:active',
+  'transfers:history',
+  'timeline:get',
+] as const satisfies readonly ApiCallName[];
+
+// Fails to compile when a call is declared above but missing from the list.
+type MissingCallNames = Exclude<ApiCallName, (typeof API_CALL_NAMES)[number]>;
+const everyCallListed: MissingCallNames extends never ? true : never = true;
+void everyCallListed;
+
+// ---------------------------------------------------------------------------------------
+// Events the host pushes.
+
+export interface TransferProgress {
+  /** Every transfer in flight (a snapshot, not a delta: a missed push loses nothing). */
+  active: TransferRow[];
+  /** Transfers that ended since the previous push. */
+  finished: TransferRecord[];
+}
+
+export interface ApiEvents {
+  /** At most a few per second, only while something changes. */
+  'transfer:progress': TransferProgress;
+  /** A machine sent a DHCP request (new or known). */
+  'machine:seen': Machine;
+  /** One boot step of one machine. */
+  'timeline:event': TimelineEntry;
+  'services:state': ServicesStatus;
+}
+
+export type ApiEventName = keyof ApiEvents;
+
+export const API_EVENT_NAMES = ['transfer:progress', 'machine:seen', 'timeline:event', 'services:state'] as const satisfies readonly ApiEventName[];
+
+type MissingEventNames = Exclude<ApiEventName, (typeof API_EVENT_NAMES)[number]>;
+const everyEventListed: MissingEventNames extends never ? true : never = true;
+void everyEventListed;
+
+// ---------------------------------------------------------------------------------------
+// Results travel in an envelope: errors are data, rebuilt into an Error on the caller's side.
+
+export type ApiErrorCode =
+  | 'invalid-request' // the arguments failed validation
+  | 'unknown-call'
+  | 'not-found'
+  | 'pending' // the feature is not built yet (says which issue)
+  | 'unavailable' // the host cannot do this right now (no store, services stopped ...)
+  | 'failed'; // the operation ran and failed; message says why
+
+export interface ApiErrorInfo {
+  code: ApiErrorCode;
+  /** Plain words for the technician. */
+  message: string;
+}
+
+export type ApiEnvelope<T> = { result: T } | { error: ApiErrorInfo };
+
+/** The Error a client throws for an error envelope. */
+export class ApiCallError extends Error {
+  constructor(readonly code: ApiErrorCode, message: string, readonly call?: string) {
+    super(message);
+    this.name = 'ApiCallError';
+  }
+}
+
+export function isApiCallName(name: unknown): name is ApiCallName {
+  return typeof name === 'string' && (API_CALL_NAMES as readonly string[]).includes(name);
+}
+
+export function isApiEventName(name: unknown): name is ApiEventName {
+  return typeof name === 'string' && (API_EVENT_NAMES as readonly string[]).includes(name);
+}
+
+// ---------------------------------------------------------------------------------------
+// Web mode wire frames (JSON text over one WebSocket at /api).
+//
+//   renderer -> host   { "id": 7, "call": "machines:list", "request": {...} }
+//   host -> renderer   { "id": 7, "result": [...] }   or   { "id": 7, "error": {code, message} }
+//   host -> renderer   { "event": "transfer:progress", "payload": {...} }
+
+export interface WireRequest {
+  id: number;
+  call: string;
+  request?: unknown;
+}
+
+export type WireResponse = { id: number } & ApiEnvelope<unknown>;
+
+export interface WirePush<E extends ApiEventName = ApiEventName> {
+  event: E;
+  payload: ApiEvents[E];
+}
+
+/** The WebSocket path of the contract in web mode. */
+export const WEB_API_PATH = '/api';
+
+// ---------------------------------------------------------------------------------------
+// What the Electron preload exposes as `window.bootbench` (one function per call).
+
+export type BootbenchCalls = { [C in ApiCallName]: (...args: ApiArgs<C>) => Promise<ApiResponse<C>> };
+
+export interface BootbenchBridge {
+  calls: BootbenchCalls;
+  subscribe<E extends ApiEventName>(event: E, listener: (payload: ApiEvents[E]) => void): () => void;
+  /** Electron only: the host path of a dropped File (webUtils.getPathForFile). */
+  pathForFile(file: File): string;
+  /** Electron only: native dialogs. */
+  dialogs: {
+    openFiles(options: { title: string; filters?: { name: string; extensions: string[] }[] }): Promise<string[]>;
+    saveText(options: { title: string; defaultPath: string; text: string }): Promise<boolean>;
+  };
+}
+
+/** Name of the global the preload defines in the renderer. */
+export const BRIDGE_GLOBAL = 'bootbench';

@@ -1,0 +1,220 @@
+// The contract's host side: validation at the edge, envelopes, pending features, and the
+// coalescing of pushed events.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventBus, type BootEvent } from '../../main/host/events.js';
+import { ManualClock } from '../../main/host/clock.js';
+import { HostApi, connectApiEvents, suggestBenchInterface, type ApiServiceHost, type ApiStore } from '../../main/host/api.js';
+import type { ApiEvents, Machine, NetInterfaceInfo, ServicesStatus, TransferRow } from '../../preload/api.js';
+
+function fakeHost(clock = new ManualClock(1000)) {
+  const bus = new EventBus(() => clock.now());
+  const calls: unknown[] = [];
+  let transfers: TransferRow[] = [];
+  const status: ServicesStatus = { running: false, mode: 'proxy', services: [], problems: [] };
+  const host: ApiServiceHost & { setTransfers(t: TransferRow[]): void } = {
+    bus,
+    async start(overrides) {
+      calls.push(['start', overrides]);
+      if (overrides?.interfaceName === 'eth9') throw new Error('There is no network interface called "eth9".');
+      return { ...status, running: true, interfaceName: overrides?.interfaceName };
+    },
+    async stop() {
+      calls.push(['stop']);
+      return status;
+    },
+    status: () => status,
+    config: () => ({ mode: 'proxy', root: '/srv/boot', httpPort: 8080, boot: { bios: 'undionly.kpxe' } }),
+    activeTransfers: () => transfers,
+    setTransfers(t) {
+      transfers = t;
+    },
+  };
+  return { host, bus, calls, clock };
+}
+
+const machine = (over: Partial<Machine> = {}): Machine => ({ id: 1, macs: ['52:54:00:00:00:01'], name: 'pc1', group: 'lab', bootOnce: false, discovered: false, ...over });
+
+function fakeStore(events: BootEvent[] = []): ApiStore & { updates: unknown[] } {
+  const machines = [machine()];
+  const updates: unknown[] = [];
+  return {
+    updates,
+    machines: {
+      list: () => machines,
+      get: (id) => machines.find((m) => m.id === id),
+      findByMac: (mac) => machines.find((m) => m.macs.includes(mac)),
+      update: (u) => {
+        updates.push(u);
+        return { ...machines[0]!, ...u, entryId: u.entryId ?? undefined };
+      },
+      groups: () => [{ name: 'lab', count: 1 }],
+      assignGroup: (group, entryId) => ({ name: group, entryId: entryId ?? undefined, count: 1 }),
+      importCsv: () => ({ added: 1, updated: 0, problems: [] }),
+      exportCsv: () => 'mac,name\n52:54:00:00:00:01,pc1\n',
+    },
+    entries: { list: () => [] },
+    timeline: { forMachine: () => events, forMac: () => events },
+    transfers: { recent: () => [] },
+  };
+}
+
+const nic = (over: Partial<NetInterfaceInfo>): NetInterfaceInfo => ({ name: 'x', mac: '', ipv4: [], up: true, kind: 'wired', mtu: 1500, ...over });
+
+describe('HostApi.handle', () => {
+  test('answers a valid call with a result envelope', async () => {
+    const { host } = fakeHost();
+    const api = new HostApi({ host, store: fakeStore(), listInterfaces: () => [], shell: 'web' });
+    const reply = await api.handle('machines:list', undefined);
+    assert.ok('result' in reply);
+    assert.equal((reply.result as Machine[])[0]!.name, 'pc1');
+  });
+
+  test('refuses unknown calls and names them', async () => {
+    const api = new HostApi({ host: fakeHost().host, listInterfaces: () => [], shell: 'web' });
+    assert.deepEqual(await api.handle('machines:drop-table', {}), { error: { code: 'unknown-call', message: 'Unknown call "machines:drop-table".' } });
+    assert.equal(((await api.handle('__proto__', {})) as { error: { code: string } }).error.code, 'unknown-call');
+  });
+
+  test('validates requests at the edge and says which field is wrong', async () => {
+    const { host, calls } = fakeHost();
+    const api = new HostApi({ host, store: fakeStore(), listInterfaces: () => [], shell: 'web' });
+    const bad = await api.handle('services:start', { mode: 'dhcp', pool: { first: '192.0.2.300', last: '192.0.2.20' } });
+    assert.ok('error' in bad);
+    assert.equal(bad.error.code, 'invalid-request');
+    assert.match(bad.error.message, /pool\.first must be an IPv4 address/);
+    const extra = await api.handle('machines:update', { id: 1, name: 'x', admin: true });
+    assert.ok('error' in extra && /admin|unrecognized/i.test(extra.error.message), JSON.stringify(extra));
+    const wrongType = await api.handle('machines:update', { id: '1' });
+    assert.ok('error' in wrongType && wrongType.error.code === 'invalid-request');
+    assert.equal(calls.length, 0, 'nothing reaches the host when validation fails');
+  });
+
+  test('full DHCP without a pool is refused with the fix', async () => {
+    const { host, calls } = fakeHost();
+    const api = new HostApi({ host, listInterfaces: () => [], shell: 'web' });
+    const reply = await api.handle('services:start', { mode: 'dhcp', interfaceName: 'eth0' });
+    assert.ok('error' in reply);
+    assert.match(reply.error.message, /needs a pool/);
+    assert.equal(calls.length, 0);
+  });
+
+  test('host errors travel as plain-language failures', async () => {
+    const api = new HostApi({ host: fakeHost().host, listInterfaces: () => [], shell: 'web' });
+    const reply = await api.handle('services:start', { interfaceName: 'eth9' });
+    assert.deepEqual(reply, { error: { code: 'failed', message: 'There is no network interface called "eth9".' } });
+    const ok = await api.handle('services:start', { interfaceName: 'eth0', mode: 'proxy' });
+    assert.ok('result' in ok && (ok.result as ServicesStatus).running);
+  });
+
+  test('library import is refused as pending (issue 7), never faked', async () => {
+    const api = new HostApi({ host: fakeHost().host, store: fakeStore(), listInterfaces: () => [], shell: 'web' });
+    const reply = await api.handle('entries:import', { paths: ['/tmp/ipxe.efi'] });
+    assert.ok('error' in reply);
+    assert.equal(reply.error.code, 'pending');
+    assert.match(reply.error.message, /issue 7/);
+    const info = await api.handle('app:info', undefined);
+    assert.ok('result' in info);
+    assert.equal((info.result as { pending: { feature: string }[] }).pending[0]!.feature, 'library-import');
+  });
+
+  test('without a store, machine calls say the database is not open', async () => {
+    const api = new HostApi({ host: fakeHost().host, listInterfaces: () => [], shell: 'web' });
+    const reply = await api.handle('machines:list', undefined);
+    assert.ok('error' in reply && reply.error.code === 'unavailable');
+  });
+
+  test('updating a machine that does not exist is not-found', async () => {
+    const store = fakeStore();
+    const api = new HostApi({ host: fakeHost().host, store, listInterfaces: () => [], shell: 'web' });
+    const reply = await api.handle('machines:update', { id: 42, entryId: 3 });
+    assert.ok('error' in reply && reply.error.code === 'not-found');
+    const ok = await api.handle('machines:update', { id: 1, entryId: 3, bootOnce: true });
+    assert.ok('result' in ok);
+    assert.deepEqual(store.updates, [{ id: 1, entryId: 3, bootOnce: true }]);
+  });
+
+  test('timeline carries summaries and a diagnosis', async () => {
+    const mac = '52:54:00:00:00:01';
+    const events: BootEvent[] = [
+      { type: 'dhcp.discover', time: 1, mac, msgType: 'DISCOVER', arch: 7 },
+      { type: 'proxy.offer', time: 2, mac, bootFile: 'ipxe.efi' },
+    ];
+    const api = new HostApi({ host: fakeHost().host, store: fakeStore(events), listInterfaces: () => [], shell: 'web' });
+    const reply = await api.handle('timeline:get', { machineId: 1 });
+    assert.ok('result' in reply, JSON.stringify(reply));
+    const timeline = reply.result as import('../../preload/api.js').Timeline;
+    assert.equal(timeline.events.length, 2);
+    assert.match(timeline.events[1]!.summary, /Proxy offer sent: boot file ipxe\.efi/);
+    assert.match(timeline.diagnosis.message, /no request came/);
+    const missing = await api.handle('timeline:get', {});
+    assert.ok('error' in missing && /machineId or mac/.test(missing.error.message));
+  });
+});
+
+describe('suggestBenchInterface', () => {
+  test('prefers the wired NIC with link and address, never loopback', () => {
+    const list = [
+      nic({ name: 'lo', kind: 'loopback', ipv4: [{ address: '127.0.0.1', prefixLength: 8 }] }),
+      nic({ name: 'wlan0', kind: 'wifi', ipv4: [{ address: '198.18.0.5', prefixLength: 24 }] }),
+      nic({ name: 'eth1', kind: 'wired', up: false, ipv4: [{ address: '192.0.2.1', prefixLength: 24 }] }),
+      nic({ name: 'eth0', kind: 'wired', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }] }),
+    ];
+    assert.equal(suggestBenchInterface(list)?.name, 'eth0');
+  });
+  test('falls back to the only virtual NIC with an address (lab namespace, VM)', () => {
+    const list = [nic({ name: 'lo', kind: 'loopback', ipv4: [{ address: '127.0.0.1', prefixLength: 8 }] }), nic({ name: 'bench0', kind: 'virtual', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }] })];
+    assert.equal(suggestBenchInterface(list)?.name, 'bench0');
+    assert.equal(suggestBenchInterface([]), undefined);
+  });
+});
+
+describe('connectApiEvents', () => {
+  test('coalesces progress into at most one push per interval, with finished transfers', () => {
+    const { host, bus, clock } = fakeHost();
+    const pushes: { event: keyof ApiEvents; payload: unknown }[] = [];
+    const stop = connectApiEvents({ host, sink: (event, payload) => pushes.push({ event, payload }), clock, intervalMs: 250 });
+    const row: TransferRow = { id: 't1', ip: '192.0.2.10', file: 'ipxe.efi', protocol: 'tftp', bytes: 0, rate: 0, retransmits: 0, startedAt: 1000, size: 1000 };
+    host.setTransfers([row]);
+    bus.publish('tftp.start', { transferId: 't1', ip: '192.0.2.10', file: 'ipxe.efi', size: 1000 });
+    clock.advance(0);
+    for (let i = 1; i <= 100; i++) {
+      host.setTransfers([{ ...row, bytes: i * 10 }]);
+      bus.publish('tftp.progress', { transferId: 't1', bytes: i * 10 });
+      clock.advance(10); // 100 progress events in 1 s
+    }
+    const progress = pushes.filter((p) => p.event === 'transfer:progress');
+    assert.ok(progress.length >= 4 && progress.length <= 6, `expected about 4-5 pushes in 1 s, got ${progress.length}`);
+    host.setTransfers([]);
+    bus.publish('tftp.done', { transferId: 't1', ip: '192.0.2.10', file: 'ipxe.efi', bytes: 1000, size: 1000 });
+    clock.advance(300);
+    const last = pushes.filter((p) => p.event === 'transfer:progress').at(-1)!.payload as ApiEvents['transfer:progress'];
+    assert.deepEqual(last.active, []);
+    assert.equal(last.finished[0]!.outcome, 'done');
+    assert.equal(last.finished[0]!.file, 'ipxe.efi');
+    const count = pushes.length;
+    clock.advance(5000);
+    assert.equal(pushes.length, count, 'nothing is pushed while nothing changes');
+    stop();
+    bus.publish('tftp.progress', { transferId: 't2' });
+    clock.advance(1000);
+    assert.equal(pushes.length, count, 'nothing after unsubscribe');
+    assert.equal(clock.pendingTimers(), 0);
+  });
+
+  test('pushes service state, timeline lines and machines seen', () => {
+    const { host, bus, clock } = fakeHost();
+    const store = fakeStore();
+    const pushes: { event: keyof ApiEvents; payload: any }[] = [];
+    connectApiEvents({ host, store, sink: (event, payload) => pushes.push({ event, payload }), clock });
+    bus.publish('service.state', { status: { running: true, mode: 'proxy', services: [], problems: [] } });
+    for (let i = 0; i < 5; i++) bus.publish('dhcp.discover', { mac: '52:54:00:00:00:01', msgType: 'DISCOVER' });
+    bus.publish('dhcp.discover', { mac: '52:54:00:00:00:99', msgType: 'DISCOVER' }); // not in the store
+    clock.advance(300);
+    assert.equal(pushes.filter((p) => p.event === 'services:state').length, 1);
+    assert.equal(pushes.filter((p) => p.event === 'timeline:event').length, 6);
+    const seen = pushes.filter((p) => p.event === 'machine:seen');
+    assert.equal(seen.length, 1, 'five DISCOVERs of one machine in one interval make one push');
+    assert.equal(seen[0]!.payload.name, 'pc1');
+  });
+});
