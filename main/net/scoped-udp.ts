@@ -39,7 +39,8 @@ export interface ScopedUdpSocketFactoryOptions {
  * no TIME_WAIT, so a quick restart does not need the option either.
  * Two sockets on the same port that are each tied to a different device do not
  * conflict on Linux, so Bootbench can still run beside a DHCP server that is itself
- * scoped to another NIC (libvirt's dnsmasq on virbr0, for example).
+ * tied to another NIC. (dnsmasq, even with --interface, listens on 0.0.0.0:67 untied and
+ * so blocks every NIC: test/integration/net-port-in-use.test.ts.)
  */
 export function createScopedUdpSocketFactory(factoryOptions: ScopedUdpSocketFactoryOptions = {}): UdpSocketFactory {
   const platform = factoryOptions.platform ?? process.platform;
