@@ -1,0 +1,293 @@
+// `bootbench`: the headless service host and its helper commands.
+//   bootbench serve        run Proxy DHCP / DHCP, the boot server, TFTP and HTTP on one NIC
+//   bootbench interfaces   list the NICs
+//   bootbench doctor       what would stop `serve` from working
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isIPv4 } from 'node:net';
+import { mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BOOT_CLASSES, ConfigError, defaultServeConfig, parsePool, type BootClassName, type ServeConfig } from './host/config.js';
+import { ServiceHost } from './host/service-host.js';
+import type { BootEvent } from './host/events.js';
+import type { Logger } from './host/logger.js';
+import { listInterfaces } from './net/index.js';
+import { runDoctor } from './host/doctor.js';
+
+const USAGE = `Usage: bootbench <command> [options]
+
+Commands:
+  serve        Run the network-boot services on one NIC (see bootbench serve --help)
+  interfaces   List network interfaces (name, addresses, MAC, link, kind)
+  doctor       Report what would stop \`serve\` from working on this machine
+
+Run \`bootbench <command> --help\` for a command's options.`;
+
+const SERVE_USAGE = `Usage: bootbench serve [options]
+
+Runs Proxy DHCP (or full DHCP), the PXE boot server (UDP 4011), TFTP (UDP 69) and HTTP
+on the chosen NIC only. Settings stored by the app are the defaults; flags override them.
+
+Options:
+  --interface NAME       NIC to serve on (required when more than one NIC could serve)
+  --mode proxy|dhcp      proxy: beside an existing DHCP server, never hands out addresses (default)
+                         dhcp: full DHCP server for an isolated bench switch (needs --pool)
+  --pool FIRST-LAST      addresses to hand out in dhcp mode, e.g. 192.0.2.100-192.0.2.150
+  --lease-time SECONDS   dhcp mode lease time (default 3600)
+  --router ADDRESS       dhcp mode: default gateway to hand out (optional)
+  --dns ADDRESS[,..]     dhcp mode: DNS servers to hand out (optional)
+  --force                dhcp mode: start even if another DHCP server answers on the NIC
+  --root DIR             folder served read-only by TFTP and HTTP (required)
+  --boot CLASS=PATH      boot file per client class (repeatable); CLASS is one of
+                         ${BOOT_CLASSES.join(', ')};
+                         PATH is relative to --root, or a URL for http64/httparm64
+  --ipxe-script PATH     iPXE script that iPXE clients fetch over HTTP (relative to --root or absolute)
+  --http-port N          HTTP port (default 8080)
+  --data DIR             database folder (default ~/.bootbench)
+  --log text|json        text lines on stderr (default), or one JSON event per line on stdout
+  -h, --help             show this help`;
+
+const SERVE_OPTIONS = {
+  interface: { type: 'string' },
+  mode: { type: 'string' },
+  pool: { type: 'string' },
+  'lease-time': { type: 'string' },
+  router: { type: 'string' },
+  dns: { type: 'string' },
+  force: { type: 'boolean' },
+  root: { type: 'string' },
+  boot: { type: 'string', multiple: true },
+  'ipxe-script': { type: 'string' },
+  'http-port': { type: 'string' },
+  data: { type: 'string' },
+  log: { type: 'string' },
+  // Test-only port overrides, so tests can run beside a real service.
+  'dhcp-port': { type: 'string' },
+  'pxe-port': { type: 'string' },
+  'tftp-port': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies ParseArgsConfig['options'];
+
+/** A usage error: printed with a pointer to --help, exit code 2. */
+class UsageError extends Error {}
+
+export function defaultDataDir(): string {
+  return process.env.BOOTBENCH_DATA ?? join(homedir(), '.bootbench');
+}
+
+function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false });
+  } catch (err) {
+    // node's messages name the flag ("Unknown option '--foo'"); keep them and point at --help.
+    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+  }
+}
+
+function parsePort(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new UsageError(`${flag} "${value}" is not a port: give a number from 1 to 65535`);
+  return n;
+}
+
+/** Turns `serve` flags into a configuration on top of the stored defaults. */
+export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof SERVE_OPTIONS>>['values'], base: ServeConfig): ServeConfig {
+  const config: ServeConfig = structuredClone(base);
+  if (values.interface !== undefined) config.interfaceName = values.interface;
+  if (values.mode !== undefined) {
+    if (values.mode !== 'proxy' && values.mode !== 'dhcp') throw new UsageError(`--mode "${values.mode}" is not allowed: use proxy or dhcp`);
+    config.mode = values.mode;
+  }
+  if (values.pool !== undefined) {
+    try {
+      config.pool = parsePool(values.pool);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  if (config.mode === 'proxy' && values.pool !== undefined) throw new UsageError('--pool is only used with --mode dhcp: proxy mode never hands out addresses');
+  if (config.mode === 'dhcp' && !config.pool) throw new UsageError('--mode dhcp needs --pool FIRST-LAST, e.g. --pool 192.0.2.100-192.0.2.150');
+  if (values['lease-time'] !== undefined) {
+    const n = Number(values['lease-time']);
+    if (!/^\d+$/.test(values['lease-time']) || n < 60 || n > 7 * 86400) throw new UsageError(`--lease-time "${values['lease-time']}" is not allowed: give seconds from 60 to 604800`);
+    config.leaseSeconds = n;
+  }
+  if (values.router !== undefined) {
+    if (!isIPv4(values.router)) throw new UsageError(`--router "${values.router}" is not an IPv4 address`);
+    config.router = values.router;
+  }
+  if (values.dns !== undefined) {
+    const list = values.dns.split(',').map((s) => s.trim()).filter(Boolean);
+    const bad = list.find((a) => !isIPv4(a));
+    if (bad || list.length === 0) throw new UsageError(`--dns "${values.dns}" is not a list of IPv4 addresses: write e.g. --dns 192.0.2.1,192.0.2.2`);
+    config.dns = list;
+  }
+  if (values.force) config.force = true;
+  if (values.root !== undefined) config.root = resolve(values.root);
+  if (values.boot !== undefined) {
+    config.boot = {};
+    for (const item of values.boot) {
+      const eq = item.indexOf('=');
+      const cls = eq > 0 ? item.slice(0, eq) : '';
+      const path = eq > 0 ? item.slice(eq + 1) : '';
+      if (!(BOOT_CLASSES as readonly string[]).includes(cls) || !path) {
+        throw new UsageError(`--boot "${item}" is not CLASS=PATH: CLASS is one of ${BOOT_CLASSES.join(', ')}, e.g. --boot uefi64=ipxe.efi`);
+      }
+      const isUrl = /^https?:\/\//i.test(path);
+      if (cls.startsWith('http') && !isUrl && path.startsWith('/')) {
+        throw new UsageError(`--boot ${cls}=${path}: give a path relative to --root or a full http:// URL`);
+      }
+      if (!cls.startsWith('http') && isUrl) {
+        throw new UsageError(`--boot ${cls}=${path}: PXE firmware downloads by TFTP; give a path relative to --root (URLs are for http64/httparm64)`);
+      }
+      config.boot[cls as BootClassName] = path;
+    }
+  }
+  if (values['ipxe-script'] !== undefined) config.ipxeScript = values['ipxe-script'];
+  if (values['http-port'] !== undefined) config.httpPort = parsePort(values['http-port'], '--http-port');
+  if (values['dhcp-port'] !== undefined) config.ports.dhcp = parsePort(values['dhcp-port'], '--dhcp-port');
+  if (values['pxe-port'] !== undefined) config.ports.pxe = parsePort(values['pxe-port'], '--pxe-port');
+  if (values['tftp-port'] !== undefined) config.ports.tftp = parsePort(values['tftp-port'], '--tftp-port');
+  if (values.data !== undefined) config.dataDir = resolve(values.data);
+  return config;
+}
+
+function textLine(event: BootEvent): string {
+  const { type, time, mac, ip, ...details } = event;
+  const parts = Object.entries(details)
+    .filter(([, v]) => v !== undefined && typeof v !== 'object')
+    .map(([k, v]) => `${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`);
+  return `${new Date(time).toISOString()} ${type}${mac ? ` ${mac}` : ''}${ip ? ` ${ip}` : ''} ${parts.join(' ')}`.trimEnd();
+}
+
+function makeLogger(format: 'text' | 'json'): Logger {
+  const write = (level: string, message: string, fields?: Record<string, unknown>) => {
+    if (format === 'json') process.stdout.write(JSON.stringify({ type: 'log', level, message, time: Date.now(), ...fields }) + '\n');
+    else process.stderr.write(`${level}: ${message}\n`);
+  };
+  return {
+    debug: () => {},
+    info: (m, f) => write('info', m, f),
+    warn: (m, f) => write('warn', m, f),
+    error: (m, f) => write('error', m, f),
+  };
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, SERVE_OPTIONS);
+  if (values.help) {
+    console.log(SERVE_USAGE);
+    return 0;
+  }
+  const format = values.log ?? 'text';
+  if (format !== 'text' && format !== 'json') throw new UsageError(`--log "${format}" is not allowed: use text or json`);
+  const dataDir = values.data !== undefined ? resolve(values.data) : defaultDataDir();
+  const config = serveConfigFromFlags(values, defaultServeConfig(dataDir));
+  if (!config.root) throw new UsageError('--root DIR is required: the folder whose files TFTP and HTTP serve');
+  if (Object.keys(config.boot).length === 0 && !config.ipxeScript) {
+    throw new UsageError('nothing to boot: give at least one --boot CLASS=PATH (e.g. --boot bios=undionly.kpxe --boot uefi64=ipxe.efi) or --ipxe-script');
+  }
+  try {
+    mkdirSync(config.dataDir, { recursive: true });
+  } catch (err) {
+    throw new UsageError(`--data ${config.dataDir} cannot be created (${(err as Error).message}): choose a writable folder`);
+  }
+
+  const logger = makeLogger(format);
+  const host = new ServiceHost({ config, logger });
+  host.bus.subscribe((event) => {
+    if (format === 'json') process.stdout.write(JSON.stringify(event) + '\n');
+    else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'service.state') process.stderr.write(textLine(event) + '\n');
+  });
+
+  try {
+    const status = await host.start();
+    const summary = `bootbench serving on ${status.interfaceName} (${status.address}) in ${status.mode} mode: ` +
+      status.services.map((s) => `${s.name} ${s.port}`).join(', ');
+    logger.info(summary, { status });
+  } catch (err) {
+    logger.error((err as Error).message);
+    return err instanceof ConfigError ? 2 : 1;
+  }
+
+  await new Promise<void>((resolveStop) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info(`${signal} received: stopping`);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolveStop();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await host.stop();
+  return 0;
+}
+
+function interfaces(args: string[]): number {
+  const { values } = parseFlags(args, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    console.log('Usage: bootbench interfaces [--json]\n\nLists network interfaces: name, IPv4 addresses, MAC, link state and kind.');
+    return 0;
+  }
+  const list = listInterfaces();
+  if (values.json) {
+    console.log(JSON.stringify(list, null, 2));
+    return 0;
+  }
+  for (const nic of list) {
+    const addrs = nic.ipv4.map((a) => `${a.address}/${a.prefixLength}`).join(' ') || 'no IPv4';
+    console.log(`${nic.name.padEnd(16)} ${(nic.up ? 'up' : 'down').padEnd(5)} ${nic.kind.padEnd(9)} ${(nic.mac || '-').padEnd(18)} mtu ${String(nic.mtu).padEnd(6)} ${addrs}`);
+  }
+  return 0;
+}
+
+async function doctor(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, {
+    interface: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    console.log('Usage: bootbench doctor [--interface NAME] [--json]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems.');
+    return 0;
+  }
+  const findings = await runDoctor({ interfaceName: values.interface });
+  if (values.json) console.log(JSON.stringify(findings, null, 2));
+  else for (const f of findings) console.log(`${f.level.toUpperCase().padEnd(5)} ${f.message}${f.fix ? `\n      fix: ${f.fix}` : ''}`);
+  return findings.some((f) => f.level === 'error') ? 1 : 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest);
+      case 'interfaces':
+        return interfaces(rest);
+      case 'doctor':
+        return await doctor(rest);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        console.log(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}": use serve, interfaces or doctor`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      console.error(`bootbench: ${err.message}\nRun \`bootbench ${command && !command.startsWith('-') ? `${command} ` : ''}--help\` for the options.`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+// Run directly (`node --import tsx main/cli.ts serve ...`), not when imported by bin/ or tests.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then((code) => (process.exitCode = code));
+}

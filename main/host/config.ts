@@ -1,0 +1,93 @@
+// The service host's configuration: what `bootbench serve` flags and the app's Start screen set.
+import { isIPv4 } from 'node:net';
+
+export const BOOT_CLASSES = ['bios', 'uefi32', 'uefi64', 'arm64', 'http64', 'httparm64'] as const;
+export type BootClassName = (typeof BOOT_CLASSES)[number];
+
+export interface ServeConfig {
+  /** NIC to serve on; may be omitted when exactly one NIC could serve. */
+  interfaceName?: string;
+  mode: 'proxy' | 'dhcp';
+  /** Full DHCP mode: first and last address handed out. */
+  pool?: { first: string; last: string };
+  leaseSeconds: number;
+  router?: string;
+  dns?: string[];
+  /** Served read-only by TFTP and HTTP. */
+  root: string;
+  /** Boot file per client class: a path relative to the root, or a URL (HTTP boot classes). */
+  boot: Partial<Record<BootClassName, string>>;
+  /** What iPXE clients get over HTTP (path of an iPXE script; relative to the root or absolute). */
+  ipxeScript?: string;
+  httpPort: number;
+  /** Database folder. */
+  dataDir: string;
+  /** Full DHCP: start even when another DHCP server answered the probe. */
+  force: boolean;
+  /** Ports; only tests change them. */
+  ports: { dhcp: number; pxe: number; tftp: number; dhcpClient: number };
+}
+
+export const DEFAULT_PORTS = { dhcp: 67, pxe: 4011, tftp: 69, dhcpClient: 68 } as const;
+
+export function defaultServeConfig(dataDir: string): ServeConfig {
+  return {
+    mode: 'proxy',
+    leaseSeconds: 3600,
+    root: '',
+    boot: {},
+    httpPort: 8080,
+    dataDir,
+    force: false,
+    ports: { ...DEFAULT_PORTS },
+  };
+}
+
+/** A configuration problem, phrased for the user: which setting, what is wrong, what is allowed. */
+export class ConfigError extends Error {
+  constructor(readonly setting: string, message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function ipv4ToNumber(address: string): number {
+  return address.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+}
+
+export function numberToIpv4(n: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
+}
+
+/** Parses `FIRST-LAST` into an ordered pool. */
+export function parsePool(value: string, setting = '--pool'): { first: string; last: string } {
+  const match = /^\s*([\d.]+)\s*-\s*([\d.]+)\s*$/.exec(value);
+  if (!match || !isIPv4(match[1]) || !isIPv4(match[2])) {
+    throw new ConfigError(setting, `${setting} "${value}" is not a range: write FIRST-LAST, e.g. 192.0.2.100-192.0.2.150`);
+  }
+  const [first, last] = [match[1], match[2]];
+  if (ipv4ToNumber(first) > ipv4ToNumber(last)) {
+    throw new ConfigError(setting, `${setting} "${value}": the first address is after the last; write the lower address first`);
+  }
+  return { first, last };
+}
+
+/** Checks that the pool lies inside the NIC's subnet and does not contain the NIC's own address. */
+export function checkPoolAgainstInterface(pool: { first: string; last: string }, address: string, prefixLength: number, nic: string): void {
+  const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
+  const net = (ipv4ToNumber(address) & mask) >>> 0;
+  for (const end of [pool.first, pool.last]) {
+    if (((ipv4ToNumber(end) & mask) >>> 0) !== net) {
+      throw new ConfigError('--pool', `--pool ${pool.first}-${pool.last} is outside ${nic}'s network ${numberToIpv4(net)}/${prefixLength}: choose addresses in that network`);
+    }
+  }
+  const own = ipv4ToNumber(address);
+  if (own >= ipv4ToNumber(pool.first) && own <= ipv4ToNumber(pool.last)) {
+    throw new ConfigError('--pool', `--pool ${pool.first}-${pool.last} contains ${nic}'s own address ${address}: leave it out of the pool`);
+  }
+}
+
+export function prefixToNetmask(prefixLength: number): string {
+  const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
+  return numberToIpv4(mask);
+}

@@ -1,0 +1,339 @@
+// The service host: owns the configuration, starts and stops Proxy DHCP / DHCP, the PXE
+// boot server, TFTP and HTTP as one unit on the chosen NIC, and publishes every event on
+// one bus. `bootbench serve`, the Electron main process and the tests all run this class.
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { EventBus, type BootEvent } from './events.js';
+import { systemClock, type Clock } from './clock.js';
+import { silentLogger, type Logger } from './logger.js';
+import { ClientDirectory } from './client-directory.js';
+import { ConfigError, checkPoolAgainstInterface, prefixToNetmask, type ServeConfig } from './config.js';
+import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
+import { createScopedUdpSocketFactory, resolveServeInterface, type NetInterface } from '../net/index.js';
+import { DhcpService } from '../dhcp/service.js';
+import { TftpServer } from '../tftp/server.js';
+import { HttpFileServer } from '../http/server.js';
+import { FileResolver } from '../files/index.js';
+
+export type ServiceName = 'proxy-dhcp' | 'dhcp' | 'pxe' | 'tftp' | 'http';
+
+export interface ServiceStatus {
+  name: ServiceName;
+  port: number;
+  state: 'stopped' | 'starting' | 'running' | 'failed';
+  error?: string;
+}
+
+export interface ServicesStatus {
+  running: boolean;
+  interfaceName?: string;
+  address?: string;
+  mode: 'proxy' | 'dhcp';
+  services: ServiceStatus[];
+  problems: string[];
+}
+
+export interface TransferSnapshot {
+  id: string;
+  mac?: string;
+  ip: string;
+  file: string;
+  protocol: 'tftp' | 'http';
+  size?: number;
+  bytes: number;
+  rate: number;
+  blksize?: number;
+  windowsize?: number;
+  retransmits: number;
+  startedAt: number;
+}
+
+export interface ServiceHostOptions {
+  config: ServeConfig;
+  bus?: EventBus;
+  logger?: Logger;
+  clock?: Clock;
+  /** Sockets for DHCP/4011/TFTP; default: scoped to the chosen NIC. */
+  socketFactory?: UdpSocketFactory;
+  /** NIC lookup; tests may inject one. */
+  resolveInterface?: (name: string | undefined) => NetInterface;
+  /** Per-machine boot assignments (the store, issue 5/7). */
+  lookupMachine?: ConstructorParameters<typeof DhcpService>[0]['policy']['lookupMachine'];
+}
+
+interface Running {
+  nic: NetInterface;
+  address: string;
+  dhcp?: DhcpService;
+  tftp?: TftpServer;
+  http?: HttpFileServer;
+}
+
+export class ServiceHost {
+  readonly bus: EventBus;
+  private currentConfig: ServeConfig;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly clients = new ClientDirectory();
+  private readonly transfers = new Map<string, TransferSnapshot>();
+  private running: Running | undefined;
+  private statuses: ServiceStatus[] = [];
+  private problems: string[] = [];
+  private transition: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: ServiceHostOptions) {
+    this.currentConfig = options.config;
+    this.clock = options.clock ?? systemClock;
+    this.bus = options.bus ?? new EventBus(() => this.clock.now());
+    this.logger = options.logger ?? silentLogger;
+    this.bus.subscribe((event) => {
+      this.clients.observe(event);
+      this.trackTransfer(event);
+    });
+  }
+
+  config(): ServeConfig {
+    return structuredClone(this.currentConfig);
+  }
+
+  status(): ServicesStatus {
+    return {
+      running: this.running !== undefined,
+      interfaceName: this.running?.nic.name ?? this.currentConfig.interfaceName,
+      address: this.running?.address,
+      mode: this.currentConfig.mode,
+      services: this.statuses.map((s) => ({ ...s })),
+      problems: [...this.problems],
+    };
+  }
+
+  activeTransfers(): TransferSnapshot[] {
+    return [...this.transfers.values()].map((t) => ({ ...t }));
+  }
+
+  macForIp = (ip: string): string | undefined => this.clients.macForIp(ip);
+
+  /** Starts every service; on any failure the others are stopped again and the error is thrown. */
+  start(overrides: Partial<ServeConfig> = {}): Promise<ServicesStatus> {
+    return this.serialise(() => this.doStart(overrides));
+  }
+
+  stop(): Promise<ServicesStatus> {
+    return this.serialise(() => this.doStop());
+  }
+
+  private serialise<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.transition.then(fn, fn);
+    this.transition = next.catch(() => undefined);
+    return next;
+  }
+
+  private async doStart(overrides: Partial<ServeConfig>): Promise<ServicesStatus> {
+    if (this.running) await this.doStop();
+    const config: ServeConfig = { ...this.currentConfig, ...overrides, ports: { ...this.currentConfig.ports, ...overrides.ports } };
+    this.currentConfig = config;
+    this.problems = [];
+    const statuses = this.plannedServices(config);
+    this.statuses = statuses;
+    this.publishState();
+
+    try {
+      const nic = (this.options.resolveInterface ?? resolveServeInterface)(config.interfaceName);
+      const ipv4 = nic.ipv4[0];
+      if (!ipv4) throw new ConfigError('--interface', `${nic.name} has no IPv4 address: give it one, or choose another NIC`);
+      checkRoot(config.root);
+      if (config.mode === 'dhcp') {
+        if (!config.pool) throw new ConfigError('--pool', '--mode dhcp needs --pool FIRST-LAST (addresses to hand out on the bench network)');
+        checkPoolAgainstInterface(config.pool, ipv4.address, ipv4.prefixLength, nic.name);
+      }
+      const address = ipv4.address;
+      this.running = { nic, address };
+      const socketFactory = this.options.socketFactory ?? createScopedUdpSocketFactory();
+      const publish = this.bus.publish;
+      const files = new FileResolver({ roots: [config.root], caseInsensitive: true });
+      const httpBaseUrl = `http://${address}:${config.httpPort}`;
+      const ipxeScriptPath = config.ipxeScript ? resolveInRoot(config.root, config.ipxeScript) : undefined;
+
+      await this.startService('tftp', async () => {
+        const tftp = new TftpServer({
+          port: config.ports.tftp,
+          address,
+          socketFactory,
+          files,
+          maxBlksize: Math.max(512, (nic.mtu || 1500) - 32),
+          macForIp: this.macForIp,
+          publish,
+          logger: this.logger,
+          clock: this.clock,
+        });
+        await tftp.start();
+        this.running!.tftp = tftp;
+      });
+
+      await this.startService('http', async () => {
+        const http = new HttpFileServer({
+          port: config.httpPort,
+          address,
+          files,
+          dynamic: (req, res, url) => this.serveDynamic(req, res, url, ipxeScriptPath),
+          macForIp: this.macForIp,
+          publish,
+          logger: this.logger,
+          clock: this.clock,
+        });
+        await http.start();
+        this.running!.http = http;
+      });
+
+      const dhcpNames: ServiceName[] = config.mode === 'proxy' ? ['proxy-dhcp', 'pxe'] : ['dhcp', 'pxe'];
+      await this.startService(dhcpNames, async () => {
+        const dhcp = new DhcpService({
+          mode: config.mode,
+          serverAddress: address,
+          interfaceName: nic.name,
+          socketFactory,
+          ports: { server: config.ports.dhcp, pxe: config.ports.pxe, client: config.ports.dhcpClient },
+          policy: {
+            serverAddress: address,
+            httpBaseUrl,
+            boot: config.boot,
+            ipxeScriptUrl: ipxeScriptPath ? `${httpBaseUrl}/boot.ipxe` : undefined,
+            lookupMachine: this.options.lookupMachine,
+          },
+          pool:
+            config.mode === 'dhcp' && config.pool
+              ? {
+                  first: config.pool.first,
+                  last: config.pool.last,
+                  subnetMask: prefixToNetmask(ipv4.prefixLength),
+                  router: config.router,
+                  dns: config.dns,
+                  leaseSeconds: config.leaseSeconds,
+                }
+              : undefined,
+          leaseFile: join(config.dataDir, 'leases.json'),
+          force: config.force,
+          publish,
+          logger: this.logger,
+          clock: this.clock,
+        });
+        await dhcp.start();
+        this.running!.dhcp = dhcp;
+      });
+    } catch (err) {
+      const message = (err as Error).message;
+      this.problems.push(message);
+      for (const s of this.statuses) if (s.state === 'starting' || s.state === 'stopped') s.state = 'stopped';
+      await this.stopServices();
+      this.running = undefined;
+      this.publishState();
+      throw err;
+    }
+    this.publishState();
+    return this.status();
+  }
+
+  private plannedServices(config: ServeConfig): ServiceStatus[] {
+    const first: ServiceStatus = config.mode === 'proxy'
+      ? { name: 'proxy-dhcp', port: config.ports.dhcp, state: 'stopped' }
+      : { name: 'dhcp', port: config.ports.dhcp, state: 'stopped' };
+    return [
+      first,
+      { name: 'pxe', port: config.ports.pxe, state: 'stopped' },
+      { name: 'tftp', port: config.ports.tftp, state: 'stopped' },
+      { name: 'http', port: config.httpPort, state: 'stopped' },
+    ];
+  }
+
+  private async startService(names: ServiceName | ServiceName[], start: () => Promise<void>): Promise<void> {
+    const list = Array.isArray(names) ? names : [names];
+    const entries = this.statuses.filter((s) => list.includes(s.name));
+    for (const s of entries) s.state = 'starting';
+    try {
+      await start();
+      for (const s of entries) s.state = 'running';
+    } catch (err) {
+      for (const s of entries) {
+        s.state = 'failed';
+        s.error = (err as Error).message;
+      }
+      throw err;
+    } finally {
+      this.publishState();
+    }
+  }
+
+  private async doStop(): Promise<ServicesStatus> {
+    await this.stopServices();
+    this.running = undefined;
+    for (const s of this.statuses) if (s.state !== 'failed') s.state = 'stopped';
+    this.transfers.clear();
+    this.publishState();
+    return this.status();
+  }
+
+  private async stopServices(): Promise<void> {
+    const r = this.running;
+    if (!r) return;
+    const results = await Promise.allSettled([r.dhcp?.stop(), r.tftp?.stop(), r.http?.stop()]);
+    for (const result of results) if (result.status === 'rejected') this.logger.warn(`stopping a service failed: ${(result.reason as Error).message}`);
+  }
+
+  private publishState(): void {
+    this.bus.publish('service.state', { status: this.status() });
+  }
+
+  /** Generated HTTP content: the iPXE script for iPXE clients. */
+  private async serveDynamic(req: IncomingMessage, res: ServerResponse, url: URL, ipxeScriptPath: string | undefined): Promise<boolean> {
+    if (url.pathname !== '/boot.ipxe' || !ipxeScriptPath) return false;
+    const body = await readFile(ipxeScriptPath);
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.bus.publish('http.done', { mac: this.macForIp(ip), ip, file: '/boot.ipxe', bytes: body.length, size: body.length, generated: true });
+    return true;
+  }
+
+  private trackTransfer(event: BootEvent): void {
+    if (!event.type.startsWith('tftp.') && !event.type.startsWith('http.')) return;
+    const id = typeof event.transferId === 'string' ? event.transferId : undefined;
+    if (!id) return;
+    if (event.type.endsWith('.start') || event.type.endsWith('.progress')) {
+      const previous = this.transfers.get(id);
+      const options = (event.options ?? {}) as Record<string, number>;
+      this.transfers.set(id, {
+        id,
+        mac: event.mac ?? previous?.mac,
+        ip: event.ip ?? previous?.ip ?? '',
+        file: String(event.file ?? previous?.file ?? ''),
+        protocol: event.type.startsWith('tftp.') ? 'tftp' : 'http',
+        size: typeof event.size === 'number' ? event.size : previous?.size,
+        bytes: typeof event.bytes === 'number' ? event.bytes : previous?.bytes ?? 0,
+        rate: typeof event.rate === 'number' ? event.rate : previous?.rate ?? 0,
+        blksize: options.blksize ?? previous?.blksize,
+        windowsize: options.windowsize ?? previous?.windowsize,
+        retransmits: typeof event.retransmits === 'number' ? event.retransmits : previous?.retransmits ?? 0,
+        startedAt: previous?.startedAt ?? event.time,
+      });
+    } else {
+      this.transfers.delete(id);
+    }
+  }
+}
+
+function checkRoot(root: string): void {
+  if (!root) throw new ConfigError('--root', '--root is required: the folder whose files TFTP and HTTP serve (read-only)');
+  let isDir = false;
+  try {
+    isDir = statSync(root).isDirectory();
+  } catch {
+    throw new ConfigError('--root', `--root ${root} does not exist: give the folder that holds your boot files`);
+  }
+  if (!isDir) throw new ConfigError('--root', `--root ${root} is a file, not a folder: give the folder that holds your boot files`);
+}
+
+function resolveInRoot(root: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(root, path);
+}
