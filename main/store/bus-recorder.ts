@@ -1,0 +1,360 @@
+// Writes what the services publish into the store: machines seen, the boot timeline, one row per
+// transfer. Events are buffered and written in one transaction per flush (a timer, ~250 ms), and
+// transfer progress is kept in memory and written at most once a second per transfer, so 50
+// transfers at full speed cost a few dozen row writes and four commits per second, not one
+// write per block. A failing disk turns history off with one warning; it never reaches the bus.
+import { systemClock, type Clock, type TimerHandle } from '../host/clock.js';
+import type { BootEvent, EventBus, Publish } from '../host/events.js';
+import { silentLogger, type Logger } from '../host/logger.js';
+import { completeBootOnceIfLastFile } from './boot-assignment.js';
+import { normalizeMac } from './identifiers.js';
+import type { Store } from './open-store.js';
+import type { FinishedOutcome, TransferProtocol } from './transfers.js';
+
+export interface AttachStoreOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Where the one "history is off" warning goes; default: the bus itself. */
+  publish?: Publish;
+  /** How long events may wait in memory before they are written. */
+  flushIntervalMs?: number;
+  /** This many waiting events trigger a write without waiting for the interval. */
+  maxBufferedEvents?: number;
+  /** A running transfer's progress is written at most this often (the UI gets live progress from the bus, not from here). */
+  progressIntervalMs?: number;
+  /** How often the retention policy runs while attached. */
+  retentionIntervalMs?: number;
+  /** End boot-once assignments when a machine finished fetching its entry's last file (default true). */
+  completeBootOnce?: boolean;
+}
+
+export interface RecorderStats {
+  eventsSeen: number;
+  flushes: number;
+  /** Rows inserted, updated or deleted by flushes (SQLite's change count). */
+  rowsWritten: number;
+  transfersRunning: number;
+  degraded: boolean;
+}
+
+export interface StoreBusAttachment {
+  /** Writes everything waiting now. */
+  flush(): void;
+  /** Writes what is waiting, then stops listening. The store stays open. */
+  detach(): void;
+  /** detach() and close the store. */
+  close(): void;
+  /** True after a write failed: the services go on, history is no longer recorded. */
+  readonly degraded: boolean;
+  stats(): RecorderStats;
+}
+
+const FINISHING: Partial<Record<BootEvent['type'], FinishedOutcome>> = {
+  'tftp.done': 'done',
+  'tftp.failed': 'failed',
+  'tftp.probe': 'probe',
+  'tftp.aborted': 'aborted',
+  'http.done': 'done',
+  'http.failed': 'failed',
+};
+
+/** Too frequent or not about one client: not part of any machine's timeline. */
+const NOT_IN_TIMELINE = new Set<BootEvent['type']>(['tftp.progress', 'http.progress', 'service.state', 'host.warning']);
+
+/** Details are for reading later, not a dump: anything bigger is cut to its field names. */
+const MAX_DETAILS_JSON = 4096;
+
+interface LiveTransfer {
+  key: string;
+  protocol: TransferProtocol;
+  rowId?: number;
+  mac?: string;
+  ip?: string;
+  file: string;
+  options?: Record<string, unknown>;
+  size?: number;
+  bytesSent: number;
+  retransmits: number;
+  startedAt: number;
+  progressDirty: boolean;
+  progressWrittenAt: number;
+}
+
+interface PendingEvent {
+  event: BootEvent;
+  transfer?: LiveTransfer;
+}
+
+const asString = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const asCount = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
+const asObject = (v: unknown): Record<string, unknown> | undefined =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+
+function transferKeyOf(event: BootEvent, protocol: TransferProtocol): string {
+  const id = event.transferId ?? event.requestId ?? event.id;
+  if (typeof id === 'string' || typeof id === 'number') return `${protocol}:${id}`;
+  // Without an id, one client fetching one file at a time is the best key there is.
+  return `${protocol}:${event.ip ?? '?'}:${asString(event.file) ?? '?'}`;
+}
+
+function eventDetails(event: BootEvent): Record<string, unknown> {
+  const { type: _type, time: _time, mac: _mac, ip: _ip, ...details } = event;
+  const json = JSON.stringify(details);
+  if (json.length <= MAX_DETAILS_JSON) return details;
+  return { truncated: true, fields: Object.keys(details) };
+}
+
+export function attachStoreToBus(bus: EventBus, store: Store, options: AttachStoreOptions = {}): StoreBusAttachment {
+  const clock = options.clock ?? store.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const warn = options.publish ?? bus.publish;
+  const flushIntervalMs = options.flushIntervalMs ?? 250;
+  const maxBufferedEvents = options.maxBufferedEvents ?? 500;
+  const progressIntervalMs = options.progressIntervalMs ?? 1000;
+  const retentionIntervalMs = options.retentionIntervalMs ?? 3600_000;
+  const completeBootOnce = options.completeBootOnce ?? true;
+
+  let pending: PendingEvent[] = [];
+  const live = new Map<string, LiveTransfer>();
+  const machineIdByMac = new Map<string, number>();
+  // Keys of transfers that ended recently: a progress event overtaken by the end must not start a ghost row.
+  const recentlyFinished = new Set<string>();
+  let flushTimer: TimerHandle | undefined;
+  let retentionTimer: TimerHandle | undefined;
+  let degraded = false;
+  let attached = true;
+  const stats = { eventsSeen: 0, flushes: 0, rowsWritten: 0 };
+
+  const scheduleFlush = (ms: number) => {
+    if (flushTimer || !attached) return;
+    flushTimer = clock.setTimeout(() => {
+      flushTimer = undefined;
+      flush();
+    }, ms);
+  };
+
+  const scheduleRetention = () => {
+    if (!attached) return;
+    retentionTimer = clock.setTimeout(() => {
+      retentionTimer = undefined;
+      guarded(() => store.applyRetention());
+      scheduleRetention();
+    }, retentionIntervalMs);
+  };
+
+  function degrade(err: unknown): void {
+    if (degraded) return;
+    degraded = true;
+    const code = (err as { code?: string }).code;
+    const message =
+      `Boot history is off: the database ${store.path} could not be written (${code ?? 'error'}: ${(err as Error).message}). ` +
+      `Booting goes on. Free disk space or fix the data folder, then restart Bootbench to record history again.`;
+    logger.error(message, { code });
+    stopListening();
+    pending = [];
+    live.clear();
+    warn('host.warning', { message, source: 'store', code });
+  }
+
+  function guarded(write: () => void): void {
+    if (degraded || !store.open) return;
+    try {
+      write();
+    } catch (err) {
+      degrade(err);
+    }
+  }
+
+  function liveFor(event: BootEvent, protocol: TransferProtocol, pendingStart: boolean): LiveTransfer {
+    const key = transferKeyOf(event, protocol);
+    let transfer = live.get(key);
+    if (!transfer) {
+      transfer = {
+        key,
+        protocol,
+        file: asString(event.file) ?? asString(event.path) ?? '?',
+        bytesSent: 0,
+        retransmits: 0,
+        startedAt: event.time,
+        progressDirty: false,
+        progressWrittenAt: event.time,
+      };
+      live.set(key, transfer);
+      // A progress or end event whose start was missed (attached mid-transfer) still gets a row.
+      if (!pendingStart) pending.push({ event: { ...event, type: `${protocol}.start` as BootEvent['type'] }, transfer });
+    }
+    transfer.mac ??= event.mac ? normalizeMac(event.mac) : undefined;
+    transfer.ip ??= asString(event.ip);
+    transfer.options = asObject(event.options) ?? transfer.options;
+    transfer.size = asCount(event.size) ?? asCount(event.tsize) ?? transfer.size;
+    transfer.bytesSent = asCount(event.bytes) ?? asCount(event.bytesSent) ?? transfer.bytesSent;
+    transfer.retransmits = asCount(event.retransmits) ?? transfer.retransmits;
+    return transfer;
+  }
+
+  const listener = (event: BootEvent): void => {
+    if (degraded || !attached) return;
+    try {
+      stats.eventsSeen++;
+      const [service, what] = event.type.split('.') as [string, string];
+      const protocol = service === 'tftp' || service === 'http' ? (service as TransferProtocol) : undefined;
+      if (protocol && what === 'progress') {
+        if (recentlyFinished.has(transferKeyOf(event, protocol))) return;
+        const transfer = liveFor(event, protocol, false);
+        transfer.progressDirty = true;
+      } else if (protocol && what === 'start') {
+        live.delete(transferKeyOf(event, protocol)); // a reused id starts a new row
+        recentlyFinished.delete(transferKeyOf(event, protocol));
+        pending.push({ event, transfer: liveFor(event, protocol, true) });
+      } else if (protocol && FINISHING[event.type]) {
+        const transfer = liveFor(event, protocol, false);
+        live.delete(transfer.key);
+        recentlyFinished.add(transfer.key);
+        if (recentlyFinished.size > 1000) recentlyFinished.delete(recentlyFinished.values().next().value!);
+        pending.push({ event, transfer });
+      } else if (!NOT_IN_TIMELINE.has(event.type)) {
+        pending.push({ event });
+      }
+      if (pending.length >= maxBufferedEvents) scheduleFlush(0);
+      else if (pending.length > 0 || live.size > 0) scheduleFlush(flushIntervalMs);
+    } catch (err) {
+      degrade(err);
+    }
+  };
+
+  let unsubscribe: (() => void) | undefined = bus.subscribe(listener);
+  function stopListening(): void {
+    unsubscribe?.();
+    unsubscribe = undefined;
+    if (flushTimer) clock.clearTimeout(flushTimer);
+    if (retentionTimer) clock.clearTimeout(retentionTimer);
+    flushTimer = retentionTimer = undefined;
+    attached = false;
+  }
+
+  function machineIdFor(event: BootEvent): number | undefined {
+    const mac = event.mac ? normalizeMac(event.mac) : undefined;
+    if (!mac) return undefined;
+    if (event.type === 'dhcp.discover') {
+      // DISCOVERs are rare (a few per boot) and carry what identifies the machine: always recorded.
+      const { machine } = store.machines.upsertSeen({
+        mac,
+        uuid: asString(event.uuid),
+        arch: typeof event.arch === 'number' || typeof event.arch === 'string' ? event.arch : undefined,
+        vendorClass: asString(event.vendorClass),
+        ip: asString(event.ip) ?? asString(event.requestedIp) ?? asString(event.ciaddr),
+        time: event.time,
+      });
+      machineIdByMac.set(mac, machine.id);
+      return machine.id;
+    }
+    const known = machineIdByMac.get(mac);
+    if (known !== undefined && store.machines.get(known)) return known;
+    const { machine } = store.machines.upsertSeen({ mac, ip: asString(event.ip), time: event.time });
+    machineIdByMac.set(mac, machine.id);
+    return machine.id;
+  }
+
+  function writePending(batch: PendingEvent[], now: number): void {
+    for (const { event, transfer } of batch) {
+      const machineId = machineIdFor(event);
+      if (transfer && transfer.rowId === undefined) {
+        transfer.rowId = store.transfers.start({
+          transferKey: transfer.key,
+          machineId,
+          mac: transfer.mac,
+          ip: transfer.ip,
+          protocol: transfer.protocol,
+          file: transfer.file,
+          options: transfer.options,
+          size: transfer.size,
+          startedAt: transfer.startedAt,
+        });
+        transfer.progressDirty = transfer.bytesSent > 0;
+        transfer.progressWrittenAt = now;
+      }
+      const outcome = FINISHING[event.type];
+      if (transfer && outcome) {
+        store.transfers.finish(transfer.rowId!, {
+          outcome,
+          reason: asString(event.reason) ?? (asString(event.error) ?? null),
+          bytesSent: transfer.bytesSent,
+          retransmits: transfer.retransmits,
+          size: transfer.size,
+          endedAt: event.time,
+        });
+        transfer.progressDirty = false;
+      }
+      if (event.type === 'dhcp.lease' && event.mac) {
+        const ip = asString(event.yiaddr) ?? asString(event.ip);
+        const seconds = asCount(event.leaseSeconds);
+        if (ip && seconds !== undefined) store.leases.upsert({ mac: event.mac, ip, hostname: asString(event.hostname), expiresAt: event.time + seconds * 1000 });
+      } else if (event.type === 'dhcp.release' && event.mac) {
+        store.leases.release(event.mac);
+      }
+      if (machineId !== undefined || event.ip) {
+        store.bootEvents.add({
+          machineId,
+          mac: event.mac ? normalizeMac(event.mac) : null,
+          ip: asString(event.ip),
+          time: event.time,
+          type: event.type,
+          transferId: transfer?.rowId,
+          details: eventDetails(event),
+        });
+      }
+      if (completeBootOnce && outcome === 'done' && event.mac && transfer) {
+        completeBootOnceIfLastFile(store, { mac: event.mac, file: transfer.file, time: event.time });
+      }
+    }
+    for (const transfer of live.values()) {
+      if (!transfer.progressDirty || transfer.rowId === undefined || now - transfer.progressWrittenAt < progressIntervalMs) continue;
+      store.transfers.progress(transfer.rowId, {
+        bytesSent: transfer.bytesSent,
+        retransmits: transfer.retransmits,
+        size: transfer.size,
+        options: transfer.options,
+      });
+      transfer.progressDirty = false;
+      transfer.progressWrittenAt = now;
+    }
+  }
+
+  function flush(): void {
+    if (flushTimer) {
+      clock.clearTimeout(flushTimer);
+      flushTimer = undefined;
+    }
+    guarded(() => {
+      const batch = pending;
+      pending = [];
+      const now = clock.now();
+      const before = (store.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+      store.transaction(() => writePending(batch, now));
+      stats.rowsWritten += (store.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n - before;
+      stats.flushes++;
+    });
+    // Progress that was not due yet still has to reach the disk later.
+    if (!degraded && [...live.values()].some((t) => t.progressDirty)) scheduleFlush(flushIntervalMs);
+  }
+
+  scheduleRetention();
+
+  const detach = () => {
+    if (attached) flush();
+    stopListening();
+  };
+
+  return {
+    flush,
+    detach,
+    close: () => {
+      detach();
+      store.close();
+    },
+    get degraded() {
+      return degraded;
+    },
+    stats: () => ({ ...stats, transfersRunning: live.size, degraded }),
+  };
+}

@@ -1,0 +1,205 @@
+// Opens (or creates) the one database file of a Bootbench data folder, brings its schema up to
+// date and closes what a previous process left open.
+import Database from 'better-sqlite3';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, extname, join, resolve } from 'node:path';
+import { systemClock, type Clock } from '../host/clock.js';
+import { silentLogger, type Logger } from '../host/logger.js';
+import { BootEventRepository, DEFAULT_RETENTION, type RetentionPolicy } from './boot-events.js';
+import { EntryRepository } from './entries.js';
+import { LeaseRepository } from './leases.js';
+import { MachineRepository } from './machines.js';
+import { BOOTBENCH_APPLICATION_ID, LATEST_SCHEMA_VERSION, migrate, readSchemaVersion } from './migrations.js';
+import { SettingsRepository } from './settings.js';
+import { TransferRepository } from './transfers.js';
+
+export const DATABASE_FILE_NAME = 'bootbench.db';
+
+export interface OpenStoreOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Overrides the stored `retention` setting and the defaults. */
+  retention?: Partial<RetentionPolicy>;
+}
+
+export interface Store {
+  /** Absolute path of the database file, or ':memory:'. */
+  readonly path: string;
+  readonly schemaVersion: number;
+  /** Migration steps applied by this open (empty when the file was current). */
+  readonly migrationsApplied: number[];
+  /** Transfers a previous process left running, closed as 'interrupted' by this open. */
+  readonly interruptedAtOpen: number;
+  readonly machines: MachineRepository;
+  readonly entries: EntryRepository;
+  readonly transfers: TransferRepository;
+  readonly bootEvents: BootEventRepository;
+  readonly settings: SettingsRepository;
+  readonly leases: LeaseRepository;
+  /** The driver connection: for the store's own modules and tests; other code calls the repositories. */
+  readonly db: Database.Database;
+  readonly clock: Clock;
+  /** Runs `fn` in one transaction (nested calls join the outer one). */
+  transaction<T>(fn: () => T): T;
+  retentionPolicy(): RetentionPolicy;
+  /** Deletes boot events and finished transfers the retention policy no longer keeps. */
+  applyRetention(policy?: RetentionPolicy): { events: number; transfers: number };
+  /** PRAGMA integrity_check; ['ok'] when healthy. */
+  integrityCheck(): string[];
+  close(): void;
+  readonly open: boolean;
+}
+
+/** The file was written by a newer Bootbench; it is left as it is. */
+export class StoreVersionError extends Error {
+  constructor(readonly path: string, readonly fileVersion: number, readonly supportedVersion: number) {
+    super(
+      `The database ${path} has schema version ${fileVersion}, but this Bootbench knows schema versions up to ${supportedVersion}. ` +
+        `It was written by a newer Bootbench and has not been changed. Update Bootbench to the newer version, ` +
+        `or start with another data folder (--data DIR) to keep this one for the newer version.`,
+    );
+    this.name = 'StoreVersionError';
+  }
+}
+
+/** The file cannot serve as a Bootbench database (not SQLite, another program's, unreadable). */
+export class StoreOpenError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = 'StoreOpenError';
+  }
+}
+
+/** A folder (existing, ending in a separator, or without an extension) gets bootbench.db inside it. */
+export function resolveDatabasePath(location: string): string {
+  if (location === ':memory:') return location;
+  const full = resolve(location);
+  if (existsSync(full) ? statSync(full).isDirectory() : /[\\/]$/.test(location) || extname(full) === '') {
+    return join(full, DATABASE_FILE_NAME);
+  }
+  return full;
+}
+
+/** Reads version and owner without writing anything (no WAL checkpoint, no journal mode change). */
+function inspectExistingFile(path: string): { version: number; applicationId: number } | undefined {
+  let probe: Database.Database | undefined;
+  try {
+    probe = new Database(path, { readonly: true, fileMustExist: true });
+    return {
+      version: readSchemaVersion(probe),
+      applicationId: probe.pragma('application_id', { simple: true }) as number,
+    };
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'SQLITE_NOTADB') {
+      throw new StoreOpenError(`${path} is not a SQLite database: move it away or choose another data folder (--data DIR)`, err);
+    }
+    // A read-only connection may be unable to open a WAL file whose -shm is missing; the
+    // read-write open below reads the version before it changes anything.
+    return undefined;
+  } finally {
+    probe?.close();
+  }
+}
+
+function checkOwnership(path: string, version: number, applicationId: number): void {
+  if (applicationId !== 0 && applicationId !== BOOTBENCH_APPLICATION_ID) {
+    throw new StoreOpenError(`${path} belongs to another program (application id ${applicationId}): choose another data folder (--data DIR)`);
+  }
+  if (version > LATEST_SCHEMA_VERSION) throw new StoreVersionError(path, version, LATEST_SCHEMA_VERSION);
+}
+
+export function openStore(location: string, options: OpenStoreOptions = {}): Store {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  const path = resolveDatabasePath(location);
+  const inMemory = path === ':memory:';
+
+  if (!inMemory && existsSync(path)) {
+    const found = inspectExistingFile(path);
+    if (found) checkOwnership(path, found.version, found.applicationId);
+  } else if (!inMemory) {
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+    } catch (err) {
+      throw new StoreOpenError(`cannot create the data folder ${dirname(path)}: ${(err as Error).message}; choose a writable folder (--data DIR)`, err);
+    }
+  }
+
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    throw new StoreOpenError(`cannot open ${path}: ${(err as Error).message}; check the file's permissions or choose another data folder (--data DIR)`, err);
+  }
+
+  try {
+    db.pragma('busy_timeout = 5000');
+    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
+    const version = readSchemaVersion(db);
+    checkOwnership(path, version, db.pragma('application_id', { simple: true }) as number);
+    if (version === 0 && tables.n > 0) {
+      throw new StoreOpenError(`${path} holds tables of another program: choose another data folder (--data DIR)`);
+    }
+
+    if (!inMemory) {
+      const mode = db.pragma('journal_mode = WAL', { simple: true }) as string;
+      if (mode !== 'wal') logger.warn('the database could not switch to WAL mode; writes may block readers', { path, mode });
+    }
+    // NORMAL under WAL: a crash or power loss may drop the last commits but never corrupts the file.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+
+    const migrationsApplied = migrate(db);
+    if (migrationsApplied.length > 0) logger.info('database schema migrated', { path, from: version, to: LATEST_SCHEMA_VERSION });
+
+    const now = () => clock.now();
+    const settings = new SettingsRepository(db, now, (message) => logger.warn(message, { path }));
+    const transfers = new TransferRepository(db);
+    const bootEvents = new BootEventRepository(db);
+    const interruptedAtOpen = transfers.markInterrupted(clock.now());
+    if (interruptedAtOpen > 0) logger.warn('transfers left running by a previous process were marked interrupted', { count: interruptedAtOpen });
+
+    const retentionPolicy = (): RetentionPolicy => ({ ...DEFAULT_RETENTION, ...settings.get('retention'), ...options.retention });
+    const applyRetention = (policy = retentionPolicy()) =>
+      db.transaction(() => ({
+        events: bootEvents.prune(policy, clock.now()),
+        transfers: transfers.deleteOlderThan(clock.now() - policy.maxAgeMs),
+      }))();
+
+    const store: Store = {
+      path,
+      schemaVersion: readSchemaVersion(db),
+      migrationsApplied,
+      interruptedAtOpen,
+      machines: new MachineRepository(db, now),
+      entries: new EntryRepository(db, now),
+      transfers,
+      bootEvents,
+      settings,
+      leases: new LeaseRepository(db, now),
+      db,
+      clock,
+      transaction: (fn) => db.transaction(fn)(),
+      retentionPolicy,
+      applyRetention,
+      integrityCheck: () => (db.pragma('integrity_check') as { integrity_check: string }[]).map((row) => row.integrity_check),
+      close: () => {
+        if (db.open) db.close();
+      },
+      get open() {
+        return db.open;
+      },
+    };
+    applyRetention();
+    return store;
+  } catch (err) {
+    db.close();
+    if (err instanceof StoreVersionError || err instanceof StoreOpenError) throw err;
+    const code = (err as { code?: string }).code;
+    if (code === 'SQLITE_NOTADB') {
+      throw new StoreOpenError(`${path} is not a SQLite database: move it away or choose another data folder (--data DIR)`, err);
+    }
+    throw new StoreOpenError(`cannot prepare the database ${path}: ${(err as Error).message}`, err);
+  }
+}
