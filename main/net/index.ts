@@ -27,3 +27,11 @@ export {
 export { findPortOwner, findPortOwners, describePortOwners, parseProcNetTable, type PortOwner, type PortProtocol } from './port-owner.js';
 export { checkPrivileges, privilegeFix, DEFAULT_SERVICE_PORTS, type PrivilegeReport, type PrivilegeProblem, type PortPermission } from './privileges.js';
 export { sendMagicPacket, buildMagicPacket, parseMac, WAKE_ON_LAN_PORT, type MagicPacketOptions } from './wake-on-lan.js';
+export {
+  watchInterface,
+  diffInterface,
+  type InterfaceWatch,
+  type InterfaceChange,
+  type InterfaceChangeKind,
+  type WatchOptions,
+} from './interface-watch.js';

@@ -5,6 +5,7 @@
 // os.networkInterfaces() only reports addresses, and only for interfaces that are up and
 // running (libuv skips the rest), so a NIC with its cable unplugged would vanish from
 // the list; /sys keeps it visible with `up: false`.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
@@ -27,6 +28,11 @@ export interface NetInterface {
   up: boolean;
   kind: InterfaceKind;
   mtu: number;
+  /**
+   * Kernel interface index (Linux; absent elsewhere). It changes when a USB NIC is
+   * unplugged and plugged back, and a socket tied to the old index then stays deaf.
+   */
+  index?: number;
 }
 
 /** Where the facts come from; tests replace both with a fake /sys tree and fixed addresses. */
@@ -36,32 +42,93 @@ export interface InterfaceSources {
   sysClassNet?: string;
   /** Defaults to os.networkInterfaces(). */
   addresses?: NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+  /**
+   * Linux: addresses configured on NICs whose link is down, which os.networkInterfaces()
+   * leaves out. Defaults to `ip -j addr show` (iproute2), only called when a NIC is down.
+   */
+  linkDownAddresses?: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
 }
 
 export function listInterfaces(sources: InterfaceSources = {}): NetInterface[] {
   const platform = sources.platform ?? process.platform;
   const addresses = sources.addresses ?? os.networkInterfaces();
   const sysClassNet = sources.sysClassNet ?? '/sys/class/net';
-  if (platform === 'linux' && existsSync(sysClassNet)) return listLinuxInterfaces(sysClassNet, addresses);
+  if (platform === 'linux' && existsSync(sysClassNet)) {
+    return listLinuxInterfaces(sysClassNet, addresses, sources.linkDownAddresses ?? addressesFromIproute2);
+  }
   return listFromAddresses(addresses, platform);
 }
 
-function listLinuxInterfaces(sysClassNet: string, addresses: NodeJS.Dict<os.NetworkInterfaceInfo[]>): NetInterface[] {
+function listLinuxInterfaces(
+  sysClassNet: string,
+  addresses: NodeJS.Dict<os.NetworkInterfaceInfo[]>,
+  linkDownAddresses: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>,
+): NetInterface[] {
   const names = readdirSync(sysClassNet).filter((name) => !name.startsWith('.') && name !== 'bonding_masters');
+  let downAddresses: NodeJS.Dict<os.NetworkInterfaceInfo[]> | undefined;
   return names.sort(compareInterfaceNames).map((name) => {
     const dir = join(sysClassNet, name);
-    const { ipv4, ipv6 } = splitAddresses(addresses[name] ?? []);
+    const up = linkIsUp(readSysFile(dir, 'operstate'), readSysFile(dir, 'carrier'));
+    let infos = addresses[name];
+    if (!infos?.length && !up) infos = (downAddresses ??= linkDownAddresses())[name];
+    const { ipv4, ipv6 } = splitAddresses(infos ?? []);
     const mac = normaliseMac(readSysFile(dir, 'address') ?? '');
     return {
       name,
       mac: mac === '00:00:00:00:00:00' ? '' : mac,
       ipv4,
       ipv6,
-      up: linkIsUp(readSysFile(dir, 'operstate'), readSysFile(dir, 'carrier')),
+      up,
       kind: classifyLinuxInterface(dir, name),
       mtu: Number(readSysFile(dir, 'mtu') ?? 0) || 0,
+      index: Number(readSysFile(dir, 'ifindex') ?? 0) || 0,
     };
   });
+}
+
+/** `ip -j addr show`, shaped like os.networkInterfaces(); empty if iproute2 is missing. */
+function addressesFromIproute2(): NodeJS.Dict<os.NetworkInterfaceInfo[]> {
+  let text: string;
+  try {
+    text = execFileSync('ip', ['-j', 'addr', 'show'], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return {};
+  }
+  return parseIproute2Addresses(text);
+}
+
+interface IprouteLink {
+  ifname?: string;
+  address?: string;
+  addr_info?: { family?: string; local?: string; prefixlen?: number }[];
+}
+
+export function parseIproute2Addresses(json: string): NodeJS.Dict<os.NetworkInterfaceInfo[]> {
+  let links: IprouteLink[];
+  try {
+    links = JSON.parse(json) as IprouteLink[];
+  } catch {
+    return {};
+  }
+  const result: NodeJS.Dict<os.NetworkInterfaceInfo[]> = {};
+  for (const link of Array.isArray(links) ? links : []) {
+    if (!link.ifname) continue;
+    result[link.ifname] = (link.addr_info ?? []).flatMap((a): os.NetworkInterfaceInfo[] => {
+      if (!a.local || a.prefixlen === undefined) return [];
+      const base = { address: a.local, mac: link.address ?? '', internal: false };
+      if (a.family === 'inet') {
+        return [{ ...base, family: 'IPv4', netmask: netmaskOf(a.prefixlen), cidr: `${a.local}/${a.prefixlen}` }];
+      }
+      if (a.family === 'inet6') return [{ ...base, family: 'IPv6', netmask: '', cidr: `${a.local}/${a.prefixlen}`, scopeid: 0 }];
+      return [];
+    });
+  }
+  return result;
+}
+
+function netmaskOf(prefixLength: number): string {
+  const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
+  return [24, 16, 8, 0].map((shift) => (mask >>> shift) & 0xff).join('.');
 }
 
 /**
@@ -214,7 +281,7 @@ export function resolveServeInterface(name: string | undefined, list: NetInterfa
     }
     if (nic.ipv4.length === 0) {
       throw new InterfaceChoiceError(
-        `Interface ${name} has no IPv4 address, and PXE clients need one to reach our TFTP/HTTP server. ` +
+        `Interface ${name}${nic.up ? '' : ' (link down)'} has no IPv4 address, and PXE clients need one to reach our TFTP/HTTP server. ` +
           `Give it a static address (e.g. \`sudo ip addr add 192.168.50.1/24 dev ${name}\` on Linux) and try again` +
           (withIpv4.length ? `, or choose one of: ${describe(withIpv4)}.` : '.'),
         withIpv4.map((n) => n.name),

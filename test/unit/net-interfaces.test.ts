@@ -4,6 +4,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, type NetworkInterfaceInfo } from 'node:os';
 import { join } from 'node:path';
 import {
+  parseIproute2Addresses,
   listInterfaces,
   chooseLikelyBenchInterface,
   resolveServeInterface,
@@ -35,6 +36,7 @@ function fakeSysTree(nics: Record<string, FakeNic>): string {
     if (nic.carrier !== undefined) writeFileSync(join(d, 'carrier'), `${nic.carrier}\n`);
     writeFileSync(join(d, 'mtu'), `${nic.mtu ?? 1500}\n`);
     writeFileSync(join(d, 'type'), `${nic.type ?? 1}\n`);
+    writeFileSync(join(d, 'ifindex'), `${Object.keys(nics).indexOf(name) + 1}\n`);
     for (const entry of nic.entries ?? []) mkdirSync(join(d, entry));
   }
   return dir;
@@ -68,6 +70,8 @@ describe('listInterfaces on a Linux /sys tree', () => {
         wlan1: [v4('198.18.4.7', '255.255.252.0')],
         veth1a2b: [v4('198.19.0.1', '255.255.255.252')],
       },
+      // What `ip -j addr` adds: the address of a NIC whose cable is out (libuv hides it).
+      linkDownAddresses: () => ({ enp3s0: [v4('192.0.2.77', '255.255.255.0')] }),
     });
   });
   after(() => rmSync(sys, { recursive: true, force: true }));
@@ -115,11 +119,13 @@ describe('listInterfaces on a Linux /sys tree', () => {
       up: true,
       kind: 'wired',
       mtu: 9000,
+      index: 2,
     });
     assert.equal(get('lo').mac, '');
     assert.equal(get('tun0').mac, '');
     assert.deepEqual(get('wlan1').ipv4, [{ address: '198.18.4.7', netmask: '255.255.252.0', prefixLength: 22 }]);
-    assert.deepEqual(get('enp3s0').ipv4, []);
+    assert.deepEqual(get('enp3s0').ipv4, [{ address: '192.0.2.77', netmask: '255.255.255.0', prefixLength: 24 }], 'link down, address still shown');
+    assert.deepEqual(get('docker0').ipv4, []);
   });
 
   test('the likely bench NIC is the wired one with link and IPv4; Wi-Fi only as a fallback', () => {
@@ -234,4 +240,25 @@ test('linkIsUp', () => {
   assert.equal(linkIsUp('unknown', '1'), true);
   assert.equal(linkIsUp('unknown', undefined), false);
   assert.equal(linkIsUp('lowerlayerdown', '0'), false);
+});
+
+test('`ip -j addr show` output becomes os.networkInterfaces()-shaped addresses', () => {
+  const json = JSON.stringify([
+    { ifindex: 1, ifname: 'lo', address: '00:00:00:00:00:00', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
+    {
+      ifindex: 3,
+      ifname: 'enp3s0',
+      address: '52:54:00:00:00:02',
+      addr_info: [
+        { family: 'inet', local: '192.0.2.77', prefixlen: 23 },
+        { family: 'inet6', local: 'fe80::5054:ff:fe00:2', prefixlen: 64 },
+      ],
+    },
+  ]);
+  const parsed = parseIproute2Addresses(json);
+  assert.deepEqual(parsed.enp3s0!.map((a) => [a.family, a.address, a.netmask]), [
+    ['IPv4', '192.0.2.77', '255.255.254.0'],
+    ['IPv6', 'fe80::5054:ff:fe00:2', ''],
+  ]);
+  assert.deepEqual(parseIproute2Addresses('not json'), {});
 });
