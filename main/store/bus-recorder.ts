@@ -125,8 +125,15 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   let attached = true;
   const stats = { eventsSeen: 0, flushes: 0, rowsWritten: 0 };
 
+  let flushDueAt = 0;
   const scheduleFlush = (ms: number) => {
-    if (flushTimer || !attached) return;
+    if (!attached) return;
+    const due = clock.now() + ms;
+    if (flushTimer) {
+      if (flushDueAt <= due) return;
+      clock.clearTimeout(flushTimer);
+    }
+    flushDueAt = due;
     flushTimer = clock.setTimeout(() => {
       flushTimer = undefined;
       flush();

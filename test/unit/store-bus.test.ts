@@ -1,0 +1,259 @@
+import { test, describe, beforeEach, afterEach, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { attachStoreToBus, openStore, type Store, type StoreBusAttachment } from '../../main/store/index.js';
+import { EventBus, type BootEvent } from '../../main/host/events.js';
+import { ManualClock, systemClock } from '../../main/host/clock.js';
+import { MemoryLogger } from '../../main/host/logger.js';
+import { makeTempDir, fakeSha256 } from '../helpers/store-temp.js';
+
+const temp = makeTempDir();
+after(() => temp.remove());
+let counter = 0;
+let store: Store;
+let clock: ManualClock;
+let bus: EventBus;
+let recorder: StoreBusAttachment;
+let seen: BootEvent[];
+
+const MAC = '52:54:00:12:34:56';
+
+beforeEach(() => {
+  clock = new ManualClock(1_700_000_000_000);
+  bus = new EventBus(() => clock.now());
+  seen = [];
+  bus.subscribe((e) => seen.push(e));
+  store = openStore(join(temp.dir, `bus-${++counter}`), { clock });
+  recorder = attachStoreToBus(bus, store, { clock });
+});
+afterEach(() => {
+  recorder.detach();
+  store.close();
+});
+
+const transferRows = () => store.transfers.listRecent({ limit: 1000 });
+
+describe('attachStoreToBus', () => {
+  test('DHCP events record a discovered machine and its timeline, written after the flush interval in one go', () => {
+    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016', uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31', xid: 1, port: 67 });
+    clock.advance(10);
+    bus.publish('proxy.offer', { mac: MAC, bootFile: 'ipxe.efi' });
+    bus.publish('service.state', { service: 'tftp', state: 'running' });
+    assert.equal(store.machines.list().length, 0, 'nothing written before the flush');
+    clock.advance(250);
+    const machine = store.machines.findByMac(MAC)!;
+    assert.equal(machine.discovered, true);
+    assert.equal(machine.lastArch, '7');
+    assert.equal(machine.uuid, '4c4c4544-0042-3510-8052-b4c04f4e4a31');
+    const timeline = store.bootEvents.listForMachine(machine.id);
+    assert.deepEqual(timeline.map((e) => e.type), ['dhcp.discover', 'proxy.offer']);
+    assert.equal(timeline[1].details.bootFile, 'ipxe.efi');
+    assert.equal(store.bootEvents.count(), 2, 'service.state is not part of a timeline');
+    assert.equal(recorder.stats().flushes, 1);
+  });
+
+  test('a TFTP transfer becomes one row; a thousand progress events cost a handful of row writes', () => {
+    bus.publish('tftp.start', { mac: MAC, ip: '192.0.2.10', transferId: 't1', file: 'ipxe.efi', size: 1_468_000, options: { blksize: 1468, tsize: 1_468_000 } });
+    clock.advance(250);
+    const afterStart = recorder.stats().rowsWritten;
+    for (let block = 1; block <= 1000; block++) {
+      bus.publish('tftp.progress', { ip: '192.0.2.10', transferId: 't1', file: 'ipxe.efi', bytes: block * 1468, retransmits: Math.floor(block / 400) });
+      clock.advance(3); // 3 s of transfer in all
+    }
+    const mid = transferRows()[0];
+    assert.equal(mid.outcome, 'running');
+    // Written at most once a second, by a flush every 250 ms: the disk lags the wire by at most 1.25 s.
+    assert.ok(mid.bytesSent >= (1000 - 1250 / 3) * 1468 && mid.bytesSent <= 1_468_000, `progress reached the disk (${mid.bytesSent})`);
+    const progressWrites = recorder.stats().rowsWritten - afterStart;
+    assert.ok(progressWrites >= 2 && progressWrites <= 4, `about one progress write per second, got ${progressWrites}`);
+
+    bus.publish('tftp.done', { mac: MAC, ip: '192.0.2.10', transferId: 't1', file: 'ipxe.efi', bytes: 1_468_000, retransmits: 2 });
+    clock.advance(250);
+    const rows = transferRows();
+    assert.equal(rows.length, 1);
+    assert.deepEqual(
+      (({ outcome, bytesSent, retransmits, size, file, protocol, options, mac, ip }) => ({ outcome, bytesSent, retransmits, size, file, protocol, options, mac, ip }))(rows[0]),
+      { outcome: 'done', bytesSent: 1_468_000, retransmits: 2, size: 1_468_000, file: 'ipxe.efi', protocol: 'tftp', options: { blksize: 1468, tsize: 1_468_000 }, mac: MAC, ip: '192.0.2.10' },
+    );
+    assert.equal(rows[0].endedAt, clock.now() - 250);
+    const machine = store.machines.findByMac(MAC)!;
+    assert.equal(rows[0].machineId, machine.id);
+    const timeline = store.bootEvents.listForMachine(machine.id);
+    assert.deepEqual(timeline.map((e) => e.type), ['tftp.start', 'tftp.done'], 'progress is not in the timeline');
+    assert.equal(timeline[1].transferId, rows[0].id);
+    assert.equal(recorder.stats().transfersRunning, 0);
+  });
+
+  test('every way a transfer ends is recorded with its reason; refused requests are timeline only', () => {
+    const ends: [BootEvent['type'], string, string | undefined][] = [
+      ['tftp.probe', 'probe', undefined],
+      ['tftp.failed', 'failed', 'timeout after 5 retransmits'],
+      ['tftp.aborted', 'aborted', 'client sent ERROR 0: user abort'],
+      ['http.done', 'done', undefined],
+      ['http.failed', 'failed', 'connection reset'],
+    ];
+    ends.forEach(([type, , reason], i) => {
+      const protocol = type.split('.')[0] as 'tftp' | 'http';
+      bus.publish(`${protocol}.start`, { mac: MAC, transferId: `x${i}`, file: `f${i}` });
+      bus.publish(type, { mac: MAC, transferId: `x${i}`, file: `f${i}`, reason });
+    });
+    bus.publish('tftp.refused', { ip: '192.0.2.77', file: '../etc/passwd', reason: 'outside the root' });
+    recorder.flush();
+    const byFile = new Map(transferRows().map((t) => [t.file, t]));
+    ends.forEach(([, outcome, reason], i) => {
+      assert.equal(byFile.get(`f${i}`)?.outcome, outcome);
+      assert.equal(byFile.get(`f${i}`)?.reason, reason ?? null);
+    });
+    assert.equal(byFile.size, ends.length);
+    const refused = store.bootEvents.listRecent().find((e) => e.type === 'tftp.refused')!;
+    assert.equal(refused.machineId, null);
+    assert.equal(refused.ip, '192.0.2.77');
+  });
+
+  test('a transfer whose start was missed still gets a row; progress overtaken by the end starts no ghost row', () => {
+    bus.publish('http.progress', { mac: MAC, ip: '192.0.2.10', transferId: 'h9', file: 'boot.wim', bytes: 5000, size: 10000 });
+    bus.publish('http.done', { mac: MAC, ip: '192.0.2.10', transferId: 'h9', file: 'boot.wim', bytes: 10000 });
+    bus.publish('http.progress', { mac: MAC, ip: '192.0.2.10', transferId: 'h9', file: 'boot.wim', bytes: 9000 });
+    clock.advance(2000);
+    const rows = transferRows();
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].outcome, 'done');
+    assert.equal(rows[0].bytesSent, 10000);
+    assert.equal(rows[0].size, 10000);
+  });
+
+  test('events without a transfer id are matched by client address and file', () => {
+    bus.publish('http.start', { ip: '192.0.2.20', file: 'vmlinuz' });
+    bus.publish('http.done', { ip: '192.0.2.20', file: 'vmlinuz', bytes: 42 });
+    recorder.flush();
+    const rows = transferRows();
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].outcome, 'done');
+    assert.equal(rows[0].machineId, null, 'no MAC known for that address');
+  });
+
+  test('many waiting events are written without waiting for the interval', () => {
+    const local = attachStoreToBus(bus, store, { clock, maxBufferedEvents: 10 });
+    for (let i = 0; i < 10; i++) bus.publish('dhcp.ignored', { mac: MAC, reason: 'not a PXE client' });
+    clock.advance(0);
+    assert.equal(local.stats().flushes, 1);
+    local.detach();
+  });
+
+  test('full DHCP leases and releases are kept', () => {
+    bus.publish('dhcp.lease', { mac: MAC, ip: '192.0.2.100', yiaddr: '192.0.2.100', leaseSeconds: 600 });
+    recorder.flush();
+    assert.equal(store.leases.findByMac(MAC)?.expiresAt, clock.now() + 600_000);
+    bus.publish('dhcp.release', { mac: MAC });
+    recorder.flush();
+    assert.equal(store.leases.findByMac(MAC), undefined);
+  });
+
+  test('fetching the last file of a boot-once entry ends the assignment', () => {
+    const entry = store.entries.create({ name: 'Installer', kind: 'nbp', files: [{ arch: 'bios', role: 'nbp', path: 'installer.0', size: 10, sha256: fakeSha256(1) }] });
+    const m = store.machines.create({ macs: [MAC], entryId: entry.id, bootOnce: true });
+    bus.publish('tftp.start', { mac: MAC, transferId: 'a', file: 'installer.0' });
+    bus.publish('tftp.probe', { mac: MAC, transferId: 'a', file: 'installer.0' });
+    recorder.flush();
+    assert.equal(store.machines.get(m.id)?.entryId, entry.id, 'a size probe is not a boot');
+    bus.publish('tftp.start', { mac: MAC, transferId: 'b', file: 'installer.0' });
+    bus.publish('tftp.done', { mac: MAC, transferId: 'b', file: 'installer.0', bytes: 10 });
+    recorder.flush();
+    assert.equal(store.machines.get(m.id)?.entryId, null);
+    assert.ok(store.bootEvents.listForMachine(m.id).some((e) => e.type === 'boot-once.cleared'));
+  });
+
+  test('a write failure (disk full) turns history off with one warning and never throws into the bus', () => {
+    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER' });
+    recorder.flush();
+    // No room for one more page: the next commit that grows the file gets SQLITE_FULL.
+    const pages = store.db.pragma('page_count', { simple: true }) as number;
+    store.db.pragma(`max_page_count = ${pages}`);
+    const big = 'x'.repeat(3000);
+    for (let i = 0; i < 50; i++) bus.publish('dhcp.ignored', { mac: MAC, reason: 'test', padding: big.slice(0, 2000 + i) });
+    assert.doesNotThrow(() => clock.advance(250));
+    assert.equal(recorder.degraded, true);
+    const warnings = seen.filter((e) => e.type === 'host.warning');
+    assert.equal(warnings.length, 1);
+    assert.match(String(warnings[0].message), /history is off.*SQLITE_FULL.*Booting goes on/i);
+
+    // Later events are ignored quietly: no second warning, no exception, no timers left behind.
+    for (let i = 0; i < 20; i++) bus.publish('tftp.start', { mac: MAC, transferId: `z${i}`, file: 'x' });
+    assert.doesNotThrow(() => recorder.flush());
+    clock.advance(5000);
+    assert.equal(seen.filter((e) => e.type === 'host.warning').length, 1);
+    assert.equal(clock.pendingTimers(), 0);
+    assert.equal(store.bootEvents.count(), 1, 'only what was written before the failure');
+  });
+
+  test('detach writes what is waiting and stops listening; close also closes the store', () => {
+    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER' });
+    recorder.detach();
+    assert.equal(store.bootEvents.count(), 1);
+    bus.publish('dhcp.discover', { mac: MAC, msgType: 'REQUEST' });
+    clock.advance(1000);
+    assert.equal(store.bootEvents.count(), 1);
+    assert.equal(clock.pendingTimers(), 0);
+
+    const second = attachStoreToBus(bus, store, { clock });
+    bus.publish('proxy.offer', { mac: MAC });
+    second.close();
+    assert.equal(store.open, false);
+    store = openStore(store.path, { clock });
+    assert.equal(store.bootEvents.count(), 2);
+  });
+
+  test('retention runs periodically while attached', () => {
+    const local = attachStoreToBus(bus, store, { clock, retentionIntervalMs: 60_000 });
+    const m = store.machines.create({ macs: [MAC] });
+    store.settings.set('retention', { maxEventsPerMachine: 3 });
+    for (let i = 0; i < 10; i++) store.bootEvents.add({ machineId: m.id, time: clock.now(), type: 'dhcp.discover' });
+    clock.advance(60_000);
+    assert.equal(store.bootEvents.count(m.id), 3);
+    local.detach();
+  });
+});
+
+describe('load: 50 transfers at full speed', () => {
+  const seconds = process.env.BOOTBENCH_LONG === '1' ? 10 : 2;
+  test(`stays under a few hundred row writes per second (${seconds} s, real clock)`, { timeout: 60_000 }, async (t) => {
+    const loadStore = openStore(join(temp.dir, 'load'));
+    const loadBus = new EventBus();
+    const load = attachStoreToBus(loadBus, loadStore, { clock: systemClock });
+    const TRANSFERS = 50;
+    for (let i = 0; i < TRANSFERS; i++) {
+      loadBus.publish('tftp.start', { mac: `52:54:00:00:20:${i.toString(16).padStart(2, '0')}`, ip: `192.0.2.${i + 1}`, transferId: `l${i}`, file: `img${i}`, size: 1e9 });
+    }
+    load.flush(); // the 50 starts (machines, rows, timeline) are not part of the steady state
+    const started = performance.now();
+    let events = 0;
+    let listenerMs = 0;
+    const bytes = new Array(TRANSFERS).fill(0);
+    const beforeRows = load.stats().rowsWritten;
+    const beforeFlushes = load.stats().flushes;
+    while (performance.now() - started < seconds * 1000) {
+      // One burst: every transfer acknowledges a window of 4 blocks, as TFTP at full speed does.
+      const burstStart = performance.now();
+      for (let burst = 0; burst < 20; burst++) {
+        for (let i = 0; i < TRANSFERS; i++) {
+          bytes[i] += 4 * 1468;
+          loadBus.publish('tftp.progress', { ip: `192.0.2.${i + 1}`, transferId: `l${i}`, file: `img${i}`, bytes: bytes[i], retransmits: 0 });
+          events++;
+        }
+      }
+      listenerMs += performance.now() - burstStart;
+      await new Promise((r) => setImmediate(r)); // let the flush timer run, as the socket loops would
+    }
+    const elapsed = (performance.now() - started) / 1000;
+    const stats = load.stats();
+    const rowsPerSecond = (stats.rowsWritten - beforeRows) / elapsed;
+    const commitsPerSecond = (stats.flushes - beforeFlushes) / elapsed;
+    const usPerEvent = (listenerMs * 1000) / events;
+    t.diagnostic(`events ${events} (${Math.round(events / elapsed)}/s), row writes ${Math.round(rowsPerSecond)}/s, commits ${commitsPerSecond.toFixed(1)}/s, publish cost ${usPerEvent.toFixed(2)} us/event`);
+    load.close();
+    assert.ok(events / elapsed > 20_000, 'the load really was heavy');
+    assert.ok(stats.rowsWritten - beforeRows >= TRANSFERS, 'progress of every transfer reached the disk at least once');
+    assert.ok(rowsPerSecond < 300, `row writes per second: ${rowsPerSecond}`);
+    assert.ok(commitsPerSecond <= 8, `commits per second: ${commitsPerSecond}`);
+  });
+});
