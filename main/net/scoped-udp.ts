@@ -102,8 +102,16 @@ let libc: Libc | undefined;
 function loadLibc(platform: NodeJS.Platform): Libc {
   if (libc) return libc;
   const require = createRequire(import.meta.url);
-  const koffi = require('koffi') as typeof import('koffi');
-  const lib = koffi.load(platform === 'darwin' ? '/usr/lib/libSystem.B.dylib' : 'libc.so.6');
+  let koffi: typeof import('koffi');
+  try {
+    koffi = require('koffi') as typeof import('koffi');
+  } catch (error) {
+    throw new Error(
+      `Cannot limit sockets to one network interface: the koffi package did not load on ${platform}/${process.arch} ` +
+        `(${(error as Error).message}). Reinstall Bootbench; without --interface it would answer on every network.`,
+    );
+  }
+  const lib = loadFirst(koffi, platform === 'darwin' ? ['/usr/lib/libSystem.B.dylib'] : ['libc.so.6', null]);
   const errnoNames = new Map(Object.entries(koffi.os.errno).map(([name, value]) => [value, name]));
   const socket = lib.func('int socket(int domain, int type, int protocol)');
   const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t length)');
@@ -122,6 +130,22 @@ function loadLibc(platform: NodeJS.Platform): Libc {
     },
   };
   return libc;
+}
+
+/**
+ * glibc is libc.so.6; on musl (Alpine) the functions come with the process itself, which
+ * dlopen(NULL) (koffi.load(null)) exposes.
+ */
+function loadFirst(koffi: typeof import('koffi'), candidates: (string | null)[]) {
+  let lastError: unknown;
+  for (const candidate of candidates) {
+    try {
+      return koffi.load(candidate);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
 }
 
 /**
