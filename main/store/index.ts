@@ -41,6 +41,7 @@ export {
   type AssignmentSource,
   type StoredBootAssignment,
 } from './boot-assignment.js';
+export { machineBootLookup } from './policy-lookup.js';
 export {
   parseCsv,
   exportMachinesCsv,

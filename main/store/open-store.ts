@@ -1,7 +1,7 @@
 // Opens (or creates) the one database file of a Bootbench data folder, brings its schema up to
 // date and closes what a previous process left open.
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../host/clock.js';
 import { silentLogger, type Logger } from '../host/logger.js';
@@ -80,8 +80,31 @@ export function resolveDatabasePath(location: string): string {
   return full;
 }
 
-/** Reads version and owner without writing anything (no WAL checkpoint, no journal mode change). */
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+/**
+ * Reads version and owner without writing anything. Without a pending WAL the file header is
+ * authoritative (https://sqlite.org/fileformat2.html#database_header: user_version at offset
+ * 60, application_id at 68, both big-endian), and reading it creates no -wal/-shm files next
+ * to a database we may have to refuse. With a pending WAL, a read-only connection reads the
+ * committed values (the WAL files exist already, so it adds nothing).
+ */
 function inspectExistingFile(path: string): { version: number; applicationId: number } | undefined {
+  const header = Buffer.alloc(100);
+  const fd = openSync(path, 'r');
+  let length: number;
+  try {
+    length = readSync(fd, header, 0, 100, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (length === 0) return undefined; // an empty file becomes a new database
+  if (length < 100 || !header.subarray(0, 16).equals(SQLITE_HEADER)) {
+    throw new StoreOpenError(`${path} is not a SQLite database: move it away or choose another data folder (--data DIR)`);
+  }
+  const walPending = existsSync(`${path}-wal`) && statSync(`${path}-wal`).size > 0;
+  if (!walPending) return { version: header.readInt32BE(60), applicationId: header.readInt32BE(68) };
+
   let probe: Database.Database | undefined;
   try {
     probe = new Database(path, { readonly: true, fileMustExist: true });
@@ -89,13 +112,8 @@ function inspectExistingFile(path: string): { version: number; applicationId: nu
       version: readSchemaVersion(probe),
       applicationId: probe.pragma('application_id', { simple: true }) as number,
     };
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'SQLITE_NOTADB') {
-      throw new StoreOpenError(`${path} is not a SQLite database: move it away or choose another data folder (--data DIR)`, err);
-    }
-    // A read-only connection may be unable to open a WAL file whose -shm is missing; the
-    // read-write open below reads the version before it changes anything.
+  } catch {
+    // The read-write open below reads the version before it changes anything.
     return undefined;
   } finally {
     probe?.close();

@@ -132,7 +132,6 @@ describe('openStore', () => {
     openStore(path).close();
     const newer = new Database(path);
     newer.pragma(`user_version = ${LATEST_SCHEMA_VERSION + 4}`);
-    newer.pragma('journal_mode = DELETE');
     newer.close();
     const before = sha(path);
 
@@ -150,7 +149,23 @@ describe('openStore', () => {
       },
     );
     assert.equal(sha(path), before);
-    assert.ok(!existsSync(`${path}-wal`), 'no WAL file was created next to it');
+    assert.ok(!existsSync(`${path}-wal`) && !existsSync(`${path}-shm`), 'no WAL or shared-memory file was created next to it');
+  });
+
+  test('a newer database with commits still in its WAL (its process crashed or is running) is refused too', () => {
+    const dir = freshDir();
+    const path = join(dir, DATABASE_FILE_NAME);
+    openStore(path).close();
+    const newer = new Database(path);
+    newer.pragma('wal_autocheckpoint = 0');
+    newer.pragma(`user_version = ${LATEST_SCHEMA_VERSION + 1}`); // committed to the WAL only
+    try {
+      const before = sha(path);
+      assert.throws(() => openStore(path), (err: unknown) => err instanceof StoreVersionError && err.fileVersion === LATEST_SCHEMA_VERSION + 1);
+      assert.equal(sha(path), before);
+    } finally {
+      newer.close();
+    }
   });
 
   test('a file that is not SQLite, or another program\'s database, is refused and not changed', () => {
