@@ -1,0 +1,428 @@
+// The real-firmware lab: a namespace topology, QEMU PXE clients, and the servers
+// around them (the office DHCP server, and bootbench or dnsmasq as the PXE server).
+//
+//   server namespace (<prefix>srv)                 office namespace (<prefix>off)
+//   +-------------------------------------+        +---------------------------+
+//   | br0 192.0.2.1/24                    |  veth  | eth0 192.0.2.2/24         |
+//   |  |-- office0 -----------------------+--------+ dnsmasq: DHCP 192.0.2.50- |
+//   |  |-- tap0 -- QEMU client 0          |        |          192.0.2.99       |
+//   |  |-- tap1 -- QEMU client 1 ...      |        +---------------------------+
+//   | bootbench serve --interface br0     |
+//   +-------------------------------------+
+//
+// Nothing links either namespace to the host namespace, there is no default route,
+// and every address is in 192.0.2.0/24 (TEST-NET-1). `destroy()` removes it all.
+import type { ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Lab, missingPrograms, netnsUnavailableReason } from '../helpers/netns.js';
+
+export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export const SERVER_ADDRESS = '192.0.2.1';
+export const OFFICE_ADDRESS = '192.0.2.2';
+export const OFFICE_POOL = { first: '192.0.2.50', last: '192.0.2.99' };
+export const BRIDGE = 'br0';
+
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/** QEMU's e1000 ROM from Debian's ipxe-qemu: one image with iPXE for BIOS and for UEFI. */
+export const IPXE_E1000_ROM = '/usr/lib/ipxe/qemu/efi-e1000.rom';
+export const IPXE_UNDIONLY = '/usr/lib/ipxe/undionly.kpxe';
+export const IPXE_EFI = '/usr/lib/ipxe/ipxe.efi';
+
+export type ClientKind = 'bios' | 'uefi' | 'uefi-ipxe';
+export const ALL_KINDS: readonly ClientKind[] = ['bios', 'uefi', 'uefi-ipxe'];
+
+/** Why the lab cannot run here (test is skipped with this), or undefined. */
+export function labUnavailableReason(options: { kinds?: readonly ClientKind[]; programs?: string[]; files?: string[] } = {}): string | undefined {
+  const netns = netnsUnavailableReason();
+  if (netns) return netns;
+  const programs = missingPrograms('qemu-system-x86_64', ...(options.programs ?? []));
+  if (programs) return programs;
+  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing (QEMU tap networking)';
+  const kinds = options.kinds ?? ALL_KINDS;
+  const files = [...(options.files ?? [])];
+  if (kinds.some((k) => k !== 'bios')) files.push(OVMF_CODE, OVMF_VARS);
+  if (kinds.some((k) => k !== 'uefi')) files.push(IPXE_E1000_ROM);
+  const missing = files.filter((f) => !existsSync(f));
+  if (missing.length) return `missing file(s): ${missing.join(', ')} (apt-get install ovmf ipxe-qemu ipxe)`;
+  return undefined;
+}
+
+/** Which PXE server a lab run uses. BOOTBENCH_LAB_SERVER=dnsmasq swaps in dnsmasq to check the lab itself. */
+export function labServerKind(): 'bootbench' | 'dnsmasq' {
+  return process.env.BOOTBENCH_LAB_SERVER === 'dnsmasq' ? 'dnsmasq' : 'bootbench';
+}
+
+let labCounter = 0;
+
+export class BootLab {
+  readonly lab: Lab;
+  readonly serverNs: string;
+  officeNs?: string;
+  readonly dir: string;
+  private tapCount = 0;
+  private readonly processes: { name: string; child: ChildProcess; output: string[] }[] = [];
+
+  constructor(name = 'pxe') {
+    this.lab = new Lab(name);
+    this.dir = mkdtempSync(join(tmpdir(), `bootbench-lab-${labCounter++}-`));
+    this.serverNs = this.lab.namespace('srv');
+    const ns = this.serverNs;
+    // No DAD on link-local addresses: the router advertiser needs its source address at once.
+    this.lab.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+    this.lab.exec(ns, 'ip', ['link', 'add', BRIDGE, 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0']);
+    this.lab.exec(ns, 'ip', ['addr', 'add', `${SERVER_ADDRESS}/24`, 'dev', BRIDGE]);
+    this.lab.exec(ns, 'ip', ['link', 'set', BRIDGE, 'up']);
+  }
+
+  /** Adds the office network: a second namespace on the bridge, running dnsmasq as its DHCP server. */
+  addOffice(): void {
+    this.officeNs = this.lab.namespace('off');
+    this.lab.veth(this.officeNs, 'eth0', `${OFFICE_ADDRESS}/24`, this.serverNs, 'office0', null);
+    this.lab.exec(this.serverNs, 'ip', ['link', 'set', 'office0', 'master', BRIDGE]);
+    const leases = join(this.dir, 'office.leases');
+    writeFileSync(leases, '');
+    this.spawn('office-dnsmasq', this.officeNs, 'dnsmasq', [
+      '--keep-in-foreground', '--log-facility=-', '--log-dhcp', '--conf-file=/dev/null', '--port=0', '--user=root',
+      '--interface=eth0', '--bind-interfaces', ...(process.env.BOOTBENCH_LAB_OFFICE_PING ? [] : ['--no-ping']), `--dhcp-leasefile=${leases}`, `--pid-file=${join(this.dir, 'office.pid')}`,
+      `--dhcp-range=${OFFICE_POOL.first},${OFFICE_POOL.last},255.255.255.0,10m`,
+      // dnsmasq does not hold an address between OFFER and REQUEST: with several clients
+      // booting at once it offered one address to two of them, and OVMF (which collects
+      // offers for ~4 s) then got a NAK ("PXE-E07: Network device error"). Fixed
+      // reservations for the lab's MACs keep the office server out of the way.
+      ...officeReservations(),
+    ]);
+  }
+
+  /** A tap on the bridge for one QEMU client. */
+  addTap(): string {
+    const tap = `tap${this.tapCount++}`;
+    this.lab.exec(this.serverNs, 'ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+    this.lab.exec(this.serverNs, 'ip', ['link', 'set', tap, 'master', BRIDGE, 'up']);
+    return tap;
+  }
+
+  startRouterAdvertiser(): void {
+    this.spawn('router-advertiser', this.serverNs, process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test', 'lab', 'router-advertiser.ts'), BRIDGE], {
+      cwd: PROJECT_ROOT,
+    });
+  }
+
+  /** Starts a long-running process in a namespace; output is kept for failure reports. */
+  spawn(name: string, ns: string, cmd: string, args: string[], options: { cwd?: string; onLine?: (line: string) => void } = {}): ChildProcess {
+    const child = this.lab.spawn(ns, cmd, args, { cwd: options.cwd });
+    const output: string[] = [];
+    let partial = '';
+    const take = (chunk: Buffer): void => {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        output.push(line);
+        if (output.length > 5000) output.shift();
+        options.onLine?.(line);
+      }
+    };
+    child.stdout?.on('data', take);
+    child.stderr?.on('data', take);
+    this.processes.push({ name, child, output });
+    return child;
+  }
+
+  /** Last lines of every background process (for failure messages). */
+  processReport(lines = 30): string {
+    return this.processes
+      .map((p) => `--- ${p.name} (exit ${p.child.exitCode ?? 'running'}) last ${lines} lines ---\n${p.output.slice(-lines).join('\n')}`)
+      .join('\n');
+  }
+
+  /** Files for the server's --root: the marker NBPs and anything else given. */
+  makeRoot(files: Record<string, Buffer | string>): string {
+    const root = join(this.dir, 'root');
+    mkdirSync(root, { recursive: true });
+    for (const [name, content] of Object.entries(files)) {
+      const path = join(root, name);
+      mkdirSync(dirname(path), { recursive: true });
+      if (typeof content === 'string') copyFileSync(content, path);
+      else writeFileSync(path, content);
+    }
+    return root;
+  }
+
+  async destroy(): Promise<void> {
+    await this.lab.destroy();
+    if (process.env.BOOTBENCH_LAB_KEEP) process.stderr.write(`lab files kept in ${this.dir}\n`);
+    else rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function officeReservations(): string[] {
+  const out: string[] = [];
+  ALL_KINDS.forEach((kind, k) => {
+    for (let i = 0; i < 10; i++) out.push(`--dhcp-host=${clientMac(kind, i)},192.0.2.${60 + k * 10 + i}`);
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// QEMU clients
+
+const hex2 = (n: number): string => n.toString(16).padStart(2, '0');
+
+/** Locally administered 52:54:00 (QEMU's prefix) + lab byte + kind + index. */
+export function clientMac(kind: ClientKind, index: number): string {
+  return `52:54:00:bb:${hex2(ALL_KINDS.indexOf(kind) + 1)}:${hex2(index)}`;
+}
+
+export interface ClientResult {
+  kind: ClientKind;
+  mac: string;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  /** milliseconds from QEMU start until it exited (the marker NBP exits it) */
+  elapsedMs: number;
+  timedOut: boolean;
+  debugcon: string;
+  serial: string;
+}
+
+export class QemuClient {
+  readonly mac: string;
+  readonly uuid: string;
+  readonly serialFile: string;
+  readonly debugconFile: string;
+  private child?: ChildProcess;
+  private started = 0;
+
+  constructor(
+    private readonly bootLab: BootLab,
+    readonly kind: ClientKind,
+    readonly index: number,
+  ) {
+    this.mac = clientMac(kind, index);
+    // A distinct UUID per client: without -uuid QEMU reports option 97 as all zeros.
+    this.uuid = `b007be4c-0000-4000-8000-0000${hex2(ALL_KINDS.indexOf(kind) + 1)}0000${hex2(index)}`;
+    const base = join(bootLab.dir, `client-${kind}-${index}`);
+    this.serialFile = `${base}.serial.log`;
+    this.debugconFile = `${base}.debugcon.log`;
+  }
+
+  args(tap: string): string[] {
+    const base = join(this.bootLab.dir, `client-${this.kind}-${this.index}`);
+    const args = [
+      '-name', `bootbench-lab-${this.kind}-${this.index}`,
+      // KVM exists here but cannot run this firmware (SeaBIOS+iPXE hangs, OVMF stops with
+      // an emulation error), so plain TCG.
+      '-machine', 'q35,accel=tcg', '-cpu', 'qemu64', '-m', '256', '-smp', '1',
+      '-nodefaults', '-display', 'none', '-no-user-config', '-no-reboot',
+      '-uuid', this.uuid,
+      '-serial', `file:${this.serialFile}`,
+      '-debugcon', `file:${this.debugconFile}`, '-global', 'isa-debugcon.iobase=0x402',
+      '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04',
+      '-netdev', `tap,id=net0,ifname=${tap},script=no,downscript=no`,
+    ];
+    if (this.kind === 'bios') {
+      // SeaBIOS writes its console (and iPXE's, through int 10h) to COM1 only when told.
+      const sercon = `${base}.sercon`;
+      writeFileSync(sercon, Buffer.from([0xf8, 0x03]));
+      args.push('-fw_cfg', `name=etc/sercon-port,file=${sercon}`, '-boot', 'order=n');
+      args.push('-device', `e1000,netdev=net0,mac=${this.mac},romfile=${IPXE_E1000_ROM}`);
+    } else {
+      const vars = `${base}.OVMF_VARS.fd`;
+      copyFileSync(OVMF_VARS, vars);
+      args.push(
+        '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+        '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
+      );
+      if (this.kind === 'uefi') {
+        // An empty romfile keeps iPXE out, so EDK2's own PxeBcDxe is the PXE client.
+        args.push('-device', `virtio-net-pci,netdev=net0,mac=${this.mac},romfile=`);
+      } else {
+        args.push('-device', `e1000,netdev=net0,mac=${this.mac},romfile=${IPXE_E1000_ROM}`);
+      }
+    }
+    return args;
+  }
+
+  /** Boots the client and resolves when QEMU exits or `timeoutMs` passes (then it is killed). */
+  run(timeoutMs: number): Promise<ClientResult> {
+    const tap = this.bootLab.addTap();
+    writeFileSync(this.serialFile, '');
+    writeFileSync(this.debugconFile, '');
+    this.started = Date.now();
+    const child = this.bootLab.spawn(`qemu-${this.kind}-${this.index}`, this.bootLab.serverNs, 'qemu-system-x86_64', this.args(tap));
+    this.child = child;
+    return new Promise((resolve) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, timeoutMs);
+      child.on('exit', (exitCode, signal) => {
+        clearTimeout(timer);
+        resolve({
+          kind: this.kind,
+          mac: this.mac,
+          exitCode,
+          signal,
+          elapsedMs: Date.now() - this.started,
+          timedOut,
+          debugcon: readText(this.debugconFile),
+          serial: readText(this.serialFile),
+        });
+      });
+    });
+  }
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'latin1');
+  } catch {
+    return '';
+  }
+}
+
+/** Readable tail of a firmware log: ANSI escapes removed, last `lines` lines. */
+export function logTail(text: string, lines = 25): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = text.replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, '').replace(/\r/g, '\n').replace(/\n{2,}/g, '\n');
+  return clean.split('\n').slice(-lines).join('\n');
+}
+
+// ---------------------------------------------------------------------------
+// PXE servers
+
+export interface ServerOptions {
+  mode: 'proxy' | 'dhcp';
+  root: string;
+  boot: { bios?: string; uefi64?: string };
+  ipxeScript?: string;
+  httpPort?: number;
+  pool?: { first: string; last: string };
+}
+
+export interface RunningServer {
+  kind: 'bootbench' | 'dnsmasq';
+  /** JSON events (bootbench --log json only) */
+  events: Record<string, unknown>[];
+  ready(): Promise<void>;
+}
+
+/** `bootbench serve` inside the server namespace. Built CLI when dist/ is current, else the TypeScript source. */
+export function bootbenchCommand(): { cmd: string; args: string[] } {
+  const built = join(PROJECT_ROOT, 'dist', 'main', 'cli.js');
+  const source = join(PROJECT_ROOT, 'main', 'cli.ts');
+  if (process.env.BOOTBENCH_LAB_CLI === 'source' || !existsSync(built) || (existsSync(source) && statSync(source).mtimeMs > statSync(built).mtimeMs)) {
+    return { cmd: process.execPath, args: ['--import', 'tsx', source] };
+  }
+  return { cmd: process.execPath, args: [join(PROJECT_ROOT, 'bin', 'bootbench.js')] };
+}
+
+export function startBootbench(bootLab: BootLab, options: ServerOptions): RunningServer {
+  const events: Record<string, unknown>[] = [];
+  const { cmd, args } = bootbenchCommand();
+  const data = join(bootLab.dir, 'data');
+  mkdirSync(data, { recursive: true });
+  args.push('serve', '--interface', BRIDGE, '--mode', options.mode, '--root', options.root, '--log', 'json', '--data', data);
+  if (options.boot.bios) args.push('--boot', `bios=${options.boot.bios}`);
+  if (options.boot.uefi64) args.push('--boot', `uefi64=${options.boot.uefi64}`);
+  if (options.ipxeScript) args.push('--ipxe-script', options.ipxeScript);
+  if (options.httpPort) args.push('--http-port', String(options.httpPort));
+  if (options.mode === 'dhcp') args.push('--pool', `${options.pool!.first}-${options.pool!.last}`);
+  let readyResolve!: () => void;
+  const readyPromise = new Promise<void>((r) => (readyResolve = r));
+  const child = bootLab.spawn('bootbench', bootLab.serverNs, cmd, args, {
+    cwd: PROJECT_ROOT,
+    onLine: (line) => {
+      if (!line.startsWith('{')) return;
+      try {
+        const event = JSON.parse(line) as Record<string, unknown>;
+        events.push(event);
+        if (event.type === 'service.state' && /running|listening|started/.test(String(event.state ?? event.status ?? ''))) readyResolve();
+      } catch {
+        /* not an event line */
+      }
+    },
+  });
+  return {
+    kind: 'bootbench',
+    events,
+    ready: () => waitForServer(child, readyPromise, bootLab, options),
+  };
+}
+
+/** dnsmasq as the PXE server: the reference that proves the lab itself works (BOOTBENCH_LAB_SERVER=dnsmasq). */
+export function startDnsmasqPxe(bootLab: BootLab, options: ServerOptions): RunningServer {
+  const leases = join(bootLab.dir, 'pxe.leases');
+  writeFileSync(leases, '');
+  const args = [
+    '--keep-in-foreground', '--log-facility=-', '--log-dhcp', '--conf-file=/dev/null', '--port=0', '--user=root',
+    `--interface=${BRIDGE}`, '--bind-interfaces', `--dhcp-leasefile=${leases}`, `--pid-file=${join(bootLab.dir, 'pxe.pid')}`,
+    '--enable-tftp', `--tftp-root=${options.root}`,
+    '--dhcp-match=set:efi64,option:client-arch,7', '--dhcp-match=set:efi64,option:client-arch,9',
+    '--dhcp-userclass=set:ipxe,iPXE',
+  ];
+  const stripDotZero = (p: string): string => p.replace(/\.0$/, '');
+  if (options.mode === 'proxy') {
+    args.push(`--dhcp-range=${SERVER_ADDRESS},proxy`);
+    // dnsmasq appends ".0" to BIOS (x86PC) service names itself.
+    if (options.boot.bios) args.push(`--pxe-service=x86PC,"bootbench lab",${stripDotZero(options.boot.bios)}`);
+    if (options.boot.uefi64) {
+      args.push(`--pxe-service=x86-64_EFI,"bootbench lab",${options.boot.uefi64}`);
+      args.push(`--pxe-service=BC_EFI,"bootbench lab",${options.boot.uefi64}`);
+    }
+  } else {
+    args.push(`--dhcp-range=${options.pool!.first},${options.pool!.last},255.255.255.0,10m`);
+    if (options.ipxeScript) args.push(`--dhcp-boot=tag:ipxe,http://${SERVER_ADDRESS}:${options.httpPort ?? 8080}/boot.ipxe`);
+    if (options.boot.uefi64) args.push(`--dhcp-boot=tag:efi64,${options.boot.uefi64}`);
+    if (options.boot.bios) args.push(`--dhcp-boot=tag:!efi64,${options.boot.bios}`);
+  }
+  const child = bootLab.spawn('pxe-dnsmasq', bootLab.serverNs, 'dnsmasq', args);
+  let readyResolve!: () => void;
+  const readyPromise = new Promise<void>((r) => (readyResolve = r));
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (/started, version/.test(chunk.toString())) readyResolve();
+  });
+  child.stdout?.on('data', (chunk: Buffer) => {
+    if (/started, version/.test(chunk.toString())) readyResolve();
+  });
+  return { kind: 'dnsmasq', events: [], ready: () => waitForServer(child, readyPromise, bootLab, options) };
+}
+
+export function startPxeServer(bootLab: BootLab, options: ServerOptions): RunningServer {
+  return labServerKind() === 'dnsmasq' ? startDnsmasqPxe(bootLab, options) : startBootbench(bootLab, options);
+}
+
+async function waitForServer(child: ChildProcess, ready: Promise<void>, bootLab: BootLab, options: ServerOptions): Promise<void> {
+  // Also accept "listening on port 67" as ready, for a CLI that prints no state event:
+  // poll the socket table in the namespace.
+  let stopPolling = false;
+  const listening = new Promise<void>((resolve) => {
+    const poll = (): void => {
+      if (stopPolling || child.exitCode !== null) return;
+      try {
+        const out = bootLab.lab.exec(bootLab.serverNs, 'ss', ['-lunH']);
+        const wanted = options.mode === 'proxy' ? [':4011', ':69'] : [':67', ':69'];
+        if (wanted.every((port) => out.includes(`${port} `))) return resolve();
+      } catch { /* ss missing: rely on the ready message */ }
+      setTimeout(poll, 100);
+    };
+    poll();
+  });
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`PXE server exited with ${code} before it was ready\n${bootLab.processReport()}`))),
+  );
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`PXE server not ready after 20 s\n${bootLab.processReport()}`)), 20_000).unref(),
+  );
+  try {
+    await Promise.race([ready, listening, exited, timeout]);
+  } finally {
+    stopPolling = true;
+  }
+  if (child.exitCode !== null) throw new Error(`PXE server exited with ${child.exitCode}\n${bootLab.processReport()}`);
+}
