@@ -1,0 +1,37 @@
+// Boot entries, and adding files to them (issue 7 does the detection; until then the
+// host refuses and the screen says so).
+import type { ApiClient } from '../transport.js';
+import type { BootEntry, ImportFilesResult } from '../../../../preload/api.js';
+
+export class LibraryState {
+  entries = $state.raw<BootEntry[]>([]);
+  /** Why adding files does not work yet, from app:info (undefined when it works). */
+  pendingReason = $state<string | undefined>(undefined);
+  importing = $state(false);
+  lastResult = $state.raw<ImportFilesResult | undefined>(undefined);
+  error = $state<string | undefined>(undefined);
+
+  constructor(private readonly api: ApiClient) {}
+
+  async load(): Promise<void> {
+    try {
+      this.entries = await this.api.call('entries:list');
+    } catch (err) {
+      this.error = (err as Error).message;
+    }
+  }
+
+  async importPaths(paths: string[]): Promise<void> {
+    if (paths.length === 0) return;
+    this.importing = true;
+    this.error = undefined;
+    try {
+      this.lastResult = await this.api.call('entries:import', { paths });
+      await this.load();
+    } catch (err) {
+      this.error = (err as Error).message;
+    } finally {
+      this.importing = false;
+    }
+  }
+}

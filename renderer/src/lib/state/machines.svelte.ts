@@ -1,0 +1,83 @@
+// Machines of the bench: the stored list plus the live ones as they send DISCOVERs.
+import type { ApiClient } from '../transport.js';
+import type { BootEntry, CsvImportResult, Machine, MachineGroup, MachineUpdate } from '../../../../preload/api.js';
+
+export function machineLabel(m: Pick<Machine, 'name' | 'macs' | 'id'>): string {
+  return m.name || m.macs[0] || `machine ${m.id}`;
+}
+
+export function matchesFilter(m: Machine, filter: string): boolean {
+  const f = filter.trim().toLowerCase();
+  if (!f) return true;
+  return [m.name, m.group, m.seat, m.uuid, m.lastIp, ...m.macs].some((v) => v?.toLowerCase().includes(f.replace(/-/g, ':')) || v?.toLowerCase().includes(f));
+}
+
+/** Unknown (auto-discovered) machines first, then by name; the newest sighting breaks ties. */
+export function sortMachines(list: Machine[]): Machine[] {
+  return [...list].sort((a, b) => Number(b.discovered) - Number(a.discovered) || (a.discovered ? (b.lastSeen ?? 0) - (a.lastSeen ?? 0) : 0) || machineLabel(a).localeCompare(machineLabel(b), undefined, { numeric: true }));
+}
+
+export class MachinesState {
+  list = $state.raw<Machine[]>([]);
+  groups = $state.raw<MachineGroup[]>([]);
+  entries = $state.raw<BootEntry[]>([]);
+  filter = $state('');
+  /** id -> time of the last live sighting (highlights rows that just showed up). */
+  lastSeenLive = $state.raw<Record<number, number>>({});
+  visible = $derived(sortMachines(this.list.filter((m) => matchesFilter(m, this.filter))));
+  unknownCount = $derived(this.list.filter((m) => m.discovered).length);
+  error = $state<string | undefined>(undefined);
+  lastImport = $state.raw<CsvImportResult | undefined>(undefined);
+
+  constructor(private readonly api: ApiClient) {}
+
+  async load(): Promise<void> {
+    try {
+      const [list, groups, entries] = await Promise.all([this.api.call('machines:list'), this.api.call('machines:groups'), this.api.call('entries:list')]);
+      this.list = list;
+      this.groups = groups;
+      this.entries = entries;
+      this.error = undefined;
+    } catch (err) {
+      this.error = (err as Error).message;
+    }
+  }
+
+  /** A pushed 'machine:seen' (or the answer to an update): insert or replace by id. */
+  upsert(machine: Machine, live = false): void {
+    const index = this.list.findIndex((m) => m.id === machine.id);
+    this.list = index < 0 ? [...this.list, machine] : this.list.map((m, i) => (i === index ? machine : m));
+    if (live) this.lastSeenLive = { ...this.lastSeenLive, [machine.id]: Date.now() };
+  }
+
+  byMac(mac: string): Machine | undefined {
+    return this.list.find((m) => m.macs.includes(mac));
+  }
+
+  entryName(id: number | undefined): string | undefined {
+    return id === undefined ? undefined : this.entries.find((e) => e.id === id)?.name ?? `entry ${id}`;
+  }
+
+  async update(update: MachineUpdate): Promise<Machine> {
+    const machine = await this.api.call('machines:update', update);
+    this.upsert(machine);
+    return machine;
+  }
+
+  async assignGroup(group: string, entryId: number | null): Promise<void> {
+    const updated = await this.api.call('machines:assign-group', { group, entryId });
+    const index = this.groups.findIndex((g) => g.name === updated.name);
+    this.groups = index < 0 ? [...this.groups, updated] : this.groups.map((g, i) => (i === index ? updated : g));
+  }
+
+  async importCsv(csv: string): Promise<CsvImportResult> {
+    const result = await this.api.call('machines:import-csv', { csv });
+    this.lastImport = result;
+    await this.load();
+    return result;
+  }
+
+  exportCsv() {
+    return this.api.call('machines:export-csv');
+  }
+}

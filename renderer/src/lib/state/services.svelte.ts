@@ -1,0 +1,102 @@
+// The Start screen's state: NICs, mode, pool, and what every service is doing.
+import type { ApiClient } from '../transport.js';
+import type { InterfacesList, NetInterfaceInfo, ServeMode, ServeSettings, ServicesStatus, StartRequest } from '../../../../preload/api.js';
+import { suggestPool } from '../format.js';
+
+const STOPPED: ServicesStatus = { running: false, mode: 'proxy', services: [], problems: [] };
+
+export class ServicesState {
+  status = $state.raw<ServicesStatus>(STOPPED);
+  settings = $state.raw<ServeSettings | undefined>(undefined);
+  interfaces = $state.raw<InterfacesList>({ interfaces: [] });
+  interfaceName = $state('');
+  mode = $state<ServeMode>('proxy');
+  poolFirst = $state('');
+  poolLast = $state('');
+  busy = $state<'starting' | 'stopping' | undefined>(undefined);
+  /** The last Start/Stop failure, as the host worded it. */
+  error = $state<string | undefined>(undefined);
+
+  running = $derived(this.status.running);
+  selectedInterface = $derived<NetInterfaceInfo | undefined>(this.interfaces.interfaces.find((n) => n.name === this.interfaceName));
+  /** Problems to show: the host's, plus the last failure when the host did not list it. */
+  problems = $derived(this.error && !this.status.problems.includes(this.error) ? [...this.status.problems, this.error] : this.status.problems);
+  canStart = $derived(!this.busy && this.interfaceName !== '' && (this.mode === 'proxy' || (this.poolFirst !== '' && this.poolLast !== '')));
+
+  constructor(private readonly api: ApiClient) {}
+
+  async load(): Promise<void> {
+    const [status, settings, interfaces] = await Promise.all([this.api.call('services:status'), this.api.call('services:settings'), this.api.call('interfaces:list')]);
+    this.status = status;
+    this.settings = settings;
+    this.interfaces = interfaces;
+    this.mode = status.running ? status.mode : settings.mode;
+    if (!this.interfaceName) this.interfaceName = status.interfaceName ?? settings.interfaceName ?? interfaces.suggested?.name ?? '';
+    if (settings.pool) {
+      this.poolFirst = settings.pool.first;
+      this.poolLast = settings.pool.last;
+    } else this.proposePool();
+  }
+
+  chooseInterface(name: string): void {
+    this.interfaceName = name;
+    this.proposePool(true);
+  }
+
+  /** Fills the pool from the chosen NIC's subnet (only when empty, unless forced). */
+  proposePool(force = false): void {
+    const address = this.selectedInterface?.ipv4[0];
+    if (!address || (!force && this.poolFirst && this.poolLast)) return;
+    const pool = suggestPool(address.address, address.prefixLength);
+    if (pool) {
+      this.poolFirst = pool.first;
+      this.poolLast = pool.last;
+    }
+  }
+
+  startRequest(): StartRequest {
+    return {
+      interfaceName: this.interfaceName || undefined,
+      mode: this.mode,
+      pool: this.mode === 'dhcp' ? { first: this.poolFirst.trim(), last: this.poolLast.trim() } : undefined,
+    };
+  }
+
+  async start(): Promise<void> {
+    this.busy = 'starting';
+    this.error = undefined;
+    try {
+      this.status = await this.api.call('services:start', this.startRequest());
+    } catch (err) {
+      this.error = (err as Error).message;
+      await this.refresh();
+    } finally {
+      this.busy = undefined;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.busy = 'stopping';
+    this.error = undefined;
+    try {
+      this.status = await this.api.call('services:stop');
+    } catch (err) {
+      this.error = (err as Error).message;
+    } finally {
+      this.busy = undefined;
+    }
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.status = await this.api.call('services:status');
+    } catch {
+      /* the connection banner says why */
+    }
+  }
+
+  /** A pushed 'services:state'. */
+  apply(status: ServicesStatus): void {
+    this.status = status;
+  }
+}

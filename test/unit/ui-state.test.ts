@@ -1,0 +1,286 @@
+// The renderer's rune state modules (*.svelte.ts), compiled by Svelte as in the browser,
+// driven through a fake transport: throttled progress, live machines, the Start screen,
+// the timeline's live append, and the formatting the screens show.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { register } from 'node:module';
+import type { ApiCallName, ApiEventName, ApiEvents, Machine, TimelineEntry, TransferRow } from '../../preload/api.js';
+import { ApiCallError } from '../../preload/api.js';
+import type { Scheduler } from '../../renderer/src/lib/throttle.js';
+import { ApiClient, type ConnectionState, type Transport } from '../../renderer/src/lib/transport.js';
+import { createThrottle } from '../../renderer/src/lib/throttle.js';
+import { etaSeconds, formatBytes, formatDuration, formatRate, fraction, suggestPool } from '../../renderer/src/lib/format.js';
+
+register('../../renderer/tools/svelte-runes-loader.mjs', import.meta.url);
+const { TransfersState } = await import('../../renderer/src/lib/state/transfers.svelte.js');
+const { MachinesState, sortMachines } = await import('../../renderer/src/lib/state/machines.svelte.js');
+const { ServicesState } = await import('../../renderer/src/lib/state/services.svelte.js');
+const { TimelineState } = await import('../../renderer/src/lib/state/timeline.svelte.js');
+const { AppState } = await import('../../renderer/src/lib/state/app.svelte.js');
+
+class ManualScheduler implements Scheduler {
+  time = 0;
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  private next = 1;
+  now = () => this.time;
+  set = (fn: () => void, ms: number) => {
+    const id = this.next++;
+    this.timers.set(id, { at: this.time + ms, fn });
+    return id;
+  };
+  clear = (h: unknown) => void this.timers.delete(h as number);
+  advance(ms: number) {
+    const end = this.time + ms;
+    for (;;) {
+      const due = [...this.timers.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+      if (!due) break;
+      this.timers.delete(due[0]);
+      this.time = due[1].at;
+      due[1].fn();
+    }
+    this.time = end;
+  }
+}
+
+/** A transport answering from a table, recording calls, and letting tests push events. */
+class FakeTransport implements Transport {
+  readonly kind = 'websocket' as const;
+  calls: [string, unknown][] = [];
+  private listeners = new Map<string, Set<(p: unknown) => void>>();
+  private connection = new Set<(s: ConnectionState) => void>();
+  constructor(private answers: Partial<Record<ApiCallName, (req: any) => unknown>>) {}
+  async invoke(call: ApiCallName, request: unknown) {
+    this.calls.push([call, request]);
+    const answer = this.answers[call];
+    if (!answer) throw new ApiCallError('unknown-call', `no answer for ${call}`);
+    return answer(request);
+  }
+  subscribe<E extends ApiEventName>(event: E, listener: (p: ApiEvents[E]) => void) {
+    if (!this.listeners.has(event)) this.listeners.set(event, new Set());
+    this.listeners.get(event)!.add(listener as (p: unknown) => void);
+    return () => this.listeners.get(event)!.delete(listener as (p: unknown) => void);
+  }
+  push<E extends ApiEventName>(event: E, payload: ApiEvents[E]) {
+    for (const l of this.listeners.get(event) ?? []) l(payload);
+  }
+  onConnection(listener: (s: ConnectionState) => void) {
+    this.connection.add(listener);
+    return () => this.connection.delete(listener);
+  }
+  setConnection(s: ConnectionState) {
+    for (const l of this.connection) l(s);
+  }
+  close() {}
+}
+
+const row = (id: string, bytes: number): TransferRow => ({ id, ip: '192.0.2.10', file: 'ipxe.efi', protocol: 'tftp', size: 1000, bytes, rate: 100, retransmits: 0, startedAt: 0 });
+const machine = (over: Partial<Machine>): Machine => ({ id: 1, macs: ['52:54:00:00:00:01'], name: '', group: '', bootOnce: false, discovered: false, ...over });
+
+describe('throttle', () => {
+  test('runs at most once per interval, the first request at once', () => {
+    const s = new ManualScheduler();
+    let runs = 0;
+    const t = createThrottle(() => runs++, 250, s);
+    t.request();
+    assert.equal(runs, 1);
+    for (let i = 0; i < 100; i++) {
+      t.request();
+      s.advance(10);
+    }
+    assert.equal(runs, 5, '1 s of requests every 10 ms: the first plus four more');
+    s.advance(1000);
+    assert.equal(runs, 5, 'no request, no run');
+  });
+});
+
+describe('TransfersState', () => {
+  test('renders at most four times a second however many snapshots arrive', () => {
+    const s = new ManualScheduler();
+    const state = new TransfersState(250, s);
+    for (let i = 0; i < 200; i++) {
+      // 50 machines, 200 snapshots in one second
+      state.apply({ active: Array.from({ length: 50 }, (_, n) => row(`t${n}`, i * 5)), finished: [] });
+      s.advance(5);
+    }
+    s.advance(300);
+    assert.ok(state.renders >= 4 && state.renders <= 6, `renders: ${state.renders}`);
+    assert.equal(state.active.length, 50);
+    assert.equal(state.active[0]!.bytes, 199 * 5, 'the newest snapshot wins');
+    assert.equal(state.totalRate, 5000);
+  });
+
+  test('finished transfers go to the top of history, once each, capped', () => {
+    const s = new ManualScheduler();
+    const state = new TransfersState(250, s);
+    state.reset([row('a', 10)], []);
+    const done = { id: 'a', file: 'ipxe.efi', protocol: 'tftp' as const, bytes: 1000, outcome: 'done' as const, finishedAt: 5 };
+    state.apply({ active: [], finished: [done] });
+    state.apply({ active: [], finished: [{ ...done, id: 'b', finishedAt: 6 }] });
+    s.advance(300);
+    assert.deepEqual(state.active, []);
+    assert.deepEqual(state.history.map((h) => h.id), ['b', 'a']);
+    for (let i = 0; i < 300; i++) state.apply({ active: [], finished: [{ ...done, id: `x${i}`, finishedAt: 10 + i }] });
+    s.advance(300);
+    assert.equal(state.history.length, 200);
+    assert.equal(state.history[0]!.id, 'x299');
+  });
+});
+
+describe('MachinesState', () => {
+  test('live sightings insert or replace by id; unknown machines sort first', async () => {
+    const transport = new FakeTransport({ 'machines:list': () => [machine({ id: 1, name: 'pc-b' }), machine({ id: 2, name: 'pc-a', macs: ['52:54:00:00:00:02'] })], 'machines:groups': () => [], 'entries:list': () => [] });
+    const state = new MachinesState(new ApiClient(transport));
+    await state.load();
+    assert.deepEqual(state.visible.map((m) => m.name), ['pc-a', 'pc-b']);
+    state.upsert(machine({ id: 3, macs: ['52:54:00:00:00:03'], discovered: true, lastSeen: 5 }), true);
+    state.upsert(machine({ id: 1, name: 'pc-b', lastIp: '192.0.2.101' }), true);
+    assert.equal(state.list.length, 3);
+    assert.equal(state.unknownCount, 1);
+    assert.deepEqual(state.visible.map((m) => m.id), [3, 2, 1]);
+    assert.equal(state.byMac('52:54:00:00:00:01')!.lastIp, '192.0.2.101');
+    state.filter = '00:00:02';
+    assert.deepEqual(state.visible.map((m) => m.id), [2]);
+    state.filter = '52-54-00-00-00-03';
+    assert.deepEqual(state.visible.map((m) => m.id), [3]);
+  });
+
+  test('a failed load shows the host\'s reason', async () => {
+    const transport = new FakeTransport({
+      'machines:list': () => {
+        throw new ApiCallError('unavailable', 'The machine database is not open');
+      },
+      'machines:groups': () => [],
+      'entries:list': () => [],
+    });
+    const state = new MachinesState(new ApiClient(transport));
+    await state.load();
+    assert.match(state.error!, /database is not open/);
+  });
+
+  test('sortMachines keeps the newest unknown machine on top', () => {
+    const list = sortMachines([machine({ id: 1, discovered: true, lastSeen: 1 }), machine({ id: 2, name: 'a' }), machine({ id: 3, discovered: true, lastSeen: 9 })]);
+    assert.deepEqual(list.map((m) => m.id), [3, 1, 2]);
+  });
+});
+
+describe('ServicesState', () => {
+  const interfaces = {
+    interfaces: [
+      { name: 'lo', mac: '', ipv4: [{ address: '127.0.0.1', prefixLength: 8 }], up: true, kind: 'loopback' as const, mtu: 65536 },
+      { name: 'bench0', mac: '02:00:00:00:00:01', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }], up: true, kind: 'virtual' as const, mtu: 1500 },
+    ],
+    suggested: { name: 'bench0', reason: 'the only virtual NIC with an address' },
+  };
+
+  test('preselects the suggested NIC, proposes a pool, and sends what the screen shows', async () => {
+    const transport = new FakeTransport({
+      'services:status': () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
+      'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+      'interfaces:list': () => interfaces,
+      'services:start': (req) => ({ running: true, mode: req.mode, interfaceName: req.interfaceName, services: [], problems: [] }),
+    });
+    const state = new ServicesState(new ApiClient(transport));
+    await state.load();
+    assert.equal(state.interfaceName, 'bench0');
+    assert.deepEqual([state.poolFirst, state.poolLast], ['192.0.2.100', '192.0.2.199']);
+    state.mode = 'dhcp';
+    assert.equal(state.canStart, true);
+    await state.start();
+    assert.deepEqual(transport.calls.at(-1), ['services:start', { interfaceName: 'bench0', mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.199' } }]);
+    assert.equal(state.running, true);
+  });
+
+  test('a failed start shows the host\'s words as a problem', async () => {
+    const transport = new FakeTransport({
+      'services:status': () => ({ running: false, mode: 'proxy', services: [{ name: 'proxy-dhcp', port: 67, state: 'failed', error: 'port 67 in use' }], problems: [] }),
+      'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+      'interfaces:list': () => interfaces,
+      'services:start': () => {
+        throw new ApiCallError('failed', 'UDP port 67 is in use by dnsmasq (pid 42): stop it, or use proxy mode beside it.');
+      },
+    });
+    const state = new ServicesState(new ApiClient(transport));
+    await state.load();
+    await state.start();
+    assert.equal(state.busy, undefined);
+    assert.deepEqual(state.problems, ['UDP port 67 is in use by dnsmasq (pid 42): stop it, or use proxy mode beside it.']);
+    assert.equal(state.status.services[0]!.state, 'failed', 'status re-read after the failure');
+  });
+});
+
+describe('TimelineState', () => {
+  test('appends live events of the machine on screen and re-reads the diagnosis at most once a second', async () => {
+    const s = new ManualScheduler();
+    let reads = 0;
+    const transport = new FakeTransport({
+      'timeline:get': () => {
+        reads++;
+        return { machineId: 1, machine: machine({ id: 1 }), events: [], diagnosis: { stage: 'none', level: 'unknown', message: 'nothing yet' } };
+      },
+    });
+    const state = new TimelineState(new ApiClient(transport), s);
+    await state.show({ machineId: 1 });
+    assert.equal(reads, 1);
+    const entry = (mac: string): TimelineEntry => ({ time: 1, type: 'proxy.offer', mac, summary: 'Proxy offer sent', level: 'info' });
+    state.apply(entry('52:54:00:00:00:99'));
+    assert.equal(state.timeline!.events.length, 0, 'another machine\'s event is ignored');
+    for (let i = 0; i < 10; i++) state.apply(entry('52:54:00:00:00:01'));
+    assert.equal(state.timeline!.events.length, 10);
+    await new Promise((r) => setImmediate(r));
+    s.advance(2000);
+    await new Promise((r) => setImmediate(r));
+    assert.ok(reads >= 2 && reads <= 3, `diagnosis re-read ${reads} times`);
+  });
+});
+
+describe('AppState', () => {
+  test('routes pushed events to the screens and reloads on (re)connection', async () => {
+    const s = new ManualScheduler();
+    const transport = new FakeTransport({
+      'app:info': () => ({ version: '0', shell: 'web', pending: [{ feature: 'library-import', reason: 'arrives with issue 7' }], fileDialogs: false }),
+      'services:status': () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
+      'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+      'interfaces:list': () => ({ interfaces: [] }),
+      'transfers:active': () => [],
+      'transfers:history': () => [],
+      'machines:list': () => [],
+      'machines:groups': () => [],
+      'entries:list': () => [],
+    });
+    const app = new AppState(new ApiClient(transport), s);
+    app.connect();
+    transport.setConnection('open');
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(app.connection, 'open');
+    assert.equal(app.library.pendingReason, 'arrives with issue 7');
+    assert.equal(app.loadError, undefined);
+    transport.push('machine:seen', machine({ id: 7, discovered: true }));
+    transport.push('transfer:progress', { active: [row('t', 1)], finished: [] });
+    transport.push('services:state', { running: false, mode: 'proxy', services: [], problems: ['stopped'] });
+    assert.equal(app.machines.unknownCount, 1);
+    assert.equal(app.transfers.active.length, 1);
+    assert.deepEqual(app.services.problems, ['stopped']);
+    const before = transport.calls.filter(([c]) => c === 'app:info').length;
+    transport.setConnection('closed');
+    transport.setConnection('open');
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(transport.calls.filter(([c]) => c === 'app:info').length, before + 1);
+    app.dispose();
+  });
+});
+
+describe('formatting', () => {
+  test('sizes, rates, ETA and pools', () => {
+    assert.equal(formatBytes(1536), '1.5 KB');
+    assert.equal(formatBytes(734003200), '700 MB');
+    assert.equal(formatRate(0), '–');
+    assert.equal(etaSeconds({ size: 1000, bytes: 500, rate: 100 }), 5);
+    assert.equal(etaSeconds({ size: undefined, bytes: 500, rate: 100 }), undefined);
+    assert.equal(fraction({ size: 1000, bytes: 250 }), 0.25);
+    assert.equal(formatDuration(125), '2 min 05 s');
+    assert.deepEqual(suggestPool('192.0.2.1', 24), { first: '192.0.2.100', last: '192.0.2.199' });
+    assert.deepEqual(suggestPool('192.0.2.150', 24), { first: '192.0.2.151', last: '192.0.2.250' });
+    assert.deepEqual(suggestPool('198.18.0.1', 16), { first: '198.18.100.0', last: '198.18.100.99' });
+    assert.equal(suggestPool('192.0.2.1', 31), undefined);
+  });
+});
