@@ -1,6 +1,7 @@
 // The per-machine boot timeline: DISCOVER seen, offer sent, ignored (why), lease, downloads.
 // Kept bounded by age and by count per machine, so a year of classroom use stays small.
 import type Database from 'better-sqlite3';
+import { normalizeMac } from './identifiers.js';
 
 export interface StoredBootEvent {
   id: number;
@@ -86,6 +87,14 @@ export class BootEventRepository {
       .prepare(`SELECT * FROM (SELECT * FROM boot_events WHERE machine_id = ? AND time >= ? AND time <= ?
           ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id`)
       .all(machineId, options.since ?? 0, options.until ?? Number.MAX_SAFE_INTEGER, options.limit ?? 10000) as EventRow[];
+    return rows.map(toEvent);
+  }
+
+  /** Oldest first, by the MAC the events carried (also finds events recorded before the machine was merged). */
+  listForMac(mac: string, options: { limit?: number } = {}): StoredBootEvent[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM (SELECT * FROM boot_events WHERE mac = ? ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id`)
+      .all(normalizeMac(mac) ?? mac, options.limit ?? 10000) as EventRow[];
     return rows.map(toEvent);
   }
 

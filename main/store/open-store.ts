@@ -1,7 +1,7 @@
 // Opens (or creates) the one database file of a Bootbench data folder, brings its schema up to
 // date and closes what a previous process left open.
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../host/clock.js';
 import { silentLogger, type Logger } from '../host/logger.js';
@@ -30,6 +30,8 @@ export interface Store {
   readonly migrationsApplied: number[];
   /** Transfers a previous process left running, closed as 'interrupted' by this open. */
   readonly interruptedAtOpen: number;
+  /** Another live process that has the database open (its running transfers were left alone). */
+  readonly sharedWithPid?: number;
   readonly machines: MachineRepository;
   readonly entries: EntryRepository;
   readonly transfers: TransferRepository;
@@ -120,6 +122,42 @@ function inspectExistingFile(path: string): { version: number; applicationId: nu
   }
 }
 
+// The owner file names the process that serves the database's running transfers.
+const ownerFileOf = (path: string) => `${path}.owner`;
+
+function liveOwnerOf(path: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number.parseInt(readFileSync(ownerFileOf(path), 'utf8'), 10);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (err) {
+    // EPERM: alive but another user's; ESRCH: gone (killed, crashed).
+    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
+
+function claimOwnership(path: string): void {
+  try {
+    writeFileSync(ownerFileOf(path), String(process.pid));
+  } catch {
+    // Without the owner file a second process may close our transfers as interrupted; harmless.
+  }
+}
+
+function releaseOwnership(path: string): void {
+  try {
+    if (readFileSync(ownerFileOf(path), 'utf8') === String(process.pid)) unlinkSync(ownerFileOf(path));
+  } catch {
+    // already gone
+  }
+}
+
 function checkOwnership(path: string, version: number, applicationId: number): void {
   if (applicationId !== 0 && applicationId !== BOOTBENCH_APPLICATION_ID) {
     throw new StoreOpenError(`${path} belongs to another program (application id ${applicationId}): choose another data folder (--data DIR)`);
@@ -175,8 +213,13 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Sto
     const settings = new SettingsRepository(db, now, (message) => logger.warn(message, { path }));
     const transfers = new TransferRepository(db);
     const bootEvents = new BootEventRepository(db);
-    const interruptedAtOpen = transfers.markInterrupted(clock.now());
+    // Running rows are only orphans if no other live process (the headless host next to the
+    // app, say) is still serving them.
+    const owner = inMemory ? undefined : liveOwnerOf(path);
+    const interruptedAtOpen = owner === undefined ? transfers.markInterrupted(clock.now()) : 0;
     if (interruptedAtOpen > 0) logger.warn('transfers left running by a previous process were marked interrupted', { count: interruptedAtOpen });
+    if (owner !== undefined) logger.info('the database is also open in another Bootbench process', { path, pid: owner });
+    else if (!inMemory) claimOwnership(path);
 
     const retentionPolicy = (): RetentionPolicy => ({ ...DEFAULT_RETENTION, ...settings.get('retention'), ...options.retention });
     const applyRetention = (policy = retentionPolicy()) =>
@@ -190,6 +233,7 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Sto
       schemaVersion: readSchemaVersion(db),
       migrationsApplied,
       interruptedAtOpen,
+      sharedWithPid: owner,
       machines: new MachineRepository(db, now),
       entries: new EntryRepository(db, now),
       transfers,
@@ -203,7 +247,9 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Sto
       applyRetention,
       integrityCheck: () => (db.pragma('integrity_check') as { integrity_check: string }[]).map((row) => row.integrity_check),
       close: () => {
-        if (db.open) db.close();
+        if (!db.open) return;
+        db.close();
+        if (!inMemory && owner === undefined) releaseOwnership(path);
       },
       get open() {
         return db.open;

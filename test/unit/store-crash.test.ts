@@ -30,6 +30,15 @@ async function runAndKill(dbPath: string, killAfterMs: number): Promise<{ sawWal
     child.on('exit', () => reject(new Error(`writer exited early: ${stderr}`)));
   });
   await new Promise((r) => setTimeout(r, killAfterMs));
+  // A second process (the app next to `bootbench serve`) must not close live transfers.
+  const peer = openStore(dbPath);
+  try {
+    assert.equal(peer.sharedWithPid, child.pid);
+    assert.equal(peer.interruptedAtOpen, 0);
+    assert.equal(peer.transfers.listRunning().length, 20);
+  } finally {
+    peer.close();
+  }
   const sawWal = existsSync(`${dbPath}-wal`);
   child.kill('SIGKILL');
   assert.equal(await exited, 'SIGKILL');

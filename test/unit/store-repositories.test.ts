@@ -268,6 +268,7 @@ describe('boot events and retention', () => {
     assert.deepEqual(timeline[1].details, { port: 67 });
     assert.deepEqual(store.bootEvents.listForMachine(m.id, { limit: 1 }).map((e) => e.type), ['proxy.offer']);
     assert.deepEqual(store.bootEvents.listForMachine(m.id, { since: 11 }).map((e) => e.type), ['proxy.offer']);
+    assert.deepEqual(store.bootEvents.listForMac('52-54-00-00-00-01', { limit: 1 }).map((e) => e.type), ['proxy.offer']);
     assert.deepEqual(store.bootEvents.listRecent().map((e) => e.time), [20, 15, 10]);
     assert.equal(store.bootEvents.count(), 3);
     assert.equal(store.bootEvents.count(m.id), 2);
