@@ -336,14 +336,15 @@ export class MachineRepository {
     return this.getGroup(group.name)!;
   }
 
-  /** Every group name in use, whether or not it has settings of its own. */
-  listGroups(): MachineGroup[] {
+  /** Every group name in use, whether or not it has settings of its own, with its member count. */
+  listGroups(): (MachineGroup & { count: number })[] {
     const rows = this.db
-      .prepare(`SELECT g.name AS name, mg.entry_id AS entry_id, coalesce(mg.notes, '') AS notes FROM
+      .prepare(`SELECT g.name AS name, mg.entry_id AS entry_id, coalesce(mg.notes, '') AS notes,
+          (SELECT count(*) FROM machines m WHERE m.group_name = g.name COLLATE NOCASE) AS count FROM
         (SELECT name FROM machine_groups UNION SELECT group_name FROM machines WHERE group_name <> '') g
         LEFT JOIN machine_groups mg ON mg.name = g.name ORDER BY g.name`)
-      .all() as { name: string; entry_id: number | null; notes: string }[];
-    return rows.map((row) => ({ name: row.name, entryId: row.entry_id, notes: row.notes }));
+      .all() as { name: string; entry_id: number | null; notes: string; count: number }[];
+    return rows.map((row) => ({ name: row.name, entryId: row.entry_id, notes: row.notes, count: row.count }));
   }
 
   removeGroup(name: string): boolean {

@@ -152,8 +152,8 @@ describe('machines', () => {
     assert.deepEqual(store.machines.setGroup({ name: 'room-a', entryId: entry.id, notes: 'ground floor' }), { name: 'room-a', entryId: entry.id, notes: 'ground floor' });
     assert.equal(store.machines.getGroup('ROOM-A')?.entryId, entry.id);
     assert.deepEqual(store.machines.listGroups(), [
-      { name: 'room-a', entryId: entry.id, notes: 'ground floor' },
-      { name: 'room-b', entryId: null, notes: '' },
+      { name: 'room-a', entryId: entry.id, notes: 'ground floor', count: 0 },
+      { name: 'room-b', entryId: null, notes: '', count: 1 },
     ]);
     assert.equal(store.machines.removeGroup('room-a'), true);
     assert.equal(store.machines.getGroup('room-a'), undefined);
