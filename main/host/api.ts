@@ -317,7 +317,12 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
   const clock = options.clock ?? systemClock;
   const interval = options.intervalMs ?? 250;
   let finished: TransferRecord[] = [];
-  const seenMacs = new Map<string, BootEvent>();
+  // mac -> when its DHCP message arrived. The store records machines from the same events in
+  // its own batches, so a MAC not found yet is looked up again at the next flush, for a while.
+  const seenMacs = new Map<string, number>();
+  const seenPatienceMs = 5000;
+  // The store writes in batches every 250 ms: asking sooner would read the previous sighting.
+  const storeLagMs = 300;
   let dirty = false;
   let timer: TimerHandle | undefined;
   let lastFlush = -Infinity;
@@ -331,17 +336,18 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
       finished = [];
       sink('transfer:progress', { active: host.activeTransfers(), finished: batch });
     }
-    const seen = [...seenMacs.values()];
-    seenMacs.clear();
-    for (const event of seen) {
-      const machine = store?.machines.findByMac(event.mac!);
+    for (const [mac, since] of seenMacs) {
+      if (store && clock.now() - since < storeLagMs) continue;
+      const machine = store?.machines.findByMac(mac);
       if (machine) sink('machine:seen', machine);
+      if (machine || !store || clock.now() - since > seenPatienceMs) seenMacs.delete(mac);
     }
+    if (seenMacs.size) schedule();
   };
-  const schedule = () => {
+  function schedule(): void {
     if (timer) return;
     timer = clock.setTimeout(flush, Math.max(0, lastFlush + interval - clock.now()));
-  };
+  }
 
   const unsubscribe = host.bus.subscribe((event) => {
     if (event.type === 'service.state') {
@@ -355,10 +361,8 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
       dirty = true;
       schedule();
     }
-    // The store records the machine from the same event; looking it up at the next flush
-    // (not now) does not depend on which of us subscribed first.
     if (event.type === 'dhcp.discover' && event.mac) {
-      seenMacs.set(event.mac, event);
+      if (!seenMacs.has(event.mac)) seenMacs.set(event.mac, clock.now());
       schedule();
     }
     if (event.mac && event.type !== 'tftp.progress' && event.type !== 'http.progress') sink('timeline:event', summarizeEvent(event));

@@ -209,12 +209,20 @@ describe('connectApiEvents', () => {
     connectApiEvents({ host, store, sink: (event, payload) => pushes.push({ event, payload }), clock });
     bus.publish('service.state', { status: { running: true, mode: 'proxy', services: [], problems: [] } });
     for (let i = 0; i < 5; i++) bus.publish('dhcp.discover', { mac: '52:54:00:00:00:01', msgType: 'DISCOVER' });
-    bus.publish('dhcp.discover', { mac: '52:54:00:00:00:99', msgType: 'DISCOVER' }); // not in the store
-    clock.advance(300);
+    bus.publish('dhcp.discover', { mac: '52:54:00:00:00:99', msgType: 'DISCOVER' }); // not in the store yet
+    clock.advance(200);
+    assert.equal(pushes.filter((p) => p.event === 'machine:seen').length, 0, 'waits for the store to record the sighting');
+    clock.advance(400);
     assert.equal(pushes.filter((p) => p.event === 'services:state').length, 1);
     assert.equal(pushes.filter((p) => p.event === 'timeline:event').length, 6);
     const seen = pushes.filter((p) => p.event === 'machine:seen');
     assert.equal(seen.length, 1, 'five DISCOVERs of one machine in one interval make one push');
     assert.equal(seen[0]!.payload.name, 'pc1');
+    // The store records the new machine a little later: it is pushed then.
+    (store.machines.list() as Machine[]).push(machine({ id: 9, macs: ['52:54:00:00:00:99'], name: '', discovered: true }));
+    clock.advance(1000);
+    assert.deepEqual(pushes.filter((p) => p.event === 'machine:seen').map((p) => p.payload.id), [1, 9]);
+    clock.advance(10_000);
+    assert.equal(clock.pendingTimers(), 0, 'stops looking once everything was found');
   });
 });

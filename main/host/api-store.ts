@@ -1,0 +1,126 @@
+// Adapts the store's repositories (main/store) to what the UI contract needs (ApiStore in
+// api.ts): plain JSON shapes, optional fields instead of nulls, CSV results in sentences.
+import type { BootEvent, BootEventType } from './events.js';
+import type { ApiStore } from './api.js';
+import {
+  exportMachinesCsv,
+  importMachinesCsv,
+  type Machine as StoredMachine,
+  type BootEntry as StoredEntry,
+  type StoredBootEvent,
+  type Store,
+  type Transfer,
+} from '../store/index.js';
+import type { BootEntry, Machine, MachineGroup, TransferRecord } from '../../preload/api.js';
+
+const opt = <T>(value: T | null | undefined): T | undefined => (value === null || value === '' ? undefined : value);
+
+export function toApiMachine(m: StoredMachine): Machine {
+  return {
+    id: m.id,
+    macs: m.macs,
+    uuid: opt(m.uuid),
+    name: m.name,
+    group: m.group,
+    seat: opt(m.seat),
+    entryId: opt(m.entryId),
+    bootOnce: m.bootOnce,
+    discovered: m.discovered,
+    arch: opt(m.lastArch),
+    vendorClass: opt(m.lastVendorClass),
+    lastIp: opt(m.lastIp),
+    firstSeen: opt(m.firstSeen),
+    lastSeen: opt(m.lastSeen),
+  };
+}
+
+export function toApiEntry(e: StoredEntry): BootEntry {
+  const size = e.files.reduce((sum, f) => sum + f.size, 0);
+  return {
+    id: e.id,
+    name: e.name,
+    kind: e.kind,
+    archs: [...new Set(e.files.map((f) => f.arch))],
+    size: e.files.length ? size : undefined,
+    sha256: e.files[0]?.sha256,
+    files: e.files.map((f) => ({ arch: f.arch, role: f.role, path: f.path, size: f.size, sha256: f.sha256 })),
+  };
+}
+
+export function toBootEvent(e: StoredBootEvent): BootEvent {
+  return { ...e.details, type: e.type as BootEventType, time: e.time, mac: e.mac ?? undefined, ip: e.ip ?? undefined };
+}
+
+export function toTransferRecord(t: Transfer): TransferRecord | undefined {
+  if (t.outcome === 'running') return undefined;
+  return {
+    // The serving process's key, so a record loaded here and the same one pushed live match.
+    id: t.transferKey ?? `stored-${t.id}`,
+    mac: opt(t.mac),
+    ip: opt(t.ip),
+    file: t.file,
+    protocol: t.protocol,
+    size: opt(t.size),
+    bytes: t.bytesSent,
+    outcome: t.outcome === 'interrupted' ? 'failed' : t.outcome,
+    finishedAt: t.endedAt ?? t.startedAt,
+    durationMs: t.endedAt !== null ? t.endedAt - t.startedAt : undefined,
+    reason: opt(t.reason) ?? (t.outcome === 'interrupted' ? 'the serving process ended during the transfer' : undefined),
+  };
+}
+
+export function storeApi(store: Store): ApiStore {
+  const groups = (): MachineGroup[] => {
+    const machines = store.machines.list();
+    return store.machines.listGroups().map((g) => ({
+      name: g.name,
+      entryId: opt(g.entryId),
+      count: machines.filter((m) => m.group.toLowerCase() === g.name.toLowerCase()).length,
+    }));
+  };
+  return {
+    machines: {
+      list: () => store.machines.list().map(toApiMachine),
+      get: (id) => {
+        const m = store.machines.get(id);
+        return m && toApiMachine(m);
+      },
+      findByMac: (mac) => {
+        const m = store.machines.findByMac(mac);
+        return m && toApiMachine(m);
+      },
+      update: ({ id, ...patch }) => {
+        if (typeof patch.entryId === 'number' && !store.entries.get(patch.entryId)) throw new Error(`There is no boot entry number ${patch.entryId} (it may have been removed).`);
+        const clean = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+        return toApiMachine(store.machines.update(id, clean));
+      },
+      groups,
+      assignGroup: (name, entryId) => {
+        if (entryId !== null && !store.entries.get(entryId)) throw new Error(`There is no boot entry number ${entryId} (it may have been removed).`);
+        const saved = store.machines.setGroup({ name, entryId, notes: store.machines.getGroup(name)?.notes ?? '' });
+        return groups().find((g) => g.name.toLowerCase() === saved.name.toLowerCase()) ?? { name: saved.name, entryId: opt(saved.entryId), count: 0 };
+      },
+      importCsv: (csv) => {
+        const result = importMachinesCsv(store, csv);
+        return {
+          added: result.created,
+          updated: result.updated,
+          problems: result.problems.map((p) => `line ${p.line}: ${p.problem} (${p.fix})`),
+        };
+      },
+      exportCsv: () => exportMachinesCsv(store),
+    },
+    entries: { list: () => store.entries.list().map(toApiEntry) },
+    timeline: {
+      forMachine: (id, limit) => store.bootEvents.listForMachine(id, { limit }).map(toBootEvent),
+      forMac: (mac, limit) => store.bootEvents.listForMac(mac, { limit }).map(toBootEvent),
+    },
+    transfers: {
+      recent: (limit) =>
+        store.transfers
+          .listRecent({ limit })
+          .map(toTransferRecord)
+          .filter((r): r is TransferRecord => r !== undefined),
+    },
+  };
+}
