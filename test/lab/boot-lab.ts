@@ -185,6 +185,8 @@ export interface ClientResult {
   /** milliseconds from QEMU start until it exited (the marker NBP exits it) */
   elapsedMs: number;
   timedOut: boolean;
+  /** the firmware printed that network boot failed, and was stopped */
+  gaveUp: boolean;
   debugcon: string;
   serial: string;
 }
@@ -257,12 +259,24 @@ export class QemuClient {
     this.child = child;
     return new Promise((resolve) => {
       let timedOut = false;
+      let gaveUp = false;
       const timer = setTimeout(() => {
         timedOut = true;
         child.kill('SIGKILL');
       }, timeoutMs);
+      // Firmware that has given up on network boot never exits by itself (-no-reboot only
+      // catches resets), so stop waiting as soon as its console says so.
+      const watcher = setInterval(() => {
+        const serial = readText(this.serialFile);
+        if (GAVE_UP[this.kind].test(serial)) {
+          clearInterval(watcher);
+          gaveUp = true;
+          setTimeout(() => child.kill('SIGKILL'), 1000);
+        }
+      }, 500);
       child.on('exit', (exitCode, signal) => {
         clearTimeout(timer);
+        clearInterval(watcher);
         resolve({
           kind: this.kind,
           mac: this.mac,
@@ -270,6 +284,7 @@ export class QemuClient {
           signal,
           elapsedMs: Date.now() - this.started,
           timedOut,
+          gaveUp,
           debugcon: readText(this.debugconFile),
           serial: readText(this.serialFile),
         });
@@ -277,6 +292,12 @@ export class QemuClient {
     });
   }
 }
+
+const GAVE_UP: Record<ClientKind, RegExp> = {
+  bios: /No more network devices|No bootable device|Boot failed: could not read/,
+  uefi: /failed to load Boot0001 "UEFI PXEv4|PXE-E\d\d: .*\s+BdsDxe: failed/,
+  'uefi-ipxe': /No more network devices|failed to load Boot0001/,
+};
 
 function readText(path: string): string {
   try {
@@ -342,7 +363,8 @@ export function startBootbench(bootLab: BootLab, options: ServerOptions): Runnin
       try {
         const event = JSON.parse(line) as Record<string, unknown>;
         events.push(event);
-        if (event.type === 'service.state' && /running|listening|started/.test(String(event.state ?? event.status ?? ''))) readyResolve();
+        // `serve` logs "bootbench serving on br0 (...)" once every service listens.
+        if (event.type === 'log' && /serving on/.test(String(event.message))) readyResolve();
       } catch {
         /* not an event line */
       }
@@ -361,7 +383,7 @@ export function startDnsmasqPxe(bootLab: BootLab, options: ServerOptions): Runni
   writeFileSync(leases, '');
   const args = [
     '--keep-in-foreground', '--log-facility=-', '--log-dhcp', '--conf-file=/dev/null', '--port=0', '--user=root',
-    `--interface=${BRIDGE}`, '--bind-interfaces', `--dhcp-leasefile=${leases}`, `--pid-file=${join(bootLab.dir, 'pxe.pid')}`,
+    `--interface=${BRIDGE}`, '--bind-interfaces', '--no-ping', `--dhcp-leasefile=${leases}`, `--pid-file=${join(bootLab.dir, 'pxe.pid')}`,
     '--enable-tftp', `--tftp-root=${options.root}`,
     '--dhcp-match=set:efi64,option:client-arch,7', '--dhcp-match=set:efi64,option:client-arch,9',
     '--dhcp-userclass=set:ipxe,iPXE',

@@ -1,0 +1,33 @@
+// Real firmware, proxy mode: an office DHCP server hands out addresses, bootbench only
+// adds the boot information (Proxy DHCP on 67, boot server on 4011, TFTP).
+import { after, before, describe, test } from 'node:test';
+import { labServerKind, type ClientKind } from './boot-lab.js';
+import { Scenario, assertBootServerAnswered, assertEventForMac, assertRanMarker, describeTime, scenarioSkipReason } from './scenario.js';
+
+const clients: ClientKind[] = ['bios', 'uefi', 'uefi-ipxe'];
+const skip = scenarioSkipReason({ clients, office: true });
+
+describe('proxy mode beside an office DHCP server', { skip }, () => {
+  const scenario = new Scenario({ name: 'proxy mode', mode: 'proxy', office: true, clients });
+  before(() => scenario.start());
+  after(() => scenario.stop());
+
+  clients.forEach((kind, index) => {
+    test(`${kind} client runs the marker NBP served by TFTP`, async (t) => {
+      const result = await scenario.result(index);
+      t.diagnostic(describeTime(result));
+      assertRanMarker(scenario, result);
+      assertEventForMac(scenario, result, 'proxy.offer');
+      const file = kind === 'bios' ? 'marker.0' : 'marker.efi';
+      assertEventForMac(scenario, result, 'tftp.done', file);
+      if (assertBootServerAnswered(scenario, result)) t.diagnostic(`${kind} asked the boot server on 4011 and got pxe.ack`);
+    });
+  });
+
+  test('EDK2 PxeBcDxe asks the boot server on 4011 and gets pxe.ack with its MAC', async (t) => {
+    if (labServerKind() !== 'bootbench') return t.skip('needs bootbench --log json events');
+    const result = await scenario.result(clients.indexOf('uefi'));
+    assertRanMarker(scenario, result);
+    assertEventForMac(scenario, result, 'pxe.ack');
+  });
+});
