@@ -1,0 +1,354 @@
+// The TFTP server loop (read-only). Port 69 receives requests; each read transfer gets its
+// own socket on a fresh port, which is its TID (RFC 1350 §4). The loops here only decode,
+// dispatch and send: decisions live in options.ts and transfer.ts, path safety in
+// main/files.
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { systemClock, type Clock } from '../host/clock.js';
+import type { Publish } from '../host/events.js';
+import type { Logger } from '../host/logger.js';
+import type { FileResolver, OpenFile } from '../files/index.js';
+import { explainBindFailure, PortBindError } from '../net/bind-errors.js';
+import type { UdpSocketFactory, UdpSocketOptions } from '../net/udp-socket-factory.js';
+import { decodeTftpPacket, encodeError, TftpDecodeError, TftpErrorCode, TftpOpcode, type TftpRequestPacket } from './packet.js';
+import { negotiateReadOptions, type NegotiatedTransfer } from './options.js';
+import { ReadTransfer, type RetransmitPolicy, type TransferResult } from './transfer.js';
+
+export interface TftpServerOptions {
+  /** default 69; 0 = any (tests) */
+  port?: number;
+  /** bind address (the NIC's IPv4; tests 127.0.0.1) */
+  address?: string;
+  /** default: plain dgram sockets */
+  socketFactory?: UdpSocketFactory;
+  files: FileResolver;
+  /** interface MTU - 32 (default 1468) */
+  maxBlksize?: number;
+  /** largest windowsize granted (RFC 7440); default 64 */
+  maxWindowsize?: number;
+  macForIp?: (ip: string) => string | undefined;
+  publish: Publish;
+  logger: Logger;
+  clock?: Clock;
+  /** Retransmission tuning (tests shorten it). */
+  retransmit?: Partial<RetransmitPolicy>;
+  /** Read-ahead chunk size per transfer (two chunks per transfer). Default 256 KiB. */
+  readAheadBytes?: number;
+  /** Minimum time between tftp.progress events of one transfer. Default 250 ms. */
+  progressIntervalMs?: number;
+}
+
+export interface TftpTransferSnapshot {
+  id: string;
+  mac?: string;
+  ip: string;
+  /** client's port (its TID) */
+  port: number;
+  file: string;
+  protocol: 'tftp';
+  size: number;
+  bytes: number;
+  /** bytes per second so far */
+  rate: number;
+  blksize: number;
+  windowsize: number;
+  retransmits: number;
+  startedAt: number;
+  phase: string;
+}
+
+interface ActiveTransfer {
+  id: string;
+  ip: string;
+  port: number;
+  mac?: string;
+  file: OpenFile;
+  socket: Socket;
+  transfer: ReadTransfer;
+  negotiated: NegotiatedTransfer;
+  sendErrorLogged: boolean;
+}
+
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+/** The same complaint about the same client is logged at most once per this period. */
+const LOG_ONCE_MS = 60_000;
+
+export class TftpServer {
+  private socket: Socket | undefined;
+  private boundPort = 0;
+  private readonly clock: Clock;
+  /** key `ip:port` of the client, including requests still opening their file */
+  private readonly transfers = new Map<string, ActiveTransfer | 'opening'>();
+  private readonly loggedAt = new Map<string, number>();
+  private transferCounter = 0;
+  private stopping = false;
+
+  constructor(private readonly options: TftpServerOptions) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  async start(): Promise<void> {
+    if (this.socket) return;
+    this.stopping = false;
+    const port = this.options.port ?? 69;
+    let socket: Socket;
+    try {
+      socket = await this.createSocket({ port, address: this.options.address });
+    } catch (err) {
+      if (err instanceof PortBindError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code) throw explainBindFailure({ protocol: 'udp', port, address: this.options.address, code });
+      throw err;
+    }
+    this.socket = socket;
+    this.boundPort = socket.address().port;
+    socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
+    socket.on('error', (err) => this.options.logger.error(`TFTP socket error: ${err.message}`));
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const [key, active] of this.transfers) {
+      if (active === 'opening') continue;
+      active.transfer.abort('server stopping');
+      this.transfers.delete(key);
+    }
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  activeTransfers(): TftpTransferSnapshot[] {
+    const out: TftpTransferSnapshot[] = [];
+    const now = this.clock.now();
+    for (const active of this.transfers.values()) {
+      if (active === 'opening') continue;
+      const t = active.transfer;
+      const elapsed = now - t.startedAt;
+      out.push({
+        id: active.id,
+        mac: active.mac,
+        ip: active.ip,
+        port: active.port,
+        file: active.file.path,
+        protocol: 'tftp',
+        size: t.size,
+        bytes: t.bytesAcknowledged,
+        rate: elapsed > 0 ? (t.bytesAcknowledged * 1000) / elapsed : 0,
+        blksize: t.blksize,
+        windowsize: t.windowsize,
+        retransmits: t.retransmits,
+        startedAt: t.startedAt,
+        phase: t.phase,
+      });
+    }
+    return out;
+  }
+
+  private createSocket(options: UdpSocketOptions): Promise<Socket> {
+    return (this.options.socketFactory ?? plainUdpSocket)(options);
+  }
+
+  private onRequest(msg: Buffer, rinfo: RemoteInfo): void {
+    let packet;
+    try {
+      packet = decodeTftpPacket(msg);
+    } catch (err) {
+      const reason = err instanceof TftpDecodeError ? err.message : String(err);
+      this.logOnce(`${rinfo.address}:malformed:${reason}`, `TFTP: malformed packet from ${rinfo.address}:${rinfo.port}: ${reason}`);
+      // Answer only what looks like a request; other junk is dropped (no reflection).
+      const opcode = msg.length >= 2 ? (msg[0] << 8) | msg[1] : -1;
+      if (opcode === TftpOpcode.RRQ || opcode === TftpOpcode.WRQ || (opcode > TftpOpcode.OACK && msg.length < 600)) {
+        const code = err instanceof TftpDecodeError ? err.errorCode : TftpErrorCode.IllegalOperation;
+        this.sendFromMain(encodeError(code, reason), rinfo);
+        this.refused(rinfo.address, undefined, reason, code);
+      }
+      return;
+    }
+    switch (packet.opcode) {
+      case TftpOpcode.RRQ:
+        void this.startRead(packet, rinfo).catch((err) => {
+          this.options.logger.error(`TFTP: read request from ${rinfo.address} failed: ${(err as Error).message}`);
+        });
+        return;
+      case TftpOpcode.WRQ:
+        this.sendFromMain(encodeError(TftpErrorCode.AccessViolation, 'this server is read-only'), rinfo);
+        this.refused(rinfo.address, packet.filename, 'write request (server is read-only)', TftpErrorCode.AccessViolation);
+        return;
+      default:
+        // DATA/ACK/ERROR/OACK belong on a transfer's port, not 69: a confused or late client.
+        this.logOnce(`${rinfo.address}:stray:${packet.opcode}`, `TFTP: ignored opcode ${packet.opcode} sent to the request port by ${rinfo.address}:${rinfo.port}`);
+    }
+  }
+
+  private async startRead(request: TftpRequestPacket, rinfo: RemoteInfo): Promise<void> {
+    const key = `${rinfo.address}:${rinfo.port}`;
+    // A repeated RRQ from the same client port means our first answer is late or lost; the
+    // transfer's own retransmit timer answers it (a second transfer would confuse the client).
+    if (this.transfers.has(key) || this.stopping) return;
+    const ip = rinfo.address;
+    const mac = this.options.macForIp?.(ip);
+    if (request.mode !== 'octet' && request.mode !== 'netascii') {
+      this.sendFromMain(encodeError(TftpErrorCode.IllegalOperation, `transfer mode ${request.mode} is not supported`), rinfo);
+      this.refused(ip, request.filename, `unsupported mode ${request.mode}`, TftpErrorCode.IllegalOperation);
+      return;
+    }
+    this.transfers.set(key, 'opening');
+    let file: OpenFile | undefined;
+    let socket: Socket | undefined;
+    try {
+      const opened = await this.options.files.open(request.filename, { protocol: 'tftp', ip, mac });
+      if (!opened.ok) {
+        const code = opened.code === 'access-denied' ? TftpErrorCode.AccessViolation : TftpErrorCode.FileNotFound;
+        this.sendFromMain(encodeError(code, opened.code === 'access-denied' ? 'access violation' : 'file not found'), rinfo);
+        this.refused(ip, request.filename, opened.reason, code);
+        this.transfers.delete(key);
+        return;
+      }
+      file = opened.file;
+      const negotiated = negotiateReadOptions(request.options, file.size, {
+        maxBlksize: this.options.maxBlksize ?? 1468,
+        maxWindowsize: this.options.maxWindowsize ?? 64,
+      });
+      for (const ignored of negotiated.ignored) {
+        this.logOnce(`${ip}:option:${ignored.name}:${ignored.reason}`, `TFTP: ${ip} option ${ignored.name}=${JSON.stringify(ignored.value)} not acknowledged: ${ignored.reason}`, 'debug');
+      }
+      socket = await this.createSocket({ port: 0, address: this.options.address });
+      if (this.stopping) throw new Error('server stopping');
+      try {
+        socket.setSendBufferSize(SOCKET_BUFFER_BYTES);
+        socket.setRecvBufferSize(256 * 1024);
+      } catch {
+        // The kernel caps these (net.core.wmem_max); the defaults still work.
+      }
+      this.beginTransfer(key, request, rinfo, mac, file, socket, negotiated);
+    } catch (err) {
+      this.transfers.delete(key);
+      file?.release();
+      socket?.close();
+      this.sendFromMain(encodeError(TftpErrorCode.NotDefined, 'server error'), rinfo);
+      throw err;
+    }
+  }
+
+  private beginTransfer(key: string, request: TftpRequestPacket, rinfo: RemoteInfo, mac: string | undefined, file: OpenFile, socket: Socket, negotiated: NegotiatedTransfer): void {
+    const { address: ip, port } = rinfo;
+    const id = `tftp-${(++this.transferCounter).toString(36)}-${ip}:${port}`;
+    const options = eventOptions(negotiated, file.size);
+    const base = { transferId: id, mac, ip, port, file: file.path, requested: request.filename, options, size: file.size };
+    const { publish } = this.options;
+
+    const send = (header: Uint8Array, data?: Uint8Array): void => {
+      if (data) socket.send([header, data], port, ip);
+      else socket.send(header, port, ip);
+    };
+    const onEnd = (result: TransferResult): void => {
+      this.transfers.delete(key);
+      file.release();
+      socket.close();
+      const details = { ...base, bytes: result.bytes, rate: Math.round(result.rate), retransmits: result.retransmits, durationMs: result.durationMs };
+      switch (result.outcome) {
+        case 'done':
+          publish('tftp.done', details);
+          return;
+        case 'probe':
+          publish('tftp.probe', { ...details, errorCode: result.errorCode, reason: result.reason });
+          return;
+        case 'aborted':
+          publish('tftp.aborted', { ...details, errorCode: result.errorCode, reason: result.reason });
+          return;
+        case 'failed':
+          this.options.logger.warn(`TFTP: ${file.path} to ${ip} failed: ${result.reason}`);
+          publish('tftp.failed', { ...details, reason: result.reason });
+      }
+    };
+    const transfer = new ReadTransfer({
+      source: file,
+      negotiated,
+      send,
+      clock: this.clock,
+      onEnd,
+      onProgress: (p) => publish('tftp.progress', { ...base, bytes: p.bytes, rate: Math.round(p.rate), retransmits: p.retransmits }),
+      progressIntervalMs: this.options.progressIntervalMs,
+      retransmit: this.options.retransmit,
+      readAheadBytes: this.options.readAheadBytes,
+      sendQueueLength: () => socket.getSendQueueCount(),
+    });
+    const active: ActiveTransfer = { id, ip, port, mac, file, socket, transfer, negotiated, sendErrorLogged: false };
+    this.transfers.set(key, active);
+
+    socket.on('message', (msg, from) => {
+      if (from.port !== port || from.address !== ip) {
+        // RFC 1350 §4: a packet from a foreign TID gets ERROR 5; the transfer goes on.
+        socket.send(encodeError(TftpErrorCode.UnknownTransferId, 'unknown transfer ID'), from.port, from.address);
+        return;
+      }
+      if (msg.length >= 4 && msg[0] === 0) {
+        if (msg[1] === TftpOpcode.ACK) {
+          transfer.handleAck((msg[2] << 8) | msg[3]);
+          return;
+        }
+        if (msg[1] === TftpOpcode.ERROR) {
+          const end = msg.indexOf(0, 4);
+          transfer.handleError((msg[2] << 8) | msg[3], msg.toString('utf8', 4, end < 0 ? msg.length : end));
+          return;
+        }
+      }
+      this.logOnce(`${ip}:transfer-junk`, `TFTP: ignored unexpected packet (${msg.length} bytes) from ${ip}:${port} during a transfer`);
+    });
+    socket.on('error', (err) => {
+      // Send errors (ENOBUFS, a firewall's EPERM) are treated as loss: the retransmit timer
+      // recovers or gives up. Logged once per transfer.
+      if (active.sendErrorLogged) return;
+      active.sendErrorLogged = true;
+      this.options.logger.warn(`TFTP: socket error while sending ${file.path} to ${ip}: ${err.message}`);
+    });
+
+    publish('tftp.start', base);
+    transfer.start();
+  }
+
+  private sendFromMain(packet: Buffer, to: RemoteInfo): void {
+    this.socket?.send(packet, to.port, to.address);
+  }
+
+  private refused(ip: string, file: string | undefined, reason: string, errorCode: number): void {
+    this.options.publish('tftp.refused', { mac: this.options.macForIp?.(ip), ip, file, reason, errorCode });
+  }
+
+  private logOnce(key: string, message: string, level: 'warn' | 'debug' = 'warn'): void {
+    const now = this.clock.now();
+    const last = this.loggedAt.get(key);
+    if (last !== undefined && now - last < LOG_ONCE_MS) return;
+    if (this.loggedAt.size > 1000) this.loggedAt.clear();
+    this.loggedAt.set(key, now);
+    this.options.logger[level](message);
+  }
+}
+
+function eventOptions(negotiated: NegotiatedTransfer, size: number): Record<string, number> {
+  const options: Record<string, number> = { blksize: negotiated.blksize, windowsize: negotiated.windowsize };
+  if (negotiated.tsizeRequested) options.tsize = size;
+  if (negotiated.timeoutMs !== undefined) options.timeout = negotiated.timeoutMs / 1000;
+  return options;
+}
+
+/** Default socket factory: a plain dgram socket bound to address:port. */
+export function plainUdpSocket(options: UdpSocketOptions): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket({ type: 'udp4', reuseAddr: options.reuseAddress ?? false });
+    const onError = (err: Error): void => {
+      socket.close();
+      reject(err);
+    };
+    socket.once('error', onError);
+    socket.bind({ port: options.port, address: options.address }, () => {
+      socket.off('error', onError);
+      if (options.broadcast) socket.setBroadcast(true);
+      resolve(socket);
+    });
+  });
+}

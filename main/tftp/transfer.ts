@@ -1,0 +1,440 @@
+// One TFTP read transfer as a state machine: packets in (ACK, ERROR), packets out through
+// an injected `send`, time from an injected clock. No sockets, so loss, duplicates and
+// timeouts are unit-tested without waiting.
+//
+//   negotiating --ACK 0--> sending --ACK of last block--> done
+//        |                    |
+//        |                    +--client ERROR--> aborted
+//        +--client ERROR 8 (tsize asked)--> probe
+//   any state --silence past the retry budget--> failed
+//
+// Blocks are numbered from 1 as plain numbers internally; the wire carries them modulo
+// 2^16, so block 65536 goes out as 0 and the transfer goes on (rollover, PXE-NOTES).
+//
+// Memory: two read-ahead chunks per transfer (each at least one window, 256 KiB by
+// default), refilled as ACKs move the window; never the whole file.
+import type { Clock, TimerHandle } from '../host/clock.js';
+import type { TransferSource } from '../files/open-file.js';
+import { encodeError, encodeOack, TftpErrorCode, writeDataHeader } from './packet.js';
+import type { NegotiatedTransfer } from './options.js';
+
+export type TransferOutcome = 'done' | 'probe' | 'failed' | 'aborted';
+export type TransferPhase = 'negotiating' | 'sending' | TransferOutcome;
+
+export interface TransferResult {
+  outcome: TransferOutcome;
+  reason?: string;
+  /** the client's ERROR code (probe/aborted) */
+  errorCode?: number;
+  bytes: number;
+  size: number;
+  retransmits: number;
+  durationMs: number;
+  /** bytes per second over the whole transfer */
+  rate: number;
+}
+
+export interface TransferProgress {
+  bytes: number;
+  size: number;
+  retransmits: number;
+  rate: number;
+  elapsedMs: number;
+}
+
+export interface RetransmitPolicy {
+  /** Retransmit timer before any round trip was measured. */
+  initialRtoMs: number;
+  /** Floor of the measured timer (a LAN round trip is well under a millisecond). */
+  minRtoMs: number;
+  /** Ceiling when the client negotiated no timeout. */
+  maxRtoMs: number;
+  /** First wait for the ACK of an OACK: atftp 0.8.0 aborts on a repeated OACK, so be patient. */
+  oackRtoMs: number;
+  /** Give up only after this many consecutive timeouts ... */
+  maxRetries: number;
+  /** ... and at least this much silence (some clients resynchronise only after their own timeout). */
+  minSilenceMs: number;
+}
+
+export const DEFAULT_RETRANSMIT_POLICY: RetransmitPolicy = {
+  initialRtoMs: 200,
+  minRtoMs: 20,
+  maxRtoMs: 1000,
+  oackRtoMs: 1000,
+  maxRetries: 10,
+  minSilenceMs: 5000,
+};
+
+/** Sends one packet: `header` alone, or `header` + `data` as one datagram (scatter/gather). */
+export type SendPacket = (header: Uint8Array, data?: Uint8Array) => void;
+
+export interface ReadTransferOptions {
+  source: TransferSource;
+  negotiated: NegotiatedTransfer;
+  send: SendPacket;
+  clock: Clock;
+  onEnd: (result: TransferResult) => void;
+  onProgress?: (progress: TransferProgress) => void;
+  /** Minimum time between progress callbacks. Default 250 ms (at most ~4 per second). */
+  progressIntervalMs?: number;
+  retransmit?: Partial<RetransmitPolicy>;
+  /** Bytes per read-ahead chunk (two per transfer). Default 256 KiB; at least one window. */
+  readAheadBytes?: number;
+  /**
+   * Datagrams still queued in the socket (dgram `getSendQueueCount`). A chunk buffer whose
+   * packets may still be queued is never refilled in place.
+   */
+  sendQueueLength?: () => number;
+}
+
+/** A read-ahead buffer holding `blocksPerChunk` consecutive blocks, with their DATA headers. */
+interface ChunkSlot {
+  chunk: number;
+  ready: boolean;
+  loading: boolean;
+  data: Buffer;
+  headers: Buffer;
+  headerViews: Uint8Array[];
+  dataViews: Uint8Array[];
+  /** the final, shorter block, when this chunk holds it */
+  lastBlockView?: Uint8Array;
+}
+
+export class ReadTransfer {
+  readonly blksize: number;
+  readonly windowsize: number;
+  readonly size: number;
+  readonly lastBlock: number;
+  readonly startedAt: number;
+
+  private phaseValue: TransferPhase;
+  private readonly policy: RetransmitPolicy;
+  private readonly maxRtoMs: number;
+  private readonly blocksPerChunk: number;
+  private readonly slots: [ChunkSlot | undefined, ChunkSlot | undefined] = [undefined, undefined];
+  private readonly progressIntervalMs: number;
+
+  /** lowest block not yet acknowledged */
+  private base = 1;
+  /** last block of the current window */
+  private windowEnd = 0;
+  /** next block to put on the wire in this pass over the window */
+  private nextToSend = 1;
+  /** highest block ever sent */
+  private highestSent = 0;
+  private timer: TimerHandle | undefined;
+  private retries = 0;
+  private lastProgressAt: number;
+  private lastProgressEmitAt: number;
+  private windowSentAt = 0;
+  private windowResent = false;
+  private srtt: number | undefined;
+  private rttvar = 0;
+  private rto: number;
+  private retransmitCount = 0;
+  private oackPacket: Buffer | undefined;
+
+  constructor(private readonly options: ReadTransferOptions) {
+    const { negotiated, source, clock } = options;
+    this.blksize = negotiated.blksize;
+    this.windowsize = negotiated.windowsize;
+    this.size = source.size;
+    // A file that is an exact multiple of blksize ends with an empty block (RFC 1350 §6).
+    this.lastBlock = Math.floor(this.size / this.blksize) + 1;
+    this.policy = { ...DEFAULT_RETRANSMIT_POLICY, ...options.retransmit };
+    this.maxRtoMs = negotiated.timeoutMs ?? this.policy.maxRtoMs;
+    this.rto = Math.min(this.policy.initialRtoMs, this.maxRtoMs);
+    const readAhead = options.readAheadBytes ?? 256 * 1024;
+    this.blocksPerChunk = Math.max(this.windowsize, Math.ceil(readAhead / this.blksize));
+    this.progressIntervalMs = options.progressIntervalMs ?? 250;
+    this.startedAt = clock.now();
+    this.lastProgressAt = this.startedAt;
+    this.lastProgressEmitAt = this.startedAt;
+    this.phaseValue = negotiated.oack.length > 0 ? 'negotiating' : 'sending';
+  }
+
+  get phase(): TransferPhase {
+    return this.phaseValue;
+  }
+
+  get finished(): boolean {
+    return this.phaseValue !== 'negotiating' && this.phaseValue !== 'sending';
+  }
+
+  /** Bytes the client has acknowledged. */
+  get bytesAcknowledged(): number {
+    return Math.min(this.size, (this.base - 1) * this.blksize);
+  }
+
+  get retransmits(): number {
+    return this.retransmitCount;
+  }
+
+  /** Current retransmit timer (ms), for diagnostics and tests. */
+  get retransmitTimeoutMs(): number {
+    return this.rto;
+  }
+
+  /** Sends the OACK, or the first window when no options were accepted. */
+  start(): void {
+    // Read ahead while the OACK travels: by ACK 0 the first chunk is in memory.
+    this.slotFor(1);
+    if (this.phaseValue === 'negotiating') {
+      this.oackPacket = encodeOack(this.options.negotiated.oack);
+      this.options.send(this.oackPacket);
+      this.windowSentAt = this.options.clock.now();
+      this.armTimer(Math.min(this.policy.oackRtoMs, this.maxRtoMs));
+    } else {
+      this.beginWindow();
+      this.pump();
+    }
+  }
+
+  /** An ACK from the client's TID, block number as on the wire (0..65535). */
+  handleAck(wireBlock: number): void {
+    if (this.finished) return;
+    const now = this.options.clock.now();
+    if (this.phaseValue === 'negotiating') {
+      // RFC 2347 §2: ACK 0 accepts the OACK. Anything else is stray.
+      if (wireBlock !== 0) return;
+      this.sampleRtt(now - this.windowSentAt);
+      this.phaseValue = 'sending';
+      this.progressMade(now);
+      this.beginWindow();
+      this.pump();
+      return;
+    }
+    // Map the 16-bit number onto the blocks in flight: base-1 (already acknowledged) up to
+    // the highest block sent. Anything further back is a late ACK of an older window.
+    const acked = this.base - 1 + ((wireBlock - ((this.base - 1) & 0xffff)) & 0xffff);
+    if (acked > this.highestSent) return; // late ACK from before a rollover, or nonsense
+    if (acked === this.base - 1) {
+      // Duplicate ACK: never re-send on it (Sorcerer's Apprentice, RFC 1123 §4.2.3.1).
+      // The retransmit timer recovers if the window really was lost.
+      return;
+    }
+    // RFC 7440 §4: an ACK for block k inside the window means the client has 1..k in order;
+    // the next window starts at k+1, whether or not the rest of the old one arrived.
+    const completeWindow = acked === this.windowEnd;
+    if (completeWindow && !this.windowResent) this.sampleRtt(now - this.windowSentAt); // Karn: no samples from retransmissions
+    this.base = acked + 1;
+    this.progressMade(now);
+    if (acked >= this.lastBlock) {
+      this.finish({ outcome: 'done' });
+      return;
+    }
+    this.maybeEmitProgress(now);
+    this.beginWindow();
+    this.pump();
+  }
+
+  /** An ERROR from the client's TID. */
+  handleError(code: number, message: string): void {
+    if (this.finished) return;
+    // PXE-NOTES: firmware asks with tsize, reads the OACK, then stops with ERROR 8 (some
+    // send 0): it wanted the size, not the file.
+    if (this.phaseValue === 'negotiating' && this.options.negotiated.tsizeRequested && (code === TftpErrorCode.OptionNegotiation || code === 0)) {
+      this.finish({ outcome: 'probe', errorCode: code, reason: message || 'size probe' });
+      return;
+    }
+    this.finish({ outcome: 'aborted', errorCode: code, reason: message || `client sent ERROR ${code}` });
+  }
+
+  /** Ends the transfer from our side (server stopping); tells the client. */
+  abort(reason: string): void {
+    if (this.finished) return;
+    this.options.send(encodeError(TftpErrorCode.NotDefined, reason));
+    this.finish({ outcome: 'failed', reason });
+  }
+
+  private beginWindow(): void {
+    this.windowEnd = Math.min(this.base + this.windowsize - 1, this.lastBlock);
+    this.nextToSend = this.base;
+    this.windowResent = false;
+    this.retries = 0;
+    // Read the chunk after base's ahead of need. (Not the one after windowEnd's: when the
+    // window spans two chunks, that would evict base's own chunk.)
+    const nextChunk = this.chunkOf(this.base) + 1;
+    if (nextChunk <= this.chunkOf(this.lastBlock)) this.slotFor(nextChunk * this.blocksPerChunk + 1);
+  }
+
+  /** Puts the rest of the current window on the wire; stops early if a chunk is still loading. */
+  private pump(): void {
+    const send = this.options.send;
+    while (this.nextToSend <= this.windowEnd) {
+      const block = this.nextToSend;
+      const slot = this.slotFor(block);
+      if (!slot) return; // resumed by the chunk load
+      const index = (block - 1) % this.blocksPerChunk;
+      const data = block === this.lastBlock ? slot.lastBlockView! : slot.dataViews[index];
+      send(slot.headerViews[index], data);
+      this.nextToSend = block + 1;
+      if (block > this.highestSent) this.highestSent = block;
+      if (this.finished) return; // a send failure may end the transfer
+    }
+    if (!this.windowResent) this.windowSentAt = this.options.clock.now();
+    this.armTimer(Math.min(this.rto * 2 ** this.retries, this.maxRtoMs));
+  }
+
+  private onTimeout(): void {
+    this.timer = undefined;
+    if (this.finished) return;
+    const now = this.options.clock.now();
+    this.retries++;
+    const silence = now - this.lastProgressAt;
+    if (this.retries > this.policy.maxRetries && silence >= this.policy.minSilenceMs) {
+      this.options.send(encodeError(TftpErrorCode.NotDefined, 'timed out waiting for ACK'));
+      this.finish({ outcome: 'failed', reason: `no ACK for ${Math.round(silence / 100) / 10} s after ${this.retries - 1} retransmissions` });
+      return;
+    }
+    if (this.phaseValue === 'negotiating') {
+      this.retransmitCount++;
+      this.options.send(this.oackPacket!);
+      this.armTimer(Math.min(this.policy.oackRtoMs * 2 ** this.retries, this.maxRtoMs));
+      return;
+    }
+    this.retransmitCount += this.nextToSend - this.base;
+    this.nextToSend = this.base;
+    this.windowResent = true;
+    this.pump();
+  }
+
+  private armTimer(ms: number): void {
+    const clock = this.options.clock;
+    if (this.timer) clock.clearTimeout(this.timer);
+    this.timer = clock.setTimeout(this.timeoutCallback, ms);
+  }
+
+  private readonly timeoutCallback = (): void => this.onTimeout();
+
+  /** RFC 6298 §2 estimator, clamped to [minRto, negotiated timeout]. */
+  private sampleRtt(sample: number): void {
+    const r = Math.max(0, sample);
+    if (this.srtt === undefined) {
+      this.srtt = r;
+      this.rttvar = r / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
+      this.srtt = 0.875 * this.srtt + 0.125 * r;
+    }
+    this.rto = Math.min(Math.max(this.srtt + 4 * this.rttvar, this.policy.minRtoMs), this.maxRtoMs);
+  }
+
+  private progressMade(now: number): void {
+    this.lastProgressAt = now;
+    this.retries = 0;
+  }
+
+  private maybeEmitProgress(now: number): void {
+    if (!this.options.onProgress || now - this.lastProgressEmitAt < this.progressIntervalMs) return;
+    this.lastProgressEmitAt = now;
+    const elapsedMs = now - this.startedAt;
+    const bytes = this.bytesAcknowledged;
+    this.options.onProgress({ bytes, size: this.size, retransmits: this.retransmitCount, elapsedMs, rate: elapsedMs > 0 ? (bytes * 1000) / elapsedMs : 0 });
+  }
+
+  private finish(result: Pick<TransferResult, 'outcome' | 'reason' | 'errorCode'>): void {
+    if (this.finished) return;
+    this.phaseValue = result.outcome;
+    if (this.timer) this.options.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.slots[0] = this.slots[1] = undefined;
+    const durationMs = this.options.clock.now() - this.startedAt;
+    const bytes = this.bytesAcknowledged;
+    this.options.onEnd({ ...result, bytes, size: this.size, retransmits: this.retransmitCount, durationMs, rate: durationMs > 0 ? (bytes * 1000) / durationMs : 0 });
+  }
+
+  private chunkOf(block: number): number {
+    return Math.floor((block - 1) / this.blocksPerChunk);
+  }
+
+  /**
+   * The slot holding `block`, or undefined while it loads (the load resumes `pump`).
+   * Only the chunks of the current window (at most two, since a window fits in a chunk)
+   * are ever needed, so a slot holding an older chunk is free to refill.
+   */
+  private slotFor(block: number): ChunkSlot | undefined {
+    const chunk = this.chunkOf(block);
+    const which = chunk & 1;
+    let slot = this.slots[which];
+    if (slot && slot.chunk === chunk) return slot.ready ? slot : undefined;
+    const queued = this.options.sendQueueLength?.() ?? 0;
+    // Refill in place unless a read is still writing into it or its packets may still sit
+    // in the socket queue (the kernel copies them only when they leave).
+    if (!slot || slot.loading || queued > 0) {
+      slot = this.newSlot();
+      this.slots[which] = slot;
+    }
+    this.load(slot, chunk);
+    return slot.ready ? slot : undefined;
+  }
+
+  private newSlot(): ChunkSlot {
+    const n = this.blocksPerChunk;
+    const data = Buffer.allocUnsafe(n * this.blksize);
+    const headers = Buffer.allocUnsafe(n * 4);
+    const headerViews = new Array<Uint8Array>(n);
+    const dataViews = new Array<Uint8Array>(n);
+    for (let i = 0; i < n; i++) {
+      headerViews[i] = headers.subarray(i * 4, i * 4 + 4);
+      dataViews[i] = data.subarray(i * this.blksize, (i + 1) * this.blksize);
+    }
+    return { chunk: -1, ready: false, loading: false, data, headers, headerViews, dataViews };
+  }
+
+  private load(slot: ChunkSlot, chunk: number): void {
+    slot.chunk = chunk;
+    slot.ready = false;
+    slot.loading = true;
+    slot.lastBlockView = undefined;
+    const firstBlock = chunk * this.blocksPerChunk + 1;
+    const position = (firstBlock - 1) * this.blksize;
+    const length = Math.max(0, Math.min(slot.data.length, this.size - position));
+    const complete = (bytesRead: number): void => {
+      if (this.finished || this.slots[chunk & 1] !== slot || slot.chunk !== chunk) {
+        slot.loading = false;
+        return;
+      }
+      if (bytesRead !== length) {
+        this.options.send(encodeError(TftpErrorCode.NotDefined, 'read error'));
+        this.finish({ outcome: 'failed', reason: `file shrank while being sent (read ${bytesRead} of ${length} bytes at ${position})` });
+        return;
+      }
+      const blocks = Math.min(this.blocksPerChunk, this.lastBlock - firstBlock + 1);
+      for (let i = 0; i < blocks; i++) writeDataHeader(slot.headers, i * 4, (firstBlock + i) & 0xffff);
+      if (firstBlock + blocks - 1 === this.lastBlock) {
+        const offset = (this.lastBlock - firstBlock) * this.blksize;
+        slot.lastBlockView = slot.data.subarray(offset, offset + (this.size - (this.lastBlock - 1) * this.blksize));
+      }
+      slot.loading = false;
+      slot.ready = true;
+    };
+    const fail = (err: Error): void => {
+      slot.loading = false;
+      if (this.finished) return;
+      this.options.send(encodeError(TftpErrorCode.NotDefined, 'read error'));
+      this.finish({ outcome: 'failed', reason: `read error: ${err.message}` });
+    };
+    let result: number | Promise<number>;
+    try {
+      result = length > 0 ? this.options.source.read(slot.data, 0, length, position) : 0;
+    } catch (err) {
+      fail(err as Error);
+      return;
+    }
+    if (typeof result === 'number') {
+      complete(result);
+      return;
+    }
+    result.then(
+      (bytesRead) => {
+        const wasReady = slot.ready;
+        complete(bytesRead);
+        // A window may be waiting for this chunk.
+        if (!wasReady && slot.ready && this.phaseValue === 'sending' && this.nextToSend <= this.windowEnd) this.pump();
+      },
+      fail,
+    );
+  }
+}
