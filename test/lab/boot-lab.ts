@@ -87,7 +87,7 @@ export class BootLab {
     const leases = join(this.dir, 'office.leases');
     writeFileSync(leases, '');
     this.spawn('office-dnsmasq', this.officeNs, 'dnsmasq', [
-      '--keep-in-foreground', '--log-facility=-', '--log-dhcp', '--conf-file=/dev/null', '--port=0', '--user=root',
+      '--keep-in-foreground', '--log-facility=-', '--conf-file=/dev/null', '--port=0', '--user=root',
       '--interface=eth0', '--bind-interfaces', ...(process.env.BOOTBENCH_LAB_OFFICE_PING ? [] : ['--no-ping']), `--dhcp-leasefile=${leases}`, `--pid-file=${join(this.dir, 'office.pid')}`,
       `--dhcp-range=${OFFICE_POOL.first},${OFFICE_POOL.last},255.255.255.0,10m`,
       // dnsmasq does not hold an address between OFFER and REQUEST: with several clients
@@ -135,7 +135,12 @@ export class BootLab {
   /** Last lines of every background process (for failure messages). */
   processReport(lines = 30): string {
     return this.processes
-      .map((p) => `--- ${p.name} (exit ${p.child.exitCode ?? 'running'}) last ${lines} lines ---\n${p.output.slice(-lines).join('\n')}`)
+      .map((p) => {
+        // JSON event lines are reported separately (and filtered per client) by the scenarios.
+        const text = p.output.filter((l) => !l.startsWith('{')).slice(-lines);
+        const state = p.child.exitCode ?? p.child.signalCode ?? 'running';
+        return `--- ${p.name} (exit ${state}) last ${text.length} lines ---\n${text.join('\n')}`;
+      })
       .join('\n');
   }
 
@@ -333,8 +338,16 @@ export interface RunningServer {
   ready(): Promise<void>;
 }
 
-/** `bootbench serve` inside the server namespace. Built CLI when dist/ is current, else the TypeScript source. */
+/**
+ * `bootbench serve` inside the server namespace: the built CLI when dist/ is current,
+ * else the TypeScript source. BOOTBENCH_LAB_CLI=source forces the source;
+ * BOOTBENCH_LAB_CLI=/path/to/cli.ts (or .js) runs another checkout's CLI.
+ */
 export function bootbenchCommand(): { cmd: string; args: string[] } {
+  const override = process.env.BOOTBENCH_LAB_CLI;
+  if (override && override !== 'source') {
+    return { cmd: process.execPath, args: override.endsWith('.ts') ? ['--import', 'tsx', override] : [override] };
+  }
   const built = join(PROJECT_ROOT, 'dist', 'main', 'cli.js');
   const source = join(PROJECT_ROOT, 'main', 'cli.ts');
   if (process.env.BOOTBENCH_LAB_CLI === 'source' || !existsSync(built) || (existsSync(source) && statSync(source).mtimeMs > statSync(built).mtimeMs)) {

@@ -102,14 +102,16 @@ export class Scenario {
       : result.gaveUp
         ? 'the firmware gave up on network boot'
         : `QEMU exited with ${result.exitCode ?? result.signal}`;
-    const interesting = this.events().filter((e) => !/progress$/.test(e.type) && (e.mac === undefined || e.mac === result.mac || e.type === 'log'));
+    const interesting = this.events().filter(
+      (e) => (e.mac === result.mac && !/progress$/.test(e.type)) || e.type === 'host.warning' || (e.type === 'log' && e.level !== 'info' && e.level !== 'debug'),
+    );
     return [
       `${this.options.name}: ${result.kind} client ${result.mac}: ${how} after ${(result.elapsedMs / 1000).toFixed(1)} s`,
       `--- serial console (last lines) ---`,
       logTail(result.serial, 30),
       `--- debug console (last lines) ---`,
       logTail(result.debugcon, 8),
-      `--- last events for this client (of ${this.events().length}) ---`,
+      `--- last events for this MAC, and warnings (of ${this.events().length} events) ---`,
       ...interesting.slice(-25).map((e) => JSON.stringify(e)),
       this.lab?.processReport(20) ?? '',
     ].join('\n');
