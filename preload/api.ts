@@ -237,6 +237,8 @@ export interface AppInfo {
   pending: { feature: 'library-import'; reason: string }[];
   /** Electron only: native file dialogs exist. */
   fileDialogs: boolean;
+  /** Things the technician should know that are not a service problem (e.g. history is off). */
+  notices: string[];
 }
 
 export interface CsvExport {
@@ -403,3 +405,6 @@ export interface BootbenchBridge {
 
 /** Name of the global the preload defines in the renderer. */
 export const BRIDGE_GLOBAL = 'bootbench';
+
+/** Electron-only IPC channels (native dialogs); not part of the web contract. */
+export const DIALOG_CHANNELS = { openFiles: 'dialog:open-files', saveText: 'dialog:save-text' } as const;

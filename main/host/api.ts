@@ -94,6 +94,10 @@ export interface HostApiOptions {
   shell: AppInfo['shell'];
   version?: string;
   fileDialogs?: boolean;
+  /** Shown in the UI's banner (e.g. the database could not be opened). */
+  notices?: () => string[];
+  /** Called after a successful start (the shells save the settings used). */
+  afterStart?: (status: ServicesStatus) => void;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -178,6 +182,7 @@ export class HostApi {
         shell: options.shell,
         pending: library.unavailableReason ? [{ feature: 'library-import', reason: library.unavailableReason }] : [],
         fileDialogs: options.fileDialogs ?? false,
+        notices: options.notices?.() ?? [],
       }),
       'services:status': () => host.status(),
       'services:settings': () => {
@@ -188,7 +193,9 @@ export class HostApi {
         if (request.mode === 'dhcp' && !request.pool && !host.config().pool) {
           throw new ApiError('invalid-request', 'Full DHCP mode needs a pool: the first and last address to hand out, e.g. 192.0.2.100 to 192.0.2.150.');
         }
-        return host.start(request);
+        const status = await host.start(request);
+        options.afterStart?.(status);
+        return status;
       },
       'services:stop': () => host.stop(),
       'interfaces:list': () => this.interfaces(),

@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
-import { HostApi, connectApiEvents, type ApiServiceHost, type ApiStore, type LibraryImporter } from '../host/api.js';
+import { HostApi, connectApiEvents, type ApiServiceHost, type ApiStore, type HostApiOptions, type LibraryImporter } from '../host/api.js';
 import type { Clock } from '../host/clock.js';
 import type { Logger } from '../host/logger.js';
 import type { NetInterfaceInfo } from '../../preload/api.js';
@@ -21,6 +21,8 @@ export interface WebModeOptions {
   logger?: Logger;
   clock?: Clock;
   version?: string;
+  notices?: () => string[];
+  afterStart?: HostApiOptions['afterStart'];
 }
 
 export interface WebMode {
@@ -46,6 +48,8 @@ export async function startWebMode(options: WebModeOptions): Promise<WebMode> {
     listInterfaces: options.listInterfaces,
     shell: 'web',
     version: options.version,
+    notices: options.notices,
+    afterStart: options.afterStart,
   });
   const server = new WebUiServer({
     staticDir: options.staticDir ?? defaultRendererDir(),

@@ -1,0 +1,58 @@
+// The service host as both UI shells run it (the Electron app in-process, headless web
+// mode): the store opened in the data folder, the last settings as the starting point,
+// per-machine boot assignments answered from the store, settings saved after a start.
+import { mkdirSync } from 'node:fs';
+import { ServiceHost } from '../host/service-host.js';
+import { defaultServeConfig, type ServeConfig } from '../host/config.js';
+import { configFromSettings, saveConfigToSettings } from '../host/stored-config.js';
+import { storeApi } from '../host/api-store.js';
+import type { ApiStore } from '../host/api.js';
+import { silentLogger, type Logger } from '../host/logger.js';
+import { machineBootLookup, openStore, type Store } from '../store/index.js';
+
+export interface UiHostOptions {
+  dataDir: string;
+  /** Adjusts the stored configuration (command-line flags). */
+  configure?: (stored: ServeConfig) => ServeConfig;
+  logger?: Logger;
+}
+
+export interface UiHost {
+  host: ServiceHost;
+  store?: Store;
+  apiStore?: ApiStore;
+  /** For the UI's banner: what does not work and why. */
+  notices: string[];
+  /** Saves the configuration a successful start used, as `bootbench serve` does. */
+  saveSettings(): void;
+  close(): Promise<void>;
+}
+
+export function createUiHost(options: UiHostOptions): UiHost {
+  const logger = options.logger ?? silentLogger;
+  const notices: string[] = [];
+  mkdirSync(options.dataDir, { recursive: true });
+  let store: Store | undefined;
+  try {
+    store = openStore(options.dataDir, { logger });
+  } catch (err) {
+    // Boot service still runs without history; the banner says why machines are missing.
+    notices.push(`${(err as Error).message}. Serving without history: machines, timeline and CSV import are unavailable.`);
+  }
+  const stored = store ? configFromSettings(store, options.dataDir) : defaultServeConfig(options.dataDir);
+  const config = options.configure ? options.configure(stored) : stored;
+  const host = new ServiceHost({ config, logger, store, lookupMachine: store ? machineBootLookup(store) : undefined });
+  return {
+    host,
+    store,
+    apiStore: store ? storeApi(store) : undefined,
+    notices,
+    saveSettings: () => {
+      if (store?.open) saveConfigToSettings(store, host.config());
+    },
+    async close() {
+      await host.close();
+      store?.close();
+    },
+  };
+}
