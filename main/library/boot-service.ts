@@ -1,0 +1,367 @@
+// The library's part of a running host: turns the store's assignments into what each
+// service needs. The host wires four things (see the functions' comments):
+//   DHCP policy  lookupMachine(mac, uuid)      -> per-machine boot files / ignore
+//   HTTP         httpRoute(req, res, url)      -> iPXE scripts, entry files, files inside ISOs
+//   TFTP+HTTP    mountInto(files)              -> iPXE/shim/GRUB binaries, /grub/grub.cfg, entry files
+//   event bus    onTransferEvent(event)        -> boot-once ends after the entry's last file
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createReadStream, statSync } from 'node:fs';
+import { basename } from 'node:path';
+import rangeParser from 'range-parser';
+import type { BootEvent, Publish } from '../host/events.js';
+import { resolveBootAssignment, type BootEntry, type Store } from '../store/index.js';
+import { detectFile, type IsoDetection, type LibraryArchitecture } from './detect.js';
+import { IsoImage } from './iso9660.js';
+import { architectureForBootClass, resolveEntryFilePath } from './import.js';
+import {
+  architectureFromIpxe,
+  buildGrubConfig,
+  buildIpxeBootstrap,
+  buildIpxeScript,
+  entryFileServedPath,
+  type BootRequest,
+  type ScriptEntry,
+} from './ipxe-script.js';
+import { nextAssignmentAfterFetch } from './boot-once.js';
+import { BOOT_BINARY_MOUNTS, locateBootBinary, type BootBinaryName } from './boot-binaries.js';
+
+/** Structurally the DHCP policy's MachineBootAssignment (main/pxe/boot-policy.ts). */
+export interface LibraryMachineAssignment {
+  name?: string;
+  ignore?: boolean;
+  boot?: Partial<Record<'bios' | 'uefi32' | 'uefi64' | 'arm64' | 'http64' | 'httparm64', string>>;
+  ipxeScriptUrl?: string;
+}
+
+/** The part of FileResolver (main/files) this uses. */
+export interface MountableFiles {
+  mount(virtualPath: string, realPath: string): void;
+  generate(virtualPath: string, fn: (request: { protocol: 'tftp' | 'http'; ip?: string; mac?: string; path: string }) => Buffer | string | undefined | Promise<Buffer | string | undefined>): void;
+}
+
+export interface LibraryBootServiceOptions {
+  store: Store;
+  dataDir: string;
+  /** e.g. http://192.0.2.1:8080 */
+  httpBaseUrl: string;
+  serverAddress: string;
+  httpPort: number;
+  resourcesDir?: string;
+  /** Menu for machines without any assignment. */
+  menu?: { defaultChoice?: number | 'local-disk'; timeoutSeconds?: number };
+  macForIp?: (ip: string) => string | undefined;
+  publish?: Publish;
+}
+
+export const LOCAL_DISK_ENTRY_NAME = 'Local disk';
+
+export class LibraryBootService {
+  private readonly isoInfo = new Map<string, Promise<ScriptEntry['iso']>>();
+  /** Last architecture each MAC's iPXE reported, so boot-once matches the right files. */
+  private readonly architectureByMac = new Map<string, LibraryArchitecture>();
+
+  constructor(private readonly options: LibraryBootServiceOptions) {}
+
+  // ---------------------------------------------------------------------- DHCP policy
+  /**
+   * Per-machine override for the DHCP policy (BootPolicyConfig.lookupMachine). Undefined
+   * means "use the defaults" (chainload iPXE, whose script then comes from httpRoute):
+   *   - an NBP entry: that NBP, straight by TFTP, for the classes it has;
+   *   - a Secure Boot chain: shim for UEFI x64 (GRUB then reads /grub/grub.cfg);
+   *   - a local-disk entry: no answer at all, so the firmware goes on to its disk.
+   */
+  lookupMachine = (mac: string, uuid?: string): LibraryMachineAssignment | undefined => {
+    const assigned = resolveBootAssignment(this.options.store, mac, uuid);
+    if (!assigned) return undefined;
+    const { entry } = assigned;
+    const name = `${entry.name}${assigned.bootOnce ? ' (once)' : ''}`;
+    if (entry.kind === 'local-disk') return { name, ignore: true };
+    if (entry.kind === 'secure-boot-chain') return { name, boot: { uefi64: BOOT_BINARY_MOUNTS.shim.slice(1) } };
+    if (entry.kind === 'nbp') {
+      const boot: LibraryMachineAssignment['boot'] = {};
+      for (const f of entry.files) {
+        if (f.role !== 'nbp') continue;
+        const cls = f.arch as keyof NonNullable<LibraryMachineAssignment['boot']>;
+        if (architectureForBootClass(cls)) boot[cls] = entryFileServedPath(entry.id, f.path).slice(1);
+      }
+      return { name, boot };
+    }
+    return { name };
+  };
+
+  // ---------------------------------------------------------------------- what to boot
+  /** What this client boots, as a script request (assignment, else the menu of all entries). */
+  async bootRequest(mac: string | undefined, uuid: string | undefined): Promise<BootRequest> {
+    const assigned = mac || uuid ? resolveBootAssignment(this.options.store, mac, uuid) : undefined;
+    if (assigned) {
+      if (assigned.entry.kind === 'local-disk') return { action: 'local-disk' };
+      return { action: 'entry', entry: await this.scriptEntry(assigned.entry), bootOnce: assigned.bootOnce };
+    }
+    const entries = await Promise.all(this.options.store.entries.list().map((e) => this.scriptEntry(e)));
+    return { action: 'menu', entries, defaultChoice: this.options.menu?.defaultChoice ?? 'local-disk', timeoutSeconds: this.options.menu?.timeoutSeconds ?? 10 };
+  }
+
+  /** A store entry plus what its ISO carries (detected once per file content). */
+  async scriptEntry(entry: BootEntry): Promise<ScriptEntry> {
+    const base: ScriptEntry = { id: entry.id, name: entry.name, kind: entry.kind, arguments: entry.arguments, files: entry.files };
+    const iso = entry.kind === 'iso' ? entry.files.find((f) => f.role === 'iso') : undefined;
+    if (!iso) return base;
+    const key = `${iso.sha256}:${iso.path}`;
+    if (!this.isoInfo.has(key)) {
+      this.isoInfo.set(
+        key,
+        detectFile(resolveEntryFilePath(iso, this.options.dataDir)).then(
+          (d) => {
+            const info = d.kind === 'iso' ? { linux: (d as IsoDetection).linux, windows: (d as IsoDetection).windows } : undefined;
+            this.resolvedIso.set(key, info);
+            return info;
+          },
+          () => undefined,
+        ),
+      );
+    }
+    return { ...base, iso: await this.isoInfo.get(key) };
+  }
+
+  // ---------------------------------------------------------------------- HTTP
+  /**
+   * The HTTP server's `dynamic` hook. Answers:
+   *   /ipxe/boot.ipxe           bootstrap (give iPXE clients this URL as ipxeScriptUrl)
+   *   /ipxe/machine.ipxe?mac=&uuid=&platform=&buildarch=   the machine's script
+   *   /ipxe/wimboot             the user's wimboot
+   *   /library/e<id>/<file>     an entry's file (HEAD, Range)
+   *   /library/e<id>/iso/<path> a file inside an entry's ISO, read in place (HEAD, Range)
+   * Returns false for anything else.
+   */
+  httpRoute = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
+    const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const path = safeDecode(url.pathname);
+    if (path === undefined) return false;
+    if (path === '/ipxe/boot.ipxe') {
+      this.sendText(req, res, buildIpxeBootstrap(this.options.httpBaseUrl), ip, path);
+      return true;
+    }
+    if (path === '/ipxe/machine.ipxe') {
+      const mac = normalizeMacParam(url.searchParams.get('mac')) ?? this.options.macForIp?.(ip);
+      const uuid = url.searchParams.get('uuid') || undefined;
+      const architecture = architectureFromIpxe(url.searchParams.get('platform') ?? undefined, url.searchParams.get('buildarch') ?? undefined);
+      if (mac) this.architectureByMac.set(mac, architecture);
+      const machine = mac ? this.options.store.machines.find(mac, uuid) : undefined;
+      const request = await this.bootRequest(mac, uuid);
+      const wimboot = locateBootBinary('wimboot', { dataDir: this.options.dataDir });
+      const script = buildIpxeScript(request, {
+        httpBaseUrl: this.options.httpBaseUrl,
+        architecture,
+        mac,
+        machineName: machine?.name || undefined,
+        wimbootUrl: wimboot.path ? `${this.options.httpBaseUrl.replace(/\/+$/, '')}${BOOT_BINARY_MOUNTS.wimboot}` : undefined,
+      });
+      this.sendText(req, res, script, ip, path, mac);
+      return true;
+    }
+    if (path === BOOT_BINARY_MOUNTS.wimboot) {
+      const wimboot = locateBootBinary('wimboot', { dataDir: this.options.dataDir });
+      if (!wimboot.path) return this.notFound(res, wimboot.hint!);
+      await this.sendRange(req, res, { path: wimboot.path, offset: 0, size: statSync(wimboot.path).size }, ip, path);
+      return true;
+    }
+    const match = /^\/library\/e(\d+)\/(.+)$/.exec(path);
+    if (!match) return false;
+    const source = await this.locateServed(Number(match[1]), match[2]);
+    if ('missing' in source) return this.notFound(res, source.missing);
+    await this.sendRange(req, res, source, ip, path, Number(match[1]));
+    return true;
+  };
+
+  /** Where the bytes of /library/e<id>/<rest> are: a file, or a stretch of an ISO. */
+  async locateServed(entryId: number, rest: string): Promise<{ path: string; offset: number; size: number } | { missing: string }> {
+    const entry = this.options.store.entries.get(entryId);
+    if (!entry) return { missing: `no entry ${entryId}` };
+    const isoPrefix = /^iso\/(.+)$/i.exec(rest);
+    if (isoPrefix && entry.kind === 'iso') {
+      const iso = entry.files.find((f) => f.role === 'iso');
+      if (!iso) return { missing: `entry ${entryId} has no ISO file` };
+      const isoPath = resolveEntryFilePath(iso, this.options.dataDir);
+      const image = await IsoImage.open(isoPath);
+      try {
+        const inner = await image.stat(isoPrefix[1]);
+        if (!inner || inner.isDirectory) return { missing: `${isoPrefix[1]} is not a file in ${basename(isoPath)}` };
+        const contiguous = inner.extents.every((e, i) => i === 0 || e.offset === inner.extents[i - 1].offset + inner.extents[i - 1].size);
+        if (!contiguous) return { missing: `${isoPrefix[1]} is stored in pieces inside the ISO and cannot be served in place` };
+        return { path: isoPath, offset: inner.offset, size: inner.size };
+      } finally {
+        await image.close();
+      }
+    }
+    const wanted = rest.toLowerCase();
+    const file = entry.files.find((f) => basename(f.path).toLowerCase() === wanted);
+    if (!file) return { missing: `entry ${entryId} has no file ${rest}` };
+    const path = resolveEntryFilePath(file, this.options.dataDir);
+    try {
+      return { path, offset: 0, size: statSync(path).size };
+    } catch {
+      return { missing: `${path} (file of entry "${entry.name}") is gone` };
+    }
+  }
+
+  private notFound(res: ServerResponse, reason: string): true {
+    const body = `${reason}\n`;
+    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+    return true;
+  }
+
+  private sendText(req: IncomingMessage, res: ServerResponse, text: string, ip: string, path: string, mac?: string): void {
+    const body = Buffer.from(text, 'utf8');
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    this.options.publish?.('http.done', { mac: mac ?? this.options.macForIp?.(ip), ip, file: path, bytes: body.length, size: body.length, generated: true });
+  }
+
+  /** RFC 9110 §14: single byte ranges (what iPXE sends); multiple ranges get the whole file. */
+  private async sendRange(req: IncomingMessage, res: ServerResponse, source: { path: string; offset: number; size: number }, ip: string, path: string, entryId?: number): Promise<void> {
+    const header = req.headers.range;
+    let start = 0;
+    let end = source.size - 1;
+    let status = 200;
+    if (header) {
+      const ranges = rangeParser(source.size, header, { combine: true });
+      if (ranges === -1) {
+        res.writeHead(416, { 'content-range': `bytes */${source.size}` });
+        res.end();
+        return;
+      }
+      if (ranges !== -2 && ranges.type === 'bytes' && ranges.length === 1) {
+        start = ranges[0].start;
+        end = ranges[0].end;
+        status = 206;
+      }
+    }
+    const length = source.size === 0 ? 0 : end - start + 1;
+    const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': length, 'accept-ranges': 'bytes' };
+    if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${source.size}`;
+    res.writeHead(status, headers);
+    const mac = this.options.macForIp?.(ip);
+    if (req.method === 'HEAD' || length === 0) {
+      res.end();
+      return;
+    }
+    const stream = createReadStream(source.path, { start: source.offset + start, end: source.offset + end, highWaterMark: 1024 * 1024 });
+    const done = await new Promise<boolean>((resolve) => {
+      stream.on('error', () => {
+        res.destroy();
+        resolve(false);
+      });
+      res.on('close', () => resolve(res.writableFinished));
+      stream.pipe(res);
+    });
+    const complete = done && status === 200;
+    this.options.publish?.(done ? 'http.done' : 'http.failed', { mac, ip, file: path, bytes: done ? length : undefined, size: source.size, range: status === 206, entryId });
+    if (done && entryId !== undefined && mac) this.noteFetched(mac, path, complete, status === 206);
+  }
+
+  // ---------------------------------------------------------------------- TFTP + HTTP files
+  /**
+   * Mounts the boot binaries and the per-machine grub.cfg into the FileResolver TFTP and HTTP
+   * share, plus every entry's files at /library/e<id>/<name> (for TFTP clients: direct NBPs,
+   * GRUB). Call again after entries change. Returns what could not be mounted (missing binaries).
+   */
+  mountInto(files: MountableFiles): string[] {
+    const problems: string[] = [];
+    for (const name of Object.keys(BOOT_BINARY_MOUNTS) as BootBinaryName[]) {
+      if (name === 'wimboot') continue;
+      const found = locateBootBinary(name, { dataDir: this.options.dataDir, resourcesDir: this.options.resourcesDir });
+      if (found.path) files.mount(BOOT_BINARY_MOUNTS[name], found.path);
+      else problems.push(`${BOOT_BINARY_MOUNTS[name]}: ${found.hint}`);
+    }
+    const grubLists = locateBootBinary('grub', { dataDir: this.options.dataDir, resourcesDir: this.options.resourcesDir }).path;
+    if (grubLists) files.mount('/grub/x86_64-efi', grubLists.replace(/grubx64\.efi$/, 'grub/x86_64-efi'));
+    files.generate('/grub/grub.cfg', async (request) => {
+      const mac = request.mac ?? (request.ip ? this.options.macForIp?.(request.ip) : undefined);
+      if (mac) this.architectureByMac.set(mac, 'x64');
+      return buildGrubConfig(await this.bootRequest(mac, undefined), {
+        serverAddress: this.options.serverAddress,
+        httpPort: this.options.httpPort,
+        mac,
+        machineName: mac ? this.options.store.machines.find(mac)?.name || undefined : undefined,
+      });
+    });
+    for (const entry of this.options.store.entries.list()) {
+      for (const file of entry.files) {
+        const real = resolveEntryFilePath(file, this.options.dataDir);
+        try {
+          files.mount(entryFileServedPath(entry.id, file.path), real);
+        } catch (err) {
+          problems.push(`${entry.name}: ${(err as Error).message}`);
+        }
+      }
+    }
+    return problems;
+  }
+
+  // ---------------------------------------------------------------------- boot once
+  /**
+   * Bus subscriber: a finished TFTP/HTTP transfer of an entry's last file ends that
+   * machine's boot-once assignment; it gets the local-disk entry from then on.
+   */
+  onTransferEvent = (event: BootEvent): void => {
+    if (event.type !== 'tftp.done' && event.type !== 'http.done') return;
+    if (typeof event.file !== 'string' || !event.mac || event.generated) return;
+    if (event.type === 'http.done' && event.entryId !== undefined) return; // our own route already reported it
+    this.noteFetched(event.mac, event.file, true, false);
+  };
+
+  private noteFetched(mac: string, path: string, complete: boolean, range: boolean): void {
+    const store = this.options.store;
+    const machine = store.machines.findByMac(mac);
+    if (!machine || !machine.bootOnce || machine.entryId === null) return;
+    const entry = store.entries.get(machine.entryId);
+    if (!entry) return;
+    const architecture = this.architectureByMac.get(mac) ?? architectureForBootClass(machine.lastArch ?? '') ?? 'x64';
+    const scriptEntry: ScriptEntry = { id: entry.id, name: entry.name, kind: entry.kind, arguments: entry.arguments, files: entry.files, iso: this.cachedIso(entry) };
+    const transition = nextAssignmentAfterFetch({ entryId: machine.entryId, bootOnce: true }, scriptEntry, architecture, { path, complete, range });
+    if (!transition.changed) return;
+    const localDisk = ensureLocalDiskEntry(store);
+    store.machines.update(machine.id, { entryId: localDisk.id, bootOnce: false });
+    this.options.publish?.('host.warning', { mac, message: transition.reason, bootOnce: 'completed', entryId: entry.id });
+  }
+
+  private cachedIso(entry: BootEntry): ScriptEntry['iso'] {
+    // What scriptEntry() resolved already: a machine fetches its script before its files.
+    const iso = entry.files.find((f) => f.role === 'iso');
+    return iso ? this.resolvedIso.get(`${iso.sha256}:${iso.path}`) : undefined;
+  }
+
+  private readonly resolvedIso = new Map<string, ScriptEntry['iso']>();
+
+  /** Resolves and remembers ISO details for boot-once matching (await before serving files). */
+  async preload(): Promise<void> {
+    for (const entry of this.options.store.entries.list()) if (entry.kind === 'iso') await this.scriptEntry(entry);
+  }
+}
+
+/** The one "Local disk" entry boot-once assignments fall back to (created on first use). */
+export function ensureLocalDiskEntry(store: Store): BootEntry {
+  const existing = store.entries.list().find((e) => e.kind === 'local-disk');
+  if (existing) return existing;
+  let name = LOCAL_DISK_ENTRY_NAME;
+  for (let i = 2; store.entries.findByName(name); i++) name = `${LOCAL_DISK_ENTRY_NAME} (${i})`;
+  return store.entries.create({ name, kind: 'local-disk', notes: 'Boots the machine from its own disk (iPXE exit / sanboot 0x80; no answer to plain PXE)' });
+}
+
+function safeDecode(path: string): string | undefined {
+  try {
+    const decoded = decodeURIComponent(path);
+    if (decoded.includes('\0') || decoded.split('/').includes('..')) return undefined;
+    return decoded;
+  } catch {
+    return undefined;
+  }
+}
+
+function normalizeMacParam(value: string | null): string | undefined {
+  if (!value) return undefined;
+  const hex = value.toLowerCase().replace(/[^0-9a-f]/g, '');
+  return hex.length === 12 ? hex.match(/../g)!.join(':') : undefined;
+}
+

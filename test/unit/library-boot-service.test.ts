@@ -1,0 +1,164 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, request, type Server } from 'node:http';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { openStore, type Store } from '../../main/store/index.js';
+import { importPaths } from '../../main/library/import.js';
+import { LibraryBootService } from '../../main/library/boot-service.js';
+import type { BootEvent } from '../../main/host/events.js';
+import { buildBzImage, buildCpioNewc, buildIso, buildPe, EL_TORITO_ARGS, xorrisoMissing } from './library-fixtures.js';
+
+const MAC = '52:54:00:aa:bb:01';
+const OTHER = '52:54:00:aa:bb:02';
+let dir: string;
+let store: Store;
+let server: Server;
+let base: string;
+let service: LibraryBootService;
+const published: BootEvent[] = [];
+const kernel = buildBzImage({ version: '6.1.0-lab' });
+const initrd = gzipSync(Buffer.concat([buildCpioNewc(), Buffer.alloc(300_000, 1)]));
+let ids: { kernel: number; iso?: number; nbp: number };
+
+function get(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bootbench-bootsvc-'));
+  const data = join(dir, 'data');
+  store = openStore(data);
+  mkdirSync(join(dir, 'src'), { recursive: true });
+  writeFileSync(join(dir, 'src', 'vmlinuz'), kernel);
+  writeFileSync(join(dir, 'src', 'initrd.img'), initrd);
+  writeFileSync(join(dir, 'src', 'tool.efi'), buildPe(0x8664));
+  const paths = [join(dir, 'src', 'vmlinuz'), join(dir, 'src', 'initrd.img')];
+  const imported = await importPaths(paths, { dataDir: data, mode: 'copy', name: 'Lab kernel' });
+  const k = store.entries.create({ ...imported.entries[0], files: imported.entries[0].files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
+  const nbpImport = await importPaths([join(dir, 'src', 'tool.efi')], { dataDir: data, mode: 'reference' });
+  const n = store.entries.create({ ...nbpImport.entries[0], files: nbpImport.entries[0].files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
+  ids = { kernel: k.id, nbp: n.id };
+  if (!xorrisoMissing()) {
+    const iso = buildIso(dir, {
+      'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90),
+      'efi.img': Buffer.alloc(64 * 1024),
+      'EFI/BOOT/BOOTX64.EFI': buildPe(0x8664),
+      'casper/vmlinuz': kernel,
+      'casper/initrd': initrd,
+    }, ['-R', '-J', '-V', 'LIVE', ...EL_TORITO_ARGS], 'live.iso');
+    const isoImport = await importPaths([iso], { dataDir: data, mode: 'reference', name: 'Live ISO' });
+    ids.iso = store.entries.create({ ...isoImport.entries[0], files: isoImport.entries[0].files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) }).id;
+  }
+  store.machines.create({ macs: [MAC], name: 'bench-01', entryId: ids.kernel, bootOnce: true });
+
+  server = createServer(async (req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    if (!(await service.httpRoute(req, res, url))) {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  base = `http://127.0.0.1:${port}`;
+  service = new LibraryBootService({
+    store,
+    dataDir: data,
+    httpBaseUrl: base,
+    serverAddress: '127.0.0.1',
+    httpPort: port,
+    macForIp: () => MAC,
+    publish: (type, details = {}) => published.push({ ...details, type, time: Date.now() }),
+    menu: { timeoutSeconds: 5 },
+  });
+});
+
+after(async () => {
+  await new Promise<void>((r) => server?.close(() => r()));
+  store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('library boot service over HTTP (loopback)', () => {
+  test('bootstrap script and the machine\'s own script', async () => {
+    const boot = await get('/ipxe/boot.ipxe');
+    assert.equal(boot.status, 200);
+    assert.match(boot.body.toString(), /^#!ipxe\nchain http:\/\/127\.0\.0\.1:\d+\/ipxe\/machine\.ipxe\?mac=\$\{netX\/mac\}/);
+    const script = (await get(`/ipxe/machine.ipxe?mac=${MAC}&platform=efi&buildarch=x86_64`)).body.toString();
+    assert.match(script, /bench-01 .* boots Lab kernel \(once, then local disk\)/);
+    assert.ok(script.includes(`kernel ${base}/library/e${ids.kernel}/vmlinuz initrd=initrd.img || goto failed`), script);
+  });
+
+  test('entry files with HEAD and Range', async () => {
+    const head = await get(`/library/e${ids.kernel}/vmlinuz`, {}, 'HEAD');
+    assert.equal(head.status, 200);
+    assert.equal(Number(head.headers['content-length']), kernel.length);
+    assert.equal(head.headers['accept-ranges'], 'bytes');
+    const part = await get(`/library/e${ids.kernel}/vmlinuz`, { range: 'bytes=512-1023' });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers['content-range'], `bytes 512-1023/${kernel.length}`);
+    assert.deepEqual(part.body, kernel.subarray(512, 1024));
+    assert.equal((await get(`/library/e${ids.kernel}/vmlinuz`, { range: `bytes=${kernel.length + 5}-` })).status, 416);
+    assert.equal((await get(`/library/e${ids.kernel}/nothing`)).status, 404);
+    assert.equal((await get('/somewhere/else')).status, 404);
+  });
+
+  test('files inside an ISO are served in place', { skip: xorrisoMissing() }, async () => {
+    const whole = await get(`/library/e${ids.iso}/iso/casper/vmlinuz`);
+    assert.equal(whole.status, 200);
+    assert.deepEqual(whole.body, kernel);
+    const part = await get(`/library/e${ids.iso}/iso/CASPER/INITRD`, { range: 'bytes=0-5' });
+    assert.deepEqual(part.body, initrd.subarray(0, 6));
+    const other = (await get(`/ipxe/machine.ipxe?mac=${OTHER}&platform=pcbios&buildarch=i386`)).body.toString();
+    // An unknown machine gets the menu; the live ISO's kernel comes from inside the ISO.
+    assert.ok(other.includes(`kernel ${base}/library/e${ids.iso}/iso/casper/vmlinuz initrd=initrd boot=casper netboot=url url=${base}/library/e${ids.iso}/live.iso ip=dhcp`), other);
+    assert.ok(other.includes('choose --default bb-local --timeout 5000 target'));
+  });
+
+  test('DHCP policy view: NBP entries direct, local disk not answered', () => {
+    store.machines.create({ macs: [OTHER], name: 'bench-02', entryId: ids.nbp });
+    assert.deepEqual(service.lookupMachine(OTHER), { name: 'tool', boot: { uefi64: `library/e${ids.nbp}/tool.efi` } });
+    assert.deepEqual(service.lookupMachine(MAC), { name: 'Lab kernel (once)' });
+    assert.equal(service.lookupMachine('52:54:00:00:00:99'), undefined);
+  });
+
+  test('boot once: the complete initrd download switches the machine to local disk', async () => {
+    assert.equal((await get(`/library/e${ids.kernel}/vmlinuz`)).status, 200);
+    assert.equal(store.machines.findByMac(MAC)!.bootOnce, true, 'kernel alone must not end it');
+    await get(`/library/e${ids.kernel}/initrd.img`, { range: 'bytes=0-99' });
+    assert.equal(store.machines.findByMac(MAC)!.bootOnce, true, 'a range read of the initrd must not end it');
+    assert.equal((await get(`/library/e${ids.kernel}/initrd.img`)).status, 200);
+    const machine = store.machines.findByMac(MAC)!;
+    assert.equal(machine.bootOnce, false);
+    assert.equal(store.entries.get(machine.entryId!)!.kind, 'local-disk');
+    assert.ok(published.some((e) => e.bootOnce === 'completed' && e.mac === MAC));
+    const next = (await get(`/ipxe/machine.ipxe?mac=${MAC}&platform=efi&buildarch=x86_64`)).body.toString();
+    assert.match(next, /boots from its local disk/);
+    assert.deepEqual(service.lookupMachine(MAC), { name: 'Local disk', ignore: true });
+  });
+
+  test('mountInto: binaries, per-machine grub.cfg, entry files for TFTP', async () => {
+    const mounts = new Map<string, string>();
+    const generated = new Map<string, (r: { protocol: 'tftp' | 'http'; ip?: string; mac?: string; path: string }) => unknown>();
+    const problems = service.mountInto({ mount: (v, r) => void mounts.set(v, r), generate: (v, fn) => void generated.set(v, fn) });
+    assert.ok(mounts.get(`/library/e${ids.kernel}/vmlinuz`)?.endsWith('vmlinuz'));
+    for (const p of ['/bootbench/undionly.kpxe', '/bootbench/snponly.efi', '/bootbench/secure-boot/shimx64.efi']) {
+      assert.ok(mounts.has(p) || problems.some((x) => x.startsWith(p)), `${p} neither mounted nor reported`);
+    }
+    store.machines.update(store.machines.findByMac(MAC)!.id, { entryId: ids.kernel, bootOnce: false });
+    const cfg = String(await generated.get('/grub/grub.cfg')!({ protocol: 'tftp', ip: '127.0.0.1', mac: MAC, path: '/grub/grub.cfg' }));
+    assert.match(cfg, /menuentry 'Lab kernel' \{/);
+    assert.ok(cfg.includes(`linux (tftp,127.0.0.1)/library/e${ids.kernel}/vmlinuz`), cfg);
+  });
+});
