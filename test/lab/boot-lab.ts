@@ -28,13 +28,20 @@ export const BRIDGE = 'br0';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/** Secure Boot build (needs SMM) and variables with Microsoft's keys enrolled, Secure Boot on. */
+export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+export const OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 /** QEMU's e1000 ROM from Debian's ipxe-qemu: one image with iPXE for BIOS and for UEFI. */
 export const IPXE_E1000_ROM = '/usr/lib/ipxe/qemu/efi-e1000.rom';
 export const IPXE_UNDIONLY = '/usr/lib/ipxe/undionly.kpxe';
 export const IPXE_EFI = '/usr/lib/ipxe/ipxe.efi';
 
-export type ClientKind = 'bios' | 'uefi' | 'uefi-ipxe';
-export const ALL_KINDS: readonly ClientKind[] = ['bios', 'uefi', 'uefi-ipxe'];
+/**
+ * bios: SeaBIOS + e1000 with iPXE's BIOS ROM; uefi: OVMF + virtio-net, EDK2's PxeBcDxe;
+ * uefi-ipxe: OVMF + e1000 with iPXE's UEFI ROM; uefi-secure: like uefi, Secure Boot enforced.
+ */
+export type ClientKind = 'bios' | 'uefi' | 'uefi-ipxe' | 'uefi-secure';
+export const ALL_KINDS: readonly ClientKind[] = ['bios', 'uefi', 'uefi-ipxe', 'uefi-secure'];
 
 /** Why the lab cannot run here (test is skipped with this), or undefined. */
 export function labUnavailableReason(options: { kinds?: readonly ClientKind[]; programs?: string[]; files?: string[] } = {}): string | undefined {
@@ -45,8 +52,9 @@ export function labUnavailableReason(options: { kinds?: readonly ClientKind[]; p
   if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing (QEMU tap networking)';
   const kinds = options.kinds ?? ALL_KINDS;
   const files = [...(options.files ?? [])];
-  if (kinds.some((k) => k !== 'bios')) files.push(OVMF_CODE, OVMF_VARS);
-  if (kinds.some((k) => k !== 'uefi')) files.push(IPXE_E1000_ROM);
+  if (kinds.some((k) => k === 'uefi' || k === 'uefi-ipxe')) files.push(OVMF_CODE, OVMF_VARS);
+  if (kinds.includes('uefi-secure')) files.push(OVMF_CODE_SECBOOT, OVMF_VARS_MS);
+  if (kinds.some((k) => k === 'bios' || k === 'uefi-ipxe')) files.push(IPXE_E1000_ROM);
   const missing = files.filter((f) => !existsSync(f));
   if (missing.length) return `missing file(s): ${missing.join(', ')} (apt-get install ovmf ipxe-qemu ipxe)`;
   return undefined;
@@ -219,11 +227,12 @@ export class QemuClient {
 
   args(tap: string): string[] {
     const base = join(this.bootLab.dir, `client-${this.kind}-${this.index}`);
+    const secure = this.kind === 'uefi-secure';
     const args = [
       '-name', `bootbench-lab-${this.kind}-${this.index}`,
       // KVM exists here but cannot run this firmware (SeaBIOS+iPXE hangs, OVMF stops with
-      // an emulation error), so plain TCG.
-      '-machine', 'q35,accel=tcg', '-cpu', 'qemu64', '-m', '256', '-smp', '1',
+      // an emulation error), so plain TCG. The Secure Boot build of OVMF needs SMM.
+      '-machine', secure ? 'q35,accel=tcg,smm=on' : 'q35,accel=tcg', '-cpu', 'qemu64', '-m', '256', '-smp', '1',
       '-nodefaults', '-display', 'none', '-no-user-config', '-no-reboot',
       '-uuid', this.uuid,
       '-serial', `file:${this.serialFile}`,
@@ -239,12 +248,14 @@ export class QemuClient {
       args.push('-device', `e1000,netdev=net0,mac=${this.mac},romfile=${IPXE_E1000_ROM}`);
     } else {
       const vars = `${base}.OVMF_VARS.fd`;
-      copyFileSync(OVMF_VARS, vars);
+      copyFileSync(secure ? OVMF_VARS_MS : OVMF_VARS, vars);
+      // Secure Boot: the variable store is writable only from SMM, as on real boards.
+      if (secure) args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
       args.push(
-        '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+        '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${secure ? OVMF_CODE_SECBOOT : OVMF_CODE}`,
         '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
       );
-      if (this.kind === 'uefi') {
+      if (this.kind === 'uefi' || secure) {
         // An empty romfile keeps iPXE out, so EDK2's own PxeBcDxe is the PXE client.
         args.push('-device', `virtio-net-pci,netdev=net0,mac=${this.mac},romfile=`);
       } else {
@@ -302,6 +313,7 @@ const GAVE_UP: Record<ClientKind, RegExp> = {
   bios: /No more network devices|No bootable device|Boot failed: could not read/,
   uefi: /failed to load Boot0001 "UEFI PXEv4|PXE-E\d\d: .*\s+BdsDxe: failed/,
   'uefi-ipxe': /No more network devices|failed to load Boot0001/,
+  'uefi-secure': /failed to load Boot0001 "UEFI PXEv4/,
 };
 
 function readText(path: string): string {

@@ -155,9 +155,14 @@ export function assertBootServerAnswered(scenario: Scenario, result: ClientResul
 }
 
 function mentions(event: BootEventLine, file: string): boolean {
-  return Object.values(event).some((v) => typeof v === 'string' && (v === file || v.endsWith(`/${file}`)));
+  const wanted = file.replace(/^\/+/, '').toLowerCase();
+  return Object.values(event).some((v) => {
+    if (typeof v !== 'string') return false;
+    const path = v.replace(/^https?:\/\/[^/]+/, '').replace(/^\/+/, '').toLowerCase();
+    return path === wanted || path.endsWith(`/${wanted}`);
+  });
 }
 
-export function describeTime(result: ClientResult): string {
-  return `${result.kind} ${result.mac}: boot to NBP marker in ${(result.elapsedMs / 1000).toFixed(1)} s (QEMU start to marker exit, server ${labServerKind()})`;
+export function describeTime(result: ClientResult, reached = 'the NBP marker'): string {
+  return `${result.kind} ${result.mac}: boot to ${reached} in ${(result.elapsedMs / 1000).toFixed(1)} s (QEMU start until it exited; server ${labServerKind()})`;
 }
