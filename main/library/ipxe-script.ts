@@ -241,13 +241,17 @@ function wimbootLines(ctx: ScriptContext, name: string, files: { bootmgr?: strin
     const lacking = [!files.bcd && 'boot/BCD', !files.bootSdi && 'boot/boot.sdi', !files.bootWim && 'sources/boot.wim'].filter(Boolean).join(', ');
     return [`echo Bootbench: ${safeText(name)} lacks ${lacking}; wimboot needs BCD, boot.sdi and boot.wim`, 'goto failed'];
   }
-  // wimboot finds files by these names; without bootmgr it extracts bootmgr from boot.wim.
+  // wimboot finds files by name; without bootmgr it extracts bootmgr from boot.wim. The name
+  // goes twice: --name for UEFI (iPXE's virtual file system), and as the image argument, which
+  // BIOS iPXE turns into the cpio file name wimboot reads (iPXE builds before 2021 only wrap an
+  // initrd in cpio when it has an argument).
+  const initrd = (name: string, url: string) => `initrd --name ${name} ${url} ${name} || goto failed`;
   return [
     `kernel ${ctx.wimbootUrl} || goto failed`,
-    ...(files.bootmgr ? [`initrd --name bootmgr ${files.bootmgr} || goto failed`] : []),
-    `initrd --name BCD ${files.bcd} || goto failed`,
-    `initrd --name boot.sdi ${files.bootSdi} || goto failed`,
-    `initrd --name boot.wim ${files.bootWim} || goto failed`,
+    ...(files.bootmgr ? [initrd('bootmgr', files.bootmgr)] : []),
+    initrd('BCD', files.bcd),
+    initrd('boot.sdi', files.bootSdi),
+    initrd('boot.wim', files.bootWim),
     'boot || goto failed',
   ];
 }

@@ -129,17 +129,17 @@ describe('iPXE scripts per entry kind', () => {
     const start = l.indexOf(`kernel ${BASE}/ipxe/wimboot || goto failed`);
     assert.ok(start > 0);
     assert.deepEqual(l.slice(start + 1, start + 6), [
-      `initrd --name bootmgr ${BASE}/library/e8/bootmgr || goto failed`,
-      `initrd --name BCD ${BASE}/library/e8/BCD || goto failed`,
-      `initrd --name boot.sdi ${BASE}/library/e8/boot.sdi || goto failed`,
-      `initrd --name boot.wim ${BASE}/library/e8/boot.wim || goto failed`,
+      `initrd --name bootmgr ${BASE}/library/e8/bootmgr bootmgr || goto failed`,
+      `initrd --name BCD ${BASE}/library/e8/BCD BCD || goto failed`,
+      `initrd --name boot.sdi ${BASE}/library/e8/boot.sdi boot.sdi || goto failed`,
+      `initrd --name boot.wim ${BASE}/library/e8/boot.wim boot.wim || goto failed`,
       'boot || goto failed',
     ]);
   });
 
   test('Windows files inside an ISO are served from the ISO; without wimboot the script says why', () => {
     const s = buildIpxeScript({ action: 'entry', entry: winIso }, uefi);
-    assert.ok(s.includes(`initrd --name boot.wim ${BASE}/library/e9/iso/sources/boot.wim || goto failed`), s);
+    assert.ok(s.includes(`initrd --name boot.wim ${BASE}/library/e9/iso/sources/boot.wim boot.wim || goto failed`), s);
     const none = buildIpxeScript({ action: 'entry', entry: winpe }, { ...uefi, wimbootUrl: undefined });
     assert.match(none, /needs wimboot, which Debian does not package/);
     assert.ok(!none.includes('kernel '));
