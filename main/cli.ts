@@ -14,6 +14,9 @@ import type { BootEvent } from './host/events.js';
 import type { Logger } from './host/logger.js';
 import { listInterfaces } from './net/index.js';
 import { runDoctor } from './host/doctor.js';
+import { configFromSettings, saveConfigToSettings } from './host/stored-config.js';
+import { openStore, type Store } from './store/index.js';
+import { entriesCommand } from './library/cli.js';
 
 const USAGE = `Usage: bootbench <command> [options]
 
@@ -183,19 +186,27 @@ async function serve(args: string[]): Promise<number> {
   const format = values.log ?? 'text';
   if (format !== 'text' && format !== 'json') throw new UsageError(`--log "${format}" is not allowed: use text or json`);
   const dataDir = values.data !== undefined ? resolve(values.data) : defaultDataDir();
-  const config = serveConfigFromFlags(values, defaultServeConfig(dataDir));
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw new UsageError(`--data ${dataDir} cannot be created (${(err as Error).message}): choose a writable folder`);
+  }
+  const logger = makeLogger(format);
+  let store: Store | undefined;
+  try {
+    store = openStore(dataDir, { logger });
+  } catch (err) {
+    // A database we cannot use (newer version, damaged) is left untouched; boot service
+    // still runs, without history, so a bench is never stopped by its log.
+    logger.warn(`${(err as Error).message} -- serving without history`);
+  }
+  const config = serveConfigFromFlags(values, store ? configFromSettings(store, dataDir) : defaultServeConfig(dataDir));
   if (!config.root) throw new UsageError('--root DIR is required: the folder whose files TFTP and HTTP serve');
   if (Object.keys(config.boot).length === 0 && !config.ipxeScript) {
     throw new UsageError('nothing to boot: give at least one --boot CLASS=PATH (e.g. --boot bios=undionly.kpxe --boot uefi64=ipxe.efi) or --ipxe-script');
   }
-  try {
-    mkdirSync(config.dataDir, { recursive: true });
-  } catch (err) {
-    throw new UsageError(`--data ${config.dataDir} cannot be created (${(err as Error).message}): choose a writable folder`);
-  }
 
-  const logger = makeLogger(format);
-  const host = new ServiceHost({ config, logger });
+  const host = new ServiceHost({ config, logger, store });
   host.bus.subscribe((event) => {
     if (format === 'json') process.stdout.write(JSON.stringify(event) + '\n');
     else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'service.state') process.stderr.write(textLine(event) + '\n');
@@ -206,8 +217,10 @@ async function serve(args: string[]): Promise<number> {
     const summary = `bootbench serving on ${status.interfaceName} (${status.address}) in ${status.mode} mode: ` +
       status.services.map((s) => `${s.name} ${s.port}`).join(', ');
     logger.info(summary, { status });
+    if (store) saveConfigToSettings(store, host.config());
   } catch (err) {
     logger.error((err as Error).message);
+    await host.close();
     return err instanceof ConfigError ? 2 : 1;
   }
 
@@ -221,7 +234,7 @@ async function serve(args: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
-  await host.stop();
+  await host.close();
   return 0;
 }
 
@@ -269,6 +282,8 @@ export async function main(argv: string[]): Promise<number> {
         return interfaces(rest);
       case 'doctor':
         return await doctor(rest);
+      case 'entries':
+        return await entriesCommand(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -276,7 +291,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${command}": use serve, interfaces or doctor`);
+        throw new UsageError(`unknown command "${command}": use serve, interfaces, doctor or entries`);
     }
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError) {

@@ -16,6 +16,7 @@ import { DhcpService } from '../dhcp/service.js';
 import { TftpServer } from '../tftp/server.js';
 import { HttpFileServer } from '../http/server.js';
 import { FileResolver } from '../files/index.js';
+import { attachStoreToBus, type Store, type StoreBusAttachment } from '../store/index.js';
 
 export type ServiceName = 'proxy-dhcp' | 'dhcp' | 'pxe' | 'tftp' | 'http';
 
@@ -59,6 +60,8 @@ export interface ServiceHostOptions {
   socketFactory?: UdpSocketFactory;
   /** NIC lookup; tests may inject one. */
   resolveInterface?: (name: string | undefined) => NetInterface;
+  /** Machines, transfers and the boot timeline are recorded here when given. */
+  store?: Store;
   /** Per-machine boot assignments (the store, issue 5/7). */
   lookupMachine?: ConstructorParameters<typeof DhcpService>[0]['policy']['lookupMachine'];
 }
@@ -73,6 +76,8 @@ interface Running {
 
 export class ServiceHost {
   readonly bus: EventBus;
+  readonly store?: Store;
+  private readonly recorder?: StoreBusAttachment;
   private currentConfig: ServeConfig;
   private readonly logger: Logger;
   private readonly clock: Clock;
@@ -92,6 +97,16 @@ export class ServiceHost {
       this.clients.observe(event);
       this.trackTransfer(event);
     });
+    if (options.store) {
+      this.store = options.store;
+      this.recorder = attachStoreToBus(this.bus, options.store, { clock: this.clock, logger: this.logger });
+    }
+  }
+
+  /** Stops the services, writes what the store has waiting and closes it. */
+  async close(): Promise<void> {
+    await this.stop();
+    this.recorder?.close();
   }
 
   config(): ServeConfig {
