@@ -8,8 +8,9 @@ import { join, resolve } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { openStore, type BootEntry, type Store } from '../store/index.js';
-import { importPaths, architectureForBootClass, libraryDir, resolveEntryFilePath, type ImportedEntry, type ImportProgress } from './import.js';
+import { importPaths, toSecureBootChain, architectureForBootClass, libraryDir, resolveEntryFilePath, type ImportedEntry, type ImportProgress } from './import.js';
 import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from './detect.js';
+import { locateBootBinary } from './boot-binaries.js';
 
 const USAGE = `Usage: bootbench entries <command> [options]
 
@@ -25,6 +26,8 @@ Options:
                    arm64; empty = not tied to one) and sha256
   --reference      import: leave the files where they are instead of copying them into the data folder
   --name NAME      import: entry name (one entry only; default: the file or folder name)
+  --secure-boot    import: make a kernel (+ initrds) a Secure Boot chain entry: signed shim ->
+                   signed netboot GRUB -> the kernel (UEFI x64; the kernel must be signed)
   -h, --help       show this help
 
 A file that is not a usable boot file is reported with the reason, and the command exits 1.`;
@@ -34,6 +37,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   reference: { type: 'boolean' },
   name: { type: 'string' },
+  'secure-boot': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -118,7 +122,7 @@ export async function entriesCommand(args: string[], io: EntriesCommandIo = proc
       if (paths.length === 0) throw new UsageError('entries import needs at least one PATH (a file or a folder)');
       for (const p of paths) if (!existsSync(p)) throw new UsageError(`${p} does not exist`);
       store = openStore(dataDir);
-      return await importEntries(store, dataDir, paths, { json: values.json ?? false, reference: values.reference ?? false, name: values.name }, io);
+      return await importEntries(store, dataDir, paths, { json: values.json ?? false, reference: values.reference ?? false, name: values.name, secureBoot: values['secure-boot'] ?? false }, io);
     }
     throw new UsageError(`unknown command "entries ${command}": use import or list`);
   } catch (err) {
@@ -155,9 +159,19 @@ async function importEntries(
   store: Store,
   dataDir: string,
   paths: string[],
-  options: { json: boolean; reference: boolean; name?: string },
+  options: { json: boolean; reference: boolean; name?: string; secureBoot: boolean },
   io: EntriesCommandIo,
 ): Promise<number> {
+  let chain: { shim: string; grub: string } | undefined;
+  if (options.secureBoot) {
+    const shim = locateBootBinary('shim', { dataDir });
+    const grub = locateBootBinary('grub', { dataDir });
+    if (!shim.path || !grub.path) {
+      io.stderr(`--secure-boot needs the signed shim and GRUB: ${(shim.hint ?? grub.hint)!}\n`);
+      return 1;
+    }
+    chain = { shim: shim.path, grub: grub.path };
+  }
   let lastShown = 0;
   const onProgress = (p: ImportProgress) => {
     if (options.json) return;
@@ -168,6 +182,19 @@ async function importEntries(
     io.stderr(`${p.phase === 'copy' ? 'copying' : 'hashing'} ${p.file}: ${formatSize(p.bytes)} of ${formatSize(p.size)} (${percent}% overall)\n`);
   };
   const result = await importPaths(paths, { dataDir, mode: options.reference ? 'reference' : 'copy', name: options.name, onProgress });
+  if (chain) {
+    for (let i = 0; i < result.entries.length; i++) {
+      if (result.entries[i].kind !== 'kernel') {
+        result.refused.push({ path: result.entries[i].source, reason: `--secure-boot: ${result.entries[i].name} is ${result.entries[i].kind}, not a Linux kernel` });
+        await discardCopies(result.entries[i], dataDir);
+        result.entries.splice(i--, 1);
+        continue;
+      }
+      const converted = await toSecureBootChain(result.entries[i], chain);
+      for (const w of converted.warnings) io.stderr(`warning: ${w}\n`);
+      result.entries[i] = converted.entry;
+    }
+  }
   const imported: EntryListing[] = [];
   const duplicates: { name: string; existing: string }[] = [];
   for (const entry of result.entries) {

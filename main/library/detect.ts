@@ -48,6 +48,8 @@ export interface KernelDetection extends DetectionBase {
   protocol?: string;
   /** Also a PE/COFF image firmware can start directly (EFI stub). */
   efiStub: boolean;
+  /** The EFI stub carries an Authenticode signature (needed under Secure Boot; not verified here). */
+  signed?: boolean;
 }
 
 export type InitrdCompression = 'none' | 'gzip' | 'xz' | 'lzma' | 'zstd' | 'lz4' | 'bzip2';
@@ -280,7 +282,8 @@ function detectBzImage(head: Buffer, size: number): KernelDetection {
   const architectures: LibraryArchitecture[] = ['bios'];
   if ((xloadflags & 0x04) !== 0 || !is64) architectures.push('ia32');
   if (is64 || (xloadflags & 0x08) !== 0) architectures.push('x64');
-  const efiStub = decodePe(head) !== undefined;
+  const stub = decodePe(head);
+  const efiStub = stub !== undefined;
   const bzImage = (head[0x211] & 0x01) !== 0;
   return {
     kind: 'kernel',
@@ -290,6 +293,7 @@ function detectBzImage(head: Buffer, size: number): KernelDetection {
     version: kernelVersion,
     protocol,
     efiStub,
+    signed: stub?.signed ?? false,
     summary: `Linux kernel (${bzImage ? 'bzImage' : 'zImage'}, boot protocol ${protocol}${is64 ? ', 64-bit' : ', 32-bit'}${kernelVersion ? `, ${kernelVersion.split(' ')[0]}` : ''})`,
   };
 }

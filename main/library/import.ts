@@ -362,3 +362,31 @@ export async function hashFile(
   report();
   return { sha256: hash.digest('hex'), size: bytes };
 }
+
+/**
+ * Turns an imported kernel entry into a "Secure Boot chain": the signed shim and the signed
+ * netboot GRUB (resources/boot/secure-boot, or the user's copies) come first, then the
+ * kernel and initrds GRUB loads through the per-machine grub.cfg. Only UEFI x64 (Debian
+ * ships no signed chain for the others). `warnings` says when the kernel carries no
+ * signature: GRUB in lockdown refuses such a kernel.
+ */
+export async function toSecureBootChain(
+  entry: ImportedEntry,
+  chain: { shim: string; grub: string },
+  options: Pick<ImportOptions, 'onProgress' | 'signal'> = {},
+): Promise<{ entry: ImportedEntry; warnings: string[] }> {
+  if (entry.kind !== 'kernel') throw new Error(`a Secure Boot chain boots a Linux kernel; ${entry.name} is ${entry.kind}`);
+  const warnings: string[] = [];
+  if (!entry.architectures.includes('x64')) throw new Error(`${entry.name} is not an x64 kernel; the signed chain is for UEFI x64 only`);
+  const kernel = entry.files.find((f) => f.role === 'kernel');
+  const pe = kernel?.detection?.kind === 'kernel' ? kernel.detection : undefined;
+  if (!pe?.efiStub) warnings.push(`${entry.name}: the kernel has no EFI stub, so GRUB cannot verify or start it under Secure Boot`);
+  else if (!pe.signed) warnings.push(`${entry.name}: the kernel carries no signature; GRUB in Secure Boot lockdown will refuse it (use a distribution-signed kernel)`);
+  const files: ImportedFile[] = [];
+  for (const [role, path] of [['shim', chain.shim], ['grub', chain.grub]] as const) {
+    const { sha256, size } = await hashFile(path, undefined, options);
+    files.push({ arch: 'uefi64', role, path, size, sha256, source: path });
+  }
+  files.push(...entry.files.filter((f) => f.arch === 'uefi64'));
+  return { entry: { ...entry, kind: 'secure-boot-chain', architectures: ['x64'], files, notes: `Secure Boot chain: shim -> GRUB -> ${entry.notes}` }, warnings };
+}

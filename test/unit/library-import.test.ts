@@ -138,6 +138,25 @@ describe('bootbench entries (CLI)', () => {
     assert.equal(await entriesCommand(['frobnicate'], v.io), 2);
   });
 
+  test('--secure-boot: shim, GRUB, then the kernel and initrd; warns about an unsigned kernel', async () => {
+    const data = join(dir, 'cli-sb');
+    write('cli-sb/boot/secure-boot/shimx64.efi', buildPe(0x8664, { signed: true }));
+    write('cli-sb/boot/secure-boot/grubx64.efi', buildPe(0x8664, { signed: true }));
+    const k = write('sb/vmlinuz', buildBzImage({ efiStub: true }));
+    const i = write('sb/initrd.img', buildCpioNewc());
+    const r = capture();
+    assert.equal(await entriesCommand(['import', k, i, '--data', data, '--secure-boot', '--json', '--name', 'Signed chain'], r.io), 0, r.out.stderr);
+    const [entry] = JSON.parse(r.out.stdout).imported;
+    assert.equal(entry.kind, 'secure-boot-chain');
+    assert.deepEqual(entry.architectures, ['x64']);
+    assert.deepEqual(entry.files.map((f: { role: string; arch: string }) => `${f.arch}:${f.role}`), ['uefi64:shim', 'uefi64:grub', 'uefi64:kernel', 'uefi64:initrd']);
+    assert.ok(entry.files[0].path.endsWith('boot/secure-boot/shimx64.efi'));
+    assert.match(r.out.stderr, /warning: Signed chain: the kernel carries no signature/);
+    const wrong = capture();
+    assert.equal(await entriesCommand(['import', write('sb/tool.efi', buildPe(0x8664)), '--data', data, '--secure-boot'], wrong.io), 1);
+    assert.match(wrong.out.stderr, /--secure-boot: tool is nbp, not a Linux kernel/);
+  });
+
   test('runs as a process through a tiny entry point (exit codes reach the shell)', () => {
     const data = join(dir, 'cli-proc');
     const script = `import { entriesCommand } from ${JSON.stringify(join(import.meta.dirname, '..', '..', 'main', 'library', 'cli.ts'))}; process.exitCode = await entriesCommand(process.argv.slice(1));`;
