@@ -6,6 +6,7 @@
 //   event bus    onTransferEvent(event)        -> boot-once ends after the entry's last file
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import rangeParser from 'range-parser';
 import type { BootEvent, Publish } from '../host/events.js';
@@ -19,6 +20,7 @@ import {
   buildIpxeBootstrap,
   buildIpxeScript,
   entryFileServedPath,
+  isoInnerServedPath,
   type BootRequest,
   type ScriptEntry,
 } from './ipxe-script.js';
@@ -297,6 +299,37 @@ export class LibraryBootService {
       }
     }
     return problems;
+  }
+
+  /**
+   * For GRUB (Secure Boot) and other TFTP clients: the kernel and initrds inside Linux live
+   * ISOs at /library/e<id>/iso/<path>. FileResolver can only mount whole files, so these are
+   * generated (read from the ISO into memory per request) until it can mount a byte range.
+   */
+  async mountIsoFilesInto(files: MountableFiles): Promise<string[]> {
+    const mounted: string[] = [];
+    for (const entry of this.options.store.entries.list()) {
+      if (entry.kind !== 'iso') continue;
+      const linux = (await this.scriptEntry(entry)).iso?.linux;
+      if (!linux) continue;
+      for (const inner of [linux.kernel, ...linux.initrds]) {
+        const virtual = isoInnerServedPath(entry.id, inner);
+        files.generate(virtual, async () => {
+          const where = await this.locateServed(entry.id, `iso/${inner}`);
+          if ('missing' in where) return undefined;
+          const handle = await open(where.path, 'r');
+          try {
+            const buffer = Buffer.alloc(where.size);
+            await handle.read(buffer, 0, where.size, where.offset);
+            return buffer;
+          } finally {
+            await handle.close();
+          }
+        });
+        mounted.push(virtual);
+      }
+    }
+    return mounted;
   }
 
   // ---------------------------------------------------------------------- boot once

@@ -161,4 +161,11 @@ describe('library boot service over HTTP (loopback)', () => {
     assert.match(cfg, /menuentry 'Lab kernel' \{/);
     assert.ok(cfg.includes(`linux (tftp,127.0.0.1)/library/e${ids.kernel}/vmlinuz`), cfg);
   });
+
+  test('mountIsoFilesInto: a live ISO\'s kernel and initrd for TFTP clients (GRUB)', { skip: xorrisoMissing() }, async () => {
+    const generated = new Map<string, (r: { protocol: 'tftp' | 'http'; path: string }) => unknown>();
+    const paths = await service.mountIsoFilesInto({ mount: () => undefined, generate: (v, fn) => void generated.set(v, fn) });
+    assert.deepEqual(paths, [`/library/e${ids.iso}/iso/casper/vmlinuz`, `/library/e${ids.iso}/iso/casper/initrd`]);
+    assert.deepEqual(await generated.get(paths[0])!({ protocol: 'tftp', path: paths[0] }), kernel);
+  });
 });

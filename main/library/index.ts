@@ -1,0 +1,63 @@
+// The library (issue 7): boot entries from dropped files, iPXE/GRUB scripts, boot once.
+// Other folders import from here.
+export {
+  detectFile,
+  decodePe,
+  cpioFormat,
+  describeBytes,
+  UnusableFileError,
+  LIBRARY_ARCHITECTURES,
+  BIOS_NBP_EXTENSIONS,
+  BIOS_NBP_MAX_SIZE,
+  type Detection,
+  type DetectedKind,
+  type LibraryArchitecture,
+  type NbpDetection,
+  type KernelDetection,
+  type InitrdDetection,
+  type IsoDetection,
+  type IsoLinuxInfo,
+  type IsoWindowsInfo,
+  type WimDetection,
+  type IpxeScriptDetection,
+  type LiveFlavour,
+} from './detect.js';
+export { IsoImage, IsoFormatError, openIsoFile, listIsoDirectory, decodeBootCatalog, type IsoDirectoryEntry, type IsoExtent, type ElToritoCatalog } from './iso9660.js';
+export {
+  importPaths,
+  importPath,
+  hashFile,
+  toSecureBootChain,
+  libraryDir,
+  resolveEntryFilePath,
+  architectureForBootClass,
+  BOOT_CLASS_FOR_ARCHITECTURE,
+  type ImportOptions,
+  type ImportProgress,
+  type ImportResult,
+  type ImportedEntry,
+  type ImportedFile,
+  type StorageMode,
+} from './import.js';
+export {
+  buildIpxeScript,
+  buildIpxeBootstrap,
+  buildGrubConfig,
+  buildGrubBootstrapConfig,
+  liveKernelArguments,
+  architectureFromIpxe,
+  filesForArchitecture,
+  entryBootsOn,
+  entryFileUrl,
+  isoInnerUrl,
+  entryFileServedPath,
+  isoInnerServedPath,
+  type BootRequest,
+  type ScriptEntry,
+  type ScriptContext,
+  type GrubContext,
+} from './ipxe-script.js';
+export { nextAssignmentAfterFetch, finishingPaths, assignOnce, type BootOnceAssignment, type BootOnceTransition, type FetchEvent } from './boot-once.js';
+export { BOOT_BINARIES, BOOT_BINARY_MOUNTS, CHAINLOAD_BOOT_FILES, locateBootBinary, defaultResourcesBootDir, type BootBinaryName, type BootBinaryLocation } from './boot-binaries.js';
+export { LibraryBootService, ensureLocalDiskEntry, LOCAL_DISK_ENTRY_NAME, type LibraryBootServiceOptions, type LibraryMachineAssignment, type MountableFiles } from './boot-service.js';
+export { entriesCommand, describeEntry, entryArchitectures, type EntryListing, type EntriesCommandIo } from './cli.js';
