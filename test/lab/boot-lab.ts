@@ -13,7 +13,7 @@
 // Nothing links either namespace to the host namespace, there is no default route,
 // and every address is in 192.0.2.0/24 (TEST-NET-1). `destroy()` removes it all.
 import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -345,32 +345,48 @@ export interface ServerOptions {
 
 export interface RunningServer {
   kind: 'bootbench' | 'dnsmasq';
+  /** what ran, for the test output */
+  label: string;
   /** JSON events (bootbench --log json only) */
   events: Record<string, unknown>[];
   ready(): Promise<void>;
 }
 
 /**
- * `bootbench serve` inside the server namespace: the built CLI when dist/ is current,
- * else the TypeScript source. BOOTBENCH_LAB_CLI=source forces the source;
+ * `bootbench serve` inside the server namespace: the built CLI when dist/ is newer than
+ * every source file under main/, else the TypeScript source through tsx (a stale build
+ * would test yesterday's code). BOOTBENCH_LAB_CLI=source forces the source;
  * BOOTBENCH_LAB_CLI=/path/to/cli.ts (or .js) runs another checkout's CLI.
  */
-export function bootbenchCommand(): { cmd: string; args: string[] } {
+export function bootbenchCommand(): { cmd: string; args: string[]; label: string } {
   const override = process.env.BOOTBENCH_LAB_CLI;
   if (override && override !== 'source') {
-    return { cmd: process.execPath, args: override.endsWith('.ts') ? ['--import', 'tsx', override] : [override] };
+    return { cmd: process.execPath, args: override.endsWith('.ts') ? ['--import', 'tsx', override] : [override], label: override };
   }
   const built = join(PROJECT_ROOT, 'dist', 'main', 'cli.js');
   const source = join(PROJECT_ROOT, 'main', 'cli.ts');
-  if (process.env.BOOTBENCH_LAB_CLI === 'source' || !existsSync(built) || (existsSync(source) && statSync(source).mtimeMs > statSync(built).mtimeMs)) {
-    return { cmd: process.execPath, args: ['--import', 'tsx', source] };
+  if (override === 'source' || !existsSync(built) || newestSourceMtime(join(PROJECT_ROOT, 'main')) > statSync(built).mtimeMs) {
+    return { cmd: process.execPath, args: ['--import', 'tsx', source], label: 'main/cli.ts via tsx' };
   }
-  return { cmd: process.execPath, args: [join(PROJECT_ROOT, 'bin', 'bootbench.js')] };
+  return { cmd: process.execPath, args: [join(PROJECT_ROOT, 'bin', 'bootbench.js')], label: 'bin/bootbench.js (dist)' };
+}
+
+function newestSourceMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (entry.name !== 'app') newest = Math.max(newest, newestSourceMtime(path));
+    } else if (entry.name.endsWith('.ts')) {
+      newest = Math.max(newest, statSync(path).mtimeMs);
+    }
+  }
+  return newest;
 }
 
 export function startBootbench(bootLab: BootLab, options: ServerOptions): RunningServer {
   const events: Record<string, unknown>[] = [];
-  const { cmd, args } = bootbenchCommand();
+  const { cmd, args, label } = bootbenchCommand();
   const data = join(bootLab.dir, 'data');
   mkdirSync(data, { recursive: true });
   args.push('serve', '--interface', BRIDGE, '--mode', options.mode, '--root', options.root, '--log', 'json', '--data', data);
@@ -397,6 +413,7 @@ export function startBootbench(bootLab: BootLab, options: ServerOptions): Runnin
   });
   return {
     kind: 'bootbench',
+    label: `bootbench ${label}`,
     events,
     ready: () => waitForServer(child, readyPromise, bootLab, options),
   };
@@ -437,7 +454,7 @@ export function startDnsmasqPxe(bootLab: BootLab, options: ServerOptions): Runni
   child.stdout?.on('data', (chunk: Buffer) => {
     if (/started, version/.test(chunk.toString())) readyResolve();
   });
-  return { kind: 'dnsmasq', events: [], ready: () => waitForServer(child, readyPromise, bootLab, options) };
+  return { kind: 'dnsmasq', label: 'dnsmasq (reference)', events: [], ready: () => waitForServer(child, readyPromise, bootLab, options) };
 }
 
 export function startPxeServer(bootLab: BootLab, options: ServerOptions): RunningServer {

@@ -22,7 +22,7 @@ describe('full-DHCP mode', { skip }, () => {
   clients.forEach((kind, index) => {
     test(`${kind} client gets a lease from the pool and runs the marker NBP`, async (t) => {
       const result = await scenario.result(index);
-      t.diagnostic(describeTime(result));
+      t.diagnostic(describeTime(result, undefined, scenario));
       assertRanMarker(scenario, result);
       const lease = assertEventForMac(scenario, result, 'dhcp.lease');
       if (labServerKind() === 'bootbench') {

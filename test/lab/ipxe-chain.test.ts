@@ -40,7 +40,7 @@ describe('iPXE chain: TFTP iPXE, HTTP script, marker over HTTP', { skip }, () =>
 
   test('EDK2 client: ipxe.efi by TFTP, then the script and marker.efi by HTTP', async (t) => {
     const result = await scenario.result(0);
-    t.diagnostic(describeTime(result));
+    t.diagnostic(describeTime(result, undefined, scenario));
     assertRanMarker(scenario, result);
     assertEventForMac(scenario, result, 'tftp.done', 'ipxe.efi');
     assertEventForMac(scenario, result, 'http.done', 'marker.efi');
@@ -48,7 +48,7 @@ describe('iPXE chain: TFTP iPXE, HTTP script, marker over HTTP', { skip }, () =>
 
   test('iPXE BIOS client: the script and marker.0 by HTTP', async (t) => {
     const result = await scenario.result(1);
-    t.diagnostic(describeTime(result));
+    t.diagnostic(describeTime(result, undefined, scenario));
     assertRanMarker(scenario, result);
     assertEventForMac(scenario, result, 'http.done', 'marker.0');
   });

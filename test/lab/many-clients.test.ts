@@ -15,7 +15,7 @@ describe('4 clients at once', { skip }, () => {
 
   test('all four run their marker NBP, each transfer logged with its own MAC', async (t) => {
     const results = await Promise.all(clients.map((_, i) => scenario.result(i)));
-    for (const r of results) t.diagnostic(describeTime(r));
+    for (const r of results) t.diagnostic(describeTime(r, undefined, scenario));
     const failures: string[] = [];
     for (const r of results) {
       try {

@@ -15,7 +15,7 @@ describe('proxy mode beside an office DHCP server', { skip }, () => {
   clients.forEach((kind, index) => {
     test(`${kind} client runs the marker NBP served by TFTP`, async (t) => {
       const result = await scenario.result(index);
-      t.diagnostic(describeTime(result));
+      t.diagnostic(describeTime(result, undefined, scenario));
       assertRanMarker(scenario, result);
       assertEventForMac(scenario, result, 'proxy.offer');
       const file = kind === 'bios' ? 'marker.0' : 'marker.efi';

@@ -163,6 +163,7 @@ function mentions(event: BootEventLine, file: string): boolean {
   });
 }
 
-export function describeTime(result: ClientResult, reached = 'the NBP marker'): string {
-  return `${result.kind} ${result.mac}: boot to ${reached} in ${(result.elapsedMs / 1000).toFixed(1)} s (QEMU start until it exited; server ${labServerKind()})`;
+export function describeTime(result: ClientResult, reached = 'the NBP marker', scenario?: Scenario): string {
+  const server = scenario?.server?.label ?? labServerKind();
+  return `${result.kind} ${result.mac}: boot to ${reached} in ${(result.elapsedMs / 1000).toFixed(1)} s (QEMU start until it exited; ${server})`;
 }

@@ -40,7 +40,7 @@ describe('Secure Boot chain: shim, signed GRUB, grub.cfg', { skip }, () => {
 
   test('OVMF with Secure Boot on runs shim and GRUB, and GRUB refuses the unsigned NBP', async (t) => {
     const result = await scenario.result(0);
-    t.diagnostic(describeTime(result, 'grub.cfg (then halt)'));
+    t.diagnostic(describeTime(result, 'grub.cfg (then halt)', scenario));
     const problems: string[] = [];
     if (!result.serial.includes('BOOTBENCH-GRUB-OK')) problems.push('grub.cfg did not run (no BOOTBENCH-GRUB-OK on the serial console)');
     if (!/bad shim signature|prohibited by secure boot policy/.test(result.serial)) problems.push('GRUB did not refuse the unsigned marker.efi: is Secure Boot on?');
