@@ -1,0 +1,47 @@
+// Proxy DHCP (PXE 2.1 §2.2.2 "proxyDHCP"): beside someone else's DHCP server, answer PXE
+// and HTTP-boot clients' DISCOVERs on port 67 with boot information and no address.
+// Pure: (request, config) -> reply plan.
+import { DhcpMessageType, isPxeVendorClass, messageTypeName } from './options.js';
+import { BOOTREQUEST, type DhcpPacket } from './packet.js';
+import { addBootFields, echoClientUuid, ignore, replyDestination, replyFrame, type ReplyPlan } from './reply.js';
+import { chooseBootFile, describeBootClient, proxyOffersVendorOptions, type BootPolicyConfig } from '../pxe/boot-policy.js';
+import { decideBootServerReply } from '../pxe/boot-server.js';
+
+export interface ProxyContext {
+  serverAddress: string;
+  policy: BootPolicyConfig;
+  ports: { server: number; client: number };
+}
+
+export function decideProxyReply(request: DhcpPacket, ctx: ProxyContext): ReplyPlan {
+  if (request.op !== BOOTREQUEST) return ignore('not a client request (BOOTREPLY)');
+  const type = request.options.messageType;
+  if (!isPxeVendorClass(request.options.vendorClassId)) {
+    return ignore(`not a PXE or HTTP-boot client (option 60 is ${request.options.vendorClassId === undefined ? 'missing' : JSON.stringify(request.options.vendorClassId)}); proxy mode answers only those`);
+  }
+  if (type === DhcpMessageType.REQUEST || type === DhcpMessageType.INFORM) {
+    // A REQUEST naming us as server is the boot-server step sent to 67 instead of 4011
+    // (PXE 2.1 §2.2.5 allows either port); one naming another server is its business.
+    if (request.options.serverIdentifier !== ctx.serverAddress && type === DhcpMessageType.REQUEST) {
+      return ignore(`${messageTypeName(type)} for DHCP server ${request.options.serverIdentifier ?? '(none named)'}; proxy mode hands out no addresses`);
+    }
+    const plan = decideBootServerReply(request, { address: request.ciaddr, port: ctx.ports.client }, ctx);
+    if (plan.action === 'reply') plan.to = replyDestination(request, ctx.ports);
+    return plan;
+  }
+  if (type !== DhcpMessageType.DISCOVER) return ignore(`${messageTypeName(type)} needs no answer from a proxy`);
+
+  const client = describeBootClient(request);
+  const decision = chooseBootFile(client, ctx.policy);
+  if (decision.kind === 'ignore') return ignore(decision.reason, decision);
+
+  const reply = replyFrame(request, DhcpMessageType.OFFER, ctx.serverAddress);
+  echoClientUuid(request, reply);
+  addBootFields(request, reply, decision, {
+    // PXE-NOTES: firmware drops proxy offers without option 60.
+    vendorClass: true,
+    vendorOptions: decision.vendorClass === 'PXEClient' && proxyOffersVendorOptions(ctx.policy, decision.bootClass),
+    serverAddress: ctx.serverAddress,
+  });
+  return { action: 'reply', reply, to: replyDestination(request, ctx.ports), decision };
+}

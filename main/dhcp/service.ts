@@ -1,0 +1,261 @@
+// The DHCP side as one service for the host: Proxy DHCP or full DHCP on UDP 67 and the
+// PXE boot server on UDP 4011. The loops are thin: receive, decode, decide (pure
+// functions in proxy.ts, full-dhcp.ts, ../pxe/boot-server.ts), send, publish. A malformed
+// packet is reported and the loop goes on; only a socket error changes the service.
+import type { Socket, RemoteInfo } from 'node:dgram';
+import type { Publish, BootEventType } from '../host/events.js';
+import { systemClock, type Clock } from '../host/clock.js';
+import type { Logger } from '../host/logger.js';
+import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
+import { DhcpDecodeError } from './errors.js';
+import { DhcpMessageType, messageTypeName } from './options.js';
+import { BOOTREQUEST, clientMac, decodeDhcpPacket, encodeDhcpPacket, type DhcpPacket } from './packet.js';
+import { decideProxyReply } from './proxy.js';
+import { clientDetails, type PlannedReply, type ReplyPlan } from './reply.js';
+import { decideBootServerReply } from '../pxe/boot-server.js';
+import type { BootPolicyConfig } from '../pxe/boot-policy.js';
+import { LeasePool, type PoolConfig } from './lease-pool.js';
+import { decideFullDhcpReply } from './full-dhcp.js';
+import { probeForDhcpServers } from './probe.js';
+
+export type { BootClass, BootPolicyConfig, MachineBootAssignment, BootMenuEntry } from '../pxe/boot-policy.js';
+
+export interface DhcpServiceOptions {
+  mode: 'proxy' | 'dhcp';
+  /** Our IPv4 on the chosen NIC, e.g. 192.0.2.1. */
+  serverAddress: string;
+  /** Passed to socketFactory for 67 and 4011 (and 68 for the probe). */
+  interfaceName?: string;
+  socketFactory: UdpSocketFactory;
+  /** Defaults 67, 4011, 68; tests use others (0 = any, for server and pxe). */
+  ports?: { server?: number; pxe?: number; client?: number };
+  policy: BootPolicyConfig;
+  /** Full DHCP mode. */
+  pool?: PoolConfig;
+  /** Full DHCP mode: leases kept across restarts. */
+  leaseFile?: string;
+  /** Full DHCP mode: start even if another DHCP server answered the probe. */
+  force?: boolean;
+  /** Full DHCP mode: how long to listen for another DHCP server before starting (default 3000). */
+  probeMs?: number;
+  publish: Publish;
+  logger: Logger;
+  clock?: Clock;
+}
+
+type PortKind = 'server' | 'pxe';
+
+/** Same malformed sender reported at most this often. */
+const ERROR_REPORT_INTERVAL_MS = 60_000;
+
+export class DhcpService {
+  private serverSocket?: Socket;
+  private pxeSocket?: Socket;
+  private leases?: LeasePool;
+  private readonly clock: Clock;
+  private readonly lastErrorReport = new Map<string, number>();
+  private boundPorts = { server: 0, pxe: 0 };
+
+  constructor(private readonly options: DhcpServiceOptions) {
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** Bound ports (useful when 0 was asked for). */
+  get ports(): { server: number; pxe: number; client: number } {
+    return { ...this.boundPorts, client: this.clientPort };
+  }
+
+  /** Current leases (full DHCP mode), for the UI. */
+  leaseSnapshot() {
+    return this.leases?.snapshot() ?? [];
+  }
+
+  private get clientPort(): number {
+    return this.options.ports?.client ?? 68;
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    if (o.mode === 'dhcp') {
+      if (!o.pool) throw new Error('full DHCP mode needs an address pool (--pool FIRST-LAST)');
+      this.leases = new LeasePool(o.pool, o.serverAddress, this.clock, o.leaseFile, o.logger);
+      await this.leases.load();
+      await this.probe();
+    }
+    try {
+      this.serverSocket = await o.socketFactory({ port: o.ports?.server ?? 67, address: '0.0.0.0', interfaceName: o.interfaceName, broadcast: true });
+      this.attach(this.serverSocket, 'server');
+      this.pxeSocket = await o.socketFactory({ port: o.ports?.pxe ?? 4011, address: '0.0.0.0', interfaceName: o.interfaceName, broadcast: true });
+      this.attach(this.pxeSocket, 'pxe');
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.boundPorts = { server: this.serverSocket.address().port, pxe: this.pxeSocket.address().port };
+    o.logger.info(`${o.mode === 'proxy' ? 'Proxy DHCP' : 'DHCP'} listening on ${o.interfaceName ?? 'all interfaces'} port ${this.boundPorts.server}, boot server on ${this.boundPorts.pxe}`);
+  }
+
+  async stop(): Promise<void> {
+    const sockets = [this.serverSocket, this.pxeSocket].filter((s): s is Socket => !!s);
+    this.serverSocket = this.pxeSocket = undefined;
+    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
+      try {
+        s.close(() => resolve());
+      } catch {
+        resolve(); // already closed
+      }
+    })));
+    await this.leases?.flush();
+  }
+
+  /** Full DHCP only: refuse to start beside another DHCP server unless forced. */
+  private async probe(): Promise<void> {
+    const o = this.options;
+    const result = await probeForDhcpServers({
+      socketFactory: o.socketFactory,
+      interfaceName: o.interfaceName,
+      serverPort: o.ports?.server ?? 67,
+      clientPort: this.clientPort,
+      ownAddress: o.serverAddress,
+      listenMs: o.probeMs ?? 3000,
+      clock: this.clock,
+    });
+    if (result.error) {
+      o.logger.warn(`could not probe for another DHCP server: ${result.error}`);
+      o.publish('host.warning', { message: `could not probe for another DHCP server: ${result.error}` });
+    }
+    if (result.servers.length === 0) return;
+    const names = result.servers.map((s) => (s.serverIdentifier && s.serverIdentifier !== s.address ? `${s.serverIdentifier} (via ${s.address})` : s.address)).join(', ');
+    const message = `another DHCP server answers on ${o.interfaceName ?? 'this network'}: ${names}. Two DHCP servers hand out conflicting addresses; use --mode proxy beside it, or --force if you are sure`;
+    if (!o.force) throw new Error(message);
+    o.logger.warn(`${message} (--force given: starting anyway)`);
+    o.publish('host.warning', { message: `${message} (--force given: starting anyway)` });
+  }
+
+  private attach(socket: Socket, kind: PortKind): void {
+    socket.on('message', (msg, rinfo) => {
+      try {
+        this.handle(socket, kind, msg, rinfo);
+      } catch (err) {
+        // A bug in a decision must not take the service down; report it like a bad packet.
+        this.reportError(rinfo, `internal error handling a packet: ${(err as Error).stack ?? err}`);
+      }
+    });
+    socket.on('error', (err) => {
+      this.options.logger.error(`DHCP socket error on port ${kind === 'server' ? this.boundPorts.server : this.boundPorts.pxe}: ${err.message}`);
+      this.options.publish('dhcp.error', { reason: `socket error: ${err.message}`, port: kind === 'server' ? this.boundPorts.server : this.boundPorts.pxe });
+    });
+  }
+
+  private handle(socket: Socket, kind: PortKind, msg: Buffer, rinfo: RemoteInfo): void {
+    const o = this.options;
+    const port = kind === 'server' ? this.boundPorts.server : this.boundPorts.pxe;
+    let request: DhcpPacket;
+    try {
+      request = decodeDhcpPacket(msg);
+    } catch (err) {
+      if (!(err instanceof DhcpDecodeError)) throw err;
+      this.reportError(rinfo, `malformed packet on port ${port}: ${err.message}`);
+      return;
+    }
+    // Replies (ours coming back, other servers', relays' echoes) are not client messages.
+    if (request.op !== BOOTREQUEST) return;
+
+    const mac = clientMac(request);
+    const details = clientDetails(request);
+    const msgType = messageTypeName(request.options.messageType);
+    o.publish('dhcp.discover', {
+      ...details,
+      mac,
+      ip: request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined,
+      msgType,
+      port,
+      requestedIp: request.options.requestedIp,
+      ciaddr: request.ciaddr,
+      from: `${rinfo.address}:${rinfo.port}`,
+    });
+
+    let plan: ReplyPlan;
+    // Relays listen on the standard server port; 0 (tests) means "like ours".
+    const ports = { server: o.ports?.server || this.boundPorts.server || 67, client: this.clientPort };
+    if (kind === 'pxe') {
+      plan = decideBootServerReply(request, { address: rinfo.address, port: rinfo.port }, { serverAddress: o.serverAddress, policy: o.policy });
+    } else if (o.mode === 'proxy') {
+      plan = decideProxyReply(request, { serverAddress: o.serverAddress, policy: o.policy, ports });
+    } else {
+      plan = decideFullDhcpReply(request, { serverAddress: o.serverAddress, policy: o.policy, ports, leases: this.leases!, now: this.clock.now() });
+      this.leases!.persistSoon();
+    }
+
+    if (plan.action === 'record') {
+      o.publish(plan.event, { ...plan.details, xid: request.xid });
+      return;
+    }
+    if (plan.action === 'ignore') {
+      o.publish('dhcp.ignored', { mac, xid: request.xid, msgType, port, reason: plan.reason, bootClass: plan.decision?.bootClass, machine: plan.decision?.machine });
+      o.logger.debug(`ignored ${msgType} from ${mac}: ${plan.reason}`);
+      return;
+    }
+    this.send(socket, request, plan, kind);
+  }
+
+  private send(socket: Socket, request: DhcpPacket, plan: PlannedReply, kind: PortKind): void {
+    const o = this.options;
+    const mac = clientMac(request);
+    let bytes: Buffer;
+    try {
+      bytes = encodeDhcpPacket(plan.reply);
+    } catch (err) {
+      o.publish('dhcp.error', { mac, xid: request.xid, reason: `could not build the reply: ${(err as Error).message}` });
+      o.logger.error(`could not build the reply for ${mac}: ${(err as Error).message}`);
+      return;
+    }
+    const reply = plan.reply;
+    const type = reply.options.messageType;
+    const eventType: BootEventType =
+      kind === 'pxe' ? 'pxe.ack'
+        : o.mode === 'proxy' ? (type === DhcpMessageType.OFFER ? 'proxy.offer' : 'pxe.ack')
+          : type === DhcpMessageType.OFFER ? 'dhcp.offer'
+            : type === DhcpMessageType.NAK ? 'dhcp.nak'
+              : 'dhcp.lease';
+    const decision = plan.decision && plan.decision.kind !== 'ignore' ? plan.decision : undefined;
+    const yiaddr = reply.yiaddr !== '0.0.0.0' ? reply.yiaddr : undefined;
+    const details = {
+      mac,
+      ip: yiaddr ?? (request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined),
+      xid: request.xid,
+      msgType: messageTypeName(type),
+      yiaddr,
+      file: reply.options.bootFileName ?? (reply.file || undefined),
+      siaddr: reply.siaddr,
+      vendorClass: reply.options.vendorClassId,
+      option43: reply.options.pxe !== undefined,
+      menu: decision?.kind === 'menu' && reply.options.pxe?.bootMenu ? reply.options.pxe.bootMenu.map((m) => m.description) : undefined,
+      bootItem: reply.options.pxe?.bootItem?.type,
+      bootClass: decision?.bootClass,
+      machine: decision?.machine,
+      reason: plan.decision?.reason,
+      leaseSeconds: reply.options.leaseTime,
+      message: reply.options.message,
+      to: `${plan.to.address}:${plan.to.port}`,
+    };
+    socket.send(bytes, plan.to.port, plan.to.address, (err) => {
+      if (err) {
+        o.publish('dhcp.error', { mac, xid: request.xid, reason: `send to ${plan.to.address}:${plan.to.port} failed: ${err.message}` });
+        o.logger.error(`send to ${plan.to.address}:${plan.to.port} failed: ${err.message}`);
+        return;
+      }
+      o.publish(eventType, details);
+    });
+  }
+
+  private reportError(rinfo: RemoteInfo, reason: string): void {
+    const key = rinfo.address;
+    const now = this.clock.now();
+    const last = this.lastErrorReport.get(key);
+    if (last !== undefined && now - last < ERROR_REPORT_INTERVAL_MS) return;
+    this.lastErrorReport.set(key, now);
+    this.options.logger.warn(`${reason} (from ${rinfo.address}:${rinfo.port})`);
+    this.options.publish('dhcp.error', { reason, from: `${rinfo.address}:${rinfo.port}` });
+  }
+}
