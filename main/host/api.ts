@@ -153,6 +153,29 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
     .refine((r) => r.machineId !== undefined || r.mac !== undefined, 'needs machineId or mac'),
 };
 
+// The host's configuration errors name command-line flags (`bootbench serve` shares them);
+// the UI names the setting on screen instead.
+const FLAG_WORDING: [RegExp, string][] = [
+  [/^--pool (?=\d)/, 'The address pool '],
+  [/^--root is required/, 'A boot files folder is required'],
+  [/^--root (?=\S)/, 'The boot files folder '],
+  [/^--mode dhcp needs --pool FIRST-LAST/, 'Full DHCP mode needs an address pool (first and last address)'],
+  [/\(--pool FIRST-LAST\)/, '(first and last address)'],
+  [/--interface NAME/, 'the network card'],
+];
+
+export function uiWording(message: string): string {
+  return FLAG_WORDING.reduce((text, [pattern, replacement]) => text.replace(pattern, replacement), message);
+}
+
+function withUiWording(status: ServicesStatus): ServicesStatus {
+  return {
+    ...status,
+    problems: status.problems.map(uiWording),
+    services: status.services.map((s) => (s.error ? { ...s, error: uiWording(s.error) } : s)),
+  };
+}
+
 function describeZodError(error: z.ZodError): string {
   return error.issues
     .map((issue) => {
@@ -184,7 +207,7 @@ export class HostApi {
         fileDialogs: options.fileDialogs ?? false,
         notices: options.notices?.() ?? [],
       }),
-      'services:status': () => host.status(),
+      'services:status': () => withUiWording(host.status()),
       'services:settings': () => {
         const c = host.config();
         return { interfaceName: c.interfaceName, mode: c.mode, pool: c.pool, root: c.root, httpPort: c.httpPort, boot: c.boot };
@@ -195,9 +218,9 @@ export class HostApi {
         }
         const status = await host.start(request);
         options.afterStart?.(status);
-        return status;
+        return withUiWording(status);
       },
-      'services:stop': () => host.stop(),
+      'services:stop': async () => withUiWording(await host.stop()),
       'interfaces:list': () => this.interfaces(),
       'machines:list': () => store().machines.list(),
       'machines:update': (request) => {
@@ -229,7 +252,7 @@ export class HostApi {
       if (err instanceof ApiError) return { error: { code: err.code, message: err.message } };
       // Host and store errors (ConfigError, InterfaceChoiceError, MachineInputError ...) are
       // written for the user; anything else still says what failed rather than vanishing.
-      return { error: { code: 'failed', message: (err as Error)?.message || String(err) } };
+      return { error: { code: 'failed', message: uiWording((err as Error)?.message || String(err)) } };
     }
   }
 
@@ -359,7 +382,7 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
   const unsubscribe = host.bus.subscribe((event) => {
     if (event.type === 'service.state') {
       const status = (event.status as ServicesStatus | undefined) ?? host.status();
-      sink('services:state', status);
+      sink('services:state', withUiWording(status));
       return;
     }
     if (event.type.startsWith('tftp.') || event.type.startsWith('http.')) {

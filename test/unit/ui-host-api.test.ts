@@ -4,7 +4,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventBus, type BootEvent } from '../../main/host/events.js';
 import { ManualClock } from '../../main/host/clock.js';
-import { HostApi, connectApiEvents, suggestBenchInterface, type ApiServiceHost, type ApiStore } from '../../main/host/api.js';
+import { HostApi, connectApiEvents, suggestBenchInterface, uiWording, type ApiServiceHost, type ApiStore } from '../../main/host/api.js';
 import type { ApiEvents, Machine, NetInterfaceInfo, ServicesStatus, TransferRow } from '../../preload/api.js';
 
 function fakeHost(clock = new ManualClock(1000)) {
@@ -150,6 +150,13 @@ describe('HostApi.handle', () => {
     const missing = await api.handle('timeline:get', {});
     assert.ok('error' in missing && /machineId or mac/.test(missing.error.message));
   });
+});
+
+test('host messages naming command-line flags are reworded for the screen', () => {
+  assert.equal(uiWording("--pool 198.18.0.10-198.18.0.20 is outside bench0's network 192.0.2.0/24: choose addresses in that network"), "The address pool 198.18.0.10-198.18.0.20 is outside bench0's network 192.0.2.0/24: choose addresses in that network");
+  assert.equal(uiWording('--root /srv/x does not exist: give the folder that holds your boot files'), 'The boot files folder /srv/x does not exist: give the folder that holds your boot files');
+  assert.equal(uiWording('--root is required: the folder whose files TFTP and HTTP serve'), 'A boot files folder is required: the folder whose files TFTP and HTTP serve');
+  assert.equal(uiWording('UDP port 67 is in use'), 'UDP port 67 is in use');
 });
 
 describe('suggestBenchInterface', () => {
