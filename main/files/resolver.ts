@@ -132,12 +132,12 @@ export class FileResolver {
     for (const mount of this.mounts) {
       if (mount.keys.length > keys.length || !mount.keys.every((k, i) => k === keys[i])) continue;
       const rest = segments.slice(mount.keys.length);
-      return this.openInRoot(mount.target, rest, path);
+      return this.openInRoot(mount.target, rest, '/' + mount.segments.join('/'));
     }
 
     let lastRefusal: OpenResult = { ok: false, code: 'not-found', reason: 'no such file', path };
     for (const root of this.roots) {
-      const result = await this.openInRoot(root, segments, path);
+      const result = await this.openInRoot(root, segments, '');
       if (result.ok || result.code === 'access-denied') return result;
       lastRefusal = result;
     }
@@ -153,7 +153,14 @@ export class FileResolver {
     return this.caseInsensitive ? foldCase(name) : name;
   }
 
-  private async openInRoot(root: string, segments: string[], path: string): Promise<OpenResult> {
+  /**
+   * Walks `segments` below `root`. `prefix` is the virtual path of the root ('' for a
+   * configured root); the opened file's `path` is prefix + the names as found on disk, so
+   * events show `/boot/bcd` however the client spelled it.
+   */
+  private async openInRoot(root: string, segments: string[], prefix: string): Promise<OpenResult> {
+    let path = prefix + '/' + segments.join('/');
+    const found: string[] = [];
     let realRoot: string;
     try {
       realRoot = await realpath(root);
@@ -170,13 +177,14 @@ export class FileResolver {
     }
     if (!rootStat.isDirectory()) {
       if (segments.length > 0) return { ok: false, code: 'not-found', reason: 'no such file', path };
-      return this.openRegularFile(realRoot, realRoot, path);
+      return this.openRegularFile(realRoot, realRoot, prefix || path);
     }
     if (segments.length === 0) return { ok: false, code: 'not-found', reason: 'a folder is not a file', path };
 
     for (let i = 0; i < segments.length; i++) {
       const name = await this.findEntry(current, segments[i]);
       if (name === undefined) return { ok: false, code: 'not-found', reason: 'no such file', path };
+      found.push(name);
       const candidate = join(current, name);
       let info;
       try {
@@ -204,6 +212,7 @@ export class FileResolver {
         }
       }
     }
+    path = prefix + '/' + found.join('/');
     return this.openRegularFile(realRoot, current, path);
   }
 

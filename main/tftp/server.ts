@@ -7,6 +7,8 @@ import { systemClock, type Clock } from '../host/clock.js';
 import type { Publish } from '../host/events.js';
 import type { Logger } from '../host/logger.js';
 import type { FileResolver, OpenFile } from '../files/index.js';
+import { GeneratedFile } from '../files/open-file.js';
+import { MAX_NETASCII_FILE, toNetascii } from './netascii.js';
 import { explainBindFailure, PortBindError } from '../net/bind-errors.js';
 import type { UdpSocketFactory, UdpSocketOptions } from '../net/udp-socket-factory.js';
 import { decodeTftpPacket, encodeError, TftpDecodeError, TftpErrorCode, TftpOpcode, type TftpRequestPacket } from './packet.js';
@@ -209,6 +211,11 @@ export class TftpServer {
         return;
       }
       file = opened.file;
+      if (request.mode === 'netascii') file = await this.netasciiCopy(file, rinfo);
+      if (!file) {
+        this.transfers.delete(key);
+        return;
+      }
       const negotiated = negotiateReadOptions(request.options, file.size, {
         maxBlksize: this.options.maxBlksize ?? 1468,
         maxWindowsize: this.options.maxWindowsize ?? 64,
@@ -248,7 +255,9 @@ export class TftpServer {
     const onEnd = (result: TransferResult): void => {
       this.transfers.delete(key);
       file.release();
-      socket.close();
+      // dgram resolves the address on the next tick before sending: closing now would drop
+      // a final ERROR (abort, give-up) still on its way out.
+      setImmediate(() => socket.close());
       const details = { ...base, bytes: result.bytes, rate: Math.round(result.rate), retransmits: result.retransmits, durationMs: result.durationMs };
       switch (result.outcome) {
         case 'done':
@@ -309,6 +318,31 @@ export class TftpServer {
 
     publish('tftp.start', base);
     transfer.start();
+  }
+
+  /**
+   * The netascii form of `file`, in memory (netascii changes every offset, so the bounded
+   * read-ahead of octet transfers cannot apply). Boot files travel in octet mode; this is
+   * for the odd text file fetched with a default tftp client.
+   */
+  private async netasciiCopy(file: OpenFile, rinfo: RemoteInfo): Promise<OpenFile | undefined> {
+    try {
+      if (file.size > MAX_NETASCII_FILE) {
+        this.sendFromMain(encodeError(TftpErrorCode.NotDefined, `netascii mode is limited to ${MAX_NETASCII_FILE} bytes; use octet (binary) mode`), rinfo);
+        this.refused(rinfo.address, file.path, 'netascii request for a large file', TftpErrorCode.NotDefined);
+        return undefined;
+      }
+      const raw = Buffer.allocUnsafe(file.size);
+      let got = 0;
+      while (got < raw.length) {
+        const n = await file.read(raw, got, raw.length - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      return new GeneratedFile(file.path, toNetascii(raw.subarray(0, got)), file.mtimeMs);
+    } finally {
+      file.release();
+    }
   }
 
   private sendFromMain(packet: Buffer, to: RemoteInfo): void {
