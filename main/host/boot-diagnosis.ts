@@ -59,7 +59,7 @@ export function formatBytes(n: number | undefined): string {
     v /= 1024;
     i++;
   }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+  return `${v < 9.95 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);

@@ -11,7 +11,7 @@ export function formatBytes(n: number | undefined): string {
     v /= 1024;
     i++;
   }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+  return `${v < 9.95 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
 }
 
 export function formatRate(bytesPerSecond: number): string {
