@@ -155,7 +155,7 @@ export class HttpFileServer {
     res.setHeader('last-modified', lastModified.toUTCString());
     // Boot files get replaced in place; clients must revalidate (cheap with the ETag).
     res.setHeader('cache-control', 'no-cache');
-    res.setHeader('content-type', mime.lookup(file.path) || 'application/octet-stream');
+    res.setHeader('content-type', mime.contentType(file.path.slice(file.path.lastIndexOf('/') + 1)) || 'application/octet-stream');
 
     if (isNotModified(req, file.etag, lastModified)) {
       file.release();

@@ -27,7 +27,7 @@ export function writeRandomFile(path: string, size: number): string {
     const n = Math.min(piece.length, size - written);
     const chunk = piece.subarray(0, n);
     // vary each MiB so a misplaced block cannot go unnoticed
-    chunk.writeUInt32BE(written >>> 0, 0);
+    if (n >= 4) chunk.writeUInt32BE(written >>> 0, 0);
     writeSync(fd, chunk);
     hash.update(chunk);
     written += n;

@@ -1,0 +1,147 @@
+// HttpFileServer with Node's own client on 127.0.0.1 port 0: the dynamic hook, generated
+// files, backpressure, aborted downloads and shutdown.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { request, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EventBus, type BootEvent } from '../../main/host/events.js';
+import { MemoryLogger } from '../../main/host/logger.js';
+import { FileResolver } from '../../main/files/index.js';
+import { HttpFileServer } from '../../main/http/server.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bb-httpu-'));
+const events: BootEvent[] = [];
+let server: HttpFileServer;
+let files: FileResolver;
+const BIG = 64 * 1024 * 1024;
+
+before(async () => {
+  writeFileSync(join(dir, 'hello.txt'), 'hello\n');
+  const fd = openSync(join(dir, 'big.img'), 'w');
+  closeSync(fd);
+  truncateSync(join(dir, 'big.img'), BIG); // sparse: costs no disk
+  files = new FileResolver({ roots: [dir] });
+  files.generate('/boot.ipxe', ({ ip }) => `#!ipxe\necho hello ${ip}\n`);
+  const bus = new EventBus();
+  bus.subscribe((e) => events.push(e));
+  server = new HttpFileServer({
+    port: 0,
+    address: '127.0.0.1',
+    files,
+    publish: bus.publish,
+    logger: new MemoryLogger(),
+    dynamic: (req, res, url) => {
+      if (url.pathname !== '/api/ping') return false;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ pong: req.method }));
+      return true;
+    },
+  });
+  await server.start();
+});
+
+after(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function get(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ res: IncomingMessage; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: server.port, path, method, headers }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ res, body: Buffer.concat(parts) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('HttpFileServer', () => {
+  test('the dynamic hook answers first; unanswered paths fall through to files', async () => {
+    const r = await get('/api/ping');
+    assert.equal(r.body.toString(), '{"pong":"GET"}');
+    const f = await get('/hello.txt');
+    assert.equal(f.body.toString(), 'hello\n');
+    assert.equal(f.res.headers['content-type'], 'text/plain; charset=utf-8');
+  });
+
+  test('generated files: per client, with length, ETag and HEAD', async () => {
+    const r = await get('/BOOT.IPXE');
+    assert.equal(r.body.toString(), '#!ipxe\necho hello 127.0.0.1\n');
+    assert.equal(r.res.headers['content-length'], String(r.body.length));
+    const h = await get('/boot.ipxe', {}, 'HEAD');
+    assert.equal(h.body.length, 0);
+    assert.equal(h.res.headers['content-length'], String(r.body.length));
+    assert.equal(h.res.headers.etag, r.res.headers.etag);
+  });
+
+  test('If-Modified-Since at or after the file time -> 304', async () => {
+    const first = await get('/hello.txt');
+    const again = await get('/hello.txt', { 'if-modified-since': String(first.res.headers['last-modified']) });
+    assert.equal(again.res.statusCode, 304);
+    const older = await get('/hello.txt', { 'if-modified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' });
+    assert.equal(older.res.statusCode, 200);
+  });
+
+  test('backpressure: a client that stops reading stops the disk reads', async () => {
+    const socket = connect(server.port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.pause();
+    socket.write('GET /big.img HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 400));
+    const active = server.activeTransfers().find((t) => t.file === '/big.img');
+    assert.ok(active, 'transfer is running');
+    const firstLook = active.bytes;
+    await new Promise((r) => setTimeout(r, 300));
+    const secondLook = server.activeTransfers().find((t) => t.file === '/big.img')!.bytes;
+    assert.ok(secondLook < 32 * 1024 * 1024, `read ${secondLook} bytes of ${BIG} for a client that reads nothing`);
+    assert.equal(secondLook, firstLook, 'no more reads while the client is stalled');
+    socket.destroy();
+    const failed = await waitForEvent('http.failed', '/big.img');
+    assert.match(String(failed.reason), /closed/);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(files.openDescriptorCount(), 0, 'descriptor released after the abort');
+  });
+
+  test('progress events are throttled', async () => {
+    const before = events.length;
+    await get('/big.img');
+    const mine = events.slice(before).filter((e) => e.file === '/big.img');
+    const done = mine.find((e) => e.type === 'http.done')!;
+    assert.equal(done.bytes, BIG);
+    const progress = mine.filter((e) => e.type === 'http.progress');
+    assert.ok(progress.length <= Math.ceil(Number(done.durationMs) / 250) + 1, `${progress.length} progress events in ${done.durationMs} ms`);
+  });
+
+  test('stop() closes idle keep-alive connections', async () => {
+    const other = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: () => {}, logger: new MemoryLogger() });
+    await other.start();
+    const socket = connect(other.port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => socket.once('data', r));
+    const closed = new Promise((r) => socket.once('close', r));
+    const t0 = Date.now();
+    await other.stop();
+    await closed;
+    assert.ok(Date.now() - t0 < 1000);
+  });
+
+  test('a port in use is explained', async () => {
+    const clash = new HttpFileServer({ port: server.port, address: '127.0.0.1', files, publish: () => {}, logger: new MemoryLogger() });
+    await assert.rejects(clash.start(), /in use|port/i);
+  });
+});
+
+async function waitForEvent(type: string, file: string): Promise<BootEvent> {
+  for (let i = 0; i < 100; i++) {
+    const e = events.find((ev) => ev.type === type && ev.file === file);
+    if (e) return e;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no ${type} for ${file}`);
+}
