@@ -14,7 +14,8 @@ function inPool(ip: string): boolean {
   return ip.startsWith('192.0.2.') && last(ip) >= last(FULL_DHCP_POOL.first) && last(ip) <= last(FULL_DHCP_POOL.last);
 }
 
-describe('full-DHCP mode', { skip }, () => {
+if (skip) test('full-DHCP mode', { skip }, () => {});
+else describe('full-DHCP mode', () => {
   const scenario = new Scenario({ name: 'full-DHCP mode', mode: 'dhcp', office: false, clients });
   before(() => scenario.start());
   after(() => scenario.stop());

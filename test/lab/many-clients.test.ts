@@ -8,7 +8,8 @@ import { Scenario, assertEventForMac, assertRanMarker, describeTime, scenarioSki
 const clients: ClientKind[] = ['bios', 'uefi', 'uefi-ipxe', 'uefi'];
 const skip = scenarioSkipReason({ clients, office: true });
 
-describe('4 clients at once', { skip }, () => {
+if (skip) test('4 clients at once', { skip }, () => {});
+else describe('4 clients at once', () => {
   const scenario = new Scenario({ name: '4 clients at once', mode: 'proxy', office: true, clients });
   before(() => scenario.start());
   after(() => scenario.stop());

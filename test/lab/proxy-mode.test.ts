@@ -7,7 +7,8 @@ import { Scenario, assertBootServerAnswered, assertEventForMac, assertRanMarker,
 const clients: ClientKind[] = ['bios', 'uefi', 'uefi-ipxe'];
 const skip = scenarioSkipReason({ clients, office: true });
 
-describe('proxy mode beside an office DHCP server', { skip }, () => {
+if (skip) test('proxy mode beside an office DHCP server', { skip }, () => {});
+else describe('proxy mode beside an office DHCP server', () => {
   const scenario = new Scenario({ name: 'proxy mode', mode: 'proxy', office: true, clients });
   before(() => scenario.start());
   after(() => scenario.stop());
