@@ -66,7 +66,12 @@ export async function probeForDhcpServers(o: ProbeOptions): Promise<ProbeResult>
     servers.set(rinfo.address, heard);
   });
   socket.on('error', () => { /* reported through the empty result at worst */ });
-  const send = () => socket.send(discover, o.serverPort, '255.255.255.255', () => { /* a failed send just hears nothing */ });
+  let sendError: string | undefined;
+  let sent = 0;
+  const send = () => socket.send(discover, o.serverPort, '255.255.255.255', (err) => {
+    if (err) sendError = `cannot broadcast a DISCOVER (${err.message})`;
+    else sent++;
+  });
   send();
   await new Promise<void>((resolve) => {
     // Once more halfway, in case the first broadcast was lost.
@@ -77,5 +82,5 @@ export async function probeForDhcpServers(o: ProbeOptions): Promise<ProbeResult>
     }, o.listenMs);
   });
   await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return { servers: [...servers.values()] };
+  return { servers: [...servers.values()], error: sent === 0 ? sendError : undefined };
 }

@@ -36,7 +36,11 @@ export interface DhcpServiceOptions {
   leaseFile?: string;
   /** Full DHCP mode: start even if another DHCP server answered the probe. */
   force?: boolean;
-  /** Full DHCP mode: how long to listen for another DHCP server before starting (default 3000). */
+  /**
+   * Full DHCP mode: how long to listen for another DHCP server before starting. Default
+   * 4500: dnsmasq (and ISC dhcpd) ping an address before offering it, which delays their
+   * first OFFER by about 3 s (seen in test/integration/dhcp-netns.test.ts), so 3 s misses them.
+   */
   probeMs?: number;
   publish: Publish;
   logger: Logger;
@@ -44,6 +48,8 @@ export interface DhcpServiceOptions {
 }
 
 type PortKind = 'server' | 'pxe';
+
+export const DEFAULT_PROBE_MS = 4500;
 
 /** Same malformed sender reported at most this often. */
 const ERROR_REPORT_INTERVAL_MS = 60_000;
@@ -117,7 +123,7 @@ export class DhcpService {
       serverPort: o.ports?.server ?? 67,
       clientPort: this.clientPort,
       ownAddress: o.serverAddress,
-      listenMs: o.probeMs ?? 3000,
+      listenMs: o.probeMs ?? DEFAULT_PROBE_MS,
       clock: this.clock,
     });
     if (result.error) {
