@@ -1,0 +1,787 @@
+// `npm run bench`: Bootbench's TFTP, HTTP and Proxy DHCP side by side with the Debian
+// servers (dnsmasq, atftpd, nginx), inside network namespaces this script creates and
+// removes. Prints a table of medians and ratios and writes bench/results/bench-<time>.{json,md}.
+// A benchmark, not a test: it asserts nothing. See bench/README.md.
+//
+//   namespace layout (all addresses from 198.18.0.0/15, no route out)
+//
+//     srv  eth0 198.18.0.1 (peer) + .0.3 (Bootbench) ======= cli  eth0 198.18.0.2
+//     srv  eth1 198.18.1.1 (peer) + .1.3 (Bootbench) == mid (delay-forwarder, 0.5 ms each way) == far eth0 198.18.1.2
+//     host eth0 198.18.2.1 (`bootbench serve`, store on) ==== cli  eth2 198.18.2.2
+//
+// Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--only id,id] [--profile] [--full]
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { Lab, missingPrograms, netnsUnavailableReason, waitFor, whichSync } from '../test/helpers/netns.js';
+
+const execFileAsync = promisify(execFile);
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const PROJECT = resolve(BENCH_DIR, '..');
+const RESULTS = join(BENCH_DIR, 'results');
+const MiB = 1024 * 1024;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    full: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    only: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (flags.help) {
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('// Usage')).join('\n'));
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Addresses
+
+const SRV_VETH = { peer: '198.18.0.1', bootbench: '198.18.0.3', client: '198.18.0.2' };
+const SRV_RTT = { peer: '198.18.1.1', bootbench: '198.18.1.3', client: '198.18.1.2' };
+const HOST_VETH = { host: '198.18.2.1', client: '198.18.2.2' };
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+
+/**
+ * A peer server program: from PATH, or from the unpacked Debian package that
+ * bench/fetch-peers.sh leaves in bench/results/peers/ (atftpd and tftpd-hpa conflict, so at
+ * most one of them is installed at a time).
+ */
+function peerProgram(program: string, debianPackage: string): string | undefined {
+  const unpacked = join(RESULTS, 'peers', debianPackage, 'usr', 'sbin', program);
+  const installed = whichSync(program);
+  // tftpd-hpa and atftpd both install in.tftpd: only trust PATH for names unique to the package.
+  if (installed && program !== 'in.tftpd') return installed;
+  return existsSync(unpacked) ? unpacked : undefined;
+}
+
+function log(line: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** CPU time (ms) a process and its reaped children have used: utime+stime+cutime+cstime. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  return (ticks * 1000) / CLK_TCK;
+}
+
+function rssKiB(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+  return { rss: field('VmRSS'), hwm: field('VmHWM') };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function summarize(xs: number[]): Summary {
+  return xs.length ? { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length } : { median: NaN, min: NaN, max: NaN, n: 0 };
+}
+
+interface Summary { median: number; min: number; max: number; n: number }
+
+// ---------------------------------------------------------------------------------------
+// Servers: each has a pid (for CPU and RSS) and stop()
+
+interface RunningServer {
+  name: string;
+  pid: number;
+  /** TFTP/HTTP address on the plain veth, and on the delayed path when it serves there */
+  veth: string;
+  rtt?: string;
+  httpPort?: number;
+  stop(): Promise<void>;
+}
+
+class Bench {
+  readonly lab = new Lab('bbn');
+  readonly work = mkdtempSync('/dev/shm/bootbench-bench-');
+  readonly root = join(this.work, 'root');
+  readonly out = join(this.work, 'out');
+  readonly logs = join(this.work, 'logs');
+  srv = '';
+  cli = '';
+  mid = '';
+  far = '';
+  hostNs = '';
+  forwarder = '';
+  readonly digests = new Map<string, string>();
+
+  async setUp(sizes: Record<string, number>): Promise<void> {
+    for (const dir of [this.root, this.out, this.logs, RESULTS]) mkdirSync(dir, { recursive: true });
+    for (const [name, size] of Object.entries(sizes)) {
+      // Random content: a server that compresses or dedupes cannot cheat, and sha256 means something.
+      execFileSync('sh', ['-c', `head -c ${size} /dev/urandom > ${join(this.root, name)}`]);
+      this.digests.set(name, await sha256File(join(this.root, name)));
+    }
+    // The memory case reads a sparse 1 GiB file: its content does not matter, its size does.
+    const big = join(this.root, 'big-1g.bin');
+    closeSync(openSync(big, 'w'));
+    truncateSync(big, 1024 * MiB);
+    writeFileSync(join(this.root, 'pxelinux.0'), 'not a real boot file\n');
+
+    const lab = this.lab;
+    this.srv = lab.namespace('s');
+    this.cli = lab.namespace('c');
+    this.mid = lab.namespace('m');
+    this.far = lab.namespace('f');
+    this.hostNs = lab.namespace('h');
+    lab.veth(this.srv, 'eth0', `${SRV_VETH.peer}/24`, this.cli, 'eth0', `${SRV_VETH.client}/24`);
+    lab.exec(this.srv, 'ip', ['addr', 'add', `${SRV_VETH.bootbench}/24`, 'dev', 'eth0']);
+    lab.veth(this.srv, 'eth1', `${SRV_RTT.peer}/24`, this.mid, 'left', null);
+    lab.exec(this.srv, 'ip', ['addr', 'add', `${SRV_RTT.bootbench}/24`, 'dev', 'eth1']);
+    lab.veth(this.mid, 'right', null, this.far, 'eth0', `${SRV_RTT.client}/24`);
+    lab.veth(this.hostNs, 'eth0', `${HOST_VETH.host}/24`, this.cli, 'eth2', `${HOST_VETH.client}/24`);
+    // The middle namespace is a cable, not a host: it must not answer or originate anything.
+    lab.exec(this.mid, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+    lab.exec(this.mid, 'sysctl', ['-qw', 'net.ipv4.conf.all.arp_ignore=8']);
+
+    const binary = join(this.work, 'delay-forwarder');
+    execFileSync('cc', ['-O2', '-Wall', '-o', binary, join(BENCH_DIR, 'delay-forwarder.c')]);
+    this.forwarder = binary;
+    this.spawnLogged(this.mid, 'delay-forwarder', binary, ['left', 'right', '500']);
+  }
+
+  spawnLogged(ns: string, name: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+    const fd = openSync(join(this.logs, `${name}.log`), 'a');
+    const child = this.lab.spawn(ns, cmd, args, { stdio: ['ignore', fd, fd], cwd: PROJECT, env: env ?? process.env });
+    closeSync(fd);
+    return child;
+  }
+
+  logOf(name: string): string {
+    try {
+      return readFileSync(join(this.logs, `${name}.log`), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  async listening(ns: string, proto: 'udp' | 'tcp', address: string, port: number, what: string): Promise<void> {
+    await waitFor(() => {
+      const out = this.lab.exec(ns, 'ss', [proto === 'udp' ? '-Huln' : '-Htln']);
+      return out.includes(`${address}:${port} `) || out.includes(`${address}%`) && out.includes(`:${port} `);
+    }, 20_000, what);
+  }
+
+  async stopChild(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  // ---- peers -------------------------------------------------------------------------
+
+  async startDnsmasqTftp(): Promise<RunningServer> {
+    const name = 'dnsmasq-tftp';
+    const child = this.spawnLogged(this.srv, name, 'dnsmasq', [
+      '--keep-in-foreground', '--conf-file=/dev/null', '--port=0', '--user=root', '--log-facility=-',
+      `--listen-address=${SRV_VETH.peer}`, `--listen-address=${SRV_RTT.peer}`, '--bind-interfaces',
+      '--enable-tftp', `--tftp-root=${this.root}`, `--pid-file=${join(this.work, 'dnsmasq.pid')}`,
+    ]);
+    await this.listening(this.srv, 'udp', SRV_VETH.peer, 69, 'dnsmasq TFTP');
+    return { name: 'dnsmasq', pid: child.pid!, veth: SRV_VETH.peer, rtt: SRV_RTT.peer, stop: () => this.stopChild(child) };
+  }
+
+  async startAtftpd(path: 'veth' | 'rtt'): Promise<RunningServer> {
+    const address = path === 'veth' ? SRV_VETH.peer : SRV_RTT.peer;
+    const child = this.spawnLogged(this.srv, 'atftpd', peerProgram('atftpd', 'atftpd')!, [
+      '--daemon', '--no-fork', '--user', 'root.root', '--port', '69', '--bind-address', address,
+      '--maxthread', '200', '--logfile', '/dev/null', this.root,
+    ]);
+    await this.listening(this.srv, 'udp', address, 69, 'atftpd');
+    return { name: 'atftpd', pid: child.pid!, veth: SRV_VETH.peer, rtt: SRV_RTT.peer, stop: () => this.stopChild(child) };
+  }
+
+  async startNginx(): Promise<RunningServer> {
+    const dir = join(this.work, 'nginx');
+    mkdirSync(dir, { recursive: true });
+    // One process (no master): its CPU is the server's CPU, and it is what a small box runs.
+    writeFileSync(join(dir, 'nginx.conf'), `
+daemon off; master_process off; worker_processes 1; user root; pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off; sendfile on; tcp_nopush on; keepalive_timeout 30;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  types { application/octet-stream bin; }
+  server { listen ${SRV_VETH.peer}:80; root ${this.root}; }
+}
+`);
+    const child = this.spawnLogged(this.srv, 'nginx', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')]);
+    await this.listening(this.srv, 'tcp', SRV_VETH.peer, 80, 'nginx');
+    return { name: 'nginx', pid: child.pid!, veth: SRV_VETH.peer, httpPort: 80, stop: () => this.stopChild(child) };
+  }
+
+  async startDnsmasqProxyDhcp(): Promise<RunningServer> {
+    const child = this.spawnLogged(this.srv, 'dnsmasq-proxy', 'dnsmasq', [
+      '--keep-in-foreground', '--conf-file=/dev/null', '--port=0', '--user=root', '--log-facility=-',
+      '--interface=eth0', '--bind-interfaces', `--dhcp-range=${SRV_VETH.peer},proxy`,
+      '--pxe-service=x86PC,"Bootbench bench",pxelinux', `--dhcp-leasefile=${join(this.work, 'dnsmasq.leases')}`,
+      `--pid-file=${join(this.work, 'dnsmasq-proxy.pid')}`,
+    ]);
+    await this.listening(this.srv, 'udp', '0.0.0.0', 67, 'dnsmasq proxy DHCP');
+    return { name: 'dnsmasq', pid: child.pid!, veth: SRV_VETH.peer, stop: () => this.stopChild(child) };
+  }
+
+  // ---- Bootbench ---------------------------------------------------------------------
+
+  /** TFTP + HTTP servers alone (bench/server-runner.ts), events dropped, no store. */
+  async startBootbenchRaw(profileDir?: string): Promise<RunningServer> {
+    const name = 'bootbench-raw';
+    const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+    const child = this.spawnLogged(this.srv, name, process.execPath, [
+      ...nodeArgs, '--import', 'tsx', join(BENCH_DIR, 'server-runner.ts'), '--root', this.root,
+      '--tftp', `${SRV_VETH.bootbench},${SRV_RTT.bootbench}`, '--http', `${SRV_VETH.bootbench}:80`,
+    ]);
+    await waitFor(() => this.logOf(name).includes('ready') || child.exitCode !== null, 30_000, 'Bootbench server runner');
+    if (child.exitCode !== null) throw new Error(`Bootbench server runner exited: ${this.logOf(name)}`);
+    return { name: 'bootbench', pid: child.pid!, veth: SRV_VETH.bootbench, rtt: SRV_RTT.bootbench, httpPort: 80, stop: () => this.stopChild(child) };
+  }
+
+  /** The whole headless host (`bootbench serve`): Proxy DHCP, TFTP, HTTP, store, JSON events. */
+  async startBootbenchHost(profileDir?: string): Promise<RunningServer> {
+    const name = 'bootbench-host';
+    const data = mkdtempSync(join(this.work, 'data-'));
+    const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+    const child = this.spawnLogged(this.hostNs, name, process.execPath, [
+      ...nodeArgs, '--import', 'tsx', join(PROJECT, 'main', 'cli.ts'), 'serve', '--interface', 'eth0',
+      '--root', this.root, '--boot', 'bios=pxelinux.0', '--log', 'json', '--data', data,
+    ], { ...process.env, BOOTBENCH_DATA: data });
+    await waitFor(() => {
+      if (child.exitCode !== null) return true;
+      const udp = this.lab.exec(this.hostNs, 'ss', ['-Huln']);
+      return udp.includes(':69 ') && udp.includes(':67 ');
+    }, 30_000, 'bootbench serve');
+    if (child.exitCode !== null) throw new Error(`bootbench serve exited: ${this.logOf(name).slice(-2000)}`);
+    return { name: 'bootbench serve', pid: child.pid!, veth: HOST_VETH.host, httpPort: 8080, stop: () => this.stopChild(child) };
+  }
+
+  // ---- clients -----------------------------------------------------------------------
+
+  /**
+   * `count` atftp clients at once from `ns`, each timing itself inside the namespace (so the
+   * cost of `ip netns exec` is not counted). Every download is checked by sha256.
+   */
+  async tftpGet(ns: string, address: string, file: string, options: string[], count: number, timeoutS: number): Promise<{ seconds: number[]; span: number }> {
+    const dir = mkdtempSync(join(this.out, 'tftp-'));
+    const opts = options.map((o) => `--option '${o}'`).join(' ');
+    const script = `cd ${dir}
+for i in $(seq 1 ${count}); do
+  ( s=$(date +%s%N); timeout ${timeoutS} atftp ${opts} -g -r ${file} -l out$i ${address} >log$i 2>&1; rc=$?; e=$(date +%s%N); echo "$i $s $e $rc" ) &
+done
+wait`;
+    try {
+      const { stdout } = await execFileAsync('ip', ['netns', 'exec', ns, 'bash', '-c', script], { maxBuffer: 1 << 20 });
+      const rows = stdout.trim().split('\n').map((l) => l.split(' ').map(Number));
+      const expected = this.digests.get(file);
+      for (const [i, , , rc] of rows) {
+        const got = existsSync(join(dir, `out${i}`)) ? await sha256File(join(dir, `out${i}`)) : 'missing';
+        if (rc !== 0 || got !== expected) {
+          const clientLog = readFileSync(join(dir, `log${i}`), 'utf8').slice(-500);
+          throw new Error(`download ${i} of ${file} from ${address}: exit ${rc}, sha256 ${got === expected ? 'ok' : `MISMATCH (${got.slice(0, 12)})`}: ${clientLog}`);
+        }
+      }
+      const seconds = rows.map(([, s, e]) => (e - s) / 1e9);
+      const span = (Math.max(...rows.map((r) => r[2])) - Math.min(...rows.map((r) => r[1]))) / 1e9;
+      return { seconds, span };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  async httpGet(ns: string, url: string, file: string): Promise<number> {
+    const dir = mkdtempSync(join(this.out, 'http-'));
+    try {
+      const { stdout } = await execFileAsync('ip', ['netns', 'exec', ns, 'curl', '-sS', '--fail', '-o', join(dir, 'out'), '-w', '%{time_total}', url]);
+      const got = await sha256File(join(dir, 'out'));
+      if (got !== this.digests.get(file)) throw new Error(`HTTP download of ${url}: sha256 mismatch`);
+      return Number(stdout.trim());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await this.lab.destroy();
+    rmSync(this.work, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases
+
+interface Target {
+  /** Bootbench median / peer median must be at least this (or at most, for `lower` metrics) */
+  ratio?: number;
+  /** or an absolute bound on Bootbench's median */
+  atMost?: number;
+  atLeast?: number;
+  text: string;
+}
+
+interface Row {
+  id: string;
+  title: string;
+  metric: string;
+  /** higher is better unless false */
+  higherIsBetter: boolean;
+  peer?: { name: string; figure?: number; summary: Summary; samples: number[] };
+  bootbench: { name: string; summary: Summary; samples: number[] };
+  ratio?: number;
+  target: Target;
+  met?: boolean;
+  note?: string;
+}
+
+interface CaseContext {
+  bench: Bench;
+  runs: number;
+  quick: boolean;
+  full: boolean;
+  raw: RunningServer;
+  profileDir?: string;
+}
+
+interface BenchCase {
+  id: string;
+  title: string;
+  run(ctx: CaseContext): Promise<Row[]>;
+}
+
+function judge(row: Row): Row {
+  const b = row.bootbench.summary.median;
+  if (row.peer) row.ratio = b / row.peer.summary.median;
+  const t = row.target;
+  if (t.ratio !== undefined && row.ratio !== undefined) row.met = row.higherIsBetter ? row.ratio >= t.ratio : row.ratio <= t.ratio;
+  else if (t.atMost !== undefined) row.met = b <= t.atMost;
+  else if (t.atLeast !== undefined) row.met = b >= t.atLeast;
+  return row;
+}
+
+/**
+ * Runs a peer and Bootbench alternately (peer, Bootbench, peer, ...), `runs` times each,
+ * and returns the samples of each. `measure` returns one sample per call.
+ */
+async function alternate<T>(runs: number, a: () => Promise<T>, b: () => Promise<T>): Promise<{ a: T[]; b: T[] }> {
+  const out = { a: [] as T[], b: [] as T[] };
+  for (let i = 0; i < runs; i++) {
+    out.a.push(await a());
+    out.b.push(await b());
+  }
+  return out;
+}
+
+interface TftpSample { mibps: number; cpuMsPerMiB: number; slowest: number }
+
+async function tftpSample(bench: Bench, server: RunningServer, path: 'veth' | 'rtt', file: string, size: number, options: string[], clients: number): Promise<TftpSample> {
+  const ns = path === 'veth' ? bench.cli : bench.far;
+  const address = path === 'veth' ? server.veth : server.rtt!;
+  const cpuBefore = cpuMs(server.pid);
+  const { seconds, span } = await bench.tftpGet(ns, address, file, options, clients, path === 'rtt' ? 600 : 120);
+  const cpu = cpuMs(server.pid) - cpuBefore;
+  const mib = (size * clients) / MiB;
+  return { mibps: mib / span, cpuMsPerMiB: cpu / mib, slowest: Math.max(...seconds) };
+}
+
+function tftpCase(spec: {
+  id: string;
+  title: string;
+  path: 'veth' | 'rtt';
+  file: string;
+  size: number;
+  options: string[];
+  peer: 'dnsmasq' | 'atftpd';
+  figure: number;
+  ratio: number;
+  runs?: (ctx: CaseContext) => number;
+  cpuTarget?: { peerFigure: number; atMost: number };
+}): BenchCase {
+  return {
+    id: spec.id,
+    title: spec.title,
+    async run(ctx) {
+      const peer = spec.peer === 'dnsmasq' ? await ctx.bench.startDnsmasqTftp() : await ctx.bench.startAtftpd(spec.path);
+      try {
+        const runs = spec.runs?.(ctx) ?? ctx.runs;
+        const { a, b } = await alternate(
+          runs,
+          () => tftpSample(ctx.bench, peer, spec.path, spec.file, spec.size, spec.options, 1),
+          () => tftpSample(ctx.bench, ctx.raw, spec.path, spec.file, spec.size, spec.options, 1),
+        );
+        const rows: Row[] = [judge({
+          id: spec.id,
+          title: spec.title,
+          metric: 'MiB/s',
+          higherIsBetter: true,
+          peer: { name: peer.name, figure: spec.figure, summary: summarize(a.map((s) => s.mibps)), samples: a.map((s) => s.mibps) },
+          bootbench: { name: 'bootbench', summary: summarize(b.map((s) => s.mibps)), samples: b.map((s) => s.mibps) },
+          target: { ratio: spec.ratio, text: `>= ${spec.ratio}x ${peer.name}` },
+        })];
+        const cpuRow = judge({
+          id: `${spec.id}-cpu`,
+          title: `${spec.title}: server CPU per MiB`,
+          metric: 'ms/MiB',
+          higherIsBetter: false,
+          peer: { name: peer.name, figure: spec.cpuTarget?.peerFigure, summary: summarize(a.map((s) => s.cpuMsPerMiB)), samples: a.map((s) => s.cpuMsPerMiB) },
+          bootbench: { name: 'bootbench', summary: summarize(b.map((s) => s.cpuMsPerMiB)), samples: b.map((s) => s.cpuMsPerMiB) },
+          target: spec.cpuTarget ? { atMost: spec.cpuTarget.atMost, text: `<= ${spec.cpuTarget.atMost} ms` } : { text: '-' },
+        });
+        rows.push(cpuRow);
+        return rows;
+      } finally {
+        await peer.stop();
+      }
+    },
+  };
+}
+
+const SIZES = { 'file-64m.bin': 64 * MiB, 'file-16m.bin': 16 * MiB };
+
+const CASES: BenchCase[] = [
+  tftpCase({ id: 'tftp-512', title: '64 MiB, blksize 512, veth', path: 'veth', file: 'file-64m.bin', size: 64 * MiB, options: [], peer: 'dnsmasq', figure: 19.3, ratio: 1.0 }),
+  tftpCase({
+    id: 'tftp-1468', title: '64 MiB, blksize 1468, veth', path: 'veth', file: 'file-64m.bin', size: 64 * MiB, options: ['blksize 1468'], peer: 'dnsmasq', figure: 51.9, ratio: 1.0,
+    cpuTarget: { peerFigure: 10, atMost: 15 },
+  }),
+  tftpCase({ id: 'tftp-ws16', title: '64 MiB, 1468 + windowsize 16, veth', path: 'veth', file: 'file-64m.bin', size: 64 * MiB, options: ['blksize 1468', 'windowsize 16'], peer: 'atftpd', figure: 164.5, ratio: 1.0 }),
+  // Lock-step at 1 ms RTT moves ~1.3 MiB/s: 64 MiB would take 50 s a run, so the default
+  // set uses 16 MiB (the rate does not depend on the size); --full uses 64 MiB.
+  {
+    id: 'rtt-1468',
+    title: '1468, 1 ms RTT',
+    run: (ctx) => tftpCase({
+      id: 'rtt-1468', title: `${ctx.full ? 64 : 16} MiB, 1468, 1 ms RTT`, path: 'rtt', file: ctx.full ? 'file-64m.bin' : 'file-16m.bin', size: (ctx.full ? 64 : 16) * MiB,
+      options: ['blksize 1468'], peer: 'dnsmasq', figure: 1.28, ratio: 0.98, runs: (c) => Math.min(c.runs, 3),
+    }).run(ctx),
+  },
+  tftpCase({ id: 'rtt-ws16', title: '64 MiB, windowsize 16, 1 ms RTT', path: 'rtt', file: 'file-64m.bin', size: 64 * MiB, options: ['blksize 1468', 'windowsize 16'], peer: 'atftpd', figure: 17.1, ratio: 1.0 }),
+  {
+    id: 'many-ws16',
+    title: '20 clients x 16 MiB, ws16, veth',
+    async run(ctx) {
+      const peer = await ctx.bench.startAtftpd('veth');
+      try {
+        const sample = (server: RunningServer) => () => tftpSample(ctx.bench, server, 'veth', 'file-16m.bin', 16 * MiB, ['blksize 1468', 'windowsize 16'], 20);
+        const { a, b } = await alternate(ctx.runs, sample(peer), sample(ctx.raw));
+        return [
+          judge({
+            id: 'many-ws16', title: '20 clients x 16 MiB, ws16, veth: total', metric: 'MiB/s', higherIsBetter: true,
+            peer: { name: peer.name, figure: 232.6, summary: summarize(a.map((s) => s.mibps)), samples: a.map((s) => s.mibps) },
+            bootbench: { name: 'bootbench', summary: summarize(b.map((s) => s.mibps)), samples: b.map((s) => s.mibps) },
+            target: { ratio: 1.0, text: '>= 1.0x atftpd' },
+          }),
+          judge({
+            id: 'many-ws16-slowest', title: '20 clients x 16 MiB, ws16, veth: slowest client', metric: 's', higherIsBetter: false,
+            peer: { name: peer.name, figure: 1.3, summary: summarize(a.map((s) => s.slowest)), samples: a.map((s) => s.slowest) },
+            bootbench: { name: 'bootbench', summary: summarize(b.map((s) => s.slowest)), samples: b.map((s) => s.slowest) },
+            target: { atMost: 1.5, text: '<= 1.5 s' },
+          }),
+        ];
+      } finally {
+        await peer.stop();
+      }
+    },
+  },
+  {
+    id: 'http',
+    title: 'HTTP 64 MiB, veth',
+    async run(ctx) {
+      const peer = await ctx.bench.startNginx();
+      try {
+        const sample = (server: RunningServer) => async () => {
+          const cpuBefore = cpuMs(server.pid);
+          const seconds = await ctx.bench.httpGet(ctx.bench.cli, `http://${server.veth}:${server.httpPort}/file-64m.bin`, 'file-64m.bin');
+          return { mibps: 64 / seconds, cpuMsPerMiB: (cpuMs(server.pid) - cpuBefore) / 64 };
+        };
+        const runs = ctx.quick ? ctx.runs : ctx.runs * 2;
+        const { a, b } = await alternate(runs, sample(peer), sample(ctx.raw));
+        return [
+          judge({
+            id: 'http', title: 'HTTP 64 MiB, veth', metric: 'MiB/s', higherIsBetter: true,
+            peer: { name: 'nginx', figure: 795, summary: summarize(a.map((s) => s.mibps)), samples: a.map((s) => s.mibps) },
+            bootbench: { name: 'bootbench', summary: summarize(b.map((s) => s.mibps)), samples: b.map((s) => s.mibps) },
+            target: { ratio: 0.9, text: '>= 0.9x nginx' },
+          }),
+          judge({
+            id: 'http-cpu', title: 'HTTP 64 MiB, veth: server CPU per MiB', metric: 'ms/MiB', higherIsBetter: false,
+            peer: { name: 'nginx', summary: summarize(a.map((s) => s.cpuMsPerMiB)), samples: a.map((s) => s.cpuMsPerMiB) },
+            bootbench: { name: 'bootbench', summary: summarize(b.map((s) => s.cpuMsPerMiB)), samples: b.map((s) => s.cpuMsPerMiB) },
+            target: { text: '-' },
+          }),
+        ];
+      } finally {
+        await peer.stop();
+      }
+    },
+  },
+  {
+    id: 'dhcp',
+    title: 'Proxy DHCP DISCOVER->OFFER, perfdhcp',
+    async run(ctx) {
+      // A PXE client's DISCOVER: option 60 PXEClient (a proxy answers nothing else), 93 arch
+      // BIOS, 97 a UUID. perfdhcp varies the MAC over 1000 clients.
+      const vendorClass = Buffer.from('PXEClient:Arch:00000:UNDI:002001').toString('hex');
+      const seconds = ctx.quick ? 3 : 8;
+      const perf = async (iface: string, rate: number) => {
+        let stdout: string;
+        try {
+          ({ stdout } = await execFileAsync('ip', ['netns', 'exec', ctx.bench.cli, 'timeout', String(seconds + 30), 'perfdhcp', '-4', '-l', iface, '-i',
+            '-r', String(rate), '-R', '1000', '-p', String(seconds), '-W', '1000000', '-o', `60,${vendorClass}`, '-o', '93,0000', '-o', `97,00${'5a'.repeat(16)}`], { maxBuffer: 1 << 20 }));
+        } catch (err) {
+          // perfdhcp exits 3 when packets were dropped: that is a result, not a failure.
+          const e = err as { code?: number; stdout?: string; stderr?: string };
+          if (e.code !== 3 || !e.stdout) throw new Error(`perfdhcp failed (exit ${e.code}): ${e.stderr ?? ''}${e.stdout ?? ''}`.slice(0, 2000));
+          stdout = e.stdout;
+        }
+        const num = (re: RegExp) => Number(re.exec(stdout)?.[1] ?? NaN);
+        const sent = num(/sent packets: (\d+)/);
+        const received = num(/received packets: (\d+)/);
+        return { rate: received / seconds, sent, received, lossPct: sent ? ((sent - received) * 100) / sent : NaN, meanMs: num(/avg delay: ([\d.]+) ms/) };
+      };
+      const rows: Row[] = [];
+      for (const rate of [5000, 10000]) {
+        const a: Awaited<ReturnType<typeof perf>>[] = [];
+        const b: typeof a = [];
+        const runs = Math.min(ctx.runs, 2);
+        for (let i = 0; i < runs; i++) {
+          // One DHCP server on the wire at a time: dnsmasq in the server namespace, then the host.
+          const peer = await ctx.bench.startDnsmasqProxyDhcp();
+          try { a.push(await perf('eth0', rate)); } finally { await peer.stop(); }
+          const host = await ctx.bench.startBootbenchHost();
+          try { b.push(await perf('eth2', rate)); } finally { await host.stop(); }
+        }
+        const mk = (metric: string, key: 'rate' | 'lossPct' | 'meanMs', higher: boolean, target: Target, figure?: number): Row => judge({
+          id: `dhcp-${rate}-${key}`, title: `Proxy DHCP at ${rate}/s offered: ${key === 'rate' ? 'OFFERs/s' : key === 'lossPct' ? 'loss' : 'mean DISCOVER->OFFER'}`,
+          metric, higherIsBetter: higher,
+          peer: { name: 'dnsmasq', figure, summary: summarize(a.map((s) => s[key])), samples: a.map((s) => s[key]) },
+          bootbench: { name: 'bootbench serve', summary: summarize(b.map((s) => s[key])), samples: b.map((s) => s[key]) },
+          target,
+        });
+        rows.push(
+          mk('OFFER/s', 'rate', true, rate === 5000 ? { atLeast: 5000 * 0.99, text: '>= 5k/s' } : { text: '-' }, rate === 10000 ? 10000 : undefined),
+          mk('%', 'lossPct', false, rate === 5000 ? { atMost: 0, text: 'no loss' } : { text: '-' }),
+          mk('ms', 'meanMs', false, rate === 5000 ? { atMost: 1, text: '< 1 ms' } : { text: '-' }),
+        );
+      }
+      return rows;
+    },
+  },
+  {
+    id: 'store',
+    title: 'store and progress events on (bootbench serve) vs off (servers alone)',
+    async run(ctx) {
+      const host = await ctx.bench.startBootbenchHost(ctx.profileDir);
+      const rows: Row[] = [];
+      try {
+        const hostServer: RunningServer = { ...host, veth: HOST_VETH.host };
+        for (const [id, options, clients] of [['store-1468', ['blksize 1468'], 1], ['store-ws16', ['blksize 1468', 'windowsize 16'], 1], ['store-many', ['blksize 1468', 'windowsize 16'], 20]] as const) {
+          const file = clients > 1 ? 'file-16m.bin' : 'file-64m.bin';
+          const size = clients > 1 ? 16 * MiB : 64 * MiB;
+          // The host is reached from the client's eth2; the raw servers from eth0: same kind of veth.
+          const { a, b } = await alternate(
+            ctx.runs,
+            () => tftpSample(ctx.bench, ctx.raw, 'veth', file, size, [...options], clients),
+            () => tftpSample(ctx.bench, hostServer, 'veth', file, size, [...options], clients),
+          );
+          rows.push(judge({
+            id, title: `store on vs off: ${clients > 1 ? `${clients} x 16 MiB` : '64 MiB'}, ${options.join(', ')}`, metric: 'MiB/s', higherIsBetter: true,
+            peer: { name: 'store off', summary: summarize(a.map((s) => s.mibps)), samples: a.map((s) => s.mibps) },
+            bootbench: { name: 'store on', summary: summarize(b.map((s) => s.mibps)), samples: b.map((s) => s.mibps) },
+            target: { ratio: 0.95, text: 'within 5% of store off' },
+          }));
+        }
+        const events = ctx.bench.logOf('bootbench-host').split('\n').filter((l) => l.includes('"tftp.progress"')).length;
+        rows[rows.length - 1].note = `${events} tftp.progress events printed by the host`;
+      } finally {
+        await host.stop();
+      }
+      return rows;
+    },
+  },
+  {
+    id: 'rss',
+    title: '50 transfers of a 1 GiB file: host RSS',
+    async run(ctx) {
+      // 50 x 1 GiB would take minutes of wire time; the memory a transfer holds does not grow
+      // with time, so 50 concurrent transfers run for a fixed period and the peak is taken.
+      const seconds = ctx.quick ? 6 : 15;
+      const host = await ctx.bench.startBootbenchHost();
+      let peak = 0;
+      let bytes = 0;
+      try {
+        const base = rssKiB(host.pid).rss;
+        const sampler = setInterval(() => { peak = Math.max(peak, rssKiB(host.pid).rss); }, 100);
+        const script = `for i in $(seq 1 50); do timeout ${seconds} atftp --option 'blksize 1468' --option 'windowsize 16' -g -r big-1g.bin -l /dev/null ${HOST_VETH.host} >/dev/null 2>&1 & done; wait; true`;
+        const rxBefore = Number(ctx.bench.lab.exec(ctx.bench.cli, 'cat', ['/sys/class/net/eth2/statistics/rx_bytes']));
+        await execFileAsync('ip', ['netns', 'exec', ctx.bench.cli, 'bash', '-c', script]);
+        bytes = Number(ctx.bench.lab.exec(ctx.bench.cli, 'cat', ['/sys/class/net/eth2/statistics/rx_bytes'])) - rxBefore;
+        clearInterval(sampler);
+        peak = Math.max(peak, rssKiB(host.pid).rss);
+        return [judge({
+          id: 'rss', title: `50 concurrent transfers of a 1 GiB file (${seconds} s): host peak RSS`, metric: 'MiB', higherIsBetter: false,
+          bootbench: { name: 'bootbench serve', summary: summarize([peak / 1024]), samples: [peak / 1024] },
+          target: { atMost: 200, text: '<= 200 MiB' },
+          note: `RSS before the transfers ${(base / 1024).toFixed(0)} MiB; ${(bytes / MiB).toFixed(0)} MiB moved in ${seconds} s`,
+        })];
+      } finally {
+        await host.stop();
+      }
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+function fmt(x: number | undefined, metric = ''): string {
+  if (x === undefined || Number.isNaN(x)) return '-';
+  const digits = metric === '%' ? 2 : Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2;
+  return x.toFixed(digits);
+}
+
+function markdownTable(rows: Row[]): string {
+  const lines = [
+    '| case | metric | peer | peer median (min-max) | Bootbench median (min-max) | ratio | target | met |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    const p = r.peer;
+    const b = r.bootbench.summary;
+    lines.push(`| ${r.title}${r.note ? ` (${r.note})` : ''} | ${r.metric} | ${p ? `${p.name}${p.figure !== undefined ? ` [issue: ${p.figure}]` : ''}` : '-'} | ${p ? `${fmt(p.summary.median, r.metric)} (${fmt(p.summary.min, r.metric)}-${fmt(p.summary.max, r.metric)})` : '-'} | ${fmt(b.median, r.metric)} (${fmt(b.min, r.metric)}-${fmt(b.max, r.metric)}) | ${r.ratio !== undefined && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-'} | ${r.target.text} | ${r.met === undefined ? '-' : r.met ? 'yes' : '**no**'} |`);
+  }
+  return lines.join('\n');
+}
+
+function consoleTable(rows: Row[]): string {
+  const header = ['case', 'metric', 'peer', 'peer med', 'bootbench med', 'ratio', 'target', 'met'];
+  const body = rows.map((r) => [
+    r.title.slice(0, 58), r.metric, r.peer?.name ?? '-', r.peer ? fmt(r.peer.summary.median, r.metric) : '-', fmt(r.bootbench.summary.median, r.metric),
+    r.ratio !== undefined && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-', r.target.text, r.met === undefined ? '-' : r.met ? 'yes' : 'NO',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
+  return [header, ...body].map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  ')).join('\n');
+}
+
+function machineNote(): { loadavg: number[]; qemuProcesses: number; cpus: number } {
+  let qemu = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('qemu')) qemu++;
+    } catch { /* gone */ }
+  }
+  return { loadavg: loadavg().map((x) => Math.round(x * 100) / 100), qemuProcesses: qemu, cpus: Number(execFileSync('nproc').toString()) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<void> {
+  const unavailable = netnsUnavailableReason() ?? missingPrograms('dnsmasq', 'atftp', 'nginx', 'curl', 'perfdhcp', 'cc', 'ss')
+    ?? (peerProgram('atftpd', 'atftpd') ? undefined : 'atftpd is neither installed nor unpacked (run: sh bench/fetch-peers.sh)');
+  if (unavailable) {
+    console.error(`bench cannot run: ${unavailable}. See bench/README.md for the package list.`);
+    process.exit(1);
+  }
+  const runs = flags.runs ? Number(flags.runs) : flags.quick ? 1 : 5;
+  const only = flags.only?.split(',').filter(Boolean);
+  const selected = CASES.filter((c) => !only || only.includes(c.id));
+  if (only && selected.length !== only.length) {
+    console.error(`unknown case in --only; cases: ${CASES.map((c) => c.id).join(', ')}`);
+    process.exit(2);
+  }
+  const startedAt = new Date();
+  const stamp = startedAt.toISOString().replace(/[:]/g, '').replace(/\..*/, '');
+  const profileDir = flags.profile ? join(RESULTS, `profile-${stamp}`) : undefined;
+  const before = machineNote();
+  log(`runs per case ${runs}${flags.quick ? ' (quick)' : ''}; load average ${before.loadavg.join(' ')}, ${before.qemuProcesses} QEMU process(es) running`);
+
+  const bench = new Bench();
+  const stopAll = async () => {
+    await bench.destroy();
+  };
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  const rows: Row[] = [];
+  const failures: { id: string; error: string }[] = [];
+  try {
+    await bench.setUp(SIZES);
+    const raw = await bench.startBootbenchRaw(profileDir);
+    const ctx: CaseContext = { bench, runs, quick: flags.quick!, full: flags.full!, raw, profileDir };
+    // Warm up the JIT once, so run 1 is not a cold-start measurement.
+    await bench.tftpGet(bench.cli, raw.veth, 'file-16m.bin', ['blksize 1468', 'windowsize 16'], 1, 60);
+    for (const c of selected) {
+      const t0 = Date.now();
+      log(`case ${c.id}: ${c.title}`);
+      try {
+        const got = await c.run(ctx);
+        rows.push(...got);
+        for (const r of got) log(`  ${r.title}: ${r.peer ? `${r.peer.name} ${fmt(r.peer.summary.median, r.metric)} ` : ''}bootbench ${fmt(r.bootbench.summary.median, r.metric)} ${r.metric}${r.met === undefined ? '' : r.met ? ' (target met)' : ' (target MISSED)'}`);
+      } catch (err) {
+        failures.push({ id: c.id, error: (err as Error).message });
+        log(`  case ${c.id} FAILED: ${(err as Error).message}`);
+      }
+      log(`  (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    }
+    await raw.stop();
+  } finally {
+    await stopAll();
+  }
+  const after = machineNote();
+  const seconds = (Date.now() - startedAt.getTime()) / 1000;
+  const result = {
+    startedAt: startedAt.toISOString(),
+    seconds,
+    runs,
+    quick: flags.quick,
+    machine: { before, after, node: process.version },
+    rows,
+    failures,
+    profileDir,
+  };
+  mkdirSync(RESULTS, { recursive: true });
+  const jsonPath = join(RESULTS, `bench-${stamp}.json`);
+  const mdPath = join(RESULTS, `bench-${stamp}.md`);
+  writeFileSync(jsonPath, JSON.stringify(result, null, 2));
+  const md = [
+    `# Bootbench bench ${startedAt.toISOString()}`,
+    '',
+    `${runs} run(s) per server per case, alternating peer and Bootbench; ${seconds.toFixed(0)} s in all. Node ${process.version}.`,
+    `Load average before ${before.loadavg.join(' ')}, after ${after.loadavg.join(' ')}; QEMU processes before ${before.qemuProcesses}, after ${after.qemuProcesses} (${before.cpus} CPUs, shared: numbers are noisy when others run).`,
+    '"issue" figures are the peer numbers from issue 8, measured earlier on this machine.',
+    '',
+    markdownTable(rows),
+    '',
+    failures.length ? `## Cases that failed\n\n${failures.map((f) => `- ${f.id}: ${f.error}`).join('\n')}\n` : '',
+    profileDir ? `CPU profiles: ${profileDir}\n` : '',
+  ].join('\n');
+  writeFileSync(mdPath, md);
+  console.log(`\n${consoleTable(rows)}\n`);
+  if (failures.length) console.log(`failed cases: ${failures.map((f) => `${f.id} (${f.error.slice(0, 200)})`).join('; ')}`);
+  console.log(`${seconds.toFixed(0)} s; load average ${after.loadavg.join(' ')}; results: ${jsonPath}, ${mdPath}`);
+}
+
+await main();
