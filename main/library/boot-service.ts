@@ -61,6 +61,8 @@ export class LibraryBootService {
   private readonly isoInfo = new Map<string, Promise<ScriptEntry['iso']>>();
   /** Last architecture each MAC's iPXE reported, so boot-once matches the right files. */
   private readonly architectureByMac = new Map<string, LibraryArchitecture>();
+  /** MAC an iPXE client reported from an IP (fallback when DHCP did not teach the host). */
+  private readonly macByIp = new Map<string, string>();
 
   constructor(private readonly options: LibraryBootServiceOptions) {}
 
@@ -147,7 +149,10 @@ export class LibraryBootService {
       const mac = normalizeMacParam(url.searchParams.get('mac')) ?? this.options.macForIp?.(ip);
       const uuid = url.searchParams.get('uuid') || undefined;
       const architecture = architectureFromIpxe(url.searchParams.get('platform') ?? undefined, url.searchParams.get('buildarch') ?? undefined);
-      if (mac) this.architectureByMac.set(mac, architecture);
+      if (mac) {
+        this.architectureByMac.set(mac, architecture);
+        this.macByIp.set(ip, mac);
+      }
       const machine = mac ? this.options.store.machines.find(mac, uuid) : undefined;
       const request = await this.bootRequest(mac, uuid);
       const wimboot = locateBootBinary('wimboot', { dataDir: this.options.dataDir });
@@ -243,7 +248,7 @@ export class LibraryBootService {
     const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': length, 'accept-ranges': 'bytes' };
     if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${source.size}`;
     res.writeHead(status, headers);
-    const mac = this.options.macForIp?.(ip);
+    const mac = this.options.macForIp?.(ip) ?? this.macByIp.get(ip);
     if (req.method === 'HEAD' || length === 0) {
       res.end();
       return;

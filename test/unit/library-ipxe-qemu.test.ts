@@ -1,0 +1,121 @@
+// Real iPXE (Debian's ipxe.lkrn in QEMU, BIOS) runs the scripts the library generates and
+// boots an entry served by the library's HTTP route. No DHCP and no traffic off the host:
+// the guest gets a static address inside QEMU's user-mode network, `restrict=on` cuts it
+// off from everything, and one guestfwd rule connects 10.0.2.100:80 to our loopback server.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { openStore, type Store } from '../../main/store/index.js';
+import { importPaths } from '../../main/library/import.js';
+import { LibraryBootService } from '../../main/library/boot-service.js';
+import { biosMarkerNbp, markerText, qemuExitStatus, BIOS_EXIT_VALUE, DEBUGCON_PORT, DEBUG_EXIT_PORT } from '../lab/marker-nbp.js';
+
+const IPXE_LKRN = '/usr/lib/ipxe/ipxe.lkrn';
+const QEMU = 'qemu-system-x86_64';
+const GUEST_MAC = '52:54:00:12:34:56';
+
+function skipReason(): string | undefined {
+  if (spawnSync(QEMU, ['--version']).error) return `${QEMU} is not installed (Debian package qemu-system-x86)`;
+  if (!existsSync(IPXE_LKRN)) return `${IPXE_LKRN} is missing (Debian package ipxe)`;
+  return undefined;
+}
+
+let dir: string;
+let store: Store;
+let server: Server;
+let port: number;
+let service: LibraryBootService;
+
+before(async () => {
+  if (skipReason()) return;
+  dir = mkdtempSync(join(tmpdir(), 'bootbench-ipxe-qemu-'));
+  const data = join(dir, 'data');
+  store = openStore(data);
+  writeFileSync(join(dir, 'marker.0'), biosMarkerNbp());
+  const imported = await importPaths([join(dir, 'marker.0')], { dataDir: data, mode: 'copy' });
+  const [entry] = imported.entries;
+  assert.equal(entry?.kind, 'nbp', JSON.stringify(imported.refused));
+  const stored = store.entries.create({ ...entry, files: entry.files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
+  store.machines.create({ macs: [GUEST_MAC], name: 'qemu-bios', entryId: stored.id, bootOnce: true });
+  server = createServer(async (req, res) => {
+    if (!(await service.httpRoute(req, res, new URL(req.url!, 'http://x')))) {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as { port: number }).port;
+  // The guest reaches us as 10.0.2.100:80 (guestfwd); scripts must use the guest's view.
+  service = new LibraryBootService({ store, dataDir: data, httpBaseUrl: 'http://10.0.2.100', serverAddress: '10.0.2.100', httpPort: 80 });
+});
+
+after(async () => {
+  if (server) await new Promise<void>((r) => server.close(() => r()));
+  store?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Boots Debian's ipxe.lkrn with `script` as its embedded script; resolves with the exit status and debug console text. */
+async function runIpxe(script: string): Promise<{ status: number | null; log: string; stderr: string }> {
+  const scriptPath = join(dir, `start-${Date.now()}.ipxe`);
+  writeFileSync(scriptPath, script);
+  const debugcon = join(dir, `debugcon-${Date.now()}.txt`);
+  // No -enable-kvm: under this machine's nested KVM, ipxe.lkrn hangs after "Booting from ROM".
+  // romfile= keeps the NIC's own iPXE option ROM out of the way of the one under test.
+  const args = [
+    '-nodefaults', '-display', 'none', '-m', '256',
+    '-kernel', IPXE_LKRN, '-initrd', scriptPath,
+    '-netdev', `user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:${port}`,
+    '-device', `e1000,netdev=n0,mac=${GUEST_MAC},romfile=`,
+    '-debugcon', `file:${debugcon}`, '-global', `isa-debugcon.iobase=0x${DEBUGCON_PORT.toString(16)}`,
+    '-device', `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x04`,
+  ];
+  const qemu = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  qemu.stderr.on('data', (c) => (stderr += c));
+  const timer = setTimeout(() => qemu.kill('SIGKILL'), 60_000);
+  const status = await new Promise<number | null>((r) => qemu.on('exit', (code) => r(code)));
+  clearTimeout(timer);
+  return { status, log: existsSync(debugcon) ? readFileSync(debugcon, 'latin1') : '', stderr };
+}
+
+/** What the guest runs first: a static address (no DHCP anywhere), then the host's bootstrap. */
+const STATIC_START = ['#!ipxe', 'set net0/ip 10.0.2.15', 'set net0/netmask 255.255.255.0', 'ifopen net0'];
+
+test('BIOS iPXE: bootstrap -> machine script -> NBP entry runs; boot-once then switches to local disk', { skip: skipReason(), timeout: 90_000 }, async () => {
+  const { status, log, stderr } = await runIpxe([...STATIC_START, 'chain http://10.0.2.100/ipxe/boot.ipxe', ''].join('\n'));
+  assert.ok(log.includes(markerText('bios')), `marker not printed; qemu status ${status}; stderr ${stderr}`);
+  assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
+  const machine = store.machines.findByMac(GUEST_MAC)!;
+  assert.equal(machine.bootOnce, false, 'boot-once should have ended after the NBP was fetched');
+  assert.equal(store.entries.get(machine.entryId!)!.kind, 'local-disk');
+});
+
+test('BIOS iPXE: kernel + initrd entry (kernel line with initrd=, initrd --name) boots', { skip: skipReason(), timeout: 90_000 }, async () => {
+  // The "kernel" is ipxe.lkrn itself (a bzImage) and the "initrd" a script it runs: it chains
+  // the marker NBP, so the marker proves that kernel and initrd were loaded and started.
+  const markerEntry = store.entries.list().find((e) => e.kind === 'nbp')!;
+  const secondStage = Buffer.from([...STATIC_START, `chain http://10.0.2.100/library/e${markerEntry.id}/marker.0`, ''].join('\n'));
+  writeFileSync(join(dir, 'stage2.ipxe'), secondStage);
+  const kernelBytes = readFileSync(IPXE_LKRN);
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const entry = store.entries.create({
+    name: 'iPXE as kernel',
+    kind: 'kernel',
+    // No arguments: ipxe.lkrn runs its command line as a script (it strips initrd= itself).
+    arguments: '',
+    files: [
+      { arch: 'bios', role: 'kernel', path: IPXE_LKRN, size: kernelBytes.length, sha256: sha(kernelBytes) },
+      { arch: 'bios', role: 'initrd', path: join(dir, 'stage2.ipxe'), size: secondStage.length, sha256: sha(secondStage) },
+    ],
+  });
+  store.machines.update(store.machines.findByMac(GUEST_MAC)!.id, { entryId: entry.id, bootOnce: false });
+  const { status, log, stderr } = await runIpxe([...STATIC_START, 'chain http://10.0.2.100/ipxe/boot.ipxe', ''].join('\n'));
+  assert.ok(log.includes(markerText('bios')), `marker not printed; qemu status ${status}; stderr ${stderr}`);
+  assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
+});
