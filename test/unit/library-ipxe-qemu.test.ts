@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { openStore, type Store } from '../../main/store/index.js';
 import { importPaths } from '../../main/library/import.js';
 import { LibraryBootService } from '../../main/library/boot-service.js';
+import { buildIso, xorrisoMissing } from './library-fixtures.js';
 import { biosMarkerNbp, markerText, qemuExitStatus, BIOS_EXIT_VALUE, DEBUGCON_PORT, DEBUG_EXIT_PORT } from '../lab/marker-nbp.js';
 
 const IPXE_LKRN = '/usr/lib/ipxe/ipxe.lkrn';
@@ -118,4 +119,19 @@ test('BIOS iPXE: kernel + initrd entry (kernel line with initrd=, initrd --name)
   const { status, log, stderr } = await runIpxe([...STATIC_START, 'chain http://10.0.2.100/ipxe/boot.ipxe', ''].join('\n'));
   assert.ok(log.includes(markerText('bios')), `marker not printed; qemu status ${status}; stderr ${stderr}`);
   assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
+});
+
+test('BIOS iPXE: ISO entry is sanbooted over HTTP (HEAD + Range) and its El Torito image runs', { skip: skipReason() ?? xorrisoMissing(), timeout: 90_000 }, async () => {
+  // El Torito no-emulation image = the marker NBP: the BIOS loads it at 0x7C00 like a PXE ROM.
+  const iso = buildIso(dir, { 'boot/marker.bin': Buffer.concat([biosMarkerNbp(), Buffer.alloc(2048 - biosMarkerNbp().length)]), 'README.TXT': 'marker CD' }, ['-R', '-V', 'MARKER', '-b', 'boot/marker.bin', '-no-emul-boot', '-boot-load-size', '4'], 'marker.iso');
+  const imported = await importPaths([iso], { dataDir: join(dir, 'data'), mode: 'reference', name: 'Marker CD' });
+  const [entry] = imported.entries;
+  assert.equal(entry.kind, 'iso');
+  const stored = store.entries.create({ ...entry, files: entry.files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
+  store.machines.update(store.machines.findByMac(GUEST_MAC)!.id, { entryId: stored.id, bootOnce: true });
+  const { status, log, stderr } = await runIpxe([...STATIC_START, 'chain http://10.0.2.100/ipxe/boot.ipxe', ''].join('\n'));
+  assert.ok(log.includes(markerText('bios')), `marker not printed; qemu status ${status}; stderr ${stderr}`);
+  assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
+  // sanboot reads the ISO in ranges: the first read counts as "booted" for boot-once.
+  assert.equal(store.machines.findByMac(GUEST_MAC)!.bootOnce, false);
 });
