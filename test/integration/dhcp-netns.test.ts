@@ -78,7 +78,12 @@ function only(replies: Map<string, Line[]>, name: string): Line {
   return list[0];
 }
 
-describe('Proxy DHCP and boot server in a namespace', { skip }, () => {
+// A skipped describe is not counted as a skipped test by node's runner: say it with a test.
+if (skip) test('DHCP side in network namespaces', { skip }, () => {});
+const dnsmasqMissing = skip ? undefined : missingPrograms('dnsmasq');
+if (dnsmasqMissing) test('full DHCP mode refuses to start beside dnsmasq', { skip: dnsmasqMissing }, () => {});
+
+if (!skip) describe('Proxy DHCP and boot server in a namespace', () => {
   const lab = new Lab('bbdhcp');
   let srv = '';
   let cli = '';
@@ -162,7 +167,7 @@ describe('Proxy DHCP and boot server in a namespace', { skip }, () => {
   });
 });
 
-describe('full DHCP mode in a namespace', { skip }, () => {
+if (!skip) describe('full DHCP mode in a namespace', () => {
   const lab = new Lab('bbfull');
   let srv = '';
   let cli = '';
@@ -234,7 +239,7 @@ describe('full DHCP mode in a namespace', { skip }, () => {
   });
 });
 
-describe('full DHCP mode refuses to start beside another DHCP server', { skip: skip ?? missingPrograms('dnsmasq') }, () => {
+if (!skip && !dnsmasqMissing) describe('full DHCP mode refuses to start beside another DHCP server', () => {
   const lab = new Lab('bbprobe');
   let srv = '';
   let other = '';
