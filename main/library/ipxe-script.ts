@@ -362,6 +362,12 @@ function grubEntryBody(entry: ScriptEntry, ctx: GrubContext): string[] {
   return [`  echo ${grubQuote(`${entry.name} (${entry.kind}) cannot boot through GRUB under Secure Boot; use an iPXE entry with Secure Boot off`)}`, '  sleep 10', '  exit'];
 }
 
+/** Kinds GRUB can start under Secure Boot lockdown (signed kernels, signed EFI programs). */
+export function grubCanBoot(entry: ScriptEntry): boolean {
+  if (entry.kind === 'iso') return entry.iso?.linux !== undefined;
+  return ['kernel', 'secure-boot-chain', 'nbp', 'local-disk'].includes(entry.kind) && entryBootsOn(entry, 'x64');
+}
+
 /** grub.cfg for one machine (served as /grub/grub.cfg to that client). */
 export function buildGrubConfig(request: BootRequest, ctx: GrubContext): string {
   const who = ctx.machineName ?? ctx.mac ?? 'this machine';
@@ -372,7 +378,7 @@ export function buildGrubConfig(request: BootRequest, ctx: GrubContext): string 
   } else if (request.action === 'entry') {
     lines.push('set timeout=0', 'set default=0', `menuentry ${grubQuote(request.entry.name)} {`, ...grubEntryBody(request.entry, ctx), '}');
   } else {
-    const entries = request.entries.filter((e) => entryBootsOn(e, 'x64'));
+    const entries = request.entries.filter(grubCanBoot);
     const defaultIndex = typeof request.defaultChoice === 'number' ? entries.findIndex((e) => e.id === request.defaultChoice) : -1;
     lines.push(`set timeout=${Math.max(0, Math.round(request.timeoutSeconds))}`, `set default=${defaultIndex >= 0 ? defaultIndex : entries.length}`);
     for (const entry of entries) lines.push(`menuentry ${grubQuote(entry.name)} {`, ...grubEntryBody(entry, ctx), '}');

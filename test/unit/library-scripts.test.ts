@@ -1,5 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import {
   architectureFromIpxe,
   buildGrubBootstrapConfig,
@@ -201,11 +202,28 @@ describe('grub.cfg for the Secure Boot chain', () => {
   test('local disk exits to the firmware; WIM cannot go through GRUB and says so; menu default', () => {
     assert.match(buildGrubConfig({ action: 'local-disk' }, grubCtx), /\nexit\n$/);
     assert.match(buildGrubConfig({ action: 'entry', entry: winpe }, grubCtx), /cannot boot through GRUB under Secure Boot/);
-    const menu = buildGrubConfig({ action: 'menu', entries: [kernelEntry, chain], defaultChoice: 20, timeoutSeconds: 7 }, grubCtx);
+    const menu = buildGrubConfig({ action: 'menu', entries: [kernelEntry, winpe, chain], defaultChoice: 20, timeoutSeconds: 7 }, grubCtx);
+    assert.ok(!menu.includes('WinPE'), 'entries GRUB cannot start are left out of its menu');
     assert.ok(lines(menu).includes('set timeout=7') && lines(menu).includes('set default=1'), menu);
     assert.match(menu, /menuentry 'Local disk' \{\n {2}exit\n\}/);
     assert.equal(buildGrubBootstrapConfig().includes('configfile /grub/machines/${net_default_mac}.cfg'), true);
   });
+});
+
+test('generated grub.cfg passes grub-script-check', { skip: spawnSync('grub-script-check', ['--version']).error ? 'grub-script-check is not installed (Debian package grub-common)' : undefined }, () => {
+  const grubCtx = { serverAddress: '192.0.2.1', httpPort: 8080 };
+  const configs = [
+    buildGrubConfig({ action: 'menu', entries: [kernelEntry, ubuntuIso, nbpEntry, localDisk], defaultChoice: 6, timeoutSeconds: 5 }, grubCtx),
+    buildGrubConfig({ action: 'entry', entry: { ...kernelEntry, name: "it's \"quoted\" {braces}" } }, grubCtx),
+    buildGrubConfig({ action: 'local-disk' }, grubCtx),
+    buildGrubBootstrapConfig(),
+  ];
+  for (const config of configs) {
+    const r = spawnSync('grub-script-check', [], { input: config, encoding: 'utf8' });
+    assert.equal(r.status, 0, `${r.stderr}\n${config}`);
+  }
+  const broken = spawnSync('grub-script-check', [], { input: 'menuentry x {\n', encoding: 'utf8' });
+  assert.notEqual(broken.status, 0, 'the checker must reject an unterminated block');
 });
 
 describe('boot once', () => {
