@@ -8,6 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { openStore, type Store } from '../../main/store/index.js';
 import { importPaths } from '../../main/library/import.js';
 import { LibraryBootService } from '../../main/library/boot-service.js';
+import { FileResolver } from '../../main/files/index.js';
 import type { BootEvent } from '../../main/host/events.js';
 import { buildBzImage, buildCpioNewc, buildIso, buildPe, EL_TORITO_ARGS, xorrisoMissing } from './library-fixtures.js';
 
@@ -160,6 +161,25 @@ describe('library boot service over HTTP (loopback)', () => {
     const cfg = String(await generated.get('/grub/grub.cfg')!({ protocol: 'tftp', ip: '127.0.0.1', mac: MAC, path: '/grub/grub.cfg' }));
     assert.match(cfg, /menuentry 'Lab kernel' \{/);
     assert.ok(cfg.includes(`linux (tftp,127.0.0.1)/library/e${ids.kernel}/vmlinuz`), cfg);
+  });
+
+  test('with the real FileResolver: entry files and grub.cfg reach TFTP clients', async () => {
+    const files = new FileResolver({ roots: [dir], caseInsensitive: true });
+    service.mountInto(files);
+    const kernelFile = await files.open(`/library/e${ids.kernel}/VMLINUZ`, { protocol: 'tftp', ip: '127.0.0.1', mac: MAC });
+    assert.ok(kernelFile.ok, JSON.stringify(kernelFile));
+    if (kernelFile.ok) {
+      assert.equal(kernelFile.file.size, kernel.length);
+      kernelFile.file.release();
+    }
+    const cfg = await files.open('/grub/grub.cfg', { protocol: 'tftp', ip: '127.0.0.1', mac: MAC });
+    assert.ok(cfg.ok);
+    if (cfg.ok) {
+      const buffer = Buffer.alloc(cfg.file.size);
+      await cfg.file.read(buffer, 0, buffer.length, 0);
+      assert.match(buffer.toString(), /menuentry 'Lab kernel'/);
+      cfg.file.release();
+    }
   });
 
   test('mountIsoFilesInto: a live ISO\'s kernel and initrd for TFTP clients (GRUB)', { skip: xorrisoMissing() }, async () => {
