@@ -162,10 +162,12 @@ const FLAG_WORDING: [RegExp, string][] = [
   [/^--mode dhcp needs --pool FIRST-LAST/, 'Full DHCP mode needs an address pool (first and last address)'],
   [/\(--pool FIRST-LAST\)/, '(first and last address)'],
   [/--interface NAME/, 'the network card'],
+  [/use --mode proxy beside it, or --force if you are sure/, 'switch to Proxy DHCP mode beside it, or choose "Start anyway" if you are sure'],
 ];
 
 export function uiWording(message: string): string {
-  return FLAG_WORDING.reduce((text, [pattern, replacement]) => text.replace(pattern, replacement), message);
+  const text = FLAG_WORDING.reduce((t, [pattern, replacement]) => t.replace(pattern, replacement), message);
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function withUiWording(status: ServicesStatus): ServicesStatus {

@@ -223,6 +223,40 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   void srv;
 });
 
+test('another DHCP server on the bench: the Start screen says so and offers the ways out', { skip, timeout: 90_000 }, async () => {
+  const cli = `${lab.prefix}c`;
+  const url = /Bootbench web UI: (http:\/\/\S+)/.exec(hostLog)?.[1];
+  assert.ok(url, 'the host from the first test is still running');
+  // A foreign DHCP server on the client side of the bench link.
+  lab.exec(cli, 'ip', ['addr', 'add', '192.0.2.254/24', 'dev', 'eth0']);
+  const conf = join(work, 'udhcpd.conf');
+  writeFileSync(conf, `start 192.0.2.200\nend 192.0.2.210\ninterface eth0\nlease_file ${join(work, 'udhcpd.leases')}\n`);
+  writeFileSync(join(work, 'udhcpd.leases'), '');
+  const rogue = lab.spawn(cli, 'busybox', ['udhcpd', '-f', conf]);
+  await new Promise((r) => setTimeout(r, 500));
+
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(url!);
+  await page.locator('label.nic', { hasText: 'bench0' }).waitFor();
+  await page.locator('label.mode', { hasText: 'Full DHCP' }).click();
+  await page.getByLabel('Pool first address').fill('192.0.2.100');
+  await page.getByLabel('Pool last address').fill('192.0.2.150');
+  await page.getByTestId('start-stop').click();
+  const problems = page.getByTestId('problems');
+  await problems.waitFor({ timeout: 20_000 });
+  const text = await problems.innerText();
+  assert.match(text, /Another DHCP server answers on bench0/);
+  assert.match(text, /switch to Proxy DHCP mode beside it, or choose "Start anyway"/);
+  assert.doesNotMatch(text, /--force|--mode/, 'no command-line flags on screen');
+  await shot(page, '09-start-other-dhcp-server');
+  await page.getByTestId('start-anyway').click();
+  await page.getByTestId('serving-pill').filter({ hasText: 'Serving on bench0' }).waitFor({ timeout: 20_000 });
+  await page.getByTestId('start-stop').click();
+  await page.getByTestId('serving-pill').filter({ hasText: 'Stopped' }).waitFor({ timeout: 10_000 });
+  await page.close();
+  rogue.kill('SIGTERM');
+});
+
 test('npm start falls back to web mode and says why', { skip: skip ?? (findElectron(repo).reason ? undefined : 'Electron can run here: npm start opens the desktop app instead'), timeout: 60_000 }, async () => {
   // Inside the server namespace (so no service could touch the host's network), UI only.
   const srv = `${lab.prefix}s`;

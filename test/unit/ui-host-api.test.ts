@@ -157,6 +157,7 @@ test('host messages naming command-line flags are reworded for the screen', () =
   assert.equal(uiWording('--root /srv/x does not exist: give the folder that holds your boot files'), 'The boot files folder /srv/x does not exist: give the folder that holds your boot files');
   assert.equal(uiWording('--root is required: the folder whose files TFTP and HTTP serve'), 'A boot files folder is required: the folder whose files TFTP and HTTP serve');
   assert.equal(uiWording('UDP port 67 is in use'), 'UDP port 67 is in use');
+  assert.equal(uiWording('another DHCP server answers on bench0: 192.0.2.9. Two DHCP servers hand out conflicting addresses; use --mode proxy beside it, or --force if you are sure'), 'Another DHCP server answers on bench0: 192.0.2.9. Two DHCP servers hand out conflicting addresses; switch to Proxy DHCP mode beside it, or choose "Start anyway" if you are sure');
 });
 
 describe('suggestBenchInterface', () => {

@@ -205,6 +205,27 @@ describe('ServicesState', () => {
     assert.equal(state.busy, undefined);
     assert.deepEqual(state.problems, ['UDP port 67 is in use by dnsmasq (pid 42): stop it, or use proxy mode beside it.']);
     assert.equal(state.status.services[0]!.state, 'failed', 'status re-read after the failure');
+    assert.equal(state.canForce, false, 'only for another DHCP server');
+  });
+
+  test('another DHCP server: "Start anyway" sends force', async () => {
+    const transport = new FakeTransport({
+      'services:status': () => ({ running: false, mode: 'dhcp', services: [], problems: [] }),
+      'services:settings': () => ({ mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.150' }, root: '/srv', httpPort: 8080, boot: {} }),
+      'interfaces:list': () => interfaces,
+      'services:start': (req) => {
+        if (!req.force) throw new ApiCallError('failed', 'another DHCP server answers on bench0: 192.0.2.254. Two DHCP servers hand out conflicting addresses.');
+        return { running: true, mode: 'dhcp', services: [], problems: [] };
+      },
+    });
+    const state = new ServicesState(new ApiClient(transport));
+    await state.load();
+    await state.start();
+    assert.equal(state.canForce, true);
+    await state.start(true);
+    assert.deepEqual(transport.calls.at(-1)![1], { interfaceName: 'bench0', mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.150' }, force: true });
+    assert.equal(state.running, true);
+    assert.equal(state.canForce, false);
   });
 });
 

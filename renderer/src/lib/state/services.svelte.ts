@@ -21,6 +21,8 @@ export class ServicesState {
   selectedInterface = $derived<NetInterfaceInfo | undefined>(this.interfaces.interfaces.find((n) => n.name === this.interfaceName));
   /** Problems to show: the host's, plus the last failure when the host did not list it. */
   problems = $derived(this.error && !this.status.problems.includes(this.error) ? [...this.status.problems, this.error] : this.status.problems);
+  /** Full DHCP refused because another DHCP server answered: the technician may override. */
+  canForce = $derived(!this.status.running && this.mode === 'dhcp' && this.problems.some((p) => /another DHCP server/i.test(p)));
   canStart = $derived(!this.busy && this.interfaceName !== '' && (this.mode === 'proxy' || (this.poolFirst !== '' && this.poolLast !== '')));
 
   constructor(private readonly api: ApiClient) {}
@@ -54,19 +56,20 @@ export class ServicesState {
     }
   }
 
-  startRequest(): StartRequest {
+  startRequest(force = false): StartRequest {
     return {
       interfaceName: this.interfaceName || undefined,
       mode: this.mode,
       pool: this.mode === 'dhcp' ? { first: this.poolFirst.trim(), last: this.poolLast.trim() } : undefined,
+      ...(force ? { force: true } : {}),
     };
   }
 
-  async start(): Promise<void> {
+  async start(force = false): Promise<void> {
     this.busy = 'starting';
     this.error = undefined;
     try {
-      this.status = await this.api.call('services:start', this.startRequest());
+      this.status = await this.api.call('services:start', this.startRequest(force));
     } catch (err) {
       this.error = (err as Error).message;
       await this.refresh();
