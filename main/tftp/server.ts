@@ -13,6 +13,7 @@ import { explainBindFailure, PortBindError } from '../net/bind-errors.js';
 import type { UdpSocketFactory, UdpSocketOptions } from '../net/udp-socket-factory.js';
 import { decodeTftpPacket, encodeError, TftpDecodeError, TftpErrorCode, TftpOpcode, type TftpRequestPacket } from './packet.js';
 import { negotiateReadOptions, type NegotiatedTransfer } from './options.js';
+import { createBatchSender } from './batch-send.js';
 import { ReadTransfer, type RetransmitPolicy, type TransferResult } from './transfer.js';
 
 export interface TftpServerOptions {
@@ -37,6 +38,8 @@ export interface TftpServerOptions {
   readAheadBytes?: number;
   /** Minimum time between tftp.progress events of one transfer. Default 250 ms. */
   progressIntervalMs?: number;
+  /** Send each window with one sendmmsg(2) where available (Linux). Default true. */
+  batchSend?: boolean;
 }
 
 export interface TftpTransferSnapshot {
@@ -248,10 +251,14 @@ export class TftpServer {
     const base = { transferId: id, mac, ip, port, file: file.path, requested: request.filename, options, size: file.size };
     const { publish } = this.options;
 
-    const send = (header: Uint8Array, data?: Uint8Array): void => {
-      if (data) socket.send([header, data], port, ip);
-      else socket.send(header, port, ip);
-    };
+    const batch = this.options.batchSend === false ? undefined : createBatchSender(socket, ip, port, Math.min(64, negotiated.windowsize));
+    const send = batch
+      ? (header: Uint8Array, data?: Uint8Array): void => batch.add(header, data)
+      : (header: Uint8Array, data?: Uint8Array): void => {
+          if (data) socket.send([header, data], port, ip);
+          else socket.send(header, port, ip);
+        };
+
     const onEnd = (result: TransferResult): void => {
       this.transfers.delete(key);
       file.release();
@@ -278,6 +285,7 @@ export class TftpServer {
       source: file,
       negotiated,
       send,
+      flush: batch?.flush,
       clock: this.clock,
       onEnd,
       onProgress: (p) => publish('tftp.progress', { ...base, bytes: p.bytes, rate: Math.round(p.rate), retransmits: p.retransmits }),

@@ -73,6 +73,8 @@ export interface ReadTransferOptions {
   source: TransferSource;
   negotiated: NegotiatedTransfer;
   send: SendPacket;
+  /** Called after a burst of `send`s (end of a window pass), for senders that batch. */
+  flush?: () => void;
   clock: Clock;
   onEnd: (result: TransferResult) => void;
   onProgress?: (progress: TransferProgress) => void;
@@ -124,6 +126,8 @@ export class ReadTransfer {
   /** highest block ever sent */
   private highestSent = 0;
   private timer: TimerHandle | undefined;
+  private timerDueAt = 0;
+  private deadline = 0;
   private retries = 0;
   private lastProgressAt: number;
   private lastProgressEmitAt: number;
@@ -182,7 +186,7 @@ export class ReadTransfer {
     this.slotFor(1);
     if (this.phaseValue === 'negotiating') {
       this.oackPacket = encodeOack(this.options.negotiated.oack);
-      this.options.send(this.oackPacket);
+      this.sendNow(this.oackPacket);
       this.windowSentAt = this.options.clock.now();
       this.armTimer(Math.min(this.policy.oackRtoMs, this.maxRtoMs));
     } else {
@@ -244,8 +248,14 @@ export class ReadTransfer {
   /** Ends the transfer from our side (server stopping); tells the client. */
   abort(reason: string): void {
     if (this.finished) return;
-    this.options.send(encodeError(TftpErrorCode.NotDefined, reason));
+    this.sendNow(encodeError(TftpErrorCode.NotDefined, reason));
     this.finish({ outcome: 'failed', reason });
+  }
+
+  /** A packet outside the window stream (OACK, ERROR): never left waiting in a batch. */
+  private sendNow(packet: Uint8Array): void {
+    this.options.send(packet);
+    this.options.flush?.();
   }
 
   private beginWindow(): void {
@@ -265,7 +275,10 @@ export class ReadTransfer {
     while (this.nextToSend <= this.windowEnd) {
       const block = this.nextToSend;
       const slot = this.slotFor(block);
-      if (!slot) return; // resumed by the chunk load
+      if (!slot) {
+        this.options.flush?.();
+        return; // resumed by the chunk load
+      }
       const index = (block - 1) % this.blocksPerChunk;
       const data = block === this.lastBlock ? slot.lastBlockView! : slot.dataViews[index];
       send(slot.headerViews[index], data);
@@ -273,24 +286,23 @@ export class ReadTransfer {
       if (block > this.highestSent) this.highestSent = block;
       if (this.finished) return; // a send failure may end the transfer
     }
+    this.options.flush?.();
     if (!this.windowResent) this.windowSentAt = this.options.clock.now();
     this.armTimer(Math.min(this.rto * 2 ** this.retries, this.maxRtoMs));
   }
 
   private onTimeout(): void {
-    this.timer = undefined;
-    if (this.finished) return;
     const now = this.options.clock.now();
     this.retries++;
     const silence = now - this.lastProgressAt;
     if (this.retries > this.policy.maxRetries && silence >= this.policy.minSilenceMs) {
-      this.options.send(encodeError(TftpErrorCode.NotDefined, 'timed out waiting for ACK'));
+      this.sendNow(encodeError(TftpErrorCode.NotDefined, 'timed out waiting for ACK'));
       this.finish({ outcome: 'failed', reason: `no ACK for ${Math.round(silence / 100) / 10} s after ${this.retries - 1} retransmissions` });
       return;
     }
     if (this.phaseValue === 'negotiating') {
       this.retransmitCount++;
-      this.options.send(this.oackPacket!);
+      this.sendNow(this.oackPacket!);
       this.armTimer(Math.min(this.policy.oackRtoMs * 2 ** this.retries, this.maxRtoMs));
       return;
     }
@@ -300,13 +312,32 @@ export class ReadTransfer {
     this.pump();
   }
 
+  /**
+   * Sets the retransmit deadline. In lock-step this runs once per block, so the clock's
+   * timer is not replaced each time: a timer that fires before the (moved) deadline simply
+   * re-arms for the rest. A timer due later than the new deadline is replaced.
+   */
   private armTimer(ms: number): void {
     const clock = this.options.clock;
+    const deadline = clock.now() + ms;
+    this.deadline = deadline;
+    if (this.timer && this.timerDueAt <= deadline) return;
     if (this.timer) clock.clearTimeout(this.timer);
+    this.timerDueAt = deadline;
     this.timer = clock.setTimeout(this.timeoutCallback, ms);
   }
 
-  private readonly timeoutCallback = (): void => this.onTimeout();
+  private readonly timeoutCallback = (): void => {
+    this.timer = undefined;
+    if (this.finished) return;
+    const early = this.deadline - this.options.clock.now();
+    if (early > 0) {
+      this.timerDueAt = this.deadline;
+      this.timer = this.options.clock.setTimeout(this.timeoutCallback, early);
+      return;
+    }
+    this.onTimeout();
+  };
 
   /** RFC 6298 §2 estimator, clamped to [minRto, negotiated timeout]. */
   private sampleRtt(sample: number): void {
@@ -397,7 +428,7 @@ export class ReadTransfer {
         return;
       }
       if (bytesRead !== length) {
-        this.options.send(encodeError(TftpErrorCode.NotDefined, 'read error'));
+        this.sendNow(encodeError(TftpErrorCode.NotDefined, 'read error'));
         this.finish({ outcome: 'failed', reason: `file shrank while being sent (read ${bytesRead} of ${length} bytes at ${position})` });
         return;
       }
@@ -413,7 +444,7 @@ export class ReadTransfer {
     const fail = (err: Error): void => {
       slot.loading = false;
       if (this.finished) return;
-      this.options.send(encodeError(TftpErrorCode.NotDefined, 'read error'));
+      this.sendNow(encodeError(TftpErrorCode.NotDefined, 'read error'));
       this.finish({ outcome: 'failed', reason: `read error: ${err.message}` });
     };
     let result: number | Promise<number>;

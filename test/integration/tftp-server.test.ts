@@ -211,6 +211,34 @@ describe('TFTP server over loopback', () => {
     assert.equal(sha256File(out), fx.hashes.get('text.txt'));
   });
 
+  test('without batching (plain dgram sends) a windowed transfer is identical', async () => {
+    const plain = new TftpFixture();
+    plain.addFile('w.bin', 500_000);
+    await plain.start({ batchSend: false });
+    const client = await new RawClient().open();
+    try {
+      client.send(rrq('w.bin', { blksize: 1000, windowsize: 8 }), plain.server.port);
+      const oack = await client.receive();
+      client.send(encodeAck(0), oack.port);
+      const parts: Buffer[] = [];
+      let expected = 1;
+      for (;;) {
+        const { msg } = await client.receive();
+        const p = decode(msg);
+        if (p.opcode !== TftpOpcode.DATA || p.block !== expected) continue;
+        parts.push(Buffer.from(p.data));
+        expected++;
+        const last = p.data.length < 1000;
+        if (last || (expected - 1) % 8 === 0) client.send(encodeAck(p.block), oack.port);
+        if (last) break;
+      }
+      assert.equal(sha256(Buffer.concat(parts)), plain.hashes.get('w.bin'));
+    } finally {
+      await client.close();
+      await plain.stop();
+    }
+  });
+
   test('stop() ends running transfers and tells the clients', async () => {
     const client = await new RawClient().open();
     try {

@@ -1,0 +1,147 @@
+// One system call per TFTP window: sendmmsg(2) on Linux through koffi, instead of one
+// dgram.send (and one sendmsg) per block. Node's dgram has no batch send; each send costs
+// a SendWrap, an address lookup tick and a syscall, which made windowed transfers
+// CPU-bound (issue 8: windowsize 16 must match atftpd).
+//
+// The descriptor is the dgram socket's own; libuv only watches it for reading. While
+// libuv still holds queued sends (EAGAIN earlier), packets go through dgram so the order
+// on the wire is kept. Whatever sendmmsg does not take (EAGAIN, ENOBUFS) is handed to
+// dgram as well, which queues it.
+//
+// Where koffi or sendmmsg is unavailable (not Linux, unusual arch), `createBatchSender`
+// returns undefined and the server sends packet by packet.
+import type { Socket } from 'node:dgram';
+import { createRequire } from 'node:module';
+
+type Koffi = typeof import('koffi');
+
+interface Libc {
+  koffi: Koffi;
+  sendmmsg: (fd: number, msgvec: Buffer, vlen: number, flags: number) => number;
+}
+
+let libc: Libc | null | undefined;
+
+function loadLibc(): Libc | null {
+  if (libc !== undefined) return libc;
+  libc = null;
+  // struct layouts below are LP64 Linux (x86_64, aarch64).
+  if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')) return libc;
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+    let lib;
+    try {
+      lib = koffi.load('libc.so.6');
+    } catch {
+      lib = koffi.load(null as unknown as string);
+    }
+    const sendmmsg = lib.func('int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)') as Libc['sendmmsg'];
+    libc = { koffi, sendmmsg };
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
+
+//  struct sockaddr_in (16)      struct iovec (16)          struct mmsghdr (64)
+//  +0 sa_family  u16 (host)     +0 iov_base  void*         +0  msg_name       void*
+//  +2 sin_port   u16 (network)  +8 iov_len   size_t        +8  msg_namelen    u32 (+4 pad)
+//  +4 sin_addr   4 bytes                                   +16 msg_iov        iovec*
+//  +8 zero       8 bytes                                   +24 msg_iovlen     size_t
+//                                                          +32 msg_control    void*
+//                                                          +40 msg_controllen size_t
+//                                                          +48 msg_flags      int (+4 pad)
+//                                                          +56 msg_len        u32 (+4 pad)
+const SOCKADDR_SIZE = 16;
+const IOVEC_SIZE = 16;
+const MMSGHDR_SIZE = 64;
+const AF_INET = 2;
+
+export interface BatchSender {
+  /** Queues one datagram (header + optional data). Sent by `flush`, or when the batch is full. */
+  add(header: Uint8Array, data?: Uint8Array): void;
+  flush(): void;
+}
+
+/** Writes a pointer-sized value (addresses fit in 53 bits on LP64 Linux user space). */
+function writePointer(buf: Buffer, offset: number, value: number): void {
+  buf.writeUInt32LE(value % 0x1_0000_0000, offset);
+  buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), offset + 4);
+}
+
+/**
+ * A batch sender for datagrams from `socket` to `address:port`, or undefined when batching
+ * is not available here. `capacity` is the most datagrams per system call.
+ */
+export function createBatchSender(socket: Socket, address: string, port: number, capacity: number): BatchSender | undefined {
+  const lib = loadLibc();
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (!lib || typeof fd !== 'number' || fd < 0) return undefined;
+  const octets = address.split('.').map(Number);
+  if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return undefined;
+
+  const { koffi, sendmmsg } = lib;
+  // One block of memory per sender: the address, 2 iovecs and 1 mmsghdr per datagram.
+  const memory = Buffer.alloc(SOCKADDR_SIZE + capacity * (2 * IOVEC_SIZE + MMSGHDR_SIZE));
+  const base = Number(koffi.address(memory));
+  const iovOffset = SOCKADDR_SIZE;
+  const msgOffset = SOCKADDR_SIZE + capacity * 2 * IOVEC_SIZE;
+  memory.writeUInt16LE(AF_INET, 0);
+  memory.writeUInt16BE(port, 2);
+  for (let i = 0; i < 4; i++) memory[4 + i] = octets[i];
+  for (let i = 0; i < capacity; i++) {
+    const m = msgOffset + i * MMSGHDR_SIZE;
+    writePointer(memory, m, base);
+    memory.writeUInt32LE(SOCKADDR_SIZE, m + 8);
+    writePointer(memory, m + 16, base + iovOffset + i * 2 * IOVEC_SIZE);
+  }
+  const msgvec = memory.subarray(msgOffset);
+  // Keep the views alive until the call (their memory must not be collected mid-batch).
+  const headers: Uint8Array[] = new Array(capacity);
+  const datas: (Uint8Array | undefined)[] = new Array(capacity);
+  let count = 0;
+
+  const fallback = (from: number): void => {
+    for (let i = from; i < count; i++) {
+      const d = datas[i];
+      if (d && d.length > 0) socket.send([headers[i], d], port, address);
+      else socket.send(headers[i], port, address);
+    }
+  };
+
+  const flush = (): void => {
+    if (count === 0) return;
+    let sent = 0;
+    if (socket.getSendQueueCount() === 0) {
+      const result = sendmmsg(fd, msgvec, count, 0);
+      sent = result > 0 ? result : 0;
+    }
+    fallback(sent);
+    for (let i = 0; i < count; i++) {
+      headers[i] = EMPTY;
+      datas[i] = undefined;
+    }
+    count = 0;
+  };
+
+  return {
+    add(header, data) {
+      const iov = iovOffset + count * 2 * IOVEC_SIZE;
+      writePointer(memory, iov, Number(koffi.address(header)));
+      writePointer(memory, iov + 8, header.length);
+      const hasData = data !== undefined && data.length > 0;
+      if (hasData) {
+        writePointer(memory, iov + IOVEC_SIZE, Number(koffi.address(data)));
+        writePointer(memory, iov + IOVEC_SIZE + 8, data.length);
+      }
+      memory.writeUInt32LE(hasData ? 2 : 1, msgOffset + count * MMSGHDR_SIZE + 24);
+      headers[count] = header;
+      datas[count] = data;
+      count++;
+      if (count === capacity) flush();
+    },
+    flush,
+  };
+}
+
+const EMPTY = new Uint8Array(0);

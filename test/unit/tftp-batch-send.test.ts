@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { createBatchSender } from '../../main/tftp/batch-send.js';
+
+const unavailable = process.platform !== 'linux' ? 'sendmmsg batching is Linux-only' : undefined;
+
+async function bound(): Promise<Socket> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  return s;
+}
+
+test('a batch of header+data datagrams arrives complete and in order', { skip: unavailable }, async () => {
+  const sender = await bound();
+  const receiver = await bound();
+  try {
+    const got: Buffer[] = [];
+    const all = new Promise<void>((resolve) => receiver.on('message', (m) => got.push(m) === 40 && resolve()));
+    const batch = createBatchSender(sender, '127.0.0.1', receiver.address().port, 16);
+    assert.ok(batch, 'koffi + sendmmsg available on Linux');
+    const data = Buffer.alloc(40 * 100);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+    for (let i = 0; i < 40; i++) {
+      const header = Buffer.from([0, 3, 0, i]);
+      // The last one has no data part (an empty final TFTP block).
+      batch.add(header, i === 39 ? undefined : data.subarray(i * 100, i * 100 + 100));
+    }
+    batch.flush(); // 40 = 16 + 16 (sent when full) + 8 here
+    await all;
+    for (let i = 0; i < 39; i++) {
+      assert.deepEqual(got[i].subarray(0, 4), Buffer.from([0, 3, 0, i]));
+      assert.deepEqual(got[i].subarray(4), data.subarray(i * 100, i * 100 + 100));
+    }
+    assert.deepEqual(got[39], Buffer.from([0, 3, 0, 39]));
+  } finally {
+    sender.close();
+    receiver.close();
+  }
+});
+
+test('not an IPv4 address: no batch sender (the caller falls back to dgram)', { skip: unavailable }, async () => {
+  const s = await bound();
+  try {
+    assert.equal(createBatchSender(s, '::1', 69, 4), undefined);
+  } finally {
+    s.close();
+  }
+});
