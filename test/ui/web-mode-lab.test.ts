@@ -153,6 +153,10 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   assert.match(await message.innerText(), /2 added, 0 updated; 1 row\(s\) refused/);
   const row = page.locator(`tr[data-mac="${clientMac}"]`);
   await row.waitFor();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+  assert.match(download.suggestedFilename(), /^bootbench-machines-.*\.csv$/);
+  const exported = readFileSync((await download.path())!, 'utf8');
+  assert.match(exported, new RegExp(`${clientMac}.*bench-07`));
   assert.equal(await row.locator('input[type=text]').first().inputValue(), 'bench-07');
 
   // --- Assign the rescue image to bench-07, then boot it.
@@ -257,18 +261,29 @@ test('another DHCP server on the bench: the Start screen says so and offers the 
   rogue.kill('SIGTERM');
 });
 
-test('npm start falls back to web mode and says why', { skip: skip ?? (findElectron(repo).reason ? undefined : 'Electron can run here: npm start opens the desktop app instead'), timeout: 60_000 }, async () => {
-  // Inside the server namespace (so no service could touch the host's network), UI only.
+test('npm start falls back to web mode, says why, and guards a non-loopback UI with a token', { skip: skip ?? (findElectron(repo).reason ? undefined : 'Electron can run here: npm start opens the desktop app instead'), timeout: 60_000 }, async () => {
+  // Inside the server namespace (the lab's address, nothing on the host's network).
   const srv = `${lab.prefix}s`;
-  const child = lab.spawn(srv, 'npm', ['start', '--', '--data', join(work, 'data-start'), '--ui-port', '0'], { cwd: repo });
+  const child = lab.spawn(srv, 'npm', ['start', '--', '--data', join(work, 'data-start'), '--ui-port', '0', '--ui-address', SERVER_IP], { cwd: repo });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const url = await waitFor(() => /Bootbench web UI: (http:\/\/\S+)/.exec(out)?.[1], 30_000, `the web UI address (output: ${out})`);
   assert.match(out, /Not starting the desktop app: Electron's binary is not installed/);
-  const page = await browser!.newPage();
+  assert.match(url, /^http:\/\/192\.0\.2\.1:\d+\/#token=[\w-]{32}$/, 'another address than loopback: the URL carries a token');
+
+  const withToken = await browser!.newContext();
+  const page = await withToken.newPage();
   await page.goto(url);
   await page.locator('label.nic', { hasText: 'bench0' }).waitFor();
-  await page.close();
+  assert.equal(await page.evaluate(() => location.hash), '', 'the token is taken out of the address bar');
+  await withToken.close();
+
+  const withoutToken = await browser!.newContext();
+  const stranger = await withoutToken.newPage();
+  await stranger.goto(url.replace(/#.*$/, ''));
+  await stranger.getByRole('alert').filter({ hasText: /connection to the Bootbench host/ }).waitFor({ timeout: 10_000 });
+  assert.equal(await stranger.locator('label.nic').count(), 0, 'no data without the token');
+  await withoutToken.close();
   child.kill('SIGTERM');
 });
