@@ -159,3 +159,31 @@ describe('REQUEST naming us on port 67', () => {
     assert.deepEqual(plan.to, { address: '255.255.255.255', port: 68 });
   });
 });
+
+describe('proxy invariants (property)', () => {
+  test('whatever a client sends, a proxy reply never carries an address and always carries siaddr and option 60', async () => {
+    const fc = (await import('fast-check')).default;
+    const kinds: FirmwareKind[] = ['ipxe-bios', 'ipxe-uefi', 'edk2-x64', 'edk2-arm64', 'http-x64', 'http-arm64', 'intel-bios'];
+    const request = fc.record({
+      kind: fc.constantFrom(...kinds),
+      type: fc.integer({ min: 1, max: 8 }),
+      arch: fc.integer({ min: 0, max: 40 }),
+      giaddr: fc.constantFrom('0.0.0.0', '198.18.1.1'),
+      ciaddr: fc.constantFrom('0.0.0.0', '192.0.2.44'),
+      serverId: fc.constantFrom(undefined, SERVER, '192.0.2.2'),
+    });
+    fc.assert(fc.property(request, (r) => {
+      const extra: [number, number[]][] = [[93, [r.arch >> 8, r.arch & 0xff]]];
+      if (r.serverId) extra.push([54, r.serverId.split('.').map(Number)]);
+      const base = firmwareOptions(r.kind, MAC, { messageType: r.type }).filter(([code]) => code !== 93);
+      const bytes = rawDhcp({ xid: 1, mac: MAC, giaddr: r.giaddr, ciaddr: r.ciaddr, options: [...base, ...extra] });
+      const plan = decideProxyReply(decodeDhcpPacket(bytes), ctx);
+      if (plan.action !== 'reply') return;
+      const wire = decodeDhcpPacket(encodeDhcpPacket(plan.reply));
+      assert.equal(wire.yiaddr, '0.0.0.0');
+      assert.equal(wire.siaddr, SERVER);
+      assert.match(wire.options.vendorClassId ?? '', /^(PXEClient|HTTPClient)$/);
+      assert.ok([2, 5].includes(wire.options.messageType!));
+    }), { numRuns: 400 });
+  });
+});

@@ -147,3 +147,28 @@ describe('describeBootClient reads what the firmware sent', () => {
     assert.equal(bootClassForArch(c.arch!), 'arm64');
   });
 });
+
+describe('chooseBootFile (property)', () => {
+  test('never throws, always gives a reason, and boots only with a file, URL or menu', async () => {
+    const fc = (await import('fast-check')).default;
+    const input = fc.record({
+      arch: fc.option(fc.integer({ min: 0, max: 65535 }), { nil: undefined }),
+      vendor: fc.constantFrom(undefined, 'PXEClient', 'HTTPClient', 'PXEClient:Arch:00007:UNDI:003000', 'MSFT 5.0'),
+      ipxe: fc.boolean(),
+      bootItemType: fc.option(fc.constantFrom(0, 0x8000, 0x8001, 0x8005, 7), { nil: undefined }),
+      menu: fc.option(fc.array(fc.record({ label: fc.string({ maxLength: 30 }), file: fc.option(fc.constantFrom('a.0', 'http://192.0.2.1/x.efi'), { nil: undefined }) }), { maxLength: 4 }), { nil: undefined }),
+      script: fc.option(fc.constantFrom('/boot.ipxe', 'http://192.0.2.1/s.ipxe'), { nil: undefined }),
+      withBoot: fc.boolean(),
+    });
+    fc.assert(fc.property(input, (i) => {
+      const d = chooseBootFile(
+        { mac: OTHER_MAC, arch: i.arch, vendorClass: i.vendor, ipxe: i.ipxe, bootItemType: i.bootItemType },
+        config({ boot: i.withBoot ? boot : {}, menu: i.menu, ipxeScriptUrl: i.script }),
+      );
+      assert.ok(d.reason.length > 0);
+      if (d.kind === 'file') assert.ok(d.file.length > 0 && !/^[a-z]+:\/\//.test(d.file));
+      if (d.kind === 'url') assert.match(d.url, /^[a-z]+:\/\//);
+      if (d.kind === 'menu') assert.ok(d.items.length > 1 && d.defaultItem.file);
+    }), { numRuns: 1000 });
+  });
+});
