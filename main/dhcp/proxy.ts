@@ -45,3 +45,15 @@ export function decideProxyReply(request: DhcpPacket, ctx: ProxyContext): ReplyP
   });
   return { action: 'reply', reply, to: replyDestination(request, ctx.ports), decision };
 }
+
+/**
+ * A known way the chain breaks after a proxy offer, for the event and the log: GRUB 2.06
+ * takes its TFTP server from the siaddr of the office DHCP server's ACK, not from the
+ * proxy offer, so it asks that server for grub.cfg and gets nothing (PXE-NOTES, Secure Boot).
+ */
+export function proxyChainWarning(file: string | undefined, serverAddress: string): string | undefined {
+  if (!file) return undefined;
+  const name = file.split(/[\\/]/).pop() ?? file;
+  if (!/grub|shim/i.test(name)) return undefined;
+  return `${name} leads to GRUB, which in proxy mode fetches grub.cfg from the office DHCP server's next-server rather than from ${serverAddress}; use --mode dhcp on an isolated bench, or set the office server's next-server to ${serverAddress}`;
+}

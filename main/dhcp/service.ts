@@ -10,7 +10,7 @@ import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
 import { DhcpDecodeError } from './errors.js';
 import { DhcpMessageType, messageTypeName } from './options.js';
 import { BOOTREQUEST, clientMac, decodeDhcpPacket, encodeDhcpPacket, type DhcpPacket } from './packet.js';
-import { decideProxyReply } from './proxy.js';
+import { decideProxyReply, proxyChainWarning } from './proxy.js';
 import { clientDetails, type PlannedReply, type ReplyPlan } from './reply.js';
 import { decideBootServerReply } from '../pxe/boot-server.js';
 import type { BootPolicyConfig } from '../pxe/boot-policy.js';
@@ -244,6 +244,7 @@ export class DhcpService {
       leaseSeconds: reply.options.leaseTime,
       message: reply.options.message,
       to: `${plan.to.address}:${plan.to.port}`,
+      warning: eventType === 'proxy.offer' ? proxyChainWarning(reply.options.bootFileName ?? reply.file, o.serverAddress) : undefined,
     };
     socket.send(bytes, plan.to.port, plan.to.address, (err) => {
       if (err) {

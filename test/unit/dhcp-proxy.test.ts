@@ -187,3 +187,13 @@ describe('proxy invariants (property)', () => {
     }), { numRuns: 400 });
   });
 });
+
+describe('proxy chain warning', () => {
+  test('GRUB and shim in proxy mode get a warning naming the fix; other files none', async () => {
+    const { proxyChainWarning } = await import('../../main/dhcp/proxy.js');
+    assert.match(proxyChainWarning('efi\\shimx64.efi', SERVER) ?? '', /grub\.cfg.*--mode dhcp.*next-server to 192\.0\.2\.1/);
+    assert.match(proxyChainWarning('boot/grubnetx64.efi', SERVER) ?? '', /GRUB/);
+    assert.equal(proxyChainWarning('ipxe.efi', SERVER), undefined);
+    assert.equal(proxyChainWarning(undefined, SERVER), undefined);
+  });
+});
