@@ -6,7 +6,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { spawn } from 'node:child_process';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
-import { IsoImage, type ElToritoCatalog } from './iso9660.js';
+import { IsoFormatError, IsoImage, type ElToritoCatalog } from './iso9660.js';
 
 /** Firmware families a file can boot on (issue 7 naming). */
 export const LIBRARY_ARCHITECTURES = ['bios', 'ia32', 'x64', 'arm64'] as const;
@@ -186,7 +186,14 @@ async function detectOpened(path: string, handle: FileHandle, size: number, head
   // (a hybrid ISO also has an MBR at 0, so this is checked before anything at offset 0).
   if (size >= 0x8006) {
     const descriptor = await readAt(handle, 0x8001, 5);
-    if (descriptor.toString('latin1') === 'CD001') return detectIso(path, size);
+    if (descriptor.toString('latin1') === 'CD001') {
+      try {
+        return await detectIso(path, size);
+      } catch (err) {
+        if (err instanceof IsoFormatError) refuse(`an ISO 9660 image that cannot be read: ${err.message}`);
+        throw err;
+      }
+    }
   }
 
   if (head.length >= 8 && head.toString('latin1', 0, 8) === 'MSWIM\0\0\0') return detectWim(path, handle, size, head, refuse);
@@ -474,6 +481,10 @@ const EFI_LOADERS: [string, LibraryArchitecture][] = [
 async function detectIso(path: string, size: number): Promise<IsoDetection> {
   const image = await IsoImage.open(path);
   try {
+    if (image.info.volumeSize > size) {
+      // The usual cause: a download that stopped early. Booting it would fail half-way.
+      throw new IsoFormatError(`the volume is ${image.info.volumeSize} bytes but the file has only ${size}: it is incomplete (interrupted download?)`);
+    }
     const catalog = await image.bootCatalog();
     const architectures = new Set<LibraryArchitecture>();
     if (catalog?.bios) architectures.add('bios');

@@ -14,6 +14,7 @@ export const ISO_SECTOR = 2048;
 const FIRST_DESCRIPTOR_SECTOR = 16;
 /** More descriptors than this means a broken image; real ones have 3 to 6. */
 const MAX_DESCRIPTORS = 64;
+const MAX_DIRECTORY_BYTES = 16 * 1024 * 1024;
 
 export class IsoFormatError extends Error {
   constructor(message: string) {
@@ -86,6 +87,7 @@ interface RawRecord {
 }
 
 function parseRecord(buf: Buffer, at: number): RawRecord | undefined {
+  if (at + 34 > buf.length) return undefined;
   const length = buf[at];
   if (length < 34 || at + length > buf.length) return undefined;
   const nameLength = buf[at + 32];
@@ -228,7 +230,10 @@ export class IsoImage {
   }
 
   private async readDirectory(dir: IsoDirectoryEntry): Promise<IsoDirectoryEntry[]> {
+    // A damaged record can claim a 4 GiB directory; real ones are a few sectors.
+    if (dir.size > MAX_DIRECTORY_BYTES) throw new IsoFormatError(`directory "${dir.name || '/'}" claims ${dir.size} bytes; the image is damaged`);
     const data = await readExactly(this.handle, dir.offset, dir.size);
+    if (data.length < dir.size) throw new IsoFormatError(`directory "${dir.name || '/'}" lies beyond the end of the image; the image is damaged or cut short`);
     const entries: IsoDirectoryEntry[] = [];
     let pending: IsoDirectoryEntry | undefined;
     let at = 0;

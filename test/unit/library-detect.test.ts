@@ -216,6 +216,15 @@ describe('ISO 9660 images (built with xorriso)', { skip: xorrisoMissing() }, () 
     assert.equal((await openIsoFile(iso, 'Sources/Boot.WIM')).size, buildWim(9).length);
   });
 
+  test('a truncated ISO (interrupted download) is refused, naming both sizes', async () => {
+    const iso = buildIso(dir, { 'data.bin': Buffer.alloc(200_000, 7) }, ['-R', '-V', 'CUT'], 'cut.iso');
+    const { readFileSync } = await import('node:fs');
+    const whole = readFileSync(iso);
+    const cut = write('cut-short.iso', whole.subarray(0, whole.length - 100_000));
+    const err = await refusal(cut);
+    assert.match(err.message, new RegExp(`volume is ${whole.length} bytes but the file has only ${whole.length - 100_000}: it is incomplete`));
+  });
+
   test('plain ISO 9660 names (no Rock Ridge, no Joliet) are found case-insensitively', async () => {
     const iso = buildIso(dir, { 'casper/vmlinuz': kernel, 'casper/initrd.gz': gzipSync(buildCpioNewc()) }, ['--norock', '-V', 'PLAIN'], 'plain.iso');
     const names = (await listIsoDirectory(iso, 'casper')).map((e) => e.name);
