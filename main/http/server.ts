@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream';
 import mime from 'mime-types';
 import rangeParser from 'range-parser';
-import { systemClock, type Clock } from '../host/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../host/clock.js';
 import type { Publish } from '../host/events.js';
 import type { Logger } from '../host/logger.js';
 import type { FileResolver, OpenFile } from '../files/index.js';
@@ -29,6 +29,8 @@ export interface HttpServerOptions {
   progressIntervalMs?: number;
   /** Bytes per read from disk. Default 512 KiB. */
   readChunkBytes?: number;
+  /** A range session (one client reading one file by ranges) ends after this idle time. Default 5000 ms. */
+  rangeIdleMs?: number;
 }
 
 export interface HttpTransferSnapshot {
@@ -44,15 +46,27 @@ export interface HttpTransferSnapshot {
   startedAt: number;
 }
 
-interface ActiveResponse {
+interface TrackedTransfer {
+  id: string;
+  /** fields repeated in every event of this transfer */
+  base: Record<string, unknown>;
   snapshot: HttpTransferSnapshot;
+  /** set for a range session (ip + file + validator) */
+  sessionKey?: string;
+  inflight: number;
+  requests: number;
+  failedRequests: number;
+  lastProgressAt: number;
+  lastEndAt: number;
+  idleTimer?: TimerHandle;
 }
 
 export class HttpFileServer {
   readonly server: Server;
   private boundPort = 0;
   private readonly clock: Clock;
-  private readonly active = new Map<string, ActiveResponse>();
+  private readonly active = new Map<string, TrackedTransfer>();
+  private readonly rangeSessions = new Map<string, TrackedTransfer>();
   private counter = 0;
 
   constructor(private readonly options: HttpServerOptions) {
@@ -96,6 +110,11 @@ export class HttpFileServer {
   }
 
   stop(): Promise<void> {
+    for (const session of [...this.rangeSessions.values()]) {
+      if (session.idleTimer) this.clock.clearTimeout(session.idleTimer);
+      session.idleTimer = undefined;
+      if (session.inflight === 0) this.finishTransfer(session, undefined);
+    }
     return new Promise((resolve) => {
       if (!this.server.listening) return resolve();
       this.server.close(() => resolve());
@@ -195,42 +214,82 @@ export class HttpFileServer {
       return;
     }
 
-    const id = `http-${(++this.counter).toString(36)}`;
-    const startedAt = this.clock.now();
     const range = status === 206 ? { start, end } : undefined;
-    const base = { transferId: id, mac, ip, file: file.path, size: file.size, length, range, status };
-    const snapshot: HttpTransferSnapshot = { id, mac, ip, file: file.path, protocol: 'http', size: file.size, bytes: 0, rate: 0, retransmits: 0, startedAt };
-    this.active.set(id, { snapshot });
-    this.options.publish('http.start', base);
-
-    const interval = this.options.progressIntervalMs ?? 250;
-    let lastProgress = startedAt;
-    let bytes = 0;
+    const transfer = this.beginTransfer(ip, mac, file, length, range);
     const stream = file.createReadStream(start, end, this.options.readChunkBytes ?? 512 * 1024);
-    stream.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-      const now = this.clock.now();
-      snapshot.bytes = bytes;
-      if (now - lastProgress >= interval) {
-        lastProgress = now;
-        const elapsed = now - startedAt;
-        snapshot.rate = elapsed > 0 ? (bytes * 1000) / elapsed : 0;
-        this.options.publish('http.progress', { ...base, bytes, rate: Math.round(snapshot.rate) });
-      }
-    });
+    stream.on('data', (chunk: Buffer) => this.addBytes(transfer, chunk.length));
     pipeline(stream, res, (err) => {
       file.release();
-      this.active.delete(id);
-      const durationMs = this.clock.now() - startedAt;
-      const rate = durationMs > 0 ? Math.round((bytes * 1000) / durationMs) : 0;
-      if (err) {
-        // Usually the client went away (a range probe, a cancelled download).
-        const reason = (err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' ? 'client closed the connection' : err.message;
-        this.options.publish('http.failed', { ...base, bytes, durationMs, rate, reason });
-        return;
-      }
-      this.options.publish('http.done', { ...base, bytes, durationMs, rate });
+      this.endRequest(transfer, err ?? undefined);
     });
+  }
+
+  /**
+   * A full GET is one transfer. Range requests for the same file from the same client
+   * (iPXE `sanboot` reads an ISO as thousands of ranges) are one transfer too: started by
+   * the first range, done after `rangeIdleMs` without another, so the UI and the store see
+   * "ISO read by 192.0.2.7", not a flood of tiny downloads.
+   */
+  private beginTransfer(ip: string, mac: string | undefined, file: OpenFile, length: number, range: { start: number; end: number } | undefined): TrackedTransfer {
+    const now = this.clock.now();
+    const sessionKey = range ? `${ip}|${file.path}|${file.etag}` : undefined;
+    const existing = sessionKey ? this.rangeSessions.get(sessionKey) : undefined;
+    if (existing) {
+      if (existing.idleTimer) this.clock.clearTimeout(existing.idleTimer);
+      existing.idleTimer = undefined;
+      existing.inflight++;
+      existing.requests++;
+      return existing;
+    }
+    const id = `http-${(++this.counter).toString(36)}`;
+    const base = range
+      ? { transferId: id, mac, ip, file: file.path, size: file.size, ranged: true }
+      : { transferId: id, mac, ip, file: file.path, size: file.size, length, status: 200 };
+    const snapshot: HttpTransferSnapshot = { id, mac, ip, file: file.path, protocol: 'http', size: file.size, bytes: 0, rate: 0, retransmits: 0, startedAt: now };
+    const transfer: TrackedTransfer = { id, base, snapshot, sessionKey, inflight: 1, requests: 1, failedRequests: 0, lastProgressAt: now, lastEndAt: now };
+    this.active.set(id, transfer);
+    if (sessionKey) this.rangeSessions.set(sessionKey, transfer);
+    this.options.publish('http.start', { ...base, ...(range ? { range } : {}) });
+    return transfer;
+  }
+
+  private addBytes(transfer: TrackedTransfer, n: number): void {
+    const snapshot = transfer.snapshot;
+    snapshot.bytes += n;
+    const now = this.clock.now();
+    if (now - transfer.lastProgressAt < (this.options.progressIntervalMs ?? 250)) return;
+    transfer.lastProgressAt = now;
+    const elapsed = now - snapshot.startedAt;
+    snapshot.rate = elapsed > 0 ? (snapshot.bytes * 1000) / elapsed : 0;
+    this.options.publish('http.progress', { ...transfer.base, bytes: snapshot.bytes, rate: Math.round(snapshot.rate), ...(transfer.sessionKey ? { requests: transfer.requests } : {}) });
+  }
+
+  private endRequest(transfer: TrackedTransfer, err: Error | undefined): void {
+    transfer.inflight--;
+    transfer.lastEndAt = this.clock.now();
+    // Usually the client went away (a range probe, a cancelled download).
+    const reason = err ? ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' ? 'client closed the connection' : err.message) : undefined;
+    if (!transfer.sessionKey) {
+      this.finishTransfer(transfer, reason);
+      return;
+    }
+    if (err) transfer.failedRequests++;
+    if (transfer.inflight > 0) return;
+    transfer.idleTimer = this.clock.setTimeout(() => {
+      transfer.idleTimer = undefined;
+      if (transfer.inflight === 0) this.finishTransfer(transfer, undefined);
+    }, this.options.rangeIdleMs ?? 5000);
+  }
+
+  private finishTransfer(transfer: TrackedTransfer, failure: string | undefined): void {
+    this.active.delete(transfer.id);
+    if (transfer.sessionKey && this.rangeSessions.get(transfer.sessionKey) === transfer) this.rangeSessions.delete(transfer.sessionKey);
+    const { snapshot } = transfer;
+    const durationMs = transfer.lastEndAt - snapshot.startedAt;
+    const rate = durationMs > 0 ? Math.round((snapshot.bytes * 1000) / durationMs) : 0;
+    const details = { ...transfer.base, bytes: snapshot.bytes, durationMs, rate, ...(transfer.sessionKey ? { requests: transfer.requests, failedRequests: transfer.failedRequests } : {}) };
+    if (failure) this.options.publish('http.failed', { ...details, reason: failure });
+    else this.options.publish('http.done', details);
   }
 
   private plain(res: ServerResponse, status: number, message: string): void {

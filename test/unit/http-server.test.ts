@@ -117,6 +117,37 @@ describe('HttpFileServer', () => {
     assert.ok(progress.length <= Math.ceil(Number(done.durationMs) / 250) + 1, `${progress.length} progress events in ${done.durationMs} ms`);
   });
 
+  test('range requests of one client for one file are one transfer (iPXE sanboot)', async () => {
+    const ranged = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: (type, d) => seen.push({ type, time: 0, ...d }), logger: new MemoryLogger(), rangeIdleMs: 150 });
+    const seen: BootEvent[] = [];
+    await ranged.start();
+    try {
+      const fetchRange = (range: string) =>
+        new Promise<number>((resolve, reject) => {
+          request({ host: '127.0.0.1', port: ranged.port, path: '/big.img', headers: { range } }, (res) => {
+            let n = 0;
+            res.on('data', (c: Buffer) => (n += c.length));
+            res.on('end', () => resolve(n));
+          })
+            .on('error', reject)
+            .end();
+        });
+      const sizes = [await fetchRange('bytes=0-2047'), await fetchRange('bytes=1048576-1050623'), await fetchRange('bytes=-4096')];
+      assert.deepEqual(sizes, [2048, 2048, 4096]);
+      assert.equal(seen.filter((e) => e.type === 'http.start').length, 1);
+      assert.equal(seen.filter((e) => e.type === 'http.done').length, 0, 'not done while the client may read more');
+      await new Promise((r) => setTimeout(r, 400));
+      const done = seen.filter((e) => e.type === 'http.done');
+      assert.equal(done.length, 1);
+      assert.equal(done[0].bytes, 8192);
+      assert.equal(done[0].requests, 3);
+      assert.equal(done[0].transferId, seen.find((e) => e.type === 'http.start')!.transferId);
+      assert.deepEqual(ranged.activeTransfers(), []);
+    } finally {
+      await ranged.stop();
+    }
+  });
+
   test('stop() closes idle keep-alive connections', async () => {
     const other = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: () => {}, logger: new MemoryLogger() });
     await other.start();
