@@ -217,6 +217,19 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   }
   await shot(page, '07-timeline');
 
+  // --- A machine nobody listed shows up on the Machines screen by itself as it asks.
+  await page.click('[data-screen=machines]');
+  const strangerMac = '02:00:00:00:00:77';
+  lab.exec(cli, 'ip', ['link', 'set', 'eth0', 'down']);
+  lab.exec(cli, 'ip', ['link', 'set', 'eth0', 'address', strangerMac]);
+  lab.exec(cli, 'ip', ['link', 'set', 'eth0', 'up']);
+  lab.exec(cli, 'busybox', ['udhcpc', '-i', 'eth0', '-n', '-q', '-t', '4', '-T', '2', '-s', '/bin/true', '-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000'], { timeoutMs: 30_000 });
+  const stranger = page.locator(`tr[data-mac="${strangerMac}"]`);
+  await stranger.waitFor({ timeout: 10_000 });
+  assert.match(await stranger.innerText(), /new/);
+  assert.match(await page.locator('[data-screen=machines]').innerText(), /1 new/);
+  await shot(page, '08-machines-live-new');
+
   // --- Stop from the Start screen.
   await page.click('[data-screen=start]');
   await page.getByTestId('start-stop').click();
