@@ -7,6 +7,12 @@ export interface TftpLimits {
   maxBlksize: number;
   /** Largest windowsize we accept (RFC 7440 lets the server answer less than asked). */
   maxWindowsize: number;
+  /**
+   * Largest window in bytes (windowsize x blksize); default 1 MiB. Each transfer keeps two
+   * chunks of at least one window in memory, so 64 blocks of 65464 bytes for 50 clients
+   * would be 400 MiB.
+   */
+  maxWindowBytes?: number;
 }
 
 export interface IgnoredOption {
@@ -94,6 +100,15 @@ export function negotiateReadOptions(options: TftpOption[], fileSize: number | u
       default:
         // RFC 2347 §2: unknown options are left out of the OACK.
         result.ignored.push({ name, value, reason: 'unsupported option' });
+    }
+  }
+  // Bound the window in bytes once blksize is known (options may come in any order).
+  const windowEntry = result.oack.find((o) => o.name === 'windowsize');
+  if (windowEntry) {
+    const byBytes = Math.max(1, Math.floor((limits.maxWindowBytes ?? 1024 * 1024) / result.blksize));
+    if (result.windowsize > byBytes) {
+      result.windowsize = byBytes;
+      windowEntry.value = String(byBytes);
     }
   }
   return result;

@@ -119,6 +119,12 @@ describe('TFTP option negotiation', () => {
     assert.deepEqual(negotiateReadOptions([o('windowsize', '65535')], 1, limits).oack, [o('windowsize', '64')]);
   });
 
+  test('the window is bounded in bytes too (memory per transfer), whatever the option order', () => {
+    const big = { maxBlksize: 65464, maxWindowsize: 64 };
+    assert.deepEqual(negotiateReadOptions([o('windowsize', '64'), o('blksize', '65464')], 1, big).oack, [o('windowsize', '16'), o('blksize', '65464')]);
+    assert.equal(negotiateReadOptions([o('blksize', '1468'), o('windowsize', '64')], 1, big).windowsize, 64);
+  });
+
   test('timeout outside 1..255 is ignored; unknown options are left out', () => {
     assert.deepEqual(negotiateReadOptions([o('timeout', '0'), o('timeout', '256')], 1, limits).oack, []);
     assert.deepEqual(negotiateReadOptions([o('multicast', ''), o('rollover', '0')], 1, limits).oack, []);
