@@ -17,6 +17,7 @@ import { TftpServer } from '../tftp/server.js';
 import { HttpFileServer } from '../http/server.js';
 import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, type Store, type StoreBusAttachment } from '../store/index.js';
+import { LibraryBootService } from '../library/boot-service.js';
 
 export type ServiceName = 'proxy-dhcp' | 'dhcp' | 'pxe' | 'tftp' | 'http';
 
@@ -72,6 +73,8 @@ interface Running {
   dhcp?: DhcpService;
   tftp?: TftpServer;
   http?: HttpFileServer;
+  library?: LibraryBootService;
+  unsubscribe: (() => void)[];
 }
 
 export class ServiceHost {
@@ -164,12 +167,13 @@ export class ServiceHost {
         checkPoolAgainstInterface(config.pool, ipv4.address, ipv4.prefixLength, nic.name);
       }
       const address = ipv4.address;
-      this.running = { nic, address };
+      this.running = { nic, address, unsubscribe: [] };
       const socketFactory = this.options.socketFactory ?? createScopedUdpSocketFactory();
       const publish = this.bus.publish;
       const files = new FileResolver({ roots: [config.root], caseInsensitive: true });
       const httpBaseUrl = `http://${address}:${config.httpPort}`;
       const ipxeScriptPath = config.ipxeScript ? resolveInRoot(config.root, config.ipxeScript) : undefined;
+      const library = this.store ? this.startLibrary(files, config, address, httpBaseUrl) : undefined;
 
       await this.startService('tftp', async () => {
         const tftp = new TftpServer({
@@ -192,7 +196,7 @@ export class ServiceHost {
           port: config.httpPort,
           address,
           files,
-          dynamic: (req, res, url) => this.serveDynamic(req, res, url, ipxeScriptPath),
+          dynamic: async (req, res, url) => (await library?.httpRoute(req, res, url)) || this.serveDynamic(req, res, url, ipxeScriptPath),
           macForIp: this.macForIp,
           publish,
           logger: this.logger,
@@ -215,7 +219,7 @@ export class ServiceHost {
             httpBaseUrl,
             boot: config.boot,
             ipxeScriptUrl: ipxeScriptPath ? `${httpBaseUrl}/boot.ipxe` : undefined,
-            lookupMachine: this.options.lookupMachine,
+            lookupMachine: this.options.lookupMachine ?? (library ? this.libraryLookup(library, httpBaseUrl, !!ipxeScriptPath) : undefined),
           },
           pool:
             config.mode === 'dhcp' && config.pool
@@ -248,6 +252,41 @@ export class ServiceHost {
     }
     this.publishState();
     return this.status();
+  }
+
+  /**
+   * The library's part of the running host: iPXE/shim/GRUB binaries and entry files in the
+   * file namespace, boot-once bookkeeping from transfer events.
+   */
+  private startLibrary(files: FileResolver, config: ServeConfig, address: string, httpBaseUrl: string): LibraryBootService {
+    const library = new LibraryBootService({
+      store: this.store!,
+      dataDir: config.dataDir,
+      httpBaseUrl,
+      serverAddress: address,
+      httpPort: config.httpPort,
+      macForIp: this.macForIp,
+      publish: this.bus.publish,
+    });
+    for (const problem of library.mountInto(files)) this.logger.debug(`library: ${problem}`);
+    this.running!.library = library;
+    this.running!.unsubscribe.push(this.bus.subscribe(library.onTransferEvent));
+    return library;
+  }
+
+  /**
+   * Per-machine decisions from the library. iPXE clients get the library's script (their
+   * assignment, or the menu of all entries) once the library holds entries, unless
+   * `--ipxe-script` set one script for everybody; with an empty library they get the
+   * per-class boot file like any other client.
+   */
+  private libraryLookup(library: LibraryBootService, httpBaseUrl: string, haveStaticScript: boolean) {
+    return (mac: string, uuid?: string) => {
+      const assignment = library.lookupMachine(mac, uuid);
+      if (haveStaticScript || assignment?.ignore || assignment?.ipxeScriptUrl) return assignment;
+      if (!assignment && !this.store!.entries.list().some((e) => e.kind !== 'local-disk')) return undefined;
+      return { ...assignment, ipxeScriptUrl: `${httpBaseUrl}/ipxe/boot.ipxe` };
+    };
   }
 
   private plannedServices(config: ServeConfig): ServiceStatus[] {
@@ -292,6 +331,7 @@ export class ServiceHost {
   private async stopServices(): Promise<void> {
     const r = this.running;
     if (!r) return;
+    for (const unsubscribe of r.unsubscribe.splice(0)) unsubscribe();
     const results = await Promise.allSettled([r.dhcp?.stop(), r.tftp?.stop(), r.http?.stop()]);
     for (const result of results) if (result.status === 'rejected') this.logger.warn(`stopping a service failed: ${(result.reason as Error).message}`);
   }
