@@ -9,8 +9,9 @@
 //     srv  eth1 198.18.1.1 (peer) + .1.3 (Bootbench) == mid (delay-forwarder, 0.5 ms each way) == far eth0 198.18.1.2
 //     host eth0 198.18.2.1 (`bootbench serve`, store on) ==== cli  eth2 198.18.2.2
 //
-// Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--only id,id] [--profile] [--full]
-import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
+// Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--only id,id] [--profile] [--trace strace|perf] [--full]
+//        BOOTBENCH_BENCH_MAIN=/other/checkout/main ... measures another tree's servers
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -33,6 +34,7 @@ const { values: flags } = parseArgs({
     runs: { type: 'string' },
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    trace: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -76,10 +78,16 @@ async function sha256File(path: string): Promise<string> {
 
 /** CPU time (ms) a process and its reaped children have used: utime+stime+cutime+cstime. */
 function cpuMs(pid: number): number {
+  const { user, system } = cpuSplitMs(pid);
+  return user + system;
+}
+
+/** User and kernel CPU time (ms) of a process and its reaped children. */
+function cpuSplitMs(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-  return (ticks * 1000) / CLK_TCK;
+  const ms = (ticks: number) => (ticks * 1000) / CLK_TCK;
+  return { user: ms(Number(fields[11]) + Number(fields[13])), system: ms(Number(fields[12]) + Number(fields[14])) };
 }
 
 function rssKiB(pid: number): { rss: number; hwm: number } {
@@ -269,7 +277,7 @@ http {
     const data = mkdtempSync(join(this.work, 'data-'));
     const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     const child = this.spawnLogged(this.hostNs, name, process.execPath, [
-      ...nodeArgs, '--import', 'tsx', join(PROJECT, 'main', 'cli.ts'), 'serve', '--interface', 'eth0',
+      ...nodeArgs, '--import', 'tsx', join(process.env.BOOTBENCH_BENCH_MAIN ?? join(PROJECT, 'main'), 'cli.ts'), 'serve', '--interface', 'eth0',
       '--root', this.root, '--boot', 'bios=pxelinux.0', '--log', 'json', '--data', data,
     ], { ...process.env, BOOTBENCH_DATA: data });
     await waitFor(() => {
@@ -396,16 +404,47 @@ async function alternate<T>(runs: number, a: () => Promise<T>, b: () => Promise<
   return out;
 }
 
-interface TftpSample { mibps: number; cpuMsPerMiB: number; slowest: number }
+interface TftpSample { mibps: number; cpuMsPerMiB: number; userMsPerMiB: number; systemMsPerMiB: number; slowest: number }
+
+/**
+ * --trace: attaches strace -c (syscall counts) or perf record (where CPU goes, kernel and
+ * native code included) to the server for one TFTP sample; the report goes to bench/results.
+ * Tracing slows the server: traced samples' numbers are not comparable.
+ */
+async function traced<T>(server: RunningServer, label: string, work: () => Promise<T>): Promise<T> {
+  const tool = flags.trace;
+  if (!tool) return work();
+  const base = join(RESULTS, `trace-${label}-${server.name.replace(/\W+/g, '-')}-${Date.now()}`);
+  const child = tool === 'perf'
+    ? spawn('perf', ['record', '-q', '-F', '2000', '-g', '-p', String(server.pid), '-o', `${base}.perf.data`], { stdio: 'ignore' })
+    : spawn('strace', ['-c', '-f', '-q', '-p', String(server.pid), '-o', `${base}.strace.txt`], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 500));
+  try {
+    return await work();
+  } finally {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGINT');
+    await exited;
+    if (tool === 'perf') {
+      const report = (sort: string) => execFileSync('perf', ['report', '-i', `${base}.perf.data`, '--no-children', '--sort', sort, '--stdio', '--percent-limit', '0.2', '-g', 'none'], { maxBuffer: 64 << 20 }).toString();
+      writeFileSync(`${base}.perf.txt`, `${report('dso')}\n${report('dso,sym')}`);
+      rmSync(`${base}.perf.data`, { force: true });
+    }
+    log(`  trace: ${base}.${tool === 'perf' ? 'perf' : 'strace'}.txt`);
+  }
+}
 
 async function tftpSample(bench: Bench, server: RunningServer, path: 'veth' | 'rtt', file: string, size: number, options: string[], clients: number): Promise<TftpSample> {
   const ns = path === 'veth' ? bench.cli : bench.far;
   const address = path === 'veth' ? server.veth : server.rtt!;
-  const cpuBefore = cpuMs(server.pid);
-  const { seconds, span } = await bench.tftpGet(ns, address, file, options, clients, path === 'rtt' ? 600 : 120);
-  const cpu = cpuMs(server.pid) - cpuBefore;
+  const cpuBefore = cpuSplitMs(server.pid);
+  const label = `${path}-${options.join('-').replace(/\s+/g, '')}-${clients}`;
+  const { seconds, span } = await traced(server, label, () => bench.tftpGet(ns, address, file, options, clients, path === 'rtt' ? 600 : 120));
+  const cpuAfter = cpuSplitMs(server.pid);
   const mib = (size * clients) / MiB;
-  return { mibps: mib / span, cpuMsPerMiB: cpu / mib, slowest: Math.max(...seconds) };
+  const user = (cpuAfter.user - cpuBefore.user) / mib;
+  const system = (cpuAfter.system - cpuBefore.system) / mib;
+  return { mibps: mib / span, cpuMsPerMiB: user + system, userMsPerMiB: user, systemMsPerMiB: system, slowest: Math.max(...seconds) };
 }
 
 function tftpCase(spec: {
@@ -451,6 +490,8 @@ function tftpCase(spec: {
           bootbench: { name: 'bootbench', summary: summarize(b.map((s) => s.cpuMsPerMiB)), samples: b.map((s) => s.cpuMsPerMiB) },
           target: spec.cpuTarget ? { atMost: spec.cpuTarget.atMost, text: `<= ${spec.cpuTarget.atMost} ms` } : { text: '-' },
         });
+        const split = (xs: TftpSample[]) => `user ${fmt(median(xs.map((x) => x.userMsPerMiB)))} + kernel ${fmt(median(xs.map((x) => x.systemMsPerMiB)))}`;
+        cpuRow.note = `${peer.name} ${split(a)}; bootbench ${split(b)}`;
         rows.push(cpuRow);
         return rows;
       } finally {
@@ -543,15 +584,17 @@ const CASES: BenchCase[] = [
     id: 'dhcp',
     title: 'Proxy DHCP DISCOVER->OFFER, perfdhcp',
     async run(ctx) {
-      // A PXE client's DISCOVER: option 60 PXEClient (a proxy answers nothing else), 93 arch
-      // BIOS, 97 a UUID. perfdhcp varies the MAC over 1000 clients.
+      // A PXE client's DISCOVER: option 60 PXEClient (a proxy answers nothing else) and 93
+      // arch BIOS; perfdhcp varies the MAC over 1000 clients. No option 97: perfdhcp can only
+      // send one fixed UUID, and 1000 MACs sharing a UUID would be one machine with 1000 NICs
+      // to the store (each lookup then rebuilds a 1000-MAC record), which no bench has.
       const vendorClass = Buffer.from('PXEClient:Arch:00000:UNDI:002001').toString('hex');
       const seconds = ctx.quick ? 3 : 8;
       const perf = async (iface: string, rate: number) => {
         let stdout: string;
         try {
           ({ stdout } = await execFileAsync('ip', ['netns', 'exec', ctx.bench.cli, 'timeout', String(seconds + 30), 'perfdhcp', '-4', '-l', iface, '-i',
-            '-r', String(rate), '-R', '1000', '-p', String(seconds), '-W', '1000000', '-o', `60,${vendorClass}`, '-o', '93,0000', '-o', `97,00${'5a'.repeat(16)}`], { maxBuffer: 1 << 20 }));
+            '-r', String(rate), '-R', '1000', '-p', String(seconds), '-W', '1000000', '-o', `60,${vendorClass}`, '-o', '93,0000'], { maxBuffer: 1 << 20 }));
         } catch (err) {
           // perfdhcp exits 3 when packets were dropped: that is a result, not a failure.
           const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -572,7 +615,7 @@ const CASES: BenchCase[] = [
           // One DHCP server on the wire at a time: dnsmasq in the server namespace, then the host.
           const peer = await ctx.bench.startDnsmasqProxyDhcp();
           try { a.push(await perf('eth0', rate)); } finally { await peer.stop(); }
-          const host = await ctx.bench.startBootbenchHost();
+          const host = await ctx.bench.startBootbenchHost(ctx.profileDir);
           try { b.push(await perf('eth2', rate)); } finally { await host.stop(); }
         }
         const mk = (metric: string, key: 'rate' | 'lossPct' | 'meanMs', higher: boolean, target: Target, figure?: number): Row => judge({
@@ -599,6 +642,8 @@ const CASES: BenchCase[] = [
       const rows: Row[] = [];
       try {
         const hostServer: RunningServer = { ...host, veth: HOST_VETH.host };
+        // The raw servers were warmed up before the first case; the host gets the same.
+        await ctx.bench.tftpGet(ctx.bench.cli, HOST_VETH.host, 'file-16m.bin', ['blksize 1468', 'windowsize 16'], 1, 60);
         for (const [id, options, clients] of [['store-1468', ['blksize 1468'], 1], ['store-ws16', ['blksize 1468', 'windowsize 16'], 1], ['store-many', ['blksize 1468', 'windowsize 16'], 20]] as const) {
           const file = clients > 1 ? 'file-16m.bin' : 'file-64m.bin';
           const size = clients > 1 ? 16 * MiB : 64 * MiB;

@@ -5,10 +5,17 @@
 // usage: node --import tsx bench/server-runner.ts --root DIR --tftp ADDR[,ADDR] --http ADDR:PORT
 // Prints "ready" on stdout once every server listens; stops cleanly on SIGTERM.
 import { parseArgs } from 'node:util';
-import { FileResolver } from '../main/files/index.js';
-import { TftpServer } from '../main/tftp/server.js';
-import { HttpFileServer } from '../main/http/server.js';
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import type { Logger } from '../main/host/logger.js';
+
+// BOOTBENCH_BENCH_MAIN points at another checkout's main/ (to measure a proposed patch
+// without touching this tree); default: this project's main/.
+const mainDir = process.env.BOOTBENCH_BENCH_MAIN ?? new URL('../main/', import.meta.url).pathname;
+const load = (path: string) => import(pathToFileURL(join(mainDir, path)).href);
+const { FileResolver } = (await load('files/index.ts')) as typeof import('../main/files/index.js');
+const { TftpServer } = (await load('tftp/server.ts')) as typeof import('../main/tftp/server.js');
+const { HttpFileServer } = (await load('http/server.ts')) as typeof import('../main/http/server.js');
 
 const { values } = parseArgs({
   options: {
