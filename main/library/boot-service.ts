@@ -5,15 +5,15 @@
 //   TFTP+HTTP    mountInto(files)              -> iPXE/shim/GRUB binaries, /grub/grub.cfg, entry files
 //   event bus    onTransferEvent(event)        -> boot-once ends after the entry's last file
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createReadStream, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import rangeParser from 'range-parser';
 import type { BootEvent, Publish } from '../host/events.js';
 import { resolveBootAssignment, type BootEntry, type Store } from '../store/index.js';
 import { detectFile, type IsoDetection, type LibraryArchitecture } from './detect.js';
-import { IsoImage } from './iso9660.js';
-import { architectureForBootClass, resolveEntryFilePath } from './import.js';
+import { IsoImage, extractIsoFile } from './iso9660.js';
+import { architectureForBootClass, libraryDir, resolveEntryFilePath } from './import.js';
 import {
   architectureFromIpxe,
   buildGrubConfig,
@@ -61,6 +61,7 @@ export class LibraryBootService {
   private readonly isoInfo = new Map<string, Promise<ScriptEntry['iso']>>();
   /** Last architecture each MAC's iPXE reported, so boot-once matches the right files. */
   private readonly architectureByMac = new Map<string, LibraryArchitecture>();
+  private readonly extractions = new Map<string, Promise<void>>();
   /** MAC an iPXE client reported from an IP (fallback when DHCP did not teach the host). */
   private readonly macByIp = new Map<string, string>();
 
@@ -194,8 +195,26 @@ export class LibraryBootService {
         const inner = await image.stat(isoPrefix[1]);
         if (!inner || inner.isDirectory) return { missing: `${isoPrefix[1]} is not a file in ${basename(isoPath)}` };
         const contiguous = inner.extents.every((e, i) => i === 0 || e.offset === inner.extents[i - 1].offset + inner.extents[i - 1].size);
-        if (!contiguous) return { missing: `${isoPrefix[1]} is stored in pieces inside the ISO and cannot be served in place` };
-        return { path: isoPath, offset: inner.offset, size: inner.size };
+        if (contiguous) return { path: isoPath, offset: inner.offset, size: inner.size };
+        // A >4 GiB file in separate pieces: extracted once into the data folder, then served from there.
+        const extracted = join(libraryDir(this.options.dataDir), '.extracted', `e${entryId}-${iso.sha256.slice(0, 12)}`, ...isoPrefix[1].toLowerCase().split('/').filter(Boolean));
+        if (!existsSync(extracted)) {
+          // One extraction per file, however many clients ask at once.
+          let running = this.extractions.get(extracted);
+          if (!running) {
+            running = mkdir(dirname(extracted), { recursive: true })
+              .then(() =>
+                extractIsoFile(isoPath, isoPrefix[1], extracted, (p) =>
+                  this.options.publish?.('host.warning', { message: `extracting ${isoPrefix[1]} from ${basename(isoPath)}: ${p.bytes} of ${p.size} bytes`, entryId, progress: p }),
+                ),
+              )
+              .then(() => undefined)
+              .finally(() => this.extractions.delete(extracted));
+            this.extractions.set(extracted, running);
+          }
+          await running;
+        }
+        return { path: extracted, offset: 0, size: statSync(extracted).size };
       } finally {
         await image.close();
       }

@@ -410,3 +410,41 @@ export async function listIsoDirectory(isoPath: string, dirPath = '/'): Promise<
     await image.close();
   }
 }
+
+/**
+ * Copies one file out of an ISO (for what cannot be served in place: a multi-extent file
+ * whose pieces are apart). Writes `target` via a .partial file; progress per 4 MiB.
+ */
+export async function extractIsoFile(
+  isoPath: string,
+  innerPath: string,
+  target: string,
+  onProgress?: (progress: { bytes: number; size: number }) => void,
+): Promise<{ size: number }> {
+  const { open: openFile, rename, rm } = await import('node:fs/promises');
+  const image = await IsoImage.open(isoPath);
+  const partial = `${target}.partial`;
+  try {
+    const entry = await image.stat(innerPath);
+    if (!entry || entry.isDirectory) throw new IsoFormatError(`${innerPath} is not a file in ${isoPath}`);
+    const out = await openFile(partial, 'w');
+    try {
+      const chunk = 4 * 1024 * 1024;
+      for (let position = 0; position < entry.size; position += chunk) {
+        const data = await image.readFile(entry, position, chunk);
+        if (data.length === 0) throw new IsoFormatError(`${innerPath} ends before its recorded size; the image is damaged`);
+        await out.write(data, 0, data.length, position);
+        onProgress?.({ bytes: Math.min(entry.size, position + data.length), size: entry.size });
+      }
+    } finally {
+      await out.close();
+    }
+    await rename(partial, target);
+    return { size: entry.size };
+  } catch (err) {
+    await rm(partial, { force: true });
+    throw err;
+  } finally {
+    await image.close();
+  }
+}
