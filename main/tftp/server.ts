@@ -239,6 +239,7 @@ export class TftpServer {
       this.transfers.delete(key);
       file?.release();
       socket?.close();
+      if (this.stopping) return; // stop() raced the file open: nothing to report
       this.sendFromMain(encodeError(TftpErrorCode.NotDefined, 'server error'), rinfo);
       throw err;
     }
