@@ -75,3 +75,13 @@ export const CHAINLOAD_BOOT_FILES = {
   bios: BOOT_BINARY_MOUNTS.biosIpxe.slice(1),
   uefi64: BOOT_BINARY_MOUNTS.uefiSnpIpxe.slice(1),
 } as const;
+
+/**
+ * What the DHCP policy needs so that plain PXE clients chainload the bundled iPXE and iPXE
+ * clients fetch the library's bootstrap script. Boot files the user configured win.
+ */
+export function chainloadPolicy(httpBaseUrl: string, userBoot: Partial<Record<string, string>> = {}): { boot: Record<string, string>; ipxeScriptUrl: string } {
+  const boot: Record<string, string> = { ...CHAINLOAD_BOOT_FILES };
+  for (const [cls, file] of Object.entries(userBoot)) if (file) boot[cls] = file;
+  return { boot, ipxeScriptUrl: `${httpBaseUrl.replace(/\/+$/, '')}/ipxe/boot.ipxe` };
+}

@@ -9,6 +9,7 @@ import { openStore, type Store } from '../../main/store/index.js';
 import { importPaths } from '../../main/library/import.js';
 import { LibraryBootService } from '../../main/library/boot-service.js';
 import { FileResolver } from '../../main/files/index.js';
+import { chainloadPolicy } from '../../main/library/boot-binaries.js';
 import type { BootEvent } from '../../main/host/events.js';
 import { buildBzImage, buildCpioNewc, buildIso, buildPe, EL_TORITO_ARGS, xorrisoMissing } from './library-fixtures.js';
 
@@ -125,6 +126,13 @@ describe('library boot service over HTTP (loopback)', () => {
     // An unknown machine gets the menu; the live ISO's kernel comes from inside the ISO.
     assert.ok(other.includes(`kernel ${base}/library/e${ids.iso}/iso/casper/vmlinuz initrd=initrd boot=casper netboot=url url=${base}/library/e${ids.iso}/live.iso ip=dhcp`), other);
     assert.ok(other.includes('choose --default bb-local --timeout 5000 target'));
+  });
+
+  test('chainload policy: bundled iPXE per class unless the user chose a file; bootstrap URL', () => {
+    assert.deepEqual(chainloadPolicy('http://192.0.2.1:8080/', { bios: 'pxelinux.0' }), {
+      boot: { bios: 'pxelinux.0', uefi64: 'bootbench/snponly.efi' },
+      ipxeScriptUrl: 'http://192.0.2.1:8080/ipxe/boot.ipxe',
+    });
   });
 
   test('DHCP policy view: NBP entries direct, local disk not answered', () => {
