@@ -62,6 +62,9 @@ export class LibraryBootService {
   /** Last architecture each MAC's iPXE reported, so boot-once matches the right files. */
   private readonly architectureByMac = new Map<string, LibraryArchitecture>();
   private readonly extractions = new Map<string, Promise<void>>();
+  /** Entry files mounted into the FileResolver by mountInto (lower-case virtual paths). */
+  private readonly mountedPaths = new Set<string>();
+  private transferCounter = 0;
   /** MAC an iPXE client reported from an IP (fallback when DHCP did not teach the host). */
   private readonly macByIp = new Map<string, string>();
 
@@ -175,6 +178,8 @@ export class LibraryBootService {
     }
     const match = /^\/library\/e(\d+)\/(.+)$/.exec(path);
     if (!match) return false;
+    // Mounted entry files are the HTTP file server's job (it tracks progress and range sessions).
+    if (this.mountedPaths.has(path.toLowerCase())) return false;
     const source = await this.locateServed(Number(match[1]), match[2]);
     if ('missing' in source) return this.notFound(res, source.missing);
     await this.sendRange(req, res, source, ip, path, Number(match[1]));
@@ -272,7 +277,20 @@ export class LibraryBootService {
       res.end();
       return;
     }
+    const ranged = status === 206;
+    // Same event shape as the HTTP file server's, so the live view and the store show these too.
+    const base = { transferId: `library-${(++this.transferCounter).toString(36)}`, mac, ip, file: path, size: source.size, ranged, entryId };
+    if (!ranged) this.options.publish?.('http.start', base);
     const stream = createReadStream(source.path, { start: source.offset + start, end: source.offset + end, highWaterMark: 1024 * 1024 });
+    let bytes = 0;
+    let lastProgress = Date.now();
+    stream.on('data', (chunk: string | Buffer) => {
+      bytes += chunk.length;
+      if (!ranged && Date.now() - lastProgress >= 250) {
+        lastProgress = Date.now();
+        this.options.publish?.('http.progress', { ...base, bytes });
+      }
+    });
     const done = await new Promise<boolean>((resolve) => {
       stream.on('error', () => {
         res.destroy();
@@ -281,9 +299,9 @@ export class LibraryBootService {
       res.on('close', () => resolve(res.writableFinished));
       stream.pipe(res);
     });
-    const complete = done && status === 200;
-    this.options.publish?.(done ? 'http.done' : 'http.failed', { mac, ip, file: path, bytes: done ? length : undefined, size: source.size, range: status === 206, entryId });
-    if (done && entryId !== undefined && mac) this.noteFetched(mac, path, complete, status === 206);
+    // Single ranges (sanboot reads thousands) are not reported one by one.
+    if (!ranged) this.options.publish?.(done ? 'http.done' : 'http.failed', { ...base, bytes, ...(done ? {} : { reason: 'client closed the connection' }) });
+    if (done && entryId !== undefined && mac) this.noteFetched(mac, path, !ranged, ranged);
   }
 
   // ---------------------------------------------------------------------- TFTP + HTTP files
@@ -317,6 +335,7 @@ export class LibraryBootService {
         const real = resolveEntryFilePath(file, this.options.dataDir);
         try {
           files.mount(entryFileServedPath(entry.id, file.path), real);
+          this.mountedPaths.add(entryFileServedPath(entry.id, file.path).toLowerCase());
         } catch (err) {
           problems.push(`${entry.name}: ${(err as Error).message}`);
         }
@@ -365,7 +384,11 @@ export class LibraryBootService {
     if (event.type !== 'tftp.done' && event.type !== 'http.done') return;
     if (typeof event.file !== 'string' || !event.mac || event.generated) return;
     if (event.type === 'http.done' && event.entryId !== undefined) return; // our own route already reported it
-    this.noteFetched(event.mac, event.file, true, false);
+    if (event.type === 'tftp.done') return this.noteFetched(event.mac, event.file, true, false);
+    // The HTTP file server reports a range session (sanboot) as one transfer with `ranged`.
+    const ranged = event.ranged === true;
+    const complete = !ranged && typeof event.bytes === 'number' && typeof event.size === 'number' && event.bytes >= event.size;
+    this.noteFetched(event.mac, event.file, complete, ranged);
   };
 
   private noteFetched(mac: string, path: string, complete: boolean, range: boolean): void {

@@ -190,6 +190,22 @@ describe('library boot service over HTTP (loopback)', () => {
     }
   });
 
+  test('after mountInto, entry files are left to the HTTP file server, whose events end boot-once', async () => {
+    assert.equal((await get(`/library/e${ids.kernel}/vmlinuz`)).status, 404, 'the test server has no file server behind the route');
+    const machineId = store.machines.findByMac(MAC)!.id;
+    store.machines.update(machineId, { entryId: ids.kernel, bootOnce: true });
+    const file = `/library/e${ids.kernel}/initrd.img`;
+    service.onTransferEvent({ type: 'http.done', time: 0, mac: MAC, file, size: initrd.length, bytes: 100, ranged: true });
+    assert.equal(store.machines.get(machineId)!.bootOnce, true, 'a range session of the initrd is not a boot');
+    service.onTransferEvent({ type: 'http.done', time: 0, mac: MAC, file, size: initrd.length, bytes: initrd.length - 1 });
+    assert.equal(store.machines.get(machineId)!.bootOnce, true, 'an incomplete download is not a boot');
+    service.onTransferEvent({ type: 'tftp.done', time: 0, mac: MAC, file: `/library/e${ids.kernel}/vmlinuz`, size: kernel.length, bytes: kernel.length });
+    assert.equal(store.machines.get(machineId)!.bootOnce, true, 'the kernel is not the last file');
+    service.onTransferEvent({ type: 'http.done', time: 0, mac: MAC, file, size: initrd.length, bytes: initrd.length, status: 200 });
+    assert.equal(store.machines.get(machineId)!.bootOnce, false);
+    assert.equal(store.entries.get(store.machines.get(machineId)!.entryId!)!.kind, 'local-disk');
+  });
+
   test('mountIsoFilesInto: a live ISO\'s kernel and initrd for TFTP clients (GRUB)', { skip: xorrisoMissing() }, async () => {
     const generated = new Map<string, (r: { protocol: 'tftp' | 'http'; path: string }) => unknown>();
     const paths = await service.mountIsoFilesInto({ mount: () => undefined, generate: (v, fn) => void generated.set(v, fn) });
