@@ -274,6 +274,47 @@ test('another DHCP server on the bench: the Start screen says so and offers the 
   rogue.kill('SIGTERM');
 });
 
+test('port in use and missing privileges: the Start screen says which and what to do', { skip: skip ?? missingPrograms('setpriv'), timeout: 90_000 }, async () => {
+  const srv = `${lab.prefix}s`;
+  const url = /Bootbench web UI: (http:\/\/\S+)/.exec(hostLog)?.[1];
+  assert.ok(url, 'the host from the first test is still running');
+
+  // (a) Another program holds the TFTP port on the bench NIC's namespace.
+  const holder = lab.spawn(srv, process.execPath, ['-e', "require('node:dgram').createSocket('udp4').bind(69, () => console.log('bound'))"]);
+  await waitFor(() => new Promise<boolean>((r) => holder.stdout!.once('data', () => r(true))), 10_000, 'the port holder');
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(url!);
+  await page.locator('label.mode', { hasText: 'Proxy DHCP' }).click();
+  await page.getByTestId('start-stop').click();
+  const problems = page.getByTestId('problems');
+  await problems.waitFor({ timeout: 15_000 });
+  assert.match(await problems.innerText(), /UDP port 69 .*is already in use by node \(pid \d+\): stop it/);
+  await shot(page, '10-start-port-in-use');
+  holder.kill('SIGKILL');
+  await page.close();
+
+  // (b) The host run by an ordinary user cannot open ports below 1024.
+  const userData = join(work, 'data-nobody');
+  mkdirSync(userData, { mode: 0o777 });
+  chmodSync(userData, 0o777);
+  chmodSync(work, 0o755);
+  const unprivileged = lab.spawn(srv, 'setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, '--import', 'tsx', join(repo, 'main/web/run.ts'), '--data', userData, '--root', join(work, 'root'), '--boot', 'bios=undionly.kpxe', '--ui-port', '0'], { cwd: repo, env: { ...process.env, HOME: userData } });
+  let out = '';
+  unprivileged.stdout!.on('data', (d) => (out += d));
+  unprivileged.stderr!.on('data', (d) => (out += d));
+  const userUrl = await waitFor(() => /Bootbench web UI: (http:\/\/\S+)/.exec(out)?.[1], 30_000, `the unprivileged host's UI (output: ${out})`);
+  const userPage = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  await userPage.goto(userUrl);
+  await userPage.locator('label.mode', { hasText: 'Proxy DHCP' }).click();
+  await userPage.getByTestId('start-stop').click();
+  const userProblems = userPage.getByTestId('problems');
+  await userProblems.waitFor({ timeout: 15_000 });
+  assert.match(await userProblems.innerText(), /Cannot open UDP port 69.*need root or the CAP_NET_BIND_SERVICE capability\. Fix: /);
+  await shot(userPage, '11-start-no-privileges');
+  await userPage.close();
+  unprivileged.kill('SIGTERM');
+});
+
 test('npm start falls back to web mode, says why, and guards a non-loopback UI with a token', { skip: skip ?? (findElectron(repo).reason ? undefined : 'Electron can run here: npm start opens the desktop app instead'), timeout: 60_000 }, async () => {
   // Inside the server namespace (the lab's address, nothing on the host's network).
   const srv = `${lab.prefix}s`;
