@@ -61,6 +61,8 @@ export class MachinesState {
   async update(update: MachineUpdate): Promise<Machine> {
     const machine = await this.api.call('machines:update', update);
     this.upsert(machine);
+    // Group member counts change when a machine moves between groups.
+    if (update.group !== undefined) this.groups = await this.api.call('machines:groups');
     return machine;
   }
 
