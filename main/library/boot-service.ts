@@ -97,6 +97,9 @@ export class LibraryBootService {
     return { name };
   };
 
+  /** The MAC an iPXE client at this IP reported in its script request (fallback for macForIp). */
+  reportedMacForIp = (ip: string): string | undefined => this.macByIp.get(ip.replace(/^::ffff:/, ''));
+
   // ---------------------------------------------------------------------- what to boot
   /** What this client boots, as a script request (assignment, else the menu of all entries). */
   async bootRequest(mac: string | undefined, uuid: string | undefined): Promise<BootRequest> {

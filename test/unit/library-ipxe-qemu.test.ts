@@ -5,7 +5,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { HttpFileServer } from '../../main/http/server.js';
+import { FileResolver } from '../../main/files/index.js';
+import { EventBus, type BootEvent } from '../../main/host/events.js';
+import { silentLogger } from '../../main/host/logger.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
@@ -28,9 +31,12 @@ function skipReason(): string | undefined {
 
 let dir: string;
 let store: Store;
-let server: Server;
+let http: HttpFileServer;
 let port: number;
 let service: LibraryBootService;
+let bus: EventBus;
+let files: FileResolver;
+const events: BootEvent[] = [];
 
 before(async () => {
   if (skipReason()) return;
@@ -43,20 +49,32 @@ before(async () => {
   assert.equal(entry?.kind, 'nbp', JSON.stringify(imported.refused));
   const stored = store.entries.create({ ...entry, files: entry.files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
   store.machines.create({ macs: [GUEST_MAC], name: 'qemu-bios', entryId: stored.id, bootOnce: true });
-  server = createServer(async (req, res) => {
-    if (!(await service.httpRoute(req, res, new URL(req.url!, 'http://x')))) {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  port = (server.address() as { port: number }).port;
+  // Wired as the host does it: the real HTTP file server with the library's dynamic route
+  // first, entry files mounted in the shared FileResolver, boot-once fed by bus events.
+  bus = new EventBus();
+  files = new FileResolver({ roots: [dir], caseInsensitive: true });
   // The guest reaches us as 10.0.2.100:80 (guestfwd); scripts must use the guest's view.
-  service = new LibraryBootService({ store, dataDir: data, httpBaseUrl: 'http://10.0.2.100', serverAddress: '10.0.2.100', httpPort: 80 });
+  service = new LibraryBootService({ store, dataDir: data, httpBaseUrl: 'http://10.0.2.100', serverAddress: '10.0.2.100', httpPort: 80, publish: bus.publish });
+  bus.subscribe(service.onTransferEvent);
+  bus.subscribe((e) => events.push(e));
+  service.mountInto(files);
+  http = new HttpFileServer({
+    port: 0,
+    address: '127.0.0.1',
+    files,
+    dynamic: (req, res, url) => service.httpRoute(req, res, url),
+    // Behind QEMU's user network every guest appears as 127.0.0.1; the bootstrap script told us its MAC.
+    macForIp: service.reportedMacForIp,
+    publish: bus.publish,
+    logger: silentLogger,
+    rangeIdleMs: 300,
+  });
+  await http.start();
+  port = http.port;
 });
 
 after(async () => {
-  if (server) await new Promise<void>((r) => server.close(() => r()));
+  await http?.stop();
   store?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -93,6 +111,7 @@ test('BIOS iPXE: bootstrap -> machine script -> NBP entry runs; boot-once then s
   assert.ok(log.includes(markerText('bios')), `marker not printed; qemu status ${status}; stderr ${stderr}`);
   assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
   const machine = store.machines.findByMac(GUEST_MAC)!;
+  assert.ok(events.some((e) => e.type === 'http.done' && typeof e.file === 'string' && e.file.endsWith('/marker.0') && e.mac === GUEST_MAC), 'the file server reported the NBP download');
   assert.equal(machine.bootOnce, false, 'boot-once should have ended after the NBP was fetched');
   assert.equal(store.entries.get(machine.entryId!)!.kind, 'local-disk');
 });
@@ -116,6 +135,7 @@ test('BIOS iPXE: kernel + initrd entry (kernel line with initrd=, initrd --name)
     ],
   });
   store.machines.update(store.machines.findByMac(GUEST_MAC)!.id, { entryId: entry.id, bootOnce: false });
+  service.mountInto(files);
   const { status, log, stderr } = await runIpxe([...STATIC_START, 'chain http://10.0.2.100/ipxe/boot.ipxe', ''].join('\n'));
   assert.ok(log.includes(markerText('bios')), `marker not printed; qemu status ${status}; stderr ${stderr}`);
   assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
@@ -129,9 +149,15 @@ test('BIOS iPXE: ISO entry is sanbooted over HTTP (HEAD + Range) and its El Tori
   assert.equal(entry.kind, 'iso');
   const stored = store.entries.create({ ...entry, files: entry.files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
   store.machines.update(store.machines.findByMac(GUEST_MAC)!.id, { entryId: stored.id, bootOnce: true });
+  service.mountInto(files);
   const { status, log, stderr } = await runIpxe([...STATIC_START, 'chain http://10.0.2.100/ipxe/boot.ipxe', ''].join('\n'));
   assert.ok(log.includes(markerText('bios')), `marker not printed; qemu status ${status}; stderr ${stderr}`);
   assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
-  // sanboot reads the ISO in ranges: the first read counts as "booted" for boot-once.
+  // sanboot reads the ISO by ranges: the file server reports the range session once the
+  // client has gone quiet, and that ends the boot-once assignment.
+  const isoPath = `/library/e${stored.id}/marker.iso`;
+  const deadline = Date.now() + 5000;
+  while (store.machines.findByMac(GUEST_MAC)!.bootOnce && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(events.some((e) => e.type === 'http.done' && e.file === isoPath && e.ranged === true && e.mac === GUEST_MAC), 'range session reported');
   assert.equal(store.machines.findByMac(GUEST_MAC)!.bootOnce, false);
 });
