@@ -6,6 +6,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventBus, type BootEvent } from './events.js';
+import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
 import { systemClock, type Clock } from './clock.js';
 import { silentLogger, type Logger } from './logger.js';
 import { ClientDirectory } from './client-directory.js';
@@ -19,38 +20,8 @@ import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, type Store, type StoreBusAttachment } from '../store/index.js';
 import { LibraryBootService } from '../library/boot-service.js';
 
-export type ServiceName = 'proxy-dhcp' | 'dhcp' | 'pxe' | 'tftp' | 'http';
-
-export interface ServiceStatus {
-  name: ServiceName;
-  port: number;
-  state: 'stopped' | 'starting' | 'running' | 'failed';
-  error?: string;
-}
-
-export interface ServicesStatus {
-  running: boolean;
-  interfaceName?: string;
-  address?: string;
-  mode: 'proxy' | 'dhcp';
-  services: ServiceStatus[];
-  problems: string[];
-}
-
-export interface TransferSnapshot {
-  id: string;
-  mac?: string;
-  ip: string;
-  file: string;
-  protocol: 'tftp' | 'http';
-  size?: number;
-  bytes: number;
-  rate: number;
-  blksize?: number;
-  windowsize?: number;
-  retransmits: number;
-  startedAt: number;
-}
+// The status and transfer shapes are the UI contract's (declared once, in preload/api.ts).
+export type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
 
 export interface ServiceHostOptions {
   config: ServeConfig;
