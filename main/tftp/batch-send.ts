@@ -75,7 +75,7 @@ function writePointer(buf: Buffer, offset: number, value: number): void {
  */
 export function createBatchSender(socket: Socket, address: string, port: number, capacity: number): BatchSender | undefined {
   const lib = loadLibc();
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  const fd = socketDescriptor(socket);
   if (!lib || typeof fd !== 'number' || fd < 0) return undefined;
   const octets = address.split('.').map(Number);
   if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return undefined;
@@ -145,3 +145,14 @@ export function createBatchSender(socket: Socket, address: string, port: number,
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * The socket's file descriptor. dgram keeps its handle under an internal symbol; the
+ * public-looking `_handle` getter would print a deprecation warning (DEP0112).
+ */
+function socketDescriptor(socket: Socket): number | undefined {
+  const record = socket as unknown as Record<symbol, { handle?: { fd?: number } } | undefined>;
+  const stateKey = Object.getOwnPropertySymbols(socket).find((key) => key.description === 'state symbol');
+  const fd = stateKey ? record[stateKey]?.handle?.fd : undefined;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
