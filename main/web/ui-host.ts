@@ -1,6 +1,7 @@
 // The service host as both UI shells run it (the Electron app in-process, headless web
-// mode): the store opened in the data folder, the last settings as the starting point,
-// per-machine boot assignments answered from the store, settings saved after a start.
+// mode): the store opened in the data folder, the last settings as the starting point
+// (the host answers per-machine assignments from the store's library), settings saved
+// after a start. The same wiring as `bootbench serve`.
 import { mkdirSync } from 'node:fs';
 import { ServiceHost } from '../host/service-host.js';
 import { defaultServeConfig, type ServeConfig } from '../host/config.js';
@@ -8,7 +9,7 @@ import { configFromSettings, saveConfigToSettings } from '../host/stored-config.
 import { storeApi } from '../host/api-store.js';
 import type { ApiStore } from '../host/api.js';
 import { silentLogger, type Logger } from '../host/logger.js';
-import { machineBootLookup, openStore, type Store } from '../store/index.js';
+import { openStore, type Store } from '../store/index.js';
 
 export interface UiHostOptions {
   dataDir: string;
@@ -41,7 +42,7 @@ export function createUiHost(options: UiHostOptions): UiHost {
   }
   const stored = store ? configFromSettings(store, options.dataDir) : defaultServeConfig(options.dataDir);
   const config = options.configure ? options.configure(stored) : stored;
-  const host = new ServiceHost({ config, logger, store, lookupMachine: store ? machineBootLookup(store) : undefined });
+  const host = new ServiceHost({ config, logger, store });
   return {
     host,
     store,
