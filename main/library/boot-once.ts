@@ -52,7 +52,7 @@ export function finishingPaths(entry: ScriptEntry, architecture: LibraryArchitec
       const linux = entry.iso?.linux;
       if (linux) return { paths: [isoInnerServedPath(entry.id, linux.initrds.at(-1) ?? linux.kernel)], rangeCounts: false };
       const windows = entry.iso?.windows;
-      if (windows?.bootWim && !windows.udfOnly && windows.bcd && windows.bootSdi) return { paths: [isoInnerServedPath(entry.id, windows.bootWim)], rangeCounts: false };
+      if (windows?.bootWim && windows.bcd && windows.bootSdi) return { paths: [isoInnerServedPath(entry.id, windows.bootWim)], rangeCounts: false };
       const iso = last(['iso']);
       return { paths: iso ? [entryFileServedPath(entry.id, iso.path)] : [], rangeCounts: true };
     }

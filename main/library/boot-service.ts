@@ -12,7 +12,8 @@ import rangeParser from 'range-parser';
 import type { BootEvent, Publish } from '../host/events.js';
 import { resolveBootAssignment, type BootEntry, type Store } from '../store/index.js';
 import { detectFile, type IsoDetection, type LibraryArchitecture } from './detect.js';
-import { IsoImage, extractIsoFile } from './iso9660.js';
+import { IsoImage, extractIsoFile, type IsoDirectoryEntry } from './iso9660.js';
+import { UdfFormatError, UdfImage } from './udf.js';
 import { architectureForBootClass, libraryDir, resolveEntryFilePath } from './import.js';
 import {
   architectureFromIpxe,
@@ -200,10 +201,13 @@ export class LibraryBootService {
       const isoPath = resolveEntryFilePath(iso, this.options.dataDir);
       const image = await IsoImage.open(isoPath);
       try {
-        const inner = await image.stat(isoPrefix[1]);
+        // Windows install media keep their files in UDF only (the ISO 9660 tree has a README).
+        const onIso = await image.stat(isoPrefix[1]);
+        const inner = onIso ?? (await statInUdf(isoPath, isoPrefix[1]));
         if (!inner || inner.isDirectory) return { missing: `${isoPrefix[1]} is not a file in ${basename(isoPath)}` };
         const contiguous = inner.extents.every((e, i) => i === 0 || e.offset === inner.extents[i - 1].offset + inner.extents[i - 1].size);
         if (contiguous) return { path: isoPath, offset: inner.offset, size: inner.size };
+        if (!onIso) return { missing: `${isoPrefix[1]} is stored in pieces in the ISO's UDF file system and cannot be served in place` };
         // A >4 GiB file in separate pieces: extracted once into the data folder, then served from there.
         const extracted = join(libraryDir(this.options.dataDir), '.extracted', `e${entryId}-${iso.sha256.slice(0, 12)}`, ...isoPrefix[1].toLowerCase().split('/').filter(Boolean));
         if (!existsSync(extracted)) {
@@ -430,6 +434,21 @@ export function ensureLocalDiskEntry(store: Store): BootEntry {
   let name = LOCAL_DISK_ENTRY_NAME;
   for (let i = 2; store.entries.findByName(name); i++) name = `${LOCAL_DISK_ENTRY_NAME} (${i})`;
   return store.entries.create({ name, kind: 'local-disk', notes: 'Boots the machine from its own disk (iPXE exit / sanboot 0x80; no answer to plain PXE)' });
+}
+
+async function statInUdf(isoPath: string, innerPath: string): Promise<IsoDirectoryEntry | undefined> {
+  try {
+    const udf = await UdfImage.open(isoPath);
+    if (!udf) return undefined;
+    try {
+      return await udf.stat(innerPath);
+    } finally {
+      await udf.close();
+    }
+  } catch (err) {
+    if (err instanceof UdfFormatError) return undefined;
+    throw err;
+  }
 }
 
 function safeDecode(path: string): string | undefined {

@@ -7,6 +7,7 @@ import { basename, extname } from 'node:path';
 import { spawn } from 'node:child_process';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { IsoFormatError, IsoImage, type ElToritoCatalog } from './iso9660.js';
+import { UdfFormatError, UdfImage } from './udf.js';
 
 /** Firmware families a file can boot on (issue 7 naming). */
 export const LIBRARY_ARCHITECTURES = ['bios', 'ia32', 'x64', 'arm64'] as const;
@@ -79,7 +80,7 @@ export interface IsoWindowsInfo {
   bootWim?: string;
   /** EFI boot manager (EFI/BOOT/BOOTX64.EFI or EFI/MICROSOFT/BOOT/...). */
   efiBootmgr?: string;
-  /** The ISO 9660 side only holds a README: files live in UDF, which this reader does not read. */
+  /** The ISO 9660 side only holds a README (oscdimg -u2): the files above were found through UDF. */
   udfOnly: boolean;
 }
 
@@ -501,10 +502,21 @@ async function detectIso(path: string, size: number): Promise<IsoDetection> {
       }
     }
     const linux = await findLinux(image);
-    const windows = await findWindows(image);
+    const windows = await findWindows(image, path);
+    // UDF-only Windows media: the EFI loader is only visible through UDF.
+    if (windows?.efiBootmgr && windows.udfOnly) {
+      architectures.add('x64');
+      efiLoaders.push(windows.efiBootmgr);
+    }
     const sorted = LIBRARY_ARCHITECTURES.filter((a) => architectures.has(a));
     const boots = [catalog?.bios ? 'BIOS' : '', catalog?.uefi ? 'UEFI' : ''].filter(Boolean).join('+') || 'not bootable from CD';
-    const carries = linux ? `, Linux (${linux.flavour})` : windows ? `, Windows boot files${windows.udfOnly ? ' (UDF only)' : ''}` : '';
+    const carries = linux
+      ? `, Linux (${linux.flavour})`
+      : windows
+        ? windows.bootWim
+          ? `, Windows boot files${windows.udfOnly ? ' (in UDF)' : ''}`
+          : ', Windows files in UDF that could not be read'
+        : '';
     return {
       kind: 'iso',
       volumeId: image.info.volumeId,
@@ -539,24 +551,45 @@ async function findLinux(image: IsoImage): Promise<IsoLinuxInfo | undefined> {
   return undefined;
 }
 
-async function findWindows(image: IsoImage): Promise<IsoWindowsInfo | undefined> {
-  const found = async (p: string) => ((await image.stat(p)) && !(await image.stat(p))!.isDirectory ? p : undefined);
+/** What both the ISO 9660 and the UDF readers offer. */
+interface DiscTree {
+  stat(path: string): Promise<{ isDirectory: boolean } | undefined>;
+}
+
+async function windowsFiles(tree: DiscTree, udfOnly: boolean): Promise<IsoWindowsInfo | undefined> {
+  const found = async (p: string) => ((await tree.stat(p))?.isDirectory === false ? p : undefined);
   const info: IsoWindowsInfo = {
     bootmgr: await found('bootmgr'),
     bcd: await found('boot/bcd'),
     bootSdi: await found('boot/boot.sdi'),
     bootWim: await found('sources/boot.wim'),
     efiBootmgr: (await found('efi/boot/bootx64.efi')) ?? (await found('efi/microsoft/boot/bootmgfw.efi')),
-    udfOnly: false,
+    udfOnly,
   };
-  if (info.bootmgr || info.bcd || info.bootWim) return info;
+  return info.bootmgr || info.bcd || info.bootWim ? info : undefined;
+}
+
+async function findWindows(image: IsoImage, path: string): Promise<IsoWindowsInfo | undefined> {
+  const onIso = await windowsFiles(image, false);
+  if (onIso) return onIso;
   // Windows install media made with oscdimg -u2 keep everything in UDF; the ISO 9660 side has a README only.
   const root = await image.list('/');
-  if (root.length <= 2 && root.some((e) => /^readme\.txt$/i.test(e.name))) {
-    const readme = (await image.readFile(root.find((e) => /^readme\.txt$/i.test(e.name))!, 0, 512)).toString('latin1');
-    if (/UDF/.test(readme)) return { udfOnly: true };
+  const readme = root.find((e) => /^readme\.txt$/i.test(e.name));
+  if (root.length > 2 || !readme || !/UDF/.test((await image.readFile(readme, 0, 512)).toString('latin1'))) return undefined;
+  try {
+    const udf = await UdfImage.open(path);
+    if (udf) {
+      try {
+        const info = await windowsFiles(udf, true);
+        if (info) return info;
+      } finally {
+        await udf.close();
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof UdfFormatError)) throw err;
   }
-  return undefined;
+  return { udfOnly: true };
 }
 
 // ---------------------------------------------------------------------------------------

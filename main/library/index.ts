@@ -22,6 +22,7 @@ export {
   type IpxeScriptDetection,
   type LiveFlavour,
 } from './detect.js';
+export { UdfImage, UdfFormatError } from './udf.js';
 export { IsoImage, IsoFormatError, openIsoFile, listIsoDirectory, extractIsoFile, decodeBootCatalog, type IsoDirectoryEntry, type IsoExtent, type ElToritoCatalog } from './iso9660.js';
 export {
   importPaths,

@@ -206,7 +206,7 @@ function entryLines(entry: ScriptEntry, ctx: ScriptContext): string[] {
         return kernelLines(inner(linux.kernel), linux.initrds.map((p) => ({ url: inner(p), name: posix.basename(p) })), joinArgs(live, entry.arguments));
       }
       const windows = entry.iso?.windows;
-      if (windows && !windows.udfOnly && windows.bcd && windows.bootSdi && windows.bootWim) {
+      if (windows && windows.bcd && windows.bootSdi && windows.bootWim) {
         const inner = (p?: string) => p && isoInnerUrl(ctx.httpBaseUrl, entry.id, p);
         return wimbootLines(ctx, entry.name, { bootmgr: inner(windows.bootmgr), bcd: inner(windows.bcd), bootSdi: inner(windows.bootSdi), bootWim: inner(windows.bootWim) });
       }

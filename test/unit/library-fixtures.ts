@@ -1,7 +1,7 @@
 // Small boot files built byte by byte for the library tests: just the headers the
 // detector reads, laid out as the specifications say (see main/library/detect.ts).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** A PE32+ (or PE32) image with the given COFF machine and optional-header subsystem. */
@@ -98,3 +98,39 @@ export function buildIso(dir: string, files: Record<string, Buffer | string>, ar
 
 /** El Torito BIOS (isolinux/isolinux.bin) + UEFI (efi.img) arguments for buildIso. */
 export const EL_TORITO_ARGS = ['-b', 'isolinux/isolinux.bin', '-no-emul-boot', '-boot-load-size', '4', '-eltorito-alt-boot', '-e', 'efi.img', '-no-emul-boot'];
+
+export function genisoimageMissing(): string | undefined {
+  return spawnSync('genisoimage', ['-version']).error ? 'genisoimage is not installed (Debian package genisoimage)' : undefined;
+}
+
+/**
+ * Windows-install-media style image: files in UDF, and an ISO 9660 tree that shows only a
+ * README (what oscdimg -u2 writes). genisoimage writes both trees; the ISO 9660 root's
+ * other records are then blanked, which leaves the UDF directories untouched.
+ */
+export function buildUdfOnlyIso(dir: string, files: Record<string, Buffer | string>, isoName = 'udf-only.iso'): string {
+  const tree = join(dir, `${isoName}.tree`);
+  const all = { 'README.TXT': 'This disc contains a "UDF" file system and requires an operating system\nthat supports the ISO-13346 "UDF" file system specification.\n', ...files };
+  for (const [path, content] of Object.entries(all)) {
+    mkdirSync(dirname(join(tree, path)), { recursive: true });
+    writeFileSync(join(tree, path), content);
+  }
+  const iso = join(dir, isoName);
+  const r = spawnSync('genisoimage', ['-quiet', '-udf', '-V', 'CCCOMA_X64FRE_EN-US_DV9', '-o', iso, tree], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`genisoimage failed: ${r.stderr}`);
+  const image = readFileSync(iso);
+  const pvd = 16 * 2048;
+  const rootLba = image.readUInt32LE(pvd + 156 + 2);
+  const rootSize = image.readUInt32LE(pvd + 156 + 10);
+  const root = image.subarray(rootLba * 2048, rootLba * 2048 + rootSize);
+  const kept: Buffer[] = [];
+  for (let at = 0; at < root.length && root[at] > 0; at += root[at]) {
+    const record = root.subarray(at, at + root[at]);
+    const name = record.toString('latin1', 33, 33 + record[32]);
+    if (record[32] === 1 || name.startsWith('README.TXT')) kept.push(Buffer.from(record));
+  }
+  root.fill(0);
+  Buffer.concat(kept).copy(root);
+  writeFileSync(iso, image);
+  return iso;
+}
