@@ -81,12 +81,6 @@ export function resolveEntryFilePath(file: Pick<EntryFile, 'path'>, dataDir: str
   return isAbsolute(file.path) ? file.path : join(libraryDir(dataDir), file.path);
 }
 
-const WINDOWS_BOOT_FILES: { role: string; match: RegExp }[] = [
-  { role: 'bootmgr', match: /(^|\/)bootmgr$/i },
-  { role: 'bcd', match: /(^|\/)boot\/bcd$/i },
-  { role: 'boot-sdi', match: /(^|\/)boot\/boot\.sdi$/i },
-  { role: 'wim', match: /(^|\/)sources\/boot\.wim$/i },
-];
 
 const MAX_FOLDER_FILES = 500;
 
@@ -211,13 +205,40 @@ async function listFolder(root: string): Promise<string[]> {
   return out;
 }
 
+/** `relative` under `root`, matching each name regardless of case (Windows trees: Boot\\BCD). */
+async function findCaseInsensitive(root: string, relative: string): Promise<string | undefined> {
+  let current = root;
+  for (const part of relative.split('/')) {
+    let names: string[];
+    try {
+      names = await readdir(current);
+    } catch {
+      return undefined;
+    }
+    const match = names.find((n) => n.toLowerCase() === part.toLowerCase());
+    if (!match) return undefined;
+    current = join(current, match);
+  }
+  try {
+    return (await stat(current)).isFile() ? current : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const WINDOWS_TREE: { role: string; path: string }[] = [
+  { role: 'bootmgr', path: 'bootmgr' },
+  { role: 'bcd', path: 'boot/bcd' },
+  { role: 'boot-sdi', path: 'boot/boot.sdi' },
+  { role: 'wim', path: 'sources/boot.wim' },
+];
+
 async function planFolder(folder: string, refused: ImportResult['refused'], name?: string): Promise<Plan[]> {
   const root = resolve(folder);
-  const all = await listFolder(root);
-  const rel = (p: string) => relative(root, p).split('\\').join('/');
 
-  // Windows PE / install media tree: what wimboot needs, in the order it is handed over.
-  const windows = WINDOWS_BOOT_FILES.map((w) => ({ role: w.role, path: all.find((p) => w.match.test(rel(p))) }));
+  // Windows PE / install media tree (looked up directly: an install tree has thousands of
+  // files): what wimboot needs, in the order it is handed over.
+  const windows = await Promise.all(WINDOWS_TREE.map(async (w) => ({ role: w.role, path: await findCaseInsensitive(root, w.path) })));
   const wim = windows.find((w) => w.role === 'wim')?.path;
   if (wim && windows.filter((w) => w.path).length >= 3) {
     const wimDetection = await detectFile(wim);
@@ -230,6 +251,7 @@ async function planFolder(folder: string, refused: ImportResult['refused'], name
     return [{ name: name ?? basename(root), kind: 'wim', architectures: wimDetection.architectures, files, detection: wimDetection, source: root }];
   }
 
+  const all = await listFolder(root);
   const detected: { path: string; detection: Detection }[] = [];
   for (const path of all) {
     try {

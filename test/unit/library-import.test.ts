@@ -85,6 +85,17 @@ describe('import', () => {
     assert.deepEqual(entry.files.filter((f) => f.arch === 'uefi64').map((f) => f.role), ['bootmgr', 'bcd', 'boot-sdi', 'wim']);
   });
 
+  test('an install tree with thousands of files still yields its WIM entry (boot files looked up directly)', async () => {
+    write('install/BOOTMGR', Buffer.alloc(3000, 1));
+    write('install/BOOT/bcd', Buffer.alloc(3000, 2));
+    write('install/BOOT/Boot.SDI', Buffer.alloc(3000, 3));
+    for (let i = 0; i < 600; i++) write(`install/sources/aaa-${String(i).padStart(3, '0')}.dll`, 'x');
+    write('install/sources/BOOT.WIM', buildWim(9));
+    const entry = await importPath(join(dir, 'install'), { dataDir: join(dir, 'data-i'), mode: 'reference' });
+    assert.equal(entry.kind, 'wim');
+    assert.deepEqual(entry.files.filter((f) => f.arch === 'uefi64').map((f) => f.source.slice(join(dir, 'install').length)), ['/BOOTMGR', '/BOOT/bcd', '/BOOT/Boot.SDI', '/sources/BOOT.WIM']);
+  });
+
   test('a mixed folder: each usable file an entry, the rest refused with reasons', async () => {
     write('mixed/a.efi', buildPe(0xaa64));
     write('mixed/b.0', Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 37) & 0xff)));
