@@ -8,6 +8,7 @@
 //     srv  eth0 198.18.0.1 (peer) + .0.3 (Bootbench) ======= cli  eth0 198.18.0.2
 //     srv  eth1 198.18.1.1 (peer) + .1.3 (Bootbench) == mid (delay-forwarder, 0.5 ms each way) == far eth0 198.18.1.2
 //     host eth0 198.18.2.1 (`bootbench serve`, store on) ==== cli  eth2 198.18.2.2
+//     hoff eth0 198.18.3.1 (`bootbench serve`, store off) === cli  eth3 198.18.3.2
 //
 // Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--only id,id] [--profile] [--trace strace|perf] [--full]
 //        BOOTBENCH_BENCH_MAIN=/other/checkout/main ... measures another tree's servers
@@ -48,7 +49,12 @@ if (flags.help) {
 
 const SRV_VETH = { peer: '198.18.0.1', bootbench: '198.18.0.3', client: '198.18.0.2' };
 const SRV_RTT = { peer: '198.18.1.1', bootbench: '198.18.1.3', client: '198.18.1.2' };
-const HOST_VETH = { host: '198.18.2.1', client: '198.18.2.2' };
+/** `bootbench serve` with the store and JSON events on, and with both off, each in its own namespace. */
+const HOSTS = {
+  on: { host: '198.18.2.1', client: '198.18.2.2', clientIf: 'eth2' },
+  off: { host: '198.18.3.1', client: '198.18.3.2', clientIf: 'eth3' },
+} as const;
+type HostVariant = keyof typeof HOSTS;
 
 // ---------------------------------------------------------------------------------------
 // Small helpers
@@ -131,7 +137,7 @@ class Bench {
   cli = '';
   mid = '';
   far = '';
-  hostNs = '';
+  readonly hostNs: Record<HostVariant, string> = { on: '', off: '' };
   forwarder = '';
   readonly digests = new Map<string, string>();
 
@@ -153,13 +159,17 @@ class Bench {
     this.cli = lab.namespace('c');
     this.mid = lab.namespace('m');
     this.far = lab.namespace('f');
-    this.hostNs = lab.namespace('h');
+    this.hostNs.on = lab.namespace('h');
+    this.hostNs.off = lab.namespace('g');
     lab.veth(this.srv, 'eth0', `${SRV_VETH.peer}/24`, this.cli, 'eth0', `${SRV_VETH.client}/24`);
     lab.exec(this.srv, 'ip', ['addr', 'add', `${SRV_VETH.bootbench}/24`, 'dev', 'eth0']);
     lab.veth(this.srv, 'eth1', `${SRV_RTT.peer}/24`, this.mid, 'left', null);
     lab.exec(this.srv, 'ip', ['addr', 'add', `${SRV_RTT.bootbench}/24`, 'dev', 'eth1']);
     lab.veth(this.mid, 'right', null, this.far, 'eth0', `${SRV_RTT.client}/24`);
-    lab.veth(this.hostNs, 'eth0', `${HOST_VETH.host}/24`, this.cli, 'eth2', `${HOST_VETH.client}/24`);
+    for (const variant of ['on', 'off'] as const) {
+      const h = HOSTS[variant];
+      lab.veth(this.hostNs[variant], 'eth0', `${h.host}/24`, this.cli, h.clientIf, `${h.client}/24`);
+    }
     // The middle namespace is a cable, not a host: it must not answer or originate anything.
     lab.exec(this.mid, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
     lab.exec(this.mid, 'sysctl', ['-qw', 'net.ipv4.conf.all.arp_ignore=8']);
@@ -271,22 +281,30 @@ http {
     return { name: 'bootbench', pid: child.pid!, veth: SRV_VETH.bootbench, rtt: SRV_RTT.bootbench, httpPort: 80, stop: () => this.stopChild(child) };
   }
 
-  /** The whole headless host (`bootbench serve`): Proxy DHCP, TFTP, HTTP, store, JSON events. */
-  async startBootbenchHost(profileDir?: string): Promise<RunningServer> {
-    const name = 'bootbench-host';
-    const data = mkdtempSync(join(this.work, 'data-'));
+  /**
+   * The whole headless host (`bootbench serve`): Proxy DHCP, TFTP, HTTP. Store on: the
+   * database records every event and every event is printed as a JSON line. Store off: the
+   * data folder holds a file that is not a database, which serve reports and then runs
+   * without history, and `--log text` prints no progress lines.
+   */
+  async startBootbenchHost(variant: HostVariant, profileDir?: string): Promise<RunningServer> {
+    const name = `bootbench-host-${variant}`;
+    const ns = this.hostNs[variant];
+    const data = mkdtempSync(join(this.work, `data-${variant}-`));
+    if (variant === 'off') writeFileSync(join(data, 'bootbench.db'), 'not a database: the bench runs this host without a store\n'.repeat(100));
     const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-    const child = this.spawnLogged(this.hostNs, name, process.execPath, [
+    const child = this.spawnLogged(ns, name, process.execPath, [
       ...nodeArgs, '--import', 'tsx', join(process.env.BOOTBENCH_BENCH_MAIN ?? join(PROJECT, 'main'), 'cli.ts'), 'serve', '--interface', 'eth0',
-      '--root', this.root, '--boot', 'bios=pxelinux.0', '--log', 'json', '--data', data,
+      '--root', this.root, '--boot', 'bios=pxelinux.0', '--log', variant === 'on' ? 'json' : 'text', '--data', data,
     ], { ...process.env, BOOTBENCH_DATA: data });
     await waitFor(() => {
       if (child.exitCode !== null) return true;
-      const udp = this.lab.exec(this.hostNs, 'ss', ['-Huln']);
+      const udp = this.lab.exec(ns, 'ss', ['-Huln']);
       return udp.includes(':69 ') && udp.includes(':67 ');
     }, 30_000, 'bootbench serve');
     if (child.exitCode !== null) throw new Error(`bootbench serve exited: ${this.logOf(name).slice(-2000)}`);
-    return { name: 'bootbench serve', pid: child.pid!, veth: HOST_VETH.host, httpPort: 8080, stop: () => this.stopChild(child) };
+    if (variant === 'off' && !this.logOf(name).includes('without history')) throw new Error(`bootbench serve (store off) opened a store: ${this.logOf(name).slice(-1000)}`);
+    return { name: `bootbench serve (store ${variant})`, pid: child.pid!, veth: HOSTS[variant].host, httpPort: 8080, stop: () => this.stopChild(child) };
   }
 
   // ---- clients -----------------------------------------------------------------------
@@ -589,8 +607,7 @@ const CASES: BenchCase[] = [
       // send one fixed UUID, and 1000 MACs sharing a UUID would be one machine with 1000 NICs
       // to the store (each lookup then rebuilds a 1000-MAC record), which no bench has.
       const vendorClass = Buffer.from('PXEClient:Arch:00000:UNDI:002001').toString('hex');
-      const seconds = ctx.quick ? 3 : 8;
-      const perf = async (iface: string, rate: number) => {
+      const perf = async (iface: string, rate: number, seconds = ctx.quick ? 3 : 8) => {
         let stdout: string;
         try {
           ({ stdout } = await execFileAsync('ip', ['netns', 'exec', ctx.bench.cli, 'timeout', String(seconds + 30), 'perfdhcp', '-4', '-l', iface, '-i',
@@ -607,51 +624,64 @@ const CASES: BenchCase[] = [
         return { rate: received / seconds, sent, received, lossPct: sent ? ((sent - received) * 100) / sent : NaN, meanMs: num(/avg delay: ([\d.]+) ms/) };
       };
       const rows: Row[] = [];
-      for (const rate of [5000, 10000]) {
-        const a: Awaited<ReturnType<typeof perf>>[] = [];
-        const b: typeof a = [];
-        const runs = Math.min(ctx.runs, 2);
-        for (let i = 0; i < runs; i++) {
-          // One DHCP server on the wire at a time: dnsmasq in the server namespace, then the host.
-          const peer = await ctx.bench.startDnsmasqProxyDhcp();
-          try { a.push(await perf('eth0', rate)); } finally { await peer.stop(); }
-          const host = await ctx.bench.startBootbenchHost(ctx.profileDir);
-          try { b.push(await perf('eth2', rate)); } finally { await host.stop(); }
+      // Each DHCP server has its own wire: dnsmasq on srv/eth0 (started per run: it would
+      // answer the TFTP peers' namespace otherwise), the two hosts on their own veths.
+      const hostOn = await ctx.bench.startBootbenchHost('on', ctx.profileDir);
+      const hostOff = await ctx.bench.startBootbenchHost('off', ctx.profileDir);
+      try {
+        // Steady state, not first sight: the JIT warmed up and the 1000 MACs already known to
+        // the store (a fresh store creates a machine per new MAC, which is another case).
+        for (const variant of ['on', 'off'] as const) await perf(HOSTS[variant].clientIf, 1000, 3);
+        for (const rate of [5000, 10000]) {
+          type Perf = Awaited<ReturnType<typeof perf>>;
+          const a: Perf[] = [];
+          const b: Perf[] = [];
+          const c: Perf[] = [];
+          const runs = Math.min(ctx.runs, 2);
+          for (let i = 0; i < runs; i++) {
+            const peer = await ctx.bench.startDnsmasqProxyDhcp();
+            try { a.push(await perf('eth0', rate)); } finally { await peer.stop(); }
+            b.push(await perf(HOSTS.on.clientIf, rate));
+            c.push(await perf(HOSTS.off.clientIf, rate));
+          }
+          const mk = (ours: Perf[], variant: string, metric: string, key: 'rate' | 'lossPct' | 'meanMs', higher: boolean, target: Target, figure?: number): Row => judge({
+            id: `dhcp-${rate}-${key}-${variant}`, title: `Proxy DHCP at ${rate}/s offered, store ${variant}: ${key === 'rate' ? 'OFFERs/s' : key === 'lossPct' ? 'loss' : 'mean DISCOVER->OFFER'}`,
+            metric, higherIsBetter: higher,
+            peer: { name: 'dnsmasq', figure, summary: summarize(a.map((s) => s[key])), samples: a.map((s) => s[key]) },
+            bootbench: { name: `bootbench serve (store ${variant})`, summary: summarize(ours.map((s) => s[key])), samples: ours.map((s) => s[key]) },
+            target,
+          });
+          for (const [ours, variant] of [[b, 'on'], [c, 'off']] as const) {
+            rows.push(
+              mk(ours, variant, 'OFFER/s', 'rate', true, rate === 5000 ? { atLeast: 5000 * 0.99, text: '>= 5k/s' } : { text: '-' }, rate === 10000 ? 10000 : undefined),
+              mk(ours, variant, '%', 'lossPct', false, rate === 5000 ? { atMost: 0, text: 'no loss' } : { text: '-' }),
+              mk(ours, variant, 'ms', 'meanMs', false, rate === 5000 ? { atMost: 1, text: '< 1 ms' } : { text: '-' }),
+            );
+          }
         }
-        const mk = (metric: string, key: 'rate' | 'lossPct' | 'meanMs', higher: boolean, target: Target, figure?: number): Row => judge({
-          id: `dhcp-${rate}-${key}`, title: `Proxy DHCP at ${rate}/s offered: ${key === 'rate' ? 'OFFERs/s' : key === 'lossPct' ? 'loss' : 'mean DISCOVER->OFFER'}`,
-          metric, higherIsBetter: higher,
-          peer: { name: 'dnsmasq', figure, summary: summarize(a.map((s) => s[key])), samples: a.map((s) => s[key]) },
-          bootbench: { name: 'bootbench serve', summary: summarize(b.map((s) => s[key])), samples: b.map((s) => s[key]) },
-          target,
-        });
-        rows.push(
-          mk('OFFER/s', 'rate', true, rate === 5000 ? { atLeast: 5000 * 0.99, text: '>= 5k/s' } : { text: '-' }, rate === 10000 ? 10000 : undefined),
-          mk('%', 'lossPct', false, rate === 5000 ? { atMost: 0, text: 'no loss' } : { text: '-' }),
-          mk('ms', 'meanMs', false, rate === 5000 ? { atMost: 1, text: '< 1 ms' } : { text: '-' }),
-        );
+      } finally {
+        await hostOn.stop();
+        await hostOff.stop();
       }
       return rows;
     },
   },
   {
     id: 'store',
-    title: 'store and progress events on (bootbench serve) vs off (servers alone)',
+    title: 'bootbench serve with the store and JSON events on vs off',
     async run(ctx) {
-      const host = await ctx.bench.startBootbenchHost(ctx.profileDir);
+      const hostOn = await ctx.bench.startBootbenchHost('on', ctx.profileDir);
+      const hostOff = await ctx.bench.startBootbenchHost('off', ctx.profileDir);
       const rows: Row[] = [];
       try {
-        const hostServer: RunningServer = { ...host, veth: HOST_VETH.host };
-        // The raw servers were warmed up before the first case; the host gets the same.
-        await ctx.bench.tftpGet(ctx.bench.cli, HOST_VETH.host, 'file-16m.bin', ['blksize 1468', 'windowsize 16'], 1, 60);
+        for (const h of [hostOn, hostOff]) await ctx.bench.tftpGet(ctx.bench.cli, h.veth, 'file-16m.bin', ['blksize 1468', 'windowsize 16'], 1, 60); // JIT warm-up
         for (const [id, options, clients] of [['store-1468', ['blksize 1468'], 1], ['store-ws16', ['blksize 1468', 'windowsize 16'], 1], ['store-many', ['blksize 1468', 'windowsize 16'], 20]] as const) {
           const file = clients > 1 ? 'file-16m.bin' : 'file-64m.bin';
           const size = clients > 1 ? 16 * MiB : 64 * MiB;
-          // The host is reached from the client's eth2; the raw servers from eth0: same kind of veth.
           const { a, b } = await alternate(
             ctx.runs,
-            () => tftpSample(ctx.bench, ctx.raw, 'veth', file, size, [...options], clients),
-            () => tftpSample(ctx.bench, hostServer, 'veth', file, size, [...options], clients),
+            () => tftpSample(ctx.bench, hostOff, 'veth', file, size, [...options], clients),
+            () => tftpSample(ctx.bench, hostOn, 'veth', file, size, [...options], clients),
           );
           rows.push(judge({
             id, title: `store on vs off: ${clients > 1 ? `${clients} x 16 MiB` : '64 MiB'}, ${options.join(', ')}`, metric: 'MiB/s', higherIsBetter: true,
@@ -660,10 +690,11 @@ const CASES: BenchCase[] = [
             target: { ratio: 0.95, text: 'within 5% of store off' },
           }));
         }
-        const events = ctx.bench.logOf('bootbench-host').split('\n').filter((l) => l.includes('"tftp.progress"')).length;
+        const events = ctx.bench.logOf('bootbench-host-on').split('\n').filter((l) => l.includes('"tftp.progress"')).length;
         rows[rows.length - 1].note = `${events} tftp.progress events printed by the host`;
       } finally {
-        await host.stop();
+        await hostOn.stop();
+        await hostOff.stop();
       }
       return rows;
     },
@@ -675,16 +706,16 @@ const CASES: BenchCase[] = [
       // 50 x 1 GiB would take minutes of wire time; the memory a transfer holds does not grow
       // with time, so 50 concurrent transfers run for a fixed period and the peak is taken.
       const seconds = ctx.quick ? 6 : 15;
-      const host = await ctx.bench.startBootbenchHost();
+      const host = await ctx.bench.startBootbenchHost('on');
       let peak = 0;
       let bytes = 0;
       try {
         const base = rssKiB(host.pid).rss;
         const sampler = setInterval(() => { peak = Math.max(peak, rssKiB(host.pid).rss); }, 100);
-        const script = `for i in $(seq 1 50); do timeout ${seconds} atftp --option 'blksize 1468' --option 'windowsize 16' -g -r big-1g.bin -l /dev/null ${HOST_VETH.host} >/dev/null 2>&1 & done; wait; true`;
-        const rxBefore = Number(ctx.bench.lab.exec(ctx.bench.cli, 'cat', ['/sys/class/net/eth2/statistics/rx_bytes']));
+        const script = `for i in $(seq 1 50); do timeout ${seconds} atftp --option 'blksize 1468' --option 'windowsize 16' -g -r big-1g.bin -l /dev/null ${HOSTS.on.host} >/dev/null 2>&1 & done; wait; true`;
+        const rxBefore = Number(ctx.bench.lab.exec(ctx.bench.cli, 'cat', [`/sys/class/net/${HOSTS.on.clientIf}/statistics/rx_bytes`]));
         await execFileAsync('ip', ['netns', 'exec', ctx.bench.cli, 'bash', '-c', script]);
-        bytes = Number(ctx.bench.lab.exec(ctx.bench.cli, 'cat', ['/sys/class/net/eth2/statistics/rx_bytes'])) - rxBefore;
+        bytes = Number(ctx.bench.lab.exec(ctx.bench.cli, 'cat', [`/sys/class/net/${HOSTS.on.clientIf}/statistics/rx_bytes`])) - rxBefore;
         clearInterval(sampler);
         peak = Math.max(peak, rssKiB(host.pid).rss);
         return [judge({
