@@ -81,7 +81,8 @@ export const CHAINLOAD_BOOT_FILES = {
  * clients fetch the library's bootstrap script. Boot files the user configured win.
  */
 export function chainloadPolicy(httpBaseUrl: string, userBoot: Partial<Record<string, string>> = {}): { boot: Record<string, string>; ipxeScriptUrl: string } {
-  const boot: Record<string, string> = { ...CHAINLOAD_BOOT_FILES };
+  // UEFI HTTP boot clients (class http64) fetch the NBP themselves and need a full URL.
+  const boot: Record<string, string> = { ...CHAINLOAD_BOOT_FILES, http64: `${httpBaseUrl.replace(/\/+$/, '')}${BOOT_BINARY_MOUNTS.uefiSnpIpxe}` };
   for (const [cls, file] of Object.entries(userBoot)) if (file) boot[cls] = file;
   return { boot, ipxeScriptUrl: `${httpBaseUrl.replace(/\/+$/, '')}/ipxe/boot.ipxe` };
 }

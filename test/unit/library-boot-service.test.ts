@@ -130,7 +130,7 @@ describe('library boot service over HTTP (loopback)', () => {
 
   test('chainload policy: bundled iPXE per class unless the user chose a file; bootstrap URL', () => {
     assert.deepEqual(chainloadPolicy('http://192.0.2.1:8080/', { bios: 'pxelinux.0' }), {
-      boot: { bios: 'pxelinux.0', uefi64: 'bootbench/snponly.efi' },
+      boot: { bios: 'pxelinux.0', uefi64: 'bootbench/snponly.efi', http64: 'http://192.0.2.1:8080/bootbench/snponly.efi' },
       ipxeScriptUrl: 'http://192.0.2.1:8080/ipxe/boot.ipxe',
     });
   });
