@@ -215,7 +215,7 @@ export class ServiceHost {
     } catch (err) {
       const message = (err as Error).message;
       this.problems.push(message);
-      for (const s of this.statuses) if (s.state === 'starting' || s.state === 'stopped') s.state = 'stopped';
+      for (const s of this.statuses) if (s.state !== 'failed') s.state = 'stopped';
       await this.stopServices();
       this.running = undefined;
       this.publishState();
