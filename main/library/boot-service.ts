@@ -25,7 +25,7 @@ import {
   type BootRequest,
   type ScriptEntry,
 } from './ipxe-script.js';
-import { nextAssignmentAfterFetch } from './boot-once.js';
+import { assignOnce, nextAssignmentAfterFetch } from './boot-once.js';
 import { BOOT_BINARY_MOUNTS, locateBootBinary, type BootBinaryName } from './boot-binaries.js';
 
 /** Structurally the DHCP policy's MachineBootAssignment (main/pxe/boot-policy.ts). */
@@ -467,3 +467,20 @@ function normalizeMacParam(value: string | null): string | undefined {
   return hex.length === 12 ? hex.match(/../g)!.join(':') : undefined;
 }
 
+
+/**
+ * The group action "reinstall these N machines once": each gets `entryId` as a boot-once
+ * assignment, all or none (one transaction). Returns the machines changed.
+ */
+export function assignOnceInStore(store: Store, machineIds: number[], entryId: number): number {
+  const entry = store.entries.get(entryId);
+  if (!entry) throw new Error(`entry ${entryId} does not exist (deleted meanwhile?)`);
+  const plan = assignOnce(machineIds, entryId);
+  return store.transaction(() => {
+    for (const { machineId, assignment } of plan) {
+      if (!store.machines.get(machineId)) throw new Error(`machine ${machineId} does not exist (deleted meanwhile?); nothing was changed`);
+      store.machines.update(machineId, { entryId: assignment.entryId, bootOnce: assignment.bootOnce });
+    }
+    return plan.length;
+  });
+}

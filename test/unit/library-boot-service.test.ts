@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { openStore, type Store } from '../../main/store/index.js';
 import { importPaths } from '../../main/library/import.js';
-import { LibraryBootService } from '../../main/library/boot-service.js';
+import { LibraryBootService, assignOnceInStore } from '../../main/library/boot-service.js';
 import { FileResolver } from '../../main/files/index.js';
 import { chainloadPolicy } from '../../main/library/boot-binaries.js';
 import type { BootEvent } from '../../main/host/events.js';
@@ -204,6 +204,15 @@ describe('library boot service over HTTP (loopback)', () => {
     service.onTransferEvent({ type: 'http.done', time: 0, mac: MAC, file, size: initrd.length, bytes: initrd.length, status: 200 });
     assert.equal(store.machines.get(machineId)!.bootOnce, false);
     assert.equal(store.entries.get(store.machines.get(machineId)!.entryId!)!.kind, 'local-disk');
+  });
+
+  test('group action: reinstall N machines once, all or nothing', () => {
+    const a = store.machines.create({ macs: ['52:54:00:cc:00:01'], name: 'room-1' });
+    const b = store.machines.create({ macs: ['52:54:00:cc:00:02'], name: 'room-2' });
+    assert.equal(assignOnceInStore(store, [a.id, b.id, a.id], ids.kernel), 2);
+    for (const id of [a.id, b.id]) assert.deepEqual([store.machines.get(id)!.entryId, store.machines.get(id)!.bootOnce], [ids.kernel, true]);
+    assert.throws(() => assignOnceInStore(store, [a.id, 999_999], ids.nbp), /machine 999999 does not exist/);
+    assert.equal(store.machines.get(a.id)!.entryId, ids.kernel, 'a failed group action changes nobody');
   });
 
   test('mountIsoFilesInto: a live ISO\'s kernel and initrd for TFTP clients (GRUB)', { skip: xorrisoMissing() }, async () => {
