@@ -9,9 +9,8 @@ import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { IsoFormatError, IsoImage, type ElToritoCatalog } from './iso9660.js';
 import { UdfFormatError, UdfImage } from './udf.js';
 
-/** Firmware families a file can boot on (issue 7 naming). */
-export const LIBRARY_ARCHITECTURES = ['bios', 'ia32', 'x64', 'arm64'] as const;
-export type LibraryArchitecture = (typeof LIBRARY_ARCHITECTURES)[number];
+export { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from './architectures.js';
+import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from './architectures.js';
 
 export type DetectedKind = 'nbp' | 'kernel' | 'initrd' | 'iso' | 'wim' | 'ipxe-script';
 

@@ -57,19 +57,8 @@ export interface ImportResult {
   refused: { path: string; reason: string }[];
 }
 
-/** Boot class names the store and the DHCP policy use for each firmware family. */
-export const BOOT_CLASS_FOR_ARCHITECTURE: Record<LibraryArchitecture, string> = {
-  bios: 'bios',
-  ia32: 'uefi32',
-  x64: 'uefi64',
-  arm64: 'arm64',
-};
-
-export function architectureForBootClass(bootClass: string): LibraryArchitecture | undefined {
-  if (bootClass === 'http64') return 'x64';
-  if (bootClass === 'httparm64') return 'arm64';
-  return (Object.entries(BOOT_CLASS_FOR_ARCHITECTURE) as [LibraryArchitecture, string][]).find(([, c]) => c === bootClass)?.[0];
-}
+export { BOOT_CLASS_FOR_ARCHITECTURE, architectureForBootClass } from './architectures.js';
+import { BOOT_CLASS_FOR_ARCHITECTURE } from './architectures.js';
 
 /** The folder copies live in. */
 export function libraryDir(dataDir: string): string {

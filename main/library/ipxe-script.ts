@@ -7,8 +7,8 @@
 // menu/item/choose, iseq, goto, exit). wimboot: https://ipxe.org/wimboot.
 import { posix } from 'node:path';
 import type { EntryKind } from '../store/entries.js';
-import type { IsoLinuxInfo, IsoWindowsInfo, LibraryArchitecture } from './detect.js';
-import { BOOT_CLASS_FOR_ARCHITECTURE } from './import.js';
+import type { IsoLinuxInfo, IsoWindowsInfo } from './detect.js';
+import { BOOT_CLASS_FOR_ARCHITECTURE, type LibraryArchitecture } from './architectures.js';
 
 /** What a script needs to know about an entry (a store BootEntry plus what detection found in an ISO). */
 export interface ScriptEntry {
