@@ -560,6 +560,13 @@ const CASES: BenchCase[] = [
             bootbench: { name: 'bootbench', summary: summarize(b.map((s) => s.slowest)), samples: b.map((s) => s.slowest) },
             target: { atMost: 1.5, text: '<= 1.5 s' },
           }),
+          judge({
+            id: 'many-ws16-cpu', title: '20 clients x 16 MiB, ws16, veth: server CPU per MiB', metric: 'ms/MiB', higherIsBetter: false,
+            peer: { name: peer.name, summary: summarize(a.map((s) => s.cpuMsPerMiB)), samples: a.map((s) => s.cpuMsPerMiB) },
+            bootbench: { name: 'bootbench', summary: summarize(b.map((s) => s.cpuMsPerMiB)), samples: b.map((s) => s.cpuMsPerMiB) },
+            target: { text: '-' },
+            note: `server CPU use while sending: ${peer.name} ${fmt(median(a.map((s) => (s.cpuMsPerMiB * s.mibps) / 10)))}% of one core, bootbench ${fmt(median(b.map((s) => (s.cpuMsPerMiB * s.mibps) / 10)))}%`,
+          }),
         ];
       } finally {
         await peer.stop();

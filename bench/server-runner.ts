@@ -37,15 +37,20 @@ const logger: Logger = {
 const publish = (): void => {};
 const files = new FileResolver({ roots: [values.root], caseInsensitive: true });
 
+// Extra server options as JSON, to try a tuning knob without editing main/ (e.g.
+// BOOTBENCH_BENCH_TFTP_OPTIONS='{"batchSend":false}' or BOOTBENCH_BENCH_HTTP_OPTIONS='{"readChunkBytes":2097152}').
+const tftpExtra = JSON.parse(process.env.BOOTBENCH_BENCH_TFTP_OPTIONS ?? '{}') as Record<string, unknown>;
+const httpExtra = JSON.parse(process.env.BOOTBENCH_BENCH_HTTP_OPTIONS ?? '{}') as Record<string, unknown>;
+
 const servers: { stop(): Promise<void> }[] = [];
 for (const address of values.tftp.split(',').filter(Boolean)) {
-  const server = new TftpServer({ port: 69, address, files, maxBlksize: Number(values['max-blksize']), publish, logger });
+  const server = new TftpServer({ port: 69, address, files, maxBlksize: Number(values['max-blksize']), publish, logger, ...tftpExtra });
   await server.start();
   servers.push(server);
 }
 for (const spec of values.http.split(',').filter(Boolean)) {
   const [address, port] = spec.split(':');
-  const server = new HttpFileServer({ port: Number(port), address, files, publish, logger });
+  const server = new HttpFileServer({ port: Number(port), address, files, publish, logger, ...httpExtra });
   await server.start();
   servers.push(server);
 }
