@@ -2,13 +2,11 @@
 //   bootbench serve        run Proxy DHCP / DHCP, the boot server, TFTP and HTTP on one NIC
 //   bootbench interfaces   list the NICs
 //   bootbench doctor       what would stop `serve` from working
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { isIPv4 } from 'node:net';
 import { mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BOOT_CLASSES, ConfigError, defaultServeConfig, parsePool, type BootClassName, type ServeConfig } from './host/config.js';
+import { BOOT_CLASSES, ConfigError, defaultServeConfig } from './host/config.js';
+import { SERVE_OPTIONS, UsageError, defaultDataDir, parseFlags, serveConfigFromFlags } from './host/serve-flags.js';
 import { ServiceHost } from './host/service-host.js';
 import type { BootEvent } from './host/events.js';
 import type { Logger } from './host/logger.js';
@@ -17,6 +15,7 @@ import { runDoctor } from './host/doctor.js';
 import { configFromSettings, saveConfigToSettings } from './host/stored-config.js';
 import { openStore, type Store } from './store/index.js';
 import { entriesCommand } from './library/cli.js';
+import { runWebMode } from './web/run.js';
 
 const USAGE = `Usage: bootbench <command> [options]
 
@@ -24,6 +23,8 @@ Commands:
   serve        Run the network-boot services on one NIC (see bootbench serve --help)
   interfaces   List network interfaces (name, addresses, MAC, link, kind)
   doctor       Report what would stop \`serve\` from working on this machine
+  entries      Import boot files into the library, or list it (entries import PATH... | entries list)
+  app          The host with its user interface in a browser (what \`npm start\` runs without Electron)
 
 Run \`bootbench <command> --help\` for a command's options.`;
 
@@ -50,111 +51,6 @@ Options:
   --data DIR             database folder (default ~/.bootbench)
   --log text|json        text lines on stderr (default), or one JSON event per line on stdout
   -h, --help             show this help`;
-
-const SERVE_OPTIONS = {
-  interface: { type: 'string' },
-  mode: { type: 'string' },
-  pool: { type: 'string' },
-  'lease-time': { type: 'string' },
-  router: { type: 'string' },
-  dns: { type: 'string' },
-  force: { type: 'boolean' },
-  root: { type: 'string' },
-  boot: { type: 'string', multiple: true },
-  'ipxe-script': { type: 'string' },
-  'http-port': { type: 'string' },
-  data: { type: 'string' },
-  log: { type: 'string' },
-  // Test-only port overrides, so tests can run beside a real service.
-  'dhcp-port': { type: 'string' },
-  'pxe-port': { type: 'string' },
-  'tftp-port': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} satisfies ParseArgsConfig['options'];
-
-/** A usage error: printed with a pointer to --help, exit code 2. */
-class UsageError extends Error {}
-
-export function defaultDataDir(): string {
-  return process.env.BOOTBENCH_DATA ?? join(homedir(), '.bootbench');
-}
-
-function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false });
-  } catch (err) {
-    // node's messages name the flag ("Unknown option '--foo'"); keep them and point at --help.
-    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
-  }
-}
-
-function parsePort(value: string, flag: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new UsageError(`${flag} "${value}" is not a port: give a number from 1 to 65535`);
-  return n;
-}
-
-/** Turns `serve` flags into a configuration on top of the stored defaults. */
-export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof SERVE_OPTIONS>>['values'], base: ServeConfig): ServeConfig {
-  const config: ServeConfig = structuredClone(base);
-  if (values.interface !== undefined) config.interfaceName = values.interface;
-  if (values.mode !== undefined) {
-    if (values.mode !== 'proxy' && values.mode !== 'dhcp') throw new UsageError(`--mode "${values.mode}" is not allowed: use proxy or dhcp`);
-    config.mode = values.mode;
-  }
-  if (values.pool !== undefined) {
-    try {
-      config.pool = parsePool(values.pool);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-  }
-  if (config.mode === 'proxy' && values.pool !== undefined) throw new UsageError('--pool is only used with --mode dhcp: proxy mode never hands out addresses');
-  if (config.mode === 'dhcp' && !config.pool) throw new UsageError('--mode dhcp needs --pool FIRST-LAST, e.g. --pool 192.0.2.100-192.0.2.150');
-  if (values['lease-time'] !== undefined) {
-    const n = Number(values['lease-time']);
-    if (!/^\d+$/.test(values['lease-time']) || n < 60 || n > 7 * 86400) throw new UsageError(`--lease-time "${values['lease-time']}" is not allowed: give seconds from 60 to 604800`);
-    config.leaseSeconds = n;
-  }
-  if (values.router !== undefined) {
-    if (!isIPv4(values.router)) throw new UsageError(`--router "${values.router}" is not an IPv4 address`);
-    config.router = values.router;
-  }
-  if (values.dns !== undefined) {
-    const list = values.dns.split(',').map((s) => s.trim()).filter(Boolean);
-    const bad = list.find((a) => !isIPv4(a));
-    if (bad || list.length === 0) throw new UsageError(`--dns "${values.dns}" is not a list of IPv4 addresses: write e.g. --dns 192.0.2.1,192.0.2.2`);
-    config.dns = list;
-  }
-  if (values.force) config.force = true;
-  if (values.root !== undefined) config.root = resolve(values.root);
-  if (values.boot !== undefined) {
-    config.boot = {};
-    for (const item of values.boot) {
-      const eq = item.indexOf('=');
-      const cls = eq > 0 ? item.slice(0, eq) : '';
-      const path = eq > 0 ? item.slice(eq + 1) : '';
-      if (!(BOOT_CLASSES as readonly string[]).includes(cls) || !path) {
-        throw new UsageError(`--boot "${item}" is not CLASS=PATH: CLASS is one of ${BOOT_CLASSES.join(', ')}, e.g. --boot uefi64=ipxe.efi`);
-      }
-      const isUrl = /^https?:\/\//i.test(path);
-      if (cls.startsWith('http') && !isUrl && path.startsWith('/')) {
-        throw new UsageError(`--boot ${cls}=${path}: give a path relative to --root or a full http:// URL`);
-      }
-      if (!cls.startsWith('http') && isUrl) {
-        throw new UsageError(`--boot ${cls}=${path}: PXE firmware downloads by TFTP; give a path relative to --root (URLs are for http64/httparm64)`);
-      }
-      config.boot[cls as BootClassName] = path;
-    }
-  }
-  if (values['ipxe-script'] !== undefined) config.ipxeScript = values['ipxe-script'];
-  if (values['http-port'] !== undefined) config.httpPort = parsePort(values['http-port'], '--http-port');
-  if (values['dhcp-port'] !== undefined) config.ports.dhcp = parsePort(values['dhcp-port'], '--dhcp-port');
-  if (values['pxe-port'] !== undefined) config.ports.pxe = parsePort(values['pxe-port'], '--pxe-port');
-  if (values['tftp-port'] !== undefined) config.ports.tftp = parsePort(values['tftp-port'], '--tftp-port');
-  if (values.data !== undefined) config.dataDir = resolve(values.data);
-  return config;
-}
 
 function textLine(event: BootEvent): string {
   const { type, time, mac, ip, ...details } = event;
@@ -284,6 +180,8 @@ export async function main(argv: string[]): Promise<number> {
         return await doctor(rest);
       case 'entries':
         return await entriesCommand(rest);
+      case 'app':
+        return await runWebMode(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -291,7 +189,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command "${command}": use serve, interfaces, doctor or entries`);
+        throw new UsageError(`unknown command "${command}": use serve, interfaces, doctor, entries or app`);
     }
   } catch (err) {
     if (err instanceof UsageError || err instanceof ConfigError) {

@@ -29,6 +29,6 @@ if (electron.binary && !electron.reason) {
 } else {
   console.log(`Not starting the desktop app: ${electron.reason}`);
   console.log('Starting the headless host with the web UI instead; open the address printed below in a browser.');
-  const entry = join(root, 'main/web/run.ts');
-  forwardSignals(spawn(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: root, stdio: 'inherit' }));
+  const entry = join(root, 'main/cli.ts');
+  forwardSignals(spawn(process.execPath, ['--import', 'tsx', entry, 'app', ...args], { cwd: root, stdio: 'inherit' }));
 }

@@ -3,7 +3,6 @@
 //   bootbench entries list [--data DIR] [--json]
 // main/cli.ts dispatches `entries` here: `process.exitCode = await entriesCommand(argv.slice(1))`.
 import { parseArgs } from 'node:util';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -90,9 +89,8 @@ export function describeEntry(entry: BootEntry, dataDir: string): EntryListing {
   };
 }
 
-export function defaultDataDir(): string {
-  return process.env.BOOTBENCH_DATA ?? join(homedir(), '.bootbench');
-}
+export { defaultDataDir } from '../host/serve-flags.js';
+import { defaultDataDir } from '../host/serve-flags.js';
 
 class UsageError extends Error {}
 

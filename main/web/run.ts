@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { defaultDataDir, serveConfigFromFlags } from '../cli.js';
+import { defaultDataDir, serveConfigFromFlags, SERVE_OPTIONS } from '../host/serve-flags.js';
 import { listInterfaces } from '../net/index.js';
 import type { Logger } from '../host/logger.js';
 import { createUiHost } from './ui-host.js';
@@ -28,27 +28,13 @@ Serve options (defaults: the settings last used):
   --interface NAME  --mode proxy|dhcp  --pool FIRST-LAST  --root DIR  --boot CLASS=PATH
   --ipxe-script PATH  --http-port N  --data DIR  --force  (see bootbench serve --help)`;
 
+const { log: _log, ...SERVE_FLAGS } = SERVE_OPTIONS;
 const OPTIONS = {
   'ui-address': { type: 'string' },
   'ui-port': { type: 'string' },
   'ui-token': { type: 'string' },
   start: { type: 'boolean' },
-  interface: { type: 'string' },
-  mode: { type: 'string' },
-  pool: { type: 'string' },
-  'lease-time': { type: 'string' },
-  router: { type: 'string' },
-  dns: { type: 'string' },
-  force: { type: 'boolean' },
-  root: { type: 'string' },
-  boot: { type: 'string', multiple: true },
-  'ipxe-script': { type: 'string' },
-  'http-port': { type: 'string' },
-  data: { type: 'string' },
-  'dhcp-port': { type: 'string' },
-  'pxe-port': { type: 'string' },
-  'tftp-port': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
+  ...SERVE_FLAGS,
 } as const;
 
 const logger: Logger = {

@@ -1,0 +1,113 @@
+// The flags of `bootbench serve` (also taken by `bootbench app`) and how they become a
+// configuration on top of the stored defaults.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isIPv4 } from 'node:net';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { BOOT_CLASSES, parsePool, type BootClassName, type ServeConfig } from './config.js';
+
+export const SERVE_OPTIONS = {
+  interface: { type: 'string' },
+  mode: { type: 'string' },
+  pool: { type: 'string' },
+  'lease-time': { type: 'string' },
+  router: { type: 'string' },
+  dns: { type: 'string' },
+  force: { type: 'boolean' },
+  root: { type: 'string' },
+  boot: { type: 'string', multiple: true },
+  'ipxe-script': { type: 'string' },
+  'http-port': { type: 'string' },
+  data: { type: 'string' },
+  log: { type: 'string' },
+  // Test-only port overrides, so tests can run beside a real service.
+  'dhcp-port': { type: 'string' },
+  'pxe-port': { type: 'string' },
+  'tftp-port': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies ParseArgsConfig['options'];
+
+/** A usage error: printed with a pointer to --help, exit code 2. */
+export class UsageError extends Error {}
+
+export function defaultDataDir(): string {
+  return process.env.BOOTBENCH_DATA ?? join(homedir(), '.bootbench');
+}
+
+export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false });
+  } catch (err) {
+    // node's messages name the flag ("Unknown option '--foo'"); keep them and point at --help.
+    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+  }
+}
+
+export function parsePort(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new UsageError(`${flag} "${value}" is not a port: give a number from 1 to 65535`);
+  return n;
+}
+
+/** Turns `serve` flags into a configuration on top of the stored defaults. */
+export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof SERVE_OPTIONS>>['values'], base: ServeConfig): ServeConfig {
+  const config: ServeConfig = structuredClone(base);
+  if (values.interface !== undefined) config.interfaceName = values.interface;
+  if (values.mode !== undefined) {
+    if (values.mode !== 'proxy' && values.mode !== 'dhcp') throw new UsageError(`--mode "${values.mode}" is not allowed: use proxy or dhcp`);
+    config.mode = values.mode;
+  }
+  if (values.pool !== undefined) {
+    try {
+      config.pool = parsePool(values.pool);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  if (config.mode === 'proxy' && values.pool !== undefined) throw new UsageError('--pool is only used with --mode dhcp: proxy mode never hands out addresses');
+  if (config.mode === 'dhcp' && !config.pool) throw new UsageError('--mode dhcp needs --pool FIRST-LAST, e.g. --pool 192.0.2.100-192.0.2.150');
+  if (values['lease-time'] !== undefined) {
+    const n = Number(values['lease-time']);
+    if (!/^\d+$/.test(values['lease-time']) || n < 60 || n > 7 * 86400) throw new UsageError(`--lease-time "${values['lease-time']}" is not allowed: give seconds from 60 to 604800`);
+    config.leaseSeconds = n;
+  }
+  if (values.router !== undefined) {
+    if (!isIPv4(values.router)) throw new UsageError(`--router "${values.router}" is not an IPv4 address`);
+    config.router = values.router;
+  }
+  if (values.dns !== undefined) {
+    const list = values.dns.split(',').map((s) => s.trim()).filter(Boolean);
+    const bad = list.find((a) => !isIPv4(a));
+    if (bad || list.length === 0) throw new UsageError(`--dns "${values.dns}" is not a list of IPv4 addresses: write e.g. --dns 192.0.2.1,192.0.2.2`);
+    config.dns = list;
+  }
+  if (values.force) config.force = true;
+  if (values.root !== undefined) config.root = resolve(values.root);
+  if (values.boot !== undefined) {
+    config.boot = {};
+    for (const item of values.boot) {
+      const eq = item.indexOf('=');
+      const cls = eq > 0 ? item.slice(0, eq) : '';
+      const path = eq > 0 ? item.slice(eq + 1) : '';
+      if (!(BOOT_CLASSES as readonly string[]).includes(cls) || !path) {
+        throw new UsageError(`--boot "${item}" is not CLASS=PATH: CLASS is one of ${BOOT_CLASSES.join(', ')}, e.g. --boot uefi64=ipxe.efi`);
+      }
+      const isUrl = /^https?:\/\//i.test(path);
+      if (cls.startsWith('http') && !isUrl && path.startsWith('/')) {
+        throw new UsageError(`--boot ${cls}=${path}: give a path relative to --root or a full http:// URL`);
+      }
+      if (!cls.startsWith('http') && isUrl) {
+        throw new UsageError(`--boot ${cls}=${path}: PXE firmware downloads by TFTP; give a path relative to --root (URLs are for http64/httparm64)`);
+      }
+      config.boot[cls as BootClassName] = path;
+    }
+  }
+  if (values['ipxe-script'] !== undefined) config.ipxeScript = values['ipxe-script'];
+  if (values['http-port'] !== undefined) config.httpPort = parsePort(values['http-port'], '--http-port');
+  if (values['dhcp-port'] !== undefined) config.ports.dhcp = parsePort(values['dhcp-port'], '--dhcp-port');
+  if (values['pxe-port'] !== undefined) config.ports.pxe = parsePort(values['pxe-port'], '--pxe-port');
+  if (values['tftp-port'] !== undefined) config.ports.tftp = parsePort(values['tftp-port'], '--tftp-port');
+  if (values.data !== undefined) config.dataDir = resolve(values.data);
+  return config;
+}
+
