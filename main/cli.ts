@@ -43,7 +43,8 @@ Options:
   --dns ADDRESS[,..]     dhcp mode: DNS servers to hand out (optional)
   --force                dhcp mode: start even if another DHCP server answers on the NIC
   --root DIR             folder served read-only by TFTP and HTTP (required)
-  --boot CLASS=PATH      boot file per client class (repeatable); CLASS is one of
+  --boot CLASS=PATH      boot file per client class (repeatable; default: chainload the bundled
+                         iPXE, which boots what the library assigns); CLASS is one of
                          ${BOOT_CLASSES.join(', ')};
                          PATH is relative to --root, or a URL for http64/httparm64
   --ipxe-script PATH     iPXE script that iPXE clients fetch over HTTP (relative to --root or absolute)
@@ -98,7 +99,7 @@ async function serve(args: string[]): Promise<number> {
   }
   const config = serveConfigFromFlags(values, store ? configFromSettings(store, dataDir) : defaultServeConfig(dataDir));
   if (!config.root) throw new UsageError('--root DIR is required: the folder whose files TFTP and HTTP serve');
-  if (Object.keys(config.boot).length === 0 && !config.ipxeScript) {
+  if (Object.keys(config.boot).length === 0 && !config.ipxeScript && !store) {
     throw new UsageError('nothing to boot: give at least one --boot CLASS=PATH (e.g. --boot bios=undionly.kpxe --boot uefi64=ipxe.efi) or --ipxe-script');
   }
 

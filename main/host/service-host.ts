@@ -19,6 +19,7 @@ import { HttpFileServer } from '../http/server.js';
 import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, type Store, type StoreBusAttachment } from '../store/index.js';
 import { LibraryBootService } from '../library/boot-service.js';
+import { chainloadPolicy } from '../library/boot-binaries.js';
 
 // The status and transfer shapes are the UI contract's (declared once, in preload/api.ts).
 export type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
@@ -45,6 +46,7 @@ interface Running {
   tftp?: TftpServer;
   http?: HttpFileServer;
   library?: LibraryBootService;
+  files?: FileResolver;
   unsubscribe: (() => void)[];
 }
 
@@ -144,7 +146,15 @@ export class ServiceHost {
       const files = new FileResolver({ roots: [config.root], caseInsensitive: true });
       const httpBaseUrl = `http://${address}:${config.httpPort}`;
       const ipxeScriptPath = config.ipxeScript ? resolveInRoot(config.root, config.ipxeScript) : undefined;
-      const library = this.store ? this.startLibrary(files, config, address, httpBaseUrl) : undefined;
+      this.running.files = files;
+      const library = this.store ? await this.startLibrary(files, config, address, httpBaseUrl) : undefined;
+      // With no boot file and no script given, every PXE client chainloads the bundled
+      // iPXE and iPXE asks the library what to boot (the machine's entry, or the menu).
+      const chainload = library && Object.keys(config.boot).length === 0 && !ipxeScriptPath ? chainloadPolicy(httpBaseUrl) : undefined;
+      if (chainload) {
+        for (const problem of await this.mountLibrary()) this.logger.warn(`chainloading iPXE needs ${problem}`);
+      }
+      const macForHttp = (ip: string) => this.macForIp(ip) ?? library?.reportedMacForIp(ip);
 
       await this.startService('tftp', async () => {
         const tftp = new TftpServer({
@@ -168,7 +178,7 @@ export class ServiceHost {
           address,
           files,
           dynamic: async (req, res, url) => (await library?.httpRoute(req, res, url)) || this.serveDynamic(req, res, url, ipxeScriptPath),
-          macForIp: this.macForIp,
+          macForIp: macForHttp,
           publish,
           logger: this.logger,
           clock: this.clock,
@@ -188,8 +198,8 @@ export class ServiceHost {
           policy: {
             serverAddress: address,
             httpBaseUrl,
-            boot: config.boot,
-            ipxeScriptUrl: ipxeScriptPath ? `${httpBaseUrl}/boot.ipxe` : undefined,
+            boot: chainload?.boot ?? config.boot,
+            ipxeScriptUrl: ipxeScriptPath ? `${httpBaseUrl}/boot.ipxe` : chainload?.ipxeScriptUrl,
             lookupMachine: this.options.lookupMachine ?? (library ? this.libraryLookup(library, httpBaseUrl, !!ipxeScriptPath) : undefined),
           },
           pool:
@@ -229,7 +239,7 @@ export class ServiceHost {
    * The library's part of the running host: iPXE/shim/GRUB binaries and entry files in the
    * file namespace, boot-once bookkeeping from transfer events.
    */
-  private startLibrary(files: FileResolver, config: ServeConfig, address: string, httpBaseUrl: string): LibraryBootService {
+  private async startLibrary(files: FileResolver, config: ServeConfig, address: string, httpBaseUrl: string): Promise<LibraryBootService> {
     const library = new LibraryBootService({
       store: this.store!,
       dataDir: config.dataDir,
@@ -239,10 +249,24 @@ export class ServiceHost {
       macForIp: this.macForIp,
       publish: this.bus.publish,
     });
-    for (const problem of library.mountInto(files)) this.logger.debug(`library: ${problem}`);
     this.running!.library = library;
+    await this.mountLibrary();
     this.running!.unsubscribe.push(this.bus.subscribe(library.onTransferEvent));
     return library;
+  }
+
+  /**
+   * Puts the library's files (bundled boot binaries, entry files, files inside ISOs) into
+   * the TFTP/HTTP namespace. Called at start and again after entries were imported while
+   * serving, so new entries boot without a restart.
+   */
+  async mountLibrary(): Promise<string[]> {
+    const r = this.running;
+    if (!r?.library || !r.files) return [];
+    const problems = r.library.mountInto(r.files);
+    await r.library.mountIsoFilesInto(r.files);
+    for (const problem of problems) this.logger.debug(`library: ${problem}`);
+    return problems;
   }
 
   /**
