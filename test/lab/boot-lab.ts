@@ -185,6 +185,11 @@ function officeReservations(): string[] {
 
 const hex2 = (n: number): string => n.toString(16).padStart(2, '0');
 
+/** A distinct UUID per client: without -uuid QEMU reports option 97 as all zeros. */
+export function clientUuid(kind: ClientKind, index: number): string {
+  return `b007be4c-0000-4000-8000-0000${hex2(ALL_KINDS.indexOf(kind) + 1)}0000${hex2(index)}`;
+}
+
 /** Locally administered 52:54:00 (QEMU's prefix) + lab byte + kind + index. */
 export function clientMac(kind: ClientKind, index: number): string {
   return `52:54:00:bb:${hex2(ALL_KINDS.indexOf(kind) + 1)}:${hex2(index)}`;
@@ -218,8 +223,7 @@ export class QemuClient {
     readonly index: number,
   ) {
     this.mac = clientMac(kind, index);
-    // A distinct UUID per client: without -uuid QEMU reports option 97 as all zeros.
-    this.uuid = `b007be4c-0000-4000-8000-0000${hex2(ALL_KINDS.indexOf(kind) + 1)}0000${hex2(index)}`;
+    this.uuid = clientUuid(kind, index);
     const base = join(bootLab.dir, `client-${kind}-${index}`);
     this.serialFile = `${base}.serial.log`;
     this.debugconFile = `${base}.debugcon.log`;
@@ -232,7 +236,7 @@ export class QemuClient {
       '-name', `bootbench-lab-${this.kind}-${this.index}`,
       // KVM exists here but cannot run this firmware (SeaBIOS+iPXE hangs, OVMF stops with
       // an emulation error), so plain TCG. The Secure Boot build of OVMF needs SMM.
-      '-machine', secure ? 'q35,accel=tcg,smm=on' : 'q35,accel=tcg', '-cpu', 'qemu64', '-m', '256', '-smp', '1',
+      '-machine', secure ? 'q35,accel=tcg,smm=on' : 'q35,accel=tcg', '-cpu', 'qemu64', '-m', this.memoryMb(), '-smp', '1',
       '-nodefaults', '-display', 'none', '-no-user-config', '-no-reboot',
       '-uuid', this.uuid,
       '-serial', `file:${this.serialFile}`,
@@ -265,6 +269,17 @@ export class QemuClient {
     return args;
   }
 
+  private memoryMb(): string {
+    // Shim + GRUB + a distribution kernel decompressing itself need more than 256 MB: with
+    // 256 MB the EFI stub failed with "XZ-compressed data is corrupt".
+    return process.env.BOOTBENCH_LAB_MEMORY_MB ?? (this.kind === 'uefi-secure' ? '1024' : '256');
+  }
+
+  /** Powers the client off (the pending `run()` then resolves). */
+  stop(): void {
+    this.child?.kill('SIGKILL');
+  }
+
   /** Boots the client and resolves when QEMU exits or `timeoutMs` passes (then it is killed). */
   run(timeoutMs: number): Promise<ClientResult> {
     const tap = this.bootLab.addTap();
@@ -284,7 +299,7 @@ export class QemuClient {
       // catches resets), so stop waiting as soon as its console says so.
       const watcher = setInterval(() => {
         const serial = readText(this.serialFile);
-        if (GAVE_UP[this.kind].test(serial)) {
+        if (GAVE_UP[this.kind].test(serial) || (this.kind !== 'bios' && OVMF_GAVE_UP.test(serial))) {
           clearInterval(watcher);
           gaveUp = true;
           setTimeout(() => child.kill('SIGKILL'), 1000);
@@ -315,6 +330,8 @@ const GAVE_UP: Record<ClientKind, RegExp> = {
   'uefi-ipxe': /No more network devices|failed to load Boot0001/,
   'uefi-secure': /failed to load Boot0001 "UEFI PXEv4/,
 };
+// OVMF opens its setup menu once every boot option failed or returned (GRUB's `exit`).
+const OVMF_GAVE_UP = /starting Boot0000 "UiApp"/;
 
 function readText(path: string): string {
   try {
@@ -341,6 +358,8 @@ export interface ServerOptions {
   ipxeScript?: string;
   httpPort?: number;
   pool?: { first: string; last: string };
+  /** --data folder (default: <lab dir>/data) */
+  dataDir?: string;
 }
 
 export interface RunningServer {
@@ -387,7 +406,7 @@ function newestSourceMtime(dir: string): number {
 export function startBootbench(bootLab: BootLab, options: ServerOptions): RunningServer {
   const events: Record<string, unknown>[] = [];
   const { cmd, args, label } = bootbenchCommand();
-  const data = join(bootLab.dir, 'data');
+  const data = options.dataDir ?? join(bootLab.dir, 'data');
   mkdirSync(data, { recursive: true });
   args.push('serve', '--interface', BRIDGE, '--mode', options.mode, '--root', options.root, '--log', 'json', '--data', data);
   if (options.boot.bios) args.push('--boot', `bios=${options.boot.bios}`);

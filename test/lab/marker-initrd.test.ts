@@ -30,6 +30,8 @@ test('marker initrd is a newc cpio with an executable /init and a trailer', () =
   assert.equal(init.mode, 0o100755);
   assert.deepEqual(init.data, markerInitElf());
   assert.equal(entries.at(-1)?.name, 'TRAILER!!!');
+  const tty = entries.find((e) => e.name === 'dev/ttyS0');
+  assert.equal(tty?.mode, 0o020600, 'COM1 character device for the serial marker');
 });
 
 test('/init is a static x86-64 ELF executable whose entry point is inside its one segment', () => {
@@ -46,5 +48,6 @@ test('/init is a static x86-64 ELF executable whose entry point is inside its on
   assert.equal(filesz, BigInt(elf.length));
   assert.ok(entry > vaddr && entry < vaddr + filesz);
   assert.ok(elf.includes(Buffer.from(`\n${INITRD_MARKER}\n\0`)));
+  assert.ok(elf.includes(Buffer.from('/dev/ttyS0\0')));
   assert.ok(elf.includes(Buffer.from([0xb0, INITRD_EXIT_VALUE, 0xee])), 'exit through port 0xf4');
 });

@@ -1,51 +1,108 @@
 // A marker initrd for kernel+initrd boot entries in the lab: a newc cpio archive whose
-// /init is a tiny static x86-64 ELF. The kernel runs it as PID 1 (root, so it may ask
-// for port access); it writes `BOOTBENCH-INITRD-OK` to QEMU's debug console (0x402)
-// and exits QEMU through isa-debug-exit (0xf4), like the marker NBPs.
+// /init is a tiny static x86-64 ELF. The kernel runs it as PID 1. It writes
+// `BOOTBENCH-INITRD-OK` to /dev/ttyS0 (the serial log), then asks for port access and, if
+// granted, writes the marker to QEMU's debug console (0x402) and exits QEMU through
+// isa-debug-exit (0xf4) like the marker NBPs. A kernel in Secure Boot lockdown refuses
+// port access (ioperm), so there it powers off instead: QEMU exits 0, the marker is on
+// the serial log only, and no debugcon marker means lockdown was on.
 import { DEBUGCON_PORT, DEBUG_EXIT_PORT } from './marker-nbp.js';
 
 export const INITRD_EXIT_VALUE = 0x2c;
 export const INITRD_MARKER = 'BOOTBENCH-INITRD-OK';
 
-const SYS_IOPERM = 173; // x86-64 syscall number (arch/x86/entry/syscalls/syscall_64.tbl)
+// x86-64 Linux syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl).
+const SYS_WRITE = 1;
+const SYS_OPEN = 2;
+const SYS_REBOOT = 169;
+const SYS_IOPERM = 173;
+const O_WRONLY_NOCTTY = 0x101;
+const LINUX_REBOOT_MAGIC1 = 0xfee1dead;
+const LINUX_REBOOT_MAGIC2 = 672274793;
+const LINUX_REBOOT_CMD_POWER_OFF = 0x4321fedc;
 const LOAD_ADDRESS = 0x400000;
 const ELF_HEADER_SIZE = 64;
 const PROGRAM_HEADER_SIZE = 56;
 
 function u32(v: number): number[] {
-  return [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
+  return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 }
 
-/** x86-64 Linux user code: ioperm both ports, print the marker, exit QEMU, spin. */
+/** Code with forward references: byte runs, labels, and rel8/rel32 slots resolved in a second pass. */
+type Piece = number[] | { label: string } | { rel32: string } | { rel8: string };
+
+function assemble(pieces: Piece[]): Buffer {
+  const size = (p: Piece): number => (Array.isArray(p) ? p.length : 'label' in p ? 0 : 'rel32' in p ? 4 : 1);
+  const labels = new Map<string, number>();
+  let at = 0;
+  for (const p of pieces) {
+    if (!Array.isArray(p) && 'label' in p) labels.set(p.label, at);
+    at += size(p);
+  }
+  const out: number[] = [];
+  for (const p of pieces) {
+    if (Array.isArray(p)) out.push(...p);
+    else if ('rel32' in p) out.push(...u32(labels.get(p.rel32)! - (out.length + 4)));
+    else if ('rel8' in p) {
+      const rel = labels.get(p.rel8)! - (out.length + 1);
+      if (rel < -128 || rel > 127) throw new Error(`rel8 to ${p.rel8} out of range`);
+      out.push(rel & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
 function initCode(marker: string, exitValue: number): Buffer {
-  const ioperm = (port: number): number[] => [
-    0xb8, ...u32(SYS_IOPERM), // mov eax, 173
-    0xbf, ...u32(port), //       mov edi, port
-    0xbe, ...u32(1), //          mov esi, 1      (one port)
-    0xba, ...u32(1), //          mov edx, 1      (turn on)
-    0x0f, 0x05, //               syscall
+  const message = Buffer.from(`\n${marker}\n`, 'latin1');
+  const ioperm = (port: number): Piece[] => [
+    [0xb8, ...u32(SYS_IOPERM)], //   mov eax, SYS_ioperm
+    [0xbf, ...u32(port)], //         mov edi, port
+    [0xbe, ...u32(1)], //            mov esi, 1      (one port)
+    [0xba, ...u32(1)], //            mov edx, 1      (turn on)
+    [0x0f, 0x05], //                 syscall
+    [0x85, 0xc0], //                 test eax, eax
+    [0x75], { rel8: 'poweroff' }, // jnz poweroff    (refused: lockdown)
   ];
-  const head = [
+  return assemble([
+    [0xb8, ...u32(SYS_OPEN)], //     mov eax, SYS_open
+    [0x48, 0x8d, 0x3d], { rel32: 'tty' }, // lea rdi, [rip + tty]
+    [0xbe, ...u32(O_WRONLY_NOCTTY)], // mov esi, O_WRONLY | O_NOCTTY
+    [0x31, 0xd2], //                 xor edx, edx
+    [0x0f, 0x05], //                 syscall
+    [0x89, 0xc7], //                 mov edi, eax    (a failed open makes write fail: harmless)
+    [0xb8, ...u32(SYS_WRITE)], //    mov eax, SYS_write
+    [0x48, 0x8d, 0x35], { rel32: 'message' }, // lea rsi, [rip + message]
+    [0xba, ...u32(message.length)], // mov edx, length
+    [0x0f, 0x05], //                 syscall
     ...ioperm(DEBUGCON_PORT),
     ...ioperm(DEBUG_EXIT_PORT),
-    0xfc, //                                      cld
-    0x66, 0xba, DEBUGCON_PORT & 0xff, DEBUGCON_PORT >> 8, // mov dx, 0x402
-  ];
-  const tail = [
-    0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8, // print: lodsb; test al,al; jz +3; out dx,al; jmp print
-    0x66, 0xba, DEBUG_EXIT_PORT, 0x00, //         mov dx, 0xf4
-    0xb0, exitValue, //                           mov al, VALUE
-    0xee, //                                      out dx, al
-    0xeb, 0xfe, //                                jmp $  (PID 1 must never exit: the kernel would panic)
-  ];
-  const lea = [0x48, 0x8d, 0x35, ...u32(tail.length)]; // lea rsi, [rip + tail.length]: the message
-  return Buffer.concat([Buffer.from([...head, ...lea, ...tail]), Buffer.from(`\n${marker}\n\0`, 'latin1')]);
+    [0xfc], //                       cld
+    [0x66, 0xba, DEBUGCON_PORT & 0xff, DEBUGCON_PORT >> 8], // mov dx, 0x402
+    [0x48, 0x8d, 0x35], { rel32: 'message' }, // lea rsi, [rip + message]
+    { label: 'print' },
+    [0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8], // lodsb; test al,al; jz +3; out dx,al; jmp print
+    [0x66, 0xba, DEBUG_EXIT_PORT, 0x00], // mov dx, 0xf4
+    [0xb0, exitValue], //            mov al, VALUE
+    [0xee], //                       out dx, al      (QEMU exits here)
+    { label: 'poweroff' },
+    [0xb8, ...u32(SYS_REBOOT)], //   mov eax, SYS_reboot
+    [0xbf, ...u32(LINUX_REBOOT_MAGIC1)], // mov edi, magic1
+    [0xbe, ...u32(LINUX_REBOOT_MAGIC2)], // mov esi, magic2
+    [0xba, ...u32(LINUX_REBOOT_CMD_POWER_OFF)], // mov edx, POWER_OFF
+    [0x45, 0x31, 0xd2], //           xor r10d, r10d
+    [0x0f, 0x05], //                 syscall
+    { label: 'hang' },
+    [0xeb, 0xfe], //                 jmp $           (PID 1 must never exit: the kernel would panic)
+    { label: 'tty' },
+    [...Buffer.from('/dev/ttyS0\0', 'latin1')],
+    { label: 'message' },
+    [...message, 0],
+  ]);
 }
 
 // ELF64 executable, one PT_LOAD segment mapping the whole file (System V gABI, x86-64 psABI):
 //   0x00  ELF header (64)      e_entry = 0x400000 + 120
 //   0x40  program header (56)  PT_LOAD, offset 0, vaddr 0x400000, R+X
-//   0x78  code + message
+//   0x78  code + strings
 export function markerInitElf(marker = INITRD_MARKER, exitValue = INITRD_EXIT_VALUE): Buffer {
   const code = initCode(marker, exitValue);
   const codeOffset = ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE;
@@ -97,6 +154,7 @@ export function markerInitrd(marker = INITRD_MARKER, exitValue = INITRD_EXIT_VAL
   const entries: CpioEntry[] = [
     { name: 'dev', mode: 0o040755 },
     { name: 'dev/console', mode: 0o020600, rdev: [5, 1] }, // so the kernel can give init a console
+    { name: 'dev/ttyS0', mode: 0o020600, rdev: [4, 64] }, // COM1: the marker reaches the serial log without console=
     { name: 'init', mode: 0o100755, data: markerInitElf(marker, exitValue) },
     { name: 'TRAILER!!!', mode: 0 },
   ];

@@ -1,7 +1,7 @@
 // One lab scenario: topology + PXE server + QEMU clients booted in parallel, and the
 // checks every scenario shares (marker printed, exit status, events carry the MAC).
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BootLab,
@@ -35,6 +35,8 @@ export interface ScenarioOptions {
   httpPort?: number;
   /** does the scenario need bootbench (not the dnsmasq reference server)? */
   needsBootbench?: boolean;
+  /** fills the --data folder before `serve` starts (library entries, machines) */
+  prepareData?: (dataDir: string) => void | Promise<void>;
 }
 
 export type BootEventLine = Record<string, unknown> & { type: string; mac?: string };
@@ -67,9 +69,13 @@ export class Scenario {
       ipxeScript = join(lab.dir, 'lab.ipxe');
       writeFileSync(ipxeScript, o.ipxeScript);
     }
+    const dataDir = join(lab.dir, 'data');
+    mkdirSync(dataDir, { recursive: true });
+    await o.prepareData?.(dataDir);
     if (o.office) lab.addOffice();
     lab.startRouterAdvertiser();
     this.server = startPxeServer(lab, {
+      dataDir,
       mode: o.mode,
       root,
       boot: o.boot ?? { bios: 'marker.0', uefi64: 'marker.efi' },
