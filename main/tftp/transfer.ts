@@ -192,6 +192,7 @@ export class ReadTransfer {
     } else {
       this.beginWindow();
       this.pump();
+      this.prefetchNextChunk();
     }
   }
 
@@ -207,6 +208,7 @@ export class ReadTransfer {
       this.progressMade(now);
       this.beginWindow();
       this.pump();
+      this.prefetchNextChunk();
       return;
     }
     // Map the 16-bit number onto the blocks in flight: base-1 (already acknowledged) up to
@@ -228,9 +230,12 @@ export class ReadTransfer {
       this.finish({ outcome: 'done' });
       return;
     }
-    this.maybeEmitProgress(now);
+    // The next window goes out before any bookkeeping: in lock-step the time from ACK to
+    // DATA is the transfer rate.
     this.beginWindow();
     this.pump();
+    this.prefetchNextChunk();
+    this.maybeEmitProgress(now);
   }
 
   /** An ERROR from the client's TID. */
@@ -263,8 +268,14 @@ export class ReadTransfer {
     this.nextToSend = this.base;
     this.windowResent = false;
     this.retries = 0;
-    // Read the chunk after base's ahead of need. (Not the one after windowEnd's: when the
-    // window spans two chunks, that would evict base's own chunk.)
+  }
+
+  /**
+   * Reads the chunk after base's ahead of need. (Not the one after windowEnd's: when the
+   * window spans two chunks, that would evict base's own chunk.)
+   */
+  private prefetchNextChunk(): void {
+    if (this.finished) return;
     const nextChunk = this.chunkOf(this.base) + 1;
     if (nextChunk <= this.chunkOf(this.lastBlock)) this.slotFor(nextChunk * this.blocksPerChunk + 1);
   }
