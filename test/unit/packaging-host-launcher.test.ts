@@ -1,0 +1,150 @@
+// bootbench-host (build/linux/bootbench-host.c): the only file the .deb gives network
+// capabilities to. It must hand them to the service host it starts (ambient capabilities),
+// start nothing but the installation's own script, and drop the environment that could make
+// that process run something else (NODE_OPTIONS, LD_PRELOAD...).
+// The installation is faked: "bootbench" is a symlink to this Node, and the pinned script
+// resources/app.asar/dist/main/cli.js (a plain folder here) reports what it got.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../..');
+const CAP_NET_BIND_SERVICE = 10n;
+const CAP_NET_RAW = 13n;
+
+const REPORT_SCRIPT = `
+const fs = require('node:fs');
+const dgram = require('node:dgram');
+const status = fs.readFileSync('/proc/self/status', 'utf8');
+const field = (name) => (new RegExp('^' + name + ':\\\\s*([0-9a-f]+)', 'm').exec(status) || [])[1];
+const socket = dgram.createSocket('udp4');
+socket.on('error', (error) => finish(error.code));
+socket.bind(67, '127.0.0.1', () => finish('bound'));
+function finish(bind) {
+  process.stdout.write(JSON.stringify({ script: __filename, argv: process.argv.slice(2), env: process.env,
+    capEff: field('CapEff'), capAmb: field('CapAmb'), noNewPrivs: field('NoNewPrivs'), bind67: bind }));
+  socket.close(() => {});
+  setImmediate(() => process.exit(0));
+}
+`;
+
+interface Report {
+  script: string;
+  argv: string[];
+  env: Record<string, string>;
+  capEff: string;
+  capAmb: string;
+  noNewPrivs: string;
+  bind67: string;
+}
+
+let work = '';
+let install = '';
+const compilerMissing = process.platform !== 'linux' ? 'bootbench-host is Linux only' : spawnSync('cc', ['--version']).status !== 0 ? 'no C compiler (cc)' : undefined;
+
+before(() => {
+  if (compilerMissing) return;
+  work = mkdtempSync(join(tmpdir(), 'bb-launcher-'));
+  chmodSync(work, 0o755);
+  install = join(work, 'Bootbench');
+  mkdirSync(join(install, 'resources/app.asar/dist/main/web'), { recursive: true });
+  const compiled = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', join(install, 'bootbench-host'), join(root, 'build/linux/bootbench-host.c')], { encoding: 'utf8' });
+  assert.equal(compiled.status, 0, compiled.stderr);
+  symlinkSync(realpathSync(process.execPath), join(install, 'bootbench'));
+  writeFileSync(join(install, 'resources/app.asar/dist/main/cli.js'), REPORT_SCRIPT);
+  writeFileSync(join(install, 'resources/app.asar/dist/main/web/run.js'), REPORT_SCRIPT);
+});
+
+after(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+function runLauncher(args: string[], options: { asNobody?: boolean; env?: Record<string, string> } = {}): { report?: Report; stderr: string; status: number | null } {
+  const launcher = join(install, 'bootbench-host');
+  // A private network namespace: the port-67 bind touches no real interface.
+  const command = options.asNobody
+    ? ['unshare', '--net', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', launcher, ...args]
+    : [launcher, ...args];
+  const result = spawnSync(command[0], command.slice(1), { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.env }, timeout: 30_000 });
+  let report: Report | undefined;
+  try {
+    report = JSON.parse(result.stdout) as Report;
+  } catch {}
+  return { report, stderr: result.stderr, status: result.status };
+}
+
+function hasCap(hex: string, bit: bigint): boolean {
+  return (BigInt(`0x${hex}`) & (1n << bit)) !== 0n;
+}
+
+test('runs only the installation\'s own script, picked by the first word, with a cleaned environment', { skip: compilerMissing ?? false }, () => {
+  const serve = runLauncher(['serve', '--interface', 'eth9'], {
+    env: { NODE_OPTIONS: '--require=/tmp/evil.js', LD_PRELOAD: '/tmp/evil.so', ELECTRON_RUN_AS_NODE: '0', BOOTBENCH_DATA: '/srv/bb', HOME: '/home/tech', LC_ALL: 'C.UTF-8' },
+  });
+  assert.ok(serve.report, `launcher output: ${serve.stderr}`);
+  assert.equal(serve.report.script, join(install, 'resources/app.asar/dist/main/cli.js'));
+  assert.deepEqual(serve.report.argv, ['serve', '--interface', 'eth9']);
+  assert.equal(serve.report.env.ELECTRON_RUN_AS_NODE, '1');
+  assert.equal(serve.report.env.NODE_OPTIONS, undefined);
+  assert.equal(serve.report.env.LD_PRELOAD, undefined);
+  assert.equal(serve.report.env.BOOTBENCH_DATA, '/srv/bb');
+  assert.equal(serve.report.env.HOME, '/home/tech');
+  assert.equal(serve.report.env.LC_ALL, 'C.UTF-8');
+  assert.equal(serve.report.noNewPrivs, '1');
+
+  const web = runLauncher(['web', '--ui-port', '0']);
+  assert.equal(web.report?.script, join(install, 'resources/app.asar/dist/main/web/run.js'));
+  assert.deepEqual(web.report?.argv, ['--ui-port', '0']);
+});
+
+const rootMissing = compilerMissing ?? (process.geteuid?.() !== 0 ? 'needs root (setcap, and running as another user)' : undefined);
+const toolsMissing = ['setcap', 'setpriv', 'unshare'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
+const privilegedSkip = rootMissing ?? (toolsMissing.length ? `missing ${toolsMissing.join(', ')}` : undefined);
+
+test('with the .deb\'s capabilities, an unprivileged user\'s service host gets them and binds port 67', { skip: privilegedSkip ?? false }, () => {
+  const postinst = readFileSync(join(root, 'build/linux/after-install.sh'), 'utf8');
+  const grant = /setcap '([^']+)' "\$APP_DIR\/bootbench-host"/.exec(postinst);
+  assert.ok(grant, 'after-install.sh grants capabilities to bootbench-host');
+  const set = spawnSync('setcap', [grant[1], join(install, 'bootbench-host')], { encoding: 'utf8' });
+  assert.equal(set.status, 0, set.stderr);
+  try {
+    const { report, stderr } = runLauncher(['serve'], { asNobody: true });
+    assert.ok(report, `launcher output: ${stderr}`);
+    assert.equal(report.env.USER, undefined);
+    for (const bit of [CAP_NET_BIND_SERVICE, CAP_NET_RAW]) {
+      assert.ok(hasCap(report.capEff, bit), `effective capability ${bit} (CapEff ${report.capEff})`);
+      assert.ok(hasCap(report.capAmb, bit), `ambient capability ${bit} (CapAmb ${report.capAmb})`);
+    }
+    assert.equal(BigInt(`0x${report.capEff}`) & ~((1n << CAP_NET_BIND_SERVICE) | (1n << CAP_NET_RAW)), 0n, 'no other capability');
+    assert.equal(report.bind67, 'bound');
+    assert.doesNotMatch(stderr, /without the network capabilities/);
+  } finally {
+    spawnSync('setcap', ['-r', join(install, 'bootbench-host')]);
+  }
+});
+
+test('without capabilities the service host gets none, and the launcher says what to run', { skip: privilegedSkip ?? false }, () => {
+  const { report, stderr } = runLauncher(['serve'], { asNobody: true });
+  assert.ok(report, `launcher output: ${stderr}`);
+  assert.ok(!hasCap(report.capEff, CAP_NET_BIND_SERVICE));
+  assert.match(stderr, /sudo setcap cap_net_bind_service,cap_net_raw=p .*bootbench-host/);
+  const portStart = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
+  if (portStart > 67) assert.equal(report.bind67, 'EACCES');
+});
+
+test('refuses to pass capabilities on when its folder is not root\'s', { skip: privilegedSkip ?? false }, () => {
+  spawnSync('setcap', ['cap_net_bind_service,cap_net_raw=p', join(install, 'bootbench-host')]);
+  chownSync(install, 65534, 65534);
+  try {
+    const { report, status, stderr } = runLauncher(['serve'], { asNobody: true });
+    assert.equal(report, undefined);
+    assert.equal(status, 126);
+    assert.match(stderr, /refusing/);
+  } finally {
+    chownSync(install, 0, 0);
+    spawnSync('setcap', ['-r', join(install, 'bootbench-host')]);
+  }
+});
