@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 
 const root = dirname(fileURLToPath(import.meta.url));
-const suites = process.argv.slice(2).length ? process.argv.slice(2) : ['unit', 'integration', 'lab', 'ui'];
+const suites = process.argv.slice(2).length ? process.argv.slice(2) : ['unit', 'integration', 'reliability', 'lab', 'ui'];
 
 function collect(dir) {
   let out = [];
