@@ -143,7 +143,7 @@ export class ServiceHost {
       this.running = { nic, address, unsubscribe: [] };
       const socketFactory = this.options.socketFactory ?? createScopedUdpSocketFactory();
       const publish = this.bus.publish;
-      const files = new FileResolver({ roots: [config.root], caseInsensitive: true });
+      const files = createHostFileResolver(config.root);
       const httpBaseUrl = `http://${address}:${config.httpPort}`;
       const ipxeScriptPath = config.ipxeScript ? resolveInRoot(config.root, config.ipxeScript) : undefined;
       this.running.files = files;
@@ -371,6 +371,16 @@ export class ServiceHost {
       this.transfers.delete(id);
     }
   }
+}
+
+/**
+ * The resolver TFTP and HTTP share. Files with several hard links are refused: a hard link
+ * in the root to a file outside it (same file system) cannot be told apart from a file that
+ * belongs there, and issue 9's hostile-path test showed such a link serving a file from
+ * outside the root. Boot files are copied or symlinked in; a refusal names the reason.
+ */
+export function createHostFileResolver(root: string): FileResolver {
+  return new FileResolver({ roots: [root], caseInsensitive: true, allowHardLinks: false });
 }
 
 function checkRoot(root: string): void {
