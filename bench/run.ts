@@ -770,6 +770,19 @@ function consoleTable(rows: Row[]): string {
   return [header, ...body].map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  ')).join('\n');
 }
 
+/** Which code was measured: HEAD, and whether the server folders had uncommitted changes. */
+function codeVersion(): { commit: string; dirty: string[]; main: string } {
+  const git = (args: string[]) => {
+    try {
+      return execFileSync('git', ['-C', PROJECT, ...args], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    } catch {
+      return '';
+    }
+  };
+  const dirty = git(['status', '--porcelain', '--', 'main/tftp', 'main/http', 'main/files', 'main/dhcp', 'main/store', 'main/host']).split('\n').filter(Boolean);
+  return { commit: git(['rev-parse', '--short', 'HEAD']), dirty, main: process.env.BOOTBENCH_BENCH_MAIN ?? join(PROJECT, 'main') };
+}
+
 function machineNote(): { loadavg: number[]; qemuProcesses: number; cpus: number } {
   let qemu = 0;
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
@@ -801,6 +814,7 @@ async function main(): Promise<void> {
   const stamp = startedAt.toISOString().replace(/[:]/g, '').replace(/\..*/, '');
   const profileDir = flags.profile ? join(RESULTS, `profile-${stamp}`) : undefined;
   const before = machineNote();
+  const code = codeVersion();
   log(`runs per case ${runs}${flags.quick ? ' (quick)' : ''}; load average ${before.loadavg.join(' ')}, ${before.qemuProcesses} QEMU process(es) running`);
 
   const bench = new Bench();
@@ -841,6 +855,7 @@ async function main(): Promise<void> {
     runs,
     quick: flags.quick,
     machine: { before, after, node: process.version },
+    code,
     rows,
     failures,
     profileDir,
@@ -853,6 +868,7 @@ async function main(): Promise<void> {
     `# Bootbench bench ${startedAt.toISOString()}`,
     '',
     `${runs} run(s) per server per case, alternating peer and Bootbench; ${seconds.toFixed(0)} s in all. Node ${process.version}.`,
+    `Code: commit ${code.commit}${code.dirty.length ? ` with uncommitted changes in ${code.dirty.length} server file(s)` : ''}; servers from ${code.main}.`,
     `Load average before ${before.loadavg.join(' ')}, after ${after.loadavg.join(' ')}; QEMU processes before ${before.qemuProcesses}, after ${after.qemuProcesses} (${before.cpus} CPUs, shared: numbers are noisy when others run).`,
     '"issue" figures are the peer numbers from issue 8, measured earlier on this machine.',
     '',
