@@ -47,7 +47,7 @@ export function scenarioSkipReason(options: Pick<ScenarioOptions, 'clients' | 'o
   if (options.office || labServerKind() === 'dnsmasq') programs.push('dnsmasq');
   const reason = labUnavailableReason({ kinds: options.clients, programs });
   if (reason) return reason;
-  if (options.needsBootbench && labServerKind() === 'dnsmasq') return 'BOOTBENCH_LAB_SERVER=dnsmasq: this scenario needs bootbench (HTTP, iPXE script)';
+  if (options.needsBootbench && labServerKind() === 'dnsmasq') return 'BOOTBENCH_LAB_SERVER=dnsmasq: this scenario needs bootbench (HTTP, iPXE scripts or the library)';
   return undefined;
 }
 

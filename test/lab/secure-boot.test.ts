@@ -24,7 +24,7 @@ const SHIM = '/usr/lib/shim/shimx64.efi.signed';
 const GRUB_NET = '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed';
 const clients: ClientKind[] = ['uefi-secure'];
 const chainSkip =
-  scenarioSkipReason({ clients, office: false, needsBootbench: true }) ??
+  scenarioSkipReason({ clients, office: false }) ??
   labUnavailableReason({ kinds: clients, files: [SHIM, GRUB_NET] });
 
 // The signed netboot GRUB's built-in prefix is /grub, so it asks for /grub/grub.cfg.
@@ -68,7 +68,7 @@ else describe(rootChainName, () => {
 });
 
 const kernel = findLinuxKernel(existsSync, (p) => readdirSync(p));
-const entrySkip = chainSkip ?? (kernel ? undefined : 'no Linux kernel: install linux-image-amd64 or set BOOTBENCH_LAB_KERNEL=/path/to/vmlinuz');
+const entrySkip = chainSkip ?? scenarioSkipReason({ clients, office: false, needsBootbench: true }) ?? (kernel ? undefined : 'no Linux kernel: install linux-image-amd64 or set BOOTBENCH_LAB_KERNEL=/path/to/vmlinuz');
 
 async function prepareSecureBootEntry(dataDir: string): Promise<void> {
   // The user's own copies of the signed binaries (<data>/boot/...), so no build step is needed.
