@@ -1,0 +1,106 @@
+// Issue 9 item 3: TFTP under packet loss. `bootbench serve` in one namespace, clients in
+// another; nftables in the client namespace drops 10% of the datagrams each way (this
+// kernel has no netem): 20 concurrent transfers, lock-step and windowsize 16, all complete
+// with the right sha256 within a bound. With 100% loss from the server, the transfer gives
+// up after its retries and is reported as tftp.failed, not left hanging.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
+import { writeRandomFile } from '../integration/tftp-helpers.js';
+import type { LoadClientConfig, TransferOutcome } from './tftp-load-client.js';
+
+const skip = netnsUnavailableReason() ?? missingPrograms('nft');
+const CLIENT = join(PROJECT_ROOT, 'test', 'reliability', 'tftp-load-client.ts');
+
+/** 10% of UDP datagrams dropped in each direction, per port range (requests, transfer TIDs). */
+function lossRules(percentOutOfTen: number, direction: 'both' | 'from-server'): string {
+  const drop = percentOutOfTen >= 10 ? 'drop' : `numgen random mod 10 < ${percentOutOfTen} drop`;
+  const lines = [
+    'table inet bblossy {',
+    '  chain in { type filter hook input priority 0; policy accept;',
+    `    ip saddr 192.0.2.1 udp sport 69 ${drop}`,
+    `    ip saddr 192.0.2.1 udp sport 1024-65535 ${drop}`,
+    '  }',
+  ];
+  if (direction === 'both') {
+    lines.push(
+      '  chain out { type filter hook output priority 0; policy accept;',
+      `    ip daddr 192.0.2.1 udp dport 69 ${drop}`,
+      `    ip daddr 192.0.2.1 udp dport 1024-65535 ${drop}`,
+      '  }',
+    );
+  }
+  lines.push('}');
+  return lines.join('\n') + '\n';
+}
+
+describe('TFTP under packet loss (nftables in a namespace)', { skip }, () => {
+  const lab = new Lab('bbloss');
+  const root = mkdtempSync(join(tmpdir(), 'bb-loss-root-'));
+  const data = mkdtempSync(join(tmpdir(), 'bb-loss-data-'));
+  const sha = new Map<string, string>();
+  let client = '';
+  let serve: ServeProcess;
+
+  const load = (config: Omit<LoadClientConfig, 'server'>): { outcomes: TransferOutcome[]; ms: number } =>
+    JSON.parse(lab.exec(client, process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify({ server: '192.0.2.1', ...config })], { timeoutMs: config.deadlineMs + 30_000 }).trim().split('\n').at(-1)!);
+  const setLoss = (rules: string | undefined) => {
+    try { lab.exec(client, 'nft', ['delete', 'table', 'inet', 'bblossy']); } catch { /* none yet */ }
+    if (rules) lab.exec(client, 'nft', ['-f', '-'], { input: rules });
+  };
+
+  before(async () => {
+    sha.set('small.bin', writeRandomFile(join(root, 'small.bin'), 128 * 1024 + 100));
+    sha.set('large.bin', writeRandomFile(join(root, 'large.bin'), 1024 * 1024 + 1000));
+    const server = lab.namespace('s');
+    client = lab.namespace('c');
+    lab.veth(server, 'bench0', '192.0.2.1/24', client, 'eth0', '192.0.2.10/24');
+    serve = new ServeProcess(lab, server, ['--interface', 'bench0', '--root', root, '--boot', 'uefi64=small.bin', '--data', data]);
+    await serve.ready();
+  });
+  after(() => lab.destroy());
+
+  // Lock-step pays one retransmit timeout per lost datagram, so its file is smaller.
+  for (const [label, windowsize, name, bound] of [['lock-step', 1, 'small.bin', 60_000], ['windowsize 16', 16, 'large.bin', 60_000]] as const) {
+    test(`20 concurrent ${label} transfers with 10% loss each way complete with the right sha256`, async () => {
+      setLoss(lossRules(1, 'both'));
+      try {
+        const { outcomes, ms } = load({ names: [name], count: 20, blksize: 1468, windowsize, deadlineMs: bound });
+        const bad = outcomes.filter((o) => !o.ok || o.sha256 !== sha.get(name));
+        const slowest = Math.max(...outcomes.map((o) => o.ms));
+        const reAcks = outcomes.reduce((n, o) => n + o.reAcks, 0);
+        console.log(`10% loss, ${label}: 20 x ${name} in ${ms} ms (slowest ${slowest} ms), client re-ACKs ${reAcks}, failed ${bad.length}`);
+        assert.deepEqual(bad.map((o) => `${o.name}: ${o.error ?? 'sha256 mismatch'}`), []);
+        assert.ok(ms < bound, `took ${ms} ms`);
+        assert.ok(reAcks > 0, 'loss was applied (the client had to recover at least once)');
+      } finally {
+        setLoss(undefined);
+      }
+    });
+  }
+
+  test('100% loss from the server: the transfer fails after its retries and is reported', async () => {
+    const before = serve.events.length;
+    setLoss(lossRules(10, 'from-server'));
+    try {
+      const started = Date.now();
+      const { outcomes } = load({ names: ['small.bin'], count: 1, blksize: 1468, windowsize: 1, deadlineMs: 8000 });
+      assert.equal(outcomes[0].ok, false);
+      const failed = await waitFor(() => serve.events.slice(before).find((e) => e.type === 'tftp.failed'), 60_000, 'tftp.failed');
+      console.log(`100% loss: tftp.failed after ${Date.now() - started} ms: ${failed.reason}`);
+      assert.equal(failed.ip, '192.0.2.10');
+      assert.match(String(failed.reason), /.+/);
+      assert.ok(!serve.events.some((e) => e.type === 'tftp.done' && e.transferId === failed.transferId));
+      assert.ok(serve.events.some((e) => e.type === 'tftp.start' && e.transferId === failed.transferId), 'the transfer had started');
+    } finally {
+      setLoss(undefined);
+    }
+    // and the server is fine afterwards
+    const { outcomes } = load({ names: ['small.bin'], count: 1, blksize: 1468, windowsize: 16, deadlineMs: 10_000 });
+    assert.equal(outcomes[0].sha256, sha.get('small.bin'));
+  });
+});
