@@ -130,11 +130,15 @@ int main(int argc, char **argv) {
     return 126;
   }
   if (raised < WANTED_COUNT) {
-    fprintf(stderr,
-            "bootbench-host: running without the network capabilities (ports 67, 69 and 4011 need them).\n"
-            "  Installed from the .deb: sudo setcap cap_net_bind_service,cap_net_raw=p %s/bootbench-host\n"
-            "  AppImage: see \"Linux (AppImage)\" in the install guide for the one command to run.\n",
-            self);
+    fprintf(stderr, "bootbench-host: running without the network capabilities (ports 67, 69 and 4011 need them).\n");
+    if (getenv("APPIMAGE")) {
+      /* Files inside an AppImage's read-only mount cannot carry capabilities. */
+      fprintf(stderr,
+              "  AppImage: let programs open ports from 67 up (machine-wide; the .deb grants it to Bootbench only):\n"
+              "  echo 'net.ipv4.ip_unprivileged_port_start=67' | sudo tee /etc/sysctl.d/60-bootbench.conf && sudo sysctl --system\n");
+    } else {
+      fprintf(stderr, "  sudo setcap cap_net_bind_service,cap_net_raw=p %s/bootbench-host\n", self);
+    }
   }
   /* Nothing below may gain privileges through a setuid or file-capability exec. */
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);

@@ -135,6 +135,22 @@ test('without capabilities the service host gets none, and the launcher says wha
   if (portStart > 67) assert.equal(report.bind67, 'EACCES');
 });
 
+test('from an AppImage (no capabilities possible) it prints the one command that helps there', { skip: compilerMissing ?? false }, (t) => {
+  // Root holds every capability, so the advice only shows for an ordinary user.
+  const isRoot = process.geteuid?.() === 0;
+  if (isRoot && toolsMissing.length) {
+    t.skip(`running as root without ${toolsMissing.join(', ')} to drop to an ordinary user`);
+    return;
+  }
+  const launcher = join(install, 'bootbench-host');
+  const [program, ...args] = isRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', launcher, 'serve'] : [launcher, 'serve'];
+  const result = spawnSync(program, args, { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', APPIMAGE: '/home/tech/Bootbench.AppImage' } });
+  assert.match(result.stderr, /ip_unprivileged_port_start=67.*sysctl/);
+  assert.doesNotMatch(result.stderr, /setcap/);
+  const report = JSON.parse(result.stdout) as Report;
+  assert.equal(report.env.APPIMAGE, undefined, 'APPIMAGE is not passed on');
+});
+
 test('refuses to pass capabilities on when its folder is not root\'s', { skip: privilegedSkip ?? false }, () => {
   spawnSync('setcap', ['cap_net_bind_service,cap_net_raw=p', join(install, 'bootbench-host')]);
   chownSync(install, 65534, 65534);
