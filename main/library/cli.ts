@@ -3,13 +3,12 @@
 //   bootbench entries list [--data DIR] [--json]
 // main/cli.ts dispatches `entries` here: `process.exitCode = await entriesCommand(argv.slice(1))`.
 import { parseArgs } from 'node:util';
-import { join, resolve } from 'node:path';
-import { rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { openStore, type BootEntry, type Store } from '../store/index.js';
-import { importPaths, toSecureBootChain, architectureForBootClass, libraryDir, resolveEntryFilePath, type ImportedEntry, type ImportProgress } from './import.js';
+import { architectureForBootClass, resolveEntryFilePath, type ImportProgress } from './import.js';
+import { importIntoLibrary } from './import-into-library.js';
 import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from './detect.js';
-import { locateBootBinary } from './boot-binaries.js';
 
 const USAGE = `Usage: bootbench entries <command> [options]
 
@@ -160,16 +159,6 @@ async function importEntries(
   options: { json: boolean; reference: boolean; name?: string; secureBoot: boolean },
   io: EntriesCommandIo,
 ): Promise<number> {
-  let chain: { shim: string; grub: string } | undefined;
-  if (options.secureBoot) {
-    const shim = locateBootBinary('shim', { dataDir });
-    const grub = locateBootBinary('grub', { dataDir });
-    if (!shim.path || !grub.path) {
-      io.stderr(`--secure-boot needs the signed shim and GRUB: ${(shim.hint ?? grub.hint)!}\n`);
-      return 1;
-    }
-    chain = { shim: shim.path, grub: grub.path };
-  }
   let lastShown = 0;
   const onProgress = (p: ImportProgress) => {
     if (options.json) return;
@@ -179,32 +168,10 @@ async function importEntries(
     const percent = p.totalSize > 0 ? Math.floor((p.totalBytes / p.totalSize) * 100) : 100;
     io.stderr(`${p.phase === 'copy' ? 'copying' : 'hashing'} ${p.file}: ${formatSize(p.bytes)} of ${formatSize(p.size)} (${percent}% overall)\n`);
   };
-  const result = await importPaths(paths, { dataDir, mode: options.reference ? 'reference' : 'copy', name: options.name, onProgress });
-  if (chain) {
-    for (let i = 0; i < result.entries.length; i++) {
-      if (result.entries[i].kind !== 'kernel') {
-        result.refused.push({ path: result.entries[i].source, reason: `--secure-boot: ${result.entries[i].name} is ${result.entries[i].kind}, not a Linux kernel` });
-        await discardCopies(result.entries[i], dataDir);
-        result.entries.splice(i--, 1);
-        continue;
-      }
-      const converted = await toSecureBootChain(result.entries[i], chain);
-      for (const w of converted.warnings) io.stderr(`warning: ${w}\n`);
-      result.entries[i] = converted.entry;
-    }
-  }
-  const imported: EntryListing[] = [];
-  const duplicates: { name: string; existing: string }[] = [];
-  for (const entry of result.entries) {
-    const existing = findSameContent(store, entry);
-    if (existing) {
-      await discardCopies(entry, dataDir);
-      duplicates.push({ name: entry.name, existing: existing.name });
-      continue;
-    }
-    const created = store.entries.create({ ...entry, name: uniqueEntryName(store, entry.name), files: entry.files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
-    imported.push(describeEntry(created, dataDir));
-  }
+  const result = await importIntoLibrary(store, dataDir, paths, { mode: options.reference ? 'reference' : 'copy', name: options.name, secureBoot: options.secureBoot, onProgress });
+  for (const w of result.warnings) io.stderr(`warning: ${w}\n`);
+  const imported = result.imported.map((e) => describeEntry(e, dataDir));
+  const duplicates = result.duplicates.map((d) => ({ name: d.name, existing: d.existing.name }));
   if (options.json) {
     io.stdout(`${JSON.stringify({ imported, duplicates, refused: result.refused }, null, 2)}\n`);
   } else {
@@ -213,27 +180,6 @@ async function importEntries(
   }
   for (const r of result.refused) io.stderr(`cannot use ${r.path}: ${r.reason}\n`);
   return result.refused.length > 0 ? 1 : 0;
-}
-
-/** Same kind and the same files (by content): importing twice does not make two entries. */
-function findSameContent(store: Store, entry: ImportedEntry): BootEntry | undefined {
-  const key = (files: { arch: string; role: string; sha256: string }[]) => files.map((f) => `${f.arch}:${f.role}:${f.sha256}`).sort().join(',');
-  const wanted = key(entry.files);
-  return store.entries.list().find((e) => e.kind === entry.kind && key(e.files) === wanted);
-}
-
-async function discardCopies(entry: ImportedEntry, dataDir: string): Promise<void> {
-  if (entry.storage !== 'copy') return;
-  const folders = new Set(entry.files.map((f) => f.path.split('/')[0]));
-  for (const folder of folders) if (folder) await rm(join(libraryDir(dataDir), folder), { recursive: true, force: true });
-}
-
-function uniqueEntryName(store: Store, name: string): string {
-  if (!store.entries.findByName(name)) return name;
-  for (let i = 2; ; i++) {
-    const candidate = `${name} (${i})`;
-    if (!store.entries.findByName(candidate)) return candidate;
-  }
 }
 
 function formatSize(bytes: number): string {

@@ -40,6 +40,7 @@ export {
   type ImportedFile,
   type StorageMode,
 } from './import.js';
+export { importIntoLibrary, findSameContent, LibraryImportError, type LibraryImportOptions, type LibraryImportResult } from './import-into-library.js';
 export {
   buildIpxeScript,
   buildIpxeBootstrap,
