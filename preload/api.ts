@@ -233,8 +233,6 @@ export interface AppInfo {
   version: string;
   /** Which shell runs the UI. */
   shell: 'electron' | 'web';
-  /** Features that are not there yet, each with why (shown, never faked). */
-  pending: { feature: 'library-import'; reason: string }[];
   /** Electron only: native file dialogs exist. */
   fileDialogs: boolean;
   /** Things the technician should know that are not a service problem (e.g. history is off). */
@@ -335,7 +333,6 @@ export type ApiErrorCode =
   | 'invalid-request' // the arguments failed validation
   | 'unknown-call'
   | 'not-found'
-  | 'pending' // the feature is not built yet (says which issue)
   | 'unavailable' // the host cannot do this right now (no store, services stopped ...)
   | 'failed'; // the operation ran and failed; message says why
 

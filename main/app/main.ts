@@ -94,6 +94,7 @@ async function start(): Promise<void> {
   api = new HostApi({
     host: ui.host,
     store: ui.apiStore,
+    library: ui.library,
     listInterfaces: () => listInterfaces(),
     shell: 'electron',
     version: app.getVersion(),

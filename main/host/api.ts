@@ -63,20 +63,19 @@ export interface ApiStore {
   transfers: { recent(limit: number): TransferRecord[] };
 }
 
-/** Library import (issue 7): detects what each file is and records boot entries. */
+/** Library import: detects what each file is and records boot entries (api-library.ts). */
 export interface LibraryImporter {
-  /** Undefined when import works; else why it does not (shown in the UI, never faked). */
-  readonly unavailableReason?: string;
   importFiles(paths: string[]): Promise<ImportFilesResult>;
 }
 
-/** Pending issue 7: refuses with the reason instead of pretending to import. */
-export const pendingLibraryImporter: LibraryImporter = {
-  unavailableReason: 'Adding files to the library (type, architecture and hash detection) arrives with issue 7; it is not built yet.',
-  async importFiles() {
-    throw new ApiError('pending', pendingLibraryImporter.unavailableReason!);
-  },
-};
+/** For a host that has no library to add to (no store): refuses in words, never pretends. */
+export function unavailableLibraryImporter(reason: string): LibraryImporter {
+  return {
+    async importFiles() {
+      throw new ApiError('unavailable', reason);
+    },
+  };
+}
 
 /** An error whose message is meant for the technician as is. */
 export class ApiError extends Error {
@@ -196,7 +195,7 @@ export class HostApi {
 
   constructor(private readonly options: HostApiOptions) {
     const { host } = options;
-    const library = options.library ?? pendingLibraryImporter;
+    const library = options.library ?? unavailableLibraryImporter('This host has no boot library to add files to (the machine database is not open).');
     const store = (): ApiStore => {
       if (!options.store) throw new ApiError('unavailable', 'The machine database is not open, so machines, entries and history are not available.');
       return options.store;
@@ -205,7 +204,6 @@ export class HostApi {
       'app:info': () => ({
         version: options.version ?? '0.0.0',
         shell: options.shell,
-        pending: library.unavailableReason ? [{ feature: 'library-import', reason: library.unavailableReason }] : [],
         fileDialogs: options.fileDialogs ?? false,
         notices: options.notices?.() ?? [],
       }),

@@ -92,6 +92,7 @@ export async function runWebMode(argv: string[]): Promise<number> {
     web = await startWebMode({
       host: ui.host,
       store: ui.apiStore,
+      library: ui.library,
       listInterfaces: () => listInterfaces(),
       address: values['ui-address'],
       port,

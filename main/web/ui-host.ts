@@ -1,13 +1,15 @@
 // The service host as both UI shells run it (the Electron app in-process, headless web
 // mode): the store opened in the data folder, the last settings as the starting point
 // (the host answers per-machine assignments from the store's library), settings saved
-// after a start. The same wiring as `bootbench serve`.
+// after a start, files added to the library taken in by the running services. The same
+// wiring as `bootbench serve` and `bootbench entries import`.
 import { mkdirSync } from 'node:fs';
 import { ServiceHost } from '../host/service-host.js';
 import { defaultServeConfig, type ServeConfig } from '../host/config.js';
 import { configFromSettings, saveConfigToSettings } from '../host/stored-config.js';
 import { storeApi } from '../host/api-store.js';
-import type { ApiStore } from '../host/api.js';
+import { storeLibraryImporter } from '../host/api-library.js';
+import { unavailableLibraryImporter, type ApiStore, type LibraryImporter } from '../host/api.js';
 import { silentLogger, type Logger } from '../host/logger.js';
 import { openStore, type Store } from '../store/index.js';
 
@@ -22,6 +24,8 @@ export interface UiHost {
   host: ServiceHost;
   store?: Store;
   apiStore?: ApiStore;
+  /** The Library screen's import (refuses in words when the store could not be opened). */
+  library: LibraryImporter;
   /** For the UI's banner: what does not work and why. */
   notices: string[];
   /** Saves the configuration a successful start used, as `bootbench serve` does. */
@@ -38,7 +42,7 @@ export function createUiHost(options: UiHostOptions): UiHost {
     store = openStore(options.dataDir, { logger });
   } catch (err) {
     // Boot service still runs without history; the banner says why machines are missing.
-    notices.push(`${(err as Error).message}. Serving without history: machines, timeline and CSV import are unavailable.`);
+    notices.push(`${(err as Error).message}. Serving without history: machines, timeline, CSV import and adding boot files are unavailable.`);
   }
   const stored = store ? configFromSettings(store, options.dataDir) : defaultServeConfig(options.dataDir);
   const config = options.configure ? options.configure(stored) : stored;
@@ -47,6 +51,16 @@ export function createUiHost(options: UiHostOptions): UiHost {
     host,
     store,
     apiStore: store ? storeApi(store) : undefined,
+    library: store
+      ? storeLibraryImporter({
+          store,
+          dataDir: () => host.config().dataDir,
+          // While serving, new entries are mounted at once; a later start mounts them anyway.
+          afterImport: async () => {
+            if (host.status().running) await host.mountLibrary();
+          },
+        })
+      : unavailableLibraryImporter('Boot files cannot be added: the machine database, which holds the library, could not be opened (see the notice above).'),
     notices,
     saveSettings: () => {
       if (store?.open) saveConfigToSettings(store, host.config());

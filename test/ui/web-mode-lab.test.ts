@@ -1,6 +1,7 @@
 // The real renderer in Chromium against the real headless host (web mode), with services on
 // a namespace NIC and a real client in a second namespace:
-//   start full DHCP from the Start screen -> import a machine list (CSV) -> assign a boot
+//   start full DHCP from the Start screen -> add a boot file on the Library screen (served at
+//   once) -> import a machine list (CSV) -> assign a boot
 //   entry to the client -> the client leases an address and is told that entry's file ->
 //   it downloads the file by TFTP while the Live screen shows a moving progress bar ->
 //   the Timeline shows its boot steps and where it got to.
@@ -17,6 +18,7 @@ import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { openStore } from '../../main/store/index.js';
+import { buildPe } from '../unit/library-fixtures.js';
 // @ts-expect-error plain ESM helper shared with scripts/start.mjs
 import { findElectron } from '../../scripts/find-electron.mjs';
 
@@ -36,6 +38,8 @@ let browser: Browser | undefined;
 /** Screenshot of where a failing run stopped, taken in after(). */
 let failurePage: Page | undefined;
 let passed = false;
+/** SHA-256 of the EFI program the Library screen imports. */
+let dropEfiSha = '';
 const consoleProblems: string[] = [];
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -54,6 +58,12 @@ before(async () => {
   writeFileSync(join(root, 'ipxe.efi'), ipxe);
   writeFileSync(join(root, 'undionly.kpxe'), randomBytes(32 * 1024));
   writeFileSync(join(root, 'rescue.img'), big);
+  // What the technician adds on the Library screen: a UEFI x64 program and a text file.
+  mkdirSync(join(work, 'drop'));
+  const dropEfi = Buffer.concat([buildPe(0x8664), randomBytes(16 * 1024)]);
+  dropEfiSha = createHash('sha256').update(dropEfi).digest('hex');
+  writeFileSync(join(work, 'drop', 'memtest.efi'), dropEfi);
+  writeFileSync(join(work, 'drop', 'notes.txt'), 'bench notes: row A cabled\n');
 
   // Boot entries stand in for the Library's import: written before the host opens the store,
   // as references to files in place (absolute paths), NBPs for UEFI x64.
@@ -136,13 +146,26 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   assert.match(await page.getByTestId('serving-pill').innerText(), /Serving on bench0 \(192\.0\.2\.1\) · Full DHCP/);
   await shot(page, '02-started');
 
-  // --- Library: import is pending (issue 7) and says so; the seeded entries are listed.
+  // --- Library: a UEFI program typed as a host path becomes an entry with its kind,
+  // architecture and hash; a file that is no boot file is refused with what was seen.
   await page.click('[data-screen=library]');
-  await page.getByTestId('library-pending').waitFor();
-  await page.getByLabel('Path on the host').fill('/tmp/anything.iso');
-  await page.getByRole('button', { name: 'Add' }).click();
-  assert.match(await page.getByTestId('library-error').innerText(), /issue 7/);
   await page.getByTestId('entries').getByText('Rescue image').waitFor();
+  await page.getByLabel('Path on the host').fill(join(work, 'drop', 'memtest.efi'));
+  await page.getByRole('button', { name: 'Add' }).click();
+  const importResult = page.getByTestId('import-result');
+  await importResult.filter({ hasText: 'Added 1 entry: memtest' }).waitFor({ timeout: 10_000 });
+  const memtestRow = page.getByTestId('entries').locator('tr', { hasText: 'memtest' });
+  await memtestRow.waitFor();
+  const memtestText = await memtestRow.innerText();
+  assert.match(memtestText, /\bnbp\b/);
+  assert.match(memtestText, /uefi64/);
+  assert.match(memtestText, new RegExp(`${dropEfiSha.slice(0, 12)}`));
+  assert.ok(await memtestRow.locator(`[title="${dropEfiSha}"]`).count() > 0, 'the full SHA-256 is in the tooltip');
+  await page.getByLabel('Path on the host').fill(join(work, 'drop', 'notes.txt'));
+  await page.getByRole('button', { name: 'Add' }).click();
+  await importResult.filter({ hasText: 'Nothing was added' }).waitFor({ timeout: 10_000 });
+  assert.match(await importResult.innerText(), /Not added: notes\.txt: .*first bytes/);
+  assert.equal(await page.getByTestId('entries').locator('tbody tr').count(), 3, 'two seeded entries and memtest');
   await shot(page, '03-library');
 
   // --- Machines: import a list; the client is on it.
@@ -174,6 +197,12 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   const lease = Object.fromEntries(readFileSync(leaseFile, 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
   assert.match(lease.ip ?? '', /^192\.0\.2\.(1[0-4]\d|150)$/, 'address from the pool');
   assert.match(lease.boot_file ?? '', /^\/?library\/e\d+\/rescue\.img$/, 'the assigned entry decides the boot file');
+
+  // The entry imported while serving is already served (mounted on import, no restart):
+  // entries 1 and 2 were seeded, memtest is 3.
+  const served = join(work, 'served-memtest.efi');
+  lab.exec(cli, 'curl', ['-s', '-o', served, `tftp://${SERVER_IP}/library/e3/memtest.efi`], { timeoutMs: 20_000 });
+  assert.equal(createHash('sha256').update(readFileSync(served)).digest('hex'), dropEfiSha, 'the imported file is served by TFTP as it was added');
 
   // The machine shows up live as it asks.
   await row.locator('.dot.on').waitFor({ timeout: 5000 });

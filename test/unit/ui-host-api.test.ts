@@ -1,4 +1,4 @@
-// The contract's host side: validation at the edge, envelopes, pending features, and the
+// The contract's host side: validation at the edge, envelopes, unavailable features, and the
 // coalescing of pushed events.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -107,15 +107,21 @@ describe('HostApi.handle', () => {
     assert.ok('result' in ok && (ok.result as ServicesStatus).running);
   });
 
-  test('library import is refused as pending (issue 7), never faked', async () => {
+  test('library import without a library is refused as unavailable, never faked', async () => {
     const api = new HostApi({ host: fakeHost().host, store: fakeStore(), listInterfaces: () => [], shell: 'web' });
     const reply = await api.handle('entries:import', { paths: ['/tmp/ipxe.efi'] });
     assert.ok('error' in reply);
-    assert.equal(reply.error.code, 'pending');
-    assert.match(reply.error.message, /issue 7/);
-    const info = await api.handle('app:info', undefined);
-    assert.ok('result' in info);
-    assert.equal((info.result as { pending: { feature: string }[] }).pending[0]!.feature, 'library-import');
+    assert.equal(reply.error.code, 'unavailable');
+    const imported: string[][] = [];
+    const withLibrary = new HostApi({
+      host: fakeHost().host,
+      store: fakeStore(),
+      library: { importFiles: async (paths) => (imported.push(paths), { entries: [], problems: ['Not added: x'] }) },
+      listInterfaces: () => [],
+      shell: 'web',
+    });
+    assert.deepEqual(await withLibrary.handle('entries:import', { paths: ['/tmp/ipxe.efi'] }), { result: { entries: [], problems: ['Not added: x'] } });
+    assert.deepEqual(imported, [['/tmp/ipxe.efi']]);
   });
 
   test('without a store, machine calls say the database is not open', async () => {

@@ -258,7 +258,7 @@ describe('AppState', () => {
   test('routes pushed events to the screens and reloads on (re)connection', async () => {
     const s = new ManualScheduler();
     const transport = new FakeTransport({
-      'app:info': () => ({ version: '0', shell: 'web', pending: [{ feature: 'library-import', reason: 'arrives with issue 7' }], fileDialogs: false, notices: [] }),
+      'app:info': () => ({ version: '0', shell: 'web', fileDialogs: false, notices: [] }),
       'services:status': () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
       'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
       'interfaces:list': () => ({ interfaces: [] }),
@@ -273,7 +273,7 @@ describe('AppState', () => {
     transport.setConnection('open');
     await new Promise((r) => setTimeout(r, 10));
     assert.equal(app.connection, 'open');
-    assert.equal(app.library.pendingReason, 'arrives with issue 7');
+    assert.equal(app.info?.version, '0');
     assert.equal(app.loadError, undefined);
     transport.push('machine:seen', machine({ id: 7, discovered: true }));
     transport.push('transfer:progress', { active: [row('t', 1)], finished: [] });

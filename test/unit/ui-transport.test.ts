@@ -59,7 +59,7 @@ describe('WebSocketTransport against the web-mode server', () => {
         assert.match(err.message, /pool\.first/);
         return true;
       });
-      await assert.rejects(client.call('entries:import', { paths: ['/x'] }), (err: ApiCallError) => err.code === 'pending');
+      await assert.rejects(client.call('entries:import', { paths: ['/x'] }), (err: ApiCallError) => err.code === 'unavailable');
     } finally {
       transport.close();
     }
@@ -177,7 +177,7 @@ describe('transport helpers', () => {
   });
 
   test('IPC transport rebuilds the error code the preload put in the message', async () => {
-    assert.equal(errorFromBridge(new Error("Error invoking remote method 'x': Error: [pending] arrives with issue 7"), 'x').code, 'pending');
+    assert.equal(errorFromBridge(new Error("Error invoking remote method 'x': Error: [unavailable] the database is not open"), 'x').code, 'unavailable');
     assert.equal(errorFromBridge(new Error('[not-found] no machine 4'), 'x').message, 'no machine 4');
     assert.equal(errorFromBridge(new Error('boom'), 'x').code, 'failed');
     const bridge = {

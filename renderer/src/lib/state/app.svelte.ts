@@ -51,7 +51,6 @@ export class AppState {
   async loadAll(): Promise<void> {
     try {
       this.info = await this.api.call('app:info');
-      this.library.pendingReason = this.info.pending.find((p) => p.feature === 'library-import')?.reason;
       const [active, history] = await Promise.all([
         this.api.call('transfers:active'),
         this.api.call('transfers:history', {}).catch(() => []),

@@ -1,12 +1,10 @@
-// Boot entries, and adding files to them (issue 7 does the detection; until then the
-// host refuses and the screen says so).
+// Boot entries, and adding files to them (the host detects what each file is, hashes it
+// and says why a file was not added).
 import type { ApiClient } from '../transport.js';
 import type { BootEntry, ImportFilesResult } from '../../../../preload/api.js';
 
 export class LibraryState {
   entries = $state.raw<BootEntry[]>([]);
-  /** Why adding files does not work yet, from app:info (undefined when it works). */
-  pendingReason = $state<string | undefined>(undefined);
   importing = $state(false);
   lastResult = $state.raw<ImportFilesResult | undefined>(undefined);
   error = $state<string | undefined>(undefined);

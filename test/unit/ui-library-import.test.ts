@@ -1,0 +1,111 @@
+// The Library screen's import through the contract: `entries:import` on HostApi with the
+// real import flow (detection, hashing, copy into the data folder) and a real store.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore, type Store } from '../../main/store/index.js';
+import { storeApi } from '../../main/host/api-store.js';
+import { storeLibraryImporter } from '../../main/host/api-library.js';
+import { HostApi, type ApiServiceHost } from '../../main/host/api.js';
+import { EventBus } from '../../main/host/events.js';
+import { resolveEntryFilePath } from '../../main/library/import.js';
+import type { BootEntry, ImportFilesResult } from '../../preload/api.js';
+import { buildPe } from './library-fixtures.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+const host: ApiServiceHost = {
+  bus: new EventBus(),
+  start: async () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
+  stop: async () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
+  status: () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
+  config: () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+  activeTransfers: () => [],
+};
+
+describe('entries:import through HostApi', () => {
+  let dir: string;
+  let dataDir: string;
+  let store: Store;
+  let api: HostApi;
+  let mounts = 0;
+  const efi = Buffer.concat([buildPe(0x8664), Buffer.alloc(3000, 0x41)]);
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bb-ui-import-'));
+    dataDir = join(dir, 'data');
+    store = openStore(':memory:');
+    const library = storeLibraryImporter({ store, dataDir: () => dataDir, afterImport: async () => void mounts++ });
+    api = new HostApi({ host, store: storeApi(store), library, listInterfaces: () => [], shell: 'web' });
+  });
+  after(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function importFiles(paths: string[]): Promise<ImportFilesResult> {
+    const reply = await api.handle('entries:import', { paths });
+    if ('error' in reply) throw new Error(`${reply.error.code}: ${reply.error.message}`);
+    return reply.result as ImportFilesResult;
+  }
+
+  test('an EFI program becomes an entry; an unknown file is refused with what was seen', async () => {
+    const tool = join(dir, 'memtest.efi');
+    const notes = join(dir, 'notes.txt');
+    writeFileSync(tool, efi);
+    writeFileSync(notes, 'just some text, not a boot file\n');
+
+    const result = await importFiles([tool, notes]);
+    assert.equal(result.entries.length, 1);
+    const [entry] = result.entries;
+    assert.equal(entry!.name, 'memtest');
+    assert.equal(entry!.kind, 'nbp');
+    assert.deepEqual(entry!.archs, ['uefi64']);
+    assert.equal(entry!.sha256, sha(efi));
+    assert.equal(entry!.size, efi.length);
+    assert.equal(result.problems.length, 1);
+    assert.match(result.problems[0]!, /^Not added: notes\.txt: .*first bytes/);
+
+    // Stored in the library: listed, copied into the data folder byte for byte, source untouched.
+    const listed = await api.handle('entries:list', undefined);
+    assert.ok('result' in listed);
+    assert.deepEqual((listed.result as BootEntry[]).map((e) => [e.name, e.kind, e.sha256]), [['memtest', 'nbp', sha(efi)]]);
+    const copy = resolveEntryFilePath(store.entries.list()[0]!.files[0]!, dataDir);
+    assert.ok(copy.startsWith(join(dataDir, 'library')), copy);
+    assert.deepEqual(readFileSync(copy), efi);
+    assert.deepEqual(readFileSync(tool), efi);
+    assert.equal(mounts, 1, 'the running services are told once');
+  });
+
+  test('the same content twice, at once: one entry, the other reported as already there', async () => {
+    const again = join(dir, 'memtest-copy.efi');
+    writeFileSync(again, efi);
+    const [a, b] = await Promise.all([importFiles([again]), importFiles([again])]);
+    assert.equal(a.entries.length + b.entries.length, 0, 'memtest is already in the library');
+    for (const r of [a, b]) assert.match(r.problems.join('\n'), /memtest-copy is already in the library as "memtest"/);
+    assert.equal(store.entries.list().length, 1);
+    assert.equal(mounts, 1, 'nothing new to mount');
+  });
+
+  test('missing and relative paths are refused in words; an empty list is an invalid request', async () => {
+    const result = await importFiles([join(dir, 'gone.iso'), 'relative/ipxe.efi']);
+    assert.equal(result.entries.length, 0);
+    assert.equal(result.problems.length, 2);
+    assert.match(result.problems.join('\n'), /gone\.iso: there is no such file or folder/);
+    assert.match(result.problems.join('\n'), /relative\/ipxe\.efi: give the full path/);
+    const empty = await api.handle('entries:import', { paths: [] });
+    assert.ok('error' in empty && empty.error.code === 'invalid-request');
+    assert.equal(existsSync(join(dataDir, 'library', 'gone')), false);
+  });
+
+  test('without a library (no store) the call is refused as unavailable, never faked', async () => {
+    const bare = new HostApi({ host, listInterfaces: () => [], shell: 'web' });
+    const reply = await bare.handle('entries:import', { paths: ['/tmp/ipxe.efi'] });
+    assert.ok('error' in reply);
+    assert.equal(reply.error.code, 'unavailable');
+    assert.match(reply.error.message, /no boot library/);
+  });
+});
