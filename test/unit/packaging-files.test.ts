@@ -203,3 +203,17 @@ test('app.asar carries no sources, tests, source maps or build inputs', { skip }
   const buildLeftovers = [...selection.app.keys()].filter((f) => /node_modules\/better-sqlite3\/(deps|src)\/|obj\.target|node_modules\/koffi\/(src|vendor)\//.test(f));
   assert.deepEqual(buildLeftovers, []);
 });
+
+test('native modules are compiled for Electron only when packaging, and the Node build is put back', () => {
+  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) {
+    assert.doesNotMatch(manifest.scripts[hook] ?? '', /electron-rebuild|@electron\/rebuild|install-app-deps|electron-builder/, `${hook} must not rebuild for Electron`);
+  }
+  assert.notEqual((config as { npmRebuild?: boolean }).npmRebuild, false, 'electron-builder rebuilds better-sqlite3 for Electron');
+  const runner = /node (build\/[\w-]+\.mjs)/.exec(manifest.scripts.dist)?.[1];
+  assert.ok(runner, `npm run dist goes through a script that restores the Node build: ${manifest.scripts.dist}`);
+  const source = readFileSync(join(root, runner), 'utf8');
+  assert.match(source, /electron-builder/);
+  assert.match(source, /rebuild', 'better-sqlite3'/);
+});
+
