@@ -11,7 +11,7 @@ import { ServiceHost } from './host/service-host.js';
 import type { BootEvent } from './host/events.js';
 import type { Logger } from './host/logger.js';
 import { listInterfaces } from './net/index.js';
-import { runDoctor } from './host/doctor.js';
+import { runDoctor, runTestBootFindings } from './host/doctor.js';
 import { configFromSettings, saveConfigToSettings } from './host/stored-config.js';
 import { openStore, type Store } from './store/index.js';
 import { entriesCommand } from './library/cli.js';
@@ -157,13 +157,14 @@ async function doctor(args: string[]): Promise<number> {
   const { values } = parseFlags(args, {
     interface: { type: 'string' },
     json: { type: 'boolean' },
+    'test-boot': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
-    console.log('Usage: bootbench doctor [--interface NAME] [--json]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems.');
+    console.log('Usage: bootbench doctor [--interface NAME] [--json] [--test-boot]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems,\nother DHCP/PXE servers answering on the NIC.\n--test-boot: play a BIOS and a UEFI PXE client against the running `bootbench serve` on the NIC\n(offer, 4011 ACK, TFTP size probe, download) and report each step.');
     return 0;
   }
-  const findings = await runDoctor({ interfaceName: values.interface });
+  const findings = values['test-boot'] ? await runTestBootFindings({ interfaceName: values.interface }) : await runDoctor({ interfaceName: values.interface });
   if (values.json) console.log(JSON.stringify(findings, null, 2));
   else for (const f of findings) console.log(`${f.level.toUpperCase().padEnd(5)} ${f.message}${f.fix ? `\n      fix: ${f.fix}` : ''}`);
   return findings.some((f) => f.level === 'error') ? 1 : 0;

@@ -1,6 +1,8 @@
 // `bootbench doctor`: what would stop `serve` from working, each finding with a plain fix.
 // Issue 9 grows it (other DHCP/PXE servers on the NIC, firewall state).
-import { checkPrivileges, findPortOwner, listInterfaces, resolveServeInterface } from '../net/index.js';
+import { checkPrivileges, createScopedUdpSocketFactory, findPortOwner, listInterfaces, resolveServeInterface } from '../net/index.js';
+import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
+import { listenForOffers, runTestBoot, type HeardOffer } from './test-boot.js';
 
 export interface Finding {
   level: 'ok' | 'warn' | 'error';
@@ -15,7 +17,15 @@ const PORTS: { proto: 'udp' | 'tcp'; port: number; service: string }[] = [
   { proto: 'tcp', port: 8080, service: 'HTTP' },
 ];
 
-export async function runDoctor(options: { interfaceName?: string }): Promise<Finding[]> {
+export interface DoctorOptions {
+  interfaceName?: string;
+  /** Listen for other DHCP/PXE servers on the NIC (default true). */
+  probeServers?: boolean;
+  probeMs?: number;
+  socketFactory?: UdpSocketFactory;
+}
+
+export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
   const findings: Finding[] = [];
 
   const privileges = checkPrivileges();
@@ -41,9 +51,67 @@ export async function runDoctor(options: { interfaceName?: string }): Promise<Fi
     if (!nic.up) findings.push({ level: 'error', message: `${nic.name} has no link`, fix: 'plug in the bench switch cable, or choose another --interface' });
     if (nic.kind === 'wifi') findings.push({ level: 'warn', message: `${nic.name} is Wi-Fi: PXE clients are wired, and many access points drop DHCP broadcasts between clients`, fix: 'use a wired NIC connected to the bench switch' });
     if (nic.kind === 'virtual') findings.push({ level: 'warn', message: `${nic.name} is a virtual NIC (bridge, VPN, container or VM network)`, fix: 'use it only if the bench PCs are really on it (e.g. a lab bridge)' });
+    if (options.probeServers !== false && nic.up) findings.push(...(await otherServerFindings(nic.name, nic.ipv4.map((a) => a.address), options)));
   } catch (err) {
     const names = listInterfaces().filter((n) => n.kind !== 'loopback').map((n) => n.name);
     findings.push({ level: 'error', message: (err as Error).message, fix: names.length ? `pass --interface with one of: ${names.join(', ')}` : 'connect a network interface' });
   }
   return findings;
+}
+
+/**
+ * Other DHCP and PXE servers answering a PXE client on the NIC. An office DHCP server is
+ * fine beside proxy mode (that is what proxy mode is for) but rules out `--mode dhcp`;
+ * another PXE server (a proxy, WDS, a second Bootbench, a DHCP server with boot options)
+ * competes for every client, and the firmware takes whichever answers first.
+ */
+async function otherServerFindings(interfaceName: string, ownAddresses: string[], options: DoctorOptions): Promise<Finding[]> {
+  const heard = await listenForOffers({ interfaceName, socketFactory: options.socketFactory ?? createScopedUdpSocketFactory(), listenMs: options.probeMs ?? 4500 });
+  if (heard.error) {
+    return [{ level: 'warn', message: `could not listen for other DHCP/PXE servers on ${interfaceName}: ${heard.error}`, fix: 'run doctor as root (or with the same rights as serve) to check for other servers' }];
+  }
+  if (heard.offers.length === 0) return [{ level: 'ok', message: `no other DHCP or PXE server answered a PXE DISCOVER on ${interfaceName}` }];
+  return heard.offers.map((offer) => describeOtherServer(offer, interfaceName, ownAddresses));
+}
+
+function describeOtherServer(offer: HeardOffer, interfaceName: string, ownAddresses: string[]): Finding {
+  const name = offer.serverIdentifier && offer.serverIdentifier !== offer.from ? `${offer.serverIdentifier} (via ${offer.from})` : offer.from;
+  const boot = offer.bootFile ? `, boot file ${offer.bootFile}` : '';
+  if (ownAddresses.includes(offer.from) || (offer.serverIdentifier !== undefined && ownAddresses.includes(offer.serverIdentifier))) {
+    return { level: 'ok', message: `Bootbench on this machine answers on ${interfaceName} (${offer.proxy ? 'proxy offer' : `offers ${offer.yiaddr}`}${boot})` };
+  }
+  const givesBootInfo = offer.proxy || offer.pxeOptions || offer.bootFile !== undefined || (offer.vendorClass ?? '').startsWith('PXEClient');
+  if (offer.proxy) {
+    return {
+      level: 'error',
+      message: `another PXE/proxy DHCP server answers on ${interfaceName}: ${name}${boot}; PXE clients boot from whichever answers first`,
+      fix: 'stop the other PXE service (dnsmasq proxy, WDS, another Bootbench) on this network, or serve on a separate bench switch',
+    };
+  }
+  if (givesBootInfo) {
+    return {
+      level: 'warn',
+      message: `a DHCP server answers on ${interfaceName}: ${name} (offers ${offer.yiaddr})${boot}, with PXE boot information of its own`,
+      fix: 'remove its boot options (next-server / option 66/67) so PXE clients take Bootbench\'s proxy offer, or use a separate bench switch',
+    };
+  }
+  return {
+    level: 'warn',
+    message: `a DHCP server answers on ${interfaceName}: ${name} (offers ${offer.yiaddr})`,
+    fix: 'use the default --mode proxy beside it; --mode dhcp would hand out conflicting addresses',
+  };
+}
+
+/** `bootbench doctor --test-boot`: a BIOS and a UEFI client against the running host. */
+export async function runTestBootFindings(options: { interfaceName?: string; socketFactory?: UdpSocketFactory }): Promise<Finding[]> {
+  let nic;
+  try {
+    nic = resolveServeInterface(options.interfaceName);
+  } catch (err) {
+    return [{ level: 'error', message: (err as Error).message, fix: 'pass --interface with the NIC bootbench serve runs on' }];
+  }
+  const address = nic.ipv4[0]?.address;
+  if (!address) return [{ level: 'error', message: `${nic.name} has no IPv4 address`, fix: 'give it one, or choose another --interface' }];
+  const steps = await runTestBoot({ interfaceName: nic.name, clientAddress: address, socketFactory: options.socketFactory ?? createScopedUdpSocketFactory() });
+  return steps.map((s) => ({ level: s.ok ? 'ok' : 'error', message: `${s.client.toUpperCase()} ${s.step}: ${s.message} (${s.ms} ms)`, fix: s.fix }));
 }

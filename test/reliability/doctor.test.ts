@@ -1,0 +1,116 @@
+// Issue 9 items 5 and 6: `bootbench doctor` lists the other DHCP and PXE servers that
+// answer a PXE DISCOVER on the NIC (an office dnsmasq handing out addresses, a dnsmasq
+// Proxy DHCP), and `bootbench doctor --test-boot` plays a BIOS and a UEFI client against
+// the running `bootbench serve` on the same machine: offer, 4011 ACK, TFTP size probe,
+// download. Namespaces: a switch (bridge) joining the Bootbench machine, the office DHCP
+// server and another PXE server; nothing leaves them.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
+
+const skip = netnsUnavailableReason() ?? missingPrograms('dnsmasq');
+const CLI = join(PROJECT_ROOT, 'main', 'cli.ts');
+
+interface Finding { level: string; message: string; fix?: string }
+
+describe('doctor: other servers on the NIC, and --test-boot', { skip }, () => {
+  const lab = new Lab('bbdoc');
+  const dir = mkdtempSync(join(tmpdir(), 'bb-doctor-'));
+  const root = join(dir, 'root');
+  const nbp = randomBytes(150_000);
+  let host = '';
+  let office = '';
+  let other = '';
+  let officeDhcp: ChildProcess | undefined;
+  let otherPxe: ChildProcess | undefined;
+
+  const doctor = (...args: string[]): Finding[] => {
+    let out: string;
+    try {
+      out = lab.exec(host, process.execPath, ['--import', 'tsx', CLI, 'doctor', '--interface', 'bench0', '--json', ...args], { timeoutMs: 60_000 });
+    } catch (err) {
+      // doctor exits 1 when it found an error; its JSON is still on stdout.
+      out = String((err as { stdout?: Buffer }).stdout ?? '');
+    }
+    return JSON.parse(out) as Finding[];
+  };
+
+  const dnsmasq = (ns: string, args: string[]): ChildProcess =>
+    lab.spawn(ns, 'dnsmasq', ['--no-daemon', '--port=0', '--interface=eth0', '--bind-interfaces', '--no-resolv', '--no-hosts', '--conf-file=/dev/null',
+      `--dhcp-leasefile=${join(dir, `${ns}.leases`)}`, '--log-dhcp', ...args]);
+
+  before(async () => {
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(root);
+    writeFileSync(join(root, 'undionly.kpxe'), nbp);
+    writeFileSync(join(root, 'ipxe.efi'), nbp.subarray(0, 90_000));
+    const sw = lab.namespace('sw');
+    host = lab.namespace('h');
+    office = lab.namespace('o');
+    other = lab.namespace('p');
+    lab.exec(sw, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    lab.exec(sw, 'ip', ['link', 'set', 'br0', 'up']);
+    lab.veth(host, 'bench0', '192.0.2.1/24', sw, 'p-host', null);
+    lab.veth(office, 'eth0', '192.0.2.254/24', sw, 'p-office', null);
+    lab.veth(other, 'eth0', '192.0.2.99/24', sw, 'p-other', null);
+    for (const port of ['p-host', 'p-office', 'p-other']) lab.exec(sw, 'ip', ['link', 'set', port, 'master', 'br0']);
+    // The office's ordinary DHCP server.
+    officeDhcp = dnsmasq(office, ['--dhcp-range=192.0.2.100,192.0.2.150,255.255.255.0,1h']);
+  });
+  after(() => lab.destroy());
+
+  test('lists the office DHCP server and another Proxy DHCP/PXE server, each with a fix', async () => {
+    otherPxe = dnsmasq(other, ['--dhcp-range=192.0.2.0,proxy,255.255.255.0', '--pxe-service=x86PC,"Other PXE",pxelinux', '--pxe-service=X86-64_EFI,"Other PXE",grubx64.efi']);
+    await new Promise((r) => setTimeout(r, 500));
+    try {
+      const findings = doctor();
+      console.log(findings.filter((f) => /server/i.test(f.message)).map((f) => `${f.level} ${f.message}`).join('\n'));
+      const officeFinding = findings.find((f) => f.message.includes('192.0.2.254'));
+      assert.ok(officeFinding, `office DHCP server not listed: ${JSON.stringify(findings)}`);
+      assert.equal(officeFinding.level, 'warn');
+      assert.match(officeFinding.message, /offers 192\.0\.2\.1[0-5]\d/);
+      assert.match(officeFinding.fix ?? '', /proxy/);
+      const pxeFinding = findings.find((f) => f.message.includes('192.0.2.99'));
+      assert.ok(pxeFinding, `other PXE server not listed: ${JSON.stringify(findings)}`);
+      assert.equal(pxeFinding.level, 'error');
+      assert.match(pxeFinding.message, /PXE\/proxy DHCP server/);
+      assert.ok(pxeFinding.fix);
+    } finally {
+      otherPxe.kill('SIGTERM');
+    }
+  });
+
+  test('--test-boot: BIOS and UEFI clients reach offer, 4011 ACK, size probe and download', async () => {
+    const serve = new ServeProcess(lab, host, ['--interface', 'bench0', '--root', root, '--boot', 'bios=undionly.kpxe', '--boot', 'uefi64=ipxe.efi', '--data', join(dir, 'data')]);
+    try {
+      await serve.ready();
+      const findings = doctor('--test-boot');
+      console.log(findings.map((f) => `${f.level} ${f.message}`).join('\n'));
+      const expected = ['BIOS offer', 'BIOS boot-server', 'BIOS tftp-size', 'BIOS tftp-download', 'UEFI offer', 'UEFI boot-server', 'UEFI tftp-size', 'UEFI tftp-download'];
+      assert.deepEqual(findings.map((f) => f.message.split(':')[0]), expected);
+      assert.deepEqual(findings.filter((f) => f.level !== 'ok'), []);
+      const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 16);
+      assert.match(findings[3].message, new RegExp(`undionly\\.kpxe: ${nbp.length} bytes, sha256 ${sha(nbp)}`));
+      assert.match(findings[7].message, new RegExp(`ipxe\\.efi: 90000 bytes, sha256 ${sha(nbp.subarray(0, 90_000))}`));
+      // The host saw our clients as any other: a size probe and a finished transfer each.
+      await waitFor(() => serve.events.filter((e) => e.type === 'tftp.done').length >= 2, 5000, 'two tftp.done');
+      assert.ok(serve.events.filter((e) => e.type === 'tftp.probe').length >= 2);
+    } finally {
+      await serve.stop();
+    }
+  });
+
+  test('--test-boot without a running host says which step failed', () => {
+    const findings = doctor('--test-boot');
+    assert.equal(findings[0].level, 'error');
+    assert.match(findings[0].message, /^BIOS offer: no offer/);
+    assert.match(findings[0].fix ?? '', /bootbench serve/);
+    assert.ok(officeDhcp);
+  });
+});
