@@ -12,7 +12,7 @@ import { silentLogger, type Logger } from './logger.js';
 import { ClientDirectory } from './client-directory.js';
 import { ConfigError, checkPoolAgainstInterface, prefixToNetmask, type ServeConfig } from './config.js';
 import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
-import { createScopedUdpSocketFactory, resolveServeInterface, type NetInterface } from '../net/index.js';
+import { createScopedUdpSocketFactory, resolveServeInterface, watchInterface, type InterfaceChange, type NetInterface } from '../net/index.js';
 import { DhcpService } from '../dhcp/service.js';
 import { TftpServer } from '../tftp/server.js';
 import { HttpFileServer } from '../http/server.js';
@@ -37,6 +37,8 @@ export interface ServiceHostOptions {
   store?: Store;
   /** Per-machine boot assignments (the store, issue 5/7). */
   lookupMachine?: ConstructorParameters<typeof DhcpService>[0]['policy']['lookupMachine'];
+  /** Follow the served NIC and restart on it when it comes back (default: on, unless resolveInterface is injected). */
+  watchInterface?: boolean;
 }
 
 interface Running {
@@ -231,8 +233,36 @@ export class ServiceHost {
       this.publishState();
       throw err;
     }
+    if (this.options.watchInterface ?? !this.options.resolveInterface) this.running.unsubscribe.push(this.watchServedInterface(this.running.nic.name));
     this.publishState();
     return this.status();
+  }
+
+  /**
+   * Follows the served NIC (main/net's watchInterface). A link going down and up needs
+   * nothing (device-bound sockets keep working), but a NIC deleted and re-created (USB
+   * replug: new ifindex) leaves them deaf, and a new address leaves TFTP/HTTP bound to the
+   * old one: then the services are restarted on the NIC, by themselves. Each change is a
+   * host.warning, so the UI and the log show why clients stopped or started booting.
+   */
+  private watchServedInterface(name: string): () => void {
+    const warn = (message: string) => {
+      this.logger.warn(message);
+      this.bus.publish('host.warning', { message, interfaceName: name });
+    };
+    const onChange = (change: InterfaceChange) => {
+      if (change.kinds.includes('gone')) warn(`${name} disappeared: clients on it cannot boot; services restart when it is back`);
+      else if (change.kinds.includes('link-down')) warn(`${name} lost its link: clients on it cannot boot until the cable is back`);
+      const comesBack = change.reopenSockets || change.kinds.includes('addresses');
+      if (comesBack && change.current?.ipv4.length) {
+        warn(`${name} is back (${change.kinds.join(', ')}): restarting the services on it`);
+        this.start().catch((err) => this.logger.error(`restarting on ${name} failed: ${(err as Error).message}`));
+      } else if (change.kinds.includes('link-up')) {
+        warn(`${name} has its link back: serving again`);
+      }
+    };
+    const watch = watchInterface(name, onChange, { clock: this.clock });
+    return () => watch.stop();
   }
 
   /**
