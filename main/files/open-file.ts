@@ -79,6 +79,11 @@ export class DiskFile implements OpenFile {
     private readonly descriptor: SharedDescriptor,
   ) {}
 
+  /** The shared descriptor, for readers on another thread (TFTP worker); valid until `release`. */
+  get descriptorFd(): number {
+    return this.descriptor.fd;
+  }
+
   read(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<number> {
     return new Promise((resolve, reject) => {
       readFd(this.descriptor.fd, target, targetOffset, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));

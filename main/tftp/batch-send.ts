@@ -74,9 +74,32 @@ function writePointer(buf: Buffer, offset: number, value: number): void {
  * is not available here. `capacity` is the most datagrams per system call.
  */
 export function createBatchSender(socket: Socket, address: string, port: number, capacity: number): BatchSender | undefined {
-  const lib = loadLibc();
   const fd = socketDescriptor(socket);
-  if (!lib || typeof fd !== 'number' || fd < 0) return undefined;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  return createDescriptorBatchSender(fd, address, port, capacity, {
+    // While libuv still holds queued sends (EAGAIN earlier), sendmmsg would overtake them.
+    ready: () => socket.getSendQueueCount() === 0,
+    unsent: (header, data) => {
+      if (data && data.length > 0) socket.send([header, data], port, address);
+      else socket.send(header, port, address);
+    },
+  });
+}
+
+export interface UnsentHandler {
+  /** May the batch go out now? (false: everything goes to `unsent`, in order) */
+  ready?: () => boolean;
+  /** A datagram sendmmsg did not take (EAGAIN, ENOBUFS, or not ready). */
+  unsent: (header: Uint8Array, data: Uint8Array | undefined) => void;
+}
+
+/**
+ * The same on a bare descriptor (the worker data path owns its sockets outside dgram).
+ * Undefined when koffi or sendmmsg is unavailable, or `address` is not IPv4.
+ */
+export function createDescriptorBatchSender(fd: number, address: string, port: number, capacity: number, handler: UnsentHandler): BatchSender | undefined {
+  const lib = loadLibc();
+  if (!lib) return undefined;
   const octets = address.split('.').map(Number);
   if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return undefined;
 
@@ -101,22 +124,14 @@ export function createBatchSender(socket: Socket, address: string, port: number,
   const datas: (Uint8Array | undefined)[] = new Array(capacity);
   let count = 0;
 
-  const fallback = (from: number): void => {
-    for (let i = from; i < count; i++) {
-      const d = datas[i];
-      if (d && d.length > 0) socket.send([headers[i], d], port, address);
-      else socket.send(headers[i], port, address);
-    }
-  };
-
   const flush = (): void => {
     if (count === 0) return;
     let sent = 0;
-    if (socket.getSendQueueCount() === 0) {
+    if (!handler.ready || handler.ready()) {
       const result = sendmmsg(fd, msgvec, count, 0);
       sent = result > 0 ? result : 0;
     }
-    fallback(sent);
+    for (let i = sent; i < count; i++) handler.unsent(headers[i], datas[i]);
     for (let i = 0; i < count; i++) {
       headers[i] = EMPTY;
       datas[i] = undefined;
@@ -127,11 +142,11 @@ export function createBatchSender(socket: Socket, address: string, port: number,
   return {
     add(header, data) {
       const iov = iovOffset + count * 2 * IOVEC_SIZE;
-      writePointer(memory, iov, Number(koffi.address(header)));
+      writePointer(memory, iov, addressOf(koffi, header));
       writePointer(memory, iov + 8, header.length);
       const hasData = data !== undefined && data.length > 0;
       if (hasData) {
-        writePointer(memory, iov + IOVEC_SIZE, Number(koffi.address(data)));
+        writePointer(memory, iov + IOVEC_SIZE, addressOf(koffi, data));
         writePointer(memory, iov + IOVEC_SIZE + 8, data.length);
       }
       memory.writeUInt32LE(hasData ? 2 : 1, msgOffset + count * MMSGHDR_SIZE + 24);
@@ -145,6 +160,24 @@ export function createBatchSender(socket: Socket, address: string, port: number,
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Start address of each ArrayBuffer a datagram was sent from. koffi.address costs a native
+ * call and a BigInt per datagram; a transfer sends from the same few read-ahead buffers
+ * over and over, and a backing store never moves (reading `.buffer` moves a small on-heap
+ * typed array off the heap for good first).
+ */
+const bufferAddresses = new WeakMap<ArrayBufferLike, number>();
+
+function addressOf(koffi: Koffi, view: Uint8Array): number {
+  const buffer = view.buffer;
+  let base = bufferAddresses.get(buffer);
+  if (base === undefined) {
+    base = Number(koffi.address(new Uint8Array(buffer)));
+    bufferAddresses.set(buffer, base);
+  }
+  return base + view.byteOffset;
+}
 
 /**
  * The socket's file descriptor. dgram keeps its handle under an internal symbol; the

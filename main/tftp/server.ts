@@ -7,14 +7,15 @@ import { systemClock, type Clock } from '../host/clock.js';
 import type { Publish } from '../host/events.js';
 import type { Logger } from '../host/logger.js';
 import type { FileResolver, OpenFile } from '../files/index.js';
-import { GeneratedFile } from '../files/open-file.js';
+import { DiskFile, GeneratedFile } from '../files/open-file.js';
 import { MAX_NETASCII_FILE, toNetascii } from './netascii.js';
 import { explainBindFailure, PortBindError } from '../net/bind-errors.js';
 import type { UdpSocketFactory, UdpSocketOptions } from '../net/udp-socket-factory.js';
 import { decodeTftpPacket, encodeError, TftpDecodeError, TftpErrorCode, TftpOpcode, type TftpRequestPacket } from './packet.js';
 import { negotiateReadOptions, type NegotiatedTransfer } from './options.js';
 import { createBatchSender } from './batch-send.js';
-import { ReadTransfer, type RetransmitPolicy, type TransferResult } from './transfer.js';
+import { ReadTransfer, type RetransmitPolicy, type TransferPhase, type TransferResult } from './transfer.js';
+import { WorkerDataPath } from './worker-data-path.js';
 
 export interface TftpServerOptions {
   /** default 69; 0 = any (tests) */
@@ -40,6 +41,14 @@ export interface TftpServerOptions {
   progressIntervalMs?: number;
   /** Send each window with one sendmmsg(2) where available (Linux). Default true. */
   batchSend?: boolean;
+  /**
+   * Where transfers run once negotiated: 'worker' (default where available: Linux with
+   * koffi, system clock, batchSend on) moves each transfer's socket to a worker thread
+   * with its own poll loop (worker-data-path.ts); 'event-loop' keeps them on dgram.
+   */
+  dataPath?: 'worker' | 'event-loop';
+  /** Defaults to process.platform; lets tests take the path of a platform without the worker. */
+  platform?: NodeJS.Platform;
 }
 
 export interface TftpTransferSnapshot {
@@ -61,14 +70,25 @@ export interface TftpTransferSnapshot {
   phase: string;
 }
 
+/** What the server reads of a transfer, whether it runs here (ReadTransfer) or in the worker. */
+interface TransferView {
+  readonly phase: TransferPhase;
+  readonly size: number;
+  readonly bytesAcknowledged: number;
+  readonly retransmits: number;
+  readonly startedAt: number;
+  readonly blksize: number;
+  readonly windowsize: number;
+  abort(reason: string): void;
+}
+
 interface ActiveTransfer {
   id: string;
   ip: string;
   port: number;
   mac?: string;
   file: OpenFile;
-  socket: Socket;
-  transfer: ReadTransfer;
+  transfer: TransferView;
   negotiated: NegotiatedTransfer;
   sendErrorLogged: boolean;
 }
@@ -86,6 +106,8 @@ export class TftpServer {
   private readonly loggedAt = new Map<string, number>();
   private transferCounter = 0;
   private stopping = false;
+  private dataPath: WorkerDataPath | undefined;
+  private dataPathReason = 'not started';
 
   constructor(private readonly options: TftpServerOptions) {
     this.clock = options.clock ?? systemClock;
@@ -93,6 +115,11 @@ export class TftpServer {
 
   get port(): number {
     return this.boundPort;
+  }
+
+  /** Where new transfers run ('worker' or 'event-loop'), and why when not the worker. */
+  get dataPathInUse(): { kind: 'worker' | 'event-loop'; reason?: string } {
+    return this.dataPath?.usable ? { kind: 'worker' } : { kind: 'event-loop', reason: this.dataPath ? 'worker failed' : this.dataPathReason };
   }
 
   async start(): Promise<void> {
@@ -110,12 +137,18 @@ export class TftpServer {
     }
     this.socket = socket;
     this.boundPort = socket.address().port;
+    await this.startDataPath();
     socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
     socket.on('error', (err) => this.options.logger.error(`TFTP socket error: ${err.message}`));
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    // Worker transfers end through their 'end' reports (ERROR sent, file released, event).
+    const dataPath = this.dataPath;
+    this.dataPath = undefined;
+    this.dataPathReason = 'stopped';
+    if (dataPath) await dataPath.stop('server stopping');
     for (const [key, active] of this.transfers) {
       if (active === 'opening') continue;
       active.transfer.abort('server stopping');
@@ -151,6 +184,20 @@ export class TftpServer {
       });
     }
     return out;
+  }
+
+  private async startDataPath(): Promise<void> {
+    const { dataPath, batchSend, clock } = this.options;
+    if (dataPath === 'event-loop') this.dataPathReason = 'dataPath: event-loop';
+    else if (batchSend === false) this.dataPathReason = 'batchSend: false';
+    else if (clock !== undefined && clock !== systemClock) this.dataPathReason = 'an injected clock (the worker keeps system time)';
+    else {
+      const started = await WorkerDataPath.start(this.options.platform);
+      this.dataPath = started.dataPath;
+      this.dataPathReason = started.reason ?? '';
+      if (!this.dataPath) this.options.logger.debug(`TFTP: transfers run on the event loop: ${started.reason}`);
+      if (this.stopping) await this.dataPath?.stop();
+    }
   }
 
   private createSocket(options: UdpSocketOptions): Promise<Socket> {
@@ -226,6 +273,19 @@ export class TftpServer {
       for (const ignored of negotiated.ignored) {
         this.logOnce(`${ip}:option:${ignored.name}:${ignored.reason}`, `TFTP: ${ip} option ${ignored.name}=${JSON.stringify(ignored.value)} not acknowledged: ${ignored.reason}`, 'debug');
       }
+      if (this.stopping) throw new Error('server stopping');
+      if (this.dataPath?.usable && file instanceof DiskFile) {
+        let descriptor: { fd: number; port: number } | undefined;
+        try {
+          descriptor = this.dataPath.openSocket(this.options.address);
+        } catch (err) {
+          this.logOnce('worker-socket', `TFTP: transfer socket for the worker failed (${(err as Error).message}); using the event loop`);
+        }
+        if (descriptor) {
+          this.beginWorkerTransfer(this.dataPath, key, request, rinfo, mac, file, descriptor.fd, negotiated);
+          return;
+        }
+      }
       socket = await this.createSocket({ port: 0, address: this.options.address });
       if (this.stopping) throw new Error('server stopping');
       try {
@@ -266,21 +326,7 @@ export class TftpServer {
       // dgram resolves the address on the next tick before sending: closing now would drop
       // a final ERROR (abort, give-up) still on its way out.
       setImmediate(() => socket.close());
-      const details = { ...base, bytes: result.bytes, rate: Math.round(result.rate), retransmits: result.retransmits, durationMs: result.durationMs };
-      switch (result.outcome) {
-        case 'done':
-          publish('tftp.done', details);
-          return;
-        case 'probe':
-          publish('tftp.probe', { ...details, errorCode: result.errorCode, reason: result.reason });
-          return;
-        case 'aborted':
-          publish('tftp.aborted', { ...details, errorCode: result.errorCode, reason: result.reason });
-          return;
-        case 'failed':
-          this.options.logger.warn(`TFTP: ${file.path} to ${ip} failed: ${result.reason}`);
-          publish('tftp.failed', { ...details, reason: result.reason });
-      }
+      this.publishEnd(base, result);
     };
     const transfer = new ReadTransfer({
       source: file,
@@ -295,7 +341,7 @@ export class TftpServer {
       readAheadBytes: this.options.readAheadBytes,
       sendQueueLength: () => socket.getSendQueueCount(),
     });
-    const active: ActiveTransfer = { id, ip, port, mac, file, socket, transfer, negotiated, sendErrorLogged: false };
+    const active: ActiveTransfer = { id, ip, port, mac, file, transfer, negotiated, sendErrorLogged: false };
     this.transfers.set(key, active);
 
     socket.on('message', (msg, from) => {
@@ -327,6 +373,88 @@ export class TftpServer {
 
     publish('tftp.start', base);
     transfer.start();
+  }
+
+  /**
+   * The same transfer run by the worker thread: it owns `fd` (the transfer's socket) and
+   * reads `file` through its descriptor until it reports the end.
+   */
+  private beginWorkerTransfer(dataPath: WorkerDataPath, key: string, request: TftpRequestPacket, rinfo: RemoteInfo, mac: string | undefined, file: DiskFile, fd: number, negotiated: NegotiatedTransfer): void {
+    const { address: ip, port } = rinfo;
+    const id = `tftp-${(++this.transferCounter).toString(36)}-${ip}:${port}`;
+    const base = { transferId: id, mac, ip, port, file: file.path, requested: request.filename, options: eventOptions(negotiated, file.size), size: file.size };
+    const { publish } = this.options;
+    const state = {
+      phase: (negotiated.oack.length > 0 ? 'negotiating' : 'sending') as TransferPhase,
+      size: file.size,
+      bytesAcknowledged: 0,
+      retransmits: 0,
+      startedAt: this.clock.now(),
+      blksize: negotiated.blksize,
+      windowsize: negotiated.windowsize,
+      abort: (reason: string) => dataPath.abort(workerId, reason),
+    };
+    const active: ActiveTransfer = { id, ip, port, mac, file, transfer: state, negotiated, sendErrorLogged: false };
+    this.transfers.set(key, active);
+    publish('tftp.start', base);
+    const workerId = dataPath.begin(
+      {
+        fd,
+        ip,
+        port,
+        fileFd: file.descriptorFd,
+        size: file.size,
+        negotiated,
+        retransmit: this.options.retransmit,
+        progressIntervalMs: this.options.progressIntervalMs,
+        readAheadBytes: this.options.readAheadBytes,
+      },
+      {
+        onProgress: (p) => {
+          state.phase = 'sending';
+          state.bytesAcknowledged = p.bytes;
+          state.retransmits = p.retransmits;
+          publish('tftp.progress', { ...base, bytes: p.bytes, rate: Math.round(p.rate), retransmits: p.retransmits });
+        },
+        onEnd: (result) => {
+          state.phase = result.outcome;
+          this.transfers.delete(key);
+          file.release();
+          this.publishEnd(base, result);
+        },
+        onRefused: (reason) => {
+          this.transfers.delete(key);
+          file.release();
+          this.sendFromMain(encodeError(TftpErrorCode.NotDefined, 'server error'), rinfo);
+          this.options.logger.error(`TFTP: read request from ${ip} failed: ${reason}`);
+        },
+        onJunk: (bytes) => this.logOnce(`${ip}:transfer-junk`, `TFTP: ignored unexpected packet (${bytes} bytes) from ${ip}:${port} during a transfer`),
+        onWarn: (message) => {
+          if (active.sendErrorLogged) return;
+          active.sendErrorLogged = true;
+          this.options.logger.warn(`TFTP: socket error while sending ${file.path} to ${ip}: ${message}`);
+        },
+      },
+    );
+  }
+
+  private publishEnd(base: { file: string; ip: string } & Record<string, unknown>, result: TransferResult): void {
+    const { publish } = this.options;
+    const details = { ...base, bytes: result.bytes, rate: Math.round(result.rate), retransmits: result.retransmits, durationMs: result.durationMs };
+    switch (result.outcome) {
+      case 'done':
+        publish('tftp.done', details);
+        return;
+      case 'probe':
+        publish('tftp.probe', { ...details, errorCode: result.errorCode, reason: result.reason });
+        return;
+      case 'aborted':
+        publish('tftp.aborted', { ...details, errorCode: result.errorCode, reason: result.reason });
+        return;
+      case 'failed':
+        this.options.logger.warn(`TFTP: ${base.file} to ${base.ip} failed: ${result.reason}`);
+        publish('tftp.failed', { ...details, reason: result.reason });
+    }
   }
 
   /**

@@ -1,0 +1,286 @@
+// The worker thread of the TFTP worker data path (see worker-data-path.ts for why). One
+// loop serves every transfer handed to it: poll(2) over the transfers' descriptors and a
+// doorbell eventfd, recvfrom the ACK, ReadTransfer decides, sendmmsg puts the window on
+// the wire, file blocks come from pread (fs.readSync) into the transfer's read-ahead
+// chunks. Nothing here runs per packet on Node's event loop.
+//
+// While at least one transfer runs the thread stays in this loop; commands from the main
+// thread (start, abort) are taken with receiveMessageOnPort when the doorbell rings. With
+// no transfer left it returns to its event loop and waits for the next 'message'.
+import { readSync } from 'node:fs';
+import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import type { Clock, TimerHandle } from '../host/clock.js';
+import { createDescriptorBatchSender, type BatchSender } from './batch-send.js';
+import { encodeError, TftpErrorCode, TftpOpcode } from './packet.js';
+import { ReadTransfer } from './transfer.js';
+import { EAGAIN, EINTR, encodeSockaddr, loadUdpSyscalls, POLLIN, POLLOUT, type UdpSyscalls } from './udp-descriptor.js';
+import type { DataPathCommand, DataPathEvent, WorkerTransferSpec } from './worker-data-path.js';
+
+/** Longest single poll(2): bounds how late a terminate() from the main thread takes effect. */
+const MAX_POLL_MS = 100;
+const RECEIVE_BYTES = 2048;
+/** Largest datagram sent one by one when sendmmsg did not take it: 4 + the largest blksize. */
+const SCRATCH_BYTES = 4 + 65464;
+
+interface LoopTimer {
+  at: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** Timers run by the poll loop; `now` as systemClock (Date.now) so RTT figures match the dgram path. */
+class PollLoopClock implements Clock {
+  /** about one per transfer: a plain array, scanned without iterator objects */
+  private timers: LoopTimer[] = [];
+
+  now(): number {
+    return Date.now();
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const timer: LoopTimer = { at: Date.now() + Math.max(0, ms), fn, cancelled: false };
+    this.timers.push(timer);
+    return { id: timer };
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    const timer = handle.id as LoopTimer;
+    timer.cancelled = true;
+    const i = this.timers.indexOf(timer);
+    if (i >= 0) this.timers.splice(i, 1);
+  }
+
+  /** ms until the earliest timer (0 if due), or undefined when none is set. */
+  untilNext(now: number): number | undefined {
+    const timers = this.timers;
+    if (timers.length === 0) return undefined;
+    let earliest = timers[0].at;
+    for (let i = 1; i < timers.length; i++) if (timers[i].at < earliest) earliest = timers[i].at;
+    return Math.max(0, earliest - now);
+  }
+
+  runDue(now: number): void {
+    const timers = this.timers;
+    let due = false;
+    for (let i = 0; i < timers.length; i++) if (timers[i].at <= now) due = true;
+    if (!due) return;
+    // Callbacks set and clear timers: take the due ones out first, and skip any that an
+    // earlier callback cleared.
+    this.timers = timers.filter((t) => t.at > now);
+    for (const t of timers) {
+      if (t.at > now || t.cancelled) continue;
+      t.cancelled = true;
+      t.fn();
+    }
+  }
+}
+
+interface LoopTransfer {
+  id: number;
+  fd: number;
+  clientPort: number;
+  /** client IPv4 as a 32-bit number, compared with each datagram's source */
+  clientAddress: number;
+  clientSockaddr: Buffer;
+  transfer: ReadTransfer;
+  sender: BatchSender;
+  ended: boolean;
+  junkLogged: boolean;
+  sendFailureLogged: boolean;
+}
+
+const { port, doorbellFd } = workerData as { port: MessagePort; doorbellFd: number };
+const sys = loadUdpSyscalls();
+const clock = new PollLoopClock();
+const transfers = new Map<number, LoopTransfer>();
+const toClose: number[] = [];
+const received = Buffer.allocUnsafe(RECEIVE_BYTES);
+const from = Buffer.alloc(16);
+const fromLength = Buffer.alloc(4);
+const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+const doorbellValue = Buffer.alloc(8);
+let pollSet = Buffer.alloc(8);
+let polled: LoopTransfer[] = [];
+let pollSetStale = true;
+
+function post(event: DataPathEvent): void {
+  port.postMessage(event);
+}
+
+function start(spec: WorkerTransferSpec, syscalls: UdpSyscalls): void {
+  const octets = spec.ip.split('.').map(Number);
+  const entry: LoopTransfer = {
+    id: spec.id,
+    fd: spec.fd,
+    clientPort: spec.port,
+    clientAddress: ((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0,
+    clientSockaddr: encodeSockaddr(spec.ip, spec.port),
+    transfer: undefined as unknown as ReadTransfer,
+    sender: undefined as unknown as BatchSender,
+    ended: false,
+    junkLogged: false,
+    sendFailureLogged: false,
+  };
+  const sender = createDescriptorBatchSender(spec.fd, spec.ip, spec.port, Math.min(64, spec.negotiated.windowsize), {
+    unsent: (header, data) => sendSingly(entry, header, data, syscalls),
+  });
+  if (!sender) throw new Error('sendmmsg is not available in the worker');
+  entry.sender = sender;
+  const fileFd = spec.fileFd;
+  entry.transfer = new ReadTransfer({
+    source: {
+      size: spec.size,
+      read(target, targetOffset, length, position) {
+        let got = 0;
+        while (got < length) {
+          const n = readSync(fileFd, target, targetOffset + got, length - got, position + got);
+          if (n === 0) break;
+          got += n;
+        }
+        return got;
+      },
+    },
+    negotiated: spec.negotiated,
+    send: sender.add,
+    flush: sender.flush,
+    clock,
+    // sendmmsg copies every datagram into the kernel before it returns.
+    sendQueueLength: () => 0,
+    onEnd: (result) => {
+      entry.ended = true;
+      transfers.delete(entry.id);
+      toClose.push(entry.fd);
+      pollSetStale = true;
+      post({ type: 'end', id: entry.id, result });
+    },
+    onProgress: (progress) => post({ type: 'progress', id: entry.id, progress }),
+    progressIntervalMs: spec.progressIntervalMs,
+    retransmit: spec.retransmit,
+    readAheadBytes: spec.readAheadBytes,
+  });
+  transfers.set(entry.id, entry);
+  pollSetStale = true;
+  post({ type: 'started', id: entry.id });
+  entry.transfer.start();
+}
+
+/**
+ * A datagram sendmmsg did not take (the socket buffer was full): wait briefly for room,
+ * then try once more; otherwise it is lost and the retransmit timer recovers it.
+ */
+function sendSingly(entry: LoopTransfer, header: Uint8Array, data: Uint8Array | undefined, syscalls: UdpSyscalls): void {
+  let length = header.length;
+  scratch.set(header, 0);
+  if (data) {
+    scratch.set(data, length);
+    length += data.length;
+  }
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (syscalls.sendto(entry.fd, scratch, length, 0, entry.clientSockaddr, 16) >= 0) return;
+    const errno = syscalls.errno();
+    if (errno !== EAGAIN && errno !== EINTR) break;
+    const one = Buffer.alloc(8);
+    one.writeInt32LE(entry.fd, 0);
+    one.writeInt16LE(POLLOUT, 4);
+    syscalls.poll(one, 1, 5);
+  }
+  if (!entry.sendFailureLogged) {
+    entry.sendFailureLogged = true;
+    post({ type: 'warn', id: entry.id, message: `send failed (errno ${syscalls.errno()}); treated as loss` });
+  }
+}
+
+function handle(command: DataPathCommand, syscalls: UdpSyscalls): void {
+  switch (command.type) {
+    case 'start':
+      try {
+        start(command.spec, syscalls);
+      } catch (err) {
+        syscalls.close(command.spec.fd);
+        post({ type: 'refused', id: command.spec.id, reason: (err as Error).message });
+      }
+      return;
+    case 'abort':
+      transfers.get(command.id)?.transfer.abort(command.reason);
+      return;
+    case 'abort-all':
+      for (const entry of [...transfers.values()]) entry.transfer.abort(command.reason);
+  }
+}
+
+function takeCommands(syscalls: UdpSyscalls): void {
+  syscalls.read(doorbellFd, doorbellValue, 8);
+  for (let message = receiveMessageOnPort(port); message; message = receiveMessageOnPort(port)) {
+    handle(message.message as DataPathCommand, syscalls);
+  }
+}
+
+//  struct pollfd (8 bytes): +0 fd int, +4 events short, +6 revents short
+function rebuildPollSet(): void {
+  polled = [...transfers.values()];
+  const count = polled.length + 1;
+  if (pollSet.length < count * 8) pollSet = Buffer.alloc(count * 16);
+  pollSet.writeInt32LE(doorbellFd, 0);
+  pollSet.writeInt16LE(POLLIN, 4);
+  for (let i = 0; i < polled.length; i++) {
+    pollSet.writeInt32LE(polled[i].fd, (i + 1) * 8);
+    pollSet.writeInt16LE(POLLIN, (i + 1) * 8 + 4);
+  }
+  pollSetStale = false;
+}
+
+function receive(entry: LoopTransfer, syscalls: UdpSyscalls): void {
+  fromLength.writeUInt32LE(16, 0);
+  const n = syscalls.recvfrom(entry.fd, received, RECEIVE_BYTES, 0, from, fromLength);
+  if (n < 0) return; // EAGAIN (spurious wake-up) or a queued ICMP error: nothing to read
+  if (from.readUInt16BE(2) !== entry.clientPort || from.readUInt32BE(4) !== entry.clientAddress) {
+    // RFC 1350 §4: a packet from a foreign TID gets ERROR 5; the transfer goes on.
+    const reply = encodeError(TftpErrorCode.UnknownTransferId, 'unknown transfer ID');
+    syscalls.sendto(entry.fd, reply, reply.length, 0, from, 16);
+    return;
+  }
+  if (n >= 4 && received[0] === 0) {
+    if (received[1] === TftpOpcode.ACK) {
+      entry.transfer.handleAck((received[2] << 8) | received[3]);
+      return;
+    }
+    if (received[1] === TftpOpcode.ERROR) {
+      const end = received.indexOf(0, 4);
+      entry.transfer.handleError((received[2] << 8) | received[3], received.toString('utf8', 4, end < 0 || end > n ? n : end));
+      return;
+    }
+  }
+  if (!entry.junkLogged) {
+    entry.junkLogged = true;
+    post({ type: 'junk', id: entry.id, bytes: n });
+  }
+}
+
+function runLoop(syscalls: UdpSyscalls): void {
+  while (transfers.size > 0) {
+    if (pollSetStale) rebuildPollSet();
+    const wait = clock.untilNext(Date.now());
+    const ready = syscalls.poll(pollSet, polled.length + 1, wait === undefined ? MAX_POLL_MS : Math.min(wait, MAX_POLL_MS));
+    if (ready > 0) {
+      if (pollSet.readInt16LE(6) !== 0) takeCommands(syscalls);
+      for (let i = 0; i < polled.length; i++) {
+        const entry = polled[i];
+        if (!entry.ended && pollSet.readInt16LE((i + 1) * 8 + 6) !== 0) receive(entry, syscalls);
+      }
+    }
+    clock.runDue(Date.now());
+    while (toClose.length > 0) syscalls.close(toClose.pop()!);
+  }
+}
+
+if (!sys || !createDescriptorBatchSender(doorbellFd, '127.0.0.1', 9, 1, { unsent: () => {} })) {
+  post({ type: 'unavailable', reason: 'koffi or the Linux syscalls did not load in the worker' });
+} else {
+  const syscalls = sys;
+  port.on('message', (command: DataPathCommand) => {
+    handle(command, syscalls);
+    runLoop(syscalls);
+    while (toClose.length > 0) syscalls.close(toClose.pop()!);
+  });
+  post({ type: 'ready' });
+}
