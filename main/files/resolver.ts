@@ -2,7 +2,8 @@
 // Shared by both servers so path safety is implemented (and tested) once.
 //
 // Lookup order for a normalised request path:
-//   1. generated virtual files (`generate`), exact path;
+//   1. generated virtual files (`generate`), exact path; a generator with nothing for this
+//      client falls through, so a file the technician put in the root is served instead;
 //   2. mounted virtual files or folders (`mount`), longest prefix first;
 //   3. each root in order.
 // Every step of a walk on disk stays inside its root: each component is lstat'ed, and a
@@ -124,8 +125,9 @@ export class FileResolver {
       } catch (err) {
         return { ok: false, code: 'not-found', reason: `generating ${path} failed: ${(err as Error).message}`, path };
       }
-      if (content === undefined) return { ok: false, code: 'not-found', reason: 'no generated content for this client', path };
-      return { ok: true, file: new GeneratedFile(path, typeof content === 'string' ? Buffer.from(content, 'utf8') : content, this.now()) };
+      if (content !== undefined) {
+        return { ok: true, file: new GeneratedFile(path, typeof content === 'string' ? Buffer.from(content, 'utf8') : content, this.now()) };
+      }
     }
 
     const keys = segments.map((s) => this.key(s));

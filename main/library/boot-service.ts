@@ -329,8 +329,12 @@ export class LibraryBootService {
     if (grubLists) files.mount('/grub/x86_64-efi', grubLists.replace(/grubx64\.efi$/, 'grub/x86_64-efi'));
     files.generate('/grub/grub.cfg', async (request) => {
       const mac = request.mac ?? (request.ip ? this.options.macForIp?.(request.ip) : undefined);
+      // Machines with an assignment get a grub.cfg for it; unassigned ones fall through to
+      // the root, so a technician's own GRUB set-up (shim + GRUB + grub.cfg) keeps working.
+      const bootRequest = await this.bootRequest(mac, undefined);
+      if (bootRequest.action === 'menu') return undefined;
       if (mac) this.architectureByMac.set(mac, 'x64');
-      return buildGrubConfig(await this.bootRequest(mac, undefined), {
+      return buildGrubConfig(bootRequest, {
         serverAddress: this.options.serverAddress,
         httpPort: this.options.httpPort,
         mac,

@@ -254,6 +254,14 @@ describe('FileResolver: virtual namespace', () => {
     assert.equal((await openText(resolver, 'pxelinux.0')).text, 'pxelinux');
   });
 
+  test('generate: a generator with nothing for this client falls through to the root', async () => {
+    const resolver = new FileResolver({ roots: [root] });
+    resolver.generate('/grub/grub.cfg', ({ mac }) => (mac === 'aa:bb:cc:dd:ee:ff' ? 'generated cfg' : undefined));
+    assert.equal((await openText(resolver, 'grub/grub.cfg')).text, 'menuentry', 'unassigned client gets the root file');
+    const r = await resolver.open('/grub/grub.cfg', { protocol: 'tftp', mac: 'aa:bb:cc:dd:ee:ff' });
+    assert.ok(r.ok && r.file.generated);
+  });
+
   test('mount: a file or a folder at a virtual path; traversal inside a mount is refused', async () => {
     const resolver = new FileResolver({ roots: [root] });
     resolver.mount('/entries/debian/linux', join(base, 'secret.txt'));
