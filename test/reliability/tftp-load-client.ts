@@ -19,6 +19,8 @@ export interface LoadClientConfig {
   reAckMs?: number;
   /** Start transfers this far apart. */
   staggerMs?: number;
+  /** Each of the `count` workers downloads again and again until this much time has passed. */
+  repeatForMs?: number;
 }
 
 export interface TransferOutcome {
@@ -133,10 +135,13 @@ export async function runLoadClient(config: LoadClientConfig): Promise<{ outcome
   const outcomes = await Promise.all(
     Array.from({ length: config.count }, async (_, i) => {
       if (config.staggerMs) await new Promise((r) => setTimeout(r, i * config.staggerMs!));
-      return download(config, config.names[i % config.names.length], deadline);
+      const mine: TransferOutcome[] = [];
+      do mine.push(await download(config, config.names[i % config.names.length], deadline));
+      while (config.repeatForMs && Date.now() < started + config.repeatForMs && Date.now() < deadline);
+      return mine;
     }),
   );
-  return { outcomes, ms: Date.now() - started };
+  return { outcomes: outcomes.flat(), ms: Date.now() - started };
 }
 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
