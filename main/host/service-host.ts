@@ -309,7 +309,7 @@ export class ServiceHost {
     return (mac: string, uuid?: string) => {
       const assignment = library.lookupMachine(mac, uuid);
       if (haveStaticScript || assignment?.ignore || assignment?.ipxeScriptUrl) return assignment;
-      if (!assignment && !this.store!.entries.list().some((e) => e.kind !== 'local-disk')) return undefined;
+      if (!assignment && !this.store!.entries.hasBootableEntry()) return undefined;
       return { ...assignment, ipxeScriptUrl: `${httpBaseUrl}/ipxe/boot.ipxe` };
     };
   }

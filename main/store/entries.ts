@@ -96,6 +96,11 @@ export class EntryRepository {
     return row && this.withFiles(row);
   }
 
+  /** Whether any entry boots something other than the local disk (one indexed probe, per DHCP request). */
+  hasBootableEntry(): boolean {
+    return this.db.prepare("SELECT 1 FROM entries WHERE kind != 'local-disk' LIMIT 1").get() !== undefined;
+  }
+
   list(): BootEntry[] {
     return (this.db.prepare('SELECT * FROM entries ORDER BY name').all() as EntryRow[]).map((row) => this.withFiles(row));
   }

@@ -208,6 +208,7 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Sto
 
     const migrationsApplied = migrate(db);
     if (migrationsApplied.length > 0) logger.info('database schema migrated', { path, from: version, to: LATEST_SCHEMA_VERSION });
+    cachePreparedStatements(db);
 
     const now = () => clock.now();
     const settings = new SettingsRepository(db, now, (message) => logger.warn(message, { path }));
@@ -266,4 +267,23 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Sto
     }
     throw new StoreOpenError(`cannot prepare the database ${path}: ${(err as Error).message}`, err);
   }
+}
+
+/**
+ * The repositories prepare their SQL where they use it; better-sqlite3 compiles every
+ * prepare() anew, and for the per-DISCOVER lookups (machine, assignment, default entry)
+ * compiling cost more than the query (issue 8 profile). Statements are reused by SQL text;
+ * none of them is iterated, so one statement object per text is safe to share.
+ */
+function cachePreparedStatements(db: Database.Database): void {
+  const prepare = db.prepare.bind(db);
+  const cache = new Map<string, Database.Statement>();
+  db.prepare = ((sql: string) => {
+    let statement = cache.get(sql);
+    if (!statement) {
+      statement = prepare(sql);
+      cache.set(sql, statement);
+    }
+    return statement;
+  }) as typeof db.prepare;
 }

@@ -167,6 +167,16 @@ describe('entries', () => {
     { arch: 'bios', role: 'nbp', path: 'ubuntu/pxelinux.0', size: 46_000, sha256: fakeSha256(3) },
   ];
 
+  test('hasBootableEntry: the local disk alone does not count', () => {
+    assert.equal(store.entries.hasBootableEntry(), false);
+    store.entries.create({ name: 'Local disk', kind: 'local-disk' });
+    assert.equal(store.entries.hasBootableEntry(), false);
+    const e = store.entries.create({ name: 'Memtest', kind: 'nbp' });
+    assert.equal(store.entries.hasBootableEntry(), true);
+    store.entries.remove(e.id);
+    assert.equal(store.entries.hasBootableEntry(), false);
+  });
+
   test('create, get, find by name (any case), list, update, remove', () => {
     const e = store.entries.create({ name: 'Ubuntu 24.04', kind: 'secure-boot-chain', arguments: 'ip=dhcp', files });
     assert.equal(e.kind, 'secure-boot-chain');
