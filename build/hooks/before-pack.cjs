@@ -4,6 +4,7 @@
 //  - koffi's prebuilt binary comes from an optional dependency per platform/arch
 //    (@koromix/koffi-<platform>-<arch>); npm installs only the build machine's one.
 //  - Linux: compiles build/linux/bootbench-host.c for the target (see build/linux/README.md).
+//  - The RunAsNode fuse stays on only where bootbench-host needs it (Linux); see fusesFor.
 'use strict';
 const { execFileSync } = require('node:child_process');
 const { existsSync, mkdirSync, readdirSync, statSync } = require('node:fs');
@@ -92,12 +93,25 @@ function compileLauncher(root, targetArch, options) {
   return output;
 }
 
+/**
+ * electron-builder has one `electronFuses` for every platform. Only Linux runs the Electron
+ * binary in Node mode (bootbench-host); on macOS and Windows that mode would only let other
+ * programs borrow the app's identity (on macOS, its Local Network permission), so it is off.
+ */
+function fusesFor(platform, fuses) {
+  if (!fuses) return fuses;
+  return { ...fuses, runAsNode: platform === 'linux' ? fuses.runAsNode : false };
+}
+
 async function beforePack(context) {
   const platform = context.electronPlatformName;
   const arch = typeof context.arch === 'number' ? ARCH_NAMES[context.arch] : String(context.arch);
   const problem = missingKoffiNative(projectDir, platform, arch);
   if (problem) throw new Error(problem);
   if (platform === 'linux') compileLauncher(projectDir, arch);
+  // Read by electron-builder when it flips the fuses, after this hook (platformPackager.js).
+  const config = context.packager.config;
+  if (config.electronFuses) config.electronFuses = fusesFor(platform, config.electronFuses);
 }
 
 module.exports = beforePack;
@@ -106,3 +120,4 @@ module.exports.koffiPackageFor = koffiPackageFor;
 module.exports.missingKoffiNative = missingKoffiNative;
 module.exports.launcherCompiler = launcherCompiler;
 module.exports.compileLauncher = compileLauncher;
+module.exports.fusesFor = fusesFor;

@@ -167,3 +167,16 @@ test('electron-builder --dir with the local Electron, then the packaged CLI thro
     rmSync(work, { recursive: true, force: true });
   }
 });
+
+test('the RunAsNode fuse stays on for Linux (bootbench-host) and is turned off for macOS and Windows', () => {
+  const { fusesFor } = requireFromApp('./build/hooks/before-pack.cjs') as { fusesFor(platform: string, fuses: Record<string, boolean>): Record<string, boolean> };
+  const configured = config.electronFuses ?? {};
+  assert.equal(configured.runAsNode, true, 'electron-builder.yml enables it for bootbench-host');
+  assert.equal(fusesFor('linux', configured).runAsNode, true);
+  for (const platform of ['darwin', 'win32']) {
+    const fuses = fusesFor(platform, configured);
+    assert.equal(fuses.runAsNode, false, platform);
+    assert.deepEqual({ ...fuses, runAsNode: configured.runAsNode }, configured, `${platform}: only RunAsNode changes`);
+  }
+});
+
