@@ -268,6 +268,10 @@ export function runtimeNeeds(root: string, entries: string[]): RuntimeNeeds {
         packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]);
       }
     }
+    // Worker scripts: new Worker(new URL('./data-path-worker.js', import.meta.url)).
+    for (const m of source.matchAll(/new URL\(\s*['"](\.[^'"]+\.(?:c|m)?js)['"]\s*,\s*import\.meta\.url\s*\)/g)) {
+      queue.push(posix.normalize(posix.join(posix.dirname(rel), m[1])));
+    }
     // Files the code reaches by path rather than import: join(here, '../../preload/index.cjs').
     for (const m of source.matchAll(/join\(\s*here\s*,\s*['"]([^'"]+)['"]\s*\)/g)) {
       const target = posix.normalize(posix.join(posix.dirname(rel), m[1]));
