@@ -7,9 +7,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const CAP_NET_BIND_SERVICE = 10n;
@@ -164,3 +165,67 @@ test('refuses to pass capabilities on when its folder is not root\'s', { skip: p
     spawnSync('setcap', ['-r', join(install, 'bootbench-host')]);
   }
 });
+
+// The real service host (dist/main/cli.js serve) started through bootbench-host as `nobody`,
+// laid out as in the package (resources/app.asar is this checkout, bind-mounted inside the
+// server's namespace so the path is the real one), serving a TFTP client in another namespace.
+const e2eSkip =
+  privilegedSkip ??
+  netnsUnavailableReason() ??
+  missingPrograms('curl', 'mount') ??
+  (existsSync(join(root, 'dist/main/cli.js')) ? undefined : 'run `npm run build` first (`npm test` does)');
+
+test('end to end: the service host started by bootbench-host as nobody serves TFTP on port 69', { skip: e2eSkip ?? false, timeout: 90_000 }, async () => {
+  const lab = new Lab('bbh');
+  const e2e = mkdtempSync(join(tmpdir(), 'bb-launcher-e2e-'));
+  try {
+    chmodSync(e2e, 0o755);
+    const installDir = join(e2e, 'Bootbench');
+    const asar = join(installDir, 'resources/app.asar');
+    mkdirSync(asar, { recursive: true });
+    const compiled = spawnSync('cc', ['-O2', '-o', join(installDir, 'bootbench-host'), join(root, 'build/linux/bootbench-host.c')], { encoding: 'utf8' });
+    assert.equal(compiled.status, 0, compiled.stderr);
+    symlinkSync(realpathSync(process.execPath), join(installDir, 'bootbench'));
+    assert.equal(spawnSync('setcap', ['cap_net_bind_service,cap_net_raw=p', join(installDir, 'bootbench-host')]).status, 0);
+    const bootRoot = join(e2e, 'boot');
+    const data = join(e2e, 'data');
+    mkdirSync(bootRoot);
+    mkdirSync(data);
+    chmodSync(data, 0o777);
+    const payload = Buffer.alloc(700_000);
+    for (let i = 0; i < payload.length; i++) payload[i] = (i * 31 + (i >> 9)) & 0xff;
+    writeFileSync(join(bootRoot, 'payload.bin'), payload);
+
+    const server = lab.namespace('s');
+    const client = lab.namespace('c');
+    lab.veth(server, 'bench0', '198.18.7.1/24', client, 'tech0', '198.18.7.2/24');
+    const host = lab.spawn(server, 'sh', [
+      '-c',
+      `mount --bind "$0" "$1" && exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all env HOME="$2" BOOTBENCH_DATA="$2" "$3" serve --interface bench0 --root "$4"`,
+      root,
+      asar,
+      data,
+      join(installDir, 'bootbench-host'),
+      bootRoot,
+    ]);
+    let output = '';
+    host.stdout?.on('data', (chunk) => (output += chunk));
+    host.stderr?.on('data', (chunk) => (output += chunk));
+    await waitFor(() => /serving on bench0/.test(output) || host.exitCode !== null, 30_000, 'the service host to start');
+    assert.match(output, /serving on bench0/, output);
+    assert.doesNotMatch(output, /without the network capabilities/);
+
+    const status = readFileSync(`/proc/${host.pid}/status`, 'utf8');
+    assert.match(status, /^Uid:\s+65534\b/m, 'the service host runs as nobody');
+    const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(status)![1];
+    assert.ok(hasCap(capEff, CAP_NET_BIND_SERVICE) && hasCap(capEff, CAP_NET_RAW), `CapEff ${capEff}`);
+
+    const received = join(e2e, 'received.bin');
+    lab.exec(client, 'curl', ['-sS', '--max-time', '30', '-o', received, 'tftp://198.18.7.1/payload.bin']);
+    assert.ok(readFileSync(received).equals(payload), 'the file arrived intact over TFTP');
+  } finally {
+    await lab.destroy();
+    rmSync(e2e, { recursive: true, force: true });
+  }
+});
+
