@@ -18,6 +18,7 @@ type Koffi = typeof import('koffi');
 interface Libc {
   koffi: Koffi;
   sendmmsg: (fd: number, msgvec: Buffer, vlen: number, flags: number) => number;
+  sendmsg: (fd: number, msg: Buffer, flags: number) => number;
 }
 
 let libc: Libc | null | undefined;
@@ -36,7 +37,8 @@ function loadLibc(): Libc | null {
       lib = koffi.load(null as unknown as string);
     }
     const sendmmsg = lib.func('int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)') as Libc['sendmmsg'];
-    libc = { koffi, sendmmsg };
+    const sendmsg = lib.func('long sendmsg(int fd, const void *msg, int flags)') as Libc['sendmsg'];
+    libc = { koffi, sendmmsg, sendmsg };
   } catch {
     libc = null;
   }
@@ -61,6 +63,8 @@ export interface BatchSender {
   /** Queues one datagram (header + optional data). Sent by `flush`, or when the batch is full. */
   add(header: Uint8Array, data?: Uint8Array): void;
   flush(): void;
+  /** UDP GSO sends made so far (diagnostics, tests) */
+  readonly segmentedSends?: number;
 }
 
 /** Writes a pointer-sized value (addresses fit in 53 bits on LP64 Linux user space). */
@@ -86,6 +90,14 @@ export function createBatchSender(socket: Socket, address: string, port: number,
   });
 }
 
+export interface SegmentationOptions {
+  /**
+   * Send runs of datagrams of exactly this many bytes as UDP GSO (UDP_SEGMENT, Linux 4.18):
+   * one trip through the stack per run instead of one per datagram. 0 or absent: off.
+   */
+  segmentSize?: number;
+}
+
 export interface UnsentHandler {
   /** May the batch go out now? (false: everything goes to `unsent`, in order) */
   ready?: () => boolean;
@@ -97,13 +109,13 @@ export interface UnsentHandler {
  * The same on a bare descriptor (the worker data path owns its sockets outside dgram).
  * Undefined when koffi or sendmmsg is unavailable, or `address` is not IPv4.
  */
-export function createDescriptorBatchSender(fd: number, address: string, port: number, capacity: number, handler: UnsentHandler): BatchSender | undefined {
+export function createDescriptorBatchSender(fd: number, address: string, port: number, capacity: number, handler: UnsentHandler, segmentation?: SegmentationOptions): BatchSender | undefined {
   const lib = loadLibc();
   if (!lib) return undefined;
   const octets = address.split('.').map(Number);
   if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return undefined;
 
-  const { koffi, sendmmsg } = lib;
+  const { koffi, sendmmsg, sendmsg } = lib;
   // One block of memory per sender: the address, 2 iovecs and 1 mmsghdr per datagram.
   const memory = Buffer.alloc(SOCKADDR_SIZE + capacity * (2 * IOVEC_SIZE + MMSGHDR_SIZE));
   const base = Number(koffi.address(memory));
@@ -124,12 +136,70 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
   const datas: (Uint8Array | undefined)[] = new Array(capacity);
   let count = 0;
 
+  const segmentSize = segmentation?.segmentSize ?? 0;
+  let segmenting = segmentSize > 0 && segmentSize * 2 <= MAX_UDP_PAYLOAD;
+  let segmentedSends = 0;
+  const maxSegments = segmenting ? Math.min(MAX_GSO_SEGMENTS, Math.floor(MAX_UDP_PAYLOAD / segmentSize)) : 0;
+  // msghdr (56) + cmsghdr with a u16 (CMSG_SPACE(2) = 24) for UDP_SEGMENT sends.
+  //   struct msghdr: +0 name, +8 namelen, +16 iov, +24 iovlen, +32 control, +40 controllen, +48 flags
+  //   struct cmsghdr: +0 len (size_t), +8 level int, +12 type int, +16 data
+  const segmented = segmenting ? Buffer.alloc(MSGHDR_SIZE + CMSG_U16_SPACE) : EMPTY_BUFFER;
+  if (segmenting) {
+    const at = Number(koffi.address(segmented));
+    writePointer(segmented, 0, base);
+    segmented.writeUInt32LE(SOCKADDR_SIZE, 8);
+    writePointer(segmented, 32, at + MSGHDR_SIZE);
+    writePointer(segmented, 40, CMSG_U16_SPACE);
+    writePointer(segmented, MSGHDR_SIZE, CMSG_U16_LEN);
+    segmented.writeInt32LE(SOL_UDP, MSGHDR_SIZE + 8);
+    segmented.writeInt32LE(UDP_SEGMENT, MSGHDR_SIZE + 12);
+    segmented.writeUInt16LE(segmentSize, MSGHDR_SIZE + 16);
+  }
+
+  /**
+   * Sends runs of full-size datagrams (the last of a run may be shorter) as one UDP GSO
+   * super-datagram each; the kernel cuts it into the same datagrams. Returns how many
+   * datagrams, from the start of the batch, went out this way.
+   */
+  const sendSegmented = (): number => {
+    let first = 0;
+    while (count - first >= 2) {
+      let n = 0;
+      let iovecs = 0;
+      while (first + n < count && n < maxSegments) {
+        const data = datas[first + n];
+        const dataLength = data ? data.length : 0;
+        const length = headers[first + n].length + dataLength;
+        if (length > segmentSize) break;
+        n++;
+        iovecs += dataLength > 0 ? 2 : 1;
+        if (length < segmentSize || dataLength === 0) break; // a short one ends the run
+      }
+      if (n < 2) break;
+      writePointer(segmented, 16, base + iovOffset + first * 2 * IOVEC_SIZE);
+      writePointer(segmented, 24, iovecs);
+      if (sendmsg(fd, segmented, 0) < 0) {
+        const errno = koffi.errno();
+        // EIO/EINVAL/ENOPROTOOPT: no UDP GSO here (old kernel, no checksum offload on the
+        // route's device); sendmmsg from now on. EAGAIN/ENOBUFS: the caller's path handles it.
+        if (errno !== EAGAIN && errno !== ENOBUFS) segmenting = false;
+        break;
+      }
+      first += n;
+      segmentedSends++;
+    }
+    return first;
+  };
+
   const flush = (): void => {
     if (count === 0) return;
     let sent = 0;
     if (!handler.ready || handler.ready()) {
-      const result = sendmmsg(fd, msgvec, count, 0);
-      sent = result > 0 ? result : 0;
+      if (segmenting && count >= 2) sent = sendSegmented();
+      if (sent < count) {
+        const result = sendmmsg(fd, sent === 0 ? msgvec : msgvec.subarray(sent * MMSGHDR_SIZE), count - sent, 0);
+        if (result > 0) sent += result;
+      }
     }
     for (let i = sent; i < count; i++) handler.unsent(headers[i], datas[i]);
     for (let i = 0; i < count; i++) {
@@ -156,10 +226,25 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
       if (count === capacity) flush();
     },
     flush,
+    get segmentedSends() {
+      return segmentedSends;
+    },
   };
 }
 
 const EMPTY = new Uint8Array(0);
+const EMPTY_BUFFER = Buffer.alloc(0);
+const MSGHDR_SIZE = 56;
+const CMSG_U16_LEN = 18;
+const CMSG_U16_SPACE = 24;
+// <netinet/in.h> IPPROTO_UDP, <linux/udp.h> UDP_SEGMENT, UDP_MAX_SEGMENTS; errno values
+const SOL_UDP = 17;
+const UDP_SEGMENT = 103;
+const MAX_GSO_SEGMENTS = 64;
+/** IPv4: 65535 - 20 (IP) - 8 (UDP) */
+const MAX_UDP_PAYLOAD = 65507;
+const EAGAIN = 11;
+const ENOBUFS = 105;
 
 /**
  * Start address of each ArrayBuffer a datagram was sent from. koffi.address costs a native

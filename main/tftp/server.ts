@@ -3,6 +3,7 @@
 // dispatch and send: decisions live in options.ts and transfer.ts, path safety in
 // main/files.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { availableParallelism } from 'node:os';
 import { systemClock, type Clock } from '../host/clock.js';
 import type { Publish } from '../host/events.js';
 import type { Logger } from '../host/logger.js';
@@ -47,6 +48,12 @@ export interface TftpServerOptions {
    * with its own poll loop (worker-data-path.ts); 'event-loop' keeps them on dgram.
    */
   dataPath?: 'worker' | 'event-loop';
+  /**
+   * Worker threads for the 'worker' data path; each transfer goes to the least busy one.
+   * Default: the number of CPUs, at most 2 (a window burst to many clients at once is
+   * CPU-bound in the kernel's send path, which one thread would serialise).
+   */
+  dataPathWorkers?: number;
   /** Defaults to process.platform; lets tests take the path of a platform without the worker. */
   platform?: NodeJS.Platform;
 }
@@ -106,7 +113,7 @@ export class TftpServer {
   private readonly loggedAt = new Map<string, number>();
   private transferCounter = 0;
   private stopping = false;
-  private dataPath: WorkerDataPath | undefined;
+  private dataPaths: WorkerDataPath[] = [];
   private dataPathReason = 'not started';
 
   constructor(private readonly options: TftpServerOptions) {
@@ -119,7 +126,7 @@ export class TftpServer {
 
   /** Where new transfers run ('worker' or 'event-loop'), and why when not the worker. */
   get dataPathInUse(): { kind: 'worker' | 'event-loop'; reason?: string } {
-    return this.dataPath?.usable ? { kind: 'worker' } : { kind: 'event-loop', reason: this.dataPath ? 'worker failed' : this.dataPathReason };
+    return this.dataPaths.some((d) => d.usable) ? { kind: 'worker' } : { kind: 'event-loop', reason: this.dataPaths.length > 0 ? 'worker failed' : this.dataPathReason };
   }
 
   async start(): Promise<void> {
@@ -145,10 +152,10 @@ export class TftpServer {
   async stop(): Promise<void> {
     this.stopping = true;
     // Worker transfers end through their 'end' reports (ERROR sent, file released, event).
-    const dataPath = this.dataPath;
-    this.dataPath = undefined;
+    const dataPaths = this.dataPaths;
+    this.dataPaths = [];
     this.dataPathReason = 'stopped';
-    if (dataPath) await dataPath.stop('server stopping');
+    await Promise.all(dataPaths.map((d) => d.stop('server stopping')));
     for (const [key, active] of this.transfers) {
       if (active === 'opening') continue;
       active.transfer.abort('server stopping');
@@ -192,12 +199,19 @@ export class TftpServer {
     else if (batchSend === false) this.dataPathReason = 'batchSend: false';
     else if (clock !== undefined && clock !== systemClock) this.dataPathReason = 'an injected clock (the worker keeps system time)';
     else {
-      const started = await WorkerDataPath.start(this.options.platform);
-      this.dataPath = started.dataPath;
-      this.dataPathReason = started.reason ?? '';
-      if (!this.dataPath) this.options.logger.debug(`TFTP: transfers run on the event loop: ${started.reason}`);
-      if (this.stopping) await this.dataPath?.stop();
+      const count = Math.max(1, this.options.dataPathWorkers ?? Math.min(2, availableParallelism()));
+      const started = await Promise.all(Array.from({ length: count }, () => WorkerDataPath.start(this.options.platform)));
+      this.dataPaths = started.flatMap((s) => (s.dataPath ? [s.dataPath] : []));
+      this.dataPathReason = started.find((s) => s.reason)?.reason ?? '';
+      if (this.dataPaths.length === 0) this.options.logger.debug(`TFTP: transfers run on the event loop: ${this.dataPathReason}`);
+      if (this.stopping) await Promise.all(this.dataPaths.splice(0).map((d) => d.stop()));
     }
+  }
+
+  private leastBusyDataPath(): WorkerDataPath | undefined {
+    let best: WorkerDataPath | undefined;
+    for (const d of this.dataPaths) if (d.usable && (!best || d.activeCount < best.activeCount)) best = d;
+    return best;
   }
 
   private createSocket(options: UdpSocketOptions): Promise<Socket> {
@@ -274,15 +288,16 @@ export class TftpServer {
         this.logOnce(`${ip}:option:${ignored.name}:${ignored.reason}`, `TFTP: ${ip} option ${ignored.name}=${JSON.stringify(ignored.value)} not acknowledged: ${ignored.reason}`, 'debug');
       }
       if (this.stopping) throw new Error('server stopping');
-      if (this.dataPath?.usable && file instanceof DiskFile) {
+      const dataPath = this.leastBusyDataPath();
+      if (dataPath && file instanceof DiskFile) {
         let descriptor: { fd: number; port: number } | undefined;
         try {
-          descriptor = this.dataPath.openSocket(this.options.address);
+          descriptor = dataPath.openSocket(this.options.address);
         } catch (err) {
           this.logOnce('worker-socket', `TFTP: transfer socket for the worker failed (${(err as Error).message}); using the event loop`);
         }
         if (descriptor) {
-          this.beginWorkerTransfer(this.dataPath, key, request, rinfo, mac, file, descriptor.fd, negotiated);
+          this.beginWorkerTransfer(dataPath, key, request, rinfo, mac, file, descriptor.fd, negotiated);
           return;
         }
       }

@@ -47,3 +47,35 @@ test('not an IPv4 address: no batch sender (the caller falls back to dgram)', { 
     s.close();
   }
 });
+
+test('UDP GSO runs (UDP_SEGMENT) arrive as the same datagrams, in order, short and empty ones included', { skip: unavailable }, async () => {
+  const { loadUdpSyscalls, openTransferDescriptor } = await import('../../main/tftp/udp-descriptor.js');
+  const { createDescriptorBatchSender } = await import('../../main/tftp/batch-send.js');
+  const sys = loadUdpSyscalls();
+  assert.ok(sys, 'koffi + Linux syscalls available');
+  const receiver = await bound();
+  const { fd } = openTransferDescriptor(sys, '127.0.0.1', 1 << 20, 1 << 16);
+  try {
+    // 5 full, 1 short (ends a run), 3 full, 1 empty (header only), 2 full with a different size
+    const sizes = [100, 100, 100, 100, 100, 37, 100, 100, 100, 0, 60, 60];
+    const got: Buffer[] = [];
+    const all = new Promise<void>((resolve) => receiver.on('message', (m) => got.push(m) === sizes.length && resolve()));
+    const unsent: number[] = [];
+    const batch = createDescriptorBatchSender(fd, '127.0.0.1', receiver.address().port, 64, { unsent: (h) => unsent.push(h[3]) }, { segmentSize: 104 });
+    assert.ok(batch);
+    const data = Buffer.alloc(2000);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
+    sizes.forEach((size, i) => batch.add(Buffer.from([0, 3, 0, i]), size > 0 ? data.subarray(i * 100, i * 100 + size) : undefined));
+    batch.flush();
+    await all;
+    assert.deepEqual(unsent, []);
+    assert.equal(batch.segmentedSends, 2, 'runs: 6 (5 full + short), 4 (3 full + empty), then 2 of 64 bytes go by sendmmsg');
+    sizes.forEach((size, i) => {
+      assert.deepEqual(got[i].subarray(0, 4), Buffer.from([0, 3, 0, i]), `datagram ${i} header`);
+      assert.deepEqual(got[i].subarray(4), data.subarray(i * 100, i * 100 + size), `datagram ${i} data`);
+    });
+  } finally {
+    sys.close(fd);
+    receiver.close();
+  }
+});
