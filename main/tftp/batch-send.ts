@@ -96,6 +96,8 @@ export interface SegmentationOptions {
    * one trip through the stack per run instead of one per datagram. 0 or absent: off.
    */
   segmentSize?: number;
+  /** Asked before each batch; false: plain sendmmsg for this one. */
+  enabled?: () => boolean;
 }
 
 export interface UnsentHandler {
@@ -195,7 +197,7 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
     if (count === 0) return;
     let sent = 0;
     if (!handler.ready || handler.ready()) {
-      if (segmenting && count >= 2) sent = sendSegmented();
+      if (segmenting && count >= 2 && (!segmentation!.enabled || segmentation!.enabled())) sent = sendSegmented();
       if (sent < count) {
         const result = sendmmsg(fd, sent === 0 ? msgvec : msgvec.subarray(sent * MMSGHDR_SIZE), count - sent, 0);
         if (result > 0) sent += result;
