@@ -61,10 +61,32 @@ function textLine(event: BootEvent): string {
   return `${new Date(time).toISOString()} ${type}${mac ? ` ${mac}` : ''}${ip ? ` ${ip}` : ''} ${parts.join(' ')}`.trimEnd();
 }
 
-function makeLogger(format: 'text' | 'json'): Logger {
+/**
+ * Log lines and events (stdout JSON, or stderr text) written once per turn of the event loop
+ * instead of once per line: to a pipe that is a blocking write(2) on Linux, and one per event
+ * (two per DHCP request) cost more than answering the request in a DISCOVER storm (issue 8
+ * profile). Order is kept: log lines and events of one stream share one queue. What is still
+ * waiting when the process ends (an uncaught error included) is written on 'exit'.
+ */
+function createBatchedLineWriter(out: NodeJS.WritableStream): (line: string) => void {
+  let waiting: string[] = [];
+  const writeWaiting = () => {
+    if (waiting.length === 0) return;
+    const text = waiting.join('');
+    waiting = [];
+    out.write(text);
+  };
+  process.on('exit', writeWaiting);
+  return (line) => {
+    if (waiting.length === 0) setImmediate(writeWaiting);
+    waiting.push(line);
+  };
+}
+
+function makeLogger(format: 'text' | 'json', writeLine: (line: string) => void): Logger {
   const write = (level: string, message: string, fields?: Record<string, unknown>) => {
-    if (format === 'json') process.stdout.write(JSON.stringify({ type: 'log', level, message, time: Date.now(), ...fields }) + '\n');
-    else process.stderr.write(`${level}: ${message}\n`);
+    if (format === 'json') writeLine(JSON.stringify({ type: 'log', level, message, time: Date.now(), ...fields }) + '\n');
+    else writeLine(`${level}: ${message}\n`);
   };
   return {
     debug: () => {},
@@ -88,7 +110,8 @@ async function serve(args: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError(`--data ${dataDir} cannot be created (${(err as Error).message}): choose a writable folder`);
   }
-  const logger = makeLogger(format);
+  const writeLine = createBatchedLineWriter(format === 'json' ? process.stdout : process.stderr);
+  const logger = makeLogger(format, writeLine);
   let store: Store | undefined;
   try {
     store = openStore(dataDir, { logger });
@@ -105,8 +128,8 @@ async function serve(args: string[]): Promise<number> {
 
   const host = new ServiceHost({ config, logger, store });
   host.bus.subscribe((event) => {
-    if (format === 'json') process.stdout.write(JSON.stringify(event) + '\n');
-    else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'service.state') process.stderr.write(textLine(event) + '\n');
+    if (format === 'json') writeLine(JSON.stringify(event) + '\n');
+    else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'service.state') writeLine(textLine(event) + '\n');
   });
 
   try {

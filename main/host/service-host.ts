@@ -17,7 +17,7 @@ import { DhcpService } from '../dhcp/service.js';
 import { TftpServer } from '../tftp/server.js';
 import { HttpFileServer } from '../http/server.js';
 import { FileResolver } from '../files/index.js';
-import { attachStoreToBus, type Store, type StoreBusAttachment } from '../store/index.js';
+import { attachStoreToBus, storeReadCache, type Store, type StoreBusAttachment } from '../store/index.js';
 import { LibraryBootService } from '../library/boot-service.js';
 import { chainloadPolicy } from '../library/boot-binaries.js';
 
@@ -306,12 +306,17 @@ export class ServiceHost {
    * per-class boot file like any other client.
    */
   private libraryLookup(library: LibraryBootService, httpBaseUrl: string, haveStaticScript: boolean) {
-    return (mac: string, uuid?: string) => {
+    const store = this.store!;
+    // Asked for every DHCP request (a DISCOVER storm too): answers come from memory until
+    // the store changes (main/store/read-cache.ts).
+    const reads = storeReadCache(store);
+    const decide = (mac: string, uuid?: string) => {
       const assignment = library.lookupMachine(mac, uuid);
       if (haveStaticScript || assignment?.ignore || assignment?.ipxeScriptUrl) return assignment;
-      if (!assignment && !this.store!.entries.hasBootableEntry()) return undefined;
+      if (!assignment && !reads.get('has-bootable-entry', () => store.entries.hasBootableEntry())) return undefined;
       return { ...assignment, ipxeScriptUrl: `${httpBaseUrl}/ipxe/boot.ipxe` };
     };
+    return (mac: string, uuid?: string) => reads.get(`dhcp-assignment ${mac} ${uuid ?? ''}`, () => decide(mac, uuid));
   }
 
   private plannedServices(config: ServeConfig): ServiceStatus[] {

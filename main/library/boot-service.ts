@@ -10,7 +10,7 @@ import { mkdir, open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import rangeParser from 'range-parser';
 import type { BootEvent, Publish } from '../host/events.js';
-import { resolveBootAssignment, type BootEntry, type Store } from '../store/index.js';
+import { defaultBootEntry, resolveBootAssignment, storeReadCache, type BootEntry, type Store, type StoreReadCache } from '../store/index.js';
 import { detectFile, type IsoDetection, type LibraryArchitecture } from './detect.js';
 import { IsoImage, extractIsoFile, type IsoDirectoryEntry } from './iso9660.js';
 import { UdfFormatError, UdfImage } from './udf.js';
@@ -80,7 +80,14 @@ export class LibraryBootService {
    *   - a local-disk entry: no answer at all, so the firmware goes on to its disk.
    */
   lookupMachine = (mac: string, uuid?: string): LibraryMachineAssignment | undefined => {
-    const assigned = resolveBootAssignment(this.options.store, mac, uuid);
+    // Asked for every DHCP request: answered from memory until the store changes.
+    const cache = storeReadCache(this.options.store);
+    return cache.get(`machine-assignment ${mac} ${uuid ?? ''}`, () => this.readMachineAssignment(mac, uuid, cache));
+  };
+
+  private readMachineAssignment(mac: string, uuid: string | undefined, cache: StoreReadCache): LibraryMachineAssignment | undefined {
+    const store = this.options.store;
+    const assigned = resolveBootAssignment(store, mac, uuid, () => cache.get('default-boot-entry', () => defaultBootEntry(store)));
     if (!assigned) return undefined;
     const { entry } = assigned;
     const name = `${entry.name}${assigned.bootOnce ? ' (once)' : ''}`;
@@ -96,7 +103,7 @@ export class LibraryBootService {
       return { name, boot };
     }
     return { name };
-  };
+  }
 
   /** The MAC an iPXE client at this IP reported in its script request (fallback for macForIp). */
   reportedMacForIp = (ip: string): string | undefined => this.macByIp.get(ip.replace(/^::ffff:/, ''));

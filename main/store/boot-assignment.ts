@@ -14,8 +14,23 @@ export interface StoredBootAssignment {
   bootOnce: boolean;
 }
 
-/** The entry to boot for this client, or undefined when nothing is assigned anywhere. */
-export function resolveBootAssignment(store: Store, mac?: string, uuid?: string): StoredBootAssignment | undefined {
+/** The entry the `defaults` setting names, when it still exists. */
+export function defaultBootEntry(store: Store): BootEntry | undefined {
+  const defaultEntryId = store.settings.get('defaults')?.entryId;
+  return defaultEntryId != null ? store.entries.get(defaultEntryId) : undefined;
+}
+
+/**
+ * The entry to boot for this client, or undefined when nothing is assigned anywhere.
+ * `readDefaultEntry` lets a caller that keeps the default entry (the DHCP path's read cache)
+ * skip reading and checking the setting again.
+ */
+export function resolveBootAssignment(
+  store: Store,
+  mac?: string,
+  uuid?: string,
+  readDefaultEntry: () => BootEntry | undefined = () => defaultBootEntry(store),
+): StoredBootAssignment | undefined {
   const machine = store.machines.find(mac, uuid);
   if (machine?.entryId != null) {
     const entry = store.entries.get(machine.entryId);
@@ -26,12 +41,8 @@ export function resolveBootAssignment(store: Store, mac?: string, uuid?: string)
     const entry = store.entries.get(groupEntryId);
     if (entry) return { machine, entry, source: 'group', bootOnce: false };
   }
-  const defaultEntryId = store.settings.get('defaults')?.entryId;
-  if (defaultEntryId != null) {
-    const entry = store.entries.get(defaultEntryId);
-    if (entry) return { machine, entry, source: 'default', bootOnce: false };
-  }
-  return undefined;
+  const entry = readDefaultEntry();
+  return entry ? { machine, entry, source: 'default', bootOnce: false } : undefined;
 }
 
 /**

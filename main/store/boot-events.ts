@@ -21,6 +21,8 @@ export type NewBootEvent = Omit<StoredBootEvent, 'id' | 'machineId' | 'mac' | 'i
   ip?: string | null;
   transferId?: number | null;
   details?: Record<string, unknown>;
+  /** `details` already serialised (the recorder measures its length anyway); wins over `details`. */
+  detailsJson?: string;
 };
 
 export interface RetentionPolicy {
@@ -76,7 +78,7 @@ export class BootEventRepository {
         time: event.time,
         type: event.type,
         transferId: event.transferId ?? null,
-        details: JSON.stringify(event.details ?? {}),
+        details: event.detailsJson ?? JSON.stringify(event.details ?? {}),
       }).lastInsertRowid,
     );
   }

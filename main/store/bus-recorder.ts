@@ -18,7 +18,11 @@ export interface AttachStoreOptions {
   publish?: Publish;
   /** How long events may wait in memory before they are written. */
   flushIntervalMs?: number;
-  /** This many waiting events trigger a write without waiting for the interval. */
+  /**
+   * This many waiting events trigger a write without waiting for the interval, and a timed
+   * write takes at most this many (the rest follow on the next turn of the event loop), so
+   * the event loop is never held long enough to delay DHCP answers (issue 9 item 8).
+   */
   maxBufferedEvents?: number;
   /** A running transfer's progress is written at most this often (the UI gets live progress from the bus, not from here). */
   progressIntervalMs?: number;
@@ -64,6 +68,9 @@ const NOT_IN_TIMELINE = new Set<BootEvent['type']>(['tftp.progress', 'http.progr
 /** Details are for reading later, not a dump: anything bigger is cut to its field names. */
 const MAX_DETAILS_JSON = 4096;
 
+/** MAC -> machine id answers kept between flushes. */
+const MAX_REMEMBERED_MACS = 4096;
+
 interface LiveTransfer {
   key: string;
   protocol: TransferProtocol;
@@ -97,11 +104,12 @@ function transferKeyOf(event: BootEvent, protocol: TransferProtocol): string {
   return `${protocol}:${event.ip ?? '?'}:${asString(event.file) ?? '?'}`;
 }
 
-function eventDetails(event: BootEvent): Record<string, unknown> {
+/** The event's details as stored: serialised once here, not again by the repository. */
+function eventDetailsJson(event: BootEvent): string {
   const { type: _type, time: _time, mac: _mac, ip: _ip, ...details } = event;
   const json = JSON.stringify(details);
-  if (json.length <= MAX_DETAILS_JSON) return details;
-  return { truncated: true, fields: Object.keys(details) };
+  if (json.length <= MAX_DETAILS_JSON) return json;
+  return JSON.stringify({ truncated: true, fields: Object.keys(details) });
 }
 
 export function attachStoreToBus(bus: EventBus, store: Store, options: AttachStoreOptions = {}): StoreBusAttachment {
@@ -109,14 +117,18 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   const logger = options.logger ?? silentLogger;
   const warn = options.publish ?? bus.publish;
   const flushIntervalMs = options.flushIntervalMs ?? 250;
-  const maxBufferedEvents = options.maxBufferedEvents ?? 500;
+  const maxBufferedEvents = options.maxBufferedEvents ?? 128;
   const progressIntervalMs = options.progressIntervalMs ?? 1000;
   const retentionIntervalMs = options.retentionIntervalMs ?? 3600_000;
   const completeBootOnce = options.completeBootOnce ?? true;
 
   let pending: PendingEvent[] = [];
   const live = new Map<string, LiveTransfer>();
+  // A cache (each hit is checked against the store, so dropping entries is safe), bounded
+  // because a DISCOVER storm brings a new MAC with every packet.
   const machineIdByMac = new Map<string, number>();
+  // Machines recorded or checked in the flush being written: sure to exist until it commits.
+  const machineIdsThisFlush = new Map<string, number>();
   // Keys of transfers that ended recently: a progress event overtaken by the end must not start a ghost row.
   const recentlyFinished = new Set<string>();
   let flushTimer: TimerHandle | undefined;
@@ -136,7 +148,7 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
     flushDueAt = due;
     flushTimer = clock.setTimeout(() => {
       flushTimer = undefined;
-      flush();
+      flush(maxBufferedEvents);
     }, ms);
   };
 
@@ -203,7 +215,9 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
     if (degraded || !attached) return;
     try {
       stats.eventsSeen++;
-      const [service, what] = event.type.split('.') as [string, string];
+      const dot = event.type.indexOf('.');
+      const service = event.type.slice(0, dot);
+      const what = event.type.slice(dot + 1);
       const protocol = service === 'tftp' || service === 'http' ? (service as TransferProtocol) : undefined;
       if (protocol && what === 'progress') {
         if (recentlyFinished.has(transferKeyOf(event, protocol))) return;
@@ -239,27 +253,39 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
     attached = false;
   }
 
+  function rememberMachineId(mac: string, id: number): number {
+    machineIdsThisFlush.set(mac, id);
+    machineIdByMac.delete(mac); // re-inserted as the newest
+    machineIdByMac.set(mac, id);
+    if (machineIdByMac.size > MAX_REMEMBERED_MACS) machineIdByMac.delete(machineIdByMac.keys().next().value!);
+    return id;
+  }
+
   function machineIdFor(event: BootEvent): number | undefined {
     const mac = event.mac ? normalizeMac(event.mac) : undefined;
     if (!mac) return undefined;
+    const thisFlush = machineIdsThisFlush.get(mac);
     if (event.type === 'dhcp.discover') {
       // DISCOVERs are rare (a few per boot) and carry what identifies the machine: always recorded.
-      const { machine } = store.machines.upsertSeen({
-        mac,
+      const seen = {
         uuid: asString(event.uuid),
         arch: typeof event.arch === 'number' || typeof event.arch === 'string' ? event.arch : undefined,
         vendorClass: asString(event.vendorClass),
         ip: asString(event.ip) ?? asString(event.requestedIp) ?? asString(event.ciaddr),
         time: event.time,
-      });
-      machineIdByMac.set(mac, machine.id);
-      return machine.id;
+      };
+      // The same MAC again in this flush (a client repeating its DISCOVER): the MAC is known
+      // now, so recording it is the update alone.
+      if (thisFlush !== undefined) {
+        store.machines.touchSeenById(thisFlush, seen);
+        return thisFlush;
+      }
+      return rememberMachineId(mac, store.machines.recordSeen({ mac, ...seen }).id);
     }
+    if (thisFlush !== undefined) return thisFlush;
     const known = machineIdByMac.get(mac);
-    if (known !== undefined && store.machines.get(known)) return known;
-    const { machine } = store.machines.upsertSeen({ mac, ip: asString(event.ip), time: event.time });
-    machineIdByMac.set(mac, machine.id);
-    return machine.id;
+    if (known !== undefined && store.machines.exists(known)) return rememberMachineId(mac, known);
+    return rememberMachineId(mac, store.machines.recordSeen({ mac, ip: asString(event.ip), time: event.time }).id);
   }
 
   function writePending(batch: PendingEvent[], now: number): void {
@@ -307,7 +333,7 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
           time: event.time,
           type: event.type,
           transferId: transfer?.rowId,
-          details: eventDetails(event),
+          detailsJson: eventDetailsJson(event),
         });
       }
       if (completeBootOnce && outcome === 'done' && event.mac && transfer) {
@@ -327,22 +353,29 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
     }
   }
 
-  function flush(): void {
+  /** Writes up to `maxEvents` waiting events (all by default) and the progress that is due. */
+  function flush(maxEvents = Infinity): void {
     if (flushTimer) {
       clock.clearTimeout(flushTimer);
       flushTimer = undefined;
     }
     guarded(() => {
-      const batch = pending;
-      pending = [];
+      const batch = pending.length > maxEvents ? pending.splice(0, maxEvents) : pending;
+      if (batch === pending) pending = [];
       const now = clock.now();
       const before = (store.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
-      store.transaction(() => writePending(batch, now));
+      try {
+        store.transaction(() => writePending(batch, now));
+      } finally {
+        machineIdsThisFlush.clear();
+      }
       stats.rowsWritten += (store.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n - before;
       stats.flushes++;
     });
+    if (degraded) return;
+    if (pending.length > 0) scheduleFlush(0);
     // Progress that was not due yet still has to reach the disk later.
-    if (!degraded && [...live.values()].some((t) => t.progressDirty)) scheduleFlush(flushIntervalMs);
+    else if ([...live.values()].some((t) => t.progressDirty)) scheduleFlush(flushIntervalMs);
   }
 
   scheduleRetention();
@@ -353,7 +386,7 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   };
 
   return {
-    flush,
+    flush: () => flush(),
     detach,
     close: () => {
       detach();

@@ -2,7 +2,11 @@
 // the store keeps one canonical form of each so lookups match.
 
 /** Accepts aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff and aabbccddeeff. */
+const CANONICAL_MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
 export function normalizeMac(value: string): string | undefined {
+  // Already canonical (every MAC the DHCP service reports): called several times per event.
+  if (CANONICAL_MAC.test(value)) return value;
   const hex = value.trim().toLowerCase();
   let digits: string;
   if (/^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/.test(hex)) digits = hex.replace(/[:-]/g, '');

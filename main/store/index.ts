@@ -36,12 +36,14 @@ export { SettingsRepository, SettingError, SETTING_SCHEMAS, type SettingKey, typ
 export { LeaseRepository, type Lease } from './leases.js';
 export {
   resolveBootAssignment,
+  defaultBootEntry,
   completeBootOnce,
   completeBootOnceIfLastFile,
   type AssignmentSource,
   type StoredBootAssignment,
 } from './boot-assignment.js';
 export { machineBootLookup } from './policy-lookup.js';
+export { StoreReadCache, storeReadCache, type StoreReadCacheOptions } from './read-cache.js';
 export {
   parseCsv,
   exportMachinesCsv,

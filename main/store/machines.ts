@@ -129,6 +129,8 @@ export class MachineRepository {
   private readonly insertMac: Database.Statement;
   private readonly macOwner: Database.Statement<[string], { machine_id: number }>;
   private readonly touchSeen: Database.Statement;
+  private readonly idExists: Database.Statement<[number], { id: number }>;
+  private readonly recordSeenInTransaction: (client: SeenClient) => { id: number; created: boolean };
 
   constructor(private readonly db: Database.Database, private readonly now: () => number) {
     this.byId = db.prepare(`${SELECT_MACHINE} WHERE m.id = ?`);
@@ -147,6 +149,15 @@ export class MachineRepository {
         last_ip = coalesce(@ip, last_ip),
         uuid = coalesce(uuid, @uuid)
       WHERE id = @id`);
+    this.idExists = db.prepare('SELECT id FROM machines WHERE id = ?');
+    // Built once: db.transaction() makes a new wrapper each call, which showed in the
+    // per-DISCOVER profile (issue 8).
+    this.recordSeenInTransaction = db.transaction((client: SeenClient) => this.recordSeenRows(client));
+  }
+
+  /** True while machine `id` exists; cheaper than get() when only that matters. */
+  exists(id: number): boolean {
+    return this.idExists.get(id) !== undefined;
   }
 
   get(id: number): Machine | undefined {
@@ -271,45 +282,68 @@ export class MachineRepository {
    * discovered machine, or a new MAC of the machine its (non-placeholder) UUID names.
    */
   upsertSeen(client: SeenClient): { machine: Machine; created: boolean } {
+    const { id, created } = this.recordSeen(client);
+    return { machine: this.get(id)!, created };
+  }
+
+  /**
+   * upsertSeen() without reading the machine back: for the event recorder, which needs only
+   * its id. Inside a caller's transaction (the recorder's flush) it joins it instead of
+   * opening a savepoint of its own: a caller that catches an error from it and goes on
+   * would keep half a record, which the recorder never does (it rolls the flush back).
+   */
+  recordSeen(client: SeenClient): { id: number; created: boolean } {
+    return this.db.inTransaction ? this.recordSeenRows(client) : this.recordSeenInTransaction(client);
+  }
+
+  /**
+   * For a machine whose id the caller just learnt from recordSeen() in the same transaction:
+   * the same update recordSeen() makes for a known MAC, without looking the MAC up again.
+   */
+  touchSeenById(id: number, client: Omit<SeenClient, 'mac'>): void {
+    const uuid = client.uuid ? normalizeUuid(client.uuid) : undefined;
+    const arch = client.arch === undefined || client.arch === null ? null : String(client.arch);
+    this.touchSeen.run({ id, time: client.time, arch, vendorClass: client.vendorClass ?? null, ip: client.ip ?? null, uuid: uuid ?? null });
+  }
+
+  private recordSeenRows(client: SeenClient): { id: number; created: boolean } {
     const mac = requireMac(client.mac);
     const uuid = client.uuid ? normalizeUuid(client.uuid) : undefined;
     const arch = client.arch === undefined || client.arch === null ? null : String(client.arch);
-    return this.db.transaction(() => {
-      let created = false;
-      let id = this.macOwner.get(mac)?.machine_id;
-      if (id === undefined && uuid) {
-        const sameBoard = this.findByUuid(uuid);
-        if (sameBoard) {
-          id = sameBoard.id;
-          this.insertMac.run(mac, id);
-        }
-      }
-      if (id === undefined) {
-        id = Number(
-          this.insertMachine.run({
-            uuid: uuid ?? null,
-            name: '',
-            group: '',
-            seat: '',
-            notes: '',
-            entryId: null,
-            bootOnce: 0,
-            discovered: 1,
-            firstSeen: client.time,
-            lastSeen: client.time,
-            lastArch: arch,
-            lastVendorClass: client.vendorClass ?? null,
-            lastIp: client.ip ?? null,
-            now: this.now(),
-          }).lastInsertRowid,
-        );
+    let created = false;
+    let id = this.macOwner.get(mac)?.machine_id;
+    if (id === undefined && uuid) {
+      const sameBoard = this.findByUuid(uuid);
+      if (sameBoard) {
+        id = sameBoard.id;
         this.insertMac.run(mac, id);
-        created = true;
-      } else {
-        this.touchSeen.run({ id, time: client.time, arch, vendorClass: client.vendorClass ?? null, ip: client.ip ?? null, uuid: uuid ?? null });
       }
-      return { machine: this.get(id)!, created };
-    })();
+    }
+    if (id === undefined) {
+      id = Number(
+        this.insertMachine.run({
+          uuid: uuid ?? null,
+          name: '',
+          group: '',
+          seat: '',
+          notes: '',
+          entryId: null,
+          bootOnce: 0,
+          discovered: 1,
+          firstSeen: client.time,
+          lastSeen: client.time,
+          lastArch: arch,
+          lastVendorClass: client.vendorClass ?? null,
+          lastIp: client.ip ?? null,
+          now: this.now(),
+        }).lastInsertRowid,
+      );
+      this.insertMac.run(mac, id);
+      created = true;
+    } else {
+      this.touchSeen.run({ id, time: client.time, arch, vendorClass: client.vendorClass ?? null, ip: client.ip ?? null, uuid: uuid ?? null });
+    }
+    return { id, created };
   }
 
   /** Clears a machine's own assignment and boot-once flag (see boot-assignment.ts for when). */

@@ -52,6 +52,31 @@ describe('attachStoreToBus', () => {
     assert.equal(recorder.stats().flushes, 1);
   });
 
+  test('a DISCOVER repeated within one flush updates the one machine as separate flushes would', () => {
+    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER', vendorClass: 'PXEClient:Arch:00007:UNDI:003016', xid: 1, port: 67 });
+    clock.advance(10);
+    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER', arch: 7, uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31', xid: 2, port: 67 });
+    clock.advance(250);
+    assert.equal(recorder.stats().flushes, 1);
+    assert.equal(store.machines.list().length, 1);
+    const machine = store.machines.findByMac(MAC)!;
+    assert.equal(machine.firstSeen, 1_700_000_000_000);
+    assert.equal(machine.lastSeen, 1_700_000_000_010);
+    assert.equal(machine.lastArch, '7');
+    assert.equal(machine.lastVendorClass, 'PXEClient:Arch:00007:UNDI:003016');
+    assert.equal(machine.uuid, '4c4c4544-0042-3510-8052-b4c04f4e4a31');
+    assert.deepEqual(store.bootEvents.listForMachine(machine.id).map((e) => e.details.xid), [1, 2]);
+  });
+
+  test('a burst is written in slices of maxBufferedEvents, one turn of the event loop each', () => {
+    const local = attachStoreToBus(bus, store, { clock, maxBufferedEvents: 10 });
+    for (let i = 0; i < 25; i++) bus.publish('dhcp.ignored', { mac: MAC, reason: 'not a PXE client' });
+    clock.advance(0);
+    assert.equal(local.stats().flushes, 3);
+    assert.equal(local.stats().eventsSeen, 25);
+    local.detach();
+  });
+
   test('a TFTP transfer becomes one row; a thousand progress events cost a handful of row writes', () => {
     bus.publish('tftp.start', { mac: MAC, ip: '192.0.2.10', transferId: 't1', file: 'ipxe.efi', size: 1_468_000, options: { blksize: 1468, tsize: 1_468_000 } });
     clock.advance(250);

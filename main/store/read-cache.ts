@@ -1,0 +1,73 @@
+// Answers to per-request store reads (what a MAC boots, whether the library has entries),
+// kept until the database changes. Proxy DHCP asks them for every DISCOVER; in a storm the
+// SQLite round trips were a fifth of the host's CPU (issue 8 profile).
+//
+// "Changed" is exact, not time-based: SQLite's total_changes() counts every row this
+// connection inserted, updated or deleted (the UI, the recorder, boot-once), and PRAGMA
+// data_version moves when another connection commits (`bootbench entries import` beside a
+// running host). Either moving drops every cached answer. The recorder's writes move it a few
+// times a second, which only costs one re-read per key then.
+import type Database from 'better-sqlite3';
+import type { Store } from './open-store.js';
+
+export interface StoreReadCacheOptions {
+  /** Answers kept at most; the oldest goes first (storms bring a new MAC per packet). */
+  maxEntries?: number;
+}
+
+export class StoreReadCache {
+  private readonly values = new Map<string, unknown>();
+  private readonly maxEntries: number;
+  private readonly totalChanges: Database.Statement<[], { n: number }>;
+  private readonly dataVersion: Database.Statement<[], { data_version: number }>;
+  private changes = -1;
+  private version = -1;
+  /** Inside a read: nested reads see the same database state, no need to ask again. */
+  private reading = false;
+
+  constructor(private readonly store: Store, options: StoreReadCacheOptions = {}) {
+    this.maxEntries = options.maxEntries ?? 4096;
+    // Two statements, not one with pragma_data_version(): that table-valued form compiles
+    // the pragma again on every run, three times the cost.
+    this.totalChanges = store.db.prepare('SELECT total_changes() AS n');
+    this.dataVersion = store.db.prepare('PRAGMA data_version');
+  }
+
+  /** The answer for `key`, from `read()` when the store changed since it was kept (or never was). */
+  get<T>(key: string, read: () => T): T {
+    if (!this.reading) this.dropIfChanged();
+    if (this.values.has(key)) return this.values.get(key) as T;
+    const outer = this.reading;
+    this.reading = true;
+    let value: T;
+    try {
+      value = read();
+    } finally {
+      this.reading = outer;
+    }
+    if (this.values.size >= this.maxEntries) this.values.delete(this.values.keys().next().value!);
+    this.values.set(key, value);
+    return value;
+  }
+
+  private dropIfChanged(): void {
+    const changes = this.totalChanges.get()!.n;
+    const version = this.dataVersion.get()!.data_version;
+    if (changes === this.changes && version === this.version) return;
+    this.values.clear();
+    this.changes = changes;
+    this.version = version;
+  }
+}
+
+const cachesByStore = new WeakMap<Store, StoreReadCache>();
+
+/** One cache per open store, shared by the DHCP lookups of the host and the library. */
+export function storeReadCache(store: Store): StoreReadCache {
+  let cache = cachesByStore.get(store);
+  if (!cache) {
+    cache = new StoreReadCache(store);
+    cachesByStore.set(store, cache);
+  }
+  return cache;
+}
