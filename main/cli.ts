@@ -47,6 +47,9 @@ Options:
                          iPXE, which boots what the library assigns); CLASS is one of
                          ${BOOT_CLASSES.join(', ')};
                          PATH is relative to --root, or a URL for http64/httparm64
+  --menu LABEL=PATH      a line of the PXE boot menu shown by BIOS firmware (repeatable, at
+                         least two; LABEL= with no path boots the local disk)
+  --menu-timeout SECONDS how long the menu waits before its first line (default 10; 255 = forever)
   --ipxe-script PATH     iPXE script that iPXE clients fetch over HTTP (relative to --root or absolute)
   --http-port N          HTTP port (default 8080)
   --data DIR             database folder (default ~/.bootbench)
@@ -122,7 +125,7 @@ async function serve(args: string[]): Promise<number> {
   }
   const config = serveConfigFromFlags(values, store ? configFromSettings(store, dataDir) : defaultServeConfig(dataDir));
   if (!config.root) throw new UsageError('--root DIR is required: the folder whose files TFTP and HTTP serve');
-  if (Object.keys(config.boot).length === 0 && !config.ipxeScript && !store) {
+  if (Object.keys(config.boot).length === 0 && !config.ipxeScript && !config.menu && !store) {
     throw new UsageError('nothing to boot: give at least one --boot CLASS=PATH (e.g. --boot bios=undionly.kpxe --boot uefi64=ipxe.efi) or --ipxe-script');
   }
 

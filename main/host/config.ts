@@ -17,6 +17,12 @@ export interface ServeConfig {
   root: string;
   /** Boot file per client class: a path relative to the root, or a URL (HTTP boot classes). */
   boot: Partial<Record<BootClassName, string>>;
+  /**
+   * A PXE boot menu (option 43) offered to BIOS firmware on port 67 when it has more than
+   * one line; a line without a file means "boot from the local disk".
+   */
+  menu?: { label: string; file?: string }[];
+  menuTimeoutSeconds?: number;
   /** What iPXE clients get over HTTP (path of an iPXE script; relative to the root or absolute). */
   ipxeScript?: string;
   httpPort: number;

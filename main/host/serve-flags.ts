@@ -16,6 +16,8 @@ export const SERVE_OPTIONS = {
   force: { type: 'boolean' },
   root: { type: 'string' },
   boot: { type: 'string', multiple: true },
+  menu: { type: 'string', multiple: true },
+  'menu-timeout': { type: 'string' },
   'ipxe-script': { type: 'string' },
   'http-port': { type: 'string' },
   data: { type: 'string' },
@@ -101,6 +103,24 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
       }
       config.boot[cls as BootClassName] = path;
     }
+  }
+  if (values.menu !== undefined) {
+    config.menu = values.menu.map((item) => {
+      const eq = item.indexOf('=');
+      const label = (eq >= 0 ? item.slice(0, eq) : '').trim();
+      const file = eq >= 0 ? item.slice(eq + 1).trim() : '';
+      if (!label || label.length > 60) {
+        throw new UsageError(`--menu "${item}" is not LABEL=PATH: e.g. --menu "Memtest=memtest.0", or --menu "Local disk=" for a line that boots the disk (labels up to 60 characters)`);
+      }
+      if (/^https?:\/\//i.test(file)) throw new UsageError(`--menu ${item}: PXE menus are for TFTP boot files; give a path relative to --root`);
+      return file ? { label, file } : { label };
+    });
+    if (config.menu.length < 2) throw new UsageError('--menu needs at least two lines (one line boots directly: use --boot for that)');
+  }
+  if (values['menu-timeout'] !== undefined) {
+    const n = Number(values['menu-timeout']);
+    if (!/^\d+$/.test(values['menu-timeout']) || n > 255) throw new UsageError(`--menu-timeout "${values['menu-timeout']}" is not allowed: give seconds from 0 to 255 (255 waits forever)`);
+    config.menuTimeoutSeconds = n;
   }
   if (values['ipxe-script'] !== undefined) config.ipxeScript = values['ipxe-script'];
   if (values['http-port'] !== undefined) config.httpPort = parsePort(values['http-port'], '--http-port');

@@ -202,6 +202,8 @@ export class ServiceHost {
             httpBaseUrl,
             boot: chainload?.boot ?? config.boot,
             ipxeScriptUrl: ipxeScriptPath ? `${httpBaseUrl}/boot.ipxe` : chainload?.ipxeScriptUrl,
+            menu: config.menu,
+            menuTimeoutSeconds: config.menuTimeoutSeconds,
             lookupMachine: this.options.lookupMachine ?? (library ? this.libraryLookup(library, httpBaseUrl, !!ipxeScriptPath) : undefined),
           },
           pool:

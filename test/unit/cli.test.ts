@@ -16,7 +16,7 @@ function runCli(args: string[]) {
 test('serve --help lists every documented flag', () => {
   const r = runCli(['serve', '--help']);
   assert.equal(r.code, 0, r.stderr);
-  for (const flag of ['--interface NAME', '--mode proxy|dhcp', '--pool FIRST-LAST', '--root DIR', '--boot CLASS=PATH', '--ipxe-script PATH', '--http-port N', '--data DIR', '--log text|json']) {
+  for (const flag of ['--menu LABEL=PATH', '--interface NAME', '--mode proxy|dhcp', '--pool FIRST-LAST', '--root DIR', '--boot CLASS=PATH', '--ipxe-script PATH', '--http-port N', '--data DIR', '--log text|json']) {
     assert.ok(r.stdout.includes(flag), `help lacks ${flag}`);
   }
   for (const cls of ['bios', 'uefi32', 'uefi64', 'arm64', 'http64']) assert.ok(r.stdout.includes(cls));
@@ -34,6 +34,9 @@ const bad: [string[], RegExp][] = [
   [['serve', '--root', '.', '--boot', 'bios=http://x/y'], /PXE firmware downloads by TFTP/],
   [['serve', '--boot', 'bios=a'], /--root DIR is required/],
   [['frobnicate'], /unknown command "frobnicate"/],
+  [['serve', '--root', '.', '--menu', 'Only=a.0'], /--menu needs at least two lines/],
+  [['serve', '--root', '.', '--menu', '=a.0', '--menu', 'B=b.0'], /--menu "=a.0" is not LABEL=PATH/],
+  [['serve', '--root', '.', '--menu', 'A=a.0', '--menu', 'B=b.0', '--menu-timeout', '300'], /--menu-timeout "300" is not allowed/],
 ];
 
 for (const [args, message] of bad) {
