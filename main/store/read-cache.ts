@@ -3,10 +3,13 @@
 // SQLite round trips were a fifth of the host's CPU (issue 8 profile).
 //
 // "Changed" is exact, not time-based: SQLite's total_changes() counts every row this
-// connection inserted, updated or deleted (the UI, the recorder, boot-once), and PRAGMA
-// data_version moves when another connection commits (`bootbench entries import` beside a
-// running host). Either moving drops every cached answer. The recorder's writes move it a few
-// times a second, which only costs one re-read per key then.
+// connection inserted, updated or deleted (the UI, the recorder, boot-once), checked on every
+// read; PRAGMA data_version moves when another connection commits (`bootbench entries import`
+// beside a running host), checked once per turn of the event loop: it opens a read
+// transaction, which cost more than the lookup it saves (9 % of the host in a storm), and the
+// requests handled in one turn had all arrived before it began, so none of them can be
+// ordered after another process's commit anyway. Either moving drops every cached answer.
+// The recorder's writes move it several times a second, which only costs one re-read per key.
 import type Database from 'better-sqlite3';
 import type { Store } from './open-store.js';
 
@@ -24,6 +27,10 @@ export class StoreReadCache {
   private version = -1;
   /** Inside a read: nested reads see the same database state, no need to ask again. */
   private reading = false;
+  private versionCheckedThisTurn = false;
+  private readonly nextTurn = () => {
+    this.versionCheckedThisTurn = false;
+  };
 
   constructor(private readonly store: Store, options: StoreReadCacheOptions = {}) {
     this.maxEntries = options.maxEntries ?? 4096;
@@ -52,7 +59,12 @@ export class StoreReadCache {
 
   private dropIfChanged(): void {
     const changes = this.totalChanges.get()!.n;
-    const version = this.dataVersion.get()!.data_version;
+    let version = this.version;
+    if (!this.versionCheckedThisTurn) {
+      version = this.dataVersion.get()!.data_version;
+      this.versionCheckedThisTurn = true;
+      setImmediate(this.nextTurn);
+    }
     if (changes === this.changes && version === this.version) return;
     this.values.clear();
     this.changes = changes;
