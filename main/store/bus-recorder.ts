@@ -216,8 +216,8 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
     try {
       stats.eventsSeen++;
       const dot = event.type.indexOf('.');
-      const service = event.type.slice(0, dot);
-      const what = event.type.slice(dot + 1);
+      const service = dot < 0 ? event.type : event.type.slice(0, dot);
+      const what = dot < 0 ? '' : event.type.slice(dot + 1);
       const protocol = service === 'tftp' || service === 'http' ? (service as TransferProtocol) : undefined;
       if (protocol && what === 'progress') {
         if (recentlyFinished.has(transferKeyOf(event, protocol))) return;
