@@ -8,6 +8,7 @@
 // thread (start, abort) are taken with receiveMessageOnPort when the doorbell rings. With
 // no transfer left it returns to its event loop and waits for the next 'message'.
 import { readSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { Clock, TimerHandle } from '../host/clock.js';
 import { createDescriptorBatchSender, type BatchSender } from './batch-send.js';
@@ -90,6 +91,18 @@ interface LoopTransfer {
 }
 
 const { port, doorbellFd } = workerData as { port: MessagePort; doorbellFd: number };
+
+// Bulk transfers yield the CPU to the main thread, which answers DHCP and the boot server:
+// a PC waiting for its offer must not queue behind a bench of downloads (issue 9, storm
+// during 20 transfers). On Linux the nice value belongs to the calling thread, so this
+// lowers only this worker; elsewhere it may lower the process or fail, so it is Linux-only.
+if (process.platform === 'linux') {
+  try {
+    setPriority(10);
+  } catch {
+    // Not allowed here: transfers simply keep the normal priority.
+  }
+}
 const sys = loadUdpSyscalls();
 const clock = new PollLoopClock();
 const transfers = new Map<number, LoopTransfer>();
