@@ -6,7 +6,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { spawn } from 'node:child_process';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
-import { IsoFormatError, IsoImage, type ElToritoCatalog } from './iso9660.js';
+import { IsoFormatError, IsoImage, readAt, type ElToritoCatalog } from './iso9660.js';
 import { UdfFormatError, UdfImage } from './udf.js';
 
 export { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from './architectures.js';
@@ -628,13 +628,3 @@ export function describeBytes(bytes: Buffer): string {
   return `${hex} "${ascii}"`;
 }
 
-async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buffer = Buffer.alloc(length);
-  let filled = 0;
-  while (filled < length) {
-    const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
-    if (bytesRead === 0) break;
-    filled += bytesRead;
-  }
-  return buffer.subarray(0, filled);
-}

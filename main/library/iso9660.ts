@@ -135,7 +135,7 @@ export class IsoImage {
     let jolietDescriptor: Buffer | undefined;
     let bootCatalogLba: number | undefined;
     for (let i = 0; i < MAX_DESCRIPTORS; i++) {
-      const sector = await readExactly(handle, (FIRST_DESCRIPTOR_SECTOR + i) * ISO_SECTOR, ISO_SECTOR);
+      const sector = await readAt(handle, (FIRST_DESCRIPTOR_SECTOR + i) * ISO_SECTOR, ISO_SECTOR);
       if (sector.length < ISO_SECTOR || sector.toString('latin1', 1, 6) !== 'CD001') {
         if (i === 0) throw new IsoFormatError('no ISO 9660 volume descriptor ("CD001") at byte 0x8001');
         break;
@@ -157,7 +157,7 @@ export class IsoImage {
     if (!primaryRoot) throw new IsoFormatError('ISO 9660 primary volume descriptor has no root directory record');
 
     // SUSP 5.3: Rock Ridge is announced by an "SP" entry in the root's "." record.
-    const rootDot = await readExactly(handle, primaryRoot.lba * ISO_SECTOR, ISO_SECTOR);
+    const rootDot = await readAt(handle, primaryRoot.lba * ISO_SECTOR, ISO_SECTOR);
     const dot = parseRecord(rootDot, 0);
     let susp: { skip: number } | undefined;
     if (dot && dot.systemUse.length >= 7 && dot.systemUse.toString('latin1', 0, 2) === 'SP' && dot.systemUse[4] === 0xbe && dot.systemUse[5] === 0xef) {
@@ -211,7 +211,7 @@ export class IsoImage {
         continue;
       }
       const take = Math.min(left, extent.size - skip);
-      chunks.push(await readExactly(this.handle, extent.offset + skip, take));
+      chunks.push(await readAt(this.handle, extent.offset + skip, take));
       left -= take;
       skip = 0;
     }
@@ -221,7 +221,7 @@ export class IsoImage {
   /** The El Torito boot catalog, or undefined when the image is not bootable from CD. */
   async bootCatalog(): Promise<ElToritoCatalog | undefined> {
     if (this.bootCatalogLba === undefined) return undefined;
-    const catalog = await readExactly(this.handle, this.bootCatalogLba * ISO_SECTOR, ISO_SECTOR);
+    const catalog = await readAt(this.handle, this.bootCatalogLba * ISO_SECTOR, ISO_SECTOR);
     return decodeBootCatalog(catalog);
   }
 
@@ -232,7 +232,7 @@ export class IsoImage {
   private async readDirectory(dir: IsoDirectoryEntry): Promise<IsoDirectoryEntry[]> {
     // A damaged record can claim a 4 GiB directory; real ones are a few sectors.
     if (dir.size > MAX_DIRECTORY_BYTES) throw new IsoFormatError(`directory "${dir.name || '/'}" claims ${dir.size} bytes; the image is damaged`);
-    const data = await readExactly(this.handle, dir.offset, dir.size);
+    const data = await readAt(this.handle, dir.offset, dir.size);
     if (data.length < dir.size) throw new IsoFormatError(`directory "${dir.name || '/'}" lies beyond the end of the image; the image is damaged or cut short`);
     const entries: IsoDirectoryEntry[] = [];
     let pending: IsoDirectoryEntry | undefined;
@@ -303,7 +303,7 @@ export class IsoImage {
           const block = current.readUInt32LE(at + 4);
           const offset = current.readUInt32LE(at + 12);
           const size = current.readUInt32LE(at + 20);
-          next = await readExactly(this.handle, block * ISO_SECTOR + offset, Math.min(size, ISO_SECTOR));
+          next = await readAt(this.handle, block * ISO_SECTOR + offset, Math.min(size, ISO_SECTOR));
         } else if (signature === 'ST') {
           break;
         }
@@ -367,7 +367,8 @@ export function decodeBootCatalog(catalog: Buffer): ElToritoCatalog | undefined 
   };
 }
 
-async function readExactly(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+/** Reads up to `length` bytes at `position`, fewer only at the end of the file. */
+export async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
   const buffer = Buffer.alloc(length);
   let filled = 0;
   while (filled < length) {

@@ -11,7 +11,7 @@
 // descriptor, 14.4 file identifier descriptor, 14.9 file entry, 14.14 allocation
 // descriptors, 7.2 descriptor tag); OSTA UDF 2.01 2.1.1 (CS0 / compressed unicode).
 import { open, type FileHandle } from 'node:fs/promises';
-import type { IsoDirectoryEntry, IsoExtent } from './iso9660.js';
+import { readAt, type IsoDirectoryEntry, type IsoExtent } from './iso9660.js';
 
 const SECTOR = 2048;
 const ANCHOR_SECTOR = 256;
@@ -234,13 +234,3 @@ export class UdfImage {
   }
 }
 
-async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buffer = Buffer.alloc(length);
-  let filled = 0;
-  while (filled < length) {
-    const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled);
-    if (bytesRead === 0) break;
-    filled += bytesRead;
-  }
-  return buffer.subarray(0, filled);
-}
