@@ -89,7 +89,7 @@ let bundling: Promise<string> | undefined;
 
 function bundledWorker(entry: string): Promise<string> {
   bundling ??= (async () => {
-    const esbuild = (await import('esbuild')) as typeof import('esbuild');
+    const esbuild = (await import('esbuild')) as typeof import('esbuild'); // @source-mode-only: built workers are plain .js
     const result = await esbuild.build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', write: false, external: ['koffi'], logLevel: 'silent' });
     const code = result.outputFiles[0].text;
     const dir = join(dirname(fileURLToPath(import.meta.resolve('koffi'))), '..', '.cache', 'bootbench');

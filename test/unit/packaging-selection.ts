@@ -259,7 +259,9 @@ export function runtimeNeeds(root: string, entries: string[]): RuntimeNeeds {
     appFiles.add(rel);
     const full = join(root, rel);
     if (!existsSync(full) || !/\.(c|m)?js$/.test(rel)) continue;
-    const source = readFileSync(full, 'utf8');
+    // A line marked @source-mode-only runs only when the code is TypeScript under tsx (tests,
+    // npm start from a checkout); the packaged app runs the built .js and never reaches it.
+    const source = readFileSync(full, 'utf8').replace(/^.*@source-mode-only.*$/gm, '');
     const specifiers = [...source.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*)['"]([^'"]+)['"]/g)].map((m) => m[1]);
     for (const spec of specifiers) {
       if (spec.startsWith('.')) {
