@@ -125,3 +125,28 @@ export async function waitFor<T>(predicate: () => T | undefined | false | Promis
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * Collects the JSON lines a child process prints on stdout (non-JSON lines as `{ raw }`),
+ * and its stderr, for runners started inside a namespace.
+ */
+export function collectJsonLines(child: ChildProcess): { lines: Record<string, any>[]; stderr: () => string } {
+  const lines: Record<string, any>[] = [];
+  let buffered = '';
+  let err = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line));
+      } catch {
+        lines.push({ raw: line });
+      }
+    }
+  });
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  return { lines, stderr: () => err };
+}

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
-import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import { Lab, missingPrograms, netnsUnavailableReason, waitFor, collectJsonLines } from '../helpers/netns.js';
 import { firmwareBootRequest, firmwareDiscover, rawDhcp, firmwareOptions, guidBytes, SAMPLE_UUID, type FirmwareKind } from '../helpers/dhcp-clients.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -18,22 +18,6 @@ const skip = netnsUnavailableReason();
 
 type Line = Record<string, any>;
 
-function collectLines(child: ChildProcess): { lines: Line[]; stderr: () => string } {
-  const lines: Line[] = [];
-  let buffered = '';
-  let err = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try { lines.push(JSON.parse(line)); } catch { lines.push({ raw: line }); }
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  return { lines, stderr: () => err };
-}
 
 interface Exchange { name: string; bytes: Buffer; to?: string; port?: number; fromPort?: number; waitMs?: number }
 
@@ -53,7 +37,7 @@ function broadcastRoute(lab: Lab, ns: string): void {
 
 function startService(lab: Lab, ns: string, options: object) {
   const child = lab.spawn(ns, process.execPath, ['--import', 'tsx', runner, 'serve', JSON.stringify(options)], { cwd: root });
-  const out = collectLines(child);
+  const out = collectJsonLines(child);
   const started = waitFor(() => out.lines.find((l) => l.event === 'ready' || l.event === 'failed') ?? (child.exitCode !== null && { event: 'exited', stderr: out.stderr() }), 30_000, 'DHCP runner start');
   return { child, ...out, started };
 }
@@ -264,7 +248,7 @@ if (!skip && !dnsmasqMissing) describe('full DHCP mode refuses to start beside a
       '--no-daemon', '--conf-file=/dev/null', '--port=0', '--no-resolv', '--no-hosts', '--interface=eth0', '--bind-interfaces',
       '--dhcp-range=192.0.2.150,192.0.2.160,255.255.255.0,1h', `--dhcp-leasefile=${join(dir, 'dnsmasq.leases')}`, '--pid-file=', '--user=root',
     ]);
-    const out = collectLines(dnsmasq);
+    const out = collectJsonLines(dnsmasq);
     // dnsmasq logs to stderr (syslog is unavailable in the namespace); give it a moment to bind.
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(dnsmasq.exitCode, null, `dnsmasq exited: ${out.stderr()}`);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import { Lab, netnsUnavailableReason, waitFor, collectJsonLines } from '../helpers/netns.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const runner = join(root, 'test', 'integration', 'net-scoped-runner.ts');
@@ -14,18 +14,6 @@ const skip = netnsUnavailableReason();
 
 type Line = Record<string, any>;
 
-function collectLines(child: ChildProcess): Line[] {
-  const lines: Line[] = [];
-  let buffered = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-      try { lines.push(JSON.parse(buffered.slice(0, nl))); } catch { /* not ours */ }
-      buffered = buffered.slice(nl + 1);
-    }
-  });
-  return lines;
-}
 
 describe('scoped socket across link changes', { skip }, () => {
   const lab = new Lab('bblink');
@@ -44,7 +32,7 @@ describe('scoped socket across link changes', { skip }, () => {
     client = lab.namespace('c');
     lab.veth(srv, 'nic-a', '192.0.2.1/24', client, 'eth0', '192.0.2.10/24');
     const child = lab.spawn(srv, process.execPath, ['--import', 'tsx', runner, 'server', 'nic-a', '67', '68'], { cwd: root });
-    server = { child, lines: collectLines(child) };
+    server = { child, lines: collectJsonLines(child).lines };
     await waitFor(() => server!.lines.some((l) => l.event === 'ready') || child.exitCode !== null, 20_000, 'server ready');
     assert.ok(server.lines.some((l) => l.event === 'ready'), 'server did not start');
   });
@@ -69,7 +57,7 @@ describe('scoped socket across link changes', { skip }, () => {
     assert.ok(!answered(ask('replugged'), 'replugged'), 'the old socket still answers: reopenSockets would be unnecessary');
     // A fresh socket on the new NIC works.
     const fresh = lab.spawn(srv, process.execPath, ['--import', 'tsx', runner, 'server', 'nic-a', '67', '68'], { cwd: root });
-    const lines = collectLines(fresh);
+    const lines = collectJsonLines(fresh).lines;
     // The old socket (other NIC index) does not collide with the new one on port 67.
     await waitFor(() => lines.some((l) => l.event === 'ready') || fresh.exitCode !== null, 20_000, 'fresh server ready');
     assert.ok(answered(ask('reopened'), 'reopened'));

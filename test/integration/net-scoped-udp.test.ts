@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import { Lab, netnsUnavailableReason, waitFor, collectJsonLines } from '../helpers/netns.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const runner = join(root, 'test', 'integration', 'net-scoped-runner.ts');
@@ -17,21 +17,6 @@ const skip = netnsUnavailableReason();
 
 type Line = Record<string, any>;
 
-/** Collects the JSON lines a runner prints. */
-function collectLines(child: ChildProcess): Line[] {
-  const lines: Line[] = [];
-  let buffered = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try { lines.push(JSON.parse(line)); } catch { lines.push({ raw: line }); }
-    }
-  });
-  return lines;
-}
 
 describe('interface-scoped UDP sockets in a two-NIC namespace', { skip }, () => {
   const lab = new Lab('bbnet');
@@ -45,7 +30,7 @@ describe('interface-scoped UDP sockets in a two-NIC namespace', { skip }, () => 
   };
   const spawnIn = (ns: string, ...args: string[]) => {
     const child = lab.spawn(ns, process.execPath, ['--import', 'tsx', runner, ...args], { cwd: root });
-    return { child, lines: collectLines(child) };
+    return { child, lines: collectJsonLines(child).lines };
   };
   /** Starts a server runner and waits until its socket is open. */
   const startServer = async (interfaceName: string) => {
