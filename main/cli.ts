@@ -13,7 +13,7 @@ import type { Logger } from './host/logger.js';
 import { listInterfaces } from './net/index.js';
 import { runDoctor, runTestBootFindings } from './host/doctor.js';
 import { configFromSettings, saveConfigToSettings } from './host/stored-config.js';
-import { openStore, type Store } from './store/index.js';
+import { classifyWriteFailure, openStore, type Store } from './store/index.js';
 import { entriesCommand } from './library/cli.js';
 import { runWebMode } from './web/run.js';
 
@@ -99,6 +99,16 @@ function makeLogger(format: 'text' | 'json', writeLine: (line: string) => void):
   };
 }
 
+/** The next start's defaults are a convenience: a full disk under the database must not end a host that is serving. */
+function saveSettingsOrWarn(store: Store, host: ServiceHost, logger: Logger): void {
+  try {
+    saveConfigToSettings(store, host.config());
+  } catch (err) {
+    const failure = classifyWriteFailure(err, store.path);
+    logger.warn(`these settings were not saved as the next start's defaults: ${failure.problem}; to fix: ${failure.fix}`, { code: failure.code });
+  }
+}
+
 async function serve(args: string[]): Promise<number> {
   const { values } = parseFlags(args, SERVE_OPTIONS);
   if (values.help) {
@@ -140,7 +150,7 @@ async function serve(args: string[]): Promise<number> {
     const summary = `bootbench serving on ${status.interfaceName} (${status.address}) in ${status.mode} mode: ` +
       status.services.map((s) => `${s.name} ${s.port}`).join(', ');
     logger.info(summary, { status });
-    if (store) saveConfigToSettings(store, host.config());
+    if (store) saveSettingsOrWarn(store, host, logger);
   } catch (err) {
     logger.error((err as Error).message);
     await host.close();

@@ -1,10 +1,12 @@
 // Adapts the store's repositories (main/store) to what the UI contract needs (ApiStore in
-// api.ts): plain JSON shapes, optional fields instead of nulls, CSV results in sentences.
+// api.ts): plain JSON shapes, optional fields instead of nulls, CSV results in sentences,
+// and an edit the database cannot take (full disk) answered with the fix, not SQLite's code.
 import type { BootEvent, BootEventType } from './events.js';
 import type { ApiStore } from './api.js';
 import {
   exportMachinesCsv,
   importMachinesCsv,
+  savingTo,
   type Machine as StoredMachine,
   type BootEntry as StoredEntry,
   type StoredBootEvent,
@@ -92,16 +94,17 @@ export function storeApi(store: Store): ApiStore {
       update: ({ id, ...patch }) => {
         if (typeof patch.entryId === 'number' && !store.entries.get(patch.entryId)) throw new Error(`There is no boot entry number ${patch.entryId} (it may have been removed).`);
         const clean = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
-        return toApiMachine(store.machines.update(id, clean));
+        return toApiMachine(savingTo(store.path, () => store.machines.update(id, clean)));
       },
       groups,
       assignGroup: (name, entryId) => {
         if (entryId !== null && !store.entries.get(entryId)) throw new Error(`There is no boot entry number ${entryId} (it may have been removed).`);
-        const saved = store.machines.setGroup({ name, entryId, notes: store.machines.getGroup(name)?.notes ?? '' });
+        const saved = savingTo(store.path, () => store.machines.setGroup({ name, entryId, notes: store.machines.getGroup(name)?.notes ?? '' }));
         return groups().find((g) => g.name.toLowerCase() === saved.name.toLowerCase()) ?? { name: saved.name, entryId: opt(saved.entryId), count: 0 };
       },
       importCsv: (csv) => {
-        const result = importMachinesCsv(store, csv);
+        // One transaction (issue 5): a full disk saves none of the rows, and says so.
+        const result = savingTo(store.path, () => importMachinesCsv(store, csv));
         return {
           added: result.created,
           updated: result.updated,

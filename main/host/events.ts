@@ -30,7 +30,10 @@ export type BootEventType =
   | 'http.refused'
   // service host (main/host)
   | 'service.state'
-  | 'host.warning';
+  | 'host.warning'
+  // store (main/store): history off after a failed write (full disk), and back on
+  | 'store.degraded'
+  | 'store.recovered';
 
 /**
  * One event. `mac` is the client's MAC in lower-case colon form when known

@@ -74,6 +74,8 @@ export class ServiceHost {
     this.bus.subscribe((event) => {
       this.clients.observe(event);
       this.trackTransfer(event);
+      // History going off or on is part of the host's state: the UI shows it with the problems.
+      if (event.type === 'store.degraded' || event.type === 'store.recovered') this.publishState();
     });
     if (options.store) {
       this.store = options.store;
@@ -98,8 +100,13 @@ export class ServiceHost {
       address: this.running?.address,
       mode: this.currentConfig.mode,
       services: this.statuses.map((s) => ({ ...s })),
-      problems: [...this.problems],
+      problems: this.storeProblem() ? [...this.problems, this.storeProblem()!] : [...this.problems],
     };
+  }
+
+  /** Why boot history is not recorded right now (full disk under the database ...), with the fix. */
+  storeProblem(): string | undefined {
+    return this.recorder?.degradation?.message;
   }
 
   activeTransfers(): TransferSnapshot[] {

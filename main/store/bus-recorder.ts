@@ -2,7 +2,10 @@
 // transfer. Events are buffered and written in one transaction per flush (a timer, ~250 ms), and
 // transfer progress is kept in memory and written at most once a second per transfer, so 50
 // transfers at full speed cost a few dozen row writes and four commits per second, not one
-// write per block. A failing disk turns history off with one warning; it never reaches the bus.
+// write per block. A failing write (full disk, disk error) turns history off with one
+// `store.degraded` warning and never reaches the bus; a probe write every retry interval turns
+// it back on (`store.recovered`) once the disk takes writes again (issue 9 item 7).
+import { statfsSync } from 'node:fs';
 import { systemClock, type Clock, type TimerHandle } from '../host/clock.js';
 import type { BootEvent, EventBus, Publish } from '../host/events.js';
 import { silentLogger, type Logger } from '../host/logger.js';
@@ -10,12 +13,23 @@ import { completeBootOnceIfLastFile } from './boot-assignment.js';
 import { normalizeMac } from './identifiers.js';
 import type { Store } from './open-store.js';
 import type { FinishedOutcome, TransferProtocol } from './transfers.js';
+import { classifyWriteFailure, type WriteFailure } from './write-failure.js';
 
 export interface AttachStoreOptions {
   clock?: Clock;
   logger?: Logger;
-  /** Where the one "history is off" warning goes; default: the bus itself. */
+  /** Where `store.degraded` / `store.recovered` go; default: the bus itself. */
   publish?: Publish;
+  /** While history is off, how often a probe write checks whether the disk takes writes again. */
+  retryIntervalMs?: number;
+  /**
+   * After a full disk, the probe write waits until the data folder has this much free space
+   * (default 1 MiB): a WAL that restarts from its beginning reuses its old frames, so a
+   * small commit can succeed on a disk that is still full, and history would flap on and off.
+   */
+  minFreeBytes?: number;
+  /** Free bytes for the database's folder (default: statfs); undefined when unknown. */
+  freeBytes?: (folder: string) => number | undefined;
   /** How long events may wait in memory before they are written. */
   flushIntervalMs?: number;
   /**
@@ -39,6 +53,15 @@ export interface RecorderStats {
   rowsWritten: number;
   transfersRunning: number;
   degraded: boolean;
+  /** Events not recorded while history was off (all episodes). */
+  eventsDropped: number;
+}
+
+/** Why history is off, while it is. */
+export interface RecorderDegradation extends WriteFailure {
+  since: number;
+  /** One sentence for the UI and the log: what happened and the fix. */
+  message: string;
 }
 
 export interface StoreBusAttachment {
@@ -48,8 +71,10 @@ export interface StoreBusAttachment {
   detach(): void;
   /** detach() and close the store. */
   close(): void;
-  /** True after a write failed: the services go on, history is no longer recorded. */
+  /** True while history is off after a write failed: the services go on, events are not recorded. */
   readonly degraded: boolean;
+  /** Why history is off (undefined while it is recorded). */
+  readonly degradation: RecorderDegradation | undefined;
   stats(): RecorderStats;
 }
 
@@ -63,7 +88,7 @@ const FINISHING: Partial<Record<BootEvent['type'], FinishedOutcome>> = {
 };
 
 /** Too frequent or not about one client: not part of any machine's timeline. */
-const NOT_IN_TIMELINE = new Set<BootEvent['type']>(['tftp.progress', 'http.progress', 'service.state', 'host.warning']);
+const NOT_IN_TIMELINE = new Set<BootEvent['type']>(['tftp.progress', 'http.progress', 'service.state', 'host.warning', 'store.degraded', 'store.recovered']);
 
 /** Details are for reading later, not a dump: anything bigger is cut to its field names. */
 const MAX_DETAILS_JSON = 4096;
@@ -112,6 +137,15 @@ function eventDetailsJson(event: BootEvent): string {
   return JSON.stringify({ truncated: true, fields: Object.keys(details) });
 }
 
+function freeBytesOnFileSystem(folder: string): number | undefined {
+  try {
+    const fs = statfsSync(folder);
+    return fs.bavail * fs.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
 export function attachStoreToBus(bus: EventBus, store: Store, options: AttachStoreOptions = {}): StoreBusAttachment {
   const clock = options.clock ?? store.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
@@ -121,6 +155,9 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   const progressIntervalMs = options.progressIntervalMs ?? 1000;
   const retentionIntervalMs = options.retentionIntervalMs ?? 3600_000;
   const completeBootOnce = options.completeBootOnce ?? true;
+  const retryIntervalMs = options.retryIntervalMs ?? 10_000;
+  const minFreeBytes = options.minFreeBytes ?? 1024 * 1024;
+  const freeBytes = options.freeBytes ?? freeBytesOnFileSystem;
 
   let pending: PendingEvent[] = [];
   const live = new Map<string, LiveTransfer>();
@@ -133,9 +170,12 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   const recentlyFinished = new Set<string>();
   let flushTimer: TimerHandle | undefined;
   let retentionTimer: TimerHandle | undefined;
-  let degraded = false;
+  let retryTimer: TimerHandle | undefined;
+  let degradation: RecorderDegradation | undefined;
+  let droppedThisEpisode = 0;
+  let batchBeingWritten = 0;
   let attached = true;
-  const stats = { eventsSeen: 0, flushes: 0, rowsWritten: 0 };
+  const stats = { eventsSeen: 0, flushes: 0, rowsWritten: 0, eventsDropped: 0 };
 
   let flushDueAt = 0;
   const scheduleFlush = (ms: number) => {
@@ -162,21 +202,65 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   };
 
   function degrade(err: unknown): void {
-    if (degraded) return;
-    degraded = true;
-    const code = (err as { code?: string }).code;
-    const message =
-      `Boot history is off: the database ${store.path} could not be written (${code ?? 'error'}: ${(err as Error).message}). ` +
-      `Booting goes on. Free disk space or fix the data folder, then restart Bootbench to record history again.`;
-    logger.error(message, { code });
-    stopListening();
+    if (degradation) return;
+    const failure = classifyWriteFailure(err, store.path);
+    const message = `Boot history is off: ${failure.problem} (${failure.code}). Booting goes on. To fix: ${failure.fix}; history resumes by itself once writes succeed again.`;
+    degradation = { ...failure, since: clock.now(), message };
+    droppedThisEpisode = pending.length + batchBeingWritten;
+    batchBeingWritten = 0;
+    logger.error(message, { code: failure.code, path: store.path });
+    // Nothing waits in memory while the disk is full: a long outage must not grow the host.
     pending = [];
     live.clear();
-    warn('host.warning', { message, source: 'store', code });
+    machineIdByMac.clear();
+    if (flushTimer) clock.clearTimeout(flushTimer);
+    flushTimer = undefined;
+    scheduleRetry();
+    warn('store.degraded', { message, source: 'store', code: failure.code, kind: failure.kind, fix: failure.fix, path: store.path, folder: failure.folder });
+  }
+
+  const scheduleRetry = () => {
+    if (!attached || retryTimer) return;
+    retryTimer = clock.setTimeout(() => {
+      retryTimer = undefined;
+      tryRecover();
+    }, retryIntervalMs);
+  };
+
+  /**
+   * A probe write: the gap itself goes into the history (a row that belongs to no machine),
+   * and transfers that were running when history went off are closed, since their ends
+   * were not recorded. A commit that needs new pages is the only true test of free space.
+   */
+  function tryRecover(): void {
+    if (!degradation || !attached || !store.open) return;
+    const episode = degradation;
+    const now = clock.now();
+    const free = episode.kind === 'disk-full' && store.path !== ':memory:' ? freeBytes(episode.folder) : undefined;
+    if (free !== undefined && free < minFreeBytes) {
+      scheduleRetry();
+      return;
+    }
+    try {
+      store.transaction(() => {
+        store.bootEvents.add({ time: now, type: 'store.recovered', details: { offSince: episode.since, code: episode.code, eventsDropped: droppedThisEpisode } });
+        if (store.sharedWithPid === undefined) store.transfers.markInterrupted(now, 'history was off (the database could not be written) when it ended');
+      });
+    } catch (err) {
+      logger.debug('the database still cannot be written; history stays off', { code: (err as { code?: string }).code });
+      scheduleRetry();
+      return;
+    }
+    degradation = undefined;
+    stats.eventsDropped += droppedThisEpisode;
+    const message = `Boot history is recorded again: ${store.path} takes writes again (history was off for ${Math.round((now - episode.since) / 1000)} s, ${droppedThisEpisode} events not recorded).`;
+    logger.info(message, { path: store.path });
+    warn('store.recovered', { message, source: 'store', path: store.path, offForMs: now - episode.since, eventsDropped: droppedThisEpisode });
+    droppedThisEpisode = 0;
   }
 
   function guarded(write: () => void): void {
-    if (degraded || !store.open) return;
+    if (degradation || !store.open) return;
     try {
       write();
     } catch (err) {
@@ -212,7 +296,11 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   }
 
   const listener = (event: BootEvent): void => {
-    if (degraded || !attached) return;
+    if (!attached) return;
+    if (degradation) {
+      if (!NOT_IN_TIMELINE.has(event.type)) droppedThisEpisode++;
+      return;
+    }
     try {
       stats.eventsSeen++;
       const dot = event.type.indexOf('.');
@@ -249,7 +337,8 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
     unsubscribe = undefined;
     if (flushTimer) clock.clearTimeout(flushTimer);
     if (retentionTimer) clock.clearTimeout(retentionTimer);
-    flushTimer = retentionTimer = undefined;
+    if (retryTimer) clock.clearTimeout(retryTimer);
+    flushTimer = retentionTimer = retryTimer = undefined;
     attached = false;
   }
 
@@ -364,15 +453,17 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
       if (batch === pending) pending = [];
       const now = clock.now();
       const before = (store.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+      batchBeingWritten = batch.length;
       try {
         store.transaction(() => writePending(batch, now));
       } finally {
         machineIdsThisFlush.clear();
       }
+      batchBeingWritten = 0;
       stats.rowsWritten += (store.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n - before;
       stats.flushes++;
     });
-    if (degraded) return;
+    if (degradation) return;
     if (pending.length > 0) scheduleFlush(0);
     // Progress that was not due yet still has to reach the disk later.
     else if ([...live.values()].some((t) => t.progressDirty)) scheduleFlush(flushIntervalMs);
@@ -393,8 +484,11 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
       store.close();
     },
     get degraded() {
-      return degraded;
+      return degradation !== undefined;
     },
-    stats: () => ({ ...stats, transfersRunning: live.size, degraded }),
+    get degradation() {
+      return degradation && { ...degradation };
+    },
+    stats: () => ({ ...stats, transfersRunning: live.size, degraded: degradation !== undefined }),
   };
 }

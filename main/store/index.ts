@@ -54,4 +54,5 @@ export {
   type CsvRowProblem,
   type MachineHistory,
 } from './machine-csv.js';
-export { attachStoreToBus, type AttachStoreOptions, type RecorderStats, type StoreBusAttachment } from './bus-recorder.js';
+export { attachStoreToBus, type AttachStoreOptions, type RecorderDegradation, type RecorderStats, type StoreBusAttachment } from './bus-recorder.js';
+export { classifyWriteFailure, savingTo, StoreWriteError, type WriteFailure, type WriteFailureKind } from './write-failure.js';

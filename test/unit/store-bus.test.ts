@@ -188,7 +188,7 @@ describe('attachStoreToBus', () => {
     assert.ok(store.bootEvents.listForMachine(m.id).some((e) => e.type === 'boot-once.cleared'));
   });
 
-  test('a write failure (disk full) turns history off with one warning and never throws into the bus', () => {
+  test('a write failure (disk full) turns history off with one store.degraded warning and never throws into the bus', () => {
     bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER' });
     recorder.flush();
     // No room for one more page: the next commit that grows the file gets SQLITE_FULL.
@@ -198,17 +198,74 @@ describe('attachStoreToBus', () => {
     for (let i = 0; i < 50; i++) bus.publish('dhcp.ignored', { mac: MAC, reason: 'test', padding: big.slice(0, 2000 + i) });
     assert.doesNotThrow(() => clock.advance(250));
     assert.equal(recorder.degraded, true);
-    const warnings = seen.filter((e) => e.type === 'host.warning');
+    const warnings = seen.filter((e) => e.type === 'store.degraded');
     assert.equal(warnings.length, 1);
-    assert.match(String(warnings[0].message), /history is off.*SQLITE_FULL.*Booting goes on/i);
+    assert.match(String(warnings[0].message), /history is off.*full.*SQLITE_FULL.*Booting goes on.*free space on/i);
+    assert.equal(warnings[0].kind, 'disk-full');
+    assert.equal(recorder.degradation?.code, 'SQLITE_FULL');
 
-    // Later events are ignored quietly: no second warning, no exception, no timers left behind.
+    // Later events are dropped quietly: no second warning, no exception, nothing kept in memory.
     for (let i = 0; i < 20; i++) bus.publish('tftp.start', { mac: MAC, transferId: `z${i}`, file: 'x' });
     assert.doesNotThrow(() => recorder.flush());
-    clock.advance(5000);
-    assert.equal(seen.filter((e) => e.type === 'host.warning').length, 1);
-    assert.equal(clock.pendingTimers(), 0);
+    assert.equal(recorder.stats().transfersRunning, 0);
+    // The probe write every retry interval fails as long as the database cannot be written: still one warning.
+    store.db.pragma('query_only = ON');
+    clock.advance(30_000);
+    assert.equal(seen.filter((e) => e.type === 'store.degraded').length, 1);
+    assert.equal(recorder.degraded, true);
     assert.equal(store.bootEvents.count(), 1, 'only what was written before the failure');
+    assert.equal(clock.pendingTimers() > 0, true, 'a retry stays scheduled');
+    store.db.pragma('query_only = OFF');
+  });
+
+  test('after a full disk, no probe write is tried until the folder has free space again', () => {
+    recorder.detach();
+    let free = 0;
+    let probes = 0;
+    recorder = attachStoreToBus(bus, store, { clock, freeBytes: () => (probes++, free) });
+    store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
+    for (let i = 0; i < 50; i++) bus.publish('dhcp.ignored', { mac: MAC, reason: 'x'.repeat(2000 + i) });
+    clock.advance(250);
+    assert.equal(recorder.degraded, true);
+    store.db.pragma('max_page_count = 1073741823');
+    clock.advance(60_000);
+    assert.equal(recorder.degraded, true, 'a small commit would succeed, but the disk has no room');
+    assert.equal(probes, 6);
+    free = 64 * 1024 * 1024;
+    clock.advance(10_000);
+    assert.equal(recorder.degraded, false);
+  });
+
+  test('history resumes by itself when the disk takes writes again, and says so once', () => {
+    bus.publish('tftp.start', { mac: MAC, transferId: 'before', file: 'a.efi', size: 100 });
+    recorder.flush();
+    store.db.pragma(`max_page_count = ${store.db.pragma('page_count', { simple: true }) as number}`);
+    for (let i = 0; i < 50; i++) bus.publish('dhcp.ignored', { mac: MAC, reason: 'x'.repeat(2000 + i) });
+    clock.advance(250);
+    assert.equal(recorder.degraded, true);
+    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER' }); // dropped: history is off
+    assert.equal(recorder.stats().eventsDropped, 0, 'counted when the episode ends');
+
+    store.db.pragma('max_page_count = 1073741823'); // space is back
+    clock.advance(10_000);
+    assert.equal(recorder.degraded, false);
+    const recovered = seen.filter((e) => e.type === 'store.recovered');
+    assert.equal(recovered.length, 1);
+    assert.match(String(recovered[0].message), /recorded again/);
+    assert.ok((recovered[0].eventsDropped as number) >= 51, `dropped ${recovered[0].eventsDropped}`);
+    // The transfer that ran while history was off has no recorded end: closed, not left running.
+    const before = transferRows().find((t) => t.transferKey === 'tftp:before')!;
+    assert.equal(before.outcome, 'interrupted');
+    assert.match(before.reason ?? '', /history was off/);
+
+    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER', xid: 9 });
+    bus.publish('tftp.start', { mac: MAC, transferId: 'after', file: 'b.efi', size: 10 });
+    bus.publish('tftp.done', { mac: MAC, transferId: 'after', file: 'b.efi', bytes: 10 });
+    clock.advance(250);
+    assert.equal(transferRows().find((t) => t.transferKey === 'tftp:after')?.outcome, 'done');
+    assert.ok(store.bootEvents.listForMac(MAC).some((e) => e.type === 'dhcp.discover' && e.details.xid === 9));
+    assert.equal(seen.filter((e) => e.type === 'store.degraded').length, 1);
+    assert.deepEqual(store.integrityCheck(), ['ok']);
   });
 
   test('detach writes what is waiting and stops listening; close also closes the store', () => {
