@@ -14,6 +14,12 @@
  *
  *   bootbench-host serve|doctor|interfaces|entries ...  -> dist/main/cli.js
  *   bootbench-host web ...                              -> dist/main/web/run.js
+ *   bootbench-host app-host ...                         -> dist/main/app/host-process.js
+ *     (the desktop app's service host, spoken to over stdin/stdout: main/app/host-link.ts)
+ *
+ * The started process learns how it was started from BOOTBENCH_LAUNCHER (this file) and
+ * BOOTBENCH_APPIMAGE (the AppImage, if any), so its fix texts name the right thing
+ * (main/net/privileges.ts, detectPackaging).
  *
  * Why a compiled launcher and not setcap on something else:
  *  - setcap on the Electron binary: every process exec'ed from it (renderer, GPU, utility
@@ -49,6 +55,7 @@
 #endif
 #define CLI_SCRIPT "resources/app.asar/dist/main/cli.js"
 #define WEB_SCRIPT "resources/app.asar/dist/main/web/run.js"
+#define APP_HOST_SCRIPT "resources/app.asar/dist/main/app/host-process.js"
 
 static const int wanted_caps[] = {CAP_NET_BIND_SERVICE, CAP_NET_RAW};
 #define WANTED_COUNT (sizeof wanted_caps / sizeof wanted_caps[0])
@@ -114,9 +121,12 @@ int main(int argc, char **argv) {
   *slash = '\0'; /* self is now the installation folder */
 
   int web = argc > 1 && strcmp(argv[1], "web") == 0;
-  char electron[PATH_MAX], script[PATH_MAX];
+  int app_host = argc > 1 && strcmp(argv[1], "app-host") == 0;
+  const char *chosen = web ? WEB_SCRIPT : app_host ? APP_HOST_SCRIPT : CLI_SCRIPT;
+  char electron[PATH_MAX], script[PATH_MAX], launcher_var[PATH_MAX + 32];
   if (snprintf(electron, sizeof electron, "%s/%s", self, BOOTBENCH_ELECTRON_NAME) >= (int)sizeof electron ||
-      snprintf(script, sizeof script, "%s/%s", self, web ? WEB_SCRIPT : CLI_SCRIPT) >= (int)sizeof script) {
+      snprintf(script, sizeof script, "%s/%s", self, chosen) >= (int)sizeof script ||
+      snprintf(launcher_var, sizeof launcher_var, "BOOTBENCH_LAUNCHER=%s/bootbench-host", self) >= (int)sizeof launcher_var) {
     fprintf(stderr, "bootbench-host: installation path too long\n");
     return 127;
   }
@@ -146,12 +156,18 @@ int main(int argc, char **argv) {
   extern char **environ;
   size_t count = 0;
   for (char **e = environ; *e; e++) count++;
-  char **env = calloc(count + 3, sizeof *env);
+  char **env = calloc(count + 5, sizeof *env);
   if (!env) return 127;
   size_t n = 0;
   for (char **e = environ; *e; e++)
     if (is_kept(*e)) env[n++] = *e;
   env[n++] = "ELECTRON_RUN_AS_NODE=1";
+  env[n++] = launcher_var;
+  /* Only a flag and a path for the fix texts; APPIMAGE itself is not passed on. */
+  static char appimage_var[PATH_MAX + 32];
+  const char *appimage = getenv("APPIMAGE");
+  if (appimage && snprintf(appimage_var, sizeof appimage_var, "BOOTBENCH_APPIMAGE=%s", appimage) < (int)sizeof appimage_var)
+    env[n++] = appimage_var;
   env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   env[n] = NULL;
 
@@ -161,7 +177,7 @@ int main(int argc, char **argv) {
   size_t a = 0;
   args[a++] = electron;
   args[a++] = script;
-  for (int i = web ? 2 : 1; i < argc; i++) args[a++] = argv[i];
+  for (int i = (web || app_host) ? 2 : 1; i < argc; i++) args[a++] = argv[i];
   args[a] = NULL;
 
   execve(electron, args, env);

@@ -1,16 +1,20 @@
-// Electron main process: the only code that imports `electron`. It runs the service host
-// in-process (the same one `bootbench serve` and web mode run), shows the renderer from
-// app://bootbench, and carries the contract of preload/api.ts over IPC.
-import { app, BrowserWindow, Menu, dialog, ipcMain, protocol, session, type IpcMainInvokeEvent, type MenuItemConstructorOptions } from 'electron';
+// Electron main process: the only code that imports `electron`. It shows the renderer from
+// app://bootbench and carries the contract of preload/api.ts over IPC to the service host
+// (the same one `bootbench serve` and web mode run). On Linux that host is a separate
+// process started through the bootbench-host launcher, which alone holds the network
+// capabilities (main/app/host-link.ts); on Windows and macOS it runs in this process.
+import { app, BrowserWindow, Menu, clipboard, dialog, ipcMain, protocol, session, shell, type IpcMainInvokeEvent, type MenuItemConstructorOptions } from 'electron';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { extname, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { API_CALL_NAMES, DIALOG_CHANNELS, type ApiEnvelope, type ServicesStatus } from '../../preload/api.js';
-import { HostApi, connectApiEvents } from '../host/api.js';
-import { listInterfaces } from '../net/index.js';
-import { createUiHost, type UiHost } from '../web/ui-host.js';
-import { APP_CONTENT_SECURITY_POLICY, APP_ORIGIN_URL, APP_SCHEME, rendererFileFor, senderAllowed } from './security.js';
+import { API_CALL_NAMES, DIALOG_CHANNELS, type ApiEnvelope, type ApiEventName, type ApiEvents, type ServicesStatus } from '../../preload/api.js';
+import { connectApiEvents } from '../host/api.js';
+import { createAppHost } from './host-process.js';
+import { HostProcessClient, chooseHostLaunch, describeExit, privilegeRemedy, type HostHello, type HostLaunch } from './host-link.js';
+import { APP_CONTENT_SECURITY_POLICY, APP_ORIGIN_URL, APP_SCHEME, externalUrlAllowed, permissionAllowed, rendererFileFor, senderAllowed } from './security.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/main/app
 const RENDERER_DIR = join(here, '../../renderer');
@@ -31,8 +35,7 @@ protocol.registerSchemesAsPrivileged([{ scheme: APP_SCHEME, privileges: { standa
 app.enableSandbox();
 
 let mainWindow: BrowserWindow | undefined;
-let ui: UiHost | undefined;
-let api: HostApi | undefined;
+let host: HostConnection | undefined;
 
 if (!app.requestSingleInstanceLock()) {
   // A second Bootbench would fight the first one for ports 67/69/4011.
@@ -54,23 +57,40 @@ app.on('web-contents-created', (_event, contents) => {
   contents.on('will-navigate', (e) => e.preventDefault());
   contents.on('will-redirect', (e) => e.preventDefault());
   contents.on('will-attach-webview', (e) => e.preventDefault());
-  contents.setWindowOpenHandler(() => ({ action: 'deny' }));
+  contents.setWindowOpenHandler(({ url }) => {
+    // Never a window of ours; a plain https link goes to the user's browser.
+    if (externalUrlAllowed(url)) void shell.openExternal(url);
+    return { action: 'deny' };
+  });
 });
 
 app.on('window-all-closed', () => app.quit());
 
 let quitting = false;
 app.on('before-quit', (event) => {
-  if (quitting || !ui) return;
+  if (quitting || !host) return;
   // Stop the services and flush the history before the process goes.
   event.preventDefault();
   quitting = true;
-  void ui.close().finally(() => app.quit());
+  void host.close().finally(() => app.quit());
 });
 
+/** The contract, wherever the host runs. */
+interface HostConnection {
+  call(call: string, request: unknown): Promise<ApiEnvelope<unknown>>;
+  close(): Promise<void>;
+}
+
+let lastStatus: ServicesStatus | undefined;
+
+function pushToWindow<E extends ApiEventName>(event: E, payload: ApiEvents[E]): void {
+  if (event === 'services:state') buildMenu((lastStatus = payload as ServicesStatus));
+  if (mainWindow && !mainWindow.isDestroyed()) mainWindow.webContents.send(event, payload);
+}
+
 async function start(): Promise<void> {
-  session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
-  session.defaultSession.setPermissionCheckHandler(() => false);
+  session.defaultSession.setPermissionRequestHandler((_wc, permission, callback) => callback(permissionAllowed(permission)));
+  session.defaultSession.setPermissionCheckHandler((_wc, permission) => permissionAllowed(permission));
 
   protocol.handle(APP_SCHEME, async (request) => {
     const file = rendererFileFor(request.url, RENDERER_DIR);
@@ -90,29 +110,138 @@ async function start(): Promise<void> {
   });
 
   // BOOTBENCH_DATA: same variable as `bootbench serve`; tests point it at a temporary folder.
-  ui = createUiHost({ dataDir: process.env.BOOTBENCH_DATA ?? join(app.getPath('userData'), 'data') });
-  api = new HostApi({
-    host: ui.host,
-    store: ui.apiStore,
-    library: ui.library,
-    listInterfaces: () => listInterfaces(),
-    shell: 'electron',
-    version: app.getVersion(),
-    fileDialogs: true,
-    notices: () => ui?.notices ?? [],
-    afterStart: () => ui?.saveSettings(),
+  const dataDir = process.env.BOOTBENCH_DATA ?? join(app.getPath('userData'), 'data');
+  const launch = chooseHostLaunch({
+    platform: process.platform,
+    isPackaged: app.isPackaged,
+    execPath: process.execPath,
+    hostScript: hostProcessScript(),
+    typeScriptLoader: typeScriptLoader(),
+    dataDir,
+    appVersion: app.getVersion(),
+    env: process.env,
   });
-  registerIpc(api);
-  connectApiEvents({
-    host: ui.host,
-    store: ui.apiStore,
-    sink: (event, payload) => {
-      if (event === 'services:state') buildMenu(payload as ServicesStatus);
-      if (mainWindow && !mainWindow.isDestroyed()) mainWindow.webContents.send(event, payload);
-    },
-  });
-  buildMenu(ui.host.status());
+  registerIpc();
   createWindow();
+  host = launch.kind === 'in-process' ? startInProcessHost(dataDir) : startHostProcess(launch);
+  const status = await host.call('services:status', undefined);
+  if ('result' in status) buildMenu(status.result as ServicesStatus);
+}
+
+/** Windows and macOS: no privilege to separate, so the host runs here (see chooseHostLaunch). */
+function startInProcessHost(dataDir: string): HostConnection {
+  const { ui, api } = createAppHost(dataDir, app.getVersion());
+  const unsubscribe = connectApiEvents({ host: ui.host, store: ui.apiStore, sink: pushToWindow });
+  return {
+    call: (call, request) => api.handle(call, request),
+    close: async () => {
+      unsubscribe();
+      await ui.close();
+    },
+  };
+}
+
+/** hostProcessScript: host-process.js beside this file once built, .ts when run from sources (tests). */
+function hostProcessScript(): string {
+  const built = join(here, 'host-process.js');
+  return existsSync(built) ? built : join(here, 'host-process.ts'); // @source-mode-only: tests run main.ts under tsx
+}
+
+function typeScriptLoader(): string | undefined {
+  try {
+    return import.meta.resolve('tsx');
+  } catch {
+    return undefined;
+  }
+}
+
+// A host that dies on its own is started again, a few times, with the reason on the Start screen.
+const RESTARTS_PER_MINUTE = 3;
+let recentRestarts: number[] = [];
+let remedyOffered = false;
+
+function startHostProcess(launch: Extract<HostLaunch, { kind: 'child' }>): HostConnection {
+  let client = spawnHost(launch);
+  const watch = (current: HostProcessClient) => {
+    void current.exited.then(async (exit) => {
+      if (exit.expected || quitting) return;
+      const now = Date.now();
+      recentRestarts = recentRestarts.filter((t) => now - t < 60_000);
+      const restarting = recentRestarts.length < RESTARTS_PER_MINUTE;
+      pushToWindow('services:state', {
+        running: false,
+        mode: lastStatus?.mode ?? 'proxy',
+        services: [],
+        problems: [
+          `The service host stopped (${describeExit(exit.code, exit.signal)}). ${restarting ? 'Starting it again.' : 'It stopped too often: restart Bootbench.'}` +
+            (exit.stderrTail.trim() ? ` Last words: ${exit.stderrTail.trim().split('\n').slice(-3).join(' / ')}` : ''),
+        ],
+      });
+      if (!restarting) return;
+      recentRestarts.push(now);
+      client = spawnHost(launch);
+      watch(client);
+      await afterHello(client, launch);
+    });
+  };
+  watch(client);
+  // Calls wait in the pipe until the host is ready; the privilege dialog must not hold them up.
+  void afterHello(client, launch);
+  // Restarts swap the client under the same connection.
+  return {
+    call: (call, request) => client.call(call, request),
+    close: async () => {
+      await client.close();
+    },
+  };
+
+  async function afterHello(current: HostProcessClient, how: typeof launch): Promise<void> {
+    let hello: HostHello;
+    try {
+      hello = await current.hello;
+    } catch (err) {
+      if (mainWindow) await dialog.showMessageBox(mainWindow, { type: 'error', title: 'Bootbench', message: 'The service host did not start', detail: (err as Error).message });
+      return;
+    }
+    if (remedyOffered) return;
+    const remedy = privilegeRemedy(hello.privileges, hello.packaging, remedyTools());
+    if (!remedy || !mainWindow) return;
+    remedyOffered = true;
+    const buttons = remedy.consentCommand ? ['Allow…', 'Copy the command', 'Not now'] : ['Copy the command', 'Not now'];
+    const { response } = await dialog.showMessageBox(mainWindow, { type: 'warning', title: 'Bootbench', message: remedy.message, detail: remedy.detail, buttons, defaultId: 0, cancelId: buttons.length - 1 });
+    const choice = buttons[response];
+    if (choice === 'Copy the command') clipboard.writeText(remedy.manualCommand);
+    if (choice !== 'Allow…' || !remedy.consentCommand) return;
+    const [program, ...args] = remedy.consentCommand;
+    const granted = await new Promise<string | undefined>((done) => execFile(program!, args, (err, _out, stderr) => done(err ? stderr.trim() || err.message : undefined)));
+    if (granted !== undefined) {
+      await dialog.showMessageBox(mainWindow, { type: 'error', title: 'Bootbench', message: 'The permission was not granted', detail: `${granted}\n\nYou can run this instead:\n${remedy.manualCommand}` });
+      return;
+    }
+    // File capabilities count from the next exec: a new host process picks them up.
+    const old = client;
+    client = spawnHost(how);
+    await old.close();
+    watch(client);
+    await afterHello(client, how);
+  }
+}
+
+function spawnHost(launch: Extract<HostLaunch, { kind: 'child' }>): HostProcessClient {
+  const child = spawn(launch.command, launch.args, { env: launch.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  return new HostProcessClient(child, {
+    onEvent: pushToWindow,
+    onLog: (text) => process.stderr.write(text),
+  });
+}
+
+function remedyTools(): { pkexec?: string; setcap?: string; sysctl?: string } {
+  const find = (...candidates: string[]) => candidates.find((path) => existsSync(path));
+  return {
+    pkexec: find('/usr/bin/pkexec', '/bin/pkexec'),
+    setcap: find('/usr/sbin/setcap', '/sbin/setcap'),
+    sysctl: find('/usr/sbin/sysctl', '/sbin/sysctl'),
+  };
 }
 
 function createWindow(): void {
@@ -151,6 +280,7 @@ function isTrusted(event: IpcMainInvokeEvent): boolean {
 }
 
 const REFUSED: ApiEnvelope<never> = { error: { code: 'failed', message: 'Refused: the request did not come from the Bootbench window.' } };
+const STARTING: ApiEnvelope<never> = { error: { code: 'unavailable', message: 'The service host is still starting; try again in a moment.' } };
 
 const openFilesRequest = z
   .object({
@@ -160,9 +290,9 @@ const openFilesRequest = z
   .strict();
 const saveTextRequest = z.object({ title: z.string().max(200), defaultPath: z.string().max(255), text: z.string().max(50_000_000) }).strict();
 
-function registerIpc(hostApi: HostApi): void {
+function registerIpc(): void {
   for (const call of API_CALL_NAMES) {
-    ipcMain.handle(call, (event, request: unknown) => (isTrusted(event) ? hostApi.handle(call, request) : REFUSED));
+    ipcMain.handle(call, (event, request: unknown) => (!isTrusted(event) ? REFUSED : host ? host.call(call, request) : STARTING));
   }
   ipcMain.handle(DIALOG_CHANNELS.openFiles, async (event, request: unknown) => {
     if (!isTrusted(event) || !mainWindow) return [];
@@ -183,8 +313,8 @@ function registerIpc(hostApi: HostApi): void {
 }
 
 async function menuStartStop(start: boolean): Promise<void> {
-  if (!api) return;
-  const reply = start ? await api.handle('services:start', {}) : await api.handle('services:stop', undefined);
+  if (!host) return;
+  const reply = start ? await host.call('services:start', {}) : await host.call('services:stop', undefined);
   if ('error' in reply && mainWindow) {
     await dialog.showMessageBox(mainWindow, { type: 'error', title: 'Bootbench', message: start ? 'The services did not start' : 'The services did not stop', detail: reply.error.message });
   }

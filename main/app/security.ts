@@ -59,3 +59,27 @@ export function rendererFileFor(url: string, rendererDir: string): string | unde
   if (rel === '' || rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).includes('..')) return undefined;
   return file;
 }
+
+/**
+ * Session permission requests and checks (camera, notifications, geolocation, clipboard
+ * reads, HID, serial...): the UI needs none, so every one is refused, including names
+ * Electron adds later (checklist item "Handle session permission requests").
+ */
+export function permissionAllowed(_permission: string): boolean {
+  return false;
+}
+
+/**
+ * Whether a link the page tries to open may go to the user's browser (shell.openExternal).
+ * Only plain https URLs to a named host: no file:, smb:, custom schemes (they start local
+ * programs), no credentials in the URL, nothing our own origin.
+ */
+export function externalUrlAllowed(url: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return false;
+  }
+  return parsed.protocol === 'https:' && parsed.hostname !== '' && parsed.username === '' && parsed.password === '';
+}

@@ -52,6 +52,8 @@ export interface PrivilegeSources {
   /** os.release(), e.g. "6.1.0-18-amd64". */
   kernelRelease?: string;
   ports?: number[];
+  /** How this process was started (default: read from its environment). */
+  packaging?: HostPackaging;
 }
 
 export const DEFAULT_SERVICE_PORTS = [67, 69, 4011, 80];
@@ -106,7 +108,7 @@ export function checkPrivileges(sources: PrivilegeSources = {}): PrivilegeReport
   const bindToDevice = capabilities.netRaw || kernelAtLeast(kernel, 5, 7);
 
   const problems: PrivilegeProblem[] = [];
-  const fix = privilegeFix(platform);
+  const fix = privilegeFix(platform, sources.packaging);
   const blocked = permissions.filter((p) => !p.allowed);
   if (blocked.length) {
     problems.push({
@@ -135,15 +137,39 @@ export function checkPrivileges(sources: PrivilegeSources = {}): PrivilegeReport
   };
 }
 
-/** How to get the right to bind low ports / bind to a device, per OS. */
-export function privilegeFix(platform: NodeJS.Platform = process.platform, program = executablePath()): string {
+/**
+ * How this host process was started on Linux, which decides what can grant it the rights:
+ * - `node`: `bootbench serve` under a Node of the user's (from npm or a checkout);
+ * - `launcher`: the installed app's service host, started through bootbench-host
+ *   (build/linux/bootbench-host.c), the one file the .deb gives capabilities to;
+ * - `appimage`: the same launcher inside an AppImage, whose files sit on a read-only
+ *   squashfs mount that cannot carry file capabilities at all;
+ * - `electron`: the Electron binary in Node mode without the launcher (a development
+ *   checkout): capabilities on it would reach every Chromium process it starts.
+ */
+export type HostPackaging =
+  | { kind: 'node'; program: string }
+  | { kind: 'launcher'; launcher: string }
+  | { kind: 'appimage'; appImage: string }
+  | { kind: 'electron'; program: string };
+
+/** Reads the variables bootbench-host sets for the process it starts (and nothing else can). */
+export function detectPackaging(env: NodeJS.ProcessEnv = process.env, program = executablePath(), versions: NodeJS.ProcessVersions = process.versions): HostPackaging {
+  if (env.BOOTBENCH_APPIMAGE) return { kind: 'appimage', appImage: env.BOOTBENCH_APPIMAGE };
+  if (env.BOOTBENCH_LAUNCHER) return { kind: 'launcher', launcher: env.BOOTBENCH_LAUNCHER };
+  if (versions.electron) return { kind: 'electron', program };
+  return { kind: 'node', program };
+}
+
+/** Lowering this sysctl is the one change that helps an AppImage: see privilegeFix. */
+export const UNPRIVILEGED_PORTS_COMMAND =
+  "echo 'net.ipv4.ip_unprivileged_port_start=67' | sudo tee /etc/sysctl.d/60-bootbench.conf && sudo sysctl --system";
+
+/** How to get the right to bind low ports / bind to a device, per OS and, on Linux, per packaging. */
+export function privilegeFix(platform: NodeJS.Platform = process.platform, packaging: HostPackaging = detectPackaging()): string {
   switch (platform) {
     case 'linux':
-      return (
-        'run Bootbench as root, or give this program the two network capabilities once: ' +
-        `sudo setcap 'cap_net_bind_service,cap_net_raw=+ep' ${program}` +
-        ' (the packaged app has a helper that does this)'
-      );
+      return linuxPrivilegeFix(packaging);
     case 'darwin':
       return 'run Bootbench with sudo (or from the app, which asks for an administrator password)';
     case 'win32':
@@ -153,6 +179,40 @@ export function privilegeFix(platform: NodeJS.Platform = process.platform, progr
       );
     default:
       return 'run Bootbench as root';
+  }
+}
+
+function linuxPrivilegeFix(packaging: HostPackaging): string {
+  switch (packaging.kind) {
+    case 'launcher':
+      // The same grant as the .deb's post-install (build/linux/after-install.sh): permitted
+      // set only, on the launcher, never on the Electron binary beside it.
+      return (
+        `the service host launcher ${packaging.launcher} has lost the network capabilities the package gave it: ` +
+        'reinstall the package (sudo apt install --reinstall bootbench), or grant them again: ' +
+        `sudo setcap cap_net_bind_service,cap_net_raw=p ${packaging.launcher}` +
+        ' (the desktop app offers to do this, with your administrator password)'
+      );
+    case 'appimage':
+      // setcap cannot write to the AppImage's read-only squashfs, and running the host as
+      // root would give it every right instead of two. The sysctl lets any program of this
+      // computer open ports from 67 up; the .deb grants them to Bootbench alone.
+      return (
+        'an AppImage cannot hold network capabilities (its files are read-only): let programs open ports from 67 up, once for this computer: ' +
+        `${UNPRIVILEGED_PORTS_COMMAND}` +
+        ' (or install the .deb package, which grants them to Bootbench alone; on kernels before 5.7 only the .deb can tie sockets to one NIC)'
+      );
+    case 'electron':
+      return (
+        'this Electron binary must not be given capabilities (its browser processes would inherit them): ' +
+        `build the installers (bootbench-host holds them there), run \`bootbench serve\` with sudo, or lower the port limit: ${UNPRIVILEGED_PORTS_COMMAND}`
+      );
+    case 'node':
+      return (
+        'run Bootbench as root, or give this program the two network capabilities once: ' +
+        `sudo setcap 'cap_net_bind_service,cap_net_raw=+ep' ${packaging.program}` +
+        ' (every script this Node runs then has them; the packaged app has a helper that holds them instead)'
+      );
   }
 }
 

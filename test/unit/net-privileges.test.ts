@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkPrivileges, parseCapEff, kernelAtLeast } from '../../main/net/privileges.js';
+import { readFileSync } from 'node:fs';
+import { checkPrivileges, detectPackaging, parseCapEff, kernelAtLeast, privilegeFix } from '../../main/net/privileges.js';
 
 // CapEff of a root shell on a 5.x+ kernel (41 capabilities) and of an ordinary user.
 const ROOT_STATUS = 'Name:\tnode\nUid:\t0\t0\t0\t0\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n';
@@ -73,4 +74,48 @@ test('helpers', () => {
   assert.equal(kernelAtLeast('5.6.19', 5, 7), false);
   assert.equal(kernelAtLeast('6.0.0', 5, 7), true);
   assert.equal(kernelAtLeast('4.19.0', 5, 7), false);
+});
+
+test('how the host was started: read from what bootbench-host sets, else Electron or Node', () => {
+  assert.deepEqual(detectPackaging({ BOOTBENCH_LAUNCHER: '/opt/Bootbench/bootbench-host' }, '/opt/Bootbench/bootbench', { electron: '41.0.0' } as never), { kind: 'launcher', launcher: '/opt/Bootbench/bootbench-host' });
+  assert.deepEqual(detectPackaging({ BOOTBENCH_LAUNCHER: '/tmp/.mount_Bx/bootbench-host', BOOTBENCH_APPIMAGE: '/home/t/Bootbench.AppImage' }, '/tmp/.mount_Bx/bootbench', {} as never), { kind: 'appimage', appImage: '/home/t/Bootbench.AppImage' });
+  assert.deepEqual(detectPackaging({}, '/src/node_modules/electron/dist/electron', { electron: '41.0.0' } as never), { kind: 'electron', program: '/src/node_modules/electron/dist/electron' });
+  assert.deepEqual(detectPackaging({}, '/usr/bin/node', { node: '20.0.0' } as never), { kind: 'node', program: '/usr/bin/node' });
+});
+
+test('.deb: the fix grants the launcher its capabilities again, never the Electron binary', () => {
+  const fix = privilegeFix('linux', { kind: 'launcher', launcher: '/opt/Bootbench/bootbench-host' });
+  assert.match(fix, /sudo setcap cap_net_bind_service,cap_net_raw=p \/opt\/Bootbench\/bootbench-host/);
+  assert.match(fix, /apt install --reinstall bootbench/);
+  assert.doesNotMatch(fix, /\/opt\/Bootbench\/bootbench(?!-host)/);
+  // The grant is the post-install's, word for word.
+  const postinst = readFileSync(new URL('../../build/linux/after-install.sh', import.meta.url), 'utf8');
+  assert.ok(postinst.includes("setcap 'cap_net_bind_service,cap_net_raw=p'"), 'after-install.sh grants the same set');
+});
+
+test('AppImage: no setcap (read-only squashfs); the port sysctl, kept across reboots', () => {
+  const fix = privilegeFix('linux', { kind: 'appimage', appImage: '/home/t/Bootbench.AppImage' });
+  assert.doesNotMatch(fix, /setcap/);
+  assert.match(fix, /echo 'net\.ipv4\.ip_unprivileged_port_start=67' \| sudo tee \/etc\/sysctl\.d\/60-bootbench\.conf && sudo sysctl --system/);
+  assert.match(fix, /\.deb/);
+  // The launcher prints the same command when it starts inside an AppImage.
+  const launcher = readFileSync(new URL('../../build/linux/bootbench-host.c', import.meta.url), 'utf8');
+  assert.ok(launcher.includes("echo 'net.ipv4.ip_unprivileged_port_start=67' | sudo tee /etc/sysctl.d/60-bootbench.conf && sudo sysctl --system"));
+});
+
+test('plain Node (bootbench serve): root or setcap on the real Node, with the warning that comes with it', () => {
+  const fix = privilegeFix('linux', { kind: 'node', program: '/usr/lib/node/bin/node' });
+  assert.match(fix, /sudo setcap 'cap_net_bind_service,cap_net_raw=\+ep' \/usr\/lib\/node\/bin\/node/);
+  assert.match(fix, /every script this Node runs/);
+});
+
+test('Electron run as Node without the launcher: never setcap on Electron', () => {
+  const fix = privilegeFix('linux', { kind: 'electron', program: '/src/node_modules/electron/dist/electron' });
+  assert.doesNotMatch(fix, /setcap/);
+  assert.match(fix, /ip_unprivileged_port_start=67/);
+});
+
+test('the report carries the packaging-specific fix', () => {
+  const report = checkPrivileges({ platform: 'linux', euid: 1000, procStatus: USER_STATUS, unprivilegedPortStart: '1024', kernelRelease: '6.8.0', packaging: { kind: 'launcher', launcher: '/opt/Bootbench/bootbench-host' } });
+  assert.match(report.problems[0]!.fix, /setcap cap_net_bind_service,cap_net_raw=p \/opt\/Bootbench\/bootbench-host/);
 });

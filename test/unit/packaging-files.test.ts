@@ -40,7 +40,7 @@ function builtTreeProblem(): string | undefined {
   if (!existsSync(join(root, 'dist/main/cli.js')) || !existsSync(join(root, 'dist/renderer/index.html'))) {
     return 'the app is not built: run `npm run build` first (`npm test` does)';
   }
-  if (!existsSync(join(root, 'dist/main/app/main.js')) || !existsSync(join(root, 'dist/preload/index.cjs'))) {
+  if (!existsSync(join(root, 'dist/main/app/main.js')) || !existsSync(join(root, 'dist/main/app/host-process.js')) || !existsSync(join(root, 'dist/preload/index.cjs'))) {
     // `npm run dist` runs build:app; `npm test` does not, so do it here.
     const built = spawnSync('npm', ['run', 'build:app'], { cwd: root, stdio: 'inherit' });
     if (built.status !== 0) return `npm run build:app failed (${built.status})`;

@@ -52,11 +52,13 @@ before(() => {
   chmodSync(work, 0o755);
   install = join(work, 'Bootbench');
   mkdirSync(join(install, 'resources/app.asar/dist/main/web'), { recursive: true });
+  mkdirSync(join(install, 'resources/app.asar/dist/main/app'), { recursive: true });
   const compiled = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', join(install, 'bootbench-host'), join(root, 'build/linux/bootbench-host.c')], { encoding: 'utf8' });
   assert.equal(compiled.status, 0, compiled.stderr);
   symlinkSync(realpathSync(process.execPath), join(install, 'bootbench'));
   writeFileSync(join(install, 'resources/app.asar/dist/main/cli.js'), REPORT_SCRIPT);
   writeFileSync(join(install, 'resources/app.asar/dist/main/web/run.js'), REPORT_SCRIPT);
+  writeFileSync(join(install, 'resources/app.asar/dist/main/app/host-process.js'), REPORT_SCRIPT);
 });
 
 after(() => {
@@ -96,9 +98,21 @@ test('runs only the installation\'s own script, picked by the first word, with a
   assert.equal(serve.report.env.LC_ALL, 'C.UTF-8');
   assert.equal(serve.report.noNewPrivs, '1');
 
+  // The started host learns it came through the launcher (for its fix texts); a caller cannot say so.
+  assert.equal(serve.report.env.BOOTBENCH_LAUNCHER, join(install, 'bootbench-host'));
+  assert.equal(serve.report.env.BOOTBENCH_APPIMAGE, undefined);
+  const forged = runLauncher(['serve'], { env: { BOOTBENCH_LAUNCHER: '/tmp/evil', BOOTBENCH_APPIMAGE: '/tmp/x' } });
+  assert.equal(forged.report?.env.BOOTBENCH_LAUNCHER, join(install, 'bootbench-host'));
+  assert.equal(forged.report?.env.BOOTBENCH_APPIMAGE, undefined);
+
   const web = runLauncher(['web', '--ui-port', '0']);
   assert.equal(web.report?.script, join(install, 'resources/app.asar/dist/main/web/run.js'));
   assert.deepEqual(web.report?.argv, ['--ui-port', '0']);
+
+  // The desktop app's service host (main/app/host-process.ts), spoken to over stdio.
+  const appHost = runLauncher(['app-host', '--data', '/home/tech/.config/Bootbench/data']);
+  assert.equal(appHost.report?.script, join(install, 'resources/app.asar/dist/main/app/host-process.js'));
+  assert.deepEqual(appHost.report?.argv, ['--data', '/home/tech/.config/Bootbench/data']);
 });
 
 const rootMissing = compilerMissing ?? (process.geteuid?.() !== 0 ? 'needs root (setcap, and running as another user)' : undefined);
@@ -150,6 +164,7 @@ test('from an AppImage (no capabilities possible) it prints the one command that
   assert.doesNotMatch(result.stderr, /setcap/);
   const report = JSON.parse(result.stdout) as Report;
   assert.equal(report.env.APPIMAGE, undefined, 'APPIMAGE is not passed on');
+  assert.equal(report.env.BOOTBENCH_APPIMAGE, '/home/tech/Bootbench.AppImage', 'only as the flag the fix texts read');
 });
 
 test('refuses to pass capabilities on when its folder is not root\'s', { skip: privilegedSkip ?? false }, () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { API_CALL_NAMES, DIALOG_CHANNELS } from '../../preload/api.js';
 
-const ELECTRON_EXPORTS = ['app', 'BrowserWindow', 'Menu', 'dialog', 'ipcMain', 'protocol', 'session'];
+const ELECTRON_EXPORTS = ['app', 'BrowserWindow', 'Menu', 'clipboard', 'dialog', 'ipcMain', 'protocol', 'session', 'shell'];
 const stubModule = `data:text/javascript,${encodeURIComponent(ELECTRON_EXPORTS.map((n) => `export const ${n} = globalThis.__electronStub.${n};`).join('\n'))}`;
 const hooks = `export async function resolve(specifier, context, next) {
   if (specifier === 'electron') return { url: ${JSON.stringify(stubModule)}, shortCircuit: true };
@@ -27,6 +27,8 @@ const calls = {
   windows: [] as any[],
   menus: [] as any[],
   sent: [] as [string, unknown][],
+  opened: [] as string[],
+  permissionHandlers: [] as Handler[],
 };
 const dataDir = mkdtempSync(join(tmpdir(), 'bb-app-shell-'));
 
@@ -60,6 +62,8 @@ class FakeWindow {
     quit: () => {},
   },
   BrowserWindow: FakeWindow,
+  clipboard: { writeText: () => {} },
+  shell: { openExternal: async (url: string) => calls.opened.push(url) },
   Menu: { buildFromTemplate: (t: unknown) => t, setApplicationMenu: (m: unknown) => calls.menus.push(m) },
   dialog: { showErrorBox: () => {}, showMessageBox: async () => ({}), showOpenDialog: async () => ({ canceled: true, filePaths: [] }), showSaveDialog: async () => ({ canceled: true }) },
   ipcMain: { handle: (channel: string, fn: Handler) => calls.ipc.set(channel, fn) },
@@ -67,7 +71,7 @@ class FakeWindow {
     registerSchemesAsPrivileged: (schemes: unknown) => calls.privileged.push(schemes),
     handle: (scheme: string, fn: Handler) => calls.protocolHandlers.set(scheme, fn),
   },
-  session: { defaultSession: { setPermissionRequestHandler: () => {}, setPermissionCheckHandler: () => {} } },
+  session: { defaultSession: { setPermissionRequestHandler: (fn: Handler) => calls.permissionHandlers.push(fn), setPermissionCheckHandler: (fn: Handler) => calls.permissionHandlers.push(fn) } },
 };
 
 before(async () => {
@@ -143,7 +147,26 @@ test('navigation and new windows are refused for every webContents', () => {
     listeners.get(event)!({ preventDefault: () => (prevented = true) });
     assert.equal(prevented, true, event);
   }
-  assert.deepEqual(openHandler!({ url: 'https://example.com' }), { action: 'deny' });
+  assert.deepEqual(openHandler!({ url: 'https://example.com/docs' }), { action: 'deny' });
+  assert.deepEqual(openHandler!({ url: 'file:///etc/passwd' }), { action: 'deny' });
+  assert.deepEqual(calls.opened, ['https://example.com/docs'], 'only the https link went to the browser');
+});
+
+test('every permission request and check is refused', () => {
+  assert.equal(calls.permissionHandlers.length, 2);
+  const [request, check] = calls.permissionHandlers;
+  let granted: boolean | undefined;
+  request!({}, 'media', (allow: boolean) => (granted = allow));
+  assert.equal(granted, false);
+  assert.equal(check!({}, 'notifications'), false);
+});
+
+test('on Linux the service host is a child process: the main process runs no services', { skip: process.platform !== 'linux' && 'the host runs in-process off Linux' }, async () => {
+  const { execFileSync } = await import('node:child_process');
+  const children = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'args='], { encoding: 'utf8' });
+  assert.match(children, /host-process\.ts --data /, children);
+  const info = await calls.ipc.get('app:info')!(trusted(), undefined);
+  assert.equal(info.result.shell, 'electron');
 });
 
 test('the menu has Start and Stop; service state is pushed to the window and updates the menu', async () => {
