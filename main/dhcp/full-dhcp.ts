@@ -9,7 +9,7 @@
 import { DhcpMessageType, isPxeVendorClass, messageTypeName } from './options.js';
 import { BOOTREQUEST, clientMac, type DhcpPacket } from './packet.js';
 import { addBootFields, echoClientUuid, ignore, replyDestination, replyFrame, type ReplyPlan } from './reply.js';
-import type { LeasePool } from './lease-pool.js';
+import { IN_USE_KEY_PREFIX, type LeasePool } from './lease-pool.js';
 import { chooseBootFile, describeBootClient, type BootDecision, type BootPolicyConfig } from '../pxe/boot-policy.js';
 
 export interface FullDhcpContext {
@@ -60,7 +60,10 @@ export function decideFullDhcpReply(request: DhcpPacket, ctx: FullDhcpContext): 
       const bound = leases.commit(key, mac, wanted, now, leases.leaseSeconds, o.hostName);
       if (!bound) {
         const holder = leases.holderOf(wanted, now);
-        return nak(request, ctx, holder ? `${wanted} is leased to ${holder.mac}` : `${wanted} is outside the pool ${leases.config.first}-${leases.config.last}`);
+        const why = !holder ? `${wanted} is outside the pool ${leases.config.first}-${leases.config.last}`
+          : holder.key.startsWith(IN_USE_KEY_PREFIX) ? `${wanted} is in use by another host${holder.mac ? ` (${holder.mac})` : ''}`
+            : `${wanted} is leased to ${holder.mac}`;
+        return nak(request, ctx, why);
       }
       return addressReply(request, ctx, DhcpMessageType.ACK, wanted);
     }

@@ -27,12 +27,22 @@ export interface Lease {
   /** ms since the epoch; null = never (BOOTP). */
   expires: number | null;
   hostName?: string;
+  /** An 'offered' reservation whose address nobody answered for (ARP probe before the OFFER). */
+  checked?: boolean;
 }
 
 /** How long an OFFER keeps its address for the client (RFC 2131 §4.3.1 leaves it to us). */
 export const OFFER_HOLD_MS = 60_000;
 /** How long an address a client DECLINEd (someone else uses it) stays out of the pool. */
 export const DECLINE_HOLD_MS = 10 * 60_000;
+/**
+ * How long an address that answered our own check stays out of the pool. Shorter than a
+ * DECLINE: the host that answered may be a bench PC booted once with a static address,
+ * and after this the address is checked again before anyone gets it.
+ */
+export const IN_USE_HOLD_MS = 5 * 60_000;
+/** Key of the pool entry that keeps an address answered for by another host out of the pool. */
+export const IN_USE_KEY_PREFIX = 'in-use:';
 
 const FILE_VERSION = 1;
 
@@ -120,7 +130,8 @@ export class LeasePool {
     if (!ip) return undefined;
     const existing = this.holderOf(ip, now);
     if (existing?.key === key && existing.state === 'bound') return ip; // keep the running lease as it is
-    this.set({ key, mac, ip, state: 'offered', expires: now + OFFER_HOLD_MS });
+    const checked = existing?.key === key && existing.state === 'offered' && existing.checked === true;
+    this.set({ key, mac, ip, state: 'offered', expires: now + OFFER_HOLD_MS, ...(checked ? { checked } : {}) });
     return ip;
   }
 
@@ -156,6 +167,43 @@ export class LeasePool {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Whether `ip` must be checked before it is offered to this client: not when the client
+   * holds it already (a running lease, or an offer that was checked), as dnsmasq does not
+   * ping an address the asking client has a lease on.
+   */
+  needsCheck(key: string, ip: string, now: number): boolean {
+    const holder = this.holderOf(ip, now);
+    return !(holder && holder.key === key && (holder.state === 'bound' || holder.checked === true));
+  }
+
+  /** Nobody answered for the client's reserved address: offering it needs no new check. */
+  markChecked(key: string, ip: string, now: number): boolean {
+    const holder = this.holderOf(ip, now);
+    if (!holder || holder.key !== key || holder.state !== 'offered') return false;
+    holder.checked = true;
+    return true;
+  }
+
+  /** Reserves `ip` for the client as a checked offer (a REQUEST whose address was just checked). */
+  reserveChecked(key: string, mac: string, ip: string, now: number): boolean {
+    if (!this.isFreeFor(ip, key, now)) return false;
+    const holder = this.holderOf(ip, now);
+    if (holder?.state === 'bound') return true;
+    this.set({ key, mac, ip, state: 'offered', expires: now + OFFER_HOLD_MS, checked: true });
+    return true;
+  }
+
+  /**
+   * Another host answered for `ip` (ARP): keep it out of the pool for IN_USE_HOLD_MS, under
+   * that host's MAC, and withdraw any reservation a client had on it.
+   */
+  markInUse(ip: string, now: number, heldBy?: string): boolean {
+    if (!this.inPool(ip)) return false;
+    this.set({ key: `${IN_USE_KEY_PREFIX}${heldBy ?? 'unknown'}`, mac: heldBy ?? '', ip, state: 'declined', expires: now + IN_USE_HOLD_MS });
+    return true;
   }
 
   /** RFC 2131 §4.3.3: the address is in use by someone else; keep it out of the pool a while. */

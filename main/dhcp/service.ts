@@ -15,8 +15,11 @@ import { clientDetails, type PlannedReply, type ReplyPlan } from './reply.js';
 import { decideBootServerReply } from '../pxe/boot-server.js';
 import type { BootPolicyConfig } from '../pxe/boot-policy.js';
 import { LeasePool, type PoolConfig } from './lease-pool.js';
-import { decideFullDhcpReply } from './full-dhcp.js';
+import { clientKey, decideFullDhcpReply } from './full-dhcp.js';
 import { probeForDhcpServers } from './probe.js';
+import { checkRequestedAddress, reserveCheckedAddress, type AddressConflict, type AddressInUseProber } from './address-check.js';
+import { ArpProber, DEFAULT_ARP_PROBE_MS } from '../net/arp-probe.js';
+import { listInterfaces } from '../net/interfaces.js';
 
 export type { BootClass, BootPolicyConfig, MachineBootAssignment, BootMenuEntry } from '../pxe/boot-policy.js';
 
@@ -42,6 +45,15 @@ export interface DhcpServiceOptions {
    * first OFFER by about 3 s (seen in test/integration/dhcp-netns.test.ts), so 3 s misses them.
    */
   probeMs?: number;
+  /**
+   * Full DHCP mode: check that nobody answers for an address before offering it to a
+   * client for the first time (default true; `--no-address-check` turns it off).
+   */
+  addressCheck?: boolean;
+  /** How long the check waits for an answer (default 300 ms). */
+  addressCheckMs?: number;
+  /** The check; default: ARP probes on `interfaceName` (Linux, needs CAP_NET_RAW). Tests inject a fake. */
+  addressProber?: AddressInUseProber;
   publish: Publish;
   logger: Logger;
   clock?: Clock;
@@ -63,6 +75,9 @@ export class DhcpService {
   private readonly clock: Clock;
   private readonly lastErrorReport = new Map<string, number>();
   private boundPorts = { server: 0, pxe: 0 };
+  private prober?: AddressInUseProber;
+  /** Clients whose DISCOVER waits for an address check: the newest request is answered. */
+  private readonly pendingChecks = new Map<string, { request: DhcpPacket }>();
 
   constructor(private readonly options: DhcpServiceOptions) {
     this.clock = options.clock ?? systemClock;
@@ -89,6 +104,7 @@ export class DhcpService {
       this.leases = new LeasePool(o.pool, o.serverAddress, this.clock, o.leaseFile, o.logger);
       await this.leases.load();
       await this.probe();
+      if (o.addressCheck !== false) this.prober = this.openAddressProber();
     }
     try {
       this.serverSocket = await o.socketFactory({ port: o.ports?.server ?? 67, address: '0.0.0.0', interfaceName: o.interfaceName, broadcast: true });
@@ -106,6 +122,9 @@ export class DhcpService {
   async stop(): Promise<void> {
     const sockets = [this.serverSocket, this.pxeSocket].filter((s): s is Socket => !!s);
     this.serverSocket = this.pxeSocket = undefined;
+    this.prober?.close();
+    this.prober = undefined;
+    this.pendingChecks.clear();
     await Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
       try {
         s.close(() => resolve());
@@ -138,6 +157,43 @@ export class DhcpService {
     if (!o.force) throw new Error(message);
     o.logger.warn(`${message} (--force given: starting anyway)`);
     o.publish('host.warning', { message: `${message} (--force given: starting anyway)` });
+  }
+
+  /**
+   * The host's address check: ARP probes on the chosen NIC. Without one (no NIC given, not
+   * Linux, no CAP_NET_RAW) addresses are offered unchecked, with a warning that says why,
+   * as the DHCP-server probe above does when it cannot listen.
+   */
+  private openAddressProber(): AddressInUseProber | undefined {
+    const o = this.options;
+    if (o.addressProber) return o.addressProber;
+    let reason: string;
+    if (!o.interfaceName) {
+      reason = 'it needs the NIC to probe on (--interface)';
+    } else {
+      try {
+        const mac = listInterfaces().find((n) => n.name === o.interfaceName)?.mac ?? '';
+        const prober = new ArpProber({ interfaceName: o.interfaceName, mac, timeoutMs: o.addressCheckMs ?? DEFAULT_ARP_PROBE_MS, clock: this.clock });
+        prober.onError = (error) => this.warnOnce('address-check', `address check on ${o.interfaceName}: ${error}`);
+        o.logger.info(`addresses are checked by ARP on ${o.interfaceName} before they are offered`);
+        return prober;
+      } catch (err) {
+        reason = (err as Error).message;
+      }
+    }
+    const message = `addresses are offered without checking that nobody uses them: ${reason}. Run serve as root (or with CAP_NET_RAW) to check, or pass --no-address-check to say it is not wanted`;
+    o.logger.warn(message);
+    o.publish('host.warning', { message });
+    return undefined;
+  }
+
+  private readonly warned = new Set<string>();
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.options.logger.warn(message);
+    this.options.publish('host.warning', { message });
   }
 
   private attach(socket: Socket, kind: PortKind): void {
@@ -194,10 +250,113 @@ export class DhcpService {
       from: `${rinfo.address}:${rinfo.port}`,
     });
 
+    if (kind === 'server' && o.mode === 'dhcp' && this.prober) this.route(socket, request);
+    else this.answer(socket, kind, request, rinfo);
+  }
+
+  /**
+   * Full DHCP with the address check on: what needs checking before this message can be
+   * answered. 'offer' for a DISCOVER or BOOTP request (the address to offer is chosen and
+   * checked), an address for a REQUEST naming one the client does not hold with us yet.
+   */
+  private addressToCheck(request: DhcpPacket): 'offer' | string | undefined {
+    const o = request.options;
+    const key = clientKey(request);
+    const now = this.clock.now();
+    const leases = this.leases!;
+    if (o.messageType === DhcpMessageType.DISCOVER || o.messageType === undefined) {
+      // The same choice decideFullDhcpReply makes (and the same reservation): a client
+      // already holding its address, or a checked offer, is answered at once.
+      const ip = leases.offer(key, clientMac(request), o.requestedIp, now);
+      return ip && leases.needsCheck(key, ip, now) ? 'offer' : undefined;
+    }
+    if (o.messageType !== DhcpMessageType.REQUEST) return undefined;
+    if (o.serverIdentifier !== undefined && o.serverIdentifier !== this.options.serverAddress) return undefined;
+    const wanted = request.ciaddr !== '0.0.0.0' ? request.ciaddr : o.requestedIp;
+    if (!wanted || !leases.isFreeFor(wanted, key, now) || !leases.needsCheck(key, wanted, now)) return undefined;
+    return wanted;
+  }
+
+  private route(socket: Socket, request: DhcpPacket, extra?: Record<string, unknown>): void {
+    const target = this.addressToCheck(request);
+    if (target === undefined) this.answer(socket, 'server', request, undefined, extra);
+    else this.answerAfterAddressCheck(socket, request, target);
+  }
+
+  /**
+   * A message whose address needs checking is answered when the check is done; the loop
+   * goes on meanwhile, so other clients are not kept waiting. A client that sends again
+   * while its check runs gets one answer, to its newest message (routed again, so a
+   * REQUEST that overtook a DISCOVER is checked for its own address).
+   */
+  private answerAfterAddressCheck(socket: Socket, request: DhcpPacket, target: string): void {
+    const key = clientKey(request);
+    const pending = this.pendingChecks.get(key);
+    if (pending) {
+      pending.request = request;
+      return;
+    }
+    const entry = { request };
+    this.pendingChecks.set(key, entry);
+    const mac = clientMac(request);
+    const started = this.clock.now();
+    const args = { leases: this.leases!, prober: this.prober!, clock: this.clock, key, mac, onConflict: (conflict: AddressConflict) => this.reportConflict(entry.request, conflict) };
+    const check = target === 'offer'
+      ? reserveCheckedAddress({ ...args, requestedIp: request.options.requestedIp })
+      : checkRequestedAddress({ ...args, ip: target });
+    check
+      .then((result) => {
+        if (this.pendingChecks.get(key) !== entry) return; // stopped meanwhile
+        this.pendingChecks.delete(key);
+        this.leases!.persistSoon();
+        const latest = entry.request;
+        if (result.kind === 'probe-failed') {
+          this.warnOnce('address-check', `could not check ${result.ip} before handing it out: ${result.error}; addresses go out unchecked`);
+        } else if (result.kind === 'gave-up') {
+          const taken = result.conflicts.map((c) => c.ip).join(', ');
+          this.options.publish('dhcp.ignored', {
+            mac, xid: latest.xid, msgType: messageTypeName(latest.options.messageType), port: this.boundPorts.server,
+            reason: `${taken} answered for themselves: kept out of the pool; the client's next DISCOVER goes on with the next addresses`,
+          });
+          return;
+        }
+        const extra = result.probes > 0 ? { addressCheckMs: this.clock.now() - started, addressesInUse: result.conflicts.length || undefined } : undefined;
+        // A check that failed must not loop: answer as things are.
+        if (result.kind === 'probe-failed') this.answer(socket, 'server', latest, undefined, extra);
+        else this.route(socket, latest, extra);
+      })
+      .catch((err) => {
+        this.pendingChecks.delete(key);
+        this.options.logger.error(`internal error checking an address for ${mac}: ${(err as Error).stack ?? err}`);
+        this.options.publish('dhcp.error', { mac, xid: request.xid, reason: `internal error checking an address: ${(err as Error).message}` });
+      });
+  }
+
+  private reportConflict(request: DhcpPacket, conflict: AddressConflict): void {
+    const minutes = Math.round((conflict.heldUntil - this.clock.now()) / 60_000);
+    const reason = `${conflict.ip} is in use: it answered ${conflict.method.toUpperCase()}${conflict.by ? ` from ${conflict.by}` : ''}; kept out of the pool for ${minutes} min, the next free address is checked instead`;
+    this.options.logger.warn(`${reason} (was going to ${clientMac(request)})`);
+    this.options.publish('dhcp.conflict', {
+      mac: clientMac(request),
+      xid: request.xid,
+      // `address`, not `ip`: the address belongs to the host that answered, not to this client.
+      address: conflict.ip,
+      heldBy: conflict.by,
+      method: conflict.method,
+      ms: conflict.ms,
+      reason,
+    });
+  }
+
+  private answer(socket: Socket, kind: PortKind, request: DhcpPacket, rinfo: RemoteInfo | undefined, extra?: Record<string, unknown>): void {
+    const o = this.options;
+    const mac = clientMac(request);
+    const msgType = messageTypeName(request.options.messageType);
+    const port = kind === 'server' ? this.boundPorts.server : this.boundPorts.pxe;
     let plan: ReplyPlan;
     // Relays listen on the standard server port; 0 (tests) means "like ours".
     const ports = { server: o.ports?.server || this.boundPorts.server || 67, client: this.clientPort };
-    if (kind === 'pxe') {
+    if (kind === 'pxe' && rinfo) {
       plan = decideBootServerReply(request, { address: rinfo.address, port: rinfo.port }, { serverAddress: o.serverAddress, policy: o.policy });
     } else if (o.mode === 'proxy') {
       plan = decideProxyReply(request, { serverAddress: o.serverAddress, policy: o.policy, ports });
@@ -215,10 +374,10 @@ export class DhcpService {
       o.logger.debug(`ignored ${msgType} from ${mac}: ${plan.reason}`);
       return;
     }
-    this.send(socket, request, plan, kind);
+    this.send(socket, request, plan, kind, extra);
   }
 
-  private send(socket: Socket, request: DhcpPacket, plan: PlannedReply, kind: PortKind): void {
+  private send(socket: Socket, request: DhcpPacket, plan: PlannedReply, kind: PortKind, extra?: Record<string, unknown>): void {
     const o = this.options;
     const mac = clientMac(request);
     let bytes: Buffer;
@@ -258,6 +417,7 @@ export class DhcpService {
       message: reply.options.message,
       to: `${plan.to.address}:${plan.to.port}`,
       warning: eventType === 'proxy.offer' ? proxyChainWarning(reply.options.bootFileName ?? reply.file, o.serverAddress) : undefined,
+      ...extra,
     };
     socket.send(bytes, plan.to.port, plan.to.address, (err) => {
       if (err) {

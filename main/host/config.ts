@@ -30,6 +30,11 @@ export interface ServeConfig {
   dataDir: string;
   /** Full DHCP: start even when another DHCP server answered the probe. */
   force: boolean;
+  /**
+   * Full DHCP: check (ARP on the NIC) that nobody uses an address before offering it.
+   * Undefined = on; false = `--no-address-check`.
+   */
+  addressCheck?: boolean;
   /** Ports; only tests change them. */
   ports: { dhcp: number; pxe: number; tftp: number; dhcpClient: number };
 }

@@ -12,6 +12,7 @@ export type BootEventType =
   | 'dhcp.nak'
   | 'dhcp.release'
   | 'dhcp.decline'
+  | 'dhcp.conflict' // full DHCP: an address answered our check (ARP) before an OFFER; kept out of the pool
   | 'dhcp.ignored' // a packet we saw and chose not to answer, with `reason`
   | 'dhcp.error' // malformed packet or send failure (logged once, loop goes on)
   // TFTP (main/tftp)

@@ -14,6 +14,7 @@ export const SERVE_OPTIONS = {
   router: { type: 'string' },
   dns: { type: 'string' },
   force: { type: 'boolean' },
+  'no-address-check': { type: 'boolean' },
   root: { type: 'string' },
   boot: { type: 'string', multiple: true },
   menu: { type: 'string', multiple: true },
@@ -84,6 +85,10 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
     config.dns = list;
   }
   if (values.force) config.force = true;
+  if (values['no-address-check']) {
+    if (config.mode !== 'dhcp') throw new UsageError('--no-address-check is only used with --mode dhcp: proxy mode never hands out addresses');
+    config.addressCheck = false;
+  }
   if (values.root !== undefined) config.root = resolve(values.root);
   if (values.boot !== undefined) {
     config.boot = {};

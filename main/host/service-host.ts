@@ -226,6 +226,7 @@ export class ServiceHost {
               : undefined,
           leaseFile: join(config.dataDir, 'leases.json'),
           force: config.force,
+          addressCheck: config.addressCheck,
           publish,
           logger: this.logger,
           clock: this.clock,

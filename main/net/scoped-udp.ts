@@ -18,7 +18,7 @@
 // as well as in Node (N-API, no ABI rebuild per Electron version). The alternatives were
 // a node-addon-api addon of our own (a build toolchain for every target and an
 // electron-rebuild step) or a packet-capture library (raw sockets, more privileges and
-// our own IP/UDP framing). Only four calls are needed, all with plain int arguments.
+// our own IP/UDP framing). Only a handful of plain libc calls are needed.
 import dgram from 'node:dgram';
 import os from 'node:os';
 import { createRequire } from 'node:module';
@@ -93,13 +93,16 @@ interface Libc {
   bind(fd: number, address: Buffer, length: number): number;
   close(fd: number): number;
   if_nametoindex(name: string): number;
+  /** For main/net/arp-probe.ts's packet socket. */
+  sendto(fd: number, buffer: Buffer, length: number, flags: number, address: Buffer, addressLength: number): number;
+  recvfrom(fd: number, buffer: Buffer, length: number, flags: number, address: Buffer, addressLength: Buffer): number;
   /** errno of the last call, as a name (EACCES...). */
   lastError(): string;
 }
 
 let libc: Libc | undefined;
 
-function loadLibc(platform: NodeJS.Platform): Libc {
+export function loadLibc(platform: NodeJS.Platform): Libc {
   if (libc) return libc;
   const require = createRequire(import.meta.url);
   let koffi: typeof import('koffi');
@@ -118,12 +121,16 @@ function loadLibc(platform: NodeJS.Platform): Libc {
   const bind = lib.func('int bind(int fd, const void *address, uint32_t length)');
   const close = lib.func('int close(int fd)');
   const ifNameToIndex = lib.func('unsigned int if_nametoindex(const char *name)');
+  const sendto = lib.func('long sendto(int fd, const void *buffer, unsigned long length, int flags, const void *address, uint32_t addressLength)');
+  const recvfrom = lib.func('long recvfrom(int fd, void *buffer, unsigned long length, int flags, void *address, void *addressLength)');
   libc = {
     socket: (d, t, p) => socket(d, t, p),
     setsockopt: (fd, level, name, value, length) => setsockopt(fd, level, name, value, length),
     bind: (fd, address, length) => bind(fd, address, length),
     close: (fd) => close(fd),
     if_nametoindex: (name) => ifNameToIndex(name),
+    sendto: (fd, buffer, length, flags, address, addressLength) => Number(sendto(fd, buffer, length, flags, address, addressLength)),
+    recvfrom: (fd, buffer, length, flags, address, addressLength) => Number(recvfrom(fd, buffer, length, flags, address, addressLength)),
     lastError: () => {
       const value = koffi.errno();
       return errnoNames.get(value) ?? `errno ${value}`;

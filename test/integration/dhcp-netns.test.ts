@@ -42,6 +42,20 @@ function startService(lab: Lab, ns: string, options: object) {
   return { child, ...out, started };
 }
 
+/** Full DHCP on eth0 with the host's interface-scoped sockets, pool 192.0.2.100-110. */
+function fullDhcpOptions(leaseFile: string, extra: object) {
+  return {
+    scoped: true,
+    mode: 'dhcp',
+    serverAddress: SERVER,
+    interfaceName: 'eth0',
+    policy: { serverAddress: SERVER, httpBaseUrl: `http://${SERVER}:8080`, boot },
+    pool: { first: '192.0.2.100', last: '192.0.2.110', subnetMask: '255.255.255.0' },
+    leaseFile,
+    ...extra,
+  };
+}
+
 function runClient(lab: Lab, ns: string, exchanges: Exchange[]): Map<string, Line[]> {
   const input = JSON.stringify(exchanges.map((e) => ({
     name: e.name, hex: e.bytes.toString('hex'), to: e.to ?? '255.255.255.255', port: e.port ?? 67, fromPort: e.fromPort ?? 68, waitMs: e.waitMs ?? 400,
@@ -184,7 +198,8 @@ if (!skip) describe('full DHCP mode in a namespace', () => {
   test('DISCOVER, OFFER, REQUEST, ACK, then a unicast renewal', () => {
     const mac = '52:54:00:00:40:01';
     const first = runClient(lab, cli, [
-      { name: 'discover', bytes: firmwareDiscover('edk2-x64', mac, 0x4001) },
+      // The first OFFER waits for the address check (ARP, 300 ms).
+      { name: 'discover', bytes: firmwareDiscover('edk2-x64', mac, 0x4001), waitMs: 1200 },
       { name: 'request', bytes: rawDhcp({ xid: 0x4001, mac, flags: 0x8000, options: firmwareOptions('edk2-x64', mac, { messageType: 3, extra: [[54, [192, 0, 2, 1]], [50, [192, 0, 2, 100]]] }) }) },
     ]);
     const offer = only(first, 'discover');
@@ -211,7 +226,7 @@ if (!skip) describe('full DHCP mode in a namespace', () => {
   test('a second client gets the next address; a request for a taken one gets a NAK', () => {
     const mac = '52:54:00:00:40:02';
     const replies = runClient(lab, cli, [
-      { name: 'discover', bytes: firmwareDiscover('intel-bios', mac, 0x4101) },
+      { name: 'discover', bytes: firmwareDiscover('intel-bios', mac, 0x4101), waitMs: 1200 },
       { name: 'steal', bytes: rawDhcp({ xid: 0x4102, mac, options: [[53, [3]], [50, [192, 0, 2, 100]]] }) },
     ]);
     const offer = only(replies, 'discover');
@@ -228,17 +243,8 @@ if (!skip && !dnsmasqMissing) describe('full DHCP mode refuses to start beside a
   let srv = '';
   let other = '';
   const dir = mkdtempSync(join(tmpdir(), 'bb-probe-'));
-  const options = () => ({
-    scoped: true,
-    mode: 'dhcp',
-    serverAddress: SERVER,
-    interfaceName: 'eth0',
-    policy: { serverAddress: SERVER, httpBaseUrl: `http://${SERVER}:8080`, boot },
-    pool: { first: '192.0.2.100', last: '192.0.2.110', subnetMask: '255.255.255.0' },
-    leaseFile: join(dir, 'leases.json'),
-    // dnsmasq pings the address before it offers it: its OFFER comes about 3 s late.
-    probeMs: 4000,
-  });
+  // dnsmasq pings the address before it offers it: its OFFER comes about 3 s late.
+  const options = () => fullDhcpOptions(join(dir, 'leases.json'), { probeMs: 4000 });
 
   before(async () => {
     srv = lab.namespace('s');
@@ -271,5 +277,92 @@ if (!skip && !dnsmasqMissing) describe('full DHCP mode refuses to start beside a
     const state = await service.started;
     assert.equal(state.event, 'ready', JSON.stringify(state));
     assert.ok(service.lines.some((l) => l.event === 'bus' && l.type === 'host.warning' && /192\.0\.2\.3/.test(l.message)));
+  });
+});
+
+if (!skip) describe('full DHCP mode checks an address before offering it (ARP)', () => {
+  // A switch (bridge) joins the Bootbench namespace, a client, and a host that already
+  // holds the first pool address by hand.
+  const lab = new Lab('bbarp');
+  let srv = '';
+  let cli = '';
+  let holder = '';
+  let holderMac = '';
+  const dir = mkdtempSync(join(tmpdir(), 'bb-arp-'));
+  const serve = (name: string, extra: object) => startService(lab, srv, fullDhcpOptions(join(dir, `${name}.json`), { probeMs: 200, ...extra }));
+  const stop = async (service: ReturnType<typeof startService>) => {
+    service.child.kill('SIGTERM');
+    await waitFor(() => service.child.exitCode !== null || service.child.signalCode !== null, 5000, 'DHCP runner exit');
+  };
+
+  before(() => {
+    const sw = lab.namespace('w');
+    srv = lab.namespace('s');
+    cli = lab.namespace('c');
+    holder = lab.namespace('h');
+    lab.exec(sw, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    lab.exec(sw, 'ip', ['link', 'set', 'br0', 'up']);
+    lab.veth(srv, 'eth0', `${SERVER}/24`, sw, 'p-srv', null);
+    lab.veth(cli, 'eth0', null, sw, 'p-cli', null);
+    lab.veth(holder, 'eth0', '192.0.2.100/24', sw, 'p-hold', null);
+    for (const port of ['p-srv', 'p-cli', 'p-hold']) lab.exec(sw, 'ip', ['link', 'set', port, 'master', 'br0']);
+    broadcastRoute(lab, cli);
+    holderMac = JSON.parse(lab.exec(holder, 'ip', ['-j', 'link', 'show', 'dev', 'eth0']))[0].address;
+  });
+  after(async () => {
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the first pool address answers ARP: a different address is offered and dhcp.conflict published', async (t) => {
+    const service = serve('on', {});
+    const state = await service.started;
+    assert.equal(state.event, 'ready', JSON.stringify(state));
+    try {
+      const mac = '52:54:00:00:60:01';
+      const replies = runClient(lab, cli, [
+        { name: 'discover', bytes: firmwareDiscover('edk2-x64', mac, 0x6001), waitMs: 1500 },
+        // The same client asks again: its checked offer comes at once.
+        { name: 'again', bytes: firmwareDiscover('edk2-x64', mac, 0x6002), waitMs: 400 },
+        // Another asks for the address the other host holds (INIT-REBOOT): refused.
+        { name: 'taken', bytes: rawDhcp({ xid: 0x6003, mac: '52:54:00:00:60:03', options: [[53, [3]], [50, [192, 0, 2, 100]]] }), waitMs: 1200 },
+      ]);
+      const offer = only(replies, 'discover');
+      assert.equal(offer.messageType, 2);
+      assert.equal(offer.yiaddr, '192.0.2.101');
+      assert.equal(only(replies, 'again').yiaddr, '192.0.2.101');
+      const nak = only(replies, 'taken');
+      assert.equal(nak.messageType, 6);
+      assert.match(nak.message, new RegExp(`192\\.0\\.2\\.100 is in use by another host \\(${holderMac}\\)`));
+      await waitFor(() => service.lines.some((l) => l.type === 'dhcp.offer' && l.xid === 0x6002), 5000, 'second dhcp.offer');
+      const bus = service.lines.filter((l) => l.event === 'bus');
+      const conflict = bus.find((l) => l.type === 'dhcp.conflict');
+      assert.ok(conflict, JSON.stringify(bus.map((l) => l.type)));
+      assert.equal(conflict.address, '192.0.2.100');
+      assert.equal(conflict.heldBy, holderMac);
+      assert.equal(conflict.method, 'arp');
+      assert.equal(conflict.mac, mac);
+      const first = bus.find((l) => l.type === 'dhcp.offer' && l.xid === 0x6001);
+      const second = bus.find((l) => l.type === 'dhcp.offer' && l.xid === 0x6002);
+      assert.equal(first.addressesInUse, 1);
+      assert.equal(second.addressCheckMs, undefined, 'a checked offer is not checked again');
+      t.diagnostic(`OFFER after the check: ${first.addressCheckMs} ms (${conflict.ms} ms to hear ${holderMac} answer for .100, then ${first.addressCheckMs - conflict.ms} ms of silence for .101)`);
+      assert.ok(first.addressCheckMs >= 250 && first.addressCheckMs < 1500, `check took ${first.addressCheckMs} ms`);
+    } finally {
+      await stop(service);
+    }
+  });
+
+  test('with the check off (--no-address-check) the first address is offered', async () => {
+    const service = serve('off', { addressCheck: false });
+    const state = await service.started;
+    assert.equal(state.event, 'ready', JSON.stringify(state));
+    try {
+      const replies = runClient(lab, cli, [{ name: 'discover', bytes: firmwareDiscover('intel-bios', '52:54:00:00:61:01', 0x6101), waitMs: 600 }]);
+      assert.equal(only(replies, 'discover').yiaddr, '192.0.2.100');
+      assert.ok(!service.lines.some((l) => l.type === 'dhcp.conflict'));
+    } finally {
+      await stop(service);
+    }
   });
 });

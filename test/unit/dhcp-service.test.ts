@@ -11,17 +11,8 @@ import { DhcpService } from '../../main/dhcp/service.js';
 import { decodeDhcpPacket, type DhcpPacket } from '../../main/dhcp/packet.js';
 import { EventBus, type BootEvent } from '../../main/host/events.js';
 import { MemoryLogger } from '../../main/host/logger.js';
-import type { UdpSocketFactory } from '../../main/net/udp-socket-factory.js';
+import { loopbackFactory } from './dhcp-loopback.js';
 import { firmwareBootRequest, firmwareOptions, rawDhcp } from '../helpers/dhcp-clients.js';
-
-const loopbackFactory: UdpSocketFactory = ({ port }) => new Promise((resolve, reject) => {
-  const s = dgram.createSocket('udp4');
-  s.once('error', reject);
-  s.bind(port, '127.0.0.1', () => {
-    s.removeListener('error', reject);
-    resolve(s);
-  });
-});
 
 class TestClient {
   readonly socket = dgram.createSocket('udp4');
