@@ -1,7 +1,6 @@
 // Security decisions of the Electron shell as plain functions (no `electron` import), so
-// they are unit-tested under Node. Electron's security checklist: sandbox and context
-// isolation on, no Node in the renderer, a CSP, no navigation or new windows, and every IPC
-// message checked for its sender (item 17).
+// they are unit-tested under Node. docs/security.md goes through Electron's security
+// checklist item by item and names the test of each.
 import { normalize, relative, resolve, sep, isAbsolute } from 'node:path';
 
 /** The renderer is served from this origin only (a standard, secure custom scheme). */

@@ -1,7 +1,7 @@
 // The Electron shell's security decisions (main/app/security.ts has no electron import).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isAppUrl, rendererFileFor, senderAllowed, APP_CONTENT_SECURITY_POLICY } from '../../main/app/security.js';
+import { isAppUrl, rendererFileFor, senderAllowed, permissionAllowed, externalUrlAllowed, APP_CONTENT_SECURITY_POLICY } from '../../main/app/security.js';
 
 test('only app://bootbench is our renderer', () => {
   assert.equal(isAppUrl('app://bootbench/index.html'), true);
@@ -35,4 +35,27 @@ test('the app CSP allows only our own scripts and no network', () => {
   assert.match(APP_CONTENT_SECURITY_POLICY, /script-src 'self';/);
   assert.match(APP_CONTENT_SECURITY_POLICY, /connect-src 'none'/);
   assert.doesNotMatch(APP_CONTENT_SECURITY_POLICY, /unsafe/);
+});
+
+test('every session permission is refused, whatever its name', () => {
+  for (const permission of ['media', 'geolocation', 'notifications', 'clipboard-read', 'hid', 'serial', 'usb', 'openExternal', 'fileSystem', 'some-future-permission']) {
+    assert.equal(permissionAllowed(permission), false, permission);
+  }
+});
+
+test('only plain https links may go to the browser (shell.openExternal)', () => {
+  assert.equal(externalUrlAllowed('https://github.com/bootbench/bootbench#readme'), true);
+  for (const url of [
+    'http://example.com/',
+    'file:///etc/passwd',
+    'smb://server/share',
+    'ms-msdt:/id PCWDiagnostic',
+    'javascript:alert(1)',
+    'app://bootbench/index.html',
+    'https://user:pw@example.com/',
+    'not a url',
+    '',
+  ]) {
+    assert.equal(externalUrlAllowed(url), false, url);
+  }
 });

@@ -102,6 +102,11 @@ test('the window is sandboxed, isolated, without Node, loading app://bootbench',
   assert.equal(prefs.sandbox, true);
   assert.equal(prefs.nodeIntegration, false);
   assert.equal(prefs.webviewTag, false);
+  assert.equal(prefs.nodeIntegrationInWorker, false);
+  assert.equal(prefs.webSecurity, true);
+  assert.equal(prefs.allowRunningInsecureContent, false);
+  assert.equal(prefs.experimentalFeatures, undefined);
+  assert.equal(prefs.enableBlinkFeatures, undefined);
   assert.match(prefs.preload, /preload[\\/]index\.cjs$/);
   assert.equal(calls.windows[0].loaded, 'app://bootbench/index.html');
   assert.deepEqual((calls.privileged[0] as any[])[0].scheme, 'app');
