@@ -17,8 +17,9 @@ type Koffi = typeof import('koffi');
 
 interface Libc {
   koffi: Koffi;
-  sendmmsg: (fd: number, msgvec: Buffer, vlen: number, flags: number) => number;
-  sendmsg: (fd: number, msg: Buffer, flags: number) => number;
+  /** memory by address: koffi converts a number instead of looking up a Buffer per call */
+  sendmmsg: (fd: number, msgvec: number, vlen: number, flags: number) => number;
+  sendmsg: (fd: number, msg: number, flags: number) => number;
 }
 
 let libc: Libc | null | undefined;
@@ -36,8 +37,8 @@ function loadLibc(): Libc | null {
     } catch {
       lib = koffi.load(null as unknown as string);
     }
-    const sendmmsg = lib.func('int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)') as Libc['sendmmsg'];
-    const sendmsg = lib.func('long sendmsg(int fd, const void *msg, int flags)') as Libc['sendmsg'];
+    const sendmmsg = lib.func('int sendmmsg(int fd, intptr_t msgvec, unsigned int vlen, int flags)') as Libc['sendmmsg'];
+    const sendmsg = lib.func('long sendmsg(int fd, intptr_t msg, int flags)') as Libc['sendmsg'];
     libc = { koffi, sendmmsg, sendmsg };
   } catch {
     libc = null;
@@ -67,10 +68,17 @@ export interface BatchSender {
   readonly segmentedSends?: number;
 }
 
-/** Writes a pointer-sized value (addresses fit in 53 bits on LP64 Linux user space). */
-function writePointer(buf: Buffer, offset: number, value: number): void {
-  buf.writeUInt32LE(value % 0x1_0000_0000, offset);
-  buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), offset + 4);
+/**
+ * Writes a pointer-sized value (addresses fit in 53 bits on LP64 Linux user space). A
+ * DataView, not Buffer.writeUInt32LE: this runs four times per datagram.
+ */
+function writePointer(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, value >>> 0, true);
+  view.setUint32(offset + 4, (value / 0x1_0000_0000) >>> 0, true);
+}
+
+function dataViewOf(buffer: Buffer): DataView {
+  return new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
 /**
@@ -119,7 +127,9 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
 
   const { koffi, sendmmsg, sendmsg } = lib;
   // One block of memory per sender: the address, 2 iovecs and 1 mmsghdr per datagram.
-  const memory = Buffer.alloc(SOCKADDR_SIZE + capacity * (2 * IOVEC_SIZE + MMSGHDR_SIZE));
+  // At least 65 bytes: V8 keeps smaller typed arrays on its heap, where they move.
+  const memory = Buffer.alloc(Math.max(65, SOCKADDR_SIZE + capacity * (2 * IOVEC_SIZE + MMSGHDR_SIZE)));
+  const view = dataViewOf(memory);
   const base = Number(koffi.address(memory));
   const iovOffset = SOCKADDR_SIZE;
   const msgOffset = SOCKADDR_SIZE + capacity * 2 * IOVEC_SIZE;
@@ -128,11 +138,11 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
   for (let i = 0; i < 4; i++) memory[4 + i] = octets[i];
   for (let i = 0; i < capacity; i++) {
     const m = msgOffset + i * MMSGHDR_SIZE;
-    writePointer(memory, m, base);
+    writePointer(view, m, base);
     memory.writeUInt32LE(SOCKADDR_SIZE, m + 8);
-    writePointer(memory, m + 16, base + iovOffset + i * 2 * IOVEC_SIZE);
+    writePointer(view, m + 16, base + iovOffset + i * 2 * IOVEC_SIZE);
   }
-  const msgvec = memory.subarray(msgOffset);
+  const msgvecAt = base + msgOffset;
   // Keep the views alive until the call (their memory must not be collected mid-batch).
   const headers: Uint8Array[] = new Array(capacity);
   const datas: (Uint8Array | undefined)[] = new Array(capacity);
@@ -146,13 +156,14 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
   //   struct msghdr: +0 name, +8 namelen, +16 iov, +24 iovlen, +32 control, +40 controllen, +48 flags
   //   struct cmsghdr: +0 len (size_t), +8 level int, +12 type int, +16 data
   const segmented = segmenting ? Buffer.alloc(MSGHDR_SIZE + CMSG_U16_SPACE) : EMPTY_BUFFER;
+  const segmentedView = dataViewOf(segmented);
+  const segmentedAt = segmenting ? Number(koffi.address(segmented)) : 0;
   if (segmenting) {
-    const at = Number(koffi.address(segmented));
-    writePointer(segmented, 0, base);
+    writePointer(segmentedView, 0, base);
     segmented.writeUInt32LE(SOCKADDR_SIZE, 8);
-    writePointer(segmented, 32, at + MSGHDR_SIZE);
-    writePointer(segmented, 40, CMSG_U16_SPACE);
-    writePointer(segmented, MSGHDR_SIZE, CMSG_U16_LEN);
+    writePointer(segmentedView, 32, segmentedAt + MSGHDR_SIZE);
+    writePointer(segmentedView, 40, CMSG_U16_SPACE);
+    writePointer(segmentedView, MSGHDR_SIZE, CMSG_U16_LEN);
     segmented.writeInt32LE(SOL_UDP, MSGHDR_SIZE + 8);
     segmented.writeInt32LE(UDP_SEGMENT, MSGHDR_SIZE + 12);
     segmented.writeUInt16LE(segmentSize, MSGHDR_SIZE + 16);
@@ -178,9 +189,9 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
         if (length < segmentSize || dataLength === 0) break; // a short one ends the run
       }
       if (n < 2) break;
-      writePointer(segmented, 16, base + iovOffset + first * 2 * IOVEC_SIZE);
-      writePointer(segmented, 24, iovecs);
-      if (sendmsg(fd, segmented, 0) < 0) {
+      writePointer(segmentedView, 16, base + iovOffset + first * 2 * IOVEC_SIZE);
+      writePointer(segmentedView, 24, iovecs);
+      if (sendmsg(fd, segmentedAt, 0) < 0) {
         const errno = koffi.errno();
         // EIO/EINVAL/ENOPROTOOPT: no UDP GSO here (old kernel, no checksum offload on the
         // route's device); sendmmsg from now on. EAGAIN/ENOBUFS: the caller's path handles it.
@@ -199,7 +210,7 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
     if (!handler.ready || handler.ready()) {
       if (segmenting && count >= 2 && (!segmentation!.enabled || segmentation!.enabled())) sent = sendSegmented();
       if (sent < count) {
-        const result = sendmmsg(fd, sent === 0 ? msgvec : msgvec.subarray(sent * MMSGHDR_SIZE), count - sent, 0);
+        const result = sendmmsg(fd, msgvecAt + sent * MMSGHDR_SIZE, count - sent, 0);
         if (result > 0) sent += result;
       }
     }
@@ -214,14 +225,14 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
   return {
     add(header, data) {
       const iov = iovOffset + count * 2 * IOVEC_SIZE;
-      writePointer(memory, iov, addressOf(koffi, header));
-      writePointer(memory, iov + 8, header.length);
+      writePointer(view, iov, addressOf(koffi, header));
+      writePointer(view, iov + 8, header.length);
       const hasData = data !== undefined && data.length > 0;
       if (hasData) {
-        writePointer(memory, iov + IOVEC_SIZE, addressOf(koffi, data));
-        writePointer(memory, iov + IOVEC_SIZE + 8, data.length);
+        writePointer(view, iov + IOVEC_SIZE, addressOf(koffi, data));
+        writePointer(view, iov + IOVEC_SIZE + 8, data.length);
       }
-      memory.writeUInt32LE(hasData ? 2 : 1, msgOffset + count * MMSGHDR_SIZE + 24);
+      view.setUint32(msgOffset + count * MMSGHDR_SIZE + 24, hasData ? 2 : 1, true);
       headers[count] = header;
       datas[count] = data;
       count++;

@@ -14,12 +14,14 @@ import type { Clock, TimerHandle } from '../host/clock.js';
 import { createDescriptorBatchSender, type BatchSender } from './batch-send.js';
 import { encodeError, TftpErrorCode, TftpOpcode } from './packet.js';
 import { ReadTransfer } from './transfer.js';
-import { EAGAIN, EINTR, encodeSockaddr, loadUdpSyscalls, POLLIN, POLLOUT, type UdpSyscalls } from './udp-descriptor.js';
+import { EAGAIN, EINTR, encodeSockaddr, loadUdpSyscalls, pinnedBuffer, POLLIN, POLLOUT, type UdpSyscalls } from './udp-descriptor.js';
 import type { DataPathCommand, DataPathEvent, WorkerTransferSpec } from './worker-data-path.js';
 
 /** Longest single poll(2): bounds how late a terminate() from the main thread takes effect. */
 const MAX_POLL_MS = 100;
 const RECEIVE_BYTES = 2048;
+/** Most datagrams read from one transfer per poll(2): the others, timers and commands wait no longer. */
+const RECEIVE_BURST = 16;
 /** Largest datagram sent one by one when sendmmsg did not take it: 4 + the largest blksize. */
 const SCRATCH_BYTES = 4 + 65464;
 
@@ -29,17 +31,28 @@ interface LoopTimer {
   cancelled: boolean;
 }
 
-/** Timers run by the poll loop; `now` as systemClock (Date.now) so RTT figures match the dgram path. */
+/**
+ * Timers run by the poll loop; `now` as systemClock (Date.now) so RTT figures match the
+ * dgram path. `now` is read once per datagram received (`refresh`), not on every call: a
+ * lock-step block asked for it five times, and the value cannot move much within one
+ * pass of the loop.
+ */
 class PollLoopClock implements Clock {
   /** about one per transfer: a plain array, scanned without iterator objects */
   private timers: LoopTimer[] = [];
+  private current = Date.now();
 
   now(): number {
-    return Date.now();
+    return this.current;
+  }
+
+  refresh(): number {
+    this.current = Date.now();
+    return this.current;
   }
 
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    const timer: LoopTimer = { at: Date.now() + Math.max(0, ms), fn, cancelled: false };
+    const timer: LoopTimer = { at: this.current + Math.max(0, ms), fn, cancelled: false };
     this.timers.push(timer);
     return { id: timer };
   }
@@ -107,12 +120,15 @@ const sys = loadUdpSyscalls();
 const clock = new PollLoopClock();
 const transfers = new Map<number, LoopTransfer>();
 const toClose: number[] = [];
-const received = Buffer.allocUnsafe(RECEIVE_BYTES);
-const from = Buffer.alloc(16);
-const fromLength = Buffer.alloc(4);
+// recvfrom and poll take these by address (UdpSyscalls.recvfromAt/pollAt): memory that never moves.
+const received = pinnedBuffer(RECEIVE_BYTES);
+const from = pinnedBuffer(16);
+const fromLength = pinnedBuffer(4);
+const [receivedAt, fromAt, fromLengthAt] = sys ? [sys.address(received), sys.address(from), sys.address(fromLength)] : [0, 0, 0];
 const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 const doorbellValue = Buffer.alloc(8);
-let pollSet = Buffer.alloc(8);
+let pollSet = pinnedBuffer(8 * 16);
+let pollSetAt = sys ? sys.address(pollSet) : 0;
 let polled: LoopTransfer[] = [];
 let pollSetStale = true;
 
@@ -214,6 +230,7 @@ function sendSingly(entry: LoopTransfer, header: Uint8Array, data: Uint8Array | 
 }
 
 function handle(command: DataPathCommand, syscalls: UdpSyscalls): void {
+  clock.refresh();
   switch (command.type) {
     case 'start':
       try {
@@ -242,7 +259,10 @@ function takeCommands(syscalls: UdpSyscalls): void {
 function rebuildPollSet(): void {
   polled = [...transfers.values()];
   const count = polled.length + 1;
-  if (pollSet.length < count * 8) pollSet = Buffer.alloc(count * 16);
+  if (pollSet.length < count * 8) {
+    pollSet = pinnedBuffer(count * 16);
+    pollSetAt = sys!.address(pollSet);
+  }
   pollSet.writeInt32LE(doorbellFd, 0);
   pollSet.writeInt16LE(POLLIN, 4);
   for (let i = 0; i < polled.length; i++) {
@@ -252,46 +272,54 @@ function rebuildPollSet(): void {
   pollSetStale = false;
 }
 
-function receive(entry: LoopTransfer, syscalls: UdpSyscalls): void {
+/** Reads one datagram of `entry`'s socket and acts on it; false when there was none. */
+function receive(entry: LoopTransfer, syscalls: UdpSyscalls): boolean {
   fromLength.writeUInt32LE(16, 0);
-  const n = syscalls.recvfrom(entry.fd, received, RECEIVE_BYTES, 0, from, fromLength);
-  if (n < 0) return; // EAGAIN (spurious wake-up) or a queued ICMP error: nothing to read
+  const n = syscalls.recvfromAt(entry.fd, receivedAt, RECEIVE_BYTES, 0, fromAt, fromLengthAt);
+  if (n < 0) return false; // EAGAIN (nothing queued) or a queued ICMP error
+  clock.refresh();
   if (from.readUInt16BE(2) !== entry.clientPort || from.readUInt32BE(4) !== entry.clientAddress) {
     // RFC 1350 §4: a packet from a foreign TID gets ERROR 5; the transfer goes on.
     const reply = encodeError(TftpErrorCode.UnknownTransferId, 'unknown transfer ID');
     syscalls.sendto(entry.fd, reply, reply.length, 0, from, 16);
-    return;
+    return true;
   }
   if (n >= 4 && received[0] === 0) {
     if (received[1] === TftpOpcode.ACK) {
       entry.transfer.handleAck((received[2] << 8) | received[3]);
-      return;
+      return true;
     }
     if (received[1] === TftpOpcode.ERROR) {
       const end = received.indexOf(0, 4);
       entry.transfer.handleError((received[2] << 8) | received[3], received.toString('utf8', 4, end < 0 || end > n ? n : end));
-      return;
+      return true;
     }
   }
   if (!entry.junkLogged) {
     entry.junkLogged = true;
     post({ type: 'junk', id: entry.id, bytes: n });
   }
+  return true;
 }
 
 function runLoop(syscalls: UdpSyscalls): void {
   while (transfers.size > 0) {
     if (pollSetStale) rebuildPollSet();
-    const wait = clock.untilNext(Date.now());
-    const ready = syscalls.poll(pollSet, polled.length + 1, wait === undefined ? MAX_POLL_MS : Math.min(wait, MAX_POLL_MS));
+    const wait = clock.untilNext(clock.now());
+    const ready = syscalls.pollAt(pollSetAt, polled.length + 1, wait === undefined ? MAX_POLL_MS : Math.min(wait, MAX_POLL_MS));
+    clock.refresh();
     if (ready > 0) {
       if (pollSet.readInt16LE(6) !== 0) takeCommands(syscalls);
       for (let i = 0; i < polled.length; i++) {
         const entry = polled[i];
-        if (!entry.ended && pollSet.readInt16LE((i + 1) * 8 + 6) !== 0) receive(entry, syscalls);
+        if (entry.ended || pollSet.readInt16LE((i + 1) * 8 + 6) === 0) continue;
+        // Lock-step: by the time the DATA we just sent returns from sendmmsg, a client on
+        // the same machine or a fast LAN has often ACKed it already. Reading again at once
+        // saves the poll(2) round trip; a miss costs one recvfrom (EAGAIN).
+        for (let burst = 0; burst < RECEIVE_BURST && !entry.ended && receive(entry, syscalls); burst++);
       }
     }
-    clock.runDue(Date.now());
+    clock.runDue(clock.now());
     while (toClose.length > 0) syscalls.close(toClose.pop()!);
   }
 }

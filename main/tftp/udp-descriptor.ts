@@ -36,6 +36,18 @@ export interface UdpSyscalls {
   sendto(fd: number, buffer: Uint8Array, length: number, flags: number, address: Buffer, addressLength: number): number;
   /** `fds`: an array of struct pollfd (8 bytes each). */
   poll(fds: Buffer, count: number, timeoutMs: number): number;
+  /**
+   * The same two calls with memory passed by address (from `address`): koffi then converts
+   * plain numbers instead of looking up each Buffer's memory, which the worker's lock-step
+   * loop does once per block.
+   */
+  recvfromAt(fd: number, buffer: number, length: number, flags: number, address: number, addressLength: number): number;
+  pollAt(fds: number, count: number, timeoutMs: number): number;
+  /**
+   * Where `buffer`'s bytes live, for the *At calls. Off-heap memory only: a Buffer of 64
+   * bytes or less may sit on V8's heap and move; `pinnedBuffer` makes safe ones.
+   */
+  address(buffer: Uint8Array): number;
   eventfd(initial: number, flags: number): number;
   read(fd: number, buffer: Buffer, length: number): number;
   write(fd: number, buffer: Buffer, length: number): number;
@@ -69,6 +81,9 @@ export function loadUdpSyscalls(platform: NodeJS.Platform = process.platform): U
       recvfrom: lib.func('long recvfrom(int fd, void *buffer, unsigned long length, int flags, void *address, void *addressLength)'),
       sendto: lib.func('long sendto(int fd, const void *buffer, unsigned long length, int flags, const void *address, uint32_t addressLength)'),
       poll: lib.func('int poll(void *fds, unsigned long count, int timeout)'),
+      recvfromAt: lib.func('long recvfrom(int fd, intptr_t buffer, unsigned long length, int flags, intptr_t address, intptr_t addressLength)'),
+      pollAt: lib.func('int poll(intptr_t fds, unsigned long count, int timeout)'),
+      address: (buffer: Uint8Array) => Number(koffi.address(buffer)),
       eventfd: lib.func('int eventfd(unsigned int initial, int flags)'),
       read: lib.func('long read(int fd, void *buffer, unsigned long length)'),
       write: lib.func('long write(int fd, const void *buffer, unsigned long length)'),
@@ -78,6 +93,17 @@ export function loadUdpSyscalls(platform: NodeJS.Platform = process.platform): U
     cached = null;
   }
   return cached ?? undefined;
+}
+
+/**
+ * A zeroed Buffer whose memory never moves, for calls that take addresses: V8 may keep a
+ * small typed array's bytes on its heap, where the garbage collector moves them; reading
+ * `.buffer` moves them off the heap for good.
+ */
+export function pinnedBuffer(size: number): Buffer {
+  const buffer = Buffer.alloc(Math.max(size, 128));
+  void buffer.buffer;
+  return buffer.subarray(0, size);
 }
 
 /**
