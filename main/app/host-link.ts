@@ -228,7 +228,7 @@ export interface HostChild {
   readonly signalCode: NodeJS.Signals | null;
   kill(signal?: NodeJS.Signals): boolean;
   once(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
-  once(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 export interface HostExit {
@@ -311,8 +311,9 @@ export class HostProcessClient {
         resolveExit(this.exitInfo);
       };
       child.once('exit', finish);
-      // spawn() failed (ENOENT, EACCES): there will be no exit event.
-      child.once('error', (err) => {
+      // spawn() failed (ENOENT, EACCES): there will be no exit event. `on`, not `once`: a
+      // later error (a failed kill) must not become an uncaught 'error' event.
+      child.on('error', (err) => {
         this.stderrTail += `${err.message}\n`;
         finish(null, null);
       });
