@@ -1,11 +1,13 @@
 // `bootbench doctor`: what would stop `serve` from working, each finding with a plain fix.
 // Issue 9 grows it (other DHCP/PXE servers on the NIC, firewall state).
-import { checkPrivileges, createScopedUdpSocketFactory, findPortOwner, listInterfaces, resolveServeInterface } from '../net/index.js';
+import { checkPrivileges, createScopedUdpSocketFactory, findPortOwner, listInterfaces, resolveServeInterface, type NetInterface } from '../net/index.js';
+import { checkFirewall, type FirewallCheckOptions } from '../net/firewall.js';
 import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
 import { listenForOffers, runTestBoot, type HeardOffer } from './test-boot.js';
 
 export interface Finding {
-  level: 'ok' | 'warn' | 'error';
+  /** 'unknown': doctor could not tell (a tool missing, output it does not know); not an error. */
+  level: 'ok' | 'warn' | 'error' | 'unknown';
   message: string;
   fix?: string;
 }
@@ -23,6 +25,10 @@ export interface DoctorOptions {
   probeServers?: boolean;
   probeMs?: number;
   socketFactory?: UdpSocketFactory;
+  /** Firewall check (default on); tests inject the platform and the command runner. */
+  firewall?: false | Omit<FirewallCheckOptions, 'interfaceName'>;
+  /** NIC lookup; tests inject one. */
+  resolveInterface?: (name: string | undefined) => NetInterface;
 }
 
 export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
@@ -45,8 +51,10 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
     }
   }
 
+  let servedNic: string | undefined = options.interfaceName;
   try {
-    const nic = resolveServeInterface(options.interfaceName);
+    const nic = (options.resolveInterface ?? resolveServeInterface)(options.interfaceName);
+    servedNic = nic.name;
     findings.push({ level: 'ok', message: `interface: ${nic.name} (${nic.ipv4.map((a) => a.address).join(', ')}) would serve` });
     if (!nic.up) findings.push({ level: 'error', message: `${nic.name} has no link`, fix: 'plug in the bench switch cable, or choose another --interface' });
     if (nic.kind === 'wifi') findings.push({ level: 'warn', message: `${nic.name} is Wi-Fi: PXE clients are wired, and many access points drop DHCP broadcasts between clients`, fix: 'use a wired NIC connected to the bench switch' });
@@ -56,6 +64,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
     const names = listInterfaces().filter((n) => n.kind !== 'loopback').map((n) => n.name);
     findings.push({ level: 'error', message: (err as Error).message, fix: names.length ? `pass --interface with one of: ${names.join(', ')}` : 'connect a network interface' });
   }
+  if (options.firewall !== false) findings.push(...(await checkFirewall({ ...options.firewall, interfaceName: servedNic })));
   return findings;
 }
 

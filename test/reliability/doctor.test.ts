@@ -3,16 +3,21 @@
 // Proxy DHCP), and `bootbench doctor --test-boot` plays a BIOS and a UEFI client against
 // the running `bootbench serve` on the same machine: offer, 4011 ACK, TFTP size probe,
 // download. Namespaces: a switch (bridge) joining the Bootbench machine, the office DHCP
-// server and another PXE server; nothing leaves them.
+// server and another PXE server; nothing leaves them. Also: the NIC-kind warnings and the
+// firewall findings (a real nftables rule in the Bootbench namespace; Windows and macOS
+// formats in test/unit/net-firewall.test.ts).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
+import { runDoctor } from '../../main/host/doctor.js';
+import type { NetInterface } from '../../main/net/index.js';
+import type { CommandRunner } from '../../main/net/firewall.js';
 
 const skip = netnsUnavailableReason() ?? missingPrograms('dnsmasq');
 const CLI = join(PROJECT_ROOT, 'main', 'cli.ts');
@@ -112,5 +117,58 @@ describe('doctor: other servers on the NIC, and --test-boot', { skip }, () => {
     assert.match(findings[0].message, /^BIOS offer: no offer/);
     assert.match(findings[0].fix ?? '', /bootbench serve/);
     assert.ok(officeDhcp);
+  });
+
+  test('an nftables rule dropping TFTP on the NIC is named, with the rule that lets it in', (t) => {
+    const noNft = missingPrograms('nft');
+    if (noNft) return t.skip(noNft);
+    lab.exec(host, 'nft', ['-f', '-'], { input: 'table inet bbdoc {\n chain input {\n  type filter hook input priority 0; policy accept;\n  iifname "bench0" udp dport 69 counter drop\n }\n}\n' });
+    try {
+      const findings = doctor();
+      const firewall = findings.filter((f) => f.message.startsWith('firewall:'));
+      console.log(firewall.map((f) => `${f.level} ${f.message}\n  fix: ${f.fix}`).join('\n'));
+      assert.equal(firewall.length, 1, JSON.stringify(firewall));
+      assert.equal(firewall[0].level, 'error');
+      assert.match(firewall[0].message, /nftables drops UDP 69 \(TFTP\) arriving on bench0: rule \d+ in chain input of table inet bbdoc/);
+      assert.match(firewall[0].fix ?? '', /nft insert rule inet bbdoc input iifname "bench0" udp dport \{ 67, 69, 4011 \} accept/);
+    } finally {
+      lab.exec(host, 'nft', ['delete', 'table', 'inet', 'bbdoc']);
+    }
+  });
+});
+
+// runDoctor itself, with the NIC and the firewall tools injected: no namespaces needed.
+describe('doctor: NIC kind warnings and firewall findings (injected)', () => {
+  const nic = (kind: NetInterface['kind']): NetInterface => ({ name: kind === 'wifi' ? 'wlan0' : 'br-lab', mac: '02:00:00:00:00:01', ipv4: [{ address: '192.0.2.1', netmask: '255.255.255.0', prefixLength: 24 }], ipv6: [], up: true, kind, mtu: 1500 });
+  const noNft: CommandRunner = async () => ({ code: null, stdout: '', stderr: '', missing: true });
+
+  test('a Wi-Fi NIC and a virtual NIC are warned about, each with a fix', async () => {
+    for (const [kind, pattern] of [['wifi', /wlan0 is Wi-Fi/], ['virtual', /br-lab is a virtual NIC/]] as const) {
+      const findings = await runDoctor({ probeServers: false, resolveInterface: () => nic(kind), firewall: { platform: 'linux', run: noNft } });
+      const warning = findings.find((f) => pattern.test(f.message));
+      assert.ok(warning, JSON.stringify(findings));
+      assert.equal(warning.level, 'warn');
+      assert.ok(warning.fix && warning.fix.length > 10);
+    }
+    const wired = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: false });
+    assert.ok(!wired.some((f) => /Wi-Fi|virtual NIC/.test(f.message)));
+  });
+
+  test('the firewall is checked for the chosen NIC; a missing tool is "unknown", and doctor goes on', async () => {
+    const asked: string[][] = [];
+    const run: CommandRunner = async (file, args) => {
+      asked.push([file, ...args]);
+      return { code: 0, stdout: readFileSync(join(import.meta.dirname, '..', 'fixtures', 'firewall', 'nft-policy-drop.json'), 'utf8'), stderr: '' };
+    };
+    const findings = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: { platform: 'linux', run } });
+    const firewall = findings.filter((f) => f.message.startsWith('firewall:'));
+    assert.equal(firewall.length, 1);
+    assert.equal(firewall[0].level, 'error');
+    assert.match(firewall[0].fix ?? '', /iifname "br-lab"/);
+    assert.deepEqual(asked, [['nft', '-j', 'list', 'ruleset']]);
+    const unknown = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: { platform: 'darwin', run: noNft, program: '/Applications/Bootbench.app/Contents/MacOS/Bootbench' } });
+    const mac = unknown.find((f) => f.message.startsWith('firewall:'));
+    assert.equal(mac?.level, 'unknown');
+    assert.ok(mac?.fix);
   });
 });
