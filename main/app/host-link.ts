@@ -105,6 +105,14 @@ export interface PrivilegeRemedy {
 }
 
 export interface RemedyTools {
+  /**
+   * The app process itself runs with no_new_privs (NoNewPrivs: 1 in /proc/self/status), set
+   * by whatever started it (a systemd unit with NoNewPrivileges=, a sandboxing launcher;
+   * Electron's own app.relaunch() does it too, electron/electron#41463). The kernel then
+   * ignores file capabilities and setuid on every exec below it: the launcher's grant and
+   * pkexec both stop working, so only starting the app differently helps.
+   */
+  noNewPrivs?: boolean;
   /** Absolute path of pkexec, when installed (polkit). */
   pkexec?: string;
   /** Absolute paths of setcap and sysctl, when installed. */
@@ -125,6 +133,15 @@ export function privilegeRemedy(report: PrivilegeReport, packaging: HostPackagin
   if (report.platform !== 'linux' || report.ok) return undefined;
   const blockedPorts = report.ports.filter((p) => !p.allowed).map((p) => p.port);
   const lines = report.problems.map((p) => p.message).join('\n');
+  if (tools.noNewPrivs && packaging?.kind === 'launcher') {
+    return {
+      message: 'Bootbench was started in a way that blocks its network permissions',
+      detail:
+        `${lines}\n\nWhatever started this window set "no new privileges" on it, so the service host launcher's capabilities ` +
+        '(and any password prompt) cannot take effect. Quit Bootbench and start it from the applications menu or a terminal.',
+      manualCommand: 'bootbench',
+    };
+  }
   if (packaging?.kind === 'launcher') {
     const manualCommand = `sudo setcap cap_net_bind_service,cap_net_raw=p ${packaging.launcher}`;
     return {

@@ -5,7 +5,7 @@
 // capabilities (main/app/host-link.ts); on Windows and macOS it runs in this process.
 import { app, BrowserWindow, Menu, clipboard, dialog, ipcMain, protocol, session, shell, type IpcMainInvokeEvent, type MenuItemConstructorOptions } from 'electron';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { extname, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { API_CALL_NAMES, DIALOG_CHANNELS, type ApiEnvelope, type ApiEventName, type ApiEvents, type ServicesStatus } from '../../preload/api.js';
 import { connectApiEvents } from '../host/api.js';
 import { createAppHost } from './host-process.js';
-import { HostProcessClient, chooseHostLaunch, describeExit, privilegeRemedy, type HostHello, type HostLaunch } from './host-link.js';
+import { HostProcessClient, chooseHostLaunch, describeExit, privilegeRemedy, type HostHello, type HostLaunch, type RemedyTools } from './host-link.js';
 import { APP_CONTENT_SECURITY_POLICY, APP_ORIGIN_URL, APP_SCHEME, externalUrlAllowed, permissionAllowed, rendererFileFor, senderAllowed } from './security.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/main/app
@@ -235,9 +235,16 @@ function spawnHost(launch: Extract<HostLaunch, { kind: 'child' }>): HostProcessC
   });
 }
 
-function remedyTools(): { pkexec?: string; setcap?: string; sysctl?: string } {
+function remedyTools(): RemedyTools {
   const find = (...candidates: string[]) => candidates.find((path) => existsSync(path));
+  let noNewPrivs = false;
+  try {
+    noNewPrivs = /^NoNewPrivs:\s*1\s*$/m.test(readFileSync('/proc/self/status', 'utf8'));
+  } catch {
+    // not Linux, or no /proc: nothing to say
+  }
   return {
+    noNewPrivs,
     pkexec: find('/usr/bin/pkexec', '/bin/pkexec'),
     setcap: find('/usr/sbin/setcap', '/sbin/setcap'),
     sysctl: find('/usr/sbin/sysctl', '/sbin/sysctl'),

@@ -206,3 +206,10 @@ test('the host side ignores lines that are not requests and stops pushing once i
   assert.deepEqual(lines.map((l) => JSON.parse(l)), [{ hello: HELLO }, { id: 3, result: 'app:info' }]);
   assert.equal(unsubscribed, true);
 });
+
+test('an app started with no_new_privs: no pkexec or setcap can help, only starting it differently', () => {
+  const remedy = privilegeRemedy(blocked(), { kind: 'launcher', launcher: '/opt/Bootbench/bootbench-host' }, { ...tools, noNewPrivs: true })!;
+  assert.equal(remedy.consentCommand, undefined);
+  assert.match(remedy.detail, /no new privileges/);
+  assert.match(remedy.detail, /applications menu or a terminal/);
+});
