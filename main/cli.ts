@@ -9,7 +9,7 @@ import { BOOT_CLASSES, ConfigError, defaultServeConfig } from './host/config.js'
 import { SERVE_OPTIONS, UsageError, defaultDataDir, parseFlags, serveConfigFromFlags } from './host/serve-flags.js';
 import { ServiceHost } from './host/service-host.js';
 import type { BootEvent } from './host/events.js';
-import type { Logger } from './host/logger.js';
+import { PerSecondLineBudget, type Logger } from './host/logger.js';
 import { listInterfaces } from './net/index.js';
 import { runDoctor, runTestBootFindings } from './host/doctor.js';
 import { configFromSettings, saveConfigToSettings } from './host/stored-config.js';
@@ -53,7 +53,8 @@ Options:
   --ipxe-script PATH     iPXE script that iPXE clients fetch over HTTP (relative to --root or absolute)
   --http-port N          HTTP port (default 8080)
   --data DIR             database folder (default ~/.bootbench)
-  --log text|json        text lines on stderr (default), or one JSON event per line on stdout
+  --log text|json        text lines on stderr (default), or one JSON event per line on stdout;
+                         DHCP packets beyond 400 a second (a storm) are counted, not logged
   -h, --help             show this help`;
 
 function textLine(event: BootEvent): string {
@@ -109,6 +110,23 @@ function saveSettingsOrWarn(store: Store, host: ServiceHost, logger: Logger): vo
   }
 }
 
+/** A lab powering on logs far fewer; a DISCOVER storm (issue 9: 5,000/s) is summed up per second. */
+const DHCP_LINES_PER_SECOND = 400;
+
+/** One line per DHCP packet and answer; leases, NAKs and errors are rare and always logged. */
+function isPerRequestDhcpEvent(event: BootEvent): boolean {
+  switch (event.type) {
+    case 'dhcp.discover':
+    case 'proxy.offer':
+    case 'pxe.ack':
+    case 'dhcp.offer':
+    case 'dhcp.ignored':
+      return true;
+    default:
+      return false;
+  }
+}
+
 async function serve(args: string[]): Promise<number> {
   const { values } = parseFlags(args, SERVE_OPTIONS);
   if (values.help) {
@@ -140,7 +158,11 @@ async function serve(args: string[]): Promise<number> {
   }
 
   const host = new ServiceHost({ config, logger, store });
+  const dhcpLines = new PerSecondLineBudget(DHCP_LINES_PER_SECOND, (left) =>
+    logger.warn(`DHCP storm: ${left} more DHCP events in the last second were not logged (at most ${DHCP_LINES_PER_SECOND} a second are); every one was answered as usual`, { dhcpEventsNotLogged: left }),
+  );
   host.bus.subscribe((event) => {
+    if (isPerRequestDhcpEvent(event) && !dhcpLines.admit()) return;
     if (format === 'json') writeLine(JSON.stringify(event) + '\n');
     else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'service.state') writeLine(textLine(event) + '\n');
   });

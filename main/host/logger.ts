@@ -20,3 +20,47 @@ export class MemoryLogger implements Logger {
   warn(message: string, fields?: Record<string, unknown>) { this.lines.push({ level: 'warn', message, fields }); }
   error(message: string, fields?: Record<string, unknown>) { this.lines.push({ level: 'error', message, fields }); }
 }
+
+/**
+ * At most `perSecond` lines a second of one noisy kind (per-request DHCP events in a
+ * DISCOVER storm); the surplus is counted and reported in one line when its second is over.
+ * Formatting and writing a line per packet at 5,000/s cost the host's main thread more than
+ * answering the packets, and floods the log a technician reads (issue 9 item 8).
+ */
+export class PerSecondLineBudget {
+  private second = 0;
+  private used = 0;
+  private over = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly perSecond: number,
+    /** Called once per second that had a surplus, with how many lines were left out. */
+    private readonly reportSurplus: (linesLeftOut: number) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** True when the line may be written. */
+  admit(): boolean {
+    const second = Math.floor(this.now() / 1000);
+    if (second !== this.second) this.closeSecond(second);
+    if (this.used < this.perSecond) {
+      this.used++;
+      return true;
+    }
+    if (this.over++ === 0) {
+      this.timer = setTimeout(() => this.closeSecond(Math.floor(this.now() / 1000)), (second + 1) * 1000 - this.now() + 1);
+      this.timer.unref?.();
+    }
+    return false;
+  }
+
+  private closeSecond(next: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.over > 0) this.reportSurplus(this.over);
+    this.second = next;
+    this.used = 0;
+    this.over = 0;
+  }
+}

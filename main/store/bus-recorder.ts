@@ -38,6 +38,15 @@ export interface AttachStoreOptions {
    * the event loop is never held long enough to delay DHCP answers (issue 9 item 8).
    */
   maxBufferedEvents?: number;
+  /**
+   * DHCP events (DISCOVERs, offers, ignored ...) recorded per second at most; beyond that the
+   * second's surplus is counted in one `dhcp.storm` row. A lab powering on stays far below
+   * (50 PCs make a few hundred); a DISCOVER storm (a starvation attack, a looping client,
+   * issue 9's 5,000/s) would otherwise cost the main thread a SQLite row per packet and fill
+   * the machines list with thousands of spoofed MACs. Leases, releases and transfers are
+   * always recorded. 0 records every event.
+   */
+  maxDhcpEventsPerSecond?: number;
   /** A running transfer's progress is written at most this often (the UI gets live progress from the bus, not from here). */
   progressIntervalMs?: number;
   /** How often the retention policy runs while attached. */
@@ -55,6 +64,8 @@ export interface RecorderStats {
   degraded: boolean;
   /** Events not recorded while history was off (all episodes). */
   eventsDropped: number;
+  /** DHCP events over the per-second budget, counted in `dhcp.storm` rows instead. */
+  dhcpEventsOverBudget: number;
 }
 
 /** Why history is off, while it is. */
@@ -89,6 +100,9 @@ const FINISHING: Partial<Record<BootEvent['type'], FinishedOutcome>> = {
 
 /** Too frequent or not about one client: not part of any machine's timeline. */
 const NOT_IN_TIMELINE = new Set<BootEvent['type']>(['tftp.progress', 'http.progress', 'service.state', 'host.warning', 'store.degraded', 'store.recovered']);
+
+/** DHCP events that change state (the lease table) or are rare: never left out in a storm. */
+const DHCP_ALWAYS_RECORDED = new Set<BootEvent['type']>(['dhcp.lease', 'dhcp.release', 'dhcp.decline', 'dhcp.nak', 'dhcp.error']);
 
 /** Details are for reading later, not a dump: anything bigger is cut to its field names. */
 const MAX_DETAILS_JSON = 4096;
@@ -156,6 +170,7 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   const retentionIntervalMs = options.retentionIntervalMs ?? 3600_000;
   const completeBootOnce = options.completeBootOnce ?? true;
   const retryIntervalMs = options.retryIntervalMs ?? 10_000;
+  const maxDhcpEventsPerSecond = options.maxDhcpEventsPerSecond ?? 500;
   const minFreeBytes = options.minFreeBytes ?? 1024 * 1024;
   const freeBytes = options.freeBytes ?? freeBytesOnFileSystem;
 
@@ -175,7 +190,41 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   let droppedThisEpisode = 0;
   let batchBeingWritten = 0;
   let attached = true;
-  const stats = { eventsSeen: 0, flushes: 0, rowsWritten: 0, eventsDropped: 0 };
+  const stats = { eventsSeen: 0, flushes: 0, rowsWritten: 0, eventsDropped: 0, dhcpEventsOverBudget: 0 };
+  // The per-second DHCP budget: the second being counted, events recorded and left out in it.
+  const storm = { second: 0, recorded: 0, overBudget: 0, macs: new Set<string>(), inEpisode: false };
+  let stormRows: { time: number; details: Record<string, unknown> }[] = [];
+
+  /** False when this DHCP event is over the second's budget (it is counted instead). */
+  function withinDhcpBudget(event: BootEvent): boolean {
+    const second = Math.floor(event.time / 1000);
+    if (second !== storm.second) closeStormSecond(second);
+    if (storm.recorded < maxDhcpEventsPerSecond) {
+      storm.recorded++;
+      return true;
+    }
+    storm.overBudget++;
+    stats.dhcpEventsOverBudget++;
+    if (event.mac && storm.macs.size < 100_000) storm.macs.add(event.mac);
+    return false;
+  }
+
+  function closeStormSecond(next: number): void {
+    if (storm.overBudget > 0) {
+      stormRows.push({ time: storm.second * 1000, details: { eventsNotRecorded: storm.overBudget, macs: storm.macs.size, budgetPerSecond: maxDhcpEventsPerSecond } });
+      if (!storm.inEpisode) {
+        logger.warn(`DHCP storm: more than ${maxDhcpEventsPerSecond} DHCP events a second; history records that many each second and counts the rest (answers are not affected)`, { eventsNotRecorded: storm.overBudget, macs: storm.macs.size });
+      }
+      storm.inEpisode = true;
+      scheduleFlush(flushIntervalMs);
+    } else if (next > storm.second + 1 || storm.recorded < maxDhcpEventsPerSecond) {
+      storm.inEpisode = false;
+    }
+    storm.second = next;
+    storm.recorded = 0;
+    storm.overBudget = 0;
+    storm.macs.clear();
+  }
 
   let flushDueAt = 0;
   const scheduleFlush = (ms: number) => {
@@ -211,6 +260,7 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
     logger.error(message, { code: failure.code, path: store.path });
     // Nothing waits in memory while the disk is full: a long outage must not grow the host.
     pending = [];
+    stormRows = [];
     live.clear();
     machineIdByMac.clear();
     if (flushTimer) clock.clearTimeout(flushTimer);
@@ -322,6 +372,8 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
         if (recentlyFinished.size > 1000) recentlyFinished.delete(recentlyFinished.values().next().value!);
         pending.push({ event, transfer });
       } else if (!NOT_IN_TIMELINE.has(event.type)) {
+        const dhcpSide = service === 'dhcp' || service === 'proxy' || service === 'pxe';
+        if (dhcpSide && maxDhcpEventsPerSecond > 0 && !DHCP_ALWAYS_RECORDED.has(event.type) && !withinDhcpBudget(event)) return;
         pending.push({ event });
       }
       if (pending.length >= maxBufferedEvents) scheduleFlush(0);
@@ -378,6 +430,10 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   }
 
   function writePending(batch: PendingEvent[], now: number): void {
+    if (stormRows.length > 0) {
+      for (const row of stormRows) store.bootEvents.add({ time: row.time, type: 'dhcp.storm', details: row.details });
+      stormRows = [];
+    }
     for (const { event, transfer } of batch) {
       const machineId = machineIdFor(event);
       if (transfer && transfer.rowId === undefined) {
@@ -448,6 +504,9 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
       clock.clearTimeout(flushTimer);
       flushTimer = undefined;
     }
+    // A storm's last second is summed up once it is over, even if no DHCP event follows.
+    const second = Math.floor(clock.now() / 1000);
+    if (storm.overBudget > 0 && second > storm.second) closeStormSecond(second);
     guarded(() => {
       const batch = pending.length > maxEvents ? pending.splice(0, maxEvents) : pending;
       if (batch === pending) pending = [];
@@ -464,6 +523,7 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
       stats.flushes++;
     });
     if (degradation) return;
+    if (storm.overBudget > 0) scheduleFlush((storm.second + 1) * 1000 - clock.now());
     if (pending.length > 0) scheduleFlush(0);
     // Progress that was not due yet still has to reach the disk later.
     else if ([...live.values()].some((t) => t.progressDirty)) scheduleFlush(flushIntervalMs);

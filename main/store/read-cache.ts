@@ -2,16 +2,18 @@
 // kept until the database changes. Proxy DHCP asks them for every DISCOVER; in a storm the
 // SQLite round trips were a fifth of the host's CPU (issue 8 profile).
 //
-// "Changed" is exact, not time-based: SQLite's total_changes() counts every row this
-// connection inserted, updated or deleted (the UI, the recorder, boot-once), checked on every
-// read; PRAGMA data_version moves when another connection commits (`bootbench entries import`
+// "Changed" is exact, not time-based: every writing statement this connection runs (the UI,
+// the recorder, boot-once) is counted in JS by open-store.ts, checked on every read for free;
+// PRAGMA data_version moves when another connection commits (`bootbench entries import`
 // beside a running host), checked once per turn of the event loop: it opens a read
 // transaction, which cost more than the lookup it saves (9 % of the host in a storm), and the
 // requests handled in one turn had all arrived before it began, so none of them can be
-// ordered after another process's commit anyway. Either moving drops every cached answer.
-// The recorder's writes move it several times a second, which only costs one re-read per key.
+// ordered after another process's commit anyway. SQLite's total_changes() is checked in the
+// same once-per-turn step, for writes that bypass prepared statements (exec). Any of them
+// moving drops every cached answer. The recorder's writes move them several times a second,
+// which only costs one re-read per key.
 import type Database from 'better-sqlite3';
-import type { Store } from './open-store.js';
+import { localWriteCount, type Store } from './open-store.js';
 
 export interface StoreReadCacheOptions {
   /** Answers kept at most; the oldest goes first (storms bring a new MAC per packet). */
@@ -25,6 +27,7 @@ export class StoreReadCache {
   private readonly dataVersion: Database.Statement<[], { data_version: number }>;
   private changes = -1;
   private version = -1;
+  private writes = -1;
   /** Inside a read: nested reads see the same database state, no need to ask again. */
   private reading = false;
   private versionCheckedThisTurn = false;
@@ -58,15 +61,19 @@ export class StoreReadCache {
   }
 
   private dropIfChanged(): void {
-    const changes = this.totalChanges.get()!.n;
+    const counted = localWriteCount(this.store.db);
+    const writes = counted ?? -1;
+    let changes = this.changes;
     let version = this.version;
-    if (!this.versionCheckedThisTurn) {
+    if (!this.versionCheckedThisTurn || counted === undefined) {
+      changes = this.totalChanges.get()!.n;
       version = this.dataVersion.get()!.data_version;
+      if (!this.versionCheckedThisTurn) setImmediate(this.nextTurn);
       this.versionCheckedThisTurn = true;
-      setImmediate(this.nextTurn);
     }
-    if (changes === this.changes && version === this.version) return;
+    if (writes === this.writes && changes === this.changes && version === this.version) return;
     this.values.clear();
+    this.writes = writes;
     this.changes = changes;
     this.version = version;
   }

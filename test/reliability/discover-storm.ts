@@ -14,6 +14,9 @@ const TICK_MS = 2;
 
 async function main(): Promise<void> {
   const socket = await createScopedUdpSocketFactory()({ port: 68, address: '0.0.0.0', interfaceName: iface, broadcast: true });
+  // The sender may run at a lower priority than the host (load.test.ts): offers wait here
+  // until it is scheduled, and must not be dropped by a small buffer meanwhile.
+  socket.setRecvBufferSize(8 * 1024 * 1024);
   const template = encodeDhcpPacket({
     op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 0, secs: 0, flags: FLAG_BROADCAST,
     ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0',

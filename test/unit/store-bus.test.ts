@@ -268,6 +268,34 @@ describe('attachStoreToBus', () => {
     assert.deepEqual(store.integrityCheck(), ['ok']);
   });
 
+  test('a DHCP storm is recorded up to the per-second budget and summed up in one dhcp.storm row per second', () => {
+    recorder.detach();
+    recorder = attachStoreToBus(bus, store, { clock, maxDhcpEventsPerSecond: 100 });
+    const mac = (i: number) => `02:5b:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+    clock.advance(1000); // start of a whole second (the clock starts on one)
+    for (let i = 0; i < 300; i++) bus.publish('dhcp.discover', { mac: mac(i), msgType: 'DISCOVER' });
+    bus.publish('dhcp.lease', { mac: MAC, ip: '192.0.2.50', yiaddr: '192.0.2.50', leaseSeconds: 60 });
+    bus.publish('tftp.start', { mac: MAC, transferId: 't', file: 'a.efi' });
+    clock.advance(500);
+    for (let i = 300; i < 400; i++) bus.publish('proxy.offer', { mac: mac(i) });
+    clock.advance(1000); // the second is over: its surplus is written without another DHCP event
+    assert.equal(store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.discover').length, 100);
+    assert.ok(store.leases.findByMac(MAC), 'leases are always recorded');
+    assert.equal(transferRows().length, 1, 'transfers are always recorded');
+    const storms = store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.storm');
+    assert.equal(storms.length, 1);
+    assert.equal(storms[0]!.details.eventsNotRecorded, 300);
+    assert.equal(storms[0]!.details.macs, 300);
+    assert.equal(recorder.stats().dhcpEventsOverBudget, 300);
+    assert.equal(store.machines.list().length, 101, 'the storm did not add a machine per spoofed MAC');
+
+    // The next second has its own budget.
+    for (let i = 0; i < 50; i++) bus.publish('dhcp.discover', { mac: mac(1000 + i), msgType: 'DISCOVER' });
+    clock.advance(1000);
+    assert.equal(store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.discover').length, 150);
+    assert.equal(store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.storm').length, 1);
+  });
+
   test('detach writes what is waiting and stops listening; close also closes the store', () => {
     bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER' });
     recorder.detach();

@@ -1,0 +1,57 @@
+// Loaded into `bootbench serve` with NODE_OPTIONS="--import .../host-diagnostics.mjs" by the
+// storm diagnosis (storm-diagnose.ts): event-loop delay, GC pauses and RSS of the host, written
+// as one JSON line to BOOTBENCH_DIAG_FILE on SIGUSR2 (and reset), so a run can be cut in phases.
+// With BOOTBENCH_DIAG_PROFILE=FILE, the main thread's CPU profile from the 1st to the 3rd
+// SIGUSR2 is written there (--cpu-prof is not allowed in NODE_OPTIONS).
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { setFlagsFromString } from 'node:v8';
+
+// V8 flags NODE_OPTIONS does not take (--single-threaded-gc ...), to try their effect.
+if (process.env.BOOTBENCH_DIAG_V8_FLAGS) setFlagsFromString(process.env.BOOTBENCH_DIAG_V8_FLAGS);
+
+const file = process.env.BOOTBENCH_DIAG_FILE;
+if (file) {
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  let gc = { count: 0, totalMs: 0, maxMs: 0, over5ms: 0, long: {} };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.count++;
+      gc.totalMs += entry.duration;
+      gc.maxMs = Math.max(gc.maxMs, entry.duration);
+      if (entry.duration > 5) {
+        gc.over5ms++;
+        // 1 minor (scavenge), 2 major (mark-compact), 4 incremental marking, 8 weak callbacks
+        const kind = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weak' }[entry.detail?.kind] ?? String(entry.detail?.kind);
+        gc.long[kind] = (gc.long[kind] ?? 0) + 1;
+      }
+    }
+  }).observe({ entryTypes: ['gc'] });
+  let cpu = process.cpuUsage();
+  let since = Date.now();
+  let marks = 0;
+  const profileFile = process.env.BOOTBENCH_DIAG_PROFILE;
+  const session = profileFile ? new Session() : undefined;
+  session?.connect();
+  process.on('SIGUSR2', () => {
+    marks++;
+    if (session && marks === 1) session.post('Profiler.enable', () => session.post('Profiler.start'));
+    if (session && marks === 3) session.post('Profiler.stop', (err, result) => { if (!err) writeFileSync(profileFile, JSON.stringify(result.profile)); });
+    const used = process.cpuUsage(cpu);
+    const ms = (n) => Math.round((n / 1e6) * 100) / 100;
+    appendFileSync(file, JSON.stringify({
+      wallMs: Date.now() - since,
+      cpuMs: Math.round((used.user + used.system) / 1000),
+      loopDelay: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) },
+      gc: { ...gc, totalMs: Math.round(gc.totalMs), maxMs: Math.round(gc.maxMs * 10) / 10 },
+      rssMiB: Math.round(process.memoryUsage.rss() / 1048576),
+      heapMiB: Math.round(process.memoryUsage().heapUsed / 1048576),
+    }) + '\n');
+    loop.reset();
+    gc = { count: 0, totalMs: 0, maxMs: 0, over5ms: 0, long: {} };
+    cpu = process.cpuUsage();
+    since = Date.now();
+  });
+}
