@@ -6,6 +6,9 @@
 import type { Clock } from '../host/clock.js';
 import type { LeasePool } from './lease-pool.js';
 import { IN_USE_HOLD_MS } from './lease-pool.js';
+import { DhcpMessageType } from './options.js';
+import { clientMac, type DhcpPacket } from './packet.js';
+import { clientKey } from './full-dhcp.js';
 
 export interface AddressProbeAnswer {
   inUse: boolean;
@@ -42,6 +45,27 @@ export type CheckedOffer =
   | { kind: 'exhausted'; conflicts: AddressConflict[]; probes: number }
   | { kind: 'gave-up'; conflicts: AddressConflict[]; probes: number }
   | { kind: 'probe-failed'; ip: string; error: string; conflicts: AddressConflict[]; probes: number };
+
+/**
+ * What must be checked before this message can be answered: 'offer' for a DISCOVER or
+ * BOOTP request whose address (chosen and reserved here, as decideFullDhcpReply would) is
+ * new to the client; an address for a REQUEST naming one the client does not hold with us
+ * yet; undefined when it can be answered at once (a client keeping its address, a checked
+ * offer, a NAK to come, any other message).
+ */
+export function addressCheckTarget(request: DhcpPacket, leases: LeasePool, serverAddress: string, now: number): 'offer' | string | undefined {
+  const o = request.options;
+  const key = clientKey(request);
+  if (o.messageType === DhcpMessageType.DISCOVER || o.messageType === undefined) {
+    const ip = leases.offer(key, clientMac(request), o.requestedIp, now);
+    return ip && leases.needsCheck(key, ip, now) ? 'offer' : undefined;
+  }
+  if (o.messageType !== DhcpMessageType.REQUEST) return undefined;
+  if (o.serverIdentifier !== undefined && o.serverIdentifier !== serverAddress) return undefined;
+  const wanted = request.ciaddr !== '0.0.0.0' ? request.ciaddr : o.requestedIp;
+  if (!wanted || !leases.isFreeFor(wanted, key, now) || !leases.needsCheck(key, wanted, now)) return undefined;
+  return wanted;
+}
 
 /**
  * Reserves an address for the client's OFFER and checks it when it needs checking,

@@ -17,7 +17,7 @@ import type { BootPolicyConfig } from '../pxe/boot-policy.js';
 import { LeasePool, type PoolConfig } from './lease-pool.js';
 import { clientKey, decideFullDhcpReply } from './full-dhcp.js';
 import { probeForDhcpServers } from './probe.js';
-import { checkRequestedAddress, reserveCheckedAddress, type AddressConflict, type AddressInUseProber } from './address-check.js';
+import { addressCheckTarget, checkRequestedAddress, reserveCheckedAddress, type AddressConflict, type AddressInUseProber } from './address-check.js';
 import { ArpProber, DEFAULT_ARP_PROBE_MS } from '../net/arp-probe.js';
 import { listInterfaces } from '../net/interfaces.js';
 
@@ -254,31 +254,8 @@ export class DhcpService {
     else this.answer(socket, kind, request, rinfo);
   }
 
-  /**
-   * Full DHCP with the address check on: what needs checking before this message can be
-   * answered. 'offer' for a DISCOVER or BOOTP request (the address to offer is chosen and
-   * checked), an address for a REQUEST naming one the client does not hold with us yet.
-   */
-  private addressToCheck(request: DhcpPacket): 'offer' | string | undefined {
-    const o = request.options;
-    const key = clientKey(request);
-    const now = this.clock.now();
-    const leases = this.leases!;
-    if (o.messageType === DhcpMessageType.DISCOVER || o.messageType === undefined) {
-      // The same choice decideFullDhcpReply makes (and the same reservation): a client
-      // already holding its address, or a checked offer, is answered at once.
-      const ip = leases.offer(key, clientMac(request), o.requestedIp, now);
-      return ip && leases.needsCheck(key, ip, now) ? 'offer' : undefined;
-    }
-    if (o.messageType !== DhcpMessageType.REQUEST) return undefined;
-    if (o.serverIdentifier !== undefined && o.serverIdentifier !== this.options.serverAddress) return undefined;
-    const wanted = request.ciaddr !== '0.0.0.0' ? request.ciaddr : o.requestedIp;
-    if (!wanted || !leases.isFreeFor(wanted, key, now) || !leases.needsCheck(key, wanted, now)) return undefined;
-    return wanted;
-  }
-
   private route(socket: Socket, request: DhcpPacket, extra?: Record<string, unknown>): void {
-    const target = this.addressToCheck(request);
+    const target = addressCheckTarget(request, this.leases!, this.options.serverAddress, this.clock.now());
     if (target === undefined) this.answer(socket, 'server', request, undefined, extra);
     else this.answerAfterAddressCheck(socket, request, target);
   }

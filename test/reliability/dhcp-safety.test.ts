@@ -2,18 +2,21 @@
 //  - proxy mode (port 67 and the 4011 boot server) never puts an address in yiaddr, whatever
 //    the client sends (generated requests and mutated real captures);
 //  - full DHCP never offers or acknowledges an address outside its pool, nor our own, nor
-//    one that another client holds, over random sequences of client messages.
+//    one that another client holds, over random sequences of client messages;
+//  - with the address check on, full DHCP never offers or acknowledges an address that
+//    another host answers for (fake prober: random hosts holding pool addresses).
 // Runs in CI; BOOTBENCH_LONG=1 multiplies the number of runs.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { decodeDhcpPacket, encodeDhcpPacket, DhcpDecodeError, type DhcpPacket } from '../../main/dhcp/packet.js';
+import { clientMac, decodeDhcpPacket, encodeDhcpPacket, DhcpDecodeError, type DhcpPacket } from '../../main/dhcp/packet.js';
 import { decideProxyReply } from '../../main/dhcp/proxy.js';
 import { clientKey, decideFullDhcpReply } from '../../main/dhcp/full-dhcp.js';
 import { decideBootServerReply } from '../../main/pxe/boot-server.js';
 import { LeasePool } from '../../main/dhcp/lease-pool.js';
+import { addressCheckTarget, checkRequestedAddress, reserveCheckedAddress, type AddressInUseProber } from '../../main/dhcp/address-check.js';
 import { ipv4ToNumber } from '../../main/dhcp/wire.js';
 import { ManualClock } from '../../main/host/clock.js';
 import type { BootPolicyConfig } from '../../main/pxe/boot-policy.js';
@@ -155,5 +158,50 @@ describe('DHCP safety (issue 9 item 10)', () => {
       { numRuns: LONG ? 20_000 : 400, seed: 10 },
     );
     assert.ok(offers > 100 && bound > 10, `only ${offers} addresses handed out, ${bound} bound leases seen`);
+  });
+
+  test('with the address check on, full DHCP never hands out an address another host answers for', async () => {
+    const FIRST = '192.0.2.100';
+    const LAST = '192.0.2.104';
+    const pool = ['192.0.2.100', '192.0.2.101', '192.0.2.102', '192.0.2.103', '192.0.2.104'];
+    let handedOut = 0;
+    let conflicts = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.subarray(pool, { maxLength: 3 }),
+        fc.array(fc.tuple(requestArb, fc.integer({ min: 0, max: 400_000 })), { minLength: 1, maxLength: 40 }),
+        async (taken, steps) => {
+          const clock = new ManualClock(1_000_000);
+          const leases = new LeasePool({ first: FIRST, last: LAST, subnetMask: '255.255.255.0', leaseSeconds: 600 }, SERVER, clock);
+          // Hosts configured by hand: their MACs are not any client's (macArb's).
+          const prober: AddressInUseProber = {
+            probe: async (ip) => (taken.includes(ip) ? { inUse: true, by: `02:00:00:00:00:${ip.split('.')[3]}`, method: 'fake' } : { inUse: false, method: 'fake' }),
+            close: () => {},
+          };
+          for (const [r, wait] of steps) {
+            clock.advance(wait);
+            const request = build(r);
+            const key = clientKey(request);
+            const mac = clientMac(request);
+            const target = addressCheckTarget(request, leases, SERVER, clock.now());
+            const onConflict = () => { conflicts++; };
+            if (target === 'offer') {
+              const result = await reserveCheckedAddress({ leases, prober, clock, key, mac, requestedIp: request.options.requestedIp, onConflict });
+              if (result.kind === 'gave-up') continue;
+            } else if (target !== undefined) {
+              await checkRequestedAddress({ leases, prober, clock, key, mac, ip: target, onConflict });
+            }
+            const plan = decideFullDhcpReply(request, { serverAddress: SERVER, policy, ports, leases, now: clock.now() });
+            if (plan.action !== 'reply' || plan.reply.yiaddr === '0.0.0.0') continue;
+            const type = plan.reply.options.messageType;
+            if (type === 6) continue; // a NAK hands out nothing
+            assert.ok(!taken.includes(plan.reply.yiaddr), `${plan.reply.yiaddr} handed to ${key} (${type === 2 ? 'OFFER' : type === 5 ? 'ACK' : 'BOOTP'}) while another host answers for it`);
+            handedOut++;
+          }
+        },
+      ),
+      { numRuns: LONG ? 20_000 : 300, seed: 11 },
+    );
+    assert.ok(handedOut > 100 && conflicts > 50, `only ${handedOut} addresses handed out, ${conflicts} conflicts seen`);
   });
 });
