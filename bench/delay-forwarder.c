@@ -23,13 +23,19 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SLOTS 32768        /* frames in flight per direction (100k pps x 0.5 ms = 50) */
-#define FRAME_MAX (10 + 2048) /* virtio-net header + an MTU 1500 frame; larger (GSO) frames are dropped */
+#define FRAME_MAX (10 + 2048) /* virtio-net header + an MTU 1500 frame, stored in the slot */
+#define GSO_FRAME_MAX (10 + 14 + 65535) /* header + Ethernet + the largest IP packet */
 
-struct slot { uint64_t due_ns; uint16_t len; unsigned char data[FRAME_MAX]; };
+/* A UDP GSO or TSO run (one frame of up to 64 KiB that a NIC would cut into MTU-size
+ * frames) goes through whole, in `big`; its virtio-net header says how to cut it, and the
+ * kernel does so on the far side, as a NIC would on the wire. Dropping such frames would
+ * make this cable lose what no real link loses. */
+struct slot { uint64_t due_ns; uint32_t len; unsigned char *big; unsigned char data[FRAME_MAX]; };
 struct ring { struct slot *slots; unsigned head, tail; uint64_t dropped; };
 
 static uint64_t now_ns(void) {
@@ -62,13 +68,23 @@ static int open_port(const char *ifname) {
 
 /* Reads everything waiting on `in` into ring `r`, stamping each frame with its due time. */
 static void take(int in, struct ring *r, uint64_t delay_ns) {
+  static unsigned char overflow[GSO_FRAME_MAX - FRAME_MAX];
   for (;;) {
     unsigned next = (r->tail + 1) % SLOTS;
     struct slot *s = &r->slots[r->tail];
-    ssize_t n = recv(in, s->data, FRAME_MAX, MSG_TRUNC);
+    struct iovec iov[2] = { { s->data, FRAME_MAX }, { overflow, sizeof overflow } };
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+    ssize_t n = recvmsg(in, &msg, MSG_TRUNC);
     if (n < 0) return; /* EAGAIN: drained */
-    if (n > FRAME_MAX || next == r->head) { r->dropped++; continue; }
-    s->len = (uint16_t)n;
+    if (n > GSO_FRAME_MAX || next == r->head) { r->dropped++; continue; }
+    s->big = NULL;
+    if (n > FRAME_MAX) {
+      s->big = malloc((size_t)n);
+      if (!s->big) { r->dropped++; continue; }
+      memcpy(s->big, s->data, FRAME_MAX);
+      memcpy(s->big + FRAME_MAX, overflow, (size_t)n - FRAME_MAX);
+    }
+    s->len = (uint32_t)n;
     s->due_ns = now_ns() + delay_ns;
     r->tail = next;
   }
@@ -80,7 +96,9 @@ static int64_t give(int out, struct ring *r) {
   while (r->head != r->tail) {
     struct slot *s = &r->slots[r->head];
     if (s->due_ns > t) return (int64_t)(s->due_ns - t);
-    if (send(out, s->data, s->len, 0) < 0 && errno == EAGAIN) return 20000; /* tx full: retry soon */
+    if (send(out, s->big ? s->big : s->data, s->len, 0) < 0 && errno == EAGAIN) return 20000; /* tx full: retry soon */
+    free(s->big);
+    s->big = NULL;
     r->head = (r->head + 1) % SLOTS;
   }
   return -1;

@@ -158,9 +158,9 @@ function start(spec: WorkerTransferSpec, syscalls: UdpSyscalls): void {
     { unsent: (header, data) => sendSingly(entry, header, data, syscalls) },
     // A window of full blocks is one GSO send: the send path's per-datagram cost was most
     // of the CPU of windowed transfers. The kernel cuts the run into datagrams before a
-    // NIC, but a packet socket on the path (a user-space bridge or forwarder, like the
-    // bench's delay forwarder) sees the whole run and may drop it: after the first
-    // retransmission the transfer sends datagram by datagram.
+    // NIC, but a packet socket on the path (a user-space bridge or forwarder) sees the
+    // whole run and may drop it: after the first retransmission the transfer sends
+    // datagram by datagram.
     { segmentSize: spec.segmentation === false ? 0 : 4 + spec.negotiated.blksize, enabled: () => entry.transfer.retransmits === 0 },
   );
   if (!sender) throw new Error('sendmmsg is not available in the worker');
