@@ -18,7 +18,9 @@ import { LeasePool, type PoolConfig } from './lease-pool.js';
 import { clientKey, decideFullDhcpReply } from './full-dhcp.js';
 import { probeForDhcpServers } from './probe.js';
 import { addressCheckTarget, checkRequestedAddress, reserveCheckedAddress, type AddressConflict, type AddressInUseProber } from './address-check.js';
-import { ArpProber, DEFAULT_ARP_PROBE_MS } from '../net/arp-probe.js';
+import { openArpProber } from '../net/arp-probe.js';
+import { openIcmpProber } from '../net/icmp-probe.js';
+import { DEFAULT_ADDRESS_PROBE_MS, type PolledAddressProber } from '../net/address-probe.js';
 import { listInterfaces } from '../net/interfaces.js';
 
 export type { BootClass, BootPolicyConfig, MachineBootAssignment, BootMenuEntry } from '../pxe/boot-policy.js';
@@ -52,7 +54,7 @@ export interface DhcpServiceOptions {
   addressCheck?: boolean;
   /** How long the check waits for an answer (default 300 ms). */
   addressCheckMs?: number;
-  /** The check; default: ARP probes on `interfaceName` (Linux, needs CAP_NET_RAW). Tests inject a fake. */
+  /** The check; default: ARP probes on `interfaceName` (Linux, CAP_NET_RAW), else ICMP echo. Tests inject a fake. */
   addressProber?: AddressInUseProber;
   publish: Publish;
   logger: Logger;
@@ -160,28 +162,35 @@ export class DhcpService {
   }
 
   /**
-   * The host's address check: ARP probes on the chosen NIC. Without one (no NIC given, not
-   * Linux, no CAP_NET_RAW) addresses are offered unchecked, with a warning that says why,
-   * as the DHCP-server probe above does when it cannot listen.
+   * The host's address check on the chosen NIC: ARP where it can be had (Linux with
+   * CAP_NET_RAW), else ICMP echo (macOS; Linux ping sockets). Without either (no NIC given,
+   * no rights) addresses are offered unchecked, with a warning that says why, as the
+   * DHCP-server probe above does when it cannot listen.
    */
   private openAddressProber(): AddressInUseProber | undefined {
     const o = this.options;
     if (o.addressProber) return o.addressProber;
-    let reason: string;
+    const reasons: string[] = [];
     if (!o.interfaceName) {
-      reason = 'it needs the NIC to probe on (--interface)';
+      reasons.push('it needs the NIC to probe on (--interface)');
     } else {
-      try {
-        const mac = listInterfaces().find((n) => n.name === o.interfaceName)?.mac ?? '';
-        const prober = new ArpProber({ interfaceName: o.interfaceName, mac, timeoutMs: o.addressCheckMs ?? DEFAULT_ARP_PROBE_MS, clock: this.clock });
-        prober.onError = (error) => this.warnOnce('address-check', `address check on ${o.interfaceName}: ${error}`);
-        o.logger.info(`addresses are checked by ARP on ${o.interfaceName} before they are offered`);
-        return prober;
-      } catch (err) {
-        reason = (err as Error).message;
+      const options = { interfaceName: o.interfaceName, timeoutMs: o.addressCheckMs ?? DEFAULT_ADDRESS_PROBE_MS, clock: this.clock };
+      const openers: [string, () => PolledAddressProber][] = [
+        ['ARP', () => openArpProber({ ...options, mac: listInterfaces().find((n) => n.name === o.interfaceName)?.mac ?? '' })],
+        ['ICMP echo', () => openIcmpProber(options)],
+      ];
+      for (const [name, open] of openers) {
+        try {
+          const prober = open();
+          prober.onError = (error) => this.warnOnce('address-check', `address check on ${o.interfaceName}: ${error}`);
+          o.logger.info(`addresses are checked by ${name} on ${o.interfaceName} before they are offered${reasons.length ? ` (${reasons.join('; ')})` : ''}`);
+          return prober;
+        } catch (err) {
+          reasons.push(`${name}: ${(err as Error).message}`);
+        }
       }
     }
-    const message = `addresses are offered without checking that nobody uses them: ${reason}. Run serve as root (or with CAP_NET_RAW) to check, or pass --no-address-check to say it is not wanted`;
+    const message = `addresses are offered without checking that nobody uses them: ${reasons.join('; ')}. Run serve as root (or with CAP_NET_RAW) to check, or pass --no-address-check to say it is not wanted`;
     o.logger.warn(message);
     o.publish('host.warning', { message });
     return undefined;

@@ -8,21 +8,12 @@
 // Linux only: an AF_PACKET socket (SOCK_DGRAM, so the kernel builds the Ethernet header)
 // bound to the chosen NIC's interface index, which is the packet-socket form of
 // SO_BINDTODEVICE: it sends and hears ARP on that NIC alone. It needs CAP_NET_RAW (root
-// has it). Node has no packet sockets, so the calls go through koffi like main/net's
-// scoped UDP sockets; the socket is non-blocking and read on a short timer only while a
-// probe is waiting, so the event loop never blocks and DISCOVERs from other clients are
-// answered meanwhile.
-import { systemClock, type Clock, type TimerHandle } from '../host/clock.js';
-import { loadLibc } from './scoped-udp.js';
-
-export interface AddressProbeResult {
-  inUse: boolean;
-  /** MAC (lower-case aa:bb:...) of the host that answered for the address. */
-  by?: string;
-  method: 'arp';
-  /** Time from the first probe to the answer (or to the deadline). */
-  ms: number;
-}
+// has it, and so does the packaged bootbench-host). Node has no packet sockets, so the
+// calls go through koffi like main/net's scoped UDP sockets; the waiting (non-blocking
+// reads on a short timer) is address-probe.ts's.
+import type { Clock } from '../host/clock.js';
+import { loadLibc, type Libc } from './scoped-udp.js';
+import { PolledAddressProber, type ProbeSocket } from './address-probe.js';
 
 export interface ArpProberOptions {
   interfaceName: string;
@@ -33,19 +24,15 @@ export interface ArpProberOptions {
   clock?: Clock;
 }
 
-export const DEFAULT_ARP_PROBE_MS = 300;
-/** How often the socket is read while a probe waits. */
-const READ_INTERVAL_MS = 10;
-
 // <linux/if_ether.h>, <linux/if_packet.h>, <bits/socket.h> (x86, arm, arm64, riscv).
 const AF_PACKET = 17;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
+export const SOCK_DGRAM = 2;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
 const ETH_P_ARP = 0x0806;
 const ETH_P_IP = 0x0800;
 const PACKET_OUTGOING = 4;
-const EAGAIN_LIKE = new Set(['EAGAIN', 'EWOULDBLOCK', 'EINTR']);
+export const EAGAIN_LIKE = new Set(['EAGAIN', 'EWOULDBLOCK', 'EINTR']);
 
 const htons = (n: number) => ((n & 0xff) << 8) | (n >> 8);
 
@@ -108,41 +95,31 @@ export function decodeArpSender(packet: Buffer, length = packet.length): ArpSigh
   return { ip, mac };
 }
 
-interface Waiting {
-  ip: string;
-  started: number;
-  deadline: number;
-  resendAt?: number;
-  resolve: (result: AddressProbeResult) => void;
+/** Opens the ARP prober on the NIC; throws the reason (not Linux, no CAP_NET_RAW, no such NIC) when it cannot. */
+export function openArpProber(options: ArpProberOptions): PolledAddressProber {
+  return new PolledAddressProber(new ArpSocket(options.interfaceName, options.mac), options);
 }
 
-/** One packet socket per DHCP service; any number of probes share it. */
-export class ArpProber {
-  private readonly c: ReturnType<typeof loadLibc>;
+class ArpSocket implements ProbeSocket {
+  readonly method = 'arp';
+  private readonly c: Libc;
   private fd: number;
   private readonly ifindex: number;
   private readonly ourMac: Buffer;
   private readonly ourMacText: string;
-  private readonly timeoutMs: number;
-  private readonly clock: Clock;
-  private readonly waiting = new Set<Waiting>();
-  private timer?: TimerHandle;
+  private readonly broadcast: Buffer;
   private readonly frame = Buffer.alloc(128);
   private readonly from = Buffer.alloc(20);
   private readonly fromLength = Buffer.alloc(4);
-  private readonly broadcast: Buffer;
 
-  /** Throws with the reason (no CAP_NET_RAW, no such NIC, not Linux) when it cannot probe. */
-  constructor(options: ArpProberOptions) {
+  constructor(interfaceName: string, mac: string) {
     if (process.platform !== 'linux') throw new Error(`the ARP check is implemented on Linux only (this is ${process.platform})`);
     this.c = loadLibc('linux');
-    this.ourMac = Buffer.from(options.mac.replace(/[:-]/g, ''), 'hex');
-    if (this.ourMac.length !== 6) throw new Error(`${options.interfaceName} has no Ethernet MAC address to probe from`);
-    this.ourMacText = options.mac.toLowerCase();
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_ARP_PROBE_MS;
-    this.clock = options.clock ?? systemClock;
-    this.ifindex = this.c.if_nametoindex(options.interfaceName);
-    if (this.ifindex === 0) throw new Error(`no network interface named ${options.interfaceName}`);
+    this.ourMac = Buffer.from(mac.replace(/[:-]/g, ''), 'hex');
+    if (this.ourMac.length !== 6) throw new Error(`${interfaceName} has no Ethernet MAC address to probe from`);
+    this.ourMacText = mac.toLowerCase();
+    this.ifindex = this.c.if_nametoindex(interfaceName);
+    if (this.ifindex === 0) throw new Error(`no network interface named ${interfaceName}`);
     this.broadcast = encodeSockaddrLl(this.ifindex, Buffer.alloc(6, 0xff));
     this.fd = this.c.socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ARP));
     if (this.fd < 0) {
@@ -152,93 +129,34 @@ export class ArpProber {
     const bound = encodeSockaddrLl(this.ifindex);
     if (this.c.bind(this.fd, bound, bound.length) !== 0) {
       const code = this.c.lastError();
-      this.c.close(this.fd);
-      this.fd = -1;
-      throw new Error(`cannot tie the ARP socket to ${options.interfaceName}: ${code}`);
+      this.close();
+      throw new Error(`cannot tie the ARP socket to ${interfaceName}: ${code}`);
     }
   }
 
-  /**
-   * Probes `ip`: sends an ARP probe at once and another halfway through the wait (one lost
-   * frame must not hide a host), and resolves at the first claim or at the deadline.
-   */
-  probe(ip: string): Promise<AddressProbeResult> {
-    if (this.fd < 0) return Promise.reject(new Error('the ARP prober is closed'));
-    return new Promise((resolve, reject) => {
-      const now = this.clock.now();
-      const error = this.send(ip);
-      if (error) return reject(new Error(`ARP probe for ${ip} could not be sent: ${error}`));
-      this.waiting.add({ ip, started: now, deadline: now + this.timeoutMs, resendAt: now + this.timeoutMs / 2, resolve });
-      this.schedule();
-    });
-  }
-
-  close(): void {
-    if (this.timer) this.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-    for (const w of this.waiting) w.resolve({ inUse: false, method: 'arp', ms: this.clock.now() - w.started });
-    this.waiting.clear();
-    if (this.fd >= 0) this.c.close(this.fd);
-    this.fd = -1;
-  }
-
-  private send(ip: string): string | undefined {
+  send(ip: string): string | undefined {
     const packet = encodeArpProbe(this.ourMac, ip);
     return this.c.sendto(this.fd, packet, packet.length, 0, this.broadcast, this.broadcast.length) < 0 ? this.c.lastError() : undefined;
   }
 
-  private schedule(): void {
-    if (this.timer || this.waiting.size === 0) return;
-    this.timer = this.clock.setTimeout(() => {
-      this.timer = undefined;
-      this.readAll();
-      this.expire();
-      this.schedule();
-    }, READ_INTERVAL_MS);
-  }
-
-  private readAll(): void {
+  drain(claim: (ip: string, by?: string) => void): string | undefined {
     for (;;) {
       this.fromLength.writeUInt32LE(this.from.length);
       const n = this.c.recvfrom(this.fd, this.frame, this.frame.length, 0, this.from, this.fromLength);
       if (n < 0) {
         const code = this.c.lastError();
-        if (!EAGAIN_LIKE.has(code)) this.failAll(`reading ARP answers failed: ${code}`);
-        return;
+        return EAGAIN_LIKE.has(code) ? undefined : code;
       }
       // Our own probes come back as PACKET_OUTGOING; the bind keeps other NICs' frames out,
       // the index check covers frames queued between socket() and bind().
       if (this.from[10] === PACKET_OUTGOING || this.from.readInt32LE(4) !== this.ifindex) continue;
       const sighting = decodeArpSender(this.frame, n);
-      if (!sighting || sighting.mac === this.ourMacText) continue;
-      for (const w of this.waiting) {
-        if (w.ip !== sighting.ip) continue;
-        this.waiting.delete(w);
-        w.resolve({ inUse: true, by: sighting.mac, method: 'arp', ms: this.clock.now() - w.started });
-      }
+      if (sighting && sighting.mac !== this.ourMacText) claim(sighting.ip, sighting.mac);
     }
   }
 
-  private expire(): void {
-    const now = this.clock.now();
-    for (const w of this.waiting) {
-      if (now >= w.deadline) {
-        this.waiting.delete(w);
-        w.resolve({ inUse: false, method: 'arp', ms: now - w.started });
-      } else if (w.resendAt !== undefined && now >= w.resendAt) {
-        w.resendAt = undefined;
-        this.send(w.ip);
-      }
-    }
+  close(): void {
+    if (this.fd >= 0) this.c.close(this.fd);
+    this.fd = -1;
   }
-
-  private failAll(reason: string): void {
-    // An unreadable socket must not hold offers forever: each waiting probe ends "not seen".
-    for (const w of this.waiting) w.resolve({ inUse: false, method: 'arp', ms: this.clock.now() - w.started });
-    this.waiting.clear();
-    this.onError?.(reason);
-  }
-
-  /** Called when reading the socket fails (the DHCP service reports it). */
-  onError?: (reason: string) => void;
 }

@@ -87,7 +87,7 @@ const IPPROTO_IP = 0;
 const LINUX = { SOL_SOCKET: 1, SO_REUSEADDR: 2, SO_BROADCAST: 6, SO_BINDTODEVICE: 25, SOCK_CLOEXEC: 0o2000000 };
 const DARWIN = { SOL_SOCKET: 0xffff, SO_REUSEADDR: 0x0004, SO_BROADCAST: 0x0020, IP_BOUND_IF: 25 };
 
-interface Libc {
+export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number;
   bind(fd: number, address: Buffer, length: number): number;
@@ -187,6 +187,24 @@ function intOption(value: number): Buffer {
   return buf;
 }
 
+/**
+ * Ties a socket to the NIC: SO_BINDTODEVICE on Linux, IP_BOUND_IF on macOS. Also used for
+ * the ICMP socket of the address check (main/net/icmp-probe.ts). Throws the explained error.
+ */
+export function tieToDevice(c: Libc, fd: number, interfaceName: string, platform: 'linux' | 'darwin'): void {
+  let ok: boolean;
+  if (platform === 'linux') {
+    // The kernel wants the name NUL-terminated within IFNAMSIZ (16).
+    const name = Buffer.from(`${interfaceName}\0`, 'latin1');
+    ok = c.setsockopt(fd, LINUX.SOL_SOCKET, LINUX.SO_BINDTODEVICE, name, name.length) === 0;
+  } else {
+    const index = c.if_nametoindex(interfaceName);
+    if (index === 0) throw explainDeviceBindFailure(interfaceName, 'ENXIO', platform);
+    ok = c.setsockopt(fd, IPPROTO_IP, DARWIN.IP_BOUND_IF, intOption(index), 4) === 0;
+  }
+  if (!ok) throw explainDeviceBindFailure(interfaceName, c.lastError(), platform);
+}
+
 async function openDeviceBoundSocket(options: UdpSocketOptions, interfaceName: string, platform: 'linux' | 'darwin'): Promise<dgram.Socket> {
   const c = loadLibc(platform);
   const consts = platform === 'linux' ? LINUX : DARWIN;
@@ -201,19 +219,12 @@ async function openDeviceBoundSocket(options: UdpSocketOptions, interfaceName: s
     const set = (level: number, name: number, value: Buffer, what: string) => {
       if (c.setsockopt(fd, level, name, value, value.length) !== 0) {
         const code = c.lastError();
-        throw what === 'device' ? explainDeviceBindFailure(interfaceName, code, platform) : new Error(`setsockopt ${what} failed: ${code}`);
+        throw new Error(`setsockopt ${what} failed: ${code}`);
       }
     };
     if (options.reuseAddress) set(consts.SOL_SOCKET, consts.SO_REUSEADDR, intOption(1), 'SO_REUSEADDR');
     if (options.broadcast) set(consts.SOL_SOCKET, consts.SO_BROADCAST, intOption(1), 'SO_BROADCAST');
-    if (platform === 'linux') {
-      // The kernel wants the name NUL-terminated within IFNAMSIZ (16).
-      set(LINUX.SOL_SOCKET, LINUX.SO_BINDTODEVICE, Buffer.from(`${interfaceName}\0`, 'latin1'), 'device');
-    } else {
-      const index = c.if_nametoindex(interfaceName);
-      if (index === 0) throw explainDeviceBindFailure(interfaceName, 'ENXIO', platform);
-      set(IPPROTO_IP, DARWIN.IP_BOUND_IF, intOption(index), 'device');
-    }
+    tieToDevice(c, fd, interfaceName, platform);
     if (c.bind(fd, sockaddr, sockaddr.length) !== 0) {
       throw explainBindFailure({ protocol: 'udp', port: options.port, address, interfaceName, code: c.lastError(), platform });
     }

@@ -353,6 +353,28 @@ if (!skip) describe('full DHCP mode checks an address before offering it (ARP)',
     }
   });
 
+  test('by ICMP echo (where ARP cannot be had): the same, without the holder\'s MAC', async (t) => {
+    // Ping sockets are allowed per namespace by net.ipv4.ping_group_range (closed by default).
+    lab.exec(srv, 'sysctl', ['-q', '-w', 'net.ipv4.ping_group_range=0 2147483647']);
+    const service = serve('icmp', { prober: 'icmp' });
+    const state = await service.started;
+    assert.equal(state.event, 'ready', JSON.stringify(state));
+    try {
+      const replies = runClient(lab, cli, [{ name: 'discover', bytes: firmwareDiscover('ipxe-uefi', '52:54:00:00:62:01', 0x6201), waitMs: 1500 }]);
+      assert.equal(only(replies, 'discover').yiaddr, '192.0.2.101');
+      await waitFor(() => service.lines.some((l) => l.type === 'dhcp.offer' && l.xid === 0x6201), 5000, 'dhcp.offer');
+      const conflict = service.lines.find((l) => l.type === 'dhcp.conflict');
+      assert.ok(conflict);
+      assert.equal(conflict.address, '192.0.2.100');
+      assert.equal(conflict.method, 'icmp');
+      assert.equal(conflict.heldBy, undefined);
+      const offer = service.lines.find((l) => l.type === 'dhcp.offer' && l.xid === 0x6201);
+      t.diagnostic(`OFFER after the ICMP check: ${offer.addressCheckMs} ms (${conflict.ms} ms for the echo reply from .100)`);
+    } finally {
+      await stop(service);
+    }
+  });
+
   test('with the check off (--no-address-check) the first address is offered', async () => {
     const service = serve('off', { addressCheck: false });
     const state = await service.started;

@@ -2,7 +2,8 @@
 // for test/integration/dhcp-netns.test.ts. Prints one JSON line per thing that happened.
 //
 //   serve <options-json>   start a DhcpService with plain dgram sockets on 0.0.0.0
-//                          (broadcast on; or main/net's scoped ones with "scoped": true); print {event:'ready'} or {event:'failed',message},
+//                          (broadcast on; or main/net's scoped ones with "scoped": true; "prober": "icmp"
+//                          for the ICMP address check); print {event:'ready'} or {event:'failed',message},
 //                          then every bus event as {event:'bus', ...}
 //   client                 read a JSON list of exchanges on stdin:
 //                          { name, hex, to, port, fromPort, waitMs }
@@ -14,6 +15,7 @@ import { decodeDhcpPacket, type DhcpPacket } from '../../main/dhcp/packet.js';
 import { EventBus } from '../../main/host/events.js';
 import { silentLogger } from '../../main/host/logger.js';
 import { createScopedUdpSocketFactory } from '../../main/net/index.js';
+import { openIcmpProber } from '../../main/net/icmp-probe.js';
 import type { UdpSocketFactory } from '../../main/net/udp-socket-factory.js';
 
 const print = (value: object) => process.stdout.write(`${JSON.stringify(value)}\n`);
@@ -29,12 +31,14 @@ const plainFactory: UdpSocketFactory = ({ port, broadcast }) => new Promise((res
 });
 
 async function serve(json: string): Promise<void> {
-  const { scoped, ...options } = JSON.parse(json) as Omit<DhcpServiceOptions, 'socketFactory' | 'publish' | 'logger'> & { scoped?: boolean };
+  const { scoped, prober, ...options } = JSON.parse(json) as Omit<DhcpServiceOptions, 'socketFactory' | 'publish' | 'logger' | 'addressProber'> & { scoped?: boolean; prober?: 'icmp' };
   const bus = new EventBus();
   bus.subscribe((e) => print({ ...e, event: 'bus' }));
   // scoped: the host's device-bound sockets (main/net), which need no broadcast route.
   const socketFactory = scoped ? createScopedUdpSocketFactory() : plainFactory;
-  const service = new DhcpService({ ...options, socketFactory, publish: bus.publish, logger: silentLogger });
+  // prober 'icmp': the ICMP echo check in place of ARP (the host picks it where ARP cannot be had).
+  const addressProber = prober === 'icmp' ? openIcmpProber({ interfaceName: options.interfaceName!, timeoutMs: options.addressCheckMs }) : undefined;
+  const service = new DhcpService({ ...options, addressProber, socketFactory, publish: bus.publish, logger: silentLogger });
   try {
     await service.start();
   } catch (err) {
