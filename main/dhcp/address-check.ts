@@ -101,7 +101,9 @@ export async function reserveCheckedAddress(args: {
       return { kind: 'probe-failed', ip, error: (err as Error).message, conflicts, probes };
     }
     const now = clock.now();
-    if (answer.inUse) {
+    // The client itself answering (an OS that kept its old address while it asks again)
+    // is no conflict: the address is its own.
+    if (answer.inUse && answer.by !== mac) {
       leases.markInUse(ip, now, answer.by);
       const conflict: AddressConflict = { ip, by: answer.by, method: answer.method, ms: answer.ms, heldUntil: now + IN_USE_HOLD_MS };
       conflicts.push(conflict);

@@ -100,6 +100,16 @@ describe('reserveCheckedAddress', () => {
     assert.equal(second.kind === 'ready' && second.ip, '192.0.2.106');
   });
 
+  test('the client answering for the address itself is no conflict', async () => {
+    clock = new ManualClock(1_000_000);
+    const leases = pool();
+    const prober = new FakeProber();
+    prober.inUse.set('192.0.2.100', '52:54:00:00:00:01');
+    const r = await reserveCheckedAddress({ leases, prober, clock, key: 'mac:a', mac: '52:54:00:00:00:01' });
+    assert.equal(r.kind === 'ready' && r.ip, '192.0.2.100');
+    assert.equal(r.conflicts.length, 0);
+  });
+
   test('every address answering: exhausted, never an unchecked offer', async () => {
     clock = new ManualClock(1_000_000);
     const leases = new LeasePool({ first: '192.0.2.100', last: '192.0.2.101', subnetMask: '255.255.255.0' }, SERVER, clock);
