@@ -20,7 +20,8 @@ import { probeForDhcpServers } from './probe.js';
 import { addressCheckTarget, checkRequestedAddress, reserveCheckedAddress, type AddressConflict, type AddressInUseProber } from './address-check.js';
 import { openArpProber } from '../net/arp-probe.js';
 import { openIcmpProber } from '../net/icmp-probe.js';
-import { DEFAULT_ADDRESS_PROBE_MS, type PolledAddressProber } from '../net/address-probe.js';
+import { DEFAULT_ADDRESS_PROBE_MS } from '../net/address-probe.js';
+import { openWindowsIcmpProber } from '../net/windows-icmp-probe.js';
 import { listInterfaces } from '../net/interfaces.js';
 
 export type { BootClass, BootPolicyConfig, MachineBootAssignment, BootMenuEntry } from '../pxe/boot-policy.js';
@@ -163,7 +164,7 @@ export class DhcpService {
 
   /**
    * The host's address check on the chosen NIC: ARP where it can be had (Linux with
-   * CAP_NET_RAW), else ICMP echo (macOS; Linux ping sockets). Without either (no NIC given,
+   * CAP_NET_RAW), else ICMP echo (macOS and Linux ping sockets; Windows' IcmpSendEcho2Ex). Without either (no NIC given,
    * no rights) addresses are offered unchecked, with a warning that says why, as the
    * DHCP-server probe above does when it cannot listen.
    */
@@ -175,10 +176,12 @@ export class DhcpService {
       reasons.push('it needs the NIC to probe on (--interface)');
     } else {
       const options = { interfaceName: o.interfaceName, timeoutMs: o.addressCheckMs ?? DEFAULT_ADDRESS_PROBE_MS, clock: this.clock };
-      const openers: [string, () => PolledAddressProber][] = [
-        ['ARP', () => openArpProber({ ...options, mac: listInterfaces().find((n) => n.name === o.interfaceName)?.mac ?? '' })],
-        ['ICMP echo', () => openIcmpProber(options)],
-      ];
+      const openers: [string, () => AddressInUseProber & { onError?: (reason: string) => void }][] = process.platform === 'win32'
+        ? [['ICMP echo', () => openWindowsIcmpProber({ sourceAddress: o.serverAddress, timeoutMs: options.timeoutMs })]]
+        : [
+            ['ARP', () => openArpProber({ ...options, mac: listInterfaces().find((n) => n.name === o.interfaceName)?.mac ?? '' })],
+            ['ICMP echo', () => openIcmpProber(options)],
+          ];
       for (const [name, open] of openers) {
         try {
           const prober = open();

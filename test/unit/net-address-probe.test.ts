@@ -1,11 +1,12 @@
 // The address check's probers without a network: the shared wait (a fake socket and a
-// manual clock) and the ICMP codec. The ARP codec is in dhcp-address-check.test.ts; both
+// manual clock), the ICMP codec and the Windows reply buffer. The ARP codec is in dhcp-address-check.test.ts; both
 // probers run for real in test/integration/dhcp-netns.test.ts.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { PolledAddressProber, type AddressProbeResult, type ProbeSocket } from '../../main/net/address-probe.js';
 import { encodeEchoRequest, internetChecksum, isEchoReply } from '../../main/net/icmp-probe.js';
 import { ManualClock } from '../../main/host/clock.js';
+import { echoReplyShowsInUse, toIpAddr } from '../../main/net/windows-icmp-probe.js';
 
 class FakeSocket implements ProbeSocket {
   readonly method = 'arp' as const;
@@ -104,5 +105,26 @@ describe('ICMP echo codec', () => {
     assert.equal(isEchoReply(Buffer.concat([ipHeader, Buffer.from('0303000000000000', 'hex')])), false, 'destination unreachable');
     assert.equal(isEchoReply(encodeEchoRequest(1, 1)), false);
     assert.equal(isEchoReply(Buffer.from('0000', 'hex')), false);
+  });
+});
+
+describe('Windows ICMP reply (IcmpSendEcho2Ex buffer)', () => {
+  test('IPAddr is the octets in network order read as a little-endian ULONG', () => {
+    assert.equal(toIpAddr('192.0.2.100'), 0x640200c0);
+    assert.throws(() => toIpAddr('192.0.2'), /not an IPv4 address/);
+  });
+
+  test('a reply from the probed address with IP_SUCCESS means in use; a timeout, an error status or another sender does not', () => {
+    const reply = (address: string, status: number) => {
+      const b = Buffer.alloc(40);
+      b.writeUInt32LE(toIpAddr(address), 0);
+      b.writeUInt32LE(status, 4);
+      return b;
+    };
+    assert.equal(echoReplyShowsInUse(1, reply('192.0.2.100', 0), '192.0.2.100'), true);
+    assert.equal(echoReplyShowsInUse(0, reply('192.0.2.100', 0), '192.0.2.100'), false);
+    // IP_DEST_HOST_UNREACHABLE (11003), reported by our own stack.
+    assert.equal(echoReplyShowsInUse(1, reply('192.0.2.1', 11003), '192.0.2.100'), false);
+    assert.equal(echoReplyShowsInUse(1, reply('192.0.2.7', 0), '192.0.2.100'), false);
   });
 });
