@@ -64,7 +64,8 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
     const names = listInterfaces().filter((n) => n.kind !== 'loopback').map((n) => n.name);
     findings.push({ level: 'error', message: (err as Error).message, fix: names.length ? `pass --interface with one of: ${names.join(', ')}` : 'connect a network interface' });
   }
-  if (options.firewall !== false) findings.push(...(await checkFirewall({ ...options.firewall, interfaceName: servedNic })));
+  const httpPort = PORTS.find((p) => p.proto === 'tcp')?.port;
+  if (options.firewall !== false) findings.push(...(await checkFirewall({ httpPort, ...options.firewall, interfaceName: servedNic })));
   return findings;
 }
 

@@ -50,6 +50,8 @@ export interface FirewallCheckOptions {
   interfaceName?: string;
   /** The program that would serve (Windows and macOS allow programs, not ports). */
   program?: string;
+  /** Also check this TCP port (Linux rules; Windows and macOS allow the program as a whole). */
+  httpPort?: number;
   run?: CommandRunner;
 }
 
@@ -64,7 +66,7 @@ export async function checkFirewall(options: FirewallCheckOptions = {}): Promise
       case 'darwin':
         return await checkMacFirewall(run, program);
       case 'linux':
-        return await checkLinuxFirewall(run, options.interfaceName);
+        return await checkLinuxFirewall(run, options.interfaceName, options.httpPort);
       default:
         return [{ level: 'unknown', message: `firewall: doctor cannot read the firewall on ${platform}`, fix: 'make sure UDP 67, 69 and 4011 may reach this machine on the bench NIC' }];
     }
@@ -309,6 +311,7 @@ type NftObject = Record<string, any>;
 type Verdict = 'accept' | 'drop' | 'reject';
 
 interface PacketFacts {
+  protocol: 'udp' | 'tcp';
   port: number;
   interfaceName?: string;
 }
@@ -367,6 +370,8 @@ export function nftInputVerdict(ruleset: NftObject, facts: PacketFacts): Decisio
 
 type Match = 'yes' | 'no' | 'maybe';
 
+const PROTOCOL_NUMBERS = { tcp: 6, udp: 17 } as const;
+
 function ruleMatches(expr: NftObject[], facts: PacketFacts): Match {
   let result: Match = 'yes';
   for (const e of expr) {
@@ -387,15 +392,16 @@ function matchOne(m: NftObject, facts: PacketFacts): Match {
   const flip = (r: Match): Match => (r === 'maybe' || !negate ? r : r === 'yes' ? 'no' : 'yes');
   if (left.payload) {
     const { protocol, field } = left.payload;
-    if (protocol === 'udp' && field === 'dport') return flip(valueMatches(m.right, facts.port));
-    if (protocol === 'udp') return 'maybe';
-    if (protocol === 'ip' && field === 'protocol') return flip(valueMatches(m.right, 'udp', 17));
-    if (['tcp', 'sctp', 'dccp', 'icmp', 'ip6', 'icmpv6', 'udplite'].includes(protocol)) return 'no'; // a UDP/IPv4 datagram has none of these headers
+    if (protocol === facts.protocol && field === 'dport') return flip(valueMatches(m.right, facts.port));
+    if (protocol === facts.protocol) return 'maybe';
+    if (protocol === 'ip' && field === 'protocol') return flip(valueMatches(m.right, facts.protocol, PROTOCOL_NUMBERS[facts.protocol]));
+    // An IPv4 UDP (or TCP) packet has none of these other headers.
+    if (['tcp', 'udp', 'sctp', 'dccp', 'icmp', 'ip6', 'icmpv6', 'udplite'].includes(protocol)) return 'no';
     return 'maybe';
   }
   if (left.meta) {
     const key = left.meta.key;
-    if (key === 'l4proto') return flip(valueMatches(m.right, 'udp', 17));
+    if (key === 'l4proto') return flip(valueMatches(m.right, facts.protocol, PROTOCOL_NUMBERS[facts.protocol]));
     if (key === 'nfproto') return flip(valueMatches(m.right, 'ipv4', 2));
     if ((key === 'iifname' || key === 'iif') && facts.interfaceName) return flip(valueMatches(m.right, facts.interfaceName));
     return 'maybe';
@@ -441,25 +447,38 @@ function ruleAction(expr: NftObject[]): { kind: Verdict | 'return' } | { kind: '
   return undefined;
 }
 
-/** Findings from a parsed `nft -j list ruleset`. Pure, for the tests. */
-export function describeNftRuleset(ruleset: NftObject, interfaceName: string | undefined): FirewallFinding[] {
+/**
+ * Findings from a parsed `nft -j list ruleset`: one for the PXE UDP ports and, when
+ * `httpPort` is given, one for HTTP (iPXE scripts, UEFI HTTP boot). Pure, for the tests.
+ */
+export function describeNftRuleset(ruleset: NftObject, interfaceName: string | undefined, httpPort?: number): FirewallFinding[] {
+  const findings = describeNftPorts(ruleset, interfaceName, 'udp', [...PXE_UDP_PORTS]);
+  if (httpPort !== undefined) {
+    const http = describeNftPorts(ruleset, interfaceName, 'tcp', [{ port: httpPort, service: 'HTTP' }]);
+    if (http[0].level !== 'ok') findings.push(...http);
+  }
+  return findings;
+}
+
+function describeNftPorts(ruleset: NftObject, interfaceName: string | undefined, protocol: 'udp' | 'tcp', ports: { port: number; service: string }[]): FirewallFinding[] {
   const nic = interfaceName ?? 'the bench NIC';
-  const blocked = PXE_UDP_PORTS.map((p) => ({ ...p, decision: nftInputVerdict(ruleset, { port: p.port, interfaceName }) })).filter((p) => p.decision);
-  if (blocked.length === 0) return [{ level: 'ok', message: `firewall: nftables lets UDP 67, 69 and 4011 in on ${nic}` }];
+  const blocked = ports.map((p) => ({ ...p, decision: nftInputVerdict(ruleset, { protocol, port: p.port, interfaceName }) })).filter((p) => p.decision);
+  const list = ports.map((p) => p.port).join(', ');
+  if (blocked.length === 0) return [{ level: 'ok', message: `firewall: nftables lets ${protocol.toUpperCase()} ${list.replace(/, (\d+)$/, ' and $1')} in on ${nic}` }];
   const first = blocked[0].decision!;
-  const ports = blocked.map((p) => `${p.port} (${p.service})`).join(', ');
+  const names = blocked.map((p) => `${p.port} (${p.service})`).join(', ');
   const table = /table (\S+ \S+)$/.exec(first.where)?.[1] ?? 'inet filter';
   const chain = /chain (\S+)/.exec(first.where)?.[1] ?? 'input';
   const uncertain = [...new Set(blocked.flatMap((p) => p.decision!.uncertain))];
   return [{
     level: uncertain.length ? 'warn' : 'error',
-    message: `firewall: nftables ${first.verdict === 'reject' ? 'rejects' : 'drops'} UDP ${ports} arriving on ${nic}: ${first.where}` +
+    message: `firewall: nftables ${first.verdict === 'reject' ? 'rejects' : 'drops'} ${protocol.toUpperCase()} ${names} arriving on ${nic}: ${first.where}` +
       (uncertain.length ? ` (unless ${uncertain.join(', ')}, which doctor cannot evaluate, accepts them)` : ''),
-    fix: `as root: nft insert rule ${table} ${chain} iifname "${interfaceName ?? 'NIC'}" udp dport { 67, 69, 4011 } accept (and the same in your firewall's saved configuration)`,
+    fix: `as root: nft insert rule ${table} ${chain} iifname "${interfaceName ?? 'NIC'}" ${protocol} dport { ${list} } accept (and the same in your firewall's saved configuration)`,
   }];
 }
 
-async function checkLinuxFirewall(run: CommandRunner, interfaceName: string | undefined): Promise<FirewallFinding[]> {
+async function checkLinuxFirewall(run: CommandRunner, interfaceName: string | undefined, httpPort: number | undefined): Promise<FirewallFinding[]> {
   const out = await run('nft', ['-j', 'list', 'ruleset']);
   if (out.code !== 0) {
     const denied = /permission|not permitted/i.test(out.stderr);
@@ -477,5 +496,5 @@ async function checkLinuxFirewall(run: CommandRunner, interfaceName: string | un
     return [{ level: 'unknown', message: 'firewall: nft printed something that is not JSON; rules not checked', fix: 'make sure no firewall rule drops UDP 67, 69 and 4011 arriving on the bench NIC' }];
   }
   if (!Array.isArray(ruleset?.nftables)) return [{ level: 'unknown', message: 'firewall: unexpected nft JSON; rules not checked', fix: 'make sure no firewall rule drops UDP 67, 69 and 4011 arriving on the bench NIC' }];
-  return describeNftRuleset(ruleset, interfaceName);
+  return describeNftRuleset(ruleset, interfaceName, httpPort);
 }

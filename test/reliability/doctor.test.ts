@@ -162,9 +162,10 @@ describe('doctor: NIC kind warnings and firewall findings (injected)', () => {
     };
     const findings = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: { platform: 'linux', run } });
     const firewall = findings.filter((f) => f.message.startsWith('firewall:'));
-    assert.equal(firewall.length, 1);
-    assert.equal(firewall[0].level, 'error');
-    assert.match(firewall[0].fix ?? '', /iifname "br-lab"/);
+    // The policy drops everything but SSH: the PXE ports and doctor's HTTP port each get a finding.
+    assert.deepEqual(firewall.map((f) => f.level), ['error', 'error'], JSON.stringify(firewall));
+    assert.match(firewall[0].fix ?? '', /iifname "br-lab" udp dport \{ 67, 69, 4011 \}/);
+    assert.match(firewall[1].fix ?? '', /iifname "br-lab" tcp dport \{ 8080 \}/);
     assert.deepEqual(asked, [['nft', '-j', 'list', 'ruleset']]);
     const unknown = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: { platform: 'darwin', run: noNft, program: '/Applications/Bootbench.app/Contents/MacOS/Bootbench' } });
     const mac = unknown.find((f) => f.message.startsWith('firewall:'));

@@ -170,6 +170,16 @@ describe('Linux (nftables)', () => {
     assert.equal(nft('policy-drop-allowed', 'eth1')[0].level, 'error');
   });
 
+  test('with the HTTP port: a second finding for TCP when the rules drop it too', () => {
+    const f = describeNftRuleset(JSON.parse(sample('nft-policy-drop.json')), 'bench0', 8080);
+    assert.deepEqual(f.map((x) => x.level), ['error', 'error']);
+    assert.match(f[1].message, /drops TCP 8080 \(HTTP\) arriving on bench0/);
+    assert.match(f[1].fix!, /iifname "bench0" tcp dport \{ 8080 \} accept/);
+    // A UDP-only drop leaves TCP alone: no second finding.
+    assert.equal(describeNftRuleset(JSON.parse(sample('nft-drop-ports.json')), 'bench0', 8080).length, 1);
+    assert.deepEqual(describeNftRuleset(JSON.parse(sample('nft-policy-drop-allowed.json')), 'bench0', 8080).map((x) => x.level), ['ok', 'error']);
+  });
+
   test('a drop for another NIC (wildcard name, port range) does not count', () => {
     assert.deepEqual(nft('other-nic').map((x) => x.level), ['ok']);
     assert.equal(nft('other-nic', 'wlan0')[0].level, 'error');
