@@ -42,6 +42,8 @@ Options:
   --router ADDRESS       dhcp mode: default gateway to hand out (optional)
   --dns ADDRESS[,..]     dhcp mode: DNS servers to hand out (optional)
   --force                dhcp mode: start even if another DHCP server answers on the NIC
+  --no-address-check     dhcp mode: offer addresses without first checking (ARP, or ping where
+                         ARP is not allowed) that no other machine on the NIC already uses them
   --root DIR             folder served read-only by TFTP and HTTP (required)
   --boot CLASS=PATH      boot file per client class (repeatable; default: chainload the bundled
                          iPXE, which boots what the library assigns); CLASS is one of
@@ -219,7 +221,7 @@ async function doctor(args: string[]): Promise<number> {
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
-    console.log('Usage: bootbench doctor [--interface NAME] [--json] [--test-boot]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems,\nother DHCP/PXE servers answering on the NIC.\n--test-boot: play a BIOS and a UEFI PXE client against the running `bootbench serve` on the NIC\n(offer, 4011 ACK, TFTP size probe, download) and report each step.');
+    console.log('Usage: bootbench doctor [--interface NAME] [--json] [--test-boot]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems,\nother DHCP/PXE servers answering on the NIC, a firewall dropping the boot ports.\n--test-boot: play a BIOS and a UEFI PXE client against the running `bootbench serve` on the NIC\n(offer, 4011 ACK, TFTP size probe, download) and report each step.');
     return 0;
   }
   const findings = values['test-boot'] ? await runTestBootFindings({ interfaceName: values.interface }) : await runDoctor({ interfaceName: values.interface });

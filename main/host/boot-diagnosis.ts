@@ -105,6 +105,8 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
       return info('Machine released its address');
     case 'dhcp.decline':
       return warning('Machine declined the address (it found it already in use on the network)');
+    case 'dhcp.conflict':
+      return warning(`Address ${str(event.address) ?? '?'} is already used by another machine${str(event.heldBy) ? ` (${event.heldBy})` : ''}; kept out of the pool and offering another`);
     case 'dhcp.ignored':
       return warning(`Not answered${reason ? `: ${reason}` : ''}`);
     case 'dhcp.error':

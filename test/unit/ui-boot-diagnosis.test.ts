@@ -65,6 +65,9 @@ test('summaries are one plain line each', () => {
   assert.equal(summarizeEvent(ev('tftp.done', { file: 'ipxe.efi', bytes: 1048576, durationMs: 400 })).summary, 'TFTP sent ipxe.efi (1.0 MB) in 0.4 s');
   assert.equal(summarizeEvent(ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7, port: 67 })).summary, 'DISCOVER from UEFI 64-bit firmware');
   assert.equal(summarizeEvent(ev('tftp.refused', { file: 'x.efi', reason: 'file not found' })).level, 'problem');
+  const conflict = summarizeEvent(ev('dhcp.conflict', { address: '192.0.2.100', heldBy: '52:54:00:00:00:99', method: 'arp' }));
+  assert.equal(conflict.summary, 'Address 192.0.2.100 is already used by another machine (52:54:00:00:00:99); kept out of the pool and offering another');
+  assert.equal(conflict.level, 'warning');
   assert.equal(fileFirmware('boot/undionly.kpxe'), 'bios');
   assert.equal(fileFirmware('EFI/BOOT/BOOTX64.EFI'), 'uefi');
   assert.equal(fileFirmware('vmlinuz'), undefined);
