@@ -4,7 +4,7 @@
 // With BOOTBENCH_DIAG_PROFILE=FILE, the main thread's CPU profile from the 1st to the 3rd
 // SIGUSR2 is written there (--cpu-prof is not allowed in NODE_OPTIONS).
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { setFlagsFromString } from 'node:v8';
 
@@ -29,6 +29,17 @@ if (file) {
       }
     }
   }).observe({ entryTypes: ['gc'] });
+  // The main thread's scheduler figures (Linux): time on a CPU, and time runnable but waiting
+  // for one (another process or thread had it), in ns; the second is contention, not work.
+  const schedstat = () => {
+    try {
+      const [run, wait, slices] = readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+      return { run, wait, slices };
+    } catch {
+      return { run: 0, wait: 0, slices: 0 };
+    }
+  };
+  let sched = schedstat();
   let cpu = process.cpuUsage();
   let since = Date.now();
   let marks = 0;
@@ -46,6 +57,12 @@ if (file) {
       cpuMs: Math.round((used.user + used.system) / 1000),
       loopDelay: { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) },
       gc: { ...gc, totalMs: Math.round(gc.totalMs), maxMs: Math.round(gc.maxMs * 10) / 10 },
+      mainThread: (() => {
+        const now = schedstat();
+        const d = { onCpuMs: Math.round((now.run - sched.run) / 1e6), waitingForCpuMs: Math.round((now.wait - sched.wait) / 1e6), slices: now.slices - sched.slices };
+        sched = now;
+        return d;
+      })(),
       rssMiB: Math.round(process.memoryUsage.rss() / 1048576),
       heapMiB: Math.round(process.memoryUsage().heapUsed / 1048576),
     }) + '\n');

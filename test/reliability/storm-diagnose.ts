@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { Lab } from '../helpers/netns.js';
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
 import { writeRandomFile } from '../integration/tftp-helpers.js';
+import { captureDhcp, dhcpAnswerLatencies, percentile as pct } from './dhcp-wire-latency.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,30 +35,6 @@ const NICE = Number(values['client-nice']);
 const TRANSFERS = Number(values.transfers);
 const STORM = join(PROJECT_ROOT, 'test', 'reliability', 'discover-storm.ts');
 const CLIENT = join(PROJECT_ROOT, 'test', 'reliability', 'tftp-load-client.ts');
-
-/** DISCOVER (op 1, to port 67) -> OFFER (op 2) pairs by xid, from a classic pcap file. */
-function wireLatencies(pcap: Buffer): number[] {
-  const discoverAt = new Map<number, number>();
-  const out: number[] = [];
-  for (let at = 24; at + 16 <= pcap.length; ) {
-    const t = pcap.readUInt32LE(at) * 1e3 + pcap.readUInt32LE(at + 4) / 1e3;
-    const length = pcap.readUInt32LE(at + 8);
-    const frame = pcap.subarray(at + 16, at + 16 + length);
-    at += 16 + length;
-    if (frame.length < 14 + 20 + 8 + 240 || frame.readUInt16BE(12) !== 0x0800) continue;
-    const ihl = (frame[14]! & 0x0f) * 4;
-    const dhcp = frame.subarray(14 + ihl + 8);
-    const xid = dhcp.readUInt32BE(4);
-    if (dhcp[0] === 1) discoverAt.set(xid, t);
-    else if (dhcp[0] === 2 && discoverAt.has(xid)) {
-      out.push(t - discoverAt.get(xid)!);
-      discoverAt.delete(xid);
-    }
-  }
-  return out.sort((a, b) => a - b);
-}
-
-const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN);
 
 function hostPid(ns: string): number {
   for (const pid of execFileSync('ip', ['netns', 'pids', ns]).toString().trim().split(/\s+/)) {
@@ -117,18 +94,16 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 2000));
     await mark(); // phase 1: transfers alone
 
-    const capture = lab.spawn(host, 'dumpcap', ['-q', '-P', '-i', 'bench0', '-f', 'udp port 67 or udp port 68', '-w', pcapFile]);
-    await new Promise((r) => setTimeout(r, 1000));
+    const capture = await captureDhcp(lab, host, 'bench0', pcapFile);
     const stormOut = await output(lab.spawn(client, ...nice(['--import', 'tsx', STORM, 'eth0', String(RATE), String(SECONDS)]), { cwd: PROJECT_ROOT }));
     await mark(); // phase 2: storm + transfers (includes the storm's 3 s tail)
-    capture.kill('SIGINT');
-    await new Promise((r) => capture.on('exit', r));
+    const pcap = await capture.stop();
     const transferOut = await transfers;
     await mark(); // phase 3: the rest of the transfers
 
     const s = JSON.parse(stormOut.trim().split('\n').at(-1)!);
     const outcomes = JSON.parse(transferOut.trim().split('\n').at(-1)!).outcomes as { ok: boolean }[];
-    const wire = wireLatencies(readFileSync(pcapFile));
+    const wire = dhcpAnswerLatencies(pcap);
     const phases = readFileSync(diagFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     console.log(JSON.stringify({
       config: { rate: RATE, seconds: SECONDS, clientNice: NICE, transfers: TRANSFERS, log: values.log },
