@@ -192,7 +192,7 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   let attached = true;
   const stats = { eventsSeen: 0, flushes: 0, rowsWritten: 0, eventsDropped: 0, dhcpEventsOverBudget: 0 };
   // The per-second DHCP budget: the second being counted, events recorded and left out in it.
-  const storm = { second: 0, recorded: 0, overBudget: 0, macs: new Set<string>(), inEpisode: false };
+  const storm = { second: 0, recorded: 0, overBudget: 0, inEpisode: false };
   let stormRows: { time: number; details: Record<string, unknown> }[] = [];
 
   /** False when this DHCP event is over the second's budget (it is counted instead). */
@@ -203,17 +203,17 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
       storm.recorded++;
       return true;
     }
+    // Nothing of the event is kept: a storm must not promote garbage into V8's old space.
     storm.overBudget++;
     stats.dhcpEventsOverBudget++;
-    if (event.mac && storm.macs.size < 100_000) storm.macs.add(event.mac);
     return false;
   }
 
   function closeStormSecond(next: number): void {
     if (storm.overBudget > 0) {
-      stormRows.push({ time: storm.second * 1000, details: { eventsNotRecorded: storm.overBudget, macs: storm.macs.size, budgetPerSecond: maxDhcpEventsPerSecond } });
+      stormRows.push({ time: storm.second * 1000, details: { eventsNotRecorded: storm.overBudget, budgetPerSecond: maxDhcpEventsPerSecond } });
       if (!storm.inEpisode) {
-        logger.warn(`DHCP storm: more than ${maxDhcpEventsPerSecond} DHCP events a second; history records that many each second and counts the rest (answers are not affected)`, { eventsNotRecorded: storm.overBudget, macs: storm.macs.size });
+        logger.warn(`DHCP storm: more than ${maxDhcpEventsPerSecond} DHCP events a second; history records that many each second and counts the rest (answers are not affected)`, { eventsNotRecorded: storm.overBudget });
       }
       storm.inEpisode = true;
       scheduleFlush(flushIntervalMs);
@@ -223,7 +223,6 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
     storm.second = next;
     storm.recorded = 0;
     storm.overBudget = 0;
-    storm.macs.clear();
   }
 
   let flushDueAt = 0;

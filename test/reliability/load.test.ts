@@ -13,13 +13,14 @@
 //   host's socket buffer, its event loop and its GC pauses count, and the clients' own
 //   scheduling (a low-priority process reads its offers late) does not. The sender's own
 //   figures are printed beside it.
-// - Memory stable: first-use growth (V8's young generation and old space reaching their
-//   working size for a storm, SQLite's page cache, the read cache's 4,096 answers) is not a
-//   leak, and V8's heap is a sawtooth between major GCs (about 25 MiB here). So: the storm's
-//   peak RSS stays within 64 MiB of the RSS with the 20 transfers already running (workers
-//   started); RSS does not go on growing once the storm is over; and in the long run (30 s)
-//   the peak of the last 10 s is within 8 MiB of the peak between 5 s and 10 s, i.e. memory
-//   does not grow with the storm's length (a leak of 100 bytes per DISCOVER would add 10 MiB).
+// - Memory stable: first-use growth is not a leak. Under a storm's allocation rate V8 grows
+//   its young generation to its limit (3 x 16 MiB semi-spaces in Node 20), and its old space
+//   is a sawtooth between major GCs (about 25 MiB here); SQLite's page cache and the read
+//   cache's 4,096 answers fill once. So: the storm's peak RSS stays within 80 MiB of the RSS
+//   with the 20 transfers already running (measured 36-56 MiB); RSS does not go on growing
+//   once the storm is over; and in the long run (30 s) the peak of the last 10 s is within
+//   8 MiB of the peak between 5 s and 10 s, i.e. memory does not grow with the storm's length
+//   (a leak of 100 bytes per DISCOVER would add 10 MiB there).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -136,7 +137,7 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
     assert.ok(measured, 'the storm run above did not finish');
     const { withTransfersRss, rss, endRss, afterRss } = measured;
     const peak = Math.max(...rss.map((r) => r.mib), endRss);
-    assert.ok(peak - withTransfersRss <= 64, `the storm took the host from ${withTransfersRss.toFixed(1)} to ${peak.toFixed(1)} MiB`);
+    assert.ok(peak - withTransfersRss <= 80, `the storm took the host from ${withTransfersRss.toFixed(1)} to ${peak.toFixed(1)} MiB`);
     assert.ok(afterRss - endRss <= 4, `host RSS went on growing after the storm: ${endRss.toFixed(1)} -> ${afterRss.toFixed(1)} MiB`);
     if (STORM_SECONDS >= 20) {
       const peakBetween = (from: number, to: number) => Math.max(...rss.filter((r) => r.atMs >= from && r.atMs < to).map((r) => r.mib));

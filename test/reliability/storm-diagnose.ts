@@ -5,8 +5,8 @@
 //   - client latency: what discover-storm.ts measures (adds the client's own scheduling);
 //   - the host's event-loop delay, GC pauses, CPU and RSS per phase (host-diagnostics.mjs).
 // Root only (namespaces). Not a test: a tool to run by hand.
-//   node --import tsx test/reliability/storm-diagnose.ts [--seconds 5] [--rate 5000] [--client-nice 10] [--transfers 20] [--log json|text] [--cpu-prof FILE] [--v8-flags '--single-threaded-gc']
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+//   node --import tsx test/reliability/storm-diagnose.ts [--seconds 5] [--rate 5000] [--client-nice 10] [--transfers 20] [--log json|text] [--cpu-prof FILE] [--v8-flags '--single-threaded-gc'] [--keep-pcap FILE]
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -27,6 +27,8 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     /** V8 flags for the host, set at its start (e.g. --single-threaded-gc). */
     'v8-flags': { type: 'string' },
+    /** Keep the storm's capture here (classic pcap). */
+    'keep-pcap': { type: 'string' },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -98,6 +100,7 @@ async function main(): Promise<void> {
     const stormOut = await output(lab.spawn(client, ...nice(['--import', 'tsx', STORM, 'eth0', String(RATE), String(SECONDS)]), { cwd: PROJECT_ROOT }));
     await mark(); // phase 2: storm + transfers (includes the storm's 3 s tail)
     const pcap = await capture.stop();
+    if (values['keep-pcap']) writeFileSync(values['keep-pcap'], pcap);
     const transferOut = await transfers;
     await mark(); // phase 3: the rest of the transfers
 
