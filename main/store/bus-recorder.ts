@@ -5,7 +5,6 @@
 // write per block. A failing write (full disk, disk error) turns history off with one
 // `store.degraded` warning and never reaches the bus; a probe write every retry interval turns
 // it back on (`store.recovered`) once the disk takes writes again (issue 9 item 7).
-import { statfsSync } from 'node:fs';
 import { systemClock, type Clock, type TimerHandle } from '../host/clock.js';
 import type { BootEvent, EventBus, Publish } from '../host/events.js';
 import { silentLogger, type Logger } from '../host/logger.js';
@@ -13,7 +12,7 @@ import { completeBootOnceIfLastFile } from './boot-assignment.js';
 import { normalizeMac } from './identifiers.js';
 import type { Store } from './open-store.js';
 import type { FinishedOutcome, TransferProtocol } from './transfers.js';
-import { classifyWriteFailure, type WriteFailure } from './write-failure.js';
+import { checkDataFolderSpace, classifyWriteFailure, type WriteFailure } from './write-failure.js';
 
 export interface AttachStoreOptions {
   clock?: Clock;
@@ -151,15 +150,6 @@ function eventDetailsJson(event: BootEvent): string {
   return JSON.stringify({ truncated: true, fields: Object.keys(details) });
 }
 
-function freeBytesOnFileSystem(folder: string): number | undefined {
-  try {
-    const fs = statfsSync(folder);
-    return fs.bavail * fs.bsize;
-  } catch {
-    return undefined;
-  }
-}
-
 export function attachStoreToBus(bus: EventBus, store: Store, options: AttachStoreOptions = {}): StoreBusAttachment {
   const clock = options.clock ?? store.clock ?? systemClock;
   const logger = options.logger ?? silentLogger;
@@ -172,7 +162,7 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   const retryIntervalMs = options.retryIntervalMs ?? 10_000;
   const maxDhcpEventsPerSecond = options.maxDhcpEventsPerSecond ?? 500;
   const minFreeBytes = options.minFreeBytes ?? 1024 * 1024;
-  const freeBytes = options.freeBytes ?? freeBytesOnFileSystem;
+  const freeBytes = options.freeBytes ?? ((folder: string) => checkDataFolderSpace(folder, 0).freeBytes);
 
   let pending: PendingEvent[] = [];
   const live = new Map<string, LiveTransfer>();

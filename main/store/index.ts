@@ -55,4 +55,13 @@ export {
   type MachineHistory,
 } from './machine-csv.js';
 export { attachStoreToBus, type AttachStoreOptions, type RecorderDegradation, type RecorderStats, type StoreBusAttachment } from './bus-recorder.js';
-export { classifyWriteFailure, savingTo, StoreWriteError, type WriteFailure, type WriteFailureKind } from './write-failure.js';
+export {
+  checkDataFolderSpace,
+  classifyWriteFailure,
+  LOW_DATA_FOLDER_SPACE_BYTES,
+  savingTo,
+  StoreWriteError,
+  type DataFolderSpace,
+  type WriteFailure,
+  type WriteFailureKind,
+} from './write-failure.js';

@@ -1,6 +1,7 @@
 // What a failed database write means for the technician. A full disk or a failing disk under
 // the data folder must never stop boot service (issue 9 item 7): the recorder turns history
 // off and tries again later, and API edits answer with these sentences instead of SQLite's.
+import { statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export type WriteFailureKind = 'disk-full' | 'disk-error' | 'read-only' | 'other';
@@ -60,4 +61,38 @@ export function savingTo<T>(databasePath: string, edit: () => T): T {
     if (failure.kind === 'other') throw err;
     throw new StoreWriteError(failure, err);
   }
+}
+
+/** Below this, `bootbench doctor` warns: a few days of a busy bench's history and the WAL. */
+export const LOW_DATA_FOLDER_SPACE_BYTES = 64 * 1024 * 1024;
+
+export interface DataFolderSpace {
+  folder: string;
+  /** Bytes free for this user on the folder's file system; undefined when it cannot be read. */
+  freeBytes?: number;
+  /** Set when the free space is below the threshold: what it means and what to do. */
+  problem?: string;
+  fix?: string;
+}
+
+/**
+ * The free space under the data folder, for a preflight check (`bootbench doctor`): a full
+ * disk does not stop booting, but history stops being recorded until space returns.
+ */
+export function checkDataFolderSpace(folder: string, lowBytes = LOW_DATA_FOLDER_SPACE_BYTES, statfs: (path: string) => { bavail: number; bsize: number } = statfsSync): DataFolderSpace {
+  let freeBytes: number;
+  try {
+    const fs = statfs(folder);
+    freeBytes = fs.bavail * fs.bsize;
+  } catch {
+    return { folder };
+  }
+  if (freeBytes >= lowBytes) return { folder, freeBytes };
+  const mib = (n: number) => `${Math.floor(n / (1024 * 1024))} MiB`;
+  return {
+    folder,
+    freeBytes,
+    problem: `only ${mib(freeBytes)} free under the data folder ${folder}: when it is full, boot history stops being recorded (booting goes on)`,
+    fix: `free space on ${folder}, or move the data folder with --data DIR`,
+  };
 }

@@ -5,7 +5,7 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { classifyWriteFailure, openStore, savingTo, StoreWriteError, type Store } from '../../main/store/index.js';
+import { checkDataFolderSpace, classifyWriteFailure, openStore, savingTo, StoreWriteError, type Store } from '../../main/store/index.js';
 import { storeApi } from '../../main/host/api-store.js';
 import { HostApi } from '../../main/host/api.js';
 import { ServiceHost } from '../../main/host/service-host.js';
@@ -46,6 +46,18 @@ describe('classifyWriteFailure', () => {
     assert.throws(() => savingTo(path, () => { throw new TypeError('bad MAC'); }), TypeError);
     assert.throws(() => savingTo(path, () => { throw error('SQLITE_CONSTRAINT_UNIQUE'); }), (e: Error) => !(e instanceof StoreWriteError));
     assert.throws(() => savingTo(path, () => { throw error('SQLITE_FULL'); }), StoreWriteError);
+  });
+});
+
+describe('checkDataFolderSpace (for bootbench doctor)', () => {
+  test('low free space is a problem with a fix; enough is none; unreadable is unknown', () => {
+    const low = checkDataFolderSpace('/data', 64 * 1024 * 1024, () => ({ bavail: 1000, bsize: 4096 }));
+    assert.equal(low.freeBytes, 4_096_000);
+    assert.match(low.problem!, /only 3 MiB free under the data folder \/data.*history stops/);
+    assert.match(low.fix!, /free space on \/data/);
+    assert.equal(checkDataFolderSpace('/data', 1024, () => ({ bavail: 1000, bsize: 4096 })).problem, undefined);
+    assert.deepEqual(checkDataFolderSpace('/nowhere', 1024, () => { throw new Error('ENOENT'); }), { folder: '/nowhere' });
+    assert.ok(checkDataFolderSpace(temp.dir).freeBytes! > 0, 'the real statfs answers');
   });
 });
 
