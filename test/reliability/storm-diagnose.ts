@@ -5,8 +5,8 @@
 //   - client latency: what discover-storm.ts measures (adds the client's own scheduling);
 //   - the host's event-loop delay, GC pauses, CPU and RSS per phase (host-diagnostics.mjs).
 // Root only (namespaces). Not a test: a tool to run by hand.
-//   node --import tsx test/reliability/storm-diagnose.ts [--seconds 5] [--rate 5000] [--client-nice 10] [--transfers 20] [--log json|text] [--cpu-prof FILE] [--v8-flags '--single-threaded-gc'] [--keep-pcap FILE]
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+//   node --import tsx test/reliability/storm-diagnose.ts [--seconds 5] [--rate 5000] [--client-nice 10] [--transfers 20] [--log json|text] [--cpu-prof FILE] [--v8-flags '--single-threaded-gc'] [--keep-pcap FILE] [--tftp-policy idle|batch]
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -27,6 +27,8 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     /** V8 flags for the host, set at its start (e.g. --single-threaded-gc). */
     'v8-flags': { type: 'string' },
+    /** Experiment: put the host's TFTP worker threads (its nice-10 threads) under this Linux policy (chrt: idle, batch). */
+    'tftp-policy': { type: 'string' },
     /** Keep the storm's capture here (classic pcap). */
     'keep-pcap': { type: 'string' },
   },
@@ -94,6 +96,12 @@ async function main(): Promise<void> {
       ? output(lab.spawn(client, ...nice(['--import', 'tsx', CLIENT, JSON.stringify({ server: '192.0.2.1', names: ['nbp.efi'], count: TRANSFERS, blksize: 1468, windowsize: 16, repeatForMs: SECONDS * 1000 + 4000, deadlineMs: SECONDS * 1000 + 60_000 })]), { cwd: PROJECT_ROOT }))
       : Promise.resolve('{"outcomes":[]}');
     await new Promise((r) => setTimeout(r, 2000));
+    if (values['tftp-policy']) {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const nice = Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+        if (nice === 10) execFileSync('chrt', [values['tftp-policy'] === 'idle' ? '-i' : '-b', '-p', '0', tid]);
+      }
+    }
     await mark(); // phase 1: transfers alone
 
     const capture = await captureDhcp(lab, host, 'bench0', pcapFile);
