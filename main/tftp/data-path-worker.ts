@@ -13,6 +13,7 @@ import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_
 import type { Clock, TimerHandle } from '../host/clock.js';
 import { createDescriptorBatchSender, type BatchSender } from './batch-send.js';
 import { encodeError, TftpErrorCode, TftpOpcode } from './packet.js';
+import { SPIN_BUDGET_MS, SpinCredit } from './spin-wait.js';
 import { ReadTransfer } from './transfer.js';
 import { EAGAIN, EINTR, encodeSockaddr, loadUdpSyscalls, pinnedBuffer, POLLIN, POLLOUT, type UdpSyscalls } from './udp-descriptor.js';
 import type { DataPathCommand, DataPathEvent, WorkerTransferSpec } from './worker-data-path.js';
@@ -22,18 +23,6 @@ const MAX_POLL_MS = 100;
 const RECEIVE_BYTES = 2048;
 /** Most datagrams read from one transfer per poll(2): the others, timers and commands wait no longer. */
 const RECEIVE_BURST = 16;
-/**
- * Longest busy wait for a lone transfer's next datagram, in ms. Sleeping in poll(2) and
- * being woken costs the waker a cross-CPU wake-up, tens of microseconds in a VM whose
- * idle CPUs halt at once (issue 8: lock-step at 4-15 MiB/s on this bench's 2-vCPU VM,
- * for dnsmasq too); a client that answers within this long is caught without it.
- */
-const SPIN_BUDGET_MS = 0.1;
-/** Spin credit: +1 for a datagram caught, -SPIN_MISS_COST for a budget spent in vain. */
-const SPIN_CREDIT_MAX = 8;
-const SPIN_MISS_COST = 2;
-/** With no credit left (a slow client or a long path), try one spin in this many waits. */
-const SPIN_PROBE_EVERY = 64;
 /** Largest datagram sent one by one when sendmmsg did not take it: 4 + the largest blksize. */
 const SCRATCH_BYTES = 4 + 65464;
 
@@ -114,8 +103,7 @@ interface LoopTransfer {
   junkLogged: boolean;
   sendFailureLogged: boolean;
   /** Whether busy waiting has paid off lately for this client (see `spinForNext`). */
-  spinCredit: number;
-  spinSkipped: number;
+  spin: SpinCredit;
 }
 
 const { port, doorbellFd } = workerData as { port: MessagePort; doorbellFd: number };
@@ -164,8 +152,7 @@ function start(spec: WorkerTransferSpec, syscalls: UdpSyscalls): void {
     ended: false,
     junkLogged: false,
     sendFailureLogged: false,
-    spinCredit: SPIN_CREDIT_MAX,
-    spinSkipped: 0,
+    spin: new SpinCredit(),
   };
   const sender = createDescriptorBatchSender(
     spec.fd,
@@ -321,26 +308,20 @@ function receive(entry: LoopTransfer, syscalls: UdpSyscalls): boolean {
 
 /**
  * Busy-waits up to SPIN_BUDGET_MS for the next datagram of a worker's only transfer and
- * handles it; false when none came (the caller then sleeps in poll). Clients that answer
- * later than the budget most of the time (a long path, slow firmware) lose their credit,
- * and are only probed now and then, so their transfers cost no spinning.
+ * handles it; false when none came (the caller then sleeps in poll). See spin-wait.ts.
  */
 function spinForNext(entry: LoopTransfer, syscalls: UdpSyscalls): boolean {
-  if (SPIN_BUDGET_MS <= 0) return false;
-  if (entry.spinCredit <= 0) {
-    if (++entry.spinSkipped < SPIN_PROBE_EVERY) return false;
-    entry.spinSkipped = 0;
-  }
+  if (!entry.spin.shouldSpin()) return false;
   const until = performance.now() + SPIN_BUDGET_MS;
   do {
     for (let i = 0; i < 8; i++) {
       if (receive(entry, syscalls)) {
-        if (entry.spinCredit < SPIN_CREDIT_MAX) entry.spinCredit++;
+        entry.spin.caught();
         return true;
       }
     }
   } while (performance.now() < until);
-  entry.spinCredit = Math.max(0, entry.spinCredit - SPIN_MISS_COST);
+  entry.spin.missed();
   return false;
 }
 
