@@ -218,13 +218,14 @@ async function doctor(args: string[]): Promise<number> {
     interface: { type: 'string' },
     json: { type: 'boolean' },
     'test-boot': { type: 'boolean' },
+    data: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
-    console.log('Usage: bootbench doctor [--interface NAME] [--json] [--test-boot]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems,\nother DHCP/PXE servers answering on the NIC, a firewall dropping the boot ports.\n--test-boot: play a BIOS and a UEFI PXE client against the running `bootbench serve` on the NIC\n(offer, 4011 ACK, TFTP size probe, download) and report each step.');
+    console.log('Usage: bootbench doctor [--interface NAME] [--data DIR] [--json] [--test-boot]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems,\nother DHCP/PXE servers answering on the NIC, a firewall dropping the boot ports, a nearly full\ndisk under the database folder (--data, default ~/.bootbench).\n--test-boot: play a BIOS and a UEFI PXE client against the running `bootbench serve` on the NIC\n(offer, 4011 ACK, TFTP size probe, download) and report each step.');
     return 0;
   }
-  const findings = values['test-boot'] ? await runTestBootFindings({ interfaceName: values.interface }) : await runDoctor({ interfaceName: values.interface });
+  const findings = values['test-boot'] ? await runTestBootFindings({ interfaceName: values.interface }) : await runDoctor({ interfaceName: values.interface, dataDir: values.data !== undefined ? resolve(values.data) : defaultDataDir() });
   if (values.json) console.log(JSON.stringify(findings, null, 2));
   else for (const f of findings) console.log(`${f.level.toUpperCase().padEnd(5)} ${f.message}${f.fix ? `\n      fix: ${f.fix}` : ''}`);
   return findings.some((f) => f.level === 'error') ? 1 : 0;

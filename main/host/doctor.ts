@@ -4,6 +4,7 @@ import { checkPrivileges, createScopedUdpSocketFactory, findPortOwner, listInter
 import { checkFirewall, type FirewallCheckOptions } from '../net/firewall.js';
 import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
 import { listenForOffers, runTestBoot, type HeardOffer } from './test-boot.js';
+import { checkDataFolderSpace } from '../store/index.js';
 
 export interface Finding {
   /** 'unknown': doctor could not tell (a tool missing, output it does not know); not an error. */
@@ -29,6 +30,10 @@ export interface DoctorOptions {
   firewall?: false | Omit<FirewallCheckOptions, 'interfaceName'>;
   /** NIC lookup; tests inject one. */
   resolveInterface?: (name: string | undefined) => NetInterface;
+  /** The database folder serve would use: a nearly full disk there means no boot history. */
+  dataDir?: string;
+  /** Free-space lookup for `dataDir`; tests inject one. */
+  dataFolderSpace?: typeof checkDataFolderSpace;
 }
 
 export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
@@ -64,9 +69,18 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
     const names = listInterfaces().filter((n) => n.kind !== 'loopback').map((n) => n.name);
     findings.push({ level: 'error', message: (err as Error).message, fix: names.length ? `pass --interface with one of: ${names.join(', ')}` : 'connect a network interface' });
   }
+  if (options.dataDir !== undefined) findings.push(dataFolderFinding(options.dataDir, options.dataFolderSpace ?? checkDataFolderSpace));
   const httpPort = PORTS.find((p) => p.proto === 'tcp')?.port;
   if (options.firewall !== false) findings.push(...(await checkFirewall({ httpPort, ...options.firewall, interfaceName: servedNic })));
   return findings;
+}
+
+function dataFolderFinding(dataDir: string, space: typeof checkDataFolderSpace): Finding {
+  const found = space(dataDir);
+  if (found.problem) return { level: 'warn', message: found.problem, fix: found.fix };
+  // A folder that does not exist yet is created by serve; its disk cannot be asked about.
+  if (found.freeBytes === undefined) return { level: 'unknown', message: `free space under the data folder ${dataDir} could not be read (the folder may not exist yet)` };
+  return { level: 'ok', message: `data folder ${dataDir}: ${Math.floor(found.freeBytes / (1024 * 1024))} MiB free for boot history` };
 }
 
 /**

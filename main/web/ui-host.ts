@@ -63,7 +63,14 @@ export function createUiHost(options: UiHostOptions): UiHost {
       : unavailableLibraryImporter('Boot files cannot be added: the machine database, which holds the library, could not be opened (see the notice above).'),
     notices,
     saveSettings: () => {
-      if (store?.open) saveConfigToSettings(store, host.config());
+      if (!store?.open) return;
+      try {
+        saveConfigToSettings(store, host.config());
+      } catch (err) {
+        // The host is already serving; a database that refuses the write (a full disk) costs
+        // the next start its defaults, not this start its boot service.
+        logger.warn(`the settings of this start were not saved: ${(err as Error).message}`);
+      }
     },
     async close() {
       await host.close();

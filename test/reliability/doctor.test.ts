@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
+import { checkDataFolderSpace } from '../../main/store/index.js';
 import { runDoctor } from '../../main/host/doctor.js';
 import type { NetInterface } from '../../main/net/index.js';
 import type { CommandRunner } from '../../main/net/firewall.js';
@@ -171,5 +172,18 @@ describe('doctor: NIC kind warnings and firewall findings (injected)', () => {
     const mac = unknown.find((f) => f.message.startsWith('firewall:'));
     assert.equal(mac?.level, 'unknown');
     assert.ok(mac?.fix);
+  });
+
+  test('a nearly full disk under the data folder is a warning naming the folder and the fix', async () => {
+    const space = (free: number) => (folder: string) => checkDataFolderSpace(folder, undefined, () => ({ bavail: free / 4096, bsize: 4096 }));
+    const low = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: false, dataDir: '/srv/bootbench', dataFolderSpace: space(3 * 1024 * 1024) });
+    const warning = low.find((f) => f.message.includes('/srv/bootbench'));
+    assert.equal(warning?.level, 'warn', JSON.stringify(low));
+    assert.match(warning.message, /only 3 MiB free/);
+    assert.match(warning.fix ?? '', /free space on \/srv\/bootbench|--data/);
+    const roomy = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: false, dataDir: '/srv/bootbench', dataFolderSpace: space(10 * 1024 ** 3) });
+    assert.equal(roomy.find((f) => f.message.includes('/srv/bootbench'))?.level, 'ok');
+    const real = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: false, dataDir: '/definitely/not/here' });
+    assert.equal(real.find((f) => f.message.includes('/definitely/not/here'))?.level, 'unknown');
   });
 });
