@@ -104,6 +104,7 @@ interface LoopTransfer {
   sendFailureLogged: boolean;
   /** Whether busy waiting has paid off lately for this client (see `spinForNext`). */
   spin: SpinCredit;
+  spinBudgetMs: number;
 }
 
 const { port, doorbellFd } = workerData as { port: MessagePort; doorbellFd: number };
@@ -153,6 +154,7 @@ function start(spec: WorkerTransferSpec, syscalls: UdpSyscalls): void {
     junkLogged: false,
     sendFailureLogged: false,
     spin: new SpinCredit(),
+    spinBudgetMs: spec.busyWaitMs ?? SPIN_BUDGET_MS,
   };
   const sender = createDescriptorBatchSender(
     spec.fd,
@@ -307,12 +309,12 @@ function receive(entry: LoopTransfer, syscalls: UdpSyscalls): boolean {
 }
 
 /**
- * Busy-waits up to SPIN_BUDGET_MS for the next datagram of a worker's only transfer and
+ * Busy-waits up to the transfer's budget (SPIN_BUDGET_MS by default) for the next datagram of a worker's only transfer and
  * handles it; false when none came (the caller then sleeps in poll). See spin-wait.ts.
  */
 function spinForNext(entry: LoopTransfer, syscalls: UdpSyscalls): boolean {
-  if (!entry.spin.shouldSpin()) return false;
-  const until = performance.now() + SPIN_BUDGET_MS;
+  if (entry.spinBudgetMs <= 0 || !entry.spin.shouldSpin()) return false;
+  const until = performance.now() + entry.spinBudgetMs;
   do {
     for (let i = 0; i < 8; i++) {
       if (receive(entry, syscalls)) {

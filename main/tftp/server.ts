@@ -54,6 +54,12 @@ export interface TftpServerOptions {
    * CPU-bound in the kernel's send path, which one thread would serialise).
    */
   dataPathWorkers?: number;
+  /**
+   * Worker data path: how long a worker with a single transfer busy-waits for the
+   * client's next ACK before sleeping (spin-wait.ts), in microseconds. Default 100; 0 off.
+   * Clients that answer later than this stop it by themselves.
+   */
+  busyWaitMicroseconds?: number;
   /** Defaults to process.platform; lets tests take the path of a platform without the worker. */
   platform?: NodeJS.Platform;
 }
@@ -423,6 +429,7 @@ export class TftpServer {
         retransmit: this.options.retransmit,
         progressIntervalMs: this.options.progressIntervalMs,
         readAheadBytes: this.options.readAheadBytes,
+        busyWaitMs: this.options.busyWaitMicroseconds === undefined ? undefined : this.options.busyWaitMicroseconds / 1000,
       },
       {
         onProgress: (p) => {

@@ -33,6 +33,8 @@ export interface WorkerTransferSpec {
   readAheadBytes?: number;
   /** UDP GSO for runs of full blocks (default on; falls back by itself where unsupported) */
   segmentation?: boolean;
+  /** Longest busy wait for the next ACK while this is the worker's only transfer (default SPIN_BUDGET_MS; 0 off) */
+  busyWaitMs?: number;
 }
 
 export type DataPathCommand =

@@ -174,3 +174,40 @@ describe('TFTP data path fallbacks', () => {
     }
   });
 });
+
+describe('TFTP worker busy-wait for the next ACK', { skip: workerUnavailable }, () => {
+  // A client slower than the budget must stop the spinning after a few waits (spin-wait.ts),
+  // or a lone transfer would burn the budget on every block. The budget is set far above the
+  // default here so that spinning on every block would be plain in the CPU time.
+  test('a lock-step client that ACKs later than the budget costs no spinning on each block', async () => {
+    const fx = new TftpFixture();
+    const client = await new RawClient().open();
+    const blocks = 100;
+    try {
+      fx.addFile('slow.bin', 512 * (blocks - 1) + 100);
+      await fx.start({ busyWaitMicroseconds: 3000 });
+      assert.equal(fx.server.dataPathInUse.kind, 'worker');
+      client.send(rrq('slow.bin'), fx.server.port);
+      const parts: Buffer[] = [];
+      const cpuBefore = process.cpuUsage();
+      for (let expected = 1; ; expected++) {
+        const { msg, port } = await client.receive();
+        const p = decodeTftpPacket(msg);
+        assert.equal(p.opcode, TftpOpcode.DATA);
+        assert.equal(p.block, expected);
+        parts.push(Buffer.from(p.data));
+        await new Promise((r) => setTimeout(r, 5)); // answers 5 ms later, past the 3 ms budget
+        client.send(encodeAck(p.block), port);
+        if (p.data.length < 512) break;
+      }
+      const cpu = process.cpuUsage(cpuBefore);
+      assert.equal(sha256(Buffer.concat(parts)), fx.hashes.get('slow.bin'));
+      // Spinning the whole budget on each of the 100 blocks would be 300 ms of CPU.
+      const cpuMs = (cpu.user + cpu.system) / 1000;
+      assert.ok(cpuMs < 150, `process CPU during the transfer: ${cpuMs.toFixed(0)} ms`);
+    } finally {
+      await client.close();
+      await fx.stop();
+    }
+  });
+});
