@@ -19,10 +19,15 @@ export const DhcpMessageType = {
 } as const;
 export type DhcpMessageTypeName = keyof typeof DhcpMessageType;
 
+/** Names by option 53 value, built once: asked for at least twice per packet. */
+const MESSAGE_TYPE_NAMES: readonly string[] = Object.entries(DhcpMessageType).reduce<string[]>((names, [name, value]) => {
+  names[value] = name;
+  return names;
+}, []);
+
 export function messageTypeName(type: number | undefined): string {
   if (type === undefined) return 'BOOTP';
-  const entry = Object.entries(DhcpMessageType).find(([, v]) => v === type);
-  return entry ? entry[0] : `TYPE${type}`;
+  return MESSAGE_TYPE_NAMES[type] ?? `TYPE${type}`;
 }
 
 /**
@@ -121,10 +126,19 @@ function encodeUserClass(u: UserClassOption): Buffer {
   }));
 }
 
+// Module functions, not closures per call: tsx (esbuild keepNames) names every closure it
+// creates, which showed per packet in a DISCOVER storm's profile (issue 9 item 8).
+function keepRawOption(o: DhcpOptions, code: number, v: Buffer): void {
+  (o.other ??= new Map()).set(code, v);
+}
+
+function addOption(items: [number, Buffer][], code: number, v: Buffer | undefined): void {
+  if (v) items.push([code, v]);
+}
+
 /** Turns the raw option map into typed options. Throws DhcpDecodeError on bad lengths. */
 export function decodeDhcpOptions(raw: Map<number, Buffer>): DhcpOptions {
   const o: DhcpOptions = {};
-  const keepRaw = (code: number, v: Buffer) => (o.other ??= new Map()).set(code, v);
   for (const [code, v] of raw) {
     const what = `option ${code}`;
     switch (code) {
@@ -162,14 +176,14 @@ export function decodeDhcpOptions(raw: Map<number, Buffer>): DhcpOptions {
       // than refused: a client with a sloppy UUID option must still boot.
       case 94:
         if (v.length === 3) o.clientNdi = { type: v[0], major: v[1], minor: v[2] };
-        else keepRaw(code, v);
+        else keepRawOption(o, code, v);
         break;
       case 97:
         if (v.length === 17) o.clientUuid = { type: v[0], guid: Buffer.from(v.subarray(1)) };
-        else keepRaw(code, v);
+        else keepRawOption(o, code, v);
         break;
       case 175: o.ipxe = decodeTlv(v, 'option 175'); break;
-      default: keepRaw(code, v);
+      default: keepRawOption(o, code, v);
     }
   }
   const vendor = raw.get(43);
@@ -205,37 +219,36 @@ function u32Enc(n: number, what: string): Buffer {
  */
 export function encodeDhcpOptions(o: DhcpOptions): Buffer {
   const items: [number, Buffer][] = [];
-  const add = (code: number, v: Buffer | undefined) => v && items.push([code, v]);
-  add(53, o.messageType === undefined ? undefined : u8(o.messageType, 'option 53'));
-  add(54, o.serverIdentifier === undefined ? undefined : encodeIpv4(o.serverIdentifier));
-  add(51, o.leaseTime === undefined ? undefined : u32Enc(o.leaseTime, 'option 51'));
-  add(58, o.renewalTime === undefined ? undefined : u32Enc(o.renewalTime, 'option 58'));
-  add(59, o.rebindingTime === undefined ? undefined : u32Enc(o.rebindingTime, 'option 59'));
-  add(1, o.subnetMask === undefined ? undefined : encodeIpv4(o.subnetMask));
-  add(3, o.routers?.length ? Buffer.concat(o.routers.map(encodeIpv4)) : undefined);
-  add(6, o.dnsServers?.length ? Buffer.concat(o.dnsServers.map(encodeIpv4)) : undefined);
-  add(12, o.hostName === undefined ? undefined : encodeText(o.hostName));
-  add(50, o.requestedIp === undefined ? undefined : encodeIpv4(o.requestedIp));
-  add(52, o.overload === undefined ? undefined : u8(o.overload, 'option 52'));
-  add(55, o.parameterRequestList ? Buffer.from(o.parameterRequestList.map((c) => u8(c, 'option 55')[0])) : undefined);
-  add(56, o.message === undefined ? undefined : encodeText(o.message));
-  add(57, o.maxMessageSize === undefined ? undefined : u16(o.maxMessageSize, 'option 57'));
-  add(60, o.vendorClassId === undefined ? undefined : encodeText(o.vendorClassId));
-  add(61, o.clientId);
-  add(66, o.tftpServerName === undefined ? undefined : encodeText(o.tftpServerName));
-  add(67, o.bootFileName === undefined ? undefined : encodeText(o.bootFileName));
-  add(77, o.userClass ? encodeUserClass(o.userClass) : undefined);
-  add(93, o.clientArch ? Buffer.concat(o.clientArch.map((a) => u16(a, 'option 93'))) : undefined);
-  add(94, o.clientNdi ? Buffer.from([u8(o.clientNdi.type, 'option 94')[0], u8(o.clientNdi.major, 'option 94')[0], u8(o.clientNdi.minor, 'option 94')[0]]) : undefined);
+  addOption(items, 53, o.messageType === undefined ? undefined : u8(o.messageType, 'option 53'));
+  addOption(items, 54, o.serverIdentifier === undefined ? undefined : encodeIpv4(o.serverIdentifier));
+  addOption(items, 51, o.leaseTime === undefined ? undefined : u32Enc(o.leaseTime, 'option 51'));
+  addOption(items, 58, o.renewalTime === undefined ? undefined : u32Enc(o.renewalTime, 'option 58'));
+  addOption(items, 59, o.rebindingTime === undefined ? undefined : u32Enc(o.rebindingTime, 'option 59'));
+  addOption(items, 1, o.subnetMask === undefined ? undefined : encodeIpv4(o.subnetMask));
+  addOption(items, 3, o.routers?.length ? Buffer.concat(o.routers.map(encodeIpv4)) : undefined);
+  addOption(items, 6, o.dnsServers?.length ? Buffer.concat(o.dnsServers.map(encodeIpv4)) : undefined);
+  addOption(items, 12, o.hostName === undefined ? undefined : encodeText(o.hostName));
+  addOption(items, 50, o.requestedIp === undefined ? undefined : encodeIpv4(o.requestedIp));
+  addOption(items, 52, o.overload === undefined ? undefined : u8(o.overload, 'option 52'));
+  addOption(items, 55, o.parameterRequestList ? Buffer.from(o.parameterRequestList.map((c) => u8(c, 'option 55')[0])) : undefined);
+  addOption(items, 56, o.message === undefined ? undefined : encodeText(o.message));
+  addOption(items, 57, o.maxMessageSize === undefined ? undefined : u16(o.maxMessageSize, 'option 57'));
+  addOption(items, 60, o.vendorClassId === undefined ? undefined : encodeText(o.vendorClassId));
+  addOption(items, 61, o.clientId);
+  addOption(items, 66, o.tftpServerName === undefined ? undefined : encodeText(o.tftpServerName));
+  addOption(items, 67, o.bootFileName === undefined ? undefined : encodeText(o.bootFileName));
+  addOption(items, 77, o.userClass ? encodeUserClass(o.userClass) : undefined);
+  addOption(items, 93, o.clientArch ? Buffer.concat(o.clientArch.map((a) => u16(a, 'option 93'))) : undefined);
+  addOption(items, 94, o.clientNdi ? Buffer.from([u8(o.clientNdi.type, 'option 94')[0], u8(o.clientNdi.major, 'option 94')[0], u8(o.clientNdi.minor, 'option 94')[0]]) : undefined);
   if (o.clientUuid) {
     if (o.clientUuid.guid.length !== 16) throw new DhcpEncodeError('option 97: the GUID must be 16 bytes');
-    add(97, Buffer.concat([u8(o.clientUuid.type, 'option 97'), o.clientUuid.guid]));
+    addOption(items, 97, Buffer.concat([u8(o.clientUuid.type, 'option 97'), o.clientUuid.guid]));
   }
   if (o.pxe && o.vendorSpecific) throw new DhcpEncodeError('option 43 given both as PXE sub-options and as raw bytes');
-  add(43, o.pxe ? encodePxeVendorOptions(o.pxe) : o.vendorSpecific);
-  add(175, o.ipxe ? encodeTlv(o.ipxe) : undefined);
-  for (const [code, v] of o.other ?? []) add(code, v);
-  add(82, o.relayAgentInfo);
+  addOption(items, 43, o.pxe ? encodePxeVendorOptions(o.pxe) : o.vendorSpecific);
+  addOption(items, 175, o.ipxe ? encodeTlv(o.ipxe) : undefined);
+  for (const [code, v] of o.other ?? []) addOption(items, code, v);
+  addOption(items, 82, o.relayAgentInfo);
   return encodeTlv(items);
 }
 

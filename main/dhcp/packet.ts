@@ -25,7 +25,7 @@
 // notes relay agents and old clients drop shorter ones), so replies are zero-padded.
 import { DhcpDecodeError, DhcpEncodeError } from './errors.js';
 import { decodeDhcpOptions, encodeDhcpOptions, type DhcpOptions } from './options.js';
-import { decodeIpv4, decodeTlv, encodeIpv4, formatMac } from './wire.js';
+import { decodeIpv4, decodeTlv, formatMac, writeIpv4 } from './wire.js';
 
 export { DhcpDecodeError, DhcpEncodeError } from './errors.js';
 
@@ -123,6 +123,7 @@ export function decodeDhcpPacket(buf: Buffer): DhcpPacket {
 }
 
 function writeField(out: Buffer, text: string, offset: number, length: number, what: string): void {
+  if (text === '') return; // the field is zeroed already
   const bytes = Buffer.from(text, 'latin1');
   // One byte is kept for the NUL terminator: firmware reads these as C strings.
   if (bytes.length > length - 1) throw new DhcpEncodeError(`${what} is ${bytes.length} bytes; the field holds ${length - 1} plus NUL`);
@@ -134,25 +135,27 @@ function writeField(out: Buffer, text: string, offset: number, length: number, w
 export function encodeDhcpPacket(p: DhcpPacket): Buffer {
   if (p.chaddr.length > 16) throw new DhcpEncodeError('chaddr is longer than 16 bytes');
   if (p.options.overload !== undefined) throw new DhcpEncodeError('option overload is decoded but never encoded');
-  const header = Buffer.alloc(FIXED_LENGTH + 4);
-  header[0] = p.op;
-  header[1] = p.htype;
-  header[2] = p.hlen;
-  header[3] = p.hops;
-  header.writeUInt32BE(p.xid >>> 0, 4);
-  header.writeUInt16BE(p.secs, 8);
-  header.writeUInt16BE(p.flags, 10);
-  encodeIpv4(p.ciaddr).copy(header, 12);
-  encodeIpv4(p.yiaddr).copy(header, 16);
-  encodeIpv4(p.siaddr).copy(header, 20);
-  encodeIpv4(p.giaddr).copy(header, 24);
-  p.chaddr.copy(header, 28);
-  writeField(header, p.sname, SNAME_OFFSET, SNAME_LENGTH, 'sname');
-  writeField(header, p.file, FILE_OFFSET, FILE_LENGTH, 'file');
-  header.writeUInt32BE(MAGIC_COOKIE, FIXED_LENGTH);
-  const body = Buffer.concat([header, encodeDhcpOptions(p.options), Buffer.from([255])]);
-  if (body.length >= MIN_BOOTP_LENGTH) return body;
-  return Buffer.concat([body, Buffer.alloc(MIN_BOOTP_LENGTH - body.length)]);
+  const options = encodeDhcpOptions(p.options);
+  // One zeroed buffer for header, options, end and padding: a storm sends thousands a second.
+  const out = Buffer.alloc(Math.max(FIXED_LENGTH + 4 + options.length + 1, MIN_BOOTP_LENGTH));
+  out[0] = p.op;
+  out[1] = p.htype;
+  out[2] = p.hlen;
+  out[3] = p.hops;
+  out.writeUInt32BE(p.xid >>> 0, 4);
+  out.writeUInt16BE(p.secs, 8);
+  out.writeUInt16BE(p.flags, 10);
+  writeIpv4(out, p.ciaddr, 12);
+  writeIpv4(out, p.yiaddr, 16);
+  writeIpv4(out, p.siaddr, 20);
+  writeIpv4(out, p.giaddr, 24);
+  p.chaddr.copy(out, 28);
+  writeField(out, p.sname, SNAME_OFFSET, SNAME_LENGTH, 'sname');
+  writeField(out, p.file, FILE_OFFSET, FILE_LENGTH, 'file');
+  out.writeUInt32BE(MAGIC_COOKIE, FIXED_LENGTH);
+  options.copy(out, FIXED_LENGTH + 4);
+  out[FIXED_LENGTH + 4 + options.length] = 255;
+  return out;
 }
 
 /** The client's hardware address in lower-case colon form (the first `hlen` bytes of chaddr). */

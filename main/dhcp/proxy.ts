@@ -53,6 +53,17 @@ export function decideProxyReply(request: DhcpPacket, ctx: ProxyContext): ReplyP
  */
 export function proxyChainWarning(file: string | undefined, serverAddress: string): string | undefined {
   if (!file) return undefined;
+  // Asked for every proxy offer, nearly always with the same file: the last answer is kept.
+  const last = lastChainWarning;
+  if (last && last.file === file && last.serverAddress === serverAddress) return last.warning;
+  const warning = chainWarningFor(file, serverAddress);
+  lastChainWarning = { file, serverAddress, warning };
+  return warning;
+}
+
+let lastChainWarning: { file: string; serverAddress: string; warning: string | undefined } | undefined;
+
+function chainWarningFor(file: string, serverAddress: string): string | undefined {
   const name = file.split(/[\\/]/).pop() ?? file;
   if (!/grub|shim/i.test(name)) return undefined;
   return `${name} leads to GRUB, which in proxy mode fetches grub.cfg from the office DHCP server's next-server rather than from ${serverAddress}; use --mode dhcp on an isolated bench, or set the office server's next-server to ${serverAddress}`;

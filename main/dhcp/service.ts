@@ -248,12 +248,11 @@ export class DhcpService {
     // Replies (ours coming back, other servers', relays' echoes) are not client messages.
     if (request.op !== BOOTREQUEST) return;
 
-    const mac = clientMac(request);
     const details = clientDetails(request);
+    const mac = details.mac as string;
     const msgType = messageTypeName(request.options.messageType);
     o.publish('dhcp.discover', {
       ...details,
-      mac,
       ip: request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined,
       msgType,
       port,
@@ -263,7 +262,7 @@ export class DhcpService {
     });
 
     if (kind === 'server' && o.mode === 'dhcp' && this.prober) this.route(socket, request);
-    else this.answer(socket, kind, request, rinfo);
+    else this.answer(socket, kind, request, rinfo, undefined, mac, msgType);
   }
 
   private route(socket: Socket, request: DhcpPacket, extra?: Record<string, unknown>): void {
@@ -337,10 +336,16 @@ export class DhcpService {
     });
   }
 
-  private answer(socket: Socket, kind: PortKind, request: DhcpPacket, rinfo: RemoteInfo | undefined, extra?: Record<string, unknown>): void {
+  private answer(
+    socket: Socket,
+    kind: PortKind,
+    request: DhcpPacket,
+    rinfo: RemoteInfo | undefined,
+    extra?: Record<string, unknown>,
+    mac = clientMac(request),
+    msgType = messageTypeName(request.options.messageType),
+  ): void {
     const o = this.options;
-    const mac = clientMac(request);
-    const msgType = messageTypeName(request.options.messageType);
     const port = kind === 'server' ? this.boundPorts.server : this.boundPorts.pxe;
     let plan: ReplyPlan;
     // Relays listen on the standard server port; 0 (tests) means "like ours".
@@ -363,12 +368,11 @@ export class DhcpService {
       o.logger.debug(`ignored ${msgType} from ${mac}: ${plan.reason}`);
       return;
     }
-    this.send(socket, request, plan, kind, extra);
+    this.send(socket, request, plan, kind, extra, mac);
   }
 
-  private send(socket: Socket, request: DhcpPacket, plan: PlannedReply, kind: PortKind, extra?: Record<string, unknown>): void {
+  private send(socket: Socket, request: DhcpPacket, plan: PlannedReply, kind: PortKind, extra: Record<string, unknown> | undefined, mac: string): void {
     const o = this.options;
-    const mac = clientMac(request);
     let bytes: Buffer;
     try {
       bytes = encodeDhcpPacket(plan.reply);

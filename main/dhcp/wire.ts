@@ -5,14 +5,36 @@ export function decodeIpv4(buf: Buffer, offset = 0): string {
   return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
 }
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 export function encodeIpv4(address: string): Buffer {
-  const m = IPV4.exec(address);
-  if (!m) throw new DhcpEncodeError(`not an IPv4 address: ${JSON.stringify(address)}`);
-  const bytes = m.slice(1, 5).map(Number);
-  if (bytes.some((b) => b > 255)) throw new DhcpEncodeError(`not an IPv4 address: ${JSON.stringify(address)}`);
-  return Buffer.from(bytes);
+  const out = Buffer.alloc(4);
+  writeIpv4(out, address, 0);
+  return out;
+}
+
+/**
+ * encodeIpv4 in place: a reply's four header addresses without a Buffer or a regex match
+ * each. Accepts four dot-separated groups of 1-3 decimal digits, each at most 255.
+ */
+export function writeIpv4(out: Buffer, address: string, offset: number): void {
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= address.length; i++) {
+    const c = i < address.length ? address.charCodeAt(i) : 0x2e; // the end closes the last group like a dot
+    if (c >= 0x30 && c <= 0x39 && digits < 3) {
+      value = value * 10 + (c - 0x30);
+      digits++;
+    } else if (c === 0x2e && digits > 0 && value <= 255 && part < 4) {
+      out[offset + part++] = value;
+      value = 0;
+      digits = 0;
+    } else {
+      part = -1;
+      break;
+    }
+  }
+  if (part !== 4) throw new DhcpEncodeError(`not an IPv4 address: ${JSON.stringify(address)}`);
 }
 
 export function ipv4ToNumber(address: string): number {
@@ -71,23 +93,39 @@ export function decodeTlv(buf: Buffer, what: string, baseOffset = 0): Map<number
 
 /** Encodes items as TLV, splitting values longer than 255 bytes (RFC 3396 §7). No end byte. */
 export function encodeTlv(items: Iterable<[number, Buffer]>): Buffer {
-  const parts: Buffer[] = [];
-  for (const [code, data] of items) {
+  const list = Array.isArray(items) ? (items as [number, Buffer][]) : [...items];
+  // Sized first, then written into one buffer: a reply is built per DISCOVER.
+  let length = 0;
+  for (const [code, data] of list) {
     if (code <= 0 || code >= 255) throw new DhcpEncodeError(`option code ${code} cannot be encoded`);
+    length += data.length === 0 ? 2 : data.length + 2 * Math.ceil(data.length / 255);
+  }
+  const out = Buffer.allocUnsafe(length); // every byte is written below
+  let at = 0;
+  for (const [code, data] of list) {
     if (data.length === 0) {
-      parts.push(Buffer.from([code, 0]));
+      out[at++] = code;
+      out[at++] = 0;
       continue;
     }
-    for (let at = 0; at < data.length; at += 255) {
-      const chunk = data.subarray(at, at + 255);
-      parts.push(Buffer.from([code, chunk.length]), chunk);
+    for (let from = 0; from < data.length; from += 255) {
+      const chunk = Math.min(255, data.length - from);
+      out[at++] = code;
+      out[at++] = chunk;
+      data.copy(out, at, from, from + chunk);
+      at += chunk;
     }
   }
-  return Buffer.concat(parts);
+  return out;
 }
 
+const HEX_PAIRS: readonly string[] = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/** Lower-case colon form; every DHCP event carries one, so no array or closure per byte. */
 export function formatMac(bytes: Buffer): string {
-  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  let text = '';
+  for (let i = 0; i < bytes.length; i++) text += i === 0 ? HEX_PAIRS[bytes[i]] : `:${HEX_PAIRS[bytes[i]]}`;
+  return text;
 }
 
 export function parseMac(mac: string): Buffer {

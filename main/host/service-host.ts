@@ -18,7 +18,7 @@ import { TftpServer } from '../tftp/server.js';
 import { HttpFileServer } from '../http/server.js';
 import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, storeReadCache, type Store, type StoreBusAttachment } from '../store/index.js';
-import { LibraryBootService } from '../library/boot-service.js';
+import { LibraryBootService, type LibraryMachineAssignment } from '../library/boot-service.js';
 import { chainloadPolicy } from '../library/boot-binaries.js';
 
 // The status and transfer shapes are the UI contract's (declared once, in preload/api.ts).
@@ -317,16 +317,20 @@ export class ServiceHost {
    */
   private libraryLookup(library: LibraryBootService, httpBaseUrl: string, haveStaticScript: boolean) {
     const store = this.store!;
-    // Asked for every DHCP request (a DISCOVER storm too): answers come from memory until
-    // the store changes (main/store/read-cache.ts).
+    // Asked for every DHCP request (a DISCOVER storm too): the library answers from memory
+    // until the store changes (main/store/read-cache.ts), with one shared answer for every
+    // client that boots the default, so this adds no per-client work or cache entry either.
     const reads = storeReadCache(store);
-    const decide = (mac: string, uuid?: string) => {
+    const libraryScript = Object.freeze({ ipxeScriptUrl: `${httpBaseUrl}/ipxe/boot.ipxe` });
+    const withLibraryScript = new WeakMap<object, LibraryMachineAssignment>();
+    return (mac: string, uuid?: string): LibraryMachineAssignment | undefined => {
       const assignment = library.lookupMachine(mac, uuid);
       if (haveStaticScript || assignment?.ignore || assignment?.ipxeScriptUrl) return assignment;
-      if (!assignment && !reads.get('has-bootable-entry', () => store.entries.hasBootableEntry())) return undefined;
-      return { ...assignment, ipxeScriptUrl: `${httpBaseUrl}/ipxe/boot.ipxe` };
+      if (!assignment) return reads.get('has-bootable-entry', () => store.entries.hasBootableEntry()) ? libraryScript : undefined;
+      let scripted = withLibraryScript.get(assignment);
+      if (!scripted) withLibraryScript.set(assignment, (scripted = { ...assignment, ipxeScriptUrl: libraryScript.ipxeScriptUrl }));
+      return scripted;
     };
-    return (mac: string, uuid?: string) => reads.get(`dhcp-assignment ${mac} ${uuid ?? ''}`, () => decide(mac, uuid));
   }
 
   private plannedServices(config: ServeConfig): ServiceStatus[] {

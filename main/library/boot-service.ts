@@ -10,7 +10,7 @@ import { mkdir, open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import rangeParser from 'range-parser';
 import type { BootEvent, Publish } from '../host/events.js';
-import { defaultBootEntry, resolveBootAssignment, storeReadCache, type BootEntry, type Store, type StoreReadCache } from '../store/index.js';
+import { defaultBootEntry, normalizeMac, normalizeUuid, resolveBootAssignment, storeReadCache, type BootEntry, type Store, type StoredBootAssignment, type StoreReadCache } from '../store/index.js';
 import { detectFile, type IsoDetection, type LibraryArchitecture } from './detect.js';
 import { IsoImage, extractIsoFile, type IsoDirectoryEntry } from './iso9660.js';
 import { UdfFormatError, UdfImage } from './udf.js';
@@ -80,14 +80,41 @@ export class LibraryBootService {
    *   - a local-disk entry: no answer at all, so the firmware goes on to its disk.
    */
   lookupMachine = (mac: string, uuid?: string): LibraryMachineAssignment | undefined => {
-    // Asked for every DHCP request: answered from memory until the store changes.
+    // Asked for every DHCP request: answered from memory until the store changes. A client
+    // that can only boot the default (a new MAC, a discovered machine) shares one answer,
+    // so a DISCOVER storm of new MACs costs no query and no cache entry per packet.
     const cache = storeReadCache(this.options.store);
+    if (!this.mayHaveOwnAssignment(mac, uuid, cache)) return cache.get('default-machine-assignment', () => this.readDefaultAssignment(cache));
     return cache.get(`machine-assignment ${mac} ${uuid ?? ''}`, () => this.readMachineAssignment(mac, uuid, cache));
   };
 
+  private mayHaveOwnAssignment(mac: string, uuid: string | undefined, cache: StoreReadCache): boolean {
+    const store = this.options.store;
+    const assigned = cache.get('machines-with-own-assignment', () => store.machines.identifiersWithOwnAssignment());
+    if (assigned.macs.size > 0) {
+      const normalizedMac = normalizeMac(mac);
+      if (normalizedMac !== undefined && assigned.macs.has(normalizedMac)) return true;
+    }
+    if (uuid === undefined || assigned.uuids.size === 0) return false;
+    const normalizedUuid = normalizeUuid(uuid);
+    return normalizedUuid !== undefined && assigned.uuids.has(normalizedUuid);
+  }
+
   private readMachineAssignment(mac: string, uuid: string | undefined, cache: StoreReadCache): LibraryMachineAssignment | undefined {
     const store = this.options.store;
-    const assigned = resolveBootAssignment(store, mac, uuid, () => cache.get('default-boot-entry', () => defaultBootEntry(store)));
+    return this.toMachineAssignment(resolveBootAssignment(store, mac, uuid, () => this.cachedDefaultEntry(cache)));
+  }
+
+  private readDefaultAssignment(cache: StoreReadCache): LibraryMachineAssignment | undefined {
+    const entry = this.cachedDefaultEntry(cache);
+    return this.toMachineAssignment(entry && { machine: undefined, entry, source: 'default', bootOnce: false });
+  }
+
+  private cachedDefaultEntry(cache: StoreReadCache): BootEntry | undefined {
+    return cache.get('default-boot-entry', () => defaultBootEntry(this.options.store));
+  }
+
+  private toMachineAssignment(assigned: StoredBootAssignment | undefined): LibraryMachineAssignment | undefined {
     if (!assigned) return undefined;
     const { entry } = assigned;
     const name = `${entry.name}${assigned.bootOnce ? ' (once)' : ''}`;

@@ -180,6 +180,28 @@ export class MachineRepository {
     return rows.length === 1 ? toMachine(rows[0]) : undefined;
   }
 
+  /**
+   * MACs and UUIDs of the machines that may boot something other than the default entry:
+   * those with an entry of their own or in a group (whose entry may be set). A client found
+   * in neither boots the default whatever find() would return, so the DHCP path can answer
+   * it without a query per client (a DISCOVER storm brings a new MAC per packet, and every
+   * discovered machine is in neither). One query for all of them: cheap while only a bench's
+   * worth of machines carry assignments.
+   */
+  identifiersWithOwnAssignment(): { macs: Set<string>; uuids: Set<string> } {
+    const rows = this.db
+      .prepare(`SELECT mm.mac AS mac, m.uuid AS uuid FROM machines m LEFT JOIN machine_macs mm ON mm.machine_id = m.id
+        WHERE m.entry_id IS NOT NULL OR m.group_name <> ''`)
+      .all() as { mac: string | null; uuid: string | null }[];
+    const macs = new Set<string>();
+    const uuids = new Set<string>();
+    for (const row of rows) {
+      if (row.mac) macs.add(row.mac);
+      if (row.uuid) uuids.add(row.uuid);
+    }
+    return { macs, uuids };
+  }
+
   /** By MAC first (what PXE identifies by), then by a UUID that identifies exactly one machine. */
   find(mac?: string, uuid?: string): Machine | undefined {
     return (mac ? this.findByMac(mac) : undefined) ?? (uuid ? this.findByUuid(uuid) : undefined);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStore, StoreReadCache, type Store } from '../../main/store/index.js';
+import { ManualClock, systemClock } from '../../main/host/clock.js';
 import { makeTempDir } from '../helpers/store-temp.js';
 
 const temp = makeTempDir();
@@ -16,6 +17,21 @@ beforeEach(() => {
   store = openStore(join(temp.dir, `read-cache-${++counter}`));
 });
 afterEach(() => store.close());
+
+/** Group lab's notes, read through `cache`. */
+function labNotesThrough(cache: StoreReadCache): () => string | undefined {
+  return () => cache.get('group', () => store.machines.getGroup('lab')?.notes);
+}
+
+/** A commit by another connection, as `bootbench entries import` beside a running host makes. */
+function commitFromAnotherConnection(groupNotes: string): void {
+  const other = new Database(store.path);
+  try {
+    other.prepare("INSERT INTO machine_groups (name, entry_id, notes) VALUES ('lab', NULL, ?)").run(groupNotes);
+  } finally {
+    other.close();
+  }
+}
 
 describe('StoreReadCache', () => {
   test('reads once while nothing changes', () => {
@@ -37,7 +53,7 @@ describe('StoreReadCache', () => {
 
   test('a write through the same connection drops every answer at once', () => {
     const cache = new StoreReadCache(store);
-    const group = () => cache.get('group', () => store.machines.getGroup('lab')?.notes);
+    const group = labNotesThrough(cache);
     assert.equal(group(), undefined);
     store.machines.setGroup({ name: 'lab', entryId: null, notes: 'first' });
     assert.equal(group(), 'first');
@@ -45,18 +61,43 @@ describe('StoreReadCache', () => {
     assert.equal(group(), 'second');
   });
 
-  test('a commit by another connection (another process) drops every answer from the next turn of the event loop', async () => {
-    const cache = new StoreReadCache(store);
-    const group = () => cache.get('group', () => store.machines.getGroup('lab')?.notes);
+  test('a commit by another connection (another process) drops every answer once the next check is due', () => {
+    const clock = new ManualClock(1_000_000);
+    const cache = new StoreReadCache(store, { clock, otherWritesCheckMs: 20 });
+    const group = labNotesThrough(cache);
     assert.equal(group(), undefined);
-    const other = new Database(store.path);
-    try {
-      other.prepare("INSERT INTO machine_groups (name, entry_id, notes) VALUES ('lab', NULL, 'from elsewhere')").run();
-    } finally {
-      other.close();
-    }
-    await new Promise((r) => setImmediate(r)); // another process's commit is looked for once per turn of the event loop
+    commitFromAnotherConnection('from elsewhere');
+    clock.advance(19);
+    assert.equal(group(), undefined, 'looked for at most every 20 ms');
+    clock.advance(1);
     assert.equal(group(), 'from elsewhere');
+  });
+
+  test('with otherWritesCheckMs 0 another connection\'s commit is seen by the next read', () => {
+    const cache = new StoreReadCache(store, { clock: new ManualClock(0), otherWritesCheckMs: 0 });
+    const group = labNotesThrough(cache);
+    assert.equal(group(), undefined);
+    commitFromAnotherConnection('at once');
+    assert.equal(group(), 'at once');
+  });
+
+  test('a write through the same connection is seen at once, between two checks for other connections', () => {
+    const clock = new ManualClock(5_000);
+    const cache = new StoreReadCache(store, { clock, otherWritesCheckMs: 60_000 });
+    const group = labNotesThrough(cache);
+    assert.equal(group(), undefined);
+    store.machines.setGroup({ name: 'lab', entryId: null, notes: 'edited' });
+    assert.equal(group(), 'edited');
+  });
+
+  test('a clock set back makes the check for other connections due', () => {
+    let time = 100_000;
+    const cache = new StoreReadCache(store, { clock: { ...systemClock, now: () => time }, otherWritesCheckMs: 20 });
+    const group = labNotesThrough(cache);
+    assert.equal(group(), undefined);
+    commitFromAnotherConnection('later');
+    time = 50_000;
+    assert.equal(group(), 'later');
   });
 
   test('keeps at most maxEntries answers, dropping the oldest', () => {
