@@ -61,6 +61,7 @@ export interface DhcpPacket {
 }
 
 function fieldText(buf: Buffer, offset: number, length: number): string {
+  if (buf[offset] === 0) return ''; // nearly every client's sname and file
   const field = buf.subarray(offset, offset + length);
   const nul = field.indexOf(0);
   return field.subarray(0, nul < 0 ? length : nul).toString('latin1');

@@ -72,6 +72,8 @@ export function encodeText(text: string): Buffer {
  */
 export function decodeTlv(buf: Buffer, what: string, baseOffset = 0): Map<number, Buffer> {
   const items = new Map<number, Buffer>();
+  // Values do not share memory with the caller's buffer: one copy of it, not one per option.
+  let copy: Buffer | undefined;
   let i = 0;
   while (i < buf.length) {
     const code = buf[i];
@@ -83,9 +85,10 @@ export function decodeTlv(buf: Buffer, what: string, baseOffset = 0): Map<number
     if (i + 1 >= buf.length) throw new DhcpDecodeError(`${what}: option ${code} has no length byte`, baseOffset + i);
     const len = buf[i + 1];
     if (i + 2 + len > buf.length) throw new DhcpDecodeError(`${what}: option ${code} (length ${len}) runs past the end`, baseOffset + i);
-    const data = buf.subarray(i + 2, i + 2 + len);
+    copy ??= Buffer.from(buf);
+    const data = copy.subarray(i + 2, i + 2 + len);
     const before = items.get(code);
-    items.set(code, before ? Buffer.concat([before, data]) : Buffer.from(data));
+    items.set(code, before ? Buffer.concat([before, data]) : data);
     i += 2 + len;
   }
   return items;

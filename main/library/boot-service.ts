@@ -58,6 +58,20 @@ export interface LibraryBootServiceOptions {
 
 export const LOCAL_DISK_ENTRY_NAME = 'Local disk';
 
+/**
+ * False when the client cannot have an assignment of its own (its MAC and UUID belong to no
+ * machine with an entry or a group): it boots the default, whatever machine it is.
+ */
+function mayHaveOwnAssignment(assigned: { macs: Set<string>; uuids: Set<string> }, mac: string, uuid: string | undefined): boolean {
+  if (assigned.macs.size > 0) {
+    const normalizedMac = normalizeMac(mac);
+    if (normalizedMac !== undefined && assigned.macs.has(normalizedMac)) return true;
+  }
+  if (uuid === undefined || assigned.uuids.size === 0) return false;
+  const normalizedUuid = normalizeUuid(uuid);
+  return normalizedUuid !== undefined && assigned.uuids.has(normalizedUuid);
+}
+
 export class LibraryBootService {
   private readonly isoInfo = new Map<string, Promise<ScriptEntry['iso']>>();
   /** Last architecture each MAC's iPXE reported, so boot-once matches the right files. */
@@ -84,21 +98,13 @@ export class LibraryBootService {
     // that can only boot the default (a new MAC, a discovered machine) shares one answer,
     // so a DISCOVER storm of new MACs costs no query and no cache entry per packet.
     const cache = storeReadCache(this.options.store);
-    if (!this.mayHaveOwnAssignment(mac, uuid, cache)) return cache.get('default-machine-assignment', () => this.readDefaultAssignment(cache));
+    const view = cache.get('dhcp-assignment-view', () => ({
+      assigned: this.options.store.machines.identifiersWithOwnAssignment(),
+      defaultAssignment: this.readDefaultAssignment(cache),
+    }));
+    if (!mayHaveOwnAssignment(view.assigned, mac, uuid)) return view.defaultAssignment;
     return cache.get(`machine-assignment ${mac} ${uuid ?? ''}`, () => this.readMachineAssignment(mac, uuid, cache));
   };
-
-  private mayHaveOwnAssignment(mac: string, uuid: string | undefined, cache: StoreReadCache): boolean {
-    const store = this.options.store;
-    const assigned = cache.get('machines-with-own-assignment', () => store.machines.identifiersWithOwnAssignment());
-    if (assigned.macs.size > 0) {
-      const normalizedMac = normalizeMac(mac);
-      if (normalizedMac !== undefined && assigned.macs.has(normalizedMac)) return true;
-    }
-    if (uuid === undefined || assigned.uuids.size === 0) return false;
-    const normalizedUuid = normalizeUuid(uuid);
-    return normalizedUuid !== undefined && assigned.uuids.has(normalizedUuid);
-  }
 
   private readMachineAssignment(mac: string, uuid: string | undefined, cache: StoreReadCache): LibraryMachineAssignment | undefined {
     const store = this.options.store;
