@@ -15,8 +15,8 @@
 //   figures are printed beside it.
 // - Memory stable: first-use growth is not a leak. Under a storm's allocation rate V8 grows
 //   its young generation to its limit (3 x 16 MiB semi-spaces in Node 20), and its old space
-//   is a sawtooth between major GCs (about 25 MiB here); SQLite's page cache and the read
-//   cache's 4,096 answers fill once. So: the storm's peak RSS stays within 80 MiB of the RSS
+//   is a sawtooth between major GCs (about 25 MiB here); SQLite's page cache fills once (the
+//   storm's new MACs get the shared default answer, so they add nothing to the read cache). So: the storm's peak RSS stays within 80 MiB of the RSS
 //   with the 20 transfers already running (measured 36-56 MiB); RSS does not go on growing
 //   once the storm is over; and in the long run (30 s) the peak of the last 10 s is within
 //   8 MiB of the peak between 5 s and 10 s, i.e. memory does not grow with the storm's length
@@ -147,14 +147,16 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
     }
   });
 
-  // Not met reliably on this 2-core machine: p99 on the host's NIC measured 6-45 ms (p50
-  // 0.1-0.5 ms; 2 of 5 runs under 10 ms) with the machine otherwise idle, 9-54 ms with other
-  // work running; the storm alone, without the 20 transfers, 4.5-5.6 ms. What is left is the
-  // host's main thread runnable but waiting for a CPU (0.3 s of its 2.5 s of work in a storm
-  // alone, 0.6-1 s with the transfers: TFTP workers, the kernel's softirq work for ~100 MB/s
-  // of TFTP, the clients; storm-diagnose.ts). Reported as a TODO (it runs and prints its
-  // figure every time) until the host meets it; see issue 9.
-  test('offers leave within 10 ms at the 99th percentile', { todo: 'issue 9 target not met reliably on 2 cores (p99 6-45 ms on the host NIC, 2 of 5 runs under 10 ms)' }, () => {
+  // Issue 9's figure, on the host's NIC. Met in 13 of 13 runs with the machine otherwise idle
+  // (p99 3.5-9.4 ms, median 5; p50 0.1 ms) after the main thread's CPU per DISCOVER came down
+  // from ~100 to ~70 us in the storm phase (no SQL for clients that boot the default, fewer
+  // allocations per reply; storm-diagnose.ts). The code before that measured 3.8-7.4 ms in 3
+  // runs on the same idle machine (6-45 ms in an earlier session), so the margin owes as much
+  // to an idle machine as to the code. What is left is the main thread waiting for a CPU
+  // beside the TFTP workers, the kernel's work for ~100 MB/s of TFTP and the clients, so
+  // other work on the same 2 cores shows here: beside a parallel test run (load average
+  // 3.5-4.7) p99 was 27-233 ms. Run it on an idle machine.
+  test('offers leave within 10 ms at the 99th percentile', () => {
     assert.ok(measured, 'the storm run above did not finish');
     assert.ok(measured.p99 < 10, `p99 ${measured.p99.toFixed(2)} ms on the host's NIC`);
   });
