@@ -12,6 +12,7 @@
 // returns undefined and the server sends packet by packet.
 import type { Socket } from 'node:dgram';
 import { createRequire } from 'node:module';
+import { openLibc } from './udp-descriptor.js';
 
 type Koffi = typeof import('koffi');
 
@@ -31,12 +32,7 @@ function loadLibc(): Libc | null {
   if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')) return libc;
   try {
     const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-    let lib;
-    try {
-      lib = koffi.load('libc.so.6');
-    } catch {
-      lib = koffi.load(null as unknown as string);
-    }
+    const lib = openLibc();
     const sendmmsg = lib.func('int sendmmsg(int fd, intptr_t msgvec, unsigned int vlen, int flags)') as Libc['sendmmsg'];
     const sendmsg = lib.func('long sendmsg(int fd, intptr_t msg, int flags)') as Libc['sendmsg'];
     libc = { koffi, sendmmsg, sendmsg };

@@ -56,6 +56,16 @@ export interface UdpSyscalls {
 
 let cached: UdpSyscalls | null | undefined;
 
+/** libc through koffi (throws when koffi or libc cannot be loaded; callers fall back). */
+export function openLibc(): ReturnType<Koffi['load']> {
+  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  try {
+    return koffi.load('libc.so.6');
+  } catch {
+    return koffi.load(null as unknown as string); // musl: the calls come with the process
+  }
+}
+
 /**
  * The libc calls, or undefined where they cannot be had (not Linux x64/arm64, no koffi).
  * `platform` lets tests take the path of a machine without them.
@@ -66,12 +76,7 @@ export function loadUdpSyscalls(platform: NodeJS.Platform = process.platform): U
   cached = null;
   try {
     const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-    let lib;
-    try {
-      lib = koffi.load('libc.so.6');
-    } catch {
-      lib = koffi.load(null as unknown as string); // musl: the calls come with the process
-    }
+    const lib = openLibc();
     cached = {
       socket: lib.func('int socket(int domain, int type, int protocol)'),
       setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t length)'),
