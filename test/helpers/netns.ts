@@ -77,6 +77,19 @@ export class Lab {
     }
   }
 
+  /**
+   * A switch: a bridge in namespace `sw` with one veth port per member, the member's end
+   * named `ifname` and given `cidr` (null: no address, as a DHCP client starts).
+   */
+  switchOf(sw: string, members: { ns: string; ifname: string; cidr: string | null }[]): void {
+    this.exec(sw, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    this.exec(sw, 'ip', ['link', 'set', 'br0', 'up']);
+    members.forEach(({ ns, ifname, cidr }, i) => {
+      this.veth(ns, ifname, cidr, sw, `port${i}`, null);
+      this.exec(sw, 'ip', ['link', 'set', `port${i}`, 'master', 'br0']);
+    });
+  }
+
   /** Runs a command inside a namespace and returns its stdout (throws on failure). */
   exec(ns: string, cmd: string, args: string[], options: { input?: string | Buffer; timeoutMs?: number } = {}): string {
     return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], {

@@ -300,12 +300,11 @@ if (!skip) describe('full DHCP mode checks an address before offering it (ARP)',
     srv = lab.namespace('s');
     cli = lab.namespace('c');
     holder = lab.namespace('h');
-    lab.exec(sw, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    lab.exec(sw, 'ip', ['link', 'set', 'br0', 'up']);
-    lab.veth(srv, 'eth0', `${SERVER}/24`, sw, 'p-srv', null);
-    lab.veth(cli, 'eth0', null, sw, 'p-cli', null);
-    lab.veth(holder, 'eth0', '192.0.2.100/24', sw, 'p-hold', null);
-    for (const port of ['p-srv', 'p-cli', 'p-hold']) lab.exec(sw, 'ip', ['link', 'set', port, 'master', 'br0']);
+    lab.switchOf(sw, [
+      { ns: srv, ifname: 'eth0', cidr: `${SERVER}/24` },
+      { ns: cli, ifname: 'eth0', cidr: null },
+      { ns: holder, ifname: 'eth0', cidr: '192.0.2.100/24' },
+    ]);
     broadcastRoute(lab, cli);
     holderMac = JSON.parse(lab.exec(holder, 'ip', ['-j', 'link', 'show', 'dev', 'eth0']))[0].address;
   });

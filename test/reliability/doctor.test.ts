@@ -60,12 +60,11 @@ describe('doctor: other servers on the NIC, and --test-boot', { skip }, () => {
     host = lab.namespace('h');
     office = lab.namespace('o');
     other = lab.namespace('p');
-    lab.exec(sw, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    lab.exec(sw, 'ip', ['link', 'set', 'br0', 'up']);
-    lab.veth(host, 'bench0', '192.0.2.1/24', sw, 'p-host', null);
-    lab.veth(office, 'eth0', '192.0.2.254/24', sw, 'p-office', null);
-    lab.veth(other, 'eth0', '192.0.2.99/24', sw, 'p-other', null);
-    for (const port of ['p-host', 'p-office', 'p-other']) lab.exec(sw, 'ip', ['link', 'set', port, 'master', 'br0']);
+    lab.switchOf(sw, [
+      { ns: host, ifname: 'bench0', cidr: '192.0.2.1/24' },
+      { ns: office, ifname: 'eth0', cidr: '192.0.2.254/24' },
+      { ns: other, ifname: 'eth0', cidr: '192.0.2.99/24' },
+    ]);
     // The office's ordinary DHCP server.
     officeDhcp = dnsmasq(office, ['--dhcp-range=192.0.2.100,192.0.2.150,255.255.255.0,1h']);
   });

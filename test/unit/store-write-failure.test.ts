@@ -13,6 +13,7 @@ import { defaultServeConfig } from '../../main/host/config.js';
 import { ManualClock } from '../../main/host/clock.js';
 import type { BootEvent } from '../../main/host/events.js';
 import { makeTempDir } from '../helpers/store-temp.js';
+import { idleServiceHost } from '../helpers/idle-host.js';
 
 const temp = makeTempDir();
 after(() => temp.remove());
@@ -67,14 +68,7 @@ describe('UI edits on a full disk', () => {
     const store = openStore(dir);
     try {
       const api = new HostApi({
-        host: {
-          bus: new ServiceHost({ config: defaultServeConfig(dir) }).bus,
-          start: async () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
-          stop: async () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
-          status: () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
-          config: () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
-          activeTransfers: () => [],
-        },
+        host: idleServiceHost(new ServiceHost({ config: defaultServeConfig(dir) }).bus),
         store: storeApi(store),
         listInterfaces: () => [],
         shell: 'web',

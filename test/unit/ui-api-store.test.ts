@@ -4,23 +4,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openStore, type Store } from '../../main/store/index.js';
 import { storeApi } from '../../main/host/api-store.js';
-import { HostApi, type ApiServiceHost } from '../../main/host/api.js';
-import { EventBus } from '../../main/host/events.js';
+import { HostApi } from '../../main/host/api.js';
 import type { CsvImportResult, Machine, MachineGroup, Timeline, TransferRecord } from '../../preload/api.js';
+import { idleServiceHost } from '../helpers/idle-host.js';
 
 let store: Store;
 let api: HostApi;
 
 before(() => {
   store = openStore(':memory:');
-  const host: ApiServiceHost = {
-    bus: new EventBus(),
-    start: async () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
-    stop: async () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
-    status: () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
-    config: () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
-    activeTransfers: () => [],
-  };
+  const host = idleServiceHost();
   api = new HostApi({ host, store: storeApi(store), listInterfaces: () => [], shell: 'web' });
 });
 after(() => store.close());

@@ -9,22 +9,15 @@ import { join } from 'node:path';
 import { openStore, type Store } from '../../main/store/index.js';
 import { storeApi } from '../../main/host/api-store.js';
 import { storeLibraryImporter } from '../../main/host/api-library.js';
-import { HostApi, type ApiServiceHost } from '../../main/host/api.js';
-import { EventBus } from '../../main/host/events.js';
+import { HostApi } from '../../main/host/api.js';
 import { resolveEntryFilePath } from '../../main/library/import.js';
 import type { BootEntry, ImportFilesResult } from '../../preload/api.js';
 import { buildPe } from './library-fixtures.js';
+import { idleServiceHost } from '../helpers/idle-host.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-const host: ApiServiceHost = {
-  bus: new EventBus(),
-  start: async () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
-  stop: async () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
-  status: () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
-  config: () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
-  activeTransfers: () => [],
-};
+const host = idleServiceHost();
 
 describe('entries:import through HostApi', () => {
   let dir: string;
