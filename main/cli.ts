@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { BOOT_CLASSES, ConfigError, defaultServeConfig } from './host/config.js';
 import { SERVE_OPTIONS, UsageError, defaultDataDir, parseFlags, serveConfigFromFlags } from './host/serve-flags.js';
 import { ServiceHost } from './host/service-host.js';
-import type { BootEvent } from './host/events.js';
+import { isPerRequestDhcpEvent, type BootEvent } from './host/events.js';
 import { PerSecondLineBudget, type Logger } from './host/logger.js';
 import { listInterfaces } from './net/index.js';
 import { runDoctor, runTestBootFindings } from './host/doctor.js';
@@ -115,20 +115,6 @@ function saveSettingsOrWarn(store: Store, host: ServiceHost, logger: Logger): vo
 /** A lab powering on logs far fewer; a DISCOVER storm (issue 9: 5,000/s) is summed up per second. */
 const DHCP_LINES_PER_SECOND = 400;
 
-/** One line per DHCP packet and answer; leases, NAKs and errors are rare and always logged. */
-function isPerRequestDhcpEvent(event: BootEvent): boolean {
-  switch (event.type) {
-    case 'dhcp.discover':
-    case 'proxy.offer':
-    case 'pxe.ack':
-    case 'dhcp.offer':
-    case 'dhcp.ignored':
-      return true;
-    default:
-      return false;
-  }
-}
-
 async function serve(args: string[]): Promise<number> {
   const { values } = parseFlags(args, SERVE_OPTIONS);
   if (values.help) {
@@ -164,7 +150,9 @@ async function serve(args: string[]): Promise<number> {
     logger.warn(`DHCP storm: ${left} more DHCP events in the last second were not logged (at most ${DHCP_LINES_PER_SECOND} a second are); every one was answered as usual`, { dhcpEventsNotLogged: left }),
   );
   host.bus.subscribe((event) => {
-    if (isPerRequestDhcpEvent(event) && !dhcpLines.admit()) return;
+    // The DHCP thread's own count of events it left out: counted with the log's.
+    if (event.type === 'dhcp.storm') return dhcpLines.skip(Number(event.eventsNotPublished) || 0);
+    if (isPerRequestDhcpEvent(event.type) && !dhcpLines.admit()) return;
     if (format === 'json') writeLine(JSON.stringify(event) + '\n');
     else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'service.state') writeLine(textLine(event) + '\n');
   });

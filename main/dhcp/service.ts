@@ -57,6 +57,12 @@ export interface DhcpServiceOptions {
   addressCheckMs?: number;
   /** The check; default: ARP probes on `interfaceName` (Linux, CAP_NET_RAW), else ICMP echo. Tests inject a fake. */
   addressProber?: AddressInUseProber;
+  /**
+   * Called before each reply is decided. A promise holds the decision until it settles: the
+   * DHCP thread (dhcp-thread.ts) fetches the assignment of a machine that may have one of its
+   * own from the main thread this way. Undefined (or no hook): decide at once.
+   */
+  beforeDecision?: (request: DhcpPacket) => Promise<void> | undefined;
   publish: Publish;
   logger: Logger;
   clock?: Clock;
@@ -261,8 +267,25 @@ export class DhcpService {
       from: `${rinfo.address}:${rinfo.port}`,
     });
 
-    if (kind === 'server' && o.mode === 'dhcp' && this.prober) this.route(socket, request);
-    else this.answer(socket, kind, request, rinfo, undefined, mac, msgType);
+    this.afterLookup(request, () => {
+      if (kind === 'server' && o.mode === 'dhcp' && this.prober) this.route(socket, request);
+      else this.answer(socket, kind, request, rinfo, undefined, mac, msgType);
+    });
+  }
+
+  /** Runs `decide` once `beforeDecision` is satisfied: now, or when its promise settles (if the service still runs). */
+  private afterLookup(request: DhcpPacket, decide: () => void): void {
+    const waiting = this.options.beforeDecision?.(request);
+    if (!waiting) return decide();
+    waiting
+      .then(() => {
+        if (this.serverSocket) decide();
+      })
+      .catch((err) => {
+        const mac = clientMac(request);
+        this.options.logger.error(`internal error deciding the reply for ${mac}: ${(err as Error).stack ?? err}`);
+        this.options.publish('dhcp.error', { mac, xid: request.xid, reason: `internal error deciding the reply: ${(err as Error).message}` });
+      });
   }
 
   private route(socket: Socket, request: DhcpPacket, extra?: Record<string, unknown>): void {
@@ -310,8 +333,10 @@ export class DhcpService {
         }
         const extra = result.probes > 0 ? { addressCheckMs: this.clock.now() - started, addressesInUse: result.conflicts.length || undefined } : undefined;
         // A check that failed must not loop: answer as things are.
-        if (result.kind === 'probe-failed') this.answer(socket, 'server', latest, undefined, extra);
-        else this.route(socket, latest, extra);
+        this.afterLookup(latest, () => {
+          if (result.kind === 'probe-failed') this.answer(socket, 'server', latest, undefined, extra);
+          else this.route(socket, latest, extra);
+        });
       })
       .catch((err) => {
         this.pendingChecks.delete(key);

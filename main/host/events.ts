@@ -15,6 +15,7 @@ export type BootEventType =
   | 'dhcp.conflict' // full DHCP: an address answered our check (ARP) before an OFFER; kept out of the pool
   | 'dhcp.ignored' // a packet we saw and chose not to answer, with `reason`
   | 'dhcp.error' // malformed packet or send failure (logged once, loop goes on)
+  | 'dhcp.storm' // per-request DHCP events of one second beyond the DHCP thread's budget, counted (`eventsNotPublished`), not published
   // TFTP (main/tftp)
   | 'tftp.start'
   | 'tftp.progress'
@@ -66,8 +67,11 @@ export class EventBus {
     return () => this.listeners.delete(listener);
   }
 
-  readonly publish: Publish = (type, details = {}) => {
-    const event: BootEvent = { ...details, type, time: this.now() };
+  readonly publish: Publish = (type, details = {}) => this.publishAt(type, this.now(), details);
+
+  /** publish() for an event that happened at `time` (ms since the epoch): one that another thread reports. */
+  readonly publishAt = (type: BootEventType, time: number, details: Omit<BootEvent, 'type' | 'time'> = {}): void => {
+    const event: BootEvent = { ...details, type, time };
     for (const listener of this.listeners) {
       // A failing subscriber (say, a full disk under the store) must never stop boot service.
       try {
@@ -77,4 +81,22 @@ export class EventBus {
       }
     }
   };
+}
+
+/**
+ * One event per DHCP packet or answer: in a DISCOVER storm (thousands a second) these are
+ * budgeted (the DHCP thread, the log and the history each keep a number a second and count
+ * the rest). Leases, NAKs, conflicts and errors are rare and always kept.
+ */
+export function isPerRequestDhcpEvent(type: BootEventType): boolean {
+  switch (type) {
+    case 'dhcp.discover':
+    case 'proxy.offer':
+    case 'pxe.ack':
+    case 'dhcp.offer':
+    case 'dhcp.ignored':
+      return true;
+    default:
+      return false;
+  }
 }

@@ -48,11 +48,24 @@ export class PerSecondLineBudget {
       this.used++;
       return true;
     }
-    if (this.over++ === 0) {
+    this.countOver(1, second);
+    return false;
+  }
+
+  /** Lines left out before they reached this budget (another thread's own budget): counted in this second's surplus. */
+  skip(lines: number): void {
+    if (lines <= 0) return;
+    const second = Math.floor(this.now() / 1000);
+    if (second !== this.second) this.closeSecond(second);
+    this.countOver(lines, second);
+  }
+
+  private countOver(lines: number, second: number): void {
+    if (this.over === 0) {
       this.timer = setTimeout(() => this.closeSecond(Math.floor(this.now() / 1000)), (second + 1) * 1000 - this.now() + 1);
       this.timer.unref?.();
     }
-    return false;
+    this.over += lines;
   }
 
   private closeSecond(next: number): void {

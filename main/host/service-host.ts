@@ -14,6 +14,7 @@ import { ConfigError, checkPoolAgainstInterface, prefixToNetmask, type ServeConf
 import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
 import { createScopedUdpSocketFactory, resolveServeInterface, watchInterface, type InterfaceChange, type NetInterface } from '../net/index.js';
 import { DhcpService } from '../dhcp/service.js';
+import { DhcpThread, DhcpThreadUnavailable, type DhcpAssignmentSource } from '../dhcp/dhcp-thread.js';
 import { TftpServer } from '../tftp/server.js';
 import { HttpFileServer } from '../http/server.js';
 import { FileResolver } from '../files/index.js';
@@ -39,12 +40,17 @@ export interface ServiceHostOptions {
   lookupMachine?: ConstructorParameters<typeof DhcpService>[0]['policy']['lookupMachine'];
   /** Follow the served NIC and restart on it when it comes back (default: on, unless resolveInterface is injected). */
   watchInterface?: boolean;
+  /**
+   * DHCP and the boot server on a thread of their own (main/dhcp/dhcp-thread.ts). Default: on,
+   * unless sockets or lookups are injected (tests of the service itself keep it in this thread).
+   */
+  dhcpThread?: boolean;
 }
 
 interface Running {
   nic: NetInterface;
   address: string;
-  dhcp?: DhcpService;
+  dhcp?: DhcpService | DhcpThread;
   tftp?: TftpServer;
   http?: HttpFileServer;
   library?: LibraryBootService;
@@ -198,11 +204,10 @@ export class ServiceHost {
 
       const dhcpNames: ServiceName[] = config.mode === 'proxy' ? ['proxy-dhcp', 'pxe'] : ['dhcp', 'pxe'];
       await this.startService(dhcpNames, async () => {
-        const dhcp = new DhcpService({
+        const service = {
           mode: config.mode,
           serverAddress: address,
           interfaceName: nic.name,
-          socketFactory,
           ports: { server: config.ports.dhcp, pxe: config.ports.pxe, client: config.ports.dhcpClient },
           policy: {
             serverAddress: address,
@@ -211,7 +216,6 @@ export class ServiceHost {
             ipxeScriptUrl: ipxeScriptPath ? `${httpBaseUrl}/boot.ipxe` : chainload?.ipxeScriptUrl,
             menu: config.menu,
             menuTimeoutSeconds: config.menuTimeoutSeconds,
-            lookupMachine: this.options.lookupMachine ?? (library ? this.libraryLookup(library, httpBaseUrl, !!ipxeScriptPath) : undefined),
           },
           pool:
             config.mode === 'dhcp' && config.pool
@@ -227,6 +231,23 @@ export class ServiceHost {
           leaseFile: join(config.dataDir, 'leases.json'),
           force: config.force,
           addressCheck: config.addressCheck,
+        };
+        const assignments = library ? this.libraryAssignments(library, httpBaseUrl, !!ipxeScriptPath) : undefined;
+        if (this.options.dhcpThread ?? (!this.options.socketFactory && !this.options.lookupMachine)) {
+          const thread = new DhcpThread({ service, assignments, publish, publishAt: this.bus.publishAt, logger: this.logger });
+          try {
+            await thread.start();
+            this.running!.dhcp = thread;
+            return;
+          } catch (err) {
+            if (!(err instanceof DhcpThreadUnavailable)) throw err;
+            this.logger.warn(`${err.message}; DHCP is answered on the main thread instead`);
+          }
+        }
+        const dhcp = new DhcpService({
+          ...service,
+          socketFactory,
+          policy: { ...service.policy, lookupMachine: this.options.lookupMachine ?? assignments?.lookup },
           publish,
           logger: this.logger,
           clock: this.clock,
@@ -315,7 +336,11 @@ export class ServiceHost {
    * `--ipxe-script` set one script for everybody; with an empty library they get the
    * per-class boot file like any other client.
    */
-  private libraryLookup(library: LibraryBootService, httpBaseUrl: string, haveStaticScript: boolean) {
+  /**
+   * The DHCP policy's view of the library: each client's assignment, the copy the DHCP thread
+   * keeps (who may have one of their own, everyone else's answer), and when either may change.
+   */
+  private libraryAssignments(library: LibraryBootService, httpBaseUrl: string, haveStaticScript: boolean): DhcpAssignmentSource {
     const store = this.store!;
     // Asked for every DHCP request (a DISCOVER storm too): the library answers from memory
     // until the store changes (main/store/read-cache.ts), with one shared answer for every
@@ -323,13 +348,20 @@ export class ServiceHost {
     const reads = storeReadCache(store);
     const libraryScript = Object.freeze({ ipxeScriptUrl: `${httpBaseUrl}/ipxe/boot.ipxe` });
     const withLibraryScript = new WeakMap<object, LibraryMachineAssignment>();
-    return (mac: string, uuid?: string): LibraryMachineAssignment | undefined => {
-      const assignment = library.lookupMachine(mac, uuid);
+    const scripted = (assignment: LibraryMachineAssignment | undefined): LibraryMachineAssignment | undefined => {
       if (haveStaticScript || assignment?.ignore || assignment?.ipxeScriptUrl) return assignment;
       if (!assignment) return reads.get('has-bootable-entry', () => store.entries.hasBootableEntry()) ? libraryScript : undefined;
-      let scripted = withLibraryScript.get(assignment);
-      if (!scripted) withLibraryScript.set(assignment, (scripted = { ...assignment, ipxeScriptUrl: libraryScript.ipxeScriptUrl }));
-      return scripted;
+      let withScript = withLibraryScript.get(assignment);
+      if (!withScript) withLibraryScript.set(assignment, (withScript = { ...assignment, ipxeScriptUrl: libraryScript.ipxeScriptUrl }));
+      return withScript;
+    };
+    return {
+      lookup: (mac, uuid) => scripted(library.lookupMachine(mac, uuid)),
+      view: () => {
+        const view = library.assignmentView();
+        return { macs: view.macs, uuids: view.uuids, defaultAssignment: scripted(view.defaultAssignment) };
+      },
+      version: () => reads.generation(),
     };
   }
 

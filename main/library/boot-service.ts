@@ -26,6 +26,7 @@ import {
   type ScriptEntry,
 } from './ipxe-script.js';
 import { assignOnce, nextAssignmentAfterFetch } from './boot-once.js';
+import { mayHaveOwnAssignment } from '../pxe/assignment-view.js';
 import { BOOT_BINARY_MOUNTS, locateBootBinary, type BootBinaryName } from './boot-binaries.js';
 
 /** Structurally the DHCP policy's MachineBootAssignment (main/pxe/boot-policy.ts). */
@@ -57,20 +58,6 @@ export interface LibraryBootServiceOptions {
 }
 
 export const LOCAL_DISK_ENTRY_NAME = 'Local disk';
-
-/**
- * False when the client cannot have an assignment of its own (its MAC and UUID belong to no
- * machine with an entry or a group): it boots the default, whatever machine it is.
- */
-function mayHaveOwnAssignment(assigned: { macs: Set<string>; uuids: Set<string> }, mac: string, uuid: string | undefined): boolean {
-  if (assigned.macs.size > 0) {
-    const normalizedMac = normalizeMac(mac);
-    if (normalizedMac !== undefined && assigned.macs.has(normalizedMac)) return true;
-  }
-  if (uuid === undefined || assigned.uuids.size === 0) return false;
-  const normalizedUuid = normalizeUuid(uuid);
-  return normalizedUuid !== undefined && assigned.uuids.has(normalizedUuid);
-}
 
 export class LibraryBootService {
   private readonly isoInfo = new Map<string, Promise<ScriptEntry['iso']>>();
@@ -105,6 +92,20 @@ export class LibraryBootService {
     if (!mayHaveOwnAssignment(view.assigned, mac, uuid)) return view.defaultAssignment;
     return cache.get(`machine-assignment ${mac} ${uuid ?? ''}`, () => this.readMachineAssignment(mac, uuid, cache));
   };
+
+  /**
+   * What lookupMachine answers without a query: the identities that may have an assignment of
+   * their own (canonical MACs and UUIDs) and the one answer for every other client. The DHCP
+   * thread keeps a copy, so it answers default clients without asking this thread.
+   */
+  assignmentView(): { macs: string[]; uuids: string[]; defaultAssignment: LibraryMachineAssignment | undefined } {
+    const cache = storeReadCache(this.options.store);
+    const view = cache.get('dhcp-assignment-view', () => ({
+      assigned: this.options.store.machines.identifiersWithOwnAssignment(),
+      defaultAssignment: this.readDefaultAssignment(cache),
+    }));
+    return { macs: [...view.assigned.macs], uuids: [...view.assigned.uuids], defaultAssignment: view.defaultAssignment };
+  }
 
   private readMachineAssignment(mac: string, uuid: string | undefined, cache: StoreReadCache): LibraryMachineAssignment | undefined {
     const store = this.options.store;
@@ -257,7 +258,7 @@ export class LibraryBootService {
             running = mkdir(dirname(extracted), { recursive: true })
               .then(() =>
                 extractIsoFile(isoPath, isoPrefix[1], extracted, (p) =>
-                  this.options.publish?.('host.warning', { message: `extracting ${isoPrefix[1]} from ${basename(isoPath)}: ${p.bytes} of ${p.size} bytes`, entryId, progress: p }),
+                  this.options.publish?.('host.warning', { message: `extracting ${onIso.name} from ${basename(isoPath)}: ${p.bytes} of ${p.size} bytes`, entryId, progress: p }),
                 ),
               )
               .then(() => undefined)

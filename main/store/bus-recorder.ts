@@ -342,6 +342,15 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
     }
     try {
       stats.eventsSeen++;
+      if (event.type === 'dhcp.storm') {
+        // The DHCP thread's count of per-request events it did not publish: this second's surplus.
+        const second = Math.floor(event.time / 1000);
+        if (second > storm.second) closeStormSecond(second);
+        const left = Number(event.eventsNotPublished) || 0;
+        storm.overBudget += left;
+        stats.dhcpEventsOverBudget += left;
+        return;
+      }
       const dot = event.type.indexOf('.');
       const service = dot < 0 ? event.type : event.type.slice(0, dot);
       const what = dot < 0 ? '' : event.type.slice(dot + 1);

@@ -43,6 +43,8 @@ export class StoreReadCache {
   private reading = false;
   /** When data_version and total_changes() were last read (-Infinity: never). */
   private otherWritesCheckedAt = -Infinity;
+  /** Moves each time the kept answers are dropped. */
+  private drops = 0;
 
   constructor(private readonly store: Store, options: StoreReadCacheOptions = {}) {
     this.maxEntries = options.maxEntries ?? 4096;
@@ -71,6 +73,12 @@ export class StoreReadCache {
     return value;
   }
 
+  /** A number that moves whenever a kept answer may have changed (the store is checked as get() does). */
+  generation(): number {
+    if (!this.reading) this.dropIfChanged();
+    return this.drops;
+  }
+
   private dropIfChanged(): void {
     const counted = localWriteCount(this.store.db);
     const writes = counted ?? -1;
@@ -85,6 +93,7 @@ export class StoreReadCache {
     }
     if (writes === this.writes && changes === this.changes && version === this.version) return;
     this.values.clear();
+    this.drops++;
     this.writes = writes;
     this.changes = changes;
     this.version = version;

@@ -9,11 +9,8 @@
 //
 // Where the worker cannot run (not Linux x64/arm64, koffi missing, the worker fails to
 // start), `WorkerDataPath.start` resolves to undefined and the server keeps the dgram path.
-import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker, MessageChannel, type MessagePort, type WorkerOptions } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../host/module-worker.js';
 import type { NegotiatedTransfer } from './options.js';
 import type { RetransmitPolicy, TransferProgress, TransferResult } from './transfer.js';
 import { loadUdpSyscalls, openEventDescriptor, openTransferDescriptor, type UdpSyscalls } from './udp-descriptor.js';
@@ -67,43 +64,6 @@ const START_TIMEOUT_MS = 10_000;
 /** How long stop() waits for the worker to report aborted transfers before terminating it. */
 const STOP_WAIT_MS = 2_000;
 
-/**
- * The worker module next to this one: .js when built. Run from source (tsx: tests, bench,
- * npm start) it is .ts, which a worker cannot load by itself (it does not inherit the
- * --import tsx hooks). It is then bundled once with esbuild (tsx's own compiler) into
- * node_modules/.cache, so koffi still resolves from there; registering tsx inside the
- * worker also works but costs a loader thread and ~30 MiB per worker.
- */
-async function createWorker(options: WorkerOptions): Promise<Worker> {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./data-path-worker.js', import.meta.url), options);
-  const entry = new URL('./data-path-worker.ts', import.meta.url);
-  try {
-    const bundle = await bundledWorker(fileURLToPath(entry));
-    return new Worker(pathToFileURL(bundle), options);
-  } catch {
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry.href)}); });`;
-    return new Worker(bootstrap, { ...options, eval: true });
-  }
-}
-
-let bundling: Promise<string> | undefined;
-
-function bundledWorker(entry: string): Promise<string> {
-  bundling ??= (async () => {
-    const esbuild = (await import('esbuild')) as typeof import('esbuild'); // @source-mode-only: built workers are plain .js
-    const result = await esbuild.build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', write: false, external: ['koffi'], logLevel: 'silent' });
-    const code = result.outputFiles[0].text;
-    const dir = join(dirname(fileURLToPath(import.meta.resolve('koffi'))), '..', '.cache', 'bootbench');
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, `tftp-data-path-worker-${createHash('sha256').update(code).digest('hex').slice(0, 12)}.mjs`);
-    writeFileSync(file, code);
-    return file;
-  })();
-  bundling.catch(() => (bundling = undefined));
-  return bundling;
-}
-
 export class WorkerDataPath {
   private readonly handlers = new Map<number, WorkerTransferHandlers>();
   /** each running transfer's socket, closed here only if the worker is gone without closing it */
@@ -140,7 +100,7 @@ export class WorkerDataPath {
     try {
       // The worker's live heap is small (read-ahead chunks are outside it); a small young
       // generation keeps its garbage from adding tens of MiB of RSS under load.
-      worker = await createWorker({ workerData: { port: port2, doorbellFd }, transferList: [port2], resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+      worker = await startModuleWorker(new URL('./data-path-worker.js', import.meta.url), new URL('./data-path-worker.ts', import.meta.url), import.meta.url.endsWith('.ts'), { workerData: { port: port2, doorbellFd }, transferList: [port2], resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     } catch (err) {
       sys.close(doorbellFd);
       port1.close();

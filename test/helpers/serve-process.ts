@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Lab } from './netns.js';
 import { waitFor } from './netns.js';
+import { COMPILED_CLI } from './compiled-cli.js';
 
 export const PROJECT_ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(PROJECT_ROOT, 'main', 'cli.ts');
@@ -21,8 +22,10 @@ export class ServeProcess {
   exitCode: number | null | undefined;
   private readonly child: ChildProcess;
 
-  constructor(lab: Lab, ns: string, args: string[]) {
-    this.child = lab.spawn(ns, process.execPath, ['--import', 'tsx', CLI, 'serve', '--log', 'json', ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `compiled`: run dist/main/cli.js (as installed) instead of the sources through tsx; the caller checks it is current. */
+  constructor(lab: Lab, ns: string, args: string[], options: { compiled?: boolean } = {}) {
+    const cli = options.compiled ? [COMPILED_CLI] : ['--import', 'tsx', CLI];
+    this.child = lab.spawn(ns, process.execPath, [...cli, 'serve', '--log', 'json', ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let buffer = '';
     this.child.stdout!.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();

@@ -4,7 +4,7 @@
 // within 2 s of being launched.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,20 +12,10 @@ import Database from 'better-sqlite3';
 import { Lab, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
 import { writeRandomFile } from '../integration/tftp-helpers.js';
+import { COMPILED_CLI, compiledCliIsCurrent } from '../helpers/compiled-cli.js';
 
 const skip = netnsUnavailableReason();
 const CLIENT = join(PROJECT_ROOT, 'test', 'reliability', 'tftp-load-client.ts');
-
-/** Newest modification time under a folder of sources. */
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    const st = statSync(path);
-    newest = Math.max(newest, st.isDirectory() ? newestSource(path) : name.endsWith('.ts') ? st.mtimeMs : 0);
-  }
-  return newest;
-}
 
 /**
  * How the restart is launched. Installed Bootbench runs the compiled CLI (bin/bootbench.js
@@ -33,9 +23,8 @@ function newestSource(dir: string): number {
  * allows for tsx's own start-up cost, measured here rather than assumed.
  */
 function restartCommand(): { args: string[]; allowanceMs: number; how: string } {
-  const compiled = join(PROJECT_ROOT, 'dist', 'main', 'cli.js');
-  if (existsSync(compiled) && statSync(compiled).mtimeMs >= newestSource(join(PROJECT_ROOT, 'main'))) {
-    return { args: [compiled], allowanceMs: 0, how: 'compiled CLI (dist/)' };
+  if (compiledCliIsCurrent()) {
+    return { args: [COMPILED_CLI], allowanceMs: 0, how: 'compiled CLI (dist/)' };
   }
   const time = (args: string[]) => {
     const t = Date.now();

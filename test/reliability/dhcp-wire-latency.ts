@@ -38,9 +38,15 @@ export function percentile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN;
 }
 
-/** Captures DHCP on `iface` in `ns` into `file` until stop() (dumpcap, from the tshark package). */
-export async function captureDhcp(lab: Lab, ns: string, iface: string, file: string): Promise<{ stop(): Promise<Buffer> }> {
-  const child: ChildProcess = lab.spawn(ns, 'dumpcap', ['-q', '-P', '-B', '16', '-i', iface, '-f', 'udp port 67 or udp port 68', '-w', file]);
+/**
+ * Captures DHCP on `iface` in `ns` into `file` until stop() (dumpcap, from the tshark package).
+ * `idle`: dumpcap runs under SCHED_IDLE, so it only takes CPU the host leaves. The timestamps
+ * do not depend on when dumpcap runs: the kernel stamps each frame as it passes the NIC, and
+ * the 16 MiB ring holds the frames until dumpcap reads them.
+ */
+export async function captureDhcp(lab: Lab, ns: string, iface: string, file: string, options: { idle?: boolean } = {}): Promise<{ stop(): Promise<Buffer> }> {
+  const dumpcap = ['dumpcap', '-q', '-P', '-B', '16', '-i', iface, '-f', 'udp port 67 or udp port 68', '-w', file];
+  const child: ChildProcess = options.idle ? lab.spawn(ns, 'chrt', ['-i', '0', ...dumpcap]) : lab.spawn(ns, dumpcap[0]!, dumpcap.slice(1));
   let err = '';
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   // dumpcap says nothing with -q; give it a moment to open the interface.

@@ -6,7 +6,7 @@
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
-import { setFlagsFromString } from 'node:v8';
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 
 // V8 flags NODE_OPTIONS does not take (--single-threaded-gc ...), to try their effect.
 if (process.env.BOOTBENCH_DIAG_V8_FLAGS) setFlagsFromString(process.env.BOOTBENCH_DIAG_V8_FLAGS);
@@ -16,8 +16,22 @@ if (file) {
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   let gc = { count: 0, totalMs: 0, maxMs: 0, over5ms: 0, long: {} };
+  // With BOOTBENCH_DIAG_TIMELINE=FILE: every GC pause and every gap over 2 ms between 1 ms
+  // ticks of a timer (the main thread busy or off its CPU), as wall-clock times, written at
+  // the 3rd SIGUSR2, to line them up with a capture's slow answers.
+  const timelineFile = process.env.BOOTBENCH_DIAG_TIMELINE;
+  const timeline = [];
+  if (timelineFile) {
+    let last = performance.now();
+    setInterval(() => {
+      const now = performance.now();
+      if (now - last > 2) timeline.push({ kind: 'gap', at: performance.timeOrigin + last, ms: now - last });
+      last = now;
+    }, 1).unref();
+  }
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
+      if (timelineFile) timeline.push({ kind: `gc${entry.detail?.kind}`, at: performance.timeOrigin + entry.startTime, ms: entry.duration });
       gc.count++;
       gc.totalMs += entry.duration;
       gc.maxMs = Math.max(gc.maxMs, entry.duration);
@@ -44,12 +58,20 @@ if (file) {
   let since = Date.now();
   let marks = 0;
   const profileFile = process.env.BOOTBENCH_DIAG_PROFILE;
-  const session = profileFile ? new Session() : undefined;
+  // BOOTBENCH_DIAG_HEAP_PROFILE=FILE: V8's sampling heap profile (where the bytes are
+  // allocated, every 4 KiB sampled) over the same stretch, to find what feeds the GC.
+  const heapFile = process.env.BOOTBENCH_DIAG_HEAP_PROFILE;
+  const session = profileFile || heapFile ? new Session() : undefined;
   session?.connect();
   process.on('SIGUSR2', () => {
     marks++;
-    if (session && marks === 1) session.post('Profiler.enable', () => session.post('Profiler.start'));
-    if (session && marks === 3) session.post('Profiler.stop', (err, result) => { if (!err) writeFileSync(profileFile, JSON.stringify(result.profile)); });
+    if (profileFile && marks === 1) session.post('Profiler.enable', () => session.post('Profiler.start'));
+    if (heapFile && marks === 1) session.post('HeapProfiler.enable', () => session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: process.env.BOOTBENCH_DIAG_HEAP_MINOR !== "0" }));
+    if (heapFile && marks === 3) session.post('HeapProfiler.stopSampling', (err, result) => { if (!err) writeFileSync(heapFile, JSON.stringify(result.profile)); });
+    // BOOTBENCH_DIAG_SNAPSHOT=FILE: a heap snapshot 2.5 s after the 2nd SIGUSR2 (mid-storm).
+    if (process.env.BOOTBENCH_DIAG_SNAPSHOT && marks === 2) setTimeout(() => writeHeapSnapshot(process.env.BOOTBENCH_DIAG_SNAPSHOT), 2500);
+    if (timelineFile && marks === 3) writeFileSync(timelineFile, JSON.stringify(timeline));
+    if (profileFile && marks === 3) session.post('Profiler.stop', (err, result) => { if (!err) writeFileSync(profileFile, JSON.stringify(result.profile)); });
     const used = process.cpuUsage(cpu);
     const ms = (n) => Math.round((n / 1e6) * 100) / 100;
     appendFileSync(file, JSON.stringify({

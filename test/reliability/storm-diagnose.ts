@@ -27,8 +27,18 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     /** V8 flags for the host, set at its start (e.g. --single-threaded-gc). */
     'v8-flags': { type: 'string' },
+    /** Node options for the host's command line (NODE_OPTIONS), e.g. --max-semi-space-size=64: flags that only count at the heap's creation. */
+    'node-options': { type: 'string' },
     /** Experiment: put the host's TFTP worker threads (its nice-10 threads) under this Linux policy (chrt: idle, batch). */
     'tftp-policy': { type: 'string' },
+    /** Run the compiled CLI (dist/, as installed; `npm run build:main` first) instead of the sources through tsx. */
+    compiled: { type: 'boolean', default: false },
+    /** File for the host's sampling heap profile (.heapprofile): what allocates, warm-up end to storm end. */
+    'heap-prof': { type: 'string' },
+    /** The host's GC pauses and event-loop gaps as wall-clock times (JSON), to line up with --keep-pcap. */
+    timeline: { type: 'string' },
+    /** Run the clients and the capture under SCHED_IDLE (chrt -i 0) instead of a nice value. */
+    'client-idle': { type: 'boolean', default: false },
     /** Keep the storm's capture here (classic pcap). */
     'keep-pcap': { type: 'string' },
   },
@@ -71,14 +81,18 @@ async function main(): Promise<void> {
     const host = lab.namespace('h');
     const client = lab.namespace('c');
     lab.veth(host, 'bench0', '192.0.2.1/24', client, 'eth0', '192.0.2.10/24');
-    process.env.NODE_OPTIONS = `--import ${join(PROJECT_ROOT, 'test', 'reliability', 'host-diagnostics.mjs')}`;
+    process.env.NODE_OPTIONS = `--import ${join(PROJECT_ROOT, 'test', 'reliability', 'host-diagnostics.mjs')} ${values['node-options'] ?? ''}`.trimEnd();
     if (values['cpu-prof']) process.env.BOOTBENCH_DIAG_PROFILE = values['cpu-prof'];
+    if (values.timeline) process.env.BOOTBENCH_DIAG_TIMELINE = values.timeline;
+    if (values['heap-prof']) process.env.BOOTBENCH_DIAG_HEAP_PROFILE = values['heap-prof'];
     if (values['v8-flags']) process.env.BOOTBENCH_DIAG_V8_FLAGS = values['v8-flags'];
     process.env.BOOTBENCH_DIAG_FILE = diagFile;
-    const serve = new ServeProcess(lab, host, ['--interface', 'bench0', '--root', root, '--boot', 'uefi64=nbp.efi', '--data', join(dir, 'data'), '--log', String(values.log)]);
+    const serve = new ServeProcess(lab, host, ['--interface', 'bench0', '--root', root, '--boot', 'uefi64=nbp.efi', '--data', join(dir, 'data'), '--log', String(values.log)], { compiled: values.compiled });
     delete process.env.NODE_OPTIONS;
     delete process.env.BOOTBENCH_DIAG_FILE;
     delete process.env.BOOTBENCH_DIAG_PROFILE;
+    delete process.env.BOOTBENCH_DIAG_TIMELINE;
+    delete process.env.BOOTBENCH_DIAG_HEAP_PROFILE;
     delete process.env.BOOTBENCH_DIAG_V8_FLAGS;
     if (values.log === 'json') await serve.ready();
     else await new Promise((r) => setTimeout(r, 4000));
@@ -87,7 +101,8 @@ async function main(): Promise<void> {
       process.kill(pid, 'SIGUSR2');
       await new Promise((r) => setTimeout(r, 100));
     };
-    const nice = (args: string[]) => (NICE ? ['nice', ['-n', String(NICE), process.execPath, ...args]] : [process.execPath, args]) as [string, string[]];
+    const nice = (args: string[]) =>
+      (values['client-idle'] ? ['chrt', ['-i', '0', process.execPath, ...args]] : NICE ? ['nice', ['-n', String(NICE), process.execPath, ...args]] : [process.execPath, args]) as [string, string[]];
 
     lab.exec(client, ...nice(['--import', 'tsx', STORM, 'eth0', String(RATE), '1']), { timeoutMs: 60_000 });
     await mark(); // reset after warm-up
@@ -104,7 +119,7 @@ async function main(): Promise<void> {
     }
     await mark(); // phase 1: transfers alone
 
-    const capture = await captureDhcp(lab, host, 'bench0', pcapFile);
+    const capture = await captureDhcp(lab, host, 'bench0', pcapFile, { idle: values['client-idle'] });
     const stormOut = await output(lab.spawn(client, ...nice(['--import', 'tsx', STORM, 'eth0', String(RATE), String(SECONDS)]), { cwd: PROJECT_ROOT }));
     await mark(); // phase 2: storm + transfers (includes the storm's 3 s tail)
     const pcap = await capture.stop();
@@ -124,6 +139,7 @@ async function main(): Promise<void> {
       host: { warmup: phases[0], transfersAlone: phases[1], storm: phases[2], tail: phases[3] },
     }, null, 1));
     await serve.stop();
+    if (process.env.BOOTBENCH_DIAG_DUMP_STDERR) writeFileSync(process.env.BOOTBENCH_DIAG_DUMP_STDERR, serve.stderr);
   } finally {
     await lab.destroy();
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,138 @@
+// The DHCP thread (started by dhcp-thread.ts): the whole DhcpService (Proxy DHCP or full
+// DHCP on 67, the boot server on 4011) on its own event loop and its own small heap. A
+// DISCOVER is received, decided and answered here; the main thread only hears about it.
+//
+// What crosses to the main thread:
+//   - events, batched once per turn of this loop. Per-request events (isPerRequestDhcpEvent)
+//     are budgeted: at most `eventsPerSecond`, the rest counted and reported once a second
+//     (`storm`), so a DISCOVER storm costs the main thread a bounded amount of work;
+//   - log lines (after the events before them);
+//   - questions for machines that may have an assignment of their own (assignment-mirror.ts).
+import { workerData, type MessagePort } from 'node:worker_threads';
+import type { BootEventType } from '../host/events.js';
+import { isPerRequestDhcpEvent } from '../host/events.js';
+import type { Logger } from '../host/logger.js';
+import { createScopedUdpSocketFactory } from '../net/scoped-udp.js';
+import { describeBootClient, type MachineBootAssignment } from '../pxe/boot-policy.js';
+import { AssignmentMirror } from './assignment-mirror.js';
+import type { DhcpThreadInit, FromDhcpThread, ThreadError, ToDhcpThread } from './dhcp-thread-messages.js';
+import { DhcpService } from './service.js';
+
+const { port, init } = workerData as { port: MessagePort; init: DhcpThreadInit };
+const post = (message: FromDhcpThread) => port.postMessage(message);
+
+// ------------------------------------------------------------------------------ events
+/** A batch is sent at the end of this loop turn, or at once when it is this long. */
+const MAX_BATCH = 256;
+let batch: [BootEventType, number, Record<string, unknown>][] = [];
+const budget = { second: 0, used: 0, left: 0, timer: undefined as ReturnType<typeof setTimeout> | undefined };
+
+function flushEvents(): void {
+  if (batch.length === 0) return;
+  post({ t: 'events', list: batch });
+  batch = [];
+}
+
+/** Reports the surplus of the second being counted (if any) and starts counting `next`. */
+function closeSecond(next: number): void {
+  if (budget.timer) clearTimeout(budget.timer);
+  budget.timer = undefined;
+  if (budget.left > 0) {
+    flushEvents();
+    post({ t: 'storm', time: (budget.second + 1) * 1000, left: budget.left });
+  }
+  budget.second = next;
+  budget.used = 0;
+  budget.left = 0;
+}
+
+function publish(type: BootEventType, details: Record<string, unknown> = {}): void {
+  const now = Date.now();
+  if (isPerRequestDhcpEvent(type)) {
+    const second = Math.floor(now / 1000);
+    if (second !== budget.second) closeSecond(second);
+    if (budget.used >= init.eventsPerSecond) {
+      if (budget.left++ === 0) {
+        budget.timer = setTimeout(() => closeSecond(Math.floor(Date.now() / 1000)), (second + 1) * 1000 - now + 1);
+        budget.timer.unref();
+      }
+      return;
+    }
+    budget.used++;
+  }
+  if (batch.length === 0) setImmediate(flushEvents);
+  batch.push([type, now, details]);
+  if (batch.length >= MAX_BATCH) flushEvents();
+}
+
+function logLine(level: 'info' | 'warn' | 'error') {
+  return (message: string, fields?: Record<string, unknown>) => {
+    flushEvents(); // keep the order the main thread sees
+    post({ t: 'log', level, message, fields });
+  };
+}
+const logger: Logger = { debug() {}, info: logLine('info'), warn: logLine('warn'), error: logLine('error') };
+
+// ------------------------------------------------------------------------- assignments
+const questions = new Map<number, (assignment: MachineBootAssignment | undefined) => void>();
+let nextQuestion = 1;
+const mirror = new AssignmentMirror(init.view, (mac, uuid) =>
+  new Promise((resolve) => {
+    const id = nextQuestion++;
+    questions.set(id, resolve);
+    post({ t: 'lookup', id, mac, uuid });
+  }),
+);
+
+// ----------------------------------------------------------------------------- service
+const service = new DhcpService({
+  ...init.options,
+  policy: { ...init.options.policy, lookupMachine: init.lookups ? mirror.lookup : undefined },
+  beforeDecision: init.lookups
+    ? (request) => {
+        const client = describeBootClient(request);
+        return mirror.prepare(client.mac, client.uuid);
+      }
+    : undefined,
+  socketFactory: createScopedUdpSocketFactory(),
+  publish,
+  logger,
+});
+
+function threadError(err: unknown): ThreadError {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err), fields: {} };
+  const fields: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(err)) if (key !== 'name' && key !== 'message' && key !== 'stack') fields[key] = value;
+  return { name: err.name, message: err.message, stack: err.stack, fields };
+}
+
+port.on('message', (message: ToDhcpThread) => {
+  switch (message.t) {
+    case 'lookup': {
+      const answer = questions.get(message.id);
+      questions.delete(message.id);
+      answer?.(message.assignment);
+      break;
+    }
+    case 'assignments':
+      mirror.reset(message.view);
+      break;
+    case 'stop':
+      void service.stop().finally(() => {
+        closeSecond(0);
+        flushEvents();
+        post({ t: 'stopped' });
+        port.close();
+      });
+      break;
+  }
+});
+
+service.start().then(
+  () => post({ t: 'started', ports: { server: service.ports.server, pxe: service.ports.pxe } }),
+  (err) => {
+    flushEvents();
+    post({ t: 'failed', error: threadError(err) });
+    port.close();
+  },
+);

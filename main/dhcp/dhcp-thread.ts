@@ -1,0 +1,238 @@
+// The DHCP service on a thread of its own (dhcp-thread-worker.ts runs it), seen from the
+// main thread. Why: the main thread also runs the store (SQLite writes), the recorder, the
+// UI's WebSocket or IPC, the library's imports and hashing, and its heap is the big one, so
+// its GC pauses are the long ones. With DHCP answered on the main thread, a DISCOVER storm
+// during transfers had 99th-percentile answer times of 4-12 ms on this 2-core machine, most
+// of it packets waiting out a main-thread GC pause or a busy turn of its loop (issue 9 item
+// 8, storm-diagnose.ts --timeline). On its own thread, an answer waits for nothing of that.
+//
+// The main thread keeps the truth about machines: the thread holds a copy (assignment-mirror.ts)
+// that this side refreshes whenever the store may have changed (polled every 20 ms, the same
+// bound the read cache puts on other processes' commits), and answers its questions.
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import type { BootEventType, Publish } from '../host/events.js';
+import type { Logger } from '../host/logger.js';
+import { startModuleWorker } from '../host/module-worker.js';
+import { DeviceBindError, PortBindError } from '../net/bind-errors.js';
+import type { MachineBootAssignment } from '../pxe/boot-policy.js';
+import type { AssignmentViewData, DhcpThreadInit, DhcpThreadServiceOptions, FromDhcpThread, ThreadError, ToDhcpThread } from './dhcp-thread-messages.js';
+
+/** Where the thread's copy of the assignments comes from (the library, on the main thread). */
+export interface DhcpAssignmentSource {
+  lookup(mac: string, uuid?: string): MachineBootAssignment | undefined;
+  view(): AssignmentViewData;
+  /** Moves whenever an answer may have changed. */
+  version(): number;
+}
+
+export interface DhcpThreadOptions {
+  service: DhcpThreadServiceOptions;
+  assignments?: DhcpAssignmentSource;
+  publish: Publish;
+  /** For events the thread reports with the time they happened. */
+  publishAt: (type: BootEventType, time: number, details: Record<string, unknown>) => void;
+  logger: Logger;
+  /** Per-request DHCP events published a second at most (default 1000, above the log's and the history's own budgets). */
+  eventsPerSecond?: number;
+}
+
+/** The thread could not be had at all (not a DHCP problem): the caller runs DHCP on its own thread instead. */
+export class DhcpThreadUnavailable extends Error {
+  override readonly name = 'DhcpThreadUnavailable';
+}
+
+const START_TIMEOUT_MS = 30_000;
+const STOP_WAIT_MS = 5_000;
+const VIEW_CHECK_MS = 20;
+/** A thread that dies is started again, at most this often a minute. */
+const RESTARTS_PER_MINUTE = 3;
+
+export class DhcpThread {
+  private worker?: Worker;
+  private port?: MessagePort;
+  private viewTimer?: ReturnType<typeof setInterval>;
+  private lastVersion = -1;
+  private stopping = false;
+  private restarts: number[] = [];
+  private boundPorts = { server: 0, pxe: 0 };
+
+  constructor(private readonly options: DhcpThreadOptions) {}
+
+  get ports(): { server: number; pxe: number } {
+    return { ...this.boundPorts };
+  }
+
+  /** Resolves once 67 and 4011 are bound in the thread; rejects with the service's own error (PortBindError ...). */
+  async start(): Promise<void> {
+    this.stopping = false;
+    await this.launch();
+    this.viewTimer = setInterval(() => this.refreshView(), VIEW_CHECK_MS);
+    this.viewTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.viewTimer) clearInterval(this.viewTimer);
+    this.viewTimer = undefined;
+    const { worker, port } = this;
+    if (!worker || !port) return;
+    const stopped = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, STOP_WAIT_MS);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      port.on('message', (m: FromDhcpThread) => m.t === 'stopped' && done());
+      worker.once('exit', done);
+    });
+    this.send({ t: 'stop' });
+    await stopped;
+    await worker.terminate().catch(() => {});
+    port.close();
+    this.worker = this.port = undefined;
+  }
+
+  private async launch(): Promise<void> {
+    const o = this.options;
+    const { port1, port2 } = new MessageChannel();
+    let view: AssignmentViewData | undefined;
+    if (o.assignments) {
+      this.lastVersion = o.assignments.version();
+      view = o.assignments.view();
+    }
+    const init: DhcpThreadInit = { options: o.service, lookups: !!o.assignments, view, eventsPerSecond: o.eventsPerSecond ?? 1000 };
+    let worker: Worker;
+    try {
+      worker = await startModuleWorker(new URL('./dhcp-thread-worker.js', import.meta.url), new URL('./dhcp-thread-worker.ts', import.meta.url), import.meta.url.endsWith('.ts'), {
+        workerData: { port: port2, init },
+        transferList: [port2],
+        // Its live data is a few packets and a copy of the assignments, so a small young
+        // generation keeps each scavenge short: in the storm test (load.test.ts) p99 was
+        // 2.1-4.1 ms (median 2.4) with 2 MiB against 2.1-3.1 (median 3.0) with 8 MiB.
+        resourceLimits: { maxYoungGenerationSizeMb: 2 },
+      });
+    } catch (err) {
+      port1.close();
+      throw new DhcpThreadUnavailable(`the DHCP thread did not start: ${(err as Error).message}`);
+    }
+    const started = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new DhcpThreadUnavailable('the DHCP thread did not report in time')), START_TIMEOUT_MS);
+      const settle = (fn: () => void) => {
+        clearTimeout(timer);
+        fn();
+      };
+      port1.on('message', (m: FromDhcpThread) => {
+        if (m.t === 'started') {
+          this.boundPorts = m.ports;
+          settle(resolve);
+        } else if (m.t === 'failed') settle(() => reject(rebuildError(m.error)));
+      });
+      worker.once('error', (err) => settle(() => reject(new DhcpThreadUnavailable(`the DHCP thread failed: ${err.message}`))));
+      worker.once('exit', (code) => settle(() => reject(new DhcpThreadUnavailable(`the DHCP thread exited (${code}) before it started`))));
+    });
+    port1.on('message', (m: FromDhcpThread) => this.onMessage(m));
+    try {
+      await started;
+    } catch (err) {
+      await worker.terminate().catch(() => {});
+      port1.close();
+      throw err;
+    }
+    this.worker = worker;
+    this.port = port1;
+    worker.on('error', (err) => this.onThreadGone(worker, `failed: ${err.stack ?? err.message}`));
+    worker.on('exit', (code) => this.onThreadGone(worker, `exited (${code})`));
+  }
+
+  private send(message: ToDhcpThread): void {
+    this.port?.postMessage(message);
+  }
+
+  private onMessage(m: FromDhcpThread): void {
+    const o = this.options;
+    switch (m.t) {
+      case 'events':
+        for (const [type, time, details] of m.list) o.publishAt(type, time, details);
+        break;
+      case 'storm':
+        o.publishAt('dhcp.storm', m.time, { eventsNotPublished: m.left, budgetPerSecond: o.eventsPerSecond ?? 1000 });
+        break;
+      case 'log':
+        o.logger[m.level](m.message, m.fields);
+        break;
+      case 'lookup': {
+        let assignment: MachineBootAssignment | undefined;
+        try {
+          assignment = o.assignments?.lookup(m.mac, m.uuid);
+        } catch (err) {
+          o.logger.warn(`could not read the assignment of ${m.mac}: ${(err as Error).message}; it boots the default`);
+          assignment = safeView(o.assignments, o.logger)?.defaultAssignment;
+        }
+        this.send({ t: 'lookup', id: m.id, assignment });
+        break;
+      }
+    }
+  }
+
+  /** Sends a new copy when the store may have changed since the last one. */
+  private refreshView(): void {
+    const source = this.options.assignments;
+    if (!source || !this.port) return;
+    let version: number;
+    try {
+      version = source.version();
+    } catch {
+      return; // the store is unreadable right now: keep the copy the thread has
+    }
+    if (version === this.lastVersion) return;
+    const view = safeView(source, this.options.logger);
+    if (!view) return;
+    this.lastVersion = version;
+    this.send({ t: 'assignments', view });
+  }
+
+  /** A thread that ends by itself is a bug or a crash: say so, and serve again. */
+  private onThreadGone(worker: Worker, how: string): void {
+    if (this.stopping || worker !== this.worker) return;
+    this.worker = undefined;
+    this.port?.close();
+    this.port = undefined;
+    const o = this.options;
+    const now = Date.now();
+    this.restarts = this.restarts.filter((t) => now - t < 60_000);
+    const again = this.restarts.length < RESTARTS_PER_MINUTE;
+    const reason = `the DHCP thread ${how}; ${again ? 'starting it again' : `it stopped ${RESTARTS_PER_MINUTE} times within a minute, so DHCP stays off until the services are restarted`}`;
+    o.logger.error(reason);
+    o.publish('dhcp.error', { reason });
+    if (!again) return;
+    this.restarts.push(now);
+    this.launch().catch((err) => {
+      const message = `the DHCP thread could not start again: ${(err as Error).message}`;
+      o.logger.error(message);
+      o.publish('dhcp.error', { reason: message });
+    });
+  }
+}
+
+function safeView(source: DhcpAssignmentSource | undefined, logger: Logger): AssignmentViewData | undefined {
+  try {
+    return source?.view();
+  } catch (err) {
+    logger.warn(`could not read which machines have their own assignment: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** The thread's error as the class the callers know (their messages already say what to do). */
+function rebuildError(e: ThreadError): Error {
+  const f = e.fields;
+  let err: Error;
+  if (e.name === 'PortBindError') err = new PortBindError(e.message, f.port as number, f.code as string, f.protocol as PortBindError['protocol'], f.reason as PortBindError['reason'], (f.owners as PortBindError['owners']) ?? []);
+  else if (e.name === 'DeviceBindError') err = new DeviceBindError(e.message, f.interfaceName as string, f.code as string);
+  else {
+    err = new Error(e.message);
+    Object.assign(err, f);
+  }
+  if (e.stack) err.stack = e.stack;
+  return err;
+}
