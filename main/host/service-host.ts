@@ -18,7 +18,7 @@ import { DhcpThread, DhcpThreadUnavailable, type DhcpAssignmentSource } from '..
 import { TftpServer } from '../tftp/server.js';
 import { HttpFileServer } from '../http/server.js';
 import { FileResolver } from '../files/index.js';
-import { attachStoreToBus, storeReadCache, type Store, type StoreBusAttachment } from '../store/index.js';
+import { attachStoreToBus, storeReadCache, watchStoreChanges, type Store, type StoreBusAttachment } from '../store/index.js';
 import { LibraryBootService, type LibraryMachineAssignment } from '../library/boot-service.js';
 import { chainloadPolicy } from '../library/boot-binaries.js';
 
@@ -42,7 +42,8 @@ export interface ServiceHostOptions {
   watchInterface?: boolean;
   /**
    * DHCP and the boot server on a thread of their own (main/dhcp/dhcp-thread.ts). Default: on,
-   * unless sockets or lookups are injected (tests of the service itself keep it in this thread).
+   * unless sockets or lookups are injected (tests of the service itself keep it in this thread)
+   * or the environment says BOOTBENCH_DHCP_THREAD=0 (to compare, or to rule the thread out).
    */
   dhcpThread?: boolean;
 }
@@ -233,7 +234,7 @@ export class ServiceHost {
           addressCheck: config.addressCheck,
         };
         const assignments = library ? this.libraryAssignments(library, httpBaseUrl, !!ipxeScriptPath) : undefined;
-        if (this.options.dhcpThread ?? (!this.options.socketFactory && !this.options.lookupMachine)) {
+        if (this.options.dhcpThread ?? (!this.options.socketFactory && !this.options.lookupMachine && process.env.BOOTBENCH_DHCP_THREAD !== '0')) {
           const thread = new DhcpThread({ service, assignments, publish, publishAt: this.bus.publishAt, logger: this.logger });
           try {
             await thread.start();
@@ -362,6 +363,7 @@ export class ServiceHost {
         return { macs: view.macs, uuids: view.uuids, defaultAssignment: scripted(view.defaultAssignment) };
       },
       version: () => reads.generation(),
+      watch: (changed) => watchStoreChanges(store, changed),
     };
   }
 

@@ -6,9 +6,11 @@ export {
   DATABASE_FILE_NAME,
   StoreVersionError,
   StoreOpenError,
+  onLocalWrites,
   type Store,
   type OpenStoreOptions,
 } from './open-store.js';
+export { watchStoreChanges } from './change-watch.js';
 export { LATEST_SCHEMA_VERSION, MIGRATIONS, migrate, readSchemaVersion, type Migration } from './migrations.js';
 export { normalizeMac, normalizeUuid, isPlaceholderUuid } from './identifiers.js';
 export {

@@ -278,7 +278,7 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Sto
 function cachePreparedStatements(db: Database.Database): void {
   const prepare = db.prepare.bind(db);
   const cache = new Map<string, Database.Statement>();
-  const writes = { count: 0 };
+  const writes: LocalWrites = { count: 0, listeners: new Set() };
   writesByConnection.set(db, writes);
   db.prepare = ((sql: string) => {
     let statement = cache.get(sql);
@@ -291,14 +291,36 @@ function cachePreparedStatements(db: Database.Database): void {
   }) as typeof db.prepare;
 }
 
-const writesByConnection = new WeakMap<Database.Database, { count: number }>();
+interface LocalWrites {
+  count: number;
+  listeners: Set<() => void>;
+}
 
-function countRuns(statement: Database.Statement, writes: { count: number }): void {
+const writesByConnection = new WeakMap<Database.Database, LocalWrites>();
+
+function countRuns(statement: Database.Statement, writes: LocalWrites): void {
   const run = statement.run.bind(statement);
   statement.run = ((...params: unknown[]) => {
     writes.count++;
-    return run(...(params as []));
+    try {
+      return run(...(params as []));
+    } finally {
+      for (const listener of writes.listeners) listener();
+    }
   }) as typeof statement.run;
+}
+
+/**
+ * Calls `listener` after every writing statement this connection runs (the ones
+ * localWriteCount counts), so a copy kept elsewhere (the DHCP thread's assignments) can be
+ * refreshed at once instead of by polling. It should only note that something changed: it
+ * runs inside the writer's transaction. Returns the unsubscribe function.
+ */
+export function onLocalWrites(db: Database.Database, listener: () => void): () => void {
+  const writes = writesByConnection.get(db);
+  if (!writes) return () => {};
+  writes.listeners.add(listener);
+  return () => writes.listeners.delete(listener);
 }
 
 /**

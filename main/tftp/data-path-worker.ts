@@ -331,7 +331,10 @@ function runLoop(syscalls: UdpSyscalls): void {
   while (transfers.size > 0) {
     if (pollSetStale) rebuildPollSet();
     const wait = clock.untilNext(clock.now());
-    const ready = syscalls.pollAt(pollSetAt, polled.length + 1, wait === undefined ? MAX_POLL_MS : Math.min(wait, MAX_POLL_MS));
+    // poll(2) takes whole milliseconds and koffi truncates: a timer due in 0.4 ms would make
+    // it poll(0) in a loop until then. Rounded up, a timer runs up to 1 ms late, which no
+    // TFTP timer (retransmission, progress) minds.
+    const ready = syscalls.pollAt(pollSetAt, polled.length + 1, wait === undefined ? MAX_POLL_MS : Math.ceil(Math.min(wait, MAX_POLL_MS)));
     clock.refresh();
     if (ready > 0) {
       if (pollSet.readInt16LE(6) !== 0) takeCommands(syscalls);

@@ -51,6 +51,17 @@ class FakeAssignments implements DhcpAssignmentSource {
   version(): number {
     return this.generation;
   }
+  readonly watchers = new Set<() => void>();
+  watch(changed: () => void): () => void {
+    this.watchers.add(changed);
+    return () => this.watchers.delete(changed);
+  }
+  /** A change made through this process's store: it says so. */
+  change(file: string): void {
+    this.assignedFile = file;
+    this.generation++;
+    for (const w of this.watchers) w();
+  }
 }
 
 describe('DhcpThread: proxy DHCP answered on its own thread', () => {
@@ -101,12 +112,19 @@ describe('DhcpThread: proxy DHCP answered on its own thread', () => {
     assert.equal(assignments.lookups, 1);
   });
 
-  test('a change in the store reaches the thread: the next answer is the new one', async () => {
-    assignments.assignedFile = 'changed.kpxe';
-    assignments.generation++;
-    await new Promise((r) => setTimeout(r, 100)); // the copy is checked every 20 ms
+  test('a change this process makes reaches the thread at once: the next answer is the new one', async () => {
+    assignments.change('changed.kpxe');
+    await new Promise((r) => setTimeout(r, 20)); // sent at the end of the writer's turn; the poll would take up to 2 s
     client.discover(ASSIGNED, 0x2004, thread.ports.server);
     assert.equal((await client.reply(0x2004)).file, 'changed.kpxe');
+  });
+
+  test('a change nobody reported is still found by the safety poll (every 2 s)', async () => {
+    assignments.assignedFile = 'imported.kpxe';
+    assignments.generation++;
+    await new Promise((r) => setTimeout(r, 2300));
+    client.discover(ASSIGNED, 0x2005, thread.ports.server);
+    assert.equal((await client.reply(0x2005)).file, 'imported.kpxe');
   });
 
   test('a storm is answered in full; per-request events beyond the budget are counted in dhcp.storm, not lost', async () => {

@@ -4,7 +4,7 @@ import { test, describe, beforeEach, afterEach, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openStore, StoreReadCache, type Store } from '../../main/store/index.js';
+import { openStore, StoreReadCache, watchStoreChanges, type Store } from '../../main/store/index.js';
 import { ManualClock, systemClock } from '../../main/host/clock.js';
 import { makeTempDir } from '../helpers/store-temp.js';
 
@@ -118,5 +118,27 @@ describe('StoreReadCache', () => {
     const outer = () => cache.get('outer', () => cache.get('inner', () => ++inner) + 10);
     assert.equal(outer(), 11);
     assert.equal(cache.get('inner', () => ++inner), 1);
+  });
+});
+
+describe('watchStoreChanges', () => {
+  test("reports this connection's writes as they run, and another connection's commit through the file watch", async () => {
+    let calls = 0;
+    const stop = watchStoreChanges(store, () => calls++);
+    try {
+      store.machines.setGroup({ name: 'own', entryId: null, notes: 'x' });
+      assert.ok(calls > 0, 'a write through this connection is reported at once');
+      await new Promise((r) => setTimeout(r, 50));
+      calls = 0;
+      commitFromAnotherConnection('from another process');
+      const deadline = Date.now() + 2000;
+      while (calls === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(calls > 0, "another connection's commit was not reported within 2 s");
+    } finally {
+      stop();
+    }
+    calls = 0;
+    store.machines.setGroup({ name: 'after', entryId: null, notes: 'y' });
+    assert.equal(calls, 0, 'nothing is reported once stopped');
   });
 });
