@@ -24,8 +24,8 @@ export class AssignmentMirror {
 
   constructor(
     view: AssignmentViewData | undefined,
-    /** Asks the main thread for one client's answer. */
-    private readonly ask: (mac: string, uuid: string | undefined) => Promise<MachineBootAssignment | undefined>,
+    /** Asks the main thread for one client's answer; `keep` false: use it for the waiting requests only. */
+    private readonly ask: (mac: string, uuid: string | undefined) => Promise<{ assignment: MachineBootAssignment | undefined; keep: boolean }>,
   ) {
     this.reset(view);
   }
@@ -43,8 +43,9 @@ export class AssignmentMirror {
     if (this.answers.has(key)) return undefined;
     let asking = this.asking.get(key);
     if (!asking) {
-      asking = this.ask(mac, uuid).then((assignment) => {
+      asking = this.ask(mac, uuid).then(({ assignment, keep }) => {
         this.asking.delete(key);
+        if (!keep) return; // lookup() gives the waiting requests the default, and the next one asks again
         if (this.answers.size >= MAX_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
         this.answers.set(key, assignment);
       });

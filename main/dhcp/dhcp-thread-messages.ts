@@ -39,14 +39,15 @@ export type FromDhcpThread =
   | { t: 'failed'; error: ThreadError }
   /** Events in order: [type, time, details]. */
   | { t: 'events'; list: [BootEventType, number, Record<string, unknown>][] }
-  /** Per-request events of the second before `time` that were over the budget. */
+  /** Per-request events of the second that starts at `time` that were over the budget. */
   | { t: 'storm'; time: number; left: number }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> }
   | { t: 'lookup'; id: number; mac: string; uuid?: string }
   | { t: 'stopped' };
 
 export type ToDhcpThread =
-  | { t: 'lookup'; id: number; assignment: MachineBootAssignment | undefined }
+  /** `keep` false: the answer is for this request only (the read failed; the default stood in). */
+  | { t: 'lookup'; id: number; assignment: MachineBootAssignment | undefined; keep: boolean }
   /** The store changed: a new copy, and every answer kept for a machine is dropped. */
   | { t: 'assignments'; view?: AssignmentViewData }
   | { t: 'stop' };

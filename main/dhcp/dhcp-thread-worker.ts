@@ -39,7 +39,7 @@ function closeSecond(next: number): void {
   budget.timer = undefined;
   if (budget.left > 0) {
     flushEvents();
-    post({ t: 'storm', time: (budget.second + 1) * 1000, left: budget.left });
+    post({ t: 'storm', time: budget.second * 1000, left: budget.left });
   }
   budget.second = next;
   budget.used = 0;
@@ -74,7 +74,7 @@ function logLine(level: 'info' | 'warn' | 'error') {
 const logger: Logger = { debug() {}, info: logLine('info'), warn: logLine('warn'), error: logLine('error') };
 
 // ------------------------------------------------------------------------- assignments
-const questions = new Map<number, (assignment: MachineBootAssignment | undefined) => void>();
+const questions = new Map<number, (answer: { assignment: MachineBootAssignment | undefined; keep: boolean }) => void>();
 let nextQuestion = 1;
 const mirror = new AssignmentMirror(init.view, (mac, uuid) =>
   new Promise((resolve) => {
@@ -111,7 +111,7 @@ port.on('message', (message: ToDhcpThread) => {
     case 'lookup': {
       const answer = questions.get(message.id);
       questions.delete(message.id);
-      answer?.(message.assignment);
+      answer?.({ assignment: message.assignment, keep: message.keep });
       break;
     }
     case 'assignments':

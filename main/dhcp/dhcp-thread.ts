@@ -13,7 +13,7 @@
 // that turn of the loop. A poll every 2 s stays as the safety net. It used to be the only
 // way, every 20 ms, and cost an idle host 20-34 ms of CPU a second: each poll reads SQLite's
 // data_version and wakes the process.
-import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import type { BootEventType, Publish } from '../host/events.js';
 import type { Logger } from '../host/logger.js';
 import { startModuleWorker } from '../host/module-worker.js';
@@ -25,8 +25,8 @@ import type { AssignmentViewData, DhcpThreadInit, DhcpThreadServiceOptions, From
 export interface DhcpAssignmentSource {
   lookup(mac: string, uuid?: string): MachineBootAssignment | undefined;
   view(): AssignmentViewData;
-  /** Moves whenever an answer may have changed. */
-  version(): number;
+  /** Moves whenever an answer may have changed; `recheck`: look at the store now, not at most every few ms. */
+  version(recheck?: boolean): number;
   /** Calls `changed` soon after a change this process makes (the slow poll catches other processes'). */
   watch?(changed: () => void): () => void;
 }
@@ -40,6 +40,8 @@ export interface DhcpThreadOptions {
   logger: Logger;
   /** Per-request DHCP events published a second at most (default 1000, above the log's and the history's own budgets). */
   eventsPerSecond?: number;
+  /** The thread died too often and was not started again: DHCP is off (the host marks its services failed). */
+  onGaveUp?: (reason: string) => void;
 }
 
 /** The thread could not be had at all (not a DHCP problem): the caller runs DHCP on its own thread instead. */
@@ -63,6 +65,10 @@ export class DhcpThread {
   private stopping = false;
   private restarts: number[] = [];
   private boundPorts = { server: 0, pxe: 0 };
+  /** A (re)start in progress: stop() waits for it, so no thread outlives the service. */
+  private launching?: Promise<void>;
+  /** Why the running thread failed, for the message when it exits. */
+  private lastFailure?: string;
 
   constructor(private readonly options: DhcpThreadOptions) {}
 
@@ -73,7 +79,12 @@ export class DhcpThread {
   /** Resolves once 67 and 4011 are bound in the thread; rejects with the service's own error (PortBindError ...). */
   async start(): Promise<void> {
     this.stopping = false;
-    await this.launch();
+    this.launching = this.launch();
+    try {
+      await this.launching;
+    } finally {
+      this.launching = undefined;
+    }
     this.viewTimer = setInterval(() => this.refreshView(), VIEW_CHECK_MS);
     this.viewTimer.unref();
     this.unwatch = this.options.assignments?.watch?.(() => {
@@ -81,7 +92,7 @@ export class DhcpThread {
       this.refreshQueued = true;
       setImmediate(() => {
         this.refreshQueued = false;
-        this.refreshView();
+        this.refreshView(true);
       });
     });
   }
@@ -92,6 +103,7 @@ export class DhcpThread {
     this.viewTimer = undefined;
     this.unwatch?.();
     this.unwatch = undefined;
+    await this.launching?.catch(() => {});
     const { worker, port } = this;
     if (!worker || !port) return;
     const stopped = new Promise<void>((resolve) => {
@@ -139,16 +151,26 @@ export class DhcpThread {
         clearTimeout(timer);
         fn();
       };
-      port1.on('message', (m: FromDhcpThread) => {
+      const onStartMessage = (m: FromDhcpThread) => {
         if (m.t === 'started') {
           this.boundPorts = m.ports;
           settle(resolve);
         } else if (m.t === 'failed') settle(() => reject(rebuildError(m.error)));
-      });
-      worker.once('error', (err) => settle(() => reject(new DhcpThreadUnavailable(`the DHCP thread failed: ${err.message}`))));
-      worker.once('exit', (code) => settle(() => reject(new DhcpThreadUnavailable(`the DHCP thread exited (${code}) before it started`))));
+      };
+      port1.on('message', onStartMessage);
+      // The thread's own account of a failed start comes over the port, its end over the
+      // worker: whichever is heard first, the account wins when there is one.
+      const ended = (why: string) => {
+        const pending = receiveMessageOnPort(port1)?.message as FromDhcpThread | undefined;
+        if (pending?.t === 'failed' || pending?.t === 'started') return onStartMessage(pending);
+        settle(() => reject(new DhcpThreadUnavailable(why)));
+      };
+      worker.once('error', (err) => ended(`the DHCP thread failed: ${err.message}`));
+      worker.once('exit', (code) => ended(`the DHCP thread exited (${code}) before it started`));
     });
-    port1.on('message', (m: FromDhcpThread) => this.onMessage(m));
+    // Questions are answered on the port they came on: one can come before 'started'
+    // (port 67 is bound before 4011), and during a restart `this.port` is not this one yet.
+    port1.on('message', (m: FromDhcpThread) => this.onMessage(m, port1));
     try {
       await started;
     } catch (err) {
@@ -156,17 +178,26 @@ export class DhcpThread {
       port1.close();
       throw err;
     }
+    if (this.stopping) {
+      // stop() came while this (re)start ran: it waits for us; do not leave a thread behind.
+      await worker.terminate().catch(() => {});
+      port1.close();
+      return;
+    }
     this.worker = worker;
     this.port = port1;
-    worker.on('error', (err) => this.onThreadGone(worker, `failed: ${err.stack ?? err.message}`));
-    worker.on('exit', (code) => this.onThreadGone(worker, `exited (${code})`));
+    this.lastFailure = undefined;
+    // 'error' (an uncaught exception) is always followed by 'exit'; restarting on 'exit' only
+    // means the dead thread's sockets are closed before a new one binds them.
+    worker.on('error', (err) => (this.lastFailure = err.stack ?? err.message));
+    worker.on('exit', (code) => this.onThreadGone(worker, this.lastFailure ? `failed: ${this.lastFailure}` : `exited (${code})`));
   }
 
   private send(message: ToDhcpThread): void {
     this.port?.postMessage(message);
   }
 
-  private onMessage(m: FromDhcpThread): void {
+  private onMessage(m: FromDhcpThread, port: MessagePort): void {
     const o = this.options;
     switch (m.t) {
       case 'events':
@@ -180,25 +211,29 @@ export class DhcpThread {
         break;
       case 'lookup': {
         let assignment: MachineBootAssignment | undefined;
+        let keep = true;
         try {
           assignment = o.assignments?.lookup(m.mac, m.uuid);
         } catch (err) {
-          o.logger.warn(`could not read the assignment of ${m.mac}: ${(err as Error).message}; it boots the default`);
+          o.logger.warn(`could not read the assignment of ${m.mac}: ${(err as Error).message}; it boots the default this time`);
           assignment = safeView(o.assignments, o.logger)?.defaultAssignment;
+          keep = false; // asked again next time, not pinned to the default
         }
-        this.send({ t: 'lookup', id: m.id, assignment });
+        port.postMessage({ t: 'lookup', id: m.id, assignment, keep } satisfies ToDhcpThread);
+        // The read may have noticed a change first (another process's commit): pass it on.
+        this.refreshView();
         break;
       }
     }
   }
 
   /** Sends a new copy when the store may have changed since the last one. */
-  private refreshView(): void {
+  private refreshView(recheck = false): void {
     const source = this.options.assignments;
     if (!source || !this.port) return;
     let version: number;
     try {
-      version = source.version();
+      version = source.version(recheck);
     } catch {
       return; // the store is unreadable right now: keep the copy the thread has
     }
@@ -222,12 +257,15 @@ export class DhcpThread {
     const reason = `the DHCP thread ${how}; ${again ? 'starting it again' : `it stopped ${RESTARTS_PER_MINUTE} times within a minute, so DHCP stays off until the services are restarted`}`;
     o.logger.error(reason);
     o.publish('dhcp.error', { reason });
-    if (!again) return;
+    if (!again) return o.onGaveUp?.(reason);
     this.restarts.push(now);
-    this.launch().catch((err) => {
+    this.launching = this.launch();
+    this.launching.finally(() => (this.launching = undefined)).catch(() => {});
+    this.launching.catch((err) => {
       const message = `the DHCP thread could not start again: ${(err as Error).message}`;
       o.logger.error(message);
       o.publish('dhcp.error', { reason: message });
+      o.onGaveUp?.(message);
     });
   }
 }

@@ -52,12 +52,16 @@ export class PerSecondLineBudget {
     return false;
   }
 
-  /** Lines left out before they reached this budget (another thread's own budget): counted in this second's surplus. */
-  skip(lines: number): void {
+  /**
+   * Lines left out before they reached this budget (another thread's own budget), in the
+   * second that starts at `at` (default now): counted in that second's surplus, or in the
+   * current one when that second is already reported.
+   */
+  skip(lines: number, at = this.now()): void {
     if (lines <= 0) return;
-    const second = Math.floor(this.now() / 1000);
-    if (second !== this.second) this.closeSecond(second);
-    this.countOver(lines, second);
+    const second = Math.floor(at / 1000);
+    if (second > this.second) this.closeSecond(second);
+    this.countOver(lines, this.second);
   }
 
   private countOver(lines: number, second: number): void {

@@ -235,7 +235,13 @@ export class ServiceHost {
         };
         const assignments = library ? this.libraryAssignments(library, httpBaseUrl, !!ipxeScriptPath) : undefined;
         if (this.options.dhcpThread ?? (!this.options.socketFactory && !this.options.lookupMachine && process.env.BOOTBENCH_DHCP_THREAD !== '0')) {
-          const thread = new DhcpThread({ service, assignments, publish, publishAt: this.bus.publishAt, logger: this.logger });
+          const thread = new DhcpThread({
+            service, assignments, publish, publishAt: this.bus.publishAt, logger: this.logger,
+            onGaveUp: (reason) => {
+              for (const st of this.statuses) if (dhcpNames.includes(st.name)) Object.assign(st, { state: 'failed', error: reason });
+              this.publishState();
+            },
+          });
           try {
             await thread.start();
             this.running!.dhcp = thread;
@@ -362,7 +368,7 @@ export class ServiceHost {
         const view = library.assignmentView();
         return { macs: view.macs, uuids: view.uuids, defaultAssignment: scripted(view.defaultAssignment) };
       },
-      version: () => reads.generation(),
+      version: (recheck) => reads.generation(recheck),
       watch: (changed) => watchStoreChanges(store, changed),
     };
   }

@@ -349,6 +349,7 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
         const left = Number(event.eventsNotPublished) || 0;
         storm.overBudget += left;
         stats.dhcpEventsOverBudget += left;
+        if (left > 0) scheduleFlush(Math.max(0, (storm.second + 1) * 1000 - clock.now()));
         return;
       }
       const dot = event.type.indexOf('.');

@@ -73,8 +73,13 @@ export class StoreReadCache {
     return value;
   }
 
-  /** A number that moves whenever a kept answer may have changed (the store is checked as get() does). */
-  generation(): number {
+  /**
+   * A number that moves whenever a kept answer may have changed (the store is checked as
+   * get() does; `recheck`: another connection's commits are looked for now, not at most every
+   * otherWritesCheckMs, for a caller told that the files changed).
+   */
+  generation(recheck = false): number {
+    if (recheck) this.otherWritesCheckedAt = -Infinity;
     if (!this.reading) this.dropIfChanged();
     return this.drops;
   }

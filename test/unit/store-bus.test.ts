@@ -295,6 +295,21 @@ describe('attachStoreToBus', () => {
     assert.equal(store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.storm').length, 1);
   });
 
+  test("the DHCP thread's own count of events it did not publish (dhcp.storm) joins that second's row", () => {
+    recorder.detach();
+    recorder = attachStoreToBus(bus, store, { clock, maxDhcpEventsPerSecond: 100 });
+    clock.advance(1000);
+    const second = Math.floor(clock.now() / 1000) * 1000;
+    for (let i = 0; i < 150; i++) bus.publish('dhcp.discover', { mac: `02:5c:00:00:00:${i.toString(16).padStart(2, '0')}`, msgType: 'DISCOVER' });
+    bus.publishAt('dhcp.storm', second, { eventsNotPublished: 1000, budgetPerSecond: 1000 });
+    clock.advance(1000);
+    const storms = store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.storm');
+    assert.equal(storms.length, 1);
+    assert.equal(storms[0]!.details.eventsNotRecorded, 1050);
+    assert.equal(storms[0]!.time, second);
+    assert.equal(recorder.stats().dhcpEventsOverBudget, 1050);
+  });
+
   test('detach writes what is waiting and stops listening; close also closes the store', () => {
     bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER' });
     recorder.detach();
