@@ -151,7 +151,7 @@ async function serve(args: string[]): Promise<number> {
   );
   host.bus.subscribe((event) => {
     // The DHCP thread's own count of events it left out: counted with the log's.
-    if (event.type === 'dhcp.storm') return dhcpLines.skip(Number(event.eventsNotPublished) || 0, event.time);
+    if (event.type === 'dhcp.storm') return dhcpLines.countLeftOut(Number(event.eventsNotPublished) || 0, event.time);
     if (isPerRequestDhcpEvent(event.type) && !dhcpLines.admit()) return;
     if (format === 'json') writeLine(JSON.stringify(event) + '\n');
     else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'service.state') writeLine(textLine(event) + '\n');

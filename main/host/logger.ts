@@ -57,7 +57,7 @@ export class PerSecondLineBudget {
    * second that starts at `at` (default now): counted in that second's surplus, or in the
    * current one when that second is already reported.
    */
-  skip(lines: number, at = this.now()): void {
+  countLeftOut(lines: number, at = this.now()): void {
     if (lines <= 0) return;
     const second = Math.floor(at / 1000);
     if (second > this.second) this.closeSecond(second);

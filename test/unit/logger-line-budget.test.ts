@@ -31,16 +31,16 @@ test('a second within the budget reports nothing', () => {
   assert.deepEqual(reports, []);
 });
 
-test("lines another thread left out (skip) join their second's surplus, or the current one when that second is over", () => {
+test("lines another thread left out (countLeftOut) join their second's surplus, or the current one when that second is over", () => {
   let now = 20_000;
   const reports: number[] = [];
   const budget = new PerSecondLineBudget(3, (left) => reports.push(left), () => now);
   for (let i = 0; i < 5; i++) budget.admit();
-  budget.skip(100, 20_000);
+  budget.countLeftOut(100, 20_000);
   now = 21_000;
   budget.admit();
   assert.deepEqual(reports, [102]);
-  budget.skip(7, 20_000); // a late count for a second already reported: counted now
+  budget.countLeftOut(7, 20_000); // a late count for a second already reported: counted now
   now = 22_000;
   budget.admit();
   assert.deepEqual(reports, [102, 7]);
