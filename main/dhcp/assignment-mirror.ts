@@ -4,7 +4,7 @@
 //   - the view: the identities that may have an assignment of their own, and the one default
 //     answer for everyone else (a new MAC, a DISCOVER storm): answered here, at once;
 //   - answers for machines with their own assignment, asked from the main thread once
-//     (the request waits for it, ~0.1 ms) and kept until the store changes.
+//     (the request waits for that one round trip) and kept until the store changes.
 // The main thread sends a new view whenever the store may have changed, which drops the kept
 // answers. Views and answers come over one ordered port, and the main thread computes an
 // answer when it sends it: one that arrives before a new view is dropped with the old ones,

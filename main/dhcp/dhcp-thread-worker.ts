@@ -13,7 +13,8 @@ import type { BootEventType } from '../host/events.js';
 import { isPerRequestDhcpEvent } from '../host/events.js';
 import type { Logger } from '../host/logger.js';
 import { createScopedUdpSocketFactory } from '../net/scoped-udp.js';
-import { describeBootClient, type MachineBootAssignment } from '../pxe/boot-policy.js';
+import type { MachineBootAssignment } from '../pxe/boot-policy.js';
+import { canonicalUuid } from './options.js';
 import { AssignmentMirror } from './assignment-mirror.js';
 import type { DhcpThreadInit, FromDhcpThread, ThreadError, ToDhcpThread } from './dhcp-thread-messages.js';
 import { DhcpService } from './service.js';
@@ -88,12 +89,8 @@ const mirror = new AssignmentMirror(init.view, (mac, uuid) =>
 const service = new DhcpService({
   ...init.options,
   policy: { ...init.options.policy, lookupMachine: init.lookups ? mirror.lookup : undefined },
-  beforeDecision: init.lookups
-    ? (request) => {
-        const client = describeBootClient(request);
-        return mirror.prepare(client.mac, client.uuid);
-      }
-    : undefined,
+  // The same MAC and UUID the boot policy looks up (describeBootClient), without describing the rest of the client twice per packet.
+  beforeDecision: init.lookups ? (request, mac) => mirror.prepare(mac, canonicalUuid(request.options.clientUuid?.guid)) : undefined,
   socketFactory: createScopedUdpSocketFactory(),
   publish,
   logger,

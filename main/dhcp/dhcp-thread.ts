@@ -2,9 +2,10 @@
 // main thread. Why: the main thread also runs the store (SQLite writes), the recorder, the
 // UI's WebSocket or IPC, the library's imports and hashing, and its heap is the big one, so
 // its GC pauses are the long ones. With DHCP answered on the main thread, a DISCOVER storm
-// during transfers had 99th-percentile answer times of 4-12 ms on this 2-core machine, most
-// of it packets waiting out a main-thread GC pause or a busy turn of its loop (issue 9 item
-// 8, storm-diagnose.ts --timeline). On its own thread, an answer waits for nothing of that.
+// during transfers had 99th-percentile answer times of 5.4-6.2 ms on this idle 2-core
+// machine (12.45 ms once in CI): the slow answers waited out a main-thread GC pause or a busy
+// turn of its loop (issue 9 item 8, storm-diagnose.ts --timeline). On its own thread, an
+// answer waits for none of that.
 //
 // The main thread keeps the truth about machines: the thread holds a copy (assignment-mirror.ts)
 // that this side refreshes whenever the store may have changed, and answers its questions.
@@ -79,12 +80,7 @@ export class DhcpThread {
   /** Resolves once 67 and 4011 are bound in the thread; rejects with the service's own error (PortBindError ...). */
   async start(): Promise<void> {
     this.stopping = false;
-    this.launching = this.launch();
-    try {
-      await this.launching;
-    } finally {
-      this.launching = undefined;
-    }
+    await this.launchTracked();
     this.viewTimer = setInterval(() => this.refreshView(), VIEW_CHECK_MS);
     this.viewTimer.unref();
     this.unwatch = this.options.assignments?.watch?.(() => {
@@ -120,6 +116,15 @@ export class DhcpThread {
     await worker.terminate().catch(() => {});
     port.close();
     this.worker = this.port = undefined;
+  }
+
+  /** launch(), remembered in `launching` until the thread is up or failed: stop() waits for it. */
+  private launchTracked(): Promise<void> {
+    const launching: Promise<void> = this.launch().finally(() => {
+      if (this.launching === launching) this.launching = undefined;
+    });
+    this.launching = launching;
+    return launching;
   }
 
   private async launch(): Promise<void> {
@@ -259,9 +264,7 @@ export class DhcpThread {
     o.publish('dhcp.error', { reason });
     if (!again) return o.onGaveUp?.(reason);
     this.restarts.push(now);
-    this.launching = this.launch();
-    this.launching.finally(() => (this.launching = undefined)).catch(() => {});
-    this.launching.catch((err) => {
+    this.launchTracked().catch((err) => {
       const message = `the DHCP thread could not start again: ${(err as Error).message}`;
       o.logger.error(message);
       o.publish('dhcp.error', { reason: message });

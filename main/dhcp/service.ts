@@ -62,7 +62,7 @@ export interface DhcpServiceOptions {
    * DHCP thread (dhcp-thread.ts) fetches the assignment of a machine that may have one of its
    * own from the main thread this way. Undefined (or no hook): decide at once.
    */
-  beforeDecision?: (request: DhcpPacket) => Promise<void> | undefined;
+  beforeDecision?: (request: DhcpPacket, mac: string) => Promise<void> | undefined;
   publish: Publish;
   logger: Logger;
   clock?: Clock;
@@ -267,22 +267,21 @@ export class DhcpService {
       from: `${rinfo.address}:${rinfo.port}`,
     });
 
-    this.afterLookup(request, () => {
+    this.afterLookup(request, mac, () => {
       if (kind === 'server' && o.mode === 'dhcp' && this.prober) this.route(socket, request);
       else this.answer(socket, kind, request, rinfo, undefined, mac, msgType);
     });
   }
 
   /** Runs `decide` once `beforeDecision` is satisfied: now, or when its promise settles (if the service still runs). */
-  private afterLookup(request: DhcpPacket, decide: () => void): void {
-    const waiting = this.options.beforeDecision?.(request);
+  private afterLookup(request: DhcpPacket, mac: string, decide: () => void): void {
+    const waiting = this.options.beforeDecision?.(request, mac);
     if (!waiting) return decide();
     waiting
       .then(() => {
         if (this.serverSocket) decide();
       })
       .catch((err) => {
-        const mac = clientMac(request);
         this.options.logger.error(`internal error deciding the reply for ${mac}: ${(err as Error).stack ?? err}`);
         this.options.publish('dhcp.error', { mac, xid: request.xid, reason: `internal error deciding the reply: ${(err as Error).message}` });
       });
@@ -333,7 +332,7 @@ export class DhcpService {
         }
         const extra = result.probes > 0 ? { addressCheckMs: this.clock.now() - started, addressesInUse: result.conflicts.length || undefined } : undefined;
         // A check that failed must not loop: answer as things are.
-        this.afterLookup(latest, () => {
+        this.afterLookup(latest, clientMac(latest), () => {
           if (result.kind === 'probe-failed') this.answer(socket, 'server', latest, undefined, extra);
           else this.route(socket, latest, extra);
         });
