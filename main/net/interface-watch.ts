@@ -50,7 +50,7 @@ export interface WatchOptions {
 export function watchInterface(name: string, onChange: (change: InterfaceChange) => void, options: WatchOptions = {}): InterfaceWatch {
   const clock = options.clock ?? systemClock;
   const interval = options.intervalMs ?? 2000;
-  const list = options.list ?? (() => listInterfaces());
+  const list = options.list ?? (() => listInterfaces({ only: name }));
   const read = () => {
     try {
       return list().find((nic) => nic.name === name);

@@ -37,7 +37,7 @@ import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
 import { writeRandomFile } from '../integration/tftp-helpers.js';
 import type { TransferOutcome } from './tftp-load-client.js';
 import { captureDhcp, dhcpAnswerLatencies, percentile } from './dhcp-wire-latency.js';
-import { compiledCliIsCurrent } from '../helpers/compiled-cli.js';
+import { ensureCompiled } from '../helpers/compiled-cli.js';
 
 const LONG = process.env.BOOTBENCH_LONG === '1';
 const STORM_SECONDS = Number(process.env.BOOTBENCH_STORM_SECONDS ?? (LONG ? 30 : 5));
@@ -82,7 +82,7 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
   let serve: ServeProcess;
 
   before(async () => {
-    if (!compiledCliIsCurrent()) execFileSync(process.execPath, [join(PROJECT_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
+    ensureCompiled();
     mkdirSync(root);
     sha = writeRandomFile(join(root, 'nbp.efi'), 4 * 1024 * 1024);
     host = lab.namespace('h');

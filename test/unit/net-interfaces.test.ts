@@ -82,6 +82,18 @@ describe('listInterfaces on a Linux /sys tree', () => {
     assert.deepEqual(list.map((n) => n.name), ['docker0', 'enp3s0', 'eth0', 'lo', 'tun0', 'veth1a2b', 'wlan1', 'wlp2s0']);
   });
 
+  test('only: one NIC read, the same as in the full list; none for a name /sys does not have', () => {
+    const sources = {
+      platform: 'linux' as const,
+      sysClassNet: sys,
+      addresses: { eth0: [v4('192.0.2.1', '255.255.255.0', '52:54:00:ab:cd:ef'), v6('fe80::1')] },
+      linkDownAddresses: () => ({ enp3s0: [v4('192.0.2.77', '255.255.255.0')] }),
+    };
+    assert.deepEqual(listInterfaces({ ...sources, only: 'eth0' }), [get('eth0')]);
+    assert.deepEqual(listInterfaces({ ...sources, only: 'enp3s0' }), [get('enp3s0')]);
+    assert.deepEqual(listInterfaces({ ...sources, only: 'eth9' }), []);
+  });
+
   test('kind: loopback by type 772, wifi by phy80211 or wireless, virtual without a device link', () => {
     const kinds = Object.fromEntries(list.map((n) => [n.name, n.kind]));
     assert.deepEqual(kinds, {
@@ -147,6 +159,7 @@ describe('listInterfaces elsewhere (os.networkInterfaces only)', () => {
         bridge100: [v4('198.18.2.1', '255.255.255.0', '3e:22:fb:00:00:64')],
       },
     });
+    assert.deepEqual(listInterfaces({ platform: 'darwin', addresses: { en0: [v4('192.0.2.5', '255.255.255.0')], lo0: [v4('127.0.0.1', '255.0.0.0')] }, only: 'en0' }).map((n) => n.name), ['en0']);
     assert.deepEqual(
       list.map((n) => [n.name, n.kind, n.up, n.mac]),
       [
