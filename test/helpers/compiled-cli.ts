@@ -22,10 +22,12 @@ export function newestSource(dir: string): number {
   return newest;
 }
 
-/** True when `root`/dist/main/cli.js exists and is newer than every source under `root`/main/. */
+/** True when `root`/dist/main/cli.js exists and is newer than every source tsconfig.json compiles (main/, preload/api.ts). */
 export function compiledCliIsCurrent(root = ROOT): boolean {
   const cli = join(root, 'dist', 'main', 'cli.js');
-  return existsSync(cli) && statSync(cli).mtimeMs >= newestSource(join(root, 'main'));
+  const preload = join(root, 'preload', 'api.ts');
+  const newest = Math.max(newestSource(join(root, 'main')), existsSync(preload) ? statSync(preload).mtimeMs : 0);
+  return existsSync(cli) && statSync(cli).mtimeMs >= newest;
 }
 
 /**
