@@ -1,25 +1,36 @@
 // Where the Electron binary is, or why there is none that can open a window here.
 // Used by `npm start` and by the Electron smoke test (which reports the reason as a skip).
-import { existsSync } from 'node:fs';
+//
+// This reads what the electron package's own lookup reads (path.txt, dist/,
+// ELECTRON_OVERRIDE_DIST_PATH) instead of `require('electron')`: since Electron 45 that
+// require downloads the binary when it is missing, so `npm start` and the tests reached out
+// to the internet (and printed "Downloading Electron binary... fetch failed") every time.
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+
+const NOT_INSTALLED =
+  "Electron's binary is not installed: its download script is not approved in this project. " +
+  'Where downloads are allowed run ' +
+  '`npm install-scripts approve electron && npm rebuild electron`, or set ELECTRON_OVERRIDE_DIST_PATH to an unpacked Electron.';
 
 /** @returns {{ binary?: string, reason?: string }} */
 export function findElectron(root) {
   const require = createRequire(join(root, 'package.json'));
-  let binary;
+  let packageDir;
   try {
-    binary = require('electron'); // the package's main exports the binary's path
+    packageDir = dirname(require.resolve('electron/package.json'));
   } catch {
-    // electron/index.js throws when its postinstall download never ran (path.txt missing).
-    return {
-      reason:
-        "Electron's binary is not installed: its download script is not approved in this project. " +
-        'Where downloads are allowed run ' +
-        '`npm install-scripts approve electron && npm rebuild electron`, or set ELECTRON_OVERRIDE_DIST_PATH to an unpacked Electron.',
-    };
+    return { reason: 'the electron package is not installed: run `npm ci` in the project folder.' };
   }
-  if (typeof binary !== 'string' || !existsSync(binary)) {
+  const pathFile = join(packageDir, 'path.txt');
+  // path.txt names the executable inside dist/; the package's install script writes it.
+  const executable = existsSync(pathFile) ? readFileSync(pathFile, 'utf8').trim() : '';
+  let binary;
+  if (process.env.ELECTRON_OVERRIDE_DIST_PATH) binary = join(process.env.ELECTRON_OVERRIDE_DIST_PATH, executable || 'electron');
+  else if (executable) binary = join(packageDir, 'dist', executable);
+  else return { reason: NOT_INSTALLED };
+  if (!existsSync(binary)) {
     return { reason: `Electron's binary is missing at ${binary}; set ELECTRON_OVERRIDE_DIST_PATH to an unpacked Electron, or reinstall it where downloads are allowed.` };
   }
   if (process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) {
