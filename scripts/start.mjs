@@ -1,9 +1,10 @@
 // `npm start`: the desktop app where Electron can run; otherwise the same UI in a browser,
 // served by the headless host (web mode), with the reason printed first.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compiledCli, compiledHostIsCurrent } from './compiled-host.mjs';
 import { findElectron } from './find-electron.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -12,16 +13,6 @@ const args = process.argv.slice(2);
 function run(script) {
   const result = spawnSync('npm', ['run', script], { cwd: root, stdio: 'inherit' });
   if (result.status !== 0) process.exit(result.status ?? 1);
-}
-
-/** Newest modification time of a .ts file under a folder (or of the file itself). */
-function newestSource(path) {
-  if (!statSync(path).isDirectory()) return statSync(path).mtimeMs;
-  let newest = 0;
-  for (const entry of readdirSync(path, { withFileTypes: true })) {
-    if (entry.isDirectory() || entry.name.endsWith('.ts')) newest = Math.max(newest, newestSource(join(path, entry.name)));
-  }
-  return newest;
 }
 
 function forwardSignals(child) {
@@ -41,11 +32,10 @@ if (electron.binary && !electron.reason) {
   console.log('Starting the headless host with the web UI instead; open the address printed below in a browser.');
   // The compiled host, as an installed Bootbench runs it (built first when a source is newer):
   // under tsx, the loader alone kept an idle host busy for about 25 ms of CPU a second.
-  // tsconfig.json compiles main/ and preload/api.ts. A type error fails the build but tsc still
-  // writes the JavaScript, as tsx would have run it: say so and start.
-  const cli = join(root, 'dist/main/cli.js');
-  const newest = Math.max(newestSource(join(root, 'main')), newestSource(join(root, 'preload/api.ts')));
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newest) {
+  // A type error fails the build but tsc still writes the JavaScript, as tsx would have run
+  // it: say so and start.
+  const cli = compiledCli(root);
+  if (!compiledHostIsCurrent(root)) {
     const build = spawnSync('npm', ['run', 'build:main'], { cwd: root, stdio: 'inherit' });
     if (build.status !== 0) {
       if (!existsSync(cli)) process.exit(build.status ?? 1);

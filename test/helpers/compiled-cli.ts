@@ -5,29 +5,16 @@
 // inside the measurement; an idle process with tsx's loader also uses about 25 ms of CPU a
 // second where plain node uses none (bench, 2026-11-29).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+// @ts-expect-error plain ESM helper shared with scripts/start.mjs
+import { compiledCli, compiledHostIsCurrent } from '../../scripts/compiled-host.mjs';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-export const COMPILED_CLI = join(ROOT, 'dist', 'main', 'cli.js');
+export const COMPILED_CLI: string = compiledCli(ROOT);
 
-/** Newest modification time of a .ts file under a folder. */
-export function newestSource(dir: string): number {
-  let newest = 0;
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    const st = statSync(path);
-    newest = Math.max(newest, st.isDirectory() ? newestSource(path) : name.endsWith('.ts') ? st.mtimeMs : 0);
-  }
-  return newest;
-}
-
-/** True when `root`/dist/main/cli.js exists and is newer than every source tsconfig.json compiles (main/, preload/api.ts). */
+/** True when `root`/dist/main/cli.js exists and is newer than every source it is built from (main/ but main/app/, preload/api.ts). */
 export function compiledCliIsCurrent(root = ROOT): boolean {
-  const cli = join(root, 'dist', 'main', 'cli.js');
-  const preload = join(root, 'preload', 'api.ts');
-  const newest = Math.max(newestSource(join(root, 'main')), existsSync(preload) ? statSync(preload).mtimeMs : 0);
-  return existsSync(cli) && statSync(cli).mtimeMs >= newest;
+  return compiledHostIsCurrent(root);
 }
 
 /**

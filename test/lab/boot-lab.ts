@@ -13,11 +13,12 @@
 // Nothing links either namespace to the host namespace, there is no default route,
 // and every address is in 192.0.2.0/24 (TEST-NET-1). `destroy()` removes it all.
 import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, missingPrograms, netnsUnavailableReason } from '../helpers/netns.js';
+import { compiledCliIsCurrent } from '../helpers/compiled-cli.js';
 
 export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -382,26 +383,13 @@ export function bootbenchCommand(): { cmd: string; args: string[]; label: string
   if (override && override !== 'source') {
     return { cmd: process.execPath, args: override.endsWith('.ts') ? ['--import', 'tsx', override] : [override], label: override };
   }
-  const built = join(PROJECT_ROOT, 'dist', 'main', 'cli.js');
   const source = join(PROJECT_ROOT, 'main', 'cli.ts');
-  if (override === 'source' || !existsSync(built) || newestSourceMtime(join(PROJECT_ROOT, 'main')) > statSync(built).mtimeMs) {
+  if (override === 'source' || !compiledCliIsCurrent()) {
     return { cmd: process.execPath, args: ['--import', 'tsx', source], label: 'main/cli.ts via tsx' };
   }
   return { cmd: process.execPath, args: [join(PROJECT_ROOT, 'bin', 'bootbench.js')], label: 'bin/bootbench.js (dist)' };
 }
 
-function newestSourceMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (entry.name !== 'app') newest = Math.max(newest, newestSourceMtime(path));
-    } else if (entry.name.endsWith('.ts')) {
-      newest = Math.max(newest, statSync(path).mtimeMs);
-    }
-  }
-  return newest;
-}
 
 export function startBootbench(bootLab: BootLab, options: ServerOptions): RunningServer {
   const events: Record<string, unknown>[] = [];
