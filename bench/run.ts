@@ -332,12 +332,16 @@ http {
    * `count` atftp clients at once from `ns`, each timing itself inside the namespace (so the
    * cost of `ip netns exec` is not counted). Every download is checked by sha256.
    */
-  async tftpGet(ns: string, address: string, file: string, options: string[], count: number, timeoutS: number): Promise<{ seconds: number[]; span: number }> {
+  /** `count` downloads at once by `client` (see TftpClient), each timed inside the namespace and checked by sha256. */
+  async tftpGet(ns: string, address: string, file: string, options: string[], count: number, timeoutS: number, client: TftpClient = 'atftp'): Promise<{ seconds: number[]; span: number }> {
     const dir = mkdtempSync(join(this.out, 'tftp-'));
-    const opts = options.map((o) => `--option '${o}'`).join(' ');
+    const blksize = Number(options.find((o) => o.startsWith('blksize '))?.split(' ')[1] ?? 512);
+    const command = client === 'polling'
+      ? `${this.pollingClient} ${address} ${file} ${blksize} out$i`
+      : `atftp ${options.map((o) => `--option '${o}'`).join(' ')} -g -r ${file} -l out$i ${address}`;
     const script = `cd ${dir}
 for i in $(seq 1 ${count}); do
-  ( s=$(date +%s%N); timeout ${timeoutS} atftp ${opts} -g -r ${file} -l out$i ${address} >log$i 2>&1; rc=$?; e=$(date +%s%N); echo "$i $s $e $rc" ) &
+  ( s=$(date +%s%N); timeout ${timeoutS} ${command} >log$i 2>&1; rc=$?; e=$(date +%s%N); echo "$i $s $e $rc" ) &
 done
 wait`;
     try {
@@ -348,30 +352,12 @@ wait`;
         const got = existsSync(join(dir, `out${i}`)) ? await sha256File(join(dir, `out${i}`)) : 'missing';
         if (rc !== 0 || got !== expected) {
           const clientLog = readFileSync(join(dir, `log${i}`), 'utf8').slice(-500);
-          throw new Error(`download ${i} of ${file} from ${address}: exit ${rc}, sha256 ${got === expected ? 'ok' : `MISMATCH (${got.slice(0, 12)})`}: ${clientLog}`);
+          throw new Error(`${client} download ${i} of ${file} from ${address}: exit ${rc}, sha256 ${got === expected ? 'ok' : `MISMATCH (${got.slice(0, 12)})`}: ${clientLog}`);
         }
       }
       const seconds = rows.map(([, s, e]) => (e - s) / 1e9);
       const span = (Math.max(...rows.map((r) => r[2])) - Math.min(...rows.map((r) => r[1]))) / 1e9;
       return { seconds, span };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
-
-  /** One lock-step download by bench/polling-client.c (never sleeps; see there), timed inside the namespace. */
-  async pollingGet(ns: string, address: string, file: string, blksize: number): Promise<{ seconds: number[]; span: number }> {
-    const dir = mkdtempSync(join(this.out, 'poll-'));
-    try {
-      const script = `s=$(date +%s%N); timeout 120 ${this.pollingClient} ${address} ${file} ${blksize} ${dir}/out >${dir}/log 2>&1; rc=$?; e=$(date +%s%N); echo "$s $e $rc"`;
-      const { stdout } = await execFileAsync('ip', ['netns', 'exec', ns, 'bash', '-c', script]);
-      const [start, end, rc] = stdout.trim().split(' ').map(Number);
-      const got = existsSync(join(dir, 'out')) ? await sha256File(join(dir, 'out')) : 'missing';
-      if (rc !== 0 || got !== this.digests.get(file)) {
-        throw new Error(`polling-client download of ${file} from ${address}: exit ${rc}, sha256 ${got === this.digests.get(file) ? 'ok' : 'MISMATCH'}: ${readFileSync(join(dir, 'log'), 'utf8').slice(-500)}`);
-      }
-      const seconds = (end - start) / 1e9;
-      return { seconds: [seconds], span: seconds };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -495,10 +481,7 @@ async function tftpSample(bench: Bench, server: RunningServer, path: 'veth' | 'r
   const address = path === 'veth' ? server.veth : server.rtt!;
   const cpuBefore = cpuSplitMs(server.pid);
   const label = `${path}-${options.join('-').replace(/\s+/g, '')}-${clients}${client === 'polling' ? '-polling' : ''}`;
-  const blksize = Number(options.find((o) => o.startsWith('blksize '))?.split(' ')[1] ?? 512);
-  const { seconds, span } = await traced(server, label, () => client === 'polling'
-    ? bench.pollingGet(ns, address, file, blksize)
-    : bench.tftpGet(ns, address, file, options, clients, path === 'rtt' ? 600 : 120));
+  const { seconds, span } = await traced(server, label, () => bench.tftpGet(ns, address, file, options, clients, path === 'rtt' ? 600 : 120, client));
   const cpuAfter = cpuSplitMs(server.pid);
   const mib = (size * clients) / MiB;
   const user = (cpuAfter.user - cpuBefore.user) / mib;
