@@ -64,17 +64,19 @@ export async function startSampleUi(options: { dataDir: string; interfaces?: Net
   const bench07 = machines.find((m) => m.name === 'bench-07');
   if (memtest && bench07) await call(web, 'machines:update', { id: bench07.id, entryId: memtest.id });
 
-  // What the services publish while bench-07 boots memtest and bench-08 is mid-download.
-  const bus = ui.host.bus;
+  // What the services publish while bench-07 booted memtest a minute and a half ago and
+  // bench-08 is mid-download now, at the times they would have happened.
+  const at = ui.host.bus.publishAt;
+  const now = Date.now();
   const uefi = { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016', port: 67 };
-  bus.publish('dhcp.discover', { mac: SAMPLE_MACS.booted, xid: 1, ...uefi });
-  bus.publish('proxy.offer', { mac: SAMPLE_MACS.booted, bootFile: 'library/e1/memtest.efi' });
-  bus.publish('tftp.start', { mac: SAMPLE_MACS.booted, ip: '192.0.2.107', transferId: 'sample-1', file: 'library/e1/memtest.efi', size: 164_000, options: { blksize: 1468, windowsize: 4, tsize: 164_000 } });
-  bus.publish('tftp.done', { mac: SAMPLE_MACS.booted, ip: '192.0.2.107', transferId: 'sample-1', file: 'library/e1/memtest.efi', bytes: 164_000, retransmits: 0 });
-  bus.publish('dhcp.discover', { mac: SAMPLE_MACS.downloading, xid: 2, ...uefi });
-  bus.publish('proxy.offer', { mac: SAMPLE_MACS.downloading, bootFile: 'library/e2/vmlinuz' });
-  bus.publish('http.start', { mac: SAMPLE_MACS.downloading, ip: '192.0.2.108', transferId: 'sample-2', file: 'library/e2/vmlinuz', size: 8_300_000 });
-  bus.publish('http.progress', { mac: SAMPLE_MACS.downloading, ip: '192.0.2.108', transferId: 'sample-2', file: 'library/e2/vmlinuz', bytes: 3_100_000, size: 8_300_000, rate: 11_500_000 });
+  at('dhcp.discover', now - 95_000, { mac: SAMPLE_MACS.booted, xid: 1, ...uefi });
+  at('proxy.offer', now - 94_900, { mac: SAMPLE_MACS.booted, bootFile: 'library/e1/memtest.efi' });
+  at('tftp.start', now - 91_200, { mac: SAMPLE_MACS.booted, ip: '192.0.2.107', transferId: 'sample-1', file: 'library/e1/memtest.efi', size: 164_000, options: { blksize: 1468, windowsize: 4, tsize: 164_000 } });
+  at('tftp.done', now - 91_000, { mac: SAMPLE_MACS.booted, ip: '192.0.2.107', transferId: 'sample-1', file: 'library/e1/memtest.efi', bytes: 164_000, retransmits: 0 });
+  at('dhcp.discover', now - 6_000, { mac: SAMPLE_MACS.downloading, xid: 2, ...uefi });
+  at('proxy.offer', now - 5_900, { mac: SAMPLE_MACS.downloading, bootFile: 'library/e2/vmlinuz' });
+  at('http.start', now - 3_000, { mac: SAMPLE_MACS.downloading, ip: '192.0.2.108', transferId: 'sample-2', file: 'library/e2/vmlinuz', size: 8_300_000 });
+  at('http.progress', now, { mac: SAMPLE_MACS.downloading, ip: '192.0.2.108', transferId: 'sample-2', file: 'library/e2/vmlinuz', bytes: 3_100_000, size: 8_300_000, rate: 1_050_000 });
 
   return {
     url: web.url,
