@@ -222,6 +222,8 @@ export class QemuClient {
     private readonly bootLab: BootLab,
     readonly kind: ClientKind,
     readonly index: number,
+    /** QEMU arguments for the client's disks (files the test made), after the NIC */
+    private readonly diskArgs: string[] = [],
   ) {
     this.mac = clientMac(kind, index);
     this.uuid = clientUuid(kind, index);
@@ -267,7 +269,7 @@ export class QemuClient {
         args.push('-device', `e1000,netdev=net0,mac=${this.mac},romfile=${IPXE_E1000_ROM}`);
       }
     }
-    return args;
+    return [...args, ...this.diskArgs];
   }
 
   private memoryMb(): string {
