@@ -178,7 +178,13 @@ export type TransferOutcome = 'done' | 'failed' | 'aborted' | 'probe' | 'refused
 
 /** A transfer that ended. */
 export interface TransferRecord {
+  /** Unique across host restarts (the history row's id once stored). */
   id: string;
+  /**
+   * The serving run's key for the transfer, the same in the pushed record and the stored one,
+   * so a record pushed live and again loaded from history is shown once.
+   */
+  transferKey?: string;
   mac?: string;
   ip?: string;
   file: string;

@@ -56,8 +56,9 @@ export function toBootEvent(e: StoredBootEvent): BootEvent {
 export function toTransferRecord(t: Transfer): TransferRecord | undefined {
   if (t.outcome === 'running') return undefined;
   return {
-    // The serving process's key, so a record loaded here and the same one pushed live match.
-    id: t.transferKey ?? `stored-${t.id}`,
+    // The row id is unique for good; keys written before keys carried the serving run repeat.
+    id: `stored-${t.id}`,
+    transferKey: opt(t.transferKey),
     mac: opt(t.mac),
     ip: opt(t.ip),
     file: t.file,

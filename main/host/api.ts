@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { BootEvent } from './events.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { diagnoseBoot, summarizeEvent } from './boot-diagnosis.js';
+import { transferIdKey } from '../store/bus-recorder.js';
 import type {
   ApiCallName,
   ApiCalls,
@@ -320,14 +321,19 @@ const FINISHED: Record<string, TransferOutcome> = {
   'http.refused': 'refused',
 };
 
+let recordsWithoutKey = 0;
+
 export function transferRecordFromEvent(event: BootEvent): TransferRecord | undefined {
   const outcome = FINISHED[event.type];
   if (!outcome) return undefined;
   const protocol: TransferProtocol = event.type.startsWith('tftp.') ? 'tftp' : 'http';
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
   const reason = [event.reason, event.error, event.message].find((v): v is string => typeof v === 'string' && v !== '');
+  // The same key the history row gets, so the screen can match the two; a refusal has no transfer id.
+  const transferKey = transferIdKey(event, protocol);
   return {
-    id: typeof event.transferId === 'string' ? event.transferId : `${protocol}-${event.time}-${event.ip ?? ''}`,
+    id: transferKey ?? `${protocol}:${event.time}-${event.ip ?? ''}-${++recordsWithoutKey}`,
+    transferKey,
     mac: event.mac,
     ip: event.ip,
     file: String(event.file ?? event.filename ?? event.path ?? ''),

@@ -67,5 +67,5 @@ test('timeline and history come from the recorded events and transfers', async (
   store.transfers.start({ transferKey: 'tftp-8', protocol: 'tftp', file: 'running.bin', startedAt: t0 });
   const history = await call<TransferRecord[]>('transfers:history', { limit: 10 });
   assert.equal(history.length, 1, 'running transfers are not history');
-  assert.deepEqual({ ...history[0]!, finishedAt: 0 }, { id: 'tftp-7', mac: '52:54:00:00:00:02', ip: '192.0.2.100', file: 'ipxe.efi', protocol: 'tftp', size: 1000, bytes: 1000, outcome: 'done', finishedAt: 0, durationMs: 400, reason: undefined });
+  assert.deepEqual({ ...history[0]!, finishedAt: 0 }, { id: `stored-${id}`, transferKey: 'tftp-7', mac: '52:54:00:00:00:02', ip: '192.0.2.100', file: 'ipxe.efi', protocol: 'tftp', size: 1000, bytes: 1000, outcome: 'done', finishedAt: 0, durationMs: 400, reason: undefined });
 });

@@ -124,6 +124,30 @@ describe('TransfersState', () => {
     assert.equal(state.history.length, 200);
     assert.equal(state.history[0]!.id, 'x299');
   });
+
+  test('history rows keep unique ids: a pushed record matches its stored row by transfer key, and no row is lost', () => {
+    const s = new ManualScheduler();
+    const state = new TransfersState(250, s);
+    const base = { file: 'ipxe.efi', protocol: 'http' as const, bytes: 1000, outcome: 'done' as const };
+    // Two runs of the host, both with a first HTTP transfer: their rows differ by row id and run.
+    const stored = [
+      { ...base, id: 'stored-2', transferKey: 'http:run2.http-1', finishedAt: 20 },
+      { ...base, id: 'stored-1', transferKey: 'http:run1.http-1', finishedAt: 10 },
+      // Rows written before keys carried the run: the same key twice, still two rows.
+      { ...base, id: 'stored-0', transferKey: 'http:http-1', finishedAt: 5 },
+      { ...base, id: 'stored-00', finishedAt: 4 },
+    ];
+    state.reset([], stored);
+    assert.deepEqual(state.history.map((h) => h.id), ['stored-2', 'stored-1', 'stored-0', 'stored-00']);
+    // The same transfer pushed live after the load (its row was already written): shown once.
+    state.apply({ active: [], finished: [{ ...base, id: 'http:run2.http-1', transferKey: 'http:run2.http-1', finishedAt: 20 }] });
+    // A new transfer of the same run number on a later run: a new row.
+    state.apply({ active: [], finished: [{ ...base, id: 'http:run3.http-1', transferKey: 'http:run3.http-1', finishedAt: 30 }] });
+    s.advance(300);
+    const ids = state.history.map((h) => h.id);
+    assert.equal(new Set(ids).size, ids.length, `duplicate ids: ${ids.join(', ')}`);
+    assert.deepEqual(ids, ['http:run3.http-1', 'http:run2.http-1', 'stored-1', 'stored-0', 'stored-00']);
+  });
 });
 
 describe('MachinesState', () => {

@@ -33,17 +33,13 @@ export class TransfersState {
     this.pendingActive = undefined;
     this.pendingFinished = [];
     this.active = active;
-    this.history = history.slice(0, HISTORY_LIMIT);
+    this.history = mergeHistory([], history);
     this.renders++;
   }
 
   private flush(): void {
     if (this.pendingActive) this.active = this.pendingActive;
-    if (this.pendingFinished.length) {
-      const newestFirst = [...this.pendingFinished].sort((a, b) => b.finishedAt - a.finishedAt);
-      const known = new Set(newestFirst.map((r) => r.id));
-      this.history = [...newestFirst, ...this.history.filter((r) => !known.has(r.id))].slice(0, HISTORY_LIMIT);
-    }
+    if (this.pendingFinished.length) this.history = mergeHistory(this.pendingFinished, this.history);
     this.pendingActive = undefined;
     this.pendingFinished = [];
     this.renders++;
@@ -52,4 +48,23 @@ export class TransfersState {
   dispose(): void {
     this.throttle.cancel();
   }
+}
+
+/**
+ * New records (newest first) on top of the older history, each transfer once: a record pushed
+ * live and the same one loaded from history share their transfer key, and the screen keys its
+ * rows by id, which must never repeat.
+ */
+export function mergeHistory(added: TransferRecord[], older: TransferRecord[]): TransferRecord[] {
+  const ids = new Set<string>();
+  const keys = new Set<string>();
+  const merged: TransferRecord[] = [];
+  for (const record of [...[...added].sort((a, b) => b.finishedAt - a.finishedAt), ...older]) {
+    if (ids.has(record.id) || (record.transferKey !== undefined && keys.has(record.transferKey))) continue;
+    ids.add(record.id);
+    if (record.transferKey !== undefined) keys.add(record.transferKey);
+    merged.push(record);
+    if (merged.length === HISTORY_LIMIT) break;
+  }
+  return merged;
 }
