@@ -211,8 +211,9 @@ export interface TimelineEntry {
 
 export interface Diagnosis {
   /** Where the boot got to, e.g. 'dhcp', 'boot-file', 'done'. */
-  stage: 'none' | 'dhcp' | 'offer' | 'boot-server' | 'boot-file' | 'kernel' | 'done' | 'failed';
-  level: 'ok' | 'warning' | 'problem' | 'unknown';
+  stage: 'none' | 'dhcp' | 'offer' | 'boot-server' | 'boot-file' | 'kernel' | 'done' | 'failed' | 'local-disk';
+  /** 'info': nothing is wrong, and nothing was network-booted either (e.g. sent to its local disk on purpose). */
+  level: 'ok' | 'info' | 'warning' | 'problem' | 'unknown';
   /** What happened, in plain words. */
   message: string;
   /** What to try next, when there is something to try. */

@@ -108,6 +108,8 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
     case 'dhcp.conflict':
       return warning(`Address ${str(event.address) ?? '?'} is already used by another machine${str(event.heldBy) ? ` (${event.heldBy})` : ''}; kept out of the pool and offering another`);
     case 'dhcp.ignored':
+      if (event.expected) return info(`Left to the other DHCP server, as proxy mode should${reason ? `: ${reason}` : ''}`);
+      if (event.deliberate) return info(`Not answered on purpose${reason ? `: ${reason}` : ''}`);
       return warning(`Not answered${reason ? `: ${reason}` : ''}`);
     case 'dhcp.error':
       return problem(`DHCP problem${reason ? `: ${reason}` : ''}`);
@@ -133,6 +135,7 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
     case 'service.state':
       return info('Services changed state');
     case 'host.warning':
+      if (event.bootOnce === 'completed') return info(`Boot once used: ${reason ?? 'the assignment ended'}`);
       return warning(reason ?? 'Host warning');
   }
   return info(event.type);
@@ -159,7 +162,9 @@ export function lastBootAttempt(events: BootEvent[], quietMs = 5 * 60_000): Boot
 
 /** Where the last boot attempt of one machine stopped, and what to try. */
 export function diagnoseBoot(events: BootEvent[]): Diagnosis {
-  const attempt = lastBootAttempt(events.filter((e) => e.type !== 'service.state' && e.type !== 'host.warning'));
+  // The office server's own exchange in proxy mode is not a step of ours.
+  const ours = (e: BootEvent) => e.type !== 'service.state' && e.type !== 'host.warning' && !(e.type === 'dhcp.ignored' && e.expected);
+  const attempt = lastBootAttempt(events.filter(ours));
   if (attempt.length === 0) {
     return {
       stage: 'none',
@@ -278,6 +283,7 @@ export function diagnoseBoot(events: BootEvent[]): Diagnosis {
     };
   }
   const ignored = [...attempt].reverse().find((e) => e.type === 'dhcp.ignored');
+  if (ignored?.deliberate) return localDiskDiagnosis(ignored, events);
   if (ignored) {
     return {
       stage: 'dhcp',
@@ -295,4 +301,23 @@ export function diagnoseBoot(events: BootEvent[]): Diagnosis {
     };
   }
   return { stage: 'dhcp', level: 'unknown', message: `Last step: ${summarizeEvent(last).summary}.` };
+}
+
+/** A machine not answered on purpose: it boots from its disk, and why (its boot once was used, or its entry says so). */
+function localDiskDiagnosis(ignored: BootEvent, events: BootEvent[]): Diagnosis {
+  const used = [...events]
+    .sort((a, b) => b.time - a.time)
+    .find((e) => (e.type === 'host.warning' && e.bootOnce === 'completed') || (e.type as string) === 'boot-once.cleared');
+  const hint = 'Assign an entry to it on the Machines screen to network-boot it again.';
+  if (used && used.time <= ignored.time) {
+    return { stage: 'local-disk', level: 'info', message: `Boots from its local disk: boot once was used on ${formatWhen(used.time)}; it is not answered on purpose.`, hint };
+  }
+  return { stage: 'local-disk', level: 'info', message: `Not answered on purpose: ${reasonOf(ignored) ?? 'it is set to boot from its local disk'}.`, hint };
+}
+
+/** Local date and minute, e.g. 2026-12-07 14:05. */
+function formatWhen(time: number): string {
+  const d = new Date(time);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
 }

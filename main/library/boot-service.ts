@@ -33,6 +33,7 @@ import { BOOT_BINARY_MOUNTS, locateBootBinary, type BootBinaryName } from './boo
 export interface LibraryMachineAssignment {
   name?: string;
   ignore?: boolean;
+  ignoreReason?: string;
   boot?: Partial<Record<'bios' | 'uefi32' | 'uefi64' | 'arm64' | 'http64' | 'httparm64', string>>;
   ipxeScriptUrl?: string;
 }
@@ -125,7 +126,7 @@ export class LibraryBootService {
     if (!assigned) return undefined;
     const { entry } = assigned;
     const name = `${entry.name}${assigned.bootOnce ? ' (once)' : ''}`;
-    if (entry.kind === 'local-disk') return { name, ignore: true };
+    if (entry.kind === 'local-disk') return { name, ignore: true, ignoreReason: `boots from its local disk (assigned entry "${entry.name}")` };
     if (entry.kind === 'secure-boot-chain') return { name, boot: { uefi64: BOOT_BINARY_MOUNTS.shim.slice(1) } };
     if (entry.kind === 'nbp') {
       const boot: LibraryMachineAssignment['boot'] = {};

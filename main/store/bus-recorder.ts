@@ -374,7 +374,8 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
         recentlyFinished.add(transfer.key);
         if (recentlyFinished.size > 1000) recentlyFinished.delete(recentlyFinished.values().next().value!);
         pending.push({ event, transfer });
-      } else if (!NOT_IN_TIMELINE.has(event.type)) {
+      } else if (!NOT_IN_TIMELINE.has(event.type) || (event.type === 'host.warning' && event.mac)) {
+        // A host warning about one machine (its boot once was used) belongs to its timeline.
         const dhcpSide = service === 'dhcp' || service === 'proxy' || service === 'pxe';
         if (dhcpSide && maxDhcpEventsPerSecond > 0 && !DHCP_ALWAYS_RECORDED.has(event.type) && !withinDhcpBudget(event)) return;
         pending.push({ event });
