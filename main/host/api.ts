@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import type { BootEvent } from './events.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { diagnoseBoot, summarizeEvent } from './boot-diagnosis.js';
+import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
 import { transferIdKey } from '../store/bus-recorder.js';
 import type {
   ApiCallName,
@@ -60,7 +60,12 @@ export interface ApiStore {
   };
   entries: { list(): BootEntry[] };
   /** Boot events, oldest first, at most `limit` (the most recent ones). */
-  timeline: { forMachine(id: number, limit: number): BootEvent[]; forMac(mac: string, limit: number): BootEvent[] };
+  timeline: {
+    forMachine(id: number, limit: number): BootEvent[];
+    forMac(mac: string, limit: number): BootEvent[];
+    /** What the machine's entry needs fetched before its boot counts as complete. */
+    expectation?(machineId: number): Promise<BootExpectation | undefined>;
+  };
   transfers: { recent(limit: number): TransferRecord[] };
 }
 
@@ -265,7 +270,7 @@ export class HostApi {
     return { interfaces, suggested: suggestBenchInterface(interfaces) };
   }
 
-  private timeline(machineId: number | undefined, mac: string | undefined, limit: number): Timeline {
+  private async timeline(machineId: number | undefined, mac: string | undefined, limit: number): Promise<Timeline> {
     const store = this.options.store;
     if (!store) throw new ApiError('unavailable', 'The machine database is not open, so there is no timeline to show.');
     const machine = machineId !== undefined ? store.machines.get(machineId) : mac ? store.machines.findByMac(mac) : undefined;
@@ -277,7 +282,7 @@ export class HostApi {
       mac: mac ?? machine?.macs[0],
       machine,
       events: visible.map(summarizeEvent),
-      diagnosis: diagnoseBoot(events),
+      diagnosis: diagnoseBoot(events, machine ? await store.timeline.expectation?.(machine.id) : undefined),
     };
   }
 }

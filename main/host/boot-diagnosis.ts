@@ -160,8 +160,38 @@ export function lastBootAttempt(events: BootEvent[], quietMs = 5 * 60_000): Boot
   return sorted.slice(start);
 }
 
+/** What the machine's assigned entry needs fetched before its boot is complete. */
+export interface BootExpectation {
+  entry: string;
+  /** Served paths whose complete fetch finishes a boot of the entry (any one of them). */
+  paths: string[];
+  /** A range read of such a path counts (a sanbooted ISO is read in ranges, never whole). */
+  rangeCounts: boolean;
+}
+
+/** Compares served paths as a client may spell them (escapes, leading slashes, case). */
+function samePath(a: string, b: string): boolean {
+  const clean = (p: string) => {
+    let decoded = p;
+    try {
+      decoded = decodeURIComponent(p);
+    } catch {
+      // keep as sent
+    }
+    return decoded.split('?')[0]!.replace(/\\/g, '/').replace(/^\/+/, '').toLowerCase();
+  };
+  return clean(a) === clean(b);
+}
+
+/** A finished download that ended short of the file's size (the client stopped reading). */
+function cutShort(e: BootEvent): boolean {
+  const bytes = num(e.bytes);
+  const size = num(e.size);
+  return e.ranged !== true && bytes !== undefined && size !== undefined && bytes < size;
+}
+
 /** Where the last boot attempt of one machine stopped, and what to try. */
-export function diagnoseBoot(events: BootEvent[]): Diagnosis {
+export function diagnoseBoot(events: BootEvent[], expected?: BootExpectation): Diagnosis {
   // The office server's own exchange in proxy mode is not a step of ours.
   const ours = (e: BootEvent) => e.type !== 'service.state' && e.type !== 'host.warning' && !(e.type === 'dhcp.ignored' && e.expected);
   const attempt = lastBootAttempt(events.filter(ours));
@@ -199,9 +229,40 @@ export function diagnoseBoot(events: BootEvent[]): Diagnosis {
     switch (lastFile.type) {
       case 'tftp.done':
       case 'http.done': {
-        const count = transfers.filter((e) => e.type === 'tftp.done' || e.type === 'http.done').length;
+        const done = transfers.filter((e) => e.type === 'tftp.done' || e.type === 'http.done');
+        // Only the latest fetch of each file counts: a retry that got the whole file fixes a short one.
+        const latest = new Map<string, BootEvent>();
+        for (const e of done) latest.set((bootFileOf(e) ?? '?').toLowerCase(), e);
+        const short = [...latest.values()].find(cutShort);
+        if (short) {
+          return {
+            stage: 'failed',
+            level: 'problem',
+            message: `Download of ${bootFileOf(short) ?? '?'} stopped after ${formatBytes(num(short.bytes))} of ${formatBytes(num(short.size))}: the machine did not get the whole file.`,
+            hint: 'The program on the machine gave up reading it: check its screen for the reason (a file it cannot use, too little memory), or retry the boot.',
+          };
+        }
+        const count = done.length;
+        const stage = count > 1 ? 'kernel' : 'boot-file';
+        if (expected) {
+          const finished = done.some((e) => (e.ranged !== true || expected.rangeCounts) && expected.paths.some((p) => samePath(p, bootFileOf(e) ?? '')));
+          if (!finished) {
+            const missing = expected.paths.map((p) => p.split('/').pop()).join(' or ');
+            return {
+              stage,
+              level: 'warning',
+              message: `Got ${file}${count > 1 ? ` (${count} files this boot)` : ''}, but not yet everything ${expected.entry} needs: ${missing || 'its files'} never came.`,
+              hint: 'If the machine stopped here, read its screen: the boot program could not load the next file. Check the entry on the Library screen.',
+            };
+          }
+          return {
+            stage: 'done',
+            level: 'ok',
+            message: `Got every file ${expected.entry} needs (${count} file${count > 1 ? 's' : ''} this boot, the last ${file}); the system on it took over from there.`,
+          };
+        }
         return {
-          stage: count > 1 ? 'kernel' : 'boot-file',
+          stage,
           level: 'ok',
           message: `Downloaded ${file}${count > 1 ? ` (${count} files this boot)` : ''}; the boot program took over from there.`,
           hint: count > 1 ? undefined : 'If the screen stops here, the boot program itself has a problem: check its own messages on the machine.',

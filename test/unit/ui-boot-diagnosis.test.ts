@@ -106,3 +106,33 @@ test('a machine sent to its local disk on purpose is described as such, with the
   const byHand = diagnoseBoot([ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }), ev('dhcp.ignored', { deliberate: true, reason: 'boots from its local disk (assigned entry "Local disk")' })]);
   assert.equal(byHand.message, 'Not answered on purpose: boots from its local disk (assigned entry "Local disk").');
 });
+
+test('green only when the whole file came: a download cut short is a failure with its byte count', () => {
+  const d = diagnoseBoot([
+    ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }),
+    ev('tftp.done', { file: 'ipxe.efi', bytes: 1_000_000, size: 1_000_000 }),
+    ev('http.done', { file: '/library/e3/data.iso', bytes: 4096, size: 376_832 }),
+  ]);
+  assert.equal(d.level, 'problem');
+  assert.equal(d.stage, 'failed');
+  assert.match(d.message, /^Download of \/library\/e3\/data\.iso stopped after 4\.0 KB of 368 KB/);
+  // A sanboot range session reads parts of the ISO by design: not cut short.
+  const ranged = diagnoseBoot([ev('http.done', { file: '/library/e3/live.iso', bytes: 4096, size: 376_832, ranged: true })]);
+  assert.equal(ranged.level, 'ok');
+});
+
+test("green only when the entry's whole set of files came", () => {
+  const expected = { entry: 'Debian live', paths: ['/library/e4/initrd.img'], rangeCounts: false };
+  const bootProgramOnly = diagnoseBoot([ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }), ev('tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 }), ev('http.done', { file: '/ipxe/boot.ipxe', bytes: 5, size: 5 })], expected);
+  assert.equal(bootProgramOnly.level, 'warning');
+  assert.match(bootProgramOnly.message, /not yet everything Debian live needs: initrd\.img never came/);
+  const all = diagnoseBoot([
+    ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }),
+    ev('tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 }),
+    ev('http.done', { file: '/library/e4/vmlinuz', bytes: 50, size: 50 }),
+    ev('http.done', { file: 'library/E4/initrd.img', bytes: 70, size: 70 }),
+  ], expected);
+  assert.equal(all.level, 'ok');
+  assert.equal(all.stage, 'done');
+  assert.match(all.message, /^Got every file Debian live needs \(3 files this boot/);
+});

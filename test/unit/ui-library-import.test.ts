@@ -12,7 +12,7 @@ import { storeLibraryImporter } from '../../main/host/api-library.js';
 import { HostApi } from '../../main/host/api.js';
 import { resolveEntryFilePath } from '../../main/library/import.js';
 import type { BootEntry, ImportFilesResult } from '../../preload/api.js';
-import { buildPe } from './library-fixtures.js';
+import { buildIso, buildPe, xorrisoMissing } from './library-fixtures.js';
 import { idleServiceHost } from '../helpers/idle-host.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -92,6 +92,20 @@ describe('entries:import through HostApi', () => {
     const empty = await api.handle('entries:import', { paths: [] });
     assert.ok('error' in empty && empty.error.code === 'invalid-request');
     assert.equal(existsSync(join(dataDir, 'library', 'gone')), false);
+  });
+
+  test('a data ISO with nothing bootable is refused at import, saying why', { skip: xorrisoMissing() }, async () => {
+    const iso = buildIso(dir, { 'photos/readme.txt': 'holiday photos', 'data.bin': Buffer.alloc(300_000, 7) }, ['-R', '-J', '-V', 'DATA_DISC'], 'data.iso');
+    const before = store.entries.list().length;
+    const result = await importFiles([iso]);
+    assert.equal(result.entries.length, 0);
+    assert.equal(store.entries.list().length, before, 'no entry a PC could be assigned to');
+    assert.equal(result.problems.length, 1);
+    assert.match(result.problems[0]!, /^Not added: data\.iso: not bootable: the ISO image "DATA_DISC" has no El Torito boot record, no EFI loader .* add a bootable ISO instead/);
+    // The same tree with a BIOS boot record is taken.
+    const bootable = buildIso(dir, { 'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90), 'data.bin': Buffer.alloc(300_000, 8) }, ['-R', '-V', 'BOOTABLE', '-b', 'isolinux/isolinux.bin', '-no-emul-boot'], 'bootable.iso');
+    const taken = await importFiles([bootable]);
+    assert.deepEqual(taken.entries.map((e) => e.kind), ['iso']);
   });
 
   test('without a library (no store) the call is refused as unavailable, never faked', async () => {
