@@ -458,6 +458,10 @@ export class ServiceHost {
     if (event.type.endsWith('.start') || event.type.endsWith('.progress')) {
       const previous = this.transfers.get(id);
       const options = (event.options ?? {}) as Record<string, number>;
+      const startedAt = previous?.startedAt ?? event.time;
+      const bytes = typeof event.bytes === 'number' ? event.bytes : previous?.bytes ?? 0;
+      // A publisher that reports no rate (files read from inside an ISO) still gets one: the average so far.
+      const rate = typeof event.rate === 'number' ? event.rate : event.time > startedAt ? (bytes * 1000) / (event.time - startedAt) : previous?.rate ?? 0;
       this.transfers.set(id, {
         id,
         mac: event.mac ?? previous?.mac,
@@ -465,12 +469,12 @@ export class ServiceHost {
         file: String(event.file ?? previous?.file ?? ''),
         protocol: event.type.startsWith('tftp.') ? 'tftp' : 'http',
         size: typeof event.size === 'number' ? event.size : previous?.size,
-        bytes: typeof event.bytes === 'number' ? event.bytes : previous?.bytes ?? 0,
-        rate: typeof event.rate === 'number' ? event.rate : previous?.rate ?? 0,
+        bytes,
+        rate,
         blksize: options.blksize ?? previous?.blksize,
         windowsize: options.windowsize ?? previous?.windowsize,
         retransmits: typeof event.retransmits === 'number' ? event.retransmits : previous?.retransmits ?? 0,
-        startedAt: previous?.startedAt ?? event.time,
+        startedAt,
       });
     } else {
       this.transfers.delete(id);
