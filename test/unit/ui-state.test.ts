@@ -312,6 +312,56 @@ describe('AppState', () => {
     assert.equal(transport.calls.filter(([c]) => c === 'app:info').length, before + 1);
     app.dispose();
   });
+
+  test('status follows the host: gone, nothing is running or downloading; back, re-read with old problems gone', async () => {
+    const s = new ManualScheduler();
+    let status: { running: boolean; interfaceName?: string; mode: 'proxy'; services: { name: 'tftp'; port: number; state: 'running' | 'stopped' }[]; problems: string[] } = {
+      running: true, interfaceName: 'bench0', mode: 'proxy', services: [{ name: 'tftp', port: 69, state: 'running' }], problems: [],
+    };
+    const transport = new FakeTransport({
+      'app:info': () => ({ version: '0', shell: 'web', fileDialogs: false, notices: [] }),
+      'services:status': () => status,
+      'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+      'interfaces:list': () => ({ interfaces: [] }),
+      'services:start': () => {
+        throw new ApiCallError('failed', 'bench0 has no IPv4 address: give it one, or choose another NIC');
+      },
+      'transfers:active': () => [],
+      'transfers:history': () => [],
+      'machines:list': () => [],
+      'machines:groups': () => [],
+      'entries:list': () => [],
+    });
+    const app = new AppState(new ApiClient(transport), s);
+    app.connect();
+    transport.setConnection('open');
+    await new Promise((r) => setTimeout(r, 10));
+    transport.push('transfer:progress', { active: [row('t', 1)], finished: [] });
+    s.advance(300);
+    assert.equal(app.transfers.active.length, 1);
+    assert.equal(app.services.reachable, true);
+
+    transport.setConnection('closed');
+    assert.equal(app.services.reachable, false);
+    assert.equal(app.services.canStart, false, 'nothing to start against');
+    assert.deepEqual(app.transfers.active, [], 'a dead host downloads nothing');
+    assert.deepEqual(app.services.problems, [], 'what the host said before is no longer known');
+
+    // It comes back stopped: the state is read again.
+    status = { ...status, running: false, services: [{ name: 'tftp', port: 69, state: 'stopped' }] };
+    transport.setConnection('open');
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(app.services.reachable, true);
+    assert.equal(app.services.status.running, false);
+
+    // A failed Start is shown until the host serves again (here: restarted on its NIC by itself).
+    app.services.interfaceName = 'bench0';
+    await app.services.start();
+    assert.deepEqual(app.services.problems, ['bench0 has no IPv4 address: give it one, or choose another NIC']);
+    transport.push('services:state', { running: true, interfaceName: 'bench0', mode: 'proxy', services: [], problems: [] });
+    assert.deepEqual(app.services.problems, [], 'fixed problems leave the screen');
+    app.dispose();
+  });
 });
 
 describe('formatting', () => {
