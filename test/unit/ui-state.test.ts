@@ -379,3 +379,36 @@ describe('formatting', () => {
     assert.equal(suggestPool('192.0.2.1', 31), undefined);
   });
 });
+
+describe('group assignment message', () => {
+  test('names the machines that keep their own entry instead of claiming the whole group', async () => {
+    const transport = new FakeTransport({
+      'machines:list': () => [
+        machine({ id: 1, name: 'pc-b1', group: 'row-b', entryId: 5 }),
+        machine({ id: 2, name: 'pc-b2', group: 'row-b', entryId: 6 }),
+        machine({ id: 3, name: 'pc-b3', group: 'row-b' }),
+        machine({ id: 4, name: 'pc-a1', group: 'row-a' }),
+      ],
+      'machines:groups': () => [],
+      'entries:list': () => [
+        { id: 5, name: 'memtest', kind: 'nbp', archs: [], files: [] },
+        { id: 6, name: 'clonezilla', kind: 'iso', archs: [], files: [] },
+        { id: 7, name: 'bench-rescue', kind: 'kernel', archs: [], files: [] },
+      ],
+      'machines:assign-group': (r: { group: string; entryId: number | null }) => ({ name: r.group, entryId: r.entryId ?? undefined, count: 0 }),
+    });
+    const state = new MachinesState(new ApiClient(transport));
+    await state.load();
+    const rowB = await state.assignGroup('row-b', 7);
+    assert.equal(rowB.kind, 'warn');
+    assert.doesNotMatch(rowB.text, /^Group row-b now boots/);
+    assert.equal(
+      rowB.text,
+      'Group row-b: 1 of 3 machines now boot bench-rescue; pc-b1 (memtest), pc-b2 (clonezilla) keep their own entry, which comes before the group\'s. To have them follow the group, choose "group: bench-rescue" in their Boots column.',
+    );
+    const rowA = await state.assignGroup('row-a', 7);
+    assert.deepEqual(rowA, { kind: 'ok', text: 'Group row-a now boots bench-rescue (its 1 machine).' });
+    const empty = await state.assignGroup('row-z', null);
+    assert.deepEqual(empty, { kind: 'warn', text: 'Group row-z has no machines yet; machines put in it will boot the default.' });
+  });
+});
