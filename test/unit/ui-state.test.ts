@@ -135,7 +135,7 @@ describe('TransfersState', () => {
       { ...base, id: 'stored-1', transferKey: 'http:run1.http-1', finishedAt: 10 },
       // Rows written before keys carried the run: the same key twice, still two rows.
       { ...base, id: 'stored-0', transferKey: 'http:http-1', finishedAt: 5 },
-      { ...base, id: 'stored-00', finishedAt: 4 },
+      { ...base, id: 'stored-00', transferKey: 'http:http-1', finishedAt: 4 },
     ];
     state.reset([], stored);
     assert.deepEqual(state.history.map((h) => h.id), ['stored-2', 'stored-1', 'stored-0', 'stored-00']);

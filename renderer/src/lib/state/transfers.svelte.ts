@@ -53,16 +53,17 @@ export class TransfersState {
 /**
  * New records (newest first) on top of the older history, each transfer once: a record pushed
  * live and the same one loaded from history share their transfer key, and the screen keys its
- * rows by id, which must never repeat.
+ * rows by id, which must never repeat. Only a new record's key hides an older row: rows stored
+ * before keys carried the serving run may share a key and are still different transfers.
  */
 export function mergeHistory(added: TransferRecord[], older: TransferRecord[]): TransferRecord[] {
   const ids = new Set<string>();
-  const keys = new Set<string>();
+  const newKeys = new Set(added.map((r) => r.transferKey).filter((k) => k !== undefined));
   const merged: TransferRecord[] = [];
-  for (const record of [...[...added].sort((a, b) => b.finishedAt - a.finishedAt), ...older]) {
-    if (ids.has(record.id) || (record.transferKey !== undefined && keys.has(record.transferKey))) continue;
+  const newestFirst = [...added].sort((a, b) => b.finishedAt - a.finishedAt);
+  for (const [record, isNew] of [...newestFirst.map((r) => [r, true] as const), ...older.map((r) => [r, false] as const)]) {
+    if (ids.has(record.id) || (!isNew && record.transferKey !== undefined && newKeys.has(record.transferKey))) continue;
     ids.add(record.id);
-    if (record.transferKey !== undefined) keys.add(record.transferKey);
     merged.push(record);
     if (merged.length === HISTORY_LIMIT) break;
   }
