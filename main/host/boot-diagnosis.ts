@@ -258,7 +258,7 @@ export function diagnoseBoot(events: BootEvent[], expected?: BootExpectation): D
           return {
             stage: 'done',
             level: 'ok',
-            message: `Got every file ${expected.entry} needs (${count} file${count > 1 ? 's' : ''} this boot, the last ${file}); the system on it took over from there.`,
+            message: `Downloaded ${file}, the last file ${expected.entry} needs${count > 1 ? ` (${count} files this boot)` : ''}; the system it starts took over from there.`,
           };
         }
         return {

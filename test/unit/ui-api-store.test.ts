@@ -91,5 +91,5 @@ test("the timeline is green only once the machine fetched the last file its entr
   add(30, 'http.done', { file: `/library/e${entry.id}/initrd.img`, bytes: 70, size: 70 });
   const complete = await call<Timeline>('timeline:get', { machineId: machine.id });
   assert.equal(complete.diagnosis.level, 'ok');
-  assert.match(complete.diagnosis.message, /^Got every file Rescue needs/);
+  assert.match(complete.diagnosis.message, /^Downloaded \/library\/e\d+\/initrd\.img, the last file Rescue needs/);
 });
