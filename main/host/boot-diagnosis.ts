@@ -3,6 +3,7 @@
 // Pure functions over BootEvent lists; the Timeline screen and the API call them.
 import type { BootEvent } from './events.js';
 import type { Diagnosis, TimelineEntry } from '../../preload/api.js';
+import { samePath } from '../library/boot-once.js';
 
 // DHCP option 93 (RFC 4578 §2.1, IANA "Processor Architecture Types").
 const ARCH_NAMES: Record<number, string> = {
@@ -167,20 +168,6 @@ export interface BootExpectation {
   paths: string[];
   /** A range read of such a path counts (a sanbooted ISO is read in ranges, never whole). */
   rangeCounts: boolean;
-}
-
-/** Compares served paths as a client may spell them (escapes, leading slashes, case). */
-function samePath(a: string, b: string): boolean {
-  const clean = (p: string) => {
-    let decoded = p;
-    try {
-      decoded = decodeURIComponent(p);
-    } catch {
-      // keep as sent
-    }
-    return decoded.split('?')[0]!.replace(/\\/g, '/').replace(/^\/+/, '').toLowerCase();
-  };
-  return clean(a) === clean(b);
 }
 
 /** A finished download that ended short of the file's size (the client stopped reading). */

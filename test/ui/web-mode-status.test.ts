@@ -5,9 +5,10 @@
 // real EventBus and a real store; everything from the API to the DOM is the real code.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { REPO, launchChromium, rendererSkipReason } from '../helpers/chromium.js';
 import { EventBus } from '../../main/host/events.js';
 import type { ApiServiceHost } from '../../main/host/api.js';
 import { storeApi } from '../../main/host/api-store.js';
@@ -15,13 +16,8 @@ import { openStore, type Store } from '../../main/store/index.js';
 import { startWebMode, type WebMode } from '../../main/web/web-mode.js';
 import type { TransferRow } from '../../preload/api.js';
 
-const repo = resolve(new URL('.', import.meta.url).pathname, '../..');
-const CHROMIUM = '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} is missing (apt-get install chromium)`
-  : !existsSync(join(repo, 'dist/renderer/index.html'))
-    ? 'the renderer is not built: run `npm run build:renderer` (npm test builds it)'
-    : undefined;
+const repo = REPO;
+const skip = rendererSkipReason();
 
 const MAC = '52:54:00:00:07:01';
 let browser: Browser | undefined;
@@ -50,7 +46,7 @@ before(async () => {
     const id = store.transfers.start({ transferKey: 'http:http-1', mac: MAC, ip: '192.0.2.71', protocol: 'http', file: `/ipxe/boot-${n}.ipxe`, size: 300, startedAt: started - 10_000 + end });
     store.transfers.finish(id, { outcome: 'done', bytesSent: 300, endedAt: started - 9_000 + end });
   }
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
+  browser = await launchChromium();
 });
 
 after(async () => {

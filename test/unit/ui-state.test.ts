@@ -278,20 +278,26 @@ describe('TimelineState', () => {
   });
 });
 
+/** What AppState.loadAll reads, answered with an empty, running host; `over` replaces calls. */
+function appLoadAnswers(over: Partial<Record<ApiCallName, (req: any) => unknown>> = {}): Partial<Record<ApiCallName, (req: any) => unknown>> {
+  return {
+    'app:info': () => ({ version: '0', shell: 'web', fileDialogs: false, notices: [] }),
+    'services:status': () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
+    'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+    'interfaces:list': () => ({ interfaces: [] }),
+    'transfers:active': () => [],
+    'transfers:history': () => [],
+    'machines:list': () => [],
+    'machines:groups': () => [],
+    'entries:list': () => [],
+    ...over,
+  };
+}
+
 describe('AppState', () => {
   test('routes pushed events to the screens and reloads on (re)connection', async () => {
     const s = new ManualScheduler();
-    const transport = new FakeTransport({
-      'app:info': () => ({ version: '0', shell: 'web', fileDialogs: false, notices: [] }),
-      'services:status': () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
-      'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
-      'interfaces:list': () => ({ interfaces: [] }),
-      'transfers:active': () => [],
-      'transfers:history': () => [],
-      'machines:list': () => [],
-      'machines:groups': () => [],
-      'entries:list': () => [],
-    });
+    const transport = new FakeTransport(appLoadAnswers());
     const app = new AppState(new ApiClient(transport), s);
     app.connect();
     transport.setConnection('open');
@@ -318,20 +324,12 @@ describe('AppState', () => {
     let status: { running: boolean; interfaceName?: string; mode: 'proxy'; services: { name: 'tftp'; port: number; state: 'running' | 'stopped' }[]; problems: string[] } = {
       running: true, interfaceName: 'bench0', mode: 'proxy', services: [{ name: 'tftp', port: 69, state: 'running' }], problems: [],
     };
-    const transport = new FakeTransport({
-      'app:info': () => ({ version: '0', shell: 'web', fileDialogs: false, notices: [] }),
+    const transport = new FakeTransport(appLoadAnswers({
       'services:status': () => status,
-      'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
-      'interfaces:list': () => ({ interfaces: [] }),
       'services:start': () => {
         throw new ApiCallError('failed', 'bench0 has no IPv4 address: give it one, or choose another NIC');
       },
-      'transfers:active': () => [],
-      'transfers:history': () => [],
-      'machines:list': () => [],
-      'machines:groups': () => [],
-      'entries:list': () => [],
-    });
+    }));
     const app = new AppState(new ApiClient(transport), s);
     app.connect();
     transport.setConnection('open');
