@@ -4,7 +4,7 @@
 import type { BootEvent, BootEventType } from './events.js';
 import type { ApiStore } from './api.js';
 import type { BootExpectation } from './boot-diagnosis.js';
-import { detectFile, type IsoDetection } from '../library/detect.js';
+import { detectFile, UnusableFileError, type IsoDetection } from '../library/detect.js';
 import { architectureForBootClass, resolveEntryFilePath } from '../library/import.js';
 import { finishingPaths } from '../library/boot-once.js';
 import {
@@ -99,6 +99,21 @@ export async function bootExpectation(store: Store, machineId: number, dataDir: 
   return paths.length > 0 ? { entry: entry.name, paths, rangeCounts } : undefined;
 }
 
+/** Why a stored ISO entry boots nothing, as import says it today; undefined when it boots or cannot be checked. */
+export async function whyEntryIsUnassignable(store: Store, entryId: number, dataDir: string | undefined): Promise<string | undefined> {
+  const entry = store.entries.get(entryId);
+  const iso = entry?.kind === 'iso' ? entry.files.find((f) => f.role === 'iso') : undefined;
+  if (!entry || !iso || dataDir === undefined) return undefined;
+  try {
+    await detectFile(resolveEntryFilePath(iso, dataDir));
+    return undefined;
+  } catch (err) {
+    // A missing or unreadable file is another problem, reported when it is served.
+    if (!(err instanceof UnusableFileError) || !/not bootable/.test(err.reason)) return undefined;
+    return `"${entry.name}" cannot be assigned: ${err.reason}; choose another entry.`;
+  }
+}
+
 export function storeApi(store: Store, options: { dataDir?: () => string } = {}): ApiStore {
   const groups = (): MachineGroup[] => {
     const machines = store.machines.list();
@@ -147,6 +162,7 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
       forMac: (mac, limit) => store.bootEvents.listForMac(mac, { limit }).map(toBootEvent),
       expectation: (machineId) => bootExpectation(store, machineId, options.dataDir?.()),
     },
+    unassignable: (entryId) => whyEntryIsUnassignable(store, entryId, options.dataDir?.()),
     transfers: {
       recent: (limit) =>
         store.transfers

@@ -67,6 +67,8 @@ export interface ApiStore {
     expectation?(machineId: number): Promise<BootExpectation | undefined>;
   };
   transfers: { recent(limit: number): TransferRecord[] };
+  /** Why this entry cannot be given to a machine (nothing in it boots), or undefined. */
+  unassignable?(entryId: number): Promise<string | undefined>;
 }
 
 /** Library import: detects what each file is and records boot entries (api-library.ts). */
@@ -229,12 +231,16 @@ export class HostApi {
       'services:stop': async () => withUiWording(await host.stop()),
       'interfaces:list': () => this.interfaces(),
       'machines:list': () => store().machines.list(),
-      'machines:update': (request) => {
+      'machines:update': async (request) => {
         if (!store().machines.get(request.id)) throw new ApiError('not-found', `There is no machine number ${request.id} (it may have been removed).`);
+        await this.refuseUnbootable(request.entryId);
         return store().machines.update(request);
       },
       'machines:groups': () => store().machines.groups(),
-      'machines:assign-group': (request) => store().machines.assignGroup(request.group, request.entryId),
+      'machines:assign-group': async (request) => {
+        await this.refuseUnbootable(request.entryId);
+        return store().machines.assignGroup(request.group, request.entryId);
+      },
       'machines:import-csv': (request) => store().machines.importCsv(request.csv),
       'machines:export-csv': () => ({ filename: `bootbench-machines-${new Date().toISOString().slice(0, 10)}.csv`, csv: store().machines.exportCsv() }),
       'entries:list': () => store().entries.list(),
@@ -260,6 +266,13 @@ export class HostApi {
       // written for the user; anything else still says what failed rather than vanishing.
       return { error: { code: 'failed', message: uiWording((err as Error)?.message || String(err)) } };
     }
+  }
+
+  /** An entry that cannot boot anything (a data disc taken in before import refused them) is not handed out. */
+  private async refuseUnbootable(entryId: number | null | undefined): Promise<void> {
+    if (typeof entryId !== 'number') return;
+    const why = await this.options.store?.unassignable?.(entryId);
+    if (why) throw new ApiError('invalid-request', why);
   }
 
   private interfaces(): InterfacesList {
