@@ -178,7 +178,13 @@ export type TransferOutcome = 'done' | 'failed' | 'aborted' | 'probe' | 'refused
 
 /** A transfer that ended. */
 export interface TransferRecord {
+  /** Unique across host restarts (the history row's id once stored). */
   id: string;
+  /**
+   * The serving run's key for the transfer, the same in the pushed record and the stored one,
+   * so a record pushed live and again loaded from history is shown once.
+   */
+  transferKey?: string;
   mac?: string;
   ip?: string;
   file: string;
@@ -205,8 +211,9 @@ export interface TimelineEntry {
 
 export interface Diagnosis {
   /** Where the boot got to, e.g. 'dhcp', 'boot-file', 'done'. */
-  stage: 'none' | 'dhcp' | 'offer' | 'boot-server' | 'boot-file' | 'kernel' | 'done' | 'failed';
-  level: 'ok' | 'warning' | 'problem' | 'unknown';
+  stage: 'none' | 'dhcp' | 'offer' | 'boot-server' | 'boot-file' | 'kernel' | 'done' | 'failed' | 'local-disk';
+  /** 'info': nothing is wrong, and nothing was network-booted either (e.g. sent to its local disk on purpose). */
+  level: 'ok' | 'info' | 'warning' | 'problem' | 'unknown';
   /** What happened, in plain words. */
   message: string;
   /** What to try next, when there is something to try. */

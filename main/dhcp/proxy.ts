@@ -23,7 +23,7 @@ export function decideProxyReply(request: DhcpPacket, ctx: ProxyContext): ReplyP
     // A REQUEST naming us as server is the boot-server step sent to 67 instead of 4011
     // (PXE 2.1 §2.2.5 allows either port); one naming another server is its business.
     if (request.options.serverIdentifier !== ctx.serverAddress && type === DhcpMessageType.REQUEST) {
-      return ignore(`${messageTypeName(type)} for DHCP server ${request.options.serverIdentifier ?? '(none named)'}; proxy mode hands out no addresses`);
+      return ignore(`${messageTypeName(type)} for DHCP server ${request.options.serverIdentifier ?? '(none named)'}; proxy mode hands out no addresses`, undefined, true);
     }
     const plan = decideBootServerReply(request, { address: request.ciaddr, port: ctx.ports.client }, ctx);
     if (plan.action === 'reply') plan.to = replyDestination(request, ctx.ports);

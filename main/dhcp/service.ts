@@ -388,7 +388,8 @@ export class DhcpService {
       return;
     }
     if (plan.action === 'ignore') {
-      o.publish('dhcp.ignored', { mac, xid: request.xid, msgType, port, reason: plan.reason, bootClass: plan.decision?.bootClass, machine: plan.decision?.machine });
+      const deliberate = plan.decision?.kind === 'ignore' && plan.decision.deliberate ? true : undefined;
+      o.publish('dhcp.ignored', { mac, xid: request.xid, msgType, port, reason: plan.reason, bootClass: plan.decision?.bootClass, machine: plan.decision?.machine, expected: plan.expected, deliberate });
       o.logger.debug(`ignored ${msgType} from ${mac}: ${plan.reason}`);
       return;
     }

@@ -3,7 +3,12 @@
 // and an edit the database cannot take (full disk) answered with the fix, not SQLite's code.
 import type { BootEvent, BootEventType } from './events.js';
 import type { ApiStore } from './api.js';
+import type { BootExpectation } from './boot-diagnosis.js';
+import { detectFile, UnusableFileError, type IsoDetection } from '../library/detect.js';
+import { architectureForBootClass, resolveEntryFilePath } from '../library/import.js';
+import { finishingPaths } from '../library/boot-once.js';
 import {
+  resolveBootAssignment,
   exportMachinesCsv,
   importMachinesCsv,
   savingTo,
@@ -56,8 +61,9 @@ export function toBootEvent(e: StoredBootEvent): BootEvent {
 export function toTransferRecord(t: Transfer): TransferRecord | undefined {
   if (t.outcome === 'running') return undefined;
   return {
-    // The serving process's key, so a record loaded here and the same one pushed live match.
-    id: t.transferKey ?? `stored-${t.id}`,
+    // The row id is unique for good; keys written before keys carried the serving run repeat.
+    id: `stored-${t.id}`,
+    transferKey: opt(t.transferKey),
     mac: opt(t.mac),
     ip: opt(t.ip),
     file: t.file,
@@ -71,7 +77,44 @@ export function toTransferRecord(t: Transfer): TransferRecord | undefined {
   };
 }
 
-export function storeApi(store: Store): ApiStore {
+/**
+ * What a machine's assigned entry needs fetched for a complete boot, so the Timeline is green
+ * only once it came. Undefined when the library cannot tell (no assignment, an ISO it cannot read).
+ */
+export async function bootExpectation(store: Store, machineId: number, dataDir: string | undefined): Promise<BootExpectation | undefined> {
+  const machine = store.machines.get(machineId);
+  if (!machine) return undefined;
+  const assigned = resolveBootAssignment(store, machine.macs[0], machine.uuid ?? undefined);
+  if (!assigned) return undefined;
+  const { entry } = assigned;
+  const isoFile = entry.kind === 'iso' ? entry.files.find((f) => f.role === 'iso') : undefined;
+  let iso: { linux: IsoDetection['linux']; windows: IsoDetection['windows'] } | undefined;
+  if (isoFile) {
+    if (dataDir === undefined) return undefined;
+    const detected = await detectFile(resolveEntryFilePath(isoFile, dataDir)).catch(() => undefined);
+    if (detected?.kind === 'iso') iso = { linux: detected.linux, windows: detected.windows };
+  }
+  const architecture = architectureForBootClass(machine.lastArch ?? '') ?? 'x64';
+  const { paths, rangeCounts } = finishingPaths({ id: entry.id, name: entry.name, kind: entry.kind, arguments: entry.arguments, files: entry.files, iso }, architecture);
+  return paths.length > 0 ? { entry: entry.name, paths, rangeCounts } : undefined;
+}
+
+/** Why a stored ISO entry boots nothing, as import says it today; undefined when it boots or cannot be checked. */
+export async function whyEntryIsUnassignable(store: Store, entryId: number, dataDir: string | undefined): Promise<string | undefined> {
+  const entry = store.entries.get(entryId);
+  const iso = entry?.kind === 'iso' ? entry.files.find((f) => f.role === 'iso') : undefined;
+  if (!entry || !iso || dataDir === undefined) return undefined;
+  try {
+    await detectFile(resolveEntryFilePath(iso, dataDir));
+    return undefined;
+  } catch (err) {
+    // A missing or unreadable file is another problem, reported when it is served.
+    if (!(err instanceof UnusableFileError) || !/not bootable/.test(err.reason)) return undefined;
+    return `"${entry.name}" cannot be assigned: ${err.reason}; choose another entry.`;
+  }
+}
+
+export function storeApi(store: Store, options: { dataDir?: () => string } = {}): ApiStore {
   const groups = (): MachineGroup[] => {
     const machines = store.machines.list();
     return store.machines.listGroups().map((g) => ({
@@ -117,7 +160,9 @@ export function storeApi(store: Store): ApiStore {
     timeline: {
       forMachine: (id, limit) => store.bootEvents.listForMachine(id, { limit }).map(toBootEvent),
       forMac: (mac, limit) => store.bootEvents.listForMac(mac, { limit }).map(toBootEvent),
+      expectation: (machineId) => bootExpectation(store, machineId, options.dataDir?.()),
     },
+    unassignable: (entryId) => whyEntryIsUnassignable(store, entryId, options.dataDir?.()),
     transfers: {
       recent: (limit) =>
         store.transfers

@@ -7,7 +7,8 @@
 import { z } from 'zod';
 import type { BootEvent } from './events.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { diagnoseBoot, summarizeEvent } from './boot-diagnosis.js';
+import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
+import { transferIdKey } from '../store/bus-recorder.js';
 import type {
   ApiCallName,
   ApiCalls,
@@ -59,8 +60,15 @@ export interface ApiStore {
   };
   entries: { list(): BootEntry[] };
   /** Boot events, oldest first, at most `limit` (the most recent ones). */
-  timeline: { forMachine(id: number, limit: number): BootEvent[]; forMac(mac: string, limit: number): BootEvent[] };
+  timeline: {
+    forMachine(id: number, limit: number): BootEvent[];
+    forMac(mac: string, limit: number): BootEvent[];
+    /** What the machine's entry needs fetched before its boot counts as complete. */
+    expectation?(machineId: number): Promise<BootExpectation | undefined>;
+  };
   transfers: { recent(limit: number): TransferRecord[] };
+  /** Why this entry cannot be given to a machine (nothing in it boots), or undefined. */
+  unassignable?(entryId: number): Promise<string | undefined>;
 }
 
 /** Library import: detects what each file is and records boot entries (api-library.ts). */
@@ -223,12 +231,16 @@ export class HostApi {
       'services:stop': async () => withUiWording(await host.stop()),
       'interfaces:list': () => this.interfaces(),
       'machines:list': () => store().machines.list(),
-      'machines:update': (request) => {
+      'machines:update': async (request) => {
         if (!store().machines.get(request.id)) throw new ApiError('not-found', `There is no machine number ${request.id} (it may have been removed).`);
+        await this.refuseUnbootable(request.entryId);
         return store().machines.update(request);
       },
       'machines:groups': () => store().machines.groups(),
-      'machines:assign-group': (request) => store().machines.assignGroup(request.group, request.entryId),
+      'machines:assign-group': async (request) => {
+        await this.refuseUnbootable(request.entryId);
+        return store().machines.assignGroup(request.group, request.entryId);
+      },
       'machines:import-csv': (request) => store().machines.importCsv(request.csv),
       'machines:export-csv': () => ({ filename: `bootbench-machines-${new Date().toISOString().slice(0, 10)}.csv`, csv: store().machines.exportCsv() }),
       'entries:list': () => store().entries.list(),
@@ -256,6 +268,13 @@ export class HostApi {
     }
   }
 
+  /** An entry that cannot boot anything (a data disc taken in before import refused them) is not handed out. */
+  private async refuseUnbootable(entryId: number | null | undefined): Promise<void> {
+    if (typeof entryId !== 'number') return;
+    const why = await this.options.store?.unassignable?.(entryId);
+    if (why) throw new ApiError('invalid-request', why);
+  }
+
   private interfaces(): InterfacesList {
     const interfaces = this.options.listInterfaces();
     const configured = this.options.host.config().interfaceName;
@@ -264,7 +283,7 @@ export class HostApi {
     return { interfaces, suggested: suggestBenchInterface(interfaces) };
   }
 
-  private timeline(machineId: number | undefined, mac: string | undefined, limit: number): Timeline {
+  private async timeline(machineId: number | undefined, mac: string | undefined, limit: number): Promise<Timeline> {
     const store = this.options.store;
     if (!store) throw new ApiError('unavailable', 'The machine database is not open, so there is no timeline to show.');
     const machine = machineId !== undefined ? store.machines.get(machineId) : mac ? store.machines.findByMac(mac) : undefined;
@@ -276,7 +295,7 @@ export class HostApi {
       mac: mac ?? machine?.macs[0],
       machine,
       events: visible.map(summarizeEvent),
-      diagnosis: diagnoseBoot(events),
+      diagnosis: diagnoseBoot(events, machine ? await store.timeline.expectation?.(machine.id) : undefined),
     };
   }
 }
@@ -320,14 +339,19 @@ const FINISHED: Record<string, TransferOutcome> = {
   'http.refused': 'refused',
 };
 
+let recordsWithoutKey = 0;
+
 export function transferRecordFromEvent(event: BootEvent): TransferRecord | undefined {
   const outcome = FINISHED[event.type];
   if (!outcome) return undefined;
   const protocol: TransferProtocol = event.type.startsWith('tftp.') ? 'tftp' : 'http';
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
   const reason = [event.reason, event.error, event.message].find((v): v is string => typeof v === 'string' && v !== '');
+  // The same key the history row gets, so the screen can match the two; a refusal has no transfer id.
+  const transferKey = transferIdKey(event, protocol);
   return {
-    id: typeof event.transferId === 'string' ? event.transferId : `${protocol}-${event.time}-${event.ip ?? ''}`,
+    id: transferKey ?? `${protocol}:${event.time}-${event.ip ?? ''}-${++recordsWithoutKey}`,
+    transferKey,
     mac: event.mac,
     ip: event.ip,
     file: String(event.file ?? event.filename ?? event.path ?? ''),

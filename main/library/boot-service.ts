@@ -33,6 +33,7 @@ import { BOOT_BINARY_MOUNTS, locateBootBinary, type BootBinaryName } from './boo
 export interface LibraryMachineAssignment {
   name?: string;
   ignore?: boolean;
+  ignoreReason?: string;
   boot?: Partial<Record<'bios' | 'uefi32' | 'uefi64' | 'arm64' | 'http64' | 'httparm64', string>>;
   ipxeScriptUrl?: string;
 }
@@ -125,7 +126,7 @@ export class LibraryBootService {
     if (!assigned) return undefined;
     const { entry } = assigned;
     const name = `${entry.name}${assigned.bootOnce ? ' (once)' : ''}`;
-    if (entry.kind === 'local-disk') return { name, ignore: true };
+    if (entry.kind === 'local-disk') return { name, ignore: true, ignoreReason: `boots from its local disk (assigned entry "${entry.name}")` };
     if (entry.kind === 'secure-boot-chain') return { name, boot: { uefi64: BOOT_BINARY_MOUNTS.shim.slice(1) } };
     if (entry.kind === 'nbp') {
       const boot: LibraryMachineAssignment['boot'] = {};
@@ -331,7 +332,8 @@ export class LibraryBootService {
     if (!ranged) this.options.publish?.('http.start', base);
     const stream = createReadStream(source.path, { start: source.offset + start, end: source.offset + end, highWaterMark: 1024 * 1024 });
     let bytes = 0;
-    let lastProgress = Date.now();
+    const startedAt = Date.now();
+    let lastProgress = startedAt;
     stream.on('data', (chunk: string | Buffer) => {
       bytes += chunk.length;
       if (!ranged && Date.now() - lastProgress >= 250) {
@@ -348,7 +350,9 @@ export class LibraryBootService {
       stream.pipe(res);
     });
     // Single ranges (sanboot reads thousands) are not reported one by one.
-    if (!ranged) this.options.publish?.(done ? 'http.done' : 'http.failed', { ...base, bytes, ...(done ? {} : { reason: 'client closed the connection' }) });
+    const durationMs = Date.now() - startedAt;
+    const timing = { durationMs, rate: durationMs > 0 ? Math.round((bytes * 1000) / durationMs) : 0 };
+    if (!ranged) this.options.publish?.(done ? 'http.done' : 'http.failed', { ...base, bytes, ...timing, ...(done ? {} : { reason: 'client closed the connection' }) });
     if (done && entryId !== undefined && mac) this.noteFetched(mac, path, !ranged, ranged);
   }
 

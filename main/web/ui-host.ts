@@ -50,7 +50,7 @@ export function createUiHost(options: UiHostOptions): UiHost {
   return {
     host,
     store,
-    apiStore: store ? storeApi(store) : undefined,
+    apiStore: store ? storeApi(store, { dataDir: () => host.config().dataDir }) : undefined,
     library: store
       ? storeLibraryImporter({
           store,

@@ -4,21 +4,17 @@
 // everything from connectApiEvents to the DOM is the real code.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { REPO, launchChromium, rendererSkipReason } from '../helpers/chromium.js';
 import { EventBus } from '../../main/host/events.js';
 import type { ApiServiceHost } from '../../main/host/api.js';
 import { startWebMode, type WebMode } from '../../main/web/web-mode.js';
 import type { TransferRow } from '../../preload/api.js';
 
-const repo = resolve(new URL('.', import.meta.url).pathname, '../..');
-const CHROMIUM = '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} is missing (apt-get install chromium)`
-  : !existsSync(join(repo, 'dist/renderer/index.html'))
-    ? 'the renderer is not built: run `npm run build:renderer` (npm test builds it)'
-    : undefined;
+const repo = REPO;
+const skip = rendererSkipReason();
 
 const PCS = 50;
 let web: WebMode | undefined;
@@ -47,7 +43,7 @@ before(async () => {
   let n = 0;
   ticker = setInterval(() => bus.publish('tftp.progress', { transferId: `t${n++ % PCS}`, bytes: n }), 5);
   web = await startWebMode({ host, listInterfaces: () => [], staticDir: join(repo, 'dist/renderer') });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -154,7 +154,7 @@ describe('library boot service over HTTP (loopback)', () => {
     assert.ok(published.some((e) => e.bootOnce === 'completed' && e.mac === MAC));
     const next = (await get(`/ipxe/machine.ipxe?mac=${MAC}&platform=efi&buildarch=x86_64`)).body.toString();
     assert.match(next, /boots from its local disk/);
-    assert.deepEqual(service.lookupMachine(MAC), { name: 'Local disk', ignore: true });
+    assert.deepEqual(service.lookupMachine(MAC), { name: 'Local disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Local disk")' });
   });
 
   test('mountInto: binaries, per-machine grub.cfg, entry files for TFTP', async () => {

@@ -124,6 +124,30 @@ describe('TransfersState', () => {
     assert.equal(state.history.length, 200);
     assert.equal(state.history[0]!.id, 'x299');
   });
+
+  test('history rows keep unique ids: a pushed record matches its stored row by transfer key, and no row is lost', () => {
+    const s = new ManualScheduler();
+    const state = new TransfersState(250, s);
+    const base = { file: 'ipxe.efi', protocol: 'http' as const, bytes: 1000, outcome: 'done' as const };
+    // Two runs of the host, both with a first HTTP transfer: their rows differ by row id and run.
+    const stored = [
+      { ...base, id: 'stored-2', transferKey: 'http:run2.http-1', finishedAt: 20 },
+      { ...base, id: 'stored-1', transferKey: 'http:run1.http-1', finishedAt: 10 },
+      // Rows written before keys carried the run: the same key twice, still two rows.
+      { ...base, id: 'stored-0', transferKey: 'http:http-1', finishedAt: 5 },
+      { ...base, id: 'stored-00', transferKey: 'http:http-1', finishedAt: 4 },
+    ];
+    state.reset([], stored);
+    assert.deepEqual(state.history.map((h) => h.id), ['stored-2', 'stored-1', 'stored-0', 'stored-00']);
+    // The same transfer pushed live after the load (its row was already written): shown once.
+    state.apply({ active: [], finished: [{ ...base, id: 'http:run2.http-1', transferKey: 'http:run2.http-1', finishedAt: 20 }] });
+    // A new transfer of the same run number on a later run: a new row.
+    state.apply({ active: [], finished: [{ ...base, id: 'http:run3.http-1', transferKey: 'http:run3.http-1', finishedAt: 30 }] });
+    s.advance(300);
+    const ids = state.history.map((h) => h.id);
+    assert.equal(new Set(ids).size, ids.length, `duplicate ids: ${ids.join(', ')}`);
+    assert.deepEqual(ids, ['http:run3.http-1', 'http:run2.http-1', 'stored-1', 'stored-0', 'stored-00']);
+  });
 });
 
 describe('MachinesState', () => {
@@ -254,20 +278,26 @@ describe('TimelineState', () => {
   });
 });
 
+/** What AppState.loadAll reads, answered with an empty, running host; `over` replaces calls. */
+function appLoadAnswers(over: Partial<Record<ApiCallName, (req: any) => unknown>> = {}): Partial<Record<ApiCallName, (req: any) => unknown>> {
+  return {
+    'app:info': () => ({ version: '0', shell: 'web', fileDialogs: false, notices: [] }),
+    'services:status': () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
+    'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+    'interfaces:list': () => ({ interfaces: [] }),
+    'transfers:active': () => [],
+    'transfers:history': () => [],
+    'machines:list': () => [],
+    'machines:groups': () => [],
+    'entries:list': () => [],
+    ...over,
+  };
+}
+
 describe('AppState', () => {
   test('routes pushed events to the screens and reloads on (re)connection', async () => {
     const s = new ManualScheduler();
-    const transport = new FakeTransport({
-      'app:info': () => ({ version: '0', shell: 'web', fileDialogs: false, notices: [] }),
-      'services:status': () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
-      'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
-      'interfaces:list': () => ({ interfaces: [] }),
-      'transfers:active': () => [],
-      'transfers:history': () => [],
-      'machines:list': () => [],
-      'machines:groups': () => [],
-      'entries:list': () => [],
-    });
+    const transport = new FakeTransport(appLoadAnswers());
     const app = new AppState(new ApiClient(transport), s);
     app.connect();
     transport.setConnection('open');
@@ -288,6 +318,48 @@ describe('AppState', () => {
     assert.equal(transport.calls.filter(([c]) => c === 'app:info').length, before + 1);
     app.dispose();
   });
+
+  test('status follows the host: gone, nothing is running or downloading; back, re-read with old problems gone', async () => {
+    const s = new ManualScheduler();
+    let status: { running: boolean; interfaceName?: string; mode: 'proxy'; services: { name: 'tftp'; port: number; state: 'running' | 'stopped' }[]; problems: string[] } = {
+      running: true, interfaceName: 'bench0', mode: 'proxy', services: [{ name: 'tftp', port: 69, state: 'running' }], problems: [],
+    };
+    const transport = new FakeTransport(appLoadAnswers({
+      'services:status': () => status,
+      'services:start': () => {
+        throw new ApiCallError('failed', 'bench0 has no IPv4 address: give it one, or choose another NIC');
+      },
+    }));
+    const app = new AppState(new ApiClient(transport), s);
+    app.connect();
+    transport.setConnection('open');
+    await new Promise((r) => setTimeout(r, 10));
+    transport.push('transfer:progress', { active: [row('t', 1)], finished: [] });
+    s.advance(300);
+    assert.equal(app.transfers.active.length, 1);
+    assert.equal(app.services.reachable, true);
+
+    transport.setConnection('closed');
+    assert.equal(app.services.reachable, false);
+    assert.equal(app.services.canStart, false, 'nothing to start against');
+    assert.deepEqual(app.transfers.active, [], 'a dead host downloads nothing');
+    assert.deepEqual(app.services.problems, [], 'what the host said before is no longer known');
+
+    // It comes back stopped: the state is read again.
+    status = { ...status, running: false, services: [{ name: 'tftp', port: 69, state: 'stopped' }] };
+    transport.setConnection('open');
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(app.services.reachable, true);
+    assert.equal(app.services.status.running, false);
+
+    // A failed Start is shown until the host serves again (here: restarted on its NIC by itself).
+    app.services.interfaceName = 'bench0';
+    await app.services.start();
+    assert.deepEqual(app.services.problems, ['bench0 has no IPv4 address: give it one, or choose another NIC']);
+    transport.push('services:state', { running: true, interfaceName: 'bench0', mode: 'proxy', services: [], problems: [] });
+    assert.deepEqual(app.services.problems, [], 'fixed problems leave the screen');
+    app.dispose();
+  });
 });
 
 describe('formatting', () => {
@@ -303,5 +375,38 @@ describe('formatting', () => {
     assert.deepEqual(suggestPool('192.0.2.150', 24), { first: '192.0.2.151', last: '192.0.2.250' });
     assert.deepEqual(suggestPool('198.18.0.1', 16), { first: '198.18.100.0', last: '198.18.100.99' });
     assert.equal(suggestPool('192.0.2.1', 31), undefined);
+  });
+});
+
+describe('group assignment message', () => {
+  test('names the machines that keep their own entry instead of claiming the whole group', async () => {
+    const transport = new FakeTransport({
+      'machines:list': () => [
+        machine({ id: 1, name: 'pc-b1', group: 'row-b', entryId: 5 }),
+        machine({ id: 2, name: 'pc-b2', group: 'row-b', entryId: 6 }),
+        machine({ id: 3, name: 'pc-b3', group: 'row-b' }),
+        machine({ id: 4, name: 'pc-a1', group: 'row-a' }),
+      ],
+      'machines:groups': () => [],
+      'entries:list': () => [
+        { id: 5, name: 'memtest', kind: 'nbp', archs: [], files: [] },
+        { id: 6, name: 'clonezilla', kind: 'iso', archs: [], files: [] },
+        { id: 7, name: 'bench-rescue', kind: 'kernel', archs: [], files: [] },
+      ],
+      'machines:assign-group': (r: { group: string; entryId: number | null }) => ({ name: r.group, entryId: r.entryId ?? undefined, count: 0 }),
+    });
+    const state = new MachinesState(new ApiClient(transport));
+    await state.load();
+    const rowB = await state.assignGroup('row-b', 7);
+    assert.equal(rowB.kind, 'warn');
+    assert.doesNotMatch(rowB.text, /^Group row-b now boots/);
+    assert.equal(
+      rowB.text,
+      'Group row-b: 1 of 3 machines now boot bench-rescue; pc-b1 (memtest), pc-b2 (clonezilla) keep their own entry, which comes before the group\'s. To have them follow the group, choose "group: bench-rescue" in their Boots column.',
+    );
+    const rowA = await state.assignGroup('row-a', 7);
+    assert.deepEqual(rowA, { kind: 'ok', text: 'Group row-a now boots bench-rescue (its 1 machine).' });
+    const empty = await state.assignGroup('row-z', null);
+    assert.deepEqual(empty, { kind: 'warn', text: 'Group row-z has no machines yet; machines put in it will boot the default.' });
   });
 });

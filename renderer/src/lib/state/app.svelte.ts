@@ -44,6 +44,7 @@ export class AppState {
       this.api.transport.onConnection((state) => {
         this.connection = state;
         if (state === 'open') void this.loadAll();
+        else if (state === 'closed') this.hostGone();
       }),
     );
   }
@@ -62,6 +63,12 @@ export class AppState {
     } catch (err) {
       this.loadError = (err as Error).message;
     }
+  }
+
+  /** Status follows the host: gone, nothing is known to run or download until it is back. */
+  private hostGone(): void {
+    this.services.hostGone();
+    this.transfers.reset([], this.transfers.history);
   }
 
   openTimeline(target: { machineId: number } | { mac: string }): void {

@@ -17,6 +17,24 @@ export function sortMachines(list: Machine[]): Machine[] {
   return [...list].sort((a, b) => Number(b.discovered) - Number(a.discovered) || (a.discovered ? (b.lastSeen ?? 0) - (a.lastSeen ?? 0) : 0) || machineLabel(a).localeCompare(machineLabel(b), undefined, { numeric: true }));
 }
 
+/**
+ * What a group assignment really changes. A machine's own entry comes before its group's, so
+ * members that have one keep it; the message names them rather than claiming the whole group.
+ */
+export function groupAssignmentMessage(group: string, entryName: string, members: Machine[], entryNameOf: (id: number) => string | undefined): { kind: 'ok' | 'warn'; text: string } {
+  if (members.length === 0) return { kind: 'warn', text: `Group ${group} has no machines yet; machines put in it will boot ${entryName}.` };
+  const own = members.filter((m) => m.entryId !== undefined);
+  if (own.length === 0) return { kind: 'ok', text: `Group ${group} now boots ${entryName} (${members.length === 1 ? 'its 1 machine' : `all ${members.length} machines`}).` };
+  const keeping = own.map((m) => `${machineLabel(m)} (${entryNameOf(m.entryId!) ?? `entry ${m.entryId}`})`).join(', ');
+  const following = members.length - own.length;
+  // The Boots column's first choice clears a machine's own entry; it is labelled with what follows.
+  const option = entryName === 'the default' ? 'default' : `group: ${entryName}`;
+  return {
+    kind: 'warn',
+    text: `Group ${group}: ${following} of ${members.length} machines now boot ${entryName}; ${keeping} ${own.length === 1 ? 'keeps its' : 'keep their'} own entry, which comes before the group's. To have ${own.length === 1 ? 'it' : 'them'} follow the group, choose "${option}" in ${own.length === 1 ? 'its' : 'their'} Boots column.`,
+  };
+}
+
 export class MachinesState {
   list = $state.raw<Machine[]>([]);
   groups = $state.raw<MachineGroup[]>([]);
@@ -66,10 +84,13 @@ export class MachinesState {
     return machine;
   }
 
-  async assignGroup(group: string, entryId: number | null): Promise<void> {
+  /** Assigns the group's entry; returns what it changed, in words. */
+  async assignGroup(group: string, entryId: number | null): Promise<{ kind: 'ok' | 'warn'; text: string }> {
     const updated = await this.api.call('machines:assign-group', { group, entryId });
     const index = this.groups.findIndex((g) => g.name === updated.name);
     this.groups = index < 0 ? [...this.groups, updated] : this.groups.map((g, i) => (i === index ? updated : g));
+    const members = this.list.filter((m) => m.group.toLowerCase() === updated.name.toLowerCase());
+    return groupAssignmentMessage(updated.name, this.entryName(entryId ?? undefined) ?? 'the default', members, (id) => this.entryName(id));
   }
 
   async importCsv(csv: string): Promise<CsvImportResult> {
