@@ -157,8 +157,8 @@ export function lastBootAttempt(events: BootEvent[], quietMs = 5 * 60_000): Boot
   return sorted.slice(start);
 }
 
-/** Where the last boot attempt of one machine stopped, and what to try. */
-export function diagnoseBoot(events: BootEvent[]): Diagnosis {
+/** Where the last boot attempt of one machine stopped, and what to try (any boot method). */
+function diagnoseBootSteps(events: BootEvent[]): Diagnosis {
   const attempt = lastBootAttempt(events.filter((e) => e.type !== 'service.state' && e.type !== 'host.warning'));
   if (attempt.length === 0) {
     return {
@@ -295,4 +295,41 @@ export function diagnoseBoot(events: BootEvent[]): Diagnosis {
     };
   }
   return { stage: 'dhcp', level: 'unknown', message: `Last step: ${summarizeEvent(last).summary}.` };
+}
+
+// ---------------------------------------------------------------------------
+// UEFI HTTP boot. The firmware asks with vendor class HTTPClient and fetches the URL it is
+// offered itself, with no TFTP: the diagnosis names the boot method and points at HTTP.
+
+/** Option 93 values of HTTP-boot firmware (IANA registry: x86, x64, EBC, ARM32, ARM64, RISC-V 64). */
+const HTTP_BOOT_ARCHES = new Set([15, 16, 17, 18, 19, 27]);
+
+const isFirmwareRequest = (e: BootEvent): boolean => e.type === 'dhcp.discover' && !/(^|,)iPXE(,|$)/.test(str(e.userClass) ?? '');
+
+/**
+ * Whether the machine's last boot began as a UEFI HTTP boot: its firmware's last DHCP
+ * message (iPXE's own, when the firmware chained to it, do not count) was an HTTP-boot one.
+ */
+export function bootStartedOverHttp(events: BootEvent[]): boolean {
+  const firmware = [...events].sort((a, b) => b.time - a.time).find(isFirmwareRequest);
+  if (!firmware) return false;
+  const arch = typeof firmware.arch === 'string' && /^\d+$/.test(firmware.arch) ? Number(firmware.arch) : firmware.arch;
+  return str(firmware.vendorClass)?.startsWith('HTTPClient') === true || (typeof arch === 'number' && HTTP_BOOT_ARCHES.has(arch));
+}
+
+/** Where the last boot attempt of one machine stopped, and what to try. */
+export function diagnoseBoot(events: BootEvent[]): Diagnosis {
+  const diagnosis = diagnoseBootSteps(events);
+  if (!bootStartedOverHttp(events)) return diagnosis;
+  const last = lastBootAttempt(events.filter((e) => e.type !== 'service.state' && e.type !== 'host.warning')).at(-1);
+  const url = last && (last.type === 'proxy.offer' || last.type === 'pxe.ack' || last.type === 'dhcp.lease') ? bootFileOf(last) : undefined;
+  if (url && /^https?:\/\//i.test(url)) {
+    return {
+      stage: 'boot-server',
+      level: 'warning',
+      message: `UEFI HTTP boot: the firmware was given ${url} and never fetched it.`,
+      hint: 'Check that this computer accepts HTTP connections on that port from the bench network (firewall), and that the machine reaches our address.',
+    };
+  }
+  return { ...diagnosis, message: `UEFI HTTP boot: ${diagnosis.message}` };
 }
