@@ -180,8 +180,9 @@ export class BootLab {
 
 function officeReservations(): string[] {
   const out: string[] = [];
+  // Eight per kind keeps every reservation inside the office pool (192.0.2.50-99).
   ALL_KINDS.forEach((kind, k) => {
-    for (let i = 0; i < 10; i++) out.push(`--dhcp-host=${clientMac(kind, i)},192.0.2.${60 + k * 10 + i}`);
+    for (let i = 0; i < 8; i++) out.push(`--dhcp-host=${clientMac(kind, i)},192.0.2.${50 + k * 8 + i}`);
   });
   return out;
 }
