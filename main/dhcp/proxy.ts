@@ -66,5 +66,7 @@ let lastChainWarning: { file: string; serverAddress: string; warning: string | u
 function chainWarningFor(file: string, serverAddress: string): string | undefined {
   const name = file.split(/[\\/]/).pop() ?? file;
   if (!/grub|shim/i.test(name)) return undefined;
+  // UEFI HTTP boot: the signed network GRUB fetches by TFTP only and has no server to ask.
+  if (/^https?:\/\//i.test(file)) return `${name} leads to GRUB, which after UEFI HTTP boot stops at its prompt: the signed network GRUB fetches grub.cfg by TFTP only; boot this PC by PXE (UEFI PXEv4 first in its boot order)`;
   return `${name} leads to GRUB, which in proxy mode fetches grub.cfg from the office DHCP server's next-server rather than from ${serverAddress}; use --mode dhcp on an isolated bench, or set the office server's next-server to ${serverAddress}`;
 }

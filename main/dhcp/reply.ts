@@ -125,6 +125,8 @@ export function clientDetails(request: DhcpPacket): Record<string, unknown> {
     arch: o.clientArch?.[0],
     vendorClass: o.vendorClassId,
     userClass: o.userClass?.classes.join(','),
+    // A REQUEST names the server it accepts: in proxy mode, the other DHCP server.
+    serverIdentifier: o.serverIdentifier,
   };
 }
 

@@ -108,6 +108,10 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
       return warning('Machine declined the address (it found it already in use on the network)');
     case 'dhcp.conflict':
       return warning(`Address ${str(event.address) ?? '?'} is already used by another machine${str(event.heldBy) ? ` (${event.heldBy})` : ''}; kept out of the pool and offering another`);
+    case 'dhcp.other-ack': {
+      const next = str(event.nextServer);
+      return info(`The other DHCP server ${str(event.server) ?? '?'} gave it ${event.ip ?? 'an address'}${next ? `; its next-server is ${next}` : '; it names no next-server'}`);
+    }
     case 'dhcp.ignored':
       if (event.expected) return info(`Left to the other DHCP server, as proxy mode should${reason ? `: ${reason}` : ''}`);
       if (event.deliberate) return info(`Not answered on purpose${reason ? `: ${reason}` : ''}`);
@@ -177,8 +181,8 @@ function cutShort(e: BootEvent): boolean {
   return e.ranged !== true && bytes !== undefined && size !== undefined && bytes < size;
 }
 
-/** Where the last boot attempt of one machine stopped, and what to try. */
-export function diagnoseBoot(events: BootEvent[], expected?: BootExpectation): Diagnosis {
+/** Where the last boot attempt of one machine stopped, and what to try (any boot method). */
+function diagnoseBootSteps(events: BootEvent[], expected?: BootExpectation): Diagnosis {
   // The office server's own exchange in proxy mode is not a step of ours.
   const ours = (e: BootEvent) => e.type !== 'service.state' && e.type !== 'host.warning' && !(e.type === 'dhcp.ignored' && e.expected);
   const attempt = lastBootAttempt(events.filter(ours));
@@ -368,4 +372,91 @@ function formatWhen(time: number): string {
   const d = new Date(time);
   const two = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+}
+
+// ---------------------------------------------------------------------------
+// UEFI HTTP boot. The firmware asks with vendor class HTTPClient and fetches the URL it is
+// offered itself, with no TFTP: the diagnosis names the boot method and points at HTTP.
+
+/** Option 93 values of HTTP-boot firmware (IANA registry: x86, x64, EBC, ARM32, ARM64, RISC-V 64). */
+const HTTP_BOOT_ARCHES = new Set([15, 16, 17, 18, 19, 27]);
+
+const isFirmwareRequest = (e: BootEvent): boolean => e.type === 'dhcp.discover' && !/(^|,)iPXE(,|$)/.test(str(e.userClass) ?? '');
+
+/**
+ * Whether the machine's last boot began as a UEFI HTTP boot: its firmware's last DHCP
+ * message (iPXE's own, when the firmware chained to it, do not count) was an HTTP-boot one.
+ */
+export function bootStartedOverHttp(events: BootEvent[]): boolean {
+  const firmware = [...events].sort((a, b) => b.time - a.time).find(isFirmwareRequest);
+  if (!firmware) return false;
+  const arch = typeof firmware.arch === 'string' && /^\d+$/.test(firmware.arch) ? Number(firmware.arch) : firmware.arch;
+  return str(firmware.vendorClass)?.startsWith('HTTPClient') === true || (typeof arch === 'number' && HTTP_BOOT_ARCHES.has(arch));
+}
+
+/** Where the last boot attempt of one machine stopped, and what to try. */
+export function diagnoseBoot(events: BootEvent[], expected?: BootExpectation): Diagnosis {
+  // What the other DHCP server said is context for GRUB below, not a boot step.
+  const steps = events.filter((e) => e.type !== 'dhcp.other-ack');
+  const diagnosis = diagnoseBootSteps(steps, expected);
+  const grub = grubServerDiagnosis(events);
+  if (grub) return grub;
+  if (!bootStartedOverHttp(steps)) return diagnosis;
+  const last = lastBootAttempt(steps.filter((e) => e.type !== 'service.state' && e.type !== 'host.warning')).at(-1);
+  const url = last && (last.type === 'proxy.offer' || last.type === 'pxe.ack' || last.type === 'dhcp.lease') ? bootFileOf(last) : undefined;
+  if (url && /^https?:\/\//i.test(url)) {
+    return {
+      stage: 'boot-server',
+      level: 'warning',
+      message: `UEFI HTTP boot: the firmware was given ${url} and never fetched it.`,
+      hint: 'Check that this computer accepts HTTP connections on that port from the bench network (firewall), and that the machine reaches our address.',
+    };
+  }
+  return { ...diagnosis, message: `UEFI HTTP boot: ${diagnosis.message}` };
+}
+
+// ---------------------------------------------------------------------------
+// GRUB that never comes back to us. Debian's signed network GRUB (the Secure Boot chain:
+// shim, then GRUB) asks for its files by TFTP only, from the server in the DHCP ACK the
+// firmware kept: after a proxy offer that is the other DHCP server's next-server, and after
+// UEFI HTTP boot there is none it can use (it stops at its prompt).
+
+const baseName = (path: string): string => path.split(/[/\\]/).pop() ?? path;
+
+/** The last attempt loaded a GRUB binary and GRUB never asked us for anything of its own. */
+function grubNeverCameBack(attempt: BootEvent[]): boolean {
+  const downloaded = attempt.filter((e) => e.type === 'tftp.done' || e.type === 'http.done').map((e) => bootFileOf(e) ?? '');
+  if (!downloaded.some((f) => /grub[^/\\]*\.efi$/i.test(baseName(f)))) return false;
+  // GRUB's own requests: its prefix folder (/grub/...), grub.cfg, module lists.
+  return !attempt.some((e) => isFileSide(e) && /(^|[/\\])grub[/\\]|grub\.cfg/i.test(bootFileOf(e) ?? ''));
+}
+
+function grubServerDiagnosis(events: BootEvent[]): Diagnosis | undefined {
+  const attempt = lastBootAttempt(events.filter((e) => e.type !== 'service.state' && e.type !== 'host.warning'));
+  if (!grubNeverCameBack(attempt)) return undefined;
+  if (bootStartedOverHttp(attempt)) {
+    return {
+      stage: 'boot-file',
+      level: 'problem',
+      message: 'UEFI HTTP boot: GRUB was loaded over HTTP and stopped at its prompt: the signed network GRUB fetches grub.cfg by TFTP only, and after HTTP boot it has no TFTP server to ask.',
+      hint: 'Boot this machine by PXE instead (put "UEFI PXEv4" before HTTP boot in its firmware), in full DHCP mode on an isolated bench switch.',
+    };
+  }
+  const offer = attempt.find((e) => e.type === 'proxy.offer');
+  if (!offer) return undefined;
+  const ours = str(offer.siaddr);
+  const ack = [...attempt].reverse().find((e) => e.type === 'dhcp.other-ack');
+  const next = ack ? str(ack.nextServer) : undefined;
+  // The other server's next-server is us: GRUB will ask us, so nothing is wrong (yet).
+  if (next && next === ours) return undefined;
+  const request = [...attempt].reverse().find((e) => e.type === 'dhcp.discover' && e.msgType === 'REQUEST' && str(e.serverIdentifier) && e.serverIdentifier !== ours);
+  const server = str(ack?.server) ?? str(request?.serverIdentifier);
+  const serverName = server ? `the other DHCP server (${server})` : 'the other DHCP server';
+  const where = !ack ? `the next-server in the answer of ${serverName}` : next ? `${next} (the next-server in the answer of ${serverName})` : `nobody: the answer of ${serverName} names no next-server`;
+  return {
+    stage: 'boot-file',
+    level: 'problem',
+    message: `GRUB was loaded, but it asks ${where} for grub.cfg, not this computer${ours ? ` (${ours})` : ''}: in proxy mode GRUB takes its TFTP server from that answer, not from our offer.`,
+    hint: `Use full DHCP mode on an isolated bench switch, or set the next-server (siaddr) of ${serverName} to ${ours ?? 'this computer'}.`,
+  };
 }
