@@ -158,7 +158,9 @@ export class DhcpService {
   private async watchOtherServerAcks(): Promise<void> {
     const o = this.options;
     try {
-      this.clientSocket = await o.socketFactory({ port: this.clientPort, address: '0.0.0.0', interfaceName: o.interfaceName, broadcast: true, reuseAddress: true });
+      // Bound to the broadcast address, so only broadcast answers reach it: a unicast
+      // renewal for this computer's own DHCP client on the NIC must never land here.
+      this.clientSocket = await o.socketFactory({ port: this.clientPort, address: '255.255.255.255', interfaceName: o.interfaceName, broadcast: true, reuseAddress: true });
     } catch (err) {
       o.logger.warn(`cannot listen on the DHCP client port ${this.clientPort} (${(err as Error).message}): the other DHCP server's next-server will not be shown for PCs booting GRUB`);
       return;
