@@ -56,7 +56,7 @@ export function createUiHost(options: UiHostOptions): UiHost {
           store,
           dataDir: () => host.config().dataDir,
           // While serving, new entries are mounted at once; a later start mounts them anyway.
-          afterImport: async () => {
+          afterChange: async () => {
             if (host.status().running) await host.mountLibrary();
           },
         })
