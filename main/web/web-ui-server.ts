@@ -17,8 +17,9 @@ import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ApiEnvelope, ApiEventName, ApiEvents, WirePush, WireRequest, WireResponse } from '../../preload/api.js';
-import { WEB_API_PATH } from '../../preload/api.js';
+import { WEB_API_PATH, WEB_TOKEN_HEADER, WEB_UPLOAD_PATH } from '../../preload/api.js';
 import { silentLogger, type Logger } from '../host/logger.js';
+import { saveUpload, UploadError } from './upload.js';
 
 export interface ApiCallHandler {
   handle(call: string, request: unknown): Promise<ApiEnvelope<unknown>>;
@@ -38,6 +39,8 @@ export interface WebUiServerOptions {
   port?: number;
   token?: string;
   logger?: Logger;
+  /** Where uploaded files wait for `entries:import-uploads`; without it, uploads are refused. */
+  uploadDir?: () => string;
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -169,6 +172,10 @@ export class WebUiServer {
       res.end('This Bootbench web UI answers only to the address it listens on.\n');
       return;
     }
+    if (req.url?.split('?')[0] === WEB_UPLOAD_PATH) {
+      void this.receiveUpload(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', ...SECURITY_HEADERS });
       res.end();
@@ -212,6 +219,46 @@ export class WebUiServer {
       return;
     }
     createReadStream(file).pipe(res);
+  }
+
+  /**
+   * POST /upload?name=FILE with the bytes as the body. The same checks as the WebSocket: this
+   * server's Host, its own Origin (a page elsewhere cannot post files here) and the token.
+   */
+  private async receiveUpload(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const answer = (status: number, body: object) => {
+      if (res.headersSent) return;
+      const text = JSON.stringify(body);
+      // The request body may still be arriving: close rather than read a refused upload.
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...(status >= 400 ? { connection: 'close' } : {}), ...SECURITY_HEADERS });
+      res.end(text);
+    };
+    const refuse = (status: number, message: string) => {
+      this.logger.warn(`web UI: refused an upload: ${message}`, { origin: req.headers.origin, host: req.headers.host });
+      answer(status, { error: message });
+    };
+    if (req.method !== 'POST') return refuse(405, 'Uploads are sent with POST.');
+    const origin = req.headers.origin;
+    if (!origin || origin.toLowerCase() !== `http://${req.headers.host!.trim().toLowerCase()}`) return refuse(403, 'Uploads are accepted only from the page this server served.');
+    const token = req.headers[WEB_TOKEN_HEADER];
+    if (!this.tokenMatches(typeof token === 'string' ? token : null)) return refuse(401, 'The upload did not carry the token from the address this UI was opened with: open that address again.');
+    const dir = this.options.uploadDir?.();
+    if (!dir) return refuse(503, 'This host has no library to upload to (the machine database is not open).');
+    const length = Number(req.headers['content-length']);
+    if (!req.headers['content-length'] || !Number.isSafeInteger(length) || length < 0) return refuse(411, 'The upload must say its size (Content-Length).');
+    let name: string | null;
+    try {
+      name = new URL(req.url ?? '/', 'http://x').searchParams.get('name');
+    } catch {
+      name = null;
+    }
+    try {
+      const saved = await saveUpload(req, { dir, name: name ?? '', size: length });
+      answer(200, { upload: saved.id, name: saved.name, size: saved.size });
+    } catch (err) {
+      const status = err instanceof UploadError ? err.status : 500;
+      refuse(status, (err as Error).message);
+    }
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
