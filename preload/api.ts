@@ -70,6 +70,10 @@ export interface NetInterfaceInfo {
   up: boolean;
   kind: InterfaceKind;
   mtu: number;
+  /** The bridge or bond this NIC is a port of (such NICs are not offered). */
+  portOf?: string;
+  /** A tun/tap device (offered only when it has an address of its own). */
+  tunTap?: boolean;
 }
 
 export interface InterfacesList {

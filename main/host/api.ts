@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { BootEvent } from './events.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { diagnoseBoot, summarizeEvent } from './boot-diagnosis.js';
+import { offeredForServing } from '../net/index.js';
 import type {
   ApiCallName,
   ApiCalls,
@@ -285,7 +286,7 @@ export class HostApi {
   }
 
   private interfaces(): InterfacesList {
-    const interfaces = this.options.listInterfaces();
+    const interfaces = this.options.listInterfaces().filter(offeredForServing);
     const configured = this.options.host.config().interfaceName;
     const current = interfaces.find((n) => n.name === configured);
     if (current) return { interfaces, suggested: { name: current.name, reason: 'the NIC the services were last started on' } };
