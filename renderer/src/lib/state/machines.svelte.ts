@@ -43,11 +43,37 @@ export class MachinesState {
     }
   }
 
+  /** Machines whose boot once finished while this screen was open (shown as such). */
+  bootOnceUsed = $state.raw<Record<number, true>>({});
+
   /** A pushed 'machine:seen' (or the answer to an update): insert or replace by id. */
   upsert(machine: Machine, live = false): void {
     const index = this.list.findIndex((m) => m.id === machine.id);
+    const before = index < 0 ? undefined : this.list[index];
     this.list = index < 0 ? [...this.list, machine] : this.list.map((m, i) => (i === index ? machine : m));
     if (live) this.lastSeenLive = { ...this.lastSeenLive, [machine.id]: Date.now() };
+    if (before?.bootOnce && !machine.bootOnce && before.entryId !== machine.entryId) this.bootOnceUsed = { ...this.bootOnceUsed, [machine.id]: true };
+    else if (machine.bootOnce && this.bootOnceUsed[machine.id]) {
+      const { [machine.id]: _, ...rest } = this.bootOnceUsed;
+      this.bootOnceUsed = rest;
+    }
+    // An entry made meanwhile (the built-in Local disk a finished boot once falls back to)
+    // must be among the choices, or the machine's dropdown would show nothing.
+    if (machine.entryId !== undefined && !this.entries.some((e) => e.id === machine.entryId)) void this.reloadEntries();
+  }
+
+  private async reloadEntries(): Promise<void> {
+    try {
+      this.entries = await this.api.call('entries:list');
+    } catch (err) {
+      this.error = (err as Error).message;
+    }
+  }
+
+  /** What a machine's own assignment reads as in its dropdown. */
+  assignmentLabel(m: Machine, entry: BootEntry): string {
+    if (entry.builtIn) return this.bootOnceUsed[m.id] && m.entryId === entry.id ? 'Local disk (boot once used)' : 'Local disk (no network boot)';
+    return entry.name;
   }
 
   byMac(mac: string): Machine | undefined {
@@ -66,10 +92,15 @@ export class MachinesState {
     return machine;
   }
 
-  async assignGroup(group: string, entryId: number | null): Promise<void> {
+  async assignGroup(group: string, entryId: number | null): Promise<MachineGroup> {
     const updated = await this.api.call('machines:assign-group', { group, entryId });
+    if (updated.removed) {
+      this.groups = this.groups.filter((g) => g.name.toLowerCase() !== updated.name.toLowerCase());
+      return updated;
+    }
     const index = this.groups.findIndex((g) => g.name === updated.name);
     this.groups = index < 0 ? [...this.groups, updated] : this.groups.map((g, i) => (i === index ? updated : g));
+    return updated;
   }
 
   async importCsv(csv: string): Promise<CsvImportResult> {
