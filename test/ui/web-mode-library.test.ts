@@ -5,23 +5,18 @@
 // entry. Screenshots: test-output/ui/library-*.png
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, RENDERER_DIR, REPO, webUiSkipReason } from '../helpers/web-ui-browser.js';
 import { createUiHost, type UiHost } from '../../main/web/ui-host.js';
 import { startWebMode, type WebMode } from '../../main/web/web-mode.js';
 import { uploadsDir } from '../../main/library/import.js';
 import { buildBzImage, buildCpioNewc } from '../unit/library-fixtures.js';
 
-const repo = resolve(new URL('.', import.meta.url).pathname, '../..');
-const shots = join(repo, 'test-output/ui');
-const CHROMIUM = '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} is missing (apt-get install chromium)`
-  : !existsSync(join(repo, 'dist/renderer/index.html'))
-    ? 'the renderer is not built: run `npm run build:renderer` (npm test builds it)'
-    : undefined;
+const shots = join(REPO, 'test-output/ui');
+const skip = webUiSkipReason();
 
 const KERNEL_SIZE = 3 * 1024 * 1024;
 const kernel = Buffer.concat([buildBzImage({ version: '6.1.0-bench', efiStub: true }), Buffer.alloc(KERNEL_SIZE - 0x2000, 0x90)]);
@@ -47,10 +42,10 @@ before(async () => {
     store: ui.apiStore,
     library: ui.library,
     listInterfaces: () => [],
-    staticDir: join(repo, 'dist/renderer'),
+    staticDir: RENDERER_DIR,
     uploadDir: () => uploadsDir(dataDir),
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
+  browser = await launchChromium();
 });
 
 after(async () => {
