@@ -12,6 +12,7 @@ import { storeLibraryImporter } from '../host/api-library.js';
 import { unavailableLibraryImporter, type ApiStore, type LibraryImporter } from '../host/api.js';
 import { silentLogger, type Logger } from '../host/logger.js';
 import { openStore, type Store } from '../store/index.js';
+import { ensureLocalDiskEntry } from '../library/boot-service.js';
 
 export interface UiHostOptions {
   dataDir: string;
@@ -43,6 +44,15 @@ export function createUiHost(options: UiHostOptions): UiHost {
   } catch (err) {
     // Boot service still runs without history; the banner says why machines are missing.
     notices.push(`${(err as Error).message}. Serving without history: machines, timeline, CSV import and adding boot files are unavailable.`);
+  }
+  if (store) {
+    // "Boot from the own disk" is a choice on the Machines screen from the first start, not
+    // only after a boot once has fallen back to it.
+    try {
+      ensureLocalDiskEntry(store);
+    } catch (err) {
+      logger.warn(`the built-in Local disk choice could not be recorded: ${(err as Error).message}`);
+    }
   }
   const stored = store ? configFromSettings(store, options.dataDir) : defaultServeConfig(options.dataDir);
   const config = options.configure ? options.configure(stored) : stored;
