@@ -201,6 +201,8 @@ export interface EntryRemoveResult {
   machines: string[];
   groups: string[];
   isDefault: boolean;
+  /** The above in words, e.g. "machine bench-07; group row-b" (empty when nobody). */
+  who: string;
   filesDeleted: number;
 }
 

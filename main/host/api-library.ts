@@ -6,7 +6,7 @@ import { isAbsolute, join } from 'node:path';
 import type { Store } from '../store/index.js';
 import { importIntoLibrary } from '../library/import-into-library.js';
 import { uploadsDir, type StorageMode } from '../library/import.js';
-import { editEntry, pairInitrd, removeEntry } from '../library/entry-edit.js';
+import { describeEntryUsers, editEntry, pairInitrd, removeEntry } from '../library/entry-edit.js';
 import { toApiEntry } from './api-store.js';
 import { UPLOAD_ID, type LibraryImporter } from './api.js';
 import type { ImportFilesResult } from '../../preload/api.js';
@@ -104,7 +104,7 @@ export function storeLibraryImporter(options: StoreLibraryImporterOptions): Libr
     remove: (request) =>
       serial(async () => {
         const removal = await removeEntry(store, options.dataDir(), request.id, { force: request.force });
-        return { removed: removal.removed, ...removal.users, filesDeleted: removal.filesDeleted };
+        return { removed: removal.removed, ...removal.users, who: describeEntryUsers(removal.users), filesDeleted: removal.filesDeleted };
       }),
   };
 }

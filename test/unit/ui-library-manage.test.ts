@@ -145,6 +145,7 @@ describe('managing library entries through HostApi', () => {
     assert.equal(asked.removed, false);
     assert.deepEqual(asked.machines, ['bench-07']);
     assert.deepEqual(asked.groups, ['row-b']);
+    assert.equal(asked.who, 'machine bench-07; group row-b');
     assert.ok(store.entries.get(entry.id), 'still there');
     assert.ok(copies.every((c) => existsSync(c)));
 
