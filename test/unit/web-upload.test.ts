@@ -3,7 +3,7 @@
 // the endpoint applies the WebSocket's checks (Host, Origin, token).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
@@ -11,6 +11,8 @@ import { Readable, Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { saveUpload, uploadFileName, UploadError } from '../../main/web/upload.js';
 import { WebUiServer } from '../../main/web/web-ui-server.js';
+import { createUiHost } from '../../main/web/ui-host.js';
+import { uploadsDir } from '../../main/library/import.js';
 
 const isUploadError = (status: number, message: RegExp) => (err: unknown) => err instanceof UploadError && err.status === status && message.test(err.message);
 
@@ -158,4 +160,21 @@ describe('POST /upload on the web UI server', () => {
     while (readdirSync(join(dir, 'uploads')).length !== before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.equal(readdirSync(join(dir, 'uploads')).length, before, 'the aborted upload\'s folder is removed');
   });
+});
+
+test('a host that stopped mid-upload leaves nothing behind after its next start', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bb-upload-restart-'));
+  try {
+    const stale = join(uploadsDir(dataDir), 'f'.repeat(32));
+    mkdirSync(stale, { recursive: true });
+    writeFileSync(join(stale, 'rescue.iso.partial'), Buffer.alloc(1000));
+    const ui = createUiHost({ dataDir });
+    try {
+      assert.equal(existsSync(uploadsDir(dataDir)), false);
+    } finally {
+      await ui.close();
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
