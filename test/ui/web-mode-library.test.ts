@@ -160,3 +160,38 @@ async function waitForStore(check: () => boolean, what: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+test('machines: after a boot once the dropdown says Local disk (boot once used); a mistyped group can be removed', { skip, timeout: 60_000 }, async () => {
+  const store = ui!.store!;
+  const sha = 'a'.repeat(64);
+  const tool = store.entries.create({ name: 'Memtest', kind: 'nbp', files: [{ arch: 'uefi64', role: 'nbp', path: join(work, 'memtest.efi'), size: 1, sha256: sha }] });
+  const mac = '52:54:00:00:00:09';
+  const bench = store.machines.create({ macs: [mac], name: 'bench-09', group: 'row-c', entryId: tool.id, bootOnce: true });
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  failurePage = page;
+  passed = false;
+  await page.goto(web!.url);
+  await page.click('[data-screen=machines]');
+  const select = page.locator(`tr[data-mac="${mac}"] select`);
+  await select.waitFor();
+  const shown = () => select.evaluate((s: HTMLSelectElement) => s.selectedOptions[0]?.textContent ?? '');
+  assert.equal(await shown(), 'Memtest');
+
+  // What the boot service does when the machine fetched its last file: Local disk from now on.
+  const disk = store.entries.list().find((e) => e.kind === 'local-disk')!;
+  store.machines.update(bench.id, { entryId: disk.id, bootOnce: false });
+  ui!.host.bus.publish('host.warning', { mac, message: 'bench-09 fetched its last file: boot once done', bootOnce: 'completed', entryId: tool.id });
+  await page.waitForFunction((m) => (document.querySelector(`tr[data-mac="${m}"] select`) as HTMLSelectElement | null)?.selectedOptions[0]?.textContent === 'Local disk (boot once used)', mac, { timeout: 5000 });
+  await page.screenshot({ path: join(REPO, 'test-output/ui/machines-boot-once-used.png'), fullPage: true });
+
+  // A typo in the group form: the screen says no machine is in it, and × removes it.
+  await page.getByLabel('Group', { exact: true }).fill('rwo-c');
+  await page.getByLabel('Group boot entry').selectOption({ label: 'Memtest' });
+  await page.getByRole('button', { name: 'Assign' }).click();
+  await page.getByTestId('machines-message').filter({ hasText: 'No machine is in group rwo-c: check the spelling' }).waitFor();
+  await page.getByRole('button', { name: 'Remove empty group rwo-c' }).click();
+  await page.getByTestId('machines-message').filter({ hasText: 'Group rwo-c removed' }).waitFor();
+  assert.equal(await page.locator('[data-group="rwo-c"]').count(), 0);
+  assert.equal(store.machines.getGroup('rwo-c'), undefined);
+  passed = true;
+});
