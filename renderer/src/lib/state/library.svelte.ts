@@ -70,7 +70,8 @@ export class LibraryState {
         uploads.push(await send(file, (p) => (this.upload = { ...p, totalSent: done + p.sent, totalSize })));
         done += file.size;
       }
-      this.upload = { file: files.at(-1)!.name, sent: files.at(-1)!.size, size: files.at(-1)!.size, totalSent: totalSize, totalSize };
+      // Sent: what follows is the host hashing and filing them ("Adding…").
+      this.upload = undefined;
       return this.api.call('entries:import-uploads', { uploads });
     });
   }
