@@ -158,6 +158,12 @@ export class WebUiServer {
     return this.token !== undefined;
   }
 
+  /** Browsers always send Origin on a WebSocket handshake and a POST; it must be this very server. */
+  private fromOwnPage(req: IncomingMessage): boolean {
+    const origin = req.headers.origin;
+    return !!origin && !!req.headers.host && origin.toLowerCase() === `http://${req.headers.host.trim().toLowerCase()}`;
+  }
+
   private tokenMatches(given: string | null): boolean {
     if (!this.token) return true;
     if (!given) return false;
@@ -238,8 +244,7 @@ export class WebUiServer {
       answer(status, { error: message });
     };
     if (req.method !== 'POST') return refuse(405, 'Uploads are sent with POST.');
-    const origin = req.headers.origin;
-    if (!origin || origin.toLowerCase() !== `http://${req.headers.host!.trim().toLowerCase()}`) return refuse(403, 'Uploads are accepted only from the page this server served.');
+    if (!this.fromOwnPage(req)) return refuse(403, 'Uploads are accepted only from the page this server served.');
     const token = req.headers[WEB_TOKEN_HEADER];
     if (!this.tokenMatches(typeof token === 'string' ? token : null)) return refuse(401, 'The upload did not carry the token from the address this UI was opened with: open that address again.');
     const dir = this.options.uploadDir?.();
@@ -274,9 +279,7 @@ export class WebUiServer {
     }
     if (url.pathname !== WEB_API_PATH) return refuse(404, 'Not Found');
     if (!this.hostAllowed(req.headers.host)) return refuse(421, 'Misdirected Request');
-    // Browsers always send Origin on a WebSocket handshake; it must be this very server.
-    const origin = req.headers.origin;
-    if (!origin || origin.toLowerCase() !== `http://${req.headers.host!.trim().toLowerCase()}`) return refuse(403, 'Forbidden');
+    if (!this.fromOwnPage(req)) return refuse(403, 'Forbidden');
     if (!this.tokenMatches(url.searchParams.get('token'))) return refuse(401, 'Unauthorized');
     this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
   }
