@@ -187,9 +187,13 @@ export async function removeEntry(store: Store, dataDir: string, id: number, opt
   for (const path of copies) {
     const full = join(library, path);
     if (!full.startsWith(library + '/') && !full.startsWith(library + '\\')) continue;
-    await rm(full, { force: true });
-    filesDeleted++;
-    await removeIfEmpty(dirname(full), library);
+    try {
+      await rm(full, { force: true });
+      filesDeleted++;
+      await removeIfEmpty(dirname(full), library);
+    } catch {
+      // The entry is gone already; a file that cannot be deleted only costs disk space.
+    }
   }
   return { removed: true, users, filesDeleted };
 }

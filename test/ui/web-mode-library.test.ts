@@ -116,6 +116,7 @@ test('library: upload with progress, pair, rename, arguments, remove, drop two f
   await renamed.getByLabel('Kernel command line of Debian rescue').fill('root=$x');
   await renamed.getByLabel('Kernel command line of Debian rescue').press('Enter');
   await page.getByTestId('library-notice').filter({ hasText: 'one line without "$"' }).waitFor();
+  assert.equal(await renamed.getByLabel('Kernel command line of Debian rescue').inputValue(), 'console=ttyS0 quiet', 'the refused edit is put back');
 
   // --- Remove an entry a machine boots: confirmed, then confirmed again naming the machine.
   const entryId = ui!.store!.entries.findByName('Debian rescue')!.id;
