@@ -2,6 +2,7 @@
 // api.ts): plain JSON shapes, optional fields instead of nulls, CSV results in sentences,
 // and an edit the database cannot take (full disk) answered with the fix, not SQLite's code.
 import type { BootEvent, BootEventType } from './events.js';
+import { entryDiskSize } from '../library/entry-edit.js';
 import type { ApiStore } from './api.js';
 import {
   exportMachinesCsv,
@@ -37,16 +38,13 @@ export function toApiMachine(m: StoredMachine): Machine {
 }
 
 export function toApiEntry(e: StoredEntry): BootEntry {
-  // A file shared by several boot classes is one file on disk: counted once.
-  const distinct = new Map(e.files.map((f) => [`${f.path}\0${f.sha256}`, f.size]));
-  const size = [...distinct.values()].reduce((sum, s) => sum + s, 0);
   const archs = [...new Set(e.files.map((f) => f.arch))];
   return {
     id: e.id,
     name: e.name,
     kind: e.kind,
     archs,
-    size: e.files.length ? size : undefined,
+    size: e.files.length ? entryDiskSize(e.files) : undefined,
     sha256: e.files[0]?.sha256,
     files: e.files.map((f) => ({ arch: f.arch, role: f.role, path: f.path, size: f.size, sha256: f.sha256 })),
     arguments: e.arguments,

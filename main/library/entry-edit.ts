@@ -9,6 +9,12 @@ import { detectFile } from './detect.js';
 import { hashFile, libraryDir, resolveEntryFilePath } from './import.js';
 import { locateBootBinary } from './boot-binaries.js';
 
+/** Bytes on disk: a file listed for several boot classes is one file, counted once. */
+export function entryDiskSize(files: readonly Pick<EntryFile, 'path' | 'size'>[]): number {
+  const distinct = new Map(files.map((f) => [f.path, f.size]));
+  return [...distinct.values()].reduce((sum, size) => sum + size, 0);
+}
+
 /** Who boots an entry: removing it changes what these machines get. */
 export interface EntryUsers {
   /** Machines assigned to it themselves (name, else first MAC). */
