@@ -2,6 +2,7 @@
 // api.ts): plain JSON shapes, optional fields instead of nulls, CSV results in sentences,
 // and an edit the database cannot take (full disk) answered with the fix, not SQLite's code.
 import type { BootEvent, BootEventType } from './events.js';
+import { entryDiskSize } from '../library/entry-edit.js';
 import type { ApiStore } from './api.js';
 import type { BootExpectation } from './boot-diagnosis.js';
 import { detectFile, UnusableFileError, type IsoDetection } from '../library/detect.js';
@@ -42,16 +43,29 @@ export function toApiMachine(m: StoredMachine): Machine {
 }
 
 export function toApiEntry(e: StoredEntry): BootEntry {
-  const size = e.files.reduce((sum, f) => sum + f.size, 0);
+  const archs = [...new Set(e.files.map((f) => f.arch))];
   return {
     id: e.id,
     name: e.name,
     kind: e.kind,
-    archs: [...new Set(e.files.map((f) => f.arch))],
-    size: e.files.length ? size : undefined,
+    archs,
+    size: e.files.length ? entryDiskSize(e.files) : undefined,
     sha256: e.files[0]?.sha256,
     files: e.files.map((f) => ({ arch: f.arch, role: f.role, path: f.path, size: f.size, sha256: f.sha256 })),
+    arguments: e.arguments,
+    detected: e.notes,
+    bootable: entryBootability(e, archs),
+    builtIn: e.kind === 'local-disk',
+    secureBoot: e.kind === 'secure-boot-chain' ? 'on' : e.kind === 'kernel' ? 'off' : undefined,
   };
+}
+
+function entryBootability(e: StoredEntry, archs: string[]): BootEntry['bootable'] {
+  if (e.kind === 'local-disk') return { ok: true, reason: 'the machine boots from its own disk (no network boot)' };
+  if (e.kind === 'initrd') return { ok: false, reason: 'an initrd boots nothing on its own: pair it with its kernel' };
+  if (e.files.length === 0) return { ok: false, reason: 'the entry has no files' };
+  if (e.kind === 'kernel' && !e.files.some((f) => f.role === 'kernel')) return { ok: false, reason: 'the entry has no kernel file' };
+  return { ok: true, reason: archs.includes('any') ? 'boots on any firmware iPXE runs on' : `boots on ${archs.join(', ')}` };
 }
 
 export function toBootEvent(e: StoredBootEvent): BootEvent {
@@ -142,6 +156,13 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
       groups,
       assignGroup: (name, entryId) => {
         if (entryId !== null && !store.entries.get(entryId)) throw new Error(`There is no boot entry number ${entryId} (it may have been removed).`);
+        // A group with no machine and nothing assigned is only a name (often a typo): it goes.
+        const members = store.machines.list().filter((m) => m.group.toLowerCase() === name.toLowerCase()).length;
+        if (entryId === null && members === 0) {
+          const existing = store.machines.listGroups().find((g) => g.name.toLowerCase() === name.toLowerCase());
+          if (existing) savingTo(store.path, () => store.machines.removeGroup(existing.name));
+          return { name: existing?.name ?? name, count: 0, removed: true };
+        }
         const saved = savingTo(store.path, () => store.machines.setGroup({ name, entryId, notes: store.machines.getGroup(name)?.notes ?? '' }));
         return groups().find((g) => g.name.toLowerCase() === saved.name.toLowerCase()) ?? { name: saved.name, entryId: opt(saved.entryId), count: 0 };
       },

@@ -9,6 +9,7 @@ import type { BootEvent } from './events.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
 import { transferIdKey } from '../store/bus-recorder.js';
+import { offeredForServing } from '../net/index.js';
 import type {
   ApiCallName,
   ApiCalls,
@@ -18,6 +19,11 @@ import type {
   AppInfo,
   BootEntry,
   CsvImportResult,
+  EntryPairRequest,
+  EntryRemoveRequest,
+  EntryRemoveResult,
+  EntryUpdate,
+  EntryUpdateResult,
   ImportFilesResult,
   InterfacesList,
   Machine,
@@ -71,18 +77,22 @@ export interface ApiStore {
   unassignable?(entryId: number): Promise<string | undefined>;
 }
 
-/** Library import: detects what each file is and records boot entries (api-library.ts). */
+/** The library: import (detects what each file is, records entries) and managing entries (api-library.ts). */
 export interface LibraryImporter {
   importFiles(paths: string[]): Promise<ImportFilesResult>;
+  /** Files the web UI uploaded (main/web/upload.ts), by upload id, imported together. */
+  importUploads(ids: string[]): Promise<ImportFilesResult>;
+  update(update: EntryUpdate): Promise<EntryUpdateResult>;
+  pair(request: EntryPairRequest): Promise<BootEntry>;
+  remove(request: EntryRemoveRequest): Promise<EntryRemoveResult>;
 }
 
 /** For a host that has no library to add to (no store): refuses in words, never pretends. */
 export function unavailableLibraryImporter(reason: string): LibraryImporter {
-  return {
-    async importFiles() {
-      throw new ApiError('unavailable', reason);
-    },
+  const refuse = async (): Promise<never> => {
+    throw new ApiError('unavailable', reason);
   };
+  return { importFiles: refuse, importUploads: refuse, update: refuse, pair: refuse, remove: refuse };
 }
 
 /** An error whose message is meant for the technician as is. */
@@ -119,6 +129,8 @@ const mac = z
   .transform((s) => s.toLowerCase().replace(/-/g, ':'));
 const id = z.number().int().positive();
 const none = z.undefined().or(z.null()).or(z.object({}).strict()).transform(() => undefined);
+/** What main/web/upload.ts names an upload (random hex). */
+export const UPLOAD_ID = /^[0-9a-f]{32}$/;
 const boundedText = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`);
 
 const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], any> } = {
@@ -152,6 +164,19 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
   'machines:export-csv': none,
   'entries:list': none,
   'entries:import': z.object({ paths: z.array(z.string().min(1).max(4096)).min(1, 'needs at least one file').max(500) }).strict(),
+  'entries:import-uploads': z
+    .object({ uploads: z.array(z.string().regex(UPLOAD_ID, 'must be an upload id the host gave')).min(1, 'needs at least one upload').max(500) })
+    .strict(),
+  'entries:update': z
+    .object({
+      id,
+      name: boundedText(128).min(1, 'must not be empty').optional(),
+      arguments: boundedText(4096).optional(),
+      secureBoot: z.boolean().optional(),
+    })
+    .strict(),
+  'entries:pair': z.object({ kernelId: id, initrdId: id }).strict().refine((r) => r.kernelId !== r.initrdId, 'needs two different entries'),
+  'entries:remove': z.object({ id, force: z.boolean().optional() }).strict(),
   'transfers:active': none,
   'transfers:history': z.object({ limit: z.number().int().min(1).max(5000).optional() }).strict().or(none).transform((r) => r ?? {}),
   'timeline:get': z
@@ -245,6 +270,10 @@ export class HostApi {
       'machines:export-csv': () => ({ filename: `bootbench-machines-${new Date().toISOString().slice(0, 10)}.csv`, csv: store().machines.exportCsv() }),
       'entries:list': () => store().entries.list(),
       'entries:import': (request) => library.importFiles(request.paths),
+      'entries:import-uploads': (request) => library.importUploads(request.uploads),
+      'entries:update': (request) => library.update(request),
+      'entries:pair': (request) => library.pair(request),
+      'entries:remove': (request) => library.remove(request),
       'transfers:active': () => host.activeTransfers(),
       'transfers:history': (request) => store().transfers.recent(request?.limit ?? 200),
       'timeline:get': (request) => this.timeline(request.machineId, request.mac, request.limit ?? 200),
@@ -276,7 +305,7 @@ export class HostApi {
   }
 
   private interfaces(): InterfacesList {
-    const interfaces = this.options.listInterfaces();
+    const interfaces = this.options.listInterfaces().filter(offeredForServing);
     const configured = this.options.host.config().interfaceName;
     const current = interfaces.find((n) => n.name === configured);
     if (current) return { interfaces, suggested: { name: current.name, reason: 'the NIC the services were last started on' } };
@@ -415,7 +444,8 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
       dirty = true;
       schedule();
     }
-    if (event.type === 'dhcp.discover' && event.mac) {
+    // A finished boot once changed the machine's entry: the Machines screen shows it at once.
+    if ((event.type === 'dhcp.discover' || (event.type === 'host.warning' && event.bootOnce === 'completed')) && event.mac) {
       if (!seenMacs.has(event.mac)) seenMacs.set(event.mac, clock.now());
       schedule();
     }

@@ -151,7 +151,9 @@ export class LibraryBootService {
       if (assigned.entry.kind === 'local-disk') return { action: 'local-disk' };
       return { action: 'entry', entry: await this.scriptEntry(assigned.entry), bootOnce: assigned.bootOnce };
     }
-    const entries = await Promise.all(this.options.store.entries.list().map((e) => this.scriptEntry(e)));
+    // The menu has its own "Local disk" item; the built-in entry would repeat it.
+    const choices = this.options.store.entries.list().filter((e) => e.kind !== 'local-disk');
+    const entries = await Promise.all(choices.map((e) => this.scriptEntry(e)));
     return { action: 'menu', entries, defaultChoice: this.options.menu?.defaultChoice ?? 'local-disk', timeoutSeconds: this.options.menu?.timeoutSeconds ?? 10 };
   }
 

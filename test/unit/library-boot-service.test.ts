@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { openStore, type Store } from '../../main/store/index.js';
 import { importPaths } from '../../main/library/import.js';
-import { LibraryBootService, assignOnceInStore } from '../../main/library/boot-service.js';
+import { LibraryBootService, assignOnceInStore, ensureLocalDiskEntry } from '../../main/library/boot-service.js';
 import { FileResolver } from '../../main/files/index.js';
 import { chainloadPolicy } from '../../main/library/boot-binaries.js';
 import type { BootEvent } from '../../main/host/events.js';
@@ -126,6 +126,13 @@ describe('library boot service over HTTP (loopback)', () => {
     // An unknown machine gets the menu; the live ISO's kernel comes from inside the ISO.
     assert.ok(other.includes(`kernel ${base}/library/e${ids.iso}/iso/casper/vmlinuz initrd=initrd boot=casper netboot=url url=${base}/library/e${ids.iso}/live.iso ip=dhcp`), other);
     assert.ok(other.includes('choose --default bb-local --timeout 5000 target'));
+  });
+
+  test('the menu of an unassigned machine lists Local disk once, whether or not the built-in entry exists', async () => {
+    ensureLocalDiskEntry(store);
+    const menu = (await get('/ipxe/machine.ipxe?mac=52:54:00:00:00:99&platform=efi&buildarch=x86_64')).body.toString();
+    assert.equal(menu.match(/Local disk/g)?.length, 1, menu);
+    assert.ok(menu.includes('item bb-local Local disk'), menu);
   });
 
   test('chainload policy: bundled iPXE per class unless the user chose a file; bootstrap URL', () => {

@@ -31,7 +31,7 @@ describe('entries:import through HostApi', () => {
     dir = mkdtempSync(join(tmpdir(), 'bb-ui-import-'));
     dataDir = join(dir, 'data');
     store = openStore(':memory:');
-    const library = storeLibraryImporter({ store, dataDir: () => dataDir, afterImport: async () => void mounts++ });
+    const library = storeLibraryImporter({ store, dataDir: () => dataDir, afterChange: async () => void mounts++ });
     api = new HostApi({ host, store: storeApi(store, { dataDir: () => dataDir }), library, listInterfaces: () => [], shell: 'web' });
   });
   after(() => {

@@ -4,7 +4,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { register } from 'node:module';
-import type { ApiCallName, ApiEventName, ApiEvents, Machine, TimelineEntry, TransferRow } from '../../preload/api.js';
+import type { ApiCallName, ApiEventName, ApiEvents, BootEntry, Machine, TimelineEntry, TransferRow } from '../../preload/api.js';
 import { ApiCallError } from '../../preload/api.js';
 import type { Scheduler } from '../../renderer/src/lib/throttle.js';
 import { ApiClient, type ConnectionState, type Transport } from '../../renderer/src/lib/transport.js';
@@ -17,6 +17,7 @@ const { MachinesState, sortMachines } = await import('../../renderer/src/lib/sta
 const { ServicesState } = await import('../../renderer/src/lib/state/services.svelte.js');
 const { TimelineState } = await import('../../renderer/src/lib/state/timeline.svelte.js');
 const { AppState } = await import('../../renderer/src/lib/state/app.svelte.js');
+const { LibraryState } = await import('../../renderer/src/lib/state/library.svelte.js');
 
 class ManualScheduler implements Scheduler {
   time = 0;
@@ -74,6 +75,7 @@ class FakeTransport implements Transport {
 }
 
 const row = (id: string, bytes: number): TransferRow => ({ id, ip: '192.0.2.10', file: 'ipxe.efi', protocol: 'tftp', size: 1000, bytes, rate: 100, retransmits: 0, startedAt: 0 });
+const entry = (over: Partial<BootEntry>): BootEntry => ({ id: 1, name: 'e', kind: 'nbp', archs: ['uefi64'], files: [], arguments: '', detected: '', bootable: { ok: true, reason: '' }, builtIn: false, ...over });
 const machine = (over: Partial<Machine>): Machine => ({ id: 1, macs: ['52:54:00:00:00:01'], name: '', group: '', bootOnce: false, discovered: false, ...over });
 
 describe('throttle', () => {
@@ -181,9 +183,86 @@ describe('MachinesState', () => {
     assert.match(state.error!, /database is not open/);
   });
 
+  test('after a boot once the dropdown shows the Local disk it fell back to, never a blank choice', async () => {
+    const rescue = entry({ id: 5, name: 'Rescue' });
+    const disk = entry({ id: 6, name: 'Local disk', kind: 'local-disk', builtIn: true });
+    let entries = [rescue];
+    const transport = new FakeTransport({ 'machines:list': () => [machine({ id: 1, entryId: 5, bootOnce: true })], 'machines:groups': () => [], 'entries:list': () => entries });
+    const state = new MachinesState(new ApiClient(transport));
+    await state.load();
+    // The host made the Local disk entry when the boot once finished, after this screen loaded.
+    entries = [disk, rescue];
+    state.upsert(machine({ id: 1, entryId: 6, bootOnce: false }), true);
+    await new Promise((r) => setTimeout(r, 0));
+    assert.deepEqual(state.entries.map((e) => e.id), [6, 5], 'the choices were reloaded');
+    assert.equal(state.assignmentLabel(state.list[0]!, disk), 'Local disk (boot once used)');
+    assert.equal(state.assignmentLabel(machine({ id: 2, entryId: 6 }), disk), 'Local disk (no network boot)');
+    state.upsert(machine({ id: 1, entryId: 5, bootOnce: true }));
+    assert.equal(state.assignmentLabel(state.list[0]!, disk), 'Local disk (no network boot)');
+  });
+
+  test('clearing an empty group takes it off the list', async () => {
+    const transport = new FakeTransport({ 'machines:assign-group': (r) => ({ name: r.group, count: 0, removed: true }) });
+    const state = new MachinesState(new ApiClient(transport));
+    state.groups = [{ name: 'rwo-b', count: 0, entryId: 5 }, { name: 'row-b', count: 2 }];
+    const answer = await state.assignGroup('rwo-b', null);
+    assert.equal(answer.removed, true);
+    assert.deepEqual(state.groups.map((g) => g.name), ['row-b']);
+  });
+
   test('sortMachines keeps the newest unknown machine on top', () => {
     const list = sortMachines([machine({ id: 1, discovered: true, lastSeen: 1 }), machine({ id: 2, name: 'a' }), machine({ id: 3, discovered: true, lastSeen: 9 })]);
     assert.deepEqual(list.map((m) => m.id), [3, 1, 2]);
+  });
+});
+
+describe('LibraryState', () => {
+  test('web mode: files go to the host one by one with progress, then are imported together', async () => {
+    const transport = new FakeTransport({
+      'entries:import-uploads': (r) => ({ entries: [entry({ id: 9, name: 'vmlinuz', kind: 'kernel' })], problems: [], seen: r }),
+      'entries:list': () => [entry({ id: 9, name: 'vmlinuz', kind: 'kernel' })],
+    });
+    let changed = 0;
+    const state = new LibraryState(new ApiClient(transport), () => changed++);
+    const seen: number[] = [];
+    const send = async (file: File, progress: (p: { file: string; sent: number; size: number }) => void) => {
+      progress({ file: file.name, sent: file.size / 2, size: file.size });
+      seen.push(state.upload!.totalSent);
+      return file.name === 'vmlinuz' ? 'a'.repeat(32) : 'b'.repeat(32);
+    };
+    await state.uploadFiles([new File([new Uint8Array(1000)], 'vmlinuz'), new File([new Uint8Array(600)], 'initrd.img')], send);
+    assert.deepEqual(seen, [500, 1300], 'progress covers the whole batch');
+    assert.deepEqual(transport.calls.find(([c]) => c === 'entries:import-uploads')![1], { uploads: ['a'.repeat(32), 'b'.repeat(32)] });
+    assert.equal(state.upload, undefined);
+    assert.equal(state.lastResult!.entries[0]!.name, 'vmlinuz');
+    assert.equal(changed, 1, 'the machines screen is told');
+  });
+
+  test('a failed upload shows the host\'s words and imports nothing', async () => {
+    const transport = new FakeTransport({});
+    const state = new LibraryState(new ApiClient(transport));
+    await state.uploadFiles([new File([new Uint8Array(10)], 'big.iso')], async () => {
+      throw new Error("The host's disk holding /data/library/.uploads has 1.0 MiB free and big.iso needs 5.0 MiB: free space there, then drop the file again.");
+    });
+    assert.match(state.error!, /free space there/);
+    assert.equal(transport.calls.length, 0);
+    assert.equal(state.importing, false);
+  });
+
+  test('removing an entry in use asks first, naming who boots it; forced, it goes', async () => {
+    const rescue = entry({ id: 5, name: 'Rescue' });
+    const transport = new FakeTransport({
+      'entries:remove': (r) => (r.force ? { removed: true, machines: ['bench-07'], groups: [], isDefault: false, who: 'machine bench-07', filesDeleted: 1 } : { removed: false, machines: ['bench-07'], groups: [], isDefault: false, who: 'machine bench-07', filesDeleted: 0 }),
+    });
+    const state = new LibraryState(new ApiClient(transport));
+    state.entries = [rescue];
+    await state.remove(rescue);
+    assert.equal(state.pendingRemoval!.users.who, 'machine bench-07');
+    assert.equal(state.entries.length, 1);
+    await state.remove(rescue, true);
+    assert.equal(state.pendingRemoval, undefined);
+    assert.equal(state.entries.length, 0);
+    assert.match(state.notice!.text, /Removed "Rescue" and its 1 file in the library\. Now falling back to their group or the default: machine bench-07\./);
   });
 });
 
@@ -364,8 +443,10 @@ describe('AppState', () => {
 
 describe('formatting', () => {
   test('sizes, rates, ETA and pools', () => {
-    assert.equal(formatBytes(1536), '1.5 KB');
-    assert.equal(formatBytes(734003200), '700 MB');
+    assert.equal(formatBytes(1536), '1.5 KiB');
+    assert.equal(formatBytes(734003200), '700 MiB');
+    assert.equal(formatBytes(8_283_750), '7.9 MiB');
+    assert.equal(formatBytes(5 * 1024 ** 3), '5.0 GiB');
     assert.equal(formatRate(0), '–');
     assert.equal(etaSeconds({ size: 1000, bytes: 500, rate: 100 }), 5);
     assert.equal(etaSeconds({ size: undefined, bytes: 500, rate: 100 }), undefined);
@@ -407,6 +488,6 @@ describe('group assignment message', () => {
     const rowA = await state.assignGroup('row-a', 7);
     assert.deepEqual(rowA, { kind: 'ok', text: 'Group row-a now boots bench-rescue (its 1 machine).' });
     const empty = await state.assignGroup('row-z', null);
-    assert.deepEqual(empty, { kind: 'warn', text: 'Group row-z has no machines yet; machines put in it will boot the default.' });
+    assert.deepEqual(empty, { kind: 'warn', text: "No machine is in group row-z: check the spelling (groups come from the machines' Group column); machines put in it will boot the default. Remove it with × if it was a typo." });
   });
 });

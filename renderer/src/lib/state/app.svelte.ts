@@ -31,7 +31,8 @@ export class AppState {
     this.machines = new MachinesState(api);
     this.transfers = new TransfersState(250, scheduler);
     this.timeline = new TimelineState(api, scheduler);
-    this.library = new LibraryState(api);
+    // Renamed or removed entries change the Machines screen's choices.
+    this.library = new LibraryState(api, () => void this.machines.load());
   }
 
   /** Subscribes to pushed events and loads every screen's data on each (re)connection. */
