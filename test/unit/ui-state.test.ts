@@ -206,7 +206,7 @@ describe('MachinesState', () => {
     const state = new MachinesState(new ApiClient(transport));
     state.groups = [{ name: 'rwo-b', count: 0, entryId: 5 }, { name: 'row-b', count: 2 }];
     const answer = await state.assignGroup('rwo-b', null);
-    assert.equal(answer.removed, true);
+    assert.deepEqual(answer, { kind: 'ok', text: 'Group rwo-b had no machines and nothing assigned any more: it is gone.' });
     assert.deepEqual(state.groups.map((g) => g.name), ['row-b']);
   });
 
