@@ -4,10 +4,12 @@
 //
 // This is the host's edge: every request is validated here (zod), every answer is an
 // envelope, and errors become plain-language messages, never stack traces.
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { BootEvent } from './events.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { diagnoseBoot, summarizeEvent } from './boot-diagnosis.js';
+import { defaultServedFolder } from './config.js';
 import type {
   ApiCallName,
   ApiCalls,
@@ -16,7 +18,10 @@ import type {
   ApiEvents,
   AppInfo,
   BootEntry,
+  BootProgramStatus,
   CsvImportResult,
+  DefaultBoot,
+  DefaultBootChoice,
   ImportFilesResult,
   InterfacesList,
   Machine,
@@ -39,10 +44,12 @@ import type {
 
 export interface ApiServiceHost {
   readonly bus: { subscribe(listener: (event: BootEvent) => void): () => void };
-  start(overrides?: { interfaceName?: string; mode?: ServeMode; pool?: { first: string; last: string }; force?: boolean }): Promise<ServicesStatus>;
+  start(overrides?: { interfaceName?: string; mode?: ServeMode; pool?: { first: string; last: string }; root?: string; force?: boolean }): Promise<ServicesStatus>;
   stop(): Promise<ServicesStatus>;
   status(): ServicesStatus;
-  config(): ServeSettings;
+  config(): Pick<ServeSettings, 'interfaceName' | 'mode' | 'pool' | 'root' | 'httpPort' | 'boot'> & { dataDir: string };
+  /** The bundled iPXE chain's programs, found or missing (ServiceHost.bootPrograms). */
+  bootPrograms?(): BootProgramStatus[];
   activeTransfers(): TransferRow[];
 }
 
@@ -58,6 +65,8 @@ export interface ApiStore {
     exportCsv(): string;
   };
   entries: { list(): BootEntry[] };
+  /** What PCs with no assignment of their own or of their group boot. */
+  defaults: { boot(): DefaultBoot; setBoot(choice: DefaultBootChoice): DefaultBoot };
   /** Boot events, oldest first, at most `limit` (the most recent ones). */
   timeline: { forMachine(id: number, limit: number): BootEvent[]; forMac(mac: string, limit: number): BootEvent[] };
   transfers: { recent(limit: number): TransferRecord[] };
@@ -122,10 +131,22 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
       interfaceName: z.string().min(1).max(64).optional(),
       mode: z.enum(['proxy', 'dhcp']).optional(),
       pool: z.object({ first: ipv4, last: ipv4 }).strict().optional(),
+      root: z
+        .string()
+        .trim()
+        .min(1, 'must not be empty: give the folder to serve')
+        .max(4096)
+        .refine((p) => isAbsolute(p), 'must be a full path on the host, e.g. /srv/boot')
+        .optional(),
       force: z.boolean().optional(),
     })
     .strict(),
   'services:stop': none,
+  'services:set-default-boot': z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('menu') }).strict(),
+    z.object({ kind: z.literal('local-disk') }).strict(),
+    z.object({ kind: z.literal('entry'), entryId: id }).strict(),
+  ]),
   'interfaces:list': none,
   'machines:list': none,
   'machines:update': z
@@ -208,9 +229,10 @@ export class HostApi {
         notices: options.notices?.() ?? [],
       }),
       'services:status': () => withUiWording(host.status()),
-      'services:settings': () => {
-        const c = host.config();
-        return { interfaceName: c.interfaceName, mode: c.mode, pool: c.pool, root: c.root, httpPort: c.httpPort, boot: c.boot };
+      'services:settings': () => this.settings(),
+      'services:set-default-boot': (choice) => {
+        store().defaults.setBoot(choice);
+        return this.settings();
       },
       'services:start': async (request) => {
         if (request.mode === 'dhcp' && !request.pool && !host.config().pool) {
@@ -254,6 +276,21 @@ export class HostApi {
       // written for the user; anything else still says what failed rather than vanishing.
       return { error: { code: 'failed', message: uiWording((err as Error)?.message || String(err)) } };
     }
+  }
+
+  private settings(): ServeSettings {
+    const c = this.options.host.config();
+    return {
+      interfaceName: c.interfaceName,
+      mode: c.mode,
+      pool: c.pool,
+      root: c.root,
+      defaultRoot: defaultServedFolder(c.dataDir),
+      httpPort: c.httpPort,
+      boot: c.boot,
+      defaultBoot: this.options.store?.defaults.boot(),
+      bootPrograms: this.options.host.bootPrograms?.() ?? [],
+    };
   }
 
   private interfaces(): InterfacesList {

@@ -58,6 +58,8 @@ export interface LibraryBootServiceOptions {
 }
 
 export const LOCAL_DISK_ENTRY_NAME = 'Local disk';
+/** How long the menu for machines without any assignment waits before the local disk. */
+export const MENU_TIMEOUT_SECONDS = 10;
 
 export class LibraryBootService {
   private readonly isoInfo = new Map<string, Promise<ScriptEntry['iso']>>();
@@ -151,7 +153,7 @@ export class LibraryBootService {
       return { action: 'entry', entry: await this.scriptEntry(assigned.entry), bootOnce: assigned.bootOnce };
     }
     const entries = await Promise.all(this.options.store.entries.list().map((e) => this.scriptEntry(e)));
-    return { action: 'menu', entries, defaultChoice: this.options.menu?.defaultChoice ?? 'local-disk', timeoutSeconds: this.options.menu?.timeoutSeconds ?? 10 };
+    return { action: 'menu', entries, defaultChoice: this.options.menu?.defaultChoice ?? 'local-disk', timeoutSeconds: this.options.menu?.timeoutSeconds ?? MENU_TIMEOUT_SECONDS };
   }
 
   /** A store entry plus what its ISO carries (detected once per file content). */

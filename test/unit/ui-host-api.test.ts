@@ -24,7 +24,7 @@ function fakeHost(clock = new ManualClock(1000)) {
       return status;
     },
     status: () => status,
-    config: () => ({ mode: 'proxy', root: '/srv/boot', httpPort: 8080, boot: { bios: 'undionly.kpxe' } }),
+    config: () => ({ mode: 'proxy', root: '/srv/boot', httpPort: 8080, boot: { bios: 'undionly.kpxe' }, dataDir: '/srv/bootbench' }),
     activeTransfers: () => transfers,
     setTransfers(t) {
       transfers = t;
