@@ -3,6 +3,7 @@
 // it is. The source is only ever opened for reading. The result is the store's NewBootEntry
 // (main/store/entries.ts) plus what detection found, so the caller can show it before saving.
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, relative, resolve } from 'node:path';
@@ -352,7 +353,8 @@ export async function hashFile(
     for await (const chunk of input as AsyncIterable<Buffer>) {
       options.signal?.throwIfAborted();
       hash.update(chunk);
-      if (output && !output.write(chunk)) await new Promise<void>((done, fail) => { output.once('drain', done); output.once('error', fail); });
+      // events.once drops its 'error' listener when 'drain' comes: one wait per chunk adds none.
+      if (output && !output.write(chunk)) await once(output, 'drain');
       bytes += chunk.length;
       counter.totalBytes += chunk.length;
       if (bytes - reported >= PROGRESS_STEP) {
@@ -360,7 +362,10 @@ export async function hashFile(
         report();
       }
     }
-    if (output) await new Promise<void>((done, fail) => { output.once('error', fail); output.end(done); });
+    if (output) {
+      output.end();
+      await once(output, 'finish');
+    }
   } catch (err) {
     input.destroy();
     output?.destroy();
