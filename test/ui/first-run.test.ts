@@ -196,6 +196,8 @@ test('first run: empty data folder, npm start, Start with no flags, a kernel fro
   }
   assert.deepEqual(consoleProblems, [], 'no console errors before the restart');
 
+  assert.doesNotMatch(app.output(), /MaxListenersExceededWarning/, 'copying the kernel into the library leaves no listeners behind');
+
   // --- Restart the app: the same command, the same data folder; Live must open again.
   await page.close();
   await stopApp();
