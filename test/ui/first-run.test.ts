@@ -11,9 +11,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium-netns.js';
 import { BootLab, PROJECT_ROOT, QemuClient, labUnavailableReason, logTail, type ClientResult } from '../lab/boot-lab.js';
 import { INITRD_EXIT_VALUE, INITRD_MARKER, findLinuxKernel, markerInitrd } from '../lab/marker-initrd.js';
 import { qemuExitStatus } from '../lab/marker-nbp.js';
@@ -21,7 +22,6 @@ import { missingPrograms, waitFor } from '../helpers/netns.js';
 // @ts-expect-error plain ESM helper shared with scripts/start.mjs
 import { findElectron } from '../../scripts/find-electron.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const shots = join(PROJECT_ROOT, 'test-output/ui');
 const CLIENT_TIMEOUT_MS = Number(process.env.BOOTBENCH_LAB_CLIENT_TIMEOUT_MS ?? 240_000);
 const kernel = findLinuxKernel(existsSync, (p) => readdirSync(p));
@@ -85,13 +85,7 @@ before(async () => {
   mkdirSync(shots, { recursive: true });
   bootLab = new BootLab('first');
   bootLab.addOffice();
-  const wrapper = join(bootLab.dir, 'chromium-in-netns');
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${bootLab.serverNs} ${CHROMIUM} "$@"\n`);
-  chmodSync(wrapper, 0o755);
-  browser = await chromium.launch({
-    executablePath: wrapper,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  browser = await launchChromiumInNamespace(bootLab.serverNs, bootLab.dir);
 });
 
 after(async () => {

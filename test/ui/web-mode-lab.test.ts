@@ -15,7 +15,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium-netns.js';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { openStore } from '../../main/store/index.js';
 import { buildPe } from '../unit/library-fixtures.js';
@@ -24,7 +25,6 @@ import { findElectron } from '../../scripts/find-electron.mjs';
 
 const repo = resolve(new URL('.', import.meta.url).pathname, '../..');
 const shots = join(repo, 'test-output/ui');
-const CHROMIUM = '/usr/bin/chromium';
 const SERVER_IP = '192.0.2.1';
 const BIG_FILE_SIZE = 6 * 1024 * 1024;
 
@@ -91,13 +91,7 @@ before(async () => {
   host.stderr!.on('data', (d) => (hostLog += d));
 
   // Chromium inside the server namespace: the UI listens on that namespace's loopback.
-  const wrapper = join(work, 'chromium-in-netns');
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${srv} ${CHROMIUM} "$@"\n`);
-  chmodSync(wrapper, 0o755);
-  browser = await chromium.launch({
-    executablePath: wrapper,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  browser = await launchChromiumInNamespace(srv, work);
 });
 
 after(async () => {
