@@ -177,8 +177,8 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
 // the UI names the setting on screen instead.
 const FLAG_WORDING: [RegExp, string][] = [
   [/^--pool (?=\d)/, 'The address pool '],
-  [/^--root is required/, 'A boot files folder is required'],
-  [/^--root (?=\S)/, 'The boot files folder '],
+  [/^--root is required/, 'A served folder is required'],
+  [/^--root (?=\S)/, 'The served folder '],
   [/^--mode dhcp needs --pool FIRST-LAST/, 'Full DHCP mode needs an address pool (first and last address)'],
   [/\(--pool FIRST-LAST\)/, '(first and last address)'],
   [/--interface NAME/, 'the network card'],

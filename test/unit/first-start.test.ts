@@ -59,8 +59,8 @@ describe('first start', () => {
     writeFileSync(file, 'x');
     try {
       await assert.rejects(h.call('services:start', { root: 'boot' }), /invalid-request: services:start: root must be a full path on the host/);
-      await assert.rejects(h.call('services:start', { root: join(dir, 'nope') }), /The boot files folder .*nope does not exist: give the folder that holds your boot files/);
-      await assert.rejects(h.call('services:start', { root: file }), /The boot files folder .*a-file is a file, not a folder/);
+      await assert.rejects(h.call('services:start', { root: join(dir, 'nope') }), /The served folder .*nope does not exist: give the folder that holds your boot files/);
+      await assert.rejects(h.call('services:start', { root: file }), /The served folder .*a-file is a file, not a folder/);
       const mine = join(dir, 'my-boot');
       mkdirSync(mine);
       const status = await h.call<ServicesStatus>('services:start', { root: mine });
