@@ -97,5 +97,12 @@ test('gone NIC, missing UEFI boot program and a wrong folder: each said on the S
   assert.doesNotMatch(await serving.innerText(), /Power on the machines/);
   assert.match(await problems.innerText(), /UEFI PCs cannot boot: the iPXE they are handed \(ipxe\/snponly\.efi\) is missing/);
   await page.screenshot({ path: join(shots, 'start-serving-missing-program.png'), fullPage: true });
+
+  // Phone width: the section that says what PCs boot fits, long paths and fixes wrap.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const section = page.getByTestId('what-boots');
+  const fits = await section.evaluate((el) => el.scrollWidth <= el.clientWidth + 1 && el.getBoundingClientRect().right <= window.innerWidth + 1);
+  await page.screenshot({ path: join(shots, 'start-what-boots-390.png'), fullPage: true });
+  assert.equal(fits, true, 'the "What PCs boot" section fits a 390 px screen');
   assert.deepEqual(errors, []);
 });
