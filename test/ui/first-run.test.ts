@@ -15,7 +15,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium-netns.js';
-import { BootLab, PROJECT_ROOT, QemuClient, labUnavailableReason, logTail, type ClientResult } from '../lab/boot-lab.js';
+import { BootLab, IPXE_UNDIONLY, PROJECT_ROOT, QemuClient, labUnavailableReason, logTail, type ClientResult } from '../lab/boot-lab.js';
 import { INITRD_EXIT_VALUE, INITRD_MARKER, findLinuxKernel, markerInitrd } from '../lab/marker-initrd.js';
 import { qemuExitStatus } from '../lab/marker-nbp.js';
 import { missingPrograms, waitFor } from '../helpers/netns.js';
@@ -27,7 +27,8 @@ const CLIENT_TIMEOUT_MS = Number(process.env.BOOTBENCH_LAB_CLIENT_TIMEOUT_MS ?? 
 const kernel = findLinuxKernel(existsSync, (p) => readdirSync(p));
 
 const skip =
-  labUnavailableReason({ kinds: ['bios', 'uefi'], programs: ['dnsmasq', 'npm'] }) ??
+  // npm start copies the bundled iPXE builds from Debian's ipxe package when resources/boot lacks them.
+  labUnavailableReason({ kinds: ['bios', 'uefi'], programs: ['dnsmasq', 'npm'], files: [IPXE_UNDIONLY, '/usr/lib/ipxe/snponly.efi'] }) ??
   missingPrograms(CHROMIUM) ??
   (kernel ? undefined : 'no Linux kernel: install linux-image-amd64 or set BOOTBENCH_LAB_KERNEL=/path/to/vmlinuz (.ci/run does)') ??
   (findElectron(PROJECT_ROOT).reason ? undefined : 'Electron can run here: npm start opens the desktop app instead of the web UI');
