@@ -103,6 +103,10 @@ export interface NetInterfaceInfo {
   up: boolean;
   kind: InterfaceKind;
   mtu: number;
+  /** The bridge or bond this NIC is a port of (such NICs are not offered). */
+  portOf?: string;
+  /** A tun/tap device (offered only when it has an address of its own). */
+  tunTap?: boolean;
 }
 
 export interface InterfacesList {
@@ -145,7 +149,7 @@ export interface MachineUpdate {
 
 export interface GroupAssignment {
   group: string;
-  /** null clears the group's assignment. */
+  /** null clears the group's assignment (and removes a group that has no machines). */
   entryId: number | null;
 }
 
@@ -154,6 +158,8 @@ export interface MachineGroup {
   entryId?: number;
   /** Machines in the group. */
   count: number;
+  /** Answer to clearing a group that has no machines: it no longer exists. */
+  removed?: boolean;
 }
 
 export interface CsvImportResult {
@@ -166,15 +172,26 @@ export interface CsvImportResult {
 export interface BootEntry {
   id: number;
   name: string;
-  /** nbp, kernel, iso, wim, ipxe-script ... (issue 7 detects it) */
+  /** nbp, kernel, iso, wim, ipxe-script, secure-boot-chain, local-disk ... */
   kind: string;
-  /** Architectures it has files for. */
+  /** Boot classes it has files for. */
   archs: string[];
-  /** Total size of its files. */
+  /** Total size of its files, each file counted once (in bytes). */
   size?: number;
   /** SHA-256 of its first file. */
   sha256?: string;
+  /** One row per file and boot class (a file used by two classes appears twice). */
   files: { arch: string; role: string; path: string; size: number; sha256: string }[];
+  /** Kernel command line (kernel, Secure Boot chain and Linux ISO entries). */
+  arguments: string;
+  /** What the library detected when the file was added, in words. */
+  detected: string;
+  /** Whether it can boot anything as it is, and why not. */
+  bootable: { ok: boolean; reason: string };
+  /** The "boot from the own disk" choice: always there, not a file, cannot be removed. */
+  builtIn: boolean;
+  /** Kernel entries: whether the signed shim -> GRUB chain is in front (UEFI x64). */
+  secureBoot?: 'on' | 'off';
 }
 
 export interface ImportFilesRequest {
@@ -182,10 +199,55 @@ export interface ImportFilesRequest {
   paths: string[];
 }
 
+export interface ImportUploadsRequest {
+  /** Upload ids the host answered POST /upload with (web mode), imported together. */
+  uploads: string[];
+}
+
 export interface ImportFilesResult {
   entries: BootEntry[];
   problems: string[];
 }
+
+export interface EntryUpdate {
+  id: number;
+  name?: string;
+  arguments?: string;
+  /** Kernel entries: put the signed shim -> GRUB chain in front (true) or take it away. */
+  secureBoot?: boolean;
+}
+
+export interface EntryUpdateResult {
+  entry: BootEntry;
+  warnings: string[];
+}
+
+export interface EntryRemoveRequest {
+  id: number;
+  /** Remove even though machines or groups boot it (they fall back to group / default). */
+  force?: boolean;
+}
+
+export interface EntryRemoveResult {
+  removed: boolean;
+  /** Who boots it: the reason it was not removed, or who fell back. */
+  machines: string[];
+  groups: string[];
+  isDefault: boolean;
+  /** The above in words, e.g. "machine bench-07; group row-b" (empty when nobody). */
+  who: string;
+  filesDeleted: number;
+}
+
+export interface EntryPairRequest {
+  kernelId: number;
+  initrdId: number;
+}
+
+/** Web mode: files are sent to the host with POST to this path (see main/web/upload.ts). */
+export const WEB_UPLOAD_PATH = '/upload';
+/** Header carrying the web UI token on an upload (the WebSocket carries it in its URL). */
+export const WEB_TOKEN_HEADER = 'x-bootbench-token';
 
 export type TransferProtocol = 'tftp' | 'http';
 
@@ -211,7 +273,13 @@ export type TransferOutcome = 'done' | 'failed' | 'aborted' | 'probe' | 'refused
 
 /** A transfer that ended. */
 export interface TransferRecord {
+  /** Unique across host restarts (the history row's id once stored). */
   id: string;
+  /**
+   * The serving run's key for the transfer, the same in the pushed record and the stored one,
+   * so a record pushed live and again loaded from history is shown once.
+   */
+  transferKey?: string;
   mac?: string;
   ip?: string;
   file: string;
@@ -238,8 +306,9 @@ export interface TimelineEntry {
 
 export interface Diagnosis {
   /** Where the boot got to, e.g. 'dhcp', 'boot-file', 'done'. */
-  stage: 'none' | 'dhcp' | 'offer' | 'boot-server' | 'boot-file' | 'kernel' | 'done' | 'failed';
-  level: 'ok' | 'warning' | 'problem' | 'unknown';
+  stage: 'none' | 'dhcp' | 'offer' | 'boot-server' | 'boot-file' | 'kernel' | 'done' | 'failed' | 'local-disk';
+  /** 'info': nothing is wrong, and nothing was network-booted either (e.g. sent to its local disk on purpose). */
+  level: 'ok' | 'info' | 'warning' | 'problem' | 'unknown';
   /** What happened, in plain words. */
   message: string;
   /** What to try next, when there is something to try. */
@@ -296,6 +365,10 @@ export interface ApiCalls {
   'machines:export-csv': { request: void; response: CsvExport };
   'entries:list': { request: void; response: BootEntry[] };
   'entries:import': { request: ImportFilesRequest; response: ImportFilesResult };
+  'entries:import-uploads': { request: ImportUploadsRequest; response: ImportFilesResult };
+  'entries:update': { request: EntryUpdate; response: EntryUpdateResult };
+  'entries:pair': { request: EntryPairRequest; response: BootEntry };
+  'entries:remove': { request: EntryRemoveRequest; response: EntryRemoveResult };
   'transfers:active': { request: void; response: TransferRow[] };
   'transfers:history': { request: { limit?: number }; response: TransferRecord[] };
   'timeline:get': { request: TimelineRequest; response: Timeline };
@@ -323,6 +396,10 @@ export const API_CALL_NAMES = [
   'machines:export-csv',
   'entries:list',
   'entries:import',
+  'entries:import-uploads',
+  'entries:update',
+  'entries:pair',
+  'entries:remove',
   'transfers:active',
   'transfers:history',
   'timeline:get',

@@ -23,6 +23,8 @@ export interface Ignored {
   action: 'ignore';
   reason: string;
   decision?: BootDecision;
+  /** Part of a normal exchange between the client and another server: nothing went unanswered. */
+  expected?: true;
 }
 
 /** No reply is due, but something happened worth an event (RELEASE, DECLINE). */
@@ -34,8 +36,8 @@ export interface Recorded {
 
 export type ReplyPlan = PlannedReply | Ignored | Recorded;
 
-export function ignore(reason: string, decision?: BootDecision): Ignored {
-  return { action: 'ignore', reason, decision };
+export function ignore(reason: string, decision?: BootDecision, expected?: true): Ignored {
+  return expected ? { action: 'ignore', reason, decision, expected } : { action: 'ignore', reason, decision };
 }
 
 export function replyFrame(request: DhcpPacket, messageType: number, serverAddress: string): DhcpPacket {
@@ -123,6 +125,8 @@ export function clientDetails(request: DhcpPacket): Record<string, unknown> {
     arch: o.clientArch?.[0],
     vendorClass: o.vendorClassId,
     userClass: o.userClass?.classes.join(','),
+    // A REQUEST names the server it accepts: in proxy mode, the other DHCP server.
+    serverIdentifier: o.serverIdentifier,
   };
 }
 

@@ -17,6 +17,7 @@ import type { BootPolicyConfig } from '../pxe/boot-policy.js';
 import { LeasePool, type PoolConfig } from './lease-pool.js';
 import { clientKey, decideFullDhcpReply } from './full-dhcp.js';
 import { probeForDhcpServers } from './probe.js';
+import { readOtherServerAck, RecentBootOffers } from './other-server-ack.js';
 import { addressCheckTarget, checkRequestedAddress, reserveCheckedAddress, type AddressConflict, type AddressInUseProber } from './address-check.js';
 import { openArpProber } from '../net/arp-probe.js';
 import { openIcmpProber } from '../net/icmp-probe.js';
@@ -80,6 +81,9 @@ const ERROR_REPORT_INTERVAL_MS = 60_000;
 export class DhcpService {
   private serverSocket?: Socket;
   private pxeSocket?: Socket;
+  /** Proxy mode: the client port, shared, to see the other DHCP server's ACKs. */
+  private clientSocket?: Socket;
+  private readonly recentOffers = new RecentBootOffers();
   private leases?: LeasePool;
   private readonly clock: Clock;
   private readonly lastErrorReport = new Map<string, number>();
@@ -125,12 +129,13 @@ export class DhcpService {
       throw err;
     }
     this.boundPorts = { server: this.serverSocket.address().port, pxe: this.pxeSocket.address().port };
+    if (o.mode === 'proxy') await this.watchOtherServerAcks();
     o.logger.info(`${o.mode === 'proxy' ? 'Proxy DHCP' : 'DHCP'} listening on ${o.interfaceName ?? 'all interfaces'} port ${this.boundPorts.server}, boot server on ${this.boundPorts.pxe}`);
   }
 
   async stop(): Promise<void> {
-    const sockets = [this.serverSocket, this.pxeSocket].filter((s): s is Socket => !!s);
-    this.serverSocket = this.pxeSocket = undefined;
+    const sockets = [this.serverSocket, this.pxeSocket, this.clientSocket].filter((s): s is Socket => !!s);
+    this.serverSocket = this.pxeSocket = this.clientSocket = undefined;
     this.prober?.close();
     this.prober = undefined;
     this.pendingChecks.clear();
@@ -142,6 +147,35 @@ export class DhcpService {
       }
     })));
     await this.leases?.flush();
+  }
+
+  /**
+   * Proxy mode: GRUB 2.06 takes its TFTP server from the other DHCP server's ACK, not from
+   * our offer, so that ACK (broadcast to the client port) is recorded for the PCs we offered
+   * to. The port is shared with the OS's DHCP client (SO_REUSEADDR); when it cannot be had,
+   * proxy mode works as before and the Timeline lacks that server's address.
+   */
+  private async watchOtherServerAcks(): Promise<void> {
+    const o = this.options;
+    try {
+      // Bound to the broadcast address, so only broadcast answers reach it: a unicast
+      // renewal for this computer's own DHCP client on the NIC must never land here.
+      this.clientSocket = await o.socketFactory({ port: this.clientPort, address: '255.255.255.255', interfaceName: o.interfaceName, broadcast: true, reuseAddress: true });
+    } catch (err) {
+      o.logger.warn(`cannot listen on the DHCP client port ${this.clientPort} (${(err as Error).message}): the other DHCP server's next-server will not be shown for PCs booting GRUB`);
+      return;
+    }
+    this.clientSocket.on('message', (msg, rinfo) => {
+      let packet: DhcpPacket;
+      try {
+        packet = decodeDhcpPacket(msg);
+      } catch {
+        return; // not ours to report: only other servers' ACKs are read here
+      }
+      const ack = readOtherServerAck(packet, rinfo.address, o.serverAddress);
+      if (ack && this.recentOffers.shouldReport(ack, this.clock.now())) o.publish('dhcp.other-ack', { ...ack });
+    });
+    this.clientSocket.on('error', (err) => o.logger.warn(`DHCP client port ${this.clientPort}: ${err.message}`));
   }
 
   /** Full DHCP only: refuse to start beside another DHCP server unless forced. */
@@ -388,7 +422,8 @@ export class DhcpService {
       return;
     }
     if (plan.action === 'ignore') {
-      o.publish('dhcp.ignored', { mac, xid: request.xid, msgType, port, reason: plan.reason, bootClass: plan.decision?.bootClass, machine: plan.decision?.machine });
+      const deliberate = plan.decision?.kind === 'ignore' && plan.decision.deliberate ? true : undefined;
+      o.publish('dhcp.ignored', { mac, xid: request.xid, msgType, port, reason: plan.reason, bootClass: plan.decision?.bootClass, machine: plan.decision?.machine, expected: plan.expected, deliberate });
       o.logger.debug(`ignored ${msgType} from ${mac}: ${plan.reason}`);
       return;
     }
@@ -443,6 +478,7 @@ export class DhcpService {
         return;
       }
       o.publish(eventType, details);
+      if (o.mode === 'proxy' && decision) this.recentOffers.remember(mac, this.clock.now());
     });
   }
 

@@ -2,8 +2,14 @@
 // api.ts): plain JSON shapes, optional fields instead of nulls, CSV results in sentences,
 // and an edit the database cannot take (full disk) answered with the fix, not SQLite's code.
 import type { BootEvent, BootEventType } from './events.js';
+import { entryDiskSize } from '../library/entry-edit.js';
 import type { ApiStore } from './api.js';
+import type { BootExpectation } from './boot-diagnosis.js';
+import { detectFile, UnusableFileError, type IsoDetection } from '../library/detect.js';
+import { architectureForBootClass, resolveEntryFilePath } from '../library/import.js';
+import { finishingPaths } from '../library/boot-once.js';
 import {
+  resolveBootAssignment,
   exportMachinesCsv,
   defaultBootEntry,
   importMachinesCsv,
@@ -39,16 +45,29 @@ export function toApiMachine(m: StoredMachine): Machine {
 }
 
 export function toApiEntry(e: StoredEntry): BootEntry {
-  const size = e.files.reduce((sum, f) => sum + f.size, 0);
+  const archs = [...new Set(e.files.map((f) => f.arch))];
   return {
     id: e.id,
     name: e.name,
     kind: e.kind,
-    archs: [...new Set(e.files.map((f) => f.arch))],
-    size: e.files.length ? size : undefined,
+    archs,
+    size: e.files.length ? entryDiskSize(e.files) : undefined,
     sha256: e.files[0]?.sha256,
     files: e.files.map((f) => ({ arch: f.arch, role: f.role, path: f.path, size: f.size, sha256: f.sha256 })),
+    arguments: e.arguments,
+    detected: e.notes,
+    bootable: entryBootability(e, archs),
+    builtIn: e.kind === 'local-disk',
+    secureBoot: e.kind === 'secure-boot-chain' ? 'on' : e.kind === 'kernel' ? 'off' : undefined,
   };
+}
+
+function entryBootability(e: StoredEntry, archs: string[]): BootEntry['bootable'] {
+  if (e.kind === 'local-disk') return { ok: true, reason: 'the machine boots from its own disk (no network boot)' };
+  if (e.kind === 'initrd') return { ok: false, reason: 'an initrd boots nothing on its own: pair it with its kernel' };
+  if (e.files.length === 0) return { ok: false, reason: 'the entry has no files' };
+  if (e.kind === 'kernel' && !e.files.some((f) => f.role === 'kernel')) return { ok: false, reason: 'the entry has no kernel file' };
+  return { ok: true, reason: archs.includes('any') ? 'boots on any firmware iPXE runs on' : `boots on ${archs.join(', ')}` };
 }
 
 export function toBootEvent(e: StoredBootEvent): BootEvent {
@@ -58,8 +77,9 @@ export function toBootEvent(e: StoredBootEvent): BootEvent {
 export function toTransferRecord(t: Transfer): TransferRecord | undefined {
   if (t.outcome === 'running') return undefined;
   return {
-    // The serving process's key, so a record loaded here and the same one pushed live match.
-    id: t.transferKey ?? `stored-${t.id}`,
+    // The row id is unique for good; keys written before keys carried the serving run repeat.
+    id: `stored-${t.id}`,
+    transferKey: opt(t.transferKey),
     mac: opt(t.mac),
     ip: opt(t.ip),
     file: t.file,
@@ -73,7 +93,44 @@ export function toTransferRecord(t: Transfer): TransferRecord | undefined {
   };
 }
 
-export function storeApi(store: Store): ApiStore {
+/**
+ * What a machine's assigned entry needs fetched for a complete boot, so the Timeline is green
+ * only once it came. Undefined when the library cannot tell (no assignment, an ISO it cannot read).
+ */
+export async function bootExpectation(store: Store, machineId: number, dataDir: string | undefined): Promise<BootExpectation | undefined> {
+  const machine = store.machines.get(machineId);
+  if (!machine) return undefined;
+  const assigned = resolveBootAssignment(store, machine.macs[0], machine.uuid ?? undefined);
+  if (!assigned) return undefined;
+  const { entry } = assigned;
+  const isoFile = entry.kind === 'iso' ? entry.files.find((f) => f.role === 'iso') : undefined;
+  let iso: { linux: IsoDetection['linux']; windows: IsoDetection['windows'] } | undefined;
+  if (isoFile) {
+    if (dataDir === undefined) return undefined;
+    const detected = await detectFile(resolveEntryFilePath(isoFile, dataDir)).catch(() => undefined);
+    if (detected?.kind === 'iso') iso = { linux: detected.linux, windows: detected.windows };
+  }
+  const architecture = architectureForBootClass(machine.lastArch ?? '') ?? 'x64';
+  const { paths, rangeCounts } = finishingPaths({ id: entry.id, name: entry.name, kind: entry.kind, arguments: entry.arguments, files: entry.files, iso }, architecture);
+  return paths.length > 0 ? { entry: entry.name, paths, rangeCounts } : undefined;
+}
+
+/** Why a stored ISO entry boots nothing, as import says it today; undefined when it boots or cannot be checked. */
+export async function whyEntryIsUnassignable(store: Store, entryId: number, dataDir: string | undefined): Promise<string | undefined> {
+  const entry = store.entries.get(entryId);
+  const iso = entry?.kind === 'iso' ? entry.files.find((f) => f.role === 'iso') : undefined;
+  if (!entry || !iso || dataDir === undefined) return undefined;
+  try {
+    await detectFile(resolveEntryFilePath(iso, dataDir));
+    return undefined;
+  } catch (err) {
+    // A missing or unreadable file is another problem, reported when it is served.
+    if (!(err instanceof UnusableFileError) || !/not bootable/.test(err.reason)) return undefined;
+    return `"${entry.name}" cannot be assigned: ${err.reason}; choose another entry.`;
+  }
+}
+
+export function storeApi(store: Store, options: { dataDir?: () => string } = {}): ApiStore {
   const groups = (): MachineGroup[] => {
     const machines = store.machines.list();
     return store.machines.listGroups().map((g) => ({
@@ -101,6 +158,13 @@ export function storeApi(store: Store): ApiStore {
       groups,
       assignGroup: (name, entryId) => {
         if (entryId !== null && !store.entries.get(entryId)) throw new Error(`There is no boot entry number ${entryId} (it may have been removed).`);
+        // A group with no machine and nothing assigned is only a name (often a typo): it goes.
+        const members = store.machines.list().filter((m) => m.group.toLowerCase() === name.toLowerCase()).length;
+        if (entryId === null && members === 0) {
+          const existing = store.machines.listGroups().find((g) => g.name.toLowerCase() === name.toLowerCase());
+          if (existing) savingTo(store.path, () => store.machines.removeGroup(existing.name));
+          return { name: existing?.name ?? name, count: 0, removed: true };
+        }
         const saved = savingTo(store.path, () => store.machines.setGroup({ name, entryId, notes: store.machines.getGroup(name)?.notes ?? '' }));
         return groups().find((g) => g.name.toLowerCase() === saved.name.toLowerCase()) ?? { name: saved.name, entryId: opt(saved.entryId), count: 0 };
       },
@@ -136,7 +200,9 @@ export function storeApi(store: Store): ApiStore {
     timeline: {
       forMachine: (id, limit) => store.bootEvents.listForMachine(id, { limit }).map(toBootEvent),
       forMac: (mac, limit) => store.bootEvents.listForMac(mac, { limit }).map(toBootEvent),
+      expectation: (machineId) => bootExpectation(store, machineId, options.dataDir?.()),
     },
+    unassignable: (entryId) => whyEntryIsUnassignable(store, entryId, options.dataDir?.()),
     transfers: {
       recent: (limit) =>
         store.transfers

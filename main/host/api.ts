@@ -8,8 +8,10 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { BootEvent } from './events.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
-import { diagnoseBoot, summarizeEvent } from './boot-diagnosis.js';
 import { defaultServedFolder } from './config.js';
+import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
+import { transferIdKey } from '../store/bus-recorder.js';
+import { offeredForServing } from '../net/index.js';
 import type {
   ApiCallName,
   ApiCalls,
@@ -22,6 +24,11 @@ import type {
   CsvImportResult,
   DefaultBoot,
   DefaultBootChoice,
+  EntryPairRequest,
+  EntryRemoveRequest,
+  EntryRemoveResult,
+  EntryUpdate,
+  EntryUpdateResult,
   ImportFilesResult,
   InterfacesList,
   Machine,
@@ -68,22 +75,33 @@ export interface ApiStore {
   /** What PCs with no assignment of their own or of their group boot. */
   defaults: { boot(): DefaultBoot; setBoot(choice: DefaultBootChoice): DefaultBoot };
   /** Boot events, oldest first, at most `limit` (the most recent ones). */
-  timeline: { forMachine(id: number, limit: number): BootEvent[]; forMac(mac: string, limit: number): BootEvent[] };
+  timeline: {
+    forMachine(id: number, limit: number): BootEvent[];
+    forMac(mac: string, limit: number): BootEvent[];
+    /** What the machine's entry needs fetched before its boot counts as complete. */
+    expectation?(machineId: number): Promise<BootExpectation | undefined>;
+  };
   transfers: { recent(limit: number): TransferRecord[] };
+  /** Why this entry cannot be given to a machine (nothing in it boots), or undefined. */
+  unassignable?(entryId: number): Promise<string | undefined>;
 }
 
-/** Library import: detects what each file is and records boot entries (api-library.ts). */
+/** The library: import (detects what each file is, records entries) and managing entries (api-library.ts). */
 export interface LibraryImporter {
   importFiles(paths: string[]): Promise<ImportFilesResult>;
+  /** Files the web UI uploaded (main/web/upload.ts), by upload id, imported together. */
+  importUploads(ids: string[]): Promise<ImportFilesResult>;
+  update(update: EntryUpdate): Promise<EntryUpdateResult>;
+  pair(request: EntryPairRequest): Promise<BootEntry>;
+  remove(request: EntryRemoveRequest): Promise<EntryRemoveResult>;
 }
 
 /** For a host that has no library to add to (no store): refuses in words, never pretends. */
 export function unavailableLibraryImporter(reason: string): LibraryImporter {
-  return {
-    async importFiles() {
-      throw new ApiError('unavailable', reason);
-    },
+  const refuse = async (): Promise<never> => {
+    throw new ApiError('unavailable', reason);
   };
+  return { importFiles: refuse, importUploads: refuse, update: refuse, pair: refuse, remove: refuse };
 }
 
 /** An error whose message is meant for the technician as is. */
@@ -120,6 +138,8 @@ const mac = z
   .transform((s) => s.toLowerCase().replace(/-/g, ':'));
 const id = z.number().int().positive();
 const none = z.undefined().or(z.null()).or(z.object({}).strict()).transform(() => undefined);
+/** What main/web/upload.ts names an upload (random hex). */
+export const UPLOAD_ID = /^[0-9a-f]{32}$/;
 const boundedText = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`);
 
 const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], any> } = {
@@ -165,6 +185,19 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
   'machines:export-csv': none,
   'entries:list': none,
   'entries:import': z.object({ paths: z.array(z.string().min(1).max(4096)).min(1, 'needs at least one file').max(500) }).strict(),
+  'entries:import-uploads': z
+    .object({ uploads: z.array(z.string().regex(UPLOAD_ID, 'must be an upload id the host gave')).min(1, 'needs at least one upload').max(500) })
+    .strict(),
+  'entries:update': z
+    .object({
+      id,
+      name: boundedText(128).min(1, 'must not be empty').optional(),
+      arguments: boundedText(4096).optional(),
+      secureBoot: z.boolean().optional(),
+    })
+    .strict(),
+  'entries:pair': z.object({ kernelId: id, initrdId: id }).strict().refine((r) => r.kernelId !== r.initrdId, 'needs two different entries'),
+  'entries:remove': z.object({ id, force: z.boolean().optional() }).strict(),
   'transfers:active': none,
   'transfers:history': z.object({ limit: z.number().int().min(1).max(5000).optional() }).strict().or(none).transform((r) => r ?? {}),
   'timeline:get': z
@@ -245,16 +278,24 @@ export class HostApi {
       'services:stop': async () => withUiWording(await host.stop()),
       'interfaces:list': () => this.interfaces(),
       'machines:list': () => store().machines.list(),
-      'machines:update': (request) => {
+      'machines:update': async (request) => {
         if (!store().machines.get(request.id)) throw new ApiError('not-found', `There is no machine number ${request.id} (it may have been removed).`);
+        await this.refuseUnbootable(request.entryId);
         return store().machines.update(request);
       },
       'machines:groups': () => store().machines.groups(),
-      'machines:assign-group': (request) => store().machines.assignGroup(request.group, request.entryId),
+      'machines:assign-group': async (request) => {
+        await this.refuseUnbootable(request.entryId);
+        return store().machines.assignGroup(request.group, request.entryId);
+      },
       'machines:import-csv': (request) => store().machines.importCsv(request.csv),
       'machines:export-csv': () => ({ filename: `bootbench-machines-${new Date().toISOString().slice(0, 10)}.csv`, csv: store().machines.exportCsv() }),
       'entries:list': () => store().entries.list(),
       'entries:import': (request) => library.importFiles(request.paths),
+      'entries:import-uploads': (request) => library.importUploads(request.uploads),
+      'entries:update': (request) => library.update(request),
+      'entries:pair': (request) => library.pair(request),
+      'entries:remove': (request) => library.remove(request),
       'transfers:active': () => host.activeTransfers(),
       'transfers:history': (request) => store().transfers.recent(request?.limit ?? 200),
       'timeline:get': (request) => this.timeline(request.machineId, request.mac, request.limit ?? 200),
@@ -293,15 +334,22 @@ export class HostApi {
     };
   }
 
+  /** An entry that cannot boot anything (a data disc taken in before import refused them) is not handed out. */
+  private async refuseUnbootable(entryId: number | null | undefined): Promise<void> {
+    if (typeof entryId !== 'number') return;
+    const why = await this.options.store?.unassignable?.(entryId);
+    if (why) throw new ApiError('invalid-request', why);
+  }
+
   private interfaces(): InterfacesList {
-    const interfaces = this.options.listInterfaces();
+    const interfaces = this.options.listInterfaces().filter(offeredForServing);
     const configured = this.options.host.config().interfaceName;
     const current = interfaces.find((n) => n.name === configured);
     if (current) return { interfaces, suggested: { name: current.name, reason: 'the NIC the services were last started on' } };
     return { interfaces, suggested: suggestBenchInterface(interfaces) };
   }
 
-  private timeline(machineId: number | undefined, mac: string | undefined, limit: number): Timeline {
+  private async timeline(machineId: number | undefined, mac: string | undefined, limit: number): Promise<Timeline> {
     const store = this.options.store;
     if (!store) throw new ApiError('unavailable', 'The machine database is not open, so there is no timeline to show.');
     const machine = machineId !== undefined ? store.machines.get(machineId) : mac ? store.machines.findByMac(mac) : undefined;
@@ -313,7 +361,7 @@ export class HostApi {
       mac: mac ?? machine?.macs[0],
       machine,
       events: visible.map(summarizeEvent),
-      diagnosis: diagnoseBoot(events),
+      diagnosis: diagnoseBoot(events, machine ? await store.timeline.expectation?.(machine.id) : undefined),
     };
   }
 }
@@ -357,14 +405,19 @@ const FINISHED: Record<string, TransferOutcome> = {
   'http.refused': 'refused',
 };
 
+let recordsWithoutKey = 0;
+
 export function transferRecordFromEvent(event: BootEvent): TransferRecord | undefined {
   const outcome = FINISHED[event.type];
   if (!outcome) return undefined;
   const protocol: TransferProtocol = event.type.startsWith('tftp.') ? 'tftp' : 'http';
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
   const reason = [event.reason, event.error, event.message].find((v): v is string => typeof v === 'string' && v !== '');
+  // The same key the history row gets, so the screen can match the two; a refusal has no transfer id.
+  const transferKey = transferIdKey(event, protocol);
   return {
-    id: typeof event.transferId === 'string' ? event.transferId : `${protocol}-${event.time}-${event.ip ?? ''}`,
+    id: transferKey ?? `${protocol}:${event.time}-${event.ip ?? ''}-${++recordsWithoutKey}`,
+    transferKey,
     mac: event.mac,
     ip: event.ip,
     file: String(event.file ?? event.filename ?? event.path ?? ''),
@@ -428,7 +481,8 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
       dirty = true;
       schedule();
     }
-    if (event.type === 'dhcp.discover' && event.mac) {
+    // A finished boot once changed the machine's entry: the Machines screen shows it at once.
+    if ((event.type === 'dhcp.discover' || (event.type === 'host.warning' && event.bootOnce === 'completed')) && event.mac) {
       if (!seenMacs.has(event.mac)) seenMacs.set(event.mac, clock.now());
       schedule();
     }

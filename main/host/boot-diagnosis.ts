@@ -3,6 +3,7 @@
 // Pure functions over BootEvent lists; the Timeline screen and the API call them.
 import type { BootEvent } from './events.js';
 import type { Diagnosis, TimelineEntry } from '../../preload/api.js';
+import { samePath } from '../library/boot-once.js';
 
 // DHCP option 93 (RFC 4578 §2.1, IANA "Processor Architecture Types").
 const ARCH_NAMES: Record<number, string> = {
@@ -107,7 +108,13 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
       return warning('Machine declined the address (it found it already in use on the network)');
     case 'dhcp.conflict':
       return warning(`Address ${str(event.address) ?? '?'} is already used by another machine${str(event.heldBy) ? ` (${event.heldBy})` : ''}; kept out of the pool and offering another`);
+    case 'dhcp.other-ack': {
+      const next = str(event.nextServer);
+      return info(`The other DHCP server ${str(event.server) ?? '?'} gave it ${event.ip ?? 'an address'}${next ? `; its next-server is ${next}` : '; it names no next-server'}`);
+    }
     case 'dhcp.ignored':
+      if (event.expected) return info(`Left to the other DHCP server, as proxy mode should${reason ? `: ${reason}` : ''}`);
+      if (event.deliberate) return info(`Not answered on purpose${reason ? `: ${reason}` : ''}`);
       return warning(`Not answered${reason ? `: ${reason}` : ''}`);
     case 'dhcp.error':
       return problem(`DHCP problem${reason ? `: ${reason}` : ''}`);
@@ -133,6 +140,7 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
     case 'service.state':
       return info('Services changed state');
     case 'host.warning':
+      if (event.bootOnce === 'completed') return info(`Boot once used: ${reason ?? 'the assignment ended'}`);
       return warning(reason ?? 'Host warning');
   }
   return info(event.type);
@@ -157,9 +165,27 @@ export function lastBootAttempt(events: BootEvent[], quietMs = 5 * 60_000): Boot
   return sorted.slice(start);
 }
 
-/** Where the last boot attempt of one machine stopped, and what to try. */
-export function diagnoseBoot(events: BootEvent[]): Diagnosis {
-  const attempt = lastBootAttempt(events.filter((e) => e.type !== 'service.state' && e.type !== 'host.warning'));
+/** What the machine's assigned entry needs fetched before its boot is complete. */
+export interface BootExpectation {
+  entry: string;
+  /** Served paths whose complete fetch finishes a boot of the entry (any one of them). */
+  paths: string[];
+  /** A range read of such a path counts (a sanbooted ISO is read in ranges, never whole). */
+  rangeCounts: boolean;
+}
+
+/** A finished download that ended short of the file's size (the client stopped reading). */
+function cutShort(e: BootEvent): boolean {
+  const bytes = num(e.bytes);
+  const size = num(e.size);
+  return e.ranged !== true && bytes !== undefined && size !== undefined && bytes < size;
+}
+
+/** Where the last boot attempt of one machine stopped, and what to try (any boot method). */
+function diagnoseBootSteps(events: BootEvent[], expected?: BootExpectation): Diagnosis {
+  // The office server's own exchange in proxy mode is not a step of ours.
+  const ours = (e: BootEvent) => e.type !== 'service.state' && e.type !== 'host.warning' && !(e.type === 'dhcp.ignored' && e.expected);
+  const attempt = lastBootAttempt(events.filter(ours));
   if (attempt.length === 0) {
     return {
       stage: 'none',
@@ -194,9 +220,40 @@ export function diagnoseBoot(events: BootEvent[]): Diagnosis {
     switch (lastFile.type) {
       case 'tftp.done':
       case 'http.done': {
-        const count = transfers.filter((e) => e.type === 'tftp.done' || e.type === 'http.done').length;
+        const done = transfers.filter((e) => e.type === 'tftp.done' || e.type === 'http.done');
+        // Only the latest fetch of each file counts: a retry that got the whole file fixes a short one.
+        const latest = new Map<string, BootEvent>();
+        for (const e of done) latest.set((bootFileOf(e) ?? '?').toLowerCase(), e);
+        const short = [...latest.values()].find(cutShort);
+        if (short) {
+          return {
+            stage: 'failed',
+            level: 'problem',
+            message: `Download of ${bootFileOf(short) ?? '?'} stopped after ${formatBytes(num(short.bytes))} of ${formatBytes(num(short.size))}: the machine did not get the whole file.`,
+            hint: 'The program on the machine gave up reading it: check its screen for the reason (a file it cannot use, too little memory), or retry the boot.',
+          };
+        }
+        const count = done.length;
+        const stage = count > 1 ? 'kernel' : 'boot-file';
+        if (expected) {
+          const finished = done.some((e) => (e.ranged !== true || expected.rangeCounts) && expected.paths.some((p) => samePath(p, bootFileOf(e) ?? '')));
+          if (!finished) {
+            const missing = expected.paths.map((p) => p.split('/').pop()).join(' or ');
+            return {
+              stage,
+              level: 'warning',
+              message: `Got ${file}${count > 1 ? ` (${count} files this boot)` : ''}, but not yet everything ${expected.entry} needs: ${missing || 'its files'} never came.`,
+              hint: 'If the machine stopped here, read its screen: the boot program could not load the next file. Check the entry on the Library screen.',
+            };
+          }
+          return {
+            stage: 'done',
+            level: 'ok',
+            message: `Downloaded ${file}, the last file ${expected.entry} needs${count > 1 ? ` (${count} files this boot)` : ''}; the system it starts took over from there.`,
+          };
+        }
         return {
-          stage: count > 1 ? 'kernel' : 'boot-file',
+          stage,
           level: 'ok',
           message: `Downloaded ${file}${count > 1 ? ` (${count} files this boot)` : ''}; the boot program took over from there.`,
           hint: count > 1 ? undefined : 'If the screen stops here, the boot program itself has a problem: check its own messages on the machine.',
@@ -281,6 +338,7 @@ export function diagnoseBoot(events: BootEvent[]): Diagnosis {
     };
   }
   const ignored = [...attempt].reverse().find((e) => e.type === 'dhcp.ignored');
+  if (ignored?.deliberate) return localDiskDiagnosis(ignored, events);
   if (ignored) {
     return {
       stage: 'dhcp',
@@ -298,4 +356,110 @@ export function diagnoseBoot(events: BootEvent[]): Diagnosis {
     };
   }
   return { stage: 'dhcp', level: 'unknown', message: `Last step: ${summarizeEvent(last).summary}.` };
+}
+
+/** A machine not answered on purpose: it boots from its disk, and why (its boot once was used, or its entry says so). */
+function localDiskDiagnosis(ignored: BootEvent, events: BootEvent[]): Diagnosis {
+  const used = [...events]
+    .sort((a, b) => b.time - a.time)
+    .find((e) => (e.type === 'host.warning' && e.bootOnce === 'completed') || (e.type as string) === 'boot-once.cleared');
+  const hint = 'Assign an entry to it on the Machines screen to network-boot it again.';
+  if (used && used.time <= ignored.time) {
+    return { stage: 'local-disk', level: 'info', message: `Boots from its local disk: boot once was used on ${formatWhen(used.time)}; it is not answered on purpose.`, hint };
+  }
+  return { stage: 'local-disk', level: 'info', message: `Not answered on purpose: ${reasonOf(ignored) ?? 'it is set to boot from its local disk'}.`, hint };
+}
+
+/** Local date and minute, e.g. 2026-12-07 14:05. */
+function formatWhen(time: number): string {
+  const d = new Date(time);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+}
+
+// ---------------------------------------------------------------------------
+// UEFI HTTP boot. The firmware asks with vendor class HTTPClient and fetches the URL it is
+// offered itself, with no TFTP: the diagnosis names the boot method and points at HTTP.
+
+/** Option 93 values of HTTP-boot firmware (IANA registry: x86, x64, EBC, ARM32, ARM64, RISC-V 64). */
+const HTTP_BOOT_ARCHES = new Set([15, 16, 17, 18, 19, 27]);
+
+const isFirmwareRequest = (e: BootEvent): boolean => e.type === 'dhcp.discover' && !/(^|,)iPXE(,|$)/.test(str(e.userClass) ?? '');
+
+/**
+ * Whether the machine's last boot began as a UEFI HTTP boot: its firmware's last DHCP
+ * message (iPXE's own, when the firmware chained to it, do not count) was an HTTP-boot one.
+ */
+export function bootStartedOverHttp(events: BootEvent[]): boolean {
+  const firmware = [...events].sort((a, b) => b.time - a.time).find(isFirmwareRequest);
+  if (!firmware) return false;
+  const arch = typeof firmware.arch === 'string' && /^\d+$/.test(firmware.arch) ? Number(firmware.arch) : firmware.arch;
+  return str(firmware.vendorClass)?.startsWith('HTTPClient') === true || (typeof arch === 'number' && HTTP_BOOT_ARCHES.has(arch));
+}
+
+/** Where the last boot attempt of one machine stopped, and what to try. */
+export function diagnoseBoot(events: BootEvent[], expected?: BootExpectation): Diagnosis {
+  // What the other DHCP server said is context for GRUB below, not a boot step.
+  const steps = events.filter((e) => e.type !== 'dhcp.other-ack');
+  const diagnosis = diagnoseBootSteps(steps, expected);
+  const grub = grubServerDiagnosis(events);
+  if (grub) return grub;
+  if (!bootStartedOverHttp(steps)) return diagnosis;
+  const last = lastBootAttempt(steps.filter((e) => e.type !== 'service.state' && e.type !== 'host.warning')).at(-1);
+  const url = last && (last.type === 'proxy.offer' || last.type === 'pxe.ack' || last.type === 'dhcp.lease') ? bootFileOf(last) : undefined;
+  if (url && /^https?:\/\//i.test(url)) {
+    return {
+      stage: 'boot-server',
+      level: 'warning',
+      message: `UEFI HTTP boot: the firmware was given ${url} and never fetched it.`,
+      hint: 'Check that this computer accepts HTTP connections on that port from the bench network (firewall), and that the machine reaches our address.',
+    };
+  }
+  return { ...diagnosis, message: `UEFI HTTP boot: ${diagnosis.message}` };
+}
+
+// ---------------------------------------------------------------------------
+// GRUB that never comes back to us. Debian's signed network GRUB (the Secure Boot chain:
+// shim, then GRUB) asks for its files by TFTP only, from the server in the DHCP ACK the
+// firmware kept: after a proxy offer that is the other DHCP server's next-server, and after
+// UEFI HTTP boot there is none it can use (it stops at its prompt).
+
+const baseName = (path: string): string => path.split(/[/\\]/).pop() ?? path;
+
+/** The last attempt loaded a GRUB binary and GRUB never asked us for anything of its own. */
+function grubNeverCameBack(attempt: BootEvent[]): boolean {
+  const downloaded = attempt.filter((e) => e.type === 'tftp.done' || e.type === 'http.done').map((e) => bootFileOf(e) ?? '');
+  if (!downloaded.some((f) => /grub[^/\\]*\.efi$/i.test(baseName(f)))) return false;
+  // GRUB's own requests: its prefix folder (/grub/...), grub.cfg, module lists.
+  return !attempt.some((e) => isFileSide(e) && /(^|[/\\])grub[/\\]|grub\.cfg/i.test(bootFileOf(e) ?? ''));
+}
+
+function grubServerDiagnosis(events: BootEvent[]): Diagnosis | undefined {
+  const attempt = lastBootAttempt(events.filter((e) => e.type !== 'service.state' && e.type !== 'host.warning'));
+  if (!grubNeverCameBack(attempt)) return undefined;
+  if (bootStartedOverHttp(attempt)) {
+    return {
+      stage: 'boot-file',
+      level: 'problem',
+      message: 'UEFI HTTP boot: GRUB was loaded over HTTP and stopped at its prompt: the signed network GRUB fetches grub.cfg by TFTP only, and after HTTP boot it has no TFTP server to ask.',
+      hint: 'Boot this machine by PXE instead (put "UEFI PXEv4" before HTTP boot in its firmware), in full DHCP mode on an isolated bench switch.',
+    };
+  }
+  const offer = attempt.find((e) => e.type === 'proxy.offer');
+  if (!offer) return undefined;
+  const ours = str(offer.siaddr);
+  const ack = [...attempt].reverse().find((e) => e.type === 'dhcp.other-ack');
+  const next = ack ? str(ack.nextServer) : undefined;
+  // The other server's next-server is us: GRUB will ask us, so nothing is wrong (yet).
+  if (next && next === ours) return undefined;
+  const request = [...attempt].reverse().find((e) => e.type === 'dhcp.discover' && e.msgType === 'REQUEST' && str(e.serverIdentifier) && e.serverIdentifier !== ours);
+  const server = str(ack?.server) ?? str(request?.serverIdentifier);
+  const serverName = server ? `the other DHCP server (${server})` : 'the other DHCP server';
+  const where = !ack ? `the next-server in the answer of ${serverName}` : next ? `${next} (the next-server in the answer of ${serverName})` : `nobody: the answer of ${serverName} names no next-server`;
+  return {
+    stage: 'boot-file',
+    level: 'problem',
+    message: `GRUB was loaded, but it asks ${where} for grub.cfg, not this computer${ours ? ` (${ours})` : ''}: in proxy mode GRUB takes its TFTP server from that answer, not from our offer.`,
+    hint: `Use full DHCP mode on an isolated bench switch, or set the next-server (siaddr) of ${serverName} to ${ours ?? 'this computer'}.`,
+  };
 }

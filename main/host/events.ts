@@ -15,6 +15,7 @@ export type BootEventType =
   | 'dhcp.conflict' // full DHCP: an address answered our check (ARP) before an OFFER; kept out of the pool
   | 'dhcp.ignored' // a packet we saw and chose not to answer, with `reason`
   | 'dhcp.error' // malformed packet or send failure (logged once, loop goes on)
+  | 'dhcp.other-ack' // proxy mode: the other DHCP server's ACK to a PC we made a boot offer to (its next-server)
   | 'dhcp.storm' // per-request DHCP events of one second beyond the DHCP thread's budget, counted (`eventsNotPublished`), not published
   // TFTP (main/tftp)
   | 'tftp.start'

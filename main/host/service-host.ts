@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { accessSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { EventBus, type BootEvent } from './events.js';
+import { EventBus, type BootEvent, type Publish } from './events.js';
 import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
 import { systemClock, type Clock } from './clock.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -75,6 +75,7 @@ export class ServiceHost {
   private statuses: ServiceStatus[] = [];
   private problems: string[] = [];
   private transition: Promise<unknown> = Promise.resolve();
+  private starts = 0;
 
   constructor(private readonly options: ServiceHostOptions) {
     this.currentConfig = options.config;
@@ -173,12 +174,12 @@ export class ServiceHost {
       const address = ipv4.address;
       this.running = { nic, address, unsubscribe: [] };
       const socketFactory = this.options.socketFactory ?? createScopedUdpSocketFactory();
-      const publish = this.bus.publish;
+      const publish = this.runScopedPublish();
       const files = createHostFileResolver(config.root);
       const httpBaseUrl = `http://${address}:${config.httpPort}`;
       const ipxeScriptPath = config.ipxeScript ? resolveInRoot(config.root, config.ipxeScript) : undefined;
       this.running.files = files;
-      const library = this.store ? await this.startLibrary(files, config, address, httpBaseUrl) : undefined;
+      const library = this.store ? await this.startLibrary(files, config, address, httpBaseUrl, publish) : undefined;
       // With no boot file and no script given, every PXE client chainloads the bundled
       // iPXE and iPXE asks the library what to boot (the machine's entry, or the menu).
       const chainload = library && Object.keys(config.boot).length === 0 && !ipxeScriptPath ? chainloadPolicy(httpBaseUrl) : undefined;
@@ -211,7 +212,7 @@ export class ServiceHost {
           port: config.httpPort,
           address,
           files,
-          dynamic: async (req, res, url) => (await library?.httpRoute(req, res, url)) || this.serveDynamic(req, res, url, ipxeScriptPath),
+          dynamic: async (req, res, url) => (await library?.httpRoute(req, res, url)) || this.serveDynamic(req, res, url, ipxeScriptPath, publish),
           macForIp: macForHttp,
           publish,
           logger: this.logger,
@@ -326,7 +327,7 @@ export class ServiceHost {
    * The library's part of the running host: iPXE/shim/GRUB binaries and entry files in the
    * file namespace, boot-once bookkeeping from transfer events.
    */
-  private async startLibrary(files: FileResolver, config: ServeConfig, address: string, httpBaseUrl: string): Promise<LibraryBootService> {
+  private async startLibrary(files: FileResolver, config: ServeConfig, address: string, httpBaseUrl: string, publish: Publish): Promise<LibraryBootService> {
     const library = new LibraryBootService({
       store: this.store!,
       dataDir: config.dataDir,
@@ -335,7 +336,7 @@ export class ServiceHost {
       httpPort: config.httpPort,
       resourcesDir: this.options.resourcesDir,
       macForIp: this.macForIp,
-      publish: this.bus.publish,
+      publish,
     });
     this.running!.library = library;
     await this.mountLibrary();
@@ -440,18 +441,33 @@ export class ServiceHost {
     for (const result of results) if (result.status === 'rejected') this.logger.warn(`stopping a service failed: ${(result.reason as Error).message}`);
   }
 
+  /**
+   * The bus's publish with each transfer id made unique to this start: the servers count
+   * transfers from 1 again at every start, and the history keeps transfers across restarts.
+   */
+  private runScopedPublish(): Publish {
+    const run = `${this.clock.now().toString(36)}.${(++this.starts).toString(36)}`;
+    let generated = 0;
+    return (type, details = {}) => {
+      const id = details.transferId;
+      if (typeof id === 'string' || typeof id === 'number') details = { ...details, transferId: `${run}.${id}` };
+      else if (type === 'http.done' && details.generated) details = { ...details, transferId: `${run}.generated-${++generated}` };
+      this.bus.publish(type, details);
+    };
+  }
+
   private publishState(): void {
     this.bus.publish('service.state', { status: this.status() });
   }
 
   /** Generated HTTP content: the iPXE script for iPXE clients. */
-  private async serveDynamic(req: IncomingMessage, res: ServerResponse, url: URL, ipxeScriptPath: string | undefined): Promise<boolean> {
+  private async serveDynamic(req: IncomingMessage, res: ServerResponse, url: URL, ipxeScriptPath: string | undefined, publish: Publish): Promise<boolean> {
     if (url.pathname !== '/boot.ipxe' || !ipxeScriptPath) return false;
     const body = await readFile(ipxeScriptPath);
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length });
     res.end(req.method === 'HEAD' ? undefined : body);
     const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    this.bus.publish('http.done', { mac: this.macForIp(ip), ip, file: '/boot.ipxe', bytes: body.length, size: body.length, generated: true });
+    publish('http.done', { mac: this.macForIp(ip), ip, file: '/boot.ipxe', bytes: body.length, size: body.length, generated: true });
     return true;
   }
 
@@ -462,6 +478,10 @@ export class ServiceHost {
     if (event.type.endsWith('.start') || event.type.endsWith('.progress')) {
       const previous = this.transfers.get(id);
       const options = (event.options ?? {}) as Record<string, number>;
+      const startedAt = previous?.startedAt ?? event.time;
+      const bytes = typeof event.bytes === 'number' ? event.bytes : previous?.bytes ?? 0;
+      // A publisher that reports no rate (files read from inside an ISO) still gets one: the average so far.
+      const rate = typeof event.rate === 'number' ? event.rate : event.time > startedAt ? (bytes * 1000) / (event.time - startedAt) : previous?.rate ?? 0;
       this.transfers.set(id, {
         id,
         mac: event.mac ?? previous?.mac,
@@ -469,12 +489,12 @@ export class ServiceHost {
         file: String(event.file ?? previous?.file ?? ''),
         protocol: event.type.startsWith('tftp.') ? 'tftp' : 'http',
         size: typeof event.size === 'number' ? event.size : previous?.size,
-        bytes: typeof event.bytes === 'number' ? event.bytes : previous?.bytes ?? 0,
-        rate: typeof event.rate === 'number' ? event.rate : previous?.rate ?? 0,
+        bytes,
+        rate,
         blksize: options.blksize ?? previous?.blksize,
         windowsize: options.windowsize ?? previous?.windowsize,
         retransmits: typeof event.retransmits === 'number' ? event.retransmits : previous?.retransmits ?? 0,
-        startedAt: previous?.startedAt ?? event.time,
+        startedAt,
       });
     } else {
       this.transfers.delete(id);

@@ -61,7 +61,8 @@ export function finishingPaths(entry: ScriptEntry, architecture: LibraryArchitec
   }
 }
 
-function samePath(a: string, b: string): boolean {
+/** Served paths compared as a client may spell them (escapes, a query, slashes, case). */
+export function samePath(a: string, b: string): boolean {
   const clean = (p: string) => {
     let decoded = p;
     try {

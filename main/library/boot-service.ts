@@ -33,6 +33,7 @@ import { BOOT_BINARY_MOUNTS, locateBootBinary, type BootBinaryName } from './boo
 export interface LibraryMachineAssignment {
   name?: string;
   ignore?: boolean;
+  ignoreReason?: string;
   boot?: Partial<Record<'bios' | 'uefi32' | 'uefi64' | 'arm64' | 'http64' | 'httparm64', string>>;
   ipxeScriptUrl?: string;
 }
@@ -127,7 +128,7 @@ export class LibraryBootService {
     if (!assigned) return undefined;
     const { entry } = assigned;
     const name = `${entry.name}${assigned.bootOnce ? ' (once)' : ''}`;
-    if (entry.kind === 'local-disk') return { name, ignore: true };
+    if (entry.kind === 'local-disk') return { name, ignore: true, ignoreReason: `boots from its local disk (assigned entry "${entry.name}")` };
     if (entry.kind === 'secure-boot-chain') return { name, boot: { uefi64: BOOT_BINARY_MOUNTS.shim.slice(1) } };
     if (entry.kind === 'nbp') {
       const boot: LibraryMachineAssignment['boot'] = {};
@@ -152,7 +153,9 @@ export class LibraryBootService {
       if (assigned.entry.kind === 'local-disk') return { action: 'local-disk' };
       return { action: 'entry', entry: await this.scriptEntry(assigned.entry), bootOnce: assigned.bootOnce };
     }
-    const entries = await Promise.all(this.options.store.entries.list().map((e) => this.scriptEntry(e)));
+    // The menu has its own "Local disk" item; the built-in entry would repeat it.
+    const choices = this.options.store.entries.list().filter((e) => e.kind !== 'local-disk');
+    const entries = await Promise.all(choices.map((e) => this.scriptEntry(e)));
     return { action: 'menu', entries, defaultChoice: this.options.menu?.defaultChoice ?? 'local-disk', timeoutSeconds: this.options.menu?.timeoutSeconds ?? MENU_TIMEOUT_SECONDS };
   }
 
@@ -333,7 +336,8 @@ export class LibraryBootService {
     if (!ranged) this.options.publish?.('http.start', base);
     const stream = createReadStream(source.path, { start: source.offset + start, end: source.offset + end, highWaterMark: 1024 * 1024 });
     let bytes = 0;
-    let lastProgress = Date.now();
+    const startedAt = Date.now();
+    let lastProgress = startedAt;
     stream.on('data', (chunk: string | Buffer) => {
       bytes += chunk.length;
       if (!ranged && Date.now() - lastProgress >= 250) {
@@ -350,7 +354,9 @@ export class LibraryBootService {
       stream.pipe(res);
     });
     // Single ranges (sanboot reads thousands) are not reported one by one.
-    if (!ranged) this.options.publish?.(done ? 'http.done' : 'http.failed', { ...base, bytes, ...(done ? {} : { reason: 'client closed the connection' }) });
+    const durationMs = Date.now() - startedAt;
+    const timing = { durationMs, rate: durationMs > 0 ? Math.round((bytes * 1000) / durationMs) : 0 };
+    if (!ranged) this.options.publish?.(done ? 'http.done' : 'http.failed', { ...base, bytes, ...timing, ...(done ? {} : { reason: 'client closed the connection' }) });
     if (done && entryId !== undefined && mac) this.noteFetched(mac, path, !ranged, ranged);
   }
 

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { openStore, type BootEntry, type Store } from '../store/index.js';
 import { architectureForBootClass, resolveEntryFilePath, type ImportProgress } from './import.js';
 import { importIntoLibrary } from './import-into-library.js';
+import { entryDiskSize } from './entry-edit.js';
 import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from './detect.js';
 
 const USAGE = `Usage: bootbench entries <command> [options]
@@ -70,8 +71,6 @@ export function entryArchitectures(entry: Pick<BootEntry, 'files'>): LibraryArch
 }
 
 export function describeEntry(entry: BootEntry, dataDir: string): EntryListing {
-  const distinct = new Map<string, BootEntry['files'][number]>();
-  for (const f of entry.files) if (!distinct.has(f.path)) distinct.set(f.path, f);
   const files = entry.files.map((f) => ({ ...f, missing: !existsSync(resolveEntryFilePath(f, dataDir)) }));
   const first = entry.files[0];
   return {
@@ -80,7 +79,7 @@ export function describeEntry(entry: BootEntry, dataDir: string): EntryListing {
     kind: entry.kind,
     architectures: entryArchitectures(entry),
     sha256: first?.sha256 ?? null,
-    size: [...distinct.values()].reduce((sum, f) => sum + f.size, 0),
+    size: entryDiskSize(entry.files),
     arguments: entry.arguments,
     storage: first ? (first.path.startsWith('/') ? 'reference' : 'copy') : 'none',
     files,

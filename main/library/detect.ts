@@ -188,7 +188,10 @@ async function detectOpened(path: string, handle: FileHandle, size: number, head
     const descriptor = await readAt(handle, 0x8001, 5);
     if (descriptor.toString('latin1') === 'CD001') {
       try {
-        return await detectIso(path, size);
+        const iso = await detectIso(path, size);
+        const unbootable = whyIsoIsNotBootable(iso);
+        if (unbootable) refuse(unbootable);
+        return iso;
       } catch (err) {
         if (err instanceof IsoFormatError) refuse(`an ISO 9660 image that cannot be read: ${err.message}`);
         throw err;
@@ -530,6 +533,15 @@ async function detectIso(path: string, size: number): Promise<IsoDetection> {
   } finally {
     await image.close();
   }
+}
+
+/**
+ * A data disc: nothing in it that firmware, iPXE or GRUB could start. Taken in, it would be
+ * offered for booting and fail on the machine after the first few kilobytes.
+ */
+export function whyIsoIsNotBootable(iso: IsoDetection): string | undefined {
+  if (iso.elTorito.bios || iso.elTorito.uefi || iso.efiLoaders.length > 0 || iso.linux || iso.windows?.bootWim) return undefined;
+  return `not bootable: the ISO image "${iso.volumeId}" has no El Torito boot record, no EFI loader (EFI/BOOT/BOOT*.EFI) and no Linux kernel or Windows boot files, so a PC given it would stop at once; it is a data disc: add a bootable ISO instead`;
 }
 
 async function findLinux(image: IsoImage): Promise<IsoLinuxInfo | undefined> {

@@ -100,7 +100,7 @@ export function findSameContent(store: Store, entry: Pick<ImportedEntry, 'kind' 
 }
 
 async function discardCopies(entry: ImportedEntry, dataDir: string): Promise<void> {
-  if (entry.storage !== 'copy') return;
+  if (entry.storage === 'reference') return;
   const folders = new Set(entry.files.map((f) => f.path.split('/')[0]));
   for (const folder of folders) if (folder) await rm(join(libraryDir(dataDir), folder), { recursive: true, force: true });
 }

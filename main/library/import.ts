@@ -10,7 +10,11 @@ import { basename, extname, isAbsolute, join, relative, resolve } from 'node:pat
 import { detectFile, LIBRARY_ARCHITECTURES, UnusableFileError, type Detection, type LibraryArchitecture } from './detect.js';
 import type { EntryFile, EntryKind, NewBootEntry } from '../store/entries.js';
 
-export type StorageMode = 'copy' | 'reference';
+/**
+ * copy: into the library folder, the source left as it was; reference: used where it is;
+ * move: renamed into the library folder (files the web UI uploaded there already).
+ */
+export type StorageMode = 'copy' | 'reference' | 'move';
 
 export interface ImportProgress {
   /** Source file being read. */
@@ -64,6 +68,11 @@ import { BOOT_CLASS_FOR_ARCHITECTURE } from './architectures.js';
 /** The folder copies live in. */
 export function libraryDir(dataDir: string): string {
   return join(resolve(dataDir), 'library');
+}
+
+/** Where the web UI's uploads wait until they are imported (inside the library: a rename away). */
+export function uploadsDir(dataDir: string): string {
+  return join(libraryDir(dataDir), '.uploads');
 }
 
 /** Where a stored entry file is on disk: references are absolute, copies relative to the library folder. */
@@ -283,10 +292,17 @@ async function storePlan(plan: Plan, options: ImportOptions, counter: { totalByt
       }
       folder ??= await createEntryFolder(options.dataDir, plan.name);
       const target = join(libraryDir(options.dataDir), folder, uniqueName(file.name, stored.map((s) => basename(s.path))));
-      const partial = `${target}.partial`;
-      temporary.push(partial);
-      const { sha256, size } = await hashFile(file.source, partial, options, counter);
-      await rename(partial, target);
+      let hashed: { sha256: string; size: number };
+      if (options.mode === 'move') {
+        hashed = await hashFile(file.source, undefined, options, counter);
+        await rename(file.source, target);
+      } else {
+        const partial = `${target}.partial`;
+        temporary.push(partial);
+        hashed = await hashFile(file.source, partial, options, counter);
+        await rename(partial, target);
+      }
+      const { sha256, size } = hashed;
       stored.push({ file, path: relative(libraryDir(options.dataDir), target).split('\\').join('/'), size, sha256 });
     }
   } catch (err) {
@@ -353,7 +369,7 @@ export async function hashFile(
     for await (const chunk of input as AsyncIterable<Buffer>) {
       options.signal?.throwIfAborted();
       hash.update(chunk);
-      // events.once drops its 'error' listener when 'drain' comes: one wait per chunk adds none.
+      // events.once drops its listeners when either event fires: a listener per drain would pile up.
       if (output && !output.write(chunk)) await once(output, 'drain');
       bytes += chunk.length;
       counter.totalBytes += chunk.length;

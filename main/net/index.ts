@@ -8,6 +8,7 @@ export {
   broadcastAddressOf,
   prefixLengthOf,
   InterfaceChoiceError,
+  offeredForServing,
   type NetInterface,
   type InterfaceKind,
   type Ipv4Address,

@@ -6,8 +6,8 @@
 // running (libuv skips the rest), so a NIC with its cable unplugged would vanish from
 // the list; /sys keeps it visible with `up: false`.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import os from 'node:os';
 
 export type InterfaceKind = 'wired' | 'wifi' | 'virtual' | 'loopback';
@@ -33,6 +33,10 @@ export interface NetInterface {
    * unplugged and plugged back, and a socket tied to the old index then stays deaf.
    */
   index?: number;
+  /** Linux: the bridge or bond this NIC is a port of; its traffic is the bridge's (or bond's). */
+  portOf?: string;
+  /** Linux: a tun/tap device (a VM's or a VPN's end of a link). */
+  tunTap?: boolean;
 }
 
 /** Where the facts come from; tests replace both with a fake /sys tree and fixed addresses. */
@@ -86,6 +90,7 @@ function listLinuxInterfaces(
       kind: classifyLinuxInterface(dir, name),
       mtu: Number(readSysFile(dir, 'mtu') ?? 0) || 0,
       index: Number(readSysFile(dir, 'ifindex') ?? 0) || 0,
+      ...linuxPortAndTap(dir),
     };
   });
 }
@@ -160,6 +165,34 @@ export function classifyLinuxInterface(dir: string, name: string): InterfaceKind
     if (realpathSync(dir).includes('/devices/virtual/')) return 'virtual';
   } catch { /* fake trees in tests are plain directories */ }
   return 'wired';
+}
+
+/**
+ * `brport` (bridge) or `bonding_slave` (bond) marks a port; `master` links to the bridge or
+ * bond. `tun_flags` exists only on tun/tap devices.
+ */
+function linuxPortAndTap(dir: string): Pick<NetInterface, 'portOf' | 'tunTap'> {
+  const facts: Pick<NetInterface, 'portOf' | 'tunTap'> = {};
+  if (existsSync(join(dir, 'brport')) || existsSync(join(dir, 'bonding_slave'))) {
+    let master = '';
+    try {
+      master = basename(readlinkSync(join(dir, 'master')));
+    } catch { /* a fake tree may have no link: still a port */ }
+    facts.portOf = master || '(unknown)';
+  }
+  if (existsSync(join(dir, 'tun_flags'))) facts.tunTap = true;
+  return facts;
+}
+
+/**
+ * Whether to offer a NIC to serve on. A bridge or bond port receives nothing of its own (the
+ * bridge does), and a tap without an address is one end of a VM's cable: serving there reaches
+ * nobody. A bridge with the address is offered; so is a tap someone gave an address.
+ */
+export function offeredForServing(nic: { portOf?: string; tunTap?: boolean; ipv4: readonly unknown[] }): boolean {
+  if (nic.portOf) return false;
+  if (nic.tunTap && nic.ipv4.length === 0) return false;
+  return true;
 }
 
 function readSysFile(dir: string, file: string): string | undefined {
@@ -285,6 +318,12 @@ export function resolveServeInterface(name: string | undefined, list: NetInterfa
         `There is no network interface called "${name}". ` +
           (list.length ? `Interfaces on this machine: ${describe(list)}.` : 'This machine reports no network interfaces.'),
         list.map((n) => n.name),
+      );
+    }
+    if (nic.portOf) {
+      throw new InterfaceChoiceError(
+        `Interface ${name} is a port of ${nic.portOf}: what arrives on it is ${nic.portOf}'s traffic, so serve on ${nic.portOf} (the NIC with the address) instead.`,
+        withIpv4.map((n) => n.name),
       );
     }
     if (nic.ipv4.length === 0) {

@@ -59,6 +59,8 @@ export interface MachineBootAssignment {
   name?: string;
   /** Do not answer this machine at all (it should boot from its disk). */
   ignore?: boolean;
+  /** Why it is not answered, in plain words (events and the Timeline show it). */
+  ignoreReason?: string;
   /** Per-class files overriding the defaults. */
   boot?: Partial<Record<BootClass, string>>;
   /** iPXE script for this machine, overriding the default one. */
@@ -156,7 +158,7 @@ export type BootDecision =
   | (DecisionBase & { kind: 'file'; file: string; vendorClass: 'PXEClient' })
   | (DecisionBase & { kind: 'url'; url: string; vendorClass: 'PXEClient' | 'HTTPClient' })
   | (DecisionBase & { kind: 'menu'; items: ResolvedMenuItem[]; prompt: string; timeoutSeconds: number; defaultItem: ResolvedMenuItem; vendorClass: 'PXEClient' })
-  | { kind: 'ignore'; reason: string; bootClass?: BootClass; machine?: string };
+  | { kind: 'ignore'; reason: string; bootClass?: BootClass; machine?: string; /** Not answered on purpose (its assignment says so), not for want of an answer. */ deliberate?: true };
 
 /** Menu item types for our entries; iPXE asks for 0x8000 after a menu (PXE-NOTES). */
 export const MENU_TYPE_BASE = 0x8000;
@@ -203,7 +205,9 @@ export function chooseBootFile(client: BootClient, config: BootPolicyConfig): Bo
   const assignment = config.lookupMachine?.(client.mac, client.uuid);
   const machine = assignment?.name;
   const base = { bootClass, machine };
-  if (assignment?.ignore) return { kind: 'ignore', ...base, reason: `machine ${machine ?? client.mac} is set not to boot from the network` };
+  if (assignment?.ignore) {
+    return { kind: 'ignore', ...base, deliberate: true, reason: assignment.ignoreReason ?? `${machine ?? client.mac} is set not to boot from the network` };
+  }
 
   const httpClass = isHttpBootClass(bootClass) || client.vendorClass?.startsWith('HTTPClient') === true;
   const vendorClass = httpClass ? ('HTTPClient' as const) : ('PXEClient' as const);

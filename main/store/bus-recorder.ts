@@ -135,11 +135,15 @@ const asCount = (v: unknown): number | undefined => (typeof v === 'number' && Nu
 const asObject = (v: unknown): Record<string, unknown> | undefined =>
   v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 
-function transferKeyOf(event: BootEvent, protocol: TransferProtocol): string {
+/** The transfer's own key when the event carries the serving run's id for it. */
+export function transferIdKey(event: BootEvent, protocol: TransferProtocol): string | undefined {
   const id = event.transferId ?? event.requestId ?? event.id;
-  if (typeof id === 'string' || typeof id === 'number') return `${protocol}:${id}`;
+  return typeof id === 'string' || typeof id === 'number' ? `${protocol}:${id}` : undefined;
+}
+
+function transferKeyOf(event: BootEvent, protocol: TransferProtocol): string {
   // Without an id, one client fetching one file at a time is the best key there is.
-  return `${protocol}:${event.ip ?? '?'}:${asString(event.file) ?? '?'}`;
+  return transferIdKey(event, protocol) ?? `${protocol}:${event.ip ?? '?'}:${asString(event.file) ?? '?'}`;
 }
 
 /** The event's details as stored: serialised once here, not again by the repository. */
@@ -370,7 +374,8 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
         recentlyFinished.add(transfer.key);
         if (recentlyFinished.size > 1000) recentlyFinished.delete(recentlyFinished.values().next().value!);
         pending.push({ event, transfer });
-      } else if (!NOT_IN_TIMELINE.has(event.type)) {
+      } else if (!NOT_IN_TIMELINE.has(event.type) || (event.type === 'host.warning' && event.mac)) {
+        // A host warning about one machine (its boot once was used) belongs to its timeline.
         const dhcpSide = service === 'dhcp' || service === 'proxy' || service === 'pxe';
         if (dhcpSide && maxDhcpEventsPerSecond > 0 && !DHCP_ALWAYS_RECORDED.has(event.type) && !withinDhcpBudget(event)) return;
         pending.push({ event });

@@ -28,7 +28,7 @@ export function machineBootLookup(store: Store): (mac: string, uuid?: string) =>
     const { entry } = assignment;
     switch (entry.kind) {
       case 'local-disk':
-        return { name, ignore: true };
+        return { name, ignore: true, ignoreReason: `boots from its local disk (assigned entry "${entry.name}")` };
       case 'nbp':
       case 'secure-boot-chain':
         return { name, boot: firstFilePerClass(entry) };

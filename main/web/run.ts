@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { defaultDataDir, serveConfigFromFlags, SERVE_OPTIONS } from '../host/serve-flags.js';
 import { listInterfaces } from '../net/index.js';
 import type { Logger } from '../host/logger.js';
+import { uploadsDir } from '../library/import.js';
 import { createUiHost } from './ui-host.js';
 import { startWebMode } from './web-mode.js';
 import { isLoopbackAddress } from './web-ui-server.js';
@@ -101,6 +102,7 @@ export async function runWebMode(argv: string[]): Promise<number> {
       version: packageVersion(),
       notices: () => ui.notices,
       afterStart: () => ui.saveSettings(),
+      uploadDir: ui.store ? () => uploadsDir(ui.host.config().dataDir) : undefined,
     });
   } catch (err) {
     console.error(`bootbench-web: ${(err as Error).message}`);

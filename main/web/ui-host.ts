@@ -3,7 +3,7 @@
 // (the host answers per-machine assignments from the store's library), settings saved
 // after a start, files added to the library taken in by the running services. The same
 // wiring as `bootbench serve` and `bootbench entries import`.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { ServiceHost } from '../host/service-host.js';
 import { defaultServeConfig, type ServeConfig } from '../host/config.js';
 import { configFromSettings, saveConfigToSettings } from '../host/stored-config.js';
@@ -12,6 +12,8 @@ import { storeLibraryImporter } from '../host/api-library.js';
 import { unavailableLibraryImporter, type ApiStore, type LibraryImporter } from '../host/api.js';
 import { silentLogger, type Logger } from '../host/logger.js';
 import { openStore, type Store } from '../store/index.js';
+import { ensureLocalDiskEntry } from '../library/boot-service.js';
+import { uploadsDir } from '../library/import.js';
 
 export interface UiHostOptions {
   dataDir: string;
@@ -44,19 +46,31 @@ export function createUiHost(options: UiHostOptions): UiHost {
     // Boot service still runs without history; the banner says why machines are missing.
     notices.push(`${(err as Error).message}. Serving without history: machines, timeline, CSV import and adding boot files are unavailable.`);
   }
+  // No upload is in flight before the UI is up: what is there is left from a host that stopped
+  // mid-upload.
+  rmSync(uploadsDir(options.dataDir), { recursive: true, force: true });
+  if (store) {
+    // "Boot from the own disk" is a choice on the Machines screen from the first start, not
+    // only after a boot once has fallen back to it.
+    try {
+      ensureLocalDiskEntry(store);
+    } catch (err) {
+      logger.warn(`the built-in Local disk choice could not be recorded: ${(err as Error).message}`);
+    }
+  }
   const stored = store ? configFromSettings(store, options.dataDir) : defaultServeConfig(options.dataDir);
   const config = options.configure ? options.configure(stored) : stored;
   const host = new ServiceHost({ config, logger, store });
   return {
     host,
     store,
-    apiStore: store ? storeApi(store) : undefined,
+    apiStore: store ? storeApi(store, { dataDir: () => host.config().dataDir }) : undefined,
     library: store
       ? storeLibraryImporter({
           store,
           dataDir: () => host.config().dataDir,
           // While serving, new entries are mounted at once; a later start mounts them anyway.
-          afterImport: async () => {
+          afterChange: async () => {
             if (host.status().running) await host.mountLibrary();
           },
         })

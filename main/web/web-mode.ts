@@ -23,6 +23,8 @@ export interface WebModeOptions {
   version?: string;
   notices?: () => string[];
   afterStart?: HostApiOptions['afterStart'];
+  /** Where browser uploads go before they are imported (main/library uploadsDir). */
+  uploadDir?: () => string;
 }
 
 export interface WebMode {
@@ -59,6 +61,7 @@ export async function startWebMode(options: WebModeOptions): Promise<WebMode> {
     port: options.port,
     token: options.token,
     logger: options.logger,
+    uploadDir: options.uploadDir,
   });
   await server.start();
   return { server, api, url: server.url, close: () => server.stop() };

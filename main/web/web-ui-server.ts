@@ -17,8 +17,9 @@ import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ApiEnvelope, ApiEventName, ApiEvents, WirePush, WireRequest, WireResponse } from '../../preload/api.js';
-import { WEB_API_PATH } from '../../preload/api.js';
+import { WEB_API_PATH, WEB_TOKEN_HEADER, WEB_UPLOAD_PATH } from '../../preload/api.js';
 import { silentLogger, type Logger } from '../host/logger.js';
+import { saveUpload, UploadError } from './upload.js';
 
 export interface ApiCallHandler {
   handle(call: string, request: unknown): Promise<ApiEnvelope<unknown>>;
@@ -38,6 +39,8 @@ export interface WebUiServerOptions {
   port?: number;
   token?: string;
   logger?: Logger;
+  /** Where uploaded files wait for `entries:import-uploads`; without it, uploads are refused. */
+  uploadDir?: () => string;
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -155,6 +158,12 @@ export class WebUiServer {
     return this.token !== undefined;
   }
 
+  /** Browsers always send Origin on a WebSocket handshake and a POST; it must be this very server. */
+  private fromOwnPage(req: IncomingMessage): boolean {
+    const origin = req.headers.origin;
+    return !!origin && !!req.headers.host && origin.toLowerCase() === `http://${req.headers.host.trim().toLowerCase()}`;
+  }
+
   private tokenMatches(given: string | null): boolean {
     if (!this.token) return true;
     if (!given) return false;
@@ -167,6 +176,10 @@ export class WebUiServer {
     if (!this.hostAllowed(req.headers.host)) {
       res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8', ...SECURITY_HEADERS });
       res.end('This Bootbench web UI answers only to the address it listens on.\n');
+      return;
+    }
+    if (req.url?.split('?')[0] === WEB_UPLOAD_PATH) {
+      void this.receiveUpload(req, res);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -214,6 +227,45 @@ export class WebUiServer {
     createReadStream(file).pipe(res);
   }
 
+  /**
+   * POST /upload?name=FILE with the bytes as the body. The same checks as the WebSocket: this
+   * server's Host, its own Origin (a page elsewhere cannot post files here) and the token.
+   */
+  private async receiveUpload(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const answer = (status: number, body: object) => {
+      if (res.headersSent) return;
+      const text = JSON.stringify(body);
+      // The request body may still be arriving: close rather than read a refused upload.
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...(status >= 400 ? { connection: 'close' } : {}), ...SECURITY_HEADERS });
+      res.end(text);
+    };
+    const refuse = (status: number, message: string) => {
+      this.logger.warn(`web UI: refused an upload: ${message}`, { origin: req.headers.origin, host: req.headers.host });
+      answer(status, { error: message });
+    };
+    if (req.method !== 'POST') return refuse(405, 'Uploads are sent with POST.');
+    if (!this.fromOwnPage(req)) return refuse(403, 'Uploads are accepted only from the page this server served.');
+    const token = req.headers[WEB_TOKEN_HEADER];
+    if (!this.tokenMatches(typeof token === 'string' ? token : null)) return refuse(401, 'The upload did not carry the token from the address this UI was opened with: open that address again.');
+    const dir = this.options.uploadDir?.();
+    if (!dir) return refuse(503, 'This host has no library to upload to (the machine database is not open).');
+    const length = Number(req.headers['content-length']);
+    if (!req.headers['content-length'] || !Number.isSafeInteger(length) || length < 0) return refuse(411, 'The upload must say its size (Content-Length).');
+    let name: string | null;
+    try {
+      name = new URL(req.url ?? '/', 'http://x').searchParams.get('name');
+    } catch {
+      name = null;
+    }
+    try {
+      const saved = await saveUpload(req, { dir, name: name ?? '', size: length });
+      answer(200, { upload: saved.id, name: saved.name, size: saved.size });
+    } catch (err) {
+      const status = err instanceof UploadError ? err.status : 500;
+      refuse(status, (err as Error).message);
+    }
+  }
+
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const refuse = (status: number, reason: string) => {
       this.logger.warn(`web UI: refused a WebSocket connection: ${reason}`, { origin: req.headers.origin, host: req.headers.host });
@@ -227,9 +279,7 @@ export class WebUiServer {
     }
     if (url.pathname !== WEB_API_PATH) return refuse(404, 'Not Found');
     if (!this.hostAllowed(req.headers.host)) return refuse(421, 'Misdirected Request');
-    // Browsers always send Origin on a WebSocket handshake; it must be this very server.
-    const origin = req.headers.origin;
-    if (!origin || origin.toLowerCase() !== `http://${req.headers.host!.trim().toLowerCase()}`) return refuse(403, 'Forbidden');
+    if (!this.fromOwnPage(req)) return refuse(403, 'Forbidden');
     if (!this.tokenMatches(url.searchParams.get('token'))) return refuse(401, 'Unauthorized');
     this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
   }

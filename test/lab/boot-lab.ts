@@ -39,10 +39,15 @@ export const IPXE_EFI = '/usr/lib/ipxe/ipxe.efi';
 
 /**
  * bios: SeaBIOS + e1000 with iPXE's BIOS ROM; uefi: OVMF + virtio-net, EDK2's PxeBcDxe;
- * uefi-ipxe: OVMF + e1000 with iPXE's UEFI ROM; uefi-secure: like uefi, Secure Boot enforced.
+ * uefi-ipxe: OVMF + e1000 with iPXE's UEFI ROM; uefi-secure: like uefi, Secure Boot enforced;
+ * uefi-http / uefi-secure-http: like uefi / uefi-secure with PXE and IPv6 switched off, so
+ * EDK2's HttpBootDxe ("UEFI HTTPv4") is the only network boot option.
  */
-export type ClientKind = 'bios' | 'uefi' | 'uefi-ipxe' | 'uefi-secure';
-export const ALL_KINDS: readonly ClientKind[] = ['bios', 'uefi', 'uefi-ipxe', 'uefi-secure'];
+export type ClientKind = 'bios' | 'uefi' | 'uefi-ipxe' | 'uefi-secure' | 'uefi-http' | 'uefi-secure-http';
+export const ALL_KINDS: readonly ClientKind[] = ['bios', 'uefi', 'uefi-ipxe', 'uefi-secure', 'uefi-http', 'uefi-secure-http'];
+
+const isSecureKind = (kind: ClientKind): boolean => kind === 'uefi-secure' || kind === 'uefi-secure-http';
+export const isHttpBootKind = (kind: ClientKind): boolean => kind === 'uefi-http' || kind === 'uefi-secure-http';
 
 /** Why the lab cannot run here (test is skipped with this), or undefined. */
 export function labUnavailableReason(options: { kinds?: readonly ClientKind[]; programs?: string[]; files?: string[] } = {}): string | undefined {
@@ -53,8 +58,8 @@ export function labUnavailableReason(options: { kinds?: readonly ClientKind[]; p
   if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing (QEMU tap networking)';
   const kinds = options.kinds ?? ALL_KINDS;
   const files = [...(options.files ?? [])];
-  if (kinds.some((k) => k === 'uefi' || k === 'uefi-ipxe')) files.push(OVMF_CODE, OVMF_VARS);
-  if (kinds.includes('uefi-secure')) files.push(OVMF_CODE_SECBOOT, OVMF_VARS_MS);
+  if (kinds.some((k) => k === 'uefi' || k === 'uefi-ipxe' || k === 'uefi-http')) files.push(OVMF_CODE, OVMF_VARS);
+  if (kinds.some(isSecureKind)) files.push(OVMF_CODE_SECBOOT, OVMF_VARS_MS);
   if (kinds.some((k) => k === 'bios' || k === 'uefi-ipxe')) files.push(IPXE_E1000_ROM);
   const missing = files.filter((f) => !existsSync(f));
   if (missing.length) return `missing file(s): ${missing.join(', ')} (apt-get install ovmf ipxe-qemu ipxe)`;
@@ -175,8 +180,9 @@ export class BootLab {
 
 function officeReservations(): string[] {
   const out: string[] = [];
+  // Eight per kind keeps every reservation inside the office pool (192.0.2.50-99).
   ALL_KINDS.forEach((kind, k) => {
-    for (let i = 0; i < 10; i++) out.push(`--dhcp-host=${clientMac(kind, i)},192.0.2.${60 + k * 10 + i}`);
+    for (let i = 0; i < 8; i++) out.push(`--dhcp-host=${clientMac(kind, i)},192.0.2.${50 + k * 8 + i}`);
   });
   return out;
 }
@@ -222,6 +228,8 @@ export class QemuClient {
     private readonly bootLab: BootLab,
     readonly kind: ClientKind,
     readonly index: number,
+    /** QEMU arguments for the client's disks (files the test made), after the NIC */
+    private readonly diskArgs: string[] = [],
   ) {
     this.mac = clientMac(kind, index);
     this.uuid = clientUuid(kind, index);
@@ -232,7 +240,7 @@ export class QemuClient {
 
   args(tap: string): string[] {
     const base = join(this.bootLab.dir, `client-${this.kind}-${this.index}`);
-    const secure = this.kind === 'uefi-secure';
+    const secure = isSecureKind(this.kind);
     const args = [
       '-name', `bootbench-lab-${this.kind}-${this.index}`,
       // KVM exists here but cannot run this firmware (SeaBIOS+iPXE hangs, OVMF stops with
@@ -260,20 +268,25 @@ export class QemuClient {
         '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${secure ? OVMF_CODE_SECBOOT : OVMF_CODE}`,
         '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
       );
-      if (this.kind === 'uefi' || secure) {
-        // An empty romfile keeps iPXE out, so EDK2's own PxeBcDxe is the PXE client.
+      if (isHttpBootKind(this.kind)) {
+        // OVMF tries PXEv4, PXEv6, HTTPv4, HTTPv6 in turn, and under TCG each failed
+        // attempt costs tens of seconds: its fw_cfg switches leave HTTPv4 as the only one.
+        for (const knob of ['IPv4PXESupport', 'IPv6PXESupport', 'IPv6Support']) args.push('-fw_cfg', `name=opt/org.tianocore/${knob},string=n`);
+      }
+      if (this.kind !== 'uefi-ipxe') {
+        // An empty romfile keeps iPXE out, so EDK2's own PxeBcDxe/HttpBootDxe is the client.
         args.push('-device', `virtio-net-pci,netdev=net0,mac=${this.mac},romfile=`);
       } else {
         args.push('-device', `e1000,netdev=net0,mac=${this.mac},romfile=${IPXE_E1000_ROM}`);
       }
     }
-    return args;
+    return [...args, ...this.diskArgs];
   }
 
   private memoryMb(): string {
     // Shim + GRUB + a distribution kernel decompressing itself need more than 256 MB: with
     // 256 MB the EFI stub failed with "XZ-compressed data is corrupt".
-    return process.env.BOOTBENCH_LAB_MEMORY_MB ?? (this.kind === 'uefi-secure' ? '1024' : '256');
+    return process.env.BOOTBENCH_LAB_MEMORY_MB ?? (isSecureKind(this.kind) ? '1024' : '256');
   }
 
   /** Powers the client off (the pending `run()` then resolves). */
@@ -330,6 +343,8 @@ const GAVE_UP: Record<ClientKind, RegExp> = {
   uefi: /failed to load Boot0001 "UEFI PXEv4|PXE-E\d\d: .*\s+BdsDxe: failed/,
   'uefi-ipxe': /No more network devices|failed to load Boot0001/,
   'uefi-secure': /failed to load Boot0001 "UEFI PXEv4/,
+  'uefi-http': /failed to load Boot\d+ "UEFI HTTPv4/,
+  'uefi-secure-http': /failed to load Boot\d+ "UEFI HTTPv4/,
 };
 // OVMF opens its setup menu once every boot option failed or returned (GRUB's `exit`).
 const OVMF_GAVE_UP = /starting Boot0000 "UiApp"/;
@@ -355,7 +370,7 @@ export function logTail(text: string, lines = 25): string {
 export interface ServerOptions {
   mode: 'proxy' | 'dhcp';
   root: string;
-  boot: { bios?: string; uefi64?: string };
+  boot: { bios?: string; uefi64?: string; http64?: string };
   ipxeScript?: string;
   httpPort?: number;
   pool?: { first: string; last: string };
@@ -399,6 +414,7 @@ export function startBootbench(bootLab: BootLab, options: ServerOptions): Runnin
   args.push('serve', '--interface', BRIDGE, '--mode', options.mode, '--root', options.root, '--log', 'json', '--data', data);
   if (options.boot.bios) args.push('--boot', `bios=${options.boot.bios}`);
   if (options.boot.uefi64) args.push('--boot', `uefi64=${options.boot.uefi64}`);
+  if (options.boot.http64) args.push('--boot', `http64=${options.boot.http64}`);
   if (options.ipxeScript) args.push('--ipxe-script', options.ipxeScript);
   if (options.httpPort) args.push('--http-port', String(options.httpPort));
   if (options.mode === 'dhcp') args.push('--pool', `${options.pool!.first}-${options.pool!.last}`);

@@ -15,7 +15,7 @@ import { waitFor } from '../helpers/netns.js';
 import { biosMarkerNbp, uefiMarkerNbp } from './marker-nbp.js';
 
 const OUT = join(PROJECT_ROOT, 'test', 'fixtures', 'captures');
-const CLIENT_NAME: Record<ClientKind, string> = { bios: 'ipxe-bios', uefi: 'ovmf', 'uefi-ipxe': 'ipxe-efi', 'uefi-secure': 'ovmf-secure-boot' };
+const CLIENT_NAME: Record<ClientKind, string> = { bios: 'ipxe-bios', uefi: 'ovmf', 'uefi-ipxe': 'ipxe-efi', 'uefi-secure': 'ovmf-secure-boot', 'uefi-http': 'ovmf-http-boot', 'uefi-secure-http': 'ovmf-secure-http-boot' };
 const CAPTURED_KINDS: ClientKind[] = ['bios', 'uefi', 'uefi-ipxe'];
 const DHCP_TYPE: Record<string, string> = { '1': 'discover', '2': 'offer', '3': 'request', '5': 'ack', '8': 'inform' };
 

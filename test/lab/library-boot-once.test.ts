@@ -15,6 +15,8 @@ import { Scenario, assertEventForMac, describeTime, scenarioSkipReason } from '.
 import { waitFor } from '../helpers/netns.js';
 import { INITRD_EXIT_VALUE, INITRD_MARKER, findLinuxKernel, markerInitrd } from './marker-initrd.js';
 import { qemuExitStatus } from './marker-nbp.js';
+import { diagnoseBoot } from '../../main/host/boot-diagnosis.js';
+import type { BootEvent } from '../../main/host/events.js';
 
 const IPXE_SNPONLY = '/usr/lib/ipxe/snponly.efi';
 const clients: ClientKind[] = ['uefi', 'bios'];
@@ -94,5 +96,12 @@ else describe('library kernel entry and boot once', () => {
     assert.ok(!ranInitrd(second) && !second.debugcon.includes('BOOTBENCH'), `the second boot ran our files again\n${scenario.failureReport(second)}`);
     assert.equal(answered.length, 0, `the second boot was still served: ${answered.map((e) => JSON.stringify(e)).join('\n')}\n${scenario.failureReport(second)}`);
     assert.ok(later.some((e) => e.type === 'dhcp.ignored'), `no dhcp.ignored for ${first.mac} on the second boot\n${scenario.failureReport(second)}`);
+    // Not answered on purpose, and said so: no "enable PXE in its firmware".
+    const ignored = later.find((e) => e.type === 'dhcp.ignored')!;
+    assert.equal(ignored.deliberate, true, JSON.stringify(ignored));
+    assert.match(String(ignored.reason), /boots from its local disk/);
+    const diagnosis = diagnoseBoot(scenario.events().filter((e) => e.mac === first.mac) as BootEvent[]);
+    assert.equal(diagnosis.stage, 'local-disk', diagnosis.message);
+    assert.match(diagnosis.message, /^Boots from its local disk: boot once was used on \d{4}-\d\d-\d\d/);
   });
 });

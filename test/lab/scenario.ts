@@ -37,6 +37,8 @@ export interface ScenarioOptions {
   needsBootbench?: boolean;
   /** fills the --data folder before `serve` starts (library entries, machines) */
   prepareData?: (dataDir: string) => void | Promise<void>;
+  /** QEMU disk arguments per client (by index), for files in the lab folder the test made */
+  clientDisks?: (index: number, labDir: string) => string[];
 }
 
 export type BootEventLine = Record<string, unknown> & { type: string; mac?: string };
@@ -84,7 +86,7 @@ export class Scenario {
       pool: o.mode === 'dhcp' ? FULL_DHCP_POOL : undefined,
     });
     await this.server.ready();
-    o.clients.forEach((kind, i) => this.clients.push(new QemuClient(lab, kind, i)));
+    o.clients.forEach((kind, i) => this.clients.push(new QemuClient(lab, kind, i, o.clientDisks?.(i, lab.dir))));
     this.results = Promise.all(this.clients.map((c) => c.run(CLIENT_TIMEOUT_MS)));
   }
 

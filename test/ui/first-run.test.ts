@@ -14,7 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium-netns.js';
+import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium.js';
 import { BootLab, IPXE_UNDIONLY, PROJECT_ROOT, QemuClient, labUnavailableReason, logTail, type ClientResult } from '../lab/boot-lab.js';
 import { INITRD_EXIT_VALUE, INITRD_MARKER, findLinuxKernel, markerInitrd } from '../lab/marker-initrd.js';
 import { qemuExitStatus } from '../lab/marker-nbp.js';

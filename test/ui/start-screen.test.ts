@@ -6,25 +6,21 @@
 // Screenshots: test-output/ui/start-*.png
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { ServiceHost } from '../../main/host/service-host.js';
 import { storeApi } from '../../main/host/api-store.js';
 import { configFromSettings, saveConfigToSettings } from '../../main/host/stored-config.js';
 import { startWebMode, type WebMode } from '../../main/web/web-mode.js';
 import { openStore, type Store } from '../../main/store/index.js';
 import type { NetInterface } from '../../main/net/index.js';
-import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/chromium-netns.js';
+import { launchChromium, rendererSkipReason } from '../helpers/chromium.js';
 import { PROJECT_ROOT } from '../lab/boot-lab.js';
 
 const shots = join(PROJECT_ROOT, 'test-output/ui');
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} is missing (apt-get install chromium)`
-  : !existsSync(join(PROJECT_ROOT, 'dist/renderer/index.html'))
-    ? 'the renderer is not built: run `npm run build:renderer` (npm test builds it)'
-    : undefined;
+const skip = rendererSkipReason();
 
 const loopback: NetInterface = { name: 'lo', mac: '', ipv4: [{ address: '127.0.0.1', netmask: '255.0.0.0', prefixLength: 8 }], ipv6: [], up: true, kind: 'wired', mtu: 65536 };
 let dir: string;
@@ -54,7 +50,7 @@ before(async () => {
     staticDir: join(PROJECT_ROOT, 'dist/renderer'),
     afterStart: () => saveConfigToSettings(saved, host!.config()),
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

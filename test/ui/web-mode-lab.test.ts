@@ -16,7 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium-netns.js';
+import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium.js';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { openStore } from '../../main/store/index.js';
 import { buildPe } from '../unit/library-fixtures.js';
@@ -143,12 +143,13 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   // --- Library: a UEFI program typed as a host path becomes an entry with its kind,
   // architecture and hash; a file that is no boot file is refused with what was seen.
   await page.click('[data-screen=library]');
-  await page.getByTestId('entries').getByText('Rescue image').waitFor();
+  // Names are editable fields on the Library screen: rows carry the entry's name.
+  await page.getByTestId('entries').locator('tr[data-entry="Rescue image"]').waitFor();
   await page.getByLabel('Path on the host').fill(join(work, 'drop', 'memtest.efi'));
   await page.getByRole('button', { name: 'Add' }).click();
   const importResult = page.getByTestId('import-result');
   await importResult.filter({ hasText: 'Added 1 entry: memtest' }).waitFor({ timeout: 10_000 });
-  const memtestRow = page.getByTestId('entries').locator('tr', { hasText: 'memtest' });
+  const memtestRow = page.getByTestId('entries').locator('tr[data-entry="memtest"]');
   await memtestRow.waitFor();
   const memtestText = await memtestRow.innerText();
   assert.match(memtestText, /\bnbp\b/);

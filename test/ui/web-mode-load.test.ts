@@ -4,21 +4,16 @@
 // everything from connectApiEvents to the DOM is the real code.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { launchChromium, RENDERER_DIR, REPO, webUiSkipReason } from '../helpers/web-ui-browser.js';
 import { EventBus } from '../../main/host/events.js';
 import type { ApiServiceHost } from '../../main/host/api.js';
 import { startWebMode, type WebMode } from '../../main/web/web-mode.js';
 import type { TransferRow } from '../../preload/api.js';
 
-const repo = resolve(new URL('.', import.meta.url).pathname, '../..');
-const CHROMIUM = '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} is missing (apt-get install chromium)`
-  : !existsSync(join(repo, 'dist/renderer/index.html'))
-    ? 'the renderer is not built: run `npm run build:renderer` (npm test builds it)'
-    : undefined;
+const skip = webUiSkipReason();
 
 const PCS = 50;
 let web: WebMode | undefined;
@@ -46,8 +41,8 @@ before(async () => {
   // 50 transfers, each reporting 4 times a second: one progress event every 5 ms.
   let n = 0;
   ticker = setInterval(() => bus.publish('tftp.progress', { transferId: `t${n++ % PCS}`, bytes: n }), 5);
-  web = await startWebMode({ host, listInterfaces: () => [], staticDir: join(repo, 'dist/renderer') });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
+  web = await startWebMode({ host, listInterfaces: () => [], staticDir: RENDERER_DIR });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -87,7 +82,7 @@ test('50 transfers at 200 events/s: a few pushes and a few redraws per second', 
   const recentPushes = pushes.filter((t) => t >= since).length;
   assert.ok(recentPushes >= 6 && recentPushes <= 15, `progress pushes in 3 s: ${recentPushes} (expected about 12: four a second)`);
   assert.ok(redraws >= 6 && redraws <= 15, `table redraws in 3 s: ${redraws} (expected about 12: at most four a second)`);
-  mkdirSync(join(repo, 'test-output/ui'), { recursive: true });
-  await page.screenshot({ path: join(repo, 'test-output/ui/08-live-50-pcs.png'), fullPage: false });
+  mkdirSync(join(REPO, 'test-output/ui'), { recursive: true });
+  await page.screenshot({ path: join(REPO, 'test-output/ui/08-live-50-pcs.png'), fullPage: false });
   await page.close();
 });

@@ -193,6 +193,7 @@ describe('proxy chain warning', () => {
     const { proxyChainWarning } = await import('../../main/dhcp/proxy.js');
     assert.match(proxyChainWarning('efi\\shimx64.efi', SERVER) ?? '', /grub\.cfg.*--mode dhcp.*next-server to 192\.0\.2\.1/);
     assert.match(proxyChainWarning('boot/grubnetx64.efi', SERVER) ?? '', /GRUB/);
+    assert.match(proxyChainWarning('http://192.0.2.1:8080/shimx64.efi', SERVER) ?? '', /after UEFI HTTP boot stops at its prompt.*by PXE/);
     assert.equal(proxyChainWarning('ipxe.efi', SERVER), undefined);
     assert.equal(proxyChainWarning(undefined, SERVER), undefined);
   });

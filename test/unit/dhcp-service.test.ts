@@ -11,6 +11,7 @@ import { DhcpService } from '../../main/dhcp/service.js';
 import { decodeDhcpPacket, type DhcpPacket } from '../../main/dhcp/packet.js';
 import { EventBus, type BootEvent } from '../../main/host/events.js';
 import { MemoryLogger } from '../../main/host/logger.js';
+import { summarizeEvent } from '../../main/host/boot-diagnosis.js';
 import { loopbackFactory } from './dhcp-loopback.js';
 import { firmwareBootRequest, firmwareOptions, rawDhcp } from '../helpers/dhcp-clients.js';
 
@@ -114,6 +115,17 @@ describe('DhcpService over loopback, proxy mode', () => {
     const ignored = await waitForEvent(events, (e) => e.type === 'dhcp.ignored' && e.xid === 0x1004);
     assert.match(String(ignored.reason), /not a PXE/);
     assert.equal(ignored.mac, '52:54:00:00:10:02');
+    assert.equal(ignored.expected, undefined, 'a client we cannot serve is a real non-answer');
+  });
+
+  test("the office server's own REQUEST is left to it and marked as expected, not as a missed answer", async () => {
+    client.send(rawDhcp({ xid: 0x1005, mac: MAC, options: [...firmwareOptions('edk2-x64', MAC, { messageType: 3 }), [54, [192, 0, 2, 2]], [50, [192, 0, 2, 50]]] }), service.ports.server);
+    const ignored = await waitForEvent(events, (e) => e.type === 'dhcp.ignored' && e.xid === 0x1005);
+    assert.match(String(ignored.reason), /REQUEST for DHCP server 192\.0\.2\.2/);
+    assert.equal(ignored.expected, true);
+    const line = summarizeEvent(ignored);
+    assert.equal(line.level, 'info', line.summary);
+    assert.match(line.summary, /^Left to the other DHCP server/);
   });
 });
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { openStore, type Store } from '../../main/store/index.js';
 import { importPaths } from '../../main/library/import.js';
-import { LibraryBootService, assignOnceInStore } from '../../main/library/boot-service.js';
+import { LibraryBootService, assignOnceInStore, ensureLocalDiskEntry } from '../../main/library/boot-service.js';
 import { FileResolver } from '../../main/files/index.js';
 import { chainloadPolicy } from '../../main/library/boot-binaries.js';
 import type { BootEvent } from '../../main/host/events.js';
@@ -128,6 +128,13 @@ describe('library boot service over HTTP (loopback)', () => {
     assert.ok(other.includes('choose --default bb-local --timeout 5000 target'));
   });
 
+  test('the menu of an unassigned machine lists Local disk once, whether or not the built-in entry exists', async () => {
+    ensureLocalDiskEntry(store);
+    const menu = (await get('/ipxe/machine.ipxe?mac=52:54:00:00:00:99&platform=efi&buildarch=x86_64')).body.toString();
+    assert.equal(menu.match(/Local disk/g)?.length, 1, menu);
+    assert.ok(menu.includes('item bb-local Local disk'), menu);
+  });
+
   test('chainload policy: bundled iPXE per class unless the user chose a file; bootstrap URL', () => {
     assert.deepEqual(chainloadPolicy('http://192.0.2.1:8080/', { bios: 'pxelinux.0' }), {
       boot: { bios: 'pxelinux.0', uefi64: 'bootbench/snponly.efi', http64: 'http://192.0.2.1:8080/bootbench/snponly.efi' },
@@ -154,7 +161,7 @@ describe('library boot service over HTTP (loopback)', () => {
     assert.ok(published.some((e) => e.bootOnce === 'completed' && e.mac === MAC));
     const next = (await get(`/ipxe/machine.ipxe?mac=${MAC}&platform=efi&buildarch=x86_64`)).body.toString();
     assert.match(next, /boots from its local disk/);
-    assert.deepEqual(service.lookupMachine(MAC), { name: 'Local disk', ignore: true });
+    assert.deepEqual(service.lookupMachine(MAC), { name: 'Local disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Local disk")' });
   });
 
   test('mountInto: binaries, per-machine grub.cfg, entry files for TFTP', async () => {

@@ -56,7 +56,7 @@ describe('library DHCP lookup', () => {
     const mac = '52:54:00:00:20:01';
     assert.equal(library.lookupMachine(mac), undefined);
     const machine = store.machines.create({ macs: [mac], entryId: disk.id });
-    assert.deepEqual(library.lookupMachine(mac), { name: 'Disk', ignore: true });
+    assert.deepEqual(library.lookupMachine(mac), { name: 'Disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Disk")' });
     store.machines.update(machine.id, { entryId: null });
     assert.equal(library.lookupMachine(mac), undefined);
   });
@@ -69,20 +69,20 @@ describe('library DHCP lookup', () => {
     store.machines.update(id, { group: 'lab' });
     assert.equal(library.lookupMachine(mac), undefined, 'the group has no entry yet');
     store.machines.setGroup({ name: 'lab', entryId: disk.id, notes: '' });
-    assert.deepEqual(library.lookupMachine(mac), { name: 'Disk', ignore: true });
+    assert.deepEqual(library.lookupMachine(mac), { name: 'Disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Disk")' });
   });
 
   test('a machine known only by its UUID is found from a new MAC, in any spelling of the UUID', () => {
     const disk = store.entries.create({ name: 'Disk', kind: 'local-disk' });
     store.machines.create({ macs: [], uuid: UUID, entryId: disk.id });
-    assert.deepEqual(library.lookupMachine('52:54:00:00:40:01', UUID.toUpperCase()), { name: 'Disk', ignore: true });
+    assert.deepEqual(library.lookupMachine('52:54:00:00:40:01', UUID.toUpperCase()), { name: 'Disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Disk")' });
     assert.equal(library.lookupMachine('52:54:00:00:40:01'), undefined);
   });
 
   test('a MAC in another spelling finds its machine', () => {
     const disk = store.entries.create({ name: 'Disk', kind: 'local-disk' });
     store.machines.create({ macs: ['52:54:00:00:50:01'], entryId: disk.id });
-    assert.deepEqual(library.lookupMachine('52-54-00-00-50-01'), { name: 'Disk', ignore: true });
+    assert.deepEqual(library.lookupMachine('52-54-00-00-50-01'), { name: 'Disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Disk")' });
   });
 
   test('same answer as resolving the assignment from the store (property)', () => {

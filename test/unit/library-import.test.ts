@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { importPath, importPaths, resolveEntryFilePath, type ImportProgress } from '../../main/library/import.js';
+import { hashFile, importPath, importPaths, resolveEntryFilePath, type ImportProgress } from '../../main/library/import.js';
 import { entriesCommand } from '../../main/library/cli.js';
 import { buildBzImage, buildCpioNewc, buildPe, buildWim } from './library-fixtures.js';
 
@@ -175,4 +175,23 @@ describe('bootbench entries (CLI)', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), []);
   });
+});
+
+test('copying a large file waits for the disk without piling up listeners on the copy', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bb-import-listeners-'));
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  try {
+    // 1 MiB reads into a 16 KiB write buffer: every chunk waits for 'drain', 24 times.
+    const source = join(dir, 'big.bin');
+    writeFileSync(source, Buffer.alloc(24 * 1024 * 1024, 5));
+    const { size } = await hashFile(source, join(dir, 'copy.bin'));
+    assert.equal(size, 24 * 1024 * 1024);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(warnings.filter((w) => w.includes('MaxListeners')), []);
+  } finally {
+    process.off('warning', onWarning);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

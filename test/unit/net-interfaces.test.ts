@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir, type NetworkInterfaceInfo } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -13,6 +13,7 @@ import {
   guessKindFromName,
   linkIsUp,
   InterfaceChoiceError,
+  offeredForServing,
   type NetInterface,
 } from '../../main/net/interfaces.js';
 
@@ -274,4 +275,49 @@ test('`ip -j addr show` output becomes os.networkInterfaces()-shaped addresses',
     ['IPv6', 'fe80::5054:ff:fe00:2', ''],
   ]);
   assert.deepEqual(parseIproute2Addresses('not json'), {});
+});
+
+describe('bridge ports and taps', () => {
+  let sys = '';
+  let list: NetInterface[] = [];
+  before(() => {
+    sys = fakeSysTree({
+      br0: { address: '52:54:00:00:0b:00', entries: ['bridge'] },
+      enp1s0: { address: '52:54:00:00:0b:01', entries: ['device', 'brport'] },
+      bond0: { address: '52:54:00:00:0b:02' },
+      enp2s0: { address: '52:54:00:00:0b:03', entries: ['device', 'bonding_slave'] },
+      tap0: { address: '52:54:00:00:0b:04' },
+      tap1: { address: '52:54:00:00:0b:05' },
+      eth9: { address: '52:54:00:00:0b:06', entries: ['device'] },
+    });
+    // What the kernel shows: a port's `master` links to its bridge or bond; tun/tap have tun_flags.
+    symlinkSync('../br0', join(sys, 'enp1s0', 'master'));
+    symlinkSync('../bond0', join(sys, 'enp2s0', 'master'));
+    writeFileSync(join(sys, 'tap0', 'tun_flags'), '0x1002\n');
+    writeFileSync(join(sys, 'tap1', 'tun_flags'), '0x1002\n');
+    list = listInterfaces({
+      platform: 'linux',
+      sysClassNet: sys,
+      addresses: { br0: [v4('192.0.2.1', '255.255.255.0')], bond0: [v4('198.18.0.1', '255.255.255.0')], tap1: [v4('198.19.0.1', '255.255.255.0')], eth9: [v4('192.0.2.9', '255.255.255.0')] },
+      linkDownAddresses: () => ({}),
+    });
+  });
+  after(() => rmSync(sys, { recursive: true, force: true }));
+
+  test('ports name their bridge or bond; taps are marked', () => {
+    const get = (name: string) => list.find((n) => n.name === name) ?? assert.fail(`${name} missing`);
+    assert.equal(get('enp1s0').portOf, 'br0');
+    assert.equal(get('enp2s0').portOf, 'bond0');
+    assert.equal(get('br0').portOf, undefined);
+    assert.equal(get('tap0').tunTap, true);
+    assert.equal(get('eth9').tunTap, undefined);
+  });
+
+  test('offered: the bridge with the address, a tap with an address, plain NICs; not ports, not bare taps', () => {
+    assert.deepEqual(list.filter(offeredForServing).map((n) => n.name).sort(), ['bond0', 'br0', 'eth9', 'tap1']);
+  });
+
+  test('naming a bridge port to serve on says which bridge to use', () => {
+    assert.throws(() => resolveServeInterface('enp1s0', list), (e: unknown) => e instanceof InterfaceChoiceError && /enp1s0 is a port of br0: .* serve on br0/.test(e.message));
+  });
 });

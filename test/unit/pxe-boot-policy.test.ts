@@ -172,3 +172,14 @@ describe('chooseBootFile (property)', () => {
     }), { numRuns: 1000 });
   });
 });
+
+test('a machine its assignment sends to its local disk is ignored on purpose, with the assignment\'s reason', () => {
+  const d = chooseBootFile(
+    client(7),
+    { serverAddress: '192.0.2.1', httpBaseUrl: 'http://192.0.2.1:8080', boot: { uefi64: 'ipxe.efi' }, lookupMachine: () => ({ name: 'Local disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Local disk")' }) },
+  );
+  assert.equal(d.kind, 'ignore');
+  assert.equal(d.kind === 'ignore' && d.deliberate, true);
+  assert.equal(d.reason, 'boots from its local disk (assigned entry "Local disk")');
+  assert.doesNotMatch(d.reason, /machine Local disk/);
+});

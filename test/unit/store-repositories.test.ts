@@ -451,7 +451,7 @@ describe('boot assignment and boot once', () => {
       name: 'pc-01',
       boot: { bios: 'undionly.kpxe', uefi32: 'undionly.kpxe', uefi64: 'shimx64.efi', arm64: 'undionly.kpxe', http64: 'undionly.kpxe', httparm64: 'undionly.kpxe' },
     });
-    assert.deepEqual(lookup('52:54:00:00:00:02'), { name: 'pc-02', ignore: true });
+    assert.deepEqual(lookup('52:54:00:00:00:02'), { name: 'pc-02', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Local disk")' });
     assert.deepEqual(lookup('52:54:00:00:00:03'), { name: 'pc-03' }, 'WIM entries need issue 7\'s iPXE script');
     assert.equal(lookup('52:54:00:00:00:99'), undefined);
   });

@@ -67,5 +67,29 @@ test('timeline and history come from the recorded events and transfers', async (
   store.transfers.start({ transferKey: 'tftp-8', protocol: 'tftp', file: 'running.bin', startedAt: t0 });
   const history = await call<TransferRecord[]>('transfers:history', { limit: 10 });
   assert.equal(history.length, 1, 'running transfers are not history');
-  assert.deepEqual({ ...history[0]!, finishedAt: 0 }, { id: 'tftp-7', mac: '52:54:00:00:00:02', ip: '192.0.2.100', file: 'ipxe.efi', protocol: 'tftp', size: 1000, bytes: 1000, outcome: 'done', finishedAt: 0, durationMs: 400, reason: undefined });
+  assert.deepEqual({ ...history[0]!, finishedAt: 0 }, { id: `stored-${id}`, transferKey: 'tftp-7', mac: '52:54:00:00:00:02', ip: '192.0.2.100', file: 'ipxe.efi', protocol: 'tftp', size: 1000, bytes: 1000, outcome: 'done', finishedAt: 0, durationMs: 400, reason: undefined });
+});
+
+test("the timeline is green only once the machine fetched the last file its entry needs", async () => {
+  const entry = store.entries.create({
+    name: 'Rescue',
+    kind: 'kernel',
+    files: [
+      { arch: 'uefi64', role: 'kernel', path: 'rescue/vmlinuz', size: 50, sha256: 'b'.repeat(64) },
+      { arch: 'uefi64', role: 'initrd', path: 'rescue/initrd.img', size: 70, sha256: 'c'.repeat(64) },
+    ],
+  });
+  const machine = store.machines.create({ macs: ['52:54:00:00:00:31'], name: 'pc-31', entryId: entry.id });
+  const t0 = Date.now();
+  const add = (dt: number, type: string, details: Record<string, unknown>) => store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:31', time: t0 + dt, type, details });
+  add(0, 'dhcp.discover', { msgType: 'DISCOVER', arch: 7 });
+  add(10, 'tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 });
+  add(20, 'http.done', { file: `/library/e${entry.id}/vmlinuz`, bytes: 50, size: 50 });
+  const partway = await call<Timeline>('timeline:get', { machineId: machine.id });
+  assert.equal(partway.diagnosis.level, 'warning', partway.diagnosis.message);
+  assert.match(partway.diagnosis.message, /not yet everything Rescue needs: initrd\.img never came/);
+  add(30, 'http.done', { file: `/library/e${entry.id}/initrd.img`, bytes: 70, size: 70 });
+  const complete = await call<Timeline>('timeline:get', { machineId: machine.id });
+  assert.equal(complete.diagnosis.level, 'ok');
+  assert.match(complete.diagnosis.message, /^Downloaded \/library\/e\d+\/initrd\.img, the last file Rescue needs/);
 });

@@ -86,3 +86,67 @@ test('a refused file points to a folder and a setting that exist on a screen', (
   assert.match(own.hint!, /served folder shown on the Start screen, or give this machine another boot entry on the Machines screen/);
   assert.doesNotMatch(own.hint!, /boot file setting/);
 });
+
+test("a normal proxy boot: the office server's own REQUEST is no warning and does not change the diagnosis", () => {
+  const officeRequest = ev('dhcp.ignored', { msgType: 'REQUEST', expected: true, reason: 'REQUEST for DHCP server 192.0.2.2; proxy mode hands out no addresses' });
+  assert.equal(summarizeEvent(officeRequest).level, 'info');
+  const offerOnly = diagnoseBoot([ev('dhcp.discover', { msgType: 'DISCOVER', arch: 0 }), ev('proxy.offer', { bootFile: 'undionly.kpxe' }), officeRequest]);
+  assert.equal(offerOnly.stage, 'offer', 'still "offer sent, no request came", not "we did not answer"');
+  // A real non-answer still warns.
+  const refused = ev('dhcp.ignored', { msgType: 'DISCOVER', reason: 'not a PXE or HTTP-boot client' });
+  assert.equal(summarizeEvent(refused).level, 'warning');
+  assert.equal(diagnoseBoot([ev('dhcp.discover', { msgType: 'DISCOVER' }), refused]).level, 'warning');
+});
+
+test('a machine sent to its local disk on purpose is described as such, with the day its boot once was used', () => {
+  const used = ev('host.warning', { bootOnce: 'completed', message: 'Rescue was booted once (rescue/initrd.img fetched); local disk from the next boot' });
+  assert.equal(summarizeEvent(used).level, 'info');
+  const events = [
+    ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }),
+    ev('tftp.done', { file: 'ipxe.efi', bytes: 1000, size: 1000 }),
+    used,
+    ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }),
+    ev('dhcp.ignored', { msgType: 'DISCOVER', deliberate: true, reason: 'boots from its local disk (assigned entry "Local disk")' }),
+  ];
+  const d = diagnoseBoot(events);
+  assert.equal(d.stage, 'local-disk');
+  assert.equal(d.level, 'info');
+  const day = new Date(used.time);
+  assert.match(d.message, new RegExp(`^Boots from its local disk: boot once was used on ${day.getFullYear()}-`));
+  assert.doesNotMatch(`${d.message} ${d.hint}`, /enable PXE|firmware/i);
+  assert.match(d.hint!, /[Aa]ssign an entry/);
+  assert.equal(summarizeEvent(events[4]!).level, 'info');
+  // Local disk assigned by hand (no boot once): the reason the policy gave.
+  const byHand = diagnoseBoot([ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }), ev('dhcp.ignored', { deliberate: true, reason: 'boots from its local disk (assigned entry "Local disk")' })]);
+  assert.equal(byHand.message, 'Not answered on purpose: boots from its local disk (assigned entry "Local disk").');
+});
+
+test('green only when the whole file came: a download cut short is a failure with its byte count', () => {
+  const d = diagnoseBoot([
+    ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }),
+    ev('tftp.done', { file: 'ipxe.efi', bytes: 1_000_000, size: 1_000_000 }),
+    ev('http.done', { file: '/library/e3/data.iso', bytes: 4096, size: 376_832 }),
+  ]);
+  assert.equal(d.level, 'problem');
+  assert.equal(d.stage, 'failed');
+  assert.match(d.message, /^Download of \/library\/e3\/data\.iso stopped after 4\.0 KB of 368 KB/);
+  // A sanboot range session reads parts of the ISO by design: not cut short.
+  const ranged = diagnoseBoot([ev('http.done', { file: '/library/e3/live.iso', bytes: 4096, size: 376_832, ranged: true })]);
+  assert.equal(ranged.level, 'ok');
+});
+
+test("green only when the entry's whole set of files came", () => {
+  const expected = { entry: 'Debian live', paths: ['/library/e4/initrd.img'], rangeCounts: false };
+  const bootProgramOnly = diagnoseBoot([ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }), ev('tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 }), ev('http.done', { file: '/ipxe/boot.ipxe', bytes: 5, size: 5 })], expected);
+  assert.equal(bootProgramOnly.level, 'warning');
+  assert.match(bootProgramOnly.message, /not yet everything Debian live needs: initrd\.img never came/);
+  const all = diagnoseBoot([
+    ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }),
+    ev('tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 }),
+    ev('http.done', { file: '/library/e4/vmlinuz', bytes: 50, size: 50 }),
+    ev('http.done', { file: 'library/E4/initrd.img', bytes: 70, size: 70 }),
+  ], expected);
+  assert.equal(all.level, 'ok');
+  assert.equal(all.stage, 'done');
+  assert.match(all.message, /^Downloaded library\/E4\/initrd\.img, the last file Debian live needs \(3 files this boot\)/);
+});

@@ -4,7 +4,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventBus, type BootEvent } from '../../main/host/events.js';
 import { ManualClock } from '../../main/host/clock.js';
-import { HostApi, connectApiEvents, suggestBenchInterface, uiWording, type ApiServiceHost, type ApiStore } from '../../main/host/api.js';
+import { HostApi, connectApiEvents, suggestBenchInterface, uiWording, unavailableLibraryImporter, type ApiServiceHost, type ApiStore } from '../../main/host/api.js';
 import type { ApiEvents, Machine, NetInterfaceInfo, ServicesStatus, TransferRow } from '../../preload/api.js';
 
 function fakeHost(clock = new ManualClock(1000)) {
@@ -116,7 +116,7 @@ describe('HostApi.handle', () => {
     const withLibrary = new HostApi({
       host: fakeHost().host,
       store: fakeStore(),
-      library: { importFiles: async (paths) => (imported.push(paths), { entries: [], problems: ['Not added: x'] }) },
+      library: { ...unavailableLibraryImporter('not in this test'), importFiles: async (paths) => (imported.push(paths), { entries: [], problems: ['Not added: x'] }) },
       listInterfaces: () => [],
       shell: 'web',
     });
@@ -183,6 +183,21 @@ describe('suggestBenchInterface', () => {
   });
 });
 
+test('interfaces:list leaves out bridge ports and bare taps; the bridge with the address is suggested', async () => {
+  const { host } = fakeHost();
+  const list = [
+    nic({ name: 'br0', kind: 'virtual', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }] }),
+    nic({ name: 'enp1s0', kind: 'wired', portOf: 'br0' }),
+    nic({ name: 'tap0', kind: 'virtual', tunTap: true }),
+    nic({ name: 'tap1', kind: 'virtual', tunTap: true, ipv4: [{ address: '198.18.0.1', prefixLength: 24 }] }),
+  ];
+  const api = new HostApi({ host, listInterfaces: () => list, shell: 'web' });
+  const reply = await api.handle('interfaces:list', undefined);
+  assert.ok('result' in reply);
+  const result = reply.result as { interfaces: NetInterfaceInfo[]; suggested?: { name: string } };
+  assert.deepEqual(result.interfaces.map((n) => n.name), ['br0', 'tap1']);
+});
+
 describe('connectApiEvents', () => {
   test('coalesces progress into at most one push per interval, with finished transfers', () => {
     const { host, bus, clock } = fakeHost();
@@ -238,5 +253,18 @@ describe('connectApiEvents', () => {
     assert.deepEqual(pushes.filter((p) => p.event === 'machine:seen').map((p) => p.payload.id), [1, 9]);
     clock.advance(10_000);
     assert.equal(clock.pendingTimers(), 0, 'stops looking once everything was found');
+  });
+
+  test('a finished boot once pushes the machine, so its screen shows the new assignment', () => {
+    const { host, bus, clock } = fakeHost();
+    const store = fakeStore();
+    const pushes: { event: keyof ApiEvents; payload: any }[] = [];
+    connectApiEvents({ host, store, sink: (event, payload) => pushes.push({ event, payload }), clock });
+    bus.publish('host.warning', { mac: '52:54:00:00:00:01', message: 'other warning' });
+    clock.advance(1000);
+    assert.equal(pushes.filter((p) => p.event === 'machine:seen').length, 0, 'other warnings push no machine');
+    bus.publish('host.warning', { mac: '52:54:00:00:00:01', message: 'boot once done', bootOnce: 'completed', entryId: 3 });
+    clock.advance(1000);
+    assert.deepEqual(pushes.filter((p) => p.event === 'machine:seen').map((p) => p.payload.id), [1]);
   });
 });

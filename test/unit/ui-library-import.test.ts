@@ -12,7 +12,7 @@ import { storeLibraryImporter } from '../../main/host/api-library.js';
 import { HostApi } from '../../main/host/api.js';
 import { resolveEntryFilePath } from '../../main/library/import.js';
 import type { BootEntry, ImportFilesResult } from '../../preload/api.js';
-import { buildPe } from './library-fixtures.js';
+import { buildIso, buildPe, xorrisoMissing } from './library-fixtures.js';
 import { idleServiceHost } from '../helpers/idle-host.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -31,8 +31,8 @@ describe('entries:import through HostApi', () => {
     dir = mkdtempSync(join(tmpdir(), 'bb-ui-import-'));
     dataDir = join(dir, 'data');
     store = openStore(':memory:');
-    const library = storeLibraryImporter({ store, dataDir: () => dataDir, afterImport: async () => void mounts++ });
-    api = new HostApi({ host, store: storeApi(store), library, listInterfaces: () => [], shell: 'web' });
+    const library = storeLibraryImporter({ store, dataDir: () => dataDir, afterChange: async () => void mounts++ });
+    api = new HostApi({ host, store: storeApi(store, { dataDir: () => dataDir }), library, listInterfaces: () => [], shell: 'web' });
   });
   after(() => {
     store.close();
@@ -92,6 +92,34 @@ describe('entries:import through HostApi', () => {
     const empty = await api.handle('entries:import', { paths: [] });
     assert.ok('error' in empty && empty.error.code === 'invalid-request');
     assert.equal(existsSync(join(dataDir, 'library', 'gone')), false);
+  });
+
+  test('a data ISO with nothing bootable is refused at import, saying why', { skip: xorrisoMissing() }, async () => {
+    const iso = buildIso(dir, { 'photos/readme.txt': 'holiday photos', 'data.bin': Buffer.alloc(300_000, 7) }, ['-R', '-J', '-V', 'DATA_DISC'], 'data.iso');
+    const before = store.entries.list().length;
+    const result = await importFiles([iso]);
+    assert.equal(result.entries.length, 0);
+    assert.equal(store.entries.list().length, before, 'no entry a PC could be assigned to');
+    assert.equal(result.problems.length, 1);
+    assert.match(result.problems[0]!, /^Not added: data\.iso: not bootable: the ISO image "DATA_DISC" has no El Torito boot record, no EFI loader .* add a bootable ISO instead/);
+    // The same tree with a BIOS boot record is taken.
+    const bootable = buildIso(dir, { 'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90), 'data.bin': Buffer.alloc(300_000, 8) }, ['-R', '-V', 'BOOTABLE', '-b', 'isolinux/isolinux.bin', '-no-emul-boot'], 'bootable.iso');
+    const taken = await importFiles([bootable]);
+    assert.deepEqual(taken.entries.map((e) => e.kind), ['iso']);
+
+    // A data disc taken in before import refused them is not handed to a machine or a group.
+    const bytes = readFileSync(iso);
+    const old = store.entries.create({ name: 'old data disc', kind: 'iso', files: [{ arch: 'any', role: 'iso', path: iso, size: bytes.length, sha256: sha(bytes) }] });
+    const pc = store.machines.create({ macs: ['52:54:00:00:09:01'], name: 'pc-91', group: 'row-9' });
+    for (const [call, request] of [['machines:update', { id: pc.id, entryId: old.id }], ['machines:assign-group', { group: 'row-9', entryId: old.id }]] as const) {
+      const reply = await api.handle(call, request);
+      assert.ok('error' in reply, `${call} must refuse`);
+      assert.equal(reply.error.code, 'invalid-request');
+      assert.match(reply.error.message, /^"old data disc" cannot be assigned: not bootable: .*choose another entry\.$/);
+    }
+    assert.equal(store.machines.get(pc.id)!.entryId, null, 'nothing was assigned');
+    const ok = await api.handle('machines:update', { id: pc.id, entryId: taken.entries[0]!.id });
+    assert.ok('result' in ok, 'a bootable ISO is assigned');
   });
 
   test('without a library (no store) the call is refused as unavailable, never faked', async () => {

@@ -4,7 +4,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { register } from 'node:module';
-import type { ApiCallName, ApiEventName, ApiEvents, Machine, TimelineEntry, TransferRow } from '../../preload/api.js';
+import type { ApiCallName, ApiEventName, ApiEvents, BootEntry, Machine, TimelineEntry, TransferRow } from '../../preload/api.js';
 import { ApiCallError } from '../../preload/api.js';
 import type { Scheduler } from '../../renderer/src/lib/throttle.js';
 import { ApiClient, type ConnectionState, type Transport } from '../../renderer/src/lib/transport.js';
@@ -17,6 +17,7 @@ const { MachinesState, sortMachines } = await import('../../renderer/src/lib/sta
 const { ServicesState } = await import('../../renderer/src/lib/state/services.svelte.js');
 const { TimelineState } = await import('../../renderer/src/lib/state/timeline.svelte.js');
 const { AppState } = await import('../../renderer/src/lib/state/app.svelte.js');
+const { LibraryState } = await import('../../renderer/src/lib/state/library.svelte.js');
 
 class ManualScheduler implements Scheduler {
   time = 0;
@@ -74,6 +75,7 @@ class FakeTransport implements Transport {
 }
 
 const row = (id: string, bytes: number): TransferRow => ({ id, ip: '192.0.2.10', file: 'ipxe.efi', protocol: 'tftp', size: 1000, bytes, rate: 100, retransmits: 0, startedAt: 0 });
+const entry = (over: Partial<BootEntry>): BootEntry => ({ id: 1, name: 'e', kind: 'nbp', archs: ['uefi64'], files: [], arguments: '', detected: '', bootable: { ok: true, reason: '' }, builtIn: false, ...over });
 const machine = (over: Partial<Machine>): Machine => ({ id: 1, macs: ['52:54:00:00:00:01'], name: '', group: '', bootOnce: false, discovered: false, ...over });
 
 describe('throttle', () => {
@@ -124,6 +126,30 @@ describe('TransfersState', () => {
     assert.equal(state.history.length, 200);
     assert.equal(state.history[0]!.id, 'x299');
   });
+
+  test('history rows keep unique ids: a pushed record matches its stored row by transfer key, and no row is lost', () => {
+    const s = new ManualScheduler();
+    const state = new TransfersState(250, s);
+    const base = { file: 'ipxe.efi', protocol: 'http' as const, bytes: 1000, outcome: 'done' as const };
+    // Two runs of the host, both with a first HTTP transfer: their rows differ by row id and run.
+    const stored = [
+      { ...base, id: 'stored-2', transferKey: 'http:run2.http-1', finishedAt: 20 },
+      { ...base, id: 'stored-1', transferKey: 'http:run1.http-1', finishedAt: 10 },
+      // Rows written before keys carried the run: the same key twice, still two rows.
+      { ...base, id: 'stored-0', transferKey: 'http:http-1', finishedAt: 5 },
+      { ...base, id: 'stored-00', transferKey: 'http:http-1', finishedAt: 4 },
+    ];
+    state.reset([], stored);
+    assert.deepEqual(state.history.map((h) => h.id), ['stored-2', 'stored-1', 'stored-0', 'stored-00']);
+    // The same transfer pushed live after the load (its row was already written): shown once.
+    state.apply({ active: [], finished: [{ ...base, id: 'http:run2.http-1', transferKey: 'http:run2.http-1', finishedAt: 20 }] });
+    // A new transfer of the same run number on a later run: a new row.
+    state.apply({ active: [], finished: [{ ...base, id: 'http:run3.http-1', transferKey: 'http:run3.http-1', finishedAt: 30 }] });
+    s.advance(300);
+    const ids = state.history.map((h) => h.id);
+    assert.equal(new Set(ids).size, ids.length, `duplicate ids: ${ids.join(', ')}`);
+    assert.deepEqual(ids, ['http:run3.http-1', 'http:run2.http-1', 'stored-1', 'stored-0', 'stored-00']);
+  });
 });
 
 describe('MachinesState', () => {
@@ -157,9 +183,86 @@ describe('MachinesState', () => {
     assert.match(state.error!, /database is not open/);
   });
 
+  test('after a boot once the dropdown shows the Local disk it fell back to, never a blank choice', async () => {
+    const rescue = entry({ id: 5, name: 'Rescue' });
+    const disk = entry({ id: 6, name: 'Local disk', kind: 'local-disk', builtIn: true });
+    let entries = [rescue];
+    const transport = new FakeTransport({ 'machines:list': () => [machine({ id: 1, entryId: 5, bootOnce: true })], 'machines:groups': () => [], 'entries:list': () => entries });
+    const state = new MachinesState(new ApiClient(transport));
+    await state.load();
+    // The host made the Local disk entry when the boot once finished, after this screen loaded.
+    entries = [disk, rescue];
+    state.upsert(machine({ id: 1, entryId: 6, bootOnce: false }), true);
+    await new Promise((r) => setTimeout(r, 0));
+    assert.deepEqual(state.entries.map((e) => e.id), [6, 5], 'the choices were reloaded');
+    assert.equal(state.assignmentLabel(state.list[0]!, disk), 'Local disk (boot once used)');
+    assert.equal(state.assignmentLabel(machine({ id: 2, entryId: 6 }), disk), 'Local disk (no network boot)');
+    state.upsert(machine({ id: 1, entryId: 5, bootOnce: true }));
+    assert.equal(state.assignmentLabel(state.list[0]!, disk), 'Local disk (no network boot)');
+  });
+
+  test('clearing an empty group takes it off the list', async () => {
+    const transport = new FakeTransport({ 'machines:assign-group': (r) => ({ name: r.group, count: 0, removed: true }) });
+    const state = new MachinesState(new ApiClient(transport));
+    state.groups = [{ name: 'rwo-b', count: 0, entryId: 5 }, { name: 'row-b', count: 2 }];
+    const answer = await state.assignGroup('rwo-b', null);
+    assert.equal(answer.removed, true);
+    assert.deepEqual(state.groups.map((g) => g.name), ['row-b']);
+  });
+
   test('sortMachines keeps the newest unknown machine on top', () => {
     const list = sortMachines([machine({ id: 1, discovered: true, lastSeen: 1 }), machine({ id: 2, name: 'a' }), machine({ id: 3, discovered: true, lastSeen: 9 })]);
     assert.deepEqual(list.map((m) => m.id), [3, 1, 2]);
+  });
+});
+
+describe('LibraryState', () => {
+  test('web mode: files go to the host one by one with progress, then are imported together', async () => {
+    const transport = new FakeTransport({
+      'entries:import-uploads': (r) => ({ entries: [entry({ id: 9, name: 'vmlinuz', kind: 'kernel' })], problems: [], seen: r }),
+      'entries:list': () => [entry({ id: 9, name: 'vmlinuz', kind: 'kernel' })],
+    });
+    let changed = 0;
+    const state = new LibraryState(new ApiClient(transport), () => changed++);
+    const seen: number[] = [];
+    const send = async (file: File, progress: (p: { file: string; sent: number; size: number }) => void) => {
+      progress({ file: file.name, sent: file.size / 2, size: file.size });
+      seen.push(state.upload!.totalSent);
+      return file.name === 'vmlinuz' ? 'a'.repeat(32) : 'b'.repeat(32);
+    };
+    await state.uploadFiles([new File([new Uint8Array(1000)], 'vmlinuz'), new File([new Uint8Array(600)], 'initrd.img')], send);
+    assert.deepEqual(seen, [500, 1300], 'progress covers the whole batch');
+    assert.deepEqual(transport.calls.find(([c]) => c === 'entries:import-uploads')![1], { uploads: ['a'.repeat(32), 'b'.repeat(32)] });
+    assert.equal(state.upload, undefined);
+    assert.equal(state.lastResult!.entries[0]!.name, 'vmlinuz');
+    assert.equal(changed, 1, 'the machines screen is told');
+  });
+
+  test('a failed upload shows the host\'s words and imports nothing', async () => {
+    const transport = new FakeTransport({});
+    const state = new LibraryState(new ApiClient(transport));
+    await state.uploadFiles([new File([new Uint8Array(10)], 'big.iso')], async () => {
+      throw new Error("The host's disk holding /data/library/.uploads has 1.0 MiB free and big.iso needs 5.0 MiB: free space there, then drop the file again.");
+    });
+    assert.match(state.error!, /free space there/);
+    assert.equal(transport.calls.length, 0);
+    assert.equal(state.importing, false);
+  });
+
+  test('removing an entry in use asks first, naming who boots it; forced, it goes', async () => {
+    const rescue = entry({ id: 5, name: 'Rescue' });
+    const transport = new FakeTransport({
+      'entries:remove': (r) => (r.force ? { removed: true, machines: ['bench-07'], groups: [], isDefault: false, who: 'machine bench-07', filesDeleted: 1 } : { removed: false, machines: ['bench-07'], groups: [], isDefault: false, who: 'machine bench-07', filesDeleted: 0 }),
+    });
+    const state = new LibraryState(new ApiClient(transport));
+    state.entries = [rescue];
+    await state.remove(rescue);
+    assert.equal(state.pendingRemoval!.users.who, 'machine bench-07');
+    assert.equal(state.entries.length, 1);
+    await state.remove(rescue, true);
+    assert.equal(state.pendingRemoval, undefined);
+    assert.equal(state.entries.length, 0);
+    assert.match(state.notice!.text, /Removed "Rescue" and its 1 file in the library\. Now falling back to their group or the default: machine bench-07\./);
   });
 });
 
@@ -313,20 +416,26 @@ describe('TimelineState', () => {
   });
 });
 
+/** What AppState.loadAll reads, answered with an empty, running host; `over` replaces calls. */
+function appLoadAnswers(over: Partial<Record<ApiCallName, (req: any) => unknown>> = {}): Partial<Record<ApiCallName, (req: any) => unknown>> {
+  return {
+    'app:info': () => ({ version: '0', shell: 'web', fileDialogs: false, notices: [] }),
+    'services:status': () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
+    'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+    'interfaces:list': () => ({ interfaces: [] }),
+    'transfers:active': () => [],
+    'transfers:history': () => [],
+    'machines:list': () => [],
+    'machines:groups': () => [],
+    'entries:list': () => [],
+    ...over,
+  };
+}
+
 describe('AppState', () => {
   test('routes pushed events to the screens and reloads on (re)connection', async () => {
     const s = new ManualScheduler();
-    const transport = new FakeTransport({
-      'app:info': () => ({ version: '0', shell: 'web', fileDialogs: false, notices: [] }),
-      'services:status': () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
-      'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
-      'interfaces:list': () => ({ interfaces: [] }),
-      'transfers:active': () => [],
-      'transfers:history': () => [],
-      'machines:list': () => [],
-      'machines:groups': () => [],
-      'entries:list': () => [],
-    });
+    const transport = new FakeTransport(appLoadAnswers());
     const app = new AppState(new ApiClient(transport), s);
     app.connect();
     transport.setConnection('open');
@@ -347,12 +456,56 @@ describe('AppState', () => {
     assert.equal(transport.calls.filter(([c]) => c === 'app:info').length, before + 1);
     app.dispose();
   });
+
+  test('status follows the host: gone, nothing is running or downloading; back, re-read with old problems gone', async () => {
+    const s = new ManualScheduler();
+    let status: { running: boolean; interfaceName?: string; mode: 'proxy'; services: { name: 'tftp'; port: number; state: 'running' | 'stopped' }[]; problems: string[] } = {
+      running: true, interfaceName: 'bench0', mode: 'proxy', services: [{ name: 'tftp', port: 69, state: 'running' }], problems: [],
+    };
+    const transport = new FakeTransport(appLoadAnswers({
+      'services:status': () => status,
+      'services:start': () => {
+        throw new ApiCallError('failed', 'bench0 has no IPv4 address: give it one, or choose another NIC');
+      },
+    }));
+    const app = new AppState(new ApiClient(transport), s);
+    app.connect();
+    transport.setConnection('open');
+    await new Promise((r) => setTimeout(r, 10));
+    transport.push('transfer:progress', { active: [row('t', 1)], finished: [] });
+    s.advance(300);
+    assert.equal(app.transfers.active.length, 1);
+    assert.equal(app.services.reachable, true);
+
+    transport.setConnection('closed');
+    assert.equal(app.services.reachable, false);
+    assert.equal(app.services.canStart, false, 'nothing to start against');
+    assert.deepEqual(app.transfers.active, [], 'a dead host downloads nothing');
+    assert.deepEqual(app.services.problems, [], 'what the host said before is no longer known');
+
+    // It comes back stopped: the state is read again.
+    status = { ...status, running: false, services: [{ name: 'tftp', port: 69, state: 'stopped' }] };
+    transport.setConnection('open');
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(app.services.reachable, true);
+    assert.equal(app.services.status.running, false);
+
+    // A failed Start is shown until the host serves again (here: restarted on its NIC by itself).
+    app.services.interfaceName = 'bench0';
+    await app.services.start();
+    assert.deepEqual(app.services.problems, ['bench0 has no IPv4 address: give it one, or choose another NIC']);
+    transport.push('services:state', { running: true, interfaceName: 'bench0', mode: 'proxy', services: [], problems: [] });
+    assert.deepEqual(app.services.problems, [], 'fixed problems leave the screen');
+    app.dispose();
+  });
 });
 
 describe('formatting', () => {
   test('sizes, rates, ETA and pools', () => {
-    assert.equal(formatBytes(1536), '1.5 KB');
-    assert.equal(formatBytes(734003200), '700 MB');
+    assert.equal(formatBytes(1536), '1.5 KiB');
+    assert.equal(formatBytes(734003200), '700 MiB');
+    assert.equal(formatBytes(8_283_750), '7.9 MiB');
+    assert.equal(formatBytes(5 * 1024 ** 3), '5.0 GiB');
     assert.equal(formatRate(0), '–');
     assert.equal(etaSeconds({ size: 1000, bytes: 500, rate: 100 }), 5);
     assert.equal(etaSeconds({ size: undefined, bytes: 500, rate: 100 }), undefined);
@@ -362,5 +515,38 @@ describe('formatting', () => {
     assert.deepEqual(suggestPool('192.0.2.150', 24), { first: '192.0.2.151', last: '192.0.2.250' });
     assert.deepEqual(suggestPool('198.18.0.1', 16), { first: '198.18.100.0', last: '198.18.100.99' });
     assert.equal(suggestPool('192.0.2.1', 31), undefined);
+  });
+});
+
+describe('group assignment message', () => {
+  test('names the machines that keep their own entry instead of claiming the whole group', async () => {
+    const transport = new FakeTransport({
+      'machines:list': () => [
+        machine({ id: 1, name: 'pc-b1', group: 'row-b', entryId: 5 }),
+        machine({ id: 2, name: 'pc-b2', group: 'row-b', entryId: 6 }),
+        machine({ id: 3, name: 'pc-b3', group: 'row-b' }),
+        machine({ id: 4, name: 'pc-a1', group: 'row-a' }),
+      ],
+      'machines:groups': () => [],
+      'entries:list': () => [
+        { id: 5, name: 'memtest', kind: 'nbp', archs: [], files: [] },
+        { id: 6, name: 'clonezilla', kind: 'iso', archs: [], files: [] },
+        { id: 7, name: 'bench-rescue', kind: 'kernel', archs: [], files: [] },
+      ],
+      'machines:assign-group': (r: { group: string; entryId: number | null }) => ({ name: r.group, entryId: r.entryId ?? undefined, count: 0 }),
+    });
+    const state = new MachinesState(new ApiClient(transport));
+    await state.load();
+    const rowB = await state.assignGroup('row-b', 7);
+    assert.equal(rowB.kind, 'warn');
+    assert.doesNotMatch(rowB.text, /^Group row-b now boots/);
+    assert.equal(
+      rowB.text,
+      'Group row-b: 1 of 3 machines now boot bench-rescue; pc-b1 (memtest), pc-b2 (clonezilla) keep their own entry, which comes before the group\'s. To have them follow the group, choose "group: bench-rescue" in their Boots column.',
+    );
+    const rowA = await state.assignGroup('row-a', 7);
+    assert.deepEqual(rowA, { kind: 'ok', text: 'Group row-a now boots bench-rescue (its 1 machine).' });
+    const empty = await state.assignGroup('row-z', null);
+    assert.deepEqual(empty, { kind: 'warn', text: "No machine is in group row-z: check the spelling (groups come from the machines' Group column); machines put in it will boot the default. Remove it with × if it was a typo." });
   });
 });

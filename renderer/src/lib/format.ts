@@ -1,10 +1,11 @@
 // Numbers and times as a technician reads them.
 import type { TransferRow } from '../../../preload/api.js';
 
+/** Binary units (1 KiB = 1024 bytes), named as such: the same figures `ls -lh` shows. */
 export function formatBytes(n: number | undefined): string {
   if (n === undefined || !Number.isFinite(n)) return '–';
   if (n < 1024) return `${Math.round(n)} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = n / 1024;
   let i = 0;
   while (v >= 1024 && i < units.length - 1) {

@@ -31,7 +31,8 @@ export class AppState {
     this.machines = new MachinesState(api);
     this.transfers = new TransfersState(250, scheduler);
     this.timeline = new TimelineState(api, scheduler);
-    this.library = new LibraryState(api);
+    // Renamed or removed entries change the Machines screen's choices.
+    this.library = new LibraryState(api, () => void this.machines.load());
   }
 
   /** Subscribes to pushed events and loads every screen's data on each (re)connection. */
@@ -44,6 +45,7 @@ export class AppState {
       this.api.transport.onConnection((state) => {
         this.connection = state;
         if (state === 'open') void this.loadAll();
+        else if (state === 'closed') this.hostGone();
       }),
     );
   }
@@ -62,6 +64,12 @@ export class AppState {
     } catch (err) {
       this.loadError = (err as Error).message;
     }
+  }
+
+  /** Status follows the host: gone, nothing is known to run or download until it is back. */
+  private hostGone(): void {
+    this.services.hostGone();
+    this.transfers.reset([], this.transfers.history);
   }
 
   openTimeline(target: { machineId: number } | { mac: string }): void {

@@ -17,6 +17,26 @@ export function sortMachines(list: Machine[]): Machine[] {
   return [...list].sort((a, b) => Number(b.discovered) - Number(a.discovered) || (a.discovered ? (b.lastSeen ?? 0) - (a.lastSeen ?? 0) : 0) || machineLabel(a).localeCompare(machineLabel(b), undefined, { numeric: true }));
 }
 
+/**
+ * What a group assignment really changes. A machine's own entry comes before its group's, so
+ * members that have one keep it; the message names them rather than claiming the whole group.
+ */
+export function groupAssignmentMessage(group: string, entryName: string, members: Machine[], entryNameOf: (id: number) => string | undefined): { kind: 'ok' | 'warn'; text: string } {
+  if (members.length === 0) {
+    return { kind: 'warn', text: `No machine is in group ${group}: check the spelling (groups come from the machines' Group column); machines put in it will boot ${entryName}. Remove it with × if it was a typo.` };
+  }
+  const own = members.filter((m) => m.entryId !== undefined);
+  if (own.length === 0) return { kind: 'ok', text: `Group ${group} now boots ${entryName} (${members.length === 1 ? 'its 1 machine' : `all ${members.length} machines`}).` };
+  const keeping = own.map((m) => `${machineLabel(m)} (${entryNameOf(m.entryId!) ?? `entry ${m.entryId}`})`).join(', ');
+  const following = members.length - own.length;
+  // The Boots column's first choice clears a machine's own entry; it is labelled with what follows.
+  const option = entryName === 'the default' ? 'default' : `group: ${entryName}`;
+  return {
+    kind: 'warn',
+    text: `Group ${group}: ${following} of ${members.length} machines now boot ${entryName}; ${keeping} ${own.length === 1 ? 'keeps its' : 'keep their'} own entry, which comes before the group's. To have ${own.length === 1 ? 'it' : 'them'} follow the group, choose "${option}" in ${own.length === 1 ? 'its' : 'their'} Boots column.`,
+  };
+}
+
 export class MachinesState {
   list = $state.raw<Machine[]>([]);
   groups = $state.raw<MachineGroup[]>([]);
@@ -43,11 +63,37 @@ export class MachinesState {
     }
   }
 
+  /** Machines whose boot once finished while this screen was open (shown as such). */
+  bootOnceUsed = $state.raw<Record<number, true>>({});
+
   /** A pushed 'machine:seen' (or the answer to an update): insert or replace by id. */
   upsert(machine: Machine, live = false): void {
     const index = this.list.findIndex((m) => m.id === machine.id);
+    const before = index < 0 ? undefined : this.list[index];
     this.list = index < 0 ? [...this.list, machine] : this.list.map((m, i) => (i === index ? machine : m));
     if (live) this.lastSeenLive = { ...this.lastSeenLive, [machine.id]: Date.now() };
+    if (before?.bootOnce && !machine.bootOnce && before.entryId !== machine.entryId) this.bootOnceUsed = { ...this.bootOnceUsed, [machine.id]: true };
+    else if (machine.bootOnce && this.bootOnceUsed[machine.id]) {
+      const { [machine.id]: _, ...rest } = this.bootOnceUsed;
+      this.bootOnceUsed = rest;
+    }
+    // An entry made meanwhile (the built-in Local disk a finished boot once falls back to)
+    // must be among the choices, or the machine's dropdown would show nothing.
+    if (machine.entryId !== undefined && !this.entries.some((e) => e.id === machine.entryId)) void this.reloadEntries();
+  }
+
+  private async reloadEntries(): Promise<void> {
+    try {
+      this.entries = await this.api.call('entries:list');
+    } catch (err) {
+      this.error = (err as Error).message;
+    }
+  }
+
+  /** What a machine's own assignment reads as in its dropdown. */
+  assignmentLabel(m: Machine, entry: BootEntry): string {
+    if (entry.builtIn) return this.bootOnceUsed[m.id] && m.entryId === entry.id ? 'Local disk (boot once used)' : 'Local disk (no network boot)';
+    return entry.name;
   }
 
   byMac(mac: string): Machine | undefined {
@@ -66,10 +112,17 @@ export class MachinesState {
     return machine;
   }
 
-  async assignGroup(group: string, entryId: number | null): Promise<void> {
+  /** Assigns the group's entry; returns what it changed, in words. */
+  async assignGroup(group: string, entryId: number | null): Promise<{ kind: 'ok' | 'warn'; text: string }> {
     const updated = await this.api.call('machines:assign-group', { group, entryId });
+    if (updated.removed) {
+      this.groups = this.groups.filter((g) => g.name.toLowerCase() !== updated.name.toLowerCase());
+      return { kind: 'ok', text: `Group ${updated.name} had no machines and nothing assigned any more: it is gone.` };
+    }
     const index = this.groups.findIndex((g) => g.name === updated.name);
     this.groups = index < 0 ? [...this.groups, updated] : this.groups.map((g, i) => (i === index ? updated : g));
+    const members = this.list.filter((m) => m.group.toLowerCase() === updated.name.toLowerCase());
+    return groupAssignmentMessage(updated.name, this.entryName(entryId ?? undefined) ?? 'the default', members, (id) => this.entryName(id));
   }
 
   async importCsv(csv: string): Promise<CsvImportResult> {

@@ -22,14 +22,16 @@ export class ServicesState {
   busy = $state<'starting' | 'stopping' | undefined>(undefined);
   /** The last Start/Stop failure, as the host worded it. */
   error = $state<string | undefined>(undefined);
+  /** False while the host cannot be reached: what it serves is unknown until it answers again. */
+  reachable = $state(true);
 
   running = $derived(this.status.running);
   selectedInterface = $derived<NetInterfaceInfo | undefined>(this.interfaces.interfaces.find((n) => n.name === this.interfaceName));
   /** Problems to show: the host's, plus the last failure when the host did not list it. */
-  problems = $derived(this.error && !this.status.problems.includes(this.error) ? [...this.status.problems, this.error] : this.status.problems);
+  problems = $derived(!this.reachable ? [] : this.error && !this.status.problems.includes(this.error) ? [...this.status.problems, this.error] : this.status.problems);
   /** Full DHCP refused because another DHCP server answered: the technician may override. */
   canForce = $derived(!this.status.running && this.mode === 'dhcp' && this.problems.some((p) => /another DHCP server/i.test(p)));
-  canStart = $derived(!this.busy && this.interfaceName !== '' && this.root.trim() !== '' && (this.mode === 'proxy' || (this.poolFirst !== '' && this.poolLast !== '')));
+  canStart = $derived(this.reachable && !this.busy && this.interfaceName !== '' && this.root.trim() !== '' && (this.mode === 'proxy' || (this.poolFirst !== '' && this.poolLast !== '')));
   /** Boot programs the bundled iPXE chain needs and does not have (each with its fix). */
   missingPrograms = $derived((this.settings?.bootPrograms ?? []).filter((p) => p.problem));
 
@@ -37,6 +39,9 @@ export class ServicesState {
 
   async load(): Promise<void> {
     const [status, settings, interfaces] = await Promise.all([this.api.call('services:status'), this.api.call('services:settings'), this.api.call('interfaces:list')]);
+    // A fresh read of the host (it may have restarted): an earlier failure is no longer news.
+    this.reachable = true;
+    this.error = undefined;
     this.status = status;
     this.settings = settings;
     this.interfaces = interfaces;
@@ -137,5 +142,13 @@ export class ServicesState {
   /** A pushed 'services:state'. */
   apply(status: ServicesStatus): void {
     this.status = status;
+    // Serving again (a restart on the NIC, a Start elsewhere): the last failure is fixed.
+    if (status.running) this.error = undefined;
+  }
+
+  /** The connection to the host is lost: nothing it said before can be vouched for. */
+  hostGone(): void {
+    this.reachable = false;
+    this.busy = undefined;
   }
 }

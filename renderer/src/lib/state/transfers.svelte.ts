@@ -33,17 +33,13 @@ export class TransfersState {
     this.pendingActive = undefined;
     this.pendingFinished = [];
     this.active = active;
-    this.history = history.slice(0, HISTORY_LIMIT);
+    this.history = mergeHistory([], history);
     this.renders++;
   }
 
   private flush(): void {
     if (this.pendingActive) this.active = this.pendingActive;
-    if (this.pendingFinished.length) {
-      const newestFirst = [...this.pendingFinished].sort((a, b) => b.finishedAt - a.finishedAt);
-      const known = new Set(newestFirst.map((r) => r.id));
-      this.history = [...newestFirst, ...this.history.filter((r) => !known.has(r.id))].slice(0, HISTORY_LIMIT);
-    }
+    if (this.pendingFinished.length) this.history = mergeHistory(this.pendingFinished, this.history);
     this.pendingActive = undefined;
     this.pendingFinished = [];
     this.renders++;
@@ -52,4 +48,24 @@ export class TransfersState {
   dispose(): void {
     this.throttle.cancel();
   }
+}
+
+/**
+ * New records (newest first) on top of the older history, each transfer once: a record pushed
+ * live and the same one loaded from history share their transfer key, and the screen keys its
+ * rows by id, which must never repeat. Only a new record's key hides an older row: rows stored
+ * before keys carried the serving run may share a key and are still different transfers.
+ */
+export function mergeHistory(added: TransferRecord[], older: TransferRecord[]): TransferRecord[] {
+  const ids = new Set<string>();
+  const newKeys = new Set(added.map((r) => r.transferKey).filter((k) => k !== undefined));
+  const merged: TransferRecord[] = [];
+  const newestFirst = [...added].sort((a, b) => b.finishedAt - a.finishedAt);
+  for (const [record, isNew] of [...newestFirst.map((r) => [r, true] as const), ...older.map((r) => [r, false] as const)]) {
+    if (ids.has(record.id) || (!isNew && record.transferKey !== undefined && newKeys.has(record.transferKey))) continue;
+    ids.add(record.id);
+    merged.push(record);
+    if (merged.length === HISTORY_LIMIT) break;
+  }
+  return merged;
 }

@@ -1,0 +1,77 @@
+// UEFI HTTP boot with real firmware: OVMF's HttpBootDxe ("UEFI HTTPv4", vendor class
+// HTTPClient:Arch:00016) is the client's only network boot option. It gets a URL from
+// bootbench (full DHCP, or a proxy offer beside the office DHCP server) and fetches the
+// file itself over HTTP: the marker EFI program directly, or Debian's ipxe.efi, which
+// then does DHCP again as iPXE, runs the --ipxe-script and chains the marker.
+// The host's diagnosis (what the Timeline shows) must call it an HTTP boot.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { IPXE_EFI, SERVER_ADDRESS, labUnavailableReason, type ClientKind } from './boot-lab.js';
+import { Scenario, assertEventForMac, assertRanMarker, describeTime, scenarioSkipReason, type ScenarioOptions } from './scenario.js';
+import { diagnoseBoot } from '../../main/host/boot-diagnosis.js';
+import type { BootEvent } from '../../main/host/events.js';
+
+const clients: ClientKind[] = ['uefi-http'];
+const HTTP_PORT = 8080;
+
+const script = `#!ipxe
+echo bootbench lab: iPXE script reached after UEFI HTTP boot
+chain http://${SERVER_ADDRESS}:${HTTP_PORT}/marker.efi
+`;
+
+type Target = 'marker' | 'ipxe';
+
+function scenarioOptions(mode: 'dhcp' | 'proxy', target: Target): ScenarioOptions {
+  return {
+    name: `UEFI HTTP boot (${mode}, ${target})`,
+    mode,
+    office: mode === 'proxy',
+    clients,
+    httpPort: HTTP_PORT,
+    needsBootbench: true,
+    // No uefi64 file: the client must come through the http64 class, not PXE.
+    boot: { http64: target === 'marker' ? 'marker.efi' : 'ipxe.efi' },
+    ...(target === 'ipxe' ? { rootFiles: { 'ipxe.efi': IPXE_EFI }, ipxeScript: script } : {}),
+  };
+}
+
+function checkHttpBoot(scenario: Scenario, target: Target, result: Awaited<ReturnType<Scenario['result']>>): void {
+  assertRanMarker(scenario, result);
+  assertEventForMac(scenario, result, 'dhcp.discover');
+  const asked = scenario.events().filter((e) => e.type === 'dhcp.discover' && e.mac === result.mac).map((e) => String(e.vendorClass ?? ''));
+  // iPXE, once running, asks as PXEClient; the firmware before it must have asked as HTTPClient only.
+  assert.ok(asked[0]?.startsWith('HTTPClient'), `the firmware's first DHCP message did not have vendor class HTTPClient: ${JSON.stringify(asked)}`);
+  if (target === 'marker') assert.ok(!asked.some((v) => v.startsWith('PXEClient')), `the client also asked as a PXE client (${JSON.stringify(asked)}): PXE was meant to be off`);
+  assertEventForMac(scenario, result, scenario.options.mode === 'proxy' ? 'proxy.offer' : 'dhcp.lease');
+  if (target === 'ipxe') assertEventForMac(scenario, result, 'http.done', 'ipxe.efi');
+  assertEventForMac(scenario, result, 'http.done', 'marker.efi');
+  assert.ok(!scenario.events().some((e) => e.type.startsWith('tftp.') && e.mac === result.mac), 'the HTTP-boot client used TFTP');
+
+  const events = scenario.events().filter((e) => e.mac === result.mac) as unknown as BootEvent[];
+  const diagnosis = diagnoseBoot(events);
+  assert.match(diagnosis.message, /HTTP boot/, `the diagnosis does not call it an HTTP boot: ${JSON.stringify(diagnosis)}`);
+  assert.equal(diagnosis.level, 'ok', `diagnosis: ${JSON.stringify(diagnosis)}`);
+}
+
+for (const mode of ['dhcp', 'proxy'] as const) {
+  for (const target of ['marker', 'ipxe'] as const) {
+    const name = `UEFI HTTP boot, ${mode === 'dhcp' ? 'full-DHCP mode' : 'proxy mode beside the office server'}: ${target === 'marker' ? 'the marker EFI program' : 'ipxe.efi, its script, then the marker'}`;
+    const skip =
+      scenarioSkipReason({ clients, office: mode === 'proxy', needsBootbench: true }) ??
+      (target === 'ipxe' ? labUnavailableReason({ kinds: clients, files: [IPXE_EFI] }) : undefined);
+    if (skip) {
+      test(name, { skip }, () => {});
+      continue;
+    }
+    describe(name, () => {
+      const scenario = new Scenario(scenarioOptions(mode, target));
+      before(() => scenario.start());
+      after(() => scenario.stop());
+      test('OVMF boots over HTTP only, and the host calls it an HTTP boot', async (t) => {
+        const result = await scenario.result(0);
+        t.diagnostic(describeTime(result, target === 'marker' ? 'the marker over HTTP boot' : 'the marker through HTTP-booted iPXE', scenario));
+        checkHttpBoot(scenario, target, result);
+      });
+    });
+  }
+}
