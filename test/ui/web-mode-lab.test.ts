@@ -18,6 +18,7 @@ import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium.js';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import Database from 'better-sqlite3';
 import { openStore } from '../../main/store/index.js';
 import { buildPe } from '../unit/library-fixtures.js';
 // @ts-expect-error plain ESM helper shared with scripts/start.mjs
@@ -193,10 +194,13 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   assert.match(lease.ip ?? '', /^192\.0\.2\.(1[0-4]\d|150)$/, 'address from the pool');
   assert.match(lease.boot_file ?? '', /^\/?library\/e\d+\/rescue\.img$/, 'the assigned entry decides the boot file');
 
-  // The entry imported while serving is already served (mounted on import, no restart):
-  // entries 1 and 2 were seeded, memtest is 3.
+  // The entry imported while serving is already served (mounted on import, no restart), at
+  // /library/e<its id>/ (read from the database: the built-in Local disk takes an id as well).
+  const db = new Database(join(work, 'data', 'bootbench.db'), { readonly: true });
+  const memtestId = (db.prepare("SELECT id FROM entries WHERE name = 'memtest'").get() as { id: number }).id;
+  db.close();
   const served = join(work, 'served-memtest.efi');
-  lab.exec(cli, 'curl', ['-s', '-o', served, `tftp://${SERVER_IP}/library/e3/memtest.efi`], { timeoutMs: 20_000 });
+  lab.exec(cli, 'curl', ['-s', '-o', served, `tftp://${SERVER_IP}/library/e${memtestId}/memtest.efi`], { timeoutMs: 20_000 });
   assert.equal(createHash('sha256').update(readFileSync(served)).digest('hex'), dropEfiSha, 'the imported file is served by TFTP as it was added');
 
   // The machine shows up live as it asks.
