@@ -44,7 +44,8 @@ Options:
   --force                dhcp mode: start even if another DHCP server answers on the NIC
   --no-address-check     dhcp mode: offer addresses without first checking (ARP, or ping where
                          ARP is not allowed) that no other machine on the NIC already uses them
-  --root DIR             folder served read-only by TFTP and HTTP (required)
+  --root DIR             folder served read-only by TFTP and HTTP (default: the one last used,
+                         else the library folder in the data folder, made when missing)
   --boot CLASS=PATH      boot file per client class (repeatable; default: chainload the bundled
                          iPXE, which boots what the library assigns); CLASS is one of
                          ${BOOT_CLASSES.join(', ')};
@@ -140,7 +141,6 @@ async function serve(args: string[]): Promise<number> {
     logger.warn(`${(err as Error).message} -- serving without history`);
   }
   const config = serveConfigFromFlags(values, store ? configFromSettings(store, dataDir) : defaultServeConfig(dataDir));
-  if (!config.root) throw new UsageError('--root DIR is required: the folder whose files TFTP and HTTP serve');
   if (Object.keys(config.boot).length === 0 && !config.ipxeScript && !config.menu && !store) {
     throw new UsageError('nothing to boot: give at least one --boot CLASS=PATH (e.g. --boot bios=undionly.kpxe --boot uefi64=ipxe.efi) or --ipxe-script');
   }

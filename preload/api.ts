@@ -47,8 +47,32 @@ export interface StartRequest {
   interfaceName?: string;
   mode?: ServeMode;
   pool?: AddressRange;
+  /** The folder TFTP and HTTP serve (a path on the host); the host checks it at Start. */
+  root?: string;
   /** Full DHCP: start even when another DHCP server answered the probe. */
   force?: boolean;
+}
+
+/**
+ * What a PC with no entry of its own and none from its group boots:
+ *   menu        iPXE shows every library entry; with no key pressed, the local disk after the timeout
+ *   local-disk  Bootbench does not answer it, so its firmware goes on to its own disk
+ *   entry       that library entry
+ */
+export type DefaultBoot = { kind: 'menu'; timeoutSeconds: number } | { kind: 'local-disk' } | { kind: 'entry'; entryId: number; name: string };
+
+/** What the Start screen sends to change the default (the menu's timeout is the host's). */
+export type DefaultBootChoice = { kind: 'menu' } | { kind: 'local-disk' } | { kind: 'entry'; entryId: number };
+
+/** A boot program the bundled iPXE chain hands to PXE firmware, and whether it is there. */
+export interface BootProgramStatus {
+  firmware: 'BIOS' | 'UEFI';
+  /** Its path below the bundled boot folder, e.g. ipxe/snponly.efi. */
+  file: string;
+  /** Where it was found; absent when it is missing. */
+  path?: string;
+  /** When missing: what that means and the one fix. */
+  problem?: string;
 }
 
 /** The host's current serving settings, to fill the Start screen. */
@@ -57,8 +81,17 @@ export interface ServeSettings {
   mode: ServeMode;
   pool?: AddressRange;
   root: string;
+  /** The served folder when none is chosen (the library folder in the data folder). */
+  defaultRoot: string;
   httpPort: number;
   boot: Partial<Record<BootClass, string>>;
+  /** Undefined when the host has no library (the machine database is not open). */
+  defaultBoot?: DefaultBoot;
+  /**
+   * The boot programs PXE firmware gets when no boot file is set (the bundled iPXE chain);
+   * empty when boot files are set per class, which then come from the served folder.
+   */
+  bootPrograms: BootProgramStatus[];
 }
 
 export type InterfaceKind = 'wired' | 'wifi' | 'virtual' | 'loopback';
@@ -322,6 +355,7 @@ export interface ApiCalls {
   'services:settings': { request: void; response: ServeSettings };
   'services:start': { request: StartRequest; response: ServicesStatus };
   'services:stop': { request: void; response: ServicesStatus };
+  'services:set-default-boot': { request: DefaultBootChoice; response: ServeSettings };
   'interfaces:list': { request: void; response: InterfacesList };
   'machines:list': { request: void; response: Machine[] };
   'machines:update': { request: MachineUpdate; response: Machine };
@@ -352,6 +386,7 @@ export const API_CALL_NAMES = [
   'services:settings',
   'services:start',
   'services:stop',
+  'services:set-default-boot',
   'interfaces:list',
   'machines:list',
   'machines:update',

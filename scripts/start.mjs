@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compiledCli, compiledHostIsCurrent } from './compiled-host.mjs';
 import { findElectron } from './find-electron.mjs';
+import { ensureBootBinaries } from './boot-resources.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -22,6 +23,11 @@ function forwardSignals(child) {
 
 const electron = findElectron(root);
 if (!existsSync(join(root, 'dist/renderer/index.html'))) run('build:renderer');
+// Without them PCs are handed a boot file that is not there: BIOS and UEFI PCs alike.
+const boot = ensureBootBinaries({ out: join(root, 'resources', 'boot') });
+if (boot.missing.length > 0) {
+  console.log(`Boot programs still missing: ${boot.missing.join(', ')}. The Start screen and \`bootbench doctor\` say which PCs cannot boot and how to fix it.`);
+}
 
 if (electron.binary && !electron.reason) {
   run('build:app');

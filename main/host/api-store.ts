@@ -11,6 +11,7 @@ import { finishingPaths } from '../library/boot-once.js';
 import {
   resolveBootAssignment,
   exportMachinesCsv,
+  defaultBootEntry,
   importMachinesCsv,
   savingTo,
   type Machine as StoredMachine,
@@ -19,7 +20,8 @@ import {
   type Store,
   type Transfer,
 } from '../store/index.js';
-import type { BootEntry, Machine, MachineGroup, TransferRecord } from '../../preload/api.js';
+import type { BootEntry, DefaultBoot, DefaultBootChoice, Machine, MachineGroup, TransferRecord } from '../../preload/api.js';
+import { ensureLocalDiskEntry, MENU_TIMEOUT_SECONDS } from '../library/boot-service.js';
 
 const opt = <T>(value: T | null | undefined): T | undefined => (value === null || value === '' ? undefined : value);
 
@@ -178,6 +180,23 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
       exportCsv: () => exportMachinesCsv(store),
     },
     entries: { list: () => store.entries.list().map(toApiEntry) },
+    defaults: {
+      boot: () => defaultBoot(store),
+      setBoot: (choice) => {
+        savingTo(store.path, () =>
+          store.transaction(() => {
+            let entryId: number | null = null;
+            if (choice.kind === 'local-disk') entryId = ensureLocalDiskEntry(store).id;
+            if (choice.kind === 'entry') {
+              if (!store.entries.get(choice.entryId)) throw new Error(`There is no boot entry number ${choice.entryId} (it may have been removed).`);
+              entryId = choice.entryId;
+            }
+            store.settings.set('defaults', { ...(store.settings.get('defaults') ?? {}), entryId });
+          }),
+        );
+        return defaultBoot(store);
+      },
+    },
     timeline: {
       forMachine: (id, limit) => store.bootEvents.listForMachine(id, { limit }).map(toBootEvent),
       forMac: (mac, limit) => store.bootEvents.listForMac(mac, { limit }).map(toBootEvent),
@@ -192,4 +211,12 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
           .filter((r): r is TransferRecord => r !== undefined),
     },
   };
+}
+
+/** The stored default as the Start screen shows it; a removed entry reads as the menu, as the DHCP path treats it. */
+function defaultBoot(store: Store): DefaultBoot {
+  const entry = defaultBootEntry(store);
+  if (!entry) return { kind: 'menu', timeoutSeconds: MENU_TIMEOUT_SECONDS };
+  if (entry.kind === 'local-disk') return { kind: 'local-disk' };
+  return { kind: 'entry', entryId: entry.id, name: entry.name };
 }

@@ -4,9 +4,11 @@
 //
 // This is the host's edge: every request is validated here (zod), every answer is an
 // envelope, and errors become plain-language messages, never stack traces.
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { BootEvent } from './events.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { defaultServedFolder } from './config.js';
 import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
 import { transferIdKey } from '../store/bus-recorder.js';
 import { offeredForServing } from '../net/index.js';
@@ -18,7 +20,10 @@ import type {
   ApiEvents,
   AppInfo,
   BootEntry,
+  BootProgramStatus,
   CsvImportResult,
+  DefaultBoot,
+  DefaultBootChoice,
   EntryPairRequest,
   EntryRemoveRequest,
   EntryRemoveResult,
@@ -46,10 +51,12 @@ import type {
 
 export interface ApiServiceHost {
   readonly bus: { subscribe(listener: (event: BootEvent) => void): () => void };
-  start(overrides?: { interfaceName?: string; mode?: ServeMode; pool?: { first: string; last: string }; force?: boolean }): Promise<ServicesStatus>;
+  start(overrides?: { interfaceName?: string; mode?: ServeMode; pool?: { first: string; last: string }; root?: string; force?: boolean }): Promise<ServicesStatus>;
   stop(): Promise<ServicesStatus>;
   status(): ServicesStatus;
-  config(): ServeSettings;
+  config(): Pick<ServeSettings, 'interfaceName' | 'mode' | 'pool' | 'root' | 'httpPort' | 'boot'> & { dataDir: string };
+  /** The bundled iPXE chain's programs, found or missing (ServiceHost.bootPrograms). */
+  bootPrograms?(): BootProgramStatus[];
   activeTransfers(): TransferRow[];
 }
 
@@ -65,6 +72,8 @@ export interface ApiStore {
     exportCsv(): string;
   };
   entries: { list(): BootEntry[] };
+  /** What PCs with no assignment of their own or of their group boot. */
+  defaults: { boot(): DefaultBoot; setBoot(choice: DefaultBootChoice): DefaultBoot };
   /** Boot events, oldest first, at most `limit` (the most recent ones). */
   timeline: {
     forMachine(id: number, limit: number): BootEvent[];
@@ -142,10 +151,22 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
       interfaceName: z.string().min(1).max(64).optional(),
       mode: z.enum(['proxy', 'dhcp']).optional(),
       pool: z.object({ first: ipv4, last: ipv4 }).strict().optional(),
+      root: z
+        .string()
+        .trim()
+        .min(1, 'must not be empty: give the folder to serve')
+        .max(4096)
+        .refine((p) => isAbsolute(p), 'must be a full path on the host, e.g. /srv/boot')
+        .optional(),
       force: z.boolean().optional(),
     })
     .strict(),
   'services:stop': none,
+  'services:set-default-boot': z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('menu') }).strict(),
+    z.object({ kind: z.literal('local-disk') }).strict(),
+    z.object({ kind: z.literal('entry'), entryId: id }).strict(),
+  ]),
   'interfaces:list': none,
   'machines:list': none,
   'machines:update': z
@@ -189,8 +210,8 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
 // the UI names the setting on screen instead.
 const FLAG_WORDING: [RegExp, string][] = [
   [/^--pool (?=\d)/, 'The address pool '],
-  [/^--root is required/, 'A boot files folder is required'],
-  [/^--root (?=\S)/, 'The boot files folder '],
+  [/^--root is required/, 'A served folder is required'],
+  [/^--root (?=\S)/, 'The served folder '],
   [/^--mode dhcp needs --pool FIRST-LAST/, 'Full DHCP mode needs an address pool (first and last address)'],
   [/\(--pool FIRST-LAST\)/, '(first and last address)'],
   [/--interface NAME/, 'the network card'],
@@ -241,9 +262,10 @@ export class HostApi {
         notices: options.notices?.() ?? [],
       }),
       'services:status': () => withUiWording(host.status()),
-      'services:settings': () => {
-        const c = host.config();
-        return { interfaceName: c.interfaceName, mode: c.mode, pool: c.pool, root: c.root, httpPort: c.httpPort, boot: c.boot };
+      'services:settings': () => this.settings(),
+      'services:set-default-boot': (choice) => {
+        store().defaults.setBoot(choice);
+        return this.settings();
       },
       'services:start': async (request) => {
         if (request.mode === 'dhcp' && !request.pool && !host.config().pool) {
@@ -295,6 +317,21 @@ export class HostApi {
       // written for the user; anything else still says what failed rather than vanishing.
       return { error: { code: 'failed', message: uiWording((err as Error)?.message || String(err)) } };
     }
+  }
+
+  private settings(): ServeSettings {
+    const c = this.options.host.config();
+    return {
+      interfaceName: c.interfaceName,
+      mode: c.mode,
+      pool: c.pool,
+      root: c.root,
+      defaultRoot: defaultServedFolder(c.dataDir),
+      httpPort: c.httpPort,
+      boot: c.boot,
+      defaultBoot: this.options.store?.defaults.boot(),
+      bootPrograms: this.options.host.bootPrograms?.() ?? [],
+    };
   }
 
   /** An entry that cannot boot anything (a data disc taken in before import refused them) is not handed out. */

@@ -289,7 +289,10 @@ function diagnoseBootSteps(events: BootEvent[], expected?: BootExpectation): Dia
           stage: 'boot-file',
           level: 'problem',
           message: `The machine asked for ${file} and we refused${reason ? `: ${reason}` : '.'}`,
-          hint: 'Put that file in the served folder, or fix the boot file setting for this machine type.',
+          // Files under /bootbench/ are the bundled boot programs, not the technician's files.
+          hint: /^\/?bootbench\//i.test(file)
+            ? "That is one of Bootbench's own boot programs: the Start screen's \"Boot programs\" list (or the command \"bootbench doctor\") says which is missing and how to install it."
+            : 'Put that file in the served folder shown on the Start screen, or give this machine another boot entry on the Machines screen.',
         };
       case 'tftp.start':
       case 'http.start':

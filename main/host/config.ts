@@ -1,5 +1,6 @@
 // The service host's configuration: what `bootbench serve` flags and the app's Start screen set.
 import { isIPv4 } from 'node:net';
+import { libraryDir } from '../library/import.js';
 
 export const BOOT_CLASSES = ['bios', 'uefi32', 'uefi64', 'arm64', 'http64', 'httparm64'] as const;
 export type BootClassName = (typeof BOOT_CLASSES)[number];
@@ -13,7 +14,7 @@ export interface ServeConfig {
   leaseSeconds: number;
   router?: string;
   dns?: string[];
-  /** Served read-only by TFTP and HTTP. */
+  /** Served read-only by TFTP and HTTP; by default the library folder in the data folder. */
   root: string;
   /** Boot file per client class: a path relative to the root, or a URL (HTTP boot classes). */
   boot: Partial<Record<BootClassName, string>>;
@@ -45,13 +46,19 @@ export function defaultServeConfig(dataDir: string): ServeConfig {
   return {
     mode: 'proxy',
     leaseSeconds: 3600,
-    root: '',
+    // A first start needs no folder chosen: the library's own folder always exists to serve.
+    root: defaultServedFolder(dataDir),
     boot: {},
     httpPort: 8080,
     dataDir,
     force: false,
     ports: { ...DEFAULT_PORTS },
   };
+}
+
+/** The served folder when none was chosen: the library folder in the data folder. */
+export function defaultServedFolder(dataDir: string): string {
+  return libraryDir(dataDir);
 }
 
 /** A configuration problem, phrased for the user: which setting, what is wrong, what is allowed. */

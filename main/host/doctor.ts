@@ -5,6 +5,7 @@ import { checkFirewall, type FirewallCheckOptions } from '../net/firewall.js';
 import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
 import { listenForOffers, runTestBoot, type HeardOffer } from './test-boot.js';
 import { checkDataFolderSpace } from '../store/index.js';
+import { chainloadBootPrograms } from '../library/boot-binaries.js';
 
 export interface Finding {
   /** 'unknown': doctor could not tell (a tool missing, output it does not know); not an error. */
@@ -34,6 +35,8 @@ export interface DoctorOptions {
   dataDir?: string;
   /** Free-space lookup for `dataDir`; tests inject one. */
   dataFolderSpace?: typeof checkDataFolderSpace;
+  /** The bundled boot programs' folder (default: resources/boot of this installation); tests inject one. */
+  resourcesDir?: string;
 }
 
 export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
@@ -70,9 +73,18 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
     findings.push({ level: 'error', message: (err as Error).message, fix: names.length ? `pass --interface with one of: ${names.join(', ')}` : 'connect a network interface' });
   }
   if (options.dataDir !== undefined) findings.push(dataFolderFinding(options.dataDir, options.dataFolderSpace ?? checkDataFolderSpace));
+  findings.push(...bootProgramFindings(options));
   const httpPort = PORTS.find((p) => p.proto === 'tcp')?.port;
   if (options.firewall !== false) findings.push(...(await checkFirewall({ httpPort, ...options.firewall, interfaceName: servedNic })));
   return findings;
+}
+
+/** The iPXE builds PCs are handed when no boot file is set: without one, a whole firmware family cannot boot. */
+function bootProgramFindings(options: DoctorOptions): Finding[] {
+  return chainloadBootPrograms({ dataDir: options.dataDir, resourcesDir: options.resourcesDir }).map((p): Finding => {
+    if (p.path) return { level: 'ok', message: `boot program for ${p.firmware} PCs: ${p.path}` };
+    return { level: 'error', message: p.missing!, fix: p.fix };
+  });
 }
 
 function dataFolderFinding(dataDir: string, space: typeof checkDataFolderSpace): Finding {

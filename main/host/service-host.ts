@@ -3,14 +3,14 @@
 // one bus. `bootbench serve`, the Electron main process and the tests all run this class.
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventBus, type BootEvent, type Publish } from './events.js';
 import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
 import { systemClock, type Clock } from './clock.js';
 import { silentLogger, type Logger } from './logger.js';
 import { ClientDirectory } from './client-directory.js';
-import { ConfigError, checkPoolAgainstInterface, prefixToNetmask, type ServeConfig } from './config.js';
+import { ConfigError, checkPoolAgainstInterface, defaultServedFolder, prefixToNetmask, type ServeConfig } from './config.js';
 import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
 import { createScopedUdpSocketFactory, resolveServeInterface, watchInterface, type InterfaceChange, type NetInterface } from '../net/index.js';
 import { DhcpService } from '../dhcp/service.js';
@@ -20,7 +20,8 @@ import { HttpFileServer } from '../http/server.js';
 import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, storeReadCache, watchStoreChanges, type Store, type StoreBusAttachment } from '../store/index.js';
 import { LibraryBootService, type LibraryMachineAssignment } from '../library/boot-service.js';
-import { chainloadPolicy } from '../library/boot-binaries.js';
+import { chainloadBootPrograms, chainloadPolicy } from '../library/boot-binaries.js';
+import type { BootProgramStatus } from '../../preload/api.js';
 
 // The status and transfer shapes are the UI contract's (declared once, in preload/api.ts).
 export type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
@@ -46,6 +47,8 @@ export interface ServiceHostOptions {
    * or the environment says BOOTBENCH_DHCP_THREAD=0 (to compare, or to rule the thread out).
    */
   dhcpThread?: boolean;
+  /** The bundled boot programs' folder (default: resources/boot of this installation); tests inject one. */
+  resourcesDir?: string;
 }
 
 interface Running {
@@ -117,6 +120,17 @@ export class ServiceHost {
     return this.recorder?.degradation?.message;
   }
 
+  /**
+   * The boot programs the bundled iPXE chain hands out, found or missing; empty when boot
+   * files are set per class or by script (they come from the served folder), or when there
+   * is no library to chain to.
+   */
+  bootPrograms(): BootProgramStatus[] {
+    const c = this.currentConfig;
+    if (!this.store || Object.keys(c.boot).length > 0 || c.ipxeScript) return [];
+    return chainloadBootPrograms({ dataDir: c.dataDir, resourcesDir: this.options.resourcesDir }).map(({ firmware, file, path, missing, fix }) => (missing ? { firmware, file, problem: `${missing} Fix: ${fix}` } : { firmware, file, path }));
+  }
+
   activeTransfers(): TransferSnapshot[] {
     return [...this.transfers.values()].map((t) => ({ ...t }));
   }
@@ -143,6 +157,7 @@ export class ServiceHost {
     const config: ServeConfig = { ...this.currentConfig, ...overrides, ports: { ...this.currentConfig.ports, ...overrides.ports } };
     this.currentConfig = config;
     this.problems = [];
+    const missingPrograms: string[] = [];
     const statuses = this.plannedServices(config);
     this.statuses = statuses;
     this.publishState();
@@ -151,7 +166,7 @@ export class ServiceHost {
       const nic = (this.options.resolveInterface ?? resolveServeInterface)(config.interfaceName);
       const ipv4 = nic.ipv4[0];
       if (!ipv4) throw new ConfigError('--interface', `${nic.name} has no IPv4 address: give it one, or choose another NIC`);
-      checkRoot(config.root);
+      checkRoot(config.root, config.dataDir);
       if (config.mode === 'dhcp') {
         if (!config.pool) throw new ConfigError('--pool', '--mode dhcp needs --pool FIRST-LAST (addresses to hand out on the bench network)');
         checkPoolAgainstInterface(config.pool, ipv4.address, ipv4.prefixLength, nic.name);
@@ -170,6 +185,9 @@ export class ServiceHost {
       const chainload = library && Object.keys(config.boot).length === 0 && !ipxeScriptPath ? chainloadPolicy(httpBaseUrl) : undefined;
       if (chainload) {
         for (const problem of await this.mountLibrary()) this.logger.warn(`chainloading iPXE needs ${problem}`);
+        // Serving goes on (the other firmware family may boot), but the screens must not call
+        // the bench ready while one family is handed a file that is not there.
+        missingPrograms.push(...this.bootPrograms().flatMap((p) => (p.problem ? [p.problem] : [])));
       }
       const macForHttp = (ip: string) => this.macForIp(ip) ?? library?.reportedMacForIp(ip);
 
@@ -273,6 +291,7 @@ export class ServiceHost {
       throw err;
     }
     if (this.options.watchInterface ?? !this.options.resolveInterface) this.running.unsubscribe.push(this.watchServedInterface(this.running.nic.name));
+    this.problems.push(...missingPrograms);
     this.publishState();
     return this.status();
   }
@@ -315,6 +334,7 @@ export class ServiceHost {
       httpBaseUrl,
       serverAddress: address,
       httpPort: config.httpPort,
+      resourcesDir: this.options.resourcesDir,
       macForIp: this.macForIp,
       publish,
     });
@@ -492,8 +512,16 @@ export function createHostFileResolver(root: string): FileResolver {
   return new FileResolver({ roots: [root], caseInsensitive: true, allowHardLinks: false });
 }
 
-function checkRoot(root: string): void {
+function checkRoot(root: string, dataDir: string): void {
   if (!root) throw new ConfigError('--root', '--root is required: the folder whose files TFTP and HTTP serve (read-only)');
+  // The default folder is the library's own: made on first use rather than refused.
+  if (resolve(root) === defaultServedFolder(dataDir)) {
+    try {
+      mkdirSync(root, { recursive: true });
+    } catch (err) {
+      throw new ConfigError('--root', `--root ${root} cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): choose a folder Bootbench may write, or another data folder`);
+    }
+  }
   let isDir = false;
   try {
     isDir = statSync(root).isDirectory();
@@ -501,6 +529,11 @@ function checkRoot(root: string): void {
     throw new ConfigError('--root', `--root ${root} does not exist: give the folder that holds your boot files`);
   }
   if (!isDir) throw new ConfigError('--root', `--root ${root} is a file, not a folder: give the folder that holds your boot files`);
+  try {
+    accessSync(root, fsConstants.R_OK | fsConstants.X_OK);
+  } catch {
+    throw new ConfigError('--root', `--root ${root} cannot be read by Bootbench (permissions): let the user running Bootbench read it, or choose another folder`);
+  }
 }
 
 function resolveInRoot(root: string, path: string): string {

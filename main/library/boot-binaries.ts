@@ -22,6 +22,15 @@ export const BOOT_BINARIES = {
 
 export type BootBinaryName = keyof typeof BOOT_BINARIES;
 
+/** The Debian package each bundled binary is copied from (scripts/fetch-boot-binaries.mjs). */
+const BOOT_BINARY_PACKAGES: Record<Exclude<BootBinaryName, 'wimboot'>, string> = {
+  biosIpxe: 'ipxe',
+  uefiIpxe: 'ipxe',
+  uefiSnpIpxe: 'ipxe',
+  shim: 'shim-signed',
+  grub: 'grub-efi-amd64-signed',
+};
+
 /** resources/boot of this checkout or installation. */
 export function defaultResourcesBootDir(): string {
   // main/library/boot-binaries.(ts|js) -> <root>/resources/boot; dist/main/library -> <root>/resources/boot
@@ -49,10 +58,11 @@ export function locateBootBinary(name: BootBinaryName, dirs: { dataDir?: string;
     const shipped = join(dirs.resourcesDir ?? defaultResourcesBootDir(), relative);
     if (existsSync(shipped)) return { name, path: shipped, source: 'resources' };
   }
+  const own = dirs.dataDir ? join(resolve(dirs.dataDir), 'boot', relative) : `<data>/boot/${relative}`;
   const hint =
     name === 'wimboot'
-      ? `wimboot is not packaged by Debian: download it from https://ipxe.org/wimboot into ${dirs.dataDir ? join(dirs.dataDir, 'boot', 'wimboot') : '<data>/boot/wimboot'}`
-      : `run "node scripts/fetch-boot-binaries.mjs" (needs Debian packages ipxe, shim-signed, grub-efi-amd64-signed), or put your own file at <data>/boot/${relative}`;
+      ? `wimboot is not packaged by Debian: download it from https://ipxe.org/wimboot into ${own}`
+      : `install the Debian package ${BOOT_BINARY_PACKAGES[name]} (sudo apt-get install ${BOOT_BINARY_PACKAGES[name]}) and run "npm run build:resources" (npm start does it by itself), or put your own copy at ${own}`;
   return { name, hint };
 }
 
@@ -85,4 +95,17 @@ export function chainloadPolicy(httpBaseUrl: string, userBoot: Partial<Record<st
   const boot: Record<string, string> = { ...CHAINLOAD_BOOT_FILES, http64: `${httpBaseUrl.replace(/\/+$/, '')}${BOOT_BINARY_MOUNTS.uefiSnpIpxe}` };
   for (const [cls, file] of Object.entries(userBoot)) if (file) boot[cls] = file;
   return { boot, ipxeScriptUrl: `${httpBaseUrl.replace(/\/+$/, '')}/ipxe/boot.ipxe` };
+}
+
+/**
+ * The programs the bundled iPXE chain hands to PXE firmware, found or not. Without the
+ * first, BIOS PCs cannot boot; without the second, UEFI PCs cannot (EDK2 asks for it by TFTP).
+ */
+export function chainloadBootPrograms(dirs: { dataDir?: string; resourcesDir?: string } = {}): { firmware: 'BIOS' | 'UEFI'; file: string; path?: string; missing?: string; fix?: string }[] {
+  const wanted: [firmware: 'BIOS' | 'UEFI', name: BootBinaryName][] = [['BIOS', 'biosIpxe'], ['UEFI', 'uefiSnpIpxe']];
+  return wanted.map(([firmware, name]) => {
+    const found = locateBootBinary(name, dirs);
+    if (found.path) return { firmware, file: BOOT_BINARIES[name], path: found.path };
+    return { firmware, file: BOOT_BINARIES[name], missing: `${firmware} PCs cannot boot: the iPXE they are handed (${BOOT_BINARIES[name]}) is missing.`, fix: found.hint };
+  });
 }

@@ -59,6 +59,8 @@ export interface LibraryBootServiceOptions {
 }
 
 export const LOCAL_DISK_ENTRY_NAME = 'Local disk';
+/** How long the menu for machines without any assignment waits before the local disk. */
+export const MENU_TIMEOUT_SECONDS = 10;
 
 export class LibraryBootService {
   private readonly isoInfo = new Map<string, Promise<ScriptEntry['iso']>>();
@@ -154,7 +156,7 @@ export class LibraryBootService {
     // The menu has its own "Local disk" item; the built-in entry would repeat it.
     const choices = this.options.store.entries.list().filter((e) => e.kind !== 'local-disk');
     const entries = await Promise.all(choices.map((e) => this.scriptEntry(e)));
-    return { action: 'menu', entries, defaultChoice: this.options.menu?.defaultChoice ?? 'local-disk', timeoutSeconds: this.options.menu?.timeoutSeconds ?? 10 };
+    return { action: 'menu', entries, defaultChoice: this.options.menu?.defaultChoice ?? 'local-disk', timeoutSeconds: this.options.menu?.timeoutSeconds ?? MENU_TIMEOUT_SECONDS };
   }
 
   /** A store entry plus what its ISO carries (detected once per file content). */

@@ -378,7 +378,10 @@ export async function hashFile(
         report();
       }
     }
-    if (output) await new Promise<void>((done, fail) => { output.once('error', fail); output.end(done); });
+    if (output) {
+      output.end();
+      await once(output, 'finish');
+    }
   } catch (err) {
     input.destroy();
     output?.destroy();

@@ -1,6 +1,6 @@
 // Debian's Chromium for the UI tests against the built renderer: where it is, why a test
 // cannot run without it (or without the build), and the flags every UI test launches it with.
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 
@@ -14,6 +14,19 @@ export function rendererSkipReason(): string | undefined {
   return undefined;
 }
 
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'];
+
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
+/**
+ * Chromium inside network namespace `ns` (through a wrapper script written into `dir`), so a UI
+ * served on that namespace's loopback is reached and nothing leaves the lab.
+ */
+export function launchChromiumInNamespace(ns: string, dir: string): Promise<Browser> {
+  const wrapper = join(dir, 'chromium-in-netns');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${CHROMIUM} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return chromium.launch({ executablePath: wrapper, args: CHROMIUM_ARGS });
 }

@@ -9,7 +9,7 @@ export function idleServiceHost(bus: ApiServiceHost['bus'] = new EventBus()): Ap
     start: async () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
     stop: async () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
     status: () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
-    config: () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+    config: () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {}, dataDir: '/srv/bootbench' }),
     activeTransfers: () => [],
   };
 }

@@ -9,7 +9,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -184,5 +184,22 @@ describe('doctor: NIC kind warnings and firewall findings (injected)', () => {
     assert.equal(roomy.find((f) => f.message.includes('/srv/bootbench'))?.level, 'ok');
     const real = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: false, dataDir: '/definitely/not/here' });
     assert.equal(real.find((f) => f.message.includes('/definitely/not/here'))?.level, 'unknown');
+  });
+
+  test('a missing boot program is an error naming which PCs cannot boot and the one fix', async () => {
+    const resources = mkdtempSync(join(tmpdir(), 'bb-doctor-resources-'));
+    try {
+      mkdirSync(join(resources, 'ipxe'));
+      writeFileSync(join(resources, 'ipxe', 'undionly.kpxe'), 'bios ipxe');
+      const findings = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: false, dataDir: '/srv/bootbench', resourcesDir: resources });
+      const bios = findings.find((f) => /BIOS PCs/.test(f.message));
+      const uefi = findings.find((f) => /UEFI PCs/.test(f.message));
+      assert.equal(bios?.level, 'ok', JSON.stringify(findings));
+      assert.equal(uefi?.level, 'error');
+      assert.match(uefi.message, /UEFI PCs cannot boot: the iPXE they are handed \(ipxe\/snponly\.efi\) is missing/);
+      assert.match(uefi.fix ?? '', /sudo apt-get install ipxe.*npm run build:resources.*\/srv\/bootbench\/boot\/ipxe\/snponly\.efi/);
+    } finally {
+      rmSync(resources, { recursive: true, force: true });
+    }
   });
 });

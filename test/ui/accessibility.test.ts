@@ -104,7 +104,7 @@ test('the Start screen while serving, with a failed service and its problem: fit
     start: async () => status,
     stop: async () => status,
     status: () => status,
-    config: () => ({ mode: 'proxy', root: '/home/tech/.local/share/bootbench/library', httpPort: 8080, boot: { bios: 'bootbench/undionly.kpxe', uefi64: 'bootbench/snponly.efi' } }),
+    config: () => ({ mode: 'proxy', root: '/home/tech/.local/share/bootbench/library', httpPort: 8080, boot: { bios: 'bootbench/undionly.kpxe', uefi64: 'bootbench/snponly.efi' }, dataDir: '/home/tech/.local/share/bootbench' }),
     activeTransfers: () => [],
   };
   const nics = [

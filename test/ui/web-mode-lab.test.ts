@@ -15,8 +15,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium.js';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import Database from 'better-sqlite3';
 import { openStore } from '../../main/store/index.js';
 import { buildPe } from '../unit/library-fixtures.js';
 // @ts-expect-error plain ESM helper shared with scripts/start.mjs
@@ -24,7 +26,6 @@ import { findElectron } from '../../scripts/find-electron.mjs';
 
 const repo = resolve(new URL('.', import.meta.url).pathname, '../..');
 const shots = join(repo, 'test-output/ui');
-const CHROMIUM = '/usr/bin/chromium';
 const SERVER_IP = '192.0.2.1';
 const BIG_FILE_SIZE = 6 * 1024 * 1024;
 
@@ -91,13 +92,7 @@ before(async () => {
   host.stderr!.on('data', (d) => (hostLog += d));
 
   // Chromium inside the server namespace: the UI listens on that namespace's loopback.
-  const wrapper = join(work, 'chromium-in-netns');
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${srv} ${CHROMIUM} "$@"\n`);
-  chmodSync(wrapper, 0o755);
-  browser = await chromium.launch({
-    executablePath: wrapper,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
-  });
+  browser = await launchChromiumInNamespace(srv, work);
 });
 
 after(async () => {
@@ -199,10 +194,13 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   assert.match(lease.ip ?? '', /^192\.0\.2\.(1[0-4]\d|150)$/, 'address from the pool');
   assert.match(lease.boot_file ?? '', /^\/?library\/e\d+\/rescue\.img$/, 'the assigned entry decides the boot file');
 
-  // The entry imported while serving is already served (mounted on import, no restart):
-  // entries 1 and 2 were seeded, memtest is 3.
+  // The entry imported while serving is already served (mounted on import, no restart), at
+  // /library/e<its id>/ (read from the database: the built-in Local disk takes an id as well).
+  const db = new Database(join(work, 'data', 'bootbench.db'), { readonly: true });
+  const memtestId = (db.prepare("SELECT id FROM entries WHERE name = 'memtest'").get() as { id: number }).id;
+  db.close();
   const served = join(work, 'served-memtest.efi');
-  lab.exec(cli, 'curl', ['-s', '-o', served, `tftp://${SERVER_IP}/library/e3/memtest.efi`], { timeoutMs: 20_000 });
+  lab.exec(cli, 'curl', ['-s', '-o', served, `tftp://${SERVER_IP}/library/e${memtestId}/memtest.efi`], { timeoutMs: 20_000 });
   assert.equal(createHash('sha256').update(readFileSync(served)).digest('hex'), dropEfiSha, 'the imported file is served by TFTP as it was added');
 
   // The machine shows up live as it asks.

@@ -35,7 +35,7 @@ before(async () => {
     start: async () => ({ running: true, mode: 'proxy', services: [], problems: [] }),
     stop: async () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
     status: () => ({ running: true, interfaceName: 'bench0', address: '192.0.2.1', mode: 'proxy', services: [], problems: [] }),
-    config: () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+    config: () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {}, dataDir: '/srv/bootbench' }),
     activeTransfers: rows,
   };
   // 50 transfers, each reporting 4 times a second: one progress event every 5 ms.

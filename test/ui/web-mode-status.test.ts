@@ -33,7 +33,7 @@ const host: ApiServiceHost = {
   start: async () => host.status(),
   stop: async () => host.status(),
   status: () => ({ running: true, interfaceName: 'bench0', address: '192.0.2.1', mode: 'proxy', services: [{ name: 'tftp', port: 69, state: 'running' }, { name: 'http', port: 8080, state: 'running' }], problems: [] }),
-  config: () => ({ interfaceName: 'bench0', mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+  config: () => ({ interfaceName: 'bench0', mode: 'proxy', root: '/srv', httpPort: 8080, boot: {}, dataDir: '/srv/bootbench' }),
   activeTransfers: () => active,
 };
 const interfaces = () => [{ name: 'bench0', mac: '52:54:00:00:00:01', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }], up: true, kind: 'wired' as const, mtu: 1500 }];

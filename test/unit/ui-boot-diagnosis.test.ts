@@ -73,6 +73,20 @@ test('summaries are one plain line each', () => {
   assert.equal(fileFirmware('vmlinuz'), undefined);
 });
 
+test('a refused file points to a folder and a setting that exist on a screen', () => {
+  const bundled = diagnoseBoot([
+    ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7 }),
+    ev('proxy.offer', { bootFile: 'bootbench/snponly.efi' }),
+    ev('tftp.refused', { file: 'bootbench/snponly.efi', reason: 'no such file' }),
+  ]);
+  assert.equal(bundled.level, 'problem');
+  assert.match(bundled.hint!, /Bootbench's own boot programs: the Start screen's "Boot programs" list/);
+  assert.doesNotMatch(bundled.hint!, /`/, 'plain text, no Markdown');
+  const own = diagnoseBoot([ev('dhcp.discover', { msgType: 'DISCOVER', arch: 0 }), ev('proxy.offer', { bootFile: 'pxelinux.0' }), ev('tftp.refused', { file: 'pxelinux.0', reason: 'no such file' })]);
+  assert.match(own.hint!, /served folder shown on the Start screen, or give this machine another boot entry on the Machines screen/);
+  assert.doesNotMatch(own.hint!, /boot file setting/);
+});
+
 test("a normal proxy boot: the office server's own REQUEST is no warning and does not change the diagnosis", () => {
   const officeRequest = ev('dhcp.ignored', { msgType: 'REQUEST', expected: true, reason: 'REQUEST for DHCP server 192.0.2.2; proxy mode hands out no addresses' });
   assert.equal(summarizeEvent(officeRequest).level, 'info');

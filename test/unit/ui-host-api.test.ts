@@ -24,7 +24,7 @@ function fakeHost(clock = new ManualClock(1000)) {
       return status;
     },
     status: () => status,
-    config: () => ({ mode: 'proxy', root: '/srv/boot', httpPort: 8080, boot: { bios: 'undionly.kpxe' } }),
+    config: () => ({ mode: 'proxy', root: '/srv/boot', httpPort: 8080, boot: { bios: 'undionly.kpxe' }, dataDir: '/srv/bootbench' }),
     activeTransfers: () => transfers,
     setTransfers(t) {
       transfers = t;
@@ -160,8 +160,8 @@ describe('HostApi.handle', () => {
 
 test('host messages naming command-line flags are reworded for the screen', () => {
   assert.equal(uiWording("--pool 198.18.0.10-198.18.0.20 is outside bench0's network 192.0.2.0/24: choose addresses in that network"), "The address pool 198.18.0.10-198.18.0.20 is outside bench0's network 192.0.2.0/24: choose addresses in that network");
-  assert.equal(uiWording('--root /srv/x does not exist: give the folder that holds your boot files'), 'The boot files folder /srv/x does not exist: give the folder that holds your boot files');
-  assert.equal(uiWording('--root is required: the folder whose files TFTP and HTTP serve'), 'A boot files folder is required: the folder whose files TFTP and HTTP serve');
+  assert.equal(uiWording('--root /srv/x does not exist: give the folder that holds your boot files'), 'The served folder /srv/x does not exist: give the folder that holds your boot files');
+  assert.equal(uiWording('--root is required: the folder whose files TFTP and HTTP serve'), 'A served folder is required: the folder whose files TFTP and HTTP serve');
   assert.equal(uiWording('UDP port 67 is in use'), 'UDP port 67 is in use');
   assert.equal(uiWording('another DHCP server answers on bench0: 192.0.2.9. Two DHCP servers hand out conflicting addresses; use --mode proxy beside it, or --force if you are sure'), 'Another DHCP server answers on bench0: 192.0.2.9. Two DHCP servers hand out conflicting addresses; switch to Proxy DHCP mode beside it, or choose "Start anyway" if you are sure');
 });

@@ -289,7 +289,7 @@ describe('ServicesState', () => {
     state.mode = 'dhcp';
     assert.equal(state.canStart, true);
     await state.start();
-    assert.deepEqual(transport.calls.at(-1), ['services:start', { interfaceName: 'bench0', mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.199' } }]);
+    assert.deepEqual(transport.calls.findLast(([call]) => call === 'services:start'), ['services:start', { interfaceName: 'bench0', mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.199' } }]);
     assert.equal(state.running, true);
   });
 
@@ -326,9 +326,68 @@ describe('ServicesState', () => {
     await state.start();
     assert.equal(state.canForce, true);
     await state.start(true);
-    assert.deepEqual(transport.calls.at(-1)![1], { interfaceName: 'bench0', mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.150' }, force: true });
+    assert.deepEqual(transport.calls.findLast(([call]) => call === 'services:start')![1], { interfaceName: 'bench0', mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.150' }, force: true });
     assert.equal(state.running, true);
     assert.equal(state.canForce, false);
+  });
+});
+
+describe('ServicesState: first start', () => {
+  const settings = { mode: 'proxy', root: '/data/library', defaultRoot: '/data/library', httpPort: 8080, boot: {}, bootPrograms: [], defaultBoot: { kind: 'menu', timeoutSeconds: 10 } };
+  const interfaces = {
+    interfaces: [{ name: 'bench0', mac: '02:00:00:00:00:01', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }], up: true, kind: 'wired' as const, mtu: 1500 }],
+    suggested: { name: 'bench0', reason: 'the only wired NIC with a link and an address' },
+  };
+
+  test('a remembered NIC that is gone is named as gone and not preselected; choosing one clears it', async () => {
+    const transport = new FakeTransport({
+      'services:status': () => ({ running: false, mode: 'proxy', interfaceName: 'uixbr0', services: [], problems: [] }),
+      'services:settings': () => ({ ...settings, interfaceName: 'uixbr0' }),
+      'interfaces:list': () => interfaces,
+    });
+    const state = new ServicesState(new ApiClient(transport));
+    await state.load();
+    assert.equal(state.goneInterface, 'uixbr0');
+    assert.equal(state.interfaceName, '');
+    assert.equal(state.canStart, false);
+    state.chooseInterface('bench0');
+    assert.equal(state.goneInterface, undefined);
+    assert.equal(state.canStart, true);
+  });
+
+  test('the served folder is sent with Start only when changed, and the default boot choice goes to the host', async () => {
+    let stored: unknown = settings;
+    const transport = new FakeTransport({
+      'services:status': () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
+      'services:settings': () => stored,
+      'interfaces:list': () => interfaces,
+      'services:start': () => ({ running: true, mode: 'proxy', interfaceName: 'bench0', services: [], problems: [] }),
+      'services:set-default-boot': (choice) => (stored = { ...settings, defaultBoot: { ...choice, name: 'rescue' } }),
+    });
+    const state = new ServicesState(new ApiClient(transport));
+    await state.load();
+    assert.equal(state.root, '/data/library', 'the library folder by default');
+    await state.start();
+    assert.deepEqual(transport.calls.findLast(([call]) => call === 'services:start')![1], { interfaceName: 'bench0', mode: 'proxy', pool: undefined });
+    state.root = '/srv/boot ';
+    assert.deepEqual(state.startRequest(), { interfaceName: 'bench0', mode: 'proxy', pool: undefined, root: '/srv/boot' });
+    state.root = ' ';
+    assert.equal(state.canStart, false, 'no folder, no Start');
+    await state.setDefaultBoot({ kind: 'entry', entryId: 3 });
+    assert.deepEqual(transport.calls.at(-1), ['services:set-default-boot', { kind: 'entry', entryId: 3 }]);
+    assert.deepEqual(state.settings?.defaultBoot, { kind: 'entry', entryId: 3, name: 'rescue' });
+  });
+
+  test('missing boot programs are listed for the screen', async () => {
+    const problem = 'UEFI PCs cannot boot: the iPXE they are handed (ipxe/snponly.efi) is missing. Fix: install the Debian package ipxe';
+    const transport = new FakeTransport({
+      'services:status': () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
+      'services:settings': () => ({ ...settings, bootPrograms: [{ firmware: 'BIOS', file: 'ipxe/undionly.kpxe', path: '/x' }, { firmware: 'UEFI', file: 'ipxe/snponly.efi', problem }] }),
+      'interfaces:list': () => interfaces,
+    });
+    const state = new ServicesState(new ApiClient(transport));
+    await state.load();
+    assert.deepEqual(state.missingPrograms.map((p) => p.firmware), ['UEFI']);
   });
 });
 

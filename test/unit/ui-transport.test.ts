@@ -24,7 +24,7 @@ function host(): ApiServiceHost & { bus: EventBus } {
       return status;
     },
     status: () => status,
-    config: () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
+    config: () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {}, dataDir: '/srv/bootbench' }),
     activeTransfers: () => [],
   };
 }

@@ -1,6 +1,6 @@
 // The Start screen's state: NICs, mode, pool, and what every service is doing.
 import type { ApiClient } from '../transport.js';
-import type { InterfacesList, NetInterfaceInfo, ServeMode, ServeSettings, ServicesStatus, StartRequest } from '../../../../preload/api.js';
+import type { DefaultBootChoice, InterfacesList, NetInterfaceInfo, ServeMode, ServeSettings, ServicesStatus, StartRequest } from '../../../../preload/api.js';
 import { suggestPool } from '../format.js';
 
 const STOPPED: ServicesStatus = { running: false, mode: 'proxy', services: [], problems: [] };
@@ -13,6 +13,12 @@ export class ServicesState {
   mode = $state<ServeMode>('proxy');
   poolFirst = $state('');
   poolLast = $state('');
+  /** The served folder as typed; sent with Start when it differs from the host's. */
+  root = $state('');
+  /** The NIC the settings name that this computer no longer has (unplugged USB adapter, renamed). */
+  goneInterface = $state<string | undefined>(undefined);
+  /** The last failure to change the default boot, as the host worded it. */
+  defaultBootError = $state<string | undefined>(undefined);
   busy = $state<'starting' | 'stopping' | undefined>(undefined);
   /** The last Start/Stop failure, as the host worded it. */
   error = $state<string | undefined>(undefined);
@@ -25,7 +31,9 @@ export class ServicesState {
   problems = $derived(!this.reachable ? [] : this.error && !this.status.problems.includes(this.error) ? [...this.status.problems, this.error] : this.status.problems);
   /** Full DHCP refused because another DHCP server answered: the technician may override. */
   canForce = $derived(!this.status.running && this.mode === 'dhcp' && this.problems.some((p) => /another DHCP server/i.test(p)));
-  canStart = $derived(this.reachable && !this.busy && this.interfaceName !== '' && (this.mode === 'proxy' || (this.poolFirst !== '' && this.poolLast !== '')));
+  canStart = $derived(this.reachable && !this.busy && this.interfaceName !== '' && this.root.trim() !== '' && (this.mode === 'proxy' || (this.poolFirst !== '' && this.poolLast !== '')));
+  /** Boot programs the bundled iPXE chain needs and does not have (each with its fix). */
+  missingPrograms = $derived((this.settings?.bootPrograms ?? []).filter((p) => p.problem));
 
   constructor(private readonly api: ApiClient) {}
 
@@ -38,7 +46,13 @@ export class ServicesState {
     this.settings = settings;
     this.interfaces = interfaces;
     this.mode = status.running ? status.mode : settings.mode;
-    if (!this.interfaceName) this.interfaceName = status.interfaceName ?? settings.interfaceName ?? interfaces.suggested?.name ?? '';
+    this.root = settings.root;
+    if (!this.interfaceName) {
+      const remembered = status.interfaceName ?? settings.interfaceName;
+      // A remembered NIC that is gone is named as gone, not preselected: Start would fail on it.
+      if (remembered && !status.running && !interfaces.interfaces.some((n) => n.name === remembered)) this.goneInterface = remembered;
+      else this.interfaceName = remembered ?? interfaces.suggested?.name ?? '';
+    }
     if (settings.pool) {
       this.poolFirst = settings.pool.first;
       this.poolLast = settings.pool.last;
@@ -47,6 +61,7 @@ export class ServicesState {
 
   chooseInterface(name: string): void {
     this.interfaceName = name;
+    this.goneInterface = undefined;
     this.proposePool(true);
   }
 
@@ -66,6 +81,7 @@ export class ServicesState {
       interfaceName: this.interfaceName || undefined,
       mode: this.mode,
       pool: this.mode === 'dhcp' ? { first: this.poolFirst.trim(), last: this.poolLast.trim() } : undefined,
+      ...(this.settings && this.root.trim() !== this.settings.root ? { root: this.root.trim() } : {}),
       ...(force ? { force: true } : {}),
     };
   }
@@ -80,6 +96,26 @@ export class ServicesState {
       await this.refresh();
     } finally {
       this.busy = undefined;
+    }
+    await this.reloadSettings();
+  }
+
+  /** The settings the host holds now (a start saves the served folder; boot programs are looked for again). */
+  async reloadSettings(): Promise<void> {
+    try {
+      this.settings = await this.api.call('services:settings');
+      if (this.status.running || !this.error) this.root = this.settings.root;
+    } catch {
+      /* the connection banner says why */
+    }
+  }
+
+  async setDefaultBoot(choice: DefaultBootChoice): Promise<void> {
+    this.defaultBootError = undefined;
+    try {
+      this.settings = await this.api.call('services:set-default-boot', choice);
+    } catch (err) {
+      this.defaultBootError = (err as Error).message;
     }
   }
 
