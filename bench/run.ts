@@ -849,18 +849,20 @@ function machineNote(): { loadavg: number[]; qemuProcesses: number; cpus: number
 // Main
 
 async function main(): Promise<void> {
-  const unavailable = netnsUnavailableReason() ?? missingPrograms('dnsmasq', 'atftp', 'nginx', 'curl', 'perfdhcp', 'cc', 'ss')
-    ?? (peerProgram('atftpd', 'atftpd') ? undefined : 'atftpd is neither installed nor unpacked (run: sh bench/fetch-peers.sh)');
-  if (unavailable) {
-    console.error(`bench cannot run: ${unavailable}. See bench/README.md for the package list.`);
-    process.exit(1);
-  }
   const runs = flags.runs ? Number(flags.runs) : flags.quick ? 1 : 5;
   const only = flags.only?.split(',').filter(Boolean);
   const selected = CASES.filter((c) => !only || only.includes(c.id));
   if (only && selected.length !== only.length) {
     console.error(`unknown case in --only; cases: ${CASES.map((c) => c.id).join(', ')}`);
     process.exit(2);
+  }
+  // perfdhcp only drives the dhcp case: a run of other cases does not need it.
+  const programs = ['dnsmasq', 'atftp', 'nginx', 'curl', 'cc', 'ss', ...(selected.some((c) => c.id === 'dhcp') ? ['perfdhcp'] : [])];
+  const unavailable = netnsUnavailableReason() ?? missingPrograms(...programs)
+    ?? (peerProgram('atftpd', 'atftpd') ? undefined : 'atftpd is neither installed nor unpacked (run: sh bench/fetch-peers.sh)');
+  if (unavailable) {
+    console.error(`bench cannot run: ${unavailable}. See bench/README.md for the package list.`);
+    process.exit(1);
   }
   const startedAt = new Date();
   const stamp = startedAt.toISOString().replace(/[:]/g, '').replace(/\..*/, '');
