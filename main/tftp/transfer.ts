@@ -49,7 +49,11 @@ export interface RetransmitPolicy {
   minRtoMs: number;
   /** Ceiling of the measured timer when the client negotiated no timeout. */
   maxRtoMs: number;
-  /** First wait for the ACK of an OACK: atftp 0.8.0 aborts on a repeated OACK, so be patient. */
+  /**
+   * First wait for the ACK of an OACK. A client whose ACK 0 was lost re-sends it on its own
+   * timer (1-5 s), and atftp 0.8 aborts on a second OACK, so this outlasts that timer; a
+   * client whose OACK was lost repeats its request, answered at once (`handleRepeatedRequest`).
+   */
   oackRtoMs: number;
   /**
    * Each timeout without an ACK doubles the wait (RFC 1123 §4.2.3.2) up to this ceiling.
@@ -66,7 +70,7 @@ export const DEFAULT_RETRANSMIT_POLICY: RetransmitPolicy = {
   initialRtoMs: 200,
   minRtoMs: 20,
   maxRtoMs: 1000,
-  oackRtoMs: 1000,
+  oackRtoMs: 6000,
   maxBackoffMs: 8000,
   abandonAfterMs: 60_000,
 };
@@ -128,6 +132,7 @@ export class ReadTransfer {
   private readonly maxRtoMs: number;
   private readonly backoffCeilingMs: number;
   private readonly abandonAfterMs: number;
+  private readonly oackWaitMs: number;
   private readonly blocksPerChunk: number;
   private readonly slots: [ChunkSlot | undefined, ChunkSlot | undefined] = [undefined, undefined];
   private readonly progressIntervalMs: number;
@@ -170,6 +175,7 @@ export class ReadTransfer {
     // A client that negotiated a timeout (RFC 2349) re-ACKs after it: the silence must outlast it.
     this.backoffCeilingMs = Math.max(this.policy.maxBackoffMs, 2 * (negotiated.timeoutMs ?? 0));
     this.abandonAfterMs = Math.max(this.policy.abandonAfterMs, 3 * this.backoffCeilingMs);
+    this.oackWaitMs = Math.max(this.policy.oackRtoMs, 2 * (negotiated.timeoutMs ?? 0));
     this.rto = Math.min(this.policy.initialRtoMs, this.maxRtoMs);
     const readAhead = options.readAheadBytes ?? 256 * 1024;
     this.blocksPerChunk = Math.max(this.windowsize, Math.ceil(readAhead / this.blksize));
@@ -211,7 +217,7 @@ export class ReadTransfer {
       this.oackPacket = encodeOack(this.options.negotiated.oack);
       this.sendNow(this.oackPacket);
       this.windowSentAt = this.options.clock.now();
-      this.armTimer(retransmitWaitMs(Math.min(this.policy.oackRtoMs, this.maxRtoMs), 0, this.backoffCeilingMs));
+      this.armTimer(retransmitWaitMs(this.oackWaitMs, 0, this.backoffCeilingMs));
     } else {
       this.beginWindow();
       this.pump();
@@ -266,6 +272,18 @@ export class ReadTransfer {
     this.pump();
     this.prefetchNextChunk();
     this.maybeEmitProgress(now);
+  }
+
+  /**
+   * The client's request again, from the same port: it timed out waiting for our first
+   * answer. Before ACK 0 that answer (the OACK) was lost: send it again now. Later it is a
+   * late duplicate and changes nothing.
+   */
+  handleRepeatedRequest(): void {
+    if (this.phaseValue !== 'negotiating') return;
+    this.lastHeardAt = this.options.clock.now();
+    this.retransmitCount++;
+    this.sendNow(this.oackPacket!);
   }
 
   /** An ERROR from the client's TID. */
@@ -346,7 +364,7 @@ export class ReadTransfer {
     if (this.phaseValue === 'negotiating') {
       this.retransmitCount++;
       this.sendNow(this.oackPacket!);
-      this.armTimer(retransmitWaitMs(Math.min(this.policy.oackRtoMs, this.maxRtoMs), this.retries, this.backoffCeilingMs));
+      this.armTimer(retransmitWaitMs(this.oackWaitMs, this.retries, this.backoffCeilingMs));
       return;
     }
     this.resendWindow();

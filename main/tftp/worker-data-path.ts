@@ -37,6 +37,7 @@ export interface WorkerTransferSpec {
 export type DataPathCommand =
   | { type: 'start'; spec: WorkerTransferSpec }
   | { type: 'abort'; id: number; reason: string }
+  | { type: 'repeated-request'; id: number }
   | { type: 'abort-all'; reason: string };
 
 export type DataPathEvent =
@@ -161,6 +162,11 @@ export class WorkerDataPath {
 
   abort(id: number, reason: string): void {
     if (this.handlers.has(id)) this.command({ type: 'abort', id, reason });
+  }
+
+  /** The client repeated its request on port 69 (see ReadTransfer.handleRepeatedRequest). */
+  repeatedRequest(id: number): void {
+    if (this.handlers.has(id)) this.command({ type: 'repeated-request', id });
   }
 
   /** Aborts every transfer (each client gets an ERROR), waits for their ends, stops the worker. */

@@ -12,31 +12,10 @@ import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helper
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
 import { writeRandomFile } from '../integration/tftp-helpers.js';
 import type { LoadClientConfig, TransferOutcome } from './tftp-load-client.js';
+import { LOSS_TABLE, lossRules } from './loss-rules.js';
 
 const skip = netnsUnavailableReason() ?? missingPrograms('nft');
 const CLIENT = join(PROJECT_ROOT, 'test', 'reliability', 'tftp-load-client.ts');
-
-/** 10% of UDP datagrams dropped in each direction, per port range (requests, transfer TIDs). */
-function lossRules(percentOutOfTen: number, direction: 'both' | 'from-server'): string {
-  const drop = percentOutOfTen >= 10 ? 'drop' : `numgen random mod 10 < ${percentOutOfTen} drop`;
-  const lines = [
-    'table inet bblossy {',
-    '  chain in { type filter hook input priority 0; policy accept;',
-    `    ip saddr 192.0.2.1 udp sport 69 ${drop}`,
-    `    ip saddr 192.0.2.1 udp sport 1024-65535 ${drop}`,
-    '  }',
-  ];
-  if (direction === 'both') {
-    lines.push(
-      '  chain out { type filter hook output priority 0; policy accept;',
-      `    ip daddr 192.0.2.1 udp dport 69 ${drop}`,
-      `    ip daddr 192.0.2.1 udp dport 1024-65535 ${drop}`,
-      '  }',
-    );
-  }
-  lines.push('}');
-  return lines.join('\n') + '\n';
-}
 
 describe('TFTP under packet loss (nftables in a namespace)', { skip }, () => {
   const lab = new Lab('bbloss');
@@ -49,7 +28,7 @@ describe('TFTP under packet loss (nftables in a namespace)', { skip }, () => {
   const load = (config: Omit<LoadClientConfig, 'server'>): { outcomes: TransferOutcome[]; ms: number } =>
     JSON.parse(lab.exec(client, process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify({ server: '192.0.2.1', ...config })], { timeoutMs: config.deadlineMs + 30_000 }).trim().split('\n').at(-1)!);
   const setLoss = (rules: string | undefined) => {
-    try { lab.exec(client, 'nft', ['delete', 'table', 'inet', 'bblossy']); } catch { /* none yet */ }
+    try { lab.exec(client, 'nft', ['delete', 'table', 'inet', LOSS_TABLE]); } catch { /* none yet */ }
     if (rules) lab.exec(client, 'nft', ['-f', '-'], { input: rules });
   };
 
@@ -90,7 +69,8 @@ describe('TFTP under packet loss (nftables in a namespace)', { skip }, () => {
       const started = Date.now();
       const { outcomes } = load({ names: ['small.bin'], count: 1, blksize: 1468, windowsize: 1, deadlineMs: 8000 });
       assert.equal(outcomes[0].ok, false);
-      const failed = await waitFor(() => serve.events.slice(before).find((e) => e.type === 'tftp.failed'), 60_000, 'tftp.failed');
+      // Abandoned 60 s after the client's last packet (its request): see docs/decisions.
+      const failed = await waitFor(() => serve.events.slice(before).find((e) => e.type === 'tftp.failed'), 80_000, 'tftp.failed');
       console.log(`100% loss: tftp.failed after ${Date.now() - started} ms: ${failed.reason}`);
       assert.equal(failed.ip, '192.0.2.10');
       assert.match(String(failed.reason), /.+/);

@@ -382,6 +382,22 @@ describe('ReadTransfer: timers', () => {
     assert.equal(x.clientSha256(), source.sha256());
   });
 
+  test('the OACK is re-sent only after a wait longer than client timeouts, or at once on a repeated request', () => {
+    const x = new SimulatedExchange(new PatternSource(5000), opts({ blksize: 1024 }), { silentClient: true });
+    x.start();
+    const oacks = () => x.sent.filter((s) => s.packet.opcode === TftpOpcode.OACK).length;
+    x.clock.advance(5999);
+    assert.equal(oacks(), 1, 'a client whose ACK 0 was lost re-sends it on its own timer first (atftp aborts on a second OACK)');
+    x.transfer.handleRepeatedRequest();
+    assert.equal(oacks(), 2, 'a repeated request means the OACK was lost: answered at once');
+    x.clock.advance(2);
+    assert.equal(oacks(), 3, 'the timer still runs');
+    x.transfer.handleAck(0);
+    x.transfer.handleRepeatedRequest();
+    assert.equal(oacks(), 3, 'a late repeated request during the data phase changes nothing');
+    assert.equal(x.dataSent().length, 1);
+  });
+
   test('progress is reported at most every 250 ms', () => {
     const x = new SimulatedExchange(new PatternSource(512 * 3000), [], { delayMs: 1 });
     x.start();
