@@ -87,6 +87,10 @@ describe('HttpFileServer', () => {
     assert.equal(older.res.statusCode, 200);
   });
 
+  test('file bodies go out by sendfile(2) on Linux', { skip: process.platform !== 'linux' && 'Linux only' }, () => {
+    assert.deepEqual(server.bodyPath, { kind: 'sendfile' });
+  });
+
   test('backpressure: a client that stops reading stops the disk reads', async () => {
     const socket = connect(server.port, '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
@@ -145,6 +149,25 @@ describe('HttpFileServer', () => {
       assert.deepEqual(ranged.activeTransfers(), []);
     } finally {
       await ranged.stop();
+    }
+  });
+
+  test('where sendfile(2) is missing (Windows, macOS), bodies are streamed, and the server says why', async () => {
+    const other = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: () => {}, logger: new MemoryLogger(), platform: 'win32' });
+    await other.start();
+    try {
+      assert.equal(other.bodyPath.kind, 'stream');
+      assert.match(String(other.bodyPath.reason), /win32/);
+      const body = await new Promise<Buffer>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: other.port, path: '/big.img', headers: { range: 'bytes=1048576-2097151' } }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => resolve(Buffer.concat(parts)));
+        }).on('error', reject).end();
+      });
+      assert.equal(body.length, 1024 * 1024);
+    } finally {
+      await other.stop();
     }
   });
 
