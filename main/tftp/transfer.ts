@@ -355,8 +355,13 @@ export class ReadTransfer {
     const silence = now - this.lastHeardAt;
     if (silence >= this.abandonAfterMs) {
       this.sendNow(encodeError(TftpErrorCode.NotDefined, 'timed out waiting for ACK'));
-      const sinceProgress = Math.round((now - this.lastProgressAt) / 100) / 10;
-      this.finish({ outcome: 'failed', reason: `nothing from the client for ${Math.round(silence / 100) / 10} s (no progress for ${sinceProgress} s; window re-sent ${this.retries} times)` });
+      const seconds = Math.round(silence / 100) / 10;
+      // RFC 1350 §6: the ACK of the last block may be lost after the client has left with the file.
+      const finalWindow = this.phaseValue === 'sending' && this.windowEnd === this.lastBlock && this.highestSent === this.lastBlock;
+      const reason = finalWindow
+        ? `no ACK for the last block: nothing from the client for ${seconds} s (it may have the whole file and its final ACK was lost)`
+        : `nothing from the client for ${seconds} s (no progress for ${Math.round((now - this.lastProgressAt) / 100) / 10} s; window re-sent ${this.retries} times)`;
+      this.finish({ outcome: 'failed', reason });
       return;
     }
     this.retries++;

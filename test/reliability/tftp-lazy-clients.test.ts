@@ -97,7 +97,9 @@ describe('TFTP clients that re-ACK only on their own timeout, 10% loss each way'
       const slowest = Math.max(...results.map((r) => r.ms));
       console.log(`${v.label}: ${results.length} x ${v.size / 1024} KiB in ${Date.now() - started} ms (slowest ${slowest} ms), failed ${results.filter((r) => r.error).length}, server tftp.failed ${failedOnServer.length}`);
       assert.deepEqual(results.filter((r) => r.error).map((r) => `${r.path} #${r.i}: ${r.error}`), []);
-      assert.deepEqual(failedOnServer.map((e) => e.reason), []);
+      // A client leaves once it has sent its last ACK: when that ACK is lost, the server
+      // abandons the transfer later (RFC 1350 §6). Nothing else may fail.
+      assert.deepEqual(failedOnServer.map((e) => String(e.reason)).filter((r) => !r.startsWith('no ACK for the last block')), []);
       const done = events.filter((e) => e.type === 'tftp.done' && e.file === `/${name}`);
       assert.ok(done.reduce((n, e) => n + Number(e.retransmits ?? 0), 0) > 0, 'loss was applied (the server had to retransmit)');
     });

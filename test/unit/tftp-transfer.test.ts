@@ -331,6 +331,15 @@ describe('ReadTransfer: timers', () => {
     assert.equal(x.clock.pendingTimers(), 0);
   });
 
+  test('a lost final ACK: abandoned later, saying the client may have the whole file', () => {
+    const x = new SimulatedExchange(new PatternSource(512 * 3 + 10), [], { dropToServer: (raw) => raw.readUInt16BE(2) === 4 });
+    x.start();
+    x.run(120_000);
+    assert.equal(x.bytesReceived, 512 * 3 + 10, 'the client has the file');
+    assert.equal(x.result?.outcome, 'failed');
+    assert.match(x.result!.reason!, /^no ACK for the last block/);
+  });
+
   test('the abandon time counts from the client\'s last packet, not from the last progress', () => {
     const x = new SimulatedExchange(new PatternSource(512 * 1000), [], { silentClient: true });
     x.start();
