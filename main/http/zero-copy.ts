@@ -11,9 +11,7 @@
 //
 // Where the syscalls are missing (Windows, macOS, koffi absent) or the worker fails,
 // `ZeroCopySender.start` resolves to a reason and the server keeps streaming.
-import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../host/module-worker.js';
-import { loadUdpSyscalls, openEventDescriptor, type UdpSyscalls } from '../tftp/udp-descriptor.js';
+import { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker } from '../tftp/doorbell-worker.js';
 
 export type SendfileCommand =
   | { type: 'start'; id: number; socketFd: number; fileFd: number; start: number; length: number; progressIntervalMs: number }
@@ -31,71 +29,21 @@ export interface ZeroCopyHandlers {
   onEnd(bytes: number, error: string | undefined): void;
 }
 
-const START_TIMEOUT_MS = 10_000;
-
-export class ZeroCopySender {
+export class ZeroCopySender extends DoorbellWorkerClient<SendfileCommand, SendfileEvent> {
   private readonly handlers = new Map<number, ZeroCopyHandlers>();
   /** each response's socket duplicate, closed here only if the worker is gone without closing it */
   private readonly sockets = new Map<number, number>();
-  private readonly doorbell = Buffer.alloc(8);
   private nextId = 1;
-  private failed: Error | undefined;
 
-  private constructor(
-    private readonly sys: UdpSyscalls,
-    private readonly worker: Worker,
-    private readonly port: MessagePort,
-    private readonly doorbellFd: number,
-  ) {
-    this.doorbell.writeUInt32LE(1, 0);
-    port.on('message', (event: SendfileEvent) => this.onEvent(event));
-    worker.on('error', (err) => this.onWorkerGone(err));
-    worker.on('exit', (code) => this.onWorkerGone(new Error(`worker exited (${code})`)));
+  private constructor(started: DoorbellWorker) {
+    super(started.sys, started, 'zero-copy worker');
   }
 
   /** A running sender, or the reason there is none on this platform. */
   static async start(platform: NodeJS.Platform = process.platform): Promise<{ sender?: ZeroCopySender; reason?: string }> {
-    const sys = loadUdpSyscalls(platform);
-    if (!sys) return { reason: `no koffi/Linux syscalls on ${platform}/${process.arch}` };
-    let doorbellFd: number;
-    try {
-      doorbellFd = openEventDescriptor(sys);
-    } catch (err) {
-      return { reason: (err as Error).message };
-    }
-    const { port1, port2 } = new MessageChannel();
-    let worker: Worker;
-    try {
-      worker = await startModuleWorker(new URL('./sendfile-worker.js', import.meta.url), new URL('./sendfile-worker.ts', import.meta.url), import.meta.url.endsWith('.ts'), { workerData: { port: port2, doorbellFd }, transferList: [port2], resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-    } catch (err) {
-      sys.close(doorbellFd);
-      port1.close();
-      return { reason: `worker did not start: ${(err as Error).message}` };
-    }
-    const first = await new Promise<SendfileEvent | Error>((resolve) => {
-      const timer = setTimeout(() => resolve(new Error('worker did not report ready in time')), START_TIMEOUT_MS);
-      port1.once('message', (event: SendfileEvent) => {
-        clearTimeout(timer);
-        resolve(event);
-      });
-      worker.once('error', (err) => {
-        clearTimeout(timer);
-        resolve(err);
-      });
-    });
-    if (first instanceof Error || first.type !== 'ready') {
-      await worker.terminate().catch(() => {});
-      port1.close();
-      sys.close(doorbellFd);
-      return { reason: first instanceof Error ? first.message : first.type === 'unavailable' ? first.reason : 'unexpected first message' };
-    }
-    worker.unref();
-    port1.unref();
-    return { sender: new ZeroCopySender(sys, worker, port1, doorbellFd) };
-  }
-
-  get usable(): boolean {
-    return !this.failed;
+    const started = await startDoorbellWorker(new URL('./sendfile-worker.js', import.meta.url), new URL('./sendfile-worker.ts', import.meta.url), import.meta.url.endsWith('.ts'), platform);
+    if ('reason' in started) return { reason: started.reason };
+    return { sender: new ZeroCopySender(started) };
   }
 
   /**
@@ -114,21 +62,11 @@ export class ZeroCopySender {
     };
   }
 
-  async stop(): Promise<void> {
-    this.failed ??= new Error('stopped');
-    await this.worker.terminate().catch(() => {});
-    this.port.close();
-    this.sys.close(this.doorbellFd);
-    this.endAll('server stopping');
+  stop(): Promise<void> {
+    return this.terminate('server stopping');
   }
 
-  private command(command: SendfileCommand): void {
-    this.port.postMessage(command);
-    // The worker may be inside its poll loop, where it does not see messages on its own.
-    this.sys.write(this.doorbellFd, this.doorbell, 8);
-  }
-
-  private onEvent(event: SendfileEvent): void {
+  protected onEvent(event: SendfileEvent): void {
     if (event.type === 'ready' || event.type === 'unavailable') return;
     const handlers = this.handlers.get(event.id);
     if (!handlers) return;
@@ -141,14 +79,8 @@ export class ZeroCopySender {
     handlers.onEnd(event.bytes, event.error);
   }
 
-  private onWorkerGone(err: Error): void {
-    if (this.failed) return;
-    this.failed = err;
-    this.endAll(`zero-copy worker failed: ${err.message}`);
-  }
-
   /** The worker is gone: every response still listed fails, and its socket duplicate is closed. */
-  private endAll(reason: string): void {
+  protected endAll(reason: string): void {
     for (const [id, handlers] of [...this.handlers]) {
       this.handlers.delete(id);
       const fd = this.sockets.get(id);
