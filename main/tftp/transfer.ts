@@ -360,7 +360,7 @@ export class ReadTransfer {
       const finalWindow = this.phaseValue === 'sending' && this.windowEnd === this.lastBlock && this.highestSent === this.lastBlock;
       const reason = finalWindow
         ? `no ACK for the last block: nothing from the client for ${seconds} s (it may have the whole file and its final ACK was lost)`
-        : `nothing from the client for ${seconds} s (no progress for ${Math.round((now - this.lastProgressAt) / 100) / 10} s; window re-sent ${this.retries} times)`;
+        : `nothing from the client for ${seconds} s (no progress for ${Math.round((now - this.lastProgressAt) / 100) / 10} s; ${this.phaseValue === 'negotiating' ? 'OACK' : 'window'} re-sent ${this.retries} times)`;
       this.finish({ outcome: 'failed', reason });
       return;
     }
