@@ -11,7 +11,7 @@ import type { SendfileCommand, SendfileEvent } from './zero-copy.js';
 /** Longest single poll(2): bounds how late a terminate() from the main thread takes effect. */
 const MAX_POLL_MS = 100;
 /** Most bytes per sendfile call: one call fills a socket buffer; more only holds the loop. */
-const SENDFILE_CHUNK = 4 * 1024 * 1024;
+const SENDFILE_CHUNK = 2 * 1024 * 1024;
 
 interface Job {
   id: number;
