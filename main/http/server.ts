@@ -1,6 +1,8 @@
 // HTTP file server for the boot roots: what iPXE and UEFI HTTP boot fetch (kernels,
 // initrds, WIMs, ISOs for `sanboot`). GET and HEAD, one byte range per request (RFC 9110
-// §14), validators (ETag, Last-Modified), keep-alive, streaming with backpressure.
+// §14), validators (ETag, Last-Modified), keep-alive. Bodies of files on disk go out by
+// sendfile(2) where the platform has it (zero-copy.ts), otherwise as streams with
+// backpressure.
 // Generated content (iPXE scripts, the web UI, its API) is answered by `dynamic` first;
 // the http.Server is exposed so the host can attach a WebSocket upgrade handler.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -12,7 +14,9 @@ import { systemClock, type Clock, type TimerHandle } from '../host/clock.js';
 import type { Publish } from '../host/events.js';
 import type { Logger } from '../host/logger.js';
 import type { FileResolver, OpenFile } from '../files/index.js';
+import { DiskFile } from '../files/open-file.js';
 import { explainBindFailure } from '../net/bind-errors.js';
+import { ZeroCopySender } from './zero-copy.js';
 
 export interface HttpServerOptions {
   port: number;
@@ -31,7 +35,13 @@ export interface HttpServerOptions {
   readChunkBytes?: number;
   /** A range session (one client reading one file by ranges) ends after this idle time. Default 5000 ms. */
   rangeIdleMs?: number;
+  /** Send bodies of files on disk by sendfile(2) where available (default true); false streams them. */
+  zeroCopy?: boolean;
+  /** Defaults to process.platform; lets tests take the path of a platform without sendfile. */
+  platform?: NodeJS.Platform;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export interface HttpTransferSnapshot {
   id: string;
@@ -68,6 +78,8 @@ export class HttpFileServer {
   private readonly active = new Map<string, TrackedTransfer>();
   private readonly rangeSessions = new Map<string, TrackedTransfer>();
   private counter = 0;
+  private zeroCopy: ZeroCopySender | undefined;
+  private zeroCopyReason = 'not started';
 
   constructor(private readonly options: HttpServerOptions) {
     this.clock = options.clock ?? systemClock;
@@ -90,7 +102,31 @@ export class HttpFileServer {
     return this.boundPort;
   }
 
-  start(): Promise<void> {
+  /** How file bodies go out: 'sendfile' (zero-copy worker) or 'stream', with the reason when not sendfile. */
+  get bodyPath(): { kind: 'sendfile' | 'stream'; reason?: string } {
+    return this.zeroCopy?.usable ? { kind: 'sendfile' } : { kind: 'stream', reason: this.zeroCopy ? 'zero-copy worker failed' : this.zeroCopyReason };
+  }
+
+  async start(): Promise<void> {
+    if (this.options.zeroCopy === false) this.zeroCopyReason = 'zeroCopy: false';
+    else {
+      const started = await ZeroCopySender.start(this.options.platform);
+      this.zeroCopy = started.sender;
+      if (started.reason) {
+        this.zeroCopyReason = started.reason;
+        this.options.logger.debug(`HTTP: file bodies are streamed (${started.reason})`);
+      }
+    }
+    try {
+      await this.listen();
+    } catch (err) {
+      await this.zeroCopy?.stop();
+      this.zeroCopy = undefined;
+      throw err;
+    }
+  }
+
+  private listen(): Promise<void> {
     const { port, address } = this.options;
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
@@ -109,17 +145,19 @@ export class HttpFileServer {
     });
   }
 
-  stop(): Promise<void> {
+  async stop(): Promise<void> {
     for (const session of [...this.rangeSessions.values()]) {
       if (session.idleTimer) this.clock.clearTimeout(session.idleTimer);
       session.idleTimer = undefined;
       if (session.inflight === 0) this.finishTransfer(session, undefined);
     }
-    return new Promise((resolve) => {
+    await new Promise<void>((resolve) => {
       if (!this.server.listening) return resolve();
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    await this.zeroCopy?.stop();
+    this.zeroCopy = undefined;
   }
 
   activeTransfers(): HttpTransferSnapshot[] {
@@ -216,11 +254,62 @@ export class HttpFileServer {
 
     const range = status === 206 ? { start, end } : undefined;
     const transfer = this.beginTransfer(ip, mac, file, length, range);
+    const socketFd = (res.socket as unknown as { _handle?: { fd?: number } } | null)?._handle?.fd;
+    if (this.zeroCopy?.usable && file instanceof DiskFile && typeof socketFd === 'number' && socketFd >= 0) {
+      this.sendZeroCopy(res, file, socketFd, start, length, transfer, this.zeroCopy);
+      return;
+    }
     const stream = file.createReadStream(start, end, this.options.readChunkBytes ?? 512 * 1024);
     stream.on('data', (chunk: Buffer) => this.addBytes(transfer, chunk.length));
     pipeline(stream, res, (err) => {
       file.release();
       this.endRequest(transfer, err ?? undefined);
+    });
+  }
+
+  /**
+   * The body by sendfile(2) in the zero-copy worker. The headers go through Node first;
+   * the worker starts once they are in the kernel (a write's callback runs after every
+   * earlier write on the socket), and the response is ended through Node afterwards.
+   */
+  private sendZeroCopy(res: ServerResponse, file: DiskFile, socketFd: number, start: number, length: number, transfer: TrackedTransfer, sender: ZeroCopySender): void {
+    const socket = res.socket!;
+    let counted = 0;
+    let abort: ((reason: string) => void) | undefined;
+    let closedEarly = false;
+    const count = (bytes: number): void => {
+      if (bytes > counted) this.addBytes(transfer, bytes - counted);
+      counted = Math.max(counted, bytes);
+    };
+    const onClose = (): void => {
+      closedEarly = true;
+      abort?.('client closed the connection');
+    };
+    const fail = (reason: string): void => {
+      res.off('close', onClose);
+      file.release();
+      res.destroy();
+      this.endRequest(transfer, new Error(reason));
+    };
+    res.once('close', onClose);
+    res.flushHeaders();
+    socket.write(EMPTY, (err) => {
+      if (err || closedEarly || socket.destroyed) return fail('client closed the connection');
+      try {
+        abort = sender.send(socketFd, file.descriptorFd, start, length, this.options.progressIntervalMs ?? 250, {
+          onProgress: count,
+          onEnd: (bytes, error) => {
+            count(bytes);
+            if (error) return fail(error);
+            res.off('close', onClose);
+            file.release();
+            res.end();
+            this.endRequest(transfer, undefined);
+          },
+        });
+      } catch (e) {
+        fail((e as Error).message);
+      }
     });
   }
 

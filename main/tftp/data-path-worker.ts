@@ -249,6 +249,9 @@ function handle(command: DataPathCommand, syscalls: UdpSyscalls): void {
     case 'abort':
       transfers.get(command.id)?.transfer.abort(command.reason);
       return;
+    case 'repeated-request':
+      transfers.get(command.id)?.transfer.handleRepeatedRequest();
+      return;
     case 'abort-all':
       for (const entry of [...transfers.values()]) entry.transfer.abort(command.reason);
   }

@@ -93,6 +93,7 @@ interface TransferView {
   readonly blksize: number;
   readonly windowsize: number;
   abort(reason: string): void;
+  handleRepeatedRequest(): void;
 }
 
 interface ActiveTransfer {
@@ -259,8 +260,13 @@ export class TftpServer {
   private async startRead(request: TftpRequestPacket, rinfo: RemoteInfo): Promise<void> {
     const key = `${rinfo.address}:${rinfo.port}`;
     // A repeated RRQ from the same client port means our first answer is late or lost; the
-    // transfer's own retransmit timer answers it (a second transfer would confuse the client).
-    if (this.transfers.has(key) || this.stopping) return;
+    // transfer answers it (a second transfer would confuse the client).
+    const existing = this.transfers.get(key);
+    if (existing !== undefined) {
+      if (existing !== 'opening') existing.transfer.handleRepeatedRequest();
+      return;
+    }
+    if (this.stopping) return;
     const ip = rinfo.address;
     const mac = this.options.macForIp?.(ip);
     if (request.mode !== 'octet' && request.mode !== 'netascii') {
@@ -414,6 +420,7 @@ export class TftpServer {
       blksize: negotiated.blksize,
       windowsize: negotiated.windowsize,
       abort: (reason: string) => dataPath.abort(workerId, reason),
+      handleRepeatedRequest: () => dataPath.repeatedRequest(workerId),
     };
     const active: ActiveTransfer = { id, ip, port, mac, file, transfer: state, negotiated, sendErrorLogged: false };
     this.transfers.set(key, active);

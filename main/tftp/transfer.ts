@@ -6,7 +6,7 @@
 //        |                    |
 //        |                    +--client ERROR--> aborted
 //        +--client ERROR 8 (tsize asked)--> probe
-//   any state --silence past the retry budget--> failed
+//   any state --no packet from the client for `abandonAfterMs`--> failed
 //
 // Blocks are numbered from 1 as plain numbers internally; the wire carries them modulo
 // 2^16, so block 65536 goes out as 0 and the transfer goes on (rollover, PXE-NOTES).
@@ -47,24 +47,41 @@ export interface RetransmitPolicy {
   initialRtoMs: number;
   /** Floor of the measured timer (a LAN round trip is well under a millisecond). */
   minRtoMs: number;
-  /** Ceiling when the client negotiated no timeout. */
+  /** Ceiling of the measured timer when the client negotiated no timeout. */
   maxRtoMs: number;
-  /** First wait for the ACK of an OACK: atftp 0.8.0 aborts on a repeated OACK, so be patient. */
+  /**
+   * First wait for the ACK of an OACK. A client whose ACK 0 was lost re-sends it on its own
+   * timer (1-5 s), and atftp 0.8 aborts on a second OACK, so this outlasts that timer; a
+   * client whose OACK was lost repeats its request, answered at once (`handleRepeatedRequest`).
+   */
   oackRtoMs: number;
-  /** Give up only after this many consecutive timeouts ... */
-  maxRetries: number;
-  /** ... and at least this much silence (some clients resynchronise only after their own timeout). */
-  minSilenceMs: number;
+  /**
+   * Each timeout without an ACK doubles the wait (RFC 1123 §4.2.3.2) up to this ceiling.
+   * Some clients (atftp, U-Boot, PXE ROMs) re-ACK only when their own timer of 1-5 s runs
+   * out without any packet, and ignore repeated blocks: only a silence longer than that
+   * timer lets them speak again.
+   */
+  maxBackoffMs: number;
+  /** Abandon after this long without any packet from the client (see docs/decisions). */
+  abandonAfterMs: number;
 }
 
 export const DEFAULT_RETRANSMIT_POLICY: RetransmitPolicy = {
   initialRtoMs: 200,
   minRtoMs: 20,
   maxRtoMs: 1000,
-  oackRtoMs: 1000,
-  maxRetries: 10,
-  minSilenceMs: 5000,
+  oackRtoMs: 6000,
+  maxBackoffMs: 8000,
+  abandonAfterMs: 60_000,
 };
+
+/**
+ * Wait before retransmission number `retries` + 1: `base` doubled per timeout without an
+ * ACK, capped at `ceilingMs`.
+ */
+export function retransmitWaitMs(baseMs: number, retries: number, ceilingMs: number): number {
+  return Math.min(baseMs * 2 ** Math.min(retries, 30), Math.max(baseMs, ceilingMs));
+}
 
 /** Sends one packet: `header` alone, or `header` + `data` as one datagram (scatter/gather). */
 export type SendPacket = (header: Uint8Array, data?: Uint8Array) => void;
@@ -113,6 +130,9 @@ export class ReadTransfer {
   private phaseValue: TransferPhase;
   private readonly policy: RetransmitPolicy;
   private readonly maxRtoMs: number;
+  private readonly backoffCeilingMs: number;
+  private readonly abandonAfterMs: number;
+  private readonly oackWaitMs: number;
   private readonly blocksPerChunk: number;
   private readonly slots: [ChunkSlot | undefined, ChunkSlot | undefined] = [undefined, undefined];
   private readonly progressIntervalMs: number;
@@ -129,7 +149,11 @@ export class ReadTransfer {
   private timerDueAt = 0;
   private deadline = 0;
   private retries = 0;
+  /** a duplicate ACK already triggered a re-send since the last timeout */
+  private resentOnDuplicate = false;
   private lastProgressAt: number;
+  /** when the client's last packet (any ACK or ERROR) arrived; the RRQ at first */
+  private lastHeardAt: number;
   private lastProgressEmitAt: number;
   private windowSentAt = 0;
   private windowResent = false;
@@ -148,12 +172,17 @@ export class ReadTransfer {
     this.lastBlock = Math.floor(this.size / this.blksize) + 1;
     this.policy = { ...DEFAULT_RETRANSMIT_POLICY, ...options.retransmit };
     this.maxRtoMs = negotiated.timeoutMs ?? this.policy.maxRtoMs;
+    // A client that negotiated a timeout (RFC 2349) re-ACKs after it: the silence must outlast it.
+    this.backoffCeilingMs = Math.max(this.policy.maxBackoffMs, 2 * (negotiated.timeoutMs ?? 0));
+    this.abandonAfterMs = Math.max(this.policy.abandonAfterMs, 3 * this.backoffCeilingMs);
+    this.oackWaitMs = Math.max(this.policy.oackRtoMs, 2 * (negotiated.timeoutMs ?? 0));
     this.rto = Math.min(this.policy.initialRtoMs, this.maxRtoMs);
     const readAhead = options.readAheadBytes ?? 256 * 1024;
     this.blocksPerChunk = Math.max(this.windowsize, Math.ceil(readAhead / this.blksize));
     this.progressIntervalMs = options.progressIntervalMs ?? 250;
     this.startedAt = clock.now();
     this.lastProgressAt = this.startedAt;
+    this.lastHeardAt = this.startedAt;
     this.lastProgressEmitAt = this.startedAt;
     this.phaseValue = negotiated.oack.length > 0 ? 'negotiating' : 'sending';
   }
@@ -188,7 +217,7 @@ export class ReadTransfer {
       this.oackPacket = encodeOack(this.options.negotiated.oack);
       this.sendNow(this.oackPacket);
       this.windowSentAt = this.options.clock.now();
-      this.armTimer(Math.min(this.policy.oackRtoMs, this.maxRtoMs));
+      this.armTimer(retransmitWaitMs(this.oackWaitMs, 0, this.backoffCeilingMs));
     } else {
       this.beginWindow();
       this.pump();
@@ -200,6 +229,7 @@ export class ReadTransfer {
   handleAck(wireBlock: number): void {
     if (this.finished) return;
     const now = this.options.clock.now();
+    this.lastHeardAt = now;
     if (this.phaseValue === 'negotiating') {
       // RFC 2347 §2: ACK 0 accepts the OACK. Anything else is stray.
       if (wireBlock !== 0) return;
@@ -216,8 +246,14 @@ export class ReadTransfer {
     const acked = this.base - 1 + ((wireBlock - ((this.base - 1) & 0xffff)) & 0xffff);
     if (acked > this.highestSent) return; // late ACK from before a rollover, or nonsense
     if (acked === this.base - 1) {
-      // Duplicate ACK: never re-send on it (Sorcerer's Apprentice, RFC 1123 §4.2.3.1).
-      // The retransmit timer recovers if the window really was lost.
+      // Duplicate ACK: never re-send on it while our timer has not run out (Sorcerer's
+      // Apprentice, RFC 1123 §4.2.3.1). After a timeout it is a client that re-ACKed on its
+      // own timer because it still lacks `base`: answer it once per timeout instead of
+      // letting it wait out our backed-off timer.
+      if (this.retries > 0 && !this.resentOnDuplicate && this.phaseValue === 'sending') {
+        this.resentOnDuplicate = true;
+        this.resendWindow();
+      }
       return;
     }
     // RFC 7440 §4: an ACK for block k inside the window means the client has 1..k in order;
@@ -236,6 +272,18 @@ export class ReadTransfer {
     this.pump();
     this.prefetchNextChunk();
     this.maybeEmitProgress(now);
+  }
+
+  /**
+   * The client's request again, from the same port: it timed out waiting for our first
+   * answer. Before ACK 0 that answer (the OACK) was lost: send it again now. Later it is a
+   * late duplicate and changes nothing.
+   */
+  handleRepeatedRequest(): void {
+    if (this.phaseValue !== 'negotiating') return;
+    this.lastHeardAt = this.options.clock.now();
+    this.retransmitCount++;
+    this.sendNow(this.oackPacket!);
   }
 
   /** An ERROR from the client's TID. */
@@ -299,24 +347,36 @@ export class ReadTransfer {
     }
     this.options.flush?.();
     if (!this.windowResent) this.windowSentAt = this.options.clock.now();
-    this.armTimer(Math.min(this.rto * 2 ** this.retries, this.maxRtoMs));
+    this.armTimer(retransmitWaitMs(this.rto, this.retries, this.backoffCeilingMs));
   }
 
   private onTimeout(): void {
     const now = this.options.clock.now();
-    this.retries++;
-    const silence = now - this.lastProgressAt;
-    if (this.retries > this.policy.maxRetries && silence >= this.policy.minSilenceMs) {
+    const silence = now - this.lastHeardAt;
+    if (silence >= this.abandonAfterMs) {
       this.sendNow(encodeError(TftpErrorCode.NotDefined, 'timed out waiting for ACK'));
-      this.finish({ outcome: 'failed', reason: `no ACK for ${Math.round(silence / 100) / 10} s after ${this.retries - 1} retransmissions` });
+      const seconds = Math.round(silence / 100) / 10;
+      // RFC 1350 §6: the ACK of the last block may be lost after the client has left with the file.
+      const finalWindow = this.phaseValue === 'sending' && this.windowEnd === this.lastBlock && this.highestSent === this.lastBlock;
+      const reason = finalWindow
+        ? `no ACK for the last block: nothing from the client for ${seconds} s (it may have the whole file and its final ACK was lost)`
+        : `nothing from the client for ${seconds} s (no progress for ${Math.round((now - this.lastProgressAt) / 100) / 10} s; ${this.phaseValue === 'negotiating' ? 'OACK' : 'window'} re-sent ${this.retries} times)`;
+      this.finish({ outcome: 'failed', reason });
       return;
     }
+    this.retries++;
+    this.resentOnDuplicate = false;
     if (this.phaseValue === 'negotiating') {
       this.retransmitCount++;
       this.sendNow(this.oackPacket!);
-      this.armTimer(Math.min(this.policy.oackRtoMs * 2 ** this.retries, this.maxRtoMs));
+      this.armTimer(retransmitWaitMs(this.oackWaitMs, this.retries, this.backoffCeilingMs));
       return;
     }
+    this.resendWindow();
+  }
+
+  /** Puts the current window on the wire again from `base`; the timer keeps its backoff. */
+  private resendWindow(): void {
     this.retransmitCount += this.nextToSend - this.base;
     this.nextToSend = this.base;
     this.windowResent = true;
@@ -330,12 +390,13 @@ export class ReadTransfer {
    */
   private armTimer(ms: number): void {
     const clock = this.options.clock;
-    const deadline = clock.now() + ms;
+    // Never later than the moment the transfer is abandoned, so it ends on time.
+    const deadline = Math.min(clock.now() + ms, this.lastHeardAt + this.abandonAfterMs);
     this.deadline = deadline;
     if (this.timer && this.timerDueAt <= deadline) return;
     if (this.timer) clock.clearTimeout(this.timer);
     this.timerDueAt = deadline;
-    this.timer = clock.setTimeout(this.timeoutCallback, ms);
+    this.timer = clock.setTimeout(this.timeoutCallback, deadline - clock.now());
   }
 
   private readonly timeoutCallback = (): void => {
@@ -366,6 +427,7 @@ export class ReadTransfer {
   private progressMade(now: number): void {
     this.lastProgressAt = now;
     this.retries = 0;
+    this.resentOnDuplicate = false;
   }
 
   private maybeEmitProgress(now: number): void {

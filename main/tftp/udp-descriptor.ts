@@ -49,6 +49,13 @@ export interface UdpSyscalls {
    */
   address(buffer: Uint8Array): number;
   eventfd(initial: number, flags: number): number;
+  /**
+   * sendfile(2) with the file offset passed by address (an 8-byte off_t that the kernel
+   * advances; the descriptor's own position is left alone, so readers can share it). The
+   * HTTP server's zero-copy path uses it with `dup`.
+   */
+  sendfileAt(outFd: number, inFd: number, offset: number, count: number): number;
+  dup(fd: number): number;
   read(fd: number, buffer: Buffer, length: number): number;
   write(fd: number, buffer: Buffer, length: number): number;
   errno(): number;
@@ -90,6 +97,8 @@ export function loadUdpSyscalls(platform: NodeJS.Platform = process.platform): U
       pollAt: lib.func('int poll(intptr_t fds, unsigned long count, int timeout)'),
       address: (buffer: Uint8Array) => Number(koffi.address(buffer)),
       eventfd: lib.func('int eventfd(unsigned int initial, int flags)'),
+      sendfileAt: lib.func('long sendfile(int outFd, int inFd, intptr_t offset, unsigned long count)'),
+      dup: lib.func('int dup(int fd)'),
       read: lib.func('long read(int fd, void *buffer, unsigned long length)'),
       write: lib.func('long write(int fd, const void *buffer, unsigned long length)'),
       errno: () => koffi.errno(),

@@ -9,11 +9,10 @@
 //
 // Where the worker cannot run (not Linux x64/arm64, koffi missing, the worker fails to
 // start), `WorkerDataPath.start` resolves to undefined and the server keeps the dgram path.
-import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../host/module-worker.js';
+import { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker } from './doorbell-worker.js';
 import type { NegotiatedTransfer } from './options.js';
 import type { RetransmitPolicy, TransferProgress, TransferResult } from './transfer.js';
-import { loadUdpSyscalls, openEventDescriptor, openTransferDescriptor, type UdpSyscalls } from './udp-descriptor.js';
+import { openTransferDescriptor } from './udp-descriptor.js';
 
 export interface WorkerTransferSpec {
   id: number;
@@ -37,6 +36,7 @@ export interface WorkerTransferSpec {
 export type DataPathCommand =
   | { type: 'start'; spec: WorkerTransferSpec }
   | { type: 'abort'; id: number; reason: string }
+  | { type: 'repeated-request'; id: number }
   | { type: 'abort-all'; reason: string };
 
 export type DataPathEvent =
@@ -60,80 +60,25 @@ export interface WorkerTransferHandlers {
 
 const SEND_BUFFER_BYTES = 4 * 1024 * 1024;
 const RECEIVE_BUFFER_BYTES = 256 * 1024;
-const START_TIMEOUT_MS = 10_000;
 /** How long stop() waits for the worker to report aborted transfers before terminating it. */
 const STOP_WAIT_MS = 2_000;
 
-export class WorkerDataPath {
+export class WorkerDataPath extends DoorbellWorkerClient<DataPathCommand, DataPathEvent> {
   private readonly handlers = new Map<number, WorkerTransferHandlers>();
   /** each running transfer's socket, closed here only if the worker is gone without closing it */
   private readonly sockets = new Map<number, number>();
-  private readonly doorbell = Buffer.alloc(8);
   private nextId = 1;
-  private failed: Error | undefined;
   private idleWaiters: (() => void)[] = [];
 
-  private constructor(
-    private readonly sys: UdpSyscalls,
-    private readonly worker: Worker,
-    private readonly port: MessagePort,
-    private readonly doorbellFd: number,
-  ) {
-    this.doorbell.writeUInt32LE(1, 0);
-    port.on('message', (event: DataPathEvent) => this.onEvent(event));
-    worker.on('error', (err) => this.onWorkerGone(err));
-    worker.on('exit', (code) => this.onWorkerGone(new Error(`worker exited (${code})`)));
+  private constructor(started: DoorbellWorker) {
+    super(started.sys, started, 'TFTP worker');
   }
 
   /** A running worker, or undefined (with the reason) where the fast path is unavailable. */
   static async start(platform: NodeJS.Platform = process.platform): Promise<{ dataPath?: WorkerDataPath; reason?: string }> {
-    const sys = loadUdpSyscalls(platform);
-    if (!sys) return { reason: `no koffi/Linux syscalls on ${platform}/${process.arch}` };
-    let doorbellFd: number;
-    try {
-      doorbellFd = openEventDescriptor(sys);
-    } catch (err) {
-      return { reason: (err as Error).message };
-    }
-    const { port1, port2 } = new MessageChannel();
-    let worker: Worker;
-    try {
-      // The worker's live heap is small (read-ahead chunks are outside it); a small young
-      // generation keeps its garbage from adding tens of MiB of RSS under load.
-      worker = await startModuleWorker(new URL('./data-path-worker.js', import.meta.url), new URL('./data-path-worker.ts', import.meta.url), import.meta.url.endsWith('.ts'), { workerData: { port: port2, doorbellFd }, transferList: [port2], resourceLimits: { maxYoungGenerationSizeMb: 4 } });
-    } catch (err) {
-      sys.close(doorbellFd);
-      port1.close();
-      return { reason: `worker did not start: ${(err as Error).message}` };
-    }
-    const first = await new Promise<DataPathEvent | Error>((resolve) => {
-      const timer = setTimeout(() => resolve(new Error('worker did not report ready in time')), START_TIMEOUT_MS);
-      port1.once('message', (event: DataPathEvent) => {
-        clearTimeout(timer);
-        resolve(event);
-      });
-      worker.once('error', (err) => {
-        clearTimeout(timer);
-        resolve(err);
-      });
-      worker.once('exit', (code) => {
-        clearTimeout(timer);
-        resolve(new Error(`worker exited (${code})`));
-      });
-    });
-    if (first instanceof Error || first.type !== 'ready') {
-      await worker.terminate().catch(() => {});
-      port1.close();
-      sys.close(doorbellFd);
-      return { reason: first instanceof Error ? first.message : first.type === 'unavailable' ? first.reason : 'unexpected first message' };
-    }
-    worker.unref();
-    port1.unref();
-    return { dataPath: new WorkerDataPath(sys, worker, port1, doorbellFd) };
-  }
-
-  get usable(): boolean {
-    return !this.failed;
+    const started = await startDoorbellWorker(new URL('./data-path-worker.js', import.meta.url), new URL('./data-path-worker.ts', import.meta.url), import.meta.url.endsWith('.ts'), platform);
+    if ('reason' in started) return { reason: started.reason };
+    return { dataPath: new WorkerDataPath(started) };
   }
 
   get activeCount(): number {
@@ -163,6 +108,11 @@ export class WorkerDataPath {
     if (this.handlers.has(id)) this.command({ type: 'abort', id, reason });
   }
 
+  /** The client repeated its request on port 69 (see ReadTransfer.handleRepeatedRequest). */
+  repeatedRequest(id: number): void {
+    if (this.handlers.has(id)) this.command({ type: 'repeated-request', id });
+  }
+
   /** Aborts every transfer (each client gets an ERROR), waits for their ends, stops the worker. */
   async stop(reason = 'server stopping'): Promise<void> {
     if (this.handlers.size > 0 && !this.failed) {
@@ -175,20 +125,10 @@ export class WorkerDataPath {
         });
       });
     }
-    this.failed ??= new Error('stopped');
-    await this.worker.terminate().catch(() => {});
-    this.port.close();
-    this.sys.close(this.doorbellFd);
-    this.endAll('server stopping');
+    await this.terminate('server stopping');
   }
 
-  private command(command: DataPathCommand): void {
-    this.port.postMessage(command);
-    // The worker may be inside its poll loop, where it does not see messages on its own.
-    this.sys.write(this.doorbellFd, this.doorbell, 8);
-  }
-
-  private onEvent(event: DataPathEvent): void {
+  protected onEvent(event: DataPathEvent): void {
     if (event.type === 'ready' || event.type === 'unavailable' || event.type === 'started') return;
     const handlers = this.handlers.get(event.id);
     if (!handlers) return;
@@ -222,14 +162,8 @@ export class WorkerDataPath {
     }
   }
 
-  private onWorkerGone(err: Error): void {
-    if (this.failed) return;
-    this.failed = err;
-    this.endAll(`TFTP worker failed: ${err.message}`);
-  }
-
   /** Reports every transfer still listed as failed (the worker is gone; its sockets with it). */
-  private endAll(reason: string): void {
+  protected endAll(reason: string): void {
     for (const [id, handlers] of [...this.handlers]) {
       const fd = this.sockets.get(id);
       if (fd !== undefined) this.sys.close(fd);

@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   const tftp = new TftpServer({
     port: 0, address: LOOP, files: new FileResolver({ roots: [root] }), publish: bus.publish, logger,
     // Short retry budget: fuzzed RRQs start transfers nobody finishes.
-    retransmit: { initialRtoMs: 50, oackRtoMs: 100, maxRetries: 3, minSilenceMs: 300 },
+    retransmit: { initialRtoMs: 50, oackRtoMs: 100, maxBackoffMs: 100, abandonAfterMs: 300 },
   });
   await proxy.start();
   await full.start();

@@ -87,29 +87,89 @@ describe('HttpFileServer', () => {
     assert.equal(older.res.statusCode, 200);
   });
 
-  test('backpressure: a client that stops reading stops the disk reads', async () => {
-    const socket = connect(server.port, '127.0.0.1');
+  test('file bodies go out by sendfile(2) on Linux', { skip: process.platform !== 'linux' && 'Linux only' }, () => {
+    assert.deepEqual(server.bodyPath, { kind: 'sendfile' });
+  });
+
+  /** A client that requests big.img and reads nothing; the server's bytes must stop growing. */
+  async function stalledClient(target: HttpFileServer, seen: BootEvent[]): Promise<void> {
+    const socket = connect(target.port, '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     socket.pause();
     socket.write('GET /big.img HTTP/1.1\r\nHost: x\r\n\r\n');
     await new Promise((r) => setTimeout(r, 400));
-    const active = server.activeTransfers().find((t) => t.file === '/big.img');
+    const active = target.activeTransfers().find((t) => t.file === '/big.img');
     assert.ok(active, 'transfer is running');
     const firstLook = active.bytes;
     await new Promise((r) => setTimeout(r, 300));
-    const secondLook = server.activeTransfers().find((t) => t.file === '/big.img')!.bytes;
+    const secondLook = target.activeTransfers().find((t) => t.file === '/big.img')!.bytes;
     assert.ok(secondLook < 32 * 1024 * 1024, `read ${secondLook} bytes of ${BIG} for a client that reads nothing`);
     assert.equal(secondLook, firstLook, 'no more reads while the client is stalled');
+    const before = seen.length;
     socket.destroy();
-    const failed = await waitForEvent('http.failed', '/big.img');
+    let failed: BootEvent | undefined;
+    for (let i = 0; i < 100 && !failed; i++) {
+      failed = seen.slice(before).find((e) => e.type === 'http.failed' && e.file === '/big.img');
+      if (!failed) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(failed, 'http.failed after the client went away');
     assert.match(String(failed.reason), /closed/);
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(files.openDescriptorCount(), 0, 'descriptor released after the abort');
+  }
+
+  test('backpressure: a client that stops reading stops the sending (sendfile)', async () => {
+    await stalledClient(server, events);
+  });
+
+  test('backpressure: a client that stops reading stops the disk reads (streamed)', async () => {
+    const seen: BootEvent[] = [];
+    const streamed = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: (type, d) => seen.push({ type, time: 0, ...d }), logger: new MemoryLogger(), zeroCopy: false });
+    await streamed.start();
+    try {
+      assert.equal(streamed.bodyPath.kind, 'stream');
+      await stalledClient(streamed, seen);
+    } finally {
+      await streamed.stop();
+    }
+  });
+
+  test('a zero-copy worker that dies mid-response: that response fails, later ones are streamed', { skip: process.platform !== 'linux' && 'Linux only' }, async () => {
+    const seen: BootEvent[] = [];
+    const other = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: (type, d) => seen.push({ type, time: 0, ...d }), logger: new MemoryLogger() });
+    await other.start();
+    try {
+      assert.equal(other.bodyPath.kind, 'sendfile');
+      const socket = connect(other.port, '127.0.0.1');
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.pause();
+      socket.write('GET /big.img HTTP/1.1\r\nHost: x\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 300));
+      await (other as unknown as { zeroCopy: { worker: { terminate(): Promise<number> } } }).zeroCopy.worker.terminate();
+      for (let i = 0; i < 100 && !seen.some((e) => e.type === 'http.failed'); i++) await new Promise((r) => setTimeout(r, 20));
+      const failed = seen.find((e) => e.type === 'http.failed');
+      assert.match(String(failed?.reason), /zero-copy worker failed/);
+      socket.destroy();
+      assert.deepEqual(other.bodyPath, { kind: 'stream', reason: 'zero-copy worker failed' });
+      const n = await new Promise<number>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: other.port, path: '/big.img', headers: { range: 'bytes=0-99999' } }, (res) => {
+          let got = 0;
+          res.on('data', (c: Buffer) => (got += c.length));
+          res.on('end', () => resolve(got));
+        }).on('error', reject).end();
+      });
+      assert.equal(n, 100_000);
+    } finally {
+      await other.stop();
+    }
+    assert.equal(files.openDescriptorCount(), 0);
   });
 
   test('progress events are throttled', async () => {
     const before = events.length;
     await get('/big.img');
+    // The client may have the last byte a moment before the server hears that it went out.
+    for (let i = 0; i < 100 && !events.slice(before).some((e) => e.type === 'http.done'); i++) await new Promise((r) => setTimeout(r, 10));
     const mine = events.slice(before).filter((e) => e.file === '/big.img');
     const done = mine.find((e) => e.type === 'http.done')!;
     assert.equal(done.bytes, BIG);
@@ -148,6 +208,25 @@ describe('HttpFileServer', () => {
     }
   });
 
+  test('where sendfile(2) is missing (Windows, macOS), bodies are streamed, and the server says why', async () => {
+    const other = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: () => {}, logger: new MemoryLogger(), platform: 'win32' });
+    await other.start();
+    try {
+      assert.equal(other.bodyPath.kind, 'stream');
+      assert.match(String(other.bodyPath.reason), /win32/);
+      const body = await new Promise<Buffer>((resolve, reject) => {
+        request({ host: '127.0.0.1', port: other.port, path: '/big.img', headers: { range: 'bytes=1048576-2097151' } }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => resolve(Buffer.concat(parts)));
+        }).on('error', reject).end();
+      });
+      assert.equal(body.length, 1024 * 1024);
+    } finally {
+      await other.stop();
+    }
+  });
+
   test('stop() closes idle keep-alive connections', async () => {
     const other = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: () => {}, logger: new MemoryLogger() });
     await other.start();
@@ -167,12 +246,3 @@ describe('HttpFileServer', () => {
     await assert.rejects(clash.start(), /in use|port/i);
   });
 });
-
-async function waitForEvent(type: string, file: string): Promise<BootEvent> {
-  for (let i = 0; i < 100; i++) {
-    const e = events.find((ev) => ev.type === type && ev.file === file);
-    if (e) return e;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`no ${type} for ${file}`);
-}

@@ -79,6 +79,11 @@ export class SimulatedExchange {
       dropToServer?: (raw: Buffer, index: number) => boolean;
       /** client's own retransmit timeout (ms) */
       clientTimeoutMs?: number;
+      /**
+       * Like atftp 0.8: any DATA that arrives restarts the client's timer, and repeated or
+       * out-of-order blocks are dropped without an ACK, so it re-ACKs only after a silence.
+       */
+      lazyClient?: boolean;
       /** client answers the OACK with this ERROR instead of ACK 0 (size probe) */
       probeWithError?: number;
       /** client never answers */
@@ -192,6 +197,7 @@ export class SimulatedExchange {
       return;
     }
     if (packet.opcode !== TftpOpcode.DATA) return;
+    if (this.settings.lazyClient && !this.clientDone) this.armClientTimer();
     if (this.clientDone) {
       // Dallying (RFC 1350 §6): re-ACK a repeated final block.
       this.ackFromClient(packet.block);
@@ -209,7 +215,7 @@ export class SimulatedExchange {
         this.ackFromClient(packet.block);
       }
       this.armClientTimer();
-    } else if (this.windowsize === 1 && packet.block === ((this.nextExpected - 1) & 0xffff)) {
+    } else if (this.windowsize === 1 && !this.settings.lazyClient && packet.block === ((this.nextExpected - 1) & 0xffff)) {
       // RFC 1350 lock-step client: a repeated block is acknowledged again.
       this.ackFromClient(packet.block);
     }

@@ -1,7 +1,23 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { TftpOpcode } from '../../main/tftp/packet.js';
+import { retransmitWaitMs } from '../../main/tftp/transfer.js';
 import { PatternSource, SimulatedExchange } from './tftp-transfer-harness.js';
+
+/** Advances the clock 1 ms at a time for `ms` and returns the gaps between DATA sends. */
+function retransmissionGaps(x: SimulatedExchange, ms: number): number[] {
+  const times: number[] = [];
+  let last = x.dataSent().length;
+  const start = x.clock.now();
+  for (let t = 0; t < ms; t++) {
+    x.clock.advance(1);
+    if (x.dataSent().length !== last) {
+      last = x.dataSent().length;
+      times.push(x.clock.now() - start);
+    }
+  }
+  return times.map((t, i) => t - (times[i - 1] ?? 0));
+}
 
 const opts = (o: Record<string, string | number>) => Object.entries(o).map(([name, value]) => ({ name, value: String(value) }));
 
@@ -217,6 +233,27 @@ describe('ReadTransfer: windows (RFC 7440)', () => {
     assert.ok(x.result!.retransmits > 0);
   });
 
+  // Clients that re-ACK only after a silence of their own timeout (atftp 0.8, U-Boot): the
+  // backoff must leave them that silence, and the transfer must wait for them.
+  for (const [label, windowsize, clientTimeoutMs] of [['windowsize 16', 16, 1000], ['windowsize 16', 16, 5000], ['lock-step', 1, 1000], ['lock-step', 1, 5000]] as const) {
+    test(`a client that re-ACKs only on its own ${clientTimeoutMs / 1000} s timeout, ${label}, 10% loss each way: completes intact`, () => {
+      let seed = 777 + windowsize + clientTimeoutMs;
+      const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+      const source = new PatternSource(1468 * 300 + 11);
+      const x = new SimulatedExchange(source, opts({ blksize: 1468, windowsize }), {
+        lazyClient: true,
+        clientTimeoutMs,
+        delayMs: 1,
+        dropToClient: () => random() < 0.1,
+        dropToServer: () => random() < 0.1,
+      });
+      x.start();
+      x.run(3_600_000);
+      assert.equal(x.result?.outcome, 'done', x.result?.reason);
+      assert.equal(x.clientSha256(), source.sha256());
+    });
+  }
+
   test('rollover: a 40 MiB file at blksize 512 wraps the block number to 0 and completes', () => {
     const size = 40 * 1024 * 1024 + 123;
     const source = new PatternSource(size);
@@ -254,7 +291,7 @@ describe('ReadTransfer: windows (RFC 7440)', () => {
 });
 
 describe('ReadTransfer: timers', () => {
-  test('retransmit timer follows the measured round trip and backs off to the negotiated timeout', () => {
+  test('retransmit timer follows the measured round trip, then doubles past the client\'s timeout', () => {
     const x = new SimulatedExchange(new PatternSource(512 * 1000), opts({ timeout: 2 }), { delayMs: 2 });
     x.start();
     for (let i = 0; i < 40; i++) {
@@ -263,35 +300,82 @@ describe('ReadTransfer: timers', () => {
     }
     const measured = x.transfer.retransmitTimeoutMs;
     assert.ok(measured >= 20 && measured < 100, `RTO ${measured} ms follows a 3 ms round trip (floor 20 ms)`);
-    // Now silence: retransmissions back off 20, 40, 80 ... capped at 2000 (timeout=2).
-    const times: number[] = [];
-    let last = x.dataSent().length;
-    const start = x.clock.now();
-    for (let t = 0; t < 8000; t++) {
-      x.clock.advance(1);
-      if (x.dataSent().length !== last) {
-        last = x.dataSent().length;
-        times.push(x.clock.now() - start);
-      }
-    }
-    const gaps = times.map((t, i) => t - (times[i - 1] ?? 0));
+    // Now silence: retransmissions back off 20, 40, 80 ... past the negotiated 2 s, to 8 s.
+    const gaps = retransmissionGaps(x, 40_000);
     assert.ok(gaps[0] <= 2 * measured, `first retransmission after ~RTO, got ${gaps[0]}`);
     for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] >= gaps[i - 1] - 1, `backoff never shrinks: ${gaps.join(',')}`);
-    assert.ok(Math.max(...gaps) <= 2000, `capped by the negotiated timeout: ${gaps.join(',')}`);
-    assert.ok(Math.max(...gaps) >= 1000, `reaches the cap: ${gaps.join(',')}`);
+    for (let i = 1; i < gaps.length && gaps[i] < 8000; i++) assert.ok(Math.abs(gaps[i] - 2 * gaps[i - 1]) <= 2, `each timeout doubles the wait: ${gaps.join(',')}`);
+    assert.ok(gaps.some((g) => g > 5000), `leaves silences longer than a 5 s client timeout: ${gaps.join(',')}`);
+    assert.equal(Math.max(...gaps), 8000, `capped at 8 s: ${gaps.join(',')}`);
   });
 
-  test('retries exhausted -> failed, after more than a second of silence, with bounded retransmissions', () => {
+  test('backoff schedule: doubles from the base up to the ceiling', () => {
+    assert.deepEqual(
+      Array.from({ length: 12 }, (_, k) => retransmitWaitMs(20, k, 8000)),
+      [20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 8000, 8000, 8000],
+    );
+    assert.equal(retransmitWaitMs(20, 1000, 8000), 8000, 'no overflow after many timeouts');
+    assert.equal(retransmitWaitMs(9000, 0, 8000), 9000, 'a base above the ceiling is kept');
+  });
+
+  test('a silent client: abandoned 60 s after its last packet, with few retransmissions, and told so', () => {
     const x = new SimulatedExchange(new PatternSource(512 * 1000), [], { silentClient: true });
     x.start();
     x.run(120_000);
     assert.equal(x.result?.outcome, 'failed');
-    assert.ok(x.result!.durationMs >= 5000, `gave up after ${x.result!.durationMs} ms`);
-    assert.ok(x.result!.durationMs <= 20000, `gave up after ${x.result!.durationMs} ms`);
+    assert.equal(x.result!.durationMs, 60_000, 'counted from the request, the client\'s only packet');
+    assert.match(x.result!.reason!, /nothing from the client for 60 s/);
     const data = x.dataSent();
-    assert.ok(data.length <= 12, `bounded retransmissions, got ${data.length}`);
+    assert.ok(data.length <= 14, `bounded retransmissions, got ${data.length}`);
     assert.equal(x.sent.at(-1)!.packet.opcode, TftpOpcode.ERROR, 'the client is told');
     assert.equal(x.clock.pendingTimers(), 0);
+  });
+
+  test('a lost final ACK: abandoned later, saying the client may have the whole file', () => {
+    const x = new SimulatedExchange(new PatternSource(512 * 3 + 10), [], { dropToServer: (raw) => raw.readUInt16BE(2) === 4 });
+    x.start();
+    x.run(120_000);
+    assert.equal(x.bytesReceived, 512 * 3 + 10, 'the client has the file');
+    assert.equal(x.result?.outcome, 'failed');
+    assert.match(x.result!.reason!, /^no ACK for the last block/);
+  });
+
+  test('the abandon time counts from the client\'s last packet, not from the last progress', () => {
+    const x = new SimulatedExchange(new PatternSource(512 * 1000), [], { silentClient: true });
+    x.start();
+    x.transfer.handleAck(1);
+    x.transfer.handleAck(2);
+    const progressAt = x.clock.now();
+    // A client that lacks block 3 and re-ACKs block 2 every 5 s for 90 s.
+    for (let t = 0; t < 18; t++) {
+      x.clock.advance(5000);
+      assert.equal(x.result, undefined, `still running ${(t + 1) * 5} s after the last progress`);
+      x.transfer.handleAck(2);
+    }
+    const lastPacketAt = x.clock.now();
+    x.run(120_000);
+    assert.equal(x.result?.outcome, 'failed');
+    assert.equal(x.clock.now() - lastPacketAt, 60_000);
+    assert.ok(x.clock.now() - progressAt > 140_000);
+  });
+
+  test('a duplicate ACK after a timeout re-sends the window at once, once per timeout', () => {
+    const x = new SimulatedExchange(new PatternSource(512 * 1000), opts({ windowsize: 4 }), { silentClient: true });
+    x.start();
+    x.transfer.handleAck(0);
+    x.transfer.handleAck(4); // window 5..8 goes out
+    const sent = () => x.dataSent().length;
+    const afterWindow = sent();
+    x.transfer.handleAck(4);
+    assert.equal(sent(), afterWindow, 'no re-send before our own timer ran out');
+    // Let several timeouts pass so the wait is long, then the client re-ACKs on its timer.
+    const gaps = retransmissionGaps(x, 3000);
+    assert.ok(gaps.length >= 5);
+    const before = sent();
+    x.transfer.handleAck(4);
+    assert.equal(sent(), before + 4, 'the whole window again, without waiting for the backed-off timer');
+    x.transfer.handleAck(4);
+    assert.equal(sent(), before + 4, 'only once until the next timeout');
   });
 
   test('a lost OACK is re-sent; the transfer then completes', () => {
@@ -305,6 +389,22 @@ describe('ReadTransfer: timers', () => {
     assert.equal(x.result?.outcome, 'done');
     assert.equal(x.sent.filter((s) => s.packet.opcode === TftpOpcode.OACK).length, 2);
     assert.equal(x.clientSha256(), source.sha256());
+  });
+
+  test('the OACK is re-sent only after a wait longer than client timeouts, or at once on a repeated request', () => {
+    const x = new SimulatedExchange(new PatternSource(5000), opts({ blksize: 1024 }), { silentClient: true });
+    x.start();
+    const oacks = () => x.sent.filter((s) => s.packet.opcode === TftpOpcode.OACK).length;
+    x.clock.advance(5999);
+    assert.equal(oacks(), 1, 'a client whose ACK 0 was lost re-sends it on its own timer first (atftp aborts on a second OACK)');
+    x.transfer.handleRepeatedRequest();
+    assert.equal(oacks(), 2, 'a repeated request means the OACK was lost: answered at once');
+    x.clock.advance(2);
+    assert.equal(oacks(), 3, 'the timer still runs');
+    x.transfer.handleAck(0);
+    x.transfer.handleRepeatedRequest();
+    assert.equal(oacks(), 3, 'a late repeated request during the data phase changes nothing');
+    assert.equal(x.dataSent().length, 1);
   });
 
   test('progress is reported at most every 250 ms', () => {
