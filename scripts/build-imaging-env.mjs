@@ -56,6 +56,7 @@ const TOOLS = [
   { pkg: 'partclone', path: '/usr/sbin/partclone.dd' },
   { pkg: 'partclone', path: '/usr/sbin/partclone.restore' },
   { pkg: 'zstd', path: '/usr/bin/zstd' },
+  { pkg: 'curl', path: '/usr/bin/curl' },
   { pkg: 'udpcast', path: '/usr/bin/udp-receiver' },
   { pkg: 'ntfs-3g', path: '/bin/ntfs-3g' },
   { pkg: 'ntfs-3g', path: '/bin/ntfs-3g.probe' },
