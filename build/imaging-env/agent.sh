@@ -207,6 +207,12 @@ capture() {
     esac
     echo "$n $start $sectors $dev ${fs:--} $(reader_for "$fs")" >>"$TMP/plan"
   done <"$TMP/parts"
+  # The boot area goes first as "partition 0": the MBR's boot code, and on an MBR disk the
+  # gap before the first partition too (where GRUB and other BIOS loaders keep their core).
+  first=$(sort -n -k2 "$TMP/parts" | head -n 1 | cut -d' ' -f2)
+  boot_sectors=1
+  [ "$label" = dos ] && boot_sectors=$first
+  { echo "0 0 $boot_sectors $DISK_DEV - boot"; cat "$TMP/plan"; } >"$TMP/plan.all" && mv "$TMP/plan.all" "$TMP/plan"
   total=0
   while read -r n start sectors dev fs tool; do total=$((total + sectors * 512)); done <"$TMP/plan"
   set_state reading 0 "$total"
@@ -218,7 +224,7 @@ capture() {
     rm -f "$TMP/fifo"; mkfifo "$TMP/fifo"
     sha256sum <"$TMP/fifo" >"$TMP/sum" &
     hasher=$!
-    read_partition "$tool" "$dev" | tee "$TMP/fifo" | send_chunks "$n" \
+    read_partition "$tool" "$dev" "$sectors" | tee "$TMP/fifo" | send_chunks "$n" \
       || { kill "$hasher" 2>/dev/null; fail "reading partition $n ($fs) failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"; }
     wait "$hasher"
     bytes=$(($(cat "$TMP/bytes") - before))
@@ -252,15 +258,24 @@ verified_stream() {
 
 # The partition as a stream: partclone's used-blocks image, or for partclone.dd (which
 # takes no -c) the raw partition.
+# The boot area ($3 sectors from the disk's start) leaves out bytes 440-511 of sector 0:
+# the disk signature and partition table, which the table itself restores.
 read_partition() {
-  if [ "$1" = dd ]; then partclone.dd -s "$2" -o - -L "$TMP/partclone.log" 2>/dev/null
-  else partclone."$1" -c -s "$2" -o - -L "$TMP/partclone.log" 2>/dev/null; fi
+  case "$1" in
+    dd) partclone.dd -s "$2" -o - -L "$TMP/partclone.log" 2>/dev/null ;;
+    boot) dd if="$2" bs=440 count=1 2>/dev/null && dd if="$2" bs=512 skip=1 count=$(($3 - 1)) 2>/dev/null ;;
+    *) partclone."$1" -c -s "$2" -o - -L "$TMP/partclone.log" 2>/dev/null ;;
+  esac
 }
 
 # partclone.dd streams are the raw partition, with no partclone header to restore from.
 write_partition() {
-  if [ "$1" = dd ]; then dd of="$2" bs=1M 2>"$TMP/partclone.log"
-  else partclone.restore -s - -O "$2" -L "$TMP/partclone.log" >/dev/null 2>&1; fi
+  case "$1" in
+    dd) dd of="$2" bs=1M 2>"$TMP/partclone.log" ;;
+    boot) dd of="$2" bs=440 count=1 iflag=fullblock conv=notrunc 2>"$TMP/partclone.log" \
+      && dd of="$2" bs=512 seek=1 conv=notrunc 2>>"$TMP/partclone.log" ;;
+    *) partclone.restore -s - -O "$2" -L "$TMP/partclone.log" >/dev/null 2>&1 ;;
+  esac
 }
 
 deploy() {
@@ -283,8 +298,9 @@ deploy() {
   sed -n 's/^part=\([0-9]*\) start=\([0-9]*\) sectors=\([0-9]*\) fs=\([^ ]*\) tool=\([^ ]*\) bytes=\([0-9]*\) sha256=\([0-9a-f]*\)/\1 \2 \3 \4 \5 \6 \7/p' "$TMP/manifest" >"$TMP/plan"
   : >"$TMP/devices"
   while read -r n start sectors fs tool bytes sha; do
-    dev=$(partition_device "$n" "$start" "$sectors") || fail "partition $n has no device node after writing the table"
-    echo "$n $dev $tool $sha $fs $bytes" >>"$TMP/devices"
+    if [ "$n" = 0 ]; then dev=$DISK_DEV
+    else dev=$(partition_device "$n" "$start" "$sectors") || fail "partition $n has no device node after writing the table"; fi
+    echo "$n $dev $tool $sha $fs $bytes $sectors" >>"$TMP/devices"
     set_state writing
     rm -f "$TMP/why"
     verified_stream "$n" | write_partition "$tool" "$dev" \
@@ -292,8 +308,8 @@ deploy() {
   done <"$TMP/plan"
   # Verified: each partition read back from the disk gives the very stream the image holds.
   set_state verifying 0 "$total"
-  while read -r n dev tool sha fs bytes; do
-    got=$(read_partition "$tool" "$dev" | sha256sum | cut -d' ' -f1)
+  while read -r n dev tool sha fs bytes sectors; do
+    got=$(read_partition "$tool" "$dev" "$sectors" | sha256sum | cut -d' ' -f1)
     [ "$got" = "$sha" ] || fail "partition $n reads back differently from the image (SHA-256 $got, expected $sha): the disk may be failing"
     echo $(($(cat "$TMP/bytes") + bytes)) >"$TMP/bytes"
   done <"$TMP/devices"
@@ -311,7 +327,7 @@ deploy() {
 name_machine() {
   [ -n "$TASK_HOSTNAME" ] || return 0
   mkdir -p "$TMP/mnt"
-  while read -r n dev tool sha fs bytes; do
+  while read -r n dev tool sha fs bytes sectors; do
     case "$fs" in
       ext2|ext3|ext4|xfs|btrfs)
         mount -t "$fs" "$dev" "$TMP/mnt" 2>/dev/null || continue

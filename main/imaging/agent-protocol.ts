@@ -12,7 +12,7 @@ import { CHUNK_NAME } from './chunk-store.js';
 import { ImageError, requiredDiskBytes, type ImageManifest, type ImagePartition } from './image-catalog.js';
 import { PHASES, type ImageJob, type MachinePhase } from './jobs.js';
 
-const TOOLS = new Set(['extfs', 'ntfs', 'fat', 'xfs', 'btrfs', 'dd']);
+const TOOLS = new Set(['extfs', 'ntfs', 'fat', 'xfs', 'btrfs', 'dd', 'boot']);
 /** Values the agent passes to a shell: no quoting, spaces or control characters needed. */
 const PLAIN = /^[A-Za-z0-9._:/+@-]*$/;
 

@@ -15,7 +15,11 @@ export interface ImagePartition {
   sectors: number;
   /** what blkid called it ('ext4', 'ntfs', 'vfat' ... or '' for none) */
   fs: string;
-  /** how it was read: a partclone tool ('extfs', 'ntfs', 'fat', 'xfs', 'btrfs', 'dd') */
+  /**
+   * how it was read: a partclone tool ('extfs', 'ntfs', 'fat', 'xfs', 'btrfs', 'dd'), or
+   * 'boot' for partition 0, the boot area (MBR boot code, and on MBR disks the gap before
+   * the first partition)
+   */
   tool: string;
   /** the partclone stream: its length and SHA-256, what a re-read of the deployed partition must match */
   streamBytes: number;

@@ -56,6 +56,7 @@ else describe('imaging agent on loop devices', () => {
   let url = '';
   const files = new Map<string, string>(); // path in ext4 -> sha256
   let rawPartition: Buffer;
+  const bootCode = Buffer.from('BOOTBENCH BOOT CODE '.repeat(22)).subarray(0, 440);
 
   function attach(file: string, offset?: number, size?: number, readOnly = false): string {
     const args = ['-f', '--show'];
@@ -140,6 +141,9 @@ else describe('imaging agent on loop devices', () => {
       'size=8192, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D',
       '',
     ].join('\n'));
+    const refDev = attach(ref);
+    writeFileSync(refDev, bootCode);
+    detach(refDev);
     const esp = partitionLoop(ref, 1);
     run('mkfs.vfat', ['-F', '32', '-n', 'ESP', esp]);
     const root = partitionLoop(ref, 2);
@@ -182,7 +186,7 @@ else describe('imaging agent on loop devices', () => {
     assert.equal(result.code, 0, `agent failed:\n${result.out}\n${JSON.stringify(jobs.get(job.id))}`);
     const manifest = catalog.get('lab-ref');
     assert.ok(manifest, 'no image after the capture');
-    assert.deepEqual(manifest.partitions.map((p) => [p.number, p.tool]), [[1, 'fat'], [2, 'extfs'], [3, 'ntfs'], [4, 'dd']]);
+    assert.deepEqual(manifest.partitions.map((p) => [p.number, p.tool]), [[0, 'boot'], [1, 'fat'], [2, 'extfs'], [3, 'ntfs'], [4, 'dd']]);
     assert.equal(manifest.label, 'gpt');
     assert.equal(manifest.diskBytes, 64 * MIB);
     const verify = await catalog.verify('lab-ref');
@@ -204,6 +208,7 @@ else describe('imaging agent on loop devices', () => {
 
     const refFile = join(work, 'reference.img');
     assert.deepEqual(partitions(target.file), partitions(refFile), 'partition tables differ');
+    assert.deepEqual(readFileSync(target.file).subarray(0, 440), bootCode, 'the MBR boot code was not deployed');
     const root = partitionLoop(target.file, 2, true);
     const rootDir = mountAt(root, 'ext4', true);
     for (const [name, hash] of files) assert.equal(sha256(readFileSync(join(rootDir, name))), hash, `${name} differs`);
