@@ -320,6 +320,7 @@ deploy() {
   set_state done
   send_report || echo "bootbench-agent: could not report the result to $SERVER" >&2
   echo "bootbench-agent: deployed image $TASK_IMAGE to $DISK_NAME, verified"
+  [ -f "$TMP/named" ] && sed 's/^/bootbench-agent: /' "$TMP/named"
 }
 
 # The PC's name from the machine list: /etc/hostname of a Linux root file system, and
@@ -330,14 +331,14 @@ name_machine() {
   while read -r n dev tool sha fs bytes sectors; do
     case "$fs" in
       ext2|ext3|ext4|xfs|btrfs)
-        mount -t "$fs" "$dev" "$TMP/mnt" 2>/dev/null || continue
+        mount -t "$fs" "$dev" "$TMP/mnt" 2>"$TMP/why" || { echo "bootbench-agent: partition $n ($fs) could not be mounted to name the PC: $(cat "$TMP/why")" >&2; continue; }
         if [ -f "$TMP/mnt/etc/hostname" ]; then
           echo "$TASK_HOSTNAME" >"$TMP/mnt/etc/hostname"
           echo "named: /etc/hostname on partition $n" >>"$TMP/named"
         fi
         umount "$TMP/mnt" ;;
       ntfs)
-        ntfs-3g "$dev" "$TMP/mnt" 2>/dev/null || continue
+        ntfs-3g "$dev" "$TMP/mnt" 2>"$TMP/why" || { echo "bootbench-agent: partition $n (NTFS) could not be mounted to name the PC: $(cat "$TMP/why")" >&2; continue; }
         if [ -d "$TMP/mnt/Windows" ]; then
           mkdir -p "$TMP/mnt/Windows/Panther"
           unattend_xml >"$TMP/mnt/Windows/Panther/unattend.xml"
@@ -374,6 +375,10 @@ run_task() {
     echo "bootbench-agent: outside the imaging environment, set BOOTBENCH_AGENT_DISKS to the disks it may use" >&2
     exit 64
   fi
+  # A missing tool must stop the agent, not quietly turn a file system into a raw copy.
+  for tool in sfdisk blkid partclone.restore partclone.extfs zstd curl sha256sum; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "bootbench-agent: $tool is missing from this environment" >&2; exit 69; }
+  done
   TMP=$(mktemp -d "${BOOTBENCH_AGENT_TMP:-/tmp}/bootbench-agent.XXXXXX")
   trap 'stop_reporter; release_partitions; rm -rf "$TMP"' EXIT
   echo 0 >"$TMP/bytes"; echo 0 >"$TMP/total"; echo booting >"$TMP/phase"
@@ -385,6 +390,7 @@ run_task() {
       disk) TASK_DISK=$value ;; then) TASK_THEN=$value ;; hostname) TASK_HOSTNAME=$value ;;
     esac
   done <"$TMP/task"
+  [ "$TASK_KIND" = none ] || echo "bootbench-agent: task $TASK_KIND of image $TASK_IMAGE (job $JOB) for ${TASK_HOSTNAME:-$MAC}"
   case "$TASK_KIND" in
     capture) capture ;;
     deploy) deploy ;;

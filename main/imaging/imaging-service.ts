@@ -12,7 +12,7 @@ import { ImagingJobs, type ImageJob, type MachinePhase } from './jobs.js';
 import { ImagingRoutes } from './agent-routes.js';
 
 /** Where the environment is served from (HTTP and TFTP). */
-export const IMAGING_ENV_MOUNT = '/imaging/env';
+export const IMAGING_ENV_MOUNT = '/bootbench/imaging';
 
 /** resources/imaging of this checkout or installation, or the data folder's own build. */
 export function locateImagingEnvironment(dataDir: string): string | undefined {
