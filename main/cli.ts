@@ -15,6 +15,7 @@ import { runDoctor, runTestBootFindings } from './host/doctor.js';
 import { configFromSettings, saveConfigToSettings } from './host/stored-config.js';
 import { classifyWriteFailure, openStore, type Store } from './store/index.js';
 import { entriesCommand } from './library/cli.js';
+import { imageCommand, machinesCommand } from './imaging/cli.js';
 import { runWebMode } from './web/run.js';
 
 const USAGE = `Usage: bootbench <command> [options]
@@ -24,6 +25,8 @@ Commands:
   interfaces   List network interfaces (name, addresses, MAC, link, kind)
   doctor       Report what would stop \`serve\` from working on this machine
   entries      Import boot files into the library, or list it (entries import PATH... | entries list)
+  image        Capture a PC's disk, deploy an image to PCs, list, verify, delete (image --help)
+  machines     Import the machine list from CSV, or list it (machines import FILE.csv | machines list)
   app          The host with its user interface in a browser (what \`npm start\` runs without Electron)
 
 Run \`bootbench <command> --help\` for a command's options.`;
@@ -231,6 +234,10 @@ export async function main(argv: string[]): Promise<number> {
         return await doctor(rest);
       case 'entries':
         return await entriesCommand(rest);
+      case 'image':
+        return await imageCommand(rest);
+      case 'machines':
+        return await machinesCommand(rest);
       case 'app':
         return await runWebMode(rest);
       case undefined:

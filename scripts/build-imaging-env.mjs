@@ -56,12 +56,14 @@ const TOOLS = [
   { pkg: 'partclone', path: '/usr/sbin/partclone.dd' },
   { pkg: 'partclone', path: '/usr/sbin/partclone.restore' },
   { pkg: 'zstd', path: '/usr/bin/zstd' },
+  { pkg: 'curl', path: '/usr/bin/curl' },
   { pkg: 'udpcast', path: '/usr/bin/udp-receiver' },
   { pkg: 'ntfs-3g', path: '/bin/ntfs-3g' },
   { pkg: 'ntfs-3g', path: '/bin/ntfs-3g.probe' },
   { pkg: 'gdisk', path: '/usr/sbin/sgdisk' },
   { pkg: 'fdisk', path: '/usr/sbin/sfdisk' },
   { pkg: 'util-linux', path: '/usr/bin/lsblk' },
+  { pkg: 'util-linux', path: '/usr/sbin/blkid' },
   { pkg: 'util-linux', path: '/usr/sbin/blockdev' },
   { pkg: 'util-linux', path: '/usr/sbin/wipefs' },
   { pkg: 'e2fsprogs', path: '/usr/sbin/e2fsck' },
@@ -75,6 +77,8 @@ const MODULES = [
   'ahci', 'ata_piix', 'nvme', 'e1000', 'e1000e', 'igb', 'igc', 'r8169', 'tg3', 'bnx2', 'ixgbe',
   'xhci_pci', 'ehci_pci', 'uhci_hcd', 'ohci_pci', 'usb_storage', 'uas',
   'ext4', 'xfs', 'btrfs', 'fuse', 'vfat', 'nls_cp437', 'nls_iso8859_1', 'efivarfs',
+  // The file systems' soft dependencies (checksums), which busybox's modprobe does not follow.
+  'crc32c_generic', 'crc32c_intel', 'libcrc32c', 'xxhash_generic', 'blake2b_generic',
 ];
 const OUR_FILES = ['init', 'agent.sh'];
 

@@ -1,16 +1,27 @@
 #!/bin/sh
 # Bootbench's imaging agent (busybox sh). Runs in the imaging environment and, for tests
-# and benchmarks, on a plain Linux host.
-#   bootbench-agent disks       one line per disk: name, size, transport, removable, model, serial
-#   bootbench-agent run URL     ask the host at URL for this PC's task and carry it out
+# and benchmarks, on a plain Linux host against loop devices.
+#   bootbench-agent disks              one line per disk: name, size, transport, removable, model, serial
+#   bootbench-agent run URL [MAC]      ask the host at URL for this PC's task and carry it out
+#
+# Outside the imaging environment it writes only to the disks listed in
+# BOOTBENCH_AGENT_DISKS (e.g. "/dev/loop7"): a test must never reach this machine's own disks.
 set -u
+set -o pipefail
 SYS=${BOOTBENCH_SYSFS:-/sys}
+CHUNK_MIB=4
+ZSTD_LEVEL=${BOOTBENCH_ZSTD_LEVEL:-3}
+IN_ENVIRONMENT=0
+[ -f /etc/bootbench-imaging-release ] && IN_ENVIRONMENT=1
+
+# --- disks ---------------------------------------------------------------------------
 
 # Transport from where the disk hangs in the device tree: a USB disk is refused for
 # writing whatever its model says, so look at the bus, not at the name.
 disk_transport() {
   path=$(readlink -f "$SYS/block/$1/device" 2>/dev/null || true)
   case "$1:$path" in
+    loop*) echo loop ;;
     *:*/usb[0-9]*) echo usb ;;
     nvme*) echo nvme ;;
     vd*) echo virtio ;;
@@ -20,12 +31,21 @@ disk_transport() {
   esac
 }
 
-field() { [ -r "$1" ] && tr -d '\n' <"$1" | sed 's/^ *//; s/ *$//; s/ /_/g'; }
+field() { [ -r "$1" ] && tr -d '\n' <"$1" | sed 's/^ *//; s/ *$//; s/[^A-Za-z0-9._:+@-]/_/g'; }
+
+candidate_names() {
+  if [ -n "${BOOTBENCH_AGENT_DISKS:-}" ]; then
+    for d in $BOOTBENCH_AGENT_DISKS; do echo "${d##*/}"; done
+  elif [ "$IN_ENVIRONMENT" = 1 ] || [ "${LIST_ONLY:-0}" = 1 ]; then
+    for dev in "$SYS"/block/*; do echo "${dev##*/}"; done
+  fi
+}
 
 list_disks() {
-  for dev in "$SYS"/block/*; do
-    name=${dev##*/}
-    case "$name" in loop*|ram*|sr*|zram*|dm-*|md*|fd*) continue ;; esac
+  for name in $(candidate_names); do
+    dev=$SYS/block/$name
+    case "$name" in ram*|sr*|zram*|dm-*|md*|fd*) continue ;; esac
+    [ -z "${BOOTBENCH_AGENT_DISKS:-}" ] && case "$name" in loop*) continue ;; esac
     sectors=$(cat "$dev/size" 2>/dev/null || echo 0)
     [ "$sectors" -gt 0 ] || continue
     model=$(field "$dev/device/model")
@@ -35,10 +55,353 @@ list_disks() {
   done
 }
 
+value_of() { echo "$2" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+
+# The one disk a task may touch: internal (never USB or removable), matching the task's
+# selector (serial or model) when it has one; exactly one, or nothing happens.
+choose_disk() {
+  selector=$1
+  list_disks >"$TMP/disks"
+  : >"$TMP/chosen"
+  while read -r line; do
+    [ "$(value_of transport "$line")" = usb ] && continue
+    [ "$(value_of removable "$line")" = 1 ] && continue
+    if [ -n "$selector" ] && [ "$(value_of serial "$line")" != "$selector" ] && [ "$(value_of model "$line")" != "$selector" ]; then continue; fi
+    echo "$line" >>"$TMP/chosen"
+  done <"$TMP/disks"
+  seen=$(sed 's/^disk //' "$TMP/disks" | tr '\n' ';' | sed 's/;$//')
+  count=$(wc -l <"$TMP/chosen")
+  if [ "$count" -eq 0 ]; then
+    if [ -n "$selector" ]; then fail "no internal disk has serial or model \"$selector\"; disks seen: ${seen:-none}"
+    else fail "no internal disk to use (USB and removable disks are never written); disks seen: ${seen:-none}"; fi
+  fi
+  if [ "$count" -gt 1 ]; then
+    fail "$count internal disks and the task names none: choose one by serial or model (--disk); disks seen: $seen"
+  fi
+  DISK_LINE=$(cat "$TMP/chosen")
+  DISK_NAME=$(value_of name "$DISK_LINE")
+  DISK_SIZE=$(value_of size "$DISK_LINE")
+  if [ -n "${BOOTBENCH_AGENT_DISKS:-}" ]; then
+    for d in $BOOTBENCH_AGENT_DISKS; do [ "${d##*/}" = "$DISK_NAME" ] && DISK_DEV=$d; done
+  else
+    DISK_DEV=/dev/$DISK_NAME
+  fi
+}
+
+# Partition N's device: the kernel's node, or (a loop device without partition scanning)
+# a loop device over the partition's range.
+partition_device() {
+  n=$1; start=$2; sectors=$3
+  for p in "${DISK_NAME}$n" "${DISK_NAME}p$n"; do
+    if [ -e "$SYS/block/$DISK_NAME/$p" ] && [ -b "/dev/$p" ]; then echo "/dev/$p"; return 0; fi
+  done
+  case "$DISK_NAME" in
+    loop*)
+      # util-linux's losetup by path: busybox's applet (which its shell prefers) has no --sizelimit.
+      dev=$(/usr/sbin/losetup -f --show -o $((start * 512)) --sizelimit $((sectors * 512)) "$DISK_DEV") || return 1
+      echo "$dev" >>"$TMP/loops"
+      echo "$dev" ;;
+    *) return 1 ;;
+  esac
+}
+
+release_partitions() {
+  [ -f "$TMP/loops" ] && while read -r d; do /usr/sbin/losetup -d "$d" 2>/dev/null; done <"$TMP/loops"
+  rm -f "$TMP/loops"
+}
+
+# `sfdisk --dump` partition lines: "<dev>N : start= S, size= C, type=..."
+partition_lines() {
+  sed -n 's/^[^ ]*[^0-9]\([0-9][0-9]*\) *: *start= *\([0-9]*\), *size= *\([0-9]*\).*/\1 \2 \3/p' "$1"
+}
+
+fs_type() { blkid "$1" 2>/dev/null | sed -n 's/.* TYPE="\([^"]*\)".*/\1/p'; }
+
+reader_for() {
+  case "$1" in
+    ext2|ext3|ext4) echo extfs ;;
+    ntfs) echo ntfs ;;
+    vfat|fat12|fat16|fat32) echo fat ;;
+    xfs) echo xfs ;;
+    btrfs) echo btrfs ;;
+    *) echo dd ;;
+  esac
+}
+
+# --- talking to the host ---------------------------------------------------------------
+
+# curl, not busybox wget: wget's --post-file stops at the first NUL byte.
+http_get() { curl -sS --fail-with-body -o "$2" "$SERVER$1"; }
+http_post_file() { curl -sS --fail-with-body -o "${3:-/dev/null}" --data-binary @"$2" -H 'Content-Type: application/octet-stream' "$SERVER$1"; }
+
+set_state() { echo "$1" >"$TMP/phase"; [ $# -ge 2 ] && echo "$2" >"$TMP/bytes"; [ $# -ge 3 ] && echo "$3" >"$TMP/total"; }
+
+send_report() {
+  report_bytes=$(cat "$TMP/bytes"); report_total=$(cat "$TMP/total")
+  [ "$report_total" -gt 0 ] && [ "$report_bytes" -gt "$report_total" ] && report_bytes=$report_total
+  { echo "phase=$(cat "$TMP/phase")"; echo "bytes=$report_bytes"; echo "total=$report_total"
+    [ $# -ge 1 ] && echo "reason=$1"; } >"$TMP/report"
+  http_post_file "/imaging/jobs/$JOB/report?mac=$MAC" "$TMP/report"
+}
+
+# At least one report a second while work goes on.
+start_reporter() {
+  ( while :; do sleep 1; send_report 2>/dev/null; done ) &
+  REPORTER=$!
+}
+
+stop_reporter() { [ -n "${REPORTER:-}" ] && kill "$REPORTER" 2>/dev/null; REPORTER=; }
+
+fail() {
+  stop_reporter
+  echo "bootbench-agent: failed: $1" >&2
+  if [ -n "${JOB:-}" ]; then
+    echo failed >"$TMP/phase"
+    send_report "$1" || echo "bootbench-agent: could not report the failure to $SERVER" >&2
+  fi
+  release_partitions
+  exit 1
+}
+
+# --- capture ---------------------------------------------------------------------------
+
+# Reads a partclone stream on stdin, cuts it into chunks, compresses and sends each; the
+# chunk list goes to $TMP/chunks. Bytes done are added to $TMP/bytes.
+send_chunks() {
+  part=$1
+  while dd bs=1M count=$CHUNK_MIB iflag=fullblock of="$TMP/c" 2>/dev/null; do
+    size=$(stat -c %s "$TMP/c")
+    [ "$size" -gt 0 ] || break
+    zstd -q -f -"$ZSTD_LEVEL" "$TMP/c" -o "$TMP/c.zst" || return 1
+    sha=$(sha256sum "$TMP/c.zst" | cut -d' ' -f1)
+    http_post_file "/imaging/chunks/$sha?job=$JOB&mac=$MAC" "$TMP/c.zst" "$TMP/answer" || { echo "the host refused chunk $sha: $(cat "$TMP/answer" 2>/dev/null)" >"$TMP/why"; return 1; }
+    echo "chunk=$part $sha" >>"$TMP/chunks"
+    echo $(($(cat "$TMP/bytes") + size)) >"$TMP/bytes"
+    [ "$size" -eq $((CHUNK_MIB * 1048576)) ] || break
+  done
+}
+
+capture() {
+  choose_disk "$TASK_DISK"
+  set_state checking 0 0
+  send_report || fail "the host at $SERVER does not answer"
+  sfdisk --dump "$DISK_DEV" >"$TMP/table" 2>/dev/null || fail "disk $DISK_NAME has no partition table sfdisk can read: only GPT and MBR disks are captured"
+  label=$(sed -n 's/^label: *//p' "$TMP/table")
+  partition_lines "$TMP/table" >"$TMP/parts"
+  [ -s "$TMP/parts" ] || fail "disk $DISK_NAME has no partitions"
+  # Everything that would make the image wrong is checked before the first byte is sent.
+  : >"$TMP/plan"
+  while read -r n start sectors; do
+    dev=$(partition_device "$n" "$start" "$sectors") || fail "partition $n of $DISK_NAME has no device node"
+    fs=$(fs_type "$dev")
+    case "$fs" in
+      BitLocker) fail "partition $n is BitLocker-encrypted: its data cannot be read. Turn BitLocker off in Windows (Settings > Privacy & security > Device encryption), let it decrypt, then capture again" ;;
+      ntfs)
+        ntfs-3g.probe --readwrite "$dev" 2>/dev/null; rc=$?
+        case $rc in
+          0) ;;
+          14) fail "partition $n (NTFS) is hibernated: Windows was put to sleep or shut down with Fast Startup. In Windows run 'powercfg /h off' (or shut down with Shift held), then capture again" ;;
+          15) fail "partition $n (NTFS) was not cleanly unmounted (Fast Startup or a crash). Start Windows, run 'chkdsk /f', shut down fully (Shift + Shut down), then capture again" ;;
+          *) fail "partition $n (NTFS) cannot be read safely (ntfs-3g.probe exit $rc): run 'chkdsk /f' in Windows, then capture again" ;;
+        esac ;;
+    esac
+    echo "$n $start $sectors $dev ${fs:--} $(reader_for "$fs")" >>"$TMP/plan"
+  done <"$TMP/parts"
+  # The boot area goes first as "partition 0": the MBR's boot code, and on an MBR disk the
+  # gap before the first partition too (where GRUB and other BIOS loaders keep their core).
+  first=$(sort -n -k2 "$TMP/parts" | head -n 1 | cut -d' ' -f2)
+  boot_sectors=1
+  [ "$label" = dos ] && boot_sectors=$first
+  { echo "0 0 $boot_sectors $DISK_DEV - boot"; cat "$TMP/plan"; } >"$TMP/plan.all" && mv "$TMP/plan.all" "$TMP/plan"
+  total=0
+  while read -r n start sectors dev fs tool; do total=$((total + sectors * 512)); done <"$TMP/plan"
+  set_state reading 0 "$total"
+  start_reporter
+  : >"$TMP/chunks"
+  : >"$TMP/partlines"
+  while read -r n start sectors dev fs tool; do
+    before=$(cat "$TMP/bytes")
+    rm -f "$TMP/fifo"; mkfifo "$TMP/fifo"
+    sha256sum <"$TMP/fifo" >"$TMP/sum" &
+    hasher=$!
+    read_partition "$tool" "$dev" "$sectors" | tee "$TMP/fifo" | send_chunks "$n" \
+      || { kill "$hasher" 2>/dev/null; fail "reading partition $n ($fs) failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"; }
+    wait "$hasher"
+    bytes=$(($(cat "$TMP/bytes") - before))
+    [ "$bytes" -gt 0 ] || fail "reading partition $n ($fs) gave no data: $(tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"
+    echo "part=$n start=$start sectors=$sectors fs=$fs tool=$tool bytes=$bytes sha256=$(cut -d' ' -f1 "$TMP/sum")" >>"$TMP/partlines"
+  done <"$TMP/plan"
+  stop_reporter
+  {
+    echo "label=$label"
+    echo "disk=$DISK_NAME size=$DISK_SIZE model=$(value_of model "$DISK_LINE") serial=$(value_of serial "$DISK_LINE")"
+    cat "$TMP/partlines" "$TMP/chunks"
+    sed 's/^/table=/' "$TMP/table"
+  } >"$TMP/manifest"
+  release_partitions
+  http_post_file "/imaging/jobs/$JOB/image?mac=$MAC" "$TMP/manifest" "$TMP/answer" || fail "the host did not accept the image: $(cat "$TMP/answer" 2>/dev/null)"
+  echo "bootbench-agent: captured $DISK_NAME into image $TASK_IMAGE"
+}
+
+# --- deploy ----------------------------------------------------------------------------
+
+# Writes chunk after chunk of partition $1 to stdout, each checked against its name first.
+verified_stream() {
+  grep "^chunk=$1 " "$TMP/manifest" | cut -d' ' -f2 | while read -r sha; do
+    http_get "/imaging/chunks/$sha" "$TMP/d.zst" || { echo "chunk $sha could not be fetched" >"$TMP/why"; exit 1; }
+    got=$(sha256sum "$TMP/d.zst" | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || { echo "chunk $sha arrived damaged (SHA-256 $got): nothing of it was written" >"$TMP/why"; exit 1; }
+    zstd -q -d -c "$TMP/d.zst" || { echo "chunk $sha does not decompress" >"$TMP/why"; exit 1; }
+    echo $(($(cat "$TMP/bytes") + CHUNK_MIB * 1048576)) >"$TMP/bytes"
+  done
+}
+
+# The partition as a stream: partclone's used-blocks image, or for partclone.dd (which
+# takes no -c) the raw partition.
+# The boot area ($3 sectors from the disk's start) leaves out bytes 440-511 of sector 0:
+# the disk signature and partition table, which the table itself restores.
+read_partition() {
+  case "$1" in
+    dd) partclone.dd -s "$2" -o - -L "$TMP/partclone.log" 2>/dev/null ;;
+    boot) dd if="$2" bs=440 count=1 2>/dev/null && dd if="$2" bs=512 skip=1 count=$(($3 - 1)) 2>/dev/null ;;
+    *) partclone."$1" -c -s "$2" -o - -L "$TMP/partclone.log" 2>/dev/null ;;
+  esac
+}
+
+# partclone.dd streams are the raw partition, with no partclone header to restore from.
+write_partition() {
+  case "$1" in
+    dd) dd of="$2" bs=1M 2>"$TMP/partclone.log" ;;
+    boot) dd of="$2" bs=440 count=1 iflag=fullblock conv=notrunc 2>"$TMP/partclone.log" \
+      && dd of="$2" bs=512 seek=1 conv=notrunc 2>>"$TMP/partclone.log" ;;
+    *) partclone.restore -s - -O "$2" -L "$TMP/partclone.log" >/dev/null 2>&1 ;;
+  esac
+}
+
+deploy() {
+  http_get "/imaging/jobs/$JOB/manifest?mac=$MAC" "$TMP/manifest" || fail "the host has no image \"$TASK_IMAGE\" for this job"
+  choose_disk "$TASK_DISK"
+  required=$(sed -n 's/^required=//p' "$TMP/manifest")
+  set_state checking 0 0
+  if [ "$DISK_SIZE" -lt "$required" ]; then
+    fail "disk $DISK_NAME has $DISK_SIZE bytes, the image needs $required: use a larger disk"
+  fi
+  send_report || fail "the host at $SERVER does not answer"
+  total=0
+  for b in $(sed -n 's/^part=.* bytes=\([0-9]*\) .*/\1/p' "$TMP/manifest"); do total=$((total + b)); done
+  set_state partitioning 0 "$total"
+  start_reporter
+  sed -n 's/^table=//p' "$TMP/manifest" | grep -v -e '^device:' -e '^last-lba:' >"$TMP/table"
+  sfdisk -q --no-reread --no-tell-kernel "$DISK_DEV" <"$TMP/table" >/dev/null 2>"$TMP/why" || fail "writing the partition table failed: $(cat "$TMP/why")"
+  blockdev --rereadpt "$DISK_DEV" 2>/dev/null
+  sleep 0.5
+  sed -n 's/^part=\([0-9]*\) start=\([0-9]*\) sectors=\([0-9]*\) fs=\([^ ]*\) tool=\([^ ]*\) bytes=\([0-9]*\) sha256=\([0-9a-f]*\)/\1 \2 \3 \4 \5 \6 \7/p' "$TMP/manifest" >"$TMP/plan"
+  : >"$TMP/devices"
+  while read -r n start sectors fs tool bytes sha; do
+    if [ "$n" = 0 ]; then dev=$DISK_DEV
+    else dev=$(partition_device "$n" "$start" "$sectors") || fail "partition $n has no device node after writing the table"; fi
+    echo "$n $dev $tool $sha $fs $bytes $sectors" >>"$TMP/devices"
+    set_state writing
+    rm -f "$TMP/why"
+    verified_stream "$n" | write_partition "$tool" "$dev" \
+      || fail "writing partition $n failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" | tr '\n' ' ')"
+  done <"$TMP/plan"
+  # Verified: each partition read back from the disk gives the very stream the image holds.
+  set_state verifying 0 "$total"
+  while read -r n dev tool sha fs bytes sectors; do
+    got=$(read_partition "$tool" "$dev" "$sectors" | sha256sum | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || fail "partition $n reads back differently from the image (SHA-256 $got, expected $sha): the disk may be failing"
+    echo $(($(cat "$TMP/bytes") + bytes)) >"$TMP/bytes"
+  done <"$TMP/devices"
+  set_state naming
+  name_machine
+  release_partitions
+  stop_reporter
+  set_state done
+  send_report || echo "bootbench-agent: could not report the result to $SERVER" >&2
+  echo "bootbench-agent: deployed image $TASK_IMAGE to $DISK_NAME, verified"
+  [ -f "$TMP/named" ] && sed 's/^/bootbench-agent: /' "$TMP/named"
+}
+
+# The PC's name from the machine list: /etc/hostname of a Linux root file system, and
+# an unattend file with ComputerName that Windows reads on its first start.
+name_machine() {
+  [ -n "$TASK_HOSTNAME" ] || return 0
+  mkdir -p "$TMP/mnt"
+  while read -r n dev tool sha fs bytes sectors; do
+    case "$fs" in
+      ext2|ext3|ext4|xfs|btrfs)
+        mount -t "$fs" "$dev" "$TMP/mnt" 2>"$TMP/why" || { echo "bootbench-agent: partition $n ($fs) could not be mounted to name the PC: $(cat "$TMP/why")" >&2; continue; }
+        if [ -f "$TMP/mnt/etc/hostname" ]; then
+          echo "$TASK_HOSTNAME" >"$TMP/mnt/etc/hostname"
+          echo "named: /etc/hostname on partition $n" >>"$TMP/named"
+        fi
+        umount "$TMP/mnt" ;;
+      ntfs)
+        ntfs-3g "$dev" "$TMP/mnt" 2>"$TMP/why" || { echo "bootbench-agent: partition $n (NTFS) could not be mounted to name the PC: $(cat "$TMP/why")" >&2; continue; }
+        if [ -d "$TMP/mnt/Windows" ]; then
+          mkdir -p "$TMP/mnt/Windows/Panther"
+          unattend_xml >"$TMP/mnt/Windows/Panther/unattend.xml"
+          echo "named: Windows/Panther/unattend.xml on partition $n" >>"$TMP/named"
+        fi
+        umount "$TMP/mnt" ;;
+    esac
+  done <"$TMP/devices"
+}
+
+unattend_xml() {
+  cat <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<unattend xmlns="urn:schemas-microsoft-com:unattend">
+  <settings pass="specialize">
+    <component name="Microsoft-Windows-Shell-Setup" processorArchitecture="amd64" publicKeyToken="31bf3856ad364e35" language="neutral" versionScope="nonSxS">
+      <ComputerName>$TASK_HOSTNAME</ComputerName>
+    </component>
+  </settings>
+</unattend>
+XML
+}
+
+# --- main ------------------------------------------------------------------------------
+
+run_task() {
+  SERVER=${1%/}
+  MAC=${2:-}
+  if [ -z "$MAC" ]; then
+    MAC=$(cat "/sys/class/net/$(sed -n 's/^\([^ ]*\) .*/\1/p' /run/network 2>/dev/null)/address" 2>/dev/null || true)
+  fi
+  [ -n "$MAC" ] || { echo "bootbench-agent: no MAC address to ask for a task with" >&2; exit 64; }
+  if [ "$IN_ENVIRONMENT" = 0 ] && [ -z "${BOOTBENCH_AGENT_DISKS:-}" ]; then
+    echo "bootbench-agent: outside the imaging environment, set BOOTBENCH_AGENT_DISKS to the disks it may use" >&2
+    exit 64
+  fi
+  # A missing tool must stop the agent, not quietly turn a file system into a raw copy.
+  for tool in sfdisk blkid partclone.restore partclone.extfs zstd curl sha256sum; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "bootbench-agent: $tool is missing from this environment" >&2; exit 69; }
+  done
+  TMP=$(mktemp -d "${BOOTBENCH_AGENT_TMP:-/tmp}/bootbench-agent.XXXXXX")
+  trap 'stop_reporter; release_partitions; rm -rf "$TMP"' EXIT
+  echo 0 >"$TMP/bytes"; echo 0 >"$TMP/total"; echo booting >"$TMP/phase"
+  http_get "/imaging/task?mac=$MAC" "$TMP/task" || { echo "bootbench-agent: the host at $SERVER does not answer" >&2; exit 1; }
+  JOB= TASK_KIND= TASK_IMAGE= TASK_DISK= TASK_THEN= TASK_HOSTNAME=
+  while IFS='=' read -r key value; do
+    case "$key" in
+      job) JOB=$value ;; kind) TASK_KIND=$value ;; image) TASK_IMAGE=$value ;;
+      disk) TASK_DISK=$value ;; then) TASK_THEN=$value ;; hostname) TASK_HOSTNAME=$value ;;
+    esac
+  done <"$TMP/task"
+  [ "$TASK_KIND" = none ] || echo "bootbench-agent: task $TASK_KIND of image $TASK_IMAGE (job $JOB) for ${TASK_HOSTNAME:-$MAC}"
+  case "$TASK_KIND" in
+    capture) capture ;;
+    deploy) deploy ;;
+    none) echo "bootbench-agent: no imaging task for $MAC"; return 3 ;;
+    *) echo "bootbench-agent: the host sent an unknown task \"$TASK_KIND\"" >&2; exit 1 ;;
+  esac
+  echo "then=$TASK_THEN" >"${BOOTBENCH_AGENT_THEN_FILE:-/dev/null}"
+}
+
 case "${1:-}" in
-  disks) list_disks ;;
-  run)
-    echo "bootbench-agent: no imaging task support in this build; host ${2:-?}" >&2
-    exit 2 ;;
-  *) echo "usage: bootbench-agent disks | run URL" >&2; exit 64 ;;
+  disks) LIST_ONLY=1 list_disks ;; # listing never writes: every disk is shown
+  run) shift; run_task "$@" ;;
+  *) echo "usage: bootbench-agent disks | run URL [MAC]" >&2; exit 64 ;;
 esac

@@ -31,6 +31,8 @@ export type BootEventType =
   | 'http.done'
   | 'http.failed'
   | 'http.refused'
+  // imaging (main/imaging): a PC's capture or deploy changed phase
+  | 'imaging.progress'
   // service host (main/host)
   | 'service.state'
   | 'host.warning'

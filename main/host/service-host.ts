@@ -19,7 +19,8 @@ import { TftpServer } from '../tftp/server.js';
 import { HttpFileServer } from '../http/server.js';
 import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, storeReadCache, watchStoreChanges, type Store, type StoreBusAttachment } from '../store/index.js';
-import { LibraryBootService, type LibraryMachineAssignment } from '../library/boot-service.js';
+import { LibraryBootService, ensureLocalDiskEntry, type LibraryMachineAssignment } from '../library/boot-service.js';
+import { ImagingService } from '../imaging/imaging-service.js';
 import { chainloadBootPrograms, chainloadPolicy } from '../library/boot-binaries.js';
 import type { BootProgramStatus } from '../../preload/api.js';
 
@@ -58,6 +59,7 @@ interface Running {
   tftp?: TftpServer;
   http?: HttpFileServer;
   library?: LibraryBootService;
+  imaging?: ImagingService;
   files?: FileResolver;
   unsubscribe: (() => void)[];
 }
@@ -179,6 +181,7 @@ export class ServiceHost {
       const httpBaseUrl = `http://${address}:${config.httpPort}`;
       const ipxeScriptPath = config.ipxeScript ? resolveInRoot(config.root, config.ipxeScript) : undefined;
       this.running.files = files;
+      const imaging = this.store ? this.startImaging(files, config) : undefined;
       const library = this.store ? await this.startLibrary(files, config, address, httpBaseUrl, publish) : undefined;
       // With no boot file and no script given, every PXE client chainloads the bundled
       // iPXE and iPXE asks the library what to boot (the machine's entry, or the menu).
@@ -212,7 +215,8 @@ export class ServiceHost {
           port: config.httpPort,
           address,
           files,
-          dynamic: async (req, res, url) => (await library?.httpRoute(req, res, url)) || this.serveDynamic(req, res, url, ipxeScriptPath, publish),
+          dynamic: async (req, res, url) =>
+            (await imaging?.handle(req, res, url)) || (await library?.httpRoute(req, res, url)) || this.serveDynamic(req, res, url, ipxeScriptPath, publish),
           macForIp: macForHttp,
           publish,
           logger: this.logger,
@@ -337,11 +341,36 @@ export class ServiceHost {
       resourcesDir: this.options.resourcesDir,
       macForIp: this.macForIp,
       publish,
+      taskScript: (mac) => this.running?.imaging?.ipxeScript(mac, httpBaseUrl),
     });
     this.running!.library = library;
     await this.mountLibrary();
     this.running!.unsubscribe.push(this.bus.subscribe(library.onTransferEvent));
     return library;
+  }
+
+  /**
+   * Imaging jobs, the agent's routes and the imaging environment's files. A PC whose deploy
+   * or capture ended well and whose job says "then disk" is set to boot its own disk.
+   */
+  private startImaging(files: FileResolver, config: ServeConfig): ImagingService {
+    const store = this.store!;
+    const imaging = new ImagingService({
+      store,
+      dataDir: config.dataDir,
+      logger: this.logger,
+      onProgress: (job, mac, phase) => {
+        this.bus.publish('imaging.progress', { mac, job: job.id, kind: job.kind, image: job.image, phase });
+        if (phase !== 'done' || job.then !== 'disk') return;
+        const machine = store.machines.findByMac(mac) ?? store.machines.upsertSeen({ mac, time: this.clock.now() }).machine;
+        store.machines.update(machine.id, { entryId: ensureLocalDiskEntry(store).id, bootOnce: false });
+      },
+    });
+    imaging.recover();
+    const missing = imaging.mountInto(files);
+    if (missing) this.logger.debug(`imaging: no ${missing}`);
+    this.running!.imaging = imaging;
+    return imaging;
   }
 
   /**
@@ -383,11 +412,16 @@ export class ServiceHost {
       if (!withScript) withLibraryScript.set(assignment, (withScript = { ...assignment, ipxeScriptUrl: libraryScript.ipxeScriptUrl }));
       return withScript;
     };
+    // A PC with an imaging task gets the library's script (which sends it to the imaging
+    // environment) whatever its assignment says.
+    const imagingMacs = () => reads.get('imaging-pending', () => this.running?.imaging?.pendingMacs() ?? new Set<string>());
     return {
-      lookup: (mac, uuid) => scripted(library.lookupMachine(mac, uuid)),
+      lookup: (mac, uuid) => (imagingMacs().has(mac) ? libraryScript : scripted(library.lookupMachine(mac, uuid))),
       view: () => {
         const view = library.assignmentView();
-        return { macs: view.macs, uuids: view.uuids, defaultAssignment: scripted(view.defaultAssignment) };
+        const pending = imagingMacs();
+        const macs = pending.size ? [...new Set([...view.macs, ...pending])] : view.macs;
+        return { macs, uuids: view.uuids, defaultAssignment: scripted(view.defaultAssignment) };
       },
       version: (recheck) => reads.generation(recheck),
       watch: (changed) => watchStoreChanges(store, changed),

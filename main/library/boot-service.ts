@@ -56,6 +56,8 @@ export interface LibraryBootServiceOptions {
   menu?: { defaultChoice?: number | 'local-disk'; timeoutSeconds?: number };
   macForIp?: (ip: string) => string | undefined;
   publish?: Publish;
+  /** A script that takes precedence over the machine's assignment (an imaging task waiting). */
+  taskScript?: (mac: string) => string | undefined;
 }
 
 export const LOCAL_DISK_ENTRY_NAME = 'Local disk';
@@ -206,6 +208,11 @@ export class LibraryBootService {
       if (mac) {
         this.architectureByMac.set(mac, architecture);
         this.macByIp.set(ip, mac);
+      }
+      const task = mac ? this.options.taskScript?.(mac) : undefined;
+      if (task) {
+        this.sendText(req, res, task, ip, path, mac);
+        return true;
       }
       const machine = mac ? this.options.store.machines.find(mac, uuid) : undefined;
       const request = await this.bootRequest(mac, uuid);

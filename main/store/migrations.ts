@@ -124,6 +124,33 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX leases_expiry ON leases(expires_at);
     `,
   },
+  {
+    version: 4,
+    description: 'imaging jobs (capture, deploy) and each PC\'s progress and result',
+    sql: `
+      CREATE TABLE image_jobs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('capture', 'deploy')),
+        image TEXT NOT NULL,
+        disk TEXT,
+        then_action TEXT NOT NULL CHECK (then_action IN ('disk', 'poweroff')),
+        created_at INTEGER NOT NULL
+      );
+      CREATE TABLE image_job_machines (
+        job_id INTEGER NOT NULL REFERENCES image_jobs(id) ON DELETE CASCADE,
+        mac TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        total INTEGER NOT NULL DEFAULT 0,
+        rate REAL NOT NULL DEFAULT 0,
+        result TEXT CHECK (result IN ('done', 'failed')),
+        reason TEXT,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (job_id, mac)
+      );
+      CREATE INDEX image_job_machines_mac ON image_job_machines(mac);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

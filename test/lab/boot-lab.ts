@@ -280,6 +280,11 @@ export class QemuClient {
         args.push('-device', `e1000,netdev=net0,mac=${this.mac},romfile=${IPXE_E1000_ROM}`);
       }
     }
+    if (this.diskArgs.length === 0) return args;
+    // With disks attached the NIC must stay first: a disk that carries a boot loader (a
+    // reference PC's) would otherwise be booted instead of the network.
+    const nic = args.findIndex((a) => /^(e1000|virtio-net-pci),netdev=net0/.test(a));
+    if (nic >= 0) args[nic] += ',bootindex=1';
     return [...args, ...this.diskArgs];
   }
 

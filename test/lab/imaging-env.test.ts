@@ -81,6 +81,8 @@ boot
       const ready = READY.exec(result.serial);
       assert.ok(ready, `no BOOTBENCH-IMAGING-ENV-OK on the serial console\n${scenario.failureReport(result)}`);
       assert.match(ready[4], /^\S+ 192\.0\.2\.\d+$/, `the environment took no address in the lab's network: ${ready[4]}`);
+      const filesystems = /filesystems: (.*)/.exec(result.serial)?.[1]?.trim().split(/\s+/) ?? [];
+      for (const fs of ['ext4', 'xfs', 'btrfs', 'vfat', 'fuseblk']) assert.ok(filesystems.includes(fs), `the kernel cannot mount ${fs} in the environment (has: ${filesystems.join(' ')})`);
       for (const want of DISKS[index].expect) {
         const line = result.serial.split('\n').find((l) => l.startsWith(`disk name=${want.name} `));
         assert.ok(line, `disk ${want.name} not listed\n${scenario.failureReport(result)}`);

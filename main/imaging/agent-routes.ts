@@ -1,0 +1,133 @@
+// The host's side of the agent protocol, on the host's HTTP service under /imaging/:
+//   GET  /imaging/task?mac=M                 this PC's task (agent-protocol.ts)
+//   GET  /imaging/jobs/ID/manifest?mac=M     the image a deploy writes
+//   GET  /imaging/chunks/SHA                 one stored chunk
+//   POST /imaging/chunks/SHA?job=ID&mac=M    a captured chunk (PUT too); refused unless it hashes to SHA
+//                                            (busybox wget can only GET and POST)
+//   POST /imaging/jobs/ID/report?mac=M       phase, bytes, total, reason
+//   POST /imaging/jobs/ID/image?mac=M        a finished capture's manifest; the image exists after this
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { normalizeMac } from '../store/identifiers.js';
+import type { Logger } from '../host/logger.js';
+import { ChunkError } from './chunk-store.js';
+import { ImageError, type ImageCatalog } from './image-catalog.js';
+import { parseCapturedManifest, parseReport, renderManifest, renderTask } from './agent-protocol.js';
+import type { ImageJob, ImagingJobs, MachinePhase } from './jobs.js';
+
+const MAX_TEXT_BYTES = 4 * 1024 * 1024;
+
+export interface ImagingRoutesOptions {
+  catalog: ImageCatalog;
+  jobs: ImagingJobs;
+  /** the machine list's name for a MAC: the deployed PC's hostname */
+  machineName: (mac: string) => string | undefined;
+  logger: Logger;
+  /** told of every per-PC change, for the app's live rows and the machine's timeline */
+  onProgress?: (job: ImageJob, mac: string, phase: MachinePhase) => void;
+  now?: () => number;
+}
+
+function send(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(body.endsWith('\n') ? body : `${body}\n`);
+}
+
+async function readText(req: IncomingMessage): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const piece of req) {
+    size += (piece as Buffer).length;
+    if (size > MAX_TEXT_BYTES) throw new ImageError('request body too large', 413);
+    parts.push(piece as Buffer);
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+export class ImagingRoutes {
+  private readonly now: () => number;
+
+  constructor(private readonly options: ImagingRoutesOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Answers /imaging/ requests; false for any other path. */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    if (!url.pathname.startsWith('/imaging/')) return false;
+    try {
+      await this.route(req, res, url);
+    } catch (error) {
+      const status = error instanceof ImageError || error instanceof ChunkError ? error.status : 500;
+      if (status === 500) this.options.logger.error(`imaging: ${req.method} ${url.pathname}: ${(error as Error).message}`);
+      if (!res.headersSent) send(res, status, (error as Error).message);
+      else res.destroy();
+    }
+    return true;
+  }
+
+  private mac(url: URL): string {
+    const mac = normalizeMac(url.searchParams.get('mac') ?? '');
+    if (!mac) throw new ImageError('mac= is missing or not a MAC address');
+    return mac;
+  }
+
+  private job(id: string, mac: string): ImageJob {
+    const job = this.options.jobs.get(Number(id));
+    if (!job || !job.machines.some((m) => m.mac === mac)) throw new ImageError(`job ${id} has no machine ${mac}`, 404);
+    return job;
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const { catalog, jobs } = this.options;
+    const path = url.pathname;
+    let m: RegExpExecArray | null;
+    if (req.method === 'GET' && path === '/imaging/task') {
+      const mac = this.mac(url);
+      const job = jobs.pendingFor(mac);
+      if (job) this.progress(job, mac, { phase: 'booting' });
+      send(res, 200, renderTask(job, this.options.machineName(mac)));
+    } else if (req.method === 'GET' && (m = /^\/imaging\/jobs\/(\d+)\/manifest$/.exec(path))) {
+      const job = this.job(m[1], this.mac(url));
+      const manifest = job.kind === 'deploy' ? catalog.get(job.image) : undefined;
+      if (!manifest) throw new ImageError(`image "${job.image}" does not exist (deleted after the job was made?)`, 404);
+      send(res, 200, renderManifest(manifest));
+    } else if ((req.method === 'GET' || req.method === 'HEAD') && (m = /^\/imaging\/chunks\/([0-9a-f]{64})$/.exec(path))) {
+      if (!catalog.chunks.has(m[1])) throw new ImageError(`no chunk ${m[1]}`, 404);
+      res.writeHead(200, { 'content-type': 'application/zstd', 'content-length': catalog.chunks.size(m[1]) });
+      if (req.method === 'HEAD') res.end();
+      else catalog.chunks.open(m[1]).pipe(res);
+    } else if ((req.method === 'PUT' || req.method === 'POST') && (m = /^\/imaging\/chunks\/([0-9a-f]{64})$/.exec(path))) {
+      const mac = this.mac(url);
+      const job = this.job(url.searchParams.get('job') ?? '', mac);
+      if (job.kind !== 'capture' || job.machines[0].result) throw new ImageError(`job ${job.id} is not a capture under way`, 409);
+      const stored = await catalog.chunks.put(m[1], req as AsyncIterable<Buffer>);
+      send(res, stored ? 201 : 200, stored ? 'stored' : 'already stored');
+    } else if (req.method === 'POST' && (m = /^\/imaging\/jobs\/(\d+)\/report$/.exec(path))) {
+      const mac = this.mac(url);
+      const job = this.job(m[1], mac);
+      this.progress(job, mac, parseReport(await readText(req)));
+      send(res, 200, 'ok');
+    } else if (req.method === 'POST' && (m = /^\/imaging\/jobs\/(\d+)\/image$/.exec(path))) {
+      const mac = this.mac(url);
+      const job = this.job(m[1], mac);
+      if (job.kind !== 'capture') throw new ImageError(`job ${job.id} is a deploy, not a capture`, 409);
+      const text = await readText(req);
+      try {
+        const manifest = parseCapturedManifest(text, { name: job.image, mac, machine: this.options.machineName(mac), now: this.now() });
+        catalog.add(manifest);
+        this.options.logger.info(`imaging: image "${job.image}" captured from ${mac}: ${manifest.partitions.length} partition(s)`);
+        this.progress(job, mac, { phase: 'done' });
+        send(res, 201, 'image stored');
+      } catch (error) {
+        this.progress(job, mac, { phase: 'failed', reason: `the host refused the captured image: ${(error as Error).message}` });
+        throw error;
+      }
+    } else {
+      throw new ImageError(`no such imaging request: ${req.method} ${path}`, 404);
+    }
+  }
+
+  private progress(job: ImageJob, mac: string, update: { phase: MachinePhase; bytes?: number; total?: number; reason?: string }): void {
+    this.options.jobs.report(job.id, mac, update);
+    this.options.onProgress?.(job, mac, update.phase);
+  }
+}

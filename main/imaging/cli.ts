@@ -1,0 +1,231 @@
+// `bootbench image ...` and `bootbench machines ...`: imaging jobs and the machine list from
+// a script. They work on the data folder alone, beside a running `bootbench serve` on the
+// same folder: the running host reads jobs from the store when a PC asks for its task.
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultDataDir } from '../host/serve-flags.js';
+import { exportMachinesCsv, importMachinesCsv, normalizeMac, openStore, type Store } from '../store/index.js';
+import { ImageCatalog, ImageError, checkImageName } from './image-catalog.js';
+import { ImagingJobs, type ImageJob, type ThenAction } from './jobs.js';
+
+export interface CommandIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const processIo: CommandIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+const IMAGE_USAGE = `Usage:
+  bootbench image capture --machine MAC --name NAME [--disk SERIAL] [--then disk|poweroff]
+  bootbench image deploy NAME (--machine MAC ... | --group GROUP) [--disk SERIAL] [--then disk|poweroff]
+  bootbench image list
+  bootbench image status [--job ID]
+  bootbench image verify NAME
+  bootbench image delete NAME
+
+The next network boot of the named PCs runs the task: capture reads the PC's disk into a
+new image; deploy writes the image to each PC's disk, verifies it and names the PC from
+the machine list. The disk is the PC's one internal disk, or the one whose serial or model
+is --disk; USB and removable disks are never written.
+
+Options:
+  --data DIR    data folder (default ~/.bootbench, or $BOOTBENCH_DATA)
+  --json        machine-readable output
+  -h, --help    show this help
+
+A refused job exits 2 (bad arguments) or 1 (with the reason); \`image status\` exits 1 when a
+PC of the jobs shown failed, and \`image verify\` when a chunk is damaged or missing.`;
+
+const MACHINES_USAGE = `Usage:
+  bootbench machines import FILE.csv [--dry-run]
+  bootbench machines list
+
+The CSV is the Machines screen's: columns mac, uuid, name, group, entry.
+
+Options:
+  --data DIR    data folder (default ~/.bootbench, or $BOOTBENCH_DATA)
+  --json        machine-readable output
+  -h, --help    show this help`;
+
+class UsageError extends Error {}
+
+const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      data: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      machine: { type: 'string', multiple: true }, group: { type: 'string' }, name: { type: 'string' },
+      disk: { type: 'string' }, then: { type: 'string' }, job: { type: 'string' }, 'dry-run': { type: 'boolean' },
+    },
+  });
+}
+
+async function withFolder(args: string[], usage: string, io: CommandIo, body: (p: ReturnType<typeof parse>, dataDir: string) => Promise<number> | number): Promise<number> {
+  let parsed;
+  try {
+    parsed = parse(args);
+  } catch (err) {
+    io.stderr(`${(err as Error).message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (parsed.values.help || parsed.positionals.length === 0) {
+    (parsed.values.help ? io.stdout : io.stderr)(`${usage}\n`);
+    return parsed.values.help ? 0 : 2;
+  }
+  try {
+    return await body(parsed, resolve(parsed.values.data ?? defaultDataDir()));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`${err.message}\n\n${usage}\n`);
+      return 2;
+    }
+    io.stderr(`bootbench: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+function thenAction(value: string | undefined): ThenAction {
+  if (value === undefined || value === 'disk' || value === 'poweroff') return value ?? 'disk';
+  throw new UsageError(`--then ${value}: use disk (boot the PC's own disk afterwards) or poweroff`);
+}
+
+function describeJob(job: ImageJob): string {
+  const lines = [`job ${job.id}: ${job.kind} ${job.image}${job.disk ? ` (disk ${job.disk})` : ''}, then ${job.then}, ${new Date(job.createdAt).toISOString()}`];
+  for (const m of job.machines) {
+    const progress = m.total > 0 ? ` ${mib(m.bytes)} of ${mib(m.total)}` : '';
+    lines.push(`  ${m.mac}  ${m.phase}${progress}${m.reason ? `: ${m.reason}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+export async function imageCommand(args: string[], io: CommandIo = processIo): Promise<number> {
+  return withFolder(args, IMAGE_USAGE, io, async ({ values, positionals }, dataDir) => {
+    const [command, ...rest] = positionals;
+    const json = values.json ?? false;
+    const catalog = new ImageCatalog(dataDir);
+    const out = (value: unknown, text: string) => io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+    if (command === 'list') {
+      const summaries = catalog.list().map((m) => catalog.summary(m));
+      out(summaries, summaries.length === 0 ? 'no images' : summaries
+        .map((s) => `${s.name}  from ${s.source.machine ?? s.source.mac} (${s.source.disk})  disk ${mib(s.diskBytes)}, used ${mib(s.usedBytes)}, stored ${mib(s.storedBytes)}  ${new Date(s.createdAt).toISOString()}`)
+        .join('\n'));
+      return 0;
+    }
+    if (command === 'verify' || command === 'delete') {
+      const [name] = rest;
+      if (!name) throw new UsageError(`image ${command} needs the image's NAME`);
+      checkImageName(name);
+      if (command === 'verify') {
+        const result = await catalog.verify(name);
+        const ok = result.bad.length === 0 && result.missing.length === 0;
+        out({ name, ...result, ok }, ok
+          ? `${name}: all ${result.chunks} chunks check out`
+          : `${name}: ${result.bad.length} damaged and ${result.missing.length} missing of ${result.chunks} chunks (first: ${[...result.bad, ...result.missing][0]}); capture the image again`);
+        return ok ? 0 : 1;
+      }
+      const store = openStore(dataDir);
+      try {
+        const users = new ImagingJobs(store.db).list().filter((j) => j.kind === 'deploy' && j.image === name && j.machines.some((m) => !m.result));
+        if (users.length) throw new ImageError(`image "${name}" is being deployed by job ${users.map((j) => j.id).join(', ')}: wait for it to finish`);
+      } finally {
+        store.close();
+      }
+      const freed = catalog.remove(name);
+      out({ name, deleted: true, ...freed }, `deleted ${name}: ${freed.chunks} chunks (${mib(freed.bytes)}) no other image uses were removed`);
+      return 0;
+    }
+    const store = openStore(dataDir);
+    try {
+      const jobs = new ImagingJobs(store.db);
+      if (command === 'status') {
+        const shown = values.job ? [jobs.get(Number(values.job))].filter((j): j is ImageJob => !!j) : jobs.list();
+        if (values.job && shown.length === 0) throw new ImageError(`no job ${values.job}`);
+        out(shown, shown.length === 0 ? 'no imaging jobs' : shown.map(describeJob).join('\n'));
+        return shown.some((j) => j.machines.some((m) => m.result === 'failed')) ? 1 : 0;
+      }
+      if (command === 'capture') {
+        if (rest.length) throw new UsageError(`image capture takes no positional arguments (got ${rest.join(' ')})`);
+        const macs = values.machine ?? [];
+        if (macs.length !== 1) throw new UsageError('image capture needs exactly one --machine MAC');
+        if (!values.name) throw new UsageError('image capture needs --name NAME for the new image');
+        checkImageName(values.name);
+        if (catalog.has(values.name)) throw new ImageError(`an image named "${values.name}" exists: delete it first or choose another name`);
+        const job = jobs.create({ kind: 'capture', image: values.name, macs, disk: values.disk, then: thenAction(values.then) });
+        out(job, `${describeJob(job)}\nThe next network boot of ${job.machines[0].mac} captures its disk.`);
+        return 0;
+      }
+      if (command === 'deploy') {
+        const [name, ...extra] = rest;
+        if (!name || extra.length) throw new UsageError('image deploy needs one image NAME');
+        checkImageName(name);
+        if (!catalog.has(name)) throw new ImageError(`no image named "${name}": see bootbench image list`);
+        const macs = deployTargets(store, values.machine ?? [], values.group);
+        const job = jobs.create({ kind: 'deploy', image: name, macs, disk: values.disk, then: thenAction(values.then) });
+        out(job, `${describeJob(job)}\nThe next network boot of each PC deploys ${name}.`);
+        return 0;
+      }
+      throw new UsageError(`unknown command "image ${command ?? ''}"`);
+    } finally {
+      store.close();
+    }
+  });
+}
+
+function deployTargets(store: Store, machines: string[], group: string | undefined): string[] {
+  if (machines.length && group) throw new UsageError('give --machine or --group, not both');
+  if (group) {
+    const members = store.machines.list({ group });
+    if (members.length === 0) throw new ImageError(`group "${group}" has no machines: see bootbench machines list`);
+    const noMac = members.filter((m) => m.macs.length === 0).map((m) => m.name);
+    if (noMac.length) throw new ImageError(`machines of group "${group}" without a MAC cannot be told their task: ${noMac.join(', ')}`);
+    return members.map((m) => m.macs[0]);
+  }
+  if (machines.length === 0) throw new UsageError('image deploy needs --machine MAC (repeatable) or --group GROUP');
+  return machines.map((value) => {
+    const mac = normalizeMac(value);
+    if (mac) return mac;
+    const byName = store.machines.list().find((m) => m.name === value);
+    if (byName?.macs[0]) return byName.macs[0];
+    throw new UsageError(`--machine ${value}: not a MAC address nor the name of a machine with a MAC`);
+  });
+}
+
+export async function machinesCommand(args: string[], io: CommandIo = processIo): Promise<number> {
+  return withFolder(args, MACHINES_USAGE, io, ({ values, positionals }, dataDir) => {
+    const [command, ...rest] = positionals;
+    const json = values.json ?? false;
+    if (command === 'import') {
+      const [file] = rest;
+      if (!file || rest.length > 1) throw new UsageError('machines import needs one FILE.csv');
+      if (!existsSync(file)) throw new UsageError(`${file} does not exist`);
+      const store = openStore(dataDir);
+      try {
+        const result = importMachinesCsv(store, readFileSync(file, 'utf8'), { dryRun: values['dry-run'] ?? false });
+        const problems = result.problems.map((p) => `line ${p.line}: ${p.problem}${p.fix ? ` (${p.fix})` : ''}`);
+        io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${values['dry-run'] ? 'would create' : 'created'} ${result.created}, ${values['dry-run'] ? 'would update' : 'updated'} ${result.updated}${problems.length ? `\n${problems.join('\n')}` : ''}\n`);
+        return result.problems.length ? 1 : 0;
+      } finally {
+        store.close();
+      }
+    }
+    if (command === 'list') {
+      if (rest.length) throw new UsageError('machines list takes no arguments');
+      const store = openStore(dataDir);
+      try {
+        io.stdout(json ? `${JSON.stringify(store.machines.list(), null, 2)}\n` : exportMachinesCsv(store));
+        return 0;
+      } finally {
+        store.close();
+      }
+    }
+    throw new UsageError(`unknown command "machines ${command ?? ''}": use import or list`);
+  });
+}

@@ -1,0 +1,125 @@
+// Imaging jobs in the store: a capture (one PC) or a deploy (one or more PCs), and per PC its
+// phase, bytes, rate and result. The agent's reports update the per-PC row; the CLI and the
+// app read them. Another process on the same data folder (the CLI beside a running serve)
+// sees the same rows, so a job made by the CLI is picked up by the running host.
+import type Database from 'better-sqlite3';
+import { normalizeMac } from '../store/identifiers.js';
+
+export type JobKind = 'capture' | 'deploy';
+export type ThenAction = 'disk' | 'poweroff';
+export type MachinePhase =
+  | 'waiting' | 'booting' | 'checking' | 'partitioning' | 'reading' | 'writing' | 'verifying' | 'naming' | 'done' | 'failed';
+
+export const PHASES: readonly MachinePhase[] = ['waiting', 'booting', 'checking', 'partitioning', 'reading', 'writing', 'verifying', 'naming', 'done', 'failed'];
+
+export interface ImageJob {
+  id: number;
+  kind: JobKind;
+  image: string;
+  /** disk selector: serial or model; empty = the one internal disk */
+  disk?: string;
+  then: ThenAction;
+  createdAt: number;
+  machines: JobMachine[];
+}
+
+export interface JobMachine {
+  mac: string;
+  phase: MachinePhase;
+  /** partition being read or written, for phases that have one */
+  bytes: number;
+  total: number;
+  /** bytes per second over the last report interval */
+  rate: number;
+  result?: 'done' | 'failed';
+  reason?: string;
+  updatedAt: number;
+}
+
+interface JobRow { id: number; kind: JobKind; image: string; disk: string | null; then_action: ThenAction; created_at: number }
+interface MachineRow { job_id: number; mac: string; phase: MachinePhase; bytes: number; total: number; rate: number; result: 'done' | 'failed' | null; reason: string | null; updated_at: number }
+
+export class ImagingJobs {
+  constructor(private readonly db: Database.Database, private readonly now: () => number = Date.now) {}
+
+  create(input: { kind: JobKind; image: string; macs: string[]; disk?: string; then?: ThenAction }): ImageJob {
+    const macs = [...new Set(input.macs.map((m) => {
+      const mac = normalizeMac(m);
+      if (!mac) throw new Error(`"${m}" is not a MAC address (write it as aa:bb:cc:dd:ee:ff)`);
+      return mac;
+    }))];
+    if (macs.length === 0) throw new Error('a job needs at least one machine');
+    if (input.kind === 'capture' && macs.length !== 1) throw new Error('a capture reads one machine');
+    const now = this.now();
+    const id = this.db.transaction(() => {
+      // A PC belongs to one unfinished job: a new job for it replaces the old one's claim.
+      const stale = this.db.prepare(`UPDATE image_job_machines SET phase = 'failed', result = 'failed', reason = ?, updated_at = ?
+        WHERE mac = ? AND result IS NULL`);
+      for (const mac of macs) stale.run('replaced by a newer job for this machine', now, mac);
+      const row = this.db
+        .prepare('INSERT INTO image_jobs (kind, image, disk, then_action, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(input.kind, input.image, input.disk || null, input.then ?? 'disk', now);
+      const insert = this.db.prepare(`INSERT INTO image_job_machines (job_id, mac, phase, updated_at) VALUES (?, ?, 'waiting', ?)`);
+      for (const mac of macs) insert.run(row.lastInsertRowid, mac, now);
+      return Number(row.lastInsertRowid);
+    })();
+    return this.get(id)!;
+  }
+
+  get(id: number): ImageJob | undefined {
+    const row = this.db.prepare('SELECT * FROM image_jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return row ? this.toJob(row) : undefined;
+  }
+
+  list(): ImageJob[] {
+    return (this.db.prepare('SELECT * FROM image_jobs ORDER BY id').all() as JobRow[]).map((r) => this.toJob(r));
+  }
+
+  /** The unfinished job that names this PC, if any. */
+  pendingFor(mac: string): ImageJob | undefined {
+    const row = this.db
+      .prepare(`SELECT j.* FROM image_jobs j JOIN image_job_machines m ON m.job_id = j.id
+        WHERE m.mac = ? AND m.result IS NULL ORDER BY j.id DESC LIMIT 1`)
+      .get(normalizeMac(mac) ?? '') as JobRow | undefined;
+    return row ? this.toJob(row) : undefined;
+  }
+
+  /** Records a report from the agent. Returns false when the PC is not in that job. */
+  report(id: number, mac: string, update: { phase: MachinePhase; bytes?: number; total?: number; reason?: string }): boolean {
+    const key = normalizeMac(mac) ?? '';
+    const previous = this.db.prepare('SELECT * FROM image_job_machines WHERE job_id = ? AND mac = ?').get(id, key) as MachineRow | undefined;
+    if (!previous) return false;
+    if (previous.result) return true; // a finished PC's row is final
+    const now = this.now();
+    const bytes = update.bytes ?? previous.bytes;
+    const seconds = (now - previous.updated_at) / 1000;
+    const rate = update.phase === previous.phase && seconds > 0 && bytes >= previous.bytes ? (bytes - previous.bytes) / seconds : previous.rate;
+    const result = update.phase === 'done' ? 'done' : update.phase === 'failed' ? 'failed' : null;
+    this.db
+      .prepare('UPDATE image_job_machines SET phase = ?, bytes = ?, total = ?, rate = ?, result = ?, reason = ?, updated_at = ? WHERE job_id = ? AND mac = ?')
+      .run(update.phase, bytes, update.total ?? previous.total, rate, result, update.reason ?? previous.reason, now, id, key);
+    return true;
+  }
+
+  /** Ends every unfinished PC of unfinished captures: used at start, when no capture can still be under way. */
+  failUnfinishedCaptures(reason: string): number {
+    return this.db
+      .prepare(`UPDATE image_job_machines SET phase = 'failed', result = 'failed', reason = ?, updated_at = ?
+        WHERE result IS NULL AND job_id IN (SELECT id FROM image_jobs WHERE kind = 'capture')`)
+      .run(reason, this.now()).changes;
+  }
+
+  private toJob(row: JobRow): ImageJob {
+    const machines = (this.db.prepare('SELECT * FROM image_job_machines WHERE job_id = ? ORDER BY mac').all(row.id) as MachineRow[]).map((m) => ({
+      mac: m.mac,
+      phase: m.phase,
+      bytes: m.bytes,
+      total: m.total,
+      rate: m.rate,
+      result: m.result ?? undefined,
+      reason: m.reason ?? undefined,
+      updatedAt: m.updated_at,
+    }));
+    return { id: row.id, kind: row.kind, image: row.image, disk: row.disk ?? undefined, then: row.then_action, createdAt: row.created_at, machines };
+  }
+}

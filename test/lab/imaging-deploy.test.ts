@@ -1,0 +1,265 @@
+// Lab: disk imaging end to end with real firmware and `bootbench serve` (full DHCP, the
+// library's iPXE chain, no --boot flags). Jobs are made with the command line beside the
+// running host, as a technician's script would.
+//   1. Capture: a UEFI PC with a GPT reference disk (ESP whose EFI/BOOT/BOOTX64.EFI is the
+//      UEFI marker, ext4 with files, NTFS with a Windows folder) and a BIOS PC with an MBR
+//      reference disk (boot code = the BIOS marker, ext4) are captured at once.
+//   2. Deploy: two UEFI and two BIOS PCs with blank disks get the images at once.
+//   3. Each deployed disk boots on its own (no network): its marker runs and exits QEMU.
+//   4. Tables, files, hostnames and the Windows ComputerName are checked on the disk files.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  BootLab, OVMF_CODE, OVMF_VARS, PROJECT_ROOT, QemuClient, bootbenchCommand, clientMac, labUnavailableReason,
+  type ClientKind, type ClientResult, type RunningServer, startPxeServer,
+} from './boot-lab.js';
+import { FULL_DHCP_POOL } from './scenario.js';
+import { BIOS_EXIT_VALUE, UEFI_EXIT_VALUE, biosMarkerNbp, markerText, qemuExitStatus, uefiMarkerNbp } from './marker-nbp.js';
+
+const IMAGING = join(PROJECT_ROOT, 'resources', 'imaging');
+const BOOT = join(PROJECT_ROOT, 'resources', 'boot');
+const TOOLS = ['sfdisk', 'mkfs.ext4', 'mkfs.vfat', 'mmd', 'mcopy', 'mkntfs', 'ntfs-3g', 'debugfs', 'ntfscat'];
+const missingTools = TOOLS.filter((t) => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return true;
+  }
+});
+const skip =
+  labUnavailableReason({ kinds: ['bios', 'uefi'] }) ??
+  (existsSync(join(IMAGING, 'initrd.img')) ? undefined : 'the imaging environment is not built: run `npm run build:imaging`') ??
+  (existsSync(join(BOOT, 'ipxe', 'snponly.efi')) && existsSync(join(BOOT, 'ipxe', 'undionly.kpxe')) ? undefined : 'resources/boot is not built: run `npm run build:resources`') ??
+  (missingTools.length ? `missing: ${missingTools.join(', ')} (apt-get install fdisk e2fsprogs dosfstools mtools ntfs-3g)` : undefined);
+
+const MIB = 1024 * 1024;
+const TIMEOUT_MS = Number(process.env.BOOTBENCH_LAB_IMAGING_TIMEOUT_MS ?? 300_000);
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const run = (cmd: string, args: string[], input?: string) =>
+  execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } }).toString();
+
+interface Part { n: number; start: number; sectors: number }
+function partitions(file: string): Part[] {
+  return run('sfdisk', ['--dump', file]).split('\n').flatMap((line) => {
+    const m = /(\d+) : start=\s*(\d+), size=\s*(\d+)/.exec(line);
+    return m ? [{ n: Number(m[1]), start: Number(m[2]), sectors: Number(m[3]) }] : [];
+  });
+}
+function putAt(disk: string, part: Part, file: string): void {
+  run('dd', [`if=${file}`, `of=${disk}`, 'bs=512', `seek=${part.start}`, 'conv=notrunc', 'status=none']);
+}
+function extract(disk: string, part: Part, to: string): string {
+  run('dd', [`if=${disk}`, `of=${to}`, 'bs=512', `skip=${part.start}`, `count=${part.sectors}`, 'status=none']);
+  return to;
+}
+
+/** Files in the reference ext4 file systems: name -> sha256. */
+const FILES = new Map<string, string>();
+function ext4Partition(dir: string, path: string, mib: number, hostname: string): void {
+  const src = mkdtempSync(join(dir, 'ext4-src-'));
+  mkdirSync(join(src, 'etc'));
+  writeFileSync(join(src, 'etc', 'hostname'), `${hostname}\n`);
+  for (let i = 0; i < 3; i++) {
+    const data = Buffer.alloc(MIB + i * 8192);
+    for (let j = 0; j < data.length; j += 4) data.writeUInt32LE((j * 2246822519 + i * 7) >>> 0, j);
+    writeFileSync(join(src, `data-${i}.bin`), data);
+    FILES.set(`data-${i}.bin`, sha256(data));
+  }
+  run('mkfs.ext4', ['-q', '-F', '-d', src, path, `${mib}M`]);
+}
+
+/** GPT: ESP (UEFI marker as the removable-media loader), ext4, NTFS with a Windows folder. */
+function gptReference(dir: string): string {
+  const disk = join(dir, 'gpt-reference.img');
+  run('truncate', ['-s', '64M', disk]);
+  run('sfdisk', ['-q', disk], [
+    'label: gpt',
+    'start=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+    'size=40960, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D',
+    'size=24576, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7',
+    '',
+  ].join('\n'));
+  const [esp, root, windows] = partitions(disk);
+  const espFile = join(dir, 'esp.img');
+  run('truncate', ['-s', `${esp.sectors * 512}`, espFile]);
+  run('mkfs.vfat', ['-n', 'ESP', espFile]);
+  const marker = join(dir, 'marker.efi');
+  writeFileSync(marker, uefiMarkerNbp());
+  run('mmd', ['-i', espFile, '::/EFI', '::/EFI/BOOT']);
+  run('mcopy', ['-i', espFile, marker, '::/EFI/BOOT/BOOTX64.EFI']);
+  putAt(disk, esp, espFile);
+  const rootFile = join(dir, 'gpt-root.img');
+  ext4Partition(dir, rootFile, root.sectors / 2048, 'gpt-reference');
+  putAt(disk, root, rootFile);
+  const ntfsFile = join(dir, 'ntfs.img');
+  run('truncate', ['-s', `${windows.sectors * 512}`, ntfsFile]);
+  run('mkntfs', ['-Q', '-q', '-F', ntfsFile]);
+  const mnt = mkdtempSync(join(dir, 'ntfs-'));
+  run('ntfs-3g', [ntfsFile, mnt]);
+  try {
+    mkdirSync(join(mnt, 'Windows', 'System32'), { recursive: true });
+    writeFileSync(join(mnt, 'Windows', 'System32', 'marker.txt'), 'windows\n');
+  } finally {
+    run('umount', [mnt]);
+  }
+  putAt(disk, windows, ntfsFile);
+  return disk;
+}
+
+/** MBR: the BIOS marker as the boot code, one ext4 partition. */
+function mbrReference(dir: string): string {
+  const disk = join(dir, 'mbr-reference.img');
+  run('truncate', ['-s', '48M', disk]);
+  run('sfdisk', ['-q', disk], 'label: dos\nstart=2048, size=61440, type=83\n');
+  const code = biosMarkerNbp();
+  assert.ok(code.length <= 440, 'the BIOS marker must fit the MBR boot code area');
+  writeFileSync(join(dir, 'code.bin'), code);
+  run('dd', [`if=${join(dir, 'code.bin')}`, `of=${disk}`, 'conv=notrunc', 'status=none']);
+  const [root] = partitions(disk);
+  const rootFile = join(dir, 'mbr-root.img');
+  ext4Partition(dir, rootFile, root.sectors / 2048, 'mbr-reference');
+  putAt(disk, root, rootFile);
+  return disk;
+}
+
+function virtioDisk(id: string, file: string, serial: string): string[] {
+  return ['-drive', `if=none,id=${id},format=raw,file=${file}`, '-device', `virtio-blk-pci,drive=${id},serial=${serial}`];
+}
+
+/** Boots a disk with no network at all and returns QEMU's exit status and debug console. */
+function bootDisk(dir: string, kind: 'bios' | 'uefi', disk: string): Promise<{ code: number | null; debugcon: string }> {
+  const debugcon = join(dir, `${kind}-${Date.now()}.debugcon`);
+  const args = [
+    '-machine', 'q35,accel=tcg', '-cpu', 'qemu64', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot', '-nic', 'none',
+    '-debugcon', `file:${debugcon}`, '-global', 'isa-debugcon.iobase=0x402', '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04',
+    ...virtioDisk('d0', disk, 'BOOTCHECK'),
+  ];
+  if (kind === 'uefi') {
+    const vars = join(dir, `vars-${Date.now()}.fd`);
+    copyFileSync(OVMF_VARS, vars);
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
+  } else {
+    args.push('-boot', 'order=c');
+  }
+  return new Promise((resolve) => {
+    const child = spawn('qemu-system-x86_64', args, { stdio: 'ignore' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, debugcon: existsSync(debugcon) ? readFileSync(debugcon, 'latin1') : '' });
+    });
+  });
+}
+
+interface Pc { kind: ClientKind; index: number; disk: string; name: string }
+
+if (skip) test('disk imaging with real firmware: capture, deploy to four PCs, boot the deployed disks', { skip }, () => {});
+else describe('disk imaging with real firmware: capture, deploy to four PCs, boot the deployed disks', () => {
+  const lab = new BootLab('ig');
+  const dataDir = join(lab.dir, 'data');
+  let server: RunningServer;
+  let gptRef = '';
+  let mbrRef = '';
+  const targets: Pc[] = [];
+
+  function cli(...args: string[]): string {
+    const { cmd, args: base } = bootbenchCommand();
+    return execFileSync(cmd, [...base, ...args, '--data', dataDir], { cwd: PROJECT_ROOT }).toString();
+  }
+  /** `image status`, which exits 1 when a PC failed: its text either way. */
+  function jobsText(): string {
+    try {
+      return cli('image', 'status');
+    } catch (err) {
+      return String((err as { stdout?: Buffer }).stdout ?? err);
+    }
+  }
+  function runPcs(pcs: { kind: ClientKind; index: number; disk: string }[]): Promise<ClientResult[]> {
+    return Promise.all(pcs.map((pc) => new QemuClient(lab, pc.kind, pc.index, virtioDisk(`d${pc.index}`, pc.disk, `BB-${pc.kind}-${pc.index}`)).run(TIMEOUT_MS)));
+  }
+  function report(results: ClientResult[]): string {
+    return results.map((r) => `${r.kind} ${r.mac}: exit ${r.exitCode ?? r.signal} after ${(r.elapsedMs / 1000).toFixed(0)} s\n${r.serial.split('\n').slice(-15).join('\n')}`).join('\n---\n')
+      + `\n--- jobs ---\n${jobsText()}\n${lab.processReport(20)}`;
+  }
+
+  before(async () => {
+    mkdirSync(dataDir, { recursive: true });
+    gptRef = gptReference(lab.dir);
+    mbrRef = mbrReference(lab.dir);
+    for (const [kind, index] of [['uefi', 1], ['uefi', 2], ['bios', 1], ['bios', 2]] as const) {
+      const disk = join(lab.dir, `target-${kind}-${index}.img`);
+      run('truncate', ['-s', kind === 'uefi' ? '64M' : '48M', disk]);
+      targets.push({ kind, index, disk, name: `pc-${kind}-${index}` });
+    }
+    const csv = ['mac,uuid,name,group,entry', ...targets.map((t) => `${clientMac(t.kind, t.index)},,${t.name},${t.kind === 'uefi' ? 'row-u' : 'row-b'},`)].join('\n');
+    writeFileSync(join(lab.dir, 'machines.csv'), `${csv}\n`);
+    cli('machines', 'import', join(lab.dir, 'machines.csv'));
+    lab.startRouterAdvertiser();
+    server = startPxeServer(lab, { dataDir, mode: 'dhcp', root: lab.makeRoot({}), boot: {}, pool: FULL_DHCP_POOL, httpPort: 8080 });
+    await server.ready();
+  });
+  after(() => lab.destroy());
+
+  test('a UEFI PC (GPT) and a BIOS PC (MBR) are captured at once, each chunk checked', async () => {
+    cli('image', 'capture', '--machine', clientMac('uefi', 0), '--name', 'gpt-ref', '--then', 'poweroff');
+    cli('image', 'capture', '--machine', clientMac('bios', 0), '--name', 'mbr-ref', '--then', 'poweroff');
+    const results = await runPcs([{ kind: 'uefi', index: 0, disk: gptRef }, { kind: 'bios', index: 0, disk: mbrRef }]);
+    const images = JSON.parse(cli('image', 'list', '--json')) as { name: string; partitions: number; usedBytes: number; storedBytes: number }[];
+    assert.deepEqual(images.map((i) => i.name), ['gpt-ref', 'mbr-ref'], report(results));
+    assert.equal(images[0].partitions, 4, 'GPT image: boot area + ESP + ext4 + NTFS');
+    assert.equal(images[1].partitions, 2, 'MBR image: boot area + ext4');
+    // Each file system read by its own reader (used blocks only), none as a raw copy.
+    const tools = (name: string) => (JSON.parse(readFileSync(join(dataDir, 'images', 'catalog', `${name}.json`), 'utf8')) as { partitions: { tool: string }[] }).partitions.map((p) => p.tool);
+    assert.deepEqual(tools('gpt-ref'), ['boot', 'fat', 'extfs', 'ntfs']);
+    assert.deepEqual(tools('mbr-ref'), ['boot', 'extfs']);
+    for (const r of results) assert.equal(r.exitCode, 0, `the PC should power off after its capture\n${report(results)}`);
+    assert.match(cli('image', 'verify', 'gpt-ref'), /all \d+ chunks check out/);
+  });
+
+  test('four PCs deploy at once, each verified and named, then set to boot their own disk', async (t) => {
+    cli('image', 'deploy', 'gpt-ref', '--group', 'row-u', '--then', 'disk');
+    cli('image', 'deploy', 'mbr-ref', '--group', 'row-b', '--then', 'disk');
+    const results = await runPcs(targets);
+    for (const r of results) t.diagnostic(`${r.kind} ${r.mac}: ${(r.elapsedMs / 1000).toFixed(0)} s; ${r.serial.split('\n').filter((l) => l.includes('bootbench-agent')).join(' | ')}`);
+    const jobs = JSON.parse(cli('image', 'status', '--json')) as { kind: string; machines: { mac: string; phase: string; result?: string; reason?: string }[] }[];
+    const deployed = jobs.filter((j) => j.kind === 'deploy').flatMap((j) => j.machines);
+    assert.equal(deployed.length, 4);
+    for (const m of deployed) assert.equal(m.result, 'done', `${m.mac}: ${m.phase} ${m.reason ?? ''}\n${report(results)}`);
+    const machines = JSON.parse(cli('machines', 'list', '--json')) as { name: string; entryId: number | null }[];
+    for (const t of targets) assert.ok(machines.find((m) => m.name === t.name)?.entryId, `${t.name} should be assigned its local disk after the deploy`);
+  });
+
+  test('each deployed disk boots by itself: the marker it carries runs', async () => {
+    const boots = await Promise.all(targets.map((t) => bootDisk(lab.dir, t.kind === 'uefi' ? 'uefi' : 'bios', t.disk)));
+    targets.forEach((t, i) => {
+      const marker = t.kind === 'uefi' ? markerText('uefi64') : markerText('bios');
+      const status = qemuExitStatus(t.kind === 'uefi' ? UEFI_EXIT_VALUE : BIOS_EXIT_VALUE);
+      assert.ok(boots[i].debugcon.includes(marker) && boots[i].code === status, `${t.name}: marker "${marker}" / exit ${status} expected, got exit ${boots[i].code}`);
+    });
+  });
+
+  test('tables, files, hostnames and the Windows ComputerName are on the deployed disks', () => {
+    for (const t of targets) {
+      const ref = t.kind === 'uefi' ? gptRef : mbrRef;
+      assert.deepEqual(partitions(t.disk), partitions(ref), `${t.name}: partition table`);
+      const root = partitions(t.disk)[t.kind === 'uefi' ? 1 : 0];
+      const rootFile = extract(t.disk, root, join(lab.dir, `${t.name}-root.img`));
+      for (const [name, hash] of FILES) {
+        const data = execFileSync('debugfs', ['-R', `cat /${name}`, rootFile], { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 16 * MIB });
+        assert.equal(sha256(data), hash, `${t.name}: ${name}`);
+      }
+      const hostname = execFileSync('debugfs', ['-R', 'cat /etc/hostname', rootFile], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      assert.equal(hostname, t.name, `${t.name}: /etc/hostname`);
+      if (t.kind === 'uefi') {
+        const windows = extract(t.disk, partitions(t.disk)[2], join(lab.dir, `${t.name}-windows.img`));
+        const unattend = execFileSync('ntfscat', [windows, 'Windows/Panther/unattend.xml']).toString();
+        assert.match(unattend, new RegExp(`<ComputerName>${t.name}</ComputerName>`));
+      }
+    }
+  });
+});
