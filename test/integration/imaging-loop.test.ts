@@ -268,6 +268,49 @@ else describe('imaging agent on loop devices', () => {
     }
   });
 
+  /** A one-partition GPT disk whose partition gets `prepare`d, and the store's chunk count. */
+  function ntfsDisk(name: string, prepare: (partition: string) => void): string {
+    const file = join(work, name);
+    run('truncate', ['-s', '32M', file]);
+    run('sfdisk', ['-q', file], 'label: gpt\nstart=2048, size=40960, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n');
+    const part = partitionLoop(file, 1);
+    run('mkntfs', ['-Q', '-q', '-F', part]);
+    prepare(part);
+    detach(part);
+    return file;
+  }
+
+  test('capture is refused before anything is sent: a BitLocker volume, a hibernated Windows', async () => {
+    const bitlocker = ntfsDisk('bitlocker.img', (part) => {
+      // What blkid recognises a BitLocker volume by: the signature in its boot sector.
+      const sector = readFileSync(part).subarray(0, 512);
+      sector.write('-FVE-FS-', 3, 'latin1');
+      writeFileSync(part, sector, { flag: 'r+' });
+    });
+    const hibernated = ntfsDisk('hibernated.img', (part) => {
+      const dir = mountAt(part, 'ntfs', false);
+      // ntfs-3g reads a hiberfil.sys that starts with HIBR as "Windows is hibernated".
+      writeFileSync(join(dir, 'hiberfil.sys'), Buffer.concat([Buffer.from('HIBR'), Buffer.alloc(8188)]));
+      unmount(dir);
+    });
+    const cases = [
+      { file: bitlocker, name: 'bl', reason: /partition 1 is BitLocker-encrypted.*Turn BitLocker off/ },
+      { file: hibernated, name: 'hib', reason: /partition 1 \(NTFS\) is hibernated.*powercfg \/h off/ },
+    ];
+    for (const c of cases) {
+      const chunksBefore = catalog.chunks.list().length;
+      const dev = attach(c.file);
+      const job = jobs.create({ kind: 'capture', image: c.name, macs: [REF_MAC] });
+      const result = await agent(REF_MAC, [dev]);
+      assert.equal(result.code, 1, result.out);
+      const row = jobs.get(job.id)!.machines[0];
+      assert.equal(row.result, 'failed');
+      assert.match(row.reason ?? '', c.reason);
+      assert.equal(catalog.chunks.list().length, chunksBefore, 'chunks were sent before the refusal');
+      assert.equal(catalog.get(c.name), undefined);
+    }
+  });
+
   test('the agent refuses to run on a plain host without a list of disks it may use', async () => {
     const result = await new Promise<number | null>((resolve) => {
       const child = spawn('/bin/busybox', ['sh', AGENT, 'run', url, TARGET_MAC], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
