@@ -5,7 +5,24 @@
 import type { Store } from '../store/index.js';
 import { ImageCatalog, ImageError, checkImageName, ImagingJobs, type ImageJob } from '../imaging/index.js';
 import type { ImageCaptureRequest, ImageDeployRequest, ImageInfo, ImagingJob } from '../../preload/api.js';
-import { ApiError, type ImagingApi } from './api.js';
+import { ApiError, uiWording, type ImagingApi } from './api.js';
+import { formatBytes } from './boot-diagnosis.js';
+
+const TRANSPORTS: Record<string, string> = { nvme: 'NVMe', sata: 'SATA', virtio: 'virtio', usb: 'USB', loop: 'loop', other: 'other' };
+
+/**
+ * The agent lists the disks it saw as its own `name=... size=... transport=...` lines (one
+ * report line, `;` between disks); the screen says them as a technician reads them.
+ */
+export function describeSeenDisks(reason: string): string {
+  return reason.replace(/name=(\S+) size=(\d+) transport=(\S+) removable=(\d) model=(\S+) serial=([^\s;]+)/g, (_all, name, size, transport, removable, model, serial) => {
+    const parts = [TRANSPORTS[transport] ?? transport, formatBytes(Number(size))];
+    if (model !== '-') parts.push(model.replace(/_/g, ' '));
+    if (serial !== '-') parts.push(`serial ${serial}`);
+    if (removable === '1') parts.push('removable');
+    return `${name} (${parts.join(', ')})`;
+  }).replace(/\) ?;(?=\S)/g, '); ');
+}
 
 export interface StoreImagingOptions {
   store: Store;
@@ -25,7 +42,7 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
     ...job,
     machines: job.machines.map((m) => {
       const machine = store.machines.findByMac(m.mac);
-      return { ...m, machineId: machine?.id, machine: machine?.name || undefined };
+      return { ...m, reason: m.reason && uiWording(describeSeenDisks(m.reason)), machineId: machine?.id, machine: machine?.name || undefined };
     }),
   });
 

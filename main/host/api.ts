@@ -260,6 +260,8 @@ const FLAG_WORDING: [RegExp, string][] = [
   [/\(--pool FIRST-LAST\)/, '(first and last address)'],
   [/--interface NAME/, 'the network card'],
   [/use --mode proxy beside it, or --force if you are sure/, 'switch to Proxy DHCP mode beside it, or choose "Start anyway" if you are sure'],
+  // The imaging agent's refusals name the CLI's option for the disk to use.
+  [/\(--disk\)/, '(the Disk field of the Images screen)'],
 ];
 
 export function uiWording(message: string): string {

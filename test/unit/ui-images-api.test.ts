@@ -113,7 +113,7 @@ describe('images:deploy', () => {
     const group = await call<ImagingJob>('images:deploy', { image: 'gpt-ref', group: 'ROW-A', then: 'poweroff' });
     assert.deepEqual(group.machines.map((m) => m.mac), [PC1, PC2], 'group names match as the Machines screen does, ignoring case');
     const earlier = (await call<ImagingJob[]>('imaging:jobs')).find((j) => j.id === job.id)!;
-    assert.ok(earlier.machines.every((m) => m.result === 'failed' && m.reason === 'replaced by a newer job for this machine'), 'a PC belongs to one unfinished job');
+    assert.ok(earlier.machines.every((m) => m.result === 'failed' && m.reason === 'Replaced by a newer job for this machine'), 'a PC belongs to one unfinished job');
     const listed = (await call<ImageInfo[]>('images:list')).find((i) => i.name === 'gpt-ref')!;
     assert.deepEqual(listed.deployingJobs, [group.id]);
     finish(group);
@@ -231,6 +231,17 @@ describe('live rows and the timeline', () => {
       'Imaging: deploy of gpt-ref — writing',
       'Imaging: deploy of gpt-ref — verifying',
     ]);
+  });
+
+  test("the agent's refusal names the screen's Disk field, not the command line's option, and the disks it saw in words", async () => {
+    const made = await call<ImagingJob>('images:deploy', { image: 'gpt-ref', macs: [PC2] });
+    const seen = 'name=nvme0n1 size=512110190592 transport=nvme removable=0 model=Samsung_SSD_980 serial=S64DNF0R;name=sdb size=16013942784 transport=usb removable=1 model=- serial=-';
+    new ImagingJobs(store.db).report(made.id, PC2, { phase: 'failed', reason: `2 internal disks and the task names none: choose one by serial or model (--disk); disks seen: ${seen}` });
+    const row = (await call<ImagingJob[]>('imaging:jobs')).find((j) => j.id === made.id)!.machines[0]!;
+    assert.equal(
+      row.reason,
+      '2 internal disks and the task names none: choose one by serial or model (the Disk field of the Images screen); disks seen: nvme0n1 (NVMe, 477 GB, Samsung SSD 980, serial S64DNF0R); sdb (USB, 15 GB, removable)',
+    );
   });
 
   test('a recorded imaging event reads as a step in plain words', () => {
