@@ -9,8 +9,9 @@
 // Screenshots: test-output/ui/images-*.png
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import { openStore, type Store } from '../../main/store/index.js';
 import type { NetInterface } from '../../main/net/index.js';
 import { launchChromium, RENDERER_DIR, REPO, webUiSkipReason } from '../helpers/web-ui-browser.js';
 import { addSampleImage } from '../helpers/sample-image.js';
+import { agentSkipReason, runAgent } from '../helpers/imaging-agent.js';
 
 const shots = join(REPO, 'test-output/ui');
 const skip = webUiSkipReason();
@@ -39,6 +41,8 @@ let browser: Browser | undefined;
 let agentBase = '';
 let failurePage: Page | undefined;
 let passed = false;
+const loops: string[] = [];
+const mounts: string[] = [];
 
 before(async () => {
   if (skip) return;
@@ -62,6 +66,8 @@ before(async () => {
 after(async () => {
   if (failurePage && !passed) await failurePage.screenshot({ path: join(shots, 'images-failure.png'), fullPage: true }).catch(() => {});
   await browser?.close().catch(() => {});
+  for (const dir of mounts.reverse()) try { run('umount', [dir]); } catch { /* not mounted */ }
+  for (const dev of loops) try { run('losetup', ['-d', dev]); } catch { /* gone */ }
   await web?.close();
   await host?.close();
   store?.close();
@@ -77,6 +83,19 @@ function freePort(): Promise<number> {
     });
     probe.on('error', reject);
   });
+}
+
+const run = (cmd: string, args: string[], input?: string) => execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+/** A loop device over a file of this test (never a disk of this machine). */
+function loop(file: string, offset?: number, size?: number, readOnly = false): string {
+  const args = ['-f', '--show', ...(offset !== undefined ? ['-o', String(offset), '--sizelimit', String(size)] : []), ...(readOnly ? ['-r'] : []), file];
+  const dev = run('losetup', args).trim();
+  loops.push(dev);
+  return dev;
+}
+function unloop(dev: string): void {
+  run('losetup', ['-d', dev]);
+  loops.splice(loops.indexOf(dev), 1);
 }
 
 /** What the agent does over HTTP (curl in agent.sh). */
@@ -209,6 +228,93 @@ test('images: list, deploy to two PCs with rows moving to done and failed, timel
   await captured.waitFor({ timeout: 5000 });
   assert.match(await captured.innerText(), /bench-01/);
   assert.equal(await captured.getByTestId('disk-size').innerText(), '512 MiB');
+  assert.deepEqual(pageErrors, []);
+  passed = true;
+});
+
+const agentSkip = skip ?? agentSkipReason();
+
+test('images: the real agent on loop devices, captured and deployed from the screen, ends done and verified', { skip: agentSkip, timeout: 180_000 }, async (t) => {
+  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+  failurePage = page;
+  passed = false;
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+
+  // The reference PC's disk: GPT, one ext4 partition with a hostname and 6 MiB of data.
+  const ref = join(work, 'reference.img');
+  run('truncate', ['-s', '48M', ref]);
+  run('sfdisk', ['-q', ref], 'label: gpt\nstart=2048, size=94208, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\n');
+  const refPart = loop(ref, 2048 * 512, 94208 * 512);
+  run('mkfs.ext4', ['-q', '-F', refPart]);
+  const mnt = mkdtempSync(join(work, 'mnt-'));
+  run('mount', ['-t', 'ext4', refPart, mnt]);
+  mounts.push(mnt);
+  mkdirSync(join(mnt, 'etc'));
+  writeFileSync(join(mnt, 'etc', 'hostname'), 'reference\n');
+  const data = randomBytes(6 * MIB);
+  writeFileSync(join(mnt, 'data.bin'), data);
+  run('umount', [mnt]);
+  mounts.pop();
+  unloop(refPart);
+
+  await page.goto(web!.url);
+  await page.click('[data-screen=images]');
+  await page.getByLabel('Machine to capture').selectOption({ label: `bench-02 (${PC2})` });
+  await page.getByLabel('New image name').fill('loop-ref');
+  await page.getByLabel('After the capture').selectOption('poweroff');
+  await page.getByRole('button', { name: 'Capture at its next boot' }).click();
+  const notice = page.getByTestId('images-notice');
+  await notice.filter({ hasText: /captures its disk into "loop-ref"/ }).waitFor({ timeout: 5000 });
+  const captureId = Number(/Job (\d+)/.exec(await notice.innerText())![1]);
+
+  const refDisk = loop(ref);
+  const captured = await runAgent(agentBase, PC2, [refDisk], work);
+  assert.equal(captured.code, 0, `the capture failed:\n${captured.out}`);
+  unloop(refDisk);
+  const captureRow = page.locator(`[data-job="${captureId}"] tr[data-mac="${PC2}"]`);
+  await captureRow.getByTestId('phase').filter({ hasText: 'done' }).waitFor({ timeout: 10_000 });
+  const image = page.locator('tr[data-image="loop-ref"]');
+  await image.waitFor({ timeout: 5000 });
+  assert.match(await image.innerText(), /bench-02/);
+  assert.equal(await image.getByTestId('disk-size').innerText(), '48 MiB');
+  await image.getByRole('button', { name: 'Verify loop-ref' }).click();
+  await notice.filter({ hasText: /"loop-ref": all \d+ chunks check out\./ }).waitFor({ timeout: 10_000 });
+
+  // Deploy it to a blank disk as bench-01; the row is watched while the agent works.
+  const target = join(work, 'target.img');
+  run('truncate', ['-s', '48M', target]);
+  await image.getByRole('button', { name: 'Deploy loop-ref' }).click();
+  await page.getByLabel('Deploy to bench-01').check();
+  await page.getByRole('button', { name: 'Deploy at their next boot' }).click();
+  await notice.filter({ hasText: /deploys "loop-ref"/ }).waitFor({ timeout: 5000 });
+  const deployId = Number(/Job (\d+)/.exec(await notice.innerText())![1]);
+  const row = page.locator(`[data-job="${deployId}"] tr[data-mac="${PC1}"]`);
+  const targetDisk = loop(target);
+  const phases = new Set<string>();
+  const deploying = runAgent(agentBase, PC1, [targetDisk], work);
+  let finished = false;
+  void deploying.then(() => (finished = true));
+  while (!finished) {
+    phases.add(await row.getByTestId('phase').innerText().catch(() => '?'));
+    await page.waitForTimeout(100);
+  }
+  const deployed = await deploying;
+  assert.equal(deployed.code, 0, `the deploy failed:\n${deployed.out}`);
+  await row.getByTestId('phase').filter({ hasText: 'done' }).waitFor({ timeout: 10_000 });
+  assert.equal(await row.getByTestId('result').innerText(), 'written and verified');
+  assert.ok(phases.size >= 2, `the row changed while the agent worked: ${[...phases].join(', ')}`);
+  t.diagnostic(`phases seen on the row while the agent deployed: ${[...phases].join(', ')}`);
+  await page.screenshot({ path: join(shots, 'images-real-agent.png'), fullPage: true });
+  unloop(targetDisk);
+
+  // What the agent wrote: the same data, and the name from the machine list.
+  const written = loop(target, 2048 * 512, 94208 * 512, true);
+  const check = mkdtempSync(join(work, 'mnt-'));
+  run('mount', ['-t', 'ext4', '-o', 'ro', written, check]);
+  mounts.push(check);
+  assert.equal(readFileSync(join(check, 'etc', 'hostname'), 'utf8').trim(), 'bench-01');
+  assert.ok(readFileSync(join(check, 'data.bin')).equals(data), 'the data arrived intact');
   assert.deepEqual(pageErrors, []);
   passed = true;
 });
