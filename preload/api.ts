@@ -481,6 +481,7 @@ export interface ApiCalls {
   'images:deploy': { request: ImageDeployRequest; response: ImagingJob };
   'images:delete': { request: { name: string }; response: ImageDeleteResult };
   'images:verify': { request: { name: string }; response: ImageVerifyResult };
+  /** The 50 most recent imaging jobs, newest first. */
   'imaging:jobs': { request: void; response: ImagingJob[] };
 }
 

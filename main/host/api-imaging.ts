@@ -24,6 +24,9 @@ export function describeSeenDisks(reason: string): string {
   }).replace(/\) ?;(?=\S)/g, '); ');
 }
 
+/** Jobs the Images screen lists: the most recent ones. */
+export const JOBS_LISTED = 50;
+
 export interface StoreImagingOptions {
   store: Store;
   /** The data folder the images live in; read at each call so it follows the host's settings. */
@@ -118,7 +121,7 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
       }
     },
 
-    jobs: () => jobs.list().map(toApiJob),
+    jobs: () => jobs.recent(JOBS_LISTED).map(toApiJob),
 
     job: (id: number) => {
       const job = jobs.get(id);

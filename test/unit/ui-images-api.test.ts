@@ -161,6 +161,8 @@ test('jobs another process makes on the same data folder are listed', async () =
   try {
     const made = new ImagingJobs(other.db).create({ kind: 'deploy', image: 'gpt-ref', macs: [PC2] });
     const jobs = await call<ImagingJob[]>('imaging:jobs');
+    assert.equal(jobs[0]!.id, made.id, 'newest first');
+    assert.deepEqual(jobs.map((j) => j.id), [...jobs.map((j) => j.id)].sort((a, b) => b - a));
     const seen = jobs.find((j) => j.id === made.id);
     assert.deepEqual(seen?.machines.map((m) => [m.mac, m.machine, m.phase]), [[PC2, 'bench-02', 'waiting']]);
     new ImagingJobs(other.db).report(made.id, PC2, { phase: 'failed', reason: 'test over' });

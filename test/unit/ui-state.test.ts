@@ -459,6 +459,10 @@ describe('ImagesState', () => {
     s.advance(300);
     assert.deepEqual(state.jobs.map((j) => j.id), [7, 2, 1], 'a job made elsewhere shows up at the top');
     assert.equal(mergeJobs([], Array.from({ length: 80 }, (_, i) => job(i + 1))).length, JOBS_SHOWN);
+    transport.calls.length = 0;
+    await state.refreshJobs();
+    assert.deepEqual(transport.calls.map(([c]) => c), ['imaging:jobs'], 'the periodic re-read asks for the jobs only');
+    assert.deepEqual(state.jobs.map((j) => j.id), [2, 1], "the host's list replaces the shown one");
   });
 
   test('a finished capture reloads the image list; a finished deploy frees its image', async () => {

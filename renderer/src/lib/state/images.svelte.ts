@@ -76,6 +76,16 @@ export class ImagesState {
     }
   }
 
+  /** Re-reads the jobs (made elsewhere too: the CLI on the same data folder). */
+  async refreshJobs(): Promise<void> {
+    try {
+      const jobs = await this.api.call('imaging:jobs');
+      this.jobs = mergeJobs([], jobs);
+    } catch (err) {
+      this.error = (err as Error).message;
+    }
+  }
+
   /** One pushed 'imaging:progress'. */
   apply(progress: ImagingProgress): void {
     this.pending.push(...progress.jobs);
