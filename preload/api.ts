@@ -346,6 +346,110 @@ export interface CsvExport {
   csv: string;
 }
 
+export type ImagingPhase = 'waiting' | 'booting' | 'checking' | 'partitioning' | 'reading' | 'writing' | 'verifying' | 'naming' | 'done' | 'failed';
+export type ImagingThen = 'disk' | 'poweroff';
+
+/** Each phase in plain words, the same on the Images screen and in a machine's timeline. */
+export const IMAGING_PHASE_WORDS: Record<ImagingPhase, string> = {
+  waiting: 'waiting to boot',
+  booting: 'booting the imaging environment',
+  checking: 'checking the disk',
+  partitioning: 'partitioning',
+  reading: 'reading the disk',
+  writing: 'writing',
+  verifying: 'verifying',
+  naming: 'naming the PC',
+  done: 'done',
+  failed: 'failed',
+};
+
+/** A captured disk image in the data folder. */
+export interface ImageInfo {
+  name: string;
+  createdAt: number;
+  /** The PC it was captured from: its MAC, its name in the machine list then, its disk. */
+  source: { mac: string; machine?: string; disk: string; model?: string; serial?: string };
+  /** Size of the source disk. */
+  diskBytes: number;
+  /** Data that was in use on it (what a deploy writes). */
+  usedBytes: number;
+  /** What its chunks take in the data folder (chunks shared with other images counted in full). */
+  storedBytes: number;
+  partitions: number;
+  /** Unfinished deploy jobs writing it (it cannot be deleted meanwhile). */
+  deployingJobs: number[];
+}
+
+/** One PC of an imaging job, as its agent last reported. */
+export interface ImagingMachineRow {
+  mac: string;
+  machineId?: number;
+  /** Its name in the machine list, when it has one. */
+  machine?: string;
+  phase: ImagingPhase;
+  /** Bytes of the current phase done, of `total` (0 when the phase has no size). */
+  bytes: number;
+  total: number;
+  /** Bytes per second over the last report interval. */
+  rate: number;
+  result?: 'done' | 'failed';
+  /** Why it failed, as the agent or the host said it. */
+  reason?: string;
+  updatedAt: number;
+}
+
+export interface ImagingJob {
+  id: number;
+  kind: 'capture' | 'deploy';
+  image: string;
+  /** Disk selector (serial or model); absent: the PC's one internal disk. */
+  disk?: string;
+  then: ImagingThen;
+  createdAt: number;
+  machines: ImagingMachineRow[];
+}
+
+/** Capture one machine's disk into a new image at its next network boot. */
+export interface ImageCaptureRequest {
+  /** The machine, by its id in the machine list or by MAC (one of the two). */
+  machineId?: number;
+  mac?: string;
+  name: string;
+  disk?: string;
+  then?: ImagingThen;
+}
+
+/** Deploy an image to machines (ids or MACs) or to every machine of a group, at their next boot. */
+export interface ImageDeployRequest {
+  image: string;
+  machineIds?: number[];
+  macs?: string[];
+  group?: string;
+  disk?: string;
+  then?: ImagingThen;
+}
+
+export interface ImageDeleteResult {
+  name: string;
+  /** Chunks no other image used, removed with it, and their size. */
+  chunks: number;
+  bytes: number;
+}
+
+export interface ImageVerifyResult {
+  name: string;
+  chunks: number;
+  /** Chunks whose bytes no longer hash to their name, and chunks that are gone. */
+  bad: string[];
+  missing: string[];
+  ok: boolean;
+}
+
+/** Pushed when PCs of imaging jobs report: each changed job in full (a snapshot, not a delta). */
+export interface ImagingProgress {
+  jobs: ImagingJob[];
+}
+
 // ---------------------------------------------------------------------------------------
 // Calls: name -> request and response. `void` request = the call takes no argument.
 
@@ -372,6 +476,13 @@ export interface ApiCalls {
   'transfers:active': { request: void; response: TransferRow[] };
   'transfers:history': { request: { limit?: number }; response: TransferRecord[] };
   'timeline:get': { request: TimelineRequest; response: Timeline };
+  'images:list': { request: void; response: ImageInfo[] };
+  'images:capture': { request: ImageCaptureRequest; response: ImagingJob };
+  'images:deploy': { request: ImageDeployRequest; response: ImagingJob };
+  'images:delete': { request: { name: string }; response: ImageDeleteResult };
+  'images:verify': { request: { name: string }; response: ImageVerifyResult };
+  /** The 50 most recent imaging jobs, newest first. */
+  'imaging:jobs': { request: void; response: ImagingJob[] };
 }
 
 export type ApiCallName = keyof ApiCalls;
@@ -403,6 +514,12 @@ export const API_CALL_NAMES = [
   'transfers:active',
   'transfers:history',
   'timeline:get',
+  'images:list',
+  'images:capture',
+  'images:deploy',
+  'images:delete',
+  'images:verify',
+  'imaging:jobs',
 ] as const satisfies readonly ApiCallName[];
 
 // Fails to compile when a call is declared above but missing from the list.
@@ -428,11 +545,13 @@ export interface ApiEvents {
   /** One boot step of one machine. */
   'timeline:event': TimelineEntry;
   'services:state': ServicesStatus;
+  /** Imaging jobs whose PCs reported, a few times a second at most. */
+  'imaging:progress': ImagingProgress;
 }
 
 export type ApiEventName = keyof ApiEvents;
 
-export const API_EVENT_NAMES = ['transfer:progress', 'machine:seen', 'timeline:event', 'services:state'] as const satisfies readonly ApiEventName[];
+export const API_EVENT_NAMES = ['transfer:progress', 'machine:seen', 'timeline:event', 'services:state', 'imaging:progress'] as const satisfies readonly ApiEventName[];
 
 type MissingEventNames = Exclude<ApiEventName, (typeof API_EVENT_NAMES)[number]>;
 const everyEventListed: MissingEventNames extends never ? true : never = true;

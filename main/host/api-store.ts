@@ -1,7 +1,9 @@
 // Adapts the store's repositories (main/store) to what the UI contract needs (ApiStore in
 // api.ts): plain JSON shapes, optional fields instead of nulls, CSV results in sentences,
 // and an edit the database cannot take (full disk) answered with the fix, not SQLite's code.
+import { dirname } from 'node:path';
 import type { BootEvent, BootEventType } from './events.js';
+import { storeImaging } from './api-imaging.js';
 import { entryDiskSize } from '../library/entry-edit.js';
 import type { ApiStore } from './api.js';
 import type { BootExpectation } from './boot-diagnosis.js';
@@ -203,6 +205,9 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
       expectation: (machineId) => bootExpectation(store, machineId, options.dataDir?.()),
     },
     unassignable: (entryId) => whyEntryIsUnassignable(store, entryId, options.dataDir?.()),
+    // Images live beside the database when no data folder is given (tests open the store alone);
+    // a database in memory has no folder to keep images in.
+    imaging: options.dataDir || store.path !== ':memory:' ? storeImaging({ store, dataDir: options.dataDir ?? (() => dirname(store.path)) }) : undefined,
     transfers: {
       recent: (limit) =>
         store.transfers

@@ -29,6 +29,12 @@ import type {
   EntryRemoveResult,
   EntryUpdate,
   EntryUpdateResult,
+  ImageCaptureRequest,
+  ImageDeleteResult,
+  ImageDeployRequest,
+  ImageInfo,
+  ImageVerifyResult,
+  ImagingJob,
   ImportFilesResult,
   InterfacesList,
   Machine,
@@ -84,6 +90,19 @@ export interface ApiStore {
   transfers: { recent(limit: number): TransferRecord[] };
   /** Why this entry cannot be given to a machine (nothing in it boots), or undefined. */
   unassignable?(entryId: number): Promise<string | undefined>;
+  /** Images and imaging jobs of the data folder (api-imaging.ts). */
+  imaging?: ImagingApi;
+}
+
+/** The Images screen's view of main/imaging: requests already validated in shape, checked here against the data. */
+export interface ImagingApi {
+  list(): ImageInfo[];
+  capture(request: ImageCaptureRequest): ImagingJob;
+  deploy(request: ImageDeployRequest): ImagingJob;
+  remove(name: string): ImageDeleteResult;
+  verify(name: string): Promise<ImageVerifyResult>;
+  jobs(): ImagingJob[];
+  job(id: number): ImagingJob | undefined;
 }
 
 /** The library: import (detects what each file is, records entries) and managing entries (api-library.ts). */
@@ -141,6 +160,12 @@ const none = z.undefined().or(z.null()).or(z.object({}).strict()).transform(() =
 /** What main/web/upload.ts names an upload (random hex). */
 export const UPLOAD_ID = /^[0-9a-f]{32}$/;
 const boundedText = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`);
+// The image-name rule itself (letters, digits, . _ -) is main/imaging's, checked in api-imaging.ts.
+const imageName = z.string().trim().min(1, 'must not be empty: give the image a name').max(64, 'must be at most 64 characters');
+const diskSelector = boundedText(128)
+  .regex(/^[A-Za-z0-9._:/+@ -]*$/, "must be the disk's serial or model as the PC reports it (letters, digits, . _ : / + @ -)")
+  .optional();
+const then = z.enum(['disk', 'poweroff'], { message: 'must be "disk" (boot the PC\'s own disk afterwards) or "poweroff"' }).optional();
 
 const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], any> } = {
   'app:info': none,
@@ -204,6 +229,25 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
     .object({ machineId: id.optional(), mac: mac.optional(), limit: z.number().int().min(1).max(5000).optional() })
     .strict()
     .refine((r) => r.machineId !== undefined || r.mac !== undefined, 'needs machineId or mac'),
+  'images:list': none,
+  'images:capture': z
+    .object({ machineId: id.optional(), mac: mac.optional(), name: imageName, disk: diskSelector, then })
+    .strict()
+    .refine((r) => (r.machineId !== undefined) !== (r.mac !== undefined), 'needs one machine: pick the machine to capture'),
+  'images:deploy': z
+    .object({
+      image: imageName,
+      machineIds: z.array(id).max(1000).optional(),
+      macs: z.array(mac).max(1000).optional(),
+      group: boundedText(64).min(1, 'must not be empty').optional(),
+      disk: diskSelector,
+      then,
+    })
+    .strict()
+    .refine((r) => (r.group !== undefined) !== ((r.machineIds?.length ?? 0) + (r.macs?.length ?? 0) > 0), 'needs machines or a group (not both): pick the machines to deploy to, or a group'),
+  'images:delete': z.object({ name: imageName }).strict(),
+  'images:verify': z.object({ name: imageName }).strict(),
+  'imaging:jobs': none,
 };
 
 // The host's configuration errors name command-line flags (`bootbench serve` shares them);
@@ -216,6 +260,8 @@ const FLAG_WORDING: [RegExp, string][] = [
   [/\(--pool FIRST-LAST\)/, '(first and last address)'],
   [/--interface NAME/, 'the network card'],
   [/use --mode proxy beside it, or --force if you are sure/, 'switch to Proxy DHCP mode beside it, or choose "Start anyway" if you are sure'],
+  // The imaging agent's refusals name the CLI's option for the disk to use.
+  [/\(--disk\)/, '(the Disk field of the Images screen)'],
 ];
 
 export function uiWording(message: string): string {
@@ -253,6 +299,11 @@ export class HostApi {
     const store = (): ApiStore => {
       if (!options.store) throw new ApiError('unavailable', 'The machine database is not open, so machines, entries and history are not available.');
       return options.store;
+    };
+    const imaging = (): ImagingApi => {
+      const found = store().imaging;
+      if (!found) throw new ApiError('unavailable', 'This host has no imaging (no data folder for images).');
+      return found;
     };
     this.handlers = {
       'app:info': () => ({
@@ -299,6 +350,12 @@ export class HostApi {
       'transfers:active': () => host.activeTransfers(),
       'transfers:history': (request) => store().transfers.recent(request?.limit ?? 200),
       'timeline:get': (request) => this.timeline(request.machineId, request.mac, request.limit ?? 200),
+      'images:list': () => imaging().list(),
+      'images:capture': (request) => imaging().capture(request),
+      'images:deploy': (request) => imaging().deploy(request),
+      'images:delete': (request) => imaging().remove(request.name),
+      'images:verify': (request) => imaging().verify(request.name),
+      'imaging:jobs': () => imaging().jobs(),
     };
   }
 
@@ -444,6 +501,10 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
   // The store writes in batches every 250 ms: asking sooner would read the previous sighting.
   const storeLagMs = 300;
   let dirty = false;
+  // Imaging jobs whose PCs reported since the last push; the rows are read from the store.
+  const imagingJobs = new Set<number>();
+  // mac -> job and phase last put on its timeline: the agent reports every second, the timeline wants the steps.
+  const imagingSteps = new Map<string, string>();
   let timer: TimerHandle | undefined;
   let lastFlush = -Infinity;
 
@@ -455,6 +516,11 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
       const batch = finished;
       finished = [];
       sink('transfer:progress', { active: host.activeTransfers(), finished: batch });
+    }
+    if (imagingJobs.size && store?.imaging) {
+      const jobs = [...imagingJobs].map((id) => store.imaging!.job(id)).filter((j): j is ImagingJob => j !== undefined);
+      imagingJobs.clear();
+      if (jobs.length) sink('imaging:progress', { jobs });
     }
     for (const [mac, since] of seenMacs) {
       if (store && clock.now() - since < storeLagMs) continue;
@@ -485,6 +551,14 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
     if ((event.type === 'dhcp.discover' || (event.type === 'host.warning' && event.bootOnce === 'completed')) && event.mac) {
       if (!seenMacs.has(event.mac)) seenMacs.set(event.mac, clock.now());
       schedule();
+    }
+    if (event.type === 'imaging.progress') {
+      if (typeof event.job === 'number') imagingJobs.add(event.job);
+      schedule();
+      const step = `${String(event.job)} ${String(event.phase)}`;
+      if (!event.mac || imagingSteps.get(event.mac) === step) return;
+      imagingSteps.set(event.mac, step);
+      if (imagingSteps.size > 10_000) imagingSteps.delete(imagingSteps.keys().next().value!);
     }
     if (event.mac && event.type !== 'tftp.progress' && event.type !== 'http.progress') sink('timeline:event', summarizeEvent(event));
   });

@@ -2,7 +2,7 @@
 // summary per event, and a diagnosis of where the last boot attempt stopped.
 // Pure functions over BootEvent lists; the Timeline screen and the API call them.
 import type { BootEvent } from './events.js';
-import type { Diagnosis, TimelineEntry } from '../../preload/api.js';
+import { IMAGING_PHASE_WORDS, type Diagnosis, type ImagingPhase, type TimelineEntry } from '../../preload/api.js';
 import { samePath } from '../library/boot-once.js';
 
 // DHCP option 93 (RFC 4578 §2.1, IANA "Processor Architecture Types").
@@ -139,6 +139,12 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
       return problem(`Refused ${file ?? 'a request'}${reason ? `: ${reason}` : ''}`);
     case 'service.state':
       return info('Services changed state');
+    case 'imaging.progress': {
+      const phase = str(event.phase) ?? '?';
+      const words = IMAGING_PHASE_WORDS[phase as ImagingPhase] ?? phase;
+      const line = `Imaging: ${str(event.kind) ?? 'job'} of ${str(event.image) ?? '?'} — ${words}${phase === 'failed' && reason ? `: ${reason}` : ''}`;
+      return phase === 'failed' ? problem(line) : info(line);
+    }
     case 'host.warning':
       if (event.bootOnce === 'completed') return info(`Boot once used: ${reason ?? 'the assignment ended'}`);
       return warning(reason ?? 'Host warning');

@@ -360,7 +360,9 @@ export class ServiceHost {
       dataDir: config.dataDir,
       logger: this.logger,
       onProgress: (job, mac, phase) => {
-        this.bus.publish('imaging.progress', { mac, job: job.id, kind: job.kind, image: job.image, phase });
+        // A failure's reason goes on the machine's timeline with it.
+        const reason = phase === 'failed' ? imaging.jobs.get(job.id)?.machines.find((m) => m.mac === mac)?.reason : undefined;
+        this.bus.publish('imaging.progress', { mac, job: job.id, kind: job.kind, image: job.image, phase, ...(reason ? { reason } : {}) });
         if (phase !== 'done' || job.then !== 'disk') return;
         const machine = store.machines.findByMac(mac) ?? store.machines.upsertSeen({ mac, time: this.clock.now() }).machine;
         store.machines.update(machine.id, { entryId: ensureLocalDiskEntry(store).id, bootOnce: false });

@@ -75,6 +75,11 @@ export class ImagingJobs {
     return (this.db.prepare('SELECT * FROM image_jobs ORDER BY id').all() as JobRow[]).map((r) => this.toJob(r));
   }
 
+  /** The most recent jobs, newest first. */
+  recent(limit: number): ImageJob[] {
+    return (this.db.prepare('SELECT * FROM image_jobs ORDER BY id DESC LIMIT ?').all(limit) as JobRow[]).map((r) => this.toJob(r));
+  }
+
   /** The unfinished job that names this PC, if any. */
   pendingFor(mac: string): ImageJob | undefined {
     const row = this.db

@@ -177,6 +177,8 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   const machineIdsThisFlush = new Map<string, number>();
   // Keys of transfers that ended recently: a progress event overtaken by the end must not start a ghost row.
   const recentlyFinished = new Set<string>();
+  // mac -> imaging job and phase last recorded: its agent reports every second, the timeline keeps the steps.
+  const imagingSteps = new Map<string, string>();
   let flushTimer: TimerHandle | undefined;
   let retentionTimer: TimerHandle | undefined;
   let retryTimer: TimerHandle | undefined;
@@ -355,6 +357,12 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
         stats.dhcpEventsOverBudget += left;
         if (left > 0) scheduleFlush(Math.max(0, (storm.second + 1) * 1000 - clock.now()));
         return;
+      }
+      if (event.type === 'imaging.progress' && event.mac) {
+        const step = `${String(event.job)} ${String(event.phase)}`;
+        if (imagingSteps.get(event.mac) === step) return;
+        imagingSteps.set(event.mac, step);
+        if (imagingSteps.size > 10_000) imagingSteps.delete(imagingSteps.keys().next().value!);
       }
       const dot = event.type.indexOf('.');
       const service = dot < 0 ? event.type : event.type.slice(0, dot);

@@ -11,8 +11,10 @@ import type { ApiCallName, ApiRequest, ApiResponse, NetInterfaceInfo } from '../
 import { listInterfaces } from '../../main/net/index.js';
 import type { Page } from 'playwright-core';
 import { buildBzImage, buildCpioNewc, buildPe } from '../unit/library-fixtures.js';
+import { ImagingJobs } from '../../main/imaging/index.js';
+import { addSampleImage } from './sample-image.js';
 
-export const SCREENS = ['start', 'library', 'machines', 'live', 'timeline'] as const;
+export const SCREENS = ['start', 'library', 'machines', 'images', 'live', 'timeline'] as const;
 export type ScreenName = (typeof SCREENS)[number];
 
 export const SAMPLE_MACS = { booted: '52:54:00:12:34:07', downloading: '52:54:00:12:34:08' } as const;
@@ -64,6 +66,22 @@ export async function startSampleUi(options: { dataDir: string; interfaces?: Net
   const bench07 = machines.find((m) => m.name === 'bench-07');
   if (memtest && bench07) await call(web, 'machines:update', { id: bench07.id, entryId: memtest.id });
 
+  // Two images, and a deploy to row a and bench-09 under way: one PC writing, one failed, one
+  // not booted yet. Reports are stamped two seconds apart so the row has a rate.
+  await addSampleImage(options.dataDir, { name: 'win11-lab', mac: '52:54:00:12:34:01', machine: 'reference-pc', chunksPerPartition: 6, diskBytes: 256 * 1024 ** 3 });
+  await addSampleImage(options.dataDir, { name: 'ubuntu-24.04-ref', mac: '52:54:00:12:34:02', machine: 'linux-ref', chunksPerPartition: 3, diskBytes: 128 * 1024 ** 3 });
+  const deploy = await call(web, 'images:deploy', { image: 'win11-lab', macs: [SAMPLE_MACS.booted, SAMPLE_MACS.downloading, '52:54:00:12:34:09'] });
+  let reportedAt = Date.now() - 2000;
+  const jobs = new ImagingJobs(ui.store!.db, () => reportedAt);
+  const GIB = 1024 ** 3;
+  jobs.report(deploy.id, SAMPLE_MACS.booted, { phase: 'writing', bytes: 21 * GIB, total: 38 * GIB });
+  jobs.report(deploy.id, SAMPLE_MACS.downloading, {
+    phase: 'failed',
+    reason: '2 internal disks and the task names none: choose one by serial or model (--disk); disks seen: name=nvme0n1 size=512110190592 transport=nvme removable=0 model=Samsung_SSD_980 serial=S64DNF0R;name=sda size=1000204886016 transport=sata removable=0 model=WDC_WD10EZEX serial=WD-WCC6Y7',
+  });
+  reportedAt += 2000;
+  jobs.report(deploy.id, SAMPLE_MACS.booted, { phase: 'writing', bytes: 21 * GIB + 360 * 1024 ** 2, total: 38 * GIB });
+
   // What the services publish while bench-07 booted memtest a minute and a half ago and
   // bench-08 is mid-download now, at the times they would have happened.
   const at = ui.host.bus.publishAt;
@@ -101,6 +119,7 @@ export async function openScreen(page: Page, screen: ScreenName): Promise<void> 
     start: 'text=1. Network card',
     library: '[data-testid=entries] >> text=memtest',
     machines: `tr[data-mac="${SAMPLE_MACS.booted}"]`,
+    images: `[data-job] tr[data-mac="${SAMPLE_MACS.booted}"]`,
     live: '[data-testid=transfer-history] >> text=memtest',
     timeline: '[data-testid=timeline-events]',
   };

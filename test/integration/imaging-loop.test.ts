@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { ImageCatalog, ImagingJobs, ImagingRoutes } from '../../main/imaging/index.js';
 import { openStore, type Store } from '../../main/store/index.js';
 import { silentLogger } from '../../main/host/logger.js';
+import { runAgent } from '../helpers/imaging-agent.js';
 
 const AGENT = join(import.meta.dirname, '..', '..', 'build', 'imaging-env', 'agent.sh');
 const NEEDED = ['busybox', 'losetup', 'sfdisk', 'partclone.extfs', 'partclone.ntfs', 'partclone.fat', 'partclone.dd', 'partclone.restore', 'zstd', 'mkfs.ext4', 'mkfs.vfat', 'mkntfs', 'ntfs-3g', 'ntfs-3g.probe', 'blkid', 'mount'];
@@ -99,21 +100,7 @@ else describe('imaging agent on loop devices', () => {
 
   /** Runs the agent as the PC with `mac`, allowed to see only `disks`. */
   function agent(mac: string, disks: string[]): Promise<{ code: number | null; out: string }> {
-    const bin = join(work, 'busybox-bin');
-    if (!existsSync(bin)) {
-      mkdirSync(bin);
-      const applets = run('busybox', ['--list']).split('\n').filter((a) => a && a !== 'losetup');
-      for (const applet of applets) symlinkSync('/bin/busybox', join(bin, applet));
-    }
-    return new Promise((resolve) => {
-      const child = spawn('/bin/busybox', ['sh', AGENT, 'run', url, mac], {
-        env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, BOOTBENCH_AGENT_DISKS: disks.join(' '), BOOTBENCH_AGENT_TMP: work },
-      });
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (out += d));
-      child.on('exit', (code) => resolve({ code, out }));
-    });
+    return runAgent(url, mac, disks, work);
   }
 
   before(async () => {

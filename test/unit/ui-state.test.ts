@@ -4,7 +4,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { register } from 'node:module';
-import type { ApiCallName, ApiEventName, ApiEvents, BootEntry, Machine, TimelineEntry, TransferRow } from '../../preload/api.js';
+import type { ApiCallName, ApiEventName, ApiEvents, BootEntry, ImageInfo, ImagingJob, ImagingMachineRow, Machine, TimelineEntry, TransferRow } from '../../preload/api.js';
 import { ApiCallError } from '../../preload/api.js';
 import type { Scheduler } from '../../renderer/src/lib/throttle.js';
 import { ApiClient, type ConnectionState, type Transport } from '../../renderer/src/lib/transport.js';
@@ -18,6 +18,7 @@ const { ServicesState } = await import('../../renderer/src/lib/state/services.sv
 const { TimelineState } = await import('../../renderer/src/lib/state/timeline.svelte.js');
 const { AppState } = await import('../../renderer/src/lib/state/app.svelte.js');
 const { LibraryState } = await import('../../renderer/src/lib/state/library.svelte.js');
+const { ImagesState, phaseLabel, rowEta, rowFraction, isSilent, mergeJobs, JOBS_SHOWN } = await import('../../renderer/src/lib/state/images.svelte.js');
 
 class ManualScheduler implements Scheduler {
   time = 0;
@@ -428,9 +429,103 @@ function appLoadAnswers(over: Partial<Record<ApiCallName, (req: any) => unknown>
     'machines:list': () => [],
     'machines:groups': () => [],
     'entries:list': () => [],
+    'images:list': () => [],
+    'imaging:jobs': () => [],
     ...over,
   };
 }
+
+const pcRow = (over: Partial<ImagingMachineRow> = {}): ImagingMachineRow => ({ mac: '52:54:00:00:00:01', phase: 'waiting', bytes: 0, total: 0, rate: 0, updatedAt: 0, ...over });
+const job = (id: number, over: Partial<ImagingJob> = {}): ImagingJob => ({ id, kind: 'deploy', image: 'gpt-ref', then: 'disk', createdAt: 0, machines: [pcRow()], ...over });
+const image = (name: string, over: Partial<ImageInfo> = {}): ImageInfo => ({ name, createdAt: 0, source: { mac: '52:54:00:00:00:09', disk: 'vda' }, diskBytes: 1, usedBytes: 1, storedBytes: 1, partitions: 1, deployingJobs: [], ...over });
+
+describe('ImagesState', () => {
+  test('rows follow the pushed jobs, newest report and newest job first', async () => {
+    const s = new ManualScheduler();
+    const transport = new FakeTransport({ 'images:list': () => [image('gpt-ref')], 'imaging:jobs': () => [job(1), job(2)] });
+    const state = new ImagesState(new ApiClient(transport), 250, s);
+    await state.load();
+    assert.deepEqual(state.jobs.map((j) => j.id), [2, 1]);
+    assert.equal(state.working, 2);
+    for (let i = 1; i <= 100; i++) {
+      state.apply({ jobs: [job(2, { machines: [pcRow({ phase: 'writing', bytes: i * 10, total: 1000, rate: 1000 })] })] });
+      s.advance(10);
+    }
+    s.advance(300);
+    const row = state.jobs.find((j) => j.id === 2)!.machines[0]!;
+    assert.deepEqual([row.phase, row.bytes], ['writing', 1000], 'the newest report wins');
+    assert.deepEqual(state.jobs.map((j) => j.id), [2, 1]);
+    state.apply({ jobs: [job(7)] });
+    s.advance(300);
+    assert.deepEqual(state.jobs.map((j) => j.id), [7, 2, 1], 'a job made elsewhere shows up at the top');
+    assert.equal(mergeJobs([], Array.from({ length: 80 }, (_, i) => job(i + 1))).length, JOBS_SHOWN);
+    transport.calls.length = 0;
+    await state.refreshJobs();
+    assert.deepEqual(transport.calls.map(([c]) => c), ['imaging:jobs'], 'the periodic re-read asks for the jobs only');
+    assert.deepEqual(state.jobs.map((j) => j.id), [2, 1], "the host's list replaces the shown one");
+  });
+
+  test('a finished capture reloads the image list; a finished deploy frees its image', async () => {
+    const s = new ManualScheduler();
+    let images = [image('gpt-ref', { deployingJobs: [3] })];
+    const transport = new FakeTransport({ 'images:list': () => images, 'imaging:jobs': () => [] });
+    const state = new ImagesState(new ApiClient(transport), 250, s);
+    await state.load();
+    images = [image('gpt-ref'), image('win11')];
+    state.apply({ jobs: [job(4, { kind: 'capture', image: 'win11', machines: [pcRow({ phase: 'done', result: 'done' })] })] });
+    s.advance(300);
+    await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(state.images.map((i) => i.name), ['gpt-ref', 'win11']);
+    const lists = transport.calls.filter(([c]) => c === 'images:list').length;
+    state.apply({ jobs: [job(4, { kind: 'capture', image: 'win11', machines: [pcRow({ phase: 'done', result: 'done' })] })] });
+    s.advance(300);
+    assert.equal(transport.calls.filter(([c]) => c === 'images:list').length, lists, 'a capture already listed reloads nothing');
+  });
+
+  test('capture, deploy, delete and verify answer in words; a refusal shows the host\'s message', async () => {
+    const transport = new FakeTransport({
+      'images:list': () => [image('gpt-ref')],
+      'images:capture': (r) => {
+        if (r.name === 'gpt-ref') throw new ApiCallError('invalid-request', 'An image named "gpt-ref" exists: choose another name, or delete it first.');
+        return job(5, { kind: 'capture', image: r.name });
+      },
+      'images:deploy': () => job(6, { machines: [pcRow(), pcRow({ mac: '52:54:00:00:00:02' })] }),
+      'images:delete': (r) => ({ name: r.name, chunks: 3, bytes: 100 }),
+      'images:verify': (r) => ({ name: r.name, chunks: 4, bad: ['ab'.repeat(32)], missing: [], ok: false }),
+    });
+    const state = new ImagesState(new ApiClient(transport));
+    assert.equal(await state.capture({ machineId: 1, name: 'gpt-ref' }, 'bench-01'), false);
+    assert.deepEqual(state.notice, { kind: 'bad', text: 'An image named "gpt-ref" exists: choose another name, or delete it first.' });
+    assert.equal(await state.capture({ machineId: 1, name: 'win11' }, 'bench-01'), true);
+    assert.equal(state.notice?.text, 'Job 5: the next network boot of bench-01 captures its disk into "win11".');
+    await state.deploy({ image: 'gpt-ref', group: 'row-a' });
+    assert.equal(state.notice?.text, 'Job 6: the next network boot of each of the 2 PCs deploys "gpt-ref".');
+    assert.deepEqual(state.jobs.map((j) => j.id), [6, 5]);
+    await state.remove('gpt-ref');
+    assert.equal(state.notice?.text, 'Deleted "gpt-ref": 3 chunks no other image used were removed.');
+    assert.deepEqual(state.images, []);
+    await state.verify('gpt-ref');
+    assert.equal(state.notice?.kind, 'bad');
+    assert.match(state.notice!.text, /1 damaged and 0 missing of 4 chunks .*Capture the image again/);
+    assert.equal(state.verifying, undefined);
+  });
+
+  test('phase words, progress, ETA and a silent PC', () => {
+    assert.equal(phaseLabel(pcRow()), 'waiting to boot');
+    assert.equal(phaseLabel(pcRow({ phase: 'naming' })), 'naming the PC');
+    const writing = pcRow({ phase: 'writing', bytes: 250, total: 1000, rate: 50, updatedAt: 1000 });
+    assert.equal(rowEta(writing), 15);
+    assert.equal(rowFraction(writing), 0.25);
+    assert.equal(rowEta(pcRow({ phase: 'partitioning', total: 1000, rate: 50 })), undefined, 'no ETA for a phase without bytes');
+    assert.equal(rowFraction(pcRow({ phase: 'partitioning', total: 1000 })), undefined);
+    assert.equal(rowFraction(pcRow({ phase: 'done', result: 'done' })), 1);
+    assert.equal(rowEta({ ...writing, result: 'failed' }), undefined);
+    assert.equal(isSilent(writing, 10_000), false);
+    assert.equal(isSilent(writing, 30_000), true);
+    assert.equal(isSilent(pcRow({ updatedAt: 0 }), 60_000), false, 'waiting for its boot is not silence');
+    assert.equal(isSilent({ ...writing, result: 'failed' }, 60_000), false);
+  });
+});
 
 describe('AppState', () => {
   test('routes pushed events to the screens and reloads on (re)connection', async () => {
@@ -446,6 +541,9 @@ describe('AppState', () => {
     transport.push('machine:seen', machine({ id: 7, discovered: true }));
     transport.push('transfer:progress', { active: [row('t', 1)], finished: [] });
     transport.push('services:state', { running: false, mode: 'proxy', services: [], problems: ['stopped'] });
+    transport.push('imaging:progress', { jobs: [job(9)] });
+    s.advance(300);
+    assert.deepEqual(app.images.jobs.map((j) => j.id), [9]);
     assert.equal(app.machines.unknownCount, 1);
     assert.equal(app.transfers.active.length, 1);
     assert.deepEqual(app.services.problems, ['stopped']);

@@ -8,8 +8,9 @@ import { MachinesState } from './machines.svelte.js';
 import { TransfersState } from './transfers.svelte.js';
 import { TimelineState } from './timeline.svelte.js';
 import { LibraryState } from './library.svelte.js';
+import { ImagesState } from './images.svelte.js';
 
-export const SCREENS = ['start', 'library', 'machines', 'live', 'timeline'] as const;
+export const SCREENS = ['start', 'library', 'machines', 'images', 'live', 'timeline'] as const;
 export type Screen = (typeof SCREENS)[number];
 
 export class AppState {
@@ -24,6 +25,7 @@ export class AppState {
   readonly transfers: TransfersState;
   readonly timeline: TimelineState;
   readonly library: LibraryState;
+  readonly images: ImagesState;
   private readonly stops: (() => void)[] = [];
 
   constructor(readonly api: ApiClient, scheduler?: Scheduler) {
@@ -33,6 +35,7 @@ export class AppState {
     this.timeline = new TimelineState(api, scheduler);
     // Renamed or removed entries change the Machines screen's choices.
     this.library = new LibraryState(api, () => void this.machines.load());
+    this.images = new ImagesState(api, 250, scheduler);
   }
 
   /** Subscribes to pushed events and loads every screen's data on each (re)connection. */
@@ -42,6 +45,7 @@ export class AppState {
       this.api.on('transfer:progress', (p) => this.transfers.apply(p)),
       this.api.on('machine:seen', (m) => this.machines.upsert(m, true)),
       this.api.on('timeline:event', (e) => this.timeline.apply(e)),
+      this.api.on('imaging:progress', (p) => this.images.apply(p)),
       this.api.transport.onConnection((state) => {
         this.connection = state;
         if (state === 'open') void this.loadAll();
@@ -59,7 +63,7 @@ export class AppState {
         this.services.load(),
       ]);
       this.transfers.reset(active, history);
-      await Promise.all([this.machines.load(), this.library.load(), this.timeline.reload()]);
+      await Promise.all([this.machines.load(), this.library.load(), this.images.load(), this.timeline.reload()]);
       this.loadError = undefined;
     } catch (err) {
       this.loadError = (err as Error).message;
@@ -80,6 +84,7 @@ export class AppState {
   dispose(): void {
     for (const stop of this.stops.splice(0)) stop();
     this.transfers.dispose();
+    this.images.dispose();
     this.api.transport.close();
   }
 }
