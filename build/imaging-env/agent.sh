@@ -140,6 +140,7 @@ send_report() {
   report_bytes=$(cat "$TMP/bytes"); report_total=$(cat "$TMP/total")
   [ "$report_total" -gt 0 ] && [ "$report_bytes" -gt "$report_total" ] && report_bytes=$report_total
   { echo "phase=$(cat "$TMP/phase")"; echo "bytes=$report_bytes"; echo "total=$report_total"
+    [ -s "$TMP/part" ] && echo "part=$(cat "$TMP/part")"
     [ $# -ge 1 ] && echo "reason=$1"; } >"$TMP/report"
   http_post_file "/imaging/jobs/$JOB/report?mac=$MAC" "$TMP/report"
 }
@@ -220,6 +221,7 @@ capture() {
   : >"$TMP/chunks"
   : >"$TMP/partlines"
   while read -r n start sectors dev fs tool; do
+    echo "$n" >"$TMP/part"
     before=$(cat "$TMP/bytes")
     rm -f "$TMP/fifo"; mkfifo "$TMP/fifo"
     sha256sum <"$TMP/fifo" >"$TMP/sum" &
@@ -301,6 +303,7 @@ deploy() {
     if [ "$n" = 0 ]; then dev=$DISK_DEV
     else dev=$(partition_device "$n" "$start" "$sectors") || fail "partition $n has no device node after writing the table"; fi
     echo "$n $dev $tool $sha $fs $bytes $sectors" >>"$TMP/devices"
+    echo "$n" >"$TMP/part"
     set_state writing
     rm -f "$TMP/why"
     verified_stream "$n" | write_partition "$tool" "$dev" \
@@ -309,10 +312,12 @@ deploy() {
   # Verified: each partition read back from the disk gives the very stream the image holds.
   set_state verifying 0 "$total"
   while read -r n dev tool sha fs bytes sectors; do
+    echo "$n" >"$TMP/part"
     got=$(read_partition "$tool" "$dev" "$sectors" | sha256sum | cut -d' ' -f1)
     [ "$got" = "$sha" ] || fail "partition $n reads back differently from the image (SHA-256 $got, expected $sha): the disk may be failing"
     echo $(($(cat "$TMP/bytes") + bytes)) >"$TMP/bytes"
   done <"$TMP/devices"
+  : >"$TMP/part"
   set_state naming
   name_machine
   release_partitions
@@ -381,7 +386,7 @@ run_task() {
   done
   TMP=$(mktemp -d "${BOOTBENCH_AGENT_TMP:-/tmp}/bootbench-agent.XXXXXX")
   trap 'stop_reporter; release_partitions; rm -rf "$TMP"' EXIT
-  echo 0 >"$TMP/bytes"; echo 0 >"$TMP/total"; echo booting >"$TMP/phase"
+  echo 0 >"$TMP/bytes"; echo 0 >"$TMP/total"; echo booting >"$TMP/phase"; : >"$TMP/part"
   http_get "/imaging/task?mac=$MAC" "$TMP/task" || { echo "bootbench-agent: the host at $SERVER does not answer" >&2; exit 1; }
   JOB= TASK_KIND= TASK_IMAGE= TASK_DISK= TASK_THEN= TASK_HOSTNAME=
   while IFS='=' read -r key value; do

@@ -21,7 +21,7 @@ import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, storeReadCache, watchStoreChanges, type Store, type StoreBusAttachment } from '../store/index.js';
 import { LibraryBootService, ensureLocalDiskEntry, type LibraryMachineAssignment } from '../library/boot-service.js';
 import { ImagingService } from '../imaging/imaging-service.js';
-import { chainloadBootPrograms, chainloadPolicy } from '../library/boot-binaries.js';
+import { BOOT_BINARY_MOUNTS, chainloadBootPrograms, chainloadPolicy, locateBootBinary } from '../library/boot-binaries.js';
 import type { BootProgramStatus } from '../../preload/api.js';
 
 // The status and transfer shapes are the UI contract's (declared once, in preload/api.ts).
@@ -256,7 +256,7 @@ export class ServiceHost {
           force: config.force,
           addressCheck: config.addressCheck,
         };
-        const assignments = library ? this.libraryAssignments(library, httpBaseUrl, !!ipxeScriptPath) : undefined;
+        const assignments = library ? this.libraryAssignments(library, httpBaseUrl, !!ipxeScriptPath, config.mode === 'dhcp' && this.signedChainAvailable(config)) : undefined;
         if (this.options.dhcpThread ?? (!this.options.socketFactory && !this.options.lookupMachine && process.env.BOOTBENCH_DHCP_THREAD !== '0')) {
           const thread = new DhcpThread({
             service, assignments, publish, publishAt: this.bus.publishAt, logger: this.logger,
@@ -342,6 +342,7 @@ export class ServiceHost {
       macForIp: this.macForIp,
       publish,
       taskScript: (mac) => this.running?.imaging?.ipxeScript(mac, httpBaseUrl),
+      taskKernel: (mac) => this.running?.imaging?.grubKernel(mac, httpBaseUrl),
     });
     this.running!.library = library;
     await this.mountLibrary();
@@ -355,10 +356,14 @@ export class ServiceHost {
    */
   private startImaging(files: FileResolver, config: ServeConfig): ImagingService {
     const store = this.store!;
+    // The environment variable shortens the silence limit for tests that switch a PC off.
+    const silence = Number(process.env.BOOTBENCH_IMAGING_SILENCE_SECONDS);
     const imaging = new ImagingService({
       store,
       dataDir: config.dataDir,
       logger: this.logger,
+      clock: this.clock,
+      silenceSeconds: silence > 0 ? silence : undefined,
       onProgress: (job, mac, phase) => {
         // A failure's reason goes on the machine's timeline with it.
         const reason = phase === 'failed' ? imaging.jobs.get(job.id)?.machines.find((m) => m.mac === mac)?.reason : undefined;
@@ -369,6 +374,8 @@ export class ServiceHost {
       },
     });
     imaging.recover();
+    imaging.watch();
+    this.running!.unsubscribe.push(() => imaging.stop());
     const missing = imaging.mountInto(files);
     if (missing) this.logger.debug(`imaging: no ${missing}`);
     this.running!.imaging = imaging;
@@ -399,7 +406,7 @@ export class ServiceHost {
    * The DHCP policy's view of the library: each client's assignment, the copy the DHCP thread
    * keeps (who may have one of their own, everyone else's answer), and when either may change.
    */
-  private libraryAssignments(library: LibraryBootService, httpBaseUrl: string, haveStaticScript: boolean): DhcpAssignmentSource {
+  private libraryAssignments(library: LibraryBootService, httpBaseUrl: string, haveStaticScript: boolean, signedChainForImaging: boolean): DhcpAssignmentSource {
     const store = this.store!;
     // Asked for every DHCP request (a DISCOVER storm too): the library answers from memory
     // until the store changes (main/store/read-cache.ts), with one shared answer for every
@@ -414,11 +421,16 @@ export class ServiceHost {
       if (!withScript) withLibraryScript.set(assignment, (withScript = { ...assignment, ipxeScriptUrl: libraryScript.ipxeScriptUrl }));
       return withScript;
     };
-    // A PC with an imaging task gets the library's script (which sends it to the imaging
-    // environment) whatever its assignment says.
+    // A PC with an imaging task boots the imaging environment whatever its assignment says:
+    // iPXE gets the library's script, and a UEFI x64 PC gets shim -> signed GRUB (whose
+    // grub.cfg is the task) when GRUB can reach this host (full DHCP), because its firmware
+    // may enforce Secure Boot and refuse iPXE; the signed chain boots with it off as well.
     const imagingMacs = () => reads.get('imaging-pending', () => this.running?.imaging?.pendingMacs() ?? new Set<string>());
+    const forImaging = signedChainForImaging
+      ? Object.freeze({ ...libraryScript, boot: { uefi64: BOOT_BINARY_MOUNTS.shim.slice(1) } })
+      : libraryScript;
     return {
-      lookup: (mac, uuid) => (imagingMacs().has(mac) ? libraryScript : scripted(library.lookupMachine(mac, uuid))),
+      lookup: (mac, uuid) => (imagingMacs().has(mac) ? forImaging : scripted(library.lookupMachine(mac, uuid))),
       view: () => {
         const view = library.assignmentView();
         const pending = imagingMacs();
@@ -428,6 +440,12 @@ export class ServiceHost {
       version: (recheck) => reads.generation(recheck),
       watch: (changed) => watchStoreChanges(store, changed),
     };
+  }
+
+  /** Shim and the signed GRUB it loads, both found (bundled or in the data folder). */
+  private signedChainAvailable(config: ServeConfig): boolean {
+    const dirs = { dataDir: config.dataDir, resourcesDir: this.options.resourcesDir };
+    return !!locateBootBinary('shim', dirs).path && !!locateBootBinary('grub', dirs).path;
   }
 
   private plannedServices(config: ServeConfig): ServiceStatus[] {

@@ -7,10 +7,10 @@
 //             part=N start=SECTOR sectors=COUNT fs=TYPE tool=TOOL bytes=N sha256=HEX
 //             chunk=N SHA256 ...      (in stream order)
 //             table=LINE ...          (`sfdisk --dump`, one line each)
-//   report    phase=PHASE  bytes=N  total=N  reason=TEXT
+//   report    phase=PHASE  bytes=N  total=N  part=N  reason=TEXT
 import { CHUNK_NAME } from './chunk-store.js';
 import { ImageError, requiredDiskBytes, type ImageManifest, type ImagePartition } from './image-catalog.js';
-import { PHASES, type ImageJob, type MachinePhase } from './jobs.js';
+import { PHASES, type ImageJob, type MachinePhase, type MachineReport } from './jobs.js';
 
 const TOOLS = new Set(['extfs', 'ntfs', 'fat', 'xfs', 'btrfs', 'dd', 'boot']);
 /** Values the agent passes to a shell: no quoting, spaces or control characters needed. */
@@ -117,8 +117,8 @@ export function parseCapturedManifest(text: string, meta: { name: string; mac: s
   };
 }
 
-export function parseReport(text: string): { phase: MachinePhase; bytes?: number; total?: number; reason?: string } {
-  const out: { phase?: MachinePhase; bytes?: number; total?: number; reason?: string } = {};
+export function parseReport(text: string): MachineReport {
+  const out: Partial<MachineReport> = {};
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     const eq = line.indexOf('=');
@@ -129,9 +129,10 @@ export function parseReport(text: string): { phase: MachinePhase; bytes?: number
       out.phase = value as MachinePhase;
     } else if (key === 'bytes') out.bytes = count(value, 'bytes');
     else if (key === 'total') out.total = count(value, 'total');
+    else if (key === 'part') out.part = count(value, 'part');
     else if (key === 'reason') out.reason = value.slice(0, 2000);
     else throw new ImageError(`unexpected report line "${line.slice(0, 60)}"`);
   }
   if (!out.phase) throw new ImageError('a report needs phase=');
-  return out as { phase: MachinePhase; bytes?: number; total?: number; reason?: string };
+  return out as MachineReport;
 }

@@ -4,7 +4,7 @@
 //   GET  /imaging/chunks/SHA                 one stored chunk
 //   POST /imaging/chunks/SHA?job=ID&mac=M    a captured chunk (PUT too); refused unless it hashes to SHA
 //                                            (busybox wget can only GET and POST)
-//   POST /imaging/jobs/ID/report?mac=M       phase, bytes, total, reason
+//   POST /imaging/jobs/ID/report?mac=M       phase, bytes, total, part, reason
 //   POST /imaging/jobs/ID/image?mac=M        a finished capture's manifest; the image exists after this
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { normalizeMac } from '../store/identifiers.js';
@@ -12,7 +12,7 @@ import type { Logger } from '../host/logger.js';
 import { ChunkError } from './chunk-store.js';
 import { ImageError, type ImageCatalog } from './image-catalog.js';
 import { parseCapturedManifest, parseReport, renderManifest, renderTask } from './agent-protocol.js';
-import type { ImageJob, ImagingJobs, MachinePhase } from './jobs.js';
+import type { ImageJob, ImagingJobs, MachinePhase, MachineReport } from './jobs.js';
 
 const MAX_TEXT_BYTES = 4 * 1024 * 1024;
 
@@ -23,7 +23,7 @@ export interface ImagingRoutesOptions {
   machineName: (mac: string) => string | undefined;
   logger: Logger;
   /** told of every per-PC change, for the app's live rows and the machine's timeline */
-  onProgress?: (job: ImageJob, mac: string, phase: MachinePhase) => void;
+  onProgress?: (job: ImageJob, mac: string, phase: MachinePhase, report: MachineReport) => void;
   now?: () => number;
 }
 
@@ -126,8 +126,8 @@ export class ImagingRoutes {
     }
   }
 
-  private progress(job: ImageJob, mac: string, update: { phase: MachinePhase; bytes?: number; total?: number; reason?: string }): void {
+  private progress(job: ImageJob, mac: string, update: MachineReport): void {
     this.options.jobs.report(job.id, mac, update);
-    this.options.onProgress?.(job, mac, update.phase);
+    this.options.onProgress?.(job, mac, update.phase, update);
   }
 }

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../host/logger.js';
+import { systemClock, type Clock, type TimerHandle } from '../host/clock.js';
 import type { Store } from '../store/index.js';
 import { ImageCatalog } from './image-catalog.js';
 import { ImagingJobs, type ImageJob, type MachinePhase } from './jobs.js';
@@ -21,6 +22,18 @@ export function locateImagingEnvironment(dataDir: string): string | undefined {
   return candidates.find((dir) => existsSync(join(dir, 'vmlinuz')) && existsSync(join(dir, 'initrd.img')));
 }
 
+const NOT_BUILT = 'the imaging environment is not built on the host (npm run build:imaging)';
+
+/** Kernel arguments of the environment: where the host is, and a serial console for the lab and for headless PCs. */
+function environmentArguments(base: string): string {
+  return `bootbench.server=${base} console=tty0 console=ttyS0 quiet panic=30`;
+}
+
+/** Structurally the library's TaskKernel: paths in the host's TFTP/HTTP namespace. */
+export type GrubTaskKernel =
+  | { name: string; kernel: string; initrds: string[]; arguments: string }
+  | { name: string; unavailable: string };
+
 interface MountableFiles {
   mount(virtualPath: string, realPath: string): void;
 }
@@ -30,6 +43,30 @@ export interface ImagingServiceOptions {
   dataDir: string;
   logger: Logger;
   onProgress?: (job: ImageJob, mac: string, phase: MachinePhase) => void;
+  clock?: Clock;
+  /** A working PC silent this long is failed: it was switched off or lost the network. */
+  silenceSeconds?: number;
+}
+
+/** The agent reports every second; this leaves room for a slow PC and a busy host. */
+export const DEFAULT_SILENCE_SECONDS = 60;
+const SILENCE_CHECK_MS = 5000;
+
+const DOING: Partial<Record<MachinePhase, string>> = {
+  booting: 'starting the imaging environment',
+  checking: 'checking the disk',
+  partitioning: 'writing the partition table',
+  reading: 'reading',
+  writing: 'writing',
+  verifying: 'verifying',
+  naming: 'naming the PC',
+};
+
+/** The phase in words, with the partition for the phases that work on one. */
+export function describeWork(phase: MachinePhase, part: number | undefined): string {
+  const doing = DOING[phase] ?? phase;
+  if (part === undefined || !['reading', 'writing', 'verifying'].includes(phase)) return doing;
+  return `${doing} ${part === 0 ? 'the boot area' : `partition ${part}`}`;
 }
 
 export class ImagingService {
@@ -38,17 +75,71 @@ export class ImagingService {
   readonly routes: ImagingRoutes;
   readonly environmentDir: string | undefined;
 
+  private readonly clock: Clock;
+  /** Partition each working PC last said it works on, by `job mac`: for the reason if it goes silent. */
+  private readonly partitions = new Map<string, number>();
+  private watchTimer: TimerHandle | undefined;
+
   constructor(private readonly options: ImagingServiceOptions) {
+    this.clock = options.clock ?? systemClock;
     this.catalog = new ImageCatalog(options.dataDir);
-    this.jobs = new ImagingJobs(options.store.db);
+    this.jobs = new ImagingJobs(options.store.db, () => this.clock.now());
     this.environmentDir = locateImagingEnvironment(options.dataDir);
     this.routes = new ImagingRoutes({
       catalog: this.catalog,
       jobs: this.jobs,
       logger: options.logger,
       machineName: (mac) => options.store.machines.findByMac(mac)?.name || undefined,
-      onProgress: options.onProgress,
+      now: () => this.clock.now(),
+      onProgress: (job, mac, phase, report) => {
+        const key = `${job.id} ${mac}`;
+        if (report.part !== undefined) this.partitions.set(key, report.part);
+        if (phase === 'done' || phase === 'failed') this.partitions.delete(key);
+        options.onProgress?.(job, mac, phase);
+      },
     });
+  }
+
+  /**
+   * Fails every working PC that has not reported for the silence limit, saying what it was
+   * doing; then removes the chunks a failed capture left, unless another capture is working.
+   * Returns how many PCs were failed.
+   */
+  failSilentMachines(): number {
+    const limit = this.options.silenceSeconds ?? DEFAULT_SILENCE_SECONDS;
+    const now = this.clock.now();
+    const silent = this.jobs.silentSince(now - limit * 1000);
+    for (const { job, machine } of silent) {
+      const key = `${job.id} ${machine.mac}`;
+      const seconds = Math.round((now - machine.updatedAt) / 1000);
+      const again = job.kind === 'deploy' ? `deploy to it again` : `capture it again`;
+      const reason = `no word from the PC for ${seconds} s while ${describeWork(machine.phase, this.partitions.get(key))}: it was switched off or lost the network. Check its power and cable, then ${again}`;
+      this.partitions.delete(key);
+      this.jobs.report(job.id, machine.mac, { phase: 'failed', reason });
+      this.options.logger.warn(`imaging: ${machine.mac} (job ${job.id}): ${reason}`);
+      this.options.onProgress?.(job, machine.mac, 'failed');
+    }
+    if (silent.some((s) => s.job.kind === 'capture') && !this.jobs.captureUnderWay()) this.catalog.collect();
+    return silent.length;
+  }
+
+  /** Checks for silent PCs every few seconds until stop(). */
+  watch(): void {
+    this.stop();
+    const tick = () => {
+      try {
+        this.failSilentMachines();
+      } catch (error) {
+        this.options.logger.error(`imaging: checking for silent PCs failed: ${(error as Error).message}`);
+      }
+      this.watchTimer = this.clock.setTimeout(tick, SILENCE_CHECK_MS);
+    };
+    this.watchTimer = this.clock.setTimeout(tick, SILENCE_CHECK_MS);
+  }
+
+  stop(): void {
+    if (this.watchTimer) this.clock.clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
   }
 
   /**
@@ -86,16 +177,32 @@ export class ImagingService {
     if (!mac || !this.jobs.pendingFor(mac)) return undefined;
     const base = httpBaseUrl.replace(/\/+$/, '');
     if (!this.environmentDir) {
-      return `#!ipxe\necho Bootbench: this PC has an imaging task, but the imaging environment is not built on the host (npm run build:imaging)\nprompt --timeout 30000 Press a key to continue || exit\nexit\n`;
+      return `#!ipxe\necho Bootbench: this PC has an imaging task, but ${NOT_BUILT}\nprompt --timeout 30000 Press a key to continue || exit\nexit\n`;
     }
     return [
       '#!ipxe',
       'echo Bootbench: starting the imaging environment',
-      `kernel ${base}${IMAGING_ENV_MOUNT}/vmlinuz initrd=initrd.img bootbench.server=${base} console=tty0 console=ttyS0 quiet panic=30`,
+      `kernel ${base}${IMAGING_ENV_MOUNT}/vmlinuz initrd=initrd.img ${environmentArguments(base)}`,
       `initrd ${base}${IMAGING_ENV_MOUNT}/initrd.img`,
       'boot',
       '',
     ].join('\n');
+  }
+
+  /**
+   * The same for GRUB, reached through shim when Secure Boot is on: Debian's signed kernel
+   * passes shim's check, and the initramfs is not verified, so no key of ours is needed.
+   */
+  grubKernel(mac: string | undefined, httpBaseUrl: string): GrubTaskKernel | undefined {
+    if (!mac || !this.jobs.pendingFor(mac)) return undefined;
+    const name = 'the imaging environment';
+    if (!this.environmentDir) return { name, unavailable: NOT_BUILT };
+    return {
+      name,
+      kernel: `${IMAGING_ENV_MOUNT}/vmlinuz`,
+      initrds: [`${IMAGING_ENV_MOUNT}/initrd.img`],
+      arguments: environmentArguments(httpBaseUrl.replace(/\/+$/, '')),
+    };
   }
 
   handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {

@@ -11,6 +11,18 @@ export type MachinePhase =
   | 'waiting' | 'booting' | 'checking' | 'partitioning' | 'reading' | 'writing' | 'verifying' | 'naming' | 'done' | 'failed';
 
 export const PHASES: readonly MachinePhase[] = ['waiting', 'booting', 'checking', 'partitioning', 'reading', 'writing', 'verifying', 'naming', 'done', 'failed'];
+/** Phases in which the agent runs and reports at least once a second. */
+export const WORKING_PHASES: readonly MachinePhase[] = ['booting', 'checking', 'partitioning', 'reading', 'writing', 'verifying', 'naming'];
+
+/** What the agent reports: phase, progress, the partition it works on, why it failed. */
+export interface MachineReport {
+  phase: MachinePhase;
+  bytes?: number;
+  total?: number;
+  /** partition being read, written or verified (0 = the boot area) */
+  part?: number;
+  reason?: string;
+}
 
 export interface ImageJob {
   id: number;
@@ -90,7 +102,7 @@ export class ImagingJobs {
   }
 
   /** Records a report from the agent. Returns false when the PC is not in that job. */
-  report(id: number, mac: string, update: { phase: MachinePhase; bytes?: number; total?: number; reason?: string }): boolean {
+  report(id: number, mac: string, update: MachineReport): boolean {
     const key = normalizeMac(mac) ?? '';
     const previous = this.db.prepare('SELECT * FROM image_job_machines WHERE job_id = ? AND mac = ?').get(id, key) as MachineRow | undefined;
     if (!previous) return false;
@@ -104,6 +116,27 @@ export class ImagingJobs {
       .prepare('UPDATE image_job_machines SET phase = ?, bytes = ?, total = ?, rate = ?, result = ?, reason = ?, updated_at = ? WHERE job_id = ? AND mac = ?')
       .run(update.phase, bytes, update.total ?? previous.total, rate, result, update.reason ?? previous.reason, now, id, key);
     return true;
+  }
+
+  /** Unfinished PCs in a working phase whose last report is older than `before` (ms). */
+  silentSince(before: number): { job: ImageJob; machine: JobMachine }[] {
+    const rows = this.db
+      .prepare(`SELECT job_id, mac FROM image_job_machines WHERE result IS NULL AND updated_at < ?
+        AND phase IN (${WORKING_PHASES.map(() => '?').join(', ')}) ORDER BY job_id, mac`)
+      .all(before, ...WORKING_PHASES) as { job_id: number; mac: string }[];
+    return rows.flatMap((r) => {
+      const job = this.get(r.job_id);
+      const machine = job?.machines.find((m) => m.mac === r.mac);
+      return job && machine ? [{ job, machine }] : [];
+    });
+  }
+
+  /** True while some capture's PC is working: its chunks are stored but no image names them yet. */
+  captureUnderWay(): boolean {
+    return !!this.db
+      .prepare(`SELECT 1 FROM image_job_machines m JOIN image_jobs j ON j.id = m.job_id
+        WHERE j.kind = 'capture' AND m.result IS NULL AND m.phase IN (${WORKING_PHASES.map(() => '?').join(', ')}) LIMIT 1`)
+      .get(...WORKING_PHASES);
   }
 
   /** Ends every unfinished PC of unfinished captures: used at start, when no capture can still be under way. */

@@ -18,12 +18,14 @@ import { architectureForBootClass, libraryDir, resolveEntryFilePath } from './im
 import {
   architectureFromIpxe,
   buildGrubConfig,
+  buildGrubTaskConfig,
   buildIpxeBootstrap,
   buildIpxeScript,
   entryFileServedPath,
   isoInnerServedPath,
   type BootRequest,
   type ScriptEntry,
+  type TaskKernel,
 } from './ipxe-script.js';
 import { assignOnce, nextAssignmentAfterFetch } from './boot-once.js';
 import { mayHaveOwnAssignment } from '../pxe/assignment-view.js';
@@ -58,6 +60,8 @@ export interface LibraryBootServiceOptions {
   publish?: Publish;
   /** A script that takes precedence over the machine's assignment (an imaging task waiting). */
   taskScript?: (mac: string) => string | undefined;
+  /** The same task for GRUB (the Secure Boot chain), which cannot run an iPXE script. */
+  taskKernel?: (mac: string) => TaskKernel | undefined;
 }
 
 export const LOCAL_DISK_ENTRY_NAME = 'Local disk';
@@ -385,17 +389,20 @@ export class LibraryBootService {
     if (grubLists) files.mount('/grub/x86_64-efi', grubLists.replace(/grubx64\.efi$/, 'grub/x86_64-efi'));
     files.generate('/grub/grub.cfg', async (request) => {
       const mac = request.mac ?? (request.ip ? this.options.macForIp?.(request.ip) : undefined);
+      const grubContext = {
+        serverAddress: this.options.serverAddress,
+        httpPort: this.options.httpPort,
+        mac,
+        machineName: mac ? this.options.store.machines.find(mac)?.name || undefined : undefined,
+      };
+      const task = mac ? this.options.taskKernel?.(mac) : undefined;
+      if (task) return buildGrubTaskConfig(task, grubContext);
       // Machines with an assignment get a grub.cfg for it; unassigned ones fall through to
       // the root, so a technician's own GRUB set-up (shim + GRUB + grub.cfg) keeps working.
       const bootRequest = await this.bootRequest(mac, undefined);
       if (bootRequest.action === 'menu') return undefined;
       if (mac) this.architectureByMac.set(mac, 'x64');
-      return buildGrubConfig(bootRequest, {
-        serverAddress: this.options.serverAddress,
-        httpPort: this.options.httpPort,
-        mac,
-        machineName: mac ? this.options.store.machines.find(mac)?.name || undefined : undefined,
-      });
+      return buildGrubConfig(bootRequest, grubContext);
     });
     for (const entry of this.options.store.entries.list()) {
       for (const file of entry.files) {

@@ -47,6 +47,7 @@ export {
   buildIpxeBootstrap,
   buildGrubConfig,
   buildGrubBootstrapConfig,
+  buildGrubTaskConfig,
   grubCanBoot,
   liveKernelArguments,
   architectureFromIpxe,
@@ -60,6 +61,7 @@ export {
   type ScriptEntry,
   type ScriptContext,
   type GrubContext,
+  type TaskKernel,
 } from './ipxe-script.js';
 export { nextAssignmentAfterFetch, finishingPaths, assignOnce, type BootOnceAssignment, type BootOnceTransition, type FetchEvent } from './boot-once.js';
 export { BOOT_BINARIES, BOOT_BINARY_MOUNTS, CHAINLOAD_BOOT_FILES, chainloadPolicy, locateBootBinary, defaultResourcesBootDir, type BootBinaryName, type BootBinaryLocation } from './boot-binaries.js';

@@ -388,6 +388,36 @@ export function buildGrubConfig(request: BootRequest, ctx: GrubContext): string 
 }
 
 /**
+ * A boot that takes precedence over the machine's assignment (an imaging task): a kernel and
+ * its initrds at paths of the host's TFTP/HTTP namespace, or why it cannot boot.
+ */
+export type TaskKernel =
+  | { name: string; kernel: string; initrds: string[]; arguments: string }
+  | { name: string; unavailable: string };
+
+/** grub.cfg that boots a task's kernel at once (signed kernels only: GRUB verifies it through shim). */
+export function buildGrubTaskConfig(task: TaskKernel, ctx: GrubContext): string {
+  const who = ctx.machineName ?? ctx.mac ?? 'this machine';
+  const lines = [`# Bootbench grub.cfg for ${safeText(who)}: ${safeText(task.name)}`];
+  if ('unavailable' in task) {
+    // Back to the firmware after the message, so the PC is not stuck in GRUB.
+    lines.push(`echo ${grubQuote(`Bootbench: ${task.name}: ${task.unavailable}`)}`, 'sleep 30', 'exit');
+  } else {
+    const dev = grubDevice(ctx);
+    lines.push(
+      `echo ${grubQuote(`Bootbench: ${task.name}`)}`,
+      `linux ${dev}${task.kernel} ${safeText(task.arguments)}`.trimEnd(),
+      ...(task.initrds.length > 0 ? [`initrd ${task.initrds.map((p) => `${dev}${p}`).join(' ')}`] : []),
+      'boot',
+      `echo ${grubQuote(`Bootbench: ${task.name} did not start; back to the firmware in 30 s`)}`,
+      'sleep 30',
+      'exit',
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+/**
  * A static /grub/grub.cfg for servers that cannot generate per client: it hands over to
  * /grub/machines/<mac>.cfg (GRUB's ${net_default_mac}, lower-case with colons).
  */
