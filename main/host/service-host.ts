@@ -159,7 +159,6 @@ export class ServiceHost {
     const config: ServeConfig = { ...this.currentConfig, ...overrides, ports: { ...this.currentConfig.ports, ...overrides.ports } };
     this.currentConfig = config;
     this.problems = [];
-    const missingPrograms: string[] = [];
     const statuses = this.plannedServices(config);
     this.statuses = statuses;
     this.publishState();
@@ -190,7 +189,7 @@ export class ServiceHost {
         for (const problem of await this.mountLibrary()) this.logger.warn(`chainloading iPXE needs ${problem}`);
         // Serving goes on (the other firmware family may boot), but the screens must not call
         // the bench ready while one family is handed a file that is not there.
-        missingPrograms.push(...this.bootPrograms().flatMap((p) => (p.problem ? [p.problem] : [])));
+        this.problems.push(...this.bootPrograms().flatMap((p) => (p.problem ? [p.problem] : [])));
       }
       const macForHttp = (ip: string) => this.macForIp(ip) ?? library?.reportedMacForIp(ip);
 
@@ -295,7 +294,6 @@ export class ServiceHost {
       throw err;
     }
     if (this.options.watchInterface ?? !this.options.resolveInterface) this.running.unsubscribe.push(this.watchServedInterface(this.running.nic.name));
-    this.problems.push(...missingPrograms);
     this.publishState();
     return this.status();
   }
