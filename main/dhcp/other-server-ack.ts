@@ -39,14 +39,21 @@ export function readOtherServerAck(packet: DhcpPacket, sourceAddress: string, ow
  * (MAC + xid) is reported once, though firmware may see it again on a retransmission.
  */
 export class RecentBootOffers {
+  // Both maps are kept in time order (an entry is re-inserted when refreshed), so expired
+  // entries are at the front and the cap evicts the oldest: each call costs O(1) amortised,
+  // also under a storm of new MACs.
   private readonly offered = new Map<string, number>();
   private readonly reported = new Map<string, number>();
 
-  constructor(private readonly keepMs = 10 * 60_000) {}
+  constructor(
+    private readonly keepMs = 10 * 60_000,
+    private readonly maxEntries = 4096,
+  ) {}
 
   remember(mac: string, now: number): void {
+    this.offered.delete(mac);
     this.offered.set(mac, now);
-    this.prune(now);
+    trim(this.offered, now - this.keepMs, this.maxEntries);
   }
 
   /** True once per (MAC, xid) when the MAC got an offer from us within `keepMs`. */
@@ -56,13 +63,20 @@ export class RecentBootOffers {
     const key = `${ack.mac}/${ack.xid}`;
     if (this.reported.has(key)) return false;
     this.reported.set(key, now);
+    trim(this.reported, now - this.keepMs, this.maxEntries);
     return true;
   }
 
-  private prune(now: number): void {
-    // Bounded by the PCs that boot within keepMs; swept when it grows.
-    if (this.offered.size + this.reported.size < 4096) return;
-    for (const [k, t] of this.offered) if (now - t > this.keepMs) this.offered.delete(k);
-    for (const [k, t] of this.reported) if (now - t > this.keepMs) this.reported.delete(k);
+  /** How many MACs are remembered (for tests). */
+  get size(): number {
+    return this.offered.size;
+  }
+}
+
+/** Drop entries older than `oldest` and the oldest beyond `max`, from the front of a time-ordered map. */
+function trim(map: Map<string, number>, oldest: number, max: number): void {
+  for (const [key, at] of map) {
+    if (at >= oldest && map.size <= max) return;
+    map.delete(key);
   }
 }

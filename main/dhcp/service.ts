@@ -166,6 +166,8 @@ export class DhcpService {
       return;
     }
     this.clientSocket.on('message', (msg, rinfo) => {
+      // Our own broadcast offers come back here too: skipped before decoding.
+      if (rinfo.address === o.serverAddress) return;
       let packet: DhcpPacket;
       try {
         packet = decodeDhcpPacket(msg);

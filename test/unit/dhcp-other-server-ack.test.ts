@@ -42,6 +42,19 @@ test('only PCs offered to lately are reported, each ACK once', () => {
   assert.equal(offers.shouldReport({ ...ack, xid: 2 }, 2000), false, 'the offer is too old');
 });
 
+test('a storm of new MACs keeps the memory bounded and evicts the oldest first', () => {
+  const offers = new RecentBootOffers(60_000, 100);
+  const mac = (i: number) => `02:00:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+  for (let i = 0; i < 50_000; i++) offers.remember(mac(i), i);
+  assert.equal(offers.size, 100);
+  assert.equal(offers.shouldReport({ mac: mac(49_999), xid: 1, server: '192.0.2.2' }, 50_000), true, 'the newest MAC is kept');
+  assert.equal(offers.shouldReport({ mac: mac(0), xid: 1, server: '192.0.2.2' }, 50_000), false, 'the oldest was evicted');
+  // A refreshed MAC moves to the back and survives the next evictions.
+  offers.remember(mac(49_900), 50_001);
+  for (let i = 50_000; i < 50_099; i++) offers.remember(mac(i), i + 2);
+  assert.equal(offers.shouldReport({ mac: mac(49_900), xid: 2, server: '192.0.2.2' }, 50_200), true);
+});
+
 describe('DhcpService, proxy mode: the other server ACK on the client port', () => {
   const bus = new EventBus();
   const events: BootEvent[] = [];
