@@ -18,7 +18,7 @@ import {
 } from './boot-lab.js';
 import { FULL_DHCP_POOL } from './scenario.js';
 import { BIOS_EXIT_VALUE, UEFI_EXIT_VALUE, markerText, qemuExitStatus } from './marker-nbp.js';
-import { FILES, MIB, extract, gptReference, mbrReference, missingImagingTools, partitions, run, sha256, virtioDisk } from './imaging-disks.js';
+import { FILES, MIB, useImagingGuestMemory, extract, gptReference, mbrReference, missingImagingTools, partitions, run, sha256, virtioDisk } from './imaging-disks.js';
 
 const IMAGING = join(PROJECT_ROOT, 'resources', 'imaging');
 const BOOT = join(PROJECT_ROOT, 'resources', 'boot');
@@ -29,9 +29,7 @@ const skip =
   (missingImagingTools.length ? `missing: ${missingImagingTools.join(', ')} (apt-get install fdisk e2fsprogs dosfstools mtools ntfs-3g)` : undefined);
 
 const TIMEOUT_MS = Number(process.env.BOOTBENCH_LAB_IMAGING_TIMEOUT_MS ?? 300_000);
-// UEFI PCs boot the environment through the signed GRUB, which runs out of memory loading the
-// kernel and initramfs with the lab's default 256 MB (QEMU touches only what the guest uses).
-process.env.BOOTBENCH_LAB_MEMORY_MB ??= '1024';
+useImagingGuestMemory();
 
 /** Boots a disk with no network at all and returns QEMU's exit status and debug console. */
 function bootDisk(dir: string, kind: 'bios' | 'uefi', disk: string): Promise<{ code: number | null; debugcon: string }> {

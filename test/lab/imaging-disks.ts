@@ -17,6 +17,15 @@ export const missingImagingTools = TOOLS.filter((t) => {
   }
 });
 export const MIB = 1024 * 1024;
+
+/**
+ * UEFI PCs boot the imaging environment through the signed GRUB, which runs out of memory
+ * loading the kernel and initramfs with the lab's default 256 MB (QEMU touches only what the
+ * guest uses). Every imaging lab file calls this before it starts a PC.
+ */
+export function useImagingGuestMemory(): void {
+  process.env.BOOTBENCH_LAB_MEMORY_MB ??= '1024';
+}
 export const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 export const run = (cmd: string, args: string[], input?: string) =>
   execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } }).toString();

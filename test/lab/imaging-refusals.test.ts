@@ -6,11 +6,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BootLab, PROJECT_ROOT, QemuClient, bootbenchCommand, clientMac, labUnavailableReason, startPxeServer, type ClientKind, type RunningServer } from './boot-lab.js';
 import { FULL_DHCP_POOL } from './scenario.js';
+import { MIB, sha256, useImagingGuestMemory } from './imaging-disks.js';
 import { ImageCatalog } from '../../main/imaging/index.js';
 
 const IMAGING = join(PROJECT_ROOT, 'resources', 'imaging');
@@ -20,8 +20,7 @@ const skip =
   (existsSync(join(IMAGING, 'initrd.img')) ? undefined : 'the imaging environment is not built: run `npm run build:imaging`') ??
   (existsSync(join(BOOT, 'ipxe', 'snponly.efi')) ? undefined : 'resources/boot is not built: run `npm run build:resources`');
 
-const MIB = 1024 * 1024;
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+useImagingGuestMemory();
 
 /** An image of one raw 32 MiB partition: it needs a disk of about 33 MiB. */
 async function addImage(dataDir: string, dir: string): Promise<void> {

@@ -17,7 +17,7 @@ import {
   type ClientKind, type ClientResult, type RunningServer, startPxeServer,
 } from './boot-lab.js';
 import { FULL_DHCP_POOL } from './scenario.js';
-import { FILES, MIB, extract, gptReference, missingImagingTools, partitions, run, sha256, virtioDisk } from './imaging-disks.js';
+import { FILES, MIB, useImagingGuestMemory, extract, gptReference, missingImagingTools, partitions, run, sha256, virtioDisk } from './imaging-disks.js';
 
 const IMAGING = join(PROJECT_ROOT, 'resources', 'imaging');
 const SIGNED = join(PROJECT_ROOT, 'resources', 'boot', 'secure-boot');
@@ -28,9 +28,7 @@ const skip =
   (missingImagingTools.length ? `missing: ${missingImagingTools.join(', ')} (apt-get install fdisk e2fsprogs dosfstools mtools ntfs-3g)` : undefined);
 
 const TIMEOUT_MS = Number(process.env.BOOTBENCH_LAB_IMAGING_TIMEOUT_MS ?? 300_000);
-// UEFI PCs boot the environment through the signed GRUB, which runs out of memory loading the
-// kernel and initramfs with the lab's default 256 MB (QEMU touches only what the guest uses).
-process.env.BOOTBENCH_LAB_MEMORY_MB ??= '1024';
+useImagingGuestMemory();
 /** What /init says on every start. */
 const KERNEL_LINE = /bootbench-imaging: kernel (\S+), lockdown (\S+), secureboot (\S+), network/;
 
