@@ -3,7 +3,7 @@
 // allocates it, for example with an ICMP echo; dnsmasq and ISC dhcpd ping). An address that answers is kept out of the pool for a while and the next free one
 // is checked instead. The prober is injected: the host's is an ARP probe on the chosen NIC
 // (main/net/arp-probe.ts); unit tests give a fake.
-import type { Clock } from '../host/clock.js';
+import type { Clock } from '../core/clock.js';
 import type { LeasePool } from './lease-pool.js';
 import { IN_USE_HOLD_MS } from './lease-pool.js';
 import { DhcpMessageType } from './options.js';

@@ -1,6 +1,6 @@
 // What the main thread and the DHCP thread (dhcp-thread.ts, dhcp-thread-worker.ts) say to
 // each other over their MessagePort. Everything here is structured-clone data.
-import type { BootEventType } from '../host/events.js';
+import type { BootEventType } from '../core/events.js';
 import type { BootPolicyConfig, MachineBootAssignment } from '../pxe/boot-policy.js';
 import type { DhcpServiceOptions } from './service.js';
 

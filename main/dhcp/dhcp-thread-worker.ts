@@ -9,9 +9,9 @@
 //   - log lines (after the events before them);
 //   - questions for machines that may have an assignment of their own (assignment-mirror.ts).
 import { workerData, type MessagePort } from 'node:worker_threads';
-import type { BootEventType } from '../host/events.js';
-import { isPerRequestDhcpEvent } from '../host/events.js';
-import type { Logger } from '../host/logger.js';
+import type { BootEventType } from '../core/events.js';
+import { isPerRequestDhcpEvent } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
 import { createScopedUdpSocketFactory } from '../net/scoped-udp.js';
 import type { MachineBootAssignment } from '../pxe/boot-policy.js';
 import { canonicalUuid } from './options.js';

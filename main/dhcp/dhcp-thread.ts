@@ -15,9 +15,9 @@
 // way, every 20 ms, and cost an idle host 20-34 ms of CPU a second: each poll reads SQLite's
 // data_version and wakes the process.
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
-import type { BootEventType, Publish } from '../host/events.js';
-import type { Logger } from '../host/logger.js';
-import { startModuleWorker } from '../host/module-worker.js';
+import type { BootEventType, Publish } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
+import { startModuleWorker } from '../core/module-worker.js';
 import { DeviceBindError, PortBindError } from '../net/bind-errors.js';
 import type { MachineBootAssignment } from '../pxe/boot-policy.js';
 import type { AssignmentViewData, DhcpThreadInit, DhcpThreadServiceOptions, FromDhcpThread, ThreadError, ToDhcpThread } from './dhcp-thread-messages.js';

@@ -3,9 +3,9 @@
 // functions in proxy.ts, full-dhcp.ts, ../pxe/boot-server.ts), send, publish. A malformed
 // packet is reported and the loop goes on; only a socket error changes the service.
 import type { Socket, RemoteInfo } from 'node:dgram';
-import type { Publish, BootEventType } from '../host/events.js';
-import { systemClock, type Clock } from '../host/clock.js';
-import type { Logger } from '../host/logger.js';
+import type { Publish, BootEventType } from '../core/events.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
 import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
 import { DhcpDecodeError } from './errors.js';
 import { DhcpMessageType, messageTypeName } from './options.js';

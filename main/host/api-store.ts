@@ -2,7 +2,7 @@
 // api.ts): plain JSON shapes, optional fields instead of nulls, CSV results in sentences,
 // and an edit the database cannot take (full disk) answered with the fix, not SQLite's code.
 import { dirname } from 'node:path';
-import type { BootEvent, BootEventType } from './events.js';
+import type { BootEvent, BootEventType } from '../core/events.js';
 import { storeImaging } from './api-imaging.js';
 import { entryDiskSize } from '../library/entry-edit.js';
 import type { ApiStore } from './api.js';

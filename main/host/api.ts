@@ -6,8 +6,8 @@
 // envelope, and errors become plain-language messages, never stack traces.
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import type { BootEvent } from './events.js';
-import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import type { BootEvent } from '../core/events.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { defaultServedFolder } from './config.js';
 import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
 import { transferIdKey } from '../store/bus-recorder.js';

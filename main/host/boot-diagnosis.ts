@@ -1,7 +1,7 @@
 // Turns one machine's boot events into sentences a technician can act on: a one-line
 // summary per event, and a diagnosis of where the last boot attempt stopped.
 // Pure functions over BootEvent lists; the Timeline screen and the API call them.
-import type { BootEvent } from './events.js';
+import type { BootEvent } from '../core/events.js';
 import { IMAGING_PHASE_WORDS, type Diagnosis, type ImagingPhase, type TimelineEntry } from '../../preload/api.js';
 import { samePath } from '../library/boot-once.js';
 

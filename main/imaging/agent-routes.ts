@@ -8,7 +8,7 @@
 //   POST /imaging/jobs/ID/image?mac=M        a finished capture's manifest; the image exists after this
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { normalizeMac } from '../store/identifiers.js';
-import type { Logger } from '../host/logger.js';
+import type { Logger } from '../core/logger.js';
 import { ChunkError } from './chunk-store.js';
 import { ImageError, type ImageCatalog } from './image-catalog.js';
 import { parseCapturedManifest, parseReport, renderManifest, renderTask } from './agent-protocol.js';

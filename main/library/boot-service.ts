@@ -9,7 +9,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import rangeParser from 'range-parser';
-import type { BootEvent, Publish } from '../host/events.js';
+import type { BootEvent, Publish } from '../core/events.js';
 import { defaultBootEntry, normalizeMac, normalizeUuid, resolveBootAssignment, storeReadCache, type BootEntry, type Store, type StoredBootAssignment, type StoreReadCache } from '../store/index.js';
 import { detectFile, type IsoDetection, type LibraryArchitecture } from './detect.js';
 import { IsoImage, extractIsoFile, type IsoDirectoryEntry } from './iso9660.js';

@@ -5,9 +5,9 @@
 // write per block. A failing write (full disk, disk error) turns history off with one
 // `store.degraded` warning and never reaches the bus; a probe write every retry interval turns
 // it back on (`store.recovered`) once the disk takes writes again (issue 9 item 7).
-import { systemClock, type Clock, type TimerHandle } from '../host/clock.js';
-import type { BootEvent, EventBus, Publish } from '../host/events.js';
-import { silentLogger, type Logger } from '../host/logger.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import type { BootEvent, EventBus, Publish } from '../core/events.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import { completeBootOnceIfLastFile } from './boot-assignment.js';
 import { normalizeMac } from './identifiers.js';
 import type { Store } from './open-store.js';

@@ -3,8 +3,8 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
-import { systemClock, type Clock } from '../host/clock.js';
-import { silentLogger, type Logger } from '../host/logger.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import { BootEventRepository, DEFAULT_RETENTION, type RetentionPolicy } from './boot-events.js';
 import { EntryRepository } from './entries.js';
 import { LeaseRepository } from './leases.js';

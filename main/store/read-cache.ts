@@ -15,7 +15,7 @@
 // gets the old answer either way. Any of them moving drops every cached answer. The
 // recorder's writes move them several times a second, which only costs one re-read per key.
 import type Database from 'better-sqlite3';
-import { systemClock, type Clock } from '../host/clock.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import { localWriteCount, type Store } from './open-store.js';
 
 export interface StoreReadCacheOptions {

@@ -10,7 +10,7 @@
 import { readSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import type { Clock, TimerHandle } from '../host/clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import { createDescriptorBatchSender, type BatchSender } from './batch-send.js';
 import { encodeError, TftpErrorCode, TftpOpcode } from './packet.js';
 import { SPIN_BUDGET_MS, SpinCredit } from './spin-wait.js';

@@ -3,7 +3,7 @@
 // loop when a command is posted, a MessagePort, and the handshake (the worker's first
 // message is 'ready', or 'unavailable' with a reason).
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
-import { startModuleWorker } from '../host/module-worker.js';
+import { startModuleWorker } from '../core/module-worker.js';
 import { loadUdpSyscalls, openEventDescriptor, type UdpSyscalls } from './udp-descriptor.js';
 
 const START_TIMEOUT_MS = 10_000;

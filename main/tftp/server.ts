@@ -4,9 +4,9 @@
 // main/files.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { availableParallelism } from 'node:os';
-import { systemClock, type Clock } from '../host/clock.js';
-import type { Publish } from '../host/events.js';
-import type { Logger } from '../host/logger.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { Publish } from '../core/events.js';
+import type { Logger } from '../core/logger.js';
 import type { FileResolver, OpenFile } from '../files/index.js';
 import { DiskFile, GeneratedFile } from '../files/open-file.js';
 import { MAX_NETASCII_FILE, toNetascii } from './netascii.js';

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defaultDataDir, serveConfigFromFlags, SERVE_OPTIONS } from '../host/serve-flags.js';
 import { listInterfaces } from '../net/index.js';
-import type { Logger } from '../host/logger.js';
+import type { Logger } from '../core/logger.js';
 import { uploadsDir } from '../library/import.js';
 import { createUiHost } from './ui-host.js';
 import { startWebMode } from './web-mode.js';

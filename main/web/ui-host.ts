@@ -10,7 +10,7 @@ import { configFromSettings, saveConfigToSettings } from '../host/stored-config.
 import { storeApi } from '../host/api-store.js';
 import { storeLibraryImporter } from '../host/api-library.js';
 import { unavailableLibraryImporter, type ApiStore, type LibraryImporter } from '../host/api.js';
-import { silentLogger, type Logger } from '../host/logger.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import { openStore, type Store } from '../store/index.js';
 import { ensureLocalDiskEntry } from '../library/boot-service.js';
 import { uploadsDir } from '../library/import.js';

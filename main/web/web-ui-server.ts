@@ -18,7 +18,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ApiEnvelope, ApiEventName, ApiEvents, WirePush, WireRequest, WireResponse } from '../../preload/api.js';
 import { WEB_API_PATH, WEB_TOKEN_HEADER, WEB_UPLOAD_PATH } from '../../preload/api.js';
-import { silentLogger, type Logger } from '../host/logger.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import { saveUpload, UploadError } from './upload.js';
 
 export interface ApiCallHandler {

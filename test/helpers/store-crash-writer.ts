@@ -1,7 +1,7 @@
 // Child process for the store crash test: starts 20 transfers on the bus and writes their
 // progress as fast as it can until it is killed. Prints "ready" once rows are on disk.
 // Usage: node --import tsx test/helpers/store-crash-writer.ts DB_PATH
-import { EventBus } from '../../main/host/events.js';
+import { EventBus } from '../../main/core/events.js';
 import { attachStoreToBus, openStore } from '../../main/store/index.js';
 
 const path = process.argv[2];

@@ -12,8 +12,8 @@
 import dgram, { type Socket } from 'node:dgram';
 import { DhcpService, type DhcpServiceOptions } from '../../main/dhcp/service.js';
 import { decodeDhcpPacket, type DhcpPacket } from '../../main/dhcp/packet.js';
-import { EventBus } from '../../main/host/events.js';
-import { silentLogger } from '../../main/host/logger.js';
+import { EventBus } from '../../main/core/events.js';
+import { silentLogger } from '../../main/core/logger.js';
 import { createScopedUdpSocketFactory } from '../../main/net/index.js';
 import { openIcmpProber } from '../../main/net/icmp-probe.js';
 import type { UdpSocketFactory } from '../../main/net/udp-socket-factory.js';

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageCatalog, ImagingJobs, ImagingRoutes } from '../../main/imaging/index.js';
 import { openStore, type Store } from '../../main/store/index.js';
-import { silentLogger } from '../../main/host/logger.js';
+import { silentLogger } from '../../main/core/logger.js';
 import { runAgent } from '../helpers/imaging-agent.js';
 
 const AGENT = join(import.meta.dirname, '..', '..', 'build', 'imaging-env', 'agent.sh');

@@ -5,8 +5,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventBus, type BootEvent } from '../../main/host/events.js';
-import { MemoryLogger } from '../../main/host/logger.js';
+import { EventBus, type BootEvent } from '../../main/core/events.js';
+import { MemoryLogger } from '../../main/core/logger.js';
 import { FileResolver } from '../../main/files/index.js';
 import { TftpServer, type TftpServerOptions } from '../../main/tftp/server.js';
 

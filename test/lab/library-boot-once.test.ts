@@ -16,7 +16,7 @@ import { waitFor } from '../helpers/netns.js';
 import { INITRD_EXIT_VALUE, INITRD_MARKER, findLinuxKernel, markerInitrd } from './marker-initrd.js';
 import { qemuExitStatus } from './marker-nbp.js';
 import { diagnoseBoot } from '../../main/host/boot-diagnosis.js';
-import type { BootEvent } from '../../main/host/events.js';
+import type { BootEvent } from '../../main/core/events.js';
 
 const IPXE_SNPONLY = '/usr/lib/ipxe/snponly.efi';
 const clients: ClientKind[] = ['uefi', 'bios'];

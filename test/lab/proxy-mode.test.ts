@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { summarizeEvent } from '../../main/host/boot-diagnosis.js';
-import type { BootEvent } from '../../main/host/events.js';
+import type { BootEvent } from '../../main/core/events.js';
 import { labServerKind, type ClientKind } from './boot-lab.js';
 import { Scenario, assertBootServerAnswered, assertEventForMac, assertRanMarker, describeTime, scenarioSkipReason } from './scenario.js';
 

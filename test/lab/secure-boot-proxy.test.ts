@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { OFFICE_ADDRESS, SERVER_ADDRESS, labUnavailableReason, logTail, type ClientKind, type ClientResult } from './boot-lab.js';
 import { Scenario, assertEventForMac, scenarioSkipReason } from './scenario.js';
 import { diagnoseBoot } from '../../main/host/boot-diagnosis.js';
-import type { BootEvent } from '../../main/host/events.js';
+import type { BootEvent } from '../../main/core/events.js';
 
 const SHIM = '/usr/lib/shim/shimx64.efi.signed';
 const GRUB_NET = '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed';

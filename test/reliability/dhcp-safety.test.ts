@@ -18,7 +18,7 @@ import { decideBootServerReply } from '../../main/pxe/boot-server.js';
 import { LeasePool } from '../../main/dhcp/lease-pool.js';
 import { addressCheckTarget, checkRequestedAddress, reserveCheckedAddress, type AddressInUseProber } from '../../main/dhcp/address-check.js';
 import { ipv4ToNumber } from '../../main/dhcp/wire.js';
-import { ManualClock } from '../../main/host/clock.js';
+import { ManualClock } from '../../main/core/clock.js';
 import type { BootPolicyConfig } from '../../main/pxe/boot-policy.js';
 import { firmwareOptions, rawDhcp, type FirmwareKind, type RawOption } from '../helpers/dhcp-clients.js';
 import { mutate, seededRandom } from './mutate.js';

@@ -14,7 +14,7 @@ import { decideProxyReply } from '../../main/dhcp/proxy.js';
 import { decideFullDhcpReply } from '../../main/dhcp/full-dhcp.js';
 import { decideBootServerReply } from '../../main/pxe/boot-server.js';
 import { LeasePool } from '../../main/dhcp/lease-pool.js';
-import { ManualClock } from '../../main/host/clock.js';
+import { ManualClock } from '../../main/core/clock.js';
 import { decodeTftpPacket, encodeTftpPacket, TftpDecodeError, TftpOpcode } from '../../main/tftp/packet.js';
 import { negotiateReadOptions } from '../../main/tftp/options.js';
 import type { BootPolicyConfig } from '../../main/pxe/boot-policy.js';

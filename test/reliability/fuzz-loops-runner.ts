@@ -14,7 +14,7 @@ import vm from 'node:vm';
 import { DhcpService } from '../../main/dhcp/service.js';
 import { TftpServer } from '../../main/tftp/server.js';
 import { FileResolver } from '../../main/files/index.js';
-import { EventBus, type BootEvent } from '../../main/host/events.js';
+import { EventBus, type BootEvent } from '../../main/core/events.js';
 import { openPlainSocket } from '../../main/net/index.js';
 import { encodeTftpPacket, TftpOpcode } from '../../main/tftp/packet.js';
 import { mutate, seededRandom } from './mutate.js';

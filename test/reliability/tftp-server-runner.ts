@@ -2,8 +2,8 @@
 // `address=dataPath` argument, so a test can drive the worker and the event-loop data
 // paths side by side. Prints each event as a JSON line, and "ready" once all listen.
 // usage: node --import tsx tftp-server-runner.ts ROOT ADDRESS=worker|event-loop ...
-import { EventBus } from '../../main/host/events.js';
-import { MemoryLogger } from '../../main/host/logger.js';
+import { EventBus } from '../../main/core/events.js';
+import { MemoryLogger } from '../../main/core/logger.js';
 import { FileResolver } from '../../main/files/index.js';
 import { TftpServer } from '../../main/tftp/server.js';
 

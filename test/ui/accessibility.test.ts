@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { EventBus } from '../../main/host/events.js';
+import { EventBus } from '../../main/core/events.js';
 import type { ApiServiceHost } from '../../main/host/api.js';
 import { startWebMode } from '../../main/web/web-mode.js';
 import type { ServicesStatus } from '../../preload/api.js';

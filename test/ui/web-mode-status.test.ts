@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { REPO, launchChromium, rendererSkipReason } from '../helpers/chromium.js';
-import { EventBus } from '../../main/host/events.js';
+import { EventBus } from '../../main/core/events.js';
 import type { ApiServiceHost } from '../../main/host/api.js';
 import { storeApi } from '../../main/host/api-store.js';
 import { openStore, type Store } from '../../main/store/index.js';

@@ -8,9 +8,9 @@ import { checkRequestedAddress, MAX_CHECKS_PER_REQUEST, reserveCheckedAddress, t
 import { IN_USE_HOLD_MS, LeasePool } from '../../main/dhcp/lease-pool.js';
 import { DhcpService } from '../../main/dhcp/service.js';
 import { decodeDhcpPacket, type DhcpPacket } from '../../main/dhcp/packet.js';
-import { ManualClock } from '../../main/host/clock.js';
-import { EventBus, type BootEvent } from '../../main/host/events.js';
-import { MemoryLogger } from '../../main/host/logger.js';
+import { ManualClock } from '../../main/core/clock.js';
+import { EventBus, type BootEvent } from '../../main/core/events.js';
+import { MemoryLogger } from '../../main/core/logger.js';
 import { loopbackFactory } from './dhcp-loopback.js';
 import { encodeArpProbe, decodeArpSender, encodeSockaddrLl } from '../../main/net/arp-probe.js';
 import { firmwareOptions, rawDhcp } from '../helpers/dhcp-clients.js';

@@ -7,8 +7,8 @@ import { decodeDhcpPacket, encodeDhcpPacket, type DhcpPacket } from '../../main/
 import { decideFullDhcpReply } from '../../main/dhcp/full-dhcp.js';
 import { LeasePool, OFFER_HOLD_MS } from '../../main/dhcp/lease-pool.js';
 import type { PlannedReply, ReplyPlan } from '../../main/dhcp/reply.js';
-import { ManualClock } from '../../main/host/clock.js';
-import { MemoryLogger } from '../../main/host/logger.js';
+import { ManualClock } from '../../main/core/clock.js';
+import { MemoryLogger } from '../../main/core/logger.js';
 import type { BootPolicyConfig } from '../../main/pxe/boot-policy.js';
 import { firmwareOptions, rawDhcp, type RawOption } from '../helpers/dhcp-clients.js';
 

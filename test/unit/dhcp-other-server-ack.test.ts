@@ -6,8 +6,8 @@ import dgram from 'node:dgram';
 import { DhcpService } from '../../main/dhcp/service.js';
 import { decodeDhcpPacket } from '../../main/dhcp/packet.js';
 import { readOtherServerAck, RecentBootOffers } from '../../main/dhcp/other-server-ack.js';
-import { EventBus, type BootEvent } from '../../main/host/events.js';
-import { MemoryLogger } from '../../main/host/logger.js';
+import { EventBus, type BootEvent } from '../../main/core/events.js';
+import { MemoryLogger } from '../../main/core/logger.js';
 import { loopbackFactory } from './dhcp-loopback.js';
 import { firmwareOptions, rawDhcp } from '../helpers/dhcp-clients.js';
 

@@ -3,7 +3,7 @@
 // HTTP boot the signed network GRUB has no TFTP server at all.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BootEvent, BootEventType } from '../../main/host/events.js';
+import type { BootEvent, BootEventType } from '../../main/core/events.js';
 import { diagnoseBoot, summarizeEvent } from '../../main/host/boot-diagnosis.js';
 
 const mac = '52:54:00:aa:bb:03';

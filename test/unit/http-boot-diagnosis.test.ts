@@ -2,7 +2,7 @@
 // HTTP-booted iPXE, and points at HTTP (not TFTP) when the URL was never fetched.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BootEvent, BootEventType } from '../../main/host/events.js';
+import type { BootEvent, BootEventType } from '../../main/core/events.js';
 import { bootStartedOverHttp, diagnoseBoot } from '../../main/host/boot-diagnosis.js';
 
 const mac = '52:54:00:aa:bb:02';

@@ -7,8 +7,8 @@ import { request, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EventBus, type BootEvent } from '../../main/host/events.js';
-import { MemoryLogger } from '../../main/host/logger.js';
+import { EventBus, type BootEvent } from '../../main/core/events.js';
+import { MemoryLogger } from '../../main/core/logger.js';
 import { FileResolver } from '../../main/files/index.js';
 import { HttpFileServer } from '../../main/http/server.js';
 

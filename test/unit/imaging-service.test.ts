@@ -12,8 +12,8 @@ import { ImagingService, describeWork } from '../../main/imaging/imaging-service
 import { parseReport } from '../../main/imaging/agent-protocol.js';
 import { buildGrubTaskConfig } from '../../main/library/ipxe-script.js';
 import { LibraryBootService } from '../../main/library/boot-service.js';
-import { ManualClock } from '../../main/host/clock.js';
-import { MemoryLogger } from '../../main/host/logger.js';
+import { ManualClock } from '../../main/core/clock.js';
+import { MemoryLogger } from '../../main/core/logger.js';
 import { openStore, type Store } from '../../main/store/index.js';
 import { makeTempDir } from '../helpers/store-temp.js';
 

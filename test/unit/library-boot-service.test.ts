@@ -10,7 +10,7 @@ import { importPaths } from '../../main/library/import.js';
 import { LibraryBootService, assignOnceInStore, ensureLocalDiskEntry } from '../../main/library/boot-service.js';
 import { FileResolver } from '../../main/files/index.js';
 import { chainloadPolicy } from '../../main/library/boot-binaries.js';
-import type { BootEvent } from '../../main/host/events.js';
+import type { BootEvent } from '../../main/core/events.js';
 import { buildBzImage, buildCpioNewc, buildIso, buildPe, EL_TORITO_ARGS, xorrisoMissing } from './library-fixtures.js';
 
 const MAC = '52:54:00:aa:bb:01';

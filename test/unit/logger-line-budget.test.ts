@@ -2,7 +2,7 @@
 // a second instead of a line per packet; normal traffic is logged in full.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PerSecondLineBudget } from '../../main/host/logger.js';
+import { PerSecondLineBudget } from '../../main/core/logger.js';
 
 test('lines over the budget are counted and reported once their second is over', async () => {
   let now = 10_000;

@@ -5,7 +5,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { PolledAddressProber, type AddressProbeResult, type ProbeSocket } from '../../main/net/address-probe.js';
 import { encodeEchoRequest, internetChecksum, isEchoReply } from '../../main/net/icmp-probe.js';
-import { ManualClock } from '../../main/host/clock.js';
+import { ManualClock } from '../../main/core/clock.js';
 import { echoReplyShowsInUse, toIpAddr } from '../../main/net/windows-icmp-probe.js';
 
 class FakeSocket implements ProbeSocket {

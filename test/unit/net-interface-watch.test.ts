@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock } from '../../main/host/clock.js';
+import { ManualClock } from '../../main/core/clock.js';
 import { diffInterface, watchInterface, type InterfaceChange } from '../../main/net/interface-watch.js';
 import type { NetInterface } from '../../main/net/interfaces.js';
 

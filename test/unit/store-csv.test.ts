@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { openStore, parseCsv, exportMachinesCsv, importMachinesCsv, exportMachineHistory, type Store } from '../../main/store/index.js';
-import { ManualClock } from '../../main/host/clock.js';
+import { ManualClock } from '../../main/core/clock.js';
 import { makeTempDir } from '../helpers/store-temp.js';
 
 const temp = makeTempDir();

@@ -15,8 +15,8 @@ import {
   StoreOpenError,
   DATABASE_FILE_NAME,
 } from '../../main/store/index.js';
-import { ManualClock } from '../../main/host/clock.js';
-import { MemoryLogger } from '../../main/host/logger.js';
+import { ManualClock } from '../../main/core/clock.js';
+import { MemoryLogger } from '../../main/core/logger.js';
 import { makeTempDir } from '../helpers/store-temp.js';
 
 const temp = makeTempDir();

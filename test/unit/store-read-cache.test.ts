@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openStore, StoreReadCache, watchStoreChanges, type Store } from '../../main/store/index.js';
-import { ManualClock, systemClock } from '../../main/host/clock.js';
+import { ManualClock, systemClock } from '../../main/core/clock.js';
 import { makeTempDir } from '../helpers/store-temp.js';
 
 const temp = makeTempDir();

@@ -10,8 +10,8 @@ import { storeApi } from '../../main/host/api-store.js';
 import { HostApi } from '../../main/host/api.js';
 import { ServiceHost } from '../../main/host/service-host.js';
 import { defaultServeConfig } from '../../main/host/config.js';
-import { ManualClock } from '../../main/host/clock.js';
-import type { BootEvent } from '../../main/host/events.js';
+import { ManualClock } from '../../main/core/clock.js';
+import type { BootEvent } from '../../main/core/events.js';
 import { makeTempDir } from '../helpers/store-temp.js';
 import { idleServiceHost } from '../helpers/idle-host.js';
 

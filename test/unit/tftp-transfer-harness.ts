@@ -1,7 +1,7 @@
 // Test harness for ReadTransfer: a fake file source, a simulated RFC 7440 client and a
 // lossy wire, all driven by a ManualClock so loss and timeouts cost no real time.
 import { createHash } from 'node:crypto';
-import { ManualClock } from '../../main/host/clock.js';
+import { ManualClock } from '../../main/core/clock.js';
 import type { TransferSource } from '../../main/files/open-file.js';
 import { negotiateReadOptions } from '../../main/tftp/options.js';
 import { decodeTftpPacket, TftpOpcode, type TftpOption, type TftpPacket } from '../../main/tftp/packet.js';

@@ -1,7 +1,7 @@
 // The Timeline screen's plain-language diagnosis of where a boot stopped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BootEvent, BootEventType } from '../../main/host/events.js';
+import type { BootEvent, BootEventType } from '../../main/core/events.js';
 import { diagnoseBoot, lastBootAttempt, summarizeEvent, fileFirmware } from '../../main/host/boot-diagnosis.js';
 
 const mac = '52:54:00:aa:bb:01';

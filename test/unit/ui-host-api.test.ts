@@ -2,8 +2,8 @@
 // coalescing of pushed events.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventBus, type BootEvent } from '../../main/host/events.js';
-import { ManualClock } from '../../main/host/clock.js';
+import { EventBus, type BootEvent } from '../../main/core/events.js';
+import { ManualClock } from '../../main/core/clock.js';
 import { HostApi, connectApiEvents, suggestBenchInterface, uiWording, unavailableLibraryImporter, type ApiServiceHost, type ApiStore } from '../../main/host/api.js';
 import type { ApiEvents, Machine, NetInterfaceInfo, ServicesStatus, TransferRow } from '../../preload/api.js';
 

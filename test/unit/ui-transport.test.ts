@@ -3,7 +3,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { EventBus } from '../../main/host/events.js';
+import { EventBus } from '../../main/core/events.js';
 import { HostApi, connectApiEvents, type ApiServiceHost } from '../../main/host/api.js';
 import { WebUiServer } from '../../main/web/web-ui-server.js';
 import { ApiClient, IpcTransport, WebSocketTransport, errorFromBridge, webSocketUrlFor, type ConnectionState, type WebSocketLike } from '../../renderer/src/lib/transport.js';
