@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { hashFile, importPath, importPaths, resolveEntryFilePath, type ImportProgress } from '../../main/library/import.js';
-import { entriesCommand } from '../../main/library/cli.js';
+import { entriesCommand } from '../../main/cli/entries.js';
 import { buildBzImage, buildCpioNewc, buildPe, buildWim } from './library-fixtures.js';
 
 let dir: string;

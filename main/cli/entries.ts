@@ -6,10 +6,10 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { openStore, type BootEntry, type Store } from '../store/index.js';
-import { architectureForBootClass, resolveEntryFilePath, type ImportProgress } from './import.js';
-import { importIntoLibrary } from './import-into-library.js';
-import { entryDiskSize } from './entry-edit.js';
-import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from './detect.js';
+import { architectureForBootClass, resolveEntryFilePath, type ImportProgress } from '../library/import.js';
+import { importIntoLibrary } from '../library/import-into-library.js';
+import { entryDiskSize } from '../library/entry-edit.js';
+import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from '../library/detect.js';
 
 const USAGE = `Usage: bootbench entries <command> [options]
 
@@ -87,8 +87,8 @@ export function describeEntry(entry: BootEntry, dataDir: string): EntryListing {
   };
 }
 
-export { defaultDataDir } from '../host/serve-flags.js';
-import { defaultDataDir } from '../host/serve-flags.js';
+export { defaultDataDir } from './serve-flags.js';
+import { defaultDataDir } from './serve-flags.js';
 
 class UsageError extends Error {}
 

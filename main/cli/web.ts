@@ -6,13 +6,13 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { defaultDataDir, serveConfigFromFlags, SERVE_OPTIONS } from '../host/serve-flags.js';
+import { defaultDataDir, serveConfigFromFlags, SERVE_OPTIONS } from './serve-flags.js';
 import { listInterfaces } from '../net/index.js';
 import type { Logger } from '../core/logger.js';
 import { uploadsDir } from '../library/import.js';
-import { createUiHost } from './ui-host.js';
-import { startWebMode } from './web-mode.js';
-import { isLoopbackAddress } from './web-ui-server.js';
+import { createUiHost } from '../web/ui-host.js';
+import { startWebMode } from '../web/web-mode.js';
+import { isLoopbackAddress } from '../web/web-ui-server.js';
 
 const USAGE = `Usage: bootbench-web [options]
 
