@@ -258,7 +258,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run directly (`node --import tsx main/cli.ts serve ...`), not when imported by bin/ or tests.
+// Run directly (`node --import tsx main/cli/bootbench.ts serve ...`), not when imported by bin/ or tests.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   main(process.argv.slice(2)).then((code) => (process.exitCode = code));
 }

@@ -1,7 +1,7 @@
 // `bootbench entries ...`: the library from the command line.
 //   bootbench entries import PATH... [--data DIR] [--json] [--reference] [--name NAME]
 //   bootbench entries list [--data DIR] [--json]
-// main/cli.ts dispatches `entries` here: `process.exitCode = await entriesCommand(argv.slice(1))`.
+// main/cli/bootbench.ts dispatches `entries` here: `process.exitCode = await entriesCommand(argv.slice(1))`.
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { architectureForBootClass, resolveEntryFilePath, type ImportProgress } f
 import { importIntoLibrary } from '../library/import-into-library.js';
 import { entryDiskSize } from '../library/entry-edit.js';
 import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from '../library/detect.js';
+import { defaultDataDir } from './serve-flags.js';
 
 const USAGE = `Usage: bootbench entries <command> [options]
 
@@ -86,9 +87,6 @@ export function describeEntry(entry: BootEntry, dataDir: string): EntryListing {
     notes: entry.notes,
   };
 }
-
-export { defaultDataDir } from './serve-flags.js';
-import { defaultDataDir } from './serve-flags.js';
 
 class UsageError extends Error {}
 

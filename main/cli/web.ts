@@ -1,6 +1,6 @@
 // Headless web mode: the service host plus the UI in a browser, without Electron.
-//   node --import tsx main/web/run.ts [serve options] [--ui-address A] [--ui-port N] [--start]
-// (or dist/main/web/run.js after `npm run build`). `npm start` runs this where Electron
+//   node --import tsx main/cli/web.ts [serve options] [--ui-address A] [--ui-port N] [--start]
+// (or dist/main/cli/web.js after `npm run build`). `npm start` runs this where Electron
 // cannot run. Services start from the UI's Start screen, or at once with --start.
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';

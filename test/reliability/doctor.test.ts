@@ -21,7 +21,7 @@ import type { NetInterface } from '../../main/net/index.js';
 import type { CommandRunner } from '../../main/net/firewall.js';
 
 const skip = netnsUnavailableReason() ?? missingPrograms('dnsmasq');
-const CLI = join(PROJECT_ROOT, 'main', 'cli.ts');
+const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 
 interface Finding { level: string; message: string; fix?: string }
 
