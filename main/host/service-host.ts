@@ -400,7 +400,7 @@ export class ServiceHost {
     const r = this.running;
     if (!r?.library || !r.files) return [];
     const problems = r.library.mountInto(r.files);
-    await r.library.mountIsoFilesInto(r.files);
+    r.library.locateInto(r.files);
     for (const problem of problems) this.logger.debug(`library: ${problem}`);
     return problems;
   }
