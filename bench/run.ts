@@ -33,8 +33,8 @@ let served: string | undefined;
 function servedMain(): string {
   if (served) return served;
   const other = process.env.BOOTBENCH_BENCH_MAIN;
-  if (other && (basename(resolve(other)) !== 'main' || !existsSync(join(other, 'cli.ts')))) {
-    throw new Error(`BOOTBENCH_BENCH_MAIN=${other}: expected the main/ folder of a Bootbench checkout (with cli.ts in it), e.g. /path/to/checkout/main`);
+  if (other && (basename(resolve(other)) !== 'main' || !existsSync(join(other, 'cli', 'bootbench.ts')) && !existsSync(join(other, 'cli.ts')))) {
+    throw new Error(`BOOTBENCH_BENCH_MAIN=${other}: expected the main/ folder of a Bootbench checkout (with cli/bootbench.ts or cli.ts in it), e.g. /path/to/checkout/main`);
   }
   const root = other ? resolve(other, '..') : PROJECT;
   served = ensureCompiled(root);
@@ -42,6 +42,11 @@ function servedMain(): string {
   const [uid, gid] = [Number(process.env.SUDO_UID), Number(process.env.SUDO_GID)];
   if (uid > 0 && gid > 0) execFileSync('chown', ['-R', `${uid}:${gid}`, join(root, 'dist')]);
   return served;
+}
+/** The compiled `bootbench` command of that main/ (main/cli.ts in checkouts before main/cli/ existed). */
+function servedCli(): string {
+  const current = join(servedMain(), 'cli', 'bootbench.js');
+  return existsSync(current) ? current : join(servedMain(), 'cli.js');
 }
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
@@ -313,7 +318,7 @@ http {
     if (variant === 'off') writeFileSync(join(data, 'bootbench.db'), 'not a database: the bench runs this host without a store\n'.repeat(100));
     const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     const child = this.spawnLogged(ns, name, process.execPath, [
-      ...nodeArgs, join(servedMain(), 'cli.js'), 'serve', '--interface', 'eth0',
+      ...nodeArgs, servedCli(), 'serve', '--interface', 'eth0',
       '--root', this.root, '--boot', 'bios=pxelinux.0', '--log', variant === 'on' ? 'json' : 'text', '--data', data,
     ], { ...process.env, BOOTBENCH_DATA: data });
     await waitFor(() => {

@@ -24,16 +24,16 @@ chmodSync(work, 0o755);
 // something is installed there already).
 const install = existsSync('/opt/Bootbench') ? join(work, 'Bootbench') : '/opt/Bootbench';
 const launcher = join(install, 'bootbench-host');
-mkdirSync(join(install, 'resources/app.asar/dist/main/web'), { recursive: true });
+mkdirSync(join(install, 'resources/app.asar/dist/main/cli'), { recursive: true });
 const compiled = spawnSync('cc', ['-O2', '-o', launcher, join(repo, 'build/linux/bootbench-host.c')], { encoding: 'utf8' });
 if (compiled.status !== 0) throw new Error(compiled.stderr);
 symlinkSync(realpathSync(process.execPath), join(install, 'bootbench'));
 writeFileSync(join(install, 'resources/app.asar/package.json'), '{"type":"module"}\n');
-// The launcher drops NODE_OPTIONS, so the stand-in for dist/main/web/run.js registers tsx itself.
+// The launcher drops NODE_OPTIONS, so the stand-in for dist/main/cli/web.js registers tsx itself.
 writeFileSync(
-  join(install, 'resources/app.asar/dist/main/web/run.js'),
+  join(install, 'resources/app.asar/dist/main/cli/web.js'),
   `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))};\nregister();\n` +
-    `const { runWebMode } = await import(${JSON.stringify(pathToFileURL(join(repo, 'main/web/run.ts')).href)});\n` +
+    `const { runWebMode } = await import(${JSON.stringify(pathToFileURL(join(repo, 'main/cli/web.ts')).href)});\n` +
     'process.exitCode = await runWebMode(process.argv.slice(2));\n',
 );
 const bootRoot = join(work, 'boot');

@@ -20,10 +20,10 @@ function newestSource(dir, skip) {
 
 /** The compiled CLI of the checkout at `root`. */
 export function compiledCli(root) {
-  return join(root, 'dist', 'main', 'cli.js');
+  return join(root, 'dist', 'main', 'cli', 'bootbench.js');
 }
 
-/** True when `root`/dist/main/cli.js exists and is newer than every source it is built from. */
+/** True when `root`/dist/main/cli/bootbench.js exists and is newer than every source it is built from. */
 export function compiledHostIsCurrent(root) {
   const cli = compiledCli(root);
   if (!existsSync(cli)) return false;

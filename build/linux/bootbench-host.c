@@ -12,8 +12,8 @@
  * plain, so the desktop app started from the menu, its renderer and GPU processes never hold
  * them: only processes started through this launcher do, and they run no Chromium.
  *
- *   bootbench-host serve|doctor|interfaces|entries ...  -> dist/main/cli.js
- *   bootbench-host web ...                              -> dist/main/web/run.js
+ *   bootbench-host serve|doctor|interfaces|entries ...  -> dist/main/cli/bootbench.js
+ *   bootbench-host web ...                              -> dist/main/cli/web.js
  *   bootbench-host app-host ...                         -> dist/main/app/host-process.js
  *     (the desktop app's service host, spoken to over stdin/stdout: main/app/host-link.ts)
  *
@@ -53,8 +53,8 @@
 #ifndef BOOTBENCH_ELECTRON_NAME
 #define BOOTBENCH_ELECTRON_NAME "bootbench"
 #endif
-#define CLI_SCRIPT "resources/app.asar/dist/main/cli.js"
-#define WEB_SCRIPT "resources/app.asar/dist/main/web/run.js"
+#define CLI_SCRIPT "resources/app.asar/dist/main/cli/bootbench.js"
+#define WEB_SCRIPT "resources/app.asar/dist/main/cli/web.js"
 #define APP_HOST_SCRIPT "resources/app.asar/dist/main/app/host-process.js"
 
 static const int wanted_caps[] = {CAP_NET_BIND_SERVICE, CAP_NET_RAW};

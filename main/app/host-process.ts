@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HostApi, connectApiEvents } from '../host/api.js';
+import { HostApi, connectApiEvents } from '../api/api.js';
 import type { Logger } from '../core/logger.js';
 import { listInterfaces } from '../net/index.js';
 import { checkPrivileges, detectPackaging } from '../net/privileges.js';

@@ -103,6 +103,45 @@ export class DiskFile implements OpenFile {
   }
 }
 
+/**
+ * A stretch of a file on disk served as a file of its own: a file inside an ISO image, read
+ * in place. Positions are relative to the stretch; reads never go past its end. Not a
+ * DiskFile: readers that take the descriptor itself (sendfile, the TFTP worker) would read
+ * the whole image.
+ */
+export class DiskExtent implements OpenFile {
+  readonly generated = false;
+  private released = false;
+
+  constructor(
+    readonly path: string,
+    readonly realPath: string,
+    private readonly offset: number,
+    readonly size: number,
+    readonly mtimeMs: number,
+    readonly etag: string,
+    private readonly descriptor: SharedDescriptor,
+  ) {}
+
+  read(target: Uint8Array, targetOffset: number, length: number, position: number): Promise<number> {
+    const wanted = Math.max(0, Math.min(length, this.size - position));
+    if (wanted === 0) return Promise.resolve(0);
+    return new Promise((resolve, reject) => {
+      readFd(this.descriptor.fd, target, targetOffset, wanted, this.offset + position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
+    });
+  }
+
+  createReadStream(start: number, end: number, highWaterMark = 1024 * 1024): Readable {
+    return createReadStream('', { fd: this.descriptor.fd, start: this.offset + start, end: this.offset + Math.min(end, this.size - 1), autoClose: false, highWaterMark });
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.descriptor.release();
+  }
+}
+
 export class GeneratedFile implements OpenFile {
   readonly generated = true;
   readonly realPath = undefined;

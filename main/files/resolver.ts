@@ -4,7 +4,9 @@
 // Lookup order for a normalised request path:
 //   1. generated virtual files (`generate`), exact path; a generator with nothing for this
 //      client falls through, so a file the technician put in the root is served instead;
-//   2. mounted virtual files or folders (`mount`), longest prefix first;
+//   2. mounted virtual files or folders (`mount`) and located files (`locate`: a file or a
+//      stretch of one, e.g. inside an ISO image, found per request), longest prefix first;
+//      a locator that does not know the name falls through;
 //   3. each root in order.
 // Every step of a walk on disk stays inside its root: each component is lstat'ed, and a
 // symlink is followed only when its real path is still inside the root's real path.
@@ -15,7 +17,7 @@ import { close as closeFd, fstat, open as openCallback } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
-import { DiskFile, GeneratedFile, SharedDescriptor, type FileContext, type OpenFile } from './open-file.js';
+import { DiskExtent, DiskFile, GeneratedFile, SharedDescriptor, type FileContext, type OpenFile } from './open-file.js';
 import { foldCase, normalizeRequestPath, type RefusalCode } from './path-safety.js';
 
 export interface FileResolverOptions {
@@ -37,6 +39,19 @@ export interface FileResolverOptions {
 
 export type GenerateFile = (request: FileContext & { path: string }) => Buffer | string | undefined | Promise<Buffer | string | undefined>;
 
+/** Where the bytes of a located file are: `size` bytes from `offset` of the file at `path`. */
+export interface LocatedFile {
+  path: string;
+  offset: number;
+  size: number;
+}
+
+/**
+ * Finds the file for `rest` (the request path below the locator's prefix, as the client
+ * spelled it): its bytes, why it cannot be had, or undefined when the name is not its own.
+ */
+export type LocateFile = (rest: string, context: FileContext) => Promise<LocatedFile | { missing: string } | undefined>;
+
 export type OpenResult =
   | { ok: true; file: OpenFile }
   | { ok: false; code: RefusalCode; reason: string; path?: string };
@@ -44,7 +59,10 @@ export type OpenResult =
 interface Mount {
   segments: string[];
   keys: string[];
-  target: string;
+  /** A mounted file or folder... */
+  target?: string;
+  /** ...or a locator. */
+  locate?: LocateFile;
 }
 
 interface ListingCacheEntry {
@@ -87,6 +105,18 @@ export class FileResolver {
     this.mounts.sort((a, b) => b.segments.length - a.segments.length);
   }
 
+  /**
+   * Serves what `locate` finds below `virtualPrefix`. The path it names is trusted like a
+   * mount target: the locator picks it, no name in a root can lead there.
+   */
+  locate(virtualPrefix: string, locate: LocateFile): void {
+    const normalized = normalizeRequestPath(virtualPrefix);
+    if (!normalized.ok) throw new Error(`cannot locate files at ${JSON.stringify(virtualPrefix)}: ${normalized.reason}`);
+    this.unmount(virtualPrefix);
+    this.mounts.push({ segments: normalized.segments, keys: normalized.segments.map((s) => this.key(s)), locate });
+    this.mounts.sort((a, b) => b.segments.length - a.segments.length);
+  }
+
   /** Serves the result of `fn` at `virtualPath` (per request: it may depend on the client). */
   generate(virtualPath: string, fn: GenerateFile): void {
     const normalized = normalizeRequestPath(virtualPath);
@@ -94,7 +124,7 @@ export class FileResolver {
     this.generators.set(this.key(normalized.path), { path: normalized.path, fn });
   }
 
-  /** Removes a mount or generator; returns whether there was one. */
+  /** Removes a mount, locator or generator; returns whether there was one. */
   unmount(virtualPath: string): boolean {
     const normalized = normalizeRequestPath(virtualPath);
     if (!normalized.ok) return false;
@@ -134,7 +164,16 @@ export class FileResolver {
     for (const mount of this.mounts) {
       if (mount.keys.length > keys.length || !mount.keys.every((k, i) => k === keys[i])) continue;
       const rest = segments.slice(mount.keys.length);
-      return this.openInRoot(mount.target, rest, '/' + mount.segments.join('/'));
+      if (mount.target !== undefined) return this.openInRoot(mount.target, rest, '/' + mount.segments.join('/'));
+      let located: LocatedFile | { missing: string } | undefined;
+      try {
+        located = await mount.locate!(rest.join('/'), context);
+      } catch (err) {
+        return { ok: false, code: 'not-found', reason: `locating ${path} failed: ${(err as Error).message}`, path };
+      }
+      if (located === undefined) continue;
+      if ('missing' in located) return { ok: false, code: 'not-found', reason: located.missing, path };
+      return this.openLocated(located, path);
     }
 
     let lastRefusal: OpenResult = { ok: false, code: 'not-found', reason: 'no such file', path };
@@ -243,6 +282,34 @@ export class FileResolver {
     descriptor.acquire();
     const etag = `"${info.ino.toString(16)}-${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
     return { ok: true, file: new DiskFile(path, realFile, info.size, info.mtimeMs, etag, descriptor) };
+  }
+
+  private async openLocated(located: LocatedFile, path: string): Promise<OpenResult> {
+    let realFile: string;
+    let info;
+    try {
+      // The shared descriptor is opened with O_NOFOLLOW: resolve a referenced file's symlinks first.
+      realFile = await realpath(located.path);
+      info = await stat(realFile);
+    } catch {
+      return { ok: false, code: 'not-found', reason: `${located.path} is gone`, path };
+    }
+    if (!info.isFile()) return { ok: false, code: 'access-denied', reason: `${located.path} is not a regular file`, path };
+    if (located.offset < 0 || located.size < 0 || located.offset + located.size > info.size) {
+      return { ok: false, code: 'not-found', reason: `bytes ${located.offset}+${located.size} are past the end of ${located.path}`, path };
+    }
+    const key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
+    let descriptor: SharedDescriptor;
+    try {
+      descriptor = await this.sharedDescriptor(key, realFile, info.dev, info.ino);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP' || code === 'ESTALE') return { ok: false, code: 'access-denied', reason: `cannot open: ${code}`, path };
+      return { ok: false, code: 'not-found', reason: `cannot open: ${code ?? (err as Error).message}`, path };
+    }
+    descriptor.acquire();
+    const etag = `"${info.ino.toString(16)}-${located.offset.toString(16)}-${located.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
+    return { ok: true, file: new DiskExtent(path, realFile, located.offset, located.size, info.mtimeMs, etag, descriptor) };
   }
 
   private async sharedDescriptor(key: string, realFile: string, dev: number, ino: number): Promise<SharedDescriptor> {

@@ -1,27 +1,28 @@
 // The service host: owns the configuration, starts and stops Proxy DHCP / DHCP, the PXE
 // boot server, TFTP and HTTP as one unit on the chosen NIC, and publishes every event on
 // one bus. `bootbench serve`, the Electron main process and the tests all run this class.
-import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { accessSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { EventBus, type BootEvent, type Publish } from '../core/events.js';
+import { EventBus, type Publish } from '../core/events.js';
 import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { ClientDirectory } from './client-directory.js';
+import { TransferTable } from './transfer-table.js';
+import { libraryAssignments } from './library-assignments.js';
 import { ConfigError, checkPoolAgainstInterface, defaultServedFolder, prefixToNetmask, type ServeConfig } from './config.js';
 import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
 import { createScopedUdpSocketFactory, resolveServeInterface, watchInterface, type InterfaceChange, type NetInterface } from '../net/index.js';
 import { DhcpService } from '../dhcp/service.js';
-import { DhcpThread, DhcpThreadUnavailable, type DhcpAssignmentSource } from '../dhcp/dhcp-thread.js';
+import { DhcpThread, DhcpThreadUnavailable } from '../dhcp/dhcp-thread.js';
 import { TftpServer } from '../tftp/server.js';
 import { HttpFileServer } from '../http/server.js';
+import { scriptFileRoute } from '../http/script-file-route.js';
 import { FileResolver } from '../files/index.js';
-import { attachStoreToBus, storeReadCache, watchStoreChanges, type Store, type StoreBusAttachment } from '../store/index.js';
-import { LibraryBootService, ensureLocalDiskEntry, type LibraryMachineAssignment } from '../library/boot-service.js';
+import { attachStoreToBus, type Store, type StoreBusAttachment } from '../store/index.js';
+import { LibraryBootService, ensureLocalDiskEntry } from '../library/boot-service.js';
 import { ImagingService } from '../imaging/imaging-service.js';
-import { BOOT_BINARY_MOUNTS, chainloadBootPrograms, chainloadPolicy, locateBootBinary } from '../library/boot-binaries.js';
+import { chainloadBootPrograms, chainloadPolicy, locateBootBinary } from '../library/boot-binaries.js';
 import type { BootProgramStatus } from '../../preload/api.js';
 
 // The status and transfer shapes are the UI contract's (declared once, in preload/api.ts).
@@ -72,7 +73,7 @@ export class ServiceHost {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly clients = new ClientDirectory();
-  private readonly transfers = new Map<string, TransferSnapshot>();
+  private readonly transfers = new TransferTable();
   private running: Running | undefined;
   private statuses: ServiceStatus[] = [];
   private problems: string[] = [];
@@ -86,7 +87,7 @@ export class ServiceHost {
     this.logger = options.logger ?? silentLogger;
     this.bus.subscribe((event) => {
       this.clients.observe(event);
-      this.trackTransfer(event);
+      this.transfers.observe(event);
       // History going off or on is part of the host's state: the UI shows it with the problems.
       if (event.type === 'store.degraded' || event.type === 'store.recovered') this.publishState();
     });
@@ -134,7 +135,7 @@ export class ServiceHost {
   }
 
   activeTransfers(): TransferSnapshot[] {
-    return [...this.transfers.values()].map((t) => ({ ...t }));
+    return this.transfers.list();
   }
 
   macForIp = (ip: string): string | undefined => this.clients.macForIp(ip);
@@ -192,6 +193,7 @@ export class ServiceHost {
         this.problems.push(...this.bootPrograms().flatMap((p) => (p.problem ? [p.problem] : [])));
       }
       const macForHttp = (ip: string) => this.macForIp(ip) ?? library?.reportedMacForIp(ip);
+      const staticScript = ipxeScriptPath ? scriptFileRoute({ urlPath: '/boot.ipxe', file: ipxeScriptPath, macForIp: this.macForIp, publish }) : undefined;
 
       await this.startService('tftp', async () => {
         const tftp = new TftpServer({
@@ -215,7 +217,7 @@ export class ServiceHost {
           address,
           files,
           dynamic: async (req, res, url) =>
-            (await imaging?.handle(req, res, url)) || (await library?.httpRoute(req, res, url)) || this.serveDynamic(req, res, url, ipxeScriptPath, publish),
+            (await imaging?.handle(req, res, url)) || (await library?.httpRoute(req, res, url)) || (await staticScript?.(req, res, url)) || false,
           macForIp: macForHttp,
           publish,
           logger: this.logger,
@@ -255,7 +257,16 @@ export class ServiceHost {
           force: config.force,
           addressCheck: config.addressCheck,
         };
-        const assignments = library ? this.libraryAssignments(library, httpBaseUrl, !!ipxeScriptPath, config.mode === 'dhcp' && this.signedChainAvailable(config)) : undefined;
+        const assignments = library
+          ? libraryAssignments({
+              store: this.store!,
+              library,
+              httpBaseUrl,
+              haveStaticScript: !!ipxeScriptPath,
+              signedChainForImaging: config.mode === 'dhcp' && this.signedChainAvailable(config),
+              imagingMacs: () => this.running?.imaging?.pendingMacs() ?? new Set<string>(),
+            })
+          : undefined;
         if (this.options.dhcpThread ?? (!this.options.socketFactory && !this.options.lookupMachine && process.env.BOOTBENCH_DHCP_THREAD !== '0')) {
           const thread = new DhcpThread({
             service, assignments, publish, publishAt: this.bus.publishAt, logger: this.logger,
@@ -389,55 +400,9 @@ export class ServiceHost {
     const r = this.running;
     if (!r?.library || !r.files) return [];
     const problems = r.library.mountInto(r.files);
-    await r.library.mountIsoFilesInto(r.files);
+    r.library.locateInto(r.files);
     for (const problem of problems) this.logger.debug(`library: ${problem}`);
     return problems;
-  }
-
-  /**
-   * Per-machine decisions from the library. iPXE clients get the library's script (their
-   * assignment, or the menu of all entries) once the library holds entries, unless
-   * `--ipxe-script` set one script for everybody; with an empty library they get the
-   * per-class boot file like any other client.
-   */
-  /**
-   * The DHCP policy's view of the library: each client's assignment, the copy the DHCP thread
-   * keeps (who may have one of their own, everyone else's answer), and when either may change.
-   */
-  private libraryAssignments(library: LibraryBootService, httpBaseUrl: string, haveStaticScript: boolean, signedChainForImaging: boolean): DhcpAssignmentSource {
-    const store = this.store!;
-    // Asked for every DHCP request (a DISCOVER storm too): the library answers from memory
-    // until the store changes (main/store/read-cache.ts), with one shared answer for every
-    // client that boots the default, so this adds no per-client work or cache entry either.
-    const reads = storeReadCache(store);
-    const libraryScript = Object.freeze({ ipxeScriptUrl: `${httpBaseUrl}/ipxe/boot.ipxe` });
-    const withLibraryScript = new WeakMap<object, LibraryMachineAssignment>();
-    const scripted = (assignment: LibraryMachineAssignment | undefined): LibraryMachineAssignment | undefined => {
-      if (haveStaticScript || assignment?.ignore || assignment?.ipxeScriptUrl) return assignment;
-      if (!assignment) return reads.get('has-bootable-entry', () => store.entries.hasBootableEntry()) ? libraryScript : undefined;
-      let withScript = withLibraryScript.get(assignment);
-      if (!withScript) withLibraryScript.set(assignment, (withScript = { ...assignment, ipxeScriptUrl: libraryScript.ipxeScriptUrl }));
-      return withScript;
-    };
-    // A PC with an imaging task boots the imaging environment whatever its assignment says:
-    // iPXE gets the library's script, and a UEFI x64 PC gets shim -> signed GRUB (whose
-    // grub.cfg is the task) when GRUB can reach this host (full DHCP), because its firmware
-    // may enforce Secure Boot and refuse iPXE; the signed chain boots with it off as well.
-    const imagingMacs = () => reads.get('imaging-pending', () => this.running?.imaging?.pendingMacs() ?? new Set<string>());
-    const forImaging = signedChainForImaging
-      ? Object.freeze({ ...libraryScript, boot: { uefi64: BOOT_BINARY_MOUNTS.shim.slice(1) } })
-      : libraryScript;
-    return {
-      lookup: (mac, uuid) => (imagingMacs().has(mac) ? forImaging : scripted(library.lookupMachine(mac, uuid))),
-      view: () => {
-        const view = library.assignmentView();
-        const pending = imagingMacs();
-        const macs = pending.size ? [...new Set([...view.macs, ...pending])] : view.macs;
-        return { macs, uuids: view.uuids, defaultAssignment: scripted(view.defaultAssignment) };
-      },
-      version: (recheck) => reads.generation(recheck),
-      watch: (changed) => watchStoreChanges(store, changed),
-    };
   }
 
   /** Shim and the signed GRUB it loads, both found (bundled or in the data folder). */
@@ -510,47 +475,6 @@ export class ServiceHost {
 
   private publishState(): void {
     this.bus.publish('service.state', { status: this.status() });
-  }
-
-  /** Generated HTTP content: the iPXE script for iPXE clients. */
-  private async serveDynamic(req: IncomingMessage, res: ServerResponse, url: URL, ipxeScriptPath: string | undefined, publish: Publish): Promise<boolean> {
-    if (url.pathname !== '/boot.ipxe' || !ipxeScriptPath) return false;
-    const body = await readFile(ipxeScriptPath);
-    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length });
-    res.end(req.method === 'HEAD' ? undefined : body);
-    const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    publish('http.done', { mac: this.macForIp(ip), ip, file: '/boot.ipxe', bytes: body.length, size: body.length, generated: true });
-    return true;
-  }
-
-  private trackTransfer(event: BootEvent): void {
-    if (!event.type.startsWith('tftp.') && !event.type.startsWith('http.')) return;
-    const id = typeof event.transferId === 'string' ? event.transferId : undefined;
-    if (!id) return;
-    if (event.type.endsWith('.start') || event.type.endsWith('.progress')) {
-      const previous = this.transfers.get(id);
-      const options = (event.options ?? {}) as Record<string, number>;
-      const startedAt = previous?.startedAt ?? event.time;
-      const bytes = typeof event.bytes === 'number' ? event.bytes : previous?.bytes ?? 0;
-      // A publisher that reports no rate (files read from inside an ISO) still gets one: the average so far.
-      const rate = typeof event.rate === 'number' ? event.rate : event.time > startedAt ? (bytes * 1000) / (event.time - startedAt) : previous?.rate ?? 0;
-      this.transfers.set(id, {
-        id,
-        mac: event.mac ?? previous?.mac,
-        ip: event.ip ?? previous?.ip ?? '',
-        file: String(event.file ?? previous?.file ?? ''),
-        protocol: event.type.startsWith('tftp.') ? 'tftp' : 'http',
-        size: typeof event.size === 'number' ? event.size : previous?.size,
-        bytes,
-        rate,
-        blksize: options.blksize ?? previous?.blksize,
-        windowsize: options.windowsize ?? previous?.windowsize,
-        retransmits: typeof event.retransmits === 'number' ? event.retransmits : previous?.retransmits ?? 0,
-        startedAt,
-      });
-    } else {
-      this.transfers.delete(id);
-    }
   }
 }
 

@@ -1,15 +1,18 @@
 // The library's part of a running host: turns the store's assignments into what each
 // service needs. The host wires four things (see the functions' comments):
 //   DHCP policy  lookupMachine(mac, uuid)      -> per-machine boot files / ignore
-//   HTTP         httpRoute(req, res, url)      -> iPXE scripts, entry files, files inside ISOs
+//   HTTP         httpRoute(req, res, url)      -> iPXE scripts
 //   TFTP+HTTP    mountInto(files)              -> iPXE/shim/GRUB binaries, /grub/grub.cfg, entry files
+//                locateInto(files)             -> files inside ISOs (read in place), wimboot
 //   event bus    onTransferEvent(event)        -> boot-once ends after the entry's last file
+// The bytes themselves go out through the shared FileResolver, so the TFTP and HTTP file
+// servers are the only ones that send files (HEAD, Range, progress and transfer events).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createReadStream, existsSync, statSync } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import rangeParser from 'range-parser';
 import type { BootEvent, Publish } from '../core/events.js';
+import type { LocateFile } from '../files/index.js';
 import { defaultBootEntry, normalizeMac, normalizeUuid, resolveBootAssignment, storeReadCache, type BootEntry, type Store, type StoredBootAssignment, type StoreReadCache } from '../store/index.js';
 import { detectFile, type IsoDetection, type LibraryArchitecture } from './detect.js';
 import { IsoImage, extractIsoFile, type IsoDirectoryEntry } from './iso9660.js';
@@ -40,10 +43,15 @@ export interface LibraryMachineAssignment {
   ipxeScriptUrl?: string;
 }
 
-/** The part of FileResolver (main/files) this uses. */
+/** The part of FileResolver (main/files) mountInto uses. */
 export interface MountableFiles {
   mount(virtualPath: string, realPath: string): void;
   generate(virtualPath: string, fn: (request: { protocol: 'tftp' | 'http'; ip?: string; mac?: string; path: string }) => Buffer | string | undefined | Promise<Buffer | string | undefined>): void;
+}
+
+/** The part of FileResolver locateInto uses. */
+export interface LocatableFiles {
+  locate(virtualPrefix: string, locate: LocateFile): void;
 }
 
 export interface LibraryBootServiceOptions {
@@ -73,9 +81,6 @@ export class LibraryBootService {
   /** Last architecture each MAC's iPXE reported, so boot-once matches the right files. */
   private readonly architectureByMac = new Map<string, LibraryArchitecture>();
   private readonly extractions = new Map<string, Promise<void>>();
-  /** Entry files mounted into the FileResolver by mountInto (lower-case virtual paths). */
-  private readonly mountedPaths = new Set<string>();
-  private transferCounter = 0;
   /** MAC an iPXE client reported from an IP (fallback when DHCP did not teach the host). */
   private readonly macByIp = new Map<string, string>();
 
@@ -192,10 +197,7 @@ export class LibraryBootService {
    * The HTTP server's `dynamic` hook. Answers:
    *   /ipxe/boot.ipxe           bootstrap (give iPXE clients this URL as ipxeScriptUrl)
    *   /ipxe/machine.ipxe?mac=&uuid=&platform=&buildarch=   the machine's script
-   *   /ipxe/wimboot             the user's wimboot
-   *   /library/e<id>/<file>     an entry's file (HEAD, Range)
-   *   /library/e<id>/iso/<path> a file inside an entry's ISO, read in place (HEAD, Range)
-   * Returns false for anything else.
+   * Returns false for anything else: files are the file server's (mountInto, locateInto).
    */
   httpRoute = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
     const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -231,20 +233,7 @@ export class LibraryBootService {
       this.sendText(req, res, script, ip, path, mac);
       return true;
     }
-    if (path === BOOT_BINARY_MOUNTS.wimboot) {
-      const wimboot = locateBootBinary('wimboot', { dataDir: this.options.dataDir });
-      if (!wimboot.path) return this.notFound(res, wimboot.hint!);
-      await this.sendRange(req, res, { path: wimboot.path, offset: 0, size: statSync(wimboot.path).size }, ip, path);
-      return true;
-    }
-    const match = /^\/library\/e(\d+)\/(.+)$/.exec(path);
-    if (!match) return false;
-    // Mounted entry files are the HTTP file server's job (it tracks progress and range sessions).
-    if (this.mountedPaths.has(path.toLowerCase())) return false;
-    const source = await this.locateServed(Number(match[1]), match[2]);
-    if ('missing' in source) return this.notFound(res, source.missing);
-    await this.sendRange(req, res, source, ip, path, Number(match[1]));
-    return true;
+    return false;
   };
 
   /** Where the bytes of /library/e<id>/<rest> are: a file, or a stretch of an ISO. */
@@ -299,76 +288,11 @@ export class LibraryBootService {
     }
   }
 
-  private notFound(res: ServerResponse, reason: string): true {
-    const body = `${reason}\n`;
-    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
-    return true;
-  }
-
   private sendText(req: IncomingMessage, res: ServerResponse, text: string, ip: string, path: string, mac?: string): void {
     const body = Buffer.from(text, 'utf8');
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);
     this.options.publish?.('http.done', { mac: mac ?? this.options.macForIp?.(ip), ip, file: path, bytes: body.length, size: body.length, generated: true });
-  }
-
-  /** RFC 9110 §14: single byte ranges (what iPXE sends); multiple ranges get the whole file. */
-  private async sendRange(req: IncomingMessage, res: ServerResponse, source: { path: string; offset: number; size: number }, ip: string, path: string, entryId?: number): Promise<void> {
-    const header = req.headers.range;
-    let start = 0;
-    let end = source.size - 1;
-    let status = 200;
-    if (header) {
-      const ranges = rangeParser(source.size, header, { combine: true });
-      if (ranges === -1) {
-        res.writeHead(416, { 'content-range': `bytes */${source.size}` });
-        res.end();
-        return;
-      }
-      if (ranges !== -2 && ranges.type === 'bytes' && ranges.length === 1) {
-        start = ranges[0].start;
-        end = ranges[0].end;
-        status = 206;
-      }
-    }
-    const length = source.size === 0 ? 0 : end - start + 1;
-    const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'content-length': length, 'accept-ranges': 'bytes' };
-    if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${source.size}`;
-    res.writeHead(status, headers);
-    const mac = this.options.macForIp?.(ip) ?? this.macByIp.get(ip);
-    if (req.method === 'HEAD' || length === 0) {
-      res.end();
-      return;
-    }
-    const ranged = status === 206;
-    // Same event shape as the HTTP file server's, so the live view and the store show these too.
-    const base = { transferId: `library-${(++this.transferCounter).toString(36)}`, mac, ip, file: path, size: source.size, ranged, entryId };
-    if (!ranged) this.options.publish?.('http.start', base);
-    const stream = createReadStream(source.path, { start: source.offset + start, end: source.offset + end, highWaterMark: 1024 * 1024 });
-    let bytes = 0;
-    const startedAt = Date.now();
-    let lastProgress = startedAt;
-    stream.on('data', (chunk: string | Buffer) => {
-      bytes += chunk.length;
-      if (!ranged && Date.now() - lastProgress >= 250) {
-        lastProgress = Date.now();
-        this.options.publish?.('http.progress', { ...base, bytes });
-      }
-    });
-    const done = await new Promise<boolean>((resolve) => {
-      stream.on('error', () => {
-        res.destroy();
-        resolve(false);
-      });
-      res.on('close', () => resolve(res.writableFinished));
-      stream.pipe(res);
-    });
-    // Single ranges (sanboot reads thousands) are not reported one by one.
-    const durationMs = Date.now() - startedAt;
-    const timing = { durationMs, rate: durationMs > 0 ? Math.round((bytes * 1000) / durationMs) : 0 };
-    if (!ranged) this.options.publish?.(done ? 'http.done' : 'http.failed', { ...base, bytes, ...timing, ...(done ? {} : { reason: 'client closed the connection' }) });
-    if (done && entryId !== undefined && mac) this.noteFetched(mac, path, !ranged, ranged);
   }
 
   // ---------------------------------------------------------------------- TFTP + HTTP files
@@ -409,7 +333,6 @@ export class LibraryBootService {
         const real = resolveEntryFilePath(file, this.options.dataDir);
         try {
           files.mount(entryFileServedPath(entry.id, file.path), real);
-          this.mountedPaths.add(entryFileServedPath(entry.id, file.path).toLowerCase());
         } catch (err) {
           problems.push(`${entry.name}: ${(err as Error).message}`);
         }
@@ -419,34 +342,21 @@ export class LibraryBootService {
   }
 
   /**
-   * For GRUB (Secure Boot) and other TFTP clients: the kernel and initrds inside Linux live
-   * ISOs at /library/e<id>/iso/<path>. FileResolver can only mount whole files, so these are
-   * generated (read from the ISO into memory per request) until it can mount a byte range.
+   * Files found per request, for TFTP and HTTP clients alike: below /library/e<id>/ an entry's
+   * files (also those mounted after mountInto ran) and the files inside its ISO, read in place
+   * (the kernel and initrds of a live ISO for GRUB and iPXE, Windows boot files for wimboot);
+   * and the user's wimboot, which may be put into the data folder while serving.
    */
-  async mountIsoFilesInto(files: MountableFiles): Promise<string[]> {
-    const mounted: string[] = [];
-    for (const entry of this.options.store.entries.list()) {
-      if (entry.kind !== 'iso') continue;
-      const linux = (await this.scriptEntry(entry)).iso?.linux;
-      if (!linux) continue;
-      for (const inner of [linux.kernel, ...linux.initrds]) {
-        const virtual = isoInnerServedPath(entry.id, inner);
-        files.generate(virtual, async () => {
-          const where = await this.locateServed(entry.id, `iso/${inner}`);
-          if ('missing' in where) return undefined;
-          const handle = await open(where.path, 'r');
-          try {
-            const buffer = Buffer.alloc(where.size);
-            await handle.read(buffer, 0, where.size, where.offset);
-            return buffer;
-          } finally {
-            await handle.close();
-          }
-        });
-        mounted.push(virtual);
-      }
-    }
-    return mounted;
+  locateInto(files: LocatableFiles): void {
+    files.locate('/library', async (rest) => {
+      const match = /^e(\d+)\/(.+)$/i.exec(rest);
+      return match ? this.locateServed(Number(match[1]), match[2]) : undefined;
+    });
+    files.locate(BOOT_BINARY_MOUNTS.wimboot, async (rest) => {
+      if (rest !== '') return undefined;
+      const wimboot = locateBootBinary('wimboot', { dataDir: this.options.dataDir });
+      return wimboot.path ? { path: wimboot.path, offset: 0, size: statSync(wimboot.path).size } : { missing: wimboot.hint! };
+    });
   }
 
   // ---------------------------------------------------------------------- boot once
@@ -457,7 +367,6 @@ export class LibraryBootService {
   onTransferEvent = (event: BootEvent): void => {
     if (event.type !== 'tftp.done' && event.type !== 'http.done') return;
     if (typeof event.file !== 'string' || !event.mac || event.generated) return;
-    if (event.type === 'http.done' && event.entryId !== undefined) return; // our own route already reported it
     if (event.type === 'tftp.done') return this.noteFetched(event.mac, event.file, true, false);
     // The HTTP file server reports a range session (sanboot) as one transfer with `ranged`.
     const ranged = event.ranged === true;

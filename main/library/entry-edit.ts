@@ -1,7 +1,7 @@
 // Managing entries after import: rename, kernel arguments, the Secure Boot chain on or off,
 // pairing a loose initrd with its kernel, and removal (files the library copied go too).
 // The Library screen reaches these through `entries:update`, `entries:pair` and
-// `entries:remove` (main/host/api-library.ts); every refusal says what to do instead.
+// `entries:remove` (main/api/api-library.ts); every refusal says what to do instead.
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { defaultBootEntry, EntryInputError, type BootEntry, type EntryFile, type Store } from '../store/index.js';

@@ -1,6 +1,6 @@
 // Files in, boot entries out: detection and copying (import.ts), the optional Secure Boot
 // chain, then the store. The one flow behind `bootbench entries import` (cli.ts) and the
-// UI's Library screen (`entries:import`, main/host/api-library.ts).
+// UI's Library screen (`entries:import`, main/api/api-library.ts).
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';

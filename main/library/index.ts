@@ -67,5 +67,3 @@ export { nextAssignmentAfterFetch, finishingPaths, assignOnce, type BootOnceAssi
 export { BOOT_BINARIES, BOOT_BINARY_MOUNTS, CHAINLOAD_BOOT_FILES, chainloadPolicy, locateBootBinary, defaultResourcesBootDir, type BootBinaryName, type BootBinaryLocation } from './boot-binaries.js';
 export { LibraryBootService, ensureLocalDiskEntry, assignOnceInStore, LOCAL_DISK_ENTRY_NAME, type LibraryBootServiceOptions, type LibraryMachineAssignment, type MountableFiles } from './boot-service.js';
 export { editEntry, entryDiskSize, pairInitrd, removeEntry, entryUsers, describeEntryUsers, isBuiltInEntry, ARGUMENT_KINDS, type EntryEdit, type EntryEditResult, type EntryRemoval, type EntryUsers } from './entry-edit.js';
-export { buildMagicPacket, wakeMachines, WAKE_ON_LAN_PORT, type WakeOptions } from './wake-on-lan.js';
-export { entriesCommand, describeEntry, entryArchitectures, type EntryListing, type EntriesCommandIo } from './cli.js';

@@ -27,7 +27,7 @@ export {
 } from './bind-errors.js';
 export { findPortOwner, findPortOwners, describePortOwners, parseProcNetTable, type PortOwner, type PortProtocol } from './port-owner.js';
 export { checkPrivileges, privilegeFix, DEFAULT_SERVICE_PORTS, type PrivilegeReport, type PrivilegeProblem, type PortPermission } from './privileges.js';
-export { sendMagicPacket, buildMagicPacket, parseMac, WAKE_ON_LAN_PORT, type MagicPacketOptions } from './wake-on-lan.js';
+export { sendMagicPacket, buildMagicPacket, parseMac, wakeMachines, WAKE_ON_LAN_PORT, type MagicPacketOptions, type WakeOptions } from './wake-on-lan.js';
 export {
   watchInterface,
   diffInterface,

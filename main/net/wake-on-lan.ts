@@ -34,12 +34,17 @@ export function parseMac(mac: string): Buffer {
   return Buffer.from(hex, 'hex');
 }
 
-/** SecureOn passwords are 4 bytes (written as an IPv4 address) or 6 bytes (written as a MAC). */
+/**
+ * SecureOn passwords are 4 bytes (written as an IPv4 address, or in hex: 01:02:03:04) or
+ * 6 bytes (written as a MAC).
+ */
 function parseSecureOnPassword(password: string): Buffer {
   if (/^\d{1,3}(\.\d{1,3}){3}$/.test(password)) {
     const octets = password.split('.').map(Number);
     if (octets.every((o) => o <= 255)) return Buffer.from(octets);
   }
+  const hex = password.trim().replace(/[:-]/g, '');
+  if (/^[0-9a-fA-F]{8}$/.test(hex)) return Buffer.from(hex, 'hex');
   try {
     return parseMac(password);
   } catch {
@@ -75,6 +80,47 @@ export async function sendMagicPacket(mac: string, options: MagicPacketOptions =
     socket.close();
   }
   return { address, port, bytes: packet.length };
+}
+
+export interface WakeOptions {
+  socketFactory: UdpSocketFactory;
+  /** The NIC the bench is on; the packets leave through it only. */
+  interfaceName?: string;
+  /** Directed broadcast of the bench subnet (e.g. 192.0.2.255) or 255.255.255.255. */
+  broadcastAddress: string;
+  port?: number;
+  /** Packets per machine (UDP has no delivery guarantee; 3 is customary). */
+  repeat?: number;
+}
+
+/**
+ * Wakes a room: magic packets for each MAC through one socket. Returns per-MAC results; a bad
+ * MAC is reported and does not stop the rest.
+ */
+export async function wakeMachines(macs: string[], options: WakeOptions): Promise<{ mac: string; sent: number; error?: string }[]> {
+  const socket = await options.socketFactory({ port: 0, interfaceName: options.interfaceName, broadcast: true });
+  const results: { mac: string; sent: number; error?: string }[] = [];
+  try {
+    socket.setBroadcast(true);
+    for (const mac of macs) {
+      let packet: Buffer;
+      try {
+        packet = buildMagicPacket(mac);
+      } catch (err) {
+        results.push({ mac, sent: 0, error: (err as Error).message });
+        continue;
+      }
+      let sent = 0;
+      for (let i = 0; i < (options.repeat ?? 3); i++) {
+        await send(socket, packet, options.port ?? WAKE_ON_LAN_PORT, options.broadcastAddress);
+        sent++;
+      }
+      results.push({ mac, sent });
+    }
+  } finally {
+    socket.close();
+  }
+  return results;
 }
 
 function defaultBroadcastAddress(interfaceName: string | undefined, interfaces?: NetInterface[]): string {

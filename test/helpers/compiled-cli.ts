@@ -1,4 +1,4 @@
-// The compiled CLI (dist/main/cli.js), which is what an installed Bootbench runs
+// The compiled CLI (dist/main/cli/bootbench.js), which is what an installed Bootbench runs
 // (bin/bootbench.js), and whether it is current. Tests and benchmarks that measure the
 // host's own timing or CPU run it rather than the sources through tsx: tsx compiles modules
 // on first use through an esbuild child process, and that work (and the child's CPU) lands
@@ -12,7 +12,7 @@ import { compiledCli, compiledHostIsCurrent } from '../../scripts/compiled-host.
 const ROOT = join(import.meta.dirname, '..', '..');
 export const COMPILED_CLI: string = compiledCli(ROOT);
 
-/** True when `root`/dist/main/cli.js exists and is newer than every source it is built from (main/ but main/app/, preload/api.ts). */
+/** True when `root`/dist/main/cli/bootbench.js exists and is newer than every source it is built from (main/ but main/app/, preload/api.ts). */
 export function compiledCliIsCurrent(root = ROOT): boolean {
   return compiledHostIsCurrent(root);
 }

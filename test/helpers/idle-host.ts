@@ -1,7 +1,7 @@
 // A service host for API tests that never serves: start and stop answer at once, nothing
 // runs. Tests about the store and the library behind HostApi need no real services.
 import { EventBus } from '../../main/core/events.js';
-import type { ApiServiceHost } from '../../main/host/api.js';
+import type { ApiServiceHost } from '../../main/api/api.js';
 
 export function idleServiceHost(bus: ApiServiceHost['bus'] = new EventBus()): ApiServiceHost {
   return {

@@ -1,4 +1,4 @@
-// The real headless host in web mode (the same pieces as main/web/run.ts) on a fresh data
+// The real headless host in web mode (the same pieces as main/cli/web.ts) on a fresh data
 // folder, with sample data a technician would have after a few boots: machines from a CSV,
 // library entries added through the API, and the boot events the services publish while a
 // PC boots (put on the host's bus here, so nothing is sent on any network). Used by the

@@ -6,7 +6,7 @@ import { waitFor } from './netns.js';
 import { COMPILED_CLI } from './compiled-cli.js';
 
 export const PROJECT_ROOT = join(import.meta.dirname, '..', '..');
-const CLI = join(PROJECT_ROOT, 'main', 'cli.ts');
+const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 
 export interface ServeEvent {
   type: string;
@@ -22,7 +22,7 @@ export class ServeProcess {
   exitCode: number | null | undefined;
   private readonly child: ChildProcess;
 
-  /** `compiled`: run dist/main/cli.js (as installed) instead of the sources through tsx; the caller checks it is current. */
+  /** `compiled`: run dist/main/cli/bootbench.js (as installed) instead of the sources through tsx; the caller checks it is current. */
   constructor(lab: Lab, ns: string, args: string[], options: { compiled?: boolean } = {}) {
     const cli = options.compiled ? [COMPILED_CLI] : ['--import', 'tsx', CLI];
     this.child = lab.spawn(ns, process.execPath, [...cli, 'serve', '--log', 'json', ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -19,7 +19,7 @@ import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helper
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
 
 const AGENT = join(PROJECT_ROOT, 'build', 'imaging-env', 'agent.sh');
-const CLI = join(PROJECT_ROOT, 'main', 'cli.ts');
+const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 const SILENCE_SECONDS = 3;
 const skip =
   (process.getuid?.() !== 0 ? 'loop devices and namespaces need root' : undefined) ??

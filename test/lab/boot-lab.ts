@@ -403,9 +403,9 @@ export function bootbenchCommand(): { cmd: string; args: string[]; label: string
   if (override && override !== 'source') {
     return { cmd: process.execPath, args: override.endsWith('.ts') ? ['--import', 'tsx', override] : [override], label: override };
   }
-  const source = join(PROJECT_ROOT, 'main', 'cli.ts');
+  const source = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
   if (override === 'source' || !compiledCliIsCurrent()) {
-    return { cmd: process.execPath, args: ['--import', 'tsx', source], label: 'main/cli.ts via tsx' };
+    return { cmd: process.execPath, args: ['--import', 'tsx', source], label: 'main/cli/bootbench.ts via tsx' };
   }
   return { cmd: process.execPath, args: [join(PROJECT_ROOT, 'bin', 'bootbench.js')], label: 'bin/bootbench.js (dist)' };
 }

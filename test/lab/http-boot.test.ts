@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IPXE_EFI, SERVER_ADDRESS, labUnavailableReason, type ClientKind } from './boot-lab.js';
 import { Scenario, assertEventForMac, assertRanMarker, describeTime, scenarioSkipReason, type ScenarioOptions } from './scenario.js';
-import { diagnoseBoot } from '../../main/host/boot-diagnosis.js';
+import { diagnoseBoot } from '../../main/api/boot-diagnosis.js';
 import type { BootEvent } from '../../main/core/events.js';
 
 const clients: ClientKind[] = ['uefi-http'];

@@ -15,7 +15,7 @@ import { Scenario, assertEventForMac, describeTime, scenarioSkipReason } from '.
 import { waitFor } from '../helpers/netns.js';
 import { INITRD_EXIT_VALUE, INITRD_MARKER, findLinuxKernel, markerInitrd } from './marker-initrd.js';
 import { qemuExitStatus } from './marker-nbp.js';
-import { diagnoseBoot } from '../../main/host/boot-diagnosis.js';
+import { diagnoseBoot } from '../../main/api/boot-diagnosis.js';
 import type { BootEvent } from '../../main/core/events.js';
 
 const IPXE_SNPONLY = '/usr/lib/ipxe/snponly.efi';

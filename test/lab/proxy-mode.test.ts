@@ -2,7 +2,7 @@
 // adds the boot information (Proxy DHCP on 67, boot server on 4011, TFTP).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { summarizeEvent } from '../../main/host/boot-diagnosis.js';
+import { summarizeEvent } from '../../main/api/boot-diagnosis.js';
 import type { BootEvent } from '../../main/core/events.js';
 import { labServerKind, type ClientKind } from './boot-lab.js';
 import { Scenario, assertBootServerAnswered, assertEventForMac, assertRanMarker, describeTime, scenarioSkipReason } from './scenario.js';

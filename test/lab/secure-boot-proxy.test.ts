@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { OFFICE_ADDRESS, SERVER_ADDRESS, labUnavailableReason, logTail, type ClientKind, type ClientResult } from './boot-lab.js';
 import { Scenario, assertEventForMac, scenarioSkipReason } from './scenario.js';
-import { diagnoseBoot } from '../../main/host/boot-diagnosis.js';
+import { diagnoseBoot } from '../../main/api/boot-diagnosis.js';
 import type { BootEvent } from '../../main/core/events.js';
 
 const SHIM = '/usr/lib/shim/shimx64.efi.signed';

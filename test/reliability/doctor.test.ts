@@ -16,12 +16,12 @@ import type { ChildProcess } from 'node:child_process';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
 import { checkDataFolderSpace } from '../../main/store/index.js';
-import { runDoctor } from '../../main/host/doctor.js';
+import { runDoctor } from '../../main/cli/doctor.js';
 import type { NetInterface } from '../../main/net/index.js';
 import type { CommandRunner } from '../../main/net/firewall.js';
 
 const skip = netnsUnavailableReason() ?? missingPrograms('dnsmasq');
-const CLI = join(PROJECT_ROOT, 'main', 'cli.ts');
+const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 
 interface Finding { level: string; message: string; fix?: string }
 

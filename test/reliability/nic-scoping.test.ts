@@ -14,7 +14,7 @@ import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helper
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
 
 const skip = netnsUnavailableReason() ?? missingPrograms('nft');
-const CLI = join(PROJECT_ROOT, 'main', 'cli.ts');
+const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 const OFFICE_PROBE = join(PROJECT_ROOT, 'test', 'reliability', 'office-probe.ts');
 
 interface Finding { level: string; message: string }

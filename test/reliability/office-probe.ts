@@ -5,7 +5,7 @@
 //   node --import tsx office-probe.ts IFACE HOST_ADDRESS
 import { createSocket } from 'node:dgram';
 import { createScopedUdpSocketFactory } from '../../main/net/index.js';
-import { listenForOffers } from '../../main/host/test-boot.js';
+import { listenForOffers } from '../../main/cli/test-boot.js';
 
 const [iface, host] = process.argv.slice(2);
 

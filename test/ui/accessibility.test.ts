@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { EventBus } from '../../main/core/events.js';
-import type { ApiServiceHost } from '../../main/host/api.js';
+import type { ApiServiceHost } from '../../main/api/api.js';
 import { startWebMode } from '../../main/web/web-mode.js';
 import type { ServicesStatus } from '../../preload/api.js';
 import { openScreen, SCREENS, startSampleUi, type SampleUi } from '../helpers/sample-ui.js';

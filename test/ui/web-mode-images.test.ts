@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { ServiceHost } from '../../main/host/service-host.js';
-import { storeApi } from '../../main/host/api-store.js';
+import { storeApi } from '../../main/api/api-store.js';
 import { configFromSettings } from '../../main/host/stored-config.js';
 import { startWebMode, type WebMode } from '../../main/web/web-mode.js';
 import { openStore, type Store } from '../../main/store/index.js';

@@ -83,7 +83,7 @@ before(async () => {
   lab.exec(srv, 'tc', ['qdisc', 'add', 'dev', 'bench0', 'root', 'tbf', 'rate', '8mbit', 'burst', '16kb', 'latency', '400ms']);
 
   host = lab.spawn(srv, process.execPath, [
-    '--import', 'tsx', join(repo, 'main/web/run.ts'),
+    '--import', 'tsx', join(repo, 'main/cli/web.ts'),
     '--data', dataDir, '--root', root,
     '--boot', 'uefi64=ipxe.efi', '--boot', 'bios=undionly.kpxe',
     '--ui-port', '0', '--http-port', '8080',
@@ -327,7 +327,7 @@ test('port in use and missing privileges: the Start screen says which and what t
   mkdirSync(userData, { mode: 0o777 });
   chmodSync(userData, 0o777);
   chmodSync(work, 0o755);
-  const unprivileged = lab.spawn(srv, 'setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, '--import', 'tsx', join(repo, 'main/web/run.ts'), '--data', userData, '--root', join(work, 'root'), '--boot', 'bios=undionly.kpxe', '--ui-port', '0'], { cwd: repo, env: { ...process.env, HOME: userData } });
+  const unprivileged = lab.spawn(srv, 'setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, '--import', 'tsx', join(repo, 'main/cli/web.ts'), '--data', userData, '--root', join(work, 'root'), '--boot', 'bios=undionly.kpxe', '--ui-port', '0'], { cwd: repo, env: { ...process.env, HOME: userData } });
   let out = '';
   unprivileged.stdout!.on('data', (d) => (out += d));
   unprivileged.stderr!.on('data', (d) => (out += d));

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { launchChromium, RENDERER_DIR, REPO, webUiSkipReason } from '../helpers/web-ui-browser.js';
 import { EventBus } from '../../main/core/events.js';
-import type { ApiServiceHost } from '../../main/host/api.js';
+import type { ApiServiceHost } from '../../main/api/api.js';
 import { startWebMode, type WebMode } from '../../main/web/web-mode.js';
 import type { TransferRow } from '../../preload/api.js';
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parsePool, checkPoolAgainstInterface, ConfigError } from '../../main/host/config.js';
 
-const CLI = join(import.meta.dirname, '..', '..', 'main', 'cli.ts');
+const CLI = join(import.meta.dirname, '..', '..', 'main', 'cli', 'bootbench.ts');
 
 function runCli(args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', timeout: 30_000 });

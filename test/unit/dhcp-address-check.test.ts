@@ -15,7 +15,7 @@ import { loopbackFactory } from './dhcp-loopback.js';
 import { encodeArpProbe, decodeArpSender, encodeSockaddrLl } from '../../main/net/arp-probe.js';
 import { firmwareOptions, rawDhcp } from '../helpers/dhcp-clients.js';
 import { defaultServeConfig } from '../../main/host/config.js';
-import { parseFlags, serveConfigFromFlags, SERVE_OPTIONS, UsageError } from '../../main/host/serve-flags.js';
+import { parseFlags, serveConfigFromFlags, SERVE_OPTIONS, UsageError } from '../../main/cli/serve-flags.js';
 
 const SERVER = '192.0.2.1';
 const pool = () => new LeasePool({ first: '192.0.2.100', last: '192.0.2.109', subnetMask: '255.255.255.0' }, SERVER, clock);

@@ -11,7 +11,7 @@ import { DhcpService } from '../../main/dhcp/service.js';
 import { decodeDhcpPacket, type DhcpPacket } from '../../main/dhcp/packet.js';
 import { EventBus, type BootEvent } from '../../main/core/events.js';
 import { MemoryLogger } from '../../main/core/logger.js';
-import { summarizeEvent } from '../../main/host/boot-diagnosis.js';
+import { summarizeEvent } from '../../main/api/boot-diagnosis.js';
 import { loopbackFactory } from './dhcp-loopback.js';
 import { firmwareBootRequest, firmwareOptions, rawDhcp } from '../helpers/dhcp-clients.js';
 

@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServiceHost } from '../../main/host/service-host.js';
-import { HostApi } from '../../main/host/api.js';
-import { storeApi } from '../../main/host/api-store.js';
+import { HostApi } from '../../main/api/api.js';
+import { storeApi } from '../../main/api/api-store.js';
 import { configFromSettings, saveConfigToSettings } from '../../main/host/stored-config.js';
 import { openStore, type Store } from '../../main/store/index.js';
 import type { NetInterface } from '../../main/net/index.js';

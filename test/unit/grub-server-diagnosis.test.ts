@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BootEvent, BootEventType } from '../../main/core/events.js';
-import { diagnoseBoot, summarizeEvent } from '../../main/host/boot-diagnosis.js';
+import { diagnoseBoot, summarizeEvent } from '../../main/api/boot-diagnosis.js';
 
 const mac = '52:54:00:aa:bb:03';
 let t = 0;

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BootEvent, BootEventType } from '../../main/core/events.js';
-import { bootStartedOverHttp, diagnoseBoot } from '../../main/host/boot-diagnosis.js';
+import { bootStartedOverHttp, diagnoseBoot } from '../../main/api/boot-diagnosis.js';
 
 const mac = '52:54:00:aa:bb:02';
 let t = 0;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ImageCatalog, ImageError, ImagingJobs, parseCapturedManifest, parseReport, renderManifest, renderTask, requiredDiskBytes, type ImageManifest } from '../../main/imaging/index.js';
 import { ChunkError } from '../../main/imaging/chunk-store.js';
 import { openStore } from '../../main/store/index.js';
-import { imageCommand } from '../../main/imaging/cli.js';
+import { imageCommand } from '../../main/cli/imaging.js';
 import { makeTempDir } from '../helpers/store-temp.js';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');

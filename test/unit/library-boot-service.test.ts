@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, request, type Server } from 'node:http';
+import { request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,8 @@ import { openStore, type Store } from '../../main/store/index.js';
 import { importPaths } from '../../main/library/import.js';
 import { LibraryBootService, assignOnceInStore, ensureLocalDiskEntry } from '../../main/library/boot-service.js';
 import { FileResolver } from '../../main/files/index.js';
+import { HttpFileServer } from '../../main/http/server.js';
+import { silentLogger } from '../../main/core/logger.js';
 import { chainloadPolicy } from '../../main/library/boot-binaries.js';
 import type { BootEvent } from '../../main/core/events.js';
 import { buildBzImage, buildCpioNewc, buildIso, buildPe, EL_TORITO_ARGS, xorrisoMissing } from './library-fixtures.js';
@@ -17,7 +19,7 @@ const MAC = '52:54:00:aa:bb:01';
 const OTHER = '52:54:00:aa:bb:02';
 let dir: string;
 let store: Store;
-let server: Server;
+let server: HttpFileServer;
 let base: string;
 let service: LibraryBootService;
 const published: BootEvent[] = [];
@@ -64,15 +66,26 @@ before(async () => {
   }
   store.machines.create({ macs: [MAC], name: 'bench-01', entryId: ids.kernel, bootOnce: true });
 
-  server = createServer(async (req, res) => {
-    const url = new URL(req.url!, 'http://x');
-    if (!(await service.httpRoute(req, res, url))) {
-      res.writeHead(404);
-      res.end();
-    }
+  // The library's routes in front of the HTTP file server, which sends the files it locates
+  // (nothing mounted: entry files and files inside ISOs are found per request).
+  const publish = (type: string, details: Record<string, unknown> = {}) => {
+    const event = { ...details, type, time: Date.now() } as BootEvent;
+    published.push(event);
+    service.onTransferEvent(event);
+  };
+  const files = new FileResolver({ roots: [join(dir, 'empty-root')], caseInsensitive: true });
+  server = new HttpFileServer({
+    port: 0,
+    address: '127.0.0.1',
+    files,
+    dynamic: (req, res, url) => service.httpRoute(req, res, url),
+    macForIp: () => MAC,
+    publish,
+    logger: silentLogger,
+    rangeIdleMs: 50,
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
+  await server.start();
+  const port = server.port;
   base = `http://127.0.0.1:${port}`;
   service = new LibraryBootService({
     store,
@@ -81,13 +94,20 @@ before(async () => {
     serverAddress: '127.0.0.1',
     httpPort: port,
     macForIp: () => MAC,
-    publish: (type, details = {}) => published.push({ ...details, type, time: Date.now() }),
+    publish,
     menu: { timeoutSeconds: 5 },
   });
+  service.locateInto(files);
 });
 
+/** The file server reports a transfer once its response ended; boot-once follows that event. */
+async function settled(check: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  return check();
+}
+
 after(async () => {
-  await new Promise<void>((r) => server?.close(() => r()));
+  await server?.stop();
   store?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -155,6 +175,7 @@ describe('library boot service over HTTP (loopback)', () => {
     await get(`/library/e${ids.kernel}/initrd.img`, { range: 'bytes=0-99' });
     assert.equal(store.machines.findByMac(MAC)!.bootOnce, true, 'a range read of the initrd must not end it');
     assert.equal((await get(`/library/e${ids.kernel}/initrd.img`)).status, 200);
+    await settled(() => !store.machines.findByMac(MAC)!.bootOnce);
     const machine = store.machines.findByMac(MAC)!;
     assert.equal(machine.bootOnce, false);
     assert.equal(store.entries.get(machine.entryId!)!.kind, 'local-disk');
@@ -198,7 +219,8 @@ describe('library boot service over HTTP (loopback)', () => {
   });
 
   test('after mountInto, entry files are left to the HTTP file server, whose events end boot-once', async () => {
-    assert.equal((await get(`/library/e${ids.kernel}/vmlinuz`)).status, 404, 'the test server has no file server behind the route');
+    const fakeRequest = { url: `/library/e${ids.kernel}/vmlinuz`, method: 'GET', headers: {}, socket: { remoteAddress: '127.0.0.1' } } as unknown as IncomingMessage;
+    assert.equal(await service.httpRoute(fakeRequest, {} as ServerResponse, new URL(`${base}/library/e${ids.kernel}/vmlinuz`)), false, 'the route leaves entry files to the file server');
     const machineId = store.machines.findByMac(MAC)!.id;
     store.machines.update(machineId, { entryId: ids.kernel, bootOnce: true });
     const file = `/library/e${ids.kernel}/initrd.img`;
@@ -222,10 +244,18 @@ describe('library boot service over HTTP (loopback)', () => {
     assert.equal(store.machines.get(a.id)!.entryId, ids.kernel, 'a failed group action changes nobody');
   });
 
-  test('mountIsoFilesInto: a live ISO\'s kernel and initrd for TFTP clients (GRUB)', { skip: xorrisoMissing() }, async () => {
-    const generated = new Map<string, (r: { protocol: 'tftp' | 'http'; path: string }) => unknown>();
-    const paths = await service.mountIsoFilesInto({ mount: () => undefined, generate: (v, fn) => void generated.set(v, fn) });
-    assert.deepEqual(paths, [`/library/e${ids.iso}/iso/casper/vmlinuz`, `/library/e${ids.iso}/iso/casper/initrd`]);
-    assert.deepEqual(await generated.get(paths[0])!({ protocol: 'tftp', path: paths[0] }), kernel);
+  test('locateInto: a live ISO\'s kernel and initrd for TFTP clients (GRUB)', { skip: xorrisoMissing() }, async () => {
+    const files = new FileResolver({ roots: [dir], caseInsensitive: true });
+    service.locateInto(files);
+    const paths = [`/library/e${ids.iso}/iso/casper/vmlinuz`, `/library/e${ids.iso}/iso/casper/initrd`];
+    const opened = await files.open(paths[0], { protocol: 'tftp', ip: '127.0.0.1', mac: MAC });
+    assert.ok(opened.ok, JSON.stringify(opened));
+    const buffer = Buffer.alloc(opened.file.size);
+    assert.equal(await opened.file.read(buffer, 0, buffer.length, 0), kernel.length);
+    opened.file.release();
+    assert.deepEqual(buffer, kernel);
+    const initrdFile = await files.open(paths[1], { protocol: 'tftp' });
+    assert.ok(initrdFile.ok && initrdFile.file.size === initrd.length);
+    if (initrdFile.ok) initrdFile.file.release();
   });
 });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { hashFile, importPath, importPaths, resolveEntryFilePath, type ImportProgress } from '../../main/library/import.js';
-import { entriesCommand } from '../../main/library/cli.js';
+import { entriesCommand } from '../../main/cli/entries.js';
 import { buildBzImage, buildCpioNewc, buildPe, buildWim } from './library-fixtures.js';
 
 let dir: string;
@@ -170,7 +170,7 @@ describe('bootbench entries (CLI)', () => {
 
   test('runs as a process through a tiny entry point (exit codes reach the shell)', () => {
     const data = join(dir, 'cli-proc');
-    const script = `import { entriesCommand } from ${JSON.stringify(join(import.meta.dirname, '..', '..', 'main', 'library', 'cli.ts'))}; process.exitCode = await entriesCommand(process.argv.slice(1));`;
+    const script = `import { entriesCommand } from ${JSON.stringify(join(import.meta.dirname, '..', '..', 'main', 'cli', 'entries.ts'))}; process.exitCode = await entriesCommand(process.argv.slice(1));`;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, 'list', '--data', data, '--json'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), []);

@@ -26,7 +26,7 @@ const FUSE_SENTINEL = 'dL7pKGdnNz796PbbjQWNKmHXBZaB9tsX';
 function prerequisitesMissing(): string | undefined {
   if (process.platform !== 'linux') return 'the stand-in Electron is a Linux shell script';
   if (!existsSync(builderCli)) return 'electron-builder is not installed (npm ci)';
-  if (!existsSync(join(root, 'dist/main/cli.js')) || !existsSync(join(root, 'dist/renderer/index.html'))) return 'run `npm run build` first (`npm test` does)';
+  if (!existsSync(join(root, 'dist/main/cli/bootbench.js')) || !existsSync(join(root, 'dist/renderer/index.html'))) return 'run `npm run build` first (`npm test` does)';
   if (spawnSync(process.env.CC || 'cc', ['--version']).status !== 0) return 'no C compiler (cc) to build bootbench-host';
   if (!existsSync(join(root, 'dist/main/app/main.js')) || !existsSync(join(root, 'dist/preload/index.cjs'))) {
     const built = spawnSync('npm', ['run', 'build:app'], { cwd: root, stdio: 'inherit' });
@@ -156,7 +156,7 @@ test('electron-builder --dir with the local Electron, then the packaged CLI thro
     const { status, log } = runBuilder(real.dir!, join(work, 'out'));
     assert.equal(status, 0, log);
     const appDir = join(work, 'out', here.arch === 'x64' ? 'linux-unpacked' : `linux-${here.arch}-unpacked`);
-    // Electron in Node mode loads dist/main/cli.js from inside app.asar (ESM), fuses allowing it.
+    // Electron in Node mode loads dist/main/cli/bootbench.js from inside app.asar (ESM), fuses allowing it.
     const help = spawnSync(join(appDir, 'bootbench-host'), ['help'], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(help.status, 0, `${help.stdout}\n${help.stderr}`);
     assert.match(help.stdout, /serve/);

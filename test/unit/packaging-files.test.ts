@@ -37,7 +37,7 @@ const hereIsTarget = configuredTargets(config).some((t) => t.platform === here.p
 
 /** Why the built tree is not there; builds the Electron shell when only it is missing. */
 function builtTreeProblem(): string | undefined {
-  if (!existsSync(join(root, 'dist/main/cli.js')) || !existsSync(join(root, 'dist/renderer/index.html'))) {
+  if (!existsSync(join(root, 'dist/main/cli/bootbench.js')) || !existsSync(join(root, 'dist/renderer/index.html'))) {
     return 'the app is not built: run `npm run build` first (`npm test` does)';
   }
   if (!existsSync(join(root, 'dist/main/app/main.js')) || !existsSync(join(root, 'dist/main/app/host-process.js')) || !existsSync(join(root, 'dist/preload/index.cjs'))) {

@@ -3,7 +3,7 @@
 // start nothing but the installation's own script, and drop the environment that could make
 // that process run something else (NODE_OPTIONS, LD_PRELOAD...).
 // The installation is faked: "bootbench" is a symlink to this Node, and the pinned script
-// resources/app.asar/dist/main/cli.js (a plain folder here) reports what it got.
+// resources/app.asar/dist/main/cli/bootbench.js (a plain folder here) reports what it got.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -51,13 +51,13 @@ before(() => {
   work = mkdtempSync(join(tmpdir(), 'bb-launcher-'));
   chmodSync(work, 0o755);
   install = join(work, 'Bootbench');
-  mkdirSync(join(install, 'resources/app.asar/dist/main/web'), { recursive: true });
+  mkdirSync(join(install, 'resources/app.asar/dist/main/cli'), { recursive: true });
   mkdirSync(join(install, 'resources/app.asar/dist/main/app'), { recursive: true });
   const compiled = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', join(install, 'bootbench-host'), join(root, 'build/linux/bootbench-host.c')], { encoding: 'utf8' });
   assert.equal(compiled.status, 0, compiled.stderr);
   symlinkSync(realpathSync(process.execPath), join(install, 'bootbench'));
-  writeFileSync(join(install, 'resources/app.asar/dist/main/cli.js'), REPORT_SCRIPT);
-  writeFileSync(join(install, 'resources/app.asar/dist/main/web/run.js'), REPORT_SCRIPT);
+  writeFileSync(join(install, 'resources/app.asar/dist/main/cli/bootbench.js'), REPORT_SCRIPT);
+  writeFileSync(join(install, 'resources/app.asar/dist/main/cli/web.js'), REPORT_SCRIPT);
   writeFileSync(join(install, 'resources/app.asar/dist/main/app/host-process.js'), REPORT_SCRIPT);
 });
 
@@ -88,7 +88,7 @@ test('runs only the installation\'s own script, picked by the first word, with a
     env: { NODE_OPTIONS: '--require=/tmp/evil.js', LD_PRELOAD: '/tmp/evil.so', ELECTRON_RUN_AS_NODE: '0', BOOTBENCH_DATA: '/srv/bb', HOME: '/home/tech', LC_ALL: 'C.UTF-8' },
   });
   assert.ok(serve.report, `launcher output: ${serve.stderr}`);
-  assert.equal(serve.report.script, join(install, 'resources/app.asar/dist/main/cli.js'));
+  assert.equal(serve.report.script, join(install, 'resources/app.asar/dist/main/cli/bootbench.js'));
   assert.deepEqual(serve.report.argv, ['serve', '--interface', 'eth9']);
   assert.equal(serve.report.env.ELECTRON_RUN_AS_NODE, '1');
   assert.equal(serve.report.env.NODE_OPTIONS, undefined);
@@ -106,7 +106,7 @@ test('runs only the installation\'s own script, picked by the first word, with a
   assert.equal(forged.report?.env.BOOTBENCH_APPIMAGE, undefined);
 
   const web = runLauncher(['web', '--ui-port', '0']);
-  assert.equal(web.report?.script, join(install, 'resources/app.asar/dist/main/web/run.js'));
+  assert.equal(web.report?.script, join(install, 'resources/app.asar/dist/main/cli/web.js'));
   assert.deepEqual(web.report?.argv, ['--ui-port', '0']);
 
   // The desktop app's service host (main/app/host-process.ts), spoken to over stdio.
@@ -181,14 +181,14 @@ test('refuses to pass capabilities on when its folder is not root\'s', { skip: p
   }
 });
 
-// The real service host (dist/main/cli.js serve) started through bootbench-host as `nobody`,
+// The real service host (dist/main/cli/bootbench.js serve) started through bootbench-host as `nobody`,
 // laid out as in the package (resources/app.asar is this checkout, bind-mounted inside the
 // server's namespace so the path is the real one), serving a TFTP client in another namespace.
 const e2eSkip =
   privilegedSkip ??
   netnsUnavailableReason() ??
   missingPrograms('curl', 'mount') ??
-  (existsSync(join(root, 'dist/main/cli.js')) ? undefined : 'run `npm run build` first (`npm test` does)');
+  (existsSync(join(root, 'dist/main/cli/bootbench.js')) ? undefined : 'run `npm run build` first (`npm test` does)');
 
 test('end to end: the service host started by bootbench-host as nobody serves TFTP on port 69', { skip: e2eSkip ?? false, timeout: 90_000 }, async () => {
   const lab = new Lab('bbh');

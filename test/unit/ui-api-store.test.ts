@@ -3,8 +3,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openStore, type Store } from '../../main/store/index.js';
-import { storeApi } from '../../main/host/api-store.js';
-import { HostApi } from '../../main/host/api.js';
+import { storeApi } from '../../main/api/api-store.js';
+import { HostApi } from '../../main/api/api.js';
 import type { CsvImportResult, Machine, MachineGroup, Timeline, TransferRecord } from '../../preload/api.js';
 import { idleServiceHost } from '../helpers/idle-host.js';
 

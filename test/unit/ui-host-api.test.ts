@@ -4,7 +4,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventBus, type BootEvent } from '../../main/core/events.js';
 import { ManualClock } from '../../main/core/clock.js';
-import { HostApi, connectApiEvents, suggestBenchInterface, uiWording, unavailableLibraryImporter, type ApiServiceHost, type ApiStore } from '../../main/host/api.js';
+import { HostApi, connectApiEvents, suggestBenchInterface, uiWording, unavailableLibraryImporter, type ApiServiceHost, type ApiStore } from '../../main/api/api.js';
 import type { ApiEvents, Machine, NetInterfaceInfo, ServicesStatus, TransferRow } from '../../preload/api.js';
 
 function fakeHost(clock = new ManualClock(1000)) {

@@ -7,9 +7,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore, type Store } from '../../main/store/index.js';
-import { storeApi } from '../../main/host/api-store.js';
-import { storeLibraryImporter } from '../../main/host/api-library.js';
-import { HostApi } from '../../main/host/api.js';
+import { storeApi } from '../../main/api/api-store.js';
+import { storeLibraryImporter } from '../../main/api/api-library.js';
+import { HostApi } from '../../main/api/api.js';
 import { resolveEntryFilePath } from '../../main/library/import.js';
 import type { BootEntry, ImportFilesResult } from '../../preload/api.js';
 import { buildIso, buildPe, xorrisoMissing } from './library-fixtures.js';

@@ -7,9 +7,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore, type Store } from '../../main/store/index.js';
-import { storeApi } from '../../main/host/api-store.js';
-import { storeLibraryImporter } from '../../main/host/api-library.js';
-import { HostApi } from '../../main/host/api.js';
+import { storeApi } from '../../main/api/api-store.js';
+import { storeLibraryImporter } from '../../main/api/api-library.js';
+import { HostApi } from '../../main/api/api.js';
 import { ensureLocalDiskEntry, resolveEntryFilePath, uploadsDir } from '../../main/library/index.js';
 import type { ApiCallName, BootEntry, EntryRemoveResult, EntryUpdateResult, ImportFilesResult, MachineGroup } from '../../preload/api.js';
 import { buildBzImage, buildCpioNewc, buildPe } from './library-fixtures.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServiceHost } from '../../main/host/service-host.js';
 import { defaultServeConfig } from '../../main/host/config.js';
-import { transferRecordFromEvent } from '../../main/host/api.js';
+import { transferRecordFromEvent } from '../../main/api/api.js';
 import { blockLabel, recordRate, recordReason, recordSize, resentLabel } from '../../renderer/src/lib/transfer-view.js';
 import { etaSeconds, formatBytes } from '../../renderer/src/lib/format.js';
 

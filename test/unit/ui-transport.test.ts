@@ -4,7 +4,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { EventBus } from '../../main/core/events.js';
-import { HostApi, connectApiEvents, type ApiServiceHost } from '../../main/host/api.js';
+import { HostApi, connectApiEvents, type ApiServiceHost } from '../../main/api/api.js';
 import { WebUiServer } from '../../main/web/web-ui-server.js';
 import { ApiClient, IpcTransport, WebSocketTransport, errorFromBridge, webSocketUrlFor, type ConnectionState, type WebSocketLike } from '../../renderer/src/lib/transport.js';
 import { ApiCallError, type BootbenchBridge, type ServicesStatus } from '../../preload/api.js';

@@ -1,15 +1,16 @@
 // `bootbench entries ...`: the library from the command line.
 //   bootbench entries import PATH... [--data DIR] [--json] [--reference] [--name NAME]
 //   bootbench entries list [--data DIR] [--json]
-// main/cli.ts dispatches `entries` here: `process.exitCode = await entriesCommand(argv.slice(1))`.
+// main/cli/bootbench.ts dispatches `entries` here: `process.exitCode = await entriesCommand(argv.slice(1))`.
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { openStore, type BootEntry, type Store } from '../store/index.js';
-import { architectureForBootClass, resolveEntryFilePath, type ImportProgress } from './import.js';
-import { importIntoLibrary } from './import-into-library.js';
-import { entryDiskSize } from './entry-edit.js';
-import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from './detect.js';
+import { architectureForBootClass, resolveEntryFilePath, type ImportProgress } from '../library/import.js';
+import { importIntoLibrary } from '../library/import-into-library.js';
+import { entryDiskSize } from '../library/entry-edit.js';
+import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from '../library/detect.js';
+import { defaultDataDir } from './serve-flags.js';
 
 const USAGE = `Usage: bootbench entries <command> [options]
 
@@ -86,9 +87,6 @@ export function describeEntry(entry: BootEntry, dataDir: string): EntryListing {
     notes: entry.notes,
   };
 }
-
-export { defaultDataDir } from '../host/serve-flags.js';
-import { defaultDataDir } from '../host/serve-flags.js';
 
 class UsageError extends Error {}
 

@@ -8,7 +8,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import type { BootEvent } from '../core/events.js';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
-import { defaultServedFolder } from './config.js';
+import { defaultServedFolder } from '../host/config.js';
 import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
 import { transferIdKey } from '../store/bus-recorder.js';
 import { offeredForServing } from '../net/index.js';

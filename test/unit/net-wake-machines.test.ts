@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
-import { buildMagicPacket, wakeMachines } from '../../main/library/wake-on-lan.js';
+import { buildMagicPacket, wakeMachines } from '../../main/net/wake-on-lan.js';
 
 test('magic packet: 6 x FF, the MAC 16 times, optional SecureOn password', () => {
   const p = buildMagicPacket('52-54-00-12-34-56');

@@ -4,10 +4,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultDataDir } from '../host/serve-flags.js';
+import { defaultDataDir } from './serve-flags.js';
 import { exportMachinesCsv, importMachinesCsv, normalizeMac, openStore, type Store } from '../store/index.js';
-import { ImageCatalog, ImageError, checkImageName } from './image-catalog.js';
-import { ImagingJobs, type ImageJob, type ThenAction } from './jobs.js';
+import { ImageCatalog, ImageError, checkImageName } from '../imaging/image-catalog.js';
+import { ImagingJobs, type ImageJob, type ThenAction } from '../imaging/jobs.js';
 
 export interface CommandIo {
   stdout: (text: string) => void;

@@ -1,18 +1,18 @@
 // Headless web mode: the service host plus the UI in a browser, without Electron.
-//   node --import tsx main/web/run.ts [serve options] [--ui-address A] [--ui-port N] [--start]
-// (or dist/main/web/run.js after `npm run build`). `npm start` runs this where Electron
+//   node --import tsx main/cli/web.ts [serve options] [--ui-address A] [--ui-port N] [--start]
+// (or dist/main/cli/web.js after `npm run build`). `npm start` runs this where Electron
 // cannot run. Services start from the UI's Start screen, or at once with --start.
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { defaultDataDir, serveConfigFromFlags, SERVE_OPTIONS } from '../host/serve-flags.js';
+import { defaultDataDir, serveConfigFromFlags, SERVE_OPTIONS } from './serve-flags.js';
 import { listInterfaces } from '../net/index.js';
 import type { Logger } from '../core/logger.js';
 import { uploadsDir } from '../library/import.js';
-import { createUiHost } from './ui-host.js';
-import { startWebMode } from './web-mode.js';
-import { isLoopbackAddress } from './web-ui-server.js';
+import { createUiHost } from '../web/ui-host.js';
+import { startWebMode } from '../web/web-mode.js';
+import { isLoopbackAddress } from '../web/web-ui-server.js';
 
 const USAGE = `Usage: bootbench-web [options]
 

@@ -5,18 +5,18 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BOOT_CLASSES, ConfigError, defaultServeConfig } from './host/config.js';
-import { SERVE_OPTIONS, UsageError, defaultDataDir, parseFlags, serveConfigFromFlags } from './host/serve-flags.js';
-import { ServiceHost } from './host/service-host.js';
-import { isPerRequestDhcpEvent, type BootEvent } from './core/events.js';
-import { PerSecondLineBudget, type Logger } from './core/logger.js';
-import { listInterfaces } from './net/index.js';
-import { runDoctor, runTestBootFindings } from './host/doctor.js';
-import { configFromSettings, saveConfigToSettings } from './host/stored-config.js';
-import { classifyWriteFailure, openStore, type Store } from './store/index.js';
-import { entriesCommand } from './library/cli.js';
-import { imageCommand, machinesCommand } from './imaging/cli.js';
-import { runWebMode } from './web/run.js';
+import { BOOT_CLASSES, ConfigError, defaultServeConfig } from '../host/config.js';
+import { SERVE_OPTIONS, UsageError, defaultDataDir, parseFlags, serveConfigFromFlags } from './serve-flags.js';
+import { ServiceHost } from '../host/service-host.js';
+import { isPerRequestDhcpEvent, type BootEvent } from '../core/events.js';
+import { PerSecondLineBudget, type Logger } from '../core/logger.js';
+import { listInterfaces } from '../net/index.js';
+import { runDoctor, runTestBootFindings } from './doctor.js';
+import { configFromSettings, saveConfigToSettings } from '../host/stored-config.js';
+import { classifyWriteFailure, openStore, type Store } from '../store/index.js';
+import { entriesCommand } from './entries.js';
+import { imageCommand, machinesCommand } from './imaging.js';
+import { runWebMode } from './web.js';
 
 const USAGE = `Usage: bootbench <command> [options]
 
@@ -258,7 +258,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run directly (`node --import tsx main/cli.ts serve ...`), not when imported by bin/ or tests.
+// Run directly (`node --import tsx main/cli/bootbench.ts serve ...`), not when imported by bin/ or tests.
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   main(process.argv.slice(2)).then((code) => (process.exitCode = code));
 }
