@@ -9,10 +9,10 @@
 //
 // Where the worker cannot run (not Linux x64/arm64, koffi missing, the worker fails to
 // start), `WorkerDataPath.start` resolves to undefined and the server keeps the dgram path.
-import { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker } from './doorbell-worker.js';
+import { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker } from '../net/doorbell-worker.js';
 import type { NegotiatedTransfer } from './options.js';
 import type { RetransmitPolicy, TransferProgress, TransferResult } from './transfer.js';
-import { openTransferDescriptor } from './udp-descriptor.js';
+import { openTransferDescriptor } from '../net/udp-descriptor.js';
 
 export interface WorkerTransferSpec {
   id: number;
@@ -115,17 +115,12 @@ export class WorkerDataPath extends DoorbellWorkerClient<DataPathCommand, DataPa
 
   /** Aborts every transfer (each client gets an ERROR), waits for their ends, stops the worker. */
   async stop(reason = 'server stopping'): Promise<void> {
+    let idle: Promise<void> | undefined;
     if (this.handlers.size > 0 && !this.failed) {
+      idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       this.command({ type: 'abort-all', reason });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, STOP_WAIT_MS);
-        this.idleWaiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
     }
-    await this.terminate('server stopping');
+    await this.terminate('server stopping', idle, STOP_WAIT_MS);
   }
 
   protected onEvent(event: DataPathEvent): void {
