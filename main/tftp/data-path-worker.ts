@@ -12,7 +12,7 @@ import { setPriority } from 'node:os';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { createDescriptorBatchSender, type BatchSender } from './batch-send.js';
-import { encodeError, TftpErrorCode, TftpOpcode } from './packet.js';
+import { dispatchTransferDatagram, UNKNOWN_TID_ERROR } from './data-path.js';
 import { SPIN_BUDGET_MS, SpinCredit } from './spin-wait.js';
 import { ReadTransfer } from './transfer.js';
 import { EAGAIN, EINTR, loadLinuxSyscalls, pinnedBuffer, POLLIN, POLLOUT, type LinuxSyscalls } from '../net/libc.js';
@@ -287,22 +287,11 @@ function receive(entry: LoopTransfer, syscalls: LinuxSyscalls): boolean {
   const n = syscalls.recvfromAt(entry.fd, receivedAt, RECEIVE_BYTES, 0, fromAt, fromLengthAt);
   if (n < 0) return false; // EAGAIN (nothing queued) or a queued ICMP error
   clock.refresh();
-  if (from.readUInt16BE(2) !== entry.clientPort || from.readUInt32BE(4) !== entry.clientAddress) {
-    // RFC 1350 §4: a packet from a foreign TID gets ERROR 5; the transfer goes on.
-    const reply = encodeError(TftpErrorCode.UnknownTransferId, 'unknown transfer ID');
-    syscalls.sendto(entry.fd, reply, reply.length, 0, from, 16);
+  const verdict = dispatchTransferDatagram(entry.transfer, received, n, from.readUInt16BE(2) === entry.clientPort && from.readUInt32BE(4) === entry.clientAddress);
+  if (verdict === 'handled') return true;
+  if (verdict === 'foreign-tid') {
+    syscalls.sendto(entry.fd, UNKNOWN_TID_ERROR, UNKNOWN_TID_ERROR.length, 0, from, 16);
     return true;
-  }
-  if (n >= 4 && received[0] === 0) {
-    if (received[1] === TftpOpcode.ACK) {
-      entry.transfer.handleAck((received[2] << 8) | received[3]);
-      return true;
-    }
-    if (received[1] === TftpOpcode.ERROR) {
-      const end = received.indexOf(0, 4);
-      entry.transfer.handleError((received[2] << 8) | received[3], received.toString('utf8', 4, end < 0 || end > n ? n : end));
-      return true;
-    }
   }
   if (!entry.junkLogged) {
     entry.junkLogged = true;
