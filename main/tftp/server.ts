@@ -313,7 +313,14 @@ export class TftpServer {
   }
 
   /** What the server does with a transfer's reports, on either data path. */
-  private transferHandlers(key: string, request: TftpRequestPacket, rinfo: RemoteInfo, mac: string | undefined, file: OpenFile, negotiated: NegotiatedTransfer): TransferHandlers {
+  private transferHandlers(
+    key: string,
+    request: TftpRequestPacket,
+    rinfo: RemoteInfo,
+    mac: string | undefined,
+    file: OpenFile,
+    negotiated: NegotiatedTransfer,
+  ): TransferHandlers {
     const { address: ip, port } = rinfo;
     const id = `tftp-${(++this.transferCounter).toString(36)}-${ip}:${port}`;
     const base = { transferId: id, mac, ip, port, file: file.path, requested: request.filename, options: eventOptions(negotiated, file.size), size: file.size };

@@ -228,7 +228,18 @@ export class WorkerDataPath implements TransferDataPath {
     };
     handlers.onStart(state);
     id = chosen.begin(
-      { fd, ip, port, fileFd: file.descriptorFd, size: file.size, negotiated, retransmit: o.retransmit, progressIntervalMs: o.progressIntervalMs, readAheadBytes: o.readAheadBytes, busyWaitMs: o.busyWaitMs },
+      {
+        fd,
+        ip,
+        port,
+        fileFd: file.descriptorFd,
+        size: file.size,
+        negotiated,
+        retransmit: o.retransmit,
+        progressIntervalMs: o.progressIntervalMs,
+        readAheadBytes: o.readAheadBytes,
+        busyWaitMs: o.busyWaitMs,
+      },
       {
         onProgress: (progress) => {
           state.phase = 'sending';
