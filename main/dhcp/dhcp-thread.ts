@@ -1,23 +1,20 @@
 // The DHCP service on a thread of its own (dhcp-thread-worker.ts runs it), seen from the
 // main thread. Why: the main thread also runs the store (SQLite writes), the recorder, the
 // UI's WebSocket or IPC, the library's imports and hashing, and its heap is the big one, so
-// its GC pauses are the long ones. With DHCP answered on the main thread, a DISCOVER storm
-// during transfers had 99th-percentile answer times of 5.4-6.2 ms on this idle 2-core
-// machine (12.45 ms once in CI): the slow answers waited out a main-thread GC pause or a busy
-// turn of its loop (issue 9 item 8, storm-diagnose.ts --timeline). On its own thread, an
-// answer waits for none of that.
+// its GC pauses are the long ones; a DHCP answer on the main thread waits out such a pause
+// or a busy turn of its loop. On its own thread, an answer waits for none of that. The
+// start and stop handshake is core/worker-handshake.ts's.
 //
 // The main thread keeps the truth about machines: the thread holds a copy (assignment-mirror.ts)
 // that this side refreshes whenever the store may have changed, and answers its questions.
 // A change is reported by the source (`watch`: this process's writes as they run, another
 // process's commits through the OS's file watching) and the copy is refreshed at the end of
-// that turn of the loop. A poll every 2 s stays as the safety net. It used to be the only
-// way, every 20 ms, and cost an idle host 20-34 ms of CPU a second: each poll reads SQLite's
-// data_version and wakes the process.
-import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
+// that turn of the loop. A poll every 2 s stays as the safety net: each poll reads SQLite's
+// data_version and wakes the process, so an idle host should not poll often.
+import type { MessagePort, Worker } from 'node:worker_threads';
 import type { BootEventType, Publish } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
-import { startModuleWorker } from '../core/module-worker.js';
+import { nextMessage, onWorkerGone, startPortWorker, stopPortWorker, type PortWorker } from '../core/worker-handshake.js';
 import { DeviceBindError, PortBindError } from '../net/bind-errors.js';
 import type { MachineBootAssignment } from '../pxe/boot-policy.js';
 import type { AssignmentViewData, DhcpThreadInit, DhcpThreadServiceOptions, FromDhcpThread, ThreadError, ToDhcpThread } from './dhcp-thread-messages.js';
@@ -68,8 +65,6 @@ export class DhcpThread {
   private boundPorts = { server: 0, pxe: 0 };
   /** A (re)start in progress: stop() waits for it, so no thread outlives the service. */
   private launching?: Promise<void>;
-  /** Why the running thread failed, for the message when it exits. */
-  private lastFailure?: string;
 
   constructor(private readonly options: DhcpThreadOptions) {}
 
@@ -102,19 +97,9 @@ export class DhcpThread {
     await this.launching?.catch(() => {});
     const { worker, port } = this;
     if (!worker || !port) return;
-    const stopped = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, STOP_WAIT_MS);
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      port.on('message', (m: FromDhcpThread) => m.t === 'stopped' && done());
-      worker.once('exit', done);
-    });
+    const stopped = nextMessage<FromDhcpThread>(port, (m) => m.t === 'stopped');
     this.send({ t: 'stop' });
-    await stopped;
-    await worker.terminate().catch(() => {});
-    port.close();
+    await stopPortWorker({ worker, port }, stopped, STOP_WAIT_MS);
     this.worker = this.port = undefined;
   }
 
@@ -129,73 +114,43 @@ export class DhcpThread {
 
   private async launch(): Promise<void> {
     const o = this.options;
-    const { port1, port2 } = new MessageChannel();
     let view: AssignmentViewData | undefined;
     if (o.assignments) {
       this.lastVersion = o.assignments.version();
       view = o.assignments.view();
     }
     const init: DhcpThreadInit = { options: o.service, lookups: !!o.assignments, view, eventsPerSecond: o.eventsPerSecond ?? 1000 };
-    let worker: Worker;
+    let started: PortWorker<FromDhcpThread>;
     try {
-      worker = await startModuleWorker(new URL('./dhcp-thread-worker.js', import.meta.url), new URL('./dhcp-thread-worker.ts', import.meta.url), import.meta.url.endsWith('.ts'), {
-        workerData: { port: port2, init },
-        transferList: [port2],
-        // Its live data is a few packets and a copy of the assignments, so a small young
-        // generation keeps each scavenge short: in the storm test (load.test.ts) p99 was
-        // 2.1-4.1 ms (median 2.4) with 2 MiB against 2.1-3.1 (median 3.0) with 8 MiB.
+      started = await startPortWorker<FromDhcpThread>({
+        built: new URL('./dhcp-thread-worker.js', import.meta.url),
+        source: new URL('./dhcp-thread-worker.ts', import.meta.url),
+        sourceMode: import.meta.url.endsWith('.ts'),
+        name: 'the DHCP thread',
+        workerData: { init },
+        // Its live data is a few packets and a copy of the assignments: a small young
+        // generation keeps each scavenge short.
         resourceLimits: { maxYoungGenerationSizeMb: 2 },
+        timeoutMs: START_TIMEOUT_MS,
+        isAnswer: (m) => m.t === 'started' || m.t === 'failed',
+        // Questions are answered on the port they came on: one can come before 'started'
+        // (port 67 is bound before 4011), and during a restart `this.port` is not this one yet.
+        onMessage: (m, port) => this.onMessage(m, port),
       });
     } catch (err) {
-      port1.close();
-      throw new DhcpThreadUnavailable(`the DHCP thread did not start: ${(err as Error).message}`);
+      throw new DhcpThreadUnavailable((err as Error).message);
     }
-    const started = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new DhcpThreadUnavailable('the DHCP thread did not report in time')), START_TIMEOUT_MS);
-      const settle = (fn: () => void) => {
-        clearTimeout(timer);
-        fn();
-      };
-      const onStartMessage = (m: FromDhcpThread) => {
-        if (m.t === 'started') {
-          this.boundPorts = m.ports;
-          settle(resolve);
-        } else if (m.t === 'failed') settle(() => reject(rebuildError(m.error)));
-      };
-      port1.on('message', onStartMessage);
-      // The thread's own account of a failed start comes over the port, its end over the
-      // worker: whichever is heard first, the account wins when there is one.
-      const ended = (why: string) => {
-        const pending = receiveMessageOnPort(port1)?.message as FromDhcpThread | undefined;
-        if (pending?.t === 'failed' || pending?.t === 'started') return onStartMessage(pending);
-        settle(() => reject(new DhcpThreadUnavailable(why)));
-      };
-      worker.once('error', (err) => ended(`the DHCP thread failed: ${err.message}`));
-      worker.once('exit', (code) => ended(`the DHCP thread exited (${code}) before it started`));
-    });
-    // Questions are answered on the port they came on: one can come before 'started'
-    // (port 67 is bound before 4011), and during a restart `this.port` is not this one yet.
-    port1.on('message', (m: FromDhcpThread) => this.onMessage(m, port1));
-    try {
-      await started;
-    } catch (err) {
-      await worker.terminate().catch(() => {});
-      port1.close();
-      throw err;
-    }
-    if (this.stopping) {
-      // stop() came while this (re)start ran: it waits for us; do not leave a thread behind.
-      await worker.terminate().catch(() => {});
-      port1.close();
+    const { worker, port, answer } = started;
+    if (answer.t === 'failed' || this.stopping) {
+      // A failed start, or stop() came while this (re)start ran: it waits for us; do not leave a thread behind.
+      await stopPortWorker(started);
+      if (answer.t === 'failed') throw rebuildError(answer.error);
       return;
     }
+    if (answer.t === 'started') this.boundPorts = answer.ports;
     this.worker = worker;
-    this.port = port1;
-    this.lastFailure = undefined;
-    // 'error' (an uncaught exception) is always followed by 'exit'; restarting on 'exit' only
-    // means the dead thread's sockets are closed before a new one binds them.
-    worker.on('error', (err) => (this.lastFailure = err.stack ?? err.message));
-    worker.on('exit', (code) => this.onThreadGone(worker, this.lastFailure ? `failed: ${this.lastFailure}` : `exited (${code})`));
+    this.port = port;
+    onWorkerGone(worker, (error, code) => this.onThreadGone(worker, error ? `failed: ${error.stack ?? error.message}` : `exited (${code})`));
   }
 
   private send(message: ToDhcpThread): void {

@@ -5,7 +5,7 @@
 // is copied through JavaScript. Commands arrive with a doorbell eventfd, as in the TFTP
 // data path worker.
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { EAGAIN, EINTR, loadUdpSyscalls, pinnedBuffer, POLLIN, POLLOUT, type UdpSyscalls } from '../tftp/udp-descriptor.js';
+import { EAGAIN, EINTR, loadLinuxSyscalls, pinnedBuffer, POLLIN, POLLOUT, type LinuxSyscalls } from '../net/libc.js';
 import type { SendfileCommand, SendfileEvent } from './zero-copy.js';
 
 /** Longest single poll(2): bounds how late a terminate() from the main thread takes effect. */
@@ -29,7 +29,7 @@ interface Job {
 }
 
 const { port, doorbellFd } = workerData as { port: MessagePort; doorbellFd: number };
-const sys = loadUdpSyscalls();
+const sys = loadLinuxSyscalls();
 const jobs = new Map<number, Job>();
 const doorbellValue = Buffer.alloc(8);
 let pollSet = pinnedBuffer(8 * 16);
@@ -39,14 +39,14 @@ function post(event: SendfileEvent): void {
   port.postMessage(event);
 }
 
-function finish(job: Job, syscalls: UdpSyscalls, error?: string): void {
+function finish(job: Job, syscalls: LinuxSyscalls, error?: string): void {
   jobs.delete(job.id);
   syscalls.close(job.socketFd);
   post({ type: 'end', id: job.id, bytes: job.sent, error });
 }
 
 /** Sends until the socket is full, the range is done or the connection fails. */
-function pump(job: Job, syscalls: UdpSyscalls, now: number): void {
+function pump(job: Job, syscalls: LinuxSyscalls, now: number): void {
   while (job.remaining > 0) {
     const n = syscalls.sendfileAt(job.socketFd, job.fileFd, job.offsetAt, Math.min(job.remaining, SENDFILE_CHUNK));
     if (n > 0) {
@@ -69,7 +69,7 @@ function pump(job: Job, syscalls: UdpSyscalls, now: number): void {
   }
 }
 
-function handle(command: SendfileCommand, syscalls: UdpSyscalls): void {
+function handle(command: SendfileCommand, syscalls: LinuxSyscalls): void {
   if (command.type === 'abort') {
     const job = jobs.get(command.id);
     if (job) finish(job, syscalls, command.reason);
@@ -94,13 +94,13 @@ function handle(command: SendfileCommand, syscalls: UdpSyscalls): void {
   pump(job, syscalls, job.lastProgressAt);
 }
 
-function takeCommands(syscalls: UdpSyscalls): void {
+function takeCommands(syscalls: LinuxSyscalls): void {
   syscalls.read(doorbellFd, doorbellValue, 8);
   for (let message = receiveMessageOnPort(port); message; message = receiveMessageOnPort(port)) handle(message.message as SendfileCommand, syscalls);
 }
 
 //  struct pollfd (8 bytes): +0 fd int, +4 events short, +6 revents short
-function runLoop(syscalls: UdpSyscalls): void {
+function runLoop(syscalls: LinuxSyscalls): void {
   while (jobs.size > 0) {
     polled = [...jobs.values()];
     if (pollSet.length < (polled.length + 1) * 8) pollSet = pinnedBuffer((polled.length + 1) * 16);

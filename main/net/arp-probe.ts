@@ -1,6 +1,6 @@
 // "Is this IPv4 address already in use on the NIC?" by ARP probe (RFC 5227 §2.1.1), for
 // full DHCP mode: an address configured by hand on a bench PC, a printer or a forgotten
-// static box must not be offered to a PXE client (issue 9 item 10). dnsmasq and ISC dhcpd
+// static box must not be offered to a PXE client. dnsmasq and ISC dhcpd
 // ask the same question by ICMP echo; ARP is better on a bench switch: every IPv4 host
 // answers ARP for its own address, while many (Windows' default firewall) drop pings,
 // and a probe with sender address 0.0.0.0 leaves nobody's ARP cache changed.
@@ -9,10 +9,10 @@
 // bound to the chosen NIC's interface index, which is the packet-socket form of
 // SO_BINDTODEVICE: it sends and hears ARP on that NIC alone. It needs CAP_NET_RAW (root
 // has it, and so does the packaged bootbench-host). Node has no packet sockets, so the
-// calls go through koffi like main/net's scoped UDP sockets; the waiting (non-blocking
+// calls go through libc.ts like the scoped UDP sockets; the waiting (non-blocking
 // reads on a short timer) is address-probe.ts's.
 import type { Clock } from '../core/clock.js';
-import { loadLibc, type Libc } from './scoped-udp.js';
+import { loadLibc, type Libc } from './libc.js';
 import { PolledAddressProber, type ProbeSocket } from './address-probe.js';
 
 export interface ArpProberOptions {

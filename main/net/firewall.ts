@@ -1,4 +1,4 @@
-// Host firewall state for `bootbench doctor` (issue 9 item 5): a firewall that drops the
+// Host firewall state for `bootbench doctor`: a firewall that drops the
 // PXE clients' requests looks, from the bench, exactly like a dead server. Each operating
 // system is asked through its own tool, whose output is parsed here by pure functions
 // (tested with samples of each format); the command runner is injected. A tool that is
@@ -37,7 +37,7 @@ export const runCommand: CommandRunner = (file, args) =>
     });
   });
 
-/** The UDP ports PXE clients must reach (issue 2): DHCP / Proxy DHCP, TFTP, PXE boot server. */
+/** The UDP ports PXE clients must reach: DHCP / Proxy DHCP, TFTP, PXE boot server. */
 export const PXE_UDP_PORTS = [
   { port: 67, service: 'DHCP' },
   { port: 69, service: 'TFTP' },

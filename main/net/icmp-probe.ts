@@ -7,7 +7,8 @@
 // The socket is tied to the NIC like the DHCP sockets (SO_BINDTODEVICE / IP_BOUND_IF,
 // main/net/scoped-udp.ts), so the echo leaves and is heard on the chosen NIC only.
 import type { Clock } from '../core/clock.js';
-import { encodeSockaddrIn, loadLibc, tieToDevice, type Libc } from './scoped-udp.js';
+import { loadLibc, type Libc } from './libc.js';
+import { encodeSockaddrIn, tieToDevice } from './scoped-udp.js';
 import { PolledAddressProber, type ProbeSocket } from './address-probe.js';
 import { EAGAIN_LIKE, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK } from './arp-probe.js';
 

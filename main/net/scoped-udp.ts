@@ -12,19 +12,13 @@
 // Windows: a socket bound to the NIC's own IPv4 address receives the broadcasts that
 // arrive on that NIC and sends through it, which plain dgram can do.
 //
-// Why koffi for the libc calls: it ships prebuilt binaries for each platform inside its
-// npm packages (@koromix/koffi-<os>-<arch>), so nothing is compiled at install time (no
-// compiler or Python on the technician's machine), and it loads in Electron's main process
-// as well as in Node (N-API, no ABI rebuild per Electron version). The alternatives were
-// a node-addon-api addon of our own (a build toolchain for every target and an
-// electron-rebuild step) or a packet-capture library (raw sockets, more privileges and
-// our own IP/UDP framing). Only a handful of plain libc calls are needed.
+// The libc calls are libc.ts's.
 import dgram from 'node:dgram';
 import os from 'node:os';
-import { createRequire } from 'node:module';
 import type { UdpSocketFactory, UdpSocketOptions } from './udp-socket-factory.js';
 import { explainBindFailure, explainDeviceBindFailure, explainNodeBindError } from './bind-errors.js';
 import { listInterfaces } from './interfaces.js';
+import { loadLibc, type Libc } from './libc.js';
 
 export interface ScopedUdpSocketFactoryOptions {
   /** Defaults to process.platform; lets tests exercise the plain path. */
@@ -86,74 +80,6 @@ const SOCK_DGRAM = 2;
 const IPPROTO_IP = 0;
 const LINUX = { SOL_SOCKET: 1, SO_REUSEADDR: 2, SO_BROADCAST: 6, SO_BINDTODEVICE: 25, SOCK_CLOEXEC: 0o2000000 };
 const DARWIN = { SOL_SOCKET: 0xffff, SO_REUSEADDR: 0x0004, SO_BROADCAST: 0x0020, IP_BOUND_IF: 25 };
-
-export interface Libc {
-  socket(domain: number, type: number, protocol: number): number;
-  setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number;
-  bind(fd: number, address: Buffer, length: number): number;
-  close(fd: number): number;
-  if_nametoindex(name: string): number;
-  /** For main/net/arp-probe.ts's packet socket. */
-  sendto(fd: number, buffer: Buffer, length: number, flags: number, address: Buffer, addressLength: number): number;
-  recvfrom(fd: number, buffer: Buffer, length: number, flags: number, address: Buffer, addressLength: Buffer): number;
-  /** errno of the last call, as a name (EACCES...). */
-  lastError(): string;
-}
-
-let libc: Libc | undefined;
-
-export function loadLibc(platform: NodeJS.Platform): Libc {
-  if (libc) return libc;
-  const require = createRequire(import.meta.url);
-  let koffi: typeof import('koffi');
-  try {
-    koffi = require('koffi') as typeof import('koffi');
-  } catch (error) {
-    throw new Error(
-      `Cannot limit sockets to one network interface: the koffi package did not load on ${platform}/${process.arch} ` +
-        `(${(error as Error).message}). Reinstall Bootbench; without --interface it would answer on every network.`,
-    );
-  }
-  const lib = loadFirst(koffi, platform === 'darwin' ? ['/usr/lib/libSystem.B.dylib'] : ['libc.so.6', null]);
-  const errnoNames = new Map(Object.entries(koffi.os.errno).map(([name, value]) => [value, name]));
-  const socket = lib.func('int socket(int domain, int type, int protocol)');
-  const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t length)');
-  const bind = lib.func('int bind(int fd, const void *address, uint32_t length)');
-  const close = lib.func('int close(int fd)');
-  const ifNameToIndex = lib.func('unsigned int if_nametoindex(const char *name)');
-  const sendto = lib.func('long sendto(int fd, const void *buffer, unsigned long length, int flags, const void *address, uint32_t addressLength)');
-  const recvfrom = lib.func('long recvfrom(int fd, void *buffer, unsigned long length, int flags, void *address, void *addressLength)');
-  libc = {
-    socket: (d, t, p) => socket(d, t, p),
-    setsockopt: (fd, level, name, value, length) => setsockopt(fd, level, name, value, length),
-    bind: (fd, address, length) => bind(fd, address, length),
-    close: (fd) => close(fd),
-    if_nametoindex: (name) => ifNameToIndex(name),
-    sendto: (fd, buffer, length, flags, address, addressLength) => Number(sendto(fd, buffer, length, flags, address, addressLength)),
-    recvfrom: (fd, buffer, length, flags, address, addressLength) => Number(recvfrom(fd, buffer, length, flags, address, addressLength)),
-    lastError: () => {
-      const value = koffi.errno();
-      return errnoNames.get(value) ?? `errno ${value}`;
-    },
-  };
-  return libc;
-}
-
-/**
- * glibc is libc.so.6; on musl (Alpine) the functions come with the process itself, which
- * dlopen(NULL) (koffi.load(null)) exposes.
- */
-function loadFirst(koffi: typeof import('koffi'), candidates: (string | null)[]) {
-  let lastError: unknown;
-  for (const candidate of candidates) {
-    try {
-      return koffi.load(candidate);
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw lastError;
-}
 
 /**
  * struct sockaddr_in (16 bytes):

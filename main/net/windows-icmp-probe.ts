@@ -7,7 +7,7 @@
 //
 // The call blocks for up to the timeout, so it runs through koffi's asynchronous calls
 // (a worker thread) and the event loop goes on; each probe has its own ICMP handle.
-import { createRequire } from 'node:module';
+import { loadKoffi } from './libc.js';
 import type { AddressProbeResult } from './address-probe.js';
 
 /** IPAddr: the four octets in network order, read as the ULONG Windows passes around (x86/x64/arm64 are little-endian). */
@@ -42,7 +42,7 @@ let api: IcmpApi | undefined;
 
 function loadIcmpApi(): IcmpApi {
   if (api) return api;
-  const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+  const koffi = loadKoffi();
   const lib = koffi.load('iphlpapi.dll');
   const create = lib.func('void * __stdcall IcmpCreateFile()');
   const close = lib.func('bool __stdcall IcmpCloseHandle(void *handle)');

@@ -1,46 +1,17 @@
-// One system call per TFTP window: sendmmsg(2) on Linux through koffi, instead of one
+// One system call per TFTP window: sendmmsg(2) on Linux (net/libc.ts), instead of one
 // dgram.send (and one sendmsg) per block. Node's dgram has no batch send; each send costs
 // a SendWrap, an address lookup tick and a syscall, which made windowed transfers
-// CPU-bound (issue 8: windowsize 16 must match atftpd).
+// CPU-bound.
 //
 // The descriptor is the dgram socket's own; libuv only watches it for reading. While
 // libuv still holds queued sends (EAGAIN earlier), packets go through dgram so the order
 // on the wire is kept. Whatever sendmmsg does not take (EAGAIN, ENOBUFS) is handed to
 // dgram as well, which queues it.
 //
-// Where koffi or sendmmsg is unavailable (not Linux, unusual arch), `createBatchSender`
+// Where the Linux calls are unavailable (not Linux, unusual arch, no koffi), `createBatchSender`
 // returns undefined and the server sends packet by packet.
 import type { Socket } from 'node:dgram';
-import { createRequire } from 'node:module';
-import { openLibc } from './udp-descriptor.js';
-
-type Koffi = typeof import('koffi');
-
-interface Libc {
-  koffi: Koffi;
-  /** memory by address: koffi converts a number instead of looking up a Buffer per call */
-  sendmmsg: (fd: number, msgvec: number, vlen: number, flags: number) => number;
-  sendmsg: (fd: number, msg: number, flags: number) => number;
-}
-
-let libc: Libc | null | undefined;
-
-function loadLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  // struct layouts below are LP64 Linux (x86_64, aarch64).
-  if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')) return libc;
-  try {
-    const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-    const lib = openLibc();
-    const sendmmsg = lib.func('int sendmmsg(int fd, intptr_t msgvec, unsigned int vlen, int flags)') as Libc['sendmmsg'];
-    const sendmsg = lib.func('long sendmsg(int fd, intptr_t msg, int flags)') as Libc['sendmsg'];
-    libc = { koffi, sendmmsg, sendmsg };
-  } catch {
-    libc = null;
-  }
-  return libc;
-}
+import { EAGAIN, ENOBUFS, loadLinuxSyscalls, type LinuxSyscalls } from '../net/libc.js';
 
 //  struct sockaddr_in (16)      struct iovec (16)          struct mmsghdr (64)
 //  +0 sa_family  u16 (host)     +0 iov_base  void*         +0  msg_name       void*
@@ -113,20 +84,19 @@ export interface UnsentHandler {
 
 /**
  * The same on a bare descriptor (the worker data path owns its sockets outside dgram).
- * Undefined when koffi or sendmmsg is unavailable, or `address` is not IPv4.
+ * Undefined when the Linux calls are unavailable, or `address` is not IPv4.
  */
 export function createDescriptorBatchSender(fd: number, address: string, port: number, capacity: number, handler: UnsentHandler, segmentation?: SegmentationOptions): BatchSender | undefined {
-  const lib = loadLibc();
-  if (!lib) return undefined;
+  const sys = loadLinuxSyscalls();
+  if (!sys) return undefined;
   const octets = address.split('.').map(Number);
   if (octets.length !== 4 || octets.some((o) => !(o >= 0 && o <= 255))) return undefined;
 
-  const { koffi, sendmmsg, sendmsg } = lib;
   // One block of memory per sender: the address, 2 iovecs and 1 mmsghdr per datagram.
   // At least 65 bytes: V8 keeps smaller typed arrays on its heap, where they move.
   const memory = Buffer.alloc(Math.max(65, SOCKADDR_SIZE + capacity * (2 * IOVEC_SIZE + MMSGHDR_SIZE)));
   const view = dataViewOf(memory);
-  const base = Number(koffi.address(memory));
+  const base = sys.address(memory);
   const iovOffset = SOCKADDR_SIZE;
   const msgOffset = SOCKADDR_SIZE + capacity * 2 * IOVEC_SIZE;
   memory.writeUInt16LE(AF_INET, 0);
@@ -153,7 +123,7 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
   //   struct cmsghdr: +0 len (size_t), +8 level int, +12 type int, +16 data
   const segmented = segmenting ? Buffer.alloc(MSGHDR_SIZE + CMSG_U16_SPACE) : EMPTY_BUFFER;
   const segmentedView = dataViewOf(segmented);
-  const segmentedAt = segmenting ? Number(koffi.address(segmented)) : 0;
+  const segmentedAt = segmenting ? sys.address(segmented) : 0;
   if (segmenting) {
     writePointer(segmentedView, 0, base);
     segmented.writeUInt32LE(SOCKADDR_SIZE, 8);
@@ -187,8 +157,8 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
       if (n < 2) break;
       writePointer(segmentedView, 16, base + iovOffset + first * 2 * IOVEC_SIZE);
       writePointer(segmentedView, 24, iovecs);
-      if (sendmsg(fd, segmentedAt, 0) < 0) {
-        const errno = koffi.errno();
+      if (sys.sendmsgAt(fd, segmentedAt, 0) < 0) {
+        const errno = sys.errno();
         // EIO/EINVAL/ENOPROTOOPT: no UDP GSO here (old kernel, no checksum offload on the
         // route's device); sendmmsg from now on. EAGAIN/ENOBUFS: the caller's path handles it.
         if (errno !== EAGAIN && errno !== ENOBUFS) segmenting = false;
@@ -206,7 +176,7 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
     if (!handler.ready || handler.ready()) {
       if (segmenting && count >= 2 && (!segmentation!.enabled || segmentation!.enabled())) sent = sendSegmented();
       if (sent < count) {
-        const result = sendmmsg(fd, msgvecAt + sent * MMSGHDR_SIZE, count - sent, 0);
+        const result = sys.sendmmsgAt(fd, msgvecAt + sent * MMSGHDR_SIZE, count - sent, 0);
         if (result > 0) sent += result;
       }
     }
@@ -221,11 +191,11 @@ export function createDescriptorBatchSender(fd: number, address: string, port: n
   return {
     add(header, data) {
       const iov = iovOffset + count * 2 * IOVEC_SIZE;
-      writePointer(view, iov, addressOf(koffi, header));
+      writePointer(view, iov, addressOf(sys, header));
       writePointer(view, iov + 8, header.length);
       const hasData = data !== undefined && data.length > 0;
       if (hasData) {
-        writePointer(view, iov + IOVEC_SIZE, addressOf(koffi, data));
+        writePointer(view, iov + IOVEC_SIZE, addressOf(sys, data));
         writePointer(view, iov + IOVEC_SIZE + 8, data.length);
       }
       view.setUint32(msgOffset + count * MMSGHDR_SIZE + 24, hasData ? 2 : 1, true);
@@ -252,22 +222,20 @@ const UDP_SEGMENT = 103;
 const MAX_GSO_SEGMENTS = 64;
 /** IPv4: 65535 - 20 (IP) - 8 (UDP) */
 const MAX_UDP_PAYLOAD = 65507;
-const EAGAIN = 11;
-const ENOBUFS = 105;
 
 /**
- * Start address of each ArrayBuffer a datagram was sent from. koffi.address costs a native
+ * Start address of each ArrayBuffer a datagram was sent from. An address costs a native
  * call and a BigInt per datagram; a transfer sends from the same few read-ahead buffers
  * over and over, and a backing store never moves (reading `.buffer` moves a small on-heap
  * typed array off the heap for good first).
  */
 const bufferAddresses = new WeakMap<ArrayBufferLike, number>();
 
-function addressOf(koffi: Koffi, view: Uint8Array): number {
+function addressOf(sys: LinuxSyscalls, view: Uint8Array): number {
   const buffer = view.buffer;
   let base = bufferAddresses.get(buffer);
   if (base === undefined) {
-    base = Number(koffi.address(new Uint8Array(buffer)));
+    base = sys.address(new Uint8Array(buffer));
     bufferAddresses.set(buffer, base);
   }
   return base + view.byteOffset;

@@ -12,10 +12,11 @@ import { setPriority } from 'node:os';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { createDescriptorBatchSender, type BatchSender } from './batch-send.js';
-import { encodeError, TftpErrorCode, TftpOpcode } from './packet.js';
+import { dispatchTransferDatagram, UNKNOWN_TID_ERROR } from './data-path.js';
 import { SPIN_BUDGET_MS, SpinCredit } from './spin-wait.js';
 import { ReadTransfer } from './transfer.js';
-import { EAGAIN, EINTR, encodeSockaddr, loadUdpSyscalls, pinnedBuffer, POLLIN, POLLOUT, type UdpSyscalls } from './udp-descriptor.js';
+import { EAGAIN, EINTR, loadLinuxSyscalls, pinnedBuffer, POLLIN, POLLOUT, type LinuxSyscalls } from '../net/libc.js';
+import { encodeSockaddr } from '../net/udp-descriptor.js';
 import type { DataPathCommand, DataPathEvent, WorkerTransferSpec } from './worker-data-path.js';
 
 /** Longest single poll(2): bounds how late a terminate() from the main thread takes effect. */
@@ -110,8 +111,7 @@ interface LoopTransfer {
 const { port, doorbellFd } = workerData as { port: MessagePort; doorbellFd: number };
 
 // Bulk transfers yield the CPU to the main thread, which answers DHCP and the boot server:
-// a PC waiting for its offer must not queue behind a bench of downloads (issue 9, storm
-// during 20 transfers). On Linux the nice value belongs to the calling thread, so this
+// a PC waiting for its offer must not queue behind a bench of downloads. On Linux the nice value belongs to the calling thread, so this
 // lowers only this worker; elsewhere it may lower the process or fail, so it is Linux-only.
 if (process.platform === 'linux') {
   try {
@@ -120,11 +120,11 @@ if (process.platform === 'linux') {
     // Not allowed here: transfers simply keep the normal priority.
   }
 }
-const sys = loadUdpSyscalls();
+const sys = loadLinuxSyscalls();
 const clock = new PollLoopClock();
 const transfers = new Map<number, LoopTransfer>();
 const toClose: number[] = [];
-// recvfrom and poll take these by address (UdpSyscalls.recvfromAt/pollAt): memory that never moves.
+// recvfrom and poll take these by address (LinuxSyscalls.recvfromAt/pollAt): memory that never moves.
 const received = pinnedBuffer(RECEIVE_BYTES);
 const from = pinnedBuffer(16);
 const fromLength = pinnedBuffer(4);
@@ -140,7 +140,7 @@ function post(event: DataPathEvent): void {
   port.postMessage(event);
 }
 
-function start(spec: WorkerTransferSpec, syscalls: UdpSyscalls): void {
+function start(spec: WorkerTransferSpec, syscalls: LinuxSyscalls): void {
   const octets = spec.ip.split('.').map(Number);
   const entry: LoopTransfer = {
     id: spec.id,
@@ -213,7 +213,7 @@ function start(spec: WorkerTransferSpec, syscalls: UdpSyscalls): void {
  * A datagram sendmmsg did not take (the socket buffer was full): wait briefly for room,
  * then try once more; otherwise it is lost and the retransmit timer recovers it.
  */
-function sendSingly(entry: LoopTransfer, header: Uint8Array, data: Uint8Array | undefined, syscalls: UdpSyscalls): void {
+function sendSingly(entry: LoopTransfer, header: Uint8Array, data: Uint8Array | undefined, syscalls: LinuxSyscalls): void {
   let length = header.length;
   scratch.set(header, 0);
   if (data) {
@@ -235,7 +235,7 @@ function sendSingly(entry: LoopTransfer, header: Uint8Array, data: Uint8Array | 
   }
 }
 
-function handle(command: DataPathCommand, syscalls: UdpSyscalls): void {
+function handle(command: DataPathCommand, syscalls: LinuxSyscalls): void {
   clock.refresh();
   switch (command.type) {
     case 'start':
@@ -257,7 +257,7 @@ function handle(command: DataPathCommand, syscalls: UdpSyscalls): void {
   }
 }
 
-function takeCommands(syscalls: UdpSyscalls): void {
+function takeCommands(syscalls: LinuxSyscalls): void {
   syscalls.read(doorbellFd, doorbellValue, 8);
   for (let message = receiveMessageOnPort(port); message; message = receiveMessageOnPort(port)) {
     handle(message.message as DataPathCommand, syscalls);
@@ -282,27 +282,16 @@ function rebuildPollSet(): void {
 }
 
 /** Reads one datagram of `entry`'s socket and acts on it; false when there was none. */
-function receive(entry: LoopTransfer, syscalls: UdpSyscalls): boolean {
+function receive(entry: LoopTransfer, syscalls: LinuxSyscalls): boolean {
   fromLength.writeUInt32LE(16, 0);
   const n = syscalls.recvfromAt(entry.fd, receivedAt, RECEIVE_BYTES, 0, fromAt, fromLengthAt);
   if (n < 0) return false; // EAGAIN (nothing queued) or a queued ICMP error
   clock.refresh();
-  if (from.readUInt16BE(2) !== entry.clientPort || from.readUInt32BE(4) !== entry.clientAddress) {
-    // RFC 1350 §4: a packet from a foreign TID gets ERROR 5; the transfer goes on.
-    const reply = encodeError(TftpErrorCode.UnknownTransferId, 'unknown transfer ID');
-    syscalls.sendto(entry.fd, reply, reply.length, 0, from, 16);
+  const verdict = dispatchTransferDatagram(entry.transfer, received, n, from.readUInt16BE(2) === entry.clientPort && from.readUInt32BE(4) === entry.clientAddress);
+  if (verdict === 'handled') return true;
+  if (verdict === 'foreign-tid') {
+    syscalls.sendto(entry.fd, UNKNOWN_TID_ERROR, UNKNOWN_TID_ERROR.length, 0, from, 16);
     return true;
-  }
-  if (n >= 4 && received[0] === 0) {
-    if (received[1] === TftpOpcode.ACK) {
-      entry.transfer.handleAck((received[2] << 8) | received[3]);
-      return true;
-    }
-    if (received[1] === TftpOpcode.ERROR) {
-      const end = received.indexOf(0, 4);
-      entry.transfer.handleError((received[2] << 8) | received[3], received.toString('utf8', 4, end < 0 || end > n ? n : end));
-      return true;
-    }
   }
   if (!entry.junkLogged) {
     entry.junkLogged = true;
@@ -315,7 +304,7 @@ function receive(entry: LoopTransfer, syscalls: UdpSyscalls): boolean {
  * Busy-waits up to the transfer's budget (SPIN_BUDGET_MS by default) for the next datagram of a worker's only transfer and
  * handles it; false when none came (the caller then sleeps in poll). See spin-wait.ts.
  */
-function spinForNext(entry: LoopTransfer, syscalls: UdpSyscalls): boolean {
+function spinForNext(entry: LoopTransfer, syscalls: LinuxSyscalls): boolean {
   if (entry.spinBudgetMs <= 0 || !entry.spin.shouldSpin()) return false;
   const until = performance.now() + entry.spinBudgetMs;
   do {
@@ -330,7 +319,7 @@ function spinForNext(entry: LoopTransfer, syscalls: UdpSyscalls): boolean {
   return false;
 }
 
-function runLoop(syscalls: UdpSyscalls): void {
+function runLoop(syscalls: LinuxSyscalls): void {
   while (transfers.size > 0) {
     if (pollSetStale) rebuildPollSet();
     const wait = clock.untilNext(clock.now());

@@ -1,21 +1,22 @@
-// The TFTP server loop (read-only). Port 69 receives requests; each read transfer gets its
-// own socket on a fresh port, which is its TID (RFC 1350 §4). The loops here only decode,
-// dispatch and send: decisions live in options.ts and transfer.ts, path safety in
-// main/files.
+// The TFTP server (read-only). Port 69 receives requests; each read transfer gets its own
+// socket on a fresh port, which is its TID (RFC 1350 §4), on one of the two data paths
+// (data-path.ts). The loop here only decodes, negotiates and hands over: decisions live in
+// options.ts and transfer.ts, path safety in main/files.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { availableParallelism } from 'node:os';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Publish } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { FileResolver, OpenFile } from '../files/index.js';
-import { DiskFile, GeneratedFile } from '../files/open-file.js';
+import { GeneratedFile } from '../files/open-file.js';
 import { MAX_NETASCII_FILE, toNetascii } from './netascii.js';
 import { explainBindFailure, PortBindError } from '../net/bind-errors.js';
 import type { UdpSocketFactory, UdpSocketOptions } from '../net/udp-socket-factory.js';
 import { decodeTftpPacket, encodeError, TftpDecodeError, TftpErrorCode, TftpOpcode, type TftpRequestPacket } from './packet.js';
 import { negotiateReadOptions, type NegotiatedTransfer } from './options.js';
-import { createBatchSender } from './batch-send.js';
-import { ReadTransfer, type RetransmitPolicy, type TransferPhase, type TransferResult } from './transfer.js';
+import type { RunningTransfer, TransferHandlers } from './data-path.js';
+import { EventLoopDataPath } from './event-loop-data-path.js';
+import type { RetransmitPolicy, TransferResult } from './transfer.js';
 import { WorkerDataPath } from './worker-data-path.js';
 
 export interface TftpServerOptions {
@@ -83,31 +84,16 @@ export interface TftpTransferSnapshot {
   phase: string;
 }
 
-/** What the server reads of a transfer, whether it runs here (ReadTransfer) or in the worker. */
-interface TransferView {
-  readonly phase: TransferPhase;
-  readonly size: number;
-  readonly bytesAcknowledged: number;
-  readonly retransmits: number;
-  readonly startedAt: number;
-  readonly blksize: number;
-  readonly windowsize: number;
-  abort(reason: string): void;
-  handleRepeatedRequest(): void;
-}
-
 interface ActiveTransfer {
   id: string;
   ip: string;
   port: number;
   mac?: string;
   file: OpenFile;
-  transfer: TransferView;
+  transfer: RunningTransfer;
   negotiated: NegotiatedTransfer;
-  sendErrorLogged: boolean;
 }
 
-const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 /** The same complaint about the same client is logged at most once per this period. */
 const LOG_ONCE_MS = 60_000;
 
@@ -120,7 +106,9 @@ export class TftpServer {
   private readonly loggedAt = new Map<string, number>();
   private transferCounter = 0;
   private stopping = false;
-  private dataPaths: WorkerDataPath[] = [];
+  /** where transfers run while it can (Linux); undefined: the event loop, for `dataPathReason` */
+  private workerPath: WorkerDataPath | undefined;
+  private eventLoopPath: EventLoopDataPath | undefined;
   private dataPathReason = 'not started';
 
   constructor(private readonly options: TftpServerOptions) {
@@ -133,7 +121,7 @@ export class TftpServer {
 
   /** Where new transfers run ('worker' or 'event-loop'), and why when not the worker. */
   get dataPathInUse(): { kind: 'worker' | 'event-loop'; reason?: string } {
-    return this.dataPaths.some((d) => d.usable) ? { kind: 'worker' } : { kind: 'event-loop', reason: this.dataPaths.length > 0 ? 'worker failed' : this.dataPathReason };
+    return this.workerPath?.usable ? { kind: 'worker' } : { kind: 'event-loop', reason: this.workerPath ? 'worker failed' : this.dataPathReason };
   }
 
   async start(): Promise<void> {
@@ -151,23 +139,28 @@ export class TftpServer {
     }
     this.socket = socket;
     this.boundPort = socket.address().port;
-    await this.startDataPath();
+    const o = this.options;
+    this.eventLoopPath = new EventLoopDataPath({
+      openSocket: (options) => this.createSocket(options),
+      address: o.address,
+      clock: this.clock,
+      batchSend: o.batchSend,
+      retransmit: o.retransmit,
+      progressIntervalMs: o.progressIntervalMs,
+      readAheadBytes: o.readAheadBytes,
+    });
+    await this.startWorkerPath();
     socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
     socket.on('error', (err) => this.options.logger.error(`TFTP socket error: ${err.message}`));
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    // Worker transfers end through their 'end' reports (ERROR sent, file released, event).
-    const dataPaths = this.dataPaths;
-    this.dataPaths = [];
+    // Transfers end through their paths' end reports (ERROR sent, file released, event).
+    const paths = [this.workerPath, this.eventLoopPath];
+    this.workerPath = this.eventLoopPath = undefined;
     this.dataPathReason = 'stopped';
-    await Promise.all(dataPaths.map((d) => d.stop('server stopping')));
-    for (const [key, active] of this.transfers) {
-      if (active === 'opening') continue;
-      active.transfer.abort('server stopping');
-      this.transfers.delete(key);
-    }
+    for (const path of paths) await path?.stop('server stopping');
     const socket = this.socket;
     this.socket = undefined;
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
@@ -200,25 +193,31 @@ export class TftpServer {
     return out;
   }
 
-  private async startDataPath(): Promise<void> {
-    const { dataPath, batchSend, clock } = this.options;
-    if (dataPath === 'event-loop') this.dataPathReason = 'dataPath: event-loop';
-    else if (batchSend === false) this.dataPathReason = 'batchSend: false';
-    else if (clock !== undefined && clock !== systemClock) this.dataPathReason = 'an injected clock (the worker keeps system time)';
+  private async startWorkerPath(): Promise<void> {
+    const o = this.options;
+    if (o.dataPath === 'event-loop') this.dataPathReason = 'dataPath: event-loop';
+    else if (o.batchSend === false) this.dataPathReason = 'batchSend: false';
+    else if (o.clock !== undefined && o.clock !== systemClock) this.dataPathReason = 'an injected clock (the worker keeps system time)';
     else {
-      const count = Math.max(1, this.options.dataPathWorkers ?? Math.min(2, availableParallelism()));
-      const started = await Promise.all(Array.from({ length: count }, () => WorkerDataPath.start(this.options.platform)));
-      this.dataPaths = started.flatMap((s) => (s.dataPath ? [s.dataPath] : []));
-      this.dataPathReason = started.find((s) => s.reason)?.reason ?? '';
-      if (this.dataPaths.length === 0) this.options.logger.debug(`TFTP: transfers run on the event loop: ${this.dataPathReason}`);
-      if (this.stopping) await Promise.all(this.dataPaths.splice(0).map((d) => d.stop()));
+      const count = Math.max(1, o.dataPathWorkers ?? Math.min(2, availableParallelism()));
+      const started = await WorkerDataPath.start(
+        count,
+        {
+          address: o.address,
+          retransmit: o.retransmit,
+          progressIntervalMs: o.progressIntervalMs,
+          readAheadBytes: o.readAheadBytes,
+          busyWaitMs: o.busyWaitMicroseconds === undefined ? undefined : o.busyWaitMicroseconds / 1000,
+          logOnce: (key, message) => this.logOnce(key, message),
+          clock: this.clock,
+        },
+        o.platform,
+      );
+      this.dataPathReason = started.reason ?? '';
+      if (!started.dataPath) o.logger.debug(`TFTP: transfers run on the event loop: ${this.dataPathReason}`);
+      else if (this.stopping) await started.dataPath.stop('server stopping');
+      else this.workerPath = started.dataPath;
     }
-  }
-
-  private leastBusyDataPath(): WorkerDataPath | undefined {
-    let best: WorkerDataPath | undefined;
-    for (const d of this.dataPaths) if (d.usable && (!best || d.activeCount < best.activeCount)) best = d;
-    return best;
   }
 
   private createSocket(options: UdpSocketOptions): Promise<Socket> {
@@ -276,7 +275,6 @@ export class TftpServer {
     }
     this.transfers.set(key, 'opening');
     let file: OpenFile | undefined;
-    let socket: Socket | undefined;
     try {
       const opened = await this.options.files.open(request.filename, { protocol: 'tftp', ip, mac });
       if (!opened.ok) {
@@ -299,172 +297,60 @@ export class TftpServer {
       for (const ignored of negotiated.ignored) {
         this.logOnce(`${ip}:option:${ignored.name}:${ignored.reason}`, `TFTP: ${ip} option ${ignored.name}=${JSON.stringify(ignored.value)} not acknowledged: ${ignored.reason}`, 'debug');
       }
-      if (this.stopping) throw new Error('server stopping');
-      const dataPath = this.leastBusyDataPath();
-      if (dataPath && file instanceof DiskFile) {
-        let descriptor: { fd: number; port: number } | undefined;
-        try {
-          descriptor = dataPath.openSocket(this.options.address);
-        } catch (err) {
-          this.logOnce('worker-socket', `TFTP: transfer socket for the worker failed (${(err as Error).message}); using the event loop`);
-        }
-        if (descriptor) {
-          this.beginWorkerTransfer(dataPath, key, request, rinfo, mac, file, descriptor.fd, negotiated);
-          return;
-        }
-      }
-      socket = await this.createSocket({ port: 0, address: this.options.address });
-      if (this.stopping) throw new Error('server stopping');
-      try {
-        socket.setSendBufferSize(SOCKET_BUFFER_BYTES);
-        socket.setRecvBufferSize(256 * 1024);
-      } catch {
-        // The kernel caps these (net.core.wmem_max); the defaults still work.
-      }
-      this.beginTransfer(key, request, rinfo, mac, file, socket, negotiated);
+      const { workerPath, eventLoopPath } = this;
+      if (this.stopping || !eventLoopPath) throw new Error('server stopping');
+      const spec = { ip, port: rinfo.port, file, negotiated };
+      const handlers = this.transferHandlers(key, request, rinfo, mac, file, negotiated);
+      if (workerPath?.usable && (await workerPath.begin(spec, handlers))) return;
+      await eventLoopPath.begin(spec, handlers);
     } catch (err) {
       this.transfers.delete(key);
       file?.release();
-      socket?.close();
       if (this.stopping) return; // stop() raced the file open: nothing to report
       this.sendFromMain(encodeError(TftpErrorCode.NotDefined, 'server error'), rinfo);
       throw err;
     }
   }
 
-  private beginTransfer(key: string, request: TftpRequestPacket, rinfo: RemoteInfo, mac: string | undefined, file: OpenFile, socket: Socket, negotiated: NegotiatedTransfer): void {
-    const { address: ip, port } = rinfo;
-    const id = `tftp-${(++this.transferCounter).toString(36)}-${ip}:${port}`;
-    const options = eventOptions(negotiated, file.size);
-    const base = { transferId: id, mac, ip, port, file: file.path, requested: request.filename, options, size: file.size };
-    const { publish } = this.options;
-
-    const batch = this.options.batchSend === false ? undefined : createBatchSender(socket, ip, port, Math.min(64, negotiated.windowsize));
-    const send = batch
-      ? (header: Uint8Array, data?: Uint8Array): void => batch.add(header, data)
-      : (header: Uint8Array, data?: Uint8Array): void => {
-          if (data) socket.send([header, data], port, ip);
-          else socket.send(header, port, ip);
-        };
-
-    const onEnd = (result: TransferResult): void => {
-      this.transfers.delete(key);
-      file.release();
-      // dgram resolves the address on the next tick before sending: closing now would drop
-      // a final ERROR (abort, give-up) still on its way out.
-      setImmediate(() => socket.close());
-      this.publishEnd(base, result);
-    };
-    const transfer = new ReadTransfer({
-      source: file,
-      negotiated,
-      send,
-      flush: batch?.flush,
-      clock: this.clock,
-      onEnd,
-      onProgress: (p) => publish('tftp.progress', { ...base, bytes: p.bytes, rate: Math.round(p.rate), retransmits: p.retransmits }),
-      progressIntervalMs: this.options.progressIntervalMs,
-      retransmit: this.options.retransmit,
-      readAheadBytes: this.options.readAheadBytes,
-      sendQueueLength: () => socket.getSendQueueCount(),
-    });
-    const active: ActiveTransfer = { id, ip, port, mac, file, transfer, negotiated, sendErrorLogged: false };
-    this.transfers.set(key, active);
-
-    socket.on('message', (msg, from) => {
-      if (from.port !== port || from.address !== ip) {
-        // RFC 1350 §4: a packet from a foreign TID gets ERROR 5; the transfer goes on.
-        socket.send(encodeError(TftpErrorCode.UnknownTransferId, 'unknown transfer ID'), from.port, from.address);
-        return;
-      }
-      if (msg.length >= 4 && msg[0] === 0) {
-        if (msg[1] === TftpOpcode.ACK) {
-          transfer.handleAck((msg[2] << 8) | msg[3]);
-          return;
-        }
-        if (msg[1] === TftpOpcode.ERROR) {
-          const end = msg.indexOf(0, 4);
-          transfer.handleError((msg[2] << 8) | msg[3], msg.toString('utf8', 4, end < 0 ? msg.length : end));
-          return;
-        }
-      }
-      this.logOnce(`${ip}:transfer-junk`, `TFTP: ignored unexpected packet (${msg.length} bytes) from ${ip}:${port} during a transfer`);
-    });
-    socket.on('error', (err) => {
-      // Send errors (ENOBUFS, a firewall's EPERM) are treated as loss: the retransmit timer
-      // recovers or gives up. Logged once per transfer.
-      if (active.sendErrorLogged) return;
-      active.sendErrorLogged = true;
-      this.options.logger.warn(`TFTP: socket error while sending ${file.path} to ${ip}: ${err.message}`);
-    });
-
-    publish('tftp.start', base);
-    transfer.start();
-  }
-
-  /**
-   * The same transfer run by the worker thread: it owns `fd` (the transfer's socket) and
-   * reads `file` through its descriptor until it reports the end.
-   */
-  private beginWorkerTransfer(dataPath: WorkerDataPath, key: string, request: TftpRequestPacket, rinfo: RemoteInfo, mac: string | undefined, file: DiskFile, fd: number, negotiated: NegotiatedTransfer): void {
+  /** What the server does with a transfer's reports, on either data path. */
+  private transferHandlers(
+    key: string,
+    request: TftpRequestPacket,
+    rinfo: RemoteInfo,
+    mac: string | undefined,
+    file: OpenFile,
+    negotiated: NegotiatedTransfer,
+  ): TransferHandlers {
     const { address: ip, port } = rinfo;
     const id = `tftp-${(++this.transferCounter).toString(36)}-${ip}:${port}`;
     const base = { transferId: id, mac, ip, port, file: file.path, requested: request.filename, options: eventOptions(negotiated, file.size), size: file.size };
-    const { publish } = this.options;
-    const state = {
-      phase: (negotiated.oack.length > 0 ? 'negotiating' : 'sending') as TransferPhase,
-      size: file.size,
-      bytesAcknowledged: 0,
-      retransmits: 0,
-      startedAt: this.clock.now(),
-      blksize: negotiated.blksize,
-      windowsize: negotiated.windowsize,
-      abort: (reason: string) => dataPath.abort(workerId, reason),
-      handleRepeatedRequest: () => dataPath.repeatedRequest(workerId),
+    const { publish, logger } = this.options;
+    let sendErrorLogged = false;
+    return {
+      onStart: (transfer) => {
+        this.transfers.set(key, { id, ip, port, mac, file, transfer, negotiated });
+        publish('tftp.start', base);
+      },
+      onProgress: (p) => publish('tftp.progress', { ...base, bytes: p.bytes, rate: Math.round(p.rate), retransmits: p.retransmits }),
+      onEnd: (result) => {
+        this.transfers.delete(key);
+        file.release();
+        this.publishEnd(base, result);
+      },
+      onRefused: (reason) => {
+        this.transfers.delete(key);
+        file.release();
+        this.sendFromMain(encodeError(TftpErrorCode.NotDefined, 'server error'), rinfo);
+        logger.error(`TFTP: read request from ${ip} failed: ${reason}`);
+      },
+      onJunk: (bytes) => this.logOnce(`${ip}:transfer-junk`, `TFTP: ignored unexpected packet (${bytes} bytes) from ${ip}:${port} during a transfer`),
+      // Logged once per transfer: the retransmit timer recovers or gives up.
+      onSendError: (message) => {
+        if (sendErrorLogged) return;
+        sendErrorLogged = true;
+        logger.warn(`TFTP: socket error while sending ${file.path} to ${ip}: ${message}`);
+      },
     };
-    const active: ActiveTransfer = { id, ip, port, mac, file, transfer: state, negotiated, sendErrorLogged: false };
-    this.transfers.set(key, active);
-    publish('tftp.start', base);
-    const workerId = dataPath.begin(
-      {
-        fd,
-        ip,
-        port,
-        fileFd: file.descriptorFd,
-        size: file.size,
-        negotiated,
-        retransmit: this.options.retransmit,
-        progressIntervalMs: this.options.progressIntervalMs,
-        readAheadBytes: this.options.readAheadBytes,
-        busyWaitMs: this.options.busyWaitMicroseconds === undefined ? undefined : this.options.busyWaitMicroseconds / 1000,
-      },
-      {
-        onProgress: (p) => {
-          state.phase = 'sending';
-          state.bytesAcknowledged = p.bytes;
-          state.retransmits = p.retransmits;
-          publish('tftp.progress', { ...base, bytes: p.bytes, rate: Math.round(p.rate), retransmits: p.retransmits });
-        },
-        onEnd: (result) => {
-          state.phase = result.outcome;
-          this.transfers.delete(key);
-          file.release();
-          this.publishEnd(base, result);
-        },
-        onRefused: (reason) => {
-          this.transfers.delete(key);
-          file.release();
-          this.sendFromMain(encodeError(TftpErrorCode.NotDefined, 'server error'), rinfo);
-          this.options.logger.error(`TFTP: read request from ${ip} failed: ${reason}`);
-        },
-        onJunk: (bytes) => this.logOnce(`${ip}:transfer-junk`, `TFTP: ignored unexpected packet (${bytes} bytes) from ${ip}:${port} during a transfer`),
-        onWarn: (message) => {
-          if (active.sendErrorLogged) return;
-          active.sendErrorLogged = true;
-          this.options.logger.warn(`TFTP: socket error while sending ${file.path} to ${ip}: ${message}`);
-        },
-      },
-    );
   }
 
   private publishEnd(base: { file: string; ip: string } & Record<string, unknown>, result: TransferResult): void {

@@ -1,8 +1,7 @@
 // When the TFTP worker busy-waits for a client's next datagram instead of sleeping in
 // poll(2) (data-path-worker.ts). Sleeping costs a wake-up from another CPU per datagram:
-// tens of microseconds in a VM whose idle CPUs halt at once (issue 8: lock-step transfers
-// at 4-15 MiB/s on the bench's 2-vCPU VM, dnsmasq's too, when client and server ran on
-// different CPUs). A client that answers within the budget is caught without one; a
+// tens of microseconds in a VM whose idle CPUs halt at once, which bounds a lock-step
+// transfer whose client and server run on different CPUs. A client that answers within the budget is caught without one; a
 // client that mostly answers later (a long path, slow firmware) stops the spinning, so
 // its transfer costs no CPU for nothing. Pure bookkeeping: the loop does the waiting.
 

@@ -1,18 +1,19 @@
-// The TFTP data path off Node's event loop (issue 8). Profiles of lock-step transfers showed
-// Node's dgram receive path (RemoteInfo object, callback machinery, libuv) costing about
-// 10 us of CPU per ACK against 4 us for a C server's whole round trip, while our own code
-// was ~5% of the time. So the transfers, once negotiated, move to one worker thread
-// (data-path-worker.ts) that owns their sockets and runs the same ReadTransfer with its
-// own poll loop. Requests on port 69, path safety, file opening, option negotiation and
-// events stay on the main thread; the worker reports progress (~4/s per transfer) and the
-// end of each transfer.
+// The TFTP data path off Node's event loop. Node's dgram receive path (a RemoteInfo object,
+// callback machinery, libuv) costs more CPU per ACK than a C server's whole round trip,
+// while our own code is a small part of a lock-step transfer's time. So the transfers,
+// once negotiated, move to worker threads (data-path-worker.ts) that own their sockets
+// and run the same ReadTransfer with their own poll loop. The worker reports progress
+// (~4/s per transfer) and the end of each transfer.
 //
 // Where the worker cannot run (not Linux x64/arm64, koffi missing, the worker fails to
-// start), `WorkerDataPath.start` resolves to undefined and the server keeps the dgram path.
-import { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker } from './doorbell-worker.js';
+// start), `WorkerDataPath.start` resolves to the reason and the server keeps the
+// event-loop path (event-loop-data-path.ts).
+import { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker } from '../net/doorbell-worker.js';
+import { DiskFile } from '../files/open-file.js';
+import { openTransferDescriptor } from '../net/udp-descriptor.js';
+import type { TransferDataPath, TransferHandlers, TransferSpec } from './data-path.js';
 import type { NegotiatedTransfer } from './options.js';
-import type { RetransmitPolicy, TransferProgress, TransferResult } from './transfer.js';
-import { openTransferDescriptor } from './udp-descriptor.js';
+import type { RetransmitPolicy, TransferPhase, TransferProgress, TransferResult } from './transfer.js';
 
 export interface WorkerTransferSpec {
   id: number;
@@ -49,21 +50,15 @@ export type DataPathEvent =
   | { type: 'junk'; id: number; bytes: number }
   | { type: 'warn'; id: number; message: string };
 
-export interface WorkerTransferHandlers {
-  onProgress(progress: TransferProgress): void;
-  onEnd(result: TransferResult): void;
-  /** The worker could not take the transfer (nothing was sent). */
-  onRefused(reason: string): void;
-  onJunk(bytes: number): void;
-  onWarn(message: string): void;
-}
+type WorkerTransferHandlers = Omit<TransferHandlers, 'onStart'>;
 
 const SEND_BUFFER_BYTES = 4 * 1024 * 1024;
 const RECEIVE_BUFFER_BYTES = 256 * 1024;
 /** How long stop() waits for the worker to report aborted transfers before terminating it. */
 const STOP_WAIT_MS = 2_000;
 
-export class WorkerDataPath extends DoorbellWorkerClient<DataPathCommand, DataPathEvent> {
+/** One worker thread and the transfers handed to it. */
+export class DataPathWorker extends DoorbellWorkerClient<DataPathCommand, DataPathEvent> {
   private readonly handlers = new Map<number, WorkerTransferHandlers>();
   /** each running transfer's socket, closed here only if the worker is gone without closing it */
   private readonly sockets = new Map<number, number>();
@@ -74,11 +69,11 @@ export class WorkerDataPath extends DoorbellWorkerClient<DataPathCommand, DataPa
     super(started.sys, started, 'TFTP worker');
   }
 
-  /** A running worker, or undefined (with the reason) where the fast path is unavailable. */
-  static async start(platform: NodeJS.Platform = process.platform): Promise<{ dataPath?: WorkerDataPath; reason?: string }> {
+  /** A running worker, or the reason the fast path is unavailable. */
+  static async start(platform: NodeJS.Platform = process.platform): Promise<{ worker?: DataPathWorker; reason?: string }> {
     const started = await startDoorbellWorker(new URL('./data-path-worker.js', import.meta.url), new URL('./data-path-worker.ts', import.meta.url), import.meta.url.endsWith('.ts'), platform);
     if ('reason' in started) return { reason: started.reason };
-    return { dataPath: new WorkerDataPath(started) };
+    return { worker: new DataPathWorker(started) };
   }
 
   get activeCount(): number {
@@ -115,17 +110,12 @@ export class WorkerDataPath extends DoorbellWorkerClient<DataPathCommand, DataPa
 
   /** Aborts every transfer (each client gets an ERROR), waits for their ends, stops the worker. */
   async stop(reason = 'server stopping'): Promise<void> {
+    let idle: Promise<void> | undefined;
     if (this.handlers.size > 0 && !this.failed) {
+      idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
       this.command({ type: 'abort-all', reason });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, STOP_WAIT_MS);
-        this.idleWaiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
     }
-    await this.terminate('server stopping');
+    await this.terminate('server stopping', idle, STOP_WAIT_MS);
   }
 
   protected onEvent(event: DataPathEvent): void {
@@ -140,7 +130,7 @@ export class WorkerDataPath extends DoorbellWorkerClient<DataPathCommand, DataPa
         handlers.onJunk(event.bytes);
         return;
       case 'warn':
-        handlers.onWarn(event.message);
+        handlers.onSendError(event.message);
         return;
       case 'refused':
         this.forget(event.id);
@@ -170,5 +160,106 @@ export class WorkerDataPath extends DoorbellWorkerClient<DataPathCommand, DataPa
       this.forget(id);
       handlers.onEnd({ outcome: 'failed', reason, bytes: 0, size: 0, retransmits: 0, durationMs: 0, rate: 0 });
     }
+  }
+}
+
+export interface WorkerDataPathOptions {
+  /** bind address of the transfers' sockets (the server's) */
+  address?: string;
+  retransmit?: Partial<RetransmitPolicy>;
+  progressIntervalMs?: number;
+  readAheadBytes?: number;
+  /** Longest busy wait for the next ACK while a worker has a single transfer (spin-wait.ts), in ms. */
+  busyWaitMs?: number;
+  /** A complaint logged at most once a while under `key`. */
+  logOnce(key: string, message: string): void;
+  clock: { now(): number };
+}
+
+/** Transfers on worker threads, each to the least busy one. */
+export class WorkerDataPath implements TransferDataPath {
+  readonly kind = 'worker';
+
+  private constructor(
+    readonly workers: DataPathWorker[],
+    private readonly options: WorkerDataPathOptions,
+  ) {}
+
+  /** `count` workers, or the reason there are none here. */
+  static async start(count: number, options: WorkerDataPathOptions, platform?: NodeJS.Platform): Promise<{ dataPath?: WorkerDataPath; reason?: string }> {
+    const started = await Promise.all(Array.from({ length: count }, () => DataPathWorker.start(platform)));
+    const workers = started.flatMap((s) => (s.worker ? [s.worker] : []));
+    const reason = started.find((s) => s.reason)?.reason ?? '';
+    return workers.length > 0 ? { dataPath: new WorkerDataPath(workers, options) } : { reason };
+  }
+
+  /** Whether a worker still runs (all of them can fail). */
+  get usable(): boolean {
+    return this.workers.some((w) => w.usable);
+  }
+
+  async begin(spec: TransferSpec, handlers: TransferHandlers): Promise<boolean> {
+    const { file, negotiated, ip, port } = spec;
+    if (!(file instanceof DiskFile)) return false; // the worker reads through a descriptor
+    let worker: DataPathWorker | undefined;
+    for (const w of this.workers) if (w.usable && (!worker || w.activeCount < worker.activeCount)) worker = w;
+    if (!worker) return false;
+    const o = this.options;
+    let fd: number;
+    try {
+      fd = worker.openSocket(o.address).fd;
+    } catch (err) {
+      o.logOnce('worker-socket', `TFTP: transfer socket for the worker failed (${(err as Error).message}); using the event loop`);
+      return false;
+    }
+    const chosen = worker;
+    let id = 0;
+    // What the server reads of the transfer: the worker's last report.
+    const state = {
+      phase: (negotiated.oack.length > 0 ? 'negotiating' : 'sending') as TransferPhase,
+      size: file.size,
+      bytesAcknowledged: 0,
+      retransmits: 0,
+      startedAt: o.clock.now(),
+      blksize: negotiated.blksize,
+      windowsize: negotiated.windowsize,
+      abort: (reason: string) => chosen.abort(id, reason),
+      handleRepeatedRequest: () => chosen.repeatedRequest(id),
+    };
+    handlers.onStart(state);
+    id = chosen.begin(
+      {
+        fd,
+        ip,
+        port,
+        fileFd: file.descriptorFd,
+        size: file.size,
+        negotiated,
+        retransmit: o.retransmit,
+        progressIntervalMs: o.progressIntervalMs,
+        readAheadBytes: o.readAheadBytes,
+        busyWaitMs: o.busyWaitMs,
+      },
+      {
+        onProgress: (progress) => {
+          state.phase = 'sending';
+          state.bytesAcknowledged = progress.bytes;
+          state.retransmits = progress.retransmits;
+          handlers.onProgress(progress);
+        },
+        onEnd: (result) => {
+          state.phase = result.outcome;
+          handlers.onEnd(result);
+        },
+        onRefused: (reason) => handlers.onRefused(reason),
+        onJunk: (bytes) => handlers.onJunk(bytes),
+        onSendError: (message) => handlers.onSendError(message),
+      },
+    );
+    return true;
+  }
+
+  async stop(reason: string): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.stop(reason)));
   }
 }

@@ -158,9 +158,9 @@ describe('TFTP data path fallbacks', () => {
       client.send(encodeAck(0), oack.port);
       await client.receive();
       // Reach into the server to kill its workers, as a crash would.
-      const dataPaths = (fx.server as unknown as { dataPaths: { worker: { terminate(): Promise<number> } }[] }).dataPaths;
-      assert.ok(dataPaths.length > 0);
-      await Promise.all(dataPaths.map((d) => d.worker.terminate()));
+      const workers = (fx.server as unknown as { workerPath: { workers: { worker: { terminate(): Promise<number> } }[] } }).workerPath.workers;
+      assert.ok(workers.length > 0);
+      await Promise.all(workers.map((d) => d.worker.terminate()));
       const failed = await waitFor(() => fx.ofType('tftp.failed').at(-1), 2000, 'tftp.failed');
       assert.match(String(failed.reason), /worker/);
       assert.equal(fx.server.activeTransfers().length, 0);

@@ -49,9 +49,10 @@ test('not an IPv4 address: no batch sender (the caller falls back to dgram)', { 
 });
 
 test('UDP GSO runs (UDP_SEGMENT) arrive as the same datagrams, in order, short and empty ones included', { skip: unavailable }, async () => {
-  const { loadUdpSyscalls, openTransferDescriptor } = await import('../../main/tftp/udp-descriptor.js');
+  const { loadLinuxSyscalls } = await import('../../main/net/libc.js');
+  const { openTransferDescriptor } = await import('../../main/net/udp-descriptor.js');
   const { createDescriptorBatchSender } = await import('../../main/tftp/batch-send.js');
-  const sys = loadUdpSyscalls();
+  const sys = loadLinuxSyscalls();
   assert.ok(sys, 'koffi + Linux syscalls available');
   const receiver = await bound();
   const { fd } = openTransferDescriptor(sys, '127.0.0.1', 1 << 20, 1 << 16);
@@ -81,9 +82,10 @@ test('UDP GSO runs (UDP_SEGMENT) arrive as the same datagrams, in order, short a
 });
 
 test('UDP GSO is skipped while `enabled` says no (a transfer that needed a retransmission)', { skip: unavailable }, async () => {
-  const { loadUdpSyscalls, openTransferDescriptor } = await import('../../main/tftp/udp-descriptor.js');
+  const { loadLinuxSyscalls } = await import('../../main/net/libc.js');
+  const { openTransferDescriptor } = await import('../../main/net/udp-descriptor.js');
   const { createDescriptorBatchSender } = await import('../../main/tftp/batch-send.js');
-  const sys = loadUdpSyscalls()!;
+  const sys = loadLinuxSyscalls()!;
   const receiver = await bound();
   const { fd } = openTransferDescriptor(sys, '127.0.0.1', 1 << 20, 1 << 16);
   try {
