@@ -54,13 +54,26 @@ export class AssignmentMirror {
     return asking;
   }
 
-  /** BootPolicyConfig.lookupMachine. A client not prepared (or dropped since) gets the default. */
+  /** The answer as things are now. A client not prepared (or dropped since) gets the default. */
   lookup = (mac: string, uuid?: string): MachineBootAssignment | undefined => {
     if (!this.view || mayHaveOwnAssignment(this.view.assigned, mac, uuid)) {
       const key = answerKey(mac, uuid);
       if (this.answers.has(key)) return this.answers.get(key);
     }
     return this.view?.defaultAssignment;
+  };
+
+  /**
+   * The service's lookup hook (DhcpBootConfig.lookupMachine): the answer now when the copy
+   * has it (everyone without an assignment of their own, kept answers), else a promise of it
+   * that settles once the main thread has answered.
+   */
+  assignmentFor = (mac: string, uuid?: string): MachineBootAssignment | undefined | Promise<MachineBootAssignment | undefined> => {
+    const view = this.view;
+    // The common case (a new MAC, a storm) decided with one check.
+    if (view && !mayHaveOwnAssignment(view.assigned, mac, uuid)) return view.defaultAssignment;
+    const waiting = this.prepare(mac, uuid);
+    return waiting ? waiting.then(() => this.lookup(mac, uuid)) : this.lookup(mac, uuid);
   };
 }
 

@@ -1,7 +1,8 @@
 // What the main thread and the DHCP thread (dhcp-thread.ts, dhcp-thread-worker.ts) say to
 // each other over their MessagePort. Everything here is structured-clone data.
 import type { BootEventType } from '../core/events.js';
-import type { BootPolicyConfig, MachineBootAssignment } from '../pxe/boot-policy.js';
+import type { MachineBootAssignment } from '../pxe/boot-policy.js';
+import type { DhcpBootConfig } from './reply.js';
 import type { DhcpServiceOptions } from './service.js';
 
 /** The assignment copy the thread keeps: who may have one of their own, and everyone else's answer. */
@@ -12,8 +13,8 @@ export interface AssignmentViewData {
 }
 
 /** DhcpServiceOptions without what cannot cross a thread (functions, injected test doubles). */
-export type DhcpThreadServiceOptions = Omit<DhcpServiceOptions, 'socketFactory' | 'addressProber' | 'clock' | 'beforeDecision' | 'publish' | 'logger' | 'policy'> & {
-  policy: Omit<BootPolicyConfig, 'lookupMachine'>;
+export type DhcpThreadServiceOptions = Omit<DhcpServiceOptions, 'socketFactory' | 'addressProber' | 'clock' | 'publish' | 'logger' | 'policy'> & {
+  policy: Omit<DhcpBootConfig, 'lookupMachine'>;
 };
 
 export interface DhcpThreadInit {

@@ -14,7 +14,6 @@ import { isPerRequestDhcpEvent } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { createScopedUdpSocketFactory } from '../net/scoped-udp.js';
 import type { MachineBootAssignment } from '../pxe/boot-policy.js';
-import { canonicalUuid } from './options.js';
 import { AssignmentMirror } from './assignment-mirror.js';
 import type { DhcpThreadInit, FromDhcpThread, ThreadError, ToDhcpThread } from './dhcp-thread-messages.js';
 import { DhcpService } from './service.js';
@@ -88,9 +87,7 @@ const mirror = new AssignmentMirror(init.view, (mac, uuid) =>
 // ----------------------------------------------------------------------------- service
 const service = new DhcpService({
   ...init.options,
-  policy: { ...init.options.policy, lookupMachine: init.lookups ? mirror.lookup : undefined },
-  // The same MAC and UUID the boot policy looks up (describeBootClient), without describing the rest of the client twice per packet.
-  beforeDecision: init.lookups ? (request, mac) => mirror.prepare(mac, canonicalUuid(request.options.clientUuid?.guid)) : undefined,
+  policy: { ...init.options.policy, lookupMachine: init.lookups ? mirror.assignmentFor : undefined },
   socketFactory: createScopedUdpSocketFactory(),
   publish,
   logger,

@@ -6,11 +6,12 @@
 // URL. A PXE client given `PXEClient` by the server that also hands it an address goes
 // on to ask that server's port 4011 (PXE 2.1 §2.2.1), and some firmware then ignores
 // the file name (PXE-NOTES); without it, firmware simply downloads the file it is given.
-import { DhcpMessageType, isPxeVendorClass, messageTypeName } from './options.js';
+import { DhcpMessageType, messageTypeName } from './options.js';
 import { BOOTREQUEST, clientMac, type DhcpPacket } from './packet.js';
 import { addBootFields, echoClientUuid, ignore, replyDestination, replyFrame, type ReplyPlan } from './reply.js';
 import { IN_USE_KEY_PREFIX, type LeasePool } from './lease-pool.js';
-import { chooseBootFile, describeBootClient, type BootDecision, type BootPolicyConfig } from '../pxe/boot-policy.js';
+import { describeBootClient, wantsBootFile } from './boot-client.js';
+import { chooseBootFile, type BootClient, type BootDecision, type BootPolicyConfig, type MachineBootAssignment } from '../pxe/boot-policy.js';
 
 export interface FullDhcpContext {
   serverAddress: string;
@@ -26,25 +27,28 @@ export function clientKey(request: DhcpPacket): string {
   return id && id.length > 0 ? `id:${id.toString('hex')}` : `mac:${clientMac(request)}`;
 }
 
-function wantsBootFile(request: DhcpPacket): boolean {
-  const o = request.options;
-  return o.messageType === undefined || isPxeVendorClass(o.vendorClassId) || o.ipxe !== undefined || !!o.userClass?.classes.includes('iPXE');
+/** What addBoot needs besides the request: the client as described and its assignment. */
+interface BootFacts {
+  client: BootClient;
+  assignment: MachineBootAssignment | undefined;
 }
 
-export function decideFullDhcpReply(request: DhcpPacket, ctx: FullDhcpContext): ReplyPlan {
+/** `client` and `assignment` as for decideBootServerReply (boot-server.ts). */
+export function decideFullDhcpReply(request: DhcpPacket, ctx: FullDhcpContext, client: BootClient = describeBootClient(request), assignment?: MachineBootAssignment): ReplyPlan {
   if (request.op !== BOOTREQUEST) return ignore('not a client request (BOOTREPLY)');
   const o = request.options;
   const key = clientKey(request);
-  const mac = clientMac(request);
+  const mac = client.mac;
   const { leases, now } = ctx;
   const type = o.messageType;
+  const boot: BootFacts = { client, assignment };
 
   switch (type) {
-    case undefined: return bootpReply(request, ctx, key, mac);
+    case undefined: return bootpReply(request, ctx, boot, key, mac);
     case DhcpMessageType.DISCOVER: {
       const ip = leases.offer(key, mac, o.requestedIp, now);
       if (!ip) return ignore(`address pool ${leases.config.first}-${leases.config.last} is exhausted`);
-      return addressReply(request, ctx, DhcpMessageType.OFFER, ip);
+      return addressReply(request, ctx, boot, DhcpMessageType.OFFER, ip);
     }
     case DhcpMessageType.REQUEST: {
       // SELECTING (RFC 2131 §4.3.2): server identifier present.
@@ -65,7 +69,7 @@ export function decideFullDhcpReply(request: DhcpPacket, ctx: FullDhcpContext): 
             : `${wanted} is leased to ${holder.mac}`;
         return nak(request, ctx, why);
       }
-      return addressReply(request, ctx, DhcpMessageType.ACK, wanted);
+      return addressReply(request, ctx, boot, DhcpMessageType.ACK, wanted);
     }
     case DhcpMessageType.DECLINE: {
       const ip = o.requestedIp;
@@ -82,7 +86,7 @@ export function decideFullDhcpReply(request: DhcpPacket, ctx: FullDhcpContext): 
       const reply = replyFrame(request, DhcpMessageType.ACK, ctx.serverAddress);
       reply.ciaddr = request.ciaddr;
       addNetworkOptions(reply, ctx, false);
-      const decision = addBoot(request, reply, ctx);
+      const decision = addBoot(request, reply, ctx, boot);
       return { action: 'reply', reply, to: replyDestination(request, ctx.ports), decision };
     }
     default:
@@ -104,21 +108,21 @@ function addNetworkOptions(reply: DhcpPacket, ctx: FullDhcpContext, withLease: b
   }
 }
 
-function addBoot(request: DhcpPacket, reply: DhcpPacket, ctx: FullDhcpContext): BootDecision | undefined {
-  if (!wantsBootFile(request)) return undefined;
-  const decision = chooseBootFile(describeBootClient(request), ctx.policy);
+function addBoot(request: DhcpPacket, reply: DhcpPacket, ctx: FullDhcpContext, boot: BootFacts): BootDecision | undefined {
+  if (!wantsBootFile(boot.client, request.options.messageType)) return undefined;
+  const decision = chooseBootFile(boot.client, ctx.policy, boot.assignment);
   if (decision.kind === 'ignore') return decision;
   echoClientUuid(request, reply);
   addBootFields(request, reply, decision, { vendorClass: decision.vendorClass === 'HTTPClient', serverAddress: ctx.serverAddress });
   return decision;
 }
 
-function addressReply(request: DhcpPacket, ctx: FullDhcpContext, type: number, ip: string): ReplyPlan {
+function addressReply(request: DhcpPacket, ctx: FullDhcpContext, boot: BootFacts, type: number, ip: string): ReplyPlan {
   const reply = replyFrame(request, type, ctx.serverAddress);
   reply.yiaddr = ip;
   if (type === DhcpMessageType.ACK) reply.ciaddr = request.ciaddr;
   addNetworkOptions(reply, ctx, true);
-  const decision = addBoot(request, reply, ctx);
+  const decision = addBoot(request, reply, ctx, boot);
   return { action: 'reply', reply, to: replyDestination(request, ctx.ports), decision };
 }
 
@@ -132,7 +136,7 @@ function nak(request: DhcpPacket, ctx: FullDhcpContext, reason: string): ReplyPl
 }
 
 /** RFC 951 / RFC 1534 §2: a BOOTP client gets a permanent address and no DHCP-only options. */
-function bootpReply(request: DhcpPacket, ctx: FullDhcpContext, key: string, mac: string): ReplyPlan {
+function bootpReply(request: DhcpPacket, ctx: FullDhcpContext, boot: BootFacts, key: string, mac: string): ReplyPlan {
   const { leases, now } = ctx;
   const ip = leases.leaseOf(key, now)?.ip ?? leases.offer(key, mac, undefined, now);
   if (!ip || !leases.commit(key, mac, ip, now, null)) return ignore(`BOOTP request: address pool ${leases.config.first}-${leases.config.last} is exhausted`);
@@ -141,6 +145,6 @@ function bootpReply(request: DhcpPacket, ctx: FullDhcpContext, key: string, mac:
   delete reply.options.serverIdentifier;
   reply.yiaddr = ip;
   addNetworkOptions(reply, ctx, false);
-  const decision = addBoot(request, reply, ctx);
+  const decision = addBoot(request, reply, ctx, boot);
   return { action: 'reply', reply, to: replyDestination(request, ctx.ports), decision };
 }

@@ -3,21 +3,36 @@
 // Pure: (request, config) -> reply plan.
 import { DhcpMessageType, isPxeVendorClass, messageTypeName } from './options.js';
 import { BOOTREQUEST, type DhcpPacket } from './packet.js';
-import { addBootFields, echoClientUuid, ignore, replyDestination, replyFrame, type ReplyPlan } from './reply.js';
-import { chooseBootFile, describeBootClient, proxyOffersVendorOptions, type BootPolicyConfig } from '../pxe/boot-policy.js';
-import { decideBootServerReply } from '../pxe/boot-server.js';
+import { addBootFields, echoClientUuid, ignore, replyDestination, replyFrame, type DhcpBootConfig, type ReplyPlan } from './reply.js';
+import { describeBootClient } from './boot-client.js';
+import { decideBootServerReply } from './boot-server.js';
+import { chooseBootFile, type BootClass, type BootClient, type MachineBootAssignment } from '../pxe/boot-policy.js';
 
 export interface ProxyContext {
   serverAddress: string;
-  policy: BootPolicyConfig;
+  policy: DhcpBootConfig;
   ports: { server: number; client: number };
 }
 
-export function decideProxyReply(request: DhcpPacket, ctx: ProxyContext): ReplyPlan {
+const DEFAULT_PROXY_VENDOR_OPTIONS: Record<BootClass, boolean> = {
+  bios: true,
+  uefi32: false,
+  uefi64: false,
+  arm64: false,
+  http64: false,
+  httparm64: false,
+};
+
+function proxyOffersVendorOptions(config: DhcpBootConfig, bootClass: BootClass): boolean {
+  return config.proxyVendorOptions?.[bootClass] ?? DEFAULT_PROXY_VENDOR_OPTIONS[bootClass];
+}
+
+/** `client` and `assignment` as for decideBootServerReply (boot-server.ts). */
+export function decideProxyReply(request: DhcpPacket, ctx: ProxyContext, client: BootClient = describeBootClient(request), assignment?: MachineBootAssignment): ReplyPlan {
   if (request.op !== BOOTREQUEST) return ignore('not a client request (BOOTREPLY)');
   const type = request.options.messageType;
-  if (!isPxeVendorClass(request.options.vendorClassId)) {
-    return ignore(`not a PXE or HTTP-boot client (option 60 is ${request.options.vendorClassId === undefined ? 'missing' : JSON.stringify(request.options.vendorClassId)}); proxy mode answers only those`);
+  if (!isPxeVendorClass(client.vendorClass)) {
+    return ignore(`not a PXE or HTTP-boot client (option 60 is ${client.vendorClass === undefined ? 'missing' : JSON.stringify(client.vendorClass)}); proxy mode answers only those`);
   }
   if (type === DhcpMessageType.REQUEST || type === DhcpMessageType.INFORM) {
     // A REQUEST naming us as server is the boot-server step sent to 67 instead of 4011
@@ -25,14 +40,13 @@ export function decideProxyReply(request: DhcpPacket, ctx: ProxyContext): ReplyP
     if (request.options.serverIdentifier !== ctx.serverAddress && type === DhcpMessageType.REQUEST) {
       return ignore(`${messageTypeName(type)} for DHCP server ${request.options.serverIdentifier ?? '(none named)'}; proxy mode hands out no addresses`, undefined, true);
     }
-    const plan = decideBootServerReply(request, { address: request.ciaddr, port: ctx.ports.client }, ctx);
+    const plan = decideBootServerReply(request, { address: request.ciaddr, port: ctx.ports.client }, ctx, client, assignment);
     if (plan.action === 'reply') plan.to = replyDestination(request, ctx.ports);
     return plan;
   }
   if (type !== DhcpMessageType.DISCOVER) return ignore(`${messageTypeName(type)} needs no answer from a proxy`);
 
-  const client = describeBootClient(request);
-  const decision = chooseBootFile(client, ctx.policy);
+  const decision = chooseBootFile(client, ctx.policy, assignment);
   if (decision.kind === 'ignore') return ignore(decision.reason, decision);
 
   const reply = replyFrame(request, DhcpMessageType.OFFER, ctx.serverAddress);

@@ -1,10 +1,28 @@
 // Pieces every reply shares: the header copied from the request (RFC 2131 §4.3.1
 // Table 3), where the reply goes (§4.1), and the PXE fields a boot decision adds.
-import { canonicalUuid, DhcpMessageType, type DhcpOptions } from './options.js';
-import { BOOTREPLY, clientMac, type DhcpPacket } from './packet.js';
+import { DhcpMessageType, type DhcpOptions } from './options.js';
+import { BOOTREPLY, type DhcpPacket } from './packet.js';
 import type { PxeVendorOptions } from './pxe-vendor-options.js';
-import { bootFileName, type BootDecision } from '../pxe/boot-policy.js';
-import { buildPxeMenuOptions } from '../pxe/boot-menu.js';
+import type { BootClass, BootClient, BootDecision, BootPolicyConfig, MachineBootAssignment } from '../pxe/boot-policy.js';
+import { buildPxeMenuOptions } from './boot-menu.js';
+
+/**
+ * The one lookup hook: what the store says about a client, found by its MAC or UUID. A
+ * promise holds the reply until it settles (the DHCP thread asks the main thread this way
+ * for a machine that may have an assignment of its own); anything else is used at once.
+ */
+export type AssignmentLookup = (mac: string, uuid?: string) => MachineBootAssignment | undefined | Promise<MachineBootAssignment | undefined>;
+
+/** The boot policy's settings plus what only the DHCP side uses. */
+export interface DhcpBootConfig extends BootPolicyConfig {
+  lookupMachine?: AssignmentLookup;
+  /**
+   * Per class: whether Proxy DHCP offers carry option 43. With it (discovery control 8
+   * and the file), BIOS ROMs download at once; UEFI firmware tends to mishandle it and is
+   * sent to the boot server on 4011 instead. Default: bios only.
+   */
+  proxyVendorOptions?: Partial<Record<BootClass, boolean>>;
+}
 
 export interface Destination {
   address: string;
@@ -83,6 +101,16 @@ export function echoClientUuid(request: DhcpPacket, reply: DhcpPacket): void {
 
 const FILE_FIELD_MAX = 127;
 
+/** The name to put in the reply's file field / option 67 for a decision that boots. */
+export function bootFileName(decision: BootDecision): string | undefined {
+  switch (decision.kind) {
+    case 'file': return decision.file;
+    case 'url': return decision.url;
+    case 'menu': return decision.defaultItem.file;
+    case 'ignore': return undefined;
+  }
+}
+
 export interface BootFieldsOptions {
   /** Put option 60 in the reply (PXEClient/HTTPClient). */
   vendorClass: boolean;
@@ -116,15 +144,16 @@ export function addBootFields(request: DhcpPacket, reply: DhcpPacket, decision: 
 }
 
 /** Details every DHCP-side event carries about the client. */
-export function clientDetails(request: DhcpPacket): Record<string, unknown> {
+export function clientDetails(request: DhcpPacket, client: BootClient): Record<string, unknown> {
   const o = request.options;
   return {
-    mac: clientMac(request),
+    mac: client.mac,
     xid: request.xid,
-    uuid: canonicalUuid(o.clientUuid?.guid),
+    uuid: client.uuid,
+    // Option 93 as sent: the event shows what the firmware said, not what was inferred from option 60.
     arch: o.clientArch?.[0],
-    vendorClass: o.vendorClassId,
-    userClass: o.userClass?.classes.join(','),
+    vendorClass: client.vendorClass,
+    userClass: client.userClass?.join(','),
     // A REQUEST names the server it accepts: in proxy mode, the other DHCP server.
     serverIdentifier: o.serverIdentifier,
   };

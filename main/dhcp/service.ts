@@ -1,7 +1,8 @@
 // The DHCP side as one service for the host: Proxy DHCP or full DHCP on UDP 67 and the
-// PXE boot server on UDP 4011. The loops are thin: receive, decode, decide (pure
-// functions in proxy.ts, full-dhcp.ts, ../pxe/boot-server.ts), send, publish. A malformed
-// packet is reported and the loop goes on; only a socket error changes the service.
+// PXE boot server on UDP 4011. The loops are thin: receive, decode, describe the client
+// (once), look up its assignment (the one hook), decide (pure functions in proxy.ts,
+// full-dhcp.ts, boot-server.ts over the boot policy), send, publish. A malformed packet
+// is reported and the loop goes on; only a socket error changes the service.
 import type { Socket, RemoteInfo } from 'node:dgram';
 import type { Publish, BootEventType } from '../core/events.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -11,9 +12,10 @@ import { DhcpDecodeError } from './errors.js';
 import { DhcpMessageType, messageTypeName } from './options.js';
 import { BOOTREQUEST, clientMac, decodeDhcpPacket, encodeDhcpPacket, type DhcpPacket } from './packet.js';
 import { decideProxyReply, proxyChainWarning } from './proxy.js';
-import { clientDetails, type PlannedReply, type ReplyPlan } from './reply.js';
-import { decideBootServerReply } from '../pxe/boot-server.js';
-import type { BootPolicyConfig } from '../pxe/boot-policy.js';
+import { clientDetails, type DhcpBootConfig, type PlannedReply, type ReplyPlan } from './reply.js';
+import { decideBootServerReply } from './boot-server.js';
+import { describeBootClient, wantsBootFile } from './boot-client.js';
+import type { BootClient, MachineBootAssignment } from '../pxe/boot-policy.js';
 import { LeasePool, type PoolConfig } from './lease-pool.js';
 import { clientKey, decideFullDhcpReply } from './full-dhcp.js';
 import { probeForDhcpServers } from './probe.js';
@@ -25,8 +27,6 @@ import { DEFAULT_ADDRESS_PROBE_MS } from '../net/address-probe.js';
 import { openWindowsIcmpProber } from '../net/windows-icmp-probe.js';
 import { listInterfaces } from '../net/interfaces.js';
 
-export type { BootClass, BootPolicyConfig, MachineBootAssignment, BootMenuEntry } from '../pxe/boot-policy.js';
-
 export interface DhcpServiceOptions {
   mode: 'proxy' | 'dhcp';
   /** Our IPv4 on the chosen NIC, e.g. 192.0.2.1. */
@@ -36,7 +36,8 @@ export interface DhcpServiceOptions {
   socketFactory: UdpSocketFactory;
   /** Defaults 67, 4011, 68; tests use others (0 = any, for server and pxe). */
   ports?: { server?: number; pxe?: number; client?: number };
-  policy: BootPolicyConfig;
+  /** The boot policy's settings, and `lookupMachine`: the one hook that finds a client's assignment. */
+  policy: DhcpBootConfig;
   /** Full DHCP mode. */
   pool?: PoolConfig;
   /** Full DHCP mode: leases kept across restarts. */
@@ -58,18 +59,19 @@ export interface DhcpServiceOptions {
   addressCheckMs?: number;
   /** The check; default: ARP probes on `interfaceName` (Linux, CAP_NET_RAW), else ICMP echo. Tests inject a fake. */
   addressProber?: AddressInUseProber;
-  /**
-   * Called before each reply is decided. A promise holds the decision until it settles: the
-   * DHCP thread (dhcp-thread.ts) fetches the assignment of a machine that may have one of its
-   * own from the main thread this way. Undefined (or no hook): decide at once.
-   */
-  beforeDecision?: (request: DhcpPacket, mac: string) => Promise<void> | undefined;
   publish: Publish;
   logger: Logger;
   clock?: Clock;
 }
 
 type PortKind = 'server' | 'pxe';
+
+/** A client message as the service carries it: the packet and what it says about the client, read once. */
+interface Incoming {
+  request: DhcpPacket;
+  client: BootClient;
+  msgType: string;
+}
 
 export const DEFAULT_PROBE_MS = 4500;
 
@@ -90,7 +92,7 @@ export class DhcpService {
   private boundPorts = { server: 0, pxe: 0 };
   private prober?: AddressInUseProber;
   /** Clients whose DISCOVER waits for an address check: the newest request is answered. */
-  private readonly pendingChecks = new Map<string, { request: DhcpPacket }>();
+  private readonly pendingChecks = new Map<string, { incoming: Incoming }>();
 
   constructor(private readonly options: DhcpServiceOptions) {
     this.clock = options.clock ?? systemClock;
@@ -290,11 +292,10 @@ export class DhcpService {
     // Replies (ours coming back, other servers', relays' echoes) are not client messages.
     if (request.op !== BOOTREQUEST) return;
 
-    const details = clientDetails(request);
-    const mac = details.mac as string;
+    const client = describeBootClient(request);
     const msgType = messageTypeName(request.options.messageType);
     o.publish('dhcp.discover', {
-      ...details,
+      ...clientDetails(request, client),
       ip: request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined,
       msgType,
       port,
@@ -303,30 +304,36 @@ export class DhcpService {
       from: `${rinfo.address}:${rinfo.port}`,
     });
 
-    this.afterLookup(request, mac, () => {
-      if (kind === 'server' && o.mode === 'dhcp' && this.prober) this.route(socket, request);
-      else this.answer(socket, kind, request, rinfo, undefined, mac, msgType);
+    const incoming: Incoming = { request, client, msgType };
+    this.withAssignment(incoming, (assignment) => {
+      if (kind === 'server' && o.mode === 'dhcp' && this.prober) this.route(socket, incoming, assignment);
+      else this.answer(socket, kind, incoming, assignment, rinfo);
     });
   }
 
-  /** Runs `decide` once `beforeDecision` is satisfied: now, or when its promise settles (if the service still runs). */
-  private afterLookup(request: DhcpPacket, mac: string, decide: () => void): void {
-    const waiting = this.options.beforeDecision?.(request, mac);
-    if (!waiting) return decide();
-    waiting
-      .then(() => {
-        if (this.serverSocket) decide();
+  /**
+   * Runs `decide` with the client's assignment from the lookup hook: now, or when the hook's
+   * promise settles (if the service still runs). Only a client that may get a boot file is looked up.
+   */
+  private withAssignment(incoming: Incoming, decide: (assignment: MachineBootAssignment | undefined) => void): void {
+    const { request, client } = incoming;
+    const lookup = this.options.policy.lookupMachine;
+    const found = lookup && wantsBootFile(client, request.options.messageType) ? lookup(client.mac, client.uuid) : undefined;
+    if (!(found instanceof Promise)) return decide(found);
+    found
+      .then((assignment) => {
+        if (this.serverSocket) decide(assignment);
       })
       .catch((err) => {
-        this.options.logger.error(`internal error deciding the reply for ${mac}: ${(err as Error).stack ?? err}`);
-        this.options.publish('dhcp.error', { mac, xid: request.xid, reason: `internal error deciding the reply: ${(err as Error).message}` });
+        this.options.logger.error(`internal error deciding the reply for ${client.mac}: ${(err as Error).stack ?? err}`);
+        this.options.publish('dhcp.error', { mac: client.mac, xid: request.xid, reason: `internal error deciding the reply: ${(err as Error).message}` });
       });
   }
 
-  private route(socket: Socket, request: DhcpPacket, extra?: Record<string, unknown>): void {
-    const target = addressCheckTarget(request, this.leases!, this.options.serverAddress, this.clock.now());
-    if (target === undefined) this.answer(socket, 'server', request, undefined, extra);
-    else this.answerAfterAddressCheck(socket, request, target);
+  private route(socket: Socket, incoming: Incoming, assignment: MachineBootAssignment | undefined, extra?: Record<string, unknown>): void {
+    const target = addressCheckTarget(incoming.request, this.leases!, this.options.serverAddress, this.clock.now());
+    if (target === undefined) this.answer(socket, 'server', incoming, assignment, undefined, extra);
+    else this.answerAfterAddressCheck(socket, incoming, target);
   }
 
   /**
@@ -335,18 +342,19 @@ export class DhcpService {
    * while its check runs gets one answer, to its newest message (routed again, so a
    * REQUEST that overtook a DISCOVER is checked for its own address).
    */
-  private answerAfterAddressCheck(socket: Socket, request: DhcpPacket, target: string): void {
+  private answerAfterAddressCheck(socket: Socket, incoming: Incoming, target: string): void {
+    const { request } = incoming;
     const key = clientKey(request);
     const pending = this.pendingChecks.get(key);
     if (pending) {
-      pending.request = request;
+      pending.incoming = incoming;
       return;
     }
-    const entry = { request };
+    const entry = { incoming };
     this.pendingChecks.set(key, entry);
-    const mac = clientMac(request);
+    const mac = incoming.client.mac;
     const started = this.clock.now();
-    const args = { leases: this.leases!, prober: this.prober!, clock: this.clock, key, mac, onConflict: (conflict: AddressConflict) => this.reportConflict(entry.request, conflict) };
+    const args = { leases: this.leases!, prober: this.prober!, clock: this.clock, key, mac, onConflict: (conflict: AddressConflict) => this.reportConflict(entry.incoming.request, conflict) };
     const check = target === 'offer'
       ? reserveCheckedAddress({ ...args, requestedIp: request.options.requestedIp })
       : checkRequestedAddress({ ...args, ip: target });
@@ -355,22 +363,22 @@ export class DhcpService {
         if (this.pendingChecks.get(key) !== entry) return; // stopped meanwhile
         this.pendingChecks.delete(key);
         this.leases!.persistSoon();
-        const latest = entry.request;
+        const latest = entry.incoming;
         if (result.kind === 'probe-failed') {
           this.warnOnce('address-check', `could not check ${result.ip} before handing it out: ${result.error}; addresses go out unchecked`);
         } else if (result.kind === 'gave-up') {
           const taken = result.conflicts.map((c) => c.ip).join(', ');
           this.options.publish('dhcp.ignored', {
-            mac, xid: latest.xid, msgType: messageTypeName(latest.options.messageType), port: this.boundPorts.server,
+            mac, xid: latest.request.xid, msgType: latest.msgType, port: this.boundPorts.server,
             reason: `${taken} answered for themselves: kept out of the pool; the client's next DISCOVER goes on with the next addresses`,
           });
           return;
         }
         const extra = result.probes > 0 ? { addressCheckMs: this.clock.now() - started, addressesInUse: result.conflicts.length || undefined } : undefined;
         // A check that failed must not loop: answer as things are.
-        this.afterLookup(latest, clientMac(latest), () => {
-          if (result.kind === 'probe-failed') this.answer(socket, 'server', latest, undefined, extra);
-          else this.route(socket, latest, extra);
+        this.withAssignment(latest, (assignment) => {
+          if (result.kind === 'probe-failed') this.answer(socket, 'server', latest, assignment, undefined, extra);
+          else this.route(socket, latest, assignment, extra);
         });
       })
       .catch((err) => {
@@ -399,23 +407,24 @@ export class DhcpService {
   private answer(
     socket: Socket,
     kind: PortKind,
-    request: DhcpPacket,
+    incoming: Incoming,
+    assignment: MachineBootAssignment | undefined,
     rinfo: RemoteInfo | undefined,
     extra?: Record<string, unknown>,
-    mac = clientMac(request),
-    msgType = messageTypeName(request.options.messageType),
   ): void {
     const o = this.options;
+    const { request, client, msgType } = incoming;
+    const mac = client.mac;
     const port = kind === 'server' ? this.boundPorts.server : this.boundPorts.pxe;
     let plan: ReplyPlan;
     // Relays listen on the standard server port; 0 (tests) means "like ours".
     const ports = { server: o.ports?.server || this.boundPorts.server || 67, client: this.clientPort };
     if (kind === 'pxe' && rinfo) {
-      plan = decideBootServerReply(request, { address: rinfo.address, port: rinfo.port }, { serverAddress: o.serverAddress, policy: o.policy });
+      plan = decideBootServerReply(request, { address: rinfo.address, port: rinfo.port }, { serverAddress: o.serverAddress, policy: o.policy }, client, assignment);
     } else if (o.mode === 'proxy') {
-      plan = decideProxyReply(request, { serverAddress: o.serverAddress, policy: o.policy, ports });
+      plan = decideProxyReply(request, { serverAddress: o.serverAddress, policy: o.policy, ports }, client, assignment);
     } else {
-      plan = decideFullDhcpReply(request, { serverAddress: o.serverAddress, policy: o.policy, ports, leases: this.leases!, now: this.clock.now() });
+      plan = decideFullDhcpReply(request, { serverAddress: o.serverAddress, policy: o.policy, ports, leases: this.leases!, now: this.clock.now() }, client, assignment);
       this.leases!.persistSoon();
     }
 

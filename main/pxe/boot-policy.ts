@@ -1,8 +1,8 @@
-// Who gets which boot file. One pure function, `chooseBootFile`, from what a client told
-// us (MAC, UUID, architecture, vendor and user class) plus the machine's assignment and
-// the defaults, to a decision the Proxy DHCP, the boot server and full DHCP all follow.
-import { canonicalUuid, isPxeVendorClass } from '../dhcp/options.js';
-import { clientMac, type DhcpPacket } from '../dhcp/packet.js';
+// Who gets which boot file. One pure function, `chooseBootFile`, from a plain description
+// of the client (MAC, UUID, architecture, vendor and user class: main/dhcp/boot-client.ts
+// reads it from the packet) plus the machine's assignment and the defaults, to a decision
+// with its reason that the Proxy DHCP, the boot server and full DHCP all follow. It knows
+// no packet format.
 
 export type BootClass = 'bios' | 'uefi32' | 'uefi64' | 'arm64' | 'http64' | 'httparm64';
 export const BOOT_CLASS_NAMES: readonly BootClass[] = ['bios', 'uefi32', 'uefi64', 'arm64', 'http64', 'httparm64'];
@@ -53,7 +53,7 @@ export interface BootMenuEntry {
   file?: string | Partial<Record<BootClass, string>>;
 }
 
-/** What the store (issue 5/7) says about one machine; every field optional. */
+/** What the store says about one machine; every field optional. */
 export interface MachineBootAssignment {
   /** Shown in events and decisions. */
   name?: string;
@@ -77,36 +77,16 @@ export interface BootPolicyConfig {
   boot: Partial<Record<BootClass, string>>;
   /** If set, iPXE clients (user class iPXE or option 175) get this URL instead of a TFTP file. */
   ipxeScriptUrl?: string;
-  /** Per-machine override, looked up by MAC and option-97 UUID (either may match). */
-  lookupMachine?: (mac: string, uuid?: string) => MachineBootAssignment | undefined;
   /** Default boot menu for every machine without its own. */
   menu?: BootMenuEntry[];
   menuPrompt?: string;
   /** Seconds the PXE menu waits before taking the first entry (PXE 2.1: 255 = wait forever). */
   menuTimeoutSeconds?: number;
-  /**
-   * Per class: whether Proxy DHCP offers carry option 43. With it (discovery control 8
-   * and the file), BIOS ROMs download at once; UEFI firmware tends to mishandle it and is
-   * sent to the boot server on 4011 instead. Default: bios only.
-   */
-  proxyVendorOptions?: Partial<Record<BootClass, boolean>>;
 }
 
-export const DEFAULT_PROXY_VENDOR_OPTIONS: Record<BootClass, boolean> = {
-  bios: true,
-  uefi32: false,
-  uefi64: false,
-  arm64: false,
-  http64: false,
-  httparm64: false,
-};
-
-export function proxyOffersVendorOptions(config: BootPolicyConfig, bootClass: BootClass): boolean {
-  return config.proxyVendorOptions?.[bootClass] ?? DEFAULT_PROXY_VENDOR_OPTIONS[bootClass];
-}
-
-/** What a client told us about itself, from its DHCP message. */
+/** What a client told us about itself (main/dhcp/boot-client.ts reads it from its DHCP message). */
 export interface BootClient {
+  /** Lower-case colon form. */
   mac: string;
   /** Canonical UUID from option 97, when it identifies anything. */
   uuid?: string;
@@ -118,25 +98,6 @@ export interface BootClient {
   ipxe: boolean;
   /** Boot item type asked for on 4011 (option 43 sub-option 71). */
   bootItemType?: number;
-}
-
-export function describeBootClient(p: DhcpPacket): BootClient {
-  const o = p.options;
-  let arch = o.clientArch?.[0];
-  if (arch === undefined && o.vendorClassId) {
-    const m = /Arch:(\d{5})/.exec(o.vendorClassId);
-    if (m) arch = Number(m[1]);
-  }
-  const userClass = o.userClass?.classes;
-  return {
-    mac: clientMac(p),
-    uuid: canonicalUuid(o.clientUuid?.guid),
-    arch,
-    vendorClass: o.vendorClassId,
-    userClass,
-    ipxe: o.ipxe !== undefined || !!userClass?.includes('iPXE'),
-    bootItemType: o.pxe?.bootItem?.type,
-  };
 }
 
 export interface ResolvedMenuItem {
@@ -192,9 +153,11 @@ const FLAG_FOR_CLASS: Record<BootClass, string> = {
   httparm64: '--boot-httparm64',
 };
 
-/** Decides what one client gets. Pure: same inputs, same decision. */
-export function chooseBootFile(client: BootClient, config: BootPolicyConfig): BootDecision {
-  const isPxe = isPxeVendorClass(client.vendorClass);
+/**
+ * Decides what one client gets. Pure: same inputs, same decision. `assignment` is what the
+ * store says about this machine (found by its MAC or UUID), undefined for none.
+ */
+export function chooseBootFile(client: BootClient, config: BootPolicyConfig, assignment?: MachineBootAssignment): BootDecision {
   const arch = client.arch ?? 0; // a PXE 2.0 ROM without option 93 is a BIOS (RFC 4578 §2.1 came later)
   const archInfo = ARCHITECTURES[arch];
   const bootClass = archInfo?.bootClass;
@@ -202,7 +165,6 @@ export function chooseBootFile(client: BootClient, config: BootPolicyConfig): Bo
     return { kind: 'ignore', reason: `${architectureName(arch)} (option 93 = ${arch}) has no boot file class; Bootbench serves BIOS, UEFI IA32/x64/ARM64 and HTTP boot x64/ARM64` };
   }
 
-  const assignment = config.lookupMachine?.(client.mac, client.uuid);
   const machine = assignment?.name;
   const base = { bootClass, machine };
   if (assignment?.ignore) {
@@ -267,17 +229,9 @@ export function chooseBootFile(client: BootClient, config: BootPolicyConfig): Bo
   if (httpClass) return { kind: 'url', ...base, url: urlFor(config, file), vendorClass: 'HTTPClient', reason };
   if (isUrl(file)) {
     if (client.ipxe) return { kind: 'url', ...base, url: file, vendorClass: 'PXEClient', reason };
-    return { kind: 'ignore', ...base, reason: `the ${bootClass} boot file is a URL (${file}), but ${isPxe ? 'PXE firmware' : 'this client'} can only fetch by TFTP` };
+    // HTTPClient took the branch above, so only PXEClient is left to name.
+    const fetcher = client.vendorClass?.startsWith('PXEClient') ? 'PXE firmware' : 'this client';
+    return { kind: 'ignore', ...base, reason: `the ${bootClass} boot file is a URL (${file}), but ${fetcher} can only fetch by TFTP` };
   }
   return { kind: 'file', ...base, file, vendorClass: 'PXEClient', reason };
-}
-
-/** The name to put in the reply's file field / option 67 for a decision that boots. */
-export function bootFileName(decision: BootDecision): string | undefined {
-  switch (decision.kind) {
-    case 'file': return decision.file;
-    case 'url': return decision.url;
-    case 'menu': return decision.defaultItem.file;
-    case 'ignore': return undefined;
-  }
 }

@@ -44,7 +44,6 @@ export {
   type AssignmentSource,
   type StoredBootAssignment,
 } from './boot-assignment.js';
-export { machineBootLookup } from './policy-lookup.js';
 export { StoreReadCache, storeReadCache, type StoreReadCacheOptions } from './read-cache.js';
 export {
   parseCsv,

@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { clientMac, decodeDhcpPacket, encodeDhcpPacket, DhcpDecodeError, type DhcpPacket } from '../../main/dhcp/packet.js';
 import { decideProxyReply } from '../../main/dhcp/proxy.js';
 import { clientKey, decideFullDhcpReply } from '../../main/dhcp/full-dhcp.js';
-import { decideBootServerReply } from '../../main/pxe/boot-server.js';
+import { decideBootServerReply } from '../../main/dhcp/boot-server.js';
 import { LeasePool } from '../../main/dhcp/lease-pool.js';
 import { addressCheckTarget, checkRequestedAddress, reserveCheckedAddress, type AddressInUseProber } from '../../main/dhcp/address-check.js';
 import { ipv4ToNumber } from '../../main/dhcp/wire.js';

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { decodeDhcpPacket, encodeDhcpPacket, DhcpDecodeError, DhcpEncodeError } from '../../main/dhcp/packet.js';
 import { decideProxyReply } from '../../main/dhcp/proxy.js';
 import { decideFullDhcpReply } from '../../main/dhcp/full-dhcp.js';
-import { decideBootServerReply } from '../../main/pxe/boot-server.js';
+import { decideBootServerReply } from '../../main/dhcp/boot-server.js';
 import { LeasePool } from '../../main/dhcp/lease-pool.js';
 import { ManualClock } from '../../main/core/clock.js';
 import { decodeTftpPacket, encodeTftpPacket, TftpDecodeError, TftpOpcode } from '../../main/tftp/packet.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { clientMac, decodeDhcpPacket, encodeDhcpPacket } from '../../main/dhcp/packet.js';
 import { canonicalUuid } from '../../main/dhcp/options.js';
 import { decideProxyReply } from '../../main/dhcp/proxy.js';
-import { decideBootServerReply } from '../../main/pxe/boot-server.js';
+import { decideBootServerReply } from '../../main/dhcp/boot-server.js';
 import type { PlannedReply } from '../../main/dhcp/reply.js';
 import type { BootPolicyConfig } from '../../main/pxe/boot-policy.js';
 

@@ -13,7 +13,7 @@ import { EventBus, type BootEvent } from '../../main/core/events.js';
 import { MemoryLogger } from '../../main/core/logger.js';
 import { summarizeEvent } from '../../main/api/boot-diagnosis.js';
 import { loopbackFactory } from './dhcp-loopback.js';
-import { firmwareBootRequest, firmwareOptions, rawDhcp } from '../helpers/dhcp-clients.js';
+import { firmwareBootRequest, firmwareOptions, rawDhcp, SAMPLE_UUID } from '../helpers/dhcp-clients.js';
 
 class TestClient {
   readonly socket = dgram.createSocket('udp4');
@@ -126,6 +126,64 @@ describe('DhcpService over loopback, proxy mode', () => {
     const line = summarizeEvent(ignored);
     assert.equal(line.level, 'info', line.summary);
     assert.match(line.summary, /^Left to the other DHCP server/);
+  });
+});
+
+describe('DhcpService: one lookup hook, asked once per client message that may boot', () => {
+  const bus = new EventBus();
+  const events: BootEvent[] = [];
+  bus.subscribe((e) => events.push(e));
+  const client = new TestClient();
+  const asked: string[] = [];
+  const NOW = '52:54:00:00:11:01';
+  const LATER = '52:54:00:00:11:02';
+  let service: DhcpService;
+
+  before(async () => {
+    const clientPort = await client.open();
+    service = new DhcpService({
+      mode: 'proxy',
+      serverAddress: '127.0.0.1',
+      socketFactory: loopbackFactory,
+      ports: { server: 0, pxe: 0, client: clientPort },
+      policy: {
+        serverAddress: '127.0.0.1',
+        httpBaseUrl: 'http://127.0.0.1:8080',
+        boot: { bios: 'undionly.kpxe' },
+        lookupMachine: (mac, uuid) => {
+          asked.push(`${mac} ${uuid}`);
+          // An answer at hand (the main thread's store, the thread's copy) or one to wait for (the thread asking the main thread).
+          if (mac === LATER) return new Promise((resolve) => setTimeout(() => resolve({ name: 'later', boot: { bios: 'later.kpxe' } }), 20));
+          return mac === NOW ? { name: 'now', boot: { bios: 'now.kpxe' } } : undefined;
+        },
+      },
+      publish: bus.publish,
+      logger: new MemoryLogger(),
+    });
+    await service.start();
+  });
+  after(async () => {
+    client.close();
+    await service.stop();
+  });
+
+  test('an answer at hand is used at once, a promised one when it comes; each with the MAC and the canonical UUID', async () => {
+    client.send(rawDhcp({ xid: 0x1101, mac: NOW, ciaddr: '127.0.0.1', options: firmwareOptions('intel-bios', NOW) }), service.ports.server);
+    assert.equal((await client.next()).file, 'now.kpxe');
+    client.send(rawDhcp({ xid: 0x1102, mac: LATER, ciaddr: '127.0.0.1', options: firmwareOptions('intel-bios', LATER) }), service.ports.server);
+    const later = await client.next();
+    assert.equal(later.xid, 0x1102);
+    assert.equal(later.file, 'later.kpxe');
+    assert.deepEqual(asked, [`${NOW} ${SAMPLE_UUID}`, `${LATER} ${SAMPLE_UUID}`]);
+    const offer = await waitForEvent(events, (e) => e.type === 'proxy.offer' && e.xid === 0x1102);
+    assert.equal(offer.machine, 'later');
+  });
+
+  test('a client that cannot get a boot file is not looked up', async () => {
+    asked.length = 0;
+    client.send(rawDhcp({ xid: 0x1103, mac: NOW, ciaddr: '127.0.0.1', options: [[53, [1]], [60, 'MSFT 5.0']] }), service.ports.server);
+    await waitForEvent(events, (e) => e.type === 'dhcp.ignored' && e.xid === 0x1103);
+    assert.deepEqual(asked, []);
   });
 });
 

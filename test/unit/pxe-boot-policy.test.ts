@@ -1,10 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  bootClassForArch, chooseBootFile, describeBootClient, type BootClient, type BootDecision, type BootPolicyConfig, type MachineBootAssignment,
-} from '../../main/pxe/boot-policy.js';
-import { decodeDhcpPacket } from '../../main/dhcp/packet.js';
-import { firmwareDiscover, firmwareBootRequest, rawDhcp, SAMPLE_UUID } from '../helpers/dhcp-clients.js';
+import { chooseBootFile, type BootClient, type BootDecision, type BootPolicyConfig, type MachineBootAssignment } from '../../main/pxe/boot-policy.js';
+import { SAMPLE_UUID } from '../helpers/dhcp-clients.js';
 
 const MAC = '52:54:00:aa:bb:01';
 const OTHER_MAC = '52:54:00:aa:bb:02';
@@ -27,6 +24,12 @@ const assignments: Record<string, MachineBootAssignment> = {
   [SAMPLE_UUID]: { name: 'by-uuid', boot: { uefi64: 'uuid/grubx64.efi' } },
 };
 const lookupMachine = (mac: string, uuid?: string) => assignments[mac] ?? (uuid ? assignments[uuid] : undefined);
+type Lookup = typeof lookupMachine;
+
+/** The policy's settings and, as the DHCP service would find it, the client's assignment. */
+function decide(c: BootClient, extra: Partial<BootPolicyConfig> = {}, lookup?: Lookup): BootDecision {
+  return chooseBootFile(c, config(extra), lookup?.(c.mac, c.uuid));
+}
 
 function client(arch: number | undefined, opts: Partial<BootClient> = {}): BootClient {
   const vendor = arch === 16 || arch === 19 || arch === 15 ? 'HTTPClient' : 'PXEClient';
@@ -44,7 +47,7 @@ function summary(d: BootDecision): string {
 
 describe('arch x user class x assignment table', () => {
   const script = 'http://192.0.2.1:8080/boot.ipxe';
-  type Row = [name: string, client: BootClient, extra: Partial<BootPolicyConfig>, expected: string];
+  type Row = [name: string, client: BootClient, extra: Partial<BootPolicyConfig> & { lookupMachine?: Lookup }, expected: string];
   const rows: Row[] = [
     // Plain firmware, defaults.
     ['BIOS', client(0), {}, 'file undionly.kpxe PXEClient'],
@@ -76,16 +79,16 @@ describe('arch x user class x assignment table', () => {
     ['unassigned machine', client(7), { lookupMachine }, 'file ipxe.efi PXEClient'],
     ['machine set to ignore', client(7), { lookupMachine: () => ({ ignore: true, name: 'off' }) }, 'ignore'],
   ];
-  for (const [name, c, extra, expected] of rows) {
+  for (const [name, c, { lookupMachine: lookup, ...extra }, expected] of rows) {
     test(name, () => {
-      const d = chooseBootFile(c, config(extra));
+      const d = decide(c, extra, lookup);
       assert.equal(summary(d), expected, d.reason);
       assert.ok(d.reason.length > 0);
     });
   }
 
   test('decisions name the machine and the class', () => {
-    const d = chooseBootFile(client(7, { mac: MAC }), config({ lookupMachine }));
+    const d = decide(client(7, { mac: MAC }), {}, lookupMachine);
     assert.equal(d.machine, 'bench-1');
     assert.equal(d.bootClass, 'uefi64');
     assert.match(d.reason, /bench-1/);
@@ -121,30 +124,12 @@ describe('menus', () => {
   });
 
   test('a machine menu beats the default one', () => {
-    const d = chooseBootFile(client(0, { mac: MAC }), config({ menu, lookupMachine: () => ({ menu: [{ label: 'Only', file: 'only.0' }] }) }));
+    const d = decide(client(0, { mac: MAC }), { menu }, () => ({ menu: [{ label: 'Only', file: 'only.0' }] }));
     assert.equal(summary(d), 'file only.0 PXEClient');
   });
 
   test('HTTP boot gets no menu', () => {
     assert.equal(chooseBootFile(client(16), config({ menu })).kind, 'url');
-  });
-});
-
-describe('describeBootClient reads what the firmware sent', () => {
-  test('iPXE BIOS', () => {
-    const c = describeBootClient(decodeDhcpPacket(firmwareDiscover('ipxe-bios', MAC, 1)));
-    assert.deepEqual(c, { mac: MAC, uuid: SAMPLE_UUID, arch: 0, vendorClass: 'PXEClient:Arch:00000:UNDI:002001', userClass: ['iPXE'], ipxe: true, bootItemType: undefined });
-  });
-  test('EDK2 on 4011 with a boot item', () => {
-    const c = describeBootClient(decodeDhcpPacket(firmwareBootRequest('edk2-x64', MAC, 1, '192.0.2.9', 0x8000)));
-    assert.equal(c.arch, 7);
-    assert.equal(c.ipxe, false);
-    assert.equal(c.bootItemType, 0x8000);
-  });
-  test('arch from the vendor class when option 93 is missing', () => {
-    const c = describeBootClient(decodeDhcpPacket(rawDhcp({ xid: 1, mac: MAC, options: [[53, [1]], [60, 'PXEClient:Arch:00011:UNDI:003000']] })));
-    assert.equal(c.arch, 11);
-    assert.equal(bootClassForArch(c.arch!), 'arm64');
   });
 });
 
@@ -176,7 +161,8 @@ describe('chooseBootFile (property)', () => {
 test('a machine its assignment sends to its local disk is ignored on purpose, with the assignment\'s reason', () => {
   const d = chooseBootFile(
     client(7),
-    { serverAddress: '192.0.2.1', httpBaseUrl: 'http://192.0.2.1:8080', boot: { uefi64: 'ipxe.efi' }, lookupMachine: () => ({ name: 'Local disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Local disk")' }) },
+    { serverAddress: '192.0.2.1', httpBaseUrl: 'http://192.0.2.1:8080', boot: { uefi64: 'ipxe.efi' } },
+    { name: 'Local disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Local disk")' },
   );
   assert.equal(d.kind, 'ignore');
   assert.equal(d.kind === 'ignore' && d.deliberate, true);

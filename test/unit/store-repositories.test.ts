@@ -12,7 +12,6 @@ import {
   resolveBootAssignment,
   completeBootOnce,
   completeBootOnceIfLastFile,
-  machineBootLookup,
   type Store,
 } from '../../main/store/index.js';
 import { ManualClock } from '../../main/core/clock.js';
@@ -429,30 +428,5 @@ describe('boot assignment and boot once', () => {
     assert.equal(store.machines.get(m.id)?.entryId, installer.id);
     assert.equal(completeBootOnceIfLastFile(store, { mac: '52:54:00:00:00:01', file: '/INST/initrd.img', arch: 'bios' }).cleared, true);
     assert.equal(store.machines.get(m.id)?.entryId, null);
-  });
-
-  test('machineBootLookup answers the boot policy: NBP files per class, local disk as "do not answer", names', () => {
-    const chain = store.entries.create({
-      name: 'Signed chain',
-      kind: 'secure-boot-chain',
-      files: [
-        { arch: 'uefi64', role: 'shim', path: 'shimx64.efi', size: 1, sha256: fakeSha256(1) },
-        { arch: 'uefi64', role: 'grub', path: 'grubx64.efi', size: 1, sha256: fakeSha256(2) },
-        { arch: 'any', role: 'nbp', path: 'undionly.kpxe', size: 1, sha256: fakeSha256(3) },
-      ],
-    });
-    const disk = store.entries.create({ name: 'Local disk', kind: 'local-disk' });
-    const wim = store.entries.create({ name: 'WinPE', kind: 'wim' });
-    store.machines.create({ macs: ['52:54:00:00:00:01'], name: 'pc-01', entryId: chain.id });
-    store.machines.create({ macs: ['52:54:00:00:00:02'], name: 'pc-02', entryId: disk.id });
-    store.machines.create({ macs: ['52:54:00:00:00:03'], name: 'pc-03', entryId: wim.id });
-    const lookup = machineBootLookup(store);
-    assert.deepEqual(lookup('52:54:00:00:00:01'), {
-      name: 'pc-01',
-      boot: { bios: 'undionly.kpxe', uefi32: 'undionly.kpxe', uefi64: 'shimx64.efi', arm64: 'undionly.kpxe', http64: 'undionly.kpxe', httparm64: 'undionly.kpxe' },
-    });
-    assert.deepEqual(lookup('52:54:00:00:00:02'), { name: 'pc-02', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Local disk")' });
-    assert.deepEqual(lookup('52:54:00:00:00:03'), { name: 'pc-03' }, 'WIM entries need issue 7\'s iPXE script');
-    assert.equal(lookup('52:54:00:00:00:99'), undefined);
   });
 });

@@ -6,8 +6,8 @@
 // The whole of option 43 must fit its one length byte (255), so labels are shortened and,
 // if that is not enough, trailing entries dropped; PXE-NOTES warns that long menus break
 // firmware long before that.
-import { encodePxeVendorOptions, PXE_DISCOVERY, type PxeVendorOptions } from '../dhcp/pxe-vendor-options.js';
-import type { ResolvedMenuItem } from './boot-policy.js';
+import { encodePxeVendorOptions, PXE_DISCOVERY, type PxeVendorOptions } from './pxe-vendor-options.js';
+import type { ResolvedMenuItem } from '../pxe/boot-policy.js';
 
 export const MAX_OPTION_43 = 255;
 
