@@ -15,7 +15,7 @@
 // way, every 20 ms, and cost an idle host 20-34 ms of CPU a second: each poll reads SQLite's
 // data_version and wakes the process.
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
-import type { BootEventType, Publish } from '../core/events.js';
+import type { Publish, PublishAt } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { startModuleWorker } from '../core/module-worker.js';
 import { DeviceBindError, PortBindError } from '../net/bind-errors.js';
@@ -37,7 +37,7 @@ export interface DhcpThreadOptions {
   assignments?: DhcpAssignmentSource;
   publish: Publish;
   /** For events the thread reports with the time they happened. */
-  publishAt: (type: BootEventType, time: number, details: Record<string, unknown>) => void;
+  publishAt: PublishAt;
   logger: Logger;
   /** Per-request DHCP events published a second at most (default 1000, above the log's and the history's own budgets). */
   eventsPerSecond?: number;

@@ -293,7 +293,7 @@ export class DhcpService {
     const details = clientDetails(request);
     const mac = details.mac as string;
     const msgType = messageTypeName(request.options.messageType);
-    o.publish('dhcp.discover', {
+    o.publish('dhcp.received', {
       ...details,
       ip: request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined,
       msgType,

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { accessSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { EventBus, type BootEvent, type Publish } from '../core/events.js';
+import { EventBus, isTransferEvent, isTransferEventType, transferProtocolOf, type BootEvent, type Publish, type TransferFields } from '../core/events.js';
 import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -500,11 +500,14 @@ export class ServiceHost {
   private runScopedPublish(): Publish {
     const run = `${this.clock.now().toString(36)}.${(++this.starts).toString(36)}`;
     let generated = 0;
-    return (type, details = {}) => {
-      const id = details.transferId;
-      if (typeof id === 'string' || typeof id === 'number') details = { ...details, transferId: `${run}.${id}` };
-      else if (type === 'http.done' && details.generated) details = { ...details, transferId: `${run}.generated-${++generated}` };
-      this.bus.publish(type, details);
+    return (type, fields) => {
+      if (isTransferEventType(type)) {
+        // `fields` is BootEventFields[T] for the generic T, which the check above cannot narrow.
+        const transfer = fields as TransferFields;
+        if (transfer.transferId !== undefined) fields = { ...transfer, transferId: `${run}.${transfer.transferId}` } as typeof fields;
+        else if (type === 'http.done' && transfer.generated) fields = { ...transfer, transferId: `${run}.generated-${++generated}` } as typeof fields;
+      }
+      this.bus.publish(type, fields);
     };
   }
 
@@ -524,28 +527,26 @@ export class ServiceHost {
   }
 
   private trackTransfer(event: BootEvent): void {
-    if (!event.type.startsWith('tftp.') && !event.type.startsWith('http.')) return;
-    const id = typeof event.transferId === 'string' ? event.transferId : undefined;
-    if (!id) return;
+    if (!isTransferEvent(event) || event.transferId === undefined) return;
+    const id = event.transferId;
     if (event.type.endsWith('.start') || event.type.endsWith('.progress')) {
       const previous = this.transfers.get(id);
-      const options = (event.options ?? {}) as Record<string, number>;
       const startedAt = previous?.startedAt ?? event.time;
-      const bytes = typeof event.bytes === 'number' ? event.bytes : previous?.bytes ?? 0;
+      const bytes = event.bytes ?? previous?.bytes ?? 0;
       // A publisher that reports no rate (files read from inside an ISO) still gets one: the average so far.
-      const rate = typeof event.rate === 'number' ? event.rate : event.time > startedAt ? (bytes * 1000) / (event.time - startedAt) : previous?.rate ?? 0;
+      const rate = event.rate ?? (event.time > startedAt ? (bytes * 1000) / (event.time - startedAt) : previous?.rate ?? 0);
       this.transfers.set(id, {
         id,
         mac: event.mac ?? previous?.mac,
         ip: event.ip ?? previous?.ip ?? '',
-        file: String(event.file ?? previous?.file ?? ''),
-        protocol: event.type.startsWith('tftp.') ? 'tftp' : 'http',
-        size: typeof event.size === 'number' ? event.size : previous?.size,
+        file: event.file ?? previous?.file ?? '',
+        protocol: transferProtocolOf(event.type),
+        size: event.size ?? previous?.size,
         bytes,
         rate,
-        blksize: options.blksize ?? previous?.blksize,
-        windowsize: options.windowsize ?? previous?.windowsize,
-        retransmits: typeof event.retransmits === 'number' ? event.retransmits : previous?.retransmits ?? 0,
+        blksize: event.options?.blksize ?? previous?.blksize,
+        windowsize: event.options?.windowsize ?? previous?.windowsize,
+        retransmits: event.retransmits ?? previous?.retransmits ?? 0,
         startedAt,
       });
     } else {
