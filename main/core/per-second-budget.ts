@@ -52,8 +52,9 @@ export class PerSecondBudget {
 
   private countOver(count: number): void {
     if (this.over === 0) {
-      // Just after the second ends, so a storm's last second is reported even if nothing follows.
-      const ms = (this.second + 1) * 1000 - this.clock.now() + 1;
+      // When the second ends, so a storm's last second is reported even if nothing follows
+      // (a timer that fires a little early still closes this second, not the current one).
+      const ms = (this.second + 1) * 1000 - this.clock.now();
       this.timer = this.clock.setTimeout(() => this.closeSecond(Math.max(this.second + 1, Math.floor(this.clock.now() / 1000))), Math.max(0, ms));
     }
     this.over += count;

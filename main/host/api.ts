@@ -6,7 +6,7 @@
 // envelope, and errors become plain-language messages, never stack traces.
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { isTransferEvent, transferIdKey, transferOutcomeOf, transferProtocolOf, type BootEvent, type TransferEvent } from '../core/events.js';
+import { isTransferEvent, transferIdKey, transferOutcomeOf, transferProtocolOf, type BootEvent } from '../core/events.js';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { defaultServedFolder } from './config.js';
 import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
@@ -450,9 +450,10 @@ export interface ApiEventOptions {
 
 let recordsWithoutKey = 0;
 
-export function transferRecordFromEvent(event: TransferEvent): TransferRecord | undefined {
+/** The finished-transfer record of a transfer's last event; undefined for any other event. */
+export function transferRecordFromEvent(event: BootEvent): TransferRecord | undefined {
   const outcome = transferOutcomeOf(event.type);
-  if (!outcome) return undefined;
+  if (!outcome || !isTransferEvent(event)) return undefined;
   const protocol = transferProtocolOf(event.type);
   // The same key the history row gets, so the screen can match the two; a refusal has no transfer id.
   const transferKey = transferIdKey(event);

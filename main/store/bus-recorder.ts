@@ -96,7 +96,8 @@ export function attachStoreToBus(bus: EventBus, store: Store, options: AttachSto
   let batchBeingWritten = 0;
   const transfers = new TransferTracker();
   const machines = new MachineIds(store);
-  const storm = new DhcpStormCounter(options.maxDhcpEventsPerSecond ?? 500, clock, logger, () => scheduleFlush(flushIntervalMs));
+  // A storm row is written as soon as its second is over (at most one a second).
+  const storm = new DhcpStormCounter(options.maxDhcpEventsPerSecond ?? 500, clock, logger, () => scheduleFlush(0));
   const outage = new HistoryOutage({
     store,
     clock,

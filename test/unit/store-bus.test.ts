@@ -37,7 +37,7 @@ describe('attachStoreToBus', () => {
   test('DHCP events record a discovered machine and its timeline, written after the flush interval in one go', () => {
     bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016', uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31', xid: 1, port: 67 });
     clock.advance(10);
-    bus.publish('proxy.offer', { mac: MAC, bootFile: 'ipxe.efi' });
+    bus.publish('proxy.offer', { mac: MAC, file: 'ipxe.efi' });
     bus.publish('service.state', { service: 'tftp', state: 'running' });
     assert.equal(store.machines.list().length, 0, 'nothing written before the flush');
     clock.advance(250);
@@ -47,7 +47,7 @@ describe('attachStoreToBus', () => {
     assert.equal(machine.uuid, '4c4c4544-0042-3510-8052-b4c04f4e4a31');
     const timeline = store.bootEvents.listForMachine(machine.id);
     assert.deepEqual(timeline.map((e) => e.type), ['dhcp.received', 'proxy.offer']);
-    assert.equal(timeline[1].details.bootFile, 'ipxe.efi');
+    assert.equal(timeline[1].details.file, 'ipxe.efi');
     assert.equal(store.bootEvents.count(), 2, 'service.state is not part of a timeline');
     assert.equal(recorder.stats().flushes, 1);
   });

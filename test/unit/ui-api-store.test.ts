@@ -54,7 +54,7 @@ test('timeline and history come from the recorded events and transfers', async (
   const machine = store.machines.findByMac('52:54:00:00:00:02')!;
   const t0 = Date.now();
   store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:02', time: t0, type: 'dhcp.received', details: { msgType: 'DISCOVER', arch: 7 } });
-  store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:02', time: t0 + 10, type: 'proxy.offer', details: { bootFile: 'ipxe.efi' } });
+  store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:02', time: t0 + 10, type: 'proxy.offer', details: { file: 'ipxe.efi' } });
   const timeline = await call<Timeline>('timeline:get', { machineId: machine.id });
   assert.deepEqual(timeline.events.map((e) => e.type), ['dhcp.received', 'proxy.offer']);
   assert.equal(timeline.machine!.name, 'pc-02');

@@ -15,7 +15,7 @@ test('no events: nothing seen yet, with what to check', () => {
 });
 
 test('proxy offer and then silence points at full DHCP mode', () => {
-  const d = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 0 }), ev('proxy.offer', { bootFile: 'undionly.kpxe' })]);
+  const d = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 0 }), ev('proxy.offer', { file: 'undionly.kpxe' })]);
   assert.equal(d.stage, 'offer');
   assert.match(d.message, /Offer sent, no request came/);
   assert.match(d.hint!, /full DHCP/);
@@ -24,7 +24,7 @@ test('proxy offer and then silence points at full DHCP mode', () => {
 test('a UEFI client handed a BIOS file is named as such', () => {
   const d = diagnoseBoot([
     ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }),
-    ev('proxy.offer', { bootFile: 'undionly.kpxe' }),
+    ev('proxy.offer', { file: 'undionly.kpxe' }),
     ev('tftp.start', { file: 'undionly.kpxe' }),
     ev('tftp.done', { file: 'undionly.kpxe', bytes: 70000 }),
   ]);
@@ -33,7 +33,7 @@ test('a UEFI client handed a BIOS file is named as such', () => {
 });
 
 test('a TFTP size probe followed by nothing', () => {
-  const d = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }), ev('pxe.ack', { bootFile: 'ipxe.efi' }), ev('tftp.probe', { file: 'ipxe.efi', size: 1_000_000 })]);
+  const d = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }), ev('pxe.ack', { file: 'ipxe.efi' }), ev('tftp.probe', { file: 'ipxe.efi', size: 1_000_000 })]);
   assert.match(d.message, /TFTP size probe for ipxe\.efi, then nothing/);
 });
 
@@ -55,7 +55,7 @@ test('only the last boot attempt counts: a reboot starts over', () => {
     ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }),
     ev('tftp.failed', { file: 'ipxe.efi', reason: 'timeout' }),
     ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }),
-    ev('proxy.offer', { bootFile: 'ipxe.efi' }),
+    ev('proxy.offer', { file: 'ipxe.efi' }),
   ];
   assert.equal(lastBootAttempt(events).length, 2);
   assert.equal(diagnoseBoot(events).stage, 'offer');
@@ -76,13 +76,13 @@ test('summaries are one plain line each', () => {
 test('a refused file points to a folder and a setting that exist on a screen', () => {
   const bundled = diagnoseBoot([
     ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }),
-    ev('proxy.offer', { bootFile: 'bootbench/snponly.efi' }),
+    ev('proxy.offer', { file: 'bootbench/snponly.efi' }),
     ev('tftp.refused', { file: 'bootbench/snponly.efi', reason: 'no such file' }),
   ]);
   assert.equal(bundled.level, 'problem');
   assert.match(bundled.hint!, /Bootbench's own boot programs: the Start screen's "Boot programs" list/);
   assert.doesNotMatch(bundled.hint!, /`/, 'plain text, no Markdown');
-  const own = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 0 }), ev('proxy.offer', { bootFile: 'pxelinux.0' }), ev('tftp.refused', { file: 'pxelinux.0', reason: 'no such file' })]);
+  const own = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 0 }), ev('proxy.offer', { file: 'pxelinux.0' }), ev('tftp.refused', { file: 'pxelinux.0', reason: 'no such file' })]);
   assert.match(own.hint!, /served folder shown on the Start screen, or give this machine another boot entry on the Machines screen/);
   assert.doesNotMatch(own.hint!, /boot file setting/);
 });
@@ -90,7 +90,7 @@ test('a refused file points to a folder and a setting that exist on a screen', (
 test("a normal proxy boot: the office server's own REQUEST is no warning and does not change the diagnosis", () => {
   const officeRequest = ev('dhcp.ignored', { msgType: 'REQUEST', expected: true, reason: 'REQUEST for DHCP server 192.0.2.2; proxy mode hands out no addresses' });
   assert.equal(summarizeEvent(officeRequest).level, 'info');
-  const offerOnly = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 0 }), ev('proxy.offer', { bootFile: 'undionly.kpxe' }), officeRequest]);
+  const offerOnly = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 0 }), ev('proxy.offer', { file: 'undionly.kpxe' }), officeRequest]);
   assert.equal(offerOnly.stage, 'offer', 'still "offer sent, no request came", not "we did not answer"');
   // A real non-answer still warns.
   const refused = ev('dhcp.ignored', { msgType: 'DISCOVER', reason: 'not a PXE or HTTP-boot client' });

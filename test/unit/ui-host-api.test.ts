@@ -144,7 +144,7 @@ describe('HostApi.handle', () => {
     const mac = '52:54:00:00:00:01';
     const events: BootEvent[] = [
       { type: 'dhcp.received', time: 1, mac, msgType: 'DISCOVER', arch: 7 },
-      { type: 'proxy.offer', time: 2, mac, bootFile: 'ipxe.efi' },
+      { type: 'proxy.offer', time: 2, mac, file: 'ipxe.efi' },
     ];
     const api = new HostApi({ host: fakeHost().host, store: fakeStore(events), listInterfaces: () => [], shell: 'web' });
     const reply = await api.handle('timeline:get', { machineId: 1 });
