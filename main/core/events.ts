@@ -327,8 +327,6 @@ export function transferIdKey(event: TransferEvent): string | undefined {
 /** Events about one client's DHCP message or our answer to it (dhcp.*, proxy.offer, pxe.ack; not dhcp.storm). */
 export type DhcpEventType = Exclude<Extract<BootEventType, `dhcp.${string}`>, 'dhcp.storm'> | 'proxy.offer' | 'pxe.ack';
 export type DhcpEvent = BootEventOf<DhcpEventType>;
-/** Answers that hand out a boot file: proxy offer, boot server ACK, full DHCP offer and lease. */
-export type DhcpAnswerEvent = BootEventOf<'proxy.offer' | 'pxe.ack' | 'dhcp.offer' | 'dhcp.lease' | 'dhcp.nak'>;
 
 export function isDhcpEvent(event: BootEvent): event is DhcpEvent {
   return (event.type.startsWith('dhcp.') && event.type !== 'dhcp.storm') || event.type === 'proxy.offer' || event.type === 'pxe.ack';
