@@ -1,5 +1,6 @@
 // Pieces every reply shares: the header copied from the request (RFC 2131 §4.3.1
 // Table 3), where the reply goes (§4.1), and the PXE fields a boot decision adds.
+import type { DhcpClientFields } from '../core/events.js';
 import { canonicalUuid, DhcpMessageType, type DhcpOptions } from './options.js';
 import { BOOTREPLY, clientMac, type DhcpPacket } from './packet.js';
 import type { PxeVendorOptions } from './pxe-vendor-options.js';
@@ -31,7 +32,7 @@ export interface Ignored {
 export interface Recorded {
   action: 'record';
   event: 'dhcp.release' | 'dhcp.decline';
-  details: Record<string, unknown>;
+  details: DhcpClientFields;
 }
 
 export type ReplyPlan = PlannedReply | Ignored | Recorded;
@@ -116,7 +117,7 @@ export function addBootFields(request: DhcpPacket, reply: DhcpPacket, decision: 
 }
 
 /** Details every DHCP-side event carries about the client. */
-export function clientDetails(request: DhcpPacket): Record<string, unknown> {
+export function clientDetails(request: DhcpPacket): DhcpClientFields & { mac: string } {
   const o = request.options;
   return {
     mac: clientMac(request),
