@@ -37,7 +37,7 @@ export interface AttachStoreOptions {
   /**
    * This many waiting events trigger a write without waiting for the interval, and a timed
    * write takes at most this many (the rest follow on the next turn of the event loop), so
-   * the event loop is never held long enough to delay DHCP answers (issue 9 item 8).
+   * the event loop is never held long enough to delay DHCP answers.
    */
   maxBufferedEvents?: number;
   /**
