@@ -295,6 +295,21 @@ describe('attachStoreToBus', () => {
     assert.equal(store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.storm').length, 1);
   });
 
+  test('the budget is the one every budgeting subscriber uses: conflicts, NAKs and errors are kept in a storm', () => {
+    recorder.detach();
+    recorder = attachStoreToBus(bus, store, { clock, maxDhcpEventsPerSecond: 2 });
+    clock.advance(1000);
+    for (let i = 0; i < 5; i++) bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER' });
+    for (let i = 0; i < 3; i++) bus.publish('dhcp.conflict', { mac: MAC, address: `192.0.2.${60 + i}` });
+    bus.publish('dhcp.nak', { mac: MAC });
+    clock.advance(1000);
+    const types = store.bootEvents.listRecent({ limit: 100 }).map((e) => e.type);
+    assert.equal(types.filter((t) => t === 'dhcp.received').length, 2);
+    assert.equal(types.filter((t) => t === 'dhcp.conflict').length, 3);
+    assert.equal(types.filter((t) => t === 'dhcp.nak').length, 1);
+    assert.equal(recorder.stats().dhcpEventsOverBudget, 3);
+  });
+
   test("the DHCP thread's own count of events it did not publish (dhcp.storm) joins that second's row", () => {
     recorder.detach();
     recorder = attachStoreToBus(bus, store, { clock, maxDhcpEventsPerSecond: 100 });
