@@ -283,8 +283,18 @@ export class EventBus {
 // What kind of event it is: one answer for every subscriber.
 
 export type TransferEventType =
-  | 'tftp.start' | 'tftp.progress' | 'tftp.done' | 'tftp.probe' | 'tftp.failed' | 'tftp.aborted' | 'tftp.refused'
-  | 'http.start' | 'http.progress' | 'http.done' | 'http.failed' | 'http.refused';
+  | 'tftp.start'
+  | 'tftp.progress'
+  | 'tftp.done'
+  | 'tftp.probe'
+  | 'tftp.failed'
+  | 'tftp.aborted'
+  | 'tftp.refused'
+  | 'http.start'
+  | 'http.progress'
+  | 'http.done'
+  | 'http.failed'
+  | 'http.refused';
 export type TransferEvent = BootEventOf<TransferEventType>;
 export type TransferProtocol = 'tftp' | 'http';
 

@@ -65,7 +65,10 @@ export class DhcpStormCounter {
     this.rows.push({ time: second, details: { eventsNotRecorded: left, budgetPerSecond: this.perSecond } });
     // Once per storm, not once per second of it.
     if (second - this.lastStormSecond > 1000) {
-      this.logger.warn(`DHCP storm: more than ${this.perSecond} DHCP events a second; history records that many each second and counts the rest (answers are not affected)`, { eventsNotRecorded: left });
+      this.logger.warn(
+        `DHCP storm: more than ${this.perSecond} DHCP events a second; history records that many each second and counts the rest (answers are not affected)`,
+        { eventsNotRecorded: left },
+      );
     }
     this.lastStormSecond = second;
     this.rowWaiting();

@@ -73,7 +73,15 @@ export class HistoryOutage {
     // Nothing waits in memory while the disk is full: a long outage must not grow the host.
     this.droppedThisEpisode = this.o.dropWaiting();
     this.scheduleRetry();
-    this.o.warn('store.degraded', { message, source: 'store', code: failure.code, kind: failure.kind, fix: failure.fix, path: store.path, folder: failure.folder });
+    this.o.warn('store.degraded', {
+      message,
+      source: 'store',
+      code: failure.code,
+      kind: failure.kind,
+      fix: failure.fix,
+      path: store.path,
+      folder: failure.folder,
+    });
   }
 
   stop(): void {
@@ -107,7 +115,11 @@ export class HistoryOutage {
     }
     try {
       store.transaction(() => {
-        store.bootEvents.add({ time: now, type: 'store.recovered', details: { offSince: episode.since, code: episode.code, eventsDropped: this.droppedThisEpisode } });
+        store.bootEvents.add({
+          time: now,
+          type: 'store.recovered',
+          details: { offSince: episode.since, code: episode.code, eventsDropped: this.droppedThisEpisode },
+        });
         if (store.sharedWithPid === undefined) store.transfers.markInterrupted(now, 'history was off (the database could not be written) when it ended');
       });
     } catch (err) {

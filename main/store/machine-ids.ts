@@ -24,7 +24,13 @@ export class MachineIds {
     const thisBatch = this.thisBatch.get(mac);
     if (event.type === 'dhcp.received') {
       // A few per boot, and they carry what identifies the machine: always recorded.
-      const seen = { uuid: event.uuid || undefined, arch: event.arch, vendorClass: event.vendorClass || undefined, ip: event.ip || event.requestedIp || event.ciaddr || undefined, time: event.time };
+      const seen = {
+        uuid: event.uuid || undefined,
+        arch: event.arch,
+        vendorClass: event.vendorClass || undefined,
+        ip: event.ip || event.requestedIp || event.ciaddr || undefined,
+        time: event.time,
+      };
       // The same MAC again in this batch (a client repeating its DISCOVER): the MAC is known
       // now, so recording it is the update alone.
       if (thisBatch !== undefined) {

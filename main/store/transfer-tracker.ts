@@ -92,7 +92,16 @@ export class TransferTracker {
     let transfer = this.live.get(key);
     if (!transfer) {
       const protocol = transferProtocolOf(event.type);
-      transfer = { key, protocol, file: event.file || '?', bytesSent: 0, retransmits: 0, startedAt: event.time, progressDirty: false, progressWrittenAt: event.time };
+      transfer = {
+        key,
+        protocol,
+        file: event.file || '?',
+        bytesSent: 0,
+        retransmits: 0,
+        startedAt: event.time,
+        progressDirty: false,
+        progressWrittenAt: event.time,
+      };
       this.live.set(key, transfer);
       // A progress or end event whose start was missed (attached mid-transfer) still gets a row.
       if (!pendingStart) pending.push({ event: { ...event, type: protocol === 'tftp' ? 'tftp.start' : 'http.start' } as TransferEvent, transfer });

@@ -40,11 +40,24 @@ test('transfer events and their key: protocol plus the serving run id; none with
 });
 
 test('DHCP events: every client message and answer, not the storm count; only per-request ones are budgeted', () => {
-  for (const type of ['dhcp.received', 'proxy.offer', 'pxe.ack', 'dhcp.lease', 'dhcp.conflict', 'dhcp.other-ack'] as const) assert.ok(isDhcpEvent(event(type)), type);
+  for (const type of ['dhcp.received', 'proxy.offer', 'pxe.ack', 'dhcp.lease', 'dhcp.conflict', 'dhcp.other-ack'] as const)
+    assert.ok(isDhcpEvent(event(type)), type);
   assert.equal(isDhcpEvent(event('dhcp.storm')), false);
   assert.equal(isDhcpEvent(event('tftp.done')), false);
   const budgeted = ['dhcp.received', 'proxy.offer', 'pxe.ack', 'dhcp.offer', 'dhcp.ignored'];
-  for (const type of ['dhcp.received', 'proxy.offer', 'pxe.ack', 'dhcp.offer', 'dhcp.ignored', 'dhcp.lease', 'dhcp.nak', 'dhcp.release', 'dhcp.conflict', 'dhcp.error', 'tftp.done'] as const) {
+  for (const type of [
+    'dhcp.received',
+    'proxy.offer',
+    'pxe.ack',
+    'dhcp.offer',
+    'dhcp.ignored',
+    'dhcp.lease',
+    'dhcp.nak',
+    'dhcp.release',
+    'dhcp.conflict',
+    'dhcp.error',
+    'tftp.done',
+  ] as const) {
     assert.equal(isPerRequestDhcpEvent(type), budgeted.includes(type), type);
   }
 });
