@@ -72,8 +72,9 @@ function entryBootability(e: StoredEntry, archs: string[]): BootEntry['bootable'
   return { ok: true, reason: archs.includes('any') ? 'boots on any firmware iPXE runs on' : `boots on ${archs.join(', ')}` };
 }
 
+/** A stored row as the event it recorded: the details were written from that event's fields. */
 export function toBootEvent(e: StoredBootEvent): BootEvent {
-  return { ...e.details, type: e.type as BootEventType, time: e.time, mac: e.mac ?? undefined, ip: e.ip ?? undefined };
+  return { ...e.details, type: e.type as BootEventType, time: e.time, mac: e.mac ?? undefined, ip: e.ip ?? undefined } as BootEvent;
 }
 
 export function toTransferRecord(t: Transfer): TransferRecord | undefined {

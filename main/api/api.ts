@@ -6,11 +6,10 @@
 // envelope, and errors become plain-language messages, never stack traces.
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import type { BootEvent } from '../core/events.js';
+import { isTransferEvent, transferIdKey, transferOutcomeOf, transferProtocolOf, type BootEvent } from '../core/events.js';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { defaultServedFolder } from '../host/config.js';
 import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
-import { transferIdKey } from '../store/bus-recorder.js';
 import { offeredForServing } from '../net/index.js';
 import type {
   ApiCallName,
@@ -45,8 +44,6 @@ import type {
   ServeSettings,
   ServicesStatus,
   Timeline,
-  TransferOutcome,
-  TransferProtocol,
   TransferRecord,
   TransferRow,
 } from '../../preload/api.js';
@@ -451,40 +448,28 @@ export interface ApiEventOptions {
   intervalMs?: number;
 }
 
-const FINISHED: Record<string, TransferOutcome> = {
-  'tftp.done': 'done',
-  'http.done': 'done',
-  'tftp.failed': 'failed',
-  'http.failed': 'failed',
-  'tftp.aborted': 'aborted',
-  'tftp.probe': 'probe',
-  'tftp.refused': 'refused',
-  'http.refused': 'refused',
-};
-
 let recordsWithoutKey = 0;
 
+/** The finished-transfer record of a transfer's last event; undefined for any other event. */
 export function transferRecordFromEvent(event: BootEvent): TransferRecord | undefined {
-  const outcome = FINISHED[event.type];
-  if (!outcome) return undefined;
-  const protocol: TransferProtocol = event.type.startsWith('tftp.') ? 'tftp' : 'http';
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-  const reason = [event.reason, event.error, event.message].find((v): v is string => typeof v === 'string' && v !== '');
+  const outcome = transferOutcomeOf(event.type);
+  if (!outcome || !isTransferEvent(event)) return undefined;
+  const protocol = transferProtocolOf(event.type);
   // The same key the history row gets, so the screen can match the two; a refusal has no transfer id.
-  const transferKey = transferIdKey(event, protocol);
+  const transferKey = transferIdKey(event);
   return {
     id: transferKey ?? `${protocol}:${event.time}-${event.ip ?? ''}-${++recordsWithoutKey}`,
     transferKey,
     mac: event.mac,
     ip: event.ip,
-    file: String(event.file ?? event.filename ?? event.path ?? ''),
+    file: event.file ?? '',
     protocol,
-    size: num(event.size),
-    bytes: num(event.bytes) ?? 0,
+    size: event.size,
+    bytes: event.bytes ?? 0,
     outcome,
     finishedAt: event.time,
-    durationMs: num(event.durationMs),
-    reason,
+    durationMs: event.durationMs,
+    reason: event.reason || undefined,
   };
 }
 
@@ -537,25 +522,26 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
 
   const unsubscribe = host.bus.subscribe((event) => {
     if (event.type === 'service.state') {
+      // The host publishes its own status(); the bus does not know the UI's types.
       const status = (event.status as ServicesStatus | undefined) ?? host.status();
       sink('services:state', withUiWording(status));
       return;
     }
-    if (event.type.startsWith('tftp.') || event.type.startsWith('http.')) {
+    if (isTransferEvent(event)) {
       const record = transferRecordFromEvent(event);
       if (record) finished.push(record);
       dirty = true;
       schedule();
     }
     // A finished boot once changed the machine's entry: the Machines screen shows it at once.
-    if ((event.type === 'dhcp.discover' || (event.type === 'host.warning' && event.bootOnce === 'completed')) && event.mac) {
+    if ((event.type === 'dhcp.received' || (event.type === 'host.warning' && event.bootOnce === 'completed')) && event.mac) {
       if (!seenMacs.has(event.mac)) seenMacs.set(event.mac, clock.now());
       schedule();
     }
     if (event.type === 'imaging.progress') {
-      if (typeof event.job === 'number') imagingJobs.add(event.job);
+      imagingJobs.add(event.job);
       schedule();
-      const step = `${String(event.job)} ${String(event.phase)}`;
+      const step = `${event.job} ${event.phase}`;
       if (!event.mac || imagingSteps.get(event.mac) === step) return;
       imagingSteps.set(event.mac, step);
       if (imagingSteps.size > 10_000) imagingSteps.delete(imagingSteps.keys().next().value!);

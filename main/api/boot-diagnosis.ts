@@ -1,7 +1,7 @@
 // Turns one machine's boot events into sentences a technician can act on: a one-line
 // summary per event, and a diagnosis of where the last boot attempt stopped.
 // Pure functions over BootEvent lists; the Timeline screen and the API call them.
-import type { BootEvent } from '../core/events.js';
+import { isDhcpEvent, isTransferEvent, type BootEvent, type BootEventOf, type TransferEvent } from '../core/events.js';
 import { IMAGING_PHASE_WORDS, type Diagnosis, type ImagingPhase, type TimelineEntry } from '../../preload/api.js';
 import { samePath } from '../library/boot-once.js';
 
@@ -21,25 +21,17 @@ const ARCH_NAMES: Record<number, string> = {
 
 type Firmware = 'bios' | 'uefi' | undefined;
 
-/** BIOS or UEFI from whatever the DHCP side put in `arch` / `bootClass`. */
+/** BIOS or UEFI from the boot class the policy chose, else the client's option 93. */
 export function firmwareOf(event: BootEvent): Firmware {
-  const cls = typeof event.bootClass === 'string' ? event.bootClass : undefined;
-  if (cls) return cls === 'bios' ? 'bios' : 'uefi';
+  if (!isDhcpEvent(event)) return undefined;
+  if (event.bootClass) return event.bootClass === 'bios' ? 'bios' : 'uefi';
   const arch = event.arch;
-  if (typeof arch === 'number') return arch === 0 ? 'bios' : arch in ARCH_NAMES ? 'uefi' : undefined;
-  if (typeof arch === 'string') {
-    if (/^\d+$/.test(arch)) return firmwareOf({ ...event, arch: Number(arch) });
-    if (/bios|x86pc|legacy/i.test(arch)) return 'bios';
-    if (/uefi|efi|arm|http/i.test(arch)) return 'uefi';
-  }
-  return undefined;
+  if (arch === undefined) return undefined;
+  return arch === 0 ? 'bios' : arch in ARCH_NAMES ? 'uefi' : undefined;
 }
 
-export function archLabel(arch: unknown): string | undefined {
-  if (typeof arch === 'number') return ARCH_NAMES[arch] ?? `architecture ${arch}`;
-  if (typeof arch === 'string' && /^\d+$/.test(arch)) return archLabel(Number(arch));
-  if (typeof arch === 'string' && arch) return arch;
-  return undefined;
+export function archLabel(arch: number | undefined): string | undefined {
+  return arch === undefined ? undefined : ARCH_NAMES[arch] ?? `architecture ${arch}`;
 }
 
 /** BIOS network boot programs vs UEFI ones, by the conventions every distribution uses. */
@@ -64,14 +56,15 @@ export function formatBytes(n: number | undefined): string {
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
+/** The file (or URL) a DHCP answer offered, or a transfer served. */
 function bootFileOf(event: BootEvent): string | undefined {
-  return str(event.bootFile) ?? str(event.file) ?? str(event.filename) ?? str(event.url);
+  return 'file' in event ? str(event.file) : undefined;
 }
 
+/** Why, in words: the event's reason, else its message (a NAK's option 56, a warning). */
 function reasonOf(event: BootEvent): string | undefined {
-  return str(event.reason) ?? str(event.error) ?? str(event.message);
+  return str('reason' in event ? event.reason : undefined) ?? str('message' in event ? event.message : undefined);
 }
 
 /** One line in plain words for one event. */
@@ -79,17 +72,18 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
   const base = { time: event.time, type: event.type, mac: event.mac, ip: event.ip };
   const file = bootFileOf(event);
   const reason = reasonOf(event);
-  const arch = archLabel(event.arch);
-  const size = num(event.size);
-  const bytes = num(event.bytes);
-  const seconds = num(event.durationMs) !== undefined ? ` in ${(num(event.durationMs)! / 1000).toFixed(1)} s` : '';
+  const arch = isDhcpEvent(event) ? archLabel(event.arch) : undefined;
+  const transfer = isTransferEvent(event) ? event : undefined;
+  const size = transfer?.size;
+  const bytes = transfer?.bytes;
+  const seconds = transfer?.durationMs !== undefined ? ` in ${(transfer.durationMs / 1000).toFixed(1)} s` : '';
   const info = (summary: string): TimelineEntry => ({ ...base, summary, level: 'info' });
   const warning = (summary: string): TimelineEntry => ({ ...base, summary, level: 'warning' });
   const problem = (summary: string): TimelineEntry => ({ ...base, summary, level: 'problem' });
   switch (event.type) {
-    case 'dhcp.discover': {
+    case 'dhcp.received': {
       const what = str(event.msgType) ?? 'DHCP message';
-      const port = num(event.port) === 4011 ? ' to the boot server (4011)' : '';
+      const port = event.port === 4011 ? ' to the boot server (4011)' : '';
       return info(`${what}${port}${arch ? ` from ${arch} firmware` : ''}${str(event.vendorClass) ? ` (${event.vendorClass})` : ''}`);
     }
     case 'proxy.offer':
@@ -153,7 +147,7 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
 }
 
 const isDhcpSide = (e: BootEvent) => e.type.startsWith('dhcp.') || e.type === 'proxy.offer' || e.type === 'pxe.ack';
-const isFileSide = (e: BootEvent) => e.type.startsWith('tftp.') || e.type.startsWith('http.');
+const isFileSide = isTransferEvent;
 
 /**
  * The events of the last boot attempt: a machine's boot starts over with a DISCOVER that
@@ -164,7 +158,7 @@ export function lastBootAttempt(events: BootEvent[], quietMs = 5 * 60_000): Boot
   let start = 0;
   for (let i = 1; i < sorted.length; i++) {
     const e = sorted[i]!;
-    if (e.type !== 'dhcp.discover' || e.msgType !== 'DISCOVER') continue;
+    if (e.type !== 'dhcp.received' || e.msgType !== 'DISCOVER') continue;
     const previous = sorted[i - 1]!;
     if (isFileSide(previous) || e.time - previous.time > quietMs) start = i;
   }
@@ -181,10 +175,8 @@ export interface BootExpectation {
 }
 
 /** A finished download that ended short of the file's size (the client stopped reading). */
-function cutShort(e: BootEvent): boolean {
-  const bytes = num(e.bytes);
-  const size = num(e.size);
-  return e.ranged !== true && bytes !== undefined && size !== undefined && bytes < size;
+function cutShort(e: TransferEvent): boolean {
+  return e.ranged !== true && e.bytes !== undefined && e.size !== undefined && e.bytes < e.size;
 }
 
 /** Where the last boot attempt of one machine stopped, and what to try (any boot method). */
@@ -228,14 +220,14 @@ function diagnoseBootSteps(events: BootEvent[], expected?: BootExpectation): Dia
       case 'http.done': {
         const done = transfers.filter((e) => e.type === 'tftp.done' || e.type === 'http.done');
         // Only the latest fetch of each file counts: a retry that got the whole file fixes a short one.
-        const latest = new Map<string, BootEvent>();
+        const latest = new Map<string, TransferEvent>();
         for (const e of done) latest.set((bootFileOf(e) ?? '?').toLowerCase(), e);
         const short = [...latest.values()].find(cutShort);
         if (short) {
           return {
             stage: 'failed',
             level: 'problem',
-            message: `Download of ${bootFileOf(short) ?? '?'} stopped after ${formatBytes(num(short.bytes))} of ${formatBytes(num(short.size))}: the machine did not get the whole file.`,
+            message: `Download of ${bootFileOf(short) ?? '?'} stopped after ${formatBytes(short.bytes)} of ${formatBytes(short.size)}: the machine did not get the whole file.`,
             hint: 'The program on the machine gave up reading it: check its screen for the reason (a file it cannot use, too little memory), or retry the boot.',
           };
         }
@@ -390,7 +382,7 @@ function formatWhen(time: number): string {
 /** Option 93 values of HTTP-boot firmware (IANA registry: x86, x64, EBC, ARM32, ARM64, RISC-V 64). */
 const HTTP_BOOT_ARCHES = new Set([15, 16, 17, 18, 19, 27]);
 
-const isFirmwareRequest = (e: BootEvent): boolean => e.type === 'dhcp.discover' && !/(^|,)iPXE(,|$)/.test(str(e.userClass) ?? '');
+const isFirmwareRequest = (e: BootEvent): e is BootEventOf<'dhcp.received'> => e.type === 'dhcp.received' && !/(^|,)iPXE(,|$)/.test(e.userClass ?? '');
 
 /**
  * Whether the machine's last boot began as a UEFI HTTP boot: its firmware's last DHCP
@@ -399,8 +391,7 @@ const isFirmwareRequest = (e: BootEvent): boolean => e.type === 'dhcp.discover' 
 export function bootStartedOverHttp(events: BootEvent[]): boolean {
   const firmware = [...events].sort((a, b) => b.time - a.time).find(isFirmwareRequest);
   if (!firmware) return false;
-  const arch = typeof firmware.arch === 'string' && /^\d+$/.test(firmware.arch) ? Number(firmware.arch) : firmware.arch;
-  return str(firmware.vendorClass)?.startsWith('HTTPClient') === true || (typeof arch === 'number' && HTTP_BOOT_ARCHES.has(arch));
+  return firmware.vendorClass?.startsWith('HTTPClient') === true || (firmware.arch !== undefined && HTTP_BOOT_ARCHES.has(firmware.arch));
 }
 
 /** Where the last boot attempt of one machine stopped, and what to try. */
@@ -458,7 +449,9 @@ function grubServerDiagnosis(events: BootEvent[]): Diagnosis | undefined {
   const next = ack ? str(ack.nextServer) : undefined;
   // The other server's next-server is us: GRUB will ask us, so nothing is wrong (yet).
   if (next && next === ours) return undefined;
-  const request = [...attempt].reverse().find((e) => e.type === 'dhcp.discover' && e.msgType === 'REQUEST' && str(e.serverIdentifier) && e.serverIdentifier !== ours);
+  const request = [...attempt]
+    .reverse()
+    .find((e): e is BootEventOf<'dhcp.received'> => e.type === 'dhcp.received' && e.msgType === 'REQUEST' && !!e.serverIdentifier && e.serverIdentifier !== ours);
   const server = str(ack?.server) ?? str(request?.serverIdentifier);
   const serverName = server ? `the other DHCP server (${server})` : 'the other DHCP server';
   const where = !ack ? `the next-server in the answer of ${serverName}` : next ? `${next} (the next-server in the answer of ${serverName})` : `nobody: the answer of ${serverName} names no next-server`;

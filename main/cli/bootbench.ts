@@ -9,7 +9,8 @@ import { BOOT_CLASSES, ConfigError, defaultServeConfig } from '../host/config.js
 import { SERVE_OPTIONS, UsageError, defaultDataDir, parseFlags, serveConfigFromFlags } from './serve-flags.js';
 import { ServiceHost } from '../host/service-host.js';
 import { isPerRequestDhcpEvent, type BootEvent } from '../core/events.js';
-import { PerSecondLineBudget, type Logger } from '../core/logger.js';
+import type { Logger } from '../core/logger.js';
+import { PerSecondBudget } from '../core/per-second-budget.js';
 import { listInterfaces } from '../net/index.js';
 import { runDoctor, runTestBootFindings } from './doctor.js';
 import { configFromSettings, saveConfigToSettings } from '../host/stored-config.js';
@@ -149,12 +150,12 @@ async function serve(args: string[]): Promise<number> {
   }
 
   const host = new ServiceHost({ config, logger, store });
-  const dhcpLines = new PerSecondLineBudget(DHCP_LINES_PER_SECOND, (left) =>
+  const dhcpLines = new PerSecondBudget(DHCP_LINES_PER_SECOND, (left) =>
     logger.warn(`DHCP storm: ${left} more DHCP events in the last second were not logged (at most ${DHCP_LINES_PER_SECOND} a second are); every one was answered as usual`, { dhcpEventsNotLogged: left }),
   );
   host.bus.subscribe((event) => {
     // The DHCP thread's own count of events it left out: counted with the log's.
-    if (event.type === 'dhcp.storm') return dhcpLines.countLeftOut(Number(event.eventsNotPublished) || 0, event.time);
+    if (event.type === 'dhcp.storm') return dhcpLines.countLeftOut(event.eventsNotPublished, event.time);
     if (isPerRequestDhcpEvent(event.type) && !dhcpLines.admit()) return;
     if (format === 'json') writeLine(JSON.stringify(event) + '\n');
     else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'service.state') writeLine(textLine(event) + '\n');

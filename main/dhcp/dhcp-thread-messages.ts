@@ -1,6 +1,6 @@
 // What the main thread and the DHCP thread (dhcp-thread.ts, dhcp-thread-worker.ts) say to
 // each other over their MessagePort. Everything here is structured-clone data.
-import type { BootEventType } from '../core/events.js';
+import type { BootEventFields, BootEventType } from '../core/events.js';
 import type { MachineBootAssignment } from '../pxe/boot-policy.js';
 import type { DhcpBootConfig } from './reply.js';
 import type { DhcpServiceOptions } from './service.js';
@@ -39,7 +39,7 @@ export type FromDhcpThread =
   | { t: 'started'; ports: { server: number; pxe: number } }
   | { t: 'failed'; error: ThreadError }
   /** Events in order: [type, time, details]. */
-  | { t: 'events'; list: [BootEventType, number, Record<string, unknown>][] }
+  | { t: 'events'; list: [BootEventType, number, BootEventFields[BootEventType]][] }
   /** Per-request events of the second that starts at `time` that were over the budget. */
   | { t: 'storm'; time: number; left: number }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; message: string; fields?: Record<string, unknown> }

@@ -9,9 +9,9 @@
 //   - log lines (after the events before them);
 //   - questions for machines that may have an assignment of their own (assignment-mirror.ts).
 import { workerData, type MessagePort } from 'node:worker_threads';
-import type { BootEventType } from '../core/events.js';
-import { isPerRequestDhcpEvent } from '../core/events.js';
+import { isPerRequestDhcpEvent, type BootEventFields, type BootEventType } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
+import { PerSecondBudget } from '../core/per-second-budget.js';
 import { createScopedUdpSocketFactory } from '../net/scoped-udp.js';
 import type { MachineBootAssignment } from '../pxe/boot-policy.js';
 import { AssignmentMirror } from './assignment-mirror.js';
@@ -24,8 +24,7 @@ const post = (message: FromDhcpThread) => port.postMessage(message);
 // ------------------------------------------------------------------------------ events
 /** A batch is sent at the end of this loop turn, or at once when it is this long. */
 const MAX_BATCH = 256;
-let batch: [BootEventType, number, Record<string, unknown>][] = [];
-const budget = { second: 0, used: 0, left: 0, timer: undefined as ReturnType<typeof setTimeout> | undefined };
+let batch: [BootEventType, number, BootEventFields[BootEventType]][] = [];
 
 function flushEvents(): void {
   if (batch.length === 0) return;
@@ -33,35 +32,16 @@ function flushEvents(): void {
   batch = [];
 }
 
-/** Reports the surplus of the second being counted (if any) and starts counting `next`. */
-function closeSecond(next: number): void {
-  if (budget.timer) clearTimeout(budget.timer);
-  budget.timer = undefined;
-  if (budget.left > 0) {
-    flushEvents();
-    post({ t: 'storm', time: budget.second * 1000, left: budget.left });
-  }
-  budget.second = next;
-  budget.used = 0;
-  budget.left = 0;
-}
+const budget = new PerSecondBudget(init.eventsPerSecond, (left, secondStart) => {
+  flushEvents(); // the storm report follows the events of its second
+  post({ t: 'storm', time: secondStart, left });
+});
 
-function publish(type: BootEventType, details: Record<string, unknown> = {}): void {
+function publish<T extends BootEventType>(type: T, fields: BootEventFields[T]): void {
   const now = Date.now();
-  if (isPerRequestDhcpEvent(type)) {
-    const second = Math.floor(now / 1000);
-    if (second !== budget.second) closeSecond(second);
-    if (budget.used >= init.eventsPerSecond) {
-      if (budget.left++ === 0) {
-        budget.timer = setTimeout(() => closeSecond(Math.floor(Date.now() / 1000)), (second + 1) * 1000 - now + 1);
-        budget.timer.unref();
-      }
-      return;
-    }
-    budget.used++;
-  }
+  if (isPerRequestDhcpEvent(type) && !budget.admit(now)) return;
   if (batch.length === 0) setImmediate(flushEvents);
-  batch.push([type, now, details]);
+  batch.push([type, now, fields]);
   if (batch.length >= MAX_BATCH) flushEvents();
 }
 
@@ -113,7 +93,7 @@ port.on('message', (message: ToDhcpThread) => {
       break;
     case 'stop':
       void service.stop().finally(() => {
-        closeSecond(0);
+        budget.close();
         flushEvents();
         post({ t: 'stopped' });
         port.close();

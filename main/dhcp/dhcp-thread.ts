@@ -12,7 +12,7 @@
 // that turn of the loop. A poll every 2 s stays as the safety net: each poll reads SQLite's
 // data_version and wakes the process, so an idle host should not poll often.
 import type { MessagePort, Worker } from 'node:worker_threads';
-import type { BootEventType, Publish } from '../core/events.js';
+import type { Publish, PublishAt } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { nextMessage, onWorkerGone, startPortWorker, stopPortWorker, type PortWorker } from '../core/worker-handshake.js';
 import { DeviceBindError, PortBindError } from '../net/bind-errors.js';
@@ -34,7 +34,7 @@ export interface DhcpThreadOptions {
   assignments?: DhcpAssignmentSource;
   publish: Publish;
   /** For events the thread reports with the time they happened. */
-  publishAt: (type: BootEventType, time: number, details: Record<string, unknown>) => void;
+  publishAt: PublishAt;
   logger: Logger;
   /** Per-request DHCP events published a second at most (default 1000, above the log's and the history's own budgets). */
   eventsPerSecond?: number;

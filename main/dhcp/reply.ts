@@ -1,5 +1,6 @@
 // Pieces every reply shares: the header copied from the request (RFC 2131 §4.3.1
 // Table 3), where the reply goes (§4.1), and the PXE fields a boot decision adds.
+import type { DhcpClientFields } from '../core/events.js';
 import { DhcpMessageType, type DhcpOptions } from './options.js';
 import { BOOTREPLY, type DhcpPacket } from './packet.js';
 import type { PxeVendorOptions } from './pxe-vendor-options.js';
@@ -49,7 +50,7 @@ export interface Ignored {
 export interface Recorded {
   action: 'record';
   event: 'dhcp.release' | 'dhcp.decline';
-  details: Record<string, unknown>;
+  details: DhcpClientFields;
 }
 
 export type ReplyPlan = PlannedReply | Ignored | Recorded;
@@ -144,7 +145,7 @@ export function addBootFields(request: DhcpPacket, reply: DhcpPacket, decision: 
 }
 
 /** Details every DHCP-side event carries about the client. */
-export function clientDetails(request: DhcpPacket, client: BootClient): Record<string, unknown> {
+export function clientDetails(request: DhcpPacket, client: BootClient): DhcpClientFields & { mac: string } {
   const o = request.options;
   return {
     mac: client.mac,

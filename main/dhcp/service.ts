@@ -294,7 +294,7 @@ export class DhcpService {
 
     const client = describeBootClient(request);
     const msgType = messageTypeName(request.options.messageType);
-    o.publish('dhcp.discover', {
+    o.publish('dhcp.received', {
       ...clientDetails(request, client),
       ip: request.ciaddr !== '0.0.0.0' ? request.ciaddr : undefined,
       msgType,

@@ -3,7 +3,7 @@
 // one bus. `bootbench serve`, the Electron main process and the tests all run this class.
 import { isAbsolute, join, resolve } from 'node:path';
 import { accessSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
-import { EventBus, type Publish } from '../core/events.js';
+import { EventBus, isTransferEventType, type Publish, type TransferFields } from '../core/events.js';
 import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -465,11 +465,14 @@ export class ServiceHost {
   private runScopedPublish(): Publish {
     const run = `${this.clock.now().toString(36)}.${(++this.starts).toString(36)}`;
     let generated = 0;
-    return (type, details = {}) => {
-      const id = details.transferId;
-      if (typeof id === 'string' || typeof id === 'number') details = { ...details, transferId: `${run}.${id}` };
-      else if (type === 'http.done' && details.generated) details = { ...details, transferId: `${run}.generated-${++generated}` };
-      this.bus.publish(type, details);
+    return (type, fields) => {
+      if (isTransferEventType(type)) {
+        // `fields` is BootEventFields[T] for the generic T, which the check above cannot narrow.
+        const transfer = fields as TransferFields;
+        if (transfer.transferId !== undefined) fields = { ...transfer, transferId: `${run}.${transfer.transferId}` } as typeof fields;
+        else if (type === 'http.done' && transfer.generated) fields = { ...transfer, transferId: `${run}.generated-${++generated}` } as typeof fields;
+      }
+      this.bus.publish(type, fields);
     };
   }
 

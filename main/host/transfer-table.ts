@@ -1,6 +1,6 @@
 // The transfers running now, kept from the TFTP and HTTP servers' events: what the UI's live
 // view asks for (`transfers:active`) when it opens, before any progress event reaches it.
-import type { BootEvent } from '../core/events.js';
+import { isTransferEvent, transferProtocolOf, type BootEvent } from '../core/events.js';
 import type { TransferRow } from '../../preload/api.js';
 
 export class TransferTable {
@@ -8,31 +8,29 @@ export class TransferTable {
 
   /** Feeds one bus event; a transfer's start and progress update its row, its end removes it. */
   observe(event: BootEvent): void {
-    if (!event.type.startsWith('tftp.') && !event.type.startsWith('http.')) return;
-    const id = typeof event.transferId === 'string' ? event.transferId : undefined;
-    if (!id) return;
+    if (!isTransferEvent(event) || event.transferId === undefined) return;
+    const id = event.transferId;
     if (!event.type.endsWith('.start') && !event.type.endsWith('.progress')) {
       this.rows.delete(id);
       return;
     }
     const previous = this.rows.get(id);
-    const options = (event.options ?? {}) as Record<string, number>;
     const startedAt = previous?.startedAt ?? event.time;
-    const bytes = typeof event.bytes === 'number' ? event.bytes : previous?.bytes ?? 0;
-    // A publisher that reports no rate still gets one: the average so far.
-    const rate = typeof event.rate === 'number' ? event.rate : event.time > startedAt ? (bytes * 1000) / (event.time - startedAt) : previous?.rate ?? 0;
+    const bytes = event.bytes ?? previous?.bytes ?? 0;
+    // A publisher that reports no rate (files read from inside an ISO) still gets one: the average so far.
+    const rate = event.rate ?? (event.time > startedAt ? (bytes * 1000) / (event.time - startedAt) : (previous?.rate ?? 0));
     this.rows.set(id, {
       id,
       mac: event.mac ?? previous?.mac,
       ip: event.ip ?? previous?.ip ?? '',
-      file: String(event.file ?? previous?.file ?? ''),
-      protocol: event.type.startsWith('tftp.') ? 'tftp' : 'http',
-      size: typeof event.size === 'number' ? event.size : previous?.size,
+      file: event.file ?? previous?.file ?? '',
+      protocol: transferProtocolOf(event.type),
+      size: event.size ?? previous?.size,
       bytes,
       rate,
-      blksize: options.blksize ?? previous?.blksize,
-      windowsize: options.windowsize ?? previous?.windowsize,
-      retransmits: typeof event.retransmits === 'number' ? event.retransmits : previous?.retransmits ?? 0,
+      blksize: event.options?.blksize ?? previous?.blksize,
+      windowsize: event.options?.windowsize ?? previous?.windowsize,
+      retransmits: event.retransmits ?? previous?.retransmits ?? 0,
       startedAt,
     });
   }

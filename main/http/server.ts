@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream';
 import mime from 'mime-types';
 import rangeParser from 'range-parser';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
-import type { Publish } from '../core/events.js';
+import type { Publish, TransferFields } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import type { FileResolver, OpenFile } from '../files/index.js';
 import { DiskFile } from '../files/open-file.js';
@@ -59,7 +59,7 @@ export interface HttpTransferSnapshot {
 interface TrackedTransfer {
   id: string;
   /** fields repeated in every event of this transfer */
-  base: Record<string, unknown>;
+  base: TransferFields;
   snapshot: HttpTransferSnapshot;
   /** set for a range session (ip + file + validator) */
   sessionKey?: string;

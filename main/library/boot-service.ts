@@ -366,11 +366,11 @@ export class LibraryBootService {
    */
   onTransferEvent = (event: BootEvent): void => {
     if (event.type !== 'tftp.done' && event.type !== 'http.done') return;
-    if (typeof event.file !== 'string' || !event.mac || event.generated) return;
+    if (!event.mac || event.generated || event.file === undefined) return;
     if (event.type === 'tftp.done') return this.noteFetched(event.mac, event.file, true, false);
     // The HTTP file server reports a range session (sanboot) as one transfer with `ranged`.
     const ranged = event.ranged === true;
-    const complete = !ranged && typeof event.bytes === 'number' && typeof event.size === 'number' && event.bytes >= event.size;
+    const complete = !ranged && event.bytes !== undefined && event.size !== undefined && event.bytes >= event.size;
     this.noteFetched(event.mac, event.file, complete, ranged);
   };
 

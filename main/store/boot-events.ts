@@ -9,7 +9,7 @@ export interface StoredBootEvent {
   mac: string | null;
   ip: string | null;
   time: number;
-  /** A bus event type (`dhcp.discover`, `tftp.done` ...) or a store one (`boot-once.cleared`). */
+  /** A bus event type (`dhcp.received`, `tftp.done` ...) or a store one (`boot-once.cleared`). */
   type: string;
   transferId: number | null;
   details: Record<string, unknown>;

@@ -151,6 +151,13 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX image_job_machines_mac ON image_job_machines(mac);
     `,
   },
+  {
+    version: 5,
+    description: "the event for every client DHCP message is named dhcp.received (it was dhcp.discover, whatever the message type)",
+    sql: `
+      UPDATE boot_events SET type = 'dhcp.received' WHERE type = 'dhcp.discover';
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -87,12 +87,12 @@ export async function startSampleUi(options: { dataDir: string; interfaces?: Net
   const at = ui.host.bus.publishAt;
   const now = Date.now();
   const uefi = { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016', port: 67 };
-  at('dhcp.discover', now - 95_000, { mac: SAMPLE_MACS.booted, xid: 1, ...uefi });
-  at('proxy.offer', now - 94_900, { mac: SAMPLE_MACS.booted, bootFile: 'library/e1/memtest.efi' });
+  at('dhcp.received', now - 95_000, { mac: SAMPLE_MACS.booted, xid: 1, ...uefi });
+  at('proxy.offer', now - 94_900, { mac: SAMPLE_MACS.booted, file: 'library/e1/memtest.efi' });
   at('tftp.start', now - 91_200, { mac: SAMPLE_MACS.booted, ip: '192.0.2.107', transferId: 'sample-1', file: 'library/e1/memtest.efi', size: 164_000, options: { blksize: 1468, windowsize: 4, tsize: 164_000 } });
   at('tftp.done', now - 91_000, { mac: SAMPLE_MACS.booted, ip: '192.0.2.107', transferId: 'sample-1', file: 'library/e1/memtest.efi', bytes: 164_000, retransmits: 0 });
-  at('dhcp.discover', now - 6_000, { mac: SAMPLE_MACS.downloading, xid: 2, ...uefi });
-  at('proxy.offer', now - 5_900, { mac: SAMPLE_MACS.downloading, bootFile: 'library/e2/vmlinuz' });
+  at('dhcp.received', now - 6_000, { mac: SAMPLE_MACS.downloading, xid: 2, ...uefi });
+  at('proxy.offer', now - 5_900, { mac: SAMPLE_MACS.downloading, file: 'library/e2/vmlinuz' });
   at('http.start', now - 3_000, { mac: SAMPLE_MACS.downloading, ip: '192.0.2.108', transferId: 'sample-2', file: 'library/e2/vmlinuz', size: 8_300_000 });
   at('http.progress', now, { mac: SAMPLE_MACS.downloading, ip: '192.0.2.108', transferId: 'sample-2', file: 'library/e2/vmlinuz', bytes: 3_100_000, size: 8_300_000, rate: 1_050_000 });
 

@@ -15,7 +15,7 @@ const bus = new EventBus();
 const recorder = attachStoreToBus(bus, store, { flushIntervalMs: 5, progressIntervalMs: 0 });
 const TRANSFERS = 20;
 for (let i = 0; i < TRANSFERS; i++) {
-  bus.publish('dhcp.discover', { mac: `52:54:00:00:10:${i.toString(16).padStart(2, '0')}`, ip: `192.0.2.${100 + i}`, msgType: 'DISCOVER', arch: 7 });
+  bus.publish('dhcp.received', { mac: `52:54:00:00:10:${i.toString(16).padStart(2, '0')}`, ip: `192.0.2.${100 + i}`, msgType: 'DISCOVER', arch: 7 });
   bus.publish('tftp.start', {
     mac: `52:54:00:00:10:${i.toString(16).padStart(2, '0')}`,
     ip: `192.0.2.${100 + i}`,

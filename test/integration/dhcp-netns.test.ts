@@ -157,7 +157,7 @@ if (!skip) describe('Proxy DHCP and boot server in a namespace', () => {
     const bus = service.lines.filter((l) => l.event === 'bus');
     const seen = JSON.stringify(bus);
     assert.ok(bus.some((e) => e.type === 'dhcp.ignored' && e.xid === 0x3201 && /not a PXE/.test(e.reason)), seen);
-    const discovers = bus.filter((e) => e.type === 'dhcp.discover');
+    const discovers = bus.filter((e) => e.type === 'dhcp.received');
     assert.ok(discovers.some((e) => e.port === 4011 && e.msgType === 'REQUEST' && e.mac === '52:54:00:00:31:01' && e.ciaddr === CLIENT), seen);
     assert.ok(discovers.some((e) => e.port === 67 && e.msgType === 'DISCOVER' && e.arch === 16 && e.uuid === SAMPLE_UUID), seen);
     assert.ok(bus.some((e) => e.type === 'proxy.offer' && e.mac === '52:54:00:00:30:00' && e.file === 'undionly.kpxe'), seen);

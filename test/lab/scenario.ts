@@ -157,7 +157,7 @@ export function assertEventForMac(scenario: Scenario, result: ClientResult, type
 /** When the client asked the boot server on 4011, a pxe.ack for its MAC must have followed. */
 export function assertBootServerAnswered(scenario: Scenario, result: ClientResult): boolean {
   if (labServerKind() !== 'bootbench') return false;
-  const asked = scenario.events().some((e) => e.type === 'dhcp.discover' && e.mac === result.mac && Number(e.port) === 4011);
+  const asked = scenario.events().some((e) => e.type === 'dhcp.received' && e.mac === result.mac && Number(e.port) === 4011);
   if (asked) assertEventForMac(scenario, result, 'pxe.ack');
   return asked;
 }

@@ -73,7 +73,7 @@ describe('DhcpService over loopback, proxy mode', () => {
     await service.stop();
   });
 
-  test('answers a DISCOVER on the server port and publishes dhcp.discover then proxy.offer', async () => {
+  test('answers a DISCOVER on the server port and publishes dhcp.received then proxy.offer', async () => {
     const bytes = rawDhcp({ xid: 0x1001, mac: MAC, ciaddr: '127.0.0.1', options: firmwareOptions('intel-bios', MAC) });
     client.send(bytes, service.ports.server);
     const r = await client.next();
@@ -81,8 +81,8 @@ describe('DhcpService over loopback, proxy mode', () => {
     assert.equal(r.file, 'undionly.kpxe');
     assert.equal(r.options.vendorClassId, 'PXEClient');
     const seen = events.filter((e) => e.mac === MAC).map((e) => e.type);
-    assert.deepEqual(seen.slice(0, 2), ['dhcp.discover', 'proxy.offer']);
-    const d = events.find((e) => e.type === 'dhcp.discover')!;
+    assert.deepEqual(seen.slice(0, 2), ['dhcp.received', 'proxy.offer']);
+    const d = events.find((e) => e.type === 'dhcp.received')!;
     assert.equal(d.msgType, 'DISCOVER');
     assert.equal(d.arch, 0);
     assert.equal(d.port, service.ports.server);

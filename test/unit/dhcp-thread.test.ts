@@ -144,7 +144,7 @@ describe('DhcpThread: proxy DHCP answered on its own thread', () => {
     const xids = Array.from({ length: 60 }, (_, i) => 0x3000 + i);
     xids.forEach((xid, i) => client.discover(`52:54:00:00:30:${i.toString(16).padStart(2, '0')}`, xid, thread.ports.server));
     for (const xid of xids) await client.reply(xid);
-    // Two per-request events per DISCOVER (dhcp.discover, proxy.offer): published or counted.
+    // Two per-request events per DISCOVER (dhcp.received, proxy.offer): published or counted.
     await waitFor(() => {
       const mine = events.slice(before);
       const published = mine.filter((e) => typeof e.xid === 'number' && e.xid >= 0x3000 && e.xid < 0x3000 + 60).length;

@@ -14,12 +14,12 @@ const pxe = { arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003000' };
 /** EDK2 in proxy mode up to GRUB: proxy offer, the office exchange, 4011, shim and GRUB by TFTP. */
 function proxyChainToGrub(officeAck?: Record<string, unknown>): BootEvent[] {
   return [
-    ev('dhcp.discover', { msgType: 'DISCOVER', ...pxe }),
+    ev('dhcp.received', { msgType: 'DISCOVER', ...pxe }),
     ev('proxy.offer', { file: 'shimx64.efi', siaddr: '192.0.2.1', warning: 'shimx64.efi leads to GRUB ...' }),
-    ev('dhcp.discover', { msgType: 'REQUEST', ...pxe, serverIdentifier: '192.0.2.2' }),
+    ev('dhcp.received', { msgType: 'REQUEST', ...pxe, serverIdentifier: '192.0.2.2' }),
     ev('dhcp.ignored', { msgType: 'REQUEST', reason: 'REQUEST for DHCP server 192.0.2.2; proxy mode hands out no addresses' }),
     ...(officeAck ? [ev('dhcp.other-ack', { ip: '192.0.2.90', server: '192.0.2.2', ...officeAck })] : []),
-    ev('dhcp.discover', { msgType: 'REQUEST', port: 4011, ...pxe }),
+    ev('dhcp.received', { msgType: 'REQUEST', port: 4011, ...pxe }),
     ev('pxe.ack', { file: 'shimx64.efi', siaddr: '192.0.2.1' }),
     ev('tftp.done', { file: '/shimx64.efi', bytes: 1_048_504 }),
     ev('tftp.refused', { file: 'revocations_sku.efi', reason: 'no such file' }),
@@ -48,7 +48,7 @@ test('no GRUB problem when GRUB asked us, or when the other server points GRUB a
 
 test('full DHCP mode with GRUB fetching its files is not a GRUB problem', () => {
   const d = diagnoseBoot([
-    ev('dhcp.discover', { msgType: 'DISCOVER', ...pxe }),
+    ev('dhcp.received', { msgType: 'DISCOVER', ...pxe }),
     ev('dhcp.lease', { file: 'shimx64.efi', yiaddr: '192.0.2.100' }),
     ev('tftp.done', { file: '/shimx64.efi', bytes: 1_048_504 }),
     ev('tftp.done', { file: '/grubx64.efi', bytes: 3_843_520 }),
@@ -60,9 +60,9 @@ test('full DHCP mode with GRUB fetching its files is not a GRUB problem', () => 
 test('UEFI HTTP boot of shim and GRUB: GRUB has no TFTP server to ask', () => {
   const http = { arch: 16, vendorClass: 'HTTPClient:Arch:00016:UNDI:003000' };
   const d = diagnoseBoot([
-    ev('dhcp.discover', { msgType: 'DISCOVER', ...http }),
+    ev('dhcp.received', { msgType: 'DISCOVER', ...http }),
     ev('proxy.offer', { file: 'http://192.0.2.1:8080/shimx64.efi', siaddr: '192.0.2.1', vendorClass: 'HTTPClient' }),
-    ev('dhcp.discover', { msgType: 'REQUEST', ...http, serverIdentifier: '192.0.2.2' }),
+    ev('dhcp.received', { msgType: 'REQUEST', ...http, serverIdentifier: '192.0.2.2' }),
     ev('http.done', { file: '/shimx64.efi', bytes: 1_048_504 }),
     ev('http.done', { file: '/grubx64.efi', bytes: 3_843_520 }),
   ]);

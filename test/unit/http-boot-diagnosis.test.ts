@@ -9,7 +9,7 @@ const mac = '52:54:00:aa:bb:02';
 let t = 0;
 const ev = (type: BootEventType, details: Record<string, unknown> = {}): BootEvent => ({ type, time: (t += 100), mac, ...details });
 const url = 'http://192.0.2.1:8080/marker.efi';
-const httpDiscover = (msgType: string): BootEvent => ev('dhcp.discover', { msgType, arch: 16, vendorClass: 'HTTPClient:Arch:00016:UNDI:003000' });
+const httpDiscover = (msgType: string): BootEvent => ev('dhcp.received', { msgType, arch: 16, vendorClass: 'HTTPClient:Arch:00016:UNDI:003000' });
 
 test('an HTTP boot that downloaded its program is called an HTTP boot', () => {
   const d = diagnoseBoot([httpDiscover('DISCOVER'), httpDiscover('REQUEST'), ev('dhcp.lease', { file: url, bootClass: 'http64' }), ev('http.start', { file: '/marker.efi' }), ev('http.done', { file: '/marker.efi', bytes: 2048 })]);
@@ -30,19 +30,19 @@ test('iPXE reached through HTTP boot still counts as an HTTP boot; a later PXE b
     httpDiscover('DISCOVER'),
     ev('dhcp.lease', { file: 'http://192.0.2.1:8080/ipxe.efi', bootClass: 'http64' }),
     ev('http.done', { file: '/ipxe.efi', bytes: 1_000_000 }),
-    ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003010', userClass: 'iPXE' }),
+    ev('dhcp.received', { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003010', userClass: 'iPXE' }),
     ev('dhcp.lease', { file: 'http://192.0.2.1:8080/boot.ipxe' }),
     ev('http.done', { file: '/boot.ipxe', bytes: 100 }),
   ];
   assert.equal(bootStartedOverHttp(chain), true);
   assert.match(diagnoseBoot(chain).message, /^UEFI HTTP boot: /);
-  const pxeLater = [...chain, ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003000' })];
+  const pxeLater = [...chain, ev('dhcp.received', { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003000' })];
   assert.equal(bootStartedOverHttp(pxeLater), false);
   assert.doesNotMatch(diagnoseBoot(pxeLater).message, /HTTP boot/);
 });
 
 test('a PXE boot is not called an HTTP boot', () => {
-  const d = diagnoseBoot([ev('dhcp.discover', { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003000' }), ev('pxe.ack', { file: 'ipxe.efi' })]);
+  const d = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003000' }), ev('pxe.ack', { file: 'ipxe.efi' })]);
   assert.doesNotMatch(d.message, /HTTP boot/);
   assert.match(d.hint!, /TFTP/);
 });

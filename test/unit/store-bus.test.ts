@@ -35,9 +35,9 @@ const transferRows = () => store.transfers.listRecent({ limit: 1000 });
 
 describe('attachStoreToBus', () => {
   test('DHCP events record a discovered machine and its timeline, written after the flush interval in one go', () => {
-    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016', uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31', xid: 1, port: 67 });
+    bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016', uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31', xid: 1, port: 67 });
     clock.advance(10);
-    bus.publish('proxy.offer', { mac: MAC, bootFile: 'ipxe.efi' });
+    bus.publish('proxy.offer', { mac: MAC, file: 'ipxe.efi' });
     bus.publish('service.state', { service: 'tftp', state: 'running' });
     assert.equal(store.machines.list().length, 0, 'nothing written before the flush');
     clock.advance(250);
@@ -46,16 +46,16 @@ describe('attachStoreToBus', () => {
     assert.equal(machine.lastArch, '7');
     assert.equal(machine.uuid, '4c4c4544-0042-3510-8052-b4c04f4e4a31');
     const timeline = store.bootEvents.listForMachine(machine.id);
-    assert.deepEqual(timeline.map((e) => e.type), ['dhcp.discover', 'proxy.offer']);
-    assert.equal(timeline[1].details.bootFile, 'ipxe.efi');
+    assert.deepEqual(timeline.map((e) => e.type), ['dhcp.received', 'proxy.offer']);
+    assert.equal(timeline[1].details.file, 'ipxe.efi');
     assert.equal(store.bootEvents.count(), 2, 'service.state is not part of a timeline');
     assert.equal(recorder.stats().flushes, 1);
   });
 
   test('a DISCOVER repeated within one flush updates the one machine as separate flushes would', () => {
-    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER', vendorClass: 'PXEClient:Arch:00007:UNDI:003016', xid: 1, port: 67 });
+    bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER', vendorClass: 'PXEClient:Arch:00007:UNDI:003016', xid: 1, port: 67 });
     clock.advance(10);
-    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER', arch: 7, uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31', xid: 2, port: 67 });
+    bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER', arch: 7, uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31', xid: 2, port: 67 });
     clock.advance(250);
     assert.equal(recorder.stats().flushes, 1);
     assert.equal(store.machines.list().length, 1);
@@ -189,7 +189,7 @@ describe('attachStoreToBus', () => {
   });
 
   test('a write failure (disk full) turns history off with one store.degraded warning and never throws into the bus', () => {
-    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER' });
+    bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER' });
     recorder.flush();
     // No room for one more page: the next commit that grows the file gets SQLITE_FULL.
     const pages = store.db.pragma('page_count', { simple: true }) as number;
@@ -243,7 +243,7 @@ describe('attachStoreToBus', () => {
     for (let i = 0; i < 50; i++) bus.publish('dhcp.ignored', { mac: MAC, reason: 'x'.repeat(2000 + i) });
     clock.advance(250);
     assert.equal(recorder.degraded, true);
-    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER' }); // dropped: history is off
+    bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER' }); // dropped: history is off
     assert.equal(recorder.stats().eventsDropped, 0, 'counted when the episode ends');
 
     store.db.pragma('max_page_count = 1073741823'); // space is back
@@ -258,12 +258,12 @@ describe('attachStoreToBus', () => {
     assert.equal(before.outcome, 'interrupted');
     assert.match(before.reason ?? '', /history was off/);
 
-    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER', xid: 9 });
+    bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER', xid: 9 });
     bus.publish('tftp.start', { mac: MAC, transferId: 'after', file: 'b.efi', size: 10 });
     bus.publish('tftp.done', { mac: MAC, transferId: 'after', file: 'b.efi', bytes: 10 });
     clock.advance(250);
     assert.equal(transferRows().find((t) => t.transferKey === 'tftp:after')?.outcome, 'done');
-    assert.ok(store.bootEvents.listForMac(MAC).some((e) => e.type === 'dhcp.discover' && e.details.xid === 9));
+    assert.ok(store.bootEvents.listForMac(MAC).some((e) => e.type === 'dhcp.received' && e.details.xid === 9));
     assert.equal(seen.filter((e) => e.type === 'store.degraded').length, 1);
     assert.deepEqual(store.integrityCheck(), ['ok']);
   });
@@ -273,13 +273,13 @@ describe('attachStoreToBus', () => {
     recorder = attachStoreToBus(bus, store, { clock, maxDhcpEventsPerSecond: 100 });
     const mac = (i: number) => `02:5b:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
     clock.advance(1000); // start of a whole second (the clock starts on one)
-    for (let i = 0; i < 300; i++) bus.publish('dhcp.discover', { mac: mac(i), msgType: 'DISCOVER' });
+    for (let i = 0; i < 300; i++) bus.publish('dhcp.received', { mac: mac(i), msgType: 'DISCOVER' });
     bus.publish('dhcp.lease', { mac: MAC, ip: '192.0.2.50', yiaddr: '192.0.2.50', leaseSeconds: 60 });
     bus.publish('tftp.start', { mac: MAC, transferId: 't', file: 'a.efi' });
     clock.advance(500);
     for (let i = 300; i < 400; i++) bus.publish('proxy.offer', { mac: mac(i) });
     clock.advance(1000); // the second is over: its surplus is written without another DHCP event
-    assert.equal(store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.discover').length, 100);
+    assert.equal(store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.received').length, 100);
     assert.ok(store.leases.findByMac(MAC), 'leases are always recorded');
     assert.equal(transferRows().length, 1, 'transfers are always recorded');
     const storms = store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.storm');
@@ -289,10 +289,25 @@ describe('attachStoreToBus', () => {
     assert.equal(store.machines.list().length, 101, 'the storm did not add a machine per spoofed MAC');
 
     // The next second has its own budget.
-    for (let i = 0; i < 50; i++) bus.publish('dhcp.discover', { mac: mac(1000 + i), msgType: 'DISCOVER' });
+    for (let i = 0; i < 50; i++) bus.publish('dhcp.received', { mac: mac(1000 + i), msgType: 'DISCOVER' });
     clock.advance(1000);
-    assert.equal(store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.discover').length, 150);
+    assert.equal(store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.received').length, 150);
     assert.equal(store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.storm').length, 1);
+  });
+
+  test('the budget is the one every budgeting subscriber uses: conflicts, NAKs and errors are kept in a storm', () => {
+    recorder.detach();
+    recorder = attachStoreToBus(bus, store, { clock, maxDhcpEventsPerSecond: 2 });
+    clock.advance(1000);
+    for (let i = 0; i < 5; i++) bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER' });
+    for (let i = 0; i < 3; i++) bus.publish('dhcp.conflict', { mac: MAC, address: `192.0.2.${60 + i}` });
+    bus.publish('dhcp.nak', { mac: MAC });
+    clock.advance(1000);
+    const types = store.bootEvents.listRecent({ limit: 100 }).map((e) => e.type);
+    assert.equal(types.filter((t) => t === 'dhcp.received').length, 2);
+    assert.equal(types.filter((t) => t === 'dhcp.conflict').length, 3);
+    assert.equal(types.filter((t) => t === 'dhcp.nak').length, 1);
+    assert.equal(recorder.stats().dhcpEventsOverBudget, 3);
   });
 
   test("the DHCP thread's own count of events it did not publish (dhcp.storm) joins that second's row", () => {
@@ -300,7 +315,7 @@ describe('attachStoreToBus', () => {
     recorder = attachStoreToBus(bus, store, { clock, maxDhcpEventsPerSecond: 100 });
     clock.advance(1000);
     const second = Math.floor(clock.now() / 1000) * 1000;
-    for (let i = 0; i < 150; i++) bus.publish('dhcp.discover', { mac: `02:5c:00:00:00:${i.toString(16).padStart(2, '0')}`, msgType: 'DISCOVER' });
+    for (let i = 0; i < 150; i++) bus.publish('dhcp.received', { mac: `02:5c:00:00:00:${i.toString(16).padStart(2, '0')}`, msgType: 'DISCOVER' });
     bus.publishAt('dhcp.storm', second, { eventsNotPublished: 1000, budgetPerSecond: 1000 });
     clock.advance(1000);
     const storms = store.bootEvents.listRecent({ limit: 1000 }).filter((e) => e.type === 'dhcp.storm');
@@ -311,10 +326,10 @@ describe('attachStoreToBus', () => {
   });
 
   test('detach writes what is waiting and stops listening; close also closes the store', () => {
-    bus.publish('dhcp.discover', { mac: MAC, msgType: 'DISCOVER' });
+    bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER' });
     recorder.detach();
     assert.equal(store.bootEvents.count(), 1);
-    bus.publish('dhcp.discover', { mac: MAC, msgType: 'REQUEST' });
+    bus.publish('dhcp.received', { mac: MAC, msgType: 'REQUEST' });
     clock.advance(1000);
     assert.equal(store.bootEvents.count(), 1);
     assert.equal(clock.pendingTimers(), 0);
@@ -331,7 +346,7 @@ describe('attachStoreToBus', () => {
     const local = attachStoreToBus(bus, store, { clock, retentionIntervalMs: 60_000 });
     const m = store.machines.create({ macs: [MAC] });
     store.settings.set('retention', { maxEventsPerMachine: 3 });
-    for (let i = 0; i < 10; i++) store.bootEvents.add({ machineId: m.id, time: clock.now(), type: 'dhcp.discover' });
+    for (let i = 0; i < 10; i++) store.bootEvents.add({ machineId: m.id, time: clock.now(), type: 'dhcp.received' });
     clock.advance(60_000);
     assert.equal(store.bootEvents.count(m.id), 3);
     local.detach();

@@ -170,10 +170,10 @@ describe('machine history', () => {
     const t1 = store.transfers.start({ machineId: m.id, protocol: 'tftp', file: 'ipxe.efi', startedAt: 100 });
     store.transfers.finish(t1, { outcome: 'done', endedAt: 200 });
     const t2 = store.transfers.start({ machineId: m.id, protocol: 'http', file: 'boot.wim', startedAt: 300 });
-    store.bootEvents.add({ machineId: m.id, time: 50, type: 'dhcp.discover' });
+    store.bootEvents.add({ machineId: m.id, time: 50, type: 'dhcp.received' });
     store.bootEvents.add({ machineId: m.id, time: 300, type: 'http.start', transferId: t2 });
     const other = store.machines.create({ macs: ['52:54:00:00:00:02'] });
-    store.bootEvents.add({ machineId: other.id, time: 60, type: 'dhcp.discover' });
+    store.bootEvents.add({ machineId: other.id, time: 60, type: 'dhcp.received' });
 
     const history = exportMachineHistory(store, m.id)!;
     const json = JSON.parse(JSON.stringify(history));
@@ -182,7 +182,7 @@ describe('machine history', () => {
     assert.equal(json.machine.name, 'pc-01');
     assert.deepEqual(json.entry, { id: win.id, name: 'Windows 11 install', kind: 'wim' });
     assert.deepEqual(json.transfers.map((t: { id: number }) => t.id), [t1, t2]);
-    assert.deepEqual(json.events.map((e: { type: string }) => e.type), ['dhcp.discover', 'http.start']);
+    assert.deepEqual(json.events.map((e: { type: string }) => e.type), ['dhcp.received', 'http.start']);
     assert.equal(exportMachineHistory(store, 9999), undefined);
   });
 });

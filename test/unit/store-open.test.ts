@@ -114,6 +114,8 @@ describe('openStore', () => {
         if (from >= 2) {
           assert.equal(store.transfers.get(1)?.outcome, 'interrupted');
           assert.equal(store.bootEvents.count(1), 1);
+          // Recorded under the event's old name: read under its new one.
+          assert.equal(store.bootEvents.listForMachine(1)[0]?.type, 'dhcp.received');
         }
         if (from >= 3) assert.equal(store.leases.findByMac('52:54:00:00:00:01')?.ip, '192.0.2.100');
 

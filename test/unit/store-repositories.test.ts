@@ -270,10 +270,10 @@ describe('boot events and retention', () => {
   test('add and list a machine timeline oldest first; count', () => {
     const m = store.machines.create({ macs: ['52:54:00:00:00:01'] });
     store.bootEvents.add({ machineId: m.id, mac: '52:54:00:00:00:01', time: 20, type: 'proxy.offer', details: { port: 67 } });
-    store.bootEvents.add({ machineId: m.id, mac: '52:54:00:00:00:01', time: 10, type: 'dhcp.discover', details: { arch: 7 } });
+    store.bootEvents.add({ machineId: m.id, mac: '52:54:00:00:00:01', time: 10, type: 'dhcp.received', details: { arch: 7 } });
     store.bootEvents.add({ time: 15, type: 'tftp.refused', ip: '192.0.2.9' });
     const timeline = store.bootEvents.listForMachine(m.id);
-    assert.deepEqual(timeline.map((e) => e.type), ['dhcp.discover', 'proxy.offer']);
+    assert.deepEqual(timeline.map((e) => e.type), ['dhcp.received', 'proxy.offer']);
     assert.deepEqual(timeline[1].details, { port: 67 });
     assert.deepEqual(store.bootEvents.listForMachine(m.id, { limit: 1 }).map((e) => e.type), ['proxy.offer']);
     assert.deepEqual(store.bootEvents.listForMachine(m.id, { since: 11 }).map((e) => e.type), ['proxy.offer']);
@@ -288,9 +288,9 @@ describe('boot events and retention', () => {
     const now = clock.now();
     const a = store.machines.create({ macs: ['52:54:00:00:00:01'] });
     const b = store.machines.create({ macs: ['52:54:00:00:00:02'] });
-    for (let i = 0; i < 30; i++) store.bootEvents.add({ machineId: a.id, time: now - i * 1000, type: 'dhcp.discover', details: { i } });
-    for (let i = 0; i < 5; i++) store.bootEvents.add({ machineId: b.id, time: now - i * 1000, type: 'dhcp.discover' });
-    store.bootEvents.add({ machineId: b.id, time: now - 100_000, type: 'dhcp.discover', details: { old: true } });
+    for (let i = 0; i < 30; i++) store.bootEvents.add({ machineId: a.id, time: now - i * 1000, type: 'dhcp.received', details: { i } });
+    for (let i = 0; i < 5; i++) store.bootEvents.add({ machineId: b.id, time: now - i * 1000, type: 'dhcp.received' });
+    store.bootEvents.add({ machineId: b.id, time: now - 100_000, type: 'dhcp.received', details: { old: true } });
     for (let i = 0; i < 8; i++) store.bootEvents.add({ time: now - i, type: 'tftp.refused' });
 
     const deleted = store.bootEvents.prune({ maxAgeMs: 50_000, maxEventsPerMachine: 10, maxUnattributedEvents: 3 }, now);
@@ -309,7 +309,7 @@ describe('boot events and retention', () => {
     assert.equal(store.retentionPolicy().maxEventsPerMachine, 2);
     assert.equal(store.retentionPolicy().maxAgeMs, 180 * 24 * 3600 * 1000);
     const m = store.machines.create({ macs: ['52:54:00:00:00:01'] });
-    for (let i = 0; i < 4; i++) store.bootEvents.add({ machineId: m.id, time: now - i, type: 'dhcp.discover' });
+    for (let i = 0; i < 4; i++) store.bootEvents.add({ machineId: m.id, time: now - i, type: 'dhcp.received' });
     const old = store.transfers.start({ protocol: 'tftp', file: 'x', startedAt: now - 200 * 24 * 3600 * 1000 });
     store.transfers.finish(old, { outcome: 'done', endedAt: now - 200 * 24 * 3600 * 1000 + 5 });
     assert.deepEqual(store.applyRetention(), { events: 2, transfers: 1 });

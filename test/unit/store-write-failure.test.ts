@@ -109,7 +109,7 @@ describe('the service host while history is off', () => {
     host.bus.subscribe((e) => events.push(e));
     try {
       fillUp(store);
-      for (let i = 0; i < 60; i++) host.bus.publish('dhcp.discover', { mac: `52:54:00:00:01:${i.toString(16).padStart(2, '0')}`, msgType: 'DISCOVER', padding: 'p'.repeat(1500) });
+      for (let i = 0; i < 60; i++) host.bus.publish('dhcp.received', { mac: `52:54:00:00:01:${i.toString(16).padStart(2, '0')}`, msgType: 'DISCOVER', padding: 'p'.repeat(1500) });
       clock.advance(300);
       assert.equal(events.filter((e) => e.type === 'store.degraded').length, 1);
       const problems = host.status().problems;

@@ -53,10 +53,10 @@ test('CSV import, machine list, assignment and export', async () => {
 test('timeline and history come from the recorded events and transfers', async () => {
   const machine = store.machines.findByMac('52:54:00:00:00:02')!;
   const t0 = Date.now();
-  store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:02', time: t0, type: 'dhcp.discover', details: { msgType: 'DISCOVER', arch: 7 } });
-  store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:02', time: t0 + 10, type: 'proxy.offer', details: { bootFile: 'ipxe.efi' } });
+  store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:02', time: t0, type: 'dhcp.received', details: { msgType: 'DISCOVER', arch: 7 } });
+  store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:02', time: t0 + 10, type: 'proxy.offer', details: { file: 'ipxe.efi' } });
   const timeline = await call<Timeline>('timeline:get', { machineId: machine.id });
-  assert.deepEqual(timeline.events.map((e) => e.type), ['dhcp.discover', 'proxy.offer']);
+  assert.deepEqual(timeline.events.map((e) => e.type), ['dhcp.received', 'proxy.offer']);
   assert.equal(timeline.machine!.name, 'pc-02');
   assert.match(timeline.diagnosis.message, /no request came/);
   const byMac = await call<Timeline>('timeline:get', { mac: '52-54-00-00-00-02' });
@@ -82,7 +82,7 @@ test("the timeline is green only once the machine fetched the last file its entr
   const machine = store.machines.create({ macs: ['52:54:00:00:00:31'], name: 'pc-31', entryId: entry.id });
   const t0 = Date.now();
   const add = (dt: number, type: string, details: Record<string, unknown>) => store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:31', time: t0 + dt, type, details });
-  add(0, 'dhcp.discover', { msgType: 'DISCOVER', arch: 7 });
+  add(0, 'dhcp.received', { msgType: 'DISCOVER', arch: 7 });
   add(10, 'tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 });
   add(20, 'http.done', { file: `/library/e${entry.id}/vmlinuz`, bytes: 50, size: 50 });
   const partway = await call<Timeline>('timeline:get', { machineId: machine.id });

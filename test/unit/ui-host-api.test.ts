@@ -143,8 +143,8 @@ describe('HostApi.handle', () => {
   test('timeline carries summaries and a diagnosis', async () => {
     const mac = '52:54:00:00:00:01';
     const events: BootEvent[] = [
-      { type: 'dhcp.discover', time: 1, mac, msgType: 'DISCOVER', arch: 7 },
-      { type: 'proxy.offer', time: 2, mac, bootFile: 'ipxe.efi' },
+      { type: 'dhcp.received', time: 1, mac, msgType: 'DISCOVER', arch: 7 },
+      { type: 'proxy.offer', time: 2, mac, file: 'ipxe.efi' },
     ];
     const api = new HostApi({ host: fakeHost().host, store: fakeStore(events), listInterfaces: () => [], shell: 'web' });
     const reply = await api.handle('timeline:get', { machineId: 1 });
@@ -237,8 +237,8 @@ describe('connectApiEvents', () => {
     const pushes: { event: keyof ApiEvents; payload: any }[] = [];
     connectApiEvents({ host, store, sink: (event, payload) => pushes.push({ event, payload }), clock });
     bus.publish('service.state', { status: { running: true, mode: 'proxy', services: [], problems: [] } });
-    for (let i = 0; i < 5; i++) bus.publish('dhcp.discover', { mac: '52:54:00:00:00:01', msgType: 'DISCOVER' });
-    bus.publish('dhcp.discover', { mac: '52:54:00:00:00:99', msgType: 'DISCOVER' }); // not in the store yet
+    for (let i = 0; i < 5; i++) bus.publish('dhcp.received', { mac: '52:54:00:00:00:01', msgType: 'DISCOVER' });
+    bus.publish('dhcp.received', { mac: '52:54:00:00:00:99', msgType: 'DISCOVER' }); // not in the store yet
     clock.advance(200);
     assert.equal(pushes.filter((p) => p.event === 'machine:seen').length, 0, 'waits for the store to record the sighting');
     clock.advance(400);
