@@ -10,7 +10,7 @@
 //     host eth0 198.18.2.1 (`bootbench serve`, store on) ==== cli  eth2 198.18.2.2
 //     hoff eth0 198.18.3.1 (`bootbench serve`, store off) === cli  eth3 198.18.3.2
 //
-// Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--only id,id] [--profile] [--trace strace|perf]
+// Usage: node --import tsx bench/run.ts [--quick] [--runs N] [--only id,id] [--profile] [--trace strace|perf] [--long]
 //        BOOTBENCH_BENCH_MAIN=/other/checkout/main ... measures another tree's servers
 // Bootbench runs compiled (dist/main, built first when a source is newer), under plain node.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor, whichSync } from '../test/helpers/netns.js';
 import { ensureCompiled } from '../test/helpers/compiled-cli.js';
+import { imagingCases, imagingSizes } from './imaging.js';
 
 const execFileAsync = promisify(execFile);
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -52,6 +53,7 @@ const { values: flags } = parseArgs({
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
     trace: { type: 'string' },
+    long: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -804,6 +806,29 @@ const CASES: BenchCase[] = [
   },
 ];
 
+// Imaging (bench/imaging.ts): a 1 GiB disk with 512 MiB used, or with --long (or
+// BOOTBENCH_LONG=1) the issue's 4 GiB with 2 GiB used.
+const IMAGING_SIZES = imagingSizes(flags.long! || process.env.BOOTBENCH_LONG === '1');
+let imagingLab: { tearDown(dest?: string): Promise<void> } | undefined;
+function addImagingCases(bench: Bench): void {
+  const { lab, cases } = imagingCases<Row>({
+    lab: bench.lab, work: bench.work, project: PROJECT, benchDir: BENCH_DIR, servedMain,
+    spawnLogged: (ns, name, cmd, args, env) => bench.spawnLogged(ns, name, cmd, args, env),
+    logOf: (name) => bench.logOf(name),
+    listening: (ns, proto, address, port, what) => bench.listening(ns, proto, address, port, what),
+    stopChild: (child) => bench.stopChild(child),
+    cpuMs, summarize, judge: (row) => judge(row as Row), log,
+  }, IMAGING_SIZES);
+  imagingLab = lab;
+  for (const c of cases) {
+    const target = CASES.find((x) => x.id === c.id);
+    if (target) Object.assign(target, { title: c.title, run: (ctx: CaseContext) => c.run(ctx) });
+  }
+}
+for (const id of ['img-capture', 'img-deploy', 'img-deploy-8']) {
+  CASES.push({ id, title: `imaging ${id}`, run: () => Promise.reject(new Error('imaging cases are set up with the bench')) });
+}
+
 // ---------------------------------------------------------------------------------------
 // Report
 
@@ -895,6 +920,7 @@ async function main(): Promise<void> {
   const failures: { id: string; error: string }[] = [];
   try {
     await bench.setUp(SIZES);
+    addImagingCases(bench);
     const raw = await bench.startBootbenchRaw(profileDir);
     const ctx: CaseContext = { bench, runs, quick: flags.quick!, raw, profileDir };
     // Warm up the JIT once, so run 1 is not a cold-start measurement.
@@ -914,6 +940,7 @@ async function main(): Promise<void> {
     }
     await raw.stop();
   } finally {
+    await imagingLab?.tearDown(join(RESULTS, `imaging-logs-${stamp}`)).catch((err: Error) => log(`imaging tear-down: ${err.message}`));
     await stopAll();
   }
   const after = machineNote();

@@ -1,0 +1,423 @@
+// Imaging cases of `npm run bench`: Bootbench's agent (build/imaging-env/agent.sh) and the
+// host's imaging routes (bench/imaging-host.mjs) against the classic pipeline the peers use
+// (nginx serving a partclone+zstd image file; `curl | zstd -d | partclone.restore`), on loop
+// devices over files this bench creates in its /dev/shm folder, never a disk of this machine.
+//
+//   ihost eth0 198.18.4.1 (imaging routes :8000, nginx :8080) ===== iagent eth0 198.18.4.2
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Lab } from '../test/helpers/netns.js';
+
+const MiB = 1024 * 1024;
+const HOST = '198.18.4.1';
+const AGENT_ADDR = '198.18.4.2';
+const ROUTES_PORT = 8000;
+const NGINX_PORT = 8080;
+/** The reference disk's one partition starts at 1 MiB (sector 2048). */
+const PART_OFFSET = MiB;
+
+interface Summary { median: number; min: number; max: number; n: number }
+export interface ImagingRow {
+  id: string;
+  title: string;
+  metric: string;
+  higherIsBetter: boolean;
+  peer?: { name: string; figure?: number; summary: Summary; samples: number[] };
+  bootbench: { name: string; summary: Summary; samples: number[] };
+  target: { ratio?: number; atMost?: number; atLeast?: number; text: string };
+  note?: string;
+}
+
+/** What the imaging cases borrow from bench/run.ts. */
+export interface ImagingDeps<R> {
+  lab: Lab;
+  /** the bench's /dev/shm folder, removed at the end */
+  work: string;
+  project: string;
+  benchDir: string;
+  servedMain: () => string;
+  spawnLogged: (ns: string, name: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv) => ChildProcess;
+  logOf: (name: string) => string;
+  listening: (ns: string, proto: 'tcp', address: string, port: number, what: string) => Promise<void>;
+  stopChild: (child: ChildProcess) => Promise<void>;
+  cpuMs: (pid: number) => number;
+  summarize: (xs: number[]) => Summary;
+  judge: (row: ImagingRow) => R;
+  log: (line: string) => void;
+}
+
+export interface ImagingSizes { diskMiB: number; usedMiB: number }
+
+export function imagingSizes(long: boolean): ImagingSizes {
+  return long ? { diskMiB: 4096, usedMiB: 2048 } : { diskMiB: 1024, usedMiB: 512 };
+}
+
+const sh = (script: string): string => execFileSync('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+
+/**
+ * One imaging set-up, made on first use by any imaging case and shared by all: namespaces,
+ * the reference disk, the host's routes and nginx, the captured and the classic image.
+ */
+export class ImagingLab<R> {
+  private ready?: Promise<void>;
+  private hostNs = '';
+  private agentNs = '';
+  private readonly dir: string;
+  private readonly loops = new Set<string>();
+  private host?: ChildProcess;
+  private nginx?: ChildProcess;
+  private replies: ((line: string) => void)[] = [];
+  private busybox = '';
+  private referenceDev = '';
+  private macCounter = 0;
+  /** partclone stream bytes of the reference partition (what a deploy writes) */
+  streamBytes = 0;
+
+  constructor(private readonly deps: ImagingDeps<R>, readonly sizes: ImagingSizes) {
+    this.dir = join(deps.work, 'imaging');
+  }
+
+  setUp(): Promise<void> {
+    this.ready ??= this.build();
+    return this.ready;
+  }
+
+  private async build(): Promise<void> {
+    const { lab } = this.deps;
+    const deps = this.deps;
+    mkdirSync(join(this.dir, 'data'), { recursive: true });
+    mkdirSync(join(this.dir, 'nginx', 'root', 'up'), { recursive: true });
+    this.hostNs = lab.namespace('i');
+    this.agentNs = lab.namespace('a');
+    lab.veth(this.hostNs, 'eth0', `${HOST}/24`, this.agentNs, 'eth0', `${AGENT_ADDR}/24`);
+
+    // busybox's applets first on PATH, as in the imaging environment (losetup: util-linux's).
+    this.busybox = join(this.dir, 'busybox-bin');
+    mkdirSync(this.busybox);
+    for (const applet of execFileSync('busybox', ['--list']).toString().split('\n')) {
+      if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(this.busybox, applet));
+    }
+
+    deps.log(`  imaging: building the reference disk (${this.sizes.diskMiB} MiB, ${this.sizes.usedMiB} MiB used)`);
+    this.buildReference();
+
+    // stdout is the runner's command channel; its warnings go to the bench's log folder.
+    const errFd = openSync(join(this.dir, 'imaging-host.log'), 'a');
+    this.host = lab.spawn(this.hostNs, process.execPath, [
+      join(deps.benchDir, 'imaging-host.mjs'), '--main', deps.servedMain(), '--data', join(this.dir, 'data'), '--listen', `${HOST}:${ROUTES_PORT}`,
+    ], { stdio: ['pipe', 'pipe', errFd], cwd: deps.project });
+    closeSync(errFd);
+    const lines = createInterface({ input: this.host.stdout! });
+    const first = new Promise<void>((resolveReady, reject) => {
+      this.host!.once('exit', (code) => reject(new Error(`imaging host exited (${code})`)));
+      lines.once('line', (line) => (line === 'ready' ? resolveReady() : reject(new Error(`imaging host: ${line}`))));
+    });
+    await first;
+    lines.on('line', (line) => this.replies.shift()?.(line));
+    this.nginx = this.startNginx();
+    await deps.listening(this.hostNs, 'tcp', HOST, NGINX_PORT, 'nginx (imaging)');
+  }
+
+  private attach(file: string, extra: string[] = []): string {
+    const dev = execFileSync('losetup', ['-f', '--show', ...extra, file]).toString().trim();
+    this.loops.add(dev);
+    return dev;
+  }
+
+  private detach(dev: string): void {
+    try { execFileSync('losetup', ['-d', dev], { stdio: 'ignore' }); } catch { /* gone */ }
+    this.loops.delete(dev);
+  }
+
+  /**
+   * GPT, one ext4 partition; the used part is half real files (a stream of /usr: programs,
+   * libraries, text, which zstd shrinks about 2-3x) and half random files (media, archives:
+   * incompressible). Both sides capture and deploy this same disk.
+   */
+  private buildReference(): void {
+    const file = join(this.dir, 'reference.img');
+    sh(`truncate -s ${this.sizes.diskMiB}M ${file} && printf 'label: gpt\\nstart=2048, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\\n' | sfdisk -q ${file}`);
+    const sectors = Number(/start=\s*2048, size=\s*(\d+)/.exec(sh(`sfdisk --dump ${file}`))![1]);
+    const part = this.attach(file, ['-o', String(PART_OFFSET), '--sizelimit', String(sectors * 512)]);
+    const mnt = join(this.dir, 'mnt');
+    mkdirSync(mnt);
+    const half = (this.sizes.usedMiB / 2) * MiB;
+    const randomFiles = 16;
+    sh(`mkfs.ext4 -q -F ${part} && mount ${part} ${mnt} && mkdir -p ${mnt}/usr ${mnt}/media`);
+    try {
+      // A truncated tar stream: tar complains about the cut end, the files before it are whole.
+      sh(`(tar -C /usr -cf - lib share bin 2>/dev/null | head -c ${half} | tar -C ${mnt}/usr -xf - 2>/dev/null) || true`);
+      for (let i = 0; i < randomFiles; i++) sh(`head -c ${Math.floor(half / randomFiles)} /dev/urandom > ${mnt}/media/file-${i}.bin`);
+      sh(`mkdir -p ${mnt}/etc && echo reference > ${mnt}/etc/hostname`);
+    } finally {
+      sh(`umount ${mnt}`);
+    }
+    this.detach(part);
+    this.referenceDev = this.attach(file, ['-r']);
+    writeFileSync(join(this.dir, 'table'), sh(`sfdisk --dump ${file} | grep -v -e '^device:' -e '^last-lba:'`));
+    this.partSectors = sectors;
+  }
+
+  private partSectors = 0;
+
+  private startNginx(): ChildProcess {
+    const dir = join(this.dir, 'nginx');
+    // One process (no master), as the HTTP case; PUT (dav) takes the classic capture's upload.
+    writeFileSync(join(dir, 'nginx.conf'), `
+daemon off; master_process off; worker_processes 1; user root; pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off; sendfile on; tcp_nopush on; keepalive_timeout 30;
+  client_body_temp_path ${dir}/root/up/.body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  types { application/octet-stream zst; }
+  server {
+    listen ${HOST}:${NGINX_PORT}; root ${dir}/root;
+    location /up/ { dav_methods PUT; client_max_body_size 0; create_full_put_path on; }
+  }
+}
+`);
+    return this.deps.spawnLogged(this.hostNs, 'nginx-imaging', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')]);
+  }
+
+  /** One command to the imaging host runner, its one-line answer. */
+  private ask(command: string): Promise<string> {
+    return new Promise((resolveLine, reject) => {
+      this.replies.push((line) => (line.startsWith('error') ? reject(new Error(`imaging host: ${line} (for: ${command})`)) : resolveLine(line)));
+      this.host!.stdin!.write(`${command}\n`);
+    });
+  }
+
+  get hostPid(): number { return this.host!.pid!; }
+  get nginxPid(): number { return this.nginx!.pid!; }
+
+  nextMac(): string {
+    const n = ++this.macCounter;
+    return `52:54:00:b0:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`;
+  }
+
+  /** A fresh blank disk of the reference's size (sparse file, loop device). */
+  blankDisk(name: string): string {
+    const file = join(this.dir, `${name}.img`);
+    rmSync(file, { force: true });
+    closeSync(openSync(file, 'w'));
+    sh(`truncate -s ${this.sizes.diskMiB}M ${file}`);
+    return this.attach(file);
+  }
+
+  dropDisk(dev: string): void {
+    const file = execFileSync('losetup', ['-nO', 'BACK-FILE', dev]).toString().trim();
+    this.detach(dev);
+    rmSync(file, { force: true });
+  }
+
+  /**
+   * Runs `script` (bash) in the agent namespace and returns its wall time, measured inside
+   * the namespace so `ip netns exec` start-up is not counted. Rejects on a non-zero exit.
+   */
+  timed(script: string, env: NodeJS.ProcessEnv, what: string): Promise<{ start: number; end: number }> {
+    // The environment is set inside: \`ip netns exec\` itself must come from the host's PATH.
+    const exports = Object.entries(env).map(([k, v]) => `export ${k}='${v}'; `).join('');
+    const wrapped = `s=$(date +%s%N); ( ${exports}${script} ) >"$BENCH_LOG" 2>&1; rc=$?; e=$(date +%s%N); echo "$s $e $rc"`;
+    const log = join(this.dir, `${what}.log`);
+    return new Promise((resolveTime, reject) => {
+      const child = this.deps.lab.spawn(this.agentNs, 'bash', ['-c', wrapped], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_LOG: log } });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.on('exit', () => {
+        const [s, e, rc] = out.trim().split(' ').map(Number);
+        if (rc !== 0 || !Number.isFinite(e)) reject(new Error(`${what} failed (exit ${rc}): ${existsSync(log) ? readFileSync(log, 'utf8').slice(-600) : out}`));
+        else resolveTime({ start: s / 1e9, end: e / 1e9 });
+      });
+    });
+  }
+
+  private agentEnv(disk: string): NodeJS.ProcessEnv {
+    const tmp = join(this.dir, 'agent-tmp');
+    mkdirSync(tmp, { recursive: true });
+    return {
+      PATH: `${this.busybox}:/usr/sbin:/usr/bin:/sbin:/bin`, BOOTBENCH_AGENT_DISKS: disk, BOOTBENCH_AGENT_TMP: tmp,
+      ...(process.env.BOOTBENCH_ZSTD_LEVEL ? { BOOTBENCH_ZSTD_LEVEL: process.env.BOOTBENCH_ZSTD_LEVEL } : {}),
+    };
+  }
+
+  private agentScript(mac: string): string {
+    return `/bin/busybox sh ${resolve(this.deps.project, 'build', 'imaging-env', 'agent.sh')} run http://${HOST}:${ROUTES_PORT} ${mac}`;
+  }
+
+  // ---- capture ------------------------------------------------------------------------
+
+  /** Bootbench: the agent captures the reference disk into image `name`. Seconds. */
+  async captureOurs(name: string): Promise<number> {
+    const mac = this.nextMac();
+    await this.ask(`job capture ${name} ${mac}`);
+    const t = await this.timed(this.agentScript(mac), this.agentEnv(this.referenceDev), `capture-${name}`);
+    const [, stored, used] = (await this.ask(`size ${name}`)).split(' ').map(Number);
+    if (!stored) throw new Error(`capture ${name}: no image on the host after the agent finished`);
+    this.streamBytes = used;
+    return t.end - t.start;
+  }
+
+  async removeImage(name: string): Promise<void> {
+    await this.ask(`remove ${name}`);
+  }
+
+  async storedBytes(name: string): Promise<number> {
+    return Number((await this.ask(`size ${name}`)).split(' ')[1]);
+  }
+
+  /** Classic: partclone.extfs -c | zstd -3 | curl -T (a PUT to nginx). Seconds. */
+  async captureClassic(): Promise<number> {
+    const script = `set -o pipefail
+P=$(losetup -r -f --show -o ${PART_OFFSET} --sizelimit ${this.partSectors * 512} ${this.referenceDev}) || exit 1
+partclone.extfs -c -s "$P" -o - -L ${join(this.dir, 'partclone-capture.log')} 2>/dev/null | zstd -q -3 -c | curl -sS --fail -T - http://${HOST}:${NGINX_PORT}/up/ref.pcl.zst
+rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline exit codes: $rc"; exit 1; }`;
+    const t = await this.timed(script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, 'capture-classic');
+    // partclone has been seen to end early with status 0: a classic image far smaller than
+    // Bootbench's would make every ratio meaningless.
+    const bytes = this.classicImageBytes();
+    if (this.streamBytes && bytes < this.streamBytes / 10) throw new Error(`the classic capture gave ${bytes} bytes for ${this.streamBytes} used: see partclone-capture.log`);
+    return t.end - t.start;
+  }
+
+  classicImageBytes(): number {
+    return statSync(join(this.dir, 'nginx', 'root', 'up', 'ref.pcl.zst')).size;
+  }
+
+  /** The images deploys read: Bootbench's "ref" and nginx's ref.pcl.zst. */
+  async ensureImages(): Promise<void> {
+    await this.setUp();
+    if (!(await this.storedBytes('ref'))) await this.captureOurs('ref');
+    if (!existsSync(join(this.dir, 'nginx', 'root', 'up', 'ref.pcl.zst'))) await this.captureClassic();
+  }
+
+  // ---- deploy -------------------------------------------------------------------------
+
+  /** Bootbench: `count` agents at once, each to its own blank disk, verification included. */
+  async deployOurs(count: number): Promise<{ seconds: number }> {
+    const macs = Array.from({ length: count }, () => this.nextMac());
+    await this.ask(`job deploy ref ${macs.join(' ')}`);
+    const disks = macs.map((_, i) => this.blankDisk(`target-${i}`));
+    try {
+      const times = await Promise.all(macs.map((mac, i) => this.timed(this.agentScript(mac), this.agentEnv(disks[i]), `deploy-ours-${i}`)));
+      return { seconds: Math.max(...times.map((t) => t.end)) - Math.min(...times.map((t) => t.start)) };
+    } finally {
+      for (const d of disks) this.dropDisk(d);
+    }
+  }
+
+  /** Classic: the table by sfdisk, then curl | zstd -d | partclone.restore, `count` at once. */
+  async deployClassic(count: number): Promise<{ seconds: number }> {
+    const disks = Array.from({ length: count }, (_, i) => this.blankDisk(`classic-${i}`));
+    const script = (disk: string) => `set -o pipefail
+sfdisk -q --no-reread --no-tell-kernel ${disk} < ${join(this.dir, 'table')} >/dev/null || exit 1
+P=$(losetup -f --show -o ${PART_OFFSET} --sizelimit ${this.partSectors * 512} ${disk}) || exit 1
+curl -sS --fail http://${HOST}:${NGINX_PORT}/up/ref.pcl.zst | zstd -q -d -c | partclone.restore -s - -O "$P" -L ${join(this.dir, 'partclone-restore')}-${'$'}{P##*/}.log >/dev/null 2>&1
+rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline exit codes: $rc"; exit 1; }`;
+    try {
+      const times = await Promise.all(disks.map((d, i) => this.timed(script(d), { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, `deploy-classic-${i}`)));
+      return { seconds: Math.max(...times.map((t) => t.end)) - Math.min(...times.map((t) => t.start)) };
+    } finally {
+      for (const d of disks) this.dropDisk(d);
+    }
+  }
+
+  /** Keeps the agents' and pipelines' logs (small) in `dest` for a look after the run. */
+  async tearDown(dest?: string): Promise<void> {
+    if (dest && existsSync(this.dir)) {
+      mkdirSync(dest, { recursive: true });
+      sh(`cp ${this.dir}/*.log ${dest}/ 2>/dev/null || true`);
+    }
+    if (this.host) {
+      this.host.stdin?.end();
+      await this.deps.stopChild(this.host);
+    }
+    if (this.nginx) await this.deps.stopChild(this.nginx);
+    for (const dev of [...this.loops]) this.detach(dev);
+  }
+}
+
+/** The imaging cases: capture (+ size on disk), deploy, 8 deploys at once. */
+export function imagingCases<R>(deps: ImagingDeps<R>, sizes: ImagingSizes): { lab: ImagingLab<R>; cases: { id: string; title: string; run(ctx: { runs: number; quick: boolean }): Promise<R[]> }[] } {
+  const lab = new ImagingLab(deps, sizes);
+  const label = `${sizes.diskMiB >= 1024 ? `${sizes.diskMiB / 1024} GiB` : `${sizes.diskMiB} MiB`} disk, ${sizes.usedMiB} MiB used`;
+  const usedMiB = () => lab.streamBytes / MiB;
+  const row = (r: Omit<ImagingRow, 'peer' | 'bootbench'> & { peer: number[]; ours: number[]; peerName: string }): R => deps.judge({
+    id: r.id, title: r.title, metric: r.metric, higherIsBetter: r.higherIsBetter, target: r.target, note: r.note,
+    peer: { name: r.peerName, summary: deps.summarize(r.peer), samples: r.peer },
+    bootbench: { name: 'bootbench', summary: deps.summarize(r.ours), samples: r.ours },
+  });
+  // A deploy or capture of the small disk takes seconds: 3 a side keeps the set near 5 minutes.
+  const runsOf = (ctx: { runs: number; quick: boolean }, most: number) => (ctx.quick ? 1 : Math.min(ctx.runs, most));
+  return {
+    lab,
+    cases: [
+      {
+        id: 'img-capture',
+        title: `capture, ${label}`,
+        async run(ctx) {
+          await lab.setUp();
+          const runs = runsOf(ctx, 3);
+          const peerSeconds: number[] = [];
+          const ourSeconds: number[] = [];
+          for (let i = 0; i < runs; i++) {
+            peerSeconds.push(await lab.captureClassic());
+            // Each run starts from an empty store, or every chunk would already be there.
+            await lab.removeImage('ref');
+            ourSeconds.push(await lab.captureOurs('ref'));
+          }
+          const peer = peerSeconds.map((s) => usedMiB() / s);
+          const ours = ourSeconds.map((s) => usedMiB() / s);
+          const stored = await lab.storedBytes('ref');
+          const classic = lab.classicImageBytes();
+          return [
+            row({ id: 'img-capture', title: `capture, ${label}`, metric: 'MiB/s', higherIsBetter: true, peerName: 'partclone|zstd|curl -T', peer, ours, target: { ratio: 1.0, text: '>= 1.0x classic' }, note: 'used MiB / s; PUT to nginx' }),
+            row({ id: 'img-size', title: `size on disk, ${label}`, metric: 'MiB', higherIsBetter: false, peerName: 'partclone+zstd -3 file', peer: [classic / MiB], ours: [stored / MiB], target: { ratio: 1.0, text: '<= 1.0x classic' } }),
+          ];
+        },
+      },
+      {
+        id: 'img-deploy',
+        title: `deploy, ${label}, verified`,
+        async run(ctx) {
+          await lab.ensureImages();
+          const runs = runsOf(ctx, 3);
+          const peer: number[] = [];
+          const ours: number[] = [];
+          for (let i = 0; i < runs; i++) {
+            peer.push(usedMiB() / (await lab.deployClassic(1)).seconds);
+            ours.push(usedMiB() / (await lab.deployOurs(1)).seconds);
+          }
+          return [row({ id: 'img-deploy', title: `deploy, ${label}`, metric: 'MiB/s', higherIsBetter: true, peerName: 'nginx + curl|zstd|partclone', peer, ours, target: { ratio: 1.0, text: '>= 1.0x classic' }, note: 'used MiB / s; ours verifies' })];
+        },
+      },
+      {
+        id: 'img-deploy-8',
+        title: `8 deploys at once, unicast, ${label}`,
+        async run(ctx) {
+          await lab.ensureImages();
+          const runs = runsOf(ctx, 2);
+          const samples = { peer: [] as { mibps: number; cpu: number }[], ours: [] as { mibps: number; cpu: number }[] };
+          const sample = async (pid: number, deploy: () => Promise<{ seconds: number }>) => {
+            const before = deps.cpuMs(pid);
+            const { seconds } = await deploy();
+            const mib = usedMiB() * 8;
+            return { mibps: mib / seconds, cpu: (deps.cpuMs(pid) - before) / (mib / 1024) };
+          };
+          for (let i = 0; i < runs; i++) {
+            samples.peer.push(await sample(lab.nginxPid, () => lab.deployClassic(8)));
+            samples.ours.push(await sample(lab.hostPid, () => lab.deployOurs(8)));
+          }
+          const title = `8 deploys at once, ${label}`;
+          return [
+            row({ id: 'img-deploy-8', title, metric: 'MiB/s', higherIsBetter: true, peerName: 'nginx + curl|zstd|partclone', peer: samples.peer.map((s) => s.mibps), ours: samples.ours.map((s) => s.mibps), target: { text: 'shown, not judged' }, note: 'total used MiB / s; ours verifies' }),
+            row({ id: 'img-deploy-8-cpu', title: `${title}: host CPU per GiB`, metric: 'ms/GiB', higherIsBetter: false, peerName: 'nginx', peer: samples.peer.map((s) => s.cpu), ours: samples.ours.map((s) => s.cpu), target: { text: 'shown, not judged' } }),
+          ];
+        },
+      },
+    ],
+  };
+}
