@@ -54,6 +54,11 @@ export function imagingSizes(long: boolean): ImagingSizes {
   return long ? { diskMiB: 4096, usedMiB: 2048 } : { diskMiB: 1024, usedMiB: 512 };
 }
 
+/** The agent measured: this checkout's, or BOOTBENCH_BENCH_AGENT's (another version, for an A/B). */
+export function agentPath(project: string): string {
+  return resolve(process.env.BOOTBENCH_BENCH_AGENT ?? join(project, 'build', 'imaging-env', 'agent.sh'));
+}
+
 const sh = (script: string): string => execFileSync('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
 /**
@@ -245,7 +250,7 @@ http {
   }
 
   private agentScript(mac: string): string {
-    return `/bin/busybox sh ${resolve(this.deps.project, 'build', 'imaging-env', 'agent.sh')} run http://${HOST}:${ROUTES_PORT} ${mac}`;
+    return `/bin/busybox sh ${agentPath(this.deps.project)} run http://${HOST}:${ROUTES_PORT} ${mac}`;
   }
 
   // ---- capture ------------------------------------------------------------------------

@@ -40,7 +40,8 @@ export class ChunkStore {
   }
 
   open(sha: string): Readable {
-    return createReadStream(this.path(sha));
+    // A chunk is a few MiB: 1 MiB reads take a sixteenth of the calls the 64 KiB default does.
+    return createReadStream(this.path(sha), { highWaterMark: 1024 * 1024 });
   }
 
   /**
