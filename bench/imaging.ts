@@ -5,7 +5,7 @@
 //
 //   ihost eth0 198.18.4.1 (imaging routes :8000, nginx :8080) ===== iagent eth0 198.18.4.2
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Lab } from '../test/helpers/netns.js';
@@ -240,11 +240,25 @@ http {
     });
   }
 
+  /**
+   * The agent's PATH. BOOTBENCH_BENCH_NO_OPENSSL=1 hides openssl (a copy of /usr/bin without
+   * it), so the agent hashes with busybox's sha256sum, as in an environment without openssl.
+   */
+  private agentPath(): string {
+    if (process.env.BOOTBENCH_BENCH_NO_OPENSSL !== '1') return `${this.busybox}:/usr/sbin:/usr/bin:/sbin:/bin`;
+    const bin = join(this.dir, 'usr-bin-without-openssl');
+    if (!existsSync(bin)) {
+      mkdirSync(bin);
+      for (const name of readdirSync('/usr/bin')) if (name !== 'openssl') symlinkSync(join('/usr/bin', name), join(bin, name));
+    }
+    return `${this.busybox}:/usr/sbin:${bin}:/sbin`;
+  }
+
   private agentEnv(disk: string): NodeJS.ProcessEnv {
     const tmp = join(this.dir, 'agent-tmp');
     mkdirSync(tmp, { recursive: true });
     return {
-      PATH: `${this.busybox}:/usr/sbin:/usr/bin:/sbin:/bin`, BOOTBENCH_AGENT_DISKS: disk, BOOTBENCH_AGENT_TMP: tmp,
+      PATH: this.agentPath(), BOOTBENCH_AGENT_DISKS: disk, BOOTBENCH_AGENT_TMP: tmp,
       ...(process.env.BOOTBENCH_ZSTD_LEVEL ? { BOOTBENCH_ZSTD_LEVEL: process.env.BOOTBENCH_ZSTD_LEVEL } : {}),
     };
   }

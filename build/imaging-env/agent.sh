@@ -178,11 +178,13 @@ fail() {
 
 # Reads a partclone stream on stdin, cuts it into chunks, compresses and sends each; the
 # chunk list goes to $TMP/chunks. Bytes done are added to $TMP/bytes. Chunks go in batches
-# of $BATCH (one zstd, one sha256, one curl each), and a batch uploads while the next is
-# read and compressed: a process per chunk cost more than the data itself.
+# of $BATCH (one zstd, one sha256, one curl each): a process per chunk cost more than the
+# data itself. While a batch is read, the one before is compressed and the one before that
+# uploads, so reading, compressing and sending overlap as in a pipe.
 send_chunks() {
-  part=$1; b=0; uploader=; last=0
+  part=$1; b=0; last=0; older=; newer=
   rm -rf "$TMP/up"; mkdir -p "$TMP/up"
+  touch "$TMP/up/-1.done"
   while [ "$last" = 0 ]; do
     dir=$TMP/up/$b
     mkdir -p "$dir"
@@ -197,15 +199,29 @@ send_chunks() {
       [ "$size" -eq $((CHUNK_MIB * 1048576)) ] || { last=1; break; }
     done
     [ $# -gt 0 ] || break
-    zstd -q -f -"$ZSTD_LEVEL" "$@" || return 1
-    sha256 $(for f in "$@"; do echo "$f.zst"; done) >"$dir/sums" || return 1
-    if [ -n "$uploader" ]; then wait "$uploader" || return 1; fi
-    upload_batch "$dir" &
-    uploader=$!
+    if [ -n "$older" ]; then wait "$older" || return 1; fi
+    { pack_batch "$b" "$@" || { touch "$TMP/up/failed"; exit 1; }; } &
+    older=$newer; newer=$!
     b=$((b + 1))
   done
-  if [ -n "$uploader" ]; then wait "$uploader" || return 1; fi
+  for pid in $older $newer; do wait "$pid" || return 1; done
   return 0
+}
+
+# Compresses and hashes batch $1 (files $2...), then uploads it once the batch before it
+# is stored, so the chunk list keeps the stream's order.
+pack_batch() {
+  n=$1; shift
+  dir=$TMP/up/$n
+  zstd -q -f -"$ZSTD_LEVEL" "$@" || { echo "zstd could not compress batch $n" >"$TMP/why"; return 1; }
+  sha256 $(for f in "$@"; do echo "$f.zst"; done) >"$dir/sums" || return 1
+  rm -f "$@"
+  while [ ! -e "$TMP/up/$((n - 1)).done" ]; do
+    [ -e "$TMP/up/failed" ] && return 1
+    sleep 0.02
+  done
+  upload_batch "$dir" || return 1
+  touch "$TMP/up/$n.done"
 }
 
 # Uploads the batch in $1 (one curl, one connection), then records its chunks in order.
@@ -364,6 +380,21 @@ write_partition() {
   esac
 }
 
+# The kernel adds the new partitions' nodes as it re-reads the table: wait for the first
+# (up to 3 s) rather than a fixed time. A loop device without partition scanning never
+# gets them (partition_device makes its own).
+wait_for_partitions() {
+  [ "$(cat "$SYS/block/$DISK_NAME/loop/partscan" 2>/dev/null || echo 1)" = 0 ] && return 0
+  first=$(sed -n 's/^part=\([1-9][0-9]*\) .*/\1/p' "$TMP/manifest" | head -n 1)
+  [ -n "$first" ] || return 0
+  tries=0
+  while [ "$tries" -lt 30 ]; do
+    for p in "${DISK_NAME}$first" "${DISK_NAME}p$first"; do [ -b "/dev/$p" ] && return 0; done
+    sleep 0.1
+    tries=$((tries + 1))
+  done
+}
+
 deploy() {
   http_get "/imaging/jobs/$JOB/manifest?mac=$MAC" "$TMP/manifest" || fail "the host has no image \"$TASK_IMAGE\" for this job"
   choose_disk "$TASK_DISK"
@@ -380,7 +411,7 @@ deploy() {
   sed -n 's/^table=//p' "$TMP/manifest" | grep -v -e '^device:' -e '^last-lba:' >"$TMP/table"
   sfdisk -q --no-reread --no-tell-kernel "$DISK_DEV" <"$TMP/table" >/dev/null 2>"$TMP/why" || fail "writing the partition table failed: $(cat "$TMP/why")"
   blockdev --rereadpt "$DISK_DEV" 2>/dev/null
-  sleep 0.5
+  wait_for_partitions
   sed -n 's/^part=\([0-9]*\) start=\([0-9]*\) sectors=\([0-9]*\) fs=\([^ ]*\) tool=\([^ ]*\) bytes=\([0-9]*\) sha256=\([0-9a-f]*\)/\1 \2 \3 \4 \5 \6 \7/p' "$TMP/manifest" >"$TMP/plan"
   : >"$TMP/devices"
   while read -r n start sectors fs tool bytes sha; do
