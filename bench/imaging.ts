@@ -159,6 +159,7 @@ export class ImagingLab<R> {
     } finally {
       sh(`umount ${mnt}`);
     }
+    sh(`sync && blockdev --flushbufs ${part}`);
     this.detach(part);
     this.referenceDev = this.attach(file, ['-r']);
     writeFileSync(join(this.dir, 'table'), sh(`sfdisk --dump ${file} | grep -v -e '^device:' -e '^last-lba:'`));
@@ -232,7 +233,8 @@ http {
       const child = this.deps.lab.spawn(this.agentNs, 'bash', ['-c', wrapped], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_LOG: log } });
       let out = '';
       child.stdout!.on('data', (d) => (out += d));
-      child.on('exit', () => {
+      // 'close', not 'exit': exit can come before the last of stdout has been read.
+      child.on('close', () => {
         const [s, e, rc] = out.trim().split(' ').map(Number);
         if (rc !== 0 || !Number.isFinite(e)) reject(new Error(`${what} failed (exit ${rc}): ${existsSync(log) ? readFileSync(log, 'utf8').slice(-600) : out}`));
         else resolveTime({ start: s / 1e9, end: e / 1e9 });
@@ -292,6 +294,9 @@ http {
   async captureClassic(): Promise<number> {
     const script = `set -o pipefail
 P=$(losetup -r -f --show -o ${PART_OFFSET} --sizelimit ${this.partSectors * 512} ${this.referenceDev}) || exit 1
+# A reused loop device may still cache its previous file's blocks (seen: partclone read a
+# stale superblock and stopped): drop them before reading.
+blockdev --flushbufs "$P"
 partclone.extfs -c -s "$P" -o - -L ${join(this.dir, 'partclone-capture.log')} 2>/dev/null | zstd -q -3 -c | curl -sS --fail -T - http://${HOST}:${NGINX_PORT}/up/ref.pcl.zst
 rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline exit codes: $rc"; exit 1; }`;
     const t = await this.timed(script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, 'capture-classic');

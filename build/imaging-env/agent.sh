@@ -188,15 +188,13 @@ send_chunks() {
   while [ "$last" = 0 ]; do
     dir=$TMP/up/$b
     mkdir -p "$dir"
-    : >"$dir/sizes"
+    # Only dd and shell built-ins here: while this loop runs, the reader waits for it. An
+    # empty chunk is the end of the stream (a short one is followed by an empty one).
     set --
     while [ $# -lt "$BATCH" ]; do
       dd bs=1M count=$CHUNK_MIB iflag=fullblock of="$dir/$#" 2>/dev/null || return 1
-      size=$(stat -c %s "$dir/$#")
-      [ "$size" -gt 0 ] || { last=1; break; }
-      echo "$size" >>"$dir/sizes"
+      [ -s "$dir/$#" ] || { last=1; break; }
       set -- "$@" "$dir/$#"
-      [ "$size" -eq $((CHUNK_MIB * 1048576)) ] || { last=1; break; }
     done
     [ $# -gt 0 ] || break
     if [ -n "$older" ]; then wait "$older" || return 1; fi
@@ -213,6 +211,7 @@ send_chunks() {
 pack_batch() {
   n=$1; shift
   dir=$TMP/up/$n
+  stat -c %s "$@" >"$dir/sizes"
   zstd -q -f -"$ZSTD_LEVEL" "$@" || { echo "zstd could not compress batch $n" >"$TMP/why"; return 1; }
   sha256 $(for f in "$@"; do echo "$f.zst"; done) >"$dir/sums" || return 1
   rm -f "$@"
