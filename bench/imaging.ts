@@ -138,29 +138,30 @@ export class ImagingLab<R> {
 
   /**
    * GPT, one ext4 partition; the used part is half real files (a stream of /usr: programs,
-   * libraries, text, which zstd shrinks about 2-3x) and half random files (media, archives:
-   * incompressible). Both sides capture and deploy this same disk.
+   * libraries, text, which zstd shrinks about 2.5x) and half random files (media, archives:
+   * incompressible). Both sides capture and deploy this same disk. mke2fs fills the file
+   * system from a staging folder (-d), straight into the disk file: a mount could leave the
+   * superblock behind the bitmaps while another mount namespace still holds it.
    */
   private buildReference(): void {
     const file = join(this.dir, 'reference.img');
     sh(`truncate -s ${this.sizes.diskMiB}M ${file} && printf 'label: gpt\\nstart=2048, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\\n' | sfdisk -q ${file}`);
     const sectors = Number(/start=\s*2048, size=\s*(\d+)/.exec(sh(`sfdisk --dump ${file}`))![1]);
-    const part = this.attach(file, ['-o', String(PART_OFFSET), '--sizelimit', String(sectors * 512)]);
-    const mnt = join(this.dir, 'mnt');
-    mkdirSync(mnt);
+    const stage = join(this.dir, 'stage');
+    mkdirSync(join(stage, 'usr'), { recursive: true });
+    mkdirSync(join(stage, 'media'));
+    mkdirSync(join(stage, 'etc'));
+    writeFileSync(join(stage, 'etc', 'hostname'), 'reference\n');
     const half = (this.sizes.usedMiB / 2) * MiB;
     const randomFiles = 16;
-    sh(`mkfs.ext4 -q -F ${part} && mount ${part} ${mnt} && mkdir -p ${mnt}/usr ${mnt}/media`);
     try {
       // A truncated tar stream: tar complains about the cut end, the files before it are whole.
-      sh(`(tar -C /usr -cf - lib share bin 2>/dev/null | head -c ${half} | tar -C ${mnt}/usr -xf - 2>/dev/null) || true`);
-      for (let i = 0; i < randomFiles; i++) sh(`head -c ${Math.floor(half / randomFiles)} /dev/urandom > ${mnt}/media/file-${i}.bin`);
-      sh(`mkdir -p ${mnt}/etc && echo reference > ${mnt}/etc/hostname`);
+      sh(`(tar -C /usr -cf - lib share bin 2>/dev/null | head -c ${half} | tar -C ${stage}/usr -xf - 2>/dev/null) || true`);
+      for (let i = 0; i < randomFiles; i++) sh(`head -c ${Math.floor(half / randomFiles)} /dev/urandom > ${stage}/media/file-${i}.bin`);
+      sh(`mkfs.ext4 -q -F -b 4096 -E offset=${PART_OFFSET} -d ${stage} ${file} ${Math.floor(sectors / 8) * 4}k`);
     } finally {
-      sh(`umount ${mnt}`);
+      rmSync(stage, { recursive: true, force: true });
     }
-    sh(`sync && blockdev --flushbufs ${part}`);
-    this.detach(part);
     this.referenceDev = this.attach(file, ['-r']);
     writeFileSync(join(this.dir, 'table'), sh(`sfdisk --dump ${file} | grep -v -e '^device:' -e '^last-lba:'`));
     this.partSectors = sectors;
