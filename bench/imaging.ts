@@ -361,6 +361,11 @@ rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline
       await this.deps.stopChild(this.host);
     }
     if (this.nginx) await this.deps.stopChild(this.nginx);
+    // An agent stopped half-way leaves the partition loops it made over our disks: those go first.
+    for (const dev of [...this.loops]) {
+      const over = execFileSync('losetup', ['-n', '-O', 'NAME', '-j', dev]).toString().split('\n').map((l) => l.trim()).filter(Boolean);
+      for (const part of over) try { execFileSync('losetup', ['-d', part], { stdio: 'ignore' }); } catch { /* gone */ }
+    }
     for (const dev of [...this.loops]) this.detach(dev);
   }
 }

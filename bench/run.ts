@@ -57,10 +57,6 @@ const { values: flags } = parseArgs({
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
-if (flags.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('// Usage')).join('\n'));
-  process.exit(0);
-}
 
 // ---------------------------------------------------------------------------------------
 // Addresses
@@ -809,6 +805,8 @@ const CASES: BenchCase[] = [
 // Imaging (bench/imaging.ts): a 1 GiB disk with 512 MiB used, or with --long (or
 // BOOTBENCH_LONG=1) the issue's 4 GiB with 2 GiB used.
 const IMAGING_SIZES = imagingSizes(flags.long! || process.env.BOOTBENCH_LONG === '1');
+/** What the agent and the classic pipelines run, besides curl and nginx. */
+const IMAGING_PROGRAMS = ['busybox', 'partclone.extfs', 'partclone.restore', 'zstd', 'losetup', 'sfdisk', 'mkfs.ext4', 'blockdev', 'tar'];
 let imagingLab: { tearDown(dest?: string): Promise<void> } | undefined;
 function addImagingCases(bench: Bench): void {
   const { lab, cases } = imagingCases<Row>({
@@ -846,7 +844,9 @@ function markdownTable(rows: Row[]): string {
   for (const r of rows) {
     const p = r.peer;
     const b = r.bootbench.summary;
-    lines.push(`| ${r.title}${r.note ? ` (${r.note})` : ''} | ${r.metric} | ${p ? `${p.name}${p.figure !== undefined ? ` [issue: ${p.figure}]` : ''}` : '-'} | ${p ? `${fmt(p.summary.median, r.metric)} (${fmt(p.summary.min, r.metric)}-${fmt(p.summary.max, r.metric)})` : '-'} | ${fmt(b.median, r.metric)} (${fmt(b.min, r.metric)}-${fmt(b.max, r.metric)}) | ${r.ratio !== undefined && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-'} | ${r.target.text} | ${r.met === undefined ? '-' : r.met ? 'yes' : '**no**'} |`);
+    // A peer named by its pipeline (curl|zstd) would split the cell.
+    const cell = (text: string) => text.replaceAll('|', '\\|');
+    lines.push(`| ${cell(r.title)}${r.note ? ` (${cell(r.note)})` : ''} | ${r.metric} | ${p ? `${cell(p.name)}${p.figure !== undefined ? ` [issue: ${p.figure}]` : ''}` : '-'} | ${p ? `${fmt(p.summary.median, r.metric)} (${fmt(p.summary.min, r.metric)}-${fmt(p.summary.max, r.metric)})` : '-'} | ${fmt(b.median, r.metric)} (${fmt(b.min, r.metric)}-${fmt(b.max, r.metric)}) | ${r.ratio !== undefined && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-'} | ${r.target.text} | ${r.met === undefined ? '-' : r.met ? 'yes' : '**no**'} |`);
   }
   return lines.join('\n');
 }
@@ -888,6 +888,11 @@ function machineNote(): { loadavg: number[]; qemuProcesses: number; cpus: number
 // Main
 
 async function main(): Promise<void> {
+  if (flags.help) {
+    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('// Usage')).join('\n'));
+    console.log(`\ncases (--only):\n${CASES.map((c) => `  ${c.id.padEnd(14)} ${c.title}`).join('\n')}`);
+    return;
+  }
   const runs = flags.runs ? Number(flags.runs) : flags.quick ? 1 : 5;
   const only = flags.only?.split(',').filter(Boolean);
   const selected = CASES.filter((c) => !only || only.includes(c.id));
@@ -896,7 +901,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   // perfdhcp only drives the dhcp case: a run of other cases does not need it.
-  const programs = ['dnsmasq', 'atftp', 'nginx', 'curl', 'cc', 'ss', ...(selected.some((c) => c.id === 'dhcp') ? ['perfdhcp'] : [])];
+  const programs = ['dnsmasq', 'atftp', 'nginx', 'curl', 'cc', 'ss', ...(selected.some((c) => c.id === 'dhcp') ? ['perfdhcp'] : []),
+    ...(selected.some((c) => c.id.startsWith('img-')) ? IMAGING_PROGRAMS : [])];
   const unavailable = netnsUnavailableReason() ?? missingPrograms(...programs)
     ?? (peerProgram('atftpd', 'atftpd') ? undefined : 'atftpd is neither installed nor unpacked (run: sh bench/fetch-peers.sh)');
   if (unavailable) {
