@@ -1,52 +1,22 @@
-// Imaging cases of `npm run bench`: Bootbench's agent (build/imaging-env/agent.sh) and the
-// host's imaging routes (bench/imaging-host.mjs) against the classic pipeline the peers use
-// (nginx serving a partclone+zstd image file; `curl | zstd -d | partclone.restore`), on loop
-// devices over files this bench creates in its /dev/shm folder, never a disk of this machine.
+// The imaging lab of `npm run bench`: Bootbench's agent (build/imaging-env/agent.sh) and
+// the host's imaging routes (bench/imaging-host.mjs) beside the classic pipeline the peers
+// use (nginx serving a partclone+zstd image file; `curl | zstd -d | partclone.restore`), on
+// loop devices over files this bench creates in its /dev/shm folder, never a disk of this
+// machine. Made on first use by an imaging case (imaging-cases.ts), removed with the bench.
 //
 //   ihost eth0 198.18.4.1 (imaging routes :8000, nginx :8080) ===== iagent eth0 198.18.4.2
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Lab } from '../test/helpers/netns.js';
+import { BENCH_DIR, MiB, PROJECT, log, servedMain, type Bench } from './lab.js';
 
-const MiB = 1024 * 1024;
 const HOST = '198.18.4.1';
 const AGENT_ADDR = '198.18.4.2';
 const ROUTES_PORT = 8000;
 const NGINX_PORT = 8080;
 /** The reference disk's one partition starts at 1 MiB (sector 2048). */
 const PART_OFFSET = MiB;
-
-interface Summary { median: number; min: number; max: number; n: number }
-export interface ImagingRow {
-  id: string;
-  title: string;
-  metric: string;
-  higherIsBetter: boolean;
-  peer?: { name: string; figure?: number; summary: Summary; samples: number[] };
-  bootbench: { name: string; summary: Summary; samples: number[] };
-  target: { ratio?: number; atMost?: number; atLeast?: number; text: string };
-  note?: string;
-}
-
-/** What the imaging cases borrow from bench/run.ts. */
-export interface ImagingDeps<R> {
-  lab: Lab;
-  /** the bench's /dev/shm folder, removed at the end */
-  work: string;
-  project: string;
-  benchDir: string;
-  servedMain: () => string;
-  spawnLogged: (ns: string, name: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv) => ChildProcess;
-  logOf: (name: string) => string;
-  listening: (ns: string, proto: 'tcp', address: string, port: number, what: string) => Promise<void>;
-  stopChild: (child: ChildProcess) => Promise<void>;
-  cpuMs: (pid: number) => number;
-  summarize: (xs: number[]) => Summary;
-  judge: (row: ImagingRow) => R;
-  log: (line: string) => void;
-}
 
 export interface ImagingSizes { diskMiB: number; usedMiB: number }
 
@@ -55,8 +25,8 @@ export function imagingSizes(long: boolean): ImagingSizes {
 }
 
 /** The agent measured: this checkout's, or BOOTBENCH_BENCH_AGENT's (another version, for an A/B). */
-export function agentPath(project: string): string {
-  return resolve(process.env.BOOTBENCH_BENCH_AGENT ?? join(project, 'build', 'imaging-env', 'agent.sh'));
+function agentPath(): string {
+  return resolve(process.env.BOOTBENCH_BENCH_AGENT ?? join(PROJECT, 'build', 'imaging-env', 'agent.sh'));
 }
 
 const sh = (script: string): string => execFileSync('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
@@ -65,7 +35,7 @@ const sh = (script: string): string => execFileSync('bash', ['-c', script], { st
  * One imaging set-up, made on first use by any imaging case and shared by all: namespaces,
  * the reference disk, the host's routes and nginx, the captured and the classic image.
  */
-export class ImagingLab<R> {
+export class ImagingLab {
   private ready?: Promise<void>;
   private hostNs = '';
   private agentNs = '';
@@ -80,8 +50,8 @@ export class ImagingLab<R> {
   /** partclone stream bytes of the reference partition (what a deploy writes) */
   streamBytes = 0;
 
-  constructor(private readonly deps: ImagingDeps<R>, readonly sizes: ImagingSizes) {
-    this.dir = join(deps.work, 'imaging');
+  constructor(private readonly bench: Bench, readonly sizes: ImagingSizes) {
+    this.dir = join(bench.work, 'imaging');
   }
 
   setUp(): Promise<void> {
@@ -90,8 +60,7 @@ export class ImagingLab<R> {
   }
 
   private async build(): Promise<void> {
-    const { lab } = this.deps;
-    const deps = this.deps;
+    const { lab } = this.bench;
     mkdirSync(join(this.dir, 'data'), { recursive: true });
     mkdirSync(join(this.dir, 'nginx', 'root', 'up'), { recursive: true });
     this.hostNs = lab.namespace('i');
@@ -105,14 +74,14 @@ export class ImagingLab<R> {
       if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(this.busybox, applet));
     }
 
-    deps.log(`  imaging: building the reference disk (${this.sizes.diskMiB} MiB, ${this.sizes.usedMiB} MiB used)`);
+    log(`  imaging: building the reference disk (${this.sizes.diskMiB} MiB, ${this.sizes.usedMiB} MiB used)`);
     this.buildReference();
 
     // stdout is the runner's command channel; its warnings go to the bench's log folder.
     const errFd = openSync(join(this.dir, 'imaging-host.log'), 'a');
     this.host = lab.spawn(this.hostNs, process.execPath, [
-      join(deps.benchDir, 'imaging-host.mjs'), '--main', deps.servedMain(), '--data', join(this.dir, 'data'), '--listen', `${HOST}:${ROUTES_PORT}`,
-    ], { stdio: ['pipe', 'pipe', errFd], cwd: deps.project });
+      join(BENCH_DIR, 'imaging-host.mjs'), '--main', servedMain(), '--data', join(this.dir, 'data'), '--listen', `${HOST}:${ROUTES_PORT}`,
+    ], { stdio: ['pipe', 'pipe', errFd], cwd: PROJECT });
     closeSync(errFd);
     const lines = createInterface({ input: this.host.stdout! });
     const first = new Promise<void>((resolveReady, reject) => {
@@ -122,7 +91,7 @@ export class ImagingLab<R> {
     await first;
     lines.on('line', (line) => this.replies.shift()?.(line));
     this.nginx = this.startNginx();
-    await deps.listening(this.hostNs, 'tcp', HOST, NGINX_PORT, 'nginx (imaging)');
+    await this.bench.listening(this.hostNs, 'tcp', HOST, NGINX_PORT, 'nginx (imaging)');
   }
 
   private attach(file: string, extra: string[] = []): string {
@@ -187,7 +156,7 @@ http {
   }
 }
 `);
-    return this.deps.spawnLogged(this.hostNs, 'nginx-imaging', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')]);
+    return this.bench.spawnLogged(this.hostNs, 'nginx-imaging', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')]);
   }
 
   /** One command to the imaging host runner, its one-line answer. */
@@ -231,7 +200,7 @@ http {
     const wrapped = `s=$(date +%s%N); ( ${exports}${script} ) >"$BENCH_LOG" 2>&1; rc=$?; e=$(date +%s%N); echo "$s $e $rc"`;
     const log = join(this.dir, `${what}.log`);
     return new Promise((resolveTime, reject) => {
-      const child = this.deps.lab.spawn(this.agentNs, 'bash', ['-c', wrapped], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_LOG: log } });
+      const child = this.bench.lab.spawn(this.agentNs, 'bash', ['-c', wrapped], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_LOG: log } });
       let out = '';
       child.stdout!.on('data', (d) => (out += d));
       // 'close', not 'exit': exit can come before the last of stdout has been read.
@@ -267,7 +236,7 @@ http {
   }
 
   private agentScript(mac: string): string {
-    return `/bin/busybox sh ${agentPath(this.deps.project)} run http://${HOST}:${ROUTES_PORT} ${mac}`;
+    return `/bin/busybox sh ${agentPath()} run http://${HOST}:${ROUTES_PORT} ${mac}`;
   }
 
   // ---- capture ------------------------------------------------------------------------
@@ -358,9 +327,9 @@ rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline
     }
     if (this.host) {
       this.host.stdin?.end();
-      await this.deps.stopChild(this.host);
+      await this.bench.stopChild(this.host);
     }
-    if (this.nginx) await this.deps.stopChild(this.nginx);
+    if (this.nginx) await this.bench.stopChild(this.nginx);
     // An agent stopped half-way leaves the partition loops it made over our disks: those go first.
     for (const dev of [...this.loops]) {
       const over = execFileSync('losetup', ['-n', '-O', 'NAME', '-j', dev]).toString().split('\n').map((l) => l.trim()).filter(Boolean);
@@ -368,86 +337,4 @@ rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline
     }
     for (const dev of [...this.loops]) this.detach(dev);
   }
-}
-
-/** The imaging cases: capture (+ size on disk), deploy, 8 deploys at once. */
-export function imagingCases<R>(deps: ImagingDeps<R>, sizes: ImagingSizes): { lab: ImagingLab<R>; cases: { id: string; title: string; run(ctx: { runs: number; quick: boolean }): Promise<R[]> }[] } {
-  const lab = new ImagingLab(deps, sizes);
-  const label = `${sizes.diskMiB >= 1024 ? `${sizes.diskMiB / 1024} GiB` : `${sizes.diskMiB} MiB`} disk, ${sizes.usedMiB} MiB used`;
-  const usedMiB = () => lab.streamBytes / MiB;
-  const row = (r: Omit<ImagingRow, 'peer' | 'bootbench'> & { peer: number[]; ours: number[]; peerName: string }): R => deps.judge({
-    id: r.id, title: r.title, metric: r.metric, higherIsBetter: r.higherIsBetter, target: r.target, note: r.note,
-    peer: { name: r.peerName, summary: deps.summarize(r.peer), samples: r.peer },
-    bootbench: { name: 'bootbench', summary: deps.summarize(r.ours), samples: r.ours },
-  });
-  // A deploy or capture of the small disk takes seconds: 3 a side keeps the set near 5 minutes.
-  const runsOf = (ctx: { runs: number; quick: boolean }, most: number) => (ctx.quick ? 1 : Math.min(ctx.runs, most));
-  return {
-    lab,
-    cases: [
-      {
-        id: 'img-capture',
-        title: `capture, ${label}`,
-        async run(ctx) {
-          await lab.setUp();
-          const runs = runsOf(ctx, 3);
-          const peerSeconds: number[] = [];
-          const ourSeconds: number[] = [];
-          for (let i = 0; i < runs; i++) {
-            peerSeconds.push(await lab.captureClassic());
-            // Each run starts from an empty store, or every chunk would already be there.
-            await lab.removeImage('ref');
-            ourSeconds.push(await lab.captureOurs('ref'));
-          }
-          const peer = peerSeconds.map((s) => usedMiB() / s);
-          const ours = ourSeconds.map((s) => usedMiB() / s);
-          const stored = await lab.storedBytes('ref');
-          const classic = lab.classicImageBytes();
-          return [
-            row({ id: 'img-capture', title: `capture, ${label}`, metric: 'MiB/s', higherIsBetter: true, peerName: 'partclone|zstd|curl -T', peer, ours, target: { ratio: 1.0, text: '>= 1.0x classic' }, note: 'used MiB / s; PUT to nginx' }),
-            row({ id: 'img-size', title: `size on disk, ${label}`, metric: 'MiB', higherIsBetter: false, peerName: 'partclone+zstd -3 file', peer: [classic / MiB], ours: [stored / MiB], target: { ratio: 1.0, text: '<= 1.0x classic' } }),
-          ];
-        },
-      },
-      {
-        id: 'img-deploy',
-        title: `deploy, ${label}, verified`,
-        async run(ctx) {
-          await lab.ensureImages();
-          const runs = runsOf(ctx, 3);
-          const peer: number[] = [];
-          const ours: number[] = [];
-          for (let i = 0; i < runs; i++) {
-            peer.push(usedMiB() / (await lab.deployClassic(1)).seconds);
-            ours.push(usedMiB() / (await lab.deployOurs(1)).seconds);
-          }
-          return [row({ id: 'img-deploy', title: `deploy, ${label}`, metric: 'MiB/s', higherIsBetter: true, peerName: 'nginx + curl|zstd|partclone', peer, ours, target: { ratio: 1.0, text: '>= 1.0x classic' }, note: 'used MiB / s; ours verifies' })];
-        },
-      },
-      {
-        id: 'img-deploy-8',
-        title: `8 deploys at once, unicast, ${label}`,
-        async run(ctx) {
-          await lab.ensureImages();
-          const runs = runsOf(ctx, 2);
-          const samples = { peer: [] as { mibps: number; cpu: number }[], ours: [] as { mibps: number; cpu: number }[] };
-          const sample = async (pid: number, deploy: () => Promise<{ seconds: number }>) => {
-            const before = deps.cpuMs(pid);
-            const { seconds } = await deploy();
-            const mib = usedMiB() * 8;
-            return { mibps: mib / seconds, cpu: (deps.cpuMs(pid) - before) / (mib / 1024) };
-          };
-          for (let i = 0; i < runs; i++) {
-            samples.peer.push(await sample(lab.nginxPid, () => lab.deployClassic(8)));
-            samples.ours.push(await sample(lab.hostPid, () => lab.deployOurs(8)));
-          }
-          const title = `8 deploys at once, ${label}`;
-          return [
-            row({ id: 'img-deploy-8', title, metric: 'MiB/s', higherIsBetter: true, peerName: 'nginx + curl|zstd|partclone', peer: samples.peer.map((s) => s.mibps), ours: samples.ours.map((s) => s.mibps), target: { text: 'shown, not judged' }, note: 'total used MiB / s; ours verifies' }),
-            row({ id: 'img-deploy-8-cpu', title: `${title}: host CPU per GiB`, metric: 'ms/GiB', higherIsBetter: false, peerName: 'nginx', peer: samples.peer.map((s) => s.cpu), ours: samples.ours.map((s) => s.cpu), target: { text: 'shown, not judged' } }),
-          ];
-        },
-      },
-    ],
-  };
 }
