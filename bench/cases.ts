@@ -21,7 +21,6 @@ async function tftpSample(bench: Bench, server: RunningServer, path: 'veth' | 'r
   return { mibps: mib / span, cpuMsPerMiB: user + system, userMsPerMiB: user, systemMsPerMiB: system, slowest: Math.max(...seconds) };
 }
 
-
 function tftpCase(spec: {
   id: string;
   title: string;

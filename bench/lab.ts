@@ -80,7 +80,6 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-
 /**
  * atftp: the Debian client, which sleeps in recv like a PC's firmware does. polling:
  * bench/polling-client.c, which never sleeps, so no wake-up of the client is billed to the
