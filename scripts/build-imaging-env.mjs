@@ -57,6 +57,8 @@ const TOOLS = [
   { pkg: 'partclone', path: '/usr/sbin/partclone.restore' },
   { pkg: 'zstd', path: '/usr/bin/zstd' },
   { pkg: 'curl', path: '/usr/bin/curl' },
+  // The agent's SHA-256 (CPU SHA instructions); libssl and libcrypto come with curl already.
+  { pkg: 'openssl', path: '/usr/bin/openssl' },
   { pkg: 'udpcast', path: '/usr/bin/udp-receiver' },
   { pkg: 'ntfs-3g', path: '/bin/ntfs-3g' },
   { pkg: 'ntfs-3g', path: '/bin/ntfs-3g.probe' },
