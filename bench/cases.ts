@@ -103,9 +103,8 @@ function httpCase(clients: number): BenchCase {
           const mib = 64 * clients;
           return { mibps: mib / Math.max(...seconds), cpuMsPerMiB: (cpuMs(server.pid) - cpuBefore) / mib };
         };
-        // A 64 MiB download takes 50-100 ms here, and single samples spread from 650 to 1,800
-        // MiB/s for both servers: with 10 a side, the median ratio moved between 0.87x and
-        // 0.97x from one bench run to the next. 30 a side cost about 10 s more.
+        // Short downloads spread widely, for both servers: a steady median needs many samples
+        // (bench/README.md, "Sample counts").
         const runs = ctx.quick ? ctx.runs : ctx.runs * (clients === 1 ? 6 : 2);
         const { a, b } = await alternate(runs, sample(peer), sample(ctx.raw));
         return [
@@ -136,8 +135,8 @@ export const NETWORK_CASES: BenchCase[] = [
     cpuNote: 'atftp sleeps in recv: on split vCPUs the server\'s send wakes it, and the wake-up is billed to the server. The CPU target is judged in cpu-1468',
   }),
   // Server CPU per MiB of lock-step 1468, with a client that is never woken (bench/polling-client.c).
-  // The issue's 15 ms is 1.5x its 10 ms for C servers; dnsmasq measures lower with this client,
-  // so the row also asks for at most 1.5x dnsmasq measured the same way.
+  // The 15 ms target is 1.5x the figure asked of C servers; dnsmasq measures lower with this
+  // client, so the row also asks for at most 1.5x dnsmasq measured the same way.
   tftpCase({
     id: 'cpu-1468', title: '64 MiB, 1468, veth, polling client', path: 'veth', file: 'file-64m.bin', size: 64 * MiB, options: ['blksize 1468'], peer: 'dnsmasq',
     client: 'polling', cpuTarget: { atMost: 15, ratio: 1.5 },
@@ -270,10 +269,8 @@ export const NETWORK_CASES: BenchCase[] = [
         for (const [id, options, clients] of [['store-1468', ['blksize 1468'], 1], ['store-ws16', ['blksize 1468', 'windowsize 16'], 1], ['store-many', ['blksize 1468', 'windowsize 16'], 20]] as const) {
           const file = clients > 1 ? 'file-16m.bin' : 'file-64m.bin';
           const size = clients > 1 ? 16 * MiB : 64 * MiB;
-          // A 5 % target on samples of a quarter to a few seconds, which spread by +-20 % (20 x 16
-          // MiB: 463-699 MiB/s store off, 509-666 on, in one run). With 5 runs a side the median
-          // ratio moved from 0.94x to 1.04x between bench runs; with 9, from 0.95x to 1.02x. So
-          // 15 (the case takes about 90 s).
+          // A 5 % target on samples that spread far more than 5 %: at least 15 a side
+          // (bench/README.md, "Sample counts").
           const { a, b } = await alternate(
             ctx.quick ? ctx.runs : Math.max(ctx.runs, 15),
             () => tftpSample(ctx.bench, hostOff, 'veth', file, size, [...options], clients),

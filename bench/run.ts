@@ -32,7 +32,7 @@ const { values: flags } = parseArgs({
   },
 });
 
-// Imaging: a 1 GiB disk with 512 MiB used, or with --long (or BOOTBENCH_LONG=1) the issue's
+// Imaging: a 1 GiB disk with 512 MiB used, or with --long (or BOOTBENCH_LONG=1) the target's
 // 4 GiB with 2 GiB used.
 const CASES: BenchCase[] = [...NETWORK_CASES, ...imagingCases(imagingSizes(flags.long! || process.env.BOOTBENCH_LONG === '1'))];
 
