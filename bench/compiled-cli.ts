@@ -2,8 +2,8 @@
 // (bin/bootbench.js), and whether it is current. Tests and benchmarks that measure the
 // host's own timing or CPU run it rather than the sources through tsx: tsx compiles modules
 // on first use through an esbuild child process, and that work (and the child's CPU) lands
-// inside the measurement; an idle process with tsx's loader also uses about 25 ms of CPU a
-// second where plain node uses none. Here, not in test/: the bench must not import tests.
+// inside the measurement; an idle process with tsx's loader also uses CPU every second where
+// plain node uses none (bench/README.md). Here, not in test/: the bench must not import tests.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 // @ts-expect-error plain ESM helper shared with scripts/start.mjs
