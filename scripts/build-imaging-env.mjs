@@ -22,7 +22,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync,
-  readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync,
+  readlinkSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
@@ -57,6 +57,8 @@ const TOOLS = [
   { pkg: 'partclone', path: '/usr/sbin/partclone.restore' },
   { pkg: 'zstd', path: '/usr/bin/zstd' },
   { pkg: 'curl', path: '/usr/bin/curl' },
+  // The agent's SHA-256 (CPU SHA instructions); libssl and libcrypto come with curl already.
+  { pkg: 'openssl', path: '/usr/bin/openssl' },
   { pkg: 'udpcast', path: '/usr/bin/udp-receiver' },
   { pkg: 'ntfs-3g', path: '/bin/ntfs-3g' },
   { pkg: 'ntfs-3g', path: '/bin/ntfs-3g.probe' },

@@ -4,7 +4,8 @@
 // store it once. Writes go to a temporary name first and are renamed into place, so a
 // crash leaves a stray temporary file (removed at the next start), never a wrong chunk.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -40,7 +41,8 @@ export class ChunkStore {
   }
 
   open(sha: string): Readable {
-    return createReadStream(this.path(sha));
+    // A chunk is a few MiB: 1 MiB reads take a sixteenth of the calls the 64 KiB default does.
+    return createReadStream(this.path(sha), { highWaterMark: 1024 * 1024 });
   }
 
   /**
@@ -48,33 +50,31 @@ export class ChunkStore {
    * Resolves to false when the chunk was already stored (the body is drained, not kept).
    */
   async put(sha: string, body: AsyncIterable<Buffer>): Promise<boolean> {
+    // A chunk is a few MiB: it is held, hashed, and written in one call, not a write per
+    // network read (each a trip through libuv's thread pool).
+    const pieces: Buffer[] = [];
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for await (const piece of body) {
+      bytes += piece.length;
+      if (bytes > MAX_CHUNK_BYTES) throw new ChunkError(`chunk ${sha} is larger than ${MAX_CHUNK_BYTES} bytes`, 413);
+      hash.update(piece);
+      pieces.push(piece);
+    }
+    const actual = hash.digest('hex');
+    if (actual !== sha) throw new ChunkError(`chunk ${sha} arrived with SHA-256 ${actual}: damaged in transit, send it again`, 422);
     const target = this.path(sha);
+    if (existsSync(target)) return false;
     mkdirSync(join(this.dir, sha.slice(0, 2)), { recursive: true });
     const temp = `${target}.${randomBytes(6).toString('hex')}.part`;
-    const hash = createHash('sha256');
-    const out = createWriteStream(temp);
-    let bytes = 0;
     try {
-      for await (const piece of body) {
-        bytes += piece.length;
-        if (bytes > MAX_CHUNK_BYTES) throw new ChunkError(`chunk ${sha} is larger than ${MAX_CHUNK_BYTES} bytes`, 413);
-        hash.update(piece);
-        if (!out.write(piece)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-      }
-      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-      const actual = hash.digest('hex');
-      if (actual !== sha) throw new ChunkError(`chunk ${sha} arrived with SHA-256 ${actual}: damaged in transit, send it again`, 422);
-      if (existsSync(target)) {
-        rmSync(temp, { force: true });
-        return false;
-      }
+      await writeFile(temp, Buffer.concat(pieces, bytes));
       renameSync(temp, target);
-      return true;
     } catch (error) {
-      out.destroy();
       rmSync(temp, { force: true });
       throw error;
     }
+    return true;
   }
 
   /** Every stored chunk name. */

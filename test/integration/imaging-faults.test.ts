@@ -133,6 +133,9 @@ else describe('imaging faults: a PC switched off mid-deploy, the host killed mid
     const target = join(work, 'target.img');
     run('truncate', ['-s', '112M', target]);
     const disk = attach(target);
+    // A veth moves the image faster than one report a second can catch it mid-write: the
+    // host's sending is capped (~25 MB/s) until the PC is switched off.
+    lab.exec(serverNs, 'tc', ['qdisc', 'add', 'dev', 'bench0', 'root', 'tbf', 'rate', '200mbit', 'burst', '64kb', 'latency', '400ms']);
     cli('image', 'deploy', 'ref', '--machine', PC_MAC, '--then', 'poweroff');
     const job = latestJob();
     const pc = agent(PC_MAC, disk);
@@ -142,6 +145,7 @@ else describe('imaging faults: a PC switched off mid-deploy, the host killed mid
     }, 60_000, 'the PC to be writing');
     process.kill(-pc.child.pid!, 'SIGKILL');
     await pc.done;
+    lab.exec(serverNs, 'tc', ['qdisc', 'del', 'dev', 'bench0', 'root']);
     const killedAt = Date.now();
     const failed = await waitFor(() => {
       const r = row(job, PC_MAC);

@@ -1,0 +1,340 @@
+// The imaging lab of `npm run bench`: Bootbench's agent (build/imaging-env/agent.sh) and
+// the host's imaging routes (bench/imaging-host.mjs) beside the classic pipeline the peers
+// use (nginx serving a partclone+zstd image file; `curl | zstd -d | partclone.restore`), on
+// loop devices over files this bench creates in its /dev/shm folder, never a disk of this
+// machine. Made on first use by an imaging case (imaging-cases.ts), removed with the bench.
+//
+//   ihost eth0 198.18.4.1 (imaging routes :8000, nginx :8080) ===== iagent eth0 198.18.4.2
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { BENCH_DIR, MiB, PROJECT, log, servedMain, type Bench } from './lab.js';
+
+const HOST = '198.18.4.1';
+const AGENT_ADDR = '198.18.4.2';
+const ROUTES_PORT = 8000;
+const NGINX_PORT = 8080;
+/** The reference disk's one partition starts at 1 MiB (sector 2048). */
+const PART_OFFSET = MiB;
+
+export interface ImagingSizes { diskMiB: number; usedMiB: number }
+
+export function imagingSizes(long: boolean): ImagingSizes {
+  return long ? { diskMiB: 4096, usedMiB: 2048 } : { diskMiB: 1024, usedMiB: 512 };
+}
+
+/** The agent measured: this checkout's, or BOOTBENCH_BENCH_AGENT's (another version, for an A/B). */
+function agentPath(): string {
+  return resolve(process.env.BOOTBENCH_BENCH_AGENT ?? join(PROJECT, 'build', 'imaging-env', 'agent.sh'));
+}
+
+const sh = (script: string): string => execFileSync('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+
+/**
+ * One imaging set-up, made on first use by any imaging case and shared by all: namespaces,
+ * the reference disk, the host's routes and nginx, the captured and the classic image.
+ */
+export class ImagingLab {
+  private ready?: Promise<void>;
+  private hostNs = '';
+  private agentNs = '';
+  private readonly dir: string;
+  private readonly loops = new Set<string>();
+  private host?: ChildProcess;
+  private nginx?: ChildProcess;
+  private replies: ((line: string) => void)[] = [];
+  private busybox = '';
+  private referenceDev = '';
+  private macCounter = 0;
+  /** partclone stream bytes of the reference partition (what a deploy writes) */
+  streamBytes = 0;
+
+  constructor(private readonly bench: Bench, readonly sizes: ImagingSizes) {
+    this.dir = join(bench.work, 'imaging');
+  }
+
+  setUp(): Promise<void> {
+    this.ready ??= this.build();
+    return this.ready;
+  }
+
+  private async build(): Promise<void> {
+    const { lab } = this.bench;
+    mkdirSync(join(this.dir, 'data'), { recursive: true });
+    mkdirSync(join(this.dir, 'nginx', 'root', 'up'), { recursive: true });
+    this.hostNs = lab.namespace('i');
+    this.agentNs = lab.namespace('a');
+    lab.veth(this.hostNs, 'eth0', `${HOST}/24`, this.agentNs, 'eth0', `${AGENT_ADDR}/24`);
+
+    // busybox's applets first on PATH, as in the imaging environment (losetup: util-linux's).
+    this.busybox = join(this.dir, 'busybox-bin');
+    mkdirSync(this.busybox);
+    for (const applet of execFileSync('busybox', ['--list']).toString().split('\n')) {
+      if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(this.busybox, applet));
+    }
+
+    log(`  imaging: building the reference disk (${this.sizes.diskMiB} MiB, ${this.sizes.usedMiB} MiB used)`);
+    this.buildReference();
+
+    // stdout is the runner's command channel; its warnings go to the bench's log folder.
+    const errFd = openSync(join(this.dir, 'imaging-host.log'), 'a');
+    this.host = lab.spawn(this.hostNs, process.execPath, [
+      join(BENCH_DIR, 'imaging-host.mjs'), '--main', servedMain(), '--data', join(this.dir, 'data'), '--listen', `${HOST}:${ROUTES_PORT}`,
+    ], { stdio: ['pipe', 'pipe', errFd], cwd: PROJECT });
+    closeSync(errFd);
+    const lines = createInterface({ input: this.host.stdout! });
+    const first = new Promise<void>((resolveReady, reject) => {
+      this.host!.once('exit', (code) => reject(new Error(`imaging host exited (${code})`)));
+      lines.once('line', (line) => (line === 'ready' ? resolveReady() : reject(new Error(`imaging host: ${line}`))));
+    });
+    await first;
+    lines.on('line', (line) => this.replies.shift()?.(line));
+    this.nginx = this.startNginx();
+    await this.bench.listening(this.hostNs, 'tcp', HOST, NGINX_PORT, 'nginx (imaging)');
+  }
+
+  private attach(file: string, extra: string[] = []): string {
+    const dev = execFileSync('losetup', ['-f', '--show', ...extra, file]).toString().trim();
+    this.loops.add(dev);
+    return dev;
+  }
+
+  private detach(dev: string): void {
+    try { execFileSync('losetup', ['-d', dev], { stdio: 'ignore' }); } catch { /* gone */ }
+    this.loops.delete(dev);
+  }
+
+  /**
+   * GPT, one ext4 partition; the used part is half real files (a stream of /usr: programs,
+   * libraries, text, which zstd shrinks about 2.5x) and half random files (media, archives:
+   * incompressible). Both sides capture and deploy this same disk. mke2fs fills the file
+   * system from a staging folder (-d), straight into the disk file: a mount could leave the
+   * superblock behind the bitmaps while another mount namespace still holds it.
+   */
+  private buildReference(): void {
+    const file = join(this.dir, 'reference.img');
+    sh(`truncate -s ${this.sizes.diskMiB}M ${file} && printf 'label: gpt\\nstart=2048, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\\n' | sfdisk -q ${file}`);
+    const sectors = Number(/start=\s*2048, size=\s*(\d+)/.exec(sh(`sfdisk --dump ${file}`))![1]);
+    const stage = join(this.dir, 'stage');
+    mkdirSync(join(stage, 'usr'), { recursive: true });
+    mkdirSync(join(stage, 'media'));
+    mkdirSync(join(stage, 'etc'));
+    writeFileSync(join(stage, 'etc', 'hostname'), 'reference\n');
+    const half = (this.sizes.usedMiB / 2) * MiB;
+    const randomFiles = 16;
+    try {
+      // A truncated tar stream: tar complains about the cut end, the files before it are whole.
+      sh(`(tar -C /usr -cf - lib share bin 2>/dev/null | head -c ${half} | tar -C ${stage}/usr -xf - 2>/dev/null) || true`);
+      for (let i = 0; i < randomFiles; i++) sh(`head -c ${Math.floor(half / randomFiles)} /dev/urandom > ${stage}/media/file-${i}.bin`);
+      sh(`mkfs.ext4 -q -F -b 4096 -E offset=${PART_OFFSET} -d ${stage} ${file} ${Math.floor(sectors / 8) * 4}k`);
+    } finally {
+      rmSync(stage, { recursive: true, force: true });
+    }
+    this.referenceDev = this.attach(file, ['-r']);
+    writeFileSync(join(this.dir, 'table'), sh(`sfdisk --dump ${file} | grep -v -e '^device:' -e '^last-lba:'`));
+    this.partSectors = sectors;
+  }
+
+  private partSectors = 0;
+
+  private startNginx(): ChildProcess {
+    const dir = join(this.dir, 'nginx');
+    // One process (no master), as the HTTP case; PUT (dav) takes the classic capture's upload.
+    writeFileSync(join(dir, 'nginx.conf'), `
+daemon off; master_process off; worker_processes 1; user root; pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off; sendfile on; tcp_nopush on; keepalive_timeout 30;
+  client_body_temp_path ${dir}/root/up/.body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  types { application/octet-stream zst; }
+  server {
+    listen ${HOST}:${NGINX_PORT}; root ${dir}/root;
+    location /up/ { dav_methods PUT; client_max_body_size 0; create_full_put_path on; }
+  }
+}
+`);
+    return this.bench.spawnLogged(this.hostNs, 'nginx-imaging', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')]);
+  }
+
+  /** One command to the imaging host runner, its one-line answer. */
+  private ask(command: string): Promise<string> {
+    return new Promise((resolveLine, reject) => {
+      this.replies.push((line) => (line.startsWith('error') ? reject(new Error(`imaging host: ${line} (for: ${command})`)) : resolveLine(line)));
+      this.host!.stdin!.write(`${command}\n`);
+    });
+  }
+
+  get hostPid(): number { return this.host!.pid!; }
+  get nginxPid(): number { return this.nginx!.pid!; }
+
+  nextMac(): string {
+    const n = ++this.macCounter;
+    return `52:54:00:b0:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`;
+  }
+
+  /** A fresh blank disk of the reference's size (sparse file, loop device). */
+  blankDisk(name: string): string {
+    const file = join(this.dir, `${name}.img`);
+    rmSync(file, { force: true });
+    closeSync(openSync(file, 'w'));
+    sh(`truncate -s ${this.sizes.diskMiB}M ${file}`);
+    return this.attach(file);
+  }
+
+  dropDisk(dev: string): void {
+    const file = execFileSync('losetup', ['-nO', 'BACK-FILE', dev]).toString().trim();
+    this.detach(dev);
+    rmSync(file, { force: true });
+  }
+
+  /**
+   * Runs `script` (bash) in the agent namespace and returns its wall time, measured inside
+   * the namespace so `ip netns exec` start-up is not counted. Rejects on a non-zero exit.
+   */
+  timed(script: string, env: NodeJS.ProcessEnv, what: string): Promise<{ start: number; end: number }> {
+    // The environment is set inside: \`ip netns exec\` itself must come from the host's PATH.
+    const exports = Object.entries(env).map(([k, v]) => `export ${k}='${v}'; `).join('');
+    const wrapped = `s=$(date +%s%N); ( ${exports}${script} ) >"$BENCH_LOG" 2>&1; rc=$?; e=$(date +%s%N); echo "$s $e $rc"`;
+    const log = join(this.dir, `${what}.log`);
+    return new Promise((resolveTime, reject) => {
+      const child = this.bench.lab.spawn(this.agentNs, 'bash', ['-c', wrapped], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_LOG: log } });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      // 'close', not 'exit': exit can come before the last of stdout has been read.
+      child.on('close', () => {
+        const [s, e, rc] = out.trim().split(' ').map(Number);
+        if (rc !== 0 || !Number.isFinite(e)) reject(new Error(`${what} failed (exit ${rc}): ${existsSync(log) ? readFileSync(log, 'utf8').slice(-600) : out}`));
+        else resolveTime({ start: s / 1e9, end: e / 1e9 });
+      });
+    });
+  }
+
+  /**
+   * The agent's PATH. BOOTBENCH_BENCH_NO_OPENSSL=1 hides openssl (a copy of /usr/bin without
+   * it), so the agent hashes with busybox's sha256sum, as in an environment without openssl.
+   */
+  private agentPath(): string {
+    if (process.env.BOOTBENCH_BENCH_NO_OPENSSL !== '1') return `${this.busybox}:/usr/sbin:/usr/bin:/sbin:/bin`;
+    const bin = join(this.dir, 'usr-bin-without-openssl');
+    if (!existsSync(bin)) {
+      mkdirSync(bin);
+      for (const name of readdirSync('/usr/bin')) if (name !== 'openssl') symlinkSync(join('/usr/bin', name), join(bin, name));
+    }
+    return `${this.busybox}:/usr/sbin:${bin}:/sbin`;
+  }
+
+  private agentEnv(disk: string): NodeJS.ProcessEnv {
+    const tmp = join(this.dir, 'agent-tmp');
+    mkdirSync(tmp, { recursive: true });
+    return {
+      PATH: this.agentPath(), BOOTBENCH_AGENT_DISKS: disk, BOOTBENCH_AGENT_TMP: tmp,
+      ...(process.env.BOOTBENCH_ZSTD_LEVEL ? { BOOTBENCH_ZSTD_LEVEL: process.env.BOOTBENCH_ZSTD_LEVEL } : {}),
+    };
+  }
+
+  private agentScript(mac: string): string {
+    return `/bin/busybox sh ${agentPath()} run http://${HOST}:${ROUTES_PORT} ${mac}`;
+  }
+
+  // ---- capture ------------------------------------------------------------------------
+
+  /** Bootbench: the agent captures the reference disk into image `name`. Seconds. */
+  async captureOurs(name: string): Promise<number> {
+    const mac = this.nextMac();
+    await this.ask(`job capture ${name} ${mac}`);
+    const t = await this.timed(this.agentScript(mac), this.agentEnv(this.referenceDev), `capture-${name}`);
+    const [, stored, used] = (await this.ask(`size ${name}`)).split(' ').map(Number);
+    if (!stored) throw new Error(`capture ${name}: no image on the host after the agent finished`);
+    this.streamBytes = used;
+    return t.end - t.start;
+  }
+
+  async removeImage(name: string): Promise<void> {
+    await this.ask(`remove ${name}`);
+  }
+
+  async storedBytes(name: string): Promise<number> {
+    return Number((await this.ask(`size ${name}`)).split(' ')[1]);
+  }
+
+  /** Classic: partclone.extfs -c | zstd -3 | curl -T (a PUT to nginx). Seconds. */
+  async captureClassic(): Promise<number> {
+    const script = `set -o pipefail
+P=$(losetup -r -f --show -o ${PART_OFFSET} --sizelimit ${this.partSectors * 512} ${this.referenceDev}) || exit 1
+# A reused loop device may still cache its previous file's blocks (seen: partclone read a
+# stale superblock and stopped): drop them before reading.
+blockdev --flushbufs "$P"
+partclone.extfs -c -s "$P" -o - -L ${join(this.dir, 'partclone-capture.log')} 2>/dev/null | zstd -q -3 -c | curl -sS --fail -T - http://${HOST}:${NGINX_PORT}/up/ref.pcl.zst
+rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline exit codes: $rc"; exit 1; }`;
+    const t = await this.timed(script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, 'capture-classic');
+    // partclone has been seen to end early with status 0: a classic image far smaller than
+    // Bootbench's would make every ratio meaningless.
+    const bytes = this.classicImageBytes();
+    if (this.streamBytes && bytes < this.streamBytes / 10) throw new Error(`the classic capture gave ${bytes} bytes for ${this.streamBytes} used: see partclone-capture.log`);
+    return t.end - t.start;
+  }
+
+  classicImageBytes(): number {
+    return statSync(join(this.dir, 'nginx', 'root', 'up', 'ref.pcl.zst')).size;
+  }
+
+  /** The images deploys read: Bootbench's "ref" and nginx's ref.pcl.zst. */
+  async ensureImages(): Promise<void> {
+    await this.setUp();
+    if (!(await this.storedBytes('ref'))) await this.captureOurs('ref');
+    if (!existsSync(join(this.dir, 'nginx', 'root', 'up', 'ref.pcl.zst'))) await this.captureClassic();
+  }
+
+  // ---- deploy -------------------------------------------------------------------------
+
+  /** Bootbench: `count` agents at once, each to its own blank disk, verification included. */
+  async deployOurs(count: number): Promise<{ seconds: number }> {
+    const macs = Array.from({ length: count }, () => this.nextMac());
+    await this.ask(`job deploy ref ${macs.join(' ')}`);
+    const disks = macs.map((_, i) => this.blankDisk(`target-${i}`));
+    try {
+      const times = await Promise.all(macs.map((mac, i) => this.timed(this.agentScript(mac), this.agentEnv(disks[i]), `deploy-ours-${i}`)));
+      return { seconds: Math.max(...times.map((t) => t.end)) - Math.min(...times.map((t) => t.start)) };
+    } finally {
+      for (const d of disks) this.dropDisk(d);
+    }
+  }
+
+  /** Classic: the table by sfdisk, then curl | zstd -d | partclone.restore, `count` at once. */
+  async deployClassic(count: number): Promise<{ seconds: number }> {
+    const disks = Array.from({ length: count }, (_, i) => this.blankDisk(`classic-${i}`));
+    const script = (disk: string) => `set -o pipefail
+sfdisk -q --no-reread --no-tell-kernel ${disk} < ${join(this.dir, 'table')} >/dev/null || exit 1
+P=$(losetup -f --show -o ${PART_OFFSET} --sizelimit ${this.partSectors * 512} ${disk}) || exit 1
+curl -sS --fail http://${HOST}:${NGINX_PORT}/up/ref.pcl.zst | zstd -q -d -c | partclone.restore -s - -O "$P" -L ${join(this.dir, 'partclone-restore')}-${'$'}{P##*/}.log >/dev/null 2>&1
+rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline exit codes: $rc"; exit 1; }`;
+    try {
+      const times = await Promise.all(disks.map((d, i) => this.timed(script(d), { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, `deploy-classic-${i}`)));
+      return { seconds: Math.max(...times.map((t) => t.end)) - Math.min(...times.map((t) => t.start)) };
+    } finally {
+      for (const d of disks) this.dropDisk(d);
+    }
+  }
+
+  /** Keeps the agents' and pipelines' logs (small) in `dest` for a look after the run. */
+  async tearDown(dest?: string): Promise<void> {
+    if (dest && existsSync(this.dir)) {
+      mkdirSync(dest, { recursive: true });
+      sh(`cp ${this.dir}/*.log ${dest}/ 2>/dev/null || true`);
+    }
+    if (this.host) {
+      this.host.stdin?.end();
+      await this.bench.stopChild(this.host);
+    }
+    if (this.nginx) await this.bench.stopChild(this.nginx);
+    // An agent stopped half-way leaves the partition loops it made over our disks: those go first.
+    for (const dev of [...this.loops]) {
+      const over = execFileSync('losetup', ['-n', '-O', 'NAME', '-j', dev]).toString().split('\n').map((l) => l.trim()).filter(Boolean);
+      for (const part of over) try { execFileSync('losetup', ['-d', part], { stdio: 'ignore' }); } catch { /* gone */ }
+    }
+    for (const dev of [...this.loops]) this.detach(dev);
+  }
+}
