@@ -4,9 +4,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { Store } from '../store/index.js';
-import { importIntoLibrary } from '../library/import-into-library.js';
-import { uploadsDir, type StorageMode } from '../library/import.js';
-import { describeEntryUsers, editEntry, pairInitrd, removeEntry } from '../library/entry-edit.js';
+import { importIntoLibrary, describeEntryUsers, editEntry, pairInitrd, removeEntry, uploadsDir, type StorageMode } from '../library/index.js';
 import { toApiEntry } from './api-store.js';
 import { UPLOAD_ID, type LibraryImporter } from './api.js';
 import type { ImportFilesResult } from '../../preload/api.js';

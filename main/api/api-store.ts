@@ -2,14 +2,11 @@
 // api.ts): plain JSON shapes, optional fields instead of nulls, CSV results in sentences,
 // and an edit the database cannot take (full disk) answered with the fix, not SQLite's code.
 import { dirname } from 'node:path';
-import type { BootEvent, BootEventType } from '../core/events.js';
+import type { BootEvent, BootEventType } from '../core/index.js';
 import { storeImaging } from './api-imaging.js';
-import { entryDiskSize } from '../library/entry-edit.js';
+import { entryDiskSize, architectureForBootClass, resolveEntryFilePath, finishingPaths, ensureLocalDiskEntry, MENU_TIMEOUT_SECONDS, detectFile, UnusableFileError, type IsoDetection } from '../library/index.js';
 import type { ApiStore } from './api.js';
 import type { BootExpectation } from './boot-diagnosis.js';
-import { detectFile, UnusableFileError, type IsoDetection } from '../library/detect.js';
-import { architectureForBootClass, resolveEntryFilePath } from '../library/import.js';
-import { finishingPaths } from '../library/boot-once.js';
 import {
   resolveBootAssignment,
   exportMachinesCsv,
@@ -22,8 +19,7 @@ import {
   type Store,
   type Transfer,
 } from '../store/index.js';
-import type { BootEntry, DefaultBoot, DefaultBootChoice, Machine, MachineGroup, TransferRecord } from '../../preload/api.js';
-import { ensureLocalDiskEntry, MENU_TIMEOUT_SECONDS } from '../library/boot-service.js';
+import type { BootEntry, DefaultBoot, Machine, MachineGroup, TransferRecord } from '../../preload/api.js';
 
 const opt = <T>(value: T | null | undefined): T | undefined => (value === null || value === '' ? undefined : value);
 
@@ -172,7 +168,7 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
         return groups().find((g) => g.name.toLowerCase() === saved.name.toLowerCase()) ?? { name: saved.name, entryId: opt(saved.entryId), count: 0 };
       },
       importCsv: (csv) => {
-        // One transaction (issue 5): a full disk saves none of the rows, and says so.
+        // One transaction: a full disk saves none of the rows, and says so.
         const result = savingTo(store.path, () => importMachinesCsv(store, csv));
         return {
           added: result.created,

@@ -6,9 +6,8 @@
 // envelope, and errors become plain-language messages, never stack traces.
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { isTransferEvent, transferIdKey, transferOutcomeOf, transferProtocolOf, type BootEvent } from '../core/events.js';
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
-import { defaultServedFolder } from '../host/config.js';
+import { isTransferEvent, transferIdKey, transferOutcomeOf, transferProtocolOf, type BootEvent, systemClock, type Clock, type TimerHandle } from '../core/index.js';
+import { defaultServedFolder } from '../host/index.js';
 import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
 import { offeredForServing } from '../net/index.js';
 import type {

@@ -1,9 +1,9 @@
 // Turns one machine's boot events into sentences a technician can act on: a one-line
 // summary per event, and a diagnosis of where the last boot attempt stopped.
 // Pure functions over BootEvent lists; the Timeline screen and the API call them.
-import { isDhcpEvent, isTransferEvent, type BootEvent, type BootEventOf, type TransferEvent } from '../core/events.js';
+import { isDhcpEvent, isTransferEvent, type BootEvent, type BootEventOf, type TransferEvent } from '../core/index.js';
 import { IMAGING_PHASE_WORDS, type Diagnosis, type ImagingPhase, type TimelineEntry } from '../../preload/api.js';
-import { samePath } from '../library/boot-once.js';
+import { samePath } from '../library/index.js';
 
 // DHCP option 93 (RFC 4578 §2.1, IANA "Processor Architecture Types").
 const ARCH_NAMES: Record<number, string> = {

@@ -18,9 +18,8 @@ import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { ApiEnvelope, ApiEventName, ApiEvents, WirePush, WireRequest, WireResponse } from '../../preload/api.js';
-import type { HostPackaging, PrivilegeReport } from '../net/privileges.js';
-import { UNPRIVILEGED_PORTS_COMMAND } from '../net/privileges.js';
-import type { ApiCallHandler, ApiEventSource } from '../web/web-ui-server.js';
+import { type HostPackaging, type PrivilegeReport, UNPRIVILEGED_PORTS_COMMAND } from '../net/index.js';
+import type { ApiCallHandler, ApiEventSource } from '../web/index.js';
 
 // ---------------------------------------------------------------------------------------
 // Where the host runs.

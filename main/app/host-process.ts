@@ -7,11 +7,10 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HostApi, connectApiEvents } from '../api/api.js';
-import type { Logger } from '../core/logger.js';
-import { listInterfaces } from '../net/index.js';
-import { checkPrivileges, detectPackaging } from '../net/privileges.js';
-import { createUiHost, type UiHost } from '../web/ui-host.js';
+import { HostApi, connectApiEvents } from '../api/index.js';
+import type { Logger } from '../core/index.js';
+import { listInterfaces, checkPrivileges, detectPackaging } from '../net/index.js';
+import { createUiHost, type UiHost } from '../web/index.js';
 import { serveApiOverLines } from './host-link.js';
 
 /** The desktop app's host and its API, wherever it runs (this process, or main.ts in-process). */

@@ -11,7 +11,7 @@ import { extname, join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { API_CALL_NAMES, DIALOG_CHANNELS, type ApiEnvelope, type ApiEventName, type ApiEvents, type ServicesStatus } from '../../preload/api.js';
-import { connectApiEvents } from '../api/api.js';
+import { connectApiEvents } from '../api/index.js';
 import { createAppHost } from './host-process.js';
 import { HostProcessClient, chooseHostLaunch, describeExit, privilegeRemedy, type HostHello, type HostLaunch, type RemedyTools } from './host-link.js';
 import { APP_CONTENT_SECURITY_POLICY, APP_ORIGIN_URL, APP_SCHEME, externalUrlAllowed, permissionAllowed, rendererFileFor, senderAllowed } from './security.js';

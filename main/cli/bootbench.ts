@@ -5,15 +5,11 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BOOT_CLASSES, ConfigError, defaultServeConfig } from '../host/config.js';
+import { BOOT_CLASSES, ConfigError, defaultServeConfig, ServiceHost, configFromSettings, saveConfigToSettings } from '../host/index.js';
 import { SERVE_OPTIONS, UsageError, defaultDataDir, parseFlags, serveConfigFromFlags } from './serve-flags.js';
-import { ServiceHost } from '../host/service-host.js';
-import { isPerRequestDhcpEvent, type BootEvent } from '../core/events.js';
-import type { Logger } from '../core/logger.js';
-import { PerSecondBudget } from '../core/per-second-budget.js';
+import { isPerRequestDhcpEvent, PerSecondBudget, type Logger, type BootEvent } from '../core/index.js';
 import { listInterfaces } from '../net/index.js';
 import { runDoctor, runTestBootFindings } from './doctor.js';
-import { configFromSettings, saveConfigToSettings } from '../host/stored-config.js';
 import { classifyWriteFailure, openStore, type Store } from '../store/index.js';
 import { entriesCommand } from './entries.js';
 import { imageCommand, machinesCommand } from './imaging.js';
@@ -75,8 +71,8 @@ function textLine(event: BootEvent): string {
 /**
  * Log lines and events (stdout JSON, or stderr text) written once per turn of the event loop
  * instead of once per line: to a pipe that is a blocking write(2) on Linux, and one per event
- * (two per DHCP request) cost more than answering the request in a DISCOVER storm (issue 8
- * profile). Order is kept: log lines and events of one stream share one queue. What is still
+ * (two per DHCP request) cost more than answering the request in a DISCOVER storm's
+ * profile. Order is kept: log lines and events of one stream share one queue. What is still
  * waiting when the process ends (an uncaught error included) is written on 'exit'.
  */
 function createBatchedLineWriter(out: NodeJS.WritableStream): (line: string) => void {
@@ -117,7 +113,7 @@ function saveSettingsOrWarn(store: Store, host: ServiceHost, logger: Logger): vo
   }
 }
 
-/** A lab powering on logs far fewer; a DISCOVER storm (issue 9: 5,000/s) is summed up per second. */
+/** A lab powering on logs far fewer; a DISCOVER storm (thousands a second) is summed up per second. */
 const DHCP_LINES_PER_SECOND = 400;
 
 async function serve(args: string[]): Promise<number> {

@@ -1,11 +1,9 @@
 // `bootbench doctor`: what would stop `serve` from working, each finding with a plain fix.
-// Issue 9 grows it (other DHCP/PXE servers on the NIC, firewall state).
-import { checkPrivileges, createScopedUdpSocketFactory, findPortOwner, listInterfaces, resolveServeInterface, type NetInterface } from '../net/index.js';
-import { checkFirewall, type FirewallCheckOptions } from '../net/firewall.js';
-import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
+// It also looks for other DHCP/PXE servers on the NIC and reads the firewall state.
+import { checkPrivileges, createScopedUdpSocketFactory, findPortOwner, listInterfaces, resolveServeInterface, type NetInterface, checkFirewall, type UdpSocketFactory, type FirewallCheckOptions } from '../net/index.js';
 import { listenForOffers, runTestBoot, type HeardOffer } from './test-boot.js';
 import { checkDataFolderSpace } from '../store/index.js';
-import { chainloadBootPrograms } from '../library/boot-binaries.js';
+import { chainloadBootPrograms } from '../library/index.js';
 
 export interface Finding {
   /** 'unknown': doctor could not tell (a tool missing, output it does not know); not an error. */

@@ -6,10 +6,7 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { openStore, type BootEntry, type Store } from '../store/index.js';
-import { architectureForBootClass, resolveEntryFilePath, type ImportProgress } from '../library/import.js';
-import { importIntoLibrary } from '../library/import-into-library.js';
-import { entryDiskSize } from '../library/entry-edit.js';
-import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from '../library/detect.js';
+import { architectureForBootClass, resolveEntryFilePath, type ImportProgress, LIBRARY_ARCHITECTURES, type LibraryArchitecture, importIntoLibrary, entryDiskSize } from '../library/index.js';
 import { defaultDataDir } from './serve-flags.js';
 
 const USAGE = `Usage: bootbench entries <command> [options]

@@ -6,8 +6,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultDataDir } from './serve-flags.js';
 import { exportMachinesCsv, importMachinesCsv, normalizeMac, openStore, type Store } from '../store/index.js';
-import { ImageCatalog, ImageError, checkImageName } from '../imaging/image-catalog.js';
-import { ImagingJobs, type ImageJob, type ThenAction } from '../imaging/jobs.js';
+import { ImageCatalog, ImageError, checkImageName, ImagingJobs, type ImageJob, type ThenAction } from '../imaging/index.js';
 
 export interface CommandIo {
   stdout: (text: string) => void;

@@ -4,7 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isIPv4 } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { BOOT_CLASSES, parsePool, type BootClassName, type ServeConfig } from '../host/config.js';
+import { BOOT_CLASSES, parsePool, type BootClassName, type ServeConfig } from '../host/index.js';
 
 export const SERVE_OPTIONS = {
   interface: { type: 'string' },

@@ -12,9 +12,8 @@
 // sending socket's device as their input device.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:dgram';
-import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
-import { DhcpMessageType, messageTypeName } from '../dhcp/options.js';
-import { BOOTREPLY, BOOTREQUEST, decodeDhcpPacket, encodeDhcpPacket, FLAG_BROADCAST, type DhcpPacket } from '../dhcp/packet.js';
+import type { UdpSocketFactory } from '../net/index.js';
+import { DhcpMessageType, messageTypeName, BOOTREPLY, BOOTREQUEST, decodeDhcpPacket, encodeDhcpPacket, FLAG_BROADCAST, type DhcpPacket } from '../dhcp/index.js';
 
 export type TestClientKind = 'bios' | 'uefi';
 

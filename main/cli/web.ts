@@ -8,11 +8,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defaultDataDir, serveConfigFromFlags, SERVE_OPTIONS } from './serve-flags.js';
 import { listInterfaces } from '../net/index.js';
-import type { Logger } from '../core/logger.js';
-import { uploadsDir } from '../library/import.js';
-import { createUiHost } from '../web/ui-host.js';
-import { startWebMode } from '../web/web-mode.js';
-import { isLoopbackAddress } from '../web/web-ui-server.js';
+import type { Logger } from '../core/index.js';
+import { uploadsDir } from '../library/index.js';
+import { createUiHost, startWebMode, isLoopbackAddress } from '../web/index.js';
 
 const USAGE = `Usage: bootbench-web [options]
 

@@ -3,9 +3,8 @@
 // allocates it, for example with an ICMP echo; dnsmasq and ISC dhcpd ping). An address that answers is kept out of the pool for a while and the next free one
 // is checked instead. The prober is injected: the host's is an ARP probe on the chosen NIC
 // (main/net/arp-probe.ts); unit tests give a fake.
-import type { Clock } from '../core/clock.js';
-import type { LeasePool } from './lease-pool.js';
-import { IN_USE_HOLD_MS } from './lease-pool.js';
+import type { Clock } from '../core/index.js';
+import { type LeasePool, IN_USE_HOLD_MS } from './lease-pool.js';
 import { DhcpMessageType } from './options.js';
 import { clientMac, type DhcpPacket } from './packet.js';
 import { clientKey } from './full-dhcp.js';
@@ -81,7 +80,7 @@ export async function reserveCheckedAddress(args: {
   requestedIp?: string;
   onConflict?: (conflict: AddressConflict) => void;
 }): Promise<CheckedOffer> {
-  const { leases, prober, clock, key, mac } = args;
+  const { leases, clock, key, mac } = args;
   const conflicts: AddressConflict[] = [];
   let probes = 0;
   for (;;) {

@@ -10,8 +10,7 @@
 // answer when it sends it: one that arrives before a new view is dropped with the old ones,
 // one that arrives after it is already as new as that view. So a question in flight is
 // never thrown away, whatever the order.
-import type { MachineBootAssignment } from '../pxe/boot-policy.js';
-import { mayHaveOwnAssignment, type AssignedIdentities } from '../pxe/assignment-view.js';
+import { type MachineBootAssignment, mayHaveOwnAssignment, type AssignedIdentities } from '../pxe/index.js';
 import type { AssignmentViewData } from './dhcp-thread-messages.js';
 
 /** Answers kept at most (oldest out first). */

@@ -1,7 +1,7 @@
 // What a request says about the client, read once per packet: the boot policy, the
 // assignment lookup and the events all take this description, not the packet, so option 97
 // is turned into a UUID once and the policy needs no DHCP codec.
-import type { BootClient } from '../pxe/boot-policy.js';
+import type { BootClient } from '../pxe/index.js';
 import { canonicalUuid, isPxeVendorClass } from './options.js';
 import { clientMac, type DhcpPacket } from './packet.js';
 

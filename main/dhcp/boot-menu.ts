@@ -7,7 +7,7 @@
 // if that is not enough, trailing entries dropped; PXE-NOTES warns that long menus break
 // firmware long before that.
 import { encodePxeVendorOptions, PXE_DISCOVERY, type PxeVendorOptions } from './pxe-vendor-options.js';
-import type { ResolvedMenuItem } from '../pxe/boot-policy.js';
+import type { ResolvedMenuItem } from '../pxe/index.js';
 
 export const MAX_OPTION_43 = 255;
 

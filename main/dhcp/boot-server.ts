@@ -8,7 +8,7 @@ import { BOOTREQUEST, type DhcpPacket } from './packet.js';
 import { PXE_LAYER_CREDENTIALS } from './pxe-vendor-options.js';
 import { addBootFields, echoClientUuid, ignore, replyFrame, type Destination, type ReplyPlan } from './reply.js';
 import { describeBootClient } from './boot-client.js';
-import { chooseBootFile, type BootClient, type BootPolicyConfig, type MachineBootAssignment } from '../pxe/boot-policy.js';
+import { chooseBootFile, type BootClient, type BootPolicyConfig, type MachineBootAssignment } from '../pxe/index.js';
 
 export interface BootServerContext {
   serverAddress: string;

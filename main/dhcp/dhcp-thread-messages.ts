@@ -1,7 +1,7 @@
 // What the main thread and the DHCP thread (dhcp-thread.ts, dhcp-thread-worker.ts) say to
 // each other over their MessagePort. Everything here is structured-clone data.
-import type { BootEventFields, BootEventType } from '../core/events.js';
-import type { MachineBootAssignment } from '../pxe/boot-policy.js';
+import type { BootEventFields, BootEventType } from '../core/index.js';
+import type { MachineBootAssignment } from '../pxe/index.js';
 import type { DhcpBootConfig } from './reply.js';
 import type { DhcpServiceOptions } from './service.js';
 

@@ -9,11 +9,9 @@
 //   - log lines (after the events before them);
 //   - questions for machines that may have an assignment of their own (assignment-mirror.ts).
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { isPerRequestDhcpEvent, type BootEventFields, type BootEventType } from '../core/events.js';
-import type { Logger } from '../core/logger.js';
-import { PerSecondBudget } from '../core/per-second-budget.js';
-import { createScopedUdpSocketFactory } from '../net/scoped-udp.js';
-import type { MachineBootAssignment } from '../pxe/boot-policy.js';
+import { isPerRequestDhcpEvent, PerSecondBudget, type Logger, type BootEventFields, type BootEventType } from '../core/index.js';
+import { createScopedUdpSocketFactory } from '../net/index.js';
+import type { MachineBootAssignment } from '../pxe/index.js';
 import { AssignmentMirror } from './assignment-mirror.js';
 import type { DhcpThreadInit, FromDhcpThread, ThreadError, ToDhcpThread } from './dhcp-thread-messages.js';
 import { DhcpService } from './service.js';

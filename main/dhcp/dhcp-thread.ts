@@ -12,11 +12,9 @@
 // that turn of the loop. A poll every 2 s stays as the safety net: each poll reads SQLite's
 // data_version and wakes the process, so an idle host should not poll often.
 import type { MessagePort, Worker } from 'node:worker_threads';
-import type { Publish, PublishAt } from '../core/events.js';
-import type { Logger } from '../core/logger.js';
-import { nextMessage, onWorkerGone, startPortWorker, stopPortWorker, type PortWorker } from '../core/worker-handshake.js';
-import { DeviceBindError, PortBindError } from '../net/bind-errors.js';
-import type { MachineBootAssignment } from '../pxe/boot-policy.js';
+import { type Publish, type PublishAt, type Logger, type PortWorker, nextMessage, onWorkerGone, startPortWorker, stopPortWorker } from '../core/index.js';
+import { DeviceBindError, PortBindError } from '../net/index.js';
+import type { MachineBootAssignment } from '../pxe/index.js';
 import type { AssignmentViewData, DhcpThreadInit, DhcpThreadServiceOptions, FromDhcpThread, ThreadError, ToDhcpThread } from './dhcp-thread-messages.js';
 
 /** Where the thread's copy of the assignments comes from (the library, on the main thread). */

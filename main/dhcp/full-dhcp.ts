@@ -11,7 +11,7 @@ import { BOOTREQUEST, clientMac, type DhcpPacket } from './packet.js';
 import { addBootFields, echoClientUuid, ignore, replyDestination, replyFrame, type ReplyPlan } from './reply.js';
 import { IN_USE_KEY_PREFIX, type LeasePool } from './lease-pool.js';
 import { describeBootClient, wantsBootFile } from './boot-client.js';
-import { chooseBootFile, type BootClient, type BootDecision, type BootPolicyConfig, type MachineBootAssignment } from '../pxe/boot-policy.js';
+import { chooseBootFile, type BootClient, type BootDecision, type BootPolicyConfig, type MachineBootAssignment } from '../pxe/index.js';
 
 export interface FullDhcpContext {
   serverAddress: string;

@@ -3,8 +3,7 @@
 // (RFC 2131 §4.2: "the server SHOULD ... reuse the previously allocated address").
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Clock, TimerHandle } from '../core/clock.js';
-import type { Logger } from '../core/logger.js';
+import type { Clock, TimerHandle, Logger } from '../core/index.js';
 import { ipv4ToNumber, numberToIpv4 } from './wire.js';
 
 export interface PoolConfig {

@@ -127,7 +127,7 @@ function encodeUserClass(u: UserClassOption): Buffer {
 }
 
 // Module functions, not closures per call: tsx (esbuild keepNames) names every closure it
-// creates, which showed per packet in a DISCOVER storm's profile (issue 9 item 8).
+// creates, which showed per packet in a DISCOVER storm's profile.
 function keepRawOption(o: DhcpOptions, code: number, v: Buffer): void {
   (o.other ??= new Map()).set(code, v);
 }

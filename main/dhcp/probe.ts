@@ -4,8 +4,8 @@
 // addresses, and the other one is usually the office's.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:dgram';
-import type { Clock } from '../core/clock.js';
-import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
+import type { Clock } from '../core/index.js';
+import type { UdpSocketFactory } from '../net/index.js';
 import { DhcpMessageType } from './options.js';
 import { BOOTREPLY, BOOTREQUEST, decodeDhcpPacket, encodeDhcpPacket, FLAG_BROADCAST } from './packet.js';
 

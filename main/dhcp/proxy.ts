@@ -6,7 +6,7 @@ import { BOOTREQUEST, type DhcpPacket } from './packet.js';
 import { addBootFields, echoClientUuid, ignore, replyDestination, replyFrame, type DhcpBootConfig, type ReplyPlan } from './reply.js';
 import { describeBootClient } from './boot-client.js';
 import { decideBootServerReply } from './boot-server.js';
-import { chooseBootFile, type BootClass, type BootClient, type MachineBootAssignment } from '../pxe/boot-policy.js';
+import { chooseBootFile, type BootClass, type BootClient, type MachineBootAssignment } from '../pxe/index.js';
 
 export interface ProxyContext {
   serverAddress: string;

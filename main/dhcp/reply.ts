@@ -1,10 +1,10 @@
 // Pieces every reply shares: the header copied from the request (RFC 2131 §4.3.1
 // Table 3), where the reply goes (§4.1), and the PXE fields a boot decision adds.
-import type { DhcpClientFields } from '../core/events.js';
+import type { DhcpClientFields } from '../core/index.js';
 import { DhcpMessageType, type DhcpOptions } from './options.js';
 import { BOOTREPLY, type DhcpPacket } from './packet.js';
 import type { PxeVendorOptions } from './pxe-vendor-options.js';
-import type { BootClass, BootClient, BootDecision, BootPolicyConfig, MachineBootAssignment } from '../pxe/boot-policy.js';
+import type { BootClass, BootClient, BootDecision, BootPolicyConfig, MachineBootAssignment } from '../pxe/index.js';
 import { buildPxeMenuOptions } from './boot-menu.js';
 
 /**

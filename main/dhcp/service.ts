@@ -4,10 +4,8 @@
 // full-dhcp.ts, boot-server.ts over the boot policy), send, publish. A malformed packet
 // is reported and the loop goes on; only a socket error changes the service.
 import type { Socket, RemoteInfo } from 'node:dgram';
-import type { Publish, BootEventType } from '../core/events.js';
-import { systemClock, type Clock } from '../core/clock.js';
-import type { Logger } from '../core/logger.js';
-import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
+import { type Publish, type BootEventType, type Clock, type Logger, systemClock } from '../core/index.js';
+import { type UdpSocketFactory, openArpProber, openIcmpProber, DEFAULT_ADDRESS_PROBE_MS, openWindowsIcmpProber, listInterfaces } from '../net/index.js';
 import { DhcpDecodeError } from './errors.js';
 import { DhcpMessageType, messageTypeName } from './options.js';
 import { BOOTREQUEST, clientMac, decodeDhcpPacket, encodeDhcpPacket, type DhcpPacket } from './packet.js';
@@ -15,17 +13,12 @@ import { decideProxyReply, proxyChainWarning } from './proxy.js';
 import { clientDetails, type DhcpBootConfig, type PlannedReply, type ReplyPlan } from './reply.js';
 import { decideBootServerReply } from './boot-server.js';
 import { describeBootClient, wantsBootFile } from './boot-client.js';
-import type { BootClient, MachineBootAssignment } from '../pxe/boot-policy.js';
+import type { BootClient, MachineBootAssignment } from '../pxe/index.js';
 import { LeasePool, type PoolConfig } from './lease-pool.js';
 import { clientKey, decideFullDhcpReply } from './full-dhcp.js';
 import { probeForDhcpServers } from './probe.js';
 import { readOtherServerAck, RecentBootOffers } from './other-server-ack.js';
 import { addressCheckTarget, checkRequestedAddress, reserveCheckedAddress, type AddressConflict, type AddressInUseProber } from './address-check.js';
-import { openArpProber } from '../net/arp-probe.js';
-import { openIcmpProber } from '../net/icmp-probe.js';
-import { DEFAULT_ADDRESS_PROBE_MS } from '../net/address-probe.js';
-import { openWindowsIcmpProber } from '../net/windows-icmp-probe.js';
-import { listInterfaces } from '../net/interfaces.js';
 
 export interface DhcpServiceOptions {
   mode: 'proxy' | 'dhcp';
@@ -256,7 +249,7 @@ export class DhcpService {
     try {
       // A burst of DISCOVERs (a whole lab powering on) arrives faster than the loop can take
       // it while it is busy for a moment (the store's write, GC): with the kernel's default
-      // ~208 KiB buffer, issue 9's load test lost a quarter of 3,000 DISCOVERs/s to
+      // ~208 KiB buffer, the storm test lost a quarter of 3,000 DISCOVERs/s to
       // RcvbufErrors. 1 MiB holds a few thousand requests, well under a second of work, so an
       // answer that waited in it is still in time for firmware (4 s for the first offer,
       // PXE 2.1 §2.2.1). The kernel caps this at net.core.rmem_max; the default still works.

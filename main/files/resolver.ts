@@ -12,8 +12,7 @@
 // symlink is followed only when its real path is still inside the root's real path.
 // The final object must be a regular file: folders are "not found", devices, FIFOs and
 // sockets are refused.
-import { constants as fsConstants } from 'node:fs';
-import { close as closeFd, fstat, open as openCallback } from 'node:fs';
+import { constants as fsConstants, close as closeFd, fstat, open as openCallback } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { isAbsolute, join, resolve as resolvePath, sep } from 'node:path';

@@ -1,6 +1,6 @@
 // Which MAC is behind which IP address, learnt from DHCP traffic, so TFTP and HTTP events
 // (which only see an IP) can name the machine.
-import { isDhcpEvent, type BootEvent } from '../core/events.js';
+import { isDhcpEvent, type BootEvent } from '../core/index.js';
 
 export class ClientDirectory {
   private readonly macByIp = new Map<string, string>();

@@ -1,6 +1,6 @@
 // The service host's configuration: what `bootbench serve` flags and the app's Start screen set.
 import { isIPv4 } from 'node:net';
-import { libraryDir } from '../library/import.js';
+import { libraryDir } from '../library/index.js';
 
 export const BOOT_CLASSES = ['bios', 'uefi32', 'uefi64', 'arm64', 'http64', 'httparm64'] as const;
 export type BootClassName = (typeof BOOT_CLASSES)[number];

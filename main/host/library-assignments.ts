@@ -1,9 +1,8 @@
 // The DHCP policy's view of the library: each client's assignment, the copy the DHCP thread
 // keeps (who may have one of their own, everyone else's answer), and when either may change.
-import type { DhcpAssignmentSource } from '../dhcp/dhcp-thread.js';
+import type { DhcpAssignmentSource } from '../dhcp/index.js';
 import { storeReadCache, watchStoreChanges, type Store } from '../store/index.js';
-import { BOOT_BINARY_MOUNTS } from '../library/boot-binaries.js';
-import type { LibraryBootService, LibraryMachineAssignment } from '../library/boot-service.js';
+import { BOOT_BINARY_MOUNTS, type LibraryBootService, type LibraryMachineAssignment } from '../library/index.js';
 
 export interface LibraryAssignmentOptions {
   store: Store;

@@ -3,27 +3,20 @@
 // one bus. `bootbench serve`, the Electron main process and the tests all run this class.
 import { isAbsolute, join, resolve } from 'node:path';
 import { accessSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
-import { EventBus, isTransferEventType, type Publish, type TransferFields } from '../core/events.js';
-import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
-import { systemClock, type Clock } from '../core/clock.js';
-import { silentLogger, type Logger } from '../core/logger.js';
+import { EventBus, isTransferEventType, type Publish, type TransferFields, systemClock, type Clock, silentLogger, type Logger } from '../core/index.js';
+import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot, BootProgramStatus } from '../../preload/api.js';
 import { ClientDirectory } from './client-directory.js';
 import { TransferTable } from './transfer-table.js';
 import { libraryAssignments } from './library-assignments.js';
 import { ConfigError, checkPoolAgainstInterface, defaultServedFolder, prefixToNetmask, type ServeConfig } from './config.js';
-import type { UdpSocketFactory } from '../net/udp-socket-factory.js';
-import { createScopedUdpSocketFactory, resolveServeInterface, watchInterface, type InterfaceChange, type NetInterface } from '../net/index.js';
-import { DhcpService } from '../dhcp/service.js';
-import { DhcpThread, DhcpThreadUnavailable } from '../dhcp/dhcp-thread.js';
-import { TftpServer } from '../tftp/server.js';
-import { HttpFileServer } from '../http/server.js';
-import { scriptFileRoute } from '../http/script-file-route.js';
+import { type UdpSocketFactory, type InterfaceChange, type NetInterface, createScopedUdpSocketFactory, resolveServeInterface, watchInterface } from '../net/index.js';
+import { DhcpService, DhcpThread, DhcpThreadUnavailable } from '../dhcp/index.js';
+import { TftpServer } from '../tftp/index.js';
+import { HttpFileServer, scriptFileRoute } from '../http/index.js';
 import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, type Store, type StoreBusAttachment } from '../store/index.js';
-import { LibraryBootService, ensureLocalDiskEntry } from '../library/boot-service.js';
-import { ImagingService } from '../imaging/imaging-service.js';
-import { chainloadBootPrograms, chainloadPolicy, locateBootBinary } from '../library/boot-binaries.js';
-import type { BootProgramStatus } from '../../preload/api.js';
+import { LibraryBootService, ensureLocalDiskEntry, chainloadBootPrograms, chainloadPolicy, locateBootBinary } from '../library/index.js';
+import { ImagingService } from '../imaging/index.js';
 
 // The status and transfer shapes are the UI contract's (declared once, in preload/api.ts).
 export type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
@@ -39,7 +32,7 @@ export interface ServiceHostOptions {
   resolveInterface?: (name: string | undefined) => NetInterface;
   /** Machines, transfers and the boot timeline are recorded here when given. */
   store?: Store;
-  /** Per-machine boot assignments (the store, issue 5/7). */
+  /** Per-machine boot assignments (the store). */
   lookupMachine?: ConstructorParameters<typeof DhcpService>[0]['policy']['lookupMachine'];
   /** Follow the served NIC and restart on it when it comes back (default: on, unless resolveInterface is injected). */
   watchInterface?: boolean;
@@ -484,8 +477,7 @@ export class ServiceHost {
 /**
  * The resolver TFTP and HTTP share. Files with several hard links are refused: a hard link
  * in the root to a file outside it (same file system) cannot be told apart from a file that
- * belongs there, and issue 9's hostile-path test showed such a link serving a file from
- * outside the root. Boot files are copied or symlinked in; a refusal names the reason.
+ * belongs there, and such a link would serve a file from outside the root. Boot files are copied or symlinked in; a refusal names the reason.
  */
 export function createHostFileResolver(root: string): FileResolver {
   return new FileResolver({ roots: [root], caseInsensitive: true, allowHardLinks: false });

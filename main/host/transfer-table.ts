@@ -1,6 +1,6 @@
 // The transfers running now, kept from the TFTP and HTTP servers' events: what the UI's live
 // view asks for (`transfers:active`) when it opens, before any progress event reaches it.
-import { isTransferEvent, transferProtocolOf, type BootEvent } from '../core/events.js';
+import { isTransferEvent, transferProtocolOf, type BootEvent } from '../core/index.js';
 import type { TransferRow } from '../../preload/api.js';
 
 export class TransferTable {

@@ -2,7 +2,7 @@
 // request so an edit applies to the next client without a restart.
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Publish } from '../core/events.js';
+import type { Publish } from '../core/index.js';
 
 export interface ScriptFileRouteOptions {
   /** The URL path it answers, e.g. /boot.ipxe. */

@@ -5,7 +5,7 @@
 // is copied through JavaScript. Commands arrive with a doorbell eventfd, as in the TFTP
 // data path worker.
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { EAGAIN, EINTR, loadLinuxSyscalls, pinnedBuffer, POLLIN, POLLOUT, type LinuxSyscalls } from '../net/libc.js';
+import { EAGAIN, EINTR, loadLinuxSyscalls, pinnedBuffer, POLLIN, POLLOUT, type LinuxSyscalls } from '../net/index.js';
 import type { SendfileCommand, SendfileEvent } from './zero-copy.js';
 
 /** Longest single poll(2): bounds how late a terminate() from the main thread takes effect. */

@@ -10,12 +10,9 @@ import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream';
 import mime from 'mime-types';
 import rangeParser from 'range-parser';
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
-import type { Publish, TransferFields } from '../core/events.js';
-import type { Logger } from '../core/logger.js';
-import type { FileResolver, OpenFile } from '../files/index.js';
-import { DiskFile } from '../files/open-file.js';
-import { explainBindFailure } from '../net/bind-errors.js';
+import { systemClock, type Publish, type TransferFields, type Clock, type TimerHandle, type Logger } from '../core/index.js';
+import { type FileResolver, type OpenFile, DiskFile } from '../files/index.js';
+import { explainBindFailure } from '../net/index.js';
 import { ZeroCopySender } from './zero-copy.js';
 
 export interface HttpServerOptions {

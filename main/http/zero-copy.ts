@@ -11,7 +11,7 @@
 //
 // Where the syscalls are missing (Windows, macOS, koffi absent) or the worker fails,
 // `ZeroCopySender.start` resolves to a reason and the server keeps streaming.
-import { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker } from '../net/doorbell-worker.js';
+import { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker } from '../net/index.js';
 
 export type SendfileCommand =
   | { type: 'start'; id: number; socketFd: number; fileFd: number; start: number; length: number; progressIntervalMs: number }

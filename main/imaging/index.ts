@@ -3,3 +3,4 @@ export { ImageCatalog, ImageError, checkImageName, requiredDiskBytes, type Image
 export { ImagingJobs, PHASES, WORKING_PHASES, type ImageJob, type MachineReport, type JobMachine, type JobKind, type MachinePhase, type ThenAction } from './jobs.js';
 export { ImagingRoutes, type ImagingRoutesOptions } from './agent-routes.js';
 export { parseCapturedManifest, parseReport, renderManifest, renderTask } from './agent-protocol.js';
+export { ImagingService } from './imaging-service.js';

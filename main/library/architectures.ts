@@ -1,4 +1,4 @@
-// Firmware families (issue 7 naming: bios, ia32, x64, arm64) and the boot class names the
+// Firmware families (named bios, ia32, x64, arm64) and the boot class names the
 // store and the DHCP policy use for them. Kept apart so the pure script generators need no I/O module.
 export const LIBRARY_ARCHITECTURES = ['bios', 'ia32', 'x64', 'arm64'] as const;
 export type LibraryArchitecture = (typeof LIBRARY_ARCHITECTURES)[number];

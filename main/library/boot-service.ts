@@ -11,9 +11,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { BootEvent, Publish } from '../core/events.js';
+import type { BootEvent, Publish } from '../core/index.js';
 import type { LocateFile } from '../files/index.js';
-import { defaultBootEntry, normalizeMac, normalizeUuid, resolveBootAssignment, storeReadCache, type BootEntry, type Store, type StoredBootAssignment, type StoreReadCache } from '../store/index.js';
+import { defaultBootEntry, resolveBootAssignment, storeReadCache, type BootEntry, type Store, type StoredBootAssignment, type StoreReadCache } from '../store/index.js';
 import { detectFile, type IsoDetection, type LibraryArchitecture } from './detect.js';
 import { IsoImage, extractIsoFile, type IsoDirectoryEntry } from './iso9660.js';
 import { UdfFormatError, UdfImage } from './udf.js';
@@ -25,13 +25,12 @@ import {
   buildIpxeBootstrap,
   buildIpxeScript,
   entryFileServedPath,
-  isoInnerServedPath,
   type BootRequest,
   type ScriptEntry,
   type TaskKernel,
 } from './ipxe-script.js';
 import { assignOnce, nextAssignmentAfterFetch } from './boot-once.js';
-import { mayHaveOwnAssignment } from '../pxe/assignment-view.js';
+import { mayHaveOwnAssignment } from '../pxe/index.js';
 import { BOOT_BINARY_MOUNTS, locateBootBinary, type BootBinaryName } from './boot-binaries.js';
 
 /** Structurally the DHCP policy's MachineBootAssignment (main/pxe/boot-policy.ts). */

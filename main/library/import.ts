@@ -8,7 +8,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { detectFile, LIBRARY_ARCHITECTURES, UnusableFileError, type Detection, type LibraryArchitecture } from './detect.js';
-import type { EntryFile, EntryKind, NewBootEntry } from '../store/entries.js';
+import type { EntryFile, EntryKind, NewBootEntry } from '../store/index.js';
+import { BOOT_CLASS_FOR_ARCHITECTURE } from './architectures.js';
 
 /**
  * copy: into the library folder, the source left as it was; reference: used where it is;
@@ -63,7 +64,6 @@ export interface ImportResult {
 }
 
 export { BOOT_CLASS_FOR_ARCHITECTURE, architectureForBootClass } from './architectures.js';
-import { BOOT_CLASS_FOR_ARCHITECTURE } from './architectures.js';
 
 /** The folder copies live in. */
 export function libraryDir(dataDir: string): string {

@@ -1,4 +1,4 @@
-// The library (issue 7): boot entries from dropped files, iPXE/GRUB scripts, boot once.
+// The library: boot entries from dropped files, iPXE/GRUB scripts, boot once.
 // Other folders import from here.
 export {
   detectFile,
@@ -67,3 +67,6 @@ export { nextAssignmentAfterFetch, finishingPaths, assignOnce, type BootOnceAssi
 export { BOOT_BINARIES, BOOT_BINARY_MOUNTS, CHAINLOAD_BOOT_FILES, chainloadPolicy, locateBootBinary, defaultResourcesBootDir, type BootBinaryName, type BootBinaryLocation } from './boot-binaries.js';
 export { LibraryBootService, ensureLocalDiskEntry, assignOnceInStore, LOCAL_DISK_ENTRY_NAME, type LibraryBootServiceOptions, type LibraryMachineAssignment, type MountableFiles } from './boot-service.js';
 export { editEntry, entryDiskSize, pairInitrd, removeEntry, entryUsers, describeEntryUsers, isBuiltInEntry, ARGUMENT_KINDS, type EntryEdit, type EntryEditResult, type EntryRemoval, type EntryUsers } from './entry-edit.js';
+export { chainloadBootPrograms } from './boot-binaries.js';
+export { samePath } from './boot-once.js';
+export { MENU_TIMEOUT_SECONDS } from './boot-service.js';

@@ -6,7 +6,7 @@
 // iPXE command reference: https://ipxe.org/cmd (kernel/initrd --name, chain, sanboot,
 // menu/item/choose, iseq, goto, exit). wimboot: https://ipxe.org/wimboot.
 import { posix } from 'node:path';
-import type { EntryKind } from '../store/entries.js';
+import type { EntryKind } from '../store/index.js';
 import type { IsoLinuxInfo, IsoWindowsInfo } from './detect.js';
 import { BOOT_CLASS_FOR_ARCHITECTURE, type LibraryArchitecture } from './architectures.js';
 

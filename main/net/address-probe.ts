@@ -2,7 +2,7 @@
 // one non-blocking socket per DHCP service, any number of probes waiting on it at once,
 // read on a short timer only while one waits, so the event loop never blocks and other
 // clients' DISCOVERs are answered meanwhile.
-import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/index.js';
 
 export interface AddressProbeResult {
   inUse: boolean;

@@ -11,7 +11,7 @@
 // has it, and so does the packaged bootbench-host). Node has no packet sockets, so the
 // calls go through libc.ts like the scoped UDP sockets; the waiting (non-blocking
 // reads on a short timer) is address-probe.ts's.
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../core/index.js';
 import { loadLibc, type Libc } from './libc.js';
 import { PolledAddressProber, type ProbeSocket } from './address-probe.js';
 

@@ -3,7 +3,7 @@
 // when a command is posted, and the port handshake of core/worker-handshake.ts (the
 // worker's first message is 'ready', or 'unavailable' with a reason).
 import type { MessagePort, Worker } from 'node:worker_threads';
-import { onWorkerGone, startPortWorker, stopPortWorker } from '../core/worker-handshake.js';
+import { onWorkerGone, startPortWorker, stopPortWorker } from '../core/index.js';
 import { loadLinuxSyscalls, type LinuxSyscalls } from './libc.js';
 import { openEventDescriptor } from './udp-descriptor.js';
 

@@ -6,7 +6,7 @@
 //
 // The socket is tied to the NIC like the DHCP sockets (SO_BINDTODEVICE / IP_BOUND_IF,
 // main/net/scoped-udp.ts), so the echo leaves and is heard on the chosen NIC only.
-import type { Clock } from '../core/clock.js';
+import type { Clock } from '../core/index.js';
 import { loadLibc, type Libc } from './libc.js';
 import { encodeSockaddrIn, tieToDevice } from './scoped-udp.js';
 import { PolledAddressProber, type ProbeSocket } from './address-probe.js';

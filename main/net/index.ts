@@ -36,3 +36,12 @@ export {
   type InterfaceChangeKind,
   type WatchOptions,
 } from './interface-watch.js';
+export { DEFAULT_ADDRESS_PROBE_MS } from './address-probe.js';
+export { openArpProber } from './arp-probe.js';
+export { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker } from './doorbell-worker.js';
+export { checkFirewall, type FirewallCheckOptions } from './firewall.js';
+export { openIcmpProber } from './icmp-probe.js';
+export { EAGAIN, EINTR, ENOBUFS, POLLIN, POLLOUT, loadLinuxSyscalls, pinnedBuffer, type LinuxSyscalls } from './libc.js';
+export { UNPRIVILEGED_PORTS_COMMAND, detectPackaging, type HostPackaging } from './privileges.js';
+export { encodeSockaddr, openTransferDescriptor } from './udp-descriptor.js';
+export { openWindowsIcmpProber } from './windows-icmp-probe.js';

@@ -6,8 +6,7 @@
 //    old index and is deaf; the host must reopen its sockets ('replaced').
 // Polling /sys every 2 s is cheap and portable; netlink would be faster but needs a
 // native addon or a raw socket and is not worth it for a human-scale event.
-import type { Clock, TimerHandle } from '../core/clock.js';
-import { systemClock } from '../core/clock.js';
+import { type Clock, type TimerHandle, systemClock } from '../core/index.js';
 import { listInterfaces, type NetInterface } from './interfaces.js';
 
 export type InterfaceChangeKind = 'appeared' | 'gone' | 'link-up' | 'link-down' | 'addresses' | 'replaced';

@@ -1,5 +1,5 @@
 // Which entry a machine boots (its own, else its group's, else the default) and the end of a
-// "boot once" assignment, for the boot policy (issue 7) to call.
+// "boot once" assignment, for the boot policy to call.
 import type { BootEntry } from './entries.js';
 import type { Machine } from './machines.js';
 import type { Store } from './open-store.js';

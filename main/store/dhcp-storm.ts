@@ -2,9 +2,7 @@
 // below it (50 PCs make a few hundred a second); a DISCOVER storm (a starvation attack, a
 // looping client) would otherwise cost the main thread a SQLite row per packet and fill the
 // machines list with spoofed MACs. Each second's surplus becomes one `dhcp.storm` row.
-import type { Clock } from '../core/clock.js';
-import type { Logger } from '../core/logger.js';
-import { PerSecondBudget } from '../core/per-second-budget.js';
+import { type Clock, type Logger, PerSecondBudget } from '../core/index.js';
 
 export interface StormRow {
   time: number;

@@ -1,4 +1,4 @@
-// Boot entries: the library's items (issue 7 fills them), each with its files per architecture.
+// Boot entries: the library's items, each with its files per architecture.
 import type Database from 'better-sqlite3';
 
 export const ENTRY_KINDS = ['nbp', 'kernel', 'initrd', 'iso', 'wim', 'ipxe-script', 'local-disk', 'secure-boot-chain'] as const;

@@ -1,7 +1,7 @@
 // Writes one batch of events into the store, inside the caller's transaction: the machine each
 // belongs to, the timeline row, transfer rows started and finished, leases, the progress that
 // is due, and the end of a boot once when a machine fetched its entry's last file.
-import { transferOutcomeOf, type BootEvent } from '../core/events.js';
+import { transferOutcomeOf, type BootEvent } from '../core/index.js';
 import { completeBootOnceIfLastFile } from './boot-assignment.js';
 import type { StormRow } from './dhcp-storm.js';
 import { normalizeMac } from './identifiers.js';

@@ -1,9 +1,7 @@
 // History off and back on. A failing write (full disk, disk error) turns history off with one
 // `store.degraded` warning and never reaches the bus; a probe write every retry interval turns
 // it back on (`store.recovered`) once the disk takes writes again.
-import type { Clock, TimerHandle } from '../core/clock.js';
-import type { Publish } from '../core/events.js';
-import type { Logger } from '../core/logger.js';
+import type { Clock, TimerHandle, Publish, Logger } from '../core/index.js';
 import type { Store } from './open-store.js';
 import { classifyWriteFailure, type WriteFailure } from './write-failure.js';
 

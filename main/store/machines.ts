@@ -151,7 +151,7 @@ export class MachineRepository {
       WHERE id = @id`);
     this.idExists = db.prepare('SELECT id FROM machines WHERE id = ?');
     // Built once: db.transaction() makes a new wrapper each call, which showed in the
-    // per-DISCOVER profile (issue 8).
+    // per-DISCOVER profile.
     this.recordSeenInTransaction = db.transaction((client: SeenClient) => this.recordSeenRows(client));
   }
 

@@ -3,8 +3,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
-import { systemClock, type Clock } from '../core/clock.js';
-import { silentLogger, type Logger } from '../core/logger.js';
+import { systemClock, type Clock, silentLogger, type Logger } from '../core/index.js';
 import { BootEventRepository, DEFAULT_RETENTION, type RetentionPolicy } from './boot-events.js';
 import { EntryRepository } from './entries.js';
 import { LeaseRepository } from './leases.js';
@@ -272,7 +271,7 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Sto
 /**
  * The repositories prepare their SQL where they use it; better-sqlite3 compiles every
  * prepare() anew, and for the per-DISCOVER lookups (machine, assignment, default entry)
- * compiling cost more than the query (issue 8 profile). Statements are reused by SQL text;
+ * compiling cost more than the query. Statements are reused by SQL text;
  * none of them is iterated, so one statement object per text is safe to share.
  */
 function cachePreparedStatements(db: Database.Database): void {

@@ -1,6 +1,6 @@
 // Answers to per-request store reads (what a MAC boots, whether the library has entries),
 // kept until the database changes. Proxy DHCP asks them for every DISCOVER; in a storm the
-// SQLite round trips were a fifth of the host's CPU (issue 8 profile).
+// SQLite round trips were a fifth of the host's CPU.
 //
 // Writes through this connection (the UI, the recorder, boot-once) are seen at once: every
 // writing statement is counted in JS by open-store.ts, checked on every read for free, so an
@@ -9,13 +9,13 @@
 // when another connection commits (`bootbench entries import` beside a running host), and
 // total_changes(), for writes on this connection that bypass prepared statements (exec).
 // Reading them opens a read transaction, which cost more than the lookup it saves (once per
-// turn of the event loop was still 3-5 % of the host in a DISCOVER storm, issue 9 item 8). So a
+// turn of the event loop was still 3-5 % of the host in a DISCOVER storm). So a
 // request may be answered from the state of up to 20 ms before such a write; it might as well
 // have arrived 20 ms earlier, and a client that started booting a moment before an import
 // gets the old answer either way. Any of them moving drops every cached answer. The
 // recorder's writes move them several times a second, which only costs one re-read per key.
 import type Database from 'better-sqlite3';
-import { systemClock, type Clock } from '../core/clock.js';
+import { systemClock, type Clock } from '../core/index.js';
 import { localWriteCount, type Store } from './open-store.js';
 
 export interface StoreReadCacheOptions {

@@ -1,5 +1,5 @@
 // What a failed database write means for the technician. A full disk or a failing disk under
-// the data folder must never stop boot service (issue 9 item 7): the recorder turns history
+// the data folder must never stop boot service: the recorder turns history
 // off and tries again later, and API edits answer with these sentences instead of SQLite's.
 import { statfsSync } from 'node:fs';
 import { dirname } from 'node:path';

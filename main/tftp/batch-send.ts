@@ -11,7 +11,7 @@
 // Where the Linux calls are unavailable (not Linux, unusual arch, no koffi), `createBatchSender`
 // returns undefined and the server sends packet by packet.
 import type { Socket } from 'node:dgram';
-import { EAGAIN, ENOBUFS, loadLinuxSyscalls, type LinuxSyscalls } from '../net/libc.js';
+import { EAGAIN, ENOBUFS, loadLinuxSyscalls, type LinuxSyscalls } from '../net/index.js';
 
 //  struct sockaddr_in (16)      struct iovec (16)          struct mmsghdr (64)
 //  +0 sa_family  u16 (host)     +0 iov_base  void*         +0  msg_name       void*

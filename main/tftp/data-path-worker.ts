@@ -10,13 +10,12 @@
 import { readSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/index.js';
 import { createDescriptorBatchSender, type BatchSender } from './batch-send.js';
 import { dispatchTransferDatagram, UNKNOWN_TID_ERROR } from './data-path.js';
 import { SPIN_BUDGET_MS, SpinCredit } from './spin-wait.js';
 import { ReadTransfer } from './transfer.js';
-import { EAGAIN, EINTR, loadLinuxSyscalls, pinnedBuffer, POLLIN, POLLOUT, type LinuxSyscalls } from '../net/libc.js';
-import { encodeSockaddr } from '../net/udp-descriptor.js';
+import { EAGAIN, EINTR, loadLinuxSyscalls, pinnedBuffer, POLLIN, POLLOUT, type LinuxSyscalls, encodeSockaddr } from '../net/index.js';
 import type { DataPathCommand, DataPathEvent, WorkerTransferSpec } from './worker-data-path.js';
 
 /** Longest single poll(2): bounds how late a terminate() from the main thread takes effect. */

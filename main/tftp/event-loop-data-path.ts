@@ -4,8 +4,8 @@
 // on disk, the worker failed), and windows still leave in one sendmmsg(2) where the Linux
 // calls exist (batch-send.ts).
 import type { Socket } from 'node:dgram';
-import type { Clock } from '../core/clock.js';
-import type { UdpSocketOptions } from '../net/udp-socket-factory.js';
+import type { Clock } from '../core/index.js';
+import type { UdpSocketOptions } from '../net/index.js';
 import { createBatchSender } from './batch-send.js';
 import { dispatchTransferDatagram, UNKNOWN_TID_ERROR, type TransferDataPath, type TransferHandlers, type TransferSpec } from './data-path.js';
 import { ReadTransfer, type RetransmitPolicy } from './transfer.js';

@@ -4,14 +4,10 @@
 // options.ts and transfer.ts, path safety in main/files.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { availableParallelism } from 'node:os';
-import { systemClock, type Clock } from '../core/clock.js';
-import type { Publish } from '../core/events.js';
-import type { Logger } from '../core/logger.js';
-import type { FileResolver, OpenFile } from '../files/index.js';
-import { GeneratedFile } from '../files/open-file.js';
+import { systemClock, type Publish, type Clock, type Logger } from '../core/index.js';
+import { type FileResolver, type OpenFile, GeneratedFile } from '../files/index.js';
 import { MAX_NETASCII_FILE, toNetascii } from './netascii.js';
-import { explainBindFailure, PortBindError } from '../net/bind-errors.js';
-import type { UdpSocketFactory, UdpSocketOptions } from '../net/udp-socket-factory.js';
+import { explainBindFailure, PortBindError, type UdpSocketFactory, type UdpSocketOptions } from '../net/index.js';
 import { decodeTftpPacket, encodeError, TftpDecodeError, TftpErrorCode, TftpOpcode, type TftpRequestPacket } from './packet.js';
 import { negotiateReadOptions, type NegotiatedTransfer } from './options.js';
 import type { RunningTransfer, TransferHandlers } from './data-path.js';

@@ -13,8 +13,8 @@
 //
 // Memory: two read-ahead chunks per transfer (each at least one window, 256 KiB by
 // default), refilled as ACKs move the window; never the whole file.
-import type { Clock, TimerHandle } from '../core/clock.js';
-import type { TransferSource } from '../files/open-file.js';
+import type { Clock, TimerHandle } from '../core/index.js';
+import type { TransferSource } from '../files/index.js';
 import { encodeError, encodeOack, TftpErrorCode, writeDataHeader } from './packet.js';
 import type { NegotiatedTransfer } from './options.js';
 

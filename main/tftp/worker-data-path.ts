@@ -8,9 +8,8 @@
 // Where the worker cannot run (not Linux x64/arm64, koffi missing, the worker fails to
 // start), `WorkerDataPath.start` resolves to the reason and the server keeps the
 // event-loop path (event-loop-data-path.ts).
-import { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker } from '../net/doorbell-worker.js';
-import { DiskFile } from '../files/open-file.js';
-import { openTransferDescriptor } from '../net/udp-descriptor.js';
+import { DoorbellWorkerClient, startDoorbellWorker, type DoorbellWorker, openTransferDescriptor } from '../net/index.js';
+import { DiskFile } from '../files/index.js';
 import type { TransferDataPath, TransferHandlers, TransferSpec } from './data-path.js';
 import type { NegotiatedTransfer } from './options.js';
 import type { RetransmitPolicy, TransferPhase, TransferProgress, TransferResult } from './transfer.js';

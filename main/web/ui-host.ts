@@ -4,16 +4,11 @@
 // after a start, files added to the library taken in by the running services. The same
 // wiring as `bootbench serve` and `bootbench entries import`.
 import { mkdirSync, rmSync } from 'node:fs';
-import { ServiceHost } from '../host/service-host.js';
-import { defaultServeConfig, type ServeConfig } from '../host/config.js';
-import { configFromSettings, saveConfigToSettings } from '../host/stored-config.js';
-import { storeApi } from '../api/api-store.js';
-import { storeLibraryImporter } from '../api/api-library.js';
-import { unavailableLibraryImporter, type ApiStore, type LibraryImporter } from '../api/api.js';
-import { silentLogger, type Logger } from '../core/logger.js';
+import { ServiceHost, configFromSettings, saveConfigToSettings, defaultServeConfig, type ServeConfig } from '../host/index.js';
+import { storeApi, storeLibraryImporter, unavailableLibraryImporter, type ApiStore, type LibraryImporter } from '../api/index.js';
+import { silentLogger, type Logger } from '../core/index.js';
 import { openStore, type Store } from '../store/index.js';
-import { ensureLocalDiskEntry } from '../library/boot-service.js';
-import { uploadsDir } from '../library/import.js';
+import { ensureLocalDiskEntry, uploadsDir } from '../library/index.js';
 
 export interface UiHostOptions {
   dataDir: string;

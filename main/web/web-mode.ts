@@ -3,9 +3,8 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
-import { HostApi, connectApiEvents, type ApiServiceHost, type ApiStore, type HostApiOptions, type LibraryImporter } from '../api/api.js';
-import type { Clock } from '../core/clock.js';
-import type { Logger } from '../core/logger.js';
+import { HostApi, connectApiEvents, type ApiServiceHost, type ApiStore, type HostApiOptions, type LibraryImporter } from '../api/index.js';
+import type { Clock, Logger } from '../core/index.js';
 import type { NetInterfaceInfo } from '../../preload/api.js';
 import { WebUiServer } from './web-ui-server.js';
 

@@ -16,9 +16,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { ApiEnvelope, ApiEventName, ApiEvents, WirePush, WireRequest, WireResponse } from '../../preload/api.js';
-import { WEB_API_PATH, WEB_TOKEN_HEADER, WEB_UPLOAD_PATH } from '../../preload/api.js';
-import { silentLogger, type Logger } from '../core/logger.js';
+import { type ApiEnvelope, type ApiEventName, type ApiEvents, type WirePush, type WireRequest, type WireResponse, WEB_API_PATH, WEB_TOKEN_HEADER, WEB_UPLOAD_PATH } from '../../preload/api.js';
+import { silentLogger, type Logger } from '../core/index.js';
 import { saveUpload, UploadError } from './upload.js';
 
 export interface ApiCallHandler {

@@ -1,8 +1,7 @@
 // Runs `bootbench serve` (the real CLI) inside a namespace and collects its JSON events.
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { Lab } from './netns.js';
-import { waitFor } from './netns.js';
+import { type Lab, waitFor } from './netns.js';
 import { COMPILED_CLI } from './compiled-cli.js';
 
 export const PROJECT_ROOT = join(import.meta.dirname, '..', '..');

@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import type { ChildProcess } from 'node:child_process';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor, collectJsonLines } from '../helpers/netns.js';
 import { firmwareBootRequest, firmwareDiscover, rawDhcp, firmwareOptions, guidBytes, SAMPLE_UUID, type FirmwareKind } from '../helpers/dhcp-clients.js';
 

@@ -8,7 +8,6 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { Lab, netnsUnavailableReason, waitFor, collectJsonLines } from '../helpers/netns.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -364,7 +364,7 @@ function readText(path: string): string {
 
 /** Readable tail of a firmware log: ANSI escapes removed, last `lines` lines. */
 export function logTail(text: string, lines = 25): string {
-  // eslint-disable-next-line no-control-regex
+   
   const clean = text.replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, '').replace(/\r/g, '\n').replace(/\n{2,}/g, '\n');
   return clean.split('\n').slice(-lines).join('\n');
 }

@@ -2,9 +2,8 @@
 // its pool and names the boot file itself.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ClientKind } from './boot-lab.js';
+import { type ClientKind, labServerKind } from './boot-lab.js';
 import { FULL_DHCP_POOL, Scenario, assertEventForMac, assertRanMarker, describeTime, scenarioSkipReason } from './scenario.js';
-import { labServerKind } from './boot-lab.js';
 
 const clients: ClientKind[] = ['bios', 'uefi', 'uefi-ipxe'];
 const skip = scenarioSkipReason({ clients, office: false });

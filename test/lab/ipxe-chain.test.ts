@@ -3,10 +3,8 @@
 // marker over HTTP. The BIOS client is iPXE already (QEMU's ROM), so it goes straight
 // to the script.
 import { after, before, describe, test } from 'node:test';
-import type { ClientKind } from './boot-lab.js';
-import { IPXE_EFI, IPXE_UNDIONLY, SERVER_ADDRESS } from './boot-lab.js';
+import { type ClientKind, IPXE_EFI, IPXE_UNDIONLY, SERVER_ADDRESS, labUnavailableReason } from './boot-lab.js';
 import { Scenario, assertEventForMac, assertRanMarker, describeTime, scenarioSkipReason } from './scenario.js';
-import { labUnavailableReason } from './boot-lab.js';
 
 const clients: ClientKind[] = ['uefi', 'bios'];
 const HTTP_PORT = 8080;

@@ -4,8 +4,7 @@
 // and NAKs the slow one (dnsmasq did exactly that in this lab).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ClientKind } from './boot-lab.js';
-import { labServerKind } from './boot-lab.js';
+import { type ClientKind, labServerKind } from './boot-lab.js';
 import { Scenario, assertEventForMac, assertRanMarker, describeTime, scenarioSkipReason } from './scenario.js';
 
 const clients: ClientKind[] = ['bios', 'uefi', 'uefi-ipxe', 'uefi'];

@@ -12,7 +12,7 @@ import { ServiceHost } from '../../main/host/service-host.js';
 import { HostApi } from '../../main/api/api.js';
 import { storeApi } from '../../main/api/api-store.js';
 import { configFromSettings, saveConfigToSettings } from '../../main/host/stored-config.js';
-import { openStore, type Store } from '../../main/store/index.js';
+import { openStore } from '../../main/store/index.js';
 import type { NetInterface } from '../../main/net/index.js';
 import type { ServeSettings, ServicesStatus } from '../../preload/api.js';
 

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { attachStoreToBus, openStore, type Store, type StoreBusAttachment } from '../../main/store/index.js';
 import { EventBus, type BootEvent } from '../../main/core/events.js';
 import { ManualClock, systemClock } from '../../main/core/clock.js';
-import { MemoryLogger } from '../../main/core/logger.js';
 import { makeTempDir, fakeSha256 } from '../helpers/store-temp.js';
 
 const temp = makeTempDir();

@@ -4,11 +4,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { register } from 'node:module';
-import type { ApiCallName, ApiEventName, ApiEvents, BootEntry, ImageInfo, ImagingJob, ImagingMachineRow, Machine, TimelineEntry, TransferRow } from '../../preload/api.js';
-import { ApiCallError } from '../../preload/api.js';
-import type { Scheduler } from '../../renderer/src/lib/throttle.js';
+import { type ApiCallName, type ApiEventName, type ApiEvents, type BootEntry, type ImageInfo, type ImagingJob, type ImagingMachineRow, type Machine, type TimelineEntry, type TransferRow, ApiCallError } from '../../preload/api.js';
+import { type Scheduler, createThrottle } from '../../renderer/src/lib/throttle.js';
 import { ApiClient, type ConnectionState, type Transport } from '../../renderer/src/lib/transport.js';
-import { createThrottle } from '../../renderer/src/lib/throttle.js';
 import { etaSeconds, formatBytes, formatDuration, formatRate, fraction, suggestPool } from '../../renderer/src/lib/format.js';
 
 register('../../renderer/tools/svelte-runes-loader.mjs', import.meta.url);

@@ -1,0 +1,2 @@
+// The public entry of main/tftp/: what other folders may use.
+export { TftpServer } from './server.js';
