@@ -23,7 +23,10 @@ export function compiledCliIsCurrent(root = ROOT): boolean {
  */
 export function ensureCompiled(root = ROOT): string {
   if (!compiledCliIsCurrent(root)) {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
+    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], {
+      cwd: root,
+      stdio: 'inherit',
+    });
   }
   return join(root, 'dist', 'main');
 }

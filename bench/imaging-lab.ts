@@ -18,7 +18,10 @@ const NGINX_PORT = 8080;
 /** The reference disk's one partition starts at 1 MiB (sector 2048). */
 const PART_OFFSET = MiB;
 
-export interface ImagingSizes { diskMiB: number; usedMiB: number }
+export interface ImagingSizes {
+  diskMiB: number;
+  usedMiB: number;
+}
 
 export function imagingSizes(long: boolean): ImagingSizes {
   return long ? { diskMiB: 4096, usedMiB: 2048 } : { diskMiB: 1024, usedMiB: 512 };
@@ -50,7 +53,10 @@ export class ImagingLab {
   /** partclone stream bytes of the reference partition (what a deploy writes) */
   streamBytes = 0;
 
-  constructor(private readonly bench: Bench, readonly sizes: ImagingSizes) {
+  constructor(
+    private readonly bench: Bench,
+    readonly sizes: ImagingSizes,
+  ) {
     this.dir = join(bench.work, 'imaging');
   }
 
@@ -79,9 +85,12 @@ export class ImagingLab {
 
     // stdout is the runner's command channel; its warnings go to the bench's log folder.
     const errFd = openSync(join(this.dir, 'imaging-host.log'), 'a');
-    this.host = lab.spawn(this.hostNs, process.execPath, [
-      join(BENCH_DIR, 'imaging-host.mjs'), '--main', servedMain(), '--data', join(this.dir, 'data'), '--listen', `${HOST}:${ROUTES_PORT}`,
-    ], { stdio: ['pipe', 'pipe', errFd], cwd: PROJECT });
+    this.host = lab.spawn(
+      this.hostNs,
+      process.execPath,
+      [join(BENCH_DIR, 'imaging-host.mjs'), '--main', servedMain(), '--data', join(this.dir, 'data'), '--listen', `${HOST}:${ROUTES_PORT}`],
+      { stdio: ['pipe', 'pipe', errFd], cwd: PROJECT },
+    );
     closeSync(errFd);
     const lines = createInterface({ input: this.host.stdout! });
     const first = new Promise<void>((resolveReady, reject) => {
@@ -95,13 +104,19 @@ export class ImagingLab {
   }
 
   private attach(file: string, extra: string[] = []): string {
-    const dev = execFileSync('losetup', ['-f', '--show', ...extra, file]).toString().trim();
+    const dev = execFileSync('losetup', ['-f', '--show', ...extra, file])
+      .toString()
+      .trim();
     this.loops.add(dev);
     return dev;
   }
 
   private detach(dev: string): void {
-    try { execFileSync('losetup', ['-d', dev], { stdio: 'ignore' }); } catch { /* gone */ }
+    try {
+      execFileSync('losetup', ['-d', dev], { stdio: 'ignore' });
+    } catch {
+      /* gone */
+    }
     this.loops.delete(dev);
   }
 
@@ -141,7 +156,9 @@ export class ImagingLab {
   private startNginx(): ChildProcess {
     const dir = join(this.dir, 'nginx');
     // One process (no master), as the HTTP case; PUT (dav) takes the classic capture's upload.
-    writeFileSync(join(dir, 'nginx.conf'), `
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `
 daemon off; master_process off; worker_processes 1; user root; pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 256; }
@@ -155,7 +172,8 @@ http {
     location /up/ { dav_methods PUT; client_max_body_size 0; create_full_put_path on; }
   }
 }
-`);
+`,
+    );
     return this.bench.spawnLogged(this.hostNs, 'nginx-imaging', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')]);
   }
 
@@ -167,8 +185,12 @@ http {
     });
   }
 
-  get hostPid(): number { return this.host!.pid!; }
-  get nginxPid(): number { return this.nginx!.pid!; }
+  get hostPid(): number {
+    return this.host!.pid!;
+  }
+  get nginxPid(): number {
+    return this.nginx!.pid!;
+  }
 
   nextMac(): string {
     const n = ++this.macCounter;
@@ -196,11 +218,16 @@ http {
    */
   timed(script: string, env: NodeJS.ProcessEnv, what: string): Promise<{ start: number; end: number }> {
     // The environment is set inside: \`ip netns exec\` itself must come from the host's PATH.
-    const exports = Object.entries(env).map(([k, v]) => `export ${k}='${v}'; `).join('');
+    const exports = Object.entries(env)
+      .map(([k, v]) => `export ${k}='${v}'; `)
+      .join('');
     const wrapped = `s=$(date +%s%N); ( ${exports}${script} ) >"$BENCH_LOG" 2>&1; rc=$?; e=$(date +%s%N); echo "$s $e $rc"`;
     const log = join(this.dir, `${what}.log`);
     return new Promise((resolveTime, reject) => {
-      const child = this.bench.lab.spawn(this.agentNs, 'bash', ['-c', wrapped], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_LOG: log } });
+      const child = this.bench.lab.spawn(this.agentNs, 'bash', ['-c', wrapped], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, BENCH_LOG: log },
+      });
       let out = '';
       child.stdout!.on('data', (d) => (out += d));
       // 'close', not 'exit': exit can come before the last of stdout has been read.
@@ -230,7 +257,9 @@ http {
     const tmp = join(this.dir, 'agent-tmp');
     mkdirSync(tmp, { recursive: true });
     return {
-      PATH: this.agentPath(), BOOTBENCH_AGENT_DISKS: disk, BOOTBENCH_AGENT_TMP: tmp,
+      PATH: this.agentPath(),
+      BOOTBENCH_AGENT_DISKS: disk,
+      BOOTBENCH_AGENT_TMP: tmp,
       ...(process.env.BOOTBENCH_ZSTD_LEVEL ? { BOOTBENCH_ZSTD_LEVEL: process.env.BOOTBENCH_ZSTD_LEVEL } : {}),
     };
   }
@@ -273,7 +302,8 @@ rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline
     // partclone has been seen to end early with status 0: a classic image far smaller than
     // Bootbench's would make every ratio meaningless.
     const bytes = this.classicImageBytes();
-    if (this.streamBytes && bytes < this.streamBytes / 10) throw new Error(`the classic capture gave ${bytes} bytes for ${this.streamBytes} used: see partclone-capture.log`);
+    if (this.streamBytes && bytes < this.streamBytes / 10)
+      throw new Error(`the classic capture gave ${bytes} bytes for ${this.streamBytes} used: see partclone-capture.log`);
     return t.end - t.start;
   }
 
@@ -332,8 +362,17 @@ rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline
     if (this.nginx) await this.bench.stopChild(this.nginx);
     // An agent stopped half-way leaves the partition loops it made over our disks: those go first.
     for (const dev of [...this.loops]) {
-      const over = execFileSync('losetup', ['-n', '-O', 'NAME', '-j', dev]).toString().split('\n').map((l) => l.trim()).filter(Boolean);
-      for (const part of over) try { execFileSync('losetup', ['-d', part], { stdio: 'ignore' }); } catch { /* gone */ }
+      const over = execFileSync('losetup', ['-n', '-O', 'NAME', '-j', dev])
+        .toString()
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
+      for (const part of over)
+        try {
+          execFileSync('losetup', ['-d', part], { stdio: 'ignore' });
+        } catch {
+          /* gone */
+        }
     }
     for (const dev of [...this.loops]) this.detach(dev);
   }

@@ -29,7 +29,9 @@ export function servedMain(): string {
   if (served) return served;
   const other = process.env.BOOTBENCH_BENCH_MAIN;
   if (other && (basename(resolve(other)) !== 'main' || (!existsSync(join(other, 'cli', 'bootbench.ts')) && !existsSync(join(other, 'cli.ts'))))) {
-    throw new Error(`BOOTBENCH_BENCH_MAIN=${other}: expected the main/ folder of a Bootbench checkout (with cli/bootbench.ts or cli.ts in it), e.g. /path/to/checkout/main`);
+    throw new Error(
+      `BOOTBENCH_BENCH_MAIN=${other}: expected the main/ folder of a Bootbench checkout (with cli/bootbench.ts or cli.ts in it), e.g. /path/to/checkout/main`,
+    );
   }
   const root = other ? resolve(other, '..') : PROJECT;
   served = ensureCompiled(root);
@@ -186,10 +188,14 @@ export class Bench {
   }
 
   async listening(ns: string, proto: 'udp' | 'tcp', address: string, port: number, what: string): Promise<void> {
-    await waitFor(() => {
-      const out = this.lab.exec(ns, 'ss', [proto === 'udp' ? '-Huln' : '-Htln']);
-      return out.includes(`${address}:${port} `) || out.includes(`${address}%`) && out.includes(`:${port} `);
-    }, 20_000, what);
+    await waitFor(
+      () => {
+        const out = this.lab.exec(ns, 'ss', [proto === 'udp' ? '-Huln' : '-Htln']);
+        return out.includes(`${address}:${port} `) || (out.includes(`${address}%`) && out.includes(`:${port} `));
+      },
+      20_000,
+      what,
+    );
   }
 
   async stopChild(child: ChildProcess): Promise<void> {
@@ -206,9 +212,17 @@ export class Bench {
   async startDnsmasqTftp(): Promise<RunningServer> {
     const name = 'dnsmasq-tftp';
     const child = this.spawnLogged(this.srv, name, 'dnsmasq', [
-      '--keep-in-foreground', '--conf-file=/dev/null', '--port=0', '--user=root', '--log-facility=-',
-      `--listen-address=${SRV_VETH.peer}`, `--listen-address=${SRV_RTT.peer}`, '--bind-interfaces',
-      '--enable-tftp', `--tftp-root=${this.root}`, `--pid-file=${join(this.work, 'dnsmasq.pid')}`,
+      '--keep-in-foreground',
+      '--conf-file=/dev/null',
+      '--port=0',
+      '--user=root',
+      '--log-facility=-',
+      `--listen-address=${SRV_VETH.peer}`,
+      `--listen-address=${SRV_RTT.peer}`,
+      '--bind-interfaces',
+      '--enable-tftp',
+      `--tftp-root=${this.root}`,
+      `--pid-file=${join(this.work, 'dnsmasq.pid')}`,
     ]);
     await this.listening(this.srv, 'udp', SRV_VETH.peer, 69, 'dnsmasq TFTP');
     return { name: 'dnsmasq', pid: child.pid!, veth: SRV_VETH.peer, rtt: SRV_RTT.peer, stop: () => this.stopChild(child) };
@@ -217,8 +231,19 @@ export class Bench {
   async startAtftpd(path: 'veth' | 'rtt'): Promise<RunningServer> {
     const address = path === 'veth' ? SRV_VETH.peer : SRV_RTT.peer;
     const child = this.spawnLogged(this.srv, 'atftpd', peerProgram('atftpd', 'atftpd')!, [
-      '--daemon', '--no-fork', '--user', 'root.root', '--port', '69', '--bind-address', address,
-      '--maxthread', '200', '--logfile', '/dev/null', this.root,
+      '--daemon',
+      '--no-fork',
+      '--user',
+      'root.root',
+      '--port',
+      '69',
+      '--bind-address',
+      address,
+      '--maxthread',
+      '200',
+      '--logfile',
+      '/dev/null',
+      this.root,
     ]);
     await this.listening(this.srv, 'udp', address, 69, 'atftpd');
     return { name: 'atftpd', pid: child.pid!, veth: SRV_VETH.peer, rtt: SRV_RTT.peer, stop: () => this.stopChild(child) };
@@ -228,7 +253,9 @@ export class Bench {
     const dir = join(this.work, 'nginx');
     mkdirSync(dir, { recursive: true });
     // One process (no master): its CPU is the server's CPU, and it is what a small box runs.
-    writeFileSync(join(dir, 'nginx.conf'), `
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `
 daemon off; master_process off; worker_processes 1; user root; pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 256; }
@@ -239,7 +266,8 @@ http {
   types { application/octet-stream bin; }
   server { listen ${SRV_VETH.peer}:80; root ${this.root}; }
 }
-`);
+`,
+    );
     const child = this.spawnLogged(this.srv, 'nginx', 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')]);
     await this.listening(this.srv, 'tcp', SRV_VETH.peer, 80, 'nginx');
     return { name: 'nginx', pid: child.pid!, veth: SRV_VETH.peer, httpPort: 80, stop: () => this.stopChild(child) };
@@ -247,9 +275,16 @@ http {
 
   async startDnsmasqProxyDhcp(): Promise<RunningServer> {
     const child = this.spawnLogged(this.srv, 'dnsmasq-proxy', 'dnsmasq', [
-      '--keep-in-foreground', '--conf-file=/dev/null', '--port=0', '--user=root', '--log-facility=-',
-      '--interface=eth0', '--bind-interfaces', `--dhcp-range=${SRV_VETH.peer},proxy`,
-      '--pxe-service=x86PC,"Bootbench bench",pxelinux', `--dhcp-leasefile=${join(this.work, 'dnsmasq.leases')}`,
+      '--keep-in-foreground',
+      '--conf-file=/dev/null',
+      '--port=0',
+      '--user=root',
+      '--log-facility=-',
+      '--interface=eth0',
+      '--bind-interfaces',
+      `--dhcp-range=${SRV_VETH.peer},proxy`,
+      '--pxe-service=x86PC,"Bootbench bench",pxelinux',
+      `--dhcp-leasefile=${join(this.work, 'dnsmasq.leases')}`,
       `--pid-file=${join(this.work, 'dnsmasq-proxy.pid')}`,
     ]);
     await this.listening(this.srv, 'udp', '0.0.0.0', 67, 'dnsmasq proxy DHCP');
@@ -263,8 +298,16 @@ http {
     const name = 'bootbench-raw';
     const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
     const child = this.spawnLogged(this.srv, name, process.execPath, [
-      ...nodeArgs, join(BENCH_DIR, 'server-runner.mjs'), '--main', servedMain(), '--root', this.root,
-      '--tftp', `${SRV_VETH.bootbench},${SRV_RTT.bootbench}`, '--http', `${SRV_VETH.bootbench}:80`,
+      ...nodeArgs,
+      join(BENCH_DIR, 'server-runner.mjs'),
+      '--main',
+      servedMain(),
+      '--root',
+      this.root,
+      '--tftp',
+      `${SRV_VETH.bootbench},${SRV_RTT.bootbench}`,
+      '--http',
+      `${SRV_VETH.bootbench}:80`,
     ]);
     await waitFor(() => this.logOf(name).includes('ready') || child.exitCode !== null, 30_000, 'Bootbench server runner');
     if (child.exitCode !== null) throw new Error(`Bootbench server runner exited: ${this.logOf(name)}`);
@@ -283,17 +326,39 @@ http {
     const data = mkdtempSync(join(this.work, `data-${variant}-`));
     if (variant === 'off') writeFileSync(join(data, 'bootbench.db'), 'not a database: the bench runs this host without a store\n'.repeat(100));
     const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-    const child = this.spawnLogged(ns, name, process.execPath, [
-      ...nodeArgs, servedCli(), 'serve', '--interface', 'eth0',
-      '--root', this.root, '--boot', 'bios=pxelinux.0', '--log', variant === 'on' ? 'json' : 'text', '--data', data,
-    ], { ...process.env, BOOTBENCH_DATA: data });
-    await waitFor(() => {
-      if (child.exitCode !== null) return true;
-      const udp = this.lab.exec(ns, 'ss', ['-Huln']);
-      return udp.includes(':69 ') && udp.includes(':67 ');
-    }, 30_000, 'bootbench serve');
+    const child = this.spawnLogged(
+      ns,
+      name,
+      process.execPath,
+      [
+        ...nodeArgs,
+        servedCli(),
+        'serve',
+        '--interface',
+        'eth0',
+        '--root',
+        this.root,
+        '--boot',
+        'bios=pxelinux.0',
+        '--log',
+        variant === 'on' ? 'json' : 'text',
+        '--data',
+        data,
+      ],
+      { ...process.env, BOOTBENCH_DATA: data },
+    );
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) return true;
+        const udp = this.lab.exec(ns, 'ss', ['-Huln']);
+        return udp.includes(':69 ') && udp.includes(':67 ');
+      },
+      30_000,
+      'bootbench serve',
+    );
     if (child.exitCode !== null) throw new Error(`bootbench serve exited: ${this.logOf(name).slice(-2000)}`);
-    if (variant === 'off' && !this.logOf(name).includes('without history')) throw new Error(`bootbench serve (store off) opened a store: ${this.logOf(name).slice(-1000)}`);
+    if (variant === 'off' && !this.logOf(name).includes('without history'))
+      throw new Error(`bootbench serve (store off) opened a store: ${this.logOf(name).slice(-1000)}`);
     return { name: `bootbench serve (store ${variant})`, pid: child.pid!, veth: HOSTS[variant].host, httpPort: 8080, stop: () => this.stopChild(child) };
   }
 
@@ -304,12 +369,21 @@ http {
    * cost of `ip netns exec` is not counted). Every download is checked by sha256.
    */
   /** `count` downloads at once by `client` (see TftpClient), each timed inside the namespace and checked by sha256. */
-  async tftpGet(ns: string, address: string, file: string, options: string[], count: number, timeoutS: number, client: TftpClient = 'atftp'): Promise<{ seconds: number[]; span: number }> {
+  async tftpGet(
+    ns: string,
+    address: string,
+    file: string,
+    options: string[],
+    count: number,
+    timeoutS: number,
+    client: TftpClient = 'atftp',
+  ): Promise<{ seconds: number[]; span: number }> {
     const dir = mkdtempSync(join(this.out, 'tftp-'));
     const blksize = Number(options.find((o) => o.startsWith('blksize '))?.split(' ')[1] ?? 512);
-    const command = client === 'polling'
-      ? `${this.pollingClient} ${address} ${file} ${blksize} out$i`
-      : `atftp ${options.map((o) => `--option '${o}'`).join(' ')} -g -r ${file} -l out$i ${address}`;
+    const command =
+      client === 'polling'
+        ? `${this.pollingClient} ${address} ${file} ${blksize} out$i`
+        : `atftp ${options.map((o) => `--option '${o}'`).join(' ')} -g -r ${file} -l out$i ${address}`;
     const script = `cd ${dir}
 for i in $(seq 1 ${count}); do
   ( s=$(date +%s%N); timeout ${timeoutS} ${command} >log$i 2>&1; rc=$?; e=$(date +%s%N); echo "$i $s $e $rc" ) &
@@ -317,13 +391,18 @@ done
 wait`;
     try {
       const { stdout } = await execFileAsync('ip', ['netns', 'exec', ns, 'bash', '-c', script], { maxBuffer: 1 << 20 });
-      const rows = stdout.trim().split('\n').map((l) => l.split(' ').map(Number));
+      const rows = stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ').map(Number));
       const expected = this.digests.get(file);
       for (const [i, , , rc] of rows) {
         const got = existsSync(join(dir, `out${i}`)) ? await sha256File(join(dir, `out${i}`)) : 'missing';
         if (rc !== 0 || got !== expected) {
           const clientLog = readFileSync(join(dir, `log${i}`), 'utf8').slice(-500);
-          throw new Error(`${client} download ${i} of ${file} from ${address}: exit ${rc}, sha256 ${got === expected ? 'ok' : `MISMATCH (${got.slice(0, 12)})`}: ${clientLog}`);
+          throw new Error(
+            `${client} download ${i} of ${file} from ${address}: exit ${rc}, sha256 ${got === expected ? 'ok' : `MISMATCH (${got.slice(0, 12)})`}: ${clientLog}`,
+          );
         }
       }
       const seconds = rows.map(([, s, e]) => (e - s) / 1e9);

@@ -37,7 +37,12 @@ export function summarize(xs: number[]): Summary {
   return xs.length ? { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length } : { median: NaN, min: NaN, max: NaN, n: 0 };
 }
 
-export interface Summary { median: number; min: number; max: number; n: number }
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
 
 // ---------------------------------------------------------------------------------------
 // Rows and cases
@@ -112,9 +117,10 @@ export async function alternate<T>(runs: number, a: () => Promise<T>, b: () => P
 export async function traced<T>(tool: string | undefined, server: RunningServer, label: string, work: () => Promise<T>): Promise<T> {
   if (!tool) return work();
   const base = join(RESULTS, `trace-${label}-${server.name.replace(/\W+/g, '-')}-${Date.now()}`);
-  const child = tool === 'perf'
-    ? spawn('perf', ['record', '-q', '-F', '2000', '-g', '-p', String(server.pid), '-o', `${base}.perf.data`], { stdio: 'ignore' })
-    : spawn('strace', ['-c', '-f', '-q', '-p', String(server.pid), '-o', `${base}.strace.txt`], { stdio: 'ignore' });
+  const child =
+    tool === 'perf'
+      ? spawn('perf', ['record', '-q', '-F', '2000', '-g', '-p', String(server.pid), '-o', `${base}.perf.data`], { stdio: 'ignore' })
+      : spawn('strace', ['-c', '-f', '-q', '-p', String(server.pid), '-o', `${base}.strace.txt`], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 500));
   try {
     return await work();
@@ -123,7 +129,10 @@ export async function traced<T>(tool: string | undefined, server: RunningServer,
     child.kill('SIGINT');
     await exited;
     if (tool === 'perf') {
-      const report = (sort: string) => execFileSync('perf', ['report', '-i', `${base}.perf.data`, '--no-children', '--sort', sort, '--stdio', '--percent-limit', '0.2', '-g', 'none'], { maxBuffer: 64 << 20 }).toString();
+      const report = (sort: string) =>
+        execFileSync('perf', ['report', '-i', `${base}.perf.data`, '--no-children', '--sort', sort, '--stdio', '--percent-limit', '0.2', '-g', 'none'], {
+          maxBuffer: 64 << 20,
+        }).toString();
       writeFileSync(`${base}.perf.txt`, `${report('dso')}\n${report('dso,sym')}`);
       rmSync(`${base}.perf.data`, { force: true });
     }

@@ -71,7 +71,10 @@ export class Lab {
     run('ip', ['link', 'set', tmpB, 'netns', nsB]);
     this.exec(nsA, 'ip', ['link', 'set', tmpA, 'name', ifA]);
     this.exec(nsB, 'ip', ['link', 'set', tmpB, 'name', ifB]);
-    for (const [ns, ifname, cidr] of [[nsA, ifA, cidrA], [nsB, ifB, cidrB]] as const) {
+    for (const [ns, ifname, cidr] of [
+      [nsA, ifA, cidrA],
+      [nsB, ifB, cidrB],
+    ] as const) {
       if (mtu) this.exec(ns, 'ip', ['link', 'set', ifname, 'mtu', String(mtu)]);
       if (cidr) this.exec(ns, 'ip', ['addr', 'add', cidr, 'dev', ifname]);
       this.exec(ns, 'ip', ['link', 'set', ifname, 'up']);
@@ -117,10 +120,20 @@ export class Lab {
       try {
         const pids = execFileSync('ip', ['netns', 'pids', ns]).toString().trim().split(/\s+/).filter(Boolean);
         for (const pid of pids) {
-          try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ }
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
         }
-      } catch { /* namespace already gone */ }
-      try { run('ip', ['netns', 'delete', ns]); } catch { /* already gone */ }
+      } catch {
+        /* namespace already gone */
+      }
+      try {
+        run('ip', ['netns', 'delete', ns]);
+      } catch {
+        /* already gone */
+      }
     }
   }
 }

@@ -42,6 +42,9 @@ const busy = total - idle;
 const lines: string[] = [];
 lines.push(`profile ${file}: ${(total / 1e6).toFixed(2)} s sampled, ${(busy / 1e6).toFixed(2)} s busy (${((busy * 100) / total).toFixed(1)}%)`);
 lines.push('self time, % of busy time:');
-const top = [...byFunction].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, Number(topArg ?? 25));
+const top = [...byFunction]
+  .filter(([k]) => k !== '(idle)')
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, Number(topArg ?? 25));
 for (const [name, us] of top) lines.push(`${((us * 100) / busy).toFixed(1).padStart(6)}%  ${(us / 1000).toFixed(0).padStart(7)} ms  ${name}`);
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -15,16 +15,15 @@ export function fmt(x: number | undefined, metric = ''): string {
 }
 
 export function markdownTable(rows: Row[]): string {
-  const lines = [
-    '| case | metric | peer | peer median (min-max) | Bootbench median (min-max) | ratio | target | met |',
-    '|---|---|---|---|---|---|---|---|',
-  ];
+  const lines = ['| case | metric | peer | peer median (min-max) | Bootbench median (min-max) | ratio | target | met |', '|---|---|---|---|---|---|---|---|'];
   for (const r of rows) {
     const p = r.peer;
     const b = r.bootbench.summary;
     // A peer named by its pipeline (curl|zstd) would split the cell.
     const cell = (text: string) => text.replaceAll('|', '\\|');
-    lines.push(`| ${cell(r.title)}${r.note ? ` (${cell(r.note)})` : ''} | ${r.metric} | ${p ? `${cell(p.name)}${p.figure !== undefined ? ` [issue: ${p.figure}]` : ''}` : '-'} | ${p ? `${fmt(p.summary.median, r.metric)} (${fmt(p.summary.min, r.metric)}-${fmt(p.summary.max, r.metric)})` : '-'} | ${fmt(b.median, r.metric)} (${fmt(b.min, r.metric)}-${fmt(b.max, r.metric)}) | ${r.ratio !== undefined && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-'} | ${r.target.text} | ${r.met === undefined ? '-' : r.met ? 'yes' : '**no**'} |`);
+    lines.push(
+      `| ${cell(r.title)}${r.note ? ` (${cell(r.note)})` : ''} | ${r.metric} | ${p ? `${cell(p.name)}${p.figure !== undefined ? ` [issue: ${p.figure}]` : ''}` : '-'} | ${p ? `${fmt(p.summary.median, r.metric)} (${fmt(p.summary.min, r.metric)}-${fmt(p.summary.max, r.metric)})` : '-'} | ${fmt(b.median, r.metric)} (${fmt(b.min, r.metric)}-${fmt(b.max, r.metric)}) | ${r.ratio !== undefined && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-'} | ${r.target.text} | ${r.met === undefined ? '-' : r.met ? 'yes' : '**no**'} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -32,36 +31,69 @@ export function markdownTable(rows: Row[]): string {
 export function consoleTable(rows: Row[]): string {
   const header = ['case', 'metric', 'peer', 'peer med', 'bootbench med', 'ratio', 'target', 'met'];
   const body = rows.map((r) => [
-    r.title.slice(0, 58), r.metric, r.peer?.name ?? '-', r.peer ? fmt(r.peer.summary.median, r.metric) : '-', fmt(r.bootbench.summary.median, r.metric),
-    r.ratio !== undefined && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-', r.target.text, r.met === undefined ? '-' : r.met ? 'yes' : 'NO',
+    r.title.slice(0, 58),
+    r.metric,
+    r.peer?.name ?? '-',
+    r.peer ? fmt(r.peer.summary.median, r.metric) : '-',
+    fmt(r.bootbench.summary.median, r.metric),
+    r.ratio !== undefined && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-',
+    r.target.text,
+    r.met === undefined ? '-' : r.met ? 'yes' : 'NO',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   return [header, ...body].map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  ')).join('\n');
 }
 
 /** Which code was measured: HEAD, and whether the server folders had uncommitted changes. */
-export interface CodeVersion { commit: string; dirty: string[]; main: string }
+export interface CodeVersion {
+  commit: string;
+  dirty: string[];
+  main: string;
+}
 
 export function codeVersion(): CodeVersion {
   const git = (args: string[]) => {
     try {
-      return execFileSync('git', ['-C', PROJECT, ...args], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      return execFileSync('git', ['-C', PROJECT, ...args], { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
     } catch {
       return '';
     }
   };
-  const dirty = git(['status', '--porcelain', '--', 'main/tftp', 'main/http', 'main/files', 'main/dhcp', 'main/store', 'main/host', 'main/core', 'main/imaging', 'build/imaging-env']).split('\n').filter(Boolean);
+  const dirty = git([
+    'status',
+    '--porcelain',
+    '--',
+    'main/tftp',
+    'main/http',
+    'main/files',
+    'main/dhcp',
+    'main/store',
+    'main/host',
+    'main/core',
+    'main/imaging',
+    'build/imaging-env',
+  ])
+    .split('\n')
+    .filter(Boolean);
   return { commit: git(['rev-parse', '--short', 'HEAD']), dirty, main: servedMain() };
 }
 
-export interface MachineNote { loadavg: number[]; qemuProcesses: number; cpus: number }
+export interface MachineNote {
+  loadavg: number[];
+  qemuProcesses: number;
+  cpus: number;
+}
 
 export function machineNote(): MachineNote {
   let qemu = 0;
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       if (readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('qemu')) qemu++;
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return { loadavg: loadavg().map((x) => Math.round(x * 100) / 100), qemuProcesses: qemu, cpus: Number(execFileSync('nproc').toString()) };
 }
@@ -92,9 +124,24 @@ export function writeReport(result: BenchResult): void {
   mkdirSync(RESULTS, { recursive: true });
   const jsonPath = join(RESULTS, `bench-${stamp}.json`);
   const mdPath = join(RESULTS, `bench-${stamp}.md`);
-  writeFileSync(jsonPath, JSON.stringify({
-    startedAt: startedAt.toISOString(), seconds, runs, quick: result.quick, machine: { before, after, node: process.version }, code, rows, failures, profileDir,
-  }, null, 2));
+  writeFileSync(
+    jsonPath,
+    JSON.stringify(
+      {
+        startedAt: startedAt.toISOString(),
+        seconds,
+        runs,
+        quick: result.quick,
+        machine: { before, after, node: process.version },
+        code,
+        rows,
+        failures,
+        profileDir,
+      },
+      null,
+      2,
+    ),
+  );
   const md = [
     `# Bootbench bench ${startedAt.toISOString()}`,
     '',

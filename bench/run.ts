@@ -38,7 +38,12 @@ const CASES: BenchCase[] = [...NETWORK_CASES, ...imagingCases(imagingSizes(flags
 
 async function main(): Promise<void> {
   if (flags.help) {
-    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('// Usage') || l.startsWith('//        ')).join('\n'));
+    console.log(
+      readFileSync(fileURLToPath(import.meta.url), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('// Usage') || l.startsWith('//        '))
+        .join('\n'),
+    );
     console.log(`\ncases (--only):\n${CASES.map((c) => `  ${c.id.padEnd(14)} ${c.title}`).join('\n')}`);
     return;
   }
@@ -50,10 +55,20 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   // perfdhcp only drives the dhcp case: a run of other cases does not need it.
-  const programs = ['dnsmasq', 'atftp', 'nginx', 'curl', 'cc', 'ss', ...(selected.some((c) => c.id === 'dhcp') ? ['perfdhcp'] : []),
-    ...(selected.some((c) => c.id.startsWith('img-')) ? IMAGING_PROGRAMS : [])];
-  const unavailable = netnsUnavailableReason() ?? missingPrograms(...programs)
-    ?? (peerProgram('atftpd', 'atftpd') ? undefined : 'atftpd is neither installed nor unpacked (run: sh bench/fetch-peers.sh)');
+  const programs = [
+    'dnsmasq',
+    'atftp',
+    'nginx',
+    'curl',
+    'cc',
+    'ss',
+    ...(selected.some((c) => c.id === 'dhcp') ? ['perfdhcp'] : []),
+    ...(selected.some((c) => c.id.startsWith('img-')) ? IMAGING_PROGRAMS : []),
+  ];
+  const unavailable =
+    netnsUnavailableReason() ??
+    missingPrograms(...programs) ??
+    (peerProgram('atftpd', 'atftpd') ? undefined : 'atftpd is neither installed nor unpacked (run: sh bench/fetch-peers.sh)');
   if (unavailable) {
     console.error(`bench cannot run: ${unavailable}. See bench/README.md for the package list.`);
     process.exit(1);

@@ -551,7 +551,13 @@ export interface ApiEvents {
 
 export type ApiEventName = keyof ApiEvents;
 
-export const API_EVENT_NAMES = ['transfer:progress', 'machine:seen', 'timeline:event', 'services:state', 'imaging:progress'] as const satisfies readonly ApiEventName[];
+export const API_EVENT_NAMES = [
+  'transfer:progress',
+  'machine:seen',
+  'timeline:event',
+  'services:state',
+  'imaging:progress',
+] as const satisfies readonly ApiEventName[];
 
 type MissingEventNames = Exclude<ApiEventName, (typeof API_EVENT_NAMES)[number]>;
 const everyEventListed: MissingEventNames extends never ? true : never = true;
@@ -577,7 +583,11 @@ export type ApiEnvelope<T> = { result: T } | { error: ApiErrorInfo };
 
 /** The Error a client throws for an error envelope. */
 export class ApiCallError extends Error {
-  constructor(readonly code: ApiErrorCode, message: string, readonly call?: string) {
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+    readonly call?: string,
+  ) {
     super(message);
     this.name = 'ApiCallError';
   }

@@ -21,8 +21,19 @@
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import {
-  chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync,
-  readlinkSync, rmSync, statSync, symlinkSync, writeFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
@@ -34,8 +45,12 @@ const projectRoot = join(here, '..');
 const sourceDir = join(projectRoot, 'build', 'imaging-env');
 const { values } = parseArgs({
   options: {
-    out: { type: 'string' }, 'kernel-deb': { type: 'string' }, cache: { type: 'string' },
-    'allow-missing': { type: 'boolean' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    out: { type: 'string' },
+    'kernel-deb': { type: 'string' },
+    cache: { type: 'string' },
+    'allow-missing': { type: 'boolean' },
+    force: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
@@ -75,12 +90,43 @@ const TOOLS = [
 // Drivers for the disks and NICs of common PCs (and QEMU's), the filesystems the agent
 // mounts to name a PC, and USB storage so a USB disk is seen (and refused), not missed.
 const MODULES = [
-  'virtio_pci', 'virtio_blk', 'virtio_net', 'virtio_scsi', 'sd_mod', 'sr_mod',
-  'ahci', 'ata_piix', 'nvme', 'e1000', 'e1000e', 'igb', 'igc', 'r8169', 'tg3', 'bnx2', 'ixgbe',
-  'xhci_pci', 'ehci_pci', 'uhci_hcd', 'ohci_pci', 'usb_storage', 'uas',
-  'ext4', 'xfs', 'btrfs', 'fuse', 'vfat', 'nls_cp437', 'nls_iso8859_1', 'efivarfs',
+  'virtio_pci',
+  'virtio_blk',
+  'virtio_net',
+  'virtio_scsi',
+  'sd_mod',
+  'sr_mod',
+  'ahci',
+  'ata_piix',
+  'nvme',
+  'e1000',
+  'e1000e',
+  'igb',
+  'igc',
+  'r8169',
+  'tg3',
+  'bnx2',
+  'ixgbe',
+  'xhci_pci',
+  'ehci_pci',
+  'uhci_hcd',
+  'ohci_pci',
+  'usb_storage',
+  'uas',
+  'ext4',
+  'xfs',
+  'btrfs',
+  'fuse',
+  'vfat',
+  'nls_cp437',
+  'nls_iso8859_1',
+  'efivarfs',
   // The file systems' soft dependencies (checksums), which busybox's modprobe does not follow.
-  'crc32c_generic', 'crc32c_intel', 'libcrc32c', 'xxhash_generic', 'blake2b_generic',
+  'crc32c_generic',
+  'crc32c_intel',
+  'libcrc32c',
+  'xxhash_generic',
+  'blake2b_generic',
 ];
 const OUR_FILES = ['init', 'agent.sh'];
 
@@ -100,7 +146,11 @@ function packageVersion(pkg) {
 function missingPrerequisites() {
   const missing = new Set();
   for (const tool of TOOLS) if (!existsSync(tool.path)) missing.add(tool.pkg);
-  for (const [cmd, pkg] of [['cpio', 'cpio'], ['depmod', 'kmod'], ['dpkg-deb', 'dpkg']]) {
+  for (const [cmd, pkg] of [
+    ['cpio', 'cpio'],
+    ['depmod', 'kmod'],
+    ['dpkg-deb', 'dpkg'],
+  ]) {
     if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) missing.add(pkg);
   }
   return [...missing];
@@ -114,7 +164,11 @@ function kernelPackageName() {
 function findKernelDeb() {
   if (values['kernel-deb']) return resolve(values['kernel-deb']);
   const wanted = kernelPackageName();
-  const cached = existsSync(cache) ? readdirSync(cache).filter((n) => /^linux-image-[0-9].*-amd64_.*\.deb$/.test(n)).sort() : [];
+  const cached = existsSync(cache)
+    ? readdirSync(cache)
+        .filter((n) => /^linux-image-[0-9].*-amd64_.*\.deb$/.test(n))
+        .sort()
+    : [];
   const match = cached.find((n) => wanted && n.startsWith(`${wanted}_`)) ?? cached.at(-1);
   if (match) return join(cache, match);
   if (!wanted) return undefined;
@@ -170,14 +224,20 @@ function build() {
   const missing = missingPrerequisites();
   if (missing.length) {
     const message = `the imaging environment needs: ${missing.join(', ')}; install with: sudo apt-get install ${missing.join(' ')}`;
-    if (values['allow-missing']) { console.log(`not building the imaging environment: ${message}`); return 0; }
+    if (values['allow-missing']) {
+      console.log(`not building the imaging environment: ${message}`);
+      return 0;
+    }
     console.error(message);
     return 1;
   }
   const kernelDeb = findKernelDeb();
   if (!kernelDeb || !existsSync(kernelDeb)) {
     const message = `no Debian kernel package: give --kernel-deb FILE, or put linux-image-*-amd64_*.deb in ${cache} (apt-get download linux-image-amd64's dependency)`;
-    if (values['allow-missing']) { console.log(`not building the imaging environment: ${message}`); return 0; }
+    if (values['allow-missing']) {
+      console.log(`not building the imaging environment: ${message}`);
+      return 0;
+    }
     console.error(message);
     return 1;
   }
@@ -272,7 +332,9 @@ function build() {
     };
     writeFileSync(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
     const mib = (n) => `${(n / 1048576).toFixed(1)} MiB`;
-    console.log(`imaging environment: kernel ${version} (${mib(files[0].size)}), initramfs ${mib(files[1].size)} (${mib(manifest.unpackedSize)} unpacked, ${chosen.size} modules) -> ${out}`);
+    console.log(
+      `imaging environment: kernel ${version} (${mib(files[0].size)}), initramfs ${mib(files[1].size)} (${mib(manifest.unpackedSize)} unpacked, ${chosen.size} modules) -> ${out}`,
+    );
     return 0;
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -25,7 +25,9 @@ import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { values } = parseArgs({ options: { out: { type: 'string' }, 'source-root': { type: 'string' }, 'allow-missing': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+const { values } = parseArgs({
+  options: { out: { type: 'string' }, 'source-root': { type: 'string' }, 'allow-missing': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+});
 if (values.help) {
   console.log('Usage: node scripts/fetch-boot-binaries.mjs [--out DIR] [--allow-missing] [--source-root DIR]');
   process.exit(0);
@@ -38,8 +40,18 @@ const BINARIES = [
   { name: 'ipxe/undionly.kpxe', pkg: 'ipxe', source: '/usr/lib/ipxe/undionly.kpxe', purpose: 'iPXE for BIOS PXE clients' },
   { name: 'ipxe/ipxe.efi', pkg: 'ipxe', source: '/usr/lib/ipxe/ipxe.efi', purpose: 'iPXE for UEFI x64 clients (own NIC drivers)' },
   { name: 'ipxe/snponly.efi', pkg: 'ipxe', source: '/usr/lib/ipxe/snponly.efi', purpose: "iPXE for UEFI x64 clients (firmware's SNP network driver)" },
-  { name: 'secure-boot/shimx64.efi', pkg: 'shim-signed', source: '/usr/lib/shim/shimx64.efi.signed', purpose: 'Microsoft-signed shim, first stage of the Secure Boot chain' },
-  { name: 'secure-boot/grubx64.efi', pkg: 'grub-efi-amd64-signed', source: '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', purpose: 'Debian-signed netboot GRUB, loaded by shim' },
+  {
+    name: 'secure-boot/shimx64.efi',
+    pkg: 'shim-signed',
+    source: '/usr/lib/shim/shimx64.efi.signed',
+    purpose: 'Microsoft-signed shim, first stage of the Secure Boot chain',
+  },
+  {
+    name: 'secure-boot/grubx64.efi',
+    pkg: 'grub-efi-amd64-signed',
+    source: '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed',
+    purpose: 'Debian-signed netboot GRUB, loaded by shim',
+  },
 ];
 const GRUB_LISTS = { pkg: 'grub-efi-amd64-bin', dir: '/usr/lib/grub/x86_64-efi', files: ['command.lst', 'fs.lst', 'crypto.lst', 'terminal.lst'] };
 
@@ -65,7 +77,15 @@ for (const binary of BINARIES) {
   mkdirSync(dirname(target), { recursive: true });
   copyFileSync(source, target);
   const content = readFileSync(target);
-  manifest.files.push({ name: binary.name, package: binary.pkg, version: packageVersion(binary.pkg), source, purpose: binary.purpose, size: content.length, sha256: sha256(target) });
+  manifest.files.push({
+    name: binary.name,
+    package: binary.pkg,
+    version: packageVersion(binary.pkg),
+    source,
+    purpose: binary.purpose,
+    size: content.length,
+    sha256: sha256(target),
+  });
   console.log(`copied ${source} -> ${target} (${binary.pkg} ${packageVersion(binary.pkg) ?? '?'})`);
 }
 
@@ -78,7 +98,15 @@ if (lists.length > 0) {
   mkdirSync(listTarget, { recursive: true });
   for (const file of lists) {
     copyFileSync(join(listSource, file), join(listTarget, file));
-    manifest.files.push({ name: `secure-boot/grub/x86_64-efi/${file}`, package: GRUB_LISTS.pkg, version: packageVersion(GRUB_LISTS.pkg), source: join(listSource, file), purpose: 'GRUB module list', size: readFileSync(join(listTarget, file)).length, sha256: sha256(join(listTarget, file)) });
+    manifest.files.push({
+      name: `secure-boot/grub/x86_64-efi/${file}`,
+      package: GRUB_LISTS.pkg,
+      version: packageVersion(GRUB_LISTS.pkg),
+      source: join(listSource, file),
+      purpose: 'GRUB module list',
+      size: readFileSync(join(listTarget, file)).length,
+      sha256: sha256(join(listTarget, file)),
+    });
   }
   console.log(`copied ${lists.length} GRUB module lists -> ${listTarget}`);
 } else {

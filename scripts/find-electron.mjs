@@ -31,7 +31,9 @@ export function findElectron(root) {
   else if (executable) binary = join(packageDir, 'dist', executable);
   else return { reason: NOT_INSTALLED };
   if (!existsSync(binary)) {
-    return { reason: `Electron's binary is missing at ${binary}; set ELECTRON_OVERRIDE_DIST_PATH to an unpacked Electron, or reinstall it where downloads are allowed.` };
+    return {
+      reason: `Electron's binary is missing at ${binary}; set ELECTRON_OVERRIDE_DIST_PATH to an unpacked Electron, or reinstall it where downloads are allowed.`,
+    };
   }
   if (process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) {
     return { binary, reason: 'there is no graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set), so no window can open' };

@@ -23,11 +23,15 @@ const SAMPLE_NICS: NetInterfaceInfo[] = [
 ];
 
 if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Chromium (apt-get install chromium)`);
-if (!existsSync(join(repo, 'dist/renderer/index.html'))) throw new Error('the renderer is not built: run `npm run build:renderer` (or `npm run screenshots`, which builds it)');
+if (!existsSync(join(repo, 'dist/renderer/index.html')))
+  throw new Error('the renderer is not built: run `npm run build:renderer` (or `npm run screenshots`, which builds it)');
 
 const work = mkdtempSync(join(tmpdir(), 'bb-screens-'));
 const sample = await startSampleUi({ dataDir: join(work, 'data'), interfaces: SAMPLE_NICS });
-const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+});
 try {
   mkdirSync(images, { recursive: true });
   // The recorder writes the sample boot events to the store a moment after they happen.

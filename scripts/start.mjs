@@ -18,7 +18,7 @@ function run(script) {
 
 function forwardSignals(child) {
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
-  child.on('exit', (code, signal) => process.exit(signal ? 1 : code ?? 0));
+  child.on('exit', (code, signal) => process.exit(signal ? 1 : (code ?? 0)));
 }
 
 const electron = findElectron(root);
@@ -26,7 +26,9 @@ if (!existsSync(join(root, 'dist/renderer/index.html'))) run('build:renderer');
 // Without them PCs are handed a boot file that is not there: BIOS and UEFI PCs alike.
 const boot = ensureBootBinaries({ out: join(root, 'resources', 'boot') });
 if (boot.missing.length > 0) {
-  console.log(`Boot programs still missing: ${boot.missing.join(', ')}. The Start screen and \`bootbench doctor\` say which PCs cannot boot and how to fix it.`);
+  console.log(
+    `Boot programs still missing: ${boot.missing.join(', ')}. The Start screen and \`bootbench doctor\` say which PCs cannot boot and how to fix it.`,
+  );
 }
 
 if (electron.binary && !electron.reason) {

@@ -15,13 +15,15 @@ const TRANSPORTS: Record<string, string> = { nvme: 'NVMe', sata: 'SATA', virtio:
  * report line, `;` between disks); the screen says them as a technician reads them.
  */
 export function describeSeenDisks(reason: string): string {
-  return reason.replace(/name=(\S+) size=(\d+) transport=(\S+) removable=(\d) model=(\S+) serial=([^\s;]+)/g, (_all, name, size, transport, removable, model, serial) => {
-    const parts = [TRANSPORTS[transport] ?? transport, formatBytes(Number(size))];
-    if (model !== '-') parts.push(model.replace(/_/g, ' '));
-    if (serial !== '-') parts.push(`serial ${serial}`);
-    if (removable === '1') parts.push('removable');
-    return `${name} (${parts.join(', ')})`;
-  }).replace(/\) ?;(?=\S)/g, '); ');
+  return reason
+    .replace(/name=(\S+) size=(\d+) transport=(\S+) removable=(\d) model=(\S+) serial=([^\s;]+)/g, (_all, name, size, transport, removable, model, serial) => {
+      const parts = [TRANSPORTS[transport] ?? transport, formatBytes(Number(size))];
+      if (model !== '-') parts.push(model.replace(/_/g, ' '));
+      if (serial !== '-') parts.push(`serial ${serial}`);
+      if (removable === '1') parts.push('removable');
+      return `${name} (${parts.join(', ')})`;
+    })
+    .replace(/\) ?;(?=\S)/g, '); ');
 }
 
 /** Jobs the Images screen lists: the most recent ones. */
@@ -61,7 +63,11 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
   const macOfMachine = (id: number): string => {
     const machine = store.machines.get(id);
     if (!machine) throw new ApiError('not-found', `There is no machine number ${id} (it may have been removed): reload the machine list.`);
-    if (!machine.macs[0]) throw new ApiError('invalid-request', `Machine "${machine.name || `number ${id}`}" has no MAC address, so it cannot be told its task: add its MAC on the Machines screen.`);
+    if (!machine.macs[0])
+      throw new ApiError(
+        'invalid-request',
+        `Machine "${machine.name || `number ${id}`}" has no MAC address, so it cannot be told its task: add its MAC on the Machines screen.`,
+      );
     return machine.macs[0];
   };
 
@@ -77,20 +83,27 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
 
     capture: (request: ImageCaptureRequest) => {
       imageName(request.name, 'Image name');
-      if (catalog().has(request.name)) throw new ApiError('invalid-request', `An image named "${request.name}" exists: choose another name, or delete it first.`);
+      if (catalog().has(request.name))
+        throw new ApiError('invalid-request', `An image named "${request.name}" exists: choose another name, or delete it first.`);
       const mac = request.machineId !== undefined ? macOfMachine(request.machineId) : request.mac!;
       return toApiJob(jobs.create({ kind: 'capture', image: request.name, macs: [mac], disk: request.disk || undefined, then: request.then }));
     },
 
     deploy: (request: ImageDeployRequest) => {
       imageName(request.image, 'Image');
-      if (!catalog().has(request.image)) throw new ApiError('not-found', `There is no image named "${request.image}" (it may have been deleted): reload the image list.`);
+      if (!catalog().has(request.image))
+        throw new ApiError('not-found', `There is no image named "${request.image}" (it may have been deleted): reload the image list.`);
       let macs: string[];
       if (request.group !== undefined) {
         const members = store.machines.list({ group: request.group });
-        if (members.length === 0) throw new ApiError('invalid-request', `Group "${request.group}" has no machines: put machines in it on the Machines screen, or pick machines.`);
+        if (members.length === 0)
+          throw new ApiError('invalid-request', `Group "${request.group}" has no machines: put machines in it on the Machines screen, or pick machines.`);
         const noMac = members.filter((m) => m.macs.length === 0).map((m) => m.name || `number ${m.id}`);
-        if (noMac.length) throw new ApiError('invalid-request', `Machines of group "${request.group}" without a MAC address cannot be told their task: ${noMac.join(', ')}. Add their MACs on the Machines screen.`);
+        if (noMac.length)
+          throw new ApiError(
+            'invalid-request',
+            `Machines of group "${request.group}" without a MAC address cannot be told their task: ${noMac.join(', ')}. Add their MACs on the Machines screen.`,
+          );
         macs = members.map((m) => m.macs[0]!);
       } else {
         macs = [...(request.machineIds ?? []).map(macOfMachine), ...(request.macs ?? [])];
@@ -101,11 +114,16 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
     remove: (name: string) => {
       imageName(name, 'Image');
       const users = deploying(jobs.list(), name);
-      if (users.length) throw new ApiError('invalid-request', `Image "${name}" is being deployed (job ${users.join(', ')}): wait until its PCs are done or failed, then delete it.`);
+      if (users.length)
+        throw new ApiError(
+          'invalid-request',
+          `Image "${name}" is being deployed (job ${users.join(', ')}): wait until its PCs are done or failed, then delete it.`,
+        );
       try {
         return { name, ...catalog().remove(name) };
       } catch (err) {
-        if (err instanceof ImageError && err.status === 404) throw new ApiError('not-found', `There is no image named "${name}" (it may have been deleted already).`);
+        if (err instanceof ImageError && err.status === 404)
+          throw new ApiError('not-found', `There is no image named "${name}" (it may have been deleted already).`);
         throw err;
       }
     },

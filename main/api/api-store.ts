@@ -4,7 +4,17 @@
 import { dirname } from 'node:path';
 import type { BootEvent, BootEventType } from '../core/index.js';
 import { storeImaging } from './api-imaging.js';
-import { entryDiskSize, architectureForBootClass, resolveEntryFilePath, finishingPaths, ensureLocalDiskEntry, MENU_TIMEOUT_SECONDS, detectFile, UnusableFileError, type IsoDetection } from '../library/index.js';
+import {
+  entryDiskSize,
+  architectureForBootClass,
+  resolveEntryFilePath,
+  finishingPaths,
+  ensureLocalDiskEntry,
+  MENU_TIMEOUT_SECONDS,
+  detectFile,
+  UnusableFileError,
+  type IsoDetection,
+} from '../library/index.js';
 import type { ApiStore } from './api.js';
 import type { BootExpectation } from './boot-diagnosis.js';
 import {
@@ -110,7 +120,10 @@ export async function bootExpectation(store: Store, machineId: number, dataDir: 
     if (detected?.kind === 'iso') iso = { linux: detected.linux, windows: detected.windows };
   }
   const architecture = architectureForBootClass(machine.lastArch ?? '') ?? 'x64';
-  const { paths, rangeCounts } = finishingPaths({ id: entry.id, name: entry.name, kind: entry.kind, arguments: entry.arguments, files: entry.files, iso }, architecture);
+  const { paths, rangeCounts } = finishingPaths(
+    { id: entry.id, name: entry.name, kind: entry.kind, arguments: entry.arguments, files: entry.files, iso },
+    architecture,
+  );
   return paths.length > 0 ? { entry: entry.name, paths, rangeCounts } : undefined;
 }
 
@@ -150,7 +163,8 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
         return m && toApiMachine(m);
       },
       update: ({ id, ...patch }) => {
-        if (typeof patch.entryId === 'number' && !store.entries.get(patch.entryId)) throw new Error(`There is no boot entry number ${patch.entryId} (it may have been removed).`);
+        if (typeof patch.entryId === 'number' && !store.entries.get(patch.entryId))
+          throw new Error(`There is no boot entry number ${patch.entryId} (it may have been removed).`);
         const clean = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
         return toApiMachine(savingTo(store.path, () => store.machines.update(id, clean)));
       },

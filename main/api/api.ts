@@ -6,7 +6,16 @@
 // envelope, and errors become plain-language messages, never stack traces.
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { isTransferEvent, transferIdKey, transferOutcomeOf, transferProtocolOf, type BootEvent, systemClock, type Clock, type TimerHandle } from '../core/index.js';
+import {
+  isTransferEvent,
+  transferIdKey,
+  transferOutcomeOf,
+  transferProtocolOf,
+  type BootEvent,
+  systemClock,
+  type Clock,
+  type TimerHandle,
+} from '../core/index.js';
 import { defaultServedFolder } from '../host/index.js';
 import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
 import { offeredForServing } from '../net/index.js';
@@ -53,7 +62,13 @@ import type {
 
 export interface ApiServiceHost {
   readonly bus: { subscribe(listener: (event: BootEvent) => void): () => void };
-  start(overrides?: { interfaceName?: string; mode?: ServeMode; pool?: { first: string; last: string }; root?: string; force?: boolean }): Promise<ServicesStatus>;
+  start(overrides?: {
+    interfaceName?: string;
+    mode?: ServeMode;
+    pool?: { first: string; last: string };
+    root?: string;
+    force?: boolean;
+  }): Promise<ServicesStatus>;
   stop(): Promise<ServicesStatus>;
   status(): ServicesStatus;
   config(): Pick<ServeSettings, 'interfaceName' | 'mode' | 'pool' | 'root' | 'httpPort' | 'boot'> & { dataDir: string };
@@ -121,7 +136,10 @@ export function unavailableLibraryImporter(reason: string): LibraryImporter {
 
 /** An error whose message is meant for the technician as is. */
 export class ApiError extends Error {
-  constructor(readonly code: ApiErrorCode, message: string) {
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'ApiError';
   }
@@ -152,7 +170,11 @@ const mac = z
   .regex(/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/, 'must be a MAC address such as 52:54:00:12:34:56')
   .transform((s) => s.toLowerCase().replace(/-/g, ':'));
 const id = z.number().int().positive();
-const none = z.undefined().or(z.null()).or(z.object({}).strict()).transform(() => undefined);
+const none = z
+  .undefined()
+  .or(z.null())
+  .or(z.object({}).strict())
+  .transform(() => undefined);
 /** What main/web/upload.ts names an upload (random hex). */
 export const UPLOAD_ID = /^[0-9a-f]{32}$/;
 const boundedText = (max: number) => z.string().trim().max(max, `must be at most ${max} characters`);
@@ -217,10 +239,17 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
       secureBoot: z.boolean().optional(),
     })
     .strict(),
-  'entries:pair': z.object({ kernelId: id, initrdId: id }).strict().refine((r) => r.kernelId !== r.initrdId, 'needs two different entries'),
+  'entries:pair': z
+    .object({ kernelId: id, initrdId: id })
+    .strict()
+    .refine((r) => r.kernelId !== r.initrdId, 'needs two different entries'),
   'entries:remove': z.object({ id, force: z.boolean().optional() }).strict(),
   'transfers:active': none,
-  'transfers:history': z.object({ limit: z.number().int().min(1).max(5000).optional() }).strict().or(none).transform((r) => r ?? {}),
+  'transfers:history': z
+    .object({ limit: z.number().int().min(1).max(5000).optional() })
+    .strict()
+    .or(none)
+    .transform((r) => r ?? {}),
   'timeline:get': z
     .object({ machineId: id.optional(), mac: mac.optional(), limit: z.number().int().min(1).max(5000).optional() })
     .strict()
@@ -240,7 +269,10 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
       then,
     })
     .strict()
-    .refine((r) => (r.group !== undefined) !== ((r.machineIds?.length ?? 0) + (r.macs?.length ?? 0) > 0), 'needs machines or a group (not both): pick the machines to deploy to, or a group'),
+    .refine(
+      (r) => (r.group !== undefined) !== (r.machineIds?.length ?? 0) + (r.macs?.length ?? 0) > 0,
+      'needs machines or a group (not both): pick the machines to deploy to, or a group',
+    ),
   'images:delete': z.object({ name: imageName }).strict(),
   'images:verify': z.object({ name: imageName }).strict(),
   'imaging:jobs': none,

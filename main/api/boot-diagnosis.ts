@@ -31,7 +31,7 @@ export function firmwareOf(event: BootEvent): Firmware {
 }
 
 export function archLabel(arch: number | undefined): string | undefined {
-  return arch === undefined ? undefined : ARCH_NAMES[arch] ?? `architecture ${arch}`;
+  return arch === undefined ? undefined : (ARCH_NAMES[arch] ?? `architecture ${arch}`);
 }
 
 /** BIOS network boot programs vs UEFI ones, by the conventions every distribution uses. */
@@ -101,10 +101,14 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
     case 'dhcp.decline':
       return warning('Machine declined the address (it found it already in use on the network)');
     case 'dhcp.conflict':
-      return warning(`Address ${str(event.address) ?? '?'} is already used by another machine${str(event.heldBy) ? ` (${event.heldBy})` : ''}; kept out of the pool and offering another`);
+      return warning(
+        `Address ${str(event.address) ?? '?'} is already used by another machine${str(event.heldBy) ? ` (${event.heldBy})` : ''}; kept out of the pool and offering another`,
+      );
     case 'dhcp.other-ack': {
       const next = str(event.nextServer);
-      return info(`The other DHCP server ${str(event.server) ?? '?'} gave it ${event.ip ?? 'an address'}${next ? `; its next-server is ${next}` : '; it names no next-server'}`);
+      return info(
+        `The other DHCP server ${str(event.server) ?? '?'} gave it ${event.ip ?? 'an address'}${next ? `; its next-server is ${next}` : '; it names no next-server'}`,
+      );
     }
     case 'dhcp.ignored':
       if (event.expected) return info(`Left to the other DHCP server, as proxy mode should${reason ? `: ${reason}` : ''}`);
@@ -114,7 +118,9 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
       return problem(`DHCP problem${reason ? `: ${reason}` : ''}`);
     case 'tftp.start':
     case 'http.start':
-      return info(`${event.type.startsWith('tftp') ? 'TFTP' : 'HTTP'} download of ${file ?? '?'} started${size !== undefined ? ` (${formatBytes(size)})` : ''}`);
+      return info(
+        `${event.type.startsWith('tftp') ? 'TFTP' : 'HTTP'} download of ${file ?? '?'} started${size !== undefined ? ` (${formatBytes(size)})` : ''}`,
+      );
     case 'tftp.progress':
     case 'http.progress':
       return info(`${file ?? '?'}: ${formatBytes(bytes)}${size !== undefined ? ` of ${formatBytes(size)}` : ''}`);
@@ -122,7 +128,9 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
     case 'http.done':
       return info(`${event.type.startsWith('tftp') ? 'TFTP' : 'HTTP'} sent ${file ?? '?'} (${formatBytes(bytes ?? size)})${seconds}`);
     case 'tftp.probe':
-      return info(`Firmware asked the size of ${file ?? '?'}${size !== undefined ? ` (${formatBytes(size)})` : ''} and stopped, as firmware does before the real download`);
+      return info(
+        `Firmware asked the size of ${file ?? '?'}${size !== undefined ? ` (${formatBytes(size)})` : ''} and stopped, as firmware does before the real download`,
+      );
     case 'tftp.failed':
     case 'http.failed':
       return problem(`Download of ${file ?? '?'} failed${reason ? `: ${reason}` : ''}`);
@@ -289,7 +297,7 @@ function diagnoseBootSteps(events: BootEvent[], expected?: BootExpectation): Dia
           message: `The machine asked for ${file} and we refused${reason ? `: ${reason}` : '.'}`,
           // Files under /bootbench/ are the bundled boot programs, not the technician's files.
           hint: /^\/?bootbench\//i.test(file)
-            ? "That is one of Bootbench's own boot programs: the Start screen's \"Boot programs\" list (or the command \"bootbench doctor\") says which is missing and how to install it."
+            ? 'That is one of Bootbench\'s own boot programs: the Start screen\'s "Boot programs" list (or the command "bootbench doctor") says which is missing and how to install it.'
             : 'Put that file in the served folder shown on the Start screen, or give this machine another boot entry on the Machines screen.',
         };
       case 'tftp.start':
@@ -363,7 +371,12 @@ function localDiskDiagnosis(ignored: BootEvent, events: BootEvent[]): Diagnosis 
     .find((e) => (e.type === 'host.warning' && e.bootOnce === 'completed') || (e.type as string) === 'boot-once.cleared');
   const hint = 'Assign an entry to it on the Machines screen to network-boot it again.';
   if (used && used.time <= ignored.time) {
-    return { stage: 'local-disk', level: 'info', message: `Boots from its local disk: boot once was used on ${formatWhen(used.time)}; it is not answered on purpose.`, hint };
+    return {
+      stage: 'local-disk',
+      level: 'info',
+      message: `Boots from its local disk: boot once was used on ${formatWhen(used.time)}; it is not answered on purpose.`,
+      hint,
+    };
   }
   return { stage: 'local-disk', level: 'info', message: `Not answered on purpose: ${reasonOf(ignored) ?? 'it is set to boot from its local disk'}.`, hint };
 }
@@ -438,7 +451,8 @@ function grubServerDiagnosis(events: BootEvent[]): Diagnosis | undefined {
     return {
       stage: 'boot-file',
       level: 'problem',
-      message: 'UEFI HTTP boot: GRUB was loaded over HTTP and stopped at its prompt: the signed network GRUB fetches grub.cfg by TFTP only, and after HTTP boot it has no TFTP server to ask.',
+      message:
+        'UEFI HTTP boot: GRUB was loaded over HTTP and stopped at its prompt: the signed network GRUB fetches grub.cfg by TFTP only, and after HTTP boot it has no TFTP server to ask.',
       hint: 'Boot this machine by PXE instead (put "UEFI PXEv4" before HTTP boot in its firmware), in full DHCP mode on an isolated bench switch.',
     };
   }
@@ -451,10 +465,16 @@ function grubServerDiagnosis(events: BootEvent[]): Diagnosis | undefined {
   if (next && next === ours) return undefined;
   const request = [...attempt]
     .reverse()
-    .find((e): e is BootEventOf<'dhcp.received'> => e.type === 'dhcp.received' && e.msgType === 'REQUEST' && !!e.serverIdentifier && e.serverIdentifier !== ours);
+    .find(
+      (e): e is BootEventOf<'dhcp.received'> => e.type === 'dhcp.received' && e.msgType === 'REQUEST' && !!e.serverIdentifier && e.serverIdentifier !== ours,
+    );
   const server = str(ack?.server) ?? str(request?.serverIdentifier);
   const serverName = server ? `the other DHCP server (${server})` : 'the other DHCP server';
-  const where = !ack ? `the next-server in the answer of ${serverName}` : next ? `${next} (the next-server in the answer of ${serverName})` : `nobody: the answer of ${serverName} names no next-server`;
+  const where = !ack
+    ? `the next-server in the answer of ${serverName}`
+    : next
+      ? `${next} (the next-server in the answer of ${serverName})`
+      : `nobody: the answer of ${serverName} names no next-server`;
   return {
     stage: 'boot-file',
     level: 'problem',

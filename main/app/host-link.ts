@@ -281,7 +281,10 @@ export class HostProcessClient {
     let helloReject!: (err: Error) => void;
     this.hello = new Promise((res, rej) => ((helloResolve = res), (helloReject = rej)));
     this.hello.catch(() => {}); // a caller that never asks must not see an unhandled rejection
-    const helloTimer = setTimeout(() => helloReject(new Error(`The service host did not answer within ${(handlers.helloTimeoutMs ?? 20_000) / 1000} s.${this.tailText()}`)), handlers.helloTimeoutMs ?? 20_000);
+    const helloTimer = setTimeout(
+      () => helloReject(new Error(`The service host did not answer within ${(handlers.helloTimeoutMs ?? 20_000) / 1000} s.${this.tailText()}`)),
+      handlers.helloTimeoutMs ?? 20_000,
+    );
     helloTimer.unref?.();
 
     child.stderr?.setEncoding('utf8');

@@ -36,7 +36,8 @@ export async function runHostProcess(argv: string[]): Promise<number> {
   const protocolOut = process.stdout.write.bind(process.stdout);
   const toStderr = (...args: unknown[]) => process.stderr.write(`${args.map(String).join(' ')}\n`);
   console.log = console.info = console.debug = toStderr;
-  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => (process.stderr.write as (...a: unknown[]) => boolean)(chunk, ...rest)) as typeof process.stdout.write;
+  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) =>
+    (process.stderr.write as (...a: unknown[]) => boolean)(chunk, ...rest)) as typeof process.stdout.write;
 
   const { values } = parseArgs({ args: argv, options: { data: { type: 'string' }, 'app-version': { type: 'string' } }, strict: true });
   if (!values.data) {

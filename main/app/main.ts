@@ -3,7 +3,19 @@
 // (the same one `bootbench serve` and web mode run). On Linux that host is a separate
 // process started through the bootbench-host launcher, which alone holds the network
 // capabilities (main/app/host-link.ts); on Windows and macOS it runs in this process.
-import { app, BrowserWindow, Menu, clipboard, dialog, ipcMain, protocol, session, shell, type IpcMainInvokeEvent, type MenuItemConstructorOptions } from 'electron';
+import {
+  app,
+  BrowserWindow,
+  Menu,
+  clipboard,
+  dialog,
+  ipcMain,
+  protocol,
+  session,
+  shell,
+  type IpcMainInvokeEvent,
+  type MenuItemConstructorOptions,
+} from 'electron';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -200,7 +212,13 @@ function startHostProcess(launch: Extract<HostLaunch, { kind: 'child' }>): HostC
     try {
       hello = await current.hello;
     } catch (err) {
-      if (mainWindow) await dialog.showMessageBox(mainWindow, { type: 'error', title: 'Bootbench', message: 'The service host did not start', detail: (err as Error).message });
+      if (mainWindow)
+        await dialog.showMessageBox(mainWindow, {
+          type: 'error',
+          title: 'Bootbench',
+          message: 'The service host did not start',
+          detail: (err as Error).message,
+        });
       return;
     }
     if (remedyOffered) return;
@@ -208,14 +226,29 @@ function startHostProcess(launch: Extract<HostLaunch, { kind: 'child' }>): HostC
     if (!remedy || !mainWindow) return;
     remedyOffered = true;
     const buttons = remedy.consentCommand ? ['Allow…', 'Copy the command', 'Not now'] : ['Copy the command', 'Not now'];
-    const { response } = await dialog.showMessageBox(mainWindow, { type: 'warning', title: 'Bootbench', message: remedy.message, detail: remedy.detail, buttons, defaultId: 0, cancelId: buttons.length - 1 });
+    const { response } = await dialog.showMessageBox(mainWindow, {
+      type: 'warning',
+      title: 'Bootbench',
+      message: remedy.message,
+      detail: remedy.detail,
+      buttons,
+      defaultId: 0,
+      cancelId: buttons.length - 1,
+    });
     const choice = buttons[response];
     if (choice === 'Copy the command') clipboard.writeText(remedy.manualCommand);
     if (choice !== 'Allow…' || !remedy.consentCommand) return;
     const [program, ...args] = remedy.consentCommand;
-    const granted = await new Promise<string | undefined>((done) => execFile(program!, args, (err, _out, stderr) => done(err ? stderr.trim() || err.message : undefined)));
+    const granted = await new Promise<string | undefined>((done) =>
+      execFile(program!, args, (err, _out, stderr) => done(err ? stderr.trim() || err.message : undefined)),
+    );
     if (granted !== undefined) {
-      await dialog.showMessageBox(mainWindow, { type: 'error', title: 'Bootbench', message: 'The permission was not granted', detail: `${granted}\n\nYou can run this instead:\n${remedy.manualCommand}` });
+      await dialog.showMessageBox(mainWindow, {
+        type: 'error',
+        title: 'Bootbench',
+        message: 'The permission was not granted',
+        detail: `${granted}\n\nYou can run this instead:\n${remedy.manualCommand}`,
+      });
       return;
     }
     // File capabilities count from the next exec: a new host process picks them up.
@@ -292,7 +325,10 @@ const STARTING: ApiEnvelope<never> = { error: { code: 'unavailable', message: 'T
 const openFilesRequest = z
   .object({
     title: z.string().max(200),
-    filters: z.array(z.object({ name: z.string().max(100), extensions: z.array(z.string().max(20)).max(50) }).strict()).max(20).optional(),
+    filters: z
+      .array(z.object({ name: z.string().max(100), extensions: z.array(z.string().max(20)).max(50) }).strict())
+      .max(20)
+      .optional(),
   })
   .strict();
 const saveTextRequest = z.object({ title: z.string().max(200), defaultPath: z.string().max(255), text: z.string().max(50_000_000) }).strict();
@@ -323,7 +359,12 @@ async function menuStartStop(start: boolean): Promise<void> {
   if (!host) return;
   const reply = start ? await host.call('services:start', {}) : await host.call('services:stop', undefined);
   if ('error' in reply && mainWindow) {
-    await dialog.showMessageBox(mainWindow, { type: 'error', title: 'Bootbench', message: start ? 'The services did not start' : 'The services did not stop', detail: reply.error.message });
+    await dialog.showMessageBox(mainWindow, {
+      type: 'error',
+      title: 'Bootbench',
+      message: start ? 'The services did not start' : 'The services did not stop',
+      detail: reply.error.message,
+    });
   }
 }
 
@@ -340,8 +381,17 @@ function buildMenu(status: ServicesStatus): void {
         { label: 'Stop', accelerator: 'CmdOrCtrl+Shift+X', enabled: status.running, click: () => void menuStartStop(false) },
       ],
     },
-    { label: 'View', submenu: [{ role: 'reload' }, { role: 'toggleDevTools', visible: !app.isPackaged }, { type: 'separator' }, { role: 'resetZoom' }, { role: 'zoomIn' }, { role: 'zoomOut' }] },
+    {
+      label: 'View',
+      submenu: [
+        { role: 'reload' },
+        { role: 'toggleDevTools', visible: !app.isPackaged },
+        { type: 'separator' },
+        { role: 'resetZoom' },
+        { role: 'zoomIn' },
+        { role: 'zoomOut' },
+      ],
+    },
   ];
   Menu.setApplicationMenu(Menu.buildFromTemplate(template));
 }
-

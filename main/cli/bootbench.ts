@@ -147,7 +147,10 @@ async function serve(args: string[]): Promise<number> {
 
   const host = new ServiceHost({ config, logger, store });
   const dhcpLines = new PerSecondBudget(DHCP_LINES_PER_SECOND, (left) =>
-    logger.warn(`DHCP storm: ${left} more DHCP events in the last second were not logged (at most ${DHCP_LINES_PER_SECOND} a second are); every one was answered as usual`, { dhcpEventsNotLogged: left }),
+    logger.warn(
+      `DHCP storm: ${left} more DHCP events in the last second were not logged (at most ${DHCP_LINES_PER_SECOND} a second are); every one was answered as usual`,
+      { dhcpEventsNotLogged: left },
+    ),
   );
   host.bus.subscribe((event) => {
     // The DHCP thread's own count of events it left out: counted with the log's.
@@ -159,7 +162,8 @@ async function serve(args: string[]): Promise<number> {
 
   try {
     const status = await host.start();
-    const summary = `bootbench serving on ${status.interfaceName} (${status.address}) in ${status.mode} mode: ` +
+    const summary =
+      `bootbench serving on ${status.interfaceName} (${status.address}) in ${status.mode} mode: ` +
       status.services.map((s) => `${s.name} ${s.port}`).join(', ');
     logger.info(summary, { status });
     if (store) saveSettingsOrWarn(store, host, logger);
@@ -196,7 +200,9 @@ function interfaces(args: string[]): number {
   }
   for (const nic of list) {
     const addrs = nic.ipv4.map((a) => `${a.address}/${a.prefixLength}`).join(' ') || 'no IPv4';
-    console.log(`${nic.name.padEnd(16)} ${(nic.up ? 'up' : 'down').padEnd(5)} ${nic.kind.padEnd(9)} ${(nic.mac || '-').padEnd(18)} mtu ${String(nic.mtu).padEnd(6)} ${addrs}`);
+    console.log(
+      `${nic.name.padEnd(16)} ${(nic.up ? 'up' : 'down').padEnd(5)} ${nic.kind.padEnd(9)} ${(nic.mac || '-').padEnd(18)} mtu ${String(nic.mtu).padEnd(6)} ${addrs}`,
+    );
   }
   return 0;
 }
@@ -210,10 +216,14 @@ async function doctor(args: string[]): Promise<number> {
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
-    console.log('Usage: bootbench doctor [--interface NAME] [--data DIR] [--json] [--test-boot]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems,\nother DHCP/PXE servers answering on the NIC, a firewall dropping the boot ports, a nearly full\ndisk under the database folder (--data, default ~/.bootbench).\n--test-boot: play a BIOS and a UEFI PXE client against the running `bootbench serve` on the NIC\n(offer, 4011 ACK, TFTP size probe, download) and report each step.');
+    console.log(
+      'Usage: bootbench doctor [--interface NAME] [--data DIR] [--json] [--test-boot]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems,\nother DHCP/PXE servers answering on the NIC, a firewall dropping the boot ports, a nearly full\ndisk under the database folder (--data, default ~/.bootbench).\n--test-boot: play a BIOS and a UEFI PXE client against the running `bootbench serve` on the NIC\n(offer, 4011 ACK, TFTP size probe, download) and report each step.',
+    );
     return 0;
   }
-  const findings = values['test-boot'] ? await runTestBootFindings({ interfaceName: values.interface }) : await runDoctor({ interfaceName: values.interface, dataDir: values.data !== undefined ? resolve(values.data) : defaultDataDir() });
+  const findings = values['test-boot']
+    ? await runTestBootFindings({ interfaceName: values.interface })
+    : await runDoctor({ interfaceName: values.interface, dataDir: values.data !== undefined ? resolve(values.data) : defaultDataDir() });
   if (values.json) console.log(JSON.stringify(findings, null, 2));
   else for (const f of findings) console.log(`${f.level.toUpperCase().padEnd(5)} ${f.message}${f.fix ? `\n      fix: ${f.fix}` : ''}`);
   return findings.some((f) => f.level === 'error') ? 1 : 0;

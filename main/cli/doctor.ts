@@ -1,6 +1,16 @@
 // `bootbench doctor`: what would stop `serve` from working, each finding with a plain fix.
 // It also looks for other DHCP/PXE servers on the NIC and reads the firewall state.
-import { checkPrivileges, createScopedUdpSocketFactory, findPortOwner, listInterfaces, resolveServeInterface, type NetInterface, checkFirewall, type UdpSocketFactory, type FirewallCheckOptions } from '../net/index.js';
+import {
+  checkPrivileges,
+  createScopedUdpSocketFactory,
+  findPortOwner,
+  listInterfaces,
+  resolveServeInterface,
+  type NetInterface,
+  checkFirewall,
+  type UdpSocketFactory,
+  type FirewallCheckOptions,
+} from '../net/index.js';
 import { listenForOffers, runTestBoot, type HeardOffer } from './test-boot.js';
 import { checkDataFolderSpace } from '../store/index.js';
 import { chainloadBootPrograms } from '../library/index.js';
@@ -63,12 +73,35 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
     servedNic = nic.name;
     findings.push({ level: 'ok', message: `interface: ${nic.name} (${nic.ipv4.map((a) => a.address).join(', ')}) would serve` });
     if (!nic.up) findings.push({ level: 'error', message: `${nic.name} has no link`, fix: 'plug in the bench switch cable, or choose another --interface' });
-    if (nic.kind === 'wifi') findings.push({ level: 'warn', message: `${nic.name} is Wi-Fi: PXE clients are wired, and many access points drop DHCP broadcasts between clients`, fix: 'use a wired NIC connected to the bench switch' });
-    if (nic.kind === 'virtual') findings.push({ level: 'warn', message: `${nic.name} is a virtual NIC (bridge, VPN, container or VM network)`, fix: 'use it only if the bench PCs are really on it (e.g. a lab bridge)' });
-    if (options.probeServers !== false && nic.up) findings.push(...(await otherServerFindings(nic.name, nic.ipv4.map((a) => a.address), options)));
+    if (nic.kind === 'wifi')
+      findings.push({
+        level: 'warn',
+        message: `${nic.name} is Wi-Fi: PXE clients are wired, and many access points drop DHCP broadcasts between clients`,
+        fix: 'use a wired NIC connected to the bench switch',
+      });
+    if (nic.kind === 'virtual')
+      findings.push({
+        level: 'warn',
+        message: `${nic.name} is a virtual NIC (bridge, VPN, container or VM network)`,
+        fix: 'use it only if the bench PCs are really on it (e.g. a lab bridge)',
+      });
+    if (options.probeServers !== false && nic.up)
+      findings.push(
+        ...(await otherServerFindings(
+          nic.name,
+          nic.ipv4.map((a) => a.address),
+          options,
+        )),
+      );
   } catch (err) {
-    const names = listInterfaces().filter((n) => n.kind !== 'loopback').map((n) => n.name);
-    findings.push({ level: 'error', message: (err as Error).message, fix: names.length ? `pass --interface with one of: ${names.join(', ')}` : 'connect a network interface' });
+    const names = listInterfaces()
+      .filter((n) => n.kind !== 'loopback')
+      .map((n) => n.name);
+    findings.push({
+      level: 'error',
+      message: (err as Error).message,
+      fix: names.length ? `pass --interface with one of: ${names.join(', ')}` : 'connect a network interface',
+    });
   }
   if (options.dataDir !== undefined) findings.push(dataFolderFinding(options.dataDir, options.dataFolderSpace ?? checkDataFolderSpace));
   findings.push(...bootProgramFindings(options));
@@ -89,7 +122,8 @@ function dataFolderFinding(dataDir: string, space: typeof checkDataFolderSpace):
   const found = space(dataDir);
   if (found.problem) return { level: 'warn', message: found.problem, fix: found.fix };
   // A folder that does not exist yet is created by serve; its disk cannot be asked about.
-  if (found.freeBytes === undefined) return { level: 'unknown', message: `free space under the data folder ${dataDir} could not be read (the folder may not exist yet)` };
+  if (found.freeBytes === undefined)
+    return { level: 'unknown', message: `free space under the data folder ${dataDir} could not be read (the folder may not exist yet)` };
   return { level: 'ok', message: `data folder ${dataDir}: ${Math.floor(found.freeBytes / (1024 * 1024))} MiB free for boot history` };
 }
 
@@ -100,9 +134,19 @@ function dataFolderFinding(dataDir: string, space: typeof checkDataFolderSpace):
  * competes for every client, and the firmware takes whichever answers first.
  */
 async function otherServerFindings(interfaceName: string, ownAddresses: string[], options: DoctorOptions): Promise<Finding[]> {
-  const heard = await listenForOffers({ interfaceName, socketFactory: options.socketFactory ?? createScopedUdpSocketFactory(), listenMs: options.probeMs ?? 4500 });
+  const heard = await listenForOffers({
+    interfaceName,
+    socketFactory: options.socketFactory ?? createScopedUdpSocketFactory(),
+    listenMs: options.probeMs ?? 4500,
+  });
   if (heard.error) {
-    return [{ level: 'warn', message: `could not listen for other DHCP/PXE servers on ${interfaceName}: ${heard.error}`, fix: 'run doctor as root (or with the same rights as serve) to check for other servers' }];
+    return [
+      {
+        level: 'warn',
+        message: `could not listen for other DHCP/PXE servers on ${interfaceName}: ${heard.error}`,
+        fix: 'run doctor as root (or with the same rights as serve) to check for other servers',
+      },
+    ];
   }
   if (heard.offers.length === 0) return [{ level: 'ok', message: `no other DHCP or PXE server answered a PXE DISCOVER on ${interfaceName}` }];
   return heard.offers.map((offer) => describeOtherServer(offer, interfaceName, ownAddresses));
@@ -126,7 +170,7 @@ function describeOtherServer(offer: HeardOffer, interfaceName: string, ownAddres
     return {
       level: 'warn',
       message: `a DHCP server answers on ${interfaceName}: ${name} (offers ${offer.yiaddr})${boot}, with PXE boot information of its own`,
-      fix: 'remove its boot options (next-server / option 66/67) so PXE clients take Bootbench\'s proxy offer, or use a separate bench switch',
+      fix: "remove its boot options (next-server / option 66/67) so PXE clients take Bootbench's proxy offer, or use a separate bench switch",
     };
   }
   return {

@@ -6,7 +6,15 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { openStore, type BootEntry, type Store } from '../store/index.js';
-import { architectureForBootClass, resolveEntryFilePath, type ImportProgress, LIBRARY_ARCHITECTURES, type LibraryArchitecture, importIntoLibrary, entryDiskSize } from '../library/index.js';
+import {
+  architectureForBootClass,
+  resolveEntryFilePath,
+  type ImportProgress,
+  LIBRARY_ARCHITECTURES,
+  type LibraryArchitecture,
+  importIntoLibrary,
+  entryDiskSize,
+} from '../library/index.js';
 import { defaultDataDir } from './serve-flags.js';
 
 const USAGE = `Usage: bootbench entries <command> [options]
@@ -113,7 +121,13 @@ export async function entriesCommand(args: string[], io: EntriesCommandIo = proc
       if (paths.length === 0) throw new UsageError('entries import needs at least one PATH (a file or a folder)');
       for (const p of paths) if (!existsSync(p)) throw new UsageError(`${p} does not exist`);
       store = openStore(dataDir);
-      return await importEntries(store, dataDir, paths, { json: values.json ?? false, reference: values.reference ?? false, name: values.name, secureBoot: values['secure-boot'] ?? false }, io);
+      return await importEntries(
+        store,
+        dataDir,
+        paths,
+        { json: values.json ?? false, reference: values.reference ?? false, name: values.name, secureBoot: values['secure-boot'] ?? false },
+        io,
+      );
     }
     throw new UsageError(`unknown command "entries ${command}": use import or list`);
   } catch (err) {
@@ -162,7 +176,12 @@ async function importEntries(
     const percent = p.totalSize > 0 ? Math.floor((p.totalBytes / p.totalSize) * 100) : 100;
     io.stderr(`${p.phase === 'copy' ? 'copying' : 'hashing'} ${p.file}: ${formatSize(p.bytes)} of ${formatSize(p.size)} (${percent}% overall)\n`);
   };
-  const result = await importIntoLibrary(store, dataDir, paths, { mode: options.reference ? 'reference' : 'copy', name: options.name, secureBoot: options.secureBoot, onProgress });
+  const result = await importIntoLibrary(store, dataDir, paths, {
+    mode: options.reference ? 'reference' : 'copy',
+    name: options.name,
+    secureBoot: options.secureBoot,
+    onProgress,
+  });
   for (const w of result.warnings) io.stderr(`warning: ${w}\n`);
   const imported = result.imported.map((e) => describeEntry(e, dataDir));
   const duplicates = result.duplicates.map((d) => ({ name: d.name, existing: d.existing.name }));
@@ -187,4 +206,3 @@ function formatSize(bytes: number): string {
   }
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
-

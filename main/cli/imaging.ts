@@ -60,14 +60,26 @@ function parse(args: string[]) {
     allowPositionals: true,
     strict: true,
     options: {
-      data: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      machine: { type: 'string', multiple: true }, group: { type: 'string' }, name: { type: 'string' },
-      disk: { type: 'string' }, then: { type: 'string' }, job: { type: 'string' }, 'dry-run': { type: 'boolean' },
+      data: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      machine: { type: 'string', multiple: true },
+      group: { type: 'string' },
+      name: { type: 'string' },
+      disk: { type: 'string' },
+      then: { type: 'string' },
+      job: { type: 'string' },
+      'dry-run': { type: 'boolean' },
     },
   });
 }
 
-async function withFolder(args: string[], usage: string, io: CommandIo, body: (p: ReturnType<typeof parse>, dataDir: string) => Promise<number> | number): Promise<number> {
+async function withFolder(
+  args: string[],
+  usage: string,
+  io: CommandIo,
+  body: (p: ReturnType<typeof parse>, dataDir: string) => Promise<number> | number,
+): Promise<number> {
   let parsed;
   try {
     parsed = parse(args);
@@ -113,9 +125,17 @@ export async function imageCommand(args: string[], io: CommandIo = processIo): P
     const out = (value: unknown, text: string) => io.stdout(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
     if (command === 'list') {
       const summaries = catalog.list().map((m) => catalog.summary(m));
-      out(summaries, summaries.length === 0 ? 'no images' : summaries
-        .map((s) => `${s.name}  from ${s.source.machine ?? s.source.mac} (${s.source.disk})  disk ${mib(s.diskBytes)}, used ${mib(s.usedBytes)}, stored ${mib(s.storedBytes)}  ${new Date(s.createdAt).toISOString()}`)
-        .join('\n'));
+      out(
+        summaries,
+        summaries.length === 0
+          ? 'no images'
+          : summaries
+              .map(
+                (s) =>
+                  `${s.name}  from ${s.source.machine ?? s.source.mac} (${s.source.disk})  disk ${mib(s.diskBytes)}, used ${mib(s.usedBytes)}, stored ${mib(s.storedBytes)}  ${new Date(s.createdAt).toISOString()}`,
+              )
+              .join('\n'),
+      );
       return 0;
     }
     if (command === 'verify' || command === 'delete') {
@@ -125,9 +145,12 @@ export async function imageCommand(args: string[], io: CommandIo = processIo): P
       if (command === 'verify') {
         const result = await catalog.verify(name);
         const ok = result.bad.length === 0 && result.missing.length === 0;
-        out({ name, ...result, ok }, ok
-          ? `${name}: all ${result.chunks} chunks check out`
-          : `${name}: ${result.bad.length} damaged and ${result.missing.length} missing of ${result.chunks} chunks (first: ${[...result.bad, ...result.missing][0]}); capture the image again`);
+        out(
+          { name, ...result, ok },
+          ok
+            ? `${name}: all ${result.chunks} chunks check out`
+            : `${name}: ${result.bad.length} damaged and ${result.missing.length} missing of ${result.chunks} chunks (first: ${[...result.bad, ...result.missing][0]}); capture the image again`,
+        );
         return ok ? 0 : 1;
       }
       const store = openStore(dataDir);
@@ -209,7 +232,11 @@ export async function machinesCommand(args: string[], io: CommandIo = processIo)
       try {
         const result = importMachinesCsv(store, readFileSync(file, 'utf8'), { dryRun: values['dry-run'] ?? false });
         const problems = result.problems.map((p) => `line ${p.line}: ${p.problem}${p.fix ? ` (${p.fix})` : ''}`);
-        io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${values['dry-run'] ? 'would create' : 'created'} ${result.created}, ${values['dry-run'] ? 'would update' : 'updated'} ${result.updated}${problems.length ? `\n${problems.join('\n')}` : ''}\n`);
+        io.stdout(
+          json
+            ? `${JSON.stringify(result, null, 2)}\n`
+            : `${values['dry-run'] ? 'would create' : 'created'} ${result.created}, ${values['dry-run'] ? 'would update' : 'updated'} ${result.updated}${problems.length ? `\n${problems.join('\n')}` : ''}\n`,
+        );
         return result.problems.length ? 1 : 0;
       } finally {
         store.close();

@@ -71,7 +71,8 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
   if (config.mode === 'dhcp' && !config.pool) throw new UsageError('--mode dhcp needs --pool FIRST-LAST, e.g. --pool 192.0.2.100-192.0.2.150');
   if (values['lease-time'] !== undefined) {
     const n = Number(values['lease-time']);
-    if (!/^\d+$/.test(values['lease-time']) || n < 60 || n > 7 * 86400) throw new UsageError(`--lease-time "${values['lease-time']}" is not allowed: give seconds from 60 to 604800`);
+    if (!/^\d+$/.test(values['lease-time']) || n < 60 || n > 7 * 86400)
+      throw new UsageError(`--lease-time "${values['lease-time']}" is not allowed: give seconds from 60 to 604800`);
     config.leaseSeconds = n;
   }
   if (values.router !== undefined) {
@@ -79,7 +80,10 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
     config.router = values.router;
   }
   if (values.dns !== undefined) {
-    const list = values.dns.split(',').map((s) => s.trim()).filter(Boolean);
+    const list = values.dns
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const bad = list.find((a) => !isIPv4(a));
     if (bad || list.length === 0) throw new UsageError(`--dns "${values.dns}" is not a list of IPv4 addresses: write e.g. --dns 192.0.2.1,192.0.2.2`);
     config.dns = list;
@@ -115,7 +119,9 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
       const label = (eq >= 0 ? item.slice(0, eq) : '').trim();
       const file = eq >= 0 ? item.slice(eq + 1).trim() : '';
       if (!label || label.length > 60) {
-        throw new UsageError(`--menu "${item}" is not LABEL=PATH: e.g. --menu "Memtest=memtest.0", or --menu "Local disk=" for a line that boots the disk (labels up to 60 characters)`);
+        throw new UsageError(
+          `--menu "${item}" is not LABEL=PATH: e.g. --menu "Memtest=memtest.0", or --menu "Local disk=" for a line that boots the disk (labels up to 60 characters)`,
+        );
       }
       if (/^https?:\/\//i.test(file)) throw new UsageError(`--menu ${item}: PXE menus are for TFTP boot files; give a path relative to --root`);
       return file ? { label, file } : { label };
@@ -124,7 +130,8 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
   }
   if (values['menu-timeout'] !== undefined) {
     const n = Number(values['menu-timeout']);
-    if (!/^\d+$/.test(values['menu-timeout']) || n > 255) throw new UsageError(`--menu-timeout "${values['menu-timeout']}" is not allowed: give seconds from 0 to 255 (255 waits forever)`);
+    if (!/^\d+$/.test(values['menu-timeout']) || n > 255)
+      throw new UsageError(`--menu-timeout "${values['menu-timeout']}" is not allowed: give seconds from 0 to 255 (255 waits forever)`);
     config.menuTimeoutSeconds = n;
   }
   if (values['ipxe-script'] !== undefined) config.ipxeScript = values['ipxe-script'];
@@ -135,4 +142,3 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
   if (values.data !== undefined) config.dataDir = resolve(values.data);
   return config;
 }
-

@@ -13,7 +13,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:dgram';
 import type { UdpSocketFactory } from '../net/index.js';
-import { DhcpMessageType, messageTypeName, BOOTREPLY, BOOTREQUEST, decodeDhcpPacket, encodeDhcpPacket, FLAG_BROADCAST, type DhcpPacket } from '../dhcp/index.js';
+import {
+  DhcpMessageType,
+  messageTypeName,
+  BOOTREPLY,
+  BOOTREQUEST,
+  decodeDhcpPacket,
+  encodeDhcpPacket,
+  FLAG_BROADCAST,
+  type DhcpPacket,
+} from '../dhcp/index.js';
 
 export type TestClientKind = 'bios' | 'uefi';
 
@@ -66,9 +75,20 @@ function clientUuid(mac: Buffer) {
 function pxeRequest(kind: TestClientKind, type: number, xid: number, mac: Buffer, ciaddr = '0.0.0.0', extra: Partial<DhcpPacket['options']> = {}): Buffer {
   const c = CLIENTS[kind];
   return encodeDhcpPacket({
-    op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid, secs: 4, flags: ciaddr === '0.0.0.0' ? FLAG_BROADCAST : 0,
-    ciaddr, yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0',
-    chaddr: Buffer.concat([mac, Buffer.alloc(10)]), sname: '', file: '',
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 0,
+    xid,
+    secs: 4,
+    flags: ciaddr === '0.0.0.0' ? FLAG_BROADCAST : 0,
+    ciaddr,
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: '0.0.0.0',
+    chaddr: Buffer.concat([mac, Buffer.alloc(10)]),
+    sname: '',
+    file: '',
     options: {
       messageType: type,
       maxMessageSize: 1472,
@@ -128,11 +148,14 @@ export async function listenForOffers(o: OfferProbeOptions): Promise<{ offers: H
       offers.push({ from: rinfo.address, messageType: 'unreadable', yiaddr: '0.0.0.0', proxy: false, siaddr: '0.0.0.0', pxeOptions: false });
     }
   });
-  socket.on('error', () => { /* send errors are reported below */ });
-  let sendError: string | undefined;
-  const send = () => socket.send(discover, o.serverPort ?? 67, '255.255.255.255', (err) => {
-    if (err) sendError = `cannot broadcast a DISCOVER on ${o.interfaceName ?? 'the network'}: ${err.message}`;
+  socket.on('error', () => {
+    /* send errors are reported below */
   });
+  let sendError: string | undefined;
+  const send = () =>
+    socket.send(discover, o.serverPort ?? 67, '255.255.255.255', (err) => {
+      if (err) sendError = `cannot broadcast a DISCOVER on ${o.interfaceName ?? 'the network'}: ${err.message}`;
+    });
   const listenMs = o.listenMs ?? 4500;
   send();
   // Once more a little later, in case the first broadcast was lost; dnsmasq pings an
@@ -170,7 +193,14 @@ export interface TestBootOptions {
 }
 
 /** Sends `packet` and resolves with the first datagram `accept` takes, or undefined at timeout. */
-function exchange(socket: Socket, packet: Buffer, port: number, address: string, timeoutMs: number, accept: (msg: Buffer, from: { address: string; port: number }) => boolean): Promise<{ msg: Buffer; port: number } | undefined> {
+function exchange(
+  socket: Socket,
+  packet: Buffer,
+  port: number,
+  address: string,
+  timeoutMs: number,
+  accept: (msg: Buffer, from: { address: string; port: number }) => boolean,
+): Promise<{ msg: Buffer; port: number } | undefined> {
   return new Promise((resolve) => {
     const onMessage = (msg: Buffer, rinfo: { address: string; port: number }) => {
       if (!accept(msg, rinfo)) return;
@@ -211,7 +241,14 @@ function tftpError(msg: Buffer): string {
 }
 
 /** Downloads `name` lock-step with tsize/blksize, as firmware does. */
-async function tftpDownload(socket: Socket, server: string, port: number, name: string, timeoutMs: number, maxBytes: number): Promise<{ bytes: number; size?: number; sha256: string; complete: boolean } | string> {
+async function tftpDownload(
+  socket: Socket,
+  server: string,
+  port: number,
+  name: string,
+  timeoutMs: number,
+  maxBytes: number,
+): Promise<{ bytes: number; size?: number; sha256: string; complete: boolean } | string> {
   const hash = createHash('sha256');
   let tid = 0;
   const first = await exchange(socket, tftpRrq(name, { tsize: 0, blksize: 1468 }), port, server, timeoutMs, (_m, r) => r.address === server);
@@ -243,11 +280,20 @@ async function tftpDownload(socket: Socket, server: string, port: number, name: 
       const last = data.length < blksize;
       if (last || bytes >= maxBytes) {
         // Wait for the final ACK to leave before the caller closes the socket.
-        await new Promise<void>((resolve) => socket.send(last ? Buffer.concat([u16(4), u16(block)]) : Buffer.from([0, 5, 0, 0, ...Buffer.from('test done'), 0]), tid, server, () => resolve()));
+        await new Promise<void>((resolve) =>
+          socket.send(last ? Buffer.concat([u16(4), u16(block)]) : Buffer.from([0, 5, 0, 0, ...Buffer.from('test done'), 0]), tid, server, () => resolve()),
+        );
         return { bytes, size, sha256: hash.digest('hex'), complete: last };
       }
     }
-    const next = await exchange(socket, Buffer.concat([u16(4), u16((expected - 1) & 0xffff)]), tid, server, timeoutMs, (_m, r) => r.port === tid && r.address === server);
+    const next = await exchange(
+      socket,
+      Buffer.concat([u16(4), u16((expected - 1) & 0xffff)]),
+      tid,
+      server,
+      timeoutMs,
+      (_m, r) => r.port === tid && r.address === server,
+    );
     if (!next) return `transfer stalled after ${bytes} bytes`;
     msg = next.msg;
   }
@@ -269,16 +315,36 @@ export async function runTestBoot(o: TestBootOptions): Promise<TestBootStep[]> {
     const mac = testClientMac();
 
     // 1. DISCOVER -> offer carrying boot information (ours, by server identifier).
-    const heard = await listenForOffers({ interfaceName: o.interfaceName, socketFactory: o.socketFactory, kind: client, listenMs: o.offerWaitMs ?? 2500, serverPort: o.ports?.server, clientPort: o.ports?.client, mac });
-    const ours = heard.offers.find((x) => (o.serverAddress ? x.serverIdentifier === o.serverAddress || x.from === o.serverAddress : x.vendorClass?.startsWith('PXEClient')));
-    const others = heard.offers.filter((x) => x !== ours).map((x) => `${x.serverIdentifier ?? x.from}${x.proxy ? ' (proxy)' : x.yiaddr !== '0.0.0.0' ? ` (offers ${x.yiaddr})` : ''}`);
+    const heard = await listenForOffers({
+      interfaceName: o.interfaceName,
+      socketFactory: o.socketFactory,
+      kind: client,
+      listenMs: o.offerWaitMs ?? 2500,
+      serverPort: o.ports?.server,
+      clientPort: o.ports?.client,
+      mac,
+    });
+    const ours = heard.offers.find((x) =>
+      o.serverAddress ? x.serverIdentifier === o.serverAddress || x.from === o.serverAddress : x.vendorClass?.startsWith('PXEClient'),
+    );
+    const others = heard.offers
+      .filter((x) => x !== ours)
+      .map((x) => `${x.serverIdentifier ?? x.from}${x.proxy ? ' (proxy)' : x.yiaddr !== '0.0.0.0' ? ` (offers ${x.yiaddr})` : ''}`);
     if (!ours) {
-      report('offer', false, `no offer from ${o.serverAddress ?? 'a PXE server'}${heard.error ? `: ${heard.error}` : ''}${others.length ? `; heard ${others.join(', ')}` : ''}`,
-        'start `bootbench serve` on this NIC, and check with `bootbench doctor` that nothing else holds port 67');
+      report(
+        'offer',
+        false,
+        `no offer from ${o.serverAddress ?? 'a PXE server'}${heard.error ? `: ${heard.error}` : ''}${others.length ? `; heard ${others.join(', ')}` : ''}`,
+        'start `bootbench serve` on this NIC, and check with `bootbench doctor` that nothing else holds port 67',
+      );
       continue;
     }
     const server = ours.serverIdentifier ?? ours.from;
-    report('offer', true, `${ours.proxy ? 'proxy offer' : `offer of ${ours.yiaddr}`} from ${server}${ours.bootFile ? `, boot file ${ours.bootFile}` : ''}${ours.pxeOptions ? ', PXE options' : ''}${others.length ? `; also heard ${others.join(', ')}` : ''}`);
+    report(
+      'offer',
+      true,
+      `${ours.proxy ? 'proxy offer' : `offer of ${ours.yiaddr}`} from ${server}${ours.bootFile ? `, boot file ${ours.bootFile}` : ''}${ours.pxeOptions ? ', PXE options' : ''}${others.length ? `; also heard ${others.join(', ')}` : ''}`,
+    );
 
     // 2. Boot-server request on 4011 (PXE 2.1 §2.2.5) -> ACK with the boot file.
     let socket: Socket | undefined;
@@ -286,7 +352,14 @@ export async function runTestBoot(o: TestBootOptions): Promise<TestBootStep[]> {
       socket = await o.socketFactory({ port: 0, address: '0.0.0.0', interfaceName: o.interfaceName });
       const xid = u32();
       const request = pxeRequest(client, DhcpMessageType.REQUEST, xid, mac, o.clientAddress, { pxe: { bootItem: { type: 0, layer: 0 } } });
-      const answer = await exchange(socket, request, o.ports?.pxe ?? 4011, server, timeout, (msg) => msg.length >= 240 && msg[0] === BOOTREPLY && msg.readUInt32BE(4) === xid);
+      const answer = await exchange(
+        socket,
+        request,
+        o.ports?.pxe ?? 4011,
+        server,
+        timeout,
+        (msg) => msg.length >= 240 && msg[0] === BOOTREPLY && msg.readUInt32BE(4) === xid,
+      );
       if (!answer) {
         report('boot-server', false, `no ACK from ${server}:${o.ports?.pxe ?? 4011}`, 'a firewall may block UDP 4011 on this NIC');
         continue;
@@ -295,15 +368,32 @@ export async function runTestBoot(o: TestBootOptions): Promise<TestBootStep[]> {
       const file = ack.options.bootFileName ?? (ack.file || undefined);
       const tftpServer = ack.siaddr !== '0.0.0.0' ? ack.siaddr : server;
       if (!file) {
-        report('boot-server', false, `ACK from ${server} names no boot file`, `give a boot file for ${client === 'bios' ? 'bios' : 'uefi64'} clients (--boot ${client === 'bios' ? 'bios' : 'uefi64'}=FILE)`);
+        report(
+          'boot-server',
+          false,
+          `ACK from ${server} names no boot file`,
+          `give a boot file for ${client === 'bios' ? 'bios' : 'uefi64'} clients (--boot ${client === 'bios' ? 'bios' : 'uefi64'}=FILE)`,
+        );
         continue;
       }
       report('boot-server', true, `${messageTypeName(ack.options.messageType)} from ${server}: file ${file} on ${tftpServer}`);
 
       // 3. Size probe: RRQ with tsize, OACK, then ERROR 8 (EDK2 does exactly this).
-      const probe = await exchange(socket, tftpRrq(file, { tsize: 0, blksize: 1468 }), o.ports?.tftp ?? 69, tftpServer, timeout, (_m, r) => r.address === tftpServer);
+      const probe = await exchange(
+        socket,
+        tftpRrq(file, { tsize: 0, blksize: 1468 }),
+        o.ports?.tftp ?? 69,
+        tftpServer,
+        timeout,
+        (_m, r) => r.address === tftpServer,
+      );
       if (!probe) {
-        report('tftp-size', false, `no answer from TFTP ${tftpServer}:${o.ports?.tftp ?? 69}`, 'a firewall may block UDP 69 (and the transfer ports above 1024)');
+        report(
+          'tftp-size',
+          false,
+          `no answer from TFTP ${tftpServer}:${o.ports?.tftp ?? 69}`,
+          'a firewall may block UDP 69 (and the transfer ports above 1024)',
+        );
         continue;
       }
       if (probe.msg.readUInt16BE(0) === 5) {
@@ -322,7 +412,11 @@ export async function runTestBoot(o: TestBootOptions): Promise<TestBootStep[]> {
       if (typeof result === 'string') report('tftp-download', false, `${file}: ${result}`);
       else {
         const sizeOk = !result.complete || tsize === undefined || Number(tsize) === result.bytes;
-        report('tftp-download', sizeOk, `${file}: ${result.bytes} bytes${result.complete ? '' : ' (first part only)'}, sha256 ${result.sha256.slice(0, 16)}...${sizeOk ? '' : `, but tsize said ${tsize}`}`);
+        report(
+          'tftp-download',
+          sizeOk,
+          `${file}: ${result.bytes} bytes${result.complete ? '' : ' (first part only)'}, sha256 ${result.sha256.slice(0, 16)}...${sizeOk ? '' : `, but tsize said ${tsize}`}`,
+        );
       }
     } finally {
       if (socket) await closeSocket(socket);

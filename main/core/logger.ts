@@ -15,8 +15,16 @@ export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() 
 /** Collects lines in memory; for tests. */
 export class MemoryLogger implements Logger {
   readonly lines: { level: LogLevel; message: string; fields?: Record<string, unknown> }[] = [];
-  debug(message: string, fields?: Record<string, unknown>) { this.lines.push({ level: 'debug', message, fields }); }
-  info(message: string, fields?: Record<string, unknown>) { this.lines.push({ level: 'info', message, fields }); }
-  warn(message: string, fields?: Record<string, unknown>) { this.lines.push({ level: 'warn', message, fields }); }
-  error(message: string, fields?: Record<string, unknown>) { this.lines.push({ level: 'error', message, fields }); }
+  debug(message: string, fields?: Record<string, unknown>) {
+    this.lines.push({ level: 'debug', message, fields });
+  }
+  info(message: string, fields?: Record<string, unknown>) {
+    this.lines.push({ level: 'info', message, fields });
+  }
+  warn(message: string, fields?: Record<string, unknown>) {
+    this.lines.push({ level: 'warn', message, fields });
+  }
+  error(message: string, fields?: Record<string, unknown>) {
+    this.lines.push({ level: 'error', message, fields });
+  }
 }

@@ -34,7 +34,16 @@ function bundledWorker(entry: string): Promise<string> {
   if (bundling) return bundling;
   bundling = (async () => {
     const esbuild = (await import('esbuild')) as typeof import('esbuild'); // @source-mode-only: built workers are plain .js
-    const result = await esbuild.build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', write: false, external: ['koffi'], logLevel: 'silent' });
+    const result = await esbuild.build({
+      entryPoints: [entry],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      write: false,
+      external: ['koffi'],
+      logLevel: 'silent',
+    });
     const code = result.outputFiles[0].text;
     const dir = join(dirname(fileURLToPath(import.meta.resolve('koffi'))), '..', '.cache', 'bootbench');
     mkdirSync(dir, { recursive: true });

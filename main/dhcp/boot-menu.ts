@@ -23,7 +23,13 @@ export function buildPxeMenuOptions(items: ResolvedMenuItem[], prompt: string, t
 
   let list = items.slice();
   for (;;) {
-    for (const [labelMax, promptMax] of [[64, 64], [40, 40], [24, 24], [16, 16], [10, 8]]) {
+    for (const [labelMax, promptMax] of [
+      [64, 64],
+      [40, 40],
+      [24, 24],
+      [16, 16],
+      [10, 8],
+    ]) {
       const o = build(list, labelMax, promptMax);
       if (fits(o)) return o;
     }

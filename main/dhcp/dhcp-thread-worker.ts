@@ -54,12 +54,14 @@ const logger: Logger = { debug() {}, info: logLine('info'), warn: logLine('warn'
 // ------------------------------------------------------------------------- assignments
 const questions = new Map<number, (answer: { assignment: MachineBootAssignment | undefined; keep: boolean }) => void>();
 let nextQuestion = 1;
-const mirror = new AssignmentMirror(init.view, (mac, uuid) =>
-  new Promise((resolve) => {
-    const id = nextQuestion++;
-    questions.set(id, resolve);
-    post({ t: 'lookup', id, mac, uuid });
-  }),
+const mirror = new AssignmentMirror(
+  init.view,
+  (mac, uuid) =>
+    new Promise((resolve) => {
+      const id = nextQuestion++;
+      questions.set(id, resolve);
+      post({ t: 'lookup', id, mac, uuid });
+    }),
 );
 
 // ----------------------------------------------------------------------------- service

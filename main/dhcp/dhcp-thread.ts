@@ -239,7 +239,15 @@ function safeView(source: DhcpAssignmentSource | undefined, logger: Logger): Ass
 function rebuildError(e: ThreadError): Error {
   const f = e.fields;
   let err: Error;
-  if (e.name === 'PortBindError') err = new PortBindError(e.message, f.port as number, f.code as string, f.protocol as PortBindError['protocol'], f.reason as PortBindError['reason'], (f.owners as PortBindError['owners']) ?? []);
+  if (e.name === 'PortBindError')
+    err = new PortBindError(
+      e.message,
+      f.port as number,
+      f.code as string,
+      f.protocol as PortBindError['protocol'],
+      f.reason as PortBindError['reason'],
+      (f.owners as PortBindError['owners']) ?? [],
+    );
   else if (e.name === 'DeviceBindError') err = new DeviceBindError(e.message, f.interfaceName as string, f.code as string);
   else {
     err = new Error(e.message);

@@ -4,7 +4,10 @@
 
 export class DhcpDecodeError extends Error {
   override readonly name = 'DhcpDecodeError';
-  constructor(message: string, readonly offset?: number) {
+  constructor(
+    message: string,
+    readonly offset?: number,
+  ) {
     super(offset === undefined ? message : `${message} (at byte ${offset})`);
   }
 }

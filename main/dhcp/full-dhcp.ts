@@ -34,7 +34,12 @@ interface BootFacts {
 }
 
 /** `client` and `assignment` as for decideBootServerReply (boot-server.ts). */
-export function decideFullDhcpReply(request: DhcpPacket, ctx: FullDhcpContext, client: BootClient = describeBootClient(request), assignment?: MachineBootAssignment): ReplyPlan {
+export function decideFullDhcpReply(
+  request: DhcpPacket,
+  ctx: FullDhcpContext,
+  client: BootClient = describeBootClient(request),
+  assignment?: MachineBootAssignment,
+): ReplyPlan {
   if (request.op !== BOOTREQUEST) return ignore('not a client request (BOOTREPLY)');
   const o = request.options;
   const key = clientKey(request);
@@ -44,7 +49,8 @@ export function decideFullDhcpReply(request: DhcpPacket, ctx: FullDhcpContext, c
   const boot: BootFacts = { client, assignment };
 
   switch (type) {
-    case undefined: return bootpReply(request, ctx, boot, key, mac);
+    case undefined:
+      return bootpReply(request, ctx, boot, key, mac);
     case DhcpMessageType.DISCOVER: {
       const ip = leases.offer(key, mac, o.requestedIp, now);
       if (!ip) return ignore(`address pool ${leases.config.first}-${leases.config.last} is exhausted`);
@@ -64,8 +70,10 @@ export function decideFullDhcpReply(request: DhcpPacket, ctx: FullDhcpContext, c
       const bound = leases.commit(key, mac, wanted, now, leases.leaseSeconds, o.hostName);
       if (!bound) {
         const holder = leases.holderOf(wanted, now);
-        const why = !holder ? `${wanted} is outside the pool ${leases.config.first}-${leases.config.last}`
-          : holder.key.startsWith(IN_USE_KEY_PREFIX) ? `${wanted} is in use by another host${holder.mac ? ` (${holder.mac})` : ''}`
+        const why = !holder
+          ? `${wanted} is outside the pool ${leases.config.first}-${leases.config.last}`
+          : holder.key.startsWith(IN_USE_KEY_PREFIX)
+            ? `${wanted} is in use by another host${holder.mac ? ` (${holder.mac})` : ''}`
             : `${wanted} is leased to ${holder.mac}`;
         return nak(request, ctx, why);
       }

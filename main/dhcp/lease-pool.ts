@@ -85,7 +85,7 @@ export class LeasePool {
   onOurSubnet(ip: string): boolean {
     try {
       const mask = ipv4ToNumber(this.config.subnetMask);
-      return ((ipv4ToNumber(ip) & mask) >>> 0) === ((this.serverNum & mask) >>> 0);
+      return (ipv4ToNumber(ip) & mask) >>> 0 === (this.serverNum & mask) >>> 0;
     } catch {
       return false;
     }
@@ -235,7 +235,14 @@ export class LeasePool {
       const data = JSON.parse(text) as { version?: number; leases?: Lease[] };
       for (const l of data.leases ?? []) {
         if (typeof l.ip === 'string' && typeof l.key === 'string' && (l.state === 'bound' || l.state === 'declined')) {
-          this.byIp.set(l.ip, { key: l.key, mac: String(l.mac ?? ''), ip: l.ip, state: l.state, expires: typeof l.expires === 'number' ? l.expires : null, hostName: l.hostName });
+          this.byIp.set(l.ip, {
+            key: l.key,
+            mac: String(l.mac ?? ''),
+            ip: l.ip,
+            state: l.state,
+            expires: typeof l.expires === 'number' ? l.expires : null,
+            hostName: l.hostName,
+          });
         }
       }
     } catch (err) {

@@ -119,11 +119,13 @@ function decodeUserClass(v: Buffer): UserClassOption {
 
 function encodeUserClass(u: UserClassOption): Buffer {
   if (u.format === 'plain') return encodeText(u.classes.join(''));
-  return Buffer.concat(u.classes.flatMap((c) => {
-    const b = encodeText(c);
-    if (b.length === 0 || b.length > 255) throw new DhcpEncodeError(`user class item ${JSON.stringify(c)} must be 1-255 bytes`);
-    return [Buffer.from([b.length]), b];
-  }));
+  return Buffer.concat(
+    u.classes.flatMap((c) => {
+      const b = encodeText(c);
+      if (b.length === 0 || b.length > 255) throw new DhcpEncodeError(`user class item ${JSON.stringify(c)} must be 1-255 bytes`);
+      return [Buffer.from([b.length]), b];
+    }),
+  );
 }
 
 // Module functions, not closures per call: tsx (esbuild keepNames) names every closure it
@@ -142,31 +144,75 @@ export function decodeDhcpOptions(raw: Map<number, Buffer>): DhcpOptions {
   for (const [code, v] of raw) {
     const what = `option ${code}`;
     switch (code) {
-      case 1: expectLength(v, what, 4); o.subnetMask = decodeIpv4(v); break;
-      case 3: o.routers = ipv4List(v, what); break;
-      case 6: o.dnsServers = ipv4List(v, what); break;
-      case 12: o.hostName = decodeText(v); break;
-      case 43: break; // decoded below, once option 60 is known
-      case 50: expectLength(v, what, 4); o.requestedIp = decodeIpv4(v); break;
-      case 51: o.leaseTime = u32(v, what); break;
+      case 1:
+        expectLength(v, what, 4);
+        o.subnetMask = decodeIpv4(v);
+        break;
+      case 3:
+        o.routers = ipv4List(v, what);
+        break;
+      case 6:
+        o.dnsServers = ipv4List(v, what);
+        break;
+      case 12:
+        o.hostName = decodeText(v);
+        break;
+      case 43:
+        break; // decoded below, once option 60 is known
+      case 50:
+        expectLength(v, what, 4);
+        o.requestedIp = decodeIpv4(v);
+        break;
+      case 51:
+        o.leaseTime = u32(v, what);
+        break;
       case 52:
         expectLength(v, what, 1);
         if (v[0] < 1 || v[0] > 3) throw new DhcpDecodeError(`option 52: overload value ${v[0]} is not 1, 2 or 3`);
         o.overload = v[0];
         break;
-      case 53: expectLength(v, what, 1); o.messageType = v[0]; break;
-      case 54: expectLength(v, what, 4); o.serverIdentifier = decodeIpv4(v); break;
-      case 55: o.parameterRequestList = [...v]; break;
-      case 56: o.message = decodeText(v); break;
-      case 57: expectLength(v, what, 2); o.maxMessageSize = v.readUInt16BE(0); break;
-      case 58: o.renewalTime = u32(v, what); break;
-      case 59: o.rebindingTime = u32(v, what); break;
-      case 60: o.vendorClassId = decodeText(v); break;
-      case 61: o.clientId = v; break;
-      case 66: o.tftpServerName = decodeText(v); break;
-      case 67: o.bootFileName = decodeText(v); break;
-      case 77: o.userClass = decodeUserClass(v); break;
-      case 82: o.relayAgentInfo = v; break;
+      case 53:
+        expectLength(v, what, 1);
+        o.messageType = v[0];
+        break;
+      case 54:
+        expectLength(v, what, 4);
+        o.serverIdentifier = decodeIpv4(v);
+        break;
+      case 55:
+        o.parameterRequestList = [...v];
+        break;
+      case 56:
+        o.message = decodeText(v);
+        break;
+      case 57:
+        expectLength(v, what, 2);
+        o.maxMessageSize = v.readUInt16BE(0);
+        break;
+      case 58:
+        o.renewalTime = u32(v, what);
+        break;
+      case 59:
+        o.rebindingTime = u32(v, what);
+        break;
+      case 60:
+        o.vendorClassId = decodeText(v);
+        break;
+      case 61:
+        o.clientId = v;
+        break;
+      case 66:
+        o.tftpServerName = decodeText(v);
+        break;
+      case 67:
+        o.bootFileName = decodeText(v);
+        break;
+      case 77:
+        o.userClass = decodeUserClass(v);
+        break;
+      case 82:
+        o.relayAgentInfo = v;
+        break;
       case 93:
         expectLength(v, what, undefined, 2, 2);
         o.clientArch = [];
@@ -182,8 +228,11 @@ export function decodeDhcpOptions(raw: Map<number, Buffer>): DhcpOptions {
         if (v.length === 17) o.clientUuid = { type: v[0], guid: Buffer.from(v.subarray(1)) };
         else keepRawOption(o, code, v);
         break;
-      case 175: o.ipxe = decodeTlv(v, 'option 175'); break;
-      default: keepRawOption(o, code, v);
+      case 175:
+        o.ipxe = decodeTlv(v, 'option 175');
+        break;
+      default:
+        keepRawOption(o, code, v);
     }
   }
   const vendor = raw.get(43);
@@ -239,7 +288,11 @@ export function encodeDhcpOptions(o: DhcpOptions): Buffer {
   addOption(items, 67, o.bootFileName === undefined ? undefined : encodeText(o.bootFileName));
   addOption(items, 77, o.userClass ? encodeUserClass(o.userClass) : undefined);
   addOption(items, 93, o.clientArch ? Buffer.concat(o.clientArch.map((a) => u16(a, 'option 93'))) : undefined);
-  addOption(items, 94, o.clientNdi ? Buffer.from([u8(o.clientNdi.type, 'option 94')[0], u8(o.clientNdi.major, 'option 94')[0], u8(o.clientNdi.minor, 'option 94')[0]]) : undefined);
+  addOption(
+    items,
+    94,
+    o.clientNdi ? Buffer.from([u8(o.clientNdi.type, 'option 94')[0], u8(o.clientNdi.major, 'option 94')[0], u8(o.clientNdi.minor, 'option 94')[0]]) : undefined,
+  );
   if (o.clientUuid) {
     if (o.clientUuid.guid.length !== 16) throw new DhcpEncodeError('option 97: the GUID must be 16 bytes');
     addOption(items, 97, Buffer.concat([u8(o.clientUuid.type, 'option 97'), o.clientUuid.guid]));

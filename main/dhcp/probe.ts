@@ -45,9 +45,20 @@ export async function probeForDhcpServers(o: ProbeOptions): Promise<ProbeResult>
   // A locally administered MAC (bit 1 of the first byte), so no real machine's lease is touched.
   const chaddr = Buffer.concat([Buffer.from([0x02]), randomBytes(5), Buffer.alloc(10)]);
   const discover = encodeDhcpPacket({
-    op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid, secs: 0, flags: FLAG_BROADCAST,
-    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0',
-    chaddr, sname: '', file: '',
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 0,
+    xid,
+    secs: 0,
+    flags: FLAG_BROADCAST,
+    ciaddr: '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: '0.0.0.0',
+    chaddr,
+    sname: '',
+    file: '',
     options: { messageType: DhcpMessageType.DISCOVER, vendorClassId: 'bootbench-probe', parameterRequestList: [1, 3, 6, 54] },
   });
   const servers = new Map<string, HeardServer>();
@@ -65,13 +76,16 @@ export async function probeForDhcpServers(o: ProbeOptions): Promise<ProbeResult>
     }
     servers.set(rinfo.address, heard);
   });
-  socket.on('error', () => { /* reported through the empty result at worst */ });
+  socket.on('error', () => {
+    /* reported through the empty result at worst */
+  });
   let sendError: string | undefined;
   let sent = 0;
-  const send = () => socket.send(discover, o.serverPort, '255.255.255.255', (err) => {
-    if (err) sendError = `cannot broadcast a DISCOVER (${err.message})`;
-    else sent++;
-  });
+  const send = () =>
+    socket.send(discover, o.serverPort, '255.255.255.255', (err) => {
+      if (err) sendError = `cannot broadcast a DISCOVER (${err.message})`;
+      else sent++;
+    });
   send();
   await new Promise<void>((resolve) => {
     // Once more halfway, in case the first broadcast was lost.

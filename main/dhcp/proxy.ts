@@ -28,17 +28,28 @@ function proxyOffersVendorOptions(config: DhcpBootConfig, bootClass: BootClass):
 }
 
 /** `client` and `assignment` as for decideBootServerReply (boot-server.ts). */
-export function decideProxyReply(request: DhcpPacket, ctx: ProxyContext, client: BootClient = describeBootClient(request), assignment?: MachineBootAssignment): ReplyPlan {
+export function decideProxyReply(
+  request: DhcpPacket,
+  ctx: ProxyContext,
+  client: BootClient = describeBootClient(request),
+  assignment?: MachineBootAssignment,
+): ReplyPlan {
   if (request.op !== BOOTREQUEST) return ignore('not a client request (BOOTREPLY)');
   const type = request.options.messageType;
   if (!isPxeVendorClass(client.vendorClass)) {
-    return ignore(`not a PXE or HTTP-boot client (option 60 is ${client.vendorClass === undefined ? 'missing' : JSON.stringify(client.vendorClass)}); proxy mode answers only those`);
+    return ignore(
+      `not a PXE or HTTP-boot client (option 60 is ${client.vendorClass === undefined ? 'missing' : JSON.stringify(client.vendorClass)}); proxy mode answers only those`,
+    );
   }
   if (type === DhcpMessageType.REQUEST || type === DhcpMessageType.INFORM) {
     // A REQUEST naming us as server is the boot-server step sent to 67 instead of 4011
     // (PXE 2.1 §2.2.5 allows either port); one naming another server is its business.
     if (request.options.serverIdentifier !== ctx.serverAddress && type === DhcpMessageType.REQUEST) {
-      return ignore(`${messageTypeName(type)} for DHCP server ${request.options.serverIdentifier ?? '(none named)'}; proxy mode hands out no addresses`, undefined, true);
+      return ignore(
+        `${messageTypeName(type)} for DHCP server ${request.options.serverIdentifier ?? '(none named)'}; proxy mode hands out no addresses`,
+        undefined,
+        true,
+      );
     }
     const plan = decideBootServerReply(request, { address: request.ciaddr, port: ctx.ports.client }, ctx, client, assignment);
     if (plan.action === 'reply') plan.to = replyDestination(request, ctx.ports);
@@ -81,6 +92,7 @@ function chainWarningFor(file: string, serverAddress: string): string | undefine
   const name = file.split(/[\\/]/).pop() ?? file;
   if (!/grub|shim/i.test(name)) return undefined;
   // UEFI HTTP boot: the signed network GRUB fetches by TFTP only and has no server to ask.
-  if (/^https?:\/\//i.test(file)) return `${name} leads to GRUB, which after UEFI HTTP boot stops at its prompt: the signed network GRUB fetches grub.cfg by TFTP only; boot this PC by PXE (UEFI PXEv4 first in its boot order)`;
+  if (/^https?:\/\//i.test(file))
+    return `${name} leads to GRUB, which after UEFI HTTP boot stops at its prompt: the signed network GRUB fetches grub.cfg by TFTP only; boot this PC by PXE (UEFI PXEv4 first in its boot order)`;
   return `${name} leads to GRUB, which in proxy mode fetches grub.cfg from the office DHCP server's next-server rather than from ${serverAddress}; use --mode dhcp on an isolated bench, or set the office server's next-server to ${serverAddress}`;
 }

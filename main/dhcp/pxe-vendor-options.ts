@@ -65,26 +65,56 @@ export function decodePxeVendorOptions(data: Buffer): PxeVendorOptions {
   for (const [code, v] of items) {
     const what = `option 43 sub-option ${code}`;
     switch (code) {
-      case 1: expectLength(v, what, 4); out.mtftpIp = decodeIpv4(v); break;
-      case 2: expectLength(v, what, 2); out.mtftpClientPort = v.readUInt16BE(0); break;
-      case 3: expectLength(v, what, 2); out.mtftpServerPort = v.readUInt16BE(0); break;
-      case 4: expectLength(v, what, 1); out.mtftpTimeout = v[0]; break;
-      case 5: expectLength(v, what, 1); out.mtftpDelay = v[0]; break;
-      case 6: expectLength(v, what, 1); out.discoveryControl = v[0]; break;
-      case 7: expectLength(v, what, 4); out.discoveryMulticastAddress = decodeIpv4(v); break;
-      case 8: out.bootServers = decodeBootServers(v); break;
-      case 9: out.bootMenu = decodeBootMenu(v); break;
+      case 1:
+        expectLength(v, what, 4);
+        out.mtftpIp = decodeIpv4(v);
+        break;
+      case 2:
+        expectLength(v, what, 2);
+        out.mtftpClientPort = v.readUInt16BE(0);
+        break;
+      case 3:
+        expectLength(v, what, 2);
+        out.mtftpServerPort = v.readUInt16BE(0);
+        break;
+      case 4:
+        expectLength(v, what, 1);
+        out.mtftpTimeout = v[0];
+        break;
+      case 5:
+        expectLength(v, what, 1);
+        out.mtftpDelay = v[0];
+        break;
+      case 6:
+        expectLength(v, what, 1);
+        out.discoveryControl = v[0];
+        break;
+      case 7:
+        expectLength(v, what, 4);
+        out.discoveryMulticastAddress = decodeIpv4(v);
+        break;
+      case 8:
+        out.bootServers = decodeBootServers(v);
+        break;
+      case 9:
+        out.bootMenu = decodeBootMenu(v);
+        break;
       case 10:
         expectLength(v, what, undefined, undefined, 1);
         out.menuPrompt = { timeout: v[0], prompt: v.subarray(1).toString('latin1') };
         break;
-      case 11: out.multicastAddressAllocation = v; break;
+      case 11:
+        out.multicastAddressAllocation = v;
+        break;
       case 12:
         expectLength(v, what, undefined, 4);
         out.credentialTypes = [];
         for (let i = 0; i < v.length; i += 4) out.credentialTypes.push(v.readUInt32BE(i));
         break;
-      case 71: expectLength(v, what, 4); out.bootItem = { type: v.readUInt16BE(0), layer: v.readUInt16BE(2) }; break;
+      case 71:
+        expectLength(v, what, 4);
+        out.bootItem = { type: v.readUInt16BE(0), layer: v.readUInt16BE(2) };
+        break;
       default:
         (out.other ??= new Map()).set(code, v);
     }
@@ -147,13 +177,23 @@ export function encodePxeVendorOptions(o: PxeVendorOptions): Buffer {
   if (o.discoveryControl !== undefined) items.push([6, u8(o.discoveryControl, 'DISCOVERY_CONTROL')]);
   if (o.discoveryMulticastAddress !== undefined) items.push([7, encodeIpv4(o.discoveryMulticastAddress)]);
   if (o.bootServers) {
-    items.push([8, Buffer.concat(o.bootServers.flatMap((s) => [u16(s.type, 'boot server type'), u8(s.addresses.length, 'boot server count'), ...s.addresses.map(encodeIpv4)]))]);
+    items.push([
+      8,
+      Buffer.concat(
+        o.bootServers.flatMap((s) => [u16(s.type, 'boot server type'), u8(s.addresses.length, 'boot server count'), ...s.addresses.map(encodeIpv4)]),
+      ),
+    ]);
   }
   if (o.bootMenu) {
-    items.push([9, Buffer.concat(o.bootMenu.flatMap((m) => {
-      const text = Buffer.from(m.description, 'latin1');
-      return [u16(m.type, 'menu item type'), u8(text.length, 'menu item length'), text];
-    }))]);
+    items.push([
+      9,
+      Buffer.concat(
+        o.bootMenu.flatMap((m) => {
+          const text = Buffer.from(m.description, 'latin1');
+          return [u16(m.type, 'menu item type'), u8(text.length, 'menu item length'), text];
+        }),
+      ),
+    ]);
   }
   if (o.menuPrompt) items.push([10, Buffer.concat([u8(o.menuPrompt.timeout, 'menu timeout'), Buffer.from(o.menuPrompt.prompt, 'latin1')])]);
   if (o.multicastAddressAllocation) items.push([11, o.multicastAddressAllocation]);

@@ -105,10 +105,14 @@ const FILE_FIELD_MAX = 127;
 /** The name to put in the reply's file field / option 67 for a decision that boots. */
 export function bootFileName(decision: BootDecision): string | undefined {
   switch (decision.kind) {
-    case 'file': return decision.file;
-    case 'url': return decision.url;
-    case 'menu': return decision.defaultItem.file;
-    case 'ignore': return undefined;
+    case 'file':
+      return decision.file;
+    case 'url':
+      return decision.url;
+    case 'menu':
+      return decision.defaultItem.file;
+    case 'ignore':
+      return undefined;
   }
 }
 
@@ -136,9 +140,7 @@ export function addBootFields(request: DhcpPacket, reply: DhcpPacket, decision: 
   if (o.vendorClass) reply.options.vendorClassId = decision.vendorClass;
   let pxe: PxeVendorOptions | undefined;
   if (o.vendorOptions) {
-    pxe = decision.kind === 'menu'
-      ? buildPxeMenuOptions(decision.items, decision.prompt, decision.timeoutSeconds, o.serverAddress)
-      : { discoveryControl: 8 }; // PXE 2.1 Table 2-1 bit 3: download the file given, skip discovery
+    pxe = decision.kind === 'menu' ? buildPxeMenuOptions(decision.items, decision.prompt, decision.timeoutSeconds, o.serverAddress) : { discoveryControl: 8 }; // PXE 2.1 Table 2-1 bit 3: download the file given, skip discovery
   }
   if (o.bootItem) pxe = { ...pxe, bootItem: o.bootItem };
   if (pxe) reply.options.pxe = pxe;

@@ -125,7 +125,9 @@ export class DhcpService {
     }
     this.boundPorts = { server: this.serverSocket.address().port, pxe: this.pxeSocket.address().port };
     if (o.mode === 'proxy') await this.watchOtherServerAcks();
-    o.logger.info(`${o.mode === 'proxy' ? 'Proxy DHCP' : 'DHCP'} listening on ${o.interfaceName ?? 'all interfaces'} port ${this.boundPorts.server}, boot server on ${this.boundPorts.pxe}`);
+    o.logger.info(
+      `${o.mode === 'proxy' ? 'Proxy DHCP' : 'DHCP'} listening on ${o.interfaceName ?? 'all interfaces'} port ${this.boundPorts.server}, boot server on ${this.boundPorts.pxe}`,
+    );
   }
 
   async stop(): Promise<void> {
@@ -134,13 +136,18 @@ export class DhcpService {
     this.prober?.close();
     this.prober = undefined;
     this.pendingChecks.clear();
-    await Promise.all(sockets.map((s) => new Promise<void>((resolve) => {
-      try {
-        s.close(() => resolve());
-      } catch {
-        resolve(); // already closed
-      }
-    })));
+    await Promise.all(
+      sockets.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            try {
+              s.close(() => resolve());
+            } catch {
+              resolve(); // already closed
+            }
+          }),
+      ),
+    );
     await this.leases?.flush();
   }
 
@@ -155,9 +162,17 @@ export class DhcpService {
     try {
       // Bound to the broadcast address, so only broadcast answers reach it: a unicast
       // renewal for this computer's own DHCP client on the NIC must never land here.
-      this.clientSocket = await o.socketFactory({ port: this.clientPort, address: '255.255.255.255', interfaceName: o.interfaceName, broadcast: true, reuseAddress: true });
+      this.clientSocket = await o.socketFactory({
+        port: this.clientPort,
+        address: '255.255.255.255',
+        interfaceName: o.interfaceName,
+        broadcast: true,
+        reuseAddress: true,
+      });
     } catch (err) {
-      o.logger.warn(`cannot listen on the DHCP client port ${this.clientPort} (${(err as Error).message}): the other DHCP server's next-server will not be shown for PCs booting GRUB`);
+      o.logger.warn(
+        `cannot listen on the DHCP client port ${this.clientPort} (${(err as Error).message}): the other DHCP server's next-server will not be shown for PCs booting GRUB`,
+      );
       return;
     }
     this.clientSocket.on('message', (msg, rinfo) => {
@@ -192,7 +207,9 @@ export class DhcpService {
       o.publish('host.warning', { message: `could not probe for another DHCP server: ${result.error}` });
     }
     if (result.servers.length === 0) return;
-    const names = result.servers.map((s) => (s.serverIdentifier && s.serverIdentifier !== s.address ? `${s.serverIdentifier} (via ${s.address})` : s.address)).join(', ');
+    const names = result.servers
+      .map((s) => (s.serverIdentifier && s.serverIdentifier !== s.address ? `${s.serverIdentifier} (via ${s.address})` : s.address))
+      .join(', ');
     const message = `another DHCP server answers on ${o.interfaceName ?? 'this network'}: ${names}. Two DHCP servers hand out conflicting addresses; use --mode proxy beside it, or --force if you are sure`;
     if (!o.force) throw new Error(message);
     o.logger.warn(`${message} (--force given: starting anyway)`);
@@ -213,12 +230,13 @@ export class DhcpService {
       reasons.push('it needs the NIC to probe on (--interface)');
     } else {
       const options = { interfaceName: o.interfaceName, timeoutMs: o.addressCheckMs ?? DEFAULT_ADDRESS_PROBE_MS, clock: this.clock };
-      const openers: [string, () => AddressInUseProber & { onError?: (reason: string) => void }][] = process.platform === 'win32'
-        ? [['ICMP echo', () => openWindowsIcmpProber({ sourceAddress: o.serverAddress, timeoutMs: options.timeoutMs })]]
-        : [
-            ['ARP', () => openArpProber({ ...options, mac: listInterfaces().find((n) => n.name === o.interfaceName)?.mac ?? '' })],
-            ['ICMP echo', () => openIcmpProber(options)],
-          ];
+      const openers: [string, () => AddressInUseProber & { onError?: (reason: string) => void }][] =
+        process.platform === 'win32'
+          ? [['ICMP echo', () => openWindowsIcmpProber({ sourceAddress: o.serverAddress, timeoutMs: options.timeoutMs })]]
+          : [
+              ['ARP', () => openArpProber({ ...options, mac: listInterfaces().find((n) => n.name === o.interfaceName)?.mac ?? '' })],
+              ['ICMP echo', () => openIcmpProber(options)],
+            ];
       for (const [name, open] of openers) {
         try {
           const prober = open();
@@ -347,10 +365,16 @@ export class DhcpService {
     this.pendingChecks.set(key, entry);
     const mac = incoming.client.mac;
     const started = this.clock.now();
-    const args = { leases: this.leases!, prober: this.prober!, clock: this.clock, key, mac, onConflict: (conflict: AddressConflict) => this.reportConflict(entry.incoming.request, conflict) };
-    const check = target === 'offer'
-      ? reserveCheckedAddress({ ...args, requestedIp: request.options.requestedIp })
-      : checkRequestedAddress({ ...args, ip: target });
+    const args = {
+      leases: this.leases!,
+      prober: this.prober!,
+      clock: this.clock,
+      key,
+      mac,
+      onConflict: (conflict: AddressConflict) => this.reportConflict(entry.incoming.request, conflict),
+    };
+    const check =
+      target === 'offer' ? reserveCheckedAddress({ ...args, requestedIp: request.options.requestedIp }) : checkRequestedAddress({ ...args, ip: target });
     check
       .then((result) => {
         if (this.pendingChecks.get(key) !== entry) return; // stopped meanwhile
@@ -362,7 +386,10 @@ export class DhcpService {
         } else if (result.kind === 'gave-up') {
           const taken = result.conflicts.map((c) => c.ip).join(', ');
           this.options.publish('dhcp.ignored', {
-            mac, xid: latest.request.xid, msgType: latest.msgType, port: this.boundPorts.server,
+            mac,
+            xid: latest.request.xid,
+            msgType: latest.msgType,
+            port: this.boundPorts.server,
             reason: `${taken} answered for themselves: kept out of the pool; the client's next DISCOVER goes on with the next addresses`,
           });
           return;
@@ -413,11 +440,22 @@ export class DhcpService {
     // Relays listen on the standard server port; 0 (tests) means "like ours".
     const ports = { server: o.ports?.server || this.boundPorts.server || 67, client: this.clientPort };
     if (kind === 'pxe' && rinfo) {
-      plan = decideBootServerReply(request, { address: rinfo.address, port: rinfo.port }, { serverAddress: o.serverAddress, policy: o.policy }, client, assignment);
+      plan = decideBootServerReply(
+        request,
+        { address: rinfo.address, port: rinfo.port },
+        { serverAddress: o.serverAddress, policy: o.policy },
+        client,
+        assignment,
+      );
     } else if (o.mode === 'proxy') {
       plan = decideProxyReply(request, { serverAddress: o.serverAddress, policy: o.policy, ports }, client, assignment);
     } else {
-      plan = decideFullDhcpReply(request, { serverAddress: o.serverAddress, policy: o.policy, ports, leases: this.leases!, now: this.clock.now() }, client, assignment);
+      plan = decideFullDhcpReply(
+        request,
+        { serverAddress: o.serverAddress, policy: o.policy, ports, leases: this.leases!, now: this.clock.now() },
+        client,
+        assignment,
+      );
       this.leases!.persistSoon();
     }
 
@@ -427,7 +465,17 @@ export class DhcpService {
     }
     if (plan.action === 'ignore') {
       const deliberate = plan.decision?.kind === 'ignore' && plan.decision.deliberate ? true : undefined;
-      o.publish('dhcp.ignored', { mac, xid: request.xid, msgType, port, reason: plan.reason, bootClass: plan.decision?.bootClass, machine: plan.decision?.machine, expected: plan.expected, deliberate });
+      o.publish('dhcp.ignored', {
+        mac,
+        xid: request.xid,
+        msgType,
+        port,
+        reason: plan.reason,
+        bootClass: plan.decision?.bootClass,
+        machine: plan.decision?.machine,
+        expected: plan.expected,
+        deliberate,
+      });
       o.logger.debug(`ignored ${msgType} from ${mac}: ${plan.reason}`);
       return;
     }
@@ -447,10 +495,16 @@ export class DhcpService {
     const reply = plan.reply;
     const type = reply.options.messageType;
     const eventType: BootEventType =
-      kind === 'pxe' ? 'pxe.ack'
-        : o.mode === 'proxy' ? (type === DhcpMessageType.OFFER ? 'proxy.offer' : 'pxe.ack')
-          : type === DhcpMessageType.OFFER ? 'dhcp.offer'
-            : type === DhcpMessageType.NAK ? 'dhcp.nak'
+      kind === 'pxe'
+        ? 'pxe.ack'
+        : o.mode === 'proxy'
+          ? type === DhcpMessageType.OFFER
+            ? 'proxy.offer'
+            : 'pxe.ack'
+          : type === DhcpMessageType.OFFER
+            ? 'dhcp.offer'
+            : type === DhcpMessageType.NAK
+              ? 'dhcp.nak'
               : 'dhcp.lease';
     const decision = plan.decision && plan.decision.kind !== 'ignore' ? plan.decision : undefined;
     const yiaddr = reply.yiaddr !== '0.0.0.0' ? reply.yiaddr : undefined;

@@ -5,7 +5,6 @@ export function decodeIpv4(buf: Buffer, offset = 0): string {
   return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
 }
 
-
 export function encodeIpv4(address: string): Buffer {
   const out = Buffer.alloc(4);
   writeIpv4(out, address, 0);

@@ -132,7 +132,13 @@ export class DiskExtent implements OpenFile {
   }
 
   createReadStream(start: number, end: number, highWaterMark = 1024 * 1024): Readable {
-    return createReadStream('', { fd: this.descriptor.fd, start: this.offset + start, end: this.offset + Math.min(end, this.size - 1), autoClose: false, highWaterMark });
+    return createReadStream('', {
+      fd: this.descriptor.fd,
+      start: this.offset + start,
+      end: this.offset + Math.min(end, this.size - 1),
+      autoClose: false,
+      highWaterMark,
+    });
   }
 
   release(): void {

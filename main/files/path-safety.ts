@@ -38,7 +38,7 @@ export interface NormalizedRequestPath {
 }
 
 // C0 controls and DEL. TAB and newline are as suspicious as NUL in a boot file name.
- 
+
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 const DRIVE_LETTER = /^[A-Za-z]:/;
 

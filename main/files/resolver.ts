@@ -51,9 +51,7 @@ export interface LocatedFile {
  */
 export type LocateFile = (rest: string, context: FileContext) => Promise<LocatedFile | { missing: string } | undefined>;
 
-export type OpenResult =
-  | { ok: true; file: OpenFile }
-  | { ok: false; code: RefusalCode; reason: string; path?: string };
+export type OpenResult = { ok: true; file: OpenFile } | { ok: false; code: RefusalCode; reason: string; path?: string };
 
 interface Mount {
   segments: string[];
@@ -303,7 +301,8 @@ export class FileResolver {
       descriptor = await this.sharedDescriptor(key, realFile, info.dev, info.ino);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP' || code === 'ESTALE') return { ok: false, code: 'access-denied', reason: `cannot open: ${code}`, path };
+      if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP' || code === 'ESTALE')
+        return { ok: false, code: 'access-denied', reason: `cannot open: ${code}`, path };
       return { ok: false, code: 'not-found', reason: `cannot open: ${code ?? (err as Error).message}`, path };
     }
     descriptor.acquire();
@@ -382,4 +381,3 @@ function isInside(realRoot: string, realPath: string): boolean {
   const prefix = realRoot.endsWith(sep) ? realRoot : realRoot + sep;
   return realPath.startsWith(prefix);
 }
-

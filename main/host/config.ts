@@ -63,7 +63,10 @@ export function defaultServedFolder(dataDir: string): string {
 
 /** A configuration problem, phrased for the user: which setting, what is wrong, what is allowed. */
 export class ConfigError extends Error {
-  constructor(readonly setting: string, message: string) {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'ConfigError';
   }
@@ -95,8 +98,11 @@ export function checkPoolAgainstInterface(pool: { first: string; last: string },
   const mask = prefixLength === 0 ? 0 : (0xffffffff << (32 - prefixLength)) >>> 0;
   const net = (ipv4ToNumber(address) & mask) >>> 0;
   for (const end of [pool.first, pool.last]) {
-    if (((ipv4ToNumber(end) & mask) >>> 0) !== net) {
-      throw new ConfigError('--pool', `--pool ${pool.first}-${pool.last} is outside ${nic}'s network ${numberToIpv4(net)}/${prefixLength}: choose addresses in that network`);
+    if ((ipv4ToNumber(end) & mask) >>> 0 !== net) {
+      throw new ConfigError(
+        '--pool',
+        `--pool ${pool.first}-${pool.last} is outside ${nic}'s network ${numberToIpv4(net)}/${prefixLength}: choose addresses in that network`,
+      );
     }
   }
   const own = ipv4ToNumber(address);

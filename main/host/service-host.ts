@@ -9,7 +9,14 @@ import { ClientDirectory } from './client-directory.js';
 import { TransferTable } from './transfer-table.js';
 import { libraryAssignments } from './library-assignments.js';
 import { ConfigError, checkPoolAgainstInterface, defaultServedFolder, prefixToNetmask, type ServeConfig } from './config.js';
-import { type UdpSocketFactory, type InterfaceChange, type NetInterface, createScopedUdpSocketFactory, resolveServeInterface, watchInterface } from '../net/index.js';
+import {
+  type UdpSocketFactory,
+  type InterfaceChange,
+  type NetInterface,
+  createScopedUdpSocketFactory,
+  resolveServeInterface,
+  watchInterface,
+} from '../net/index.js';
 import { DhcpService, DhcpThread, DhcpThreadUnavailable } from '../dhcp/index.js';
 import { TftpServer } from '../tftp/index.js';
 import { HttpFileServer, scriptFileRoute } from '../http/index.js';
@@ -124,7 +131,9 @@ export class ServiceHost {
   bootPrograms(): BootProgramStatus[] {
     const c = this.currentConfig;
     if (!this.store || Object.keys(c.boot).length > 0 || c.ipxeScript) return [];
-    return chainloadBootPrograms({ dataDir: c.dataDir, resourcesDir: this.options.resourcesDir }).map(({ firmware, file, path, missing, fix }) => (missing ? { firmware, file, problem: `${missing} Fix: ${fix}` } : { firmware, file, path }));
+    return chainloadBootPrograms({ dataDir: c.dataDir, resourcesDir: this.options.resourcesDir }).map(({ firmware, file, path, missing, fix }) =>
+      missing ? { firmware, file, problem: `${missing} Fix: ${fix}` } : { firmware, file, path },
+    );
   }
 
   activeTransfers(): TransferSnapshot[] {
@@ -262,7 +271,11 @@ export class ServiceHost {
           : undefined;
         if (this.options.dhcpThread ?? (!this.options.socketFactory && !this.options.lookupMachine && process.env.BOOTBENCH_DHCP_THREAD !== '0')) {
           const thread = new DhcpThread({
-            service, assignments, publish, publishAt: this.bus.publishAt, logger: this.logger,
+            service,
+            assignments,
+            publish,
+            publishAt: this.bus.publishAt,
+            logger: this.logger,
             onGaveUp: (reason) => {
               for (const st of this.statuses) if (dhcpNames.includes(st.name)) Object.assign(st, { state: 'failed', error: reason });
               this.publishState();
@@ -405,9 +418,8 @@ export class ServiceHost {
   }
 
   private plannedServices(config: ServeConfig): ServiceStatus[] {
-    const first: ServiceStatus = config.mode === 'proxy'
-      ? { name: 'proxy-dhcp', port: config.ports.dhcp, state: 'stopped' }
-      : { name: 'dhcp', port: config.ports.dhcp, state: 'stopped' };
+    const first: ServiceStatus =
+      config.mode === 'proxy' ? { name: 'proxy-dhcp', port: config.ports.dhcp, state: 'stopped' } : { name: 'dhcp', port: config.ports.dhcp, state: 'stopped' };
     return [
       first,
       { name: 'pxe', port: config.ports.pxe, state: 'stopped' },
@@ -490,7 +502,10 @@ function checkRoot(root: string, dataDir: string): void {
     try {
       mkdirSync(root, { recursive: true });
     } catch (err) {
-      throw new ConfigError('--root', `--root ${root} cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): choose a folder Bootbench may write, or another data folder`);
+      throw new ConfigError(
+        '--root',
+        `--root ${root} cannot be created (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): choose a folder Bootbench may write, or another data folder`,
+      );
     }
   }
   let isDir = false;
@@ -503,7 +518,10 @@ function checkRoot(root: string, dataDir: string): void {
   try {
     accessSync(root, fsConstants.R_OK | fsConstants.X_OK);
   } catch {
-    throw new ConfigError('--root', `--root ${root} cannot be read by Bootbench (permissions): let the user running Bootbench read it, or choose another folder`);
+    throw new ConfigError(
+      '--root',
+      `--root ${root} cannot be read by Bootbench (permissions): let the user running Bootbench read it, or choose another folder`,
+    );
   }
 }
 

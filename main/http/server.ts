@@ -269,7 +269,15 @@ export class HttpFileServer {
    * the worker starts once they are in the kernel (a write's callback runs after every
    * earlier write on the socket), and the response is ended through Node afterwards.
    */
-  private sendZeroCopy(res: ServerResponse, file: DiskFile, socketFd: number, start: number, length: number, transfer: TrackedTransfer, sender: ZeroCopySender): void {
+  private sendZeroCopy(
+    res: ServerResponse,
+    file: DiskFile,
+    socketFd: number,
+    start: number,
+    length: number,
+    transfer: TrackedTransfer,
+    sender: ZeroCopySender,
+  ): void {
     const socket = res.socket!;
     let counted = 0;
     let abort: ((reason: string) => void) | undefined;
@@ -316,7 +324,13 @@ export class HttpFileServer {
    * the first range, done after `rangeIdleMs` without another, so the UI and the store see
    * "ISO read by 192.0.2.7", not a flood of tiny downloads.
    */
-  private beginTransfer(ip: string, mac: string | undefined, file: OpenFile, length: number, range: { start: number; end: number } | undefined): TrackedTransfer {
+  private beginTransfer(
+    ip: string,
+    mac: string | undefined,
+    file: OpenFile,
+    length: number,
+    range: { start: number; end: number } | undefined,
+  ): TrackedTransfer {
     const now = this.clock.now();
     const sessionKey = range ? `${ip}|${file.path}|${file.etag}` : undefined;
     const existing = sessionKey ? this.rangeSessions.get(sessionKey) : undefined;
@@ -331,7 +345,18 @@ export class HttpFileServer {
     const base = range
       ? { transferId: id, mac, ip, file: file.path, size: file.size, ranged: true }
       : { transferId: id, mac, ip, file: file.path, size: file.size, length, status: 200 };
-    const snapshot: HttpTransferSnapshot = { id, mac, ip, file: file.path, protocol: 'http', size: file.size, bytes: 0, rate: 0, retransmits: 0, startedAt: now };
+    const snapshot: HttpTransferSnapshot = {
+      id,
+      mac,
+      ip,
+      file: file.path,
+      protocol: 'http',
+      size: file.size,
+      bytes: 0,
+      rate: 0,
+      retransmits: 0,
+      startedAt: now,
+    };
     const transfer: TrackedTransfer = { id, base, snapshot, sessionKey, inflight: 1, requests: 1, failedRequests: 0, lastProgressAt: now, lastEndAt: now };
     this.active.set(id, transfer);
     if (sessionKey) this.rangeSessions.set(sessionKey, transfer);
@@ -347,7 +372,12 @@ export class HttpFileServer {
     transfer.lastProgressAt = now;
     const elapsed = now - snapshot.startedAt;
     snapshot.rate = elapsed > 0 ? (snapshot.bytes * 1000) / elapsed : 0;
-    this.options.publish('http.progress', { ...transfer.base, bytes: snapshot.bytes, rate: Math.round(snapshot.rate), ...(transfer.sessionKey ? { requests: transfer.requests } : {}) });
+    this.options.publish('http.progress', {
+      ...transfer.base,
+      bytes: snapshot.bytes,
+      rate: Math.round(snapshot.rate),
+      ...(transfer.sessionKey ? { requests: transfer.requests } : {}),
+    });
   }
 
   private endRequest(transfer: TrackedTransfer, err: Error | undefined): void {
@@ -373,7 +403,13 @@ export class HttpFileServer {
     const { snapshot } = transfer;
     const durationMs = transfer.lastEndAt - snapshot.startedAt;
     const rate = durationMs > 0 ? Math.round((snapshot.bytes * 1000) / durationMs) : 0;
-    const details = { ...transfer.base, bytes: snapshot.bytes, durationMs, rate, ...(transfer.sessionKey ? { requests: transfer.requests, failedRequests: transfer.failedRequests } : {}) };
+    const details = {
+      ...transfer.base,
+      bytes: snapshot.bytes,
+      durationMs,
+      rate,
+      ...(transfer.sessionKey ? { requests: transfer.requests, failedRequests: transfer.failedRequests } : {}),
+    };
     if (failure) this.options.publish('http.failed', { ...details, reason: failure });
     else this.options.publish('http.done', details);
   }

@@ -41,7 +41,12 @@ export class ZeroCopySender extends DoorbellWorkerClient<SendfileCommand, Sendfi
 
   /** A running sender, or the reason there is none on this platform. */
   static async start(platform: NodeJS.Platform = process.platform): Promise<{ sender?: ZeroCopySender; reason?: string }> {
-    const started = await startDoorbellWorker(new URL('./sendfile-worker.js', import.meta.url), new URL('./sendfile-worker.ts', import.meta.url), import.meta.url.endsWith('.ts'), platform);
+    const started = await startDoorbellWorker(
+      new URL('./sendfile-worker.js', import.meta.url),
+      new URL('./sendfile-worker.ts', import.meta.url),
+      import.meta.url.endsWith('.ts'),
+      platform,
+    );
     if ('reason' in started) return { reason: started.reason };
     return { sender: new ZeroCopySender(started) };
   }

@@ -22,7 +22,15 @@ function plain(value: string): string {
 
 export function renderTask(job: ImageJob | undefined, hostname?: string): string {
   if (!job) return 'kind=none\n';
-  return [`job=${job.id}`, `kind=${job.kind}`, `image=${job.image}`, `disk=${plain(job.disk ?? '')}`, `then=${job.then}`, `hostname=${plain(hostname ?? '')}`, ''].join('\n');
+  return [
+    `job=${job.id}`,
+    `kind=${job.kind}`,
+    `image=${job.image}`,
+    `disk=${plain(job.disk ?? '')}`,
+    `then=${job.then}`,
+    `hostname=${plain(hostname ?? '')}`,
+    '',
+  ].join('\n');
 }
 
 export function renderManifest(manifest: ImageManifest): string {
@@ -78,8 +86,14 @@ export function parseCapturedManifest(text: string, meta: { name: string; mac: s
         if (!TOOLS.has(f.tool)) throw new ImageError(`partition ${number}: unknown reader "${f.tool}"`);
         if (!/^[0-9a-f]{64}$/.test(f.sha256 ?? '')) throw new ImageError(`partition ${number}: no stream SHA-256`);
         partitions.set(number, {
-          number, start: count(f.start, 'start'), sectors: count(f.sectors, 'sectors'), fs: f.fs === '-' ? '' : (f.fs ?? ''), tool: f.tool,
-          streamBytes: count(f.bytes, 'bytes'), streamSha256: f.sha256, chunks: [],
+          number,
+          start: count(f.start, 'start'),
+          sectors: count(f.sectors, 'sectors'),
+          fs: f.fs === '-' ? '' : (f.fs ?? ''),
+          tool: f.tool,
+          streamBytes: count(f.bytes, 'bytes'),
+          streamSha256: f.sha256,
+          chunks: [],
         });
         break;
       }

@@ -14,7 +14,10 @@ export const CHUNK_NAME = /^[0-9a-f]{64}$/;
 export const MAX_CHUNK_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 
 export class ChunkError extends Error {
-  constructor(message: string, readonly status: number) {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
     super(message);
   }
 }

@@ -53,7 +53,10 @@ export interface ImageSummary {
 }
 
 export class ImageError extends Error {
-  constructor(message: string, readonly status = 400) {
+  constructor(
+    message: string,
+    readonly status = 400,
+  ) {
     super(message);
   }
 }

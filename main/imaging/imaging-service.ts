@@ -29,9 +29,7 @@ function environmentArguments(base: string): string {
 }
 
 /** Structurally the library's TaskKernel: paths in the host's TFTP/HTTP namespace. */
-export type GrubTaskKernel =
-  | { name: string; kernel: string; initrds: string[]; arguments: string }
-  | { name: string; unavailable: string };
+export type GrubTaskKernel = { name: string; kernel: string; initrds: string[]; arguments: string } | { name: string; unavailable: string };
 
 interface MountableFiles {
   mount(virtualPath: string, realPath: string): void;

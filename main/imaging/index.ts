@@ -1,6 +1,16 @@
 export { ChunkStore, ChunkError, CHUNK_NAME } from './chunk-store.js';
 export { ImageCatalog, ImageError, checkImageName, requiredDiskBytes, type ImageManifest, type ImagePartition, type ImageSummary } from './image-catalog.js';
-export { ImagingJobs, PHASES, WORKING_PHASES, type ImageJob, type MachineReport, type JobMachine, type JobKind, type MachinePhase, type ThenAction } from './jobs.js';
+export {
+  ImagingJobs,
+  PHASES,
+  WORKING_PHASES,
+  type ImageJob,
+  type MachineReport,
+  type JobMachine,
+  type JobKind,
+  type MachinePhase,
+  type ThenAction,
+} from './jobs.js';
 export { ImagingRoutes, type ImagingRoutesOptions } from './agent-routes.js';
 export { parseCapturedManifest, parseReport, renderManifest, renderTask } from './agent-protocol.js';
 export { ImagingService } from './imaging-service.js';

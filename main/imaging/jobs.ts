@@ -7,10 +7,20 @@ import { normalizeMac } from '../store/index.js';
 
 export type JobKind = 'capture' | 'deploy';
 export type ThenAction = 'disk' | 'poweroff';
-export type MachinePhase =
-  | 'waiting' | 'booting' | 'checking' | 'partitioning' | 'reading' | 'writing' | 'verifying' | 'naming' | 'done' | 'failed';
+export type MachinePhase = 'waiting' | 'booting' | 'checking' | 'partitioning' | 'reading' | 'writing' | 'verifying' | 'naming' | 'done' | 'failed';
 
-export const PHASES: readonly MachinePhase[] = ['waiting', 'booting', 'checking', 'partitioning', 'reading', 'writing', 'verifying', 'naming', 'done', 'failed'];
+export const PHASES: readonly MachinePhase[] = [
+  'waiting',
+  'booting',
+  'checking',
+  'partitioning',
+  'reading',
+  'writing',
+  'verifying',
+  'naming',
+  'done',
+  'failed',
+];
 /** Phases in which the agent runs and reports at least once a second. */
 export const WORKING_PHASES: readonly MachinePhase[] = ['booting', 'checking', 'partitioning', 'reading', 'writing', 'verifying', 'naming'];
 
@@ -48,18 +58,42 @@ export interface JobMachine {
   updatedAt: number;
 }
 
-interface JobRow { id: number; kind: JobKind; image: string; disk: string | null; then_action: ThenAction; created_at: number }
-interface MachineRow { job_id: number; mac: string; phase: MachinePhase; bytes: number; total: number; rate: number; result: 'done' | 'failed' | null; reason: string | null; updated_at: number }
+interface JobRow {
+  id: number;
+  kind: JobKind;
+  image: string;
+  disk: string | null;
+  then_action: ThenAction;
+  created_at: number;
+}
+interface MachineRow {
+  job_id: number;
+  mac: string;
+  phase: MachinePhase;
+  bytes: number;
+  total: number;
+  rate: number;
+  result: 'done' | 'failed' | null;
+  reason: string | null;
+  updated_at: number;
+}
 
 export class ImagingJobs {
-  constructor(private readonly db: Database.Database, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   create(input: { kind: JobKind; image: string; macs: string[]; disk?: string; then?: ThenAction }): ImageJob {
-    const macs = [...new Set(input.macs.map((m) => {
-      const mac = normalizeMac(m);
-      if (!mac) throw new Error(`"${m}" is not a MAC address (write it as aa:bb:cc:dd:ee:ff)`);
-      return mac;
-    }))];
+    const macs = [
+      ...new Set(
+        input.macs.map((m) => {
+          const mac = normalizeMac(m);
+          if (!mac) throw new Error(`"${m}" is not a MAC address (write it as aa:bb:cc:dd:ee:ff)`);
+          return mac;
+        }),
+      ),
+    ];
     if (macs.length === 0) throw new Error('a job needs at least one machine');
     if (input.kind === 'capture' && macs.length !== 1) throw new Error('a capture reads one machine');
     const now = this.now();
@@ -95,8 +129,10 @@ export class ImagingJobs {
   /** The unfinished job that names this PC, if any. */
   pendingFor(mac: string): ImageJob | undefined {
     const row = this.db
-      .prepare(`SELECT j.* FROM image_jobs j JOIN image_job_machines m ON m.job_id = j.id
-        WHERE m.mac = ? AND m.result IS NULL ORDER BY j.id DESC LIMIT 1`)
+      .prepare(
+        `SELECT j.* FROM image_jobs j JOIN image_job_machines m ON m.job_id = j.id
+        WHERE m.mac = ? AND m.result IS NULL ORDER BY j.id DESC LIMIT 1`,
+      )
       .get(normalizeMac(mac) ?? '') as JobRow | undefined;
     return row ? this.toJob(row) : undefined;
   }
@@ -121,8 +157,10 @@ export class ImagingJobs {
   /** Unfinished PCs in a working phase whose last report is older than `before` (ms). */
   silentSince(before: number): { job: ImageJob; machine: JobMachine }[] {
     const rows = this.db
-      .prepare(`SELECT job_id, mac FROM image_job_machines WHERE result IS NULL AND updated_at < ?
-        AND phase IN (${WORKING_PHASES.map(() => '?').join(', ')}) ORDER BY job_id, mac`)
+      .prepare(
+        `SELECT job_id, mac FROM image_job_machines WHERE result IS NULL AND updated_at < ?
+        AND phase IN (${WORKING_PHASES.map(() => '?').join(', ')}) ORDER BY job_id, mac`,
+      )
       .all(before, ...WORKING_PHASES) as { job_id: number; mac: string }[];
     return rows.flatMap((r) => {
       const job = this.get(r.job_id);
@@ -134,16 +172,20 @@ export class ImagingJobs {
   /** True while some capture's PC is working: its chunks are stored but no image names them yet. */
   captureUnderWay(): boolean {
     return !!this.db
-      .prepare(`SELECT 1 FROM image_job_machines m JOIN image_jobs j ON j.id = m.job_id
-        WHERE j.kind = 'capture' AND m.result IS NULL AND m.phase IN (${WORKING_PHASES.map(() => '?').join(', ')}) LIMIT 1`)
+      .prepare(
+        `SELECT 1 FROM image_job_machines m JOIN image_jobs j ON j.id = m.job_id
+        WHERE j.kind = 'capture' AND m.result IS NULL AND m.phase IN (${WORKING_PHASES.map(() => '?').join(', ')}) LIMIT 1`,
+      )
       .get(...WORKING_PHASES);
   }
 
   /** Ends every unfinished PC of unfinished captures: used at start, when no capture can still be under way. */
   failUnfinishedCaptures(reason: string): number {
     return this.db
-      .prepare(`UPDATE image_job_machines SET phase = 'failed', result = 'failed', reason = ?, updated_at = ?
-        WHERE result IS NULL AND job_id IN (SELECT id FROM image_jobs WHERE kind = 'capture')`)
+      .prepare(
+        `UPDATE image_job_machines SET phase = 'failed', result = 'failed', reason = ?, updated_at = ?
+        WHERE result IS NULL AND job_id IN (SELECT id FROM image_jobs WHERE kind = 'capture')`,
+      )
       .run(reason, this.now()).changes;
   }
 

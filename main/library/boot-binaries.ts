@@ -101,11 +101,21 @@ export function chainloadPolicy(httpBaseUrl: string, userBoot: Partial<Record<st
  * The programs the bundled iPXE chain hands to PXE firmware, found or not. Without the
  * first, BIOS PCs cannot boot; without the second, UEFI PCs cannot (EDK2 asks for it by TFTP).
  */
-export function chainloadBootPrograms(dirs: { dataDir?: string; resourcesDir?: string } = {}): { firmware: 'BIOS' | 'UEFI'; file: string; path?: string; missing?: string; fix?: string }[] {
-  const wanted: [firmware: 'BIOS' | 'UEFI', name: BootBinaryName][] = [['BIOS', 'biosIpxe'], ['UEFI', 'uefiSnpIpxe']];
+export function chainloadBootPrograms(
+  dirs: { dataDir?: string; resourcesDir?: string } = {},
+): { firmware: 'BIOS' | 'UEFI'; file: string; path?: string; missing?: string; fix?: string }[] {
+  const wanted: [firmware: 'BIOS' | 'UEFI', name: BootBinaryName][] = [
+    ['BIOS', 'biosIpxe'],
+    ['UEFI', 'uefiSnpIpxe'],
+  ];
   return wanted.map(([firmware, name]) => {
     const found = locateBootBinary(name, dirs);
     if (found.path) return { firmware, file: BOOT_BINARIES[name], path: found.path };
-    return { firmware, file: BOOT_BINARIES[name], missing: `${firmware} PCs cannot boot: the iPXE they are handed (${BOOT_BINARIES[name]}) is missing.`, fix: found.hint };
+    return {
+      firmware,
+      file: BOOT_BINARIES[name],
+      missing: `${firmware} PCs cannot boot: the iPXE they are handed (${BOOT_BINARIES[name]}) is missing.`,
+      fix: found.hint,
+    };
   });
 }

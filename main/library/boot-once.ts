@@ -23,8 +23,7 @@ export interface FetchEvent {
 }
 
 export type BootOnceTransition =
-  | { changed: false; assignment: BootOnceAssignment; reason: string }
-  | { changed: true; assignment: BootOnceAssignment; reason: string };
+  { changed: false; assignment: BootOnceAssignment; reason: string } | { changed: true; assignment: BootOnceAssignment; reason: string };
 
 /**
  * The served paths whose fetch completes a boot of this entry on this architecture.
@@ -85,7 +84,7 @@ export function nextAssignmentAfterFetch(
   if (!assignment.bootOnce || assignment.entryId === null) return { changed: false, assignment, reason: 'not a boot-once assignment' };
   if (!entry || entry.id !== assignment.entryId) return { changed: false, assignment, reason: 'the fetch belongs to another entry' };
   const { paths, rangeCounts } = finishingPaths(entry, architecture);
-  if (!paths.some((p) => samePath(p, event.path))) return { changed: false, assignment, reason: 'not the entry\'s last file' };
+  if (!paths.some((p) => samePath(p, event.path))) return { changed: false, assignment, reason: "not the entry's last file" };
   if (!event.complete && !(rangeCounts && event.range)) return { changed: false, assignment, reason: 'the last file was not fetched completely' };
   return {
     changed: true,

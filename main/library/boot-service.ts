@@ -13,7 +13,15 @@ import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { BootEvent, Publish } from '../core/index.js';
 import type { LocateFile } from '../files/index.js';
-import { defaultBootEntry, resolveBootAssignment, storeReadCache, type BootEntry, type Store, type StoredBootAssignment, type StoreReadCache } from '../store/index.js';
+import {
+  defaultBootEntry,
+  resolveBootAssignment,
+  storeReadCache,
+  type BootEntry,
+  type Store,
+  type StoredBootAssignment,
+  type StoreReadCache,
+} from '../store/index.js';
 import { detectFile, type IsoDetection, type LibraryArchitecture } from './detect.js';
 import { IsoImage, extractIsoFile, type IsoDirectoryEntry } from './iso9660.js';
 import { UdfFormatError, UdfImage } from './udf.js';
@@ -45,7 +53,10 @@ export interface LibraryMachineAssignment {
 /** The part of FileResolver (main/files) mountInto uses. */
 export interface MountableFiles {
   mount(virtualPath: string, realPath: string): void;
-  generate(virtualPath: string, fn: (request: { protocol: 'tftp' | 'http'; ip?: string; mac?: string; path: string }) => Buffer | string | undefined | Promise<Buffer | string | undefined>): void;
+  generate(
+    virtualPath: string,
+    fn: (request: { protocol: 'tftp' | 'http'; ip?: string; mac?: string; path: string }) => Buffer | string | undefined | Promise<Buffer | string | undefined>,
+  ): void;
 }
 
 /** The part of FileResolver locateInto uses. */
@@ -166,7 +177,12 @@ export class LibraryBootService {
     // The menu has its own "Local disk" item; the built-in entry would repeat it.
     const choices = this.options.store.entries.list().filter((e) => e.kind !== 'local-disk');
     const entries = await Promise.all(choices.map((e) => this.scriptEntry(e)));
-    return { action: 'menu', entries, defaultChoice: this.options.menu?.defaultChoice ?? 'local-disk', timeoutSeconds: this.options.menu?.timeoutSeconds ?? MENU_TIMEOUT_SECONDS };
+    return {
+      action: 'menu',
+      entries,
+      defaultChoice: this.options.menu?.defaultChoice ?? 'local-disk',
+      timeoutSeconds: this.options.menu?.timeoutSeconds ?? MENU_TIMEOUT_SECONDS,
+    };
   }
 
   /** A store entry plus what its ISO carries (detected once per file content). */
@@ -254,7 +270,12 @@ export class LibraryBootService {
         if (contiguous) return { path: isoPath, offset: inner.offset, size: inner.size };
         if (!onIso) return { missing: `${isoPrefix[1]} is stored in pieces in the ISO's UDF file system and cannot be served in place` };
         // A >4 GiB file in separate pieces: extracted once into the data folder, then served from there.
-        const extracted = join(libraryDir(this.options.dataDir), '.extracted', `e${entryId}-${iso.sha256.slice(0, 12)}`, ...isoPrefix[1].toLowerCase().split('/').filter(Boolean));
+        const extracted = join(
+          libraryDir(this.options.dataDir),
+          '.extracted',
+          `e${entryId}-${iso.sha256.slice(0, 12)}`,
+          ...isoPrefix[1].toLowerCase().split('/').filter(Boolean),
+        );
         if (!existsSync(extracted)) {
           // One extraction per file, however many clients ask at once.
           let running = this.extractions.get(extracted);
@@ -262,7 +283,11 @@ export class LibraryBootService {
             running = mkdir(dirname(extracted), { recursive: true })
               .then(() =>
                 extractIsoFile(isoPath, isoPrefix[1], extracted, (p) =>
-                  this.options.publish?.('host.warning', { message: `extracting ${onIso.name} from ${basename(isoPath)}: ${p.bytes} of ${p.size} bytes`, entryId, progress: p }),
+                  this.options.publish?.('host.warning', {
+                    message: `extracting ${onIso.name} from ${basename(isoPath)}: ${p.bytes} of ${p.size} bytes`,
+                    entryId,
+                    progress: p,
+                  }),
                 ),
               )
               .then(() => undefined)
@@ -380,7 +405,14 @@ export class LibraryBootService {
     const entry = store.entries.get(machine.entryId);
     if (!entry) return;
     const architecture = this.architectureByMac.get(mac) ?? architectureForBootClass(machine.lastArch ?? '') ?? 'x64';
-    const scriptEntry: ScriptEntry = { id: entry.id, name: entry.name, kind: entry.kind, arguments: entry.arguments, files: entry.files, iso: this.cachedIso(entry) };
+    const scriptEntry: ScriptEntry = {
+      id: entry.id,
+      name: entry.name,
+      kind: entry.kind,
+      arguments: entry.arguments,
+      files: entry.files,
+      iso: this.cachedIso(entry),
+    };
     const transition = nextAssignmentAfterFetch({ entryId: machine.entryId, bootOnce: true }, scriptEntry, architecture, { path, complete, range });
     if (!transition.changed) return;
     const localDisk = ensureLocalDiskEntry(store);
@@ -441,7 +473,6 @@ function normalizeMacParam(value: string | null): string | undefined {
   const hex = value.toLowerCase().replace(/[^0-9a-f]/g, '');
   return hex.length === 12 ? hex.match(/../g)!.join(':') : undefined;
 }
-
 
 /**
  * The group action "reinstall these N machines once": each gets `entryId` as a boot-once

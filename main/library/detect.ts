@@ -206,15 +206,26 @@ async function detectOpened(path: string, handle: FileHandle, size: number, head
 
   // Linux arm64 Image header (Documentation/arch/arm64/booting.rst): magic "ARM\x64" at 0x38.
   if (head.length >= 0x40 && head.readUInt32LE(0x38) === 0x644d5241) {
-    return { kind: 'kernel', format: 'arm64-image', architectures: ['arm64'], size, efiStub: head.toString('latin1', 0, 2) === 'MZ', summary: 'Linux kernel image, ARM64' };
+    return {
+      kind: 'kernel',
+      format: 'arm64-image',
+      architectures: ['arm64'],
+      size,
+      efiStub: head.toString('latin1', 0, 2) === 'MZ',
+      summary: 'Linux kernel image, ARM64',
+    };
   }
 
   const pe = decodePe(head);
   if (pe) {
     const machine = PE_MACHINES[pe.machine];
     const subsystemName = PE_SUBSYSTEMS[pe.subsystem] ?? `subsystem ${pe.subsystem}`;
-    if (pe.subsystem !== 10) return refuse(`a PE/COFF ${subsystemName} for ${machine?.name ?? `machine 0x${pe.machine.toString(16)}`}, not an EFI application firmware can boot`);
-    if (!machine?.architecture) return refuse(`an EFI application for ${machine?.name ?? `machine type 0x${pe.machine.toString(16)}`}, which Bootbench does not serve (x64, IA32 and ARM64 only)`);
+    if (pe.subsystem !== 10)
+      return refuse(`a PE/COFF ${subsystemName} for ${machine?.name ?? `machine 0x${pe.machine.toString(16)}`}, not an EFI application firmware can boot`);
+    if (!machine?.architecture)
+      return refuse(
+        `an EFI application for ${machine?.name ?? `machine type 0x${pe.machine.toString(16)}`}, which Bootbench does not serve (x64, IA32 and ARM64 only)`,
+      );
     return {
       kind: 'nbp',
       format: 'efi',
@@ -362,7 +373,13 @@ async function detectInitrd(path: string, head: Buffer, size: number, refuse: (r
     if (inner === 'tool-missing') {
       // Without the tool the content cannot be checked; accept only what is named like an initrd.
       if (/init(rd|ramfs)|\.cpio/i.test(basename(path))) {
-        return { kind: 'initrd', compression, architectures: [], size, summary: `initrd (${compression}; content not checked: ${command[0]} is not installed)` };
+        return {
+          kind: 'initrd',
+          compression,
+          architectures: [],
+          size,
+          summary: `initrd (${compression}; content not checked: ${command[0]} is not installed)`,
+        };
       }
       return refuse(`${compression}-compressed data; install ${command[0]} so Bootbench can check whether it is an initrd`);
     }
@@ -464,7 +481,13 @@ interface LiveLayout {
 
 /** Ordered: first match wins (Clonezilla uses Debian live's layout plus its own marker file). */
 const LIVE_LAYOUTS: LiveLayout[] = [
-  { flavour: 'ubuntu-casper', dir: 'casper', kernel: /^(hwe-)?vmlinuz(\.efi)?$/i, initrd: /^(hwe-)?initrd(\.(lz|gz|img))?$/i, rootImage: 'casper/filesystem.squashfs' },
+  {
+    flavour: 'ubuntu-casper',
+    dir: 'casper',
+    kernel: /^(hwe-)?vmlinuz(\.efi)?$/i,
+    initrd: /^(hwe-)?initrd(\.(lz|gz|img))?$/i,
+    rootImage: 'casper/filesystem.squashfs',
+  },
   { flavour: 'clonezilla', dir: 'live', kernel: /^vmlinuz/i, initrd: /^initrd/i, rootImage: 'live/filesystem.squashfs', marker: 'Clonezilla-Live-Version' },
   { flavour: 'debian-live', dir: 'live', kernel: /^vmlinuz/i, initrd: /^initrd/i, rootImage: 'live/filesystem.squashfs' },
   { flavour: 'systemrescue', dir: 'sysresccd/boot/x86_64', kernel: /^vmlinuz$/i, initrd: /^sysresccd\.img$/i, rootImage: 'sysresccd/x86_64/airootfs.sfs' },
@@ -549,7 +572,10 @@ async function findLinux(image: IsoImage): Promise<IsoLinuxInfo | undefined> {
     const dir = await image.stat(layout.dir);
     if (!dir?.isDirectory) continue;
     if (layout.marker && !(await image.stat(layout.marker))) continue;
-    const files = (await image.list(layout.dir)).filter((e) => !e.isDirectory).map((e) => e.name).sort();
+    const files = (await image.list(layout.dir))
+      .filter((e) => !e.isDirectory)
+      .map((e) => e.name)
+      .sort();
     const kernel = files.find((n) => layout.kernel.test(n));
     const initrds = files.filter((n) => layout.initrd.test(n));
     if (!kernel || initrds.length === 0) continue;
@@ -619,7 +645,9 @@ function detectBiosNbp(path: string, head: Buffer, size: number, refuse: (reason
   const other = OTHER_MAGICS.find(([, magic]) => magic.every((byte, i) => head[i] === byte));
   if (other) refuse(`${other[0]}, not a boot file`);
   if (!(BIOS_NBP_EXTENSIONS as readonly string[]).includes(extension)) {
-    refuse(`not a recognised boot file (no PE, Linux kernel, initrd, ISO 9660, WIM or iPXE script header); a BIOS PXE program is only recognised by its name ending in ${BIOS_NBP_EXTENSIONS.join(', ')}`);
+    refuse(
+      `not a recognised boot file (no PE, Linux kernel, initrd, ISO 9660, WIM or iPXE script header); a BIOS PXE program is only recognised by its name ending in ${BIOS_NBP_EXTENSIONS.join(', ')}`,
+    );
   }
   if (size > BIOS_NBP_MAX_SIZE) {
     refuse(`named like a BIOS PXE program but ${size} bytes: a PXE ROM loads programs at 0x7C00 below 640 KiB, so at most ${BIOS_NBP_MAX_SIZE} bytes`);
@@ -639,4 +667,3 @@ export function describeBytes(bytes: Buffer): string {
   const ascii = [...first].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.')).join('');
   return `${hex} "${ascii}"`;
 }
-

@@ -62,7 +62,9 @@ function existing(store: Store, id: number): BootEntry {
 
 function refuseBuiltIn(entry: BootEntry, what: string): void {
   if (isBuiltInEntry(entry)) {
-    throw new EntryInputError(`"${entry.name}" is built in and cannot be ${what}: it is the choice "boot from the machine's own disk", which boot once falls back to.`);
+    throw new EntryInputError(
+      `"${entry.name}" is built in and cannot be ${what}: it is the choice "boot from the machine's own disk", which boot once falls back to.`,
+    );
   }
 }
 
@@ -114,22 +116,31 @@ export async function editEntry(store: Store, dataDir: string, id: number, edit:
 }
 
 async function withSecureBootChain(entry: BootEntry, dataDir: string): Promise<{ kind: 'secure-boot-chain'; files: EntryFile[]; warnings: string[] }> {
-  if (entry.kind !== 'kernel') throw new EntryInputError(`"${entry.name}" is ${entry.kind}: the Secure Boot chain (shim -> GRUB) starts a Linux kernel entry only.`);
+  if (entry.kind !== 'kernel')
+    throw new EntryInputError(`"${entry.name}" is ${entry.kind}: the Secure Boot chain (shim -> GRUB) starts a Linux kernel entry only.`);
   const kernel = entry.files.find((f) => f.arch === 'uefi64' && f.role === 'kernel');
   if (!kernel) throw new EntryInputError(`"${entry.name}" has no UEFI x64 kernel: the signed shim -> GRUB chain exists for UEFI x64 only.`);
   const shim = locateBootBinary('shim', { dataDir });
   const grub = locateBootBinary('grub', { dataDir });
-  if (!shim.path || !grub.path) throw new EntryInputError(`The Secure Boot chain needs the signed shim and GRUB, which are missing: ${(shim.hint ?? grub.hint)!}`);
+  if (!shim.path || !grub.path)
+    throw new EntryInputError(`The Secure Boot chain needs the signed shim and GRUB, which are missing: ${(shim.hint ?? grub.hint)!}`);
   const chain: EntryFile[] = [];
-  for (const [role, path] of [['shim', shim.path], ['grub', grub.path]] as const) {
+  for (const [role, path] of [
+    ['shim', shim.path],
+    ['grub', grub.path],
+  ] as const) {
     const { sha256, size } = await hashFile(path, undefined);
     chain.push({ arch: 'uefi64', role, path, size, sha256 });
   }
   const warnings: string[] = [];
   try {
     const detection = await detectFile(resolveEntryFilePath(kernel, dataDir));
-    if (detection.kind === 'kernel' && !detection.efiStub) warnings.push(`${entry.name}: the kernel has no EFI stub, so GRUB cannot verify or start it under Secure Boot.`);
-    else if (detection.kind === 'kernel' && !detection.signed) warnings.push(`${entry.name}: the kernel carries no signature; GRUB in Secure Boot lockdown refuses it (use a distribution-signed kernel). With Secure Boot off it boots.`);
+    if (detection.kind === 'kernel' && !detection.efiStub)
+      warnings.push(`${entry.name}: the kernel has no EFI stub, so GRUB cannot verify or start it under Secure Boot.`);
+    else if (detection.kind === 'kernel' && !detection.signed)
+      warnings.push(
+        `${entry.name}: the kernel carries no signature; GRUB in Secure Boot lockdown refuses it (use a distribution-signed kernel). With Secure Boot off it boots.`,
+      );
   } catch (err) {
     warnings.push(`${entry.name}: the kernel file could not be read to check its signature (${(err as Error).message}).`);
   }
@@ -151,7 +162,8 @@ export function pairInitrd(store: Store, kernelId: number, initrdId: number): Bo
   return store.transaction(() => {
     const kernel = existing(store, kernelId);
     const initrd = existing(store, initrdId);
-    if (kernel.kind !== 'kernel' && kernel.kind !== 'secure-boot-chain') throw new EntryInputError(`"${kernel.name}" is ${kernel.kind}, not a kernel: choose the kernel entry the initrd belongs to.`);
+    if (kernel.kind !== 'kernel' && kernel.kind !== 'secure-boot-chain')
+      throw new EntryInputError(`"${kernel.name}" is ${kernel.kind}, not a kernel: choose the kernel entry the initrd belongs to.`);
     if (initrd.kind !== 'initrd') throw new EntryInputError(`"${initrd.name}" is ${initrd.kind}, not an initrd.`);
     const users = entryUsers(store, initrdId);
     if (inUse(users)) throw new EntryInputError(`"${initrd.name}" is assigned to ${describeEntryUsers(users)}: assign them something else first.`);

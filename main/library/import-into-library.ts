@@ -51,7 +51,10 @@ export async function importIntoLibrary(store: Store, dataDir: string, paths: st
     else refused.push({ path: resolve(path), reason: `${path}: there is no such file or folder` });
   }
   const warnings: string[] = [];
-  const result = present.length > 0 ? await importPaths(present, { dataDir, mode: options.mode, name: options.name, onProgress: options.onProgress, signal: options.signal }) : { entries: [], refused: [] };
+  const result =
+    present.length > 0
+      ? await importPaths(present, { dataDir, mode: options.mode, name: options.name, onProgress: options.onProgress, signal: options.signal })
+      : { entries: [], refused: [] };
   refused.push(...result.refused);
 
   const candidates: ImportedEntry[] = [];
@@ -94,7 +97,11 @@ function secureBootBinaries(dataDir: string): { shim: string; grub: string } {
 
 /** Same kind and the same files (by content): importing twice does not make two entries. */
 export function findSameContent(store: Store, entry: Pick<ImportedEntry, 'kind' | 'files'>): BootEntry | undefined {
-  const key = (files: { arch: string; role: string; sha256: string }[]) => files.map((f) => `${f.arch}:${f.role}:${f.sha256}`).sort().join(',');
+  const key = (files: { arch: string; role: string; sha256: string }[]) =>
+    files
+      .map((f) => `${f.arch}:${f.role}:${f.sha256}`)
+      .sort()
+      .join(',');
   const wanted = key(entry.files);
   return store.entries.list().find((e) => e.kind === entry.kind && key(e.files) === wanted);
 }

@@ -80,7 +80,6 @@ export function resolveEntryFilePath(file: Pick<EntryFile, 'path'>, dataDir: str
   return isAbsolute(file.path) ? file.path : join(libraryDir(dataDir), file.path);
 }
 
-
 const MAX_FOLDER_FILES = 500;
 
 /**
@@ -274,7 +273,8 @@ function entryFileRows(plan: Plan, stored: { file: PlannedFile; path: string; si
   const classes = plan.architectures.length > 0 ? plan.architectures.map((a) => BOOT_CLASS_FOR_ARCHITECTURE[a]) : ['any'];
   const rows: ImportedFile[] = [];
   for (const arch of classes) {
-    for (const s of stored) rows.push({ arch, role: s.file.role, path: s.path, size: s.size, sha256: s.sha256, source: s.file.source, detection: s.file.detection });
+    for (const s of stored)
+      rows.push({ arch, role: s.file.role, path: s.path, size: s.size, sha256: s.sha256, source: s.file.source, detection: s.file.detection });
   }
   return rows;
 }
@@ -291,7 +291,14 @@ async function storePlan(plan: Plan, options: ImportOptions, counter: { totalByt
         continue;
       }
       folder ??= await createEntryFolder(options.dataDir, plan.name);
-      const target = join(libraryDir(options.dataDir), folder, uniqueName(file.name, stored.map((s) => basename(s.path))));
+      const target = join(
+        libraryDir(options.dataDir),
+        folder,
+        uniqueName(
+          file.name,
+          stored.map((s) => basename(s.path)),
+        ),
+      );
       let hashed: { sha256: string; size: number };
       if (options.mode === 'move') {
         hashed = await hashFile(file.source, undefined, options, counter);
@@ -332,7 +339,12 @@ function uniqueName(name: string, taken: string[]): string {
 }
 
 async function createEntryFolder(dataDir: string, name: string): Promise<string> {
-  const slug = name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'entry';
+  const slug =
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 60) || 'entry';
   const base = libraryDir(dataDir);
   await mkdir(base, { recursive: true });
   for (let i = 1; ; i++) {
@@ -364,7 +376,15 @@ export async function hashFile(
   const output = target ? createWriteStream(target, { flags: 'wx' }) : undefined;
   let bytes = 0;
   let reported = 0;
-  const report = () => options.onProgress?.({ file: source, phase: target ? 'copy' : 'hash', bytes, size: before.size, totalBytes: counter.totalBytes, totalSize: counter.totalSize });
+  const report = () =>
+    options.onProgress?.({
+      file: source,
+      phase: target ? 'copy' : 'hash',
+      bytes,
+      size: before.size,
+      totalBytes: counter.totalBytes,
+      totalSize: counter.totalSize,
+    });
   try {
     for await (const chunk of input as AsyncIterable<Buffer>) {
       options.signal?.throwIfAborted();
@@ -413,12 +433,19 @@ export async function toSecureBootChain(
   const kernel = entry.files.find((f) => f.role === 'kernel');
   const pe = kernel?.detection?.kind === 'kernel' ? kernel.detection : undefined;
   if (!pe?.efiStub) warnings.push(`${entry.name}: the kernel has no EFI stub, so GRUB cannot verify or start it under Secure Boot`);
-  else if (!pe.signed) warnings.push(`${entry.name}: the kernel carries no signature; GRUB in Secure Boot lockdown will refuse it (use a distribution-signed kernel)`);
+  else if (!pe.signed)
+    warnings.push(`${entry.name}: the kernel carries no signature; GRUB in Secure Boot lockdown will refuse it (use a distribution-signed kernel)`);
   const files: ImportedFile[] = [];
-  for (const [role, path] of [['shim', chain.shim], ['grub', chain.grub]] as const) {
+  for (const [role, path] of [
+    ['shim', chain.shim],
+    ['grub', chain.grub],
+  ] as const) {
     const { sha256, size } = await hashFile(path, undefined, options);
     files.push({ arch: 'uefi64', role, path, size, sha256, source: path });
   }
   files.push(...entry.files.filter((f) => f.arch === 'uefi64'));
-  return { entry: { ...entry, kind: 'secure-boot-chain', architectures: ['x64'], files, notes: `Secure Boot chain: shim -> GRUB -> ${entry.notes}` }, warnings };
+  return {
+    entry: { ...entry, kind: 'secure-boot-chain', architectures: ['x64'], files, notes: `Secure Boot chain: shim -> GRUB -> ${entry.notes}` },
+    warnings,
+  };
 }

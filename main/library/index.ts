@@ -23,7 +23,17 @@ export {
   type LiveFlavour,
 } from './detect.js';
 export { UdfImage, UdfFormatError } from './udf.js';
-export { IsoImage, IsoFormatError, openIsoFile, listIsoDirectory, extractIsoFile, decodeBootCatalog, type IsoDirectoryEntry, type IsoExtent, type ElToritoCatalog } from './iso9660.js';
+export {
+  IsoImage,
+  IsoFormatError,
+  openIsoFile,
+  listIsoDirectory,
+  extractIsoFile,
+  decodeBootCatalog,
+  type IsoDirectoryEntry,
+  type IsoExtent,
+  type ElToritoCatalog,
+} from './iso9660.js';
 export {
   importPaths,
   importPath,
@@ -64,9 +74,39 @@ export {
   type TaskKernel,
 } from './ipxe-script.js';
 export { nextAssignmentAfterFetch, finishingPaths, assignOnce, type BootOnceAssignment, type BootOnceTransition, type FetchEvent } from './boot-once.js';
-export { BOOT_BINARIES, BOOT_BINARY_MOUNTS, CHAINLOAD_BOOT_FILES, chainloadPolicy, locateBootBinary, defaultResourcesBootDir, type BootBinaryName, type BootBinaryLocation } from './boot-binaries.js';
-export { LibraryBootService, ensureLocalDiskEntry, assignOnceInStore, LOCAL_DISK_ENTRY_NAME, type LibraryBootServiceOptions, type LibraryMachineAssignment, type MountableFiles } from './boot-service.js';
-export { editEntry, entryDiskSize, pairInitrd, removeEntry, entryUsers, describeEntryUsers, isBuiltInEntry, ARGUMENT_KINDS, type EntryEdit, type EntryEditResult, type EntryRemoval, type EntryUsers } from './entry-edit.js';
+export {
+  BOOT_BINARIES,
+  BOOT_BINARY_MOUNTS,
+  CHAINLOAD_BOOT_FILES,
+  chainloadPolicy,
+  locateBootBinary,
+  defaultResourcesBootDir,
+  type BootBinaryName,
+  type BootBinaryLocation,
+} from './boot-binaries.js';
+export {
+  LibraryBootService,
+  ensureLocalDiskEntry,
+  assignOnceInStore,
+  LOCAL_DISK_ENTRY_NAME,
+  type LibraryBootServiceOptions,
+  type LibraryMachineAssignment,
+  type MountableFiles,
+} from './boot-service.js';
+export {
+  editEntry,
+  entryDiskSize,
+  pairInitrd,
+  removeEntry,
+  entryUsers,
+  describeEntryUsers,
+  isBuiltInEntry,
+  ARGUMENT_KINDS,
+  type EntryEdit,
+  type EntryEditResult,
+  type EntryRemoval,
+  type EntryUsers,
+} from './entry-edit.js';
 export { chainloadBootPrograms } from './boot-binaries.js';
 export { samePath } from './boot-once.js';
 export { MENU_TIMEOUT_SECONDS } from './boot-service.js';

@@ -73,7 +73,7 @@ export function buildIpxeBootstrap(httpBaseUrl: string): string {
     '#!ipxe',
     `chain ${base(httpBaseUrl)}/ipxe/machine.ipxe?mac=\${netX/mac}&uuid=\${uuid}&platform=\${platform}&buildarch=\${buildarch} || goto failed`,
     ':failed',
-    'echo Bootbench: could not fetch this machine\'s boot script; booting from the local disk in 10 s',
+    "echo Bootbench: could not fetch this machine's boot script; booting from the local disk in 10 s",
     'sleep 10',
     'exit',
     '',
@@ -100,7 +100,10 @@ function safeText(text: string): string {
 }
 
 function joinArgs(...parts: (string | undefined)[]): string {
-  return parts.map((p) => (p ?? '').trim()).filter(Boolean).join(' ');
+  return parts
+    .map((p) => (p ?? '').trim())
+    .filter(Boolean)
+    .join(' ');
 }
 
 /*
@@ -138,13 +141,19 @@ export function liveKernelArguments(linux: IsoLinuxInfo, urls: { iso: string; is
 
 /** The per-machine iPXE script. */
 export function buildIpxeScript(request: BootRequest, ctx: ScriptContext): string {
-  const who = ctx.machineName ? `${safeText(ctx.machineName)} (${ctx.mac ?? 'unknown MAC'})` : ctx.mac ?? 'this machine';
+  const who = ctx.machineName ? `${safeText(ctx.machineName)} (${ctx.mac ?? 'unknown MAC'})` : (ctx.mac ?? 'this machine');
   const lines = ['#!ipxe', `# Bootbench script for ${safeText(who)}, ${ctx.architecture}`];
   if (request.action === 'local-disk') {
     lines.push(`echo Bootbench: ${safeText(who)} boots from its local disk${request.reason ? ` (${safeText(request.reason)})` : ''}`, ...localDiskLines());
   } else if (request.action === 'entry') {
     lines.push(`echo Bootbench: ${safeText(who)} boots ${safeText(request.entry.name)}${request.bootOnce ? ' (once, then local disk)' : ''}`);
-    lines.push(...entryLines(request.entry, ctx), ':failed', `echo Bootbench: booting ${safeText(request.entry.name)} failed; local disk in 10 s`, 'sleep 10', ...localDiskLines());
+    lines.push(
+      ...entryLines(request.entry, ctx),
+      ':failed',
+      `echo Bootbench: booting ${safeText(request.entry.name)} failed; local disk in 10 s`,
+      'sleep 10',
+      ...localDiskLines(),
+    );
   } else {
     lines.push(...menuLines(request, ctx));
   }
@@ -182,7 +191,11 @@ function entryLines(entry: ScriptEntry, ctx: ScriptContext): string[] {
       const kernel = files.find((f) => f.role === 'kernel');
       if (!kernel) return missing('kernel');
       const initrds = files.filter((f) => f.role === 'initrd');
-      return kernelLines(url(kernel), initrds.map((i) => ({ url: url(i), name: name(i) })), entry.arguments);
+      return kernelLines(
+        url(kernel),
+        initrds.map((i) => ({ url: url(i), name: name(i) })),
+        entry.arguments,
+      );
     }
     case 'initrd':
       return [`echo Bootbench: ${safeText(entry.name)} is an initrd on its own; give it a kernel (import both together)`, 'goto failed'];
@@ -203,12 +216,21 @@ function entryLines(entry: ScriptEntry, ctx: ScriptContext): string[] {
         const inner = (p: string) => isoInnerUrl(ctx.httpBaseUrl, entry.id, p);
         const isoRoot = `${base(ctx.httpBaseUrl)}/library/e${entry.id}/iso`;
         const live = liveKernelArguments(linux, { iso: url(iso), isoRoot, inner });
-        return kernelLines(inner(linux.kernel), linux.initrds.map((p) => ({ url: inner(p), name: posix.basename(p) })), joinArgs(live, entry.arguments));
+        return kernelLines(
+          inner(linux.kernel),
+          linux.initrds.map((p) => ({ url: inner(p), name: posix.basename(p) })),
+          joinArgs(live, entry.arguments),
+        );
       }
       const windows = entry.iso?.windows;
       if (windows && windows.bcd && windows.bootSdi && windows.bootWim) {
         const inner = (p?: string) => p && isoInnerUrl(ctx.httpBaseUrl, entry.id, p);
-        return wimbootLines(ctx, entry.name, { bootmgr: inner(windows.bootmgr), bcd: inner(windows.bcd), bootSdi: inner(windows.bootSdi), bootWim: inner(windows.bootWim) });
+        return wimbootLines(ctx, entry.name, {
+          bootmgr: inner(windows.bootmgr),
+          bcd: inner(windows.bcd),
+          bootSdi: inner(windows.bootSdi),
+          bootWim: inner(windows.bootWim),
+        });
       }
       // Anything else boots as a virtual CD: iPXE reads it by HTTP range requests.
       return [`sanboot ${url(iso)} || goto failed`];
@@ -273,7 +295,7 @@ function menuLines(request: Extract<BootRequest, { action: 'menu' }>, ctx: Scrip
     `menu Bootbench: choose what ${safeText(ctx.machineName ?? ctx.mac ?? 'this PC')} boots`,
     'item --gap -- Boot entries',
     ...usable.map((e) => `item ${label(e)} ${safeText(e.name)} (${e.kind})`),
-    ...(others.length > 0 ? ['item --gap -- Not for this machine\'s firmware:', ...others.map((e) => `item --gap --   ${safeText(e.name)}`)] : []),
+    ...(others.length > 0 ? ["item --gap -- Not for this machine's firmware:", ...others.map((e) => `item --gap --   ${safeText(e.name)}`)] : []),
     'item --gap --',
     `item ${MENU_LABEL_LOCAL} Local disk`,
     `item ${MENU_LABEL_SHELL} iPXE shell`,
@@ -359,7 +381,11 @@ function grubEntryBody(entry: ScriptEntry, ctx: GrubContext): string[] {
   const nbp = files.find((f) => f.role === 'nbp');
   if (entry.kind === 'nbp' && nbp) return [`  chainloader ${dev}${entryFileServedPath(entry.id, nbp.path)}`];
   if (entry.kind === 'local-disk') return ['  exit'];
-  return [`  echo ${grubQuote(`${entry.name} (${entry.kind}) cannot boot through GRUB under Secure Boot; use an iPXE entry with Secure Boot off`)}`, '  sleep 10', '  exit'];
+  return [
+    `  echo ${grubQuote(`${entry.name} (${entry.kind}) cannot boot through GRUB under Secure Boot; use an iPXE entry with Secure Boot off`)}`,
+    '  sleep 10',
+    '  exit',
+  ];
 }
 
 /** Kinds GRUB can start under Secure Boot lockdown (signed kernels, signed EFI programs). */
@@ -391,9 +417,7 @@ export function buildGrubConfig(request: BootRequest, ctx: GrubContext): string 
  * A boot that takes precedence over the machine's assignment (an imaging task): a kernel and
  * its initrds at paths of the host's TFTP/HTTP namespace, or why it cannot boot.
  */
-export type TaskKernel =
-  | { name: string; kernel: string; initrds: string[]; arguments: string }
-  | { name: string; unavailable: string };
+export type TaskKernel = { name: string; kernel: string; initrds: string[]; arguments: string } | { name: string; unavailable: string };
 
 /** grub.cfg that boots a task's kernel at once (signed kernels only: GRUB verifies it through shim). */
 export function buildGrubTaskConfig(task: TaskKernel, ctx: GrubContext): string {

@@ -183,14 +183,18 @@ export class IsoImage {
 
   /** Finds a file or directory by path (separators / or \, any case); undefined when absent. */
   async stat(innerPath: string): Promise<IsoDirectoryEntry | undefined> {
-    const parts = innerPath.replace(/\\/g, '/').split('/').filter((p) => p !== '' && p !== '.');
+    const parts = innerPath
+      .replace(/\\/g, '/')
+      .split('/')
+      .filter((p) => p !== '' && p !== '.');
     if (parts.some((p) => p === '..')) return undefined;
     let current = this.rootEntry();
     for (const part of parts) {
       if (!current.isDirectory) return undefined;
       const entries = await this.readDirectory(current);
       const wanted = part.toLowerCase();
-      const next = entries.find((e) => e.name.toLowerCase() === wanted) ??
+      const next =
+        entries.find((e) => e.name.toLowerCase() === wanted) ??
         // A plain ISO 9660 level-1 image may only know "VMLINUZ" or "INITRD.GZ": try the 8.3 mangling too.
         entries.find((e) => e.name.toLowerCase() === wanted.replace(/-/g, '_'));
       if (!next) return undefined;
@@ -226,7 +230,13 @@ export class IsoImage {
   }
 
   private rootEntry(): IsoDirectoryEntry {
-    return { name: '', isDirectory: true, offset: this.root.lba * ISO_SECTOR, size: this.root.size, extents: [{ offset: this.root.lba * ISO_SECTOR, size: this.root.size }] };
+    return {
+      name: '',
+      isDirectory: true,
+      offset: this.root.lba * ISO_SECTOR,
+      size: this.root.size,
+      extents: [{ offset: this.root.lba * ISO_SECTOR, size: this.root.size }],
+    };
   }
 
   private async readDirectory(dir: IsoDirectoryEntry): Promise<IsoDirectoryEntry[]> {

@@ -88,7 +88,8 @@ export class UdfImage {
     for (let i = 0; i < Math.min(64, Math.ceil(vdsLength / SECTOR)); i++) {
       const d = await readAt(handle, (vdsLocation + i) * SECTOR, SECTOR);
       const id = tagId(d);
-      if (id === 5) partitions.set(d.readUInt16LE(22), d.readUInt32LE(188)); // partition number -> start
+      if (id === 5)
+        partitions.set(d.readUInt16LE(22), d.readUInt32LE(188)); // partition number -> start
       else if (id === 6 && !logicalVolume) logicalVolume = d;
       else if (id === 8 || id === -1) break; // terminating descriptor, or the end of the sequence
     }
@@ -220,10 +221,20 @@ export class UdfImage {
   }
 
   private async find(innerPath: string): Promise<(IsoDirectoryEntry & { icb: Icb }) | undefined> {
-    const parts = innerPath.replace(/\\/g, '/').split('/').filter((p) => p !== '' && p !== '.');
+    const parts = innerPath
+      .replace(/\\/g, '/')
+      .split('/')
+      .filter((p) => p !== '' && p !== '.');
     if (parts.includes('..')) return undefined;
     const root = await this.readEntry(this.root);
-    let current: IsoDirectoryEntry & { icb: Icb } = { name: '', isDirectory: root.isDirectory, offset: 0, size: root.size, extents: root.extents, icb: this.root };
+    let current: IsoDirectoryEntry & { icb: Icb } = {
+      name: '',
+      isDirectory: root.isDirectory,
+      offset: 0,
+      size: root.size,
+      extents: root.extents,
+      icb: this.root,
+    };
     for (const part of parts) {
       if (!current.isDirectory) return undefined;
       const next = (await this.readDirectory(current.icb)).find((e) => e.name.toLowerCase() === part.toLowerCase());
@@ -233,4 +244,3 @@ export class UdfImage {
     return current;
   }
 }
-

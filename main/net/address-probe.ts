@@ -44,7 +44,10 @@ export class PolledAddressProber {
   /** Called when reading the socket fails (the DHCP service reports it). */
   onError?: (reason: string) => void;
 
-  constructor(private readonly socket: ProbeSocket, options: { timeoutMs?: number; clock?: Clock } = {}) {
+  constructor(
+    private readonly socket: ProbeSocket,
+    options: { timeoutMs?: number; clock?: Clock } = {},
+  ) {
     this.clock = options.clock ?? systemClock;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_ADDRESS_PROBE_MS;
   }

@@ -124,7 +124,9 @@ class ArpSocket implements ProbeSocket {
     this.fd = this.c.socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ARP));
     if (this.fd < 0) {
       const code = this.c.lastError();
-      throw new Error(code === 'EPERM' || code === 'EACCES' ? `ARP needs a raw socket, which needs root or CAP_NET_RAW (${code})` : `cannot open a packet socket: ${code}`);
+      throw new Error(
+        code === 'EPERM' || code === 'EACCES' ? `ARP needs a raw socket, which needs root or CAP_NET_RAW (${code})` : `cannot open a packet socket: ${code}`,
+      );
     }
     const bound = encodeSockaddrLl(this.ifindex);
     if (this.c.bind(this.fd, bound, bound.length) !== 0) {

@@ -89,25 +89,11 @@ export function explainBindFailure(failure: BindFailure): PortBindError {
     case 'EADDRINUSE': {
       const owners = platform === 'linux' ? (failure.findOwners ?? findPortOwners)(protocol, port) : [];
       const who = describePortOwners(owners);
-      const holder = who
-        ? `by ${who}`
-        : owners.length
-          ? 'by a process of another user (run as root to see which)'
-          : 'by another program';
+      const holder = who ? `by ${who}` : owners.length ? 'by a process of another user (run as root to see which)' : 'by another program';
       const unit = owners.map((o) => SYSTEMD_UNITS[o.command ?? '']).find(Boolean);
       const stopHint = unit && platform === 'linux' ? ` (\`sudo systemctl stop ${unit}\`)` : '';
-      const alternative =
-        port === 67 || port === 4011
-          ? 'or configure it not to listen on the bench NIC, then start Bootbench again'
-          : 'or pick another port';
-      return new PortBindError(
-        `${label}${where} is already in use ${holder}: stop it${stopHint}, ${alternative}.`,
-        port,
-        code,
-        protocol,
-        'in-use',
-        owners,
-      );
+      const alternative = port === 67 || port === 4011 ? 'or configure it not to listen on the bench NIC, then start Bootbench again' : 'or pick another port';
+      return new PortBindError(`${label}${where} is already in use ${holder}: stop it${stopHint}, ${alternative}.`, port, code, protocol, 'in-use', owners);
     }
     case 'EADDRNOTAVAIL':
       return new PortBindError(
@@ -137,11 +123,7 @@ export function explainDeviceBindFailure(interfaceName: string, code: string, pl
       platform === 'linux'
         ? 'tying a socket to one network interface (SO_BINDTODEVICE) needs root or the CAP_NET_RAW capability on this kernel'
         : 'tying a socket to one network interface needs administrator rights';
-    return new DeviceBindError(
-      `Cannot limit the DHCP/TFTP sockets to ${interfaceName}: ${why}. Fix: ${privilegeFix(platform)}.`,
-      interfaceName,
-      code,
-    );
+    return new DeviceBindError(`Cannot limit the DHCP/TFTP sockets to ${interfaceName}: ${why}. Fix: ${privilegeFix(platform)}.`, interfaceName, code);
   }
   return new DeviceBindError(`Cannot limit sockets to interface ${interfaceName}: ${code}.`, interfaceName, code);
 }

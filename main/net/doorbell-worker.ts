@@ -24,7 +24,12 @@ type FirstMessage = { type: string; reason?: string };
  * `{ port, doorbellFd }` as workerData. Resolves to the worker once it reported ready, or
  * to the reason it cannot run here.
  */
-export async function startDoorbellWorker(built: URL, source: URL, sourceMode: boolean, platform: NodeJS.Platform): Promise<DoorbellWorker | { reason: string }> {
+export async function startDoorbellWorker(
+  built: URL,
+  source: URL,
+  sourceMode: boolean,
+  platform: NodeJS.Platform,
+): Promise<DoorbellWorker | { reason: string }> {
   const sys = loadLinuxSyscalls(platform);
   if (!sys) return { reason: `no koffi/Linux syscalls on ${platform}/${process.arch}` };
   let doorbellFd: number;

@@ -68,10 +68,22 @@ export async function checkFirewall(options: FirewallCheckOptions = {}): Promise
       case 'linux':
         return await checkLinuxFirewall(run, options.interfaceName, options.httpPort);
       default:
-        return [{ level: 'unknown', message: `firewall: doctor cannot read the firewall on ${platform}`, fix: 'make sure UDP 67, 69 and 4011 may reach this machine on the bench NIC' }];
+        return [
+          {
+            level: 'unknown',
+            message: `firewall: doctor cannot read the firewall on ${platform}`,
+            fix: 'make sure UDP 67, 69 and 4011 may reach this machine on the bench NIC',
+          },
+        ];
     }
   } catch (err) {
-    return [{ level: 'unknown', message: `firewall: could not be checked (${(err as Error).message})`, fix: 'make sure UDP 67, 69 and 4011 may reach this machine on the bench NIC' }];
+    return [
+      {
+        level: 'unknown',
+        message: `firewall: could not be checked (${(err as Error).message})`,
+        fix: 'make sure UDP 67, 69 and 4011 may reach this machine on the bench NIC',
+      },
+    ];
   }
 }
 
@@ -143,7 +155,13 @@ export function parseWindowsFirewallJson(text: string): { profiles: WindowsProfi
   if (profiles.length === 0) return undefined;
   const rules = (asList(data.rules) as Record<string, unknown>[])
     .filter((r) => r && typeof r === 'object')
-    .map((r) => ({ name: String(r.Name ?? ''), enabled: truthy(r.Enabled), direction: String(r.Direction ?? ''), action: String(r.Action ?? ''), profile: String(r.Profile ?? '') }));
+    .map((r) => ({
+      name: String(r.Name ?? ''),
+      enabled: truthy(r.Enabled),
+      direction: String(r.Direction ?? ''),
+      action: String(r.Action ?? ''),
+      profile: String(r.Profile ?? ''),
+    }));
   return { profiles, rules };
 }
 
@@ -186,17 +204,21 @@ async function checkWindowsFirewall(run: CommandRunner, program: string): Promis
   if (states) {
     const on = states.filter((s) => s.enabled).map((s) => s.name);
     if (on.length === 0) return [{ level: 'ok', message: `firewall: Windows Firewall is off (${states.map((s) => s.name).join(', ')} profiles)` }];
-    return [{
-      level: 'warn',
-      message: `firewall: Windows Firewall is on for the ${on.join(', ')} profile${on.length > 1 ? 's' : ''}; whether it lets ${program} receive PXE requests could not be read (${describeFailure('PowerShell', ps)})`,
-      fix: windowsAddRuleFix(program),
-    }];
+    return [
+      {
+        level: 'warn',
+        message: `firewall: Windows Firewall is on for the ${on.join(', ')} profile${on.length > 1 ? 's' : ''}; whether it lets ${program} receive PXE requests could not be read (${describeFailure('PowerShell', ps)})`,
+        fix: windowsAddRuleFix(program),
+      },
+    ];
   }
-  return [{
-    level: 'unknown',
-    message: `firewall: the Windows Firewall state could not be read (${describeFailure('PowerShell', ps)}; ${netsh.code === 0 ? 'netsh printed an unexpected format' : describeFailure('netsh', netsh)})`,
-    fix: `open Windows Security > Firewall & network protection and allow ${program} on the bench network`,
-  }];
+  return [
+    {
+      level: 'unknown',
+      message: `firewall: the Windows Firewall state could not be read (${describeFailure('PowerShell', ps)}; ${netsh.code === 0 ? 'netsh printed an unexpected format' : describeFailure('netsh', netsh)})`,
+      fix: `open Windows Security > Firewall & network protection and allow ${program} on the bench network`,
+    },
+  ];
 }
 
 /** Findings from the profiles and our program's rules. Pure, for the tests. */
@@ -224,7 +246,10 @@ export function describeWindowsFirewall(state: { profiles: WindowsProfile[]; rul
     });
   } else if (allowing.length) {
     const defaultAllows = enabled.every((p) => /^allow$/i.test(p.defaultInboundAction));
-    findings.push({ level: 'ok', message: `firewall: Windows Firewall is on (${names}) and ${defaultAllows ? 'allows inbound by default' : `rule "${allowing[0].name}" lets ${program} receive (${allowing[0].profile})`}` });
+    findings.push({
+      level: 'ok',
+      message: `firewall: Windows Firewall is on (${names}) and ${defaultAllows ? 'allows inbound by default' : `rule "${allowing[0].name}" lets ${program} receive (${allowing[0].profile})`}`,
+    });
   } else if (enabled.every((p) => /^allow$/i.test(p.defaultInboundAction))) {
     findings.push({ level: 'ok', message: `firewall: Windows Firewall is on (${names}) and allows inbound by default` });
   } else {
@@ -280,29 +305,45 @@ async function checkMacFirewall(run: CommandRunner, program: string): Promise<Fi
   const global = await run(SOCKETFILTERFW, ['--getglobalstate']);
   const state = parseMacGlobalState(global.stdout);
   if (state === undefined) {
-    return [{ level: 'unknown', message: `firewall: the macOS firewall state could not be read (${global.code === 0 ? `unexpected output "${global.stdout.trim().slice(0, 80)}"` : describeFailure('socketfilterfw', global)})`, fix: 'check System Settings > Network > Firewall, and allow Bootbench there' }];
+    return [
+      {
+        level: 'unknown',
+        message: `firewall: the macOS firewall state could not be read (${global.code === 0 ? `unexpected output "${global.stdout.trim().slice(0, 80)}"` : describeFailure('socketfilterfw', global)})`,
+        fix: 'check System Settings > Network > Firewall, and allow Bootbench there',
+      },
+    ];
   }
   if (state === 0) return [{ level: 'ok', message: 'firewall: the macOS firewall is off' }];
   const blockAll = state === 2 || parseMacBlockAll((await run(SOCKETFILTERFW, ['--getblockall'])).stdout) === true;
   if (blockAll) {
-    return [{
-      level: 'error',
-      message: 'firewall: the macOS firewall blocks all incoming connections: PXE clients get no answer',
-      fix: `System Settings > Network > Firewall > Options: turn off "Block all incoming connections" (or: sudo ${SOCKETFILTERFW} --setblockall off)`,
-    }];
+    return [
+      {
+        level: 'error',
+        message: 'firewall: the macOS firewall blocks all incoming connections: PXE clients get no answer',
+        fix: `System Settings > Network > Firewall > Options: turn off "Block all incoming connections" (or: sudo ${SOCKETFILTERFW} --setblockall off)`,
+      },
+    ];
   }
   const app = await run(SOCKETFILTERFW, ['--getappblocked', program]);
   const verdict = parseMacAppBlocked(app.stdout);
   const allowFix = `sudo ${SOCKETFILTERFW} --add "${program}" && sudo ${SOCKETFILTERFW} --unblockapp "${program}"`;
   if (verdict === 'allowed') return [{ level: 'ok', message: `firewall: the macOS firewall is on and lets ${program} receive` }];
   if (verdict === 'blocked') {
-    return [{ level: 'error', message: `firewall: the macOS firewall blocks incoming connections to ${program}: PXE clients get no answer`, fix: `sudo ${SOCKETFILTERFW} --unblockapp "${program}" (or System Settings > Network > Firewall > Options)` }];
+    return [
+      {
+        level: 'error',
+        message: `firewall: the macOS firewall blocks incoming connections to ${program}: PXE clients get no answer`,
+        fix: `sudo ${SOCKETFILTERFW} --unblockapp "${program}" (or System Settings > Network > Firewall > Options)`,
+      },
+    ];
   }
-  return [{
-    level: 'warn',
-    message: `firewall: the macOS firewall is on and ${program} is not in its list; macOS asks whether it may accept incoming connections when it first listens, and if nobody answers "Allow" PXE clients get no answer`,
-    fix: allowFix,
-  }];
+  return [
+    {
+      level: 'warn',
+      message: `firewall: the macOS firewall is on and ${program} is not in its list; macOS asks whether it may accept incoming connections when it first listens, and if nobody answers "Allow" PXE clients get no answer`,
+      fix: allowFix,
+    },
+  ];
 }
 
 // ---------------------------------------------------------------- Linux (nftables)
@@ -362,7 +403,10 @@ export function nftInputVerdict(ruleset: NftObject, facts: PacketFacts): Decisio
       return undefined;
     };
     const result = walk(base.name, 0);
-    const decided = result && result !== 'return' ? result : { verdict: (String(base.policy ?? 'accept') as Verdict), where: `the policy of chain ${base.name} in table ${base.family} ${base.table}` };
+    const decided =
+      result && result !== 'return'
+        ? result
+        : { verdict: String(base.policy ?? 'accept') as Verdict, where: `the policy of chain ${base.name} in table ${base.family} ${base.table}` };
     if (decided.verdict !== 'accept') return { ...decided, uncertain };
   }
   return undefined;
@@ -415,7 +459,11 @@ function matchOne(m: NftObject, facts: PacketFacts): Match {
 
 function valueMatches(right: unknown, ...wanted: (string | number)[]): Match {
   if (typeof right === 'string' && right.startsWith('@')) return 'maybe'; // a named set
-  const values: unknown[] = Array.isArray(right) ? right : right && typeof right === 'object' && 'set' in (right as object) ? asList((right as { set: unknown }).set) : [right];
+  const values: unknown[] = Array.isArray(right)
+    ? right
+    : right && typeof right === 'object' && 'set' in (right as object)
+      ? asList((right as { set: unknown }).set)
+      : [right];
   let unsure = false;
   for (const v of values) {
     if (typeof v === 'number' || typeof v === 'string') {
@@ -460,41 +508,65 @@ export function describeNftRuleset(ruleset: NftObject, interfaceName: string | u
   return findings;
 }
 
-function describeNftPorts(ruleset: NftObject, interfaceName: string | undefined, protocol: 'udp' | 'tcp', ports: { port: number; service: string }[]): FirewallFinding[] {
+function describeNftPorts(
+  ruleset: NftObject,
+  interfaceName: string | undefined,
+  protocol: 'udp' | 'tcp',
+  ports: { port: number; service: string }[],
+): FirewallFinding[] {
   const nic = interfaceName ?? 'the bench NIC';
   const blocked = ports.map((p) => ({ ...p, decision: nftInputVerdict(ruleset, { protocol, port: p.port, interfaceName }) })).filter((p) => p.decision);
   const list = ports.map((p) => p.port).join(', ');
-  if (blocked.length === 0) return [{ level: 'ok', message: `firewall: nftables lets ${protocol.toUpperCase()} ${list.replace(/, (\d+)$/, ' and $1')} in on ${nic}` }];
+  if (blocked.length === 0)
+    return [{ level: 'ok', message: `firewall: nftables lets ${protocol.toUpperCase()} ${list.replace(/, (\d+)$/, ' and $1')} in on ${nic}` }];
   const first = blocked[0].decision!;
   const names = blocked.map((p) => `${p.port} (${p.service})`).join(', ');
   const table = /table (\S+ \S+)$/.exec(first.where)?.[1] ?? 'inet filter';
   const chain = /chain (\S+)/.exec(first.where)?.[1] ?? 'input';
   const uncertain = [...new Set(blocked.flatMap((p) => p.decision!.uncertain))];
-  return [{
-    level: uncertain.length ? 'warn' : 'error',
-    message: `firewall: nftables ${first.verdict === 'reject' ? 'rejects' : 'drops'} ${protocol.toUpperCase()} ${names} arriving on ${nic}: ${first.where}` +
-      (uncertain.length ? ` (unless ${uncertain.join(', ')}, which doctor cannot evaluate, accepts them)` : ''),
-    fix: `as root: nft insert rule ${table} ${chain} iifname "${interfaceName ?? 'NIC'}" ${protocol} dport { ${list} } accept (and the same in your firewall's saved configuration)`,
-  }];
+  return [
+    {
+      level: uncertain.length ? 'warn' : 'error',
+      message:
+        `firewall: nftables ${first.verdict === 'reject' ? 'rejects' : 'drops'} ${protocol.toUpperCase()} ${names} arriving on ${nic}: ${first.where}` +
+        (uncertain.length ? ` (unless ${uncertain.join(', ')}, which doctor cannot evaluate, accepts them)` : ''),
+      fix: `as root: nft insert rule ${table} ${chain} iifname "${interfaceName ?? 'NIC'}" ${protocol} dport { ${list} } accept (and the same in your firewall's saved configuration)`,
+    },
+  ];
 }
 
 async function checkLinuxFirewall(run: CommandRunner, interfaceName: string | undefined, httpPort: number | undefined): Promise<FirewallFinding[]> {
   const out = await run('nft', ['-j', 'list', 'ruleset']);
   if (out.code !== 0) {
     const denied = /permission|not permitted/i.test(out.stderr);
-    return [{
-      level: 'unknown',
-      message: `firewall: nftables rules not checked (${denied ? 'reading them needs root' : describeFailure('nft', out)})`,
-      fix: denied ? 'run doctor as root to check the firewall rules' : 'make sure no firewall rule drops UDP 67, 69 and 4011 arriving on the bench NIC',
-    }];
+    return [
+      {
+        level: 'unknown',
+        message: `firewall: nftables rules not checked (${denied ? 'reading them needs root' : describeFailure('nft', out)})`,
+        fix: denied ? 'run doctor as root to check the firewall rules' : 'make sure no firewall rule drops UDP 67, 69 and 4011 arriving on the bench NIC',
+      },
+    ];
   }
   if (out.stdout.trim() === '') return [{ level: 'ok', message: 'firewall: no nftables rules' }];
   let ruleset: NftObject;
   try {
     ruleset = JSON.parse(out.stdout);
   } catch {
-    return [{ level: 'unknown', message: 'firewall: nft printed something that is not JSON; rules not checked', fix: 'make sure no firewall rule drops UDP 67, 69 and 4011 arriving on the bench NIC' }];
+    return [
+      {
+        level: 'unknown',
+        message: 'firewall: nft printed something that is not JSON; rules not checked',
+        fix: 'make sure no firewall rule drops UDP 67, 69 and 4011 arriving on the bench NIC',
+      },
+    ];
   }
-  if (!Array.isArray(ruleset?.nftables)) return [{ level: 'unknown', message: 'firewall: unexpected nft JSON; rules not checked', fix: 'make sure no firewall rule drops UDP 67, 69 and 4011 arriving on the bench NIC' }];
+  if (!Array.isArray(ruleset?.nftables))
+    return [
+      {
+        level: 'unknown',
+        message: 'firewall: unexpected nft JSON; rules not checked',
+        fix: 'make sure no firewall rule drops UDP 67, 69 and 4011 arriving on the bench NIC',
+      },
+    ];
   return describeNftRuleset(ruleset, interfaceName, httpPort);
 }

@@ -86,7 +86,10 @@ class IcmpSocket implements ProbeSocket {
   private readonly fromLength = Buffer.alloc(4);
   private readonly recvFlags: number;
 
-  constructor(interfaceName: string, private readonly platform: NodeJS.Platform) {
+  constructor(
+    interfaceName: string,
+    private readonly platform: NodeJS.Platform,
+  ) {
     if (platform !== 'linux' && platform !== 'darwin') throw new Error(`the ICMP check is implemented on Linux and macOS only (this is ${platform})`);
     this.c = loadLibc(platform);
     // macOS has no SOCK_NONBLOCK: each read asks not to wait instead.
@@ -94,7 +97,11 @@ class IcmpSocket implements ProbeSocket {
     this.recvFlags = platform === 'linux' ? 0 : DARWIN_MSG_DONTWAIT;
     if (this.fd < 0) {
       const code = this.c.lastError();
-      throw new Error(code === 'EACCES' || code === 'EPERM' ? `ping sockets are not allowed for this user (net.ipv4.ping_group_range; ${code})` : `cannot open an ICMP socket: ${code}`);
+      throw new Error(
+        code === 'EACCES' || code === 'EPERM'
+          ? `ping sockets are not allowed for this user (net.ipv4.ping_group_range; ${code})`
+          : `cannot open an ICMP socket: ${code}`,
+      );
     }
     try {
       tieToDevice(this.c, this.fd, interfaceName, platform);

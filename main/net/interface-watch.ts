@@ -28,7 +28,11 @@ export function diffInterface(previous: NetInterface | undefined, current: NetIn
   const kinds: InterfaceChangeKind[] = [];
   if (previous.index !== undefined && current.index !== undefined && previous.index !== current.index) kinds.push('replaced');
   if (previous.up !== current.up) kinds.push(current.up ? 'link-up' : 'link-down');
-  const addresses = (nic: NetInterface) => nic.ipv4.map((a) => `${a.address}/${a.prefixLength}`).sort().join(',');
+  const addresses = (nic: NetInterface) =>
+    nic.ipv4
+      .map((a) => `${a.address}/${a.prefixLength}`)
+      .sort()
+      .join(',');
   if (addresses(previous) !== addresses(current)) kinds.push('addresses');
   return kinds;
 }

@@ -163,7 +163,9 @@ export function classifyLinuxInterface(dir: string, name: string): InterfaceKind
   // Real /sys: virtual devices live under /sys/devices/virtual even if a driver links `device`.
   try {
     if (realpathSync(dir).includes('/devices/virtual/')) return 'virtual';
-  } catch { /* fake trees in tests are plain directories */ }
+  } catch {
+    /* fake trees in tests are plain directories */
+  }
   return 'wired';
 }
 
@@ -177,7 +179,9 @@ function linuxPortAndTap(dir: string): Pick<NetInterface, 'portOf' | 'tunTap'> {
     let master = '';
     try {
       master = basename(readlinkSync(join(dir, 'master')));
-    } catch { /* a fake tree may have no link: still a port */ }
+    } catch {
+      /* a fake tree may have no link: still a port */
+    }
     facts.portOf = master || '(unknown)';
   }
   if (existsSync(join(dir, 'tun_flags'))) facts.tunTap = true;
@@ -205,22 +209,24 @@ function readSysFile(dir: string, file: string): string | undefined {
 
 /** macOS and Windows: os.networkInterfaces() is all there is; kinds are guessed from names. */
 function listFromAddresses(addresses: NodeJS.Dict<os.NetworkInterfaceInfo[]>, platform: NodeJS.Platform): NetInterface[] {
-  return Object.keys(addresses).sort(compareInterfaceNames).map((name) => {
-    const infos = addresses[name] ?? [];
-    const { ipv4, ipv6 } = splitAddresses(infos);
-    const mac = normaliseMac(infos.find((i) => i.mac && i.mac !== '00:00:00:00:00:00')?.mac ?? '');
-    const internal = infos.some((i) => i.internal);
-    return {
-      name,
-      mac,
-      ipv4,
-      ipv6,
-      // libuv lists only interfaces that are up and running.
-      up: true,
-      kind: internal ? 'loopback' : guessKindFromName(name, platform),
-      mtu: 0, // not reported by Node outside Linux
-    };
-  });
+  return Object.keys(addresses)
+    .sort(compareInterfaceNames)
+    .map((name) => {
+      const infos = addresses[name] ?? [];
+      const { ipv4, ipv6 } = splitAddresses(infos);
+      const mac = normaliseMac(infos.find((i) => i.mac && i.mac !== '00:00:00:00:00:00')?.mac ?? '');
+      const internal = infos.some((i) => i.internal);
+      return {
+        name,
+        mac,
+        ipv4,
+        ipv6,
+        // libuv lists only interfaces that are up and running.
+        up: true,
+        kind: internal ? 'loopback' : guessKindFromName(name, platform),
+        mtu: 0, // not reported by Node outside Linux
+      };
+    });
 }
 
 /** Best effort outside Linux: names are the only hint Node gives. */
@@ -296,7 +302,10 @@ export function chooseLikelyBenchInterface(list: NetInterface[]): NetInterface |
 /** Thrown by resolveServeInterface; the message is meant for the user as is. */
 export class InterfaceChoiceError extends Error {
   override readonly name = 'InterfaceChoiceError';
-  constructor(message: string, readonly candidates: string[]) {
+  constructor(
+    message: string,
+    readonly candidates: string[],
+  ) {
     super(message);
   }
 }

@@ -59,7 +59,9 @@ export function findPortOwners(proto: PortProtocol, port: number, procRoot = '/p
   let pids: string[] = [];
   try {
     pids = readdirSync(procRoot).filter((name) => /^\d+$/.test(name));
-  } catch { /* no /proc */ }
+  } catch {
+    /* no /proc */
+  }
   for (const pid of pids) {
     let fds: string[];
     try {

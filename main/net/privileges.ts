@@ -148,13 +148,14 @@ export function checkPrivileges(sources: PrivilegeSources = {}): PrivilegeReport
  *   checkout): capabilities on it would reach every Chromium process it starts.
  */
 export type HostPackaging =
-  | { kind: 'node'; program: string }
-  | { kind: 'launcher'; launcher: string }
-  | { kind: 'appimage'; appImage: string }
-  | { kind: 'electron'; program: string };
+  { kind: 'node'; program: string } | { kind: 'launcher'; launcher: string } | { kind: 'appimage'; appImage: string } | { kind: 'electron'; program: string };
 
 /** Reads the variables bootbench-host sets for the process it starts (and nothing else can). */
-export function detectPackaging(env: NodeJS.ProcessEnv = process.env, program = executablePath(), versions: NodeJS.ProcessVersions = process.versions): HostPackaging {
+export function detectPackaging(
+  env: NodeJS.ProcessEnv = process.env,
+  program = executablePath(),
+  versions: NodeJS.ProcessVersions = process.versions,
+): HostPackaging {
   if (env.BOOTBENCH_APPIMAGE) return { kind: 'appimage', appImage: env.BOOTBENCH_APPIMAGE };
   if (env.BOOTBENCH_LAUNCHER) return { kind: 'launcher', launcher: env.BOOTBENCH_LAUNCHER };
   if (versions.electron) return { kind: 'electron', program };
@@ -162,8 +163,7 @@ export function detectPackaging(env: NodeJS.ProcessEnv = process.env, program = 
 }
 
 /** Lowering this sysctl is the one change that helps an AppImage: see privilegeFix. */
-export const UNPRIVILEGED_PORTS_COMMAND =
-  "echo 'net.ipv4.ip_unprivileged_port_start=67' | sudo tee /etc/sysctl.d/60-bootbench.conf && sudo sysctl --system";
+export const UNPRIVILEGED_PORTS_COMMAND = "echo 'net.ipv4.ip_unprivileged_port_start=67' | sudo tee /etc/sysctl.d/60-bootbench.conf && sudo sysctl --system";
 
 /** How to get the right to bind low ports / bind to a device, per OS and, on Linux, per packaging. */
 export function privilegeFix(platform: NodeJS.Platform = process.platform, packaging: HostPackaging = detectPackaging()): string {

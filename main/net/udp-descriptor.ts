@@ -33,7 +33,12 @@ export function encodeSockaddr(address: string, port: number, into: Buffer = Buf
 }
 
 /** Non-blocking UDP socket bound to `address`:0 (a fresh TID, RFC 1350 §4); returns fd and port. */
-export function openTransferDescriptor(sys: LinuxSyscalls, address: string | undefined, sendBufferBytes: number, receiveBufferBytes: number): { fd: number; port: number } {
+export function openTransferDescriptor(
+  sys: LinuxSyscalls,
+  address: string | undefined,
+  sendBufferBytes: number,
+  receiveBufferBytes: number,
+): { fd: number; port: number } {
   const fd = sys.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw new Error(`socket() failed: errno ${sys.errno()}`);
   try {

@@ -34,7 +34,15 @@ export function echoReplyShowsInUse(replies: number, buffer: Buffer, probed: str
 interface IcmpApi {
   create(): unknown;
   close(handle: unknown): void;
-  sendAsync(handle: unknown, source: number, destination: number, data: Buffer, reply: Buffer, timeoutMs: number, done: (err: unknown, replies: number) => void): void;
+  sendAsync(
+    handle: unknown,
+    source: number,
+    destination: number,
+    data: Buffer,
+    reply: Buffer,
+    timeoutMs: number,
+    done: (err: unknown, replies: number) => void,
+  ): void;
   invalid(handle: unknown): boolean;
 }
 
@@ -46,7 +54,9 @@ function loadIcmpApi(): IcmpApi {
   const lib = koffi.load('iphlpapi.dll');
   const create = lib.func('void * __stdcall IcmpCreateFile()');
   const close = lib.func('bool __stdcall IcmpCloseHandle(void *handle)');
-  const send = lib.func('uint32_t __stdcall IcmpSendEcho2Ex(void *handle, void *event, void *apc, void *context, uint32_t source, uint32_t destination, const void *data, uint16_t size, void *options, void *reply, uint32_t replySize, uint32_t timeout)');
+  const send = lib.func(
+    'uint32_t __stdcall IcmpSendEcho2Ex(void *handle, void *event, void *apc, void *context, uint32_t source, uint32_t destination, const void *data, uint16_t size, void *options, void *reply, uint32_t replySize, uint32_t timeout)',
+  );
   api = {
     create: () => create(),
     close: (handle) => close(handle),

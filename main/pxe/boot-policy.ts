@@ -118,8 +118,21 @@ interface DecisionBase {
 export type BootDecision =
   | (DecisionBase & { kind: 'file'; file: string; vendorClass: 'PXEClient' })
   | (DecisionBase & { kind: 'url'; url: string; vendorClass: 'PXEClient' | 'HTTPClient' })
-  | (DecisionBase & { kind: 'menu'; items: ResolvedMenuItem[]; prompt: string; timeoutSeconds: number; defaultItem: ResolvedMenuItem; vendorClass: 'PXEClient' })
-  | { kind: 'ignore'; reason: string; bootClass?: BootClass; machine?: string; /** Not answered on purpose (its assignment says so), not for want of an answer. */ deliberate?: true };
+  | (DecisionBase & {
+      kind: 'menu';
+      items: ResolvedMenuItem[];
+      prompt: string;
+      timeoutSeconds: number;
+      defaultItem: ResolvedMenuItem;
+      vendorClass: 'PXEClient';
+    })
+  | {
+      kind: 'ignore';
+      reason: string;
+      bootClass?: BootClass;
+      machine?: string;
+      /** Not answered on purpose (its assignment says so), not for want of an answer. */ deliberate?: true;
+    };
 
 /** Menu item types for our entries; iPXE asks for 0x8000 after a menu (PXE-NOTES). */
 export const MENU_TYPE_BASE = 0x8000;
@@ -162,7 +175,10 @@ export function chooseBootFile(client: BootClient, config: BootPolicyConfig, ass
   const archInfo = ARCHITECTURES[arch];
   const bootClass = archInfo?.bootClass;
   if (!bootClass) {
-    return { kind: 'ignore', reason: `${architectureName(arch)} (option 93 = ${arch}) has no boot file class; Bootbench serves BIOS, UEFI IA32/x64/ARM64 and HTTP boot x64/ARM64` };
+    return {
+      kind: 'ignore',
+      reason: `${architectureName(arch)} (option 93 = ${arch}) has no boot file class; Bootbench serves BIOS, UEFI IA32/x64/ARM64 and HTTP boot x64/ARM64`,
+    };
   }
 
   const machine = assignment?.name;
@@ -178,7 +194,13 @@ export function chooseBootFile(client: BootClient, config: BootPolicyConfig, ass
   // iPXE as the NBP does DHCP again; handing it the iPXE binary would loop forever.
   const scriptUrl = assignment?.ipxeScriptUrl ?? config.ipxeScriptUrl;
   if (client.ipxe && scriptUrl) {
-    return { kind: 'url', ...base, url: urlFor(config, scriptUrl), vendorClass, reason: `iPXE client: ${assignment?.ipxeScriptUrl ? who : 'default'} iPXE script` };
+    return {
+      kind: 'url',
+      ...base,
+      url: urlFor(config, scriptUrl),
+      vendorClass,
+      reason: `iPXE client: ${assignment?.ipxeScriptUrl ? who : 'default'} iPXE script`,
+    };
   }
 
   const menu = (assignment?.menu ?? config.menu ?? []).map((entry, i): ResolvedMenuItem => {

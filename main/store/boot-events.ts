@@ -86,8 +86,10 @@ export class BootEventRepository {
   /** Oldest first, as a timeline reads. `since`/`until` bound the time; `limit` keeps the newest. */
   listForMachine(machineId: number, options: { since?: number; until?: number; limit?: number } = {}): StoredBootEvent[] {
     const rows = this.db
-      .prepare(`SELECT * FROM (SELECT * FROM boot_events WHERE machine_id = ? AND time >= ? AND time <= ?
-          ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id`)
+      .prepare(
+        `SELECT * FROM (SELECT * FROM boot_events WHERE machine_id = ? AND time >= ? AND time <= ?
+          ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id`,
+      )
       .all(machineId, options.since ?? 0, options.until ?? Number.MAX_SAFE_INTEGER, options.limit ?? 10000) as EventRow[];
     return rows.map(toEvent);
   }
@@ -127,8 +129,10 @@ export class BootEventRepository {
           (SELECT id FROM boot_events WHERE machine_id = @machineId ORDER BY time DESC, id DESC LIMIT @keep)`);
       for (const { machine_id } of crowded) deleted += trim.run({ machineId: machine_id, keep: policy.maxEventsPerMachine }).changes;
       deleted += this.db
-        .prepare(`DELETE FROM boot_events WHERE machine_id IS NULL AND id NOT IN
-          (SELECT id FROM boot_events WHERE machine_id IS NULL ORDER BY time DESC, id DESC LIMIT ?)`)
+        .prepare(
+          `DELETE FROM boot_events WHERE machine_id IS NULL AND id NOT IN
+          (SELECT id FROM boot_events WHERE machine_id IS NULL ORDER BY time DESC, id DESC LIMIT ?)`,
+        )
         .run(policy.maxUnattributedEvents).changes;
       return deleted;
     })();

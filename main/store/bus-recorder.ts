@@ -4,7 +4,19 @@
 // second, not one write per block. This file decides what is recorded and when; the parts
 // live beside it: transfer-tracker (rows per transfer), dhcp-storm (the per-second budget),
 // machine-ids, event-writer (one batch into SQLite), history-outage (full disk, and back).
-import { systemClock, type Clock, type TimerHandle, isPerRequestDhcpEvent, isTransferEvent, type BootEvent, type BootEventType, type EventBus, type Publish, silentLogger, type Logger } from '../core/index.js';
+import {
+  systemClock,
+  type Clock,
+  type TimerHandle,
+  isPerRequestDhcpEvent,
+  isTransferEvent,
+  type BootEvent,
+  type BootEventType,
+  type EventBus,
+  type Publish,
+  silentLogger,
+  type Logger,
+} from '../core/index.js';
 import { DhcpStormCounter } from './dhcp-storm.js';
 import { writeEvents } from './event-writer.js';
 import { HistoryOutage, type RecorderDegradation } from './history-outage.js';

@@ -65,7 +65,10 @@ function checkFiles(files: EntryFile[]): void {
 export class EntryRepository {
   private readonly insertFile: Database.Statement;
 
-  constructor(private readonly db: Database.Database, private readonly now: () => number) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => number,
+  ) {
     this.insertFile = db.prepare(`INSERT INTO entry_files (entry_id, arch, position, role, path, size, sha256)
       VALUES (@entryId, @arch, @position, @role, @path, @size, @sha256)`);
   }

@@ -18,7 +18,10 @@ export function normalizeMac(value: string): string | undefined {
 
 /** Accepts 8-4-4-4-12 with or without braces/dashes, any case; returns lower-case 8-4-4-4-12. */
 export function normalizeUuid(value: string): string | undefined {
-  const hex = value.trim().toLowerCase().replace(/^\{(.*)\}$/, '$1');
+  const hex = value
+    .trim()
+    .toLowerCase()
+    .replace(/^\{(.*)\}$/, '$1');
   if (!/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/.test(hex)) return undefined;
   const d = hex.replace(/-/g, '');
   return `${d.slice(0, 8)}-${d.slice(8, 12)}-${d.slice(12, 16)}-${d.slice(16, 20)}-${d.slice(20)}`;

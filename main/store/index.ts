@@ -13,15 +13,7 @@ export {
 export { watchStoreChanges } from './change-watch.js';
 export { LATEST_SCHEMA_VERSION, MIGRATIONS, migrate, readSchemaVersion, type Migration } from './migrations.js';
 export { normalizeMac, normalizeUuid, isPlaceholderUuid } from './identifiers.js';
-export {
-  MachineRepository,
-  MachineInputError,
-  type Machine,
-  type MachineGroup,
-  type MachinePatch,
-  type NewMachine,
-  type SeenClient,
-} from './machines.js';
+export { MachineRepository, MachineInputError, type Machine, type MachineGroup, type MachinePatch, type NewMachine, type SeenClient } from './machines.js';
 export { EntryRepository, EntryInputError, ENTRY_KINDS, type BootEntry, type EntryFile, type EntryKind, type NewBootEntry } from './entries.js';
 export {
   TransferRepository,

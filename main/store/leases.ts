@@ -21,7 +21,10 @@ interface LeaseRow {
 const toLease = (row: LeaseRow): Lease => ({ mac: row.mac, ip: row.ip, hostname: row.hostname, expiresAt: row.expires_at, updatedAt: row.updated_at });
 
 export class LeaseRepository {
-  constructor(private readonly db: Database.Database, private readonly now: () => number) {}
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => number,
+  ) {}
 
   /** Records a lease; an address held by another MAC (expired there, or reassigned) moves to this one. */
   upsert(lease: { mac: string; ip: string; hostname?: string | null; expiresAt: number }): Lease {
@@ -30,9 +33,11 @@ export class LeaseRepository {
     return this.db.transaction(() => {
       this.db.prepare('DELETE FROM leases WHERE ip = ? AND mac <> ?').run(lease.ip, mac);
       this.db
-        .prepare(`INSERT INTO leases (mac, ip, hostname, expires_at, updated_at) VALUES (@mac, @ip, @hostname, @expiresAt, @now)
+        .prepare(
+          `INSERT INTO leases (mac, ip, hostname, expires_at, updated_at) VALUES (@mac, @ip, @hostname, @expiresAt, @now)
           ON CONFLICT(mac) DO UPDATE SET ip = excluded.ip, hostname = coalesce(excluded.hostname, hostname),
-            expires_at = excluded.expires_at, updated_at = excluded.updated_at`)
+            expires_at = excluded.expires_at, updated_at = excluded.updated_at`,
+        )
         .run({ mac, ip: lease.ip, hostname: lease.hostname ?? null, expiresAt: lease.expiresAt, now: this.now() });
       return this.findByMac(mac)!;
     })();

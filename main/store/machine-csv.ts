@@ -140,7 +140,8 @@ export function importMachinesCsv(store: Store, text: string, options: { dryRun?
   const { records, problems } = parseCsv(text);
   const result: CsvImportResult = { created: 0, updated: 0, problems };
   if (records.length === 0) {
-    if (problems.length === 0) problems.push({ line: 1, problem: 'the file has no rows', fix: 'export from the spreadsheet as CSV with the columns mac,uuid,name,group,entry' });
+    if (problems.length === 0)
+      problems.push({ line: 1, problem: 'the file has no rows', fix: 'export from the spreadsheet as CSV with the columns mac,uuid,name,group,entry' });
     return result;
   }
 
@@ -152,17 +153,29 @@ export function importMachinesCsv(store: Store, text: string, options: { dryRun?
     rows = records.slice(1);
     const unknown = records[0].fields.filter((f, i) => header[i] === undefined && f !== '');
     if (!columns.includes('mac') && !columns.includes('uuid')) {
-      problems.push({ line: records[0].line, problem: 'the header has no mac or uuid column', fix: 'name the columns mac,uuid,name,group,entry in the first line' });
+      problems.push({
+        line: records[0].line,
+        problem: 'the header has no mac or uuid column',
+        fix: 'name the columns mac,uuid,name,group,entry in the first line',
+      });
       return result;
     }
     if (unknown.length > 0) {
-      problems.push({ line: records[0].line, problem: `unknown column(s) ${unknown.map((u) => `"${u}"`).join(', ')} are ignored`, fix: `use the column names ${CSV_COLUMNS.join(', ')}` });
+      problems.push({
+        line: records[0].line,
+        problem: `unknown column(s) ${unknown.map((u) => `"${u}"`).join(', ')} are ignored`,
+        fix: `use the column names ${CSV_COLUMNS.join(', ')}`,
+      });
     }
   } else if (normalizeMac(records[0].fields[0].split(/\s+/)[0]) || normalizeUuid(records[0].fields[1] ?? '')) {
     // No header but the first cell is a MAC: the columns are in the documented order.
     columns = [...CSV_COLUMNS];
   } else {
-    problems.push({ line: records[0].line, problem: 'the first line is neither a header nor a machine', fix: 'start the file with the header line mac,uuid,name,group,entry' });
+    problems.push({
+      line: records[0].line,
+      problem: 'the first line is neither a header nor a machine',
+      fix: 'start the file with the header line mac,uuid,name,group,entry',
+    });
     return result;
   }
 
@@ -199,7 +212,7 @@ export function importMachinesCsv(store: Store, text: string, options: { dryRun?
       } else row.uuid = uuid;
     }
     if (!bad && row.macs.length === 0 && !row.uuid) {
-      report('the row has neither a MAC nor a UUID', 'fill in the machine\'s MAC address (shown by the firmware or on the NIC label)');
+      report('the row has neither a MAC nor a UUID', "fill in the machine's MAC address (shown by the firmware or on the NIC label)");
       bad = true;
     }
     const entryCell = cell('entry');
@@ -224,7 +237,10 @@ export function importMachinesCsv(store: Store, text: string, options: { dryRun?
         if (owner) owners.add(owner.id);
       }
       if (owners.size > 1) {
-        report(`the MACs ${row.macs.join(' ')} belong to different machines (${[...owners].join(', ')})`, 'put each machine on its own row, or remove a MAC from the other machine first');
+        report(
+          `the MACs ${row.macs.join(' ')} belong to different machines (${[...owners].join(', ')})`,
+          'put each machine on its own row, or remove a MAC from the other machine first',
+        );
         bad = true;
       }
     }

@@ -132,7 +132,10 @@ export class MachineRepository {
   private readonly idExists: Database.Statement<[number], { id: number }>;
   private readonly recordSeenInTransaction: (client: SeenClient) => { id: number; created: boolean };
 
-  constructor(private readonly db: Database.Database, private readonly now: () => number) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => number,
+  ) {
     this.byId = db.prepare(`${SELECT_MACHINE} WHERE m.id = ?`);
     this.byMac = db.prepare(`${SELECT_MACHINE} WHERE m.id = (SELECT machine_id FROM machine_macs WHERE mac = ?)`);
     this.byUuid = db.prepare(`${SELECT_MACHINE} WHERE m.uuid = ? LIMIT 2`);
@@ -190,8 +193,10 @@ export class MachineRepository {
    */
   identifiersWithOwnAssignment(): { macs: Set<string>; uuids: Set<string> } {
     const rows = this.db
-      .prepare(`SELECT mm.mac AS mac, m.uuid AS uuid FROM machines m LEFT JOIN machine_macs mm ON mm.machine_id = m.id
-        WHERE m.entry_id IS NOT NULL OR m.group_name <> ''`)
+      .prepare(
+        `SELECT mm.mac AS mac, m.uuid AS uuid FROM machines m LEFT JOIN machine_macs mm ON mm.machine_id = m.id
+        WHERE m.entry_id IS NOT NULL OR m.group_name <> ''`,
+      )
       .all() as { mac: string | null; uuid: string | null }[];
     const macs = new Set<string>();
     const uuids = new Set<string>();
@@ -259,8 +264,10 @@ export class MachineRepository {
       if (!current) throw new MachineInputError(`machine ${id} does not exist (deleted meanwhile?)`);
       const uuid = optionalUuid(patch.uuid);
       this.db
-        .prepare(`UPDATE machines SET uuid = @uuid, name = @name, group_name = @group, seat = @seat, notes = @notes,
-          entry_id = @entryId, boot_once = @bootOnce, discovered = 0, updated_at = @now WHERE id = @id`)
+        .prepare(
+          `UPDATE machines SET uuid = @uuid, name = @name, group_name = @group, seat = @seat, notes = @notes,
+          entry_id = @entryId, boot_once = @bootOnce, discovered = 0, updated_at = @now WHERE id = @id`,
+        )
         .run({
           id,
           uuid: uuid === undefined ? current.uuid : uuid,
@@ -370,24 +377,23 @@ export class MachineRepository {
 
   /** Clears a machine's own assignment and boot-once flag (see boot-assignment.ts for when). */
   clearAssignment(id: number): boolean {
-    return (
-      this.db.prepare('UPDATE machines SET entry_id = NULL, boot_once = 0, updated_at = ? WHERE id = ?').run(this.now(), id).changes > 0
-    );
+    return this.db.prepare('UPDATE machines SET entry_id = NULL, boot_once = 0, updated_at = ? WHERE id = ?').run(this.now(), id).changes > 0;
   }
 
   // Groups: a bench or classroom; its entry is what members boot when they have none of their own.
 
   getGroup(name: string): MachineGroup | undefined {
     const row = this.db.prepare('SELECT name, entry_id, notes FROM machine_groups WHERE name = ?').get(name) as
-      | { name: string; entry_id: number | null; notes: string }
-      | undefined;
+      { name: string; entry_id: number | null; notes: string } | undefined;
     return row && { name: row.name, entryId: row.entry_id, notes: row.notes };
   }
 
   setGroup(group: MachineGroup): MachineGroup {
     this.db
-      .prepare(`INSERT INTO machine_groups (name, entry_id, notes) VALUES (@name, @entryId, @notes)
-        ON CONFLICT(name) DO UPDATE SET entry_id = excluded.entry_id, notes = excluded.notes`)
+      .prepare(
+        `INSERT INTO machine_groups (name, entry_id, notes) VALUES (@name, @entryId, @notes)
+        ON CONFLICT(name) DO UPDATE SET entry_id = excluded.entry_id, notes = excluded.notes`,
+      )
       .run(group);
     return this.getGroup(group.name)!;
   }
@@ -395,10 +401,12 @@ export class MachineRepository {
   /** Every group name in use, whether or not it has settings of its own, with its member count. */
   listGroups(): (MachineGroup & { count: number })[] {
     const rows = this.db
-      .prepare(`SELECT g.name AS name, mg.entry_id AS entry_id, coalesce(mg.notes, '') AS notes,
+      .prepare(
+        `SELECT g.name AS name, mg.entry_id AS entry_id, coalesce(mg.notes, '') AS notes,
           (SELECT count(*) FROM machines m WHERE m.group_name = g.name COLLATE NOCASE) AS count FROM
         (SELECT name FROM machine_groups UNION SELECT group_name FROM machines WHERE group_name <> '') g
-        LEFT JOIN machine_groups mg ON mg.name = g.name ORDER BY g.name`)
+        LEFT JOIN machine_groups mg ON mg.name = g.name ORDER BY g.name`,
+      )
       .all() as { name: string; entry_id: number | null; notes: string; count: number }[];
     return rows.map((row) => ({ name: row.name, entryId: row.entry_id, notes: row.notes, count: row.count }));
   }

@@ -126,7 +126,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
-    description: 'imaging jobs (capture, deploy) and each PC\'s progress and result',
+    description: "imaging jobs (capture, deploy) and each PC's progress and result",
     sql: `
       CREATE TABLE image_jobs (
         id INTEGER PRIMARY KEY,
@@ -153,7 +153,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 5,
-    description: "the event for every client DHCP message is named dhcp.received (it was dhcp.discover, whatever the message type)",
+    description: 'the event for every client DHCP message is named dhcp.received (it was dhcp.discover, whatever the message type)',
     sql: `
       UPDATE boot_events SET type = 'dhcp.received' WHERE type = 'dhcp.discover';
     `,

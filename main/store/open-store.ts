@@ -53,7 +53,11 @@ export interface Store {
 
 /** The file was written by a newer Bootbench; it is left as it is. */
 export class StoreVersionError extends Error {
-  constructor(readonly path: string, readonly fileVersion: number, readonly supportedVersion: number) {
+  constructor(
+    readonly path: string,
+    readonly fileVersion: number,
+    readonly supportedVersion: number,
+  ) {
     super(
       `The database ${path} has schema version ${fileVersion}, but this Bootbench knows schema versions up to ${supportedVersion}. ` +
         `It was written by a newer Bootbench and has not been changed. Update Bootbench to the newer version, ` +

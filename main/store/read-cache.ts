@@ -46,7 +46,10 @@ export class StoreReadCache {
   /** Moves each time the kept answers are dropped. */
   private drops = 0;
 
-  constructor(private readonly store: Store, options: StoreReadCacheOptions = {}) {
+  constructor(
+    private readonly store: Store,
+    options: StoreReadCacheOptions = {},
+  ) {
     this.maxEntries = options.maxEntries ?? 4096;
     this.otherWritesCheckMs = options.otherWritesCheckMs ?? DEFAULT_OTHER_WRITES_CHECK_MS;
     this.clock = options.clock ?? systemClock;

@@ -26,25 +26,34 @@ export const SETTING_SCHEMAS = {
     boot: z.record(z.string(), z.string()).optional(),
     ipxeScript: z.string().optional(),
   }),
-  retention: z.object({
-    maxAgeMs: z.number().int().positive(),
-    maxEventsPerMachine: z.number().int().positive(),
-    maxUnattributedEvents: z.number().int().positive(),
-  }).partial(),
+  retention: z
+    .object({
+      maxAgeMs: z.number().int().positive(),
+      maxEventsPerMachine: z.number().int().positive(),
+      maxUnattributedEvents: z.number().int().positive(),
+    })
+    .partial(),
 } as const;
 
 export type SettingKey = keyof typeof SETTING_SCHEMAS;
 export type Settings = { [K in SettingKey]: z.infer<(typeof SETTING_SCHEMAS)[K]> };
 
 export class SettingError extends Error {
-  constructor(readonly key: string, message: string) {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'SettingError';
   }
 }
 
 export class SettingsRepository {
-  constructor(private readonly db: Database.Database, private readonly now: () => number, private readonly warn: (message: string) => void = () => {}) {}
+  constructor(
+    private readonly db: Database.Database,
+    private readonly now: () => number,
+    private readonly warn: (message: string) => void = () => {},
+  ) {}
 
   get<K extends SettingKey>(key: K): Settings[K] | undefined {
     const row = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined;
@@ -72,7 +81,9 @@ export class SettingsRepository {
       throw new SettingError(key, `setting "${key}"${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message}`);
     }
     this.db
-      .prepare('INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
+      .prepare(
+        'INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+      )
       .run(key, JSON.stringify(parsed.data), this.now());
   }
 

@@ -191,9 +191,7 @@ export class TransferRepository {
    * power loss): nothing will ever finish them, so they are closed as interrupted.
    */
   markInterrupted(endedAt: number, reason = 'the serving process ended during the transfer'): number {
-    return this.db
-      .prepare("UPDATE transfers SET outcome = 'interrupted', reason = ?, ended_at = ? WHERE outcome = 'running'")
-      .run(reason, endedAt).changes;
+    return this.db.prepare("UPDATE transfers SET outcome = 'interrupted', reason = ?, ended_at = ? WHERE outcome = 'running'").run(reason, endedAt).changes;
   }
 
   /** Retention: drops finished transfers that started before `cutoff`. */

@@ -29,20 +29,47 @@ export function classifyWriteFailure(err: unknown, databasePath: string): WriteF
   const folder = databasePath === ':memory:' ? databasePath : dirname(databasePath);
   const message = (err as Error)?.message ?? String(err);
   if (code === 'SQLITE_FULL' || code === 'ENOSPC' || /disk is full|no space left/i.test(message)) {
-    return { kind: 'disk-full', code, folder, problem: `the disk holding ${folder} is full`, fix: `free space on ${folder} (delete old files, or move the data folder with --data DIR)` };
+    return {
+      kind: 'disk-full',
+      code,
+      folder,
+      problem: `the disk holding ${folder} is full`,
+      fix: `free space on ${folder} (delete old files, or move the data folder with --data DIR)`,
+    };
   }
   if (code.startsWith('SQLITE_IOERR') || code === 'EIO') {
-    return { kind: 'disk-error', code, folder, problem: `the disk holding ${folder} reported a write error`, fix: `check the disk holding ${folder} (space, errors in the system log), or move the data folder with --data DIR` };
+    return {
+      kind: 'disk-error',
+      code,
+      folder,
+      problem: `the disk holding ${folder} reported a write error`,
+      fix: `check the disk holding ${folder} (space, errors in the system log), or move the data folder with --data DIR`,
+    };
   }
   if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
-    return { kind: 'read-only', code, folder, problem: `${folder} cannot be written`, fix: `make ${folder} writable for the user running Bootbench, or choose another data folder with --data DIR` };
+    return {
+      kind: 'read-only',
+      code,
+      folder,
+      problem: `${folder} cannot be written`,
+      fix: `make ${folder} writable for the user running Bootbench, or choose another data folder with --data DIR`,
+    };
   }
-  return { kind: 'other', code, folder, problem: `the database could not be written (${message})`, fix: `check ${folder}; restarting Bootbench opens the database again` };
+  return {
+    kind: 'other',
+    code,
+    folder,
+    problem: `the database could not be written (${message})`,
+    fix: `check ${folder}; restarting Bootbench opens the database again`,
+  };
 }
 
 /** The error an API edit answers with when the database cannot take it. */
 export class StoreWriteError extends Error {
-  constructor(readonly failure: WriteFailure, cause?: unknown) {
+  constructor(
+    readonly failure: WriteFailure,
+    cause?: unknown,
+  ) {
     super(`The change was not saved: ${failure.problem}. To fix: ${failure.fix}. Booting goes on meanwhile.`, { cause });
     this.name = 'StoreWriteError';
   }
@@ -79,7 +106,11 @@ export interface DataFolderSpace {
  * The free space under the data folder, for a preflight check (`bootbench doctor`): a full
  * disk does not stop booting, but history stops being recorded until space returns.
  */
-export function checkDataFolderSpace(folder: string, lowBytes = LOW_DATA_FOLDER_SPACE_BYTES, statfs: (path: string) => { bavail: number; bsize: number } = statfsSync): DataFolderSpace {
+export function checkDataFolderSpace(
+  folder: string,
+  lowBytes = LOW_DATA_FOLDER_SPACE_BYTES,
+  statfs: (path: string) => { bavail: number; bsize: number } = statfsSync,
+): DataFolderSpace {
   let freeBytes: number;
   try {
     const fs = statfs(folder);

@@ -86,7 +86,14 @@ export interface UnsentHandler {
  * The same on a bare descriptor (the worker data path owns its sockets outside dgram).
  * Undefined when the Linux calls are unavailable, or `address` is not IPv4.
  */
-export function createDescriptorBatchSender(fd: number, address: string, port: number, capacity: number, handler: UnsentHandler, segmentation?: SegmentationOptions): BatchSender | undefined {
+export function createDescriptorBatchSender(
+  fd: number,
+  address: string,
+  port: number,
+  capacity: number,
+  handler: UnsentHandler,
+  segmentation?: SegmentationOptions,
+): BatchSender | undefined {
   const sys = loadLinuxSyscalls();
   if (!sys) return undefined;
   const octets = address.split('.').map(Number);

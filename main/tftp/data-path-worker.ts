@@ -286,7 +286,12 @@ function receive(entry: LoopTransfer, syscalls: LinuxSyscalls): boolean {
   const n = syscalls.recvfromAt(entry.fd, receivedAt, RECEIVE_BYTES, 0, fromAt, fromLengthAt);
   if (n < 0) return false; // EAGAIN (nothing queued) or a queued ICMP error
   clock.refresh();
-  const verdict = dispatchTransferDatagram(entry.transfer, received, n, from.readUInt16BE(2) === entry.clientPort && from.readUInt32BE(4) === entry.clientAddress);
+  const verdict = dispatchTransferDatagram(
+    entry.transfer,
+    received,
+    n,
+    from.readUInt16BE(2) === entry.clientPort && from.readUInt32BE(4) === entry.clientAddress,
+  );
   if (verdict === 'handled') return true;
   if (verdict === 'foreign-tid') {
     syscalls.sendto(entry.fd, UNKNOWN_TID_ERROR, UNKNOWN_TID_ERROR.length, 0, from, 16);

@@ -248,7 +248,10 @@ export class TftpServer {
         return;
       default:
         // DATA/ACK/ERROR/OACK belong on a transfer's port, not 69: a confused or late client.
-        this.logOnce(`${rinfo.address}:stray:${packet.opcode}`, `TFTP: ignored opcode ${packet.opcode} sent to the request port by ${rinfo.address}:${rinfo.port}`);
+        this.logOnce(
+          `${rinfo.address}:stray:${packet.opcode}`,
+          `TFTP: ignored opcode ${packet.opcode} sent to the request port by ${rinfo.address}:${rinfo.port}`,
+        );
     }
   }
 
@@ -291,7 +294,11 @@ export class TftpServer {
         maxWindowsize: this.options.maxWindowsize ?? 64,
       });
       for (const ignored of negotiated.ignored) {
-        this.logOnce(`${ip}:option:${ignored.name}:${ignored.reason}`, `TFTP: ${ip} option ${ignored.name}=${JSON.stringify(ignored.value)} not acknowledged: ${ignored.reason}`, 'debug');
+        this.logOnce(
+          `${ip}:option:${ignored.name}:${ignored.reason}`,
+          `TFTP: ${ip} option ${ignored.name}=${JSON.stringify(ignored.value)} not acknowledged: ${ignored.reason}`,
+          'debug',
+        );
       }
       const { workerPath, eventLoopPath } = this;
       if (this.stopping || !eventLoopPath) throw new Error('server stopping');

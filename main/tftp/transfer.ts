@@ -446,7 +446,14 @@ export class ReadTransfer {
     this.slots[0] = this.slots[1] = undefined;
     const durationMs = this.options.clock.now() - this.startedAt;
     const bytes = this.bytesAcknowledged;
-    this.options.onEnd({ ...result, bytes, size: this.size, retransmits: this.retransmitCount, durationMs, rate: durationMs > 0 ? (bytes * 1000) / durationMs : 0 });
+    this.options.onEnd({
+      ...result,
+      bytes,
+      size: this.size,
+      retransmits: this.retransmitCount,
+      durationMs,
+      rate: durationMs > 0 ? (bytes * 1000) / durationMs : 0,
+    });
   }
 
   private chunkOf(block: number): number {
@@ -531,14 +538,11 @@ export class ReadTransfer {
       complete(result);
       return;
     }
-    result.then(
-      (bytesRead) => {
-        const wasReady = slot.ready;
-        complete(bytesRead);
-        // A window may be waiting for this chunk.
-        if (!wasReady && slot.ready && this.phaseValue === 'sending' && this.nextToSend <= this.windowEnd) this.pump();
-      },
-      fail,
-    );
+    result.then((bytesRead) => {
+      const wasReady = slot.ready;
+      complete(bytesRead);
+      // A window may be waiting for this chunk.
+      if (!wasReady && slot.ready && this.phaseValue === 'sending' && this.nextToSend <= this.windowEnd) this.pump();
+    }, fail);
   }
 }

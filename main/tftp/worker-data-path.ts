@@ -70,7 +70,12 @@ export class DataPathWorker extends DoorbellWorkerClient<DataPathCommand, DataPa
 
   /** A running worker, or the reason the fast path is unavailable. */
   static async start(platform: NodeJS.Platform = process.platform): Promise<{ worker?: DataPathWorker; reason?: string }> {
-    const started = await startDoorbellWorker(new URL('./data-path-worker.js', import.meta.url), new URL('./data-path-worker.ts', import.meta.url), import.meta.url.endsWith('.ts'), platform);
+    const started = await startDoorbellWorker(
+      new URL('./data-path-worker.js', import.meta.url),
+      new URL('./data-path-worker.ts', import.meta.url),
+      import.meta.url.endsWith('.ts'),
+      platform,
+    );
     if ('reason' in started) return { reason: started.reason };
     return { worker: new DataPathWorker(started) };
   }

@@ -12,7 +12,10 @@ import { Transform, type Readable, type Writable } from 'node:stream';
 
 /** Refused with an HTTP status and words for the technician. */
 export class UploadError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
     this.name = 'UploadError';
   }
@@ -75,7 +78,10 @@ export async function saveUpload(body: Readable, options: SaveUploadOptions): Pr
   const name = uploadFileName(options.name);
   const free = (options.freeBytes ?? freeBytesOf)(options.dir);
   if (options.size > free) {
-    throw new UploadError(507, `The host's disk holding ${options.dir} has ${mib(free)} free and ${name} needs ${mib(options.size)}: free space there, then drop the file again.`);
+    throw new UploadError(
+      507,
+      `The host's disk holding ${options.dir} has ${mib(free)} free and ${name} needs ${mib(options.size)}: free space there, then drop the file again.`,
+    );
   }
   const id = randomBytes(16).toString('hex');
   const folder = join(options.dir, id);
@@ -101,7 +107,10 @@ export async function saveUpload(body: Readable, options: SaveUploadOptions): Pr
     if (err instanceof UploadError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOSPC' || code === 'EDQUOT') {
-      throw new UploadError(507, `The host's disk holding ${options.dir} filled up while ${name} was uploaded (${mib(received)} of ${mib(options.size)}); nothing was kept. Free space there, then drop the file again.`);
+      throw new UploadError(
+        507,
+        `The host's disk holding ${options.dir} filled up while ${name} was uploaded (${mib(received)} of ${mib(options.size)}); nothing was kept. Free space there, then drop the file again.`,
+      );
     }
     if (code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'ABORT_ERR') {
       throw new UploadError(400, `The upload of ${name} stopped after ${mib(received)} of ${mib(options.size)} (the browser went away); nothing was kept.`);

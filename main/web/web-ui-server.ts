@@ -16,7 +16,17 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { type ApiEnvelope, type ApiEventName, type ApiEvents, type WirePush, type WireRequest, type WireResponse, WEB_API_PATH, WEB_TOKEN_HEADER, WEB_UPLOAD_PATH } from '../../preload/api.js';
+import {
+  type ApiEnvelope,
+  type ApiEventName,
+  type ApiEvents,
+  type WirePush,
+  type WireRequest,
+  type WireResponse,
+  WEB_API_PATH,
+  WEB_TOKEN_HEADER,
+  WEB_UPLOAD_PATH,
+} from '../../preload/api.js';
 import { silentLogger, type Logger } from '../core/index.js';
 import { saveUpload, UploadError } from './upload.js';
 
@@ -235,7 +245,12 @@ export class WebUiServer {
       if (res.headersSent) return;
       const text = JSON.stringify(body);
       // The request body may still be arriving: close rather than read a refused upload.
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...(status >= 400 ? { connection: 'close' } : {}), ...SECURITY_HEADERS });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(text),
+        ...(status >= 400 ? { connection: 'close' } : {}),
+        ...SECURITY_HEADERS,
+      });
       res.end(text);
     };
     const refuse = (status: number, message: string) => {
@@ -245,7 +260,8 @@ export class WebUiServer {
     if (req.method !== 'POST') return refuse(405, 'Uploads are sent with POST.');
     if (!this.fromOwnPage(req)) return refuse(403, 'Uploads are accepted only from the page this server served.');
     const token = req.headers[WEB_TOKEN_HEADER];
-    if (!this.tokenMatches(typeof token === 'string' ? token : null)) return refuse(401, 'The upload did not carry the token from the address this UI was opened with: open that address again.');
+    if (!this.tokenMatches(typeof token === 'string' ? token : null))
+      return refuse(401, 'The upload did not carry the token from the address this UI was opened with: open that address again.');
     const dir = this.options.uploadDir?.();
     if (!dir) return refuse(503, 'This host has no library to upload to (the machine database is not open).');
     const length = Number(req.headers['content-length']);

@@ -78,10 +78,17 @@ export function firmwareOptions(kind: FirmwareKind, mac: string, opts: { message
     case 'ipxe-uefi': {
       const bios = kind === 'ipxe-bios';
       return [
-        [53, [type]], [57, u16(1472)], [93, u16(bios ? 0 : 7)], [94, bios ? [1, 2, 1] : [1, 3, 10]],
+        [53, [type]],
+        [57, u16(1472)],
+        [93, u16(bios ? 0 : 7)],
+        [94, bios ? [1, 2, 1] : [1, 3, 10]],
         [60, bios ? 'PXEClient:Arch:00000:UNDI:002001' : 'PXEClient:Arch:00007:UNDI:003010'],
-        [77, 'iPXE'], [55, PRL_IPXE], [175, [0xb1, 5, 1, 0x80, 0x86, 0x10, 0x0e, 0xeb, 1, 1, 0x13, 1, 1]],
-        [61, [1, ...macBytes(mac)]], uuid, ...extra,
+        [77, 'iPXE'],
+        [55, PRL_IPXE],
+        [175, [0xb1, 5, 1, 0x80, 0x86, 0x10, 0x0e, 0xeb, 1, 1, 0x13, 1, 1]],
+        [61, [1, ...macBytes(mac)]],
+        uuid,
+        ...extra,
       ];
     }
     // EDK2 PxeBcDxe: 53, 57, 55, 97, 94 (1.3.0), 93, 60; no 61, no 77.
@@ -89,24 +96,33 @@ export function firmwareOptions(kind: FirmwareKind, mac: string, opts: { message
     case 'edk2-arm64': {
       const arch = kind === 'edk2-x64' ? 7 : 11;
       return [
-        [53, [type]], [57, u16(1472)], [55, PRL_PXE], uuid, [94, [1, 3, 0]], [93, u16(arch)],
-        [60, `PXEClient:Arch:${String(arch).padStart(5, '0')}:UNDI:003000`], ...extra,
+        [53, [type]],
+        [57, u16(1472)],
+        [55, PRL_PXE],
+        uuid,
+        [94, [1, 3, 0]],
+        [93, u16(arch)],
+        [60, `PXEClient:Arch:${String(arch).padStart(5, '0')}:UNDI:003000`],
+        ...extra,
       ];
     }
     case 'http-x64':
     case 'http-arm64': {
       const arch = kind === 'http-x64' ? 16 : 19;
       return [
-        [53, [type]], [57, u16(1472)], [55, [...PRL_PXE]], uuid, [94, [1, 3, 0]], [93, u16(arch)],
-        [60, `HTTPClient:Arch:${String(arch).padStart(5, '0')}:UNDI:003000`], ...extra,
+        [53, [type]],
+        [57, u16(1472)],
+        [55, [...PRL_PXE]],
+        uuid,
+        [94, [1, 3, 0]],
+        [93, u16(arch)],
+        [60, `HTTPClient:Arch:${String(arch).padStart(5, '0')}:UNDI:003000`],
+        ...extra,
       ];
     }
     // A classic Intel/PXE 2.1 BIOS ROM (no iPXE): 53, 57, 55, 97, 93, 94, 60.
     case 'intel-bios':
-      return [
-        [53, [type]], [57, u16(1260)], [55, PRL_PXE], uuid, [93, u16(0)], [94, [1, 2, 1]],
-        [60, 'PXEClient:Arch:00000:UNDI:002001'], ...extra,
-      ];
+      return [[53, [type]], [57, u16(1260)], [55, PRL_PXE], uuid, [93, u16(0)], [94, [1, 2, 1]], [60, 'PXEClient:Arch:00000:UNDI:002001'], ...extra];
   }
 }
 
@@ -123,5 +139,11 @@ export function firmwareDiscover(kind: FirmwareKind, mac: string, xid: number, o
 
 /** The extended DHCPREQUEST a client sends to the boot server on 4011 (PXE 2.1 §2.2.5). */
 export function firmwareBootRequest(kind: FirmwareKind, mac: string, xid: number, ciaddr: string, bootItemType = 0, opts: { uuid?: string } = {}): Buffer {
-  return rawDhcp({ xid, mac, ciaddr, options: firmwareOptions(kind, mac, { messageType: 3, uuid: opts.uuid, extra: [bootItemOption(bootItemType)] }), padTo: 300 });
+  return rawDhcp({
+    xid,
+    mac,
+    ciaddr,
+    options: firmwareOptions(kind, mac, { messageType: 3, uuid: opts.uuid, extra: [bootItemOption(bootItemType)] }),
+    padTo: 300,
+  });
 }

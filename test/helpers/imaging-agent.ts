@@ -28,7 +28,10 @@ export function runAgent(url: string, mac: string, disks: string[], work: string
   if (!existsSync(bin)) {
     mkdirSync(bin);
     // util-linux's losetup, not busybox's: the agent needs --sizelimit.
-    const applets = execFileSync('busybox', ['--list']).toString().split('\n').filter((a) => a && a !== 'losetup');
+    const applets = execFileSync('busybox', ['--list'])
+      .toString()
+      .split('\n')
+      .filter((a) => a && a !== 'losetup');
     for (const applet of applets) symlinkSync('/bin/busybox', join(bin, applet));
   }
   return new Promise((resolve) => {

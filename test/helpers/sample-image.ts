@@ -22,7 +22,10 @@ export async function addSampleImage(dataDir: string, options: SampleImageOption
   const per = options.chunksPerPartition ?? 2;
   const seed = options.seed ?? options.name;
   const partitions = [];
-  for (const [index, fs, tool] of [[1, 'vfat', 'fat'], [2, 'ext4', 'extfs']] as const) {
+  for (const [index, fs, tool] of [
+    [1, 'vfat', 'fat'],
+    [2, 'ext4', 'extfs'],
+  ] as const) {
     const chunks: string[] = [];
     const stream = createHash('sha256');
     for (let c = 0; c < per; c++) {
@@ -32,7 +35,16 @@ export async function addSampleImage(dataDir: string, options: SampleImageOption
       stream.update(bytes);
       chunks.push(sha);
     }
-    partitions.push({ number: index, start: index * 2048, sectors: 2048 * 64, fs, tool, streamBytes: per * 3 * 1024 * 1024, streamSha256: stream.digest('hex'), chunks });
+    partitions.push({
+      number: index,
+      start: index * 2048,
+      sectors: 2048 * 64,
+      fs,
+      tool,
+      streamBytes: per * 3 * 1024 * 1024,
+      streamSha256: stream.digest('hex'),
+      chunks,
+    });
   }
   const manifest: ImageManifest = {
     format: 1,

@@ -68,8 +68,20 @@ export async function startSampleUi(options: { dataDir: string; interfaces?: Net
 
   // Two images, and a deploy to row a and bench-09 under way: one PC writing, one failed, one
   // not booted yet. Reports are stamped two seconds apart so the row has a rate.
-  await addSampleImage(options.dataDir, { name: 'win11-lab', mac: '52:54:00:12:34:01', machine: 'reference-pc', chunksPerPartition: 6, diskBytes: 256 * 1024 ** 3 });
-  await addSampleImage(options.dataDir, { name: 'ubuntu-24.04-ref', mac: '52:54:00:12:34:02', machine: 'linux-ref', chunksPerPartition: 3, diskBytes: 128 * 1024 ** 3 });
+  await addSampleImage(options.dataDir, {
+    name: 'win11-lab',
+    mac: '52:54:00:12:34:01',
+    machine: 'reference-pc',
+    chunksPerPartition: 6,
+    diskBytes: 256 * 1024 ** 3,
+  });
+  await addSampleImage(options.dataDir, {
+    name: 'ubuntu-24.04-ref',
+    mac: '52:54:00:12:34:02',
+    machine: 'linux-ref',
+    chunksPerPartition: 3,
+    diskBytes: 128 * 1024 ** 3,
+  });
   const deploy = await call(web, 'images:deploy', { image: 'win11-lab', macs: [SAMPLE_MACS.booted, SAMPLE_MACS.downloading, '52:54:00:12:34:09'] });
   let reportedAt = Date.now() - 2000;
   const jobs = new ImagingJobs(ui.store!.db, () => reportedAt);
@@ -77,7 +89,8 @@ export async function startSampleUi(options: { dataDir: string; interfaces?: Net
   jobs.report(deploy.id, SAMPLE_MACS.booted, { phase: 'writing', bytes: 21 * GIB, total: 38 * GIB });
   jobs.report(deploy.id, SAMPLE_MACS.downloading, {
     phase: 'failed',
-    reason: '2 internal disks and the task names none: choose one by serial or model (--disk); disks seen: name=nvme0n1 size=512110190592 transport=nvme removable=0 model=Samsung_SSD_980 serial=S64DNF0R;name=sda size=1000204886016 transport=sata removable=0 model=WDC_WD10EZEX serial=WD-WCC6Y7',
+    reason:
+      '2 internal disks and the task names none: choose one by serial or model (--disk); disks seen: name=nvme0n1 size=512110190592 transport=nvme removable=0 model=Samsung_SSD_980 serial=S64DNF0R;name=sda size=1000204886016 transport=sata removable=0 model=WDC_WD10EZEX serial=WD-WCC6Y7',
   });
   reportedAt += 2000;
   jobs.report(deploy.id, SAMPLE_MACS.booted, { phase: 'writing', bytes: 21 * GIB + 360 * 1024 ** 2, total: 38 * GIB });
@@ -89,12 +102,34 @@ export async function startSampleUi(options: { dataDir: string; interfaces?: Net
   const uefi = { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016', port: 67 };
   at('dhcp.received', now - 95_000, { mac: SAMPLE_MACS.booted, xid: 1, ...uefi });
   at('proxy.offer', now - 94_900, { mac: SAMPLE_MACS.booted, file: 'library/e1/memtest.efi' });
-  at('tftp.start', now - 91_200, { mac: SAMPLE_MACS.booted, ip: '192.0.2.107', transferId: 'sample-1', file: 'library/e1/memtest.efi', size: 164_000, options: { blksize: 1468, windowsize: 4, tsize: 164_000 } });
-  at('tftp.done', now - 91_000, { mac: SAMPLE_MACS.booted, ip: '192.0.2.107', transferId: 'sample-1', file: 'library/e1/memtest.efi', bytes: 164_000, retransmits: 0 });
+  at('tftp.start', now - 91_200, {
+    mac: SAMPLE_MACS.booted,
+    ip: '192.0.2.107',
+    transferId: 'sample-1',
+    file: 'library/e1/memtest.efi',
+    size: 164_000,
+    options: { blksize: 1468, windowsize: 4, tsize: 164_000 },
+  });
+  at('tftp.done', now - 91_000, {
+    mac: SAMPLE_MACS.booted,
+    ip: '192.0.2.107',
+    transferId: 'sample-1',
+    file: 'library/e1/memtest.efi',
+    bytes: 164_000,
+    retransmits: 0,
+  });
   at('dhcp.received', now - 6_000, { mac: SAMPLE_MACS.downloading, xid: 2, ...uefi });
   at('proxy.offer', now - 5_900, { mac: SAMPLE_MACS.downloading, file: 'library/e2/vmlinuz' });
   at('http.start', now - 3_000, { mac: SAMPLE_MACS.downloading, ip: '192.0.2.108', transferId: 'sample-2', file: 'library/e2/vmlinuz', size: 8_300_000 });
-  at('http.progress', now, { mac: SAMPLE_MACS.downloading, ip: '192.0.2.108', transferId: 'sample-2', file: 'library/e2/vmlinuz', bytes: 3_100_000, size: 8_300_000, rate: 1_050_000 });
+  at('http.progress', now, {
+    mac: SAMPLE_MACS.downloading,
+    ip: '192.0.2.108',
+    transferId: 'sample-2',
+    file: 'library/e2/vmlinuz',
+    bytes: 3_100_000,
+    size: 8_300_000,
+    rate: 1_050_000,
+  });
 
   return {
     url: web.url,
@@ -111,7 +146,10 @@ export async function startSampleUi(options: { dataDir: string; interfaces?: Net
 export async function openScreen(page: Page, screen: ScreenName): Promise<void> {
   if (screen === 'timeline') {
     await page.click('[data-screen=machines]');
-    await page.locator(`tr[data-mac="${SAMPLE_MACS.booted}"]`).getByRole('button', { name: /Timeline/ }).click();
+    await page
+      .locator(`tr[data-mac="${SAMPLE_MACS.booted}"]`)
+      .getByRole('button', { name: /Timeline/ })
+      .click();
   } else {
     await page.click(`[data-screen=${screen}]`);
   }

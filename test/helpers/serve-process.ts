@@ -45,14 +45,21 @@ export class ServeProcess {
 
   /** Resolves once every service reports running; throws with the host's own words otherwise. */
   async ready(timeoutMs = 20_000): Promise<void> {
-    await waitFor(() => {
-      if (this.exitCode !== undefined) throw new Error(`bootbench serve exited with ${this.exitCode}: ${this.stderr}${this.logText()}`);
-      return this.events.some((e) => e.type === 'log' && typeof e.message === 'string' && e.message.startsWith('bootbench serving on'));
-    }, timeoutMs, `bootbench serve to start (${this.stderr}${this.logText()})`);
+    await waitFor(
+      () => {
+        if (this.exitCode !== undefined) throw new Error(`bootbench serve exited with ${this.exitCode}: ${this.stderr}${this.logText()}`);
+        return this.events.some((e) => e.type === 'log' && typeof e.message === 'string' && e.message.startsWith('bootbench serving on'));
+      },
+      timeoutMs,
+      `bootbench serve to start (${this.stderr}${this.logText()})`,
+    );
   }
 
   logText(): string {
-    return this.events.filter((e) => e.type === 'log').map((e) => `${e.level}: ${e.message}`).join('\n');
+    return this.events
+      .filter((e) => e.type === 'log')
+      .map((e) => `${e.level}: ${e.message}`)
+      .join('\n');
   }
 
   waitForEvent(predicate: (e: ServeEvent) => boolean, timeoutMs: number, what: string): Promise<ServeEvent> {

@@ -85,7 +85,20 @@ function startHost(dataName: string): { client: HostProcessClient; child: ChildP
   const child = lab.spawn(
     serverNs,
     'setpriv',
-    ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', 'env', `HOME=${data}`, launcher, 'app-host', '--data', data, '--app-version', '9.9.9'],
+    [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      '--inh-caps=-all',
+      'env',
+      `HOME=${data}`,
+      launcher,
+      'app-host',
+      '--data',
+      data,
+      '--app-version',
+      '9.9.9',
+    ],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let log = '';
@@ -93,40 +106,49 @@ function startHost(dataName: string): { client: HostProcessClient; child: ChildP
   return { client, child, log: () => log };
 }
 
-test('with the launcher\'s capabilities the host (as nobody) starts proxy DHCP, PXE and TFTP on the chosen NIC', { skip: skip ?? false, timeout: 90_000 }, async () => {
-  assert.equal(spawnSync('setcap', ['cap_net_bind_service,cap_net_raw=p', launcher]).status, 0);
-  const { client, child, log } = startHost('granted');
-  try {
-    const hello = await client.hello;
-    assert.deepEqual(hello.packaging, { kind: 'launcher', launcher }, log());
-    assert.equal(hello.privileges.ok, true, JSON.stringify(hello.privileges));
-    assert.equal(hello.privileges.isRoot, false);
-    const info = await client.call('app:info', undefined);
-    assert.ok('result' in info, JSON.stringify(info));
-    assert.equal((info.result as { shell: string; version: string }).shell, 'electron');
-    assert.equal((info.result as { version: string }).version, '9.9.9');
+test(
+  "with the launcher's capabilities the host (as nobody) starts proxy DHCP, PXE and TFTP on the chosen NIC",
+  { skip: skip ?? false, timeout: 90_000 },
+  async () => {
+    assert.equal(spawnSync('setcap', ['cap_net_bind_service,cap_net_raw=p', launcher]).status, 0);
+    const { client, child, log } = startHost('granted');
+    try {
+      const hello = await client.hello;
+      assert.deepEqual(hello.packaging, { kind: 'launcher', launcher }, log());
+      assert.equal(hello.privileges.ok, true, JSON.stringify(hello.privileges));
+      assert.equal(hello.privileges.isRoot, false);
+      const info = await client.call('app:info', undefined);
+      assert.ok('result' in info, JSON.stringify(info));
+      assert.equal((info.result as { shell: string; version: string }).shell, 'electron');
+      assert.equal((info.result as { version: string }).version, '9.9.9');
 
-    const started = await client.call('services:start', { interfaceName: 'bench0', mode: 'proxy' });
-    assert.ok('result' in started, `${JSON.stringify(started)}\n${log()}`);
-    assert.equal((started.result as { running: boolean }).running, true);
-    // Port 69 answers from the other namespace: a TFTP error for a file that is not there.
-    const fetched = spawnSync('ip', ['netns', 'exec', clientNs, 'curl', '-sS', '--max-time', '10', '-o', '/dev/null', 'tftp://198.18.9.1/missing.bin'], { encoding: 'utf8' });
-    assert.equal(fetched.status, 68, `curl: TFTP "file not found" from the host (${fetched.status} ${fetched.stderr})`);
-    const listening = spawnSync('ip', ['netns', 'exec', serverNs, 'ss', '-Hulnp'], { encoding: 'utf8' }).stdout;
-    for (const port of [67, 69, 4011]) assert.match(listening, new RegExp(`:${port}\\b`), `port ${port}\n${listening}`);
-  } finally {
-    await client.close();
-    spawnSync('setcap', ['-r', launcher]);
-  }
-  assert.equal(child.exitCode, 0, `the host stopped cleanly when its stdin closed\n${log()}`);
-});
+      const started = await client.call('services:start', { interfaceName: 'bench0', mode: 'proxy' });
+      assert.ok('result' in started, `${JSON.stringify(started)}\n${log()}`);
+      assert.equal((started.result as { running: boolean }).running, true);
+      // Port 69 answers from the other namespace: a TFTP error for a file that is not there.
+      const fetched = spawnSync('ip', ['netns', 'exec', clientNs, 'curl', '-sS', '--max-time', '10', '-o', '/dev/null', 'tftp://198.18.9.1/missing.bin'], {
+        encoding: 'utf8',
+      });
+      assert.equal(fetched.status, 68, `curl: TFTP "file not found" from the host (${fetched.status} ${fetched.stderr})`);
+      const listening = spawnSync('ip', ['netns', 'exec', serverNs, 'ss', '-Hulnp'], { encoding: 'utf8' }).stdout;
+      for (const port of [67, 69, 4011]) assert.match(listening, new RegExp(`:${port}\\b`), `port ${port}\n${listening}`);
+    } finally {
+      await client.close();
+      spawnSync('setcap', ['-r', launcher]);
+    }
+    assert.equal(child.exitCode, 0, `the host stopped cleanly when its stdin closed\n${log()}`);
+  },
+);
 
 test('without them the host reports it, and its start error names the launcher to fix', { skip: skip ?? false, timeout: 60_000 }, async () => {
   const { client, log } = startHost('denied');
   try {
     const hello = await client.hello;
     assert.equal(hello.privileges.ok, false, log());
-    assert.match(hello.privileges.problems[0]!.fix, new RegExp(`sudo setcap cap_net_bind_service,cap_net_raw=p ${launcher.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    assert.match(
+      hello.privileges.problems[0]!.fix,
+      new RegExp(`sudo setcap cap_net_bind_service,cap_net_raw=p ${launcher.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`),
+    );
     const started = await client.call('services:start', { interfaceName: 'bench0', mode: 'proxy' });
     const portStart = Number(spawnSync('cat', ['/proc/sys/net/ipv4/ip_unprivileged_port_start'], { encoding: 'utf8' }).stdout);
     if (portStart > 67) {

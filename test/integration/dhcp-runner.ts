@@ -20,18 +20,22 @@ import type { UdpSocketFactory } from '../../main/net/udp-socket-factory.js';
 
 const print = (value: object) => process.stdout.write(`${JSON.stringify(value)}\n`);
 
-const plainFactory: UdpSocketFactory = ({ port, broadcast }) => new Promise((resolve, reject) => {
-  const s = dgram.createSocket('udp4');
-  s.once('error', reject);
-  s.bind(port, '0.0.0.0', () => {
-    s.removeListener('error', reject);
-    if (broadcast) s.setBroadcast(true);
-    resolve(s);
+const plainFactory: UdpSocketFactory = ({ port, broadcast }) =>
+  new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', reject);
+    s.bind(port, '0.0.0.0', () => {
+      s.removeListener('error', reject);
+      if (broadcast) s.setBroadcast(true);
+      resolve(s);
+    });
   });
-});
 
 async function serve(json: string): Promise<void> {
-  const { scoped, prober, ...options } = JSON.parse(json) as Omit<DhcpServiceOptions, 'socketFactory' | 'publish' | 'logger' | 'addressProber'> & { scoped?: boolean; prober?: 'icmp' };
+  const { scoped, prober, ...options } = JSON.parse(json) as Omit<DhcpServiceOptions, 'socketFactory' | 'publish' | 'logger' | 'addressProber'> & {
+    scoped?: boolean;
+    prober?: 'icmp';
+  };
   const bus = new EventBus();
   bus.subscribe((e) => print({ ...e, event: 'bus' }));
   // scoped: the host's device-bound sockets (main/net), which need no broadcast route.
@@ -70,7 +74,14 @@ export function summarize(p: DhcpPacket, from: dgram.RemoteInfo): Record<string,
   };
 }
 
-interface Exchange { name: string; hex: string; to: string; port: number; fromPort: number; waitMs: number }
+interface Exchange {
+  name: string;
+  hex: string;
+  to: string;
+  port: number;
+  fromPort: number;
+  waitMs: number;
+}
 
 async function client(): Promise<void> {
   const chunks: Buffer[] = [];
@@ -95,10 +106,12 @@ async function client(): Promise<void> {
     const bytes = Buffer.from(e.hex, 'hex');
     const xid = bytes.readUInt32BE(4);
     replies.delete(xid); // a REQUEST reuses its DISCOVER's xid: count only what answers this message
-    await new Promise<void>((r) => sockets.get(e.fromPort)!.send(bytes, e.port, e.to, (err) => {
-      if (err) print({ event: 'send-error', name: e.name, error: err.message });
-      r();
-    }));
+    await new Promise<void>((r) =>
+      sockets.get(e.fromPort)!.send(bytes, e.port, e.to, (err) => {
+        if (err) print({ event: 'send-error', name: e.name, error: err.message });
+        r();
+      }),
+    );
     await new Promise((r) => setTimeout(r, e.waitMs));
     print({ event: 'exchange', name: e.name, replies: replies.get(xid) ?? [] });
   }

@@ -14,7 +14,6 @@ const skip = netnsUnavailableReason();
 
 type Line = Record<string, any>;
 
-
 describe('scoped socket across link changes', { skip }, () => {
   const lab = new Lab('bblink');
   let srv = '';
@@ -34,7 +33,10 @@ describe('scoped socket across link changes', { skip }, () => {
     const child = lab.spawn(srv, process.execPath, ['--import', 'tsx', runner, 'server', 'nic-a', '67', '68'], { cwd: root });
     server = { child, lines: collectJsonLines(child).lines };
     await waitFor(() => server!.lines.some((l) => l.event === 'ready') || child.exitCode !== null, 20_000, 'server ready');
-    assert.ok(server.lines.some((l) => l.event === 'ready'), 'server did not start');
+    assert.ok(
+      server.lines.some((l) => l.event === 'ready'),
+      'server did not start',
+    );
   });
   after(() => lab.destroy());
 

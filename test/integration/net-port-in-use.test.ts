@@ -50,7 +50,10 @@ describe('UDP port 67 already in use', { skip }, () => {
       assert.equal(result.name, 'PortBindError');
       assert.equal(result.code, 'EADDRINUSE');
       assert.equal(result.port, 67);
-      assert.match(result.message, new RegExp(`^UDP port 67 \\(DHCP / Proxy DHCP server\\) on nic0 is already in use by python[\\d.]* \\(pid ${pid}\\): stop it`));
+      assert.match(
+        result.message,
+        new RegExp(`^UDP port 67 \\(DHCP / Proxy DHCP server\\) on nic0 is already in use by python[\\d.]* \\(pid ${pid}\\): stop it`),
+      );
 
       // The same without a device: the plain socket path explains it the same way.
       const plain = open('-', '67');
@@ -68,8 +71,14 @@ describe('UDP port 67 already in use', { skip }, () => {
 
   test('dnsmasq serving nic0: named with the service to stop, on every NIC', { skip: missingPrograms('dnsmasq') }, async () => {
     const dnsmasq = lab.spawn(ns, 'dnsmasq', [
-      '--no-daemon', '--conf-file=/dev/null', '--port=0', '--pid-file=', '--leasefile-ro',
-      '--interface=nic0', '--dhcp-range=192.0.2.50,192.0.2.60,1h', '--user=root',
+      '--no-daemon',
+      '--conf-file=/dev/null',
+      '--port=0',
+      '--pid-file=',
+      '--leasefile-ro',
+      '--interface=nic0',
+      '--dhcp-range=192.0.2.50,192.0.2.60,1h',
+      '--user=root',
     ]);
     let stderr = '';
     dnsmasq.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -37,7 +37,12 @@ describe('unprivileged process', { skip }, () => {
   after(() => lab.destroy());
 
   const asNobody = (...args: string[]) => {
-    const out = lab.exec(ns, 'setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, '--import', 'tsx', runner, ...args], { timeoutMs: 30_000 });
+    const out = lab.exec(
+      ns,
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, '--import', 'tsx', runner, ...args],
+      { timeoutMs: 30_000 },
+    );
     return JSON.parse(out.trim().split('\n').at(-1)!);
   };
 
@@ -47,7 +52,10 @@ describe('unprivileged process', { skip }, () => {
     assert.equal(result.name, 'PortBindError');
     assert.equal(result.code, 'EACCES');
     assert.equal(result.port, 67);
-    assert.match(result.message, /^Cannot open UDP port 67 \(DHCP \/ Proxy DHCP server\) on nic0: ports below \d+ \(net\.ipv4\.ip_unprivileged_port_start\) need root or the CAP_NET_BIND_SERVICE capability\. Fix: .*sudo setcap 'cap_net_bind_service,cap_net_raw=\+ep' \//);
+    assert.match(
+      result.message,
+      /^Cannot open UDP port 67 \(DHCP \/ Proxy DHCP server\) on nic0: ports below \d+ \(net\.ipv4\.ip_unprivileged_port_start\) need root or the CAP_NET_BIND_SERVICE capability\. Fix: .*sudo setcap 'cap_net_bind_service,cap_net_raw=\+ep' \//,
+    );
   });
 
   test('port 4011 needs no privilege; SO_BINDTODEVICE needs none from Linux 5.7 on', () => {

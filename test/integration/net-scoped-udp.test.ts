@@ -16,7 +16,6 @@ const skip = netnsUnavailableReason();
 
 type Line = Record<string, any>;
 
-
 describe('interface-scoped UDP sockets in a two-NIC namespace', { skip }, () => {
   const lab = new Lab('bbnet');
   let srv = '';
@@ -39,7 +38,10 @@ describe('interface-scoped UDP sockets in a two-NIC namespace', { skip }, () => 
     await waitFor(() => server.lines.some((l) => l.event === 'ready') || server.child.exitCode !== null, 20_000, 'server runner ready').catch((e) => {
       throw new Error(`${e.message}: ${stderr}`);
     });
-    assert.ok(server.lines.some((l) => l.event === 'ready'), `server did not start: ${stderr}`);
+    assert.ok(
+      server.lines.some((l) => l.event === 'ready'),
+      `server did not start: ${stderr}`,
+    );
     return server;
   };
   /** Client A and client B broadcast at the same time and report what came back. */
@@ -121,7 +123,10 @@ describe('interface-scoped UDP sockets in a two-NIC namespace', { skip }, () => 
     const byName = new Map<string, Line>(interfaces.map((n: Line) => [n.name, n]));
     assert.deepEqual([...byName.keys()].sort(), ['lo', 'nic-a', 'nic-b']);
     assert.equal(byName.get('lo')!.kind, 'loopback');
-    for (const [name, address] of [['nic-a', '192.0.2.1'], ['nic-b', '198.18.0.1']] as const) {
+    for (const [name, address] of [
+      ['nic-a', '192.0.2.1'],
+      ['nic-b', '198.18.0.1'],
+    ] as const) {
       const nic = byName.get(name)!;
       assert.equal(nic.kind, 'virtual');
       assert.equal(nic.up, true);

@@ -28,8 +28,20 @@ before(async () => {
   // The client has no address yet, like firmware: it broadcasts from 0.0.0.0:68.
   lab.exec(clientNs, 'ip', ['route', 'add', '255.255.255.255/32', 'dev', 'eth0']);
   serve = new ServeProcess(lab, server, [
-    '--interface', 'bench0', '--root', root, '--data', mkdtempSync(join(tmpdir(), 'bb-menu-data-')),
-    '--menu', 'Memory test=memtest.0', '--menu', 'iPXE=undionly.kpxe', '--menu', 'Local disk=', '--menu-timeout', '5',
+    '--interface',
+    'bench0',
+    '--root',
+    root,
+    '--data',
+    mkdtempSync(join(tmpdir(), 'bb-menu-data-')),
+    '--menu',
+    'Memory test=memtest.0',
+    '--menu',
+    'iPXE=undionly.kpxe',
+    '--menu',
+    'Local disk=',
+    '--menu-timeout',
+    '5',
   ]);
   await serve.ready();
 });

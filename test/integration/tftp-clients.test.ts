@@ -97,14 +97,18 @@ describe('atftp', { skip: missingPrograms('atftp') }, () => {
 
   test('rollover: 33 MiB at blksize 512 (65536+ blocks) with windowsize 16', async () => {
     const out = join(fx.out, 'atftp-rollover');
-    await run('atftp', ['-g', '-r', 'rollover.bin', '-l', out, '--option', 'blksize 512', '--option', 'windowsize 16', '127.0.0.1', String(port)], { timeout: 120_000 });
+    await run('atftp', ['-g', '-r', 'rollover.bin', '-l', out, '--option', 'blksize 512', '--option', 'windowsize 16', '127.0.0.1', String(port)], {
+      timeout: 120_000,
+    });
     check('rollover.bin', out);
   });
 
   test('rollover: 97 MiB at blksize 1468 (BOOTBENCH_LONG)', { skip: LONG ? undefined : 'long variant: set BOOTBENCH_LONG=1' }, async () => {
     fx.addFile('huge.bin', 97 * 1024 * 1024);
     const out = join(fx.out, 'atftp-huge');
-    await run('atftp', ['-g', '-r', 'huge.bin', '-l', out, '--option', 'blksize 1468', '--option', 'windowsize 16', '127.0.0.1', String(port)], { timeout: 300_000 });
+    await run('atftp', ['-g', '-r', 'huge.bin', '-l', out, '--option', 'blksize 1468', '--option', 'windowsize 16', '127.0.0.1', String(port)], {
+      timeout: 300_000,
+    });
     check('huge.bin', out);
   });
 });
@@ -125,11 +129,15 @@ describe('curl tftp://', { skip: missingPrograms('curl') }, () => {
     }
   }
 
-  test('rollover: 33 MiB at blksize 512, lock-step (curl handles the wrap)', { skip: LONG ? undefined : 'long variant (65536+ round trips): set BOOTBENCH_LONG=1' }, async () => {
-    const out = join(fx.out, 'curl-rollover');
-    await run('curl', ['-sS', '-o', out, '--tftp-blksize', '512', `tftp://127.0.0.1:${port}/rollover.bin`], { timeout: 300_000 });
-    check('rollover.bin', out);
-  });
+  test(
+    'rollover: 33 MiB at blksize 512, lock-step (curl handles the wrap)',
+    { skip: LONG ? undefined : 'long variant (65536+ round trips): set BOOTBENCH_LONG=1' },
+    async () => {
+      const out = join(fx.out, 'curl-rollover');
+      await run('curl', ['-sS', '-o', out, '--tftp-blksize', '512', `tftp://127.0.0.1:${port}/rollover.bin`], { timeout: 300_000 });
+      check('rollover.bin', out);
+    },
+  );
 });
 
 describe('busybox tftp', { skip: missingPrograms('busybox') }, () => {

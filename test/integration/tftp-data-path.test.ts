@@ -9,10 +9,18 @@ import { decodeTftpPacket, encodeAck, encodeTftpPacket, TftpOpcode } from '../..
 import type { TftpServerOptions } from '../../main/tftp/server.js';
 import { RawClient, sha256, TftpFixture } from './tftp-helpers.js';
 
-const workerUnavailable = process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64') ? `the worker data path needs Linux x64/arm64 (this is ${process.platform}/${process.arch})` : undefined;
+const workerUnavailable =
+  process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')
+    ? `the worker data path needs Linux x64/arm64 (this is ${process.platform}/${process.arch})`
+    : undefined;
 
 function rrq(filename: string, options: Record<string, string | number> = {}): Buffer {
-  return encodeTftpPacket({ opcode: TftpOpcode.RRQ, filename, mode: 'octet', options: Object.entries(options).map(([name, value]) => ({ name, value: String(value) })) });
+  return encodeTftpPacket({
+    opcode: TftpOpcode.RRQ,
+    filename,
+    mode: 'octet',
+    options: Object.entries(options).map(([name, value]) => ({ name, value: String(value) })),
+  });
 }
 
 /**
@@ -139,7 +147,9 @@ describe('TFTP data path fallbacks', () => {
   test('an injected clock keeps transfers on the event loop', async () => {
     const fx = new TftpFixture();
     try {
-      await fx.start({ clock: { now: () => Date.now(), setTimeout: (fn, ms) => ({ id: setTimeout(fn, ms) }), clearTimeout: (h) => clearTimeout(h.id as NodeJS.Timeout) } });
+      await fx.start({
+        clock: { now: () => Date.now(), setTimeout: (fn, ms) => ({ id: setTimeout(fn, ms) }), clearTimeout: (h) => clearTimeout(h.id as NodeJS.Timeout) },
+      });
       assert.equal(fx.server.dataPathInUse.kind, 'event-loop');
     } finally {
       await fx.stop();

@@ -23,7 +23,7 @@ export function writeRandomFile(path: string, size: number): string {
   const hash = createHash('sha256');
   const fd = openSync(path, 'w');
   const piece = randomBytes(Math.min(size, 1 << 20));
-  for (let written = 0; written < size; ) {
+  for (let written = 0; written < size;) {
     const n = Math.min(piece.length, size - written);
     const chunk = piece.subarray(0, n);
     // vary each MiB so a misplaced block cannot go unnoticed

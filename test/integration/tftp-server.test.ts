@@ -13,7 +13,12 @@ import { RawClient, sha256, sha256File, TftpFixture } from './tftp-helpers.js';
 const run = promisify(execFile);
 
 function rrq(filename: string, options: Record<string, string | number> = {}, mode = 'octet'): Buffer {
-  return encodeTftpPacket({ opcode: TftpOpcode.RRQ, filename, mode, options: Object.entries(options).map(([name, value]) => ({ name, value: String(value) })) });
+  return encodeTftpPacket({
+    opcode: TftpOpcode.RRQ,
+    filename,
+    mode,
+    options: Object.entries(options).map(([name, value]) => ({ name, value: String(value) })),
+  });
 }
 
 function decode(msg: Buffer): TftpPacket {

@@ -101,8 +101,16 @@ export class BootLab {
     const leases = join(this.dir, 'office.leases');
     writeFileSync(leases, '');
     this.spawn('office-dnsmasq', this.officeNs, 'dnsmasq', [
-      '--keep-in-foreground', '--log-facility=-', '--conf-file=/dev/null', '--port=0', '--user=root',
-      '--interface=eth0', '--bind-interfaces', ...(process.env.BOOTBENCH_LAB_OFFICE_PING ? [] : ['--no-ping']), `--dhcp-leasefile=${leases}`, `--pid-file=${join(this.dir, 'office.pid')}`,
+      '--keep-in-foreground',
+      '--log-facility=-',
+      '--conf-file=/dev/null',
+      '--port=0',
+      '--user=root',
+      '--interface=eth0',
+      '--bind-interfaces',
+      ...(process.env.BOOTBENCH_LAB_OFFICE_PING ? [] : ['--no-ping']),
+      `--dhcp-leasefile=${leases}`,
+      `--pid-file=${join(this.dir, 'office.pid')}`,
       `--dhcp-range=${OFFICE_POOL.first},${OFFICE_POOL.last},255.255.255.0,10m`,
       // dnsmasq does not hold an address between OFFER and REQUEST: with several clients
       // booting at once it offered one address to two of them, and OVMF (which collects
@@ -242,16 +250,35 @@ export class QemuClient {
     const base = join(this.bootLab.dir, `client-${this.kind}-${this.index}`);
     const secure = isSecureKind(this.kind);
     const args = [
-      '-name', `bootbench-lab-${this.kind}-${this.index}`,
+      '-name',
+      `bootbench-lab-${this.kind}-${this.index}`,
       // KVM exists here but cannot run this firmware (SeaBIOS+iPXE hangs, OVMF stops with
       // an emulation error), so plain TCG. The Secure Boot build of OVMF needs SMM.
-      '-machine', secure ? 'q35,accel=tcg,smm=on' : 'q35,accel=tcg', '-cpu', 'qemu64', '-m', this.memoryMb(), '-smp', '1',
-      '-nodefaults', '-display', 'none', '-no-user-config', '-no-reboot',
-      '-uuid', this.uuid,
-      '-serial', `file:${this.serialFile}`,
-      '-debugcon', `file:${this.debugconFile}`, '-global', 'isa-debugcon.iobase=0x402',
-      '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04',
-      '-netdev', `tap,id=net0,ifname=${tap},script=no,downscript=no`,
+      '-machine',
+      secure ? 'q35,accel=tcg,smm=on' : 'q35,accel=tcg',
+      '-cpu',
+      'qemu64',
+      '-m',
+      this.memoryMb(),
+      '-smp',
+      '1',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-no-user-config',
+      '-no-reboot',
+      '-uuid',
+      this.uuid,
+      '-serial',
+      `file:${this.serialFile}`,
+      '-debugcon',
+      `file:${this.debugconFile}`,
+      '-global',
+      'isa-debugcon.iobase=0x402',
+      '-device',
+      'isa-debug-exit,iobase=0xf4,iosize=0x04',
+      '-netdev',
+      `tap,id=net0,ifname=${tap},script=no,downscript=no`,
     ];
     if (this.kind === 'bios') {
       // SeaBIOS writes its console (and iPXE's, through int 10h) to COM1 only when told.
@@ -265,8 +292,10 @@ export class QemuClient {
       // Secure Boot: the variable store is writable only from SMM, as on real boards.
       if (secure) args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
       args.push(
-        '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${secure ? OVMF_CODE_SECBOOT : OVMF_CODE}`,
-        '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
+        '-drive',
+        `if=pflash,format=raw,unit=0,readonly=on,file=${secure ? OVMF_CODE_SECBOOT : OVMF_CODE}`,
+        '-drive',
+        `if=pflash,format=raw,unit=1,file=${vars}`,
       );
       if (isHttpBootKind(this.kind)) {
         // OVMF tries PXEv4, PXEv6, HTTPv4, HTTPv6 in turn, and under TCG each failed
@@ -364,8 +393,10 @@ function readText(path: string): string {
 
 /** Readable tail of a firmware log: ANSI escapes removed, last `lines` lines. */
 export function logTail(text: string, lines = 25): string {
-   
-  const clean = text.replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, '').replace(/\r/g, '\n').replace(/\n{2,}/g, '\n');
+  const clean = text
+    .replace(/\x1b\[[0-9;=?]*[A-Za-z]/g, '')
+    .replace(/\r/g, '\n')
+    .replace(/\n{2,}/g, '\n');
   return clean.split('\n').slice(-lines).join('\n');
 }
 
@@ -410,7 +441,6 @@ export function bootbenchCommand(): { cmd: string; args: string[]; label: string
   return { cmd: process.execPath, args: [join(PROJECT_ROOT, 'bin', 'bootbench.js')], label: 'bin/bootbench.js (dist)' };
 }
 
-
 export function startBootbench(bootLab: BootLab, options: ServerOptions): RunningServer {
   const events: Record<string, unknown>[] = [];
   const { cmd, args, label } = bootbenchCommand();
@@ -452,10 +482,21 @@ export function startDnsmasqPxe(bootLab: BootLab, options: ServerOptions): Runni
   const leases = join(bootLab.dir, 'pxe.leases');
   writeFileSync(leases, '');
   const args = [
-    '--keep-in-foreground', '--log-facility=-', '--log-dhcp', '--conf-file=/dev/null', '--port=0', '--user=root',
-    `--interface=${BRIDGE}`, '--bind-interfaces', '--no-ping', `--dhcp-leasefile=${leases}`, `--pid-file=${join(bootLab.dir, 'pxe.pid')}`,
-    '--enable-tftp', `--tftp-root=${options.root}`,
-    '--dhcp-match=set:efi64,option:client-arch,7', '--dhcp-match=set:efi64,option:client-arch,9',
+    '--keep-in-foreground',
+    '--log-facility=-',
+    '--log-dhcp',
+    '--conf-file=/dev/null',
+    '--port=0',
+    '--user=root',
+    `--interface=${BRIDGE}`,
+    '--bind-interfaces',
+    '--no-ping',
+    `--dhcp-leasefile=${leases}`,
+    `--pid-file=${join(bootLab.dir, 'pxe.pid')}`,
+    '--enable-tftp',
+    `--tftp-root=${options.root}`,
+    '--dhcp-match=set:efi64,option:client-arch,7',
+    '--dhcp-match=set:efi64,option:client-arch,9',
     '--dhcp-userclass=set:ipxe,iPXE',
   ];
   const stripDotZero = (p: string): string => p.replace(/\.0$/, '');
@@ -500,7 +541,9 @@ async function waitForServer(child: ChildProcess, ready: Promise<void>, bootLab:
         const out = bootLab.lab.exec(bootLab.serverNs, 'ss', ['-lunH']);
         const wanted = options.mode === 'proxy' ? [':4011', ':69'] : [':67', ':69'];
         if (wanted.every((port) => out.includes(`${port} `))) return resolve();
-      } catch { /* ss missing: rely on the ready message */ }
+      } catch {
+        /* ss missing: rely on the ready message */
+      }
       setTimeout(poll, 100);
     };
     poll();

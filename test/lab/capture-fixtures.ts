@@ -15,7 +15,14 @@ import { waitFor } from '../helpers/netns.js';
 import { biosMarkerNbp, uefiMarkerNbp } from './marker-nbp.js';
 
 const OUT = join(PROJECT_ROOT, 'test', 'fixtures', 'captures');
-const CLIENT_NAME: Record<ClientKind, string> = { bios: 'ipxe-bios', uefi: 'ovmf', 'uefi-ipxe': 'ipxe-efi', 'uefi-secure': 'ovmf-secure-boot', 'uefi-http': 'ovmf-http-boot', 'uefi-secure-http': 'ovmf-secure-http-boot' };
+const CLIENT_NAME: Record<ClientKind, string> = {
+  bios: 'ipxe-bios',
+  uefi: 'ovmf',
+  'uefi-ipxe': 'ipxe-efi',
+  'uefi-secure': 'ovmf-secure-boot',
+  'uefi-http': 'ovmf-http-boot',
+  'uefi-secure-http': 'ovmf-secure-http-boot',
+};
 const CAPTURED_KINDS: ClientKind[] = ['bios', 'uefi', 'uefi-ipxe'];
 const DHCP_TYPE: Record<string, string> = { '1': 'discover', '2': 'offer', '3': 'request', '5': 'ack', '8': 'inform' };
 
@@ -31,17 +38,46 @@ interface Frame {
 
 function readFrames(pcap: string): Frame[] {
   const out = execFileSync('tshark', [
-    '-r', pcap, '-n', '-Y', 'udp', '-T', 'fields', '-E', 'separator=\t',
-    '-e', 'frame.number', '-e', 'eth.src', '-e', 'ip.src', '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'dhcp.option.dhcp', '-e', 'udp.payload',
+    '-r',
+    pcap,
+    '-n',
+    '-Y',
+    'udp',
+    '-T',
+    'fields',
+    '-E',
+    'separator=\t',
+    '-e',
+    'frame.number',
+    '-e',
+    'eth.src',
+    '-e',
+    'ip.src',
+    '-e',
+    'udp.srcport',
+    '-e',
+    'udp.dstport',
+    '-e',
+    'dhcp.option.dhcp',
+    '-e',
+    'udp.payload',
   ]).toString();
-  return out.trim().split('\n').filter(Boolean).map((line) => {
-    const [number, src, ipSrc, srcPort, dstPort, dhcpType, payload] = line.split('\t');
-    return {
-      number: Number(number), src, ipSrc, srcPort: Number(srcPort), dstPort: Number(dstPort),
-      dhcpType: dhcpType ? DHCP_TYPE[dhcpType] ?? `type${dhcpType}` : undefined,
-      payload: Buffer.from(payload.replace(/:/g, ''), 'hex'),
-    };
-  });
+  return out
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [number, src, ipSrc, srcPort, dstPort, dhcpType, payload] = line.split('\t');
+      return {
+        number: Number(number),
+        src,
+        ipSrc,
+        srcPort: Number(srcPort),
+        dstPort: Number(dstPort),
+        dhcpType: dhcpType ? (DHCP_TYPE[dhcpType] ?? `type${dhcpType}`) : undefined,
+        payload: Buffer.from(payload.replace(/:/g, ''), 'hex'),
+      };
+    });
 }
 
 async function main(): Promise<void> {
@@ -87,7 +123,9 @@ async function main(): Promise<void> {
       if (request) save(`${name}-request`, request);
       if (pxeRequest) save(`${name}-pxe-${pxeRequest.dhcpType ?? 'request'}-4011`, pxeRequest);
       fromClient.filter((f) => f.dstPort === 69).forEach((f, i) => save(`${name}-tftp-rrq-${i + 1}`, f));
-      fromClient.filter((f) => f.payload.readUInt16BE(0) === 5 && f.dstPort !== 69 && f.srcPort !== 67 && f.srcPort !== 68).forEach((f, i) => save(`${name}-tftp-error-${i + 1}`, f));
+      fromClient
+        .filter((f) => f.payload.readUInt16BE(0) === 5 && f.dstPort !== 69 && f.srcPort !== 67 && f.srcPort !== 68)
+        .forEach((f, i) => save(`${name}-tftp-error-${i + 1}`, f));
       // dnsmasq's answers to this client (xid matches the client's messages).
       const xids = new Set(fromClient.filter((f) => f.dhcpType).map((f) => f.payload.readUInt32BE(4)));
       const replies = frames.filter((f) => f.ipSrc === '192.0.2.1' && f.dhcpType && xids.has(f.payload.readUInt32BE(4)));

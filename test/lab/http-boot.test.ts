@@ -38,10 +38,14 @@ function scenarioOptions(mode: 'dhcp' | 'proxy', target: Target): ScenarioOption
 function checkHttpBoot(scenario: Scenario, target: Target, result: Awaited<ReturnType<Scenario['result']>>): void {
   assertRanMarker(scenario, result);
   assertEventForMac(scenario, result, 'dhcp.received');
-  const asked = scenario.events().filter((e) => e.type === 'dhcp.received' && e.mac === result.mac).map((e) => String(e.vendorClass ?? ''));
+  const asked = scenario
+    .events()
+    .filter((e) => e.type === 'dhcp.received' && e.mac === result.mac)
+    .map((e) => String(e.vendorClass ?? ''));
   // iPXE, once running, asks as PXEClient; the firmware before it must have asked as HTTPClient only.
   assert.ok(asked[0]?.startsWith('HTTPClient'), `the firmware's first DHCP message did not have vendor class HTTPClient: ${JSON.stringify(asked)}`);
-  if (target === 'marker') assert.ok(!asked.some((v) => v.startsWith('PXEClient')), `the client also asked as a PXE client (${JSON.stringify(asked)}): PXE was meant to be off`);
+  if (target === 'marker')
+    assert.ok(!asked.some((v) => v.startsWith('PXEClient')), `the client also asked as a PXE client (${JSON.stringify(asked)}): PXE was meant to be off`);
   assertEventForMac(scenario, result, scenario.options.mode === 'proxy' ? 'proxy.offer' : 'dhcp.lease');
   if (target === 'ipxe') assertEventForMac(scenario, result, 'http.done', 'ipxe.efi');
   assertEventForMac(scenario, result, 'http.done', 'marker.efi');

@@ -30,12 +30,18 @@ export const sha256 = (data: Buffer) => createHash('sha256').update(data).digest
 export const run = (cmd: string, args: string[], input?: string) =>
   execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } }).toString();
 
-export interface Part { n: number; start: number; sectors: number }
+export interface Part {
+  n: number;
+  start: number;
+  sectors: number;
+}
 export function partitions(file: string): Part[] {
-  return run('sfdisk', ['--dump', file]).split('\n').flatMap((line) => {
-    const m = /(\d+) : start=\s*(\d+), size=\s*(\d+)/.exec(line);
-    return m ? [{ n: Number(m[1]), start: Number(m[2]), sectors: Number(m[3]) }] : [];
-  });
+  return run('sfdisk', ['--dump', file])
+    .split('\n')
+    .flatMap((line) => {
+      const m = /(\d+) : start=\s*(\d+), size=\s*(\d+)/.exec(line);
+      return m ? [{ n: Number(m[1]), start: Number(m[2]), sectors: Number(m[3]) }] : [];
+    });
 }
 export function putAt(disk: string, part: Part, file: string): void {
   run('dd', [`if=${file}`, `of=${disk}`, 'bs=512', `seek=${part.start}`, 'conv=notrunc', 'status=none']);
@@ -64,13 +70,17 @@ export function ext4Partition(dir: string, path: string, mib: number, hostname: 
 export function gptReference(dir: string): string {
   const disk = join(dir, 'gpt-reference.img');
   run('truncate', ['-s', '64M', disk]);
-  run('sfdisk', ['-q', disk], [
-    'label: gpt',
-    'start=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
-    'size=40960, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D',
-    'size=24576, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7',
-    '',
-  ].join('\n'));
+  run(
+    'sfdisk',
+    ['-q', disk],
+    [
+      'label: gpt',
+      'start=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+      'size=40960, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D',
+      'size=24576, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7',
+      '',
+    ].join('\n'),
+  );
   const [esp, root, windows] = partitions(disk);
   const espFile = join(dir, 'esp.img');
   run('truncate', ['-s', `${esp.sectors * 512}`, espFile]);
@@ -117,4 +127,3 @@ export function mbrReference(dir: string): string {
 export function virtioDisk(id: string, file: string, serial: string): string[] {
   return ['-drive', `if=none,id=${id},format=raw,file=${file}`, '-device', `virtio-blk-pci,drive=${id},serial=${serial}`];
 }
-

@@ -15,9 +15,10 @@ const IMAGING = join(PROJECT_ROOT, 'resources', 'imaging');
 const KERNEL = join(IMAGING, 'vmlinuz');
 const INITRD = join(IMAGING, 'initrd.img');
 const READY = /BOOTBENCH-IMAGING-ENV-OK kernel=(\S+) lockdown=(\S+) secureboot=(\S+) network=(\S+ \S+|none)/;
-const notBuilt = existsSync(KERNEL) && existsSync(INITRD)
-  ? undefined
-  : 'the imaging environment is not built: run `npm run build:imaging` (needs busybox-static, partclone, zstd, udpcast, ntfs-3g, gdisk, fdisk, kmod, cpio and a linux-image-amd64 package)';
+const notBuilt =
+  existsSync(KERNEL) && existsSync(INITRD)
+    ? undefined
+    : 'the imaging environment is not built: run `npm run build:imaging` (needs busybox-static, partclone, zstd, udpcast, ntfs-3g, gdisk, fdisk, kmod, cpio and a linux-image-amd64 package)';
 
 const HTTP_PORT = 8080;
 const SELFTEST_ARGS = 'console=ttyS0 quiet panic=-1 bootbench.selftest=1';
@@ -36,8 +37,16 @@ const DISKS: { index: number; args: (dir: string) => string[]; expect: { name: s
   {
     index: 0, // BIOS: an internal virtio disk and a USB stick
     args: (dir) => [
-      '-drive', `if=none,id=d0,format=raw,file=${disk(dir, 'bios-virtio.img', 24)}`, '-device', 'virtio-blk-pci,drive=d0,serial=BB-VIRTIO-0',
-      '-device', 'qemu-xhci', '-drive', `if=none,id=u0,format=raw,file=${disk(dir, 'bios-usb.img', 16)}`, '-device', 'usb-storage,drive=u0',
+      '-drive',
+      `if=none,id=d0,format=raw,file=${disk(dir, 'bios-virtio.img', 24)}`,
+      '-device',
+      'virtio-blk-pci,drive=d0,serial=BB-VIRTIO-0',
+      '-device',
+      'qemu-xhci',
+      '-drive',
+      `if=none,id=u0,format=raw,file=${disk(dir, 'bios-usb.img', 16)}`,
+      '-device',
+      'usb-storage,drive=u0',
     ],
     expect: [
       { name: 'vda', transport: 'virtio', size: 24 << 20, serial: 'BB-VIRTIO-0' },
@@ -53,60 +62,66 @@ const DISKS: { index: number; args: (dir: string) => string[]; expect: { name: s
 
 const chainName = 'imaging environment through the iPXE chain (BIOS, UEFI): network, drivers, disks';
 if (chainSkip) test(chainName, { skip: chainSkip }, () => {});
-else describe(chainName, () => {
-  const script = `#!ipxe
+else
+  describe(chainName, () => {
+    const script = `#!ipxe
 kernel http://${SERVER_ADDRESS}:${HTTP_PORT}/vmlinuz initrd=initrd.img ${SELFTEST_ARGS}
 initrd http://${SERVER_ADDRESS}:${HTTP_PORT}/initrd.img
 boot
 `;
-  const scenario = new Scenario({
-    name: 'imaging environment',
-    mode: 'proxy',
-    office: true,
-    clients,
-    rootFiles: { 'ipxe.efi': IPXE_EFI, vmlinuz: KERNEL, 'initrd.img': INITRD },
-    boot: { bios: 'marker.0', uefi64: 'ipxe.efi' },
-    ipxeScript: script,
-    httpPort: HTTP_PORT,
-    needsBootbench: true,
-    clientDisks: (index, dir) => DISKS.find((d) => d.index === index)?.args(dir) ?? [],
-  });
-  before(() => scenario.start());
-  after(() => scenario.stop());
+    const scenario = new Scenario({
+      name: 'imaging environment',
+      mode: 'proxy',
+      office: true,
+      clients,
+      rootFiles: { 'ipxe.efi': IPXE_EFI, vmlinuz: KERNEL, 'initrd.img': INITRD },
+      boot: { bios: 'marker.0', uefi64: 'ipxe.efi' },
+      ipxeScript: script,
+      httpPort: HTTP_PORT,
+      needsBootbench: true,
+      clientDisks: (index, dir) => DISKS.find((d) => d.index === index)?.args(dir) ?? [],
+    });
+    before(() => scenario.start());
+    after(() => scenario.stop());
 
-  clients.forEach((kind, index) => {
-    test(`${kind} client boots the environment, gets an address and sees its disks by transport`, async (t) => {
-      const result = await scenario.result(index);
-      t.diagnostic(describeTime(result, 'the environment reported and powered off', scenario));
-      const ready = READY.exec(result.serial);
-      assert.ok(ready, `no BOOTBENCH-IMAGING-ENV-OK on the serial console\n${scenario.failureReport(result)}`);
-      assert.match(ready[4], /^\S+ 192\.0\.2\.\d+$/, `the environment took no address in the lab's network: ${ready[4]}`);
-      const filesystems = /filesystems: (.*)/.exec(result.serial)?.[1]?.trim().split(/\s+/) ?? [];
-      for (const fs of ['ext4', 'xfs', 'btrfs', 'vfat', 'fuseblk']) assert.ok(filesystems.includes(fs), `the kernel cannot mount ${fs} in the environment (has: ${filesystems.join(' ')})`);
-      for (const want of DISKS[index].expect) {
-        const line = result.serial.split('\n').find((l) => l.startsWith(`disk name=${want.name} `));
-        assert.ok(line, `disk ${want.name} not listed\n${scenario.failureReport(result)}`);
-        assert.match(line, new RegExp(` size=${want.size} transport=${want.transport} `), `disk ${want.name}: ${line}`);
-        if (want.serial) assert.match(line, new RegExp(` serial=${want.serial}\\b`), `disk ${want.name}: ${line}`);
-      }
-      assert.equal(result.exitCode, 0, `the environment did not power off cleanly\n${scenario.failureReport(result)}`);
-      assertEventForMac(scenario, result, 'http.done', 'initrd.img');
+    clients.forEach((kind, index) => {
+      test(`${kind} client boots the environment, gets an address and sees its disks by transport`, async (t) => {
+        const result = await scenario.result(index);
+        t.diagnostic(describeTime(result, 'the environment reported and powered off', scenario));
+        const ready = READY.exec(result.serial);
+        assert.ok(ready, `no BOOTBENCH-IMAGING-ENV-OK on the serial console\n${scenario.failureReport(result)}`);
+        assert.match(ready[4], /^\S+ 192\.0\.2\.\d+$/, `the environment took no address in the lab's network: ${ready[4]}`);
+        const filesystems = /filesystems: (.*)/.exec(result.serial)?.[1]?.trim().split(/\s+/) ?? [];
+        for (const fs of ['ext4', 'xfs', 'btrfs', 'vfat', 'fuseblk'])
+          assert.ok(filesystems.includes(fs), `the kernel cannot mount ${fs} in the environment (has: ${filesystems.join(' ')})`);
+        for (const want of DISKS[index].expect) {
+          const line = result.serial.split('\n').find((l) => l.startsWith(`disk name=${want.name} `));
+          assert.ok(line, `disk ${want.name} not listed\n${scenario.failureReport(result)}`);
+          assert.match(line, new RegExp(` size=${want.size} transport=${want.transport} `), `disk ${want.name}: ${line}`);
+          if (want.serial) assert.match(line, new RegExp(` serial=${want.serial}\\b`), `disk ${want.name}: ${line}`);
+        }
+        assert.equal(result.exitCode, 0, `the environment did not power off cleanly\n${scenario.failureReport(result)}`);
+        assertEventForMac(scenario, result, 'http.done', 'initrd.img');
+      });
     });
   });
-});
 
 const SHIM = '/usr/lib/shim/shimx64.efi.signed';
 const GRUB_NET = '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed';
 const secureClients: ClientKind[] = ['uefi-secure'];
 const secureSkip =
-  notBuilt ?? scenarioSkipReason({ clients: secureClients, office: false, needsBootbench: true }) ?? labUnavailableReason({ kinds: secureClients, files: [SHIM, GRUB_NET] });
+  notBuilt ??
+  scenarioSkipReason({ clients: secureClients, office: false, needsBootbench: true }) ??
+  labUnavailableReason({ kinds: secureClients, files: [SHIM, GRUB_NET] });
 
 async function prepareSecureBootEntry(dataDir: string): Promise<void> {
   mkdirSync(join(dataDir, 'boot', 'secure-boot'), { recursive: true });
   copyFileSync(SHIM, join(dataDir, 'boot', 'secure-boot', 'shimx64.efi'));
   copyFileSync(GRUB_NET, join(dataDir, 'boot', 'secure-boot', 'grubx64.efi'));
   const { cmd, args } = bootbenchCommand();
-  const out = execFileSync(cmd, [...args, 'entries', 'import', '--secure-boot', KERNEL, INITRD, '--name', 'imaging', '--data', dataDir, '--json'], { cwd: PROJECT_ROOT }).toString();
+  const out = execFileSync(cmd, [...args, 'entries', 'import', '--secure-boot', KERNEL, INITRD, '--name', 'imaging', '--data', dataDir, '--json'], {
+    cwd: PROJECT_ROOT,
+  }).toString();
   const entry = (JSON.parse(out) as { imported: { id: number; kind: string }[] }).imported.find((e) => e.kind === 'secure-boot-chain');
   assert.ok(entry, `entries import --secure-boot made no secure-boot-chain entry: ${out}`);
   const { openStore } = await import('../../main/store/index.js');
@@ -121,28 +136,29 @@ async function prepareSecureBootEntry(dataDir: string): Promise<void> {
 
 const secureName = 'imaging environment through shim and signed GRUB with Secure Boot on';
 if (secureSkip) test(secureName, { skip: secureSkip }, () => {});
-else describe(secureName, () => {
-  const scenario = new Scenario({
-    name: 'imaging environment (Secure Boot)',
-    mode: 'dhcp',
-    office: false,
-    clients: secureClients,
-    boot: { uefi64: 'marker.efi' },
-    needsBootbench: true,
-    prepareData: prepareSecureBootEntry,
-  });
-  before(() => scenario.start());
-  after(() => scenario.stop());
+else
+  describe(secureName, () => {
+    const scenario = new Scenario({
+      name: 'imaging environment (Secure Boot)',
+      mode: 'dhcp',
+      office: false,
+      clients: secureClients,
+      boot: { uefi64: 'marker.efi' },
+      needsBootbench: true,
+      prepareData: prepareSecureBootEntry,
+    });
+    before(() => scenario.start());
+    after(() => scenario.stop());
 
-  test('the signed kernel runs our initramfs in lockdown, with no key of ours', async (t) => {
-    const result = await scenario.result(0);
-    t.diagnostic(describeTime(result, 'the environment reported and powered off', scenario));
-    const ready = READY.exec(result.serial);
-    assert.ok(ready, `no BOOTBENCH-IMAGING-ENV-OK on the serial console: the chain did not reach our /init\n${scenario.failureReport(result)}`);
-    assert.equal(ready[3], '1', `the firmware's SecureBoot variable should read 1, read ${ready[3]}`);
-    assert.match(ready[2], /^(integrity|confidentiality)$/, `the kernel should be in lockdown under Secure Boot, lockdown=${ready[2]}`);
-    assert.equal(result.exitCode, 0, `the environment did not power off cleanly\n${scenario.failureReport(result)}`);
-    assertEventForMac(scenario, result, 'tftp.done', 'shimx64.efi');
-    assertEventForMac(scenario, result, 'tftp.done', 'grubx64.efi');
+    test('the signed kernel runs our initramfs in lockdown, with no key of ours', async (t) => {
+      const result = await scenario.result(0);
+      t.diagnostic(describeTime(result, 'the environment reported and powered off', scenario));
+      const ready = READY.exec(result.serial);
+      assert.ok(ready, `no BOOTBENCH-IMAGING-ENV-OK on the serial console: the chain did not reach our /init\n${scenario.failureReport(result)}`);
+      assert.equal(ready[3], '1', `the firmware's SecureBoot variable should read 1, read ${ready[3]}`);
+      assert.match(ready[2], /^(integrity|confidentiality)$/, `the kernel should be in lockdown under Secure Boot, lockdown=${ready[2]}`);
+      assert.equal(result.exitCode, 0, `the environment did not power off cleanly\n${scenario.failureReport(result)}`);
+      assertEventForMac(scenario, result, 'tftp.done', 'shimx64.efi');
+      assertEventForMac(scenario, result, 'tftp.done', 'grubx64.efi');
+    });
   });
-});

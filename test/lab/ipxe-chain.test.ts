@@ -8,9 +8,7 @@ import { Scenario, assertEventForMac, assertRanMarker, describeTime, scenarioSki
 
 const clients: ClientKind[] = ['uefi', 'bios'];
 const HTTP_PORT = 8080;
-const skip =
-  scenarioSkipReason({ clients, office: true, needsBootbench: true }) ??
-  labUnavailableReason({ kinds: clients, files: [IPXE_EFI, IPXE_UNDIONLY] });
+const skip = scenarioSkipReason({ clients, office: true, needsBootbench: true }) ?? labUnavailableReason({ kinds: clients, files: [IPXE_EFI, IPXE_UNDIONLY] });
 
 // ${platform} is "efi" or "pcbios"; each gets the marker built for it.
 const script = `#!ipxe
@@ -22,33 +20,34 @@ chain http://${SERVER_ADDRESS}:${HTTP_PORT}/marker.efi
 `;
 
 if (skip) test('iPXE chain: TFTP iPXE, HTTP script, marker over HTTP', { skip }, () => {});
-else describe('iPXE chain: TFTP iPXE, HTTP script, marker over HTTP', () => {
-  const scenario = new Scenario({
-    name: 'iPXE chain',
-    mode: 'proxy',
-    office: true,
-    clients,
-    rootFiles: { 'ipxe.efi': IPXE_EFI, 'undionly.kpxe': IPXE_UNDIONLY },
-    boot: { bios: 'undionly.kpxe', uefi64: 'ipxe.efi' },
-    ipxeScript: script,
-    httpPort: HTTP_PORT,
-    needsBootbench: true,
-  });
-  before(() => scenario.start());
-  after(() => scenario.stop());
+else
+  describe('iPXE chain: TFTP iPXE, HTTP script, marker over HTTP', () => {
+    const scenario = new Scenario({
+      name: 'iPXE chain',
+      mode: 'proxy',
+      office: true,
+      clients,
+      rootFiles: { 'ipxe.efi': IPXE_EFI, 'undionly.kpxe': IPXE_UNDIONLY },
+      boot: { bios: 'undionly.kpxe', uefi64: 'ipxe.efi' },
+      ipxeScript: script,
+      httpPort: HTTP_PORT,
+      needsBootbench: true,
+    });
+    before(() => scenario.start());
+    after(() => scenario.stop());
 
-  test('EDK2 client: ipxe.efi by TFTP, then the script and marker.efi by HTTP', async (t) => {
-    const result = await scenario.result(0);
-    t.diagnostic(describeTime(result, undefined, scenario));
-    assertRanMarker(scenario, result);
-    assertEventForMac(scenario, result, 'tftp.done', 'ipxe.efi');
-    assertEventForMac(scenario, result, 'http.done', 'marker.efi');
-  });
+    test('EDK2 client: ipxe.efi by TFTP, then the script and marker.efi by HTTP', async (t) => {
+      const result = await scenario.result(0);
+      t.diagnostic(describeTime(result, undefined, scenario));
+      assertRanMarker(scenario, result);
+      assertEventForMac(scenario, result, 'tftp.done', 'ipxe.efi');
+      assertEventForMac(scenario, result, 'http.done', 'marker.efi');
+    });
 
-  test('iPXE BIOS client: the script and marker.0 by HTTP', async (t) => {
-    const result = await scenario.result(1);
-    t.diagnostic(describeTime(result, undefined, scenario));
-    assertRanMarker(scenario, result);
-    assertEventForMac(scenario, result, 'http.done', 'marker.0');
+    test('iPXE BIOS client: the script and marker.0 by HTTP', async (t) => {
+      const result = await scenario.result(1);
+      t.diagnostic(describeTime(result, undefined, scenario));
+      assertRanMarker(scenario, result);
+      assertEventForMac(scenario, result, 'http.done', 'marker.0');
+    });
   });
-});

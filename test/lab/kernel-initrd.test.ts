@@ -29,30 +29,31 @@ boot
 `;
 
 if (skip) test('kernel + initrd over HTTP after chainloading iPXE', { skip }, () => {});
-else describe('kernel + initrd over HTTP after chainloading iPXE', () => {
-  const scenario = new Scenario({
-    name: 'kernel+initrd',
-    mode: 'proxy',
-    office: true,
-    clients,
-    rootFiles: { 'ipxe.efi': IPXE_EFI, vmlinuz: kernel ?? '', 'initrd.img': markerInitrd() },
-    boot: { bios: 'marker.0', uefi64: 'ipxe.efi' },
-    ipxeScript: script,
-    httpPort: HTTP_PORT,
-    needsBootbench: true,
-  });
-  before(() => scenario.start());
-  after(() => scenario.stop());
+else
+  describe('kernel + initrd over HTTP after chainloading iPXE', () => {
+    const scenario = new Scenario({
+      name: 'kernel+initrd',
+      mode: 'proxy',
+      office: true,
+      clients,
+      rootFiles: { 'ipxe.efi': IPXE_EFI, vmlinuz: kernel ?? '', 'initrd.img': markerInitrd() },
+      boot: { bios: 'marker.0', uefi64: 'ipxe.efi' },
+      ipxeScript: script,
+      httpPort: HTTP_PORT,
+      needsBootbench: true,
+    });
+    before(() => scenario.start());
+    after(() => scenario.stop());
 
-  clients.forEach((kind, index) => {
-    test(`${kind} client boots the kernel and the initrd prints its marker`, async (t) => {
-      const result = await scenario.result(index);
-      t.diagnostic(describeTime(result, 'the initrd marker', scenario));
-      const ok = result.debugcon.includes(INITRD_MARKER) && result.exitCode === qemuExitStatus(INITRD_EXIT_VALUE);
-      assert.ok(ok, `initrd marker / exit ${qemuExitStatus(INITRD_EXIT_VALUE)} expected\n${scenario.failureReport(result)}`);
-      if (kind === 'uefi') assertEventForMac(scenario, result, 'tftp.done', 'ipxe.efi');
-      assertEventForMac(scenario, result, 'http.done', 'vmlinuz');
-      assertEventForMac(scenario, result, 'http.done', 'initrd.img');
+    clients.forEach((kind, index) => {
+      test(`${kind} client boots the kernel and the initrd prints its marker`, async (t) => {
+        const result = await scenario.result(index);
+        t.diagnostic(describeTime(result, 'the initrd marker', scenario));
+        const ok = result.debugcon.includes(INITRD_MARKER) && result.exitCode === qemuExitStatus(INITRD_EXIT_VALUE);
+        assert.ok(ok, `initrd marker / exit ${qemuExitStatus(INITRD_EXIT_VALUE)} expected\n${scenario.failureReport(result)}`);
+        if (kind === 'uefi') assertEventForMac(scenario, result, 'tftp.done', 'ipxe.efi');
+        assertEventForMac(scenario, result, 'http.done', 'vmlinuz');
+        assertEventForMac(scenario, result, 'http.done', 'initrd.img');
+      });
     });
   });
-});

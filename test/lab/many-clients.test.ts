@@ -14,30 +14,31 @@ for (const mode of ['proxy', 'dhcp'] as const) {
   const name = `4 clients at once, ${mode === 'proxy' ? 'proxy mode' : 'full-DHCP mode'}`;
   const skip = scenarioSkipReason({ clients, office });
   if (skip) test(name, { skip }, () => {});
-  else describe(name, () => {
-    const scenario = new Scenario({ name, mode, office, clients });
-    before(() => scenario.start());
-    after(() => scenario.stop());
+  else
+    describe(name, () => {
+      const scenario = new Scenario({ name, mode, office, clients });
+      before(() => scenario.start());
+      after(() => scenario.stop());
 
-    test('all four run their marker NBP, each transfer logged with its own MAC', async (t) => {
-      const results = await Promise.all(clients.map((_, i) => scenario.result(i)));
-      for (const r of results) t.diagnostic(describeTime(r, undefined, scenario));
-      const failures: string[] = [];
-      for (const r of results) {
-        try {
-          assertRanMarker(scenario, r);
-          assertEventForMac(scenario, r, 'tftp.done', r.kind === 'bios' ? 'marker.0' : 'marker.efi');
-          if (mode === 'dhcp') assertEventForMac(scenario, r, 'dhcp.lease');
-        } catch (err) {
-          failures.push((err as Error).message);
+      test('all four run their marker NBP, each transfer logged with its own MAC', async (t) => {
+        const results = await Promise.all(clients.map((_, i) => scenario.result(i)));
+        for (const r of results) t.diagnostic(describeTime(r, undefined, scenario));
+        const failures: string[] = [];
+        for (const r of results) {
+          try {
+            assertRanMarker(scenario, r);
+            assertEventForMac(scenario, r, 'tftp.done', r.kind === 'bios' ? 'marker.0' : 'marker.efi');
+            if (mode === 'dhcp') assertEventForMac(scenario, r, 'dhcp.lease');
+          } catch (err) {
+            failures.push((err as Error).message);
+          }
         }
-      }
-      assert.equal(failures.length, 0, failures.join('\n\n'));
-      if (mode === 'dhcp' && labServerKind() === 'bootbench') {
-        const leases = new Map<string, string>();
-        for (const e of scenario.events()) if (e.type === 'dhcp.lease' && e.mac && e.ip) leases.set(e.mac, String(e.ip));
-        assert.equal(new Set(leases.values()).size, leases.size, `two clients share an address: ${JSON.stringify([...leases])}`);
-      }
+        assert.equal(failures.length, 0, failures.join('\n\n'));
+        if (mode === 'dhcp' && labServerKind() === 'bootbench') {
+          const leases = new Map<string, string>();
+          for (const e of scenario.events()) if (e.type === 'dhcp.lease' && e.mac && e.ip) leases.set(e.mac, String(e.ip));
+          assert.equal(new Set(leases.values()).size, leases.size, `two clients share an address: ${JSON.stringify([...leases])}`);
+        }
+      });
     });
-  });
 }

@@ -60,24 +60,28 @@ function initCode(marker: string, exitValue: number): Buffer {
     [0xba, ...u32(1)], //            mov edx, 1      (turn on)
     [0x0f, 0x05], //                 syscall
     [0x85, 0xc0], //                 test eax, eax
-    [0x75], { rel8: 'poweroff' }, // jnz poweroff    (refused: lockdown)
+    [0x75],
+    { rel8: 'poweroff' }, // jnz poweroff    (refused: lockdown)
   ];
   return assemble([
     [0xb8, ...u32(SYS_OPEN)], //     mov eax, SYS_open
-    [0x48, 0x8d, 0x3d], { rel32: 'tty' }, // lea rdi, [rip + tty]
+    [0x48, 0x8d, 0x3d],
+    { rel32: 'tty' }, // lea rdi, [rip + tty]
     [0xbe, ...u32(O_WRONLY_NOCTTY)], // mov esi, O_WRONLY | O_NOCTTY
     [0x31, 0xd2], //                 xor edx, edx
     [0x0f, 0x05], //                 syscall
     [0x89, 0xc7], //                 mov edi, eax    (a failed open makes write fail: harmless)
     [0xb8, ...u32(SYS_WRITE)], //    mov eax, SYS_write
-    [0x48, 0x8d, 0x35], { rel32: 'message' }, // lea rsi, [rip + message]
+    [0x48, 0x8d, 0x35],
+    { rel32: 'message' }, // lea rsi, [rip + message]
     [0xba, ...u32(message.length)], // mov edx, length
     [0x0f, 0x05], //                 syscall
     ...ioperm(DEBUGCON_PORT),
     ...ioperm(DEBUG_EXIT_PORT),
     [0xfc], //                       cld
     [0x66, 0xba, DEBUGCON_PORT & 0xff, DEBUGCON_PORT >> 8], // mov dx, 0x402
-    [0x48, 0x8d, 0x35], { rel32: 'message' }, // lea rsi, [rip + message]
+    [0x48, 0x8d, 0x35],
+    { rel32: 'message' }, // lea rsi, [rip + message]
     { label: 'print' },
     [0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8], // lodsb; test al,al; jz +3; out dx,al; jmp print
     [0x66, 0xba, DEBUG_EXIT_PORT, 0x00], // mov dx, 0xf4
@@ -166,7 +170,9 @@ export function findLinuxKernel(existsSync: (p: string) => boolean, readdir: (p:
   const fromEnv = process.env.BOOTBENCH_LAB_KERNEL;
   if (fromEnv) return existsSync(fromEnv) ? fromEnv : undefined;
   try {
-    const kernels = readdir('/boot').filter((n) => /^vmlinuz-.*amd64$|^vmlinuz-[0-9]/.test(n)).sort();
+    const kernels = readdir('/boot')
+      .filter((n) => /^vmlinuz-.*amd64$|^vmlinuz-[0-9]/.test(n))
+      .sort();
     if (kernels.length) return `/boot/${kernels[kernels.length - 1]}`;
   } catch {
     /* no /boot */

@@ -50,14 +50,23 @@ const HALT_LOOP = [0xfa, 0xf4, 0xeb, 0xfc];
 export function biosMarkerNbp(marker = markerText('bios'), exitValue = BIOS_EXIT_VALUE): Buffer {
   const LOAD_ADDRESS = 0x7c00;
   const code = (messageAddress: number): number[] => [
-    0x31, 0xc0, //                     xor  ax, ax
-    0x8e, 0xd8, //                     mov  ds, ax
+    0x31,
+    0xc0, //                     xor  ax, ax
+    0x8e,
+    0xd8, //                     mov  ds, ax
     0xfc, //                           cld
-    0xbe, messageAddress & 0xff, messageAddress >> 8, // mov si, message
-    0xba, DEBUGCON_PORT & 0xff, DEBUGCON_PORT >> 8, //   mov dx, 0x402
+    0xbe,
+    messageAddress & 0xff,
+    messageAddress >> 8, // mov si, message
+    0xba,
+    DEBUGCON_PORT & 0xff,
+    DEBUGCON_PORT >> 8, //   mov dx, 0x402
     ...PRINT_LOOP,
-    0xba, DEBUG_EXIT_PORT, 0x00, //    mov  dx, 0xf4
-    0xb0, exitValue, //                mov  al, VALUE
+    0xba,
+    DEBUG_EXIT_PORT,
+    0x00, //    mov  dx, 0xf4
+    0xb0,
+    exitValue, //                mov  al, VALUE
     0xee, //                           out  dx, al
     ...HALT_LOOP,
   ];
@@ -69,13 +78,20 @@ export function biosMarkerNbp(marker = markerText('bios'), exitValue = BIOS_EXIT
 function uefiMarkerCode(marker: string, exitValue: number): Buffer {
   const head = [
     0xfc, //                                cld
-    0x66, 0xba, DEBUGCON_PORT & 0xff, DEBUGCON_PORT >> 8, // mov dx, 0x402
+    0x66,
+    0xba,
+    DEBUGCON_PORT & 0xff,
+    DEBUGCON_PORT >> 8, // mov dx, 0x402
   ];
   const leaLength = 7; //                   lea rsi, [rip + rel32] = 48 8D 35 rel32
   const tail = [
     ...PRINT_LOOP,
-    0x66, 0xba, DEBUG_EXIT_PORT, 0x00, //   mov dx, 0xf4
-    0xb0, exitValue, //                     mov al, VALUE
+    0x66,
+    0xba,
+    DEBUG_EXIT_PORT,
+    0x00, //   mov dx, 0xf4
+    0xb0,
+    exitValue, //                     mov al, VALUE
     0xee, //                                out dx, al
     ...HALT_LOOP,
   ];

@@ -94,5 +94,9 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\//,
   }
   const stop = startRouterAdvertiser(interfaceName);
   process.stdout.write(`sending router advertisements (lifetime 0) on ${interfaceName}\n`);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { stop(); process.exit(0); });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.on(signal, () => {
+      stop();
+      process.exit(0);
+    });
 }

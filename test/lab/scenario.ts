@@ -49,7 +49,8 @@ export function scenarioSkipReason(options: Pick<ScenarioOptions, 'clients' | 'o
   if (options.office || labServerKind() === 'dnsmasq') programs.push('dnsmasq');
   const reason = labUnavailableReason({ kinds: options.clients, programs });
   if (reason) return reason;
-  if (options.needsBootbench && labServerKind() === 'dnsmasq') return 'BOOTBENCH_LAB_SERVER=dnsmasq: this scenario needs bootbench (HTTP, iPXE scripts or the library)';
+  if (options.needsBootbench && labServerKind() === 'dnsmasq')
+    return 'BOOTBENCH_LAB_SERVER=dnsmasq: this scenario needs bootbench (HTTP, iPXE scripts or the library)';
   return undefined;
 }
 
@@ -111,7 +112,8 @@ export class Scenario {
         ? 'the firmware gave up on network boot'
         : `QEMU exited with ${result.exitCode ?? result.signal}`;
     const interesting = this.events().filter(
-      (e) => (e.mac === result.mac && !/progress$/.test(e.type)) || e.type === 'host.warning' || (e.type === 'log' && e.level !== 'info' && e.level !== 'debug'),
+      (e) =>
+        (e.mac === result.mac && !/progress$/.test(e.type)) || e.type === 'host.warning' || (e.type === 'log' && e.level !== 'info' && e.level !== 'debug'),
     );
     return [
       `${this.options.name}: ${result.kind} client ${result.mac}: ${how} after ${(result.elapsedMs / 1000).toFixed(1)} s`,
@@ -145,7 +147,11 @@ export function assertEventForMac(scenario: Scenario, result: ClientResult, type
   if (labServerKind() !== 'bootbench') return { type };
   const found = scenario.events().find((e) => e.type === type && e.mac === result.mac && (file === undefined || mentions(e, file)));
   if (!found) {
-    const sameType = scenario.events().filter((e) => e.type === type).slice(-5).map((e) => JSON.stringify(e));
+    const sameType = scenario
+      .events()
+      .filter((e) => e.type === type)
+      .slice(-5)
+      .map((e) => JSON.stringify(e));
     assert.fail(
       `no ${type} event with mac ${result.mac}${file ? ` naming ${file}` : ''} in the --log json output; ` +
         `${type} events seen: ${sameType.length ? `\n${sameType.join('\n')}` : 'none'}\n${scenario.failureReport(result)}`,
@@ -166,7 +172,10 @@ function mentions(event: BootEventLine, file: string): boolean {
   const wanted = file.replace(/^\/+/, '').toLowerCase();
   return Object.values(event).some((v) => {
     if (typeof v !== 'string') return false;
-    const path = v.replace(/^https?:\/\/[^/]+/, '').replace(/^\/+/, '').toLowerCase();
+    const path = v
+      .replace(/^https?:\/\/[^/]+/, '')
+      .replace(/^\/+/, '')
+      .toLowerCase();
     return path === wanted || path.endsWith(`/${wanted}`);
   });
 }

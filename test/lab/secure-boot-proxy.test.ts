@@ -22,9 +22,7 @@ const GRUB_NET = '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed';
 const clients: ClientKind[] = ['uefi-secure', 'uefi-secure-http'];
 const PXE = 0;
 const HTTP = 1;
-const skip =
-  scenarioSkipReason({ clients, office: true, needsBootbench: true }) ??
-  labUnavailableReason({ kinds: clients, files: [SHIM, GRUB_NET] });
+const skip = scenarioSkipReason({ clients, office: true, needsBootbench: true }) ?? labUnavailableReason({ kinds: clients, files: [SHIM, GRUB_NET] });
 
 // Prints each TFTP read request the office address receives; it never answers.
 const OFFICE_TFTP_LISTENER = `
@@ -34,83 +32,87 @@ s.bind(69, () => console.log('office TFTP listener ready'));
 `;
 
 if (skip) test('Secure Boot chain in proxy mode beside the office server', { skip }, () => {});
-else describe('Secure Boot chain in proxy mode beside the office server', () => {
-  const scenario = new Scenario({
-    name: 'Secure Boot in proxy mode',
-    mode: 'proxy',
-    office: true,
-    clients,
-    needsBootbench: true,
-    rootFiles: { 'shimx64.efi': SHIM, 'grubx64.efi': GRUB_NET, 'grub/grub.cfg': Buffer.from('echo BOOTBENCH-GRUB-OK\nhalt\n') },
-    boot: { uefi64: 'shimx64.efi', http64: 'shimx64.efi' },
-  });
-  const officeRequests: string[] = [];
-  // Each client is powered off once it has shown what it does: GRUB retries for minutes.
-  const stopWhen: Record<number, (serial: string) => boolean> = {
-    [PXE]: () => officeRequests.some((r) => /^RRQ \/?grub\//.test(r)),
-    [HTTP]: (serial) => /grub> /.test(serial),
-  };
-  let watcher: NodeJS.Timeout | undefined;
-  before(async () => {
-    await scenario.start();
-    const lab = scenario.lab!;
-    lab.spawn('office-tftp-listener', lab.officeNs!, process.execPath, ['-e', OFFICE_TFTP_LISTENER], {
-      onLine: (line) => {
-        if (line.startsWith('RRQ ')) officeRequests.push(line);
-      },
+else
+  describe('Secure Boot chain in proxy mode beside the office server', () => {
+    const scenario = new Scenario({
+      name: 'Secure Boot in proxy mode',
+      mode: 'proxy',
+      office: true,
+      clients,
+      needsBootbench: true,
+      rootFiles: { 'shimx64.efi': SHIM, 'grubx64.efi': GRUB_NET, 'grub/grub.cfg': Buffer.from('echo BOOTBENCH-GRUB-OK\nhalt\n') },
+      boot: { uefi64: 'shimx64.efi', http64: 'shimx64.efi' },
     });
-    watcher = setInterval(() => {
-      scenario.clients.forEach((client, i) => {
-        if (stopWhen[i]?.(readSerial(client.serialFile))) client.stop();
+    const officeRequests: string[] = [];
+    // Each client is powered off once it has shown what it does: GRUB retries for minutes.
+    const stopWhen: Record<number, (serial: string) => boolean> = {
+      [PXE]: () => officeRequests.some((r) => /^RRQ \/?grub\//.test(r)),
+      [HTTP]: (serial) => /grub> /.test(serial),
+    };
+    let watcher: NodeJS.Timeout | undefined;
+    before(async () => {
+      await scenario.start();
+      const lab = scenario.lab!;
+      lab.spawn('office-tftp-listener', lab.officeNs!, process.execPath, ['-e', OFFICE_TFTP_LISTENER], {
+        onLine: (line) => {
+          if (line.startsWith('RRQ ')) officeRequests.push(line);
+        },
       });
-    }, 500);
-  });
-  after(async () => {
-    clearInterval(watcher);
-    await scenario.stop();
-  });
+      watcher = setInterval(() => {
+        scenario.clients.forEach((client, i) => {
+          if (stopWhen[i]?.(readSerial(client.serialFile))) client.stop();
+        });
+      }, 500);
+    });
+    after(async () => {
+      clearInterval(watcher);
+      await scenario.stop();
+    });
 
-  function diagnosisFor(result: ClientResult) {
-    return diagnoseBoot(scenario.events().filter((e) => e.mac === result.mac) as unknown as BootEvent[]);
-  }
+    function diagnosisFor(result: ClientResult) {
+      return diagnoseBoot(scenario.events().filter((e) => e.mac === result.mac) as unknown as BootEvent[]);
+    }
 
-  function askedUsForGrubFiles(result: ClientResult): string[] {
-    return scenario.events()
-      .filter((e) => e.mac === result.mac && /^(tftp|http)\./.test(e.type) && /(^|\/)grub\/|grub\.cfg/.test(String(e.file ?? '')))
-      .map((e) => `${e.type} ${String(e.file)}`);
-  }
+    function askedUsForGrubFiles(result: ClientResult): string[] {
+      return scenario
+        .events()
+        .filter((e) => e.mac === result.mac && /^(tftp|http)\./.test(e.type) && /(^|\/)grub\/|grub\.cfg/.test(String(e.file ?? '')))
+        .map((e) => `${e.type} ${String(e.file)}`);
+    }
 
-  test('PXE: GRUB asks the office server for its files, and the diagnosis names that server', async (t) => {
-    const result = await scenario.result(PXE);
-    t.diagnostic(`uefi-secure: GRUB asked the office server (client powered off then) after ${(result.elapsedMs / 1000).toFixed(1)} s: ${officeRequests[0] ?? 'none'}`);
-    assert.ok(
-      officeRequests.some((r) => /^RRQ \/?grub\//.test(r)),
-      `GRUB's TFTP requests did not reach the office server ${OFFICE_ADDRESS} (seen there: ${JSON.stringify(officeRequests)})\n${scenario.failureReport(result)}`,
-    );
-    assertEventForMac(scenario, result, 'tftp.done', 'grubx64.efi');
-    assert.deepEqual(askedUsForGrubFiles(result), [], 'GRUB asked bootbench after all: then proxy mode works and this test is out of date');
-    const ack = assertEventForMac(scenario, result, 'dhcp.other-ack');
-    assert.equal(ack.server, OFFICE_ADDRESS, JSON.stringify(ack));
-    const d = diagnosisFor(result);
-    t.diagnostic(`diagnosis: ${d.message} / ${d.hint}`);
-    assert.equal(d.level, 'problem', JSON.stringify(d));
-    assert.match(d.message, new RegExp(`asks ${String(ack.nextServer ?? 'nobody').replace(/\./g, '\\.')}`));
-    assert.match(d.message, new RegExp(`other DHCP server \\(${OFFICE_ADDRESS.replace(/\./g, '\\.')}\\)`));
-    assert.match(d.hint!, new RegExp(`to ${SERVER_ADDRESS.replace(/\./g, '\\.')}`));
+    test('PXE: GRUB asks the office server for its files, and the diagnosis names that server', async (t) => {
+      const result = await scenario.result(PXE);
+      t.diagnostic(
+        `uefi-secure: GRUB asked the office server (client powered off then) after ${(result.elapsedMs / 1000).toFixed(1)} s: ${officeRequests[0] ?? 'none'}`,
+      );
+      assert.ok(
+        officeRequests.some((r) => /^RRQ \/?grub\//.test(r)),
+        `GRUB's TFTP requests did not reach the office server ${OFFICE_ADDRESS} (seen there: ${JSON.stringify(officeRequests)})\n${scenario.failureReport(result)}`,
+      );
+      assertEventForMac(scenario, result, 'tftp.done', 'grubx64.efi');
+      assert.deepEqual(askedUsForGrubFiles(result), [], 'GRUB asked bootbench after all: then proxy mode works and this test is out of date');
+      const ack = assertEventForMac(scenario, result, 'dhcp.other-ack');
+      assert.equal(ack.server, OFFICE_ADDRESS, JSON.stringify(ack));
+      const d = diagnosisFor(result);
+      t.diagnostic(`diagnosis: ${d.message} / ${d.hint}`);
+      assert.equal(d.level, 'problem', JSON.stringify(d));
+      assert.match(d.message, new RegExp(`asks ${String(ack.nextServer ?? 'nobody').replace(/\./g, '\\.')}`));
+      assert.match(d.message, new RegExp(`other DHCP server \\(${OFFICE_ADDRESS.replace(/\./g, '\\.')}\\)`));
+      assert.match(d.hint!, new RegExp(`to ${SERVER_ADDRESS.replace(/\./g, '\\.')}`));
+    });
+
+    test('UEFI HTTP boot: GRUB comes over HTTP, asks nobody and stops at its prompt; the diagnosis says so', async (t) => {
+      const result = await scenario.result(HTTP);
+      t.diagnostic(`uefi-secure-http: GRUB prompt after ${(result.elapsedMs / 1000).toFixed(1)} s`);
+      assert.match(result.serial, /grub> /, `GRUB did not stop at its prompt\n${logTail(result.serial, 30)}`);
+      assertEventForMac(scenario, result, 'http.done', 'shimx64.efi');
+      assertEventForMac(scenario, result, 'http.done', 'grubx64.efi');
+      assert.deepEqual(askedUsForGrubFiles(result), []);
+      const d = diagnosisFor(result);
+      t.diagnostic(`diagnosis: ${d.message}`);
+      assert.match(d.message, /UEFI HTTP boot: GRUB was loaded over HTTP and stopped at its prompt/, JSON.stringify(d));
+    });
   });
-
-  test('UEFI HTTP boot: GRUB comes over HTTP, asks nobody and stops at its prompt; the diagnosis says so', async (t) => {
-    const result = await scenario.result(HTTP);
-    t.diagnostic(`uefi-secure-http: GRUB prompt after ${(result.elapsedMs / 1000).toFixed(1)} s`);
-    assert.match(result.serial, /grub> /, `GRUB did not stop at its prompt\n${logTail(result.serial, 30)}`);
-    assertEventForMac(scenario, result, 'http.done', 'shimx64.efi');
-    assertEventForMac(scenario, result, 'http.done', 'grubx64.efi');
-    assert.deepEqual(askedUsForGrubFiles(result), []);
-    const d = diagnosisFor(result);
-    t.diagnostic(`diagnosis: ${d.message}`);
-    assert.match(d.message, /UEFI HTTP boot: GRUB was loaded over HTTP and stopped at its prompt/, JSON.stringify(d));
-  });
-});
 
 function readSerial(path: string): string {
   try {

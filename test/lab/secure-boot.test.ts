@@ -23,9 +23,7 @@ import { INITRD_MARKER, findLinuxKernel, markerInitrd } from './marker-initrd.js
 const SHIM = '/usr/lib/shim/shimx64.efi.signed';
 const GRUB_NET = '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed';
 const clients: ClientKind[] = ['uefi-secure'];
-const chainSkip =
-  scenarioSkipReason({ clients, office: false }) ??
-  labUnavailableReason({ kinds: clients, files: [SHIM, GRUB_NET] });
+const chainSkip = scenarioSkipReason({ clients, office: false }) ?? labUnavailableReason({ kinds: clients, files: [SHIM, GRUB_NET] });
 
 // The signed netboot GRUB's built-in prefix is /grub, so it asks for /grub/grub.cfg.
 const grubCfg = `echo BOOTBENCH-GRUB-OK
@@ -37,38 +35,46 @@ halt
 
 const rootChainName = 'Secure Boot chain from --root: shim, signed GRUB, own grub.cfg';
 if (chainSkip) test(rootChainName, { skip: chainSkip }, () => {});
-else describe(rootChainName, () => {
-  const scenario = new Scenario({
-    name: 'Secure Boot chain (root)',
-    mode: 'dhcp',
-    office: false,
-    clients,
-    rootFiles: { 'shimx64.efi': SHIM, 'grubx64.efi': GRUB_NET, 'grub/grub.cfg': Buffer.from(grubCfg) },
-    boot: { uefi64: 'shimx64.efi' },
-  });
-  before(() => scenario.start());
-  after(() => scenario.stop());
+else
+  describe(rootChainName, () => {
+    const scenario = new Scenario({
+      name: 'Secure Boot chain (root)',
+      mode: 'dhcp',
+      office: false,
+      clients,
+      rootFiles: { 'shimx64.efi': SHIM, 'grubx64.efi': GRUB_NET, 'grub/grub.cfg': Buffer.from(grubCfg) },
+      boot: { uefi64: 'shimx64.efi' },
+    });
+    before(() => scenario.start());
+    after(() => scenario.stop());
 
-  test('OVMF with Secure Boot on runs shim and GRUB, and GRUB refuses the unsigned NBP', async (t) => {
-    const result = await scenario.result(0);
-    t.diagnostic(describeTime(result, 'grub.cfg (then halt)', scenario));
-    const problems: string[] = [];
-    if (!result.serial.includes('BOOTBENCH-GRUB-OK')) {
-      const generated = /Local disk/.test(result.serial) ? ": GRUB showed bootbench's generated menu instead (the library's /grub/grub.cfg shadows the file in --root)" : '';
-      problems.push(`the grub.cfg from --root did not run (no BOOTBENCH-GRUB-OK on the serial console)${generated}`);
-    }
-    if (!/bad shim signature|prohibited by secure boot policy/.test(result.serial)) problems.push('GRUB did not refuse the unsigned marker.efi: is Secure Boot on?');
-    if (result.debugcon.includes(markerText('uefi64'))) problems.push('the unsigned marker NBP ran: Secure Boot is not enforced');
-    if (!result.serial.includes('BOOTBENCH-UNSIGNED-REFUSED') || result.exitCode !== 0) problems.push(`GRUB did not reach "halt" (QEMU exit ${result.exitCode ?? result.signal})`);
-    assert.equal(problems.length, 0, `${problems.join('\n')}\n${scenario.failureReport(result)}`);
-    assertEventForMac(scenario, result, 'tftp.done', 'shimx64.efi');
-    assertEventForMac(scenario, result, 'tftp.done', 'grubx64.efi');
-    assertEventForMac(scenario, result, 'tftp.done', 'grub/grub.cfg');
+    test('OVMF with Secure Boot on runs shim and GRUB, and GRUB refuses the unsigned NBP', async (t) => {
+      const result = await scenario.result(0);
+      t.diagnostic(describeTime(result, 'grub.cfg (then halt)', scenario));
+      const problems: string[] = [];
+      if (!result.serial.includes('BOOTBENCH-GRUB-OK')) {
+        const generated = /Local disk/.test(result.serial)
+          ? ": GRUB showed bootbench's generated menu instead (the library's /grub/grub.cfg shadows the file in --root)"
+          : '';
+        problems.push(`the grub.cfg from --root did not run (no BOOTBENCH-GRUB-OK on the serial console)${generated}`);
+      }
+      if (!/bad shim signature|prohibited by secure boot policy/.test(result.serial))
+        problems.push('GRUB did not refuse the unsigned marker.efi: is Secure Boot on?');
+      if (result.debugcon.includes(markerText('uefi64'))) problems.push('the unsigned marker NBP ran: Secure Boot is not enforced');
+      if (!result.serial.includes('BOOTBENCH-UNSIGNED-REFUSED') || result.exitCode !== 0)
+        problems.push(`GRUB did not reach "halt" (QEMU exit ${result.exitCode ?? result.signal})`);
+      assert.equal(problems.length, 0, `${problems.join('\n')}\n${scenario.failureReport(result)}`);
+      assertEventForMac(scenario, result, 'tftp.done', 'shimx64.efi');
+      assertEventForMac(scenario, result, 'tftp.done', 'grubx64.efi');
+      assertEventForMac(scenario, result, 'tftp.done', 'grub/grub.cfg');
+    });
   });
-});
 
 const kernel = findLinuxKernel(existsSync, (p) => readdirSync(p));
-const entrySkip = chainSkip ?? scenarioSkipReason({ clients, office: false, needsBootbench: true }) ?? (kernel ? undefined : 'no Linux kernel: install linux-image-amd64 or set BOOTBENCH_LAB_KERNEL=/path/to/vmlinuz');
+const entrySkip =
+  chainSkip ??
+  scenarioSkipReason({ clients, office: false, needsBootbench: true }) ??
+  (kernel ? undefined : 'no Linux kernel: install linux-image-amd64 or set BOOTBENCH_LAB_KERNEL=/path/to/vmlinuz');
 
 async function prepareSecureBootEntry(dataDir: string): Promise<void> {
   // The user's own copies of the signed binaries (<data>/boot/...), so no build step is needed.
@@ -78,7 +84,9 @@ async function prepareSecureBootEntry(dataDir: string): Promise<void> {
   const initrd = join(dataDir, '..', 'initrd.img');
   writeFileSync(initrd, markerInitrd());
   const { cmd, args } = bootbenchCommand();
-  const out = execFileSync(cmd, [...args, 'entries', 'import', '--secure-boot', kernel!, initrd, '--data', dataDir, '--json'], { cwd: PROJECT_ROOT }).toString();
+  const out = execFileSync(cmd, [...args, 'entries', 'import', '--secure-boot', kernel!, initrd, '--data', dataDir, '--json'], {
+    cwd: PROJECT_ROOT,
+  }).toString();
   const entry = (JSON.parse(out) as { imported: { id: number; kind: string }[] }).imported.find((e) => e.kind === 'secure-boot-chain');
   assert.ok(entry, `entries import --secure-boot made no secure-boot-chain entry: ${out}`);
   const { openStore } = await import('../../main/store/index.js');
@@ -92,30 +100,31 @@ async function prepareSecureBootEntry(dataDir: string): Promise<void> {
 
 const entryName = 'library Secure Boot chain entry: signed kernel + initrd through the generated grub.cfg';
 if (entrySkip) test(entryName, { skip: entrySkip }, () => {});
-else describe(entryName, () => {
-  const scenario = new Scenario({
-    name: 'Secure Boot chain (library entry)',
-    mode: 'dhcp',
-    office: false,
-    clients,
-    boot: { uefi64: 'marker.efi' },
-    needsBootbench: true,
-    prepareData: prepareSecureBootEntry,
-  });
-  before(() => scenario.start());
-  after(() => scenario.stop());
+else
+  describe(entryName, () => {
+    const scenario = new Scenario({
+      name: 'Secure Boot chain (library entry)',
+      mode: 'dhcp',
+      office: false,
+      clients,
+      boot: { uefi64: 'marker.efi' },
+      needsBootbench: true,
+      prepareData: prepareSecureBootEntry,
+    });
+    before(() => scenario.start());
+    after(() => scenario.stop());
 
-  test('the signed kernel boots in lockdown and its initrd prints the marker on the serial log', async (t) => {
-    const result = await scenario.result(0);
-    t.diagnostic(describeTime(result, 'the initrd marker (then power off)', scenario));
-    const problems: string[] = [];
-    if (!result.serial.includes(INITRD_MARKER)) problems.push('no initrd marker on the serial log: the chain did not reach the kernel');
-    if (result.debugcon.includes(INITRD_MARKER)) problems.push('the initrd reached the debug console ports: the kernel was not in Secure Boot lockdown');
-    if (result.exitCode !== 0) problems.push(`QEMU did not power off cleanly (exit ${result.exitCode ?? result.signal})`);
-    assert.equal(problems.length, 0, `${problems.join('\n')}\n${scenario.failureReport(result)}`);
-    assertEventForMac(scenario, result, 'tftp.done', 'shimx64.efi');
-    assertEventForMac(scenario, result, 'tftp.done', 'grubx64.efi');
-    assertEventForMac(scenario, result, 'tftp.done', 'grub/grub.cfg');
-    assertEventForMac(scenario, result, 'tftp.done', 'initrd.img');
+    test('the signed kernel boots in lockdown and its initrd prints the marker on the serial log', async (t) => {
+      const result = await scenario.result(0);
+      t.diagnostic(describeTime(result, 'the initrd marker (then power off)', scenario));
+      const problems: string[] = [];
+      if (!result.serial.includes(INITRD_MARKER)) problems.push('no initrd marker on the serial log: the chain did not reach the kernel');
+      if (result.debugcon.includes(INITRD_MARKER)) problems.push('the initrd reached the debug console ports: the kernel was not in Secure Boot lockdown');
+      if (result.exitCode !== 0) problems.push(`QEMU did not power off cleanly (exit ${result.exitCode ?? result.signal})`);
+      assert.equal(problems.length, 0, `${problems.join('\n')}\n${scenario.failureReport(result)}`);
+      assertEventForMac(scenario, result, 'tftp.done', 'shimx64.efi');
+      assertEventForMac(scenario, result, 'tftp.done', 'grubx64.efi');
+      assertEventForMac(scenario, result, 'tftp.done', 'grub/grub.cfg');
+      assertEventForMac(scenario, result, 'tftp.done', 'initrd.img');
+    });
   });
-});

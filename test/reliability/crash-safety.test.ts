@@ -31,9 +31,16 @@ function restartCommand(): { args: string[]; allowanceMs: number; how: string } 
     execFileSync(process.execPath, args, { cwd: PROJECT_ROOT, stdio: 'ignore' });
     return Date.now() - t;
   };
-  const withTsx = Math.min(time(['--import', 'tsx', join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts'), '--help']), time(['--import', 'tsx', join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts'), '--help']));
+  const withTsx = Math.min(
+    time(['--import', 'tsx', join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts'), '--help']),
+    time(['--import', 'tsx', join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts'), '--help']),
+  );
   const plain = Math.min(time(['-e', '0']), time(['-e', '0']));
-  return { args: ['--import', 'tsx', join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts')], allowanceMs: Math.max(0, withTsx - plain), how: `sources through tsx (+${Math.max(0, withTsx - plain)} ms tsx start-up allowed; dist/ is stale)` };
+  return {
+    args: ['--import', 'tsx', join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts')],
+    allowanceMs: Math.max(0, withTsx - plain),
+    how: `sources through tsx (+${Math.max(0, withTsx - plain)} ms tsx start-up allowed; dist/ is stale)`,
+  };
 }
 
 function countByOutcome(dbFile: string): Record<string, number> {
@@ -80,10 +87,19 @@ describe('kill -9 during 20 transfers', { skip }, () => {
     const first = new ServeProcess(lab, host, serveArgs());
     await first.ready();
     // 20 slow (lock-step, 512-byte blocks) downloads, from the client namespace.
-    const clients = lab.spawn(client, process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify({ server: '192.0.2.1', names: ['big.bin'], count: 20, blksize: 512, windowsize: 1, deadlineMs: 20_000 })], { cwd: PROJECT_ROOT });
+    const clients = lab.spawn(
+      client,
+      process.execPath,
+      ['--import', 'tsx', CLIENT, JSON.stringify({ server: '192.0.2.1', names: ['big.bin'], count: 20, blksize: 512, windowsize: 1, deadlineMs: 20_000 })],
+      { cwd: PROJECT_ROOT },
+    );
     let clientOut = '';
     clients.stdout!.on('data', (c: Buffer) => (clientOut += c.toString()));
-    await waitFor(() => new Set(first.events.filter((e) => e.type === 'tftp.progress').map((e) => e.transferId)).size >= 20, 30_000, '20 transfers in progress');
+    await waitFor(
+      () => new Set(first.events.filter((e) => e.type === 'tftp.progress').map((e) => e.transferId)).size >= 20,
+      30_000,
+      '20 transfers in progress',
+    );
     // Let the store write what it has batched, as it would in normal running.
     await new Promise((r) => setTimeout(r, 1500));
     await first.stop('SIGKILL');
@@ -102,7 +118,9 @@ describe('kill -9 during 20 transfers', { skip }, () => {
     let servedAfterMs = -1;
     while (Date.now() - launched < 30_000 && second.exitCode === null) {
       try {
-        const out = lab.exec(client, 'curl', ['-sS', '--max-time', '1', '-o', '/dev/null', '-w', '%{size_download}', 'tftp://192.0.2.1/small.bin'], { timeoutMs: 3000 });
+        const out = lab.exec(client, 'curl', ['-sS', '--max-time', '1', '-o', '/dev/null', '-w', '%{size_download}', 'tftp://192.0.2.1/small.bin'], {
+          timeoutMs: 3000,
+        });
         if (out.trim() === '4096') {
           servedAfterMs = Date.now() - launched;
           break;
@@ -123,7 +141,10 @@ describe('kill -9 during 20 transfers', { skip }, () => {
     // The interrupted clients did not get a complete file; a fresh download does.
     await waitFor(() => clientOut.includes('\n') || clients.exitCode !== null, 30_000, 'the interrupted clients to give up');
     const outcomes = JSON.parse(clientOut.trim().split('\n').at(-1)!).outcomes as { ok: boolean; sha256?: string }[];
-    assert.ok(outcomes.every((o) => !o.ok || o.sha256 === sha), 'no client may accept a truncated file as complete');
+    assert.ok(
+      outcomes.every((o) => !o.ok || o.sha256 === sha),
+      'no client may accept a truncated file as complete',
+    );
     second.kill('SIGTERM');
     await waitFor(() => second.exitCode !== null, 10_000, 'the restarted host to stop');
     assert.equal(second.exitCode, 0);

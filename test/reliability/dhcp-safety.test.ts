@@ -42,7 +42,15 @@ const ipArb = fc.oneof(
   fc.constantFrom('0.0.0.0', SERVER, '192.0.2.100', '192.0.2.104', '192.0.2.105', '192.0.2.99', '192.0.2.255', '255.255.255.255', '198.18.0.7'),
   fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join('.')),
 );
-const macArb = fc.constantFrom('52:54:00:00:30:01', '52:54:00:00:30:02', '52:54:00:00:30:03', '52:54:00:00:30:04', '52:54:00:00:30:05', '52:54:00:00:30:06', '52:54:00:00:30:07');
+const macArb = fc.constantFrom(
+  '52:54:00:00:30:01',
+  '52:54:00:00:30:02',
+  '52:54:00:00:30:03',
+  '52:54:00:00:30:04',
+  '52:54:00:00:30:05',
+  '52:54:00:00:30:06',
+  '52:54:00:00:30:07',
+);
 
 /** One client message: a firmware's option set with the fields an attacker controls changed. */
 const requestArb = fc.record({
@@ -175,7 +183,8 @@ describe('DHCP safety (issue 9 item 10)', () => {
           const leases = new LeasePool({ first: FIRST, last: LAST, subnetMask: '255.255.255.0', leaseSeconds: 600 }, SERVER, clock);
           // Hosts configured by hand: their MACs are not any client's (macArb's).
           const prober: AddressInUseProber = {
-            probe: async (ip) => (taken.includes(ip) ? { inUse: true, by: `02:00:00:00:00:${ip.split('.')[3]}`, method: 'fake' } : { inUse: false, method: 'fake' }),
+            probe: async (ip) =>
+              taken.includes(ip) ? { inUse: true, by: `02:00:00:00:00:${ip.split('.')[3]}`, method: 'fake' } : { inUse: false, method: 'fake' },
             close: () => {},
           };
           for (const [r, wait] of steps) {
@@ -184,7 +193,9 @@ describe('DHCP safety (issue 9 item 10)', () => {
             const key = clientKey(request);
             const mac = clientMac(request);
             const target = addressCheckTarget(request, leases, SERVER, clock.now());
-            const onConflict = () => { conflicts++; };
+            const onConflict = () => {
+              conflicts++;
+            };
             if (target === 'offer') {
               const result = await reserveCheckedAddress({ leases, prober, clock, key, mac, requestedIp: request.options.requestedIp, onConflict });
               if (result.kind === 'gave-up') continue;
@@ -195,7 +206,10 @@ describe('DHCP safety (issue 9 item 10)', () => {
             if (plan.action !== 'reply' || plan.reply.yiaddr === '0.0.0.0') continue;
             const type = plan.reply.options.messageType;
             if (type === 6) continue; // a NAK hands out nothing
-            assert.ok(!taken.includes(plan.reply.yiaddr), `${plan.reply.yiaddr} handed to ${key} (${type === 2 ? 'OFFER' : type === 5 ? 'ACK' : 'BOOTP'}) while another host answers for it`);
+            assert.ok(
+              !taken.includes(plan.reply.yiaddr),
+              `${plan.reply.yiaddr} handed to ${key} (${type === 2 ? 'OFFER' : type === 5 ? 'ACK' : 'BOOTP'}) while another host answers for it`,
+            );
             handedOut++;
           }
         },

@@ -15,7 +15,7 @@ import type { Lab } from '../helpers/netns.js';
 export function dhcpAnswerLatencies(pcap: Buffer): number[] {
   const requestAt = new Map<number, number>();
   const out: number[] = [];
-  for (let at = 24; at + 16 <= pcap.length; ) {
+  for (let at = 24; at + 16 <= pcap.length;) {
     const t = pcap.readUInt32LE(at) * 1e3 + pcap.readUInt32LE(at + 4) / 1e3;
     const length = pcap.readUInt32LE(at + 8);
     const frame = pcap.subarray(at + 16, at + 16 + length);
@@ -61,4 +61,3 @@ export async function captureDhcp(lab: Lab, ns: string, iface: string, file: str
     },
   };
 }
-

@@ -18,10 +18,27 @@ async function main(): Promise<void> {
   // until it is scheduled, and must not be dropped by a small buffer meanwhile.
   socket.setRecvBufferSize(8 * 1024 * 1024);
   const template = encodeDhcpPacket({
-    op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 0, secs: 0, flags: FLAG_BROADCAST,
-    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0',
-    chaddr: Buffer.alloc(16), sname: '', file: '',
-    options: { messageType: DhcpMessageType.DISCOVER, vendorClassId: 'PXEClient:Arch:00007:UNDI:003000', clientArch: [7], clientNdi: { type: 1, major: 3, minor: 0 }, maxMessageSize: 1472 },
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 0,
+    xid: 0,
+    secs: 0,
+    flags: FLAG_BROADCAST,
+    ciaddr: '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '0.0.0.0',
+    giaddr: '0.0.0.0',
+    chaddr: Buffer.alloc(16),
+    sname: '',
+    file: '',
+    options: {
+      messageType: DhcpMessageType.DISCOVER,
+      vendorClassId: 'PXEClient:Arch:00007:UNDI:003000',
+      clientArch: [7],
+      clientNdi: { type: 1, major: 3, minor: 0 },
+      maxMessageSize: 1472,
+    },
   });
   const sentAt = new Map<number, bigint>();
   const latencies: number[] = [];
@@ -46,7 +63,9 @@ async function main(): Promise<void> {
         packet.writeUInt32BE(xid, 4);
         packet.set([0x02, 0x5b, (sent >>> 24) & 0xff, (sent >>> 16) & 0xff, (sent >>> 8) & 0xff, sent & 0xff], 28);
         sentAt.set(xid, process.hrtime.bigint());
-        socket.send(packet, 67, '255.255.255.255', (err) => { if (err) sendErrors++; });
+        socket.send(packet, 67, '255.255.255.255', (err) => {
+          if (err) sendErrors++;
+        });
         sent++;
       }
       if (sent >= total) resolve();

@@ -23,7 +23,11 @@ import type { CommandRunner } from '../../main/net/firewall.js';
 const skip = netnsUnavailableReason() ?? missingPrograms('dnsmasq');
 const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 
-interface Finding { level: string; message: string; fix?: string }
+interface Finding {
+  level: string;
+  message: string;
+  fix?: string;
+}
 
 describe('doctor: other servers on the NIC, and --test-boot', { skip }, () => {
   const lab = new Lab('bbdoc');
@@ -48,8 +52,18 @@ describe('doctor: other servers on the NIC, and --test-boot', { skip }, () => {
   };
 
   const dnsmasq = (ns: string, args: string[]): ChildProcess =>
-    lab.spawn(ns, 'dnsmasq', ['--no-daemon', '--port=0', '--interface=eth0', '--bind-interfaces', '--no-resolv', '--no-hosts', '--conf-file=/dev/null',
-      `--dhcp-leasefile=${join(dir, `${ns}.leases`)}`, '--log-dhcp', ...args]);
+    lab.spawn(ns, 'dnsmasq', [
+      '--no-daemon',
+      '--port=0',
+      '--interface=eth0',
+      '--bind-interfaces',
+      '--no-resolv',
+      '--no-hosts',
+      '--conf-file=/dev/null',
+      `--dhcp-leasefile=${join(dir, `${ns}.leases`)}`,
+      '--log-dhcp',
+      ...args,
+    ]);
 
   before(async () => {
     const { mkdirSync } = await import('node:fs');
@@ -71,11 +85,20 @@ describe('doctor: other servers on the NIC, and --test-boot', { skip }, () => {
   after(() => lab.destroy());
 
   test('lists the office DHCP server and another Proxy DHCP/PXE server, each with a fix', async () => {
-    otherPxe = dnsmasq(other, ['--dhcp-range=192.0.2.0,proxy,255.255.255.0', '--pxe-service=x86PC,"Other PXE",pxelinux', '--pxe-service=X86-64_EFI,"Other PXE",grubx64.efi']);
+    otherPxe = dnsmasq(other, [
+      '--dhcp-range=192.0.2.0,proxy,255.255.255.0',
+      '--pxe-service=x86PC,"Other PXE",pxelinux',
+      '--pxe-service=X86-64_EFI,"Other PXE",grubx64.efi',
+    ]);
     await new Promise((r) => setTimeout(r, 500));
     try {
       const findings = doctor();
-      console.log(findings.filter((f) => /server/i.test(f.message)).map((f) => `${f.level} ${f.message}`).join('\n'));
+      console.log(
+        findings
+          .filter((f) => /server/i.test(f.message))
+          .map((f) => `${f.level} ${f.message}`)
+          .join('\n'),
+      );
       const officeFinding = findings.find((f) => f.message.includes('192.0.2.254'));
       assert.ok(officeFinding, `office DHCP server not listed: ${JSON.stringify(findings)}`);
       assert.equal(officeFinding.level, 'warn');
@@ -92,14 +115,40 @@ describe('doctor: other servers on the NIC, and --test-boot', { skip }, () => {
   });
 
   test('--test-boot: BIOS and UEFI clients reach offer, 4011 ACK, size probe and download', async () => {
-    const serve = new ServeProcess(lab, host, ['--interface', 'bench0', '--root', root, '--boot', 'bios=undionly.kpxe', '--boot', 'uefi64=ipxe.efi', '--data', join(dir, 'data')]);
+    const serve = new ServeProcess(lab, host, [
+      '--interface',
+      'bench0',
+      '--root',
+      root,
+      '--boot',
+      'bios=undionly.kpxe',
+      '--boot',
+      'uefi64=ipxe.efi',
+      '--data',
+      join(dir, 'data'),
+    ]);
     try {
       await serve.ready();
       const findings = doctor('--test-boot');
       console.log(findings.map((f) => `${f.level} ${f.message}`).join('\n'));
-      const expected = ['BIOS offer', 'BIOS boot-server', 'BIOS tftp-size', 'BIOS tftp-download', 'UEFI offer', 'UEFI boot-server', 'UEFI tftp-size', 'UEFI tftp-download'];
-      assert.deepEqual(findings.map((f) => f.message.split(':')[0]), expected);
-      assert.deepEqual(findings.filter((f) => f.level !== 'ok'), []);
+      const expected = [
+        'BIOS offer',
+        'BIOS boot-server',
+        'BIOS tftp-size',
+        'BIOS tftp-download',
+        'UEFI offer',
+        'UEFI boot-server',
+        'UEFI tftp-size',
+        'UEFI tftp-download',
+      ];
+      assert.deepEqual(
+        findings.map((f) => f.message.split(':')[0]),
+        expected,
+      );
+      assert.deepEqual(
+        findings.filter((f) => f.level !== 'ok'),
+        [],
+      );
       const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex').slice(0, 16);
       assert.match(findings[3].message, new RegExp(`undionly\\.kpxe: ${nbp.length} bytes, sha256 ${sha(nbp)}`));
       assert.match(findings[7].message, new RegExp(`ipxe\\.efi: 90000 bytes, sha256 ${sha(nbp.subarray(0, 90_000))}`));
@@ -122,7 +171,9 @@ describe('doctor: other servers on the NIC, and --test-boot', { skip }, () => {
   test('an nftables rule dropping TFTP on the NIC is named, with the rule that lets it in', (t) => {
     const noNft = missingPrograms('nft');
     if (noNft) return t.skip(noNft);
-    lab.exec(host, 'nft', ['-f', '-'], { input: 'table inet bbdoc {\n chain input {\n  type filter hook input priority 0; policy accept;\n  iifname "bench0" udp dport 69 counter drop\n }\n}\n' });
+    lab.exec(host, 'nft', ['-f', '-'], {
+      input: 'table inet bbdoc {\n chain input {\n  type filter hook input priority 0; policy accept;\n  iifname "bench0" udp dport 69 counter drop\n }\n}\n',
+    });
     try {
       const findings = doctor();
       const firewall = findings.filter((f) => f.message.startsWith('firewall:'));
@@ -139,11 +190,22 @@ describe('doctor: other servers on the NIC, and --test-boot', { skip }, () => {
 
 // runDoctor itself, with the NIC and the firewall tools injected: no namespaces needed.
 describe('doctor: NIC kind warnings and firewall findings (injected)', () => {
-  const nic = (kind: NetInterface['kind']): NetInterface => ({ name: kind === 'wifi' ? 'wlan0' : 'br-lab', mac: '02:00:00:00:00:01', ipv4: [{ address: '192.0.2.1', netmask: '255.255.255.0', prefixLength: 24 }], ipv6: [], up: true, kind, mtu: 1500 });
+  const nic = (kind: NetInterface['kind']): NetInterface => ({
+    name: kind === 'wifi' ? 'wlan0' : 'br-lab',
+    mac: '02:00:00:00:00:01',
+    ipv4: [{ address: '192.0.2.1', netmask: '255.255.255.0', prefixLength: 24 }],
+    ipv6: [],
+    up: true,
+    kind,
+    mtu: 1500,
+  });
   const noNft: CommandRunner = async () => ({ code: null, stdout: '', stderr: '', missing: true });
 
   test('a Wi-Fi NIC and a virtual NIC are warned about, each with a fix', async () => {
-    for (const [kind, pattern] of [['wifi', /wlan0 is Wi-Fi/], ['virtual', /br-lab is a virtual NIC/]] as const) {
+    for (const [kind, pattern] of [
+      ['wifi', /wlan0 is Wi-Fi/],
+      ['virtual', /br-lab is a virtual NIC/],
+    ] as const) {
       const findings = await runDoctor({ probeServers: false, resolveInterface: () => nic(kind), firewall: { platform: 'linux', run: noNft } });
       const warning = findings.find((f) => pattern.test(f.message));
       assert.ok(warning, JSON.stringify(findings));
@@ -163,11 +225,19 @@ describe('doctor: NIC kind warnings and firewall findings (injected)', () => {
     const findings = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: { platform: 'linux', run } });
     const firewall = findings.filter((f) => f.message.startsWith('firewall:'));
     // The policy drops everything but SSH: the PXE ports and doctor's HTTP port each get a finding.
-    assert.deepEqual(firewall.map((f) => f.level), ['error', 'error'], JSON.stringify(firewall));
+    assert.deepEqual(
+      firewall.map((f) => f.level),
+      ['error', 'error'],
+      JSON.stringify(firewall),
+    );
     assert.match(firewall[0].fix ?? '', /iifname "br-lab" udp dport \{ 67, 69, 4011 \}/);
     assert.match(firewall[1].fix ?? '', /iifname "br-lab" tcp dport \{ 8080 \}/);
     assert.deepEqual(asked, [['nft', '-j', 'list', 'ruleset']]);
-    const unknown = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: { platform: 'darwin', run: noNft, program: '/Applications/Bootbench.app/Contents/MacOS/Bootbench' } });
+    const unknown = await runDoctor({
+      probeServers: false,
+      resolveInterface: () => nic('wired'),
+      firewall: { platform: 'darwin', run: noNft, program: '/Applications/Bootbench.app/Contents/MacOS/Bootbench' },
+    });
     const mac = unknown.find((f) => f.message.startsWith('firewall:'));
     assert.equal(mac?.level, 'unknown');
     assert.ok(mac?.fix);
@@ -175,12 +245,24 @@ describe('doctor: NIC kind warnings and firewall findings (injected)', () => {
 
   test('a nearly full disk under the data folder is a warning naming the folder and the fix', async () => {
     const space = (free: number) => (folder: string) => checkDataFolderSpace(folder, undefined, () => ({ bavail: free / 4096, bsize: 4096 }));
-    const low = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: false, dataDir: '/srv/bootbench', dataFolderSpace: space(3 * 1024 * 1024) });
+    const low = await runDoctor({
+      probeServers: false,
+      resolveInterface: () => nic('wired'),
+      firewall: false,
+      dataDir: '/srv/bootbench',
+      dataFolderSpace: space(3 * 1024 * 1024),
+    });
     const warning = low.find((f) => f.message.includes('/srv/bootbench'));
     assert.equal(warning?.level, 'warn', JSON.stringify(low));
     assert.match(warning.message, /only 3 MiB free/);
     assert.match(warning.fix ?? '', /free space on \/srv\/bootbench|--data/);
-    const roomy = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: false, dataDir: '/srv/bootbench', dataFolderSpace: space(10 * 1024 ** 3) });
+    const roomy = await runDoctor({
+      probeServers: false,
+      resolveInterface: () => nic('wired'),
+      firewall: false,
+      dataDir: '/srv/bootbench',
+      dataFolderSpace: space(10 * 1024 ** 3),
+    });
     assert.equal(roomy.find((f) => f.message.includes('/srv/bootbench'))?.level, 'ok');
     const real = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: false, dataDir: '/definitely/not/here' });
     assert.equal(real.find((f) => f.message.includes('/definitely/not/here'))?.level, 'unknown');
@@ -191,7 +273,13 @@ describe('doctor: NIC kind warnings and firewall findings (injected)', () => {
     try {
       mkdirSync(join(resources, 'ipxe'));
       writeFileSync(join(resources, 'ipxe', 'undionly.kpxe'), 'bios ipxe');
-      const findings = await runDoctor({ probeServers: false, resolveInterface: () => nic('wired'), firewall: false, dataDir: '/srv/bootbench', resourcesDir: resources });
+      const findings = await runDoctor({
+        probeServers: false,
+        resolveInterface: () => nic('wired'),
+        firewall: false,
+        dataDir: '/srv/bootbench',
+        resourcesDir: resources,
+      });
       const bios = findings.find((f) => /BIOS PCs/.test(f.message));
       const uefi = findings.find((f) => /UEFI PCs/.test(f.message));
       assert.equal(bios?.level, 'ok', JSON.stringify(findings));

@@ -102,7 +102,12 @@ describe('a full disk under the database', { skip }, () => {
       child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.at(-3)} exited with ${code}: ${err}`))));
     });
   const downloads = async (count: number): Promise<TransferOutcome[]> => {
-    const out = await runIn(client, process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify({ server: '192.0.2.1', names: ['nbp.efi'], count, blksize: 1468, windowsize: 16, deadlineMs: 60_000 })], { cwd: PROJECT_ROOT });
+    const out = await runIn(
+      client,
+      process.execPath,
+      ['--import', 'tsx', CLIENT, JSON.stringify({ server: '192.0.2.1', names: ['nbp.efi'], count, blksize: 1468, windowsize: 16, deadlineMs: 60_000 })],
+      { cwd: PROJECT_ROOT },
+    );
     return (JSON.parse(out.trim().split('\n').at(-1)!) as { outcomes: TransferOutcome[] }).outcomes;
   };
   const storm = async (rate: number, seconds: number): Promise<{ sent: number; answered: number }> => {
@@ -138,7 +143,10 @@ describe('a full disk under the database', { skip }, () => {
     assert.equal(answered, sent, `${sent - answered} DISCOVERs unanswered while the disk filled up`);
     // The host's state carries the problem (the UI's Start screen lists it).
     const state = s.events.findLast((e) => e.type === 'service.state');
-    assert.ok(((state?.status as { problems?: string[] })?.problems ?? []).some((p) => /history is off/i.test(p)), 'service.state without the store problem');
+    assert.ok(
+      ((state?.status as { problems?: string[] })?.problems ?? []).some((p) => /history is off/i.test(p)),
+      'service.state without the store problem',
+    );
 
     // Boot service while history is off: more DHCP and downloads, all served.
     const [st, outcomes] = await Promise.all([storm(1000, 2), downloads(6)]);

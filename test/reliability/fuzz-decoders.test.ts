@@ -33,16 +33,33 @@ const policy: BootPolicyConfig = {
 const ports = { server: 67, client: 68 };
 
 function seeds(match: (name: string) => boolean): Buffer[] {
-  return readdirSync(CAPTURES).filter((n) => n.endsWith('.bin') && match(n)).map((n) => readFileSync(join(CAPTURES, n)));
+  return readdirSync(CAPTURES)
+    .filter((n) => n.endsWith('.bin') && match(n))
+    .map((n) => readFileSync(join(CAPTURES, n)));
 }
 // Client messages and, for the DHCP decoder, the server replies dnsmasq sent (BOOTREPLY paths).
 const dhcpSeeds = seeds((n) => !n.includes('tftp'));
 const tftpSeeds = [
   ...seeds((n) => n.includes('tftp')),
   encodeTftpPacket({ opcode: TftpOpcode.ACK, block: 1 }),
-  encodeTftpPacket({ opcode: TftpOpcode.OACK, options: [{ name: 'blksize', value: '1468' }, { name: 'tsize', value: '0' }, { name: 'windowsize', value: '16' }] }),
+  encodeTftpPacket({
+    opcode: TftpOpcode.OACK,
+    options: [
+      { name: 'blksize', value: '1468' },
+      { name: 'tsize', value: '0' },
+      { name: 'windowsize', value: '16' },
+    ],
+  }),
   encodeTftpPacket({ opcode: TftpOpcode.DATA, block: 65535, data: Buffer.alloc(16, 7) }),
-  encodeTftpPacket({ opcode: TftpOpcode.RRQ, filename: 'Boot\\BCD', mode: 'netascii', options: [{ name: 'timeout', value: '1' }, { name: 'blksize', value: '65464' }] }),
+  encodeTftpPacket({
+    opcode: TftpOpcode.RRQ,
+    filename: 'Boot\\BCD',
+    mode: 'netascii',
+    options: [
+      { name: 'timeout', value: '1' },
+      { name: 'blksize', value: '65464' },
+    ],
+  }),
 ];
 
 /** Keeps a crashing input forever: named by its hash, replayed by the fixture test below. */
@@ -143,14 +160,18 @@ describe(`decoder fuzzing (${PACKETS} mutated packets each)`, () => {
     const started = Date.now();
     const result = fuzz('dhcp', dhcpSeeds, 0xd4c9);
     assert.ok(result.decoded > PACKETS / 10, 'mutants should mostly still decode, or the fuzzer only tests the first checks');
-    console.log(`DHCP decoder fuzz: ${PACKETS} packets, ${result.decoded} decoded (the rest refused with the typed error), ${result.crashes.length} crashes, heap +${result.heapGrowthMiB.toFixed(1)} MiB, ${Date.now() - started} ms`);
+    console.log(
+      `DHCP decoder fuzz: ${PACKETS} packets, ${result.decoded} decoded (the rest refused with the typed error), ${result.crashes.length} crashes, heap +${result.heapGrowthMiB.toFixed(1)} MiB, ${Date.now() - started} ms`,
+    );
     assert.deepEqual(result.crashes, [], `crashing inputs saved as test/fixtures/fuzz/{${result.crashes.join(',')}}.bin`);
   });
 
   test('decodeTftpPacket and option negotiation: 0 crashes', () => {
     const started = Date.now();
     const result = fuzz('tftp', tftpSeeds, 0x7f7f);
-    console.log(`TFTP decoder fuzz: ${PACKETS} packets, ${result.decoded} decoded (the rest refused with the typed error), ${result.crashes.length} crashes, heap +${result.heapGrowthMiB.toFixed(1)} MiB, ${Date.now() - started} ms`);
+    console.log(
+      `TFTP decoder fuzz: ${PACKETS} packets, ${result.decoded} decoded (the rest refused with the typed error), ${result.crashes.length} crashes, heap +${result.heapGrowthMiB.toFixed(1)} MiB, ${Date.now() - started} ms`,
+    );
     assert.deepEqual(result.crashes, [], `crashing inputs saved as test/fixtures/fuzz/{${result.crashes.join(',')}}.bin`);
   });
 });

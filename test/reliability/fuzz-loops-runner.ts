@@ -33,8 +33,12 @@ process.on('uncaughtException', (err) => crashes.push(`uncaughtException: ${err.
 process.on('unhandledRejection', (err) => crashes.push(`unhandledRejection: ${(err as Error)?.stack ?? err}`));
 
 const capture = (name: string) => readFileSync(join(CAPTURES, name));
-const dhcpSeeds = readdirSync(CAPTURES).filter((n) => n.endsWith('.bin') && !n.includes('tftp')).map(capture);
-const tftpRequestSeeds = readdirSync(CAPTURES).filter((n) => n.includes('tftp-rrq')).map(capture);
+const dhcpSeeds = readdirSync(CAPTURES)
+  .filter((n) => n.endsWith('.bin') && !n.includes('tftp'))
+  .map(capture);
+const tftpRequestSeeds = readdirSync(CAPTURES)
+  .filter((n) => n.includes('tftp-rrq'))
+  .map(capture);
 const tftpTransferSeeds = [
   encodeTftpPacket({ opcode: TftpOpcode.ACK, block: 0 }),
   encodeTftpPacket({ opcode: TftpOpcode.ACK, block: 1 }),
@@ -53,7 +57,9 @@ function relayed(bytes: Buffer, xid: number): Buffer {
 function bind(): Promise<Socket> {
   return new Promise((resolve) => {
     const s = createSocket('udp4');
-    s.on('error', () => { /* ICMP errors from closed transfer ports are expected */ });
+    s.on('error', () => {
+      /* ICMP errors from closed transfer ports are expected */
+    });
     s.bind(0, LOOP, () => resolve(s));
   });
 }
@@ -88,14 +94,33 @@ async function main(): Promise<void> {
   const logger = { debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') };
   const policy = { serverAddress: LOOP, httpBaseUrl: 'http://127.0.0.1:8080', boot: { bios: 'undionly.kpxe', uefi64: 'ipxe.efi' } };
   const factory = (o: Parameters<typeof openPlainSocket>[0]) => openPlainSocket({ ...o, address: LOOP });
-  const proxy = new DhcpService({ mode: 'proxy', serverAddress: LOOP, socketFactory: factory, ports: { server: 0, pxe: 0, client: 16868 }, policy, publish: bus.publish, logger });
+  const proxy = new DhcpService({
+    mode: 'proxy',
+    serverAddress: LOOP,
+    socketFactory: factory,
+    ports: { server: 0, pxe: 0, client: 16868 },
+    policy,
+    publish: bus.publish,
+    logger,
+  });
   const full = new DhcpService({
-    mode: 'dhcp', serverAddress: LOOP, socketFactory: factory, ports: { server: 16767, pxe: 0, client: 16869 }, policy,
-    pool: { first: '127.0.0.100', last: '127.0.0.120', subnetMask: '255.0.0.0' }, leaseFile: join(dir, 'leases.json'), probeMs: 10,
-    publish: bus.publish, logger,
+    mode: 'dhcp',
+    serverAddress: LOOP,
+    socketFactory: factory,
+    ports: { server: 16767, pxe: 0, client: 16869 },
+    policy,
+    pool: { first: '127.0.0.100', last: '127.0.0.120', subnetMask: '255.0.0.0' },
+    leaseFile: join(dir, 'leases.json'),
+    probeMs: 10,
+    publish: bus.publish,
+    logger,
   });
   const tftp = new TftpServer({
-    port: 0, address: LOOP, files: new FileResolver({ roots: [root] }), publish: bus.publish, logger,
+    port: 0,
+    address: LOOP,
+    files: new FileResolver({ roots: [root] }),
+    publish: bus.publish,
+    logger,
     // Short retry budget: fuzzed RRQs start transfers nobody finishes.
     retransmit: { initialRtoMs: 50, oackRtoMs: 100, maxBackoffMs: 100, abandonAfterMs: 300 },
   });
@@ -106,12 +131,13 @@ async function main(): Promise<void> {
   const senders = await Promise.all(Array.from({ length: 8 }, bind));
   // TIDs of transfers the fuzzed RRQs started: their ports get fuzzed too.
   const transferPorts: number[] = [];
-  for (const s of senders) s.on('message', (_m, r) => {
-    if (r.port !== tftp.port && !transferPorts.includes(r.port)) {
-      transferPorts.push(r.port);
-      if (transferPorts.length > 32) transferPorts.shift();
-    }
-  });
+  for (const s of senders)
+    s.on('message', (_m, r) => {
+      if (r.port !== tftp.port && !transferPorts.includes(r.port)) {
+        transferPorts.push(r.port);
+        if (transferPorts.length > 32) transferPorts.shift();
+      }
+    });
   const probe = await bind();
   const goodDiscover = capture('ovmf-discover.bin');
   const goodBootRequest = capture('ovmf-pxe-request-4011.bin');
@@ -119,8 +145,15 @@ async function main(): Promise<void> {
 
   const answered = (send: () => void, id: number, ms = 2000) =>
     new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => { waiters.delete(id); resolve(false); }, ms);
-      waiters.set(id, () => { clearTimeout(t); waiters.delete(id); resolve(true); });
+      const t = setTimeout(() => {
+        waiters.delete(id);
+        resolve(false);
+      }, ms);
+      waiters.set(id, () => {
+        clearTimeout(t);
+        waiters.delete(id);
+        resolve(true);
+      });
       send();
     });
 
@@ -210,18 +243,38 @@ async function main(): Promise<void> {
     mkdirSync(CRASH_DIR, { recursive: true });
     recent.forEach((b, k) => writeFileSync(join(CRASH_DIR, `loop-${Date.now()}-${k}.bin`), b));
   }
-  const sizes = process.env.BOOTBENCH_FUZZ_SIZES ? {
-    tftpLoggedAt: (tftp as any).loggedAt.size, tftpTransfers: (tftp as any).transfers.size, proxyErr: (proxy as any).lastErrorReport.size,
-    fullErr: (full as any).lastErrorReport.size, leases: full.leaseSnapshot().length,
-  } : undefined;
+  const sizes = process.env.BOOTBENCH_FUZZ_SIZES
+    ? {
+        tftpLoggedAt: (tftp as any).loggedAt.size,
+        tftpTransfers: (tftp as any).transfers.size,
+        proxyErr: (proxy as any).lastErrorReport.size,
+        fullErr: (full as any).lastErrorReport.size,
+        leases: full.leaseSnapshot().length,
+      }
+    : undefined;
   await Promise.all([proxy.stop(), full.stop(), tftp.stop()]);
   for (const s of [...senders, probe]) s.close();
   rmSync(dir, { recursive: true, force: true });
-  console.log(JSON.stringify({
-    packets: PACKETS, elapsedMs, checks, crashes, failures, internalErrors: internalErrors.slice(0, 5), internalErrorCount: internalErrors.length,
-    heapAfterWarmupMiB: heapAfterWarmup / 2 ** 20, heapMaxMiB: heapMax / 2 ** 20, heapEndMiB: heapEnd / 2 ** 20, activeTransfersAtEnd: activeAtEnd, settleMs,
-    sizes, logged, events: Object.fromEntries(counts), sampleErrors: events.slice(0, 3),
-  }));
+  console.log(
+    JSON.stringify({
+      packets: PACKETS,
+      elapsedMs,
+      checks,
+      crashes,
+      failures,
+      internalErrors: internalErrors.slice(0, 5),
+      internalErrorCount: internalErrors.length,
+      heapAfterWarmupMiB: heapAfterWarmup / 2 ** 20,
+      heapMaxMiB: heapMax / 2 ** 20,
+      heapEndMiB: heapEnd / 2 ** 20,
+      activeTransfersAtEnd: activeAtEnd,
+      settleMs,
+      sizes,
+      logged,
+      events: Object.fromEntries(counts),
+      sampleErrors: events.slice(0, 3),
+    }),
+  );
 }
 
 main().catch((err) => {

@@ -49,9 +49,25 @@ function setUpRoot(): string[] {
   symlinkSync('/proc/self/environ', join(root, 'environ-link'));
   linkSync(join(outside, 'secret.txt'), join(root, 'hard-secret'));
   execFileSync('mkfifo', [join(root, 'fifo')]);
-  const names = ['link-out', 'rel-link-out', 'sub/deeper/rel-link-up', 'dirlink/secret.txt', 'sub/parent-link/outside/secret.txt',
-    'sub/parent-link/secret-beside-root.txt', 'slash-link/etc/passwd', 'passwd-link', 'chain-link', 'devzero-link', 'environ-link',
-    'hard-secret', 'HARD-SECRET', 'Link-Out', 'DIRLINK/SECRET.TXT', 'fifo', 'sub\\parent-link\\outside\\secret.txt'];
+  const names = [
+    'link-out',
+    'rel-link-out',
+    'sub/deeper/rel-link-up',
+    'dirlink/secret.txt',
+    'sub/parent-link/outside/secret.txt',
+    'sub/parent-link/secret-beside-root.txt',
+    'slash-link/etc/passwd',
+    'passwd-link',
+    'chain-link',
+    'devzero-link',
+    'environ-link',
+    'hard-secret',
+    'HARD-SECRET',
+    'Link-Out',
+    'DIRLINK/SECRET.TXT',
+    'fifo',
+    'sub\\parent-link\\outside\\secret.txt',
+  ];
   if (isRoot) {
     // Device nodes inside the root itself (only root can make them).
     execFileSync('mknod', [join(root, 'zero'), 'c', '1', '5']);
@@ -68,20 +84,64 @@ function traversalNames(): string[] {
   const names: string[] = [];
   for (const up of ups) for (const target of targets.slice(0, 2)) names.push(`${up}/${target}`, `/${up}/${target}`);
   names.push(
-    '../../../../../../../../etc/passwd', '..\\..\\..\\..\\..\\..\\etc\\passwd', '/../../../../etc/passwd', '\\..\\..\\etc\\passwd',
-    'sub/../../outside/secret.txt', 'sub/deeper/../../../outside/secret.txt', './../outside/secret.txt', '..', '../', '/..', '\\..',
-    '.../.../etc/passwd', '..../outside/secret.txt', '../.', '.././outside/secret.txt', 'sub/./../../outside/secret.txt',
+    '../../../../../../../../etc/passwd',
+    '..\\..\\..\\..\\..\\..\\etc\\passwd',
+    '/../../../../etc/passwd',
+    '\\..\\..\\etc\\passwd',
+    'sub/../../outside/secret.txt',
+    'sub/deeper/../../../outside/secret.txt',
+    './../outside/secret.txt',
+    '..',
+    '../',
+    '/..',
+    '\\..',
+    '.../.../etc/passwd',
+    '..../outside/secret.txt',
+    '../.',
+    '.././outside/secret.txt',
+    'sub/./../../outside/secret.txt',
     // absolute and drive paths (a leading / is relative to the root, so these are "not found" at most)
-    '/etc/passwd', '//etc/passwd', '\\\\localhost\\c$\\windows\\win.ini', 'C:\\Windows\\win.ini', 'c:/boot.ini', 'C:', 'c:secret.txt',
-    '\\\\?\\C:\\Windows\\win.ini', '/proc/self/environ', '/dev/zero', '/dev/sda', 'file:///etc/passwd', `${outside}/secret.txt`, `/${dir}/secret-beside-root.txt`,
+    '/etc/passwd',
+    '//etc/passwd',
+    '\\\\localhost\\c$\\windows\\win.ini',
+    'C:\\Windows\\win.ini',
+    'c:/boot.ini',
+    'C:',
+    'c:secret.txt',
+    '\\\\?\\C:\\Windows\\win.ini',
+    '/proc/self/environ',
+    '/dev/zero',
+    '/dev/sda',
+    'file:///etc/passwd',
+    `${outside}/secret.txt`,
+    `/${dir}/secret-beside-root.txt`,
     // NUL and control characters
-    'good.bin\u0000../../etc/passwd', '../outside/secret.txt\u0000good.bin', '\u0000', 'good.bin\u0000', 'sub\u0001/inner.bin', 'good.bin\n', 'good\r\n.bin',
+    'good.bin\u0000../../etc/passwd',
+    '../outside/secret.txt\u0000good.bin',
+    '\u0000',
+    'good.bin\u0000',
+    'sub\u0001/inner.bin',
+    'good.bin\n',
+    'good\r\n.bin',
     // overlong
-    'a'.repeat(300), `${'a/'.repeat(600)}good.bin`, `${'../'.repeat(400)}etc/passwd`, `${'x'.repeat(256)}/good.bin`, `sub/${'y'.repeat(2000)}`,
+    'a'.repeat(300),
+    `${'a/'.repeat(600)}good.bin`,
+    `${'../'.repeat(400)}etc/passwd`,
+    `${'x'.repeat(256)}/good.bin`,
+    `sub/${'y'.repeat(2000)}`,
     // Unicode look-alikes of dot and slash (must never be folded into `..` or `/`)
-    '\uff0e\uff0e/outside/secret.txt', '\u2025/outside/secret.txt', '\u2024\u2024/outside/secret.txt', '..\u2215outside\u2215secret.txt',
-    '..\u2044outside\u2044secret.txt', '..\uff0foutside\uff0fsecret.txt', '..\uff3coutside\uff3csecret.txt', '\u00b7\u00b7/outside/secret.txt',
-    '.\u0307./outside/secret.txt', '\ufe52\ufe52/outside/secret.txt', '..\u29f8outside/secret.txt', 'GOOD.BIN\u0338',
+    '\uff0e\uff0e/outside/secret.txt',
+    '\u2025/outside/secret.txt',
+    '\u2024\u2024/outside/secret.txt',
+    '..\u2215outside\u2215secret.txt',
+    '..\u2044outside\u2044secret.txt',
+    '..\uff0foutside\uff0fsecret.txt',
+    '..\uff3coutside\uff3csecret.txt',
+    '\u00b7\u00b7/outside/secret.txt',
+    '.\u0307./outside/secret.txt',
+    '\ufe52\ufe52/outside/secret.txt',
+    '..\u29f8outside/secret.txt',
+    'GOOD.BIN\u0338',
     // invalid UTF-8 arrives as U+FFFD after decoding
     '\ufffd\ufffd/outside/secret.txt',
   );
@@ -91,14 +151,40 @@ function traversalNames(): string[] {
 /** Names that only mean something to an HTTP server that decodes them (once or twice). */
 function encodedNames(): string[] {
   return [
-    '%2e%2e/outside/secret.txt', '%2e%2e%2foutside%2fsecret.txt', '..%2foutside%2fsecret.txt', '..%5coutside%5csecret.txt',
-    '%2E%2E%5C%2E%2E%5Cetc%5Cpasswd', '%252e%252e%252foutside%252fsecret.txt', '%252e%252e/outside/secret.txt', '..%252foutside%252fsecret.txt',
-    '%c0%ae%c0%ae/outside/secret.txt', '%c0%ae%c0%ae%c0%afoutside%c0%afsecret.txt', '%e0%80%ae%e0%80%ae/outside/secret.txt',
-    '%c1%9c..%c1%9coutside', '%uff0e%uff0e/outside/secret.txt', 'good.bin%00.txt', '%00', '..%00/outside/secret.txt',
-    '%2e%2e%00/outside/secret.txt', '%ef%bc%8e%ef%bc%8e/outside/secret.txt', '..%c0%afoutside%c0%afsecret.txt', '%2fetc%2fpasswd',
-    '%5c%5clocalhost%5cc%24%5cwindows', 'C%3a%5cWindows%5cwin.ini', '%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd', '..%255c..%255cetc%255cpasswd',
-    'sub%2f..%2f..%2foutside%2fsecret.txt', '%2e./outside/secret.txt', '.%2e/outside/secret.txt', '%2e%2e;/outside/secret.txt',
-    'link-out%00', 'hard%2dsecret', 'dirlink%2fsecret.txt', '%ff%fe/outside', '%', '%%32%65%%32%65/outside/secret.txt',
+    '%2e%2e/outside/secret.txt',
+    '%2e%2e%2foutside%2fsecret.txt',
+    '..%2foutside%2fsecret.txt',
+    '..%5coutside%5csecret.txt',
+    '%2E%2E%5C%2E%2E%5Cetc%5Cpasswd',
+    '%252e%252e%252foutside%252fsecret.txt',
+    '%252e%252e/outside/secret.txt',
+    '..%252foutside%252fsecret.txt',
+    '%c0%ae%c0%ae/outside/secret.txt',
+    '%c0%ae%c0%ae%c0%afoutside%c0%afsecret.txt',
+    '%e0%80%ae%e0%80%ae/outside/secret.txt',
+    '%c1%9c..%c1%9coutside',
+    '%uff0e%uff0e/outside/secret.txt',
+    'good.bin%00.txt',
+    '%00',
+    '..%00/outside/secret.txt',
+    '%2e%2e%00/outside/secret.txt',
+    '%ef%bc%8e%ef%bc%8e/outside/secret.txt',
+    '..%c0%afoutside%c0%afsecret.txt',
+    '%2fetc%2fpasswd',
+    '%5c%5clocalhost%5cc%24%5cwindows',
+    'C%3a%5cWindows%5cwin.ini',
+    '%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+    '..%255c..%255cetc%255cpasswd',
+    'sub%2f..%2f..%2foutside%2fsecret.txt',
+    '%2e./outside/secret.txt',
+    '.%2e/outside/secret.txt',
+    '%2e%2e;/outside/secret.txt',
+    'link-out%00',
+    'hard%2dsecret',
+    'dirlink%2fsecret.txt',
+    '%ff%fe/outside',
+    '%',
+    '%%32%65%%32%65/outside/secret.txt',
   ];
 }
 
@@ -106,7 +192,12 @@ function containsForbidden(data: Buffer): boolean {
   return FORBIDDEN.some((f) => data.includes(f));
 }
 
-interface Outcome { refused: boolean; detail: string; leaked: boolean; bytes: number }
+interface Outcome {
+  refused: boolean;
+  detail: string;
+  leaked: boolean;
+  bytes: number;
+}
 
 /** One RRQ, built by hand so NULs and odd bytes go out as given; reads whatever comes back. */
 function tftpAsk(port: number, name: string): Promise<Outcome> {
@@ -145,7 +236,9 @@ function httpAsk(port: number, target: string): Promise<Outcome> {
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => socket.destroy(), 3000);
     socket.on('data', (c) => chunks.push(c));
-    socket.on('error', () => { /* reset by a server refusing the request line is a refusal */ });
+    socket.on('error', () => {
+      /* reset by a server refusing the request line is a refusal */
+    });
     socket.on('close', () => {
       clearTimeout(timer);
       const all = Buffer.concat(chunks);
@@ -204,7 +297,11 @@ describe('hostile paths over TFTP and HTTP (issue 9 item 2)', () => {
       const h1 = await httpAsk(http.port, name.split('/').map(encodeURIComponent).join('/'));
       const h2 = /[\s\u0000-\u001f]/.test(name) ? h1 : await httpAsk(http.port, name);
       asked += 3;
-      for (const [proto, o] of [['TFTP', t], ['HTTP', h1], ['HTTP raw', h2]] as const) {
+      for (const [proto, o] of [
+        ['TFTP', t],
+        ['HTTP', h1],
+        ['HTTP raw', h2],
+      ] as const) {
         if (!o.refused || o.leaked || o.bytes > 0) failures.push(`${proto} ${JSON.stringify(name)}: ${o.detail}${o.leaked ? ' LEAKED' : ''}`);
       }
     }
@@ -213,7 +310,10 @@ describe('hostile paths over TFTP and HTTP (issue 9 item 2)', () => {
       // TFTP has no encoding: the literal name (a file that does not exist) must be refused too.
       const t = await tftpAsk(tftp.port, target);
       asked += 2;
-      for (const [proto, o] of [['HTTP', h], ['TFTP', t]] as const) {
+      for (const [proto, o] of [
+        ['HTTP', h],
+        ['TFTP', t],
+      ] as const) {
         if (!o.refused || o.leaked || o.bytes > 0) failures.push(`${proto} ${JSON.stringify(target)}: ${o.detail}${o.leaked ? ' LEAKED' : ''}`);
       }
     }

@@ -104,9 +104,25 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
     assert.ok(JSON.parse(warm.trim().split('\n').at(-1)!).answered > 0, 'warm-up storm got no answers');
 
     const capture = await captureDhcp(lab, host, 'bench0', join(dir, 'storm.pcap'), { idle: true });
-    const transfers = collect(lab.spawn(client, 'chrt', clientArgs(CLIENT, JSON.stringify({
-      server: '192.0.2.1', names: ['nbp.efi'], count: 20, blksize: 1468, windowsize: 16, repeatForMs: STORM_SECONDS * 1000 + 3000, deadlineMs: STORM_SECONDS * 1000 + 60_000,
-    })), { cwd: PROJECT_ROOT }));
+    const transfers = collect(
+      lab.spawn(
+        client,
+        'chrt',
+        clientArgs(
+          CLIENT,
+          JSON.stringify({
+            server: '192.0.2.1',
+            names: ['nbp.efi'],
+            count: 20,
+            blksize: 1468,
+            windowsize: 16,
+            repeatForMs: STORM_SECONDS * 1000 + 3000,
+            deadlineMs: STORM_SECONDS * 1000 + 60_000,
+          }),
+        ),
+        { cwd: PROJECT_ROOT },
+      ),
+    );
     await new Promise((r) => setTimeout(r, 1500)); // the 20 downloads (and the TFTP workers) are under way
     const withTransfersRss = rssMiB(host);
     const stormStarted = Date.now();
@@ -126,11 +142,20 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
     const { outcomes } = JSON.parse(transferOut.trim().split('\n').at(-1)!) as { outcomes: TransferOutcome[] };
     const failed = outcomes.filter((o) => !o.ok || o.sha256 !== sha);
     const ms = (n: number) => n.toFixed(2);
-    console.log(`storm: ${s.sent} DISCOVERs in ${s.sendMs} ms, ${s.answered} offers received by the sender (SCHED_IDLE): p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)} ms`);
-    console.log(`host answer time on its NIC: ${wire.length} answered, p50 ${ms(percentile(wire, 50))}, p90 ${ms(percentile(wire, 90))}, p99 ${ms(percentile(wire, 99))}, max ${ms(wire.at(-1) ?? NaN)} ms`);
+    console.log(
+      `storm: ${s.sent} DISCOVERs in ${s.sendMs} ms, ${s.answered} offers received by the sender (SCHED_IDLE): p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)} ms`,
+    );
+    console.log(
+      `host answer time on its NIC: ${wire.length} answered, p50 ${ms(percentile(wire, 50))}, p90 ${ms(percentile(wire, 90))}, p99 ${ms(percentile(wire, 99))}, max ${ms(wire.at(-1) ?? NaN)} ms`,
+    );
     console.log(`transfers: ${outcomes.length} of 4 MiB during the storm, ${failed.length} failed`);
-    console.log(`host RSS (MiB): ${withTransfersRss.toFixed(0)} with the transfers running; from the storm's start ${rss.map((r) => `${(r.atMs / 1000).toFixed(1)}s ${r.mib.toFixed(0)}`).join(', ')}; end ${endRss.toFixed(0)}, 1 s later ${afterRss.toFixed(0)}`);
-    assert.deepEqual(failed.map((o) => o.error ?? 'sha256 mismatch'), []);
+    console.log(
+      `host RSS (MiB): ${withTransfersRss.toFixed(0)} with the transfers running; from the storm's start ${rss.map((r) => `${(r.atMs / 1000).toFixed(1)}s ${r.mib.toFixed(0)}`).join(', ')}; end ${endRss.toFixed(0)}, 1 s later ${afterRss.toFixed(0)}`,
+    );
+    assert.deepEqual(
+      failed.map((o) => o.error ?? 'sha256 mismatch'),
+      [],
+    );
     assert.ok(outcomes.length >= 20);
     assert.ok(s.sent >= RATE * STORM_SECONDS * 0.95, `the sender managed only ${s.sent} DISCOVERs`);
     assert.ok(s.answered >= s.sent * 0.99, `${s.sent - s.answered} DISCOVERs went unanswered`);

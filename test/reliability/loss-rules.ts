@@ -35,12 +35,14 @@ export function lossRules(tenths: number, direction: 'both' | 'from-server', ser
  */
 export function lossRulesAtServer(tenths: number, client: string): string {
   const drop = tenths >= 10 ? 'drop' : `numgen random mod 10 < ${tenths} drop`;
-  return [
-    `table inet ${LOSS_TABLE} {`,
-    '  chain in { type filter hook input priority 0; policy accept;',
-    `    ip saddr ${client} udp dport 69 ${drop}`,
-    `    ip saddr ${client} udp dport 1024-65535 ${drop}`,
-    '  }',
-    '}',
-  ].join('\n') + '\n';
+  return (
+    [
+      `table inet ${LOSS_TABLE} {`,
+      '  chain in { type filter hook input priority 0; policy accept;',
+      `    ip saddr ${client} udp dport 69 ${drop}`,
+      `    ip saddr ${client} udp dport 1024-65535 ${drop}`,
+      '  }',
+      '}',
+    ].join('\n') + '\n'
+  );
 }

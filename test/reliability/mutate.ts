@@ -49,13 +49,15 @@ export function mutate(seed: Uint8Array, random: Random, maxLength = 1500): Buff
       case 5: // extend with random bytes
         out = Buffer.concat([out, Buffer.from(Array.from({ length: 1 + int(random, 64) }, () => int(random, 256)))]);
         break;
-      case 6: { // delete a range
+      case 6: {
+        // delete a range
         if (!len) break;
         const at = int(random, len);
         out = Buffer.concat([out.subarray(0, at), out.subarray(at + 1 + int(random, Math.min(32, len - at)))]);
         break;
       }
-      case 7: { // duplicate a range (repeated options, repeated strings)
+      case 7: {
+        // duplicate a range (repeated options, repeated strings)
         if (!len) break;
         const at = int(random, len);
         const piece = out.subarray(at, at + 1 + int(random, 32));
@@ -66,7 +68,8 @@ export function mutate(seed: Uint8Array, random: Random, maxLength = 1500): Buff
       case 8: // remove every NUL terminator in a stretch (unterminated strings)
         for (let i = int(random, len + 1); i < len && i < 600; i++) if (out[i] === 0) out[i] = 0x41;
         break;
-      case 9: { // a huge or zero length byte right after a plausible option code
+      case 9: {
+        // a huge or zero length byte right after a plausible option code
         if (len < 2) break;
         const at = int(random, len - 1);
         out[at + 1] = [0, 1, 0xff, 0xfe][int(random, 4)];

@@ -17,7 +17,10 @@ const skip = netnsUnavailableReason() ?? missingPrograms('nft');
 const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 const OFFICE_PROBE = join(PROJECT_ROOT, 'test', 'reliability', 'office-probe.ts');
 
-interface Finding { level: string; message: string }
+interface Finding {
+  level: string;
+  message: string;
+}
 
 describe('NIC scoping of the whole host (two NICs)', { skip }, () => {
   const lab = new Lab('bbnic');
@@ -53,7 +56,11 @@ describe('NIC scoping of the whole host (two NICs)', { skip }, () => {
   };
   const assertBenchBoots = (when: string) => {
     const findings = benchBoot();
-    assert.deepEqual(findings.filter((f) => f.level !== 'ok').map((f) => f.message), [], `${when}: ${JSON.stringify(findings)}`);
+    assert.deepEqual(
+      findings.filter((f) => f.level !== 'ok').map((f) => f.message),
+      [],
+      `${when}: ${JSON.stringify(findings)}`,
+    );
     assert.equal(findings.length, 8, when);
   };
 
@@ -68,17 +75,29 @@ describe('NIC scoping of the whole host (two NICs)', { skip }, () => {
     lab.veth(host, 'office0', '198.18.0.1/24', office, 'eth0', '198.18.0.10/24');
     // Count, at the office client's NIC, every frame from a Bootbench port or to the DHCP client port.
     lab.exec(office, 'nft', ['-f', '-'], {
-      input: [
-        'table netdev bbwatch {',
-        '  chain in { type filter hook ingress device eth0 priority 0;',
-        '    udp sport { 67, 69, 4011 } counter',
-        '    udp dport 68 counter',
-        '    tcp sport 8080 tcp flags & (syn | ack) == syn | ack counter',
-        '  }',
-        '}',
-      ].join('\n') + '\n',
+      input:
+        [
+          'table netdev bbwatch {',
+          '  chain in { type filter hook ingress device eth0 priority 0;',
+          '    udp sport { 67, 69, 4011 } counter',
+          '    udp dport 68 counter',
+          '    tcp sport 8080 tcp flags & (syn | ack) == syn | ack counter',
+          '  }',
+          '}',
+        ].join('\n') + '\n',
     });
-    serve = new ServeProcess(lab, host, ['--interface', 'bench0', '--root', root, '--boot', 'bios=undionly.kpxe', '--boot', 'uefi64=ipxe.efi', '--data', join(dir, 'data')]);
+    serve = new ServeProcess(lab, host, [
+      '--interface',
+      'bench0',
+      '--root',
+      root,
+      '--boot',
+      'bios=undionly.kpxe',
+      '--boot',
+      'uefi64=ipxe.efi',
+      '--data',
+      join(dir, 'data'),
+    ]);
     await serve.ready();
   });
   after(() => lab.destroy());
@@ -102,7 +121,11 @@ describe('NIC scoping of the whole host (two NICs)', { skip }, () => {
     await new Promise((r) => setTimeout(r, 3000));
     lab.veth(host, 'bench0', '192.0.2.1/24', bench, 'eth0', '192.0.2.10/24');
     // The host polls the NIC every 2 s; give it time to notice and restart.
-    await waitFor(() => serve.events.some((e) => e.type === 'host.warning' && /bench0/.test(String(e.message)) && /reopen|restart|back/i.test(String(e.message))), 15_000, 'the host to notice bench0 came back');
+    await waitFor(
+      () => serve.events.some((e) => e.type === 'host.warning' && /bench0/.test(String(e.message)) && /reopen|restart|back/i.test(String(e.message))),
+      15_000,
+      'the host to notice bench0 came back',
+    );
     await new Promise((r) => setTimeout(r, 1000));
     assertBenchBoots('after re-creation');
     assertOfficeUntouched('after re-creation');

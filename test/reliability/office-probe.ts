@@ -15,10 +15,14 @@ async function main(): Promise<void> {
   const answers: string[] = heard.offers.map((o) => `offer from ${o.from}`);
   const socket = createSocket('udp4');
   socket.on('message', (msg, rinfo) => answers.push(`${msg.length} bytes from ${rinfo.address}:${rinfo.port}`));
-  socket.on('error', () => { /* ICMP port unreachable from the host's kernel is expected */ });
+  socket.on('error', () => {
+    /* ICMP port unreachable from the host's kernel is expected */
+  });
   await new Promise<void>((r) => socket.bind(0, () => r()));
   const request = Buffer.alloc(300);
-  request[0] = 1; request[1] = 1; request[2] = 6;
+  request[0] = 1;
+  request[1] = 1;
+  request[2] = 6;
   request.writeUInt32BE(0x63825363, 236);
   Buffer.from([53, 1, 3, 60, 9, ...Buffer.from('PXEClient'), 255]).copy(request, 240);
   socket.send(request, 4011, host);

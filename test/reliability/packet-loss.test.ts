@@ -26,9 +26,21 @@ describe('TFTP under packet loss (nftables in a namespace)', { skip }, () => {
   let serve: ServeProcess;
 
   const load = (config: Omit<LoadClientConfig, 'server'>): { outcomes: TransferOutcome[]; ms: number } =>
-    JSON.parse(lab.exec(client, process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify({ server: '192.0.2.1', ...config })], { timeoutMs: config.deadlineMs + 30_000 }).trim().split('\n').at(-1)!);
+    JSON.parse(
+      lab
+        .exec(client, process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify({ server: '192.0.2.1', ...config })], {
+          timeoutMs: config.deadlineMs + 30_000,
+        })
+        .trim()
+        .split('\n')
+        .at(-1)!,
+    );
   const setLoss = (rules: string | undefined) => {
-    try { lab.exec(client, 'nft', ['delete', 'table', 'inet', LOSS_TABLE]); } catch { /* none yet */ }
+    try {
+      lab.exec(client, 'nft', ['delete', 'table', 'inet', LOSS_TABLE]);
+    } catch {
+      /* none yet */
+    }
     if (rules) lab.exec(client, 'nft', ['-f', '-'], { input: rules });
   };
 
@@ -45,7 +57,10 @@ describe('TFTP under packet loss (nftables in a namespace)', { skip }, () => {
   after(() => lab.destroy());
 
   // Lock-step pays one retransmit timeout per lost datagram, so its file is smaller.
-  for (const [label, windowsize, name, bound] of [['lock-step', 1, 'small.bin', 60_000], ['windowsize 16', 16, 'large.bin', 60_000]] as const) {
+  for (const [label, windowsize, name, bound] of [
+    ['lock-step', 1, 'small.bin', 60_000],
+    ['windowsize 16', 16, 'large.bin', 60_000],
+  ] as const) {
     test(`20 concurrent ${label} transfers with 10% loss each way complete with the right sha256`, async () => {
       setLoss(lossRules(1, 'both'));
       try {
@@ -54,7 +69,10 @@ describe('TFTP under packet loss (nftables in a namespace)', { skip }, () => {
         const slowest = Math.max(...outcomes.map((o) => o.ms));
         const reAcks = outcomes.reduce((n, o) => n + o.reAcks, 0);
         console.log(`10% loss, ${label}: 20 x ${name} in ${ms} ms (slowest ${slowest} ms), client re-ACKs ${reAcks}, failed ${bad.length}`);
-        assert.deepEqual(bad.map((o) => `${o.name}: ${o.error ?? 'sha256 mismatch'}`), []);
+        assert.deepEqual(
+          bad.map((o) => `${o.name}: ${o.error ?? 'sha256 mismatch'}`),
+          [],
+        );
         assert.ok(ms < bound, `took ${ms} ms`);
         assert.ok(reAcks > 0, 'loss was applied (the client had to recover at least once)');
       } finally {
@@ -77,7 +95,10 @@ describe('TFTP under packet loss (nftables in a namespace)', { skip }, () => {
       assert.equal(failed.ip, '192.0.2.10');
       assert.match(String(failed.reason), /.+/);
       assert.ok(!serve.events.some((e) => e.type === 'tftp.done' && e.transferId === failed.transferId));
-      assert.ok(serve.events.some((e) => e.type === 'tftp.start' && e.transferId === failed.transferId), 'the transfer had started');
+      assert.ok(
+        serve.events.some((e) => e.type === 'tftp.start' && e.transferId === failed.transferId),
+        'the transfer had started',
+      );
     } finally {
       setLoss(undefined);
     }

@@ -87,7 +87,12 @@ async function main(): Promise<void> {
     if (values['heap-prof']) process.env.BOOTBENCH_DIAG_HEAP_PROFILE = values['heap-prof'];
     if (values['v8-flags']) process.env.BOOTBENCH_DIAG_V8_FLAGS = values['v8-flags'];
     process.env.BOOTBENCH_DIAG_FILE = diagFile;
-    const serve = new ServeProcess(lab, host, ['--interface', 'bench0', '--root', root, '--boot', 'uefi64=nbp.efi', '--data', join(dir, 'data'), '--log', String(values.log)], { compiled: values.compiled });
+    const serve = new ServeProcess(
+      lab,
+      host,
+      ['--interface', 'bench0', '--root', root, '--boot', 'uefi64=nbp.efi', '--data', join(dir, 'data'), '--log', String(values.log)],
+      { compiled: values.compiled },
+    );
     delete process.env.NODE_OPTIONS;
     delete process.env.BOOTBENCH_DIAG_FILE;
     delete process.env.BOOTBENCH_DIAG_PROFILE;
@@ -102,14 +107,38 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     };
     const nice = (args: string[]) =>
-      (values['client-idle'] ? ['chrt', ['-i', '0', process.execPath, ...args]] : NICE ? ['nice', ['-n', String(NICE), process.execPath, ...args]] : [process.execPath, args]) as [string, string[]];
+      (values['client-idle']
+        ? ['chrt', ['-i', '0', process.execPath, ...args]]
+        : NICE
+          ? ['nice', ['-n', String(NICE), process.execPath, ...args]]
+          : [process.execPath, args]) as [string, string[]];
 
     lab.exec(client, ...nice(['--import', 'tsx', STORM, 'eth0', String(RATE), '1']), { timeoutMs: 60_000 });
     await mark(); // reset after warm-up
 
-    const transfers = TRANSFERS > 0
-      ? output(lab.spawn(client, ...nice(['--import', 'tsx', CLIENT, JSON.stringify({ server: '192.0.2.1', names: ['nbp.efi'], count: TRANSFERS, blksize: 1468, windowsize: 16, repeatForMs: SECONDS * 1000 + 4000, deadlineMs: SECONDS * 1000 + 60_000 })]), { cwd: PROJECT_ROOT }))
-      : Promise.resolve('{"outcomes":[]}');
+    const transfers =
+      TRANSFERS > 0
+        ? output(
+            lab.spawn(
+              client,
+              ...nice([
+                '--import',
+                'tsx',
+                CLIENT,
+                JSON.stringify({
+                  server: '192.0.2.1',
+                  names: ['nbp.efi'],
+                  count: TRANSFERS,
+                  blksize: 1468,
+                  windowsize: 16,
+                  repeatForMs: SECONDS * 1000 + 4000,
+                  deadlineMs: SECONDS * 1000 + 60_000,
+                }),
+              ]),
+              { cwd: PROJECT_ROOT },
+            ),
+          )
+        : Promise.resolve('{"outcomes":[]}');
     await new Promise((r) => setTimeout(r, 2000));
     if (values['tftp-policy']) {
       for (const tid of readdirSync(`/proc/${pid}/task`)) {
@@ -130,14 +159,23 @@ async function main(): Promise<void> {
     const s = JSON.parse(stormOut.trim().split('\n').at(-1)!);
     const outcomes = JSON.parse(transferOut.trim().split('\n').at(-1)!).outcomes as { ok: boolean }[];
     const wire = dhcpAnswerLatencies(pcap);
-    const phases = readFileSync(diagFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    console.log(JSON.stringify({
-      config: { rate: RATE, seconds: SECONDS, clientNice: NICE, transfers: TRANSFERS, log: values.log },
-      client: { sent: s.sent, answered: s.answered, p50: s.p50, p90: s.p90, p99: s.p99, max: s.max },
-      wire: { pairs: wire.length, p50: pct(wire, 50), p90: pct(wire, 90), p99: pct(wire, 99), max: wire.at(-1) },
-      transfers: { count: outcomes.length, failed: outcomes.filter((o) => !o.ok).length },
-      host: { warmup: phases[0], transfersAlone: phases[1], storm: phases[2], tail: phases[3] },
-    }, null, 1));
+    const phases = readFileSync(diagFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    console.log(
+      JSON.stringify(
+        {
+          config: { rate: RATE, seconds: SECONDS, clientNice: NICE, transfers: TRANSFERS, log: values.log },
+          client: { sent: s.sent, answered: s.answered, p50: s.p50, p90: s.p90, p99: s.p99, max: s.max },
+          wire: { pairs: wire.length, p50: pct(wire, 50), p90: pct(wire, 90), p99: pct(wire, 99), max: wire.at(-1) },
+          transfers: { count: outcomes.length, failed: outcomes.filter((o) => !o.ok).length },
+          host: { warmup: phases[0], transfersAlone: phases[1], storm: phases[2], tail: phases[3] },
+        },
+        null,
+        1,
+      ),
+    );
     await serve.stop();
     if (process.env.BOOTBENCH_DIAG_DUMP_STDERR) writeFileSync(process.env.BOOTBENCH_DIAG_DUMP_STDERR, serve.stderr);
   } finally {

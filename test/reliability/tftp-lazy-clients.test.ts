@@ -48,7 +48,9 @@ describe('TFTP clients that re-ACK only on their own timeout, 10% loss each way'
     client = lab.namespace('c');
     lab.veth(server, 'eth0', `${SERVERS.worker}/24`, client, 'eth0', '192.0.2.10/24');
     lab.exec(server, 'ip', ['addr', 'add', `${SERVERS['event-loop']}/24`, 'dev', 'eth0']);
-    const child = lab.spawn(server, process.execPath, ['--import', 'tsx', RUNNER, root, ...Object.entries(SERVERS).map(([path, ip]) => `${ip}=${path}`)], { cwd: PROJECT_ROOT });
+    const child = lab.spawn(server, process.execPath, ['--import', 'tsx', RUNNER, root, ...Object.entries(SERVERS).map(([path, ip]) => `${ip}=${path}`)], {
+      cwd: PROJECT_ROOT,
+    });
     let stderr = '';
     let buffer = '';
     let ready = false;
@@ -62,16 +64,24 @@ describe('TFTP clients that re-ACK only on their own timeout, 10% loss each way'
         else events.push(JSON.parse(line));
       }
     });
-    await waitFor(() => {
-      if (child.exitCode !== null) throw new Error(`TFTP server runner exited: ${stderr}`);
-      return ready;
-    }, 30_000, `TFTP server runner (${stderr})`);
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`TFTP server runner exited: ${stderr}`);
+        return ready;
+      },
+      30_000,
+      `TFTP server runner (${stderr})`,
+    );
     lab.exec(client, 'nft', ['-f', '-'], { input: lossRules(1, 'from-server', Object.values(SERVERS)) });
     lab.exec(server, 'nft', ['-f', '-'], { input: lossRulesAtServer(1, '192.0.2.10') });
   });
   after(async () => {
     for (const ns of [client, server]) {
-      try { lab.exec(ns, 'nft', ['delete', 'table', 'inet', LOSS_TABLE]); } catch { /* namespace gone */ }
+      try {
+        lab.exec(ns, 'nft', ['delete', 'table', 'inet', LOSS_TABLE]);
+      } catch {
+        /* namespace gone */
+      }
     }
     await lab.destroy();
   });
@@ -95,11 +105,19 @@ describe('TFTP clients that re-ACK only on their own timeout, 10% loss each way'
       const results = await Promise.all(jobs);
       const failedOnServer = events.filter((e) => e.type === 'tftp.failed' && e.file === `/${name}`);
       const slowest = Math.max(...results.map((r) => r.ms));
-      console.log(`${v.label}: ${results.length} x ${v.size / 1024} KiB in ${Date.now() - started} ms (slowest ${slowest} ms), failed ${results.filter((r) => r.error).length}, server tftp.failed ${failedOnServer.length}`);
-      assert.deepEqual(results.filter((r) => r.error).map((r) => `${r.path} #${r.i}: ${r.error}`), []);
+      console.log(
+        `${v.label}: ${results.length} x ${v.size / 1024} KiB in ${Date.now() - started} ms (slowest ${slowest} ms), failed ${results.filter((r) => r.error).length}, server tftp.failed ${failedOnServer.length}`,
+      );
+      assert.deepEqual(
+        results.filter((r) => r.error).map((r) => `${r.path} #${r.i}: ${r.error}`),
+        [],
+      );
       // A client leaves once it has sent its last ACK: when that ACK is lost, the server
       // abandons the transfer later (RFC 1350 §6). Nothing else may fail.
-      assert.deepEqual(failedOnServer.map((e) => String(e.reason)).filter((r) => !r.startsWith('no ACK for the last block')), []);
+      assert.deepEqual(
+        failedOnServer.map((e) => String(e.reason)).filter((r) => !r.startsWith('no ACK for the last block')),
+        [],
+      );
       const done = events.filter((e) => e.type === 'tftp.done' && e.file === `/${name}`);
       assert.ok(done.reduce((n, e) => n + Number(e.retransmits ?? 0), 0) > 0, 'loss was applied (the server had to retransmit)');
     });

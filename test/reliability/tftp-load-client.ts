@@ -75,7 +75,10 @@ export function download(config: LoadClientConfig, name: string, deadline: numbe
       setTimeout(() => socket.close(), ok ? 300 : 0);
       resolve({ name, ok, sha256: ok ? hash.digest('hex') : undefined, bytes, ms: Date.now() - started, reAcks, error });
     };
-    const sendToServer = (b: Buffer) => socket.send(b, tid ?? config.port ?? 69, config.server, () => { /* loss is expected */ });
+    const sendToServer = (b: Buffer) =>
+      socket.send(b, tid ?? config.port ?? 69, config.server, () => {
+        /* loss is expected */
+      });
     const timer = setInterval(() => {
       if (Date.now() > deadline) return finish(false, `deadline passed after ${bytes} bytes`);
       if (Date.now() - lastActivity < (config.reAckMs ?? 400)) return;
@@ -84,7 +87,9 @@ export function download(config: LoadClientConfig, name: string, deadline: numbe
       if (tid === undefined) sendToServer(request);
       else sendToServer(ack(received));
     }, 50);
-    socket.on('error', () => { /* ICMP unreachable while the server restarts */ });
+    socket.on('error', () => {
+      /* ICMP unreachable while the server restarts */
+    });
     socket.on('message', (msg, rinfo) => {
       if (rinfo.address !== config.server) return;
       if (done) {

@@ -18,7 +18,8 @@ for (const spec of specs) {
   const [address, dataPath] = spec.split('=') as [string, 'worker' | 'event-loop'];
   const server = new TftpServer({ port: 69, address, files, publish: bus.publish, logger: new MemoryLogger(), dataPath });
   await server.start();
-  if (server.dataPathInUse.kind !== dataPath) throw new Error(`${address}: asked for the ${dataPath} data path, got ${server.dataPathInUse.kind} (${server.dataPathInUse.reason})`);
+  if (server.dataPathInUse.kind !== dataPath)
+    throw new Error(`${address}: asked for the ${dataPath} data path, got ${server.dataPathInUse.kind} (${server.dataPathInUse.reason})`);
   servers.push(server);
 }
 process.on('SIGTERM', () => void Promise.all(servers.map((s) => s.stop())).then(() => process.exit(0)));

@@ -34,7 +34,10 @@ before(async () => {
   if (skip) return;
   work = mkdtempSync(join(tmpdir(), 'bb-a11y-'));
   sample = await startSampleUi({ dataDir: join(work, 'data') });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+  });
 });
 
 after(async () => {
@@ -56,7 +59,13 @@ async function seriousViolations(page: Page): Promise<string[]> {
   const violations = (await page.evaluate(`window.axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations)`)) as AxeViolation[];
   return violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.impact} ${v.id} (${v.help}): ${v.nodes.slice(0, 4).map((n) => `${JSON.stringify(n.target)} ${n.failureSummary?.split('\n').slice(1, 2).join('') ?? ''}`).join('; ')}`);
+    .map(
+      (v) =>
+        `${v.impact} ${v.id} (${v.help}): ${v.nodes
+          .slice(0, 4)
+          .map((n) => `${JSON.stringify(n.target)} ${n.failureSummary?.split('\n').slice(1, 2).join('') ?? ''}`)
+          .join('; ')}`,
+    );
 }
 
 /** Serious and critical violations on the screen shown, and sideways scrolling at phone width. */
@@ -70,18 +79,22 @@ async function screenProblems(page: Page, screen: string, width: number): Promis
 }
 
 for (const width of [1280, 390]) {
-  test(`every screen at ${width} px: no serious accessibility violation${width < 600 ? ', no sideways scrolling' : ''}`, { skip, timeout: 120_000 }, async () => {
-    const page = await browser!.newPage({ viewport: { width, height: 860 } });
-    const problems: string[] = [];
-    page.on('pageerror', (e) => problems.push(`page error: ${e}`));
-    await page.goto(sample!.url);
-    for (const screen of SCREENS) {
-      await openScreen(page, screen);
-      problems.push(...(await screenProblems(page, screen, width)));
-    }
-    await page.close();
-    assert.deepEqual(problems, []);
-  });
+  test(
+    `every screen at ${width} px: no serious accessibility violation${width < 600 ? ', no sideways scrolling' : ''}`,
+    { skip, timeout: 120_000 },
+    async () => {
+      const page = await browser!.newPage({ viewport: { width, height: 860 } });
+      const problems: string[] = [];
+      page.on('pageerror', (e) => problems.push(`page error: ${e}`));
+      await page.goto(sample!.url);
+      for (const screen of SCREENS) {
+        await openScreen(page, screen);
+        problems.push(...(await screenProblems(page, screen, width)));
+      }
+      await page.close();
+      assert.deepEqual(problems, []);
+    },
+  );
 }
 
 test('the Start screen while serving, with a failed service and its problem: fits 390 px, commands shown as code', { skip, timeout: 60_000 }, async () => {
@@ -104,7 +117,13 @@ test('the Start screen while serving, with a failed service and its problem: fit
     start: async () => status,
     stop: async () => status,
     status: () => status,
-    config: () => ({ mode: 'proxy', root: '/home/tech/.local/share/bootbench/library', httpPort: 8080, boot: { bios: 'bootbench/undionly.kpxe', uefi64: 'bootbench/snponly.efi' }, dataDir: '/home/tech/.local/share/bootbench' }),
+    config: () => ({
+      mode: 'proxy',
+      root: '/home/tech/.local/share/bootbench/library',
+      httpPort: 8080,
+      boot: { bios: 'bootbench/undionly.kpxe', uefi64: 'bootbench/snponly.efi' },
+      dataDir: '/home/tech/.local/share/bootbench',
+    }),
     activeTransfers: () => [],
   };
   const nics = [

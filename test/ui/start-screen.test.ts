@@ -22,7 +22,15 @@ import { PROJECT_ROOT } from '../lab/boot-lab.js';
 const shots = join(PROJECT_ROOT, 'test-output/ui');
 const skip = rendererSkipReason();
 
-const loopback: NetInterface = { name: 'lo', mac: '', ipv4: [{ address: '127.0.0.1', netmask: '255.0.0.0', prefixLength: 8 }], ipv6: [], up: true, kind: 'wired', mtu: 65536 };
+const loopback: NetInterface = {
+  name: 'lo',
+  mac: '',
+  ipv4: [{ address: '127.0.0.1', netmask: '255.0.0.0', prefixLength: 8 }],
+  ipv6: [],
+  up: true,
+  kind: 'wired',
+  mtu: 65536,
+};
 let dir: string;
 let store: Store | undefined;
 let host: ServiceHost | undefined;
@@ -68,13 +76,18 @@ test('gone NIC, missing UEFI boot program and a wrong folder: each said on the S
   await page.goto(web!.url);
 
   const hint = page.getByTestId('start-hint');
-  await hint.filter({ hasText: 'uixbr0, the network card used last time, is not on this computer any more: choose a network card above.' }).waitFor({ timeout: 10_000 });
+  await hint
+    .filter({ hasText: 'uixbr0, the network card used last time, is not on this computer any more: choose a network card above.' })
+    .waitFor({ timeout: 10_000 });
   assert.equal(await page.getByTestId('start-stop').isDisabled(), true, 'no Start on a NIC that is gone');
   assert.doesNotMatch(await hint.innerText(), /Will serve on uixbr0/);
 
   const programs = await page.getByTestId('boot-programs').innerText();
   assert.match(programs, /ready\s*BIOS PCs get ipxe\/undionly\.kpxe/);
-  assert.match(programs, /missing\s*UEFI PCs cannot boot: the iPXE they are handed \(ipxe\/snponly\.efi\) is missing\. Fix: install the Debian package ipxe \(sudo apt-get install ipxe\)/);
+  assert.match(
+    programs,
+    /missing\s*UEFI PCs cannot boot: the iPXE they are handed \(ipxe\/snponly\.efi\) is missing\. Fix: install the Debian package ipxe \(sudo apt-get install ipxe\)/,
+  );
   assert.match(await hint.innerText(), /UEFI PCs cannot boot until the missing boot program is in place/);
   await page.screenshot({ path: join(shots, 'start-missing-program.png'), fullPage: true });
 
@@ -82,7 +95,9 @@ test('gone NIC, missing UEFI boot program and a wrong folder: each said on the S
   await page.getByTestId('served-folder').fill(join(dir, 'no-such-folder'));
   await page.getByTestId('start-stop').click();
   const problems = page.getByTestId('problems');
-  await problems.filter({ hasText: /The served folder .*no-such-folder does not exist: give the folder that holds your boot files/ }).waitFor({ timeout: 10_000 });
+  await problems
+    .filter({ hasText: /The served folder .*no-such-folder does not exist: give the folder that holds your boot files/ })
+    .waitFor({ timeout: 10_000 });
 
   await page.getByRole('button', { name: 'Use the library folder' }).click();
   assert.equal(await page.getByTestId('served-folder').inputValue(), join(dir, 'data', 'library'));

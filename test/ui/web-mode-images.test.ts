@@ -28,7 +28,15 @@ import { agentSkipReason, runAgent } from '../helpers/imaging-agent.js';
 
 const shots = join(REPO, 'test-output/ui');
 const skip = webUiSkipReason();
-const loopback: NetInterface = { name: 'lo', mac: '', ipv4: [{ address: '127.0.0.1', netmask: '255.0.0.0', prefixLength: 8 }], ipv6: [], up: true, kind: 'wired', mtu: 65536 };
+const loopback: NetInterface = {
+  name: 'lo',
+  mac: '',
+  ipv4: [{ address: '127.0.0.1', netmask: '255.0.0.0', prefixLength: 8 }],
+  ipv6: [],
+  up: true,
+  kind: 'wired',
+  mtu: 65536,
+};
 const PC1 = '52:54:00:cc:00:01';
 const PC2 = '52:54:00:cc:00:02';
 const MIB = 1024 * 1024;
@@ -66,8 +74,18 @@ before(async () => {
 after(async () => {
   if (failurePage && !passed) await failurePage.screenshot({ path: join(shots, 'images-failure.png'), fullPage: true }).catch(() => {});
   await browser?.close().catch(() => {});
-  for (const dir of mounts.reverse()) try { run('umount', [dir]); } catch { /* not mounted */ }
-  for (const dev of loops) try { run('losetup', ['-d', dev]); } catch { /* gone */ }
+  for (const dir of mounts.reverse())
+    try {
+      run('umount', [dir]);
+    } catch {
+      /* not mounted */
+    }
+  for (const dev of loops)
+    try {
+      run('losetup', ['-d', dev]);
+    } catch {
+      /* gone */
+    }
   await web?.close();
   await host?.close();
   store?.close();
@@ -106,7 +124,13 @@ async function agent(method: 'GET' | 'POST', path: string, body?: string | Buffe
   return text;
 }
 const report = (job: number, mac: string, lines: Record<string, string | number>) =>
-  agent('POST', `/imaging/jobs/${job}/report?mac=${mac}`, Object.entries(lines).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  agent(
+    'POST',
+    `/imaging/jobs/${job}/report?mac=${mac}`,
+    Object.entries(lines)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n') + '\n',
+  );
 
 test('images: list, deploy to two PCs with rows moving to done and failed, timeline steps, capture into a new image', { skip, timeout: 120_000 }, async () => {
   const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
@@ -179,7 +203,9 @@ test('images: list, deploy to two PCs with rows moving to done and failed, timel
   await row1.getByTestId('phase').filter({ hasText: 'done' }).waitFor({ timeout: 5000 });
   assert.equal(await row1.getByTestId('result').innerText(), 'written and verified');
   assert.equal(await row1.getByTestId('rate').innerText(), '–');
-  await page.waitForFunction(() => !(document.querySelector('[aria-label="Delete gpt-ref"]') as HTMLButtonElement | null)?.disabled, undefined, { timeout: 5000 });
+  await page.waitForFunction(() => !(document.querySelector('[aria-label="Delete gpt-ref"]') as HTMLButtonElement | null)?.disabled, undefined, {
+    timeout: 5000,
+  });
   await page.screenshot({ path: join(shots, 'images-done-failed.png'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: join(shots, 'images-390.png'), fullPage: true });
@@ -220,7 +246,14 @@ test('images: list, deploy to two PCs with rows moving to done and failed, timel
   await report(captureId, PC1, { phase: 'reading', bytes: 2 * MIB, total: 4 * MIB });
   const captureRow = page.locator(`[data-job="${captureId}"] tr[data-mac="${PC1}"]`);
   await captureRow.getByTestId('phase').filter({ hasText: 'reading the disk' }).waitFor({ timeout: 5000 });
-  const manifest = ['label=gpt', 'disk=sda size=536870912 model=Bench_SSD serial=S1', `part=1 start=2048 sectors=1048576 fs=ext4 tool=extfs bytes=${2 * MIB} sha256=${'e'.repeat(64)}`, `chunk=1 ${sha}`, 'table=label: gpt', ''].join('\n');
+  const manifest = [
+    'label=gpt',
+    'disk=sda size=536870912 model=Bench_SSD serial=S1',
+    `part=1 start=2048 sectors=1048576 fs=ext4 tool=extfs bytes=${2 * MIB} sha256=${'e'.repeat(64)}`,
+    `chunk=1 ${sha}`,
+    'table=label: gpt',
+    '',
+  ].join('\n');
   await agent('POST', `/imaging/jobs/${captureId}/image?mac=${PC1}`, manifest);
   await captureRow.getByTestId('phase').filter({ hasText: 'done' }).waitFor({ timeout: 5000 });
   assert.equal(await captureRow.getByTestId('result').innerText(), 'image stored');
@@ -234,87 +267,96 @@ test('images: list, deploy to two PCs with rows moving to done and failed, timel
 
 const agentSkip = skip ?? agentSkipReason();
 
-test('images: the real agent on loop devices, captured and deployed from the screen, ends done and verified', { skip: agentSkip, timeout: 180_000 }, async (t) => {
-  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
-  failurePage = page;
-  passed = false;
-  const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
+test(
+  'images: the real agent on loop devices, captured and deployed from the screen, ends done and verified',
+  { skip: agentSkip, timeout: 180_000 },
+  async (t) => {
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    failurePage = page;
+    passed = false;
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
 
-  // The reference PC's disk: GPT, one ext4 partition with a hostname and 6 MiB of data.
-  const ref = join(work, 'reference.img');
-  run('truncate', ['-s', '48M', ref]);
-  run('sfdisk', ['-q', ref], 'label: gpt\nstart=2048, size=94208, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\n');
-  const refPart = loop(ref, 2048 * 512, 94208 * 512);
-  run('mkfs.ext4', ['-q', '-F', refPart]);
-  const mnt = mkdtempSync(join(work, 'mnt-'));
-  run('mount', ['-t', 'ext4', refPart, mnt]);
-  mounts.push(mnt);
-  mkdirSync(join(mnt, 'etc'));
-  writeFileSync(join(mnt, 'etc', 'hostname'), 'reference\n');
-  const data = randomBytes(6 * MIB);
-  writeFileSync(join(mnt, 'data.bin'), data);
-  run('umount', [mnt]);
-  mounts.pop();
-  unloop(refPart);
+    // The reference PC's disk: GPT, one ext4 partition with a hostname and 6 MiB of data.
+    const ref = join(work, 'reference.img');
+    run('truncate', ['-s', '48M', ref]);
+    run('sfdisk', ['-q', ref], 'label: gpt\nstart=2048, size=94208, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\n');
+    const refPart = loop(ref, 2048 * 512, 94208 * 512);
+    run('mkfs.ext4', ['-q', '-F', refPart]);
+    const mnt = mkdtempSync(join(work, 'mnt-'));
+    run('mount', ['-t', 'ext4', refPart, mnt]);
+    mounts.push(mnt);
+    mkdirSync(join(mnt, 'etc'));
+    writeFileSync(join(mnt, 'etc', 'hostname'), 'reference\n');
+    const data = randomBytes(6 * MIB);
+    writeFileSync(join(mnt, 'data.bin'), data);
+    run('umount', [mnt]);
+    mounts.pop();
+    unloop(refPart);
 
-  await page.goto(web!.url);
-  await page.click('[data-screen=images]');
-  await page.getByLabel('Machine to capture').selectOption({ label: `bench-02 (${PC2})` });
-  await page.getByLabel('New image name').fill('loop-ref');
-  await page.getByLabel('After the capture').selectOption('poweroff');
-  await page.getByRole('button', { name: 'Capture at its next boot' }).click();
-  const notice = page.getByTestId('images-notice');
-  await notice.filter({ hasText: /captures its disk into "loop-ref"/ }).waitFor({ timeout: 5000 });
-  const captureId = Number(/Job (\d+)/.exec(await notice.innerText())![1]);
+    await page.goto(web!.url);
+    await page.click('[data-screen=images]');
+    await page.getByLabel('Machine to capture').selectOption({ label: `bench-02 (${PC2})` });
+    await page.getByLabel('New image name').fill('loop-ref');
+    await page.getByLabel('After the capture').selectOption('poweroff');
+    await page.getByRole('button', { name: 'Capture at its next boot' }).click();
+    const notice = page.getByTestId('images-notice');
+    await notice.filter({ hasText: /captures its disk into "loop-ref"/ }).waitFor({ timeout: 5000 });
+    const captureId = Number(/Job (\d+)/.exec(await notice.innerText())![1]);
 
-  const refDisk = loop(ref);
-  const captured = await runAgent(agentBase, PC2, [refDisk], work);
-  assert.equal(captured.code, 0, `the capture failed:\n${captured.out}`);
-  unloop(refDisk);
-  const captureRow = page.locator(`[data-job="${captureId}"] tr[data-mac="${PC2}"]`);
-  await captureRow.getByTestId('phase').filter({ hasText: 'done' }).waitFor({ timeout: 10_000 });
-  const image = page.locator('tr[data-image="loop-ref"]');
-  await image.waitFor({ timeout: 5000 });
-  assert.match(await image.innerText(), /bench-02/);
-  assert.equal(await image.getByTestId('disk-size').innerText(), '48 MiB');
-  await image.getByRole('button', { name: 'Verify loop-ref' }).click();
-  await notice.filter({ hasText: /"loop-ref": all \d+ chunks check out\./ }).waitFor({ timeout: 10_000 });
+    const refDisk = loop(ref);
+    const captured = await runAgent(agentBase, PC2, [refDisk], work);
+    assert.equal(captured.code, 0, `the capture failed:\n${captured.out}`);
+    unloop(refDisk);
+    const captureRow = page.locator(`[data-job="${captureId}"] tr[data-mac="${PC2}"]`);
+    await captureRow.getByTestId('phase').filter({ hasText: 'done' }).waitFor({ timeout: 10_000 });
+    const image = page.locator('tr[data-image="loop-ref"]');
+    await image.waitFor({ timeout: 5000 });
+    assert.match(await image.innerText(), /bench-02/);
+    assert.equal(await image.getByTestId('disk-size').innerText(), '48 MiB');
+    await image.getByRole('button', { name: 'Verify loop-ref' }).click();
+    await notice.filter({ hasText: /"loop-ref": all \d+ chunks check out\./ }).waitFor({ timeout: 10_000 });
 
-  // Deploy it to a blank disk as bench-01; the row is watched while the agent works.
-  const target = join(work, 'target.img');
-  run('truncate', ['-s', '48M', target]);
-  await image.getByRole('button', { name: 'Deploy loop-ref' }).click();
-  await page.getByLabel('Deploy to bench-01').check();
-  await page.getByRole('button', { name: 'Deploy at their next boot' }).click();
-  await notice.filter({ hasText: /deploys "loop-ref"/ }).waitFor({ timeout: 5000 });
-  const deployId = Number(/Job (\d+)/.exec(await notice.innerText())![1]);
-  const row = page.locator(`[data-job="${deployId}"] tr[data-mac="${PC1}"]`);
-  const targetDisk = loop(target);
-  const phases = new Set<string>();
-  const deploying = runAgent(agentBase, PC1, [targetDisk], work);
-  let finished = false;
-  void deploying.then(() => (finished = true));
-  while (!finished) {
-    phases.add(await row.getByTestId('phase').innerText().catch(() => '?'));
-    await page.waitForTimeout(100);
-  }
-  const deployed = await deploying;
-  assert.equal(deployed.code, 0, `the deploy failed:\n${deployed.out}`);
-  await row.getByTestId('phase').filter({ hasText: 'done' }).waitFor({ timeout: 10_000 });
-  assert.equal(await row.getByTestId('result').innerText(), 'written and verified');
-  assert.ok(phases.size >= 2, `the row changed while the agent worked: ${[...phases].join(', ')}`);
-  t.diagnostic(`phases seen on the row while the agent deployed: ${[...phases].join(', ')}`);
-  await page.screenshot({ path: join(shots, 'images-real-agent.png'), fullPage: true });
-  unloop(targetDisk);
+    // Deploy it to a blank disk as bench-01; the row is watched while the agent works.
+    const target = join(work, 'target.img');
+    run('truncate', ['-s', '48M', target]);
+    await image.getByRole('button', { name: 'Deploy loop-ref' }).click();
+    await page.getByLabel('Deploy to bench-01').check();
+    await page.getByRole('button', { name: 'Deploy at their next boot' }).click();
+    await notice.filter({ hasText: /deploys "loop-ref"/ }).waitFor({ timeout: 5000 });
+    const deployId = Number(/Job (\d+)/.exec(await notice.innerText())![1]);
+    const row = page.locator(`[data-job="${deployId}"] tr[data-mac="${PC1}"]`);
+    const targetDisk = loop(target);
+    const phases = new Set<string>();
+    const deploying = runAgent(agentBase, PC1, [targetDisk], work);
+    let finished = false;
+    void deploying.then(() => (finished = true));
+    while (!finished) {
+      phases.add(
+        await row
+          .getByTestId('phase')
+          .innerText()
+          .catch(() => '?'),
+      );
+      await page.waitForTimeout(100);
+    }
+    const deployed = await deploying;
+    assert.equal(deployed.code, 0, `the deploy failed:\n${deployed.out}`);
+    await row.getByTestId('phase').filter({ hasText: 'done' }).waitFor({ timeout: 10_000 });
+    assert.equal(await row.getByTestId('result').innerText(), 'written and verified');
+    assert.ok(phases.size >= 2, `the row changed while the agent worked: ${[...phases].join(', ')}`);
+    t.diagnostic(`phases seen on the row while the agent deployed: ${[...phases].join(', ')}`);
+    await page.screenshot({ path: join(shots, 'images-real-agent.png'), fullPage: true });
+    unloop(targetDisk);
 
-  // What the agent wrote: the same data, and the name from the machine list.
-  const written = loop(target, 2048 * 512, 94208 * 512, true);
-  const check = mkdtempSync(join(work, 'mnt-'));
-  run('mount', ['-t', 'ext4', '-o', 'ro', written, check]);
-  mounts.push(check);
-  assert.equal(readFileSync(join(check, 'etc', 'hostname'), 'utf8').trim(), 'bench-01');
-  assert.ok(readFileSync(join(check, 'data.bin')).equals(data), 'the data arrived intact');
-  assert.deepEqual(pageErrors, []);
-  passed = true;
-});
+    // What the agent wrote: the same data, and the name from the machine list.
+    const written = loop(target, 2048 * 512, 94208 * 512, true);
+    const check = mkdtempSync(join(work, 'mnt-'));
+    run('mount', ['-t', 'ext4', '-o', 'ro', written, check]);
+    mounts.push(check);
+    assert.equal(readFileSync(join(check, 'etc', 'hostname'), 'utf8').trim(), 'bench-01');
+    assert.ok(readFileSync(join(check, 'data.bin')).equals(data), 'the data arrived intact');
+    assert.deepEqual(pageErrors, []);
+    passed = true;
+  },
+);

@@ -29,7 +29,10 @@ const shots = join(repo, 'test-output/ui');
 const SERVER_IP = '192.0.2.1';
 const BIG_FILE_SIZE = 6 * 1024 * 1024;
 
-const skip = netnsUnavailableReason() ?? missingPrograms(CHROMIUM, 'curl', 'busybox', 'tc') ?? (existsSync(join(repo, 'dist/renderer/index.html')) ? undefined : 'the renderer is not built: run `npm run build:renderer` (npm test builds it)');
+const skip =
+  netnsUnavailableReason() ??
+  missingPrograms(CHROMIUM, 'curl', 'busybox', 'tc') ??
+  (existsSync(join(repo, 'dist/renderer/index.html')) ? undefined : 'the renderer is not built: run `npm run build:renderer` (npm test builds it)');
 
 let lab: Lab;
 let work: string;
@@ -70,8 +73,16 @@ before(async () => {
   // as references to files in place (absolute paths), NBPs for UEFI x64.
   const store = openStore(dataDir);
   const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-  store.entries.create({ name: 'iPXE', kind: 'nbp', files: [{ arch: 'uefi64', role: 'nbp', path: join(root, 'ipxe.efi'), size: ipxe.length, sha256: sha(ipxe) }] });
-  store.entries.create({ name: 'Rescue image', kind: 'nbp', files: [{ arch: 'uefi64', role: 'nbp', path: join(root, 'rescue.img'), size: big.length, sha256: sha(big) }] });
+  store.entries.create({
+    name: 'iPXE',
+    kind: 'nbp',
+    files: [{ arch: 'uefi64', role: 'nbp', path: join(root, 'ipxe.efi'), size: ipxe.length, sha256: sha(ipxe) }],
+  });
+  store.entries.create({
+    name: 'Rescue image',
+    kind: 'nbp',
+    files: [{ arch: 'uefi64', role: 'nbp', path: join(root, 'rescue.img'), size: big.length, sha256: sha(big) }],
+  });
   store.close();
 
   lab = new Lab('bbui');
@@ -82,12 +93,28 @@ before(async () => {
   // lasts long enough to watch (curl ignores --limit-rate for TFTP).
   lab.exec(srv, 'tc', ['qdisc', 'add', 'dev', 'bench0', 'root', 'tbf', 'rate', '8mbit', 'burst', '16kb', 'latency', '400ms']);
 
-  host = lab.spawn(srv, process.execPath, [
-    '--import', 'tsx', join(repo, 'main/cli/web.ts'),
-    '--data', dataDir, '--root', root,
-    '--boot', 'uefi64=ipxe.efi', '--boot', 'bios=undionly.kpxe',
-    '--ui-port', '0', '--http-port', '8080',
-  ], { cwd: repo });
+  host = lab.spawn(
+    srv,
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(repo, 'main/cli/web.ts'),
+      '--data',
+      dataDir,
+      '--root',
+      root,
+      '--boot',
+      'uefi64=ipxe.efi',
+      '--boot',
+      'bios=undionly.kpxe',
+      '--ui-port',
+      '0',
+      '--http-port',
+      '8080',
+    ],
+    { cwd: repo },
+  );
   host.stdout!.on('data', (d) => (hostLog += d));
   host.stderr!.on('data', (d) => (hostLog += d));
 
@@ -130,7 +157,10 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   await page.getByTestId('start-stop').click();
   const problems = page.getByTestId('problems');
   await problems.waitFor({ timeout: 15_000 });
-  assert.match(await problems.innerText(), /The address pool 198\.18\.0\.10-198\.18\.0\.20 is outside bench0's network 192\.0\.2\.0\/24: choose addresses in that network/);
+  assert.match(
+    await problems.innerText(),
+    /The address pool 198\.18\.0\.10-198\.18\.0\.20 is outside bench0's network 192\.0\.2\.0\/24: choose addresses in that network/,
+  );
   await shot(page, '01-start-problem');
   await page.getByLabel('Pool first address').fill('192.0.2.100');
   await page.getByLabel('Pool last address').fill('192.0.2.150');
@@ -156,7 +186,7 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   assert.match(memtestText, /\bnbp\b/);
   assert.match(memtestText, /uefi64/);
   assert.match(memtestText, new RegExp(`${dropEfiSha.slice(0, 12)}`));
-  assert.ok(await memtestRow.locator(`[title="${dropEfiSha}"]`).count() > 0, 'the full SHA-256 is in the tooltip');
+  assert.ok((await memtestRow.locator(`[title="${dropEfiSha}"]`).count()) > 0, 'the full SHA-256 is in the tooltip');
   await page.getByLabel('Path on the host').fill(join(work, 'drop', 'notes.txt'));
   await page.getByRole('button', { name: 'Add' }).click();
   await importResult.filter({ hasText: 'Nothing was added' }).waitFor({ timeout: 10_000 });
@@ -181,7 +211,11 @@ test('technician flow in the browser against the real host on a namespace NIC', 
 
   // --- Assign the rescue image to bench-07, then boot it.
   await row.locator('select').selectOption({ label: 'Rescue image' });
-  await waitFor(async () => (await row.locator('select').inputValue()) !== '' && (await row.locator('input[type=checkbox]').isEnabled()), 5000, 'the assignment to be saved');
+  await waitFor(
+    async () => (await row.locator('select').inputValue()) !== '' && (await row.locator('input[type=checkbox]').isEnabled()),
+    5000,
+    'the assignment to be saved',
+  );
   await shot(page, '04-machines');
 
   // A PXE client (vendor class, UEFI x64 arch) asks for an address; the lease tells it its boot file.
@@ -189,8 +223,18 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   const script = join(work, 'udhcpc.sh');
   writeFileSync(script, `#!/bin/sh\nif [ "$1" = bound ]; then ip addr add "$ip/24" dev "$interface"; env > ${leaseFile}; fi\nexit 0\n`);
   chmodSync(script, 0o755);
-  lab.exec(cli, 'busybox', ['udhcpc', '-i', 'eth0', '-n', '-q', '-t', '4', '-T', '2', '-s', script, '-V', 'PXEClient:Arch:00007:UNDI:003016', '-x', '0x5d:0007'], { timeoutMs: 30_000 });
-  const lease = Object.fromEntries(readFileSync(leaseFile, 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  lab.exec(
+    cli,
+    'busybox',
+    ['udhcpc', '-i', 'eth0', '-n', '-q', '-t', '4', '-T', '2', '-s', script, '-V', 'PXEClient:Arch:00007:UNDI:003016', '-x', '0x5d:0007'],
+    { timeoutMs: 30_000 },
+  );
+  const lease = Object.fromEntries(
+    readFileSync(leaseFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
   assert.match(lease.ip ?? '', /^192\.0\.2\.(1[0-4]\d|150)$/, 'address from the pool');
   assert.match(lease.boot_file ?? '', /^\/?library\/e\d+\/rescue\.img$/, 'the assigned entry decides the boot file');
 
@@ -208,7 +252,16 @@ test('technician flow in the browser against the real host on a namespace NIC', 
 
   // --- Live: download the boot file the way firmware does (TFTP), slowly enough to watch.
   await page.click('[data-screen=live]');
-  const curl = lab.spawn(cli, 'curl', ['-s', '--tftp-blksize', '1024', '-o', '/dev/null', '-w', '%{size_download}', `tftp://${SERVER_IP}/${lease.boot_file.replace(/^\//, "")}`]);
+  const curl = lab.spawn(cli, 'curl', [
+    '-s',
+    '--tftp-blksize',
+    '1024',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{size_download}',
+    `tftp://${SERVER_IP}/${lease.boot_file.replace(/^\//, '')}`,
+  ]);
   let curlOut = '';
   curl.stdout!.on('data', (d) => (curlOut += d));
   const curlDone = new Promise<number>((r) => curl.on('exit', (code) => r(code ?? -1)));
@@ -226,7 +279,11 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   }
   const distinct = [...new Set(seen)];
   assert.ok(distinct.length >= 3, `the progress bar moved (values seen: ${seen.join(', ')})`);
-  assert.deepEqual(distinct, [...distinct].sort((a, b) => a - b), 'and only forwards');
+  assert.deepEqual(
+    distinct,
+    [...distinct].sort((a, b) => a - b),
+    'and only forwards',
+  );
   assert.equal(await curlDone, 0, `curl finished (${curlOut})`);
   assert.equal(Number(curlOut), BIG_FILE_SIZE);
   const history = page.getByTestId('transfer-history').locator('tr', { hasText: 'rescue.img' });
@@ -241,7 +298,12 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   await diagnosis.waitFor();
   await waitFor(async () => /Downloaded \S*rescue\.img/.test(await diagnosis.innerText()), 5000, 'the diagnosis to name the download');
   const steps = await page.getByTestId('timeline-events').innerText();
-  for (const expected of [/DISCOVER from UEFI 64-bit firmware/, /Offered address 192\.0\.2\.\d+ with boot file \S*rescue\.img/, /Leased address/, /TFTP sent \S*rescue\.img \(6\.0 MB\)/]) {
+  for (const expected of [
+    /DISCOVER from UEFI 64-bit firmware/,
+    /Offered address 192\.0\.2\.\d+ with boot file \S*rescue\.img/,
+    /Leased address/,
+    /TFTP sent \S*rescue\.img \(6\.0 MB\)/,
+  ]) {
     assert.match(steps, expected);
   }
   await shot(page, '07-timeline');
@@ -252,7 +314,12 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   lab.exec(cli, 'ip', ['link', 'set', 'eth0', 'down']);
   lab.exec(cli, 'ip', ['link', 'set', 'eth0', 'address', strangerMac]);
   lab.exec(cli, 'ip', ['link', 'set', 'eth0', 'up']);
-  lab.exec(cli, 'busybox', ['udhcpc', '-i', 'eth0', '-n', '-q', '-t', '4', '-T', '2', '-s', '/bin/true', '-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000'], { timeoutMs: 30_000 });
+  lab.exec(
+    cli,
+    'busybox',
+    ['udhcpc', '-i', 'eth0', '-n', '-q', '-t', '4', '-T', '2', '-s', '/bin/true', '-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000'],
+    { timeoutMs: 30_000 },
+  );
   const stranger = page.locator(`tr[data-mac="${strangerMac}"]`);
   await stranger.waitFor({ timeout: 10_000 });
   assert.match(await stranger.innerText(), /new/);
@@ -303,70 +370,103 @@ test('another DHCP server on the bench: the Start screen says so and offers the 
   rogue.kill('SIGTERM');
 });
 
-test('port in use and missing privileges: the Start screen says which and what to do', { skip: skip ?? missingPrograms('setpriv'), timeout: 90_000 }, async () => {
-  const srv = `${lab.prefix}s`;
-  const url = /Bootbench web UI: (http:\/\/\S+)/.exec(hostLog)?.[1];
-  assert.ok(url, 'the host from the first test is still running');
+test(
+  'port in use and missing privileges: the Start screen says which and what to do',
+  { skip: skip ?? missingPrograms('setpriv'), timeout: 90_000 },
+  async () => {
+    const srv = `${lab.prefix}s`;
+    const url = /Bootbench web UI: (http:\/\/\S+)/.exec(hostLog)?.[1];
+    assert.ok(url, 'the host from the first test is still running');
 
-  // (a) Another program holds the TFTP port on the bench NIC's namespace.
-  const holder = lab.spawn(srv, process.execPath, ['-e', "require('node:dgram').createSocket('udp4').bind(69, () => console.log('bound'))"]);
-  await waitFor(() => new Promise<boolean>((r) => holder.stdout!.once('data', () => r(true))), 10_000, 'the port holder');
-  const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
-  await page.goto(url!);
-  await page.locator('label.mode', { hasText: 'Proxy DHCP' }).click();
-  await page.getByTestId('start-stop').click();
-  const problems = page.getByTestId('problems');
-  await problems.waitFor({ timeout: 15_000 });
-  assert.match(await problems.innerText(), /UDP port 69 .*is already in use by node \(pid \d+\): stop it/);
-  await shot(page, '10-start-port-in-use');
-  holder.kill('SIGKILL');
-  await page.close();
+    // (a) Another program holds the TFTP port on the bench NIC's namespace.
+    const holder = lab.spawn(srv, process.execPath, ['-e', "require('node:dgram').createSocket('udp4').bind(69, () => console.log('bound'))"]);
+    await waitFor(() => new Promise<boolean>((r) => holder.stdout!.once('data', () => r(true))), 10_000, 'the port holder');
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(url!);
+    await page.locator('label.mode', { hasText: 'Proxy DHCP' }).click();
+    await page.getByTestId('start-stop').click();
+    const problems = page.getByTestId('problems');
+    await problems.waitFor({ timeout: 15_000 });
+    assert.match(await problems.innerText(), /UDP port 69 .*is already in use by node \(pid \d+\): stop it/);
+    await shot(page, '10-start-port-in-use');
+    holder.kill('SIGKILL');
+    await page.close();
 
-  // (b) The host run by an ordinary user cannot open ports below 1024.
-  const userData = join(work, 'data-nobody');
-  mkdirSync(userData, { mode: 0o777 });
-  chmodSync(userData, 0o777);
-  chmodSync(work, 0o755);
-  const unprivileged = lab.spawn(srv, 'setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, '--import', 'tsx', join(repo, 'main/cli/web.ts'), '--data', userData, '--root', join(work, 'root'), '--boot', 'bios=undionly.kpxe', '--ui-port', '0'], { cwd: repo, env: { ...process.env, HOME: userData } });
-  let out = '';
-  unprivileged.stdout!.on('data', (d) => (out += d));
-  unprivileged.stderr!.on('data', (d) => (out += d));
-  const userUrl = await waitFor(() => /Bootbench web UI: (http:\/\/\S+)/.exec(out)?.[1], 30_000, `the unprivileged host's UI (output: ${out})`);
-  const userPage = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
-  await userPage.goto(userUrl);
-  await userPage.locator('label.mode', { hasText: 'Proxy DHCP' }).click();
-  await userPage.getByTestId('start-stop').click();
-  const userProblems = userPage.getByTestId('problems');
-  await userProblems.waitFor({ timeout: 15_000 });
-  assert.match(await userProblems.innerText(), /Cannot open UDP port 69.*need root or the CAP_NET_BIND_SERVICE capability\. Fix: /);
-  await shot(userPage, '11-start-no-privileges');
-  await userPage.close();
-  unprivileged.kill('SIGTERM');
-});
+    // (b) The host run by an ordinary user cannot open ports below 1024.
+    const userData = join(work, 'data-nobody');
+    mkdirSync(userData, { mode: 0o777 });
+    chmodSync(userData, 0o777);
+    chmodSync(work, 0o755);
+    const unprivileged = lab.spawn(
+      srv,
+      'setpriv',
+      [
+        '--reuid=nobody',
+        '--regid=nogroup',
+        '--clear-groups',
+        '--',
+        process.execPath,
+        '--import',
+        'tsx',
+        join(repo, 'main/cli/web.ts'),
+        '--data',
+        userData,
+        '--root',
+        join(work, 'root'),
+        '--boot',
+        'bios=undionly.kpxe',
+        '--ui-port',
+        '0',
+      ],
+      { cwd: repo, env: { ...process.env, HOME: userData } },
+    );
+    let out = '';
+    unprivileged.stdout!.on('data', (d) => (out += d));
+    unprivileged.stderr!.on('data', (d) => (out += d));
+    const userUrl = await waitFor(() => /Bootbench web UI: (http:\/\/\S+)/.exec(out)?.[1], 30_000, `the unprivileged host's UI (output: ${out})`);
+    const userPage = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    await userPage.goto(userUrl);
+    await userPage.locator('label.mode', { hasText: 'Proxy DHCP' }).click();
+    await userPage.getByTestId('start-stop').click();
+    const userProblems = userPage.getByTestId('problems');
+    await userProblems.waitFor({ timeout: 15_000 });
+    assert.match(await userProblems.innerText(), /Cannot open UDP port 69.*need root or the CAP_NET_BIND_SERVICE capability\. Fix: /);
+    await shot(userPage, '11-start-no-privileges');
+    await userPage.close();
+    unprivileged.kill('SIGTERM');
+  },
+);
 
-test('npm start falls back to web mode, says why, and guards a non-loopback UI with a token', { skip: skip ?? (findElectron(repo).reason ? undefined : 'Electron can run here: npm start opens the desktop app instead'), timeout: 60_000 }, async () => {
-  // Inside the server namespace (the lab's address, nothing on the host's network).
-  const srv = `${lab.prefix}s`;
-  const child = lab.spawn(srv, 'npm', ['start', '--', '--data', join(work, 'data-start'), '--ui-port', '0', '--ui-address', SERVER_IP], { cwd: repo });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const url = await waitFor(() => /Bootbench web UI: (http:\/\/\S+)/.exec(out)?.[1], 30_000, `the web UI address (output: ${out})`);
-  assert.match(out, /Not starting the desktop app: Electron's binary is not installed/);
-  assert.match(url, /^http:\/\/192\.0\.2\.1:\d+\/#token=[\w-]{32}$/, 'another address than loopback: the URL carries a token');
+test(
+  'npm start falls back to web mode, says why, and guards a non-loopback UI with a token',
+  { skip: skip ?? (findElectron(repo).reason ? undefined : 'Electron can run here: npm start opens the desktop app instead'), timeout: 60_000 },
+  async () => {
+    // Inside the server namespace (the lab's address, nothing on the host's network).
+    const srv = `${lab.prefix}s`;
+    const child = lab.spawn(srv, 'npm', ['start', '--', '--data', join(work, 'data-start'), '--ui-port', '0', '--ui-address', SERVER_IP], { cwd: repo });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const url = await waitFor(() => /Bootbench web UI: (http:\/\/\S+)/.exec(out)?.[1], 30_000, `the web UI address (output: ${out})`);
+    assert.match(out, /Not starting the desktop app: Electron's binary is not installed/);
+    assert.match(url, /^http:\/\/192\.0\.2\.1:\d+\/#token=[\w-]{32}$/, 'another address than loopback: the URL carries a token');
 
-  const withToken = await browser!.newContext();
-  const page = await withToken.newPage();
-  await page.goto(url);
-  await page.locator('label.nic', { hasText: 'bench0' }).waitFor();
-  assert.equal(await page.evaluate(() => location.hash), '', 'the token is taken out of the address bar');
-  await withToken.close();
+    const withToken = await browser!.newContext();
+    const page = await withToken.newPage();
+    await page.goto(url);
+    await page.locator('label.nic', { hasText: 'bench0' }).waitFor();
+    assert.equal(await page.evaluate(() => location.hash), '', 'the token is taken out of the address bar');
+    await withToken.close();
 
-  const withoutToken = await browser!.newContext();
-  const stranger = await withoutToken.newPage();
-  await stranger.goto(url.replace(/#.*$/, ''));
-  await stranger.getByRole('alert').filter({ hasText: /connection to the Bootbench host/ }).waitFor({ timeout: 10_000 });
-  assert.equal(await stranger.locator('label.nic').count(), 0, 'no data without the token');
-  await withoutToken.close();
-  child.kill('SIGTERM');
-});
+    const withoutToken = await browser!.newContext();
+    const stranger = await withoutToken.newPage();
+    await stranger.goto(url.replace(/#.*$/, ''));
+    await stranger
+      .getByRole('alert')
+      .filter({ hasText: /connection to the Bootbench host/ })
+      .waitFor({ timeout: 10_000 });
+    assert.equal(await stranger.locator('label.nic').count(), 0, 'no data without the token');
+    await withoutToken.close();
+    child.kill('SIGTERM');
+  },
+);

@@ -75,13 +75,19 @@ test('library: upload with progress, pair, rename, arguments, remove, drop two f
   const seen = new Set<number>();
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline && (await progress.count()) > 0) {
-    const now = await progress.getByRole('progressbar').getAttribute('aria-valuenow').catch(() => null);
+    const now = await progress
+      .getByRole('progressbar')
+      .getAttribute('aria-valuenow')
+      .catch(() => null);
     if (now !== null) seen.add(Number(now));
     if (seen.size >= 2 && [...seen].some((v) => v > 0 && v < 100)) await page.screenshot({ path: join(shots, 'library-upload.png') });
     await page.waitForTimeout(150);
   }
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
-  assert.ok([...seen].some((v) => v > 0 && v < 100), `the bar moved through the upload (values seen: ${[...seen].join(', ')})`);
+  assert.ok(
+    [...seen].some((v) => v > 0 && v < 100),
+    `the bar moved through the upload (values seen: ${[...seen].join(', ')})`,
+  );
   const result = page.getByTestId('import-result');
   await result.filter({ hasText: 'Added 1 entry: vmlinuz' }).waitFor({ timeout: 10_000 });
   assert.deepEqual(readdirSync(uploadsDir(dataDir)), [], 'the upload was moved into the library');
@@ -165,7 +171,11 @@ async function waitForStore(check: () => boolean, what: string): Promise<void> {
 test('machines: after a boot once the dropdown says Local disk (boot once used); a mistyped group can be removed', { skip, timeout: 60_000 }, async () => {
   const store = ui!.store!;
   const sha = 'a'.repeat(64);
-  const tool = store.entries.create({ name: 'Memtest', kind: 'nbp', files: [{ arch: 'uefi64', role: 'nbp', path: join(work, 'memtest.efi'), size: 1, sha256: sha }] });
+  const tool = store.entries.create({
+    name: 'Memtest',
+    kind: 'nbp',
+    files: [{ arch: 'uefi64', role: 'nbp', path: join(work, 'memtest.efi'), size: 1, sha256: sha }],
+  });
   const mac = '52:54:00:00:00:09';
   const bench = store.machines.create({ macs: [mac], name: 'bench-09', group: 'row-c', entryId: tool.id, bootOnce: true });
   const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
@@ -182,7 +192,12 @@ test('machines: after a boot once the dropdown says Local disk (boot once used);
   const disk = store.entries.list().find((e) => e.kind === 'local-disk')!;
   store.machines.update(bench.id, { entryId: disk.id, bootOnce: false });
   ui!.host.bus.publish('host.warning', { mac, message: 'bench-09 fetched its last file: boot once done', bootOnce: 'completed', entryId: tool.id });
-  await page.waitForFunction((m) => (document.querySelector(`tr[data-mac="${m}"] select`) as HTMLSelectElement | null)?.selectedOptions[0]?.textContent === 'Local disk (boot once used)', mac, { timeout: 5000 });
+  await page.waitForFunction(
+    (m) =>
+      (document.querySelector(`tr[data-mac="${m}"] select`) as HTMLSelectElement | null)?.selectedOptions[0]?.textContent === 'Local disk (boot once used)',
+    mac,
+    { timeout: 5000 },
+  );
   await page.screenshot({ path: join(REPO, 'test-output/ui/machines-boot-once-used.png'), fullPage: true });
 
   // A typo in the group form: the screen says no machine is in it, and × removes it.

@@ -28,7 +28,20 @@ before(async () => {
     Array.from({ length: PCS }, (_, i) => {
       const size = 50_000_000;
       const rate = 2_000_000 + i * 10_000;
-      return { id: `t${i}`, mac: `52:54:00:00:01:${i.toString(16).padStart(2, '0')}`, ip: `192.0.2.${100 + i}`, file: 'images/rescue.img', protocol: 'tftp', size, bytes: Math.min(size, ((Date.now() - started) / 1000) * rate), rate, blksize: 1468, windowsize: 4, retransmits: 0, startedAt: started };
+      return {
+        id: `t${i}`,
+        mac: `52:54:00:00:01:${i.toString(16).padStart(2, '0')}`,
+        ip: `192.0.2.${100 + i}`,
+        file: 'images/rescue.img',
+        protocol: 'tftp',
+        size,
+        bytes: Math.min(size, ((Date.now() - started) / 1000) * rate),
+        rate,
+        blksize: 1468,
+        windowsize: 4,
+        retransmits: 0,
+        startedAt: started,
+      };
     });
   const host: ApiServiceHost = {
     bus,
@@ -54,9 +67,11 @@ after(async () => {
 test('50 transfers at 200 events/s: a few pushes and a few redraws per second', { skip, timeout: 60_000 }, async () => {
   const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
   const pushes: number[] = [];
-  page.on('websocket', (ws) => ws.on('framereceived', (frame) => {
-    if (typeof frame.payload === 'string' && frame.payload.startsWith('{"event":"transfer:progress"')) pushes.push(Date.now());
-  }));
+  page.on('websocket', (ws) =>
+    ws.on('framereceived', (frame) => {
+      if (typeof frame.payload === 'string' && frame.payload.startsWith('{"event":"transfer:progress"')) pushes.push(Date.now());
+    }),
+  );
   await page.goto(web!.url);
   await page.click('[data-screen=live]');
   await page.waitForFunction((n) => document.querySelectorAll('[data-testid=active-transfers] tbody tr').length === n, PCS);

@@ -25,25 +25,71 @@ let store: Store | undefined;
 const bus = new EventBus();
 const started = Date.now();
 const active: TransferRow[] = [
-  { id: 'r1.http-1', mac: MAC, ip: '192.0.2.71', file: '/library/e2/iso/casper/initrd', protocol: 'http', size: 80_000_000, bytes: 20_000_000, rate: 10_000_000, retransmits: 0, startedAt: started },
-  { id: 'r1.tftp-1-192.0.2.72:2070', ip: '192.0.2.72', file: 'bootbench/snponly.efi', protocol: 'tftp', size: 230_000, bytes: 100_000, rate: 1_000_000, blksize: 1468, windowsize: 4, retransmits: 2, startedAt: started },
+  {
+    id: 'r1.http-1',
+    mac: MAC,
+    ip: '192.0.2.71',
+    file: '/library/e2/iso/casper/initrd',
+    protocol: 'http',
+    size: 80_000_000,
+    bytes: 20_000_000,
+    rate: 10_000_000,
+    retransmits: 0,
+    startedAt: started,
+  },
+  {
+    id: 'r1.tftp-1-192.0.2.72:2070',
+    ip: '192.0.2.72',
+    file: 'bootbench/snponly.efi',
+    protocol: 'tftp',
+    size: 230_000,
+    bytes: 100_000,
+    rate: 1_000_000,
+    blksize: 1468,
+    windowsize: 4,
+    retransmits: 2,
+    startedAt: started,
+  },
 ];
 const host: ApiServiceHost = {
   bus,
   start: async () => host.status(),
   stop: async () => host.status(),
-  status: () => ({ running: true, interfaceName: 'bench0', address: '192.0.2.1', mode: 'proxy', services: [{ name: 'tftp', port: 69, state: 'running' }, { name: 'http', port: 8080, state: 'running' }], problems: [] }),
+  status: () => ({
+    running: true,
+    interfaceName: 'bench0',
+    address: '192.0.2.1',
+    mode: 'proxy',
+    services: [
+      { name: 'tftp', port: 69, state: 'running' },
+      { name: 'http', port: 8080, state: 'running' },
+    ],
+    problems: [],
+  }),
   config: () => ({ interfaceName: 'bench0', mode: 'proxy', root: '/srv', httpPort: 8080, boot: {}, dataDir: '/srv/bootbench' }),
   activeTransfers: () => active,
 };
-const interfaces = () => [{ name: 'bench0', mac: '52:54:00:00:00:01', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }], up: true, kind: 'wired' as const, mtu: 1500 }];
+const interfaces = () => [
+  { name: 'bench0', mac: '52:54:00:00:00:01', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }], up: true, kind: 'wired' as const, mtu: 1500 },
+];
 
 before(async () => {
   if (skip) return;
   store = openStore(':memory:');
   // History written before transfer keys carried the serving run: the same key on two rows.
-  for (const [n, end] of [[1, 1000], [2, 2000]] as const) {
-    const id = store.transfers.start({ transferKey: 'http:http-1', mac: MAC, ip: '192.0.2.71', protocol: 'http', file: `/ipxe/boot-${n}.ipxe`, size: 300, startedAt: started - 10_000 + end });
+  for (const [n, end] of [
+    [1, 1000],
+    [2, 2000],
+  ] as const) {
+    const id = store.transfers.start({
+      transferKey: 'http:http-1',
+      mac: MAC,
+      ip: '192.0.2.71',
+      protocol: 'http',
+      file: `/ipxe/boot-${n}.ipxe`,
+      size: 300,
+      startedAt: started - 10_000 + end,
+    });
     store.transfers.finish(id, { outcome: 'done', bytesSent: 300, endedAt: started - 9_000 + end });
   }
   browser = await launchChromium();
@@ -83,7 +129,16 @@ test('the screens tell the truth: HTTP rows, finished transfers, a host that goe
 
     // Finished: a rate for a whole download; EDK2's size probe is no "aborted" failure.
     bus.publish('http.done', { transferId: 'r1.http-9', mac: MAC, ip: '192.0.2.71', file: 'vmlinuz', bytes: 8_000_000, size: 8_000_000, durationMs: 2000 });
-    bus.publish('tftp.probe', { transferId: 'r1.tftp-9', mac: MAC, ip: '192.0.2.71', file: 'bootbench/snponly.efi', bytes: 0, size: 230_000, errorCode: 8, reason: 'User aborted the transfer.' });
+    bus.publish('tftp.probe', {
+      transferId: 'r1.tftp-9',
+      mac: MAC,
+      ip: '192.0.2.71',
+      file: 'bootbench/snponly.efi',
+      bytes: 0,
+      size: 230_000,
+      errorCode: 8,
+      reason: 'User aborted the transfer.',
+    });
     const done = page.locator('[data-record="http:r1.http-9"]');
     await done.waitFor();
     assert.match((await done.locator('[data-testid=rate]').textContent()) ?? '', /MB\/s|MiB\/s/);
@@ -114,7 +169,10 @@ test('the screens tell the truth: HTTP rows, finished transfers, a host that goe
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=transfer-history] tbody tr').length === 2);
     mkdirSync(join(repo, 'test-output/ui'), { recursive: true });
     await page.screenshot({ path: join(repo, 'test-output/ui/live-after-host-restart.png'), fullPage: true });
-    assert.deepEqual(pageErrors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)), []);
+    assert.deepEqual(
+      pageErrors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|Failed to load resource/.test(e)),
+      [],
+    );
   } finally {
     await page.close();
     await web?.close();

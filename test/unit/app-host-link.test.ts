@@ -36,14 +36,24 @@ test('AppImage: the same launcher (inside the mount), flagged as unable to hold 
 });
 
 test('development on Linux: Electron in Node mode runs the host script, with tsx for sources', () => {
-  const built = chooseHostLaunch({ ...facts, isPackaged: false, execPath: '/src/node_modules/electron/dist/electron', hostScript: '/src/dist/main/app/host-process.js' });
+  const built = chooseHostLaunch({
+    ...facts,
+    isPackaged: false,
+    execPath: '/src/node_modules/electron/dist/electron',
+    hostScript: '/src/dist/main/app/host-process.js',
+  });
   assert.ok(built.kind === 'child');
   if (built.kind !== 'child') return;
   assert.equal(built.via, 'electron-as-node');
   assert.equal(built.command, '/src/node_modules/electron/dist/electron');
   assert.deepEqual(built.args.slice(0, 2), ['/src/dist/main/app/host-process.js', '--data']);
   assert.equal(built.env.ELECTRON_RUN_AS_NODE, '1');
-  const sources = chooseHostLaunch({ ...facts, isPackaged: false, hostScript: '/src/main/app/host-process.ts', typeScriptLoader: 'file:///src/node_modules/tsx/dist/loader.mjs' });
+  const sources = chooseHostLaunch({
+    ...facts,
+    isPackaged: false,
+    hostScript: '/src/main/app/host-process.ts',
+    typeScriptLoader: 'file:///src/node_modules/tsx/dist/loader.mjs',
+  });
   assert.ok(sources.kind === 'child' && sources.args[0] === '--import' && sources.args[2] === '/src/main/app/host-process.ts');
 });
 
@@ -58,7 +68,14 @@ test('Windows and macOS keep the host in the app process (no privileged ports, R
 
 const USER = 'CapEff:\t0000000000000000\n';
 const blocked = (kernelRelease = '6.8.0'): PrivilegeReport =>
-  checkPrivileges({ platform: 'linux', euid: 1000, procStatus: USER, unprivilegedPortStart: '1024', kernelRelease, packaging: { kind: 'node', program: '/x' } });
+  checkPrivileges({
+    platform: 'linux',
+    euid: 1000,
+    procStatus: USER,
+    unprivilegedPortStart: '1024',
+    kernelRelease,
+    packaging: { kind: 'node', program: '/x' },
+  });
 const tools = { pkexec: '/usr/bin/pkexec', setcap: '/usr/sbin/setcap', sysctl: '/usr/sbin/sysctl' };
 
 test('no remedy when nothing is missing, or off Linux', () => {
@@ -86,7 +103,14 @@ test('AppImage: the port sysctl with consent until reboot, and the command that 
 });
 
 test('only SO_BINDTODEVICE missing (kernel before 5.7, ports allowed): no sysctl helps, the .deb does', () => {
-  const report = checkPrivileges({ platform: 'linux', euid: 1000, procStatus: USER, unprivilegedPortStart: '0', kernelRelease: '5.4.0', packaging: { kind: 'appimage', appImage: '/a' } });
+  const report = checkPrivileges({
+    platform: 'linux',
+    euid: 1000,
+    procStatus: USER,
+    unprivilegedPortStart: '0',
+    kernelRelease: '5.4.0',
+    packaging: { kind: 'appimage', appImage: '/a' },
+  });
   const remedy = privilegeRemedy(report, { kind: 'appimage', appImage: '/a' }, tools)!;
   assert.equal(remedy.consentCommand, undefined);
   assert.match(remedy.detail, /\.deb/);
@@ -203,7 +227,10 @@ test('the host side ignores lines that are not requests and stops pushing once i
   stdin.end();
   await served;
   assert.deepEqual(strays, ['not json', '{"call":"no id"}']);
-  assert.deepEqual(lines.map((l) => JSON.parse(l)), [{ hello: HELLO }, { id: 3, result: 'app:info' }]);
+  assert.deepEqual(
+    lines.map((l) => JSON.parse(l)),
+    [{ hello: HELLO }, { id: 3, result: 'app:info' }],
+  );
   assert.equal(unsubscribed, true);
 });
 

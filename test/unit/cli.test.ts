@@ -16,7 +16,18 @@ function runCli(args: string[]) {
 test('serve --help lists every documented flag', () => {
   const r = runCli(['serve', '--help']);
   assert.equal(r.code, 0, r.stderr);
-  for (const flag of ['--menu LABEL=PATH', '--interface NAME', '--mode proxy|dhcp', '--pool FIRST-LAST', '--root DIR', '--boot CLASS=PATH', '--ipxe-script PATH', '--http-port N', '--data DIR', '--log text|json']) {
+  for (const flag of [
+    '--menu LABEL=PATH',
+    '--interface NAME',
+    '--mode proxy|dhcp',
+    '--pool FIRST-LAST',
+    '--root DIR',
+    '--boot CLASS=PATH',
+    '--ipxe-script PATH',
+    '--http-port N',
+    '--data DIR',
+    '--log text|json',
+  ]) {
     assert.ok(r.stdout.includes(flag), `help lacks ${flag}`);
   }
   for (const cls of ['bios', 'uefi32', 'uefi64', 'arm64', 'http64']) assert.ok(r.stdout.includes(cls));

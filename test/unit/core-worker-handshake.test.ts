@@ -23,7 +23,10 @@ test('a worker that answers is started; messages before the answer reach onMessa
   const seen: Message[] = [];
   const started = await start('ready', 20_000, seen);
   assert.equal(started.answer.type, 'ready');
-  assert.deepEqual(seen.map((m) => m.type), ['hello', 'ready']);
+  assert.deepEqual(
+    seen.map((m) => m.type),
+    ['hello', 'ready'],
+  );
   const stopped = nextMessage<Message>(started.port, (m) => m.type === 'stopped');
   started.port.postMessage({ type: 'stop' });
   let exited = false;

@@ -4,7 +4,13 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { checkRequestedAddress, MAX_CHECKS_PER_REQUEST, reserveCheckedAddress, type AddressInUseProber, type AddressProbeAnswer } from '../../main/dhcp/address-check.js';
+import {
+  checkRequestedAddress,
+  MAX_CHECKS_PER_REQUEST,
+  reserveCheckedAddress,
+  type AddressInUseProber,
+  type AddressProbeAnswer,
+} from '../../main/dhcp/address-check.js';
 import { IN_USE_HOLD_MS, LeasePool } from '../../main/dhcp/lease-pool.js';
 import { DhcpService } from '../../main/dhcp/service.js';
 import { decodeDhcpPacket, type DhcpPacket } from '../../main/dhcp/packet.js';
@@ -233,13 +239,25 @@ describe('DhcpService with the address check (fake prober, loopback)', () => {
     assert.equal(conflict.address, '127.0.0.10');
     assert.equal(conflict.heldBy, '02:00:00:00:00:aa');
     assert.equal(conflict.mac, '52:54:00:00:50:01');
-    assert.equal(conflict.ip, undefined, 'the address is not the client\'s');
+    assert.equal(conflict.ip, undefined, "the address is not the client's");
     assert.match(String(conflict.reason), /in use.*ARP.*02:00:00:00:00:aa/);
     const offered = events.find((e) => e.type === 'dhcp.offer' && e.xid === 0x5001)!;
     assert.equal(offered.addressesInUse, 1);
     assert.equal(typeof offered.addressCheckMs, 'number');
     // A REQUEST for the address that answered gets a NAK naming the other host.
-    client.send(rawDhcp({ xid: 0x5002, mac: '52:54:00:00:50:02', ciaddr: '127.0.0.1', options: [[53, [3]], [50, [127, 0, 0, 10]]] }), service.ports.server, '127.0.0.1');
+    client.send(
+      rawDhcp({
+        xid: 0x5002,
+        mac: '52:54:00:00:50:02',
+        ciaddr: '127.0.0.1',
+        options: [
+          [53, [3]],
+          [50, [127, 0, 0, 10]],
+        ],
+      }),
+      service.ports.server,
+      '127.0.0.1',
+    );
     const nak = await waitFor(() => events.find((e) => (e.type === 'dhcp.nak' || e.type === 'dhcp.error') && e.xid === 0x5002), 'the NAK');
     if (nak.type === 'dhcp.nak') assert.match(String(nak.reason), /in use by another host \(02:00:00:00:00:aa\)/);
     await service.stop();
@@ -252,14 +270,18 @@ describe('DhcpService with the address check (fake prober, loopback)', () => {
     client.send(discover('52:54:00:00:51:01', 0x5101), service.ports.server, '127.0.0.1');
     await waitFor(() => prober.held.has('127.0.0.10') || undefined, 'the first probe');
     client.send(discover('52:54:00:00:51:02', 0x5102), service.ports.server, '127.0.0.1');
-    const second = await waitFor(() => replies.find((r) => r.xid === 0x5102), 'the second client\'s OFFER');
+    const second = await waitFor(() => replies.find((r) => r.xid === 0x5102), "the second client's OFFER");
     assert.equal(second.yiaddr, '127.0.0.11');
-    assert.equal(replies.find((r) => r.xid === 0x5101), undefined, 'the first client is still being checked');
+    assert.equal(
+      replies.find((r) => r.xid === 0x5101),
+      undefined,
+      'the first client is still being checked',
+    );
     // It sends again meanwhile (firmware retries): one answer, to the newest DISCOVER.
     client.send(discover('52:54:00:00:51:01', 0x5103), service.ports.server, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 30));
     prober.release('127.0.0.10');
-    const first = await waitFor(() => replies.find((r) => r.xid === 0x5103), 'the first client\'s OFFER');
+    const first = await waitFor(() => replies.find((r) => r.xid === 0x5103), "the first client's OFFER");
     assert.equal(first.yiaddr, '127.0.0.10');
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(replies.filter((r) => r.xid === 0x5101 || r.xid === 0x5103).length, 1);
@@ -283,7 +305,10 @@ describe('DhcpService with the address check (fake prober, loopback)', () => {
 
   test('on by default: without a NIC to probe on, it says so and offers unchecked', async () => {
     const { service, events } = await start(undefined);
-    assert.ok(events.some((e) => e.type === 'host.warning' && /offered without checking.*--interface.*--no-address-check/.test(String(e.message))), JSON.stringify(events));
+    assert.ok(
+      events.some((e) => e.type === 'host.warning' && /offered without checking.*--interface.*--no-address-check/.test(String(e.message))),
+      JSON.stringify(events),
+    );
     await service.stop();
   });
 });
@@ -296,6 +321,9 @@ describe('--no-address-check', () => {
     assert.equal(flags('--mode', 'dhcp', '--pool', '192.0.2.100-192.0.2.150', '--no-address-check').addressCheck, false);
   });
   test('is refused in proxy mode, which hands out no addresses', () => {
-    assert.throws(() => flags('--no-address-check'), (err: Error) => err instanceof UsageError && /only used with --mode dhcp/.test(err.message));
+    assert.throws(
+      () => flags('--no-address-check'),
+      (err: Error) => err instanceof UsageError && /only used with --mode dhcp/.test(err.message),
+    );
   });
 });

@@ -58,11 +58,24 @@ describe('boot server (4011) ACKs', () => {
   });
 
   test('iPXE asks with item 0x8000 after a menu and gets that entry', () => {
-    const c = { ...ctx, policy: { ...policy, menu: [{ label: 'One', file: 'one.kpxe' }, { label: 'Two', file: 'two.kpxe' }] } };
-    const first = replied(decideBootServerReply(decodeDhcpPacket(firmwareBootRequest('ipxe-bios', MAC, 3, '192.0.2.78', 0x8000)), { address: '192.0.2.78', port: 68 }, c));
+    const c = {
+      ...ctx,
+      policy: {
+        ...policy,
+        menu: [
+          { label: 'One', file: 'one.kpxe' },
+          { label: 'Two', file: 'two.kpxe' },
+        ],
+      },
+    };
+    const first = replied(
+      decideBootServerReply(decodeDhcpPacket(firmwareBootRequest('ipxe-bios', MAC, 3, '192.0.2.78', 0x8000)), { address: '192.0.2.78', port: 68 }, c),
+    );
     assert.equal(first.reply.file, 'one.kpxe');
     assert.deepEqual(first.reply.options.pxe?.bootItem, { type: 0x8000, layer: 0 });
-    const second = replied(decideBootServerReply(decodeDhcpPacket(firmwareBootRequest('ipxe-bios', MAC, 4, '192.0.2.78', 0x8001)), { address: '192.0.2.78', port: 68 }, c));
+    const second = replied(
+      decideBootServerReply(decodeDhcpPacket(firmwareBootRequest('ipxe-bios', MAC, 4, '192.0.2.78', 0x8001)), { address: '192.0.2.78', port: 68 }, c),
+    );
     assert.equal(second.reply.file, 'two.kpxe');
   });
 
@@ -91,7 +104,15 @@ describe('boot menu option 43', () => {
     }
   });
   test('labels are printable ASCII', () => {
-    const o = buildPxeMenuOptions([{ type: 0x8000, label: 'Débian 12 — installer', file: 'a' }, { type: 0, label: 'Local' }], 'Wählen', 5, SERVER);
+    const o = buildPxeMenuOptions(
+      [
+        { type: 0x8000, label: 'Débian 12 — installer', file: 'a' },
+        { type: 0, label: 'Local' },
+      ],
+      'Wählen',
+      5,
+      SERVER,
+    );
     assert.equal(o.bootMenu![0].description, 'Debian 12  installer');
     assert.equal(o.menuPrompt!.prompt, 'Wahlen');
   });

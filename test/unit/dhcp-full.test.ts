@@ -18,7 +18,11 @@ const ports = { server: 67, client: 68 };
 
 function setup(size = 3) {
   const clock = new ManualClock(1_000_000);
-  const leases = new LeasePool({ first: '192.0.2.100', last: `192.0.2.${99 + size}`, subnetMask: '255.255.255.0', router: '192.0.2.254', dns: ['192.0.2.53'], leaseSeconds: 600 }, SERVER, clock);
+  const leases = new LeasePool(
+    { first: '192.0.2.100', last: `192.0.2.${99 + size}`, subnetMask: '255.255.255.0', router: '192.0.2.254', dns: ['192.0.2.53'], leaseSeconds: 600 },
+    SERVER,
+    clock,
+  );
   const decide = (bytes: Buffer): ReplyPlan => decideFullDhcpReply(decodeDhcpPacket(bytes), { serverAddress: SERVER, policy, ports, leases, now: clock.now() });
   return { clock, leases, decide };
 }
@@ -72,7 +76,18 @@ describe('full DHCP exchange (RFC 2131 §4.3)', () => {
   test('REQUEST (selecting) -> ACK and the lease is bound; the same client keeps its address', () => {
     const { decide, leases, clock } = setup();
     replied(decide(rawDhcp({ xid: 1, mac: A, options: opts(1) })));
-    const { wire } = replied(decide(rawDhcp({ xid: 1, mac: A, options: opts(3, [[54, ip(SERVER)], [50, ip('192.0.2.100')]]) })));
+    const { wire } = replied(
+      decide(
+        rawDhcp({
+          xid: 1,
+          mac: A,
+          options: opts(3, [
+            [54, ip(SERVER)],
+            [50, ip('192.0.2.100')],
+          ]),
+        }),
+      ),
+    );
     assert.equal(wire.options.messageType, 5);
     assert.equal(wire.yiaddr, '192.0.2.100');
     assert.equal(leases.snapshot()[0].state, 'bound');
@@ -106,7 +121,16 @@ describe('full DHCP exchange (RFC 2131 §4.3)', () => {
   test('the client chose another server: our offer is withdrawn', () => {
     const { decide, leases } = setup();
     replied(decide(rawDhcp({ xid: 1, mac: A, options: opts(1) })));
-    const plan = decide(rawDhcp({ xid: 1, mac: A, options: opts(3, [[54, ip('192.0.2.2')], [50, ip('192.0.2.100')]]) }));
+    const plan = decide(
+      rawDhcp({
+        xid: 1,
+        mac: A,
+        options: opts(3, [
+          [54, ip('192.0.2.2')],
+          [50, ip('192.0.2.100')],
+        ]),
+      }),
+    );
     assert.equal(plan.action, 'ignore');
     assert.equal(leases.snapshot().length, 0);
   });
@@ -140,7 +164,18 @@ describe('full DHCP exchange (RFC 2131 §4.3)', () => {
     assert.equal(declined.action, 'record');
     assert.equal((declined as { event: string }).event, 'dhcp.decline');
     assert.equal(replied(decide(rawDhcp({ xid: 2, mac: A, options: opts(1) }))).wire.yiaddr, '192.0.2.101');
-    replied(decide(rawDhcp({ xid: 3, mac: A, options: opts(3, [[54, ip(SERVER)], [50, ip('192.0.2.101')]]) })));
+    replied(
+      decide(
+        rawDhcp({
+          xid: 3,
+          mac: A,
+          options: opts(3, [
+            [54, ip(SERVER)],
+            [50, ip('192.0.2.101')],
+          ]),
+        }),
+      ),
+    );
     const released = decide(rawDhcp({ xid: 4, mac: A, ciaddr: '192.0.2.101', options: opts(7, [[54, ip(SERVER)]]) }));
     assert.equal(released.action, 'record');
     assert.equal(replied(decide(rawDhcp({ xid: 5, mac: B, options: opts(1) }))).wire.yiaddr, '192.0.2.101');
@@ -187,7 +222,10 @@ describe('lease file', () => {
       await pool.flush();
       const again = new LeasePool(config, SERVER, clock, file);
       await again.load();
-      assert.deepEqual(again.snapshot().map((l) => [l.ip, l.mac, l.state]), [['192.0.2.105', A, 'bound']]);
+      assert.deepEqual(
+        again.snapshot().map((l) => [l.ip, l.mac, l.state]),
+        [['192.0.2.105', A, 'bound']],
+      );
 
       writeFileSync(file, '{ not json');
       const logger = new MemoryLogger();

@@ -15,7 +15,15 @@ const MAC = '52:54:00:00:20:01';
 
 /** A BOOTREPLY as the office server sends it: yiaddr and siaddr set, option 54 = its address. */
 function officeReply(xid: number, mac: string, messageType: number, siaddr: string, server = '192.0.2.2'): Buffer {
-  const bytes = rawDhcp({ op: 2, xid, mac, options: [[53, [messageType]], [54, server.split('.').map(Number)]] });
+  const bytes = rawDhcp({
+    op: 2,
+    xid,
+    mac,
+    options: [
+      [53, [messageType]],
+      [54, server.split('.').map(Number)],
+    ],
+  });
   Buffer.from([192, 0, 2, 60]).copy(bytes, 16);
   Buffer.from(siaddr.split('.').map(Number)).copy(bytes, 20);
   return bytes;
@@ -44,7 +52,8 @@ test('only PCs offered to lately are reported, each ACK once', () => {
 
 test('a storm of new MACs keeps the memory bounded and evicts the oldest first', () => {
   const offers = new RecentBootOffers(60_000, 100);
-  const mac = (i: number) => `02:00:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+  const mac = (i: number) =>
+    `02:00:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
   for (let i = 0; i < 50_000; i++) offers.remember(mac(i), i);
   assert.equal(offers.size, 100);
   assert.equal(offers.shouldReport({ mac: mac(49_999), xid: 1, server: '192.0.2.2' }, 50_000), true, 'the newest MAC is kept');

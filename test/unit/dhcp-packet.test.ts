@@ -4,9 +4,7 @@ import fc from 'fast-check';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  clientMac, decodeDhcpPacket, encodeDhcpPacket, DhcpDecodeError, MIN_BOOTP_LENGTH, type DhcpPacket,
-} from '../../main/dhcp/packet.js';
+import { clientMac, decodeDhcpPacket, encodeDhcpPacket, DhcpDecodeError, MIN_BOOTP_LENGTH, type DhcpPacket } from '../../main/dhcp/packet.js';
 import { canonicalUuid, encodeDhcpOptions, guidFromCanonicalUuid, type DhcpOptions } from '../../main/dhcp/options.js';
 import { decodePxeVendorOptions, encodePxeVendorOptions } from '../../main/dhcp/pxe-vendor-options.js';
 import { firmwareDiscover, firmwareBootRequest, rawDhcp, SAMPLE_UUID, guidBytes } from '../helpers/dhcp-clients.js';
@@ -17,9 +15,22 @@ function basePacket(options: DhcpOptions, extra: Partial<DhcpPacket> = {}): Dhcp
   const chaddr = Buffer.alloc(16);
   Buffer.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]).copy(chaddr);
   return {
-    op: 2, htype: 1, hlen: 6, hops: 0, xid: 0x12345678, secs: 0, flags: 0x8000,
-    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '192.0.2.1', giaddr: '0.0.0.0',
-    chaddr, sname: '', file: 'undionly.kpxe', options, ...extra,
+    op: 2,
+    htype: 1,
+    hlen: 6,
+    hops: 0,
+    xid: 0x12345678,
+    secs: 0,
+    flags: 0x8000,
+    ciaddr: '0.0.0.0',
+    yiaddr: '0.0.0.0',
+    siaddr: '192.0.2.1',
+    giaddr: '0.0.0.0',
+    chaddr,
+    sname: '',
+    file: 'undionly.kpxe',
+    options,
+    ...extra,
   };
 }
 
@@ -106,7 +117,10 @@ describe('encode', () => {
   });
 
   test('user class keeps its framing: RFC 3004 list and iPXE bare string', () => {
-    for (const userClass of [{ format: 'rfc3004' as const, classes: ['iPXE', 'bench'] }, { format: 'plain' as const, classes: ['iPXE'] }]) {
+    for (const userClass of [
+      { format: 'rfc3004' as const, classes: ['iPXE', 'bench'] },
+      { format: 'plain' as const, classes: ['iPXE'] },
+    ]) {
       const p = decodeDhcpPacket(encodeDhcpPacket(basePacket({ userClass })));
       assert.deepEqual(p.options.userClass, userClass);
     }
@@ -124,7 +138,14 @@ describe('encode', () => {
 
 describe('option overload (52)', () => {
   test('options in the file and sname fields are read, file and sname are then empty', () => {
-    const bytes = rawDhcp({ xid: 5, mac: MAC, options: [[53, [1]], [52, [3]]] });
+    const bytes = rawDhcp({
+      xid: 5,
+      mac: MAC,
+      options: [
+        [53, [1]],
+        [52, [3]],
+      ],
+    });
     // file field (offset 108): option 60; sname field (offset 44): option 12.
     Buffer.from([60, 9, ...Buffer.from('PXEClient'), 255]).copy(bytes, 108);
     Buffer.from([12, 4, ...Buffer.from('host'), 255]).copy(bytes, 44);
@@ -141,12 +162,24 @@ describe('PXE vendor options (43)', () => {
   test('menu, boot servers, prompt, discovery control and boot item round-trip', () => {
     const o = {
       discoveryControl: 3,
-      bootServers: [{ type: 0x8000, addresses: ['192.0.2.1'] }, { type: 0x8001, addresses: ['192.0.2.1', '192.0.2.2'] }],
-      bootMenu: [{ type: 0x8000, description: 'Debian installer' }, { type: 0, description: 'Local disk' }],
+      bootServers: [
+        { type: 0x8000, addresses: ['192.0.2.1'] },
+        { type: 0x8001, addresses: ['192.0.2.1', '192.0.2.2'] },
+      ],
+      bootMenu: [
+        { type: 0x8000, description: 'Debian installer' },
+        { type: 0, description: 'Local disk' },
+      ],
       menuPrompt: { timeout: 10, prompt: 'Choose' },
       bootItem: { type: 0x8000, layer: 0 },
-      mtftpIp: '224.1.1.1', mtftpClientPort: 1758, mtftpServerPort: 1759, mtftpTimeout: 1, mtftpDelay: 10,
-      discoveryMulticastAddress: '224.0.1.22', credentialTypes: [1, 2], multicastAddressAllocation: Buffer.from([1, 2, 3]),
+      mtftpIp: '224.1.1.1',
+      mtftpClientPort: 1758,
+      mtftpServerPort: 1759,
+      mtftpTimeout: 1,
+      mtftpDelay: 10,
+      discoveryMulticastAddress: '224.0.1.22',
+      credentialTypes: [1, 2],
+      multicastAddressAllocation: Buffer.from([1, 2, 3]),
     };
     const bytes = encodePxeVendorOptions(o);
     assert.equal(bytes[bytes.length - 1], 255);
@@ -154,7 +187,16 @@ describe('PXE vendor options (43)', () => {
   });
 
   test('43 of a non-PXE vendor stays opaque', () => {
-    const p = decodeDhcpPacket(rawDhcp({ xid: 1, mac: MAC, options: [[60, 'MSFT 5.0'], [43, [1, 2, 3]]] }));
+    const p = decodeDhcpPacket(
+      rawDhcp({
+        xid: 1,
+        mac: MAC,
+        options: [
+          [60, 'MSFT 5.0'],
+          [43, [1, 2, 3]],
+        ],
+      }),
+    );
     assert.deepEqual(p.options.vendorSpecific, Buffer.from([1, 2, 3]));
     assert.equal(p.options.pxe, undefined);
   });
@@ -166,16 +208,50 @@ describe('malformed input throws DhcpDecodeError', () => {
     ['empty', Buffer.alloc(0)],
     ['truncated header', good.subarray(0, 100)],
     ['bad op', Buffer.concat([Buffer.from([3]), good.subarray(1)])],
-    ['hlen over 16', (() => { const b = Buffer.from(good); b[2] = 17; return b; })()],
-    ['bad magic cookie', (() => { const b = Buffer.from(good); b[236] = 1; return b; })()],
+    [
+      'hlen over 16',
+      (() => {
+        const b = Buffer.from(good);
+        b[2] = 17;
+        return b;
+      })(),
+    ],
+    [
+      'bad magic cookie',
+      (() => {
+        const b = Buffer.from(good);
+        b[236] = 1;
+        return b;
+      })(),
+    ],
     ['option running past the end', rawDhcp({ xid: 1, mac: MAC, options: [[53, [1]]], noEnd: true }).subarray(0, 242)],
     ['option length past the end', Buffer.concat([rawDhcp({ xid: 1, mac: MAC, options: [], noEnd: true }), Buffer.from([60, 40, 65, 66])])],
     ['option 53 of length 2', rawDhcp({ xid: 1, mac: MAC, options: [[53, [1, 1]]] })],
     ['option 54 of length 3', rawDhcp({ xid: 1, mac: MAC, options: [[54, [1, 2, 3]]] })],
     ['option 93 of odd length', rawDhcp({ xid: 1, mac: MAC, options: [[93, [0, 0, 7]]] })],
     ['option 52 value 4', rawDhcp({ xid: 1, mac: MAC, options: [[52, [4]]] })],
-    ['PXE sub-option past the end', rawDhcp({ xid: 1, mac: MAC, options: [[60, 'PXEClient'], [43, [71, 9, 0, 0]]] })],
-    ['PXE boot item of length 3', rawDhcp({ xid: 1, mac: MAC, options: [[60, 'PXEClient'], [43, [71, 3, 0, 0, 0, 255]]] })],
+    [
+      'PXE sub-option past the end',
+      rawDhcp({
+        xid: 1,
+        mac: MAC,
+        options: [
+          [60, 'PXEClient'],
+          [43, [71, 9, 0, 0]],
+        ],
+      }),
+    ],
+    [
+      'PXE boot item of length 3',
+      rawDhcp({
+        xid: 1,
+        mac: MAC,
+        options: [
+          [60, 'PXEClient'],
+          [43, [71, 3, 0, 0, 0, 255]],
+        ],
+      }),
+    ],
     ['option 175 sub-option past the end', rawDhcp({ xid: 1, mac: MAC, options: [[175, [1, 5, 0]]] })],
   ];
   for (const [name, bytes] of cases) {
@@ -186,7 +262,9 @@ describe('malformed input throws DhcpDecodeError', () => {
 
   test('a zeroed RFC 951 vendor area (no cookie) is a BOOTP request without options', () => {
     const b = Buffer.alloc(300);
-    b[0] = 1; b[1] = 1; b[2] = 6;
+    b[0] = 1;
+    b[1] = 1;
+    b[2] = 6;
     const p = decodeDhcpPacket(b);
     assert.deepEqual(p.options, {});
   });
@@ -201,9 +279,19 @@ describe('malformed input throws DhcpDecodeError', () => {
 describe('property tests', () => {
   test('decode never throws anything but DhcpDecodeError (random bytes and mutated real packets)', () => {
     const captures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'captures');
-    const captured = existsSync(captures) ? readdirSync(captures).filter((f) => f.endsWith('.bin') && !f.includes('-tftp-')).map((f) => readFileSync(join(captures, f))) : [];
-    const seeds = [firmwareDiscover('ipxe-bios', MAC, 1), firmwareDiscover('edk2-x64', MAC, 2), firmwareBootRequest('edk2-x64', MAC, 3, '192.0.2.9', 0x8000), ...captured];
-    const mutated = fc.tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat())
+    const captured = existsSync(captures)
+      ? readdirSync(captures)
+          .filter((f) => f.endsWith('.bin') && !f.includes('-tftp-'))
+          .map((f) => readFileSync(join(captures, f)))
+      : [];
+    const seeds = [
+      firmwareDiscover('ipxe-bios', MAC, 1),
+      firmwareDiscover('edk2-x64', MAC, 2),
+      firmwareBootRequest('edk2-x64', MAC, 3, '192.0.2.9', 0x8000),
+      ...captured,
+    ];
+    const mutated = fc
+      .tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat())
       .map(([seed, edits, cut]) => {
         const b = Buffer.from(seed);
         for (const [at, v] of edits) b[240 + (at % (b.length - 240))] = v;
@@ -216,63 +304,88 @@ describe('property tests', () => {
       head.writeUInt32BE(0x63825363, 236);
       return Buffer.concat([head, Buffer.from(a)]);
     });
-    fc.assert(fc.property(fc.oneof(mutated, random, withCookie), (bytes) => {
-      try {
-        decodeDhcpPacket(bytes);
-      } catch (err) {
-        if (!(err instanceof DhcpDecodeError)) throw err;
-      }
-    }), { numRuns: 3000 });
+    fc.assert(
+      fc.property(fc.oneof(mutated, random, withCookie), (bytes) => {
+        try {
+          decodeDhcpPacket(bytes);
+        } catch (err) {
+          if (!(err instanceof DhcpDecodeError)) throw err;
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   test('decode(encode(packet)) gives the packet back', () => {
     const ipv4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((a) => a.join('.'));
     const text = (max: number) => fc.string({ minLength: 1, maxLength: max }).map((s) => s.replace(/[^\x20-\x7e]/g, 'a'));
-    const options = fc.record({
-      messageType: fc.integer({ min: 1, max: 8 }),
-      serverIdentifier: ipv4,
-      subnetMask: ipv4,
-      routers: fc.array(ipv4, { minLength: 1, maxLength: 3 }),
-      dnsServers: fc.array(ipv4, { minLength: 1, maxLength: 3 }),
-      hostName: text(30),
-      requestedIp: ipv4,
-      leaseTime: fc.nat(),
-      renewalTime: fc.nat(),
-      rebindingTime: fc.nat(),
-      parameterRequestList: fc.array(fc.integer({ min: 1, max: 254 }), { maxLength: 40 }),
-      maxMessageSize: fc.integer({ min: 576, max: 65535 }),
-      vendorClassId: fc.constantFrom('PXEClient', 'PXEClient:Arch:00007:UNDI:003000', 'HTTPClient'),
-      clientId: fc.uint8Array({ minLength: 2, maxLength: 20 }).map((a) => Buffer.from(a)),
-      tftpServerName: text(40),
-      bootFileName: text(300),
-      userClass: fc.oneof(
-        fc.array(text(20), { minLength: 1, maxLength: 3 }).map((classes) => ({ format: 'rfc3004' as const, classes })),
-        text(20).map((s) => ({ format: 'plain' as const, classes: [`i${s}`.slice(0, 20).replace(/^./, 'z')] })),
-      ),
-      clientArch: fc.array(fc.integer({ min: 0, max: 65535 }), { minLength: 1, maxLength: 3 }),
-      clientNdi: fc.record({ type: fc.nat(255), major: fc.nat(255), minor: fc.nat(255) }, { noNullPrototype: true }),
-      clientUuid: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((g) => ({ type: 0, guid: Buffer.from(g) })),
-      pxe: fc.record({
-        discoveryControl: fc.nat(15),
-        bootItem: fc.record({ type: fc.nat(65535), layer: fc.nat(65535) }, { noNullPrototype: true }),
-        bootMenu: fc.array(fc.record({ type: fc.nat(65535), description: text(20) }, { noNullPrototype: true }), { minLength: 1, maxLength: 3 }),
-      }, { requiredKeys: [], noNullPrototype: true }),
-      relayAgentInfo: fc.uint8Array({ minLength: 1, maxLength: 30 }).map((a) => Buffer.from(a)),
-      ipxe: fc.array(fc.tuple(fc.integer({ min: 1, max: 254 }), fc.uint8Array({ maxLength: 6 })), { maxLength: 4 })
-        .map((items) => new Map(items.map(([c, v]) => [c, Buffer.from(v)]))),
-    }, { requiredKeys: ['vendorClassId'], noNullPrototype: true });
-    const packet = fc.record({
-      op: fc.constantFrom(1, 2), htype: fc.nat(255), hlen: fc.nat(16), hops: fc.nat(255), xid: fc.nat(), secs: fc.nat(65535), flags: fc.nat(65535),
-      ciaddr: ipv4, yiaddr: ipv4, siaddr: ipv4, giaddr: ipv4,
-      chaddr: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a)),
-      sname: fc.string({ maxLength: 63 }).map((s) => s.replace(/[^\x20-\x7e]/g, 'b')),
-      file: fc.string({ maxLength: 127 }).map((s) => s.replace(/[^\x20-\x7e]/g, 'c')),
-      options,
-    }, { noNullPrototype: true });
-    fc.assert(fc.property(packet, (p) => {
-      const bytes = encodeDhcpPacket(p as DhcpPacket);
-      assert.ok(bytes.length >= 300);
-      assert.deepEqual(decodeDhcpPacket(bytes), p);
-    }), { numRuns: 500 });
+    const options = fc.record(
+      {
+        messageType: fc.integer({ min: 1, max: 8 }),
+        serverIdentifier: ipv4,
+        subnetMask: ipv4,
+        routers: fc.array(ipv4, { minLength: 1, maxLength: 3 }),
+        dnsServers: fc.array(ipv4, { minLength: 1, maxLength: 3 }),
+        hostName: text(30),
+        requestedIp: ipv4,
+        leaseTime: fc.nat(),
+        renewalTime: fc.nat(),
+        rebindingTime: fc.nat(),
+        parameterRequestList: fc.array(fc.integer({ min: 1, max: 254 }), { maxLength: 40 }),
+        maxMessageSize: fc.integer({ min: 576, max: 65535 }),
+        vendorClassId: fc.constantFrom('PXEClient', 'PXEClient:Arch:00007:UNDI:003000', 'HTTPClient'),
+        clientId: fc.uint8Array({ minLength: 2, maxLength: 20 }).map((a) => Buffer.from(a)),
+        tftpServerName: text(40),
+        bootFileName: text(300),
+        userClass: fc.oneof(
+          fc.array(text(20), { minLength: 1, maxLength: 3 }).map((classes) => ({ format: 'rfc3004' as const, classes })),
+          text(20).map((s) => ({ format: 'plain' as const, classes: [`i${s}`.slice(0, 20).replace(/^./, 'z')] })),
+        ),
+        clientArch: fc.array(fc.integer({ min: 0, max: 65535 }), { minLength: 1, maxLength: 3 }),
+        clientNdi: fc.record({ type: fc.nat(255), major: fc.nat(255), minor: fc.nat(255) }, { noNullPrototype: true }),
+        clientUuid: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((g) => ({ type: 0, guid: Buffer.from(g) })),
+        pxe: fc.record(
+          {
+            discoveryControl: fc.nat(15),
+            bootItem: fc.record({ type: fc.nat(65535), layer: fc.nat(65535) }, { noNullPrototype: true }),
+            bootMenu: fc.array(fc.record({ type: fc.nat(65535), description: text(20) }, { noNullPrototype: true }), { minLength: 1, maxLength: 3 }),
+          },
+          { requiredKeys: [], noNullPrototype: true },
+        ),
+        relayAgentInfo: fc.uint8Array({ minLength: 1, maxLength: 30 }).map((a) => Buffer.from(a)),
+        ipxe: fc
+          .array(fc.tuple(fc.integer({ min: 1, max: 254 }), fc.uint8Array({ maxLength: 6 })), { maxLength: 4 })
+          .map((items) => new Map(items.map(([c, v]) => [c, Buffer.from(v)]))),
+      },
+      { requiredKeys: ['vendorClassId'], noNullPrototype: true },
+    );
+    const packet = fc.record(
+      {
+        op: fc.constantFrom(1, 2),
+        htype: fc.nat(255),
+        hlen: fc.nat(16),
+        hops: fc.nat(255),
+        xid: fc.nat(),
+        secs: fc.nat(65535),
+        flags: fc.nat(65535),
+        ciaddr: ipv4,
+        yiaddr: ipv4,
+        siaddr: ipv4,
+        giaddr: ipv4,
+        chaddr: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.from(a)),
+        sname: fc.string({ maxLength: 63 }).map((s) => s.replace(/[^\x20-\x7e]/g, 'b')),
+        file: fc.string({ maxLength: 127 }).map((s) => s.replace(/[^\x20-\x7e]/g, 'c')),
+        options,
+      },
+      { noNullPrototype: true },
+    );
+    fc.assert(
+      fc.property(packet, (p) => {
+        const bytes = encodeDhcpPacket(p as DhcpPacket);
+        assert.ok(bytes.length >= 300);
+        assert.deepEqual(decodeDhcpPacket(bytes), p);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -125,28 +125,65 @@ describe('proxy offers', () => {
   test('a two-entry menu keeps both labels whole', () => {
     const c = { ...ctx, policy: { ...policy, menu: [{ label: 'Install', file: 'a.0' }, { label: 'Boot from disk' }] } };
     const r = onWire(replied(decide(firmwareDiscover('intel-bios', MAC, 11), c)));
-    assert.deepEqual(r.options.pxe?.bootMenu, [{ type: 0x8000, description: 'Install' }, { type: 0, description: 'Boot from disk' }]);
+    assert.deepEqual(r.options.pxe?.bootMenu, [
+      { type: 0x8000, description: 'Install' },
+      { type: 0, description: 'Boot from disk' },
+    ]);
     assert.deepEqual(r.options.pxe?.bootServers, [{ type: 0x8000, addresses: [SERVER] }]);
   });
 });
 
 describe('proxy ignores', () => {
   test('a client without PXEClient/HTTPClient', () => {
-    const plan = decide(rawDhcp({ xid: 1, mac: MAC, options: [[53, [1]], [60, 'MSFT 5.0']] }));
+    const plan = decide(
+      rawDhcp({
+        xid: 1,
+        mac: MAC,
+        options: [
+          [53, [1]],
+          [60, 'MSFT 5.0'],
+        ],
+      }),
+    );
     assert.equal(plan.action, 'ignore');
     assert.match((plan as { reason: string }).reason, /not a PXE/);
   });
   test('a REQUEST to another DHCP server', () => {
-    const plan = decide(rawDhcp({ xid: 1, mac: MAC, options: [...firmwareOptions('edk2-x64', MAC, { messageType: 3 }), [54, [198, 18, 0, 1]], [50, [198, 18, 0, 50]]] }));
+    const plan = decide(
+      rawDhcp({ xid: 1, mac: MAC, options: [...firmwareOptions('edk2-x64', MAC, { messageType: 3 }), [54, [198, 18, 0, 1]], [50, [198, 18, 0, 50]]] }),
+    );
     assert.equal(plan.action, 'ignore');
   });
   test('an architecture without a boot class', () => {
-    const plan = decide(rawDhcp({ xid: 1, mac: MAC, options: [[53, [1]], [93, [0, 25]], [60, 'PXEClient:Arch:00025:UNDI:003000']] }));
+    const plan = decide(
+      rawDhcp({
+        xid: 1,
+        mac: MAC,
+        options: [
+          [53, [1]],
+          [93, [0, 25]],
+          [60, 'PXEClient:Arch:00025:UNDI:003000'],
+        ],
+      }),
+    );
     assert.equal(plan.action, 'ignore');
     assert.match((plan as { reason: string }).reason, /RISC-V/);
   });
   test('a BOOTREPLY', () => {
-    assert.equal(decide(rawDhcp({ op: 2, xid: 1, mac: MAC, options: [[53, [2]], [60, 'PXEClient']] })).action, 'ignore');
+    assert.equal(
+      decide(
+        rawDhcp({
+          op: 2,
+          xid: 1,
+          mac: MAC,
+          options: [
+            [53, [2]],
+            [60, 'PXEClient'],
+          ],
+        }),
+      ).action,
+      'ignore',
+    );
   });
 });
 
@@ -172,19 +209,22 @@ describe('proxy invariants (property)', () => {
       ciaddr: fc.constantFrom('0.0.0.0', '192.0.2.44'),
       serverId: fc.constantFrom(undefined, SERVER, '192.0.2.2'),
     });
-    fc.assert(fc.property(request, (r) => {
-      const extra: [number, number[]][] = [[93, [r.arch >> 8, r.arch & 0xff]]];
-      if (r.serverId) extra.push([54, r.serverId.split('.').map(Number)]);
-      const base = firmwareOptions(r.kind, MAC, { messageType: r.type }).filter(([code]) => code !== 93);
-      const bytes = rawDhcp({ xid: 1, mac: MAC, giaddr: r.giaddr, ciaddr: r.ciaddr, options: [...base, ...extra] });
-      const plan = decideProxyReply(decodeDhcpPacket(bytes), ctx);
-      if (plan.action !== 'reply') return;
-      const wire = decodeDhcpPacket(encodeDhcpPacket(plan.reply));
-      assert.equal(wire.yiaddr, '0.0.0.0');
-      assert.equal(wire.siaddr, SERVER);
-      assert.match(wire.options.vendorClassId ?? '', /^(PXEClient|HTTPClient)$/);
-      assert.ok([2, 5].includes(wire.options.messageType!));
-    }), { numRuns: 400 });
+    fc.assert(
+      fc.property(request, (r) => {
+        const extra: [number, number[]][] = [[93, [r.arch >> 8, r.arch & 0xff]]];
+        if (r.serverId) extra.push([54, r.serverId.split('.').map(Number)]);
+        const base = firmwareOptions(r.kind, MAC, { messageType: r.type }).filter(([code]) => code !== 93);
+        const bytes = rawDhcp({ xid: 1, mac: MAC, giaddr: r.giaddr, ciaddr: r.ciaddr, options: [...base, ...extra] });
+        const plan = decideProxyReply(decodeDhcpPacket(bytes), ctx);
+        if (plan.action !== 'reply') return;
+        const wire = decodeDhcpPacket(encodeDhcpPacket(plan.reply));
+        assert.equal(wire.yiaddr, '0.0.0.0');
+        assert.equal(wire.siaddr, SERVER);
+        assert.match(wire.options.vendorClassId ?? '', /^(PXEClient|HTTPClient)$/);
+        assert.ok([2, 5].includes(wire.options.messageType!));
+      }),
+      { numRuns: 400 },
+    );
   });
 });
 

@@ -38,7 +38,10 @@ class TestClient {
     if (q) return Promise.resolve(q);
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('no reply')), timeoutMs);
-      this.waiting.push((p) => { clearTimeout(t); resolve(p); });
+      this.waiting.push((p) => {
+        clearTimeout(t);
+        resolve(p);
+      });
     });
   }
   close(): void {
@@ -111,7 +114,18 @@ describe('DhcpService over loopback, proxy mode', () => {
   });
 
   test('a non-PXE client is ignored with a reason', async () => {
-    client.send(rawDhcp({ xid: 0x1004, mac: '52:54:00:00:10:02', ciaddr: '127.0.0.1', options: [[53, [1]], [60, 'MSFT 5.0']] }), service.ports.server);
+    client.send(
+      rawDhcp({
+        xid: 0x1004,
+        mac: '52:54:00:00:10:02',
+        ciaddr: '127.0.0.1',
+        options: [
+          [53, [1]],
+          [60, 'MSFT 5.0'],
+        ],
+      }),
+      service.ports.server,
+    );
     const ignored = await waitForEvent(events, (e) => e.type === 'dhcp.ignored' && e.xid === 0x1004);
     assert.match(String(ignored.reason), /not a PXE/);
     assert.equal(ignored.mac, '52:54:00:00:10:02');
@@ -119,7 +133,10 @@ describe('DhcpService over loopback, proxy mode', () => {
   });
 
   test("the office server's own REQUEST is left to it and marked as expected, not as a missed answer", async () => {
-    client.send(rawDhcp({ xid: 0x1005, mac: MAC, options: [...firmwareOptions('edk2-x64', MAC, { messageType: 3 }), [54, [192, 0, 2, 2]], [50, [192, 0, 2, 50]]] }), service.ports.server);
+    client.send(
+      rawDhcp({ xid: 0x1005, mac: MAC, options: [...firmwareOptions('edk2-x64', MAC, { messageType: 3 }), [54, [192, 0, 2, 2]], [50, [192, 0, 2, 50]]] }),
+      service.ports.server,
+    );
     const ignored = await waitForEvent(events, (e) => e.type === 'dhcp.ignored' && e.xid === 0x1005);
     assert.match(String(ignored.reason), /REQUEST for DHCP server 192\.0\.2\.2/);
     assert.equal(ignored.expected, true);
@@ -181,7 +198,18 @@ describe('DhcpService: one lookup hook, asked once per client message that may b
 
   test('a client that cannot get a boot file is not looked up', async () => {
     asked.length = 0;
-    client.send(rawDhcp({ xid: 0x1103, mac: NOW, ciaddr: '127.0.0.1', options: [[53, [1]], [60, 'MSFT 5.0']] }), service.ports.server);
+    client.send(
+      rawDhcp({
+        xid: 0x1103,
+        mac: NOW,
+        ciaddr: '127.0.0.1',
+        options: [
+          [53, [1]],
+          [60, 'MSFT 5.0'],
+        ],
+      }),
+      service.ports.server,
+    );
     await waitForEvent(events, (e) => e.type === 'dhcp.ignored' && e.xid === 0x1103);
     assert.deepEqual(asked, []);
   });
@@ -195,19 +223,20 @@ describe('DhcpService over loopback, full DHCP mode', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bb-dhcp-'));
   const leaseFile = join(dir, 'leases.json');
   let clientPort = 0;
-  const makeService = (probePort: number) => new DhcpService({
-    mode: 'dhcp',
-    serverAddress: '127.0.0.1',
-    socketFactory: loopbackFactory,
-    // The probe binds the client port; loopback tests give it a port of its own.
-    ports: { server: 0, pxe: 0, client: probePort },
-    policy: { serverAddress: '127.0.0.1', httpBaseUrl: 'http://127.0.0.1:8080', boot: { bios: 'undionly.kpxe', uefi64: 'ipxe.efi' } },
-    pool: { first: '127.0.0.10', last: '127.0.0.20', subnetMask: '255.0.0.0', leaseSeconds: 600 },
-    leaseFile,
-    probeMs: 50,
-    publish: bus.publish,
-    logger: new MemoryLogger(),
-  });
+  const makeService = (probePort: number) =>
+    new DhcpService({
+      mode: 'dhcp',
+      serverAddress: '127.0.0.1',
+      socketFactory: loopbackFactory,
+      // The probe binds the client port; loopback tests give it a port of its own.
+      ports: { server: 0, pxe: 0, client: probePort },
+      policy: { serverAddress: '127.0.0.1', httpBaseUrl: 'http://127.0.0.1:8080', boot: { bios: 'undionly.kpxe', uefi64: 'ipxe.efi' } },
+      pool: { first: '127.0.0.10', last: '127.0.0.20', subnetMask: '255.0.0.0', leaseSeconds: 600 },
+      leaseFile,
+      probeMs: 50,
+      publish: bus.publish,
+      logger: new MemoryLogger(),
+    });
 
   before(async () => {
     clientPort = await client.open();

@@ -145,15 +145,23 @@ describe('DhcpThread: proxy DHCP answered on its own thread', () => {
     xids.forEach((xid, i) => client.discover(`52:54:00:00:30:${i.toString(16).padStart(2, '0')}`, xid, thread.ports.server));
     for (const xid of xids) await client.reply(xid);
     // Two per-request events per DISCOVER (dhcp.received, proxy.offer): published or counted.
-    await waitFor(() => {
-      const mine = events.slice(before);
-      const published = mine.filter((e) => typeof e.xid === 'number' && e.xid >= 0x3000 && e.xid < 0x3000 + 60).length;
-      const counted = mine.filter((e) => e.type === 'dhcp.storm' && e.time >= stormSecond).reduce((n, e) => n + Number(e.eventsNotPublished), 0);
-      return published + counted === 120 && counted > 0;
-    }, 4000, 'every event of the storm published or counted');
+    await waitFor(
+      () => {
+        const mine = events.slice(before);
+        const published = mine.filter((e) => typeof e.xid === 'number' && e.xid >= 0x3000 && e.xid < 0x3000 + 60).length;
+        const counted = mine.filter((e) => e.type === 'dhcp.storm' && e.time >= stormSecond).reduce((n, e) => n + Number(e.eventsNotPublished), 0);
+        return published + counted === 120 && counted > 0;
+      },
+      4000,
+      'every event of the storm published or counted',
+    );
     const perSecond = new Map<number, number>();
-    for (const e of events.slice(before)) if (e.type !== 'dhcp.storm') perSecond.set(Math.floor(e.time / 1000), (perSecond.get(Math.floor(e.time / 1000)) ?? 0) + 1);
-    assert.ok([...perSecond.values()].every((n) => n <= 20), `at most 20 a second: ${[...perSecond.values()]}`);
+    for (const e of events.slice(before))
+      if (e.type !== 'dhcp.storm') perSecond.set(Math.floor(e.time / 1000), (perSecond.get(Math.floor(e.time / 1000)) ?? 0) + 1);
+    assert.ok(
+      [...perSecond.values()].every((n) => n <= 20),
+      `at most 20 a second: ${[...perSecond.values()]}`,
+    );
   });
 });
 
@@ -162,13 +170,21 @@ test('DhcpThread: a port in use fails the start with the PortBindError the host 
   await new Promise<void>((r) => holder.bind(0, '0.0.0.0', () => r()));
   const taken = holder.address().port;
   const thread = new DhcpThread({
-    service: { mode: 'proxy', serverAddress: '127.0.0.1', ports: { server: taken, pxe: 0 }, policy: { serverAddress: '127.0.0.1', httpBaseUrl: 'http://127.0.0.1:8080', boot: {} } },
+    service: {
+      mode: 'proxy',
+      serverAddress: '127.0.0.1',
+      ports: { server: taken, pxe: 0 },
+      policy: { serverAddress: '127.0.0.1', httpBaseUrl: 'http://127.0.0.1:8080', boot: {} },
+    },
     publish: () => {},
     publishAt: () => {},
     logger: new MemoryLogger(),
   });
   try {
-    await assert.rejects(thread.start(), (err: unknown) => err instanceof PortBindError && err.port === taken && err.reason === 'in-use' && /in use/i.test(err.message));
+    await assert.rejects(
+      thread.start(),
+      (err: unknown) => err instanceof PortBindError && err.port === taken && err.reason === 'in-use' && /in use/i.test(err.message),
+    );
   } finally {
     holder.close();
   }
@@ -178,10 +194,13 @@ test('AssignmentMirror: unassigned clients get the default now; assigned ones wa
   const asked: string[] = [];
   let answer = 'first';
   let keep = true;
-  const mirror = new AssignmentMirror({ macs: [ASSIGNED], uuids: ['8a4d1c2e-5b6f-4a70-9c31-0123456789ab'], defaultAssignment: { name: 'default' } }, async (mac, uuid) => {
-    asked.push(`${mac} ${uuid ?? ''}`);
-    return { assignment: { name: answer }, keep };
-  });
+  const mirror = new AssignmentMirror(
+    { macs: [ASSIGNED], uuids: ['8a4d1c2e-5b6f-4a70-9c31-0123456789ab'], defaultAssignment: { name: 'default' } },
+    async (mac, uuid) => {
+      asked.push(`${mac} ${uuid ?? ''}`);
+      return { assignment: { name: answer }, keep };
+    },
+  );
   assert.equal(mirror.prepare(OTHER, undefined), undefined);
   assert.deepEqual(mirror.lookup(OTHER), { name: 'default' });
   // A UUID belonging to an assigned machine makes the client a candidate whatever its MAC.

@@ -26,9 +26,19 @@ function encoded(address: string): number[] | undefined {
 describe('DHCP wire helpers', () => {
   test('encodeIpv4 accepts exactly the dotted quads', () => {
     for (const a of ['0.0.0.0', '255.255.255.255', '192.0.2.1', '01.002.3.4']) assert.deepEqual(encoded(a), ipv4ByDefinition(a), a);
-    for (const a of ['', '256.1.1.1', '1.2.3', '1.2.3.4.', '.1.2.3.4', '1..2.3', '0000.1.1.1', '1.2.3.4\n', ' 1.2.3.4', '1.2.3.-4', '1.2.3.4x']) assert.equal(encoded(a), undefined, JSON.stringify(a));
-    const text = fc.oneof(fc.stringMatching(/^[0-9.]{0,17}$/), fc.string(), fc.ipV4(), fc.ipV4().map((s) => `${s}\n`), fc.ipV4().map((s) => `${s}.`));
-    fc.assert(fc.property(text, (a) => assert.deepEqual(encoded(a), ipv4ByDefinition(a))), { numRuns: 20_000 });
+    for (const a of ['', '256.1.1.1', '1.2.3', '1.2.3.4.', '.1.2.3.4', '1..2.3', '0000.1.1.1', '1.2.3.4\n', ' 1.2.3.4', '1.2.3.-4', '1.2.3.4x'])
+      assert.equal(encoded(a), undefined, JSON.stringify(a));
+    const text = fc.oneof(
+      fc.stringMatching(/^[0-9.]{0,17}$/),
+      fc.string(),
+      fc.ipV4(),
+      fc.ipV4().map((s) => `${s}\n`),
+      fc.ipV4().map((s) => `${s}.`),
+    );
+    fc.assert(
+      fc.property(text, (a) => assert.deepEqual(encoded(a), ipv4ByDefinition(a))),
+      { numRuns: 20_000 },
+    );
   });
 
   test('writeIpv4 writes the address at the offset and nothing else', () => {
@@ -38,20 +48,30 @@ describe('DHCP wire helpers', () => {
   });
 
   test('formatMac: lower-case colon form of any length', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 16 }), (bytes) => {
-      assert.equal(formatMac(Buffer.from(bytes)), [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':'));
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 16 }), (bytes) => {
+        assert.equal(formatMac(Buffer.from(bytes)), [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':'));
+      }),
+    );
   });
 
   test('encodeTlv round-trips through decodeTlv, long values split into 255-byte pieces (RFC 3396)', () => {
-    const item = fc.tuple(fc.integer({ min: 1, max: 254 }), fc.uint8Array({ maxLength: 700 }).map((b) => Buffer.from(b)));
-    fc.assert(fc.property(fc.uniqueArray(item, { selector: ([code]) => code, maxLength: 6 }), (items) => {
-      const bytes = encodeTlv(items);
-      const lengths = items.reduce((n, [, v]) => n + (v.length === 0 ? 2 : v.length + 2 * Math.ceil(v.length / 255)), 0);
-      assert.equal(bytes.length, lengths);
-      const decoded = decodeTlv(bytes, 'test');
-      assert.deepEqual([...decoded].map(([c, v]) => [c, v.toString('hex')]), items.map(([c, v]) => [c, v.toString('hex')]));
-    }));
+    const item = fc.tuple(
+      fc.integer({ min: 1, max: 254 }),
+      fc.uint8Array({ maxLength: 700 }).map((b) => Buffer.from(b)),
+    );
+    fc.assert(
+      fc.property(fc.uniqueArray(item, { selector: ([code]) => code, maxLength: 6 }), (items) => {
+        const bytes = encodeTlv(items);
+        const lengths = items.reduce((n, [, v]) => n + (v.length === 0 ? 2 : v.length + 2 * Math.ceil(v.length / 255)), 0);
+        assert.equal(bytes.length, lengths);
+        const decoded = decodeTlv(bytes, 'test');
+        assert.deepEqual(
+          [...decoded].map(([c, v]) => [c, v.toString('hex')]),
+          items.map(([c, v]) => [c, v.toString('hex')]),
+        );
+      }),
+    );
     assert.throws(() => encodeTlv([[255, Buffer.alloc(1)]]), DhcpEncodeError);
     assert.throws(() => encodeTlv(new Map([[0, Buffer.alloc(1)]])), DhcpEncodeError);
   });

@@ -68,7 +68,7 @@ test('a located stretch reads and streams only its own bytes; unknown names fall
   }
 });
 
-test('a mount below a locator\'s prefix wins over it', async () => {
+test("a mount below a locator's prefix wins over it", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bb-locate-'));
   try {
     writeFileSync(join(dir, 'mounted.bin'), 'mounted');

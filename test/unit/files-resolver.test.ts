@@ -146,12 +146,18 @@ describe('normalizeRequestPath', () => {
   test('maps backslashes, drops . and empty segments, keeps a leading slash root-relative', () => {
     assert.deepEqual(normalizeRequestPath('\\Boot\\x64\\wdsnbp.com'), { ok: true, segments: ['Boot', 'x64', 'wdsnbp.com'], path: '/Boot/x64/wdsnbp.com' });
     assert.deepEqual(normalizeRequestPath('/boot\\bcd'), { ok: true, segments: ['boot', 'bcd'], path: '/boot/bcd' });
-    assert.deepEqual(normalizeRequestPath('//grub/./x86_64-efi//command.lst'), { ok: true, segments: ['grub', 'x86_64-efi', 'command.lst'], path: '/grub/x86_64-efi/command.lst' });
+    assert.deepEqual(normalizeRequestPath('//grub/./x86_64-efi//command.lst'), {
+      ok: true,
+      segments: ['grub', 'x86_64-efi', 'command.lst'],
+      path: '/grub/x86_64-efi/command.lst',
+    });
   });
 });
 
 describe('FileResolver: hostile names', () => {
-  const corpus = traversalCorpus().map((name) => [name, 'access-denied'] as [string, 'access-denied' | 'not-found']).concat(refusedCorpus.filter(([n]) => n !== 'pxelinux.0/'));
+  const corpus = traversalCorpus()
+    .map((name) => [name, 'access-denied'] as [string, 'access-denied' | 'not-found'])
+    .concat(refusedCorpus.filter(([n]) => n !== 'pxelinux.0/'));
   test(`corpus has at least 100 names (${corpus.length})`, () => {
     assert.ok(corpus.length >= 100);
   });
@@ -163,7 +169,8 @@ describe('FileResolver: hostile names', () => {
       for (const [name, code] of corpus) {
         const r = await openText(resolver, name);
         if (r.ok) wrong.push(`${JSON.stringify(name)} was served: ${JSON.stringify(r.text)}`);
-        else if (r.code !== code && !(name === 'LINK-OUT' && !caseInsensitive)) wrong.push(`${JSON.stringify(name)}: ${r.code} (${r.reason}), expected ${code}`);
+        else if (r.code !== code && !(name === 'LINK-OUT' && !caseInsensitive))
+          wrong.push(`${JSON.stringify(name)}: ${r.code} (${r.reason}), expected ${code}`);
       }
       assert.deepEqual(wrong, []);
       assert.equal(resolver.openDescriptorCount(), 0);

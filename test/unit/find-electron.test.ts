@@ -13,7 +13,11 @@ const saved = { override: process.env.ELECTRON_OVERRIDE_DIST_PATH, display: proc
 const roots: string[] = [];
 
 afterEach(() => {
-  for (const [key, value] of [['ELECTRON_OVERRIDE_DIST_PATH', saved.override], ['DISPLAY', saved.display], ['WAYLAND_DISPLAY', saved.wayland]] as const) {
+  for (const [key, value] of [
+    ['ELECTRON_OVERRIDE_DIST_PATH', saved.override],
+    ['DISPLAY', saved.display],
+    ['WAYLAND_DISPLAY', saved.wayland],
+  ] as const) {
     if (value === undefined) delete process.env[key];
     else process.env[key] = value;
   }

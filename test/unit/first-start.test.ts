@@ -19,7 +19,15 @@ import type { ServeSettings, ServicesStatus } from '../../preload/api.js';
 const dir = mkdtempSync(join(tmpdir(), 'bootbench-first-start-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const loopback: NetInterface = { name: 'lo', mac: '', ipv4: [{ address: '127.0.0.1', netmask: '255.0.0.0', prefixLength: 8 }], ipv6: [], up: true, kind: 'loopback', mtu: 65536 };
+const loopback: NetInterface = {
+  name: 'lo',
+  mac: '',
+  ipv4: [{ address: '127.0.0.1', netmask: '255.0.0.0', prefixLength: 8 }],
+  ipv6: [],
+  up: true,
+  kind: 'loopback',
+  mtu: 65536,
+};
 
 function setUp(name: string, resourcesDir?: string) {
   const dataDir = join(dir, name);
@@ -27,7 +35,13 @@ function setUp(name: string, resourcesDir?: string) {
   const config = { ...configFromSettings(store, dataDir), interfaceName: 'lo', httpPort: 0, ports: { dhcp: 0, pxe: 0, tftp: 0, dhcpClient: 0 } };
   // Loopback and any free port: nothing leaves this machine.
   const host = new ServiceHost({ config, store, resolveInterface: () => loopback, watchInterface: false, dhcpThread: false, resourcesDir });
-  const api = new HostApi({ host, store: storeApi(store), listInterfaces: () => [], shell: 'web', afterStart: () => saveConfigToSettings(store, host.config()) });
+  const api = new HostApi({
+    host,
+    store: storeApi(store),
+    listInterfaces: () => [],
+    shell: 'web',
+    afterStart: () => saveConfigToSettings(store, host.config()),
+  });
   const call = async <T>(name: string, request?: unknown): Promise<T> => {
     const reply = await api.handle(name, request);
     if ('error' in reply) throw new Error(`${reply.error.code}: ${reply.error.message}`);
@@ -59,7 +73,10 @@ describe('first start', () => {
     writeFileSync(file, 'x');
     try {
       await assert.rejects(h.call('services:start', { root: 'boot' }), /invalid-request: services:start: root must be a full path on the host/);
-      await assert.rejects(h.call('services:start', { root: join(dir, 'nope') }), /The served folder .*nope does not exist: give the folder that holds your boot files/);
+      await assert.rejects(
+        h.call('services:start', { root: join(dir, 'nope') }),
+        /The served folder .*nope does not exist: give the folder that holds your boot files/,
+      );
       await assert.rejects(h.call('services:start', { root: file }), /The served folder .*a-file is a file, not a folder/);
       const mine = join(dir, 'my-boot');
       mkdirSync(mine);
@@ -76,7 +93,11 @@ describe('first start', () => {
     try {
       assert.deepEqual((await h.call<ServeSettings>('services:settings')).defaultBoot, { kind: 'menu', timeoutSeconds: 10 });
       const rescue = h.store.entries.create({ name: 'rescue', kind: 'nbp', files: [] });
-      assert.deepEqual((await h.call<ServeSettings>('services:set-default-boot', { kind: 'entry', entryId: rescue.id })).defaultBoot, { kind: 'entry', entryId: rescue.id, name: 'rescue' });
+      assert.deepEqual((await h.call<ServeSettings>('services:set-default-boot', { kind: 'entry', entryId: rescue.id })).defaultBoot, {
+        kind: 'entry',
+        entryId: rescue.id,
+        name: 'rescue',
+      });
       assert.equal(h.store.settings.get('defaults')?.entryId, rescue.id);
       assert.deepEqual((await h.call<ServeSettings>('services:set-default-boot', { kind: 'local-disk' })).defaultBoot, { kind: 'local-disk' });
       await assert.rejects(h.call('services:set-default-boot', { kind: 'entry', entryId: 999 }), /There is no boot entry number 999/);
@@ -98,11 +119,20 @@ describe('first start', () => {
     const h = setUp('missing-uefi', resources);
     try {
       const before = await h.call<ServeSettings>('services:settings');
-      assert.deepEqual(before.bootPrograms.map((p) => [p.firmware, Boolean(p.path), Boolean(p.problem)]), [['BIOS', true, false], ['UEFI', false, true]]);
+      assert.deepEqual(
+        before.bootPrograms.map((p) => [p.firmware, Boolean(p.path), Boolean(p.problem)]),
+        [
+          ['BIOS', true, false],
+          ['UEFI', false, true],
+        ],
+      );
       const status = await h.call<ServicesStatus>('services:start', {});
       assert.equal(status.running, true);
       assert.equal(status.problems.length, 1, JSON.stringify(status.problems));
-      assert.match(status.problems[0]!, /^UEFI PCs cannot boot: the iPXE they are handed \(ipxe\/snponly\.efi\) is missing\. Fix: install the Debian package ipxe \(sudo apt-get install ipxe\)/);
+      assert.match(
+        status.problems[0]!,
+        /^UEFI PCs cannot boot: the iPXE they are handed \(ipxe\/snponly\.efi\) is missing\. Fix: install the Debian package ipxe \(sudo apt-get install ipxe\)/,
+      );
       assert.ok(status.problems[0]!.includes(join(h.dataDir, 'boot', 'ipxe', 'snponly.efi')), 'and where an own copy goes');
     } finally {
       await h.close();
@@ -125,7 +155,10 @@ describe('first start', () => {
       }
       await new Promise((r) => setImmediate(r));
       assert.deepEqual(listeners(), before);
-      assert.deepEqual(warnings.map((w) => `${w.name}: ${w.message}`), []);
+      assert.deepEqual(
+        warnings.map((w) => `${w.name}: ${w.message}`),
+        [],
+      );
       assert.equal(h.host.status().running, false);
     } finally {
       process.off('warning', onWarning);

@@ -30,7 +30,10 @@ function proxyChainToGrub(officeAck?: Record<string, unknown>): BootEvent[] {
 test('proxy mode: GRUB loaded and silent names the next-server from the other server ACK', () => {
   const d = diagnoseBoot(proxyChainToGrub({ nextServer: '192.0.2.2' }));
   assert.equal(d.level, 'problem');
-  assert.match(d.message, /GRUB was loaded, but it asks 192\.0\.2\.2 \(the next-server in the answer of the other DHCP server \(192\.0\.2\.2\)\) for grub\.cfg, not this computer \(192\.0\.2\.1\)/);
+  assert.match(
+    d.message,
+    /GRUB was loaded, but it asks 192\.0\.2\.2 \(the next-server in the answer of the other DHCP server \(192\.0\.2\.2\)\) for grub\.cfg, not this computer \(192\.0\.2\.1\)/,
+  );
   assert.match(d.hint!, /full DHCP mode/);
   assert.match(d.hint!, /next-server \(siaddr\) of the other DHCP server \(192\.0\.2\.2\) to 192\.0\.2\.1/);
 });
@@ -72,6 +75,9 @@ test('UEFI HTTP boot of shim and GRUB: GRUB has no TFTP server to ask', () => {
 });
 
 test('the Timeline line for the other server ACK', () => {
-  assert.equal(summarizeEvent(ev('dhcp.other-ack', { server: '192.0.2.2', ip: '192.0.2.90', nextServer: '192.0.2.2' })).summary, 'The other DHCP server 192.0.2.2 gave it 192.0.2.90; its next-server is 192.0.2.2');
+  assert.equal(
+    summarizeEvent(ev('dhcp.other-ack', { server: '192.0.2.2', ip: '192.0.2.90', nextServer: '192.0.2.2' })).summary,
+    'The other DHCP server 192.0.2.2 gave it 192.0.2.90; its next-server is 192.0.2.2',
+  );
   assert.match(summarizeEvent(ev('dhcp.other-ack', { server: '192.0.2.2', ip: '192.0.2.90' })).summary, /names no next-server/);
 });

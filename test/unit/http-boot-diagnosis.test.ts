@@ -12,7 +12,13 @@ const url = 'http://192.0.2.1:8080/marker.efi';
 const httpDiscover = (msgType: string): BootEvent => ev('dhcp.received', { msgType, arch: 16, vendorClass: 'HTTPClient:Arch:00016:UNDI:003000' });
 
 test('an HTTP boot that downloaded its program is called an HTTP boot', () => {
-  const d = diagnoseBoot([httpDiscover('DISCOVER'), httpDiscover('REQUEST'), ev('dhcp.lease', { file: url, bootClass: 'http64' }), ev('http.start', { file: '/marker.efi' }), ev('http.done', { file: '/marker.efi', bytes: 2048 })]);
+  const d = diagnoseBoot([
+    httpDiscover('DISCOVER'),
+    httpDiscover('REQUEST'),
+    ev('dhcp.lease', { file: url, bootClass: 'http64' }),
+    ev('http.start', { file: '/marker.efi' }),
+    ev('http.done', { file: '/marker.efi', bytes: 2048 }),
+  ]);
   assert.equal(d.level, 'ok');
   assert.match(d.message, /^UEFI HTTP boot: Downloaded \/marker\.efi/);
 });
@@ -42,7 +48,10 @@ test('iPXE reached through HTTP boot still counts as an HTTP boot; a later PXE b
 });
 
 test('a PXE boot is not called an HTTP boot', () => {
-  const d = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003000' }), ev('pxe.ack', { file: 'ipxe.efi' })]);
+  const d = diagnoseBoot([
+    ev('dhcp.received', { msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003000' }),
+    ev('pxe.ack', { file: 'ipxe.efi' }),
+  ]);
   assert.doesNotMatch(d.message, /HTTP boot/);
   assert.match(d.hint!, /TFTP/);
 });

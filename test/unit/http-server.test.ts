@@ -124,7 +124,14 @@ describe('HttpFileServer', () => {
 
   test('backpressure: a client that stops reading stops the disk reads (streamed)', async () => {
     const seen: BootEvent[] = [];
-    const streamed = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: (type, d) => seen.push({ type, time: 0, ...d }), logger: new MemoryLogger(), zeroCopy: false });
+    const streamed = new HttpFileServer({
+      port: 0,
+      address: '127.0.0.1',
+      files,
+      publish: (type, d) => seen.push({ type, time: 0, ...d }),
+      logger: new MemoryLogger(),
+      zeroCopy: false,
+    });
     await streamed.start();
     try {
       assert.equal(streamed.bodyPath.kind, 'stream');
@@ -134,36 +141,48 @@ describe('HttpFileServer', () => {
     }
   });
 
-  test('a zero-copy worker that dies mid-response: that response fails, later ones are streamed', { skip: process.platform !== 'linux' && 'Linux only' }, async () => {
-    const seen: BootEvent[] = [];
-    const other = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: (type, d) => seen.push({ type, time: 0, ...d }), logger: new MemoryLogger() });
-    await other.start();
-    try {
-      assert.equal(other.bodyPath.kind, 'sendfile');
-      const socket = connect(other.port, '127.0.0.1');
-      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-      socket.pause();
-      socket.write('GET /big.img HTTP/1.1\r\nHost: x\r\n\r\n');
-      await new Promise((r) => setTimeout(r, 300));
-      await (other as unknown as { zeroCopy: { worker: { terminate(): Promise<number> } } }).zeroCopy.worker.terminate();
-      for (let i = 0; i < 100 && !seen.some((e) => e.type === 'http.failed'); i++) await new Promise((r) => setTimeout(r, 20));
-      const failed = seen.find((e) => e.type === 'http.failed');
-      assert.match(String(failed?.reason), /zero-copy worker failed/);
-      socket.destroy();
-      assert.deepEqual(other.bodyPath, { kind: 'stream', reason: 'zero-copy worker failed' });
-      const n = await new Promise<number>((resolve, reject) => {
-        request({ host: '127.0.0.1', port: other.port, path: '/big.img', headers: { range: 'bytes=0-99999' } }, (res) => {
-          let got = 0;
-          res.on('data', (c: Buffer) => (got += c.length));
-          res.on('end', () => resolve(got));
-        }).on('error', reject).end();
+  test(
+    'a zero-copy worker that dies mid-response: that response fails, later ones are streamed',
+    { skip: process.platform !== 'linux' && 'Linux only' },
+    async () => {
+      const seen: BootEvent[] = [];
+      const other = new HttpFileServer({
+        port: 0,
+        address: '127.0.0.1',
+        files,
+        publish: (type, d) => seen.push({ type, time: 0, ...d }),
+        logger: new MemoryLogger(),
       });
-      assert.equal(n, 100_000);
-    } finally {
-      await other.stop();
-    }
-    assert.equal(files.openDescriptorCount(), 0);
-  });
+      await other.start();
+      try {
+        assert.equal(other.bodyPath.kind, 'sendfile');
+        const socket = connect(other.port, '127.0.0.1');
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        socket.pause();
+        socket.write('GET /big.img HTTP/1.1\r\nHost: x\r\n\r\n');
+        await new Promise((r) => setTimeout(r, 300));
+        await (other as unknown as { zeroCopy: { worker: { terminate(): Promise<number> } } }).zeroCopy.worker.terminate();
+        for (let i = 0; i < 100 && !seen.some((e) => e.type === 'http.failed'); i++) await new Promise((r) => setTimeout(r, 20));
+        const failed = seen.find((e) => e.type === 'http.failed');
+        assert.match(String(failed?.reason), /zero-copy worker failed/);
+        socket.destroy();
+        assert.deepEqual(other.bodyPath, { kind: 'stream', reason: 'zero-copy worker failed' });
+        const n = await new Promise<number>((resolve, reject) => {
+          request({ host: '127.0.0.1', port: other.port, path: '/big.img', headers: { range: 'bytes=0-99999' } }, (res) => {
+            let got = 0;
+            res.on('data', (c: Buffer) => (got += c.length));
+            res.on('end', () => resolve(got));
+          })
+            .on('error', reject)
+            .end();
+        });
+        assert.equal(n, 100_000);
+      } finally {
+        await other.stop();
+      }
+      assert.equal(files.openDescriptorCount(), 0);
+    },
+  );
 
   test('progress events are throttled', async () => {
     const before = events.length;
@@ -178,7 +197,14 @@ describe('HttpFileServer', () => {
   });
 
   test('range requests of one client for one file are one transfer (iPXE sanboot)', async () => {
-    const ranged = new HttpFileServer({ port: 0, address: '127.0.0.1', files, publish: (type, d) => seen.push({ type, time: 0, ...d }), logger: new MemoryLogger(), rangeIdleMs: 150 });
+    const ranged = new HttpFileServer({
+      port: 0,
+      address: '127.0.0.1',
+      files,
+      publish: (type, d) => seen.push({ type, time: 0, ...d }),
+      logger: new MemoryLogger(),
+      rangeIdleMs: 150,
+    });
     const seen: BootEvent[] = [];
     await ranged.start();
     try {
@@ -219,7 +245,9 @@ describe('HttpFileServer', () => {
           const parts: Buffer[] = [];
           res.on('data', (c: Buffer) => parts.push(c));
           res.on('end', () => resolve(Buffer.concat(parts)));
-        }).on('error', reject).end();
+        })
+          .on('error', reject)
+          .end();
       });
       assert.equal(body.length, 1024 * 1024);
     } finally {

@@ -6,7 +6,17 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ImageCatalog, ImageError, ImagingJobs, parseCapturedManifest, parseReport, renderManifest, renderTask, requiredDiskBytes, type ImageManifest } from '../../main/imaging/index.js';
+import {
+  ImageCatalog,
+  ImageError,
+  ImagingJobs,
+  parseCapturedManifest,
+  parseReport,
+  renderManifest,
+  renderTask,
+  requiredDiskBytes,
+  type ImageManifest,
+} from '../../main/imaging/index.js';
 import { ChunkError } from '../../main/imaging/chunk-store.js';
 import { openStore } from '../../main/store/index.js';
 import { imageCommand } from '../../main/cli/imaging.js';
@@ -19,8 +29,13 @@ async function* body(...parts: Buffer[]) {
 
 function manifest(name: string, chunks: string[]): ImageManifest {
   return {
-    format: 1, name, createdAt: 1, source: { mac: '52:54:00:00:00:01', disk: 'vda' }, diskBytes: 64 << 20,
-    table: 'label: gpt\n', label: 'gpt',
+    format: 1,
+    name,
+    createdAt: 1,
+    source: { mac: '52:54:00:00:00:01', disk: 'vda' },
+    diskBytes: 64 << 20,
+    table: 'label: gpt\n',
+    label: 'gpt',
     partitions: [{ number: 1, start: 2048, sectors: 8192, fs: 'ext4', tool: 'extfs', streamBytes: 1000, streamSha256: 'a'.repeat(64), chunks }],
   };
 }
@@ -47,14 +62,20 @@ describe('chunk store and image catalog', () => {
   });
 
   test('an image is added only when every chunk it names is stored, and never over another', async () => {
-    assert.throws(() => catalog.add(manifest('a', [sha(one), sha(shared)])), (err: ImageError) => err.status === 422 && /never stored/.test(err.message));
+    assert.throws(
+      () => catalog.add(manifest('a', [sha(one), sha(shared)])),
+      (err: ImageError) => err.status === 422 && /never stored/.test(err.message),
+    );
     await catalog.chunks.put(sha(shared), body(shared));
     await catalog.chunks.put(sha(two), body(two));
     catalog.add(manifest('a', [sha(one), sha(shared)]));
     catalog.add(manifest('b', [sha(two), sha(shared)]));
     assert.throws(() => catalog.add(manifest('a', [sha(one)])), /exists/);
     assert.throws(() => catalog.add(manifest('../x', [sha(one)])), /not allowed/);
-    assert.deepEqual(catalog.list().map((m) => m.name), ['a', 'b']);
+    assert.deepEqual(
+      catalog.list().map((m) => m.name),
+      ['a', 'b'],
+    );
     assert.equal(catalog.summary(catalog.get('a')!).storedBytes, one.length + shared.length);
   });
 
@@ -72,7 +93,10 @@ describe('chunk store and image catalog', () => {
     const kept = catalog.collect(new Set());
     assert.equal(kept.chunks, 1);
     assert.deepEqual(catalog.chunks.list().sort(), [sha(shared), sha(two)].sort());
-    assert.deepEqual(readdirSync(prefixDir).filter((f) => f.endsWith('.part')), []);
+    assert.deepEqual(
+      readdirSync(prefixDir).filter((f) => f.endsWith('.part')),
+      [],
+    );
   });
 
   test('verify finds a damaged and a missing chunk', async () => {

@@ -22,7 +22,12 @@ const OTHER = '52:54:00:aa:10:02';
 const BASE = 'http://192.0.2.1:8080';
 
 describe('grub.cfg for a task (Secure Boot chain)', () => {
-  const kernel = { name: 'the imaging environment', kernel: '/bootbench/imaging/vmlinuz', initrds: ['/bootbench/imaging/initrd.img'], arguments: `bootbench.server=${BASE} console=ttyS0` };
+  const kernel = {
+    name: 'the imaging environment',
+    kernel: '/bootbench/imaging/vmlinuz',
+    initrds: ['/bootbench/imaging/initrd.img'],
+    arguments: `bootbench.server=${BASE} console=ttyS0`,
+  };
 
   test('boots the kernel and initrd from the boot server, over TFTP unless HTTP is on port 80', () => {
     const cfg = buildGrubTaskConfig(kernel, { serverAddress: '192.0.2.1', httpPort: 8080, mac: PC });
@@ -33,7 +38,10 @@ describe('grub.cfg for a task (Secure Boot chain)', () => {
   });
 
   test('a task that cannot boot says why and returns to the firmware', () => {
-    const cfg = buildGrubTaskConfig({ name: 'the imaging environment', unavailable: 'it is not built (npm run build:imaging)' }, { serverAddress: '192.0.2.1', httpPort: 8080 });
+    const cfg = buildGrubTaskConfig(
+      { name: 'the imaging environment', unavailable: 'it is not built (npm run build:imaging)' },
+      { serverAddress: '192.0.2.1', httpPort: 8080 },
+    );
     assert.match(cfg, /echo 'Bootbench: the imaging environment: it is not built \(npm run build:imaging\)'/);
     assert.match(cfg, /^exit$/m);
     assert.doesNotMatch(cfg, /^linux /m);
@@ -101,10 +109,14 @@ describe('imaging service', () => {
     assert.equal(imaging.grubKernel(PC, BASE), undefined, 'a finished job boots nothing');
   });
 
-  test('the library serves the task as the PC\'s grub.cfg, ahead of its assignment', async () => {
+  test("the library serves the task as the PC's grub.cfg, ahead of its assignment", async () => {
     const job = imaging.jobs.create({ kind: 'deploy', image: 'win11', macs: [PC] });
     const library = new LibraryBootService({
-      store, dataDir: join(temp.dir, 'data'), httpBaseUrl: BASE, serverAddress: '192.0.2.1', httpPort: 8080,
+      store,
+      dataDir: join(temp.dir, 'data'),
+      httpBaseUrl: BASE,
+      serverAddress: '192.0.2.1',
+      httpPort: 8080,
       taskKernel: (mac) => imaging.grubKernel(mac, BASE),
     });
     const generated = new Map<string, (r: { protocol: 'tftp' | 'http'; ip?: string; mac?: string; path: string }) => unknown>();
@@ -112,7 +124,11 @@ describe('imaging service', () => {
     const grubCfg = generated.get('/grub/grub.cfg')!;
     const cfg = String(await grubCfg({ protocol: 'tftp', mac: PC, path: '/grub/grub.cfg' }));
     assert.match(cfg, imaging.environmentDir ? /^linux \(tftp,192\.0\.2\.1\)\/bootbench\/imaging\/vmlinuz bootbench\.server=/m : /not built/);
-    assert.equal(await grubCfg({ protocol: 'tftp', mac: OTHER, path: '/grub/grub.cfg' }), undefined, 'a PC without a task or assignment falls through to the root');
+    assert.equal(
+      await grubCfg({ protocol: 'tftp', mac: OTHER, path: '/grub/grub.cfg' }),
+      undefined,
+      'a PC without a task or assignment falls through to the root',
+    );
     imaging.jobs.report(job.id, PC, { phase: 'failed', reason: 'test over' });
   });
 
@@ -135,8 +151,14 @@ describe('imaging service', () => {
     const failed = row(deploy.id, PC);
     assert.equal(failed.result, 'failed');
     assert.equal(failed.phase, 'failed');
-    assert.equal(failed.reason, 'no word from the PC for 61 s while writing partition 2: it was switched off or lost the network. Check its power and cable, then deploy to it again');
-    assert.ok(logger.lines.some((l) => l.message.includes('no word from the PC')), 'the host log says so too');
+    assert.equal(
+      failed.reason,
+      'no word from the PC for 61 s while writing partition 2: it was switched off or lost the network. Check its power and cable, then deploy to it again',
+    );
+    assert.ok(
+      logger.lines.some((l) => l.message.includes('no word from the PC')),
+      'the host log says so too',
+    );
     assert.equal(row(deploy.id, OTHER).result, undefined, 'a PC that never booted is still waiting');
     assert.equal(row(deploy.id, OTHER).phase, 'waiting');
     // A late report from the PC does not bring the row back.

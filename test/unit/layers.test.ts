@@ -13,8 +13,16 @@ const MAIN = join(PROJECT_ROOT, 'main');
 test('every folder of main/ has a layer, and every layer folder exists', () => {
   const folders = readdirSync(MAIN).filter((n) => statSync(join(MAIN, n)).isDirectory());
   const known = LAYERS.flat();
-  assert.deepEqual(folders.filter((f) => !known.includes(f)), [], 'folders missing from LAYERS (test/helpers/import-graph.ts)');
-  assert.deepEqual(known.filter((f) => !folders.includes(f)), [], 'LAYERS names folders that do not exist');
+  assert.deepEqual(
+    folders.filter((f) => !known.includes(f)),
+    [],
+    'folders missing from LAYERS (test/helpers/import-graph.ts)',
+  );
+  assert.deepEqual(
+    known.filter((f) => !folders.includes(f)),
+    [],
+    'LAYERS names folders that do not exist',
+  );
   const loose = readdirSync(MAIN).filter((n) => n.endsWith('.ts'));
   assert.deepEqual(loose, [], 'every module of main/ lives in a folder');
 });
@@ -42,9 +50,18 @@ test('the checker catches an upward import and a folder cycle (a made-up graph)'
     { file: 'main/host/x.ts', fromFolder: 'host', toFolder: 'dhcp', toFile: 'main/dhcp/service.ts', specifier: '../dhcp/service.js' },
   ];
   const violations = layerViolations(edges);
-  assert.ok(violations.some((v) => v.startsWith('main/core/clock.ts: core imports host')), violations.join('\n'));
-  assert.ok(violations.some((v) => v.includes('main/tftp/server.ts: tftp imports dhcp')), violations.join('\n'));
-  assert.ok(violations.some((v) => v.includes('past its index.ts')), violations.join('\n'));
+  assert.ok(
+    violations.some((v) => v.startsWith('main/core/clock.ts: core imports host')),
+    violations.join('\n'),
+  );
+  assert.ok(
+    violations.some((v) => v.includes('main/tftp/server.ts: tftp imports dhcp')),
+    violations.join('\n'),
+  );
+  assert.ok(
+    violations.some((v) => v.includes('past its index.ts')),
+    violations.join('\n'),
+  );
   assert.deepEqual(folderCycles(edges), ['dhcp -> tftp -> dhcp']);
 });
 
@@ -53,5 +70,8 @@ test('the graph sees relative imports of this tree', () => {
   const edges = importGraph(MAIN);
   assert.ok(edges.length > 50, `only ${edges.length} cross-folder imports found`);
   for (const e of edges.slice(0, 20)) assert.ok(!relative(MAIN, resolve(dirname(join(PROJECT_ROOT, e.file)))).startsWith('..' + sep), e.file);
-  assert.ok(readFileSync(join(PROJECT_ROOT, 'docs', 'architecture.md'), 'utf8').includes(LAYERS.map((l) => l.join(', ')).join(' <- ')), 'docs/architecture.md states the layer order as LAYERS does');
+  assert.ok(
+    readFileSync(join(PROJECT_ROOT, 'docs', 'architecture.md'), 'utf8').includes(LAYERS.map((l) => l.join(', ')).join(' <- ')),
+    'docs/architecture.md states the layer order as LAYERS does',
+  );
 });

@@ -49,20 +49,34 @@ before(async () => {
   writeFileSync(join(dir, 'src', 'tool.efi'), buildPe(0x8664));
   const paths = [join(dir, 'src', 'vmlinuz'), join(dir, 'src', 'initrd.img')];
   const imported = await importPaths(paths, { dataDir: data, mode: 'copy', name: 'Lab kernel' });
-  const k = store.entries.create({ ...imported.entries[0], files: imported.entries[0].files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
+  const k = store.entries.create({
+    ...imported.entries[0],
+    files: imported.entries[0].files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })),
+  });
   const nbpImport = await importPaths([join(dir, 'src', 'tool.efi')], { dataDir: data, mode: 'reference' });
-  const n = store.entries.create({ ...nbpImport.entries[0], files: nbpImport.entries[0].files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
+  const n = store.entries.create({
+    ...nbpImport.entries[0],
+    files: nbpImport.entries[0].files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })),
+  });
   ids = { kernel: k.id, nbp: n.id };
   if (!xorrisoMissing()) {
-    const iso = buildIso(dir, {
-      'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90),
-      'efi.img': Buffer.alloc(64 * 1024),
-      'EFI/BOOT/BOOTX64.EFI': buildPe(0x8664),
-      'casper/vmlinuz': kernel,
-      'casper/initrd': initrd,
-    }, ['-R', '-J', '-V', 'LIVE', ...EL_TORITO_ARGS], 'live.iso');
+    const iso = buildIso(
+      dir,
+      {
+        'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90),
+        'efi.img': Buffer.alloc(64 * 1024),
+        'EFI/BOOT/BOOTX64.EFI': buildPe(0x8664),
+        'casper/vmlinuz': kernel,
+        'casper/initrd': initrd,
+      },
+      ['-R', '-J', '-V', 'LIVE', ...EL_TORITO_ARGS],
+      'live.iso',
+    );
     const isoImport = await importPaths([iso], { dataDir: data, mode: 'reference', name: 'Live ISO' });
-    ids.iso = store.entries.create({ ...isoImport.entries[0], files: isoImport.entries[0].files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) }).id;
+    ids.iso = store.entries.create({
+      ...isoImport.entries[0],
+      files: isoImport.entries[0].files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })),
+    }).id;
   }
   store.machines.create({ macs: [MAC], name: 'bench-01', entryId: ids.kernel, bootOnce: true });
 
@@ -113,7 +127,7 @@ after(async () => {
 });
 
 describe('library boot service over HTTP (loopback)', () => {
-  test('bootstrap script and the machine\'s own script', async () => {
+  test("bootstrap script and the machine's own script", async () => {
     const boot = await get('/ipxe/boot.ipxe');
     assert.equal(boot.status, 200);
     assert.match(boot.body.toString(), /^#!ipxe\nchain http:\/\/127\.0\.0\.1:\d+\/ipxe\/machine\.ipxe\?mac=\$\{netX\/mac\}/);
@@ -144,7 +158,12 @@ describe('library boot service over HTTP (loopback)', () => {
     assert.deepEqual(part.body, initrd.subarray(0, 6));
     const other = (await get(`/ipxe/machine.ipxe?mac=${OTHER}&platform=pcbios&buildarch=i386`)).body.toString();
     // An unknown machine gets the menu; the live ISO's kernel comes from inside the ISO.
-    assert.ok(other.includes(`kernel ${base}/library/e${ids.iso}/iso/casper/vmlinuz initrd=initrd boot=casper netboot=url url=${base}/library/e${ids.iso}/live.iso ip=dhcp`), other);
+    assert.ok(
+      other.includes(
+        `kernel ${base}/library/e${ids.iso}/iso/casper/vmlinuz initrd=initrd boot=casper netboot=url url=${base}/library/e${ids.iso}/live.iso ip=dhcp`,
+      ),
+      other,
+    );
     assert.ok(other.includes('choose --default bb-local --timeout 5000 target'));
   });
 
@@ -219,8 +238,17 @@ describe('library boot service over HTTP (loopback)', () => {
   });
 
   test('after mountInto, entry files are left to the HTTP file server, whose events end boot-once', async () => {
-    const fakeRequest = { url: `/library/e${ids.kernel}/vmlinuz`, method: 'GET', headers: {}, socket: { remoteAddress: '127.0.0.1' } } as unknown as IncomingMessage;
-    assert.equal(await service.httpRoute(fakeRequest, {} as ServerResponse, new URL(`${base}/library/e${ids.kernel}/vmlinuz`)), false, 'the route leaves entry files to the file server');
+    const fakeRequest = {
+      url: `/library/e${ids.kernel}/vmlinuz`,
+      method: 'GET',
+      headers: {},
+      socket: { remoteAddress: '127.0.0.1' },
+    } as unknown as IncomingMessage;
+    assert.equal(
+      await service.httpRoute(fakeRequest, {} as ServerResponse, new URL(`${base}/library/e${ids.kernel}/vmlinuz`)),
+      false,
+      'the route leaves entry files to the file server',
+    );
     const machineId = store.machines.findByMac(MAC)!.id;
     store.machines.update(machineId, { entryId: ids.kernel, bootOnce: true });
     const file = `/library/e${ids.kernel}/initrd.img`;
@@ -244,7 +272,7 @@ describe('library boot service over HTTP (loopback)', () => {
     assert.equal(store.machines.get(a.id)!.entryId, ids.kernel, 'a failed group action changes nobody');
   });
 
-  test('locateInto: a live ISO\'s kernel and initrd for TFTP clients (GRUB)', { skip: xorrisoMissing() }, async () => {
+  test("locateInto: a live ISO's kernel and initrd for TFTP clients (GRUB)", { skip: xorrisoMissing() }, async () => {
     const files = new FileResolver({ roots: [dir], caseInsensitive: true });
     service.locateInto(files);
     const paths = [`/library/e${ids.iso}/iso/casper/vmlinuz`, `/library/e${ids.iso}/iso/casper/initrd`];

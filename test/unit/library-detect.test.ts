@@ -32,7 +32,11 @@ async function refusal(path: string): Promise<UnusableFileError> {
 }
 
 describe('PE/COFF EFI applications', () => {
-  for (const [machine, arch] of [[0x8664, 'x64'], [0x014c, 'ia32'], [0xaa64, 'arm64']] as const) {
+  for (const [machine, arch] of [
+    [0x8664, 'x64'],
+    [0x014c, 'ia32'],
+    [0xaa64, 'arm64'],
+  ] as const) {
     test(`machine 0x${machine.toString(16)} is an EFI NBP for ${arch}`, async () => {
       const d = await detectFile(write(`app-${arch}.efi`, buildPe(machine)));
       assert.equal(d.kind, 'nbp');
@@ -111,7 +115,11 @@ describe('Linux kernels and initrds', () => {
     const gz = await detectFile(write('whatever', gzipSync(Buffer.concat([buildCpioNewc(), Buffer.alloc(200_000, 7)]))));
     assert.ok(gz.kind === 'initrd' && gz.compression === 'gzip' && gz.cpio === 'newc');
   });
-  for (const [tool, args] of [['xz', ['-c', '--check=crc32']], ['zstd', ['-c', '-q']], ['lz4', ['-c', '-l', '-q']]] as const) {
+  for (const [tool, args] of [
+    ['xz', ['-c', '--check=crc32']],
+    ['zstd', ['-c', '-q']],
+    ['lz4', ['-c', '-l', '-q']],
+  ] as const) {
     const missing = spawnSync(tool, ['--version']).error ? `${tool} is not installed` : undefined;
     test(`${tool}-compressed cpio is an initrd (decompressor run on the head only)`, { skip: missing }, async () => {
       const r = spawnSync(tool, [...args], { input: buildCpioNewc() });
@@ -150,16 +158,21 @@ describe('WIM and iPXE scripts', () => {
 describe('ISO 9660 images (built with xorriso)', { skip: xorrisoMissing() }, () => {
   const kernel = buildBzImage({ version: '6.8.0-test' });
   test('Ubuntu-like live ISO: El Torito BIOS+UEFI, casper kernel/initrd, EFI loader, Rock Ridge names', async () => {
-    const iso = buildIso(dir, {
-      'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90),
-      'efi.img': Buffer.alloc(64 * 1024),
-      'EFI/BOOT/BOOTX64.EFI': buildPe(0x8664, { signed: true }),
-      'EFI/BOOT/grubx64.efi': buildPe(0x8664),
-      'casper/vmlinuz': kernel,
-      'casper/initrd': gzipSync(buildCpioNewc()),
-      'casper/filesystem.squashfs': 'hsqs',
-      'A file with a long, mixed-Case name.txt': 'long name',
-    }, ['-R', '-J', '-V', 'Ubuntu 24.04 test', ...EL_TORITO_ARGS], 'ubuntu.iso');
+    const iso = buildIso(
+      dir,
+      {
+        'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90),
+        'efi.img': Buffer.alloc(64 * 1024),
+        'EFI/BOOT/BOOTX64.EFI': buildPe(0x8664, { signed: true }),
+        'EFI/BOOT/grubx64.efi': buildPe(0x8664),
+        'casper/vmlinuz': kernel,
+        'casper/initrd': gzipSync(buildCpioNewc()),
+        'casper/filesystem.squashfs': 'hsqs',
+        'A file with a long, mixed-Case name.txt': 'long name',
+      },
+      ['-R', '-J', '-V', 'Ubuntu 24.04 test', ...EL_TORITO_ARGS],
+      'ubuntu.iso',
+    );
     const d = (await detectFile(iso)) as IsoDetection;
     assert.equal(d.kind, 'iso');
     assert.equal(d.volumeId, 'Ubuntu 24.04 test');
@@ -187,12 +200,17 @@ describe('ISO 9660 images (built with xorriso)', { skip: xorrisoMissing() }, () 
   });
 
   test('Debian live layout picks the versioned kernel and its matching initrd', async () => {
-    const iso = buildIso(dir, {
-      'live/vmlinuz-6.1.0-18-amd64': kernel,
-      'live/initrd.img-6.1.0-18-amd64': buildCpioNewc(),
-      'live/filesystem.squashfs': 'hsqs',
-      'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90),
-    }, ['-R', '-V', 'd-live', '-b', 'isolinux/isolinux.bin', '-no-emul-boot'], 'debian.iso');
+    const iso = buildIso(
+      dir,
+      {
+        'live/vmlinuz-6.1.0-18-amd64': kernel,
+        'live/initrd.img-6.1.0-18-amd64': buildCpioNewc(),
+        'live/filesystem.squashfs': 'hsqs',
+        'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90),
+      },
+      ['-R', '-V', 'd-live', '-b', 'isolinux/isolinux.bin', '-no-emul-boot'],
+      'debian.iso',
+    );
     const d = (await detectFile(iso)) as IsoDetection;
     assert.equal(d.linux?.flavour, 'debian-live');
     assert.equal(d.linux?.kernel, 'live/vmlinuz-6.1.0-18-amd64');
@@ -202,16 +220,28 @@ describe('ISO 9660 images (built with xorriso)', { skip: xorrisoMissing() }, () 
   });
 
   test('Windows PE layout: bootmgr, BCD, boot.sdi, boot.wim found (Joliet names)', async () => {
-    const iso = buildIso(dir, {
-      bootmgr: Buffer.alloc(4096, 1),
-      'boot/bcd': Buffer.alloc(8192, 2),
-      'boot/boot.sdi': Buffer.alloc(4096, 3),
-      'sources/boot.wim': buildWim(9),
-      'efi/boot/bootx64.efi': buildPe(0x8664, { signed: true }),
-    }, ['--norock', '-J', '-V', 'WINPE'], 'winpe.iso');
+    const iso = buildIso(
+      dir,
+      {
+        bootmgr: Buffer.alloc(4096, 1),
+        'boot/bcd': Buffer.alloc(8192, 2),
+        'boot/boot.sdi': Buffer.alloc(4096, 3),
+        'sources/boot.wim': buildWim(9),
+        'efi/boot/bootx64.efi': buildPe(0x8664, { signed: true }),
+      },
+      ['--norock', '-J', '-V', 'WINPE'],
+      'winpe.iso',
+    );
     const d = (await detectFile(iso)) as IsoDetection;
     assert.equal(d.linux, undefined);
-    assert.deepEqual(d.windows, { bootmgr: 'bootmgr', bcd: 'boot/bcd', bootSdi: 'boot/boot.sdi', bootWim: 'sources/boot.wim', efiBootmgr: 'efi/boot/bootx64.efi', udfOnly: false });
+    assert.deepEqual(d.windows, {
+      bootmgr: 'bootmgr',
+      bcd: 'boot/bcd',
+      bootSdi: 'boot/boot.sdi',
+      bootWim: 'sources/boot.wim',
+      efiBootmgr: 'efi/boot/bootx64.efi',
+      udfOnly: false,
+    });
     assert.deepEqual(d.architectures, ['x64']);
     assert.equal((await openIsoFile(iso, 'Sources/Boot.WIM')).size, buildWim(9).length);
   });

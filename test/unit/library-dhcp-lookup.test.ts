@@ -61,7 +61,7 @@ describe('library DHCP lookup', () => {
     assert.equal(library.lookupMachine(mac), undefined);
   });
 
-  test('a discovered machine put into a group boots the group\'s entry from its next request', () => {
+  test("a discovered machine put into a group boots the group's entry from its next request", () => {
     const disk = store.entries.create({ name: 'Disk', kind: 'local-disk' });
     const mac = '52:54:00:00:30:01';
     const { id } = store.machines.recordSeen({ mac, time: 1 });
@@ -75,14 +75,22 @@ describe('library DHCP lookup', () => {
   test('a machine known only by its UUID is found from a new MAC, in any spelling of the UUID', () => {
     const disk = store.entries.create({ name: 'Disk', kind: 'local-disk' });
     store.machines.create({ macs: [], uuid: UUID, entryId: disk.id });
-    assert.deepEqual(library.lookupMachine('52:54:00:00:40:01', UUID.toUpperCase()), { name: 'Disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Disk")' });
+    assert.deepEqual(library.lookupMachine('52:54:00:00:40:01', UUID.toUpperCase()), {
+      name: 'Disk',
+      ignore: true,
+      ignoreReason: 'boots from its local disk (assigned entry "Disk")',
+    });
     assert.equal(library.lookupMachine('52:54:00:00:40:01'), undefined);
   });
 
   test('a MAC in another spelling finds its machine', () => {
     const disk = store.entries.create({ name: 'Disk', kind: 'local-disk' });
     store.machines.create({ macs: ['52:54:00:00:50:01'], entryId: disk.id });
-    assert.deepEqual(library.lookupMachine('52-54-00-00-50-01'), { name: 'Disk', ignore: true, ignoreReason: 'boots from its local disk (assigned entry "Disk")' });
+    assert.deepEqual(library.lookupMachine('52-54-00-00-50-01'), {
+      name: 'Disk',
+      ignore: true,
+      ignoreReason: 'boots from its local disk (assigned entry "Disk")',
+    });
   });
 
   test('same answer as resolving the assignment from the store (property)', () => {
@@ -97,7 +105,16 @@ describe('library DHCP lookup', () => {
     };
     fc.assert(
       fc.property(
-        fc.array(fc.record({ mac: fc.option(fc.integer({ min: 0, max: 15 }), { nil: undefined }), uuid: fc.option(fc.integer({ min: 0, max: 7 }), { nil: undefined }), entry: fc.integer({ min: 0, max: 4 }), group: fc.constantFrom('', 'a', 'b'), once: fc.boolean() }), { maxLength: 8 }),
+        fc.array(
+          fc.record({
+            mac: fc.option(fc.integer({ min: 0, max: 15 }), { nil: undefined }),
+            uuid: fc.option(fc.integer({ min: 0, max: 7 }), { nil: undefined }),
+            entry: fc.integer({ min: 0, max: 4 }),
+            group: fc.constantFrom('', 'a', 'b'),
+            once: fc.boolean(),
+          }),
+          { maxLength: 8 },
+        ),
         fc.record({ a: fc.integer({ min: 0, max: 4 }), b: fc.integer({ min: 0, max: 4 }), defaults: fc.integer({ min: 0, max: 4 }) }),
         fc.array(fc.tuple(fc.integer({ min: 0, max: 17 }), fc.option(fc.integer({ min: 0, max: 9 }), { nil: undefined })), { minLength: 1, maxLength: 10 }),
         (machines, settings, lookups) => {

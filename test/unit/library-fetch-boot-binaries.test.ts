@@ -19,7 +19,10 @@ test('names each missing package and the apt-get line, exit 1', () => {
   mkdirSync(empty);
   const r = run(['--source-root', empty, '--out', join(dir, 'out-empty')]);
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /missing: package ipxe is not installed \(no \/usr\/lib\/ipxe\/undionly\.kpxe, \/usr\/lib\/ipxe\/ipxe\.efi, \/usr\/lib\/ipxe\/snponly\.efi\)/);
+  assert.match(
+    r.stderr,
+    /missing: package ipxe is not installed \(no \/usr\/lib\/ipxe\/undionly\.kpxe, \/usr\/lib\/ipxe\/ipxe\.efi, \/usr\/lib\/ipxe\/snponly\.efi\)/,
+  );
   assert.match(r.stderr, /missing: package shim-signed/);
   assert.match(r.stderr, /install with: apt-get install -y ipxe shim-signed grub-efi-amd64-signed/);
   assert.equal(run(['--source-root', empty, '--out', join(dir, 'out-empty2'), '--allow-missing']).status, 0);

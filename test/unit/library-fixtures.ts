@@ -110,7 +110,10 @@ export function genisoimageMissing(): string | undefined {
  */
 export function buildUdfOnlyIso(dir: string, files: Record<string, Buffer | string>, isoName = 'udf-only.iso'): string {
   const tree = join(dir, `${isoName}.tree`);
-  const all = { 'README.TXT': 'This disc contains a "UDF" file system and requires an operating system\nthat supports the ISO-13346 "UDF" file system specification.\n', ...files };
+  const all = {
+    'README.TXT': 'This disc contains a "UDF" file system and requires an operating system\nthat supports the ISO-13346 "UDF" file system specification.\n',
+    ...files,
+  };
   for (const [path, content] of Object.entries(all)) {
     mkdirSync(dirname(join(tree, path)), { recursive: true });
     writeFileSync(join(tree, path), content);

@@ -38,7 +38,10 @@ describe('import', () => {
     assert.deepEqual(entry.architectures, ['x64']);
     assert.equal(entry.files.length, 1);
     const [file] = entry.files;
-    assert.deepEqual({ arch: file.arch, role: file.role, size: file.size, sha256: file.sha256 }, { arch: 'uefi64', role: 'nbp', size: content.length, sha256: sha(content) });
+    assert.deepEqual(
+      { arch: file.arch, role: file.role, size: file.size, sha256: file.sha256 },
+      { arch: 'uefi64', role: 'nbp', size: content.length, sha256: sha(content) },
+    );
     assert.equal(file.path, 'tool/tool.efi');
     assert.deepEqual(readFileSync(resolveEntryFilePath(file, data)), content);
     assert.ok(progress.length >= 3, `progress reported ${progress.length} times`);
@@ -54,7 +57,10 @@ describe('import', () => {
     const data = join(dir, 'data-ref');
     const entry = await importPath(source, { dataDir: data, mode: 'reference' });
     assert.equal(entry.kind, 'ipxe-script');
-    assert.deepEqual(entry.files.map((f) => [f.arch, f.role, f.path]), [['any', 'script', source]]);
+    assert.deepEqual(
+      entry.files.map((f) => [f.arch, f.role, f.path]),
+      [['any', 'script', source]],
+    );
     assert.equal(existsSync(join(data, 'library')), false);
   });
 
@@ -66,12 +72,10 @@ describe('import', () => {
     const [entry] = result.entries;
     assert.equal(entry.name, 'Rescue');
     assert.equal(entry.kind, 'kernel');
-    assert.deepEqual(entry.files.map((f) => `${f.arch}:${f.role}:${f.path}`), [
-      'bios:kernel:rescue/vmlinuz',
-      'bios:initrd:rescue/initrd.img',
-      'uefi64:kernel:rescue/vmlinuz',
-      'uefi64:initrd:rescue/initrd.img',
-    ]);
+    assert.deepEqual(
+      entry.files.map((f) => `${f.arch}:${f.role}:${f.path}`),
+      ['bios:kernel:rescue/vmlinuz', 'bios:initrd:rescue/initrd.img', 'uefi64:kernel:rescue/vmlinuz', 'uefi64:initrd:rescue/initrd.img'],
+    );
   });
 
   test('a Windows PE folder becomes one WIM entry with bootmgr, BCD, boot.sdi, boot.wim', async () => {
@@ -82,7 +86,10 @@ describe('import', () => {
     const entry = await importPath(join(dir, 'winpe'), { dataDir: join(dir, 'data-w'), mode: 'reference' });
     assert.equal(entry.kind, 'wim');
     assert.deepEqual(entry.architectures, ['bios', 'x64']);
-    assert.deepEqual(entry.files.filter((f) => f.arch === 'uefi64').map((f) => f.role), ['bootmgr', 'bcd', 'boot-sdi', 'wim']);
+    assert.deepEqual(
+      entry.files.filter((f) => f.arch === 'uefi64').map((f) => f.role),
+      ['bootmgr', 'bcd', 'boot-sdi', 'wim'],
+    );
   });
 
   test('an install tree with thousands of files still yields its WIM entry (boot files looked up directly)', async () => {
@@ -93,7 +100,10 @@ describe('import', () => {
     write('install/sources/BOOT.WIM', buildWim(9));
     const entry = await importPath(join(dir, 'install'), { dataDir: join(dir, 'data-i'), mode: 'reference' });
     assert.equal(entry.kind, 'wim');
-    assert.deepEqual(entry.files.filter((f) => f.arch === 'uefi64').map((f) => f.source.slice(join(dir, 'install').length)), ['/BOOTMGR', '/BOOT/bcd', '/BOOT/Boot.SDI', '/sources/BOOT.WIM']);
+    assert.deepEqual(
+      entry.files.filter((f) => f.arch === 'uefi64').map((f) => f.source.slice(join(dir, 'install').length)),
+      ['/BOOTMGR', '/BOOT/bcd', '/BOOT/Boot.SDI', '/sources/BOOT.WIM'],
+    );
   });
 
   test('a mixed folder: each usable file an entry, the rest refused with reasons', async () => {
@@ -121,7 +131,13 @@ describe('bootbench entries (CLI)', () => {
     const first = capture();
     assert.equal(await entriesCommand(['import', a, b, '--data', data, '--json'], first.io), 0, first.out.stderr);
     const report = JSON.parse(first.out.stdout);
-    assert.deepEqual(report.imported.map((e: { kind: string; architectures: string[] }) => [e.kind, e.architectures]), [['nbp', ['ia32']], ['ipxe-script', []]]);
+    assert.deepEqual(
+      report.imported.map((e: { kind: string; architectures: string[] }) => [e.kind, e.architectures]),
+      [
+        ['nbp', ['ia32']],
+        ['ipxe-script', []],
+      ],
+    );
     assert.equal(report.imported[0].sha256, sha(efi));
 
     const again = capture();
@@ -133,7 +149,10 @@ describe('bootbench entries (CLI)', () => {
     const entries = JSON.parse(list.out.stdout);
     assert.equal(entries.length, 2);
     const nbp = entries.find((e: { kind: string }) => e.kind === 'nbp');
-    assert.deepEqual({ name: nbp.name, architectures: nbp.architectures, sha256: nbp.sha256, storage: nbp.storage }, { name: 'ia32', architectures: ['ia32'], sha256: sha(efi), storage: 'copy' });
+    assert.deepEqual(
+      { name: nbp.name, architectures: nbp.architectures, sha256: nbp.sha256, storage: nbp.storage },
+      { name: 'ia32', architectures: ['ia32'], sha256: sha(efi), storage: 'copy' },
+    );
   });
 
   test('an unusable file exits 1 with the reason; usage errors exit 2', async () => {
@@ -160,7 +179,10 @@ describe('bootbench entries (CLI)', () => {
     const [entry] = JSON.parse(r.out.stdout).imported;
     assert.equal(entry.kind, 'secure-boot-chain');
     assert.deepEqual(entry.architectures, ['x64']);
-    assert.deepEqual(entry.files.map((f: { role: string; arch: string }) => `${f.arch}:${f.role}`), ['uefi64:shim', 'uefi64:grub', 'uefi64:kernel', 'uefi64:initrd']);
+    assert.deepEqual(
+      entry.files.map((f: { role: string; arch: string }) => `${f.arch}:${f.role}`),
+      ['uefi64:shim', 'uefi64:grub', 'uefi64:kernel', 'uefi64:initrd'],
+    );
     assert.ok(entry.files[0].path.endsWith('boot/secure-boot/shimx64.efi'));
     assert.match(r.out.stderr, /warning: Signed chain: the kernel carries no signature/);
     const wrong = capture();
@@ -171,7 +193,10 @@ describe('bootbench entries (CLI)', () => {
   test('runs as a process through a tiny entry point (exit codes reach the shell)', () => {
     const data = join(dir, 'cli-proc');
     const script = `import { entriesCommand } from ${JSON.stringify(join(import.meta.dirname, '..', '..', 'main', 'cli', 'entries.ts'))}; process.exitCode = await entriesCommand(process.argv.slice(1));`;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, 'list', '--data', data, '--json'], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, 'list', '--data', data, '--json'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), []);
   });
@@ -189,7 +214,10 @@ test('copying a large file waits for the disk without piling up listeners on the
     const { size } = await hashFile(source, join(dir, 'copy.bin'));
     assert.equal(size, 24 * 1024 * 1024);
     await new Promise((r) => setImmediate(r));
-    assert.deepEqual(warnings.filter((w) => w.includes('MaxListeners')), []);
+    assert.deepEqual(
+      warnings.filter((w) => w.includes('MaxListeners')),
+      [],
+    );
   } finally {
     process.off('warning', onWarning);
     rmSync(dir, { recursive: true, force: true });

@@ -87,12 +87,25 @@ async function runIpxe(script: string): Promise<{ status: number | null; log: st
   // No -enable-kvm: under this machine's nested KVM, ipxe.lkrn hangs after "Booting from ROM".
   // romfile= keeps the NIC's own iPXE option ROM out of the way of the one under test.
   const args = [
-    '-nodefaults', '-display', 'none', '-m', '256',
-    '-kernel', IPXE_LKRN, '-initrd', scriptPath,
-    '-netdev', `user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:${port}`,
-    '-device', `e1000,netdev=n0,mac=${GUEST_MAC},romfile=`,
-    '-debugcon', `file:${debugcon}`, '-global', `isa-debugcon.iobase=0x${DEBUGCON_PORT.toString(16)}`,
-    '-device', `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x04`,
+    '-nodefaults',
+    '-display',
+    'none',
+    '-m',
+    '256',
+    '-kernel',
+    IPXE_LKRN,
+    '-initrd',
+    scriptPath,
+    '-netdev',
+    `user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:${port}`,
+    '-device',
+    `e1000,netdev=n0,mac=${GUEST_MAC},romfile=`,
+    '-debugcon',
+    `file:${debugcon}`,
+    '-global',
+    `isa-debugcon.iobase=0x${DEBUGCON_PORT.toString(16)}`,
+    '-device',
+    `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x04`,
   ];
   const qemu = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -111,7 +124,10 @@ test('BIOS iPXE: bootstrap -> machine script -> NBP entry runs; boot-once then s
   assert.ok(log.includes(markerText('bios')), `marker not printed; qemu status ${status}; stderr ${stderr}`);
   assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
   const machine = store.machines.findByMac(GUEST_MAC)!;
-  assert.ok(events.some((e) => e.type === 'http.done' && typeof e.file === 'string' && e.file.endsWith('/marker.0') && e.mac === GUEST_MAC), 'the file server reported the NBP download');
+  assert.ok(
+    events.some((e) => e.type === 'http.done' && typeof e.file === 'string' && e.file.endsWith('/marker.0') && e.mac === GUEST_MAC),
+    'the file server reported the NBP download',
+  );
   assert.equal(machine.bootOnce, false, 'boot-once should have ended after the NBP was fetched');
   assert.equal(store.entries.get(machine.entryId!)!.kind, 'local-disk');
 });
@@ -141,23 +157,35 @@ test('BIOS iPXE: kernel + initrd entry (kernel line with initrd=, initrd --name)
   assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
 });
 
-test('BIOS iPXE: ISO entry is sanbooted over HTTP (HEAD + Range) and its El Torito image runs', { skip: skipReason() ?? xorrisoMissing(), timeout: 90_000 }, async () => {
-  // El Torito no-emulation image = the marker NBP: the BIOS loads it at 0x7C00 like a PXE ROM.
-  const iso = buildIso(dir, { 'boot/marker.bin': Buffer.concat([biosMarkerNbp(), Buffer.alloc(2048 - biosMarkerNbp().length)]), 'README.TXT': 'marker CD' }, ['-R', '-V', 'MARKER', '-b', 'boot/marker.bin', '-no-emul-boot', '-boot-load-size', '4'], 'marker.iso');
-  const imported = await importPaths([iso], { dataDir: join(dir, 'data'), mode: 'reference', name: 'Marker CD' });
-  const [entry] = imported.entries;
-  assert.equal(entry.kind, 'iso');
-  const stored = store.entries.create({ ...entry, files: entry.files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
-  store.machines.update(store.machines.findByMac(GUEST_MAC)!.id, { entryId: stored.id, bootOnce: true });
-  service.mountInto(files);
-  const { status, log, stderr } = await runIpxe([...STATIC_START, 'chain http://10.0.2.100/ipxe/boot.ipxe', ''].join('\n'));
-  assert.ok(log.includes(markerText('bios')), `marker not printed; qemu status ${status}; stderr ${stderr}`);
-  assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
-  // sanboot reads the ISO by ranges: the file server reports the range session once the
-  // client has gone quiet, and that ends the boot-once assignment.
-  const isoPath = `/library/e${stored.id}/marker.iso`;
-  const deadline = Date.now() + 5000;
-  while (store.machines.findByMac(GUEST_MAC)!.bootOnce && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(events.some((e) => e.type === 'http.done' && e.file === isoPath && e.ranged === true && e.mac === GUEST_MAC), 'range session reported');
-  assert.equal(store.machines.findByMac(GUEST_MAC)!.bootOnce, false);
-});
+test(
+  'BIOS iPXE: ISO entry is sanbooted over HTTP (HEAD + Range) and its El Torito image runs',
+  { skip: skipReason() ?? xorrisoMissing(), timeout: 90_000 },
+  async () => {
+    // El Torito no-emulation image = the marker NBP: the BIOS loads it at 0x7C00 like a PXE ROM.
+    const iso = buildIso(
+      dir,
+      { 'boot/marker.bin': Buffer.concat([biosMarkerNbp(), Buffer.alloc(2048 - biosMarkerNbp().length)]), 'README.TXT': 'marker CD' },
+      ['-R', '-V', 'MARKER', '-b', 'boot/marker.bin', '-no-emul-boot', '-boot-load-size', '4'],
+      'marker.iso',
+    );
+    const imported = await importPaths([iso], { dataDir: join(dir, 'data'), mode: 'reference', name: 'Marker CD' });
+    const [entry] = imported.entries;
+    assert.equal(entry.kind, 'iso');
+    const stored = store.entries.create({ ...entry, files: entry.files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
+    store.machines.update(store.machines.findByMac(GUEST_MAC)!.id, { entryId: stored.id, bootOnce: true });
+    service.mountInto(files);
+    const { status, log, stderr } = await runIpxe([...STATIC_START, 'chain http://10.0.2.100/ipxe/boot.ipxe', ''].join('\n'));
+    assert.ok(log.includes(markerText('bios')), `marker not printed; qemu status ${status}; stderr ${stderr}`);
+    assert.equal(status, qemuExitStatus(BIOS_EXIT_VALUE));
+    // sanboot reads the ISO by ranges: the file server reports the range session once the
+    // client has gone quiet, and that ends the boot-once assignment.
+    const isoPath = `/library/e${stored.id}/marker.iso`;
+    const deadline = Date.now() + 5000;
+    while (store.machines.findByMac(GUEST_MAC)!.bootOnce && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(
+      events.some((e) => e.type === 'http.done' && e.file === isoPath && e.ranged === true && e.mac === GUEST_MAC),
+      'range session reported',
+    );
+    assert.equal(store.machines.findByMac(GUEST_MAC)!.bootOnce, false);
+  },
+);

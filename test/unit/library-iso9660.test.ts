@@ -70,10 +70,16 @@ test('multi-extent file: listed once with both extents; read across the seam; no
   try {
     assert.deepEqual(image.info, { volumeId: 'HANDMADE', volumeSize: 27 * ISO_SECTOR, names: 'iso9660' });
     const list = await image.list('/');
-    assert.deepEqual(list.map((e) => e.name), ['INSTALL.WIM', 'SMALL.TXT']);
+    assert.deepEqual(
+      list.map((e) => e.name),
+      ['INSTALL.WIM', 'SMALL.TXT'],
+    );
     const wim = list[0];
     assert.equal(wim.size, first.length + second.length);
-    assert.deepEqual(wim.extents, [{ offset: 20 * ISO_SECTOR, size: first.length }, { offset: 23 * ISO_SECTOR, size: second.length }]);
+    assert.deepEqual(wim.extents, [
+      { offset: 20 * ISO_SECTOR, size: first.length },
+      { offset: 23 * ISO_SECTOR, size: second.length },
+    ]);
     const seam = await image.readFile(wim, first.length - 3, 7);
     assert.deepEqual(seam, Buffer.concat([first.subarray(-3), second.subarray(0, 4)]));
   } finally {
@@ -114,9 +120,20 @@ test('the boot service serves a split file by extracting it once into the data f
   try {
     // Recorded as an entry directly: this hand-made image holds no boot record, and import refuses data discs.
     const bytes = readFileSync(path);
-    const entry = store.entries.create({ name: 'split', kind: 'iso', files: [{ arch: 'any', role: 'iso', path, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }] });
+    const entry = store.entries.create({
+      name: 'split',
+      kind: 'iso',
+      files: [{ arch: 'any', role: 'iso', path, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }],
+    });
     const events: string[] = [];
-    const service = new LibraryBootService({ store, dataDir: data, httpBaseUrl: 'http://127.0.0.1', serverAddress: '127.0.0.1', httpPort: 80, publish: (type, d) => events.push(`${type} ${String(d?.message ?? '')}`) });
+    const service = new LibraryBootService({
+      store,
+      dataDir: data,
+      httpBaseUrl: 'http://127.0.0.1',
+      serverAddress: '127.0.0.1',
+      httpPort: 80,
+      publish: (type, d) => events.push(`${type} ${String(d?.message ?? '')}`),
+    });
     const [a, b] = await Promise.all([service.locateServed(entry.id, 'iso/install.wim'), service.locateServed(entry.id, 'iso/INSTALL.WIM')]);
     assert.ok('path' in a && 'path' in b);
     if (!('path' in a) || !('path' in b)) return;

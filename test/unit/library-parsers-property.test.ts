@@ -68,56 +68,71 @@ test('decodePe and decodeBootCatalog never throw on arbitrary bytes', () => {
 });
 
 test('detectFile on a damaged ISO: a detection or an UnusableFileError, nothing else', { skip: xorrisoMissing() }, async () => {
-  const iso = buildIso(dir, { 'casper/vmlinuz': buildBzImage(), 'casper/initrd': 'x', 'EFI/BOOT/BOOTX64.EFI': buildPe(0x8664), 'isolinux/isolinux.bin': Buffer.alloc(2048) }, ['-R', '-J', '-V', 'PROP', '-b', 'isolinux/isolinux.bin', '-no-emul-boot'], 'prop.iso');
+  const iso = buildIso(
+    dir,
+    { 'casper/vmlinuz': buildBzImage(), 'casper/initrd': 'x', 'EFI/BOOT/BOOTX64.EFI': buildPe(0x8664), 'isolinux/isolinux.bin': Buffer.alloc(2048) },
+    ['-R', '-J', '-V', 'PROP', '-b', 'isolinux/isolinux.bin', '-no-emul-boot'],
+    'prop.iso',
+  );
   const original = readFileSync(iso);
   // Damage the descriptors and the first directory sectors, where all the offsets live.
   const area = Math.min(original.length, 0x8000 + 40 * 2048);
   await fc.assert(
-    fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0x8000, max: area - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 16 }), async (edits) => {
-      const copy = Buffer.from(original);
-      for (const [at, value] of edits) copy[at] = value;
-      const path = join(dir, 'damaged.iso');
-      writeFileSync(path, copy);
-      try {
-        await detectFile(path);
-      } catch (err) {
-        assert.ok(err instanceof UnusableFileError, `unexpected ${(err as Error).stack}`);
-      }
-    }),
+    fc.asyncProperty(
+      fc.array(fc.tuple(fc.integer({ min: 0x8000, max: area - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 16 }),
+      async (edits) => {
+        const copy = Buffer.from(original);
+        for (const [at, value] of edits) copy[at] = value;
+        const path = join(dir, 'damaged.iso');
+        writeFileSync(path, copy);
+        try {
+          await detectFile(path);
+        } catch (err) {
+          assert.ok(err instanceof UnusableFileError, `unexpected ${(err as Error).stack}`);
+        }
+      },
+    ),
     { numRuns: Number(process.env.BOOTBENCH_PROPERTY_RUNS ?? 150) },
   );
 });
 
 test('detectFile and the UDF reader on damaged UDF-only media: a detection or an UnusableFileError', { skip: genisoimageMissing() }, async () => {
-  const iso = buildUdfOnlyIso(dir, { bootmgr: Buffer.alloc(3000, 1), 'boot/bcd': Buffer.alloc(3000, 2), 'boot/boot.sdi': 'sdi', 'sources/boot.wim': buildWim(9) }, 'prop-udf.iso');
+  const iso = buildUdfOnlyIso(
+    dir,
+    { bootmgr: Buffer.alloc(3000, 1), 'boot/bcd': Buffer.alloc(3000, 2), 'boot/boot.sdi': 'sdi', 'sources/boot.wim': buildWim(9) },
+    'prop-udf.iso',
+  );
   const original = readFileSync(iso);
   // The UDF structures of a small genisoimage image live between sector 256 and the file data.
   const from = 256 * 2048;
   const to = Math.min(original.length, from + 64 * 2048);
   await fc.assert(
-    fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: from, max: to - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 24 }), async (edits) => {
-      const copy = Buffer.from(original);
-      for (const [at, value] of edits) copy[at] = value;
-      const path = join(dir, 'damaged-udf.iso');
-      writeFileSync(path, copy);
-      try {
-        await detectFile(path);
-      } catch (err) {
-        assert.ok(err instanceof UnusableFileError, `unexpected ${(err as Error).stack}`);
-      }
-      try {
-        const udf = await UdfImage.open(path);
-        if (udf) {
-          try {
-            await udf.stat('sources/boot.wim');
-          } finally {
-            await udf.close();
-          }
+    fc.asyncProperty(
+      fc.array(fc.tuple(fc.integer({ min: from, max: to - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 24 }),
+      async (edits) => {
+        const copy = Buffer.from(original);
+        for (const [at, value] of edits) copy[at] = value;
+        const path = join(dir, 'damaged-udf.iso');
+        writeFileSync(path, copy);
+        try {
+          await detectFile(path);
+        } catch (err) {
+          assert.ok(err instanceof UnusableFileError, `unexpected ${(err as Error).stack}`);
         }
-      } catch (err) {
-        assert.ok(err instanceof UdfFormatError, `unexpected ${(err as Error).stack}`);
-      }
-    }),
+        try {
+          const udf = await UdfImage.open(path);
+          if (udf) {
+            try {
+              await udf.stat('sources/boot.wim');
+            } finally {
+              await udf.close();
+            }
+          }
+        } catch (err) {
+          assert.ok(err instanceof UdfFormatError, `unexpected ${(err as Error).stack}`);
+        }
+      },
+    ),
     { numRuns: Number(process.env.BOOTBENCH_PROPERTY_RUNS ?? 150) },
   );
 });

@@ -24,9 +24,20 @@ const kernelEntry: ScriptEntry = {
   name: 'Debian rescue',
   kind: 'kernel',
   arguments: 'console=ttyS0 quiet',
-  files: [file('bios', 'kernel', 'debian-rescue/vmlinuz'), file('bios', 'initrd', 'debian-rescue/initrd.gz'), file('uefi64', 'kernel', 'debian-rescue/vmlinuz'), file('uefi64', 'initrd', 'debian-rescue/initrd.gz')],
+  files: [
+    file('bios', 'kernel', 'debian-rescue/vmlinuz'),
+    file('bios', 'initrd', 'debian-rescue/initrd.gz'),
+    file('uefi64', 'kernel', 'debian-rescue/vmlinuz'),
+    file('uefi64', 'initrd', 'debian-rescue/initrd.gz'),
+  ],
 };
-const nbpEntry: ScriptEntry = { id: 4, name: 'memtest', kind: 'nbp', arguments: '', files: [file('uefi64', 'nbp', '/srv/memtest64.efi'), file('bios', 'nbp', '/srv/memtest.0')] };
+const nbpEntry: ScriptEntry = {
+  id: 4,
+  name: 'memtest',
+  kind: 'nbp',
+  arguments: '',
+  files: [file('uefi64', 'nbp', '/srv/memtest64.efi'), file('bios', 'nbp', '/srv/memtest.0')],
+};
 const plainIso: ScriptEntry = { id: 5, name: 'Firmware update CD', kind: 'iso', arguments: '', files: [file('bios', 'iso', 'fw/fw update.iso')] };
 const ubuntuIso: ScriptEntry = {
   id: 6,
@@ -42,7 +53,14 @@ const debianLive: ScriptEntry = {
   kind: 'iso',
   arguments: '',
   files: [file('uefi64', 'iso', 'dl/debian-live.iso')],
-  iso: { linux: { flavour: 'debian-live', kernel: 'live/vmlinuz-6.1.0-18-amd64', initrds: ['live/initrd.img-6.1.0-18-amd64'], rootImage: 'live/filesystem.squashfs' } },
+  iso: {
+    linux: {
+      flavour: 'debian-live',
+      kernel: 'live/vmlinuz-6.1.0-18-amd64',
+      initrds: ['live/initrd.img-6.1.0-18-amd64'],
+      rootImage: 'live/filesystem.squashfs',
+    },
+  },
 };
 const winpe: ScriptEntry = {
   id: 8,
@@ -73,7 +91,12 @@ describe('iPXE scripts per entry kind', () => {
     assert.match(s, /^#!ipxe\n/);
     assert.ok(s.includes(`chain ${BASE}/ipxe/machine.ipxe?mac=\${netX/mac}&uuid=\${uuid}&platform=\${platform}&buildarch=\${buildarch} || goto failed`));
     assert.deepEqual(
-      [architectureFromIpxe('pcbios', 'i386'), architectureFromIpxe('efi', 'x86_64'), architectureFromIpxe('efi', 'i386'), architectureFromIpxe('efi', 'arm64')],
+      [
+        architectureFromIpxe('pcbios', 'i386'),
+        architectureFromIpxe('efi', 'x86_64'),
+        architectureFromIpxe('efi', 'i386'),
+        architectureFromIpxe('efi', 'arm64'),
+      ],
       ['bios', 'x64', 'ia32', 'arm64'],
     );
   });
@@ -88,7 +111,7 @@ describe('iPXE scripts per entry kind', () => {
     assert.ok(l.includes(':failed'));
   });
 
-  test('NBP: chains the file of the client\'s architecture', () => {
+  test("NBP: chains the file of the client's architecture", () => {
     assert.ok(buildIpxeScript({ action: 'entry', entry: nbpEntry }, uefi).includes(`chain ${BASE}/library/e4/memtest64.efi || goto failed`));
     assert.ok(buildIpxeScript({ action: 'entry', entry: nbpEntry }, bios).includes(`chain ${BASE}/library/e4/memtest.0 || goto failed`));
     const arm = buildIpxeScript({ action: 'entry', entry: nbpEntry }, { ...uefi, architecture: 'arm64' });
@@ -104,7 +127,9 @@ describe('iPXE scripts per entry kind', () => {
   test('Ubuntu live ISO: kernel and initrd from inside the ISO, casper url= filled in', () => {
     const s = buildIpxeScript({ action: 'entry', entry: ubuntuIso }, uefi);
     assert.ok(
-      s.includes(`kernel ${BASE}/library/e6/iso/casper/vmlinuz initrd=initrd boot=casper netboot=url url=${BASE}/library/e6/ubuntu-24.04.iso ip=dhcp quiet splash || goto failed`),
+      s.includes(
+        `kernel ${BASE}/library/e6/iso/casper/vmlinuz initrd=initrd boot=casper netboot=url url=${BASE}/library/e6/ubuntu-24.04.iso ip=dhcp quiet splash || goto failed`,
+      ),
       s,
     );
     assert.ok(s.includes(`initrd --name initrd ${BASE}/library/e6/iso/casper/initrd || goto failed`));
@@ -118,10 +143,19 @@ describe('iPXE scripts per entry kind', () => {
 
   test('other live flavours get their own arguments', () => {
     const urls = { iso: 'http://s/x.iso', isoRoot: 'http://s/e1/iso', inner: (p: string) => `http://s/e1/iso/${p}` };
-    assert.equal(liveKernelArguments({ flavour: 'systemrescue', kernel: 'k', initrds: [] }, urls), 'archisobasedir=sysresccd archiso_http_srv=http://s/e1/iso/ ip=dhcp');
-    assert.equal(liveKernelArguments({ flavour: 'fedora', kernel: 'k', initrds: [], rootImage: 'LiveOS/squashfs.img' }, urls), 'root=live:http://s/e1/iso/LiveOS/squashfs.img rd.live.image ip=dhcp');
+    assert.equal(
+      liveKernelArguments({ flavour: 'systemrescue', kernel: 'k', initrds: [] }, urls),
+      'archisobasedir=sysresccd archiso_http_srv=http://s/e1/iso/ ip=dhcp',
+    );
+    assert.equal(
+      liveKernelArguments({ flavour: 'fedora', kernel: 'k', initrds: [], rootImage: 'LiveOS/squashfs.img' }, urls),
+      'root=live:http://s/e1/iso/LiveOS/squashfs.img rd.live.image ip=dhcp',
+    );
     assert.equal(liveKernelArguments({ flavour: 'fedora', kernel: 'k', initrds: [] }, urls), 'inst.repo=http://s/e1/iso ip=dhcp');
-    assert.match(liveKernelArguments({ flavour: 'clonezilla', kernel: 'k', initrds: [], rootImage: 'live/filesystem.squashfs' }, urls), /^boot=live union=overlay .*fetch=http:\/\/s\/e1\/iso\/live\/filesystem.squashfs$/);
+    assert.match(
+      liveKernelArguments({ flavour: 'clonezilla', kernel: 'k', initrds: [], rootImage: 'live/filesystem.squashfs' }, urls),
+      /^boot=live union=overlay .*fetch=http:\/\/s\/e1\/iso\/live\/filesystem.squashfs$/,
+    );
     assert.equal(liveKernelArguments({ flavour: 'generic', kernel: 'k', initrds: [] }, urls), '');
   });
 
@@ -182,7 +216,12 @@ describe('grub.cfg for the Secure Boot chain', () => {
     name: "Debian's signed kernel",
     kind: 'secure-boot-chain',
     arguments: 'console=ttyS0',
-    files: [file('uefi64', 'shim', 'sb/shimx64.efi'), file('uefi64', 'grub', 'sb/grubx64.efi'), file('uefi64', 'kernel', 'sb/vmlinuz'), file('uefi64', 'initrd', 'sb/initrd.img')],
+    files: [
+      file('uefi64', 'shim', 'sb/shimx64.efi'),
+      file('uefi64', 'grub', 'sb/grubx64.efi'),
+      file('uefi64', 'kernel', 'sb/vmlinuz'),
+      file('uefi64', 'initrd', 'sb/initrd.img'),
+    ],
   };
   test('one entry: linux + initrd over TFTP (GRUB 2.06 has no HTTP port syntax), quoted title', () => {
     const s = buildGrubConfig({ action: 'entry', entry: chain }, grubCtx);
@@ -196,7 +235,12 @@ describe('grub.cfg for the Secure Boot chain', () => {
   });
   test('live ISO through GRUB: kernel from inside the ISO, live arguments use HTTP URLs', () => {
     const s = buildGrubConfig({ action: 'entry', entry: ubuntuIso }, grubCtx);
-    assert.ok(s.includes('  linux (tftp,192.0.2.1)/library/e6/iso/casper/vmlinuz boot=casper netboot=url url=http://192.0.2.1:8080/library/e6/ubuntu-24.04.iso ip=dhcp quiet splash'), s);
+    assert.ok(
+      s.includes(
+        '  linux (tftp,192.0.2.1)/library/e6/iso/casper/vmlinuz boot=casper netboot=url url=http://192.0.2.1:8080/library/e6/ubuntu-24.04.iso ip=dhcp quiet splash',
+      ),
+      s,
+    );
     assert.ok(s.includes('  initrd (tftp,192.0.2.1)/library/e6/iso/casper/initrd'));
   });
   test('local disk exits to the firmware; WIM cannot go through GRUB and says so; menu default', () => {
@@ -210,21 +254,25 @@ describe('grub.cfg for the Secure Boot chain', () => {
   });
 });
 
-test('generated grub.cfg passes grub-script-check', { skip: spawnSync('grub-script-check', ['--version']).error ? 'grub-script-check is not installed (Debian package grub-common)' : undefined }, () => {
-  const grubCtx = { serverAddress: '192.0.2.1', httpPort: 8080 };
-  const configs = [
-    buildGrubConfig({ action: 'menu', entries: [kernelEntry, ubuntuIso, nbpEntry, localDisk], defaultChoice: 6, timeoutSeconds: 5 }, grubCtx),
-    buildGrubConfig({ action: 'entry', entry: { ...kernelEntry, name: "it's \"quoted\" {braces}" } }, grubCtx),
-    buildGrubConfig({ action: 'local-disk' }, grubCtx),
-    buildGrubBootstrapConfig(),
-  ];
-  for (const config of configs) {
-    const r = spawnSync('grub-script-check', [], { input: config, encoding: 'utf8' });
-    assert.equal(r.status, 0, `${r.stderr}\n${config}`);
-  }
-  const broken = spawnSync('grub-script-check', [], { input: 'menuentry x {\n', encoding: 'utf8' });
-  assert.notEqual(broken.status, 0, 'the checker must reject an unterminated block');
-});
+test(
+  'generated grub.cfg passes grub-script-check',
+  { skip: spawnSync('grub-script-check', ['--version']).error ? 'grub-script-check is not installed (Debian package grub-common)' : undefined },
+  () => {
+    const grubCtx = { serverAddress: '192.0.2.1', httpPort: 8080 };
+    const configs = [
+      buildGrubConfig({ action: 'menu', entries: [kernelEntry, ubuntuIso, nbpEntry, localDisk], defaultChoice: 6, timeoutSeconds: 5 }, grubCtx),
+      buildGrubConfig({ action: 'entry', entry: { ...kernelEntry, name: 'it\'s "quoted" {braces}' } }, grubCtx),
+      buildGrubConfig({ action: 'local-disk' }, grubCtx),
+      buildGrubBootstrapConfig(),
+    ];
+    for (const config of configs) {
+      const r = spawnSync('grub-script-check', [], { input: config, encoding: 'utf8' });
+      assert.equal(r.status, 0, `${r.stderr}\n${config}`);
+    }
+    const broken = spawnSync('grub-script-check', [], { input: 'menuentry x {\n', encoding: 'utf8' });
+    assert.notEqual(broken.status, 0, 'the checker must reject an unterminated block');
+  },
+);
 
 describe('boot once', () => {
   const once = { entryId: 3, bootOnce: true };
@@ -240,17 +288,26 @@ describe('boot once', () => {
     assert.equal(aborted.changed, false);
     assert.match(aborted.reason, /not fetched completely/);
   });
-  test('a permanent assignment or another entry\'s file is left alone', () => {
+  test("a permanent assignment or another entry's file is left alone", () => {
     const permanent = nextAssignmentAfterFetch({ entryId: 3, bootOnce: false }, kernelEntry, 'x64', { path: '/library/e3/initrd.gz', complete: true });
     assert.equal(permanent.changed, false);
-    assert.equal(nextAssignmentAfterFetch({ entryId: 4, bootOnce: true }, kernelEntry, 'x64', { path: '/library/e3/initrd.gz', complete: true }).changed, false);
+    assert.equal(
+      nextAssignmentAfterFetch({ entryId: 4, bootOnce: true }, kernelEntry, 'x64', { path: '/library/e3/initrd.gz', complete: true }).changed,
+      false,
+    );
   });
   test('per kind: WIM ends on boot.wim, live ISO on its inner initrd, sanboot ISO on its first range read', () => {
     assert.equal(nextAssignmentAfterFetch({ entryId: 8, bootOnce: true }, winpe, 'x64', { path: '/library/e8/BOOT.WIM', complete: true }).changed, true);
     assert.equal(nextAssignmentAfterFetch({ entryId: 8, bootOnce: true }, winpe, 'x64', { path: '/library/e8/BCD', complete: true }).changed, false);
     assert.deepEqual(finishingPaths(ubuntuIso, 'x64').paths, ['/library/e6/iso/casper/initrd']);
-    assert.equal(nextAssignmentAfterFetch({ entryId: 6, bootOnce: true }, ubuntuIso, 'x64', { path: '/library/e6/iso/casper/initrd', complete: true }).changed, true);
-    assert.equal(nextAssignmentAfterFetch({ entryId: 5, bootOnce: true }, plainIso, 'bios', { path: '/library/e5/fw%20update.iso', complete: false, range: true }).changed, true);
+    assert.equal(
+      nextAssignmentAfterFetch({ entryId: 6, bootOnce: true }, ubuntuIso, 'x64', { path: '/library/e6/iso/casper/initrd', complete: true }).changed,
+      true,
+    );
+    assert.equal(
+      nextAssignmentAfterFetch({ entryId: 5, bootOnce: true }, plainIso, 'bios', { path: '/library/e5/fw%20update.iso', complete: false, range: true }).changed,
+      true,
+    );
     assert.equal(nextAssignmentAfterFetch({ entryId: 4, bootOnce: true }, nbpEntry, 'bios', { path: '/library/e4/memtest.0', complete: true }).changed, true);
     assert.equal(nextAssignmentAfterFetch({ entryId: 4, bootOnce: true }, nbpEntry, 'x64', { path: '/library/e4/memtest.0', complete: true }).changed, false);
   });

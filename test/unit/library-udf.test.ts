@@ -37,7 +37,10 @@ after(() => {
 const skip = genisoimageMissing();
 
 test('the ISO 9660 tree shows only the README; UDF shows everything, names and offsets right', { skip }, async () => {
-  assert.deepEqual((await listIsoDirectory(iso, '/')).map((e) => e.name), ['README.TXT']);
+  assert.deepEqual(
+    (await listIsoDirectory(iso, '/')).map((e) => e.name),
+    ['README.TXT'],
+  );
   const udf = (await UdfImage.open(iso))!;
   try {
     assert.equal(udf.volumeId, 'CCCOMA_X64FRE_EN-US_DV9');
@@ -57,7 +60,14 @@ test('the ISO 9660 tree shows only the README; UDF shows everything, names and o
 test('detection finds the Windows boot files through UDF', { skip }, async () => {
   const d = (await detectFile(iso)) as IsoDetection;
   assert.equal(d.kind, 'iso');
-  assert.deepEqual(d.windows, { bootmgr: 'bootmgr', bcd: 'boot/bcd', bootSdi: 'boot/boot.sdi', bootWim: 'sources/boot.wim', efiBootmgr: 'efi/boot/bootx64.efi', udfOnly: true });
+  assert.deepEqual(d.windows, {
+    bootmgr: 'bootmgr',
+    bcd: 'boot/bcd',
+    bootSdi: 'boot/boot.sdi',
+    bootWim: 'sources/boot.wim',
+    efiBootmgr: 'efi/boot/bootx64.efi',
+    udfOnly: true,
+  });
   assert.deepEqual(d.architectures, ['x64']);
   assert.match(d.summary, /Windows boot files \(in UDF\)/);
 });
@@ -67,12 +77,18 @@ test('served in place from UDF and booted with wimboot', { skip }, async () => {
   const store = openStore(data);
   try {
     const imported = await importPath(iso, { dataDir: data, mode: 'reference', name: 'Windows 11 setup' });
-    const entry = store.entries.create({ ...imported, files: imported.files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })) });
+    const entry = store.entries.create({
+      ...imported,
+      files: imported.files.map(({ arch, role, path, size, sha256 }) => ({ arch, role, path, size, sha256 })),
+    });
     const service = new LibraryBootService({ store, dataDir: data, httpBaseUrl: 'http://192.0.2.1:8080', serverAddress: '192.0.2.1', httpPort: 8080 });
     const where = await service.locateServed(entry.id, 'iso/sources/boot.wim');
     assert.ok('path' in where, JSON.stringify(where));
     if ('path' in where) assert.deepEqual(readFileSync(where.path).subarray(where.offset, where.offset + where.size), wim);
-    const script = buildIpxeScript({ action: 'entry', entry: await service.scriptEntry(entry) }, { httpBaseUrl: 'http://192.0.2.1:8080', architecture: 'x64', wimbootUrl: 'http://192.0.2.1:8080/ipxe/wimboot' });
+    const script = buildIpxeScript(
+      { action: 'entry', entry: await service.scriptEntry(entry) },
+      { httpBaseUrl: 'http://192.0.2.1:8080', architecture: 'x64', wimbootUrl: 'http://192.0.2.1:8080/ipxe/wimboot' },
+    );
     assert.ok(script.includes(`initrd --name BCD http://192.0.2.1:8080/library/e${entry.id}/iso/boot/bcd BCD || goto failed`), script);
     assert.ok(script.includes(`initrd --name boot.wim http://192.0.2.1:8080/library/e${entry.id}/iso/sources/boot.wim boot.wim || goto failed`));
   } finally {

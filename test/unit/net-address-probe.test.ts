@@ -80,7 +80,10 @@ describe('PolledAddressProber', () => {
   test('a probe that cannot be sent is refused with the reason', async () => {
     const socket = new FakeSocket();
     socket.sendError = 'ENOBUFS';
-    await assert.rejects(new PolledAddressProber(socket, { clock: new ManualClock(0) }).probe('192.0.2.100'), /ARP probe for 192\.0\.2\.100 could not be sent: ENOBUFS/);
+    await assert.rejects(
+      new PolledAddressProber(socket, { clock: new ManualClock(0) }).probe('192.0.2.100'),
+      /ARP probe for 192\.0\.2\.100 could not be sent: ENOBUFS/,
+    );
   });
 });
 

@@ -6,20 +6,16 @@ import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dgram from 'node:dgram';
-import {
-  explainBindFailure,
-  explainDeviceBindFailure,
-  explainNodeBindError,
-  PortBindError,
-  DeviceBindError,
-} from '../../main/net/bind-errors.js';
+import { explainBindFailure, explainDeviceBindFailure, explainNodeBindError, PortBindError, DeviceBindError } from '../../main/net/bind-errors.js';
 import { findPortOwner, findPortOwners, parseProcNetTable, describePortOwners } from '../../main/net/port-owner.js';
 
 const isLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** An IPv4 address as /proc/net prints it on this machine. */
 const procHex = (address: string) => {
   const bytes = address.split('.').map(Number);
-  return Buffer.from(isLittleEndian ? bytes.reverse() : bytes).toString('hex').toUpperCase();
+  return Buffer.from(isLittleEndian ? bytes.reverse() : bytes)
+    .toString('hex')
+    .toUpperCase();
 };
 
 describe('permission errors', () => {
@@ -36,7 +32,9 @@ describe('permission errors', () => {
   });
 
   test('every service port is named', () => {
-    const names = [67, 68, 69, 4011, 80].map((port) => explainBindFailure({ protocol: port === 80 ? 'tcp' : 'udp', port, code: 'EACCES', platform: 'linux' }).message.split(':')[0]);
+    const names = [67, 68, 69, 4011, 80].map(
+      (port) => explainBindFailure({ protocol: port === 80 ? 'tcp' : 'udp', port, code: 'EACCES', platform: 'linux' }).message.split(':')[0],
+    );
     assert.deepEqual(names, [
       'Cannot open UDP port 67 (DHCP / Proxy DHCP server)',
       'Cannot open UDP port 68 (DHCP client)',
@@ -48,14 +46,20 @@ describe('permission errors', () => {
 
   test('macOS and Windows get their own fix', () => {
     assert.match(explainBindFailure({ protocol: 'udp', port: 69, code: 'EACCES', platform: 'darwin' }).message, /Fix: run Bootbench with sudo/);
-    assert.match(explainBindFailure({ protocol: 'udp', port: 69, code: 'EACCES', platform: 'win32' }).message, /Windows refused access to it\. Fix: run Bootbench as Administrator.*excludedportrange/);
+    assert.match(
+      explainBindFailure({ protocol: 'udp', port: 69, code: 'EACCES', platform: 'win32' }).message,
+      /Windows refused access to it\. Fix: run Bootbench as Administrator.*excludedportrange/,
+    );
   });
 
   test('SO_BINDTODEVICE refused: CAP_NET_RAW and the same fix', () => {
     const error = explainDeviceBindFailure('enp3s0', 'EPERM', 'linux');
     assert.ok(error instanceof DeviceBindError);
     assert.equal(error.interfaceName, 'enp3s0');
-    assert.match(error.message, /^Cannot limit the DHCP\/TFTP sockets to enp3s0: .*SO_BINDTODEVICE.* needs root or the CAP_NET_RAW capability on this kernel\. Fix: run Bootbench as root, or .*setcap/);
+    assert.match(
+      error.message,
+      /^Cannot limit the DHCP\/TFTP sockets to enp3s0: .*SO_BINDTODEVICE.* needs root or the CAP_NET_RAW capability on this kernel\. Fix: run Bootbench as root, or .*setcap/,
+    );
   });
 
   test('unknown NIC', () => {
@@ -82,12 +86,30 @@ describe('port in use', () => {
   });
 
   test('owner not visible (another user, not root) / not found / not Linux', () => {
-    const hidden = explainBindFailure({ protocol: 'udp', port: 69, code: 'EADDRINUSE', platform: 'linux', findOwners: () => [{ inode: 5, localAddress: '0.0.0.0:69' }] });
-    assert.equal(hidden.message, 'UDP port 69 (TFTP) is already in use by a process of another user (run as root to see which): stop it, or pick another port.');
+    const hidden = explainBindFailure({
+      protocol: 'udp',
+      port: 69,
+      code: 'EADDRINUSE',
+      platform: 'linux',
+      findOwners: () => [{ inode: 5, localAddress: '0.0.0.0:69' }],
+    });
+    assert.equal(
+      hidden.message,
+      'UDP port 69 (TFTP) is already in use by a process of another user (run as root to see which): stop it, or pick another port.',
+    );
     const unknown = explainBindFailure({ protocol: 'tcp', port: 80, code: 'EADDRINUSE', platform: 'linux', findOwners: () => [] });
     assert.equal(unknown.message, 'TCP port 80 (HTTP) is already in use by another program: stop it, or pick another port.');
     let looked = false;
-    explainBindFailure({ protocol: 'udp', port: 67, code: 'EADDRINUSE', platform: 'win32', findOwners: () => { looked = true; return []; } });
+    explainBindFailure({
+      protocol: 'udp',
+      port: 67,
+      code: 'EADDRINUSE',
+      platform: 'win32',
+      findOwners: () => {
+        looked = true;
+        return [];
+      },
+    });
     assert.equal(looked, false, '/proc is only read on Linux');
   });
 
@@ -115,7 +137,10 @@ describe('/proc/net parsing and owner lookup', () => {
   const table = (rows: { local: string; port: number; state: string; inode: number }[]) =>
     '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n' +
     rows
-      .map((r, i) => `  ${i}: ${r.local}:${r.port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 ${r.state} 00000000:00000000 00:00000000 00000000     0        0 ${r.inode} 2 0000000000000000 0`)
+      .map(
+        (r, i) =>
+          `  ${i}: ${r.local}:${r.port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 ${r.state} 00000000:00000000 00:00000000 00000000     0        0 ${r.inode} 2 0000000000000000 0`,
+      )
       .join('\n') +
     '\n';
 
@@ -128,15 +153,21 @@ describe('/proc/net parsing and owner lookup', () => {
     const proc = mkdtempSync(join(tmpdir(), 'bb-proc-'));
     try {
       mkdirSync(join(proc, 'net'));
-      writeFileSync(join(proc, 'net', 'udp'), table([
-        { local: procHex('0.0.0.0'), port: 67, state: '07', inode: 4242 },
-        { local: procHex('0.0.0.0'), port: 68, state: '07', inode: 4343 },
-      ]));
+      writeFileSync(
+        join(proc, 'net', 'udp'),
+        table([
+          { local: procHex('0.0.0.0'), port: 67, state: '07', inode: 4242 },
+          { local: procHex('0.0.0.0'), port: 68, state: '07', inode: 4343 },
+        ]),
+      );
       writeFileSync(join(proc, 'net', 'udp6'), table([]));
-      writeFileSync(join(proc, 'net', 'tcp'), table([
-        { local: procHex('0.0.0.0'), port: 80, state: '01', inode: 5000 }, // established: not a holder
-        { local: procHex('0.0.0.0'), port: 8080, state: '0A', inode: 5001 },
-      ]));
+      writeFileSync(
+        join(proc, 'net', 'tcp'),
+        table([
+          { local: procHex('0.0.0.0'), port: 80, state: '01', inode: 5000 }, // established: not a holder
+          { local: procHex('0.0.0.0'), port: 8080, state: '0A', inode: 5001 },
+        ]),
+      );
       for (const [pid, comm, links] of [
         ['1234', 'dnsmasq', ['socket:[4242]', '/dev/null']],
         ['77', 'nginx', ['socket:[5001]']],

@@ -42,11 +42,14 @@ function fakeRunner(answers: Record<string, CommandOutput>): CommandRunner & { c
 describe('Windows', () => {
   test('profiles and rules from the PowerShell JSON', () => {
     const parsed = parseWindowsFirewallJson(sample('windows-ps-allowed.json'))!;
-    assert.deepEqual(parsed.profiles.map((p) => [p.name, p.enabled, p.defaultInboundAction, p.allowInboundRules]), [
-      ['Domain', true, 'NotConfigured', true],
-      ['Private', true, 'Block', true],
-      ['Public', true, 'NotConfigured', true],
-    ]);
+    assert.deepEqual(
+      parsed.profiles.map((p) => [p.name, p.enabled, p.defaultInboundAction, p.allowInboundRules]),
+      [
+        ['Domain', true, 'NotConfigured', true],
+        ['Private', true, 'Block', true],
+        ['Public', true, 'NotConfigured', true],
+      ],
+    );
     assert.equal(parsed.rules.length, 2);
     assert.equal(parseWindowsFirewallJson('not json'), undefined);
     assert.equal(parseWindowsFirewallJson('{"profiles":[]}'), undefined);
@@ -56,7 +59,10 @@ describe('Windows', () => {
 
   test('on with an allow rule for the program: ok', () => {
     const f = describeWindowsFirewall(parseWindowsFirewallJson(sample('windows-ps-allowed.json'))!, WIN_NODE);
-    assert.deepEqual(f.map((x) => x.level), ['ok']);
+    assert.deepEqual(
+      f.map((x) => x.level),
+      ['ok'],
+    );
     assert.match(f[0].message, /rule "Bootbench" lets/);
   });
 
@@ -69,7 +75,10 @@ describe('Windows', () => {
 
   test('a block rule (what "Cancel" on the Windows prompt leaves) and block-all are errors', () => {
     const f = describeWindowsFirewall(parseWindowsFirewallJson(sample('windows-ps-blocked.json'))!, WIN_NODE);
-    assert.deepEqual(f.map((x) => x.level), ['error', 'error']);
+    assert.deepEqual(
+      f.map((x) => x.level),
+      ['error', 'error'],
+    );
     assert.match(f[0].message, /every incoming connection on the Public profile/);
     assert.match(f[0].fix!, /Set-NetFirewallProfile -Profile Public -AllowInboundRules True/);
     assert.match(f[1].message, /"node\.exe" blocks/);
@@ -77,7 +86,10 @@ describe('Windows', () => {
   });
 
   test('off everywhere: ok', () => {
-    assert.deepEqual(describeWindowsFirewall(parseWindowsFirewallJson(sample('windows-ps-off.json'))!, WIN_NODE).map((x) => x.level), ['ok']);
+    assert.deepEqual(
+      describeWindowsFirewall(parseWindowsFirewallJson(sample('windows-ps-off.json'))!, WIN_NODE).map((x) => x.level),
+      ['ok'],
+    );
   });
 
   test('netsh fallback: English is read, other languages are not guessed', () => {
@@ -90,14 +102,28 @@ describe('Windows', () => {
   });
 
   test('checkFirewall: PowerShell, then netsh, then unknown', async () => {
-    const viaPs = await checkFirewall({ platform: 'win32', program: WIN_NODE, run: fakeRunner({ 'powershell.exe': ok(sample('windows-ps-on-no-rule.json')) }) });
+    const viaPs = await checkFirewall({
+      platform: 'win32',
+      program: WIN_NODE,
+      run: fakeRunner({ 'powershell.exe': ok(sample('windows-ps-on-no-rule.json')) }),
+    });
     assert.equal(viaPs[0].level, 'warn');
-    const run = fakeRunner({ 'powershell.exe': { code: 1, stdout: '', stderr: 'Get-NetFirewallProfile : The term is not recognized' }, 'netsh advfirewall': ok(sample('netsh-allprofiles-en.txt')) });
+    const run = fakeRunner({
+      'powershell.exe': { code: 1, stdout: '', stderr: 'Get-NetFirewallProfile : The term is not recognized' },
+      'netsh advfirewall': ok(sample('netsh-allprofiles-en.txt')),
+    });
     const viaNetsh = await checkFirewall({ platform: 'win32', program: WIN_NODE, run });
     assert.equal(viaNetsh[0].level, 'warn');
     assert.match(viaNetsh[0].message, /on for the Domain, Public profiles.*could not be read/);
-    assert.deepEqual(run.calls.map((c) => c[0]), ['powershell.exe', 'netsh']);
-    const localized = await checkFirewall({ platform: 'win32', program: WIN_NODE, run: fakeRunner({ 'netsh advfirewall': ok(sample('netsh-allprofiles-de.txt')) }) });
+    assert.deepEqual(
+      run.calls.map((c) => c[0]),
+      ['powershell.exe', 'netsh'],
+    );
+    const localized = await checkFirewall({
+      platform: 'win32',
+      program: WIN_NODE,
+      run: fakeRunner({ 'netsh advfirewall': ok(sample('netsh-allprofiles-de.txt')) }),
+    });
     assert.equal(localized[0].level, 'unknown');
     assert.match(localized[0].message, /PowerShell is not installed.*unexpected format/);
     assert.ok(localized[0].fix);
@@ -122,15 +148,28 @@ describe('macOS', () => {
   });
 
   const mac = (global: string, blockAll: string, app: string) =>
-    checkFirewall({ platform: 'darwin', program: NODE, run: fakeRunner({ '--getglobalstate': ok(sample(global)), '--getblockall': ok(sample(blockAll)), '--getappblocked': ok(sample(app)) }) });
+    checkFirewall({
+      platform: 'darwin',
+      program: NODE,
+      run: fakeRunner({ '--getglobalstate': ok(sample(global)), '--getblockall': ok(sample(blockAll)), '--getappblocked': ok(sample(app)) }),
+    });
 
   test('off, allowed, blocked, block-all, not listed', async () => {
-    assert.deepEqual((await mac('macos-globalstate-off.txt', 'macos-blockall-disabled.txt', 'macos-app-blocked.txt')).map((f) => f.level), ['ok']);
-    assert.deepEqual((await mac('macos-globalstate-on.txt', 'macos-blockall-disabled.txt', 'macos-app-permitted.txt')).map((f) => f.level), ['ok']);
+    assert.deepEqual(
+      (await mac('macos-globalstate-off.txt', 'macos-blockall-disabled.txt', 'macos-app-blocked.txt')).map((f) => f.level),
+      ['ok'],
+    );
+    assert.deepEqual(
+      (await mac('macos-globalstate-on.txt', 'macos-blockall-disabled.txt', 'macos-app-permitted.txt')).map((f) => f.level),
+      ['ok'],
+    );
     const blocked = await mac('macos-globalstate-on.txt', 'macos-blockall-disabled.txt', 'macos-app-blocked.txt');
     assert.equal(blocked[0].level, 'error');
     assert.equal(blocked[0].fix?.startsWith(`sudo ${SOCKETFILTERFW} --unblockapp "${NODE}"`), true);
-    for (const [g, b] of [['macos-globalstate-on.txt', 'macos-blockall-enabled.txt'], ['macos-globalstate-blockall.txt', 'macos-blockall-disabled.txt']]) {
+    for (const [g, b] of [
+      ['macos-globalstate-on.txt', 'macos-blockall-enabled.txt'],
+      ['macos-globalstate-blockall.txt', 'macos-blockall-disabled.txt'],
+    ]) {
       const all = await mac(g, b, 'macos-app-permitted.txt');
       assert.equal(all[0].level, 'error', `${g} + ${b}`);
       assert.match(all[0].message, /blocks all incoming connections/);
@@ -158,30 +197,45 @@ describe('Linux (nftables)', () => {
     assert.equal(f.level, 'error');
     assert.match(f.message, /drops UDP 67 \(DHCP\), 69 \(TFTP\) arriving on bench0: rule \d+ in chain input of table inet filter/);
     assert.doesNotMatch(f.message, /4011/);
-    assert.equal(f.fix, 'as root: nft insert rule inet filter input iifname "bench0" udp dport { 67, 69, 4011 } accept (and the same in your firewall\'s saved configuration)');
+    assert.equal(
+      f.fix,
+      'as root: nft insert rule inet filter input iifname "bench0" udp dport { 67, 69, 4011 } accept (and the same in your firewall\'s saved configuration)',
+    );
   });
 
   test('policy drop without an accept for the ports blocks all three; with one, ok', () => {
     const [f] = nft('policy-drop');
     assert.equal(f.level, 'error');
     assert.match(f.message, /67 \(DHCP\), 69 \(TFTP\), 4011 \(PXE boot server\).*the policy of chain input in table inet filter/);
-    assert.deepEqual(nft('policy-drop-allowed').map((x) => x.level), ['ok']);
+    assert.deepEqual(
+      nft('policy-drop-allowed').map((x) => x.level),
+      ['ok'],
+    );
     // The accept names bench0: on another NIC the policy drops.
     assert.equal(nft('policy-drop-allowed', 'eth1')[0].level, 'error');
   });
 
   test('with the HTTP port: a second finding for TCP when the rules drop it too', () => {
     const f = describeNftRuleset(JSON.parse(sample('nft-policy-drop.json')), 'bench0', 8080);
-    assert.deepEqual(f.map((x) => x.level), ['error', 'error']);
+    assert.deepEqual(
+      f.map((x) => x.level),
+      ['error', 'error'],
+    );
     assert.match(f[1].message, /drops TCP 8080 \(HTTP\) arriving on bench0/);
     assert.match(f[1].fix!, /iifname "bench0" tcp dport \{ 8080 \} accept/);
     // A UDP-only drop leaves TCP alone: no second finding.
     assert.equal(describeNftRuleset(JSON.parse(sample('nft-drop-ports.json')), 'bench0', 8080).length, 1);
-    assert.deepEqual(describeNftRuleset(JSON.parse(sample('nft-policy-drop-allowed.json')), 'bench0', 8080).map((x) => x.level), ['ok', 'error']);
+    assert.deepEqual(
+      describeNftRuleset(JSON.parse(sample('nft-policy-drop-allowed.json')), 'bench0', 8080).map((x) => x.level),
+      ['ok', 'error'],
+    );
   });
 
   test('a drop for another NIC (wildcard name, port range) does not count', () => {
-    assert.deepEqual(nft('other-nic').map((x) => x.level), ['ok']);
+    assert.deepEqual(
+      nft('other-nic').map((x) => x.level),
+      ['ok'],
+    );
     assert.equal(nft('other-nic', 'wlan0')[0].level, 'error');
   });
 
@@ -205,7 +259,10 @@ describe('Linux (nftables)', () => {
 
   test('checkFirewall: no rules, not root, nft missing, not JSON', async () => {
     assert.equal((await checkFirewall({ platform: 'linux', interfaceName: 'bench0', run: fakeRunner({ nft: ok('') }) }))[0].level, 'ok');
-    const denied = await checkFirewall({ platform: 'linux', run: fakeRunner({ nft: { code: 1, stdout: '', stderr: 'Error: Operation not permitted (you must be root)' } }) });
+    const denied = await checkFirewall({
+      platform: 'linux',
+      run: fakeRunner({ nft: { code: 1, stdout: '', stderr: 'Error: Operation not permitted (you must be root)' } }),
+    });
     assert.equal(denied[0].level, 'unknown');
     assert.match(denied[0].fix!, /as root/);
     const gone = await checkFirewall({ platform: 'linux', run: fakeRunner({}) });
@@ -216,7 +273,12 @@ describe('Linux (nftables)', () => {
   });
 
   test('a runner that throws is an unknown finding, not a crash', async () => {
-    const [f] = await checkFirewall({ platform: 'linux', run: async () => { throw new Error('spawn EAGAIN'); } });
+    const [f] = await checkFirewall({
+      platform: 'linux',
+      run: async () => {
+        throw new Error('spawn EAGAIN');
+      },
+    });
     assert.equal(f.level, 'unknown');
     assert.match(f.message, /spawn EAGAIN/);
   });

@@ -37,7 +37,10 @@ test('watchInterface reports each change once, on the clock, and stops', () => {
   clock.advance(999);
   assert.equal(changes.length, 0);
   clock.advance(1);
-  assert.deepEqual(changes.map((c) => [c.kinds, c.reopenSockets]), [[['link-down'], false]]);
+  assert.deepEqual(
+    changes.map((c) => [c.kinds, c.reopenSockets]),
+    [[['link-down'], false]],
+  );
   clock.advance(5000);
   assert.equal(changes.length, 1, 'no repeat while nothing changes');
 
@@ -45,7 +48,13 @@ test('watchInterface reports each change once, on the clock, and stops', () => {
   clock.advance(1000);
   state = eth0({ index: 9 }); // plugged back: new index
   clock.advance(1000);
-  assert.deepEqual(changes.slice(1).map((c) => [c.kinds, c.reopenSockets]), [[['gone'], false], [['appeared'], true]]);
+  assert.deepEqual(
+    changes.slice(1).map((c) => [c.kinds, c.reopenSockets]),
+    [
+      [['gone'], false],
+      [['appeared'], true],
+    ],
+  );
   assert.equal(watch.current()?.index, 9);
 
   watch.stop();

@@ -80,7 +80,10 @@ describe('listInterfaces on a Linux /sys tree', () => {
   const get = (name: string) => list.find((n) => n.name === name) ?? assert.fail(`${name} missing`);
 
   test('every NIC in /sys is listed, in natural order, even without addresses', () => {
-    assert.deepEqual(list.map((n) => n.name), ['docker0', 'enp3s0', 'eth0', 'lo', 'tun0', 'veth1a2b', 'wlan1', 'wlp2s0']);
+    assert.deepEqual(
+      list.map((n) => n.name),
+      ['docker0', 'enp3s0', 'eth0', 'lo', 'tun0', 'veth1a2b', 'wlan1', 'wlp2s0'],
+    );
   });
 
   test('only: one NIC read, the same as in the full list; none for a name /sys does not have', () => {
@@ -160,7 +163,12 @@ describe('listInterfaces elsewhere (os.networkInterfaces only)', () => {
         bridge100: [v4('198.18.2.1', '255.255.255.0', '3e:22:fb:00:00:64')],
       },
     });
-    assert.deepEqual(listInterfaces({ platform: 'darwin', addresses: { en0: [v4('192.0.2.5', '255.255.255.0')], lo0: [v4('127.0.0.1', '255.0.0.0')] }, only: 'en0' }).map((n) => n.name), ['en0']);
+    assert.deepEqual(
+      listInterfaces({ platform: 'darwin', addresses: { en0: [v4('192.0.2.5', '255.255.255.0')], lo0: [v4('127.0.0.1', '255.0.0.0')] }, only: 'en0' }).map(
+        (n) => n.name,
+      ),
+      ['en0'],
+    );
     assert.deepEqual(
       list.map((n) => [n.name, n.kind, n.up, n.mac]),
       [
@@ -201,7 +209,10 @@ describe('resolveServeInterface', () => {
       () => resolveServeInterface('eth9', [lo, nic('eth0', 'wired', '192.0.2.1'), nic('wlan0', 'wifi')]),
       (e: unknown) => {
         assert.ok(e instanceof InterfaceChoiceError);
-        assert.equal(e.message, 'There is no network interface called "eth9". Interfaces on this machine: lo (loopback 127.0.0.1/24), eth0 (wired 192.0.2.1/24), wlan0 (wifi).');
+        assert.equal(
+          e.message,
+          'There is no network interface called "eth9". Interfaces on this machine: lo (loopback 127.0.0.1/24), eth0 (wired 192.0.2.1/24), wlan0 (wifi).',
+        );
         return true;
       },
     );
@@ -215,7 +226,13 @@ describe('resolveServeInterface', () => {
   });
 
   test('without a name: the only physical NIC with IPv4 and link, ignoring loopback and virtual ones', () => {
-    const list = [lo, nic('docker0', 'virtual', '198.18.9.1'), nic('eth0', 'wired', '192.0.2.1'), nic('eth1', 'wired', '198.18.0.1', false), nic('eth2', 'wired')];
+    const list = [
+      lo,
+      nic('docker0', 'virtual', '198.18.9.1'),
+      nic('eth0', 'wired', '192.0.2.1'),
+      nic('eth1', 'wired', '198.18.0.1', false),
+      nic('eth2', 'wired'),
+    ];
     assert.equal(resolveServeInterface(undefined, list).name, 'eth0');
   });
 
@@ -224,7 +241,10 @@ describe('resolveServeInterface', () => {
       () => resolveServeInterface(undefined, [lo, nic('eth0', 'wired', '192.0.2.1'), nic('wlan0', 'wifi', '198.18.0.7')]),
       (e: unknown) => {
         assert.ok(e instanceof InterfaceChoiceError);
-        assert.match(e.message, /^More than one NIC could serve: pass --interface NAME \(one of eth0 \(wired 192\.0\.2\.1\/24\), wlan0 \(wifi 198\.18\.0\.7\/24\)\)/);
+        assert.match(
+          e.message,
+          /^More than one NIC could serve: pass --interface NAME \(one of eth0 \(wired 192\.0\.2\.1\/24\), wlan0 \(wifi 198\.18\.0\.7\/24\)\)/,
+        );
         assert.deepEqual(e.candidates, ['eth0', 'wlan0']);
         return true;
       },
@@ -270,10 +290,13 @@ test('`ip -j addr show` output becomes os.networkInterfaces()-shaped addresses',
     },
   ]);
   const parsed = parseIproute2Addresses(json);
-  assert.deepEqual(parsed.enp3s0!.map((a) => [a.family, a.address, a.netmask]), [
-    ['IPv4', '192.0.2.77', '255.255.254.0'],
-    ['IPv6', 'fe80::5054:ff:fe00:2', ''],
-  ]);
+  assert.deepEqual(
+    parsed.enp3s0!.map((a) => [a.family, a.address, a.netmask]),
+    [
+      ['IPv4', '192.0.2.77', '255.255.254.0'],
+      ['IPv6', 'fe80::5054:ff:fe00:2', ''],
+    ],
+  );
   assert.deepEqual(parseIproute2Addresses('not json'), {});
 });
 
@@ -298,7 +321,12 @@ describe('bridge ports and taps', () => {
     list = listInterfaces({
       platform: 'linux',
       sysClassNet: sys,
-      addresses: { br0: [v4('192.0.2.1', '255.255.255.0')], bond0: [v4('198.18.0.1', '255.255.255.0')], tap1: [v4('198.19.0.1', '255.255.255.0')], eth9: [v4('192.0.2.9', '255.255.255.0')] },
+      addresses: {
+        br0: [v4('192.0.2.1', '255.255.255.0')],
+        bond0: [v4('198.18.0.1', '255.255.255.0')],
+        tap1: [v4('198.19.0.1', '255.255.255.0')],
+        eth9: [v4('192.0.2.9', '255.255.255.0')],
+      },
       linkDownAddresses: () => ({}),
     });
   });
@@ -314,10 +342,19 @@ describe('bridge ports and taps', () => {
   });
 
   test('offered: the bridge with the address, a tap with an address, plain NICs; not ports, not bare taps', () => {
-    assert.deepEqual(list.filter(offeredForServing).map((n) => n.name).sort(), ['bond0', 'br0', 'eth9', 'tap1']);
+    assert.deepEqual(
+      list
+        .filter(offeredForServing)
+        .map((n) => n.name)
+        .sort(),
+      ['bond0', 'br0', 'eth9', 'tap1'],
+    );
   });
 
   test('naming a bridge port to serve on says which bridge to use', () => {
-    assert.throws(() => resolveServeInterface('enp1s0', list), (e: unknown) => e instanceof InterfaceChoiceError && /enp1s0 is a port of br0: .* serve on br0/.test(e.message));
+    assert.throws(
+      () => resolveServeInterface('enp1s0', list),
+      (e: unknown) => e instanceof InterfaceChoiceError && /enp1s0 is a port of br0: .* serve on br0/.test(e.message),
+    );
   });
 });

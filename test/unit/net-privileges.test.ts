@@ -20,10 +20,21 @@ test('root: nothing missing', () => {
 test('ordinary user: 67, 69 and 80 blocked, 4011 fine, SO_BINDTODEVICE fine on 5.7+', () => {
   const report = checkPrivileges({ platform: 'linux', euid: 1000, procStatus: USER_STATUS, unprivilegedPortStart: '1024', kernelRelease: '6.8.0' });
   assert.equal(report.ok, false);
-  assert.deepEqual(report.ports.map((p) => [p.port, p.allowed]), [[67, false], [69, false], [4011, true], [80, false]]);
+  assert.deepEqual(
+    report.ports.map((p) => [p.port, p.allowed]),
+    [
+      [67, false],
+      [69, false],
+      [4011, true],
+      [80, false],
+    ],
+  );
   assert.equal(report.bindToDevice, true);
   assert.equal(report.problems.length, 1);
-  assert.equal(report.problems[0]!.message, 'Cannot bind ports 67 (DHCP / Proxy DHCP server), 69 (TFTP), 80 (HTTP): ports below 1024 need root or CAP_NET_BIND_SERVICE.');
+  assert.equal(
+    report.problems[0]!.message,
+    'Cannot bind ports 67 (DHCP / Proxy DHCP server), 69 (TFTP), 80 (HTTP): ports below 1024 need root or CAP_NET_BIND_SERVICE.',
+  );
   assert.match(report.problems[0]!.fix, /setcap 'cap_net_bind_service,cap_net_raw=\+ep' \//);
 });
 
@@ -41,10 +52,22 @@ test('setcap-ed binary: capabilities without root', () => {
 });
 
 test('root in a container: the capability set decides, not the uid', () => {
-  const report = checkPrivileges({ platform: 'linux', euid: 0, procStatus: 'CapEff:\t00000000a80425fb\n', unprivilegedPortStart: '1024', kernelRelease: '6.1.0' });
+  const report = checkPrivileges({
+    platform: 'linux',
+    euid: 0,
+    procStatus: 'CapEff:\t00000000a80425fb\n',
+    unprivilegedPortStart: '1024',
+    kernelRelease: '6.1.0',
+  });
   // 0xa80425fb has bit 10 (0x400) set and bit 13 (0x2000) set: docker's default set.
   assert.equal(report.ok, true);
-  const stripped = checkPrivileges({ platform: 'linux', euid: 0, procStatus: 'CapEff:\t00000000a80421fb\n', unprivilegedPortStart: '1024', kernelRelease: '6.1.0' });
+  const stripped = checkPrivileges({
+    platform: 'linux',
+    euid: 0,
+    procStatus: 'CapEff:\t00000000a80421fb\n',
+    unprivilegedPortStart: '1024',
+    kernelRelease: '6.1.0',
+  });
   assert.equal(stripped.ok, false);
 });
 
@@ -77,9 +100,22 @@ test('helpers', () => {
 });
 
 test('how the host was started: read from what bootbench-host sets, else Electron or Node', () => {
-  assert.deepEqual(detectPackaging({ BOOTBENCH_LAUNCHER: '/opt/Bootbench/bootbench-host' }, '/opt/Bootbench/bootbench', { electron: '41.0.0' } as never), { kind: 'launcher', launcher: '/opt/Bootbench/bootbench-host' });
-  assert.deepEqual(detectPackaging({ BOOTBENCH_LAUNCHER: '/tmp/.mount_Bx/bootbench-host', BOOTBENCH_APPIMAGE: '/home/t/Bootbench.AppImage' }, '/tmp/.mount_Bx/bootbench', {} as never), { kind: 'appimage', appImage: '/home/t/Bootbench.AppImage' });
-  assert.deepEqual(detectPackaging({}, '/src/node_modules/electron/dist/electron', { electron: '41.0.0' } as never), { kind: 'electron', program: '/src/node_modules/electron/dist/electron' });
+  assert.deepEqual(detectPackaging({ BOOTBENCH_LAUNCHER: '/opt/Bootbench/bootbench-host' }, '/opt/Bootbench/bootbench', { electron: '41.0.0' } as never), {
+    kind: 'launcher',
+    launcher: '/opt/Bootbench/bootbench-host',
+  });
+  assert.deepEqual(
+    detectPackaging(
+      { BOOTBENCH_LAUNCHER: '/tmp/.mount_Bx/bootbench-host', BOOTBENCH_APPIMAGE: '/home/t/Bootbench.AppImage' },
+      '/tmp/.mount_Bx/bootbench',
+      {} as never,
+    ),
+    { kind: 'appimage', appImage: '/home/t/Bootbench.AppImage' },
+  );
+  assert.deepEqual(detectPackaging({}, '/src/node_modules/electron/dist/electron', { electron: '41.0.0' } as never), {
+    kind: 'electron',
+    program: '/src/node_modules/electron/dist/electron',
+  });
   assert.deepEqual(detectPackaging({}, '/usr/bin/node', { node: '20.0.0' } as never), { kind: 'node', program: '/usr/bin/node' });
 });
 
@@ -116,6 +152,13 @@ test('Electron run as Node without the launcher: never setcap on Electron', () =
 });
 
 test('the report carries the packaging-specific fix', () => {
-  const report = checkPrivileges({ platform: 'linux', euid: 1000, procStatus: USER_STATUS, unprivilegedPortStart: '1024', kernelRelease: '6.8.0', packaging: { kind: 'launcher', launcher: '/opt/Bootbench/bootbench-host' } });
+  const report = checkPrivileges({
+    platform: 'linux',
+    euid: 1000,
+    procStatus: USER_STATUS,
+    unprivilegedPortStart: '1024',
+    kernelRelease: '6.8.0',
+    packaging: { kind: 'launcher', launcher: '/opt/Bootbench/bootbench-host' },
+  });
   assert.match(report.problems[0]!.fix, /setcap cap_net_bind_service,cap_net_raw=p \/opt\/Bootbench\/bootbench-host/);
 });

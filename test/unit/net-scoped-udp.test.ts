@@ -103,7 +103,7 @@ describe('without an interface, and the Windows way', () => {
     }
   });
 
-  test('win32 strategy: binds to the NIC\'s own IPv4 address', { skip: linuxOnly }, async () => {
+  test("win32 strategy: binds to the NIC's own IPv4 address", { skip: linuxOnly }, async () => {
     const socket = await createScopedUdpSocketFactory({ platform: 'win32' })({ port: 0, interfaceName: 'lo' });
     try {
       assert.equal(socket.address().address, '127.0.0.1');

@@ -13,7 +13,7 @@ test('magic packet: 6 x FF, the MAC 16 times, optional SecureOn password', () =>
   assert.throws(() => buildMagicPacket('52:54:00:12:34:56', 'abc'), /SecureOn password/);
 });
 
-test('wakeMachines sends each packet through the factory\'s socket; a bad MAC is reported, the rest sent', async () => {
+test("wakeMachines sends each packet through the factory's socket; a bad MAC is reported, the rest sent", async () => {
   // Loopback receiver stands in for the bench broadcast address.
   const receiver = createSocket('udp4');
   await new Promise<void>((r) => receiver.bind(0, '127.0.0.1', r));
@@ -34,7 +34,14 @@ test('wakeMachines sends each packet through the factory\'s socket; a bad MAC is
     repeat: 2,
   });
   assert.deepEqual(requested, [{ port: 0, interfaceName: 'bench0', broadcast: true }]);
-  assert.deepEqual(results.map((r) => [r.mac, r.sent, Boolean(r.error)]), [['52:54:00:00:00:01', 2, false], ['nonsense', 0, true], ['52:54:00:00:00:02', 2, false]]);
+  assert.deepEqual(
+    results.map((r) => [r.mac, r.sent, Boolean(r.error)]),
+    [
+      ['52:54:00:00:00:01', 2, false],
+      ['nonsense', 0, true],
+      ['52:54:00:00:00:02', 2, false],
+    ],
+  );
   const deadline = Date.now() + 2000;
   while (received.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   receiver.close();

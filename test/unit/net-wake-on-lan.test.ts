@@ -50,12 +50,17 @@ test('sendMagicPacket defaults to the NIC directed broadcast, port 9', async () 
   const sent: { address: string; port: number }[] = [];
   const fake = {
     setBroadcast() {},
-    send(_packet: Buffer, port: number, address: string, cb: (e: Error | null) => void) { sent.push({ address, port }); cb(null); },
+    send(_packet: Buffer, port: number, address: string, cb: (e: Error | null) => void) {
+      sent.push({ address, port });
+      cb(null);
+    },
     close() {},
   } as unknown as dgram.Socket;
   await sendMagicPacket('52:54:00:12:34:56', {
     interfaceName: 'eth1',
-    interfaces: [{ name: 'eth1', mac: '', ipv4: [{ address: '192.0.2.1', netmask: '255.255.255.0', prefixLength: 24 }], ipv6: [], up: true, kind: 'wired', mtu: 1500 }],
+    interfaces: [
+      { name: 'eth1', mac: '', ipv4: [{ address: '192.0.2.1', netmask: '255.255.255.0', prefixLength: 24 }], ipv6: [], up: true, kind: 'wired', mtu: 1500 },
+    ],
     socketFactory: async () => fake,
   });
   assert.deepEqual(sent, [{ address: '192.0.2.255', port: 9 }]);

@@ -26,7 +26,8 @@ const FUSE_SENTINEL = 'dL7pKGdnNz796PbbjQWNKmHXBZaB9tsX';
 function prerequisitesMissing(): string | undefined {
   if (process.platform !== 'linux') return 'the stand-in Electron is a Linux shell script';
   if (!existsSync(builderCli)) return 'electron-builder is not installed (npm ci)';
-  if (!existsSync(join(root, 'dist/main/cli/bootbench.js')) || !existsSync(join(root, 'dist/renderer/index.html'))) return 'run `npm run build` first (`npm test` does)';
+  if (!existsSync(join(root, 'dist/main/cli/bootbench.js')) || !existsSync(join(root, 'dist/renderer/index.html')))
+    return 'run `npm run build` first (`npm test` does)';
   if (spawnSync(process.env.CC || 'cc', ['--version']).status !== 0) return 'no C compiler (cc) to build bootbench-host';
   if (!existsSync(join(root, 'dist/main/app/main.js')) || !existsSync(join(root, 'dist/preload/index.cjs'))) {
     const built = spawnSync('npm', ['run', 'build:app'], { cwd: root, stdio: 'inherit' });
@@ -47,7 +48,13 @@ function fuseNames(): string[] {
 /** A fake unpacked Electron for Linux: a script whose bytes carry a fuse wire, all fuses '0'. */
 function makeStandInElectron(dir: string, fuseCount: number): void {
   mkdirSync(join(dir, 'resources'), { recursive: true });
-  const wire = Buffer.concat([Buffer.from(`#!/bin/sh\necho stand-in electron\n# `), Buffer.from(FUSE_SENTINEL), Buffer.from([1, fuseCount]), Buffer.alloc(fuseCount, '0'), Buffer.from('\n')]);
+  const wire = Buffer.concat([
+    Buffer.from(`#!/bin/sh\necho stand-in electron\n# `),
+    Buffer.from(FUSE_SENTINEL),
+    Buffer.from([1, fuseCount]),
+    Buffer.alloc(fuseCount, '0'),
+    Buffer.from('\n'),
+  ]);
   writeFileSync(join(dir, 'electron'), wire);
   chmodSync(join(dir, 'electron'), 0o755);
   writeFileSync(join(dir, 'chrome-sandbox'), '');
@@ -141,7 +148,8 @@ function localElectronDist(): { dir?: string; reason?: string } {
   const override = process.env.ELECTRON_OVERRIDE_DIST_PATH;
   if (override) return existsSync(override) ? { dir: override } : { reason: `ELECTRON_OVERRIDE_DIST_PATH=${override} does not exist` };
   const installed = join(root, 'node_modules/electron/dist');
-  if (existsSync(join(installed, process.platform === 'win32' ? 'electron.exe' : process.platform === 'darwin' ? 'Electron.app' : 'electron'))) return { dir: installed };
+  if (existsSync(join(installed, process.platform === 'win32' ? 'electron.exe' : process.platform === 'darwin' ? 'Electron.app' : 'electron')))
+    return { dir: installed };
   return {
     reason:
       "no unpacked Electron here: node_modules/electron/dist is missing because Electron's download script is not approved " +
@@ -150,26 +158,32 @@ function localElectronDist(): { dir?: string; reason?: string } {
 }
 
 const real = localElectronDist();
-test('electron-builder --dir with the local Electron, then the packaged CLI through bootbench-host', { skip: real.reason ?? standInSkip ?? false, timeout: 300_000 }, () => {
-  const work = mkdtempSync(join(tmpdir(), 'bb-builder-real-'));
-  try {
-    const { status, log } = runBuilder(real.dir!, join(work, 'out'));
-    assert.equal(status, 0, log);
-    const appDir = join(work, 'out', here.arch === 'x64' ? 'linux-unpacked' : `linux-${here.arch}-unpacked`);
-    // Electron in Node mode loads dist/main/cli/bootbench.js from inside app.asar (ESM), fuses allowing it.
-    const help = spawnSync(join(appDir, 'bootbench-host'), ['help'], { encoding: 'utf8', timeout: 60_000 });
-    assert.equal(help.status, 0, `${help.stdout}\n${help.stderr}`);
-    assert.match(help.stdout, /serve/);
-    const interfaces = spawnSync(join(appDir, 'bootbench-host'), ['interfaces'], { encoding: 'utf8', timeout: 60_000 });
-    assert.equal(interfaces.status, 0, `koffi and the NIC listing load under Electron: ${interfaces.stderr}`);
-    assert.ok(relativeTo(root, appDir));
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-});
+test(
+  'electron-builder --dir with the local Electron, then the packaged CLI through bootbench-host',
+  { skip: real.reason ?? standInSkip ?? false, timeout: 300_000 },
+  () => {
+    const work = mkdtempSync(join(tmpdir(), 'bb-builder-real-'));
+    try {
+      const { status, log } = runBuilder(real.dir!, join(work, 'out'));
+      assert.equal(status, 0, log);
+      const appDir = join(work, 'out', here.arch === 'x64' ? 'linux-unpacked' : `linux-${here.arch}-unpacked`);
+      // Electron in Node mode loads dist/main/cli/bootbench.js from inside app.asar (ESM), fuses allowing it.
+      const help = spawnSync(join(appDir, 'bootbench-host'), ['help'], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(help.status, 0, `${help.stdout}\n${help.stderr}`);
+      assert.match(help.stdout, /serve/);
+      const interfaces = spawnSync(join(appDir, 'bootbench-host'), ['interfaces'], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(interfaces.status, 0, `koffi and the NIC listing load under Electron: ${interfaces.stderr}`);
+      assert.ok(relativeTo(root, appDir));
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  },
+);
 
 test('the RunAsNode fuse stays on for Linux (bootbench-host) and is turned off for macOS and Windows', () => {
-  const { fusesFor } = requireFromApp('./build/hooks/before-pack.cjs') as { fusesFor(platform: string, fuses: Record<string, boolean>): Record<string, boolean> };
+  const { fusesFor } = requireFromApp('./build/hooks/before-pack.cjs') as {
+    fusesFor(platform: string, fuses: Record<string, boolean>): Record<string, boolean>;
+  };
   const configured = config.electronFuses ?? {};
   assert.equal(configured.runAsNode, true, 'electron-builder.yml enables it for bootbench-host');
   assert.equal(fusesFor('linux', configured).runAsNode, true);
@@ -179,4 +193,3 @@ test('the RunAsNode fuse stays on for Linux (bootbench-host) and is turned off f
     assert.deepEqual({ ...fuses, runAsNode: configured.runAsNode }, configured, `${platform}: only RunAsNode changes`);
   }
 });
-

@@ -40,7 +40,11 @@ function builtTreeProblem(): string | undefined {
   if (!existsSync(join(root, 'dist/main/cli/bootbench.js')) || !existsSync(join(root, 'dist/renderer/index.html'))) {
     return 'the app is not built: run `npm run build` first (`npm test` does)';
   }
-  if (!existsSync(join(root, 'dist/main/app/main.js')) || !existsSync(join(root, 'dist/main/app/host-process.js')) || !existsSync(join(root, 'dist/preload/index.cjs'))) {
+  if (
+    !existsSync(join(root, 'dist/main/app/main.js')) ||
+    !existsSync(join(root, 'dist/main/app/host-process.js')) ||
+    !existsSync(join(root, 'dist/preload/index.cjs'))
+  ) {
     // `npm run dist` runs build:app; `npm test` does not, so do it here.
     const built = spawnSync('npm', ['run', 'build:app'], { cwd: root, stdio: 'inherit' });
     if (built.status !== 0) return `npm run build:app failed (${built.status})`;
@@ -76,7 +80,10 @@ test('app.asar holds every file the entry points, the preload and the renderer r
   // The walk must have found the files main.ts loads by path, or it proves nothing.
   assert.ok(needs.appFiles.has('dist/preload/index.cjs'), 'the preload is reached from main.js');
   assert.ok(needs.appFiles.has('dist/renderer/index.html'), 'the renderer is reached from main.js');
-  assert.ok([...needs.appFiles].some((f) => f.startsWith('dist/renderer/assets/')), "index.html's assets are followed");
+  assert.ok(
+    [...needs.appFiles].some((f) => f.startsWith('dist/renderer/assets/')),
+    "index.html's assets are followed",
+  );
   const missing = [...needs.appFiles].filter((file) => !selection.app.has(file));
   assert.deepEqual(missing, [], 'files the app loads but the installer would leave out');
   assert.ok(selection.app.has('package.json'), 'package.json ("type": "module", "main") is in the asar');
@@ -98,7 +105,10 @@ test('every package the app imports is packaged, with its entry file and its own
 test('the native addons Node loads (better-sqlite3, koffi) are packaged outside the asar', { skip }, () => {
   const selection = packagedSelection(root, config, here);
   const loaded = loadedNativeAddons();
-  assert.ok(loaded.some((f) => f.includes('better-sqlite3')), `better-sqlite3's addon was loaded: ${loaded.join(', ')}`);
+  assert.ok(
+    loaded.some((f) => f.includes('better-sqlite3')),
+    `better-sqlite3's addon was loaded: ${loaded.join(', ')}`,
+  );
   const koffiPackage = hooks.koffiPackageFor(here.platform, here.arch);
   assert.ok(
     loaded.some((f) => f.startsWith(`node_modules/${koffiPackage}/`)),
@@ -199,15 +209,24 @@ test('app.asar carries no sources, tests, source maps or build inputs', { skip }
   assert.ok(ownFiles.length > 10);
   const stray = ownFiles.filter((f) => !f.startsWith('dist/') && !f.startsWith('resources/boot/') && f !== 'package.json');
   assert.deepEqual(stray, []);
-  assert.deepEqual(ownFiles.filter((f) => f.endsWith('.map') || f.endsWith('.ts')), []);
-  const buildLeftovers = [...selection.app.keys()].filter((f) => /node_modules\/better-sqlite3\/(deps|src)\/|obj\.target|node_modules\/koffi\/(src|vendor)\//.test(f));
+  assert.deepEqual(
+    ownFiles.filter((f) => f.endsWith('.map') || f.endsWith('.ts')),
+    [],
+  );
+  const buildLeftovers = [...selection.app.keys()].filter((f) =>
+    /node_modules\/better-sqlite3\/(deps|src)\/|obj\.target|node_modules\/koffi\/(src|vendor)\//.test(f),
+  );
   assert.deepEqual(buildLeftovers, []);
 });
 
 test('native modules are compiled for Electron only when packaging, and the Node build is put back', () => {
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) {
-    assert.doesNotMatch(manifest.scripts[hook] ?? '', /electron-rebuild|@electron\/rebuild|install-app-deps|electron-builder/, `${hook} must not rebuild for Electron`);
+    assert.doesNotMatch(
+      manifest.scripts[hook] ?? '',
+      /electron-rebuild|@electron\/rebuild|install-app-deps|electron-builder/,
+      `${hook} must not rebuild for Electron`,
+    );
   }
   assert.notEqual((config as { npmRebuild?: boolean }).npmRebuild, false, 'electron-builder rebuilds better-sqlite3 for Electron');
   const runner = /node (build\/[\w-]+\.mjs)/.exec(manifest.scripts.dist)?.[1];
@@ -216,4 +235,3 @@ test('native modules are compiled for Electron only when packaging, and the Node
   assert.match(source, /electron-builder/);
   assert.match(source, /rebuild', 'better-sqlite3'/);
 });
-

@@ -44,7 +44,8 @@ interface Report {
 
 let work = '';
 let install = '';
-const compilerMissing = process.platform !== 'linux' ? 'bootbench-host is Linux only' : spawnSync('cc', ['--version']).status !== 0 ? 'no C compiler (cc)' : undefined;
+const compilerMissing =
+  process.platform !== 'linux' ? 'bootbench-host is Linux only' : spawnSync('cc', ['--version']).status !== 0 ? 'no C compiler (cc)' : undefined;
 
 before(() => {
   if (compilerMissing) return;
@@ -53,7 +54,9 @@ before(() => {
   install = join(work, 'Bootbench');
   mkdirSync(join(install, 'resources/app.asar/dist/main/cli'), { recursive: true });
   mkdirSync(join(install, 'resources/app.asar/dist/main/app'), { recursive: true });
-  const compiled = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', join(install, 'bootbench-host'), join(root, 'build/linux/bootbench-host.c')], { encoding: 'utf8' });
+  const compiled = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', join(install, 'bootbench-host'), join(root, 'build/linux/bootbench-host.c')], {
+    encoding: 'utf8',
+  });
   assert.equal(compiled.status, 0, compiled.stderr);
   symlinkSync(realpathSync(process.execPath), join(install, 'bootbench'));
   writeFileSync(join(install, 'resources/app.asar/dist/main/cli/bootbench.js'), REPORT_SCRIPT);
@@ -65,13 +68,20 @@ after(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-function runLauncher(args: string[], options: { asNobody?: boolean; env?: Record<string, string> } = {}): { report?: Report; stderr: string; status: number | null } {
+function runLauncher(
+  args: string[],
+  options: { asNobody?: boolean; env?: Record<string, string> } = {},
+): { report?: Report; stderr: string; status: number | null } {
   const launcher = join(install, 'bootbench-host');
   // A private network namespace: the port-67 bind touches no real interface.
   const command = options.asNobody
     ? ['unshare', '--net', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', launcher, ...args]
     : [launcher, ...args];
-  const result = spawnSync(command[0], command.slice(1), { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.env }, timeout: 30_000 });
+  const result = spawnSync(command[0], command.slice(1), {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.env },
+    timeout: 30_000,
+  });
   let report: Report | undefined;
   try {
     report = JSON.parse(result.stdout) as Report;
@@ -83,9 +93,16 @@ function hasCap(hex: string, bit: bigint): boolean {
   return (BigInt(`0x${hex}`) & (1n << bit)) !== 0n;
 }
 
-test('runs only the installation\'s own script, picked by the first word, with a cleaned environment', { skip: compilerMissing ?? false }, () => {
+test("runs only the installation's own script, picked by the first word, with a cleaned environment", { skip: compilerMissing ?? false }, () => {
   const serve = runLauncher(['serve', '--interface', 'eth9'], {
-    env: { NODE_OPTIONS: '--require=/tmp/evil.js', LD_PRELOAD: '/tmp/evil.so', ELECTRON_RUN_AS_NODE: '0', BOOTBENCH_DATA: '/srv/bb', HOME: '/home/tech', LC_ALL: 'C.UTF-8' },
+    env: {
+      NODE_OPTIONS: '--require=/tmp/evil.js',
+      LD_PRELOAD: '/tmp/evil.so',
+      ELECTRON_RUN_AS_NODE: '0',
+      BOOTBENCH_DATA: '/srv/bb',
+      HOME: '/home/tech',
+      LC_ALL: 'C.UTF-8',
+    },
   });
   assert.ok(serve.report, `launcher output: ${serve.stderr}`);
   assert.equal(serve.report.script, join(install, 'resources/app.asar/dist/main/cli/bootbench.js'));
@@ -119,7 +136,7 @@ const rootMissing = compilerMissing ?? (process.geteuid?.() !== 0 ? 'needs root 
 const toolsMissing = ['setcap', 'setpriv', 'unshare'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
 const privilegedSkip = rootMissing ?? (toolsMissing.length ? `missing ${toolsMissing.join(', ')}` : undefined);
 
-test('with the .deb\'s capabilities, an unprivileged user\'s service host gets them and binds port 67', { skip: privilegedSkip ?? false }, () => {
+test("with the .deb's capabilities, an unprivileged user's service host gets them and binds port 67", { skip: privilegedSkip ?? false }, () => {
   const postinst = readFileSync(join(root, 'build/linux/after-install.sh'), 'utf8');
   const grant = /setcap '([^']+)' "\$APP_DIR\/bootbench-host"/.exec(postinst);
   assert.ok(grant, 'after-install.sh grants capabilities to bootbench-host');
@@ -158,7 +175,9 @@ test('from an AppImage (no capabilities possible) it prints the one command that
     return;
   }
   const launcher = join(install, 'bootbench-host');
-  const [program, ...args] = isRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', launcher, 'serve'] : [launcher, 'serve'];
+  const [program, ...args] = isRoot
+    ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', launcher, 'serve']
+    : [launcher, 'serve'];
   const result = spawnSync(program, args, { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', APPIMAGE: '/home/tech/Bootbench.AppImage' } });
   assert.match(result.stderr, /ip_unprivileged_port_start=67.*sysctl/);
   assert.doesNotMatch(result.stderr, /setcap/);
@@ -167,7 +186,7 @@ test('from an AppImage (no capabilities possible) it prints the one command that
   assert.equal(report.env.BOOTBENCH_APPIMAGE, '/home/tech/Bootbench.AppImage', 'only as the flag the fix texts read');
 });
 
-test('refuses to pass capabilities on when its folder is not root\'s', { skip: privilegedSkip ?? false }, () => {
+test("refuses to pass capabilities on when its folder is not root's", { skip: privilegedSkip ?? false }, () => {
   spawnSync('setcap', ['cap_net_bind_service,cap_net_raw=p', join(install, 'bootbench-host')]);
   chownSync(install, 65534, 65534);
   try {
@@ -243,4 +262,3 @@ test('end to end: the service host started by bootbench-host as nobody serves TF
     rmSync(e2e, { recursive: true, force: true });
   }
 });
-

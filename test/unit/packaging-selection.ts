@@ -67,10 +67,7 @@ export function configuredTargets(config: BuilderConfig): Target[] {
 
 /** electron-builder's file macros: ${arch}, ${os} (mac/win/linux), ${platform} (darwin/win32/linux). */
 export function expandMacros(text: string, target: Target): string {
-  return text
-    .replaceAll('${arch}', target.arch)
-    .replaceAll('${os}', PLATFORM_KEYS[target.platform])
-    .replaceAll('${platform}', target.platform);
+  return text.replaceAll('${arch}', target.arch).replaceAll('${os}', PLATFORM_KEYS[target.platform]).replaceAll('${platform}', target.platform);
 }
 
 /** An ordered pattern list with app-builder-lib's "minimatchAll" semantics. */
@@ -167,10 +164,16 @@ export function productionPackages(root: string): InstalledPackage[] {
     const destination = relativeTo(root, dir);
     const pkg = { name, dir, destination };
     seen.set(dir, pkg);
-    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+    };
     for (const dep of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies })) visit(dir, dep);
   };
-  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+    optionalDependencies?: Record<string, string>;
+  };
   for (const dep of Object.keys({ ...manifest.dependencies, ...manifest.optionalDependencies })) visit(root, dep);
   return [...seen.values()];
 }

@@ -24,7 +24,11 @@ interface Rule {
 /** `!insertmacro bootbenchAddFirewallRule "NAME" "UDP" "67,69"` lines inside customInstall. */
 function addedRules(): Rule[] {
   const install = /!macro customInstall\b([\s\S]*?)!macroend/.exec(include)?.[1] ?? '';
-  return [...install.matchAll(/!insertmacro bootbenchAddFirewallRule "([^"]+)" "([^"]+)" "([^"]+)"/g)].map((m) => ({ name: m[1], protocol: m[2], ports: m[3] }));
+  return [...install.matchAll(/!insertmacro bootbenchAddFirewallRule "([^"]+)" "([^"]+)" "([^"]+)"/g)].map((m) => ({
+    name: m[1],
+    protocol: m[2],
+    ports: m[3],
+  }));
 }
 
 function covers(ports: string, port: number): boolean {
@@ -55,8 +59,15 @@ test('the firewall rules cover every port the service host opens by default', ()
 });
 
 test('the uninstaller deletes every rule the installer adds', () => {
-  const deleted = [...(/!macro bootbenchDeleteFirewallRules\b([\s\S]*?)!macroend/.exec(include)?.[1] ?? '').matchAll(/delete rule name="([^"]+)"/g)].map((m) => m[1]);
-  assert.deepEqual(deleted.sort(), addedRules().map((r) => r.name).sort());
+  const deleted = [...(/!macro bootbenchDeleteFirewallRules\b([\s\S]*?)!macroend/.exec(include)?.[1] ?? '').matchAll(/delete rule name="([^"]+)"/g)].map(
+    (m) => m[1],
+  );
+  assert.deepEqual(
+    deleted.sort(),
+    addedRules()
+      .map((r) => r.name)
+      .sort(),
+  );
   assert.match(/!macro customUnInstall\b([\s\S]*?)!macroend/.exec(include)?.[1] ?? '', /!insertmacro bootbenchDeleteFirewallRules/);
 });
 

@@ -11,7 +11,11 @@ const clockAt = (now: () => number): Clock => ({ ...systemClock, now });
 test('lines over the budget are counted and reported once their second is over', async () => {
   let now = 10_000;
   const reports: number[] = [];
-  const budget = new PerSecondBudget(3, (left) => reports.push(left), clockAt(() => now));
+  const budget = new PerSecondBudget(
+    3,
+    (left) => reports.push(left),
+    clockAt(() => now),
+  );
   const admitted = Array.from({ length: 10 }, () => budget.admit()).filter(Boolean).length;
   assert.equal(admitted, 3);
   assert.deepEqual(reports, []);
@@ -28,7 +32,11 @@ test('lines over the budget are counted and reported once their second is over',
 test('a second within the budget reports nothing', () => {
   let now = 0;
   const reports: number[] = [];
-  const budget = new PerSecondBudget(400, (left) => reports.push(left), clockAt(() => now));
+  const budget = new PerSecondBudget(
+    400,
+    (left) => reports.push(left),
+    clockAt(() => now),
+  );
   for (let i = 0; i < 400; i++) assert.equal(budget.admit(), true);
   now = 1000;
   budget.admit();
@@ -38,7 +46,11 @@ test('a second within the budget reports nothing', () => {
 test("lines another thread left out (countLeftOut) join their second's surplus, or the current one when that second is over", () => {
   let now = 20_000;
   const reports: number[] = [];
-  const budget = new PerSecondBudget(3, (left) => reports.push(left), clockAt(() => now));
+  const budget = new PerSecondBudget(
+    3,
+    (left) => reports.push(left),
+    clockAt(() => now),
+  );
   for (let i = 0; i < 5; i++) budget.admit();
   budget.countLeftOut(100, 20_000);
   now = 21_000;

@@ -20,7 +20,11 @@ function config(extra: Partial<BootPolicyConfig> = {}): BootPolicyConfig {
 }
 
 const assignments: Record<string, MachineBootAssignment> = {
-  [MAC]: { name: 'bench-1', boot: { uefi64: 'machines/bench-1/shimx64.efi', bios: 'machines/bench-1/pxelinux.0' }, ipxeScriptUrl: 'http://192.0.2.1:8080/m/bench-1.ipxe' },
+  [MAC]: {
+    name: 'bench-1',
+    boot: { uefi64: 'machines/bench-1/shimx64.efi', bios: 'machines/bench-1/pxelinux.0' },
+    ipxeScriptUrl: 'http://192.0.2.1:8080/m/bench-1.ipxe',
+  },
   [SAMPLE_UUID]: { name: 'by-uuid', boot: { uefi64: 'uuid/grubx64.efi' } },
 };
 const lookupMachine = (mac: string, uuid?: string) => assignments[mac] ?? (uuid ? assignments[uuid] : undefined);
@@ -33,15 +37,25 @@ function decide(c: BootClient, extra: Partial<BootPolicyConfig> = {}, lookup?: L
 
 function client(arch: number | undefined, opts: Partial<BootClient> = {}): BootClient {
   const vendor = arch === 16 || arch === 19 || arch === 15 ? 'HTTPClient' : 'PXEClient';
-  return { mac: OTHER_MAC, arch, vendorClass: arch === undefined ? 'PXEClient' : `${vendor}:Arch:${String(arch).padStart(5, '0')}:UNDI:003000`, ipxe: false, ...opts };
+  return {
+    mac: OTHER_MAC,
+    arch,
+    vendorClass: arch === undefined ? 'PXEClient' : `${vendor}:Arch:${String(arch).padStart(5, '0')}:UNDI:003000`,
+    ipxe: false,
+    ...opts,
+  };
 }
 
 function summary(d: BootDecision): string {
   switch (d.kind) {
-    case 'file': return `file ${d.file} ${d.vendorClass}`;
-    case 'url': return `url ${d.url} ${d.vendorClass}`;
-    case 'menu': return `menu ${d.items.map((i) => i.label).join('|')}`;
-    case 'ignore': return 'ignore';
+    case 'file':
+      return `file ${d.file} ${d.vendorClass}`;
+    case 'url':
+      return `url ${d.url} ${d.vendorClass}`;
+    case 'menu':
+      return `menu ${d.items.map((i) => i.label).join('|')}`;
+    case 'ignore':
+      return 'ignore';
   }
 }
 
@@ -58,7 +72,12 @@ describe('arch x user class x assignment table', () => {
     ['ARM64', client(11), {}, 'file arm64/ipxe.efi PXEClient'],
     ['HTTP x64: relative file becomes a URL', client(16), {}, 'url http://192.0.2.1:8080/http/ipxe.efi HTTPClient'],
     ['HTTP ARM64: URL as given', client(19), {}, 'url http://198.18.0.1/arm/ipxe.efi HTTPClient'],
-    ['HTTP x64 without its own file falls back to the uefi64 file over HTTP', client(16), { boot: { uefi64: 'ipxe.efi' } }, 'url http://192.0.2.1:8080/ipxe.efi HTTPClient'],
+    [
+      'HTTP x64 without its own file falls back to the uefi64 file over HTTP',
+      client(16),
+      { boot: { uefi64: 'ipxe.efi' } },
+      'url http://192.0.2.1:8080/ipxe.efi HTTPClient',
+    ],
     ['x86 UEFI HTTP (15) has no class', client(15), {}, 'ignore'],
     ['ARM32 UEFI (10) has no class', client(10), {}, 'ignore'],
     ['RISC-V (25) has no class', client(25), {}, 'ignore'],
@@ -67,14 +86,34 @@ describe('arch x user class x assignment table', () => {
     // iPXE.
     ['iPXE BIOS with a script', client(0, { ipxe: true, userClass: ['iPXE'] }), { ipxeScriptUrl: script }, `url ${script} PXEClient`],
     ['iPXE UEFI with a script', client(7, { ipxe: true }), { ipxeScriptUrl: script }, `url ${script} PXEClient`],
-    ['iPXE BIOS without a script gets the TFTP NBP (lab BIOS client is the iPXE ROM)', client(0, { ipxe: true, userClass: ['iPXE'] }), {}, 'file undionly.kpxe PXEClient'],
-    ['iPXE without a script may fetch a URL file', client(0, { ipxe: true }), { boot: { bios: 'http://192.0.2.1/x.kpxe' } }, 'url http://192.0.2.1/x.kpxe PXEClient'],
-    ['iPXE HTTP-boot client with a script keeps HTTPClient', client(16, { ipxe: true }), { ipxeScriptUrl: '/boot.ipxe' }, 'url http://192.0.2.1:8080/boot.ipxe HTTPClient'],
+    [
+      'iPXE BIOS without a script gets the TFTP NBP (lab BIOS client is the iPXE ROM)',
+      client(0, { ipxe: true, userClass: ['iPXE'] }),
+      {},
+      'file undionly.kpxe PXEClient',
+    ],
+    [
+      'iPXE without a script may fetch a URL file',
+      client(0, { ipxe: true }),
+      { boot: { bios: 'http://192.0.2.1/x.kpxe' } },
+      'url http://192.0.2.1/x.kpxe PXEClient',
+    ],
+    [
+      'iPXE HTTP-boot client with a script keeps HTTPClient',
+      client(16, { ipxe: true }),
+      { ipxeScriptUrl: '/boot.ipxe' },
+      'url http://192.0.2.1:8080/boot.ipxe HTTPClient',
+    ],
     // Assignments by MAC and by UUID.
     ['assigned by MAC, UEFI', client(7, { mac: MAC }), { lookupMachine }, 'file machines/bench-1/shimx64.efi PXEClient'],
     ['assigned by MAC, BIOS', client(0, { mac: MAC }), { lookupMachine }, 'file machines/bench-1/pxelinux.0 PXEClient'],
     ['assigned by MAC, ARM64 not overridden: default', client(11, { mac: MAC }), { lookupMachine }, 'file arm64/ipxe.efi PXEClient'],
-    ['assigned by MAC, iPXE: machine script beats default', client(7, { mac: MAC, ipxe: true }), { lookupMachine, ipxeScriptUrl: script }, 'url http://192.0.2.1:8080/m/bench-1.ipxe PXEClient'],
+    [
+      'assigned by MAC, iPXE: machine script beats default',
+      client(7, { mac: MAC, ipxe: true }),
+      { lookupMachine, ipxeScriptUrl: script },
+      'url http://192.0.2.1:8080/m/bench-1.ipxe PXEClient',
+    ],
     ['assigned by UUID', client(7, { uuid: SAMPLE_UUID }), { lookupMachine }, 'file uuid/grubx64.efi PXEClient'],
     ['unassigned machine', client(7), { lookupMachine }, 'file ipxe.efi PXEClient'],
     ['machine set to ignore', client(7), { lookupMachine: () => ({ ignore: true, name: 'off' }) }, 'ignore'],
@@ -101,13 +140,24 @@ describe('arch x user class x assignment table', () => {
 });
 
 describe('menus', () => {
-  const menu = [{ label: 'Debian installer', file: 'debian/pxelinux.0' }, { label: 'Memtest', file: { bios: 'memtest.bin', uefi64: 'memtest.efi' } }, { label: 'Local disk' }];
+  const menu = [
+    { label: 'Debian installer', file: 'debian/pxelinux.0' },
+    { label: 'Memtest', file: { bios: 'memtest.bin', uefi64: 'memtest.efi' } },
+    { label: 'Local disk' },
+  ];
 
   test('more than one entry: a menu for PXE firmware on 67', () => {
     const d = chooseBootFile(client(0), config({ menu }));
     assert.equal(d.kind, 'menu');
     if (d.kind !== 'menu') return;
-    assert.deepEqual(d.items.map((i) => [i.type, i.file]), [[0x8000, 'debian/pxelinux.0'], [0x8001, 'memtest.bin'], [0, undefined]]);
+    assert.deepEqual(
+      d.items.map((i) => [i.type, i.file]),
+      [
+        [0x8000, 'debian/pxelinux.0'],
+        [0x8001, 'memtest.bin'],
+        [0, undefined],
+      ],
+    );
     assert.equal(d.defaultItem.type, 0x8000);
   });
 
@@ -141,24 +191,32 @@ describe('chooseBootFile (property)', () => {
       vendor: fc.constantFrom(undefined, 'PXEClient', 'HTTPClient', 'PXEClient:Arch:00007:UNDI:003000', 'MSFT 5.0'),
       ipxe: fc.boolean(),
       bootItemType: fc.option(fc.constantFrom(0, 0x8000, 0x8001, 0x8005, 7), { nil: undefined }),
-      menu: fc.option(fc.array(fc.record({ label: fc.string({ maxLength: 30 }), file: fc.option(fc.constantFrom('a.0', 'http://192.0.2.1/x.efi'), { nil: undefined }) }), { maxLength: 4 }), { nil: undefined }),
+      menu: fc.option(
+        fc.array(fc.record({ label: fc.string({ maxLength: 30 }), file: fc.option(fc.constantFrom('a.0', 'http://192.0.2.1/x.efi'), { nil: undefined }) }), {
+          maxLength: 4,
+        }),
+        { nil: undefined },
+      ),
       script: fc.option(fc.constantFrom('/boot.ipxe', 'http://192.0.2.1/s.ipxe'), { nil: undefined }),
       withBoot: fc.boolean(),
     });
-    fc.assert(fc.property(input, (i) => {
-      const d = chooseBootFile(
-        { mac: OTHER_MAC, arch: i.arch, vendorClass: i.vendor, ipxe: i.ipxe, bootItemType: i.bootItemType },
-        config({ boot: i.withBoot ? boot : {}, menu: i.menu, ipxeScriptUrl: i.script }),
-      );
-      assert.ok(d.reason.length > 0);
-      if (d.kind === 'file') assert.ok(d.file.length > 0 && !/^[a-z]+:\/\//.test(d.file));
-      if (d.kind === 'url') assert.match(d.url, /^[a-z]+:\/\//);
-      if (d.kind === 'menu') assert.ok(d.items.length > 1 && d.defaultItem.file);
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(input, (i) => {
+        const d = chooseBootFile(
+          { mac: OTHER_MAC, arch: i.arch, vendorClass: i.vendor, ipxe: i.ipxe, bootItemType: i.bootItemType },
+          config({ boot: i.withBoot ? boot : {}, menu: i.menu, ipxeScriptUrl: i.script }),
+        );
+        assert.ok(d.reason.length > 0);
+        if (d.kind === 'file') assert.ok(d.file.length > 0 && !/^[a-z]+:\/\//.test(d.file));
+        if (d.kind === 'url') assert.match(d.url, /^[a-z]+:\/\//);
+        if (d.kind === 'menu') assert.ok(d.items.length > 1 && d.defaultItem.file);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
 
-test('a machine its assignment sends to its local disk is ignored on purpose, with the assignment\'s reason', () => {
+test("a machine its assignment sends to its local disk is ignored on purpose, with the assignment's reason", () => {
   const d = chooseBootFile(
     client(7),
     { serverAddress: '192.0.2.1', httpBaseUrl: 'http://192.0.2.1:8080', boot: { uefi64: 'ipxe.efi' } },

@@ -33,7 +33,11 @@ const ALL = {
 test('a missing resources/boot is built from the packages, and the host then finds both iPXE builds', () => {
   const out = join(dir, 'fresh', 'resources', 'boot');
   const before = chainloadBootPrograms({ resourcesDir: out });
-  assert.deepEqual(before.map((p) => Boolean(p.missing)), [true, true], 'nothing there before the start');
+  assert.deepEqual(
+    before.map((p) => Boolean(p.missing)),
+    [true, true],
+    'nothing there before the start',
+  );
   const result = ensureBootBinaries({ out, sourceRoot: fakeDebian('debian', ALL), stdio: 'pipe' });
   assert.equal(result.ran, true);
   assert.equal(result.status, 0, result.output);
@@ -41,7 +45,10 @@ test('a missing resources/boot is built from the packages, and the host then fin
   for (const file of BOOT_RESOURCE_FILES) assert.ok(statSync(join(out, file)).size > 0, `${file} in place`);
   assert.equal(readFileSync(join(out, 'ipxe', 'snponly.efi'), 'utf8'), 'snp-ipxe');
   const found = chainloadBootPrograms({ resourcesDir: out });
-  assert.deepEqual(found.map((p) => p.path), [join(out, 'ipxe', 'undionly.kpxe'), join(out, 'ipxe', 'snponly.efi')]);
+  assert.deepEqual(
+    found.map((p) => p.path),
+    [join(out, 'ipxe', 'undionly.kpxe'), join(out, 'ipxe', 'snponly.efi')],
+  );
 
   // Everything in place: the next start copies nothing.
   assert.equal(ensureBootBinaries({ out, sourceRoot: join(dir, 'no-such-tree'), stdio: 'pipe' }).ran, false);

@@ -34,7 +34,15 @@ const transferRows = () => store.transfers.listRecent({ limit: 1000 });
 
 describe('attachStoreToBus', () => {
   test('DHCP events record a discovered machine and its timeline, written after the flush interval in one go', () => {
-    bus.publish('dhcp.received', { mac: MAC, msgType: 'DISCOVER', arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016', uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31', xid: 1, port: 67 });
+    bus.publish('dhcp.received', {
+      mac: MAC,
+      msgType: 'DISCOVER',
+      arch: 7,
+      vendorClass: 'PXEClient:Arch:00007:UNDI:003016',
+      uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31',
+      xid: 1,
+      port: 67,
+    });
     clock.advance(10);
     bus.publish('proxy.offer', { mac: MAC, file: 'ipxe.efi' });
     bus.publish('service.state', { service: 'tftp', state: 'running' });
@@ -45,7 +53,10 @@ describe('attachStoreToBus', () => {
     assert.equal(machine.lastArch, '7');
     assert.equal(machine.uuid, '4c4c4544-0042-3510-8052-b4c04f4e4a31');
     const timeline = store.bootEvents.listForMachine(machine.id);
-    assert.deepEqual(timeline.map((e) => e.type), ['dhcp.received', 'proxy.offer']);
+    assert.deepEqual(
+      timeline.map((e) => e.type),
+      ['dhcp.received', 'proxy.offer'],
+    );
     assert.equal(timeline[1].details.file, 'ipxe.efi');
     assert.equal(store.bootEvents.count(), 2, 'service.state is not part of a timeline');
     assert.equal(recorder.stats().flushes, 1);
@@ -64,7 +75,10 @@ describe('attachStoreToBus', () => {
     assert.equal(machine.lastArch, '7');
     assert.equal(machine.lastVendorClass, 'PXEClient:Arch:00007:UNDI:003016');
     assert.equal(machine.uuid, '4c4c4544-0042-3510-8052-b4c04f4e4a31');
-    assert.deepEqual(store.bootEvents.listForMachine(machine.id).map((e) => e.details.xid), [1, 2]);
+    assert.deepEqual(
+      store.bootEvents.listForMachine(machine.id).map((e) => e.details.xid),
+      [1, 2],
+    );
   });
 
   test('a burst is written in slices of maxBufferedEvents, one turn of the event loop each', () => {
@@ -77,7 +91,14 @@ describe('attachStoreToBus', () => {
   });
 
   test('a TFTP transfer becomes one row; a thousand progress events cost a handful of row writes', () => {
-    bus.publish('tftp.start', { mac: MAC, ip: '192.0.2.10', transferId: 't1', file: 'ipxe.efi', size: 1_468_000, options: { blksize: 1468, tsize: 1_468_000 } });
+    bus.publish('tftp.start', {
+      mac: MAC,
+      ip: '192.0.2.10',
+      transferId: 't1',
+      file: 'ipxe.efi',
+      size: 1_468_000,
+      options: { blksize: 1468, tsize: 1_468_000 },
+    });
     clock.advance(250);
     const afterStart = recorder.stats().rowsWritten;
     for (let block = 1; block <= 1000; block++) {
@@ -96,14 +117,38 @@ describe('attachStoreToBus', () => {
     const rows = transferRows();
     assert.equal(rows.length, 1);
     assert.deepEqual(
-      (({ outcome, bytesSent, retransmits, size, file, protocol, options, mac, ip }) => ({ outcome, bytesSent, retransmits, size, file, protocol, options, mac, ip }))(rows[0]),
-      { outcome: 'done', bytesSent: 1_468_000, retransmits: 2, size: 1_468_000, file: 'ipxe.efi', protocol: 'tftp', options: { blksize: 1468, tsize: 1_468_000 }, mac: MAC, ip: '192.0.2.10' },
+      (({ outcome, bytesSent, retransmits, size, file, protocol, options, mac, ip }) => ({
+        outcome,
+        bytesSent,
+        retransmits,
+        size,
+        file,
+        protocol,
+        options,
+        mac,
+        ip,
+      }))(rows[0]),
+      {
+        outcome: 'done',
+        bytesSent: 1_468_000,
+        retransmits: 2,
+        size: 1_468_000,
+        file: 'ipxe.efi',
+        protocol: 'tftp',
+        options: { blksize: 1468, tsize: 1_468_000 },
+        mac: MAC,
+        ip: '192.0.2.10',
+      },
     );
     assert.equal(rows[0].endedAt, clock.now() - 250);
     const machine = store.machines.findByMac(MAC)!;
     assert.equal(rows[0].machineId, machine.id);
     const timeline = store.bootEvents.listForMachine(machine.id);
-    assert.deepEqual(timeline.map((e) => e.type), ['tftp.start', 'tftp.done'], 'progress is not in the timeline');
+    assert.deepEqual(
+      timeline.map((e) => e.type),
+      ['tftp.start', 'tftp.done'],
+      'progress is not in the timeline',
+    );
     assert.equal(timeline[1].transferId, rows[0].id);
     assert.equal(recorder.stats().transfersRunning, 0);
   });
@@ -174,7 +219,11 @@ describe('attachStoreToBus', () => {
   });
 
   test('fetching the last file of a boot-once entry ends the assignment', () => {
-    const entry = store.entries.create({ name: 'Installer', kind: 'nbp', files: [{ arch: 'bios', role: 'nbp', path: 'installer.0', size: 10, sha256: fakeSha256(1) }] });
+    const entry = store.entries.create({
+      name: 'Installer',
+      kind: 'nbp',
+      files: [{ arch: 'bios', role: 'nbp', path: 'installer.0', size: 10, sha256: fakeSha256(1) }],
+    });
     const m = store.machines.create({ macs: [MAC], entryId: entry.id, bootOnce: true });
     bus.publish('tftp.start', { mac: MAC, transferId: 'a', file: 'installer.0' });
     bus.publish('tftp.probe', { mac: MAC, transferId: 'a', file: 'installer.0' });
@@ -360,7 +409,13 @@ describe('load: 50 transfers at full speed', () => {
     const load = attachStoreToBus(loadBus, loadStore, { clock: systemClock });
     const TRANSFERS = 50;
     for (let i = 0; i < TRANSFERS; i++) {
-      loadBus.publish('tftp.start', { mac: `52:54:00:00:20:${i.toString(16).padStart(2, '0')}`, ip: `192.0.2.${i + 1}`, transferId: `l${i}`, file: `img${i}`, size: 1e9 });
+      loadBus.publish('tftp.start', {
+        mac: `52:54:00:00:20:${i.toString(16).padStart(2, '0')}`,
+        ip: `192.0.2.${i + 1}`,
+        transferId: `l${i}`,
+        file: `img${i}`,
+        size: 1e9,
+      });
     }
     load.flush(); // the 50 starts (machines, rows, timeline) are not part of the steady state
     const started = performance.now();
@@ -387,7 +442,9 @@ describe('load: 50 transfers at full speed', () => {
     const rowsPerSecond = (stats.rowsWritten - beforeRows) / elapsed;
     const commitsPerSecond = (stats.flushes - beforeFlushes) / elapsed;
     const usPerEvent = (listenerMs * 1000) / events;
-    t.diagnostic(`events ${events} (${Math.round(events / elapsed)}/s), row writes ${Math.round(rowsPerSecond)}/s, commits ${commitsPerSecond.toFixed(1)}/s, publish cost ${usPerEvent.toFixed(2)} us/event`);
+    t.diagnostic(
+      `events ${events} (${Math.round(events / elapsed)}/s), row writes ${Math.round(rowsPerSecond)}/s, commits ${commitsPerSecond.toFixed(1)}/s, publish cost ${usPerEvent.toFixed(2)} us/event`,
+    );
     load.close();
     assert.ok(events / elapsed > 20_000, 'the load really was heavy');
     assert.ok(stats.rowsWritten - beforeRows >= TRANSFERS, 'progress of every transfer reached the disk at least once');

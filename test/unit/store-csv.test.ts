@@ -45,8 +45,11 @@ describe('parseCsv', () => {
     assert.match(problems[0].problem, /never closed/);
   });
 
-  test('property: any table of fields written by the exporter\'s quoting parses back unchanged', () => {
-    const field = fc.string({ maxLength: 12 }).map((s) => s.trim()).filter((s) => !s.includes('\r'));
+  test("property: any table of fields written by the exporter's quoting parses back unchanged", () => {
+    const field = fc
+      .string({ maxLength: 12 })
+      .map((s) => s.trim())
+      .filter((s) => !s.includes('\r'));
     fc.assert(
       fc.property(fc.array(fc.array(field, { minLength: 2, maxLength: 4 }), { minLength: 1, maxLength: 6 }), (rows) => {
         const width = rows[0].length;
@@ -54,7 +57,10 @@ describe('parseCsv', () => {
         const text = table.map((r) => r.map((f) => (/[",\n;]/.test(f) ? `"${f.replace(/"/g, '""')}"` : f)).join(',')).join('\n');
         const parsed = parseCsv(text, ',');
         assert.deepEqual(parsed.problems, []);
-        assert.deepEqual(parsed.records.map((r) => r.fields), table);
+        assert.deepEqual(
+          parsed.records.map((r) => r.fields),
+          table,
+        );
       }),
       { numRuns: 200 },
     );
@@ -64,7 +70,13 @@ describe('parseCsv', () => {
 describe('machines CSV', () => {
   test('export lists every machine with its MACs, UUID, name, group and entry name; import of it changes nothing', () => {
     const win = store.entries.findByName('Windows 11 install')!;
-    store.machines.create({ macs: ['52:54:00:00:00:01', '52:54:00:00:00:02'], uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31', name: 'pc-01', group: 'room "A"', entryId: win.id });
+    store.machines.create({
+      macs: ['52:54:00:00:00:01', '52:54:00:00:00:02'],
+      uuid: '4c4c4544-0042-3510-8052-b4c04f4e4a31',
+      name: 'pc-01',
+      group: 'room "A"',
+      entryId: win.id,
+    });
     store.machines.create({ macs: ['52:54:00:00:00:03'], name: 'pc-02, spare' });
     const csv = exportMachinesCsv(store);
     assert.equal(
@@ -181,8 +193,14 @@ describe('machine history', () => {
     assert.equal(json.exportedAt, '2026-11-29T08:00:00.000Z');
     assert.equal(json.machine.name, 'pc-01');
     assert.deepEqual(json.entry, { id: win.id, name: 'Windows 11 install', kind: 'wim' });
-    assert.deepEqual(json.transfers.map((t: { id: number }) => t.id), [t1, t2]);
-    assert.deepEqual(json.events.map((e: { type: string }) => e.type), ['dhcp.received', 'http.start']);
+    assert.deepEqual(
+      json.transfers.map((t: { id: number }) => t.id),
+      [t1, t2],
+    );
+    assert.deepEqual(
+      json.events.map((e: { type: string }) => e.type),
+      ['dhcp.received', 'http.start'],
+    );
     assert.equal(exportMachineHistory(store, 9999), undefined);
   });
 });

@@ -31,11 +31,13 @@ const sha = (path: string) => createHash('sha256').update(readFileSync(path)).di
 
 /** Tables, columns, indexes as SQLite stores them, for comparing an upgraded file with a fresh one. */
 function schemaOf(db: Database.Database): string[] {
-  return (db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").all() as {
-    type: string;
-    name: string;
-    sql: string | null;
-  }[]).map((r) => `${r.type} ${r.name}: ${(r.sql ?? '').replace(/\s+/g, ' ')}`);
+  return (
+    db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").all() as {
+      type: string;
+      name: string;
+      sql: string | null;
+    }[]
+  ).map((r) => `${r.type} ${r.name}: ${(r.sql ?? '').replace(/\s+/g, ' ')}`);
 }
 
 /** Rows that a database of `version` can hold, written the way that version would have. */
@@ -63,7 +65,10 @@ describe('openStore', () => {
     try {
       assert.equal(store.path, join(dir, DATABASE_FILE_NAME));
       assert.equal(store.schemaVersion, LATEST_SCHEMA_VERSION);
-      assert.deepEqual(store.migrationsApplied, MIGRATIONS.map((m) => m.version));
+      assert.deepEqual(
+        store.migrationsApplied,
+        MIGRATIONS.map((m) => m.version),
+      );
       assert.equal(store.db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal(store.db.pragma('foreign_keys', { simple: true }), 1);
       assert.deepEqual(store.integrityCheck(), ['ok']);
@@ -102,7 +107,10 @@ describe('openStore', () => {
       const store = openStore(path, { logger, clock: new ManualClock(1000) });
       try {
         assert.equal(store.schemaVersion, LATEST_SCHEMA_VERSION);
-        assert.deepEqual(store.migrationsApplied, MIGRATIONS.filter((m) => m.version > from).map((m) => m.version));
+        assert.deepEqual(
+          store.migrationsApplied,
+          MIGRATIONS.filter((m) => m.version > from).map((m) => m.version),
+        );
         assert.deepEqual(store.integrityCheck(), ['ok']);
         if (from >= 1) {
           const machine = store.machines.findByMac('52:54:00:00:00:01');
@@ -163,19 +171,25 @@ describe('openStore', () => {
     newer.pragma(`user_version = ${LATEST_SCHEMA_VERSION + 1}`); // committed to the WAL only
     try {
       const before = sha(path);
-      assert.throws(() => openStore(path), (err: unknown) => err instanceof StoreVersionError && err.fileVersion === LATEST_SCHEMA_VERSION + 1);
+      assert.throws(
+        () => openStore(path),
+        (err: unknown) => err instanceof StoreVersionError && err.fileVersion === LATEST_SCHEMA_VERSION + 1,
+      );
       assert.equal(sha(path), before);
     } finally {
       newer.close();
     }
   });
 
-  test('a file that is not SQLite, or another program\'s database, is refused and not changed', () => {
+  test("a file that is not SQLite, or another program's database, is refused and not changed", () => {
     const dir = freshDir();
     const junk = join(dir, 'junk.db');
     writeFileSync(junk, 'this is a text file, not a database, and it is long enough to have a header'.repeat(10));
     const before = sha(junk);
-    assert.throws(() => openStore(junk), (err: unknown) => err instanceof StoreOpenError && /not a SQLite database/.test(err.message));
+    assert.throws(
+      () => openStore(junk),
+      (err: unknown) => err instanceof StoreOpenError && /not a SQLite database/.test(err.message),
+    );
     assert.equal(sha(junk), before);
 
     const foreign = join(dir, 'foreign.db');
@@ -183,14 +197,20 @@ describe('openStore', () => {
     other.exec('CREATE TABLE photos (id INTEGER PRIMARY KEY)');
     other.close();
     const foreignBefore = sha(foreign);
-    assert.throws(() => openStore(foreign), (err: unknown) => err instanceof StoreOpenError && /another program/.test(err.message));
+    assert.throws(
+      () => openStore(foreign),
+      (err: unknown) => err instanceof StoreOpenError && /another program/.test(err.message),
+    );
     assert.equal(sha(foreign), foreignBefore);
 
     const tagged = join(dir, 'tagged.db');
     const app = new Database(tagged);
     app.pragma('application_id = 1234');
     app.close();
-    assert.throws(() => openStore(tagged), (err: unknown) => err instanceof StoreOpenError && /application id 1234/.test(err.message));
+    assert.throws(
+      () => openStore(tagged),
+      (err: unknown) => err instanceof StoreOpenError && /application id 1234/.test(err.message),
+    );
   });
 
   test('transfers left running by a previous process are marked interrupted at open', () => {

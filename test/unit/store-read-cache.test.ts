@@ -47,7 +47,10 @@ describe('StoreReadCache', () => {
     const cache = new StoreReadCache(store);
     let reads = 0;
     cache.get('k', () => void reads++);
-    assert.equal(cache.get('k', () => void reads++), undefined);
+    assert.equal(
+      cache.get('k', () => void reads++),
+      undefined,
+    );
     assert.equal(reads, 1);
   });
 
@@ -73,7 +76,7 @@ describe('StoreReadCache', () => {
     assert.equal(group(), 'from elsewhere');
   });
 
-  test('with otherWritesCheckMs 0 another connection\'s commit is seen by the next read', () => {
+  test("with otherWritesCheckMs 0 another connection's commit is seen by the next read", () => {
     const cache = new StoreReadCache(store, { clock: new ManualClock(0), otherWritesCheckMs: 0 });
     const group = labNotesThrough(cache);
     assert.equal(group(), undefined);
@@ -117,7 +120,10 @@ describe('StoreReadCache', () => {
     let inner = 0;
     const outer = () => cache.get('outer', () => cache.get('inner', () => ++inner) + 10);
     assert.equal(outer(), 11);
-    assert.equal(cache.get('inner', () => ++inner), 1);
+    assert.equal(
+      cache.get('inner', () => ++inner),
+      1,
+    );
   });
 });
 

@@ -55,7 +55,14 @@ describe('identifiers', () => {
 
 describe('machines', () => {
   test('create, get, find by any MAC or by UUID, list, update, remove', () => {
-    const m = store.machines.create({ macs: ['52:54:00:00:00:01', '52-54-00-00-00-02'], uuid: UUID_A.toUpperCase(), name: 'pc-01', group: 'room-a', seat: 'A1', notes: 'left of the door' });
+    const m = store.machines.create({
+      macs: ['52:54:00:00:00:01', '52-54-00-00-00-02'],
+      uuid: UUID_A.toUpperCase(),
+      name: 'pc-01',
+      group: 'room-a',
+      seat: 'A1',
+      notes: 'left of the door',
+    });
     assert.deepEqual(m.macs, ['52:54:00:00:00:01', '52:54:00:00:00:02']);
     assert.equal(m.uuid, UUID_A);
     assert.equal(m.discovered, false);
@@ -67,8 +74,14 @@ describe('machines', () => {
     assert.equal(store.machines.findByMac('not a mac'), undefined);
 
     const other = store.machines.create({ macs: ['52:54:00:00:00:03'], group: 'room-b', name: 'pc-02' });
-    assert.deepEqual(store.machines.list().map((x) => x.id), [m.id, other.id]);
-    assert.deepEqual(store.machines.list({ group: 'ROOM-B' }).map((x) => x.id), [other.id]);
+    assert.deepEqual(
+      store.machines.list().map((x) => x.id),
+      [m.id, other.id],
+    );
+    assert.deepEqual(
+      store.machines.list({ group: 'ROOM-B' }).map((x) => x.id),
+      [other.id],
+    );
 
     clock.advance(1000);
     const updated = store.machines.update(m.id, { name: 'pc-01b', macs: ['52:54:00:00:00:04'], bootOnce: true });
@@ -87,7 +100,10 @@ describe('machines', () => {
   });
 
   test('bad input is refused with the value and the accepted form; a MAC belongs to one machine', () => {
-    assert.throws(() => store.machines.create({ macs: ['52:54:00'] }), (e: unknown) => e instanceof MachineInputError && /"52:54:00" is not a MAC/.test(e.message));
+    assert.throws(
+      () => store.machines.create({ macs: ['52:54:00'] }),
+      (e: unknown) => e instanceof MachineInputError && /"52:54:00" is not a MAC/.test(e.message),
+    );
     assert.throws(() => store.machines.create({ macs: [], uuid: 'nope' }), /is not a UUID/);
     assert.throws(() => store.machines.create({ macs: [] }), /needs a MAC address or a UUID/);
     const a = store.machines.create({ macs: ['52:54:00:00:00:01'] });
@@ -101,13 +117,23 @@ describe('machines', () => {
 
   test('upsertSeen records an unknown client as discovered, then updates last seen/arch/vendor class', () => {
     const t0 = clock.now();
-    const first = store.machines.upsertSeen({ mac: '52:54:00:AA:00:01', uuid: UUID_A, arch: 7, vendorClass: 'PXEClient:Arch:00007:UNDI:003016', ip: '192.0.2.50', time: t0 });
+    const first = store.machines.upsertSeen({
+      mac: '52:54:00:AA:00:01',
+      uuid: UUID_A,
+      arch: 7,
+      vendorClass: 'PXEClient:Arch:00007:UNDI:003016',
+      ip: '192.0.2.50',
+      time: t0,
+    });
     assert.equal(first.created, true);
     assert.equal(first.machine.discovered, true);
     assert.equal(first.machine.firstSeen, t0);
     assert.equal(first.machine.lastArch, '7');
     assert.equal(first.machine.uuid, UUID_A);
-    assert.deepEqual(store.machines.list({ discovered: true }).map((m) => m.id), [first.machine.id]);
+    assert.deepEqual(
+      store.machines.list({ discovered: true }).map((m) => m.id),
+      [first.machine.id],
+    );
 
     const again = store.machines.upsertSeen({ mac: '52:54:00:aa:00:01', arch: 0, time: t0 + 5000 });
     assert.equal(again.created, false);
@@ -148,7 +174,11 @@ describe('machines', () => {
   test('groups: set, get, list (including names only used by machines), remove', () => {
     const entry = store.entries.create({ name: 'Local disk', kind: 'local-disk' });
     store.machines.create({ macs: ['52:54:00:00:00:01'], group: 'room-b' });
-    assert.deepEqual(store.machines.setGroup({ name: 'room-a', entryId: entry.id, notes: 'ground floor' }), { name: 'room-a', entryId: entry.id, notes: 'ground floor' });
+    assert.deepEqual(store.machines.setGroup({ name: 'room-a', entryId: entry.id, notes: 'ground floor' }), {
+      name: 'room-a',
+      entryId: entry.id,
+      notes: 'ground floor',
+    });
     assert.equal(store.machines.getGroup('ROOM-A')?.entryId, entry.id);
     assert.deepEqual(store.machines.listGroups(), [
       { name: 'room-a', entryId: entry.id, notes: 'ground floor', count: 0 },
@@ -180,9 +210,15 @@ describe('entries', () => {
     const e = store.entries.create({ name: 'Ubuntu 24.04', kind: 'secure-boot-chain', arguments: 'ip=dhcp', files });
     assert.equal(e.kind, 'secure-boot-chain');
     assert.equal(e.arguments, 'ip=dhcp');
-    assert.deepEqual(e.files.map((f) => f.path), ['ubuntu/pxelinux.0', 'ubuntu/shimx64.efi', 'ubuntu/grubx64.efi']);
+    assert.deepEqual(
+      e.files.map((f) => f.path),
+      ['ubuntu/pxelinux.0', 'ubuntu/shimx64.efi', 'ubuntu/grubx64.efi'],
+    );
     assert.equal(store.entries.findByName('ubuntu 24.04')?.id, e.id);
-    assert.throws(() => store.entries.create({ name: 'UBUNTU 24.04', kind: 'nbp' }), (err: unknown) => err instanceof EntryInputError && /exists already/.test(err.message));
+    assert.throws(
+      () => store.entries.create({ name: 'UBUNTU 24.04', kind: 'nbp' }),
+      (err: unknown) => err instanceof EntryInputError && /exists already/.test(err.message),
+    );
 
     clock.advance(10);
     const changed = store.entries.update(e.id, { arguments: 'ip=dhcp quiet', files: files.slice(2) });
@@ -192,7 +228,10 @@ describe('entries', () => {
     assert.equal(changed.updatedAt, e.createdAt + 10);
 
     store.entries.create({ name: 'Memtest', kind: 'nbp' });
-    assert.deepEqual(store.entries.list().map((x) => x.name), ['Memtest', 'Ubuntu 24.04']);
+    assert.deepEqual(
+      store.entries.list().map((x) => x.name),
+      ['Memtest', 'Ubuntu 24.04'],
+    );
     assert.equal(store.entries.remove(e.id), true);
     assert.equal(store.entries.get(e.id), undefined);
   });
@@ -205,10 +244,26 @@ describe('entries', () => {
   });
 
   test('lastFiles names the file that completes a boot, per architecture', () => {
-    const e = store.entries.create({ name: 'Ubuntu', kind: 'secure-boot-chain', files: [...files, { arch: 'any', role: 'iso', path: 'ubuntu/live.iso', size: 1, sha256: fakeSha256(4) }] });
-    assert.deepEqual(store.entries.lastFiles(e.id, 'uefi64').map((f) => f.path), ['ubuntu/grubx64.efi']);
-    assert.deepEqual(store.entries.lastFiles(e.id, 'arm64').map((f) => f.path), ['ubuntu/live.iso']);
-    assert.deepEqual(store.entries.lastFiles(e.id).map((f) => f.path).sort(), ['ubuntu/grubx64.efi', 'ubuntu/live.iso', 'ubuntu/pxelinux.0']);
+    const e = store.entries.create({
+      name: 'Ubuntu',
+      kind: 'secure-boot-chain',
+      files: [...files, { arch: 'any', role: 'iso', path: 'ubuntu/live.iso', size: 1, sha256: fakeSha256(4) }],
+    });
+    assert.deepEqual(
+      store.entries.lastFiles(e.id, 'uefi64').map((f) => f.path),
+      ['ubuntu/grubx64.efi'],
+    );
+    assert.deepEqual(
+      store.entries.lastFiles(e.id, 'arm64').map((f) => f.path),
+      ['ubuntu/live.iso'],
+    );
+    assert.deepEqual(
+      store.entries
+        .lastFiles(e.id)
+        .map((f) => f.path)
+        .sort(),
+      ['ubuntu/grubx64.efi', 'ubuntu/live.iso', 'ubuntu/pxelinux.0'],
+    );
   });
 
   test('removing an entry clears machines and groups that pointed at it', () => {
@@ -224,12 +279,25 @@ describe('entries', () => {
 describe('transfers', () => {
   test('start, progress, finish, get, list per machine and recent, running', () => {
     const m = store.machines.create({ macs: ['52:54:00:00:00:01'] });
-    const id = store.transfers.start({ transferKey: 'tftp:7', machineId: m.id, mac: '52:54:00:00:00:01', ip: '192.0.2.10', protocol: 'tftp', file: 'ipxe.efi', options: { blksize: 1468, windowsize: 4 }, size: 1_000_000, startedAt: 100 });
+    const id = store.transfers.start({
+      transferKey: 'tftp:7',
+      machineId: m.id,
+      mac: '52:54:00:00:00:01',
+      ip: '192.0.2.10',
+      protocol: 'tftp',
+      file: 'ipxe.efi',
+      options: { blksize: 1468, windowsize: 4 },
+      size: 1_000_000,
+      startedAt: 100,
+    });
     let t = store.transfers.get(id)!;
     assert.equal(t.outcome, 'running');
     assert.deepEqual(t.options, { blksize: 1468, windowsize: 4 });
     assert.equal(t.bytesSent, 0);
-    assert.deepEqual(store.transfers.listRunning().map((x) => x.id), [id]);
+    assert.deepEqual(
+      store.transfers.listRunning().map((x) => x.id),
+      [id],
+    );
 
     assert.equal(store.transfers.progress(id, { bytesSent: 500_000, retransmits: 2 }), true);
     t = store.transfers.get(id)!;
@@ -249,15 +317,30 @@ describe('transfers', () => {
     assert.equal(store.transfers.get(failed)?.reason, 'client closed the connection');
     const orphan = store.transfers.start({ protocol: 'tftp', file: 'x', startedAt: 300 });
 
-    assert.deepEqual(store.transfers.listForMachine(m.id).map((x) => x.id), [failed, id]);
-    assert.deepEqual(store.transfers.listForMachine(m.id, { limit: 1 }).map((x) => x.id), [failed]);
-    assert.deepEqual(store.transfers.listRecent().map((x) => x.id), [orphan, failed, id]);
-    assert.deepEqual(store.transfers.listRecent({ outcome: 'failed' }).map((x) => x.id), [failed]);
+    assert.deepEqual(
+      store.transfers.listForMachine(m.id).map((x) => x.id),
+      [failed, id],
+    );
+    assert.deepEqual(
+      store.transfers.listForMachine(m.id, { limit: 1 }).map((x) => x.id),
+      [failed],
+    );
+    assert.deepEqual(
+      store.transfers.listRecent().map((x) => x.id),
+      [orphan, failed, id],
+    );
+    assert.deepEqual(
+      store.transfers.listRecent({ outcome: 'failed' }).map((x) => x.id),
+      [failed],
+    );
 
     assert.equal(store.transfers.markInterrupted(400), 1);
     assert.equal(store.transfers.get(orphan)?.outcome, 'interrupted');
     assert.equal(store.transfers.deleteOlderThan(250), 2);
-    assert.deepEqual(store.transfers.listRecent().map((x) => x.id), [orphan]);
+    assert.deepEqual(
+      store.transfers.listRecent().map((x) => x.id),
+      [orphan],
+    );
   });
 
   test('an unknown outcome is refused by the schema', () => {
@@ -273,12 +356,27 @@ describe('boot events and retention', () => {
     store.bootEvents.add({ machineId: m.id, mac: '52:54:00:00:00:01', time: 10, type: 'dhcp.received', details: { arch: 7 } });
     store.bootEvents.add({ time: 15, type: 'tftp.refused', ip: '192.0.2.9' });
     const timeline = store.bootEvents.listForMachine(m.id);
-    assert.deepEqual(timeline.map((e) => e.type), ['dhcp.received', 'proxy.offer']);
+    assert.deepEqual(
+      timeline.map((e) => e.type),
+      ['dhcp.received', 'proxy.offer'],
+    );
     assert.deepEqual(timeline[1].details, { port: 67 });
-    assert.deepEqual(store.bootEvents.listForMachine(m.id, { limit: 1 }).map((e) => e.type), ['proxy.offer']);
-    assert.deepEqual(store.bootEvents.listForMachine(m.id, { since: 11 }).map((e) => e.type), ['proxy.offer']);
-    assert.deepEqual(store.bootEvents.listForMac('52-54-00-00-00-01', { limit: 1 }).map((e) => e.type), ['proxy.offer']);
-    assert.deepEqual(store.bootEvents.listRecent().map((e) => e.time), [20, 15, 10]);
+    assert.deepEqual(
+      store.bootEvents.listForMachine(m.id, { limit: 1 }).map((e) => e.type),
+      ['proxy.offer'],
+    );
+    assert.deepEqual(
+      store.bootEvents.listForMachine(m.id, { since: 11 }).map((e) => e.type),
+      ['proxy.offer'],
+    );
+    assert.deepEqual(
+      store.bootEvents.listForMac('52-54-00-00-00-01', { limit: 1 }).map((e) => e.type),
+      ['proxy.offer'],
+    );
+    assert.deepEqual(
+      store.bootEvents.listRecent().map((e) => e.time),
+      [20, 15, 10],
+    );
     assert.equal(store.bootEvents.count(), 3);
     assert.equal(store.bootEvents.count(m.id), 2);
     assert.equal(store.bootEvents.count(null), 1);
@@ -297,7 +395,11 @@ describe('boot events and retention', () => {
     assert.equal(deleted, 20 + 1 + 5);
     const kept = store.bootEvents.listForMachine(a.id);
     assert.equal(kept.length, 10);
-    assert.deepEqual(kept.map((e) => e.details.i), [9, 8, 7, 6, 5, 4, 3, 2, 1, 0], 'the newest ones stay');
+    assert.deepEqual(
+      kept.map((e) => e.details.i),
+      [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+      'the newest ones stay',
+    );
     assert.equal(store.bootEvents.count(b.id), 5);
     assert.equal(store.bootEvents.count(null), 3);
     assert.equal(store.bootEvents.prune({ maxAgeMs: 50_000, maxEventsPerMachine: 10, maxUnattributedEvents: 3 }, now), 0, 'idempotent');
@@ -331,7 +433,10 @@ describe('settings', () => {
     assert.equal(store.settings.get('mode'), 'dhcp');
     assert.deepEqual(store.settings.get('pool'), { first: '192.0.2.100', last: '192.0.2.150', leaseSeconds: 3600 });
     assert.deepEqual(store.settings.get('ports'), { http: 8080, tftp: 69 });
-    assert.throws(() => store.settings.set('mode', 'relay' as never), (e: unknown) => e instanceof SettingError && e.key === 'mode');
+    assert.throws(
+      () => store.settings.set('mode', 'relay' as never),
+      (e: unknown) => e instanceof SettingError && e.key === 'mode',
+    );
     assert.throws(() => store.settings.set('ports', { http: 70000 }), /setting "ports".http/);
     assert.throws(() => store.settings.set('colour' as never, 'blue' as never), /"colour" is not a setting/);
     assert.deepEqual(Object.keys(store.settings.all()).sort(), ['defaults', 'interface', 'mode', 'pool', 'ports']);
@@ -357,7 +462,10 @@ describe('leases', () => {
     assert.equal(renewed.expiresAt, 7000);
     store.leases.upsert({ mac: '52:54:00:00:00:03', ip: '192.0.2.101', expiresAt: 9500 });
     assert.equal(store.leases.findByMac('52:54:00:00:00:02'), undefined);
-    assert.deepEqual(store.leases.list().map((l) => l.ip), ['192.0.2.100', '192.0.2.101']);
+    assert.deepEqual(
+      store.leases.list().map((l) => l.ip),
+      ['192.0.2.100', '192.0.2.101'],
+    );
     assert.equal(store.leases.removeExpired(8000), 1);
     assert.equal(store.leases.release('52:54:00:00:00:03'), true);
     assert.deepEqual(store.leases.list(), []);
@@ -380,7 +488,7 @@ describe('boot assignment and boot once', () => {
     return { installer, disk, memtest };
   }
 
-  test('the machine\'s own entry, else its group\'s, else the default, else nothing', () => {
+  test("the machine's own entry, else its group's, else the default, else nothing", () => {
     const { installer, disk, memtest } = library();
     const m = store.machines.create({ macs: ['52:54:00:00:00:01'], uuid: UUID_A, group: 'lab' });
     assert.equal(resolveBootAssignment(store, '52:54:00:00:00:01'), undefined);
@@ -388,10 +496,11 @@ describe('boot assignment and boot once', () => {
     assert.equal(resolveBootAssignment(store, '52:54:00:00:00:01')?.source, 'default');
     assert.equal(resolveBootAssignment(store, '52:54:00:99:99:99')?.entry.id, memtest.id, 'unknown clients get the default');
     store.machines.setGroup({ name: 'lab', entryId: disk.id, notes: '' });
-    assert.deepEqual(
-      (({ source, entry, bootOnce }) => ({ source, entry: entry.id, bootOnce }))(resolveBootAssignment(store, '52:54:00:00:00:01')!),
-      { source: 'group', entry: disk.id, bootOnce: false },
-    );
+    assert.deepEqual((({ source, entry, bootOnce }) => ({ source, entry: entry.id, bootOnce }))(resolveBootAssignment(store, '52:54:00:00:00:01')!), {
+      source: 'group',
+      entry: disk.id,
+      bootOnce: false,
+    });
     store.machines.update(m.id, { entryId: installer.id, bootOnce: true });
     const own = resolveBootAssignment(store, undefined, UUID_A)!;
     assert.equal(own.source, 'machine');
@@ -420,7 +529,7 @@ describe('boot assignment and boot once', () => {
     assert.equal(store.machines.get(permanent.id)?.entryId, installer.id);
   });
 
-  test('completeBootOnceIfLastFile ends it only when the entry\'s last file was fetched', () => {
+  test("completeBootOnceIfLastFile ends it only when the entry's last file was fetched", () => {
     const { installer } = library();
     const m = store.machines.create({ macs: ['52:54:00:00:00:01'], entryId: installer.id, bootOnce: true });
     assert.equal(completeBootOnceIfLastFile(store, { mac: '52:54:00:00:00:01', file: 'lpxelinux.0' }).cleared, false);

@@ -44,9 +44,27 @@ describe('classifyWriteFailure', () => {
     assert.equal(classifyWriteFailure(error('SQLITE_CONSTRAINT_UNIQUE'), path).kind, 'other');
   });
   test('savingTo keeps input errors and SQLite errors that are not the disk as they are', () => {
-    assert.throws(() => savingTo(path, () => { throw new TypeError('bad MAC'); }), TypeError);
-    assert.throws(() => savingTo(path, () => { throw error('SQLITE_CONSTRAINT_UNIQUE'); }), (e: Error) => !(e instanceof StoreWriteError));
-    assert.throws(() => savingTo(path, () => { throw error('SQLITE_FULL'); }), StoreWriteError);
+    assert.throws(
+      () =>
+        savingTo(path, () => {
+          throw new TypeError('bad MAC');
+        }),
+      TypeError,
+    );
+    assert.throws(
+      () =>
+        savingTo(path, () => {
+          throw error('SQLITE_CONSTRAINT_UNIQUE');
+        }),
+      (e: Error) => !(e instanceof StoreWriteError),
+    );
+    assert.throws(
+      () =>
+        savingTo(path, () => {
+          throw error('SQLITE_FULL');
+        }),
+      StoreWriteError,
+    );
   });
 });
 
@@ -57,7 +75,12 @@ describe('checkDataFolderSpace (for bootbench doctor)', () => {
     assert.match(low.problem!, /only 3 MiB free under the data folder \/data.*history stops/);
     assert.match(low.fix!, /free space on \/data/);
     assert.equal(checkDataFolderSpace('/data', 1024, () => ({ bavail: 1000, bsize: 4096 })).problem, undefined);
-    assert.deepEqual(checkDataFolderSpace('/nowhere', 1024, () => { throw new Error('ENOENT'); }), { folder: '/nowhere' });
+    assert.deepEqual(
+      checkDataFolderSpace('/nowhere', 1024, () => {
+        throw new Error('ENOENT');
+      }),
+      { folder: '/nowhere' },
+    );
     assert.ok(checkDataFolderSpace(temp.dir).freeBytes! > 0, 'the real statfs answers');
   });
 });
@@ -75,7 +98,10 @@ describe('UI edits on a full disk', () => {
       });
       const machine = store.machines.create({ macs: ['52:54:00:00:00:01'], name: 'pc1' });
       fillUp(store);
-      const rows = Array.from({ length: 200 }, (_, i) => `52:54:00:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')},,pc-${i}-${'n'.repeat(100)},room,`);
+      const rows = Array.from(
+        { length: 200 },
+        (_, i) => `52:54:00:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')},,pc-${i}-${'n'.repeat(100)},room,`,
+      );
       const csvReply = await api.handle('machines:import-csv', { csv: `mac,uuid,name,group,entry\n${rows.join('\n')}\n` });
       assert.ok('error' in csvReply, 'the import cannot have succeeded');
       assert.match(csvReply.error.message, /not saved.*disk holding .* is full.*free space on/i);
@@ -109,7 +135,8 @@ describe('the service host while history is off', () => {
     host.bus.subscribe((e) => events.push(e));
     try {
       fillUp(store);
-      for (let i = 0; i < 60; i++) host.bus.publish('dhcp.received', { mac: `52:54:00:00:01:${i.toString(16).padStart(2, '0')}`, msgType: 'DISCOVER', padding: 'p'.repeat(1500) });
+      for (let i = 0; i < 60; i++)
+        host.bus.publish('dhcp.received', { mac: `52:54:00:00:01:${i.toString(16).padStart(2, '0')}`, msgType: 'DISCOVER', padding: 'p'.repeat(1500) });
       clock.advance(300);
       assert.equal(events.filter((e) => e.type === 'store.degraded').length, 1);
       const problems = host.status().problems;

@@ -92,7 +92,14 @@ test('UDP GSO is skipped while `enabled` says no (a transfer that needed a retra
     let allowed = false;
     const got: Buffer[] = [];
     const eight = new Promise<void>((resolve) => receiver.on('message', (m) => got.push(m) === 8 && resolve()));
-    const batch = createDescriptorBatchSender(fd, '127.0.0.1', receiver.address().port, 16, { unsent: () => assert.fail('unsent') }, { segmentSize: 14, enabled: () => allowed })!;
+    const batch = createDescriptorBatchSender(
+      fd,
+      '127.0.0.1',
+      receiver.address().port,
+      16,
+      { unsent: () => assert.fail('unsent') },
+      { segmentSize: 14, enabled: () => allowed },
+    )!;
     const send4 = (from: number) => {
       for (let i = from; i < from + 4; i++) batch.add(Buffer.from([0, 3, 0, i]), Buffer.alloc(10, i));
       batch.flush();
@@ -103,7 +110,10 @@ test('UDP GSO is skipped while `enabled` says no (a transfer that needed a retra
     send4(4);
     assert.equal(batch.segmentedSends, 1);
     await eight;
-    assert.deepEqual(got.map((m) => m[3]), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(
+      got.map((m) => m[3]),
+      [0, 1, 2, 3, 4, 5, 6, 7],
+    );
   } finally {
     sys.close(fd);
     receiver.close();

@@ -7,7 +7,11 @@ import { decodeTftpPacket, encodeAck, encodeError, TftpErrorCode, TftpOpcode } f
 
 function recorder() {
   const calls: unknown[][] = [];
-  return { calls, handleAck: (block: number) => calls.push(['ack', block]), handleError: (code: number, message: string) => calls.push(['error', code, message]) };
+  return {
+    calls,
+    handleAck: (block: number) => calls.push(['ack', block]),
+    handleError: (code: number, message: string) => calls.push(['error', code, message]),
+  };
 }
 
 test('an ACK from the client reaches the transfer with its block number', () => {

@@ -57,7 +57,11 @@ describe('TFTP packet codec', () => {
       ['\x00\x03\x00', 4], // short DATA
     ];
     for (const [raw, code] of cases) {
-      assert.throws(() => decodeTftpPacket(Buffer.from(raw, 'latin1')), (err: unknown) => err instanceof TftpDecodeError && err.errorCode === code, JSON.stringify(raw));
+      assert.throws(
+        () => decodeTftpPacket(Buffer.from(raw, 'latin1')),
+        (err: unknown) => err instanceof TftpDecodeError && err.errorCode === code,
+        JSON.stringify(raw),
+      );
     }
   });
 

@@ -54,7 +54,7 @@ describe('ReadTransfer: plain RFC 1350', () => {
     assert.deepEqual(x.dataSent(), [1]);
   });
 
-  test('duplicate ACKs never re-send (no Sorcerer\'s Apprentice)', () => {
+  test("duplicate ACKs never re-send (no Sorcerer's Apprentice)", () => {
     const source = new PatternSource(512 * 10);
     const x = new SimulatedExchange(source, []);
     x.start();
@@ -219,7 +219,7 @@ describe('ReadTransfer: windows (RFC 7440)', () => {
 
   test('lost ACKs and random loss both ways still deliver the exact file', () => {
     let seed = 12345;
-    const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     const source = new PatternSource(512 * 777 + 3);
     const x = new SimulatedExchange(source, opts({ windowsize: 16, blksize: 512 }), {
       clientTimeoutMs: 40,
@@ -235,10 +235,15 @@ describe('ReadTransfer: windows (RFC 7440)', () => {
 
   // Clients that re-ACK only after a silence of their own timeout (atftp 0.8, U-Boot): the
   // backoff must leave them that silence, and the transfer must wait for them.
-  for (const [label, windowsize, clientTimeoutMs] of [['windowsize 16', 16, 1000], ['windowsize 16', 16, 5000], ['lock-step', 1, 1000], ['lock-step', 1, 5000]] as const) {
+  for (const [label, windowsize, clientTimeoutMs] of [
+    ['windowsize 16', 16, 1000],
+    ['windowsize 16', 16, 5000],
+    ['lock-step', 1, 1000],
+    ['lock-step', 1, 5000],
+  ] as const) {
     test(`a client that re-ACKs only on its own ${clientTimeoutMs / 1000} s timeout, ${label}, 10% loss each way: completes intact`, () => {
       let seed = 777 + windowsize + clientTimeoutMs;
-      const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+      const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
       const source = new PatternSource(1468 * 300 + 11);
       const x = new SimulatedExchange(source, opts({ blksize: 1468, windowsize }), {
         lazyClient: true,
@@ -291,7 +296,7 @@ describe('ReadTransfer: windows (RFC 7440)', () => {
 });
 
 describe('ReadTransfer: timers', () => {
-  test('retransmit timer follows the measured round trip, then doubles past the client\'s timeout', () => {
+  test("retransmit timer follows the measured round trip, then doubles past the client's timeout", () => {
     const x = new SimulatedExchange(new PatternSource(512 * 1000), opts({ timeout: 2 }), { delayMs: 2 });
     x.start();
     for (let i = 0; i < 40; i++) {
@@ -304,8 +309,12 @@ describe('ReadTransfer: timers', () => {
     const gaps = retransmissionGaps(x, 40_000);
     assert.ok(gaps[0] <= 2 * measured, `first retransmission after ~RTO, got ${gaps[0]}`);
     for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] >= gaps[i - 1] - 1, `backoff never shrinks: ${gaps.join(',')}`);
-    for (let i = 1; i < gaps.length && gaps[i] < 8000; i++) assert.ok(Math.abs(gaps[i] - 2 * gaps[i - 1]) <= 2, `each timeout doubles the wait: ${gaps.join(',')}`);
-    assert.ok(gaps.some((g) => g > 5000), `leaves silences longer than a 5 s client timeout: ${gaps.join(',')}`);
+    for (let i = 1; i < gaps.length && gaps[i] < 8000; i++)
+      assert.ok(Math.abs(gaps[i] - 2 * gaps[i - 1]) <= 2, `each timeout doubles the wait: ${gaps.join(',')}`);
+    assert.ok(
+      gaps.some((g) => g > 5000),
+      `leaves silences longer than a 5 s client timeout: ${gaps.join(',')}`,
+    );
     assert.equal(Math.max(...gaps), 8000, `capped at 8 s: ${gaps.join(',')}`);
   });
 
@@ -323,7 +332,7 @@ describe('ReadTransfer: timers', () => {
     x.start();
     x.run(120_000);
     assert.equal(x.result?.outcome, 'failed');
-    assert.equal(x.result!.durationMs, 60_000, 'counted from the request, the client\'s only packet');
+    assert.equal(x.result!.durationMs, 60_000, "counted from the request, the client's only packet");
     assert.match(x.result!.reason!, /nothing from the client for 60 s/);
     const data = x.dataSent();
     assert.ok(data.length <= 14, `bounded retransmissions, got ${data.length}`);
@@ -340,7 +349,7 @@ describe('ReadTransfer: timers', () => {
     assert.match(x.result!.reason!, /^no ACK for the last block/);
   });
 
-  test('the abandon time counts from the client\'s last packet, not from the last progress', () => {
+  test("the abandon time counts from the client's last packet, not from the last progress", () => {
     const x = new SimulatedExchange(new PatternSource(512 * 1000), [], { silentClient: true });
     x.start();
     x.transfer.handleAck(1);

@@ -25,8 +25,14 @@ async function call<T>(name: string, request?: unknown): Promise<T> {
 }
 
 test('CSV import, machine list, assignment and export', async () => {
-  const entry = store.entries.create({ name: 'iPXE', kind: 'nbp', files: [{ arch: 'uefi64', role: 'nbp', path: 'ipxe.efi', size: 1000, sha256: 'a'.repeat(64) }] });
-  const imported = await call<CsvImportResult>('machines:import-csv', { csv: 'mac,name,group\n52:54:00:00:00:01,pc-01,row-a\n52:54:00:00:00:02,pc-02,row-a\nnot-a-mac,pc-03,row-a\n' });
+  const entry = store.entries.create({
+    name: 'iPXE',
+    kind: 'nbp',
+    files: [{ arch: 'uefi64', role: 'nbp', path: 'ipxe.efi', size: 1000, sha256: 'a'.repeat(64) }],
+  });
+  const imported = await call<CsvImportResult>('machines:import-csv', {
+    csv: 'mac,name,group\n52:54:00:00:00:01,pc-01,row-a\n52:54:00:00:00:02,pc-02,row-a\nnot-a-mac,pc-03,row-a\n',
+  });
   assert.equal(imported.added, 2);
   assert.equal(imported.problems.length, 1);
   assert.match(imported.problems[0]!, /^line 4: /);
@@ -47,7 +53,10 @@ test('CSV import, machine list, assignment and export', async () => {
   assert.match(csv.filename, /^bootbench-machines-\d{4}-\d\d-\d\d\.csv$/);
   assert.match(csv.csv, /52:54:00:00:00:02/);
   const entries = await call<{ name: string; archs: string[]; size: number }[]>('entries:list');
-  assert.deepEqual(entries.map((e) => [e.name, e.archs, e.size]), [['iPXE', ['uefi64'], 1000]]);
+  assert.deepEqual(
+    entries.map((e) => [e.name, e.archs, e.size]),
+    [['iPXE', ['uefi64'], 1000]],
+  );
 });
 
 test('timeline and history come from the recorded events and transfers', async () => {
@@ -56,21 +65,48 @@ test('timeline and history come from the recorded events and transfers', async (
   store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:02', time: t0, type: 'dhcp.received', details: { msgType: 'DISCOVER', arch: 7 } });
   store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:02', time: t0 + 10, type: 'proxy.offer', details: { file: 'ipxe.efi' } });
   const timeline = await call<Timeline>('timeline:get', { machineId: machine.id });
-  assert.deepEqual(timeline.events.map((e) => e.type), ['dhcp.received', 'proxy.offer']);
+  assert.deepEqual(
+    timeline.events.map((e) => e.type),
+    ['dhcp.received', 'proxy.offer'],
+  );
   assert.equal(timeline.machine!.name, 'pc-02');
   assert.match(timeline.diagnosis.message, /no request came/);
   const byMac = await call<Timeline>('timeline:get', { mac: '52-54-00-00-00-02' });
   assert.equal(byMac.events.length, 2);
 
-  const id = store.transfers.start({ transferKey: 'tftp-7', mac: '52:54:00:00:00:02', ip: '192.0.2.100', protocol: 'tftp', file: 'ipxe.efi', size: 1000, startedAt: t0 });
+  const id = store.transfers.start({
+    transferKey: 'tftp-7',
+    mac: '52:54:00:00:00:02',
+    ip: '192.0.2.100',
+    protocol: 'tftp',
+    file: 'ipxe.efi',
+    size: 1000,
+    startedAt: t0,
+  });
   store.transfers.finish(id, { outcome: 'done', bytesSent: 1000, endedAt: t0 + 400 });
   store.transfers.start({ transferKey: 'tftp-8', protocol: 'tftp', file: 'running.bin', startedAt: t0 });
   const history = await call<TransferRecord[]>('transfers:history', { limit: 10 });
   assert.equal(history.length, 1, 'running transfers are not history');
-  assert.deepEqual({ ...history[0]!, finishedAt: 0 }, { id: `stored-${id}`, transferKey: 'tftp-7', mac: '52:54:00:00:00:02', ip: '192.0.2.100', file: 'ipxe.efi', protocol: 'tftp', size: 1000, bytes: 1000, outcome: 'done', finishedAt: 0, durationMs: 400, reason: undefined });
+  assert.deepEqual(
+    { ...history[0]!, finishedAt: 0 },
+    {
+      id: `stored-${id}`,
+      transferKey: 'tftp-7',
+      mac: '52:54:00:00:00:02',
+      ip: '192.0.2.100',
+      file: 'ipxe.efi',
+      protocol: 'tftp',
+      size: 1000,
+      bytes: 1000,
+      outcome: 'done',
+      finishedAt: 0,
+      durationMs: 400,
+      reason: undefined,
+    },
+  );
 });
 
-test("the timeline is green only once the machine fetched the last file its entry needs", async () => {
+test('the timeline is green only once the machine fetched the last file its entry needs', async () => {
   const entry = store.entries.create({
     name: 'Rescue',
     kind: 'kernel',
@@ -81,7 +117,8 @@ test("the timeline is green only once the machine fetched the last file its entr
   });
   const machine = store.machines.create({ macs: ['52:54:00:00:00:31'], name: 'pc-31', entryId: entry.id });
   const t0 = Date.now();
-  const add = (dt: number, type: string, details: Record<string, unknown>) => store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:31', time: t0 + dt, type, details });
+  const add = (dt: number, type: string, details: Record<string, unknown>) =>
+    store.bootEvents.add({ machineId: machine.id, mac: '52:54:00:00:00:31', time: t0 + dt, type, details });
   add(0, 'dhcp.received', { msgType: 'DISCOVER', arch: 7 });
   add(10, 'tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 });
   add(20, 'http.done', { file: `/library/e${entry.id}/vmlinuz`, bytes: 50, size: 50 });

@@ -6,12 +6,21 @@ import { isAppUrl, rendererFileFor, senderAllowed, permissionAllowed, externalUr
 test('only app://bootbench is our renderer', () => {
   assert.equal(isAppUrl('app://bootbench/index.html'), true);
   assert.equal(isAppUrl('app://bootbench/assets/x.js'), true);
-  for (const url of ['app://evil/index.html', 'https://bootbench/', 'file:///index.html', 'app://user:pw@bootbench/', 'about:blank', '', undefined, 'not a url']) {
+  for (const url of [
+    'app://evil/index.html',
+    'https://bootbench/',
+    'file:///index.html',
+    'app://user:pw@bootbench/',
+    'about:blank',
+    '',
+    undefined,
+    'not a url',
+  ]) {
     assert.equal(isAppUrl(url), false, String(url));
   }
 });
 
-test('IPC is handled only from our window\'s top frame on our origin', () => {
+test("IPC is handled only from our window's top frame on our origin", () => {
   const ok = { frameUrl: 'app://bootbench/index.html', isMainFrame: true, isOurWindow: true };
   assert.equal(senderAllowed(ok), true);
   assert.equal(senderAllowed({ ...ok, isMainFrame: false }), false, 'an iframe');
@@ -38,7 +47,18 @@ test('the app CSP allows only our own scripts and no network', () => {
 });
 
 test('every session permission is refused, whatever its name', () => {
-  for (const permission of ['media', 'geolocation', 'notifications', 'clipboard-read', 'hid', 'serial', 'usb', 'openExternal', 'fileSystem', 'some-future-permission']) {
+  for (const permission of [
+    'media',
+    'geolocation',
+    'notifications',
+    'clipboard-read',
+    'hid',
+    'serial',
+    'usb',
+    'openExternal',
+    'fileSystem',
+    'some-future-permission',
+  ]) {
     assert.equal(permissionAllowed(permission), false, permission);
   }
 });

@@ -65,13 +65,23 @@ class FakeWindow {
   clipboard: { writeText: () => {} },
   shell: { openExternal: async (url: string) => calls.opened.push(url) },
   Menu: { buildFromTemplate: (t: unknown) => t, setApplicationMenu: (m: unknown) => calls.menus.push(m) },
-  dialog: { showErrorBox: () => {}, showMessageBox: async () => ({}), showOpenDialog: async () => ({ canceled: true, filePaths: [] }), showSaveDialog: async () => ({ canceled: true }) },
+  dialog: {
+    showErrorBox: () => {},
+    showMessageBox: async () => ({}),
+    showOpenDialog: async () => ({ canceled: true, filePaths: [] }),
+    showSaveDialog: async () => ({ canceled: true }),
+  },
   ipcMain: { handle: (channel: string, fn: Handler) => calls.ipc.set(channel, fn) },
   protocol: {
     registerSchemesAsPrivileged: (schemes: unknown) => calls.privileged.push(schemes),
     handle: (scheme: string, fn: Handler) => calls.protocolHandlers.set(scheme, fn),
   },
-  session: { defaultSession: { setPermissionRequestHandler: (fn: Handler) => calls.permissionHandlers.push(fn), setPermissionCheckHandler: (fn: Handler) => calls.permissionHandlers.push(fn) } },
+  session: {
+    defaultSession: {
+      setPermissionRequestHandler: (fn: Handler) => calls.permissionHandlers.push(fn),
+      setPermissionCheckHandler: (fn: Handler) => calls.permissionHandlers.push(fn),
+    },
+  },
 };
 
 before(async () => {
@@ -112,7 +122,7 @@ test('the window is sandboxed, isolated, without Node, loading app://bootbench',
   assert.deepEqual((calls.privileged[0] as any[])[0].scheme, 'app');
 });
 
-test('every contract call and the dialogs are registered; only our window\'s top frame is answered', async () => {
+test("every contract call and the dialogs are registered; only our window's top frame is answered", async () => {
   for (const name of [...API_CALL_NAMES, DIALOG_CHANNELS.openFiles, DIALOG_CHANNELS.saveText]) assert.ok(calls.ipc.has(name), name);
   const status = await calls.ipc.get('services:status')!(trusted(), undefined);
   assert.equal(typeof status.result.running, 'boolean');
@@ -146,7 +156,10 @@ test('app:// serves the renderer with the CSP and nothing outside it', async () 
 test('navigation and new windows are refused for every webContents', () => {
   const listeners = new Map<string, Handler>();
   let openHandler: Handler | undefined;
-  calls.appEvents.get('web-contents-created')!({}, { on: (e: string, fn: Handler) => listeners.set(e, fn), setWindowOpenHandler: (fn: Handler) => (openHandler = fn) });
+  calls.appEvents.get('web-contents-created')!(
+    {},
+    { on: (e: string, fn: Handler) => listeners.set(e, fn), setWindowOpenHandler: (fn: Handler) => (openHandler = fn) },
+  );
   for (const event of ['will-navigate', 'will-redirect', 'will-attach-webview']) {
     let prevented = false;
     listeners.get(event)!({ preventDefault: () => (prevented = true) });
@@ -166,13 +179,17 @@ test('every permission request and check is refused', () => {
   assert.equal(check!({}, 'notifications'), false);
 });
 
-test('on Linux the service host is a child process: the main process runs no services', { skip: process.platform !== 'linux' && 'the host runs in-process off Linux' }, async () => {
-  const { execFileSync } = await import('node:child_process');
-  const children = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'args='], { encoding: 'utf8' });
-  assert.match(children, /host-process\.ts --data /, children);
-  const info = await calls.ipc.get('app:info')!(trusted(), undefined);
-  assert.equal(info.result.shell, 'electron');
-});
+test(
+  'on Linux the service host is a child process: the main process runs no services',
+  { skip: process.platform !== 'linux' && 'the host runs in-process off Linux' },
+  async () => {
+    const { execFileSync } = await import('node:child_process');
+    const children = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'args='], { encoding: 'utf8' });
+    assert.match(children, /host-process\.ts --data /, children);
+    const info = await calls.ipc.get('app:info')!(trusted(), undefined);
+    assert.equal(info.result.shell, 'electron');
+  },
+);
 
 test('the menu has Start and Stop; service state is pushed to the window and updates the menu', async () => {
   const menu = calls.menus.at(-1) as any[];

@@ -33,7 +33,11 @@ test('a UEFI client handed a BIOS file is named as such', () => {
 });
 
 test('a TFTP size probe followed by nothing', () => {
-  const d = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }), ev('pxe.ack', { file: 'ipxe.efi' }), ev('tftp.probe', { file: 'ipxe.efi', size: 1_000_000 })]);
+  const d = diagnoseBoot([
+    ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }),
+    ev('pxe.ack', { file: 'ipxe.efi' }),
+    ev('tftp.probe', { file: 'ipxe.efi', size: 1_000_000 }),
+  ]);
   assert.match(d.message, /TFTP size probe for ipxe\.efi, then nothing/);
 });
 
@@ -82,13 +86,21 @@ test('a refused file points to a folder and a setting that exist on a screen', (
   assert.equal(bundled.level, 'problem');
   assert.match(bundled.hint!, /Bootbench's own boot programs: the Start screen's "Boot programs" list/);
   assert.doesNotMatch(bundled.hint!, /`/, 'plain text, no Markdown');
-  const own = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 0 }), ev('proxy.offer', { file: 'pxelinux.0' }), ev('tftp.refused', { file: 'pxelinux.0', reason: 'no such file' })]);
+  const own = diagnoseBoot([
+    ev('dhcp.received', { msgType: 'DISCOVER', arch: 0 }),
+    ev('proxy.offer', { file: 'pxelinux.0' }),
+    ev('tftp.refused', { file: 'pxelinux.0', reason: 'no such file' }),
+  ]);
   assert.match(own.hint!, /served folder shown on the Start screen, or give this machine another boot entry on the Machines screen/);
   assert.doesNotMatch(own.hint!, /boot file setting/);
 });
 
 test("a normal proxy boot: the office server's own REQUEST is no warning and does not change the diagnosis", () => {
-  const officeRequest = ev('dhcp.ignored', { msgType: 'REQUEST', expected: true, reason: 'REQUEST for DHCP server 192.0.2.2; proxy mode hands out no addresses' });
+  const officeRequest = ev('dhcp.ignored', {
+    msgType: 'REQUEST',
+    expected: true,
+    reason: 'REQUEST for DHCP server 192.0.2.2; proxy mode hands out no addresses',
+  });
   assert.equal(summarizeEvent(officeRequest).level, 'info');
   const offerOnly = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 0 }), ev('proxy.offer', { file: 'undionly.kpxe' }), officeRequest]);
   assert.equal(offerOnly.stage, 'offer', 'still "offer sent, no request came", not "we did not answer"');
@@ -117,7 +129,10 @@ test('a machine sent to its local disk on purpose is described as such, with the
   assert.match(d.hint!, /[Aa]ssign an entry/);
   assert.equal(summarizeEvent(events[4]!).level, 'info');
   // Local disk assigned by hand (no boot once): the reason the policy gave.
-  const byHand = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }), ev('dhcp.ignored', { deliberate: true, reason: 'boots from its local disk (assigned entry "Local disk")' })]);
+  const byHand = diagnoseBoot([
+    ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }),
+    ev('dhcp.ignored', { deliberate: true, reason: 'boots from its local disk (assigned entry "Local disk")' }),
+  ]);
   assert.equal(byHand.message, 'Not answered on purpose: boots from its local disk (assigned entry "Local disk").');
 });
 
@@ -137,15 +152,25 @@ test('green only when the whole file came: a download cut short is a failure wit
 
 test("green only when the entry's whole set of files came", () => {
   const expected = { entry: 'Debian live', paths: ['/library/e4/initrd.img'], rangeCounts: false };
-  const bootProgramOnly = diagnoseBoot([ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }), ev('tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 }), ev('http.done', { file: '/ipxe/boot.ipxe', bytes: 5, size: 5 })], expected);
+  const bootProgramOnly = diagnoseBoot(
+    [
+      ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }),
+      ev('tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 }),
+      ev('http.done', { file: '/ipxe/boot.ipxe', bytes: 5, size: 5 }),
+    ],
+    expected,
+  );
   assert.equal(bootProgramOnly.level, 'warning');
   assert.match(bootProgramOnly.message, /not yet everything Debian live needs: initrd\.img never came/);
-  const all = diagnoseBoot([
-    ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }),
-    ev('tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 }),
-    ev('http.done', { file: '/library/e4/vmlinuz', bytes: 50, size: 50 }),
-    ev('http.done', { file: 'library/E4/initrd.img', bytes: 70, size: 70 }),
-  ], expected);
+  const all = diagnoseBoot(
+    [
+      ev('dhcp.received', { msgType: 'DISCOVER', arch: 7 }),
+      ev('tftp.done', { file: 'bootbench/snponly.efi', bytes: 10, size: 10 }),
+      ev('http.done', { file: '/library/e4/vmlinuz', bytes: 50, size: 50 }),
+      ev('http.done', { file: 'library/E4/initrd.img', bytes: 70, size: 70 }),
+    ],
+    expected,
+  );
   assert.equal(all.level, 'ok');
   assert.equal(all.stage, 'done');
   assert.match(all.message, /^Downloaded library\/E4\/initrd\.img, the last file Debian live needs \(3 files this boot\)/);

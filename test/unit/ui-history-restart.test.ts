@@ -27,7 +27,14 @@ const loopbackSockets: UdpSocketFactory = (options) =>
     socket.bind({ port: options.port, address: '127.0.0.1' }, () => resolve(socket));
   });
 
-const loopback = { name: 'lo', mac: '00:00:00:00:00:00', ipv4: [{ address: '127.0.0.1', prefixLength: 8 }], up: true, kind: 'loopback', mtu: 65536 } as unknown as NetInterface;
+const loopback = {
+  name: 'lo',
+  mac: '00:00:00:00:00:00',
+  ipv4: [{ address: '127.0.0.1', prefixLength: 8 }],
+  up: true,
+  kind: 'loopback',
+  mtu: 65536,
+} as unknown as NetInterface;
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {

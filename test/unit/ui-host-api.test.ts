@@ -4,7 +4,15 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventBus, type BootEvent } from '../../main/core/events.js';
 import { ManualClock } from '../../main/core/clock.js';
-import { HostApi, connectApiEvents, suggestBenchInterface, uiWording, unavailableLibraryImporter, type ApiServiceHost, type ApiStore } from '../../main/api/api.js';
+import {
+  HostApi,
+  connectApiEvents,
+  suggestBenchInterface,
+  uiWording,
+  unavailableLibraryImporter,
+  type ApiServiceHost,
+  type ApiStore,
+} from '../../main/api/api.js';
 import type { ApiEvents, Machine, NetInterfaceInfo, ServicesStatus, TransferRow } from '../../preload/api.js';
 
 function fakeHost(clock = new ManualClock(1000)) {
@@ -33,7 +41,15 @@ function fakeHost(clock = new ManualClock(1000)) {
   return { host, bus, calls, clock };
 }
 
-const machine = (over: Partial<Machine> = {}): Machine => ({ id: 1, macs: ['52:54:00:00:00:01'], name: 'pc1', group: 'lab', bootOnce: false, discovered: false, ...over });
+const machine = (over: Partial<Machine> = {}): Machine => ({
+  id: 1,
+  macs: ['52:54:00:00:00:01'],
+  name: 'pc1',
+  group: 'lab',
+  bootOnce: false,
+  discovered: false,
+  ...over,
+});
 
 function fakeStore(events: BootEvent[] = []): ApiStore & { updates: unknown[] } {
   const machines = [machine()];
@@ -116,7 +132,10 @@ describe('HostApi.handle', () => {
     const withLibrary = new HostApi({
       host: fakeHost().host,
       store: fakeStore(),
-      library: { ...unavailableLibraryImporter('not in this test'), importFiles: async (paths) => (imported.push(paths), { entries: [], problems: ['Not added: x'] }) },
+      library: {
+        ...unavailableLibraryImporter('not in this test'),
+        importFiles: async (paths) => (imported.push(paths), { entries: [], problems: ['Not added: x'] }),
+      },
       listInterfaces: () => [],
       shell: 'web',
     });
@@ -159,11 +178,25 @@ describe('HostApi.handle', () => {
 });
 
 test('host messages naming command-line flags are reworded for the screen', () => {
-  assert.equal(uiWording("--pool 198.18.0.10-198.18.0.20 is outside bench0's network 192.0.2.0/24: choose addresses in that network"), "The address pool 198.18.0.10-198.18.0.20 is outside bench0's network 192.0.2.0/24: choose addresses in that network");
-  assert.equal(uiWording('--root /srv/x does not exist: give the folder that holds your boot files'), 'The served folder /srv/x does not exist: give the folder that holds your boot files');
-  assert.equal(uiWording('--root is required: the folder whose files TFTP and HTTP serve'), 'A served folder is required: the folder whose files TFTP and HTTP serve');
+  assert.equal(
+    uiWording("--pool 198.18.0.10-198.18.0.20 is outside bench0's network 192.0.2.0/24: choose addresses in that network"),
+    "The address pool 198.18.0.10-198.18.0.20 is outside bench0's network 192.0.2.0/24: choose addresses in that network",
+  );
+  assert.equal(
+    uiWording('--root /srv/x does not exist: give the folder that holds your boot files'),
+    'The served folder /srv/x does not exist: give the folder that holds your boot files',
+  );
+  assert.equal(
+    uiWording('--root is required: the folder whose files TFTP and HTTP serve'),
+    'A served folder is required: the folder whose files TFTP and HTTP serve',
+  );
   assert.equal(uiWording('UDP port 67 is in use'), 'UDP port 67 is in use');
-  assert.equal(uiWording('another DHCP server answers on bench0: 192.0.2.9. Two DHCP servers hand out conflicting addresses; use --mode proxy beside it, or --force if you are sure'), 'Another DHCP server answers on bench0: 192.0.2.9. Two DHCP servers hand out conflicting addresses; switch to Proxy DHCP mode beside it, or choose "Start anyway" if you are sure');
+  assert.equal(
+    uiWording(
+      'another DHCP server answers on bench0: 192.0.2.9. Two DHCP servers hand out conflicting addresses; use --mode proxy beside it, or --force if you are sure',
+    ),
+    'Another DHCP server answers on bench0: 192.0.2.9. Two DHCP servers hand out conflicting addresses; switch to Proxy DHCP mode beside it, or choose "Start anyway" if you are sure',
+  );
 });
 
 describe('suggestBenchInterface', () => {
@@ -177,7 +210,10 @@ describe('suggestBenchInterface', () => {
     assert.equal(suggestBenchInterface(list)?.name, 'eth0');
   });
   test('falls back to the only virtual NIC with an address (lab namespace, VM)', () => {
-    const list = [nic({ name: 'lo', kind: 'loopback', ipv4: [{ address: '127.0.0.1', prefixLength: 8 }] }), nic({ name: 'bench0', kind: 'virtual', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }] })];
+    const list = [
+      nic({ name: 'lo', kind: 'loopback', ipv4: [{ address: '127.0.0.1', prefixLength: 8 }] }),
+      nic({ name: 'bench0', kind: 'virtual', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }] }),
+    ];
     assert.equal(suggestBenchInterface(list)?.name, 'bench0');
     assert.equal(suggestBenchInterface([]), undefined);
   });
@@ -195,7 +231,10 @@ test('interfaces:list leaves out bridge ports and bare taps; the bridge with the
   const reply = await api.handle('interfaces:list', undefined);
   assert.ok('result' in reply);
   const result = reply.result as { interfaces: NetInterfaceInfo[]; suggested?: { name: string } };
-  assert.deepEqual(result.interfaces.map((n) => n.name), ['br0', 'tap1']);
+  assert.deepEqual(
+    result.interfaces.map((n) => n.name),
+    ['br0', 'tap1'],
+  );
 });
 
 describe('connectApiEvents', () => {
@@ -250,7 +289,10 @@ describe('connectApiEvents', () => {
     // The store records the new machine a little later: it is pushed then.
     (store.machines.list() as Machine[]).push(machine({ id: 9, macs: ['52:54:00:00:00:99'], name: '', discovered: true }));
     clock.advance(1000);
-    assert.deepEqual(pushes.filter((p) => p.event === 'machine:seen').map((p) => p.payload.id), [1, 9]);
+    assert.deepEqual(
+      pushes.filter((p) => p.event === 'machine:seen').map((p) => p.payload.id),
+      [1, 9],
+    );
     clock.advance(10_000);
     assert.equal(clock.pendingTimers(), 0, 'stops looking once everything was found');
   });
@@ -265,6 +307,9 @@ describe('connectApiEvents', () => {
     assert.equal(pushes.filter((p) => p.event === 'machine:seen').length, 0, 'other warnings push no machine');
     bus.publish('host.warning', { mac: '52:54:00:00:00:01', message: 'boot once done', bootOnce: 'completed', entryId: 3 });
     clock.advance(1000);
-    assert.deepEqual(pushes.filter((p) => p.event === 'machine:seen').map((p) => p.payload.id), [1]);
+    assert.deepEqual(
+      pushes.filter((p) => p.event === 'machine:seen').map((p) => p.payload.id),
+      [1],
+    );
   });
 });

@@ -65,7 +65,10 @@ const finish = (job: ImagingJob) => {
 describe('images:list', () => {
   test('each image with its source machine, sizes and date', async () => {
     const list = await call<ImageInfo[]>('images:list');
-    assert.deepEqual(list.map((i) => i.name), ['gpt-copy', 'gpt-ref']);
+    assert.deepEqual(
+      list.map((i) => i.name),
+      ['gpt-copy', 'gpt-ref'],
+    );
     const ref = list.find((i) => i.name === 'gpt-ref')!;
     assert.deepEqual(ref.source, { mac: PC1, machine: 'bench-01', disk: 'vda', model: 'QEMU HARDDISK', serial: 'REF-0001' });
     assert.equal(ref.diskBytes, 256 * 1024 * 1024);
@@ -83,7 +86,10 @@ describe('images:capture', () => {
     assert.equal(job.kind, 'capture');
     assert.equal(job.image, 'win11-lab');
     assert.equal(job.then, 'poweroff');
-    assert.deepEqual(job.machines.map((m) => [m.mac, m.machine, m.machineId, m.phase]), [[PC3, 'bench-03', machineId('bench-03'), 'waiting']]);
+    assert.deepEqual(
+      job.machines.map((m) => [m.mac, m.machine, m.machineId, m.phase]),
+      [[PC3, 'bench-03', machineId('bench-03'), 'waiting']],
+    );
     const byMac = await call<ImagingJob>('images:capture', { mac: PC3.toUpperCase(), name: 'win11-lab-2', disk: 'SN-123' });
     assert.equal(byMac.machines[0]!.mac, PC3);
     assert.equal(byMac.disk, 'SN-123');
@@ -92,9 +98,18 @@ describe('images:capture', () => {
   });
 
   test('refusals name the problem and the fix', async () => {
-    assert.match(await refusal('images:capture', { machineId: machineId('bench-01'), name: 'gpt-ref' }), /An image named "gpt-ref" exists: choose another name, or delete it first/);
-    assert.match(await refusal('images:capture', { machineId: machineId('bench-01'), name: 'my image!' }), /invalid-request: Image name: image name "my image!" is not allowed: use letters, digits/);
-    assert.match(await refusal('images:capture', { machineId: machineId('no-nic'), name: 'x1' }), /Machine "no-nic" has no MAC address, so it cannot be told its task: add its MAC on the Machines screen/);
+    assert.match(
+      await refusal('images:capture', { machineId: machineId('bench-01'), name: 'gpt-ref' }),
+      /An image named "gpt-ref" exists: choose another name, or delete it first/,
+    );
+    assert.match(
+      await refusal('images:capture', { machineId: machineId('bench-01'), name: 'my image!' }),
+      /invalid-request: Image name: image name "my image!" is not allowed: use letters, digits/,
+    );
+    assert.match(
+      await refusal('images:capture', { machineId: machineId('no-nic'), name: 'x1' }),
+      /Machine "no-nic" has no MAC address, so it cannot be told its task: add its MAC on the Machines screen/,
+    );
     assert.match(await refusal('images:capture', { machineId: 9999, name: 'x1' }), /not-found: There is no machine number 9999/);
     assert.match(await refusal('images:capture', { name: 'x1' }), /needs one machine: pick the machine to capture/);
     assert.match(await refusal('images:capture', { machineId: machineId('bench-01'), mac: PC1, name: 'x1' }), /needs one machine/);
@@ -109,20 +124,42 @@ describe('images:deploy', () => {
   test('to machines by id and MAC, or to a group: one row per PC, waiting for its boot', async () => {
     const job = await call<ImagingJob>('images:deploy', { image: 'gpt-ref', machineIds: [machineId('bench-01')], macs: [PC2] });
     assert.equal(job.kind, 'deploy');
-    assert.deepEqual(job.machines.map((m) => [m.mac, m.machine, m.phase]), [[PC1, 'bench-01', 'waiting'], [PC2, 'bench-02', 'waiting']]);
+    assert.deepEqual(
+      job.machines.map((m) => [m.mac, m.machine, m.phase]),
+      [
+        [PC1, 'bench-01', 'waiting'],
+        [PC2, 'bench-02', 'waiting'],
+      ],
+    );
     const group = await call<ImagingJob>('images:deploy', { image: 'gpt-ref', group: 'ROW-A', then: 'poweroff' });
-    assert.deepEqual(group.machines.map((m) => m.mac), [PC1, PC2], 'group names match as the Machines screen does, ignoring case');
+    assert.deepEqual(
+      group.machines.map((m) => m.mac),
+      [PC1, PC2],
+      'group names match as the Machines screen does, ignoring case',
+    );
     const earlier = (await call<ImagingJob[]>('imaging:jobs')).find((j) => j.id === job.id)!;
-    assert.ok(earlier.machines.every((m) => m.result === 'failed' && m.reason === 'Replaced by a newer job for this machine'), 'a PC belongs to one unfinished job');
+    assert.ok(
+      earlier.machines.every((m) => m.result === 'failed' && m.reason === 'Replaced by a newer job for this machine'),
+      'a PC belongs to one unfinished job',
+    );
     const listed = (await call<ImageInfo[]>('images:list')).find((i) => i.name === 'gpt-ref')!;
     assert.deepEqual(listed.deployingJobs, [group.id]);
     finish(group);
   });
 
   test('refusals name the problem and the fix', async () => {
-    assert.match(await refusal('images:deploy', { image: 'nope', machineIds: [machineId('bench-01')] }), /not-found: There is no image named "nope" .*reload the image list/);
-    assert.match(await refusal('images:deploy', { image: 'gpt-ref', group: 'row-z' }), /Group "row-z" has no machines: put machines in it on the Machines screen, or pick machines/);
-    assert.match(await refusal('images:deploy', { image: 'gpt-ref', group: 'row-c' }), /Machines of group "row-c" without a MAC address cannot be told their task: no-nic\. Add their MACs/);
+    assert.match(
+      await refusal('images:deploy', { image: 'nope', machineIds: [machineId('bench-01')] }),
+      /not-found: There is no image named "nope" .*reload the image list/,
+    );
+    assert.match(
+      await refusal('images:deploy', { image: 'gpt-ref', group: 'row-z' }),
+      /Group "row-z" has no machines: put machines in it on the Machines screen, or pick machines/,
+    );
+    assert.match(
+      await refusal('images:deploy', { image: 'gpt-ref', group: 'row-c' }),
+      /Machines of group "row-c" without a MAC address cannot be told their task: no-nic\. Add their MACs/,
+    );
     assert.match(await refusal('images:deploy', { image: 'gpt-ref' }), /needs machines or a group \(not both\)/);
     assert.match(await refusal('images:deploy', { image: 'gpt-ref', machineIds: [] }), /needs machines or a group/);
     assert.match(await refusal('images:deploy', { image: 'gpt-ref', group: 'row-a', macs: [PC1] }), /needs machines or a group \(not both\)/);
@@ -134,11 +171,17 @@ describe('images:deploy', () => {
 describe('images:delete and images:verify', () => {
   test('delete is refused while a deploy writes the image, then removes only chunks no other image uses', async () => {
     const job = await call<ImagingJob>('images:deploy', { image: 'gpt-copy', macs: [PC3] });
-    assert.match(await refusal('images:delete', { name: 'gpt-copy' }), new RegExp(`Image "gpt-copy" is being deployed \\(job ${job.id}\\): wait until its PCs are done or failed, then delete it`));
+    assert.match(
+      await refusal('images:delete', { name: 'gpt-copy' }),
+      new RegExp(`Image "gpt-copy" is being deployed \\(job ${job.id}\\): wait until its PCs are done or failed, then delete it`),
+    );
     new ImagingJobs(store.db).report(job.id, PC3, { phase: 'done' });
     const deleted = await call<{ name: string; chunks: number }>('images:delete', { name: 'gpt-copy' });
     assert.deepEqual(deleted, { name: 'gpt-copy', chunks: 0, bytes: 0 }, 'gpt-ref uses every chunk of gpt-copy');
-    assert.deepEqual((await call<ImageInfo[]>('images:list')).map((i) => i.name), ['gpt-ref']);
+    assert.deepEqual(
+      (await call<ImageInfo[]>('images:list')).map((i) => i.name),
+      ['gpt-ref'],
+    );
     assert.match(await refusal('images:delete', { name: 'gpt-copy' }), /not-found: There is no image named "gpt-copy"/);
     const verified = await call<ImageVerifyResult>('images:verify', { name: 'gpt-ref' });
     assert.deepEqual({ ok: verified.ok, chunks: verified.chunks, bad: verified.bad }, { ok: true, chunks: 4, bad: [] }, 'the shared chunks are still there');
@@ -162,9 +205,15 @@ test('jobs another process makes on the same data folder are listed', async () =
     const made = new ImagingJobs(other.db).create({ kind: 'deploy', image: 'gpt-ref', macs: [PC2] });
     const jobs = await call<ImagingJob[]>('imaging:jobs');
     assert.equal(jobs[0]!.id, made.id, 'newest first');
-    assert.deepEqual(jobs.map((j) => j.id), [...jobs.map((j) => j.id)].sort((a, b) => b - a));
+    assert.deepEqual(
+      jobs.map((j) => j.id),
+      [...jobs.map((j) => j.id)].sort((a, b) => b - a),
+    );
     const seen = jobs.find((j) => j.id === made.id);
-    assert.deepEqual(seen?.machines.map((m) => [m.mac, m.machine, m.phase]), [[PC2, 'bench-02', 'waiting']]);
+    assert.deepEqual(
+      seen?.machines.map((m) => [m.mac, m.machine, m.phase]),
+      [[PC2, 'bench-02', 'waiting']],
+    );
     new ImagingJobs(other.db).report(made.id, PC2, { phase: 'failed', reason: 'test over' });
   } finally {
     other.close();
@@ -203,7 +252,10 @@ describe('live rows and the timeline', () => {
     assert.ok(progress.length >= 3 && progress.length <= 6, `about 4 pushes a second, got ${progress.length}`);
     clock.advance(300);
     const last = pushes.filter((p) => p.event === 'imaging:progress').at(-1)!.payload as ApiEvents['imaging:progress'];
-    assert.deepEqual(last.jobs.map((j) => [j.id, j.machines[0]!.phase, j.machines[0]!.bytes, j.machines[0]!.machine]), [[job.id, 'writing', 500, 'bench-01']]);
+    assert.deepEqual(
+      last.jobs.map((j) => [j.id, j.machines[0]!.phase, j.machines[0]!.bytes, j.machines[0]!.machine]),
+      [[job.id, 'writing', 500, 'bench-01']],
+    );
     report('failed', 500, 'writing partition 2 failed: No space left on device');
     clock.advance(300);
     const steps = pushes.filter((p) => p.event === 'timeline:event').map((p) => p.payload.summary);
@@ -228,17 +280,20 @@ describe('live rows and the timeline', () => {
     recorder.flush();
     recorder.detach();
     const timeline = await call<{ events: { summary: string }[] }>('timeline:get', { machineId: machineId('bench-03') });
-    assert.deepEqual(timeline.events.map((e) => e.summary).filter((s) => s.startsWith('Imaging')), [
-      'Imaging: deploy of gpt-ref — booting the imaging environment',
-      'Imaging: deploy of gpt-ref — writing',
-      'Imaging: deploy of gpt-ref — verifying',
-    ]);
+    assert.deepEqual(
+      timeline.events.map((e) => e.summary).filter((s) => s.startsWith('Imaging')),
+      ['Imaging: deploy of gpt-ref — booting the imaging environment', 'Imaging: deploy of gpt-ref — writing', 'Imaging: deploy of gpt-ref — verifying'],
+    );
   });
 
   test("the agent's refusal names the screen's Disk field, not the command line's option, and the disks it saw in words", async () => {
     const made = await call<ImagingJob>('images:deploy', { image: 'gpt-ref', macs: [PC2] });
-    const seen = 'name=nvme0n1 size=512110190592 transport=nvme removable=0 model=Samsung_SSD_980 serial=S64DNF0R;name=sdb size=16013942784 transport=usb removable=1 model=- serial=-';
-    new ImagingJobs(store.db).report(made.id, PC2, { phase: 'failed', reason: `2 internal disks and the task names none: choose one by serial or model (--disk); disks seen: ${seen}` });
+    const seen =
+      'name=nvme0n1 size=512110190592 transport=nvme removable=0 model=Samsung_SSD_980 serial=S64DNF0R;name=sdb size=16013942784 transport=usb removable=1 model=- serial=-';
+    new ImagingJobs(store.db).report(made.id, PC2, {
+      phase: 'failed',
+      reason: `2 internal disks and the task names none: choose one by serial or model (--disk); disks seen: ${seen}`,
+    });
     const row = (await call<ImagingJob[]>('imaging:jobs')).find((j) => j.id === made.id)!.machines[0]!;
     assert.equal(
       row.reason,

@@ -65,7 +65,10 @@ describe('entries:import through HostApi', () => {
     // Stored in the library: listed, copied into the data folder byte for byte, source untouched.
     const listed = await api.handle('entries:list', undefined);
     assert.ok('result' in listed);
-    assert.deepEqual((listed.result as BootEntry[]).map((e) => [e.name, e.kind, e.sha256]), [['memtest', 'nbp', sha(efi)]]);
+    assert.deepEqual(
+      (listed.result as BootEntry[]).map((e) => [e.name, e.kind, e.sha256]),
+      [['memtest', 'nbp', sha(efi)]],
+    );
     const copy = resolveEntryFilePath(store.entries.list()[0]!.files[0]!, dataDir);
     assert.ok(copy.startsWith(join(dataDir, 'library')), copy);
     assert.deepEqual(readFileSync(copy), efi);
@@ -101,17 +104,35 @@ describe('entries:import through HostApi', () => {
     assert.equal(result.entries.length, 0);
     assert.equal(store.entries.list().length, before, 'no entry a PC could be assigned to');
     assert.equal(result.problems.length, 1);
-    assert.match(result.problems[0]!, /^Not added: data\.iso: not bootable: the ISO image "DATA_DISC" has no El Torito boot record, no EFI loader .* add a bootable ISO instead/);
+    assert.match(
+      result.problems[0]!,
+      /^Not added: data\.iso: not bootable: the ISO image "DATA_DISC" has no El Torito boot record, no EFI loader .* add a bootable ISO instead/,
+    );
     // The same tree with a BIOS boot record is taken.
-    const bootable = buildIso(dir, { 'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90), 'data.bin': Buffer.alloc(300_000, 8) }, ['-R', '-V', 'BOOTABLE', '-b', 'isolinux/isolinux.bin', '-no-emul-boot'], 'bootable.iso');
+    const bootable = buildIso(
+      dir,
+      { 'isolinux/isolinux.bin': Buffer.alloc(2048, 0x90), 'data.bin': Buffer.alloc(300_000, 8) },
+      ['-R', '-V', 'BOOTABLE', '-b', 'isolinux/isolinux.bin', '-no-emul-boot'],
+      'bootable.iso',
+    );
     const taken = await importFiles([bootable]);
-    assert.deepEqual(taken.entries.map((e) => e.kind), ['iso']);
+    assert.deepEqual(
+      taken.entries.map((e) => e.kind),
+      ['iso'],
+    );
 
     // A data disc taken in before import refused them is not handed to a machine or a group.
     const bytes = readFileSync(iso);
-    const old = store.entries.create({ name: 'old data disc', kind: 'iso', files: [{ arch: 'any', role: 'iso', path: iso, size: bytes.length, sha256: sha(bytes) }] });
+    const old = store.entries.create({
+      name: 'old data disc',
+      kind: 'iso',
+      files: [{ arch: 'any', role: 'iso', path: iso, size: bytes.length, sha256: sha(bytes) }],
+    });
     const pc = store.machines.create({ macs: ['52:54:00:00:09:01'], name: 'pc-91', group: 'row-9' });
-    for (const [call, request] of [['machines:update', { id: pc.id, entryId: old.id }], ['machines:assign-group', { group: 'row-9', entryId: old.id }]] as const) {
+    for (const [call, request] of [
+      ['machines:update', { id: pc.id, entryId: old.id }],
+      ['machines:assign-group', { group: 'row-9', entryId: old.id }],
+    ] as const) {
       const reply = await api.handle(call, request);
       assert.ok('error' in reply, `${call} must refuse`);
       assert.equal(reply.error.code, 'invalid-request');

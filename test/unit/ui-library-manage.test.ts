@@ -86,9 +86,19 @@ describe('managing library entries through HostApi', () => {
     );
     assert.equal(paired.size, kernelBytes.length + initrdBytes.length);
     const list = await call<BootEntry[]>('entries:list');
-    assert.deepEqual(list.map((e) => e.name), ['vmlinuz']);
+    assert.deepEqual(
+      list.map((e) => e.name),
+      ['vmlinuz'],
+    );
     // The initrd's copy in the library is now the kernel entry's, and still there.
-    assert.ok(existsSync(resolveEntryFilePath(paired.files.find((f) => f.role === 'initrd')!, dataDir)));
+    assert.ok(
+      existsSync(
+        resolveEntryFilePath(
+          paired.files.find((f) => f.role === 'initrd')!,
+          dataDir,
+        ),
+      ),
+    );
     assert.equal(changes, 3, 'the services are told after each import and after pairing');
   });
 
@@ -99,9 +109,13 @@ describe('managing library entries through HostApi', () => {
     assert.equal(renamed.entry.arguments, 'console=ttyS0 quiet');
     assert.equal(store.entries.get(entry.id)!.arguments, 'console=ttyS0 quiet');
 
-    const [efi] = (await call<ImportFilesResult>('entries:import', { paths: [file('tool.efi', Buffer.concat([buildPe(0x8664), Buffer.alloc(2000, 1)]))] })).entries;
+    const [efi] = (await call<ImportFilesResult>('entries:import', { paths: [file('tool.efi', Buffer.concat([buildPe(0x8664), Buffer.alloc(2000, 1)]))] }))
+      .entries;
     assert.match(await refusal('entries:update', { id: efi!.id, name: 'Debian rescue' }), /exists already: choose another name/);
-    assert.match(await refusal('entries:update', { id: efi!.id, arguments: 'quiet' }), /only kernel, Secure Boot chain and Linux ISO entries take a kernel command line/);
+    assert.match(
+      await refusal('entries:update', { id: efi!.id, arguments: 'quiet' }),
+      /only kernel, Secure Boot chain and Linux ISO entries take a kernel command line/,
+    );
     assert.match(await refusal('entries:update', { id: entry.id, arguments: 'quiet\nchain http://evil/' }), /one line without "\$"/);
     assert.match(await refusal('entries:update', { id: entry.id, arguments: 'root=${x}' }), /one line without "\$"/);
     assert.match(await refusal('entries:update', { id: entry.id, name: '   ' }), /name must not be empty/);
@@ -129,9 +143,13 @@ describe('managing library entries through HostApi', () => {
 
     const off = await call<EntryUpdateResult>('entries:update', { id: entry.id, secureBoot: false });
     assert.equal(off.entry.kind, 'kernel');
-    assert.deepEqual(off.entry.files.map((f) => `${f.arch}:${f.role}`), ['bios:kernel', 'bios:initrd', 'uefi64:kernel', 'uefi64:initrd']);
+    assert.deepEqual(
+      off.entry.files.map((f) => `${f.arch}:${f.role}`),
+      ['bios:kernel', 'bios:initrd', 'uefi64:kernel', 'uefi64:initrd'],
+    );
 
-    const [efi] = (await call<ImportFilesResult>('entries:import', { paths: [file('tool.efi', Buffer.concat([buildPe(0x8664), Buffer.alloc(2000, 2)]))] })).entries;
+    const [efi] = (await call<ImportFilesResult>('entries:import', { paths: [file('tool.efi', Buffer.concat([buildPe(0x8664), Buffer.alloc(2000, 2)]))] }))
+      .entries;
     assert.match(await refusal('entries:update', { id: efi!.id, secureBoot: true }), /starts a Linux kernel entry only/);
   });
 
@@ -154,13 +172,20 @@ describe('managing library entries through HostApi', () => {
     assert.equal(forced.filesDeleted, 2);
     assert.equal(store.entries.get(entry.id), undefined);
     assert.equal(store.machines.get(machine.id)!.entryId, null, 'the machine falls back to its group / the default');
-    assert.ok(copies.every((c) => !existsSync(c)), 'the library copies are deleted');
+    assert.ok(
+      copies.every((c) => !existsSync(c)),
+      'the library copies are deleted',
+    );
     assert.deepEqual(readdirSync(join(dataDir, 'library')), [], 'and their folder');
   });
 
   test('remove leaves files referenced in place alone', async () => {
     const source = file('ref.efi', Buffer.concat([buildPe(0x8664), Buffer.alloc(100, 3)]));
-    const ref = store.entries.create({ name: 'referenced', kind: 'nbp', files: [{ arch: 'uefi64', role: 'nbp', path: source, size: 1, sha256: '0'.repeat(64) }] });
+    const ref = store.entries.create({
+      name: 'referenced',
+      kind: 'nbp',
+      files: [{ arch: 'uefi64', role: 'nbp', path: source, size: 1, sha256: '0'.repeat(64) }],
+    });
     const removed = await call<EntryRemoveResult>('entries:remove', { id: ref.id });
     assert.equal(removed.removed, true);
     assert.equal(removed.filesDeleted, 0);
@@ -172,7 +197,10 @@ describe('managing library entries through HostApi', () => {
     const [listed] = await call<BootEntry[]>('entries:list');
     assert.equal(listed!.builtIn, true);
     assert.equal(listed!.bootable.ok, true);
-    assert.match(await refusal('entries:remove', { id: disk.id, force: true }), /built in and cannot be removed: it is the choice "boot from the machine's own disk"/);
+    assert.match(
+      await refusal('entries:remove', { id: disk.id, force: true }),
+      /built in and cannot be removed: it is the choice "boot from the machine's own disk"/,
+    );
     assert.match(await refusal('entries:update', { id: disk.id, name: 'Disk' }), /built in and cannot be renamed/);
   });
 
@@ -184,7 +212,10 @@ describe('managing library entries through HostApi', () => {
     assert.ok((await call<MachineGroup[]>('machines:groups')).some((g) => g.name === 'rwo-a'));
     const cleared = await call<MachineGroup>('machines:assign-group', { group: 'rwo-a', entryId: null });
     assert.equal(cleared.removed, true);
-    assert.deepEqual((await call<MachineGroup[]>('machines:groups')).map((g) => g.name), ['row-a']);
+    assert.deepEqual(
+      (await call<MachineGroup[]>('machines:groups')).map((g) => g.name),
+      ['row-a'],
+    );
     // A group with machines keeps existing when its assignment is cleared.
     await call('machines:assign-group', { group: 'row-a', entryId: entry.id });
     const kept = await call<MachineGroup>('machines:assign-group', { group: 'row-a', entryId: null });

@@ -40,18 +40,43 @@ test('a transfer whose publisher reports no rate (a file read from inside an ISO
 });
 
 test('finished transfers: a rate, the byte count of one that stopped early, and a size probe that is no failure', () => {
-  const done = transferRecordFromEvent({ type: 'http.done', time: 10_000, transferId: 'r.http-1', file: 'vmlinuz', bytes: 8_000_000, size: 8_000_000, durationMs: 2000 })!;
+  const done = transferRecordFromEvent({
+    type: 'http.done',
+    time: 10_000,
+    transferId: 'r.http-1',
+    file: 'vmlinuz',
+    bytes: 8_000_000,
+    size: 8_000_000,
+    durationMs: 2000,
+  })!;
   assert.equal(recordRate(done), 4_000_000);
   assert.equal(recordSize(done), formatBytes(8_000_000));
-  const short = transferRecordFromEvent({ type: 'http.failed', time: 10_000, transferId: 'r.http-2', file: 'data.iso', bytes: 4096, size: 376_832, durationMs: 100, reason: 'client closed the connection' })!;
+  const short = transferRecordFromEvent({
+    type: 'http.failed',
+    time: 10_000,
+    transferId: 'r.http-2',
+    file: 'data.iso',
+    bytes: 4096,
+    size: 376_832,
+    durationMs: 100,
+    reason: 'client closed the connection',
+  })!;
   assert.equal(short.outcome, 'failed');
   assert.equal(recordSize(short), `${formatBytes(4096)} of ${formatBytes(376_832)}`);
   // EDK2 asks the size with tsize, then stops with ERROR 8 "User aborted the transfer".
-  const probe = transferRecordFromEvent({ type: 'tftp.probe', time: 10_000, transferId: 'r.tftp-1', file: 'bootbench/snponly.efi', bytes: 0, size: 230_000, errorCode: 8, reason: 'User aborted the transfer.' })!;
+  const probe = transferRecordFromEvent({
+    type: 'tftp.probe',
+    time: 10_000,
+    transferId: 'r.tftp-1',
+    file: 'bootbench/snponly.efi',
+    bytes: 0,
+    size: 230_000,
+    errorCode: 8,
+    reason: 'User aborted the transfer.',
+  })!;
   assert.equal(probe.outcome, 'probe');
   assert.doesNotMatch(recordReason(probe), /abort/i);
   assert.match(recordReason(probe), /asked the size first/);
   assert.equal(recordSize(probe), formatBytes(230_000));
   assert.equal(recordRate({ bytes: 0, durationMs: 5 }), 0, 'no rate for nothing sent');
 });
-

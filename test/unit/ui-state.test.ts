@@ -4,7 +4,19 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { register } from 'node:module';
-import { type ApiCallName, type ApiEventName, type ApiEvents, type BootEntry, type ImageInfo, type ImagingJob, type ImagingMachineRow, type Machine, type TimelineEntry, type TransferRow, ApiCallError } from '../../preload/api.js';
+import {
+  type ApiCallName,
+  type ApiEventName,
+  type ApiEvents,
+  type BootEntry,
+  type ImageInfo,
+  type ImagingJob,
+  type ImagingMachineRow,
+  type Machine,
+  type TimelineEntry,
+  type TransferRow,
+  ApiCallError,
+} from '../../preload/api.js';
 import { type Scheduler, createThrottle } from '../../renderer/src/lib/throttle.js';
 import { ApiClient, type ConnectionState, type Transport } from '../../renderer/src/lib/transport.js';
 import { etaSeconds, formatBytes, formatDuration, formatRate, fraction, suggestPool } from '../../renderer/src/lib/format.js';
@@ -73,8 +85,29 @@ class FakeTransport implements Transport {
   close() {}
 }
 
-const row = (id: string, bytes: number): TransferRow => ({ id, ip: '192.0.2.10', file: 'ipxe.efi', protocol: 'tftp', size: 1000, bytes, rate: 100, retransmits: 0, startedAt: 0 });
-const entry = (over: Partial<BootEntry>): BootEntry => ({ id: 1, name: 'e', kind: 'nbp', archs: ['uefi64'], files: [], arguments: '', detected: '', bootable: { ok: true, reason: '' }, builtIn: false, ...over });
+const row = (id: string, bytes: number): TransferRow => ({
+  id,
+  ip: '192.0.2.10',
+  file: 'ipxe.efi',
+  protocol: 'tftp',
+  size: 1000,
+  bytes,
+  rate: 100,
+  retransmits: 0,
+  startedAt: 0,
+});
+const entry = (over: Partial<BootEntry>): BootEntry => ({
+  id: 1,
+  name: 'e',
+  kind: 'nbp',
+  archs: ['uefi64'],
+  files: [],
+  arguments: '',
+  detected: '',
+  bootable: { ok: true, reason: '' },
+  builtIn: false,
+  ...over,
+});
 const machine = (over: Partial<Machine>): Machine => ({ id: 1, macs: ['52:54:00:00:00:01'], name: '', group: '', bootOnce: false, discovered: false, ...over });
 
 describe('throttle', () => {
@@ -119,7 +152,10 @@ describe('TransfersState', () => {
     state.apply({ active: [], finished: [{ ...done, id: 'b', finishedAt: 6 }] });
     s.advance(300);
     assert.deepEqual(state.active, []);
-    assert.deepEqual(state.history.map((h) => h.id), ['b', 'a']);
+    assert.deepEqual(
+      state.history.map((h) => h.id),
+      ['b', 'a'],
+    );
     for (let i = 0; i < 300; i++) state.apply({ active: [], finished: [{ ...done, id: `x${i}`, finishedAt: 10 + i }] });
     s.advance(300);
     assert.equal(state.history.length, 200);
@@ -139,7 +175,10 @@ describe('TransfersState', () => {
       { ...base, id: 'stored-00', transferKey: 'http:http-1', finishedAt: 4 },
     ];
     state.reset([], stored);
-    assert.deepEqual(state.history.map((h) => h.id), ['stored-2', 'stored-1', 'stored-0', 'stored-00']);
+    assert.deepEqual(
+      state.history.map((h) => h.id),
+      ['stored-2', 'stored-1', 'stored-0', 'stored-00'],
+    );
     // The same transfer pushed live after the load (its row was already written): shown once.
     state.apply({ active: [], finished: [{ ...base, id: 'http:run2.http-1', transferKey: 'http:run2.http-1', finishedAt: 20 }] });
     // A new transfer of the same run number on a later run: a new row.
@@ -153,23 +192,39 @@ describe('TransfersState', () => {
 
 describe('MachinesState', () => {
   test('live sightings insert or replace by id; unknown machines sort first', async () => {
-    const transport = new FakeTransport({ 'machines:list': () => [machine({ id: 1, name: 'pc-b' }), machine({ id: 2, name: 'pc-a', macs: ['52:54:00:00:00:02'] })], 'machines:groups': () => [], 'entries:list': () => [] });
+    const transport = new FakeTransport({
+      'machines:list': () => [machine({ id: 1, name: 'pc-b' }), machine({ id: 2, name: 'pc-a', macs: ['52:54:00:00:00:02'] })],
+      'machines:groups': () => [],
+      'entries:list': () => [],
+    });
     const state = new MachinesState(new ApiClient(transport));
     await state.load();
-    assert.deepEqual(state.visible.map((m) => m.name), ['pc-a', 'pc-b']);
+    assert.deepEqual(
+      state.visible.map((m) => m.name),
+      ['pc-a', 'pc-b'],
+    );
     state.upsert(machine({ id: 3, macs: ['52:54:00:00:00:03'], discovered: true, lastSeen: 5 }), true);
     state.upsert(machine({ id: 1, name: 'pc-b', lastIp: '192.0.2.101' }), true);
     assert.equal(state.list.length, 3);
     assert.equal(state.unknownCount, 1);
-    assert.deepEqual(state.visible.map((m) => m.id), [3, 2, 1]);
+    assert.deepEqual(
+      state.visible.map((m) => m.id),
+      [3, 2, 1],
+    );
     assert.equal(state.byMac('52:54:00:00:00:01')!.lastIp, '192.0.2.101');
     state.filter = '00:00:02';
-    assert.deepEqual(state.visible.map((m) => m.id), [2]);
+    assert.deepEqual(
+      state.visible.map((m) => m.id),
+      [2],
+    );
     state.filter = '52-54-00-00-00-03';
-    assert.deepEqual(state.visible.map((m) => m.id), [3]);
+    assert.deepEqual(
+      state.visible.map((m) => m.id),
+      [3],
+    );
   });
 
-  test('a failed load shows the host\'s reason', async () => {
+  test("a failed load shows the host's reason", async () => {
     const transport = new FakeTransport({
       'machines:list': () => {
         throw new ApiCallError('unavailable', 'The machine database is not open');
@@ -186,14 +241,22 @@ describe('MachinesState', () => {
     const rescue = entry({ id: 5, name: 'Rescue' });
     const disk = entry({ id: 6, name: 'Local disk', kind: 'local-disk', builtIn: true });
     let entries = [rescue];
-    const transport = new FakeTransport({ 'machines:list': () => [machine({ id: 1, entryId: 5, bootOnce: true })], 'machines:groups': () => [], 'entries:list': () => entries });
+    const transport = new FakeTransport({
+      'machines:list': () => [machine({ id: 1, entryId: 5, bootOnce: true })],
+      'machines:groups': () => [],
+      'entries:list': () => entries,
+    });
     const state = new MachinesState(new ApiClient(transport));
     await state.load();
     // The host made the Local disk entry when the boot once finished, after this screen loaded.
     entries = [disk, rescue];
     state.upsert(machine({ id: 1, entryId: 6, bootOnce: false }), true);
     await new Promise((r) => setTimeout(r, 0));
-    assert.deepEqual(state.entries.map((e) => e.id), [6, 5], 'the choices were reloaded');
+    assert.deepEqual(
+      state.entries.map((e) => e.id),
+      [6, 5],
+      'the choices were reloaded',
+    );
     assert.equal(state.assignmentLabel(state.list[0]!, disk), 'Local disk (boot once used)');
     assert.equal(state.assignmentLabel(machine({ id: 2, entryId: 6 }), disk), 'Local disk (no network boot)');
     state.upsert(machine({ id: 1, entryId: 5, bootOnce: true }));
@@ -203,15 +266,28 @@ describe('MachinesState', () => {
   test('clearing an empty group takes it off the list', async () => {
     const transport = new FakeTransport({ 'machines:assign-group': (r) => ({ name: r.group, count: 0, removed: true }) });
     const state = new MachinesState(new ApiClient(transport));
-    state.groups = [{ name: 'rwo-b', count: 0, entryId: 5 }, { name: 'row-b', count: 2 }];
+    state.groups = [
+      { name: 'rwo-b', count: 0, entryId: 5 },
+      { name: 'row-b', count: 2 },
+    ];
     const answer = await state.assignGroup('rwo-b', null);
     assert.deepEqual(answer, { kind: 'ok', text: 'Group rwo-b had no machines and nothing assigned any more: it is gone.' });
-    assert.deepEqual(state.groups.map((g) => g.name), ['row-b']);
+    assert.deepEqual(
+      state.groups.map((g) => g.name),
+      ['row-b'],
+    );
   });
 
   test('sortMachines keeps the newest unknown machine on top', () => {
-    const list = sortMachines([machine({ id: 1, discovered: true, lastSeen: 1 }), machine({ id: 2, name: 'a' }), machine({ id: 3, discovered: true, lastSeen: 9 })]);
-    assert.deepEqual(list.map((m) => m.id), [3, 1, 2]);
+    const list = sortMachines([
+      machine({ id: 1, discovered: true, lastSeen: 1 }),
+      machine({ id: 2, name: 'a' }),
+      machine({ id: 3, discovered: true, lastSeen: 9 }),
+    ]);
+    assert.deepEqual(
+      list.map((m) => m.id),
+      [3, 1, 2],
+    );
   });
 });
 
@@ -237,7 +313,7 @@ describe('LibraryState', () => {
     assert.equal(changed, 1, 'the machines screen is told');
   });
 
-  test('a failed upload shows the host\'s words and imports nothing', async () => {
+  test("a failed upload shows the host's words and imports nothing", async () => {
     const transport = new FakeTransport({});
     const state = new LibraryState(new ApiClient(transport));
     await state.uploadFiles([new File([new Uint8Array(10)], 'big.iso')], async () => {
@@ -251,7 +327,10 @@ describe('LibraryState', () => {
   test('removing an entry in use asks first, naming who boots it; forced, it goes', async () => {
     const rescue = entry({ id: 5, name: 'Rescue' });
     const transport = new FakeTransport({
-      'entries:remove': (r) => (r.force ? { removed: true, machines: ['bench-07'], groups: [], isDefault: false, who: 'machine bench-07', filesDeleted: 1 } : { removed: false, machines: ['bench-07'], groups: [], isDefault: false, who: 'machine bench-07', filesDeleted: 0 }),
+      'entries:remove': (r) =>
+        r.force
+          ? { removed: true, machines: ['bench-07'], groups: [], isDefault: false, who: 'machine bench-07', filesDeleted: 1 }
+          : { removed: false, machines: ['bench-07'], groups: [], isDefault: false, who: 'machine bench-07', filesDeleted: 0 },
     });
     const state = new LibraryState(new ApiClient(transport));
     state.entries = [rescue];
@@ -288,13 +367,21 @@ describe('ServicesState', () => {
     state.mode = 'dhcp';
     assert.equal(state.canStart, true);
     await state.start();
-    assert.deepEqual(transport.calls.findLast(([call]) => call === 'services:start'), ['services:start', { interfaceName: 'bench0', mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.199' } }]);
+    assert.deepEqual(
+      transport.calls.findLast(([call]) => call === 'services:start'),
+      ['services:start', { interfaceName: 'bench0', mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.199' } }],
+    );
     assert.equal(state.running, true);
   });
 
-  test('a failed start shows the host\'s words as a problem', async () => {
+  test("a failed start shows the host's words as a problem", async () => {
     const transport = new FakeTransport({
-      'services:status': () => ({ running: false, mode: 'proxy', services: [{ name: 'proxy-dhcp', port: 67, state: 'failed', error: 'port 67 in use' }], problems: [] }),
+      'services:status': () => ({
+        running: false,
+        mode: 'proxy',
+        services: [{ name: 'proxy-dhcp', port: 67, state: 'failed', error: 'port 67 in use' }],
+        problems: [],
+      }),
       'services:settings': () => ({ mode: 'proxy', root: '/srv', httpPort: 8080, boot: {} }),
       'interfaces:list': () => interfaces,
       'services:start': () => {
@@ -316,7 +403,8 @@ describe('ServicesState', () => {
       'services:settings': () => ({ mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.150' }, root: '/srv', httpPort: 8080, boot: {} }),
       'interfaces:list': () => interfaces,
       'services:start': (req) => {
-        if (!req.force) throw new ApiCallError('failed', 'another DHCP server answers on bench0: 192.0.2.254. Two DHCP servers hand out conflicting addresses.');
+        if (!req.force)
+          throw new ApiCallError('failed', 'another DHCP server answers on bench0: 192.0.2.254. Two DHCP servers hand out conflicting addresses.');
         return { running: true, mode: 'dhcp', services: [], problems: [] };
       },
     });
@@ -325,14 +413,27 @@ describe('ServicesState', () => {
     await state.start();
     assert.equal(state.canForce, true);
     await state.start(true);
-    assert.deepEqual(transport.calls.findLast(([call]) => call === 'services:start')![1], { interfaceName: 'bench0', mode: 'dhcp', pool: { first: '192.0.2.100', last: '192.0.2.150' }, force: true });
+    assert.deepEqual(transport.calls.findLast(([call]) => call === 'services:start')![1], {
+      interfaceName: 'bench0',
+      mode: 'dhcp',
+      pool: { first: '192.0.2.100', last: '192.0.2.150' },
+      force: true,
+    });
     assert.equal(state.running, true);
     assert.equal(state.canForce, false);
   });
 });
 
 describe('ServicesState: first start', () => {
-  const settings = { mode: 'proxy', root: '/data/library', defaultRoot: '/data/library', httpPort: 8080, boot: {}, bootPrograms: [], defaultBoot: { kind: 'menu', timeoutSeconds: 10 } };
+  const settings = {
+    mode: 'proxy',
+    root: '/data/library',
+    defaultRoot: '/data/library',
+    httpPort: 8080,
+    boot: {},
+    bootPrograms: [],
+    defaultBoot: { kind: 'menu', timeoutSeconds: 10 },
+  };
   const interfaces = {
     interfaces: [{ name: 'bench0', mac: '02:00:00:00:00:01', ipv4: [{ address: '192.0.2.1', prefixLength: 24 }], up: true, kind: 'wired' as const, mtu: 1500 }],
     suggested: { name: 'bench0', reason: 'the only wired NIC with a link and an address' },
@@ -381,12 +482,21 @@ describe('ServicesState: first start', () => {
     const problem = 'UEFI PCs cannot boot: the iPXE they are handed (ipxe/snponly.efi) is missing. Fix: install the Debian package ipxe';
     const transport = new FakeTransport({
       'services:status': () => ({ running: false, mode: 'proxy', services: [], problems: [] }),
-      'services:settings': () => ({ ...settings, bootPrograms: [{ firmware: 'BIOS', file: 'ipxe/undionly.kpxe', path: '/x' }, { firmware: 'UEFI', file: 'ipxe/snponly.efi', problem }] }),
+      'services:settings': () => ({
+        ...settings,
+        bootPrograms: [
+          { firmware: 'BIOS', file: 'ipxe/undionly.kpxe', path: '/x' },
+          { firmware: 'UEFI', file: 'ipxe/snponly.efi', problem },
+        ],
+      }),
       'interfaces:list': () => interfaces,
     });
     const state = new ServicesState(new ApiClient(transport));
     await state.load();
-    assert.deepEqual(state.missingPrograms.map((p) => p.firmware), ['UEFI']);
+    assert.deepEqual(
+      state.missingPrograms.map((p) => p.firmware),
+      ['UEFI'],
+    );
   });
 });
 
@@ -405,7 +515,7 @@ describe('TimelineState', () => {
     assert.equal(reads, 1);
     const entry = (mac: string): TimelineEntry => ({ time: 1, type: 'proxy.offer', mac, summary: 'Proxy offer sent', level: 'info' });
     state.apply(entry('52:54:00:00:00:99'));
-    assert.equal(state.timeline!.events.length, 0, 'another machine\'s event is ignored');
+    assert.equal(state.timeline!.events.length, 0, "another machine's event is ignored");
     for (let i = 0; i < 10; i++) state.apply(entry('52:54:00:00:00:01'));
     assert.equal(state.timeline!.events.length, 10);
     await new Promise((r) => setImmediate(r));
@@ -433,9 +543,35 @@ function appLoadAnswers(over: Partial<Record<ApiCallName, (req: any) => unknown>
   };
 }
 
-const pcRow = (over: Partial<ImagingMachineRow> = {}): ImagingMachineRow => ({ mac: '52:54:00:00:00:01', phase: 'waiting', bytes: 0, total: 0, rate: 0, updatedAt: 0, ...over });
-const job = (id: number, over: Partial<ImagingJob> = {}): ImagingJob => ({ id, kind: 'deploy', image: 'gpt-ref', then: 'disk', createdAt: 0, machines: [pcRow()], ...over });
-const image = (name: string, over: Partial<ImageInfo> = {}): ImageInfo => ({ name, createdAt: 0, source: { mac: '52:54:00:00:00:09', disk: 'vda' }, diskBytes: 1, usedBytes: 1, storedBytes: 1, partitions: 1, deployingJobs: [], ...over });
+const pcRow = (over: Partial<ImagingMachineRow> = {}): ImagingMachineRow => ({
+  mac: '52:54:00:00:00:01',
+  phase: 'waiting',
+  bytes: 0,
+  total: 0,
+  rate: 0,
+  updatedAt: 0,
+  ...over,
+});
+const job = (id: number, over: Partial<ImagingJob> = {}): ImagingJob => ({
+  id,
+  kind: 'deploy',
+  image: 'gpt-ref',
+  then: 'disk',
+  createdAt: 0,
+  machines: [pcRow()],
+  ...over,
+});
+const image = (name: string, over: Partial<ImageInfo> = {}): ImageInfo => ({
+  name,
+  createdAt: 0,
+  source: { mac: '52:54:00:00:00:09', disk: 'vda' },
+  diskBytes: 1,
+  usedBytes: 1,
+  storedBytes: 1,
+  partitions: 1,
+  deployingJobs: [],
+  ...over,
+});
 
 describe('ImagesState', () => {
   test('rows follow the pushed jobs, newest report and newest job first', async () => {
@@ -443,7 +579,10 @@ describe('ImagesState', () => {
     const transport = new FakeTransport({ 'images:list': () => [image('gpt-ref')], 'imaging:jobs': () => [job(1), job(2)] });
     const state = new ImagesState(new ApiClient(transport), 250, s);
     await state.load();
-    assert.deepEqual(state.jobs.map((j) => j.id), [2, 1]);
+    assert.deepEqual(
+      state.jobs.map((j) => j.id),
+      [2, 1],
+    );
     assert.equal(state.working, 2);
     for (let i = 1; i <= 100; i++) {
       state.apply({ jobs: [job(2, { machines: [pcRow({ phase: 'writing', bytes: i * 10, total: 1000, rate: 1000 })] })] });
@@ -452,15 +591,36 @@ describe('ImagesState', () => {
     s.advance(300);
     const row = state.jobs.find((j) => j.id === 2)!.machines[0]!;
     assert.deepEqual([row.phase, row.bytes], ['writing', 1000], 'the newest report wins');
-    assert.deepEqual(state.jobs.map((j) => j.id), [2, 1]);
+    assert.deepEqual(
+      state.jobs.map((j) => j.id),
+      [2, 1],
+    );
     state.apply({ jobs: [job(7)] });
     s.advance(300);
-    assert.deepEqual(state.jobs.map((j) => j.id), [7, 2, 1], 'a job made elsewhere shows up at the top');
-    assert.equal(mergeJobs([], Array.from({ length: 80 }, (_, i) => job(i + 1))).length, JOBS_SHOWN);
+    assert.deepEqual(
+      state.jobs.map((j) => j.id),
+      [7, 2, 1],
+      'a job made elsewhere shows up at the top',
+    );
+    assert.equal(
+      mergeJobs(
+        [],
+        Array.from({ length: 80 }, (_, i) => job(i + 1)),
+      ).length,
+      JOBS_SHOWN,
+    );
     transport.calls.length = 0;
     await state.refreshJobs();
-    assert.deepEqual(transport.calls.map(([c]) => c), ['imaging:jobs'], 'the periodic re-read asks for the jobs only');
-    assert.deepEqual(state.jobs.map((j) => j.id), [2, 1], "the host's list replaces the shown one");
+    assert.deepEqual(
+      transport.calls.map(([c]) => c),
+      ['imaging:jobs'],
+      'the periodic re-read asks for the jobs only',
+    );
+    assert.deepEqual(
+      state.jobs.map((j) => j.id),
+      [2, 1],
+      "the host's list replaces the shown one",
+    );
   });
 
   test('a finished capture reloads the image list; a finished deploy frees its image', async () => {
@@ -473,14 +633,17 @@ describe('ImagesState', () => {
     state.apply({ jobs: [job(4, { kind: 'capture', image: 'win11', machines: [pcRow({ phase: 'done', result: 'done' })] })] });
     s.advance(300);
     await new Promise((r) => setTimeout(r, 5));
-    assert.deepEqual(state.images.map((i) => i.name), ['gpt-ref', 'win11']);
+    assert.deepEqual(
+      state.images.map((i) => i.name),
+      ['gpt-ref', 'win11'],
+    );
     const lists = transport.calls.filter(([c]) => c === 'images:list').length;
     state.apply({ jobs: [job(4, { kind: 'capture', image: 'win11', machines: [pcRow({ phase: 'done', result: 'done' })] })] });
     s.advance(300);
     assert.equal(transport.calls.filter(([c]) => c === 'images:list').length, lists, 'a capture already listed reloads nothing');
   });
 
-  test('capture, deploy, delete and verify answer in words; a refusal shows the host\'s message', async () => {
+  test("capture, deploy, delete and verify answer in words; a refusal shows the host's message", async () => {
     const transport = new FakeTransport({
       'images:list': () => [image('gpt-ref')],
       'images:capture': (r) => {
@@ -498,7 +661,10 @@ describe('ImagesState', () => {
     assert.equal(state.notice?.text, 'Job 5: the next network boot of bench-01 captures its disk into "win11".');
     await state.deploy({ image: 'gpt-ref', group: 'row-a' });
     assert.equal(state.notice?.text, 'Job 6: the next network boot of each of the 2 PCs deploys "gpt-ref".');
-    assert.deepEqual(state.jobs.map((j) => j.id), [6, 5]);
+    assert.deepEqual(
+      state.jobs.map((j) => j.id),
+      [6, 5],
+    );
     await state.remove('gpt-ref');
     assert.equal(state.notice?.text, 'Deleted "gpt-ref": 3 chunks no other image used were removed.');
     assert.deepEqual(state.images, []);
@@ -541,7 +707,10 @@ describe('AppState', () => {
     transport.push('services:state', { running: false, mode: 'proxy', services: [], problems: ['stopped'] });
     transport.push('imaging:progress', { jobs: [job(9)] });
     s.advance(300);
-    assert.deepEqual(app.images.jobs.map((j) => j.id), [9]);
+    assert.deepEqual(
+      app.images.jobs.map((j) => j.id),
+      [9],
+    );
     assert.equal(app.machines.unknownCount, 1);
     assert.equal(app.transfers.active.length, 1);
     assert.deepEqual(app.services.problems, ['stopped']);
@@ -555,15 +724,27 @@ describe('AppState', () => {
 
   test('status follows the host: gone, nothing is running or downloading; back, re-read with old problems gone', async () => {
     const s = new ManualScheduler();
-    let status: { running: boolean; interfaceName?: string; mode: 'proxy'; services: { name: 'tftp'; port: number; state: 'running' | 'stopped' }[]; problems: string[] } = {
-      running: true, interfaceName: 'bench0', mode: 'proxy', services: [{ name: 'tftp', port: 69, state: 'running' }], problems: [],
+    let status: {
+      running: boolean;
+      interfaceName?: string;
+      mode: 'proxy';
+      services: { name: 'tftp'; port: number; state: 'running' | 'stopped' }[];
+      problems: string[];
+    } = {
+      running: true,
+      interfaceName: 'bench0',
+      mode: 'proxy',
+      services: [{ name: 'tftp', port: 69, state: 'running' }],
+      problems: [],
     };
-    const transport = new FakeTransport(appLoadAnswers({
-      'services:status': () => status,
-      'services:start': () => {
-        throw new ApiCallError('failed', 'bench0 has no IPv4 address: give it one, or choose another NIC');
-      },
-    }));
+    const transport = new FakeTransport(
+      appLoadAnswers({
+        'services:status': () => status,
+        'services:start': () => {
+          throw new ApiCallError('failed', 'bench0 has no IPv4 address: give it one, or choose another NIC');
+        },
+      }),
+    );
     const app = new AppState(new ApiClient(transport), s);
     app.connect();
     transport.setConnection('open');
@@ -643,6 +824,9 @@ describe('group assignment message', () => {
     const rowA = await state.assignGroup('row-a', 7);
     assert.deepEqual(rowA, { kind: 'ok', text: 'Group row-a now boots bench-rescue (its 1 machine).' });
     const empty = await state.assignGroup('row-z', null);
-    assert.deepEqual(empty, { kind: 'warn', text: "No machine is in group row-z: check the spelling (groups come from the machines' Group column); machines put in it will boot the default. Remove it with × if it was a typo." });
+    assert.deepEqual(empty, {
+      kind: 'warn',
+      text: "No machine is in group row-z: check the spelling (groups come from the machines' Group column); machines put in it will boot the default. Remove it with × if it was a typo.",
+    });
   });
 });

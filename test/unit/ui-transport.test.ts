@@ -6,7 +6,15 @@ import WebSocket from 'ws';
 import { EventBus } from '../../main/core/events.js';
 import { HostApi, connectApiEvents, type ApiServiceHost } from '../../main/api/api.js';
 import { WebUiServer } from '../../main/web/web-ui-server.js';
-import { ApiClient, IpcTransport, WebSocketTransport, errorFromBridge, webSocketUrlFor, type ConnectionState, type WebSocketLike } from '../../renderer/src/lib/transport.js';
+import {
+  ApiClient,
+  IpcTransport,
+  WebSocketTransport,
+  errorFromBridge,
+  webSocketUrlFor,
+  type ConnectionState,
+  type WebSocketLike,
+} from '../../renderer/src/lib/transport.js';
 import { ApiCallError, type BootbenchBridge, type ServicesStatus } from '../../preload/api.js';
 
 function host(): ApiServiceHost & { bus: EventBus } {

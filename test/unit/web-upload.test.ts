@@ -47,7 +47,11 @@ describe('saveUpload', () => {
 
   test('streams the body into a folder of its own and names the file when complete', async () => {
     const bytes = randomBytes(300_000);
-    const saved = await saveUpload(Readable.from([bytes.subarray(0, 100_000), bytes.subarray(100_000)]), { dir: area('ok'), name: 'ipxe.efi', size: bytes.length });
+    const saved = await saveUpload(Readable.from([bytes.subarray(0, 100_000), bytes.subarray(100_000)]), {
+      dir: area('ok'),
+      name: 'ipxe.efi',
+      size: bytes.length,
+    });
     assert.match(saved.id, /^[0-9a-f]{32}$/);
     assert.deepEqual(readdirSync(join(area('ok'), saved.id)), ['ipxe.efi']);
     assert.deepEqual(readFileSync(join(area('ok'), saved.id, 'ipxe.efi')), bytes);
@@ -72,7 +76,10 @@ describe('saveUpload', () => {
         },
       });
     const body = Readable.from(Array.from({ length: 8 }, () => Buffer.alloc(32 * 1024, 7)));
-    await assert.rejects(saveUpload(body, { dir: area('full'), name: 'rescue.iso', size: 8 * 32 * 1024, openWrite: filling }), isUploadError(507, /filled up while rescue\.iso was uploaded .* nothing was kept/));
+    await assert.rejects(
+      saveUpload(body, { dir: area('full'), name: 'rescue.iso', size: 8 * 32 * 1024, openWrite: filling }),
+      isUploadError(507, /filled up while rescue\.iso was uploaded .* nothing was kept/),
+    );
     assert.deepEqual(left('full'), [], 'the upload folder and its partial file are gone');
   });
 
@@ -83,21 +90,32 @@ describe('saveUpload', () => {
     await assert.rejects(saveUpload(broken, { dir: area('broken'), name: 'a.efi', size: 5000 }), isUploadError(400, /stopped after .* nothing was kept/));
     assert.deepEqual(left('broken'), []);
 
-    await assert.rejects(saveUpload(Readable.from([Buffer.alloc(100)]), { dir: area('short'), name: 'b.efi', size: 200 }), isUploadError(400, /ended after 100 of 200 bytes/));
+    await assert.rejects(
+      saveUpload(Readable.from([Buffer.alloc(100)]), { dir: area('short'), name: 'b.efi', size: 200 }),
+      isUploadError(400, /ended after 100 of 200 bytes/),
+    );
     assert.deepEqual(left('short'), []);
-    await assert.rejects(saveUpload(Readable.from([Buffer.alloc(300)]), { dir: area('long'), name: 'c.efi', size: 200 }), isUploadError(400, /More bytes arrived/));
+    await assert.rejects(
+      saveUpload(Readable.from([Buffer.alloc(300)]), { dir: area('long'), name: 'c.efi', size: 200 }),
+      isUploadError(400, /More bytes arrived/),
+    );
     assert.deepEqual(left('long'), []);
   });
 });
 
 function post(port: number, path: string, body: Buffer, headers: Record<string, string>): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers: { host: `127.0.0.1:${port}`, 'content-length': String(body.length), ...headers } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: String(res.headers['content-type']).startsWith('application/json') ? JSON.parse(text) : text }));
-    });
+    const req = request(
+      { host: '127.0.0.1', port, path, method: 'POST', headers: { host: `127.0.0.1:${port}`, 'content-length': String(body.length), ...headers } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, body: String(res.headers['content-type']).startsWith('application/json') ? JSON.parse(text) : text }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -117,7 +135,7 @@ describe('POST /upload on the web UI server', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('needs this server\'s Origin and the token, like the WebSocket', async () => {
+  test("needs this server's Origin and the token, like the WebSocket", async () => {
     const origin = `http://127.0.0.1:${server.port}`;
     const body = Buffer.from('hello');
     assert.equal((await post(server.port, '/upload?name=a.efi', body, { 'x-bootbench-token': token })).status, 403, 'no Origin');
@@ -143,7 +161,13 @@ describe('POST /upload on the web UI server', () => {
     const origin = `http://127.0.0.1:${server.port}`;
     const before = readdirSync(join(dir, 'uploads')).length;
     await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port: server.port, path: '/upload?name=big.iso', method: 'POST', headers: { host: `127.0.0.1:${server.port}`, origin, 'x-bootbench-token': token, 'content-length': String(10 * 1024 * 1024) } });
+      const req = request({
+        host: '127.0.0.1',
+        port: server.port,
+        path: '/upload?name=big.iso',
+        method: 'POST',
+        headers: { host: `127.0.0.1:${server.port}`, origin, 'x-bootbench-token': token, 'content-length': String(10 * 1024 * 1024) },
+      });
       req.on('error', () => resolve());
       req.write(Buffer.alloc(256 * 1024));
       // Break off only once the host has started writing the partial file.
@@ -158,7 +182,7 @@ describe('POST /upload on the web UI server', () => {
     });
     const deadline = Date.now() + 3000;
     while (readdirSync(join(dir, 'uploads')).length !== before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(readdirSync(join(dir, 'uploads')).length, before, 'the aborted upload\'s folder is removed');
+    assert.equal(readdirSync(join(dir, 'uploads')).length, before, "the aborted upload's folder is removed");
   });
 });
 

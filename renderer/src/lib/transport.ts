@@ -137,7 +137,10 @@ export class WebSocketTransport implements Transport {
   private closed = false;
   private readonly options: Required<WebSocketTransportOptions>;
 
-  constructor(private readonly url: string, options: WebSocketTransportOptions = {}) {
+  constructor(
+    private readonly url: string,
+    options: WebSocketTransportOptions = {},
+  ) {
     this.options = {
       createSocket: options.createSocket ?? ((u) => new WebSocket(u) as unknown as WebSocketLike),
       reconnectDelay: options.reconnectDelay ?? ((n) => Math.min(5000, 500 * 2 ** n)),
@@ -178,7 +181,13 @@ export class WebSocketTransport implements Transport {
       for (const [id, p] of this.pending) {
         if (queued.has(id)) continue;
         this.options.clearTimer(p.timer);
-        p.reject(new ApiCallError('unavailable', 'The connection to the Bootbench host was lost before it answered; check the host is running, then try again.', p.call));
+        p.reject(
+          new ApiCallError(
+            'unavailable',
+            'The connection to the Bootbench host was lost before it answered; check the host is running, then try again.',
+            p.call,
+          ),
+        );
         this.pending.delete(id);
       }
       this.setState('closed');

@@ -32,7 +32,12 @@ export function uploadFile(file: File, onProgress: (p: UploadProgress) => void, 
       if (xhr.status === 200 && body.upload) resolve(body.upload);
       else reject(new Error(body.error ?? `${file.name}: the host refused the upload (HTTP ${xhr.status}).`));
     };
-    xhr.onerror = () => reject(new Error(`${file.name}: the upload broke off (the host closed the connection: is it still running, and is there room on its disk?). Nothing was kept; drop the file again.`));
+    xhr.onerror = () =>
+      reject(
+        new Error(
+          `${file.name}: the upload broke off (the host closed the connection: is it still running, and is there room on its disk?). Nothing was kept; drop the file again.`,
+        ),
+      );
     xhr.send(file);
   });
 }

@@ -28,7 +28,10 @@ export class AppState {
   readonly images: ImagesState;
   private readonly stops: (() => void)[] = [];
 
-  constructor(readonly api: ApiClient, scheduler?: Scheduler) {
+  constructor(
+    readonly api: ApiClient,
+    scheduler?: Scheduler,
+  ) {
     this.services = new ServicesState(api);
     this.machines = new MachinesState(api);
     this.transfers = new TransfersState(250, scheduler);

@@ -2,8 +2,15 @@
 // one row per PC of each job, kept live by the host's 'imaging:progress' pushes (each a
 // snapshot of the jobs that changed) and drawn at most a few times a second.
 import type { ApiClient } from '../transport.js';
-import type { ImageCaptureRequest, ImageDeployRequest, ImageInfo, ImagingJob, ImagingMachineRow, ImagingProgress } from '../../../../preload/api.js';
-import { IMAGING_PHASE_WORDS } from '../../../../preload/api.js';
+import {
+  type ImageCaptureRequest,
+  type ImageDeployRequest,
+  type ImageInfo,
+  type ImagingJob,
+  type ImagingMachineRow,
+  type ImagingProgress,
+  IMAGING_PHASE_WORDS,
+} from '../../../../preload/api.js';
 import { createThrottle, type Scheduler, type Throttle } from '../throttle.js';
 
 /** Jobs shown: the most recent ones. */
@@ -59,7 +66,11 @@ export class ImagesState {
   private pending: ImagingJob[] = [];
   private readonly throttle: Throttle;
 
-  constructor(private readonly api: ApiClient, intervalMs = 250, scheduler?: Scheduler) {
+  constructor(
+    private readonly api: ApiClient,
+    intervalMs = 250,
+    scheduler?: Scheduler,
+  ) {
     this.throttle = createThrottle(() => this.flush(), intervalMs, scheduler);
   }
 
@@ -95,8 +106,12 @@ export class ImagesState {
   private flush(): void {
     const changed = this.pending;
     this.pending = [];
-    const finishedCapture = changed.some((j) => j.kind === 'capture' && j.machines.some((m) => m.result === 'done') && !this.images.some((i) => i.name === j.image));
-    const finishedDeploy = changed.some((j) => j.kind === 'deploy' && j.machines.every((m) => m.result) && this.images.some((i) => i.deployingJobs.includes(j.id)));
+    const finishedCapture = changed.some(
+      (j) => j.kind === 'capture' && j.machines.some((m) => m.result === 'done') && !this.images.some((i) => i.name === j.image),
+    );
+    const finishedDeploy = changed.some(
+      (j) => j.kind === 'deploy' && j.machines.every((m) => m.result) && this.images.some((i) => i.deployingJobs.includes(j.id)),
+    );
     this.jobs = mergeJobs(this.jobs, changed);
     // A capture that ended well is a new image; a deploy that ended frees its image for deletion.
     if (finishedCapture || finishedDeploy) void this.reloadImages();
@@ -157,7 +172,10 @@ export class ImagesState {
       const damaged = [...result.bad, ...result.missing];
       this.notice = result.ok
         ? { kind: 'ok', text: `"${name}": all ${result.chunks} chunks check out.` }
-        : { kind: 'bad', text: `"${name}": ${result.bad.length} damaged and ${result.missing.length} missing of ${result.chunks} chunks (first: ${damaged[0]}). Capture the image again.` };
+        : {
+            kind: 'bad',
+            text: `"${name}": ${result.bad.length} damaged and ${result.missing.length} missing of ${result.chunks} chunks (first: ${damaged[0]}). Capture the image again.`,
+          };
     } catch (err) {
       this.notice = { kind: 'bad', text: (err as Error).message };
     } finally {

@@ -116,7 +116,10 @@ export class LibraryState {
       this.pendingRemoval = undefined;
       this.entries = this.entries.filter((e) => e.id !== entry.id);
       const fellBack = result.who;
-      this.notice = { kind: 'ok', text: `Removed "${entry.name}"${result.filesDeleted ? ` and its ${result.filesDeleted} file${result.filesDeleted > 1 ? 's' : ''} in the library` : ''}.${fellBack ? ` Now falling back to their group or the default: ${fellBack}.` : ''}` };
+      this.notice = {
+        kind: 'ok',
+        text: `Removed "${entry.name}"${result.filesDeleted ? ` and its ${result.filesDeleted} file${result.filesDeleted > 1 ? 's' : ''} in the library` : ''}.${fellBack ? ` Now falling back to their group or the default: ${fellBack}.` : ''}`,
+      };
       this.onChange();
     } catch (err) {
       this.pendingRemoval = undefined;

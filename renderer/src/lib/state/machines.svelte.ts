@@ -14,19 +14,33 @@ export function matchesFilter(m: Machine, filter: string): boolean {
 
 /** Unknown (auto-discovered) machines first, then by name; the newest sighting breaks ties. */
 export function sortMachines(list: Machine[]): Machine[] {
-  return [...list].sort((a, b) => Number(b.discovered) - Number(a.discovered) || (a.discovered ? (b.lastSeen ?? 0) - (a.lastSeen ?? 0) : 0) || machineLabel(a).localeCompare(machineLabel(b), undefined, { numeric: true }));
+  return [...list].sort(
+    (a, b) =>
+      Number(b.discovered) - Number(a.discovered) ||
+      (a.discovered ? (b.lastSeen ?? 0) - (a.lastSeen ?? 0) : 0) ||
+      machineLabel(a).localeCompare(machineLabel(b), undefined, { numeric: true }),
+  );
 }
 
 /**
  * What a group assignment really changes. A machine's own entry comes before its group's, so
  * members that have one keep it; the message names them rather than claiming the whole group.
  */
-export function groupAssignmentMessage(group: string, entryName: string, members: Machine[], entryNameOf: (id: number) => string | undefined): { kind: 'ok' | 'warn'; text: string } {
+export function groupAssignmentMessage(
+  group: string,
+  entryName: string,
+  members: Machine[],
+  entryNameOf: (id: number) => string | undefined,
+): { kind: 'ok' | 'warn'; text: string } {
   if (members.length === 0) {
-    return { kind: 'warn', text: `No machine is in group ${group}: check the spelling (groups come from the machines' Group column); machines put in it will boot ${entryName}. Remove it with × if it was a typo.` };
+    return {
+      kind: 'warn',
+      text: `No machine is in group ${group}: check the spelling (groups come from the machines' Group column); machines put in it will boot ${entryName}. Remove it with × if it was a typo.`,
+    };
   }
   const own = members.filter((m) => m.entryId !== undefined);
-  if (own.length === 0) return { kind: 'ok', text: `Group ${group} now boots ${entryName} (${members.length === 1 ? 'its 1 machine' : `all ${members.length} machines`}).` };
+  if (own.length === 0)
+    return { kind: 'ok', text: `Group ${group} now boots ${entryName} (${members.length === 1 ? 'its 1 machine' : `all ${members.length} machines`}).` };
   const keeping = own.map((m) => `${machineLabel(m)} (${entryNameOf(m.entryId!) ?? `entry ${m.entryId}`})`).join(', ');
   const following = members.length - own.length;
   // The Boots column's first choice clears a machine's own entry; it is labelled with what follows.
@@ -101,7 +115,7 @@ export class MachinesState {
   }
 
   entryName(id: number | undefined): string | undefined {
-    return id === undefined ? undefined : this.entries.find((e) => e.id === id)?.name ?? `entry ${id}`;
+    return id === undefined ? undefined : (this.entries.find((e) => e.id === id)?.name ?? `entry ${id}`);
   }
 
   async update(update: MachineUpdate): Promise<Machine> {

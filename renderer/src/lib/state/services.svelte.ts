@@ -28,17 +28,29 @@ export class ServicesState {
   running = $derived(this.status.running);
   selectedInterface = $derived<NetInterfaceInfo | undefined>(this.interfaces.interfaces.find((n) => n.name === this.interfaceName));
   /** Problems to show: the host's, plus the last failure when the host did not list it. */
-  problems = $derived(!this.reachable ? [] : this.error && !this.status.problems.includes(this.error) ? [...this.status.problems, this.error] : this.status.problems);
+  problems = $derived(
+    !this.reachable ? [] : this.error && !this.status.problems.includes(this.error) ? [...this.status.problems, this.error] : this.status.problems,
+  );
   /** Full DHCP refused because another DHCP server answered: the technician may override. */
   canForce = $derived(!this.status.running && this.mode === 'dhcp' && this.problems.some((p) => /another DHCP server/i.test(p)));
-  canStart = $derived(this.reachable && !this.busy && this.interfaceName !== '' && this.root.trim() !== '' && (this.mode === 'proxy' || (this.poolFirst !== '' && this.poolLast !== '')));
+  canStart = $derived(
+    this.reachable &&
+      !this.busy &&
+      this.interfaceName !== '' &&
+      this.root.trim() !== '' &&
+      (this.mode === 'proxy' || (this.poolFirst !== '' && this.poolLast !== '')),
+  );
   /** Boot programs the bundled iPXE chain needs and does not have (each with its fix). */
   missingPrograms = $derived((this.settings?.bootPrograms ?? []).filter((p) => p.problem));
 
   constructor(private readonly api: ApiClient) {}
 
   async load(): Promise<void> {
-    const [status, settings, interfaces] = await Promise.all([this.api.call('services:status'), this.api.call('services:settings'), this.api.call('interfaces:list')]);
+    const [status, settings, interfaces] = await Promise.all([
+      this.api.call('services:status'),
+      this.api.call('services:settings'),
+      this.api.call('interfaces:list'),
+    ]);
     // A fresh read of the host (it may have restarted): an earlier failure is no longer news.
     this.reachable = true;
     this.error = undefined;

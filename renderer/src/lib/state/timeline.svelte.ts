@@ -12,7 +12,10 @@ export class TimelineState {
   error = $state<string | undefined>(undefined);
   private readonly refreshSoon: Throttle;
 
-  constructor(private readonly api: ApiClient, scheduler?: Scheduler) {
+  constructor(
+    private readonly api: ApiClient,
+    scheduler?: Scheduler,
+  ) {
     // Live events append at once; the diagnosis is re-read at most once a second.
     this.refreshSoon = createThrottle(() => void this.reload(), 1000, scheduler);
   }
