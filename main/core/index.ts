@@ -23,3 +23,4 @@ export {
 export { silentLogger, type Logger } from './logger.js';
 export { PerSecondBudget } from './per-second-budget.js';
 export { nextMessage, onWorkerGone, startPortWorker, stopPortWorker, type PortWorker } from './worker-handshake.js';
+export { isPlaceholderUuid, normalizeMac, normalizeUuid } from './identifiers.js';

@@ -41,7 +41,9 @@ function bundledWorker(entry: string): Promise<string> {
       format: 'esm',
       target: 'node20',
       write: false,
-      external: ['koffi'],
+      // koffi is native; esbuild is only reached through this module (core's index re-exports it)
+      // and never runs inside a worker.
+      external: ['koffi', 'esbuild'],
       logLevel: 'silent',
     });
     const code = result.outputFiles[0].text;

@@ -7,8 +7,7 @@
 //   POST /imaging/jobs/ID/report?mac=M       phase, bytes, total, part, reason
 //   POST /imaging/jobs/ID/image?mac=M        a finished capture's manifest; the image exists after this
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { normalizeMac } from '../store/index.js';
-import type { Logger } from '../core/index.js';
+import { normalizeMac, type Logger } from '../core/index.js';
 import { ChunkError } from './chunk-store.js';
 import { ImageError, type ImageCatalog } from './image-catalog.js';
 import { parseCapturedManifest, parseReport, renderManifest, renderTask } from './agent-protocol.js';

@@ -3,7 +3,7 @@
 // app read them. Another process on the same data folder (the CLI beside a running serve)
 // sees the same rows, so a job made by the CLI is picked up by the running host.
 import type Database from 'better-sqlite3';
-import { normalizeMac } from '../store/index.js';
+import { normalizeMac } from '../core/index.js';
 
 export type JobKind = 'capture' | 'deploy';
 export type ThenAction = 'disk' | 'poweroff';

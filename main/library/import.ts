@@ -70,9 +70,13 @@ export function libraryDir(dataDir: string): string {
   return join(resolve(dataDir), 'library');
 }
 
-/** Where the web UI's uploads wait until they are imported (inside the library: a rename away). */
+/**
+ * Where the web UI's uploads wait until they are imported: in the data folder, so a rename
+ * away from the library, but outside it, since the library is the default served folder and
+ * a half-uploaded file must not be served.
+ */
 export function uploadsDir(dataDir: string): string {
-  return join(libraryDir(dataDir), '.uploads');
+  return join(resolve(dataDir), 'uploads');
 }
 
 /** Where a stored entry file is on disk: references are absolute, copies relative to the library folder. */

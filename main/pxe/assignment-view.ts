@@ -1,7 +1,7 @@
 // Which clients can have a boot assignment of their own. Everyone else (a new MAC, a storm of
 // them, a machine that was only ever seen) boots the one default answer, so that answer can
 // be given without asking the store, here or in the DHCP thread (main/dhcp/dhcp-thread.ts).
-import { normalizeMac, normalizeUuid } from '../store/index.js';
+import { normalizeMac, normalizeUuid } from '../core/index.js';
 
 /** Canonical MACs and UUIDs of the machines with an entry or a group of their own. */
 export interface AssignedIdentities {

@@ -1,7 +1,7 @@
 // The per-machine boot timeline: DISCOVER seen, offer sent, ignored (why), lease, downloads.
 // Kept bounded by age and by count per machine, so a year of classroom use stays small.
 import type Database from 'better-sqlite3';
-import { normalizeMac } from './identifiers.js';
+import { normalizeMac } from '../core/index.js';
 
 export interface StoredBootEvent {
   id: number;

@@ -1,10 +1,9 @@
 // Writes one batch of events into the store, inside the caller's transaction: the machine each
 // belongs to, the timeline row, transfer rows started and finished, leases, the progress that
 // is due, and the end of a boot once when a machine fetched its entry's last file.
-import { transferOutcomeOf, type BootEvent } from '../core/index.js';
+import { transferOutcomeOf, type BootEvent, normalizeMac } from '../core/index.js';
 import { completeBootOnceIfLastFile } from './boot-assignment.js';
 import type { StormRow } from './dhcp-storm.js';
-import { normalizeMac } from './identifiers.js';
 import type { MachineIds } from './machine-ids.js';
 import type { Store } from './open-store.js';
 import type { PendingEvent, TransferTracker } from './transfer-tracker.js';

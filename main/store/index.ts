@@ -12,7 +12,7 @@ export {
 } from './open-store.js';
 export { watchStoreChanges } from './change-watch.js';
 export { LATEST_SCHEMA_VERSION, MIGRATIONS, migrate, readSchemaVersion, type Migration } from './migrations.js';
-export { normalizeMac, normalizeUuid, isPlaceholderUuid } from './identifiers.js';
+export { normalizeMac, normalizeUuid, isPlaceholderUuid } from '../core/index.js';
 export { MachineRepository, MachineInputError, type Machine, type MachineGroup, type MachinePatch, type NewMachine, type SeenClient } from './machines.js';
 export { EntryRepository, EntryInputError, ENTRY_KINDS, type BootEntry, type EntryFile, type EntryKind, type NewBootEntry } from './entries.js';
 export {

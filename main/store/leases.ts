@@ -1,6 +1,6 @@
 // Full-DHCP leases, so a restarted host hands each client the address it had.
 import type Database from 'better-sqlite3';
-import { normalizeMac } from './identifiers.js';
+import { normalizeMac } from '../core/index.js';
 
 export interface Lease {
   mac: string;

@@ -3,7 +3,7 @@
 //
 // CSV follows RFC 4180 (quoted fields, "" inside quotes, CRLF or LF), plus what spreadsheets
 // actually write: a UTF-8 BOM, and ';' as the separator in locales where ',' is the decimal mark.
-import { normalizeMac, normalizeUuid } from './identifiers.js';
+import { normalizeMac, normalizeUuid } from '../core/index.js';
 import type { Machine } from './machines.js';
 import type { Store } from './open-store.js';
 

@@ -1,8 +1,7 @@
 // Which machine row an event belongs to, found or created while a batch of events is written.
 // A DHCP message records what identifies the machine (UUID, architecture, vendor class, IP);
 // other events only need the id, which is remembered between batches.
-import type { BootEvent } from '../core/index.js';
-import { normalizeMac } from './identifiers.js';
+import { type BootEvent, normalizeMac } from '../core/index.js';
 import type { Store } from './open-store.js';
 
 /** MAC -> machine id answers kept between flushes. */

@@ -1,6 +1,6 @@
 // Machines of the bench: who they are (MACs, SMBIOS UUID, name, group, seat) and what they boot.
 import type Database from 'better-sqlite3';
-import { isPlaceholderUuid, normalizeMac, normalizeUuid } from './identifiers.js';
+import { isPlaceholderUuid, normalizeMac, normalizeUuid } from '../core/index.js';
 
 export interface Machine {
   id: number;

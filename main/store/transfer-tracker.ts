@@ -1,8 +1,15 @@
 // The transfers running now, as the history sees them: one row per transfer, started by its
 // first event and finished by its last. Progress stays in memory and is written at most once
 // an interval per transfer, so 50 transfers at full speed cost a few row writes a second.
-import { transferIdKey, transferOutcomeOf, transferProtocolOf, type BootEvent, type TransferEvent, type TransferProtocol } from '../core/index.js';
-import { normalizeMac } from './identifiers.js';
+import {
+  transferIdKey,
+  transferOutcomeOf,
+  transferProtocolOf,
+  type BootEvent,
+  type TransferEvent,
+  type TransferProtocol,
+  normalizeMac,
+} from '../core/index.js';
 
 export interface LiveTransfer {
   key: string;

@@ -317,7 +317,7 @@ describe('LibraryState', () => {
     const transport = new FakeTransport({});
     const state = new LibraryState(new ApiClient(transport));
     await state.uploadFiles([new File([new Uint8Array(10)], 'big.iso')], async () => {
-      throw new Error("The host's disk holding /data/library/.uploads has 1.0 MiB free and big.iso needs 5.0 MiB: free space there, then drop the file again.");
+      throw new Error("The host's disk holding /data/uploads has 1.0 MiB free and big.iso needs 5.0 MiB: free space there, then drop the file again.");
     });
     assert.match(state.error!, /free space there/);
     assert.equal(transport.calls.length, 0);
