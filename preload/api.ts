@@ -10,6 +10,7 @@
 //   Web mode: one WebSocket, JSON frames WireRequest / WireResponse / WirePush (below)
 // Keep this file free of imports: it is compiled into main, bundled into the sandboxed
 // preload and read by Vite for the renderer.
+import type { BootClass } from '../main/core/boot-classes.js';
 
 // ---------------------------------------------------------------------------------------
 // Data shapes (plain JSON: they cross a process or network boundary)
@@ -17,7 +18,8 @@
 export type ServiceName = 'proxy-dhcp' | 'dhcp' | 'pxe' | 'tftp' | 'http';
 export type ServiceState = 'stopped' | 'starting' | 'running' | 'failed';
 export type ServeMode = 'proxy' | 'dhcp';
-export type BootClass = 'bios' | 'uefi32' | 'uefi64' | 'arm64' | 'http64' | 'httparm64';
+// The boot classes come from the one registry (main/core/boot-classes.ts); type-only, so the renderer bundles nothing of main.
+export type { BootClass };
 
 export interface ServiceStatus {
   name: ServiceName;

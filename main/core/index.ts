@@ -24,3 +24,15 @@ export { silentLogger, type Logger } from './logger.js';
 export { PerSecondBudget } from './per-second-budget.js';
 export { nextMessage, onWorkerGone, startPortWorker, stopPortWorker, type PortWorker } from './worker-handshake.js';
 export { isPlaceholderUuid, normalizeMac, normalizeUuid } from './identifiers.js';
+export {
+  ARCHITECTURES,
+  BOOT_CLASS_FOR_ARCHITECTURE,
+  BOOT_CLASS_NAMES,
+  LIBRARY_ARCHITECTURES,
+  architectureForBootClass,
+  architectureName,
+  bootClassForArch,
+  isHttpBootClass,
+  type BootClass,
+  type LibraryArchitecture,
+} from './boot-classes.js';

@@ -1,9 +1,10 @@
 // The service host's configuration: what `bootbench serve` flags and the app's Start screen set.
 import { isIPv4 } from 'node:net';
+import { BOOT_CLASS_NAMES, type BootClass } from '../core/index.js';
 import { libraryDir } from '../library/index.js';
 
-export const BOOT_CLASSES = ['bios', 'uefi32', 'uefi64', 'arm64', 'http64', 'httparm64'] as const;
-export type BootClassName = (typeof BOOT_CLASSES)[number];
+export const BOOT_CLASSES = BOOT_CLASS_NAMES;
+export type BootClassName = BootClass;
 
 export interface ServeConfig {
   /** NIC to serve on; may be omitted when exactly one NIC could serve. */

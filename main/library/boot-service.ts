@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { BootEvent, Publish } from '../core/index.js';
+import type { BootClass, BootEvent, Publish } from '../core/index.js';
 import type { LocateFile } from '../files/index.js';
 import {
   defaultBootEntry,
@@ -46,7 +46,7 @@ export interface LibraryMachineAssignment {
   name?: string;
   ignore?: boolean;
   ignoreReason?: string;
-  boot?: Partial<Record<'bios' | 'uefi32' | 'uefi64' | 'arm64' | 'http64' | 'httparm64', string>>;
+  boot?: Partial<Record<BootClass, string>>;
   ipxeScriptUrl?: string;
 }
 

@@ -8,9 +8,9 @@ import { spawn } from 'node:child_process';
 import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { IsoFormatError, IsoImage, readAt, type ElToritoCatalog } from './iso9660.js';
 import { UdfFormatError, UdfImage } from './udf.js';
-import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from './architectures.js';
+import { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from '../core/index.js';
 
-export { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from './architectures.js';
+export { LIBRARY_ARCHITECTURES, type LibraryArchitecture } from '../core/index.js';
 
 export type DetectedKind = 'nbp' | 'kernel' | 'initrd' | 'iso' | 'wim' | 'ipxe-script';
 

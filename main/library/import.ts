@@ -9,7 +9,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { detectFile, LIBRARY_ARCHITECTURES, UnusableFileError, type Detection, type LibraryArchitecture } from './detect.js';
 import type { EntryFile, EntryKind, NewBootEntry } from '../store/index.js';
-import { BOOT_CLASS_FOR_ARCHITECTURE } from './architectures.js';
+import { BOOT_CLASS_FOR_ARCHITECTURE } from '../core/index.js';
 
 /**
  * copy: into the library folder, the source left as it was; reference: used where it is;
@@ -63,7 +63,7 @@ export interface ImportResult {
   refused: { path: string; reason: string }[];
 }
 
-export { BOOT_CLASS_FOR_ARCHITECTURE, architectureForBootClass } from './architectures.js';
+export { BOOT_CLASS_FOR_ARCHITECTURE, architectureForBootClass } from '../core/index.js';
 
 /** The folder copies live in. */
 export function libraryDir(dataDir: string): string {

@@ -8,7 +8,7 @@
 import { posix } from 'node:path';
 import type { EntryKind } from '../store/index.js';
 import type { IsoLinuxInfo, IsoWindowsInfo } from './detect.js';
-import { BOOT_CLASS_FOR_ARCHITECTURE, type LibraryArchitecture } from './architectures.js';
+import { BOOT_CLASS_FOR_ARCHITECTURE, type LibraryArchitecture } from '../core/index.js';
 
 /** What a script needs to know about an entry (a store BootEntry plus what detection found in an ISO). */
 export interface ScriptEntry {

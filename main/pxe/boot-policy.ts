@@ -4,47 +4,8 @@
 // with its reason that the Proxy DHCP, the boot server and full DHCP all follow. It knows
 // no packet format.
 
-export type BootClass = 'bios' | 'uefi32' | 'uefi64' | 'arm64' | 'http64' | 'httparm64';
-export const BOOT_CLASS_NAMES: readonly BootClass[] = ['bios', 'uefi32', 'uefi64', 'arm64', 'http64', 'httparm64'];
-
-/**
- * Option 93 values (RFC 4578 §2.1 and the IANA "Processor Architecture Types" registry).
- * Only the ones with a boot class can be served; the rest are named for the log.
- */
-export const ARCHITECTURES: Record<number, { name: string; bootClass?: BootClass; http?: boolean }> = {
-  0: { name: 'x86 BIOS', bootClass: 'bios' },
-  1: { name: 'NEC/PC98' },
-  2: { name: 'Itanium' },
-  3: { name: 'DEC Alpha' },
-  4: { name: 'Arc x86' },
-  5: { name: 'Intel Lean Client' },
-  6: { name: 'x86 UEFI (IA32)', bootClass: 'uefi32' },
-  7: { name: 'x64 UEFI', bootClass: 'uefi64' },
-  8: { name: 'EFI Xscale' },
-  9: { name: 'x64 UEFI (EFI BC)', bootClass: 'uefi64' },
-  10: { name: 'ARM32 UEFI' },
-  11: { name: 'ARM64 UEFI', bootClass: 'arm64' },
-  15: { name: 'x86 UEFI HTTP', http: true },
-  16: { name: 'x64 UEFI HTTP', bootClass: 'http64', http: true },
-  17: { name: 'EBC UEFI HTTP', http: true },
-  18: { name: 'ARM32 UEFI HTTP', http: true },
-  19: { name: 'ARM64 UEFI HTTP', bootClass: 'httparm64', http: true },
-  25: { name: 'RISC-V 64 UEFI' },
-  27: { name: 'RISC-V 64 UEFI HTTP', http: true },
-};
-
-export function architectureName(arch: number | undefined): string {
-  if (arch === undefined) return 'unknown';
-  return ARCHITECTURES[arch]?.name ?? `architecture ${arch}`;
-}
-
-export function bootClassForArch(arch: number): BootClass | undefined {
-  return ARCHITECTURES[arch]?.bootClass;
-}
-
-export function isHttpBootClass(c: BootClass): boolean {
-  return c === 'http64' || c === 'httparm64';
-}
+import { ARCHITECTURES, architectureName, isHttpBootClass, type BootClass } from '../core/index.js';
+export { ARCHITECTURES, BOOT_CLASS_NAMES, architectureName, bootClassForArch, isHttpBootClass, type BootClass } from '../core/index.js';
 
 /** One line of a boot menu. Without `file` the line means "boot from the local disk" (PXE type 0). */
 export interface BootMenuEntry {
