@@ -48,7 +48,7 @@ export interface ImageJob {
 export interface JobMachine {
   mac: string;
   phase: MachinePhase;
-  /** partition being read or written, for phases that have one */
+  /** bytes of the current phase done, of `total` (0 when the phase has no size) */
   bytes: number;
   total: number;
   /** bytes per second over the last report interval */
