@@ -394,6 +394,8 @@ export interface ImagingMachineRow {
   total: number;
   /** Bytes per second over the last report interval. */
   rate: number;
+  /** The partition being read, written or verified (0 = the boot area: MBR code and the gap before the first partition). */
+  part?: number;
   result?: 'done' | 'failed';
   /** Why it failed, as the agent or the host said it. */
   reason?: string;

@@ -22,6 +22,9 @@ export const PHASES: readonly MachinePhase[] = [
   'failed',
 ];
 /** Phases in which the agent runs and reports at least once a second. */
+/** Phases that work on one partition at a time. */
+const PARTITION_PHASES = new Set<MachinePhase>(['reading', 'writing', 'verifying']);
+
 export const WORKING_PHASES: readonly MachinePhase[] = ['booting', 'checking', 'partitioning', 'reading', 'writing', 'verifying', 'naming'];
 
 /** What the agent reports: phase, progress, the partition it works on, why it failed. */
@@ -53,6 +56,8 @@ export interface JobMachine {
   total: number;
   /** bytes per second over the last report interval */
   rate: number;
+  /** the partition being read, written or verified (0 = the boot area), while the phase has one */
+  part?: number;
   result?: 'done' | 'failed';
   reason?: string;
   updatedAt: number;
@@ -76,6 +81,7 @@ interface MachineRow {
   result: 'done' | 'failed' | null;
   reason: string | null;
   updated_at: number;
+  part: number | null;
 }
 
 export class ImagingJobs {
@@ -148,9 +154,13 @@ export class ImagingJobs {
     const seconds = (now - previous.updated_at) / 1000;
     const rate = update.phase === previous.phase && seconds > 0 && bytes >= previous.bytes ? (bytes - previous.bytes) / seconds : previous.rate;
     const result = update.phase === 'done' ? 'done' : update.phase === 'failed' ? 'failed' : null;
+    // A failed PC keeps the partition it was on, so its row says where it stopped.
+    const part = PARTITION_PHASES.has(update.phase) ? (update.part ?? null) : update.phase === 'failed' ? previous.part : null;
     this.db
-      .prepare('UPDATE image_job_machines SET phase = ?, bytes = ?, total = ?, rate = ?, result = ?, reason = ?, updated_at = ? WHERE job_id = ? AND mac = ?')
-      .run(update.phase, bytes, update.total ?? previous.total, rate, result, update.reason ?? previous.reason, now, id, key);
+      .prepare(
+        'UPDATE image_job_machines SET phase = ?, bytes = ?, total = ?, rate = ?, part = ?, result = ?, reason = ?, updated_at = ? WHERE job_id = ? AND mac = ?',
+      )
+      .run(update.phase, bytes, update.total ?? previous.total, rate, part, result, update.reason ?? previous.reason, now, id, key);
     return true;
   }
 
@@ -196,6 +206,7 @@ export class ImagingJobs {
       bytes: m.bytes,
       total: m.total,
       rate: m.rate,
+      part: m.part ?? undefined,
       result: m.result ?? undefined,
       reason: m.reason ?? undefined,
       updatedAt: m.updated_at,

@@ -158,6 +158,13 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE boot_events SET type = 'dhcp.received' WHERE type = 'dhcp.discover';
     `,
   },
+  {
+    version: 6,
+    description: 'the partition an imaging PC is reading, writing or verifying (0 = the boot area), shown in its row',
+    sql: `
+      ALTER TABLE image_job_machines ADD COLUMN part INTEGER;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

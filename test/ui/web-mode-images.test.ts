@@ -176,12 +176,12 @@ test('images: list, deploy to two PCs with rows moving to done and failed, timel
   // --- Writing: a report every 300 ms, ~6 MiB/s; the row's bytes, rate and ETA follow.
   const seen: string[] = [];
   for (let i = 1; i <= 6; i++) {
-    await report(jobId, PC1, { phase: 'writing', bytes: i * 2 * MIB, total: 18 * MIB });
+    await report(jobId, PC1, { phase: 'writing', bytes: i * 2 * MIB, total: 18 * MIB, part: 1 });
     await page.waitForTimeout(300);
     seen.push(await row1.getByTestId('bytes').innerText());
   }
   await row1.getByTestId('bytes').filter({ hasText: '12 MiB of 18 MiB' }).waitFor({ timeout: 5000 });
-  assert.equal(await row1.getByTestId('phase').innerText(), 'writing');
+  assert.equal(await row1.getByTestId('phase').innerText(), 'writing partition 1');
   assert.ok(new Set(seen).size >= 3, `the bytes moved while writing: ${seen.join(' | ')}`);
   const rate = await row1.getByTestId('rate').innerText();
   assert.match(rate, /^\d+(\.\d)? MiB\/s$/, `a rate is shown: ${rate}`);

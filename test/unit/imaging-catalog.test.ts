@@ -175,6 +175,27 @@ describe('imaging jobs and the command line', () => {
     }
   });
 
+  test("a PC's row keeps the partition it works on, and where it stopped when it failed", () => {
+    const store = openStore(temp.dir);
+    try {
+      const jobs = new ImagingJobs(store.db, () => 5000);
+      const job = jobs.create({ kind: 'deploy', image: 'ref', macs: ['52:54:00:00:00:0b'] });
+      const row = () => jobs.get(job.id)!.machines[0];
+      jobs.report(job.id, '52:54:00:00:00:0b', { phase: 'writing', bytes: 10, total: 100, part: 0 });
+      assert.equal(row().part, 0, 'the boot area');
+      jobs.report(job.id, '52:54:00:00:00:0b', { phase: 'writing', bytes: 20, total: 100, part: 2 });
+      assert.equal(row().part, 2);
+      jobs.report(job.id, '52:54:00:00:00:0b', { phase: 'failed', reason: 'writing partition 2 failed' });
+      assert.equal(row().part, 2, 'a failed PC still says where it stopped');
+      const other = jobs.create({ kind: 'deploy', image: 'ref', macs: ['52:54:00:00:00:0c'] });
+      jobs.report(other.id, '52:54:00:00:00:0c', { phase: 'verifying', part: 1 });
+      jobs.report(other.id, '52:54:00:00:00:0c', { phase: 'naming' });
+      assert.equal(jobs.get(other.id)!.machines[0].part, undefined, 'naming works on no one partition');
+    } finally {
+      store.close();
+    }
+  });
+
   test('refused jobs exit non-zero and say why', async () => {
     assert.match((await cli('deploy', 'nothing', '--machine', '52:54:00:00:00:01')).err, /no image named "nothing"/);
     const capture = await cli('capture', '--machine', '52:54:00:00:00:01', '--name', 'bad/name');

@@ -51,7 +51,8 @@ function seedVersion(db: Database.Database, version: number): void {
   }
   if (version >= 2) {
     db.prepare(`INSERT INTO transfers (id, machine_id, protocol, file, started_at, outcome) VALUES (1, 1, 'tftp', 'memtest.0', 20, 'running')`).run();
-    db.prepare(`INSERT INTO boot_events (machine_id, time, type) VALUES (1, ?, 'dhcp.discover')`).run(Date.now());
+    // Version 5 renamed the event for every client DHCP message.
+    db.prepare(`INSERT INTO boot_events (machine_id, time, type) VALUES (1, ?, ?)`).run(Date.now(), version >= 5 ? 'dhcp.received' : 'dhcp.discover');
   }
   if (version >= 3) {
     db.prepare(`INSERT INTO leases VALUES ('52:54:00:00:00:01', '192.0.2.100', NULL, 99, 10)`).run();

@@ -677,6 +677,12 @@ describe('ImagesState', () => {
   test('phase words, progress, ETA and a silent PC', () => {
     assert.equal(phaseLabel(pcRow()), 'waiting to boot');
     assert.equal(phaseLabel(pcRow({ phase: 'naming' })), 'naming the PC');
+    assert.equal(phaseLabel(pcRow({ phase: 'writing', part: 2 })), 'writing partition 2');
+    assert.equal(phaseLabel(pcRow({ phase: 'writing', part: 0 })), 'writing the boot area');
+    assert.equal(phaseLabel(pcRow({ phase: 'reading', part: 1 })), 'reading partition 1');
+    assert.equal(phaseLabel(pcRow({ phase: 'verifying', part: 3 })), 'verifying partition 3');
+    assert.equal(phaseLabel(pcRow({ phase: 'reading' })), 'reading the disk', 'before the agent names a partition');
+    assert.equal(phaseLabel(pcRow({ phase: 'failed', part: 2, result: 'failed' })), 'failed');
     const writing = pcRow({ phase: 'writing', bytes: 250, total: 1000, rate: 50, updatedAt: 1000 });
     assert.equal(rowEta(writing), 15);
     assert.equal(rowFraction(writing), 0.25);

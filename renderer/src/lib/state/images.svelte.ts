@@ -19,8 +19,12 @@ export const JOBS_SHOWN = 50;
 export const SILENT_AFTER_MS = 15_000;
 
 /** What the row says the PC is doing, in plain words. */
-export function phaseLabel(row: Pick<ImagingMachineRow, 'phase'>): string {
-  return IMAGING_PHASE_WORDS[row.phase] ?? row.phase;
+export function phaseLabel(row: Pick<ImagingMachineRow, 'phase' | 'part'>): string {
+  const words = IMAGING_PHASE_WORDS[row.phase] ?? row.phase;
+  if (row.part === undefined || !MOVING.has(row.phase)) return words;
+  const where = row.part === 0 ? 'the boot area' : `partition ${row.part}`;
+  // "reading the disk" becomes "reading partition 2"; "writing" becomes "writing partition 2".
+  return `${words.replace(/ the disk$/, '')} ${where}`;
 }
 
 /** Phases with bytes to count (the others have no size). */
