@@ -12,7 +12,7 @@
 // symlink is followed only when its real path is still inside the root's real path.
 // The final object must be a regular file: folders are "not found", devices, FIFOs and
 // sockets are refused.
-import { constants as fsConstants, close as closeFd, fstat, open as openCallback } from 'node:fs';
+import { constants as fsConstants, close as closeFd, fstat, open as openCallback, type Stats } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
@@ -266,17 +266,8 @@ export class FileResolver {
     if (!this.allowHardLinks && info.nlink > 1) return { ok: false, code: 'access-denied', reason: 'file has several hard links', path };
     if (realFile !== realRoot && !isInside(realRoot, realFile)) return { ok: false, code: 'access-denied', reason: 'outside the root', path };
 
-    const key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
-    let descriptor: SharedDescriptor;
-    try {
-      descriptor = await this.sharedDescriptor(key, realFile, info.dev, info.ino);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP') return { ok: false, code: 'access-denied', reason: `cannot open: ${code}`, path };
-      if (code === 'ESTALE') return { ok: false, code: 'access-denied', reason: 'file changed while opening', path };
-      return { ok: false, code: 'not-found', reason: `cannot open: ${code ?? (err as Error).message}`, path };
-    }
-    descriptor.acquire();
+    const descriptor = await this.acquireDescriptor(realFile, info, path);
+    if (!(descriptor instanceof SharedDescriptor)) return descriptor;
     const etag = `"${info.ino.toString(16)}-${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
     return { ok: true, file: new DiskFile(path, realFile, info.size, info.mtimeMs, etag, descriptor) };
   }
@@ -295,19 +286,26 @@ export class FileResolver {
     if (located.offset < 0 || located.size < 0 || located.offset + located.size > info.size) {
       return { ok: false, code: 'not-found', reason: `bytes ${located.offset}+${located.size} are past the end of ${located.path}`, path };
     }
+    const descriptor = await this.acquireDescriptor(realFile, info, path);
+    if (!(descriptor instanceof SharedDescriptor)) return descriptor;
+    const etag = `"${info.ino.toString(16)}-${located.offset.toString(16)}-${located.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
+    return { ok: true, file: new DiskExtent(path, realFile, located.offset, located.size, info.mtimeMs, etag, descriptor) };
+  }
+
+  /** The file's shared descriptor, acquired for one more user, or the refusal that names why it cannot be opened. */
+  private async acquireDescriptor(realFile: string, info: Stats, path: string): Promise<SharedDescriptor | OpenResult> {
     const key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
     let descriptor: SharedDescriptor;
     try {
       descriptor = await this.sharedDescriptor(key, realFile, info.dev, info.ino);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP' || code === 'ESTALE')
-        return { ok: false, code: 'access-denied', reason: `cannot open: ${code}`, path };
+      if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP') return { ok: false, code: 'access-denied', reason: `cannot open: ${code}`, path };
+      if (code === 'ESTALE') return { ok: false, code: 'access-denied', reason: 'file changed while opening', path };
       return { ok: false, code: 'not-found', reason: `cannot open: ${code ?? (err as Error).message}`, path };
     }
     descriptor.acquire();
-    const etag = `"${info.ino.toString(16)}-${located.offset.toString(16)}-${located.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
-    return { ok: true, file: new DiskExtent(path, realFile, located.offset, located.size, info.mtimeMs, etag, descriptor) };
+    return descriptor;
   }
 
   private async sharedDescriptor(key: string, realFile: string, dev: number, ino: number): Promise<SharedDescriptor> {
