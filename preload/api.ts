@@ -384,7 +384,10 @@ export interface ImageInfo {
 
 /** One PC of an imaging job, as its agent last reported. */
 export interface ImagingMachineRow {
+  /** The PC's MAC; empty while a capture waits for the next machine that boots (`anyMachine`). */
   mac: string;
+  /** A capture for whichever PC network-boots next, not claimed by one yet. */
+  anyMachine?: boolean;
   machineId?: number;
   /** Its name in the machine list, when it has one. */
   machine?: string;
@@ -415,9 +418,10 @@ export interface ImagingJob {
 
 /** Capture one machine's disk into a new image at its next network boot. */
 export interface ImageCaptureRequest {
-  /** The machine, by its id in the machine list or by MAC (one of the two). */
+  /** The machine, by its id in the machine list or by MAC, or `nextMachine`: whichever PC network-boots next (one of the three). */
   machineId?: number;
   mac?: string;
+  nextMachine?: boolean;
   name: string;
   disk?: string;
   then?: ImagingThen;

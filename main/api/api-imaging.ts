@@ -3,7 +3,7 @@
 // call reads the store and the catalog afresh, so jobs and images another process made (the
 // CLI beside a running host) are seen as they are.
 import type { Store } from '../store/index.js';
-import { ImageCatalog, ImageError, checkImageName, ImagingJobs, type ImageJob } from '../imaging/index.js';
+import { ANY_MACHINE, ImageCatalog, ImageError, checkImageName, ImagingJobs, type ImageJob } from '../imaging/index.js';
 import type { ImageCaptureRequest, ImageDeployRequest, ImageInfo, ImagingJob } from '../../preload/api.js';
 import { ApiError, uiWording, type ImagingApi } from './api.js';
 import { formatBytes } from './boot-diagnosis.js';
@@ -46,6 +46,7 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
   const toApiJob = (job: ImageJob): ImagingJob => ({
     ...job,
     machines: job.machines.map((m) => {
+      if (m.mac === ANY_MACHINE) return { ...m, mac: '', anyMachine: true, reason: m.reason && uiWording(m.reason) };
       const machine = store.machines.findByMac(m.mac);
       return { ...m, reason: m.reason && uiWording(describeSeenDisks(m.reason)), machineId: machine?.id, machine: machine?.name || undefined };
     }),
@@ -85,7 +86,7 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
       imageName(request.name, 'Image name');
       if (catalog().has(request.name))
         throw new ApiError('invalid-request', `An image named "${request.name}" exists: choose another name, or delete it first.`);
-      const mac = request.machineId !== undefined ? macOfMachine(request.machineId) : request.mac!;
+      const mac = request.nextMachine ? ANY_MACHINE : request.machineId !== undefined ? macOfMachine(request.machineId) : request.mac!;
       return toApiJob(jobs.create({ kind: 'capture', image: request.name, macs: [mac], disk: request.disk || undefined, then: request.then }));
     },
 

@@ -256,9 +256,12 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
     .refine((r) => r.machineId !== undefined || r.mac !== undefined, 'needs machineId or mac'),
   'images:list': none,
   'images:capture': z
-    .object({ machineId: id.optional(), mac: mac.optional(), name: imageName, disk: diskSelector, then })
+    .object({ machineId: id.optional(), mac: mac.optional(), nextMachine: z.literal(true).optional(), name: imageName, disk: diskSelector, then })
     .strict()
-    .refine((r) => (r.machineId !== undefined) !== (r.mac !== undefined), 'needs one machine: pick the machine to capture'),
+    .refine(
+      (r) => [r.machineId !== undefined, r.mac !== undefined, r.nextMachine === true].filter(Boolean).length === 1,
+      'needs one machine: pick the machine to capture, or the next machine that boots',
+    ),
   'images:deploy': z
     .object({
       image: imageName,

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultDataDir } from './serve-flags.js';
 import { exportMachinesCsv, importMachinesCsv, normalizeMac, openStore, type Store } from '../store/index.js';
-import { ImageCatalog, ImageError, checkImageName, ImagingJobs, type ImageJob, type ThenAction } from '../imaging/index.js';
+import { ANY_MACHINE, ImageCatalog, ImageError, checkImageName, ImagingJobs, type ImageJob, type ThenAction } from '../imaging/index.js';
 
 export interface CommandIo {
   stdout: (text: string) => void;
@@ -19,7 +19,7 @@ const processIo: CommandIo = {
 };
 
 const IMAGE_USAGE = `Usage:
-  bootbench image capture --machine MAC --name NAME [--disk SERIAL] [--then disk|poweroff]
+  bootbench image capture (--machine MAC | --next-machine) --name NAME [--disk SERIAL] [--then disk|poweroff]
   bootbench image deploy NAME (--machine MAC ... | --group GROUP) [--disk SERIAL] [--then disk|poweroff]
   bootbench image list
   bootbench image status [--job ID]
@@ -29,7 +29,8 @@ const IMAGE_USAGE = `Usage:
 The next network boot of the named PCs runs the task: capture reads the PC's disk into a
 new image; deploy writes the image to each PC's disk, verifies it and names the PC from
 the machine list. The disk is the PC's one internal disk, or the one whose serial or model
-is --disk; USB and removable disks are never written.
+is --disk; USB and removable disks are never written. --next-machine captures whichever PC
+network-boots next (a PC whose own entry is its local disk excepted).
 
 Options:
   --data DIR    data folder (default ~/.bootbench, or $BOOTBENCH_DATA)
@@ -64,6 +65,7 @@ function parse(args: string[]) {
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       machine: { type: 'string', multiple: true },
+      'next-machine': { type: 'boolean' },
       group: { type: 'string' },
       name: { type: 'string' },
       disk: { type: 'string' },
@@ -112,7 +114,7 @@ function describeJob(job: ImageJob): string {
   const lines = [`job ${job.id}: ${job.kind} ${job.image}${job.disk ? ` (disk ${job.disk})` : ''}, then ${job.then}, ${new Date(job.createdAt).toISOString()}`];
   for (const m of job.machines) {
     const progress = m.total > 0 ? ` ${mib(m.bytes)} of ${mib(m.total)}` : '';
-    lines.push(`  ${m.mac}  ${m.phase}${progress}${m.reason ? `: ${m.reason}` : ''}`);
+    lines.push(`  ${m.mac === ANY_MACHINE ? 'the next machine that boots' : m.mac}  ${m.phase}${progress}${m.reason ? `: ${m.reason}` : ''}`);
   }
   return lines.join('\n');
 }
@@ -175,13 +177,14 @@ export async function imageCommand(args: string[], io: CommandIo = processIo): P
       }
       if (command === 'capture') {
         if (rest.length) throw new UsageError(`image capture takes no positional arguments (got ${rest.join(' ')})`);
-        const macs = values.machine ?? [];
-        if (macs.length !== 1) throw new UsageError('image capture needs exactly one --machine MAC');
+        const macs = values['next-machine'] ? [ANY_MACHINE, ...(values.machine ?? [])] : (values.machine ?? []);
+        if (macs.length !== 1) throw new UsageError('image capture needs exactly one --machine MAC, or --next-machine');
         if (!values.name) throw new UsageError('image capture needs --name NAME for the new image');
         checkImageName(values.name);
         if (catalog.has(values.name)) throw new ImageError(`an image named "${values.name}" exists: delete it first or choose another name`);
         const job = jobs.create({ kind: 'capture', image: values.name, macs, disk: values.disk, then: thenAction(values.then) });
-        out(job, `${describeJob(job)}\nThe next network boot of ${job.machines[0].mac} captures its disk.`);
+        const who = job.machines[0].mac === ANY_MACHINE ? 'the next PC that network-boots' : job.machines[0].mac;
+        out(job, `${describeJob(job)}\nThe next network boot of ${who} captures its disk.`);
         return 0;
       }
       if (command === 'deploy') {

@@ -267,6 +267,7 @@ export class ServiceHost {
               haveStaticScript: !!ipxeScriptPath,
               signedChainForImaging: config.mode === 'dhcp' && this.signedChainAvailable(config),
               imagingMacs: () => this.running?.imaging?.pendingMacs() ?? new Set<string>(),
+              imagingAnyMachine: () => this.running?.imaging?.waitingForAnyMachine() ?? false,
             })
           : undefined;
         if (this.options.dhcpThread ?? (!this.options.socketFactory && !this.options.lookupMachine && process.env.BOOTBENCH_DHCP_THREAD !== '0')) {

@@ -81,7 +81,7 @@ export class ImagingRoutes {
     let m: RegExpExecArray | null;
     if (req.method === 'GET' && path === '/imaging/task') {
       const mac = this.mac(url);
-      const job = jobs.pendingFor(mac);
+      const job = jobs.claimFor(mac);
       if (job) this.progress(job, mac, { phase: 'booting' });
       send(res, 200, renderTask(job, this.options.machineName(mac)));
     } else if (req.method === 'GET' && (m = /^\/imaging\/jobs\/(\d+)\/manifest$/.exec(path))) {

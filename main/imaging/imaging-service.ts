@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Logger, type Clock, type TimerHandle, systemClock } from '../core/index.js';
 import type { Store } from '../store/index.js';
 import { ImageCatalog } from './image-catalog.js';
-import { ImagingJobs, type ImageJob, type MachinePhase } from './jobs.js';
+import { ANY_MACHINE, ImagingJobs, type ImageJob, type MachinePhase } from './jobs.js';
 import { ImagingRoutes } from './agent-routes.js';
 
 /** Where the environment is served from (HTTP and TFTP). */
@@ -165,13 +165,30 @@ export class ImagingService {
   /** MACs with a job waiting for their next boot. */
   pendingMacs(): Set<string> {
     const macs = new Set<string>();
-    for (const job of this.jobs.list()) for (const m of job.machines) if (!m.result) macs.add(m.mac);
+    for (const job of this.jobs.list()) for (const m of job.machines) if (!m.result && m.mac !== ANY_MACHINE) macs.add(m.mac);
     return macs;
+  }
+
+  /** True while a capture waits for the next machine that boots: every PC that network-boots is sent to the environment. */
+  waitingForAnyMachine(): boolean {
+    return this.jobs.waitingForAnyMachine();
+  }
+
+  /** The PC's job, claiming a capture that waits for the next machine that boots if it has none. */
+  private jobForBoot(mac: string | undefined): ImageJob | undefined {
+    if (!mac) return undefined;
+    const waiting = this.jobs.waitingForAnyMachine();
+    const job = this.jobs.claimFor(mac);
+    if (job && waiting && !this.jobs.waitingForAnyMachine()) {
+      this.options.logger.info(`imaging: ${mac} is the next machine that booted: it runs capture job ${job.id} ("${job.image}")`);
+      this.options.onProgress?.(job, mac, 'waiting');
+    }
+    return job;
   }
 
   /** The iPXE script that boots the imaging environment, for a PC with a pending job. */
   ipxeScript(mac: string | undefined, httpBaseUrl: string): string | undefined {
-    if (!mac || !this.jobs.pendingFor(mac)) return undefined;
+    if (!this.jobForBoot(mac)) return undefined;
     const base = httpBaseUrl.replace(/\/+$/, '');
     if (!this.environmentDir) {
       return `#!ipxe\necho Bootbench: this PC has an imaging task, but ${NOT_BUILT}\nprompt --timeout 30000 Press a key to continue || exit\nexit\n`;
@@ -191,7 +208,7 @@ export class ImagingService {
    * passes shim's check, and the initramfs is not verified, so no key of ours is needed.
    */
   grubKernel(mac: string | undefined, httpBaseUrl: string): GrubTaskKernel | undefined {
-    if (!mac || !this.jobs.pendingFor(mac)) return undefined;
+    if (!this.jobForBoot(mac)) return undefined;
     const name = 'the imaging environment';
     if (!this.environmentDir) return { name, unavailable: NOT_BUILT };
     return {

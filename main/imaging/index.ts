@@ -1,6 +1,7 @@
 export { ChunkStore, ChunkError, CHUNK_NAME } from './chunk-store.js';
 export { ImageCatalog, ImageError, checkImageName, requiredDiskBytes, type ImageManifest, type ImagePartition, type ImageSummary } from './image-catalog.js';
 export {
+  ANY_MACHINE,
   ImagingJobs,
   PHASES,
   WORKING_PHASES,

@@ -25,6 +25,12 @@ export const PHASES: readonly MachinePhase[] = [
 /** Phases that work on one partition at a time. */
 const PARTITION_PHASES = new Set<MachinePhase>(['reading', 'writing', 'verifying']);
 
+/**
+ * Stands in a capture job for "the next machine that boots" until a PC claims it: the first
+ * PC that asks for the imaging environment (its iPXE script, its grub.cfg or the agent's task).
+ */
+export const ANY_MACHINE = '*';
+
 export const WORKING_PHASES: readonly MachinePhase[] = ['booting', 'checking', 'partitioning', 'reading', 'writing', 'verifying', 'naming'];
 
 /** What the agent reports: phase, progress, the partition it works on, why it failed. */
@@ -94,6 +100,11 @@ export class ImagingJobs {
     const macs = [
       ...new Set(
         input.macs.map((m) => {
+          if (m === ANY_MACHINE) {
+            // A deploy writes disks: it names its machines, never "whoever boots next".
+            if (input.kind !== 'capture') throw new Error('only a capture can take the next machine that boots; a deploy names its machines');
+            return ANY_MACHINE;
+          }
           const mac = normalizeMac(m);
           if (!mac) throw new Error(`"${m}" is not a MAC address (write it as aa:bb:cc:dd:ee:ff)`);
           return mac;
@@ -143,9 +154,32 @@ export class ImagingJobs {
     return row ? this.toJob(row) : undefined;
   }
 
+  /** True while a capture waits for the next machine that boots. */
+  waitingForAnyMachine(): boolean {
+    return !!this.db.prepare('SELECT 1 FROM image_job_machines WHERE mac = ? AND result IS NULL LIMIT 1').get(ANY_MACHINE);
+  }
+
+  /**
+   * The PC's unfinished job; or, when it has none and a capture waits for the next machine
+   * that boots, that capture, now bound to this PC (the oldest such capture, once).
+   */
+  claimFor(mac: string): ImageJob | undefined {
+    const key = normalizeMac(mac);
+    if (!key) return undefined;
+    return this.db.transaction(() => {
+      const own = this.pendingFor(key);
+      if (own) return own;
+      const open = this.db.prepare('SELECT job_id FROM image_job_machines WHERE mac = ? AND result IS NULL ORDER BY job_id LIMIT 1').get(ANY_MACHINE) as
+        { job_id: number } | undefined;
+      if (!open) return undefined;
+      this.db.prepare('UPDATE image_job_machines SET mac = ?, updated_at = ? WHERE job_id = ? AND mac = ?').run(key, this.now(), open.job_id, ANY_MACHINE);
+      return this.get(open.job_id);
+    })();
+  }
+
   /** Records a report from the agent. Returns false when the PC is not in that job. */
   report(id: number, mac: string, update: MachineReport): boolean {
-    const key = normalizeMac(mac) ?? '';
+    const key = mac === ANY_MACHINE ? ANY_MACHINE : (normalizeMac(mac) ?? '');
     const previous = this.db.prepare('SELECT * FROM image_job_machines WHERE job_id = ? AND mac = ?').get(id, key) as MachineRow | undefined;
     if (!previous) return false;
     if (previous.result) return true; // a finished PC's row is final

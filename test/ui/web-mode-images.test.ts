@@ -296,13 +296,16 @@ test(
 
     await page.goto(web!.url);
     await page.click('[data-screen=images]');
-    await page.getByLabel('Machine to capture').selectOption({ label: `bench-02 (${PC2})` });
+    // The reference PC is whichever boots next: the row names no PC until bench-02's agent asks.
+    await page.getByLabel('Machine to capture').selectOption({ label: 'The next machine that boots' });
+    await page.getByTestId('next-machine-note').filter({ hasText: 'Power on only the reference PC' }).waitFor({ timeout: 5000 });
     await page.getByLabel('New image name').fill('loop-ref');
     await page.getByLabel('After the capture').selectOption('poweroff');
     await page.getByRole('button', { name: 'Capture at its next boot' }).click();
     const notice = page.getByTestId('images-notice');
-    await notice.filter({ hasText: /captures its disk into "loop-ref"/ }).waitFor({ timeout: 5000 });
+    await notice.filter({ hasText: /the next network boot of whichever PC network-boots first captures its disk into "loop-ref"/ }).waitFor({ timeout: 5000 });
     const captureId = Number(/Job (\d+)/.exec(await notice.innerText())![1]);
+    await page.locator(`[data-job="${captureId}"]`).getByTestId('any-machine').waitFor({ timeout: 5000 });
 
     const refDisk = loop(ref);
     const captured = await runAgent(agentBase, PC2, [refDisk], work);

@@ -205,8 +205,15 @@ describe('imaging jobs and the command line', () => {
     const ok = await cli('capture', '--machine', '52:54:00:00:00:01', '--name', 'good', '--json');
     assert.equal(ok.code, 0, ok.err);
     assert.equal(JSON.parse(ok.out).kind, 'capture');
+    const next = await cli('capture', '--next-machine', '--name', 'whoever', '--json');
+    assert.equal(next.code, 0, next.err);
+    assert.equal(JSON.parse(next.out).machines[0].mac, '*');
+    const both = await cli('capture', '--next-machine', '--machine', '52:54:00:00:00:01', '--name', 'x');
+    assert.equal(both.code, 2);
+    assert.match(both.err, /exactly one --machine MAC, or --next-machine/);
     const status = await cli('status');
     assert.equal(status.code, 1, 'a failed PC (the job the first test replaced) makes status exit 1');
     assert.match(status.out, /capture good/);
+    assert.match(status.out, /the next machine that boots  waiting/);
   });
 });

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImagingService, describeWork } from '../../main/imaging/imaging-service.js';
+import { ANY_MACHINE } from '../../main/imaging/jobs.js';
 import { parseReport } from '../../main/imaging/agent-protocol.js';
 import { buildGrubTaskConfig } from '../../main/library/ipxe-script.js';
 import { LibraryBootService } from '../../main/library/boot-service.js';
@@ -130,6 +131,47 @@ describe('imaging service', () => {
       'a PC without a task or assignment falls through to the root',
     );
     imaging.jobs.report(job.id, PC, { phase: 'failed', reason: 'test over' });
+  });
+
+  test('a capture for the next machine that boots is claimed by the first PC that asks, once, and only a capture may wait for anyone', async () => {
+    assert.throws(() => imaging.jobs.create({ kind: 'deploy', image: 'win11', macs: [ANY_MACHINE] }), /only a capture/);
+    const job = imaging.jobs.create({ kind: 'capture', image: 'reference', macs: [ANY_MACHINE] });
+    assert.equal(imaging.waitingForAnyMachine(), true);
+    assert.ok(!imaging.pendingMacs().has(ANY_MACHINE), 'the placeholder is not a MAC the DHCP view learns');
+    assert.equal(imaging.grubKernel(undefined, BASE), undefined, 'a request without a MAC claims nothing');
+    // The first PC that asks for its task (here the agent itself) becomes the capture's PC.
+    const first = await new Promise<string>((resolve, reject) =>
+      request(`${url}/imaging/task?mac=${PC}`, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve(text));
+      })
+        .on('error', reject)
+        .end(),
+    );
+    assert.match(first, new RegExp(`job=${job.id}`));
+    assert.equal(imaging.waitingForAnyMachine(), false);
+    assert.deepEqual(
+      imaging.jobs.get(job.id)!.machines.map((m) => [m.mac, m.phase]),
+      [[PC, 'booting']],
+    );
+    assert.equal(imaging.grubKernel(OTHER, BASE), undefined, 'a second PC gets nothing: the capture has its PC');
+    assert.ok(imaging.pendingMacs().has(PC));
+    // A PC that already has a job of its own keeps it rather than claiming the open capture.
+    const own = imaging.jobs.create({ kind: 'deploy', image: 'win11', macs: [OTHER] });
+    const open = imaging.jobs.create({ kind: 'capture', image: 'second', macs: [ANY_MACHINE] });
+    assert.equal(imaging.jobs.claimFor(OTHER)?.id, own.id);
+    assert.equal(imaging.waitingForAnyMachine(), true);
+    imaging.jobs.report(own.id, OTHER, { phase: 'failed', reason: 'test over' });
+    imaging.jobs.report(job.id, PC, { phase: 'failed', reason: 'test over' });
+    // A newer capture for the next machine replaces the unclaimed one, as for a named PC.
+    const newer = imaging.jobs.create({ kind: 'capture', image: 'third', macs: [ANY_MACHINE] });
+    assert.equal(imaging.jobs.get(open.id)!.machines[0].result, 'failed');
+    // Claimed through grub.cfg (the Secure Boot chain) this time: the host logs which PC it was.
+    assert.ok(imaging.grubKernel(OTHER, BASE));
+    assert.equal(imaging.jobs.get(newer.id)!.machines[0].mac, OTHER);
+    assert.ok(logger.lines.some((l) => l.message.includes(`${OTHER} is the next machine that booted`)));
+    imaging.jobs.report(newer.id, OTHER, { phase: 'failed', reason: 'test over' });
   });
 
   test('a report names the partition in work', () => {

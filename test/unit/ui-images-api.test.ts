@@ -14,7 +14,7 @@ import { HostApi, connectApiEvents, type ApiStore } from '../../main/api/api.js'
 import { summarizeEvent } from '../../main/api/boot-diagnosis.js';
 import { EventBus } from '../../main/core/events.js';
 import { ManualClock } from '../../main/core/clock.js';
-import { ImageCatalog, ImagingJobs } from '../../main/imaging/index.js';
+import { ANY_MACHINE, ImageCatalog, ImagingJobs } from '../../main/imaging/index.js';
 import { attachStoreToBus } from '../../main/store/bus-recorder.js';
 import type { ApiEvents, ImageInfo, ImagingJob, ImageVerifyResult } from '../../preload/api.js';
 import { idleServiceHost } from '../helpers/idle-host.js';
@@ -59,7 +59,7 @@ async function refusal(name: string, request: unknown): Promise<string> {
 const machineId = (name: string) => store.machines.list().find((m) => m.name === name)!.id;
 const finish = (job: ImagingJob) => {
   const jobs = new ImagingJobs(store.db);
-  for (const m of job.machines) jobs.report(job.id, m.mac, { phase: 'failed', reason: 'test over' });
+  for (const m of job.machines) jobs.report(job.id, m.anyMachine ? ANY_MACHINE : m.mac, { phase: 'failed', reason: 'test over' });
 };
 
 describe('images:list', () => {
@@ -95,6 +95,20 @@ describe('images:capture', () => {
     assert.equal(byMac.disk, 'SN-123');
     assert.equal(byMac.then, 'disk');
     finish(byMac);
+  });
+
+  test('the next machine that boots: one row that names no PC until one claims it', async () => {
+    const job = await call<ImagingJob>('images:capture', { nextMachine: true, name: 'whoever-boots' });
+    assert.deepEqual(
+      job.machines.map((m) => [m.mac, m.anyMachine, m.machine, m.phase]),
+      [['', true, undefined, 'waiting']],
+    );
+    assert.match(
+      await refusal('images:capture', { nextMachine: true, mac: PC1, name: 'x1' }),
+      /needs one machine: pick the machine to capture, or the next machine/,
+    );
+    assert.match(await refusal('images:capture', { nextMachine: false, name: 'x1' }), /nextMachine/);
+    finish(job);
   });
 
   test('refusals name the problem and the fix', async () => {
