@@ -214,6 +214,6 @@ describe('imaging jobs and the command line', () => {
     const status = await cli('status');
     assert.equal(status.code, 1, 'a failed PC (the job the first test replaced) makes status exit 1');
     assert.match(status.out, /capture good/);
-    assert.match(status.out, /the next machine that boots  waiting/);
+    assert.match(status.out, /the next machine that boots {2}waiting/);
   });
 });
