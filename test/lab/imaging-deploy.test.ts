@@ -167,17 +167,27 @@ else
     });
     after(() => lab.destroy());
 
-    test('a UEFI PC (GPT) and a BIOS PC (MBR) are captured at once, each chunk checked', async () => {
+    test('a UEFI PC (GPT) and a BIOS PC (MBR) are captured at once, each chunk checked; the BIOS PC as "the next machine that boots"', async () => {
       cli('image', 'capture', '--machine', clientMac('uefi', 0), '--name', 'gpt-ref', '--then', 'poweroff');
-      cli('image', 'capture', '--machine', clientMac('bios', 0), '--name', 'mbr-ref', '--then', 'poweroff');
+      // The UEFI PC keeps its own job; the BIOS PC, which no job names, claims this one.
+      cli('image', 'capture', '--next-machine', '--name', 'mbr-ref', '--then', 'poweroff');
       const results = await runPcs([
         { kind: 'uefi', index: 0, disk: gptRef },
         { kind: 'bios', index: 0, disk: mbrRef },
       ]);
-      const images = JSON.parse(cli('image', 'list', '--json')) as { name: string; partitions: number; usedBytes: number; storedBytes: number }[];
+      const images = JSON.parse(cli('image', 'list', '--json')) as {
+        name: string;
+        partitions: number;
+        usedBytes: number;
+        storedBytes: number;
+        source: { mac: string };
+      }[];
       assert.deepEqual(
-        images.map((i) => i.name),
-        ['gpt-ref', 'mbr-ref'],
+        images.map((i) => [i.name, i.source.mac]),
+        [
+          ['gpt-ref', clientMac('uefi', 0)],
+          ['mbr-ref', clientMac('bios', 0)],
+        ],
         report(results),
       );
       assert.equal(images[0].partitions, 4, 'GPT image: boot area + ESP + ext4 + NTFS');
