@@ -13,8 +13,8 @@ const MAX_POLL_MS = 100;
 /**
  * Most bytes one response gets per turn of the loop (one sendfile call). Every ready
  * response gets a turn before any gets a second, as nginx's sendfile_max_chunk does: over
- * a fast link (a veth, loopback) a socket that a quick client drains never fills, and
- * sending "until EAGAIN" let the first response run ahead while the others waited.
+ * a fast link (a veth, loopback) a socket that a quick client drains seldom fills, so
+ * sending until EAGAIN would let one response run ahead while the others wait.
  */
 const SENDFILE_TURN = 2 * 1024 * 1024;
 
@@ -52,12 +52,12 @@ function finish(job: Job, syscalls: LinuxSyscalls, error?: string): void {
 
 /** One turn: a sendfile call of at most SENDFILE_TURN bytes, unless the socket is full or the range done. */
 function pump(job: Job, syscalls: LinuxSyscalls, now: number): void {
-  for (;;) {
+  while (job.remaining > 0) {
     const n = syscalls.sendfileAt(job.socketFd, job.fileFd, job.offsetAt, Math.min(job.remaining, SENDFILE_TURN));
     if (n > 0) {
       job.sent += n;
       job.remaining -= n;
-      break;
+      break; // the others' turn
     }
     if (n === 0) return finish(job, syscalls, 'file shrank while being sent');
     const errno = syscalls.errno();
