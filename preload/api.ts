@@ -99,7 +99,8 @@ export interface ServeSettings {
   defaultRoot: string;
   httpPort: number;
   boot: Partial<Record<BootClass, string>>;
-  httpBoot: HttpBootSetting;
+  /** Undefined: answered, with the same program as UEFI PXE PCs (never set otherwise). */
+  httpBoot?: HttpBootSetting;
   /** Undefined when the host has no library (the machine database is not open). */
   defaultBoot?: DefaultBoot;
   /**

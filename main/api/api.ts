@@ -73,7 +73,7 @@ export interface ApiServiceHost {
   }): Promise<ServicesStatus>;
   stop(): Promise<ServicesStatus>;
   status(): ServicesStatus;
-  config(): Pick<ServeSettings, 'interfaceName' | 'mode' | 'pool' | 'root' | 'httpPort' | 'boot'> & { dataDir: string; httpBoot?: HttpBootSetting };
+  config(): Pick<ServeSettings, 'interfaceName' | 'mode' | 'pool' | 'root' | 'httpPort' | 'boot' | 'httpBoot'> & { dataDir: string };
   /** The bundled iPXE chain's programs, found or missing (ServiceHost.bootPrograms). */
   bootPrograms?(): BootProgramStatus[];
   activeTransfers(): TransferRow[];
@@ -429,7 +429,7 @@ export class HostApi {
       defaultRoot: defaultServedFolder(c.dataDir),
       httpPort: c.httpPort,
       boot: c.boot,
-      httpBoot: c.httpBoot ?? { answer: true },
+      httpBoot: c.httpBoot,
       defaultBoot: this.options.store?.defaults.boot(),
       bootPrograms: this.options.host.bootPrograms?.() ?? [],
     };

@@ -1,6 +1,15 @@
 // The Start screen's state: NICs, mode, pool, and what every service is doing.
 import type { ApiClient } from '../transport.js';
-import type { DefaultBootChoice, InterfacesList, NetInterfaceInfo, ServeMode, ServeSettings, ServicesStatus, StartRequest } from '../../../../preload/api.js';
+import type {
+  DefaultBootChoice,
+  HttpBootSetting,
+  InterfacesList,
+  NetInterfaceInfo,
+  ServeMode,
+  ServeSettings,
+  ServicesStatus,
+  StartRequest,
+} from '../../../../preload/api.js';
 import { suggestPool } from '../format.js';
 
 const STOPPED: ServicesStatus = { running: false, mode: 'proxy', services: [], problems: [] };
@@ -64,9 +73,9 @@ export class ServicesState {
     this.interfaces = interfaces;
     this.mode = status.running ? status.mode : settings.mode;
     this.root = settings.root;
-    this.httpBootAnswer = settings.httpBoot.answer;
-    this.httpBootWhat = settings.httpBoot.file ? 'file' : 'same';
-    this.httpBootFile = settings.httpBoot.file ?? '';
+    this.httpBootAnswer = settings.httpBoot?.answer ?? true;
+    this.httpBootWhat = settings.httpBoot?.file ? 'file' : 'same';
+    this.httpBootFile = settings.httpBoot?.file ?? '';
     if (!this.interfaceName) {
       const remembered = status.interfaceName ?? settings.interfaceName;
       // A remembered NIC that is gone is named as gone, not preselected: Start would fail on it.
@@ -103,11 +112,21 @@ export class ServicesState {
       pool: this.mode === 'dhcp' ? { first: this.poolFirst.trim(), last: this.poolLast.trim() } : undefined,
       ...(this.settings && this.root.trim() !== this.settings.root ? { root: this.root.trim() } : {}),
       ...(force ? { force: true } : {}),
-      httpBoot:
-        this.httpBootAnswer && this.httpBootWhat === 'file' && this.httpBootFile.trim()
-          ? { answer: true, file: this.httpBootFile.trim() }
-          : { answer: this.httpBootAnswer },
+      ...(this.httpBootChanged() ? { httpBoot: this.httpBootChoice() } : {}),
     };
+  }
+
+  /** UEFI HTTP boot as the screen shows it. */
+  httpBootChoice(): HttpBootSetting {
+    const file = this.httpBootFile.trim();
+    return this.httpBootAnswer && this.httpBootWhat === 'file' && file ? { answer: true, file } : { answer: this.httpBootAnswer };
+  }
+
+  /** Sent with Start only when it differs from the host's, like the served folder. */
+  private httpBootChanged(): boolean {
+    const host = this.settings?.httpBoot ?? { answer: true };
+    const chosen = this.httpBootChoice();
+    return chosen.answer !== host.answer || chosen.file !== host.file;
   }
 
   async start(force = false): Promise<void> {
