@@ -53,6 +53,18 @@ export interface StartRequest {
   root?: string;
   /** Full DHCP: start even when another DHCP server answered the probe. */
   force?: boolean;
+  /** UEFI HTTP boot: answered or not, and what x64 HTTP-boot PCs get. */
+  httpBoot?: HttpBootSetting;
+}
+
+/**
+ * UEFI HTTP boot (firmware asking with vendor class HTTPClient): answered or not. `file`, a
+ * path in the served folder or an http:// URL, is what x64 HTTP-boot PCs without an entry of
+ * their own get; without it they get the same program as UEFI PXE PCs, over HTTP.
+ */
+export interface HttpBootSetting {
+  answer: boolean;
+  file?: string;
 }
 
 /**
@@ -87,6 +99,8 @@ export interface ServeSettings {
   defaultRoot: string;
   httpPort: number;
   boot: Partial<Record<BootClass, string>>;
+  /** Undefined: answered, with the same program as UEFI PXE PCs (never set otherwise). */
+  httpBoot?: HttpBootSetting;
   /** Undefined when the host has no library (the machine database is not open). */
   defaultBoot?: DefaultBoot;
   /**

@@ -16,7 +16,7 @@ import {
   type Clock,
   type TimerHandle,
 } from '../core/index.js';
-import { defaultServedFolder } from '../host/index.js';
+import { defaultServedFolder, isAllowedHttpBootFile } from '../host/index.js';
 import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
 import { offeredForServing } from '../net/index.js';
 import type {
@@ -36,6 +36,7 @@ import type {
   EntryRemoveResult,
   EntryUpdate,
   EntryUpdateResult,
+  HttpBootSetting,
   ImageCaptureRequest,
   ImageDeleteResult,
   ImageDeployRequest,
@@ -68,10 +69,11 @@ export interface ApiServiceHost {
     pool?: { first: string; last: string };
     root?: string;
     force?: boolean;
+    httpBoot?: HttpBootSetting;
   }): Promise<ServicesStatus>;
   stop(): Promise<ServicesStatus>;
   status(): ServicesStatus;
-  config(): Pick<ServeSettings, 'interfaceName' | 'mode' | 'pool' | 'root' | 'httpPort' | 'boot'> & { dataDir: string };
+  config(): Pick<ServeSettings, 'interfaceName' | 'mode' | 'pool' | 'root' | 'httpPort' | 'boot' | 'httpBoot'> & { dataDir: string };
   /** The bundled iPXE chain's programs, found or missing (ServiceHost.bootPrograms). */
   bootPrograms?(): BootProgramStatus[];
   activeTransfers(): TransferRow[];
@@ -202,6 +204,19 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
         .refine((p) => isAbsolute(p), 'must be a full path on the host, e.g. /srv/boot')
         .optional(),
       force: z.boolean().optional(),
+      httpBoot: z
+        .object({
+          answer: z.boolean(),
+          file: z
+            .string()
+            .trim()
+            .min(1, 'must not be empty: give a file in the served folder or an http:// URL, or leave it out for the UEFI PXE program')
+            .max(4096)
+            .refine(isAllowedHttpBootFile, 'must be a path inside the served folder (e.g. ipxe.efi) or an http:// URL')
+            .optional(),
+        })
+        .strict()
+        .optional(),
     })
     .strict(),
   'services:stop': none,
@@ -417,6 +432,7 @@ export class HostApi {
       defaultRoot: defaultServedFolder(c.dataDir),
       httpPort: c.httpPort,
       boot: c.boot,
+      httpBoot: c.httpBoot,
       defaultBoot: this.options.store?.defaults.boot(),
       bootPrograms: this.options.host.bootPrograms?.() ?? [],
     };

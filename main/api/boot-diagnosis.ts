@@ -112,7 +112,7 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
     }
     case 'dhcp.ignored':
       if (event.expected) return info(`Left to the other DHCP server, as proxy mode should${reason ? `: ${reason}` : ''}`);
-      if (event.deliberate) return info(`Not answered on purpose${reason ? `: ${reason}` : ''}`);
+      if (event.deliberate || event.turnedOff) return info(`Not answered on purpose${reason ? `: ${reason}` : ''}`);
       return warning(`Not answered${reason ? `: ${reason}` : ''}`);
     case 'dhcp.error':
       return problem(`DHCP problem${reason ? `: ${reason}` : ''}`);
@@ -343,7 +343,15 @@ function diagnoseBootSteps(events: BootEvent[], expected?: BootExpectation): Dia
       hint: 'If this repeats, widen the pool or clear old leases.',
     };
   }
-  const ignored = [...attempt].reverse().find((e) => e.type === 'dhcp.ignored');
+  const ignored = [...attempt].reverse().find((e): e is BootEventOf<'dhcp.ignored'> => e.type === 'dhcp.ignored');
+  if (ignored?.turnedOff === 'http-boot') {
+    return {
+      stage: 'dhcp',
+      level: 'info',
+      message: 'not answered, because UEFI HTTP boot is turned off in the serving settings.',
+      hint: 'To boot this PC over HTTP, turn "UEFI HTTP boot" on on the Start screen (bootbench serve --http-boot on); otherwise put UEFI PXE before HTTP boot in its firmware boot order.',
+    };
+  }
   if (ignored?.deliberate) return localDiskDiagnosis(ignored, events);
   if (ignored) {
     return {

@@ -54,6 +54,9 @@ Options:
                          least two; LABEL= with no path boots the local disk)
   --menu-timeout SECONDS how long the menu waits before its first line (default 10; 255 = forever)
   --ipxe-script PATH     iPXE script that iPXE clients fetch over HTTP (relative to --root or absolute)
+  --http-boot on|off     answer UEFI PCs whose firmware boots over HTTP (HTTPClient); default on
+  --http-boot-file PATH  what x64 UEFI HTTP boot gets: a path in --root or an http:// URL (default:
+                         the same program as UEFI PXE PCs; an empty PATH goes back to that)
   --http-port N          HTTP port (default 8080)
   --data DIR             database folder (default ~/.bootbench)
   --log text|json        text lines on stderr (default), or one JSON event per line on stdout;

@@ -4,7 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isIPv4 } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { BOOT_CLASSES, parsePool, type BootClassName, type ServeConfig } from '../host/index.js';
+import { BOOT_CLASSES, checkHttpBootFile, parsePool, type BootClassName, type ServeConfig } from '../host/index.js';
 
 export const SERVE_OPTIONS = {
   interface: { type: 'string' },
@@ -20,6 +20,8 @@ export const SERVE_OPTIONS = {
   menu: { type: 'string', multiple: true },
   'menu-timeout': { type: 'string' },
   'ipxe-script': { type: 'string' },
+  'http-boot': { type: 'string' },
+  'http-boot-file': { type: 'string' },
   'http-port': { type: 'string' },
   data: { type: 'string' },
   log: { type: 'string' },
@@ -135,6 +137,22 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
     config.menuTimeoutSeconds = n;
   }
   if (values['ipxe-script'] !== undefined) config.ipxeScript = values['ipxe-script'];
+  if (values['http-boot'] !== undefined) {
+    if (values['http-boot'] !== 'on' && values['http-boot'] !== 'off')
+      throw new UsageError(`--http-boot "${values['http-boot']}" is not allowed: use on or off`);
+    config.httpBoot = { ...config.httpBoot, answer: values['http-boot'] === 'on' };
+  }
+  if (values['http-boot-file'] !== undefined) {
+    const file = values['http-boot-file'].trim();
+    if (values['http-boot'] === 'off') throw new UsageError('--http-boot-file is not used with --http-boot off: HTTP-boot PCs get no answer');
+    try {
+      if (file) checkHttpBootFile(file);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    // An empty file: HTTP-boot PCs get the same program as UEFI PXE PCs again.
+    config.httpBoot = file ? { answer: true, file } : { answer: config.httpBoot?.answer ?? true };
+  }
   if (values['http-port'] !== undefined) config.httpPort = parsePort(values['http-port'], '--http-port');
   if (values['dhcp-port'] !== undefined) config.ports.dhcp = parsePort(values['dhcp-port'], '--dhcp-port');
   if (values['pxe-port'] !== undefined) config.ports.pxe = parsePort(values['pxe-port'], '--pxe-port');

@@ -75,6 +75,8 @@ export interface DhcpIgnoredFields extends DhcpClientFields {
   expected?: true;
   /** Not answered on purpose (the machine boots from its disk). */
   deliberate?: true;
+  /** Not answered because the technician turned this boot method off (UEFI HTTP boot). */
+  turnedOff?: 'http-boot';
 }
 
 export interface DhcpConflictFields extends DhcpClientFields {

@@ -52,6 +52,9 @@ export function decideFullDhcpReply(
     case undefined:
       return bootpReply(request, ctx, boot, key, mac);
     case DhcpMessageType.DISCOVER: {
+      // A boot method turned off gets no offer at all: the address would only be for that boot.
+      const off = turnedOffBoot(request, ctx, boot);
+      if (off) return ignore(off.reason, off);
       const ip = leases.offer(key, mac, o.requestedIp, now);
       if (!ip) return ignore(`address pool ${leases.config.first}-${leases.config.last} is exhausted`);
       return addressReply(request, ctx, boot, DhcpMessageType.OFFER, ip);
@@ -114,6 +117,12 @@ function addNetworkOptions(reply: DhcpPacket, ctx: FullDhcpContext, withLease: b
     reply.options.renewalTime = Math.floor(seconds * 0.5);
     reply.options.rebindingTime = Math.floor(seconds * 0.875);
   }
+}
+
+function turnedOffBoot(request: DhcpPacket, ctx: FullDhcpContext, boot: BootFacts): BootDecision | undefined {
+  if (!wantsBootFile(boot.client, request.options.messageType)) return undefined;
+  const decision = chooseBootFile(boot.client, ctx.policy, boot.assignment);
+  return decision.kind === 'ignore' && decision.turnedOff ? decision : undefined;
 }
 
 function addBoot(request: DhcpPacket, reply: DhcpPacket, ctx: FullDhcpContext, boot: BootFacts): BootDecision | undefined {

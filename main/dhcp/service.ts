@@ -465,6 +465,7 @@ export class DhcpService {
     }
     if (plan.action === 'ignore') {
       const deliberate = plan.decision?.kind === 'ignore' && plan.decision.deliberate ? true : undefined;
+      const turnedOff = plan.decision?.kind === 'ignore' ? plan.decision.turnedOff : undefined;
       o.publish('dhcp.ignored', {
         mac,
         xid: request.xid,
@@ -475,6 +476,7 @@ export class DhcpService {
         machine: plan.decision?.machine,
         expected: plan.expected,
         deliberate,
+        turnedOff,
       });
       o.logger.debug(`ignored ${msgType} from ${mac}: ${plan.reason}`);
       return;

@@ -27,6 +27,8 @@ export interface ServeConfig {
   menuTimeoutSeconds?: number;
   /** What iPXE clients get over HTTP (path of an iPXE script; relative to the root or absolute). */
   ipxeScript?: string;
+  /** UEFI HTTP boot: whether it is answered, and what it boots; undefined = answered, same as UEFI PXE. */
+  httpBoot?: HttpBootSetting;
   httpPort: number;
   /** Database folder. */
   dataDir: string;
@@ -39,6 +41,36 @@ export interface ServeConfig {
   addressCheck?: boolean;
   /** Ports; only tests change them. */
   ports: { dhcp: number; pxe: number; tftp: number; dhcpClient: number };
+}
+
+/**
+ * UEFI HTTP boot (firmware asking with vendor class HTTPClient). `file` is what x64
+ * HTTP-boot PCs without an entry of their own get: a path under the served folder or a
+ * URL. Without it they get the http64 boot file, else the same program as UEFI PXE PCs.
+ */
+export interface HttpBootSetting {
+  answer: boolean;
+  file?: string;
+}
+
+/** The boot files the policy hands out, with the HTTP boot setting's file in the http64 place. */
+export function bootFilesWithHttpBoot(
+  boot: Partial<Record<BootClassName, string>>,
+  httpBoot: HttpBootSetting | undefined,
+): Partial<Record<BootClassName, string>> {
+  return httpBoot?.file ? { ...boot, http64: httpBoot.file } : boot;
+}
+
+/** An HTTP boot file is a path inside the served folder or an http(s) URL. */
+export function isAllowedHttpBootFile(file: string): boolean {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(file)) return /^https?:\/\//i.test(file);
+  return !file.startsWith('/') && !file.split(/[\\/]/).includes('..');
+}
+
+export function checkHttpBootFile(file: string, setting = '--http-boot-file'): void {
+  if (!isAllowedHttpBootFile(file)) {
+    throw new ConfigError(setting, `${setting} "${file}" is not allowed: give a path inside the served folder (e.g. ipxe.efi) or an http:// URL`);
+  }
 }
 
 export const DEFAULT_PORTS = { dhcp: 67, pxe: 4011, tftp: 69, dhcpClient: 68 } as const;

@@ -1,4 +1,15 @@
 // The public entry of main/host/: what other folders may use.
-export { BOOT_CLASSES, ConfigError, defaultServeConfig, defaultServedFolder, parsePool, type BootClassName, type ServeConfig } from './config.js';
+export {
+  BOOT_CLASSES,
+  ConfigError,
+  checkHttpBootFile,
+  defaultServeConfig,
+  defaultServedFolder,
+  isAllowedHttpBootFile,
+  parsePool,
+  type BootClassName,
+  type HttpBootSetting,
+  type ServeConfig,
+} from './config.js';
 export { ServiceHost } from './service-host.js';
 export { configFromSettings, saveConfigToSettings } from './stored-config.js';

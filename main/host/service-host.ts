@@ -8,7 +8,7 @@ import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as Transfe
 import { ClientDirectory } from './client-directory.js';
 import { TransferTable } from './transfer-table.js';
 import { libraryAssignments } from './library-assignments.js';
-import { ConfigError, checkPoolAgainstInterface, defaultServedFolder, prefixToNetmask, type ServeConfig } from './config.js';
+import { ConfigError, bootFilesWithHttpBoot, checkPoolAgainstInterface, defaultServedFolder, prefixToNetmask, type ServeConfig } from './config.js';
 import {
   type UdpSocketFactory,
   type InterfaceChange,
@@ -239,10 +239,11 @@ export class ServiceHost {
           policy: {
             serverAddress: address,
             httpBaseUrl,
-            boot: chainload?.boot ?? config.boot,
+            boot: bootFilesWithHttpBoot(chainload?.boot ?? config.boot, config.httpBoot),
             ipxeScriptUrl: ipxeScriptPath ? `${httpBaseUrl}/boot.ipxe` : chainload?.ipxeScriptUrl,
             menu: config.menu,
             menuTimeoutSeconds: config.menuTimeoutSeconds,
+            answerHttpBoot: config.httpBoot?.answer,
           },
           pool:
             config.mode === 'dhcp' && config.pool

@@ -26,6 +26,8 @@ export function configFromSettings(store: Store, dataDir: string): ServeConfig {
     if ((BOOT_CLASSES as readonly string[]).includes(cls)) config.boot[cls as BootClassName] = path;
   }
   if (defaults?.ipxeScript) config.ipxeScript = defaults.ipxeScript;
+  const httpBoot = s.get('httpBoot');
+  if (httpBoot) config.httpBoot = httpBoot.file ? { answer: httpBoot.answer, file: httpBoot.file } : { answer: httpBoot.answer };
   return config;
 }
 
@@ -38,5 +40,6 @@ export function saveConfigToSettings(store: Store, config: ServeConfig): void {
     if (config.pool) s.set('pool', { ...config.pool, router: config.router, dns: config.dns, leaseSeconds: config.leaseSeconds });
     s.set('ports', { ...(s.get('ports') ?? {}), http: config.httpPort });
     s.set('defaults', { ...(s.get('defaults') ?? {}), boot: { ...config.boot }, ipxeScript: config.ipxeScript });
+    if (config.httpBoot) s.set('httpBoot', { ...config.httpBoot });
   });
 }

@@ -43,6 +43,11 @@ export interface BootPolicyConfig {
   menuPrompt?: string;
   /** Seconds the PXE menu waits before taking the first entry (PXE 2.1: 255 = wait forever). */
   menuTimeoutSeconds?: number;
+  /**
+   * Whether UEFI HTTP boot firmware (vendor class HTTPClient) is answered; undefined = yes.
+   * When false it gets no offer, and its firmware goes on to its next boot option.
+   */
+  answerHttpBoot?: boolean;
 }
 
 /** What a client told us about itself (main/dhcp/boot-client.ts reads it from its DHCP message). */
@@ -93,6 +98,8 @@ export type BootDecision =
       bootClass?: BootClass;
       machine?: string;
       /** Not answered on purpose (its assignment says so), not for want of an answer. */ deliberate?: true;
+      /** Not answered because the technician turned this boot method off (UEFI HTTP boot). */
+      turnedOff?: 'http-boot';
     };
 
 /** Menu item types for our entries; iPXE asks for 0x8000 after a menu (PXE-NOTES). */
@@ -151,6 +158,15 @@ export function chooseBootFile(client: BootClient, config: BootPolicyConfig, ass
   const httpClass = isHttpBootClass(bootClass) || client.vendorClass?.startsWith('HTTPClient') === true;
   const vendorClass = httpClass ? ('HTTPClient' as const) : ('PXEClient' as const);
   const who = machine ? `machine ${machine}` : 'default';
+  // The setting is about firmware: iPXE already running asks for its script, not for HTTP boot.
+  if (httpClass && !client.ipxe && config.answerHttpBoot === false) {
+    return {
+      kind: 'ignore',
+      ...base,
+      turnedOff: 'http-boot',
+      reason: 'its firmware asked for UEFI HTTP boot (HTTPClient), which is turned off in the serving settings; it goes on to PXE or its disk',
+    };
+  }
 
   // iPXE as the NBP does DHCP again; handing it the iPXE binary would loop forever.
   const scriptUrl = assignment?.ipxeScriptUrl ?? config.ipxeScriptUrl;

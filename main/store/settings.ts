@@ -26,6 +26,8 @@ export const SETTING_SCHEMAS = {
     boot: z.record(z.string(), z.string()).optional(),
     ipxeScript: z.string().optional(),
   }),
+  /** UEFI HTTP boot: answered or not, and the file x64 HTTP-boot PCs get (else what UEFI PXE PCs get). */
+  httpBoot: z.object({ answer: z.boolean(), file: z.string().min(1).optional() }),
   retention: z
     .object({
       maxAgeMs: z.number().int().positive(),

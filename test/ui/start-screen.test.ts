@@ -117,3 +117,64 @@ test('gone NIC, missing UEFI boot program and a wrong folder: each said on the S
   assert.equal(fits, true, 'the "What PCs boot" section fits a 390 px screen');
   assert.deepEqual(errors, []);
 });
+
+async function storedHttpBoot(expected: unknown): Promise<void> {
+  const until = Date.now() + 5000;
+  while (Date.now() < until && JSON.stringify(store!.settings.get('httpBoot')) !== JSON.stringify(expected)) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(store!.settings.get('httpBoot'), expected);
+}
+
+test(
+  'UEFI HTTP boot: shown with when to use it, turned off and on again, and the host starts with what the screen says',
+  { skip, timeout: 90_000 },
+  async () => {
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(web!.url);
+    // The host's settings are on the screen once the boot programs are (both come with the first load).
+    await page.getByTestId('boot-programs').waitFor({ timeout: 10_000 });
+    // The first test may have left the services running: the setting is chosen while stopped.
+    const startStop = page.getByTestId('start-stop');
+    if ((await startStop.innerText()).includes('Stop serving')) {
+      await startStop.click();
+      await startStop.filter({ hasText: 'Start serving' }).waitFor({ timeout: 10_000 });
+    }
+    await page.locator('label.nic', { hasText: 'lo' }).click();
+
+    const box = page.getByTestId('http-boot');
+    const answer = page.getByTestId('http-boot-answer');
+    assert.equal(await answer.isChecked(), true, 'answered by default');
+    assert.match(await box.innerText(), /UEFI PCs whose firmware offers HTTP boot .*faster than TFTP for big files\. PXE stays the default/s);
+    assert.equal(await page.getByTestId('http-boot-what').inputValue(), 'same');
+
+    // Off: the host serves with HTTP boot not answered, and stores that for the next start.
+    await answer.uncheck();
+    assert.match(await page.getByTestId('http-boot-off-text').innerText(), /does not answer them/);
+    await startStop.click();
+    await page.getByTestId('serving-text').waitFor({ timeout: 20_000 });
+    assert.deepEqual(host!.config().httpBoot, { answer: false });
+    // Saved after the start call returns, which may be after the screen shows the services running.
+    await storedHttpBoot({ answer: false });
+    assert.equal(await answer.isDisabled(), true, 'not changed while serving');
+    await page.screenshot({ path: join(shots, 'start-http-boot-off.png'), fullPage: true });
+
+    // On again, with a file of its own; a fresh page load shows what the host keeps.
+    await startStop.click();
+    await startStop.filter({ hasText: 'Start serving' }).waitFor({ timeout: 10_000 });
+    await answer.check();
+    await page.getByTestId('http-boot-what').selectOption('file');
+    assert.equal(await startStop.isDisabled(), true, 'no Start with the file left empty');
+    await page.getByTestId('http-boot-file').fill('efi/ipxe.efi');
+    await startStop.click();
+    await page.getByTestId('serving-text').waitFor({ timeout: 20_000 });
+    assert.deepEqual(host!.config().httpBoot, { answer: true, file: 'efi/ipxe.efi' });
+    await storedHttpBoot({ answer: true, file: 'efi/ipxe.efi' });
+    await page.reload();
+    await page.getByTestId('http-boot-file').waitFor({ timeout: 10_000 });
+    assert.equal(await page.getByTestId('http-boot-file').inputValue(), 'efi/ipxe.efi');
+    assert.equal(await page.getByTestId('http-boot-answer').isChecked(), true);
+    await page.screenshot({ path: join(shots, 'start-http-boot-file.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  },
+);

@@ -24,6 +24,8 @@ test('serve --help lists every documented flag', () => {
     '--root DIR',
     '--boot CLASS=PATH',
     '--ipxe-script PATH',
+    '--http-boot on|off',
+    '--http-boot-file PATH',
     '--http-port N',
     '--data DIR',
     '--log text|json',

@@ -245,3 +245,16 @@ describe('lease file', () => {
     assert.equal(pool.offer('k2', B, '192.0.2.1', 0), undefined);
   });
 });
+
+test('UEFI HTTP boot turned off: no offer (no address held for it); PXE firmware is still answered', () => {
+  const clock = new ManualClock(1_000_000);
+  const leases = new LeasePool({ first: '192.0.2.100', last: '192.0.2.101', subnetMask: '255.255.255.0', leaseSeconds: 600 }, SERVER, clock);
+  const off = { ...policy, answerHttpBoot: false };
+  const decide = (bytes: Buffer) => decideFullDhcpReply(decodeDhcpPacket(bytes), { serverAddress: SERVER, policy: off, ports, leases, now: clock.now() });
+  const plan = decide(rawDhcp({ xid: 1, mac: A, options: firmwareOptions('http-x64', A) }));
+  assert.equal(plan.action, 'ignore');
+  assert.equal(plan.action === 'ignore' && plan.decision?.kind === 'ignore' && plan.decision.turnedOff, 'http-boot');
+  const { wire } = replied(decide(rawDhcp({ xid: 2, mac: B, options: firmwareOptions('edk2-x64', B) })));
+  assert.equal(wire.yiaddr, '192.0.2.100', 'the HTTP client held no address');
+  assert.equal(wire.file, 'ipxe.efi');
+});

@@ -55,3 +55,22 @@ test('a PXE boot is not called an HTTP boot', () => {
   assert.doesNotMatch(d.message, /HTTP boot/);
   assert.match(d.hint!, /TFTP/);
 });
+
+test('HTTP boot turned off: the Timeline says so for that PC, as a choice, with where to turn it on', async () => {
+  const { summarizeEvent } = await import('../../main/api/boot-diagnosis.js');
+  const reason = 'its firmware asked for UEFI HTTP boot (HTTPClient), which is turned off in the serving settings; it goes on to PXE or its disk';
+  const ignored = ev('dhcp.ignored', { msgType: 'DISCOVER', bootClass: 'http64', turnedOff: 'http-boot', reason });
+  const d = diagnoseBoot([httpDiscover('DISCOVER'), ignored, httpDiscover('DISCOVER'), ev('dhcp.ignored', { ...ignored })]);
+  assert.equal(d.level, 'info');
+  assert.match(d.message, /^UEFI HTTP boot: not answered, because UEFI HTTP boot is turned off/);
+  assert.match(d.hint!, /Start screen/);
+  const line = summarizeEvent(ignored);
+  assert.equal(line.level, 'info');
+  assert.match(line.summary, /^Not answered on purpose: its firmware asked for UEFI HTTP boot/);
+});
+
+test('an HTTP-boot DISCOVER not answered for another reason is not blamed on the setting', () => {
+  const d = diagnoseBoot([httpDiscover('DISCOVER'), ev('dhcp.ignored', { msgType: 'DISCOVER', reason: 'no boot file configured for http64' })]);
+  assert.equal(d.level, 'warning');
+  assert.doesNotMatch(d.message, /turned off/);
+});

@@ -227,3 +227,51 @@ test("a machine its assignment sends to its local disk is ignored on purpose, wi
   assert.equal(d.reason, 'boots from its local disk (assigned entry "Local disk")');
   assert.doesNotMatch(d.reason, /machine Local disk/);
 });
+
+describe('UEFI HTTP boot turned on or off', () => {
+  const httpFirmware = client(16, { vendorClass: 'HTTPClient:Arch:00016:UNDI:003001' });
+  const pxeFirmware = client(7, { vendorClass: 'PXEClient:Arch:00007:UNDI:003016' });
+
+  test('on (the default): HTTP-boot firmware gets its URL', () => {
+    assert.equal(summary(decide(httpFirmware)), 'url http://192.0.2.1:8080/http/ipxe.efi HTTPClient');
+    assert.equal(summary(decide(httpFirmware, { answerHttpBoot: true })), 'url http://192.0.2.1:8080/http/ipxe.efi HTTPClient');
+  });
+
+  test('on, no http64 file: the uefi64 program over HTTP, for an assigned machine too', () => {
+    const uefiOnly = { boot: { uefi64: 'ipxe.efi' }, answerHttpBoot: true };
+    assert.equal(summary(decide(httpFirmware, uefiOnly)), 'url http://192.0.2.1:8080/ipxe.efi HTTPClient');
+    const d = decide({ ...httpFirmware, mac: MAC }, uefiOnly, lookupMachine);
+    assert.equal(summary(d), 'url http://192.0.2.1:8080/machines/bench-1/shimx64.efi HTTPClient');
+    assert.match(d.reason, /bench-1 uefi64 boot file over HTTP/);
+  });
+
+  test('off: HTTP-boot firmware is not answered, says why, and is marked as turned off', () => {
+    for (const c of [httpFirmware, client(19), client(7, { vendorClass: 'HTTPClient:Arch:00007' })]) {
+      const d = decide(c, { answerHttpBoot: false });
+      assert.equal(d.kind, 'ignore');
+      if (d.kind !== 'ignore') continue;
+      assert.equal(d.turnedOff, 'http-boot');
+      assert.equal(d.deliberate, undefined);
+      assert.match(d.reason, /UEFI HTTP boot .*turned off/);
+    }
+  });
+
+  test('off: a machine with its own file is not answered either', () => {
+    const d = decide({ ...httpFirmware, mac: MAC }, { answerHttpBoot: false }, lookupMachine);
+    assert.equal(d.kind === 'ignore' && d.turnedOff, 'http-boot');
+    assert.equal(d.machine, 'bench-1');
+  });
+
+  test('off: PXE firmware and iPXE are answered as before', () => {
+    assert.equal(summary(decide(pxeFirmware, { answerHttpBoot: false })), 'file ipxe.efi PXEClient');
+    assert.equal(summary(decide(client(0), { answerHttpBoot: false })), 'file undionly.kpxe PXEClient');
+    const script = 'http://192.0.2.1:8080/boot.ipxe';
+    assert.equal(summary(decide(client(16, { ipxe: true }), { answerHttpBoot: false, ipxeScriptUrl: script })), `url ${script} HTTPClient`);
+  });
+
+  test('off: a machine sent to its local disk keeps its own reason', () => {
+    const d = decide(httpFirmware, { answerHttpBoot: false }, () => ({ name: 'Local disk', ignore: true, ignoreReason: 'boots from its local disk' }));
+    assert.equal(d.kind === 'ignore' && d.deliberate, true);
+    assert.equal(d.kind === 'ignore' && d.turnedOff, undefined);
+  });
+});

@@ -1,6 +1,15 @@
 // The Start screen's state: NICs, mode, pool, and what every service is doing.
 import type { ApiClient } from '../transport.js';
-import type { DefaultBootChoice, InterfacesList, NetInterfaceInfo, ServeMode, ServeSettings, ServicesStatus, StartRequest } from '../../../../preload/api.js';
+import type {
+  DefaultBootChoice,
+  HttpBootSetting,
+  InterfacesList,
+  NetInterfaceInfo,
+  ServeMode,
+  ServeSettings,
+  ServicesStatus,
+  StartRequest,
+} from '../../../../preload/api.js';
 import { suggestPool } from '../format.js';
 
 const STOPPED: ServicesStatus = { running: false, mode: 'proxy', services: [], problems: [] };
@@ -15,6 +24,10 @@ export class ServicesState {
   poolLast = $state('');
   /** The served folder as typed; sent with Start when it differs from the host's. */
   root = $state('');
+  /** UEFI HTTP boot as chosen on the screen, sent with Start: answered or not, and what it boots. */
+  httpBootAnswer = $state(true);
+  httpBootWhat = $state<'same' | 'file'>('same');
+  httpBootFile = $state('');
   /** The NIC the settings name that this computer no longer has (unplugged USB adapter, renamed). */
   goneInterface = $state<string | undefined>(undefined);
   /** The last failure to change the default boot, as the host worded it. */
@@ -38,7 +51,8 @@ export class ServicesState {
       !this.busy &&
       this.interfaceName !== '' &&
       this.root.trim() !== '' &&
-      (this.mode === 'proxy' || (this.poolFirst !== '' && this.poolLast !== '')),
+      (this.mode === 'proxy' || (this.poolFirst !== '' && this.poolLast !== '')) &&
+      !(this.httpBootAnswer && this.httpBootWhat === 'file' && this.httpBootFile.trim() === ''),
   );
   /** Boot programs the bundled iPXE chain needs and does not have (each with its fix). */
   missingPrograms = $derived((this.settings?.bootPrograms ?? []).filter((p) => p.problem));
@@ -59,6 +73,9 @@ export class ServicesState {
     this.interfaces = interfaces;
     this.mode = status.running ? status.mode : settings.mode;
     this.root = settings.root;
+    this.httpBootAnswer = settings.httpBoot?.answer ?? true;
+    this.httpBootWhat = settings.httpBoot?.file ? 'file' : 'same';
+    this.httpBootFile = settings.httpBoot?.file ?? '';
     if (!this.interfaceName) {
       const remembered = status.interfaceName ?? settings.interfaceName;
       // A remembered NIC that is gone is named as gone, not preselected: Start would fail on it.
@@ -95,7 +112,21 @@ export class ServicesState {
       pool: this.mode === 'dhcp' ? { first: this.poolFirst.trim(), last: this.poolLast.trim() } : undefined,
       ...(this.settings && this.root.trim() !== this.settings.root ? { root: this.root.trim() } : {}),
       ...(force ? { force: true } : {}),
+      ...(this.httpBootChanged() ? { httpBoot: this.httpBootChoice() } : {}),
     };
+  }
+
+  /** UEFI HTTP boot as the screen shows it. */
+  httpBootChoice(): HttpBootSetting {
+    const file = this.httpBootFile.trim();
+    return this.httpBootAnswer && this.httpBootWhat === 'file' && file ? { answer: true, file } : { answer: this.httpBootAnswer };
+  }
+
+  /** Sent with Start only when it differs from the host's, like the served folder. */
+  private httpBootChanged(): boolean {
+    const host = this.settings?.httpBoot ?? { answer: true };
+    const chosen = this.httpBootChoice();
+    return chosen.answer !== host.answer || chosen.file !== host.file;
   }
 
   async start(force = false): Promise<void> {
