@@ -55,6 +55,11 @@ Options:
   --menu-timeout SECONDS how long the menu waits before its first line (default 10; 255 = forever)
   --ipxe-script PATH     iPXE script that iPXE clients fetch over HTTP (relative to --root or absolute)
   --http-port N          HTTP port (default 8080)
+  --tftp-multicast       RFC 2090 multicast TFTP: clients asking for the same file with the
+                         multicast option share one stream (TTL 1, this NIC only); off by default
+  --tftp-multicast-group ADDRESS[:PORT]
+                         first session's group (default 239.255.69.1:1758; implies --tftp-multicast);
+                         each further file sent at once takes the next address and port
   --data DIR             database folder (default ~/.bootbench)
   --log text|json        text lines on stderr (default), or one JSON event per line on stdout;
                          DHCP packets beyond 400 a second (a storm) are counted, not logged

@@ -37,6 +37,12 @@ export interface ServeConfig {
    * Undefined = on; false = `--no-address-check`.
    */
   addressCheck?: boolean;
+  /**
+   * RFC 2090 multicast TFTP: undefined = off (the option is ignored and clients download
+   * unicast). `group`: the first session's group (default 239.255.69.1, IPv4 Local Scope),
+   * each further session at once takes the next address and port (from 1758).
+   */
+  tftpMulticast?: { group?: string; port?: number };
   /** Ports; only tests change them. */
   ports: { dhcp: number; pxe: number; tftp: number; dhcpClient: number };
 }

@@ -2,3 +2,4 @@
 export { BOOT_CLASSES, ConfigError, defaultServeConfig, defaultServedFolder, parsePool, type BootClassName, type ServeConfig } from './config.js';
 export { ServiceHost } from './service-host.js';
 export { configFromSettings, saveConfigToSettings } from './stored-config.js';
+export { DEFAULT_MULTICAST_SESSIONS, multicastGroupProblem } from '../tftp/index.js';
