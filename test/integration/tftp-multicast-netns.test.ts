@@ -44,6 +44,7 @@ describe('RFC 2090 multicast TFTP: 4 atftp clients on one bridge', { skip }, () 
     // 2.9 MB: about 2000 blocks (atftp's multicast bitmap holds 65536).
     hashes.set('boot.img', writeRandomFile(join(dir, 'root', 'boot.img'), 2_900_000 + 77));
     hashes.set('slow.img', writeRandomFile(join(dir, 'root', 'slow.img'), 1_400_000 + 5));
+    hashes.set('slow2.img', writeRandomFile(join(dir, 'root', 'slow2.img'), 1_400_000 + 5));
     lab = new Lab('mt');
     const sw = lab.namespace('w');
     serverNs = lab.namespace('s');
@@ -103,7 +104,35 @@ describe('RFC 2090 multicast TFTP: 4 atftp clients on one bridge', { skip }, () 
 
   const bus = (type: string, file: string) => server.lines.filter((l) => l.event === 'bus' && l.type === type && l.file === `/${file}`);
 
-  test('four clients at once: every copy matches, one stream on the wire', async () => {
+  /** tshark on the server's NIC, when installed: every UDP datagram the server sends (destination, UDP length). */
+  async function capture(): Promise<{ stop(): Promise<{ dst: string; length: number }[]> } | undefined> {
+    if (missingPrograms('tshark')) return undefined;
+    const pcap = join(dir, `capture-${Date.now()}.pcap`);
+    const child = lab.spawn(serverNs, 'tshark', ['-i', 'eth0', '-f', `udp and src host ${SERVER}`, '-w', pcap]);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    await waitFor(() => stderr.includes('Capturing on'), 20_000, 'tshark capturing');
+    return {
+      async stop() {
+        await new Promise((r) => setTimeout(r, 300));
+        child.kill('SIGINT');
+        await new Promise((r) => child.once('exit', r));
+        const fields = lab.exec(serverNs, 'tshark', ['-r', pcap, '-T', 'fields', '-e', 'ip.dst', '-e', 'udp.length']);
+        return fields
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => {
+            const [dst, length] = line.split('\t');
+            return { dst, length: Number(length) };
+          });
+      },
+    };
+  }
+
+  test('four clients at once: every copy matches, one stream on the wire', async (t) => {
+    const wire = await capture();
+    if (!wire) t.diagnostic('tshark is not installed: the wire is judged by the NIC counter alone');
     const before = txBytes();
     const runs = clientNs.map((_, i) => atftp(i, 'boot.img', join(dir, 'out', `boot-${i}.img`)));
     const results = await Promise.all(runs.map((r) => r.done));
@@ -122,5 +151,62 @@ describe('RFC 2090 multicast TFTP: 4 atftp clients on one bridge', { skip }, () 
     const done = bus('tftp.done', 'boot.img');
     assert.equal(done.length, CLIENTS);
     for (const d of done) assert.equal(d.options.multicast, 1);
+    if (wire) {
+      // DATA datagrams: UDP length 8 + 4 + payload; the blocks go to the group, none to a client.
+      const datagrams = await wire.stop();
+      const toGroup = datagrams.filter((d) => d.dst === GROUP && d.length > 12);
+      const bigUnicast = datagrams.filter((d) => d.dst !== GROUP && d.length > 100);
+      assert.equal(bigUnicast.length, 0, `DATA sent unicast: ${JSON.stringify(bigUnicast.slice(0, 5))}`);
+      const blocks = Math.floor(size / BLKSIZE) + 1;
+      assert.equal(toGroup.length, end.dataPackets, 'the capture and the server count the same DATA');
+      assert.ok(toGroup.length >= blocks && toGroup.length <= 1.3 * blocks, `${toGroup.length} DATA datagrams on the wire for ${blocks} blocks`);
+    }
   });
+
+  /**
+   * Four clients fetch `file` over a slowed link (a 4 Mbit/s token bucket on the server's NIC,
+   * so the stream lasts about 3 s; this kernel has no netem); once the first master has
+   * driven part of it, it gets `signal`.
+   */
+  async function masterLeaves(file: string, signal: NodeJS.Signals): Promise<{ master: number; results: { code: number | null; stderr: string }[] }> {
+    lab.exec(serverNs, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '4mbit', 'burst', '4kb', 'latency', '200ms']);
+    try {
+      const runs = clientNs.map((_, i) => atftp(i, file, join(dir, 'out', `${file}-${signal}-${i}`)));
+      const first = await waitFor(() => bus('tftp-multicast.master', file)[0], 10_000, 'the first master');
+      const master = Number(first.ip.split('.')[3]) - 11;
+      // Mid-transfer: the session has sent part of the file and not all of it.
+      await waitFor(() => bus('tftp-multicast.progress', file).find((p) => p.highestBlock > 50), 10_000, 'the stream under way');
+      assert.equal(bus('tftp-multicast.end', file).length, 0, 'the stream ended before the master was stopped: slow it further');
+      runs[master].child.kill(signal);
+      return { master, results: await Promise.all(runs.map((r) => r.done)) };
+    } finally {
+      lab.exec(serverNs, 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
+    }
+  }
+
+  for (const [signal, reason, how] of [
+    ['SIGKILL', 'master timed out', 'killed (silent)'],
+    ['SIGTERM', 'master left', 'stopped (atftp sends an ERROR)'],
+  ] as const) {
+    test(`the master ${how} mid-transfer: the next client takes over and the others finish`, async () => {
+      const file = signal === 'SIGKILL' ? 'slow.img' : 'slow2.img';
+      const { master, results } = await masterLeaves(file, signal);
+      results.forEach((r, i) => {
+        if (i === master) return;
+        assert.equal(r.code, 0, `client ${i + 1}: ${r.stderr.slice(-2000)}`);
+        assert.equal(sha256File(join(dir, 'out', `${file}-${signal}-${i}`)), hashes.get(file), `client ${i + 1}: sha256`);
+      });
+      const end = await waitFor(() => bus('tftp-multicast.end', file)[0], 10_000, 'tftp-multicast.end');
+      assert.equal(end.clientsDone, CLIENTS - 1, JSON.stringify(end));
+      assert.equal(end.clientsFailed, 1);
+      const masters = bus('tftp-multicast.master', file);
+      assert.equal(masters[1]?.reason, reason, JSON.stringify(masters));
+      assert.notEqual(masters[1].ip, masters[0].ip);
+      const gone = `198.18.0.${11 + master}`;
+      const ended = server.lines.filter((l) => l.event === 'bus' && l.file === `/${file}` && l.ip === gone && /^tftp\.(failed|aborted)$/.test(l.type));
+      assert.equal(ended.length, 1, `the departed master's transfer ends as ${signal === 'SIGKILL' ? 'failed' : 'aborted'}`);
+      assert.equal(ended[0].type, signal === 'SIGKILL' ? 'tftp.failed' : 'tftp.aborted');
+      assert.ok(end.dataBytes < 1.6 * 1_400_005, `DATA payload ${end.dataBytes}: the survivors repair only what they missed`);
+    });
+  }
 });
