@@ -60,6 +60,9 @@ Options:
   --tftp-multicast-group ADDRESS[:PORT]
                          first session's group (default 239.255.69.1:1758; implies --tftp-multicast);
                          each further file sent at once takes the next address and port
+  --tftp-multicast-wait SECONDS
+                         a new multicast session's first block waits this long for the
+                         other clients to join (default 0; implies --tftp-multicast)
   --data DIR             database folder (default ~/.bootbench)
   --log text|json        text lines on stderr (default), or one JSON event per line on stdout;
                          DHCP packets beyond 400 a second (a storm) are counted, not logged

@@ -23,6 +23,7 @@ export const SERVE_OPTIONS = {
   'http-port': { type: 'string' },
   'tftp-multicast': { type: 'boolean' },
   'tftp-multicast-group': { type: 'string' },
+  'tftp-multicast-wait': { type: 'string' },
   data: { type: 'string' },
   log: { type: 'string' },
   // Test-only port overrides, so tests can run beside a real service.
@@ -55,7 +56,7 @@ export function parsePort(value: string, flag: string): number {
 }
 
 /** `--tftp-multicast-group ADDRESS[:PORT]` (or nothing: the defaults). */
-function parseMulticastGroup(value: string | undefined): { group?: string; port?: number } {
+function parseMulticastGroup(value: string | undefined): NonNullable<ServeConfig['tftpMulticast']> {
   if (value === undefined) return {};
   const match = /^([\d.]+)(?::(\d+))?$/.exec(value.trim());
   const group = match?.[1] ?? value;
@@ -156,7 +157,17 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
   if (values['dhcp-port'] !== undefined) config.ports.dhcp = parsePort(values['dhcp-port'], '--dhcp-port');
   if (values['pxe-port'] !== undefined) config.ports.pxe = parsePort(values['pxe-port'], '--pxe-port');
   if (values['tftp-port'] !== undefined) config.ports.tftp = parsePort(values['tftp-port'], '--tftp-port');
-  if (values['tftp-multicast'] || values['tftp-multicast-group'] !== undefined) config.tftpMulticast = parseMulticastGroup(values['tftp-multicast-group']);
+  if (values['tftp-multicast'] || values['tftp-multicast-group'] !== undefined || values['tftp-multicast-wait'] !== undefined) {
+    config.tftpMulticast = parseMulticastGroup(values['tftp-multicast-group']);
+    const wait = values['tftp-multicast-wait'];
+    if (wait !== undefined) {
+      if (!/^\d+(\.\d+)?$/.test(wait) || Number(wait) > 20)
+        throw new UsageError(
+          `--tftp-multicast-wait "${wait}" is not allowed: give seconds from 0 to 20 (a client such as atftp gives up after some 25 s without a block)`,
+        );
+      config.tftpMulticast.startDelayMs = Math.round(Number(wait) * 1000);
+    }
+  }
   if (values.data !== undefined) config.dataDir = resolve(values.data);
   return config;
 }

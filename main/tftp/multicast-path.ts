@@ -29,6 +29,8 @@ export interface TftpMulticastOptions {
   sessions?: number;
   /** How long a silent master keeps the role (see MulticastSession). Default 10 s. */
   masterTimeoutMs?: number;
+  /** How long a new session waits after its first client's ACK 0 for others to join (see MulticastSession). Default 0. */
+  startDelayMs?: number;
 }
 
 export interface MulticastDataPathOptions extends TftpMulticastOptions {
@@ -149,6 +151,7 @@ export class MulticastDataPath {
         retransmit: o.retransmit,
         readAheadBytes: o.readAheadBytes,
         masterTimeoutMs: o.masterTimeoutMs,
+        startDelayMs: o.startDelayMs,
         sendTo: (client, packet) => entry.socket?.send(packet, client.port, client.ip),
         sendToGroup: (header, data) => entry.socket?.send([header, data], port, group),
         onMasterChange: (master, reason) => {

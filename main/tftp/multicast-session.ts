@@ -117,6 +117,12 @@ export interface MulticastSessionOptions {
    * our re-send were both lost, so the default outlasts that. Default 10 s.
    */
   masterTimeoutMs?: number;
+  /**
+   * The first DATA leaves this long after the first master's ACK 0, so that clients started
+   * together (a room powered on at once) join before the stream moves on; a later client
+   * still gets what it missed as master. Default 0.
+   */
+  startDelayMs?: number;
   /** Read-ahead chunk size. Default 256 KiB. */
   readAheadBytes?: number;
   progressIntervalMs?: number;
@@ -183,6 +189,9 @@ export class MulticastSession {
   /** abort() is ending every member: no hand-over */
   private aborting = false;
   private useCount = 0;
+  /** 'waiting': the first master ACKed and the start delay runs */
+  private start: 'not yet' | 'waiting' | 'started' = 'not yet';
+  private startTimer: TimerHandle | undefined;
 
   constructor(private readonly options: MulticastSessionOptions) {
     this.blksize = options.blksize;
@@ -254,6 +263,7 @@ export class MulticastSession {
       return;
     }
     const wanted = wireBlock + 1;
+    if (this.start !== 'started' && this.delayStart()) return;
     if (wanted === this.inFlight + 1 && this.inFlight > 0) {
       // The ACK of the block in flight: a clean round trip unless it was re-sent (Karn).
       if (!this.resent) this.sampleRtt(now - this.sentAt);
@@ -264,6 +274,28 @@ export class MulticastSession {
     this.retries = 0;
     this.sendBlock(wanted);
     this.maybeProgress(now, member);
+  }
+
+  /** True while the first DATA waits for the start delay (see MulticastSessionOptions.startDelayMs). */
+  private delayStart(): boolean {
+    const delay = this.options.startDelayMs ?? 0;
+    if (this.start === 'waiting') return true;
+    if (delay <= 0) {
+      this.start = 'started';
+      return false;
+    }
+    this.start = 'waiting';
+    this.clearTimer();
+    this.startTimer = this.options.clock.setTimeout(() => {
+      this.startTimer = undefined;
+      this.start = 'started';
+      if (this.closed) return;
+      const master = this.members[0];
+      // The master's silence is counted from the end of the wait, not from its ACK 0.
+      master.lastHeardAt = this.options.clock.now();
+      this.sendBlock(Math.max(0, master.acked) + 1);
+    }, delay);
+    return true;
   }
 
   /** An ERROR from a member's TID: it leaves. */
@@ -351,6 +383,7 @@ export class MulticastSession {
     if (this.closed) return;
     this.closed = true;
     this.clearTimer();
+    if (this.startTimer) this.options.clock.clearTimeout(this.startTimer);
     this.chunks.length = 0;
     this.options.onMasterChange?.(undefined, 'master finished');
     this.options.onEmpty(this.counters);

@@ -26,6 +26,12 @@ const CLIENTS = 4;
 const BLKSIZE = 1428;
 /** A silent master keeps the role this long (short, so the hand-over test is quick). */
 const MASTER_TIMEOUT_MS = 2000;
+/**
+ * The stream starts this long after the first client's ACK 0. Without it, on a busy machine
+ * one of four clients spawned together sometimes joined when the 0.4 s stream was half sent
+ * and fetched that half again as master (1.66x the file on the wire once in four runs).
+ */
+const START_DELAY_MS = 1000;
 
 type Line = Record<string, any>;
 
@@ -59,7 +65,7 @@ describe('RFC 2090 multicast TFTP: 4 atftp clients on one bridge', { skip }, () 
       address: SERVER,
       interfaceName: 'eth0',
       root: join(dir, 'root'),
-      multicast: { group: GROUP, masterTimeoutMs: MASTER_TIMEOUT_MS },
+      multicast: { group: GROUP, masterTimeoutMs: MASTER_TIMEOUT_MS, startDelayMs: START_DELAY_MS },
     };
     const child = lab.spawn(serverNs, process.execPath, ['--import', 'tsx', runner, JSON.stringify(options)], { cwd: root });
     server = { child, ...collectJsonLines(child) };

@@ -21,6 +21,8 @@ import {
 } from '../../main/tftp/multicast-session.js';
 import type { TransferResult } from '../../main/tftp/transfer.js';
 import { PatternSource, patternByte } from './tftp-transfer-harness.js';
+import { parseFlags, serveConfigFromFlags, SERVE_OPTIONS, UsageError } from '../../main/cli/serve-flags.js';
+import { defaultServeConfig } from '../../main/host/config.js';
 
 const o = (name: string, value: string): TftpOption => ({ name, value });
 const limits = { maxBlksize: 1468, maxWindowsize: 64 };
@@ -86,7 +88,7 @@ interface Unicast {
   code?: number;
 }
 
-function room(masterTimeoutMs = 3000) {
+function room(masterTimeoutMs = 3000, startDelayMs = 0) {
   const clock = new ManualClock(1_000_000);
   const unicast: Unicast[] = [];
   const data: { block: number; bytes: Buffer }[] = [];
@@ -101,6 +103,7 @@ function room(masterTimeoutMs = 3000) {
     port: 1758,
     clock,
     masterTimeoutMs,
+    startDelayMs,
     retransmit: { initialRtoMs: 200, minRtoMs: 20, maxRtoMs: 1000 },
     sendTo: (client, packet) => {
       const p = decodeTftpPacket(Buffer.from(packet));
@@ -276,6 +279,28 @@ describe('a multicast session', () => {
     assert.ok(r.data.length > sent);
   });
 
+  test('with a start delay, the first block waits for the room; clients joining meanwhile miss nothing', () => {
+    const r = room(3000, 1000);
+    const a = r.client(1);
+    r.session.handleAck(a, 0);
+    r.clock.advance(500);
+    r.session.handleAck(a, 0); // atftp re-ACKs on its own timer: still waiting
+    const b = r.client(2);
+    assert.equal(r.data.length, 0);
+    r.clock.advance(499);
+    assert.equal(r.data.length, 0);
+    r.clock.advance(1);
+    assert.deepEqual(
+      r.data.map((d) => d.block),
+      [1],
+    );
+    r.drive(a, 1, LAST);
+    assert.equal(r.ends.get(a.key)?.outcome, 'done');
+    r.session.handleAck(b, LAST); // B heard every block
+    assert.equal(r.ends.get(b.key)?.outcome, 'done');
+    assert.equal(r.empty?.repeats, 0);
+  });
+
   test('a repeated request gets its OACK again; a size probe (tsize, then ERROR 8) ends as a probe', () => {
     const r = room();
     const a = r.client(1);
@@ -375,5 +400,30 @@ describe('which session a request joins', () => {
     const plan = p.sessionFor(fakeFile('/boot.img', 100_000), asked(1024))!;
     assert.equal(await plan.entry.ready, true);
     assert.deepEqual(published, ['tftp-multicast.start']);
+  });
+});
+
+describe('--tftp-multicast and --tftp-multicast-group', () => {
+  const flags = (...args: string[]) => serveConfigFromFlags(parseFlags(args, SERVE_OPTIONS).values, defaultServeConfig('/tmp/bb'));
+  test('off unless asked for; the flag alone takes the default group, a group implies the flag', () => {
+    assert.equal(flags().tftpMulticast, undefined);
+    assert.deepEqual(flags('--tftp-multicast').tftpMulticast, {});
+    assert.deepEqual(flags('--tftp-multicast-group', '239.192.10.1').tftpMulticast, { group: '239.192.10.1' });
+    assert.deepEqual(flags('--tftp-multicast-group', '239.192.10.1:4000').tftpMulticast, { group: '239.192.10.1', port: 4000 });
+    assert.deepEqual(flags('--tftp-multicast-wait', '1.5').tftpMulticast, { startDelayMs: 1500 });
+    assert.throws(() => flags('--tftp-multicast-wait', '30'), /from 0 to 20/);
+  });
+  test('a group that is not multicast, or reserved, is refused with the reason and a suggestion', () => {
+    for (const [value, reason] of [
+      ['198.18.0.1', /not a multicast address/],
+      ['224.0.0.9', /link-local/],
+      ['239.255.69.1:65530', /no room for 16 sessions/],
+    ] as const) {
+      assert.throws(
+        () => flags('--tftp-multicast-group', value),
+        (err: Error) => err instanceof UsageError && reason.test(err.message) && /239\.255\.69\.1/.test(err.message),
+        value,
+      );
+    }
   });
 });
