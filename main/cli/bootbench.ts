@@ -165,7 +165,8 @@ async function serve(args: string[]): Promise<number> {
     if (event.type === 'dhcp.storm') return dhcpLines.countLeftOut(event.eventsNotPublished, event.time);
     if (isPerRequestDhcpEvent(event.type) && !dhcpLines.admit()) return;
     if (format === 'json') writeLine(JSON.stringify(event) + '\n');
-    else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'service.state') writeLine(textLine(event) + '\n');
+    else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'tftp-multicast.progress' && event.type !== 'service.state')
+      writeLine(textLine(event) + '\n');
   });
 
   try {

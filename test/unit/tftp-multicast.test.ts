@@ -5,7 +5,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:dgram';
 import { ManualClock } from '../../main/core/clock.js';
-import type { BootEventType } from '../../main/core/events.js';
+import type { BootEvent, BootEventType } from '../../main/core/events.js';
 import { silentLogger } from '../../main/core/logger.js';
 import type { OpenFile } from '../../main/files/open-file.js';
 import { negotiateReadOptions } from '../../main/tftp/options.js';
@@ -23,6 +23,7 @@ import type { TransferResult } from '../../main/tftp/transfer.js';
 import { PatternSource, patternByte } from './tftp-transfer-harness.js';
 import { parseFlags, serveConfigFromFlags, SERVE_OPTIONS, UsageError } from '../../main/cli/serve-flags.js';
 import { defaultServeConfig } from '../../main/host/config.js';
+import { summarizeEvent } from '../../main/api/boot-diagnosis.js';
 
 const o = (name: string, value: string): TftpOption => ({ name, value });
 const limits = { maxBlksize: 1468, maxWindowsize: 64 };
@@ -425,5 +426,23 @@ describe('--tftp-multicast and --tftp-multicast-group', () => {
         value,
       );
     }
+  });
+});
+
+describe('the session on a machine’s timeline', () => {
+  test('becoming master is said in words, with why', () => {
+    const fields = {
+      sessionId: 'm1',
+      file: '/boot.img',
+      group: '239.255.69.1',
+      groupPort: 1758,
+      size: 1,
+      blksize: 1428,
+      mac: '52:54:00:00:00:01',
+      ip: '198.18.0.12',
+    };
+    const line = (reason: string) => summarizeEvent({ ...fields, reason, type: 'tftp-multicast.master', time: 1 } as BootEvent).summary;
+    assert.equal(line('first client'), 'Leads the multicast TFTP download of /boot.img (group 239.255.69.1): it ACKs for every client, as the first to ask');
+    assert.match(line('master timed out'), /as the previous master timed out$/);
   });
 });
