@@ -139,6 +139,10 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
     case 'tftp.refused':
     case 'http.refused':
       return problem(`Refused ${file ?? 'a request'}${reason ? `: ${reason}` : ''}`);
+    case 'tftp-multicast.master': {
+      const why = event.reason === 'first client' ? 'the first to ask' : `the previous master ${String(event.reason).replace(/^master /, '')}`;
+      return info(`Leads the multicast TFTP download of ${file ?? '?'} (group ${event.group}): it ACKs for every client, as ${why}`);
+    }
     case 'service.state':
       return info('Services changed state');
     case 'imaging.progress': {

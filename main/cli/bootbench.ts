@@ -58,6 +58,14 @@ Options:
   --http-boot-file PATH  what x64 UEFI HTTP boot gets: a path in --root or an http:// URL (default:
                          the same program as UEFI PXE PCs; an empty PATH goes back to that)
   --http-port N          HTTP port (default 8080)
+  --tftp-multicast       RFC 2090 multicast TFTP: clients asking for the same file with the
+                         multicast option share one stream (TTL 1, this NIC only); off by default
+  --tftp-multicast-group ADDRESS[:PORT]
+                         first session's group (default 239.255.69.1:1758; implies --tftp-multicast);
+                         each further file sent at once takes the next address and port
+  --tftp-multicast-wait SECONDS
+                         a new multicast session's first block waits this long for the
+                         other clients to join (default 0; implies --tftp-multicast)
   --data DIR             database folder (default ~/.bootbench)
   --log text|json        text lines on stderr (default), or one JSON event per line on stdout;
                          DHCP packets beyond 400 a second (a storm) are counted, not logged
@@ -160,7 +168,8 @@ async function serve(args: string[]): Promise<number> {
     if (event.type === 'dhcp.storm') return dhcpLines.countLeftOut(event.eventsNotPublished, event.time);
     if (isPerRequestDhcpEvent(event.type) && !dhcpLines.admit()) return;
     if (format === 'json') writeLine(JSON.stringify(event) + '\n');
-    else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'service.state') writeLine(textLine(event) + '\n');
+    else if (event.type !== 'tftp.progress' && event.type !== 'http.progress' && event.type !== 'tftp-multicast.progress' && event.type !== 'service.state')
+      writeLine(textLine(event) + '\n');
   });
 
   try {

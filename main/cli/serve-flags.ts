@@ -4,7 +4,15 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isIPv4 } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { BOOT_CLASSES, checkHttpBootFile, parsePool, type BootClassName, type ServeConfig } from '../host/index.js';
+import {
+  BOOT_CLASSES,
+  checkHttpBootFile,
+  multicastGroupProblem,
+  parsePool,
+  DEFAULT_MULTICAST_SESSIONS,
+  type BootClassName,
+  type ServeConfig,
+} from '../host/index.js';
 
 export const SERVE_OPTIONS = {
   interface: { type: 'string' },
@@ -23,6 +31,9 @@ export const SERVE_OPTIONS = {
   'http-boot': { type: 'string' },
   'http-boot-file': { type: 'string' },
   'http-port': { type: 'string' },
+  'tftp-multicast': { type: 'boolean' },
+  'tftp-multicast-group': { type: 'string' },
+  'tftp-multicast-wait': { type: 'string' },
   data: { type: 'string' },
   log: { type: 'string' },
   // Test-only port overrides, so tests can run beside a real service.
@@ -52,6 +63,21 @@ export function parsePort(value: string, flag: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new UsageError(`${flag} "${value}" is not a port: give a number from 1 to 65535`);
   return n;
+}
+
+/** `--tftp-multicast-group ADDRESS[:PORT]` (or nothing: the defaults). */
+function parseMulticastGroup(value: string | undefined): NonNullable<ServeConfig['tftpMulticast']> {
+  if (value === undefined) return {};
+  const match = /^([\d.]+)(?::(\d+))?$/.exec(value.trim());
+  const group = match?.[1] ?? value;
+  const problem = multicastGroupProblem(group, DEFAULT_MULTICAST_SESSIONS);
+  if (problem) throw new UsageError(`--tftp-multicast-group "${value}": ${problem}; use an administratively scoped group such as 239.255.69.1 (RFC 2365)`);
+  const port = match?.[2] === undefined ? undefined : parsePort(match[2], '--tftp-multicast-group port');
+  if (port !== undefined && port + DEFAULT_MULTICAST_SESSIONS - 1 > 65535)
+    throw new UsageError(
+      `--tftp-multicast-group "${value}": the port leaves no room for ${DEFAULT_MULTICAST_SESSIONS} sessions; give one below ${65536 - DEFAULT_MULTICAST_SESSIONS}`,
+    );
+  return port === undefined ? { group } : { group, port };
 }
 
 /** Turns `serve` flags into a configuration on top of the stored defaults. */
@@ -157,6 +183,17 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
   if (values['dhcp-port'] !== undefined) config.ports.dhcp = parsePort(values['dhcp-port'], '--dhcp-port');
   if (values['pxe-port'] !== undefined) config.ports.pxe = parsePort(values['pxe-port'], '--pxe-port');
   if (values['tftp-port'] !== undefined) config.ports.tftp = parsePort(values['tftp-port'], '--tftp-port');
+  if (values['tftp-multicast'] || values['tftp-multicast-group'] !== undefined || values['tftp-multicast-wait'] !== undefined) {
+    config.tftpMulticast = parseMulticastGroup(values['tftp-multicast-group']);
+    const wait = values['tftp-multicast-wait'];
+    if (wait !== undefined) {
+      if (!/^\d+(\.\d+)?$/.test(wait) || Number(wait) > 20)
+        throw new UsageError(
+          `--tftp-multicast-wait "${wait}" is not allowed: give seconds from 0 to 20 (a client such as atftp gives up after some 25 s without a block)`,
+        );
+      config.tftpMulticast.startDelayMs = Math.round(Number(wait) * 1000);
+    }
+  }
   if (values.data !== undefined) config.dataDir = resolve(values.data);
   return config;
 }

@@ -152,6 +152,30 @@ export interface TransferFields extends ClientFields {
 /** A request refused before any transfer started; a malformed one names no file. */
 export type TransferRefusedFields = Omit<TransferFields, 'file'> & { file?: string };
 
+/** One RFC 2090 multicast TFTP session (several clients, one stream); its members' transfers are tftp.* events. */
+export interface TftpMulticastFields extends ClientFields {
+  sessionId: string;
+  /** The served path, as in the members' tftp.* events. */
+  file: string;
+  group: string;
+  groupPort: number;
+  size: number;
+  blksize: number;
+  /** tftp-multicast.master: the new master (ip/port/mac) and why the role moved. */
+  port?: number;
+  reason?: string;
+  /** progress and end: what went to the group so far (DATA datagrams, payload bytes, blocks sent again). */
+  dataPackets?: number;
+  dataBytes?: number;
+  repeats?: number;
+  clients?: number;
+  highestBlock?: number;
+  clientsDone?: number;
+  clientsFailed?: number;
+  handOvers?: number;
+  durationMs?: number;
+}
+
 export interface ImagingProgressFields extends ClientFields {
   job: number;
   kind: string;
@@ -224,6 +248,13 @@ export interface BootEventFields {
   'tftp.aborted': TransferFields;
   /** Path refused, file not found, WRQ, malformed request. */
   'tftp.refused': TransferRefusedFields;
+  // RFC 2090 sessions (main/tftp); not transfer events: each member also has its tftp.* transfer
+  'tftp-multicast.start': TftpMulticastFields;
+  /** The master role moved (first client, the master finished, left or went silent). */
+  'tftp-multicast.master': TftpMulticastFields;
+  /** At most once a second while the stream runs. */
+  'tftp-multicast.progress': TftpMulticastFields;
+  'tftp-multicast.end': TftpMulticastFields;
   // HTTP (main/http, the library's own route)
   'http.start': TransferFields;
   'http.progress': TransferFields;

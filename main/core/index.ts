@@ -19,6 +19,7 @@ export {
   type TransferEvent,
   type TransferFields,
   type TransferProtocol,
+  type TftpMulticastFields,
 } from './events.js';
 export { silentLogger, type Logger } from './logger.js';
 export { PerSecondBudget } from './per-second-budget.js';

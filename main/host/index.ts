@@ -13,3 +13,4 @@ export {
 } from './config.js';
 export { ServiceHost } from './service-host.js';
 export { configFromSettings, saveConfigToSettings } from './stored-config.js';
+export { DEFAULT_MULTICAST_SESSIONS, multicastGroupProblem } from '../tftp/index.js';

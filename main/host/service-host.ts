@@ -208,6 +208,7 @@ export class ServiceHost {
           publish,
           logger: this.logger,
           clock: this.clock,
+          multicast: config.tftpMulticast,
         });
         await tftp.start();
         this.running!.tftp = tftp;

@@ -93,7 +93,15 @@ export interface StoreBusAttachment {
 }
 
 /** Too frequent or not about one client: not part of any machine's timeline. */
-const NOT_IN_TIMELINE = new Set<BootEventType>(['tftp.progress', 'http.progress', 'service.state', 'host.warning', 'store.degraded', 'store.recovered']);
+const NOT_IN_TIMELINE = new Set<BootEventType>([
+  'tftp.progress',
+  'http.progress',
+  'tftp-multicast.progress',
+  'service.state',
+  'host.warning',
+  'store.degraded',
+  'store.recovered',
+]);
 
 export function attachStoreToBus(bus: EventBus, store: Store, options: AttachStoreOptions = {}): StoreBusAttachment {
   const clock = options.clock ?? store.clock ?? systemClock;

@@ -1,2 +1,4 @@
 // The public entry of main/tftp/: what other folders may use.
 export { TftpServer } from './server.js';
+export { DEFAULT_MULTICAST_GROUP, DEFAULT_MULTICAST_PORT, DEFAULT_MULTICAST_SESSIONS, multicastGroupProblem } from './multicast-session.js';
+export type { TftpMulticastOptions } from './multicast-path.js';

@@ -1,5 +1,5 @@
 // Option negotiation for a read request: RFC 2347 (OACK), RFC 2348 (blksize),
-// RFC 2349 (timeout, tsize), RFC 7440 (windowsize). Pure.
+// RFC 2349 (timeout, tsize), RFC 7440 (windowsize), RFC 2090 (multicast). Pure.
 import type { TftpOption } from './packet.js';
 
 export interface TftpLimits {
@@ -13,6 +13,8 @@ export interface TftpLimits {
    * would be 400 MiB.
    */
   maxWindowBytes?: number;
+  /** Whether this server offers RFC 2090 multicast (off unless configured). */
+  multicast?: boolean;
 }
 
 export interface IgnoredOption {
@@ -34,6 +36,12 @@ export interface NegotiatedTransfer {
   ignored: IgnoredOption[];
   /** What the client asked for, as sent (for events). */
   requested: Record<string, string>;
+  /**
+   * RFC 2090: the client asked for multicast and the server offers it. The `multicast`
+   * entry of the OACK (group, port, master flag) is the session's to write, so it is not in
+   * `oack`; windowsize is left out (RFC 2090 transfers are lock-step: each ACK asks for one block).
+   */
+  multicast?: boolean;
 }
 
 const DECIMAL = /^[0-9]{1,10}$/;
@@ -97,9 +105,26 @@ export function negotiateReadOptions(options: TftpOption[], fileSize: number | u
         result.oack.push({ name, value: String(result.windowsize) });
         break;
       }
+      case 'multicast': {
+        // RFC 2090: the value is empty in a request; any value is read as the same request.
+        if (!limits.multicast) {
+          result.ignored.push({ name, value, reason: 'multicast is off on this server' });
+          break;
+        }
+        result.multicast = true;
+        break;
+      }
       default:
         // RFC 2347 §2: unknown options are left out of the OACK.
         result.ignored.push({ name, value, reason: 'unsupported option' });
+    }
+  }
+  if (result.multicast) {
+    const at = result.oack.findIndex((o) => o.name === 'windowsize');
+    if (at >= 0) {
+      result.ignored.push({ name: 'windowsize', value: result.requested.windowsize, reason: 'not with multicast (RFC 2090 is lock-step)' });
+      result.oack.splice(at, 1);
+      result.windowsize = 1;
     }
   }
   // Bound the window in bytes once blksize is known (options may come in any order).

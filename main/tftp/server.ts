@@ -10,10 +10,11 @@ import { MAX_NETASCII_FILE, toNetascii } from './netascii.js';
 import { explainBindFailure, PortBindError, type UdpSocketFactory, type UdpSocketOptions } from '../net/index.js';
 import { decodeTftpPacket, encodeError, TftpDecodeError, TftpErrorCode, TftpOpcode, type TftpRequestPacket } from './packet.js';
 import { negotiateReadOptions, type NegotiatedTransfer } from './options.js';
-import type { RunningTransfer, TransferHandlers } from './data-path.js';
+import type { RunningTransfer, TransferHandlers, TransferSpec } from './data-path.js';
 import { EventLoopDataPath } from './event-loop-data-path.js';
 import type { RetransmitPolicy, TransferResult } from './transfer.js';
 import { WorkerDataPath } from './worker-data-path.js';
+import { MulticastDataPath, type TftpMulticastOptions } from './multicast-path.js';
 
 export interface TftpServerOptions {
   /** default 69; 0 = any (tests) */
@@ -59,6 +60,12 @@ export interface TftpServerOptions {
   busyWaitMicroseconds?: number;
   /** Defaults to process.platform; lets tests take the path of a platform without the worker. */
   platform?: NodeJS.Platform;
+  /**
+   * RFC 2090 multicast: requests with the `multicast` option share one stream per file
+   * (multicast-path.ts). Off when undefined: the option is then left out of the OACK and the
+   * client downloads unicast.
+   */
+  multicast?: TftpMulticastOptions;
 }
 
 export interface TftpTransferSnapshot {
@@ -105,6 +112,7 @@ export class TftpServer {
   /** where transfers run while it can (Linux); undefined: the event loop, for `dataPathReason` */
   private workerPath: WorkerDataPath | undefined;
   private eventLoopPath: EventLoopDataPath | undefined;
+  private multicastPath: MulticastDataPath | undefined;
   private dataPathReason = 'not started';
 
   constructor(private readonly options: TftpServerOptions) {
@@ -145,6 +153,19 @@ export class TftpServer {
       progressIntervalMs: o.progressIntervalMs,
       readAheadBytes: o.readAheadBytes,
     });
+    if (o.multicast) {
+      this.multicastPath = new MulticastDataPath({
+        ...o.multicast,
+        openSocket: (options) => this.createSocket(options),
+        address: o.address,
+        clock: this.clock,
+        publish: o.publish,
+        logger: o.logger,
+        retransmit: o.retransmit,
+        readAheadBytes: o.readAheadBytes,
+        macForIp: o.macForIp,
+      });
+    }
     await this.startWorkerPath();
     socket.on('message', (msg, rinfo) => this.onRequest(msg, rinfo));
     socket.on('error', (err) => this.options.logger.error(`TFTP socket error: ${err.message}`));
@@ -153,8 +174,8 @@ export class TftpServer {
   async stop(): Promise<void> {
     this.stopping = true;
     // Transfers end through their paths' end reports (ERROR sent, file released, event).
-    const paths = [this.workerPath, this.eventLoopPath];
-    this.workerPath = this.eventLoopPath = undefined;
+    const paths = [this.workerPath, this.eventLoopPath, this.multicastPath];
+    this.workerPath = this.eventLoopPath = this.multicastPath = undefined;
     this.dataPathReason = 'stopped';
     for (const path of paths) await path?.stop('server stopping');
     const socket = this.socket;
@@ -292,6 +313,8 @@ export class TftpServer {
       const negotiated = negotiateReadOptions(request.options, file.size, {
         maxBlksize: this.options.maxBlksize ?? 1468,
         maxWindowsize: this.options.maxWindowsize ?? 64,
+        // netascii copies are made per request: only octet transfers can share a stream
+        multicast: this.multicastPath !== undefined && request.mode === 'octet',
       });
       for (const ignored of negotiated.ignored) {
         this.logOnce(
@@ -303,6 +326,7 @@ export class TftpServer {
       const { workerPath, eventLoopPath } = this;
       if (this.stopping || !eventLoopPath) throw new Error('server stopping');
       const spec = { ip, port: rinfo.port, file, negotiated };
+      if (negotiated.multicast && (await this.joinMulticast(spec, key, request, rinfo, mac))) return;
       const handlers = this.transferHandlers(key, request, rinfo, mac, file, negotiated);
       if (workerPath?.usable && (await workerPath.begin(spec, handlers))) return;
       await eventLoopPath.begin(spec, handlers);
@@ -315,6 +339,29 @@ export class TftpServer {
     }
   }
 
+  /**
+   * RFC 2090: adds the client to its file's multicast session. False when the file cannot
+   * go multicast here (see MulticastDataPath.sessionFor): the caller serves it unicast, and
+   * the OACK then simply lacks the option.
+   */
+  private async joinMulticast(spec: TransferSpec, key: string, request: TftpRequestPacket, rinfo: RemoteInfo, mac: string | undefined): Promise<boolean> {
+    const path = this.multicastPath;
+    const plan = path?.sessionFor(spec.file, spec.negotiated);
+    if (!path || !plan) {
+      spec.negotiated.multicast = false;
+      this.logOnce(`${rinfo.address}:multicast-unicast`, `TFTP: ${spec.file.path} to ${rinfo.address} goes unicast: no multicast session can take it`, 'debug');
+      return false;
+    }
+    // The session reads through its first member's handle and releases it at its end.
+    const handlers = this.transferHandlers(key, request, rinfo, mac, spec.file, spec.negotiated, false);
+    if (!(await path.join(plan.entry, spec, handlers))) {
+      spec.negotiated.multicast = false;
+      return false;
+    }
+    if (plan.joining) spec.file.release();
+    return true;
+  }
+
   /** What the server does with a transfer's reports, on either data path. */
   private transferHandlers(
     key: string,
@@ -323,6 +370,7 @@ export class TftpServer {
     mac: string | undefined,
     file: OpenFile,
     negotiated: NegotiatedTransfer,
+    releaseFile = true,
   ): TransferHandlers {
     const { address: ip, port } = rinfo;
     const id = `tftp-${(++this.transferCounter).toString(36)}-${ip}:${port}`;
@@ -337,7 +385,7 @@ export class TftpServer {
       onProgress: (p) => publish('tftp.progress', { ...base, bytes: p.bytes, rate: Math.round(p.rate), retransmits: p.retransmits }),
       onEnd: (result) => {
         this.transfers.delete(key);
-        file.release();
+        if (releaseFile) file.release();
         this.publishEnd(base, result);
       },
       onRefused: (reason) => {
@@ -420,6 +468,7 @@ export class TftpServer {
 
 function eventOptions(negotiated: NegotiatedTransfer, size: number): Record<string, number> {
   const options: Record<string, number> = { blksize: negotiated.blksize, windowsize: negotiated.windowsize };
+  if (negotiated.multicast) options.multicast = 1;
   if (negotiated.tsizeRequested) options.tsize = size;
   if (negotiated.timeoutMs !== undefined) options.timeout = negotiated.timeoutMs / 1000;
   return options;
