@@ -171,6 +171,26 @@ export interface CsvImportResult {
   problems: string[];
 }
 
+/** Wake-on-LAN: machines by id, bare MACs, or every machine of a group (one of the three kinds at least). */
+export interface WakeRequest {
+  machineIds?: number[];
+  macs?: string[];
+  group?: string;
+  /** The NIC to send through; default: the one the services use (or last used). */
+  interfaceName?: string;
+}
+
+export interface WakeResult {
+  interfaceName: string;
+  /** Where each packet went: the NIC's directed broadcasts and 255.255.255.255. */
+  addresses: string[];
+  /** Rounds sent to every address. */
+  repeat: number;
+  machines: { mac: string; machineId?: number; name?: string; sent: number; error?: string }[];
+  /** How long the Timeline waits for a woken PC to ask to boot before it flags it. */
+  answerWithinMs: number;
+}
+
 export interface BootEntry {
   id: number;
   name: string;
@@ -471,6 +491,8 @@ export interface ApiCalls {
   'machines:assign-group': { request: GroupAssignment; response: MachineGroup };
   'machines:import-csv': { request: { csv: string }; response: CsvImportResult };
   'machines:export-csv': { request: void; response: CsvExport };
+  /** Magic packets through the bench NIC; the Timeline then shows whether each PC asked to boot. */
+  'machines:wake': { request: WakeRequest; response: WakeResult };
   'entries:list': { request: void; response: BootEntry[] };
   'entries:import': { request: ImportFilesRequest; response: ImportFilesResult };
   'entries:import-uploads': { request: ImportUploadsRequest; response: ImportFilesResult };
@@ -509,6 +531,7 @@ export const API_CALL_NAMES = [
   'machines:assign-group',
   'machines:import-csv',
   'machines:export-csv',
+  'machines:wake',
   'entries:list',
   'entries:import',
   'entries:import-uploads',

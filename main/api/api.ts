@@ -12,13 +12,16 @@ import {
   transferOutcomeOf,
   transferProtocolOf,
   type BootEvent,
+  type BootEventOf,
+  type Publish,
   systemClock,
   type Clock,
   type TimerHandle,
 } from '../core/index.js';
 import { defaultServedFolder } from '../host/index.js';
-import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
-import { offeredForServing } from '../net/index.js';
+import { diagnoseBoot, summarizeEvent, wakeFollowUp, wakeFollowUps, WAKE_ANSWER_MS, type BootExpectation } from './boot-diagnosis.js';
+import { createScopedUdpSocketFactory, offeredForServing, type UdpSocketFactory } from '../net/index.js';
+import { WakeRefusal, wakeRequested } from './wake.js';
 import type {
   ApiCallName,
   ApiCalls,
@@ -54,6 +57,8 @@ import type {
   Timeline,
   TransferRecord,
   TransferRow,
+  WakeRequest,
+  WakeResult,
 } from '../../preload/api.js';
 
 // ---------------------------------------------------------------------------------------
@@ -61,7 +66,8 @@ import type {
 // one as is; the store is adapted in api-store.ts.
 
 export interface ApiServiceHost {
-  readonly bus: { subscribe(listener: (event: BootEvent) => void): () => void };
+  /** `publish` records what the API itself does (a wake); ServiceHost's bus has it. */
+  readonly bus: { subscribe(listener: (event: BootEvent) => void): () => void; publish?: Publish };
   start(overrides?: {
     interfaceName?: string;
     mode?: ServeMode;
@@ -157,6 +163,10 @@ export interface HostApiOptions {
   notices?: () => string[];
   /** Called after a successful start (the shells save the settings used). */
   afterStart?: (status: ServicesStatus) => void;
+  /** Judges how long ago a PC was woken (default: the system clock). */
+  clock?: Clock;
+  /** Magic packets leave through sockets from here (default: tied to the chosen NIC). */
+  wakeSocketFactory?: UdpSocketFactory;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -226,6 +236,15 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
   'machines:assign-group': z.object({ group: boundedText(64).min(1, 'must not be empty'), entryId: id.nullable() }).strict(),
   'machines:import-csv': z.object({ csv: z.string().max(5_000_000, 'is too large (5 MB at most)') }).strict(),
   'machines:export-csv': none,
+  'machines:wake': z
+    .object({
+      machineIds: z.array(id).max(1000).optional(),
+      macs: z.array(mac).max(1000).optional(),
+      group: boundedText(64).min(1, 'must not be empty').optional(),
+      interfaceName: z.string().min(1).max(64).optional(),
+    })
+    .strict()
+    .refine((r) => r.group !== undefined || (r.machineIds?.length ?? 0) + (r.macs?.length ?? 0) > 0, 'needs machines or a group: pick the machines to wake'),
   'entries:list': none,
   'entries:import': z.object({ paths: z.array(z.string().min(1).max(4096)).min(1, 'needs at least one file').max(500) }).strict(),
   'entries:import-uploads': z
@@ -369,6 +388,7 @@ export class HostApi {
       },
       'machines:import-csv': (request) => store().machines.importCsv(request.csv),
       'machines:export-csv': () => ({ filename: `bootbench-machines-${new Date().toISOString().slice(0, 10)}.csv`, csv: store().machines.exportCsv() }),
+      'machines:wake': (request) => this.wake(request),
       'entries:list': () => store().entries.list(),
       'entries:import': (request) => library.importFiles(request.paths),
       'entries:import-uploads': (request) => library.importUploads(request.uploads),
@@ -401,6 +421,25 @@ export class HostApi {
       // Host and store errors (ConfigError, InterfaceChoiceError, MachineInputError ...) are
       // written for the user; anything else still says what failed rather than vanishing.
       return { error: { code: 'failed', message: uiWording((err as Error)?.message || String(err)) } };
+    }
+  }
+
+  private async wake(request: WakeRequest): Promise<WakeResult> {
+    const { host } = this.options;
+    if (!this.options.store && (request.machineIds?.length || request.group !== undefined)) {
+      throw new ApiError('unavailable', 'The machine database is not open, so machines and groups are not known: wake by MAC address.');
+    }
+    try {
+      return await wakeRequested(request, {
+        machines: this.options.store?.machines.list() ?? [],
+        interfaces: this.options.listInterfaces(),
+        storedInterface: host.status().interfaceName ?? host.config().interfaceName,
+        socketFactory: this.options.wakeSocketFactory ?? createScopedUdpSocketFactory(),
+        publish: host.bus.publish,
+      });
+    } catch (err) {
+      if (err instanceof WakeRefusal) throw new ApiError(err.code, uiWording(err.message.replace(/ \(--interface NAME\)/, ' on the Start screen')));
+      throw err;
     }
   }
 
@@ -441,12 +480,15 @@ export class HostApi {
     if (machineId !== undefined && !machine) throw new ApiError('not-found', `There is no machine number ${machineId} (it may have been removed).`);
     const events = machine ? store.timeline.forMachine(machine.id, limit) : store.timeline.forMac(mac!, limit);
     const visible = events.filter((e) => e.type !== 'tftp.progress' && e.type !== 'http.progress');
+    const now = (this.options.clock ?? systemClock).now();
+    // What came of each wake is read from the events, so a wake sent by `bootbench wake` without a host is judged too.
+    const entries = [...visible.map(summarizeEvent), ...wakeFollowUps(events, now)].sort((a, b) => a.time - b.time);
     return {
       machineId: machine?.id,
       mac: mac ?? machine?.macs[0],
       machine,
-      events: visible.map(summarizeEvent),
-      diagnosis: diagnoseBoot(events, machine ? await store.timeline.expectation?.(machine.id) : undefined),
+      events: entries,
+      diagnosis: diagnoseBoot(events, machine ? await store.timeline.expectation?.(machine.id) : undefined, now),
     };
   }
 }
@@ -477,6 +519,8 @@ export interface ApiEventOptions {
   clock?: Clock;
   /** Minimum time between two progress pushes (default 250 ms: four a second). */
   intervalMs?: number;
+  /** How long a woken PC has to ask to boot before its timeline says it did not. */
+  wakeAnswerMs?: number;
 }
 
 let recordsWithoutKey = 0;
@@ -523,6 +567,33 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
   const imagingSteps = new Map<string, string>();
   let timer: TimerHandle | undefined;
   let lastFlush = -Infinity;
+  // machine (or MAC) -> its last wake and the timer that flags it; a later wake replaces the earlier.
+  const wakeAnswerMs = options.wakeAnswerMs ?? WAKE_ANSWER_MS;
+  const wakes = new Map<string, { wake: BootEventOf<'wake.sent'>; timer: TimerHandle }>();
+  const wakeKey = (mac: string) => String(store?.machines.findByMac(mac)?.id ?? mac);
+  const watchWake = (wake: BootEventOf<'wake.sent'>) => {
+    const key = wakeKey(wake.mac!);
+    const earlier = wakes.get(key);
+    if (earlier) clock.clearTimeout(earlier.timer);
+    const timer = clock.setTimeout(
+      () => {
+        wakes.delete(key);
+        const entry = wakeFollowUp({ wake, state: 'no-answer' }, wakeAnswerMs);
+        if (entry) sink('timeline:event', entry);
+      },
+      wake.time + wakeAnswerMs - clock.now(),
+    );
+    wakes.set(key, { wake, timer });
+  };
+  const answerWake = (event: BootEvent) => {
+    const key = wakeKey(event.mac!);
+    const pending = wakes.get(key);
+    if (!pending || event.time < pending.wake.time) return;
+    clock.clearTimeout(pending.timer);
+    wakes.delete(key);
+    const entry = wakeFollowUp({ wake: pending.wake, state: 'answered', answeredAt: event.time }, wakeAnswerMs);
+    if (entry) sink('timeline:event', { ...entry, mac: event.mac });
+  };
 
   const flush = () => {
     timer = undefined;
@@ -578,9 +649,13 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
       if (imagingSteps.size > 10_000) imagingSteps.delete(imagingSteps.keys().next().value!);
     }
     if (event.mac && event.type !== 'tftp.progress' && event.type !== 'http.progress') sink('timeline:event', summarizeEvent(event));
+    if (event.type === 'wake.sent' && event.mac && event.packets > 0) watchWake(event);
+    if (event.type === 'dhcp.received' && event.mac && wakes.size) answerWake(event);
   });
   return () => {
     unsubscribe();
+    for (const { timer: t } of wakes.values()) clock.clearTimeout(t);
+    wakes.clear();
     if (timer) clock.clearTimeout(timer);
     timer = undefined;
   };
