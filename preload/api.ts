@@ -191,6 +191,42 @@ export interface WakeResult {
   answerWithinMs: number;
 }
 
+/** A PC's state as the room view shows it, from its boot events and imaging rows. */
+export type RoomTileState = 'asleep' | 'woken' | 'booting' | 'installing' | 'done' | 'failed';
+
+export interface RoomTile {
+  machineId: number;
+  name: string;
+  macs: string[];
+  /** 1-based; row 1 is the front of the room (the top of the view). */
+  row: number;
+  column: number;
+  /** The technician put it there (stored); otherwise the view placed it after the seated ones. */
+  seated: boolean;
+  state: RoomTileState;
+  /** The word on the tile: "asleep", "woken", "booting", "writing 42 %", "installing", "done", "failed". */
+  word: string;
+  /** Progress of the current step (imaging), 0-100. */
+  percent?: number;
+  /** Why it failed, or what it is doing, in one line. */
+  detail?: string;
+  /** When the state last changed (ms since the epoch). */
+  since?: number;
+}
+
+export interface RoomView {
+  group: string;
+  rows: number;
+  columns: number;
+  tiles: RoomTile[];
+}
+
+export interface RoomSeatsRequest {
+  group: string;
+  /** New seats; a machine given `row: null` goes back among the unplaced. */
+  seats: { machineId: number; row: number | null; column: number | null }[];
+}
+
 export interface BootEntry {
   id: number;
   name: string;
@@ -502,6 +538,9 @@ export interface ApiCalls {
   'transfers:active': { request: void; response: TransferRow[] };
   'transfers:history': { request: { limit?: number }; response: TransferRecord[] };
   'timeline:get': { request: TimelineRequest; response: Timeline };
+  /** Every PC of a group as a tile, with its seat and its state now. */
+  'room:get': { request: { group: string }; response: RoomView };
+  'room:seat': { request: RoomSeatsRequest; response: RoomView };
   'images:list': { request: void; response: ImageInfo[] };
   'images:capture': { request: ImageCaptureRequest; response: ImagingJob };
   'images:deploy': { request: ImageDeployRequest; response: ImagingJob };
@@ -541,6 +580,8 @@ export const API_CALL_NAMES = [
   'transfers:active',
   'transfers:history',
   'timeline:get',
+  'room:get',
+  'room:seat',
   'images:list',
   'images:capture',
   'images:deploy',

@@ -22,6 +22,7 @@ import { defaultServedFolder } from '../host/index.js';
 import { diagnoseBoot, summarizeEvent, wakeFollowUp, wakeFollowUps, WAKE_ANSWER_MS, type BootExpectation } from './boot-diagnosis.js';
 import { createScopedUdpSocketFactory, offeredForServing, type UdpSocketFactory } from '../net/index.js';
 import { WakeRefusal, wakeRequested } from './wake.js';
+import { layoutRoom, roomTileState, type TileImaging } from './room.js';
 import type {
   ApiCallName,
   ApiCalls,
@@ -51,6 +52,9 @@ import type {
   MachineGroup,
   MachineUpdate,
   NetInterfaceInfo,
+  RoomSeatsRequest,
+  RoomTile,
+  RoomView,
   ServeMode,
   ServeSettings,
   ServicesStatus,
@@ -109,6 +113,11 @@ export interface ApiStore {
   unassignable?(entryId: number): Promise<string | undefined>;
   /** Images and imaging jobs of the data folder (api-imaging.ts). */
   imaging?: ImagingApi;
+  /** Where each PC sits in its room (the room view). */
+  seats?: {
+    list(machineIds: number[]): { machineId: number; row: number; column: number }[];
+    set(seats: { machineId: number; row: number; column: number }[], clear: number[]): void;
+  };
 }
 
 /** The Images screen's view of main/imaging: requests already validated in shape, checked here against the data. */
@@ -273,6 +282,24 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
     .object({ machineId: id.optional(), mac: mac.optional(), limit: z.number().int().min(1).max(5000).optional() })
     .strict()
     .refine((r) => r.machineId !== undefined || r.mac !== undefined, 'needs machineId or mac'),
+  'room:get': z.object({ group: boundedText(64).min(1, 'must not be empty: pick a group') }).strict(),
+  'room:seat': z
+    .object({
+      group: boundedText(64).min(1, 'must not be empty: pick a group'),
+      seats: z
+        .array(
+          z
+            .object({
+              machineId: id,
+              row: z.number().int().min(1).max(100, 'must be 100 at most').nullable(),
+              column: z.number().int().min(1).max(100, 'must be 100 at most').nullable(),
+            })
+            .strict()
+            .refine((s) => (s.row === null) === (s.column === null), 'needs a row and a column, or neither'),
+        )
+        .max(1000),
+    })
+    .strict(),
   'images:list': none,
   'images:capture': z
     .object({ machineId: id.optional(), mac: mac.optional(), name: imageName, disk: diskSelector, then })
@@ -398,6 +425,8 @@ export class HostApi {
       'transfers:active': () => host.activeTransfers(),
       'transfers:history': (request) => store().transfers.recent(request?.limit ?? 200),
       'timeline:get': (request) => this.timeline(request.machineId, request.mac, request.limit ?? 200),
+      'room:get': (request) => this.room(request.group),
+      'room:seat': (request) => this.seatRoom(request),
       'images:list': () => imaging().list(),
       'images:capture': (request) => imaging().capture(request),
       'images:deploy': (request) => imaging().deploy(request),
@@ -441,6 +470,91 @@ export class HostApi {
       if (err instanceof WakeRefusal) throw new ApiError(err.code, uiWording(err.message.replace(/ \(--interface NAME\)/, ' on the Start screen')));
       throw err;
     }
+  }
+
+  private roomMachines(group: string): Machine[] {
+    const store = this.options.store;
+    if (!store) throw new ApiError('unavailable', 'The machine database is not open, so there are no groups to show.');
+    const wanted = group.trim().toLowerCase();
+    const members = store.machines.list().filter((m) => m.group.toLowerCase() === wanted);
+    if (members.length === 0) {
+      const groups = [
+        ...new Set(
+          store.machines
+            .list()
+            .map((m) => m.group)
+            .filter(Boolean),
+        ),
+      ].sort();
+      throw new ApiError(
+        'not-found',
+        `No machine is in group "${group}": ${groups.length ? `the groups are ${groups.join(', ')}` : 'give machines a group on the Machines screen (or import a CSV)'}.`,
+      );
+    }
+    return members;
+  }
+
+  private room(group: string): RoomView {
+    const store = this.options.store!;
+    const members = this.roomMachines(group);
+    const { rows, columns, places } = layoutRoom(members, store.seats?.list(members.map((m) => m.id)) ?? []);
+    // Each MAC's latest imaging row (jobs come newest first; a row's own time decides).
+    const imaging = new Map<string, TileImaging>();
+    for (const job of store.imaging?.jobs() ?? []) {
+      for (const row of job.machines) {
+        const known = imaging.get(row.mac);
+        if (!known || known.row.updatedAt < row.updatedAt) imaging.set(row.mac, { kind: job.kind, image: job.image, row });
+      }
+    }
+    const now = (this.options.clock ?? systemClock).now();
+    const tiles: RoomTile[] = members.map((m) => {
+      const place = places.get(m.id)!;
+      const rowsOfMachine = m.macs.map((mac) => imaging.get(mac)).filter((x): x is TileImaging => x !== undefined);
+      const latest = rowsOfMachine.sort((a, b) => b.row.updatedAt - a.row.updatedAt)[0];
+      return {
+        machineId: m.id,
+        name: m.name || m.macs[0] || `machine ${m.id}`,
+        macs: m.macs,
+        ...place,
+        ...roomTileState(store.timeline.forMachine(m.id, 300), latest, now),
+      };
+    });
+    tiles.sort((a, b) => a.row - b.row || a.column - b.column);
+    return { group: members[0]!.group, rows, columns, tiles };
+  }
+
+  private seatRoom(request: RoomSeatsRequest): RoomView {
+    const store = this.options.store!;
+    const members = this.roomMachines(request.group);
+    if (!store.seats) throw new ApiError('unavailable', 'This database cannot keep seats.');
+    const byId = new Map(members.map((m) => [m.id, m]));
+    for (const s of request.seats) {
+      if (!byId.has(s.machineId))
+        throw new ApiError('invalid-request', `Machine number ${s.machineId} is not in group "${request.group}": seat only the room's own PCs.`);
+    }
+    // The room as it will be: the seats given, over the ones stored.
+    const final = new Map((store.seats.list(members.map((m) => m.id)) ?? []).map((s) => [s.machineId, s]));
+    for (const s of request.seats) {
+      if (s.row === null || s.column === null) final.delete(s.machineId);
+      else final.set(s.machineId, { machineId: s.machineId, row: s.row, column: s.column });
+    }
+    const seen = new Map<string, number>();
+    for (const s of final.values()) {
+      const other = seen.get(`${s.row}:${s.column}`);
+      if (other !== undefined) {
+        const name = (id: number) => byId.get(id)?.name || byId.get(id)?.macs[0] || `machine ${id}`;
+        throw new ApiError(
+          'invalid-request',
+          `${name(other)} and ${name(s.machineId)} would both sit in row ${s.row}, column ${s.column}: give each its own seat.`,
+        );
+      }
+      seen.set(`${s.row}:${s.column}`, s.machineId);
+    }
+    store.seats.set(
+      request.seats.filter((s) => s.row !== null && s.column !== null).map((s) => ({ machineId: s.machineId, row: s.row!, column: s.column! })),
+      request.seats.filter((s) => s.row === null).map((s) => s.machineId),
+    );
+    return this.room(request.group);
   }
 
   private settings(): ServeSettings {
