@@ -219,6 +219,34 @@ export interface RoomView {
   rows: number;
   columns: number;
   tiles: RoomTile[];
+  /** A start waiting for its time (kept by the running host only). */
+  scheduled?: { at: number; what: string };
+}
+
+/** What a room gets: a library entry booted once, or a disk image written by the imaging environment. */
+export type RoomTask = { kind: 'entry'; entryId: number } | { kind: 'image'; image: string; disk?: string };
+
+/** One action for a room: boot once (or a deploy job) for every PC of the group, then wake them. */
+export interface RoomStartRequest {
+  group: string;
+  what: RoomTask;
+  /** Start then (ms since the epoch) instead of now; the host must be running at that time. */
+  at?: number;
+}
+
+export interface RoomStartResult {
+  group: string;
+  /** What the room gets, in words ("Debian installer, booted once", "image win11"). */
+  what: string;
+  /** Set when the start waits for its time; nothing is assigned or woken before. */
+  scheduledFor?: number;
+  /** PCs given the task. */
+  machines: number;
+  /** The deploy job, for an image. */
+  job?: number;
+  wake?: WakeResult;
+  /** Why the PCs were not woken (the task is assigned all the same: they run it at their next boot). */
+  wakeProblem?: string;
 }
 
 export interface RoomSeatsRequest {
@@ -541,6 +569,9 @@ export interface ApiCalls {
   /** Every PC of a group as a tile, with its seat and its state now. */
   'room:get': { request: { group: string }; response: RoomView };
   'room:seat': { request: RoomSeatsRequest; response: RoomView };
+  'room:start': { request: RoomStartRequest; response: RoomStartResult };
+  /** Drops a start that waits for its time. */
+  'room:cancel': { request: { group: string }; response: RoomView };
   'images:list': { request: void; response: ImageInfo[] };
   'images:capture': { request: ImageCaptureRequest; response: ImagingJob };
   'images:deploy': { request: ImageDeployRequest; response: ImagingJob };
@@ -582,6 +613,8 @@ export const API_CALL_NAMES = [
   'timeline:get',
   'room:get',
   'room:seat',
+  'room:start',
+  'room:cancel',
   'images:list',
   'images:capture',
   'images:deploy',

@@ -53,6 +53,9 @@ import type {
   MachineUpdate,
   NetInterfaceInfo,
   RoomSeatsRequest,
+  RoomStartRequest,
+  RoomStartResult,
+  RoomTask,
   RoomTile,
   RoomView,
   ServeMode,
@@ -300,6 +303,17 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
         .max(1000),
     })
     .strict(),
+  'room:start': z
+    .object({
+      group: boundedText(64).min(1, 'must not be empty: pick a group'),
+      what: z.discriminatedUnion('kind', [
+        z.object({ kind: z.literal('entry'), entryId: id }).strict(),
+        z.object({ kind: z.literal('image'), image: imageName, disk: diskSelector }).strict(),
+      ]),
+      at: z.number().int().positive().optional(),
+    })
+    .strict(),
+  'room:cancel': z.object({ group: boundedText(64).min(1, 'must not be empty: pick a group') }).strict(),
   'images:list': none,
   'images:capture': z
     .object({ machineId: id.optional(), mac: mac.optional(), name: imageName, disk: diskSelector, then })
@@ -364,8 +378,13 @@ function describeZodError(error: z.ZodError): string {
 
 type Handlers = { [C in ApiCallName]: (request: ApiCalls[C]['request']) => ApiCalls[C]['response'] | Promise<ApiCalls[C]['response']> };
 
+/** A start is for today's class or tomorrow's; further ahead, the host is unlikely to be running. */
+const ROOM_START_AHEAD_MS = 7 * 24 * 3600_000;
+
 export class HostApi {
   private readonly handlers: Handlers;
+  /** Group (lower case) -> a room start waiting for its time. */
+  private readonly scheduledStarts = new Map<string, { at: number; what: string; timer: TimerHandle }>();
 
   constructor(private readonly options: HostApiOptions) {
     const { host } = options;
@@ -427,6 +446,14 @@ export class HostApi {
       'timeline:get': (request) => this.timeline(request.machineId, request.mac, request.limit ?? 200),
       'room:get': (request) => this.room(request.group),
       'room:seat': (request) => this.seatRoom(request),
+      'room:start': (request) => this.startRoom(request),
+      'room:cancel': (request) => {
+        const group = this.roomMachines(request.group)[0]!.group;
+        const pending = this.scheduledStarts.get(group.toLowerCase());
+        if (pending) (this.options.clock ?? systemClock).clearTimeout(pending.timer);
+        this.scheduledStarts.delete(group.toLowerCase());
+        return this.room(group);
+      },
       'images:list': () => imaging().list(),
       'images:capture': (request) => imaging().capture(request),
       'images:deploy': (request) => imaging().deploy(request),
@@ -520,7 +547,70 @@ export class HostApi {
       };
     });
     tiles.sort((a, b) => a.row - b.row || a.column - b.column);
-    return { group: members[0]!.group, rows, columns, tiles };
+    const scheduled = this.scheduledStarts.get(members[0]!.group.toLowerCase());
+    return { group: members[0]!.group, rows, columns, tiles, scheduled: scheduled && { at: scheduled.at, what: scheduled.what } };
+  }
+
+  /** What a room task means, in words; refused when the entry or image is not there or boots nothing. */
+  private async describeRoomTask(task: RoomTask): Promise<string> {
+    const store = this.options.store!;
+    if (task.kind === 'entry') {
+      const entry = store.entries.list().find((e) => e.id === task.entryId);
+      if (!entry)
+        throw new ApiError('not-found', `There is no boot entry number ${task.entryId} (it may have been removed): choose one on the Library screen.`);
+      if (!entry.bootable.ok) throw new ApiError('invalid-request', `"${entry.name}" cannot be given to the room: ${entry.bootable.reason}.`);
+      await this.refuseUnbootable(task.entryId);
+      return `${entry.name}, booted once`;
+    }
+    const imaging = store.imaging;
+    if (!imaging) throw new ApiError('unavailable', 'This host has no imaging (no data folder for images).');
+    const images = imaging.list();
+    if (!images.some((i) => i.name === task.image)) {
+      throw new ApiError(
+        'not-found',
+        `There is no image "${task.image}"${images.length ? `: the images are ${images.map((i) => i.name).join(', ')}` : ': capture one on the Images screen first'}.`,
+      );
+    }
+    return `image ${task.image}`;
+  }
+
+  /** One action for a room: its task for every PC, then a wake; now, or at the time asked. */
+  private async startRoom(request: RoomStartRequest): Promise<RoomStartResult> {
+    const members = this.roomMachines(request.group);
+    const group = members[0]!.group;
+    const what = await this.describeRoomTask(request.what);
+    const clock = this.options.clock ?? systemClock;
+    const key = group.toLowerCase();
+    const earlier = this.scheduledStarts.get(key);
+    if (earlier) clock.clearTimeout(earlier.timer);
+    this.scheduledStarts.delete(key);
+    const now = clock.now();
+    if (request.at !== undefined && request.at > now + 1000) {
+      if (request.at > now + ROOM_START_AHEAD_MS) throw new ApiError('invalid-request', 'A start can be set at most a week ahead: choose a nearer time.');
+      const timer = clock.setTimeout(() => {
+        this.scheduledStarts.delete(key);
+        this.runRoomStart(group, request.what, what).catch((err) =>
+          this.options.host.bus.publish?.('host.warning', { message: `The scheduled start of room ${group} (${what}) failed: ${(err as Error).message}` }),
+        );
+      }, request.at - now);
+      this.scheduledStarts.set(key, { at: request.at, what, timer });
+      return { group, what, scheduledFor: request.at, machines: members.length };
+    }
+    return this.runRoomStart(group, request.what, what);
+  }
+
+  private async runRoomStart(group: string, task: RoomTask, what: string): Promise<RoomStartResult> {
+    const store = this.options.store!;
+    const members = this.roomMachines(group);
+    let job: number | undefined;
+    if (task.kind === 'entry') for (const m of members) store.machines.update({ id: m.id, entryId: task.entryId, bootOnce: true });
+    else job = store.imaging!.deploy({ image: task.image, group, disk: task.disk }).id;
+    // The task stands even when the wake cannot go out: the PCs run it at their next boot.
+    try {
+      return { group, what, machines: members.length, job, wake: await this.wake({ group }) };
+    } catch (err) {
+      return { group, what, machines: members.length, job, wakeProblem: (err as Error).message };
+    }
   }
 
   private seatRoom(request: RoomSeatsRequest): RoomView {

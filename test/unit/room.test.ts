@@ -206,3 +206,107 @@ describe('seats', () => {
     }
   });
 });
+
+describe('one action for a room', () => {
+  async function roomHost() {
+    const dir = mkdtempSync(join(tmpdir(), 'bb-room-start-'));
+    const store = openStore(dir);
+    const a = store.machines.create({ macs: ['52:54:00:00:03:01'], name: 'pc-01', group: 'room3' });
+    const b = store.machines.create({ macs: ['52:54:00:00:03:02'], name: 'pc-02', group: 'room3', entryId: null });
+    store.machines.create({ macs: ['52:54:00:00:03:03'], name: 'teacher', group: 'staff' });
+    const installer = store.entries.create({
+      name: 'Debian installer',
+      kind: 'kernel',
+      files: [{ arch: 'any', role: 'kernel', path: 'e/linux', size: 10, sha256: 'a'.repeat(64) }],
+    });
+    const empty = store.entries.create({ name: 'nothing', kind: 'nbp' });
+    const clock = new ManualClock(T);
+    const bus = new EventBus(() => clock.now());
+    const woken: BootEvent[] = [];
+    bus.subscribe((e) => (e.type === 'wake.sent' || e.type === 'host.warning') && woken.push(e));
+    const host = { bus, status: () => ({ interfaceName: 'bench0' }), config: () => ({}) } as unknown as ApiServiceHost;
+    const sent: string[] = [];
+    const api = new HostApi({
+      host,
+      store: storeApi(store, { dataDir: () => dir }),
+      listInterfaces: () => [{ name: 'bench0', mac: '', ipv4: [{ address: '198.18.5.1', prefixLength: 24 }], up: true, kind: 'wired', mtu: 1500 }],
+      shell: 'web',
+      clock,
+      wakeSocketFactory: async () =>
+        ({
+          setBroadcast() {},
+          send: (_p: Buffer, _port: number, address: string, cb: (e: Error | null) => void) => {
+            sent.push(address);
+            cb(null);
+          },
+          close() {},
+        }) as never,
+    });
+    return {
+      dir,
+      store,
+      api,
+      clock,
+      woken,
+      sent,
+      ids: [a.id, b.id],
+      installer,
+      empty,
+      close: () => (store.close(), rmSync(dir, { recursive: true, force: true })),
+    };
+  }
+
+  test('an entry: boot once for every PC of the group, then they are woken', async () => {
+    const h = await roomHost();
+    try {
+      const r = await h.api.handle('room:start', { group: 'ROOM3', what: { kind: 'entry', entryId: h.installer.id } });
+      assert.ok('result' in r, JSON.stringify(r));
+      const result = r.result as { what: string; machines: number; wake: { machines: unknown[] } };
+      assert.deepEqual([result.what, result.machines, result.wake.machines.length], ['Debian installer, booted once', 2, 2]);
+      for (const id of h.ids) {
+        const m = h.store.machines.get(id)!;
+        assert.deepEqual([m.entryId, m.bootOnce], [h.installer.id, true]);
+      }
+      assert.equal(h.store.machines.findByMac('52:54:00:00:03:03')!.entryId, null, 'the other group is untouched');
+      assert.deepEqual(
+        h.woken.map((e) => e.mac),
+        ['52:54:00:00:03:01', '52:54:00:00:03:02'],
+      );
+      const refused = await h.api.handle('room:start', { group: 'room3', what: { kind: 'entry', entryId: h.empty.id } });
+      assert.ok('error' in refused && /"nothing" cannot be given to the room: the entry has no files/.test(refused.error.message), JSON.stringify(refused));
+      const missing = await h.api.handle('room:start', { group: 'room3', what: { kind: 'image', image: 'win11' } });
+      assert.ok('error' in missing && /There is no image "win11": capture one on the Images screen first/.test(missing.error.message), JSON.stringify(missing));
+    } finally {
+      h.close();
+    }
+  });
+
+  test('at a time: nothing is assigned or woken before it; the room view shows it; cancel drops it', async () => {
+    const h = await roomHost();
+    try {
+      const r = await h.api.handle('room:start', { group: 'room3', what: { kind: 'entry', entryId: h.installer.id }, at: T + 30 * 60_000 });
+      assert.ok('result' in r && (r.result as { scheduledFor: number }).scheduledFor === T + 30 * 60_000, JSON.stringify(r));
+      const view = (await h.api.handle('room:get', { group: 'room3' })) as { result: RoomView };
+      assert.deepEqual(view.result.scheduled, { at: T + 30 * 60_000, what: 'Debian installer, booted once' });
+      h.clock.advance(30 * 60_000 - 1);
+      assert.equal(h.store.machines.get(h.ids[0]!)!.bootOnce, false);
+      assert.equal(h.sent.length, 0);
+      h.clock.advance(1);
+      // The rounds of packets are 100 ms apart (real time).
+      for (let i = 0; i < 40 && h.sent.length < 12; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      assert.equal(h.store.machines.get(h.ids[0]!)!.bootOnce, true);
+      assert.equal(h.sent.length, 2 * 2 * 3);
+      // Scheduled again, then cancelled: nothing happens at the time.
+      await h.api.handle('room:start', { group: 'room3', what: { kind: 'entry', entryId: h.installer.id }, at: T + 90 * 60_000 });
+      const cancelled = (await h.api.handle('room:cancel', { group: 'room3' })) as { result: RoomView };
+      assert.equal(cancelled.result.scheduled, undefined);
+      h.clock.advance(90 * 60_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(h.sent.length, 2 * 2 * 3);
+      const far = await h.api.handle('room:start', { group: 'room3', what: { kind: 'entry', entryId: h.installer.id }, at: h.clock.now() + 8 * 24 * 3600_000 });
+      assert.ok('error' in far && /at most a week ahead/.test(far.error.message));
+    } finally {
+      h.close();
+    }
+  });
+});

@@ -1,7 +1,7 @@
 // The room view: one group's PCs as tiles in their seats, re-read from the host when one of
 // them has news (a boot step, imaging progress), at most once a second.
 import type { ApiClient } from '../transport.js';
-import type { RoomTile, RoomView, WakeResult } from '../../../../preload/api.js';
+import type { RoomStartResult, RoomTask, RoomTile, RoomView, WakeResult } from '../../../../preload/api.js';
 import { createThrottle, type Scheduler, type Throttle } from '../throttle.js';
 
 /** The seats after moving one tile to a cell: whoever sat there takes the moved tile's old seat. */
@@ -15,6 +15,24 @@ export function seatsAfterMove(tiles: RoomTile[], machineId: number, row: number
     if (occupant && t.machineId === occupant.machineId) return { machineId: t.machineId, row: moved.row, column: moved.column };
     return { machineId: t.machineId, row: t.row, column: t.column };
   });
+}
+
+/** What a room start did, in one sentence. */
+export function roomStartMessage(result: RoomStartResult, formatTime: (t: number) => string): { kind: 'ok' | 'warn'; text: string } {
+  const pcs = `${result.machines} ${result.machines === 1 ? 'PC' : 'PCs'}`;
+  if (result.scheduledFor !== undefined) {
+    return {
+      kind: 'ok',
+      text: `Room ${result.group} gets ${result.what} at ${formatTime(result.scheduledFor)} (${pcs}); keep Bootbench running until then. Starting again replaces it.`,
+    };
+  }
+  const given = `Room ${result.group}: ${pcs} get ${result.what}${result.job !== undefined ? ` (job ${result.job})` : ''}`;
+  if (result.wakeProblem) return { kind: 'warn', text: `${given}, but they were not woken: ${result.wakeProblem} They run it at their next network boot.` };
+  const failed = result.wake?.machines.filter((m) => m.error || m.sent === 0) ?? [];
+  return {
+    kind: failed.length ? 'warn' : 'ok',
+    text: `${given}, and were woken through ${result.wake?.interfaceName}.${failed.length ? ` Not woken: ${failed.map((m) => `${m.name ?? m.mac} (${m.error ?? 'no packet left'})`).join(', ')}.` : ''}`,
+  };
 }
 
 export class RoomState {
@@ -76,6 +94,28 @@ export class RoomState {
     try {
       this.view = await this.api.call('room:seat', { group: view.group, seats: seatsAfterMove(view.tiles, machineId, row, column) });
       this.message = undefined;
+    } catch (err) {
+      this.message = { kind: 'bad', text: (err as Error).message };
+    }
+  }
+
+  async start(what: RoomTask, at?: number): Promise<RoomStartResult | undefined> {
+    if (!this.view) return undefined;
+    try {
+      const result = await this.api.call('room:start', { group: this.view.group, what, at });
+      await this.reload();
+      return result;
+    } catch (err) {
+      this.message = { kind: 'bad', text: (err as Error).message };
+      return undefined;
+    }
+  }
+
+  async cancelStart(): Promise<void> {
+    if (!this.view) return;
+    try {
+      this.view = await this.api.call('room:cancel', { group: this.view.group });
+      this.message = { kind: 'ok', text: `The start of room ${this.view.group} is cancelled.` };
     } catch (err) {
       this.message = { kind: 'bad', text: (err as Error).message };
     }
