@@ -5,6 +5,7 @@
 // booting, installing (kernel and initrd fetched), writing N % (an imaging row), and the one
 // that never answered turns failed with why once the host's clock (a manual one) passes the
 // minute. Seats are arranged by tapping a PC and an empty seat, and stay after a reload.
+// Then "Reinstall this room" gives every PC the installer as boot once and wakes them.
 // Screenshots: test-output/ui/room-390.png, room-1280.png
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,6 +47,11 @@ before(async () => {
     `mac,name,group\n${PC.a},room3-01,room3\n${PC.b},room3-02,room3\n${PC.c},room3-03,room3\n${PC.d},room3-04,room3\n52:54:00:ee:00:99,teacher,staff\n`,
   );
   assert.equal(imported.created, 5);
+  store.entries.create({
+    name: 'Debian installer',
+    kind: 'kernel',
+    files: [{ arch: 'any', role: 'kernel', path: 'e/linux', size: 10, sha256: 'a'.repeat(64) }],
+  });
   host = new ServiceHost({ config: { ...configFromSettings(store, dataDir), interfaceName: 'lo' }, store, watchInterface: false, dhcpThread: false });
   web = await startWebMode({
     host,
@@ -173,5 +179,30 @@ test('room on a phone: tiles asleep, woken, booting, installing, writing N %, fa
   await wide.screenshot({ path: join(shots, 'room-1280.png'), fullPage: true });
   await wide.close();
   assert.deepEqual(pageErrors, []);
+  passed = true;
+});
+
+test('reinstall the room from the phone: boot once for each PC, then they are woken', { skip, timeout: 60_000 }, async () => {
+  const page = await browser!.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  failurePage = page;
+  passed = false;
+  await page.goto(web!.url);
+  await page.click('[data-screen=room]');
+  await page.getByRole('combobox', { name: 'Group' }).selectOption('room3');
+  const form = page.getByTestId('room-start');
+  await form.waitFor({ timeout: 10_000 });
+  await form.getByRole('combobox', { name: 'What the room gets' }).selectOption({ label: 'Debian installer' });
+  await form.getByRole('button', { name: 'Start now' }).click();
+  await page
+    .getByTestId('room-message')
+    .filter({ hasText: 'Room room3: 4 PCs get Debian installer, booted once, and were woken through lo.' })
+    .waitFor({ timeout: 10_000 });
+  const entry = store!.entries.list().find((e) => e.name === 'Debian installer')!;
+  for (const mac of Object.values(PC)) {
+    const m = store!.machines.findByMac(mac)!;
+    assert.deepEqual([m.name, m.entryId, m.bootOnce], [m.name, entry.id, true]);
+  }
+  for (const name of ['room3-01', 'room3-02', 'room3-03', 'room3-04']) await waitForState(page, name, 'woken', /woken/);
+  await page.screenshot({ path: join(shots, 'room-start-390.png'), fullPage: true });
   passed = true;
 });
