@@ -16,6 +16,7 @@ import { EventBus, type BootEvent } from '../../main/core/events.js';
 import { ManualClock } from '../../main/core/clock.js';
 import { openStore } from '../../main/store/index.js';
 import { wakeCommand } from '../../main/cli/wake.js';
+import { main } from '../../main/cli/bootbench.js';
 import type { ApiEvents, Machine, NetInterfaceInfo, ServicesStatus, TimelineEntry } from '../../preload/api.js';
 
 interface Sent {
@@ -489,5 +490,17 @@ describe('bootbench wake', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('bootbench wake is a command of bootbench (its help names the forms)', async () => {
+    const written: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((chunk: string) => (written.push(String(chunk)), true)) as typeof process.stdout.write;
+    try {
+      assert.equal(await main(['wake', '--help']), 0);
+    } finally {
+      process.stdout.write = write;
+    }
+    assert.match(written.join(''), /^Usage: bootbench wake \(MAC\.\.\. \| --group NAME\) \[--interface NIC\] \[--data DIR\] \[--json\]/);
   });
 });
