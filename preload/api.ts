@@ -185,6 +185,90 @@ export interface CsvImportResult {
   problems: string[];
 }
 
+/** Wake-on-LAN: machines by id, bare MACs, or every machine of a group (one of the three kinds at least). */
+export interface WakeRequest {
+  machineIds?: number[];
+  macs?: string[];
+  group?: string;
+  /** The NIC to send through; default: the one the services use (or last used). */
+  interfaceName?: string;
+}
+
+export interface WakeResult {
+  interfaceName: string;
+  /** Where each packet went: the NIC's directed broadcasts and 255.255.255.255. */
+  addresses: string[];
+  /** Rounds sent to every address. */
+  repeat: number;
+  machines: { mac: string; machineId?: number; name?: string; sent: number; error?: string }[];
+  /** How long the Timeline waits for a woken PC to ask to boot before it flags it. */
+  answerWithinMs: number;
+}
+
+/** A PC's state as the room view shows it, from its boot events and imaging rows. */
+export type RoomTileState = 'asleep' | 'woken' | 'booting' | 'installing' | 'done' | 'failed';
+
+export interface RoomTile {
+  machineId: number;
+  name: string;
+  macs: string[];
+  /** 1-based; row 1 is the front of the room (the top of the view). */
+  row: number;
+  column: number;
+  /** The technician put it there (stored); otherwise the view placed it after the seated ones. */
+  seated: boolean;
+  state: RoomTileState;
+  /** The word on the tile: "asleep", "woken", "booting", "writing 42 %", "installing", "done", "failed". */
+  word: string;
+  /** Progress of the current step (imaging), 0-100. */
+  percent?: number;
+  /** Why it failed, or what it is doing, in one line. */
+  detail?: string;
+  /** When the state last changed (ms since the epoch). */
+  since?: number;
+}
+
+export interface RoomView {
+  group: string;
+  rows: number;
+  columns: number;
+  tiles: RoomTile[];
+  /** A start waiting for its time (kept by the running host only). */
+  scheduled?: { at: number; what: string };
+}
+
+/** What a room gets: a library entry booted once, or a disk image written by the imaging environment. */
+export type RoomTask = { kind: 'entry'; entryId: number } | { kind: 'image'; image: string; disk?: string };
+
+/** One action for a room: boot once (or a deploy job) for every PC of the group, then wake them. */
+export interface RoomStartRequest {
+  group: string;
+  what: RoomTask;
+  /** Start then (ms since the epoch) instead of now; the host must be running at that time. */
+  at?: number;
+}
+
+export interface RoomStartResult {
+  group: string;
+  /** What the room gets, in words ("Debian installer, booted once", "image win11"). */
+  what: string;
+  /** Set when the start waits for its time; nothing is assigned or woken before. */
+  scheduledFor?: number;
+  /** PCs given the task. */
+  machines: number;
+  /** The deploy job, for an image. */
+  job?: number;
+  wake?: WakeResult;
+  /** Why the PCs were not woken (the task is assigned all the same: they run it at their next boot). */
+  wakeProblem?: string;
+}
+
+export interface RoomSeatsRequest {
+  group: string;
+  /** New seats; a machine given `row: null` goes back among the unplaced. */
+  seats: { machineId: number; row: number | null; column: number | null }[];
+}
+
 export interface BootEntry {
   id: number;
   name: string;
@@ -489,6 +573,8 @@ export interface ApiCalls {
   'machines:assign-group': { request: GroupAssignment; response: MachineGroup };
   'machines:import-csv': { request: { csv: string }; response: CsvImportResult };
   'machines:export-csv': { request: void; response: CsvExport };
+  /** Magic packets through the bench NIC; the Timeline then shows whether each PC asked to boot. */
+  'machines:wake': { request: WakeRequest; response: WakeResult };
   'entries:list': { request: void; response: BootEntry[] };
   'entries:import': { request: ImportFilesRequest; response: ImportFilesResult };
   'entries:import-uploads': { request: ImportUploadsRequest; response: ImportFilesResult };
@@ -498,6 +584,12 @@ export interface ApiCalls {
   'transfers:active': { request: void; response: TransferRow[] };
   'transfers:history': { request: { limit?: number }; response: TransferRecord[] };
   'timeline:get': { request: TimelineRequest; response: Timeline };
+  /** Every PC of a group as a tile, with its seat and its state now. */
+  'room:get': { request: { group: string }; response: RoomView };
+  'room:seat': { request: RoomSeatsRequest; response: RoomView };
+  'room:start': { request: RoomStartRequest; response: RoomStartResult };
+  /** Drops a start that waits for its time. */
+  'room:cancel': { request: { group: string }; response: RoomView };
   'images:list': { request: void; response: ImageInfo[] };
   'images:capture': { request: ImageCaptureRequest; response: ImagingJob };
   'images:deploy': { request: ImageDeployRequest; response: ImagingJob };
@@ -527,6 +619,7 @@ export const API_CALL_NAMES = [
   'machines:assign-group',
   'machines:import-csv',
   'machines:export-csv',
+  'machines:wake',
   'entries:list',
   'entries:import',
   'entries:import-uploads',
@@ -536,6 +629,10 @@ export const API_CALL_NAMES = [
   'transfers:active',
   'transfers:history',
   'timeline:get',
+  'room:get',
+  'room:seat',
+  'room:start',
+  'room:cancel',
   'images:list',
   'images:capture',
   'images:deploy',

@@ -218,6 +218,10 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
     unassignable: (entryId) => whyEntryIsUnassignable(store, entryId, options.dataDir?.()),
     // Images live beside the database when no data folder is given (tests open the store alone);
     // a database in memory has no folder to keep images in.
+    seats: {
+      list: (machineIds) => store.seats.list(machineIds),
+      set: (seats, clear) => savingTo(store.path, () => store.seats.set(seats, clear)),
+    },
     imaging: options.dataDir || store.path !== ':memory:' ? storeImaging({ store, dataDir: options.dataDir ?? (() => dirname(store.path)) }) : undefined,
     transfers: {
       recent: (limit) =>

@@ -12,13 +12,17 @@ import {
   transferOutcomeOf,
   transferProtocolOf,
   type BootEvent,
+  type BootEventOf,
+  type Publish,
   systemClock,
   type Clock,
   type TimerHandle,
 } from '../core/index.js';
 import { defaultServedFolder, isAllowedHttpBootFile } from '../host/index.js';
-import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
-import { offeredForServing } from '../net/index.js';
+import { diagnoseBoot, summarizeEvent, wakeFollowUp, wakeFollowUps, WAKE_ANSWER_MS, type BootExpectation } from './boot-diagnosis.js';
+import { createScopedUdpSocketFactory, offeredForServing, type UdpSocketFactory } from '../net/index.js';
+import { WakeRefusal, wakeRequested } from './wake.js';
+import { layoutRoom, roomTileState, type TileImaging } from './room.js';
 import type {
   ApiCallName,
   ApiCalls,
@@ -49,12 +53,20 @@ import type {
   MachineGroup,
   MachineUpdate,
   NetInterfaceInfo,
+  RoomSeatsRequest,
+  RoomStartRequest,
+  RoomStartResult,
+  RoomTask,
+  RoomTile,
+  RoomView,
   ServeMode,
   ServeSettings,
   ServicesStatus,
   Timeline,
   TransferRecord,
   TransferRow,
+  WakeRequest,
+  WakeResult,
 } from '../../preload/api.js';
 
 // ---------------------------------------------------------------------------------------
@@ -62,7 +74,8 @@ import type {
 // one as is; the store is adapted in api-store.ts.
 
 export interface ApiServiceHost {
-  readonly bus: { subscribe(listener: (event: BootEvent) => void): () => void };
+  /** `publish` records what the API itself does (a wake); ServiceHost's bus has it. */
+  readonly bus: { subscribe(listener: (event: BootEvent) => void): () => void; publish?: Publish };
   start(overrides?: {
     interfaceName?: string;
     mode?: ServeMode;
@@ -105,6 +118,11 @@ export interface ApiStore {
   unassignable?(entryId: number): Promise<string | undefined>;
   /** Images and imaging jobs of the data folder (api-imaging.ts). */
   imaging?: ImagingApi;
+  /** Where each PC sits in its room (the room view). */
+  seats?: {
+    list(machineIds: number[]): { machineId: number; row: number; column: number }[];
+    set(seats: { machineId: number; row: number; column: number }[], clear: number[]): void;
+  };
 }
 
 /** The Images screen's view of main/imaging: requests already validated in shape, checked here against the data. */
@@ -159,6 +177,10 @@ export interface HostApiOptions {
   notices?: () => string[];
   /** Called after a successful start (the shells save the settings used). */
   afterStart?: (status: ServicesStatus) => void;
+  /** Judges how long ago a PC was woken (default: the system clock). */
+  clock?: Clock;
+  /** Magic packets leave through sockets from here (default: tied to the chosen NIC). */
+  wakeSocketFactory?: UdpSocketFactory;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -241,6 +263,15 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
   'machines:assign-group': z.object({ group: boundedText(64).min(1, 'must not be empty'), entryId: id.nullable() }).strict(),
   'machines:import-csv': z.object({ csv: z.string().max(5_000_000, 'is too large (5 MB at most)') }).strict(),
   'machines:export-csv': none,
+  'machines:wake': z
+    .object({
+      machineIds: z.array(id).max(1000).optional(),
+      macs: z.array(mac).max(1000).optional(),
+      group: boundedText(64).min(1, 'must not be empty').optional(),
+      interfaceName: z.string().min(1).max(64).optional(),
+    })
+    .strict()
+    .refine((r) => r.group !== undefined || (r.machineIds?.length ?? 0) + (r.macs?.length ?? 0) > 0, 'needs machines or a group: pick the machines to wake'),
   'entries:list': none,
   'entries:import': z.object({ paths: z.array(z.string().min(1).max(4096)).min(1, 'needs at least one file').max(500) }).strict(),
   'entries:import-uploads': z
@@ -269,6 +300,35 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
     .object({ machineId: id.optional(), mac: mac.optional(), limit: z.number().int().min(1).max(5000).optional() })
     .strict()
     .refine((r) => r.machineId !== undefined || r.mac !== undefined, 'needs machineId or mac'),
+  'room:get': z.object({ group: boundedText(64).min(1, 'must not be empty: pick a group') }).strict(),
+  'room:seat': z
+    .object({
+      group: boundedText(64).min(1, 'must not be empty: pick a group'),
+      seats: z
+        .array(
+          z
+            .object({
+              machineId: id,
+              row: z.number().int().min(1).max(100, 'must be 100 at most').nullable(),
+              column: z.number().int().min(1).max(100, 'must be 100 at most').nullable(),
+            })
+            .strict()
+            .refine((s) => (s.row === null) === (s.column === null), 'needs a row and a column, or neither'),
+        )
+        .max(1000),
+    })
+    .strict(),
+  'room:start': z
+    .object({
+      group: boundedText(64).min(1, 'must not be empty: pick a group'),
+      what: z.discriminatedUnion('kind', [
+        z.object({ kind: z.literal('entry'), entryId: id }).strict(),
+        z.object({ kind: z.literal('image'), image: imageName, disk: diskSelector }).strict(),
+      ]),
+      at: z.number().int().positive().optional(),
+    })
+    .strict(),
+  'room:cancel': z.object({ group: boundedText(64).min(1, 'must not be empty: pick a group') }).strict(),
   'images:list': none,
   'images:capture': z
     .object({ machineId: id.optional(), mac: mac.optional(), nextMachine: z.literal(true).optional(), name: imageName, disk: diskSelector, then })
@@ -336,8 +396,13 @@ function describeZodError(error: z.ZodError): string {
 
 type Handlers = { [C in ApiCallName]: (request: ApiCalls[C]['request']) => ApiCalls[C]['response'] | Promise<ApiCalls[C]['response']> };
 
+/** A start is for today's class or tomorrow's; further ahead, the host is unlikely to be running. */
+const ROOM_START_AHEAD_MS = 7 * 24 * 3600_000;
+
 export class HostApi {
   private readonly handlers: Handlers;
+  /** Group (lower case) -> a room start waiting for its time. */
+  private readonly scheduledStarts = new Map<string, { at: number; what: string; timer: TimerHandle }>();
 
   constructor(private readonly options: HostApiOptions) {
     const { host } = options;
@@ -387,6 +452,7 @@ export class HostApi {
       },
       'machines:import-csv': (request) => store().machines.importCsv(request.csv),
       'machines:export-csv': () => ({ filename: `bootbench-machines-${new Date().toISOString().slice(0, 10)}.csv`, csv: store().machines.exportCsv() }),
+      'machines:wake': (request) => this.wake(request),
       'entries:list': () => store().entries.list(),
       'entries:import': (request) => library.importFiles(request.paths),
       'entries:import-uploads': (request) => library.importUploads(request.uploads),
@@ -396,6 +462,16 @@ export class HostApi {
       'transfers:active': () => host.activeTransfers(),
       'transfers:history': (request) => store().transfers.recent(request?.limit ?? 200),
       'timeline:get': (request) => this.timeline(request.machineId, request.mac, request.limit ?? 200),
+      'room:get': (request) => this.room(request.group),
+      'room:seat': (request) => this.seatRoom(request),
+      'room:start': (request) => this.startRoom(request),
+      'room:cancel': (request) => {
+        const group = this.roomMachines(request.group)[0]!.group;
+        const pending = this.scheduledStarts.get(group.toLowerCase());
+        if (pending) (this.options.clock ?? systemClock).clearTimeout(pending.timer);
+        this.scheduledStarts.delete(group.toLowerCase());
+        return this.room(group);
+      },
       'images:list': () => imaging().list(),
       'images:capture': (request) => imaging().capture(request),
       'images:deploy': (request) => imaging().deploy(request),
@@ -420,6 +496,173 @@ export class HostApi {
       // written for the user; anything else still says what failed rather than vanishing.
       return { error: { code: 'failed', message: uiWording((err as Error)?.message || String(err)) } };
     }
+  }
+
+  private async wake(request: WakeRequest): Promise<WakeResult> {
+    const { host } = this.options;
+    if (!this.options.store && (request.machineIds?.length || request.group !== undefined)) {
+      throw new ApiError('unavailable', 'The machine database is not open, so machines and groups are not known: wake by MAC address.');
+    }
+    try {
+      return await wakeRequested(request, {
+        machines: this.options.store?.machines.list() ?? [],
+        interfaces: this.options.listInterfaces(),
+        storedInterface: host.status().interfaceName ?? host.config().interfaceName,
+        socketFactory: this.options.wakeSocketFactory ?? createScopedUdpSocketFactory(),
+        publish: host.bus.publish,
+      });
+    } catch (err) {
+      if (err instanceof WakeRefusal) throw new ApiError(err.code, uiWording(err.message.replace(/ \(--interface NAME\)/, ' on the Start screen')));
+      throw err;
+    }
+  }
+
+  private roomMachines(group: string): Machine[] {
+    const store = this.options.store;
+    if (!store) throw new ApiError('unavailable', 'The machine database is not open, so there are no groups to show.');
+    const wanted = group.trim().toLowerCase();
+    const members = store.machines.list().filter((m) => m.group.toLowerCase() === wanted);
+    if (members.length === 0) {
+      const groups = [
+        ...new Set(
+          store.machines
+            .list()
+            .map((m) => m.group)
+            .filter(Boolean),
+        ),
+      ].sort();
+      throw new ApiError(
+        'not-found',
+        `No machine is in group "${group}": ${groups.length ? `the groups are ${groups.join(', ')}` : 'give machines a group on the Machines screen (or import a CSV)'}.`,
+      );
+    }
+    return members;
+  }
+
+  private room(group: string): RoomView {
+    const store = this.options.store!;
+    const members = this.roomMachines(group);
+    const { rows, columns, places } = layoutRoom(members, store.seats?.list(members.map((m) => m.id)) ?? []);
+    // Each MAC's latest imaging row (jobs come newest first; a row's own time decides).
+    const imaging = new Map<string, TileImaging>();
+    for (const job of store.imaging?.jobs() ?? []) {
+      for (const row of job.machines) {
+        const known = imaging.get(row.mac);
+        if (!known || known.row.updatedAt < row.updatedAt) imaging.set(row.mac, { kind: job.kind, image: job.image, row });
+      }
+    }
+    const now = (this.options.clock ?? systemClock).now();
+    const tiles: RoomTile[] = members.map((m) => {
+      const place = places.get(m.id)!;
+      const rowsOfMachine = m.macs.map((mac) => imaging.get(mac)).filter((x): x is TileImaging => x !== undefined);
+      const latest = rowsOfMachine.sort((a, b) => b.row.updatedAt - a.row.updatedAt)[0];
+      return {
+        machineId: m.id,
+        name: m.name || m.macs[0] || `machine ${m.id}`,
+        macs: m.macs,
+        ...place,
+        ...roomTileState(store.timeline.forMachine(m.id, 300), latest, now),
+      };
+    });
+    tiles.sort((a, b) => a.row - b.row || a.column - b.column);
+    const scheduled = this.scheduledStarts.get(members[0]!.group.toLowerCase());
+    return { group: members[0]!.group, rows, columns, tiles, scheduled: scheduled && { at: scheduled.at, what: scheduled.what } };
+  }
+
+  /** What a room task means, in words; refused when the entry or image is not there or boots nothing. */
+  private async describeRoomTask(task: RoomTask): Promise<string> {
+    const store = this.options.store!;
+    if (task.kind === 'entry') {
+      const entry = store.entries.list().find((e) => e.id === task.entryId);
+      if (!entry)
+        throw new ApiError('not-found', `There is no boot entry number ${task.entryId} (it may have been removed): choose one on the Library screen.`);
+      if (!entry.bootable.ok) throw new ApiError('invalid-request', `"${entry.name}" cannot be given to the room: ${entry.bootable.reason}.`);
+      await this.refuseUnbootable(task.entryId);
+      return `${entry.name}, booted once`;
+    }
+    const imaging = store.imaging;
+    if (!imaging) throw new ApiError('unavailable', 'This host has no imaging (no data folder for images).');
+    const images = imaging.list();
+    if (!images.some((i) => i.name === task.image)) {
+      throw new ApiError(
+        'not-found',
+        `There is no image "${task.image}"${images.length ? `: the images are ${images.map((i) => i.name).join(', ')}` : ': capture one on the Images screen first'}.`,
+      );
+    }
+    return `image ${task.image}`;
+  }
+
+  /** One action for a room: its task for every PC, then a wake; now, or at the time asked. */
+  private async startRoom(request: RoomStartRequest): Promise<RoomStartResult> {
+    const members = this.roomMachines(request.group);
+    const group = members[0]!.group;
+    const what = await this.describeRoomTask(request.what);
+    const clock = this.options.clock ?? systemClock;
+    const key = group.toLowerCase();
+    const earlier = this.scheduledStarts.get(key);
+    if (earlier) clock.clearTimeout(earlier.timer);
+    this.scheduledStarts.delete(key);
+    const now = clock.now();
+    if (request.at !== undefined && request.at > now + 1000) {
+      if (request.at > now + ROOM_START_AHEAD_MS) throw new ApiError('invalid-request', 'A start can be set at most a week ahead: choose a nearer time.');
+      const timer = clock.setTimeout(() => {
+        this.scheduledStarts.delete(key);
+        this.runRoomStart(group, request.what, what).catch((err) =>
+          this.options.host.bus.publish?.('host.warning', { message: `The scheduled start of room ${group} (${what}) failed: ${(err as Error).message}` }),
+        );
+      }, request.at - now);
+      this.scheduledStarts.set(key, { at: request.at, what, timer });
+      return { group, what, scheduledFor: request.at, machines: members.length };
+    }
+    return this.runRoomStart(group, request.what, what);
+  }
+
+  private async runRoomStart(group: string, task: RoomTask, what: string): Promise<RoomStartResult> {
+    const store = this.options.store!;
+    const members = this.roomMachines(group);
+    let job: number | undefined;
+    if (task.kind === 'entry') for (const m of members) store.machines.update({ id: m.id, entryId: task.entryId, bootOnce: true });
+    else job = store.imaging!.deploy({ image: task.image, group, disk: task.disk }).id;
+    // The task stands even when the wake cannot go out: the PCs run it at their next boot.
+    try {
+      return { group, what, machines: members.length, job, wake: await this.wake({ group }) };
+    } catch (err) {
+      return { group, what, machines: members.length, job, wakeProblem: (err as Error).message };
+    }
+  }
+
+  private seatRoom(request: RoomSeatsRequest): RoomView {
+    const store = this.options.store!;
+    const members = this.roomMachines(request.group);
+    if (!store.seats) throw new ApiError('unavailable', 'This database cannot keep seats.');
+    const byId = new Map(members.map((m) => [m.id, m]));
+    for (const s of request.seats) {
+      if (!byId.has(s.machineId))
+        throw new ApiError('invalid-request', `Machine number ${s.machineId} is not in group "${request.group}": seat only the room's own PCs.`);
+    }
+    // The room as it will be: the seats given, over the ones stored.
+    const final = new Map((store.seats.list(members.map((m) => m.id)) ?? []).map((s) => [s.machineId, s]));
+    for (const s of request.seats) {
+      if (s.row === null || s.column === null) final.delete(s.machineId);
+      else final.set(s.machineId, { machineId: s.machineId, row: s.row, column: s.column });
+    }
+    const seen = new Map<string, number>();
+    for (const s of final.values()) {
+      const other = seen.get(`${s.row}:${s.column}`);
+      if (other !== undefined) {
+        const name = (id: number) => byId.get(id)?.name || byId.get(id)?.macs[0] || `machine ${id}`;
+        throw new ApiError(
+          'invalid-request',
+          `${name(other)} and ${name(s.machineId)} would both sit in row ${s.row}, column ${s.column}: give each its own seat.`,
+        );
+      }
+      seen.set(`${s.row}:${s.column}`, s.machineId);
+    }
+    store.seats.set(
+      request.seats.filter((s) => s.row !== null && s.column !== null).map((s) => ({ machineId: s.machineId, row: s.row!, column: s.column! })),
+      request.seats.filter((s) => s.row === null).map((s) => s.machineId),
+    );
+    return this.room(request.group);
   }
 
   private settings(): ServeSettings {
@@ -460,12 +703,15 @@ export class HostApi {
     if (machineId !== undefined && !machine) throw new ApiError('not-found', `There is no machine number ${machineId} (it may have been removed).`);
     const events = machine ? store.timeline.forMachine(machine.id, limit) : store.timeline.forMac(mac!, limit);
     const visible = events.filter((e) => e.type !== 'tftp.progress' && e.type !== 'http.progress');
+    const now = (this.options.clock ?? systemClock).now();
+    // What came of each wake is read from the events, so a wake sent by `bootbench wake` without a host is judged too.
+    const entries = [...visible.map(summarizeEvent), ...wakeFollowUps(events, now)].sort((a, b) => a.time - b.time);
     return {
       machineId: machine?.id,
       mac: mac ?? machine?.macs[0],
       machine,
-      events: visible.map(summarizeEvent),
-      diagnosis: diagnoseBoot(events, machine ? await store.timeline.expectation?.(machine.id) : undefined),
+      events: entries,
+      diagnosis: diagnoseBoot(events, machine ? await store.timeline.expectation?.(machine.id) : undefined, now),
     };
   }
 }
@@ -496,6 +742,8 @@ export interface ApiEventOptions {
   clock?: Clock;
   /** Minimum time between two progress pushes (default 250 ms: four a second). */
   intervalMs?: number;
+  /** How long a woken PC has to ask to boot before its timeline says it did not. */
+  wakeAnswerMs?: number;
 }
 
 let recordsWithoutKey = 0;
@@ -542,6 +790,33 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
   const imagingSteps = new Map<string, string>();
   let timer: TimerHandle | undefined;
   let lastFlush = -Infinity;
+  // machine (or MAC) -> its last wake and the timer that flags it; a later wake replaces the earlier.
+  const wakeAnswerMs = options.wakeAnswerMs ?? WAKE_ANSWER_MS;
+  const wakes = new Map<string, { wake: BootEventOf<'wake.sent'>; timer: TimerHandle }>();
+  const wakeKey = (mac: string) => String(store?.machines.findByMac(mac)?.id ?? mac);
+  const watchWake = (wake: BootEventOf<'wake.sent'>) => {
+    const key = wakeKey(wake.mac!);
+    const earlier = wakes.get(key);
+    if (earlier) clock.clearTimeout(earlier.timer);
+    const timer = clock.setTimeout(
+      () => {
+        wakes.delete(key);
+        const entry = wakeFollowUp({ wake, state: 'no-answer' }, wakeAnswerMs);
+        if (entry) sink('timeline:event', entry);
+      },
+      wake.time + wakeAnswerMs - clock.now(),
+    );
+    wakes.set(key, { wake, timer });
+  };
+  const answerWake = (event: BootEvent) => {
+    const key = wakeKey(event.mac!);
+    const pending = wakes.get(key);
+    if (!pending || event.time < pending.wake.time) return;
+    clock.clearTimeout(pending.timer);
+    wakes.delete(key);
+    const entry = wakeFollowUp({ wake: pending.wake, state: 'answered', answeredAt: event.time }, wakeAnswerMs);
+    if (entry) sink('timeline:event', { ...entry, mac: event.mac });
+  };
 
   const flush = () => {
     timer = undefined;
@@ -597,9 +872,13 @@ export function connectApiEvents(options: ApiEventOptions): () => void {
       if (imagingSteps.size > 10_000) imagingSteps.delete(imagingSteps.keys().next().value!);
     }
     if (event.mac && event.type !== 'tftp.progress' && event.type !== 'http.progress') sink('timeline:event', summarizeEvent(event));
+    if (event.type === 'wake.sent' && event.mac && event.packets > 0) watchWake(event);
+    if (event.type === 'dhcp.received' && event.mac && wakes.size) answerWake(event);
   });
   return () => {
     unsubscribe();
+    for (const { timer: t } of wakes.values()) clock.clearTimeout(t);
+    wakes.clear();
     if (timer) clock.clearTimeout(timer);
     timer = undefined;
   };

@@ -151,6 +151,12 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
       const line = `Imaging: ${str(event.kind) ?? 'job'} of ${str(event.image) ?? '?'} — ${words}${phase === 'failed' && reason ? `: ${reason}` : ''}`;
       return phase === 'failed' ? problem(line) : info(line);
     }
+    case 'wake.sent': {
+      const through = event.interfaceName ? ` through ${event.interfaceName}` : '';
+      const to = event.addresses?.length ? ` to ${event.addresses.join(' and ')}` : '';
+      if (!event.packets) return problem(`Not woken: no magic packet left${through}${reason ? `: ${reason}` : ''}`);
+      return info(`Woken: ${event.packets} magic packet${event.packets === 1 ? '' : 's'} sent${through}${to}${reason ? ` (${reason})` : ''}`);
+    }
     case 'host.warning':
       if (event.bootOnce === 'completed') return info(`Boot once used: ${reason ?? 'the assignment ended'}`);
       return warning(reason ?? 'Host warning');
@@ -419,9 +425,87 @@ export function bootStartedOverHttp(events: BootEvent[]): boolean {
   return firmware.vendorClass?.startsWith('HTTPClient') === true || (firmware.arch !== undefined && HTTP_BOOT_ARCHES.has(firmware.arch));
 }
 
-/** Where the last boot attempt of one machine stopped, and what to try. */
-export function diagnoseBoot(events: BootEvent[], expected?: BootExpectation): Diagnosis {
-  // What the other DHCP server said is context for GRUB below, not a boot step.
+// ---------------------------------------------------------------------------
+// Wake-on-LAN. A woken PC's firmware asks for a network boot within seconds (PXE first in
+// its boot order) or it powers on to its disk; either way it sends a DHCP DISCOVER if its
+// NIC has PXE enabled. No DHCP message from it within a minute: the packet did not wake it.
+
+/** How long a woken PC has to ask for a network boot before it is flagged. */
+export const WAKE_ANSWER_MS = 60_000;
+export const WAKE_NO_ANSWER = 'No answer to Wake-on-LAN: check the BIOS setting or the cable';
+const WAKE_NO_ANSWER_HINT =
+  'Enable Wake-on-LAN in its firmware setup (often "Wake on LAN", "Power on by PCI-E" or "Resume by LAN"; turn "ErP" or "Deep sleep" off), keep it plugged into power, and check its network cable is in the bench switch; or switch it on by hand.';
+
+export interface WakeOutcome {
+  wake: BootEventOf<'wake.sent'>;
+  /** waiting: within the minute; answered: it asked to boot; no-answer: the minute passed in silence. */
+  state: 'waiting' | 'answered' | 'no-answer';
+  answeredAt?: number;
+}
+
+/**
+ * What came of each wake of one machine (its events, any of its MACs), oldest first. A wake
+ * followed by another before its minute was up (a second press, another MAC of the same PC)
+ * is judged by the later one alone, so one silent PC is flagged once.
+ */
+export function wakeOutcomes(events: BootEvent[], now: number, windowMs = WAKE_ANSWER_MS): WakeOutcome[] {
+  const sorted = [...events].sort((a, b) => a.time - b.time);
+  const wakes = sorted.filter((e): e is BootEventOf<'wake.sent'> => e.type === 'wake.sent' && e.packets > 0);
+  const asks = sorted.filter((e) => e.type === 'dhcp.received');
+  const outcomes: WakeOutcome[] = [];
+  wakes.forEach((wake, i) => {
+    const deadline = wake.time + windowMs;
+    const answer = asks.find((e) => e.time >= wake.time && e.time <= deadline);
+    const next = wakes[i + 1];
+    if (answer && (!next || answer.time <= next.time)) outcomes.push({ wake, state: 'answered', answeredAt: answer.time });
+    else if (next && next.time <= deadline) return;
+    else outcomes.push({ wake, state: now >= deadline ? 'no-answer' : 'waiting' });
+  });
+  return outcomes;
+}
+
+/** The Timeline's lines for what came of each wake: when it asked to boot, or the flag. */
+export function wakeFollowUps(events: BootEvent[], now: number, windowMs = WAKE_ANSWER_MS): TimelineEntry[] {
+  return wakeOutcomes(events, now, windowMs).flatMap((o) => {
+    const entry = wakeFollowUp(o, windowMs);
+    return entry ? [entry] : [];
+  });
+}
+
+export function wakeFollowUp(outcome: WakeOutcome, windowMs = WAKE_ANSWER_MS): TimelineEntry | undefined {
+  const { wake } = outcome;
+  if (outcome.state === 'answered') {
+    const seconds = Math.max(0, Math.round((outcome.answeredAt! - wake.time) / 1000));
+    return { time: outcome.answeredAt!, type: 'wake.answered', mac: wake.mac, summary: `Asked to boot ${seconds} s after it was woken`, level: 'info' };
+  }
+  if (outcome.state === 'no-answer') return { time: wake.time + windowMs, type: 'wake.unanswered', mac: wake.mac, summary: WAKE_NO_ANSWER, level: 'problem' };
+  return undefined;
+}
+
+/** The last wake, when nothing of the PC's own came after it: what the Timeline says instead of the older boot. */
+function wakeDiagnosis(events: BootEvent[], now: number): Diagnosis | undefined {
+  const last = wakeOutcomes(events, now).at(-1);
+  if (!last || last.state === 'answered') return undefined;
+  // A boot of its own after the wake (pressed by hand, say) is the story, not the wake.
+  if (events.some((e) => e.time > last.wake.time && (isDhcpEvent(e) || isTransferEvent(e)))) return undefined;
+  if (last.state === 'waiting') {
+    const seconds = Math.max(0, Math.round((now - last.wake.time) / 1000));
+    return {
+      stage: 'none',
+      level: 'info',
+      message: `Woken ${seconds} s ago: waiting for it to ask for a network boot (up to a minute).`,
+      hint: 'A PC set to boot from the network first asks within seconds of powering on.',
+    };
+  }
+  return { stage: 'none', level: 'problem', message: `${WAKE_NO_ANSWER}.`, hint: WAKE_NO_ANSWER_HINT };
+}
+
+/** Where the last boot attempt of one machine stopped, and what to try; `now` judges a recent wake. */
+export function diagnoseBoot(events: BootEvent[], expected?: BootExpectation, now = Date.now()): Diagnosis {
+  const woken = wakeDiagnosis(events, now);
+  if (woken) return woken;
+  // What the other DHCP server said is context for GRUB below, not a boot step; nor is a wake.
+  events = events.filter((e) => e.type !== 'wake.sent');
   const steps = events.filter((e) => e.type !== 'dhcp.other-ack');
   const diagnosis = diagnoseBootSteps(steps, expected);
   const grub = grubServerDiagnosis(events);

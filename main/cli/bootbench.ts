@@ -14,6 +14,7 @@ import { classifyWriteFailure, openStore, type Store } from '../store/index.js';
 import { entriesCommand } from './entries.js';
 import { imageCommand, machinesCommand } from './imaging.js';
 import { runWebMode } from './web.js';
+import { wakeCommand } from './wake.js';
 
 const USAGE = `Usage: bootbench <command> [options]
 
@@ -24,6 +25,7 @@ Commands:
   entries      Import boot files into the library, or list it (entries import PATH... | entries list)
   image        Capture a PC's disk, deploy an image to PCs, list, verify, delete (image --help)
   machines     Import the machine list from CSV, or list it (machines import FILE.csv | machines list)
+  wake         Wake PCs with Wake-on-LAN (wake MAC... | wake --group NAME)
   app          The host with its user interface in a browser (what \`npm start\` runs without Electron)
 
 Run \`bootbench <command> --help\` for a command's options.`;
@@ -259,6 +261,8 @@ export async function main(argv: string[]): Promise<number> {
         return await machinesCommand(rest);
       case 'app':
         return await runWebMode(rest);
+      case 'wake':
+        return await wakeCommand(rest);
       case undefined:
       case '-h':
       case '--help':

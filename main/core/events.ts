@@ -184,6 +184,20 @@ export interface ImagingProgressFields extends ClientFields {
   reason?: string;
 }
 
+/** Magic packets sent to wake one PC (Wake-on-LAN); whether it then asked to boot is read from its DHCP events. */
+export interface WakeSentFields extends ClientFields {
+  /** The NIC they left through. */
+  interfaceName?: string;
+  /** Where they went: the NIC's directed broadcasts and 255.255.255.255. */
+  addresses: string[];
+  /** Datagrams that left. */
+  packets: number;
+  /** The machine's name in the list, when it has one. */
+  machine?: string;
+  /** Why some did not leave. */
+  reason?: string;
+}
+
 export interface HostWarningFields extends ClientFields {
   message: string;
   interfaceName?: string;
@@ -263,6 +277,8 @@ export interface BootEventFields {
   'http.refused': TransferRefusedFields;
   /** A PC's capture or deploy changed phase (main/imaging). */
   'imaging.progress': ImagingProgressFields;
+  /** Wake-on-LAN packets sent for one PC (the API or `bootbench wake`). */
+  'wake.sent': WakeSentFields;
   // service host (main/host); `status` is the host's ServicesStatus (preload/api.ts), opaque here
   'service.state': { status: unknown };
   'host.warning': HostWarningFields;

@@ -27,7 +27,17 @@ export {
 } from './bind-errors.js';
 export { findPortOwner, findPortOwners, describePortOwners, parseProcNetTable, type PortOwner, type PortProtocol } from './port-owner.js';
 export { checkPrivileges, privilegeFix, DEFAULT_SERVICE_PORTS, type PrivilegeReport, type PrivilegeProblem, type PortPermission } from './privileges.js';
-export { sendMagicPacket, buildMagicPacket, parseMac, wakeMachines, WAKE_ON_LAN_PORT, type MagicPacketOptions, type WakeOptions } from './wake-on-lan.js';
+export {
+  sendMagicPacket,
+  buildMagicPacket,
+  parseMac,
+  wakeMachines,
+  wakeAddressesOf,
+  WAKE_ON_LAN_PORT,
+  type MagicPacketOptions,
+  type WakeOptions,
+  type WakeResult,
+} from './wake-on-lan.js';
 export { watchInterface, diffInterface, type InterfaceWatch, type InterfaceChange, type InterfaceChangeKind, type WatchOptions } from './interface-watch.js';
 export { DEFAULT_ADDRESS_PROBE_MS } from './address-probe.js';
 export { openArpProber } from './arp-probe.js';

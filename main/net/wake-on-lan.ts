@@ -86,36 +86,81 @@ export interface WakeOptions {
   socketFactory: UdpSocketFactory;
   /** The NIC the bench is on; the packets leave through it only. */
   interfaceName?: string;
-  /** Directed broadcast of the bench subnet (e.g. 192.0.2.255) or 255.255.255.255. */
-  broadcastAddress: string;
+  /** Directed broadcast of the bench subnet (e.g. 192.0.2.255) or 255.255.255.255; see also `addresses`. */
+  broadcastAddress?: string;
+  /** Every address each packet goes to (wakeAddressesOf: the NIC's directed broadcasts and 255.255.255.255). */
+  addresses?: string[];
   port?: number;
-  /** Packets per machine (UDP has no delivery guarantee; 3 is customary). */
+  /** Rounds: each MAC's packet goes to every address once per round (UDP has no delivery guarantee; 3 is customary). */
   repeat?: number;
+  /** Pause between rounds, so one lost burst on a busy switch does not take every copy with it. */
+  intervalMs?: number;
+  /** How the pause is waited (tests pass one that returns at once). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface WakeResult {
+  mac: string;
+  /** Datagrams that left for this MAC (rounds x addresses, less failed sends). */
+  sent: number;
+  /** A MAC that is not one, or why sends failed (the last failure). */
+  error?: string;
 }
 
 /**
- * Wakes a room: magic packets for each MAC through one socket. Returns per-MAC results; a bad
- * MAC is reported and does not stop the rest.
+ * Where magic packets for a bench NIC go: each of its subnets' directed broadcast, then the
+ * limited broadcast. The socket is tied to the NIC, so the limited broadcast leaves through it
+ * alone; the directed one also reaches a PC whose switch port drops 255.255.255.255.
  */
-export async function wakeMachines(macs: string[], options: WakeOptions): Promise<{ mac: string; sent: number; error?: string }[]> {
+export function wakeAddressesOf(nic: { ipv4: { address: string; prefixLength: number }[] } | undefined): string[] {
+  // A /31 or /32 has no broadcast address (RFC 3021).
+  const directed = (nic?.ipv4 ?? []).filter((a) => a.prefixLength < 31).map((a) => directedBroadcast(a.address, a.prefixLength));
+  return [...new Set([...directed, '255.255.255.255'])];
+}
+
+function directedBroadcast(address: string, prefixLength: number): string {
+  const host = prefixLength === 0 ? 0xffffffff : (0xffffffff >>> prefixLength) >>> 0;
+  const value = (address.split('.').reduce((n, octet) => (n << 8) + Number(octet), 0) | host) >>> 0;
+  return [24, 16, 8, 0].map((shift) => (value >>> shift) & 0xff).join('.');
+}
+
+/**
+ * Wakes a room: magic packets for each MAC through one socket, `repeat` rounds to every
+ * address. A bad MAC is reported and does not stop the rest, nor does a failed send.
+ */
+export async function wakeMachines(macs: string[], options: WakeOptions): Promise<WakeResult[]> {
+  const addresses = options.addresses ?? [options.broadcastAddress ?? '255.255.255.255'];
+  const rounds = Math.max(1, options.repeat ?? 3);
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const results: WakeResult[] = [];
+  const packets: (Buffer | undefined)[] = [];
+  for (const mac of macs) {
+    try {
+      packets.push(buildMagicPacket(mac));
+      results.push({ mac, sent: 0 });
+    } catch (err) {
+      packets.push(undefined);
+      results.push({ mac, sent: 0, error: (err as Error).message });
+    }
+  }
+  if (!packets.some(Boolean)) return results;
   const socket = await options.socketFactory({ port: 0, interfaceName: options.interfaceName, broadcast: true });
-  const results: { mac: string; sent: number; error?: string }[] = [];
   try {
     socket.setBroadcast(true);
-    for (const mac of macs) {
-      let packet: Buffer;
-      try {
-        packet = buildMagicPacket(mac);
-      } catch (err) {
-        results.push({ mac, sent: 0, error: (err as Error).message });
-        continue;
+    for (let round = 0; round < rounds; round++) {
+      if (round > 0 && options.intervalMs) await sleep(options.intervalMs);
+      for (let i = 0; i < macs.length; i++) {
+        const packet = packets[i];
+        if (!packet) continue;
+        for (const address of addresses) {
+          try {
+            await send(socket, packet, options.port ?? WAKE_ON_LAN_PORT, address);
+            results[i]!.sent++;
+          } catch (err) {
+            results[i]!.error = `sending to ${address} failed: ${(err as Error).message}`;
+          }
+        }
       }
-      let sent = 0;
-      for (let i = 0; i < (options.repeat ?? 3); i++) {
-        await send(socket, packet, options.port ?? WAKE_ON_LAN_PORT, options.broadcastAddress);
-        sent++;
-      }
-      results.push({ mac, sent });
     }
   } finally {
     socket.close();

@@ -67,7 +67,8 @@ export function writeEvents(ctx: EventWriterContext, batch: PendingEvent[], stor
     } else if (event.type === 'dhcp.release' && event.mac) {
       store.leases.release(event.mac);
     }
-    if (machineId !== undefined || event.ip) {
+    // A wake for a MAC not in the machine list is kept by its MAC: the timeline of that MAC shows it.
+    if (machineId !== undefined || event.ip || event.type === 'wake.sent') {
       store.bootEvents.add({
         machineId,
         mac: event.mac ? normalizeMac(event.mac) : null,

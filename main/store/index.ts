@@ -28,6 +28,7 @@ export {
 export { BootEventRepository, DEFAULT_RETENTION, type NewBootEvent, type RetentionPolicy, type StoredBootEvent } from './boot-events.js';
 export { SettingsRepository, SettingError, SETTING_SCHEMAS, type SettingKey, type Settings } from './settings.js';
 export { LeaseRepository, type Lease } from './leases.js';
+export { RoomSeatRepository, type RoomSeat } from './room-seats.js';
 export {
   resolveBootAssignment,
   defaultBootEntry,

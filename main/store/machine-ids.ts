@@ -39,6 +39,8 @@ export class MachineIds {
       return this.remember(mac, this.store.machines.recordSeen({ mac, ...seen }).id);
     }
     if (thisBatch !== undefined) return thisBatch;
+    // A magic packet we sent is no sighting of the PC: its row (when it has one) is left as it was.
+    if (event.type === 'wake.sent') return this.store.machines.findByMac(mac)?.id;
     const known = this.byMac.get(mac);
     if (known !== undefined && this.store.machines.exists(known)) return this.remember(mac, known);
     return this.remember(mac, this.store.machines.recordSeen({ mac, ip: event.ip || undefined, time: event.time }).id);

@@ -165,6 +165,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE image_job_machines ADD COLUMN part INTEGER;
     `,
   },
+  {
+    version: 7,
+    description: "each machine's seat in its room (row and column), for the room view",
+    sql: `
+      CREATE TABLE room_seats (
+        machine_id INTEGER PRIMARY KEY REFERENCES machines(id) ON DELETE CASCADE,
+        seat_row INTEGER NOT NULL CHECK (seat_row BETWEEN 1 AND 100),
+        seat_column INTEGER NOT NULL CHECK (seat_column BETWEEN 1 AND 100)
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -9,6 +9,7 @@ import { EntryRepository } from './entries.js';
 import { LeaseRepository } from './leases.js';
 import { MachineRepository } from './machines.js';
 import { BOOTBENCH_APPLICATION_ID, LATEST_SCHEMA_VERSION, migrate, readSchemaVersion } from './migrations.js';
+import { RoomSeatRepository } from './room-seats.js';
 import { SettingsRepository } from './settings.js';
 import { TransferRepository } from './transfers.js';
 
@@ -37,6 +38,8 @@ export interface Store {
   readonly bootEvents: BootEventRepository;
   readonly settings: SettingsRepository;
   readonly leases: LeaseRepository;
+  /** Where each PC sits in its room (the room view). */
+  readonly seats: RoomSeatRepository;
   /** The driver connection: for the store's own modules and tests; other code calls the repositories. */
   readonly db: Database.Database;
   readonly clock: Clock;
@@ -244,6 +247,7 @@ export function openStore(location: string, options: OpenStoreOptions = {}): Sto
       bootEvents,
       settings,
       leases: new LeaseRepository(db, now),
+      seats: new RoomSeatRepository(db),
       db,
       clock,
       transaction: (fn) => db.transaction(fn)(),

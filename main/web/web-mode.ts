@@ -51,6 +51,7 @@ export async function startWebMode(options: WebModeOptions): Promise<WebMode> {
     version: options.version,
     notices: options.notices,
     afterStart: options.afterStart,
+    clock: options.clock,
   });
   const server = new WebUiServer({
     staticDir: options.staticDir ?? defaultRendererDir(),

@@ -212,7 +212,7 @@ test('technician flow in the browser against the real host on a namespace NIC', 
   // --- Assign the rescue image to bench-07, then boot it.
   await row.locator('select').selectOption({ label: 'Rescue image' });
   await waitFor(
-    async () => (await row.locator('select').inputValue()) !== '' && (await row.locator('input[type=checkbox]').isEnabled()),
+    async () => (await row.locator('select').inputValue()) !== '' && (await row.getByRole('checkbox', { name: /^Boot once/ }).isEnabled()),
     5000,
     'the assignment to be saved',
   );

@@ -9,8 +9,9 @@ import { TransfersState } from './transfers.svelte.js';
 import { TimelineState } from './timeline.svelte.js';
 import { LibraryState } from './library.svelte.js';
 import { ImagesState } from './images.svelte.js';
+import { RoomState } from './room.svelte.js';
 
-export const SCREENS = ['start', 'library', 'machines', 'images', 'live', 'timeline'] as const;
+export const SCREENS = ['start', 'library', 'machines', 'room', 'images', 'live', 'timeline'] as const;
 export type Screen = (typeof SCREENS)[number];
 
 export class AppState {
@@ -26,6 +27,7 @@ export class AppState {
   readonly timeline: TimelineState;
   readonly library: LibraryState;
   readonly images: ImagesState;
+  readonly room: RoomState;
   private readonly stops: (() => void)[] = [];
 
   constructor(
@@ -39,6 +41,7 @@ export class AppState {
     // Renamed or removed entries change the Machines screen's choices.
     this.library = new LibraryState(api, () => void this.machines.load());
     this.images = new ImagesState(api, 250, scheduler);
+    this.room = new RoomState(api, scheduler);
   }
 
   /** Subscribes to pushed events and loads every screen's data on each (re)connection. */
@@ -49,6 +52,9 @@ export class AppState {
       this.api.on('machine:seen', (m) => this.machines.upsert(m, true)),
       this.api.on('timeline:event', (e) => this.timeline.apply(e)),
       this.api.on('imaging:progress', (p) => this.images.apply(p)),
+      // The room view re-reads its tiles when one of its PCs has news.
+      this.api.on('timeline:event', (e) => this.room.apply([e.mac])),
+      this.api.on('imaging:progress', (p) => this.room.apply(p.jobs.flatMap((j) => j.machines.map((m) => m.mac)))),
       this.api.transport.onConnection((state) => {
         this.connection = state;
         if (state === 'open') void this.loadAll();
@@ -66,7 +72,7 @@ export class AppState {
         this.services.load(),
       ]);
       this.transfers.reset(active, history);
-      await Promise.all([this.machines.load(), this.library.load(), this.images.load(), this.timeline.reload()]);
+      await Promise.all([this.machines.load(), this.library.load(), this.images.load(), this.timeline.reload(), this.room.reload()]);
       this.loadError = undefined;
     } catch (err) {
       this.loadError = (err as Error).message;
@@ -88,6 +94,7 @@ export class AppState {
     for (const stop of this.stops.splice(0)) stop();
     this.transfers.dispose();
     this.images.dispose();
+    this.room.dispose();
     this.api.transport.close();
   }
 }

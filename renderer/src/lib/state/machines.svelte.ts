@@ -1,6 +1,6 @@
 // Machines of the bench: the stored list plus the live ones as they send DISCOVERs.
 import type { ApiClient } from '../transport.js';
-import type { BootEntry, CsvImportResult, Machine, MachineGroup, MachineUpdate } from '../../../../preload/api.js';
+import type { BootEntry, CsvImportResult, Machine, MachineGroup, MachineUpdate, WakeRequest, WakeResult } from '../../../../preload/api.js';
 
 export function machineLabel(m: Pick<Machine, 'name' | 'macs' | 'id'>): string {
   return m.name || m.macs[0] || `machine ${m.id}`;
@@ -49,6 +49,22 @@ export function groupAssignmentMessage(
     kind: 'warn',
     text: `Group ${group}: ${following} of ${members.length} machines now boot ${entryName}; ${keeping} ${own.length === 1 ? 'keeps its' : 'keep their'} own entry, which comes before the group's. To have ${own.length === 1 ? 'it' : 'them'} follow the group, choose "${option}" in ${own.length === 1 ? 'its' : 'their'} Boots column.`,
   };
+}
+
+/** What a wake did, in one sentence: who got packets, through which NIC, and what to watch next. */
+export function wakeMessage(result: WakeResult): { kind: 'ok' | 'warn'; text: string } {
+  const label = (m: WakeResult['machines'][number]) => m.name || m.mac;
+  const failed = result.machines.filter((m) => m.error || m.sent === 0);
+  const woken = result.machines.filter((m) => !failed.includes(m));
+  const names = woken.length > 6 ? `${woken.slice(0, 5).map(label).join(', ')} and ${woken.length - 5} more` : woken.map(label).join(', ');
+  const parts: string[] = [];
+  if (woken.length) {
+    parts.push(
+      `Woke ${names}: ${result.repeat} rounds of magic packets through ${result.interfaceName} (to ${result.addresses.join(' and ')}). The Timeline shows whether each asked to boot within ${Math.round(result.answerWithinMs / 1000)} s.`,
+    );
+  }
+  for (const m of failed) parts.push(`${label(m)}: ${m.error ?? 'no packet left'}.`);
+  return { kind: failed.length ? 'warn' : 'ok', text: parts.join(' ') };
 }
 
 export class MachinesState {
@@ -144,6 +160,18 @@ export class MachinesState {
     this.lastImport = result;
     await this.load();
     return result;
+  }
+
+  /** Machines ticked on the Machines screen (for "Wake selected"). */
+  selected = $state.raw<Record<number, true>>({});
+
+  toggleSelected(id: number, on: boolean): void {
+    const { [id]: _, ...rest } = this.selected;
+    this.selected = on ? { ...rest, [id]: true } : rest;
+  }
+
+  wake(request: WakeRequest): Promise<WakeResult> {
+    return this.api.call('machines:wake', request);
   }
 
   exportCsv() {
