@@ -20,6 +20,8 @@ import { defaultServedFolder } from '../host/index.js';
 import { diagnoseBoot, summarizeEvent, type BootExpectation } from './boot-diagnosis.js';
 import { offeredForServing } from '../net/index.js';
 import type {
+  AnswerTemplateInfo,
+  AnswerTemplateSet,
   ApiCallName,
   ApiCalls,
   ApiEnvelope,
@@ -103,6 +105,16 @@ export interface ApiStore {
   unassignable?(entryId: number): Promise<string | undefined>;
   /** Images and imaging jobs of the data folder (api-imaging.ts). */
   imaging?: ImagingApi;
+  /** Entries' answer-file templates (api-answers.ts). */
+  answers?: AnswerFilesApi;
+}
+
+/** The Library screen's view of answer files: templates per entry and what refuses them. */
+export interface AnswerFilesApi {
+  list(): AnswerTemplateInfo[];
+  get(entryId: number): AnswerTemplateInfo;
+  set(request: AnswerTemplateSet): AnswerTemplateInfo;
+  remove(entryId: number): AnswerTemplateInfo;
 }
 
 /** The Images screen's view of main/imaging: requests already validated in shape, checked here against the data. */
@@ -244,6 +256,18 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
     .strict()
     .refine((r) => r.kernelId !== r.initrdId, 'needs two different entries'),
   'entries:remove': z.object({ id, force: z.boolean().optional() }).strict(),
+  'answers:list': none,
+  'answers:get': z.object({ entryId: id }).strict(),
+  'answers:set': z
+    .object({
+      entryId: id,
+      dialect: z.enum(['preseed', 'autoinstall', 'kickstart', 'autounattend'], {
+        message: 'must be preseed, autoinstall, kickstart or autounattend',
+      }),
+      text: z.string().max(1024 * 1024, 'must be at most 1 MiB'),
+    })
+    .strict(),
+  'answers:remove': z.object({ entryId: id }).strict(),
   'transfers:active': none,
   'transfers:history': z
     .object({ limit: z.number().int().min(1).max(5000).optional() })
@@ -328,6 +352,11 @@ export class HostApi {
       if (!options.store) throw new ApiError('unavailable', 'The machine database is not open, so machines, entries and history are not available.');
       return options.store;
     };
+    const answers = (): AnswerFilesApi => {
+      const found = store().answers;
+      if (!found) throw new ApiError('unavailable', 'This host has no data folder to keep answer files in.');
+      return found;
+    };
     const imaging = (): ImagingApi => {
       const found = store().imaging;
       if (!found) throw new ApiError('unavailable', 'This host has no imaging (no data folder for images).');
@@ -375,6 +404,10 @@ export class HostApi {
       'entries:update': (request) => library.update(request),
       'entries:pair': (request) => library.pair(request),
       'entries:remove': (request) => library.remove(request),
+      'answers:list': () => answers().list(),
+      'answers:get': (request) => answers().get(request.entryId),
+      'answers:set': (request) => answers().set(request),
+      'answers:remove': (request) => answers().remove(request.entryId),
       'transfers:active': () => host.activeTransfers(),
       'transfers:history': (request) => store().transfers.recent(request?.limit ?? 200),
       'timeline:get': (request) => this.timeline(request.machineId, request.mac, request.limit ?? 200),
