@@ -132,7 +132,14 @@ export {
   type AnswerTemplate,
   type RenderedAnswerFile,
 } from './answer-files.js';
-export { answersDir, readAnswerTemplate, writeAnswerTemplate, removeAnswerTemplate, answerTemplateIds, type StoredAnswerTemplate } from './answer-files-store.js';
+export {
+  answersDir,
+  readAnswerTemplate,
+  writeAnswerTemplate,
+  removeAnswerTemplate,
+  answerTemplateIds,
+  type StoredAnswerTemplate,
+} from './answer-files-store.js';
 export {
   AnswerFileService,
   answerMachine,

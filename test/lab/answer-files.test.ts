@@ -51,8 +51,9 @@ async function prepareInstaller(dataDir: string): Promise<void> {
   const { writeAnswerTemplate, answerRefusals } = await import('../../main/library/index.js');
   const store = openStore(dataDir);
   try {
-    // The installer's console on the serial port, so a failure report shows where it stopped.
-    const stored = store.entries.update(entry.id, { arguments: 'console=ttyS0,115200' });
+    // The installer's console on the serial port, so a failure report shows where it stopped;
+    // the lab's DHCP gives no router, and the installer would ask whether to go on without one.
+    const stored = store.entries.update(entry.id, { arguments: 'console=ttyS0,115200 netcfg/no_default_route=true' });
     writeAnswerTemplate(dataDir, stored, { dialect: 'preseed', text: PRESEED }, Date.now());
     NAMES.forEach((name, index) => store.machines.create({ macs: [clientMac('bios', index)], name, group: 'lab-room', entryId: entry.id, bootOnce: true }));
     const refusals = answerRefusals({ store, dataDir, serverAddress: '192.0.2.1', httpBaseUrl: 'http://192.0.2.1:8080' }, stored);
