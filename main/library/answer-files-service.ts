@@ -129,6 +129,8 @@ export class AnswerFileService {
     const body = Buffer.from(answer.body, 'utf8');
     res.writeHead(200, { 'content-type': answer.contentType, 'content-length': body.length, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);
+    // A HEAD (a probe, a link checker) reports nothing about the install.
+    if (req.method === 'HEAD') return true;
     const who = { mac: seenMac, ip, entryId: answer.entryId, machine: machineLabel(answer.machine) };
     if (answer.event === 'answers.served') publish?.('answers.served', { ...who, file: url.pathname });
     else {

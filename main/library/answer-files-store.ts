@@ -1,7 +1,7 @@
 // Where an entry's answer-file template is kept: <data>/answers/e<id>.json, readable by the
 // user running Bootbench only (folder 0700, file 0600), because templates hold passwords and
 // product keys. Rendered files are never written: each request renders its own.
-import { chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BootEntry } from '../store/index.js';
 import { ANSWER_DIALECTS, type AnswerDialect, type AnswerTemplate } from './answer-files.js';
@@ -58,11 +58,7 @@ export function writeAnswerTemplate(dataDir: string, entry: Pick<BootEntry, 'id'
 
 export function removeAnswerTemplate(dataDir: string, entryId: number): boolean {
   const path = templatePath(dataDir, entryId);
-  try {
-    readFileSync(path);
-  } catch {
-    return false;
-  }
+  if (!existsSync(path)) return false;
   rmSync(path, { force: true });
   return true;
 }

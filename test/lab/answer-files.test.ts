@@ -51,9 +51,13 @@ async function prepareInstaller(dataDir: string): Promise<void> {
   const { writeAnswerTemplate, answerRefusals } = await import('../../main/library/index.js');
   const store = openStore(dataDir);
   try {
-    // The installer's console on the serial port, so a failure report shows where it stopped;
-    // the lab's DHCP gives no router, and the installer would ask whether to go on without one.
-    const stored = store.entries.update(entry.id, { arguments: 'console=ttyS0,115200 netcfg/no_default_route=true' });
+    // The installer's console on the serial port, so a failure report shows where it stopped.
+    // The lab's DHCP gives no router and no name server, and the installer would ask about
+    // both before it reads its preseed: the answers go on the kernel command line. Under TCG
+    // on a busy machine the kernel's IO-APIC timer check can fail and panic: no_timer_check.
+    const stored = store.entries.update(entry.id, {
+      arguments: 'console=ttyS0,115200 no_timer_check netcfg/no_default_route=true netcfg/get_nameservers=192.0.2.1',
+    });
     writeAnswerTemplate(dataDir, stored, { dialect: 'preseed', text: PRESEED }, Date.now());
     NAMES.forEach((name, index) => store.machines.create({ macs: [clientMac('bios', index)], name, group: 'lab-room', entryId: entry.id, bootOnce: true }));
     const refusals = answerRefusals({ store, dataDir, serverAddress: '192.0.2.1', httpBaseUrl: 'http://192.0.2.1:8080' }, stored);
