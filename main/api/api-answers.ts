@@ -4,6 +4,7 @@
 import { machineFields, type Store } from '../store/index.js';
 import {
   answerRefusals,
+  answerRefusalsFor,
   answerTemplateIds,
   checkTemplate,
   knownVariables,
@@ -57,6 +58,13 @@ export function storeAnswers(options: StoreAnswersOptions): AnswerFilesApi {
       if (problems.length > 0) throw new ApiError('invalid-request', `Not saved. ${problems.join(' ')}`);
       const saved = writeAnswerTemplate(options.dataDir(), e, { dialect: request.dialect, text: request.text }, store.clock.now());
       return info(e.id, true, saved);
+    },
+    refusalsFor: (entryId, machineIds) => {
+      // A missing entry is refused by the assignment itself, in its own words.
+      const e = store.entries.get(entryId);
+      if (!e) return [];
+      const machines = machineIds.map((id) => store.machines.get(id)).filter((m) => m !== undefined);
+      return answerRefusalsFor({ store, dataDir: options.dataDir(), ...CHECK_HOST }, e, machines);
     },
     remove: (entryId) => {
       entry(entryId);

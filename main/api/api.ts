@@ -115,6 +115,8 @@ export interface AnswerFilesApi {
   get(entryId: number): AnswerTemplateInfo;
   set(request: AnswerTemplateSet): AnswerTemplateInfo;
   remove(entryId: number): AnswerTemplateInfo;
+  /** Why these machines would not get their answers from this entry (each line names machine and variable); empty when fine. */
+  refusalsFor(entryId: number, machineIds: number[]): string[];
 }
 
 /** The Images screen's view of main/imaging: requests already validated in shape, checked here against the data. */
@@ -389,11 +391,20 @@ export class HostApi {
       'machines:update': async (request) => {
         if (!store().machines.get(request.id)) throw new ApiError('not-found', `There is no machine number ${request.id} (it may have been removed).`);
         await this.refuseUnbootable(request.entryId);
+        this.refuseWithoutAnswers(request.entryId, [request.id]);
         return store().machines.update(request);
       },
       'machines:groups': () => store().machines.groups(),
       'machines:assign-group': async (request) => {
         await this.refuseUnbootable(request.entryId);
+        const members = store()
+          .machines.list()
+          // Members with an entry of their own do not boot the group's.
+          .filter((m) => m.group.toLowerCase() === request.group.toLowerCase() && m.entryId === undefined);
+        this.refuseWithoutAnswers(
+          request.entryId,
+          members.map((m) => m.id),
+        );
         return store().machines.assignGroup(request.group, request.entryId);
       },
       'machines:import-csv': (request) => store().machines.importCsv(request.csv),
@@ -453,6 +464,13 @@ export class HostApi {
   }
 
   /** An entry that cannot boot anything (a data disc taken in before import refused them) is not handed out. */
+  /** An installer entry whose answer file some of these machines could not have is not assigned: each line names machine and variable. */
+  private refuseWithoutAnswers(entryId: number | null | undefined, machineIds: number[]): void {
+    if (typeof entryId !== 'number' || machineIds.length === 0) return;
+    const refusals = this.options.store?.answers?.refusalsFor(entryId, machineIds) ?? [];
+    if (refusals.length > 0) throw new ApiError('invalid-request', `Not assigned: ${refusals.join(' ')}`);
+  }
+
   private async refuseUnbootable(entryId: number | null | undefined): Promise<void> {
     if (typeof entryId !== 'number') return;
     const why = await this.options.store?.unassignable?.(entryId);

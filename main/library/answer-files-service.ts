@@ -16,6 +16,7 @@ import {
   ANSWER_FILE_NAMES,
   CALLBACK_INSTALLED,
   CALLBACK_STARTED,
+  answerFolderPath,
   checkTemplate,
   renderAnswerFiles,
   type AnswerHost,
@@ -164,7 +165,21 @@ export class AnswerFileService {
 
   /** A script request with every entry's answer-file part for this PC. */
   decorate = (request: BootRequest, mac: string | undefined): BootRequest => {
-    if (request.action === 'entry') return { ...request, entry: this.scriptEntry(request.entry, mac) };
+    if (request.action === 'entry') {
+      const entry = this.scriptEntry(request.entry, mac);
+      // The PC's screen says why; the timeline says it too, for the technician at the host.
+      if (entry.answers && 'refusal' in entry.answers) {
+        const machine = mac ? this.options.store.machines.findByMac(mac) : undefined;
+        this.options.publish?.('answers.refused', {
+          mac,
+          file: mac ? answerFolderPath(entry.id, mac) : '/answers',
+          entryId: entry.id,
+          machine: machine && machineLabel(machine),
+          reason: `${entry.name} was not booted: ${entry.answers.refusal}`,
+        });
+      }
+      return { ...request, entry };
+    }
     if (request.action === 'menu') return { ...request, entries: request.entries.map((e) => this.scriptEntry(e, mac)) };
     return request;
   };
@@ -190,11 +205,24 @@ export function answerRefusals(
   entry: BootEntry,
   template: StoredAnswerTemplate | undefined = readAnswerTemplate(options.dataDir, entry),
 ): string[] {
+  return answerRefusalsFor(options, entry, machinesBooting(options.store, entry.id), template);
+}
+
+/**
+ * The same for these machines (about to be given the entry): empty when the entry has no
+ * template or every one of them has what it needs.
+ */
+export function answerRefusalsFor(
+  options: Pick<AnswerFileServiceOptions, 'store' | 'dataDir' | 'serverAddress' | 'httpBaseUrl'>,
+  entry: BootEntry,
+  machines: Machine[],
+  template: StoredAnswerTemplate | undefined = readAnswerTemplate(options.dataDir, entry),
+): string[] {
   if (!template) return [];
   const problems = checkTemplate(template, machineFields(options.store).names());
   if (problems.length > 0) return problems;
   const refusals: string[] = [];
-  for (const machine of machinesBooting(options.store, entry.id)) {
+  for (const machine of machines) {
     const mac = machine.macs[0];
     if (!mac) {
       refusals.push(`${machineLabel(machine)} has no MAC address, so the host cannot tell it asks for its own answers: add its MAC in the machine list.`);

@@ -144,6 +144,7 @@ export {
   AnswerFileService,
   answerMachine,
   answerRefusals,
+  answerRefusalsFor,
   answerRequest,
   machinesBooting,
   type AnswerFileServiceOptions,

@@ -310,7 +310,15 @@ describe('the store and the serving rule', () => {
   test('iPXE script decoration: a machine outside the list is refused; a listed one gets its arguments', () => {
     const { store, dataDir, entryId } = setUp();
     try {
-      const service = new AnswerFileService({ store, dataDir, ...HOST, macForIp: () => undefined, localDiskEntry: () => store.entries.get(entryId)! });
+      const published: { type: string; fields: Record<string, unknown> }[] = [];
+      const service = new AnswerFileService({
+        store,
+        dataDir,
+        ...HOST,
+        macForIp: () => undefined,
+        localDiskEntry: () => store.entries.get(entryId)!,
+        publish: (type, fields) => published.push({ type, fields: fields as Record<string, unknown> }),
+      });
       const entry: ScriptEntry = { id: entryId, name: 'Debian installer', kind: 'kernel', arguments: '', files: [] };
       assert.deepEqual(service.scriptEntry(entry, '52:54:00:00:00:01').answers, {
         kernelArguments: `auto=true priority=critical url=http://192.0.2.1:8080/answers/e${entryId}/525400000001/preseed.cfg hostname=pc01`,
@@ -321,6 +329,13 @@ describe('the store and the serving rule', () => {
       const lacking = service.scriptEntry(entry, '52:54:00:00:00:02').answers;
       assert.ok(lacking && 'refusal' in lacking && /pc02 has no value for \{\{locale\}\}/.test(lacking.refusal));
       assert.equal(service.scriptEntry({ ...entry, id: entryId + 100 }, '52:54:00:00:00:01').answers, undefined);
+      // Booting it, the refused PC is on the timeline with the reason.
+      service.decorate({ action: 'entry', entry }, '52:54:00:00:00:02');
+      assert.deepEqual(
+        published.map((p) => [p.type, p.fields.mac, p.fields.machine]),
+        [['answers.refused', '52:54:00:00:00:02', 'pc02']],
+      );
+      assert.match(String(published[0].fields.reason), /Debian installer was not booted: pc02 has no value for \{\{locale\}\}/);
     } finally {
       store.close();
     }

@@ -61,6 +61,16 @@ test('once the machine list has the column, it saves; refusals name the machine 
   assert.equal((await call<AnswerTemplateInfo>('answers:get', { entryId })).text, 'network --hostname={{name}}\nlang {{locale}}\n');
 });
 
+test('assigning the entry to a machine (or a group) that lacks a value is refused, naming it', async () => {
+  const pc02 = store.machines.findByMac('52:54:00:00:00:02')!;
+  await call('machines:update', { id: pc02.id, entryId: null, group: 'room-3' });
+  await assert.rejects(call('machines:update', { id: pc02.id, entryId }), /invalid-request: Not assigned: pc02 has no value for \{\{locale\}\}/);
+  await assert.rejects(call('machines:assign-group', { group: 'room-3', entryId }), /Not assigned: pc02 has no value for \{\{locale\}\}/);
+  assert.equal(store.machines.get(pc02.id)!.entryId, null, 'nothing was assigned');
+  const pc01 = store.machines.findByMac('52:54:00:00:00:01')!;
+  assert.equal((await call<Machine>('machines:update', { id: pc01.id, entryId })).entryId, entryId);
+});
+
 test('the machine list shows what the installer reported', async () => {
   const pc01 = store.machines.findByMac('52:54:00:00:00:01')!;
   store.bootEvents.add({ machineId: pc01.id, time: 1000, type: 'install.done' });
