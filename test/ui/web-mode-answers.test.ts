@@ -66,7 +66,7 @@ test('library: attach a preseed to an entry; an unknown variable is refused; mis
   await page.goto(web!.url);
   await page.click('[data-screen=library]');
   const row = page.locator('tr[data-entry="Debian installer"]');
-  await row.getByRole('button', { name: 'Answer file of Debian installer' }).click();
+  await row.getByRole('button', { name: 'Add answer file of Debian installer' }).click();
   const editor = page.getByTestId('answer-editor');
   await editor.waitFor();
   assert.match(await page.getByTestId('answer-variables').innerText(), /\{\{name\}\}.*\{\{http_base_url\}\}.*\{\{locale\}\}/s);
@@ -90,7 +90,7 @@ test('library: attach a preseed to an entry; an unknown variable is refused; mis
   // Reopened after a reload, the editor shows what the host stored.
   await page.reload();
   await page.click('[data-screen=library]');
-  await page.locator('tr[data-entry="Debian installer"]').getByRole('button', { name: 'Answer file of Debian installer' }).click();
+  await page.locator('tr[data-entry="Debian installer"]').getByRole('button', { name: 'Edit answer file of Debian installer' }).click();
   assert.match(await page.getByTestId('answer-editor').getByLabel('Answer file template').inputValue(), /string \{\{locale\}\}/);
   assert.deepEqual(pageErrors, []);
   passed = true;
