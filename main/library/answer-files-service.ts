@@ -51,6 +51,8 @@ export type AnswerResponse =
     }
   | { status: 404; reason: string; machine?: Machine; entryId?: number };
 
+/** A stored template (answer-files-store.ts), however the served folder reaches it. */
+const TEMPLATE_FILE = /\/answers\/e\d+\.json/i;
 const ANSWER_PATH = /^\/answers\/e(\d+)\/([0-9a-f]{12})\/([A-Za-z0-9._-]+)$/;
 
 function machineLabel(machine: Machine): string {
@@ -109,10 +111,14 @@ export class AnswerFileService {
 
   /** The HTTP server's `dynamic` hook for /answers/...; false for any other path. */
   httpRoute = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
-    if (!url.pathname.startsWith('/answers/')) return false;
+    // A served folder that holds the data folder would otherwise hand out the templates themselves.
+    const templateFile = TEMPLATE_FILE.test(url.pathname);
+    if (!url.pathname.startsWith('/answers/') && !templateFile) return false;
     const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     const seenMac = this.options.macForIp(ip);
-    const answer = answerRequest(this.options, url.pathname, seenMac, url.searchParams);
+    const answer: AnswerResponse = templateFile
+      ? { status: 404, reason: 'answer-file templates are never served (they are in the data folder, which should not be inside the served folder)' }
+      : answerRequest(this.options, url.pathname, seenMac, url.searchParams);
     const publish = this.options.publish;
     if (answer.status === 404) {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });

@@ -6,7 +6,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventBus, type BootEvent } from '../../main/core/events.js';
 import { MemoryLogger } from '../../main/core/logger.js';
@@ -79,7 +79,8 @@ before(async () => {
   server = new HttpFileServer({
     port: 0,
     address: '127.0.0.1',
-    files: new FileResolver({ roots: [join(temp.dir, 'root')] }),
+    // The data folder inside the served one: a set-up to avoid, where the guard must hold.
+    files: new FileResolver({ roots: [temp.dir] }),
     dynamic: answers.httpRoute,
     publish: bus.publish,
     logger: new MemoryLogger(),
@@ -128,6 +129,15 @@ describe('answer files over HTTP', () => {
     assert.equal(stranger.status, 404);
     const refused = events.slice(before).find((e) => e.type === 'answers.refused');
     assert.ok(refused && refused.type === 'answers.refused' && /no DHCP exchange/.test(refused.reason ?? ''));
+  });
+
+  test('a template file is never served, whatever path reaches it', async () => {
+    assert.ok(existsSync(join(temp.dir, 'data', 'answers', `e${entryId}.json`)));
+    for (const path of [`/answers/e${entryId}.json`, `/data/answers/e${entryId}.json`, `/x/ANSWERS/E${entryId}.JSON`]) {
+      const got = await get(path);
+      assert.equal(got.status, 404, path);
+      assert.doesNotMatch(got.body, /hunter2|template/);
+    }
   });
 
   test('answer folders are never listed', async () => {
