@@ -13,7 +13,6 @@
 //   Windows     wimboot (https://ipxe.org/wimboot) puts injected files in X:\Windows\System32, where Setup
 //               does not look for an answer file, so winpeshl.ini starts setup.exe /unattend: with it;
 //               %WINDIR%\Setup\Scripts\SetupComplete.cmd runs once Setup has finished.
-import jsYaml from 'js-yaml';
 import { machineFieldName } from '../store/index.js';
 
 export const ANSWER_DIALECTS = ['preseed', 'autoinstall', 'kickstart', 'autounattend'] as const;
@@ -295,27 +294,66 @@ function kickstartWithCallbacks(text: string, started: string, installed: string
   );
 }
 
+/**
+ * autoinstall: the callbacks join the template's `early-commands` and `late-commands` lists
+ * under `autoinstall:` (added when missing). Edited as text, line by line, so the
+ * technician's comments and layout stay; only block style is understood there, and a
+ * layout this cannot follow is refused with what to change.
+ */
 function autoinstallWithCallbacks(text: string, started: string, installed: string): string {
-  let doc: unknown;
-  try {
-    doc = jsYaml.load(text);
-  } catch (err) {
-    throw new Error(`the user-data is not valid YAML (${(err as Error).message.split('\n')[0]}): fix the template`, { cause: err });
+  const lines = text.replace(/\r\n/g, '\n').replace(/\n*$/, '').split('\n');
+  if (lines.some((l) => l.trim() !== '' && l.match(/^\s*/)![0].includes('\t')))
+    throw new Error('the user-data indents with tabs, which YAML does not allow: indent with spaces');
+  const early = yamlQuoted(`wget -q -O /dev/null "${started}?hostname=$(hostname)" || true`);
+  const late = yamlQuoted(`wget -q -O /dev/null "${installed}" || true`);
+  const indentOf = (line: string) => line.match(/^ */)![0].length;
+  const content = (line: string) => line.trim() !== '' && !line.trim().startsWith('#');
+  let top = lines.findIndex((l) => /^autoinstall:\s*(#.*)?$/.test(l));
+  if (top < 0) {
+    if (lines.some((l) => /^autoinstall:/.test(l)))
+      throw new Error('write "autoinstall:" as a block (its keys on the lines below, indented): fix the template');
+    lines.push('autoinstall:', '  version: 1');
+    top = lines.length - 2;
   }
-  if (doc === null || doc === undefined) doc = {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error('the user-data must be a YAML mapping with an "autoinstall:" key: fix the template');
-  const root = doc as Record<string, unknown>;
-  const autoinstall = (root.autoinstall ?? { version: 1 }) as Record<string, unknown>;
-  if (typeof autoinstall !== 'object' || Array.isArray(autoinstall)) throw new Error('"autoinstall:" must be a mapping: fix the template');
-  const list = (key: string): unknown[] => {
-    const value = autoinstall[key] ?? [];
-    if (!Array.isArray(value)) throw new Error(`"autoinstall: ${key}:" must be a list of commands: fix the template`);
-    return value;
+  // The autoinstall block: the lines after it up to the next top-level key.
+  let end = top + 1;
+  while (end < lines.length && (!content(lines[end]) || indentOf(lines[end]) > 0)) end++;
+  while (end > top + 1 && !content(lines[end - 1])) end--;
+  const firstChild = lines.slice(top + 1, end).find(content);
+  const childIndent = firstChild ? indentOf(firstChild) : 2;
+  const pad = ' '.repeat(childIndent);
+  const addTo = (key: string, command: string) => {
+    const keyLine = lines.findIndex((l, i) => i > top && i < end && indentOf(l) === childIndent && new RegExp(`^ *${key}:\\s*(#.*)?$`).test(l));
+    if (keyLine < 0) {
+      if (lines.slice(top + 1, end).some((l) => indentOf(l) === childIndent && l.trim().startsWith(`${key}:`)))
+        throw new Error(`write "${key}:" as a block list (one "- command" per line): fix the template`);
+      lines.splice(end, 0, `${pad}${key}:`, `${pad}  - ${command}`);
+      end += 2;
+      return;
+    }
+    // The list's items: deeper lines, or "- " at the key's own indentation (both are YAML).
+    let last = keyLine;
+    let itemIndent = childIndent + 2;
+    for (let i = keyLine + 1; i < end; i++) {
+      if (!content(lines[i])) continue;
+      const indent = indentOf(lines[i]);
+      if (indent > childIndent || (indent === childIndent && lines[i].trim().startsWith('- '))) {
+        if (lines[i].trim().startsWith('- ') && last === keyLine) itemIndent = indent;
+        last = i;
+      } else break;
+    }
+    lines.splice(last + 1, 0, `${' '.repeat(itemIndent)}- ${command}`);
+    end++;
   };
-  autoinstall['early-commands'] = [...list('early-commands'), `wget -q -O /dev/null "${started}?hostname=$(hostname)" || true`];
-  autoinstall['late-commands'] = [...list('late-commands'), `wget -q -O /dev/null "${installed}" || true`];
-  root.autoinstall = autoinstall;
-  return `#cloud-config\n${jsYaml.dump(root, { lineWidth: -1 })}`;
+  addTo('early-commands', early);
+  addTo('late-commands', late);
+  const body = lines.join('\n') + '\n';
+  return /^#cloud-config\s*$/m.test(lines[0] ?? '') ? body : `#cloud-config\n${body}`;
+}
+
+/** A YAML double-quoted scalar (YAML 1.2 §7.3.1): backslash and quote escaped. */
+function yamlQuoted(text: string): string {
+  return `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
 /** Windows wants CRLF in its ini files. */

@@ -91,6 +91,26 @@ describe('rendering per dialect', () => {
     assert.equal(file(r, 'vendor-data'), '');
   });
 
+  test('autoinstall: lists at the key’s own indentation, a missing autoinstall block, comments kept; flow lists and tabs refused', () => {
+    const sameIndent = file(
+      rendered({
+        dialect: 'autoinstall',
+        text: '#cloud-config\n# keep me\nautoinstall:\n    version: 1\n    late-commands:\n    - echo a\n    - |\n      echo b\n    storage: {layout: {name: lvm}}\nother: 1\n',
+      }),
+      'user-data',
+    );
+    assert.match(sameIndent, /# keep me/);
+    const doc = jsYaml.load(sameIndent) as { autoinstall: Record<string, unknown>; other: number };
+    assert.deepEqual(doc.autoinstall['late-commands'], ['echo a', 'echo b\n', `wget -q -O /dev/null "${FOLDER}/installed" || true`]);
+    assert.deepEqual(doc.autoinstall.storage, { layout: { name: 'lvm' } });
+    assert.equal(doc.other, 1);
+    const bare = jsYaml.load(file(rendered({ dialect: 'autoinstall', text: 'users: []\n' }), 'user-data')) as { autoinstall: Record<string, unknown> };
+    assert.equal(bare.autoinstall.version, 1);
+    assert.equal((bare.autoinstall['early-commands'] as string[]).length, 1);
+    assert.match(checkTemplate({ dialect: 'autoinstall', text: 'autoinstall:\n  late-commands: [a]\n' }, [])[0], /block list/);
+    assert.match(checkTemplate({ dialect: 'autoinstall', text: 'autoinstall:\n\tversion: 1\n' }, [])[0], /tabs/);
+  });
+
   test('kickstart: inst.ks= and a %pre and %post --nochroot that call back', () => {
     const r = rendered({ dialect: 'kickstart', text: 'network --hostname={{name}}\nrootpw {{root_password}}\n%post\necho hi\n%end' });
     assert.equal(r.kernelArguments, `inst.ks=${FOLDER}/ks.cfg`);
@@ -141,8 +161,8 @@ describe('refusals, before anything boots', () => {
     assert.deepEqual(templateVariables('{{ A }} {{b}} {{a}} {not} {{ 1x }}'), ['a', 'b']);
   });
 
-  test('a broken template shows when it is saved (autoinstall YAML, Windows without <unattend>)', () => {
-    assert.match(checkTemplate({ dialect: 'autoinstall', text: 'autoinstall:\n  - a\n b: [' }, [])[0], /YAML/);
+  test('a broken template shows when it is saved (autoinstall layout, Windows without <unattend>)', () => {
+    assert.match(checkTemplate({ dialect: 'autoinstall', text: 'autoinstall: {version: 1}\n' }, [])[0], /as a block/);
     assert.match(checkTemplate({ dialect: 'autounattend', text: '<xml/>' }, [])[0], /<unattend>/);
   });
 
