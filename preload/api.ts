@@ -151,6 +151,8 @@ export interface Machine {
   lastIp?: string;
   firstSeen?: number;
   lastSeen?: number;
+  /** Its unattended install, as the installer reported through its answer file's callbacks. */
+  install?: { state: 'installing' | 'installed'; time: number; hostname?: string };
 }
 
 export interface MachineUpdate {
@@ -292,6 +294,27 @@ export interface BootEntry {
   builtIn: boolean;
   /** Kernel entries: whether the signed shim -> GRUB chain is in front (UEFI x64). */
   secureBoot?: 'on' | 'off';
+}
+
+/** Answer-file formats an entry's template can be written in. */
+export type AnswerDialect = 'preseed' | 'autoinstall' | 'kickstart' | 'autounattend';
+
+/** An entry's answer-file template and what stops it, per machine, before anything boots. */
+export interface AnswerTemplateInfo {
+  entryId: number;
+  /** Absent when the entry has no template. */
+  dialect?: AnswerDialect;
+  text?: string;
+  /** Variables a template may use: the machine's, the host's, and the machine list's extra CSV columns. */
+  variables: string[];
+  /** Each line names a machine (or the template) and the variable: these PCs would not get their answers. */
+  refusals: string[];
+}
+
+export interface AnswerTemplateSet {
+  entryId: number;
+  dialect: AnswerDialect;
+  text: string;
 }
 
 export interface ImportFilesRequest {
@@ -581,6 +604,12 @@ export interface ApiCalls {
   'entries:update': { request: EntryUpdate; response: EntryUpdateResult };
   'entries:pair': { request: EntryPairRequest; response: BootEntry };
   'entries:remove': { request: EntryRemoveRequest; response: EntryRemoveResult };
+  /** Every entry's template (dialect and refusals; the text only through answers:get). */
+  'answers:list': { request: void; response: AnswerTemplateInfo[] };
+  'answers:get': { request: { entryId: number }; response: AnswerTemplateInfo };
+  /** Saves a template; one with an unknown variable or a syntax error is refused with the reason. */
+  'answers:set': { request: AnswerTemplateSet; response: AnswerTemplateInfo };
+  'answers:remove': { request: { entryId: number }; response: AnswerTemplateInfo };
   'transfers:active': { request: void; response: TransferRow[] };
   'transfers:history': { request: { limit?: number }; response: TransferRecord[] };
   'timeline:get': { request: TimelineRequest; response: Timeline };
@@ -626,6 +655,10 @@ export const API_CALL_NAMES = [
   'entries:update',
   'entries:pair',
   'entries:remove',
+  'answers:list',
+  'answers:get',
+  'answers:set',
+  'answers:remove',
   'transfers:active',
   'transfers:history',
   'timeline:get',

@@ -4,6 +4,7 @@
 import { dirname } from 'node:path';
 import type { BootEvent, BootEventType } from '../core/index.js';
 import { storeImaging } from './api-imaging.js';
+import { storeAnswers } from './api-answers.js';
 import {
   entryDiskSize,
   architectureForBootClass,
@@ -23,6 +24,7 @@ import {
   defaultBootEntry,
   importMachinesCsv,
   savingTo,
+  installStates,
   type Machine as StoredMachine,
   type BootEntry as StoredEntry,
   type StoredBootEvent,
@@ -153,7 +155,14 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
   };
   return {
     machines: {
-      list: () => store.machines.list().map(toApiMachine),
+      list: () => {
+        // The install each PC's installer reported (answer-file callbacks), from the timeline.
+        const installs = installStates(store);
+        return store.machines.list().map((m) => {
+          const install = installs.get(m.id);
+          return install ? { ...toApiMachine(m), install } : toApiMachine(m);
+        });
+      },
       get: (id) => {
         const m = store.machines.get(id);
         return m && toApiMachine(m);
@@ -223,6 +232,7 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
       set: (seats, clear) => savingTo(store.path, () => store.seats.set(seats, clear)),
     },
     imaging: options.dataDir || store.path !== ':memory:' ? storeImaging({ store, dataDir: options.dataDir ?? (() => dirname(store.path)) }) : undefined,
+    answers: options.dataDir || store.path !== ':memory:' ? storeAnswers({ store, dataDir: options.dataDir ?? (() => dirname(store.path)) }) : undefined,
     transfers: {
       recent: (limit) =>
         store.transfers

@@ -24,6 +24,8 @@ import { createScopedUdpSocketFactory, offeredForServing, type UdpSocketFactory 
 import { WakeRefusal, wakeRequested } from './wake.js';
 import { layoutRoom, roomTileState, type TileImaging } from './room.js';
 import type {
+  AnswerTemplateInfo,
+  AnswerTemplateSet,
   ApiCallName,
   ApiCalls,
   ApiEnvelope,
@@ -123,6 +125,18 @@ export interface ApiStore {
     list(machineIds: number[]): { machineId: number; row: number; column: number }[];
     set(seats: { machineId: number; row: number; column: number }[], clear: number[]): void;
   };
+  /** Entries' answer-file templates (api-answers.ts). */
+  answers?: AnswerFilesApi;
+}
+
+/** The Library screen's view of answer files: templates per entry and what refuses them. */
+export interface AnswerFilesApi {
+  list(): AnswerTemplateInfo[];
+  get(entryId: number): AnswerTemplateInfo;
+  set(request: AnswerTemplateSet): AnswerTemplateInfo;
+  remove(entryId: number): AnswerTemplateInfo;
+  /** Why these machines would not get their answers from this entry (each line names machine and variable); empty when fine. */
+  refusalsFor(entryId: number, machineIds: number[]): string[];
 }
 
 /** The Images screen's view of main/imaging: requests already validated in shape, checked here against the data. */
@@ -290,6 +304,18 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
     .strict()
     .refine((r) => r.kernelId !== r.initrdId, 'needs two different entries'),
   'entries:remove': z.object({ id, force: z.boolean().optional() }).strict(),
+  'answers:list': none,
+  'answers:get': z.object({ entryId: id }).strict(),
+  'answers:set': z
+    .object({
+      entryId: id,
+      dialect: z.enum(['preseed', 'autoinstall', 'kickstart', 'autounattend'], {
+        message: 'must be preseed, autoinstall, kickstart or autounattend',
+      }),
+      text: z.string().max(1024 * 1024, 'must be at most 1 MiB'),
+    })
+    .strict(),
+  'answers:remove': z.object({ entryId: id }).strict(),
   'transfers:active': none,
   'transfers:history': z
     .object({ limit: z.number().int().min(1).max(5000).optional() })
@@ -411,6 +437,11 @@ export class HostApi {
       if (!options.store) throw new ApiError('unavailable', 'The machine database is not open, so machines, entries and history are not available.');
       return options.store;
     };
+    const answers = (): AnswerFilesApi => {
+      const found = store().answers;
+      if (!found) throw new ApiError('unavailable', 'This host has no data folder to keep answer files in.');
+      return found;
+    };
     const imaging = (): ImagingApi => {
       const found = store().imaging;
       if (!found) throw new ApiError('unavailable', 'This host has no imaging (no data folder for images).');
@@ -443,11 +474,20 @@ export class HostApi {
       'machines:update': async (request) => {
         if (!store().machines.get(request.id)) throw new ApiError('not-found', `There is no machine number ${request.id} (it may have been removed).`);
         await this.refuseUnbootable(request.entryId);
+        this.refuseWithoutAnswers(request.entryId, [request.id]);
         return store().machines.update(request);
       },
       'machines:groups': () => store().machines.groups(),
       'machines:assign-group': async (request) => {
         await this.refuseUnbootable(request.entryId);
+        const members = store()
+          .machines.list()
+          // Members with an entry of their own do not boot the group's.
+          .filter((m) => m.group.toLowerCase() === request.group.toLowerCase() && m.entryId === undefined);
+        this.refuseWithoutAnswers(
+          request.entryId,
+          members.map((m) => m.id),
+        );
         return store().machines.assignGroup(request.group, request.entryId);
       },
       'machines:import-csv': (request) => store().machines.importCsv(request.csv),
@@ -459,6 +499,10 @@ export class HostApi {
       'entries:update': (request) => library.update(request),
       'entries:pair': (request) => library.pair(request),
       'entries:remove': (request) => library.remove(request),
+      'answers:list': () => answers().list(),
+      'answers:get': (request) => answers().get(request.entryId),
+      'answers:set': (request) => answers().set(request),
+      'answers:remove': (request) => answers().remove(request.entryId),
       'transfers:active': () => host.activeTransfers(),
       'transfers:history': (request) => store().transfers.recent(request?.limit ?? 200),
       'timeline:get': (request) => this.timeline(request.machineId, request.mac, request.limit ?? 200),
@@ -682,6 +726,13 @@ export class HostApi {
   }
 
   /** An entry that cannot boot anything (a data disc taken in before import refused them) is not handed out. */
+  /** An installer entry whose answer file some of these machines could not have is not assigned: each line names machine and variable. */
+  private refuseWithoutAnswers(entryId: number | null | undefined, machineIds: number[]): void {
+    if (typeof entryId !== 'number' || machineIds.length === 0) return;
+    const refusals = this.options.store?.answers?.refusalsFor(entryId, machineIds) ?? [];
+    if (refusals.length > 0) throw new ApiError('invalid-request', `Not assigned: ${refusals.join(' ')}`);
+  }
+
   private async refuseUnbootable(entryId: number | null | undefined): Promise<void> {
     if (typeof entryId !== 'number') return;
     const why = await this.options.store?.unassignable?.(entryId);

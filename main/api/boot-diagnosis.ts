@@ -157,6 +157,14 @@ export function summarizeEvent(event: BootEvent): TimelineEntry {
       if (!event.packets) return problem(`Not woken: no magic packet left${through}${reason ? `: ${reason}` : ''}`);
       return info(`Woken: ${event.packets} magic packet${event.packets === 1 ? '' : 's'} sent${through}${to}${reason ? ` (${reason})` : ''}`);
     }
+    case 'answers.served':
+      return info(`Answer file ${event.file.split('/').pop()} sent to ${event.machine ?? 'its machine'}`);
+    case 'answers.refused':
+      return warning(`Answer file ${event.file.split('/').pop()} not sent (404)${reason ? `: ${reason}` : ''}`);
+    case 'install.started':
+      return info(`The installer read its answers${event.hostname ? ` and runs as ${event.hostname}` : ''}`);
+    case 'install.done':
+      return info('The installer reported that it finished: installed');
     case 'host.warning':
       if (event.bootOnce === 'completed') return info(`Boot once used: ${reason ?? 'the assignment ended'}`);
       return warning(reason ?? 'Host warning');

@@ -208,6 +208,25 @@ export interface HostWarningFields extends ClientFields {
   progress?: { bytes: number; size: number };
 }
 
+/** An answer file served to its machine, or a request for one refused (the serving rule's log). */
+export interface AnswerFileFields extends ClientFields {
+  /** The path asked for, e.g. /answers/e3/525400000001/preseed.cfg. */
+  file: string;
+  entryId?: number;
+  /** The machine the file belongs to (name, else MAC). */
+  machine?: string;
+  dialect?: string;
+  /** Why it was refused: another machine asked, or the PC cannot have its answers. */
+  reason?: string;
+}
+
+/** An installer called back: it read its answers (with the hostname it runs under), or it finished. */
+export interface InstallFields extends ClientFields {
+  entryId?: number;
+  machine?: string;
+  hostname?: string;
+}
+
 export interface StoreDegradedFields {
   message: string;
   source: 'store';
@@ -275,6 +294,11 @@ export interface BootEventFields {
   'http.done': TransferFields;
   'http.failed': TransferFields;
   'http.refused': TransferRefusedFields;
+  // answer files (main/library): served only to their own machine; the installers' callbacks
+  'answers.served': AnswerFileFields;
+  'answers.refused': AnswerFileFields;
+  'install.started': InstallFields;
+  'install.done': InstallFields;
   /** A PC's capture or deploy changed phase (main/imaging). */
   'imaging.progress': ImagingProgressFields;
   /** Wake-on-LAN packets sent for one PC (the API or `bootbench wake`). */

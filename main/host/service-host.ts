@@ -22,7 +22,7 @@ import { TftpServer } from '../tftp/index.js';
 import { HttpFileServer, scriptFileRoute } from '../http/index.js';
 import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, type Store, type StoreBusAttachment } from '../store/index.js';
-import { LibraryBootService, ensureLocalDiskEntry, chainloadBootPrograms, chainloadPolicy, locateBootBinary } from '../library/index.js';
+import { AnswerFileService, LibraryBootService, ensureLocalDiskEntry, chainloadBootPrograms, chainloadPolicy, locateBootBinary } from '../library/index.js';
 import { ImagingService } from '../imaging/index.js';
 
 // The status and transfer shapes are the UI contract's (declared once, in preload/api.ts).
@@ -184,7 +184,20 @@ export class ServiceHost {
       const ipxeScriptPath = config.ipxeScript ? resolveInRoot(config.root, config.ipxeScript) : undefined;
       this.running.files = files;
       const imaging = this.store ? this.startImaging(files, config) : undefined;
-      const library = this.store ? await this.startLibrary(files, config, address, httpBaseUrl, publish) : undefined;
+      // Answer files are served only to the address the host saw their machine use in DHCP.
+      const store = this.store;
+      const answers = store
+        ? new AnswerFileService({
+            store,
+            dataDir: config.dataDir,
+            serverAddress: address,
+            httpBaseUrl,
+            macForIp: this.macForIp,
+            publish,
+            localDiskEntry: () => ensureLocalDiskEntry(store),
+          })
+        : undefined;
+      const library = this.store ? await this.startLibrary(files, config, address, httpBaseUrl, publish, answers) : undefined;
       // With no boot file and no script given, every PXE client chainloads the bundled
       // iPXE and iPXE asks the library what to boot (the machine's entry, or the menu).
       const chainload = library && Object.keys(config.boot).length === 0 && !ipxeScriptPath ? chainloadPolicy(httpBaseUrl) : undefined;
@@ -220,7 +233,11 @@ export class ServiceHost {
           address,
           files,
           dynamic: async (req, res, url) =>
-            (await imaging?.handle(req, res, url)) || (await library?.httpRoute(req, res, url)) || (await staticScript?.(req, res, url)) || false,
+            (await imaging?.handle(req, res, url)) ||
+            (await answers?.httpRoute(req, res, url)) ||
+            (await library?.httpRoute(req, res, url)) ||
+            (await staticScript?.(req, res, url)) ||
+            false,
           macForIp: macForHttp,
           publish,
           logger: this.logger,
@@ -349,7 +366,14 @@ export class ServiceHost {
    * The library's part of the running host: iPXE/shim/GRUB binaries and entry files in the
    * file namespace, boot-once bookkeeping from transfer events.
    */
-  private async startLibrary(files: FileResolver, config: ServeConfig, address: string, httpBaseUrl: string, publish: Publish): Promise<LibraryBootService> {
+  private async startLibrary(
+    files: FileResolver,
+    config: ServeConfig,
+    address: string,
+    httpBaseUrl: string,
+    publish: Publish,
+    answers?: AnswerFileService,
+  ): Promise<LibraryBootService> {
     const library = new LibraryBootService({
       store: this.store!,
       dataDir: config.dataDir,
@@ -361,6 +385,7 @@ export class ServiceHost {
       publish,
       taskScript: (mac) => this.running?.imaging?.ipxeScript(mac, httpBaseUrl),
       taskKernel: (mac) => this.running?.imaging?.grubKernel(mac, httpBaseUrl),
+      answers: answers?.decorate,
     });
     this.running!.library = library;
     await this.mountLibrary();

@@ -97,3 +97,18 @@ export function nextAssignmentAfterFetch(
 export function assignOnce(machineIds: number[], entryId: number): { machineId: number; assignment: BootOnceAssignment }[] {
   return [...new Set(machineIds)].map((machineId) => ({ machineId, assignment: { entryId, bootOnce: true } }));
 }
+
+/**
+ * Next assignment after an installer reported that it finished (its answer file's callback):
+ * a boot-once assignment of that entry still pending ends, so the next boot is the new system
+ * on the disk. Usually the last file's fetch ended it already.
+ */
+export function nextAssignmentAfterInstall(assignment: BootOnceAssignment, installedEntryId: number): BootOnceTransition {
+  if (!assignment.bootOnce || assignment.entryId === null) return { changed: false, assignment, reason: 'not a boot-once assignment' };
+  if (assignment.entryId !== installedEntryId) return { changed: false, assignment, reason: 'the install belongs to another entry' };
+  return {
+    changed: true,
+    assignment: { entryId: null, bootOnce: false, localDisk: true },
+    reason: 'the installer reported that it finished; local disk from the next boot',
+  };
+}

@@ -80,6 +80,8 @@ export interface LibraryBootServiceOptions {
   taskScript?: (mac: string) => string | undefined;
   /** The same task for GRUB (the Secure Boot chain), which cannot run an iPXE script. */
   taskKernel?: (mac: string) => TaskKernel | undefined;
+  /** Adds each PC's answer file to its script (AnswerFileService.decorate). */
+  answers?: (request: BootRequest, mac: string | undefined) => BootRequest;
 }
 
 export const LOCAL_DISK_ENTRY_NAME = 'Local disk';
@@ -236,7 +238,7 @@ export class LibraryBootService {
         return true;
       }
       const machine = mac ? this.options.store.machines.find(mac, uuid) : undefined;
-      const request = await this.bootRequest(mac, uuid);
+      const request = this.withAnswers(await this.bootRequest(mac, uuid), mac);
       const wimboot = locateBootBinary('wimboot', { dataDir: this.options.dataDir });
       const script = buildIpxeScript(request, {
         httpBaseUrl: this.options.httpBaseUrl,
@@ -250,6 +252,10 @@ export class LibraryBootService {
     }
     return false;
   };
+
+  private withAnswers(request: BootRequest, mac: string | undefined): BootRequest {
+    return this.options.answers ? this.options.answers(request, mac) : request;
+  }
 
   /** Where the bytes of /library/e<id>/<rest> are: a file, or a stretch of an ISO. */
   async locateServed(entryId: number, rest: string): Promise<{ path: string; offset: number; size: number } | { missing: string }> {
@@ -347,7 +353,7 @@ export class LibraryBootService {
       if (task) return buildGrubTaskConfig(task, grubContext);
       // Machines with an assignment get a grub.cfg for it; unassigned ones fall through to
       // the root, so a technician's own GRUB set-up (shim + GRUB + grub.cfg) keeps working.
-      const bootRequest = await this.bootRequest(mac, undefined);
+      const bootRequest = this.withAnswers(await this.bootRequest(mac, undefined), mac);
       if (bootRequest.action === 'menu') return undefined;
       if (mac) this.architectureByMac.set(mac, 'x64');
       return buildGrubConfig(bootRequest, grubContext);

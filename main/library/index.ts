@@ -110,3 +110,43 @@ export {
 export { chainloadBootPrograms } from './boot-binaries.js';
 export { samePath } from './boot-once.js';
 export { MENU_TIMEOUT_SECONDS } from './boot-service.js';
+export { nextAssignmentAfterInstall } from './boot-once.js';
+export {
+  ANSWER_DIALECTS,
+  ANSWER_DIALECT_LABELS,
+  ANSWER_FILE_NAMES,
+  MACHINE_VARIABLES,
+  HOST_VARIABLES,
+  WINPESHL_INI,
+  answerFolderPath,
+  checkTemplate,
+  fieldVariableName,
+  knownVariables,
+  renderAnswerFiles,
+  templateVariables,
+  type AnswerDialect,
+  type AnswerHost,
+  type AnswerMachine,
+  type AnswerRefusal,
+  type AnswerRendering,
+  type AnswerTemplate,
+  type RenderedAnswerFile,
+} from './answer-files.js';
+export {
+  answersDir,
+  readAnswerTemplate,
+  writeAnswerTemplate,
+  removeAnswerTemplate,
+  answerTemplateIds,
+  type StoredAnswerTemplate,
+} from './answer-files-store.js';
+export {
+  AnswerFileService,
+  answerMachine,
+  answerRefusals,
+  answerRefusalsFor,
+  answerRequest,
+  machinesBooting,
+  type AnswerFileServiceOptions,
+  type AnswerResponse,
+} from './answer-files-service.js';

@@ -19,6 +19,12 @@ export interface ScriptEntry {
   files: { arch: string; role: string; path: string }[];
   /** For ISO entries: Linux kernel/initrd or Windows boot files found inside (from detectFile). */
   iso?: { linux?: IsoLinuxInfo; windows?: IsoWindowsInfo };
+  /**
+   * This machine's answer file (main/library/answer-files.ts): kernel arguments that point the
+   * installer at it and files wimboot injects, or why the machine cannot have it (then the
+   * entry does not boot: an installer without its answers would wait at its first question).
+   */
+  answers?: { kernelArguments: string; inject: { name: string; url: string }[] } | { refusal: string };
 }
 
 export interface ScriptContext {
@@ -174,6 +180,9 @@ function entryLines(entry: ScriptEntry, ctx: ScriptContext): string[] {
   const url = (f: { path: string }) => entryFileUrl(ctx.httpBaseUrl, entry.id, f.path);
   const name = (f: { path: string }) => posix.basename(f.path.split('\\').join('/'));
   const missing = (what: string) => [`echo Bootbench: ${safeText(entry.name)} has no ${what} for ${ctx.architecture} clients`, 'goto failed'];
+  if (entry.answers && 'refusal' in entry.answers) return [`echo Bootbench: ${safeText(entry.answers.refusal)}`, 'goto failed'];
+  const answerArgs = entry.answers?.kernelArguments;
+  const inject = entry.answers?.inject ?? [];
   switch (entry.kind) {
     case 'local-disk':
       return localDiskLines();
@@ -194,19 +203,24 @@ function entryLines(entry: ScriptEntry, ctx: ScriptContext): string[] {
       return kernelLines(
         url(kernel),
         initrds.map((i) => ({ url: url(i), name: name(i) })),
-        entry.arguments,
+        joinArgs(entry.arguments, answerArgs),
       );
     }
     case 'initrd':
       return [`echo Bootbench: ${safeText(entry.name)} is an initrd on its own; give it a kernel (import both together)`, 'goto failed'];
     case 'wim': {
       const parts = ['bootmgr', 'bcd', 'boot-sdi', 'wim'].map((role) => files.find((f) => f.role === role));
-      return wimbootLines(ctx, entry.name, {
-        bootmgr: parts[0] && url(parts[0]),
-        bcd: parts[1] && url(parts[1]),
-        bootSdi: parts[2] && url(parts[2]),
-        bootWim: parts[3] && url(parts[3]),
-      });
+      return wimbootLines(
+        ctx,
+        entry.name,
+        {
+          bootmgr: parts[0] && url(parts[0]),
+          bcd: parts[1] && url(parts[1]),
+          bootSdi: parts[2] && url(parts[2]),
+          bootWim: parts[3] && url(parts[3]),
+        },
+        inject,
+      );
     }
     case 'iso': {
       const iso = files.find((f) => f.role === 'iso');
@@ -219,18 +233,23 @@ function entryLines(entry: ScriptEntry, ctx: ScriptContext): string[] {
         return kernelLines(
           inner(linux.kernel),
           linux.initrds.map((p) => ({ url: inner(p), name: posix.basename(p) })),
-          joinArgs(live, entry.arguments),
+          joinArgs(live, entry.arguments, answerArgs),
         );
       }
       const windows = entry.iso?.windows;
       if (windows && windows.bcd && windows.bootSdi && windows.bootWim) {
         const inner = (p?: string) => p && isoInnerUrl(ctx.httpBaseUrl, entry.id, p);
-        return wimbootLines(ctx, entry.name, {
-          bootmgr: inner(windows.bootmgr),
-          bcd: inner(windows.bcd),
-          bootSdi: inner(windows.bootSdi),
-          bootWim: inner(windows.bootWim),
-        });
+        return wimbootLines(
+          ctx,
+          entry.name,
+          {
+            bootmgr: inner(windows.bootmgr),
+            bcd: inner(windows.bcd),
+            bootSdi: inner(windows.bootSdi),
+            bootWim: inner(windows.bootWim),
+          },
+          inject,
+        );
       }
       // Anything else boots as a virtual CD: iPXE reads it by HTTP range requests.
       return [`sanboot ${url(iso)} || goto failed`];
@@ -251,7 +270,12 @@ function kernelLines(kernelUrl: string, initrds: { url: string; name: string }[]
   ];
 }
 
-function wimbootLines(ctx: ScriptContext, name: string, files: { bootmgr?: string; bcd?: string; bootSdi?: string; bootWim?: string }): string[] {
+function wimbootLines(
+  ctx: ScriptContext,
+  name: string,
+  files: { bootmgr?: string; bcd?: string; bootSdi?: string; bootWim?: string },
+  inject: { name: string; url: string }[] = [],
+): string[] {
   if (!ctx.wimbootUrl) {
     return [
       `echo Bootbench: ${safeText(name)} needs wimboot, which Debian does not package.`,
@@ -274,6 +298,8 @@ function wimbootLines(ctx: ScriptContext, name: string, files: { bootmgr?: strin
     initrd('BCD', files.bcd),
     initrd('boot.sdi', files.bootSdi),
     initrd('boot.wim', files.bootWim),
+    // Answer files: wimboot puts every other file it is given into X:\Windows\System32.
+    ...inject.map((f) => initrd(f.name, f.url)),
     'boot || goto failed',
   ];
 }
@@ -351,15 +377,26 @@ export function isoInnerServedPath(entryId: number, innerPath: string): string {
   return `/library/e${entryId}/iso/${innerPath.split('/').filter(Boolean).join('/')}`;
 }
 
+/** Answer-file arguments for GRUB's linux line: quoted, since `;` (autoinstall's ds=) separates GRUB commands. */
+function grubAnswerArgs(entry: ScriptEntry): string {
+  const answers = entry.answers && 'kernelArguments' in entry.answers ? entry.answers.kernelArguments : '';
+  return answers
+    .split(' ')
+    .filter(Boolean)
+    .map((arg) => (/[;'"\\\s]/.test(arg) ? grubQuote(arg) : safeText(arg)))
+    .join(' ');
+}
+
 function grubEntryBody(entry: ScriptEntry, ctx: GrubContext): string[] {
   const dev = grubDevice(ctx);
+  if (entry.answers && 'refusal' in entry.answers) return [`  echo ${grubQuote(`Bootbench: ${entry.answers.refusal}`)}`, '  sleep 30', '  exit'];
   const files = filesForArchitecture(entry, 'x64');
   const kernel = files.find((f) => f.role === 'kernel');
   if ((entry.kind === 'kernel' || entry.kind === 'secure-boot-chain') && kernel) {
     const initrds = files.filter((f) => f.role === 'initrd');
     return [
       `  echo ${grubQuote(`Loading ${entry.name} ...`)}`,
-      `  linux ${dev}${entryFileServedPath(entry.id, kernel.path)} ${safeText(entry.arguments)}`.trimEnd(),
+      `  linux ${dev}${entryFileServedPath(entry.id, kernel.path)} ${joinArgs(safeText(entry.arguments), grubAnswerArgs(entry))}`.trimEnd(),
       ...(initrds.length > 0 ? [`  initrd ${initrds.map((i) => `${dev}${entryFileServedPath(entry.id, i.path)}`).join(' ')}`] : []),
     ];
   }
@@ -374,7 +411,7 @@ function grubEntryBody(entry: ScriptEntry, ctx: GrubContext): string[] {
     });
     return [
       `  echo ${grubQuote(`Loading ${entry.name} ...`)}`,
-      `  linux ${dev}${isoInnerServedPath(entry.id, linux.kernel)} ${joinArgs(live, safeText(entry.arguments))}`.trimEnd(),
+      `  linux ${dev}${isoInnerServedPath(entry.id, linux.kernel)} ${joinArgs(live, safeText(entry.arguments), grubAnswerArgs(entry))}`.trimEnd(),
       `  initrd ${linux.initrds.map((p) => `${dev}${isoInnerServedPath(entry.id, p)}`).join(' ')}`,
     ];
   }

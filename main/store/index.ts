@@ -59,3 +59,5 @@ export {
   type WriteFailure,
   type WriteFailureKind,
 } from './write-failure.js';
+export { machineFields, machineFieldName, type MachineFieldRepository } from './machine-fields.js';
+export { installStates, type InstallState } from './install-state.js';

@@ -6,6 +6,7 @@
 import { normalizeMac, normalizeUuid } from '../core/index.js';
 import type { Machine } from './machines.js';
 import type { Store } from './open-store.js';
+import { machineFieldName, machineFields } from './machine-fields.js';
 
 export const CSV_COLUMNS = ['mac', 'uuid', 'name', 'group', 'entry'] as const;
 type CsvColumn = (typeof CSV_COLUMNS)[number];
@@ -113,10 +114,15 @@ function csvField(value: string): string {
 /** One row per machine; several MACs of one machine share the cell, separated by spaces. */
 export function exportMachinesCsv(store: Store, machines: Machine[] = store.machines.list()): string {
   const entryNames = new Map(store.entries.list().map((e) => [e.id, e.name]));
-  const lines = [CSV_COLUMNS.join(',')];
+  // Extra columns (answer-file values) follow the standard ones.
+  const fields = machineFields(store);
+  const extra = fields.names();
+  const values = extra.length > 0 ? fields.all() : new Map<number, Record<string, string>>();
+  const lines = [[...CSV_COLUMNS, ...extra].map(csvField).join(',')];
   for (const m of machines) {
     const entry = m.entryId === null ? '' : (entryNames.get(m.entryId) ?? '');
-    lines.push([m.macs.join(' '), m.uuid ?? '', m.name, m.group, entry].map(csvField).join(','));
+    const own = values.get(m.id) ?? {};
+    lines.push([m.macs.join(' '), m.uuid ?? '', m.name, m.group, entry, ...extra.map((f) => own[f] ?? '')].map(csvField).join(','));
   }
   return `${lines.join('\r\n')}\r\n`;
 }
@@ -128,6 +134,8 @@ interface ParsedRow {
   name?: string;
   group?: string;
   entryId?: number | null;
+  /** Extra columns' values (empty cells left out, so they keep the stored value). */
+  fields?: Record<string, string>;
 }
 
 /**
@@ -147,11 +155,16 @@ export function importMachinesCsv(store: Store, text: string, options: { dryRun?
 
   let columns: (CsvColumn | undefined)[];
   let rows = records;
+  // Any other named column is kept as the machine's own value (answer-file templates use them).
+  const extraColumns = new Map<number, string>();
   const header = records[0].fields.map((f) => COLUMN_ALIASES[f.toLowerCase()]);
   if (header.some((c) => c !== undefined)) {
     columns = header;
     rows = records.slice(1);
-    const unknown = records[0].fields.filter((f, i) => header[i] === undefined && f !== '');
+    records[0].fields.forEach((f, i) => {
+      if (header[i] === undefined && machineFieldName(f) !== '') extraColumns.set(i, machineFieldName(f));
+    });
+    const unknown = records[0].fields.filter((f, i) => header[i] === undefined && f !== '' && !extraColumns.has(i));
     if (!columns.includes('mac') && !columns.includes('uuid')) {
       problems.push({
         line: records[0].line,
@@ -228,6 +241,10 @@ export function importMachinesCsv(store: Store, text: string, options: { dryRun?
     const group = cell('group');
     if (name) row.name = name;
     if (group) row.group = group;
+    for (const [index, field] of extraColumns) {
+      const value = record.fields[index] ?? '';
+      if (value !== '') (row.fields ??= {})[field] = value;
+    }
 
     if (!bad) {
       // The row's MACs and UUID must not point at two different machines.
@@ -256,9 +273,11 @@ export function importMachinesCsv(store: Store, text: string, options: { dryRun?
       if (existing) {
         const macs = [...new Set([...existing.macs, ...row.macs])];
         store.machines.update(existing.id, { macs, uuid: row.uuid, name: row.name, group: row.group, entryId: row.entryId });
+        if (row.fields) machineFields(store).set(existing.id, row.fields);
         result.updated++;
       } else {
-        store.machines.create({ macs: row.macs, uuid: row.uuid, name: row.name, group: row.group, entryId: row.entryId });
+        const created = store.machines.create({ macs: row.macs, uuid: row.uuid, name: row.name, group: row.group, entryId: row.entryId });
+        if (row.fields) machineFields(store).set(created.id, row.fields);
         result.created++;
       }
     }

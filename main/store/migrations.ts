@@ -176,6 +176,18 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    description: "a machine's extra CSV columns (room, locale, key ...), the values its answer files are rendered with",
+    sql: `
+      CREATE TABLE machine_fields (
+        machine_id INTEGER NOT NULL REFERENCES machines(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (machine_id, name)
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -13,7 +13,7 @@ import { HostApi, type ApiServiceHost } from '../../main/api/api.js';
 import { storeApi } from '../../main/api/api-store.js';
 import { EventBus, type BootEvent } from '../../main/core/events.js';
 import { ManualClock } from '../../main/core/clock.js';
-import { openStore, readSchemaVersion } from '../../main/store/index.js';
+import { LATEST_SCHEMA_VERSION, openStore, readSchemaVersion } from '../../main/store/index.js';
 import type { ImagingMachineRow, Machine, RoomTile, RoomView } from '../../preload/api.js';
 
 register('../../renderer/tools/svelte-runes-loader.mjs', import.meta.url);
@@ -132,7 +132,7 @@ describe('seats', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bb-room-'));
     try {
       let store = openStore(dir);
-      assert.equal(readSchemaVersion(store.db), 7);
+      assert.equal(readSchemaVersion(store.db), LATEST_SCHEMA_VERSION);
       const a = store.machines.create({ macs: ['52:54:00:00:02:01'], name: 'pc-01', group: 'Room3' });
       const b = store.machines.create({ macs: ['52:54:00:00:02:02'], name: 'pc-02', group: 'room3' });
       store.machines.create({ macs: ['52:54:00:00:02:03'], name: 'teacher', group: 'staff' });

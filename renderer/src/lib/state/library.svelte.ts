@@ -4,6 +4,7 @@
 import type { ApiClient } from '../transport.js';
 import type { BootEntry, EntryRemoveResult, EntryUpdate, ImportFilesResult } from '../../../../preload/api.js';
 import type { UploadProgress } from '../upload.js';
+import { AnswerFilesState } from './answers.svelte.js';
 
 /** Sends one file to the host, resolving with its upload id (lib/upload.ts in the browser). */
 export type FileUploader = (file: File, onProgress: (p: UploadProgress) => void) => Promise<string>;
@@ -22,16 +23,21 @@ export class LibraryState {
   notice = $state.raw<{ kind: 'ok' | 'warn' | 'bad'; text: string } | undefined>(undefined);
   /** An entry whose removal waits for a confirmation, with who boots it. */
   pendingRemoval = $state.raw<{ entry: BootEntry; users: EntryRemoveResult } | undefined>(undefined);
+  /** Entries' answer-file templates (unattended installs). */
+  readonly answers: AnswerFilesState;
 
   constructor(
     private readonly api: ApiClient,
     /** Entries changed (names, removals): other screens that list them reload. */
     private readonly onChange: () => void = () => {},
-  ) {}
+  ) {
+    this.answers = new AnswerFilesState(api);
+  }
 
   async load(): Promise<void> {
     try {
       this.entries = await this.api.call('entries:list');
+      await this.answers.load();
     } catch (err) {
       this.error = (err as Error).message;
     }
