@@ -148,11 +148,15 @@ http_post_file() { curl -sS --fail-with-body -o "${3:-/dev/null}" --data-binary 
 
 set_state() { echo "$1" >"$TMP/phase"; [ $# -ge 2 ] && echo "$2" >"$TMP/bytes"; [ $# -ge 3 ] && echo "$3" >"$TMP/total"; }
 
+# The state files are read with the shell's own `read`, not `$(cat)`: the reporter runs every
+# second beside the work, and each command substitution was a fork. A file caught between
+# its truncation and its rewrite reads empty: that report is skipped, the next one is sent.
 send_report() {
-  report_bytes=$(cat "$TMP/bytes"); report_total=$(cat "$TMP/total")
+  read -r report_bytes <"$TMP/bytes" && read -r report_total <"$TMP/total" && read -r report_phase <"$TMP/phase" || return 0
+  report_part=; [ -s "$TMP/part" ] && read -r report_part <"$TMP/part"
   [ "$report_total" -gt 0 ] && [ "$report_bytes" -gt "$report_total" ] && report_bytes=$report_total
-  { echo "phase=$(cat "$TMP/phase")"; echo "bytes=$report_bytes"; echo "total=$report_total"
-    [ -s "$TMP/part" ] && echo "part=$(cat "$TMP/part")"
+  { echo "phase=$report_phase"; echo "bytes=$report_bytes"; echo "total=$report_total"
+    [ -n "$report_part" ] && echo "part=$report_part"
     [ $# -ge 1 ] && echo "reason=$1"; } >"$TMP/report"
   http_post_file "/imaging/jobs/$JOB/report?mac=$MAC" "$TMP/report"
 }
