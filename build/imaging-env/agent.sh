@@ -315,9 +315,10 @@ capture() {
 # --- deploy ----------------------------------------------------------------------------
 
 # Writes chunk after chunk of partition $1 to stdout, each checked against its name first.
-# Chunks travel in batches of $BATCH: one curl (one connection) fetches a batch, one
-# sha256 checks it, one zstd decompresses it, and the next batch downloads meanwhile.
-# A process per chunk cost more than the data itself.
+# Chunks travel in batches of $BATCH: one curl (one connection) fetches a batch and one
+# sha256 checks it, while the batch before is decompressed and written; a batch is written
+# only once every chunk in it hashed to its name. A process per chunk cost more than the
+# data itself.
 verified_stream() {
   grep "^chunk=$1 " "$TMP/manifest" | cut -d' ' -f2 >"$TMP/want"
   rm -rf "$TMP/batch"; mkdir -p "$TMP/batch"
@@ -334,32 +335,39 @@ verified_stream() {
     fetch_batch "$b" &
     fetcher=$!
     if [ "$b" -gt 0 ]; then write_batch $((b - 1)) || { kill "$fetcher" 2>/dev/null; exit 1; }; fi
-    wait "$fetcher" || { echo "a chunk of partition $1 could not be fetched: $(cat "$TMP/batch/$b.err" 2>/dev/null)" >"$TMP/why"; exit 1; }
+    if ! wait "$fetcher"; then
+      if [ -s "$TMP/batch/$b.why" ]; then cat "$TMP/batch/$b.why" >"$TMP/why"
+      else echo "a chunk of partition $1 could not be fetched: $(cat "$TMP/batch/$b.err" 2>/dev/null)" >"$TMP/why"; fi
+      exit 1
+    fi
     b=$((b + 1))
   done
   [ "$k" -ge 0 ] && { write_batch "$k" || exit 1; }
   return 0
 }
 
+# Fetches batch $1 and checks its chunks against their names; what is wrong goes to $1.why.
 fetch_batch() {
-  list=$TMP/batch/$1.list; dir=$TMP/batch/$1.d; err=$TMP/batch/$1.err
+  list=$TMP/batch/$1.list; dir=$TMP/batch/$1.d; err=$TMP/batch/$1.err; why=$TMP/batch/$1.why
   mkdir -p "$dir"
   set --
   while read -r sha; do set -- "$@" -o "$dir/$sha" "$SERVER/imaging/chunks/$sha"; done <"$list"
-  curl -sS --fail --fail-early "$@" 2>"$err"
-}
-
-# Checks batch $1's chunks against their names, then decompresses them to stdout in order.
-write_batch() {
-  list=$TMP/batch/$1.list; dir=$TMP/batch/$1.d
+  curl -sS --fail --fail-early "$@" 2>"$err" || return 1
   set --
   while read -r sha; do set -- "$@" "$dir/$sha"; done <"$list"
   if [ "$(sha256 "$@" | cut -d' ' -f1)" != "$(cat "$list")" ]; then
     while read -r sha; do
       got=$(sha256 "$dir/$sha" | cut -d' ' -f1)
-      [ "$got" = "$sha" ] || { echo "chunk $sha arrived damaged (SHA-256 $got): nothing of it was written" >"$TMP/why"; return 1; }
+      [ "$got" = "$sha" ] || { echo "chunk $sha arrived damaged (SHA-256 $got): nothing of it was written" >"$why"; return 1; }
     done <"$list"
   fi
+}
+
+# Decompresses batch $1's chunks, checked by fetch_batch, to stdout in order.
+write_batch() {
+  list=$TMP/batch/$1.list; dir=$TMP/batch/$1.d
+  set --
+  while read -r sha; do set -- "$@" "$dir/$sha"; done <"$list"
   zstd -q -d -c "$@" || { echo "a chunk of $(tr '\n' ' ' <"$list")does not decompress" >"$TMP/why"; return 1; }
   echo $(($(cat "$TMP/bytes") + $# * CHUNK_MIB * 1048576)) >"$TMP/bytes"
   rm -rf "$dir"
