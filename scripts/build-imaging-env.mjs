@@ -30,6 +30,7 @@ import {
   readFileSync,
   readdirSync,
   readlinkSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -318,8 +319,12 @@ function build() {
     mkdirSync(out, { recursive: true });
     const cpioPath = join(work, 'initrd.cpio');
     run('sh', ['-c', `cd "${root}" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --quiet > "${cpioPath}"`]);
-    run('zstd', ['-q', '-f', '-15', '-T0', cpioPath, '-o', join(out, 'initrd.img')]);
-    copyFileSync(vmlinuz, join(out, 'vmlinuz'));
+    // Each file is written beside its old self and renamed over it: a PC booting meanwhile
+    // (a lab test, a bench) reads the old file or the new one, never half of one.
+    run('zstd', ['-q', '-f', '-15', '-T0', cpioPath, '-o', join(out, 'initrd.img.new')]);
+    copyFileSync(vmlinuz, join(out, 'vmlinuz.new'));
+    renameSync(join(out, 'initrd.img.new'), join(out, 'initrd.img'));
+    renameSync(join(out, 'vmlinuz.new'), join(out, 'vmlinuz'));
 
     const files = ['vmlinuz', 'initrd.img'].map((name) => ({ name, size: statSync(join(out, name)).size, sha256: sha256(join(out, name)) }));
     const manifest = {

@@ -20,7 +20,9 @@ if command -v openssl >/dev/null 2>&1; then
 else
   sha256() { sha256sum "$@"; }
 fi
-ZSTD_LEVEL=${BOOTBENCH_ZSTD_LEVEL:-3}
+# Level 4, not zstd's default 3: each chunk is its own frame and starts with an empty window,
+# which at level 3 made an image a little larger than the same stream compressed whole.
+ZSTD_LEVEL=${BOOTBENCH_ZSTD_LEVEL:-4}
 IN_ENVIRONMENT=0
 [ -f /etc/bootbench-imaging-release ] && IN_ENVIRONMENT=1
 
@@ -146,11 +148,15 @@ http_post_file() { curl -sS --fail-with-body -o "${3:-/dev/null}" --data-binary 
 
 set_state() { echo "$1" >"$TMP/phase"; [ $# -ge 2 ] && echo "$2" >"$TMP/bytes"; [ $# -ge 3 ] && echo "$3" >"$TMP/total"; }
 
+# The state files are read with the shell's own `read`, not `$(cat)`: the reporter runs every
+# second beside the work, and each command substitution was a fork. A file caught between
+# its truncation and its rewrite reads empty: that report is skipped, the next one is sent.
 send_report() {
-  report_bytes=$(cat "$TMP/bytes"); report_total=$(cat "$TMP/total")
+  read -r report_bytes <"$TMP/bytes" && read -r report_total <"$TMP/total" && read -r report_phase <"$TMP/phase" || return 0
+  report_part=; [ -s "$TMP/part" ] && read -r report_part <"$TMP/part"
   [ "$report_total" -gt 0 ] && [ "$report_bytes" -gt "$report_total" ] && report_bytes=$report_total
-  { echo "phase=$(cat "$TMP/phase")"; echo "bytes=$report_bytes"; echo "total=$report_total"
-    [ -s "$TMP/part" ] && echo "part=$(cat "$TMP/part")"
+  { echo "phase=$report_phase"; echo "bytes=$report_bytes"; echo "total=$report_total"
+    [ -n "$report_part" ] && echo "part=$report_part"
     [ $# -ge 1 ] && echo "reason=$1"; } >"$TMP/report"
   http_post_file "/imaging/jobs/$JOB/report?mac=$MAC" "$TMP/report"
 }
@@ -181,6 +187,9 @@ fail() {
 # of $BATCH (one zstd, one sha256, one curl each): a process per chunk cost more than the
 # data itself. While a batch is read, the one before is compressed and the one before that
 # uploads, so reading, compressing and sending overlap as in a pipe.
+# The stream's own SHA-256 (what a deploy's read-back is checked against) is taken from the
+# batch files as they are cut, in order, by one hasher reading fd 7: a tee between the reader
+# and the cutter copied every byte through small pipe writes and cost more than the cutting.
 send_chunks() {
   part=$1; b=0; last=0; older=; newer=
   rm -rf "$TMP/up"; mkdir -p "$TMP/up"
@@ -197,6 +206,7 @@ send_chunks() {
       set -- "$@" "$dir/$#"
     done
     [ $# -gt 0 ] || break
+    cat "$@" >&7 || { echo "hashing the stream of partition $part failed" >"$TMP/why"; return 1; }
     if [ -n "$older" ]; then wait "$older" || return 1; fi
     { pack_batch "$b" "$@" || { touch "$TMP/up/failed"; exit 1; }; } &
     older=$newer; newer=$!
@@ -281,9 +291,11 @@ capture() {
     rm -f "$TMP/fifo"; mkfifo "$TMP/fifo"
     sha256 <"$TMP/fifo" >"$TMP/sum" &
     hasher=$!
-    read_partition "$tool" "$dev" "$sectors" | tee "$TMP/fifo" | send_chunks "$n" \
-      || { kill "$hasher" 2>/dev/null; fail "reading partition $n ($fs) failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"; }
-    wait "$hasher"
+    exec 7>"$TMP/fifo"
+    read_partition "$tool" "$dev" "$sectors" | send_chunks "$n" \
+      || { exec 7>&-; kill "$hasher" 2>/dev/null; fail "reading partition $n ($fs) failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"; }
+    exec 7>&-
+    wait "$hasher" || fail "hashing the stream of partition $n failed"
     bytes=$(($(cat "$TMP/bytes") - before))
     [ "$bytes" -gt 0 ] || fail "reading partition $n ($fs) gave no data: $(tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"
     echo "part=$n start=$start sectors=$sectors fs=$fs tool=$tool bytes=$bytes sha256=$(cut -d' ' -f1 "$TMP/sum")" >>"$TMP/partlines"
@@ -303,9 +315,10 @@ capture() {
 # --- deploy ----------------------------------------------------------------------------
 
 # Writes chunk after chunk of partition $1 to stdout, each checked against its name first.
-# Chunks travel in batches of $BATCH: one curl (one connection) fetches a batch, one
-# sha256 checks it, one zstd decompresses it, and the next batch downloads meanwhile.
-# A process per chunk cost more than the data itself.
+# Chunks travel in batches of $BATCH: one curl (one connection) fetches a batch and one
+# sha256 checks it, while the batch before is decompressed and written; a batch is written
+# only once every chunk in it hashed to its name. A process per chunk cost more than the
+# data itself.
 verified_stream() {
   grep "^chunk=$1 " "$TMP/manifest" | cut -d' ' -f2 >"$TMP/want"
   rm -rf "$TMP/batch"; mkdir -p "$TMP/batch"
@@ -322,32 +335,39 @@ verified_stream() {
     fetch_batch "$b" &
     fetcher=$!
     if [ "$b" -gt 0 ]; then write_batch $((b - 1)) || { kill "$fetcher" 2>/dev/null; exit 1; }; fi
-    wait "$fetcher" || { echo "a chunk of partition $1 could not be fetched: $(cat "$TMP/batch/$b.err" 2>/dev/null)" >"$TMP/why"; exit 1; }
+    if ! wait "$fetcher"; then
+      if [ -s "$TMP/batch/$b.why" ]; then cat "$TMP/batch/$b.why" >"$TMP/why"
+      else echo "a chunk of partition $1 could not be fetched: $(cat "$TMP/batch/$b.err" 2>/dev/null)" >"$TMP/why"; fi
+      exit 1
+    fi
     b=$((b + 1))
   done
   [ "$k" -ge 0 ] && { write_batch "$k" || exit 1; }
   return 0
 }
 
+# Fetches batch $1 and checks its chunks against their names; what is wrong goes to $1.why.
 fetch_batch() {
-  list=$TMP/batch/$1.list; dir=$TMP/batch/$1.d; err=$TMP/batch/$1.err
+  list=$TMP/batch/$1.list; dir=$TMP/batch/$1.d; err=$TMP/batch/$1.err; why=$TMP/batch/$1.why
   mkdir -p "$dir"
   set --
   while read -r sha; do set -- "$@" -o "$dir/$sha" "$SERVER/imaging/chunks/$sha"; done <"$list"
-  curl -sS --fail --fail-early "$@" 2>"$err"
-}
-
-# Checks batch $1's chunks against their names, then decompresses them to stdout in order.
-write_batch() {
-  list=$TMP/batch/$1.list; dir=$TMP/batch/$1.d
+  curl -sS --fail --fail-early "$@" 2>"$err" || return 1
   set --
   while read -r sha; do set -- "$@" "$dir/$sha"; done <"$list"
   if [ "$(sha256 "$@" | cut -d' ' -f1)" != "$(cat "$list")" ]; then
     while read -r sha; do
       got=$(sha256 "$dir/$sha" | cut -d' ' -f1)
-      [ "$got" = "$sha" ] || { echo "chunk $sha arrived damaged (SHA-256 $got): nothing of it was written" >"$TMP/why"; return 1; }
+      [ "$got" = "$sha" ] || { echo "chunk $sha arrived damaged (SHA-256 $got): nothing of it was written" >"$why"; return 1; }
     done <"$list"
   fi
+}
+
+# Decompresses batch $1's chunks, checked by fetch_batch, to stdout in order.
+write_batch() {
+  list=$TMP/batch/$1.list; dir=$TMP/batch/$1.d
+  set --
+  while read -r sha; do set -- "$@" "$dir/$sha"; done <"$list"
   zstd -q -d -c "$@" || { echo "a chunk of $(tr '\n' ' ' <"$list")does not decompress" >"$TMP/why"; return 1; }
   echo $(($(cat "$TMP/bytes") + $# * CHUNK_MIB * 1048576)) >"$TMP/bytes"
   rm -rf "$dir"

@@ -48,36 +48,45 @@ export class ChunkStore {
     return createReadStream(this.path(sha), { highWaterMark: 1024 * 1024 });
   }
 
+  /** Receive buffers of finished uploads, reused by the next (see put). */
+  private readonly spare: Buffer[] = [];
+
   /**
    * Stores the bytes from `body` as chunk `sha`, after checking that they hash to it.
    * Resolves to false when the chunk was already stored (the body is drained, not kept).
    */
   async put(sha: string, body: AsyncIterable<Buffer>): Promise<boolean> {
-    // A chunk is a few MiB: it is held, hashed, and written in one call, not a write per
-    // network read (each a trip through libuv's thread pool).
-    const pieces: Buffer[] = [];
-    const hash = createHash('sha256');
-    let bytes = 0;
-    for await (const piece of body) {
-      bytes += piece.length;
-      if (bytes > MAX_CHUNK_BYTES) throw new ChunkError(`chunk ${sha} is larger than ${MAX_CHUNK_BYTES} bytes`, 413);
-      hash.update(piece);
-      pieces.push(piece);
-    }
-    const actual = hash.digest('hex');
-    if (actual !== sha) throw new ChunkError(`chunk ${sha} arrived with SHA-256 ${actual}: damaged in transit, send it again`, 422);
-    const target = this.path(sha);
-    if (existsSync(target)) return false;
-    mkdirSync(join(this.dir, sha.slice(0, 2)), { recursive: true });
-    const temp = `${target}.${randomBytes(6).toString('hex')}.part`;
+    // Each network read is copied into one reused buffer and hashed as it comes, then the
+    // chunk is written in one call. The reads die young that way: held until the chunk is
+    // complete, they outlived the young generation and every chunk cost a full GC's share.
+    const buffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(MAX_CHUNK_BYTES);
     try {
-      await writeFile(temp, Buffer.concat(pieces, bytes));
-      renameSync(temp, target);
-    } catch (error) {
-      rmSync(temp, { force: true });
-      throw error;
+      const hash = createHash('sha256');
+      let bytes = 0;
+      for await (const piece of body) {
+        if (bytes + piece.length > MAX_CHUNK_BYTES) throw new ChunkError(`chunk ${sha} is larger than ${MAX_CHUNK_BYTES} bytes`, 413);
+        hash.update(piece);
+        piece.copy(buffer, bytes);
+        bytes += piece.length;
+      }
+      const actual = hash.digest('hex');
+      if (actual !== sha) throw new ChunkError(`chunk ${sha} arrived with SHA-256 ${actual}: damaged in transit, send it again`, 422);
+      const target = this.path(sha);
+      if (existsSync(target)) return false;
+      mkdirSync(join(this.dir, sha.slice(0, 2)), { recursive: true });
+      const temp = `${target}.${randomBytes(6).toString('hex')}.part`;
+      try {
+        await writeFile(temp, buffer.subarray(0, bytes));
+        renameSync(temp, target);
+      } catch (error) {
+        rmSync(temp, { force: true });
+        throw error;
+      }
+      return true;
+    } finally {
+      // A few spares cover the uploads one capture keeps in flight; more would only hold memory.
+      if (this.spare.length < 4) this.spare.push(buffer);
     }
-    return true;
   }
 
   /** Every stored chunk name. */
