@@ -1,11 +1,12 @@
 // The host's side of the agent protocol, on the host's HTTP service under /imaging/:
 //   GET  /imaging/task?mac=M                 this PC's task (agent-protocol.ts)
 //   GET  /imaging/jobs/ID/manifest?mac=M     the image a deploy writes
-//   GET  /imaging/chunks/SHA                 one stored chunk
+//   GET  /imaging/chunks/SHA                 one stored chunk (or one byte range of it)
 //   POST /imaging/chunks/SHA?job=ID&mac=M    a captured chunk (PUT too); refused unless it hashes to SHA
 //                                            (busybox wget can only GET and POST)
 //   POST /imaging/jobs/ID/report?mac=M       phase, bytes, total, part, reason
 //   POST /imaging/jobs/ID/image?mac=M        a finished capture's manifest; the image exists after this
+import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { normalizeMac, type Logger } from '../core/index.js';
 import { ChunkError } from './chunk-store.js';
@@ -21,6 +22,8 @@ export interface ImagingRoutesOptions {
   /** the machine list's name for a MAC: the deployed PC's hostname */
   machineName: (mac: string) => string | undefined;
   logger: Logger;
+  /** the image stream a deploy's PCs join (`GROUP:PORT:SESSION`), when it has one */
+  streamFor?: (job: ImageJob) => Promise<string | undefined>;
   /** told of every per-PC change, for the app's live rows and the machine's timeline */
   onProgress?: (job: ImageJob, mac: string, phase: MachinePhase, report: MachineReport) => void;
   now?: () => number;
@@ -40,6 +43,15 @@ async function readText(req: IncomingMessage): Promise<string> {
     parts.push(piece as Buffer);
   }
   return Buffer.concat(parts).toString('utf8');
+}
+
+/** One satisfiable `bytes=FROM-TO` range; anything else (several ranges, suffixes, nonsense) gets the whole chunk. */
+function byteRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
+  const m = header ? /^bytes=(\d+)-(\d+)$/.exec(header.trim()) : null;
+  if (!m) return undefined;
+  const start = Number(m[1]);
+  const end = Math.min(Number(m[2]), size - 1);
+  return start <= end ? { start, end } : undefined;
 }
 
 export class ImagingRoutes {
@@ -83,7 +95,8 @@ export class ImagingRoutes {
       const mac = this.mac(url);
       const job = jobs.pendingFor(mac);
       if (job) this.progress(job, mac, { phase: 'booting' });
-      send(res, 200, renderTask(job, this.options.machineName(mac)));
+      const stream = job?.kind === 'deploy' ? await this.options.streamFor?.(job) : undefined;
+      send(res, 200, renderTask(job, this.options.machineName(mac), stream));
     } else if (req.method === 'GET' && (m = /^\/imaging\/jobs\/(\d+)\/manifest$/.exec(path))) {
       const job = this.job(m[1], this.mac(url));
       const manifest = job.kind === 'deploy' ? catalog.get(job.image) : undefined;
@@ -91,7 +104,20 @@ export class ImagingRoutes {
       send(res, 200, renderManifest(manifest));
     } else if ((req.method === 'GET' || req.method === 'HEAD') && (m = /^\/imaging\/chunks\/([0-9a-f]{64})$/.exec(path))) {
       if (!catalog.chunks.has(m[1])) throw new ImageError(`no chunk ${m[1]}`, 404);
-      res.writeHead(200, { 'content-type': 'application/zstd', 'content-length': catalog.chunks.size(m[1]) });
+      const size = catalog.chunks.size(m[1]);
+      // A stream receiver repairs only the byte ranges it missed (RFC 9110 section 14.2, one range per request).
+      const range = byteRange(req.headers.range, size);
+      if (range) {
+        res.writeHead(206, {
+          'content-type': 'application/zstd',
+          'content-length': range.end - range.start + 1,
+          'content-range': `bytes ${range.start}-${range.end}/${size}`,
+        });
+        if (req.method === 'HEAD') res.end();
+        else createReadStream(catalog.chunks.path(m[1]), { start: range.start, end: range.end }).pipe(res);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/zstd', 'content-length': size });
       if (req.method === 'HEAD') res.end();
       else catalog.chunks.open(m[1]).pipe(res);
     } else if ((req.method === 'PUT' || req.method === 'POST') && (m = /^\/imaging\/chunks\/([0-9a-f]{64})$/.exec(path))) {
