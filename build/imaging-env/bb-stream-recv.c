@@ -13,8 +13,8 @@
 // missing byte ranges) when it must: when the stream has passed it incomplete, or nothing of
 // it arrived for a second. The write never waits for the stream's next pass. Chunks further
 // ahead than WINDOW are dropped (memory stays bounded) and repaired when their turn comes.
-// About every 100 ms it tells the host (unicast, to the stream's port) its position and
-// losses; the host paces the stream by them.
+// About every 100 ms it tells the host (unicast, to the stream's port) its position, what it
+// holds ahead of it, and its losses; the host paces the stream by them.
 //
 // Build: gcc -O2 -static -pthread -o bb-stream-recv bb-stream-recv.c (no other library).
 #define _GNU_SOURCE
@@ -201,8 +201,15 @@ static int init_slot(slot_t *s, int64_t idx, uint32_t size) {
 /* ---- receiving --------------------------------------------------------------------- */
 
 static void send_feedback(int done) {
-  uint8_t p[40] = {0};
+  uint8_t p[44] = {0};
   pthread_mutex_lock(&mu);
+  /* What it holds complete from its position on: the host does not send those again. */
+  uint32_t need = next_idx;
+  while (need < cfg.count && need < next_idx + (uint32_t)cfg.window) {
+    slot_t *s = &slots[need % cfg.window];
+    if (s->idx != need || s->got < s->nblocks) break;
+    need++;
+  }
   put32(p, FEEDBACK_MAGIC);
   put32(p + 4, cfg.session);
   memcpy(p + 8, cfg.mac, 6);
@@ -214,6 +221,7 @@ static void send_feedback(int done) {
   put32(p + 28, overrun);
   put32(p + 32, (uint32_t)(stream_bytes >> 10));
   put32(p + 36, (uint32_t)(repair_bytes >> 10));
+  put32(p + 40, need);
   pthread_mutex_unlock(&mu);
   send(fb_fd, p, sizeof p, 0); /* best effort: feedback that is lost is sent again 100 ms later */
 }

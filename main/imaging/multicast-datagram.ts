@@ -22,13 +22,14 @@
 //  16  position: the next chunk it writes (image-wide index)
 //  20  datagrams received   24  datagrams lost (sequence gaps)   28  chunks dropped ahead of its window
 //  32  KiB from the stream  36  KiB by repair (HTTP)              (counters cumulative, wrap at 2^32)
+//  40  need: the first chunk from its position on that it does not hold complete
 
 export const DATA_MAGIC = 0x42425331; // 'BBS1'
 export const FEEDBACK_MAGIC = 0x42425231; // 'BBR1'
 export const DATA_HEADER_BYTES = 28;
 /** 28 + 1400 + 28 (IPv4 and UDP headers) stays under a 1500-byte MTU with room for a VLAN tag: no IP fragments. */
 export const DATA_PAYLOAD = 1400;
-export const FEEDBACK_BYTES = 40;
+export const FEEDBACK_BYTES = 44;
 
 export const FEEDBACK_DONE = 1;
 
@@ -48,6 +49,7 @@ export interface Feedback {
   /** chunks the receiver keeps ahead of its position */
   window: number;
   position: number;
+  need: number;
   received: number;
   lost: number;
   overrun: number;
@@ -109,6 +111,7 @@ export function encodeFeedback(f: Feedback): Buffer {
   out.writeUInt32BE(f.overrun >>> 0, 28);
   out.writeUInt32BE(f.streamKiB >>> 0, 32);
   out.writeUInt32BE(f.repairKiB >>> 0, 36);
+  out.writeUInt32BE(f.need >>> 0, 40);
   return out;
 }
 
@@ -121,6 +124,7 @@ export function decodeFeedback(packet: Buffer): Feedback | undefined {
     done: (packet.readUInt8(14) & FEEDBACK_DONE) !== 0,
     window: packet.readUInt8(15),
     position: packet.readUInt32BE(16),
+    need: packet.readUInt32BE(40),
     received: packet.readUInt32BE(20),
     lost: packet.readUInt32BE(24),
     overrun: packet.readUInt32BE(28),

@@ -41,7 +41,10 @@ const MIN_SAMPLE = 32;
 
 export interface ReceiverView {
   mac: string;
+  /** the next chunk it writes */
   position: number;
+  /** the first chunk from its position on that it does not hold complete */
+  need: number;
   window: number;
   done: boolean;
   lastHeard: number;
@@ -63,6 +66,7 @@ interface Receiver extends ReceiverView {
 export interface FeedbackInput {
   mac: string;
   position: number;
+  need: number;
   window: number;
   done: boolean;
   received: number;
@@ -89,6 +93,7 @@ export class StreamSchedule {
   private readonly silenceMs: number;
   private readonly minReceivers: number;
   private firstHeard: number | undefined;
+  private passEndedAt = -Infinity;
 
   constructor(private readonly options: ScheduleOptions) {
     this.expected = new Set([...options.expected].map((m) => m.toLowerCase()));
@@ -147,24 +152,31 @@ export class StreamSchedule {
   /** The chunk to send now, or undefined to wait (not started, too few receivers, or ahead of their windows). */
   next(now: number): number | undefined {
     if (!this.started(now)) return undefined;
-    let active = this.active(now);
+    const active = this.active(now);
     if (active.length < this.minReceivers) return undefined;
     if (this.cursor >= this.options.chunks) {
-      // A new pass only once half the room is through: before that they still hold the tail.
-      const pace = pacePosition(active);
-      if (pace < this.options.chunks) return undefined;
-      active = active.filter((r) => r.position < this.options.chunks);
-      if (active.length < this.minReceivers) return undefined;
+      // A new pass only once half the room is through (done PCs count as through): before
+      // that the faster half still holds the tail it was sent, and a pass would only repeat it.
+      const room = [...this.receivers.values()].filter((r) => r.done || (!r.left && now - r.lastHeard <= this.silenceMs));
+      const through = room.map((r) => ({ position: r.done ? this.options.chunks : r.position }));
+      if (pacePosition(through) < this.options.chunks) return undefined;
+      // And only on feedback sent after the last pass ended: before it, what they lack is not known.
+      if (active.some((r) => r.lastHeard <= this.passEndedAt)) return undefined;
+      // From the first chunk a PC still writing lacks; what each holds it is not sent again.
+      const from = Math.min(...active.map((r) => Math.max(r.need, r.position)));
+      if (from >= this.options.chunks) return undefined;
       this.passes += 1;
-      this.cursor = Math.min(...active.map((r) => r.position));
+      this.cursor = from;
     }
     const pace = pacePosition(active);
     const window = Math.min(...active.map((r) => r.window || 1));
-    // Nobody in the pacing half needs what lies behind it.
-    if (this.cursor < pace) this.cursor = pace;
+    // Nobody in the pacing half needs what lies behind what it holds.
+    const needed = pacePosition(active.map((r) => ({ position: Math.max(r.need, r.position) })));
+    if (this.cursor < needed) this.cursor = needed;
     if (this.cursor >= this.options.chunks) return undefined;
     if (this.cursor >= pace + Math.max(1, window - WINDOW_MARGIN)) return undefined;
     this.chunksSent += 1;
+    if (this.cursor + 1 >= this.options.chunks) this.passEndedAt = now;
     return this.cursor++;
   }
 
@@ -197,7 +209,7 @@ export class StreamSchedule {
 }
 
 /** The position at least half of the receivers have reached. */
-function pacePosition(active: Receiver[]): number {
+function pacePosition(active: { position: number }[]): number {
   const positions = active.map((r) => r.position).sort((a, b) => b - a);
   return positions[Math.ceil(positions.length / 2) - 1];
 }
@@ -206,6 +218,7 @@ function blank(mac: string): Receiver {
   return {
     mac,
     position: 0,
+    need: 0,
     window: 0,
     done: false,
     lastHeard: 0,
