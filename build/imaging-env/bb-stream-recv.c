@@ -10,7 +10,7 @@
 // group membership and the chunks buffered ahead survive the change of partition.
 //
 // A chunk comes from the stream when it can and from the host's chunk route (HTTP, only the
-// missing byte ranges) when it must: when the stream has passed it incomplete, or nothing of
+// missing byte ranges, all in one request) when it must: when the stream has passed it incomplete, or nothing of
 // it arrived for a second. The write never waits for the stream's next pass. Chunks further
 // ahead than WINDOW are dropped (memory stays bounded) and repaired when their turn comes.
 // About every 100 ms it tells the host (unicast, to the stream's port) its position, what it
@@ -45,7 +45,7 @@
 #define FIRST_MS 5000 /* longer than the host's start grace: the stream may wait for the room */
 #define STALL_MS 1000
 #define FEEDBACK_MS 100
-#define MAX_RANGES 1024
+#define MAX_RANGES 512 /* keeps the request line within 8 KiB (the host takes 1024) */
 
 /* ---- SHA-256 (FIPS 180-4) ---------------------------------------------------------- */
 
@@ -362,26 +362,27 @@ static int read_head(int *status, uint64_t *length, uint64_t *start, int *closes
 }
 
 /*
- * Fetches chunk `sha` into `buf` (size bytes, or unknown: size 0 and buf NULL, then it is
- * allocated): the listed ranges with one pipelined request each on one connection, or the
- * whole chunk when nranges is 0. Returns the buffer, or NULL with a reason in `why`.
+ * Fetches chunk `sha` into `buf` (size bytes; or size 0 and buf NULL when nothing of it is
+ * known, then it is allocated): the listed ranges in one request (?ranges=, answered with
+ * their bytes back to back), or the whole chunk when nranges is 0 or the host sends all of
+ * it. Returns the buffer, or NULL with a reason in `why`.
  */
 static uint8_t *http_fetch(const char *sha, range_t *ranges, int nranges, uint8_t *buf, uint32_t *size, char *why, size_t whylen) {
   char host[64];
   inet_ntop(AF_INET, &cfg.server, host, sizeof host);
+  uint64_t wanted = 0;
+  for (int i = 0; i < nranges; i++) wanted += ranges[i].to - ranges[i].from + 1;
   for (int attempt = 0; attempt < 5; attempt++) {
     if (attempt) usleep(200000 * attempt);
     if (http_open() != 0) {
       snprintf(why, whylen, "cannot connect to %s:%u: %s", host, cfg.http_port, strerror(errno));
       continue;
     }
-    size_t cap = (size_t)(nranges ? nranges : 1) * 256, used = 0;
+    size_t cap = 256 + (size_t)nranges * 24, used = 0;
     char *req = malloc(cap);
-    for (int i = 0; i < (nranges ? nranges : 1); i++) {
-      used += (size_t)snprintf(req + used, cap - used, "GET /imaging/chunks/%s HTTP/1.1\r\nHost: %s:%u\r\n", sha, host, cfg.http_port);
-      if (nranges) used += (size_t)snprintf(req + used, cap - used, "Range: bytes=%u-%u\r\n\r\n", ranges[i].from, ranges[i].to);
-      else used += (size_t)snprintf(req + used, cap - used, "\r\n");
-    }
+    used += (size_t)snprintf(req + used, cap - used, "GET /imaging/chunks/%s", sha);
+    for (int i = 0; i < nranges; i++) used += (size_t)snprintf(req + used, cap - used, "%s%u-%u", i ? "," : "?ranges=", ranges[i].from, ranges[i].to);
+    used += (size_t)snprintf(req + used, cap - used, " HTTP/1.1\r\nHost: %s:%u\r\n\r\n", host, cfg.http_port);
     size_t sent = 0;
     while (sent < used) {
       ssize_t n = send(http_fd, req + sent, used - sent, MSG_NOSIGNAL);
@@ -394,40 +395,38 @@ static uint8_t *http_fetch(const char *sha, range_t *ranges, int nranges, uint8_
       http_close();
       continue;
     }
-    int ok = 1;
-    for (int i = 0; i < (nranges ? nranges : 1) && ok; i++) {
-      int status, closes;
-      uint64_t length, start;
-      if (read_head(&status, &length, &start, &closes) != 0) {
-        snprintf(why, whylen, "the host closed the connection or sent no valid answer for chunk %s", sha);
-        ok = 0;
-        break;
-      }
-      if (status == 200) { /* the whole chunk: a host without Range, or a whole fetch */
-        if (length > MAX_CHUNK || (buf && length != *size)) {
-          snprintf(why, whylen, "chunk %s: the host sent %llu bytes, expected %u", sha, (unsigned long long)length, *size);
-          ok = 0;
-          break;
-        }
-        if (!buf) buf = malloc(length ? length : 1), *size = (uint32_t)length;
-        if (read_body(buf, length) != 0) ok = 0;
-        repair_bytes += length;
-        http_close(); /* answers to the other requests are not needed */
-        return ok ? buf : NULL;
-      }
-      if (status != 206 || !buf || start + length > *size) {
-        snprintf(why, whylen, "chunk %s: the host answered %d", sha, status);
-        if (read_body(NULL, length) != 0) http_close();
-        ok = 0;
-        break;
-      }
-      if (read_body(buf + start, length) != 0) ok = 0;
-      repair_bytes += length;
-      if (closes) http_close();
+    int status, closes;
+    uint64_t length, start;
+    if (read_head(&status, &length, &start, &closes) != 0) {
+      snprintf(why, whylen, "the host closed the connection or sent no valid answer for chunk %s", sha);
+      http_close();
+      continue;
     }
-    if (ok) return buf;
-    http_close();
-    if (strstr(why, "answered 404")) break;
+    if (status != 200) {
+      snprintf(why, whylen, "the host answered %d for chunk %s", status, sha);
+      if (read_body(NULL, length) != 0 || closes) http_close();
+      if (status == 404) break;
+      continue;
+    }
+    int ok;
+    if (nranges && length == wanted) {
+      ok = 1;
+      for (int i = 0; i < nranges && ok; i++) ok = read_body(buf + ranges[i].from, ranges[i].to - ranges[i].from + 1) == 0;
+    } else if (length <= MAX_CHUNK && (!buf || length == *size)) { /* the whole chunk: asked for, or a host without ?ranges= */
+      if (!buf) buf = malloc(length ? length : 1), *size = (uint32_t)length;
+      ok = read_body(buf, length) == 0;
+    } else {
+      snprintf(why, whylen, "chunk %s: the host sent %llu bytes, expected %llu", sha, (unsigned long long)length, (unsigned long long)(nranges ? wanted : *size));
+      http_close();
+      continue;
+    }
+    if (closes || !ok) http_close();
+    if (!ok) {
+      snprintf(why, whylen, "the connection to the host broke while chunk %s arrived", sha);
+      continue;
+    }
+    repair_bytes += length;
+    return buf;
   }
   return NULL;
 }

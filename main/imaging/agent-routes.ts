@@ -1,12 +1,14 @@
 // The host's side of the agent protocol, on the host's HTTP service under /imaging/:
 //   GET  /imaging/task?mac=M                 this PC's task (agent-protocol.ts)
 //   GET  /imaging/jobs/ID/manifest?mac=M     the image a deploy writes
-//   GET  /imaging/chunks/SHA                 one stored chunk (or one byte range of it)
+//   GET  /imaging/chunks/SHA[?ranges=A-B,..] one stored chunk, or the listed byte ranges of it back to back
+//                                            (a stream receiver's repair; a Range header works too)
 //   POST /imaging/chunks/SHA?job=ID&mac=M    a captured chunk (PUT too); refused unless it hashes to SHA
 //                                            (busybox wget can only GET and POST)
 //   POST /imaging/jobs/ID/report?mac=M       phase, bytes, total, part, reason
 //   POST /imaging/jobs/ID/image?mac=M        a finished capture's manifest; the image exists after this
 import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { normalizeMac, type Logger } from '../core/index.js';
 import { ChunkError } from './chunk-store.js';
@@ -52,6 +54,22 @@ function byteRange(header: string | undefined, size: number): { start: number; e
   const start = Number(m[1]);
   const end = Math.min(Number(m[2]), size - 1);
   return start <= end ? { start, end } : undefined;
+}
+
+const MAX_PIECE_RANGES = 1024;
+
+/** `FROM-TO,FROM-TO...` (inclusive, within the chunk), or undefined when absent; malformed is refused. */
+function pieceRanges(value: string | null, size: number): { start: number; end: number }[] | undefined {
+  if (value === null) return undefined;
+  const ranges = value.split(',').map((part) => {
+    const m = /^(\d+)-(\d+)$/.exec(part);
+    const start = Number(m?.[1]);
+    const end = Number(m?.[2]);
+    if (!m || start > end || end >= size) throw new ImageError(`ranges=: "${part.slice(0, 40)}" is not FROM-TO within the chunk's ${size} bytes`, 416);
+    return { start, end };
+  });
+  if (ranges.length > MAX_PIECE_RANGES) throw new ImageError(`ranges=: at most ${MAX_PIECE_RANGES} ranges`, 416);
+  return ranges;
 }
 
 export class ImagingRoutes {
@@ -105,7 +123,16 @@ export class ImagingRoutes {
     } else if ((req.method === 'GET' || req.method === 'HEAD') && (m = /^\/imaging\/chunks\/([0-9a-f]{64})$/.exec(path))) {
       if (!catalog.chunks.has(m[1])) throw new ImageError(`no chunk ${m[1]}`, 404);
       const size = catalog.chunks.size(m[1]);
-      // A stream receiver repairs only the byte ranges it missed (RFC 9110 section 14.2, one range per request).
+      // A stream receiver repairs only the byte ranges it missed: all of them in one request
+      // (?ranges=, the bytes back to back), or one standard Range (RFC 9110 section 14.2).
+      const pieces = pieceRanges(url.searchParams.get('ranges'), size);
+      if (pieces) {
+        const bytes = await readFile(catalog.chunks.path(m[1]));
+        const body = Buffer.concat(pieces.map((r) => bytes.subarray(r.start, r.end + 1)));
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return;
+      }
       const range = byteRange(req.headers.range, size);
       if (range) {
         res.writeHead(206, {

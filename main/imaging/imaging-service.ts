@@ -196,7 +196,7 @@ export class ImagingService {
       await sender.stop();
       const pcs = stats.receivers.map((r) => `${r.mac} ${r.streamKiB} KiB streamed, ${r.repairKiB} KiB repaired`).join('; ');
       this.options.logger.info(
-        `imaging: stream of job ${jobId} ended: ${stats.chunksSent} chunks (${stats.passes + 1} pass(es)), ${stats.bytesSent} bytes sent at up to ${Math.round(stats.rate)} B/s; ${pcs}`,
+        `imaging: stream of job ${jobId} ended: ${stats.chunksSent} chunks (${stats.passes + 1} pass(es)), ${stats.bytesSent} bytes sent at up to ${Math.round(stats.peakRate)} B/s; ${pcs}`,
       );
     });
   }

@@ -38,6 +38,8 @@ const SLOWER = 0.7;
 const FASTER = 1.25;
 /** Loss fractions from fewer datagrams than this say nothing. */
 const MIN_SAMPLE = 32;
+/** About one feedback interval of the receivers. */
+const FEEDBACK_SETTLE_MS = 100;
 
 export interface ReceiverView {
   mac: string;
@@ -78,6 +80,7 @@ export interface FeedbackInput {
 
 export class StreamSchedule {
   rate: number;
+  peakRate: number;
   /** the next chunk the stream would send */
   cursor = 0;
   /** completed passes over the image */
@@ -100,6 +103,7 @@ export class StreamSchedule {
     this.maxRate = options.maxRate ?? DEFAULT_MAX_RATE;
     this.minRate = Math.min(options.minRate ?? DEFAULT_MIN_RATE, this.maxRate);
     this.rate = Math.min(this.maxRate, Math.max(this.minRate, options.startRate ?? DEFAULT_START_RATE));
+    this.peakRate = this.rate;
     this.startGraceMs = options.startGraceMs ?? 2000;
     this.silenceMs = options.silenceMs ?? 3000;
     this.minReceivers = options.minReceivers ?? 2;
@@ -160,8 +164,9 @@ export class StreamSchedule {
       const room = [...this.receivers.values()].filter((r) => r.done || (!r.left && now - r.lastHeard <= this.silenceMs));
       const through = room.map((r) => ({ position: r.done ? this.options.chunks : r.position }));
       if (pacePosition(through) < this.options.chunks) return undefined;
-      // And only on feedback sent after the last pass ended: before it, what they lack is not known.
-      if (active.some((r) => r.lastHeard <= this.passEndedAt)) return undefined;
+      // And only on feedback sent after the last pass ended (and one interval on, for
+      // datagrams still queued at the receivers): before it, what they lack is not known.
+      if (active.some((r) => r.lastHeard <= this.passEndedAt + FEEDBACK_SETTLE_MS)) return undefined;
       // From the first chunk a PC still writing lacks; what each holds it is not sent again.
       const from = Math.min(...active.map((r) => Math.max(r.need, r.position)));
       if (from >= this.options.chunks) return undefined;
@@ -176,8 +181,14 @@ export class StreamSchedule {
     if (this.cursor >= this.options.chunks) return undefined;
     if (this.cursor >= pace + Math.max(1, window - WINDOW_MARGIN)) return undefined;
     this.chunksSent += 1;
-    if (this.cursor + 1 >= this.options.chunks) this.passEndedAt = now;
+    // Until its last datagram is out (sent()), the pass is not over.
+    if (this.cursor + 1 >= this.options.chunks) this.passEndedAt = Infinity;
     return this.cursor++;
+  }
+
+  /** The last datagram of `chunk` is out. */
+  sent(chunk: number, now: number): void {
+    if (chunk + 1 >= this.options.chunks) this.passEndedAt = now;
   }
 
   /**
@@ -201,6 +212,7 @@ export class StreamSchedule {
     const median = losses[Math.floor((losses.length - 1) / 2)];
     if (median > LOSS_SLOWER) this.rate = Math.max(this.minRate, this.rate * SLOWER);
     else if (median < LOSS_FASTER && limitedByRate) this.rate = Math.min(this.maxRate, this.rate * FASTER);
+    this.peakRate = Math.max(this.peakRate, this.rate);
   }
 
   view(): ReceiverView[] {

@@ -42,6 +42,7 @@ export interface StreamStats {
   port: number;
   session: number;
   rate: number;
+  peakRate: number;
   chunks: number;
   chunksSent: number;
   passes: number;
@@ -133,6 +134,7 @@ export class MulticastSender {
       port: this.port,
       session: this.session,
       rate: s.rate,
+      peakRate: s.peakRate,
       chunks: this.options.chunkPaths.length,
       chunksSent: s.chunksSent,
       passes: s.passes,
@@ -214,7 +216,10 @@ export class MulticastSender {
         this.bytesSent += packet.length;
         tokens -= packet.length;
         current.offset += payload.length;
-        if (current.offset >= data.length) current = undefined;
+        if (current.offset >= data.length) {
+          this.schedule.sent(index, Date.now());
+          current = undefined;
+        }
       }
       if (this.pending >= MAX_PENDING) {
         await new Promise<void>((resolve) => (this.drained = resolve));

@@ -7,14 +7,16 @@
 //     copy of the compressed image instead of four;
 //   - one agent loses 10% of the stream's datagrams (nftables) and one sits behind a port
 //     limited to a quarter of the room's rate (tc tbf): the clean ones finish about as fast
-//     as without them, and the two finish too, verified.
+//     as without them, and the two finish too, verified;
+//   - agents without the receiver deploy by HTTP as before; a damaged chunk fails the PCs
+//     with the reason, and no process is left waiting.
 //
 //   host ns eth0 198.18.7.1 --- br0 (switch ns, snooping off: item-4 tests cover snooping) --- agents 198.18.7.1x
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageCatalog, type ImageManifest } from '../../main/imaging/index.js';
@@ -84,8 +86,12 @@ else
       return Number(lab.exec(hostNs, 'cat', ['/sys/class/net/eth0/statistics/tx_bytes']).trim());
     }
     /** The agent as the PC `mac` in namespace `ns`, allowed to touch only `disk`. */
-    function agent(ns: string, mac: string, disk: string): Promise<AgentRun> {
-      const env = [`PATH=${join(work, 'busybox-bin')}:${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, `BOOTBENCH_AGENT_DISKS=${disk}`, `BOOTBENCH_AGENT_TMP=${work}`];
+    function agent(ns: string, mac: string, disk: string, withReceiver = true): Promise<AgentRun> {
+      const env = [
+        `PATH=${join(work, 'busybox-bin')}:${withReceiver ? `${bin}:` : ''}/usr/sbin:/usr/bin:/sbin:/bin`,
+        `BOOTBENCH_AGENT_DISKS=${disk}`,
+        `BOOTBENCH_AGENT_TMP=${work}`,
+      ];
       const started = Date.now();
       const child = lab.spawn(ns, '/usr/bin/env', ['-i', ...env, '/bin/busybox', 'sh', AGENT, 'run', `http://${HOST}:${HTTP_PORT}`, mac], { detached: true });
       let out = '';
@@ -107,7 +113,11 @@ else
       const bad = [...Array(PART_MIB).keys()].filter((i) => !part.subarray(i * MIB, (i + 1) * MIB).equals(reference.subarray(i * MIB, (i + 1) * MIB)));
       assert.deepEqual(bad, [], `${mac}: MiB of partition 1 that differ from the image`);
     }
-    async function deploy(macs: string[], namespaces: string[]): Promise<{ runs: AgentRun[]; job: number; egress: number; stats: string }> {
+    async function deploy(
+      macs: string[],
+      namespaces: string[],
+      withReceiver = true,
+    ): Promise<{ runs: AgentRun[]; job: number; egress: number; stats: string }> {
       const disks = macs.map((mac) => {
         const file = join(work, `target-${mac.replace(/:/g, '')}-${Date.now()}.img`);
         run('truncate', ['-s', `${DISK_MIB}M`, file]);
@@ -115,7 +125,7 @@ else
       });
       const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
       const before = txBytes();
-      const runs = await Promise.all(macs.map((mac, i) => agent(namespaces[i], mac, disks[i].dev)));
+      const runs = await Promise.all(macs.map((mac, i) => agent(namespaces[i], mac, disks[i].dev, withReceiver)));
       const egress = txBytes() - before;
       // The stream ends by itself once every PC is through with it.
       const ended = await waitFor(
@@ -275,6 +285,47 @@ else
       } finally {
         lab.exec(switchNs, 'tc', ['qdisc', 'del', 'dev', slowPort, 'root']);
         lab.exec(lossyNs, 'nft', ['delete', 'table', 'inet', 'loss']);
+      }
+    });
+
+    test('agents without the receiver (an older environment) ignore stream= and deploy by HTTP; the idle stream ends with them', async (t) => {
+      const macs = agentNs.slice(0, 2).map((_, i) => `52:54:00:aa:33:0${i}`);
+      const before = txBytes();
+      const { runs, stats } = await deploy(macs, agentNs.slice(0, 2), false);
+      const egress = txBytes() - before;
+      t.diagnostic(`egress ${(egress / compressedBytes).toFixed(2)}x; ${stats}`);
+      for (const r of runs) assert.doesNotMatch(r.out, /bb-stream-recv/);
+      assert.match(stats, / 0 chunks /, 'nobody joined: the stream sent nothing');
+      assert.ok(egress >= 2 * compressedBytes, 'both PCs fetched the whole image by HTTP');
+    });
+
+    test('a chunk damaged in the store fails every PC with the reason, and nothing hangs', async () => {
+      const manifest = new ImageCatalog(data).get('room')!;
+      const catalog = new ImageCatalog(data);
+      const sha = manifest.partitions[1].chunks[3];
+      const path = catalog.chunks.path(sha);
+      const good = readFileSync(path);
+      const bad = Buffer.from(good);
+      bad[bad.length >> 1] ^= 0xff;
+      chmodSync(path, 0o644);
+      writeFileSync(path, bad);
+      try {
+        const macs = agentNs.slice(0, 2).map((_, i) => `52:54:00:aa:34:0${i}`);
+        const disks = macs.map((mac) => {
+          const file = join(work, `damaged-${mac.replace(/:/g, '')}.img`);
+          run('truncate', ['-s', `${DISK_MIB}M`, file]);
+          return attach(file);
+        });
+        const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
+        const runs = await Promise.all(macs.map((mac, i) => agent(agentNs[i], mac, disks[i])));
+        const status = await ask(`status ${job}`, 'status');
+        for (const [i, r] of runs.entries()) {
+          assert.equal(r.code, 1, r.out);
+          assert.equal(status.machines[i].result, 'failed');
+          assert.match(status.machines[i].reason, new RegExp(`writing partition 1 failed: partition 1 from the stream: chunk ${sha} arrived damaged`));
+        }
+      } finally {
+        writeFileSync(path, good);
       }
     });
   });

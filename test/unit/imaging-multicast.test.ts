@@ -179,6 +179,7 @@ describe('stream schedule: pacing', () => {
     const s = new StreamSchedule({ chunks: 10, expected: [A, B, C, D] });
     for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0, { window: 16 }));
     assert.deepEqual(drain(s, 0), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    s.sent(9, 50);
     s.feedback(100, fb(A, 9, { window: 16 }));
     s.feedback(100, fb(B, 8, { window: 16 }));
     s.feedback(100, fb(C, 3, { window: 16 }));
@@ -191,10 +192,14 @@ describe('stream schedule: pacing', () => {
     s.feedback(200, fb(D, 4, { window: 16, need: 7 }));
     assert.deepEqual(drain(s, 200), [7, 8, 9], 'second pass from what the faster half lacks (C repairs 6 by HTTP)');
     assert.equal(s.passes, 1);
-    assert.equal(s.next(200), undefined, 'no pass again before the feedback says what is still lacking');
-    s.feedback(300, fb(C, 5, { window: 16, need: 10 }));
-    s.feedback(300, fb(D, 5, { window: 16, need: 10 }));
-    assert.equal(s.next(300), undefined, 'C and D hold everything they still write: nothing to send');
+    assert.equal(s.next(200), undefined, 'the pass has not ended: its last chunk is still going out');
+    s.sent(9, 300);
+    s.feedback(350, fb(C, 5, { window: 16, need: 6 }));
+    s.feedback(350, fb(D, 5, { window: 16, need: 7 }));
+    assert.equal(s.next(350), undefined, 'feedback sent right after the pass ended may predate its last datagrams');
+    s.feedback(500, fb(C, 5, { window: 16, need: 10 }));
+    s.feedback(500, fb(D, 5, { window: 16, need: 10 }));
+    assert.equal(s.next(500), undefined, 'C and D hold everything they still write: nothing to send');
   });
 
   test('finished once every PC is done or has left', () => {
@@ -311,6 +316,15 @@ describe('task and chunk route for the stream', () => {
     assert.match((await get(`/imaging/task?mac=${A}`)).body.toString(), /^stream=239\.255\.66\.2:40000:0a0b0c0d$/m);
     assert.doesNotMatch((await get(`/imaging/task?mac=${C}`)).body.toString(), /stream=/);
     assert.doesNotMatch(renderTask({ id: 1, kind: 'deploy', image: 'x', then: 'disk', createdAt: 0, machines: [] }), /stream=/);
+  });
+
+  test('the chunk route answers ?ranges= with those bytes back to back, in one answer', async () => {
+    const pieces = await get(`/imaging/chunks/${sha}?ranges=0-9,1400-2799,9990-9999`);
+    assert.equal(pieces.status, 200);
+    assert.deepEqual(pieces.body, Buffer.concat([chunk.subarray(0, 10), chunk.subarray(1400, 2800), chunk.subarray(9990)]));
+    for (const bad of ['5-4', '0-10000', 'x', '1-2,', `${Array.from({ length: 1025 }, () => '0-0').join(',')}`]) {
+      assert.equal((await get(`/imaging/chunks/${sha}?ranges=${bad}`)).status, 416, bad.slice(0, 20));
+    }
   });
 
   test('the chunk route answers one byte range with 206; anything else gets the whole chunk', async () => {
