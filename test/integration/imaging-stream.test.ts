@@ -8,6 +8,7 @@
 //   - one agent loses 10% of the stream's datagrams (nftables) and one sits behind a port
 //     limited to a quarter of the room's rate (tc tbf): the clean ones finish about as fast
 //     as without them, and the two finish too, verified;
+//   - a PC whose port drops multicast finishes by HTTP;
 //   - agents without the receiver deploy by HTTP as before; a damaged chunk fails the PCs
 //     with the reason, and no process is left waiting.
 //
@@ -285,6 +286,23 @@ else
       } finally {
         lab.exec(switchNs, 'tc', ['qdisc', 'del', 'dev', slowPort, 'root']);
         lab.exec(lossyNs, 'nft', ['delete', 'table', 'inet', 'loss']);
+      }
+    });
+
+    test('a PC whose port drops all multicast finishes by HTTP; the others still get the stream', async (t) => {
+      const blockedNs = agentNs[2];
+      lab.exec(blockedNs, 'nft', ['add', 'table', 'inet', 'block']);
+      lab.exec(blockedNs, 'nft', ['add', 'chain', 'inet', 'block', 'in', '{ type filter hook input priority 0; }']);
+      lab.exec(blockedNs, 'nft', ['add', 'rule', 'inet', 'block', 'in', 'ip', 'daddr', '239.255.0.0/16', 'drop']);
+      try {
+        const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:35:0${i}`);
+        const { runs, stats } = await deploy(macs, agentNs.slice(0, 3));
+        t.diagnostic(`${runs.map((r) => `${r.seconds.toFixed(1)} s`).join(', ')}; ${stats}`);
+        assert.equal(runs[2].streamBytes, 0);
+        assert.ok(runs[2].repairBytes >= compressedBytes, 'the blocked PC fetched the whole image by HTTP');
+        for (const r of runs.slice(0, 2)) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream`);
+      } finally {
+        lab.exec(blockedNs, 'nft', ['delete', 'table', 'inet', 'block']);
       }
     });
 
