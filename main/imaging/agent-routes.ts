@@ -2,12 +2,11 @@
 //   GET  /imaging/task?mac=M                 this PC's task (agent-protocol.ts)
 //   GET  /imaging/jobs/ID/manifest?mac=M     the image a deploy writes
 //   GET  /imaging/chunks/SHA[?ranges=A-B,..] one stored chunk, or the listed byte ranges of it back to back
-//                                            (a stream receiver's repair; a Range header works too)
+//                                            (a stream receiver's repair)
 //   POST /imaging/chunks/SHA?job=ID&mac=M    a captured chunk (PUT too); refused unless it hashes to SHA
 //                                            (busybox wget can only GET and POST)
 //   POST /imaging/jobs/ID/report?mac=M       phase, bytes, total, part, reason
 //   POST /imaging/jobs/ID/image?mac=M        a finished capture's manifest; the image exists after this
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { normalizeMac, type Logger } from '../core/index.js';
@@ -45,15 +44,6 @@ async function readText(req: IncomingMessage): Promise<string> {
     parts.push(piece as Buffer);
   }
   return Buffer.concat(parts).toString('utf8');
-}
-
-/** One satisfiable `bytes=FROM-TO` range; anything else (several ranges, suffixes, nonsense) gets the whole chunk. */
-function byteRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
-  const m = header ? /^bytes=(\d+)-(\d+)$/.exec(header.trim()) : null;
-  if (!m) return undefined;
-  const start = Number(m[1]);
-  const end = Math.min(Number(m[2]), size - 1);
-  return start <= end ? { start, end } : undefined;
 }
 
 const MAX_PIECE_RANGES = 1024;
@@ -123,25 +113,14 @@ export class ImagingRoutes {
     } else if ((req.method === 'GET' || req.method === 'HEAD') && (m = /^\/imaging\/chunks\/([0-9a-f]{64})$/.exec(path))) {
       if (!catalog.chunks.has(m[1])) throw new ImageError(`no chunk ${m[1]}`, 404);
       const size = catalog.chunks.size(m[1]);
-      // A stream receiver repairs only the byte ranges it missed: all of them in one request
-      // (?ranges=, the bytes back to back), or one standard Range (RFC 9110 section 14.2).
+      // A stream receiver repairs only the byte ranges it missed, all of a chunk's in one
+      // request: one Range request per hole would be hundreds per chunk at 10% loss.
       const pieces = pieceRanges(url.searchParams.get('ranges'), size);
       if (pieces) {
         const bytes = await readFile(catalog.chunks.path(m[1]));
         const body = Buffer.concat(pieces.map((r) => bytes.subarray(r.start, r.end + 1)));
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
         res.end(req.method === 'HEAD' ? undefined : body);
-        return;
-      }
-      const range = byteRange(req.headers.range, size);
-      if (range) {
-        res.writeHead(206, {
-          'content-type': 'application/zstd',
-          'content-length': range.end - range.start + 1,
-          'content-range': `bytes ${range.start}-${range.end}/${size}`,
-        });
-        if (req.method === 'HEAD') res.end();
-        else createReadStream(catalog.chunks.path(m[1]), { start: range.start, end: range.end }).pipe(res);
         return;
       }
       res.writeHead(200, { 'content-type': 'application/zstd', 'content-length': size });
