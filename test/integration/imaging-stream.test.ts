@@ -8,7 +8,8 @@
 //   - one agent loses 10% of the stream's datagrams (nftables) and one sits behind a port
 //     limited to a quarter of the room's rate (tc tbf): the clean ones finish about as fast
 //     as without them, and the two finish too, verified;
-//   - a PC whose port drops multicast finishes by HTTP;
+//   - a PC whose port drops multicast finishes by HTTP; a PC that starts late joins the
+//     running stream and repairs what it missed;
 //   - agents without the receiver deploy by HTTP as before; a damaged chunk fails the PCs
 //     with the reason, and no process is left waiting.
 //
@@ -303,6 +304,42 @@ else
         for (const r of runs.slice(0, 2)) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream`);
       } finally {
         lab.exec(blockedNs, 'nft', ['delete', 'table', 'inet', 'block']);
+      }
+    });
+
+    test('a PC that starts after the stream has sent half joins it and repairs what it missed', async (t) => {
+      // The host's NIC at 40 Mbit/s, so the stream lasts long enough to be joined midway.
+      lab.exec(hostNs, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '40mbit', 'burst', '64kb', 'latency', '100ms']);
+      try {
+        const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:36:0${i}`);
+        const disks = macs.map((mac) => {
+          const file = join(work, `late-${mac.replace(/:/g, '')}.img`);
+          run('truncate', ['-s', `${DISK_MIB}M`, file]);
+          return { file, dev: attach(file) };
+        });
+        const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
+        const early = macs.slice(0, 2).map((mac, i) => agent(agentNs[i], mac, disks[i].dev));
+        const total = new ImageCatalog(data).get('room')!.partitions.reduce((n, p) => n + p.chunks.length, 0);
+        await waitFor(async () => ((await ask(`stream ${job}`, 'stream'))?.chunksSent ?? 0) >= total / 2, 60_000, 'the stream to send half the image');
+        const late = await agent(agentNs[2], macs[2], disks[2].dev);
+        const runs = [...(await Promise.all(early)), late];
+        const status = await ask(`status ${job}`, 'status');
+        for (const [i, r] of runs.entries()) {
+          assert.equal(r.code, 0, `agent ${r.mac} failed:\n${r.out}\n${runnerLog()}`);
+          assert.equal(status.machines[i].result, 'done');
+          checkDisk(disks[i].file, r.mac);
+        }
+        t.diagnostic(
+          runs
+            .map(
+              (r) => `${r.mac}: ${r.seconds.toFixed(1)} s, ${(r.streamBytes / MIB).toFixed(1)} MiB streamed, ${(r.repairBytes / MIB).toFixed(1)} MiB repaired`,
+            )
+            .join('; '),
+        );
+        assert.ok(late.streamBytes > 0, 'the late PC got part of the image from the running stream');
+        assert.ok(late.repairBytes > 0, 'and repaired what was sent before it came');
+      } finally {
+        lab.exec(hostNs, 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
       }
     });
 
