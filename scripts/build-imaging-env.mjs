@@ -130,6 +130,8 @@ const MODULES = [
   'blake2b_generic',
 ];
 const OUR_FILES = ['init', 'agent.sh'];
+// The multicast image stream's receiver, compiled here (C, no library beyond libc).
+const RECEIVER_SOURCE = 'bb-stream-recv.c';
 
 function run(cmd, args, options = {}) {
   const result = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...options });
@@ -151,6 +153,7 @@ function missingPrerequisites() {
     ['cpio', 'cpio'],
     ['depmod', 'kmod'],
     ['dpkg-deb', 'dpkg'],
+    ['gcc', 'gcc'],
   ]) {
     if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) missing.add(pkg);
   }
@@ -221,6 +224,21 @@ function moduleIndex(moduleRoot) {
   return index;
 }
 
+/**
+ * bb-stream-recv into /usr/bin: static when this host has static glibc (libc6-dev), else
+ * dynamic with its libraries copied like the tools'. Without it the agent fetches by HTTP.
+ */
+function compileReceiver(root) {
+  const target = join(root, 'usr', 'bin', 'bb-stream-recv');
+  const source = join(sourceDir, RECEIVER_SOURCE);
+  const flags = ['-O2', '-pthread', '-o', target, source];
+  if (spawnSync('gcc', ['-static', ...flags], { encoding: 'utf8' }).status !== 0) {
+    run('gcc', flags);
+    for (const lib of sharedLibraries(target)) copyIntoRoot(root, lib);
+  }
+  run('strip', [target]);
+}
+
 function build() {
   const missing = missingPrerequisites();
   if (missing.length) {
@@ -247,7 +265,7 @@ function build() {
     kernelDeb: basename(kernelDeb),
     packages: Object.fromEntries([...new Set(TOOLS.map((t) => t.pkg))].map((p) => [p, packageVersion(p) ?? 'unknown'])),
     modules: MODULES,
-    scripts: Object.fromEntries(OUR_FILES.map((f) => [f, sha256(join(sourceDir, f))])),
+    scripts: Object.fromEntries([...OUR_FILES, RECEIVER_SOURCE].map((f) => [f, sha256(join(sourceDir, f))])),
     builder: sha256(fileURLToPath(import.meta.url)),
   };
   const manifestPath = join(out, 'manifest.json');
@@ -313,6 +331,7 @@ function build() {
       copyFileSync(join(sourceDir, file), to);
       chmodSync(to, 0o755);
     }
+    compileReceiver(root);
     writeFileSync(join(root, 'etc', 'bootbench-imaging-release'), `kernel=${version}\n`);
 
     // newc cpio, owned by root, compressed with zstd (the Debian kernel has RD_ZSTD).

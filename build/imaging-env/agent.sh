@@ -373,6 +373,23 @@ write_batch() {
   rm -rf "$dir"
 }
 
+# Partition $1's data to stdout: from the deploy's multicast stream when the task names one
+# and the receiver is here, else chunk by chunk over HTTP (verified_stream). bb-stream-recv
+# runs once for the whole deploy: it checks each chunk against its name, repairs what the
+# stream missed by HTTP, and hands partition N's chunks to the FIFO $TMP/stream/part-N.
+partition_stream() {
+  if [ -z "${TASK_STREAM:-}" ] || ! command -v bb-stream-recv >/dev/null 2>&1; then verified_stream "$1"; return; fi
+  if [ ! -d "$TMP/stream" ]; then
+    mkdir -p "$TMP/stream"
+    sed -n 's/^chunk=//p' "$TMP/manifest" >"$TMP/stream/list"
+    for p in $(cut -d' ' -f1 "$TMP/stream/list" | uniq); do mkfifo "$TMP/stream/part-$p"; done
+    # Its stdout is not this pipe: the partition's writer must see the end of its data.
+    bb-stream-recv -g "$TASK_STREAM" -s "$SERVER" -m "$MAC" -l "$TMP/stream/list" -o "$TMP/stream" -b "$TMP/bytes" -e "$TMP/stream/why" >/dev/null &
+  fi
+  zstd -q -d -c <"$TMP/stream/part-$1" && [ ! -e "$TMP/stream/why" ] \
+    || { echo "partition $1 from the stream: $(cat "$TMP/stream/why" 2>/dev/null || echo 'a chunk does not decompress')" >"$TMP/why"; exit 1; }
+}
+
 # The partition as a stream: partclone's used-blocks image, or for partclone.dd (which
 # takes no -c) the raw partition.
 # The boot area ($3 sectors from the disk's start) leaves out bytes 440-511 of sector 0:
@@ -440,7 +457,7 @@ deploy() {
     echo "$n" >"$TMP/part"
     set_state writing
     rm -f "$TMP/why"
-    verified_stream "$n" | write_partition "$tool" "$dev" \
+    partition_stream "$n" | write_partition "$tool" "$dev" \
       || fail "writing partition $n failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" | tr '\n' ' ')"
   done <"$TMP/plan"
   # Verified: each partition read back from the disk gives the very stream the image holds.
@@ -526,11 +543,12 @@ run_task() {
   trap 'stop_reporter; release_partitions; rm -rf "$TMP"' EXIT
   echo 0 >"$TMP/bytes"; echo 0 >"$TMP/total"; echo booting >"$TMP/phase"; : >"$TMP/part"
   http_get "/imaging/task?mac=$MAC" "$TMP/task" || { echo "bootbench-agent: the host at $SERVER does not answer" >&2; exit 1; }
-  JOB= TASK_KIND= TASK_IMAGE= TASK_DISK= TASK_THEN= TASK_HOSTNAME=
+  JOB= TASK_KIND= TASK_IMAGE= TASK_DISK= TASK_THEN= TASK_HOSTNAME= TASK_STREAM=
   while IFS='=' read -r key value; do
     case "$key" in
       job) JOB=$value ;; kind) TASK_KIND=$value ;; image) TASK_IMAGE=$value ;;
       disk) TASK_DISK=$value ;; then) TASK_THEN=$value ;; hostname) TASK_HOSTNAME=$value ;;
+      stream) TASK_STREAM=$value ;;
     esac
   done <"$TMP/task"
   [ "$TASK_KIND" = none ] || echo "bootbench-agent: task $TASK_KIND of image $TASK_IMAGE (job $JOB) for ${TASK_HOSTNAME:-$MAC}"

@@ -407,6 +407,9 @@ export class ServiceHost {
       logger: this.logger,
       clock: this.clock,
       silenceSeconds: silence > 0 ? silence : undefined,
+      // A deploy to several PCs streams by multicast on a bench network (full DHCP mode); in
+      // proxy mode the NIC is on someone's office network, where that needs an explicit choice.
+      stream: config.mode === 'dhcp' ? { address: this.running!.address } : undefined,
       onProgress: (job, mac, phase) => {
         // A failure's reason goes on the machine's timeline with it.
         const reason = phase === 'failed' ? imaging.jobs.get(job.id)?.machines.find((m) => m.mac === mac)?.reason : undefined;

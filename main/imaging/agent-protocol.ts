@@ -3,6 +3,7 @@
 // strictly (an unknown or malformed line is an error, never guessed at).
 //
 //   task      job=12  kind=deploy|capture|none  image=NAME  disk=SELECTOR  then=disk|poweroff  hostname=NAME
+//             stream=GROUP:PORT:SESSION   (a deploy to several PCs: the image's multicast stream)
 //   manifest  label=gpt|dos  required=BYTES  disk=NAME size=BYTES model=M serial=S
 //             part=N start=SECTOR sectors=COUNT fs=TYPE tool=TOOL bytes=N sha256=HEX
 //             chunk=N SHA256 ...      (in stream order)
@@ -20,7 +21,7 @@ function plain(value: string): string {
   return PLAIN.test(value) ? value : value.replace(/[^A-Za-z0-9._:/+@-]/g, '_');
 }
 
-export function renderTask(job: ImageJob | undefined, hostname?: string): string {
+export function renderTask(job: ImageJob | undefined, hostname?: string, stream?: string): string {
   if (!job) return 'kind=none\n';
   return [
     `job=${job.id}`,
@@ -29,6 +30,8 @@ export function renderTask(job: ImageJob | undefined, hostname?: string): string
     `disk=${plain(job.disk ?? '')}`,
     `then=${job.then}`,
     `hostname=${plain(hostname ?? '')}`,
+    // An agent without the stream receiver ignores the line and fetches every chunk by HTTP.
+    ...(stream ? [`stream=${plain(stream)}`] : []),
     '',
   ].join('\n');
 }

@@ -1,12 +1,14 @@
 // The host's side of the agent protocol, on the host's HTTP service under /imaging/:
 //   GET  /imaging/task?mac=M                 this PC's task (agent-protocol.ts)
 //   GET  /imaging/jobs/ID/manifest?mac=M     the image a deploy writes
-//   GET  /imaging/chunks/SHA                 one stored chunk
+//   GET  /imaging/chunks/SHA[?ranges=A-B,..] one stored chunk, or the listed byte ranges of it back to back
+//                                            (a stream receiver's repair)
 //   POST /imaging/chunks/SHA?job=ID&mac=M    a captured chunk (PUT too); refused unless it hashes to SHA
 //                                            (busybox wget can only GET and POST)
 //   POST /imaging/jobs/ID/report?mac=M       phase, bytes, total, part, reason
 //   POST /imaging/jobs/ID/image?mac=M        a finished capture's manifest; the image exists after this
 import { closeSync, createReadStream, fstatSync, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { normalizeMac, type Logger } from '../core/index.js';
@@ -24,6 +26,8 @@ export interface ImagingRoutesOptions {
   /** the machine list's name for a MAC: the deployed PC's hostname */
   machineName: (mac: string) => string | undefined;
   logger: Logger;
+  /** the image stream a deploy's PCs join (`GROUP:PORT:SESSION`), when it has one */
+  streamFor?: (job: ImageJob) => Promise<string | undefined>;
   /** told of every per-PC change, for the app's live rows and the machine's timeline */
   onProgress?: (job: ImageJob, mac: string, phase: MachinePhase, report: MachineReport) => void;
   now?: () => number;
@@ -45,6 +49,22 @@ async function readText(req: IncomingMessage): Promise<string> {
     parts.push(piece as Buffer);
   }
   return Buffer.concat(parts).toString('utf8');
+}
+
+const MAX_PIECE_RANGES = 1024;
+
+/** `FROM-TO,FROM-TO...` (inclusive, within the chunk), or undefined when absent; malformed is refused. */
+function pieceRanges(value: string | null, size: number): { start: number; end: number }[] | undefined {
+  if (value === null) return undefined;
+  const ranges = value.split(',').map((part) => {
+    const m = /^(\d+)-(\d+)$/.exec(part);
+    const start = Number(m?.[1]);
+    const end = Number(m?.[2]);
+    if (!m || start > end || end >= size) throw new ImageError(`ranges=: "${part.slice(0, 40)}" is not FROM-TO within the chunk's ${size} bytes`, 416);
+    return { start, end };
+  });
+  if (ranges.length > MAX_PIECE_RANGES) throw new ImageError(`ranges=: at most ${MAX_PIECE_RANGES} ranges`, 416);
+  return ranges;
 }
 
 export class ImagingRoutes {
@@ -101,13 +121,25 @@ export class ImagingRoutes {
       const mac = this.mac(url);
       const job = jobs.claimFor(mac);
       if (job) this.progress(job, mac, { phase: 'booting' });
-      send(res, 200, renderTask(job, this.options.machineName(mac)));
+      const stream = job?.kind === 'deploy' ? await this.options.streamFor?.(job) : undefined;
+      send(res, 200, renderTask(job, this.options.machineName(mac), stream));
     } else if (req.method === 'GET' && (m = /^\/imaging\/jobs\/(\d+)\/manifest$/.exec(path))) {
       const job = this.job(m[1], this.mac(url));
       const manifest = job.kind === 'deploy' ? catalog.get(job.image) : undefined;
       if (!manifest) throw new ImageError(`image "${job.image}" does not exist (deleted after the job was made?)`, 404);
       send(res, 200, renderManifest(manifest));
     } else if ((req.method === 'GET' || req.method === 'HEAD') && (m = /^\/imaging\/chunks\/([0-9a-f]{64})$/.exec(path))) {
+      if (url.searchParams.has('ranges')) {
+        if (!catalog.chunks.has(m[1])) throw new ImageError(`no chunk ${m[1]}`, 404);
+        // A stream receiver repairs only the byte ranges it missed, all of a chunk's in one
+        // request: one Range request per hole would be hundreds per chunk at 10% loss.
+        const ranges = pieceRanges(url.searchParams.get('ranges'), catalog.chunks.size(m[1]))!;
+        const bytes = await readFile(catalog.chunks.path(m[1]));
+        const body = Buffer.concat(ranges.map((r) => bytes.subarray(r.start, r.end + 1)));
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return;
+      }
       await this.sendChunk(req, res, m[1]);
     } else if ((req.method === 'PUT' || req.method === 'POST') && (m = /^\/imaging\/chunks\/([0-9a-f]{64})$/.exec(path))) {
       const mac = this.mac(url);

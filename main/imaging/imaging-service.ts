@@ -10,6 +10,7 @@ import type { Store } from '../store/index.js';
 import { ImageCatalog } from './image-catalog.js';
 import { ANY_MACHINE, ImagingJobs, type ImageJob, type MachinePhase } from './jobs.js';
 import { ImagingRoutes } from './agent-routes.js';
+import { MulticastSender, streamGroupFor, type MulticastSenderOptions, type StreamStats } from './multicast-sender.js';
 
 /** Where the environment is served from (HTTP and TFTP). */
 export const IMAGING_ENV_MOUNT = '/bootbench/imaging';
@@ -43,7 +44,12 @@ export interface ImagingServiceOptions {
   clock?: Clock;
   /** A working PC silent this long is failed: it was switched off or lost the network. */
   silenceSeconds?: number;
+  /** A deploy to several PCs is sent once as a multicast stream from this NIC address; without it every PC fetches by HTTP. */
+  stream?: { address: string; rate?: MulticastSenderOptions['rate'] };
 }
+
+/** Phases after which a PC no longer reads the stream. */
+const PAST_STREAM = new Set<MachinePhase>(['verifying', 'naming', 'done', 'failed']);
 
 /** The agent reports every second; this leaves room for a slow PC and a busy host. */
 export const DEFAULT_SILENCE_SECONDS = 60;
@@ -76,6 +82,8 @@ export class ImagingService {
   /** Partition each working PC last said it works on, by `job mac`: for the reason if it goes silent. */
   private readonly partitions = new Map<string, number>();
   private watchTimer: TimerHandle | undefined;
+  /** The image stream of each deploy that has one, by job id. */
+  private readonly senders = new Map<number, Promise<MulticastSender | undefined>>();
 
   constructor(private readonly options: ImagingServiceOptions) {
     this.clock = options.clock ?? systemClock;
@@ -88,7 +96,9 @@ export class ImagingService {
       logger: options.logger,
       machineName: (mac) => options.store.machines.findByMac(mac)?.name || undefined,
       now: () => this.clock.now(),
+      streamFor: async (job) => (await this.streamFor(job))?.address,
       onProgress: (job, mac, phase, report) => {
+        if (PAST_STREAM.has(phase)) this.leaveStream(job.id, mac);
         const key = `${job.id} ${mac}`;
         if (report.part !== undefined) this.partitions.set(key, report.part);
         if (phase === 'done' || phase === 'failed') this.partitions.delete(key);
@@ -137,6 +147,63 @@ export class ImagingService {
   stop(): void {
     if (this.watchTimer) this.clock.clearTimeout(this.watchTimer);
     this.watchTimer = undefined;
+    for (const id of [...this.senders.keys()]) this.endStream(id);
+  }
+
+  /**
+   * The deploy's stream, started when its first PC asks for its task: only for a deploy to
+   * two or more PCs not yet finished, and only when the host has a NIC address to send from.
+   */
+  private streamFor(job: ImageJob): Promise<MulticastSender | undefined> {
+    const existing = this.senders.get(job.id);
+    if (existing) return existing;
+    const stream = this.options.stream;
+    const pcs = job.machines.filter((m) => !m.result).map((m) => m.mac);
+    const manifest = job.kind === 'deploy' ? this.catalog.get(job.image) : undefined;
+    if (!stream || pcs.length < 2 || !manifest) return Promise.resolve(undefined);
+    const sender = new MulticastSender({
+      address: stream.address,
+      group: streamGroupFor(job.id),
+      chunkPaths: manifest.partitions.flatMap((p) => p.chunks.map((sha) => this.catalog.chunks.path(sha))),
+      expected: pcs,
+      logger: this.options.logger,
+      rate: stream.rate,
+    });
+    const started = sender.start().then(
+      () => sender,
+      (error: Error) => {
+        this.options.logger.warn(`imaging: no multicast stream for job ${job.id} (${error.message}): its PCs fetch by HTTP`);
+        return undefined;
+      },
+    );
+    this.senders.set(job.id, started);
+    return started;
+  }
+
+  private leaveStream(jobId: number, mac: string): void {
+    void this.senders.get(jobId)?.then((sender) => {
+      sender?.leave(mac);
+      if (sender?.finished()) this.endStream(jobId);
+    });
+  }
+
+  private endStream(jobId: number): void {
+    const pending = this.senders.get(jobId);
+    this.senders.delete(jobId);
+    void pending?.then(async (sender) => {
+      if (!sender) return;
+      const stats = sender.stats();
+      await sender.stop();
+      const pcs = stats.receivers.map((r) => `${r.mac} ${r.streamKiB} KiB streamed, ${r.repairKiB} KiB repaired`).join('; ');
+      this.options.logger.info(
+        `imaging: stream of job ${jobId} ended: ${stats.chunksSent} chunks (${stats.passes + 1} pass(es)), ${stats.bytesSent} bytes sent at up to ${Math.round(stats.peakRate)} B/s; ${pcs}`,
+      );
+    });
+  }
+
+  /** Where the job's stream stands, while it has one. */
+  async streamStats(jobId: number): Promise<StreamStats | undefined> {
+    return (await this.senders.get(jobId))?.stats();
   }
 
   /**

@@ -15,3 +15,4 @@ export {
 export { ImagingRoutes, type ImagingRoutesOptions } from './agent-routes.js';
 export { parseCapturedManifest, parseReport, renderManifest, renderTask } from './agent-protocol.js';
 export { ImagingService } from './imaging-service.js';
+export type { StreamStats } from './multicast-sender.js';

@@ -1,0 +1,246 @@
+// What the image stream sends next and how fast: a pure state machine fed with the
+// receivers' feedback and a clock, so pacing and rate are unit-testable without sockets.
+//
+// Pacing: the stream runs at the speed of half the room. Receivers report the chunk they
+// write next; the stream stays within their window (the chunks each keeps ahead) of the
+// position that at least half of them have reached. A PC slower than that falls out of its
+// window and repairs by HTTP; nobody waits for it.
+// Rate: additive steps are too slow for a 1 GbE start from a conservative rate, so it grows
+// by a factor while the median receiver sees (almost) no loss and shrinks by one when the
+// median sees loss. The median, not the worst: one lossy port must not slow the room; loss
+// at most receivers means the shared path (the host's NIC, the switch) is full.
+
+export interface ScheduleOptions {
+  /** chunks in the image, in manifest order */
+  chunks: number;
+  /** the job's PCs (MACs, lower case): the stream starts early once all of them are heard */
+  expected: Iterable<string>;
+  /** bytes per second */
+  startRate?: number;
+  minRate?: number;
+  maxRate?: number;
+  /** after the first receiver is heard, how long the others get to join before the stream starts */
+  startGraceMs?: number;
+  /** a receiver not heard for this long does not pace the stream */
+  silenceMs?: number;
+  /** fewer receivers than this are served by HTTP alone: a stream for one PC only adds loss */
+  minReceivers?: number;
+}
+
+export const DEFAULT_START_RATE = 12_500_000; // 100 Mbit/s
+export const DEFAULT_MIN_RATE = 1_000_000;
+export const DEFAULT_MAX_RATE = 125_000_000; // 1 Gbit/s
+/** Chunks the stream keeps back from the edge of the pacing receivers' window: feedback is up to ~0.2 s old. */
+const WINDOW_MARGIN = 2;
+const LOSS_SLOWER = 0.02;
+const LOSS_FASTER = 0.005;
+const SLOWER = 0.7;
+const FASTER = 1.25;
+/** Loss fractions from fewer datagrams than this say nothing. */
+const MIN_SAMPLE = 32;
+/** About one feedback interval of the receivers. */
+const FEEDBACK_SETTLE_MS = 100;
+
+export interface ReceiverView {
+  mac: string;
+  /** the next chunk it writes */
+  position: number;
+  /** the first chunk from its position on that it does not hold complete */
+  need: number;
+  window: number;
+  done: boolean;
+  lastHeard: number;
+  received: number;
+  lost: number;
+  overrun: number;
+  streamKiB: number;
+  repairKiB: number;
+  /** loss fraction over the last adaptation interval, when it had enough datagrams */
+  loss?: number;
+}
+
+interface Receiver extends ReceiverView {
+  baseReceived: number;
+  baseLost: number;
+  left: boolean;
+}
+
+export interface FeedbackInput {
+  mac: string;
+  position: number;
+  need: number;
+  window: number;
+  done: boolean;
+  received: number;
+  lost: number;
+  overrun: number;
+  streamKiB: number;
+  repairKiB: number;
+}
+
+export class StreamSchedule {
+  rate: number;
+  peakRate: number;
+  /** the next chunk the stream would send */
+  cursor = 0;
+  /** completed passes over the image */
+  passes = 0;
+  chunksSent = 0;
+  startedAt: number | undefined;
+
+  private readonly receivers = new Map<string, Receiver>();
+  private readonly expected: Set<string>;
+  private readonly minRate: number;
+  private readonly maxRate: number;
+  private readonly startGraceMs: number;
+  private readonly silenceMs: number;
+  private readonly minReceivers: number;
+  private firstHeard: number | undefined;
+  private passEndedAt = -Infinity;
+
+  constructor(private readonly options: ScheduleOptions) {
+    this.expected = new Set([...options.expected].map((m) => m.toLowerCase()));
+    this.maxRate = options.maxRate ?? DEFAULT_MAX_RATE;
+    this.minRate = Math.min(options.minRate ?? DEFAULT_MIN_RATE, this.maxRate);
+    this.rate = Math.min(this.maxRate, Math.max(this.minRate, options.startRate ?? DEFAULT_START_RATE));
+    this.peakRate = this.rate;
+    this.startGraceMs = options.startGraceMs ?? 2000;
+    this.silenceMs = options.silenceMs ?? 3000;
+    this.minReceivers = options.minReceivers ?? 2;
+  }
+
+  feedback(now: number, f: FeedbackInput): void {
+    const mac = f.mac.toLowerCase();
+    if (!this.expected.has(mac)) return; // a PC of another job, or a stale session
+    this.firstHeard ??= now;
+    const r = this.receivers.get(mac);
+    if (!r) {
+      this.receivers.set(mac, { ...f, mac, lastHeard: now, baseReceived: f.received, baseLost: f.lost, left: false });
+      return;
+    }
+    if (r.left) return;
+    Object.assign(r, { ...f, mac, lastHeard: now });
+  }
+
+  /** The PC finished writing, failed or went to unicast: it no longer paces the stream. */
+  leave(mac: string): void {
+    const key = mac.toLowerCase();
+    const r = this.receivers.get(key);
+    if (r) r.left = true;
+    else if (this.expected.has(key)) this.receivers.set(key, { ...blank(key), left: true });
+  }
+
+  /** Every expected PC has left or finished: the stream can end. */
+  finished(): boolean {
+    for (const mac of this.expected) {
+      const r = this.receivers.get(mac);
+      if (!r || (!r.left && !r.done)) return false;
+    }
+    return true;
+  }
+
+  /** Receivers that still need the stream: heard lately, not done, not past the last chunk. */
+  private active(now: number): Receiver[] {
+    return [...this.receivers.values()].filter((r) => !r.left && !r.done && now - r.lastHeard <= this.silenceMs && r.position < this.options.chunks);
+  }
+
+  started(now: number): boolean {
+    if (this.startedAt !== undefined) return true;
+    if (this.firstHeard === undefined) return false;
+    const waiting = [...this.expected].filter((mac) => !this.receivers.has(mac));
+    if (waiting.length > 0 && now - this.firstHeard < this.startGraceMs) return false;
+    this.startedAt = now;
+    return true;
+  }
+
+  /** The chunk to send now, or undefined to wait (not started, too few receivers, or ahead of their windows). */
+  next(now: number): number | undefined {
+    if (!this.started(now)) return undefined;
+    const active = this.active(now);
+    if (active.length < this.minReceivers) return undefined;
+    if (this.cursor >= this.options.chunks) {
+      // A new pass only once half the room is through (done PCs count as through): before
+      // that the faster half still holds the tail it was sent, and a pass would only repeat it.
+      const room = [...this.receivers.values()].filter((r) => r.done || (!r.left && now - r.lastHeard <= this.silenceMs));
+      const through = room.map((r) => ({ position: r.done ? this.options.chunks : r.position }));
+      if (pacePosition(through) < this.options.chunks) return undefined;
+      // And only on feedback sent after the last pass ended (and one interval on, for
+      // datagrams still queued at the receivers): before it, what they lack is not known.
+      if (active.some((r) => r.lastHeard <= this.passEndedAt + FEEDBACK_SETTLE_MS)) return undefined;
+      // From the first chunk a PC still writing lacks; what each holds it is not sent again.
+      const from = Math.min(...active.map((r) => Math.max(r.need, r.position)));
+      if (from >= this.options.chunks) return undefined;
+      this.passes += 1;
+      this.cursor = from;
+    }
+    const pace = pacePosition(active);
+    const window = Math.min(...active.map((r) => r.window || 1));
+    // Nobody in the pacing half needs what lies behind what it holds.
+    const needed = pacePosition(active.map((r) => ({ position: Math.max(r.need, r.position) })));
+    if (this.cursor < needed) this.cursor = needed;
+    if (this.cursor >= this.options.chunks) return undefined;
+    if (this.cursor >= pace + Math.max(1, window - WINDOW_MARGIN)) return undefined;
+    this.chunksSent += 1;
+    // Until its last datagram is out (sent()), the pass is not over.
+    if (this.cursor + 1 >= this.options.chunks) this.passEndedAt = Infinity;
+    return this.cursor++;
+  }
+
+  /** The last datagram of `chunk` is out. */
+  sent(chunk: number, now: number): void {
+    if (chunk + 1 >= this.options.chunks) this.passEndedAt = now;
+  }
+
+  /**
+   * Called at a steady interval with whether sending was held back by the rate (rather than
+   * by pacing or by having nothing to send): only then can a higher rate help.
+   */
+  adapt(now: number, limitedByRate: boolean): void {
+    const losses: number[] = [];
+    for (const r of this.active(now)) {
+      const received = (r.received - r.baseReceived) >>> 0;
+      const lost = (r.lost - r.baseLost) >>> 0;
+      r.baseReceived = r.received;
+      r.baseLost = r.lost;
+      if (received + lost >= MIN_SAMPLE) {
+        r.loss = lost / (received + lost);
+        losses.push(r.loss);
+      } else r.loss = undefined;
+    }
+    if (losses.length === 0) return;
+    losses.sort((a, b) => a - b);
+    const median = losses[Math.floor((losses.length - 1) / 2)];
+    if (median > LOSS_SLOWER) this.rate = Math.max(this.minRate, this.rate * SLOWER);
+    else if (median < LOSS_FASTER && limitedByRate) this.rate = Math.min(this.maxRate, this.rate * FASTER);
+    this.peakRate = Math.max(this.peakRate, this.rate);
+  }
+
+  view(): ReceiverView[] {
+    return [...this.receivers.values()].map(({ baseReceived: _r, baseLost: _l, left: _x, ...v }) => v);
+  }
+}
+
+/** The position at least half of the receivers have reached. */
+function pacePosition(active: { position: number }[]): number {
+  const positions = active.map((r) => r.position).sort((a, b) => b - a);
+  return positions[Math.ceil(positions.length / 2) - 1];
+}
+
+function blank(mac: string): Receiver {
+  return {
+    mac,
+    position: 0,
+    need: 0,
+    window: 0,
+    done: false,
+    lastHeard: 0,
+    received: 0,
+    lost: 0,
+    overrun: 0,
+    streamKiB: 0,
+    repairKiB: 0,
+    baseReceived: 0,
+    baseLost: 0,
+    left: false,
+  };
+}

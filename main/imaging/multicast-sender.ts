@@ -1,0 +1,231 @@
+// The image stream for a deploy to several PCs: every chunk of the image, in manifest order,
+// as UDP datagrams to an administratively scoped group on the job's NIC (TTL 1: it never
+// leaves the bench segment), paced by StreamSchedule. Receivers (bb-stream-recv in the
+// imaging environment) answer with feedback datagrams to the same port, unicast; what they
+// miss they fetch by HTTP from the chunk route, so the stream never goes back for anyone.
+import { createSocket, type Socket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../core/index.js';
+import { DATA_PAYLOAD, decodeFeedback, encodeData } from './multicast-datagram.js';
+import { StreamSchedule, type ReceiverView, type ScheduleOptions } from './multicast-schedule.js';
+
+/**
+ * Groups come from 239.255.0.0/16, the IPv4 Local Scope of RFC 2365 (section 6.1): routers
+ * do not forward it beyond the site, and with TTL 1 it stays on the segment anyway. One group
+ * per job (the last byte from its id) so that an IGMP-snooping switch sends a job's stream
+ * only to its own PCs; 239.255.255.250 (SSDP) and 239.255.255.253 (SLP) are never chosen.
+ */
+export function streamGroupFor(jobId: number): string {
+  return `239.255.66.${1 + (jobId % 250)}`;
+}
+
+export interface MulticastSenderOptions {
+  /** the NIC's IPv4 address: the stream leaves through it and feedback arrives on it */
+  address: string;
+  group: string;
+  /** UDP port for the group and for feedback; 0 = any free port */
+  port?: number;
+  session?: number;
+  /** chunk files in manifest order (a chunk used twice is sent twice: the receivers count by index) */
+  chunkPaths: string[];
+  expected: string[];
+  logger: Logger;
+  rate?: Pick<ScheduleOptions, 'startRate' | 'minRate' | 'maxRate' | 'startGraceMs' | 'silenceMs' | 'minReceivers'>;
+  /** a bound socket for tests; default a fresh udp4 socket */
+  socket?: Socket;
+}
+
+export interface StreamStats {
+  group: string;
+  port: number;
+  session: number;
+  rate: number;
+  peakRate: number;
+  chunks: number;
+  chunksSent: number;
+  passes: number;
+  bytesSent: number;
+  receivers: ReceiverView[];
+}
+
+const ADAPT_MS = 250;
+/** Datagrams handed to the kernel and not yet confirmed: beyond this the pump waits. */
+const MAX_PENDING = 512;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class MulticastSender {
+  readonly session: number;
+  readonly schedule: StreamSchedule;
+  private readonly socket: Socket;
+  private port = 0;
+  private stopped = false;
+  private adaptTimer: NodeJS.Timeout | undefined;
+  private rateLimited = false;
+  private bytesSent = 0;
+  private seq = 0;
+  private pending = 0;
+  private drained: (() => void) | undefined;
+  private pumping: Promise<void> | undefined;
+  private readonly cache = new Map<number, Promise<Buffer>>();
+
+  constructor(private readonly options: MulticastSenderOptions) {
+    this.session = options.session ?? randomBytes(4).readUInt32BE(0);
+    this.schedule = new StreamSchedule({ chunks: options.chunkPaths.length, expected: options.expected, ...options.rate });
+    this.socket = options.socket ?? createSocket({ type: 'udp4', reuseAddr: false });
+  }
+
+  /** `GROUP:PORT:SESSION`, the task's stream= value. */
+  get address(): string {
+    return `${this.options.group}:${this.port}:${this.session.toString(16).padStart(8, '0')}`;
+  }
+
+  async start(): Promise<void> {
+    const { socket, options } = this;
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(options.port ?? 0, options.address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.port = socket.address().port;
+    socket.setMulticastInterface(options.address);
+    socket.setMulticastTTL(1);
+    socket.setMulticastLoopback(false);
+    // Room for a burst of feedback from a whole room while the pump holds the event loop.
+    try {
+      socket.setRecvBufferSize(1 << 20);
+      socket.setSendBufferSize(4 << 20);
+    } catch {
+      /* the system's limits stay */
+    }
+    socket.on('message', (packet) => {
+      const f = decodeFeedback(packet);
+      if (f && f.session === this.session) this.schedule.feedback(Date.now(), f);
+    });
+    socket.on('error', (error) => options.logger.warn(`imaging stream ${options.group}: ${error.message}`));
+    this.adaptTimer = setInterval(() => {
+      this.schedule.adapt(Date.now(), this.rateLimited);
+      this.rateLimited = false;
+    }, ADAPT_MS);
+    this.pumping = this.pump().catch((error: Error) => {
+      options.logger.error(`imaging stream ${options.group}: ${error.message}; the PCs finish by HTTP`);
+      this.close();
+    });
+    options.logger.info(`imaging: stream ${this.address} from ${options.address} for ${options.expected.length} PCs (${options.chunkPaths.length} chunks)`);
+  }
+
+  /** The PC no longer needs the stream (writing done, failed, or on its own by HTTP). */
+  leave(mac: string): void {
+    this.schedule.leave(mac);
+  }
+
+  finished(): boolean {
+    return this.schedule.finished();
+  }
+
+  stats(): StreamStats {
+    const s = this.schedule;
+    return {
+      group: this.options.group,
+      port: this.port,
+      session: this.session,
+      rate: s.rate,
+      peakRate: s.peakRate,
+      chunks: this.options.chunkPaths.length,
+      chunksSent: s.chunksSent,
+      passes: s.passes,
+      bytesSent: this.bytesSent,
+      receivers: s.view(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.close();
+    await this.pumping;
+  }
+
+  private close(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.adaptTimer) clearInterval(this.adaptTimer);
+    this.drained?.();
+    try {
+      this.socket.close();
+    } catch {
+      /* already closed */
+    }
+  }
+
+  private chunk(index: number): Promise<Buffer> {
+    let read = this.cache.get(index);
+    if (!read) {
+      read = readFile(this.options.chunkPaths[index]);
+      this.cache.set(index, read);
+    }
+    for (const key of this.cache.keys()) if (key !== index && key !== index + 1) this.cache.delete(key);
+    // The next chunk is read while this one goes out.
+    if (index + 1 < this.options.chunkPaths.length && !this.cache.has(index + 1)) {
+      const next = readFile(this.options.chunkPaths[index + 1]);
+      next.catch(() => undefined);
+      this.cache.set(index + 1, next);
+    }
+    return read;
+  }
+
+  private async pump(): Promise<void> {
+    const total = this.options.chunkPaths.length;
+    let tokens = 0;
+    let last = performance.now();
+    let current: { index: number; data: Buffer; offset: number } | undefined;
+    while (!this.stopped) {
+      if (this.schedule.finished()) break;
+      if (!current) {
+        const index = this.schedule.next(Date.now());
+        if (index === undefined) {
+          await sleep(5);
+          tokens = 0;
+          last = performance.now();
+          continue;
+        }
+        current = { index, data: await this.chunk(index), offset: 0 };
+      }
+      const now = performance.now();
+      // A burst of at most 4 ms at the current rate: short enough for switch and receiver buffers.
+      const burst = Math.max(4 * (DATA_PAYLOAD + 28), this.schedule.rate * 0.004);
+      tokens = Math.min(burst, tokens + (this.schedule.rate * (now - last)) / 1000);
+      last = now;
+      if (tokens < DATA_PAYLOAD) {
+        this.rateLimited = true;
+        await sleep(1);
+        continue;
+      }
+      while (current && tokens >= DATA_PAYLOAD && this.pending < MAX_PENDING && !this.stopped) {
+        const { index, data, offset } = current;
+        const payload = data.subarray(offset, offset + DATA_PAYLOAD);
+        const packet = encodeData({ session: this.session, seq: this.seq, chunk: index, chunkLength: data.length, offset, chunks: total }, payload);
+        this.seq = (this.seq + 1) >>> 0;
+        this.pending += 1;
+        this.socket.send(packet, this.port, this.options.group, () => {
+          this.pending -= 1;
+          if (this.pending < MAX_PENDING / 2) this.drained?.();
+        });
+        this.bytesSent += packet.length;
+        tokens -= packet.length;
+        current.offset += payload.length;
+        if (current.offset >= data.length) {
+          this.schedule.sent(index, Date.now());
+          current = undefined;
+        }
+      }
+      if (this.pending >= MAX_PENDING) {
+        await new Promise<void>((resolve) => (this.drained = resolve));
+        this.drained = undefined;
+      } else await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    this.close();
+  }
+}

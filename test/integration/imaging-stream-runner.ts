@@ -1,0 +1,43 @@
+// Runs inside a test namespace (`ip netns exec NS node --import tsx imaging-stream-runner.ts ...`)
+// for test/integration/imaging-stream.test.ts: the imaging service (routes, jobs, and the
+// multicast stream from ADDRESS) on a plain node:http server. One JSON line per event on
+// stdout; commands on stdin, one a line:
+//   deploy IMAGE MAC...   -> {"job": ID}
+//   status ID             -> {"status": JOB}
+//   stream ID             -> {"stream": STATS | null}
+import { createServer } from 'node:http';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { ImagingService } from '../../main/imaging/index.js';
+import { openStore } from '../../main/store/index.js';
+
+const { values } = parseArgs({ options: { data: { type: 'string' }, address: { type: 'string' }, port: { type: 'string' }, 'max-rate': { type: 'string' } } });
+if (!values.data || !values.address || !values.port) throw new Error('--data DIR --address ADDR --port PORT are required');
+const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value)}\n`);
+const log = (level: string) => (message: string) => print({ log: level, message });
+const logger = { debug() {}, info: log('info'), warn: log('warn'), error: log('error') };
+const store = openStore(values.data);
+const maxRate = values['max-rate'] ? Number(values['max-rate']) : undefined;
+const imaging = new ImagingService({ store, dataDir: values.data, logger, stream: { address: values.address, rate: maxRate ? { maxRate } : undefined } });
+const server = createServer((req, res) => {
+  void imaging.handle(req, res, new URL(req.url ?? '/', 'http://host')).then((handled) => {
+    if (!handled) res.writeHead(404).end();
+  });
+});
+await new Promise<void>((resolve) => server.listen(Number(values.port), values.address, resolve));
+print({ ready: `http://${values.address}:${values.port}` });
+
+for await (const line of createInterface({ input: process.stdin })) {
+  const [command, ...args] = line.trim().split(/\s+/);
+  try {
+    if (command === 'deploy') print({ job: imaging.jobs.create({ kind: 'deploy', image: args[0], macs: args.slice(1), then: 'poweroff' }).id });
+    else if (command === 'status') print({ status: imaging.jobs.get(Number(args[0])) });
+    else if (command === 'stream') print({ stream: (await imaging.streamStats(Number(args[0]))) ?? null });
+    else print({ error: `unknown command ${command}` });
+  } catch (error) {
+    print({ error: (error as Error).message });
+  }
+}
+imaging.stop();
+server.close();
+store.close();

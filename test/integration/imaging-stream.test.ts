@@ -1,0 +1,386 @@
+// One stream for the room: the imaging service in a host namespace sends a deploy's image
+// once as UDP multicast (TTL 1) through a bridge to agents in their own namespaces, each
+// writing a loop device over a file this test makes (never a disk of this machine), with
+// bb-stream-recv compiled here from build/imaging-env/bb-stream-recv.c.
+//   - four agents deploy together: every disk verified (the agent's own pass and a byte
+//     compare here), and the host's egress, read from its veth's counters, stays near one
+//     copy of the compressed image instead of four;
+//   - one agent loses 10% of the stream's datagrams (nftables) and one sits behind a port
+//     limited to a quarter of the room's rate (tc tbf): the clean ones finish about as fast
+//     as without them, and the two finish too, verified;
+//   - a PC whose port drops multicast finishes by HTTP; a PC that starts late joins the
+//     running stream and repairs what it missed;
+//   - agents without the receiver deploy by HTTP as before; a damaged chunk fails the PCs
+//     with the reason, and no process is left waiting.
+//
+//   host ns eth0 198.18.7.1 --- br0 (switch ns, snooping off: item-4 tests cover snooping) --- agents 198.18.7.1x
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ImageCatalog, type ImageManifest } from '../../main/imaging/index.js';
+import { collectJsonLines, Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import { PROJECT_ROOT } from '../helpers/serve-process.js';
+
+const AGENT = join(PROJECT_ROOT, 'build', 'imaging-env', 'agent.sh');
+const RECEIVER_SOURCE = join(PROJECT_ROOT, 'build', 'imaging-env', 'bb-stream-recv.c');
+const RUNNER = join(import.meta.dirname, 'imaging-stream-runner.ts');
+const skip =
+  (process.getuid?.() !== 0 ? 'loop devices and namespaces need root' : undefined) ??
+  netnsUnavailableReason() ??
+  missingPrograms('busybox', 'losetup', 'sfdisk', 'partclone.dd', 'partclone.restore', 'zstd', 'curl', 'gcc', 'nft', 'tc');
+
+const MIB = 1024 * 1024;
+const HOST = '198.18.7.1';
+const HTTP_PORT = 8080;
+/** The one data partition: sectors 2048.. of the disk. */
+const PART_START = 2048;
+const PART_MIB = 96;
+const DISK_MIB = PART_MIB + 4;
+const run = (cmd: string, args: string[], input?: string | Buffer) => execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 256 * MIB });
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+interface AgentRun {
+  mac: string;
+  code: number | null;
+  out: string;
+  seconds: number;
+  streamBytes: number;
+  repairBytes: number;
+}
+
+if (skip) test('imaging stream: one multicast stream for the room', { skip }, () => {});
+else
+  describe('imaging stream: one multicast stream for the room', () => {
+    const work = mkdtempSync(join(tmpdir(), 'bootbench-imaging-stream-'));
+    const data = join(work, 'data');
+    const bin = join(work, 'bin');
+    const loops: string[] = [];
+    const lab = new Lab('bbst');
+    let hostNs = '';
+    let switchNs = '';
+    const agentNs: string[] = [];
+    let runner: ChildProcess;
+    let lines: Record<string, any>[] = [];
+    let runnerErr = () => '';
+    let reference: Buffer;
+    let bootCode: Buffer;
+    let compressedBytes = 0;
+    let baselineSeconds = 0;
+
+    function attach(file: string): string {
+      const dev = run('losetup', ['-f', '--show', file]).toString().trim();
+      loops.push(dev);
+      return dev;
+    }
+    /** Sends one command to the runner and waits for its answer (the next line with `key`). */
+    async function ask(command: string, key: string): Promise<any> {
+      const from = lines.length;
+      runner.stdin!.write(`${command}\n`);
+      const line = await waitFor(() => lines.slice(from).find((l) => key in l || 'error' in l), 10_000, `the runner to answer ${command}`);
+      if ('error' in line) throw new Error(`runner: ${line.error}`);
+      return line[key];
+    }
+    function txBytes(): number {
+      return Number(lab.exec(hostNs, 'cat', ['/sys/class/net/eth0/statistics/tx_bytes']).trim());
+    }
+    /** The agent as the PC `mac` in namespace `ns`, allowed to touch only `disk`. */
+    function agent(ns: string, mac: string, disk: string, withReceiver = true): Promise<AgentRun> {
+      const env = [
+        `PATH=${join(work, 'busybox-bin')}:${withReceiver ? `${bin}:` : ''}/usr/sbin:/usr/bin:/sbin:/bin`,
+        `BOOTBENCH_AGENT_DISKS=${disk}`,
+        `BOOTBENCH_AGENT_TMP=${work}`,
+      ];
+      const started = Date.now();
+      const child = lab.spawn(ns, '/usr/bin/env', ['-i', ...env, '/bin/busybox', 'sh', AGENT, 'run', `http://${HOST}:${HTTP_PORT}`, mac], { detached: true });
+      let out = '';
+      child.stdout?.on('data', (d) => (out += d));
+      child.stderr?.on('data', (d) => (out += d));
+      return new Promise((resolve) =>
+        child.on('exit', (code) => {
+          const m = /bb-stream-recv: (\d+) bytes from the stream, (\d+) by repair/.exec(out);
+          resolve({ mac, code, out, seconds: (Date.now() - started) / 1000, streamBytes: Number(m?.[1] ?? 0), repairBytes: Number(m?.[2] ?? 0) });
+        }),
+      );
+    }
+    /** Partition 1 and the boot code of a deployed disk file equal the reference's. */
+    function checkDisk(file: string, mac: string): void {
+      run('sync', []);
+      const disk = readFileSync(file);
+      assert.ok(disk.subarray(0, 440).equals(bootCode), `${mac}: the boot code differs`);
+      const part = disk.subarray(PART_START * 512, PART_START * 512 + PART_MIB * MIB);
+      const bad = [...Array(PART_MIB).keys()].filter((i) => !part.subarray(i * MIB, (i + 1) * MIB).equals(reference.subarray(i * MIB, (i + 1) * MIB)));
+      assert.deepEqual(bad, [], `${mac}: MiB of partition 1 that differ from the image`);
+    }
+    async function deploy(
+      macs: string[],
+      namespaces: string[],
+      withReceiver = true,
+    ): Promise<{ runs: AgentRun[]; job: number; egress: number; stats: string }> {
+      const disks = macs.map((mac) => {
+        const file = join(work, `target-${mac.replace(/:/g, '')}-${Date.now()}.img`);
+        run('truncate', ['-s', `${DISK_MIB}M`, file]);
+        return { file, dev: attach(file) };
+      });
+      const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
+      const before = txBytes();
+      const runs = await Promise.all(macs.map((mac, i) => agent(namespaces[i], mac, disks[i].dev, withReceiver)));
+      const egress = txBytes() - before;
+      // The stream ends by itself once every PC is through with it.
+      const ended = await waitFor(
+        () => lines.find((l) => typeof l.message === 'string' && l.message.startsWith(`imaging: stream of job ${job} ended`)),
+        10_000,
+        'the stream to end',
+      );
+      const stats = (ended.message as string).replace(/^imaging: /, '');
+      const status = await ask(`status ${job}`, 'status');
+      for (const [i, r] of runs.entries()) {
+        assert.equal(r.code, 0, `agent ${r.mac} failed:\n${r.out}\n${JSON.stringify(status.machines[i])}\nhost:\n${runnerLog()}`);
+        assert.match(r.out, /deployed image room to loop\d+, verified/);
+        checkDisk(disks[i].file, r.mac);
+      }
+      assert.deepEqual(
+        status.machines.map((m: { result: string }) => m.result),
+        macs.map(() => 'done'),
+      );
+      return { runs, job, egress, stats };
+    }
+    function runnerLog(): string {
+      return [...lines.filter((l) => l.log).map((l) => `${l.log}: ${l.message}`), runnerErr()].join('\n');
+    }
+
+    before(async () => {
+      mkdirSync(bin, { recursive: true });
+      const busybox = join(work, 'busybox-bin');
+      mkdirSync(busybox);
+      for (const applet of run('busybox', ['--list']).toString().split('\n'))
+        if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(busybox, applet));
+      // The imaging environment's build links it statically; a host without static glibc gets a dynamic one.
+      try {
+        run('gcc', ['-O2', '-static', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
+      } catch {
+        run('gcc', ['-O2', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
+      }
+
+      // The image: the boot code, and one raw partition of half random, half repetitive data.
+      const refFile = join(work, 'reference.img');
+      run('truncate', ['-s', `${DISK_MIB}M`, refFile]);
+      run('sfdisk', ['-q', refFile], `label: gpt\nstart=${PART_START}, size=${PART_MIB * 2048}, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\n`);
+      const table = run('sfdisk', ['--dump', refFile]).toString();
+      bootCode = Buffer.from('BOOTBENCH STREAM BOOT CODE '.repeat(20)).subarray(0, 440);
+      reference = Buffer.alloc(PART_MIB * MIB);
+      for (let i = 0; i < PART_MIB; i++) {
+        if (i % 2 === 0) randomBytes(MIB).copy(reference, i * MIB);
+        else reference.fill(`stream test mebibyte ${i} `, i * MIB, (i + 1) * MIB);
+      }
+      const catalog = new ImageCatalog(data);
+      const chunksOf = async (bytes: Buffer): Promise<string[]> => {
+        const names: string[] = [];
+        for (let at = 0; at < bytes.length; at += 4 * MIB) {
+          const packed = run('zstd', ['-q', '-3', '-c'], bytes.subarray(at, at + 4 * MIB));
+          const sha = sha256(packed);
+          await catalog.chunks.put(sha, [packed]);
+          compressedBytes += packed.length;
+          names.push(sha);
+        }
+        return names;
+      };
+      const manifest: ImageManifest = {
+        format: 1,
+        name: 'room',
+        createdAt: Date.now(),
+        source: { mac: '52:54:00:aa:30:01', disk: 'loop0' },
+        diskBytes: DISK_MIB * MIB,
+        table,
+        label: 'gpt',
+        partitions: [
+          { number: 0, start: 0, sectors: 1, fs: '', tool: 'boot', streamBytes: 440, streamSha256: sha256(bootCode), chunks: await chunksOf(bootCode) },
+          {
+            number: 1,
+            start: PART_START,
+            sectors: PART_MIB * 2048,
+            fs: '',
+            tool: 'dd',
+            streamBytes: reference.length,
+            streamSha256: sha256(reference),
+            chunks: await chunksOf(reference),
+          },
+        ],
+      };
+      catalog.add(manifest);
+
+      hostNs = lab.namespace('h');
+      switchNs = lab.namespace('w');
+      for (let i = 0; i < 4; i++) agentNs.push(lab.namespace(`a${i}`));
+      lab.switchOf(switchNs, [
+        { ns: hostNs, ifname: 'eth0', cidr: `${HOST}/24` },
+        ...agentNs.map((ns, i) => ({ ns, ifname: 'eth0', cidr: `198.18.7.${10 + i}/24` })),
+      ]);
+      lab.exec(switchNs, 'ip', ['link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
+
+      runner = lab.spawn(hostNs, process.execPath, ['--import', 'tsx', RUNNER, '--data', data, '--address', HOST, '--port', String(HTTP_PORT)], {
+        cwd: PROJECT_ROOT,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      const collected = collectJsonLines(runner);
+      lines = collected.lines;
+      runnerErr = collected.stderr;
+      await waitFor(() => lines.some((l) => l.ready), 30_000, `the imaging runner to start: ${runnerErr()}`);
+    });
+
+    after(async () => {
+      runner?.stdin?.end();
+      await lab.destroy();
+      // An agent that was killed leaves its partition loops; they go before the disks'.
+      for (const dev of loops.reverse())
+        try {
+          run('losetup', ['-d', dev]);
+        } catch {
+          /* gone */
+        }
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    test('four PCs deploy one image together: every disk verified, the host sends it about once', async (t) => {
+      const macs = agentNs.map((_, i) => `52:54:00:aa:31:0${i}`);
+      const { runs, egress, stats } = await deploy(macs, agentNs);
+      baselineSeconds = Math.max(...runs.map((r) => r.seconds));
+      const ratio = egress / compressedBytes;
+      t.diagnostic(
+        `image ${(compressedBytes / MIB).toFixed(1)} MiB compressed; host egress ${(egress / MIB).toFixed(1)} MiB = ${ratio.toFixed(2)}x (unicast would be ~4x); ` +
+          `${baselineSeconds.toFixed(1)} s; ${stats}`,
+      );
+      for (const r of runs) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream:\n${r.out}`);
+      assert.ok(ratio <= 1.3, `the host sent ${ratio.toFixed(2)}x the compressed image for 4 PCs (at most 1.3x)\n${runnerLog()}`);
+    });
+
+    test('a lossy PC and a slow PC: the others finish about as fast as without them, and both finish verified', async (t) => {
+      assert.ok(baselineSeconds > 0, 'the clean deploy ran first');
+      const [clean1, clean2, lossyNs, slowNs] = agentNs;
+      // 10% of the stream's datagrams never reach the lossy PC.
+      lab.exec(lossyNs, 'nft', ['add', 'table', 'inet', 'loss']);
+      lab.exec(lossyNs, 'nft', ['add', 'chain', 'inet', 'loss', 'in', '{ type filter hook input priority 0; }']);
+      lab.exec(lossyNs, 'nft', ['add', 'rule', 'inet', 'loss', 'in', 'ip', 'daddr', '239.255.0.0/16', 'numgen', 'random', 'mod', '10', '0', 'drop']);
+      // The slow PC's switch port passes a quarter of the rate the clean room reached.
+      const roomRate = compressedBytes / baselineSeconds;
+      const slowRate = Math.max(100_000, Math.round((roomRate * 8) / 4));
+      const slowPort = `port${1 + agentNs.indexOf(slowNs)}`;
+      lab.exec(switchNs, 'tc', ['qdisc', 'add', 'dev', slowPort, 'root', 'tbf', 'rate', `${slowRate}bit`, 'burst', '64kb', 'latency', '100ms']);
+      try {
+        const macs = agentNs.map((_, i) => `52:54:00:aa:32:0${i}`);
+        const { runs, stats } = await deploy(macs, [clean1, clean2, lossyNs, slowNs]);
+        const cleanSeconds = Math.max(runs[0].seconds, runs[1].seconds);
+        t.diagnostic(
+          `clean PCs ${cleanSeconds.toFixed(1)} s (${baselineSeconds.toFixed(1)} s without the lossy and the slow one); lossy ${runs[2].seconds.toFixed(1)} s, ` +
+            `slow ${runs[3].seconds.toFixed(1)} s (port at ${(slowRate / 8 / MIB).toFixed(1)} MiB/s); ${stats}`,
+        );
+        assert.ok(runs[2].repairBytes > 0 && runs[2].streamBytes > 0, 'the lossy PC got part of the image from the stream and repaired the rest');
+        // The slow PC alone would hold the room to a quarter of its rate: four times as long.
+        assert.ok(
+          cleanSeconds <= baselineSeconds * 1.5 + 3,
+          `the clean PCs took ${cleanSeconds.toFixed(1)} s, ${baselineSeconds.toFixed(1)} s without the other two`,
+        );
+        assert.ok(runs[3].seconds > cleanSeconds, 'the slow PC finished after the clean ones (its port really was slow)');
+      } finally {
+        lab.exec(switchNs, 'tc', ['qdisc', 'del', 'dev', slowPort, 'root']);
+        lab.exec(lossyNs, 'nft', ['delete', 'table', 'inet', 'loss']);
+      }
+    });
+
+    test('a PC whose port drops all multicast finishes by HTTP; the others still get the stream', async (t) => {
+      const blockedNs = agentNs[2];
+      lab.exec(blockedNs, 'nft', ['add', 'table', 'inet', 'block']);
+      lab.exec(blockedNs, 'nft', ['add', 'chain', 'inet', 'block', 'in', '{ type filter hook input priority 0; }']);
+      lab.exec(blockedNs, 'nft', ['add', 'rule', 'inet', 'block', 'in', 'ip', 'daddr', '239.255.0.0/16', 'drop']);
+      try {
+        const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:35:0${i}`);
+        const { runs, stats } = await deploy(macs, agentNs.slice(0, 3));
+        t.diagnostic(`${runs.map((r) => `${r.seconds.toFixed(1)} s`).join(', ')}; ${stats}`);
+        assert.equal(runs[2].streamBytes, 0);
+        assert.ok(runs[2].repairBytes >= compressedBytes, 'the blocked PC fetched the whole image by HTTP');
+        for (const r of runs.slice(0, 2)) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream`);
+      } finally {
+        lab.exec(blockedNs, 'nft', ['delete', 'table', 'inet', 'block']);
+      }
+    });
+
+    test('a PC that starts after the stream has sent half joins it and repairs what it missed', async (t) => {
+      // The host's NIC at 40 Mbit/s, so the stream lasts long enough to be joined midway.
+      lab.exec(hostNs, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '40mbit', 'burst', '64kb', 'latency', '100ms']);
+      try {
+        const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:36:0${i}`);
+        const disks = macs.map((mac) => {
+          const file = join(work, `late-${mac.replace(/:/g, '')}.img`);
+          run('truncate', ['-s', `${DISK_MIB}M`, file]);
+          return { file, dev: attach(file) };
+        });
+        const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
+        const early = macs.slice(0, 2).map((mac, i) => agent(agentNs[i], mac, disks[i].dev));
+        const total = new ImageCatalog(data).get('room')!.partitions.reduce((n, p) => n + p.chunks.length, 0);
+        await waitFor(async () => ((await ask(`stream ${job}`, 'stream'))?.chunksSent ?? 0) >= total / 2, 60_000, 'the stream to send half the image');
+        const late = await agent(agentNs[2], macs[2], disks[2].dev);
+        const runs = [...(await Promise.all(early)), late];
+        const status = await ask(`status ${job}`, 'status');
+        for (const [i, r] of runs.entries()) {
+          assert.equal(r.code, 0, `agent ${r.mac} failed:\n${r.out}\n${runnerLog()}`);
+          assert.equal(status.machines[i].result, 'done');
+          checkDisk(disks[i].file, r.mac);
+        }
+        t.diagnostic(
+          runs
+            .map(
+              (r) => `${r.mac}: ${r.seconds.toFixed(1)} s, ${(r.streamBytes / MIB).toFixed(1)} MiB streamed, ${(r.repairBytes / MIB).toFixed(1)} MiB repaired`,
+            )
+            .join('; '),
+        );
+        assert.ok(late.streamBytes > 0, 'the late PC got part of the image from the running stream');
+        assert.ok(late.repairBytes > 0, 'and repaired what was sent before it came');
+      } finally {
+        lab.exec(hostNs, 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
+      }
+    });
+
+    test('agents without the receiver (an older environment) ignore stream= and deploy by HTTP; the idle stream ends with them', async (t) => {
+      const macs = agentNs.slice(0, 2).map((_, i) => `52:54:00:aa:33:0${i}`);
+      const before = txBytes();
+      const { runs, stats } = await deploy(macs, agentNs.slice(0, 2), false);
+      const egress = txBytes() - before;
+      t.diagnostic(`egress ${(egress / compressedBytes).toFixed(2)}x; ${stats}`);
+      for (const r of runs) assert.doesNotMatch(r.out, /bb-stream-recv/);
+      assert.match(stats, / 0 chunks /, 'nobody joined: the stream sent nothing');
+      assert.ok(egress >= 2 * compressedBytes, 'both PCs fetched the whole image by HTTP');
+    });
+
+    test('a chunk damaged in the store fails every PC with the reason, and nothing hangs', async () => {
+      const manifest = new ImageCatalog(data).get('room')!;
+      const catalog = new ImageCatalog(data);
+      const sha = manifest.partitions[1].chunks[3];
+      const path = catalog.chunks.path(sha);
+      const good = readFileSync(path);
+      const bad = Buffer.from(good);
+      bad[bad.length >> 1] ^= 0xff;
+      chmodSync(path, 0o644);
+      writeFileSync(path, bad);
+      try {
+        const macs = agentNs.slice(0, 2).map((_, i) => `52:54:00:aa:34:0${i}`);
+        const disks = macs.map((mac) => {
+          const file = join(work, `damaged-${mac.replace(/:/g, '')}.img`);
+          run('truncate', ['-s', `${DISK_MIB}M`, file]);
+          return attach(file);
+        });
+        const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
+        const runs = await Promise.all(macs.map((mac, i) => agent(agentNs[i], mac, disks[i])));
+        const status = await ask(`status ${job}`, 'status');
+        for (const [i, r] of runs.entries()) {
+          assert.equal(r.code, 1, r.out);
+          assert.equal(status.machines[i].result, 'failed');
+          assert.match(status.machines[i].reason, new RegExp(`writing partition 1 failed: partition 1 from the stream: chunk ${sha} arrived damaged`));
+        }
+      } finally {
+        writeFileSync(path, good);
+      }
+    });
+  });

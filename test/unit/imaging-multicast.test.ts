@@ -1,0 +1,329 @@
+// The image stream without sockets: the two datagram layouts (round trips and refusals),
+// the schedule's pacing and rate on an injected clock, the task's stream= line, and the
+// chunk route's byte ranges that a receiver repairs with.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  DATA_HEADER_BYTES,
+  DATA_PAYLOAD,
+  decodeData,
+  decodeFeedback,
+  encodeData,
+  encodeFeedback,
+  type Feedback,
+} from '../../main/imaging/multicast-datagram.js';
+import { StreamSchedule, type FeedbackInput } from '../../main/imaging/multicast-schedule.js';
+import { streamGroupFor } from '../../main/imaging/multicast-sender.js';
+import { ImageCatalog, ImagingJobs, ImagingRoutes, renderTask } from '../../main/imaging/index.js';
+import { silentLogger } from '../../main/core/logger.js';
+import { openStore, type Store } from '../../main/store/index.js';
+import { makeTempDir } from '../helpers/store-temp.js';
+
+describe('stream datagrams', () => {
+  test('a data datagram round-trips, header before payload, big-endian', () => {
+    const payload = Buffer.alloc(DATA_PAYLOAD, 7);
+    const header = { session: 0xdeadbeef, seq: 0xffffffff, chunk: 3, chunkLength: 3 * DATA_PAYLOAD + 10, offset: DATA_PAYLOAD, chunks: 9 };
+    const packet = encodeData(header, payload);
+    assert.equal(packet.length, DATA_HEADER_BYTES + DATA_PAYLOAD);
+    assert.equal(packet.subarray(0, 4).toString('latin1'), 'BBS1');
+    assert.equal(packet.readUInt32BE(4), 0xdeadbeef);
+    assert.equal(packet.readUInt32BE(12), 3);
+    assert.deepEqual(decodeData(packet), { header, payload });
+    // The last piece of a chunk is shorter.
+    const last = encodeData({ ...header, offset: 3 * DATA_PAYLOAD }, Buffer.alloc(10, 1));
+    assert.equal(decodeData(last)?.payload.length, 10);
+  });
+
+  test('no datagram fits an IPv4 packet of more than 1500 bytes (no fragments)', () => {
+    assert.ok(DATA_HEADER_BYTES + DATA_PAYLOAD + 20 + 8 <= 1500);
+    assert.throws(() => encodeData({ session: 1, seq: 0, chunk: 0, chunkLength: 5000, offset: 0, chunks: 1 }, Buffer.alloc(DATA_PAYLOAD + 1)), RangeError);
+  });
+
+  test('malformed data datagrams are refused, not guessed at', () => {
+    const good = { session: 1, seq: 0, chunk: 0, chunkLength: 2 * DATA_PAYLOAD, offset: 0, chunks: 2 };
+    const packet = encodeData(good, Buffer.alloc(DATA_PAYLOAD));
+    assert.equal(decodeData(packet.subarray(0, DATA_HEADER_BYTES - 1)), undefined, 'short header');
+    assert.equal(decodeData(Buffer.concat([Buffer.from('XXXX'), packet.subarray(4)])), undefined, 'wrong magic');
+    assert.equal(decodeData(encodeData({ ...good, offset: 7 }, Buffer.alloc(DATA_PAYLOAD))), undefined, 'offset not on a piece boundary');
+    assert.equal(decodeData(encodeData(good, Buffer.alloc(100))), undefined, 'a piece shorter than the chunk leaves');
+    assert.equal(decodeData(encodeData({ ...good, chunk: 2 }, Buffer.alloc(DATA_PAYLOAD))), undefined, 'chunk index past the image');
+    assert.equal(decodeData(encodeData({ ...good, offset: 2 * DATA_PAYLOAD }, Buffer.alloc(0))), undefined, 'offset at the end of the chunk');
+  });
+
+  test('feedback round-trips, counters wrap at 2^32', () => {
+    const f: Feedback = {
+      session: 0x01020304,
+      mac: '52:54:00:aa:31:0f',
+      done: true,
+      window: 16,
+      position: 1234,
+      need: 1240,
+      received: 2 ** 32 - 1,
+      lost: 17,
+      overrun: 2,
+      streamKiB: 4096,
+      repairKiB: 12,
+    };
+    const packet = encodeFeedback(f);
+    assert.equal(packet.length, 44);
+    assert.equal(packet.subarray(0, 4).toString('latin1'), 'BBR1');
+    assert.deepEqual(decodeFeedback(packet), f);
+    assert.equal(encodeFeedback({ ...f, received: 2 ** 32 + 5 }).readUInt32BE(20), 5);
+    assert.equal(decodeFeedback(packet.subarray(0, 43)), undefined);
+    assert.equal(decodeFeedback(encodeData({ session: 1, seq: 0, chunk: 0, chunkLength: 10, offset: 0, chunks: 1 }, Buffer.alloc(10))), undefined);
+  });
+
+  test('each job streams to its own group in the IPv4 Local Scope, never SSDP or SLP', () => {
+    const groups = new Set<string>();
+    for (let id = 1; id <= 1000; id++) {
+      const g = streamGroupFor(id);
+      assert.match(g, /^239\.255\.66\.\d+$/);
+      assert.ok(!['239.255.255.250', '239.255.255.253'].includes(g));
+      groups.add(g);
+    }
+    assert.equal(groups.size, 250);
+    assert.notEqual(streamGroupFor(7), streamGroupFor(8));
+  });
+});
+
+const A = '52:54:00:00:00:0a';
+const B = '52:54:00:00:00:0b';
+const C = '52:54:00:00:00:0c';
+const D = '52:54:00:00:00:0d';
+
+function fb(mac: string, position: number, extra: Partial<FeedbackInput> = {}): FeedbackInput {
+  return { mac, position, need: position, window: 8, done: false, received: 0, lost: 0, overrun: 0, streamKiB: 0, repairKiB: 0, ...extra };
+}
+
+/** Sends from the schedule until it says wait; returns the chunks. */
+function drain(s: StreamSchedule, now: number): number[] {
+  const out: number[] = [];
+  for (let c = s.next(now); c !== undefined; c = s.next(now)) out.push(c);
+  return out;
+}
+
+describe('stream schedule: pacing', () => {
+  test('waits for the room: starts once every PC is heard, or a grace period after the first', () => {
+    const s = new StreamSchedule({ chunks: 100, expected: [A, B, C], startGraceMs: 2000 });
+    assert.equal(s.next(0), undefined, 'nobody heard');
+    s.feedback(0, fb(A, 0));
+    s.feedback(100, fb(B, 0));
+    assert.equal(s.next(500), undefined, 'C not heard, grace not over');
+    s.feedback(600, fb(C, 0));
+    assert.equal(s.next(600), 0, 'all three heard: go');
+
+    const late = new StreamSchedule({ chunks: 100, expected: [A, B, C], startGraceMs: 2000 });
+    late.feedback(0, fb(A, 0));
+    late.feedback(0, fb(B, 0));
+    assert.equal(late.next(1999), undefined);
+    assert.equal(late.next(2000), 0, 'grace over: C joins the running stream later');
+  });
+
+  test('one PC alone gets no stream: it fetches by HTTP', () => {
+    const s = new StreamSchedule({ chunks: 100, expected: [A, B], startGraceMs: 0 });
+    s.feedback(0, fb(A, 0));
+    assert.equal(s.next(10), undefined);
+    s.feedback(20, fb(B, 0));
+    assert.equal(s.next(20), 0);
+  });
+
+  test('stays within the receivers window (less a margin for feedback in flight)', () => {
+    const s = new StreamSchedule({ chunks: 100, expected: [A, B] });
+    s.feedback(0, fb(A, 0, { window: 8 }));
+    s.feedback(0, fb(B, 0, { window: 8 }));
+    assert.deepEqual(drain(s, 0), [0, 1, 2, 3, 4, 5]);
+    s.feedback(50, fb(A, 3, { window: 8 }));
+    s.feedback(50, fb(B, 3, { window: 8 }));
+    assert.deepEqual(drain(s, 50), [6, 7, 8]);
+  });
+
+  test('paced by the position half the room has reached: a slow PC is left to repair, nobody waits for it', () => {
+    const s = new StreamSchedule({ chunks: 1000, expected: [A, B, C, D] });
+    for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0));
+    drain(s, 0);
+    // Three write fast, D is stuck at 2.
+    s.feedback(100, fb(A, 50));
+    s.feedback(100, fb(B, 48));
+    s.feedback(100, fb(C, 49));
+    s.feedback(100, fb(D, 2));
+    const sent = drain(s, 100);
+    // Half the room (2 of 4) is at 49 or beyond: the stream jumps there and runs a window ahead of it.
+    assert.deepEqual(sent, [49, 50, 51, 52, 53, 54]);
+  });
+
+  test('with two fast and two slow PCs, the faster half sets the pace', () => {
+    const s = new StreamSchedule({ chunks: 1000, expected: [A, B, C, D] });
+    for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0));
+    drain(s, 0);
+    s.feedback(100, fb(A, 40));
+    s.feedback(100, fb(B, 41));
+    s.feedback(100, fb(C, 10));
+    s.feedback(100, fb(D, 5));
+    assert.equal(s.next(100), 40);
+  });
+
+  test('a PC that stops reporting does not pace the stream', () => {
+    const s = new StreamSchedule({ chunks: 1000, expected: [A, B, C], silenceMs: 3000 });
+    for (const m of [A, B, C]) s.feedback(0, fb(m, 0));
+    drain(s, 0);
+    s.feedback(3500, fb(A, 20));
+    s.feedback(3500, fb(B, 20));
+    // C last spoke at 0 (position 0): only A and B count now.
+    assert.equal(s.next(3500), 20);
+  });
+
+  test('after the last chunk a new pass starts for the PCs still writing, once half the room is through', () => {
+    const s = new StreamSchedule({ chunks: 10, expected: [A, B, C, D] });
+    for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0, { window: 16 }));
+    assert.deepEqual(drain(s, 0), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    s.sent(9, 50);
+    s.feedback(100, fb(A, 9, { window: 16 }));
+    s.feedback(100, fb(B, 8, { window: 16 }));
+    s.feedback(100, fb(C, 3, { window: 16 }));
+    s.feedback(100, fb(D, 4, { window: 16 }));
+    assert.equal(s.next(100), undefined, 'A and B still hold the tail: no pass yet');
+    s.feedback(200, fb(A, 10, { window: 16, done: true }));
+    s.feedback(200, fb(B, 10, { window: 16, done: true }));
+    // C holds 3..5 complete and lacks 6 on; D holds 4..6 and lacks 7 on.
+    s.feedback(200, fb(C, 3, { window: 16, need: 6 }));
+    s.feedback(200, fb(D, 4, { window: 16, need: 7 }));
+    assert.deepEqual(drain(s, 200), [7, 8, 9], 'second pass from what the faster half lacks (C repairs 6 by HTTP)');
+    assert.equal(s.passes, 1);
+    assert.equal(s.next(200), undefined, 'the pass has not ended: its last chunk is still going out');
+    s.sent(9, 300);
+    s.feedback(350, fb(C, 5, { window: 16, need: 6 }));
+    s.feedback(350, fb(D, 5, { window: 16, need: 7 }));
+    assert.equal(s.next(350), undefined, 'feedback sent right after the pass ended may predate its last datagrams');
+    s.feedback(500, fb(C, 5, { window: 16, need: 10 }));
+    s.feedback(500, fb(D, 5, { window: 16, need: 10 }));
+    assert.equal(s.next(500), undefined, 'C and D hold everything they still write: nothing to send');
+  });
+
+  test('finished once every PC is done or has left', () => {
+    const s = new StreamSchedule({ chunks: 10, expected: [A, B, C] });
+    s.feedback(0, fb(A, 10, { done: true }));
+    s.leave(B);
+    assert.equal(s.finished(), false);
+    s.leave(C.toUpperCase());
+    assert.equal(s.finished(), true);
+    s.feedback(10, fb('52:54:00:00:00:99', 0));
+    assert.equal(s.view().length, 3, 'a PC of another job is not counted');
+  });
+});
+
+describe('stream schedule: rate', () => {
+  function room(macs: string[], startRate = 10_000_000): StreamSchedule {
+    const s = new StreamSchedule({ chunks: 1000, expected: macs, startRate, minRate: 1_000_000, maxRate: 50_000_000 });
+    for (const m of macs) s.feedback(0, fb(m, 0));
+    return s;
+  }
+  function report(s: StreamSchedule, now: number, counts: Record<string, [received: number, lost: number]>): void {
+    for (const [mac, [received, lost]] of Object.entries(counts)) s.feedback(now, fb(mac, 0, { received, lost }));
+  }
+
+  test('grows while the median PC sees no loss and sending was held by the rate; up to the maximum', () => {
+    const s = room([A, B, C]);
+    report(s, 250, { [A]: [1000, 0], [B]: [1000, 0], [C]: [1000, 0] });
+    s.adapt(250, true);
+    assert.equal(s.rate, 12_500_000);
+    report(s, 500, { [A]: [2000, 0], [B]: [2000, 0], [C]: [2000, 0] });
+    s.adapt(500, false);
+    assert.equal(s.rate, 12_500_000, 'not held by the rate (pacing or idle): no reason to grow');
+    for (let i = 0; i < 20; i++) {
+      report(s, 750 + i * 250, { [A]: [3000 + i * 1000, 0], [B]: [3000 + i * 1000, 0], [C]: [3000 + i * 1000, 0] });
+      s.adapt(750 + i * 250, true);
+    }
+    assert.equal(s.rate, 50_000_000);
+  });
+
+  test('one lossy PC does not slow the room', () => {
+    const s = room([A, B, C, D]);
+    report(s, 250, { [A]: [1000, 0], [B]: [1000, 0], [C]: [900, 100], [D]: [250, 750] });
+    s.adapt(250, true);
+    assert.equal(s.rate, 12_500_000);
+  });
+
+  test('loss at most PCs (the shared path is full) slows it, down to the minimum', () => {
+    const s = room([A, B, C]);
+    report(s, 250, { [A]: [900, 100], [B]: [950, 50], [C]: [1000, 0] });
+    s.adapt(250, true);
+    assert.equal(s.rate, 7_000_000);
+    for (let i = 0; i < 20; i++) {
+      report(s, 500 + i * 250, { [A]: [900 + (i + 1) * 500, 100 + (i + 1) * 500], [B]: [950 + (i + 1) * 500, 50 + (i + 1) * 500], [C]: [1000, 0] });
+      s.adapt(500 + i * 250, true);
+    }
+    assert.equal(s.rate, 1_000_000);
+  });
+
+  test('too few datagrams in an interval say nothing', () => {
+    const s = room([A, B]);
+    report(s, 250, { [A]: [10, 10], [B]: [10, 10] });
+    s.adapt(250, true);
+    assert.equal(s.rate, 10_000_000);
+  });
+});
+
+describe('task and chunk route for the stream', () => {
+  let temp: ReturnType<typeof makeTempDir>;
+  let store: Store;
+  let server: Server;
+  let url = '';
+  let sha = '';
+  const chunk = Buffer.from(Array.from({ length: 10_000 }, (_, i) => i % 251));
+
+  before(async () => {
+    temp = makeTempDir('bootbench-multicast-');
+    store = openStore(temp.dir);
+    const catalog = new ImageCatalog(temp.dir);
+    sha = createHash('sha256').update(chunk).digest('hex');
+    await catalog.chunks.put(sha, [chunk]);
+    const jobs = new ImagingJobs(store.db);
+    jobs.create({ kind: 'deploy', image: 'room', macs: [A, B] });
+    jobs.create({ kind: 'capture', image: 'cap', macs: [C] });
+    const routes = new ImagingRoutes({
+      catalog,
+      jobs,
+      logger: silentLogger,
+      machineName: () => undefined,
+      streamFor: async (job) => (job.machines.length > 1 ? '239.255.66.2:40000:0a0b0c0d' : undefined),
+    });
+    server = createServer((req, res) => void routes.handle(req, res, new URL(req.url ?? '/', 'http://x')));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    store.close();
+    temp.remove();
+  });
+
+  function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      request(`${url}${path}`, { headers }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
+      })
+        .on('error', reject)
+        .end();
+    });
+  }
+
+  test('a deploy to several PCs names its stream in the task; a capture does not', async () => {
+    assert.match((await get(`/imaging/task?mac=${A}`)).body.toString(), /^stream=239\.255\.66\.2:40000:0a0b0c0d$/m);
+    assert.doesNotMatch((await get(`/imaging/task?mac=${C}`)).body.toString(), /stream=/);
+    assert.doesNotMatch(renderTask({ id: 1, kind: 'deploy', image: 'x', then: 'disk', createdAt: 0, machines: [] }), /stream=/);
+  });
+
+  test('the chunk route answers ?ranges= with those bytes back to back, in one answer', async () => {
+    const pieces = await get(`/imaging/chunks/${sha}?ranges=0-9,1400-2799,9990-9999`);
+    assert.equal(pieces.status, 200);
+    assert.deepEqual(pieces.body, Buffer.concat([chunk.subarray(0, 10), chunk.subarray(1400, 2800), chunk.subarray(9990)]));
+    for (const bad of ['5-4', '0-10000', 'x', '1-2,', `${Array.from({ length: 1025 }, () => '0-0').join(',')}`]) {
+      assert.equal((await get(`/imaging/chunks/${sha}?ranges=${bad}`)).status, 416, bad.slice(0, 20));
+    }
+  });
+});
