@@ -1,8 +1,8 @@
 // The service host: owns the configuration, starts and stops Proxy DHCP / DHCP, the PXE
 // boot server, TFTP and HTTP as one unit on the chosen NIC, and publishes every event on
 // one bus. `bootbench serve`, the Electron main process and the tests all run this class.
-import { isAbsolute, join, resolve } from 'node:path';
-import { accessSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { accessSync, constants as fsConstants, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { EventBus, isTransferEventType, type Publish, type TransferFields, systemClock, type Clock, silentLogger, type Logger } from '../core/index.js';
 import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot, BootProgramStatus } from '../../preload/api.js';
 import { ClientDirectory } from './client-directory.js';
@@ -552,6 +552,22 @@ function checkRoot(root: string, dataDir: string): void {
     throw new ConfigError(
       '--root',
       `--root ${root} cannot be read by Bootbench (permissions): let the user running Bootbench read it, or choose another folder`,
+    );
+  }
+  // The data folder holds the database and the answer files (passwords): a served folder
+  // around it would hand them to anyone on the network by TFTP.
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return resolve(path);
+    }
+  };
+  const inside = relative(real(root), real(dataDir));
+  if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
+    throw new ConfigError(
+      '--root',
+      `--root ${root} contains the data folder ${dataDir} (its database and answer files would be served): choose a folder that does not hold it, such as ${defaultServedFolder(dataDir)}`,
     );
   }
 }

@@ -78,6 +78,9 @@ describe('first start', () => {
         /The served folder .*nope does not exist: give the folder that holds your boot files/,
       );
       await assert.rejects(h.call('services:start', { root: file }), /The served folder .*a-file is a file, not a folder/);
+      // A folder around the data folder would serve its database and answer files.
+      await assert.rejects(h.call('services:start', { root: dir }), /contains the data folder .*typed \(its database and answer files would be served\)/);
+      await assert.rejects(h.call('services:start', { root: h.dataDir }), /contains the data folder/);
       const mine = join(dir, 'my-boot');
       mkdirSync(mine);
       const status = await h.call<ServicesStatus>('services:start', { root: mine });
