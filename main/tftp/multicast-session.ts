@@ -30,6 +30,7 @@ import {
   type TransferProgress,
   type TransferResult,
 } from './transfer.js';
+import { RttEstimator } from './rtt.js';
 
 /** The most blocks a multicast session sends (block numbers are never rolled over, see above). */
 export const MAX_MULTICAST_BLOCKS = 65535;
@@ -181,8 +182,7 @@ export class MulticastSession {
   private pendingBlock = 0;
   private retries = 0;
   private timer: TimerHandle | undefined;
-  private srtt: number | undefined;
-  private rttvar = 0;
+  private readonly rtt = new RttEstimator();
   private rto: number;
   private lastProgressAt: number;
   private closed = false;
@@ -512,15 +512,7 @@ export class MulticastSession {
 
   /** RFC 6298 §2 estimator, clamped to [minRto, maxRto]. */
   private sampleRtt(sample: number): void {
-    const r = Math.max(0, sample);
-    if (this.srtt === undefined) {
-      this.srtt = r;
-      this.rttvar = r / 2;
-    } else {
-      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
-      this.srtt = 0.875 * this.srtt + 0.125 * r;
-    }
-    this.rto = Math.min(Math.max(this.srtt + 4 * this.rttvar, this.policy.minRtoMs), this.policy.maxRtoMs);
+    this.rto = this.rtt.sample(sample, this.policy.minRtoMs, this.policy.maxRtoMs);
   }
 
   private maybeProgress(now: number, master: Member): void {

@@ -17,6 +17,7 @@ import type { Clock, TimerHandle } from '../core/index.js';
 import type { TransferSource } from '../files/index.js';
 import { encodeError, encodeOack, TftpErrorCode, writeDataHeader } from './packet.js';
 import type { NegotiatedTransfer } from './options.js';
+import { RttEstimator } from './rtt.js';
 
 export type TransferOutcome = 'done' | 'probe' | 'failed' | 'aborted';
 export type TransferPhase = 'negotiating' | 'sending' | TransferOutcome;
@@ -157,8 +158,7 @@ export class ReadTransfer {
   private lastProgressEmitAt: number;
   private windowSentAt = 0;
   private windowResent = false;
-  private srtt: number | undefined;
-  private rttvar = 0;
+  private readonly rtt = new RttEstimator();
   private rto: number;
   private retransmitCount = 0;
   private oackPacket: Buffer | undefined;
@@ -413,15 +413,7 @@ export class ReadTransfer {
 
   /** RFC 6298 §2 estimator, clamped to [minRto, negotiated timeout]. */
   private sampleRtt(sample: number): void {
-    const r = Math.max(0, sample);
-    if (this.srtt === undefined) {
-      this.srtt = r;
-      this.rttvar = r / 2;
-    } else {
-      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
-      this.srtt = 0.875 * this.srtt + 0.125 * r;
-    }
-    this.rto = Math.min(Math.max(this.srtt + 4 * this.rttvar, this.policy.minRtoMs), this.maxRtoMs);
+    this.rto = this.rtt.sample(sample, this.policy.minRtoMs, this.maxRtoMs);
   }
 
   private progressMade(now: number): void {
