@@ -524,6 +524,23 @@ export interface ImagingMachineRow {
   /** Why it failed, as the agent or the host said it. */
   reason?: string;
   updatedAt: number;
+  /** Of a deploy sent as one stream: bytes this PC got from the stream, and by HTTP repair. */
+  streamed?: number;
+  repaired?: number;
+}
+
+/** A deploy's multicast stream while the host sends it. */
+export interface ImagingStreamInfo {
+  /** group:port on the chosen NIC */
+  group: string;
+  /** bytes per second now */
+  rate: number;
+  chunks: number;
+  /** chunks sent so far, over all passes */
+  chunksSent: number;
+  /** passes after the first (a later pass sends what PCs still lack) */
+  passes: number;
+  bytesSent: number;
 }
 
 export interface ImagingJob {
@@ -535,6 +552,8 @@ export interface ImagingJob {
   then: ImagingThen;
   createdAt: number;
   machines: ImagingMachineRow[];
+  /** Present while the running host sends this deploy as one multicast stream. */
+  stream?: ImagingStreamInfo;
 }
 
 /** Capture one machine's disk into a new image at its next network boot. */

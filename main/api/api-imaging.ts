@@ -3,7 +3,8 @@
 // call reads the store and the catalog afresh, so jobs and images another process made (the
 // CLI beside a running host) are seen as they are.
 import type { Store } from '../store/index.js';
-import { ANY_MACHINE, ImageCatalog, ImageError, checkImageName, ImagingJobs, type ImageJob } from '../imaging/index.js';
+import { normalizeMac } from '../core/index.js';
+import { ANY_MACHINE, type StreamStats, ImageCatalog, ImageError, checkImageName, ImagingJobs, type ImageJob } from '../imaging/index.js';
 import type { ImageCaptureRequest, ImageDeployRequest, ImageInfo, ImagingJob } from '../../preload/api.js';
 import { ApiError, uiWording, type ImagingApi } from './api.js';
 import { formatBytes } from './boot-diagnosis.js';
@@ -33,6 +34,8 @@ export interface StoreImagingOptions {
   store: Store;
   /** The data folder the images live in; read at each call so it follows the host's settings. */
   dataDir: () => string;
+  /** A deploy's multicast stream while the running host sends it. */
+  liveStream?: (jobId: number) => StreamStats | undefined;
 }
 
 export function storeImaging(options: StoreImagingOptions): ImagingApi {
@@ -43,14 +46,40 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
   const deploying = (list: ImageJob[], image: string) =>
     list.filter((j) => j.kind === 'deploy' && j.image === image && j.machines.some((m) => !m.result)).map((j) => j.id);
 
-  const toApiJob = (job: ImageJob): ImagingJob => ({
-    ...job,
-    machines: job.machines.map((m) => {
-      if (m.mac === ANY_MACHINE) return { ...m, mac: '', anyMachine: true, reason: m.reason && uiWording(m.reason) };
-      const machine = store.machines.findByMac(m.mac);
-      return { ...m, reason: m.reason && uiWording(describeSeenDisks(m.reason)), machineId: machine?.id, machine: machine?.name || undefined };
-    }),
-  });
+  const toApiJob = (job: ImageJob): ImagingJob => {
+    const live = job.kind === 'deploy' ? options.liveStream?.(job.id) : undefined;
+    // While the stream runs its receivers' counts are the news; a PC that left it keeps what was stored then.
+    const fromStream = (mac: string) => {
+      const r = live?.receivers.find((x) => normalizeMac(x.mac) === mac);
+      return r ? { streamed: r.streamKiB * 1024, repaired: r.repairKiB * 1024 } : {};
+    };
+    return {
+      ...job,
+      ...(live
+        ? {
+            stream: {
+              group: `${live.group}:${live.port}`,
+              rate: live.rate,
+              chunks: live.chunks,
+              chunksSent: live.chunksSent,
+              passes: live.passes,
+              bytesSent: live.bytesSent,
+            },
+          }
+        : {}),
+      machines: job.machines.map((m) => {
+        if (m.mac === ANY_MACHINE) return { ...m, mac: '', anyMachine: true, reason: m.reason && uiWording(m.reason) };
+        const machine = store.machines.findByMac(m.mac);
+        return {
+          ...m,
+          ...(m.result || m.streamed !== undefined ? {} : fromStream(m.mac)),
+          reason: m.reason && uiWording(describeSeenDisks(m.reason)),
+          machineId: machine?.id,
+          machine: machine?.name || undefined,
+        };
+      }),
+    };
+  };
 
   const imageName = (name: string, field: string) => {
     try {

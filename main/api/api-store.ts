@@ -3,7 +3,7 @@
 // and an edit the database cannot take (full disk) answered with the fix, not SQLite's code.
 import { dirname } from 'node:path';
 import type { BootEvent, BootEventType } from '../core/index.js';
-import { storeImaging } from './api-imaging.js';
+import { storeImaging, type StoreImagingOptions } from './api-imaging.js';
 import { storeAnswers } from './api-answers.js';
 import {
   entryDiskSize,
@@ -144,7 +144,7 @@ export async function whyEntryIsUnassignable(store: Store, entryId: number, data
   }
 }
 
-export function storeApi(store: Store, options: { dataDir?: () => string } = {}): ApiStore {
+export function storeApi(store: Store, options: { dataDir?: () => string; imagingStream?: StoreImagingOptions['liveStream'] } = {}): ApiStore {
   const groups = (): MachineGroup[] => {
     const machines = store.machines.list();
     return store.machines.listGroups().map((g) => ({
@@ -231,7 +231,10 @@ export function storeApi(store: Store, options: { dataDir?: () => string } = {})
       list: (machineIds) => store.seats.list(machineIds),
       set: (seats, clear) => savingTo(store.path, () => store.seats.set(seats, clear)),
     },
-    imaging: options.dataDir || store.path !== ':memory:' ? storeImaging({ store, dataDir: options.dataDir ?? (() => dirname(store.path)) }) : undefined,
+    imaging:
+      options.dataDir || store.path !== ':memory:'
+        ? storeImaging({ store, dataDir: options.dataDir ?? (() => dirname(store.path)), liveStream: options.imagingStream })
+        : undefined,
     answers: options.dataDir || store.path !== ':memory:' ? storeAnswers({ store, dataDir: options.dataDir ?? (() => dirname(store.path)) }) : undefined,
     transfers: {
       recent: (limit) =>

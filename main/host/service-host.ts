@@ -23,7 +23,7 @@ import { HttpFileServer, scriptFileRoute } from '../http/index.js';
 import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, type Store, type StoreBusAttachment } from '../store/index.js';
 import { AnswerFileService, LibraryBootService, ensureLocalDiskEntry, chainloadBootPrograms, chainloadPolicy, locateBootBinary } from '../library/index.js';
-import { ImagingService } from '../imaging/index.js';
+import { ImagingService, type StreamStats } from '../imaging/index.js';
 
 // The status and transfer shapes are the UI contract's (declared once, in preload/api.ts).
 export type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as TransferSnapshot } from '../../preload/api.js';
@@ -105,6 +105,11 @@ export class ServiceHost {
 
   config(): ServeConfig {
     return structuredClone(this.currentConfig);
+  }
+
+  /** The multicast stream of a deploy job while the running host sends it. */
+  imagingStream(jobId: number): StreamStats | undefined {
+    return this.running?.imaging?.streamNow(jobId);
   }
 
   status(): ServicesStatus {

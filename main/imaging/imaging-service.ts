@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Logger, type Clock, type TimerHandle, systemClock } from '../core/index.js';
+import { type Logger, type Clock, type TimerHandle, normalizeMac, systemClock } from '../core/index.js';
 import type { Store } from '../store/index.js';
 import { ImageCatalog } from './image-catalog.js';
 import { ANY_MACHINE, ImagingJobs, type ImageJob, type MachinePhase } from './jobs.js';
@@ -84,6 +84,8 @@ export class ImagingService {
   private watchTimer: TimerHandle | undefined;
   /** The image stream of each deploy that has one, by job id. */
   private readonly senders = new Map<number, Promise<MulticastSender | undefined>>();
+  /** The same once started, for the screens' synchronous reads. */
+  private readonly liveSenders = new Map<number, MulticastSender>();
 
   constructor(private readonly options: ImagingServiceOptions) {
     this.clock = options.clock ?? systemClock;
@@ -170,7 +172,10 @@ export class ImagingService {
       rate: stream.rate,
     });
     const started = sender.start().then(
-      () => sender,
+      () => {
+        if (this.senders.get(job.id) === started) this.liveSenders.set(job.id, sender);
+        return sender;
+      },
       (error: Error) => {
         this.options.logger.warn(`imaging: no multicast stream for job ${job.id} (${error.message}): its PCs fetch by HTTP`);
         return undefined;
@@ -182,6 +187,8 @@ export class ImagingService {
 
   private leaveStream(jobId: number, mac: string): void {
     void this.senders.get(jobId)?.then((sender) => {
+      const got = sender?.stats().receivers.find((r) => normalizeMac(r.mac) === normalizeMac(mac));
+      if (got) this.jobs.recordStream(jobId, mac, got.streamKiB * 1024, got.repairKiB * 1024);
       sender?.leave(mac);
       if (sender?.finished()) this.endStream(jobId);
     });
@@ -190,6 +197,7 @@ export class ImagingService {
   private endStream(jobId: number): void {
     const pending = this.senders.get(jobId);
     this.senders.delete(jobId);
+    this.liveSenders.delete(jobId);
     void pending?.then(async (sender) => {
       if (!sender) return;
       const stats = sender.stats();
@@ -199,6 +207,11 @@ export class ImagingService {
         `imaging: stream of job ${jobId} ended: ${stats.chunksSent} chunks (${stats.passes + 1} pass(es)), ${stats.bytesSent} bytes sent at up to ${Math.round(stats.peakRate)} B/s; ${pcs}`,
       );
     });
+  }
+
+  /** Where the job's stream stands now, while it runs (the Images screen's job line). */
+  streamNow(jobId: number): StreamStats | undefined {
+    return this.liveSenders.get(jobId)?.stats();
   }
 
   /** Where the job's stream stands, while it has one. */

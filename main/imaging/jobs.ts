@@ -67,6 +67,9 @@ export interface JobMachine {
   result?: 'done' | 'failed';
   reason?: string;
   updatedAt: number;
+  /** Of a deploy sent as one stream: bytes this PC got from the stream and by HTTP repair, once it left the stream. */
+  streamed?: number;
+  repaired?: number;
 }
 
 interface JobRow {
@@ -88,6 +91,8 @@ interface MachineRow {
   reason: string | null;
   updated_at: number;
   part: number | null;
+  streamed: number | null;
+  repaired: number | null;
 }
 
 export class ImagingJobs {
@@ -198,6 +203,13 @@ export class ImagingJobs {
     return true;
   }
 
+  /** What the PC got from its deploy's stream and by repair, as the stream saw it when the PC left it. */
+  recordStream(id: number, mac: string, streamed: number, repaired: number): void {
+    this.db
+      .prepare('UPDATE image_job_machines SET streamed = ?, repaired = ? WHERE job_id = ? AND mac = ?')
+      .run(streamed, repaired, id, normalizeMac(mac) ?? '');
+  }
+
   /** Unfinished PCs in a working phase whose last report is older than `before` (ms). */
   silentSince(before: number): { job: ImageJob; machine: JobMachine }[] {
     const rows = this.db
@@ -244,6 +256,8 @@ export class ImagingJobs {
       result: m.result ?? undefined,
       reason: m.reason ?? undefined,
       updatedAt: m.updated_at,
+      streamed: m.streamed ?? undefined,
+      repaired: m.repaired ?? undefined,
     }));
     return { id: row.id, kind: row.kind, image: row.image, disk: row.disk ?? undefined, then: row.then_action, createdAt: row.created_at, machines };
   }

@@ -188,6 +188,14 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    description: 'how much of a deploy each PC got from the multicast stream and how much by HTTP repair (bytes), kept when the stream ends',
+    sql: `
+      ALTER TABLE image_job_machines ADD COLUMN streamed INTEGER;
+      ALTER TABLE image_job_machines ADD COLUMN repaired INTEGER;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -59,7 +59,7 @@ export function createUiHost(options: UiHostOptions): UiHost {
   return {
     host,
     store,
-    apiStore: store ? storeApi(store, { dataDir: () => host.config().dataDir }) : undefined,
+    apiStore: store ? storeApi(store, { dataDir: () => host.config().dataDir, imagingStream: (jobId) => host.imagingStream(jobId) }) : undefined,
     library: store
       ? storeLibraryImporter({
           store,

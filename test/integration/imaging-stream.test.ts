@@ -246,7 +246,7 @@ else
 
     test('four PCs deploy one image together: every disk verified, the host sends it about once', async (t) => {
       const macs = agentNs.map((_, i) => `52:54:00:aa:31:0${i}`);
-      const { runs, egress, stats } = await deploy(macs, agentNs);
+      const { runs, job, egress, stats } = await deploy(macs, agentNs);
       baselineSeconds = Math.max(...runs.map((r) => r.seconds));
       const ratio = egress / compressedBytes;
       t.diagnostic(
@@ -254,6 +254,12 @@ else
           `${baselineSeconds.toFixed(1)} s; ${stats}`,
       );
       for (const r of runs) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream:\n${r.out}`);
+      // Each PC's row keeps what the stream saw it get, for the Images screen after the stream ended.
+      const rows = (await ask(`status ${job}`, 'status')).machines as { mac: string; streamed?: number; repaired?: number }[];
+      for (const row of rows) {
+        assert.ok((row.streamed ?? 0) > compressedBytes / 2, `${row.mac}'s row records what it got from the stream: ${JSON.stringify(row)}`);
+        assert.equal(typeof row.repaired, 'number');
+      }
       assert.ok(ratio <= 1.3, `the host sent ${ratio.toFixed(2)}x the compressed image for 4 PCs (at most 1.3x)\n${runnerLog()}`);
     });
 
