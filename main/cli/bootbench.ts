@@ -68,6 +68,8 @@ Options:
   --tftp-multicast-wait SECONDS
                          a new multicast session's first block waits this long for the
                          other clients to join (default 0; implies --tftp-multicast)
+  --max-rate RATE        cap on a deploy's multicast image stream, bits per second (e.g. 400M,
+                         1G; default 1G); the stream adapts to loss below it
   --data DIR             database folder (default ~/.bootbench)
   --log text|json        text lines on stderr (default), or one JSON event per line on stdout;
                          DHCP packets beyond 400 a second (a storm) are counted, not logged

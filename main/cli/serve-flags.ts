@@ -34,6 +34,7 @@ export const SERVE_OPTIONS = {
   'tftp-multicast': { type: 'boolean' },
   'tftp-multicast-group': { type: 'string' },
   'tftp-multicast-wait': { type: 'string' },
+  'max-rate': { type: 'string' },
   data: { type: 'string' },
   log: { type: 'string' },
   // Test-only port overrides, so tests can run beside a real service.
@@ -194,6 +195,17 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
       config.tftpMulticast.startDelayMs = Math.round(Number(wait) * 1000);
     }
   }
+  if (values['max-rate'] !== undefined) config.imagingMaxRate = parseBitRate(values['max-rate']);
   if (values.data !== undefined) config.dataDir = resolve(values.data);
   return config;
+}
+
+/** `--max-rate`: bits per second with an optional k, M or G (400M, 1G), as a byte rate. */
+function parseBitRate(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)(?:bit\/?s?|bps)?$/i.exec(value.trim());
+  const scale = { '': 1, k: 1e3, m: 1e6, g: 1e9 }[(m?.[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const bits = m ? Number(m[1]) * scale : NaN;
+  if (!(bits >= 1e6 && bits <= 1e11))
+    throw new UsageError(`--max-rate "${value}" is not allowed: give bits per second from 1M to 100G, e.g. 400M or 1G (the image stream's cap)`);
+  return bits / 8;
 }

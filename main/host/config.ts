@@ -46,6 +46,8 @@ export interface ServeConfig {
    * `startDelayMs`: a new session's first block waits this long for the others to join.
    */
   tftpMulticast?: { group?: string; port?: number; startDelayMs?: number };
+  /** The cap, in bytes per second, on a deploy's multicast stream (full DHCP mode); default 1 Gbit/s. */
+  imagingMaxRate?: number;
   /** Ports; only tests change them. */
   ports: { dhcp: number; pxe: number; tftp: number; dhcpClient: number };
 }

@@ -414,7 +414,8 @@ export class ServiceHost {
       silenceSeconds: silence > 0 ? silence : undefined,
       // A deploy to several PCs streams by multicast on a bench network (full DHCP mode); in
       // proxy mode the NIC is on someone's office network, where that needs an explicit choice.
-      stream: config.mode === 'dhcp' ? { address: this.running!.address } : undefined,
+      stream:
+        config.mode === 'dhcp' ? { address: this.running!.address, rate: config.imagingMaxRate ? { maxRate: config.imagingMaxRate } : undefined } : undefined,
       onProgress: (job, mac, phase) => {
         // A failure's reason goes on the machine's timeline with it.
         const reason = phase === 'failed' ? imaging.jobs.get(job.id)?.machines.find((m) => m.mac === mac)?.reason : undefined;

@@ -17,6 +17,8 @@ import {
 } from '../../main/imaging/multicast-datagram.js';
 import { StreamSchedule, type FeedbackInput } from '../../main/imaging/multicast-schedule.js';
 import { streamGroupFor } from '../../main/imaging/multicast-sender.js';
+import { parseFlags, serveConfigFromFlags, SERVE_OPTIONS } from '../../main/cli/serve-flags.js';
+import { defaultServeConfig } from '../../main/host/config.js';
 import { ImageCatalog, ImagingJobs, ImagingRoutes, renderTask } from '../../main/imaging/index.js';
 import { silentLogger } from '../../main/core/logger.js';
 import { openStore, type Store } from '../../main/store/index.js';
@@ -325,5 +327,17 @@ describe('task and chunk route for the stream', () => {
     for (const bad of ['5-4', '0-10000', 'x', '1-2,', `${Array.from({ length: 1025 }, () => '0-0').join(',')}`]) {
       assert.equal((await get(`/imaging/chunks/${sha}?ranges=${bad}`)).status, 416, bad.slice(0, 20));
     }
+  });
+});
+
+describe('bootbench serve --max-rate', () => {
+  const flags = (...args: string[]) => serveConfigFromFlags(parseFlags(args, SERVE_OPTIONS).values, defaultServeConfig('/tmp/bb'));
+  test('bits per second with k, M or G become the stream cap in bytes per second; nonsense is refused with an example', () => {
+    assert.equal(flags().imagingMaxRate, undefined);
+    assert.equal(flags('--max-rate', '400M').imagingMaxRate, 50_000_000);
+    assert.equal(flags('--max-rate', '1G').imagingMaxRate, 125_000_000);
+    assert.equal(flags('--max-rate', '2.5gbit').imagingMaxRate, 312_500_000);
+    for (const bad of ['fast', '10k', '0', '200G'])
+      assert.throws(() => flags('--max-rate', bad), /--max-rate .* give bits per second from 1M to 100G, e.g. 400M/);
   });
 });
