@@ -7,6 +7,8 @@ import { IMAGING_PHASE_WORDS, type ImagingMachineRow, type ImagingPhase, type Ma
 
 /** Events older than this say nothing about the PC now: yesterday's class is over. */
 export const ROOM_IDLE_MS = 12 * 3600_000;
+/** A PC that got its one boot program and stayed quiet this long runs it: the tile says done. */
+export const BOOTED_QUIET_MS = 60_000;
 /** Columns of a room nobody has arranged yet (five fit a phone's width). */
 export const ROOM_DEFAULT_COLUMNS = 5;
 
@@ -33,6 +35,7 @@ export function roomTileState(events: BootEvent[], imaging: TileImaging | undefi
   let word = undefined as string | undefined;
   let filesThisBoot = 0;
   let bootStart = 0;
+  let lastFile: { name: string; at: number } | undefined;
   const set = (s: RoomTileState, e: BootEvent, why?: string, w?: string) => {
     state = s;
     since = e.time;
@@ -46,6 +49,7 @@ export function roomTileState(events: BootEvent[], imaging: TileImaging | undefi
     } else if (isFirmwareDhcp(e)) {
       filesThisBoot = 0;
       bootStart = e.time;
+      lastFile = undefined;
       set('booting', e);
     } else if (e.type === 'imaging.progress') {
       const phase = e.phase as ImagingPhase;
@@ -63,6 +67,7 @@ export function roomTileState(events: BootEvent[], imaging: TileImaging | undefi
     } else if (e.type === 'dhcp.ignored' && e.deliberate) {
       if (state !== 'failed') set('done', e, 'boots from its own disk');
     } else if ((e.type === 'tftp.done' || e.type === 'http.done') && state === 'booting') {
+      lastFile = { name: e.file, at: e.time };
       // A kernel and its initrd: the installer or system it starts runs from here.
       if (++filesThisBoot >= 2) set('installing', e, `started what it was given (${filesThisBoot} files)`);
     } else if ((e.type === 'tftp.failed' || e.type === 'http.failed') && state === 'booting') {
@@ -82,6 +87,10 @@ export function roomTileState(events: BootEvent[], imaging: TileImaging | undefi
       now,
     );
     if (diagnosis.level === 'problem') return { state: 'failed', word: 'failed', detail: diagnosis.message, since };
+    // One boot program (a tool such as memtest, a live system) got and nothing asked since:
+    // Bootbench's part is over, and "booting" would no longer be true.
+    if (lastFile && now - lastFile.at >= BOOTED_QUIET_MS)
+      return { state: 'done', word: 'done', detail: `booted ${lastFile.name.split('/').pop()}; nothing more asked since`, since: lastFile.at };
     detail ??= diagnosis.message;
   }
   const result: TileState = { state, word: word ?? state, detail, since };

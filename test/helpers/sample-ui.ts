@@ -14,7 +14,7 @@ import { buildBzImage, buildCpioNewc, buildPe } from '../unit/library-fixtures.j
 import { ImagingJobs } from '../../main/imaging/index.js';
 import { addSampleImage } from './sample-image.js';
 
-export const SCREENS = ['start', 'library', 'machines', 'images', 'live', 'timeline'] as const;
+export const SCREENS = ['start', 'library', 'machines', 'room', 'images', 'live', 'timeline'] as const;
 export type ScreenName = (typeof SCREENS)[number];
 
 export const SAMPLE_MACS = { booted: '52:54:00:12:34:07', downloading: '52:54:00:12:34:08' } as const;
@@ -157,6 +157,7 @@ export async function openScreen(page: Page, screen: ScreenName): Promise<void> 
     start: 'text=1. Network card',
     library: '[data-testid=entries] >> text=memtest',
     machines: `tr[data-mac="${SAMPLE_MACS.booted}"]`,
+    room: '[data-testid=room] [data-machine="bench-07"]',
     images: `[data-job] tr[data-mac="${SAMPLE_MACS.booted}"]`,
     live: '[data-testid=transfer-history] >> text=memtest',
     timeline: '[data-testid=timeline-events]',

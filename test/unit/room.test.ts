@@ -7,7 +7,7 @@ import { register } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { layoutRoom, roomTileState, ROOM_IDLE_MS } from '../../main/api/room.js';
+import { BOOTED_QUIET_MS, layoutRoom, roomTileState, ROOM_IDLE_MS } from '../../main/api/room.js';
 import { WAKE_ANSWER_MS, WAKE_NO_ANSWER } from '../../main/api/boot-diagnosis.js';
 import { HostApi, type ApiServiceHost } from '../../main/api/api.js';
 import { storeApi } from '../../main/api/api-store.js';
@@ -57,6 +57,11 @@ describe('the word on a tile', () => {
     ]);
     assert.deepEqual(word([...installing, ev('install.done', T + 600_000)], T + 600_001), ['done', 'done']);
     assert.deepEqual(word([discover(T), ev('dhcp.ignored', T + 1, { deliberate: true, reason: 'boots its local disk' })], T + 2), ['done', 'done']);
+    // One boot program (memtest, a live system) delivered: booting for a minute, then done while it stays quiet.
+    const oneProgram = [discover(T), offer(T + 1), done(T + 3000, 'tools/memtest.efi')];
+    assert.deepEqual(word(oneProgram, T + 3000 + BOOTED_QUIET_MS - 1), ['booting', 'booting']);
+    const quiet = roomTileState(oneProgram, undefined, T + 3000 + BOOTED_QUIET_MS);
+    assert.deepEqual([quiet.state, quiet.detail], ['done', 'booted memtest.efi; nothing more asked since']);
   });
 
   test('a failed download or a problem the Timeline names: failed with the reason', () => {
