@@ -50,7 +50,7 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
     const live = job.kind === 'deploy' ? options.liveStream?.(job.id) : undefined;
     // While the stream runs its receivers' counts are the news; a PC that left it keeps what was stored then.
     const fromStream = (mac: string) => {
-      const r = live?.receivers.find((x) => normalizeMac(x.mac) === mac);
+      const r = live?.receivers.find((x) => x.lastHeard > 0 && normalizeMac(x.mac) === mac);
       return r ? { streamed: r.streamKiB * 1024, repaired: r.repairKiB * 1024 } : {};
     };
     return {

@@ -188,7 +188,7 @@ export class ImagingService {
   private leaveStream(jobId: number, mac: string): void {
     void this.senders.get(jobId)?.then((sender) => {
       const got = sender?.stats().receivers.find((r) => normalizeMac(r.mac) === normalizeMac(mac));
-      if (got) this.jobs.recordStream(jobId, mac, got.streamKiB * 1024, got.repairKiB * 1024);
+      if (got && got.lastHeard > 0) this.jobs.recordStream(jobId, mac, got.streamKiB * 1024, got.repairKiB * 1024);
       sender?.leave(mac);
       if (sender?.finished()) this.endStream(jobId);
     });
@@ -201,6 +201,9 @@ export class ImagingService {
     void pending?.then(async (sender) => {
       if (!sender) return;
       const stats = sender.stats();
+      // The stream ends once every PC has everything, often before most of them left it. A PC
+      // never heard from (no receiver in its environment) has no counts to keep.
+      for (const r of stats.receivers) if (r.lastHeard > 0) this.jobs.recordStream(jobId, r.mac, r.streamKiB * 1024, r.repairKiB * 1024);
       await sender.stop();
       const pcs = stats.receivers.map((r) => `${r.mac} ${r.streamKiB} KiB streamed, ${r.repairKiB} KiB repaired`).join('; ');
       this.options.logger.info(

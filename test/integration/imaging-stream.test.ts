@@ -257,7 +257,7 @@ else
       // Each PC's row keeps what the stream saw it get, for the Images screen after the stream ended.
       const rows = (await ask(`status ${job}`, 'status')).machines as { mac: string; streamed?: number; repaired?: number }[];
       for (const row of rows) {
-        assert.ok((row.streamed ?? 0) > compressedBytes / 2, `${row.mac}'s row records what it got from the stream: ${JSON.stringify(row)}`);
+        assert.ok((row.streamed ?? 0) > compressedBytes / 2, `${row.mac}'s row records what it got from the stream: ${JSON.stringify(row)}\n${runnerLog()}`);
         assert.equal(typeof row.repaired, 'number');
       }
       assert.ok(ratio <= 1.3, `the host sent ${ratio.toFixed(2)}x the compressed image for 4 PCs (at most 1.3x)\n${runnerLog()}`);

@@ -25,7 +25,7 @@ test('a streamed deploy: the stream line while it runs, live shares per PC, stor
       need: 0,
       window: 16,
       done: false,
-      lastHeard: 0,
+      lastHeard: 1,
       received: 0,
       lost: 0,
       overrun: 0,
