@@ -55,7 +55,16 @@ export interface StartRequest {
   force?: boolean;
   /** UEFI HTTP boot: answered or not, and what x64 HTTP-boot PCs get. */
   httpBoot?: HttpBootSetting;
+  /** A deploy to several PCs as one multicast stream. */
+  imagingMulticast?: ImagingMulticastSetting;
 }
+
+/**
+ * Whether a deploy to several PCs is sent once as a multicast stream: 'auto' streams in full
+ * DHCP mode (a bench network) and not in proxy mode (an office network, where it needs the
+ * network team's agreement); 'on' streams in both; 'off' sends every PC its own copy by HTTP.
+ */
+export type ImagingMulticastSetting = 'auto' | 'on' | 'off';
 
 /**
  * UEFI HTTP boot (firmware asking with vendor class HTTPClient): answered or not. `file`, a
@@ -101,6 +110,8 @@ export interface ServeSettings {
   boot: Partial<Record<BootClass, string>>;
   /** Undefined: answered, with the same program as UEFI PXE PCs (never set otherwise). */
   httpBoot?: HttpBootSetting;
+  /** Undefined: 'auto'. */
+  imagingMulticast?: ImagingMulticastSetting;
   /** Undefined when the host has no library (the machine database is not open). */
   defaultBoot?: DefaultBoot;
   /**
@@ -541,6 +552,8 @@ export interface ImagingStreamInfo {
   /** passes after the first (a later pass sends what PCs still lack) */
   passes: number;
   bytesSent: number;
+  /** The NIC's IGMP querier: what was heard, and whether Bootbench sends queries to keep snooping switches forwarding. */
+  querier?: string;
 }
 
 export interface ImagingJob {
@@ -554,6 +567,8 @@ export interface ImagingJob {
   machines: ImagingMachineRow[];
   /** Present while the running host sends this deploy as one multicast stream. */
   stream?: ImagingStreamInfo;
+  /** A deploy to several PCs the running host sends by unicast HTTP, with the reason (the multicast setting). */
+  unicast?: string;
 }
 
 /** Capture one machine's disk into a new image at its next network boot. */

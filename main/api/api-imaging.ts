@@ -36,6 +36,8 @@ export interface StoreImagingOptions {
   dataDir: () => string;
   /** A deploy's multicast stream while the running host sends it. */
   liveStream?: (jobId: number) => StreamStats | undefined;
+  /** Why deploys to several PCs go unicast on the running host (multicast off there), if they do. */
+  unicastReason?: () => string | undefined;
 }
 
 export function storeImaging(options: StoreImagingOptions): ImagingApi {
@@ -45,6 +47,13 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
 
   const deploying = (list: ImageJob[], image: string) =>
     list.filter((j) => j.kind === 'deploy' && j.image === image && j.machines.some((m) => !m.result)).map((j) => j.id);
+
+  // A deploy to several PCs still under way that the running host does not stream: the setting's reason.
+  const unicastReason = (job: ImageJob, live: StreamStats | undefined) => {
+    if (job.kind !== 'deploy' || live || job.machines.filter((m) => !m.result).length < 2) return undefined;
+    const reason = options.unicastReason?.();
+    return reason ? { unicast: reason } : undefined;
+  };
 
   const toApiJob = (job: ImageJob): ImagingJob => {
     const live = job.kind === 'deploy' ? options.liveStream?.(job.id) : undefined;
@@ -64,9 +73,11 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
               chunksSent: live.chunksSent,
               passes: live.passes,
               bytesSent: live.bytesSent,
+              ...(live.querier ? { querier: live.querier } : {}),
             },
           }
         : {}),
+      ...(unicastReason(job, live) ?? {}),
       machines: job.machines.map((m) => {
         if (m.mac === ANY_MACHINE) return { ...m, mac: '', anyMachine: true, reason: m.reason && uiWording(m.reason) };
         const machine = store.machines.findByMac(m.mac);

@@ -144,7 +144,10 @@ export async function whyEntryIsUnassignable(store: Store, entryId: number, data
   }
 }
 
-export function storeApi(store: Store, options: { dataDir?: () => string; imagingStream?: StoreImagingOptions['liveStream'] } = {}): ApiStore {
+export function storeApi(
+  store: Store,
+  options: { dataDir?: () => string; imagingStream?: StoreImagingOptions['liveStream']; imagingUnicastReason?: StoreImagingOptions['unicastReason'] } = {},
+): ApiStore {
   const groups = (): MachineGroup[] => {
     const machines = store.machines.list();
     return store.machines.listGroups().map((g) => ({
@@ -233,7 +236,12 @@ export function storeApi(store: Store, options: { dataDir?: () => string; imagin
     },
     imaging:
       options.dataDir || store.path !== ':memory:'
-        ? storeImaging({ store, dataDir: options.dataDir ?? (() => dirname(store.path)), liveStream: options.imagingStream })
+        ? storeImaging({
+            store,
+            dataDir: options.dataDir ?? (() => dirname(store.path)),
+            liveStream: options.imagingStream,
+            unicastReason: options.imagingUnicastReason,
+          })
         : undefined,
     answers: options.dataDir || store.path !== ':memory:' ? storeAnswers({ store, dataDir: options.dataDir ?? (() => dirname(store.path)) }) : undefined,
     transfers: {

@@ -63,6 +63,7 @@ import type {
   RoomView,
   ServeMode,
   ServeSettings,
+  ImagingMulticastSetting,
   ServicesStatus,
   Timeline,
   TransferRecord,
@@ -85,10 +86,11 @@ export interface ApiServiceHost {
     root?: string;
     force?: boolean;
     httpBoot?: HttpBootSetting;
+    imagingMulticast?: ImagingMulticastSetting;
   }): Promise<ServicesStatus>;
   stop(): Promise<ServicesStatus>;
   status(): ServicesStatus;
-  config(): Pick<ServeSettings, 'interfaceName' | 'mode' | 'pool' | 'root' | 'httpPort' | 'boot' | 'httpBoot'> & { dataDir: string };
+  config(): Pick<ServeSettings, 'interfaceName' | 'mode' | 'pool' | 'root' | 'httpPort' | 'boot' | 'httpBoot' | 'imagingMulticast'> & { dataDir: string };
   /** The bundled iPXE chain's programs, found or missing (ServiceHost.bootPrograms). */
   bootPrograms?(): BootProgramStatus[];
   activeTransfers(): TransferRow[];
@@ -253,6 +255,7 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
         })
         .strict()
         .optional(),
+      imagingMulticast: z.enum(['auto', 'on', 'off']).optional(),
     })
     .strict(),
   'services:stop': none,
@@ -720,6 +723,7 @@ export class HostApi {
       httpPort: c.httpPort,
       boot: c.boot,
       httpBoot: c.httpBoot,
+      imagingMulticast: c.imagingMulticast,
       defaultBoot: this.options.store?.defaults.boot(),
       bootPrograms: this.options.host.bootPrograms?.() ?? [],
     };

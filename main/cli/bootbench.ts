@@ -70,6 +70,12 @@ Options:
                          other clients to join (default 0; implies --tftp-multicast)
   --max-rate RATE        cap on a deploy's multicast image stream, bits per second (e.g. 400M,
                          1G; default 1G); the stream adapts to loss below it
+  --multicast auto|on|off
+                         send a deploy to several PCs once, as a multicast stream: auto (default)
+                         in --mode dhcp only; on also in proxy mode (an office network: only if
+                         its network team agrees, since every switch port that asks gets it); off
+                         sends each PC its own copy by HTTP. While streaming, Bootbench sends IGMP
+                         queries if no querier is heard, so snooping switches keep forwarding
   --data DIR             database folder (default ~/.bootbench)
   --log text|json        text lines on stderr (default), or one JSON event per line on stdout;
                          DHCP packets beyond 400 a second (a storm) are counted, not logged

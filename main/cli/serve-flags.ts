@@ -35,6 +35,7 @@ export const SERVE_OPTIONS = {
   'tftp-multicast-group': { type: 'string' },
   'tftp-multicast-wait': { type: 'string' },
   'max-rate': { type: 'string' },
+  multicast: { type: 'string' },
   data: { type: 'string' },
   log: { type: 'string' },
   // Test-only port overrides, so tests can run beside a real service.
@@ -196,6 +197,12 @@ export function serveConfigFromFlags(values: ReturnType<typeof parseFlags<typeof
     }
   }
   if (values['max-rate'] !== undefined) config.imagingMaxRate = parseBitRate(values['max-rate']);
+  if (values.multicast !== undefined) {
+    const choice = values.multicast;
+    if (choice !== 'auto' && choice !== 'on' && choice !== 'off')
+      throw new UsageError(`--multicast "${choice}" is not allowed: use auto (stream in full DHCP mode only), on or off`);
+    config.imagingMulticast = choice;
+  }
   if (values.data !== undefined) config.dataDir = resolve(values.data);
   return config;
 }

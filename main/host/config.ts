@@ -48,8 +48,30 @@ export interface ServeConfig {
   tftpMulticast?: { group?: string; port?: number; startDelayMs?: number };
   /** The cap, in bytes per second, on a deploy's multicast stream (full DHCP mode); default 1 Gbit/s. */
   imagingMaxRate?: number;
+  /**
+   * Whether a deploy to several PCs is sent as one multicast stream: 'auto' (the default) streams
+   * in full DHCP mode only, 'on' streams in proxy mode too, 'off' never.
+   */
+  imagingMulticast?: ImagingMulticastSetting;
   /** Ports; only tests change them. */
   ports: { dhcp: number; pxe: number; tftp: number; dhcpClient: number };
+}
+
+export type ImagingMulticastSetting = 'auto' | 'on' | 'off';
+
+/** Why a deploy to several PCs goes unicast, shown on the Images screen; multicast was an explicit choice in proxy mode. */
+export const PROXY_MULTICAST_REASON =
+  'multicast on an office network reaches every switch port that asks for it; turn it on only if the network team agrees (Start screen, or bootbench serve --multicast on)';
+
+/**
+ * Whether deploys stream by multicast under `config`, or the reason they go unicast: an
+ * office network (proxy mode) is someone else's, so there it takes an explicit 'on'.
+ */
+export function imagingMulticastChoice(config: Pick<ServeConfig, 'mode' | 'imagingMulticast'>): { stream: true } | { stream: false; reason: string } {
+  const setting = config.imagingMulticast ?? 'auto';
+  if (setting === 'off') return { stream: false, reason: 'multicast is turned off in the serving settings (Start screen, or bootbench serve --multicast)' };
+  if (setting === 'auto' && config.mode === 'proxy') return { stream: false, reason: PROXY_MULTICAST_REASON };
+  return { stream: true };
 }
 
 /**

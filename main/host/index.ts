@@ -5,10 +5,12 @@ export {
   checkHttpBootFile,
   defaultServeConfig,
   defaultServedFolder,
+  imagingMulticastChoice,
   isAllowedHttpBootFile,
   parsePool,
   type BootClassName,
   type HttpBootSetting,
+  type ImagingMulticastSetting,
   type ServeConfig,
 } from './config.js';
 export { ServiceHost } from './service-host.js';

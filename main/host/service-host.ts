@@ -8,7 +8,15 @@ import type { ServiceName, ServiceStatus, ServicesStatus, TransferRow as Transfe
 import { ClientDirectory } from './client-directory.js';
 import { TransferTable } from './transfer-table.js';
 import { libraryAssignments } from './library-assignments.js';
-import { ConfigError, bootFilesWithHttpBoot, checkPoolAgainstInterface, defaultServedFolder, prefixToNetmask, type ServeConfig } from './config.js';
+import {
+  ConfigError,
+  bootFilesWithHttpBoot,
+  checkPoolAgainstInterface,
+  defaultServedFolder,
+  imagingMulticastChoice,
+  prefixToNetmask,
+  type ServeConfig,
+} from './config.js';
 import {
   type UdpSocketFactory,
   type InterfaceChange,
@@ -16,6 +24,7 @@ import {
   createScopedUdpSocketFactory,
   resolveServeInterface,
   watchInterface,
+  IgmpQuerier,
 } from '../net/index.js';
 import { DhcpService, DhcpThread, DhcpThreadUnavailable } from '../dhcp/index.js';
 import { TftpServer } from '../tftp/index.js';
@@ -110,6 +119,11 @@ export class ServiceHost {
   /** The multicast stream of a deploy job while the running host sends it. */
   imagingStream(jobId: number): StreamStats | undefined {
     return this.running?.imaging?.streamNow(jobId);
+  }
+
+  /** Why the running host sends deploys to several PCs by unicast (the multicast setting), if it does. */
+  imagingUnicastReason(): string | undefined {
+    return this.running?.imaging?.unicastReason;
   }
 
   status(): ServicesStatus {
@@ -406,6 +420,7 @@ export class ServiceHost {
     const store = this.store!;
     // The environment variable shortens the silence limit for tests that switch a PC off.
     const silence = Number(process.env.BOOTBENCH_IMAGING_SILENCE_SECONDS);
+    const multicast = imagingMulticastChoice(config);
     const imaging = new ImagingService({
       store,
       dataDir: config.dataDir,
@@ -414,8 +429,10 @@ export class ServiceHost {
       silenceSeconds: silence > 0 ? silence : undefined,
       // A deploy to several PCs streams by multicast on a bench network (full DHCP mode); in
       // proxy mode the NIC is on someone's office network, where that needs an explicit choice.
-      stream:
-        config.mode === 'dhcp' ? { address: this.running!.address, rate: config.imagingMaxRate ? { maxRate: config.imagingMaxRate } : undefined } : undefined,
+      stream: multicast.stream
+        ? { address: this.running!.address, rate: config.imagingMaxRate ? { maxRate: config.imagingMaxRate } : undefined, querier: this.startQuerier() }
+        : undefined,
+      unicastReason: multicast.stream ? undefined : multicast.reason,
       onProgress: (job, mac, phase) => {
         // A failure's reason goes on the machine's timeline with it.
         const reason = phase === 'failed' ? imaging.jobs.get(job.id)?.machines.find((m) => m.mac === mac)?.reason : undefined;
@@ -432,6 +449,23 @@ export class ServiceHost {
     if (missing) this.logger.debug(`imaging: no ${missing}`);
     this.running!.imaging = imaging;
     return imaging;
+  }
+
+  /**
+   * The IGMP querier on the served NIC: it listens for other queriers while the host serves
+   * and sends queries while a deploy streams, so snooping switches without a querier keep
+   * forwarding the stream. BOOTBENCH_IGMP_QUERIER=off keeps it listening only.
+   */
+  private startQuerier(): IgmpQuerier {
+    const r = this.running!;
+    const querier = new IgmpQuerier({
+      interfaceName: r.nic.name,
+      address: r.address,
+      logger: this.logger,
+      mode: process.env.BOOTBENCH_IGMP_QUERIER === 'off' ? 'off' : 'auto',
+    });
+    r.unsubscribe.push(() => querier.close());
+    return querier;
   }
 
   /**

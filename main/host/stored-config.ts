@@ -28,6 +28,8 @@ export function configFromSettings(store: Store, dataDir: string): ServeConfig {
   if (defaults?.ipxeScript) config.ipxeScript = defaults.ipxeScript;
   const httpBoot = s.get('httpBoot');
   if (httpBoot) config.httpBoot = httpBoot.file ? { answer: httpBoot.answer, file: httpBoot.file } : { answer: httpBoot.answer };
+  const multicast = s.get('imagingMulticast');
+  if (multicast) config.imagingMulticast = multicast;
   return config;
 }
 
@@ -41,5 +43,6 @@ export function saveConfigToSettings(store: Store, config: ServeConfig): void {
     s.set('ports', { ...(s.get('ports') ?? {}), http: config.httpPort });
     s.set('defaults', { ...(s.get('defaults') ?? {}), boot: { ...config.boot }, ipxeScript: config.ipxeScript });
     if (config.httpBoot) s.set('httpBoot', { ...config.httpBoot });
+    if (config.imagingMulticast) s.set('imagingMulticast', config.imagingMulticast);
   });
 }

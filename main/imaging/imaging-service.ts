@@ -45,7 +45,17 @@ export interface ImagingServiceOptions {
   /** A working PC silent this long is failed: it was switched off or lost the network. */
   silenceSeconds?: number;
   /** A deploy to several PCs is sent once as a multicast stream from this NIC address; without it every PC fetches by HTTP. */
-  stream?: { address: string; rate?: MulticastSenderOptions['rate'] };
+  stream?: { address: string; rate?: MulticastSenderOptions['rate']; querier?: StreamQuerier };
+  /** Without `stream`: why deploys go unicast, shown with each deploy to several PCs. */
+  unicastReason?: string;
+}
+
+/** What a stream needs of the NIC's IGMP querier (main/net/igmp-querier.ts). */
+export interface StreamQuerier {
+  /** Queries go on until the returned function is called. */
+  hold(): () => void;
+  /** What was heard on the NIC and what Bootbench does about it. */
+  status(): string;
 }
 
 /** Phases after which a PC no longer reads the stream. */
@@ -86,6 +96,8 @@ export class ImagingService {
   private readonly senders = new Map<number, Promise<MulticastSender | undefined>>();
   /** The same once started, for the screens' synchronous reads. */
   private readonly liveSenders = new Map<number, MulticastSender>();
+  /** Each running stream's hold on the IGMP querier. */
+  private readonly querierHolds = new Map<number, () => void>();
 
   constructor(private readonly options: ImagingServiceOptions) {
     this.clock = options.clock ?? systemClock;
@@ -162,6 +174,10 @@ export class ImagingService {
     const stream = this.options.stream;
     const pcs = job.machines.filter((m) => !m.result).map((m) => m.mac);
     const manifest = job.kind === 'deploy' ? this.catalog.get(job.image) : undefined;
+    if (!stream && pcs.length >= 2 && manifest && this.options.unicastReason) {
+      this.options.logger.info(`imaging: job ${job.id} goes to its ${pcs.length} PCs by unicast HTTP: ${this.options.unicastReason}`);
+      this.senders.set(job.id, Promise.resolve(undefined));
+    }
     if (!stream || pcs.length < 2 || !manifest) return Promise.resolve(undefined);
     const sender = new MulticastSender({
       address: stream.address,
@@ -173,7 +189,11 @@ export class ImagingService {
     });
     const started = sender.start().then(
       () => {
-        if (this.senders.get(job.id) === started) this.liveSenders.set(job.id, sender);
+        if (this.senders.get(job.id) === started) {
+          this.liveSenders.set(job.id, sender);
+          const release = stream.querier?.hold();
+          if (release) this.querierHolds.set(job.id, release);
+        }
         return sender;
       },
       (error: Error) => {
@@ -198,6 +218,8 @@ export class ImagingService {
     const pending = this.senders.get(jobId);
     this.senders.delete(jobId);
     this.liveSenders.delete(jobId);
+    this.querierHolds.get(jobId)?.();
+    this.querierHolds.delete(jobId);
     void pending?.then(async (sender) => {
       if (!sender) return;
       const stats = sender.stats();
@@ -214,12 +236,21 @@ export class ImagingService {
 
   /** Where the job's stream stands now, while it runs (the Images screen's job line). */
   streamNow(jobId: number): StreamStats | undefined {
-    return this.liveSenders.get(jobId)?.stats();
+    const stats = this.liveSenders.get(jobId)?.stats();
+    const querier = this.options.stream?.querier?.status();
+    return stats && querier ? { ...stats, querier } : stats;
+  }
+
+  /** Why a deploy to several PCs goes unicast (multicast off here), or undefined when it streams. */
+  get unicastReason(): string | undefined {
+    return this.options.stream ? undefined : this.options.unicastReason;
   }
 
   /** Where the job's stream stands, while it has one. */
   async streamStats(jobId: number): Promise<StreamStats | undefined> {
-    return (await this.senders.get(jobId))?.stats();
+    const stats = (await this.senders.get(jobId))?.stats();
+    const querier = this.options.stream?.querier?.status();
+    return stats && querier ? { ...stats, querier } : stats;
   }
 
   /**

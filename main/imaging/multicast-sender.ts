@@ -48,6 +48,8 @@ export interface StreamStats {
   passes: number;
   bytesSent: number;
   receivers: ReceiverView[];
+  /** The NIC's IGMP querier: what was heard and what Bootbench does (set by the imaging service). */
+  querier?: string;
 }
 
 const ADAPT_MS = 250;

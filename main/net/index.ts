@@ -48,3 +48,13 @@ export { EAGAIN, EINTR, ENOBUFS, POLLIN, POLLOUT, loadLinuxSyscalls, pinnedBuffe
 export { UNPRIVILEGED_PORTS_COMMAND, detectPackaging, type HostPackaging } from './privileges.js';
 export { encodeSockaddr, openTransferDescriptor } from './udp-descriptor.js';
 export { openWindowsIcmpProber } from './windows-icmp-probe.js';
+export {
+  encodeGeneralQuery,
+  decodeIgmpDatagram,
+  QuerierElection,
+  DEFAULT_QUERIER_TIMINGS,
+  type QuerierTimings,
+  type QuerierRole,
+  type HeardIgmp,
+} from './igmp.js';
+export { IgmpQuerier, listenForQueriers, openIgmpSocket, type IgmpQuerierOptions, type IgmpSocket } from './igmp-querier.js';

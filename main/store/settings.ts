@@ -28,6 +28,8 @@ export const SETTING_SCHEMAS = {
   }),
   /** UEFI HTTP boot: answered or not, and the file x64 HTTP-boot PCs get (else what UEFI PXE PCs get). */
   httpBoot: z.object({ answer: z.boolean(), file: z.string().min(1).optional() }),
+  /** A deploy to several PCs as one multicast stream: auto (full DHCP mode only), on, off. */
+  imagingMulticast: z.enum(['auto', 'on', 'off']),
   retention: z
     .object({
       maxAgeMs: z.number().int().positive(),

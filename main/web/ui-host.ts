@@ -59,7 +59,13 @@ export function createUiHost(options: UiHostOptions): UiHost {
   return {
     host,
     store,
-    apiStore: store ? storeApi(store, { dataDir: () => host.config().dataDir, imagingStream: (jobId) => host.imagingStream(jobId) }) : undefined,
+    apiStore: store
+      ? storeApi(store, {
+          dataDir: () => host.config().dataDir,
+          imagingStream: (jobId) => host.imagingStream(jobId),
+          imagingUnicastReason: () => host.imagingUnicastReason(),
+        })
+      : undefined,
     library: store
       ? storeLibraryImporter({
           store,

@@ -3,6 +3,7 @@ import type { ApiClient } from '../transport.js';
 import type {
   DefaultBootChoice,
   HttpBootSetting,
+  ImagingMulticastSetting,
   InterfacesList,
   NetInterfaceInfo,
   ServeMode,
@@ -28,6 +29,8 @@ export class ServicesState {
   httpBootAnswer = $state(true);
   httpBootWhat = $state<'same' | 'file'>('same');
   httpBootFile = $state('');
+  /** A deploy to several PCs as one multicast stream, as chosen on the screen; sent with Start when it differs. */
+  multicast = $state<ImagingMulticastSetting>('auto');
   /** The NIC the settings name that this computer no longer has (unplugged USB adapter, renamed). */
   goneInterface = $state<string | undefined>(undefined);
   /** The last failure to change the default boot, as the host worded it. */
@@ -76,6 +79,7 @@ export class ServicesState {
     this.httpBootAnswer = settings.httpBoot?.answer ?? true;
     this.httpBootWhat = settings.httpBoot?.file ? 'file' : 'same';
     this.httpBootFile = settings.httpBoot?.file ?? '';
+    this.multicast = settings.imagingMulticast ?? 'auto';
     if (!this.interfaceName) {
       const remembered = status.interfaceName ?? settings.interfaceName;
       // A remembered NIC that is gone is named as gone, not preselected: Start would fail on it.
@@ -113,6 +117,21 @@ export class ServicesState {
       ...(this.settings && this.root.trim() !== this.settings.root ? { root: this.root.trim() } : {}),
       ...(force ? { force: true } : {}),
       ...(this.httpBootChanged() ? { httpBoot: this.httpBootChoice() } : {}),
+      ...(this.multicast !== (this.settings?.imagingMulticast ?? 'auto') ? { imagingMulticast: this.multicast } : {}),
+    };
+  }
+
+  /** Whether deploys to several PCs stream under the chosen mode, and why not when they do not. */
+  multicastNote(): { streams: boolean; text: string } {
+    if (this.multicast === 'off') return { streams: false, text: 'Each PC gets its own copy of the image by HTTP.' };
+    if (this.multicast === 'on' || this.mode === 'dhcp')
+      return {
+        streams: true,
+        text: 'A deploy to several PCs is sent once, as a multicast stream (TTL 1, this NIC only). If no IGMP querier is heard, Bootbench sends queries while it streams so snooping switches keep forwarding.',
+      };
+    return {
+      streams: false,
+      text: 'Proxy mode: deploys go by unicast HTTP. Multicast on an office network reaches every switch port that asks for it; turn it on only if the network team agrees.',
     };
   }
 
