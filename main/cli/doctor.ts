@@ -10,7 +10,9 @@ import {
   checkFirewall,
   type UdpSocketFactory,
   type FirewallCheckOptions,
+  listenForQueriers,
 } from '../net/index.js';
+import { readFileSync } from 'node:fs';
 import { listenForOffers, runTestBoot, type HeardOffer } from './test-boot.js';
 import { checkDataFolderSpace } from '../store/index.js';
 import { chainloadBootPrograms } from '../library/index.js';
@@ -45,6 +47,11 @@ export interface DoctorOptions {
   dataFolderSpace?: typeof checkDataFolderSpace;
   /** The bundled boot programs' folder (default: resources/boot of this installation); tests inject one. */
   resourcesDir?: string;
+  /** How long to listen for IGMP queriers (default 5 s, beside the DHCP listen); 0 skips it. */
+  igmpListenMs?: number;
+  /** The IGMP listen and /proc/net/igmp; tests inject them. */
+  listenForQueriers?: typeof listenForQueriers;
+  kernelIgmp?: () => string | undefined;
 }
 
 export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
@@ -85,14 +92,21 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
         message: `${nic.name} is a virtual NIC (bridge, VPN, container or VM network)`,
         fix: 'use it only if the bench PCs are really on it (e.g. a lab bridge)',
       });
-    if (options.probeServers !== false && nic.up)
-      findings.push(
-        ...(await otherServerFindings(
-          nic.name,
-          nic.ipv4.map((a) => a.address),
-          options,
-        )),
-      );
+    const address = nic.ipv4[0]?.address;
+    const listenMs = options.igmpListenMs ?? 5000;
+    // Both listens at once: doctor takes no longer for the second.
+    const [servers, querier] = await Promise.all([
+      options.probeServers !== false && nic.up
+        ? otherServerFindings(
+            nic.name,
+            nic.ipv4.map((a) => a.address),
+            options,
+          )
+        : [],
+      nic.up && address && listenMs > 0 ? querierFinding(nic.name, address, listenMs, options) : undefined,
+    ]);
+    findings.push(...servers);
+    if (querier) findings.push(querier);
   } catch (err) {
     const names = listInterfaces()
       .filter((n) => n.kind !== 'loopback')
@@ -108,6 +122,57 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
   const httpPort = PORTS.find((p) => p.proto === 'tcp')?.port;
   if (options.firewall !== false) findings.push(...(await checkFirewall({ httpPort, ...options.firewall, interfaceName: servedNic })));
   return findings;
+}
+
+/**
+ * Whether an IGMP querier is heard on the NIC: a switch with IGMP snooping needs one to keep
+ * forwarding a multicast stream for more than a few minutes. Queriers ask about every 125 s,
+ * so a few seconds of listening can miss one; the kernel's own record (/proc/net/igmp: the
+ * version of the last querier heard, V1 or V2 within the last few minutes) covers part of that.
+ */
+async function querierFinding(nic: string, address: string, ms: number, options: DoctorOptions): Promise<Finding> {
+  const heard = await (options.listenForQueriers ?? listenForQueriers)(nic, address, ms);
+  const seconds = Math.round(ms / 1000);
+  if (heard.heard.length) {
+    return {
+      level: 'ok',
+      message: `IGMP querier ${heard.heard.join(', ')} heard on ${nic}: snooping switches keep forwarding an image stream; Bootbench will send no queries`,
+    };
+  }
+  const kernel = kernelQuerierVersion(nic, options.kernelIgmp);
+  if (kernel) {
+    return {
+      level: 'ok',
+      message: `this computer's kernel heard an IGMP${kernel} querier on ${nic} in the last few minutes: snooping switches keep forwarding an image stream; Bootbench sends queries only while none is heard`,
+    };
+  }
+  if (heard.error) {
+    return {
+      level: 'unknown',
+      message: `could not listen for IGMP queriers on ${nic}: ${heard.error}; a switch with IGMP snooping and no querier may cut an image stream after a few minutes`,
+      fix: 'run doctor and serve as root (or with CAP_NET_RAW) on Linux, so Bootbench can hear and send IGMP queries',
+    };
+  }
+  return {
+    level: 'ok',
+    message: `no IGMP querier heard on ${nic} in ${seconds} s: Bootbench will send queries while it streams, so snooping switches keep forwarding (a querier that asks every two minutes may still be there)`,
+  };
+}
+
+/** 'v1' or 'v2' when /proc/net/igmp says the kernel heard such a querier on the NIC lately (v3 is its default, so says nothing). */
+function kernelQuerierVersion(nic: string, read: (() => string | undefined) | undefined): string | undefined {
+  let text: string | undefined;
+  try {
+    text = read ? read() : readFileSync('/proc/net/igmp', 'latin1');
+  } catch {
+    return undefined;
+  }
+  // "3026	eth0      :     1      V2": index, device, group count, querier version.
+  for (const line of (text ?? '').split('\n')) {
+    const m = /^\d+\s+(\S+)\s*:\s*\d+\s+V([123])/.exec(line);
+    if (m && m[1] === nic && m[2] !== '3') return `v${m[2]}`;
+  }
+  return undefined;
 }
 
 /** The iPXE builds PCs are handed when no boot file is set: without one, a whole firmware family cannot boot. */
