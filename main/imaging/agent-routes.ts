@@ -130,7 +130,10 @@ export class ImagingRoutes {
     } else if (req.method === 'GET' && (m = /^\/imaging\/streams\/([0-9a-f]{8})$/.exec(path))) {
       const state = this.options.streamStart?.(parseInt(m[1], 16), this.mac(url));
       if (!state) throw new ImageError(`no stream ${m[1]} on this host (it ended, or the host restarted)`, 404);
-      send(res, 200, `state=${state.started ? 'started' : 'waiting'}\nready=${state.ready}\nof=${state.of}\n`);
+      // With its length: the receiver reads a sized body, not a chunked one.
+      const body = `state=${state.started ? 'started' : 'waiting'}\nready=${state.ready}\nof=${state.of}\n`;
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
     } else if (req.method === 'GET' && (m = /^\/imaging\/jobs\/(\d+)\/manifest$/.exec(path))) {
       const job = this.job(m[1], this.mac(url));
       const manifest = job.kind === 'deploy' ? catalog.get(job.image) : undefined;
