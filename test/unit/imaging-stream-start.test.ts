@@ -10,6 +10,10 @@ import { join } from 'node:path';
 import { DEFAULT_START_AFTER_SECONDS, ImagingJobs, ImagingService, startRule } from '../../main/imaging/index.js';
 import { openStore } from '../../main/store/index.js';
 import { storeImaging } from '../../main/api/api-imaging.js';
+import { storeApi } from '../../main/api/api-store.js';
+import { HostApi } from '../../main/api/api.js';
+import type { ImagingJob } from '../../preload/api.js';
+import { idleServiceHost } from '../helpers/idle-host.js';
 import { imageCommand, describeStart } from '../../main/cli/imaging.js';
 import { addSampleImage } from '../helpers/sample-image.js';
 import { makeTempDir } from '../helpers/store-temp.js';
@@ -61,6 +65,39 @@ describe('stream start rule', () => {
       assert.equal(api.job(capture.id)!.start, undefined, 'a capture has no stream');
       assert.ok(api.go(auto.id).goAt! > 0);
       assert.throws(() => api.go(capture.id), /no stream to start/);
+    } finally {
+      store.close();
+      temp.remove();
+    }
+  });
+});
+
+describe('images:deploy start and images:go', () => {
+  test('the start rule goes with the deploy; contradictions and Go without a stream are refused with the reason', async () => {
+    const temp = makeTempDir('bootbench-stream-api-');
+    const data = join(temp.dir, 'data');
+    await addSampleImage(data, { name: 'room', mac: '52:54:00:cc:00:09', machine: 'ref', chunksPerPartition: 1 });
+    const store = openStore(data);
+    const api = new HostApi({ host: idleServiceHost(), store: storeApi(store, { dataDir: () => data }), listInterfaces: () => [], shell: 'web' });
+    const call = async (name: string, request: unknown) => {
+      const reply = await api.handle(name, request);
+      return 'error' in reply ? `${reply.error.code}: ${reply.error.message}` : (reply.result as ImagingJob);
+    };
+    try {
+      const held = (await call('images:deploy', { image: 'room', macs: [A, B], start: { manual: true } })) as ImagingJob;
+      assert.deepEqual(held.start, { manual: true, count: undefined, afterSeconds: undefined });
+      const timed = (await call('images:deploy', { image: 'room', macs: [A, B, C], start: { count: 2, afterSeconds: null } })) as ImagingJob;
+      assert.deepEqual(timed.start, { manual: false, count: 2, afterSeconds: undefined });
+      const plain = (await call('images:deploy', { image: 'room', macs: [A, B] })) as ImagingJob;
+      assert.deepEqual(plain.start, { manual: false, count: undefined, afterSeconds: 60 });
+      assert.match(String(await call('images:deploy', { image: 'room', macs: [A, B], start: { manual: true, count: 2 } })), /^invalid-request: .*Go alone/);
+      assert.match(String(await call('images:deploy', { image: 'room', macs: [A, B], start: { count: 0 } })), /^invalid-request: .*1 or more/);
+      const one = (await call('images:deploy', { image: 'room', macs: [C] })) as ImagingJob;
+      assert.equal(one.start, undefined, 'one PC: no stream, nothing to start');
+      assert.match(String(await call('images:go', { jobId: one.id })), /^invalid-request: Job \d+ has no stream to start/);
+      assert.match(String(await call('images:go', { jobId: 999 })), /^not-found: There is no job 999/);
+      const given = (await call('images:go', { jobId: plain.id })) as ImagingJob;
+      assert.ok(given.goAt! > 0);
     } finally {
       store.close();
       temp.remove();
