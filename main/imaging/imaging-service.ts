@@ -223,9 +223,8 @@ export class ImagingService {
           if (!state.started) continue;
           this.holding.delete(id);
           this.jobs.recordStreamStart(id, state.startedAt!);
-          const why =
-            state.goAt !== undefined ? 'Go given' : state.ready.length >= state.of ? 'every PC ready' : `${state.ready.length} of ${state.of} PCs ready`;
-          this.options.logger.info(`imaging: stream of job ${id} started (${why})`);
+          const ready = `${state.ready.length} of ${state.of} PCs ready`;
+          this.options.logger.info(`imaging: stream of job ${id} started (${state.goAt !== undefined ? `Go given; ${ready}` : ready})`);
         } catch (error) {
           this.options.logger.error(`imaging: the start of job ${id}'s stream could not be checked: ${(error as Error).message}`);
         }
