@@ -538,6 +538,30 @@ export interface ImagingMachineRow {
   /** Of a deploy sent as one stream: bytes this PC got from the stream, and by HTTP repair. */
   streamed?: number;
   repaired?: number;
+  /** Its receiver is ready and waits for the deploy's stream to start (see the job's `stream.start`). */
+  waitingForStream?: boolean;
+}
+
+/**
+ * When a deploy's multicast stream starts: on Go only (`manual`), or once `count` of its PCs
+ * are ready (absent: all of them) or `afterSeconds` after the first one is (absent: no timer),
+ * whichever comes first. Go starts it in any case; a PC that comes later joins it.
+ */
+export interface ImagingStartRule {
+  manual: boolean;
+  count?: number;
+  afterSeconds?: number;
+}
+
+/** Where a deploy's stream stands on its start. */
+export interface ImagingStreamStart {
+  started: boolean;
+  startedAt?: number;
+  /** PCs whose receiver is ready, of the PCs the stream is for */
+  ready: number;
+  of: number;
+  /** when the timer starts it (ms since the epoch), once a first PC is ready */
+  deadline?: number;
 }
 
 /** A deploy's multicast stream while the host sends it. */
@@ -554,6 +578,7 @@ export interface ImagingStreamInfo {
   bytesSent: number;
   /** The NIC's IGMP querier: what was heard, and whether Bootbench sends queries to keep snooping switches forwarding. */
   querier?: string;
+  start: ImagingStreamStart;
 }
 
 export interface ImagingJob {
@@ -569,6 +594,12 @@ export interface ImagingJob {
   stream?: ImagingStreamInfo;
   /** A deploy to several PCs the running host sends by unicast HTTP, with the reason (the multicast setting). */
   unicast?: string;
+  /** Of a deploy: when its stream starts (a deploy to one PC has none). */
+  start?: ImagingStartRule;
+  /** When the technician said Go. */
+  goAt?: number;
+  /** When the running host started the stream. */
+  streamStartedAt?: number;
 }
 
 /** Capture one machine's disk into a new image at its next network boot. */
@@ -590,6 +621,8 @@ export interface ImageDeployRequest {
   group?: string;
   disk?: string;
   then?: ImagingThen;
+  /** When the stream (two PCs or more) starts; absent: when every PC is ready or 60 s after the first. `afterSeconds: null` = no timer. */
+  start?: { manual?: boolean; count?: number; afterSeconds?: number | null };
 }
 
 export interface ImageDeleteResult {
@@ -658,6 +691,8 @@ export interface ApiCalls {
   'images:deploy': { request: ImageDeployRequest; response: ImagingJob };
   'images:delete': { request: { name: string }; response: ImageDeleteResult };
   'images:verify': { request: { name: string }; response: ImageVerifyResult };
+  /** Go: the deploy's stream starts now with the PCs that are ready (the running host acts on it within a moment). */
+  'images:go': { request: { jobId: number }; response: ImagingJob };
   /** The 50 most recent imaging jobs, newest first. */
   'imaging:jobs': { request: void; response: ImagingJob[] };
 }
@@ -705,6 +740,7 @@ export const API_CALL_NAMES = [
   'images:deploy',
   'images:delete',
   'images:verify',
+  'images:go',
   'imaging:jobs',
 ] as const satisfies readonly ApiCallName[];
 

@@ -16,6 +16,12 @@
 // About every 100 ms it tells the host (unicast, to the stream's port) its position, what it
 // holds ahead of it, and its losses; the host paces the stream by them.
 //
+// A deploy's stream may wait for the technician's Go or for the rest of the room. Until a
+// datagram arrives the receiver asks the host once a second (GET /imaging/streams/SESSION)
+// whether the stream has started, and waits as long as the answer is "waiting". Once the host
+// says it started (or cannot say: an older host, no such stream), a receiver that still hears
+// nothing (a switch port that drops multicast) fetches everything by HTTP after FIRST_MS.
+//
 // Build: gcc -O2 -static -pthread -o bb-stream-recv bb-stream-recv.c (no other library).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -42,7 +48,8 @@
 #define PAYLOAD 1400
 #define MAX_CHUNK (4 * 1024 * 1024 + 64 * 1024)
 #define CHUNK_MIB 4
-#define FIRST_MS 5000 /* longer than the host's start grace: the stream may wait for the room */
+#define FIRST_MS 5000 /* after the host says the stream started: time for its first datagrams to arrive */
+#define POLL_MS 1000  /* asking the host whether the stream started */
 #define STALL_MS 1000
 #define FEEDBACK_MS 100
 #define MAX_RANGES 512 /* keeps the request line within 8 KiB (the host takes 1024) */
@@ -288,6 +295,42 @@ static void *receiver(void *arg) {
 static int http_fd = -1;
 static uint8_t rbuf[65536];
 static size_t rpos, rlen;
+
+static void http_close(void);
+static int http_open(void);
+static int read_head(int *status, uint64_t *length, uint64_t *start, int *closes);
+static int read_body(uint8_t *to, uint64_t len);
+
+/*
+ * Asks the host whether the stream has started. 1: it says the stream waits (for Go, or for
+ * more PCs); 0: it started, or the host does not say (then the old rule holds: HTTP after
+ * FIRST_MS without a datagram).
+ */
+static int stream_waiting(void) {
+  char host[64], req[256], body[256];
+  inet_ntop(AF_INET, &cfg.server, host, sizeof host);
+  int len = snprintf(req, sizeof req, "GET /imaging/streams/%08x?mac=%02x:%02x:%02x:%02x:%02x:%02x HTTP/1.1\r\nHost: %s:%u\r\n\r\n", cfg.session,
+                     cfg.mac[0], cfg.mac[1], cfg.mac[2], cfg.mac[3], cfg.mac[4], cfg.mac[5], host, cfg.http_port);
+  for (int attempt = 0; attempt < 2; attempt++) { /* a kept-alive connection the host closed meanwhile: once more on a new one */
+    if (http_open() != 0) return 0;
+    if (send(http_fd, req, (size_t)len, MSG_NOSIGNAL) != len) {
+      http_close();
+      continue;
+    }
+    int status, closes;
+    uint64_t length, start;
+    if (read_head(&status, &length, &start, &closes) != 0) {
+      http_close();
+      continue;
+    }
+    int ok = length < sizeof body ? read_body((uint8_t *)body, length) == 0 : read_body(NULL, length) == 0;
+    if (closes || !ok) http_close();
+    if (!ok || status != 200 || length >= sizeof body) return 0;
+    body[length] = 0;
+    return strstr(body, "state=waiting") != NULL;
+  }
+  return 0;
+}
 
 static void http_close(void) {
   if (http_fd >= 0) close(http_fd);
@@ -595,6 +638,9 @@ int main(int argc, char **argv) {
   pthread_create(&rx, NULL, receiver, &fd);
 
   int64_t started = now_ms();
+  /* Until the host says otherwise the stream may be waiting for its start; from `released` on it runs. */
+  int held = 1;
+  int64_t released = started, last_poll = 0, waited = 0;
   int out = -1;
   for (uint32_t i = 0; i < cfg.count; i++) {
     if (cfg.part[i] != out_part) {
@@ -615,7 +661,18 @@ int main(int argc, char **argv) {
       int64_t quiet = t - (s->idx == i && s->last_ms > waiting_since ? s->last_ms : waiting_since);
       /* The stream went past this chunk, is more than two chunks behind it, or has gone quiet: it will not bring it soon. */
       int passed = stream_seen && (latest_idx > (int64_t)i || latest_idx + 2 < (int64_t)i || t - last_rx_ms > STALL_MS);
-      int64_t limit = stream_seen ? STALL_MS : t - started > FIRST_MS ? 0 : FIRST_MS;
+      if (!stream_seen && held && t - last_poll >= POLL_MS) {
+        pthread_mutex_unlock(&mu);
+        last_poll = t;
+        held = stream_waiting();
+        int64_t answered = now_ms();
+        if (held) waited = answered - started;
+        else released = answered;
+        pthread_mutex_lock(&mu);
+        continue;
+      }
+      /* Nothing from the stream yet: wait while it waits to start, then FIRST_MS for its first datagrams. */
+      int64_t limit = stream_seen ? STALL_MS : held || t - released <= FIRST_MS ? INT64_MAX : 0;
       if (passed || quiet > limit) {
         pthread_mutex_unlock(&mu);
         repair(i);
@@ -653,8 +710,8 @@ int main(int argc, char **argv) {
   pthread_mutex_unlock(&mu);
   pthread_join(rx, NULL);
   for (int k = 0; k < 3; k++) send_feedback(1), usleep(20000);
-  fprintf(stderr, "bb-stream-recv: %llu bytes from the stream, %llu by repair (%u of %u chunks repaired), %u datagrams lost\n",
-          (unsigned long long)stream_bytes, (unsigned long long)repair_bytes, repaired_chunks, cfg.count, lost);
+  fprintf(stderr, "bb-stream-recv: %llu bytes from the stream, %llu by repair (%u of %u chunks repaired), %u datagrams lost, %lld ms waiting for the stream to start\n",
+          (unsigned long long)stream_bytes, (unsigned long long)repair_bytes, repaired_chunks, cfg.count, lost, (long long)waited);
   if (cfg.stats_file) {
     FILE *f = fopen(cfg.stats_file, "w");
     if (f) fprintf(f, "stream=%llu repair=%llu\n", (unsigned long long)stream_bytes, (unsigned long long)repair_bytes), fclose(f);

@@ -4,7 +4,7 @@
 // CLI beside a running host) are seen as they are.
 import type { Store } from '../store/index.js';
 import { normalizeMac } from '../core/index.js';
-import { ANY_MACHINE, type StreamStats, ImageCatalog, ImageError, checkImageName, ImagingJobs, type ImageJob } from '../imaging/index.js';
+import { ANY_MACHINE, type StreamStats, ImageCatalog, ImageError, checkImageName, ImagingJobs, startRule, type ImageJob } from '../imaging/index.js';
 import type { ImageCaptureRequest, ImageDeployRequest, ImageInfo, ImagingJob } from '../../preload/api.js';
 import { ApiError, uiWording, type ImagingApi } from './api.js';
 import { formatBytes } from './boot-diagnosis.js';
@@ -62,8 +62,12 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
       const r = live?.receivers.find((x) => x.lastHeard > 0 && normalizeMac(x.mac) === mac);
       return r ? { streamed: r.streamKiB * 1024, repaired: r.repairKiB * 1024 } : {};
     };
+    const held = live && !live.start.started ? new Set(live.start.ready.map((m) => normalizeMac(m))) : undefined;
+    const { start, ...rest } = job;
     return {
-      ...job,
+      ...rest,
+      // A capture, or a deploy to one PC, has no stream to start.
+      ...(job.kind === 'deploy' && job.machines.length > 1 ? { start } : {}),
       ...(live
         ? {
             stream: {
@@ -74,6 +78,13 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
               passes: live.passes,
               bytesSent: live.bytesSent,
               ...(live.querier ? { querier: live.querier } : {}),
+              start: {
+                started: live.start.started,
+                startedAt: live.start.startedAt,
+                ready: live.start.ready.length,
+                of: live.start.of,
+                deadline: live.start.deadline,
+              },
             },
           }
         : {}),
@@ -84,6 +95,7 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
         return {
           ...m,
           ...(m.result || m.streamed !== undefined ? {} : fromStream(m.mac)),
+          ...(!m.result && held?.has(m.mac) ? { waitingForStream: true } : {}),
           reason: m.reason && uiWording(describeSeenDisks(m.reason)),
           machineId: machine?.id,
           machine: machine?.name || undefined,
@@ -149,7 +161,12 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
       } else {
         macs = [...(request.machineIds ?? []).map(macOfMachine), ...(request.macs ?? [])];
       }
-      return toApiJob(jobs.create({ kind: 'deploy', image: request.image, macs, disk: request.disk || undefined, then: request.then }));
+      try {
+        startRule(request.start, macs.length);
+      } catch (err) {
+        throw new ApiError('invalid-request', `Stream start: ${(err as Error).message}.`);
+      }
+      return toApiJob(jobs.create({ kind: 'deploy', image: request.image, macs, disk: request.disk || undefined, then: request.then, start: request.start }));
     },
 
     remove: (name: string) => {
@@ -178,6 +195,15 @@ export function storeImaging(options: StoreImagingOptions): ImagingApi {
         if (err instanceof ImageError && err.status === 404) throw new ApiError('not-found', `There is no image named "${name}" (it may have been deleted).`);
         throw err;
       }
+    },
+
+    go: (jobId: number) => {
+      const job = jobs.get(jobId);
+      if (!job) throw new ApiError('not-found', `There is no job ${jobId} (it may have been removed): reload the Images screen.`);
+      if (job.kind !== 'deploy' || job.machines.length < 2)
+        throw new ApiError('invalid-request', `Job ${jobId} has no stream to start: only a deploy to two PCs or more is sent as one stream.`);
+      if (job.machines.every((m) => m.result)) throw new ApiError('invalid-request', `Job ${jobId} has ended: every PC of it is done or failed.`);
+      return toApiJob(jobs.go(jobId));
     },
 
     jobs: () => jobs.recent(JOBS_LISTED).map(toApiJob),

@@ -148,6 +148,8 @@ export interface ImagingApi {
   deploy(request: ImageDeployRequest): ImagingJob;
   remove(name: string): ImageDeleteResult;
   verify(name: string): Promise<ImageVerifyResult>;
+  /** Go for a deploy's stream. */
+  go(jobId: number): ImagingJob;
   jobs(): ImagingJob[];
   job(id: number): ImagingJob | undefined;
 }
@@ -224,6 +226,15 @@ const diskSelector = boundedText(128)
   .regex(/^[A-Za-z0-9._:/+@ -]*$/, "must be the disk's serial or model as the PC reports it (letters, digits, . _ : / + @ -)")
   .optional();
 const then = z.enum(['disk', 'poweroff'], { message: 'must be "disk" (boot the PC\'s own disk afterwards) or "poweroff"' }).optional();
+const streamStart = z
+  .object({
+    manual: z.boolean().optional(),
+    count: z.number().int().min(1, 'must be 1 or more PCs').max(1000).optional(),
+    afterSeconds: z.number().int().min(0).max(86_400, 'must be at most a day (86400 s)').nullable().optional(),
+  })
+  .strict()
+  .refine((r) => !r.manual || (r.count === undefined && (r.afterSeconds ?? null) === null), 'a stream started by Go alone takes no number of PCs nor seconds')
+  .optional();
 
 const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], any> } = {
   'app:info': none,
@@ -374,6 +385,7 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
       group: boundedText(64).min(1, 'must not be empty').optional(),
       disk: diskSelector,
       then,
+      start: streamStart,
     })
     .strict()
     .refine(
@@ -382,6 +394,7 @@ const requestSchemas: { [C in ApiCallName]: z.ZodType<ApiCalls[C]['request'], an
     ),
   'images:delete': z.object({ name: imageName }).strict(),
   'images:verify': z.object({ name: imageName }).strict(),
+  'images:go': z.object({ jobId: id }).strict(),
   'imaging:jobs': none,
 };
 
@@ -524,6 +537,7 @@ export class HostApi {
       'images:deploy': (request) => imaging().deploy(request),
       'images:delete': (request) => imaging().remove(request.name),
       'images:verify': (request) => imaging().verify(request.name),
+      'images:go': (request) => imaging().go(request.jobId),
       'imaging:jobs': () => imaging().jobs(),
     };
   }

@@ -6,7 +6,18 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultDataDir } from './serve-flags.js';
 import { exportMachinesCsv, importMachinesCsv, normalizeMac, openStore, type Store } from '../store/index.js';
-import { ANY_MACHINE, ImageCatalog, ImageError, checkImageName, ImagingJobs, type ImageJob, type ThenAction } from '../imaging/index.js';
+import {
+  ANY_MACHINE,
+  DEFAULT_START_AFTER_SECONDS,
+  ImageCatalog,
+  ImageError,
+  checkImageName,
+  ImagingJobs,
+  startRule,
+  type ImageJob,
+  type StreamStartRequest,
+  type ThenAction,
+} from '../imaging/index.js';
 
 export interface CommandIo {
   stdout: (text: string) => void;
@@ -21,6 +32,8 @@ const processIo: CommandIo = {
 const IMAGE_USAGE = `Usage:
   bootbench image capture (--machine MAC | --next-machine) --name NAME [--disk SERIAL] [--then disk|poweroff]
   bootbench image deploy NAME (--machine MAC ... | --group GROUP) [--disk SERIAL] [--then disk|poweroff]
+                        [--start manual | --start-when all|K --start-after SECONDS|off]
+  bootbench image go JOB|NAME
   bootbench image list
   bootbench image status [--job ID]
   bootbench image verify NAME
@@ -31,6 +44,14 @@ new image; deploy writes the image to each PC's disk, verifies it and names the 
 the machine list. The disk is the PC's one internal disk, or the one whose serial or model
 is --disk; USB and removable disks are never written. --next-machine captures whichever PC
 network-boots next (a PC whose own entry is its local disk excepted).
+
+A deploy to two PCs or more is sent once, as one multicast stream, by the running host in
+full DHCP mode. It starts when every PC is ready or ${DEFAULT_START_AFTER_SECONDS} s after the first, whichever
+comes first; --start-when K starts it once K PCs are ready, --start-after SECONDS sets the
+timer (off: none), --start manual waits for \`bootbench image go\` (or Go on the Images
+screen). Go starts it at once in any case; a PC that comes later joins the running stream.
+\`image go\` works beside a running host on the same data folder: it picks the Go up within
+a second.
 
 Options:
   --data DIR    data folder (default ~/.bootbench, or $BOOTBENCH_DATA)
@@ -72,6 +93,9 @@ function parse(args: string[]) {
       then: { type: 'string' },
       job: { type: 'string' },
       'dry-run': { type: 'boolean' },
+      start: { type: 'string' },
+      'start-when': { type: 'string' },
+      'start-after': { type: 'string' },
     },
   });
 }
@@ -110,8 +134,47 @@ function thenAction(value: string | undefined): ThenAction {
   throw new UsageError(`--then ${value}: use disk (boot the PC's own disk afterwards) or poweroff`);
 }
 
+/** The deploy options --start, --start-when and --start-after as the job's start request. */
+function startRequest(values: { start?: string; 'start-when'?: string; 'start-after'?: string }): StreamStartRequest | undefined {
+  const { start, 'start-when': when, 'start-after': after } = values;
+  if (start === undefined && when === undefined && after === undefined) return undefined;
+  if (start !== undefined && start !== 'manual' && start !== 'auto')
+    throw new UsageError(`--start ${start}: use manual (the stream starts on Go) or auto (by --start-when and --start-after)`);
+  if (start === 'manual') {
+    if (when !== undefined || after !== undefined) throw new UsageError('--start manual waits for Go alone: leave out --start-when and --start-after');
+    return { manual: true };
+  }
+  let count: number | undefined;
+  if (when !== undefined && when !== 'all') {
+    if (!/^\d+$/.test(when) || Number(when) < 1) throw new UsageError(`--start-when ${when}: use all, or a number of PCs (1 or more)`);
+    count = Number(when);
+  }
+  let afterSeconds: number | null | undefined;
+  if (after !== undefined) {
+    if (after === 'off') afterSeconds = null;
+    else if (/^\d+$/.test(after)) afterSeconds = Number(after);
+    else throw new UsageError(`--start-after ${after}: use whole seconds after the first PC is ready, or off`);
+  }
+  return { count, afterSeconds };
+}
+
+const clock = (ms: number) => new Date(ms).toLocaleTimeString();
+
+/** When the deploy's stream starts, in words. */
+export function describeStart(job: ImageJob): string | undefined {
+  if (job.kind !== 'deploy' || job.machines.length < 2) return undefined;
+  if (job.streamStartedAt !== undefined) return `stream started at ${clock(job.streamStartedAt)}${job.goAt !== undefined ? ' (Go)' : ''}`;
+  if (job.goAt !== undefined) return `Go given at ${clock(job.goAt)}: the stream starts as soon as the host has ready PCs`;
+  const { manual, count, afterSeconds } = job.start;
+  if (manual) return `stream starts on Go (bootbench image go ${job.id})`;
+  const when = count === undefined ? 'every PC is ready' : `${count} PCs are ready`;
+  return `stream starts when ${when}${afterSeconds !== undefined ? ` or ${afterSeconds} s after the first` : ''}, or on Go`;
+}
+
 function describeJob(job: ImageJob): string {
   const lines = [`job ${job.id}: ${job.kind} ${job.image}${job.disk ? ` (disk ${job.disk})` : ''}, then ${job.then}, ${new Date(job.createdAt).toISOString()}`];
+  const start = describeStart(job);
+  if (start) lines.push(`  ${start}`);
   for (const m of job.machines) {
     const progress = m.total > 0 ? ` ${mib(m.bytes)} of ${mib(m.total)}` : '';
     lines.push(`  ${m.mac === ANY_MACHINE ? 'the next machine that boots' : m.mac}  ${m.phase}${progress}${m.reason ? `: ${m.reason}` : ''}`);
@@ -193,8 +256,26 @@ export async function imageCommand(args: string[], io: CommandIo = processIo): P
         checkImageName(name);
         if (!catalog.has(name)) throw new ImageError(`no image named "${name}": see bootbench image list`);
         const macs = deployTargets(store, values.machine ?? [], values.group);
-        const job = jobs.create({ kind: 'deploy', image: name, macs, disk: values.disk, then: thenAction(values.then) });
+        const start = startRequest(values);
+        try {
+          startRule(start, macs.length);
+        } catch (err) {
+          throw new UsageError(`${(err as Error).message}`);
+        }
+        const job = jobs.create({ kind: 'deploy', image: name, macs, disk: values.disk, then: thenAction(values.then), start });
         out(job, `${describeJob(job)}\nThe next network boot of each PC deploys ${name}.`);
+        return 0;
+      }
+      if (command === 'go') {
+        const [which, ...extra] = rest;
+        if (!which || extra.length) throw new UsageError('image go needs one JOB number or image NAME');
+        const job = goTarget(jobs, which);
+        const given = job.goAt === undefined ? jobs.go(job.id) : job;
+        const text =
+          given.streamStartedAt !== undefined
+            ? `job ${job.id}: its stream started at ${clock(given.streamStartedAt)} already`
+            : `job ${job.id}: Go${job.goAt !== undefined ? ' was given' : ''} at ${clock(given.goAt!)}; the running host starts the stream within a second, and PCs not ready yet join it when they are`;
+        out(given, text);
         return 0;
       }
       throw new UsageError(`unknown command "image ${command ?? ''}"`);
@@ -202,6 +283,23 @@ export async function imageCommand(args: string[], io: CommandIo = processIo): P
       store.close();
     }
   });
+}
+
+/** The deploy `image go` means: a job number, or the one unfinished deploy of an image to several PCs. */
+function goTarget(jobs: ImagingJobs, which: string): ImageJob {
+  const streamed = (j: ImageJob) => j.kind === 'deploy' && j.machines.length > 1;
+  if (/^\d+$/.test(which)) {
+    const job = jobs.get(Number(which));
+    if (!job) throw new ImageError(`no job ${which}: see bootbench image status`);
+    if (!streamed(job)) throw new ImageError(`job ${which} has no stream to start: only a deploy to two PCs or more is sent as one stream`);
+    if (job.machines.every((m) => m.result)) throw new ImageError(`job ${which} has ended: every PC of it is done or failed`);
+    return job;
+  }
+  checkImageName(which);
+  const open = jobs.list().filter((j) => streamed(j) && j.image === which && j.machines.some((m) => !m.result));
+  if (open.length === 0) throw new ImageError(`no unfinished deploy of "${which}" to several PCs: see bootbench image status`);
+  if (open.length > 1) throw new ImageError(`"${which}" is being deployed by jobs ${open.map((j) => j.id).join(', ')}: give the job number`);
+  return open[0];
 }
 
 function deployTargets(store: Store, machines: string[], group: string | undefined): string[] {

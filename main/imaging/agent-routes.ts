@@ -7,6 +7,8 @@
 //                                            (busybox wget can only GET and POST)
 //   POST /imaging/jobs/ID/report?mac=M       phase, bytes, total, part, reason
 //   POST /imaging/jobs/ID/image?mac=M        a finished capture's manifest; the image exists after this
+//   GET  /imaging/streams/SESSION?mac=M      whether a deploy's stream has started (state=waiting|started,
+//                                            ready=N, of=N): its receivers wait while it has not
 import { closeSync, createReadStream, fstatSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -28,6 +30,8 @@ export interface ImagingRoutesOptions {
   logger: Logger;
   /** the image stream a deploy's PCs join (`GROUP:PORT:SESSION`), when it has one */
   streamFor?: (job: ImageJob) => Promise<string | undefined>;
+  /** whether the stream with this session (hex) has started, the asking PC counted as ready; undefined: no such stream */
+  streamStart?: (session: number, mac: string) => { started: boolean; ready: number; of: number } | undefined;
   /** told of every per-PC change, for the app's live rows and the machine's timeline */
   onProgress?: (job: ImageJob, mac: string, phase: MachinePhase, report: MachineReport) => void;
   now?: () => number;
@@ -123,6 +127,13 @@ export class ImagingRoutes {
       if (job) this.progress(job, mac, { phase: 'booting' });
       const stream = job?.kind === 'deploy' ? await this.options.streamFor?.(job) : undefined;
       send(res, 200, renderTask(job, this.options.machineName(mac), stream));
+    } else if (req.method === 'GET' && (m = /^\/imaging\/streams\/([0-9a-f]{8})$/.exec(path))) {
+      const state = this.options.streamStart?.(parseInt(m[1], 16), this.mac(url));
+      if (!state) throw new ImageError(`no stream ${m[1]} on this host (it ended, or the host restarted)`, 404);
+      // With its length: the receiver reads a sized body, not a chunked one.
+      const body = `state=${state.started ? 'started' : 'waiting'}\nready=${state.ready}\nof=${state.of}\n`;
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
     } else if (req.method === 'GET' && (m = /^\/imaging\/jobs\/(\d+)\/manifest$/.exec(path))) {
       const job = this.job(m[1], this.mac(url));
       const manifest = job.kind === 'deploy' ? catalog.get(job.image) : undefined;

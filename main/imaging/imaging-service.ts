@@ -64,6 +64,8 @@ const PAST_STREAM = new Set<MachinePhase>(['verifying', 'naming', 'done', 'faile
 /** The agent reports every second; this leaves room for a slow PC and a busy host. */
 export const DEFAULT_SILENCE_SECONDS = 60;
 const SILENCE_CHECK_MS = 5000;
+/** How often a waiting stream looks for the technician's Go in the store (given here or by another process). */
+const GO_CHECK_MS = 250;
 
 const DOING: Partial<Record<MachinePhase, string>> = {
   booting: 'starting the imaging environment',
@@ -98,6 +100,9 @@ export class ImagingService {
   private readonly liveSenders = new Map<number, MulticastSender>();
   /** Each running stream's hold on the IGMP querier. */
   private readonly querierHolds = new Map<number, () => void>();
+  /** Jobs whose stream waits to start: checked for Go, and their start recorded. */
+  private readonly holding = new Set<number>();
+  private holdTimer: TimerHandle | undefined;
 
   constructor(private readonly options: ImagingServiceOptions) {
     this.clock = options.clock ?? systemClock;
@@ -111,6 +116,13 @@ export class ImagingService {
       machineName: (mac) => options.store.machines.findByMac(mac)?.name || undefined,
       now: () => this.clock.now(),
       streamFor: async (job) => (await this.streamFor(job))?.address,
+      streamStart: (session, mac) => {
+        const sender = [...this.liveSenders.values()].find((s) => s.session === session);
+        if (!sender) return undefined;
+        const started = sender.ask(mac);
+        const state = sender.startState();
+        return { started, ready: state.ready.length, of: state.of };
+      },
       onProgress: (job, mac, phase, report) => {
         if (PAST_STREAM.has(phase)) this.leaveStream(job.id, mac);
         const key = `${job.id} ${mac}`;
@@ -161,6 +173,9 @@ export class ImagingService {
   stop(): void {
     if (this.watchTimer) this.clock.clearTimeout(this.watchTimer);
     this.watchTimer = undefined;
+    if (this.holdTimer) this.clock.clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    this.holding.clear();
     for (const id of [...this.senders.keys()]) this.endStream(id);
   }
 
@@ -186,13 +201,16 @@ export class ImagingService {
       expected: pcs,
       logger: this.options.logger,
       rate: stream.rate,
+      start: { manual: job.start.manual, count: job.start.count, afterMs: job.start.afterSeconds === undefined ? undefined : job.start.afterSeconds * 1000 },
     });
+    if (job.goAt !== undefined) sender.go();
     const started = sender.start().then(
       () => {
         if (this.senders.get(job.id) === started) {
           this.liveSenders.set(job.id, sender);
           const release = stream.querier?.hold();
           if (release) this.querierHolds.set(job.id, release);
+          this.hold(job.id);
         }
         return sender;
       },
@@ -203,6 +221,35 @@ export class ImagingService {
     );
     this.senders.set(job.id, started);
     return started;
+  }
+
+  /** Watches the job's stream until it starts: Go from the store, and the start recorded with the job. */
+  private hold(jobId: number): void {
+    this.holding.add(jobId);
+    if (this.holdTimer) return;
+    const tick = () => {
+      this.holdTimer = undefined;
+      for (const id of [...this.holding]) {
+        const sender = this.liveSenders.get(id);
+        if (!sender) {
+          this.holding.delete(id);
+          continue;
+        }
+        try {
+          if (this.jobs.goAt(id) !== undefined) sender.go();
+          const state = sender.startState();
+          if (!state.started) continue;
+          this.holding.delete(id);
+          this.jobs.recordStreamStart(id, state.startedAt!);
+          const ready = `${state.ready.length} of ${state.of} PCs ready`;
+          this.options.logger.info(`imaging: stream of job ${id} started (${state.goAt !== undefined ? `Go given; ${ready}` : ready})`);
+        } catch (error) {
+          this.options.logger.error(`imaging: the start of job ${id}'s stream could not be checked: ${(error as Error).message}`);
+        }
+      }
+      if (this.holding.size) this.holdTimer = this.clock.setTimeout(tick, GO_CHECK_MS);
+    };
+    this.holdTimer = this.clock.setTimeout(tick, GO_CHECK_MS);
   }
 
   private leaveStream(jobId: number, mac: string): void {

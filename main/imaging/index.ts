@@ -3,6 +3,8 @@ export { ImageCatalog, ImageError, checkImageName, requiredDiskBytes, type Image
 export {
   ANY_MACHINE,
   ImagingJobs,
+  DEFAULT_START_AFTER_SECONDS,
+  startRule,
   PHASES,
   WORKING_PHASES,
   type ImageJob,
@@ -11,6 +13,8 @@ export {
   type JobKind,
   type MachinePhase,
   type ThenAction,
+  type StreamStartRule,
+  type StreamStartRequest,
 } from './jobs.js';
 export { ImagingRoutes, type ImagingRoutesOptions } from './agent-routes.js';
 export { parseCapturedManifest, parseReport, renderManifest, renderTask } from './agent-protocol.js';

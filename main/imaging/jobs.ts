@@ -43,6 +43,30 @@ export interface MachineReport {
   reason?: string;
 }
 
+/**
+ * When a deploy's multicast stream starts: on Go only (`manual`), or once `count` of its PCs
+ * are ready (all of them when absent) or `afterSeconds` after the first one is (no timer when
+ * absent), whichever comes first; Go starts it in any case. A PC that comes later joins the
+ * running stream and repairs what it missed.
+ */
+export interface StreamStartRule {
+  manual: boolean;
+  count?: number;
+  afterSeconds?: number;
+}
+
+/** Long enough for a room switched on by hand to boot; short enough that one dead PC does not hold the others for long. */
+export const DEFAULT_START_AFTER_SECONDS = 60;
+export const DEFAULT_START_RULE: StreamStartRule = { manual: false, afterSeconds: DEFAULT_START_AFTER_SECONDS };
+const MAX_START_AFTER_SECONDS = 24 * 3600;
+
+/** How the caller asks for the start: `afterSeconds: null` = no timer; absent fields take the defaults. */
+export interface StreamStartRequest {
+  manual?: boolean;
+  count?: number;
+  afterSeconds?: number | null;
+}
+
 export interface ImageJob {
   id: number;
   kind: JobKind;
@@ -52,6 +76,12 @@ export interface ImageJob {
   then: ThenAction;
   createdAt: number;
   machines: JobMachine[];
+  /** Of a deploy: when its stream starts (a deploy to one PC has no stream) */
+  start: StreamStartRule;
+  /** when the technician said Go */
+  goAt?: number;
+  /** when the running host started the deploy's stream */
+  streamStartedAt?: number;
 }
 
 export interface JobMachine {
@@ -79,6 +109,11 @@ interface JobRow {
   disk: string | null;
   then_action: ThenAction;
   created_at: number;
+  start_manual: number;
+  start_count: number | null;
+  start_after: number | null;
+  go_at: number | null;
+  stream_started_at: number | null;
 }
 interface MachineRow {
   job_id: number;
@@ -101,7 +136,7 @@ export class ImagingJobs {
     private readonly now: () => number = Date.now,
   ) {}
 
-  create(input: { kind: JobKind; image: string; macs: string[]; disk?: string; then?: ThenAction }): ImageJob {
+  create(input: { kind: JobKind; image: string; macs: string[]; disk?: string; then?: ThenAction; start?: StreamStartRequest }): ImageJob {
     const macs = [
       ...new Set(
         input.macs.map((m) => {
@@ -118,6 +153,7 @@ export class ImagingJobs {
     ];
     if (macs.length === 0) throw new Error('a job needs at least one machine');
     if (input.kind === 'capture' && macs.length !== 1) throw new Error('a capture reads one machine');
+    const start = startRule(input.start, macs.length);
     const now = this.now();
     const id = this.db.transaction(() => {
       // A PC belongs to one unfinished job: a new job for it replaces the old one's claim.
@@ -125,8 +161,8 @@ export class ImagingJobs {
         WHERE mac = ? AND result IS NULL`);
       for (const mac of macs) stale.run('replaced by a newer job for this machine', now, mac);
       const row = this.db
-        .prepare('INSERT INTO image_jobs (kind, image, disk, then_action, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(input.kind, input.image, input.disk || null, input.then ?? 'disk', now);
+        .prepare('INSERT INTO image_jobs (kind, image, disk, then_action, created_at, start_manual, start_count, start_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(input.kind, input.image, input.disk || null, input.then ?? 'disk', now, start.manual ? 1 : 0, start.count ?? null, start.afterSeconds ?? null);
       const insert = this.db.prepare(`INSERT INTO image_job_machines (job_id, mac, phase, updated_at) VALUES (?, ?, 'waiting', ?)`);
       for (const mac of macs) insert.run(row.lastInsertRowid, mac, now);
       return Number(row.lastInsertRowid);
@@ -210,6 +246,30 @@ export class ImagingJobs {
       .run(streamed, repaired, id, normalizeMac(mac) ?? '');
   }
 
+  /**
+   * The technician's Go for a deploy's stream: the running host (this process or another on
+   * the same data folder) starts the stream within a moment. Given twice, the first time stays.
+   */
+  go(id: number): ImageJob {
+    const job = this.get(id);
+    if (!job) throw new Error(`there is no job ${id}`);
+    if (job.kind !== 'deploy') throw new Error(`job ${id} is a capture: only a deploy to several PCs has a stream to start`);
+    if (job.machines.every((m) => m.result)) throw new Error(`job ${id} has ended: every PC of it is done or failed`);
+    this.db.prepare('UPDATE image_jobs SET go_at = ? WHERE id = ? AND go_at IS NULL').run(this.now(), id);
+    return this.get(id)!;
+  }
+
+  /** When Go was given for the job, if it was: read often by the host while a stream waits. */
+  goAt(id: number): number | undefined {
+    const row = this.db.prepare('SELECT go_at FROM image_jobs WHERE id = ?').get(id) as { go_at: number | null } | undefined;
+    return row?.go_at ?? undefined;
+  }
+
+  /** The deploy's stream started (the first time counts). */
+  recordStreamStart(id: number, at: number): void {
+    this.db.prepare('UPDATE image_jobs SET stream_started_at = ? WHERE id = ? AND stream_started_at IS NULL').run(at, id);
+  }
+
   /** Unfinished PCs in a working phase whose last report is older than `before` (ms). */
   silentSince(before: number): { job: ImageJob; machine: JobMachine }[] {
     const rows = this.db
@@ -259,6 +319,36 @@ export class ImagingJobs {
       streamed: m.streamed ?? undefined,
       repaired: m.repaired ?? undefined,
     }));
-    return { id: row.id, kind: row.kind, image: row.image, disk: row.disk ?? undefined, then: row.then_action, createdAt: row.created_at, machines };
+    return {
+      id: row.id,
+      kind: row.kind,
+      image: row.image,
+      disk: row.disk ?? undefined,
+      then: row.then_action,
+      createdAt: row.created_at,
+      machines,
+      start: { manual: row.start_manual === 1, count: row.start_count ?? undefined, afterSeconds: row.start_after ?? undefined },
+      goAt: row.go_at ?? undefined,
+      streamStartedAt: row.stream_started_at ?? undefined,
+    };
   }
+}
+
+/** The stored rule for a request: checked, with the defaults filled in; a count of all the PCs or more is "all". */
+export function startRule(request: StreamStartRequest | undefined, pcs: number): StreamStartRule {
+  if (!request) return { ...DEFAULT_START_RULE };
+  const { manual = false, count, afterSeconds } = request;
+  if (manual) {
+    if (count !== undefined || (afterSeconds !== undefined && afterSeconds !== null))
+      throw new Error('a stream started by Go alone takes no number of PCs nor seconds: choose one way to start it');
+    return { manual: true };
+  }
+  if (count !== undefined && (!Number.isInteger(count) || count < 1)) throw new Error(`start when ${count} PCs are ready: give a whole number of 1 or more`);
+  if (afterSeconds !== undefined && afterSeconds !== null && (!Number.isInteger(afterSeconds) || afterSeconds < 0 || afterSeconds > MAX_START_AFTER_SECONDS))
+    throw new Error(`start ${afterSeconds} s after the first PC is ready: give whole seconds from 0 to ${MAX_START_AFTER_SECONDS}`);
+  return {
+    manual: false,
+    count: count !== undefined && count < pcs ? count : undefined,
+    afterSeconds: afterSeconds === null ? undefined : (afterSeconds ?? DEFAULT_START_AFTER_SECONDS),
+  };
 }

@@ -9,24 +9,52 @@
 // by a factor while the median receiver sees (almost) no loss and shrinks by one when the
 // median sees loss. The median, not the worst: one lossy port must not slow the room; loss
 // at most receivers means the shared path (the host's NIC, the switch) is full.
+// Start: a receiver is ready once it is heard (its feedback, or its asking the host over HTTP
+// whether the stream has started). The stream waits for the technician's Go, or for its rule:
+// `count` PCs ready (all of them by default) or `afterMs` after the first, whichever is first.
+// Until it starts the receivers wait for it; once it has, a PC that comes later joins it.
 
 export interface ScheduleOptions {
   /** chunks in the image, in manifest order */
   chunks: number;
-  /** the job's PCs (MACs, lower case): the stream starts early once all of them are heard */
+  /** the job's PCs (MACs, lower case) */
   expected: Iterable<string>;
+  /** when the stream starts; default: when every expected PC is ready, or a minute after the first */
+  start?: StartRule;
   /** bytes per second */
   startRate?: number;
   minRate?: number;
   maxRate?: number;
-  /** after the first receiver is heard, how long the others get to join before the stream starts */
-  startGraceMs?: number;
   /** a receiver not heard for this long does not pace the stream */
   silenceMs?: number;
   /** fewer receivers than this are served by HTTP alone: a stream for one PC only adds loss */
   minReceivers?: number;
 }
 
+export interface StartRule {
+  /** only on go() */
+  manual?: boolean;
+  /** this many PCs ready start it; undefined: all of them */
+  count?: number;
+  /** this long after the first PC is ready starts it; undefined: no timer */
+  afterMs?: number;
+}
+
+/** Where the start stands: for the PCs' rows ("3 of 8 ready, starts at 10:42") and the receivers' question. */
+export interface StartState {
+  started: boolean;
+  startedAt?: number;
+  /** PCs heard so far, of the PCs of the job */
+  ready: string[];
+  of: number;
+  manual: boolean;
+  count?: number;
+  /** when the timer starts it, once a first PC is ready */
+  deadline?: number;
+  goAt?: number;
+}
+
+export const DEFAULT_START_AFTER_MS = 60_000;
 export const DEFAULT_START_RATE = 12_500_000; // 100 Mbit/s
 export const DEFAULT_MIN_RATE = 1_000_000;
 export const DEFAULT_MAX_RATE = 125_000_000; // 1 Gbit/s
@@ -92,7 +120,9 @@ export class StreamSchedule {
   private readonly expected: Set<string>;
   private readonly minRate: number;
   private readonly maxRate: number;
-  private readonly startGraceMs: number;
+  private readonly rule: StartRule;
+  private readonly readyAt = new Map<string, number>();
+  private goAt: number | undefined;
   private readonly silenceMs: number;
   private readonly minReceivers: number;
   private firstHeard: number | undefined;
@@ -104,7 +134,7 @@ export class StreamSchedule {
     this.minRate = Math.min(options.minRate ?? DEFAULT_MIN_RATE, this.maxRate);
     this.rate = Math.min(this.maxRate, Math.max(this.minRate, options.startRate ?? DEFAULT_START_RATE));
     this.peakRate = this.rate;
-    this.startGraceMs = options.startGraceMs ?? 2000;
+    this.rule = options.start ?? { afterMs: DEFAULT_START_AFTER_MS };
     this.silenceMs = options.silenceMs ?? 3000;
     this.minReceivers = options.minReceivers ?? 2;
   }
@@ -112,7 +142,7 @@ export class StreamSchedule {
   feedback(now: number, f: FeedbackInput): void {
     const mac = f.mac.toLowerCase();
     if (!this.expected.has(mac)) return; // a PC of another job, or a stale session
-    this.firstHeard ??= now;
+    this.ready(now, mac);
     const r = this.receivers.get(mac);
     if (!r) {
       this.receivers.set(mac, { ...f, mac, lastHeard: now, baseReceived: f.received, baseLost: f.lost, left: false });
@@ -120,6 +150,19 @@ export class StreamSchedule {
     }
     if (r.left) return;
     Object.assign(r, { ...f, mac, lastHeard: now });
+  }
+
+  /** The PC's receiver is there (heard by feedback or by its question over HTTP). */
+  ready(now: number, mac: string): void {
+    const key = mac.toLowerCase();
+    if (!this.expected.has(key) || this.readyAt.has(key)) return;
+    this.readyAt.set(key, now);
+    this.firstHeard ??= now;
+  }
+
+  /** The technician's Go: the stream starts now, with the PCs that are ready; the others join it when they come. */
+  go(now: number): void {
+    this.goAt ??= now;
   }
 
   /** The PC finished writing, failed or went to unicast: it no longer paces the stream. */
@@ -146,11 +189,32 @@ export class StreamSchedule {
 
   started(now: number): boolean {
     if (this.startedAt !== undefined) return true;
-    if (this.firstHeard === undefined) return false;
-    const waiting = [...this.expected].filter((mac) => !this.receivers.has(mac));
-    if (waiting.length > 0 && now - this.firstHeard < this.startGraceMs) return false;
+    if (!this.due(now)) return false;
     this.startedAt = now;
     return true;
+  }
+
+  private due(now: number): boolean {
+    if (this.goAt !== undefined) return true;
+    if (this.rule.manual || this.firstHeard === undefined) return false;
+    // Every PC ready, or gone (failed, or on its own by HTTP) before it was: nobody else is coming.
+    if ([...this.expected].every((mac) => this.readyAt.has(mac) || this.receivers.get(mac)?.left)) return true;
+    if (this.rule.count !== undefined && this.readyAt.size >= this.rule.count) return true;
+    return this.rule.afterMs !== undefined && now - this.firstHeard >= this.rule.afterMs;
+  }
+
+  startState(now: number): StartState {
+    const started = this.started(now);
+    return {
+      started,
+      startedAt: this.startedAt,
+      ready: [...this.readyAt.keys()],
+      of: this.expected.size,
+      manual: this.rule.manual === true,
+      count: this.rule.count,
+      deadline: this.rule.afterMs !== undefined && this.firstHeard !== undefined && !this.rule.manual ? this.firstHeard + this.rule.afterMs : undefined,
+      goAt: this.goAt,
+    };
   }
 
   /** The chunk to send now, or undefined to wait (not started, too few receivers, or ahead of their windows). */

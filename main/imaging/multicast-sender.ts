@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/index.js';
 import { DATA_PAYLOAD, decodeFeedback, encodeData } from './multicast-datagram.js';
-import { StreamSchedule, type ReceiverView, type ScheduleOptions } from './multicast-schedule.js';
+import { StreamSchedule, type ReceiverView, type ScheduleOptions, type StartRule, type StartState } from './multicast-schedule.js';
 
 /**
  * Groups come from 239.255.0.0/16, the IPv4 Local Scope of RFC 2365 (section 6.1): routers
@@ -32,7 +32,9 @@ export interface MulticastSenderOptions {
   chunkPaths: string[];
   expected: string[];
   logger: Logger;
-  rate?: Pick<ScheduleOptions, 'startRate' | 'minRate' | 'maxRate' | 'startGraceMs' | 'silenceMs' | 'minReceivers'>;
+  rate?: Pick<ScheduleOptions, 'startRate' | 'minRate' | 'maxRate' | 'silenceMs' | 'minReceivers'>;
+  /** when the stream starts (default: every PC ready, or a minute after the first) */
+  start?: StartRule;
   /** a bound socket for tests; default a fresh udp4 socket */
   socket?: Socket;
 }
@@ -50,6 +52,7 @@ export interface StreamStats {
   receivers: ReceiverView[];
   /** The NIC's IGMP querier: what was heard and what Bootbench does (set by the imaging service). */
   querier?: string;
+  start: StartState;
 }
 
 const ADAPT_MS = 250;
@@ -75,7 +78,7 @@ export class MulticastSender {
 
   constructor(private readonly options: MulticastSenderOptions) {
     this.session = options.session ?? randomBytes(4).readUInt32BE(0);
-    this.schedule = new StreamSchedule({ chunks: options.chunkPaths.length, expected: options.expected, ...options.rate });
+    this.schedule = new StreamSchedule({ chunks: options.chunkPaths.length, expected: options.expected, start: options.start, ...options.rate });
     this.socket = options.socket ?? createSocket({ type: 'udp4', reuseAddr: false });
   }
 
@@ -129,6 +132,21 @@ export class MulticastSender {
     return this.schedule.finished();
   }
 
+  /** A receiver asked whether the stream has started: it is ready. True once it has. */
+  ask(mac: string): boolean {
+    this.schedule.ready(Date.now(), mac);
+    return this.schedule.started(Date.now());
+  }
+
+  /** The technician's Go. */
+  go(): void {
+    this.schedule.go(Date.now());
+  }
+
+  startState(): StartState {
+    return this.schedule.startState(Date.now());
+  }
+
   stats(): StreamStats {
     const s = this.schedule;
     return {
@@ -142,6 +160,7 @@ export class MulticastSender {
       passes: s.passes,
       bytesSent: this.bytesSent,
       receivers: s.view(),
+      start: s.startState(Date.now()),
     };
   }
 

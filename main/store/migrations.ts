@@ -196,6 +196,18 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE image_job_machines ADD COLUMN repaired INTEGER;
     `,
   },
+  {
+    version: 10,
+    description:
+      "when a deploy's multicast stream starts: on Go only, or when a number of its PCs are ready (NULL: all) or seconds after the first (NULL: no timer); when Go was given and the stream started",
+    sql: `
+      ALTER TABLE image_jobs ADD COLUMN start_manual INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE image_jobs ADD COLUMN start_count INTEGER;
+      ALTER TABLE image_jobs ADD COLUMN start_after INTEGER DEFAULT 60;
+      ALTER TABLE image_jobs ADD COLUMN go_at INTEGER;
+      ALTER TABLE image_jobs ADD COLUMN stream_started_at INTEGER;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -2,7 +2,7 @@
 // for test/integration/imaging-stream.test.ts: the imaging service (routes, jobs, and the
 // multicast stream from ADDRESS) on a plain node:http server. One JSON line per event on
 // stdout; commands on stdin, one a line:
-//   deploy IMAGE MAC...   -> {"job": ID}
+//   deploy IMAGE [--manual | --count K | --after S]... MAC...   -> {"job": ID}
 //   status ID             -> {"status": JOB}
 //   stream ID             -> {"stream": STATS | null}
 import { createServer } from 'node:http';
@@ -30,8 +30,18 @@ print({ ready: `http://${values.address}:${values.port}` });
 for await (const line of createInterface({ input: process.stdin })) {
   const [command, ...args] = line.trim().split(/\s+/);
   try {
-    if (command === 'deploy') print({ job: imaging.jobs.create({ kind: 'deploy', image: args[0], macs: args.slice(1), then: 'poweroff' }).id });
-    else if (command === 'status') print({ status: imaging.jobs.get(Number(args[0])) });
+    if (command === 'deploy') {
+      const start: { manual?: boolean; count?: number; afterSeconds?: number } = {};
+      const macs: string[] = [];
+      for (let i = 1; i < args.length; i++) {
+        if (args[i] === '--manual') start.manual = true;
+        else if (args[i] === '--count') start.count = Number(args[++i]);
+        else if (args[i] === '--after') start.afterSeconds = Number(args[++i]);
+        else macs.push(args[i]);
+      }
+      const rule = Object.keys(start).length ? start : undefined;
+      print({ job: imaging.jobs.create({ kind: 'deploy', image: args[0], macs, then: 'poweroff', start: rule }).id });
+    } else if (command === 'status') print({ status: imaging.jobs.get(Number(args[0])) });
     else if (command === 'stream') print({ stream: (await imaging.streamStats(Number(args[0]))) ?? null });
     else print({ error: `unknown command ${command}` });
   } catch (error) {

@@ -10,6 +10,10 @@
 //     as without them, and the two finish too, verified;
 //   - a PC whose port drops multicast finishes by HTTP; a PC that starts late joins the
 //     running stream and repairs what it missed;
+//   - start triggers: a stream held for Go keeps its PCs waiting well past the receiver's
+//     5 s fallback (none fetches by HTTP), and Go given by `bootbench image go` from another
+//     process on the same data folder starts it; a stream set to start when 2 of 3 PCs are
+//     ready starts with them, and the third joins it late;
 //   - agents without the receiver deploy by HTTP as before; a damaged chunk fails the PCs
 //     with the reason, and no process is left waiting.
 //
@@ -28,6 +32,7 @@ import { PROJECT_ROOT } from '../helpers/serve-process.js';
 const AGENT = join(PROJECT_ROOT, 'build', 'imaging-env', 'agent.sh');
 const RECEIVER_SOURCE = join(PROJECT_ROOT, 'build', 'imaging-env', 'bb-stream-recv.c');
 const RUNNER = join(import.meta.dirname, 'imaging-stream-runner.ts');
+const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 const skip =
   (process.getuid?.() !== 0 ? 'loop devices and namespaces need root' : undefined) ??
   netnsUnavailableReason() ??
@@ -313,7 +318,72 @@ else
       }
     });
 
-    test('a PC that starts after the stream has sent half joins it and repairs what it missed', async (t) => {
+    test('a stream held for Go: the PCs wait past the 5 s fallback, the multicast-blocked one too; Go from the CLI starts it; all verified', async (t) => {
+      const blockedNs = agentNs[2];
+      lab.exec(blockedNs, 'nft', ['add', 'table', 'inet', 'block']);
+      lab.exec(blockedNs, 'nft', ['add', 'chain', 'inet', 'block', 'in', '{ type filter hook input priority 0; }']);
+      lab.exec(blockedNs, 'nft', ['add', 'rule', 'inet', 'block', 'in', 'ip', 'daddr', '239.255.0.0/16', 'drop']);
+      try {
+        const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:37:0${i}`);
+        const disks = macs.map((mac) => {
+          const file = join(work, `held-${mac.replace(/:/g, '')}.img`);
+          run('truncate', ['-s', `${DISK_MIB}M`, file]);
+          return { file, dev: attach(file) };
+        });
+        const job = (await ask(`deploy room --manual ${macs.join(' ')}`, 'job')) as number;
+        const agents = macs.map((mac, i) => agent(agentNs[i], mac, disks[i].dev));
+        let exited: AgentRun | undefined;
+        void Promise.race(agents).then((r) => (exited = r));
+        const ready = await waitFor(
+          async () => {
+            const stream = await ask(`stream ${job}`, 'stream');
+            return stream?.start.ready.length === 3 ? stream : undefined;
+          },
+          60_000,
+          'the three receivers to be ready',
+        );
+        assert.equal(ready.start.started, false);
+        // Well past the receivers' 5 s: nobody falls back to HTTP while the host says the stream waits.
+        await new Promise((r) => setTimeout(r, 7000));
+        const held = await ask(`stream ${job}`, 'stream');
+        assert.equal(exited, undefined, `no agent ended while the stream waited:\n${exited?.out}\n${runnerLog()}`);
+        assert.equal(held.start.started, false);
+        assert.equal(held.chunksSent, 0);
+        for (const r of held.receivers) assert.equal(r.repairKiB, 0, `${r.mac} fetched nothing by HTTP while waiting: ${JSON.stringify(r)}`);
+        const waiting = await ask(`status ${job}`, 'status');
+        assert.deepEqual(
+          waiting.machines.map((m: { phase: string }) => m.phase),
+          ['writing', 'writing', 'writing'],
+        );
+
+        // Go, from another process on the same data folder, as a technician's `bootbench image go`.
+        const said = execFileSync(process.execPath, ['--import', 'tsx', CLI, 'image', 'go', String(job), '--data', data], { cwd: PROJECT_ROOT }).toString();
+        assert.match(said, new RegExp(`job ${job}: Go at`));
+        const runs = await Promise.all(agents);
+        const status = await ask(`status ${job}`, 'status');
+        for (const [i, r] of runs.entries()) {
+          assert.equal(r.code, 0, `agent ${r.mac} failed:\n${r.out}\n${runnerLog()}`);
+          assert.equal(status.machines[i].result, 'done');
+          checkDisk(disks[i].file, r.mac);
+        }
+        assert.ok(status.goAt > 0 && status.streamStartedAt >= status.goAt, `the job records Go and the start: ${JSON.stringify(status)}`);
+        t.diagnostic(
+          runs
+            .map(
+              (r) =>
+                `${r.mac}: ${r.seconds.toFixed(1)} s, ${/(\d+) ms waiting/.exec(r.out)?.[1]} ms waiting, ${(r.streamBytes / MIB).toFixed(1)} MiB streamed, ${(r.repairBytes / MIB).toFixed(1)} MiB repaired`,
+            )
+            .join('; '),
+        );
+        for (const r of runs.slice(0, 2)) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream:\n${r.out}`);
+        assert.equal(runs[2].streamBytes, 0);
+        assert.ok(runs[2].repairBytes >= compressedBytes, 'the blocked PC learned the stream started and fetched the image by HTTP');
+      } finally {
+        lab.exec(blockedNs, 'nft', ['delete', 'table', 'inet', 'block']);
+      }
+    });
+
+    test('start when 2 of 3 PCs are ready: the stream starts with them; the third, started after it has sent half, joins it and repairs what it missed', async (t) => {
       // The host's NIC at 40 Mbit/s, so the stream lasts long enough to be joined midway.
       lab.exec(hostNs, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '40mbit', 'burst', '64kb', 'latency', '100ms']);
       try {
@@ -323,7 +393,7 @@ else
           run('truncate', ['-s', `${DISK_MIB}M`, file]);
           return { file, dev: attach(file) };
         });
-        const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
+        const job = (await ask(`deploy room --count 2 ${macs.join(' ')}`, 'job')) as number;
         const early = macs.slice(0, 2).map((mac, i) => agent(agentNs[i], mac, disks[i].dev));
         const total = new ImageCatalog(data).get('room')!.partitions.reduce((n, p) => n + p.chunks.length, 0);
         await waitFor(async () => ((await ask(`stream ${job}`, 'stream'))?.chunksSent ?? 0) >= total / 2, 60_000, 'the stream to send half the image');

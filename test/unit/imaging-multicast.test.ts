@@ -15,7 +15,7 @@ import {
   encodeFeedback,
   type Feedback,
 } from '../../main/imaging/multicast-datagram.js';
-import { StreamSchedule, type FeedbackInput } from '../../main/imaging/multicast-schedule.js';
+import { DEFAULT_START_AFTER_MS, StreamSchedule, type FeedbackInput } from '../../main/imaging/multicast-schedule.js';
 import { streamGroupFor } from '../../main/imaging/multicast-sender.js';
 import { parseFlags, serveConfigFromFlags, SERVE_OPTIONS } from '../../main/cli/serve-flags.js';
 import { defaultServeConfig } from '../../main/host/config.js';
@@ -108,24 +108,110 @@ function drain(s: StreamSchedule, now: number): number[] {
 }
 
 describe('stream schedule: pacing', () => {
-  test('waits for the room: starts once every PC is heard, or a grace period after the first', () => {
-    const s = new StreamSchedule({ chunks: 100, expected: [A, B, C], startGraceMs: 2000 });
+  test('by default waits for the room: starts once every PC is ready, or a minute after the first', () => {
+    const s = new StreamSchedule({ chunks: 100, expected: [A, B, C] });
     assert.equal(s.next(0), undefined, 'nobody heard');
     s.feedback(0, fb(A, 0));
     s.feedback(100, fb(B, 0));
-    assert.equal(s.next(500), undefined, 'C not heard, grace not over');
-    s.feedback(600, fb(C, 0));
-    assert.equal(s.next(600), 0, 'all three heard: go');
+    assert.equal(s.startState(30_000).started, false, 'C not ready, the minute not over');
+    for (const mac of [A, B, C]) s.feedback(30_100, fb(mac, 0)); // receivers report every 100 ms
+    assert.equal(s.next(30_100), 0, 'all three ready: go');
 
-    const late = new StreamSchedule({ chunks: 100, expected: [A, B, C], startGraceMs: 2000 });
+    const late = new StreamSchedule({ chunks: 100, expected: [A, B, C] });
     late.feedback(0, fb(A, 0));
     late.feedback(0, fb(B, 0));
-    assert.equal(late.next(1999), undefined);
-    assert.equal(late.next(2000), 0, 'grace over: C joins the running stream later');
+    assert.equal(late.startState(DEFAULT_START_AFTER_MS - 1).started, false);
+    for (const mac of [A, B]) late.feedback(DEFAULT_START_AFTER_MS, fb(mac, 0));
+    assert.equal(late.next(DEFAULT_START_AFTER_MS), 0, 'a minute after the first: C joins the running stream later');
+    assert.equal(late.startState(DEFAULT_START_AFTER_MS).startedAt, DEFAULT_START_AFTER_MS);
+  });
+
+  test('start when K PCs are ready: the K-th starts it, the others join it later', () => {
+    const s = new StreamSchedule({ chunks: 100, expected: [A, B, C, D], start: { count: 2 } });
+    s.feedback(0, fb(A, 0));
+    assert.equal(s.startState(10_000_000).started, false, 'one of two, and no timer');
+    assert.deepEqual(s.startState(0), {
+      started: false,
+      startedAt: undefined,
+      ready: [A],
+      of: 4,
+      manual: false,
+      count: 2,
+      deadline: undefined,
+      goAt: undefined,
+    });
+    s.feedback(5, fb(B, 0));
+    s.feedback(5, fb(A, 0));
+    assert.equal(s.next(5), 0);
+    assert.equal(s.startState(5).started, true);
+  });
+
+  test('start T after the first PC is ready, or when K are, whichever comes first', () => {
+    const timer = new StreamSchedule({ chunks: 100, expected: [A, B, C, D], start: { count: 3, afterMs: 10_000 } });
+    timer.feedback(1000, fb(A, 0));
+    timer.feedback(2000, fb(B, 0));
+    assert.equal(timer.startState(2000).deadline, 11_000, 'counted from the first PC');
+    assert.equal(timer.startState(10_999).started, false);
+    for (const mac of [A, B]) timer.feedback(11_000, fb(mac, 0));
+    assert.equal(timer.next(11_000), 0, 'the timer');
+
+    const count = new StreamSchedule({ chunks: 100, expected: [A, B, C, D], start: { count: 3, afterMs: 10_000 } });
+    for (const mac of [A, B, C]) count.feedback(1000, fb(mac, 0));
+    assert.equal(count.next(1000), 0, 'three ready before the timer');
+  });
+
+  test('manual: every PC ready is not enough; Go starts it, and a receiver asking is counted as ready', () => {
+    const s = new StreamSchedule({ chunks: 100, expected: [A, B, C], start: { manual: true } });
+    s.feedback(0, fb(A, 0));
+    s.feedback(0, fb(B, 0));
+    // C's feedback never reaches the host, but it asks over HTTP whether the stream started.
+    s.ready(0, C);
+    assert.equal(s.next(3_600_000), undefined, 'an hour on, still waiting for Go');
+    const waiting = s.startState(3_600_000);
+    assert.equal(waiting.started, false);
+    assert.equal(waiting.manual, true);
+    assert.equal(waiting.deadline, undefined);
+    assert.deepEqual(waiting.ready.sort(), [A, B, C]);
+    s.go(3_600_001);
+    for (const mac of [A, B]) s.feedback(3_600_001, fb(mac, 0));
+    assert.equal(s.next(3_600_001), 0);
+    assert.equal(s.startState(3_600_001).goAt, 3_600_001);
+  });
+
+  test('Go before anyone is ready: the first PCs to come find the stream started', () => {
+    const s = new StreamSchedule({ chunks: 100, expected: [A, B, C], start: { manual: true } });
+    s.go(0);
+    assert.equal(s.started(0), true);
+    s.feedback(10, fb(A, 0));
+    assert.equal(s.next(10), undefined, 'one PC alone gets no stream');
+    s.feedback(20, fb(B, 0));
+    assert.equal(s.next(20), 0);
+  });
+
+  test('a PC gone before it was ready (failed, or by HTTP) is not waited for', () => {
+    const s = new StreamSchedule({ chunks: 100, expected: [A, B, C] });
+    s.feedback(0, fb(A, 0));
+    s.feedback(0, fb(B, 0));
+    assert.equal(s.next(10), undefined);
+    s.leave(C);
+    assert.equal(s.next(20), 0);
+  });
+
+  test('a PC that comes after the start joins the running stream where it is', () => {
+    const s = new StreamSchedule({ chunks: 100, expected: [A, B, C], start: { count: 2 } });
+    s.feedback(0, fb(A, 0, { window: 8 }));
+    s.feedback(0, fb(B, 0, { window: 8 }));
+    assert.deepEqual(drain(s, 0), [0, 1, 2, 3, 4, 5]);
+    s.feedback(100, fb(A, 40, { window: 8 }));
+    s.feedback(100, fb(B, 40, { window: 8 }));
+    // C starts at chunk 0: the stream does not go back for it (it repairs 0..39 by HTTP).
+    s.feedback(100, fb(C, 0, { window: 8 }));
+    assert.equal(s.next(100), 40);
+    assert.equal(s.startState(100).ready.length, 3);
   });
 
   test('one PC alone gets no stream: it fetches by HTTP', () => {
-    const s = new StreamSchedule({ chunks: 100, expected: [A, B], startGraceMs: 0 });
+    const s = new StreamSchedule({ chunks: 100, expected: [A, B], start: { afterMs: 0 } });
     s.feedback(0, fb(A, 0));
     assert.equal(s.next(10), undefined);
     s.feedback(20, fb(B, 0));

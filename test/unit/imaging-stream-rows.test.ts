@@ -43,11 +43,20 @@ test('a streamed deploy: the stream line while it runs, live shares per PC, stor
       passes: 0,
       bytesSent: 90 * 1024 * KIB,
       receivers: [receiver(A, 900, 100), receiver(B, 500, 0)],
+      start: { started: true, startedAt: 5, ready: [A, B], of: 2, manual: false },
     };
     const api = storeImaging({ store, dataDir: () => join(temp.dir, 'data'), liveStream: (id) => (id === job.id ? live : undefined) });
 
     let shown = api.job(job.id)!;
-    assert.deepEqual(shown.stream, { group: '239.255.66.2:1760', rate: 12_500_000, chunks: 40, chunksSent: 25, passes: 0, bytesSent: 90 * 1024 * KIB });
+    assert.deepEqual(shown.stream, {
+      group: '239.255.66.2:1760',
+      rate: 12_500_000,
+      chunks: 40,
+      chunksSent: 25,
+      passes: 0,
+      bytesSent: 90 * 1024 * KIB,
+      start: { started: true, startedAt: 5, ready: 2, of: 2, deadline: undefined },
+    });
     assert.deepEqual(
       shown.machines.map((m) => [m.mac, m.streamed, m.repaired]),
       [

@@ -9,6 +9,8 @@ import {
   type ImagingJob,
   type ImagingMachineRow,
   type ImagingProgress,
+  type ImagingStartRule,
+  type ImagingStreamStart,
   IMAGING_PHASE_WORDS,
 } from '../../../../preload/api.js';
 import { createThrottle, type Scheduler, type Throttle } from '../throttle.js';
@@ -46,6 +48,23 @@ export function rowFraction(row: Pick<ImagingMachineRow, 'phase' | 'bytes' | 'to
 /** An unfinished PC that stopped reporting mid-way (powered off, network gone). */
 export function isSilent(row: Pick<ImagingMachineRow, 'phase' | 'result' | 'updatedAt'>, now: number): boolean {
   return !row.result && row.phase !== 'waiting' && now - row.updatedAt > SILENT_AFTER_MS;
+}
+
+/**
+ * Where a deploy's stream stands on its start, in words: "3 of 8 PCs ready, starts when all
+ * are ready or at 10:42", "waiting for Go", or undefined once it started.
+ */
+export function streamStartWords(job: Pick<ImagingJob, 'start' | 'goAt' | 'streamStartedAt' | 'stream'>, clock: (time: number) => string): string | undefined {
+  const rule: ImagingStartRule | undefined = job.start;
+  const now: ImagingStreamStart | undefined = job.stream?.start;
+  if (!rule || now?.started || job.streamStartedAt !== undefined) return undefined;
+  const ready = now ? `${now.ready} of ${now.of} PCs ready` : 'no PC ready yet';
+  if (job.goAt !== undefined) return `Go given at ${clock(job.goAt)}: the stream starts as its PCs get ready`;
+  if (rule.manual) return `waiting for Go (${ready})`;
+  const when = rule.count === undefined ? 'all are ready' : `${rule.count} are ready`;
+  const timer =
+    now?.deadline !== undefined ? ` or at ${clock(now.deadline)}` : rule.afterSeconds !== undefined ? ` or ${rule.afterSeconds} s after the first` : '';
+  return `${ready}, starts when ${when}${timer}`;
 }
 
 /** Newest first; a pushed job replaces the one with its id. */
@@ -158,6 +177,15 @@ export class ImagesState {
       await this.reloadImages();
       const count = job.machines.length;
       return `Job ${job.id}: the next network boot of ${count === 1 ? 'the PC' : `each of the ${count} PCs`} deploys "${job.image}".`;
+    });
+  }
+
+  /** Go: the deploy's stream starts now with the PCs that are ready. */
+  go(jobId: number): Promise<boolean> {
+    return this.act(async () => {
+      const job = await this.api.call('images:go', { jobId });
+      this.jobs = mergeJobs(this.jobs, [job]);
+      return `Job ${job.id}: Go given. The stream starts within a second; PCs not ready yet join it when they are.`;
     });
   }
 

@@ -1,0 +1,284 @@
+// The Images screen of a deploy sent as one stream, in Chromium against the real headless host
+// (web mode) in full DHCP mode on a namespace NIC: the deploy is made on the screen to start
+// when the technician presses Go; two agents (build/imaging-env/agent.sh with bb-stream-recv
+// compiled here) in their own namespaces write loop devices over files of this test; their
+// rows say they wait for Go; Go on the job's stream line starts the stream, whose line shows
+// chunks going out; both PCs finish verified and each row shows how much came from the
+// stream and how much by repair.
+//   host ns eth0 198.18.9.1 (web.ts, Chromium) --- br0 (switch ns) --- agents 198.18.9.1x
+// Screenshots: test-output/ui/stream-*.png
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium.js';
+import { collectJsonLines, Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import { ImageCatalog, type ImageManifest } from '../../main/imaging/index.js';
+import { openStore } from '../../main/store/index.js';
+
+const REPO = join(import.meta.dirname, '..', '..');
+const shots = join(REPO, 'test-output/ui');
+const AGENT = join(REPO, 'build', 'imaging-env', 'agent.sh');
+const RECEIVER_SOURCE = join(REPO, 'build', 'imaging-env', 'bb-stream-recv.c');
+const skip =
+  (process.getuid?.() !== 0 ? 'loop devices and namespaces need root' : undefined) ??
+  netnsUnavailableReason() ??
+  missingPrograms(CHROMIUM, 'busybox', 'losetup', 'sfdisk', 'partclone.dd', 'partclone.restore', 'zstd', 'curl', 'gcc', 'tc') ??
+  (existsSync(join(REPO, 'dist/renderer/index.html')) ? undefined : 'the renderer is not built: run `npm run build:renderer` (npm test builds it)');
+
+const MIB = 1024 * 1024;
+const HOST = '198.18.9.1';
+const PART_START = 2048;
+const PART_MIB = 32;
+const DISK_MIB = PART_MIB + 4;
+const PCS = [
+  { mac: '52:54:00:bb:90:01', name: 'stream-01' },
+  { mac: '52:54:00:bb:90:02', name: 'stream-02' },
+];
+const run = (cmd: string, args: string[], input?: string | Buffer) => execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 * MIB });
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+let lab: Lab;
+let work: string;
+let host: ChildProcess | undefined;
+let hostLog = '';
+let browser: Browser | undefined;
+let failurePage: Page | undefined;
+let passed = false;
+let reference: Buffer;
+let bootCode: Buffer;
+const loops: string[] = [];
+const agentNs: string[] = [];
+let hostNs = '';
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(shots, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), 'bb-ui-stream-'));
+  const data = join(work, 'data');
+  const root = join(work, 'root');
+  const bin = join(work, 'bin');
+  const busybox = join(work, 'busybox-bin');
+  mkdirSync(root);
+  mkdirSync(bin);
+  mkdirSync(busybox);
+  writeFileSync(join(root, 'ipxe.efi'), randomBytes(4096));
+  for (const applet of run('busybox', ['--list']).toString().split('\n'))
+    if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(busybox, applet));
+  try {
+    run('gcc', ['-O2', '-static', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
+  } catch {
+    run('gcc', ['-O2', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
+  }
+
+  // The image: boot code and one raw partition of random data (it does not compress: the stream carries all of it).
+  const refFile = join(work, 'reference.img');
+  run('truncate', ['-s', `${DISK_MIB}M`, refFile]);
+  run('sfdisk', ['-q', refFile], `label: gpt\nstart=${PART_START}, size=${PART_MIB * 2048}, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\n`);
+  const table = run('sfdisk', ['--dump', refFile]).toString();
+  bootCode = Buffer.from('BOOTBENCH UI STREAM BOOT CODE '.repeat(20)).subarray(0, 440);
+  reference = randomBytes(PART_MIB * MIB);
+  const catalog = new ImageCatalog(data);
+  const chunksOf = async (bytes: Buffer): Promise<string[]> => {
+    const names: string[] = [];
+    for (let at = 0; at < bytes.length; at += 4 * MIB) {
+      const packed = run('zstd', ['-q', '-1', '-c'], bytes.subarray(at, at + 4 * MIB));
+      await catalog.chunks.put(sha256(packed), [packed]);
+      names.push(sha256(packed));
+    }
+    return names;
+  };
+  const manifest: ImageManifest = {
+    format: 1,
+    name: 'room',
+    createdAt: Date.now(),
+    source: { mac: '52:54:00:bb:90:09', machine: 'reference', disk: 'loop0' },
+    diskBytes: DISK_MIB * MIB,
+    table,
+    label: 'gpt',
+    partitions: [
+      { number: 0, start: 0, sectors: 1, fs: '', tool: 'boot', streamBytes: 440, streamSha256: sha256(bootCode), chunks: await chunksOf(bootCode) },
+      {
+        number: 1,
+        start: PART_START,
+        sectors: PART_MIB * 2048,
+        fs: '',
+        tool: 'dd',
+        streamBytes: reference.length,
+        streamSha256: sha256(reference),
+        chunks: await chunksOf(reference),
+      },
+    ],
+  };
+  catalog.add(manifest);
+  const store = openStore(data);
+  for (const pc of PCS) store.machines.create({ macs: [pc.mac], name: pc.name, group: 'stream-room' });
+  store.close();
+
+  lab = new Lab('bbis');
+  hostNs = lab.namespace('h');
+  const switchNs = lab.namespace('w');
+  for (let i = 0; i < PCS.length; i++) agentNs.push(lab.namespace(`a${i}`));
+  lab.switchOf(switchNs, [
+    { ns: hostNs, ifname: 'eth0', cidr: `${HOST}/24` },
+    ...agentNs.map((ns, i) => ({ ns, ifname: 'eth0', cidr: `198.18.9.${10 + i}/24` })),
+  ]);
+  lab.exec(switchNs, 'ip', ['link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
+  // The host's NIC at 40 Mbit/s: the stream lasts long enough to be watched on the screen.
+  lab.exec(hostNs, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '40mbit', 'burst', '64kb', 'latency', '100ms']);
+
+  host = lab.spawn(
+    hostNs,
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(REPO, 'main/cli/web.ts'),
+      '--data',
+      data,
+      '--root',
+      root,
+      '--boot',
+      'uefi64=ipxe.efi',
+      '--interface',
+      'eth0',
+      '--mode',
+      'dhcp',
+      '--pool',
+      '198.18.9.100-198.18.9.150',
+      '--http-port',
+      '8080',
+      '--ui-port',
+      '0',
+      '--start',
+    ],
+    { cwd: REPO },
+  );
+  host.stdout!.on('data', (d) => (hostLog += d));
+  host.stderr!.on('data', (d) => (hostLog += d));
+  browser = await launchChromiumInNamespace(hostNs, work);
+  void collectJsonLines; // the host logs plain lines
+});
+
+after(async () => {
+  if (failurePage && !passed) await failurePage.screenshot({ path: join(shots, 'stream-failure.png'), fullPage: true }).catch(() => {});
+  await browser?.close().catch(() => {});
+  host?.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  await lab?.destroy();
+  for (const dev of loops.reverse())
+    try {
+      run('losetup', ['-d', dev]);
+    } catch {
+      /* gone */
+    }
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+interface AgentRun {
+  code: number | null;
+  out: string;
+}
+
+/** agent.sh as PC `mac` in namespace `ns`, allowed to touch only `disk` (a loop device over a file of this test). */
+function agent(ns: string, mac: string, disk: string): Promise<AgentRun> {
+  const env = [
+    `PATH=${join(work, 'busybox-bin')}:${join(work, 'bin')}:/usr/sbin:/usr/bin:/sbin:/bin`,
+    `BOOTBENCH_AGENT_DISKS=${disk}`,
+    `BOOTBENCH_AGENT_TMP=${work}`,
+  ];
+  const child = lab.spawn(ns, '/usr/bin/env', ['-i', ...env, '/bin/busybox', 'sh', AGENT, 'run', `http://${HOST}:8080`, mac], { detached: true });
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })));
+}
+
+test(
+  'a deploy held for Go on the Images screen: rows wait, Go starts the stream, its line moves, both PCs finish with their stream and repair shares',
+  { skip, timeout: 240_000 },
+  async () => {
+    const url = await waitFor(() => /Bootbench web UI: (http:\/\/\S+)/.exec(hostLog)?.[1], 30_000, `the host's UI address (log so far: ${hostLog})`);
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 1000 } });
+    failurePage = page;
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    await page.goto(url);
+    await page.getByTestId('serving-pill').filter({ hasText: 'Full DHCP' }).waitFor({ timeout: 30_000 });
+    await page.click('[data-screen=images]');
+
+    // --- The deploy, made on the screen: both PCs, the stream to start on Go.
+    await page.locator('tr[data-image="room"]').waitFor({ timeout: 10_000 });
+    await page.getByLabel('Image to deploy').selectOption('room');
+    for (const pc of PCS) await page.getByLabel(`Deploy to ${pc.name}`).check();
+    await page.getByLabel('When the stream starts').selectOption('manual');
+    assert.equal(await page.getByLabel('Seconds after the first PC is ready').count(), 0, 'Go alone: no timer to set');
+    await page.getByTestId('deploy-form').getByRole('button', { name: 'Deploy at their next boot' }).click();
+    await page
+      .getByTestId('images-notice')
+      .filter({ hasText: /Job \d+: the next network boot of each of the 2 PCs deploys "room"/ })
+      .waitFor();
+    const jobId = Number(/Job (\d+)/.exec(await page.getByTestId('images-notice').innerText())![1]);
+    const job = page.locator(`[data-job="${jobId}"]`);
+    await job.getByTestId('stream-start').filter({ hasText: 'Stream: waiting for Go (no PC ready yet).' }).waitFor({ timeout: 10_000 });
+
+    // --- The PCs boot (agents in their namespaces) and wait for Go.
+    const disks = PCS.map((pc) => {
+      const file = join(work, `disk-${pc.mac.replace(/:/g, '')}.img`);
+      run('truncate', ['-s', `${DISK_MIB}M`, file]);
+      const dev = run('losetup', ['-f', '--show', file]).toString().trim();
+      loops.push(dev);
+      return { file, dev };
+    });
+    const agents = PCS.map((pc, i) => agent(agentNs[i], pc.mac, disks[i].dev));
+    let ended = false;
+    void Promise.race(agents).then(() => (ended = true));
+    await job.getByTestId('stream-start').filter({ hasText: 'waiting for Go (2 of 2 PCs ready)' }).waitFor({ timeout: 60_000 });
+    for (const pc of PCS) {
+      const row = job.locator(`tr[data-mac="${pc.mac}"]`);
+      await row.getByTestId('phase').filter({ hasText: 'waiting for the stream' }).waitFor({ timeout: 10_000 });
+      assert.equal(await row.getByTestId('stream-wait').innerText(), 'waiting for Go (2 of 2 PCs ready)');
+    }
+    // Past the receivers' 5 s fallback: still waiting, nothing fetched.
+    await new Promise((r) => setTimeout(r, 6000));
+    assert.equal(ended, false, 'no PC ended while the stream waited for Go');
+    assert.equal(await job.getByTestId('stream-start').count(), 1);
+    await page.screenshot({ path: join(shots, 'stream-1-waiting-for-go.png'), fullPage: true });
+
+    // --- Go.
+    await job.getByRole('button', { name: `Go: start the stream of job ${jobId}` }).click();
+    await page
+      .getByTestId('images-notice')
+      .filter({ hasText: `Job ${jobId}: Go given.` })
+      .waitFor();
+    const line = job.getByTestId('stream');
+    await line.filter({ hasText: /One stream for these PCs \(239\.255\.66\.\d+:\d+\): .*, [1-9]\d* of 9 chunks sent/ }).waitFor({ timeout: 20_000 });
+    assert.equal(await job.getByTestId('stream-start').count(), 0, 'the waiting line gave way to the running stream');
+    await page.screenshot({ path: join(shots, 'stream-2-running.png'), fullPage: true });
+
+    const runs = await Promise.all(agents);
+    for (const [i, r] of runs.entries()) {
+      assert.equal(r.code, 0, `${PCS[i].name} failed:\n${r.out}\nhost:\n${hostLog}`);
+      assert.match(r.out, /deployed image room to loop\d+, verified/);
+      run('sync', []);
+      const disk = readFileSync(disks[i].file);
+      assert.ok(disk.subarray(0, 440).equals(bootCode), `${PCS[i].name}: the boot code`);
+      assert.ok(disk.subarray(PART_START * 512, PART_START * 512 + PART_MIB * MIB).equals(reference), `${PCS[i].name}: partition 1 equals the image`);
+    }
+    for (const pc of PCS) {
+      const row = job.locator(`tr[data-mac="${pc.mac}"]`);
+      await row.getByTestId('result').filter({ hasText: 'written and verified' }).waitFor({ timeout: 20_000 });
+      const share = await row.getByTestId('stream-share').innerText();
+      const m = /([\d.]+) (KiB|MiB) from the stream, ([\d.]+ (?:B|KiB|MiB)) by repair/.exec(share);
+      assert.ok(m, `${pc.name}'s row shows its stream and repair shares: "${share}"`);
+      assert.ok(m[2] === 'MiB' && Number(m[1]) > PART_MIB / 2, `${pc.name} got most of the image from the stream: "${share}"`);
+    }
+    await page.screenshot({ path: join(shots, 'stream-3-done.png'), fullPage: true });
+    assert.deepEqual(pageErrors, []);
+    passed = true;
+  },
+);

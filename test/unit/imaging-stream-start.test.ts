@@ -1,0 +1,222 @@
+// When a deploy's stream starts: the rule stored with the job (schema 10), Go given through
+// the store (as the CLI beside a running host does), and the host's answer to a receiver that
+// asks whether the stream has started. The stream's socket is bound to loopback and sends
+// nothing here: it waits for Go, and once given, no receiver feeds it back.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { DEFAULT_START_AFTER_SECONDS, ImagingJobs, ImagingService, startRule } from '../../main/imaging/index.js';
+import { openStore } from '../../main/store/index.js';
+import { storeImaging } from '../../main/api/api-imaging.js';
+import { storeApi } from '../../main/api/api-store.js';
+import { HostApi } from '../../main/api/api.js';
+import type { ImagingJob } from '../../preload/api.js';
+import { idleServiceHost } from '../helpers/idle-host.js';
+import { imageCommand, describeStart } from '../../main/cli/imaging.js';
+import { addSampleImage } from '../helpers/sample-image.js';
+import { makeTempDir } from '../helpers/store-temp.js';
+import { waitFor } from '../helpers/netns.js';
+
+const A = '52:54:00:aa:50:01';
+const B = '52:54:00:aa:50:02';
+const C = '52:54:00:aa:50:03';
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+describe('stream start rule', () => {
+  test('defaults, counts of all the PCs or more, no timer, manual; nonsense refused', () => {
+    assert.deepEqual(startRule(undefined, 8), { manual: false, afterSeconds: DEFAULT_START_AFTER_SECONDS });
+    assert.deepEqual(startRule({ count: 3 }, 8), { manual: false, count: 3, afterSeconds: 60 });
+    assert.deepEqual(startRule({ count: 8 }, 8), { manual: false, count: undefined, afterSeconds: 60 }, 'all of them: the same as all');
+    assert.deepEqual(startRule({ afterSeconds: null }, 8), { manual: false, count: undefined, afterSeconds: undefined });
+    assert.deepEqual(startRule({ afterSeconds: 10, count: 2 }, 8), { manual: false, count: 2, afterSeconds: 10 });
+    assert.deepEqual(startRule({ manual: true }, 8), { manual: true });
+    assert.throws(() => startRule({ manual: true, count: 2 }, 8), /Go alone/);
+    assert.throws(() => startRule({ count: 0 }, 8), /1 or more/);
+    assert.throws(() => startRule({ afterSeconds: -1 }, 8), /whole seconds/);
+  });
+
+  test('stored with the job; Go is kept once; the CLI and the API say it; a capture has nothing to start', () => {
+    const temp = makeTempDir('bootbench-stream-start-');
+    const data = join(temp.dir, 'data');
+    const store = openStore(data);
+    try {
+      let now = 1_000;
+      const jobs = new ImagingJobs(store.db, () => now);
+      const manual = jobs.create({ kind: 'deploy', image: 'room', macs: [A, B], start: { manual: true } });
+      assert.deepEqual(manual.start, { manual: true, count: undefined, afterSeconds: undefined });
+      assert.equal(describeStart(manual), `stream starts on Go (bootbench image go ${manual.id})`);
+      const auto = jobs.create({ kind: 'deploy', image: 'room', macs: [C, '52:54:00:aa:50:04', '52:54:00:aa:50:05'], start: { count: 2, afterSeconds: 30 } });
+      assert.equal(describeStart(auto), 'stream starts when 2 PCs are ready or 30 s after the first, or on Go');
+      assert.equal(jobs.goAt(manual.id), undefined);
+      now = 2_000;
+      assert.equal(jobs.go(manual.id).goAt, 2_000);
+      now = 3_000;
+      assert.equal(jobs.go(manual.id).goAt, 2_000, 'the first Go stands');
+      jobs.recordStreamStart(manual.id, 2_100);
+      jobs.recordStreamStart(manual.id, 9_999);
+      assert.equal(jobs.get(manual.id)!.streamStartedAt, 2_100);
+      const capture = jobs.create({ kind: 'capture', image: 'new', macs: ['52:54:00:aa:50:09'] });
+      assert.throws(() => jobs.go(capture.id), /capture/);
+
+      const api = storeImaging({ store, dataDir: () => data });
+      assert.deepEqual(api.job(auto.id)!.start, { manual: false, count: 2, afterSeconds: 30 });
+      assert.equal(api.job(capture.id)!.start, undefined, 'a capture has no stream');
+      assert.ok(api.go(auto.id).goAt! > 0);
+      assert.throws(() => api.go(capture.id), /no stream to start/);
+    } finally {
+      store.close();
+      temp.remove();
+    }
+  });
+});
+
+describe('images:deploy start and images:go', () => {
+  test('the start rule goes with the deploy; contradictions and Go without a stream are refused with the reason', async () => {
+    const temp = makeTempDir('bootbench-stream-api-');
+    const data = join(temp.dir, 'data');
+    await addSampleImage(data, { name: 'room', mac: '52:54:00:cc:00:09', machine: 'ref', chunksPerPartition: 1 });
+    const store = openStore(data);
+    const api = new HostApi({ host: idleServiceHost(), store: storeApi(store, { dataDir: () => data }), listInterfaces: () => [], shell: 'web' });
+    const call = async (name: string, request: unknown) => {
+      const reply = await api.handle(name, request);
+      return 'error' in reply ? `${reply.error.code}: ${reply.error.message}` : (reply.result as ImagingJob);
+    };
+    try {
+      const held = (await call('images:deploy', { image: 'room', macs: [A, B], start: { manual: true } })) as ImagingJob;
+      assert.deepEqual(held.start, { manual: true, count: undefined, afterSeconds: undefined });
+      const timed = (await call('images:deploy', { image: 'room', macs: [A, B, C], start: { count: 2, afterSeconds: null } })) as ImagingJob;
+      assert.deepEqual(timed.start, { manual: false, count: 2, afterSeconds: undefined });
+      const plain = (await call('images:deploy', { image: 'room', macs: [A, B] })) as ImagingJob;
+      assert.deepEqual(plain.start, { manual: false, count: undefined, afterSeconds: 60 });
+      assert.match(String(await call('images:deploy', { image: 'room', macs: [A, B], start: { manual: true, count: 2 } })), /^invalid-request: .*Go alone/);
+      assert.match(String(await call('images:deploy', { image: 'room', macs: [A, B], start: { count: 0 } })), /^invalid-request: .*1 or more/);
+      const one = (await call('images:deploy', { image: 'room', macs: [C] })) as ImagingJob;
+      assert.equal(one.start, undefined, 'one PC: no stream, nothing to start');
+      assert.match(String(await call('images:go', { jobId: one.id })), /^invalid-request: Job \d+ has no stream to start/);
+      assert.match(String(await call('images:go', { jobId: 999 })), /^not-found: There is no job 999/);
+      const given = (await call('images:go', { jobId: plain.id })) as ImagingJob;
+      assert.ok(given.goAt! > 0);
+    } finally {
+      store.close();
+      temp.remove();
+    }
+  });
+});
+
+describe('bootbench image deploy --start..., image go', () => {
+  test('the options are stored; go by job number or image name; refusals name the fix', async () => {
+    const temp = makeTempDir('bootbench-stream-cli-');
+    const data = join(temp.dir, 'data');
+    await addSampleImage(data, { name: 'room', mac: '52:54:00:cc:00:09', machine: 'ref', chunksPerPartition: 1 });
+    const io = () => {
+      const out = { stdout: '', stderr: '' };
+      return { out, io: { stdout: (t: string) => (out.stdout += t), stderr: (t: string) => (out.stderr += t) } };
+    };
+    const cli = async (...args: string[]) => {
+      const { out, io: sink } = io();
+      const code = await imageCommand([...args, '--data', data], sink);
+      return { code, ...out };
+    };
+    try {
+      const manual = await cli('deploy', 'room', '--machine', A, '--machine', B, '--start', 'manual', '--json');
+      assert.equal(manual.code, 0, manual.stderr);
+      const job = JSON.parse(manual.stdout);
+      assert.deepEqual(job.start, { manual: true });
+      const k = await cli(
+        'deploy',
+        'room',
+        '--machine',
+        C,
+        '--machine',
+        '52:54:00:aa:50:04',
+        '--machine',
+        '52:54:00:aa:50:05',
+        '--start-when',
+        '2',
+        '--start-after',
+        'off',
+      );
+      assert.equal(k.code, 0, k.stderr);
+      assert.match(k.stdout, /stream starts when 2 PCs are ready, or on Go/);
+
+      const both = await cli('deploy', 'room', '--machine', A, '--machine', B, '--start', 'manual', '--start-when', '2');
+      assert.equal(both.code, 2);
+      assert.match(both.stderr, /--start manual waits for Go alone/);
+      const bad = await cli('deploy', 'room', '--machine', A, '--machine', B, '--start-after', 'soon');
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--start-after soon: use whole seconds/);
+
+      const ambiguous = await cli('go', 'room');
+      assert.equal(ambiguous.code, 1, 'two deploys of room are open');
+      assert.match(ambiguous.stderr, /being deployed by jobs \d+, \d+: give the job number/);
+      const go = await cli('go', String(job.id));
+      assert.equal(go.code, 0, go.stderr);
+      assert.match(go.stdout, new RegExp(`job ${job.id}: Go at .*; the running host starts the stream within a second`));
+      const again = await cli('go', String(job.id));
+      assert.match(again.stdout, /Go was given at/);
+      const status = await cli('status', '--job', String(job.id));
+      assert.match(status.stdout, /Go given at .*: the stream starts as soon as the host has ready PCs/);
+      const missing = await cli('go', '999');
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /no job 999/);
+    } finally {
+      temp.remove();
+    }
+  });
+});
+
+describe('the host and a waiting stream', () => {
+  test('a receiver asking is told "waiting" and counted ready; Go through the store starts the stream and is recorded', async () => {
+    const temp = makeTempDir('bootbench-stream-host-');
+    const data = join(temp.dir, 'data');
+    await addSampleImage(data, { name: 'room', mac: '52:54:00:cc:00:09', machine: 'ref', chunksPerPartition: 2 });
+    const store = openStore(data);
+    const imaging = new ImagingService({ store, dataDir: data, logger: silent, stream: { address: '127.0.0.1' } });
+    const server = createServer((req, res) => {
+      void imaging.handle(req, res, new URL(req.url ?? '/', 'http://host')).then((handled) => {
+        if (!handled) res.writeHead(404).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const get = async (path: string) => {
+      const res = await fetch(`${base}${path}`);
+      return { status: res.status, text: await res.text() };
+    };
+    try {
+      const job = imaging.jobs.create({ kind: 'deploy', image: 'room', macs: [A, B, C], start: { manual: true } });
+      const task = await get(`/imaging/task?mac=${A}`);
+      const session = /^stream=[\d.]+:\d+:([0-9a-f]{8})$/m.exec(task.text)?.[1];
+      assert.ok(session, task.text);
+      const first = await fetch(`${base}/imaging/streams/${session}?mac=${A}`);
+      // bb-stream-recv reads a body of known length.
+      assert.equal(first.headers.get('content-length'), '27');
+      assert.equal(await first.text(), 'state=waiting\nready=1\nof=3\n');
+      assert.deepEqual(await get(`/imaging/streams/${session}?mac=${B}`), { status: 200, text: 'state=waiting\nready=2\nof=3\n' });
+      assert.equal((await get(`/imaging/streams/00000000?mac=${A}`)).status, 404);
+
+      const shown = storeImaging({ store, dataDir: () => data, liveStream: (id) => imaging.streamNow(id) }).job(job.id)!;
+      assert.deepEqual(shown.stream?.start, { started: false, startedAt: undefined, ready: 2, of: 3, deadline: undefined });
+      assert.deepEqual(
+        shown.machines.map((m) => [m.mac, m.waitingForStream]),
+        [
+          [A, true],
+          [B, true],
+          [C, undefined],
+        ],
+      );
+
+      // Go as another process would give it: a row in the store the host looks for.
+      new ImagingJobs(store.db).go(job.id);
+      await waitFor(() => imaging.jobs.get(job.id)!.streamStartedAt, 5000, 'the host to start the stream on Go');
+      assert.deepEqual(await get(`/imaging/streams/${session}?mac=${C}`), { status: 200, text: 'state=started\nready=3\nof=3\n' });
+    } finally {
+      imaging.stop();
+      server.close();
+      store.close();
+      temp.remove();
+    }
+  });
+});
