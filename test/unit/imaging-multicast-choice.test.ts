@@ -82,6 +82,7 @@ test('no stream on this host: a deploy to several PCs says it goes unicast and w
       passes: 0,
       bytesSent: 1400,
       receivers: [],
+      start: { started: true, startedAt: 1, ready: ['52:54:00:aa:50:04', '52:54:00:aa:50:05'], of: 2, manual: false },
       querier: 'IGMP querier 192.0.2.254 heard on eth1: it keeps snooping switches forwarding; Bootbench sends no queries',
     };
     const apiLive = storeImaging({ store, dataDir: () => data, liveStream: () => live, unicastReason: () => undefined });
