@@ -56,6 +56,8 @@ export class ImagingLab {
   constructor(
     private readonly bench: Bench,
     readonly sizes: ImagingSizes,
+    /** `--profile`: the imaging host runs under `node --cpu-prof`, its profile lands here */
+    private readonly profileDir?: string,
   ) {
     this.dir = join(bench.work, 'imaging');
   }
@@ -88,7 +90,16 @@ export class ImagingLab {
     this.host = lab.spawn(
       this.hostNs,
       process.execPath,
-      [join(BENCH_DIR, 'imaging-host.mjs'), '--main', servedMain(), '--data', join(this.dir, 'data'), '--listen', `${HOST}:${ROUTES_PORT}`],
+      [
+        ...(this.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(this.profileDir, 'imaging-host')}`] : []),
+        join(BENCH_DIR, 'imaging-host.mjs'),
+        '--main',
+        servedMain(),
+        '--data',
+        join(this.dir, 'data'),
+        '--listen',
+        `${HOST}:${ROUTES_PORT}`,
+      ],
       { stdio: ['pipe', 'pipe', errFd], cwd: PROJECT },
     );
     closeSync(errFd);
