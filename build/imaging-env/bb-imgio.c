@@ -27,7 +27,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/evp.h>
+// The SHA256_* calls, deprecated in OpenSSL 3 for EVP, link a fraction of libcrypto statically
+// (EVP brings the provider machinery: about 3 MB more) and use the same CPU SHA code.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -131,8 +134,10 @@ static void to_hex(const unsigned char *d, char *out) {
 
 static void sha256_hex(const void *data, size_t n, char *out) {
   unsigned char d[32];
-  unsigned int len = 0;
-  if (!EVP_Digest(data, n, d, &len, EVP_sha256(), NULL)) fail("SHA-256 failed");
+  SHA256_CTX ctx; // not SHA256(): in OpenSSL 3 that one goes through EVP
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, data, n);
+  SHA256_Final(d, &ctx);
   to_hex(d, out);
 }
 
@@ -503,8 +508,8 @@ static int cmd_put(const char *url, const char *query, const char *part, const c
   pthread_t sender;
   pthread_create(&sender, NULL, put_sender, &args);
 
-  EVP_MD_CTX *whole = EVP_MD_CTX_new();
-  if (!whole || !EVP_DigestInit_ex(whole, EVP_sha256(), NULL)) fail("SHA-256 failed");
+  SHA256_CTX whole;
+  SHA256_Init(&whole);
   unsigned long long total = 0, seq = 0;
   for (;;) {
     pthread_mutex_lock(&put.mu);
@@ -514,7 +519,7 @@ static int cmd_put(const char *url, const char *query, const char *part, const c
     ssize_t n = read_full(0, s->raw, CHUNK_BYTES);
     if (n < 0) fail("reading the partition's stream failed: %s", strerror(errno));
     if (n > 0) {
-      EVP_DigestUpdate(whole, s->raw, (size_t)n);
+      SHA256_Update(&whole, s->raw, (size_t)n);
       total += (unsigned long long)n;
     }
     pthread_mutex_lock(&put.mu);
@@ -533,9 +538,8 @@ static int cmd_put(const char *url, const char *query, const char *part, const c
   pthread_join(sender, NULL);
   if (list && fclose(list) != 0) fail("could not write the chunk list");
   unsigned char d[32];
-  unsigned int dl;
   char hex[65];
-  EVP_DigestFinal_ex(whole, d, &dl);
+  SHA256_Final(d, &whole);
   to_hex(d, hex);
   printf("%llu %s\n", total, hex);
   return fflush(stdout) == 0 ? 0 : 1;
@@ -678,8 +682,8 @@ static int cmd_get(const char *url, const char *part, const char *list_path) {
 // ---- hash --------------------------------------------------------------------------------
 
 static int cmd_hash(void) {
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) fail("SHA-256 failed");
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
   size_t cap = 1u << 20;
   unsigned char *buf = xmalloc(cap);
   for (;;) {
@@ -687,12 +691,11 @@ static int cmd_hash(void) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) fail("reading stdin failed: %s", strerror(errno));
     if (n == 0) break;
-    EVP_DigestUpdate(ctx, buf, (size_t)n);
+    SHA256_Update(&ctx, buf, (size_t)n);
   }
   unsigned char d[32];
-  unsigned int dl;
   char hex[65];
-  EVP_DigestFinal_ex(ctx, d, &dl);
+  SHA256_Final(d, &ctx);
   to_hex(d, hex);
   printf("%s\n", hex);
   return fflush(stdout) == 0 ? 0 : 1;
