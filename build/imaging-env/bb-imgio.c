@@ -4,8 +4,8 @@
 //   bb-imgio put -u URL -q QUERY -n PART [-L LEVEL] [-c CHUNKLIST] [-b BYTESFILE] [-e WHYFILE]
 //       Cuts the stream on stdin into 4 MiB chunks, compresses each at LEVEL as its own zstd
 //       frame, names it by the SHA-256 of the compressed bytes and uploads it with
-//       PUT URL/imaging/chunks/SHA?QUERY, every chunk over one keep-alive connection.
-//       Appends "chunk=PART SHA" per chunk to CHUNKLIST in stream order, and prints
+//       PUT URL/imaging/chunks/SHA?QUERY over two keep-alive connections.
+//       Appends "chunk=PART SHA" per chunk to CHUNKLIST in stream order once all are stored, and prints
 //       "BYTES SHA256" of the whole stream on stdout at the end.
 //   bb-imgio get -u URL -n PART -l LIST [-b BYTESFILE] [-e WHYFILE]
 //       Fetches the chunks named in LIST (one SHA-256 a line) over one keep-alive connection,
@@ -49,8 +49,11 @@
 // The host refuses a stored chunk above 4 MiB + 64 KiB (chunk-store.ts); a GET larger than
 // that is not a chunk of ours.
 #define MAX_STORED (CHUNK_BYTES + (64u << 10))
-// Chunks in flight: read, two compressing, one sending.
-#define PUT_SLOTS 5
+// Chunks in flight: one being read, two compressing, two uploading, one ready.
+#define PUT_SLOTS 6
+// Upload connections. With one, the next chunk waited while the host checked and stored
+// the last; with two, one chunk travels while the host stores the other.
+#define PUT_CONNS 2
 // Chunks fetched ahead of the one being written.
 #define GET_SLOTS 4
 
@@ -379,7 +382,7 @@ static void answer_text(struct conn *c, const struct response *r, char *out, siz
 
 // ---- put: capture ------------------------------------------------------------------------
 
-enum { FREE, FILLED, PACKING, PACKED };
+enum { FREE, FILLED, PACKING, PACKED, SENDING };
 
 struct put_slot {
   int state;
@@ -396,6 +399,10 @@ static struct {
   pthread_cond_t cv;
   struct put_slot slots[PUT_SLOTS];
   unsigned long long filled; // chunks read so far
+  unsigned long long next_send; // the next chunk a sender takes: they go out in stream order
+  unsigned long long sent_bytes; // stream bytes of the chunks the host has stored
+  char (*names)[65]; // chunk names by stream position, for the chunk list
+  size_t names_cap;
   int eof;
   int level;
   const char *error;
@@ -436,10 +443,8 @@ static void *put_packer(void *arg) {
 }
 
 struct put_args {
-  struct conn *conn;
+  struct conn conn;
   const char *query;
-  const char *part;
-  FILE *list;
 };
 
 /** Uploads one chunk; "already stored" counts as stored. */
@@ -462,35 +467,39 @@ static void put_chunk(struct conn *c, const char *query, const struct put_slot *
 
 static void *put_sender(void *arg) {
   struct put_args *a = arg;
-  unsigned long long next = 0, done = 0;
   for (;;) {
     pthread_mutex_lock(&put.mu);
     struct put_slot *s;
     for (;;) {
-      s = &put.slots[next % PUT_SLOTS];
-      if (s->state == PACKED && s->seq == next) break;
-      if (put.eof && next == put.filled) {
+      s = &put.slots[put.next_send % PUT_SLOTS];
+      if (s->state == PACKED && s->seq == put.next_send) break;
+      if (put.eof && put.next_send == put.filled) {
         pthread_mutex_unlock(&put.mu);
         return NULL;
       }
       pthread_cond_wait(&put.cv, &put.mu);
     }
+    s->state = SENDING;
+    put.next_send++;
     pthread_mutex_unlock(&put.mu);
-    put_chunk(a->conn, a->query, s);
-    if (a->list && (fprintf(a->list, "chunk=%s %s\n", a->part, s->sha) < 0 || fflush(a->list) != 0)) fail("could not write the chunk list");
-    done += s->raw_len;
-    progress_set(done);
+    put_chunk(&a->conn, a->query, s);
     pthread_mutex_lock(&put.mu);
+    if (s->seq >= put.names_cap) {
+      put.names_cap = put.names_cap ? put.names_cap * 2 : 256;
+      if (!(put.names = realloc(put.names, put.names_cap * sizeof *put.names))) fail("out of memory");
+    }
+    memcpy(put.names[s->seq], s->sha, 65);
+    put.sent_bytes += s->raw_len;
+    progress_set(put.sent_bytes);
     s->state = FREE;
-    next++;
     pthread_cond_broadcast(&put.cv);
     pthread_mutex_unlock(&put.mu);
   }
 }
 
 static int cmd_put(const char *url, const char *query, const char *part, const char *list_path, int level) {
-  static struct conn c;
-  conn_init(&c, url);
+  static struct put_args senders[PUT_CONNS];
+  for (int i = 0; i < PUT_CONNS; i++) conn_init(&senders[i].conn, url), senders[i].query = query;
   put.level = level;
   FILE *list = NULL;
   if (list_path && !(list = fopen(list_path, "a"))) fail("could not open the chunk list %s: %s", list_path, strerror(errno));
@@ -504,9 +513,8 @@ static int cmd_put(const char *url, const char *query, const char *part, const c
   int packers = cores >= 4 ? 3 : 2;
   pthread_t threads[4];
   for (int i = 0; i < packers; i++) pthread_create(&threads[i], NULL, put_packer, NULL);
-  struct put_args args = {&c, query, part, list};
-  pthread_t sender;
-  pthread_create(&sender, NULL, put_sender, &args);
+  pthread_t sender_threads[PUT_CONNS];
+  for (int i = 0; i < PUT_CONNS; i++) pthread_create(&sender_threads[i], NULL, put_sender, &senders[i]);
 
   SHA256_CTX whole;
   SHA256_Init(&whole);
@@ -535,7 +543,10 @@ static int cmd_put(const char *url, const char *query, const char *part, const c
     if (n < (ssize_t)CHUNK_BYTES) break;
   }
   for (int i = 0; i < packers; i++) pthread_join(threads[i], NULL);
-  pthread_join(sender, NULL);
+  for (int i = 0; i < PUT_CONNS; i++) pthread_join(sender_threads[i], NULL);
+  // Every chunk is stored: the list, in stream order.
+  for (unsigned long long i = 0; list && i < put.filled; i++)
+    if (fprintf(list, "chunk=%s %s\n", part, put.names[i]) < 0) fail("could not write the chunk list");
   if (list && fclose(list) != 0) fail("could not write the chunk list");
   unsigned char d[32];
   char hex[65];
