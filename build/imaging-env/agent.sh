@@ -23,7 +23,7 @@ fi
 # Level 4, not zstd's default 3: each chunk is its own frame and starts with an empty window,
 # which at level 3 made an image a little larger than the same stream compressed whole.
 ZSTD_LEVEL=${BOOTBENCH_ZSTD_LEVEL:-4}
-# bb-imgio moves the chunks in one process (cut, compress, hash, one keep-alive connection)
+# bb-imgio moves the chunks in one process (cut, compress, hash, keep-alive connections)
 # where dd, zstd, openssl and curl each read or wrote every chunk staged in tmpfs files. The
 # shell path below stays for a system without it (BOOTBENCH_AGENT_IMGIO=0 forces that path).
 IMGIO=
