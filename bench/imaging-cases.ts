@@ -14,10 +14,10 @@ export function imagingCases(sizes: ImagingSizes): BenchCase[] {
   // One lab per bench, shared by the cases, made by the first that runs; the pipelines' and
   // agents' logs are kept in bench/results/imaging-logs-<time>/ when it is removed.
   const labs = new WeakMap<Bench, ImagingLab>();
-  const labOf = (bench: Bench): ImagingLab => {
+  const labOf = (bench: Bench, profileDir?: string): ImagingLab => {
     let lab = labs.get(bench);
     if (!lab) {
-      const made = new ImagingLab(bench, sizes);
+      const made = new ImagingLab(bench, sizes, profileDir);
       bench.onDestroy(() => made.tearDown(join(RESULTS, `imaging-logs-${bench.options.stamp}`)));
       labs.set(bench, (lab = made));
     }
@@ -42,7 +42,7 @@ export function imagingCases(sizes: ImagingSizes): BenchCase[] {
       id: 'img-capture',
       title: `capture, ${label}`,
       async run(ctx) {
-        const lab = labOf(ctx.bench);
+        const lab = labOf(ctx.bench, ctx.profileDir);
         const usedMiB = () => lab.streamBytes / MiB;
         await lab.setUp();
         const runs = runsOf(ctx, 3);
@@ -87,7 +87,7 @@ export function imagingCases(sizes: ImagingSizes): BenchCase[] {
       id: 'img-deploy',
       title: `deploy, ${label}, verified`,
       async run(ctx) {
-        const lab = labOf(ctx.bench);
+        const lab = labOf(ctx.bench, ctx.profileDir);
         const usedMiB = () => lab.streamBytes / MiB;
         await lab.ensureImages();
         const runs = runsOf(ctx, 3);
@@ -116,7 +116,7 @@ export function imagingCases(sizes: ImagingSizes): BenchCase[] {
       id: 'img-deploy-8',
       title: `8 deploys at once, unicast, ${label}`,
       async run(ctx) {
-        const lab = labOf(ctx.bench);
+        const lab = labOf(ctx.bench, ctx.profileDir);
         const usedMiB = () => lab.streamBytes / MiB;
         await lab.ensureImages();
         const runs = runsOf(ctx, 2);

@@ -7,7 +7,7 @@
 //   ihost eth0 198.18.4.1 (imaging routes :8000, nginx :8080) ===== iagent eth0 198.18.4.2
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { BENCH_DIR, MiB, PROJECT, log, servedMain, type Bench } from './lab.js';
 
@@ -56,6 +56,8 @@ export class ImagingLab {
   constructor(
     private readonly bench: Bench,
     readonly sizes: ImagingSizes,
+    /** `--profile`: the imaging host runs under `node --cpu-prof`, its profile lands here */
+    private readonly profileDir?: string,
   ) {
     this.dir = join(bench.work, 'imaging');
   }
@@ -88,7 +90,16 @@ export class ImagingLab {
     this.host = lab.spawn(
       this.hostNs,
       process.execPath,
-      [join(BENCH_DIR, 'imaging-host.mjs'), '--main', servedMain(), '--data', join(this.dir, 'data'), '--listen', `${HOST}:${ROUTES_PORT}`],
+      [
+        ...(this.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(this.profileDir, 'imaging-host')}`] : []),
+        join(BENCH_DIR, 'imaging-host.mjs'),
+        '--main',
+        servedMain(),
+        '--data',
+        join(this.dir, 'data'),
+        '--listen',
+        `${HOST}:${ROUTES_PORT}`,
+      ],
       { stdio: ['pipe', 'pipe', errFd], cwd: PROJECT },
     );
     closeSync(errFd);
@@ -244,13 +255,39 @@ http {
    * it), so the agent hashes with busybox's sha256sum, as in an environment without openssl.
    */
   private agentPath(): string {
-    if (process.env.BOOTBENCH_BENCH_NO_OPENSSL !== '1') return `${this.busybox}:/usr/sbin:/usr/bin:/sbin:/bin`;
+    const imgio = this.imgioBin();
+    const first = `${this.busybox}:${imgio ? `${imgio}:` : ''}/usr/sbin`;
+    if (process.env.BOOTBENCH_BENCH_NO_OPENSSL !== '1') return `${first}:/usr/bin:/sbin:/bin`;
     const bin = join(this.dir, 'usr-bin-without-openssl');
     if (!existsSync(bin)) {
       mkdirSync(bin);
       for (const name of readdirSync('/usr/bin')) if (name !== 'openssl') symlinkSync(join('/usr/bin', name), join(bin, name));
     }
-    return `${this.busybox}:/usr/sbin:${bin}:/sbin`;
+    return `${first}:${bin}:/sbin`;
+  }
+
+  /**
+   * The folder with bb-imgio, compiled from the agent's folder as the imaging environment's
+   * build does (static, else dynamic), or undefined: BOOTBENCH_BENCH_NO_IMGIO=1 measures the
+   * agent's shell path, and so does a host without libzstd-dev and libssl-dev (said in the log).
+   */
+  private imgioBin(): string | undefined {
+    if (process.env.BOOTBENCH_BENCH_NO_IMGIO === '1') return undefined;
+    const dir = join(this.dir, 'imgio-bin');
+    const binary = join(dir, 'bb-imgio');
+    if (existsSync(binary)) return dir;
+    mkdirSync(dir, { recursive: true });
+    const source = join(dirname(agentPath()), 'bb-imgio.c');
+    for (const extra of [['-static'], []]) {
+      try {
+        execFileSync('gcc', [...extra, '-O2', '-pthread', '-o', binary, source, '-lzstd', '-lcrypto'], { stdio: 'ignore' });
+        return dir;
+      } catch {
+        /* next way */
+      }
+    }
+    log(`  imaging: bb-imgio could not be built from ${source}: the agent's shell path is measured`);
+    return undefined;
   }
 
   private agentEnv(disk: string): NodeJS.ProcessEnv {

@@ -132,6 +132,8 @@ const MODULES = [
 const OUR_FILES = ['init', 'agent.sh'];
 // The multicast image stream's receiver, compiled here (C, no library beyond libc).
 const RECEIVER_SOURCE = 'bb-stream-recv.c';
+// The agent's chunk mover (cut, zstd, SHA-256, HTTP keep-alive in one process), with libzstd and libcrypto.
+const IMGIO_SOURCE = 'bb-imgio.c';
 
 function run(cmd, args, options = {}) {
   const result = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...options });
@@ -239,6 +241,28 @@ function compileReceiver(root) {
   run('strip', [target]);
 }
 
+/**
+ * bb-imgio into /usr/bin, linked statically against libzstd and libcrypto (libzstd-dev,
+ * libssl-dev) when this host has their archives, else dynamically with its libraries copied.
+ * Without it the agent moves chunks with dd, zstd, openssl and curl, as before.
+ */
+function compileImgio(root) {
+  const target = join(root, 'usr', 'bin', 'bb-imgio');
+  const source = join(sourceDir, IMGIO_SOURCE);
+  const flags = ['-O2', '-pthread', '-o', target, source, '-lzstd', '-lcrypto'];
+  const linked = spawnSync('gcc', ['-static', ...flags], { encoding: 'utf8' });
+  if (linked.status !== 0) {
+    const dynamic = spawnSync('gcc', flags, { encoding: 'utf8' });
+    if (dynamic.status !== 0) {
+      console.log(`bb-imgio not built (install libzstd-dev libssl-dev): ${dynamic.stderr.trim().split('\n').at(-1)}`);
+      return false;
+    }
+    for (const lib of sharedLibraries(target)) copyIntoRoot(root, lib);
+  }
+  run('strip', [target]);
+  return true;
+}
+
 function build() {
   const missing = missingPrerequisites();
   if (missing.length) {
@@ -265,7 +289,7 @@ function build() {
     kernelDeb: basename(kernelDeb),
     packages: Object.fromEntries([...new Set(TOOLS.map((t) => t.pkg))].map((p) => [p, packageVersion(p) ?? 'unknown'])),
     modules: MODULES,
-    scripts: Object.fromEntries([...OUR_FILES, RECEIVER_SOURCE].map((f) => [f, sha256(join(sourceDir, f))])),
+    scripts: Object.fromEntries([...OUR_FILES, RECEIVER_SOURCE, IMGIO_SOURCE].map((f) => [f, sha256(join(sourceDir, f))])),
     builder: sha256(fileURLToPath(import.meta.url)),
   };
   const manifestPath = join(out, 'manifest.json');
@@ -332,6 +356,7 @@ function build() {
       chmodSync(to, 0o755);
     }
     compileReceiver(root);
+    compileImgio(root);
     writeFileSync(join(root, 'etc', 'bootbench-imaging-release'), `kernel=${version}\n`);
 
     // newc cpio, owned by root, compressed with zstd (the Debian kernel has RD_ZSTD).

@@ -23,6 +23,11 @@ fi
 # Level 4, not zstd's default 3: each chunk is its own frame and starts with an empty window,
 # which at level 3 made an image a little larger than the same stream compressed whole.
 ZSTD_LEVEL=${BOOTBENCH_ZSTD_LEVEL:-4}
+# bb-imgio moves the chunks in one process (cut, compress, hash, keep-alive connections)
+# where dd, zstd, openssl and curl each read or wrote every chunk staged in tmpfs files. The
+# shell path below stays for a system without it (BOOTBENCH_AGENT_IMGIO=0 forces that path).
+IMGIO=
+[ "${BOOTBENCH_AGENT_IMGIO:-1}" != 0 ] && command -v bb-imgio >/dev/null 2>&1 && IMGIO=bb-imgio
 IN_ENVIRONMENT=0
 [ -f /etc/bootbench-imaging-release ] && IN_ENVIRONMENT=1
 
@@ -288,6 +293,17 @@ capture() {
   while read -r n start sectors dev fs tool; do
     echo "$n" >"$TMP/part"
     before=$(cat "$TMP/bytes")
+    if [ -n "$IMGIO" ]; then
+      # It appends the partition's chunk lines to $TMP/chunks and prints "BYTES SHA256" of the stream.
+      rm -f "$TMP/why"
+      read_partition "$tool" "$dev" "$sectors" \
+        | bb-imgio put -u "$SERVER" -q "job=$JOB&mac=$MAC" -n "$n" -L "$ZSTD_LEVEL" -c "$TMP/chunks" -b "$TMP/bytes" -e "$TMP/why" >"$TMP/sum" \
+        || fail "reading partition $n ($fs) failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"
+      read -r bytes sum <"$TMP/sum"
+      [ "$bytes" -gt 0 ] || fail "reading partition $n ($fs) gave no data: $(tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"
+      echo "part=$n start=$start sectors=$sectors fs=$fs tool=$tool bytes=$bytes sha256=$sum" >>"$TMP/partlines"
+      continue
+    fi
     rm -f "$TMP/fifo"; mkfifo "$TMP/fifo"
     sha256 <"$TMP/fifo" >"$TMP/sum" &
     hasher=$!
@@ -321,6 +337,11 @@ capture() {
 # data itself.
 verified_stream() {
   grep "^chunk=$1 " "$TMP/manifest" | cut -d' ' -f2 >"$TMP/want"
+  # bb-imgio fetches ahead over one connection and checks each chunk before writing any of it.
+  if [ -n "$IMGIO" ]; then
+    bb-imgio get -u "$SERVER" -n "$1" -l "$TMP/want" -b "$TMP/bytes" -e "$TMP/why" || exit 1
+    return 0
+  fi
   rm -rf "$TMP/batch"; mkdir -p "$TMP/batch"
   k=0; i=0
   while read -r sha; do
@@ -552,6 +573,7 @@ run_task() {
     esac
   done <"$TMP/task"
   [ "$TASK_KIND" = none ] || echo "bootbench-agent: task $TASK_KIND of image $TASK_IMAGE (job $JOB) for ${TASK_HOSTNAME:-$MAC}"
+  case "$TASK_KIND" in capture|deploy) [ -n "$IMGIO" ] && echo "bootbench-agent: chunks move through bb-imgio" ;; esac
   case "$TASK_KIND" in
     capture) capture ;;
     deploy) deploy ;;

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
+import { imgioBin } from '../helpers/imaging-agent.js';
 
 const AGENT = join(PROJECT_ROOT, 'build', 'imaging-env', 'agent.sh');
 const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
@@ -92,7 +93,9 @@ else
       }
       // Its own process group, so "switching the PC off" ends the agent and all it started.
       // env(1) sets busybox's applets first on PATH only past `ip netns exec`, which is iproute2's.
-      const env = [`PATH=${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, `BOOTBENCH_AGENT_DISKS=${disk}`, `BOOTBENCH_AGENT_TMP=${work}`];
+      // bb-imgio as in the imaging environment, when this host can build it.
+      const imgio = imgioBin(work);
+      const env = [`PATH=${bin}:${imgio ? `${imgio}:` : ''}/usr/sbin:/usr/bin:/sbin:/bin`, `BOOTBENCH_AGENT_DISKS=${disk}`, `BOOTBENCH_AGENT_TMP=${work}`];
       const child = lab.spawn(pcNs, '/usr/bin/env', ['-i', ...env, '/bin/busybox', 'sh', AGENT, 'run', 'http://192.0.2.1:8080', mac], { detached: true });
       let out = '';
       child.stdout?.on('data', (d) => (out += d));

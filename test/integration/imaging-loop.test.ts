@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { ImageCatalog, ImagingJobs, ImagingRoutes } from '../../main/imaging/index.js';
 import { openStore, type Store } from '../../main/store/index.js';
 import { silentLogger } from '../../main/core/logger.js';
-import { runAgent } from '../helpers/imaging-agent.js';
+import { imgioBin, runAgent } from '../helpers/imaging-agent.js';
 
 const AGENT = join(import.meta.dirname, '..', '..', 'build', 'imaging-env', 'agent.sh');
 const NEEDED = [
@@ -126,9 +126,9 @@ else
       mounts.splice(mounts.indexOf(dir), 1);
     }
 
-    /** Runs the agent as the PC with `mac`, allowed to see only `disks`. */
-    function agent(mac: string, disks: string[]): Promise<{ code: number | null; out: string }> {
-      return runAgent(url, mac, disks, work);
+    /** Runs the agent as the PC with `mac`, allowed to see only `disks` (with bb-imgio unless `imgio` is false). */
+    function agent(mac: string, disks: string[], imgio = true): Promise<{ code: number | null; out: string }> {
+      return runAgent(url, mac, disks, work, imgio);
     }
 
     before(async () => {
@@ -208,6 +208,7 @@ else
       const job = jobs.create({ kind: 'capture', image: 'lab-ref', macs: [REF_MAC] });
       const result = await agent(REF_MAC, [ref]);
       assert.equal(result.code, 0, `agent failed:\n${result.out}\n${JSON.stringify(jobs.get(job.id))}`);
+      if (imgioBin(work)) assert.match(result.out, /chunks move through bb-imgio/);
       const manifest = catalog.get('lab-ref');
       assert.ok(manifest, 'no image after the capture');
       assert.deepEqual(
@@ -233,6 +234,7 @@ else
       const target = disk('target.img', 80);
       const job = jobs.create({ kind: 'deploy', image: 'lab-ref', macs: [TARGET_MAC] });
       const result = await agent(TARGET_MAC, [target.dev]);
+      if (imgioBin(work)) assert.match(result.out, /chunks move through bb-imgio/);
       const row = jobs.get(job.id)!.machines[0];
       assert.equal(
         result.code,
@@ -256,6 +258,26 @@ else
       assert.equal(readFileSync(join(winDir, 'Windows', 'System32', 'marker.txt'), 'utf8'), 'windows marker\n');
       assert.match(readFileSync(join(winDir, 'Windows', 'Panther', 'unattend.xml'), 'utf8'), /<ComputerName>pc-07<\/ComputerName>/);
       unmount(winDir);
+      const raw = partitionLoop(target.file, 4, true);
+      assert.equal(sha256(readFileSync(raw)), sha256(rawPartition), 'raw partition differs');
+    });
+
+    test('without bb-imgio the shell path captures the very same chunks and deploys them, verified', async (t) => {
+      if (!imgioBin(work)) return t.skip('bb-imgio cannot be built here (libzstd-dev, libssl-dev): both captures took the shell path');
+      const ref = attach(join(work, 'reference.img'));
+      const job = jobs.create({ kind: 'capture', image: 'lab-ref-shell', macs: [REF_MAC] });
+      const captured = await agent(REF_MAC, [ref], false);
+      assert.equal(captured.code, 0, `agent failed:\n${captured.out}\n${JSON.stringify(jobs.get(job.id))}`);
+      assert.doesNotMatch(captured.out, /bb-imgio/);
+      const shape = (name: string) => catalog.get(name)!.partitions.map((p) => ({ n: p.number, bytes: p.streamBytes, sha: p.streamSha256, chunks: p.chunks }));
+      // Same cut, same zstd frames, same names: an image from either path shares its chunks with the other's.
+      assert.deepEqual(shape('lab-ref-shell'), shape('lab-ref'));
+
+      const target = disk('shell-target.img', 80);
+      const deployJob = jobs.create({ kind: 'deploy', image: 'lab-ref', macs: [TARGET_MAC] });
+      const deployed = await agent(TARGET_MAC, [target.dev], false);
+      assert.equal(deployed.code, 0, `agent failed:\n${deployed.out}\n${JSON.stringify(jobs.get(deployJob.id))}`);
+      assert.match(deployed.out, /deployed image lab-ref to loop\d+, verified/);
       const raw = partitionLoop(target.file, 4, true);
       assert.equal(sha256(readFileSync(raw)), sha256(rawPartition), 'raw partition differs');
     });
@@ -292,13 +314,22 @@ else
       chmodSync(path, 0o644);
       writeFileSync(path, bad);
       try {
-        const target = disk('damaged-target.img', 80);
-        const job = jobs.create({ kind: 'deploy', image: 'lab-ref', macs: [TARGET_MAC] });
-        const result = await agent(TARGET_MAC, [target.dev]);
-        assert.equal(result.code, 1, result.out);
-        const row = jobs.get(job.id)!.machines[0];
-        assert.equal(row.result, 'failed');
-        assert.match(row.reason ?? '', new RegExp(`partition 2 failed: chunk ${sha} arrived damaged`));
+        // bb-imgio's check and the shell path's.
+        for (const imgio of [true, false]) {
+          const target = disk(`damaged-target-${imgio}.img`, 80);
+          const job = jobs.create({ kind: 'deploy', image: 'lab-ref', macs: [TARGET_MAC] });
+          const result = await agent(TARGET_MAC, [target.dev], imgio);
+          assert.equal(result.code, 1, result.out);
+          const row = jobs.get(job.id)!.machines[0];
+          assert.equal(row.result, 'failed');
+          assert.match(row.reason ?? '', new RegExp(`partition 2 failed: chunk ${sha} arrived damaged`));
+          // The damaged chunk is the partition's first: nothing of the partition's data area was written.
+          const written = partitionLoop(target.file, 2, true);
+          assert.ok(
+            readFileSync(written).every((b) => b === 0),
+            `imgio=${imgio}: bytes of partition 2 were written`,
+          );
+        }
         assert.equal((await catalog.verify('lab-ref')).bad.length, 1, 'image verify must see the damaged chunk');
       } finally {
         writeFileSync(path, good);
