@@ -154,7 +154,8 @@ export class ImagingService {
 
   /**
    * The deploy's stream, started when its first PC asks for its task: only for a deploy to
-   * two or more PCs not yet finished, and only when the host has a NIC address to send from.
+   * two or more PCs not yet finished (the schedule's minReceivers, which the bench lowers to
+   * one to measure the stream alone), and only when the host has a NIC address to send from.
    */
   private streamFor(job: ImageJob): Promise<MulticastSender | undefined> {
     const existing = this.senders.get(job.id);
@@ -162,7 +163,7 @@ export class ImagingService {
     const stream = this.options.stream;
     const pcs = job.machines.filter((m) => !m.result).map((m) => m.mac);
     const manifest = job.kind === 'deploy' ? this.catalog.get(job.image) : undefined;
-    if (!stream || pcs.length < 2 || !manifest) return Promise.resolve(undefined);
+    if (!stream || pcs.length < (stream.rate?.minReceivers ?? 2) || !manifest) return Promise.resolve(undefined);
     const sender = new MulticastSender({
       address: stream.address,
       group: streamGroupFor(job.id),
