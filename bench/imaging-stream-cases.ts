@@ -189,7 +189,9 @@ export function imagingStreamCases(sizes: StreamSizes): BenchCase[] {
         const stream: number[] = [];
         for (let i = 0; i < runs; i++) {
           // A one-PC job fetches by HTTP (the product's rule); the stream alone comes from a host told to stream to one.
-          unicast.push((await lab.deployOurs(1, { stream: false, label: `unicast-1-${i}` })).seconds);
+          const u = await lab.deployOurs(1, { stream: false, label: `unicast-1-${i}` });
+          say('Bootbench unicast (HTTP), 1 PC', u, lab);
+          unicast.push(u.seconds);
           const s = await lab.deployOurs(1, { stream: true, label: `stream-1-${i}` });
           say('Bootbench stream, 1 receiver', s, lab);
           stream.push(s.seconds);

@@ -15,6 +15,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { BENCH_DIR, MiB, PROJECT, log, servedMain, type Bench } from './lab.js';
+import { cpuMs } from './measure.js';
 
 const HOST = '198.18.5.1';
 const receiverAddress = (i: number) => `198.18.5.${10 + i}`;
@@ -407,6 +408,7 @@ rc=$?; losetup -d "$P"; exit $rc`);
     const host = count === 1 && options.stream ? this.hosts.one! : this.hosts.main!;
     const port = host === this.hosts.one ? PORT_ONE : PORT;
     return this.room(count, options.faults ?? {}, options.label, async (disks) => {
+      const cpuBefore = cpuMs(host.child.pid!);
       const macs = disks.map(() => this.nextMac());
       const job = Number((await host.ask(`job deploy ref ${macs.join(' ')}`)).split(' ')[1]);
       const pcs = await Promise.all(
@@ -416,7 +418,8 @@ rc=$?; losetup -d "$P"; exit $rc`);
       const failed = status.machines.filter((m) => m.result !== 'done');
       if (failed.length) throw new Error(`the host's results: ${JSON.stringify(failed)}`);
       const streamed = status.machines.map((m) => `${((m.streamed ?? 0) / MiB).toFixed(0)}+${((m.repaired ?? 0) / MiB).toFixed(0)}`).join(' ');
-      return { pcs, note: options.stream ? `MiB streamed+repaired per PC: ${streamed}` : undefined };
+      const cpu = `host CPU ${((cpuMs(host.child.pid!) - cpuBefore) / 1000).toFixed(1)} s`;
+      return { pcs, note: options.stream ? `${cpu}; MiB streamed+repaired per PC: ${streamed}` : cpu };
     });
   }
 
