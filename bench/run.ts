@@ -15,6 +15,8 @@ import { parseArgs } from 'node:util';
 import { NETWORK_CASES } from './cases.js';
 import { IMAGING_PROGRAMS, imagingCases } from './imaging-cases.js';
 import { imagingSizes } from './imaging-lab.js';
+import { STREAM_PROGRAMS, imagingStreamCases } from './imaging-stream-cases.js';
+import { streamSizes } from './imaging-stream-lab.js';
 import { Bench, RESULTS, log, peerProgram, servedMain } from './lab.js';
 import type { BenchCase, CaseContext, Row } from './measure.js';
 import { missingPrograms, netnsUnavailableReason } from './netns.js';
@@ -34,7 +36,9 @@ const { values: flags } = parseArgs({
 
 // Imaging: a 1 GiB disk with 512 MiB used, or with --long (or BOOTBENCH_LONG=1) the target's
 // 4 GiB with 2 GiB used.
-const CASES: BenchCase[] = [...NETWORK_CASES, ...imagingCases(imagingSizes(flags.long! || process.env.BOOTBENCH_LONG === '1'))];
+// The stream cases: a 1 GiB disk, or the target's 2 GiB with --long (see imaging-stream-lab.ts).
+const LONG = flags.long! || process.env.BOOTBENCH_LONG === '1';
+const CASES: BenchCase[] = [...NETWORK_CASES, ...imagingCases(imagingSizes(LONG)), ...imagingStreamCases(streamSizes(LONG))];
 
 async function main(): Promise<void> {
   if (flags.help) {
@@ -64,6 +68,7 @@ async function main(): Promise<void> {
     'ss',
     ...(selected.some((c) => c.id === 'dhcp') ? ['perfdhcp'] : []),
     ...(selected.some((c) => c.id.startsWith('img-')) ? IMAGING_PROGRAMS : []),
+    ...(selected.some((c) => c.id.startsWith('img-stream')) ? STREAM_PROGRAMS : []),
   ];
   const unavailable =
     netnsUnavailableReason() ??

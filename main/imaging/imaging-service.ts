@@ -181,7 +181,8 @@ export class ImagingService {
 
   /**
    * The deploy's stream, started when its first PC asks for its task: only for a deploy to
-   * two or more PCs not yet finished, and only when the host has a NIC address to send from.
+   * two or more PCs not yet finished (the schedule's minReceivers, which the bench lowers to
+   * one to measure the stream alone), and only when the host has a NIC address to send from.
    */
   private streamFor(job: ImageJob): Promise<MulticastSender | undefined> {
     const existing = this.senders.get(job.id);
@@ -193,7 +194,7 @@ export class ImagingService {
       this.options.logger.info(`imaging: job ${job.id} goes to its ${pcs.length} PCs by unicast HTTP: ${this.options.unicastReason}`);
       this.senders.set(job.id, Promise.resolve(undefined));
     }
-    if (!stream || pcs.length < 2 || !manifest) return Promise.resolve(undefined);
+    if (!stream || pcs.length < (stream.rate?.minReceivers ?? 2) || !manifest) return Promise.resolve(undefined);
     const sender = new MulticastSender({
       address: stream.address,
       group: streamGroupFor(job.id),
