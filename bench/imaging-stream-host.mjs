@@ -29,7 +29,8 @@ const { values } = parseArgs({
     'start-grace-ms': { type: 'string' },
   },
 });
-if (!values.main || !values.data || !values.address || !values.port) throw new Error('--main DIST_MAIN, --data DIR, --address ADDR and --port PORT are required');
+if (!values.main || !values.data || !values.address || !values.port)
+  throw new Error('--main DIST_MAIN, --data DIR, --address ADDR and --port PORT are required');
 const load = (path) => import(pathToFileURL(join(values.main, path)).href);
 const { ImagingService } = await load('imaging/index.js');
 const { openStore } = await load('store/index.js');
