@@ -15,16 +15,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImageCatalog, type ImageManifest } from '../../main/imaging/index.js';
 import { collectJsonLines, Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { PROJECT_ROOT } from '../helpers/serve-process.js';
+import { busyboxBin, storeRawImage, streamReceiverBin } from '../helpers/stream-image.js';
 
 const AGENT = join(PROJECT_ROOT, 'build', 'imaging-env', 'agent.sh');
-const RECEIVER_SOURCE = join(PROJECT_ROOT, 'build', 'imaging-env', 'bb-stream-recv.c');
 const RUNNER = join(import.meta.dirname, 'imaging-igmp-runner.ts');
 const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 const skip =
@@ -44,7 +43,6 @@ const MEMBERSHIP_CS = 300;
 function run(cmd: string, args: string[], input?: string | Buffer): Buffer {
   return execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 256 * MIB });
 }
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 interface AgentRun {
   mac: string;
@@ -175,58 +173,15 @@ else
     }
 
     before(async () => {
-      mkdirSync(bin, { recursive: true });
-      const busybox = join(work, 'busybox-bin');
-      mkdirSync(busybox);
-      for (const applet of run('busybox', ['--list']).toString().split('\n'))
-        if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(busybox, applet));
-      try {
-        run('gcc', ['-O2', '-static', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
-      } catch {
-        run('gcc', ['-O2', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
-      }
-
+      busyboxBin(join(work, 'busybox-bin'));
+      streamReceiverBin(bin);
       // The image: one raw partition, half random, half repetitive.
-      const refFile = join(work, 'reference.img');
-      run('truncate', ['-s', `${DISK_MIB}M`, refFile]);
-      run('sfdisk', ['-q', refFile], `label: gpt\nstart=${PART_START}, size=${PART_MIB * 2048}, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\n`);
-      const table = run('sfdisk', ['--dump', refFile]).toString();
       reference = Buffer.alloc(PART_MIB * MIB);
       for (let i = 0; i < PART_MIB; i++) {
         if (i % 2 === 0) randomBytes(MIB).copy(reference, i * MIB);
         else reference.fill(`igmp test mebibyte ${i} `, i * MIB, (i + 1) * MIB);
       }
-      const catalog = new ImageCatalog(data);
-      const chunks: string[] = [];
-      for (let at = 0; at < reference.length; at += 4 * MIB) {
-        const packed = run('zstd', ['-q', '-3', '-c'], reference.subarray(at, at + 4 * MIB));
-        const sha = sha256(packed);
-        await catalog.chunks.put(sha, [packed]);
-        compressedBytes += packed.length;
-        chunks.push(sha);
-      }
-      const manifest: ImageManifest = {
-        format: 1,
-        name: 'room',
-        createdAt: Date.now(),
-        source: { mac: '52:54:00:aa:40:01', disk: 'loop0' },
-        diskBytes: DISK_MIB * MIB,
-        table,
-        label: 'gpt',
-        partitions: [
-          {
-            number: 1,
-            start: PART_START,
-            sectors: PART_MIB * 2048,
-            fs: '',
-            tool: 'dd',
-            streamBytes: reference.length,
-            streamSha256: sha256(reference),
-            chunks,
-          },
-        ],
-      };
-      catalog.add(manifest);
+      ({ compressedBytes } = await storeRawImage({ data, work, sourceMac: '52:54:00:aa:40:01', partition: reference }));
 
       hostNs = lab.namespace('h');
       switchNs = lab.namespace('w');

@@ -44,6 +44,7 @@ import {
 } from './boot-lab.js';
 import { FULL_DHCP_POOL } from './scenario.js';
 import { MIB, extract, partitions, putAt, run, sha256, useImagingGuestMemory, virtioDisk } from './imaging-disks.js';
+import { busyboxBin, streamReceiverBin } from '../helpers/stream-image.js';
 
 const execFileAsync = promisify(execFile);
 const QEMU_KINDS: ClientKind[] = ['bios', 'uefi', 'bios', 'uefi'];
@@ -53,7 +54,6 @@ const NAME = `imaging stream with real firmware: ${QEMU_KINDS.length} QEMU PCs (
 
 const ENV_DIR = resolve(process.env.BOOTBENCH_LAB_IMAGING_ENV ?? join(PROJECT_ROOT, 'resources', 'imaging'));
 const AGENT = join(PROJECT_ROOT, 'build', 'imaging-env', 'agent.sh');
-const RECEIVER_SOURCE = join(PROJECT_ROOT, 'build', 'imaging-env', 'bb-stream-recv.c');
 const HTTP_PORT = 8080;
 /** The stream's cap, bits per second: what a QEMU PC under TCG takes in without losing much while it writes. */
 const MAX_RATE = process.env.BOOTBENCH_LAB_STREAM_RATE ?? '24M';
@@ -210,15 +210,9 @@ else
 
     before(async () => {
       mkdirSync(dataDir, { recursive: true });
-      mkdirSync(bin);
-      mkdirSync(busybox);
       if (process.env.BOOTBENCH_LAB_IMAGING_ENV) symlinkSync(ENV_DIR, join(dataDir, 'imaging-env'));
-      for (const applet of run('busybox', ['--list']).split('\n')) if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(busybox, applet));
-      try {
-        run('gcc', ['-O2', '-static', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
-      } catch {
-        run('gcc', ['-O2', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
-      }
+      busyboxBin(busybox);
+      streamReceiverBin(bin);
       reference = roomReference(bootLab.dir);
 
       // The agents' namespaces, each a PC on the lab's bridge, with addresses outside the pool.

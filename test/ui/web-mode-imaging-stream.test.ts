@@ -10,20 +10,19 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium.js';
 import { collectJsonLines, Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
-import { ImageCatalog, type ImageManifest } from '../../main/imaging/index.js';
 import { openStore } from '../../main/store/index.js';
+import { busyboxBin, storeRawImage, streamReceiverBin } from '../helpers/stream-image.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const shots = join(REPO, 'test-output/ui');
 const AGENT = join(REPO, 'build', 'imaging-env', 'agent.sh');
-const RECEIVER_SOURCE = join(REPO, 'build', 'imaging-env', 'bb-stream-recv.c');
 const skip =
   (process.getuid?.() !== 0 ? 'loop devices and namespaces need root' : undefined) ??
   netnsUnavailableReason() ??
@@ -40,7 +39,6 @@ const PCS = [
   { mac: '52:54:00:bb:90:02', name: 'stream-02' },
 ];
 const run = (cmd: string, args: string[], input?: string | Buffer) => execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 * MIB });
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 let lab: Lab;
 let work: string;
@@ -62,59 +60,14 @@ before(async () => {
   const data = join(work, 'data');
   const root = join(work, 'root');
   const bin = join(work, 'bin');
-  const busybox = join(work, 'busybox-bin');
   mkdirSync(root);
-  mkdirSync(bin);
-  mkdirSync(busybox);
   writeFileSync(join(root, 'ipxe.efi'), randomBytes(4096));
-  for (const applet of run('busybox', ['--list']).toString().split('\n'))
-    if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(busybox, applet));
-  try {
-    run('gcc', ['-O2', '-static', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
-  } catch {
-    run('gcc', ['-O2', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
-  }
-
+  busyboxBin(join(work, 'busybox-bin'));
+  streamReceiverBin(bin);
   // The image: boot code and one raw partition of random data (it does not compress: the stream carries all of it).
-  const refFile = join(work, 'reference.img');
-  run('truncate', ['-s', `${DISK_MIB}M`, refFile]);
-  run('sfdisk', ['-q', refFile], `label: gpt\nstart=${PART_START}, size=${PART_MIB * 2048}, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\n`);
-  const table = run('sfdisk', ['--dump', refFile]).toString();
   bootCode = Buffer.from('BOOTBENCH UI STREAM BOOT CODE '.repeat(20)).subarray(0, 440);
   reference = randomBytes(PART_MIB * MIB);
-  const catalog = new ImageCatalog(data);
-  const chunksOf = async (bytes: Buffer): Promise<string[]> => {
-    const names: string[] = [];
-    for (let at = 0; at < bytes.length; at += 4 * MIB) {
-      const packed = run('zstd', ['-q', '-1', '-c'], bytes.subarray(at, at + 4 * MIB));
-      await catalog.chunks.put(sha256(packed), [packed]);
-      names.push(sha256(packed));
-    }
-    return names;
-  };
-  const manifest: ImageManifest = {
-    format: 1,
-    name: 'room',
-    createdAt: Date.now(),
-    source: { mac: '52:54:00:bb:90:09', machine: 'reference', disk: 'loop0' },
-    diskBytes: DISK_MIB * MIB,
-    table,
-    label: 'gpt',
-    partitions: [
-      { number: 0, start: 0, sectors: 1, fs: '', tool: 'boot', streamBytes: 440, streamSha256: sha256(bootCode), chunks: await chunksOf(bootCode) },
-      {
-        number: 1,
-        start: PART_START,
-        sectors: PART_MIB * 2048,
-        fs: '',
-        tool: 'dd',
-        streamBytes: reference.length,
-        streamSha256: sha256(reference),
-        chunks: await chunksOf(reference),
-      },
-    ],
-  };
-  catalog.add(manifest);
+  await storeRawImage({ data, work, sourceMac: '52:54:00:bb:90:09', sourceMachine: 'reference', partition: reference, bootCode, zstdLevel: 1 });
   const store = openStore(data);
   for (const pc of PCS) store.machines.create({ macs: [pc.mac], name: pc.name, group: 'stream-room' });
   store.close();
