@@ -163,12 +163,18 @@ else
       mkdirSync(busybox);
       for (const applet of run('busybox', ['--list']).toString().split('\n'))
         if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(busybox, applet));
-      // The imaging environment's build links it statically; a host without static glibc gets a dynamic one.
-      try {
-        run('gcc', ['-O2', '-static', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
-      } catch {
-        run('gcc', ['-O2', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE]);
-      }
+      // As the imaging environment's build: static with libcrypto's SHA-256 where this host has them, else dynamic or the portable hash.
+      const receiver = ['-O2', '-pthread', '-o', join(bin, 'bb-stream-recv'), RECEIVER_SOURCE];
+      const crypto = ['-DBB_LIBCRYPTO', ...receiver, '-lcrypto'];
+      const built = [['-static', ...crypto], crypto, ['-static', ...receiver]].some((flags) => {
+        try {
+          run('gcc', flags);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (!built) run('gcc', receiver);
 
       // The image: the boot code, and one raw partition of half random, half repetitive data.
       const refFile = join(work, 'reference.img');
