@@ -140,11 +140,18 @@ export class StreamLab {
     this.bin = join(this.dir, 'receiver-bin');
     mkdirSync(this.bin);
     const source = join(PROJECT, 'build', 'imaging-env', 'bb-stream-recv.c');
-    try {
-      execFileSync('gcc', ['-O2', '-static', '-pthread', '-o', join(this.bin, 'bb-stream-recv'), source], { stdio: 'pipe' });
-    } catch {
-      execFileSync('gcc', ['-O2', '-pthread', '-o', join(this.bin, 'bb-stream-recv'), source], { stdio: 'pipe' });
-    }
+    // As the imaging environment's build: static with libcrypto's SHA-256 where this host has them, else dynamic or the portable hash.
+    const receiver = ['-O2', '-pthread', '-o', join(this.bin, 'bb-stream-recv'), source];
+    const crypto = ['-DBB_LIBCRYPTO', ...receiver, '-lcrypto'];
+    const built = [['-static', ...crypto], crypto, ['-static', ...receiver]].some((flags) => {
+      try {
+        execFileSync('gcc', flags, { stdio: 'pipe' });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (!built) execFileSync('gcc', receiver, { stdio: 'pipe' });
 
     log(`  stream: building the reference disk (${this.sizes.diskMiB} MiB, ${this.sizes.usedMiB} MiB used) in ${this.dir}`);
     this.buildReference();

@@ -234,10 +234,11 @@ function compileReceiver(root) {
   const target = join(root, 'usr', 'bin', 'bb-stream-recv');
   const source = join(sourceDir, RECEIVER_SOURCE);
   const flags = ['-O2', '-pthread', '-o', target, source];
-  if (spawnSync('gcc', ['-static', ...flags], { encoding: 'utf8' }).status !== 0) {
-    run('gcc', flags);
-    for (const lib of sharedLibraries(target)) copyIntoRoot(root, lib);
-  }
+  // libcrypto's SHA-256 (libssl-dev): the writer checks every chunk before writing it, several times faster than the portable one.
+  const crypto = ['-DBB_LIBCRYPTO', ...flags, '-lcrypto'];
+  const linked = [['-static', ...crypto], crypto, ['-static', ...flags]].findIndex((f) => spawnSync('gcc', f, { encoding: 'utf8' }).status === 0);
+  if (linked < 0) run('gcc', flags);
+  if (linked !== 0 && linked !== 2) for (const lib of sharedLibraries(target)) copyIntoRoot(root, lib);
   run('strip', [target]);
 }
 

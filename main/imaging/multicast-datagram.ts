@@ -63,6 +63,13 @@ export function encodeData(header: DataHeader, payload: Buffer, into?: Buffer): 
     into && into.length >= DATA_HEADER_BYTES + payload.length
       ? into.subarray(0, DATA_HEADER_BYTES + payload.length)
       : Buffer.alloc(DATA_HEADER_BYTES + payload.length);
+  encodeDataHeader(header, out);
+  payload.copy(out, DATA_HEADER_BYTES);
+  return out;
+}
+
+/** Writes a data datagram's header into the first DATA_HEADER_BYTES of `out` (the payload goes beside it, uncopied). */
+export function encodeDataHeader(header: DataHeader, out: Buffer): Buffer {
   out.writeUInt32BE(DATA_MAGIC, 0);
   out.writeUInt32BE(header.session >>> 0, 4);
   out.writeUInt32BE(header.seq >>> 0, 8);
@@ -70,7 +77,6 @@ export function encodeData(header: DataHeader, payload: Buffer, into?: Buffer): 
   out.writeUInt32BE(header.chunkLength, 16);
   out.writeUInt32BE(header.offset, 20);
   out.writeUInt32BE(header.chunks, 24);
-  payload.copy(out, DATA_HEADER_BYTES);
   return out;
 }
 

@@ -111,7 +111,7 @@ export class StreamSchedule {
   peakRate: number;
   /** the next chunk the stream would send */
   cursor = 0;
-  /** completed passes over the image */
+  /** passes over the image after the first that sent at least one chunk */
   passes = 0;
   chunksSent = 0;
   startedAt: number | undefined;
@@ -127,6 +127,8 @@ export class StreamSchedule {
   private readonly minReceivers: number;
   private firstHeard: number | undefined;
   private passEndedAt = -Infinity;
+  /** A new pass was set up and has not sent yet: it counts once it does (it may find nothing to send). */
+  private passPending = false;
 
   constructor(private readonly options: ScheduleOptions) {
     this.expected = new Set([...options.expected].map((m) => m.toLowerCase()));
@@ -234,7 +236,7 @@ export class StreamSchedule {
       // From the first chunk a PC still writing lacks; what each holds it is not sent again.
       const from = Math.min(...active.map((r) => Math.max(r.need, r.position)));
       if (from >= this.options.chunks) return undefined;
-      this.passes += 1;
+      this.passPending = true;
       this.cursor = from;
     }
     const pace = pacePosition(active);
@@ -245,6 +247,10 @@ export class StreamSchedule {
     if (this.cursor >= this.options.chunks) return undefined;
     if (this.cursor >= pace + Math.max(1, window - WINDOW_MARGIN)) return undefined;
     this.chunksSent += 1;
+    if (this.passPending) {
+      this.passes += 1;
+      this.passPending = false;
+    }
     // Until its last datagram is out (sent()), the pass is not over.
     if (this.cursor + 1 >= this.options.chunks) this.passEndedAt = Infinity;
     return this.cursor++;

@@ -2,3 +2,4 @@
 export { TftpServer } from './server.js';
 export { DEFAULT_MULTICAST_GROUP, DEFAULT_MULTICAST_PORT, DEFAULT_MULTICAST_SESSIONS, multicastGroupProblem } from './multicast-session.js';
 export type { TftpMulticastOptions } from './multicast-path.js';
+export { createBatchSender, type BatchSender } from './batch-send.js';

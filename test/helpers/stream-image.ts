@@ -25,15 +25,23 @@ export function busyboxBin(dir: string): string {
   return dir;
 }
 
-/** bb-stream-recv compiled into `dir`: static as the imaging environment links it, else dynamic. */
+/**
+ * bb-stream-recv compiled into `dir` as the imaging environment's build does it: static with
+ * libcrypto's SHA-256 where this host has them, else dynamic, else with its portable hash.
+ */
 export function streamReceiverBin(dir: string): string {
   mkdirSync(dir, { recursive: true });
-  const target = join(dir, 'bb-stream-recv');
-  try {
-    run('gcc', ['-O2', '-static', '-pthread', '-o', target, RECEIVER_SOURCE]);
-  } catch {
-    run('gcc', ['-O2', '-pthread', '-o', target, RECEIVER_SOURCE]);
-  }
+  const plain = ['-O2', '-pthread', '-o', join(dir, 'bb-stream-recv'), RECEIVER_SOURCE];
+  const crypto = ['-DBB_LIBCRYPTO', ...plain, '-lcrypto'];
+  const built = [['-static', ...crypto], crypto, ['-static', ...plain]].some((flags) => {
+    try {
+      run('gcc', flags);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!built) run('gcc', plain);
   return dir;
 }
 

@@ -290,6 +290,23 @@ describe('stream schedule: pacing', () => {
     assert.equal(s.next(500), undefined, 'C and D hold everything they still write: nothing to send');
   });
 
+  test('a pass counts only once it sends: one that finds nothing to send for the pacing half is not a pass', () => {
+    const s = new StreamSchedule({ chunks: 10, expected: [A, B, C, D] });
+    for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0, { window: 16 }));
+    assert.deepEqual(drain(s, 0), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    s.sent(9, 50);
+    s.feedback(200, fb(A, 10, { window: 16, done: true }));
+    s.feedback(200, fb(B, 10, { window: 16, done: true }));
+    // C lacks 6 on, D holds everything: the pacing half (D) needs nothing, so nothing is sent.
+    s.feedback(200, fb(C, 3, { window: 16, need: 6 }));
+    s.feedback(200, fb(D, 4, { window: 16, need: 10 }));
+    for (let t = 200; t < 400; t += 10) assert.equal(s.next(t), undefined);
+    assert.equal(s.passes, 0);
+    s.feedback(400, fb(D, 4, { window: 16, need: 8 }));
+    assert.deepEqual(drain(s, 400), [8, 9]);
+    assert.equal(s.passes, 1);
+  });
+
   test('finished once every PC is done or has left', () => {
     const s = new StreamSchedule({ chunks: 10, expected: [A, B, C] });
     s.feedback(0, fb(A, 10, { done: true }));
