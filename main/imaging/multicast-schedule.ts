@@ -68,6 +68,8 @@ const FASTER = 1.25;
 const MIN_SAMPLE = 32;
 /** About one feedback interval of the receivers. */
 const FEEDBACK_SETTLE_MS = 100;
+/** Feedback intervals with no new datagram at a PC before its report of what it lacks is final. */
+const QUEUE_DRAIN_MS = 3 * FEEDBACK_SETTLE_MS;
 
 export interface ReceiverView {
   mac: string;
@@ -88,6 +90,8 @@ export interface ReceiverView {
 }
 
 interface Receiver extends ReceiverView {
+  /** when its datagram count last grew: while it grows, datagrams queued at it are still being read */
+  progressAt: number;
   baseReceived: number;
   baseLost: number;
   left: boolean;
@@ -147,10 +151,19 @@ export class StreamSchedule {
     this.ready(now, mac);
     const r = this.receivers.get(mac);
     if (!r) {
-      this.receivers.set(mac, { ...f, mac, lastHeard: now, baseReceived: f.received, baseLost: f.lost, left: false });
+      this.receivers.set(mac, {
+        ...f,
+        mac,
+        lastHeard: now,
+        progressAt: f.received > 0 ? now : -Infinity,
+        baseReceived: f.received,
+        baseLost: f.lost,
+        left: false,
+      });
       return;
     }
     if (r.left) return;
+    if (f.received > r.received) r.progressAt = now;
     Object.assign(r, { ...f, mac, lastHeard: now });
   }
 
@@ -233,6 +246,9 @@ export class StreamSchedule {
       // And only on feedback sent after the last pass ended (and one interval on, for
       // datagrams still queued at the receivers): before it, what they lack is not known.
       if (active.some((r) => r.lastHeard <= this.passEndedAt + FEEDBACK_SETTLE_MS)) return undefined;
+      // Nor while a PC still reads datagrams of the pass that ended: a slow PC (a busy CPU)
+      // lags in reading its socket, and what it reports lacking is then still on its way in.
+      if (active.some((r) => now - r.progressAt < QUEUE_DRAIN_MS)) return undefined;
       // From the first chunk a PC still writing lacks; what each holds it is not sent again.
       const from = Math.min(...active.map((r) => Math.max(r.need, r.position)));
       if (from >= this.options.chunks) return undefined;
@@ -304,6 +320,7 @@ function blank(mac: string): Receiver {
     window: 0,
     done: false,
     lastHeard: 0,
+    progressAt: -Infinity,
     received: 0,
     lost: 0,
     overrun: 0,

@@ -290,6 +290,26 @@ describe('stream schedule: pacing', () => {
     assert.equal(s.next(500), undefined, 'C and D hold everything they still write: nothing to send');
   });
 
+  test('no new pass while a PC still reads datagrams of the last one: what it reports lacking is still on its way in', () => {
+    const s = new StreamSchedule({ chunks: 10, expected: [A, B, C, D] });
+    for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0, { window: 16 }));
+    assert.deepEqual(drain(s, 0), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    s.sent(9, 50);
+    s.feedback(200, fb(A, 10, { window: 16, done: true }));
+    s.feedback(200, fb(B, 10, { window: 16, done: true }));
+    s.feedback(200, fb(C, 3, { window: 16, need: 3 }));
+    // D, a busy PC, still reads its socket: its count grows from report to report.
+    s.feedback(200, fb(D, 4, { window: 16, need: 7, received: 5000 }));
+    s.feedback(300, fb(D, 4, { window: 16, need: 8, received: 6000 }));
+    assert.equal(s.next(300), undefined, 'D is still taking datagrams in');
+    s.feedback(500, fb(D, 4, { window: 16, need: 10, received: 7100 }));
+    assert.equal(s.next(500), undefined, 'still growing 200 ms ago');
+    s.feedback(900, fb(C, 3, { window: 16, need: 10 }));
+    s.feedback(900, fb(D, 6, { window: 16, need: 10, received: 7100 }));
+    assert.equal(s.next(900), undefined, 'once its queue drained, D holds everything: nothing to send again');
+    assert.equal(s.passes, 0);
+  });
+
   test('a pass counts only once it sends: one that finds nothing to send for the pacing half is not a pass', () => {
     const s = new StreamSchedule({ chunks: 10, expected: [A, B, C, D] });
     for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0, { window: 16 }));
