@@ -125,7 +125,7 @@ static void sha256_hex(const uint8_t *data, size_t len, char out[65]) {
 typedef struct {
   int64_t idx; /* -1: free */
   uint32_t size, nblocks, got;
-  uint8_t *buf, *have;
+  uint8_t *buf, *have; /* per block: 0 missing, 1 from the stream, 2 by repair */
   int64_t last_ms;
 } slot_t;
 
@@ -148,7 +148,8 @@ static uint32_t next_idx;
 static int64_t latest_idx = -1, last_rx_ms;
 static int stream_seen, finished;
 static uint32_t seq_high, received, lost, overrun, last_overrun = UINT32_MAX;
-static uint64_t stream_bytes, repair_bytes;
+/* Bytes of the image written, by where they came from (they add up to the image), and bytes fetched by HTTP. */
+static uint64_t stream_bytes, repair_bytes, http_bytes;
 static uint32_t repaired_chunks;
 static int fb_fd = -1;
 
@@ -240,8 +241,9 @@ static void send_feedback(int done) {
   put32(p + 20, received);
   put32(p + 24, lost);
   put32(p + 28, overrun);
+  /* KiB, rounded so that the two add up to the written total's KiB. */
   put32(p + 32, (uint32_t)(stream_bytes >> 10));
-  put32(p + 36, (uint32_t)(repair_bytes >> 10));
+  put32(p + 36, (uint32_t)(((stream_bytes + repair_bytes) >> 10) - (stream_bytes >> 10)));
   put32(p + 40, need);
   pthread_mutex_unlock(&mu);
   send(fb_fd, p, sizeof p, 0); /* best effort: feedback that is lost is sent again 100 ms later */
@@ -270,7 +272,6 @@ static void take(const uint8_t *p, ssize_t n) {
       if (!s->have[b]) {
         memcpy(s->buf + off, p + HEADER, len);
         s->have[b] = 1, s->got++, s->last_ms = last_rx_ms;
-        stream_bytes += len;
         if (idx == next_idx) pthread_cond_signal(&cv);
       }
     }
@@ -482,7 +483,7 @@ static uint8_t *http_fetch(const char *sha, range_t *ranges, int nranges, uint8_
       snprintf(why, whylen, "the connection to the host broke while chunk %s arrived", sha);
       continue;
     }
-    repair_bytes += length;
+    http_bytes += length;
     return buf;
   }
   return NULL;
@@ -518,7 +519,7 @@ static void repair(uint32_t idx) {
   if (whole || got_size != size || data != tmp) {
     if (init_slot(s, idx, got_size) != 0) die("out of memory for chunk %u", idx);
     memcpy(s->buf, data, got_size);
-    memset(s->have, 1, s->nblocks);
+    memset(s->have, 2, s->nblocks);
     s->got = s->nblocks;
     free(data);
   } else {
@@ -526,7 +527,7 @@ static void repair(uint32_t idx) {
       if (s->have[b]) continue;
       uint32_t from = b * PAYLOAD, len = from + PAYLOAD > s->size ? s->size - from : PAYLOAD;
       memcpy(s->buf + from, data + from, len);
-      s->have[b] = 1;
+      s->have[b] = 2;
     }
     s->got = s->nblocks;
     free(data);
@@ -713,6 +714,11 @@ int main(int argc, char **argv) {
     }
     write_all(out, s->buf, s->size, out_part);
     pthread_mutex_lock(&mu);
+    for (uint32_t b = 0; b < s->nblocks; b++) {
+      uint32_t len = (b + 1) * PAYLOAD > s->size ? s->size - b * PAYLOAD : PAYLOAD;
+      if (s->have[b] == 2) repair_bytes += len;
+      else stream_bytes += len;
+    }
     free_slot(s);
     next_idx = i + 1;
     pthread_mutex_unlock(&mu);
@@ -724,11 +730,13 @@ int main(int argc, char **argv) {
   pthread_mutex_unlock(&mu);
   pthread_join(rx, NULL);
   for (int k = 0; k < 3; k++) send_feedback(1), usleep(20000);
-  fprintf(stderr, "bb-stream-recv: %llu bytes from the stream, %llu by repair (%u of %u chunks repaired), %u datagrams lost, %lld ms waiting for the stream to start\n",
-          (unsigned long long)stream_bytes, (unsigned long long)repair_bytes, repaired_chunks, cfg.count, lost, (long long)waited);
+  fprintf(stderr,
+          "bb-stream-recv: %llu bytes from the stream, %llu by repair (%u of %u chunks repaired, %llu bytes fetched by HTTP), %u datagrams lost, %lld ms waiting for "
+          "the stream to start\n",
+          (unsigned long long)stream_bytes, (unsigned long long)repair_bytes, repaired_chunks, cfg.count, (unsigned long long)http_bytes, lost, (long long)waited);
   if (cfg.stats_file) {
     FILE *f = fopen(cfg.stats_file, "w");
-    if (f) fprintf(f, "stream=%llu repair=%llu\n", (unsigned long long)stream_bytes, (unsigned long long)repair_bytes), fclose(f);
+    if (f) fprintf(f, "stream=%llu repair=%llu http=%llu\n", (unsigned long long)stream_bytes, (unsigned long long)repair_bytes, (unsigned long long)http_bytes), fclose(f);
   }
   return 0;
 }

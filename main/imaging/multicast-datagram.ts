@@ -21,7 +21,7 @@
 //   0  'BBR1'    4  session    8  MAC (6 bytes)   14  flags (1 done, 2 started)   15 window (chunks)
 //  16  position: the next chunk it writes (image-wide index)
 //  20  datagrams received   24  datagrams lost (sequence gaps)   28  chunks dropped ahead of its window
-//  32  KiB from the stream  36  KiB by repair (HTTP)              (counters cumulative, wrap at 2^32)
+//  32  KiB written from the stream  36  KiB written by repair (HTTP): together the bytes written (cumulative, wrap at 2^32)
 //  40  need: the first chunk from its position on that it does not hold complete
 
 export const DATA_MAGIC = 0x42425331; // 'BBS1'

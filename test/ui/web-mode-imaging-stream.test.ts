@@ -3,8 +3,9 @@
 // when the technician presses Go; two agents (build/imaging-env/agent.sh with bb-stream-recv
 // compiled here) in their own namespaces write loop devices over files of this test; their
 // rows say they wait for Go; Go on the job's stream line starts the stream, whose line shows
-// chunks going out; both PCs finish verified and each row shows how much came from the
-// stream and how much by repair.
+// chunks going out; both PCs finish verified and each row shows how much of the image it
+// wrote came from the stream and how much by repair: the two add up to the image, and a PC
+// that lost no datagram repaired nothing (the stream is capped below the port's rate).
 //   host ns eth0 198.18.9.1 (web.ts, Chromium) --- br0 (switch ns) --- agents 198.18.9.1x
 // Screenshots: test-output/ui/stream-*.png
 import { test, before, after } from 'node:test';
@@ -18,6 +19,7 @@ import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium.js';
 import { collectJsonLines, Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { openStore } from '../../main/store/index.js';
+import { ImagingJobs } from '../../main/imaging/index.js';
 import { busyboxBin, storeRawImage, streamReceiverBin } from '../helpers/stream-image.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
@@ -38,6 +40,8 @@ const PCS = [
   { mac: '52:54:00:bb:90:01', name: 'stream-01' },
   { mac: '52:54:00:bb:90:02', name: 'stream-02' },
 ];
+/** The port's 40 Mbit/s with room for the PCs' HTTP: a stream faster than its path loses datagrams there, and a clean run is to repair nothing. */
+const MAX_RATE = '32M';
 const run = (cmd: string, args: string[], input?: string | Buffer) => execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 * MIB });
 
 let lab: Lab;
@@ -48,6 +52,8 @@ let browser: Browser | undefined;
 let failurePage: Page | undefined;
 let passed = false;
 let reference: Buffer;
+let compressedBytes = 0;
+let data = '';
 let bootCode: Buffer;
 const loops: string[] = [];
 const agentNs: string[] = [];
@@ -57,7 +63,7 @@ before(async () => {
   if (skip) return;
   mkdirSync(shots, { recursive: true });
   work = mkdtempSync(join(tmpdir(), 'bb-ui-stream-'));
-  const data = join(work, 'data');
+  data = join(work, 'data');
   const root = join(work, 'root');
   const bin = join(work, 'bin');
   mkdirSync(root);
@@ -67,7 +73,15 @@ before(async () => {
   // The image: boot code and one raw partition of random data (it does not compress: the stream carries all of it).
   bootCode = Buffer.from('BOOTBENCH UI STREAM BOOT CODE '.repeat(20)).subarray(0, 440);
   reference = randomBytes(PART_MIB * MIB);
-  await storeRawImage({ data, work, sourceMac: '52:54:00:bb:90:09', sourceMachine: 'reference', partition: reference, bootCode, zstdLevel: 1 });
+  ({ compressedBytes } = await storeRawImage({
+    data,
+    work,
+    sourceMac: '52:54:00:bb:90:09',
+    sourceMachine: 'reference',
+    partition: reference,
+    bootCode,
+    zstdLevel: 1,
+  }));
   const store = openStore(data);
   for (const pc of PCS) store.machines.create({ macs: [pc.mac], name: pc.name, group: 'stream-room' });
   store.close();
@@ -103,6 +117,8 @@ before(async () => {
       'dhcp',
       '--pool',
       '198.18.9.100-198.18.9.150',
+      '--max-rate',
+      MAX_RATE,
       '--http-port',
       '8080',
       '--ui-port',
@@ -154,7 +170,7 @@ function agent(ns: string, mac: string, disk: string): Promise<AgentRun> {
 test(
   'a deploy held for Go on the Images screen: rows wait, Go starts the stream, its line moves, both PCs finish with their stream and repair shares',
   { skip, timeout: 240_000 },
-  async () => {
+  async (t) => {
     const url = await waitFor(() => /Bootbench web UI: (http:\/\/\S+)/.exec(hostLog)?.[1], 30_000, `the host's UI address (log so far: ${hostLog})`);
     const page = await browser!.newPage({ viewport: { width: 1280, height: 1000 } });
     failurePage = page;
@@ -215,6 +231,7 @@ test(
 
     const runs = await Promise.all(agents);
     for (const [i, r] of runs.entries()) {
+      t.diagnostic(`${PCS[i].name}: ${/bb-stream-recv: .*/.exec(r.out)?.[0]}`);
       assert.equal(r.code, 0, `${PCS[i].name} failed:\n${r.out}\nhost:\n${hostLog}`);
       assert.match(r.out, /deployed image room to loop\d+, verified/);
       run('sync', []);
@@ -226,9 +243,35 @@ test(
       const row = job.locator(`tr[data-mac="${pc.mac}"]`);
       await row.getByTestId('result').filter({ hasText: 'written and verified' }).waitFor({ timeout: 20_000 });
       const share = await row.getByTestId('stream-share').innerText();
-      const m = /([\d.]+) (KiB|MiB) from the stream, ([\d.]+ (?:B|KiB|MiB)) by repair/.exec(share);
+      const m = /written: ([\d.]+) (KiB|MiB) from the stream, ([\d.]+) (B|KiB|MiB) by repair/.exec(share);
       assert.ok(m, `${pc.name}'s row shows its stream and repair shares: "${share}"`);
       assert.ok(m[2] === 'MiB' && Number(m[1]) > PART_MIB / 2, `${pc.name} got most of the image from the stream: "${share}"`);
+      const shown = (value: string, unit: string) => Number(value) * { B: 1, KiB: 1024, MiB: MIB }[unit]!;
+      // The two shares add up to the image (each shown rounded: within 0.5 MiB).
+      assert.ok(
+        Math.abs(shown(m[1], m[2]) + shown(m[3], m[4]) - compressedBytes) <= MIB / 2,
+        `${pc.name}: "${share}" adds up to the image's ${compressedBytes} bytes`,
+      );
+    }
+    // What the host recorded: every byte of the image written came from the stream or by
+    // repair, once (the receiver reports whole KiB); a PC that lost no datagram repaired nothing.
+    const store = openStore(data);
+    try {
+      const rows = new ImagingJobs(store.db).get(jobId)!.machines;
+      for (const [i, pc] of PCS.entries()) {
+        const row = rows.find((m) => m.mac === pc.mac)!;
+        const line = /bb-stream-recv: (\d+) bytes from the stream, (\d+) by repair .*, (\d+) datagrams lost/.exec(runs[i].out);
+        assert.ok(line, `${pc.name}'s receiver summed up its run:\n${runs[i].out}`);
+        assert.equal(Number(line[1]) + Number(line[2]), compressedBytes, `${pc.name}: the receiver's stream and repair bytes are the image's: ${line[0]}`);
+        assert.equal(
+          (row.streamed ?? 0) + (row.repaired ?? 0),
+          Math.floor(compressedBytes / 1024) * 1024,
+          `${pc.name}'s recorded shares: ${JSON.stringify(row)}`,
+        );
+        if (line[3] === '0') assert.equal(row.repaired, 0, `${pc.name} lost no datagram, so it repaired nothing: ${line[0]}`);
+      }
+    } finally {
+      store.close();
     }
     await page.screenshot({ path: join(shots, 'stream-3-done.png'), fullPage: true });
     assert.deepEqual(pageErrors, []);
