@@ -14,6 +14,7 @@ import {
   checkImageName,
   ImagingJobs,
   startRule,
+  STREAM_WAIT_RECORD_MS,
   type ImageJob,
   type StreamStartRequest,
   type ThenAction,
@@ -51,7 +52,8 @@ comes first; --start-when K starts it once K PCs are ready, --start-after SECOND
 timer (off: none), --start manual waits for \`bootbench image go\` (or Go on the Images
 screen). Go starts it at once in any case; a PC that comes later joins the running stream.
 \`image go\` works beside a running host on the same data folder: it picks the Go up within
-a second.
+a second. \`image status\` shows how many PCs of a waiting stream the running host has heard
+ready, or that no running host holds it.
 
 Options:
   --data DIR    data folder (default ~/.bootbench, or $BOOTBENCH_DATA)
@@ -160,26 +162,77 @@ function startRequest(values: { start?: string; 'start-when'?: string; 'start-af
 
 const clock = (ms: number) => new Date(ms).toLocaleTimeString();
 
-/** When the deploy's stream starts, in words. */
-export function describeStart(job: ImageJob): string | undefined {
-  if (job.kind !== 'deploy' || job.machines.length < 2) return undefined;
-  if (job.streamStartedAt !== undefined) return `stream started at ${clock(job.streamStartedAt)}${job.goAt !== undefined ? ' (Go)' : ''}`;
-  if (job.goAt !== undefined) return `Go given at ${clock(job.goAt)}: the stream starts as soon as the host has ready PCs`;
-  const { manual, count, afterSeconds } = job.start;
-  if (manual) return `stream starts on Go (bootbench image go ${job.id})`;
-  const when = count === undefined ? 'every PC is ready' : `${count} PCs are ready`;
-  return `stream starts when ${when}${afterSeconds !== undefined ? ` or ${afterSeconds} s after the first` : ''}, or on Go`;
+/**
+ * A waiting stream's state the running host recorded longer ago than this was left by a host
+ * that stopped: it records it about once a second (STREAM_WAIT_RECORD_MS) while it holds it.
+ */
+export const STREAM_WORD_STALE_MS = 3 * STREAM_WAIT_RECORD_MS;
+
+/** Where `image status` stands: now, and the other Bootbench process that has the data folder open (the running host), if any. */
+export interface StatusContext {
+  now: number;
+  hostPid?: number;
 }
 
-function describeJob(job: ImageJob): string {
+/** The running host's word on the job's waiting stream, when it is fresh: PCs ready and the timer's deadline. */
+export function liveStreamWait(job: ImageJob, now: number): { ready: number; of: number; deadline?: number } | undefined {
+  if (job.streamStartedAt !== undefined || job.streamHeardAt === undefined || now - job.streamHeardAt > STREAM_WORD_STALE_MS) return undefined;
+  return { ready: job.machines.filter((m) => m.readyAt !== undefined).length, of: job.machines.length, deadline: job.streamDeadline };
+}
+
+/**
+ * When the deploy's stream starts, in words. With `context` (image status) also where it
+ * stands: how many PCs the running host has heard ready and when its timer runs out, or
+ * that no running host holds the stream (never a readiness a stopped host left behind).
+ */
+export function describeStart(job: ImageJob, context?: StatusContext): string | undefined {
+  if (job.kind !== 'deploy' || job.machines.length < 2) return undefined;
+  if (job.streamStartedAt !== undefined) return `stream started at ${clock(job.streamStartedAt)}${job.goAt !== undefined ? ' (Go)' : ''}`;
+  const live = context && liveStreamWait(job, context.now);
+  const ready = live ? `${live.ready} of ${live.of} PCs ready` : undefined;
+  let rule: string;
+  if (job.goAt !== undefined) rule = `Go given at ${clock(job.goAt)}: the stream starts as soon as the host has ready PCs`;
+  else if (job.start.manual) rule = `stream starts on Go (bootbench image go ${job.id})`;
+  else {
+    const { count, afterSeconds } = job.start;
+    const when = count === undefined ? 'every PC is ready' : `${count} PCs are ready`;
+    const timer = live?.deadline !== undefined ? ` or at ${clock(live.deadline)}` : afterSeconds !== undefined ? ` or ${afterSeconds} s after the first` : '';
+    rule = `stream starts when ${when}${timer}, or on Go`;
+  }
+  if (!context || job.machines.every((m) => m.result)) return rule;
+  if (ready) return `${ready}; ${rule}`;
+  const last = job.streamHeardAt !== undefined ? ` (its last word on this stream: ${clock(job.streamHeardAt)})` : '';
+  if (context.hostPid === undefined)
+    return `${rule}; no Bootbench host is running on this data folder${last}, so no PC is ready: start bootbench serve (or the app) on it`;
+  if (job.streamHeardAt === undefined) return `${rule}; the running host (process ${context.hostPid}) has heard none of its PCs yet`;
+  return `${rule}; the running host (process ${context.hostPid}) holds no stream for it now${last}`;
+}
+
+function describeJob(job: ImageJob, context?: StatusContext): string {
   const lines = [`job ${job.id}: ${job.kind} ${job.image}${job.disk ? ` (disk ${job.disk})` : ''}, then ${job.then}, ${new Date(job.createdAt).toISOString()}`];
-  const start = describeStart(job);
+  const start = describeStart(job, context);
   if (start) lines.push(`  ${start}`);
+  const live = context && liveStreamWait(job, context.now);
   for (const m of job.machines) {
     const progress = m.total > 0 ? ` ${mib(m.bytes)} of ${mib(m.total)}` : '';
-    lines.push(`  ${m.mac === ANY_MACHINE ? 'the next machine that boots' : m.mac}  ${m.phase}${progress}${m.reason ? `: ${m.reason}` : ''}`);
+    const phase = live && !m.result && m.readyAt !== undefined ? `ready since ${clock(m.readyAt)}, waiting for the stream` : m.phase;
+    lines.push(`  ${m.mac === ANY_MACHINE ? 'the next machine that boots' : m.mac}  ${phase}${progress}${m.reason ? `: ${m.reason}` : ''}`);
   }
   return lines.join('\n');
+}
+
+/** A job as `image status --json` gives it: readiness only from a live host, and the start in words. */
+function statusJson(job: ImageJob, context: StatusContext) {
+  const live = liveStreamWait(job, context.now);
+  const { streamHeardAt, streamDeadline, ...rest } = job;
+  return {
+    ...rest,
+    machines: job.machines.map(({ readyAt, ...m }) => (live && readyAt !== undefined ? { ...m, readyAt } : m)),
+    ...(streamHeardAt !== undefined ? { streamHeardAt } : {}),
+    ...(live ? { streamWait: live } : {}),
+    ...(describeStart(job, context) ? { startWords: describeStart(job, context) } : {}),
+    ...(streamDeadline !== undefined && live ? { streamDeadline } : {}),
+  };
 }
 
 export async function imageCommand(args: string[], io: CommandIo = processIo): Promise<number> {
@@ -235,7 +288,11 @@ export async function imageCommand(args: string[], io: CommandIo = processIo): P
       if (command === 'status') {
         const shown = values.job ? [jobs.get(Number(values.job))].filter((j): j is ImageJob => !!j) : jobs.list();
         if (values.job && shown.length === 0) throw new ImageError(`no job ${values.job}`);
-        out(shown, shown.length === 0 ? 'no imaging jobs' : shown.map(describeJob).join('\n'));
+        const context: StatusContext = { now: Date.now(), hostPid: store.sharedWithPid };
+        out(
+          shown.map((j) => statusJson(j, context)),
+          shown.length === 0 ? 'no imaging jobs' : shown.map((j) => describeJob(j, context)).join('\n'),
+        );
         return shown.some((j) => j.machines.some((m) => m.result === 'failed')) ? 1 : 0;
       }
       if (command === 'capture') {

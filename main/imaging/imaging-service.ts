@@ -66,6 +66,8 @@ export const DEFAULT_SILENCE_SECONDS = 60;
 const SILENCE_CHECK_MS = 5000;
 /** How often a waiting stream looks for the technician's Go in the store (given here or by another process). */
 const GO_CHECK_MS = 250;
+/** How often a waiting stream's state is written to the store even when it did not change: the CLI's sign that a host holds it. */
+export const STREAM_WAIT_RECORD_MS = 1000;
 
 const DOING: Partial<Record<MachinePhase, string>> = {
   booting: 'starting the imaging environment',
@@ -103,6 +105,8 @@ export class ImagingService {
   /** Jobs whose stream waits to start: checked for Go, and their start recorded. */
   private readonly holding = new Set<number>();
   private holdTimer: TimerHandle | undefined;
+  /** What was last written of each waiting stream's state, and when. */
+  private readonly waitRecorded = new Map<number, { key: string; at: number }>();
 
   constructor(private readonly options: ImagingServiceOptions) {
     this.clock = options.clock ?? systemClock;
@@ -176,6 +180,7 @@ export class ImagingService {
     if (this.holdTimer) this.clock.clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
     this.holding.clear();
+    this.waitRecorded.clear();
     for (const id of [...this.senders.keys()]) this.endStream(id);
   }
 
@@ -239,8 +244,12 @@ export class ImagingService {
         try {
           if (this.jobs.goAt(id) !== undefined) sender.go();
           const state = sender.startState();
-          if (!state.started) continue;
+          if (!state.started) {
+            this.recordWait(id, state);
+            continue;
+          }
           this.holding.delete(id);
+          this.waitRecorded.delete(id);
           this.jobs.recordStreamStart(id, state.startedAt!);
           const ready = `${state.ready.length} of ${state.of} PCs ready`;
           this.options.logger.info(`imaging: stream of job ${id} started (${state.goAt !== undefined ? `Go given; ${ready}` : ready})`);
@@ -251,6 +260,16 @@ export class ImagingService {
       if (this.holding.size) this.holdTimer = this.clock.setTimeout(tick, GO_CHECK_MS);
     };
     this.holdTimer = this.clock.setTimeout(tick, GO_CHECK_MS);
+  }
+
+  /** The waiting stream's state in the store, when it changed and at least every STREAM_WAIT_RECORD_MS. */
+  private recordWait(id: number, state: { ready: string[]; deadline?: number }): void {
+    const now = this.clock.now();
+    const key = `${[...state.ready].sort().join(',')} ${state.deadline ?? ''}`;
+    const last = this.waitRecorded.get(id);
+    if (last && last.key === key && now - last.at < STREAM_WAIT_RECORD_MS) return;
+    this.jobs.recordStreamWait(id, state);
+    this.waitRecorded.set(id, { key, at: now });
   }
 
   private leaveStream(jobId: number, mac: string): void {

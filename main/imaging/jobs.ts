@@ -82,6 +82,12 @@ export interface ImageJob {
   goAt?: number;
   /** when the running host started the deploy's stream */
   streamStartedAt?: number;
+  /**
+   * While the stream waits: when the running host last recorded where it stands (about once a
+   * second), and the timer's deadline then. An old time means no host holds the stream now.
+   */
+  streamHeardAt?: number;
+  streamDeadline?: number;
 }
 
 export interface JobMachine {
@@ -100,6 +106,8 @@ export interface JobMachine {
   /** Of a deploy sent as one stream: bytes this PC got from the stream and by HTTP repair, once it left the stream. */
   streamed?: number;
   repaired?: number;
+  /** when the running host heard the PC ready for the deploy's stream (see ImageJob.streamHeardAt) */
+  readyAt?: number;
 }
 
 interface JobRow {
@@ -114,6 +122,8 @@ interface JobRow {
   start_after: number | null;
   go_at: number | null;
   stream_started_at: number | null;
+  stream_heard_at: number | null;
+  stream_deadline: number | null;
 }
 interface MachineRow {
   job_id: number;
@@ -128,6 +138,7 @@ interface MachineRow {
   part: number | null;
   streamed: number | null;
   repaired: number | null;
+  ready_at: number | null;
 }
 
 export class ImagingJobs {
@@ -270,6 +281,25 @@ export class ImagingJobs {
     this.db.prepare('UPDATE image_jobs SET stream_started_at = ? WHERE id = ? AND stream_started_at IS NULL').run(at, id);
   }
 
+  /**
+   * Where the deploy's waiting stream stands, as the running host sees it: its PCs heard ready
+   * (each keeps when it was first), the timer's deadline, and now, so that a reader in another
+   * process (bootbench image status) can tell a live word from one a stopped host left.
+   */
+  recordStreamWait(id: number, wait: { ready: readonly string[]; deadline?: number }): void {
+    const now = this.now();
+    const ready = new Set(wait.ready.map((m) => normalizeMac(m) ?? m));
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE image_jobs SET stream_heard_at = ?, stream_deadline = ? WHERE id = ?').run(now, wait.deadline ?? null, id);
+      const mark = this.db.prepare('UPDATE image_job_machines SET ready_at = COALESCE(ready_at, ?) WHERE job_id = ? AND mac = ?');
+      const clear = this.db.prepare('UPDATE image_job_machines SET ready_at = NULL WHERE job_id = ? AND mac = ?');
+      for (const { mac } of this.db.prepare('SELECT mac FROM image_job_machines WHERE job_id = ?').all(id) as { mac: string }[]) {
+        if (ready.has(mac)) mark.run(now, id, mac);
+        else clear.run(id, mac);
+      }
+    })();
+  }
+
   /** Unfinished PCs in a working phase whose last report is older than `before` (ms). */
   silentSince(before: number): { job: ImageJob; machine: JobMachine }[] {
     const rows = this.db
@@ -318,6 +348,7 @@ export class ImagingJobs {
       updatedAt: m.updated_at,
       streamed: m.streamed ?? undefined,
       repaired: m.repaired ?? undefined,
+      readyAt: m.ready_at ?? undefined,
     }));
     return {
       id: row.id,
@@ -330,6 +361,8 @@ export class ImagingJobs {
       start: { manual: row.start_manual === 1, count: row.start_count ?? undefined, afterSeconds: row.start_after ?? undefined },
       goAt: row.go_at ?? undefined,
       streamStartedAt: row.stream_started_at ?? undefined,
+      streamHeardAt: row.stream_heard_at ?? undefined,
+      streamDeadline: row.stream_deadline ?? undefined,
     };
   }
 }

@@ -208,6 +208,16 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE image_jobs ADD COLUMN stream_started_at INTEGER;
     `,
   },
+  {
+    version: 11,
+    description:
+      "where a deploy's waiting stream stands, as the running host last recorded it (about once a second while it waits): when, the timer's deadline, and when each PC was heard ready",
+    sql: `
+      ALTER TABLE image_jobs ADD COLUMN stream_heard_at INTEGER;
+      ALTER TABLE image_jobs ADD COLUMN stream_deadline INTEGER;
+      ALTER TABLE image_job_machines ADD COLUMN ready_at INTEGER;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

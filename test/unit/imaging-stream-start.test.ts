@@ -1,6 +1,7 @@
 // When a deploy's stream starts: the rule stored with the job (schema 10), Go given through
-// the store (as the CLI beside a running host does), and the host's answer to a receiver that
-// asks whether the stream has started. The stream's socket is bound to loopback and sends
+// the store (as the CLI beside a running host does), the host's answer to a receiver that
+// asks whether the stream has started, and where the wait stands as the host records it for
+// `bootbench image status` (schema 11). The stream's socket is bound to loopback and sends
 // nothing here: it waits for Go, and once given, no receiver feeds it back.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ import { storeApi } from '../../main/api/api-store.js';
 import { HostApi } from '../../main/api/api.js';
 import type { ImagingJob } from '../../preload/api.js';
 import { idleServiceHost } from '../helpers/idle-host.js';
-import { imageCommand, describeStart } from '../../main/cli/imaging.js';
+import { imageCommand, describeStart, STREAM_WORD_STALE_MS } from '../../main/cli/imaging.js';
 import { addSampleImage } from '../helpers/sample-image.js';
 import { makeTempDir } from '../helpers/store-temp.js';
 import { waitFor } from '../helpers/netns.js';
@@ -167,6 +168,68 @@ describe('bootbench image deploy --start..., image go', () => {
   });
 });
 
+async function cliStatus(data: string, job: number, ...extra: string[]) {
+  const out = { stdout: '', stderr: '' };
+  const code = await imageCommand(['status', '--job', String(job), '--data', data, ...extra], {
+    stdout: (t) => (out.stdout += t),
+    stderr: (t) => (out.stderr += t),
+  });
+  return { code, ...out };
+}
+
+describe('image status on a waiting stream', () => {
+  test("the host's word while fresh: PCs ready and the timer's deadline; once old, no readiness but that no host holds the stream", () => {
+    const temp = makeTempDir('bootbench-stream-status-');
+    const store = openStore(join(temp.dir, 'data'));
+    try {
+      let now = 100_000;
+      const jobs = new ImagingJobs(store.db, () => now);
+      const job = jobs.create({ kind: 'deploy', image: 'room', macs: [A, B, C], start: { afterSeconds: 30 } });
+      const at = (ms: number) => new Date(ms).toLocaleTimeString();
+      assert.equal(
+        describeStart(jobs.get(job.id)!, { now, hostPid: 4242 }),
+        'stream starts when every PC is ready or 30 s after the first, or on Go; the running host (process 4242) has heard none of its PCs yet',
+      );
+      assert.match(describeStart(jobs.get(job.id)!, { now })!, /no Bootbench host is running on this data folder, so no PC is ready: start bootbench serve/);
+      jobs.recordStreamWait(job.id, { ready: [A, B.toUpperCase()], deadline: 130_000 });
+      now = 101_000;
+      jobs.recordStreamWait(job.id, { ready: [B], deadline: 130_000 });
+      const waiting = jobs.get(job.id)!;
+      assert.deepEqual(
+        waiting.machines.map((m) => [m.mac, m.readyAt]),
+        [
+          [A, undefined],
+          [B, 100_000],
+          [C, undefined],
+        ],
+        'B keeps when it was first heard; A is no longer ready',
+      );
+      assert.equal(describeStart(waiting, { now: 102_000 }), `1 of 3 PCs ready; stream starts when every PC is ready or at ${at(130_000)}, or on Go`);
+      assert.equal(
+        describeStart(waiting),
+        'stream starts when every PC is ready or 30 s after the first, or on Go',
+        'without a status context: the rule alone',
+      );
+      // The host stopped: its last word is old, and says nothing of who is ready now.
+      const stale = describeStart(waiting, { now: 101_000 + STREAM_WORD_STALE_MS + 1 })!;
+      assert.doesNotMatch(stale, /PCs ready|at .*, or on Go/);
+      assert.equal(
+        stale,
+        `stream starts when every PC is ready or 30 s after the first, or on Go; no Bootbench host is running on this data folder (its last word on this stream: ${at(101_000)}), so no PC is ready: start bootbench serve (or the app) on it`,
+      );
+      assert.match(describeStart(waiting, { now: 200_000, hostPid: 7 })!, /the running host \(process 7\) holds no stream for it now/);
+      jobs.go(job.id);
+      assert.match(
+        describeStart(jobs.get(job.id)!, { now: 101_500 })!,
+        /^1 of 3 PCs ready; Go given at .*: the stream starts as soon as the host has ready PCs$/,
+      );
+    } finally {
+      store.close();
+      temp.remove();
+    }
+  });
+});
+
 describe('the host and a waiting stream', () => {
   test('a receiver asking is told "waiting" and counted ready; Go through the store starts the stream and is recorded', async () => {
     const temp = makeTempDir('bootbench-stream-host-');
@@ -208,10 +271,21 @@ describe('the host and a waiting stream', () => {
         ],
       );
 
+      // bootbench image status, another process on the data folder, reads what the host records of the wait.
+      await waitFor(() => imaging.jobs.get(job.id)!.machines.filter((m) => m.readyAt !== undefined).length === 2 || undefined, 5000, 'the wait in the store');
+      const status = await cliStatus(data, job.id);
+      assert.match(status.stdout, new RegExp(`2 of 3 PCs ready; stream starts on Go \\(bootbench image go ${job.id}\\)`));
+      assert.match(status.stdout, new RegExp(`${A} {2}ready since [^,]+, waiting for the stream`));
+      assert.match(status.stdout, new RegExp(`${C} {2}waiting\n`));
+      const json = JSON.parse((await cliStatus(data, job.id, '--json')).stdout)[0];
+      assert.deepEqual(json.streamWait, { ready: 2, of: 3 });
+      assert.ok(json.machines[0].readyAt > 0);
+
       // Go as another process would give it: a row in the store the host looks for.
       new ImagingJobs(store.db).go(job.id);
       await waitFor(() => imaging.jobs.get(job.id)!.streamStartedAt, 5000, 'the host to start the stream on Go');
       assert.deepEqual(await get(`/imaging/streams/${session}?mac=${C}`), { status: 200, text: 'state=started\nready=3\nof=3\n' });
+      assert.match((await cliStatus(data, job.id)).stdout, /stream started at .* \(Go\)/);
     } finally {
       imaging.stop();
       server.close();
