@@ -14,7 +14,6 @@ import {
   checkImageName,
   ImagingJobs,
   startRule,
-  STREAM_WAIT_RECORD_MS,
   type ImageJob,
   type StreamStartRequest,
   type ThenAction,
@@ -162,21 +161,25 @@ function startRequest(values: { start?: string; 'start-when'?: string; 'start-af
 
 const clock = (ms: number) => new Date(ms).toLocaleTimeString();
 
-/**
- * A waiting stream's state the running host recorded longer ago than this was left by a host
- * that stopped: it records it about once a second (STREAM_WAIT_RECORD_MS) while it holds it.
- */
-export const STREAM_WORD_STALE_MS = 3 * STREAM_WAIT_RECORD_MS;
-
-/** Where `image status` stands: now, and the other Bootbench process that has the data folder open (the running host), if any. */
-export interface StatusContext {
-  now: number;
-  hostPid?: number;
+/** Whether process `pid` runs (EPERM: it does, as another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
-/** The running host's word on the job's waiting stream, when it is fresh: PCs ready and the timer's deadline. */
-export function liveStreamWait(job: ImageJob, now: number): { ready: number; of: number; deadline?: number } | undefined {
-  if (job.streamStartedAt !== undefined || job.streamHeardAt === undefined || now - job.streamHeardAt > STREAM_WORD_STALE_MS) return undefined;
+/** What `image status` knows of the host: the other Bootbench process with the data folder open, and whether a process lives. */
+export interface StatusContext {
+  hostPid?: number;
+  alive?: (pid: number) => boolean;
+}
+
+/** The word on the job's waiting stream of the host that holds it, while that host runs: PCs ready and the timer's deadline. */
+export function liveStreamWait(job: ImageJob, alive: (pid: number) => boolean = processAlive): { ready: number; of: number; deadline?: number } | undefined {
+  if (job.streamStartedAt !== undefined || job.streamHeardAt === undefined || job.streamHostPid === undefined || !alive(job.streamHostPid)) return undefined;
   return { ready: job.machines.filter((m) => m.readyAt !== undefined).length, of: job.machines.length, deadline: job.streamDeadline };
 }
 
@@ -188,7 +191,7 @@ export function liveStreamWait(job: ImageJob, now: number): { ready: number; of:
 export function describeStart(job: ImageJob, context?: StatusContext): string | undefined {
   if (job.kind !== 'deploy' || job.machines.length < 2) return undefined;
   if (job.streamStartedAt !== undefined) return `stream started at ${clock(job.streamStartedAt)}${job.goAt !== undefined ? ' (Go)' : ''}`;
-  const live = context && liveStreamWait(job, context.now);
+  const live = context && liveStreamWait(job, context.alive);
   const ready = live ? `${live.ready} of ${live.of} PCs ready` : undefined;
   let rule: string;
   if (job.goAt !== undefined) rule = `Go given at ${clock(job.goAt)}: the stream starts as soon as the host has ready PCs`;
@@ -201,18 +204,18 @@ export function describeStart(job: ImageJob, context?: StatusContext): string | 
   }
   if (!context || job.machines.every((m) => m.result)) return rule;
   if (ready) return `${ready}; ${rule}`;
-  const last = job.streamHeardAt !== undefined ? ` (its last word on this stream: ${clock(job.streamHeardAt)})` : '';
+  // A word left by a host that is gone (a crash) says nothing of now.
+  const gone = job.streamHeardAt !== undefined ? ` (the host that held it, process ${job.streamHostPid}, stopped after ${clock(job.streamHeardAt)})` : '';
   if (context.hostPid === undefined)
-    return `${rule}; no Bootbench host is running on this data folder${last}, so no PC is ready: start bootbench serve (or the app) on it`;
-  if (job.streamHeardAt === undefined) return `${rule}; the running host (process ${context.hostPid}) has heard none of its PCs yet`;
-  return `${rule}; the running host (process ${context.hostPid}) holds no stream for it now${last}`;
+    return `${rule}; no Bootbench host is running on this data folder${gone}, so no PC is ready: start bootbench serve (or the app) on it`;
+  return `${rule}; the running Bootbench (process ${context.hostPid}) holds no stream for it${gone}: no PC of it is ready (none has asked for its task yet, or that host sends deploys by HTTP)`;
 }
 
 function describeJob(job: ImageJob, context?: StatusContext): string {
   const lines = [`job ${job.id}: ${job.kind} ${job.image}${job.disk ? ` (disk ${job.disk})` : ''}, then ${job.then}, ${new Date(job.createdAt).toISOString()}`];
   const start = describeStart(job, context);
   if (start) lines.push(`  ${start}`);
-  const live = context && liveStreamWait(job, context.now);
+  const live = context && liveStreamWait(job, context.alive);
   for (const m of job.machines) {
     const progress = m.total > 0 ? ` ${mib(m.bytes)} of ${mib(m.total)}` : '';
     const phase = live && !m.result && m.readyAt !== undefined ? `ready since ${clock(m.readyAt)}, waiting for the stream` : m.phase;
@@ -223,15 +226,14 @@ function describeJob(job: ImageJob, context?: StatusContext): string {
 
 /** A job as `image status --json` gives it: readiness only from a live host, and the start in words. */
 function statusJson(job: ImageJob, context: StatusContext) {
-  const live = liveStreamWait(job, context.now);
-  const { streamHeardAt, streamDeadline, ...rest } = job;
+  const live = liveStreamWait(job, context.alive);
+  const { streamHostPid: _pid, streamHeardAt: _at, streamDeadline: _deadline, ...rest } = job;
+  const words = describeStart(job, context);
   return {
     ...rest,
     machines: job.machines.map(({ readyAt, ...m }) => (live && readyAt !== undefined ? { ...m, readyAt } : m)),
-    ...(streamHeardAt !== undefined ? { streamHeardAt } : {}),
     ...(live ? { streamWait: live } : {}),
-    ...(describeStart(job, context) ? { startWords: describeStart(job, context) } : {}),
-    ...(streamDeadline !== undefined && live ? { streamDeadline } : {}),
+    ...(words ? { startWords: words } : {}),
   };
 }
 
@@ -288,7 +290,7 @@ export async function imageCommand(args: string[], io: CommandIo = processIo): P
       if (command === 'status') {
         const shown = values.job ? [jobs.get(Number(values.job))].filter((j): j is ImageJob => !!j) : jobs.list();
         if (values.job && shown.length === 0) throw new ImageError(`no job ${values.job}`);
-        const context: StatusContext = { now: Date.now(), hostPid: store.sharedWithPid };
+        const context: StatusContext = { hostPid: store.sharedWithPid };
         out(
           shown.map((j) => statusJson(j, context)),
           shown.length === 0 ? 'no imaging jobs' : shown.map((j) => describeJob(j, context)).join('\n'),

@@ -66,8 +66,6 @@ export const DEFAULT_SILENCE_SECONDS = 60;
 const SILENCE_CHECK_MS = 5000;
 /** How often a waiting stream looks for the technician's Go in the store (given here or by another process). */
 const GO_CHECK_MS = 250;
-/** How often a waiting stream's state is written to the store even when it did not change: the CLI's sign that a host holds it. */
-export const STREAM_WAIT_RECORD_MS = 1000;
 
 const DOING: Partial<Record<MachinePhase, string>> = {
   booting: 'starting the imaging environment',
@@ -105,8 +103,8 @@ export class ImagingService {
   /** Jobs whose stream waits to start: checked for Go, and their start recorded. */
   private readonly holding = new Set<number>();
   private holdTimer: TimerHandle | undefined;
-  /** What was last written of each waiting stream's state, and when. */
-  private readonly waitRecorded = new Map<number, { key: string; at: number }>();
+  /** What was last written of each waiting stream's state (written when it changes). */
+  private readonly waitRecorded = new Map<number, string>();
 
   constructor(private readonly options: ImagingServiceOptions) {
     this.clock = options.clock ?? systemClock;
@@ -180,7 +178,8 @@ export class ImagingService {
     if (this.holdTimer) this.clock.clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
     this.holding.clear();
-    this.waitRecorded.clear();
+    // No host holds these streams any more: what the store said of their wait no longer stands.
+    for (const id of this.waitRecorded.keys()) this.forgetWait(id);
     for (const id of [...this.senders.keys()]) this.endStream(id);
   }
 
@@ -249,8 +248,8 @@ export class ImagingService {
             continue;
           }
           this.holding.delete(id);
-          this.waitRecorded.delete(id);
           this.jobs.recordStreamStart(id, state.startedAt!);
+          this.forgetWait(id);
           const ready = `${state.ready.length} of ${state.of} PCs ready`;
           this.options.logger.info(`imaging: stream of job ${id} started (${state.goAt !== undefined ? `Go given; ${ready}` : ready})`);
         } catch (error) {
@@ -262,14 +261,24 @@ export class ImagingService {
     this.holdTimer = this.clock.setTimeout(tick, GO_CHECK_MS);
   }
 
-  /** The waiting stream's state in the store, when it changed and at least every STREAM_WAIT_RECORD_MS. */
+  /**
+   * The waiting stream's state in the store when it changed, with this process's id: another
+   * process (bootbench image status) trusts it only while this one lives.
+   */
   private recordWait(id: number, state: { ready: string[]; deadline?: number }): void {
-    const now = this.clock.now();
     const key = `${[...state.ready].sort().join(',')} ${state.deadline ?? ''}`;
-    const last = this.waitRecorded.get(id);
-    if (last && last.key === key && now - last.at < STREAM_WAIT_RECORD_MS) return;
-    this.jobs.recordStreamWait(id, state);
-    this.waitRecorded.set(id, { key, at: now });
+    if (this.waitRecorded.get(id) === key) return;
+    this.jobs.recordStreamWait(id, { ...state, pid: process.pid });
+    this.waitRecorded.set(id, key);
+  }
+
+  private forgetWait(id: number): void {
+    if (!this.waitRecorded.delete(id)) return;
+    try {
+      this.jobs.forgetStreamWait(id);
+    } catch (error) {
+      this.options.logger.warn(`imaging: the wait of job ${id}'s stream could not be cleared in the store: ${(error as Error).message}`);
+    }
   }
 
   private leaveStream(jobId: number, mac: string): void {

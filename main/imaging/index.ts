@@ -18,5 +18,5 @@ export {
 } from './jobs.js';
 export { ImagingRoutes, type ImagingRoutesOptions } from './agent-routes.js';
 export { parseCapturedManifest, parseReport, renderManifest, renderTask } from './agent-protocol.js';
-export { ImagingService, STREAM_WAIT_RECORD_MS, type StreamQuerier } from './imaging-service.js';
+export { ImagingService, type StreamQuerier } from './imaging-service.js';
 export type { StreamStats } from './multicast-sender.js';

@@ -83,9 +83,10 @@ export interface ImageJob {
   /** when the running host started the deploy's stream */
   streamStartedAt?: number;
   /**
-   * While the stream waits: when the running host last recorded where it stands (about once a
-   * second), and the timer's deadline then. An old time means no host holds the stream now.
+   * While the stream waits: the process of the host that holds it, when that host last recorded
+   * where it stands (on each change), and the timer's deadline. Stands only while that process lives.
    */
+  streamHostPid?: number;
   streamHeardAt?: number;
   streamDeadline?: number;
 }
@@ -122,6 +123,7 @@ interface JobRow {
   start_after: number | null;
   go_at: number | null;
   stream_started_at: number | null;
+  stream_host_pid: number | null;
   stream_heard_at: number | null;
   stream_deadline: number | null;
 }
@@ -282,21 +284,31 @@ export class ImagingJobs {
   }
 
   /**
-   * Where the deploy's waiting stream stands, as the running host sees it: its PCs heard ready
-   * (each keeps when it was first), the timer's deadline, and now, so that a reader in another
-   * process (bootbench image status) can tell a live word from one a stopped host left.
+   * Where the deploy's waiting stream stands, as the host that holds it (process `pid`) sees it:
+   * its PCs heard ready (each keeps when it was first) and the timer's deadline. A reader in
+   * another process (bootbench image status) believes it only while that process lives.
    */
-  recordStreamWait(id: number, wait: { ready: readonly string[]; deadline?: number }): void {
+  recordStreamWait(id: number, wait: { ready: readonly string[]; deadline?: number; pid: number }): void {
     const now = this.now();
     const ready = new Set(wait.ready.map((m) => normalizeMac(m) ?? m));
     this.db.transaction(() => {
-      this.db.prepare('UPDATE image_jobs SET stream_heard_at = ?, stream_deadline = ? WHERE id = ?').run(now, wait.deadline ?? null, id);
+      this.db
+        .prepare('UPDATE image_jobs SET stream_host_pid = ?, stream_heard_at = ?, stream_deadline = ? WHERE id = ?')
+        .run(wait.pid, now, wait.deadline ?? null, id);
       const mark = this.db.prepare('UPDATE image_job_machines SET ready_at = COALESCE(ready_at, ?) WHERE job_id = ? AND mac = ?');
       const clear = this.db.prepare('UPDATE image_job_machines SET ready_at = NULL WHERE job_id = ? AND mac = ?');
       for (const { mac } of this.db.prepare('SELECT mac FROM image_job_machines WHERE job_id = ?').all(id) as { mac: string }[]) {
         if (ready.has(mac)) mark.run(now, id, mac);
         else clear.run(id, mac);
       }
+    })();
+  }
+
+  /** The host no longer holds the job's waiting stream (it started, or the host stopped). */
+  forgetStreamWait(id: number): void {
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE image_jobs SET stream_host_pid = NULL, stream_heard_at = NULL, stream_deadline = NULL WHERE id = ?').run(id);
+      this.db.prepare('UPDATE image_job_machines SET ready_at = NULL WHERE job_id = ?').run(id);
     })();
   }
 
@@ -361,6 +373,7 @@ export class ImagingJobs {
       start: { manual: row.start_manual === 1, count: row.start_count ?? undefined, afterSeconds: row.start_after ?? undefined },
       goAt: row.go_at ?? undefined,
       streamStartedAt: row.stream_started_at ?? undefined,
+      streamHostPid: row.stream_host_pid ?? undefined,
       streamHeardAt: row.stream_heard_at ?? undefined,
       streamDeadline: row.stream_deadline ?? undefined,
     };

@@ -211,8 +211,9 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 11,
     description:
-      "where a deploy's waiting stream stands, as the running host last recorded it (about once a second while it waits): when, the timer's deadline, and when each PC was heard ready",
+      "where a deploy's waiting stream stands, as the host that holds it records it: its process id, when, the timer's deadline, and when each PC was heard ready",
     sql: `
+      ALTER TABLE image_jobs ADD COLUMN stream_host_pid INTEGER;
       ALTER TABLE image_jobs ADD COLUMN stream_heard_at INTEGER;
       ALTER TABLE image_jobs ADD COLUMN stream_deadline INTEGER;
       ALTER TABLE image_job_machines ADD COLUMN ready_at INTEGER;

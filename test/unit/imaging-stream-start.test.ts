@@ -15,7 +15,7 @@ import { storeApi } from '../../main/api/api-store.js';
 import { HostApi } from '../../main/api/api.js';
 import type { ImagingJob } from '../../preload/api.js';
 import { idleServiceHost } from '../helpers/idle-host.js';
-import { imageCommand, describeStart, STREAM_WORD_STALE_MS } from '../../main/cli/imaging.js';
+import { imageCommand, describeStart } from '../../main/cli/imaging.js';
 import { addSampleImage } from '../helpers/sample-image.js';
 import { makeTempDir } from '../helpers/store-temp.js';
 import { waitFor } from '../helpers/netns.js';
@@ -178,7 +178,7 @@ async function cliStatus(data: string, job: number, ...extra: string[]) {
 }
 
 describe('image status on a waiting stream', () => {
-  test("the host's word while fresh: PCs ready and the timer's deadline; once old, no readiness but that no host holds the stream", () => {
+  test("the host's word while its process lives: PCs ready and the timer's deadline; once it is gone, no readiness but that no host holds the stream", () => {
     const temp = makeTempDir('bootbench-stream-status-');
     const store = openStore(join(temp.dir, 'data'));
     try {
@@ -186,14 +186,19 @@ describe('image status on a waiting stream', () => {
       const jobs = new ImagingJobs(store.db, () => now);
       const job = jobs.create({ kind: 'deploy', image: 'room', macs: [A, B, C], start: { afterSeconds: 30 } });
       const at = (ms: number) => new Date(ms).toLocaleTimeString();
+      const rule = 'stream starts when every PC is ready or 30 s after the first, or on Go';
+      const alive = (pid: number) => pid === 4242;
       assert.equal(
-        describeStart(jobs.get(job.id)!, { now, hostPid: 4242 }),
-        'stream starts when every PC is ready or 30 s after the first, or on Go; the running host (process 4242) has heard none of its PCs yet',
+        describeStart(jobs.get(job.id)!, { hostPid: 4242, alive }),
+        `${rule}; the running Bootbench (process 4242) holds no stream for it: no PC of it is ready (none has asked for its task yet, or that host sends deploys by HTTP)`,
       );
-      assert.match(describeStart(jobs.get(job.id)!, { now })!, /no Bootbench host is running on this data folder, so no PC is ready: start bootbench serve/);
-      jobs.recordStreamWait(job.id, { ready: [A, B.toUpperCase()], deadline: 130_000 });
+      assert.equal(
+        describeStart(jobs.get(job.id)!, { alive }),
+        `${rule}; no Bootbench host is running on this data folder, so no PC is ready: start bootbench serve (or the app) on it`,
+      );
+      jobs.recordStreamWait(job.id, { ready: [A, B.toUpperCase()], deadline: 130_000, pid: 4242 });
       now = 101_000;
-      jobs.recordStreamWait(job.id, { ready: [B], deadline: 130_000 });
+      jobs.recordStreamWait(job.id, { ready: [B], deadline: 130_000, pid: 4242 });
       const waiting = jobs.get(job.id)!;
       assert.deepEqual(
         waiting.machines.map((m) => [m.mac, m.readyAt]),
@@ -204,24 +209,28 @@ describe('image status on a waiting stream', () => {
         ],
         'B keeps when it was first heard; A is no longer ready',
       );
-      assert.equal(describeStart(waiting, { now: 102_000 }), `1 of 3 PCs ready; stream starts when every PC is ready or at ${at(130_000)}, or on Go`);
-      assert.equal(
-        describeStart(waiting),
-        'stream starts when every PC is ready or 30 s after the first, or on Go',
-        'without a status context: the rule alone',
-      );
-      // The host stopped: its last word is old, and says nothing of who is ready now.
-      const stale = describeStart(waiting, { now: 101_000 + STREAM_WORD_STALE_MS + 1 })!;
-      assert.doesNotMatch(stale, /PCs ready|at .*, or on Go/);
+      assert.equal(describeStart(waiting, { hostPid: 4242, alive }), `1 of 3 PCs ready; stream starts when every PC is ready or at ${at(130_000)}, or on Go`);
+      assert.equal(describeStart(waiting), rule, 'without a status context (a new deploy): the rule alone');
+      // The host crashed: its word stays in the store but says nothing of who is ready now.
+      const dead = () => false;
+      const stale = describeStart(waiting, { alive: dead })!;
       assert.equal(
         stale,
-        `stream starts when every PC is ready or 30 s after the first, or on Go; no Bootbench host is running on this data folder (its last word on this stream: ${at(101_000)}), so no PC is ready: start bootbench serve (or the app) on it`,
+        `${rule}; no Bootbench host is running on this data folder (the host that held it, process 4242, stopped after ${at(101_000)}), so no PC is ready: start bootbench serve (or the app) on it`,
       );
-      assert.match(describeStart(waiting, { now: 200_000, hostPid: 7 })!, /the running host \(process 7\) holds no stream for it now/);
-      jobs.go(job.id);
       assert.match(
-        describeStart(jobs.get(job.id)!, { now: 101_500 })!,
-        /^1 of 3 PCs ready; Go given at .*: the stream starts as soon as the host has ready PCs$/,
+        describeStart(waiting, { hostPid: 7, alive: (pid) => pid === 7 })!,
+        /the running Bootbench \(process 7\) holds no stream for it \(the host that held it, process 4242/,
+      );
+      jobs.go(job.id);
+      assert.match(describeStart(jobs.get(job.id)!, { alive })!, /^1 of 3 PCs ready; Go given at .*: the stream starts as soon as the host has ready PCs$/);
+      // A host that stops clears its word.
+      jobs.forgetStreamWait(job.id);
+      const cleared = jobs.get(job.id)!;
+      assert.equal(cleared.streamHeardAt, undefined);
+      assert.deepEqual(
+        cleared.machines.map((m) => m.readyAt),
+        [undefined, undefined, undefined],
       );
     } finally {
       store.close();
@@ -286,6 +295,7 @@ describe('the host and a waiting stream', () => {
       await waitFor(() => imaging.jobs.get(job.id)!.streamStartedAt, 5000, 'the host to start the stream on Go');
       assert.deepEqual(await get(`/imaging/streams/${session}?mac=${C}`), { status: 200, text: 'state=started\nready=3\nof=3\n' });
       assert.match((await cliStatus(data, job.id)).stdout, /stream started at .* \(Go\)/);
+      assert.equal(imaging.jobs.get(job.id)!.streamHeardAt, undefined, 'started: the wait is no longer recorded');
     } finally {
       imaging.stop();
       server.close();
