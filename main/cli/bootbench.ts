@@ -239,7 +239,7 @@ async function doctor(args: string[]): Promise<number> {
   });
   if (values.help) {
     console.log(
-      'Usage: bootbench doctor [--interface NAME] [--data DIR] [--json] [--test-boot]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems,\nother DHCP/PXE servers answering on the NIC, whether an IGMP querier is heard there (a snooping switch\nneeds one for an image stream; Bootbench queries while it streams if none is), a firewall dropping the boot ports, a nearly full\ndisk under the database folder (--data, default ~/.bootbench).\n--test-boot: play a BIOS and a UEFI PXE client against the running `bootbench serve` on the NIC\n(offer, 4011 ACK, TFTP size probe, download) and report each step.',
+      'Usage: bootbench doctor [--interface NAME] [--data DIR] [--json] [--test-boot]\n\nReports what would stop `bootbench serve` from working: privileges, ports in use, NIC problems,\nother DHCP/PXE servers answering on the NIC, whether an IGMP querier is heard there (a snooping switch\nneeds one for an image stream; Bootbench queries while it streams if none is: what a Bootbench host serving on the NIC\nhas heard, read from the data folder, else a 5 s listen), a firewall dropping the boot ports, a nearly full\ndisk under the database folder (--data, default ~/.bootbench).\n--test-boot: play a BIOS and a UEFI PXE client against the running `bootbench serve` on the NIC\n(offer, 4011 ACK, TFTP size probe, download) and report each step.',
     );
     return 0;
   }

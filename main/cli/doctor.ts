@@ -11,10 +11,12 @@ import {
   type UdpSocketFactory,
   type FirewallCheckOptions,
   listenForQueriers,
+  DEFAULT_QUERIER_TIMINGS,
 } from '../net/index.js';
 import { readFileSync } from 'node:fs';
 import { listenForOffers, runTestBoot, type HeardOffer } from './test-boot.js';
-import { checkDataFolderSpace } from '../store/index.js';
+import { checkDataFolderSpace, readIgmpListening, type IgmpListenRecord } from '../store/index.js';
+import { processAlive } from './imaging.js';
 import { chainloadBootPrograms } from '../library/index.js';
 
 export interface Finding {
@@ -52,6 +54,10 @@ export interface DoctorOptions {
   /** The IGMP listen and /proc/net/igmp; tests inject them. */
   listenForQueriers?: typeof listenForQueriers;
   kernelIgmp?: () => string | undefined;
+  /** What a running host's listener recorded for the NIC (default: read from `dataDir`'s store) and whether its process lives; tests inject them. */
+  hostIgmp?: (nic: string) => IgmpListenRecord | undefined;
+  processAlive?: (pid: number) => boolean;
+  now?: () => number;
 }
 
 export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
@@ -131,12 +137,15 @@ export async function runDoctor(options: DoctorOptions): Promise<Finding[]> {
  * version of the last querier heard, V1 or V2 within the last few minutes) covers part of that.
  */
 async function querierFinding(nic: string, address: string, ms: number, options: DoctorOptions): Promise<Finding> {
+  // A running host listens the whole time it serves: its word is worth more than a few seconds here.
+  const host = (options.hostIgmp ?? ((name: string) => (options.dataDir !== undefined ? readIgmpListening(options.dataDir, name) : undefined)))(nic);
+  if (host && (options.processAlive ?? processAlive)(host.pid)) return hostQuerierFinding(nic, host, (options.now ?? Date.now)());
   const heard = await (options.listenForQueriers ?? listenForQueriers)(nic, address, ms);
   const seconds = Math.round(ms / 1000);
   if (heard.heard.length) {
     return {
       level: 'ok',
-      message: `IGMP querier ${heard.heard.join(', ')} heard on ${nic}: snooping switches keep forwarding an image stream; Bootbench will send no queries`,
+      message: `IGMP querier ${heard.heard.join(', ')} heard on ${nic} in doctor's own ${seconds} s listen (no running Bootbench host listens there): snooping switches keep forwarding an image stream; Bootbench will send no queries`,
     };
   }
   const kernel = kernelQuerierVersion(nic, options.kernelIgmp);
@@ -155,7 +164,36 @@ async function querierFinding(nic: string, address: string, ms: number, options:
   }
   return {
     level: 'ok',
-    message: `no IGMP querier heard on ${nic} in ${seconds} s: Bootbench will send queries while it streams, so snooping switches keep forwarding (a querier that asks every two minutes may still be there)`,
+    message: `no IGMP querier heard on ${nic} in doctor's own ${seconds} s listen (no running Bootbench host listens there): Bootbench will send queries while it streams, so snooping switches keep forwarding (a querier that asks every two minutes may still be there)`,
+  };
+}
+
+const ago = (ms: number) =>
+  ms < 120_000 ? `${Math.round(ms / 1000)} s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 3_600_000)} h`;
+const clock = (ms: number) => new Date(ms).toLocaleTimeString();
+
+/**
+ * What the running host heard on the NIC. A querier counts as present for the other-querier
+ * interval after its last query (RFC 2236 section 8.5), as in the host's own election.
+ */
+function hostQuerierFinding(nic: string, host: IgmpListenRecord, now: number): Finding {
+  const by = `the running Bootbench host (process ${host.pid}), listening on ${nic} for ${ago(now - host.since)} (since ${clock(host.since)})`;
+  if (host.querier !== undefined && host.heardAt !== undefined) {
+    const when = `${ago(now - host.heardAt)} ago (${clock(host.heardAt)})`;
+    if (now - host.heardAt < DEFAULT_QUERIER_TIMINGS.otherQuerierPresentMs)
+      return {
+        level: 'ok',
+        message: `IGMP querier ${host.querier} heard on ${nic} ${when} by ${by}: snooping switches keep forwarding an image stream; Bootbench sends no queries while it is heard`,
+      };
+    return {
+      level: 'ok',
+      message: `IGMP querier ${host.querier} last heard on ${nic} ${when} by ${by}: it seems gone, so Bootbench sends queries while it streams and snooping switches keep forwarding`,
+    };
+  }
+  const young = now - host.since < DEFAULT_QUERIER_TIMINGS.otherQuerierPresentMs ? ' (a querier that asks every two minutes may not have asked yet)' : '';
+  return {
+    level: 'ok',
+    message: `no IGMP querier heard on ${nic} by ${by}${young}: Bootbench sends queries while it streams, so snooping switches keep forwarding`,
   };
 }
 

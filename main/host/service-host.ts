@@ -30,7 +30,7 @@ import { DhcpService, DhcpThread, DhcpThreadUnavailable } from '../dhcp/index.js
 import { TftpServer } from '../tftp/index.js';
 import { HttpFileServer, scriptFileRoute } from '../http/index.js';
 import { FileResolver } from '../files/index.js';
-import { attachStoreToBus, type Store, type StoreBusAttachment } from '../store/index.js';
+import { attachStoreToBus, forgetIgmpListening, recordIgmpListening, recordIgmpQuerierHeard, type Store, type StoreBusAttachment } from '../store/index.js';
 import { AnswerFileService, LibraryBootService, ensureLocalDiskEntry, chainloadBootPrograms, chainloadPolicy, locateBootBinary } from '../library/index.js';
 import { ImagingService, type StreamStats } from '../imaging/index.js';
 
@@ -458,13 +458,29 @@ export class ServiceHost {
    */
   private startQuerier(): IgmpQuerier {
     const r = this.running!;
+    const store = this.store;
+    const nic = r.nic.name;
+    // What it hears goes to the store, where `bootbench doctor` reads it: its own few seconds of listening often miss a querier.
+    const record = (what: string, write: (db: NonNullable<typeof store>['db']) => void) => {
+      if (!store) return;
+      try {
+        write(store.db);
+      } catch (error) {
+        this.logger.debug(`IGMP: ${what} could not be recorded in the store: ${(error as Error).message}`);
+      }
+    };
     const querier = new IgmpQuerier({
-      interfaceName: r.nic.name,
+      interfaceName: nic,
       address: r.address,
       logger: this.logger,
       mode: process.env.BOOTBENCH_IGMP_QUERIER === 'off' ? 'off' : 'auto',
+      onHeard: (from, at) => record('the querier heard', (db) => recordIgmpQuerierHeard(db, { interfaceName: nic, pid: process.pid, querier: from, at })),
     });
-    r.unsubscribe.push(() => querier.close());
+    if (querier.listening) record('the listen', (db) => recordIgmpListening(db, { interfaceName: nic, pid: process.pid, since: this.clock.now() }));
+    r.unsubscribe.push(() => {
+      querier.close();
+      record('the end of the listen', (db) => forgetIgmpListening(db, nic, process.pid));
+    });
     return querier;
   }
 

@@ -105,6 +105,8 @@ export interface IgmpQuerierOptions {
   mode?: 'auto' | 'off';
   /** tests inject a socket; default the raw IGMP socket */
   openSocket?: (interfaceName: string, address: string) => IgmpSocket;
+  /** Each general query heard from another querier (for the host to record what doctor can read). */
+  onHeard?: (from: string, at: number) => void;
 }
 
 export class IgmpQuerier {
@@ -127,6 +129,11 @@ export class IgmpQuerier {
       this.unavailable = (error as Error).message;
     }
     this.schedule();
+  }
+
+  /** Whether it listens on the NIC (it has its socket: Linux, privileges). */
+  get listening(): boolean {
+    return this.socket !== undefined;
   }
 
   /** Keeps queries going while the returned release has not been called (one hold per stream). */
@@ -179,7 +186,10 @@ export class IgmpQuerier {
     if (this.closed || !socket) return;
     const now = this.clock.now();
     const wasQuiet = this.election.role(now).role === 'quiet';
-    const error = socket.drain((from) => this.election.heard(from, now));
+    const error = socket.drain((from) => {
+      this.election.heard(from, now);
+      if (from !== this.options.address) this.options.onHeard?.(from, now);
+    });
     if (error) this.log('warn', `IGMP: reading queries on ${this.options.interfaceName} failed: ${error}`);
     const role = this.election.role(now);
     if (role.role === 'quiet' && !wasQuiet) this.log('info', this.status());

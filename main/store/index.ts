@@ -11,6 +11,7 @@ export {
   type OpenStoreOptions,
 } from './open-store.js';
 export { watchStoreChanges } from './change-watch.js';
+export { recordIgmpListening, recordIgmpQuerierHeard, forgetIgmpListening, readIgmpListening, type IgmpListenRecord } from './igmp-listen.js';
 export { LATEST_SCHEMA_VERSION, MIGRATIONS, migrate, readSchemaVersion, type Migration } from './migrations.js';
 export { normalizeMac, normalizeUuid, isPlaceholderUuid } from '../core/index.js';
 export { MachineRepository, MachineInputError, type Machine, type MachineGroup, type MachinePatch, type NewMachine, type SeenClient } from './machines.js';

@@ -219,6 +219,19 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE image_job_machines ADD COLUMN ready_at INTEGER;
     `,
   },
+  {
+    version: 12,
+    description: "what the running host's IGMP listener heard on its NIC (the last other querier and when), for bootbench doctor in another process",
+    sql: `
+      CREATE TABLE igmp_listen (
+        interface TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        since INTEGER NOT NULL,
+        querier TEXT,
+        heard_at INTEGER
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

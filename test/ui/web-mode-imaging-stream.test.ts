@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium.js';
 import { collectJsonLines, Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
-import { openStore } from '../../main/store/index.js';
+import { openStore, readIgmpListening } from '../../main/store/index.js';
 import { ImagingJobs } from '../../main/imaging/index.js';
 import { busyboxBin, storeRawImage, streamReceiverBin } from '../helpers/stream-image.js';
 
@@ -178,6 +178,9 @@ test(
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     await page.goto(url);
     await page.getByTestId('serving-pill').filter({ hasText: 'Full DHCP' }).waitFor({ timeout: 30_000 });
+    // The host listens for IGMP queriers on its NIC the whole time it serves, and says so in the store for bootbench doctor.
+    const listen = readIgmpListening(data, 'eth0');
+    assert.ok(listen && listen.pid === host!.pid && listen.querier === undefined, `the host's IGMP listen in the store: ${JSON.stringify(listen)}`);
     await page.click('[data-screen=images]');
 
     // --- The deploy, made on the screen: both PCs, the stream to start on Go.
