@@ -296,6 +296,24 @@ describe('the host and a waiting stream', () => {
       assert.deepEqual(await get(`/imaging/streams/${session}?mac=${C}`), { status: 200, text: 'state=started\nready=3\nof=3\n' });
       assert.match((await cliStatus(data, job.id)).stdout, /stream started at .* \(Go\)/);
       assert.equal(imaging.jobs.get(job.id)!.streamHeardAt, undefined, 'started: the wait is no longer recorded');
+
+      // A host that stops while a stream waits takes its word on that wait with it.
+      const D = '52:54:00:aa:50:0d';
+      const E = '52:54:00:aa:50:0e';
+      const held = imaging.jobs.create({ kind: 'deploy', image: 'room', macs: [D, E], start: { manual: true } });
+      const heldSession = /^stream=[\d.]+:\d+:([0-9a-f]{8})$/m.exec((await get(`/imaging/task?mac=${D}`)).text)?.[1];
+      assert.equal((await get(`/imaging/streams/${heldSession}?mac=${D}`)).text, 'state=waiting\nready=1\nof=2\n');
+      await waitFor(() => imaging.jobs.get(held.id)!.streamHeardAt, 5000, 'the wait in the store');
+      assert.match((await cliStatus(data, held.id)).stdout, /1 of 2 PCs ready; stream starts on Go/);
+      imaging.stop();
+      assert.equal(imaging.jobs.get(held.id)!.streamHeardAt, undefined);
+      assert.deepEqual(
+        imaging.jobs.get(held.id)!.machines.map((m) => m.readyAt),
+        [undefined, undefined],
+      );
+      const after = (await cliStatus(data, held.id)).stdout;
+      assert.match(after, /stream starts on Go .*; no Bootbench host is running on this data folder, so no PC is ready/);
+      assert.doesNotMatch(after, /PCs ready;|ready since/);
     } finally {
       imaging.stop();
       server.close();
