@@ -61,6 +61,8 @@ export class StreamRoom {
   private runner: ChildProcess | undefined;
   private runnerErr = () => '';
   private readonly loops: string[] = [];
+  private busybox: string;
+  private bin: string;
 
   /** `subnet`: the first three octets, in 198.18.0.0/15. */
   constructor(
@@ -72,12 +74,17 @@ export class StreamRoom {
     this.data = join(this.work, 'data');
     this.lab = new Lab(name);
     this.host = `${subnet}.1`;
+    this.busybox = join(this.work, 'busybox-bin');
+    this.bin = join(this.work, 'bin');
   }
 
-  /** The agents' tools and the namespaces on one bridge (snooping as the kernel's default: on). */
-  setUp(): void {
-    busyboxBin(join(this.work, 'busybox-bin'));
-    streamReceiverBin(join(this.work, 'bin'));
+  /** The agents' tools (built here, or those of `toolsOf`) and the namespaces on one bridge (snooping as the kernel's default: on). */
+  setUp(toolsOf?: StreamRoom): void {
+    if (toolsOf) [this.busybox, this.bin] = [toolsOf.busybox, toolsOf.bin];
+    else {
+      busyboxBin(this.busybox);
+      streamReceiverBin(this.bin);
+    }
     this.hostNs = this.lab.namespace('h');
     this.switchNs = this.lab.namespace('w');
     for (let i = 0; i < this.agents; i++) this.agentNs.push(this.lab.namespace(`a${i}`));
@@ -158,7 +165,7 @@ export class StreamRoom {
   /** The agent as the PC `mac` in namespace `ns`, allowed to touch only `disk`; without the receiver it deploys by HTTP. */
   agent(ns: string, mac: string, disk: string, withReceiver = true): Promise<AgentRun> {
     const env = [
-      `PATH=${join(this.work, 'busybox-bin')}:${withReceiver ? `${join(this.work, 'bin')}:` : ''}/usr/sbin:/usr/bin:/sbin:/bin`,
+      `PATH=${this.busybox}:${withReceiver ? `${this.bin}:` : ''}/usr/sbin:/usr/bin:/sbin:/bin`,
       `BOOTBENCH_AGENT_DISKS=${disk}`,
       `BOOTBENCH_AGENT_TMP=${this.work}`,
     ];

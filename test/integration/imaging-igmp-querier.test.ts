@@ -24,11 +24,11 @@ const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 const skip =
   (process.getuid?.() !== 0 ? 'loop devices and namespaces need root' : undefined) ??
   netnsUnavailableReason() ??
-  missingPrograms('busybox', 'losetup', 'sfdisk', 'partclone.dd', 'partclone.restore', 'zstd', 'curl', 'gcc');
+  missingPrograms('busybox', 'losetup', 'sfdisk', 'partclone.dd', 'partclone.restore', 'zstd', 'curl', 'gcc', 'tc');
 
 const MIB = 1024 * 1024;
 const PART_START = 2048;
-const PART_MIB = 48;
+const PART_MIB = 32;
 const DISK_MIB = PART_MIB + 4;
 /** The stream's rate, bytes per second: the deploy lasts well beyond the membership interval. */
 const STREAM_RATE = 1_500_000;
@@ -41,6 +41,7 @@ else
     const { lab, data, agentNs, host: HOST } = room;
     let reference: Buffer;
     let compressedBytes = 0;
+    let runnerStarted: Promise<void>;
     const ask = (command: string, key: string) => room.ask(command, key);
     const runnerLog = () => room.runnerLog();
 
@@ -97,6 +98,20 @@ else
       sysfs('multicast_querier', 1);
       // A PC's two unsolicited reports a second apart (IGMPv2's default spreads them over 10 s).
       for (const ns of agentNs) lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.conf.eth0.igmpv2_unsolicited_report_interval=1000']);
+      // Each PC's port passes its unicast (HTTP repair) at twice the stream's rate, the stream at
+      // full speed. A receiver repairs a chunk by HTTP after a second without its datagrams; with
+      // repair much faster than the stream, one such second (a busy machine) would carry it past
+      // the stream for good, and it would get the rest by repair with its membership intact.
+      for (const ns of agentNs) {
+        const tc = (...args: string[]) => lab.exec(room.switchNs, 'tc', [...args.slice(0, 2), 'dev', room.portOf(ns), ...args.slice(2)]);
+        tc('qdisc', 'add', 'root', 'handle', '1:', 'htb', 'default', '10');
+        tc('class', 'add', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', `${(2 * STREAM_RATE * 8) / 1e6}mbit`);
+        tc('class', 'add', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '10gbit');
+        tc('filter', 'add', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'dst', '239.255.0.0/16', 'flowid', '1:20');
+      }
+      // The runner starts while doctor listens: until a stream holds its querier it sends nothing.
+      runnerStarted = startRunner('auto');
+      runnerStarted.catch(() => {});
       await new Promise((r) => setTimeout(r, 1000));
     });
 
@@ -108,7 +123,7 @@ else
     });
 
     test('Bootbench queries while it streams: the bridge keeps forwarding, every PC gets most of the image from the stream', async (t) => {
-      await startRunner('auto');
+      await runnerStarted;
       const deploying = deploy('1');
       // Meanwhile a PC of the segment running doctor hears Bootbench as the querier.
       await new Promise((resolve) => setTimeout(resolve, 2000));
