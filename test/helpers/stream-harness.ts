@@ -143,6 +143,19 @@ export class StreamRoom {
     return Number(this.lab.exec(this.hostNs, 'cat', ['/sys/class/net/eth0/statistics/tx_bytes']).trim());
   }
 
+  /**
+   * Drops the stream's datagrams (239.255.0.0/16) arriving at the agent in `ns`: all of them, or
+   * with `oneIn` about one in that many, at random (nftables). Returns what takes the rule away.
+   */
+  dropStream(ns: string, oneIn?: number): () => void {
+    const nft = (...args: string[]) => this.lab.exec(ns, 'nft', args);
+    nft('add', 'table', 'inet', 'drop-stream');
+    nft('add', 'chain', 'inet', 'drop-stream', 'in', '{ type filter hook input priority 0; }');
+    const sample = oneIn ? ['numgen', 'random', 'mod', String(oneIn), '0'] : [];
+    nft('add', 'rule', 'inet', 'drop-stream', 'in', 'ip', 'daddr', '239.255.0.0/16', ...sample, 'drop');
+    return () => nft('delete', 'table', 'inet', 'drop-stream');
+  }
+
   /** A loop device over a file of the test. */
   attach(file: string): string {
     const dev = run('losetup', ['-f', '--show', file]).toString().trim();

@@ -142,9 +142,7 @@ else
         assert.ok(baselineSeconds > 0, 'the clean deploy ran first');
         const [clean1, clean2, lossyNs, slowNs] = agentNs;
         // 10% of the stream's datagrams never reach the lossy PC.
-        lab.exec(lossyNs, 'nft', ['add', 'table', 'inet', 'loss']);
-        lab.exec(lossyNs, 'nft', ['add', 'chain', 'inet', 'loss', 'in', '{ type filter hook input priority 0; }']);
-        lab.exec(lossyNs, 'nft', ['add', 'rule', 'inet', 'loss', 'in', 'ip', 'daddr', '239.255.0.0/16', 'numgen', 'random', 'mod', '10', '0', 'drop']);
+        const lossGone = room.dropStream(lossyNs, 10);
         // The slow PC's switch port passes a quarter of the rate the clean room reached.
         const roomRate = compressedBytes / baselineSeconds;
         const slowRate = Math.max(100_000, Math.round((roomRate * 8) / 4));
@@ -170,7 +168,7 @@ else
           assert.ok(runs[3].seconds > cleanSeconds, 'the slow PC finished after the clean ones (its port really was slow)');
         } finally {
           lab.exec(room.switchNs, 'tc', ['qdisc', 'del', 'dev', slowPort, 'root']);
-          lab.exec(lossyNs, 'nft', ['delete', 'table', 'inet', 'loss']);
+          lossGone();
         }
       });
 
@@ -218,16 +216,14 @@ else
 
     describe('second room', { concurrency: 1 }, () => {
       const room = second;
-      const { lab, data, agentNs } = room;
+      const { data, agentNs } = room;
       const ask = (command: string, key: string) => room.ask(command, key);
       const runnerLog = () => room.runnerLog();
       before(() => firstRoomTimedGate);
 
       test('a PC whose port drops all multicast finishes by HTTP; the others still get the stream', async (t) => {
         const blockedNs = agentNs[2];
-        lab.exec(blockedNs, 'nft', ['add', 'table', 'inet', 'block']);
-        lab.exec(blockedNs, 'nft', ['add', 'chain', 'inet', 'block', 'in', '{ type filter hook input priority 0; }']);
-        lab.exec(blockedNs, 'nft', ['add', 'rule', 'inet', 'block', 'in', 'ip', 'daddr', '239.255.0.0/16', 'drop']);
+        const unblock = room.dropStream(blockedNs);
         try {
           const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:35:0${i}`);
           const { runs, stats } = await deploy(room, macs, agentNs.slice(0, 3));
@@ -236,15 +232,13 @@ else
           assert.ok(runs[2].repairBytes >= compressedBytes, 'the blocked PC fetched the whole image by HTTP');
           for (const r of runs.slice(0, 2)) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream`);
         } finally {
-          lab.exec(blockedNs, 'nft', ['delete', 'table', 'inet', 'block']);
+          unblock();
         }
       });
 
       test('a stream held for Go: the PCs wait past the 5 s fallback, the multicast-blocked one too; Go from the CLI starts it; all verified', async (t) => {
         const blockedNs = agentNs[2];
-        lab.exec(blockedNs, 'nft', ['add', 'table', 'inet', 'block']);
-        lab.exec(blockedNs, 'nft', ['add', 'chain', 'inet', 'block', 'in', '{ type filter hook input priority 0; }']);
-        lab.exec(blockedNs, 'nft', ['add', 'rule', 'inet', 'block', 'in', 'ip', 'daddr', '239.255.0.0/16', 'drop']);
+        const unblock = room.dropStream(blockedNs);
         try {
           const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:37:0${i}`);
           const disks = room.disks('held', macs, DISK_MIB);
@@ -297,7 +291,7 @@ else
           assert.equal(runs[2].streamBytes, 0);
           assert.ok(runs[2].repairBytes >= compressedBytes, 'the blocked PC learned the stream started and fetched the image by HTTP');
         } finally {
-          lab.exec(blockedNs, 'nft', ['delete', 'table', 'inet', 'block']);
+          unblock();
         }
       });
 
