@@ -14,145 +14,70 @@
 //   host ns eth0 198.18.9.1 --- br0 (switch ns, snooping on) --- agents 198.18.9.1x
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collectJsonLines, Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import { missingPrograms, netnsUnavailableReason } from '../helpers/netns.js';
 import { PROJECT_ROOT } from '../helpers/serve-process.js';
-import { busyboxBin, storeRawImage, streamReceiverBin } from '../helpers/stream-image.js';
+import { type AgentRun, differingMiB, halfRandomPartition, StreamRoom } from '../helpers/stream-harness.js';
+import { storeRawImage } from '../helpers/stream-image.js';
 
-const AGENT = join(PROJECT_ROOT, 'build', 'imaging-env', 'agent.sh');
-const RUNNER = join(import.meta.dirname, 'imaging-igmp-runner.ts');
 const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 const skip =
   (process.getuid?.() !== 0 ? 'loop devices and namespaces need root' : undefined) ??
   netnsUnavailableReason() ??
-  missingPrograms('busybox', 'losetup', 'sfdisk', 'partclone.dd', 'partclone.restore', 'zstd', 'curl', 'gcc');
+  missingPrograms('busybox', 'losetup', 'sfdisk', 'partclone.dd', 'partclone.restore', 'zstd', 'curl', 'gcc', 'tc');
 
 const MIB = 1024 * 1024;
-const HOST = '198.18.9.1';
-const HTTP_PORT = 8080;
 const PART_START = 2048;
-const PART_MIB = 48;
+const PART_MIB = 32;
 const DISK_MIB = PART_MIB + 4;
 /** The stream's rate, bytes per second: the deploy lasts well beyond the membership interval. */
 const STREAM_RATE = 1_500_000;
 const MEMBERSHIP_CS = 300;
-function run(cmd: string, args: string[], input?: string | Buffer): Buffer {
-  return execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 256 * MIB });
-}
-
-interface AgentRun {
-  mac: string;
-  code: number | null;
-  out: string;
-  streamBytes: number;
-  repairBytes: number;
-}
 
 if (skip) test('imaging stream across a snooping switch with no querier', { skip }, () => {});
 else
   describe('imaging stream across a snooping switch with no querier', () => {
-    const work = mkdtempSync(join(tmpdir(), 'bootbench-igmp-'));
-    const data = join(work, 'data');
-    const bin = join(work, 'bin');
-    const loops: string[] = [];
-    const lab = new Lab('bbig');
-    let hostNs = '';
-    let switchNs = '';
-    const agentNs: string[] = [];
-    let runner: ChildProcess | undefined;
-    let lines: Record<string, any>[] = [];
-    let runnerErr = () => '';
+    const room = new StreamRoom('bbig', '198.18.9', 3);
+    const { lab, data, agentNs, host: HOST } = room;
     let reference: Buffer;
     let compressedBytes = 0;
+    let runnerStarted: Promise<void>;
+    const ask = (command: string, key: string) => room.ask(command, key);
+    const runnerLog = () => room.runnerLog();
 
-    function attach(file: string): string {
-      const dev = run('losetup', ['-f', '--show', file]).toString().trim();
-      loops.push(dev);
-      return dev;
+    /** The runner with Bootbench's querier on eth0 `auto` or `off`, the stream at a fixed rate. */
+    function startRunner(querier: 'auto' | 'off'): Promise<void> {
+      return room.startRunner(['--interface', 'eth0', '--querier', querier, '--max-rate', String(STREAM_RATE), '--start-rate', String(STREAM_RATE)]);
     }
-    async function ask(command: string, key: string): Promise<any> {
-      const from = lines.length;
-      runner!.stdin!.write(`${command}\n`);
-      const line = await waitFor(() => lines.slice(from).find((l) => key in l || 'error' in l), 10_000, `the runner to answer ${command}`);
-      if ('error' in line) throw new Error(`runner: ${line.error}`);
-      return line;
-    }
-    function runnerLog(): string {
-      return [...lines.filter((l) => l.log).map((l) => `${l.log}: ${l.message}`), runnerErr()].join('\n');
-    }
-    async function startRunner(querier: 'auto' | 'off'): Promise<void> {
-      if (runner) {
-        runner.stdin!.end();
-        await new Promise((resolve) => runner!.once('exit', resolve));
+    /**
+     * Each PC's switch port passes its unicast (HTTP repair) at twice the stream's rate, the stream at
+     * full speed. A receiver repairs a chunk by HTTP after a second without its datagrams; were repair
+     * much faster than the stream, one such second (a busy machine) would carry it past the stream for
+     * good, and it would get the rest by repair with its membership intact. Returns what lifts the cap.
+     */
+    function capRepair(): () => void {
+      const tc = (ns: string, ...args: string[]) => lab.exec(room.switchNs, 'tc', [...args.slice(0, 2), 'dev', room.portOf(ns), ...args.slice(2)]);
+      for (const ns of agentNs) {
+        tc(ns, 'qdisc', 'add', 'root', 'handle', '1:', 'htb', 'default', '10');
+        tc(ns, 'class', 'add', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', `${(2 * STREAM_RATE * 8) / 1e6}mbit`);
+        tc(ns, 'class', 'add', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '10gbit');
+        tc(ns, 'filter', 'add', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', 'dst', '239.255.0.0/16', 'flowid', '1:20');
       }
-      runner = lab.spawn(
-        hostNs,
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          RUNNER,
-          '--data',
-          data,
-          '--address',
-          HOST,
-          '--port',
-          String(HTTP_PORT),
-          '--interface',
-          'eth0',
-          '--querier',
-          querier,
-          '--max-rate',
-          String(STREAM_RATE),
-        ],
-        { cwd: PROJECT_ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
-      );
-      const collected = collectJsonLines(runner);
-      lines = collected.lines;
-      runnerErr = collected.stderr;
-      await waitFor(() => lines.some((l) => l.ready), 30_000, `the runner to start: ${runnerErr()}`);
-    }
-    function agent(ns: string, mac: string, disk: string): Promise<AgentRun> {
-      const env = [`PATH=${join(work, 'busybox-bin')}:${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, `BOOTBENCH_AGENT_DISKS=${disk}`, `BOOTBENCH_AGENT_TMP=${work}`];
-      const child = lab.spawn(ns, '/usr/bin/env', ['-i', ...env, '/bin/busybox', 'sh', AGENT, 'run', `http://${HOST}:${HTTP_PORT}`, mac], { detached: true });
-      let out = '';
-      child.stdout?.on('data', (d) => (out += d));
-      child.stderr?.on('data', (d) => (out += d));
-      return new Promise((resolve) =>
-        child.on('exit', (code) => {
-          const m = /bb-stream-recv: (\d+) bytes from the stream, (\d+) by repair/.exec(out);
-          resolve({ mac, code, out, streamBytes: Number(m?.[1] ?? 0), repairBytes: Number(m?.[2] ?? 0) });
-        }),
-      );
+      return () => agentNs.forEach((ns) => tc(ns, 'qdisc', 'del', 'root'));
     }
     /** A deploy to every agent: each disk checked against the image; returns the runs and the PCs' rows. */
     async function deploy(tag: string): Promise<{ runs: AgentRun[]; rows: { mac: string; streamed?: number; repaired?: number }[]; stats: string }> {
       const macs = agentNs.map((_, i) => `52:54:00:aa:4${tag}:0${i}`);
-      const disks = macs.map((mac) => {
-        const file = join(work, `disk-${mac.replace(/:/g, '')}.img`);
-        run('truncate', ['-s', `${DISK_MIB}M`, file]);
-        return { file, dev: attach(file) };
-      });
-      const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')).job as number;
-      const runs = await Promise.all(macs.map((mac, i) => agent(agentNs[i], mac, disks[i].dev)));
-      const ended = await waitFor(
-        () => lines.find((l) => typeof l.message === 'string' && l.message.startsWith(`imaging: stream of job ${job} ended`)),
-        10_000,
-        'the stream to end',
-      );
-      const status = (await ask(`status ${job}`, 'status')).status;
+      const disks = room.disks('disk', macs, DISK_MIB);
+      const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
+      const runs = await Promise.all(macs.map((mac, i) => room.agent(agentNs[i], mac, disks[i].dev)));
+      const stats = await room.streamEnded(job);
+      const status = await ask(`status ${job}`, 'status');
       for (const [i, r] of runs.entries()) {
         assert.equal(r.code, 0, `agent ${r.mac} failed:\n${r.out}\nhost:\n${runnerLog()}`);
-        run('sync', []);
-        const disk = readFileSync(disks[i].file);
-        const part = disk.subarray(PART_START * 512, PART_START * 512 + PART_MIB * MIB);
-        assert.ok(part.equals(reference), `${r.mac}: partition 1 equals the image`);
+        assert.deepEqual(differingMiB(disks[i].file, PART_START * 512, reference), [], `${r.mac}: MiB of partition 1 that differ from the image`);
       }
-      return { runs, rows: status.machines, stats: (ended.message as string).replace(/^imaging: /, '') };
+      return { runs, rows: status.machines, stats };
     }
     /** `bootbench doctor --json` on a PC of the segment (it exits 1 on its other findings; the JSON is there anyway). */
     function doctorFrom(ns: string): Promise<{ level: string; message: string }[]> {
@@ -177,24 +102,11 @@ else
     }
 
     before(async () => {
-      busyboxBin(join(work, 'busybox-bin'));
-      streamReceiverBin(bin);
       // The image: one raw partition, half random, half repetitive.
-      reference = Buffer.alloc(PART_MIB * MIB);
-      for (let i = 0; i < PART_MIB; i++) {
-        if (i % 2 === 0) randomBytes(MIB).copy(reference, i * MIB);
-        else reference.fill(`igmp test mebibyte ${i} `, i * MIB, (i + 1) * MIB);
-      }
-      ({ compressedBytes } = await storeRawImage({ data, work, sourceMac: '52:54:00:aa:40:01', partition: reference }));
-
-      hostNs = lab.namespace('h');
-      switchNs = lab.namespace('w');
-      for (let i = 0; i < 3; i++) agentNs.push(lab.namespace(`a${i}`));
-      lab.switchOf(switchNs, [
-        { ns: hostNs, ifname: 'eth0', cidr: `${HOST}/24` },
-        ...agentNs.map((ns, i) => ({ ns, ifname: 'eth0', cidr: `198.18.9.${10 + i}/24` })),
-      ]);
-      const sysfs = (name: string, value: number) => lab.exec(switchNs, 'sh', ['-c', `echo ${value} > /sys/class/net/br0/bridge/${name}`]);
+      reference = halfRandomPartition(PART_MIB, 'igmp test');
+      ({ compressedBytes } = await storeRawImage({ data, work: room.work, sourceMac: '52:54:00:aa:40:01', partition: reference }));
+      room.setUp();
+      const sysfs = (name: string, value: number) => lab.exec(room.switchNs, 'sh', ['-c', `echo ${value} > /sys/class/net/br0/bridge/${name}`]);
       sysfs('multicast_snooping', 1);
       sysfs('multicast_membership_interval', MEMBERSHIP_CS);
       // Its own queries: one at the start, then an hour apart; another querier counts as present for an hour.
@@ -206,20 +118,13 @@ else
       sysfs('multicast_querier', 1);
       // A PC's two unsolicited reports a second apart (IGMPv2's default spreads them over 10 s).
       for (const ns of agentNs) lab.exec(ns, 'sysctl', ['-qw', 'net.ipv4.conf.eth0.igmpv2_unsolicited_report_interval=1000']);
+      // The runner starts while doctor listens: until a stream holds its querier it sends nothing.
+      runnerStarted = startRunner('auto');
+      runnerStarted.catch(() => {});
       await new Promise((r) => setTimeout(r, 1000));
     });
 
-    after(async () => {
-      runner?.stdin?.end();
-      await lab.destroy();
-      for (const dev of loops.reverse())
-        try {
-          run('losetup', ['-d', dev]);
-        } catch {
-          /* gone */
-        }
-      rmSync(work, { recursive: true, force: true });
-    });
+    after(() => room.destroy());
 
     test('doctor on the segment hears no querier before anything streams', async () => {
       const finding = (await doctorFrom(agentNs[0])).find((f) => /IGMP/.test(f.message));
@@ -230,11 +135,12 @@ else
     });
 
     test('Bootbench queries while it streams: the bridge keeps forwarding, every PC gets most of the image from the stream', async (t) => {
-      await startRunner('auto');
+      await runnerStarted;
+      const uncap = capRepair();
       const deploying = deploy('1');
       // Meanwhile a PC of the segment running doctor hears Bootbench as the querier.
       await new Promise((resolve) => setTimeout(resolve, 2000));
-      const [heard, { runs, rows, stats }] = await Promise.all([doctorFrom(agentNs[0]), deploying]);
+      const [heard, { runs, rows, stats }] = await Promise.all([doctorFrom(agentNs[0]), deploying]).finally(uncap);
       const querier = await ask('querier', 'querier');
       t.diagnostic(
         `membership interval ${MEMBERSHIP_CS / 100} s; ${querier.sent} queries sent; ` +
@@ -248,7 +154,7 @@ else
         'doctor on a PC hears Bootbench query',
       );
       assert.ok(
-        lines.some((l) => /no IGMP querier heard on eth0: Bootbench sends IGMP queries every 1 s while it streams/.test(l.message ?? '')),
+        room.lines.some((l) => /no IGMP querier heard on eth0: Bootbench sends IGMP queries every 1 s while it streams/.test(l.message ?? '')),
         'the log says what the querier does',
       );
       for (const r of runs) assert.ok(r.streamBytes > compressedBytes * 0.7, `${r.mac} got most of the image from the stream:\n${r.out}\n${runnerLog()}`);
@@ -264,7 +170,7 @@ else
           ` of ${(compressedBytes / MIB).toFixed(1)} MiB; ${stats}`,
       );
       assert.equal(querier.sent, 0);
-      assert.match(querier.querier, /queries are turned off/);
+      assert.match(querier.status, /queries are turned off/);
       for (const r of runs) {
         assert.ok(r.streamBytes > 0, `${r.mac} got the start of the stream, while its membership was fresh:\n${r.out}`);
         assert.ok(r.streamBytes < compressedBytes * 0.5, `${r.mac} was cut off: ${r.streamBytes} of ${compressedBytes} bytes streamed\n${r.out}`);

@@ -18,20 +18,18 @@
 //     with the reason, and no process is left waiting.
 //
 //   host ns eth0 198.18.7.1 --- br0 (switch ns, snooping off: item-4 tests cover snooping) --- agents 198.18.7.1x
+//   host ns eth0 198.18.8.1 --- br0 (a second room, the same)                                --- agents 198.18.8.1x
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageCatalog } from '../../main/imaging/index.js';
-import { collectJsonLines, Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import { missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { PROJECT_ROOT } from '../helpers/serve-process.js';
-import { busyboxBin, storeRawImage, streamReceiverBin } from '../helpers/stream-image.js';
+import { type AgentRun, differingMiB, halfRandomPartition, StreamRoom } from '../helpers/stream-harness.js';
+import { storeRawImage } from '../helpers/stream-image.js';
 
-const AGENT = join(PROJECT_ROOT, 'build', 'imaging-env', 'agent.sh');
-const RUNNER = join(import.meta.dirname, 'imaging-stream-runner.ts');
 const CLI = join(PROJECT_ROOT, 'main', 'cli', 'bootbench.ts');
 const skip =
   (process.getuid?.() !== 0 ? 'loop devices and namespaces need root' : undefined) ??
@@ -39,110 +37,54 @@ const skip =
   missingPrograms('busybox', 'losetup', 'sfdisk', 'partclone.dd', 'partclone.restore', 'zstd', 'curl', 'gcc', 'nft', 'tc');
 
 const MIB = 1024 * 1024;
-const HOST = '198.18.7.1';
-const HTTP_PORT = 8080;
 /** The one data partition: sectors 2048.. of the disk. */
 const PART_START = 2048;
-const PART_MIB = 96;
+const PART_MIB = 48;
 const DISK_MIB = PART_MIB + 4;
-const run = (cmd: string, args: string[], input?: string | Buffer) => execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 256 * MIB });
-
-interface AgentRun {
-  mac: string;
-  code: number | null;
-  out: string;
-  seconds: number;
-  streamBytes: number;
-  repairBytes: number;
-}
 
 if (skip) test('imaging stream: one multicast stream for the room', { skip }, () => {});
 else
-  describe('imaging stream: one multicast stream for the room', () => {
-    const work = mkdtempSync(join(tmpdir(), 'bootbench-imaging-stream-'));
-    const data = join(work, 'data');
-    const bin = join(work, 'bin');
-    const loops: string[] = [];
-    const lab = new Lab('bbst');
-    let hostNs = '';
-    let switchNs = '';
-    const agentNs: string[] = [];
-    let runner: ChildProcess;
-    let lines: Record<string, any>[] = [];
-    let runnerErr = () => '';
+  // Two rooms, each with its own host, switch, agents and copy of the data folder, run their
+  // cases side by side: the second's fallback and Go cases mostly wait (for Go, for the
+  // receivers' fallback) while the first's slow PC trickles through its port. The first room's
+  // timing cases (the baseline, and the clean PCs beside the lossy and the slow one) run before
+  // the second starts, so its load does not skew them.
+  describe('imaging stream: one multicast stream for the room', { concurrency: 2 }, () => {
+    const first = new StreamRoom('bbst', '198.18.7', 4);
+    const second = new StreamRoom('bbsu', '198.18.8', 3);
     let reference: Buffer;
     let bootCode: Buffer;
     let compressedBytes = 0;
     let baselineSeconds = 0;
+    let firstRoomTimed = () => {};
+    const firstRoomTimedGate = new Promise<void>((resolve) => (firstRoomTimed = resolve));
 
-    function attach(file: string): string {
-      const dev = run('losetup', ['-f', '--show', file]).toString().trim();
-      loops.push(dev);
-      return dev;
-    }
-    /** Sends one command to the runner and waits for its answer (the next line with `key`). */
-    async function ask(command: string, key: string): Promise<any> {
-      const from = lines.length;
-      runner.stdin!.write(`${command}\n`);
-      const line = await waitFor(() => lines.slice(from).find((l) => key in l || 'error' in l), 10_000, `the runner to answer ${command}`);
-      if ('error' in line) throw new Error(`runner: ${line.error}`);
-      return line[key];
-    }
-    function txBytes(): number {
-      return Number(lab.exec(hostNs, 'cat', ['/sys/class/net/eth0/statistics/tx_bytes']).trim());
-    }
-    /** The agent as the PC `mac` in namespace `ns`, allowed to touch only `disk`. */
-    function agent(ns: string, mac: string, disk: string, withReceiver = true): Promise<AgentRun> {
-      const env = [
-        `PATH=${join(work, 'busybox-bin')}:${withReceiver ? `${bin}:` : ''}/usr/sbin:/usr/bin:/sbin:/bin`,
-        `BOOTBENCH_AGENT_DISKS=${disk}`,
-        `BOOTBENCH_AGENT_TMP=${work}`,
-      ];
-      const started = Date.now();
-      const child = lab.spawn(ns, '/usr/bin/env', ['-i', ...env, '/bin/busybox', 'sh', AGENT, 'run', `http://${HOST}:${HTTP_PORT}`, mac], { detached: true });
-      let out = '';
-      child.stdout?.on('data', (d) => (out += d));
-      child.stderr?.on('data', (d) => (out += d));
-      return new Promise((resolve) =>
-        child.on('exit', (code) => {
-          const m = /bb-stream-recv: (\d+) bytes from the stream, (\d+) by repair/.exec(out);
-          resolve({ mac, code, out, seconds: (Date.now() - started) / 1000, streamBytes: Number(m?.[1] ?? 0), repairBytes: Number(m?.[2] ?? 0) });
-        }),
-      );
-    }
     /** Partition 1 and the boot code of a deployed disk file equal the reference's. */
     function checkDisk(file: string, mac: string): void {
-      run('sync', []);
-      const disk = readFileSync(file);
-      assert.ok(disk.subarray(0, 440).equals(bootCode), `${mac}: the boot code differs`);
-      const part = disk.subarray(PART_START * 512, PART_START * 512 + PART_MIB * MIB);
-      const bad = [...Array(PART_MIB).keys()].filter((i) => !part.subarray(i * MIB, (i + 1) * MIB).equals(reference.subarray(i * MIB, (i + 1) * MIB)));
-      assert.deepEqual(bad, [], `${mac}: MiB of partition 1 that differ from the image`);
+      // differingMiB syncs first: the boot code is read after it.
+      assert.deepEqual(differingMiB(file, PART_START * 512, reference), [], `${mac}: MiB of partition 1 that differ from the image`);
+      assert.ok(readFileSync(file).subarray(0, 440).equals(bootCode), `${mac}: the boot code differs`);
     }
+    /** A deploy in `room`; `started` sees the agents' runs as they start. */
     async function deploy(
+      room: StreamRoom,
       macs: string[],
       namespaces: string[],
       withReceiver = true,
+      started?: (runs: Promise<AgentRun>[]) => void,
     ): Promise<{ runs: AgentRun[]; job: number; egress: number; stats: string }> {
-      const disks = macs.map((mac) => {
-        const file = join(work, `target-${mac.replace(/:/g, '')}-${Date.now()}.img`);
-        run('truncate', ['-s', `${DISK_MIB}M`, file]);
-        return { file, dev: attach(file) };
-      });
-      const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
-      const before = txBytes();
-      const runs = await Promise.all(macs.map((mac, i) => agent(namespaces[i], mac, disks[i].dev, withReceiver)));
-      const egress = txBytes() - before;
+      const disks = room.disks(`target-${Date.now()}`, macs, DISK_MIB);
+      const job = (await room.ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
+      const before = room.txBytes();
+      const agents = macs.map((mac, i) => room.agent(namespaces[i], mac, disks[i].dev, withReceiver));
+      started?.(agents);
+      const runs = await Promise.all(agents);
+      const egress = room.txBytes() - before;
       // The stream ends by itself once every PC is through with it.
-      const ended = await waitFor(
-        () => lines.find((l) => typeof l.message === 'string' && l.message.startsWith(`imaging: stream of job ${job} ended`)),
-        10_000,
-        'the stream to end',
-      );
-      const stats = (ended.message as string).replace(/^imaging: /, '');
-      const status = await ask(`status ${job}`, 'status');
+      const stats = await room.streamEnded(job);
+      const status = await room.ask(`status ${job}`, 'status');
       for (const [i, r] of runs.entries()) {
-        assert.equal(r.code, 0, `agent ${r.mac} failed:\n${r.out}\n${JSON.stringify(status.machines[i])}\nhost:\n${runnerLog()}`);
+        assert.equal(r.code, 0, `agent ${r.mac} failed:\n${r.out}\n${JSON.stringify(status.machines[i])}\nhost:\n${room.runnerLog()}`);
         assert.match(r.out, /deployed image room to loop\d+, verified/);
         checkDisk(disks[i].file, r.mac);
       }
@@ -152,203 +94,107 @@ else
       );
       return { runs, job, egress, stats };
     }
-    function runnerLog(): string {
-      return [...lines.filter((l) => l.log).map((l) => `${l.log}: ${l.message}`), runnerErr()].join('\n');
-    }
 
     before(async () => {
-      busyboxBin(join(work, 'busybox-bin'));
-      streamReceiverBin(bin);
       // The image: the boot code, and one raw partition of half random, half repetitive data.
       bootCode = Buffer.from('BOOTBENCH STREAM BOOT CODE '.repeat(20)).subarray(0, 440);
-      reference = Buffer.alloc(PART_MIB * MIB);
-      for (let i = 0; i < PART_MIB; i++) {
-        if (i % 2 === 0) randomBytes(MIB).copy(reference, i * MIB);
-        else reference.fill(`stream test mebibyte ${i} `, i * MIB, (i + 1) * MIB);
-      }
-      ({ compressedBytes } = await storeRawImage({ data, work, sourceMac: '52:54:00:aa:30:01', partition: reference, bootCode }));
-
-      hostNs = lab.namespace('h');
-      switchNs = lab.namespace('w');
-      for (let i = 0; i < 4; i++) agentNs.push(lab.namespace(`a${i}`));
-      lab.switchOf(switchNs, [
-        { ns: hostNs, ifname: 'eth0', cidr: `${HOST}/24` },
-        ...agentNs.map((ns, i) => ({ ns, ifname: 'eth0', cidr: `198.18.7.${10 + i}/24` })),
-      ]);
-      lab.exec(switchNs, 'ip', ['link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
-
-      runner = lab.spawn(hostNs, process.execPath, ['--import', 'tsx', RUNNER, '--data', data, '--address', HOST, '--port', String(HTTP_PORT)], {
-        cwd: PROJECT_ROOT,
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      const collected = collectJsonLines(runner);
-      lines = collected.lines;
-      runnerErr = collected.stderr;
-      await waitFor(() => lines.some((l) => l.ready), 30_000, `the imaging runner to start: ${runnerErr()}`);
+      reference = halfRandomPartition(PART_MIB, 'stream test');
+      ({ compressedBytes } = await storeRawImage({ data: first.data, work: first.work, sourceMac: '52:54:00:aa:30:01', partition: reference, bootCode }));
+      cpSync(first.data, second.data, { recursive: true });
+      first.setUp();
+      second.setUp(first);
+      for (const room of [first, second]) room.lab.exec(room.switchNs, 'ip', ['link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
+      await Promise.all([first.startRunner(), second.startRunner()]);
     });
 
     after(async () => {
-      runner?.stdin?.end();
-      await lab.destroy();
-      // An agent that was killed leaves its partition loops; they go before the disks'.
-      for (const dev of loops.reverse())
+      await second.destroy();
+      await first.destroy();
+    });
+
+    describe('first room', { concurrency: 1 }, () => {
+      const room = first;
+      const { lab, data, agentNs } = room;
+      const ask = (command: string, key: string) => room.ask(command, key);
+      const runnerLog = () => room.runnerLog();
+      after(firstRoomTimed);
+
+      test('four PCs deploy one image together: every disk verified, the host sends it about once', async (t) => {
+        const macs = agentNs.map((_, i) => `52:54:00:aa:31:0${i}`);
+        const { runs, job, egress, stats } = await deploy(room, macs, agentNs);
+        baselineSeconds = Math.max(...runs.map((r) => r.seconds));
+        const ratio = egress / compressedBytes;
+        t.diagnostic(
+          `image ${(compressedBytes / MIB).toFixed(1)} MiB compressed; host egress ${(egress / MIB).toFixed(1)} MiB = ${ratio.toFixed(2)}x (unicast would be ~4x); ` +
+            `${baselineSeconds.toFixed(1)} s; ${stats}`,
+        );
+        for (const r of runs) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream:\n${r.out}`);
+        // Each PC's row keeps what the stream saw it get, for the Images screen after the stream ended.
+        const rows = (await ask(`status ${job}`, 'status')).machines as { mac: string; streamed?: number; repaired?: number }[];
+        for (const row of rows) {
+          assert.ok((row.streamed ?? 0) > compressedBytes / 2, `${row.mac}'s row records what it got from the stream: ${JSON.stringify(row)}\n${runnerLog()}`);
+          assert.equal(typeof row.repaired, 'number');
+        }
+        assert.ok(ratio <= 1.3, `the host sent ${ratio.toFixed(2)}x the compressed image for 4 PCs (at most 1.3x)\n${runnerLog()}`);
+      });
+
+      test('a lossy PC and a slow PC: the others finish about as fast as without them, and both finish verified', async (t) => {
+        assert.ok(baselineSeconds > 0, 'the clean deploy ran first');
+        const [clean1, clean2, lossyNs, slowNs] = agentNs;
+        // 10% of the stream's datagrams never reach the lossy PC.
+        const lossGone = room.dropStream(lossyNs, 10);
+        // The slow PC's switch port passes a quarter of the rate the clean room reached.
+        const roomRate = compressedBytes / baselineSeconds;
+        const slowRate = Math.max(100_000, Math.round((roomRate * 8) / 4));
+        const slowPort = room.portOf(slowNs);
+        lab.exec(room.switchNs, 'tc', ['qdisc', 'add', 'dev', slowPort, 'root', 'tbf', 'rate', `${slowRate}bit`, 'burst', '64kb', 'latency', '100ms']);
         try {
-          run('losetup', ['-d', dev]);
-        } catch {
-          /* gone */
+          const macs = agentNs.map((_, i) => `52:54:00:aa:32:0${i}`);
+          // The second room starts once the clean PCs are through: their times are what this case compares.
+          const { runs, stats } = await deploy(room, macs, [clean1, clean2, lossyNs, slowNs], true, (agents) => {
+            void Promise.allSettled(agents.slice(0, 2)).then(firstRoomTimed);
+          });
+          const cleanSeconds = Math.max(runs[0].seconds, runs[1].seconds);
+          t.diagnostic(
+            `clean PCs ${cleanSeconds.toFixed(1)} s (${baselineSeconds.toFixed(1)} s without the lossy and the slow one); lossy ${runs[2].seconds.toFixed(1)} s, ` +
+              `slow ${runs[3].seconds.toFixed(1)} s (port at ${(slowRate / 8 / MIB).toFixed(1)} MiB/s); ${stats}`,
+          );
+          assert.ok(runs[2].repairBytes > 0 && runs[2].streamBytes > 0, 'the lossy PC got part of the image from the stream and repaired the rest');
+          // The slow PC alone would hold the room to a quarter of its rate: four times as long.
+          assert.ok(
+            cleanSeconds <= baselineSeconds * 1.5 + 3,
+            `the clean PCs took ${cleanSeconds.toFixed(1)} s, ${baselineSeconds.toFixed(1)} s without the other two`,
+          );
+          assert.ok(runs[3].seconds > cleanSeconds, 'the slow PC finished after the clean ones (its port really was slow)');
+        } finally {
+          lab.exec(room.switchNs, 'tc', ['qdisc', 'del', 'dev', slowPort, 'root']);
+          lossGone();
         }
-      rmSync(work, { recursive: true, force: true });
-    });
+      });
 
-    test('four PCs deploy one image together: every disk verified, the host sends it about once', async (t) => {
-      const macs = agentNs.map((_, i) => `52:54:00:aa:31:0${i}`);
-      const { runs, job, egress, stats } = await deploy(macs, agentNs);
-      baselineSeconds = Math.max(...runs.map((r) => r.seconds));
-      const ratio = egress / compressedBytes;
-      t.diagnostic(
-        `image ${(compressedBytes / MIB).toFixed(1)} MiB compressed; host egress ${(egress / MIB).toFixed(1)} MiB = ${ratio.toFixed(2)}x (unicast would be ~4x); ` +
-          `${baselineSeconds.toFixed(1)} s; ${stats}`,
-      );
-      for (const r of runs) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream:\n${r.out}`);
-      // Each PC's row keeps what the stream saw it get, for the Images screen after the stream ended.
-      const rows = (await ask(`status ${job}`, 'status')).machines as { mac: string; streamed?: number; repaired?: number }[];
-      for (const row of rows) {
-        assert.ok((row.streamed ?? 0) > compressedBytes / 2, `${row.mac}'s row records what it got from the stream: ${JSON.stringify(row)}\n${runnerLog()}`);
-        assert.equal(typeof row.repaired, 'number');
-      }
-      assert.ok(ratio <= 1.3, `the host sent ${ratio.toFixed(2)}x the compressed image for 4 PCs (at most 1.3x)\n${runnerLog()}`);
-    });
+      test('agents without the receiver (an older environment) ignore stream= and deploy by HTTP; the idle stream ends with them', async (t) => {
+        const macs = agentNs.slice(0, 2).map((_, i) => `52:54:00:aa:33:0${i}`);
+        const before = room.txBytes();
+        const { runs, stats } = await deploy(room, macs, agentNs.slice(0, 2), false);
+        const egress = room.txBytes() - before;
+        t.diagnostic(`egress ${(egress / compressedBytes).toFixed(2)}x; ${stats}`);
+        for (const r of runs) assert.doesNotMatch(r.out, /bb-stream-recv/);
+        assert.match(stats, / 0 chunks /, 'nobody joined: the stream sent nothing');
+        assert.ok(egress >= 2 * compressedBytes, 'both PCs fetched the whole image by HTTP');
+      });
 
-    test('a lossy PC and a slow PC: the others finish about as fast as without them, and both finish verified', async (t) => {
-      assert.ok(baselineSeconds > 0, 'the clean deploy ran first');
-      const [clean1, clean2, lossyNs, slowNs] = agentNs;
-      // 10% of the stream's datagrams never reach the lossy PC.
-      lab.exec(lossyNs, 'nft', ['add', 'table', 'inet', 'loss']);
-      lab.exec(lossyNs, 'nft', ['add', 'chain', 'inet', 'loss', 'in', '{ type filter hook input priority 0; }']);
-      lab.exec(lossyNs, 'nft', ['add', 'rule', 'inet', 'loss', 'in', 'ip', 'daddr', '239.255.0.0/16', 'numgen', 'random', 'mod', '10', '0', 'drop']);
-      // The slow PC's switch port passes a quarter of the rate the clean room reached.
-      const roomRate = compressedBytes / baselineSeconds;
-      const slowRate = Math.max(100_000, Math.round((roomRate * 8) / 4));
-      const slowPort = `port${1 + agentNs.indexOf(slowNs)}`;
-      lab.exec(switchNs, 'tc', ['qdisc', 'add', 'dev', slowPort, 'root', 'tbf', 'rate', `${slowRate}bit`, 'burst', '64kb', 'latency', '100ms']);
-      try {
-        const macs = agentNs.map((_, i) => `52:54:00:aa:32:0${i}`);
-        const { runs, stats } = await deploy(macs, [clean1, clean2, lossyNs, slowNs]);
-        const cleanSeconds = Math.max(runs[0].seconds, runs[1].seconds);
-        t.diagnostic(
-          `clean PCs ${cleanSeconds.toFixed(1)} s (${baselineSeconds.toFixed(1)} s without the lossy and the slow one); lossy ${runs[2].seconds.toFixed(1)} s, ` +
-            `slow ${runs[3].seconds.toFixed(1)} s (port at ${(slowRate / 8 / MIB).toFixed(1)} MiB/s); ${stats}`,
-        );
-        assert.ok(runs[2].repairBytes > 0 && runs[2].streamBytes > 0, 'the lossy PC got part of the image from the stream and repaired the rest');
-        // The slow PC alone would hold the room to a quarter of its rate: four times as long.
-        assert.ok(
-          cleanSeconds <= baselineSeconds * 1.5 + 3,
-          `the clean PCs took ${cleanSeconds.toFixed(1)} s, ${baselineSeconds.toFixed(1)} s without the other two`,
-        );
-        assert.ok(runs[3].seconds > cleanSeconds, 'the slow PC finished after the clean ones (its port really was slow)');
-      } finally {
-        lab.exec(switchNs, 'tc', ['qdisc', 'del', 'dev', slowPort, 'root']);
-        lab.exec(lossyNs, 'nft', ['delete', 'table', 'inet', 'loss']);
-      }
-    });
-
-    test('a PC whose port drops all multicast finishes by HTTP; the others still get the stream', async (t) => {
-      const blockedNs = agentNs[2];
-      lab.exec(blockedNs, 'nft', ['add', 'table', 'inet', 'block']);
-      lab.exec(blockedNs, 'nft', ['add', 'chain', 'inet', 'block', 'in', '{ type filter hook input priority 0; }']);
-      lab.exec(blockedNs, 'nft', ['add', 'rule', 'inet', 'block', 'in', 'ip', 'daddr', '239.255.0.0/16', 'drop']);
-      try {
-        const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:35:0${i}`);
-        const { runs, stats } = await deploy(macs, agentNs.slice(0, 3));
-        t.diagnostic(`${runs.map((r) => `${r.seconds.toFixed(1)} s`).join(', ')}; ${stats}`);
-        assert.equal(runs[2].streamBytes, 0);
-        assert.ok(runs[2].repairBytes >= compressedBytes, 'the blocked PC fetched the whole image by HTTP');
-        for (const r of runs.slice(0, 2)) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream`);
-      } finally {
-        lab.exec(blockedNs, 'nft', ['delete', 'table', 'inet', 'block']);
-      }
-    });
-
-    test('a stream held for Go: the PCs wait past the 5 s fallback, the multicast-blocked one too; Go from the CLI starts it; all verified', async (t) => {
-      const blockedNs = agentNs[2];
-      lab.exec(blockedNs, 'nft', ['add', 'table', 'inet', 'block']);
-      lab.exec(blockedNs, 'nft', ['add', 'chain', 'inet', 'block', 'in', '{ type filter hook input priority 0; }']);
-      lab.exec(blockedNs, 'nft', ['add', 'rule', 'inet', 'block', 'in', 'ip', 'daddr', '239.255.0.0/16', 'drop']);
-      try {
-        const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:37:0${i}`);
-        const disks = macs.map((mac) => {
-          const file = join(work, `held-${mac.replace(/:/g, '')}.img`);
-          run('truncate', ['-s', `${DISK_MIB}M`, file]);
-          return { file, dev: attach(file) };
-        });
-        const job = (await ask(`deploy room --manual ${macs.join(' ')}`, 'job')) as number;
-        const agents = macs.map((mac, i) => agent(agentNs[i], mac, disks[i].dev));
-        let exited: AgentRun | undefined;
-        void Promise.race(agents).then((r) => (exited = r));
-        const ready = await waitFor(
-          async () => {
-            const stream = await ask(`stream ${job}`, 'stream');
-            return stream?.start.ready.length === 3 ? stream : undefined;
-          },
-          60_000,
-          'the three receivers to be ready',
-        );
-        assert.equal(ready.start.started, false);
-        // Well past the receivers' 5 s: nobody falls back to HTTP while the host says the stream waits.
-        await new Promise((r) => setTimeout(r, 7000));
-        const held = await ask(`stream ${job}`, 'stream');
-        assert.equal(exited, undefined, `no agent ended while the stream waited:\n${exited?.out}\n${runnerLog()}`);
-        assert.equal(held.start.started, false);
-        assert.equal(held.chunksSent, 0);
-        for (const r of held.receivers) assert.equal(r.repairKiB, 0, `${r.mac} fetched nothing by HTTP while waiting: ${JSON.stringify(r)}`);
-        const waiting = await ask(`status ${job}`, 'status');
-        assert.deepEqual(
-          waiting.machines.map((m: { phase: string }) => m.phase),
-          ['writing', 'writing', 'writing'],
-        );
-
-        // Go, from another process on the same data folder, as a technician's `bootbench image go`.
-        const said = execFileSync(process.execPath, ['--import', 'tsx', CLI, 'image', 'go', String(job), '--data', data], { cwd: PROJECT_ROOT }).toString();
-        assert.match(said, new RegExp(`job ${job}: Go at`));
-        const runs = await Promise.all(agents);
-        const status = await ask(`status ${job}`, 'status');
-        for (const [i, r] of runs.entries()) {
-          assert.equal(r.code, 0, `agent ${r.mac} failed:\n${r.out}\n${runnerLog()}`);
-          assert.equal(status.machines[i].result, 'done');
-          checkDisk(disks[i].file, r.mac);
-        }
-        assert.ok(status.goAt > 0 && status.streamStartedAt >= status.goAt, `the job records Go and the start: ${JSON.stringify(status)}`);
-        t.diagnostic(
-          runs
-            .map(
-              (r) =>
-                `${r.mac}: ${r.seconds.toFixed(1)} s, ${/(\d+) ms waiting/.exec(r.out)?.[1]} ms waiting, ${(r.streamBytes / MIB).toFixed(1)} MiB streamed, ${(r.repairBytes / MIB).toFixed(1)} MiB repaired`,
-            )
-            .join('; '),
-        );
-        for (const r of runs.slice(0, 2)) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream:\n${r.out}`);
-        assert.equal(runs[2].streamBytes, 0);
-        assert.ok(runs[2].repairBytes >= compressedBytes, 'the blocked PC learned the stream started and fetched the image by HTTP');
-      } finally {
-        lab.exec(blockedNs, 'nft', ['delete', 'table', 'inet', 'block']);
-      }
-    });
-
-    test('start when 2 of 3 PCs are ready: the stream starts with them; the third, started after it has sent half, joins it and repairs what it missed', async (t) => {
-      // The host's NIC at 40 Mbit/s, so the stream lasts long enough to be joined midway.
-      lab.exec(hostNs, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '40mbit', 'burst', '64kb', 'latency', '100ms']);
-      try {
+      // Last in this room: it restarts the room's runner with the stream's rate capped.
+      test('start when 2 of 3 PCs are ready: the stream starts with them; the third, started after it has sent half, joins it and repairs what it missed', async (t) => {
+        // The stream capped at 3 MB/s (from its start, so it loses nothing to a rate it would
+        // first overshoot) lasts long enough to be joined midway; the late PC's HTTP repair runs at full speed.
+        await room.startRunner(['--max-rate', '3000000', '--start-rate', '3000000']);
         const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:36:0${i}`);
-        const disks = macs.map((mac) => {
-          const file = join(work, `late-${mac.replace(/:/g, '')}.img`);
-          run('truncate', ['-s', `${DISK_MIB}M`, file]);
-          return { file, dev: attach(file) };
-        });
+        const disks = room.disks('late', macs, DISK_MIB);
         const job = (await ask(`deploy room --count 2 ${macs.join(' ')}`, 'job')) as number;
-        const early = macs.slice(0, 2).map((mac, i) => agent(agentNs[i], mac, disks[i].dev));
+        const early = macs.slice(0, 2).map((mac, i) => room.agent(agentNs[i], mac, disks[i].dev));
         const total = new ImageCatalog(data).get('room')!.partitions.reduce((n, p) => n + p.chunks.length, 0);
         await waitFor(async () => ((await ask(`stream ${job}`, 'stream'))?.chunksSent ?? 0) >= total / 2, 60_000, 'the stream to send half the image');
-        const late = await agent(agentNs[2], macs[2], disks[2].dev);
+        const late = await room.agent(agentNs[2], macs[2], disks[2].dev);
         const runs = [...(await Promise.all(early)), late];
         const status = await ask(`status ${job}`, 'status');
         for (const [i, r] of runs.entries()) {
@@ -365,49 +211,114 @@ else
         );
         assert.ok(late.streamBytes > 0, 'the late PC got part of the image from the running stream');
         assert.ok(late.repairBytes > 0, 'and repaired what was sent before it came');
-      } finally {
-        lab.exec(hostNs, 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
-      }
+      });
     });
 
-    test('agents without the receiver (an older environment) ignore stream= and deploy by HTTP; the idle stream ends with them', async (t) => {
-      const macs = agentNs.slice(0, 2).map((_, i) => `52:54:00:aa:33:0${i}`);
-      const before = txBytes();
-      const { runs, stats } = await deploy(macs, agentNs.slice(0, 2), false);
-      const egress = txBytes() - before;
-      t.diagnostic(`egress ${(egress / compressedBytes).toFixed(2)}x; ${stats}`);
-      for (const r of runs) assert.doesNotMatch(r.out, /bb-stream-recv/);
-      assert.match(stats, / 0 chunks /, 'nobody joined: the stream sent nothing');
-      assert.ok(egress >= 2 * compressedBytes, 'both PCs fetched the whole image by HTTP');
-    });
+    describe('second room', { concurrency: 1 }, () => {
+      const room = second;
+      const { data, agentNs } = room;
+      const ask = (command: string, key: string) => room.ask(command, key);
+      const runnerLog = () => room.runnerLog();
+      before(() => firstRoomTimedGate);
 
-    test('a chunk damaged in the store fails every PC with the reason, and nothing hangs', async () => {
-      const manifest = new ImageCatalog(data).get('room')!;
-      const catalog = new ImageCatalog(data);
-      const sha = manifest.partitions[1].chunks[3];
-      const path = catalog.chunks.path(sha);
-      const good = readFileSync(path);
-      const bad = Buffer.from(good);
-      bad[bad.length >> 1] ^= 0xff;
-      chmodSync(path, 0o644);
-      writeFileSync(path, bad);
-      try {
-        const macs = agentNs.slice(0, 2).map((_, i) => `52:54:00:aa:34:0${i}`);
-        const disks = macs.map((mac) => {
-          const file = join(work, `damaged-${mac.replace(/:/g, '')}.img`);
-          run('truncate', ['-s', `${DISK_MIB}M`, file]);
-          return attach(file);
-        });
-        const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
-        const runs = await Promise.all(macs.map((mac, i) => agent(agentNs[i], mac, disks[i])));
-        const status = await ask(`status ${job}`, 'status');
-        for (const [i, r] of runs.entries()) {
-          assert.equal(r.code, 1, r.out);
-          assert.equal(status.machines[i].result, 'failed');
-          assert.match(status.machines[i].reason, new RegExp(`writing partition 1 failed: partition 1 from the stream: chunk ${sha} arrived damaged`));
+      test('a PC whose port drops all multicast finishes by HTTP; the others still get the stream', async (t) => {
+        const blockedNs = agentNs[2];
+        const unblock = room.dropStream(blockedNs);
+        try {
+          const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:35:0${i}`);
+          const { runs, stats } = await deploy(room, macs, agentNs.slice(0, 3));
+          t.diagnostic(`${runs.map((r) => `${r.seconds.toFixed(1)} s`).join(', ')}; ${stats}`);
+          assert.equal(runs[2].streamBytes, 0);
+          assert.ok(runs[2].repairBytes >= compressedBytes, 'the blocked PC fetched the whole image by HTTP');
+          for (const r of runs.slice(0, 2)) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream`);
+        } finally {
+          unblock();
         }
-      } finally {
-        writeFileSync(path, good);
-      }
+      });
+
+      test('a stream held for Go: the PCs wait past the 5 s fallback, the multicast-blocked one too; Go from the CLI starts it; all verified', async (t) => {
+        const blockedNs = agentNs[2];
+        const unblock = room.dropStream(blockedNs);
+        try {
+          const macs = agentNs.slice(0, 3).map((_, i) => `52:54:00:aa:37:0${i}`);
+          const disks = room.disks('held', macs, DISK_MIB);
+          const job = (await ask(`deploy room --manual ${macs.join(' ')}`, 'job')) as number;
+          const agents = macs.map((mac, i) => room.agent(agentNs[i], mac, disks[i].dev));
+          let exited: AgentRun | undefined;
+          void Promise.race(agents).then((r) => (exited = r));
+          const ready = await waitFor(
+            async () => {
+              const stream = await ask(`stream ${job}`, 'stream');
+              return stream?.start.ready.length === 3 ? stream : undefined;
+            },
+            60_000,
+            'the three receivers to be ready',
+          );
+          assert.equal(ready.start.started, false);
+          // Well past the receivers' 5 s: nobody falls back to HTTP while the host says the stream waits.
+          await new Promise((r) => setTimeout(r, 7000));
+          const held = await ask(`stream ${job}`, 'stream');
+          assert.equal(exited, undefined, `no agent ended while the stream waited:\n${exited?.out}\n${runnerLog()}`);
+          assert.equal(held.start.started, false);
+          assert.equal(held.chunksSent, 0);
+          for (const r of held.receivers) assert.equal(r.repairKiB, 0, `${r.mac} fetched nothing by HTTP while waiting: ${JSON.stringify(r)}`);
+          const waiting = await ask(`status ${job}`, 'status');
+          assert.deepEqual(
+            waiting.machines.map((m: { phase: string }) => m.phase),
+            ['writing', 'writing', 'writing'],
+          );
+
+          // Go, from another process on the same data folder, as a technician's `bootbench image go`.
+          const said = execFileSync(process.execPath, ['--import', 'tsx', CLI, 'image', 'go', String(job), '--data', data], { cwd: PROJECT_ROOT }).toString();
+          assert.match(said, new RegExp(`job ${job}: Go at`));
+          const runs = await Promise.all(agents);
+          const status = await ask(`status ${job}`, 'status');
+          for (const [i, r] of runs.entries()) {
+            assert.equal(r.code, 0, `agent ${r.mac} failed:\n${r.out}\n${runnerLog()}`);
+            assert.equal(status.machines[i].result, 'done');
+            checkDisk(disks[i].file, r.mac);
+          }
+          assert.ok(status.goAt > 0 && status.streamStartedAt >= status.goAt, `the job records Go and the start: ${JSON.stringify(status)}`);
+          t.diagnostic(
+            runs
+              .map(
+                (r) =>
+                  `${r.mac}: ${r.seconds.toFixed(1)} s, ${/(\d+) ms waiting/.exec(r.out)?.[1]} ms waiting, ${(r.streamBytes / MIB).toFixed(1)} MiB streamed, ${(r.repairBytes / MIB).toFixed(1)} MiB repaired`,
+              )
+              .join('; '),
+          );
+          for (const r of runs.slice(0, 2)) assert.ok(r.streamBytes > compressedBytes / 2, `${r.mac} got most of the image from the stream:\n${r.out}`);
+          assert.equal(runs[2].streamBytes, 0);
+          assert.ok(runs[2].repairBytes >= compressedBytes, 'the blocked PC learned the stream started and fetched the image by HTTP');
+        } finally {
+          unblock();
+        }
+      });
+
+      test('a chunk damaged in the store fails every PC with the reason, and nothing hangs', async () => {
+        const manifest = new ImageCatalog(data).get('room')!;
+        const catalog = new ImageCatalog(data);
+        const sha = manifest.partitions[1].chunks[3];
+        const path = catalog.chunks.path(sha);
+        const good = readFileSync(path);
+        const bad = Buffer.from(good);
+        bad[bad.length >> 1] ^= 0xff;
+        chmodSync(path, 0o644);
+        writeFileSync(path, bad);
+        try {
+          const macs = agentNs.slice(0, 2).map((_, i) => `52:54:00:aa:34:0${i}`);
+          const disks = room.disks('damaged', macs, DISK_MIB);
+          const job = (await ask(`deploy room ${macs.join(' ')}`, 'job')) as number;
+          const runs = await Promise.all(macs.map((mac, i) => room.agent(agentNs[i], mac, disks[i].dev)));
+          const status = await ask(`status ${job}`, 'status');
+          for (const [i, r] of runs.entries()) {
+            assert.equal(r.code, 1, r.out);
+            assert.equal(status.machines[i].result, 'failed');
+            assert.match(status.machines[i].reason, new RegExp(`writing partition 1 failed: partition 1 from the stream: chunk ${sha} arrived damaged`));
+          }
+        } finally {
+          writeFileSync(path, good);
+        }
+      });
     });
   });
