@@ -87,6 +87,13 @@ else
         assert.equal(r.code, 0, `agent ${r.mac} failed:\n${r.out}\n${JSON.stringify(status.machines[i])}\nhost:\n${room.runnerLog()}`);
         assert.match(r.out, /deployed image room to loop\d+, verified/);
         checkDisk(disks[i].file, r.mac);
+        // What a receiver says it wrote from the stream and by repair is the image, no byte twice.
+        if (withReceiver) assert.equal(r.streamBytes + r.repairBytes, compressedBytes, `${r.mac}: stream + repair bytes are the image's:\n${r.out}`);
+      }
+      if (withReceiver) {
+        for (const m of status.machines as { mac: string; streamed?: number; repaired?: number }[]) {
+          assert.equal((m.streamed ?? 0) + (m.repaired ?? 0), Math.floor(compressedBytes / 1024) * 1024, `${m.mac}'s row: its shares add up to the image`);
+        }
       }
       assert.deepEqual(
         status.machines.map((m: { result: string }) => m.result),
