@@ -27,7 +27,7 @@ import {
   IgmpQuerier,
 } from '../net/index.js';
 import { DhcpService, DhcpThread, DhcpThreadUnavailable } from '../dhcp/index.js';
-import { TftpServer } from '../tftp/index.js';
+import { TftpServer, shortAbandonPolicy } from '../tftp/index.js';
 import { HttpFileServer, scriptFileRoute } from '../http/index.js';
 import { FileResolver } from '../files/index.js';
 import { attachStoreToBus, forgetIgmpListening, recordIgmpListening, recordIgmpQuerierHeard, type Store, type StoreBusAttachment } from '../store/index.js';
@@ -241,6 +241,8 @@ export class ServiceHost {
           logger: this.logger,
           clock: this.clock,
           multicast: config.tftpMulticast,
+          // The environment variable shortens the 60 s abandon for tests that cut a client off.
+          retransmit: shortAbandonPolicy(process.env.BOOTBENCH_TFTP_ABANDON_SECONDS),
         });
         await tftp.start();
         this.running!.tftp = tftp;

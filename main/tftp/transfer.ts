@@ -77,6 +77,22 @@ export const DEFAULT_RETRANSMIT_POLICY: RetransmitPolicy = {
 };
 
 /**
+ * A policy that abandons a silent transfer after `seconds` instead of 60 s, for tests that
+ * watch a transfer be given up (BOOTBENCH_TFTP_ABANDON_SECONDS). The backoff ceiling and the
+ * OACK wait shrink with it, so the transfer still retransmits, backing off, before it gives up
+ * (the abandon time is at least 3 backoff ceilings). Undefined (the defaults) when unset or invalid.
+ */
+export function shortAbandonPolicy(seconds: string | undefined): Partial<RetransmitPolicy> | undefined {
+  const ms = Number(seconds) * 1000;
+  if (!(ms > 0) || ms >= DEFAULT_RETRANSMIT_POLICY.abandonAfterMs) return undefined;
+  return {
+    abandonAfterMs: ms,
+    maxBackoffMs: Math.min(DEFAULT_RETRANSMIT_POLICY.maxBackoffMs, ms / 3),
+    oackRtoMs: Math.min(DEFAULT_RETRANSMIT_POLICY.oackRtoMs, ms / 4),
+  };
+}
+
+/**
  * Wait before retransmission number `retries` + 1: `base` doubled per timeout without an
  * ACK, capped at `ceilingMs`.
  */

@@ -21,10 +21,17 @@ export class ServeProcess {
   exitCode: number | null | undefined;
   private readonly child: ChildProcess;
 
-  /** `compiled`: run dist/main/cli/bootbench.js (as installed) instead of the sources through tsx; the caller checks it is current. */
-  constructor(lab: Lab, ns: string, args: string[], options: { compiled?: boolean } = {}) {
+  /**
+   * `compiled`: run dist/main/cli/bootbench.js (as installed) instead of the sources through tsx; the caller checks it is current.
+   * `env`: variables added to this process's environment for the host.
+   */
+  constructor(lab: Lab, ns: string, args: string[], options: { compiled?: boolean; env?: Record<string, string> } = {}) {
     const cli = options.compiled ? [COMPILED_CLI] : ['--import', 'tsx', CLI];
-    this.child = lab.spawn(ns, process.execPath, [...cli, 'serve', '--log', 'json', ...args], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = lab.spawn(ns, process.execPath, [...cli, 'serve', '--log', 'json', ...args], {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: options.env ? { ...process.env, ...options.env } : undefined,
+    });
     let buffer = '';
     this.child.stdout!.on('data', (chunk: Buffer) => {
       buffer += chunk.toString();

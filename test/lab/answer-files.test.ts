@@ -55,8 +55,10 @@ async function prepareInstaller(dataDir: string): Promise<void> {
     // The lab's DHCP gives no router and no name server, and the installer would ask about
     // both before it reads its preseed: the answers go on the kernel command line. Under TCG
     // on a busy machine the kernel's IO-APIC timer check can fail and panic: no_timer_check.
+    // The lab's router advertiser is for the firmware; the installer would spend its IPv6
+    // autoconfiguration steps on it before DHCP: ipv6.disable=1.
     const stored = store.entries.update(entry.id, {
-      arguments: 'console=ttyS0,115200 no_timer_check netcfg/no_default_route=true netcfg/get_nameservers=192.0.2.1',
+      arguments: 'console=ttyS0,115200 no_timer_check ipv6.disable=1 netcfg/no_default_route=true netcfg/get_nameservers=192.0.2.1',
     });
     writeAnswerTemplate(dataDir, stored, { dialect: 'preseed', text: PRESEED }, Date.now());
     NAMES.forEach((name, index) => store.machines.create({ macs: [clientMac('bios', index)], name, group: 'lab-room', entryId: entry.id, bootOnce: true }));

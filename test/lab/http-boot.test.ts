@@ -60,65 +60,69 @@ function checkHttpBoot(scenario: Scenario, target: Target, result: Awaited<Retur
   assert.equal(diagnosis.level, 'ok', `diagnosis: ${JSON.stringify(diagnosis)}`);
 }
 
-for (const mode of ['dhcp', 'proxy'] as const) {
-  for (const target of ['marker', 'ipxe'] as const) {
-    const name = `UEFI HTTP boot, ${mode === 'dhcp' ? 'full-DHCP mode' : 'proxy mode beside the office server'}: ${target === 'marker' ? 'the marker EFI program' : 'ipxe.efi, its script, then the marker'}`;
-    const skip =
-      scenarioSkipReason({ clients, office: mode === 'proxy', needsBootbench: true }) ??
-      (target === 'ipxe' ? labUnavailableReason({ kinds: clients, files: [IPXE_EFI] }) : undefined);
-    if (skip) {
-      test(name, { skip }, () => {});
-      continue;
+// The five labs run three at a time: each has one PC, which would leave a core idle.
+describe('UEFI HTTP boot', { concurrency: 3 }, () => {
+  for (const mode of ['dhcp', 'proxy'] as const) {
+    for (const target of ['marker', 'ipxe'] as const) {
+      const name = `UEFI HTTP boot, ${mode === 'dhcp' ? 'full-DHCP mode' : 'proxy mode beside the office server'}: ${target === 'marker' ? 'the marker EFI program' : 'ipxe.efi, its script, then the marker'}`;
+      const skip =
+        scenarioSkipReason({ clients, office: mode === 'proxy', needsBootbench: true }) ??
+        (target === 'ipxe' ? labUnavailableReason({ kinds: clients, files: [IPXE_EFI] }) : undefined);
+      if (skip) {
+        test(name, { skip }, () => {});
+        continue;
+      }
+      describe(name, () => {
+        const scenario = new Scenario(scenarioOptions(mode, target));
+        before(() => scenario.start());
+        after(() => scenario.stop());
+        test('OVMF boots over HTTP only, and the host calls it an HTTP boot', async (t) => {
+          const result = await scenario.result(0);
+          t.diagnostic(describeTime(result, target === 'marker' ? 'the marker over HTTP boot' : 'the marker through HTTP-booted iPXE', scenario));
+          checkHttpBoot(scenario, target, result);
+        });
+      });
     }
-    describe(name, () => {
-      const scenario = new Scenario(scenarioOptions(mode, target));
-      before(() => scenario.start());
-      after(() => scenario.stop());
-      test('OVMF boots over HTTP only, and the host calls it an HTTP boot', async (t) => {
-        const result = await scenario.result(0);
-        t.diagnostic(describeTime(result, target === 'marker' ? 'the marker over HTTP boot' : 'the marker through HTTP-booted iPXE', scenario));
-        checkHttpBoot(scenario, target, result);
-      });
-    });
   }
-}
 
-// HTTP boot off, in full-DHCP mode (the mode where an address would also be handed out).
-// OVMF repeats its DISCOVER after about 4 s without an offer: two DISCOVERs, both left
-// unanswered, are enough; the firmware's own give-up (about a minute) is not waited for.
-{
-  const name = 'UEFI HTTP boot turned off (stored setting), full-DHCP mode: the HTTP-boot client asks and gets no offer';
-  const skip = scenarioSkipReason({ clients, office: false, needsBootbench: true });
-  if (skip) test(name, { skip }, () => {});
-  else {
-    describe(name, () => {
-      const scenario = new Scenario({
-        ...scenarioOptions('dhcp', 'marker'),
-        name: 'UEFI HTTP boot off (dhcp)',
-        prepareData: (dataDir) => {
-          const store = openStore(dataDir);
-          store.settings.set('httpBoot', { answer: false });
-          store.close();
-        },
+  // HTTP boot off, in full-DHCP mode (the mode where an address would also be handed out).
+  // OVMF repeats its DISCOVER after about 4 s without an offer: two DISCOVERs, both left
+  // unanswered, are enough; the firmware's own give-up (about a minute) is not waited for.
+  {
+    const name = 'UEFI HTTP boot turned off (stored setting), full-DHCP mode: the HTTP-boot client asks and gets no offer';
+    const skip = scenarioSkipReason({ clients, office: false, needsBootbench: true });
+    if (skip) test(name, { skip }, () => {});
+    else {
+      describe(name, () => {
+        const scenario = new Scenario({
+          ...scenarioOptions('dhcp', 'marker'),
+          name: 'UEFI HTTP boot off (dhcp)',
+          prepareData: (dataDir) => {
+            const store = openStore(dataDir);
+            store.settings.set('httpBoot', { answer: false });
+            store.close();
+          },
+        });
+        before(() => scenario.start());
+        after(() => scenario.stop());
+        test('two HTTPClient DISCOVERs, each not answered on purpose, and the diagnosis names the setting', async () => {
+          const mac = scenario.clients[0]!.mac;
+          const mine = () => scenario.events().filter((e) => e.mac === mac);
+          const discovers = () =>
+            mine().filter((e) => e.type === 'dhcp.received' && e.msgType === 'DISCOVER' && String(e.vendorClass).startsWith('HTTPClient'));
+          const answered = () => mine().filter((e) => ['dhcp.offer', 'dhcp.lease', 'proxy.offer', 'pxe.ack'].includes(e.type));
+          const deadline = Date.now() + 150_000;
+          while (discovers().length < 2 && answered().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+          const events = mine();
+          assert.deepEqual(answered(), [], 'bootbench answered a client whose HTTP boot is turned off');
+          assert.ok(discovers().length >= 2, `the client was not seen asking twice for HTTP boot within 150 s: ${JSON.stringify(events.slice(-10))}`);
+          const ignored = events.filter((e) => e.type === 'dhcp.ignored');
+          assert.ok(ignored.length >= 2 && ignored.every((e) => e.turnedOff === 'http-boot'), `not ignored as turned off: ${JSON.stringify(ignored)}`);
+          assert.ok(!events.some((e) => e.type.startsWith('http.') || e.type.startsWith('tftp.')), 'the client fetched a file');
+          const diagnosis = diagnoseBoot(events as unknown as BootEvent[]);
+          assert.match(diagnosis.message, /^UEFI HTTP boot: not answered, because UEFI HTTP boot is turned off/, JSON.stringify(diagnosis));
+        });
       });
-      before(() => scenario.start());
-      after(() => scenario.stop());
-      test('two HTTPClient DISCOVERs, each not answered on purpose, and the diagnosis names the setting', async () => {
-        const mac = scenario.clients[0]!.mac;
-        const mine = () => scenario.events().filter((e) => e.mac === mac);
-        const discovers = () => mine().filter((e) => e.type === 'dhcp.received' && e.msgType === 'DISCOVER' && String(e.vendorClass).startsWith('HTTPClient'));
-        const answered = () => mine().filter((e) => ['dhcp.offer', 'dhcp.lease', 'proxy.offer', 'pxe.ack'].includes(e.type));
-        const deadline = Date.now() + 150_000;
-        while (discovers().length < 2 && answered().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
-        const events = mine();
-        assert.deepEqual(answered(), [], 'bootbench answered a client whose HTTP boot is turned off');
-        assert.ok(discovers().length >= 2, `the client was not seen asking twice for HTTP boot within 150 s: ${JSON.stringify(events.slice(-10))}`);
-        const ignored = events.filter((e) => e.type === 'dhcp.ignored');
-        assert.ok(ignored.length >= 2 && ignored.every((e) => e.turnedOff === 'http-boot'), `not ignored as turned off: ${JSON.stringify(ignored)}`);
-        assert.ok(!events.some((e) => e.type.startsWith('http.') || e.type.startsWith('tftp.')), 'the client fetched a file');
-        const diagnosis = diagnoseBoot(events as unknown as BootEvent[]);
-        assert.match(diagnosis.message, /^UEFI HTTP boot: not answered, because UEFI HTTP boot is turned off/, JSON.stringify(diagnosis));
-      });
-    });
+    }
   }
-}
+});

@@ -20,6 +20,7 @@ import {
   type RunningServer,
 } from './boot-lab.js';
 import { FULL_DHCP_POOL } from './scenario.js';
+import { waitFor } from '../helpers/netns.js';
 import { MIB, sha256, useImagingGuestMemory } from './imaging-disks.js';
 import { ImageCatalog } from '../../main/imaging/index.js';
 
@@ -127,14 +128,16 @@ else
         return new QemuClient(lab, pc.kind, pc.index, args);
       });
       // A failed agent leaves the PC at its console (for the technician): stop each PC once its row says failed.
+      // The host's progress events say when each PC ended (done or failed); polling the
+      // command line instead would start a process every few seconds beside the PCs' CPUs.
       const runs = clients.map((c) => c.run(240_000));
-      const deadline = Date.now() + 240_000;
+      const ended = (mac: string) => server.events.some((e) => e.type === 'imaging.progress' && e.mac === mac && (e.phase === 'done' || e.phase === 'failed'));
+      await waitFor(() => pcs.every((pc) => ended(clientMac(pc.kind, pc.index))), 240_000, 'every PC to end its deploy').catch(() => undefined);
       let rows: { mac: string; result?: string; reason?: string; phase: string }[] = [];
-      while (Date.now() < deadline) {
-        const jobs = JSON.parse(cli('image', 'status', '--json') || '[]') as { machines: typeof rows }[];
-        rows = jobs.flatMap((j) => j.machines);
+      for (let tries = 0; tries < 5; tries++) {
+        rows = (JSON.parse(cli('image', 'status', '--json') || '[]') as { machines: typeof rows }[]).flatMap((j) => j.machines);
         if (rows.length === pcs.length && rows.every((r) => r.result)) break;
-        await new Promise((r) => setTimeout(r, 2000));
+        await new Promise((r) => setTimeout(r, 1000));
       }
       for (const c of clients) c.stop();
       const results = await Promise.all(runs);

@@ -95,14 +95,15 @@ else
       const running = client.run(60_000);
       // EDK2 retries DISCOVER for about a minute when no offer carries boot information;
       // once we have ignored it, a quiet stretch longer than its REQUEST / 4011 / TFTP steps
-      // (a few seconds under TCG) is enough to know nothing more will be served.
+      // (a few seconds under TCG) and its first DISCOVER retry (4 s) is enough to know nothing
+      // more will be served.
       const ignoredMac = (): boolean =>
         scenario
           .events()
           .slice(eventsBefore)
           .some((e) => e.type === 'dhcp.ignored' && e.mac === first.mac);
       await waitFor(() => ignoredMac(), 40_000, `dhcp.ignored for ${first.mac} on the second boot`).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 15_000));
+      await new Promise((r) => setTimeout(r, 8000));
       client.stop();
       const second = await running;
       t.diagnostic(

@@ -4,7 +4,7 @@
 // With BOOTBENCH_DIAG_PROFILE=FILE, the main thread's CPU profile from the 1st to the 3rd
 // SIGUSR2 is written there (--cpu-prof is not allowed in NODE_OPTIONS).
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 
@@ -53,6 +53,24 @@ if (file) {
       return { run: 0, wait: 0, slices: 0 };
     }
   };
+  // Every thread of the host (DHCP thread, TFTP workers, libuv and V8 helpers): on a CPU and
+  // runnable but waiting for one, in ms, per phase. The DHCP thread waiting is contention.
+  const threads = () => {
+    const out = new Map();
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+        const [run, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+        out.set(tid, { comm, nice, run, wait });
+      } catch {
+        // gone
+      }
+    }
+    return out;
+  };
+  let threadStats = threads();
   let sched = schedstat();
   let cpu = process.cpuUsage();
   let since = Date.now();
@@ -83,6 +101,15 @@ if (file) {
         const now = schedstat();
         const d = { onCpuMs: Math.round((now.run - sched.run) / 1e6), waitingForCpuMs: Math.round((now.wait - sched.wait) / 1e6), slices: now.slices - sched.slices };
         sched = now;
+        return d;
+      })(),
+      threads: (() => {
+        const now = threads();
+        const d = [...now]
+          .map(([tid, t]) => ({ tid, comm: t.comm, nice: t.nice, onCpuMs: Math.round((t.run - (threadStats.get(tid)?.run ?? 0)) / 1e6), waitingForCpuMs: Math.round((t.wait - (threadStats.get(tid)?.wait ?? 0)) / 1e6) }))
+          .filter((t) => t.onCpuMs + t.waitingForCpuMs > 20)
+          .sort((a, b) => b.onCpuMs - a.onCpuMs);
+        threadStats = now;
         return d;
       })(),
       rssMiB: Math.round(process.memoryUsage.rss() / 1048576),

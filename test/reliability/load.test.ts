@@ -38,6 +38,7 @@ import { writeRandomFile } from '../integration/tftp-helpers.js';
 import type { TransferOutcome } from './tftp-load-client.js';
 import { captureDhcp, dhcpAnswerLatencies, percentile } from './dhcp-wire-latency.js';
 import { ensureCompiled } from '../helpers/compiled-cli.js';
+import { otherLoad } from './machine-load.js';
 
 const LONG = process.env.BOOTBENCH_LONG === '1';
 const STORM_SECONDS = Number(process.env.BOOTBENCH_STORM_SECONDS ?? (LONG ? 30 : 5));
@@ -96,7 +97,16 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
     rmSync(dir, { recursive: true, force: true });
   });
 
-  let measured: { p99: number; withTransfersRss: number; rss: { atMs: number; mib: number }[]; endRss: number; afterRss: number } | undefined;
+  let measured:
+    | {
+        p99: number;
+        withTransfersRss: number;
+        rss: { atMs: number; mib: number }[];
+        endRss: number;
+        afterRss: number;
+        others: { othersMs: number; capacityMs: number };
+      }
+    | undefined;
 
   test('every DISCOVER is answered and no transfer fails', async () => {
     // Warm-up storm: JIT, SQLite statements, socket buffers.
@@ -126,10 +136,12 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
     await new Promise((r) => setTimeout(r, 1500)); // the 20 downloads (and the TFTP workers) are under way
     const withTransfersRss = rssMiB(host);
     const stormStarted = Date.now();
+    const load = otherLoad(host, client);
     const storm = collect(lab.spawn(client, 'chrt', clientArgs(STORM, 'eth0', String(RATE), String(STORM_SECONDS)), { cwd: PROJECT_ROOT }));
     const rss: { atMs: number; mib: number }[] = [];
     const sampler = setInterval(() => rss.push({ atMs: Date.now() - stormStarted, mib: rssMiB(host) }), 500);
-    const stormOut = await storm; // includes the sender's 3 s wait for late answers
+    const stormOut = await storm; // includes the sender's wait for late answers
+    const others = load.stop(JSON.parse(stormOut.trim().split('\n').at(-1)!).cpuMs);
     const endRss = rssMiB(host);
     const transferOut = await transfers;
     clearInterval(sampler);
@@ -149,6 +161,7 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
       `host answer time on its NIC: ${wire.length} answered, p50 ${ms(percentile(wire, 50))}, p90 ${ms(percentile(wire, 90))}, p99 ${ms(percentile(wire, 99))}, max ${ms(wire.at(-1) ?? NaN)} ms`,
     );
     console.log(`transfers: ${outcomes.length} of 4 MiB during the storm, ${failed.length} failed`);
+    console.log(`CPU during the storm: the test's namespaces ${others.ownMs} ms, the rest of the machine ${others.othersMs} ms, of ${others.capacityMs} ms`);
     console.log(
       `host RSS (MiB): ${withTransfersRss.toFixed(0)} with the transfers running; from the storm's start ${rss.map((r) => `${(r.atMs / 1000).toFixed(1)}s ${r.mib.toFixed(0)}`).join(', ')}; end ${endRss.toFixed(0)}, 1 s later ${afterRss.toFixed(0)}`,
     );
@@ -161,7 +174,7 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
     assert.ok(s.answered >= s.sent * 0.99, `${s.sent - s.answered} DISCOVERs went unanswered`);
     assert.ok(wire.length >= s.sent * 0.99, `the capture saw only ${wire.length} answers to ${s.sent} DISCOVERs`);
     assert.equal(serve.exitCode, undefined, 'the host is still running');
-    measured = { p99: percentile(wire, 99), withTransfersRss, rss, endRss, afterRss };
+    measured = { p99: percentile(wire, 99), withTransfersRss, rss, endRss, afterRss, others };
   });
 
   test('host memory is stable during the storm', () => {
@@ -188,6 +201,12 @@ describe(`DISCOVER storm (${RATE}/s for ${STORM_SECONDS} s) during 20 TFTP trans
   // for), so the suite runs its tests one at a time.
   test('offers leave within 10 ms at the 99th percentile', () => {
     assert.ok(measured, 'the storm run above did not finish');
-    assert.ok(measured.p99 < 10, `p99 ${measured.p99.toFixed(2)} ms on the host's NIC`);
+    // The share of CPU other processes took meanwhile goes with a failure: above a few percent
+    // the figure says more about the machine than about the host.
+    const { othersMs, capacityMs } = measured.others;
+    assert.ok(
+      measured.p99 < 10,
+      `p99 ${measured.p99.toFixed(2)} ms on the host's NIC, while processes outside the test's namespaces used ${((100 * othersMs) / capacityMs).toFixed(0)}% of the machine's CPU`,
+    );
   });
 });

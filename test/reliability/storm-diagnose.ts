@@ -15,6 +15,7 @@ import { Lab } from '../helpers/netns.js';
 import { PROJECT_ROOT, ServeProcess } from '../helpers/serve-process.js';
 import { writeRandomFile } from '../integration/tftp-helpers.js';
 import { captureDhcp, dhcpAnswerLatencies, percentile as pct } from './dhcp-wire-latency.js';
+import { machineBusyMs, namespaceCpuMs } from './machine-load.js';
 
 const { values } = parseArgs({
   options: {
@@ -149,7 +150,12 @@ async function main(): Promise<void> {
     await mark(); // phase 1: transfers alone
 
     const capture = await captureDhcp(lab, host, 'bench0', pcapFile, { idle: values['client-idle'] });
+    const busyBefore = machineBusyMs();
+    const labBefore = namespaceCpuMs(host, client);
+    const stormStarted = Date.now();
     const stormOut = await output(lab.spawn(client, ...nice(['--import', 'tsx', STORM, 'eth0', String(RATE), String(SECONDS)]), { cwd: PROJECT_ROOT }));
+    // The storm process has exited: its CPU is no longer counted in the namespace; add it from its output below.
+    const machine = { wallMs: Date.now() - stormStarted, busyMs: machineBusyMs() - busyBefore, labMs: namespaceCpuMs(host, client) - labBefore };
     await mark(); // phase 2: storm + transfers (includes the storm's 3 s tail)
     const pcap = await capture.stop();
     if (values['keep-pcap']) writeFileSync(values['keep-pcap'], pcap);
@@ -170,6 +176,8 @@ async function main(): Promise<void> {
           client: { sent: s.sent, answered: s.answered, p50: s.p50, p90: s.p90, p99: s.p99, max: s.max },
           wire: { pairs: wire.length, p50: pct(wire, 50), p90: pct(wire, 90), p99: pct(wire, 99), max: wire.at(-1) },
           transfers: { count: outcomes.length, failed: outcomes.filter((o) => !o.ok).length },
+          // Others: CPU the rest of the machine used during the storm (2 cores = 2 x wallMs).
+          machine: { ...machine, stormProcessMs: s.cpuMs, othersMs: machine.busyMs - machine.labMs - (s.cpuMs ?? 0) },
           host: { warmup: phases[0], transfersAlone: phases[1], storm: phases[2], tail: phases[3] },
         },
         null,

@@ -30,7 +30,8 @@ const VARIANTS = [
   { label: 'lock-step, blksize 1468', options: ['--option', 'blksize 1468'], size: LONG ? 8 * 1024 * 1024 : 256 * 1024 },
 ];
 
-describe('TFTP clients that re-ACK only on their own timeout, 10% loss each way', { skip }, () => {
+// The variants run at once: their time is mostly the clients' 1 s timers, and each checks only its own file.
+describe('TFTP clients that re-ACK only on their own timeout, 10% loss each way', { skip, concurrency: true }, () => {
   const lab = new Lab('bblazy');
   const dir = mkdtempSync(join(tmpdir(), 'bb-lazy-'));
   const root = join(dir, 'root');

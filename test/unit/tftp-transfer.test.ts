@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { TftpOpcode } from '../../main/tftp/packet.js';
-import { retransmitWaitMs } from '../../main/tftp/transfer.js';
+import { retransmitWaitMs, shortAbandonPolicy } from '../../main/tftp/transfer.js';
 import { PatternSource, SimulatedExchange } from './tftp-transfer-harness.js';
 
 /** Advances the clock 1 ms at a time for `ms` and returns the gaps between DATA sends. */
@@ -338,6 +338,20 @@ describe('ReadTransfer: timers', () => {
     assert.ok(data.length <= 14, `bounded retransmissions, got ${data.length}`);
     assert.equal(x.sent.at(-1)!.packet.opcode, TftpOpcode.ERROR, 'the client is told');
     assert.equal(x.clock.pendingTimers(), 0);
+  });
+
+  test('BOOTBENCH_TFTP_ABANDON_SECONDS: a silent client is abandoned sooner, after backed-off retransmissions', () => {
+    const policy = shortAbandonPolicy('6');
+    assert.deepEqual(policy, { abandonAfterMs: 6000, maxBackoffMs: 2000, oackRtoMs: 1500 });
+    for (const unset of [undefined, '', '0', '-1', 'soon', '60', '600']) assert.equal(shortAbandonPolicy(unset), undefined, `${unset}: the defaults`);
+    const x = new SimulatedExchange(new PatternSource(512 * 1000), [], { silentClient: true, retransmit: policy });
+    x.start();
+    const gaps = retransmissionGaps(x, 10_000);
+    assert.equal(x.result?.outcome, 'failed');
+    assert.equal(x.result!.durationMs, 6000);
+    assert.match(x.result!.reason!, /nothing from the client for 6 s/);
+    assert.ok(x.dataSent().length >= 3, `retransmitted before giving up: ${x.dataSent().length} data packets`);
+    assert.ok(Math.max(...gaps) <= 2000, `backoff capped at a third of the abandon time: ${gaps.join(',')}`);
   });
 
   test('a lost final ACK: abandoned later, saying the client may have the whole file', () => {
