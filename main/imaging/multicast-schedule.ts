@@ -7,7 +7,7 @@
 // window and repairs by HTTP; nobody waits for it.
 // Rate: additive steps are too slow for a 1 GbE start from a conservative rate, so it grows
 // by a factor while the median receiver sees (almost) no loss and shrinks by one when the
-// median sees loss. The median, not the worst: one lossy port must not slow the room; loss
+// median sees loss; until the first loss the factor is 2 (a slow start), then 1.25. The median, not the worst: one lossy port must not slow the room; loss
 // at most receivers means the shared path (the host's NIC, the switch) is full.
 // Start: a receiver is ready once it is heard (its feedback, or its asking the host over HTTP
 // whether the stream has started). The stream waits for the technician's Go, or for its rule:
@@ -64,6 +64,8 @@ const LOSS_SLOWER = 0.02;
 const LOSS_FASTER = 0.005;
 const SLOWER = 0.7;
 const FASTER = 1.25;
+/** Growth per interval until the first loss: from 100 Mbit/s to 1 Gbit/s in about a second. */
+const PROBE_FASTER = 2;
 /** Loss fractions from fewer datagrams than this say nothing. */
 const MIN_SAMPLE = 32;
 /** About one feedback interval of the receivers. */
@@ -133,6 +135,10 @@ export class StreamSchedule {
   private passEndedAt = -Infinity;
   /** A new pass was set up and has not sent yet: it counts once it does (it may find nothing to send). */
   private passPending = false;
+  /** No loss seen yet: the rate doubles (a slow start, as TCP's) instead of growing by a quarter. */
+  private probing = true;
+  /** It doubled at least once while probing. */
+  private passedStart = false;
 
   constructor(private readonly options: ScheduleOptions) {
     this.expected = new Set([...options.expected].map((m) => m.toLowerCase()));
@@ -296,8 +302,16 @@ export class StreamSchedule {
     if (losses.length === 0) return;
     losses.sort((a, b) => a - b);
     const median = losses[Math.floor((losses.length - 1) / 2)];
+    if (median >= LOSS_FASTER && this.probing) {
+      // The first loss: the last doubling went past what the path carries (its loss shows an interval late), undo it.
+      this.probing = false;
+      if (this.passedStart) this.rate = Math.max(this.minRate, this.rate / PROBE_FASTER);
+    }
     if (median > LOSS_SLOWER) this.rate = Math.max(this.minRate, this.rate * SLOWER);
-    else if (median < LOSS_FASTER && limitedByRate) this.rate = Math.min(this.maxRate, this.rate * FASTER);
+    else if (median < LOSS_FASTER && limitedByRate) {
+      this.passedStart ||= this.probing;
+      this.rate = Math.min(this.maxRate, this.rate * (this.probing ? PROBE_FASTER : FASTER));
+    }
     this.peakRate = Math.max(this.peakRate, this.rate);
   }
 
