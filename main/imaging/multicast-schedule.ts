@@ -64,8 +64,13 @@ const LOSS_SLOWER = 0.02;
 const LOSS_FASTER = 0.005;
 const SLOWER = 0.7;
 const FASTER = 1.25;
-/** Growth per interval until the first loss: from 100 Mbit/s to 1 Gbit/s in about a second. */
+/** Growth per interval until the first loss: from 100 Mbit/s to 1 Gbit/s in under half a second. */
 const PROBE_FASTER = 2;
+/** The rate's interval: a few of the receivers' feedback intervals; while probing, one. */
+const ADAPT_MS = 250;
+const PROBE_MS = 100;
+/** Timers run late by a few ms: an interval that is almost over counts. */
+const ADAPT_SLACK_MS = 10;
 /** Loss fractions from fewer datagrams than this say nothing. */
 const MIN_SAMPLE = 32;
 /** About one feedback interval of the receivers. */
@@ -139,6 +144,7 @@ export class StreamSchedule {
   private probing = true;
   /** It doubled at least once while probing. */
   private passedStart = false;
+  private adaptedAt = -Infinity;
 
   constructor(private readonly options: ScheduleOptions) {
     this.expected = new Set([...options.expected].map((m) => m.toLowerCase()));
@@ -284,10 +290,13 @@ export class StreamSchedule {
   }
 
   /**
-   * Called at a steady interval with whether sending was held back by the rate (rather than
-   * by pacing or by having nothing to send): only then can a higher rate help.
+   * Called often (every 50 ms) with whether sending was held back by the rate since it last
+   * acted (rather than by pacing or by having nothing to send): only then can a higher rate
+   * help. It acts every ADAPT_MS, every PROBE_MS while probing; true when it did.
    */
-  adapt(now: number, limitedByRate: boolean): void {
+  adapt(now: number, limitedByRate: boolean): boolean {
+    if (now - this.adaptedAt < (this.probing ? PROBE_MS : ADAPT_MS) - ADAPT_SLACK_MS) return false;
+    this.adaptedAt = now;
     const losses: number[] = [];
     for (const r of this.active(now)) {
       const received = (r.received - r.baseReceived) >>> 0;
@@ -299,7 +308,7 @@ export class StreamSchedule {
         losses.push(r.loss);
       } else r.loss = undefined;
     }
-    if (losses.length === 0) return;
+    if (losses.length === 0) return true;
     losses.sort((a, b) => a - b);
     const median = losses[Math.floor((losses.length - 1) / 2)];
     if (median >= LOSS_FASTER && this.probing) {
@@ -313,6 +322,7 @@ export class StreamSchedule {
       this.rate = Math.min(this.maxRate, this.rate * (this.probing ? PROBE_FASTER : FASTER));
     }
     this.peakRate = Math.max(this.peakRate, this.rate);
+    return true;
   }
 
   view(): ReceiverView[] {

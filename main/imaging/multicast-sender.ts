@@ -60,7 +60,8 @@ export interface StreamStats {
   start: StartState;
 }
 
-const ADAPT_MS = 250;
+/** How often the schedule is asked to adapt the rate (it acts every 100 or 250 ms). */
+const ADAPT_TICK_MS = 50;
 /** Datagrams handed to the kernel and not yet confirmed: beyond this the pump waits. */
 const MAX_PENDING = 512;
 /**
@@ -148,17 +149,18 @@ export class MulticastSender {
     });
     socket.on('error', (error) => options.logger.warn(`imaging stream ${options.group}: ${error.message}`));
     this.adaptTimer = setInterval(() => {
+      const held = this.rateLimited;
+      if (!this.schedule.adapt(Date.now(), held)) return;
+      this.rateLimited = false;
       // Where pacing stands, for tracing a slow stream: the rate, whether it held the pump, the cursor and the room's positions.
       const room = this.schedule
         .view()
         .map((r) => `${r.position}/${r.need}${r.lost ? ` lost ${r.lost}` : ''}`)
         .join(' ');
       options.logger.debug(
-        `imaging stream ${options.group}: rate ${(this.schedule.rate / 1e6).toFixed(1)} MB/s${this.rateLimited ? ', held by it' : ''}, ${(this.bytesSent / 1e6).toFixed(1)} MB sent, next chunk ${this.schedule.cursor}; PCs at ${room}`,
+        `imaging stream ${options.group}: rate ${(this.schedule.rate / 1e6).toFixed(1)} MB/s${held ? ', held by it' : ''}, ${(this.bytesSent / 1e6).toFixed(1)} MB sent, next chunk ${this.schedule.cursor}; PCs at ${room}`,
       );
-      this.schedule.adapt(Date.now(), this.rateLimited);
-      this.rateLimited = false;
-    }, ADAPT_MS);
+    }, ADAPT_TICK_MS);
     this.pumping = this.pump().catch((error: Error) => {
       options.logger.error(`imaging stream ${options.group}: ${error.message}; the PCs finish by HTTP`);
       this.close();

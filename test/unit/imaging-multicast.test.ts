@@ -377,6 +377,24 @@ describe('stream schedule: rate', () => {
     assert.equal(s.rate, 8_750_000, 'no loss again: x1.25, not x2');
   });
 
+  test('while probing it acts every 100 ms, then every 250 ms', () => {
+    const s = room([A, B]);
+    report(s, 100, { [A]: [1000, 0], [B]: [1000, 0] });
+    assert.equal(s.adapt(100, true), true);
+    assert.equal(s.rate, 20_000_000);
+    report(s, 200, { [A]: [2000, 0], [B]: [2000, 0] });
+    assert.equal(s.adapt(150, true), false, 'half an interval: nothing');
+    assert.equal(s.adapt(200, true), true);
+    assert.equal(s.rate, 40_000_000);
+    report(s, 300, { [A]: [2900, 100], [B]: [2900, 100] });
+    s.adapt(300, true);
+    assert.equal(s.rate, 14_000_000, 'loss: the doubling undone, x0.7; probing over');
+    report(s, 400, { [A]: [3900, 100], [B]: [3900, 100] });
+    assert.equal(s.adapt(400, true), false, '100 ms is no longer an interval');
+    assert.equal(s.adapt(550, true), true);
+    assert.equal(s.rate, 17_500_000);
+  });
+
   test('one lossy PC does not slow the room', () => {
     const s = room([A, B, C, D]);
     report(s, 250, { [A]: [1000, 0], [B]: [1000, 0], [C]: [900, 100], [D]: [250, 750] });
