@@ -140,8 +140,9 @@ export class MulticastSender {
         this.port,
         BATCH,
         { segmentSize: options.segmentation === false ? 0 : DATA_HEADER_BYTES + DATA_PAYLOAD },
-        // The headers live in one buffer that the next batch reuses: dgram gets a copy.
-        (header, data) => socket.send([Buffer.from(header), data ?? Buffer.alloc(0)], this.port, options.group),
+        // Headers and chunk buffers are reused once the batch is out, while dgram keeps what it
+        // queues until it is sent: it gets a copy.
+        (header, data) => socket.send(Buffer.concat(data ? [header, data] : [header]), this.port, options.group),
       );
     socket.on('message', (packet) => {
       const f = decodeFeedback(packet);
