@@ -36,7 +36,8 @@ const { ImagingService } = await load('imaging/index.js');
 const { openStore } = await load('store/index.js');
 
 const say = (level) => (message) => process.stderr.write(`${new Date().toISOString()} ${level}: ${message}\n`);
-const logger = { debug() {}, info: say('info'), warn: say('warn'), error: say('error') };
+// BOOTBENCH_STREAM_DEBUG=1: the stream's pacing every 250 ms as well (rate, cursor, each PC's position).
+const logger = { debug: process.env.BOOTBENCH_STREAM_DEBUG === '1' ? say('debug') : () => {}, info: say('info'), warn: say('warn'), error: say('error') };
 const store = openStore(values.data);
 const rate = {};
 if (values['max-rate']) rate.maxRate = Number(values['max-rate']);

@@ -7,7 +7,7 @@
 // window and repairs by HTTP; nobody waits for it.
 // Rate: additive steps are too slow for a 1 GbE start from a conservative rate, so it grows
 // by a factor while the median receiver sees (almost) no loss and shrinks by one when the
-// median sees loss. The median, not the worst: one lossy port must not slow the room; loss
+// median sees loss; until the first loss the factor is 2 (a slow start), then 1.25. The median, not the worst: one lossy port must not slow the room; loss
 // at most receivers means the shared path (the host's NIC, the switch) is full.
 // Start: a receiver is ready once it is heard (its feedback, or its asking the host over HTTP
 // whether the stream has started). The stream waits for the technician's Go, or for its rule:
@@ -64,6 +64,13 @@ const LOSS_SLOWER = 0.02;
 const LOSS_FASTER = 0.005;
 const SLOWER = 0.7;
 const FASTER = 1.25;
+/** Growth per interval until the first loss: from 100 Mbit/s to 1 Gbit/s in under half a second. */
+const PROBE_FASTER = 2;
+/** The rate's interval: a few of the receivers' feedback intervals; while probing, one. */
+const ADAPT_MS = 250;
+const PROBE_MS = 100;
+/** Timers run late by a few ms: an interval that is almost over counts. */
+const ADAPT_SLACK_MS = 10;
 /** Loss fractions from fewer datagrams than this say nothing. */
 const MIN_SAMPLE = 32;
 /** About one feedback interval of the receivers. */
@@ -133,6 +140,11 @@ export class StreamSchedule {
   private passEndedAt = -Infinity;
   /** A new pass was set up and has not sent yet: it counts once it does (it may find nothing to send). */
   private passPending = false;
+  /** No loss seen yet: the rate doubles (a slow start, as TCP's) instead of growing by a quarter. */
+  private probing = true;
+  /** It doubled at least once while probing. */
+  private passedStart = false;
+  private adaptedAt = -Infinity;
 
   constructor(private readonly options: ScheduleOptions) {
     this.expected = new Set([...options.expected].map((m) => m.toLowerCase()));
@@ -278,10 +290,13 @@ export class StreamSchedule {
   }
 
   /**
-   * Called at a steady interval with whether sending was held back by the rate (rather than
-   * by pacing or by having nothing to send): only then can a higher rate help.
+   * Called often (every 50 ms) with whether sending was held back by the rate since it last
+   * acted (rather than by pacing or by having nothing to send): only then can a higher rate
+   * help. It acts every ADAPT_MS, every PROBE_MS while probing; true when it did.
    */
-  adapt(now: number, limitedByRate: boolean): void {
+  adapt(now: number, limitedByRate: boolean): boolean {
+    if (now - this.adaptedAt < (this.probing ? PROBE_MS : ADAPT_MS) - ADAPT_SLACK_MS) return false;
+    this.adaptedAt = now;
     const losses: number[] = [];
     for (const r of this.active(now)) {
       const received = (r.received - r.baseReceived) >>> 0;
@@ -293,12 +308,21 @@ export class StreamSchedule {
         losses.push(r.loss);
       } else r.loss = undefined;
     }
-    if (losses.length === 0) return;
+    if (losses.length === 0) return true;
     losses.sort((a, b) => a - b);
     const median = losses[Math.floor((losses.length - 1) / 2)];
+    if (median >= LOSS_FASTER && this.probing) {
+      // The first loss: the last doubling went past what the path carries (its loss shows an interval late), undo it.
+      this.probing = false;
+      if (this.passedStart) this.rate = Math.max(this.minRate, this.rate / PROBE_FASTER);
+    }
     if (median > LOSS_SLOWER) this.rate = Math.max(this.minRate, this.rate * SLOWER);
-    else if (median < LOSS_FASTER && limitedByRate) this.rate = Math.min(this.maxRate, this.rate * FASTER);
+    else if (median < LOSS_FASTER && limitedByRate) {
+      this.passedStart ||= this.probing;
+      this.rate = Math.min(this.maxRate, this.rate * (this.probing ? PROBE_FASTER : FASTER));
+    }
     this.peakRate = Math.max(this.peakRate, this.rate);
+    return true;
   }
 
   view(): ReceiverView[] {

@@ -5,7 +5,7 @@
 // miss they fetch by HTTP from the chunk route, so the stream never goes back for anyone.
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/index.js';
 import { createBatchSender, type BatchSender } from '../tftp/index.js';
@@ -40,6 +40,8 @@ export interface MulticastSenderOptions {
   socket?: Socket;
   /** false: one dgram send per datagram even where sendmmsg is available (tests, comparison) */
   batchSend?: boolean;
+  /** false: batches by sendmmsg only, without UDP GSO (tests, comparison) */
+  segmentation?: boolean;
 }
 
 export interface StreamStats {
@@ -58,11 +60,20 @@ export interface StreamStats {
   start: StartState;
 }
 
-const ADAPT_MS = 250;
+/** How often the schedule is asked to adapt the rate (it acts every 100 or 250 ms). */
+const ADAPT_TICK_MS = 50;
 /** Datagrams handed to the kernel and not yet confirmed: beyond this the pump waits. */
 const MAX_PENDING = 512;
-/** Datagrams per sendmmsg call: a 4 ms burst at 1 Gbit/s is about 350. */
-const BATCH = 64;
+/**
+ * Datagrams per batch: a 4 ms burst at 1 Gbit/s is about 350. A multiple of the 45 full
+ * datagrams (1428 bytes) one UDP GSO send can carry (65507 bytes of UDP payload).
+ */
+const BATCH = 180;
+
+/** Datagrams of one UDP GSO send: 45 x 1428 bytes fit in 65507. */
+const RUN = Math.floor(65507 / (DATA_HEADER_BYTES + DATA_PAYLOAD));
+/** A stored chunk is at most 4 MiB compressed and a little more when zstd could not shrink it. */
+const CHUNK_BUFFER_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -80,7 +91,11 @@ export class MulticastSender {
   private drained: (() => void) | undefined;
   private pumping: Promise<void> | undefined;
   private batch: BatchSender | undefined;
+  /** The batch's datagram headers, one slot per datagram of a batch, reused batch after batch. */
+  private readonly headers = Buffer.alloc(BATCH * DATA_HEADER_BYTES);
+  private headerSlot = 0;
   private readonly cache = new Map<number, Promise<Buffer>>();
+  private readonly spare: ArrayBuffer[] = [];
 
   constructor(private readonly options: MulticastSenderOptions) {
     this.session = options.session ?? randomBytes(4).readUInt32BE(0);
@@ -115,22 +130,44 @@ export class MulticastSender {
     }
     // The datagrams of a pacing tick in one system call on the socket's own descriptor (its
     // multicast interface, TTL and loopback apply to it); dgram where that is unavailable.
-    if (options.batchSend !== false) this.batch = createBatchSender(socket, options.group, this.port, BATCH);
+    // Runs of full datagrams as UDP GSO sends where the kernel and the route allow it (Linux
+    // 4.18): one trip through the stack (and through a software bridge) per run instead of per
+    // datagram; a receiver with UDP_GRO takes the run in one read too.
+    if (options.batchSend !== false)
+      this.batch = createBatchSender(
+        socket,
+        options.group,
+        this.port,
+        BATCH,
+        { segmentSize: options.segmentation === false ? 0 : DATA_HEADER_BYTES + DATA_PAYLOAD },
+        // Headers and chunk buffers are reused once the batch is out, while dgram keeps what it
+        // queues until it is sent: it gets a copy.
+        (header, data) => socket.send(Buffer.concat(data ? [header, data] : [header]), this.port, options.group),
+      );
     socket.on('message', (packet) => {
       const f = decodeFeedback(packet);
       if (f && f.session === this.session) this.schedule.feedback(Date.now(), f);
     });
     socket.on('error', (error) => options.logger.warn(`imaging stream ${options.group}: ${error.message}`));
     this.adaptTimer = setInterval(() => {
-      this.schedule.adapt(Date.now(), this.rateLimited);
+      const held = this.rateLimited;
+      if (!this.schedule.adapt(Date.now(), held)) return;
       this.rateLimited = false;
-    }, ADAPT_MS);
+      // Where pacing stands, for tracing a slow stream: the rate, whether it held the pump, the cursor and the room's positions.
+      const room = this.schedule
+        .view()
+        .map((r) => `${r.position}/${r.need}${r.lost ? ` lost ${r.lost}` : ''}`)
+        .join(' ');
+      options.logger.debug(
+        `imaging stream ${options.group}: rate ${(this.schedule.rate / 1e6).toFixed(1)} MB/s${held ? ', held by it' : ''}, ${(this.bytesSent / 1e6).toFixed(1)} MB sent, next chunk ${this.schedule.cursor}; PCs at ${room}`,
+      );
+    }, ADAPT_TICK_MS);
     this.pumping = this.pump().catch((error: Error) => {
       options.logger.error(`imaging stream ${options.group}: ${error.message}; the PCs finish by HTTP`);
       this.close();
     });
     options.logger.info(
-      `imaging: stream ${this.address} from ${options.address} for ${options.expected.length} PCs (${options.chunkPaths.length} chunks, ${this.batch ? 'sendmmsg' : 'one send per datagram'})`,
+      `imaging: stream ${this.address} from ${options.address} for ${options.expected.length} PCs (${options.chunkPaths.length} chunks, ${this.batch ? (options.segmentation === false ? 'sendmmsg' : 'UDP GSO or sendmmsg') : 'one send per datagram'})`,
     );
   }
 
@@ -195,17 +232,53 @@ export class MulticastSender {
   private chunk(index: number): Promise<Buffer> {
     let read = this.cache.get(index);
     if (!read) {
-      read = readFile(this.options.chunkPaths[index]);
+      read = this.readChunk(index);
       this.cache.set(index, read);
     }
-    for (const key of this.cache.keys()) if (key !== index && key !== index + 1) this.cache.delete(key);
+    // The pump asks for a chunk once it is done with the one before: the others' buffers are free.
+    for (const [key, other] of this.cache) {
+      if (key === index || key === index + 1) continue;
+      this.cache.delete(key);
+      other.then(
+        (buffer) => this.spare.push(buffer.buffer as ArrayBuffer),
+        () => undefined,
+      );
+    }
     // The next chunk is read while this one goes out.
     if (index + 1 < this.options.chunkPaths.length && !this.cache.has(index + 1)) {
-      const next = readFile(this.options.chunkPaths[index + 1]);
+      const next = this.readChunk(index + 1);
       next.catch(() => undefined);
       this.cache.set(index + 1, next);
     }
     return read;
+  }
+
+  /**
+   * A chunk file into a buffer the pump used before: a fresh one of several MiB per chunk
+   * kept V8's collector busy. Every datagram is sent (or copied to dgram) before its chunk's
+   * buffer comes back here.
+   */
+  private async readChunk(index: number): Promise<Buffer> {
+    const file = await open(this.options.chunkPaths[index], 'r');
+    try {
+      const { size } = await file.stat();
+      let memory = this.spare.pop();
+      if (!memory || memory.byteLength < size) memory = new ArrayBuffer(Math.max(size, CHUNK_BUFFER_BYTES));
+      const buffer = Buffer.from(memory, 0, size);
+      for (let at = 0; at < size;) {
+        const { bytesRead } = await file.read(buffer, at, size - at, at);
+        if (bytesRead === 0) throw new Error(`chunk file ${this.options.chunkPaths[index]} ended after ${at} of ${size} bytes`);
+        at += bytesRead;
+      }
+      return buffer;
+    } finally {
+      await file.close();
+    }
+  }
+
+  private flush(): void {
+    this.batch?.flush();
+    this.headerSlot = 0;
   }
 
   private async pump(): Promise<void> {
@@ -230,20 +303,28 @@ export class MulticastSender {
       const burst = Math.max(4 * (DATA_PAYLOAD + 28), this.schedule.rate * 0.004);
       tokens = Math.min(burst, tokens + (this.schedule.rate * (now - last)) / 1000);
       last = now;
-      if (tokens < DATA_PAYLOAD) {
+      // Datagrams go out a whole GSO run at a time (64 KiB, half a millisecond at 1 Gbit/s), or
+      // as much as a burst allows at a low rate: one system call each rather than a few datagrams a call.
+      const quantum = this.batch ? Math.min(burst, RUN * (DATA_HEADER_BYTES + DATA_PAYLOAD)) : DATA_PAYLOAD;
+      if (tokens < quantum) {
         this.rateLimited = true;
         await sleep(1);
         continue;
       }
       const batch = this.batch;
-      while (current && tokens >= DATA_PAYLOAD && this.pending < MAX_PENDING && !this.stopped) {
+      let counted = 0;
+      // A run once started is finished: a little beyond the tokens, taken from the next tick's.
+      while (current && (tokens >= quantum || (batch && counted % RUN !== 0)) && this.pending < MAX_PENDING && !this.stopped) {
+        counted++;
         const { index, data, offset } = current;
         const payload = data.subarray(offset, offset + DATA_PAYLOAD);
         const header = { session: this.session, seq: this.seq, chunk: index, chunkLength: data.length, offset, chunks: total };
         this.seq = (this.seq + 1) >>> 0;
         if (batch) {
-          // A fresh header each (from Node's pool): one the kernel refused goes on through dgram, which holds it until sent.
-          batch.add(encodeDataHeader(header, Buffer.allocUnsafe(DATA_HEADER_BYTES)), payload);
+          // The slots follow the batch's own count: it sends (or hands to dgram, copied) when full and at each flush.
+          const at = this.headerSlot * DATA_HEADER_BYTES;
+          batch.add(encodeDataHeader(header, this.headers.subarray(at, at + DATA_HEADER_BYTES)), payload);
+          this.headerSlot = (this.headerSlot + 1) % BATCH;
         } else {
           this.pending += 1;
           this.socket.send(encodeData(header, payload), this.port, this.options.group, () => {
@@ -256,13 +337,13 @@ export class MulticastSender {
         tokens -= length;
         current.offset += payload.length;
         if (current.offset >= data.length) {
-          batch?.flush();
+          this.flush();
           this.schedule.sent(index, Date.now());
           current = undefined;
         }
       }
       if (batch && !this.stopped) {
-        batch.flush();
+        this.flush();
         // What sendmmsg left (a full socket buffer) waits in dgram's queue: let it drain first.
         while (this.socket.getSendQueueCount() >= MAX_PENDING && !this.stopped) await sleep(1);
       }

@@ -50,19 +50,38 @@ function dataViewOf(buffer: Buffer): DataView {
 
 /**
  * A batch sender for datagrams from `socket` to `address:port`, or undefined when batching
- * is not available here. `capacity` is the most datagrams per system call.
+ * is not available here. `capacity` is the most datagrams per system call. `segmentation`:
+ * runs of equal-size datagrams as UDP GSO sends. `unsent`: where datagrams the kernel did
+ * not take go instead of dgram's send as they are (a caller that reuses its header buffers
+ * copies them there).
  */
-export function createBatchSender(socket: Socket, address: string, port: number, capacity: number): BatchSender | undefined {
+export function createBatchSender(
+  socket: Socket,
+  address: string,
+  port: number,
+  capacity: number,
+  segmentation?: SegmentationOptions,
+  unsent?: UnsentHandler['unsent'],
+): BatchSender | undefined {
   const fd = socketDescriptor(socket);
   if (typeof fd !== 'number' || fd < 0) return undefined;
-  return createDescriptorBatchSender(fd, address, port, capacity, {
-    // While libuv still holds queued sends (EAGAIN earlier), sendmmsg would overtake them.
-    ready: () => socket.getSendQueueCount() === 0,
-    unsent: (header, data) => {
-      if (data && data.length > 0) socket.send([header, data], port, address);
-      else socket.send(header, port, address);
+  return createDescriptorBatchSender(
+    fd,
+    address,
+    port,
+    capacity,
+    {
+      // While libuv still holds queued sends (EAGAIN earlier), sendmmsg would overtake them.
+      ready: () => socket.getSendQueueCount() === 0,
+      unsent:
+        unsent ??
+        ((header, data) => {
+          if (data && data.length > 0) socket.send([header, data], port, address);
+          else socket.send(header, port, address);
+        }),
     },
-  });
+    segmentation,
+  );
 }
 
 export interface SegmentationOptions {

@@ -353,10 +353,10 @@ describe('stream schedule: rate', () => {
     const s = room([A, B, C]);
     report(s, 250, { [A]: [1000, 0], [B]: [1000, 0], [C]: [1000, 0] });
     s.adapt(250, true);
-    assert.equal(s.rate, 12_500_000);
+    assert.equal(s.rate, 20_000_000, 'no loss seen yet: it doubles');
     report(s, 500, { [A]: [2000, 0], [B]: [2000, 0], [C]: [2000, 0] });
     s.adapt(500, false);
-    assert.equal(s.rate, 12_500_000, 'not held by the rate (pacing or idle): no reason to grow');
+    assert.equal(s.rate, 20_000_000, 'not held by the rate (pacing or idle): no reason to grow');
     for (let i = 0; i < 20; i++) {
       report(s, 750 + i * 250, { [A]: [3000 + i * 1000, 0], [B]: [3000 + i * 1000, 0], [C]: [3000 + i * 1000, 0] });
       s.adapt(750 + i * 250, true);
@@ -364,11 +364,42 @@ describe('stream schedule: rate', () => {
     assert.equal(s.rate, 50_000_000);
   });
 
+  test('doubles until the median PC first sees loss; from then on it grows by a quarter', () => {
+    const s = room([A, B, C]);
+    report(s, 250, { [A]: [1000, 0], [B]: [1000, 0], [C]: [1000, 0] });
+    s.adapt(250, true);
+    assert.equal(s.rate, 20_000_000);
+    report(s, 500, { [A]: [1900, 100], [B]: [1950, 50], [C]: [2000, 0] });
+    s.adapt(500, true);
+    assert.equal(s.rate, 7_000_000, 'the first loss at most PCs: the doubling undone (its loss shows late), then x0.7');
+    report(s, 750, { [A]: [2900, 100], [B]: [2950, 50], [C]: [3000, 0] });
+    s.adapt(750, true);
+    assert.equal(s.rate, 8_750_000, 'no loss again: x1.25, not x2');
+  });
+
+  test('while probing it acts every 100 ms, then every 250 ms', () => {
+    const s = room([A, B]);
+    report(s, 100, { [A]: [1000, 0], [B]: [1000, 0] });
+    assert.equal(s.adapt(100, true), true);
+    assert.equal(s.rate, 20_000_000);
+    report(s, 200, { [A]: [2000, 0], [B]: [2000, 0] });
+    assert.equal(s.adapt(150, true), false, 'half an interval: nothing');
+    assert.equal(s.adapt(200, true), true);
+    assert.equal(s.rate, 40_000_000);
+    report(s, 300, { [A]: [2900, 100], [B]: [2900, 100] });
+    s.adapt(300, true);
+    assert.equal(s.rate, 14_000_000, 'loss: the doubling undone, x0.7; probing over');
+    report(s, 400, { [A]: [3900, 100], [B]: [3900, 100] });
+    assert.equal(s.adapt(400, true), false, '100 ms is no longer an interval');
+    assert.equal(s.adapt(550, true), true);
+    assert.equal(s.rate, 17_500_000);
+  });
+
   test('one lossy PC does not slow the room', () => {
     const s = room([A, B, C, D]);
     report(s, 250, { [A]: [1000, 0], [B]: [1000, 0], [C]: [900, 100], [D]: [250, 750] });
     s.adapt(250, true);
-    assert.equal(s.rate, 12_500_000);
+    assert.equal(s.rate, 20_000_000, 'the median sees no loss: it grows as if both were clean');
   });
 
   test('loss at most PCs (the shared path is full) slows it, down to the minimum', () => {
