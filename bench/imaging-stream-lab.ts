@@ -337,6 +337,16 @@ rc=$?; losetup -d "$P"; exit $rc`);
     return Number(this.bench.lab.exec(this.hostNs, 'cat', ['/sys/class/net/eth0/statistics/tx_bytes']).trim());
   }
 
+  /**
+   * Holds the host's port to a line rate (tc tbf on its egress), as a laptop's 1 GbE port holds
+   * both a stream and an HTTP deploy; a veth alone carries TCP faster than any real port. Returns the undo.
+   */
+  linkPort(bits: number): () => void {
+    const { lab } = this.bench;
+    lab.exec(this.hostNs, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', `${Math.round(bits)}bit`, 'burst', '256kb', 'latency', '5ms']);
+    return () => lab.exec(this.hostNs, 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
+  }
+
   /** Puts the faults on (nftables loss in the lossy receiver, tbf on the slow one's switch port); returns the undo. */
   private applyFaults(faults: Faults): () => void {
     const { lab } = this.bench;

@@ -68,7 +68,7 @@ Options:
   --tftp-multicast-wait SECONDS
                          a new multicast session's first block waits this long for the
                          other clients to join (default 0; implies --tftp-multicast)
-  --max-rate RATE        cap on a deploy's multicast image stream, bits per second (e.g. 400M,
+  --max-rate RATE        cap on a deploy's multicast image stream, bits per second on the line (e.g. 400M,
                          1G; default 1G); the stream adapts to loss below it
   --multicast auto|on|off
                          send a deploy to several PCs once, as a multicast stream: auto (default)

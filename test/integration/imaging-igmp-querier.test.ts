@@ -82,7 +82,7 @@ else
     /** `bootbench doctor --json` on a PC of the segment (it exits 1 on its other findings; the JSON is there anyway). */
     function doctorFrom(ns: string): Promise<{ level: string; message: string }[]> {
       // A data folder of its own: a PC of the segment has no host's record to read, so doctor listens itself.
-      const doctorData = join(work, `doctor-${ns}`);
+      const doctorData = join(room.work, `doctor-${ns}`);
       const child = lab.spawn(ns, process.execPath, ['--import', 'tsx', CLI, 'doctor', '--interface', 'eth0', '--data', doctorData, '--json'], {
         cwd: PROJECT_ROOT,
       });
