@@ -343,7 +343,7 @@ rc=$?; losetup -d "$P"; exit $rc`);
    */
   linkPort(bits: number): () => void {
     const { lab } = this.bench;
-    lab.exec(this.hostNs, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', `${Math.round(bits)}bit`, 'burst', '256kb', 'latency', '5ms']);
+    lab.exec(this.hostNs, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', `${Math.round(bits)}bit`, 'burst', '1mb', 'latency', '50ms']);
     return () => lab.exec(this.hostNs, 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
   }
 
