@@ -256,6 +256,12 @@ test(
         `${pc.name}: "${share}" adds up to the image's ${compressedBytes} bytes`,
       );
     }
+    // The job's line once every PC is done: all verified, and the shares summed over the room.
+    const outcome = await job.getByTestId('job-outcome').innerText();
+    assert.match(
+      outcome,
+      /^Finished at \d\d:\d\d:\d\d: 2 of 2 PCs written and verified\. The stream started at \d\d:\d\d:\d\d, the last PC finished (<1 s|\d+ s) later; together they wrote [\d.]+ MiB from the stream and [\d.]+ (B|KiB|MiB) by repair\.$/,
+    );
     // What the host recorded: every byte of the image written came from the stream or by
     // repair, once (the receiver reports whole KiB); a PC that lost no datagram repaired nothing.
     const store = openStore(data);
