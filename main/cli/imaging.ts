@@ -219,7 +219,9 @@ function describeJob(job: ImageJob, context?: StatusContext): string {
   for (const m of job.machines) {
     const progress = m.total > 0 ? ` ${mib(m.bytes)} of ${mib(m.total)}` : '';
     const phase = live && !m.result && m.readyAt !== undefined ? `ready since ${clock(m.readyAt)}, waiting for the stream` : m.phase;
-    lines.push(`  ${m.mac === ANY_MACHINE ? 'the next machine that boots' : m.mac}  ${phase}${progress}${m.reason ? `: ${m.reason}` : ''}`);
+    const shares =
+      m.streamed !== undefined || m.repaired !== undefined ? `, written ${mib(m.streamed ?? 0)} from the stream, ${mib(m.repaired ?? 0)} by repair` : '';
+    lines.push(`  ${m.mac === ANY_MACHINE ? 'the next machine that boots' : m.mac}  ${phase}${progress}${shares}${m.reason ? `: ${m.reason}` : ''}`);
   }
   return lines.join('\n');
 }

@@ -322,3 +322,21 @@ describe('the host and a waiting stream', () => {
     }
   });
 });
+
+test('image status: a streamed PC reads what it wrote from the stream and by repair', async () => {
+  const temp = makeTempDir('bootbench-stream-shares-');
+  const data = join(temp.dir, 'data');
+  const store = openStore(data);
+  try {
+    const jobs = new ImagingJobs(store.db);
+    const job = jobs.create({ kind: 'deploy', image: 'room', macs: [A, B], start: { manual: true } });
+    jobs.report(job.id, A, { phase: 'done', bytes: 32 * 1048576, total: 32 * 1048576 });
+    jobs.recordStream(job.id, A, 30 * 1048576, 2 * 1048576);
+    const out = (await cliStatus(data, job.id)).stdout;
+    assert.match(out, new RegExp(`${A} {2}done 32\\.0 MiB of 32\\.0 MiB, written 30\\.0 MiB from the stream, 2\\.0 MiB by repair\n`));
+    assert.match(out, new RegExp(`${B} {2}waiting\n`), 'a PC the stream has not served shows no shares');
+  } finally {
+    store.close();
+    temp.remove();
+  }
+});
