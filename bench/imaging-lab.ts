@@ -6,17 +6,16 @@
 //
 //   ihost eth0 198.18.4.1 (imaging routes :8000, nginx :8080) ===== iagent eth0 198.18.4.2
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { BENCH_DIR, MiB, PROJECT, log, servedMain, type Bench } from './lab.js';
+import { buildReferenceDisk, busyboxApplets, labMac, LoopDevices, PART_OFFSET, sh, timedIn } from './imaging-disks.js';
+import { BENCH_DIR, PROJECT, log, servedMain, type Bench } from './lab.js';
 
 const HOST = '198.18.4.1';
 const AGENT_ADDR = '198.18.4.2';
 const ROUTES_PORT = 8000;
 const NGINX_PORT = 8080;
-/** The reference disk's one partition starts at 1 MiB (sector 2048). */
-const PART_OFFSET = MiB;
 
 export interface ImagingSizes {
   diskMiB: number;
@@ -32,8 +31,6 @@ function agentPath(): string {
   return resolve(process.env.BOOTBENCH_BENCH_AGENT ?? join(PROJECT, 'build', 'imaging-env', 'agent.sh'));
 }
 
-const sh = (script: string): string => execFileSync('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-
 /**
  * One imaging set-up, made on first use by any imaging case and shared by all: namespaces,
  * the reference disk, the host's routes and nginx, the captured and the classic image.
@@ -43,12 +40,13 @@ export class ImagingLab {
   private hostNs = '';
   private agentNs = '';
   private readonly dir: string;
-  private readonly loops = new Set<string>();
+  private readonly loops = new LoopDevices();
   private host?: ChildProcess;
   private nginx?: ChildProcess;
   private replies: ((line: string) => void)[] = [];
   private busybox = '';
   private referenceDev = '';
+  private partSectors = 0;
   private macCounter = 0;
   /** partclone stream bytes of the reference partition (what a deploy writes) */
   streamBytes = 0;
@@ -75,15 +73,9 @@ export class ImagingLab {
     this.agentNs = lab.namespace('a');
     lab.veth(this.hostNs, 'eth0', `${HOST}/24`, this.agentNs, 'eth0', `${AGENT_ADDR}/24`);
 
-    // busybox's applets first on PATH, as in the imaging environment (losetup: util-linux's).
-    this.busybox = join(this.dir, 'busybox-bin');
-    mkdirSync(this.busybox);
-    for (const applet of execFileSync('busybox', ['--list']).toString().split('\n')) {
-      if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(this.busybox, applet));
-    }
-
+    this.busybox = busyboxApplets(join(this.dir, 'busybox-bin'));
     log(`  imaging: building the reference disk (${this.sizes.diskMiB} MiB, ${this.sizes.usedMiB} MiB used)`);
-    this.buildReference();
+    ({ dev: this.referenceDev, partSectors: this.partSectors } = buildReferenceDisk(this.dir, this.sizes, this.loops));
 
     // stdout is the runner's command channel; its warnings go to the bench's log folder.
     const errFd = openSync(join(this.dir, 'imaging-host.log'), 'a');
@@ -113,56 +105,6 @@ export class ImagingLab {
     this.nginx = this.startNginx();
     await this.bench.listening(this.hostNs, 'tcp', HOST, NGINX_PORT, 'nginx (imaging)');
   }
-
-  private attach(file: string, extra: string[] = []): string {
-    const dev = execFileSync('losetup', ['-f', '--show', ...extra, file])
-      .toString()
-      .trim();
-    this.loops.add(dev);
-    return dev;
-  }
-
-  private detach(dev: string): void {
-    try {
-      execFileSync('losetup', ['-d', dev], { stdio: 'ignore' });
-    } catch {
-      /* gone */
-    }
-    this.loops.delete(dev);
-  }
-
-  /**
-   * GPT, one ext4 partition; the used part is half real files (a stream of /usr: programs,
-   * libraries, text, which zstd shrinks about 2.5x) and half random files (media, archives:
-   * incompressible). Both sides capture and deploy this same disk. mke2fs fills the file
-   * system from a staging folder (-d), straight into the disk file: a mount could leave the
-   * superblock behind the bitmaps while another mount namespace still holds it.
-   */
-  private buildReference(): void {
-    const file = join(this.dir, 'reference.img');
-    sh(`truncate -s ${this.sizes.diskMiB}M ${file} && printf 'label: gpt\\nstart=2048, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\\n' | sfdisk -q ${file}`);
-    const sectors = Number(/start=\s*2048, size=\s*(\d+)/.exec(sh(`sfdisk --dump ${file}`))![1]);
-    const stage = join(this.dir, 'stage');
-    mkdirSync(join(stage, 'usr'), { recursive: true });
-    mkdirSync(join(stage, 'media'));
-    mkdirSync(join(stage, 'etc'));
-    writeFileSync(join(stage, 'etc', 'hostname'), 'reference\n');
-    const half = (this.sizes.usedMiB / 2) * MiB;
-    const randomFiles = 16;
-    try {
-      // A truncated tar stream: tar complains about the cut end, the files before it are whole.
-      sh(`(tar -C /usr -cf - lib share bin 2>/dev/null | head -c ${half} | tar -C ${stage}/usr -xf - 2>/dev/null) || true`);
-      for (let i = 0; i < randomFiles; i++) sh(`head -c ${Math.floor(half / randomFiles)} /dev/urandom > ${stage}/media/file-${i}.bin`);
-      sh(`mkfs.ext4 -q -F -b 4096 -E offset=${PART_OFFSET} -d ${stage} ${file} ${Math.floor(sectors / 8) * 4}k`);
-    } finally {
-      rmSync(stage, { recursive: true, force: true });
-    }
-    this.referenceDev = this.attach(file, ['-r']);
-    writeFileSync(join(this.dir, 'table'), sh(`sfdisk --dump ${file} | grep -v -e '^device:' -e '^last-lba:'`));
-    this.partSectors = sectors;
-  }
-
-  private partSectors = 0;
 
   private startNginx(): ChildProcess {
     const dir = join(this.dir, 'nginx');
@@ -204,8 +146,7 @@ http {
   }
 
   nextMac(): string {
-    const n = ++this.macCounter;
-    return `52:54:00:b0:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`;
+    return labMac('b0', ++this.macCounter);
   }
 
   /** A fresh blank disk of the reference's size (sparse file, loop device). */
@@ -214,12 +155,12 @@ http {
     rmSync(file, { force: true });
     closeSync(openSync(file, 'w'));
     sh(`truncate -s ${this.sizes.diskMiB}M ${file}`);
-    return this.attach(file);
+    return this.loops.attach(file);
   }
 
   dropDisk(dev: string): void {
     const file = execFileSync('losetup', ['-nO', 'BACK-FILE', dev]).toString().trim();
-    this.detach(dev);
+    this.loops.detach(dev);
     rmSync(file, { force: true });
   }
 
@@ -228,26 +169,7 @@ http {
    * the namespace so `ip netns exec` start-up is not counted. Rejects on a non-zero exit.
    */
   timed(script: string, env: NodeJS.ProcessEnv, what: string): Promise<{ start: number; end: number }> {
-    // The environment is set inside: \`ip netns exec\` itself must come from the host's PATH.
-    const exports = Object.entries(env)
-      .map(([k, v]) => `export ${k}='${v}'; `)
-      .join('');
-    const wrapped = `s=$(date +%s%N); ( ${exports}${script} ) >"$BENCH_LOG" 2>&1; rc=$?; e=$(date +%s%N); echo "$s $e $rc"`;
-    const log = join(this.dir, `${what}.log`);
-    return new Promise((resolveTime, reject) => {
-      const child = this.bench.lab.spawn(this.agentNs, 'bash', ['-c', wrapped], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        env: { ...process.env, BENCH_LOG: log },
-      });
-      let out = '';
-      child.stdout!.on('data', (d) => (out += d));
-      // 'close', not 'exit': exit can come before the last of stdout has been read.
-      child.on('close', () => {
-        const [s, e, rc] = out.trim().split(' ').map(Number);
-        if (rc !== 0 || !Number.isFinite(e)) reject(new Error(`${what} failed (exit ${rc}): ${existsSync(log) ? readFileSync(log, 'utf8').slice(-600) : out}`));
-        else resolveTime({ start: s / 1e9, end: e / 1e9 });
-      });
-    });
+    return timedIn(this.bench.lab, this.agentNs, script, env, join(this.dir, `${what}.log`), what);
   }
 
   /**
@@ -397,20 +319,7 @@ rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline
       await this.bench.stopChild(this.host);
     }
     if (this.nginx) await this.bench.stopChild(this.nginx);
-    // An agent stopped half-way leaves the partition loops it made over our disks: those go first.
-    for (const dev of [...this.loops]) {
-      const over = execFileSync('losetup', ['-n', '-O', 'NAME', '-j', dev])
-        .toString()
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean);
-      for (const part of over)
-        try {
-          execFileSync('losetup', ['-d', part], { stdio: 'ignore' });
-        } catch {
-          /* gone */
-        }
-    }
-    for (const dev of [...this.loops]) this.detach(dev);
+    // An agent stopped half-way leaves the partition loops it made over our disks.
+    this.loops.release();
   }
 }

@@ -11,9 +11,10 @@
 //   ...                            │
 //   srcv7 eth0 198.18.5.17 ─ port8 ┘
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { buildReferenceDisk, busyboxApplets, labMac, LoopDevices, PART_OFFSET, sh, timedIn } from './imaging-disks.js';
 import { BENCH_DIR, MiB, PROJECT, log, servedMain, type Bench } from './lab.js';
 import { cpuMs } from './measure.js';
 
@@ -25,7 +26,6 @@ const PORT = 8000;
 const PORT_ONE = 8001;
 const UDPCAST_PORTBASE = 9000;
 const UDPCAST_GROUP = '239.255.77.1';
-const PART_OFFSET = MiB;
 
 export interface StreamSizes {
   diskMiB: number;
@@ -48,8 +48,6 @@ export function streamSizes(long: boolean): StreamSizes {
   const maxBits = Number(m[1]) * ({ '': 1, k: 1e3, m: 1e6, g: 1e9 } as Record<string, number>)[m[2].toLowerCase()];
   return { diskMiB, usedMiB: diskMiB / 2, maxBits };
 }
-
-const sh = (script: string): string => execFileSync('bash', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * MiB }).toString();
 
 /** One receiver's run: when it started and ended (seconds, its namespace's clock, which is the machine's). */
 export interface PcTime {
@@ -80,7 +78,7 @@ export class StreamLab {
   private hostNs = '';
   private switchNs = '';
   private readonly receiverNs: string[] = [];
-  private readonly loops = new Set<string>();
+  private readonly loops = new LoopDevices();
   private readonly children = new Set<ChildProcess>();
   private hosts: { main?: HostRunner; one?: HostRunner } = {};
   private busybox = '';
@@ -132,11 +130,7 @@ export class StreamLab {
       lab.exec(ns, 'ip', ['addr', 'add', `${address}/24`, 'brd', '+', 'dev', 'eth0']);
     }
 
-    this.busybox = join(this.dir, 'busybox-bin');
-    mkdirSync(this.busybox);
-    for (const applet of execFileSync('busybox', ['--list']).toString().split('\n')) {
-      if (applet && applet !== 'losetup') symlinkSync('/bin/busybox', join(this.busybox, applet));
-    }
+    this.busybox = busyboxApplets(join(this.dir, 'busybox-bin'));
     this.bin = join(this.dir, 'receiver-bin');
     mkdirSync(this.bin);
     const source = join(PROJECT, 'build', 'imaging-env', 'bb-stream-recv.c');
@@ -154,7 +148,7 @@ export class StreamLab {
     if (!built) execFileSync('gcc', receiver, { stdio: 'pipe' });
 
     log(`  stream: building the reference disk (${this.sizes.diskMiB} MiB, ${this.sizes.usedMiB} MiB used) in ${this.dir}`);
-    this.buildReference();
+    ({ dev: this.referenceDev, partSectors: this.partSectors } = buildReferenceDisk(this.dir, this.sizes, this.loops));
     const maxBytes = String(Math.round(this.sizes.maxBits / 8));
     this.hosts.main = await this.startHost(PORT, ['--max-rate', maxBytes, '--start-grace-ms', '10000']);
     this.hosts.one = await this.startHost(PORT_ONE, ['--max-rate', maxBytes, '--min-receivers', '1']);
@@ -177,29 +171,6 @@ rc=$?; losetup -d "$P"; exit $rc`);
       `  stream: image ${(this.usedBytes / MiB).toFixed(0)} MiB used; Bootbench's chunks ${(this.compressedBytes / MiB).toFixed(1)} MiB, ` +
         `the classic file ${(this.classicBytes / MiB).toFixed(1)} MiB`,
     );
-  }
-
-  /** GPT, one ext4 partition: half a stream of /usr (programs, libraries, text), half random files, as imaging-lab.ts. */
-  private buildReference(): void {
-    const file = join(this.dir, 'reference.img');
-    sh(`truncate -s ${this.sizes.diskMiB}M ${file} && printf 'label: gpt\\nstart=2048, type=0FC63DAF-8483-4772-8E79-3D69C47D8E4D\\n' | sfdisk -q ${file}`);
-    const sectors = Number(/start=\s*2048, size=\s*(\d+)/.exec(sh(`sfdisk --dump ${file}`))![1]);
-    const stage = join(this.dir, 'stage');
-    mkdirSync(join(stage, 'usr'), { recursive: true });
-    mkdirSync(join(stage, 'media'));
-    mkdirSync(join(stage, 'etc'));
-    writeFileSync(join(stage, 'etc', 'hostname'), 'reference\n');
-    const half = (this.sizes.usedMiB / 2) * MiB;
-    try {
-      sh(`(tar -C /usr -cf - lib share bin 2>/dev/null | head -c ${half} | tar -C ${stage}/usr -xf - 2>/dev/null) || true`);
-      for (let i = 0; i < 16; i++) sh(`head -c ${Math.floor(half / 16)} /dev/urandom > ${stage}/media/file-${i}.bin`);
-      sh(`mkfs.ext4 -q -F -b 4096 -E offset=${PART_OFFSET} -d ${stage} ${file} ${Math.floor(sectors / 8) * 4}k`);
-    } finally {
-      rmSync(stage, { recursive: true, force: true });
-    }
-    this.referenceDev = this.attach(file, ['-r']);
-    writeFileSync(join(this.dir, 'table'), sh(`sfdisk --dump ${file} | grep -v -e '^device:' -e '^last-lba:'`));
-    this.partSectors = sectors;
   }
 
   private async startHost(port: number, extra: string[]): Promise<HostRunner> {
@@ -227,26 +198,8 @@ rc=$?; losetup -d "$P"; exit $rc`);
     return runner;
   }
 
-  private attach(file: string, extra: string[] = []): string {
-    const dev = execFileSync('losetup', ['-f', '--show', ...extra, file])
-      .toString()
-      .trim();
-    this.loops.add(dev);
-    return dev;
-  }
-
-  private detach(dev: string): void {
-    try {
-      execFileSync('losetup', ['-d', dev], { stdio: 'ignore' });
-    } catch {
-      /* gone */
-    }
-    this.loops.delete(dev);
-  }
-
   nextMac(): string {
-    const n = ++this.macCounter;
-    return `52:54:00:b5:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`;
+    return labMac('b5', ++this.macCounter);
   }
 
   /** Blank sparse disks of the reference's size, one per receiver of the run. */
@@ -255,31 +208,14 @@ rc=$?; losetup -d "$P"; exit $rc`);
       const file = join(this.dir, `target-${i}.img`);
       rmSync(file, { force: true });
       sh(`truncate -s ${this.sizes.diskMiB}M ${file}`);
-      return this.attach(file);
+      return this.loops.attach(file);
     });
   }
 
   private dropDisks(devs: string[]): void {
     const files = devs.map((dev) => execFileSync('losetup', ['-nO', 'BACK-FILE', dev]).toString().trim());
-    this.releaseLoops(devs);
+    this.loops.release(devs);
     for (const file of files) rmSync(file, { force: true });
-  }
-
-  /**
-   * Detaches `devs` and the partition loops a pipeline or an agent made over them (a pipeline
-   * that was stopped never detached its own). A loop over a loop names its backing device as
-   * `/loopN` when made inside a namespace, `/dev/loopN` otherwise.
-   */
-  private releaseLoops(devs: string[]): void {
-    const all = JSON.parse(execFileSync('losetup', ['-J', '-l']).toString() || '{"loopdevices":[]}') as {
-      loopdevices: { name: string; 'back-file': string }[];
-    };
-    const names = new Set(devs.map((d) => d.replace('/dev/', '')));
-    for (const loop of all.loopdevices) {
-      const back = (loop['back-file'] ?? '').replace(/ \(deleted\)$/, '');
-      if (names.has(back.replace(/^\/(dev\/)?/, ''))) this.detach(loop.name);
-    }
-    for (const dev of devs) this.detach(dev);
   }
 
   /** Stops everything running in the receivers' namespaces (a room that failed or hung). */
@@ -295,27 +231,7 @@ rc=$?; losetup -d "$P"; exit $rc`);
 
   /** Runs `script` (bash) in receiver `index`'s namespace; its start and end are taken inside, so `ip netns exec` is not counted. */
   private timed(index: number, script: string, env: NodeJS.ProcessEnv, what: string): Promise<PcTime> {
-    const exports = Object.entries(env)
-      .map(([k, v]) => `export ${k}='${v}'; `)
-      .join('');
-    const logFile = join(this.dir, 'logs', `${what}.log`);
-    const wrapped = `s=$(date +%s%N); ( ${exports}${script} ) >"$BENCH_LOG" 2>&1; rc=$?; e=$(date +%s%N); echo "$s $e $rc"`;
-    return new Promise((resolveTime, reject) => {
-      const child = this.bench.lab.spawn(this.receiverNs[index], 'bash', ['-c', wrapped], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-        env: { ...process.env, BENCH_LOG: logFile },
-      });
-      this.children.add(child);
-      let out = '';
-      child.stdout!.on('data', (d) => (out += d));
-      child.on('close', () => {
-        this.children.delete(child);
-        const [s, e, rc] = out.trim().split(' ').map(Number);
-        if (rc !== 0 || !Number.isFinite(e))
-          reject(new Error(`${what} failed (exit ${rc}): ${existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-600) : out}`));
-        else resolveTime({ start: s / 1e9, end: e / 1e9 });
-      });
-    });
+    return timedIn(this.bench.lab, this.receiverNs[index], script, env, join(this.dir, 'logs', `${what}.log`), what, this.children);
   }
 
   /** The agent's environment; without the receiver on PATH it fetches every chunk by HTTP (unicast). */
@@ -502,7 +418,7 @@ rc="\${PIPESTATUS[*]}"; losetup -d "$P"; [ "$rc" = "0 0 0" ] || { echo "pipeline
     // Agents and pipelines stopped half-way leave processes in the receivers' namespaces and partition loops over our disks.
     this.killReceivers();
     await new Promise((r) => setTimeout(r, 200));
-    this.releaseLoops([...this.loops]);
+    this.loops.release();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

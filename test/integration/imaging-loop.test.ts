@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { ImageCatalog, ImagingJobs, ImagingRoutes } from '../../main/imaging/index.js';
 import { openStore, type Store } from '../../main/store/index.js';
 import { silentLogger } from '../../main/core/logger.js';
+import { damageChunk } from '../helpers/damaged-chunk.js';
 import { imgioBin, runAgent } from '../helpers/imaging-agent.js';
 
 const AGENT = join(import.meta.dirname, '..', '..', 'build', 'imaging-env', 'agent.sh');
@@ -307,12 +308,7 @@ else
     test('a damaged chunk is caught before it is written, and the PC is reported failed', async () => {
       const manifest = catalog.get('lab-ref')!;
       const sha = manifest.partitions.find((p) => p.tool === 'extfs')!.chunks[0];
-      const path = catalog.chunks.path(sha);
-      const good = readFileSync(path);
-      const bad = Buffer.from(good);
-      bad[bad.length >> 1] ^= 0xff;
-      chmodSync(path, 0o644);
-      writeFileSync(path, bad);
+      const repair = damageChunk(catalog, sha);
       try {
         // bb-imgio's check and the shell path's.
         for (const imgio of [true, false]) {
@@ -332,7 +328,7 @@ else
         }
         assert.equal((await catalog.verify('lab-ref')).bad.length, 1, 'image verify must see the damaged chunk');
       } finally {
-        writeFileSync(path, good);
+        repair();
       }
     });
 

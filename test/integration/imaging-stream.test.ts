@@ -22,9 +22,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ImageCatalog } from '../../main/imaging/index.js';
+import { damageChunk } from '../helpers/damaged-chunk.js';
 import { missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { PROJECT_ROOT } from '../helpers/serve-process.js';
 import { type AgentRun, differingMiB, halfRandomPartition, StreamRoom } from '../helpers/stream-harness.js';
@@ -303,15 +304,9 @@ else
       });
 
       test('a chunk damaged in the store fails every PC with the reason, and nothing hangs', async () => {
-        const manifest = new ImageCatalog(data).get('room')!;
         const catalog = new ImageCatalog(data);
-        const sha = manifest.partitions[1].chunks[3];
-        const path = catalog.chunks.path(sha);
-        const good = readFileSync(path);
-        const bad = Buffer.from(good);
-        bad[bad.length >> 1] ^= 0xff;
-        chmodSync(path, 0o644);
-        writeFileSync(path, bad);
+        const sha = catalog.get('room')!.partitions[1].chunks[3];
+        const repair = damageChunk(catalog, sha);
         try {
           const macs = agentNs.slice(0, 2).map((_, i) => `52:54:00:aa:34:0${i}`);
           const disks = room.disks('damaged', macs, DISK_MIB);
@@ -324,7 +319,7 @@ else
             assert.match(status.machines[i].reason, new RegExp(`writing partition 1 failed: partition 1 from the stream: chunk ${sha} arrived damaged`));
           }
         } finally {
-          writeFileSync(path, good);
+          repair();
         }
       });
     });

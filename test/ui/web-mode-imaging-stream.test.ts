@@ -12,19 +12,18 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { CHROMIUM, launchChromiumInNamespace } from '../helpers/chromium.js';
-import { collectJsonLines, Lab, missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
+import { missingPrograms, netnsUnavailableReason, waitFor } from '../helpers/netns.js';
 import { openStore, readIgmpListening } from '../../main/store/index.js';
 import { ImagingJobs } from '../../main/imaging/index.js';
-import { busyboxBin, storeRawImage, streamReceiverBin } from '../helpers/stream-image.js';
+import { storeRawImage } from '../helpers/stream-image.js';
+import { HTTP_PORT, StreamRoom } from '../helpers/stream-harness.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const shots = join(REPO, 'test-output/ui');
-const AGENT = join(REPO, 'build', 'imaging-env', 'agent.sh');
 const skip =
   (process.getuid?.() !== 0 ? 'loop devices and namespaces need root' : undefined) ??
   netnsUnavailableReason() ??
@@ -32,7 +31,6 @@ const skip =
   (existsSync(join(REPO, 'dist/renderer/index.html')) ? undefined : 'the renderer is not built: run `npm run build:renderer` (npm test builds it)');
 
 const MIB = 1024 * 1024;
-const HOST = '198.18.9.1';
 const PART_START = 2048;
 const PART_MIB = 32;
 const DISK_MIB = PART_MIB + 4;
@@ -42,10 +40,8 @@ const PCS = [
 ];
 /** The port's 40 Mbit/s with room for the PCs' HTTP: a stream faster than its path loses datagrams there, and a clean run is to repair nothing. */
 const MAX_RATE = '32M';
-const run = (cmd: string, args: string[], input?: string | Buffer) => execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 * MIB });
 
-let lab: Lab;
-let work: string;
+let room: StreamRoom | undefined;
 let host: ChildProcess | undefined;
 let hostLog = '';
 let browser: Browser | undefined;
@@ -55,21 +51,17 @@ let reference: Buffer;
 let compressedBytes = 0;
 let data = '';
 let bootCode: Buffer;
-const loops: string[] = [];
-const agentNs: string[] = [];
-let hostNs = '';
 
 before(async () => {
   if (skip) return;
   mkdirSync(shots, { recursive: true });
-  work = mkdtempSync(join(tmpdir(), 'bb-ui-stream-'));
-  data = join(work, 'data');
+  // The host namespace, a switch and one agent namespace a PC, on 198.18.9.0/24.
+  room = new StreamRoom('bbis', '198.18.9', PCS.length);
+  const { work } = room;
+  data = room.data;
   const root = join(work, 'root');
-  const bin = join(work, 'bin');
   mkdirSync(root);
   writeFileSync(join(root, 'ipxe.efi'), randomBytes(4096));
-  busyboxBin(join(work, 'busybox-bin'));
-  streamReceiverBin(bin);
   // The image: boot code and one raw partition of random data (it does not compress: the stream carries all of it).
   bootCode = Buffer.from('BOOTBENCH UI STREAM BOOT CODE '.repeat(20)).subarray(0, 440);
   reference = randomBytes(PART_MIB * MIB);
@@ -86,15 +78,9 @@ before(async () => {
   for (const pc of PCS) store.machines.create({ macs: [pc.mac], name: pc.name, group: 'stream-room' });
   store.close();
 
-  lab = new Lab('bbis');
-  hostNs = lab.namespace('h');
-  const switchNs = lab.namespace('w');
-  for (let i = 0; i < PCS.length; i++) agentNs.push(lab.namespace(`a${i}`));
-  lab.switchOf(switchNs, [
-    { ns: hostNs, ifname: 'eth0', cidr: `${HOST}/24` },
-    ...agentNs.map((ns, i) => ({ ns, ifname: 'eth0', cidr: `198.18.9.${10 + i}/24` })),
-  ]);
-  lab.exec(switchNs, 'ip', ['link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
+  room.setUp();
+  const { lab, hostNs } = room;
+  lab.exec(room.switchNs, 'ip', ['link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
   // The host's NIC at 40 Mbit/s: the stream lasts long enough to be watched on the screen.
   lab.exec(hostNs, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '40mbit', 'burst', '64kb', 'latency', '100ms']);
 
@@ -120,7 +106,7 @@ before(async () => {
       '--max-rate',
       MAX_RATE,
       '--http-port',
-      '8080',
+      String(HTTP_PORT),
       '--ui-port',
       '0',
       '--start',
@@ -130,7 +116,6 @@ before(async () => {
   host.stdout!.on('data', (d) => (hostLog += d));
   host.stderr!.on('data', (d) => (hostLog += d));
   browser = await launchChromiumInNamespace(hostNs, work);
-  void collectJsonLines; // the host logs plain lines
 });
 
 after(async () => {
@@ -138,34 +123,8 @@ after(async () => {
   await browser?.close().catch(() => {});
   host?.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
-  await lab?.destroy();
-  for (const dev of loops.reverse())
-    try {
-      run('losetup', ['-d', dev]);
-    } catch {
-      /* gone */
-    }
-  if (work) rmSync(work, { recursive: true, force: true });
+  await room?.destroy();
 });
-
-interface AgentRun {
-  code: number | null;
-  out: string;
-}
-
-/** agent.sh as PC `mac` in namespace `ns`, allowed to touch only `disk` (a loop device over a file of this test). */
-function agent(ns: string, mac: string, disk: string): Promise<AgentRun> {
-  const env = [
-    `PATH=${join(work, 'busybox-bin')}:${join(work, 'bin')}:/usr/sbin:/usr/bin:/sbin:/bin`,
-    `BOOTBENCH_AGENT_DISKS=${disk}`,
-    `BOOTBENCH_AGENT_TMP=${work}`,
-  ];
-  const child = lab.spawn(ns, '/usr/bin/env', ['-i', ...env, '/bin/busybox', 'sh', AGENT, 'run', `http://${HOST}:8080`, mac], { detached: true });
-  let out = '';
-  child.stdout?.on('data', (d) => (out += d));
-  child.stderr?.on('data', (d) => (out += d));
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })));
-}
 
 test(
   'a deploy held for Go on the Images screen: rows wait, Go starts the stream, its line moves, both PCs finish with their stream and repair shares',
@@ -199,14 +158,8 @@ test(
     await job.getByTestId('stream-start').filter({ hasText: 'Stream: waiting for Go (no PC ready yet).' }).waitFor({ timeout: 10_000 });
 
     // --- The PCs boot (agents in their namespaces) and wait for Go.
-    const disks = PCS.map((pc) => {
-      const file = join(work, `disk-${pc.mac.replace(/:/g, '')}.img`);
-      run('truncate', ['-s', `${DISK_MIB}M`, file]);
-      const dev = run('losetup', ['-f', '--show', file]).toString().trim();
-      loops.push(dev);
-      return { file, dev };
-    });
-    const agents = PCS.map((pc, i) => agent(agentNs[i], pc.mac, disks[i].dev));
+    const disks = PCS.map((pc) => room!.disk(pc.name, DISK_MIB));
+    const agents = PCS.map((pc, i) => room!.agent(room!.agentNs[i], pc.mac, disks[i].dev));
     let ended = false;
     void Promise.race(agents).then(() => (ended = true));
     await job.getByTestId('stream-start').filter({ hasText: 'waiting for Go (2 of 2 PCs ready)' }).waitFor({ timeout: 60_000 });
@@ -237,7 +190,7 @@ test(
       t.diagnostic(`${PCS[i].name}: ${/bb-stream-recv: .*/.exec(r.out)?.[0]}`);
       assert.equal(r.code, 0, `${PCS[i].name} failed:\n${r.out}\nhost:\n${hostLog}`);
       assert.match(r.out, /deployed image room to loop\d+, verified/);
-      run('sync', []);
+      execFileSync('sync');
       const disk = readFileSync(disks[i].file);
       assert.ok(disk.subarray(0, 440).equals(bootCode), `${PCS[i].name}: the boot code`);
       assert.ok(disk.subarray(PART_START * 512, PART_START * 512 + PART_MIB * MIB).equals(reference), `${PCS[i].name}: partition 1 equals the image`);
