@@ -210,6 +210,13 @@ describe('imaging jobs and the command line', () => {
       now += 2000;
       jobs.report(second.id, '52:54:00:00:00:0a', { phase: 'reading', bytes: 50 });
       assert.equal(jobs.get(second.id)!.machines[0].rate, 25);
+      // A report 50 ms later (as a partition begins) measures no rate of its own; the next tick measures from it.
+      now += 50;
+      jobs.report(second.id, '52:54:00:00:00:0a', { phase: 'reading', bytes: 60, part: 2 });
+      assert.equal(jobs.get(second.id)!.machines[0].rate, 25);
+      now += 1000;
+      jobs.report(second.id, '52:54:00:00:00:0a', { phase: 'reading', bytes: 80, part: 2 });
+      assert.equal(jobs.get(second.id)!.machines[0].rate, 20);
       assert.equal(jobs.failUnfinishedCaptures('the host stopped'), 1);
       assert.equal(jobs.pendingFor('52:54:00:00:00:0a'), undefined);
       assert.throws(() => jobs.create({ kind: 'capture', image: 'x', macs: ['a', 'b'] }), /not a MAC address/);
