@@ -6,8 +6,8 @@
 //             stream=GROUP:PORT:SESSION   (a deploy to several PCs: the image's multicast stream)
 //   manifest  label=gpt|dos  required=BYTES  disk=NAME size=BYTES model=M serial=S
 //             part=N start=SECTOR sectors=COUNT fs=TYPE tool=TOOL bytes=N sha256=HEX
-//             chunk=N SHA256 BYTES ... (in stream order; BYTES: the chunk's share of the partition's
-//                                      stream, what the agent counts as written once the chunk is)
+//             chunk=N SHA256 [BYTES] ... (in stream order; BYTES, from the host: the chunk's share of
+//                                      the partition's stream, what the agent counts once it wrote the chunk)
 //             table=LINE ...          (`sfdisk --dump`, one line each)
 //   report    phase=PHASE  bytes=N  total=N  part=N  reason=TEXT
 import { CHUNK_NAME } from './chunk-store.js';
@@ -123,7 +123,9 @@ export function parseCapturedManifest(text: string, meta: { name: string; mac: s
         break;
       }
       case 'chunk': {
-        const [n, sha] = value.split(' ');
+        const [n, sha, share, ...rest] = value.split(' ');
+        if (share !== undefined) count(share, "a chunk's bytes");
+        if (rest.length) throw new ImageError(`unexpected manifest line "${line.slice(0, 60)}"`);
         const p = partitions.get(count(n, 'chunk partition'));
         if (!p) throw new ImageError(`chunk for partition ${n}, which was not described before it`);
         if (!CHUNK_NAME.test(sha ?? '')) throw new ImageError(`chunk name "${sha}" is not a SHA-256`);

@@ -130,6 +130,8 @@ describe('the agent protocol', () => {
       [good.replace(/bytes=1000/, 'bytes=0'), /read as empty/],
       [`${good}rm -rf /\n`, /unexpected manifest line/],
       [good.replace(/^chunk=1 b+ /m, 'chunk=1 nothex '), /not a SHA-256/],
+      [good.replace(/^(chunk=1 b+) \d+$/m, '$1 lots'), /a chunk's bytes must be a whole number/],
+      [good.replace(/^(chunk=1 b+ \d+)$/m, '$1 extra'), /unexpected manifest line/],
     ];
     for (const [text, reason] of cases) assert.throws(() => parseCapturedManifest(text, { name: 'x', mac: 'm', now: 1 }), reason);
   });
