@@ -162,13 +162,15 @@ send_report() {
   [ "$report_total" -gt 0 ] && [ "$report_bytes" -gt "$report_total" ] && report_bytes=$report_total
   { echo "phase=$report_phase"; echo "bytes=$report_bytes"; echo "total=$report_total"
     [ -n "$report_part" ] && echo "part=$report_part"
-    [ $# -ge 1 ] && echo "reason=$1"; } >"$TMP/report"
-  http_post_file "/imaging/jobs/$JOB/report?mac=$MAC" "$TMP/report"
+    [ $# -ge 1 ] && echo "reason=$1"; } >"$TMP/$REPORT_FILE"
+  http_post_file "/imaging/jobs/$JOB/report?mac=$MAC" "$TMP/$REPORT_FILE"
 }
+REPORT_FILE=report
 
-# At least one report a second while work goes on.
+# At least one report a second while work goes on (its own report file: the agent also
+# reports between its ticks).
 start_reporter() {
-  ( while :; do sleep 1; send_report 2>/dev/null; done ) &
+  ( REPORT_FILE=report.tick; while :; do sleep 1; send_report 2>/dev/null; done ) &
   REPORTER=$!
 }
 
@@ -336,7 +338,9 @@ capture() {
 # only once every chunk in it hashed to its name. A process per chunk cost more than the
 # data itself.
 verified_stream() {
-  grep "^chunk=$1 " "$TMP/manifest" | cut -d' ' -f2 >"$TMP/want"
+  # "SHA BYTES" lines: BYTES is what the chunk adds to the partition's stream (a host before
+  # it sent none: then 4 MiB, the capture's cut, is counted).
+  grep "^chunk=$1 " "$TMP/manifest" | cut -d' ' -f2,3 >"$TMP/want"
   # bb-imgio fetches ahead over one connection and checks each chunk before writing any of it.
   if [ -n "$IMGIO" ]; then
     bb-imgio get -u "$SERVER" -n "$1" -l "$TMP/want" -b "$TMP/bytes" -e "$TMP/why" || exit 1
@@ -344,9 +348,10 @@ verified_stream() {
   fi
   rm -rf "$TMP/batch"; mkdir -p "$TMP/batch"
   k=0; i=0
-  while read -r sha; do
-    [ "$i" -eq 0 ] && : >"$TMP/batch/$k.list"
+  while read -r sha size; do
+    [ "$i" -eq 0 ] && : >"$TMP/batch/$k.list" && : >"$TMP/batch/$k.sizes"
     echo "$sha" >>"$TMP/batch/$k.list"
+    echo "${size:-$((CHUNK_MIB * 1048576))}" >>"$TMP/batch/$k.sizes"
     i=$((i + 1))
     [ "$i" -eq "$BATCH" ] && { k=$((k + 1)); i=0; }
   done <"$TMP/want"
@@ -386,11 +391,13 @@ fetch_batch() {
 
 # Decompresses batch $1's chunks, checked by fetch_batch, to stdout in order.
 write_batch() {
-  list=$TMP/batch/$1.list; dir=$TMP/batch/$1.d
+  list=$TMP/batch/$1.list; dir=$TMP/batch/$1.d; sizes=$TMP/batch/$1.sizes
   set --
   while read -r sha; do set -- "$@" "$dir/$sha"; done <"$list"
   zstd -q -d -c "$@" || { echo "a chunk of $(tr '\n' ' ' <"$list")does not decompress" >"$TMP/why"; return 1; }
-  echo $(($(cat "$TMP/bytes") + $# * CHUNK_MIB * 1048576)) >"$TMP/bytes"
+  added=0
+  while read -r size; do added=$((added + size)); done <"$sizes"
+  echo $(($(cat "$TMP/bytes") + added)) >"$TMP/bytes"
   rm -rf "$dir"
 }
 
@@ -477,6 +484,9 @@ deploy() {
     echo "$n $dev $tool $sha $fs $bytes $sectors" >>"$TMP/devices"
     echo "$n" >"$TMP/part"
     set_state writing
+    # Told at once, not at the next tick: the row names the partition, and the bytes so far
+    # are exactly the partitions before it.
+    send_report 2>/dev/null
     rm -f "$TMP/why"
     partition_stream "$n" | write_partition "$tool" "$dev" \
       || fail "writing partition $n failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" | tr '\n' ' ')"

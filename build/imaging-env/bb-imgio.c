@@ -8,7 +8,7 @@
 //       Appends "chunk=PART SHA" per chunk to CHUNKLIST in stream order once all are stored, and prints
 //       "BYTES SHA256" of the whole stream on stdout at the end.
 //   bb-imgio get -u URL -n PART -l LIST [-b BYTESFILE] [-e WHYFILE]
-//       Fetches the chunks named in LIST (one SHA-256 a line) over one keep-alive connection,
+//       Fetches the chunks named in LIST (a SHA-256 first on each line) over one keep-alive connection,
 //       checks each against its name before anything of it is written, and writes the
 //       decompressed stream to stdout.
 //   bb-imgio hash

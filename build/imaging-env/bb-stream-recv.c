@@ -3,8 +3,9 @@
 //   bb-stream-recv -g GROUP:PORT:SESSION -s http://HOST:PORT -m MAC -l LIST -o DIR
 //                  [-w WINDOW] [-b BYTESFILE] [-e WHYFILE] [-S STATSFILE]
 //
-// LIST holds the image's chunks in manifest order, one "PART SHA256" line each (the line
-// number is the chunk's index in the stream). The chunks of partition N are written, each
+// LIST holds the image's chunks in manifest order, one "PART SHA256 BYTES" line each (the line
+// number is the chunk's index in the stream; BYTES, the chunk's share of the partition's
+// stream once decompressed, is what BYTESFILE counts for it: 4 MiB when a line has none). The chunks of partition N are written, each
 // checked against its SHA-256 and still compressed, to DIR/part-N (a FIFO the agent reads
 // with zstd -d), partition after partition. One process serves the whole deploy, so the
 // group membership and the chunks buffered ahead survive the change of partition.
@@ -147,6 +148,7 @@ static struct {
   uint32_t count;
   char (*sha)[65];
   int *part;
+  uint64_t *raw; /* BYTES of each chunk */
 } cfg;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -639,16 +641,22 @@ int main(int argc, char **argv) {
   size_t cap = 1024;
   cfg.sha = malloc(cap * sizeof *cfg.sha);
   cfg.part = malloc(cap * sizeof *cfg.part);
+  cfg.raw = malloc(cap * sizeof *cfg.raw);
   int part;
-  char sha[80];
-  while (fscanf(lf, "%d %79s", &part, sha) == 2) {
-    if (strlen(sha) != 64) die("chunk list line %u: \"%s\" is not a SHA-256", cfg.count + 1, sha);
+  char sha[80], line[256];
+  unsigned long long raw;
+  while (fgets(line, sizeof line, lf)) {
+    int fields = sscanf(line, "%d %79s %llu", &part, sha, &raw);
+    if (fields <= 0) continue;
+    if (fields < 2 || strlen(sha) != 64) die("chunk list line %u: \"%.80s\" is not PART SHA-256 [BYTES]", cfg.count + 1, line);
     if (cfg.count == cap) {
       cap *= 2;
       cfg.sha = realloc(cfg.sha, cap * sizeof *cfg.sha);
       cfg.part = realloc(cfg.part, cap * sizeof *cfg.part);
+      cfg.raw = realloc(cfg.raw, cap * sizeof *cfg.raw);
     }
     memcpy(cfg.sha[cfg.count], sha, 65);
+    cfg.raw[cfg.count] = fields == 3 ? raw : (uint64_t)CHUNK_MIB * 1048576;
     cfg.part[cfg.count++] = part;
   }
   fclose(lf);
@@ -680,12 +688,12 @@ int main(int argc, char **argv) {
 
   slots = calloc((size_t)cfg.window, sizeof *slots);
   for (int i = 0; i < cfg.window; i++) slots[i].idx = -1;
-  uint64_t bytes_base = 0;
+  uint64_t bytes_done = 0;
   if (cfg.bytes_file) {
     FILE *bf = fopen(cfg.bytes_file, "r");
     if (bf) {
       unsigned long long v;
-      if (fscanf(bf, "%llu", &v) == 1) bytes_base = v;
+      if (fscanf(bf, "%llu", &v) == 1) bytes_done = v;
       fclose(bf);
     }
   }
@@ -762,7 +770,8 @@ int main(int argc, char **argv) {
     free_slot(s);
     next_idx = i + 1;
     pthread_mutex_unlock(&mu);
-    write_bytes_file(bytes_base + (uint64_t)(i + 1) * CHUNK_MIB * 1048576);
+    bytes_done += cfg.raw[i];
+    write_bytes_file(bytes_done);
   }
   if (out >= 0) close(out);
   pthread_mutex_lock(&mu);

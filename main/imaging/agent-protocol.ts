@@ -6,7 +6,8 @@
 //             stream=GROUP:PORT:SESSION   (a deploy to several PCs: the image's multicast stream)
 //   manifest  label=gpt|dos  required=BYTES  disk=NAME size=BYTES model=M serial=S
 //             part=N start=SECTOR sectors=COUNT fs=TYPE tool=TOOL bytes=N sha256=HEX
-//             chunk=N SHA256 ...      (in stream order)
+//             chunk=N SHA256 [BYTES] ... (in stream order; BYTES, from the host: the chunk's share of
+//                                      the partition's stream, what the agent counts once it wrote the chunk)
 //             table=LINE ...          (`sfdisk --dump`, one line each)
 //   report    phase=PHASE  bytes=N  total=N  part=N  reason=TEXT
 import { CHUNK_NAME } from './chunk-store.js';
@@ -36,12 +37,33 @@ export function renderTask(job: ImageJob | undefined, hostname?: string, stream?
   ].join('\n');
 }
 
+/** A capture cuts each partition's stream into chunks of this size; only the last is shorter. */
+export const CAPTURE_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The stream bytes each chunk of a partition holds, adding up to the partition's stream: the
+ * agent counts these as written, not a chunk's nominal 4 MiB (the boot area's one chunk is
+ * 440 bytes on a GPT disk, and a partition's last chunk is short). A partition whose length
+ * the capture's cut does not explain gets its bytes spread evenly, still adding up.
+ */
+export function chunkStreamBytes(p: Pick<ImagePartition, 'streamBytes' | 'chunks'>): number[] {
+  const n = p.chunks.length;
+  if (n === 0) return [];
+  const last = p.streamBytes - (n - 1) * CAPTURE_CHUNK_BYTES;
+  if (last > 0 && last <= CAPTURE_CHUNK_BYTES) return p.chunks.map((_, i) => (i === n - 1 ? last : CAPTURE_CHUNK_BYTES));
+  const each = Math.floor(p.streamBytes / n);
+  return p.chunks.map((_, i) => (i === n - 1 ? p.streamBytes - each * (n - 1) : each));
+}
+
 export function renderManifest(manifest: ImageManifest): string {
   const lines = [`label=${manifest.label}`, `required=${requiredDiskBytes(manifest)}`];
   for (const p of manifest.partitions) {
     lines.push(`part=${p.number} start=${p.start} sectors=${p.sectors} fs=${p.fs || '-'} tool=${p.tool} bytes=${p.streamBytes} sha256=${p.streamSha256}`);
   }
-  for (const p of manifest.partitions) for (const sha of p.chunks) lines.push(`chunk=${p.number} ${sha}`);
+  for (const p of manifest.partitions) {
+    const sizes = chunkStreamBytes(p);
+    p.chunks.forEach((sha, i) => lines.push(`chunk=${p.number} ${sha} ${sizes[i]}`));
+  }
   for (const line of manifest.table.split('\n')) if (line.trim()) lines.push(`table=${line}`);
   return `${lines.join('\n')}\n`;
 }
@@ -101,7 +123,9 @@ export function parseCapturedManifest(text: string, meta: { name: string; mac: s
         break;
       }
       case 'chunk': {
-        const [n, sha] = value.split(' ');
+        const [n, sha, share, ...rest] = value.split(' ');
+        if (share !== undefined) count(share, "a chunk's bytes");
+        if (rest.length) throw new ImageError(`unexpected manifest line "${line.slice(0, 60)}"`);
         const p = partitions.get(count(n, 'chunk partition'));
         if (!p) throw new ImageError(`chunk for partition ${n}, which was not described before it`);
         if (!CHUNK_NAME.test(sha ?? '')) throw new ImageError(`chunk name "${sha}" is not a SHA-256`);

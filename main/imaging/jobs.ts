@@ -21,7 +21,6 @@ export const PHASES: readonly MachinePhase[] = [
   'done',
   'failed',
 ];
-/** Phases in which the agent runs and reports at least once a second. */
 /** Phases that work on one partition at a time. */
 const PARTITION_PHASES = new Set<MachinePhase>(['reading', 'writing', 'verifying']);
 
@@ -31,6 +30,10 @@ const PARTITION_PHASES = new Set<MachinePhase>(['reading', 'writing', 'verifying
  */
 export const ANY_MACHINE = '*';
 
+/** The shortest time between two reports that a rate is measured over (the agent reports every second). */
+const MIN_RATE_SECONDS = 0.5;
+
+/** Phases in which the agent runs and reports at least once a second. */
 export const WORKING_PHASES: readonly MachinePhase[] = ['booting', 'checking', 'partitioning', 'reading', 'writing', 'verifying', 'naming'];
 
 /** What the agent reports: phase, progress, the partition it works on, why it failed. */
@@ -240,7 +243,9 @@ export class ImagingJobs {
     const now = this.now();
     const bytes = update.bytes ?? previous.bytes;
     const seconds = (now - previous.updated_at) / 1000;
-    const rate = update.phase === previous.phase && seconds > 0 && bytes >= previous.bytes ? (bytes - previous.bytes) / seconds : previous.rate;
+    // A report right after the last one (the agent also reports as each partition begins) spans
+    // too little time to measure a rate by: the last rate stands until the next tick.
+    const rate = update.phase === previous.phase && seconds >= MIN_RATE_SECONDS && bytes >= previous.bytes ? (bytes - previous.bytes) / seconds : previous.rate;
     const result = update.phase === 'done' ? 'done' : update.phase === 'failed' ? 'failed' : null;
     // A failed PC keeps the partition it was on, so its row says where it stopped.
     const part = PARTITION_PHASES.has(update.phase) ? (update.part ?? null) : update.phase === 'failed' ? previous.part : null;

@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImageCatalog, ImagingJobs, ImagingRoutes } from '../../main/imaging/index.js';
+import { ImageCatalog, ImagingJobs, ImagingRoutes, type MachineReport } from '../../main/imaging/index.js';
 import { openStore, type Store } from '../../main/store/index.js';
 import { silentLogger } from '../../main/core/logger.js';
 import { damageChunk } from '../helpers/damaged-chunk.js';
@@ -127,6 +127,26 @@ else
       mounts.splice(mounts.indexOf(dir), 1);
     }
 
+    const reports: { job: number; mac: string; report: MachineReport }[] = [];
+
+    /**
+     * The row's "X of Y" while writing counts the bytes really written: as partition N begins,
+     * the agent reports exactly the streams of the partitions before it (the boot area's 440
+     * bytes, not a chunk's nominal 4 MiB), and never more than the image's total.
+     */
+    function assertWritingProgress(jobId: number, image: string, label: string): void {
+      const parts = catalog.get(image)!.partitions;
+      const total = parts.reduce((n, p) => n + p.streamBytes, 0);
+      const writing = reports.filter((r) => r.job === jobId && r.report.phase === 'writing').map((r) => r.report);
+      let before = 0;
+      for (const p of parts) {
+        const seen = writing.filter((r) => r.part === p.number).map((r) => r.bytes);
+        assert.ok(seen.includes(before), `${label}: as partition ${p.number} began, ${before} bytes were written; reports said ${seen.join(', ')}`);
+        before += p.streamBytes;
+      }
+      for (const r of writing) assert.ok(r.total === total && r.bytes! <= total, `${label}: ${r.bytes} of ${r.total}, the image's total is ${total}`);
+    }
+
     /** Runs the agent as the PC with `mac`, allowed to see only `disks` (with bb-imgio unless `imgio` is false). */
     function agent(mac: string, disks: string[], imgio = true): Promise<{ code: number | null; out: string }> {
       return runAgent(url, mac, disks, work, imgio);
@@ -137,7 +157,13 @@ else
       catalog = new ImageCatalog(join(work, 'data'));
       jobs = new ImagingJobs(store.db);
       store.machines.create({ macs: [TARGET_MAC], name: 'pc-07' });
-      const routes = new ImagingRoutes({ catalog, jobs, logger: silentLogger, machineName: (mac) => store.machines.findByMac(mac)?.name });
+      const routes = new ImagingRoutes({
+        catalog,
+        jobs,
+        logger: silentLogger,
+        machineName: (mac) => store.machines.findByMac(mac)?.name,
+        onProgress: (job, mac, _phase, report) => reports.push({ job: job.id, mac, report }),
+      });
       server = createServer((req, res) => {
         void routes.handle(req, res, new URL(req.url ?? '/', 'http://x')).then((handled) => {
           if (!handled) res.writeHead(404).end();
@@ -245,6 +271,7 @@ else
       assert.equal(row.result, 'done');
       assert.equal(row.phase, 'done');
       assert.ok(row.total > 0 && row.bytes === row.total, `bytes ${row.bytes} of ${row.total}`);
+      assertWritingProgress(job.id, 'lab-ref', imgioBin(work) ? 'bb-imgio' : 'shell path');
 
       const refFile = join(work, 'reference.img');
       assert.deepEqual(partitions(target.file), partitions(refFile), 'partition tables differ');
@@ -279,6 +306,7 @@ else
       const deployed = await agent(TARGET_MAC, [target.dev], false);
       assert.equal(deployed.code, 0, `agent failed:\n${deployed.out}\n${JSON.stringify(jobs.get(deployJob.id))}`);
       assert.match(deployed.out, /deployed image lab-ref to loop\d+, verified/);
+      assertWritingProgress(deployJob.id, 'lab-ref', 'shell path');
       const raw = partitionLoop(target.file, 4, true);
       assert.equal(sha256(readFileSync(raw)), sha256(rawPartition), 'raw partition differs');
     });

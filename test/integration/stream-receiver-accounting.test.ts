@@ -55,7 +55,13 @@ test(
       writeFileSync(file, c);
       return file;
     });
-    writeFileSync(join(work, 'list'), chunks.map((c) => `1 ${createHash('sha256').update(c).digest('hex')}\n`).join(''));
+    // Each line's third field is the chunk's share of the partition's stream, what the progress
+    // file counts for it: the boot code's 440 bytes, a short last chunk; a line without one (a
+    // host before the field) counts the capture's 4 MiB.
+    const shares = ['440', '100000', ''];
+    writeFileSync(join(work, 'list'), chunks.map((c, i) => `1 ${createHash('sha256').update(c).digest('hex')}${shares[i] ? ` ${shares[i]}` : ''}\n`).join(''));
+    const progress = join(work, 'bytes');
+    writeFileSync(progress, '1000\n');
     const out = join(work, 'out');
     execFileSync('mkdir', [out]);
     execFileSync('mkfifo', [join(out, 'part-1')]);
@@ -110,6 +116,8 @@ test(
       out,
       '-S',
       stats,
+      '-b',
+      progress,
     ]);
     let stderr = '';
     receiver.stderr?.on('data', (d) => (stderr += d));
@@ -118,6 +126,8 @@ test(
     t.diagnostic(stderr.trim());
     assert.equal(code, 0, `the receiver failed:\n${stderr}\nrunner:\n${events.stderr()}`);
     assert.ok(Buffer.concat(written).equals(Buffer.concat(chunks)), 'it wrote the chunks, in order');
+
+    assert.equal(readFileSync(progress, 'utf8'), `${1000 + 440 + 100000 + 4 * 1024 * 1024}\n`, "the progress file: what was there, plus each chunk's share");
 
     const total = sizes.reduce((a, b) => a + b, 0);
     // Repaired: all of chunk 1 (a third of it streamed is dropped, not counted), and blocks 3, 5 and 28 of chunk 2.

@@ -18,6 +18,7 @@ import {
   type ImageManifest,
 } from '../../main/imaging/index.js';
 import { ChunkError } from '../../main/imaging/chunk-store.js';
+import { chunkStreamBytes } from '../../main/imaging/agent-protocol.js';
 import { openStore } from '../../main/store/index.js';
 import { imageCommand } from '../../main/cli/imaging.js';
 import { makeTempDir } from '../helpers/store-temp.js';
@@ -128,9 +129,53 @@ describe('the agent protocol', () => {
       [good.replace(/^disk=.*$/m, ''), /does not describe the source disk/],
       [good.replace(/bytes=1000/, 'bytes=0'), /read as empty/],
       [`${good}rm -rf /\n`, /unexpected manifest line/],
-      [good.replace(/^chunk=1 b+$/m, 'chunk=1 nothex'), /not a SHA-256/],
+      [good.replace(/^chunk=1 b+ /m, 'chunk=1 nothex '), /not a SHA-256/],
+      [good.replace(/^(chunk=1 b+) \d+$/m, '$1 lots'), /a chunk's bytes must be a whole number/],
+      [good.replace(/^(chunk=1 b+ \d+)$/m, '$1 extra'), /unexpected manifest line/],
     ];
     for (const [text, reason] of cases) assert.throws(() => parseCapturedManifest(text, { name: 'x', mac: 'm', now: 1 }), reason);
+  });
+
+  test("each chunk line carries the chunk's true share of the stream: the boot code's 440 bytes, a short last chunk", () => {
+    const MIB = 1024 * 1024;
+    const names = (n: number, c: string) => Array.from({ length: n }, (_, i) => `${c}${i}`.padEnd(64, c));
+    const image: ImageManifest = {
+      ...base,
+      partitions: [
+        { ...base.partitions[0], number: 0, tool: 'boot', fs: '', streamBytes: 440, chunks: names(1, 'd') },
+        { ...base.partitions[0], number: 1, streamBytes: 2 * 4 * MIB + 12345, chunks: names(3, 'e') },
+        { ...base.partitions[0], number: 2, tool: 'dd', streamBytes: 8 * MIB, chunks: names(2, 'f') },
+      ],
+    };
+    const lines = renderManifest(image)
+      .split('\n')
+      .filter((l) => l.startsWith('chunk='))
+      .map((l) => l.split(' '));
+    assert.deepEqual(
+      lines.map(([part, , bytes]) => [part, Number(bytes)]),
+      [
+        ['chunk=0', 440],
+        ['chunk=1', 4 * MIB],
+        ['chunk=1', 4 * MIB],
+        ['chunk=1', 12345],
+        ['chunk=2', 4 * MIB],
+        ['chunk=2', 4 * MIB],
+      ],
+    );
+    // What the agent counts at the end of each partition is that partition's stream, so "X of Y" ends at Y.
+    for (const p of image.partitions)
+      assert.equal(
+        chunkStreamBytes(p).reduce((a, b) => a + b, 0),
+        p.streamBytes,
+      );
+    // A stream the capture's 4 MiB cut does not explain still adds up.
+    assert.deepEqual(chunkStreamBytes({ streamBytes: 1000, chunks: ['x', 'y', 'z'] }), [333, 333, 334]);
+    // The capture side still sends two fields, and an agent's manifest with three parses the same.
+    const text = `${renderManifest(image)}disk=vda size=${64 << 20}\n`;
+    assert.deepEqual(
+      parseCapturedManifest(text, { name: 'ref', mac: base.source.mac, now: 1 }).partitions.map((p) => p.chunks),
+      image.partitions.map((p) => p.chunks),
+    );
   });
 
   test('reports and tasks', () => {
@@ -167,6 +212,13 @@ describe('imaging jobs and the command line', () => {
       now += 2000;
       jobs.report(second.id, '52:54:00:00:00:0a', { phase: 'reading', bytes: 50 });
       assert.equal(jobs.get(second.id)!.machines[0].rate, 25);
+      // A report 50 ms later (as a partition begins) measures no rate of its own; the next tick measures from it.
+      now += 50;
+      jobs.report(second.id, '52:54:00:00:00:0a', { phase: 'reading', bytes: 60, part: 2 });
+      assert.equal(jobs.get(second.id)!.machines[0].rate, 25);
+      now += 1000;
+      jobs.report(second.id, '52:54:00:00:00:0a', { phase: 'reading', bytes: 80, part: 2 });
+      assert.equal(jobs.get(second.id)!.machines[0].rate, 20);
       assert.equal(jobs.failUnfinishedCaptures('the host stopped'), 1);
       assert.equal(jobs.pendingFor('52:54:00:00:00:0a'), undefined);
       assert.throws(() => jobs.create({ kind: 'capture', image: 'x', macs: ['a', 'b'] }), /not a MAC address/);

@@ -674,6 +674,56 @@ describe('ImagesState', () => {
     assert.equal(state.verifying, undefined);
   });
 
+  test("a notice about a job goes once the job's own lines tell the rest: Go once the stream started, a deploy once its PCs booted", async () => {
+    const s = new ManualScheduler();
+    const pcs = (phase: ImagingMachineRow['phase']) => [pcRow({ phase }), pcRow({ mac: '52:54:00:00:00:02', phase })];
+    const waitingForGo = job(8, { machines: pcs('partitioning'), start: { manual: true } });
+    const transport = new FakeTransport({
+      'images:list': () => [image('gpt-ref')],
+      'imaging:jobs': () => [waitingForGo],
+      'images:deploy': () => job(9, { machines: pcs('waiting') }),
+      'images:go': () => ({ ...waitingForGo, goAt: 5 }),
+      'images:verify': (r) => ({ name: r.name, chunks: 4, bad: [], missing: [], ok: true }),
+    });
+    const state = new ImagesState(new ApiClient(transport), 250, s);
+    await state.load();
+
+    assert.equal(await state.go(8), true);
+    assert.match(state.notice!.text, /^Job 8: Go given\. The stream starts within a second/);
+    // Reports while the stream has not started yet leave it; the stream's start takes it away.
+    state.apply({ jobs: [{ ...waitingForGo, goAt: 5, machines: pcs('writing') }] });
+    s.advance(300);
+    assert.match(state.notice?.text ?? '', /Go given/, 'still true while the stream has not started');
+    state.apply({ jobs: [{ ...waitingForGo, goAt: 5, streamStartedAt: 6, machines: pcs('writing') }] });
+    s.advance(300);
+    assert.equal(state.notice, undefined, 'the stream started: its line says so, the notice is history');
+
+    // A job that ended without the host saying the stream started (all PCs failed) ends it too.
+    await state.go(8);
+    state.apply({ jobs: [{ ...waitingForGo, machines: pcs('failed').map((m) => ({ ...m, result: 'failed' as const })) }] });
+    s.advance(300);
+    assert.equal(state.notice, undefined, 'the job ended');
+
+    // "The next network boot ... deploys" stays while a PC has still to boot.
+    await state.deploy({ image: 'gpt-ref', group: 'row-a' });
+    assert.match(state.notice!.text, /^Job 9: the next network boot of each of the 2 PCs deploys/);
+    state.apply({ jobs: [job(9, { machines: [pcRow({ phase: 'booting' }), pcRow({ mac: '52:54:00:00:00:02' })] })] });
+    s.advance(300);
+    assert.match(state.notice?.text ?? '', /^Job 9:/, 'one PC has yet to boot');
+    state.apply({ jobs: [job(8, { machines: pcs('done') })] });
+    s.advance(300);
+    assert.match(state.notice?.text ?? '', /^Job 9:/, "another job's news leaves it");
+    state.apply({ jobs: [job(9, { machines: pcs('writing') })] });
+    s.advance(300);
+    assert.equal(state.notice, undefined, 'both PCs booted: their rows take over');
+
+    // A notice about no job (a verify's answer) is not history when jobs move.
+    await state.verify('gpt-ref');
+    state.apply({ jobs: [job(9, { machines: pcs('verifying') })] });
+    s.advance(300);
+    assert.equal(state.notice?.text, '"gpt-ref": all 4 chunks check out.');
+  });
+
   test('phase words, progress, ETA and a silent PC', () => {
     assert.equal(phaseLabel(pcRow()), 'waiting to boot');
     assert.equal(phaseLabel(pcRow({ phase: 'naming' })), 'naming the PC');

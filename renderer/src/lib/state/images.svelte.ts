@@ -67,6 +67,34 @@ export function streamStartWords(job: Pick<ImagingJob, 'start' | 'goAt' | 'strea
   return `${ready}, starts when ${when}${timer}`;
 }
 
+/**
+ * The answer to an action, in words. One about a job can turn into history while it is shown
+ * ("the next network boot ... deploys", "the stream starts within a second"): `over` says when,
+ * and the notice then goes, as the job's own lines tell the rest.
+ */
+export interface ImagesNotice {
+  kind: 'ok' | 'warn' | 'bad';
+  text: string;
+  job?: { id: number; over: (job: ImagingJob) => boolean };
+}
+
+/** "At the next network boot" is history once every PC of the job has booted (or ended): its rows go on from there. */
+export function everyPcBooted(job: Pick<ImagingJob, 'machines'>): boolean {
+  return job.machines.every((m) => m.result !== undefined || m.phase !== 'waiting');
+}
+
+/** "The stream starts within a second" is history once it started (its line then says so) or the job ended. */
+export function streamUnderWay(job: Pick<ImagingJob, 'machines' | 'stream' | 'streamStartedAt'>): boolean {
+  return job.streamStartedAt !== undefined || job.stream?.start?.started === true || job.machines.every((m) => m.result !== undefined);
+}
+
+/** Whether a notice about a job is now history, given the jobs as shown (a job no longer shown leaves it be). */
+export function noticeOver(notice: ImagesNotice | undefined, jobs: readonly ImagingJob[]): boolean {
+  if (!notice?.job) return false;
+  const job = jobs.find((j) => j.id === notice.job!.id);
+  return job !== undefined && notice.job.over(job);
+}
+
 /** Newest first; a pushed job replaces the one with its id. */
 export function mergeJobs(current: ImagingJob[], changed: ImagingJob[]): ImagingJob[] {
   const byId = new Map(current.map((j) => [j.id, j]));
@@ -80,8 +108,8 @@ export class ImagesState {
   /** PCs still at work over all jobs shown. */
   working = $derived(this.jobs.reduce((n, j) => n + j.machines.filter((m) => !m.result).length, 0));
   error = $state<string | undefined>(undefined);
-  /** The answer to the last action, in words. */
-  notice = $state.raw<{ kind: 'ok' | 'warn' | 'bad'; text: string } | undefined>(undefined);
+  /** The answer to the last action, in words, while it is not history. */
+  notice = $state.raw<ImagesNotice | undefined>(undefined);
   /** An image being verified (it re-hashes every chunk: it takes a while for a big one). */
   verifying = $state<string | undefined>(undefined);
   busy = $state(false);
@@ -103,7 +131,7 @@ export class ImagesState {
       this.images = images;
       this.throttle.cancel();
       this.pending = [];
-      this.jobs = mergeJobs([], jobs);
+      this.setJobs(mergeJobs([], jobs));
       this.error = undefined;
     } catch (err) {
       this.error = (err as Error).message;
@@ -114,7 +142,7 @@ export class ImagesState {
   async refreshJobs(): Promise<void> {
     try {
       const jobs = await this.api.call('imaging:jobs');
-      this.jobs = mergeJobs([], jobs);
+      this.setJobs(mergeJobs([], jobs));
     } catch (err) {
       this.error = (err as Error).message;
     }
@@ -135,9 +163,15 @@ export class ImagesState {
     const finishedDeploy = changed.some(
       (j) => j.kind === 'deploy' && j.machines.every((m) => m.result) && this.images.some((i) => i.deployingJobs.includes(j.id)),
     );
-    this.jobs = mergeJobs(this.jobs, changed);
+    this.setJobs(mergeJobs(this.jobs, changed));
     // A capture that ended well is a new image; a deploy that ended frees its image for deletion.
     if (finishedCapture || finishedDeploy) void this.reloadImages();
+  }
+
+  /** The jobs as they now stand; a notice about one of them that they made history goes. */
+  private setJobs(jobs: ImagingJob[]): void {
+    this.jobs = jobs;
+    if (noticeOver(this.notice, jobs)) this.notice = undefined;
   }
 
   private async reloadImages(): Promise<void> {
@@ -148,11 +182,13 @@ export class ImagesState {
     }
   }
 
-  private async act(work: () => Promise<string>): Promise<boolean> {
+  /** Runs an action; its answer (words, or words about a job with when they turn into history) becomes the notice. */
+  private async act(work: () => Promise<string | Omit<ImagesNotice, 'kind'>>): Promise<boolean> {
     this.busy = true;
     this.notice = undefined;
     try {
-      this.notice = { kind: 'ok', text: await work() };
+      const answer = await work();
+      this.notice = typeof answer === 'string' ? { kind: 'ok', text: answer } : { kind: 'ok', ...answer };
       return true;
     } catch (err) {
       this.notice = { kind: 'bad', text: (err as Error).message };
@@ -166,7 +202,10 @@ export class ImagesState {
     return this.act(async () => {
       const job = await this.api.call('images:capture', request);
       this.jobs = mergeJobs(this.jobs, [job]);
-      return `Job ${job.id}: the next network boot of ${machineLabel} captures its disk into "${job.image}".`;
+      return {
+        text: `Job ${job.id}: the next network boot of ${machineLabel} captures its disk into "${job.image}".`,
+        job: { id: job.id, over: everyPcBooted },
+      };
     });
   }
 
@@ -176,7 +215,10 @@ export class ImagesState {
       this.jobs = mergeJobs(this.jobs, [job]);
       await this.reloadImages();
       const count = job.machines.length;
-      return `Job ${job.id}: the next network boot of ${count === 1 ? 'the PC' : `each of the ${count} PCs`} deploys "${job.image}".`;
+      return {
+        text: `Job ${job.id}: the next network boot of ${count === 1 ? 'the PC' : `each of the ${count} PCs`} deploys "${job.image}".`,
+        job: { id: job.id, over: everyPcBooted },
+      };
     });
   }
 
@@ -185,7 +227,10 @@ export class ImagesState {
     return this.act(async () => {
       const job = await this.api.call('images:go', { jobId });
       this.jobs = mergeJobs(this.jobs, [job]);
-      return `Job ${job.id}: Go given. The stream starts within a second; PCs not ready yet join it when they are.`;
+      return {
+        text: `Job ${job.id}: Go given. The stream starts within a second; PCs not ready yet join it when they are.`,
+        job: { id: job.id, over: streamUnderWay },
+      };
     });
   }
 
