@@ -364,17 +364,59 @@ describe('stream schedule: rate', () => {
     assert.equal(s.rate, 50_000_000);
   });
 
-  test('doubles until the median PC first sees loss; from then on it grows by a quarter', () => {
+  test('doubles until the median PC first sees loss; then goes to what the median PC got per second, a little below', () => {
     const s = room([A, B, C]);
-    report(s, 250, { [A]: [1000, 0], [B]: [1000, 0], [C]: [1000, 0] });
-    s.adapt(250, true);
+    report(s, 100, { [A]: [700, 0], [B]: [700, 0], [C]: [700, 0] });
+    s.adapt(100, true);
     assert.equal(s.rate, 20_000_000);
-    report(s, 500, { [A]: [1900, 100], [B]: [1950, 50], [C]: [2000, 0] });
-    s.adapt(500, true);
-    assert.equal(s.rate, 7_000_000, 'the first loss at most PCs: the doubling undone (its loss shows late), then x0.7');
-    report(s, 750, { [A]: [2900, 100], [B]: [2950, 50], [C]: [3000, 0] });
-    s.adapt(750, true);
-    assert.equal(s.rate, 8_750_000, 'no loss again: x1.25, not x2');
+    // 1000 datagrams of 1494 bytes on the wire in 100 ms: the path carries 14.94 MB/s.
+    report(s, 200, { [A]: [1700, 300], [B]: [1700, 250], [C]: [1800, 0] });
+    s.adapt(200, true);
+    assert.ok(Math.abs(s.rate - 14_940_000 * 0.97) < 1, `rate ${s.rate}: not x0.7 of the sending rate, nor the doubling undone`);
+    report(s, 300, { [A]: [2700, 300], [B]: [2700, 250], [C]: [2800, 0] });
+    s.adapt(450, true);
+    assert.ok(Math.abs(s.rate - 14_940_000 * 0.97 * 1.01) < 1, 'no loss near the rate loss was seen at: it grows by 1%, not by a quarter');
+  });
+
+  test('near the rate loss was last seen at it grows by 1%, beyond 10% above it by a tenth, beyond 50% above it forgets it', () => {
+    const s = room([A, B], 40_000_000);
+    // Loss at 40 MB/s while the path carried 19.92 MB/s (1000 datagrams in 75 ms).
+    report(s, 75, { [A]: [1000, 500], [B]: [1000, 500] });
+    s.adapt(100, true);
+    assert.ok(Math.abs(s.rate - 20_000_000) < 1, `halved at most: ${s.rate}`);
+    let now = 100;
+    const factors: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      now += 250;
+      report(s, now, { [A]: [1000 + now * 10, 500], [B]: [1000 + now * 10, 500] });
+      const before = s.rate;
+      s.adapt(now, true);
+      factors.push(Math.round((s.rate / before) * 100) / 100);
+    }
+    const near = factors.findIndex((f) => f !== 1.01);
+    assert.equal(near, 10, `ten steps of 1% take it 10% past 19.92 MB/s: ${factors.join(' ')}`);
+    assert.deepEqual(factors.slice(10, 14), [1.1, 1.1, 1.1, 1.1]);
+    assert.equal(factors[14], 1.25, 'past 50% above: as before any loss');
+    assert.equal(s.rate, 50_000_000);
+  });
+
+  test("loss between 0.5% and 2% right after growth cuts; without growth it is the path's own and holds the rate", () => {
+    const s = room([A, B], 20_000_000);
+    report(s, 100, { [A]: [1000, 10], [B]: [1000, 10] });
+    s.adapt(100, true);
+    assert.ok(Math.abs(s.rate - 14_940_000 * 0.97) < 1, `1% while doubling: the path is full (${s.rate})`);
+    const cut = s.rate;
+    report(s, 350, { [A]: [3000, 30], [B]: [3000, 30] });
+    s.adapt(350, true);
+    report(s, 600, { [A]: [5000, 50], [B]: [5000, 50] });
+    s.adapt(600, true);
+    assert.equal(s.rate, cut, '1% loss with no growth before it: held');
+    report(s, 850, { [A]: [7000, 50], [B]: [7000, 50] });
+    s.adapt(850, true);
+    assert.ok(s.rate > cut, 'no loss: grows');
+    report(s, 1100, { [A]: [9000, 70], [B]: [9000, 70] });
+    s.adapt(1100, true);
+    assert.ok(s.rate < cut, '1% right after growth: cut');
   });
 
   test('while probing it acts every 100 ms, then every 250 ms', () => {
@@ -386,13 +428,13 @@ describe('stream schedule: rate', () => {
     assert.equal(s.adapt(150, true), false, 'half an interval: nothing');
     assert.equal(s.adapt(200, true), true);
     assert.equal(s.rate, 40_000_000);
-    report(s, 300, { [A]: [2900, 100], [B]: [2900, 100] });
+    report(s, 300, { [A]: [4000, 200], [B]: [4000, 200] });
     s.adapt(300, true);
-    assert.equal(s.rate, 14_000_000, 'loss: the doubling undone, x0.7; probing over');
-    report(s, 400, { [A]: [3900, 100], [B]: [3900, 100] });
+    assert.ok(Math.abs(s.rate - 29_880_000 * 0.97) < 1, 'loss: to what got through (2000 datagrams in 100 ms); probing over');
+    report(s, 400, { [A]: [6000, 200], [B]: [6000, 200] });
     assert.equal(s.adapt(400, true), false, '100 ms is no longer an interval');
     assert.equal(s.adapt(550, true), true);
-    assert.equal(s.rate, 17_500_000);
+    assert.ok(Math.abs(s.rate - 29_880_000 * 0.97 * 1.01) < 1);
   });
 
   test('one lossy PC does not slow the room', () => {
@@ -402,13 +444,13 @@ describe('stream schedule: rate', () => {
     assert.equal(s.rate, 20_000_000, 'the median sees no loss: it grows as if both were clean');
   });
 
-  test('loss at most PCs (the shared path is full) slows it, down to the minimum', () => {
+  test('loss at most PCs (the shared path is full) slows it to what got through, at most halving at once, down to the minimum', () => {
     const s = room([A, B, C]);
-    report(s, 250, { [A]: [900, 100], [B]: [950, 50], [C]: [1000, 0] });
+    report(s, 250, { [A]: [100, 100], [B]: [100, 50], [C]: [1000, 0] });
     s.adapt(250, true);
-    assert.equal(s.rate, 7_000_000);
+    assert.equal(s.rate, 5_000_000, 'the median got 0.6 MB/s; one reaction halves at most');
     for (let i = 0; i < 20; i++) {
-      report(s, 500 + i * 250, { [A]: [900 + (i + 1) * 500, 100 + (i + 1) * 500], [B]: [950 + (i + 1) * 500, 50 + (i + 1) * 500], [C]: [1000, 0] });
+      report(s, 500 + i * 250, { [A]: [100 + (i + 1) * 100, 100 + (i + 1) * 100], [B]: [100 + (i + 1) * 100, 50 + (i + 1) * 100], [C]: [1000, 0] });
       s.adapt(500 + i * 250, true);
     }
     assert.equal(s.rate, 1_000_000);
