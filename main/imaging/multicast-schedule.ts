@@ -1,10 +1,15 @@
 // What the image stream sends next and how fast: a pure state machine fed with the
 // receivers' feedback and a clock, so pacing and rate are unit-testable without sockets.
 //
-// Pacing: the stream runs at the speed of half the room. Receivers report the chunk they
-// write next; the stream stays within their window (the chunks each keeps ahead) of the
-// position that at least half of them have reached. A PC slower than that falls out of its
-// window and repairs by HTTP; nobody waits for it.
+// Pacing: receivers report the chunk they write next; the stream stays within their window
+// (the chunks each keeps ahead) of the position that at least half of them have reached, or
+// of a slower receiver's that reads the stream without loss (a busy CPU, a slow disk: what it
+// misses it would fetch by HTTP, so waiting for it saves the host's egress), as long as it
+// is still within the stream's reach. Such waiting is bounded: it may hold the stream for at
+// most HOLD_SHARE of its time, beyond that the room goes on and the slow PC repairs. A PC
+// whose lag comes with loss (a slow or lossy port) never holds it: waiting would not cure
+// its loss. A PC slower than half the room that is not held for falls out of its window and
+// repairs by HTTP.
 // Rate: additive steps are too slow for a 1 GbE start from a conservative rate, so until the
 // first loss it doubles each interval (a slow start, as TCP's). On loss it goes to what the
 // median receiver got per second in that interval (its received count over the time between
@@ -76,6 +81,12 @@ export const DEFAULT_MIN_RATE = 1_000_000;
 export const DEFAULT_MAX_RATE = 125_000_000; // 1 Gbit/s
 /** Chunks the stream keeps back from the edge of the pacing receivers' window: feedback is up to ~0.2 s old. */
 const WINDOW_MARGIN = 2;
+/** The share of the stream's time it may wait for loss-free receivers slower than half the room (the issue's tolerance for the others). */
+const HOLD_SHARE = 0.15;
+/** Waiting allowed before any share has built up: the room's first seconds, when positions still settle. */
+const HOLD_GRACE_MS = 1000;
+/** A gap between two answers of next() longer than this is not counted as waiting (a busy event loop). */
+const HOLD_STEP_MS = 50;
 const LOSS_SLOWER = 0.02;
 const LOSS_FASTER = 0.005;
 /** Growth per interval far from where loss was last seen, or before any. */
@@ -135,6 +146,8 @@ interface Receiver extends ReceiverView {
   baseLost: number;
   /** when the report the bases come from arrived */
   baseAt: number;
+  /** its last interval with enough datagrams had loss, or it got none while others did: it does not hold the stream */
+  lossy: boolean;
   left: boolean;
 }
 
@@ -183,6 +196,9 @@ export class StreamSchedule {
   /** After a cut, feedback of an interval still shows the loss of the rate before it. */
   private cutAt = -Infinity;
   private adaptedAt = -Infinity;
+  /** Time the stream waited for loss-free receivers slower than half the room, and when next() last answered so. */
+  private heldMs = 0;
+  private heldAt: number | undefined;
 
   constructor(private readonly options: ScheduleOptions) {
     this.expected = new Set([...options.expected].map((m) => m.toLowerCase()));
@@ -209,6 +225,7 @@ export class StreamSchedule {
         baseReceived: f.received,
         baseLost: f.lost,
         baseAt: now,
+        lossy: false,
         left: false,
       });
       return;
@@ -306,13 +323,29 @@ export class StreamSchedule {
       this.passPending = true;
       this.cursor = from;
     }
-    const pace = pacePosition(active);
     const window = Math.min(...active.map((r) => r.window || 1));
-    // Nobody in the pacing half needs what lies behind what it holds.
-    const needed = pacePosition(active.map((r) => ({ position: Math.max(r.need, r.position) })));
+    const reach = Math.max(1, window - WINDOW_MARGIN);
+    const half = pacePosition(active);
+    // Loss-free PCs behind half the room that the stream has not yet left (its next chunk is still in their window).
+    const heldAt = this.heldAt;
+    this.heldAt = undefined;
+    const slower = active.filter((r) => !r.lossy && r.position < half && this.cursor < r.position + (r.window || 1));
+    const mayHold = slower.length > 0 && this.heldMs < HOLD_GRACE_MS + HOLD_SHARE * (now - (this.startedAt ?? now));
+    const pacing = mayHold ? slower : [];
+    const pace = Math.min(half, ...pacing.map((r) => r.position));
+    // Nobody who paces needs what lies behind what it holds.
+    const needed = Math.min(pacePosition(active.map((r) => ({ position: Math.max(r.need, r.position) }))), ...pacing.map((r) => Math.max(r.need, r.position)));
     if (this.cursor < needed) this.cursor = needed;
     if (this.cursor >= this.options.chunks) return undefined;
-    if (this.cursor >= pace + Math.max(1, window - WINDOW_MARGIN)) return undefined;
+    if (this.cursor >= pace + reach) {
+      // Waiting for a slower PC, where half the room alone would let it send: the time from
+      // one such answer to the next counts against the share.
+      if (this.cursor < half + reach) {
+        if (heldAt !== undefined) this.heldMs += Math.min(HOLD_STEP_MS, now - heldAt);
+        this.heldAt = now;
+      }
+      return undefined;
+    }
     this.chunksSent += 1;
     if (this.passPending) {
       this.passes += 1;
@@ -339,6 +372,7 @@ export class StreamSchedule {
     this.adaptedAt = now;
     const losses: number[] = [];
     const delivered: number[] = [];
+    const missed: Receiver[] = [];
     for (const r of this.active(now)) {
       const received = (r.received - r.baseReceived) >>> 0;
       const lost = (r.lost - r.baseLost) >>> 0;
@@ -348,13 +382,19 @@ export class StreamSchedule {
       r.baseAt = r.lastHeard;
       if (received + lost >= MIN_SAMPLE) {
         r.loss = lost / (received + lost);
+        r.lossy = r.loss >= LOSS_FASTER;
         losses.push(r.loss);
-      } else r.loss = undefined;
+      } else {
+        r.loss = undefined;
+        if (span > 0) missed.push(r);
+      }
       // Counts and the time they arrived at belong together: the rate is the receiver's own, however late its reports come.
       r.delivered = span > 0 && received + lost >= MIN_SAMPLE ? (received * DATAGRAM_WIRE_BYTES * 1000) / span : undefined;
       if (r.delivered !== undefined) delivered.push(r.delivered);
     }
     if (losses.length === 0) return true;
+    // It reported, but the stream reached others and not it: its port drops multicast, or it does not listen.
+    for (const r of missed) r.lossy = true;
     const loss = median(losses);
     const got = delivered.length > 0 ? median(delivered) : undefined;
     // Loss that follows growth is the growth's: the path is full. Loss without it, up to
@@ -401,7 +441,7 @@ export class StreamSchedule {
   }
 
   view(): ReceiverView[] {
-    return [...this.receivers.values()].map(({ baseReceived: _r, baseLost: _l, baseAt: _a, left: _x, ...v }) => v);
+    return [...this.receivers.values()].map(({ baseReceived: _r, baseLost: _l, baseAt: _a, lossy: _y, left: _x, ...v }) => v);
   }
 }
 
@@ -433,6 +473,7 @@ function blank(mac: string): Receiver {
     baseReceived: 0,
     baseLost: 0,
     baseAt: 0,
+    lossy: false,
     left: false,
   };
 }

@@ -202,9 +202,12 @@ describe('stream schedule: pacing', () => {
     s.feedback(0, fb(A, 0, { window: 8 }));
     s.feedback(0, fb(B, 0, { window: 8 }));
     assert.deepEqual(drain(s, 0), [0, 1, 2, 3, 4, 5]);
+    s.feedback(50, fb(A, 4, { window: 8 }));
+    s.feedback(50, fb(B, 4, { window: 8 }));
+    assert.deepEqual(drain(s, 50), [6, 7, 8, 9]);
     s.feedback(100, fb(A, 40, { window: 8 }));
     s.feedback(100, fb(B, 40, { window: 8 }));
-    // C starts at chunk 0: the stream does not go back for it (it repairs 0..39 by HTTP).
+    // C starts at chunk 0, whose window the stream has passed: it does not go back for it (it repairs 0..39 by HTTP).
     s.feedback(100, fb(C, 0, { window: 8 }));
     assert.equal(s.next(100), 40);
     assert.equal(s.startState(100).ready.length, 3);
@@ -228,29 +231,58 @@ describe('stream schedule: pacing', () => {
     assert.deepEqual(drain(s, 50), [6, 7, 8]);
   });
 
-  test('paced by the position half the room has reached: a slow PC is left to repair, nobody waits for it', () => {
+  test('paced by the position half the room has reached: a slow PC that loses datagrams is left to repair, nobody waits for it', () => {
     const s = new StreamSchedule({ chunks: 1000, expected: [A, B, C, D] });
     for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0));
     drain(s, 0);
-    // Three write fast, D is stuck at 2.
-    s.feedback(100, fb(A, 50));
-    s.feedback(100, fb(B, 48));
-    s.feedback(100, fb(C, 49));
-    s.feedback(100, fb(D, 2));
+    // Three write fast, D (a slow or lossy port) is stuck at 2 and loses datagrams.
+    s.feedback(100, fb(A, 50, { received: 1000 }));
+    s.feedback(100, fb(B, 48, { received: 1000 }));
+    s.feedback(100, fb(C, 49, { received: 1000 }));
+    s.feedback(100, fb(D, 2, { received: 600, lost: 400 }));
+    s.adapt(100, false);
     const sent = drain(s, 100);
-    // Half the room (2 of 4) is at 49 or beyond: the stream jumps there and runs a window ahead of it.
-    assert.deepEqual(sent, [49, 50, 51, 52, 53, 54]);
+    // Half the room (2 of 4) is at 49 or beyond; B, a chunk behind and loss-free, is waited for: the stream jumps to 48 and runs a window ahead of it.
+    assert.deepEqual(sent, [48, 49, 50, 51, 52, 53]);
   });
 
-  test('with two fast and two slow PCs, the faster half sets the pace', () => {
+  test('with two fast and two slow PCs that lose datagrams, the faster half sets the pace', () => {
     const s = new StreamSchedule({ chunks: 1000, expected: [A, B, C, D] });
     for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0));
     drain(s, 0);
-    s.feedback(100, fb(A, 40));
-    s.feedback(100, fb(B, 41));
-    s.feedback(100, fb(C, 10));
-    s.feedback(100, fb(D, 5));
+    s.feedback(100, fb(A, 40, { received: 1000 }));
+    s.feedback(100, fb(B, 41, { received: 1000 }));
+    s.feedback(100, fb(C, 10, { received: 900, lost: 100 }));
+    s.feedback(100, fb(D, 5, { received: 900, lost: 100 }));
+    s.adapt(100, false);
     assert.equal(s.next(100), 40);
+  });
+
+  test('a slower PC that reads the stream without loss (a busy CPU) is waited for while the stream is within its window', () => {
+    const s = new StreamSchedule({ chunks: 1000, expected: [A, B, C, D] });
+    for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0, { window: 16 }));
+    assert.deepEqual(drain(s, 0), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    for (const m of [A, B, C]) s.feedback(100, fb(m, 12, { window: 16, received: 1000 }));
+    s.feedback(100, fb(D, 2, { window: 16, received: 1000 }));
+    s.adapt(100, false);
+    // Half the room alone would let it run to 25; D holds it at the edge of its window.
+    assert.deepEqual(drain(s, 100), [14, 15]);
+  });
+
+  test('waiting for slower loss-free PCs is bounded: past its share of the stream time the room goes on without them', () => {
+    const s = new StreamSchedule({ chunks: 1000, expected: [A, B, C, D] });
+    for (const m of [A, B, C, D]) s.feedback(0, fb(m, 0, { window: 16 }));
+    drain(s, 0);
+    let now = 0;
+    let sent: number[] = [];
+    for (; now <= 4000 && sent.length === 0; now += 50) {
+      for (const m of [A, B, C]) s.feedback(now, fb(m, 12, { window: 16 }));
+      s.feedback(now, fb(D, 0, { window: 16 }));
+      sent = drain(s, now);
+    }
+    // A second of grace, then 15% of the stream's time: about 1.2 s.
+    assert.ok(now > 1100 && now < 1400, `held until ${now} ms`);
+    assert.deepEqual(sent, [14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
   });
 
   test('a PC that stops reporting does not pace the stream', () => {
@@ -278,7 +310,7 @@ describe('stream schedule: pacing', () => {
     // C holds 3..5 complete and lacks 6 on; D holds 4..6 and lacks 7 on.
     s.feedback(200, fb(C, 3, { window: 16, need: 6 }));
     s.feedback(200, fb(D, 4, { window: 16, need: 7 }));
-    assert.deepEqual(drain(s, 200), [7, 8, 9], 'second pass from what the faster half lacks (C repairs 6 by HTTP)');
+    assert.deepEqual(drain(s, 200), [6, 7, 8, 9], 'second pass from what the faster half lacks, and 6 for C, which reads the stream without loss');
     assert.equal(s.passes, 1);
     assert.equal(s.next(200), undefined, 'the pass has not ended: its last chunk is still going out');
     s.sent(9, 300);
@@ -317,12 +349,16 @@ describe('stream schedule: pacing', () => {
     s.sent(9, 50);
     s.feedback(200, fb(A, 10, { window: 16, done: true }));
     s.feedback(200, fb(B, 10, { window: 16, done: true }));
+    // C loses datagrams (a lossy port): it does not hold the stream.
+    s.feedback(100, fb(C, 3, { window: 16, need: 3, received: 500, lost: 500 }));
+    s.feedback(100, fb(D, 4, { window: 16, need: 4, received: 1000 }));
+    s.adapt(100, false);
     // C lacks 6 on, D holds everything: the pacing half (D) needs nothing, so nothing is sent.
-    s.feedback(200, fb(C, 3, { window: 16, need: 6 }));
-    s.feedback(200, fb(D, 4, { window: 16, need: 10 }));
+    s.feedback(200, fb(C, 3, { window: 16, need: 6, received: 500, lost: 500 }));
+    s.feedback(200, fb(D, 4, { window: 16, need: 10, received: 1000 }));
     for (let t = 200; t < 400; t += 10) assert.equal(s.next(t), undefined);
     assert.equal(s.passes, 0);
-    s.feedback(400, fb(D, 4, { window: 16, need: 8 }));
+    s.feedback(400, fb(D, 4, { window: 16, need: 8, received: 1000 }));
     assert.deepEqual(drain(s, 400), [8, 9]);
     assert.equal(s.passes, 1);
   });
