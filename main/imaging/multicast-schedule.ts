@@ -81,7 +81,7 @@ export const DEFAULT_MIN_RATE = 1_000_000;
 export const DEFAULT_MAX_RATE = 125_000_000; // 1 Gbit/s
 /** Chunks the stream keeps back from the edge of the pacing receivers' window: feedback is up to ~0.2 s old. */
 const WINDOW_MARGIN = 2;
-/** The share of the stream's time it may wait for loss-free receivers slower than half the room (the issue's tolerance for the others). */
+/** The share of the stream's time it may wait for loss-free receivers slower than half the room: the others finish within about that much of their own time. */
 const HOLD_SHARE = 0.15;
 /** Waiting allowed before any share has built up: the room's first seconds, when positions still settle. */
 const HOLD_GRACE_MS = 1000;
