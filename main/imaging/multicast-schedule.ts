@@ -1,18 +1,39 @@
 // What the image stream sends next and how fast: a pure state machine fed with the
 // receivers' feedback and a clock, so pacing and rate are unit-testable without sockets.
 //
-// Pacing: the stream runs at the speed of half the room. Receivers report the chunk they
-// write next; the stream stays within their window (the chunks each keeps ahead) of the
-// position that at least half of them have reached. A PC slower than that falls out of its
-// window and repairs by HTTP; nobody waits for it.
-// Rate: additive steps are too slow for a 1 GbE start from a conservative rate, so it grows
-// by a factor while the median receiver sees (almost) no loss and shrinks by one when the
-// median sees loss; until the first loss the factor is 2 (a slow start), then 1.25. The median, not the worst: one lossy port must not slow the room; loss
-// at most receivers means the shared path (the host's NIC, the switch) is full.
+// Pacing: receivers report the chunk they write next; the stream stays within their window
+// (the chunks each keeps ahead) of the position that at least half of them have reached, or
+// of a slower receiver's that reads the stream without loss (a busy CPU, a slow disk: what it
+// misses it would fetch by HTTP, so waiting for it saves the host's egress), as long as it
+// is still within the stream's reach. Such waiting is bounded: it may hold the stream for at
+// most HOLD_SHARE of its time, beyond that the room goes on and the slow PC repairs. A PC
+// whose lag comes with loss (a slow or lossy port) never holds it: waiting would not cure
+// its loss. A PC slower than half the room that is not held for falls out of its window and
+// repairs by HTTP.
+// Rate: additive steps are too slow for a 1 GbE start from a conservative rate, so until the
+// first loss it doubles each interval (a slow start, as TCP's). On loss it goes to what the
+// median receiver got per second in that interval (its received count over the time between
+// its reports), a little below: that is what the path carries, where a fixed fraction of the
+// sending rate would undershoot a fast path and still overshoot a slow one. Then it grows by a
+// quarter while far below that rate, by 1% within 10% of it (an overshoot there loses little
+// and is seen within an interval or two), by a tenth beyond, and forgets it 50% above it (the
+// path has grown). Loss between 0.5% and 2% counts only right after growth: without it, it
+// may be a lossy segment's own, which a lower rate does not cure. The median, not the worst:
+// one lossy port must not slow the room; loss at most receivers means the shared path (the
+// host's NIC, the switch) is full.
 // Start: a receiver is ready once it is heard (its feedback, or its asking the host over HTTP
 // whether the stream has started). The stream waits for the technician's Go, or for its rule:
 // `count` PCs ready (all of them by default) or `afterMs` after the first, whichever is first.
 // Until it starts the receivers wait for it; once it has, a PC that comes later joins it.
+
+import { DATA_HEADER_BYTES, DATA_PAYLOAD } from './multicast-datagram.js';
+
+/**
+ * What a datagram costs on the wire beyond its UDP payload: UDP 8, IPv4 20, Ethernet header 14
+ * and FCS 4, preamble 8, inter-frame gap 12. The rate (and --max-rate) counts these, so a
+ * 1 Gbit/s cap fits a 1 GbE port instead of overrunning it by about 4.5%.
+ */
+export const WIRE_OVERHEAD = 66;
 
 export interface ScheduleOptions {
   /** chunks in the image, in manifest order */
@@ -60,12 +81,32 @@ export const DEFAULT_MIN_RATE = 1_000_000;
 export const DEFAULT_MAX_RATE = 125_000_000; // 1 Gbit/s
 /** Chunks the stream keeps back from the edge of the pacing receivers' window: feedback is up to ~0.2 s old. */
 const WINDOW_MARGIN = 2;
+/** The share of the stream's time it may wait for loss-free receivers slower than half the room: the others finish within about that much of their own time. */
+const HOLD_SHARE = 0.15;
+/** Waiting allowed before any share has built up: the room's first seconds, when positions still settle. */
+const HOLD_GRACE_MS = 1000;
+/** A gap between two answers of next() longer than this is not counted as waiting (a busy event loop). */
+const HOLD_STEP_MS = 50;
 const LOSS_SLOWER = 0.02;
 const LOSS_FASTER = 0.005;
-const SLOWER = 0.7;
+/** Growth per interval far from where loss was last seen, or before any. */
 const FASTER = 1.25;
+/** Growth per interval within NEAR of where loss was last seen: an overshoot there costs little. */
+const NEAR_FASTER = 1.01;
+/** Growth per interval beyond NEAR above it, until FAR above it, where it is forgotten. */
+const PAST_FASTER = 1.1;
+const NEAR = 0.1;
+const FAR = 0.5;
+/** Without a delivered rate (reports too sparse), loss cuts by this factor. */
+const SLOWER = 0.7;
+/** On loss the rate goes a little below what got through, so the queue the overshoot built drains. */
+const DRAIN = 0.97;
+/** One reaction to loss cuts at most to half (the delivered rate may come from an interval the stream was idle in part). */
+const MAX_CUT = 0.5;
 /** Growth per interval until the first loss: from 100 Mbit/s to 1 Gbit/s in under half a second. */
 const PROBE_FASTER = 2;
+/** A full datagram on the wire as the rate counts it (UDP payload, then UDP, IPv4 and Ethernet framing). */
+export const DATAGRAM_WIRE_BYTES = DATA_HEADER_BYTES + DATA_PAYLOAD + WIRE_OVERHEAD;
 /** The rate's interval: a few of the receivers' feedback intervals; while probing, one. */
 const ADAPT_MS = 250;
 const PROBE_MS = 100;
@@ -94,6 +135,8 @@ export interface ReceiverView {
   repairKiB: number;
   /** loss fraction over the last adaptation interval, when it had enough datagrams */
   loss?: number;
+  /** bytes per second (on the wire) it received over that interval */
+  delivered?: number;
 }
 
 interface Receiver extends ReceiverView {
@@ -101,6 +144,10 @@ interface Receiver extends ReceiverView {
   progressAt: number;
   baseReceived: number;
   baseLost: number;
+  /** when the report the bases come from arrived */
+  baseAt: number;
+  /** its last interval with enough datagrams had loss, or it got none while others did: it does not hold the stream */
+  lossy: boolean;
   left: boolean;
 }
 
@@ -142,9 +189,16 @@ export class StreamSchedule {
   private passPending = false;
   /** No loss seen yet: the rate doubles (a slow start, as TCP's) instead of growing by a quarter. */
   private probing = true;
-  /** It doubled at least once while probing. */
-  private passedStart = false;
+  /** What the median receiver got per second in the interval loss was last seen in: the path's capacity, as far as known. */
+  private ceiling: number | undefined;
+  /** When the rate last grew: loss right after it is the growth's doing. */
+  private raisedAt = -Infinity;
+  /** After a cut, feedback of an interval still shows the loss of the rate before it. */
+  private cutAt = -Infinity;
   private adaptedAt = -Infinity;
+  /** Time the stream waited for loss-free receivers slower than half the room, and when next() last answered so. */
+  private heldMs = 0;
+  private heldAt: number | undefined;
 
   constructor(private readonly options: ScheduleOptions) {
     this.expected = new Set([...options.expected].map((m) => m.toLowerCase()));
@@ -170,6 +224,8 @@ export class StreamSchedule {
         progressAt: f.received > 0 ? now : -Infinity,
         baseReceived: f.received,
         baseLost: f.lost,
+        baseAt: now,
+        lossy: false,
         left: false,
       });
       return;
@@ -267,13 +323,29 @@ export class StreamSchedule {
       this.passPending = true;
       this.cursor = from;
     }
-    const pace = pacePosition(active);
     const window = Math.min(...active.map((r) => r.window || 1));
-    // Nobody in the pacing half needs what lies behind what it holds.
-    const needed = pacePosition(active.map((r) => ({ position: Math.max(r.need, r.position) })));
+    const reach = Math.max(1, window - WINDOW_MARGIN);
+    const half = pacePosition(active);
+    // Loss-free PCs behind half the room that the stream has not yet left (its next chunk is still in their window).
+    const heldAt = this.heldAt;
+    this.heldAt = undefined;
+    const slower = active.filter((r) => !r.lossy && r.position < half && this.cursor < r.position + (r.window || 1));
+    const mayHold = slower.length > 0 && this.heldMs < HOLD_GRACE_MS + HOLD_SHARE * (now - (this.startedAt ?? now));
+    const pacing = mayHold ? slower : [];
+    const pace = Math.min(half, ...pacing.map((r) => r.position));
+    // Nobody who paces needs what lies behind what it holds.
+    const needed = Math.min(pacePosition(active.map((r) => ({ position: Math.max(r.need, r.position) }))), ...pacing.map((r) => Math.max(r.need, r.position)));
     if (this.cursor < needed) this.cursor = needed;
     if (this.cursor >= this.options.chunks) return undefined;
-    if (this.cursor >= pace + Math.max(1, window - WINDOW_MARGIN)) return undefined;
+    if (this.cursor >= pace + reach) {
+      // Waiting for a slower PC, where half the room alone would let it send: the time from
+      // one such answer to the next counts against the share.
+      if (this.cursor < half + reach) {
+        if (heldAt !== undefined) this.heldMs += Math.min(HOLD_STEP_MS, now - heldAt);
+        this.heldAt = now;
+      }
+      return undefined;
+    }
     this.chunksSent += 1;
     if (this.passPending) {
       this.passes += 1;
@@ -295,39 +367,87 @@ export class StreamSchedule {
    * help. It acts every ADAPT_MS, every PROBE_MS while probing; true when it did.
    */
   adapt(now: number, limitedByRate: boolean): boolean {
-    if (now - this.adaptedAt < (this.probing ? PROBE_MS : ADAPT_MS) - ADAPT_SLACK_MS) return false;
+    const interval = this.probing ? PROBE_MS : ADAPT_MS;
+    if (now - this.adaptedAt < interval - ADAPT_SLACK_MS) return false;
     this.adaptedAt = now;
     const losses: number[] = [];
+    const delivered: number[] = [];
+    const missed: Receiver[] = [];
     for (const r of this.active(now)) {
       const received = (r.received - r.baseReceived) >>> 0;
       const lost = (r.lost - r.baseLost) >>> 0;
+      const span = r.lastHeard - r.baseAt;
       r.baseReceived = r.received;
       r.baseLost = r.lost;
+      r.baseAt = r.lastHeard;
       if (received + lost >= MIN_SAMPLE) {
         r.loss = lost / (received + lost);
+        r.lossy = r.loss >= LOSS_FASTER;
         losses.push(r.loss);
-      } else r.loss = undefined;
+      } else {
+        r.loss = undefined;
+        if (span > 0) missed.push(r);
+      }
+      // Counts and the time they arrived at belong together: the rate is the receiver's own, however late its reports come.
+      r.delivered = span > 0 && received + lost >= MIN_SAMPLE ? (received * DATAGRAM_WIRE_BYTES * 1000) / span : undefined;
+      if (r.delivered !== undefined) delivered.push(r.delivered);
     }
     if (losses.length === 0) return true;
-    losses.sort((a, b) => a - b);
-    const median = losses[Math.floor((losses.length - 1) / 2)];
-    if (median >= LOSS_FASTER && this.probing) {
-      // The first loss: the last doubling went past what the path carries (its loss shows an interval late), undo it.
+    // It reported, but the stream reached others and not it: its port drops multicast, or it does not listen.
+    for (const r of missed) r.lossy = true;
+    const loss = median(losses);
+    const got = delivered.length > 0 ? median(delivered) : undefined;
+    // Loss that follows growth is the growth's: the path is full. Loss without it, up to
+    // LOSS_SLOWER, may be a lossy segment's own, which a lower rate would not cure.
+    const grew = now - this.raisedAt <= 2 * interval;
+    if (loss >= LOSS_FASTER && (this.probing || loss > LOSS_SLOWER || grew)) {
       this.probing = false;
-      if (this.passedStart) this.rate = Math.max(this.minRate, this.rate / PROBE_FASTER);
-    }
-    if (median > LOSS_SLOWER) this.rate = Math.max(this.minRate, this.rate * SLOWER);
-    else if (median < LOSS_FASTER && limitedByRate) {
-      this.passedStart ||= this.probing;
-      this.rate = Math.min(this.maxRate, this.rate * (this.probing ? PROBE_FASTER : FASTER));
-    }
+      // The interval after a cut still reports loss from before it: one reaction per episode.
+      if (now - this.cutAt > interval + ADAPT_SLACK_MS) this.cut(now, got);
+    } else if (loss < LOSS_FASTER && limitedByRate) this.raise(now);
     this.peakRate = Math.max(this.peakRate, this.rate);
     return true;
   }
 
-  view(): ReceiverView[] {
-    return [...this.receivers.values()].map(({ baseReceived: _r, baseLost: _l, left: _x, ...v }) => v);
+  /** Loss: down to about what the median receiver got (the path's capacity), not a fixed fraction of the rate. */
+  private cut(now: number, got: number | undefined): void {
+    const before = this.rate;
+    this.ceiling = got;
+    const target = got === undefined ? before * SLOWER : got * DRAIN;
+    this.rate = Math.max(this.minRate, Math.min(before, Math.max(before * MAX_CUT, target)));
+    this.cutAt = now;
+    this.raisedAt = -Infinity;
   }
+
+  /** No loss and the rate held the stream back: grow, fast far from the last loss, slowly near it. */
+  private raise(now: number): void {
+    let factor = FASTER;
+    if (this.probing) factor = PROBE_FASTER;
+    else if (this.ceiling !== undefined) {
+      const at = this.rate / this.ceiling;
+      if (at < 1 - NEAR) {
+        // Quickly back to just below it, then slowly.
+        this.rate = Math.min(this.maxRate, Math.max(this.rate, Math.min(this.rate * FASTER, this.ceiling * (1 - NEAR / 2))));
+        this.raisedAt = now;
+        return;
+      }
+      if (at < 1 + NEAR) factor = NEAR_FASTER;
+      else if (at < 1 + FAR) factor = PAST_FASTER;
+      else this.ceiling = undefined; // the path has grown (a slow PC left): probe as before any loss
+    }
+    if (this.rate >= this.maxRate) return;
+    this.rate = Math.min(this.maxRate, this.rate * factor);
+    this.raisedAt = now;
+  }
+
+  view(): ReceiverView[] {
+    return [...this.receivers.values()].map(({ baseReceived: _r, baseLost: _l, baseAt: _a, lossy: _y, left: _x, ...v }) => v);
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 /** The position at least half of the receivers have reached. */
@@ -352,6 +472,8 @@ function blank(mac: string): Receiver {
     repairKiB: 0,
     baseReceived: 0,
     baseLost: 0,
+    baseAt: 0,
+    lossy: false,
     left: false,
   };
 }

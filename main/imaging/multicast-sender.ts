@@ -10,7 +10,15 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/index.js';
 import { createBatchSender, type BatchSender } from '../tftp/index.js';
 import { DATA_HEADER_BYTES, DATA_PAYLOAD, decodeFeedback, encodeData, encodeDataHeader } from './multicast-datagram.js';
-import { StreamSchedule, type ReceiverView, type ScheduleOptions, type StartRule, type StartState } from './multicast-schedule.js';
+import {
+  DATAGRAM_WIRE_BYTES,
+  StreamSchedule,
+  WIRE_OVERHEAD,
+  type ReceiverView,
+  type ScheduleOptions,
+  type StartRule,
+  type StartState,
+} from './multicast-schedule.js';
 
 /**
  * Groups come from 239.255.0.0/16, the IPv4 Local Scope of RFC 2365 (section 6.1): routers
@@ -73,10 +81,6 @@ const BATCH = 180;
 /** Datagrams of one UDP GSO send: 45 x 1428 bytes fit in 65507. */
 const RUN = Math.floor(65507 / (DATA_HEADER_BYTES + DATA_PAYLOAD));
 /** A stored chunk is at most 4 MiB compressed and a little more when zstd could not shrink it. */
-// What a datagram costs on the wire beyond its UDP payload: UDP 8, IPv4 20, Ethernet header 14
-// and FCS 4, preamble 8, inter-frame gap 12. The rate (and --max-rate) counts these, so a
-// 1 Gbit/s cap fits a 1 GbE port instead of overrunning it by about 4.5%.
-const WIRE_OVERHEAD = 66;
 const CHUNK_BUFFER_BYTES = 4 * 1024 * 1024 + 64 * 1024;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -307,9 +311,12 @@ export class MulticastSender {
       const burst = Math.max(4 * (DATA_PAYLOAD + 28), this.schedule.rate * 0.004);
       tokens = Math.min(burst, tokens + (this.schedule.rate * (now - last)) / 1000);
       last = now;
-      // Datagrams go out a whole GSO run at a time (64 KiB, half a millisecond at 1 Gbit/s), or
-      // as much as a burst allows at a low rate: one system call each rather than a few datagrams a call.
-      const quantum = this.batch ? Math.min(burst, RUN * (DATA_HEADER_BYTES + DATA_PAYLOAD + WIRE_OVERHEAD)) : DATA_PAYLOAD;
+      // Datagrams go out a whole GSO run at a time (64 KiB, half a millisecond at 1 Gbit/s): one
+      // system call each rather than a few datagrams a call. At a low rate a run is what a burst
+      // allows: a run leaves at line rate, and 64 KiB at once would overflow the few ms of buffer
+      // a slower switch port has.
+      const run = this.batch ? Math.max(1, Math.min(RUN, Math.floor(burst / DATAGRAM_WIRE_BYTES))) : 1;
+      const quantum = this.batch ? run * DATAGRAM_WIRE_BYTES : DATA_PAYLOAD;
       if (tokens < quantum) {
         this.rateLimited = true;
         await sleep(1);
@@ -318,7 +325,7 @@ export class MulticastSender {
       const batch = this.batch;
       let counted = 0;
       // A run once started is finished: a little beyond the tokens, taken from the next tick's.
-      while (current && (tokens >= quantum || (batch && counted % RUN !== 0)) && this.pending < MAX_PENDING && !this.stopped) {
+      while (current && (tokens >= quantum || (batch && counted % run !== 0)) && this.pending < MAX_PENDING && !this.stopped) {
         counted++;
         const { index, data, offset } = current;
         const payload = data.subarray(offset, offset + DATA_PAYLOAD);
