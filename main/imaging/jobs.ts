@@ -30,8 +30,11 @@ const PARTITION_PHASES = new Set<MachinePhase>(['reading', 'writing', 'verifying
  */
 export const ANY_MACHINE = '*';
 
-/** The shortest time between two reports that a rate is measured over (the agent reports every second). */
-const MIN_RATE_SECONDS = 0.5;
+/**
+ * The shortest time between two reports that a rate is measured over: the agent reports every
+ * second, and once more as each partition begins, often a few ms after a tick.
+ */
+const MIN_RATE_SECONDS = 0.2;
 
 /** Phases in which the agent runs and reports at least once a second. */
 export const WORKING_PHASES: readonly MachinePhase[] = ['booting', 'checking', 'partitioning', 'reading', 'writing', 'verifying', 'naming'];
