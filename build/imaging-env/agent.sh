@@ -168,13 +168,19 @@ send_report() {
 REPORT_FILE=report
 
 # At least one report a second while work goes on (its own report file: the agent also
-# reports between its ticks).
+# reports between its ticks). A stop lets a report under way arrive first, so none arrives
+# stale after the agent's last; the sleep is waited for, so a stop need not wait it out.
 start_reporter() {
-  ( REPORT_FILE=report.tick; while :; do sleep 1; send_report 2>/dev/null; done ) &
+  ( trap 'exit 0' TERM; REPORT_FILE=report.tick; while :; do sleep 1 >/dev/null 2>&1 & wait $!; send_report 2>/dev/null; done ) &
   REPORTER=$!
 }
 
-stop_reporter() { [ -n "${REPORTER:-}" ] && kill "$REPORTER" 2>/dev/null; REPORTER=; }
+# With "wait": until the report under way, if any, has arrived.
+stop_reporter() {
+  [ -n "${WATCHER:-}" ] && kill "$WATCHER" 2>/dev/null
+  [ -n "${REPORTER:-}" ] && kill "$REPORTER" 2>/dev/null && [ "${1:-}" = wait ] && wait "$REPORTER"
+  REPORTER=; WATCHER=
+}
 
 fail() {
   stop_reporter
@@ -286,15 +292,24 @@ capture() {
   boot_sectors=1
   [ "$label" = dos ] && boot_sectors=$first
   { echo "0 0 $boot_sectors $DISK_DEV - boot"; cat "$TMP/plan"; } >"$TMP/plan.all" && mv "$TMP/plan.all" "$TMP/plan"
-  total=0
-  while read -r n start sectors dev fs tool; do total=$((total + sectors * 512)); done <"$TMP/plan"
-  set_state reading 0 "$total"
+  # The row's "X of Y" counts stream bytes, and partclone streams only the used blocks: the
+  # total starts at the streams' largest sizes, takes each partclone partition's exact stream
+  # size once partclone has counted its used blocks (watch_total), and each partition's
+  # actual stream as it ends. It only shrinks, to the exact total, so the row never shows
+  # 100% before the end.
+  rest=0 # the not yet started partitions' largest streams
+  while read -r n start sectors dev fs tool; do full_stream "$tool" "$sectors"; rest=$((rest + FULL)); done <"$TMP/plan"
+  read_total=0 # the streams of the partitions read so far
+  set_state reading 0 "$rest"
   start_reporter
   : >"$TMP/chunks"
   : >"$TMP/partlines"
   while read -r n start sectors dev fs tool; do
     echo "$n" >"$TMP/part"
     before=$(cat "$TMP/bytes")
+    full_stream "$tool" "$sectors"; rest=$((rest - FULL))
+    rm -f "$TMP/partclone.log"
+    case "$tool" in boot|dd) ;; *) watch_total $((read_total + rest)) & WATCHER=$! ;; esac
     if [ -n "$IMGIO" ]; then
       # It appends the partition's chunk lines to $TMP/chunks and prints "BYTES SHA256" of the stream.
       rm -f "$TMP/why"
@@ -302,23 +317,29 @@ capture() {
         | bb-imgio put -u "$SERVER" -q "job=$JOB&mac=$MAC" -n "$n" -L "$ZSTD_LEVEL" -c "$TMP/chunks" -b "$TMP/bytes" -e "$TMP/why" >"$TMP/sum" \
         || fail "reading partition $n ($fs) failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"
       read -r bytes sum <"$TMP/sum"
-      [ "$bytes" -gt 0 ] || fail "reading partition $n ($fs) gave no data: $(tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"
-      echo "part=$n start=$start sectors=$sectors fs=$fs tool=$tool bytes=$bytes sha256=$sum" >>"$TMP/partlines"
-      continue
+    else
+      rm -f "$TMP/fifo"; mkfifo "$TMP/fifo"
+      sha256 <"$TMP/fifo" >"$TMP/sum" &
+      hasher=$!
+      exec 7>"$TMP/fifo"
+      read_partition "$tool" "$dev" "$sectors" | send_chunks "$n" \
+        || { exec 7>&-; kill "$hasher" 2>/dev/null; fail "reading partition $n ($fs) failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"; }
+      exec 7>&-
+      wait "$hasher" || fail "hashing the stream of partition $n failed"
+      bytes=$(($(cat "$TMP/bytes") - before))
+      sum=$(cut -d' ' -f1 "$TMP/sum")
     fi
-    rm -f "$TMP/fifo"; mkfifo "$TMP/fifo"
-    sha256 <"$TMP/fifo" >"$TMP/sum" &
-    hasher=$!
-    exec 7>"$TMP/fifo"
-    read_partition "$tool" "$dev" "$sectors" | send_chunks "$n" \
-      || { exec 7>&-; kill "$hasher" 2>/dev/null; fail "reading partition $n ($fs) failed: $(cat "$TMP/why" 2>/dev/null || tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"; }
-    exec 7>&-
-    wait "$hasher" || fail "hashing the stream of partition $n failed"
-    bytes=$(($(cat "$TMP/bytes") - before))
     [ "$bytes" -gt 0 ] || fail "reading partition $n ($fs) gave no data: $(tail -n 2 "$TMP/partclone.log" 2>/dev/null | tr '\n' ' ')"
-    echo "part=$n start=$start sectors=$sectors fs=$fs tool=$tool bytes=$bytes sha256=$(cut -d' ' -f1 "$TMP/sum")" >>"$TMP/partlines"
+    echo "part=$n start=$start sectors=$sectors fs=$fs tool=$tool bytes=$bytes sha256=$sum" >>"$TMP/partlines"
+    # The watcher's report, if under way, arrives before this exact one.
+    if [ -n "${WATCHER:-}" ]; then kill "$WATCHER" 2>/dev/null; wait "$WATCHER"; WATCHER=; fi
+    read_total=$((read_total + bytes))
+    echo $((read_total + rest)) >"$TMP/total"
+    send_report 2>/dev/null || :
   done <"$TMP/plan"
-  stop_reporter
+  # The last report before "done" is the whole stream, read.
+  stop_reporter wait
+  send_report 2>/dev/null || :
   {
     echo "label=$label"
     echo "disk=$DISK_NAME size=$DISK_SIZE model=$(value_of model "$DISK_LINE") serial=$(value_of serial "$DISK_LINE")"
@@ -416,6 +437,26 @@ partition_stream() {
   fi
   zstd -q -d -c <"$TMP/stream/part-$1" && [ ! -e "$TMP/stream/why" ] \
     || { echo "partition $1 from the stream: $(cat "$TMP/stream/why" 2>/dev/null || echo 'a chunk does not decompress')" >"$TMP/why"; exit 1; }
+}
+
+# FULL: the largest stream partition $2 (sectors) read with tool $1 can give: the raw size,
+# less the 72 bytes of the table in the boot area's first sector.
+full_stream() { if [ "$1" = boot ]; then FULL=$(($2 * 512 - 72)); else FULL=$(($2 * 512)); fi; }
+
+# Once partclone's log shows the used blocks (it counts them before it copies any), the total
+# ($1 plus this partition's share) takes the exact size of the stream it will give: its image
+# header (110 bytes), the bitmap (a bit a block) and its CRC32 (4 bytes), the used blocks; no
+# per-block checksums (-a0). Run in the background: a stop ends it between two polls.
+watch_total() {
+  trap 'exit 0' TERM
+  while ! grep -q '^Total block' "$TMP/partclone.log" 2>/dev/null; do sleep 0.2 >/dev/null 2>&1 & wait $!; done
+  used=$(sed -n 's/^Space in use:.*= *\([0-9]*\) Blocks.*/\1/p' "$TMP/partclone.log")
+  size=$(sed -n 's/^Block size: *\([0-9]*\) Byte.*/\1/p' "$TMP/partclone.log")
+  blocks=$(sed -n 's/^Total block *\([0-9]*\).*/\1/p' "$TMP/partclone.log")
+  [ -n "$used" ] && [ -n "$size" ] && [ -n "$blocks" ] || exit 0
+  echo $(($1 + 110 + (blocks + 7) / 8 + 4 + used * size)) >"$TMP/total"
+  REPORT_FILE=report.estimate send_report 2>/dev/null
+  exit 0
 }
 
 # The partition as a stream: partclone's used-blocks image, or for partclone.dd (which

@@ -147,6 +147,40 @@ else
       for (const r of writing) assert.ok(r.total === total && r.bytes! <= total, `${label}: ${r.bytes} of ${r.total}, the image's total is ${total}`);
     }
 
+    /**
+     * The row's "X of Y" while reading counts stream bytes, and partclone streams only the used
+     * blocks: the total starts at the partitions' sizes (the boot area without its 72 table bytes)
+     * and takes each partition's stream size once it is known: a partclone partition's as soon as
+     * partclone has counted its used blocks, every partition's as it ends. So while partition N
+     * is read the total is one of two values, and the last report before done is the whole
+     * stream, read.
+     */
+    function assertCaptureProgress(jobId: number, image: string, label: string): void {
+      const parts = catalog.get(image)!.partitions;
+      const full = (p: (typeof parts)[number]) => p.sectors * 512 - (p.tool === 'boot' ? 72 : 0);
+      const totalAfter = (i: number) => parts.reduce((n, p, j) => n + (j < i ? p.streamBytes : full(p)), 0);
+      const streams = totalAfter(parts.length);
+      const mine = reports.filter((r) => r.job === jobId).map((r) => r.report);
+      assert.equal(mine.at(-1)?.phase, 'done', `${label}: the capture's last report`);
+      const last = mine.at(-2)!;
+      assert.deepEqual([last.phase, last.bytes, last.total], ['reading', streams, streams], `${label}: the last report before done`);
+      const reading = mine.filter((r) => r.phase === 'reading');
+      parts.forEach((p, i) => {
+        const allowed = [totalAfter(i), totalAfter(i + 1)];
+        const seen = reading.filter((r) => r.part === p.number);
+        for (const r of seen)
+          assert.ok(allowed.includes(r.total!), `${label}: while partition ${p.number} was read the total was ${r.total}, not one of ${allowed.join(', ')}`);
+        assert.ok(
+          seen.some((r) => r.total === allowed[1]),
+          `${label}: no report as partition ${p.number} ended, with the total ${allowed[1]}; seen ${seen.map((r) => r.total).join(', ')}`,
+        );
+      });
+      // The ext4 root is mostly free: once read, the total is far below the partitions' sizes.
+      const root = parts.findIndex((p) => p.tool === 'extfs');
+      assert.ok(totalAfter(root) - totalAfter(root + 1) > 10 * MIB, `${label}: the ext4 stream is ${parts[root].streamBytes} bytes of ${full(parts[root])}`);
+      assert.ok(streams < 0.7 * totalAfter(0), `${label}: the streams are ${streams} bytes of ${totalAfter(0)}`);
+    }
+
     /** Runs the agent as the PC with `mac`, allowed to see only `disks` (with bb-imgio unless `imgio` is false). */
     function agent(mac: string, disks: string[], imgio = true): Promise<{ code: number | null; out: string }> {
       return runAgent(url, mac, disks, work, imgio);
@@ -253,6 +287,7 @@ else
       const verify = await catalog.verify('lab-ref');
       assert.deepEqual({ bad: verify.bad, missing: verify.missing }, { bad: [], missing: [] });
       assert.equal(jobs.get(job.id)!.machines[0].result, 'done');
+      assertCaptureProgress(job.id, 'lab-ref', 'bb-imgio');
       const summary = catalog.summary(manifest);
       assert.ok(summary.storedBytes < summary.usedBytes, `stored ${summary.storedBytes} should be below used ${summary.usedBytes}: chunks are compressed`);
     });
@@ -300,6 +335,7 @@ else
       const shape = (name: string) => catalog.get(name)!.partitions.map((p) => ({ n: p.number, bytes: p.streamBytes, sha: p.streamSha256, chunks: p.chunks }));
       // Same cut, same zstd frames, same names: an image from either path shares its chunks with the other's.
       assert.deepEqual(shape('lab-ref-shell'), shape('lab-ref'));
+      assertCaptureProgress(job.id, 'lab-ref-shell', 'shell path');
 
       const target = disk('shell-target.img', 80);
       const deployJob = jobs.create({ kind: 'deploy', image: 'lab-ref', macs: [TARGET_MAC] });
