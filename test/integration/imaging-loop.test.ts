@@ -91,6 +91,10 @@ else
       return dev;
     }
     function detach(dev: string): void {
+      // Once detached, its number may go to another process: the tear-down must not detach it again.
+      const i = loops.lastIndexOf(dev);
+      if (i < 0) return;
+      loops.splice(i, 1);
       try {
         run('losetup', ['-d', dev]);
       } catch {
@@ -258,7 +262,7 @@ else
         } catch {
           /* not mounted */
         }
-      for (const dev of loops) detach(dev);
+      for (const dev of [...loops].reverse()) detach(dev);
       await new Promise<void>((resolve) => server?.close(() => resolve()));
       store?.close();
       rmSync(work, { recursive: true, force: true });
