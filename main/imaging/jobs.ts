@@ -246,9 +246,12 @@ export class ImagingJobs {
     const now = this.now();
     const bytes = update.bytes ?? previous.bytes;
     const seconds = (now - previous.updated_at) / 1000;
-    // A report right after the last one (the agent also reports as each partition begins) spans
-    // too little time to measure a rate by: the last rate stands until the next tick.
-    const rate = update.phase === previous.phase && seconds >= MIN_RATE_SECONDS && bytes >= previous.bytes ? (bytes - previous.bytes) / seconds : previous.rate;
+    // A report right after the last one spans too little time to measure a rate by, and one that
+    // starts a partition would measure the one before (the boot area: 440 bytes over the wait for
+    // the stream's first chunk, an ETA of hours): the last rate stands until the next tick.
+    const newPart = update.part !== undefined && previous.part !== null && update.part !== previous.part;
+    const measured = update.phase === previous.phase && !newPart && seconds >= MIN_RATE_SECONDS && bytes >= previous.bytes;
+    const rate = measured ? (bytes - previous.bytes) / seconds : previous.rate;
     const result = update.phase === 'done' ? 'done' : update.phase === 'failed' ? 'failed' : null;
     // A failed PC keeps the partition it was on, so its row says where it stopped.
     const part = PARTITION_PHASES.has(update.phase) ? (update.part ?? null) : update.phase === 'failed' ? previous.part : null;

@@ -219,6 +219,13 @@ describe('imaging jobs and the command line', () => {
       now += 1000;
       jobs.report(second.id, '52:54:00:00:00:0a', { phase: 'reading', bytes: 80, part: 2 });
       assert.equal(jobs.get(second.id)!.machines[0].rate, 20);
+      // A report that starts a partition does not measure the one before it, however long it took.
+      now += 1000;
+      jobs.report(second.id, '52:54:00:00:00:0a', { phase: 'reading', bytes: 84, part: 3 });
+      assert.equal(jobs.get(second.id)!.machines[0].rate, 20);
+      now += 1000;
+      jobs.report(second.id, '52:54:00:00:00:0a', { phase: 'reading', bytes: 94, part: 3 });
+      assert.equal(jobs.get(second.id)!.machines[0].rate, 10);
       assert.equal(jobs.failUnfinishedCaptures('the host stopped'), 1);
       assert.equal(jobs.pendingFor('52:54:00:00:00:0a'), undefined);
       assert.throws(() => jobs.create({ kind: 'capture', image: 'x', macs: ['a', 'b'] }), /not a MAC address/);
